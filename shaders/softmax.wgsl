@@ -1,0 +1,109 @@
+// Softmax and log-softmax along the class axis of (outer, classes, inner).
+//
+// A "row" is one (n, s) pair; its classes lie `inner` elements apart.
+//   softmax_wide    a workgroup per row (long rows, inner = 1);
+//   softmax_narrow  an invocation per row (short rows, channel-first maps).
+// Each row is read twice (the (max, sum-exp) pass, then the output pass) and
+// the output written once.
+
+struct Params {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    // 0 = softmax, 1 = log-softmax
+    mode: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const LOG_SOFTMAX: u32 = 1u;
+// Below every finite f32: the identity of the (max, sum) merge.
+const LOWEST: f32 = -3.4028234663852886e38;
+const WIDE_WG: u32 = 64u;
+const NARROW_WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+fn element(row: u32, c: u32) -> u32 {
+    let n = row / p.inner;
+    let s = row - n * p.inner;
+    return (n * p.classes + c) * p.inner + s;
+}
+
+fn online(ms: vec2<f32>, v: f32) -> vec2<f32> {
+    if (v > ms.x) {
+        return vec2<f32>(v, ms.y * exp(ms.x - v) + 1.0);
+    }
+    return vec2<f32>(ms.x, ms.y + exp(v - ms.x));
+}
+
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let m = max(a.x, b.x);
+    return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+fn output(v: f32, ms: vec2<f32>, lse: f32) -> f32 {
+    if (p.mode == LOG_SOFTMAX) {
+        return v - lse;
+    }
+    return exp(v - ms.x) / ms.y;
+}
+
+var<workgroup> wide_ms: array<vec2<f32>, WIDE_WG>;
+
+@compute @workgroup_size(64)
+fn softmax_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = element(row, 0u);
+    var ms = vec2<f32>(LOWEST, 0.0);
+    for (var c = lid; c < p.classes; c += WIDE_WG) {
+        ms = online(ms, x[base + c * p.inner]);
+    }
+    wide_ms[lid] = ms;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    let total = wide_ms[0];
+    let lse = total.x + log(total.y);
+    for (var c = lid; c < p.classes; c += WIDE_WG) {
+        let idx = base + c * p.inner;
+        y[idx] = output(x[idx], total, lse);
+    }
+}
+
+@compute @workgroup_size(64)
+fn softmax_narrow(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = element(row, 0u);
+    var ms = vec2<f32>(LOWEST, 0.0);
+    for (var c = 0u; c < p.classes; c++) {
+        ms = online(ms, x[base + c * p.inner]);
+    }
+    let lse = ms.x + log(ms.y);
+    for (var c = 0u; c < p.classes; c++) {
+        let idx = base + c * p.inner;
+        y[idx] = output(x[idx], ms, lse);
+    }
+}

@@ -1,0 +1,280 @@
+//! The context: a device, its queue, and xent's compiled pipelines.
+
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::verify::Tolerance;
+
+/// Holds the device, the queue and xent's compiled pipelines (built once).
+///
+/// Get one from your own device and queue with [`Context::new`] (xent then
+/// never creates a device of its own), or headless from the environment with
+/// [`Context::from_env`]. A `Context` is `Send + Sync`: share it by reference
+/// or in an `Arc`.
+///
+/// See also [`Context::record_cross_entropy`] (record into your encoder) and
+/// [`Context::cross_entropy`] (slices in, `Vec`s out).
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    pub(crate) scratch: Mutex<Scratch>,
+    pub(crate) verify: Option<Tolerance>,
+}
+
+/// Compute pipelines, built once per context.
+pub(crate) struct Kernels {
+    pub target_stats: wgpu::ComputePipeline,
+    pub rows_wide: wgpu::ComputePipeline,
+    pub rows_narrow: wgpu::ComputePipeline,
+    pub reduce_loss: wgpu::ComputePipeline,
+    pub softmax_wide: wgpu::ComputePipeline,
+    pub softmax_narrow: wgpu::ComputePipeline,
+}
+
+/// Scratch buffers reused across calls. Passes recorded by separate calls run
+/// in submission order on the one queue, so reuse never races.
+pub(crate) struct Scratch {
+    /// [denominator, sum of class weights, 0, 0]
+    pub stats: wgpu::Buffer,
+    /// Per-row losses for `mean` and `sum`; grown on demand.
+    pub row_loss: Option<wgpu::Buffer>,
+    /// Bound in place of absent class weights.
+    pub no_weights: wgpu::Buffer,
+    /// Bound in place of an absent gradient output.
+    pub no_grad: wgpu::Buffer,
+    /// Bound in place of the loss output for `none` (never written).
+    pub no_loss: wgpu::Buffer,
+}
+
+const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
+const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+
+impl Context {
+    /// Wraps the caller's device and queue and compiles xent's pipelines.
+    ///
+    /// xent records into and submits to this device only; it never creates one.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] if a shader fails to compile on this device.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (device, queue) = xent::headless_device()?;
+    /// // `device` and `queue` are yours, from your own adapter.
+    /// let ctx = xent::Context::new(device, queue)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Kernels::build(&device);
+        let scratch = Scratch::new(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("building xent's pipelines: {e}")));
+        }
+        Ok(Self {
+            device,
+            queue,
+            kernels,
+            scratch: Mutex::new(scratch),
+            verify: None,
+        })
+    }
+
+    /// A headless context on the adapter the environment picks.
+    ///
+    /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `gl`), `WGPU_ADAPTER_NAME` (a
+    /// case-insensitive substring of the adapter's name) and `WGPU_POWER_PREF`
+    /// (`low`, `high`, `none`). The device gets the adapter's own limits.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`], naming what was asked for and how to get a
+    /// software adapter; [`Error::DeviceRequest`] if the adapter refuses.
+    ///
+    /// ```no_run
+    /// let ctx = xent::Context::from_env()?;
+    /// println!("{}", ctx.adapter_summary());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        let (device, queue) = headless_device()?;
+        Self::new(device, queue)
+    }
+
+    /// Turns on verify mode for the host API: each GPU result is compared with
+    /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`].
+    ///
+    /// ```no_run
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn with_verify(mut self, tolerance: Tolerance) -> Self {
+        self.verify = Some(tolerance);
+        self
+    }
+
+    /// The device xent records for.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue the host API submits to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter behind the device.
+    pub fn adapter_info(&self) -> wgpu::AdapterInfo {
+        self.device.adapter_info()
+    }
+
+    /// One line naming the adapter, its backend and driver.
+    pub fn adapter_summary(&self) -> String {
+        let info = self.adapter_info();
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            info.name, info.backend, info.device_type, info.driver, info.driver_info
+        )
+    }
+}
+
+/// Opens a headless device and queue the way [`Context::from_env`] does, for
+/// callers who want to build their own pipelines on the same device.
+///
+/// # Errors
+/// As [`Context::from_env`].
+///
+/// ```no_run
+/// let (device, queue) = xent::headless_device()?;
+/// let ctx = xent::Context::new(device.clone(), queue.clone())?;
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
+    let adapter = adapter_from_env()?;
+    let info = adapter.get_info();
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("xent device"),
+        required_features: wgpu::Features::empty(),
+        required_limits: adapter.limits(),
+        ..Default::default()
+    };
+    pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::DeviceRequest {
+        adapter: info.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Every adapter the environment's backends offer (all backends when
+/// `WGPU_BACKEND` is unset).
+pub fn enumerate_adapters() -> Vec<wgpu::Adapter> {
+    let instance = instance_from_env();
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn instance_from_env() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if wgpu::Backends::from_env().is_none() {
+        desc.backends = wgpu::Backends::all();
+    }
+    wgpu::Instance::new(desc)
+}
+
+fn adapter_from_env() -> Result<wgpu::Adapter> {
+    let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "any".into());
+    let name = std::env::var("WGPU_ADAPTER_NAME").ok();
+    let instance = instance_from_env();
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    if let Some(wanted) = name {
+        let wanted_lc = wanted.to_lowercase();
+        let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
+            .ok_or_else(|| Error::NoAdapter {
+                request: format!(
+                    "WGPU_BACKEND={backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {}",
+                    if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                ),
+            });
+    }
+    let power_preference = wgpu::PowerPreference::from_env().unwrap_or_default();
+    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference,
+        force_fallback_adapter: false,
+        compatible_surface: None,
+        ..Default::default()
+    }))
+    .map_err(|e| Error::NoAdapter {
+        request: format!("WGPU_BACKEND={backend}, WGPU_POWER_PREF={power_preference:?}: {e}"),
+    })
+}
+
+impl Kernels {
+    fn build(device: &wgpu::Device) -> Self {
+        let ce = module(device, "xent cross_entropy.wgsl", CROSS_ENTROPY_WGSL);
+        let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
+        Self {
+            target_stats: pipeline(device, &ce, "target_stats"),
+            rows_wide: pipeline(device, &ce, "rows_wide"),
+            rows_narrow: pipeline(device, &ce, "rows_narrow"),
+            reduce_loss: pipeline(device, &ce, "reduce_loss"),
+            softmax_wide: pipeline(device, &sm, "softmax_wide"),
+            softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
+        }
+    }
+}
+
+fn module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    })
+}
+
+fn pipeline(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+impl Scratch {
+    fn new(device: &wgpu::Device) -> Self {
+        let small = |label: &str| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        Self {
+            stats: small("xent stats"),
+            row_loss: None,
+            no_weights: small("xent no-weights"),
+            no_grad: small("xent no-grad"),
+            no_loss: small("xent no-loss"),
+        }
+    }
+
+    /// A per-row loss buffer of at least `bytes`, reused while large enough.
+    pub fn row_loss(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+        match &self.row_loss {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("xent row losses"),
+                    size: bytes.max(16),
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                });
+                self.row_loss = Some(b.clone());
+                b
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The one error type of the crate.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in xent, as one growing enum.
+///
+/// Every message names the value that was wrong and what was expected. The
+/// enum is `#[non_exhaustive]`: match on the variants you handle and keep a
+/// wildcard arm.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No GPU adapter matched the request.
+    #[error(
+        "no GPU adapter found ({request}); for a software adapter install Mesa's Vulkan driver \
+         (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`) or run with WGPU_BACKEND=gl and Mesa's llvmpipe"
+    )]
+    NoAdapter {
+        /// What was asked for: backends and adapter name from the environment.
+        request: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter {adapter}: {reason}")]
+    DeviceRequest {
+        /// The adapter's name.
+        adapter: String,
+        /// What wgpu said.
+        reason: String,
+    },
+    /// A shape that is empty, has a zero-sized axis, or is too large.
+    #[error("invalid shape {shape:?}: {reason}")]
+    InvalidShape {
+        /// The shape as given.
+        shape: Vec<usize>,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor's length does not match the shape it is used with.
+    #[error("{what} has {actual} elements but the shape {shape:?} needs {expected}")]
+    ShapeMismatch {
+        /// Which tensor.
+        what: &'static str,
+        /// The shape it was checked against.
+        shape: Vec<usize>,
+        /// Elements the shape needs.
+        expected: usize,
+        /// Elements given.
+        actual: usize,
+    },
+    /// A buffer is too small for the shape or lacks a needed usage flag.
+    #[error("buffer `{what}` is unusable: {reason}")]
+    BadBuffer {
+        /// Which buffer.
+        what: &'static str,
+        /// Its size, the size needed, or the missing usage.
+        reason: String,
+    },
+    /// Class weights whose length is not the number of classes.
+    #[error("weights have length {actual} but there are {classes} classes")]
+    WeightsLength {
+        /// Number of classes (C).
+        classes: usize,
+        /// Length of the weights given.
+        actual: usize,
+    },
+    /// An option outside its domain (label smoothing outside [0, 1], NaN, ...).
+    #[error("invalid option {name} = {value}: expected {expected}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// The value given, printed.
+        value: String,
+        /// What the option accepts.
+        expected: &'static str,
+    },
+    /// A class-index target outside [0, C) that is not `ignore_index`.
+    #[error(
+        "target {value} at position {position:?} is out of range: expected a class in [0, {classes}) \
+         or ignore_index {ignore_index} ({count} bad target(s) in all)"
+    )]
+    TargetOutOfRange {
+        /// Position of the first bad target, as indices into the target's shape.
+        position: Vec<usize>,
+        /// The bad target value.
+        value: i64,
+        /// Number of classes (C).
+        classes: usize,
+        /// The ignore index in force.
+        ignore_index: i64,
+        /// How many targets are out of range in all.
+        count: u64,
+    },
+    /// The GPU result disagrees with the CPU reference beyond the tolerance.
+    #[error(
+        "GPU and CPU disagree on {what} at index {index}: gpu {gpu}, cpu {cpu}, tolerance: |gpu - cpu| <= {abs} or <= {rel} x max(|gpu|, |cpu|)"
+    )]
+    Mismatch {
+        /// Which output.
+        what: &'static str,
+        /// Flat index of the worst element.
+        index: usize,
+        /// GPU value.
+        gpu: f64,
+        /// CPU value.
+        cpu: f64,
+        /// Absolute tolerance.
+        abs: f64,
+        /// Relative tolerance.
+        rel: f64,
+    },
+    /// wgpu reported an error while running xent's work.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+/// Shorthand for `std::result::Result<T, xent::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

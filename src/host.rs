@@ -1,0 +1,319 @@
+//! The host API: slices in, `Vec`s out, built on the recording API.
+//!
+//! Each call uploads, records with [`Context::record_cross_entropy`] (or
+//! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
+//! it then holds the result against the [`cpu`](crate::cpu) twin.
+
+use wgpu::util::DeviceExt;
+
+use crate::context::Context;
+use crate::cpu::{self, CrossEntropyOutput};
+use crate::error::{Error, Result};
+use crate::options::{CrossEntropyOptions, Reduction};
+use crate::record::{CrossEntropyBuffers, SoftmaxKind, Status, STATUS_SIZE};
+use crate::shape::Layout;
+use crate::validate;
+
+/// Integer types accepted as class-index targets by the host API.
+pub trait ClassIndex: Copy {
+    /// The index as an `i64`, PyTorch's target type.
+    fn to_i64(self) -> i64;
+}
+
+impl ClassIndex for i64 {
+    fn to_i64(self) -> i64 {
+        self
+    }
+}
+impl ClassIndex for i32 {
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+impl ClassIndex for u8 {
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
+const STORAGE_OUT: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+
+impl Context {
+    /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
+    /// `F.cross_entropy(logits, targets, weight, ignore_index, reduction,
+    /// label_smoothing)` with class-index targets.
+    ///
+    /// `logits` has shape `dims` = `(C)`, `(N, C)` or `(N, C, d1, …, dK)`
+    /// (class axis 1); `targets` the same shape without the class axis;
+    /// `weights` length C. The formulas of each option are on
+    /// [`CrossEntropyOptions`]. The gradient is returned when
+    /// `opts.compute_grad` is set.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
+    /// [`Error::WeightsLength`], [`Error::InvalidOption`];
+    /// [`Error::TargetOutOfRange`] from the GPU's range check, naming the
+    /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
+    /// let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default())?;
+    /// assert!((out.scalar().unwrap() - 3.7925).abs() < 1e-4);
+    /// let grad = out.grad.unwrap(); // (softmax - onehot) / 3
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_entropy<T: ClassIndex>(
+        &self,
+        logits: &[f32],
+        dims: &[usize],
+        targets: &[T],
+        weights: Option<&[f32]>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
+        let layout = Layout::from_dims(dims)?;
+        let weights64: Option<Vec<f64>> = weights.map(|w| w.iter().map(|&v| f64::from(v)).collect());
+        validate::inputs(&layout, logits.len(), targets.len(), weights64.as_deref(), opts)?;
+        let targets64: Vec<i64> = targets.iter().map(|t| t.to_i64()).collect();
+        let targets32 = narrow_targets(&layout, &targets64, opts.ignore_index)?;
+
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let upload = |label, contents: &[u8]| {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: STORAGE_IN,
+            })
+        };
+        let output = |label, elems: usize| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (elems as u64 * 4).max(4),
+                usage: STORAGE_OUT,
+                mapped_at_creation: false,
+            })
+        };
+        let logits_buf = upload("xent logits", bytemuck::cast_slice(logits));
+        let targets_buf = upload("xent targets", bytemuck::cast_slice(&targets32));
+        let weights_buf = weights.map(|w| upload("xent weights", bytemuck::cast_slice(w)));
+        let loss_elems = if opts.reduction == Reduction::None { layout.rows() } else { 1 };
+        let loss_buf = output("xent loss", loss_elems);
+        let grad_buf = opts.compute_grad.then(|| output("xent grad", layout.len()));
+        let status_buf = output("xent status", STATUS_SIZE as usize / 4);
+
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        self.record_cross_entropy(
+            &mut encoder,
+            dims,
+            opts,
+            &CrossEntropyBuffers {
+                logits: &logits_buf,
+                targets: &targets_buf,
+                weights: weights_buf.as_ref(),
+                loss: &loss_buf,
+                grad: grad_buf.as_ref(),
+                status: &status_buf,
+            },
+        )?;
+        let mut wanted = vec![&status_buf, &loss_buf];
+        wanted.extend(grad_buf.as_ref());
+        let bytes = self.download(encoder, &wanted);
+        pop_scope(oom)?;
+        pop_scope(scope)?;
+        let mut bytes = bytes?;
+        let mut bytes = bytes.drain(..);
+        let status = Status::from_bytes(&bytes.next().unwrap_or_default());
+        status.check(&layout, opts.ignore_index)?;
+        let loss: Vec<f32> = to_f32(&bytes.next().unwrap_or_default(), loss_elems);
+        let grad = grad_buf.map(|_| to_f32(&bytes.next().unwrap_or_default(), layout.len()));
+        let out = CrossEntropyOutput {
+            loss,
+            loss_dims: if opts.reduction == Reduction::None { layout.target_dims() } else { Vec::new() },
+            grad,
+        };
+        if let Some(tol) = self.verify {
+            let reference = cpu::cross_entropy(logits, dims, &targets64, weights, opts)?;
+            tol.compare("loss", &out.loss, &reference.loss)?;
+            if let (Some(g), Some(r)) = (&out.grad, &reference.grad) {
+                tol.compare("grad", g, r)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Softmax along the class axis on the GPU.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`]; [`Error::Mismatch`] in verify mode.
+    ///
+    /// ```no_run
+    /// let ctx = xent::Context::from_env()?;
+    /// let p = ctx.softmax(&[0.0, 0.0], &[1, 2])?;
+    /// assert_eq!(p, vec![0.5, 0.5]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
+        self.normalise(x, dims, SoftmaxKind::Softmax)
+    }
+
+    /// Log-softmax along the class axis on the GPU.
+    ///
+    /// # Errors
+    /// As [`Context::softmax`].
+    ///
+    /// ```no_run
+    /// let ctx = xent::Context::from_env()?;
+    /// let y = ctx.log_softmax(&[1.0, 1.0], &[2])?;
+    /// assert!((y[0] + std::f32::consts::LN_2).abs() < 1e-6);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn log_softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
+        self.normalise(x, dims, SoftmaxKind::LogSoftmax)
+    }
+
+    fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
+        let layout = Layout::from_dims(dims)?;
+        validate::length("input", dims, layout.len(), x.len())?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let input = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("xent softmax input"),
+            contents: bytemuck::cast_slice(x),
+            usage: STORAGE_IN,
+        });
+        let output = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent softmax output"),
+            size: layout.len() as u64 * 4,
+            usage: STORAGE_OUT,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        self.record_softmax(&mut encoder, dims, kind, &input, &output)?;
+        let bytes = self.download(encoder, &[&output]);
+        pop_scope(scope)?;
+        let bytes = bytes?;
+        let y = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
+        if let Some(tol) = self.verify {
+            let reference = match kind {
+                SoftmaxKind::Softmax => cpu::softmax(x, dims)?,
+                SoftmaxKind::LogSoftmax => cpu::log_softmax(x, dims)?,
+            };
+            tol.compare("softmax", &y, &reference)?;
+        }
+        Ok(y)
+    }
+
+    /// Reads a status buffer written by [`Context::record_cross_entropy`]
+    /// (submits a copy and waits). The buffer needs `COPY_SRC` usage.
+    ///
+    /// # Errors
+    /// [`Error::BadBuffer`] for a buffer too small or without `COPY_SRC`; [`Error::Gpu`].
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &xent::Context, status: &wgpu::Buffer) -> Result<(), xent::Error> {
+    /// let s = ctx.read_status(status)?;
+    /// s.check(&xent::Layout::from_dims(&[3, 5])?, -100)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_status(&self, status: &wgpu::Buffer) -> Result<Status> {
+        if status.size() < STATUS_SIZE || !status.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::BadBuffer {
+                what: "status",
+                reason: format!(
+                    "{} bytes with usage {:?}; need {STATUS_SIZE} bytes and COPY_SRC",
+                    status.size(),
+                    status.usage()
+                ),
+            });
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let encoder = self.device.create_command_encoder(&Default::default());
+        let bytes = self.download(encoder, &[status]);
+        pop_scope(scope)?;
+        let bytes = bytes?;
+        Ok(Status::from_bytes(bytes.first().map_or(&[][..], |b| b)))
+    }
+
+    /// Finishes `encoder` with copies of `buffers` into mappable staging
+    /// buffers, submits, waits, and returns their bytes in order.
+    pub(crate) fn download(&self, mut encoder: wgpu::CommandEncoder, buffers: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+        let staging: Vec<wgpu::Buffer> = buffers
+            .iter()
+            .map(|b| {
+                let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("xent readback"),
+                    size: b.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(b, 0, &staging, 0, b.size());
+                staging
+            })
+            .collect();
+        self.queue.submit([encoder.finish()]);
+        let receivers: Vec<_> = staging
+            .iter()
+            .map(|s| {
+                let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+                s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send(r);
+                });
+                rx
+            })
+            .collect();
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        staging
+            .iter()
+            .zip(receivers)
+            .map(|(s, rx)| match pollster::block_on(rx.receive()) {
+                Some(Ok(())) => {
+                    let bytes = s
+                        .get_mapped_range(..)
+                        .map(|v| v.to_vec())
+                        .map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
+                    s.unmap();
+                    Ok(bytes)
+                }
+                Some(Err(e)) => Err(Error::Gpu(format!("mapping a readback buffer: {e}"))),
+                None => Err(Error::Gpu("a readback buffer was never mapped".into())),
+            })
+            .collect()
+    }
+}
+
+/// Targets as the GPU's i32. A value that does not fit is out of range for
+/// any class count the kernels index, so the range check names it.
+fn narrow_targets(layout: &Layout, targets: &[i64], ignore_index: i64) -> Result<Vec<i32>> {
+    match targets.iter().map(|&t| i32::try_from(t)).collect() {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            validate::target_range(layout, targets, ignore_index)?;
+            Err(Error::InvalidShape {
+                shape: layout.dims.clone(),
+                reason: "more than 2^31 classes: targets do not fit the GPU's i32".into(),
+            })
+        }
+    }
+}
+
+fn pop_scope(scope: wgpu::ErrorScopeGuard) -> Result<()> {
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::Gpu(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn to_f32(bytes: &[u8], elems: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .take(elems)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    // A failed readback (already reported by the error scope) leaves NaN, never zeros.
+    v.resize(elems, f32::NAN);
+    v
+}

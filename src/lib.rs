@@ -1,0 +1,49 @@
+//! # xent
+//!
+//! Softmax cross-entropy, its gradient and its relatives (softmax,
+//! log-softmax) as WGSL compute shaders on [wgpu], with PyTorch's semantics
+//! and an f64 CPU twin for every op.
+//!
+//! Two API levels:
+//! * **recording** — [`Context::record_cross_entropy`] and
+//!   [`Context::record_softmax`] take your buffers and your
+//!   `&mut wgpu::CommandEncoder`, record passes and submit nothing;
+//! * **host** — [`Context::cross_entropy`], [`Context::softmax`],
+//!   [`Context::log_softmax`]: slices in, `Vec`s out, built on the recording
+//!   level, with an optional verify mode against [`cpu`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), xent::Error> {
+//! let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+//! let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
+//! let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default())?;
+//! println!("loss {}", out.scalar().unwrap()); // 3.7925
+//! # Ok(()) }
+//! ```
+//!
+//! Layouts, kernels and numerics are described in `ARCHITECTURE.md`.
+
+mod context;
+pub mod cpu;
+mod error;
+mod host;
+mod options;
+mod record;
+mod shape;
+mod validate;
+mod verify;
+
+pub use context::{enumerate_adapters, headless_device, Context};
+pub use cpu::CrossEntropyOutput;
+pub use error::{Error, Result};
+pub use host::ClassIndex;
+pub use options::{CrossEntropyOptions, Reduction};
+pub use record::{CrossEntropyBuffers, SoftmaxKind, Status, STATUS_SIZE};
+pub use shape::Layout;
+pub use verify::{max_abs_diff, Tolerance};
+
+/// Compile-time check that a context can be shared across threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Context>();
+};

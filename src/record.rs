@@ -1,0 +1,418 @@
+//! The GPU-resident API: record xent's passes into the caller's encoder.
+//!
+//! Nothing here submits or reads back: the caller's buffers go in, the
+//! caller's encoder gets the passes, and the results stay on the GPU.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::options::{CrossEntropyOptions, Reduction};
+use crate::shape::Layout;
+use crate::validate;
+
+/// Rows with at least this many classes get a workgroup each; shorter rows
+/// (and every channel-first map) get an invocation each.
+pub(crate) const WIDE_MIN_CLASSES: usize = 128;
+/// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
+const NARROW_WG: usize = 64;
+
+/// Size in bytes of a status buffer: see [`Status`].
+pub const STATUS_SIZE: u64 = 16;
+
+/// The buffers of one [`Context::record_cross_entropy`] call, all the caller's.
+///
+/// Every buffer needs `STORAGE` usage; sizes are in elements of 4 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossEntropyBuffers<'a> {
+    /// f32 logits, `layout.len()` elements, in the input's layout.
+    pub logits: &'a wgpu::Buffer,
+    /// i32 class indices, one per row (`layout.rows()` elements).
+    pub targets: &'a wgpu::Buffer,
+    /// f32 class weights, C elements; `None` for all ones.
+    pub weights: Option<&'a wgpu::Buffer>,
+    /// f32 output: 1 element for `mean` and `sum`, `layout.rows()` for `none`.
+    pub loss: &'a wgpu::Buffer,
+    /// f32 output ∂loss/∂logits, `layout.len()` elements; `None` to skip the gradient.
+    pub grad: Option<&'a wgpu::Buffer>,
+    /// Receives the target range check: [`STATUS_SIZE`] bytes. Read it with
+    /// [`Status::from_bytes`] (or [`Context::read_status`]) after submitting.
+    pub status: &'a wgpu::Buffer,
+}
+
+/// What the GPU's target check found, as read from a status buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Number of targets out of range (neither a class nor `ignore_index`).
+    pub bad_targets: u32,
+    /// Flat position of the first bad target (meaningful when `bad_targets > 0`).
+    pub first_position: u32,
+    /// The first bad target's value.
+    pub first_value: i32,
+}
+
+impl Status {
+    /// Decodes the [`STATUS_SIZE`] bytes of a status buffer.
+    ///
+    /// ```
+    /// let s = xent::Status::from_bytes(&[0u8; 16]);
+    /// assert_eq!(s.bad_targets, 0);
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let word = |i: usize| {
+            bytes
+                .get(4 * i..4 * i + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        Self {
+            bad_targets: word(0),
+            first_position: word(1),
+            first_value: word(2) as i32,
+        }
+    }
+
+    /// `Ok` when every target was in range, else the typed error naming the
+    /// first bad target's position (in the target's shape) and value.
+    ///
+    /// # Errors
+    /// [`Error::TargetOutOfRange`].
+    pub fn check(&self, layout: &Layout, ignore_index: i64) -> Result<()> {
+        if self.bad_targets == 0 {
+            return Ok(());
+        }
+        Err(validate::out_of_range(
+            layout,
+            self.first_position as usize,
+            i64::from(self.first_value),
+            ignore_index,
+            u64::from(self.bad_targets),
+        ))
+    }
+}
+
+/// Mirrors `Params` in `shaders/cross_entropy.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CrossEntropyParams {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    ignore_index: i32,
+    has_weights: u32,
+    write_grad: u32,
+    reduction: u32,
+    smoothing: f32,
+    nan: f32,
+    _pad: [u32; 2],
+}
+
+/// Mirrors `Params` in `shaders/softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SoftmaxParams {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    mode: u32,
+    _pad: [u32; 3],
+}
+
+/// Which normalisation [`Context::record_softmax`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftmaxKind {
+    /// `exp(x − max) / Σ exp(x − max)`.
+    Softmax,
+    /// `x − max − log Σ exp(x − max)`.
+    LogSoftmax,
+}
+
+impl Context {
+    /// Records the fused cross-entropy forward and backward into `encoder`.
+    ///
+    /// `dims` is the logits' shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`,
+    /// class axis 1. Four passes are recorded: target statistics (the mean's
+    /// denominator and the range check, into `buffers.status`), the per-row
+    /// loss and gradient, and the fixed-order reduction of the loss. Nothing is
+    /// submitted; results are in the caller's buffers once the caller submits.
+    ///
+    /// Out-of-range targets do not fault the device: their rows get NaN loss
+    /// and gradient, and the status buffer names the first of them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`], [`Error::InvalidOption`], and
+    /// [`Error::BadBuffer`] for a buffer too small for `dims`, without
+    /// `STORAGE` usage, larger than the device binds, or an output that
+    /// aliases another buffer.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |contents: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents, usage: storage });
+    /// let logits = init(bytemuck::cast_slice(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0]));
+    /// let targets = init(bytemuck::cast_slice(&[2i32, 0]));
+    /// let empty = |size| dev.create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, usage: storage, mapped_at_creation: false });
+    /// let (loss, grad, status) = (empty(4), empty(24), empty(xent::STATUS_SIZE));
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// ctx.record_cross_entropy(&mut encoder, &[2, 3], &Default::default(), &xent::CrossEntropyBuffers {
+    ///     logits: &logits, targets: &targets, weights: None,
+    ///     loss: &loss, grad: Some(&grad), status: &status,
+    /// })?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_cross_entropy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+    ) -> Result<()> {
+        let layout = Layout::from_dims(dims)?;
+        opts.validate()?;
+        let b = buffers;
+        let elems = layout.len() as u64;
+        let rows = layout.rows() as u64;
+        let loss_elems = if opts.reduction == Reduction::None { rows } else { 1 };
+        self.check_buffer("logits", b.logits, elems)?;
+        self.check_buffer("targets", b.targets, rows)?;
+        if let Some(w) = b.weights {
+            self.check_buffer("weights", w, layout.classes as u64)?;
+        }
+        self.check_buffer("loss", b.loss, loss_elems)?;
+        if let Some(g) = b.grad {
+            self.check_buffer("grad", g, elems)?;
+        }
+        self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
+            vec![("logits", b.logits), ("targets", b.targets), ("loss", b.loss), ("status", b.status)];
+        all.extend(b.weights.map(|w| ("weights", w)));
+        all.extend(b.grad.map(|g| ("grad", g)));
+        no_aliasing(&all)?;
+
+        let params = CrossEntropyParams {
+            outer: layout.outer as u32,
+            classes: layout.classes as u32,
+            inner: layout.inner as u32,
+            rows: rows as u32,
+            ignore_index: opts.ignore_index as i32,
+            has_weights: u32::from(b.weights.is_some()),
+            write_grad: u32::from(b.grad.is_some()),
+            reduction: opts.reduction.code(),
+            smoothing: opts.label_smoothing,
+            nan: f32::NAN,
+            _pad: [0; 2],
+        };
+        let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
+
+        let (stats, row_loss, no_weights, no_grad, no_loss) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let row_loss = match opts.reduction {
+                Reduction::None => b.loss.clone(),
+                _ => s.row_loss(&self.device, rows * 4),
+            };
+            (s.stats.clone(), row_loss, s.no_weights.clone(), s.no_grad.clone(), s.no_loss.clone())
+        };
+        let weights = b.weights.unwrap_or(&no_weights);
+        let grad = b.grad.unwrap_or(&no_grad);
+        let loss_out = if opts.reduction == Reduction::None { &no_loss } else { b.loss };
+
+        let k = &self.kernels;
+        let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
+        let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
+        let stats_group = self.bind(
+            &k.target_stats,
+            &[(0, &uniform), (2, b.targets), (3, weights), (4, &stats), (5, b.status)],
+        );
+        let rows_group = self.bind(
+            rows_pipeline,
+            &[
+                (0, &uniform),
+                (1, b.logits),
+                (2, b.targets),
+                (3, weights),
+                (4, &stats),
+                (6, &row_loss),
+                (7, grad),
+            ],
+        );
+        let row_groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
+        let grid = self.grid(row_groups)?;
+
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xent cross-entropy"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&k.target_stats);
+        pass.set_bind_group(0, &stats_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+        pass.set_pipeline(rows_pipeline);
+        pass.set_bind_group(0, &rows_group, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        if opts.reduction != Reduction::None {
+            let reduce_group = self.bind(
+                &k.reduce_loss,
+                &[(0, &uniform), (4, &stats), (6, &row_loss), (8, loss_out)],
+            );
+            pass.set_pipeline(&k.reduce_loss);
+            pass.set_bind_group(0, &reduce_group, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        Ok(())
+    }
+
+    /// Records softmax or log-softmax of `input` along the class axis into `output`.
+    ///
+    /// `dims` as in [`Context::record_cross_entropy`]; both buffers hold
+    /// `layout.len()` f32 values and need `STORAGE` usage.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] and [`Error::BadBuffer`] as for cross-entropy.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let x = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[1.0f32, 2.0, 3.0]), usage });
+    /// let y = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 12, usage, mapped_at_creation: false });
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax(&mut encoder, &[1, 3], xent::SoftmaxKind::LogSoftmax, &x, &y)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_softmax(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let layout = Layout::from_dims(dims)?;
+        let elems = layout.len() as u64;
+        self.check_buffer("input", input, elems)?;
+        self.check_buffer("output", output, elems)?;
+        no_aliasing(&[("input", input), ("output", output)])?;
+        let params = SoftmaxParams {
+            outer: layout.outer as u32,
+            classes: layout.classes as u32,
+            inner: layout.inner as u32,
+            rows: layout.rows() as u32,
+            mode: match kind {
+                SoftmaxKind::Softmax => 0,
+                SoftmaxKind::LogSoftmax => 1,
+            },
+            _pad: [0; 3],
+        };
+        let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params));
+        let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
+        let k = &self.kernels;
+        let pipeline = if wide { &k.softmax_wide } else { &k.softmax_narrow };
+        let group = self.bind(pipeline, &[(0, &uniform), (1, input), (2, output)]);
+        let groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
+        let grid = self.grid(groups)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xent softmax"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        Ok(())
+    }
+
+    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    fn bind(&self, pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .iter()
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                // A caller's buffer may be larger than the device binds; the
+                // kernels never index past what the shape needs (checked).
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(buffer.size().min(max_binding) & !3),
+                }),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("xent bind group"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    /// Spreads `groups` workgroups over x and y so neither exceeds the
+    /// device's per-dimension limit; kernels rebuild the index as x + y·nx.
+    fn grid(&self, groups: usize) -> Result<(u32, u32)> {
+        let max = self.device.limits().max_compute_workgroups_per_dimension as usize;
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(Error::BadBuffer {
+                what: "logits",
+                reason: format!("{groups} workgroups exceed the device's {max} x {max} grid"),
+            });
+        }
+        Ok((x as u32, y as u32))
+    }
+
+    /// A caller's buffer: STORAGE usage, at least `elems` 4-byte elements, and
+    /// within the device's largest storage binding.
+    fn check_buffer(&self, what: &'static str, buffer: &wgpu::Buffer, elems: u64) -> Result<()> {
+        let need = elems * 4;
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!("usage {:?} lacks STORAGE", buffer.usage()),
+            });
+        }
+        if buffer.size() < need {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!("{} bytes, but the shape needs {need}", buffer.size()),
+            });
+        }
+        let max = self.device.limits().max_storage_buffer_binding_size;
+        if need > max {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!("the shape needs {need} bytes, more than the device's largest storage binding of {max} bytes"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {
+    for (i, (a_name, a)) in buffers.iter().enumerate() {
+        for (b_name, b) in &buffers[i + 1..] {
+            if a == b {
+                return Err(Error::BadBuffer {
+                    what: a_name,
+                    reason: format!("the same buffer is also passed as `{b_name}`"),
+                });
+            }
+        }
+    }
+    Ok(())
+}

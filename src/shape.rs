@@ -1,0 +1,119 @@
+//! Shapes: how a tensor of logits maps onto rows of classes.
+
+use crate::error::{Error, Result};
+
+/// The class-axis view of an input shape, as the kernels see it.
+///
+/// An input of shape `(N, C, d1, …, dK)` is `outer = N`, `classes = C`,
+/// `inner = d1·…·dK`; `(N, C)` has `inner = 1`; an unbatched `(C)` has
+/// `outer = 1, inner = 1`. Element `(n, c, s)` lives at `(n·C + c)·inner + s`,
+/// so a row of classes is strided by `inner` and each class plane is contiguous.
+///
+/// ```
+/// let layout = xent::Layout::from_dims(&[2, 21, 4, 4]).unwrap();
+/// assert_eq!((layout.outer, layout.classes, layout.inner), (2, 21, 16));
+/// assert_eq!(layout.rows(), 32);
+/// assert_eq!(layout.target_dims(), vec![2, 4, 4]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The input's dimensions as given.
+    pub dims: Vec<usize>,
+    /// Product of the axes before the class axis (1 for an unbatched input).
+    pub outer: usize,
+    /// Number of classes: the size of the class axis.
+    pub classes: usize,
+    /// Product of the axes after the class axis.
+    pub inner: usize,
+}
+
+impl Layout {
+    /// Reads an input shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`, class axis 1
+    /// (axis 0 for a one-axis input), as in PyTorch's `F.cross_entropy`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] when the shape has no axes, an axis of size 0, or
+    /// more elements or rows than the kernels index with 32-bit integers.
+    pub fn from_dims(dims: &[usize]) -> Result<Self> {
+        let bad = |reason: &str| Error::InvalidShape {
+            shape: dims.to_vec(),
+            reason: reason.to_string(),
+        };
+        if dims.is_empty() {
+            return Err(bad("expected (C), (N, C) or (N, C, d1, ..., dK); got a scalar"));
+        }
+        if let Some(axis) = dims.iter().position(|&d| d == 0) {
+            return Err(Error::InvalidShape {
+                shape: dims.to_vec(),
+                reason: format!("axis {axis} has size 0: empty inputs have no loss"),
+            });
+        }
+        let (outer, classes, inner) = if dims.len() == 1 {
+            (1, dims[0], 1)
+        } else {
+            (dims[0], dims[1], dims[2..].iter().product())
+        };
+        let total = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad("the number of elements overflows usize"))?;
+        if total > u32::MAX as usize {
+            return Err(Error::InvalidShape {
+                shape: dims.to_vec(),
+                reason: format!("{total} elements exceed the 2^32 - 1 that 32-bit indices address"),
+            });
+        }
+        Ok(Self {
+            dims: dims.to_vec(),
+            outer,
+            classes,
+            inner,
+        })
+    }
+
+    /// Number of rows (one per target): `outer · inner`.
+    pub fn rows(&self) -> usize {
+        self.outer * self.inner
+    }
+
+    /// Number of elements of the input: `outer · classes · inner`.
+    pub fn len(&self) -> usize {
+        self.outer * self.classes * self.inner
+    }
+
+    /// Always false: a layout has no zero-sized axis.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The shape of the targets and of a `none` loss: the input's without the class axis.
+    pub fn target_dims(&self) -> Vec<usize> {
+        match self.dims.len() {
+            1 => Vec::new(),
+            _ => {
+                let mut d = vec![self.dims[0]];
+                d.extend_from_slice(&self.dims[2..]);
+                d
+            }
+        }
+    }
+
+    /// The multi-index, in the target's shape, of flat target position `flat`.
+    pub fn target_position(&self, flat: usize) -> Vec<usize> {
+        let dims = self.target_dims();
+        let mut pos = vec![0; dims.len()];
+        let mut rest = flat;
+        for (slot, &d) in pos.iter_mut().zip(&dims).rev() {
+            *slot = rest % d;
+            rest /= d;
+        }
+        pos
+    }
+
+    /// Flat index of element (row, class), with row = n·inner + s.
+    pub fn element(&self, row: usize, class: usize) -> usize {
+        let n = row / self.inner;
+        let s = row % self.inner;
+        (n * self.classes + class) * self.inner + s
+    }
+}
