@@ -122,10 +122,11 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
         }
         stats[1] = select(f32(p.classes), st_wsum[0], p.has_weights != 0u);
         status[0] = st_bad[0];
-        status[1] = st_first[0];
         if (st_bad[0] != 0u) {
+            status[1] = st_first[0];
             status[2] = bitcast<u32>(targets[st_first[0]]);
         } else {
+            status[1] = 0u;
             status[2] = 0u;
         }
         status[3] = 0u;

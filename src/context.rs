@@ -19,6 +19,10 @@ pub struct Context {
     pub(crate) queue: wgpu::Queue,
     pub(crate) kernels: Kernels,
     pub(crate) scratch: Mutex<Scratch>,
+    /// Host-API calls on one context run one at a time. wgpu's GL backend
+    /// panics when a thread waits more than a few seconds for its GL context,
+    /// which many concurrent blocking calls on a software adapter can cause.
+    pub(crate) host_lock: Mutex<()>,
     pub(crate) verify: Option<Tolerance>,
 }
 
@@ -77,6 +81,7 @@ impl Context {
             queue,
             kernels,
             scratch: Mutex::new(scratch),
+            host_lock: Mutex::new(()),
             verify: None,
         })
     }
@@ -193,7 +198,11 @@ fn adapter_from_env() -> Result<wgpu::Adapter> {
             .ok_or_else(|| Error::NoAdapter {
                 request: format!(
                     "WGPU_BACKEND={backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {}",
-                    if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    if found.is_empty() {
+                        "none".to_string()
+                    } else {
+                        found.join(", ")
+                    }
                 ),
             });
     }
@@ -231,7 +240,11 @@ fn module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModul
     })
 }
 
-fn pipeline(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str) -> wgpu::ComputePipeline {
+fn pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+) -> wgpu::ComputePipeline {
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(entry),
         layout: None,

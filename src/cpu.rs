@@ -93,7 +93,11 @@ fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<
         let lse = m + s.ln();
         for c in 0..layout.classes {
             let i = layout.element(row, c);
-            y[i] = if log { x[i] - lse } else { (x[i] - m).exp() / s };
+            y[i] = if log {
+                x[i] - lse
+            } else {
+                (x[i] - m).exp() / s
+            };
         }
     }
     Ok(y)
@@ -125,13 +129,19 @@ pub fn cross_entropy<T: Copy + Into<f64>>(
 ) -> Result<CrossEntropyOutput<f64>> {
     let layout = Layout::from_dims(dims)?;
     let weights = weights.map(widen);
-    validate::inputs(&layout, logits.len(), targets.len(), weights.as_deref(), opts)?;
+    validate::inputs(
+        &layout,
+        logits.len(),
+        targets.len(),
+        weights.as_deref(),
+        opts,
+    )?;
     validate::target_range(&layout, targets, opts.ignore_index)?;
     let x = widen(logits);
     let classes = layout.classes;
     let w = |c: usize| weights.as_ref().map_or(1.0, |w| w[c]);
     let weight_sum: f64 = (0..classes).map(w).sum();
-    let eps = f64::from(opts.label_smoothing);
+    let eps = opts.label_smoothing;
 
     let mut denom = 0.0;
     for &t in targets {

@@ -37,7 +37,8 @@ impl ClassIndex for u8 {
 }
 
 const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
-const STORAGE_OUT: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+const STORAGE_OUT: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
 
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
@@ -74,19 +75,28 @@ impl Context {
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
         let layout = Layout::from_dims(dims)?;
-        let weights64: Option<Vec<f64>> = weights.map(|w| w.iter().map(|&v| f64::from(v)).collect());
-        validate::inputs(&layout, logits.len(), targets.len(), weights64.as_deref(), opts)?;
+        let weights64: Option<Vec<f64>> =
+            weights.map(|w| w.iter().map(|&v| f64::from(v)).collect());
+        validate::inputs(
+            &layout,
+            logits.len(),
+            targets.len(),
+            weights64.as_deref(),
+            opts,
+        )?;
         let targets64: Vec<i64> = targets.iter().map(|t| t.to_i64()).collect();
         let targets32 = narrow_targets(&layout, &targets64, opts.ignore_index)?;
 
+        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let upload = |label, contents: &[u8]| {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: STORAGE_IN,
-            })
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: STORAGE_IN,
+                })
         };
         let output = |label, elems: usize| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -99,7 +109,11 @@ impl Context {
         let logits_buf = upload("xent logits", bytemuck::cast_slice(logits));
         let targets_buf = upload("xent targets", bytemuck::cast_slice(&targets32));
         let weights_buf = weights.map(|w| upload("xent weights", bytemuck::cast_slice(w)));
-        let loss_elems = if opts.reduction == Reduction::None { layout.rows() } else { 1 };
+        let loss_elems = if opts.reduction == Reduction::None {
+            layout.rows()
+        } else {
+            1
+        };
         let loss_buf = output("xent loss", loss_elems);
         let grad_buf = opts.compute_grad.then(|| output("xent grad", layout.len()));
         let status_buf = output("xent status", STATUS_SIZE as usize / 4);
@@ -123,6 +137,7 @@ impl Context {
         let bytes = self.download(encoder, &wanted);
         pop_scope(oom)?;
         pop_scope(scope)?;
+        drop(guard);
         let mut bytes = bytes?;
         let mut bytes = bytes.drain(..);
         let status = Status::from_bytes(&bytes.next().unwrap_or_default());
@@ -131,7 +146,11 @@ impl Context {
         let grad = grad_buf.map(|_| to_f32(&bytes.next().unwrap_or_default(), layout.len()));
         let out = CrossEntropyOutput {
             loss,
-            loss_dims: if opts.reduction == Reduction::None { layout.target_dims() } else { Vec::new() },
+            loss_dims: if opts.reduction == Reduction::None {
+                layout.target_dims()
+            } else {
+                Vec::new()
+            },
             grad,
         };
         if let Some(tol) = self.verify {
@@ -177,12 +196,15 @@ impl Context {
     fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
         let layout = Layout::from_dims(dims)?;
         validate::length("input", dims, layout.len(), x.len())?;
+        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let input = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("xent softmax input"),
-            contents: bytemuck::cast_slice(x),
-            usage: STORAGE_IN,
-        });
+        let input = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("xent softmax input"),
+                contents: bytemuck::cast_slice(x),
+                usage: STORAGE_IN,
+            });
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent softmax output"),
             size: layout.len() as u64 * 4,
@@ -193,6 +215,7 @@ impl Context {
         self.record_softmax(&mut encoder, dims, kind, &input, &output)?;
         let bytes = self.download(encoder, &[&output]);
         pop_scope(scope)?;
+        drop(guard);
         let bytes = bytes?;
         let y = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
         if let Some(tol) = self.verify {
@@ -228,6 +251,7 @@ impl Context {
                 ),
             });
         }
+        let _guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let encoder = self.device.create_command_encoder(&Default::default());
         let bytes = self.download(encoder, &[status]);
@@ -238,7 +262,11 @@ impl Context {
 
     /// Finishes `encoder` with copies of `buffers` into mappable staging
     /// buffers, submits, waits, and returns their bytes in order.
-    pub(crate) fn download(&self, mut encoder: wgpu::CommandEncoder, buffers: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn download(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<Vec<Vec<u8>>> {
         let staging: Vec<wgpu::Buffer> = buffers
             .iter()
             .map(|b| {

@@ -75,7 +75,7 @@ pub struct CrossEntropyOptions {
     /// Must fit in an `i32` (the GPU's target type).
     pub ignore_index: i64,
     /// ε in [0, 1]: the target distribution becomes `(1 − ε)·onehot + ε/C`.
-    pub label_smoothing: f32,
+    pub label_smoothing: f64,
     /// Whether to compute the gradient with respect to the logits.
     pub compute_grad: bool,
 }

@@ -180,7 +180,11 @@ impl Context {
         let b = buffers;
         let elems = layout.len() as u64;
         let rows = layout.rows() as u64;
-        let loss_elems = if opts.reduction == Reduction::None { rows } else { 1 };
+        let loss_elems = if opts.reduction == Reduction::None {
+            rows
+        } else {
+            1
+        };
         self.check_buffer("logits", b.logits, elems)?;
         self.check_buffer("targets", b.targets, rows)?;
         if let Some(w) = b.weights {
@@ -191,8 +195,12 @@ impl Context {
             self.check_buffer("grad", g, elems)?;
         }
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
-        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
-            vec![("logits", b.logits), ("targets", b.targets), ("loss", b.loss), ("status", b.status)];
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
+            ("logits", b.logits),
+            ("targets", b.targets),
+            ("loss", b.loss),
+            ("status", b.status),
+        ];
         all.extend(b.weights.map(|w| ("weights", w)));
         all.extend(b.grad.map(|g| ("grad", g)));
         no_aliasing(&all)?;
@@ -206,7 +214,7 @@ impl Context {
             has_weights: u32::from(b.weights.is_some()),
             write_grad: u32::from(b.grad.is_some()),
             reduction: opts.reduction.code(),
-            smoothing: opts.label_smoothing,
+            smoothing: opts.label_smoothing as f32,
             nan: f32::NAN,
             _pad: [0; 2],
         };
@@ -218,18 +226,34 @@ impl Context {
                 Reduction::None => b.loss.clone(),
                 _ => s.row_loss(&self.device, rows * 4),
             };
-            (s.stats.clone(), row_loss, s.no_weights.clone(), s.no_grad.clone(), s.no_loss.clone())
+            (
+                s.stats.clone(),
+                row_loss,
+                s.no_weights.clone(),
+                s.no_grad.clone(),
+                s.no_loss.clone(),
+            )
         };
         let weights = b.weights.unwrap_or(&no_weights);
         let grad = b.grad.unwrap_or(&no_grad);
-        let loss_out = if opts.reduction == Reduction::None { &no_loss } else { b.loss };
+        let loss_out = if opts.reduction == Reduction::None {
+            &no_loss
+        } else {
+            b.loss
+        };
 
         let k = &self.kernels;
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
         let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
         let stats_group = self.bind(
             &k.target_stats,
-            &[(0, &uniform), (2, b.targets), (3, weights), (4, &stats), (5, b.status)],
+            &[
+                (0, &uniform),
+                (2, b.targets),
+                (3, weights),
+                (4, &stats),
+                (5, b.status),
+            ],
         );
         let rows_group = self.bind(
             rows_pipeline,
@@ -243,7 +267,11 @@ impl Context {
                 (7, grad),
             ],
         );
-        let row_groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
+        let row_groups = if wide {
+            layout.rows()
+        } else {
+            layout.rows().div_ceil(NARROW_WG)
+        };
         let grid = self.grid(row_groups)?;
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -317,9 +345,17 @@ impl Context {
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params));
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
         let k = &self.kernels;
-        let pipeline = if wide { &k.softmax_wide } else { &k.softmax_narrow };
+        let pipeline = if wide {
+            &k.softmax_wide
+        } else {
+            &k.softmax_narrow
+        };
         let group = self.bind(pipeline, &[(0, &uniform), (1, input), (2, output)]);
-        let groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
+        let groups = if wide {
+            layout.rows()
+        } else {
+            layout.rows().div_ceil(NARROW_WG)
+        };
         let grid = self.grid(groups)?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent softmax"),
@@ -332,14 +368,19 @@ impl Context {
     }
 
     fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     }
 
-    fn bind(&self, pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+    fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
         let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
             .iter()

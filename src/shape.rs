@@ -40,7 +40,9 @@ impl Layout {
             reason: reason.to_string(),
         };
         if dims.is_empty() {
-            return Err(bad("expected (C), (N, C) or (N, C, d1, ..., dK); got a scalar"));
+            return Err(bad(
+                "expected (C), (N, C) or (N, C, d1, ..., dK); got a scalar",
+            ));
         }
         if let Some(axis) = dims.iter().position(|&d| d == 0) {
             return Err(Error::InvalidShape {

@@ -5,7 +5,12 @@ use crate::options::CrossEntropyOptions;
 use crate::shape::Layout;
 
 /// A tensor's length against the number of elements its shape needs.
-pub(crate) fn length(what: &'static str, dims: &[usize], expected: usize, actual: usize) -> Result<()> {
+pub(crate) fn length(
+    what: &'static str,
+    dims: &[usize],
+    expected: usize,
+    actual: usize,
+) -> Result<()> {
     if expected != actual {
         return Err(Error::ShapeMismatch {
             what,
@@ -68,7 +73,13 @@ pub(crate) fn target_range(layout: &Layout, targets: &[i64], ignore_index: i64) 
     Ok(())
 }
 
-pub(crate) fn out_of_range(layout: &Layout, flat: usize, value: i64, ignore_index: i64, count: u64) -> Error {
+pub(crate) fn out_of_range(
+    layout: &Layout,
+    flat: usize,
+    value: i64,
+    ignore_index: i64,
+    count: u64,
+) -> Error {
     Error::TargetOutOfRange {
         position: layout.target_position(flat),
         value,

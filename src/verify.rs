@@ -28,7 +28,10 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Self { abs: 1e-5, rel: 1e-4 }
+        Self {
+            abs: 1e-5,
+            rel: 1e-4,
+        }
     }
 }
 

@@ -1,0 +1,321 @@
+//! One test per class of bad input, asserting the typed error variant — and
+//! that the context still works afterwards (no panic, no lost device).
+
+mod common;
+
+use common::{ctx, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};
+use wgpu::util::DeviceExt;
+use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Error, Reduction};
+
+fn opts() -> CrossEntropyOptions {
+    CrossEntropyOptions::default()
+}
+
+/// The same error from the GPU host path (when an adapter exists) and the CPU path.
+fn both(
+    logits: &[f32],
+    dims: &[usize],
+    targets: &[i64],
+    weights: Option<&[f32]>,
+    o: &CrossEntropyOptions,
+) -> Vec<Error> {
+    let mut errors = vec![cpu::cross_entropy(logits, dims, targets, weights, o).unwrap_err()];
+    if let Some(ctx) = ctx() {
+        errors.push(
+            ctx.cross_entropy(logits, dims, targets, weights, o)
+                .unwrap_err(),
+        );
+        still_works();
+    }
+    errors
+}
+
+fn still_works() {
+    if let Some(ctx) = ctx() {
+        let out = ctx
+            .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+            .unwrap();
+        assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
+    }
+}
+
+#[test]
+fn logits_that_do_not_fit_the_shape() {
+    for e in both(
+        &WORKED_LOGITS[..14],
+        &WORKED_DIMS,
+        &WORKED_TARGETS,
+        None,
+        &opts(),
+    ) {
+        assert!(
+            matches!(
+                e,
+                Error::ShapeMismatch {
+                    what: "logits",
+                    expected: 15,
+                    actual: 14,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn targets_that_do_not_fit_the_shape() {
+    for e in both(&WORKED_LOGITS, &WORKED_DIMS, &[1, 2], None, &opts()) {
+        assert!(
+            matches!(
+                e,
+                Error::ShapeMismatch {
+                    what: "targets",
+                    expected: 3,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn empty_inputs() {
+    for dims in [&[][..], &[0, 5][..], &[3, 0][..], &[2, 3, 0][..]] {
+        for e in both(&[], dims, &[], None, &opts()) {
+            assert!(matches!(e, Error::InvalidShape { .. }), "{dims:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn weights_of_the_wrong_length() {
+    for e in both(
+        &WORKED_LOGITS,
+        &WORKED_DIMS,
+        &WORKED_TARGETS,
+        Some(&[1.0; 4]),
+        &opts(),
+    ) {
+        assert!(
+            matches!(
+                e,
+                Error::WeightsLength {
+                    classes: 5,
+                    actual: 4
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn nan_weights() {
+    let w = [1.0, f32::NAN, 1.0, 1.0, 1.0];
+    for e in both(
+        &WORKED_LOGITS,
+        &WORKED_DIMS,
+        &WORKED_TARGETS,
+        Some(&w),
+        &opts(),
+    ) {
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: "weights",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn smoothing_outside_0_1_or_nan() {
+    for s in [-0.1f64, 1.5, f64::NAN, f64::INFINITY] {
+        let o = CrossEntropyOptions {
+            label_smoothing: s,
+            ..opts()
+        };
+        for e in both(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &o) {
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidOption {
+                        name: "label_smoothing",
+                        ..
+                    }
+                ),
+                "{s}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ignore_index_outside_i32() {
+    let o = CrossEntropyOptions {
+        ignore_index: 1 << 40,
+        ..opts()
+    };
+    for e in both(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &o) {
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: "ignore_index",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn targets_out_of_range_name_position_and_value() {
+    for (targets, value) in [
+        ([1i64, 5, 2], 5i64),
+        ([1, -1, 2], -1),
+        ([1, 3, 1 << 40], 1 << 40),
+    ] {
+        for e in both(&WORKED_LOGITS, &WORKED_DIMS, &targets, None, &opts()) {
+            let pos = targets.iter().position(|&t| t == value).unwrap();
+            match &e {
+                Error::TargetOutOfRange {
+                    position,
+                    value: v,
+                    classes: 5,
+                    count: 1,
+                    ..
+                } => {
+                    assert_eq!(position, &vec![pos]);
+                    assert_eq!(*v, value);
+                }
+                _ => panic!("{e}"),
+            }
+            assert!(e.to_string().contains(&value.to_string()));
+        }
+    }
+}
+
+#[test]
+fn out_of_range_target_in_a_map_is_found_on_the_gpu() {
+    // (N, C, H, W) = (2, 3, 2, 2); a bad class at (n=1, h=0, w=1).
+    let logits = vec![0.5f32; 2 * 3 * 2 * 2];
+    let mut targets = vec![0i64; 8];
+    targets[5] = 7;
+    targets[7] = 9;
+    for e in both(&logits, &[2, 3, 2, 2], &targets, None, &opts()) {
+        match e {
+            Error::TargetOutOfRange {
+                position,
+                value: 7,
+                count: 2,
+                ..
+            } => assert_eq!(position, vec![1, 0, 1]),
+            _ => panic!("{e}"),
+        }
+    }
+}
+
+fn buffer(ctx: &xent::Context, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test"),
+            contents,
+            usage,
+        })
+}
+
+#[test]
+fn recording_rejects_bad_buffers() {
+    let Some(ctx) = ctx() else { return };
+    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let logits = buffer(ctx, bytemuck::cast_slice(&WORKED_LOGITS), s);
+    let targets = buffer(ctx, bytemuck::cast_slice(&[1i32, 3, 2]), s);
+    let loss = buffer(ctx, &[0; 4], s);
+    let grad = buffer(ctx, &[0; 60], s);
+    let status = buffer(ctx, &[0; 16], s);
+    let short = buffer(ctx, &[0; 56], s);
+    let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
+    let weights4 = buffer(ctx, &[0; 16], s);
+    let good = CrossEntropyBuffers {
+        logits: &logits,
+        targets: &targets,
+        weights: None,
+        loss: &loss,
+        grad: Some(&grad),
+        status: &status,
+    };
+    let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, o, b)
+    };
+    let cases: Vec<(&str, CrossEntropyBuffers, CrossEntropyOptions)> = vec![
+        (
+            "grad",
+            CrossEntropyBuffers {
+                grad: Some(&short),
+                ..good
+            },
+            opts(),
+        ),
+        (
+            "logits",
+            CrossEntropyBuffers {
+                logits: &short,
+                ..good
+            },
+            opts(),
+        ),
+        (
+            "grad",
+            CrossEntropyBuffers {
+                grad: Some(&not_storage),
+                ..good
+            },
+            opts(),
+        ),
+        (
+            "weights",
+            CrossEntropyBuffers {
+                weights: Some(&weights4),
+                ..good
+            },
+            opts(),
+        ),
+        (
+            "loss",
+            CrossEntropyBuffers {
+                loss: &loss,
+                ..good
+            },
+            CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..opts()
+            },
+        ),
+        (
+            "logits",
+            CrossEntropyBuffers {
+                grad: Some(&logits),
+                ..good
+            },
+            opts(),
+        ),
+    ];
+    for (what, b, o) in cases {
+        match record(&b, &o) {
+            Err(Error::BadBuffer { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(record(&good, &opts()).is_ok());
+    still_works();
+}

@@ -1,0 +1,224 @@
+//! Property tests: every GPU op against its CPU twin on generated shapes and
+//! options, under the one documented tolerance (`xent::Tolerance::default()`).
+
+mod common;
+
+use common::{ctx, Rng};
+use proptest::prelude::*;
+use xent::{cpu, CrossEntropyOptions, Reduction, Tolerance};
+
+/// Generated data for one cross-entropy call.
+#[derive(Debug, Clone)]
+struct Problem {
+    dims: Vec<usize>,
+    logits: Vec<f32>,
+    targets: Vec<i64>,
+    weights: Option<Vec<f32>>,
+    opts: CrossEntropyOptions,
+}
+
+/// Logits in [-20, 20), targets with `ignore_rate` of them set to
+/// `ignore_index`, and, with `neg_inf`, some -inf logits away from the target.
+fn problem(
+    dims: Vec<usize>,
+    seed: u64,
+    weighted: bool,
+    ignore_index: i64,
+    ignore_rate: f32,
+    neg_inf: bool,
+    opts: CrossEntropyOptions,
+) -> Problem {
+    let layout = xent::Layout::from_dims(&dims).unwrap();
+    let mut rng = Rng(seed);
+    let mut logits: Vec<f32> = (0..layout.len())
+        .map(|_| rng.uniform(-20.0, 20.0))
+        .collect();
+    let targets: Vec<i64> = (0..layout.rows())
+        .map(|_| {
+            if rng.uniform(0.0, 1.0) < ignore_rate {
+                ignore_index
+            } else {
+                rng.below(layout.classes) as i64
+            }
+        })
+        .collect();
+    if neg_inf && layout.classes > 1 {
+        for (row, &t) in targets.iter().enumerate() {
+            let c = rng.below(layout.classes);
+            if c as i64 != t && rng.uniform(0.0, 1.0) < 0.3 {
+                logits[layout.element(row, c)] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let weights = weighted.then(|| (0..layout.classes).map(|_| rng.uniform(0.1, 3.0)).collect());
+    Problem {
+        dims,
+        logits,
+        targets,
+        weights,
+        opts: CrossEntropyOptions {
+            ignore_index,
+            ..opts
+        },
+    }
+}
+
+fn check(p: &Problem) -> Result<(), TestCaseError> {
+    let Some(ctx) = ctx() else { return Ok(()) };
+    let tol = Tolerance::default();
+    let gpu = ctx
+        .cross_entropy(
+            &p.logits,
+            &p.dims,
+            &p.targets,
+            p.weights.as_deref(),
+            &p.opts,
+        )
+        .map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
+    let cpu = cpu::cross_entropy(
+        &p.logits,
+        &p.dims,
+        &p.targets,
+        p.weights.as_deref(),
+        &p.opts,
+    )
+    .map_err(|e| TestCaseError::fail(format!("cpu: {e}")))?;
+    prop_assert_eq!(&gpu.loss_dims, &cpu.loss_dims);
+    tol.compare("loss", &gpu.loss, &cpu.loss)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    tol.compare(
+        "grad",
+        gpu.grad.as_deref().unwrap(),
+        cpu.grad.as_deref().unwrap(),
+    )
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    Ok(())
+}
+
+fn reduction() -> impl Strategy<Value = Reduction> {
+    prop_oneof![
+        Just(Reduction::Mean),
+        Just(Reduction::Sum),
+        Just(Reduction::None)
+    ]
+}
+
+fn smoothing() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.0f64), Just(1.0f64), 0.0f64..1.0]
+}
+
+/// Class counts around the kernels' boundaries: 1, below/at/above the
+/// workgroup size (64) and the wide-kernel threshold (128), and larger.
+fn classes() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(1usize),
+        2usize..10,
+        60usize..70,
+        126usize..131,
+        131usize..700
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cross_entropy_rows_match_cpu(
+        n in prop_oneof![Just(1usize), 2usize..50, 60usize..200],
+        c in classes(),
+        seed in any::<u64>(),
+        weighted in any::<bool>(),
+        ignore_index in prop_oneof![Just(-100i64), Just(0i64), Just(255i64)],
+        ignore_rate in prop_oneof![Just(0.0f32), Just(0.3f32), Just(1.0f32)],
+        neg_inf in any::<bool>(),
+        reduction in reduction(),
+        label_smoothing in smoothing(),
+    ) {
+        let opts = CrossEntropyOptions { reduction, label_smoothing, ..Default::default() };
+        check(&problem(vec![n, c], seed, weighted, ignore_index, ignore_rate, neg_inf && label_smoothing == 0.0, opts))?;
+    }
+
+    #[test]
+    fn cross_entropy_unbatched_matches_cpu(
+        c in classes(),
+        seed in any::<u64>(),
+        weighted in any::<bool>(),
+        reduction in reduction(),
+        label_smoothing in smoothing(),
+    ) {
+        let opts = CrossEntropyOptions { reduction, label_smoothing, ..Default::default() };
+        check(&problem(vec![c], seed, weighted, -100, 0.0, false, opts))?;
+    }
+
+    #[test]
+    fn softmax_and_log_softmax_match_cpu(
+        n in prop_oneof![Just(1usize), 2usize..50, 60usize..200],
+        c in classes(),
+        seed in any::<u64>(),
+    ) {
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let dims = [n, c];
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..n * c).map(|_| rng.uniform(-30.0, 30.0)).collect();
+        let tol = Tolerance::default();
+        let p = ctx.softmax(&x, &dims).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        tol.compare("softmax", &p, &cpu::softmax(&x, &dims).unwrap()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let lp = ctx.log_softmax(&x, &dims).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        tol.compare("log_softmax", &lp, &cpu::log_softmax(&x, &dims).unwrap()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
+}
+
+#[test]
+fn a_row_of_100_000_classes_matches_cpu() {
+    for (reduction, label_smoothing) in [(Reduction::Mean, 0.0), (Reduction::None, 0.1)] {
+        let opts = CrossEntropyOptions {
+            reduction,
+            label_smoothing,
+            ..Default::default()
+        };
+        check(&problem(vec![3, 100_003], 7, true, -100, 0.0, false, opts)).unwrap();
+    }
+    let Some(ctx) = ctx() else { return };
+    let mut rng = Rng(3);
+    let x: Vec<f32> = (0..2 * 100_000).map(|_| rng.uniform(-30.0, 30.0)).collect();
+    let lp = ctx.log_softmax(&x, &[2, 100_000]).unwrap();
+    Tolerance::default()
+        .compare(
+            "log_softmax",
+            &lp,
+            &cpu::log_softmax(&x, &[2, 100_000]).unwrap(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn many_short_rows_match_cpu() {
+    // Sum, not mean: a mean over 10^5 rows scales each gradient element below
+    // the absolute tolerance, where a wrong term would go unseen.
+    let opts = CrossEntropyOptions {
+        label_smoothing: 0.05,
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    check(&problem(vec![100_000, 3], 11, true, -100, 0.1, false, opts)).unwrap();
+}
+
+#[test]
+fn more_rows_than_one_dispatch_dimension_holds() {
+    // 65 537 rows of 128 classes: the wide kernel needs a workgroup per row,
+    // one more than a dispatch's x dimension allows, so the grid spills into y.
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    check(&problem(
+        vec![65_537, 128],
+        5,
+        false,
+        -100,
+        0.0,
+        false,
+        opts,
+    ))
+    .unwrap();
+}
