@@ -62,7 +62,7 @@ impl Context {
     /// # Errors
     /// [`Error::Gpu`] if a shader fails to compile on this device.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let (device, queue) = xent::headless_device()?;
     /// // `device` and `queue` are yours, from your own adapter.
@@ -96,7 +96,7 @@ impl Context {
     /// [`Error::NoAdapter`], naming what was asked for and how to get a
     /// software adapter; [`Error::DeviceRequest`] if the adapter refuses.
     ///
-    /// ```no_run
+    /// ```
     /// let ctx = xent::Context::from_env()?;
     /// println!("{}", ctx.adapter_summary());
     /// # Ok::<(), xent::Error>(())
@@ -109,7 +109,7 @@ impl Context {
     /// Turns on verify mode for the host API: each GPU result is compared with
     /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`].
     ///
-    /// ```no_run
+    /// ```
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// # Ok::<(), xent::Error>(())
     /// ```
@@ -149,7 +149,7 @@ impl Context {
 /// # Errors
 /// As [`Context::from_env`].
 ///
-/// ```no_run
+/// ```
 /// let (device, queue) = xent::headless_device()?;
 /// let ctx = xent::Context::new(device.clone(), queue.clone())?;
 /// # Ok::<(), xent::Error>(())

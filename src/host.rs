@@ -57,7 +57,7 @@ impl Context {
     /// [`Error::TargetOutOfRange`] from the GPU's range check, naming the
     /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`].
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
@@ -168,7 +168,7 @@ impl Context {
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::ShapeMismatch`]; [`Error::Mismatch`] in verify mode.
     ///
-    /// ```no_run
+    /// ```
     /// let ctx = xent::Context::from_env()?;
     /// let p = ctx.softmax(&[0.0, 0.0], &[1, 2])?;
     /// assert_eq!(p, vec![0.5, 0.5]);
@@ -183,7 +183,7 @@ impl Context {
     /// # Errors
     /// As [`Context::softmax`].
     ///
-    /// ```no_run
+    /// ```
     /// let ctx = xent::Context::from_env()?;
     /// let y = ctx.log_softmax(&[1.0, 1.0], &[2])?;
     /// assert!((y[0] + std::f32::consts::LN_2).abs() < 1e-6);
@@ -234,7 +234,7 @@ impl Context {
     /// # Errors
     /// [`Error::BadBuffer`] for a buffer too small or without `COPY_SRC`; [`Error::Gpu`].
     ///
-    /// ```no_run
+    /// ```
     /// # fn demo(ctx: &xent::Context, status: &wgpu::Buffer) -> Result<(), xent::Error> {
     /// let s = ctx.read_status(status)?;
     /// s.check(&xent::Layout::from_dims(&[3, 5])?, -100)?;

@@ -12,7 +12,7 @@
 //!   [`Context::log_softmax`]: slices in, `Vec`s out, built on the recording
 //!   level, with an optional verify mode against [`cpu`].
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> Result<(), xent::Error> {
 //! let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
 //! let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];

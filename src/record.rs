@@ -147,7 +147,7 @@ impl Context {
     /// `STORAGE` usage, larger than the device binds, or an output that
     /// aliases another buffer.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// use wgpu::util::DeviceExt;
     /// let ctx = xent::Context::from_env()?;
@@ -304,7 +304,7 @@ impl Context {
     /// # Errors
     /// [`Error::InvalidShape`] and [`Error::BadBuffer`] as for cross-entropy.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// use wgpu::util::DeviceExt;
     /// let ctx = xent::Context::from_env()?;
