@@ -1,19 +1,35 @@
-// Fused softmax cross-entropy with class-index targets: forward and backward.
+// Fused softmax cross-entropy: forward and backward, every input and target kind.
 //
-// Layout: logits are (outer, classes, inner) in row-major order, the class axis
-// in the middle. A "row" is one (n, s) pair: its classes lie `inner` elements
-// apart. (N, C) is inner = 1; a segmentation map (N, C, H, W) is inner = H * W.
+// Layout: the input is (outer, classes, inner) in row-major order, the class
+// axis in the middle. A "row" is one (n, s) pair: its classes lie `inner`
+// elements apart. (N, C) is inner = 1; a segmentation map (N, C, H, W) is
+// inner = H * W, and neighbouring invocations of `rows_narrow` read
+// neighbouring pixels of each class plane.
 //
-// Three entry points, recorded in this order by `record_cross_entropy`:
-//   target_stats   one workgroup: the mean's denominator, the sum of class
-//                  weights, and the target range check (status buffer).
-//   rows_wide      a workgroup per row (long rows), or
-//   rows_narrow    an invocation per row (short rows, channel-first maps):
-//                  per-row loss and the gradient, each row read twice and
-//                  the gradient written once.
-//   reduce_loss    one workgroup: the fixed-order sum of the per-row losses.
+// Entry points, recorded in this order by `record_cross_entropy`:
+//   target_stats  one workgroup: the mean's denominator, the sum of class
+//                 weights, and the class-index range check (status buffer).
+//   rows_wide     a workgroup per row (long rows), or
+//   rows_narrow   an invocation per row (short rows, channel-first maps):
+//                 per-row loss and the gradient; each row of the input is
+//                 read twice and the gradient written once.
+//   reduce_loss   one workgroup: fixed-order sums of the per-row losses
+//                 (mean, sum) and of the correct-prediction flags.
 // Every reduction has a fixed shape and order and no float atomics, so the
 // same inputs give bit-identical outputs on the same adapter.
+//
+// Per row, with target distribution q (class index t: q = (1-eps) onehot(t) + eps/C;
+// probabilities y: q = (1-eps) y + eps/C), class weights w, sample weight s_i,
+// row weight r = w[t] (class index) or 1 (probabilities) and scale = 1/denominator
+// for mean (else 1):
+//   loss_i = s_i * (-sum_c w_c q_c logp_c) + s_i * r * z * lse^2
+//   d loss / d input_j = scale * s_i * G_j, where G_j is
+//     logits:    p_j * sum_c w_c q_c - w_j q_j  (+ r * 2 z lse p_j)
+//     log-probs: -w_j q_j
+//     probs:     -w_j q_j / x_j
+// For class-index targets the loss is evaluated as PyTorch does,
+// (1-eps)(-w_t logp_t) + eps/C (-sum_c w_c logp_c), so a -inf logit away
+// from the target never meets a zero weight (0 * -inf = NaN).
 
 struct Params {
     outer: u32,
@@ -28,11 +44,22 @@ struct Params {
     smoothing: f32,
     // f32 NaN from the host: WGSL constant expressions cannot hold NaN.
     nan: f32,
-    _pad1: u32,
-    _pad2: u32,
+    // 0 = logits, 1 = log-probabilities, 2 = probabilities
+    input_kind: u32,
+    // 0 = i32 class indices, 1 = u8 class indices packed 4 per word, 2 = probabilities
+    target_kind: u32,
+    has_sample_weights: u32,
+    z_loss: f32,
+    write_lse: u32,
+    // 1: an all-ignored mean is 0 instead of NaN
+    empty_mean_zero: u32,
 }
 
 const REDUCTION_MEAN: u32 = 1u;
+const INPUT_LOGITS: u32 = 0u;
+const INPUT_LOG_PROBS: u32 = 1u;
+const TARGET_U8: u32 = 1u;
+const TARGET_PROBS: u32 = 2u;
 // Below every finite f32: the identity of the (max, sum) merge. A true -inf
 // would give (-inf) - (-inf) = NaN when two empty partials merge.
 const LOWEST: f32 = -3.4028234663852886e38;
@@ -42,22 +69,52 @@ const NARROW_WG: u32 = 64u;
 const NO_POSITION: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<i32>;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+// i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
-// [denominator, sum of class weights]
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+// Scratch: [denominator (f32 bits), sum of class weights (f32 bits), 0, 0],
+// then one word per row: 1 where the row's argmax equals its target.
+@group(0) @binding(4) var<storage, read_write> aux: array<u32>;
 // [number of bad targets, first bad position, its value (i32 bits), 0]
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(7) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
+@group(0) @binding(9) var<storage, read> sample_weights: array<f32>;
+@group(0) @binding(10) var<storage, read_write> lse_out: array<f32>;
+// Number of rows whose argmax equals the target (non-ignored rows only).
+@group(0) @binding(11) var<storage, read_write> correct_out: array<u32>;
+
+const AUX_ROWS: u32 = 4u;
+
+fn denominator() -> f32 {
+    return bitcast<f32>(aux[0]);
+}
+
+fn weight_sum() -> f32 {
+    return bitcast<f32>(aux[1]);
+}
 
 fn class_weight(c: u32) -> f32 {
     if (p.has_weights != 0u) {
         return weights[c];
     }
     return 1.0;
+}
+
+fn sample_weight(row: u32) -> f32 {
+    if (p.has_sample_weights != 0u) {
+        return sample_weights[row];
+    }
+    return 1.0;
+}
+
+fn class_target(row: u32) -> i32 {
+    if (p.target_kind == TARGET_U8) {
+        return i32((targets[row / 4u] >> (8u * (row % 4u))) & 0xffu);
+    }
+    return bitcast<i32>(targets[row]);
 }
 
 fn element(row: u32, c: u32) -> u32 {
@@ -80,18 +137,24 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
     var count = 0u;
     var bad = 0u;
     var first = NO_POSITION;
-    for (var i = lid; i < p.rows; i += STATS_WG) {
-        let t = targets[i];
-        if (t == p.ignore_index) {
-            continue;
+    let weighted = p.has_weights != 0u || p.has_sample_weights != 0u;
+    if (p.target_kind == TARGET_PROBS) {
+        // PyTorch: a mean over probability targets divides by the number of rows.
+        count = (p.rows + STATS_WG - 1u - lid) / STATS_WG;
+    } else {
+        for (var i = lid; i < p.rows; i += STATS_WG) {
+            let t = class_target(i);
+            if (t == p.ignore_index) {
+                continue;
+            }
+            if (t < 0 || u32(t) >= p.classes) {
+                bad += 1u;
+                first = min(first, i);
+                continue;
+            }
+            count += 1u;
+            denom += class_weight(u32(t)) * sample_weight(i);
         }
-        if (t < 0 || u32(t) >= p.classes) {
-            bad += 1u;
-            first = min(first, i);
-            continue;
-        }
-        count += 1u;
-        denom += class_weight(u32(t));
     }
     var wsum = 0.0;
     for (var c = lid; c < p.classes; c += STATS_WG) {
@@ -114,17 +177,17 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        if (p.has_weights != 0u) {
-            stats[0] = st_denom[0];
+        if (weighted && p.target_kind != TARGET_PROBS) {
+            aux[0] = bitcast<u32>(st_denom[0]);
         } else {
-            // Counted in integers: exact up to 2^32 targets.
-            stats[0] = f32(st_count[0]);
+            // Counted in integers: exact up to 2^24 rows in the f32.
+            aux[0] = bitcast<u32>(f32(st_count[0]));
         }
-        stats[1] = select(f32(p.classes), st_wsum[0], p.has_weights != 0u);
+        aux[1] = bitcast<u32>(select(f32(p.classes), st_wsum[0], p.has_weights != 0u));
         status[0] = st_bad[0];
         if (st_bad[0] != 0u) {
             status[1] = st_first[0];
-            status[2] = bitcast<u32>(targets[st_first[0]]);
+            status[2] = bitcast<u32>(class_target(st_first[0]));
         } else {
             status[1] = 0u;
             status[2] = 0u;
@@ -133,89 +196,206 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-// ---------------------------------------------------------------- per-row math
+// ---------------------------------------------------------------- pass 1
 
-// The gradient scale of the reduction: 1 / denominator for mean, else 1.
-fn grad_scale() -> f32 {
-    if (p.reduction == REDUCTION_MEAN) {
-        return 1.0 / stats[0];
+// What pass 1 gathers over a row: the online (max, sum-exp) of the input,
+// its argmax, and for probability targets sum_c w_c q_c and the target's argmax.
+struct Partial {
+    m: f32,
+    s: f32,
+    arg: u32,
+    q: f32,
+    tmax: f32,
+    targ: u32,
+}
+
+fn empty_partial() -> Partial {
+    return Partial(LOWEST, 0.0, NO_POSITION, 0.0, LOWEST, NO_POSITION);
+}
+
+fn soft_q(row: u32, c: u32) -> f32 {
+    let y = bitcast<f32>(targets[element(row, c)]);
+    return y * (1.0 - p.smoothing) + p.smoothing / f32(p.classes);
+}
+
+fn gather(acc: Partial, row: u32, c: u32) -> Partial {
+    var r = acc;
+    let x = input[element(row, c)];
+    if (x > r.m) {
+        r.s = r.s * exp(r.m - x) + 1.0;
+        r.m = x;
+        r.arg = c;
+    } else {
+        r.s += exp(x - r.m);
+        // Ties keep the first index, as torch.argmax.
+        if (x == r.m && c < r.arg) {
+            r.arg = c;
+        }
     }
-    return 1.0;
-}
-
-// Online (max, sum-exp) update with one element.
-fn online(ms: vec2<f32>, x: f32) -> vec2<f32> {
-    if (x > ms.x) {
-        return vec2<f32>(x, ms.y * exp(ms.x - x) + 1.0);
+    if (p.target_kind == TARGET_PROBS) {
+        r.q += class_weight(c) * soft_q(row, c);
+        let y = bitcast<f32>(targets[element(row, c)]);
+        if (y > r.tmax || (y == r.tmax && c < r.targ)) {
+            r.tmax = y;
+            r.targ = c;
+        }
     }
-    return vec2<f32>(ms.x, ms.y + exp(x - ms.x));
+    return r;
 }
 
-// Merge of two (max, sum-exp) pairs: m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m).
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    let m = max(a.x, b.x);
-    return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+// m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m); argmaxes keep the first index.
+fn merge(a: Partial, b: Partial) -> Partial {
+    var r: Partial;
+    r.m = max(a.m, b.m);
+    r.s = a.s * exp(a.m - r.m) + b.s * exp(b.m - r.m);
+    r.arg = select(b.arg, a.arg, a.m > b.m || (a.m == b.m && a.arg < b.arg));
+    r.q = a.q + b.q;
+    r.tmax = max(a.tmax, b.tmax);
+    r.targ = select(b.targ, a.targ, a.tmax > b.tmax || (a.tmax == b.tmax && a.targ < b.targ));
+    return r;
 }
 
-// What a row needs in its second pass.
+// ---------------------------------------------------------------- per-row plan
+
 struct RowPlan {
-    // 0 = counted, 1 = ignored, 2 = target out of range
+    // 0 = counted, 1 = ignored, 2 = class index out of range
     kind: u32,
     target_class: u32,
-    // (1 - eps) * w[t] * scale: the weight of p - onehot(t) in the gradient
-    nll_coef: f32,
-    // eps / C * scale: the weight of (W p - w) in the gradient
-    smooth_coef: f32,
-    wsum: f32,
+    // scale * s_i: the factor of the whole row's gradient
+    a: f32,
+    // sum_c w_c q_c
+    q: f32,
+    // w[t] for class indices, 1 for probabilities: the z-loss's weight
+    r: f32,
+    lse: f32,
+    m: f32,
+    s: f32,
 }
 
-fn plan_row(row: u32) -> RowPlan {
+fn plan_row(row: u32, total: Partial) -> RowPlan {
     var plan: RowPlan;
-    let t = targets[row];
     plan.kind = 0u;
     plan.target_class = 0u;
-    if (t == p.ignore_index) {
-        plan.kind = 1u;
-    } else if (t < 0 || u32(t) >= p.classes) {
-        plan.kind = 2u;
-    } else {
-        plan.target_class = u32(t);
+    plan.r = 1.0;
+    plan.q = total.q;
+    if (p.target_kind != TARGET_PROBS) {
+        let t = class_target(row);
+        if (t == p.ignore_index) {
+            plan.kind = 1u;
+        } else if (t < 0 || u32(t) >= p.classes) {
+            plan.kind = 2u;
+        } else {
+            plan.target_class = u32(t);
+        }
+        plan.r = class_weight(plan.target_class);
+        plan.q = (1.0 - p.smoothing) * plan.r + p.smoothing / f32(p.classes) * weight_sum();
     }
-    let scale = grad_scale();
-    plan.nll_coef = (1.0 - p.smoothing) * class_weight(plan.target_class) * scale;
-    plan.smooth_coef = p.smoothing / f32(p.classes) * scale;
-    plan.wsum = stats[1];
+    var scale = 1.0;
+    if (p.reduction == REDUCTION_MEAN) {
+        scale = 1.0 / denominator();
+    }
+    plan.a = scale * sample_weight(row);
+    plan.m = total.m;
+    plan.s = total.s;
+    plan.lse = total.m + log(total.s);
     return plan;
 }
 
-fn grad_value(plan: RowPlan, c: u32, prob: f32) -> f32 {
-    let onehot = select(0.0, 1.0, c == plan.target_class);
-    var g = plan.nll_coef * (prob - onehot);
-    if (p.smoothing != 0.0) {
-        g += plan.smooth_coef * (plan.wsum * prob - class_weight(c));
+// q_c: the target distribution's mass on class c.
+fn target_mass(plan: RowPlan, row: u32, c: u32) -> f32 {
+    if (p.target_kind == TARGET_PROBS) {
+        return soft_q(row, c);
     }
-    return g;
+    let onehot = select(0.0, 1.0, c == plan.target_class);
+    return (1.0 - p.smoothing) * onehot + p.smoothing / f32(p.classes);
 }
 
-// The row's loss from its log-sum-exp and, with smoothing, sum_c w_c logp_c.
-fn row_value(plan: RowPlan, row: u32, lse: f32, weighted_logp_sum: f32) -> f32 {
+fn log_prob(x: f32, lse: f32) -> f32 {
+    if (p.input_kind == INPUT_LOGITS) {
+        return x - lse;
+    }
+    if (p.input_kind == INPUT_LOG_PROBS) {
+        return x;
+    }
+    return log(x);
+}
+
+fn grad_value(plan: RowPlan, row: u32, c: u32, x: f32) -> f32 {
+    if (plan.kind == 1u) {
+        return 0.0;
+    }
+    if (plan.kind == 2u) {
+        return p.nan;
+    }
+    let wq = class_weight(c) * target_mass(plan, row, c);
+    var g: f32;
+    if (p.input_kind == INPUT_LOGITS) {
+        let prob = exp(x - plan.m) / plan.s;
+        g = prob * plan.q - wq;
+        if (p.z_loss != 0.0) {
+            g += plan.r * 2.0 * p.z_loss * plan.lse * prob;
+        }
+    } else if (p.input_kind == INPUT_LOG_PROBS) {
+        g = -wq;
+    } else {
+        g = -wq / x;
+    }
+    return plan.a * g;
+}
+
+// The part of the row's loss summed over classes in pass 2:
+// smoothing's sum_c w_c logp_c (class indices) or sum_c w_c q_c logp_c (probabilities).
+fn loss_term(plan: RowPlan, row: u32, c: u32, x: f32) -> f32 {
+    let lp = log_prob(x, plan.lse);
+    if (p.target_kind == TARGET_PROBS) {
+        return class_weight(c) * soft_q(row, c) * lp;
+    }
+    if (p.smoothing != 0.0) {
+        return class_weight(c) * lp;
+    }
+    return 0.0;
+}
+
+fn row_value(plan: RowPlan, row: u32, class_sum: f32) -> f32 {
     if (plan.kind == 1u) {
         return 0.0;
     }
     if (plan.kind == 2u) {
         return p.nan; // the status buffer says why
     }
-    let logp_t = logits[element(row, plan.target_class)] - lse;
-    var loss = -(1.0 - p.smoothing) * class_weight(plan.target_class) * logp_t;
-    if (p.smoothing != 0.0) {
-        loss -= p.smoothing / f32(p.classes) * weighted_logp_sum;
+    var loss: f32;
+    if (p.target_kind == TARGET_PROBS) {
+        loss = -class_sum;
+    } else {
+        let lp_t = log_prob(input[element(row, plan.target_class)], plan.lse);
+        loss = -(1.0 - p.smoothing) * plan.r * lp_t;
+        if (p.smoothing != 0.0) {
+            loss -= p.smoothing / f32(p.classes) * class_sum;
+        }
     }
-    return loss;
+    if (p.z_loss != 0.0) {
+        loss += plan.r * p.z_loss * plan.lse * plan.lse;
+    }
+    return sample_weight(row) * loss;
+}
+
+fn finish_row(plan: RowPlan, row: u32, total: Partial, class_sum: f32) {
+    row_loss[row] = row_value(plan, row, class_sum);
+    if (p.write_lse != 0u) {
+        lse_out[row] = plan.lse;
+    }
+    var correct = 0u;
+    if (p.target_kind == TARGET_PROBS) {
+        correct = select(0u, 1u, total.arg == total.targ);
+    } else if (plan.kind == 0u) {
+        correct = select(0u, 1u, total.arg == plan.target_class);
+    }
+    aux[AUX_ROWS + row] = correct;
 }
 
 // ---------------------------------------------------------------- rows_wide
 
-var<workgroup> wide_ms: array<vec2<f32>, WIDE_WG>;
+var<workgroup> wide_part: array<Partial, WIDE_WG>;
 var<workgroup> wide_sum: array<f32, WIDE_WG>;
 
 @compute @workgroup_size(64)
@@ -228,57 +408,43 @@ fn rows_wide(
     if (row >= p.rows) {
         return;
     }
-    let base = element(row, 0u);
-    let stride = p.inner;
-
-    // Pass 1: per-invocation online (max, sum-exp), then a fixed tree merge.
-    var ms = vec2<f32>(LOWEST, 0.0);
+    // Pass 1: per-invocation partials, then a fixed tree merge.
+    var part = empty_partial();
     for (var c = lid; c < p.classes; c += WIDE_WG) {
-        ms = online(ms, logits[base + c * stride]);
+        part = gather(part, row, c);
     }
-    wide_ms[lid] = ms;
+    wide_part[lid] = part;
     workgroupBarrier();
     for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
         if (lid < off) {
-            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
+            wide_part[lid] = merge(wide_part[lid], wide_part[lid + off]);
         }
         workgroupBarrier();
     }
-    let total = wide_ms[0];
-    let lse = total.x + log(total.y);
-    let plan = plan_row(row);
+    let total = wide_part[0];
+    let plan = plan_row(row, total);
 
-    // Pass 2: the gradient, written once, and sum_c w_c logp_c for smoothing.
-    var wl = 0.0;
+    // Pass 2: the gradient, written once, and the class sum of the loss.
+    var acc = 0.0;
     let write = p.write_grad != 0u;
     for (var c = lid; c < p.classes; c += WIDE_WG) {
-        let idx = base + c * stride;
-        let x = logits[idx];
-        if (p.smoothing != 0.0) {
-            wl += class_weight(c) * (x - lse);
-        }
+        let idx = element(row, c);
+        let x = input[idx];
+        acc += loss_term(plan, row, c, x);
         if (write) {
-            var g = 0.0;
-            if (plan.kind == 0u) {
-                g = grad_value(plan, c, exp(x - total.x) / total.y);
-            } else if (plan.kind == 2u) {
-                g = p.nan;
-            }
-            grad[idx] = g;
+            grad[idx] = grad_value(plan, row, c, x);
         }
     }
-    if (p.smoothing != 0.0) {
-        wide_sum[lid] = wl;
-        workgroupBarrier();
-        for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-            if (lid < off) {
-                wide_sum[lid] += wide_sum[lid + off];
-            }
-            workgroupBarrier();
+    wide_sum[lid] = acc;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_sum[lid] += wide_sum[lid + off];
         }
+        workgroupBarrier();
     }
     if (lid == 0u) {
-        row_loss[row] = row_value(plan, row, lse, wide_sum[0]);
+        finish_row(plan, row, total, wide_sum[0]);
     }
 }
 
@@ -294,59 +460,58 @@ fn rows_narrow(
     if (row >= p.rows) {
         return;
     }
-    let base = element(row, 0u);
-    let stride = p.inner;
-    var ms = vec2<f32>(LOWEST, 0.0);
+    var total = empty_partial();
     for (var c = 0u; c < p.classes; c++) {
-        ms = online(ms, logits[base + c * stride]);
+        total = gather(total, row, c);
     }
-    let lse = ms.x + log(ms.y);
-    let plan = plan_row(row);
-    var wl = 0.0;
+    let plan = plan_row(row, total);
+    var acc = 0.0;
     let write = p.write_grad != 0u;
     for (var c = 0u; c < p.classes; c++) {
-        let idx = base + c * stride;
-        let x = logits[idx];
-        if (p.smoothing != 0.0) {
-            wl += class_weight(c) * (x - lse);
-        }
+        let idx = element(row, c);
+        let x = input[idx];
+        acc += loss_term(plan, row, c, x);
         if (write) {
-            var g = 0.0;
-            if (plan.kind == 0u) {
-                g = grad_value(plan, c, exp(x - ms.x) / ms.y);
-            } else if (plan.kind == 2u) {
-                g = p.nan;
-            }
-            grad[idx] = g;
+            grad[idx] = grad_value(plan, row, c, x);
         }
     }
-    row_loss[row] = row_value(plan, row, lse, wl);
+    finish_row(plan, row, total, acc);
 }
 
 // ---------------------------------------------------------------- reduce_loss
 
 var<workgroup> red_sum: array<f32, STATS_WG>;
+var<workgroup> red_correct: array<u32, STATS_WG>;
 
 @compute @workgroup_size(256)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
+    var correct = 0u;
     for (var i = lid; i < p.rows; i += STATS_WG) {
         acc += row_loss[i];
+        correct += aux[AUX_ROWS + i];
     }
     red_sum[lid] = acc;
+    red_correct[lid] = correct;
     workgroupBarrier();
     for (var off = STATS_WG / 2u; off > 0u; off >>= 1u) {
         if (lid < off) {
             red_sum[lid] += red_sum[lid + off];
+            red_correct[lid] += red_correct[lid + off];
         }
         workgroupBarrier();
     }
     if (lid == 0u) {
         if (p.reduction == REDUCTION_MEAN) {
-            // 0 / 0 = NaN for an all-ignored batch, as in PyTorch.
-            loss_out[0] = red_sum[0] / stats[0];
-        } else {
+            if (denominator() == 0.0 && p.empty_mean_zero != 0u) {
+                loss_out[0] = 0.0;
+            } else {
+                // 0 / 0 = NaN for an all-ignored batch, as in PyTorch.
+                loss_out[0] = red_sum[0] / denominator();
+            }
+        } else if (p.reduction != 0u) {
             loss_out[0] = red_sum[0];
         }
+        correct_out[0] = red_correct[0];
     }
 }

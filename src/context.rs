@@ -39,16 +39,23 @@ pub(crate) struct Kernels {
 /// Scratch buffers reused across calls. Passes recorded by separate calls run
 /// in submission order on the one queue, so reuse never races.
 pub(crate) struct Scratch {
-    /// [denominator, sum of class weights, 0, 0]
-    pub stats: wgpu::Buffer,
+    /// [denominator, sum of class weights, 0, 0] then a correct-flag per row; grown on demand.
+    pub aux: Option<wgpu::Buffer>,
     /// Per-row losses for `mean` and `sum`; grown on demand.
     pub row_loss: Option<wgpu::Buffer>,
-    /// Bound in place of absent class weights.
-    pub no_weights: wgpu::Buffer,
-    /// Bound in place of an absent gradient output.
-    pub no_grad: wgpu::Buffer,
-    /// Bound in place of the loss output for `none` (never written).
-    pub no_loss: wgpu::Buffer,
+    /// Tiny buffers bound in place of absent optional ones.
+    pub dummies: Dummies,
+}
+
+/// Bound in place of absent buffers: one read-only (weights) and a distinct
+/// one per writable slot, since a bind group may not alias writable bindings.
+#[derive(Clone)]
+pub(crate) struct Dummies {
+    pub read: wgpu::Buffer,
+    pub grad: wgpu::Buffer,
+    pub loss: wgpu::Buffer,
+    pub lse: wgpu::Buffer,
+    pub correct: wgpu::Buffer,
 }
 
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
@@ -257,37 +264,47 @@ fn pipeline(
 
 impl Scratch {
     fn new(device: &wgpu::Device) -> Self {
-        let small = |label: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            })
-        };
+        let small = |label: &str| storage(device, label, 16);
         Self {
-            stats: small("xent stats"),
+            aux: None,
             row_loss: None,
-            no_weights: small("xent no-weights"),
-            no_grad: small("xent no-grad"),
-            no_loss: small("xent no-loss"),
+            dummies: Dummies {
+                read: small("xent absent weights"),
+                grad: small("xent absent grad"),
+                loss: small("xent absent loss"),
+                lse: small("xent absent lse"),
+                correct: small("xent absent correct"),
+            },
         }
+    }
+
+    /// The aux buffer, of at least `bytes`, reused while large enough.
+    pub fn aux(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+        grown(&mut self.aux, device, "xent aux", bytes)
     }
 
     /// A per-row loss buffer of at least `bytes`, reused while large enough.
     pub fn row_loss(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
-        match &self.row_loss {
-            Some(b) if b.size() >= bytes => b.clone(),
-            _ => {
-                let b = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("xent row losses"),
-                    size: bytes.max(16),
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
-                });
-                self.row_loss = Some(b.clone());
-                b
-            }
+        grown(&mut self.row_loss, device, "xent row losses", bytes)
+    }
+}
+
+fn storage(device: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+fn grown(slot: &mut Option<wgpu::Buffer>, device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+    match slot {
+        Some(b) if b.size() >= bytes => b.clone(),
+        _ => {
+            let b = storage(device, label, bytes.max(16));
+            *slot = Some(b.clone());
+            b
         }
     }
 }

@@ -6,7 +6,8 @@
 //! gives the same typed [`Error`](crate::Error) on both.
 
 use crate::error::Result;
-use crate::options::{CrossEntropyOptions, Reduction};
+use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::targets::{Targets, Weights};
 use crate::shape::Layout;
 use crate::validate;
 
@@ -25,9 +26,14 @@ pub struct CrossEntropyOutput<T> {
     pub loss: Vec<T>,
     /// The shape of `loss`: `[]` for `mean` and `sum`, the target's shape for `none`.
     pub loss_dims: Vec<usize>,
-    /// ∂loss/∂logits in the input's layout (for `none`, of the sum of the
+    /// ∂loss/∂input in the input's layout (for `none`, of the sum of the
     /// per-target losses); `None` when not asked for.
     pub grad: Option<Vec<T>>,
+    /// Each row's log-sum-exp of the logits, in the target's shape, when asked for.
+    pub lse: Option<Vec<T>>,
+    /// Rows whose argmax equals the target (non-ignored rows; for probability
+    /// targets, the target's argmax), when asked for.
+    pub correct: Option<u64>,
 }
 
 impl<T: Copy> CrossEntropyOutput<T> {
@@ -107,7 +113,8 @@ fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<
 ///
 /// `logits` has shape `dims` = `(C)`, `(N, C)` or `(N, C, d1, …, dK)`;
 /// `targets` has the same shape without the class axis; `weights`, if given,
-/// has length C. The formulas are those of [`CrossEntropyOptions`].
+/// has length C. The formulas are those of [`CrossEntropyOptions`]. This is
+/// [`cross_entropy_with`] for i64 class indices and class weights only.
 ///
 /// # Errors
 /// Shape, weight-length and option errors as the GPU path, and
@@ -127,73 +134,184 @@ pub fn cross_entropy<T: Copy + Into<f64>>(
     weights: Option<&[T]>,
     opts: &CrossEntropyOptions,
 ) -> Result<CrossEntropyOutput<f64>> {
+    cross_entropy_with(logits, dims, Targets::I64(targets), Weights { class: weights, sample: None }, opts)
+}
+
+/// Cross-entropy with probability targets of the input's shape (soft labels;
+/// one-hot is a special case), as PyTorch's `F.cross_entropy` with float targets.
+///
+/// # Errors
+/// As [`cross_entropy_with`].
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let out = xent::cpu::cross_entropy_soft(&[0.0f32, 0.0], &[1, 2], &[0.5, 0.5], None, &Default::default())?;
+/// assert!((out.scalar().unwrap() - std::f64::consts::LN_2).abs() < 1e-12);
+/// # Ok(()) }
+/// ```
+pub fn cross_entropy_soft<T: Copy + Into<f64>>(
+    input: &[T],
+    dims: &[usize],
+    probs: &[T],
+    weights: Option<&[T]>,
+    opts: &CrossEntropyOptions,
+) -> Result<CrossEntropyOutput<f64>> {
+    cross_entropy_with(input, dims, Targets::Probs(probs), Weights { class: weights, sample: None }, opts)
+}
+
+/// The whole loss family on the CPU: any target kind, class and sample
+/// weights, every option of [`CrossEntropyOptions`] (input kinds, z-loss,
+/// log-sum-exp, argmax count). The CPU twin of
+/// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with).
+///
+/// # Errors
+/// [`Error::InvalidShape`](crate::Error::InvalidShape),
+/// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) (targets, sample
+/// weights), [`Error::WeightsLength`](crate::Error::WeightsLength),
+/// [`Error::InvalidOption`](crate::Error::InvalidOption),
+/// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange),
+/// [`Error::InvalidProbability`](crate::Error::InvalidProbability).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// use xent::{cpu, CrossEntropyOptions, InputKind, Targets, Weights};
+/// // NLL of log-probabilities: -(-0.5) = 0.5.
+/// let opts = CrossEntropyOptions { input: InputKind::LogProbs, ..Default::default() };
+/// let out = cpu::cross_entropy_with(&[-0.5f64, -1.0], &[2], Targets::U8(&[0]), Weights::none(), &opts)?;
+/// assert_eq!(out.loss, vec![0.5]);
+/// # Ok(()) }
+/// ```
+pub fn cross_entropy_with<T: Copy + Into<f64>>(
+    input: &[T],
+    dims: &[usize],
+    targets: Targets<'_, T>,
+    weights: Weights<'_, T>,
+    opts: &CrossEntropyOptions,
+) -> Result<CrossEntropyOutput<f64>> {
     let layout = Layout::from_dims(dims)?;
-    let weights = weights.map(widen);
-    validate::inputs(
-        &layout,
-        logits.len(),
-        targets.len(),
-        weights.as_deref(),
-        opts,
-    )?;
-    validate::target_range(&layout, targets, opts.ignore_index)?;
-    let x = widen(logits);
+    let class_w = weights.class.map(widen);
+    let sample_w = weights.sample.map(widen);
+    validate::inputs(&layout, input.len(), &targets, class_w.as_deref(), sample_w.as_deref(), opts)?;
+    if let Some(t) = targets.class_indices() {
+        validate::target_range(&layout, &t, opts.ignore_index)?;
+    }
+    let x = widen(input);
     let classes = layout.classes;
-    let w = |c: usize| weights.as_ref().map_or(1.0, |w| w[c]);
+    let c_f = classes as f64;
+    let w = |c: usize| class_w.as_ref().map_or(1.0, |w| w[c]);
+    let sw = |row: usize| sample_w.as_ref().map_or(1.0, |s| s[row]);
     let weight_sum: f64 = (0..classes).map(w).sum();
     let eps = opts.label_smoothing;
+    let z = opts.z_loss;
 
-    let mut denom = 0.0;
-    for &t in targets {
-        if t != opts.ignore_index {
-            denom += w(t as usize);
-        }
-    }
-
+    // Targets as either a class per row (None = ignored) or probabilities.
+    let class_of: Option<Vec<Option<usize>>> = targets.class_indices().map(|t| {
+        t.iter()
+            .map(|&t| (t != opts.ignore_index).then_some(t as usize))
+            .collect()
+    });
+    let probs: Option<Vec<f64>> = match targets {
+        Targets::Probs(y) => Some(widen(y)),
+        _ => None,
+    };
     let rows = layout.rows();
-    let mut row_loss = vec![0.0; rows];
-    let mut grad = opts.compute_grad.then(|| vec![0.0; x.len()]);
+    let denom: f64 = match &class_of {
+        Some(ts) => ts
+            .iter()
+            .enumerate()
+            .filter_map(|(row, t)| t.map(|t| sw(row) * w(t)))
+            .sum(),
+        None => rows as f64,
+    };
     let scale = match opts.reduction {
         Reduction::Mean => 1.0 / denom,
         Reduction::None | Reduction::Sum => 1.0,
     };
-    for (row, &t) in targets.iter().enumerate() {
-        if t == opts.ignore_index {
-            continue;
-        }
-        let t = t as usize;
+
+    let mut row_loss = vec![0.0; rows];
+    let mut lse_out = vec![0.0; rows];
+    let mut correct = 0u64;
+    let mut grad = opts.compute_grad.then(|| vec![0.0; x.len()]);
+    for row in 0..rows {
+        let at = |c: usize| x[layout.element(row, c)];
         let (m, s) = row_stats(&x, &layout, row);
         let lse = m + s.ln();
-        let logp = |c: usize| x[layout.element(row, c)] - lse;
-        let mut loss = -(1.0 - eps) * w(t) * logp(t);
-        if eps != 0.0 {
-            let weighted: f64 = (0..classes).map(|c| w(c) * logp(c)).sum();
-            loss -= eps / classes as f64 * weighted;
-        }
-        row_loss[row] = loss;
-        if let Some(g) = grad.as_mut() {
-            let nll_coef = (1.0 - eps) * w(t) * scale;
-            let smooth_coef = eps / classes as f64 * scale;
-            for c in 0..classes {
-                let i = layout.element(row, c);
-                let p = (x[i] - m).exp() / s;
-                let onehot = if c == t { 1.0 } else { 0.0 };
-                let mut v = nll_coef * (p - onehot);
-                if eps != 0.0 {
-                    v += smooth_coef * (weight_sum * p - w(c));
+        lse_out[row] = lse;
+        let argmax = first_argmax((0..classes).map(at));
+        let logp = |c: usize| match opts.input {
+            InputKind::Logits => at(c) - lse,
+            InputKind::LogProbs => at(c),
+            InputKind::Probs => at(c).ln(),
+        };
+        // q: the target distribution; r: the row weight of the z-loss.
+        let (q, r, q_sum, loss): (Box<dyn Fn(usize) -> f64>, f64, f64, f64) = match (&class_of, &probs) {
+            (Some(ts), _) => {
+                let Some(t) = ts[row] else { continue };
+                if t == argmax {
+                    correct += 1;
                 }
-                g[i] = v;
+                let mut loss = -(1.0 - eps) * w(t) * logp(t);
+                if eps != 0.0 {
+                    loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
+                }
+                let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
+                (Box::new(q), w(t), (1.0 - eps) * w(t) + eps / c_f * weight_sum, loss)
+            }
+            (None, Some(y)) => {
+                let y_at = |c: usize| y[layout.element(row, c)];
+                if argmax == first_argmax((0..classes).map(y_at)) {
+                    correct += 1;
+                }
+                let y_row: Vec<f64> = (0..classes).map(y_at).collect();
+                let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
+                let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
+                let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
+                (Box::new(q), 1.0, q_sum, loss)
+            }
+            (None, None) => unreachable!("targets are class indices or probabilities"),
+        };
+        row_loss[row] = sw(row) * (loss + r * z * lse * lse);
+        if let Some(g) = grad.as_mut() {
+            let a = scale * sw(row);
+            for c in 0..classes {
+                let wq = w(c) * q(c);
+                let v = match opts.input {
+                    InputKind::Logits => {
+                        let p = (at(c) - m).exp() / s;
+                        p * q_sum - wq + r * 2.0 * z * lse * p
+                    }
+                    InputKind::LogProbs => -wq,
+                    InputKind::Probs => -wq / at(c),
+                };
+                g[layout.element(row, c)] = a * v;
             }
         }
     }
+    let reduced = |total: f64| match (opts.reduction, opts.empty_mean) {
+        (Reduction::Mean, EmptyMean::Zero) if denom == 0.0 => 0.0,
+        (Reduction::Mean, _) => total / denom,
+        _ => total,
+    };
     let (loss, loss_dims) = match opts.reduction {
         Reduction::None => (row_loss, layout.target_dims()),
-        Reduction::Sum => (vec![row_loss.iter().sum()], Vec::new()),
-        Reduction::Mean => (vec![row_loss.iter().sum::<f64>() / denom], Vec::new()),
+        _ => (vec![reduced(row_loss.iter().sum())], Vec::new()),
     };
     Ok(CrossEntropyOutput {
         loss,
         loss_dims,
         grad,
+        lse: opts.return_lse.then_some(lse_out),
+        correct: opts.count_correct.then_some(correct),
     })
+}
+
+/// Index of the first largest value (NaN never wins), as `torch.argmax` on finite rows.
+fn first_argmax(values: impl Iterator<Item = f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 || i == 0 {
+            best = (i, v);
+        }
+    }
+    best.0
 }

@@ -90,6 +90,14 @@ pub enum Error {
         /// How many targets are out of range in all.
         count: u64,
     },
+    /// A probability target that is negative or NaN.
+    #[error("probability target {value} at position {position:?} is invalid: expected a number >= 0")]
+    InvalidProbability {
+        /// Position in the target's shape (the input's shape).
+        position: Vec<usize>,
+        /// The bad value.
+        value: f64,
+    },
     /// The GPU result disagrees with the CPU reference beyond the tolerance.
     #[error(
         "GPU and CPU disagree on {what} at index {index}: gpu {gpu}, cpu {cpu}, tolerance: |gpu - cpu| <= {abs} or <= {rel} x max(|gpu|, |cpu|)"

@@ -4,37 +4,14 @@
 //! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
 //! it then holds the result against the [`cpu`](crate::cpu) twin.
 
-use wgpu::util::DeviceExt;
-
 use crate::context::Context;
 use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, Result};
 use crate::options::{CrossEntropyOptions, Reduction};
-use crate::record::{CrossEntropyBuffers, SoftmaxKind, Status, STATUS_SIZE};
+use crate::record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
+use crate::targets::{ClassIndex, Targets, Weights};
 use crate::shape::Layout;
 use crate::validate;
-
-/// Integer types accepted as class-index targets by the host API.
-pub trait ClassIndex: Copy {
-    /// The index as an `i64`, PyTorch's target type.
-    fn to_i64(self) -> i64;
-}
-
-impl ClassIndex for i64 {
-    fn to_i64(self) -> i64 {
-        self
-    }
-}
-impl ClassIndex for i32 {
-    fn to_i64(self) -> i64 {
-        i64::from(self)
-    }
-}
-impl ClassIndex for u8 {
-    fn to_i64(self) -> i64 {
-        i64::from(self)
-    }
-}
 
 const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
 const STORAGE_OUT: wgpu::BufferUsages =
@@ -43,13 +20,14 @@ const STORAGE_OUT: wgpu::BufferUsages =
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
     /// `F.cross_entropy(logits, targets, weight, ignore_index, reduction,
-    /// label_smoothing)` with class-index targets.
+    /// label_smoothing)` with class-index targets (i64, i32 or u8).
     ///
     /// `logits` has shape `dims` = `(C)`, `(N, C)` or `(N, C, d1, …, dK)`
     /// (class axis 1); `targets` the same shape without the class axis;
     /// `weights` length C. The formulas of each option are on
     /// [`CrossEntropyOptions`]. The gradient is returned when
-    /// `opts.compute_grad` is set.
+    /// `opts.compute_grad` is set. See [`Context::cross_entropy_with`] for
+    /// sample weights and probability targets.
     ///
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
@@ -74,30 +52,89 @@ impl Context {
         weights: Option<&[f32]>,
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
+        let weights = Weights { class: weights, sample: None };
+        self.cross_entropy_with(logits, dims, T::as_targets(targets), weights, opts)
+    }
+
+    /// Cross-entropy against probability targets of the input's shape (soft
+    /// labels, distillation, mixup), as PyTorch's `F.cross_entropy` with float
+    /// targets: `mean` divides by the number of rows.
+    ///
+    /// # Errors
+    /// As [`Context::cross_entropy_with`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let out = ctx.cross_entropy_soft(&[0.0, 0.0], &[1, 2], &[0.25, 0.75], None, &Default::default())?;
+    /// assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_entropy_soft(
+        &self,
+        input: &[f32],
+        dims: &[usize],
+        probs: &[f32],
+        weights: Option<&[f32]>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
+        let weights = Weights { class: weights, sample: None };
+        self.cross_entropy_with(input, dims, Targets::Probs(probs), weights, opts)
+    }
+
+    /// The whole loss family on the GPU: any [`Targets`] (i64, i32, u8 class
+    /// indices, or probabilities), class and sample [`Weights`], and every
+    /// option of [`CrossEntropyOptions`] (input kinds, smoothing, z-loss,
+    /// log-sum-exp output, argmax count). u8 masks are uploaded as they are,
+    /// with no widening copy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
+    /// [`Error::WeightsLength`], [`Error::InvalidOption`],
+    /// [`Error::InvalidProbability`] (checked on upload);
+    /// [`Error::TargetOutOfRange`] from the GPU's range check;
+    /// [`Error::Mismatch`] in verify mode; [`Error::Gpu`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::{CrossEntropyOptions, Targets, Weights};
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// // A 1 x 3 x 2 x 2 map with a u8 mask; 255 is ignored.
+    /// let logits = [0.1f32, 0.2, 0.3, 0.4, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 2.0, -0.5];
+    /// let mask = [0u8, 1, 255, 2];
+    /// let opts = CrossEntropyOptions { ignore_index: 255, count_correct: true, ..Default::default() };
+    /// let out = ctx.cross_entropy_with(&logits, &[1, 3, 2, 2], Targets::U8(&mask), Weights::none(), &opts)?;
+    /// assert_eq!(out.correct, Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_entropy_with(
+        &self,
+        input: &[f32],
+        dims: &[usize],
+        targets: Targets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
         let layout = Layout::from_dims(dims)?;
-        let weights64: Option<Vec<f64>> =
-            weights.map(|w| w.iter().map(|&v| f64::from(v)).collect());
-        validate::inputs(
-            &layout,
-            logits.len(),
-            targets.len(),
-            weights64.as_deref(),
-            opts,
-        )?;
-        let targets64: Vec<i64> = targets.iter().map(|t| t.to_i64()).collect();
-        let targets32 = narrow_targets(&layout, &targets64, opts.ignore_index)?;
+        let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+        let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
+        validate::inputs(&layout, input.len(), &targets, class64.as_deref(), sample64.as_deref(), opts)?;
+        // i64 targets become the GPU's i32; u8 and f32 go up as they are.
+        let narrowed = match targets {
+            Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),
+            _ => None,
+        };
+        let target_bytes: &[u8] = match (&targets, &narrowed) {
+            (_, Some(t)) => bytemuck::cast_slice(t),
+            (Targets::I32(t), _) => bytemuck::cast_slice(t),
+            (Targets::U8(t), _) => t,
+            (Targets::Probs(t), _) => bytemuck::cast_slice(t),
+            (Targets::I64(_), None) => unreachable!("i64 targets are narrowed above"),
+        };
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let upload = |label, contents: &[u8]| {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents,
-                    usage: STORAGE_IN,
-                })
-        };
         let output = |label, elems: usize| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -106,61 +143,97 @@ impl Context {
                 mapped_at_creation: false,
             })
         };
-        let logits_buf = upload("xent logits", bytemuck::cast_slice(logits));
-        let targets_buf = upload("xent targets", bytemuck::cast_slice(&targets32));
-        let weights_buf = weights.map(|w| upload("xent weights", bytemuck::cast_slice(w)));
-        let loss_elems = if opts.reduction == Reduction::None {
-            layout.rows()
-        } else {
-            1
-        };
+        let logits_buf = self.upload("xent input", bytemuck::cast_slice(input));
+        let targets_buf = self.upload("xent targets", target_bytes);
+        let weights_buf = weights.class.map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)));
+        let sample_buf = weights.sample.map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)));
+        let loss_elems = if opts.reduction == Reduction::None { layout.rows() } else { 1 };
         let loss_buf = output("xent loss", loss_elems);
         let grad_buf = opts.compute_grad.then(|| output("xent grad", layout.len()));
+        let lse_buf = opts.return_lse.then(|| output("xent lse", layout.rows()));
+        let correct_buf = opts.count_correct.then(|| output("xent correct", 1));
         let status_buf = output("xent status", STATUS_SIZE as usize / 4);
 
         let mut encoder = self.device.create_command_encoder(&Default::default());
+        let target_buffer = match targets {
+            Targets::I64(_) | Targets::I32(_) => TargetBuffer::ClassI32(&targets_buf),
+            Targets::U8(_) => TargetBuffer::ClassU8(&targets_buf),
+            Targets::Probs(_) => TargetBuffer::Probs(&targets_buf),
+        };
         self.record_cross_entropy(
             &mut encoder,
             dims,
             opts,
             &CrossEntropyBuffers {
-                logits: &logits_buf,
-                targets: &targets_buf,
                 weights: weights_buf.as_ref(),
-                loss: &loss_buf,
-                grad: grad_buf.as_ref(),
-                status: &status_buf,
+                sample_weights: sample_buf.as_ref(),
+                lse: lse_buf.as_ref(),
+                correct: correct_buf.as_ref(),
+                ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, grad_buf.as_ref(), &status_buf)
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];
         wanted.extend(grad_buf.as_ref());
+        wanted.extend(lse_buf.as_ref());
+        wanted.extend(correct_buf.as_ref());
         let bytes = self.download(encoder, &wanted);
         pop_scope(oom)?;
         pop_scope(scope)?;
         drop(guard);
-        let mut bytes = bytes?;
-        let mut bytes = bytes.drain(..);
-        let status = Status::from_bytes(&bytes.next().unwrap_or_default());
+        let bytes = bytes?;
+        let mut bytes = bytes.iter();
+        let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
+        let status = Status::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
-        let loss: Vec<f32> = to_f32(&bytes.next().unwrap_or_default(), loss_elems);
-        let grad = grad_buf.map(|_| to_f32(&bytes.next().unwrap_or_default(), layout.len()));
+        let loss = to_f32(next(), loss_elems);
+        let grad = grad_buf.map(|_| to_f32(next(), layout.len()));
+        let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
+        let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
         let out = CrossEntropyOutput {
             loss,
-            loss_dims: if opts.reduction == Reduction::None {
-                layout.target_dims()
-            } else {
-                Vec::new()
-            },
+            loss_dims: if opts.reduction == Reduction::None { layout.target_dims() } else { Vec::new() },
             grad,
+            lse,
+            correct,
         };
         if let Some(tol) = self.verify {
-            let reference = cpu::cross_entropy(logits, dims, &targets64, weights, opts)?;
+            let reference = cpu::cross_entropy_with(input, dims, targets, weights, opts)?;
             tol.compare("loss", &out.loss, &reference.loss)?;
             if let (Some(g), Some(r)) = (&out.grad, &reference.grad) {
                 tol.compare("grad", g, r)?;
             }
+            if let (Some(g), Some(r)) = (&out.lse, &reference.lse) {
+                tol.compare("lse", g, r)?;
+            }
+            if out.correct != reference.correct {
+                return Err(Error::Mismatch {
+                    what: "correct",
+                    index: 0,
+                    gpu: out.correct.unwrap_or(0) as f64,
+                    cpu: reference.correct.unwrap_or(0) as f64,
+                    abs: 0.0,
+                    rel: 0.0,
+                });
+            }
         }
         Ok(out)
+    }
+
+    /// An input buffer with `bytes`, padded with zeros to a multiple of 4
+    /// bytes, written straight into the mapped buffer (no intermediate copy).
+    fn upload(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: STORAGE_IN,
+            mapped_at_creation: true,
+        });
+        if let Ok(mut view) = buffer.get_mapped_range_mut(..) {
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+        }
+        buffer.unmap();
+        buffer
     }
 
     /// Softmax along the class axis on the GPU.
@@ -198,13 +271,7 @@ impl Context {
         validate::length("input", dims, layout.len(), x.len())?;
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let input = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("xent softmax input"),
-                contents: bytemuck::cast_slice(x),
-                usage: STORAGE_IN,
-            });
+        let input = self.upload("xent softmax input", bytemuck::cast_slice(x));
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent softmax output"),
             size: layout.len() as u64 * 4,

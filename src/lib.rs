@@ -30,15 +30,16 @@ mod host;
 mod options;
 mod record;
 mod shape;
+mod targets;
 mod validate;
 mod verify;
 
 pub use context::{enumerate_adapters, headless_device, Context};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
-pub use host::ClassIndex;
-pub use options::{CrossEntropyOptions, Reduction};
-pub use record::{CrossEntropyBuffers, SoftmaxKind, Status, STATUS_SIZE};
+pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+pub use record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
+pub use targets::{ClassIndex, Targets, Weights};
 pub use shape::Layout;
 pub use verify::{max_abs_diff, Tolerance};
 

@@ -42,20 +42,81 @@ impl std::str::FromStr for Reduction {
     }
 }
 
-/// Options of [`cross_entropy`](crate::Context::cross_entropy), the same as
-/// PyTorch's `F.cross_entropy` with class-index targets.
+/// What the input tensor holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputKind {
+    /// Unnormalised scores: `logp = log_softmax(x)` (`F.cross_entropy`).
+    #[default]
+    Logits,
+    /// Log-probabilities, already `log_softmax`: `logp = x` (`F.nll_loss`).
+    LogProbs,
+    /// Probabilities, already `softmax`: `logp = ln x` (`F.nll_loss(x.log())`).
+    /// A zero probability gives `ln 0 = −inf` and a negative one NaN, exactly
+    /// as PyTorch; the gradient `−w·q/x` is then infinite or NaN too.
+    Probs,
+}
+
+impl InputKind {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            InputKind::Logits => 0,
+            InputKind::LogProbs => 1,
+            InputKind::Probs => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for InputKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "logits" => Ok(InputKind::Logits),
+            "log-probs" => Ok(InputKind::LogProbs),
+            "probs" => Ok(InputKind::Probs),
+            _ => Err(Error::InvalidOption {
+                name: "input",
+                value: s.to_string(),
+                expected: "one of logits, log-probs, probs",
+            }),
+        }
+    }
+}
+
+/// What a `mean` over rows that are all ignored (denominator 0) returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyMean {
+    /// NaN (0 / 0), as PyTorch.
+    #[default]
+    Nan,
+    /// 0.
+    Zero,
+}
+
+/// Options of [`cross_entropy`](crate::Context::cross_entropy) and its
+/// relatives: PyTorch's `F.cross_entropy` options plus a few beyond it.
 ///
-/// For a row with logits `x` (C classes), `logp = log_softmax(x)`, target `t`,
-/// class weights `w` (all 1 when absent) and smoothing `ε`:
+/// For a row with input `x` (C classes) and `logp` its log-probabilities (see
+/// [`InputKind`]), class weights `w` (all 1 when absent), sample weight `sᵢ`
+/// (1 when absent), smoothing `ε`, and target distribution
+/// `q = (1 − ε)·onehot(t) + ε/C` (class index `t`) or `q = (1 − ε)·y + ε/C`
+/// (probabilities `y`):
 ///
-/// * loss: `ℓ = (1 − ε)·(−w[t]·logp[t]) + (ε / C)·(−Σ_c w[c]·logp[c])`;
-/// * gradient: `∂ℓ/∂x_j = (1 − ε)·w[t]·(p_j − [j = t]) + (ε / C)·(W·p_j − w[j])`,
-///   with `p = softmax(x)` and `W = Σ_c w[c]`;
-/// * a row whose target equals `ignore_index` has loss 0 and gradient 0 and
-///   does not count in the mean's denominator;
+/// * loss, class index: `ℓ = sᵢ·[(1 − ε)·(−w[t]·logp[t]) + (ε/C)·(−Σ_c w[c]·logp[c])]`
+///   (PyTorch's decomposition, which equals `−sᵢ·Σ_c w[c]·q[c]·logp[c]`);
+/// * loss, probabilities: `ℓ = −sᵢ·Σ_c w[c]·q[c]·logp[c]`;
+/// * z-loss (logits only): `+ sᵢ·r·z·lse²`, `lse = log Σ exp x`, with row weight
+///   `r = w[t]` (class index) or 1 (probabilities);
+/// * gradient for logits: `∂ℓ/∂x_j = sᵢ·(p_j·Σ_c w[c]·q[c] − w[j]·q[j] + r·2z·lse·p_j)`,
+///   `p = softmax(x)`; for class indices that is
+///   `sᵢ·[(1 − ε)·w[t]·(p_j − [j = t]) + (ε/C)·(W·p_j − w[j])]`, `W = Σ_c w[c]`;
+///   for log-probabilities `−sᵢ·w[j]·q[j]`; for probabilities `−sᵢ·w[j]·q[j] / x_j`;
+/// * a row whose class-index target equals `ignore_index` has loss 0 and
+///   gradient 0 and does not count in the mean's denominator;
 /// * `mean` divides the sum of row losses (and the gradient) by
-///   `Σ w[tᵢ]` over non-ignored rows, so the smoothing term is normalised by
-///   the same weights, exactly as PyTorch does; 0/0 gives NaN;
+///   `Σ sᵢ·w[tᵢ]` over non-ignored rows for class indices — so smoothing and
+///   z-loss are normalised by the same weights, exactly as PyTorch does for
+///   smoothing — and by the number of rows for probability targets (PyTorch's
+///   rule); a zero denominator gives NaN, or 0 with [`EmptyMean::Zero`];
 /// * `−inf` logits are allowed away from the target (their `p` is 0); with
 ///   smoothing the smoothing term then becomes `+inf`, as in PyTorch.
 ///
@@ -76,8 +137,19 @@ pub struct CrossEntropyOptions {
     pub ignore_index: i64,
     /// ε in [0, 1]: the target distribution becomes `(1 − ε)·onehot + ε/C`.
     pub label_smoothing: f64,
-    /// Whether to compute the gradient with respect to the logits.
+    /// What the input holds. Default [`InputKind::Logits`].
+    pub input: InputKind,
+    /// z-loss scale `z ≥ 0` (logits only): adds `z·lse²` per row. Default 0.
+    pub z_loss: f64,
+    /// What an all-ignored `mean` returns. Default [`EmptyMean::Nan`].
+    pub empty_mean: EmptyMean,
+    /// Host API: compute the gradient with respect to the input. Default true.
+    /// (The recording API writes it when given a gradient buffer.)
     pub compute_grad: bool,
+    /// Host API: also return each row's log-sum-exp (logits only). Default false.
+    pub return_lse: bool,
+    /// Host API: also count rows whose argmax equals the target. Default false.
+    pub count_correct: bool,
 }
 
 impl Default for CrossEntropyOptions {
@@ -86,7 +158,12 @@ impl Default for CrossEntropyOptions {
             reduction: Reduction::Mean,
             ignore_index: -100,
             label_smoothing: 0.0,
+            input: InputKind::Logits,
+            z_loss: 0.0,
+            empty_mean: EmptyMean::Nan,
             compute_grad: true,
+            return_lse: false,
+            count_correct: false,
         }
     }
 }
@@ -95,8 +172,9 @@ impl CrossEntropyOptions {
     /// Checks the options' domains.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for smoothing outside [0, 1] or NaN, or an
-    /// `ignore_index` that does not fit in an `i32`.
+    /// [`Error::InvalidOption`] for smoothing outside [0, 1] or NaN, an
+    /// `ignore_index` that does not fit in an `i32`, a z-loss that is negative
+    /// or not finite, or z-loss / log-sum-exp asked of an input that is not logits.
     pub fn validate(&self) -> Result<()> {
         let s = self.label_smoothing;
         if s.is_nan() || !(0.0..=1.0).contains(&s) {
@@ -111,6 +189,20 @@ impl CrossEntropyOptions {
                 name: "ignore_index",
                 value: self.ignore_index.to_string(),
                 expected: "an integer that fits in i32",
+            });
+        }
+        if !(self.z_loss.is_finite() && self.z_loss >= 0.0) {
+            return Err(Error::InvalidOption {
+                name: "z_loss",
+                value: self.z_loss.to_string(),
+                expected: "a finite number >= 0",
+            });
+        }
+        if self.input != InputKind::Logits && (self.z_loss != 0.0 || self.return_lse) {
+            return Err(Error::InvalidOption {
+                name: "input",
+                value: format!("{:?}", self.input),
+                expected: "logits when z_loss or return_lse is used (log-sum-exp is of logits)",
             });
         }
         Ok(())

@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::options::{CrossEntropyOptions, Reduction};
+use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
 use crate::validate;
 
@@ -21,24 +21,75 @@ const NARROW_WG: usize = 64;
 /// Size in bytes of a status buffer: see [`Status`].
 pub const STATUS_SIZE: u64 = 16;
 
+/// The targets buffer of a [`Context::record_cross_entropy`] call, with its element type.
+#[derive(Debug, Clone, Copy)]
+pub enum TargetBuffer<'a> {
+    /// i32 class indices, one per row (`layout.rows()` elements).
+    ClassI32(&'a wgpu::Buffer),
+    /// u8 class indices, one byte per row, packed little-endian four to a
+    /// 32-bit word (a `&[u8]` uploaded as it is, padded to 4 bytes).
+    ClassU8(&'a wgpu::Buffer),
+    /// f32 probabilities with the input's shape (`layout.len()` elements).
+    Probs(&'a wgpu::Buffer),
+}
+
 /// The buffers of one [`Context::record_cross_entropy`] call, all the caller's.
 ///
 /// Every buffer needs `STORAGE` usage; sizes are in elements of 4 bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyBuffers<'a> {
-    /// f32 logits, `layout.len()` elements, in the input's layout.
+    /// f32 input (logits, log-probabilities or probabilities, per
+    /// [`CrossEntropyOptions::input`]), `layout.len()` elements, in the input's layout.
     pub logits: &'a wgpu::Buffer,
-    /// i32 class indices, one per row (`layout.rows()` elements).
-    pub targets: &'a wgpu::Buffer,
+    /// The targets.
+    pub targets: TargetBuffer<'a>,
     /// f32 class weights, C elements; `None` for all ones.
     pub weights: Option<&'a wgpu::Buffer>,
+    /// f32 sample weights, one per row; `None` for all ones.
+    pub sample_weights: Option<&'a wgpu::Buffer>,
     /// f32 output: 1 element for `mean` and `sum`, `layout.rows()` for `none`.
     pub loss: &'a wgpu::Buffer,
-    /// f32 output ∂loss/∂logits, `layout.len()` elements; `None` to skip the gradient.
+    /// f32 output ∂loss/∂input, `layout.len()` elements; `None` to skip the gradient.
     pub grad: Option<&'a wgpu::Buffer>,
     /// Receives the target range check: [`STATUS_SIZE`] bytes. Read it with
     /// [`Status::from_bytes`] (or [`Context::read_status`]) after submitting.
     pub status: &'a wgpu::Buffer,
+    /// f32 output: each row's log-sum-exp (logits only), `layout.rows()` elements.
+    pub lse: Option<&'a wgpu::Buffer>,
+    /// u32 output: the number of rows whose argmax equals the target, 1 element.
+    pub correct: Option<&'a wgpu::Buffer>,
+}
+
+impl<'a> CrossEntropyBuffers<'a> {
+    /// The required buffers, with no weights and no optional outputs but the gradient.
+    ///
+    /// ```no_run
+    /// # fn demo(logits: &wgpu::Buffer, targets: &wgpu::Buffer, loss: &wgpu::Buffer, grad: &wgpu::Buffer, status: &wgpu::Buffer) {
+    /// let b = xent::CrossEntropyBuffers {
+    ///     weights: None,
+    ///     ..xent::CrossEntropyBuffers::new(logits, xent::TargetBuffer::ClassI32(targets), loss, Some(grad), status)
+    /// };
+    /// # }
+    /// ```
+    pub fn new(
+        logits: &'a wgpu::Buffer,
+        targets: TargetBuffer<'a>,
+        loss: &'a wgpu::Buffer,
+        grad: Option<&'a wgpu::Buffer>,
+        status: &'a wgpu::Buffer,
+    ) -> Self {
+        Self {
+            logits,
+            targets,
+            weights: None,
+            sample_weights: None,
+            loss,
+            grad,
+            status,
+            lse: None,
+            correct: None,
+        }
+    }
 }
 
 /// What the GPU's target check found, as read from a status buffer.
@@ -105,7 +156,12 @@ struct CrossEntropyParams {
     reduction: u32,
     smoothing: f32,
     nan: f32,
-    _pad: [u32; 2],
+    input_kind: u32,
+    target_kind: u32,
+    has_sample_weights: u32,
+    z_loss: f32,
+    write_lse: u32,
+    empty_mean_zero: u32,
 }
 
 /// Mirrors `Params` in `shaders/softmax.wgsl`.
@@ -133,10 +189,16 @@ impl Context {
     /// Records the fused cross-entropy forward and backward into `encoder`.
     ///
     /// `dims` is the logits' shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`,
-    /// class axis 1. Four passes are recorded: target statistics (the mean's
-    /// denominator and the range check, into `buffers.status`), the per-row
-    /// loss and gradient, and the fixed-order reduction of the loss. Nothing is
-    /// submitted; results are in the caller's buffers once the caller submits.
+    /// class axis 1. One compute pass with three dispatches is recorded: target
+    /// statistics (the mean's denominator and the class-index range check, into
+    /// `buffers.status`), the per-row loss and gradient, and the fixed-order
+    /// reduction of the loss and of the argmax count. Nothing is submitted;
+    /// results are in the caller's buffers once the caller submits.
+    ///
+    /// The formulas of every option are on [`CrossEntropyOptions`]; the
+    /// gradient is written when `buffers.grad` is given (`compute_grad` and
+    /// `count_correct` are host-API switches). Probability targets are not
+    /// range-checked on the GPU: the host API checks them on upload.
     ///
     /// Out-of-range targets do not fault the device: their rows get NaN loss
     /// and gradient, and the status buffer names the first of them.
@@ -161,10 +223,9 @@ impl Context {
     ///     label: None, size, usage: storage, mapped_at_creation: false });
     /// let (loss, grad, status) = (empty(4), empty(24), empty(xent::STATUS_SIZE));
     /// let mut encoder = dev.create_command_encoder(&Default::default());
-    /// ctx.record_cross_entropy(&mut encoder, &[2, 3], &Default::default(), &xent::CrossEntropyBuffers {
-    ///     logits: &logits, targets: &targets, weights: None,
-    ///     loss: &loss, grad: Some(&grad), status: &status,
-    /// })?;
+    /// let buffers = xent::CrossEntropyBuffers::new(
+    ///     &logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    /// ctx.record_cross_entropy(&mut encoder, &[2, 3], &Default::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -180,30 +241,45 @@ impl Context {
         let b = buffers;
         let elems = layout.len() as u64;
         let rows = layout.rows() as u64;
-        let loss_elems = if opts.reduction == Reduction::None {
-            rows
-        } else {
-            1
+        let loss_elems = if opts.reduction == Reduction::None { rows } else { 1 };
+        let (targets, target_kind, target_words) = match b.targets {
+            TargetBuffer::ClassI32(t) => (t, 0u32, rows),
+            TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
+            TargetBuffer::Probs(t) => (t, 2, elems),
         };
+        if opts.return_lse && b.lse.is_none() {
+            return Err(Error::BadBuffer {
+                what: "lse",
+                reason: "return_lse is set but no lse buffer was given".into(),
+            });
+        }
         self.check_buffer("logits", b.logits, elems)?;
-        self.check_buffer("targets", b.targets, rows)?;
-        if let Some(w) = b.weights {
-            self.check_buffer("weights", w, layout.classes as u64)?;
+        self.check_buffer("targets", targets, target_words)?;
+        let optional = [
+            ("weights", b.weights, layout.classes as u64),
+            ("sample_weights", b.sample_weights, rows),
+            ("grad", b.grad, elems),
+            ("lse", b.lse, rows),
+            ("correct", b.correct, 1),
+        ];
+        for (what, buffer, need) in optional {
+            if let Some(buffer) = buffer {
+                self.check_buffer(what, buffer, need)?;
+            }
         }
         self.check_buffer("loss", b.loss, loss_elems)?;
-        if let Some(g) = b.grad {
-            self.check_buffer("grad", g, elems)?;
-        }
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
-        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
-            ("logits", b.logits),
-            ("targets", b.targets),
-            ("loss", b.loss),
-            ("status", b.status),
-        ];
-        all.extend(b.weights.map(|w| ("weights", w)));
-        all.extend(b.grad.map(|g| ("grad", g)));
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
+            vec![("logits", b.logits), ("targets", targets), ("loss", b.loss), ("status", b.status)];
+        all.extend(optional.iter().filter_map(|&(what, buffer, _)| buffer.map(|b| (what, b))));
         no_aliasing(&all)?;
+        if b.lse.is_some() && opts.input != InputKind::Logits {
+            return Err(Error::InvalidOption {
+                name: "input",
+                value: format!("{:?}", opts.input),
+                expected: "logits when an lse buffer is given (log-sum-exp is of logits)",
+            });
+        }
 
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
@@ -216,62 +292,57 @@ impl Context {
             reduction: opts.reduction.code(),
             smoothing: opts.label_smoothing as f32,
             nan: f32::NAN,
-            _pad: [0; 2],
+            input_kind: opts.input.code(),
+            target_kind,
+            has_sample_weights: u32::from(b.sample_weights.is_some()),
+            z_loss: opts.z_loss as f32,
+            write_lse: u32::from(b.lse.is_some()),
+            empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
         };
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
-        let (stats, row_loss, no_weights, no_grad, no_loss) = {
+        let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let aux = s.aux(&self.device, 16 + rows * 4);
             let row_loss = match opts.reduction {
                 Reduction::None => b.loss.clone(),
                 _ => s.row_loss(&self.device, rows * 4),
             };
-            (
-                s.stats.clone(),
-                row_loss,
-                s.no_weights.clone(),
-                s.no_grad.clone(),
-                s.no_loss.clone(),
-            )
+            (aux, row_loss, s.dummies.clone())
         };
-        let weights = b.weights.unwrap_or(&no_weights);
-        let grad = b.grad.unwrap_or(&no_grad);
-        let loss_out = if opts.reduction == Reduction::None {
-            &no_loss
-        } else {
-            b.loss
-        };
+        let weights = b.weights.unwrap_or(&d.read);
+        let sample_weights = b.sample_weights.unwrap_or(&d.read);
+        let grad = b.grad.unwrap_or(&d.grad);
+        let lse = b.lse.unwrap_or(&d.lse);
+        let correct = b.correct.unwrap_or(&d.correct);
+        let loss_out = if opts.reduction == Reduction::None { &d.loss } else { b.loss };
 
         let k = &self.kernels;
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
         let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
         let stats_group = self.bind(
             &k.target_stats,
-            &[
-                (0, &uniform),
-                (2, b.targets),
-                (3, weights),
-                (4, &stats),
-                (5, b.status),
-            ],
+            &[(0, &uniform), (2, targets), (3, weights), (4, &aux), (5, b.status), (9, sample_weights)],
         );
         let rows_group = self.bind(
             rows_pipeline,
             &[
                 (0, &uniform),
                 (1, b.logits),
-                (2, b.targets),
+                (2, targets),
                 (3, weights),
-                (4, &stats),
+                (4, &aux),
                 (6, &row_loss),
                 (7, grad),
+                (9, sample_weights),
+                (10, lse),
             ],
         );
-        let row_groups = if wide {
-            layout.rows()
-        } else {
-            layout.rows().div_ceil(NARROW_WG)
-        };
+        let reduce_group = self.bind(
+            &k.reduce_loss,
+            &[(0, &uniform), (4, &aux), (6, &row_loss), (8, loss_out), (11, correct)],
+        );
+        let row_groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
         let grid = self.grid(row_groups)?;
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -284,15 +355,9 @@ impl Context {
         pass.set_pipeline(rows_pipeline);
         pass.set_bind_group(0, &rows_group, &[]);
         pass.dispatch_workgroups(grid.0, grid.1, 1);
-        if opts.reduction != Reduction::None {
-            let reduce_group = self.bind(
-                &k.reduce_loss,
-                &[(0, &uniform), (4, &stats), (6, &row_loss), (8, loss_out)],
-            );
-            pass.set_pipeline(&k.reduce_loss);
-            pass.set_bind_group(0, &reduce_group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-        }
+        pass.set_pipeline(&k.reduce_loss);
+        pass.set_bind_group(0, &reduce_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
         Ok(())
     }
 

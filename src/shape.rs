@@ -102,14 +102,7 @@ impl Layout {
 
     /// The multi-index, in the target's shape, of flat target position `flat`.
     pub fn target_position(&self, flat: usize) -> Vec<usize> {
-        let dims = self.target_dims();
-        let mut pos = vec![0; dims.len()];
-        let mut rest = flat;
-        for (slot, &d) in pos.iter_mut().zip(&dims).rev() {
-            *slot = rest % d;
-            rest /= d;
-        }
-        pos
+        crate::validate::multi_index(&self.target_dims(), flat)
     }
 
     /// Flat index of element (row, class), with row = n·inner + s.

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::options::CrossEntropyOptions;
 use crate::shape::Layout;
+use crate::targets::Targets;
 
 /// A tensor's length against the number of elements its shape needs.
 pub(crate) fn length(
@@ -22,21 +23,58 @@ pub(crate) fn length(
     Ok(())
 }
 
-/// Shapes, weights and options of a cross-entropy call (not the target values).
-pub(crate) fn inputs(
+/// Shapes, weights, options and probability values of a cross-entropy call.
+/// Class-index ranges are checked apart: on the GPU for the GPU path.
+pub(crate) fn inputs<P: Copy + Into<f64>>(
     layout: &Layout,
-    logits_len: usize,
-    targets_len: usize,
-    weights: Option<&[f64]>,
+    input_len: usize,
+    targets: &Targets<'_, P>,
+    class_weights: Option<&[f64]>,
+    sample_weights: Option<&[f64]>,
     opts: &CrossEntropyOptions,
 ) -> Result<()> {
     opts.validate()?;
-    length("logits", &layout.dims, layout.len(), logits_len)?;
-    length("targets", &layout.target_dims(), layout.rows(), targets_len)?;
-    if let Some(w) = weights {
+    length("input", &layout.dims, layout.len(), input_len)?;
+    match targets {
+        Targets::Probs(y) => {
+            length("probability targets", &layout.dims, layout.len(), y.len())?;
+            if let Some(i) = y.iter().position(|&v| {
+                let v: f64 = v.into();
+                v.is_nan() || v < 0.0
+            }) {
+                return Err(Error::InvalidProbability {
+                    position: multi_index(&layout.dims, i),
+                    value: y[i].into(),
+                });
+            }
+        }
+        _ => length("targets", &layout.target_dims(), layout.rows(), targets.len())?,
+    }
+    if let Some(w) = class_weights {
         weights_ok(layout.classes, w)?;
     }
+    if let Some(s) = sample_weights {
+        length("sample weights", &layout.target_dims(), layout.rows(), s.len())?;
+        if let Some(i) = s.iter().position(|v| v.is_nan()) {
+            return Err(Error::InvalidOption {
+                name: "sample_weights",
+                value: format!("NaN at row {i}"),
+                expected: "finite sample weights",
+            });
+        }
+    }
     Ok(())
+}
+
+/// The multi-index of flat position `flat` in a row-major tensor of shape `dims`.
+pub(crate) fn multi_index(dims: &[usize], flat: usize) -> Vec<usize> {
+    let mut pos = vec![0; dims.len()];
+    let mut rest = flat;
+    for (slot, &d) in pos.iter_mut().zip(dims).rev() {
+        *slot = rest % d;
+        rest /= d;
+    }
+    pos
 }
 
 /// Class weights: length C and no NaN.

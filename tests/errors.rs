@@ -5,7 +5,7 @@ mod common;
 
 use common::{ctx, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};
 use wgpu::util::DeviceExt;
-use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Error, Reduction};
+use xent::{cpu, CrossEntropyBuffers, TargetBuffer, CrossEntropyOptions, Error, Reduction};
 
 fn opts() -> CrossEntropyOptions {
     CrossEntropyOptions::default()
@@ -52,7 +52,7 @@ fn logits_that_do_not_fit_the_shape() {
             matches!(
                 e,
                 Error::ShapeMismatch {
-                    what: "logits",
+                    what: "input",
                     expected: 15,
                     actual: 14,
                     ..
@@ -245,14 +245,7 @@ fn recording_rejects_bad_buffers() {
     let short = buffer(ctx, &[0; 56], s);
     let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
     let weights4 = buffer(ctx, &[0; 16], s);
-    let good = CrossEntropyBuffers {
-        logits: &logits,
-        targets: &targets,
-        weights: None,
-        loss: &loss,
-        grad: Some(&grad),
-        status: &status,
-    };
+    let good = CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
     let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, o, b)

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, ctx, Rng, WORKED_DIMS, WORKED_LOGITS};
 use wgpu::util::DeviceExt;
-use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Reduction, Tolerance};
+use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Reduction, TargetBuffer, Tolerance};
 
 fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
     let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -54,14 +54,7 @@ fn gradient_lands_in_the_callers_buffer_inside_a_larger_pipeline() {
         &mut encoder,
         &WORKED_DIMS,
         &CrossEntropyOptions::default(),
-        &CrossEntropyBuffers {
-            logits: &logits,
-            targets: &targets,
-            weights: None,
-            loss: &loss,
-            grad: Some(&grad),
-            status: &status,
-        },
+        &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status),
     )
     .unwrap();
     // The caller's own next step in the same encoder, reading xent's output.
@@ -113,14 +106,7 @@ fn status_buffer_reports_a_bad_target_without_faulting() {
         &mut encoder,
         &WORKED_DIMS,
         &opts,
-        &CrossEntropyBuffers {
-            logits: &logits,
-            targets: &targets,
-            weights: None,
-            loss: &loss,
-            grad: None,
-            status: &status,
-        },
+        &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, None, &status),
     )
     .unwrap();
     ctx.queue().submit([encoder.finish()]);
@@ -210,14 +196,7 @@ fn two_calls_recorded_into_one_encoder_do_not_interfere() {
             &mut encoder,
             &WORKED_DIMS,
             &Default::default(),
-            &CrossEntropyBuffers {
-                logits: &logits,
-                targets: t,
-                weights: None,
-                loss: l,
-                grad: None,
-                status: s,
-            },
+            &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(t), l, None, s),
         )
         .unwrap();
     }
