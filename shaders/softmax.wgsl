@@ -1,10 +1,16 @@
-// Softmax and log-softmax along the class axis of (outer, classes, inner).
+// Softmax and log-softmax along the class axis of (outer, classes, inner),
+// forward and backward (vector-Jacobian products).
 //
 // A "row" is one (n, s) pair; its classes lie `inner` elements apart.
-//   softmax_wide    a workgroup per row (long rows, inner = 1);
-//   softmax_narrow  an invocation per row (short rows, channel-first maps).
-// Each row is read twice (the (max, sum-exp) pass, then the output pass) and
-// the output written once.
+//   softmax_wide / backward_wide      a workgroup per row (long rows, inner = 1);
+//   softmax_narrow / backward_narrow  an invocation per row (short rows,
+//                                     channel-first maps).
+// Forward: each row is read twice (the (max, sum-exp) pass, then the output
+// pass) and the output written once. Backward, given the forward output y and
+// the upstream gradient dy:
+//   softmax:      dx = y * (dy - sum_c dy_c y_c)
+//   log-softmax:  dx = dy - exp(y) * sum_c dy_c
+// with the row sum reduced in a fixed order.
 
 struct Params {
     outer: u32,
@@ -27,6 +33,8 @@ const NARROW_WG: u32 = 64u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// Backward only: the upstream gradient; `x` then holds the forward output.
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
 
 fn element(row: u32, c: u32) -> u32 {
     let n = row / p.inner;
@@ -105,5 +113,75 @@ fn softmax_narrow(
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
         y[idx] = output(x[idx], ms, lse);
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+// The row-sum term of the vector-Jacobian product for class c.
+fn backward_term(idx: u32) -> f32 {
+    if (p.mode == LOG_SOFTMAX) {
+        return dy[idx];
+    }
+    return dy[idx] * x[idx];
+}
+
+fn backward_value(idx: u32, total: f32) -> f32 {
+    if (p.mode == LOG_SOFTMAX) {
+        return dy[idx] - exp(x[idx]) * total;
+    }
+    return x[idx] * (dy[idx] - total);
+}
+
+var<workgroup> wide_sum: array<f32, WIDE_WG>;
+
+@compute @workgroup_size(64)
+fn backward_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = element(row, 0u);
+    var acc = 0.0;
+    for (var c = lid; c < p.classes; c += WIDE_WG) {
+        acc += backward_term(base + c * p.inner);
+    }
+    wide_sum[lid] = acc;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_sum[lid] += wide_sum[lid + off];
+        }
+        workgroupBarrier();
+    }
+    let total = wide_sum[0];
+    for (var c = lid; c < p.classes; c += WIDE_WG) {
+        let idx = base + c * p.inner;
+        y[idx] = backward_value(idx, total);
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_narrow(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = element(row, 0u);
+    var total = 0.0;
+    for (var c = 0u; c < p.classes; c++) {
+        total += backward_term(base + c * p.inner);
+    }
+    for (var c = 0u; c < p.classes; c++) {
+        let idx = base + c * p.inner;
+        y[idx] = backward_value(idx, total);
     }
 }

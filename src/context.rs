@@ -34,6 +34,8 @@ pub(crate) struct Kernels {
     pub reduce_loss: wgpu::ComputePipeline,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
+    pub backward_wide: wgpu::ComputePipeline,
+    pub backward_narrow: wgpu::ComputePipeline,
 }
 
 /// Scratch buffers reused across calls. Passes recorded by separate calls run
@@ -236,6 +238,8 @@ impl Kernels {
             reduce_loss: pipeline(device, &ce, "reduce_loss"),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
+            backward_wide: pipeline(device, &sm, "backward_wide"),
+            backward_narrow: pipeline(device, &sm, "backward_narrow"),
         }
     }
 }
@@ -298,7 +302,12 @@ fn storage(device: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
     })
 }
 
-fn grown(slot: &mut Option<wgpu::Buffer>, device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+fn grown(
+    slot: &mut Option<wgpu::Buffer>,
+    device: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+) -> wgpu::Buffer {
     match slot {
         Some(b) if b.size() >= bytes => b.clone(),
         _ => {

@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
-use crate::targets::{Targets, Weights};
 use crate::shape::Layout;
+use crate::targets::{Targets, Weights};
 use crate::validate;
 
 /// Loss and gradient of a cross-entropy call, in the precision of its path.
@@ -109,6 +109,106 @@ fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<
     Ok(y)
 }
 
+/// The backward of softmax: given the forward output `y` and the upstream
+/// gradient `dy`, `dx = y ⊙ (dy − Σ_c dy_c·y_c)` per row (the vector-Jacobian
+/// product with `diag(y) − y yᵀ`).
+///
+/// # Errors
+/// As [`softmax`], for both inputs.
+///
+/// ```
+/// let dx = xent::cpu::softmax_backward(&[0.5f32, 0.5], &[1.0, 0.0], &[2]).unwrap();
+/// assert_eq!(dx, vec![0.25, -0.25]);
+/// ```
+pub fn softmax_backward<T: Copy + Into<f64>>(
+    y: &[T],
+    dy: &[T],
+    dims: &[usize],
+) -> Result<Vec<f64>> {
+    backward(y, dy, dims, |y, dy, total| y * (dy - total), |y, dy| y * dy)
+}
+
+/// The backward of log-softmax: given the forward output `y` (log-probabilities)
+/// and `dy`, `dx = dy − exp(y)·Σ_c dy_c` per row.
+///
+/// # Errors
+/// As [`softmax`], for both inputs.
+///
+/// ```
+/// let half = 0.5f64.ln();
+/// let dx = xent::cpu::log_softmax_backward(&[half, half], &[1.0, 0.0], &[2]).unwrap();
+/// assert!((dx[0] - 0.5).abs() < 1e-15 && (dx[1] + 0.5).abs() < 1e-15);
+/// ```
+pub fn log_softmax_backward<T: Copy + Into<f64>>(
+    y: &[T],
+    dy: &[T],
+    dims: &[usize],
+) -> Result<Vec<f64>> {
+    backward(y, dy, dims, |y, dy, total| dy - y.exp() * total, |_, dy| dy)
+}
+
+fn backward<T: Copy + Into<f64>>(
+    y: &[T],
+    dy: &[T],
+    dims: &[usize],
+    value: impl Fn(f64, f64, f64) -> f64,
+    term: impl Fn(f64, f64) -> f64,
+) -> Result<Vec<f64>> {
+    let layout = Layout::from_dims(dims)?;
+    validate::length("output", dims, layout.len(), y.len())?;
+    validate::length("grad_output", dims, layout.len(), dy.len())?;
+    let (y, dy) = (widen(y), widen(dy));
+    let mut dx = vec![0.0; y.len()];
+    for row in 0..layout.rows() {
+        let idx = |c| layout.element(row, c);
+        let total: f64 = (0..layout.classes)
+            .map(|c| term(y[idx(c)], dy[idx(c)]))
+            .sum();
+        for c in 0..layout.classes {
+            dx[idx(c)] = value(y[idx(c)], dy[idx(c)], total);
+        }
+    }
+    Ok(dx)
+}
+
+/// Largest class count [`softmax_jacobian`] builds (a C × C matrix).
+pub const MAX_JACOBIAN_CLASSES: usize = 4096;
+
+/// The full Jacobian of softmax for one row of probabilities `y`:
+/// `J = diag(y) − y yᵀ`, `J[i][j] = ∂y_i/∂x_j`. For small C (at most
+/// [`MAX_JACOBIAN_CLASSES`]); use [`softmax_backward`] for products with it.
+///
+/// # Errors
+/// [`Error::InvalidShape`](crate::Error::InvalidShape) for an empty row or more
+/// than [`MAX_JACOBIAN_CLASSES`] classes.
+///
+/// ```
+/// let j = xent::cpu::softmax_jacobian(&[0.5f64, 0.5]).unwrap();
+/// assert_eq!(j, vec![vec![0.25, -0.25], vec![-0.25, 0.25]]);
+/// ```
+pub fn softmax_jacobian<T: Copy + Into<f64>>(y: &[T]) -> Result<Vec<Vec<f64>>> {
+    if y.is_empty() || y.len() > MAX_JACOBIAN_CLASSES {
+        return Err(crate::Error::InvalidShape {
+            shape: vec![y.len()],
+            reason: format!("the Jacobian is built for 1 to {MAX_JACOBIAN_CLASSES} classes"),
+        });
+    }
+    let y = widen(y);
+    Ok((0..y.len())
+        .map(|i| {
+            (0..y.len())
+                .map(|j| {
+                    if i == j {
+                        y[i] - y[i] * y[j]
+                    } else {
+                        -y[i] * y[j]
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// Softmax cross-entropy with class-index targets, as PyTorch's `F.cross_entropy`.
 ///
 /// `logits` has shape `dims` = `(C)`, `(N, C)` or `(N, C, d1, …, dK)`;
@@ -134,7 +234,16 @@ pub fn cross_entropy<T: Copy + Into<f64>>(
     weights: Option<&[T]>,
     opts: &CrossEntropyOptions,
 ) -> Result<CrossEntropyOutput<f64>> {
-    cross_entropy_with(logits, dims, Targets::I64(targets), Weights { class: weights, sample: None }, opts)
+    cross_entropy_with(
+        logits,
+        dims,
+        Targets::I64(targets),
+        Weights {
+            class: weights,
+            sample: None,
+        },
+        opts,
+    )
 }
 
 /// Cross-entropy with probability targets of the input's shape (soft labels;
@@ -156,7 +265,16 @@ pub fn cross_entropy_soft<T: Copy + Into<f64>>(
     weights: Option<&[T]>,
     opts: &CrossEntropyOptions,
 ) -> Result<CrossEntropyOutput<f64>> {
-    cross_entropy_with(input, dims, Targets::Probs(probs), Weights { class: weights, sample: None }, opts)
+    cross_entropy_with(
+        input,
+        dims,
+        Targets::Probs(probs),
+        Weights {
+            class: weights,
+            sample: None,
+        },
+        opts,
+    )
 }
 
 /// The whole loss family on the CPU: any target kind, class and sample
@@ -191,7 +309,14 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     let layout = Layout::from_dims(dims)?;
     let class_w = weights.class.map(widen);
     let sample_w = weights.sample.map(widen);
-    validate::inputs(&layout, input.len(), &targets, class_w.as_deref(), sample_w.as_deref(), opts)?;
+    validate::inputs(
+        &layout,
+        input.len(),
+        &targets,
+        class_w.as_deref(),
+        sample_w.as_deref(),
+        opts,
+    )?;
     if let Some(t) = targets.class_indices() {
         validate::target_range(&layout, &t, opts.ignore_index)?;
     }
@@ -244,32 +369,38 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             InputKind::Probs => at(c).ln(),
         };
         // q: the target distribution; r: the row weight of the z-loss.
-        let (q, r, q_sum, loss): (Box<dyn Fn(usize) -> f64>, f64, f64, f64) = match (&class_of, &probs) {
-            (Some(ts), _) => {
-                let Some(t) = ts[row] else { continue };
-                if t == argmax {
-                    correct += 1;
+        let (q, r, q_sum, loss): (Box<dyn Fn(usize) -> f64>, f64, f64, f64) =
+            match (&class_of, &probs) {
+                (Some(ts), _) => {
+                    let Some(t) = ts[row] else { continue };
+                    if t == argmax {
+                        correct += 1;
+                    }
+                    let mut loss = -(1.0 - eps) * w(t) * logp(t);
+                    if eps != 0.0 {
+                        loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
+                    }
+                    let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
+                    (
+                        Box::new(q),
+                        w(t),
+                        (1.0 - eps) * w(t) + eps / c_f * weight_sum,
+                        loss,
+                    )
                 }
-                let mut loss = -(1.0 - eps) * w(t) * logp(t);
-                if eps != 0.0 {
-                    loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
+                (None, Some(y)) => {
+                    let y_at = |c: usize| y[layout.element(row, c)];
+                    if argmax == first_argmax((0..classes).map(y_at)) {
+                        correct += 1;
+                    }
+                    let y_row: Vec<f64> = (0..classes).map(y_at).collect();
+                    let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
+                    let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
+                    let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
+                    (Box::new(q), 1.0, q_sum, loss)
                 }
-                let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
-                (Box::new(q), w(t), (1.0 - eps) * w(t) + eps / c_f * weight_sum, loss)
-            }
-            (None, Some(y)) => {
-                let y_at = |c: usize| y[layout.element(row, c)];
-                if argmax == first_argmax((0..classes).map(y_at)) {
-                    correct += 1;
-                }
-                let y_row: Vec<f64> = (0..classes).map(y_at).collect();
-                let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
-                let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
-                let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
-                (Box::new(q), 1.0, q_sum, loss)
-            }
-            (None, None) => unreachable!("targets are class indices or probabilities"),
-        };
+                (None, None) => unreachable!("targets are class indices or probabilities"),
+            };
         row_loss[row] = sw(row) * (loss + r * z * lse * lse);
         if let Some(g) = grad.as_mut() {
             let a = scale * sw(row);

@@ -91,7 +91,9 @@ pub enum Error {
         count: u64,
     },
     /// A probability target that is negative or NaN.
-    #[error("probability target {value} at position {position:?} is invalid: expected a number >= 0")]
+    #[error(
+        "probability target {value} at position {position:?} is invalid: expected a number >= 0"
+    )]
     InvalidProbability {
         /// Position in the target's shape (the input's shape).
         position: Vec<usize>,

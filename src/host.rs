@@ -9,8 +9,8 @@ use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, Result};
 use crate::options::{CrossEntropyOptions, Reduction};
 use crate::record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
-use crate::targets::{ClassIndex, Targets, Weights};
 use crate::shape::Layout;
+use crate::targets::{ClassIndex, Targets, Weights};
 use crate::validate;
 
 const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
@@ -52,7 +52,10 @@ impl Context {
         weights: Option<&[f32]>,
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
-        let weights = Weights { class: weights, sample: None };
+        let weights = Weights {
+            class: weights,
+            sample: None,
+        };
         self.cross_entropy_with(logits, dims, T::as_targets(targets), weights, opts)
     }
 
@@ -78,7 +81,10 @@ impl Context {
         weights: Option<&[f32]>,
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
-        let weights = Weights { class: weights, sample: None };
+        let weights = Weights {
+            class: weights,
+            sample: None,
+        };
         self.cross_entropy_with(input, dims, Targets::Probs(probs), weights, opts)
     }
 
@@ -118,7 +124,14 @@ impl Context {
         let layout = Layout::from_dims(dims)?;
         let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
         let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
-        validate::inputs(&layout, input.len(), &targets, class64.as_deref(), sample64.as_deref(), opts)?;
+        validate::inputs(
+            &layout,
+            input.len(),
+            &targets,
+            class64.as_deref(),
+            sample64.as_deref(),
+            opts,
+        )?;
         // i64 targets become the GPU's i32; u8 and f32 go up as they are.
         let narrowed = match targets {
             Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),
@@ -145,9 +158,17 @@ impl Context {
         };
         let logits_buf = self.upload("xent input", bytemuck::cast_slice(input));
         let targets_buf = self.upload("xent targets", target_bytes);
-        let weights_buf = weights.class.map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)));
-        let sample_buf = weights.sample.map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)));
-        let loss_elems = if opts.reduction == Reduction::None { layout.rows() } else { 1 };
+        let weights_buf = weights
+            .class
+            .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)));
+        let sample_buf = weights
+            .sample
+            .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)));
+        let loss_elems = if opts.reduction == Reduction::None {
+            layout.rows()
+        } else {
+            1
+        };
         let loss_buf = output("xent loss", loss_elems);
         let grad_buf = opts.compute_grad.then(|| output("xent grad", layout.len()));
         let lse_buf = opts.return_lse.then(|| output("xent lse", layout.rows()));
@@ -169,7 +190,13 @@ impl Context {
                 sample_weights: sample_buf.as_ref(),
                 lse: lse_buf.as_ref(),
                 correct: correct_buf.as_ref(),
-                ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, grad_buf.as_ref(), &status_buf)
+                ..CrossEntropyBuffers::new(
+                    &logits_buf,
+                    target_buffer,
+                    &loss_buf,
+                    grad_buf.as_ref(),
+                    &status_buf,
+                )
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];
@@ -191,7 +218,11 @@ impl Context {
         let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
         let out = CrossEntropyOutput {
             loss,
-            loss_dims: if opts.reduction == Reduction::None { layout.target_dims() } else { Vec::new() },
+            loss_dims: if opts.reduction == Reduction::None {
+                layout.target_dims()
+            } else {
+                Vec::new()
+            },
             grad,
             lse,
             correct,
@@ -266,25 +297,43 @@ impl Context {
         self.normalise(x, dims, SoftmaxKind::LogSoftmax)
     }
 
+    /// The backward of softmax on the GPU: given the forward output `y` and the
+    /// upstream gradient `dy`, returns `dx = y ⊙ (dy − Σ dy·y)` per row.
+    ///
+    /// # Errors
+    /// As [`Context::softmax`], for both inputs.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let dx = ctx.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], &[1, 2])?;
+    /// assert_eq!(dx, vec![0.25, -0.25]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
+        self.normalise_backward(y, dy, dims, SoftmaxKind::Softmax)
+    }
+
+    /// The backward of log-softmax on the GPU: given the forward output `y`
+    /// (log-probabilities) and `dy`, returns `dx = dy − exp(y)·Σ dy` per row.
+    ///
+    /// # Errors
+    /// As [`Context::softmax`], for both inputs.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let half = 0.5f32.ln();
+    /// let dx = ctx.log_softmax_backward(&[half, half], &[1.0, 0.0], &[1, 2])?;
+    /// assert_eq!(dx, vec![0.5, -0.5]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn log_softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
+        self.normalise_backward(y, dy, dims, SoftmaxKind::LogSoftmax)
+    }
+
     fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
-        let layout = Layout::from_dims(dims)?;
-        validate::length("input", dims, layout.len(), x.len())?;
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let input = self.upload("xent softmax input", bytemuck::cast_slice(x));
-        let output = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent softmax output"),
-            size: layout.len() as u64 * 4,
-            usage: STORAGE_OUT,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.record_softmax(&mut encoder, dims, kind, &input, &output)?;
-        let bytes = self.download(encoder, &[&output]);
-        pop_scope(scope)?;
-        drop(guard);
-        let bytes = bytes?;
-        let y = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
+        let y = self.run_normalise(&[("input", x)], dims, |enc, bufs, out| {
+            self.record_softmax(enc, dims, kind, bufs[0], out)
+        })?;
         if let Some(tol) = self.verify {
             let reference = match kind {
                 SoftmaxKind::Softmax => cpu::softmax(x, dims)?,
@@ -293,6 +342,62 @@ impl Context {
             tol.compare("softmax", &y, &reference)?;
         }
         Ok(y)
+    }
+
+    fn normalise_backward(
+        &self,
+        y: &[f32],
+        dy: &[f32],
+        dims: &[usize],
+        kind: SoftmaxKind,
+    ) -> Result<Vec<f32>> {
+        let dx = self.run_normalise(
+            &[("output", y), ("grad_output", dy)],
+            dims,
+            |enc, bufs, out| self.record_softmax_backward(enc, dims, kind, bufs[0], bufs[1], out),
+        )?;
+        if let Some(tol) = self.verify {
+            let reference = match kind {
+                SoftmaxKind::Softmax => cpu::softmax_backward(y, dy, dims)?,
+                SoftmaxKind::LogSoftmax => cpu::log_softmax_backward(y, dy, dims)?,
+            };
+            tol.compare("softmax backward", &dx, &reference)?;
+        }
+        Ok(dx)
+    }
+
+    /// Uploads `inputs`, records with `record` into a fresh output of the
+    /// same length, submits and reads the output back.
+    fn run_normalise(
+        &self,
+        inputs: &[(&'static str, &[f32])],
+        dims: &[usize],
+        record: impl FnOnce(&mut wgpu::CommandEncoder, &[&wgpu::Buffer], &wgpu::Buffer) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        let layout = Layout::from_dims(dims)?;
+        for &(what, v) in inputs {
+            validate::length(what, dims, layout.len(), v.len())?;
+        }
+        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffers: Vec<wgpu::Buffer> = inputs
+            .iter()
+            .map(|(what, v)| self.upload(what, bytemuck::cast_slice(v)))
+            .collect();
+        let output = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent softmax output"),
+            size: layout.len() as u64 * 4,
+            usage: STORAGE_OUT,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
+        record(&mut encoder, &refs, &output)?;
+        let bytes = self.download(encoder, &[&output]);
+        pop_scope(scope)?;
+        drop(guard);
+        let bytes = bytes?;
+        Ok(to_f32(bytes.first().map_or(&[][..], |b| b), layout.len()))
     }
 
     /// Reads a status buffer written by [`Context::record_cross_entropy`]

@@ -39,8 +39,8 @@ pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 pub use record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
-pub use targets::{ClassIndex, Targets, Weights};
 pub use shape::Layout;
+pub use targets::{ClassIndex, Targets, Weights};
 pub use verify::{max_abs_diff, Tolerance};
 
 /// Compile-time check that a context can be shared across threads.

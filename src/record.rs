@@ -241,7 +241,11 @@ impl Context {
         let b = buffers;
         let elems = layout.len() as u64;
         let rows = layout.rows() as u64;
-        let loss_elems = if opts.reduction == Reduction::None { rows } else { 1 };
+        let loss_elems = if opts.reduction == Reduction::None {
+            rows
+        } else {
+            1
+        };
         let (targets, target_kind, target_words) = match b.targets {
             TargetBuffer::ClassI32(t) => (t, 0u32, rows),
             TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
@@ -269,9 +273,17 @@ impl Context {
         }
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
-        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
-            vec![("logits", b.logits), ("targets", targets), ("loss", b.loss), ("status", b.status)];
-        all.extend(optional.iter().filter_map(|&(what, buffer, _)| buffer.map(|b| (what, b))));
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
+            ("logits", b.logits),
+            ("targets", targets),
+            ("loss", b.loss),
+            ("status", b.status),
+        ];
+        all.extend(
+            optional
+                .iter()
+                .filter_map(|&(what, buffer, _)| buffer.map(|b| (what, b))),
+        );
         no_aliasing(&all)?;
         if b.lse.is_some() && opts.input != InputKind::Logits {
             return Err(Error::InvalidOption {
@@ -315,14 +327,25 @@ impl Context {
         let grad = b.grad.unwrap_or(&d.grad);
         let lse = b.lse.unwrap_or(&d.lse);
         let correct = b.correct.unwrap_or(&d.correct);
-        let loss_out = if opts.reduction == Reduction::None { &d.loss } else { b.loss };
+        let loss_out = if opts.reduction == Reduction::None {
+            &d.loss
+        } else {
+            b.loss
+        };
 
         let k = &self.kernels;
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
         let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
         let stats_group = self.bind(
             &k.target_stats,
-            &[(0, &uniform), (2, targets), (3, weights), (4, &aux), (5, b.status), (9, sample_weights)],
+            &[
+                (0, &uniform),
+                (2, targets),
+                (3, weights),
+                (4, &aux),
+                (5, b.status),
+                (9, sample_weights),
+            ],
         );
         let rows_group = self.bind(
             rows_pipeline,
@@ -340,9 +363,19 @@ impl Context {
         );
         let reduce_group = self.bind(
             &k.reduce_loss,
-            &[(0, &uniform), (4, &aux), (6, &row_loss), (8, loss_out), (11, correct)],
+            &[
+                (0, &uniform),
+                (4, &aux),
+                (6, &row_loss),
+                (8, loss_out),
+                (11, correct),
+            ],
         );
-        let row_groups = if wide { layout.rows() } else { layout.rows().div_ceil(NARROW_WG) };
+        let row_groups = if wide {
+            layout.rows()
+        } else {
+            layout.rows().div_ceil(NARROW_WG)
+        };
         let grid = self.grid(row_groups)?;
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -391,11 +424,75 @@ impl Context {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
+        let k = &self.kernels;
+        self.record_normalise(
+            encoder,
+            dims,
+            kind,
+            (&k.softmax_wide, &k.softmax_narrow),
+            &[("input", input), ("output", output)],
+        )
+    }
+
+    /// Records the backward of softmax or log-softmax along the class axis:
+    /// given the forward output `output` (y) and the upstream gradient
+    /// `grad_output` (dy), writes `grad_input` (dx) as a vector-Jacobian product,
+    /// `dx = y ⊙ (dy − Σ dy·y)` for softmax, `dx = dy − exp(y)·Σ dy` for log-softmax.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] and [`Error::BadBuffer`] as for the forward.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(v), usage });
+    /// let (y, dy, dx) = (init(&[0.5, 0.5]), init(&[1.0, 0.0]), init(&[0.0, 0.0]));
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax_backward(&mut encoder, &[1, 2], xent::SoftmaxKind::Softmax, &y, &dy, &dx)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_softmax_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        output: &wgpu::Buffer,
+        grad_output: &wgpu::Buffer,
+        grad_input: &wgpu::Buffer,
+    ) -> Result<()> {
+        let k = &self.kernels;
+        self.record_normalise(
+            encoder,
+            dims,
+            kind,
+            (&k.backward_wide, &k.backward_narrow),
+            &[
+                ("output", output),
+                ("grad_output", grad_output),
+                ("grad_input", grad_input),
+            ],
+        )
+    }
+
+    /// Shared by the softmax forward and backward: `buffers` are bound at 1
+    /// (input), 2 (output) and, for the backward, 3 (upstream gradient).
+    fn record_normalise(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        (wide_pipeline, narrow_pipeline): (&wgpu::ComputePipeline, &wgpu::ComputePipeline),
+        buffers: &[(&'static str, &wgpu::Buffer)],
+    ) -> Result<()> {
         let layout = Layout::from_dims(dims)?;
-        let elems = layout.len() as u64;
-        self.check_buffer("input", input, elems)?;
-        self.check_buffer("output", output, elems)?;
-        no_aliasing(&[("input", input), ("output", output)])?;
+        for &(what, buffer) in buffers {
+            self.check_buffer(what, buffer, layout.len() as u64)?;
+        }
+        no_aliasing(buffers)?;
         let params = SoftmaxParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -409,13 +506,15 @@ impl Context {
         };
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params));
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
-        let k = &self.kernels;
-        let pipeline = if wide {
-            &k.softmax_wide
-        } else {
-            &k.softmax_narrow
-        };
-        let group = self.bind(pipeline, &[(0, &uniform), (1, input), (2, output)]);
+        let pipeline = if wide { wide_pipeline } else { narrow_pipeline };
+        // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
+        let mut entries = vec![(0, &uniform), (1, buffers[0].1)];
+        match buffers {
+            [_, out] => entries.push((2, out.1)),
+            [_, dy, out] => entries.extend([(3, dy.1), (2, out.1)]),
+            _ => unreachable!("two or three buffers"),
+        }
+        let group = self.bind(pipeline, &entries);
         let groups = if wide {
             layout.rows()
         } else {

@@ -70,7 +70,10 @@ pub struct Weights<'a, W = f32> {
 impl<W> Weights<'_, W> {
     /// No weights at all.
     pub fn none() -> Self {
-        Self { class: None, sample: None }
+        Self {
+            class: None,
+            sample: None,
+        }
     }
 }
 

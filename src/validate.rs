@@ -48,13 +48,23 @@ pub(crate) fn inputs<P: Copy + Into<f64>>(
                 });
             }
         }
-        _ => length("targets", &layout.target_dims(), layout.rows(), targets.len())?,
+        _ => length(
+            "targets",
+            &layout.target_dims(),
+            layout.rows(),
+            targets.len(),
+        )?,
     }
     if let Some(w) = class_weights {
         weights_ok(layout.classes, w)?;
     }
     if let Some(s) = sample_weights {
-        length("sample weights", &layout.target_dims(), layout.rows(), s.len())?;
+        length(
+            "sample weights",
+            &layout.target_dims(),
+            layout.rows(),
+            s.len(),
+        )?;
         if let Some(i) = s.iter().position(|v| v.is_nan()) {
             return Err(Error::InvalidOption {
                 name: "sample_weights",

@@ -5,7 +5,7 @@ mod common;
 
 use common::{ctx, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};
 use wgpu::util::DeviceExt;
-use xent::{cpu, CrossEntropyBuffers, TargetBuffer, CrossEntropyOptions, Error, Reduction};
+use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Error, Reduction, TargetBuffer};
 
 fn opts() -> CrossEntropyOptions {
     CrossEntropyOptions::default()
@@ -245,7 +245,13 @@ fn recording_rejects_bad_buffers() {
     let short = buffer(ctx, &[0; 56], s);
     let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
     let weights4 = buffer(ctx, &[0; 16], s);
-    let good = CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    let good = CrossEntropyBuffers::new(
+        &logits,
+        TargetBuffer::ClassI32(&targets),
+        &loss,
+        Some(&grad),
+        &status,
+    );
     let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, o, b)

@@ -54,7 +54,13 @@ fn gradient_lands_in_the_callers_buffer_inside_a_larger_pipeline() {
         &mut encoder,
         &WORKED_DIMS,
         &CrossEntropyOptions::default(),
-        &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status),
+        &CrossEntropyBuffers::new(
+            &logits,
+            TargetBuffer::ClassI32(&targets),
+            &loss,
+            Some(&grad),
+            &status,
+        ),
     )
     .unwrap();
     // The caller's own next step in the same encoder, reading xent's output.
@@ -106,7 +112,13 @@ fn status_buffer_reports_a_bad_target_without_faulting() {
         &mut encoder,
         &WORKED_DIMS,
         &opts,
-        &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(&targets), &loss, None, &status),
+        &CrossEntropyBuffers::new(
+            &logits,
+            TargetBuffer::ClassI32(&targets),
+            &loss,
+            None,
+            &status,
+        ),
     )
     .unwrap();
     ctx.queue().submit([encoder.finish()]);
