@@ -9,7 +9,7 @@
 // Entry points, recorded in this order by `record_cross_entropy`:
 //   target_stats  one workgroup: the mean's denominator, the sum of class
 //                 weights, and the class-index range check (status buffer).
-//   rows_wide     a workgroup per row (long rows), or
+//   rows_wide     a workgroup of WIDE_WG invocations per row (long rows), or
 //   rows_narrow   an invocation per row (short rows, channel-first maps):
 //                 per-row loss and the gradient; each row of the input is
 //                 read twice and the gradient written once.
@@ -37,23 +37,30 @@ struct Params {
     inner: u32,
     rows: u32,
     ignore_index: i32,
-    has_weights: u32,
-    write_grad: u32,
     // 0 = none, 1 = mean, 2 = sum
     reduction: u32,
     smoothing: f32,
     // f32 NaN from the host: WGSL constant expressions cannot hold NaN.
     nan: f32,
-    // 0 = logits, 1 = log-probabilities, 2 = probabilities
-    input_kind: u32,
-    // 0 = i32 class indices, 1 = u8 class indices packed 4 per word, 2 = probabilities
-    target_kind: u32,
-    has_sample_weights: u32,
     z_loss: f32,
-    write_lse: u32,
     // 1: an all-ignored mean is 0 instead of NaN
     empty_mean_zero: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
+
+// Pipeline-overridable switches: each combination the caller uses gets its
+// own pipeline (cached by the context), so the per-element loops carry no
+// branches for options that are off.
+override TARGET_KIND: u32 = 0u;
+override INPUT_KIND: u32 = 0u;
+override HAS_WEIGHTS: bool = false;
+override HAS_SAMPLE_WEIGHTS: bool = false;
+override SMOOTHING: bool = false;
+override Z_LOSS: bool = false;
+override WRITE_GRAD: bool = true;
+override WRITE_LSE: bool = false;
+override COUNT_CORRECT: bool = false;
 
 const REDUCTION_MEAN: u32 = 1u;
 const INPUT_LOGITS: u32 = 0u;
@@ -64,7 +71,8 @@ const TARGET_PROBS: u32 = 2u;
 // would give (-inf) - (-inf) = NaN when two empty partials merge.
 const LOWEST: f32 = -3.4028234663852886e38;
 const STATS_WG: u32 = 256u;
-const WIDE_WG: u32 = 64u;
+// Set by the host (`WIDE_WG` in context.rs).
+override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
 const NO_POSITION: u32 = 0xffffffffu;
 
@@ -97,30 +105,32 @@ fn weight_sum() -> f32 {
 }
 
 fn class_weight(c: u32) -> f32 {
-    if (p.has_weights != 0u) {
+    if (HAS_WEIGHTS) {
         return weights[c];
     }
     return 1.0;
 }
 
 fn sample_weight(row: u32) -> f32 {
-    if (p.has_sample_weights != 0u) {
+    if (HAS_SAMPLE_WEIGHTS) {
         return sample_weights[row];
     }
     return 1.0;
 }
 
 fn class_target(row: u32) -> i32 {
-    if (p.target_kind == TARGET_U8) {
+    if (TARGET_KIND == TARGET_U8) {
         return i32((targets[row / 4u] >> (8u * (row % 4u))) & 0xffu);
     }
     return bitcast<i32>(targets[row]);
 }
 
-fn element(row: u32, c: u32) -> u32 {
+// Flat index of class 0 of `row`; class c is at row_base(row) + c * p.inner.
+// (One division per row, never per element.)
+fn row_base(row: u32) -> u32 {
     let n = row / p.inner;
     let s = row - n * p.inner;
-    return (n * p.classes + c) * p.inner + s;
+    return n * p.classes * p.inner + s;
 }
 
 // ---------------------------------------------------------------- target_stats
@@ -137,8 +147,8 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
     var count = 0u;
     var bad = 0u;
     var first = NO_POSITION;
-    let weighted = p.has_weights != 0u || p.has_sample_weights != 0u;
-    if (p.target_kind == TARGET_PROBS) {
+    let weighted = HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS;
+    if (TARGET_KIND == TARGET_PROBS) {
         // PyTorch: a mean over probability targets divides by the number of rows.
         count = (p.rows + STATS_WG - 1u - lid) / STATS_WG;
     } else {
@@ -177,13 +187,13 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if (lid == 0u) {
-        if (weighted && p.target_kind != TARGET_PROBS) {
+        if (weighted && TARGET_KIND != TARGET_PROBS) {
             aux[0] = bitcast<u32>(st_denom[0]);
         } else {
             // Counted in integers: exact up to 2^24 rows in the f32.
             aux[0] = bitcast<u32>(f32(st_count[0]));
         }
-        aux[1] = bitcast<u32>(select(f32(p.classes), st_wsum[0], p.has_weights != 0u));
+        aux[1] = bitcast<u32>(select(f32(p.classes), st_wsum[0], HAS_WEIGHTS));
         status[0] = st_bad[0];
         if (st_bad[0] != 0u) {
             status[1] = st_first[0];
@@ -213,28 +223,30 @@ fn empty_partial() -> Partial {
     return Partial(LOWEST, 0.0, NO_POSITION, 0.0, LOWEST, NO_POSITION);
 }
 
-fn soft_q(row: u32, c: u32) -> f32 {
-    let y = bitcast<f32>(targets[element(row, c)]);
+fn soft_q(idx: u32) -> f32 {
+    let y = bitcast<f32>(targets[idx]);
     return y * (1.0 - p.smoothing) + p.smoothing / f32(p.classes);
 }
 
-fn gather(acc: Partial, row: u32, c: u32) -> Partial {
+fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
     var r = acc;
-    let x = input[element(row, c)];
+    let x = input[idx];
     if (x > r.m) {
         r.s = r.s * exp(r.m - x) + 1.0;
         r.m = x;
-        r.arg = c;
+        if (COUNT_CORRECT) {
+            r.arg = c;
+        }
     } else {
         r.s += exp(x - r.m);
         // Ties keep the first index, as torch.argmax.
-        if (x == r.m && c < r.arg) {
+        if (COUNT_CORRECT && x == r.m && c < r.arg) {
             r.arg = c;
         }
     }
-    if (p.target_kind == TARGET_PROBS) {
-        r.q += class_weight(c) * soft_q(row, c);
-        let y = bitcast<f32>(targets[element(row, c)]);
+    if (TARGET_KIND == TARGET_PROBS) {
+        r.q += class_weight(c) * soft_q(idx);
+        let y = bitcast<f32>(targets[idx]);
         if (y > r.tmax || (y == r.tmax && c < r.targ)) {
             r.tmax = y;
             r.targ = c;
@@ -278,7 +290,7 @@ fn plan_row(row: u32, total: Partial) -> RowPlan {
     plan.target_class = 0u;
     plan.r = 1.0;
     plan.q = total.q;
-    if (p.target_kind != TARGET_PROBS) {
+    if (TARGET_KIND != TARGET_PROBS) {
         let t = class_target(row);
         if (t == p.ignore_index) {
             plan.kind = 1u;
@@ -302,40 +314,40 @@ fn plan_row(row: u32, total: Partial) -> RowPlan {
 }
 
 // q_c: the target distribution's mass on class c.
-fn target_mass(plan: RowPlan, row: u32, c: u32) -> f32 {
-    if (p.target_kind == TARGET_PROBS) {
-        return soft_q(row, c);
+fn target_mass(plan: RowPlan, c: u32, idx: u32) -> f32 {
+    if (TARGET_KIND == TARGET_PROBS) {
+        return soft_q(idx);
     }
     let onehot = select(0.0, 1.0, c == plan.target_class);
     return (1.0 - p.smoothing) * onehot + p.smoothing / f32(p.classes);
 }
 
 fn log_prob(x: f32, lse: f32) -> f32 {
-    if (p.input_kind == INPUT_LOGITS) {
+    if (INPUT_KIND == INPUT_LOGITS) {
         return x - lse;
     }
-    if (p.input_kind == INPUT_LOG_PROBS) {
+    if (INPUT_KIND == INPUT_LOG_PROBS) {
         return x;
     }
     return log(x);
 }
 
-fn grad_value(plan: RowPlan, row: u32, c: u32, x: f32) -> f32 {
+fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
     if (plan.kind == 1u) {
         return 0.0;
     }
     if (plan.kind == 2u) {
         return p.nan;
     }
-    let wq = class_weight(c) * target_mass(plan, row, c);
+    let wq = class_weight(c) * target_mass(plan, c, idx);
     var g: f32;
-    if (p.input_kind == INPUT_LOGITS) {
+    if (INPUT_KIND == INPUT_LOGITS) {
         let prob = exp(x - plan.m) / plan.s;
         g = prob * plan.q - wq;
-        if (p.z_loss != 0.0) {
+        if (Z_LOSS) {
             g += plan.r * 2.0 * p.z_loss * plan.lse * prob;
         }
-    } else if (p.input_kind == INPUT_LOG_PROBS) {
+    } else if (INPUT_KIND == INPUT_LOG_PROBS) {
         g = -wq;
     } else {
         g = -wq / x;
@@ -345,18 +357,18 @@ fn grad_value(plan: RowPlan, row: u32, c: u32, x: f32) -> f32 {
 
 // The part of the row's loss summed over classes in pass 2:
 // smoothing's sum_c w_c logp_c (class indices) or sum_c w_c q_c logp_c (probabilities).
-fn loss_term(plan: RowPlan, row: u32, c: u32, x: f32) -> f32 {
+fn loss_term(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
     let lp = log_prob(x, plan.lse);
-    if (p.target_kind == TARGET_PROBS) {
-        return class_weight(c) * soft_q(row, c) * lp;
+    if (TARGET_KIND == TARGET_PROBS) {
+        return class_weight(c) * soft_q(idx) * lp;
     }
-    if (p.smoothing != 0.0) {
+    if (SMOOTHING) {
         return class_weight(c) * lp;
     }
     return 0.0;
 }
 
-fn row_value(plan: RowPlan, row: u32, class_sum: f32) -> f32 {
+fn row_value(plan: RowPlan, row: u32, base: u32, class_sum: f32) -> f32 {
     if (plan.kind == 1u) {
         return 0.0;
     }
@@ -364,33 +376,35 @@ fn row_value(plan: RowPlan, row: u32, class_sum: f32) -> f32 {
         return p.nan; // the status buffer says why
     }
     var loss: f32;
-    if (p.target_kind == TARGET_PROBS) {
+    if (TARGET_KIND == TARGET_PROBS) {
         loss = -class_sum;
     } else {
-        let lp_t = log_prob(input[element(row, plan.target_class)], plan.lse);
+        let lp_t = log_prob(input[base + plan.target_class * p.inner], plan.lse);
         loss = -(1.0 - p.smoothing) * plan.r * lp_t;
-        if (p.smoothing != 0.0) {
+        if (SMOOTHING) {
             loss -= p.smoothing / f32(p.classes) * class_sum;
         }
     }
-    if (p.z_loss != 0.0) {
+    if (Z_LOSS) {
         loss += plan.r * p.z_loss * plan.lse * plan.lse;
     }
     return sample_weight(row) * loss;
 }
 
-fn finish_row(plan: RowPlan, row: u32, total: Partial, class_sum: f32) {
-    row_loss[row] = row_value(plan, row, class_sum);
-    if (p.write_lse != 0u) {
+fn finish_row(plan: RowPlan, row: u32, base: u32, total: Partial, class_sum: f32) {
+    row_loss[row] = row_value(plan, row, base, class_sum);
+    if (WRITE_LSE) {
         lse_out[row] = plan.lse;
     }
-    var correct = 0u;
-    if (p.target_kind == TARGET_PROBS) {
-        correct = select(0u, 1u, total.arg == total.targ);
-    } else if (plan.kind == 0u) {
-        correct = select(0u, 1u, total.arg == plan.target_class);
+    if (COUNT_CORRECT) {
+        var correct = 0u;
+        if (TARGET_KIND == TARGET_PROBS) {
+            correct = select(0u, 1u, total.arg == total.targ);
+        } else if (plan.kind == 0u) {
+            correct = select(0u, 1u, total.arg == plan.target_class);
+        }
+        aux[AUX_ROWS + row] = correct;
     }
-    aux[AUX_ROWS + row] = correct;
 }
 
 // ---------------------------------------------------------------- rows_wide
@@ -398,7 +412,7 @@ fn finish_row(plan: RowPlan, row: u32, total: Partial, class_sum: f32) {
 var<workgroup> wide_part: array<Partial, WIDE_WG>;
 var<workgroup> wide_sum: array<f32, WIDE_WG>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WIDE_WG)
 fn rows_wide(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -408,10 +422,12 @@ fn rows_wide(
     if (row >= p.rows) {
         return;
     }
+    let base = row_base(row);
+    let stride = p.inner;
     // Pass 1: per-invocation partials, then a fixed tree merge.
     var part = empty_partial();
     for (var c = lid; c < p.classes; c += WIDE_WG) {
-        part = gather(part, row, c);
+        part = gather(part, c, base + c * stride);
     }
     wide_part[lid] = part;
     workgroupBarrier();
@@ -426,13 +442,12 @@ fn rows_wide(
 
     // Pass 2: the gradient, written once, and the class sum of the loss.
     var acc = 0.0;
-    let write = p.write_grad != 0u;
     for (var c = lid; c < p.classes; c += WIDE_WG) {
-        let idx = element(row, c);
+        let idx = base + c * stride;
         let x = input[idx];
-        acc += loss_term(plan, row, c, x);
-        if (write) {
-            grad[idx] = grad_value(plan, row, c, x);
+        acc += loss_term(plan, c, idx, x);
+        if (WRITE_GRAD) {
+            grad[idx] = grad_value(plan, c, idx, x);
         }
     }
     wide_sum[lid] = acc;
@@ -444,7 +459,7 @@ fn rows_wide(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        finish_row(plan, row, total, wide_sum[0]);
+        finish_row(plan, row, base, total, wide_sum[0]);
     }
 }
 
@@ -460,22 +475,23 @@ fn rows_narrow(
     if (row >= p.rows) {
         return;
     }
+    let base = row_base(row);
+    let stride = p.inner;
     var total = empty_partial();
     for (var c = 0u; c < p.classes; c++) {
-        total = gather(total, row, c);
+        total = gather(total, c, base + c * stride);
     }
     let plan = plan_row(row, total);
     var acc = 0.0;
-    let write = p.write_grad != 0u;
     for (var c = 0u; c < p.classes; c++) {
-        let idx = element(row, c);
+        let idx = base + c * stride;
         let x = input[idx];
-        acc += loss_term(plan, row, c, x);
-        if (write) {
-            grad[idx] = grad_value(plan, row, c, x);
+        acc += loss_term(plan, c, idx, x);
+        if (WRITE_GRAD) {
+            grad[idx] = grad_value(plan, c, idx, x);
         }
     }
-    finish_row(plan, row, total, acc);
+    finish_row(plan, row, base, total, acc);
 }
 
 // ---------------------------------------------------------------- reduce_loss
@@ -489,7 +505,9 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     var correct = 0u;
     for (var i = lid; i < p.rows; i += STATS_WG) {
         acc += row_loss[i];
-        correct += aux[AUX_ROWS + i];
+        if (COUNT_CORRECT) {
+            correct += aux[AUX_ROWS + i];
+        }
     }
     red_sum[lid] = acc;
     red_correct[lid] = correct;
@@ -512,6 +530,8 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
         } else if (p.reduction != 0u) {
             loss_out[0] = red_sum[0];
         }
-        correct_out[0] = red_correct[0];
+        if (COUNT_CORRECT) {
+            correct_out[0] = red_correct[0];
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The context: a device, its queue, and xent's compiled pipelines.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::verify::Tolerance;
@@ -26,16 +27,15 @@ pub struct Context {
     pub(crate) verify: Option<Tolerance>,
 }
 
-/// Compute pipelines, built once per context.
+/// Compute pipelines, built once per context (cross-entropy variants on first use).
 pub(crate) struct Kernels {
-    pub target_stats: wgpu::ComputePipeline,
-    pub rows_wide: wgpu::ComputePipeline,
-    pub rows_narrow: wgpu::ComputePipeline,
-    pub reduce_loss: wgpu::ComputePipeline,
+    cross_entropy_module: wgpu::ShaderModule,
+    cross_entropy: Mutex<HashMap<CrossEntropyVariant, Arc<CrossEntropyPipelines>>>,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
     pub backward_wide: wgpu::ComputePipeline,
     pub backward_narrow: wgpu::ComputePipeline,
+    pub copy: wgpu::ComputePipeline,
 }
 
 /// Scratch buffers reused across calls. Passes recorded by separate calls run
@@ -60,8 +60,37 @@ pub(crate) struct Dummies {
     pub correct: wgpu::Buffer,
 }
 
+/// The switches of `shaders/cross_entropy.wgsl`'s override constants: one
+/// pipeline set per combination in use, so the kernels' loops carry no
+/// branches for options that are off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct CrossEntropyVariant {
+    pub target_kind: u32,
+    pub input_kind: u32,
+    pub has_weights: bool,
+    pub has_sample_weights: bool,
+    pub smoothing: bool,
+    pub z_loss: bool,
+    pub write_grad: bool,
+    pub write_lse: bool,
+    pub count_correct: bool,
+}
+
+/// The pipelines of one cross-entropy call, in dispatch order.
+pub(crate) struct CrossEntropyPipelines {
+    pub target_stats: wgpu::ComputePipeline,
+    pub rows_wide: wgpu::ComputePipeline,
+    pub rows_narrow: wgpu::ComputePipeline,
+    pub reduce_loss: wgpu::ComputePipeline,
+}
+
+/// Invocations per row in `rows_wide`. Small workgroups win on software
+/// adapters (fewer barrier phases per element); see BENCHMARKS.md.
+pub(crate) const WIDE_WG: u32 = 16;
+
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 
 impl Context {
     /// Wraps the caller's device and queue and compiles xent's pipelines.
@@ -166,9 +195,11 @@ impl Context {
 pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
     let adapter = adapter_from_env()?;
     let info = adapter.get_info();
+    // Optional features xent uses where the adapter has them.
+    let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
     let desc = wgpu::DeviceDescriptor {
         label: Some("xent device"),
-        required_features: wgpu::Features::empty(),
+        required_features: adapter.features() & wanted,
         required_limits: adapter.limits(),
         ..Default::default()
     };
@@ -232,16 +263,82 @@ impl Kernels {
         let ce = module(device, "xent cross_entropy.wgsl", CROSS_ENTROPY_WGSL);
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
-            target_stats: pipeline(device, &ce, "target_stats"),
-            rows_wide: pipeline(device, &ce, "rows_wide"),
-            rows_narrow: pipeline(device, &ce, "rows_narrow"),
-            reduce_loss: pipeline(device, &ce, "reduce_loss"),
+            cross_entropy_module: ce,
+            cross_entropy: Mutex::new(HashMap::new()),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
             backward_wide: pipeline(device, &sm, "backward_wide"),
             backward_narrow: pipeline(device, &sm, "backward_narrow"),
+            copy: pipeline(
+                device,
+                &module(device, "xent copy.wgsl", COPY_WGSL),
+                "copy_vec4",
+            ),
         }
     }
+}
+
+impl Kernels {
+    /// The pipelines of one cross-entropy variant, built on first use.
+    pub fn cross_entropy(
+        &self,
+        device: &wgpu::Device,
+        v: CrossEntropyVariant,
+    ) -> Result<Arc<CrossEntropyPipelines>> {
+        let mut cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&v) {
+            return Ok(p.clone());
+        }
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let constants = [
+            ("TARGET_KIND", f64::from(v.target_kind)),
+            ("INPUT_KIND", f64::from(v.input_kind)),
+            ("HAS_WEIGHTS", flag(v.has_weights)),
+            ("HAS_SAMPLE_WEIGHTS", flag(v.has_sample_weights)),
+            ("SMOOTHING", flag(v.smoothing)),
+            ("Z_LOSS", flag(v.z_loss)),
+            ("WRITE_GRAD", flag(v.write_grad)),
+            ("WRITE_LSE", flag(v.write_lse)),
+            ("COUNT_CORRECT", flag(v.count_correct)),
+            ("WIDE_WG", f64::from(WIDE_WG)),
+        ];
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let build =
+            |entry: &str| specialised(device, &self.cross_entropy_module, entry, &constants);
+        let pipelines = Arc::new(CrossEntropyPipelines {
+            target_stats: build("target_stats"),
+            rows_wide: build("rows_wide"),
+            rows_narrow: build("rows_narrow"),
+            reduce_loss: build("reduce_loss"),
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "building the cross-entropy pipelines for {v:?}: {e}"
+            )));
+        }
+        cache.insert(v, pipelines.clone());
+        Ok(pipelines)
+    }
+}
+
+fn specialised(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            // Every workgroup variable is written before it is read.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
 }
 
 fn module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModule {

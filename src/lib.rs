@@ -23,6 +23,7 @@
 //!
 //! Layouts, kernels and numerics are described in `ARCHITECTURE.md`.
 
+pub mod bench;
 mod context;
 pub mod cpu;
 mod error;

@@ -6,7 +6,7 @@
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::context::Context;
+use crate::context::{Context, CrossEntropyVariant};
 use crate::error::{Error, Result};
 use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
@@ -151,17 +151,12 @@ struct CrossEntropyParams {
     inner: u32,
     rows: u32,
     ignore_index: i32,
-    has_weights: u32,
-    write_grad: u32,
     reduction: u32,
     smoothing: f32,
     nan: f32,
-    input_kind: u32,
-    target_kind: u32,
-    has_sample_weights: u32,
     z_loss: f32,
-    write_lse: u32,
     empty_mean_zero: u32,
+    _pad: [u32; 2],
 }
 
 /// Mirrors `Params` in `shaders/softmax.wgsl`.
@@ -236,6 +231,19 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<()> {
+        self.record_cross_entropy_timed(encoder, dims, opts, buffers, None)
+    }
+
+    /// [`Context::record_cross_entropy`] with timestamps written at the start
+    /// and end of its compute pass (for `bench`).
+    pub(crate) fn record_cross_entropy_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
         let layout = Layout::from_dims(dims)?;
         opts.validate()?;
         let b = buffers;
@@ -299,18 +307,25 @@ impl Context {
             inner: layout.inner as u32,
             rows: rows as u32,
             ignore_index: opts.ignore_index as i32,
-            has_weights: u32::from(b.weights.is_some()),
-            write_grad: u32::from(b.grad.is_some()),
             reduction: opts.reduction.code(),
             smoothing: opts.label_smoothing as f32,
             nan: f32::NAN,
-            input_kind: opts.input.code(),
-            target_kind,
-            has_sample_weights: u32::from(b.sample_weights.is_some()),
             z_loss: opts.z_loss as f32,
-            write_lse: u32::from(b.lse.is_some()),
             empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
+            _pad: [0; 2],
         };
+        let variant = CrossEntropyVariant {
+            target_kind,
+            input_kind: opts.input.code(),
+            has_weights: b.weights.is_some(),
+            has_sample_weights: b.sample_weights.is_some(),
+            smoothing: opts.label_smoothing != 0.0,
+            z_loss: opts.z_loss != 0.0,
+            write_grad: b.grad.is_some(),
+            write_lse: b.lse.is_some(),
+            count_correct: b.correct.is_some(),
+        };
+        let k = self.kernels.cross_entropy(&self.device, variant)?;
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
         let (aux, row_loss, d) = {
@@ -333,7 +348,6 @@ impl Context {
             b.loss
         };
 
-        let k = &self.kernels;
         let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
         let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
         let stats_group = self.bind(
@@ -380,7 +394,7 @@ impl Context {
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),
-            timestamp_writes: None,
+            timestamp_writes,
         });
         pass.set_pipeline(&k.target_stats);
         pass.set_bind_group(0, &stats_group, &[]);
@@ -526,6 +540,27 @@ impl Context {
             timestamp_writes: None,
         });
         pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        Ok(())
+    }
+
+    /// Records a vec4 copy of `src` into `dst` (whole vec4s of `dst`): the
+    /// bandwidth reference of `bench`.
+    pub(crate) fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let group = self.bind(&self.kernels.copy, &[(0, src), (1, dst)]);
+        let grid = self.grid((dst.size() / 16).div_ceil(64) as usize)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xent copy"),
+            timestamp_writes,
+        });
+        pass.set_pipeline(&self.kernels.copy);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(grid.0, grid.1, 1);
         Ok(())

@@ -144,6 +144,15 @@ fn segmentation_map_with_ignore_255_matches_pytorch() {
     }
 }
 
+/// Name, options, weighted, PyTorch's loss and gradient.
+type SoftCase = (
+    &'static str,
+    CrossEntropyOptions,
+    bool,
+    &'static [f64],
+    &'static [f64],
+);
+
 #[test]
 fn soft_targets_match_pytorch() {
     let logits = [
@@ -153,7 +162,7 @@ fn soft_targets_match_pytorch() {
         0.1f32, 0.2, 0.3, 0.4, 1.0, 0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.25,
     ];
     let weights = [1.0f32, 0.5, 2.0, 1.5];
-    let cases: [(&str, CrossEntropyOptions, bool, &[f64], &[f64]); 3] = [
+    let cases: [SoftCase; 3] = [
         (
             "soft mean",
             CrossEntropyOptions::default(),

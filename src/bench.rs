@@ -1,0 +1,371 @@
+//! Benchmarks of the fused loss against this adapter's copy bandwidth and
+//! the CPU path, shared by `xent bench` and `benches/`.
+//!
+//! Traffic model: a fused forward + backward must read the logits once and
+//! write the gradient once, `8·N·C` bytes in f32; effective GB/s is that over
+//! the time taken. The copy kernel moves the same bytes on the same adapter in
+//! the same process: its GB/s is this adapter's practical bound.
+
+use std::time::Instant;
+
+use wgpu::util::DeviceExt;
+
+use crate::context::Context;
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::options::CrossEntropyOptions;
+use crate::record::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
+use crate::shape::Layout;
+
+/// One benchmark shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchCase {
+    /// A short name, e.g. `4096x4096`.
+    pub name: String,
+    /// The logits' shape, class axis 1.
+    pub dims: Vec<usize>,
+}
+
+impl BenchCase {
+    /// A case named after its shape.
+    pub fn new(dims: &[usize]) -> Self {
+        let name = dims
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("x");
+        Self {
+            name,
+            dims: dims.to_vec(),
+        }
+    }
+}
+
+/// The reference shapes of the speed issue: square, GPT-2 vocabulary, many
+/// short rows, few very long rows (Llama-3 vocabulary), and a segmentation map.
+///
+/// ```
+/// assert_eq!(xent::bench::reference_cases().len(), 5);
+/// ```
+pub fn reference_cases() -> Vec<BenchCase> {
+    [
+        &[4096, 4096][..],
+        &[256, 50_257],
+        &[65_536, 32],
+        &[16, 128_256],
+        &[8, 21, 256, 256],
+    ]
+    .iter()
+    .map(|d| BenchCase::new(d))
+    .collect()
+}
+
+/// What one case measured. Times are medians over the iterations, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// The case's name.
+    pub name: String,
+    /// The logits' shape.
+    pub dims: Vec<usize>,
+    /// Bytes under the traffic model: logits read once + gradient written once.
+    pub bytes: u64,
+    /// GPU time of the fused forward + backward from timestamp queries, if the adapter has them.
+    pub gpu_ms: Option<f64>,
+    /// Wall time of record + submit + wait for the fused forward + backward.
+    pub wall_ms: f64,
+    /// GPU time of the copy kernel over the same bytes, if timestamps exist.
+    pub copy_gpu_ms: Option<f64>,
+    /// Wall time of the copy kernel over the same bytes.
+    pub copy_wall_ms: f64,
+    /// Wall time of the CPU path (f64 reference) on the same data, if measured.
+    pub cpu_ms: Option<f64>,
+    /// Host time to record one call (validation, uniform, bind groups), in microseconds.
+    pub record_us: f64,
+}
+
+impl BenchResult {
+    /// The best time available for the fused kernel: GPU time, else wall time.
+    pub fn kernel_ms(&self) -> f64 {
+        self.gpu_ms.unwrap_or(self.wall_ms)
+    }
+
+    /// The copy kernel's time on the same clock as [`BenchResult::kernel_ms`].
+    pub fn copy_ms(&self) -> f64 {
+        match (self.gpu_ms, self.copy_gpu_ms) {
+            (Some(_), Some(c)) => c,
+            _ => self.copy_wall_ms,
+        }
+    }
+
+    /// Effective GB/s of the fused kernel under the traffic model.
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 / (self.kernel_ms() * 1e6)
+    }
+
+    /// Effective GB/s of the copy kernel.
+    pub fn copy_gbps(&self) -> f64 {
+        self.bytes as f64 / (self.copy_ms() * 1e6)
+    }
+
+    /// Fused bandwidth as a fraction of the copy's (1.0 = as fast as a copy).
+    pub fn copy_ratio(&self) -> f64 {
+        self.copy_ms() / self.kernel_ms()
+    }
+
+    /// CPU path time over the fused kernel's wall time.
+    pub fn cpu_speedup(&self) -> Option<f64> {
+        self.cpu_ms.map(|c| c / self.wall_ms)
+    }
+
+    /// One JSON object (no external serialiser needed for these flat fields).
+    pub fn to_json(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.6}"));
+        format!(
+            "{{\"name\":\"{}\",\"dims\":{:?},\"bytes\":{},\"gpu_ms\":{},\"wall_ms\":{:.6},\"copy_gpu_ms\":{},\
+             \"copy_wall_ms\":{:.6},\"cpu_ms\":{},\"record_us\":{:.3},\"gbps\":{:.3},\"copy_gbps\":{:.3},\
+             \"copy_ratio\":{:.4},\"cpu_speedup\":{}}}",
+            self.name,
+            self.dims,
+            self.bytes,
+            opt(self.gpu_ms),
+            self.wall_ms,
+            opt(self.copy_gpu_ms),
+            self.copy_wall_ms,
+            opt(self.cpu_ms),
+            self.record_us,
+            self.gbps(),
+            self.copy_gbps(),
+            self.copy_ratio(),
+            opt(self.cpu_speedup()),
+        )
+    }
+}
+
+/// Deterministic benchmark data: logits uniform in [-10, 10), class targets.
+/// The same generator as `benches/compare_torch.py`'s (splitmix64).
+pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let logits = (0..layout.len())
+        .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 10.0)
+        .collect();
+    let targets = (0..layout.rows())
+        .map(|_| (next() % layout.classes as u64) as i64)
+        .collect();
+    (logits, targets)
+}
+
+/// Times one case: `iters` runs of the fused forward + backward (mean
+/// reduction, class-index targets) and of the copy kernel, after one warm-up
+/// each; the CPU path once when `with_cpu`.
+///
+/// # Errors
+/// [`Error::InvalidShape`] for a bad case, [`Error::Gpu`] if a run fails.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let r = xent::bench::run_case(&ctx, &xent::bench::BenchCase::new(&[64, 100]), 3, true)?;
+/// assert!(r.wall_ms > 0.0 && r.bytes == 8 * 64 * 100);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn run_case(
+    ctx: &Context,
+    case: &BenchCase,
+    iters: usize,
+    with_cpu: bool,
+) -> Result<BenchResult> {
+    let layout = Layout::from_dims(&case.dims)?;
+    let (logits, targets) = bench_data(&layout, 0x5eed);
+    let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
+    let dev = &ctx.device;
+    let storage = wgpu::BufferUsages::STORAGE;
+    let init = |label: &str, contents: &[u8]| {
+        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: storage,
+        })
+    };
+    let empty = |label: &str, size: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: storage,
+            mapped_at_creation: false,
+        })
+    };
+    let bytes = layout.len() as u64 * 4;
+    let logits_buf = init("bench logits", bytemuck::cast_slice(&logits));
+    let targets_buf = init("bench targets", bytemuck::cast_slice(&targets32));
+    let grad = empty("bench grad", bytes);
+    let loss = empty("bench loss", 4);
+    let status = empty("bench status", STATUS_SIZE);
+    let buffers = CrossEntropyBuffers::new(
+        &logits_buf,
+        TargetBuffer::ClassI32(&targets_buf),
+        &loss,
+        Some(&grad),
+        &status,
+    );
+    let opts = CrossEntropyOptions::default();
+    let timer = Timer::new(ctx);
+
+    let mut fused = |ts: Option<wgpu::ComputePassTimestampWrites<'_>>,
+                     enc: &mut wgpu::CommandEncoder| {
+        ctx.record_cross_entropy_timed(enc, &case.dims, &opts, &buffers, ts)
+    };
+    let (wall_ms, gpu_ms) = timer.measure(iters, &mut fused)?;
+    let mut copy = |ts: Option<wgpu::ComputePassTimestampWrites<'_>>,
+                    enc: &mut wgpu::CommandEncoder| {
+        ctx.record_copy(enc, &logits_buf, &grad, ts)
+    };
+    let (copy_wall_ms, copy_gpu_ms) = timer.measure(iters, &mut copy)?;
+
+    let record_us = {
+        let reps = 50;
+        let start = Instant::now();
+        for _ in 0..reps {
+            let mut enc = dev.create_command_encoder(&Default::default());
+            ctx.record_cross_entropy(&mut enc, &case.dims, &opts, &buffers)?;
+            drop(enc);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(reps)
+    };
+    let cpu_ms = with_cpu
+        .then(|| {
+            let start = Instant::now();
+            cpu::cross_entropy(&logits, &case.dims, &targets, None, &opts)
+                .map(|_| start.elapsed().as_secs_f64() * 1e3)
+        })
+        .transpose()?;
+    Ok(BenchResult {
+        name: case.name.clone(),
+        dims: case.dims.clone(),
+        bytes: 2 * bytes,
+        gpu_ms,
+        wall_ms,
+        copy_gpu_ms,
+        copy_wall_ms,
+        cpu_ms,
+        record_us,
+    })
+}
+
+/// Submits recorded work repeatedly and times it, with GPU timestamps when
+/// the device has `TIMESTAMP_QUERY`.
+struct Timer<'a> {
+    ctx: &'a Context,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+}
+
+type Record<'r> = dyn FnMut(Option<wgpu::ComputePassTimestampWrites<'_>>, &mut wgpu::CommandEncoder) -> Result<()>
+    + 'r;
+
+impl<'a> Timer<'a> {
+    fn new(ctx: &'a Context) -> Self {
+        let dev = &ctx.device;
+        let queries = dev
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| {
+                let set = dev.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("bench timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                });
+                let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("bench timestamp resolve"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let read = dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("bench timestamp read"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                (set, resolve, read)
+            });
+        Self { ctx, queries }
+    }
+
+    /// Median wall and GPU milliseconds over `iters` runs after one warm-up.
+    fn measure(&self, iters: usize, record: &mut Record<'_>) -> Result<(f64, Option<f64>)> {
+        let dev = &self.ctx.device;
+        let mut walls = Vec::new();
+        let mut gpus = Vec::new();
+        for i in 0..=iters.max(1) {
+            let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+            let start = Instant::now();
+            let mut enc = dev.create_command_encoder(&Default::default());
+            let ts = self
+                .queries
+                .as_ref()
+                .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                });
+            record(ts, &mut enc)?;
+            if let Some((set, resolve, read)) = &self.queries {
+                enc.resolve_query_set(set, 0..2, resolve, 0);
+                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+            }
+            self.ctx.queue.submit([enc.finish()]);
+            dev.poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            let wall = start.elapsed().as_secs_f64() * 1e3;
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(Error::Gpu(e.to_string()));
+            }
+            let gpu = match &self.queries {
+                Some((_, _, read)) => Some(self.read_timestamps(read)?),
+                None => None,
+            };
+            if i > 0 {
+                walls.push(wall);
+                gpus.extend(gpu);
+            }
+        }
+        Ok((
+            median(&mut walls),
+            (!gpus.is_empty()).then(|| median(&mut gpus)),
+        ))
+    }
+
+    fn read_timestamps(&self, read: &wgpu::Buffer) -> Result<f64> {
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            _ => return Err(Error::Gpu("timestamp readback failed".into())),
+        }
+        let ticks: Vec<u64> = {
+            let view = read
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        read.unmap();
+        let period = f64::from(self.ctx.queue.get_timestamp_period());
+        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period / 1e6)
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
