@@ -213,14 +213,16 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
 struct Partial {
     m: f32,
     s: f32,
+    // argmax of the input and its value (kept apart from m, which may be LOWEST)
     arg: u32,
+    tmax_x: f32,
     q: f32,
     tmax: f32,
     targ: u32,
 }
 
 fn empty_partial() -> Partial {
-    return Partial(LOWEST, 0.0, NO_POSITION, 0.0, LOWEST, NO_POSITION);
+    return Partial(LOWEST, 0.0, NO_POSITION, LOWEST, 0.0, LOWEST, NO_POSITION);
 }
 
 fn soft_q(idx: u32) -> f32 {
@@ -228,21 +230,13 @@ fn soft_q(idx: u32) -> f32 {
     return y * (1.0 - p.smoothing) + p.smoothing / f32(p.classes);
 }
 
-fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
+// Argmax (first index on ties, as torch.argmax) and the probability-target
+// terms of one element; the (max, sum-exp) pair is updated by the callers.
+fn gather_extra(acc: Partial, c: u32, idx: u32, x: f32) -> Partial {
     var r = acc;
-    let x = input[idx];
-    if (x > r.m) {
-        r.s = r.s * exp(r.m - x) + 1.0;
-        r.m = x;
-        if (COUNT_CORRECT) {
-            r.arg = c;
-        }
-    } else {
-        r.s += exp(x - r.m);
-        // Ties keep the first index, as torch.argmax.
-        if (COUNT_CORRECT && x == r.m && c < r.arg) {
-            r.arg = c;
-        }
+    if (COUNT_CORRECT && (x > r.tmax_x || (x == r.tmax_x && c < r.arg))) {
+        r.tmax_x = x;
+        r.arg = c;
     }
     if (TARGET_KIND == TARGET_PROBS) {
         r.q += class_weight(c) * soft_q(idx);
@@ -255,12 +249,47 @@ fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
     return r;
 }
 
+// One element into the partial, branch-free: m' = max(m, x), s' = s e^(m-m') + e^(x-m').
+fn update(acc: Partial, c: u32, idx: u32, x: f32) -> Partial {
+    var r = gather_extra(acc, c, idx, x);
+    let m = max(r.m, x);
+    r.s = r.s * exp(r.m - m) + exp(x - m);
+    r.m = m;
+    return r;
+}
+
+// Four elements at once: one rescale for the four (5 exps instead of 8).
+fn update4(acc: Partial, c: vec4<u32>, idx: vec4<u32>, x: vec4<f32>) -> Partial {
+    var r = acc;
+    if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
+        r = gather_extra(r, c.x, idx.x, x.x);
+        r = gather_extra(r, c.y, idx.y, x.y);
+        r = gather_extra(r, c.z, idx.z, x.z);
+        r = gather_extra(r, c.w, idx.w, x.w);
+    }
+    let m = max(r.m, max(max(x.x, x.y), max(x.z, x.w)));
+    let e = exp(x - vec4<f32>(m));
+    r.s = r.s * exp(r.m - m) + ((e.x + e.y) + (e.z + e.w));
+    r.m = m;
+    return r;
+}
+
+fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
+    return update(acc, c, idx, input[idx]);
+}
+
+fn gather4(acc: Partial, c: vec4<u32>, idx: vec4<u32>) -> Partial {
+    let x = vec4<f32>(input[idx.x], input[idx.y], input[idx.z], input[idx.w]);
+    return update4(acc, c, idx, x);
+}
+
 // m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m); argmaxes keep the first index.
 fn merge(a: Partial, b: Partial) -> Partial {
     var r: Partial;
     r.m = max(a.m, b.m);
     r.s = a.s * exp(a.m - r.m) + b.s * exp(b.m - r.m);
-    r.arg = select(b.arg, a.arg, a.m > b.m || (a.m == b.m && a.arg < b.arg));
+    r.arg = select(b.arg, a.arg, a.tmax_x > b.tmax_x || (a.tmax_x == b.tmax_x && a.arg < b.arg));
+    r.tmax_x = max(a.tmax_x, b.tmax_x);
     r.q = a.q + b.q;
     r.tmax = max(a.tmax, b.tmax);
     r.targ = select(b.targ, a.targ, a.tmax > b.tmax || (a.tmax == b.tmax && a.targ < b.targ));
@@ -281,7 +310,7 @@ struct RowPlan {
     r: f32,
     lse: f32,
     m: f32,
-    s: f32,
+    inv_s: f32,
 }
 
 fn plan_row(row: u32, total: Partial) -> RowPlan {
@@ -308,7 +337,7 @@ fn plan_row(row: u32, total: Partial) -> RowPlan {
     }
     plan.a = scale * sample_weight(row);
     plan.m = total.m;
-    plan.s = total.s;
+    plan.inv_s = 1.0 / total.s;
     plan.lse = total.m + log(total.s);
     return plan;
 }
@@ -342,7 +371,7 @@ fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
     let wq = class_weight(c) * target_mass(plan, c, idx);
     var g: f32;
     if (INPUT_KIND == INPUT_LOGITS) {
-        let prob = exp(x - plan.m) / plan.s;
+        let prob = exp(x - plan.m) * plan.inv_s;
         g = prob * plan.q - wq;
         if (Z_LOSS) {
             g += plan.r * 2.0 * p.z_loss * plan.lse * prob;
@@ -368,7 +397,8 @@ fn loss_term(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
     return 0.0;
 }
 
-fn row_value(plan: RowPlan, row: u32, base: u32, class_sum: f32) -> f32 {
+// `x_t`: the input at the row's target class (unused for probabilities).
+fn row_value(plan: RowPlan, row: u32, x_t: f32, class_sum: f32) -> f32 {
     if (plan.kind == 1u) {
         return 0.0;
     }
@@ -379,7 +409,7 @@ fn row_value(plan: RowPlan, row: u32, base: u32, class_sum: f32) -> f32 {
     if (TARGET_KIND == TARGET_PROBS) {
         loss = -class_sum;
     } else {
-        let lp_t = log_prob(input[base + plan.target_class * p.inner], plan.lse);
+        let lp_t = log_prob(x_t, plan.lse);
         loss = -(1.0 - p.smoothing) * plan.r * lp_t;
         if (SMOOTHING) {
             loss -= p.smoothing / f32(p.classes) * class_sum;
@@ -391,8 +421,8 @@ fn row_value(plan: RowPlan, row: u32, base: u32, class_sum: f32) -> f32 {
     return sample_weight(row) * loss;
 }
 
-fn finish_row(plan: RowPlan, row: u32, base: u32, total: Partial, class_sum: f32) {
-    row_loss[row] = row_value(plan, row, base, class_sum);
+fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32) {
+    row_loss[row] = row_value(plan, row, x_t, class_sum);
     if (WRITE_LSE) {
         lse_out[row] = plan.lse;
     }
@@ -426,7 +456,13 @@ fn rows_wide(
     let stride = p.inner;
     // Pass 1: per-invocation partials, then a fixed tree merge.
     var part = empty_partial();
-    for (var c = lid; c < p.classes; c += WIDE_WG) {
+    var c = lid;
+    let step = vec4<u32>(0u, 1u, 2u, 3u) * WIDE_WG;
+    for (; c + 3u * WIDE_WG < p.classes; c += 4u * WIDE_WG) {
+        let cs = vec4<u32>(c) + step;
+        part = gather4(part, cs, vec4<u32>(base) + cs * stride);
+    }
+    for (; c < p.classes; c += WIDE_WG) {
         part = gather(part, c, base + c * stride);
     }
     wide_part[lid] = part;
@@ -459,7 +495,7 @@ fn rows_wide(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        finish_row(plan, row, base, total, wide_sum[0]);
+        finish_row(plan, row, input[base + plan.target_class * stride], total, wide_sum[0]);
     }
 }
 
@@ -478,7 +514,12 @@ fn rows_narrow(
     let base = row_base(row);
     let stride = p.inner;
     var total = empty_partial();
-    for (var c = 0u; c < p.classes; c++) {
+    var c = 0u;
+    for (; c + 3u < p.classes; c += 4u) {
+        let cs = vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u);
+        total = gather4(total, cs, vec4<u32>(base) + cs * stride);
+    }
+    for (; c < p.classes; c++) {
         total = gather(total, c, base + c * stride);
     }
     let plan = plan_row(row, total);
@@ -491,7 +532,185 @@ fn rows_narrow(
             grad[idx] = grad_value(plan, c, idx, x);
         }
     }
-    finish_row(plan, row, base, total, acc);
+    finish_row(plan, row, input[base + plan.target_class * stride], total, acc);
+}
+
+// ---------------------------------------------------------------- vec4 kernels
+//
+// The same rows read and written four floats at a time, for layouts where
+// every vec4 belongs to one row (classes % 4 == 0, inner == 1) or to four
+// neighbouring pixels of one class plane (inner % 4 == 0). Software adapters
+// turn each per-invocation access into a loop over SIMD lanes, so a vec4
+// access costs about what a scalar one does.
+
+@group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> grad4: array<vec4<f32>>;
+
+fn input_at4(idx: u32) -> f32 {
+    return input4[idx / 4u][idx % 4u];
+}
+
+// Pass 2 over four consecutive classes c..c+3 at idx..idx+3.
+fn grad_quad(plan: RowPlan, c: u32, idx: u32, v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        grad_value(plan, c, idx, v.x),
+        grad_value(plan, c + 1u, idx + 1u, v.y),
+        grad_value(plan, c + 2u, idx + 2u, v.z),
+        grad_value(plan, c + 3u, idx + 3u, v.w),
+    );
+}
+
+fn loss_quad(plan: RowPlan, c: u32, idx: u32, v: vec4<f32>) -> f32 {
+    if (!SMOOTHING && TARGET_KIND != TARGET_PROBS) {
+        return 0.0;
+    }
+    return (loss_term(plan, c, idx, v.x) + loss_term(plan, c + 1u, idx + 1u, v.y))
+        + (loss_term(plan, c + 2u, idx + 2u, v.z) + loss_term(plan, c + 3u, idx + 3u, v.w));
+}
+
+fn quad_classes(c: u32) -> vec4<u32> {
+    return vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u);
+}
+
+var<workgroup> wide4_part: array<Partial, WIDE_WG>;
+var<workgroup> wide4_sum: array<f32, WIDE_WG>;
+
+// A workgroup per row; rows of classes % 4 == 0 with inner == 1.
+@compute @workgroup_size(WIDE_WG)
+fn rows_wide4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.classes;
+    let base4 = base / 4u;
+    let quads = p.classes / 4u;
+    var part = empty_partial();
+    for (var j = lid; j < quads; j += WIDE_WG) {
+        let cs = quad_classes(4u * j);
+        part = update4(part, cs, vec4<u32>(base) + cs, input4[base4 + j]);
+    }
+    wide4_part[lid] = part;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide4_part[lid] = merge(wide4_part[lid], wide4_part[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    let total = wide4_part[0];
+    let plan = plan_row(row, total);
+    var acc = 0.0;
+    for (var j = lid; j < quads; j += WIDE_WG) {
+        let v = input4[base4 + j];
+        acc += loss_quad(plan, 4u * j, base + 4u * j, v);
+        if (WRITE_GRAD) {
+            grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
+        }
+    }
+    wide4_sum[lid] = acc;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide4_sum[lid] += wide4_sum[lid + off];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        finish_row(plan, row, input_at4(base + plan.target_class), total, wide4_sum[0]);
+    }
+}
+
+// An invocation per row; rows of classes % 4 == 0 with inner == 1.
+@compute @workgroup_size(64)
+fn rows_narrow4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.classes;
+    let base4 = base / 4u;
+    let quads = p.classes / 4u;
+    var total = empty_partial();
+    for (var j = 0u; j < quads; j++) {
+        let cs = quad_classes(4u * j);
+        total = update4(total, cs, vec4<u32>(base) + cs, input4[base4 + j]);
+    }
+    let plan = plan_row(row, total);
+    var acc = 0.0;
+    for (var j = 0u; j < quads; j++) {
+        let v = input4[base4 + j];
+        acc += loss_quad(plan, 4u * j, base + 4u * j, v);
+        if (WRITE_GRAD) {
+            grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
+        }
+    }
+    finish_row(plan, row, input_at4(base + plan.target_class), total, acc);
+}
+
+// Four neighbouring pixels per invocation (inner % 4 == 0): each class plane
+// is read as vec4s, neighbouring invocations reading neighbouring vec4s.
+@compute @workgroup_size(64)
+fn rows_pixels4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row0 = ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
+    if (row0 >= p.rows) {
+        return;
+    }
+    let base = row_base(row0);
+    let stride = p.inner;
+    var t0 = empty_partial();
+    var t1 = empty_partial();
+    var t2 = empty_partial();
+    var t3 = empty_partial();
+    for (var c = 0u; c < p.classes; c++) {
+        let idx = base + c * stride;
+        let v = input4[idx / 4u];
+        t0 = update(t0, c, idx, v.x);
+        t1 = update(t1, c, idx + 1u, v.y);
+        t2 = update(t2, c, idx + 2u, v.z);
+        t3 = update(t3, c, idx + 3u, v.w);
+    }
+    let p0 = plan_row(row0, t0);
+    let p1 = plan_row(row0 + 1u, t1);
+    let p2 = plan_row(row0 + 2u, t2);
+    let p3 = plan_row(row0 + 3u, t3);
+    var acc = vec4<f32>(0.0);
+    for (var c = 0u; c < p.classes; c++) {
+        let idx = base + c * stride;
+        let v = input4[idx / 4u];
+        if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
+            acc += vec4<f32>(
+                loss_term(p0, c, idx, v.x),
+                loss_term(p1, c, idx + 1u, v.y),
+                loss_term(p2, c, idx + 2u, v.z),
+                loss_term(p3, c, idx + 3u, v.w),
+            );
+        }
+        if (WRITE_GRAD) {
+            grad4[idx / 4u] = vec4<f32>(
+                grad_value(p0, c, idx, v.x),
+                grad_value(p1, c, idx + 1u, v.y),
+                grad_value(p2, c, idx + 2u, v.z),
+                grad_value(p3, c, idx + 3u, v.w),
+            );
+        }
+    }
+    finish_row(p0, row0, input_at4(base + p0.target_class * stride), t0, acc.x);
+    finish_row(p1, row0 + 1u, input_at4(base + 1u + p1.target_class * stride), t1, acc.y);
+    finish_row(p2, row0 + 2u, input_at4(base + 2u + p2.target_class * stride), t2, acc.z);
+    finish_row(p3, row0 + 3u, input_at4(base + 3u + p3.target_class * stride), t3, acc.w);
 }
 
 // ---------------------------------------------------------------- reduce_loss

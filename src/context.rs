@@ -81,6 +81,9 @@ pub(crate) struct CrossEntropyPipelines {
     pub target_stats: wgpu::ComputePipeline,
     pub rows_wide: wgpu::ComputePipeline,
     pub rows_narrow: wgpu::ComputePipeline,
+    pub rows_wide4: wgpu::ComputePipeline,
+    pub rows_narrow4: wgpu::ComputePipeline,
+    pub rows_pixels4: wgpu::ComputePipeline,
     pub reduce_loss: wgpu::ComputePipeline,
 }
 
@@ -309,6 +312,9 @@ impl Kernels {
             target_stats: build("target_stats"),
             rows_wide: build("rows_wide"),
             rows_narrow: build("rows_narrow"),
+            rows_wide4: build("rows_wide4"),
+            rows_narrow4: build("rows_narrow4"),
+            rows_pixels4: build("rows_pixels4"),
             reduce_loss: build("reduce_loss"),
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

@@ -18,6 +18,50 @@ pub(crate) const WIDE_MIN_CLASSES: usize = 128;
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
+/// How the rows of one call are spread over invocations (see ARCHITECTURE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowStrategy {
+    /// A workgroup per row, scalar access.
+    Wide,
+    /// An invocation per row, scalar access (any layout).
+    Narrow,
+    /// A workgroup per row, vec4 access (inner = 1, C % 4 = 0).
+    Wide4,
+    /// An invocation per row, vec4 access (inner = 1, C % 4 = 0).
+    Narrow4,
+    /// Four neighbouring pixels per invocation, vec4 access (inner % 4 = 0).
+    Pixels4,
+}
+
+impl RowStrategy {
+    pub(crate) fn choose(layout: &Layout) -> Self {
+        let quads = layout.classes % 4 == 0;
+        match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
+            (1, true) if quads => RowStrategy::Wide4,
+            (1, true) => RowStrategy::Wide,
+            (1, false) if quads => RowStrategy::Narrow4,
+            (inner, _) if inner % 4 == 0 => RowStrategy::Pixels4,
+            _ => RowStrategy::Narrow,
+        }
+    }
+
+    fn is_vec4(self) -> bool {
+        matches!(
+            self,
+            RowStrategy::Wide4 | RowStrategy::Narrow4 | RowStrategy::Pixels4
+        )
+    }
+
+    /// Workgroups to dispatch for `layout`'s rows.
+    fn workgroups(self, layout: &Layout) -> usize {
+        match self {
+            RowStrategy::Wide | RowStrategy::Wide4 => layout.rows(),
+            RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
+            RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
+        }
+    }
+}
+
 /// Size in bytes of a status buffer: see [`Status`].
 pub const STATUS_SIZE: u64 = 16;
 
@@ -348,8 +392,14 @@ impl Context {
             b.loss
         };
 
-        let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
-        let rows_pipeline = if wide { &k.rows_wide } else { &k.rows_narrow };
+        let strategy = RowStrategy::choose(&layout);
+        let rows_pipeline = match strategy {
+            RowStrategy::Wide => &k.rows_wide,
+            RowStrategy::Narrow => &k.rows_narrow,
+            RowStrategy::Wide4 => &k.rows_wide4,
+            RowStrategy::Narrow4 => &k.rows_narrow4,
+            RowStrategy::Pixels4 => &k.rows_pixels4,
+        };
         let stats_group = self.bind(
             &k.target_stats,
             &[
@@ -361,16 +411,18 @@ impl Context {
                 (9, sample_weights),
             ],
         );
+        // The vec4 kernels read and write through bindings 12 and 13.
+        let (input_slot, grad_slot) = if strategy.is_vec4() { (12, 13) } else { (1, 7) };
         let rows_group = self.bind(
             rows_pipeline,
             &[
                 (0, &uniform),
-                (1, b.logits),
+                (input_slot, b.logits),
                 (2, targets),
                 (3, weights),
                 (4, &aux),
                 (6, &row_loss),
-                (7, grad),
+                (grad_slot, grad),
                 (9, sample_weights),
                 (10, lse),
             ],
@@ -385,12 +437,7 @@ impl Context {
                 (11, correct),
             ],
         );
-        let row_groups = if wide {
-            layout.rows()
-        } else {
-            layout.rows().div_ceil(NARROW_WG)
-        };
-        let grid = self.grid(row_groups)?;
+        let grid = self.grid(strategy.workgroups(&layout))?;
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),

@@ -137,3 +137,83 @@ proptest! {
         tol.compare("log_softmax backward", &ldx, &cpu::log_softmax_backward(&ly, &dy, &dims).unwrap()).map_err(fail)?;
     }
 }
+
+/// One shape per row strategy (scalar and vec4, per row and per pixel), each
+/// with a spread of options, against the CPU.
+#[test]
+fn every_row_strategy_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let shapes: [&[usize]; 6] = [
+        &[3, 256],
+        &[3, 257],
+        &[5, 12],
+        &[5, 13],
+        &[2, 5, 4, 3],
+        &[2, 5, 3, 3],
+    ];
+    let tol = Tolerance::default();
+    for dims in shapes {
+        let layout = xent::Layout::from_dims(dims).unwrap();
+        let mut rng = Rng(layout.len() as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let idx: Vec<i64> = (0..layout.rows())
+            .map(|i| {
+                if i % 5 == 1 {
+                    -100
+                } else {
+                    rng.below(layout.classes) as i64
+                }
+            })
+            .collect();
+        let mut probs: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
+        to_kind(&mut probs, dims, InputKind::Probs);
+        let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
+        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
+        let options = [
+            CrossEntropyOptions::default(),
+            CrossEntropyOptions {
+                label_smoothing: 0.2,
+                z_loss: 1e-3,
+                return_lse: true,
+                count_correct: true,
+                ..Default::default()
+            },
+            CrossEntropyOptions {
+                reduction: Reduction::None,
+                label_smoothing: 0.1,
+                ..Default::default()
+            },
+        ];
+        for opts in &options {
+            for targets in [Targets::I64(&idx), Targets::Probs(&probs)] {
+                for weights in [
+                    Weights::none(),
+                    Weights {
+                        class: Some(&cw[..]),
+                        sample: Some(&sw[..]),
+                    },
+                ] {
+                    let what =
+                        format!("{dims:?} {opts:?} {}", matches!(targets, Targets::Probs(_)));
+                    let gpu = ctx
+                        .cross_entropy_with(&x, dims, targets, weights, opts)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    let want = cpu::cross_entropy_with(&x, dims, targets, weights, opts).unwrap();
+                    tol.compare("loss", &gpu.loss, &want.loss)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    tol.compare(
+                        "grad",
+                        gpu.grad.as_deref().unwrap(),
+                        want.grad.as_deref().unwrap(),
+                    )
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    if let (Some(g), Some(w)) = (&gpu.lse, &want.lse) {
+                        tol.compare("lse", g, w)
+                            .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    }
+                    assert_eq!(gpu.correct, want.correct, "{what}");
+                }
+            }
+        }
+    }
+}
