@@ -35,12 +35,12 @@ pub(crate) enum RowStrategy {
 
 impl RowStrategy {
     pub(crate) fn choose(layout: &Layout) -> Self {
-        let quads = layout.classes % 4 == 0;
+        let quads = layout.classes.is_multiple_of(4);
         match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
             (1, true) if quads => RowStrategy::Wide4,
             (1, true) => RowStrategy::Wide,
             (1, false) if quads => RowStrategy::Narrow4,
-            (inner, _) if inner % 4 == 0 => RowStrategy::Pixels4,
+            (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
             _ => RowStrategy::Narrow,
         }
     }
