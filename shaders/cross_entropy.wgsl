@@ -45,8 +45,12 @@ struct Params {
     z_loss: f32,
     // 1: an all-ignored mean is 0 instead of NaN
     empty_mean_zero: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // The rows pass covers rows [row_offset, row_end). The input, the
+    // gradient and probability targets are bound from row_offset's first
+    // element on, so a tensor larger than one storage binding is processed
+    // in chunks; per-row buffers are bound whole and indexed by the global row.
+    row_offset: u32,
+    row_end: u32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -448,11 +452,11 @@ fn rows_wide(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
+    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row);
+    let base = row_base(row - p.row_offset);
     let stride = p.inner;
     // Pass 1: per-invocation partials, then a fixed tree merge.
     var part = empty_partial();
@@ -507,11 +511,11 @@ fn rows_narrow(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
-    if (row >= p.rows) {
+    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row);
+    let base = row_base(row - p.row_offset);
     let stride = p.inner;
     var total = empty_partial();
     var c = 0u;
@@ -582,11 +586,11 @@ fn rows_wide4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
+    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    if (row >= p.row_end) {
         return;
     }
-    let base = row * p.classes;
+    let base = (row - p.row_offset) * p.classes;
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var part = empty_partial();
@@ -632,11 +636,11 @@ fn rows_narrow4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
-    if (row >= p.rows) {
+    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.row_end) {
         return;
     }
-    let base = row * p.classes;
+    let base = (row - p.row_offset) * p.classes;
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var total = empty_partial();
@@ -664,11 +668,11 @@ fn rows_pixels4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row0 = ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
-    if (row0 >= p.rows) {
+    let row0 = p.row_offset + ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
+    if (row0 >= p.row_end) {
         return;
     }
-    let base = row_base(row0);
+    let base = row_base(row0 - p.row_offset);
     let stride = p.inner;
     var t0 = empty_partial();
     var t1 = empty_partial();

@@ -200,7 +200,8 @@ struct CrossEntropyParams {
     nan: f32,
     z_loss: f32,
     empty_mean_zero: u32,
-    _pad: [u32; 2],
+    row_offset: u32,
+    row_end: u32,
 }
 
 /// Mirrors `Params` in `shaders/softmax.wgsl`.
@@ -309,12 +310,20 @@ impl Context {
                 reason: "return_lse is set but no lse buffer was given".into(),
             });
         }
-        self.check_buffer("logits", b.logits, elems)?;
-        self.check_buffer("targets", targets, target_words)?;
+        // Tensors of the input's size are bound a chunk of rows at a time, so
+        // they may exceed one binding; per-row buffers are bound whole.
+        let chunked_targets = target_kind == 2;
+        self.check_size("logits", b.logits, elems)?;
+        self.check_size("targets", targets, target_words)?;
+        if !chunked_targets {
+            self.check_buffer("targets", targets, target_words)?;
+        }
+        if let Some(g) = b.grad {
+            self.check_size("grad", g, elems)?;
+        }
         let optional = [
             ("weights", b.weights, layout.classes as u64),
             ("sample_weights", b.sample_weights, rows),
-            ("grad", b.grad, elems),
             ("lse", b.lse, rows),
             ("correct", b.correct, 1),
         ];
@@ -323,6 +332,7 @@ impl Context {
                 self.check_buffer(what, buffer, need)?;
             }
         }
+        let chunks = self.chunks(&layout)?;
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -356,7 +366,8 @@ impl Context {
             nan: f32::NAN,
             z_loss: opts.z_loss as f32,
             empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
-            _pad: [0; 2],
+            row_offset: 0,
+            row_end: rows as u32,
         };
         let variant = CrossEntropyVariant {
             target_kind,
@@ -413,20 +424,48 @@ impl Context {
         );
         // The vec4 kernels read and write through bindings 12 and 13.
         let (input_slot, grad_slot) = if strategy.is_vec4() { (12, 13) } else { (1, 7) };
-        let rows_group = self.bind(
-            rows_pipeline,
-            &[
-                (0, &uniform),
-                (input_slot, b.logits),
-                (2, targets),
-                (3, weights),
-                (4, &aux),
-                (6, &row_loss),
-                (grad_slot, grad),
-                (9, sample_weights),
-                (10, lse),
-            ],
-        );
+        let slab = (layout.classes * layout.inner * 4) as u64;
+        let mut rows_passes = Vec::with_capacity(chunks.len());
+        for &(n0, n1) in &chunks {
+            let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
+            let chunk_uniform = if chunks.len() == 1 {
+                uniform.clone()
+            } else {
+                let p = CrossEntropyParams {
+                    row_offset: row0 as u32,
+                    row_end: row1 as u32,
+                    ..params
+                };
+                self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))
+            };
+            let range = (n0 as u64 * slab, (n1 - n0) as u64 * slab);
+            let whole = |b: &wgpu::Buffer| (0, b.size());
+            let targets_range = if chunked_targets {
+                range
+            } else {
+                whole(targets)
+            };
+            let grad_range = if b.grad.is_some() { range } else { whole(grad) };
+            let group = self.bind_ranges(
+                rows_pipeline,
+                &[
+                    (0, &chunk_uniform, whole(&chunk_uniform)),
+                    (input_slot, b.logits, range),
+                    (2, targets, targets_range),
+                    (3, weights, whole(weights)),
+                    (4, &aux, whole(&aux)),
+                    (6, &row_loss, whole(&row_loss)),
+                    (grad_slot, grad, grad_range),
+                    (9, sample_weights, whole(sample_weights)),
+                    (10, lse, whole(lse)),
+                ],
+            );
+            let chunk = Layout {
+                outer: n1 - n0,
+                ..layout.clone()
+            };
+            rows_passes.push((group, self.grid(strategy.workgroups(&chunk))?));
+        }
         let reduce_group = self.bind(
             &k.reduce_loss,
             &[
@@ -437,8 +476,6 @@ impl Context {
                 (11, correct),
             ],
         );
-        let grid = self.grid(strategy.workgroups(&layout))?;
-
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),
             timestamp_writes,
@@ -447,8 +484,10 @@ impl Context {
         pass.set_bind_group(0, &stats_group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(rows_pipeline);
-        pass.set_bind_group(0, &rows_group, &[]);
-        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        for (group, grid) in &rows_passes {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, 1);
+        }
         pass.set_pipeline(&k.reduce_loss);
         pass.set_bind_group(0, &reduce_group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
@@ -622,6 +661,59 @@ impl Context {
             })
     }
 
+    /// A bind group of byte ranges `(slot, buffer, (offset, size))`.
+    fn bind_ranges(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer, (u64, u64))],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .iter()
+            .map(|&(binding, buffer, (offset, size))| wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset,
+                    size: wgpu::BufferSize::new(size),
+                }),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("xent bind group"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    /// Ranges of the outer axis `[n0, n1)` whose slice of an input-sized
+    /// tensor fits one storage binding and starts at an offset the device
+    /// accepts. One chunk when the whole tensor fits.
+    fn chunks(&self, layout: &Layout) -> Result<Vec<(usize, usize)>> {
+        let limits = self.device.limits();
+        let max = limits.max_storage_buffer_binding_size;
+        let slab = (layout.classes * layout.inner * 4) as u64;
+        if slab * layout.outer as u64 <= max {
+            return Ok(vec![(0, layout.outer)]);
+        }
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let step = align / gcd(align, slab);
+        let per = (max / slab) / step * step;
+        if per == 0 {
+            return Err(Error::BadBuffer {
+                what: "logits",
+                reason: format!(
+                    "one slice of {slab} bytes along the class axis exceeds the device's largest storage \
+                     binding of {max} bytes (or its offset alignment of {align})"
+                ),
+            });
+        }
+        let per = per as usize;
+        Ok((0..layout.outer)
+            .step_by(per)
+            .map(|n0| (n0, (n0 + per).min(layout.outer)))
+            .collect())
+    }
+
     fn bind(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -666,6 +758,22 @@ impl Context {
     /// A caller's buffer: STORAGE usage, at least `elems` 4-byte elements, and
     /// within the device's largest storage binding.
     fn check_buffer(&self, what: &'static str, buffer: &wgpu::Buffer, elems: u64) -> Result<()> {
+        self.check_size(what, buffer, elems)?;
+        let need = elems * 4;
+        let max = self.device.limits().max_storage_buffer_binding_size;
+        if need > max {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!(
+                    "the shape needs {need} bytes, more than the device's largest storage binding of {max} bytes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A caller's buffer: STORAGE usage and at least `elems` 4-byte elements.
+    fn check_size(&self, what: &'static str, buffer: &wgpu::Buffer, elems: u64) -> Result<()> {
         let need = elems * 4;
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::BadBuffer {
@@ -679,14 +787,15 @@ impl Context {
                 reason: format!("{} bytes, but the shape needs {need}", buffer.size()),
             });
         }
-        let max = self.device.limits().max_storage_buffer_binding_size;
-        if need > max {
-            return Err(Error::BadBuffer {
-                what,
-                reason: format!("the shape needs {need} bytes, more than the device's largest storage binding of {max} bytes"),
-            });
-        }
         Ok(())
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 

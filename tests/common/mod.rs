@@ -74,3 +74,35 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// A context on the environment's adapter whose device binds at most
+/// `max_binding` bytes per storage buffer: tensors larger than that must be
+/// processed in chunks. `None` (after the same notice as [`ctx`]) without an adapter.
+pub fn small_binding_ctx(max_binding: u64) -> Option<Context> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if wgpu::Backends::from_env().is_none() {
+        desc.backends = wgpu::Backends::all();
+    }
+    let instance = wgpu::Instance::new(desc);
+    let adapter = match pollster::block_on(instance.request_adapter(&Default::default())) {
+        Ok(a) => a,
+        Err(e) if require_adapter() => {
+            panic!("XENT_REQUIRE_ADAPTER is set and no adapter is usable: {e}")
+        }
+        Err(e) => {
+            eprintln!("!!! SKIPPED: no GPU adapter ({e}); set XENT_REQUIRE_ADAPTER=1 to make this a failure");
+            return None;
+        }
+    };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: max_binding,
+        ..adapter.limits()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("small-binding test device"),
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .expect("device with a small binding limit");
+    Some(Context::new(device, queue).expect("context"))
+}

@@ -1,0 +1,130 @@
+//! Tensors larger than one storage binding, and the 1.5 GiB case.
+//!
+//! The always-on test gives the device a 1 MiB binding limit so that modest
+//! tensors cross it; the 1.5 GiB test (lavapipe binds at most 128 MiB) is
+//! opt-in: `cargo test --release --test large -- --ignored`.
+
+mod common;
+
+use common::{small_binding_ctx, Rng};
+use xent::{cpu, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};
+
+#[test]
+fn tensors_larger_than_a_binding_are_processed_in_chunks() {
+    let Some(ctx) = small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let tol = Tolerance::default();
+    // Each shape's input is over 1 MiB; one per row strategy.
+    let shapes: [&[usize]; 5] = [
+        &[300, 1000],
+        &[300, 1001],
+        &[70_000, 4],
+        &[70_000, 5],
+        &[30, 3, 80, 80],
+    ];
+    for dims in shapes {
+        let layout = xent::Layout::from_dims(dims).unwrap();
+        assert!(
+            layout.len() * 4 > 1 << 20,
+            "{dims:?} must cross the binding limit"
+        );
+        let mut rng = Rng(layout.len() as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i64)
+            .collect();
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        let gpu = ctx
+            .cross_entropy(&x, dims, &t, None, &opts)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        let want = cpu::cross_entropy(&x, dims, &t, None, &opts).unwrap();
+        tol.compare("loss", &gpu.loss, &want.loss)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        tol.compare(
+            "grad",
+            gpu.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+    }
+    // Probability targets are chunked with the input.
+    let dims = [300usize, 1000];
+    let mut rng = Rng(1);
+    let x: Vec<f32> = (0..300_000).map(|_| rng.uniform(-8.0, 8.0)).collect();
+    let probs: Vec<f32> = cpu::softmax(&x, &dims)
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|&v| v as f32)
+        .collect();
+    let opts = CrossEntropyOptions {
+        input: InputKind::Logits,
+        ..Default::default()
+    };
+    let gpu = ctx
+        .cross_entropy_with(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts)
+        .unwrap();
+    let want =
+        cpu::cross_entropy_with(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts).unwrap();
+    tol.compare("soft loss", &gpu.loss, &want.loss).unwrap();
+    tol.compare(
+        "soft grad",
+        gpu.grad.as_deref().unwrap(),
+        want.grad.as_deref().unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_slice_larger_than_a_binding_is_a_typed_error() {
+    let Some(ctx) = small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let x = vec![0.0f32; 300_000];
+    let err = ctx
+        .cross_entropy(&x, &[1, 300_000], &[0i64], None, &Default::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, xent::Error::BadBuffer { what: "logits", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "1.5 GiB of logits: opt-in, run with --release -- --ignored"]
+fn one_and_a_half_gib_of_logits() {
+    let Some(ctx) = common::ctx() else { return };
+    let (n, c) = (384usize, 1usize << 20);
+    let dims = [n, c];
+    let mut rng = Rng(15);
+    let x: Vec<f32> = (0..n * c).map(|_| rng.uniform(-8.0, 8.0)).collect();
+    let t: Vec<i64> = (0..n).map(|_| rng.below(c) as i64).collect();
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts).unwrap();
+    let grad = gpu.grad.as_deref().unwrap();
+    // Rows are independent under `sum`: check every row's loss and a few rows' gradients.
+    let tol = Tolerance::default();
+    let mut total = 0.0;
+    for row in 0..n {
+        let xs = &x[row * c..(row + 1) * c];
+        let want = cpu::cross_entropy(xs, &[1, c], &t[row..=row], None, &opts).unwrap();
+        total += want.loss[0];
+        if row % 97 == 0 {
+            tol.compare(
+                "grad row",
+                &grad[row * c..(row + 1) * c],
+                want.grad.as_deref().unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    tol.compare("loss", &gpu.loss, &[total]).unwrap();
+}
