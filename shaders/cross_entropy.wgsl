@@ -65,6 +65,9 @@ override Z_LOSS: bool = false;
 override WRITE_GRAD: bool = true;
 override WRITE_LSE: bool = false;
 override COUNT_CORRECT: bool = false;
+// The gradient overwrites the input: reads come through `grad`/`grad4` (the
+// caller's logits buffer) and `input`/`input4` are bound to a placeholder.
+override IN_PLACE: bool = false;
 
 const REDUCTION_MEAN: u32 = 1u;
 const INPUT_LOGITS: u32 = 0u;
@@ -278,12 +281,19 @@ fn update4(acc: Partial, c: vec4<u32>, idx: vec4<u32>, x: vec4<f32>) -> Partial 
     return r;
 }
 
+fn load_input(idx: u32) -> f32 {
+    if (IN_PLACE) {
+        return grad[idx];
+    }
+    return input[idx];
+}
+
 fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
-    return update(acc, c, idx, input[idx]);
+    return update(acc, c, idx, load_input(idx));
 }
 
 fn gather4(acc: Partial, c: vec4<u32>, idx: vec4<u32>) -> Partial {
-    let x = vec4<f32>(input[idx.x], input[idx.y], input[idx.z], input[idx.w]);
+    let x = vec4<f32>(load_input(idx.x), load_input(idx.y), load_input(idx.z), load_input(idx.w));
     return update4(acc, c, idx, x);
 }
 
@@ -479,12 +489,15 @@ fn rows_wide(
     }
     let total = wide_part[0];
     let plan = plan_row(row, total);
+    // Read before pass 2 writes (in place, another invocation may overwrite it).
+    let x_t = load_input(base + plan.target_class * stride);
+    workgroupBarrier();
 
     // Pass 2: the gradient, written once, and the class sum of the loss.
     var acc = 0.0;
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * stride;
-        let x = input[idx];
+        let x = load_input(idx);
         acc += loss_term(plan, c, idx, x);
         if (WRITE_GRAD) {
             grad[idx] = grad_value(plan, c, idx, x);
@@ -499,7 +512,7 @@ fn rows_wide(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        finish_row(plan, row, input[base + plan.target_class * stride], total, wide_sum[0]);
+        finish_row(plan, row, x_t, total, wide_sum[0]);
     }
 }
 
@@ -527,16 +540,17 @@ fn rows_narrow(
         total = gather(total, c, base + c * stride);
     }
     let plan = plan_row(row, total);
+    let x_t = load_input(base + plan.target_class * stride);
     var acc = 0.0;
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * stride;
-        let x = input[idx];
+        let x = load_input(idx);
         acc += loss_term(plan, c, idx, x);
         if (WRITE_GRAD) {
             grad[idx] = grad_value(plan, c, idx, x);
         }
     }
-    finish_row(plan, row, input[base + plan.target_class * stride], total, acc);
+    finish_row(plan, row, x_t, total, acc);
 }
 
 // ---------------------------------------------------------------- vec4 kernels
@@ -550,8 +564,15 @@ fn rows_narrow(
 @group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
 @group(0) @binding(13) var<storage, read_write> grad4: array<vec4<f32>>;
 
+fn load_input4(j: u32) -> vec4<f32> {
+    if (IN_PLACE) {
+        return grad4[j];
+    }
+    return input4[j];
+}
+
 fn input_at4(idx: u32) -> f32 {
-    return input4[idx / 4u][idx % 4u];
+    return load_input4(idx / 4u)[idx % 4u];
 }
 
 // Pass 2 over four consecutive classes c..c+3 at idx..idx+3.
@@ -596,7 +617,7 @@ fn rows_wide4(
     var part = empty_partial();
     for (var j = lid; j < quads; j += WIDE_WG) {
         let cs = quad_classes(4u * j);
-        part = update4(part, cs, vec4<u32>(base) + cs, input4[base4 + j]);
+        part = update4(part, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
     }
     wide4_part[lid] = part;
     workgroupBarrier();
@@ -608,9 +629,12 @@ fn rows_wide4(
     }
     let total = wide4_part[0];
     let plan = plan_row(row, total);
+    // Read before pass 2 writes (in place, another invocation may overwrite it).
+    let x_t = input_at4(base + plan.target_class);
+    workgroupBarrier();
     var acc = 0.0;
     for (var j = lid; j < quads; j += WIDE_WG) {
-        let v = input4[base4 + j];
+        let v = load_input4(base4 + j);
         acc += loss_quad(plan, 4u * j, base + 4u * j, v);
         if (WRITE_GRAD) {
             grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
@@ -625,7 +649,7 @@ fn rows_wide4(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        finish_row(plan, row, input_at4(base + plan.target_class), total, wide4_sum[0]);
+        finish_row(plan, row, x_t, total, wide4_sum[0]);
     }
 }
 
@@ -646,18 +670,19 @@ fn rows_narrow4(
     var total = empty_partial();
     for (var j = 0u; j < quads; j++) {
         let cs = quad_classes(4u * j);
-        total = update4(total, cs, vec4<u32>(base) + cs, input4[base4 + j]);
+        total = update4(total, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
     }
     let plan = plan_row(row, total);
+    let x_t = input_at4(base + plan.target_class);
     var acc = 0.0;
     for (var j = 0u; j < quads; j++) {
-        let v = input4[base4 + j];
+        let v = load_input4(base4 + j);
         acc += loss_quad(plan, 4u * j, base + 4u * j, v);
         if (WRITE_GRAD) {
             grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
         }
     }
-    finish_row(plan, row, input_at4(base + plan.target_class), total, acc);
+    finish_row(plan, row, x_t, total, acc);
 }
 
 // Four neighbouring pixels per invocation (inner % 4 == 0): each class plane
@@ -680,7 +705,7 @@ fn rows_pixels4(
     var t3 = empty_partial();
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * stride;
-        let v = input4[idx / 4u];
+        let v = load_input4(idx / 4u);
         t0 = update(t0, c, idx, v.x);
         t1 = update(t1, c, idx + 1u, v.y);
         t2 = update(t2, c, idx + 2u, v.z);
@@ -690,10 +715,16 @@ fn rows_pixels4(
     let p1 = plan_row(row0 + 1u, t1);
     let p2 = plan_row(row0 + 2u, t2);
     let p3 = plan_row(row0 + 3u, t3);
+    let x_t = vec4<f32>(
+        input_at4(base + p0.target_class * stride),
+        input_at4(base + 1u + p1.target_class * stride),
+        input_at4(base + 2u + p2.target_class * stride),
+        input_at4(base + 3u + p3.target_class * stride),
+    );
     var acc = vec4<f32>(0.0);
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * stride;
-        let v = input4[idx / 4u];
+        let v = load_input4(idx / 4u);
         if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
             acc += vec4<f32>(
                 loss_term(p0, c, idx, v.x),
@@ -711,10 +742,10 @@ fn rows_pixels4(
             );
         }
     }
-    finish_row(p0, row0, input_at4(base + p0.target_class * stride), t0, acc.x);
-    finish_row(p1, row0 + 1u, input_at4(base + 1u + p1.target_class * stride), t1, acc.y);
-    finish_row(p2, row0 + 2u, input_at4(base + 2u + p2.target_class * stride), t2, acc.z);
-    finish_row(p3, row0 + 3u, input_at4(base + 3u + p3.target_class * stride), t3, acc.w);
+    finish_row(p0, row0, x_t.x, t0, acc.x);
+    finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
+    finish_row(p2, row0 + 2u, x_t.z, t2, acc.z);
+    finish_row(p3, row0 + 3u, x_t.w, t3, acc.w);
 }
 
 // ---------------------------------------------------------------- reduce_loss

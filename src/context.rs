@@ -74,6 +74,7 @@ pub(crate) struct CrossEntropyVariant {
     pub write_grad: bool,
     pub write_lse: bool,
     pub count_correct: bool,
+    pub in_place: bool,
 }
 
 /// The pipelines of one cross-entropy call, in dispatch order.
@@ -303,6 +304,7 @@ impl Kernels {
             ("WRITE_GRAD", flag(v.write_grad)),
             ("WRITE_LSE", flag(v.write_lse)),
             ("COUNT_CORRECT", flag(v.count_correct)),
+            ("IN_PLACE", flag(v.in_place)),
             ("WIDE_WG", f64::from(WIDE_WG)),
         ];
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

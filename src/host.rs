@@ -156,7 +156,9 @@ impl Context {
                 mapped_at_creation: false,
             })
         };
-        let logits_buf = self.upload("xent input", bytemuck::cast_slice(input));
+        // The gradient is written in place over the uploaded input: one
+        // input-sized buffer on the device instead of two.
+        let logits_buf = self.upload_as("xent input", bytemuck::cast_slice(input), STORAGE_OUT);
         let targets_buf = self.upload("xent targets", target_bytes);
         let weights_buf = weights
             .class
@@ -170,7 +172,6 @@ impl Context {
             1
         };
         let loss_buf = output("xent loss", loss_elems);
-        let grad_buf = opts.compute_grad.then(|| output("xent grad", layout.len()));
         let lse_buf = opts.return_lse.then(|| output("xent lse", layout.rows()));
         let correct_buf = opts.count_correct.then(|| output("xent correct", 1));
         let status_buf = output("xent status", STATUS_SIZE as usize / 4);
@@ -190,17 +191,14 @@ impl Context {
                 sample_weights: sample_buf.as_ref(),
                 lse: lse_buf.as_ref(),
                 correct: correct_buf.as_ref(),
-                ..CrossEntropyBuffers::new(
-                    &logits_buf,
-                    target_buffer,
-                    &loss_buf,
-                    grad_buf.as_ref(),
-                    &status_buf,
-                )
+                in_place: opts.compute_grad,
+                ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, None, &status_buf)
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];
-        wanted.extend(grad_buf.as_ref());
+        if opts.compute_grad {
+            wanted.push(&logits_buf);
+        }
         wanted.extend(lse_buf.as_ref());
         wanted.extend(correct_buf.as_ref());
         let bytes = self.download(encoder, &wanted);
@@ -213,7 +211,7 @@ impl Context {
         let status = Status::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let grad = grad_buf.map(|_| to_f32(next(), layout.len()));
+        let grad = opts.compute_grad.then(|| to_f32(next(), layout.len()));
         let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
         let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
         let out = CrossEntropyOutput {
@@ -253,11 +251,15 @@ impl Context {
     /// An input buffer with `bytes`, padded with zeros to a multiple of 4
     /// bytes, written straight into the mapped buffer (no intermediate copy).
     fn upload(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.upload_as(label, bytes, STORAGE_IN)
+    }
+
+    fn upload_as(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            usage: STORAGE_IN,
+            usage,
             mapped_at_creation: true,
         });
         if let Ok(mut view) = buffer.get_mapped_range_mut(..) {

@@ -102,6 +102,10 @@ pub struct CrossEntropyBuffers<'a> {
     pub lse: Option<&'a wgpu::Buffer>,
     /// u32 output: the number of rows whose argmax equals the target, 1 element.
     pub correct: Option<&'a wgpu::Buffer>,
+    /// Write the gradient over the input in `logits` (then `grad` must be
+    /// `None`): no second input-sized buffer exists. Each element is read
+    /// before it is overwritten, so the result equals the out-of-place one.
+    pub in_place: bool,
 }
 
 impl<'a> CrossEntropyBuffers<'a> {
@@ -132,6 +136,7 @@ impl<'a> CrossEntropyBuffers<'a> {
             status,
             lse: None,
             correct: None,
+            in_place: false,
         }
     }
 }
@@ -304,6 +309,12 @@ impl Context {
             TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
             TargetBuffer::Probs(t) => (t, 2, elems),
         };
+        if b.in_place && b.grad.is_some() {
+            return Err(Error::BadBuffer {
+                what: "grad",
+                reason: "in_place writes the gradient into `logits`; pass grad: None".into(),
+            });
+        }
         if opts.return_lse && b.lse.is_none() {
             return Err(Error::BadBuffer {
                 what: "lse",
@@ -341,6 +352,7 @@ impl Context {
             ("loss", b.loss),
             ("status", b.status),
         ];
+        all.extend(b.grad.map(|g| ("grad", g)));
         all.extend(
             optional
                 .iter()
@@ -376,7 +388,8 @@ impl Context {
             has_sample_weights: b.sample_weights.is_some(),
             smoothing: opts.label_smoothing != 0.0,
             z_loss: opts.z_loss != 0.0,
-            write_grad: b.grad.is_some(),
+            write_grad: b.grad.is_some() || b.in_place,
+            in_place: b.in_place,
             write_lse: b.lse.is_some(),
             count_correct: b.correct.is_some(),
         };
@@ -394,7 +407,13 @@ impl Context {
         };
         let weights = b.weights.unwrap_or(&d.read);
         let sample_weights = b.sample_weights.unwrap_or(&d.read);
-        let grad = b.grad.unwrap_or(&d.grad);
+        // In place, the caller's logits take the gradient slot and the input
+        // slot gets a placeholder the kernels never read.
+        let (input, grad) = if b.in_place {
+            (&d.read, b.logits)
+        } else {
+            (b.logits, b.grad.unwrap_or(&d.grad))
+        };
         let lse = b.lse.unwrap_or(&d.lse);
         let correct = b.correct.unwrap_or(&d.correct);
         let loss_out = if opts.reduction == Reduction::None {
@@ -445,12 +464,17 @@ impl Context {
             } else {
                 whole(targets)
             };
-            let grad_range = if b.grad.is_some() { range } else { whole(grad) };
+            let grad_range = if b.grad.is_some() || b.in_place {
+                range
+            } else {
+                whole(grad)
+            };
+            let input_range = if b.in_place { whole(input) } else { range };
             let group = self.bind_ranges(
                 rows_pipeline,
                 &[
                     (0, &chunk_uniform, whole(&chunk_uniform)),
-                    (input_slot, b.logits, range),
+                    (input_slot, input, input_range),
                     (2, targets, targets_range),
                     (3, weights, whole(weights)),
                     (4, &aux, whole(&aux)),

@@ -216,3 +216,89 @@ fn two_calls_recorded_into_one_encoder_do_not_interfere() {
     assert_close("first", &read_f32(ctx, &l1), &[3.7924786392503727], 1e-5);
     assert_close("second", &read_f32(ctx, &l2), &[4.010971713266798], 1e-5);
 }
+
+#[test]
+fn in_place_and_out_of_place_gradients_are_bit_identical() {
+    // The host API writes the gradient over its uploaded logits (in place);
+    // the recording API with a grad buffer writes it elsewhere. Every row
+    // strategy must give the same bits both ways.
+    let Some(ctx) = ctx() else { return };
+    let dev = ctx.device();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let init = |contents: &[u8]| {
+        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test"),
+            contents,
+            usage,
+        })
+    };
+    let mut rng = Rng(4);
+    for dims in [
+        vec![3usize, 256],
+        vec![3, 257],
+        vec![40, 12],
+        vec![40, 13],
+        vec![2, 5, 4, 3],
+        vec![2, 5, 3, 3],
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let logits: Vec<f32> = (0..layout.len())
+            .map(|_| rng.uniform(-10.0, 10.0))
+            .collect();
+        let targets: Vec<i32> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i32)
+            .collect();
+        let opts = CrossEntropyOptions {
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        let host = ctx
+            .cross_entropy(&logits, &dims, &targets, None, &opts)
+            .unwrap();
+        let (x, t) = (
+            init(bytemuck::cast_slice(&logits)),
+            init(bytemuck::cast_slice(&targets)),
+        );
+        let (loss, grad, status) = (
+            init(&[0; 4]),
+            init(&vec![0; layout.len() * 4]),
+            init(&[0; 16]),
+        );
+        let mut encoder = dev.create_command_encoder(&Default::default());
+        ctx.record_cross_entropy(
+            &mut encoder,
+            &dims,
+            &opts,
+            &CrossEntropyBuffers::new(&x, TargetBuffer::ClassI32(&t), &loss, Some(&grad), &status),
+        )
+        .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let out_of_place = read_f32(ctx, &grad);
+        let a: Vec<u32> = host.grad.unwrap().iter().map(|v| v.to_bits()).collect();
+        let b: Vec<u32> = out_of_place.iter().map(|v| v.to_bits()).collect();
+        assert!(
+            a == b,
+            "{dims:?}: in-place and out-of-place gradients differ"
+        );
+        assert_eq!(
+            read_f32(ctx, &loss)[0].to_bits(),
+            host.loss[0].to_bits(),
+            "{dims:?}"
+        );
+        // The logits buffer of the out-of-place call is untouched.
+        assert_eq!(read_f32(ctx, &x), logits);
+    }
+    // in_place with a grad buffer is a typed error.
+    let x = init(&[0; 60]);
+    let t = init(bytemuck::cast_slice(&[1i32, 3, 2]));
+    let (loss, grad, status) = (init(&[0; 4]), init(&[0; 60]), init(&[0; 16]));
+    let mut encoder = dev.create_command_encoder(&Default::default());
+    let b = CrossEntropyBuffers {
+        in_place: true,
+        ..CrossEntropyBuffers::new(&x, TargetBuffer::ClassI32(&t), &loss, Some(&grad), &status)
+    };
+    assert!(matches!(
+        ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &Default::default(), &b),
+        Err(xent::Error::BadBuffer { what: "grad", .. })
+    ));
+}
