@@ -180,74 +180,37 @@ pub fn run_case(
     iters: usize,
     with_cpu: bool,
 ) -> Result<BenchResult> {
-    let layout = Layout::from_dims(&case.dims)?;
-    let (logits, targets) = bench_data(&layout, 0x5eed);
-    let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
-    let dev = &ctx.device;
-    let storage = wgpu::BufferUsages::STORAGE;
-    let init = |label: &str, contents: &[u8]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: storage,
-        })
-    };
-    let empty = |label: &str, size: u64| {
-        dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: storage,
-            mapped_at_creation: false,
-        })
-    };
-    let bytes = layout.len() as u64 * 4;
-    let logits_buf = init("bench logits", bytemuck::cast_slice(&logits));
-    let targets_buf = init("bench targets", bytemuck::cast_slice(&targets32));
-    let grad = empty("bench grad", bytes);
-    let loss = empty("bench loss", 4);
-    let status = empty("bench status", STATUS_SIZE);
-    let buffers = CrossEntropyBuffers::new(
-        &logits_buf,
-        TargetBuffer::ClassI32(&targets_buf),
-        &loss,
-        Some(&grad),
-        &status,
-    );
-    let opts = CrossEntropyOptions::default();
+    let prepared = Prepared::new(ctx, case)?;
     let timer = Timer::new(ctx);
-
-    let mut fused = |ts: Option<wgpu::ComputePassTimestampWrites<'_>>,
-                     enc: &mut wgpu::CommandEncoder| {
-        ctx.record_cross_entropy_timed(enc, &case.dims, &opts, &buffers, ts)
-    };
-    let (wall_ms, gpu_ms) = timer.measure(iters, &mut fused)?;
-    let mut copy = |ts: Option<wgpu::ComputePassTimestampWrites<'_>>,
-                    enc: &mut wgpu::CommandEncoder| {
-        ctx.record_copy(enc, &logits_buf, &grad, ts)
-    };
-    let (copy_wall_ms, copy_gpu_ms) = timer.measure(iters, &mut copy)?;
-
+    let (wall_ms, gpu_ms) = timer.measure(iters, &mut |ts, enc| prepared.record_fused(enc, ts))?;
+    let (copy_wall_ms, copy_gpu_ms) =
+        timer.measure(iters, &mut |ts, enc| prepared.record_copy(enc, ts))?;
     let record_us = {
         let reps = 50;
         let start = Instant::now();
         for _ in 0..reps {
-            let mut enc = dev.create_command_encoder(&Default::default());
-            ctx.record_cross_entropy(&mut enc, &case.dims, &opts, &buffers)?;
-            drop(enc);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            prepared.record_fused(&mut enc, None)?;
         }
         start.elapsed().as_secs_f64() * 1e6 / f64::from(reps)
     };
     let cpu_ms = with_cpu
         .then(|| {
             let start = Instant::now();
-            cpu::cross_entropy(&logits, &case.dims, &targets, None, &opts)
-                .map(|_| start.elapsed().as_secs_f64() * 1e3)
+            cpu::cross_entropy(
+                &prepared.logits,
+                &case.dims,
+                &prepared.targets,
+                None,
+                &prepared.opts,
+            )
+            .map(|_| start.elapsed().as_secs_f64() * 1e3)
         })
         .transpose()?;
     Ok(BenchResult {
         name: case.name.clone(),
         dims: case.dims.clone(),
-        bytes: 2 * bytes,
+        bytes: 2 * prepared.layout.len() as u64 * 4,
         gpu_ms,
         wall_ms,
         copy_gpu_ms,
@@ -255,6 +218,120 @@ pub fn run_case(
         cpu_ms,
         record_us,
     })
+}
+
+/// A case's data uploaded once, ready to be recorded again and again: the
+/// fused forward + backward (mean, class-index targets, gradient to its own
+/// buffer) and the copy kernel over the same bytes.
+pub struct Prepared<'a> {
+    ctx: &'a Context,
+    layout: Layout,
+    /// The logits, as uploaded.
+    pub logits: Vec<f32>,
+    /// The targets, as uploaded.
+    pub targets: Vec<i64>,
+    opts: CrossEntropyOptions,
+    logits_buf: wgpu::Buffer,
+    targets_buf: wgpu::Buffer,
+    grad: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
+}
+
+impl<'a> Prepared<'a> {
+    /// Generates and uploads the case's data ([`bench_data`], seed 0x5eed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] for a bad case.
+    pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
+        let layout = Layout::from_dims(&case.dims)?;
+        let (logits, targets) = bench_data(&layout, 0x5eed);
+        let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
+        let dev = &ctx.device;
+        let init = |label: &str, contents: &[u8]| {
+            dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let empty = |label: &str, size: u64| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        Ok(Self {
+            ctx,
+            logits_buf: init("bench logits", bytemuck::cast_slice(&logits)),
+            targets_buf: init("bench targets", bytemuck::cast_slice(&targets32)),
+            grad: empty("bench grad", layout.len() as u64 * 4),
+            loss: empty("bench loss", 4),
+            status: empty("bench status", STATUS_SIZE),
+            layout,
+            logits,
+            targets,
+            opts: CrossEntropyOptions::default(),
+        })
+    }
+
+    /// Records the fused forward + backward.
+    ///
+    /// # Errors
+    /// As [`Context::record_cross_entropy`].
+    pub fn record_fused(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let buffers = CrossEntropyBuffers::new(
+            &self.logits_buf,
+            TargetBuffer::ClassI32(&self.targets_buf),
+            &self.loss,
+            Some(&self.grad),
+            &self.status,
+        );
+        self.ctx.record_cross_entropy_timed(
+            encoder,
+            &self.layout.dims,
+            &self.opts,
+            &buffers,
+            timestamps,
+        )
+    }
+
+    /// Records the copy kernel over the same bytes (logits into the gradient buffer).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] if the grid does not fit the device.
+    pub fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        self.ctx
+            .record_copy(encoder, &self.logits_buf, &self.grad, timestamps)
+    }
+
+    /// Records with `record`, submits and waits: one timed unit for criterion.
+    ///
+    /// # Errors
+    /// As the recording; [`Error::Gpu`] if waiting fails.
+    pub fn run(
+        &self,
+        record: impl FnOnce(&Self, &mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        record(self, &mut encoder)?;
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
 }
 
 /// Submits recorded work repeatedly and times it, with GPU timestamps when

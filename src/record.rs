@@ -665,7 +665,8 @@ impl Context {
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
         let group = self.bind(&self.kernels.copy, &[(0, src), (1, dst)]);
-        let grid = self.grid((dst.size() / 16).div_ceil(64) as usize)?;
+        // Enough invocations to fill any device, few enough to amortise launches.
+        let grid = ((dst.size() / 16).div_ceil(64).min(4096) as u32, 1);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent copy"),
             timestamp_writes,
