@@ -84,7 +84,12 @@ const NARROW_WG: u32 = 64u;
 const NO_POSITION: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+// The input and gradient element type: f32, or f16 in the module built with
+// `enable f16;` where `ELEM` reads f16 (see `context.rs`); math is in f32.
+alias ELEM = f32;
+alias ELEM4 = vec4<f32>;
+
+@group(0) @binding(1) var<storage, read> input: array<ELEM>;
 // i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
@@ -94,7 +99,7 @@ const NO_POSITION: u32 = 0xffffffffu;
 // [number of bad targets, first bad position, its value (i32 bits), 0]
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<ELEM>;
 @group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
 @group(0) @binding(9) var<storage, read> sample_weights: array<f32>;
 @group(0) @binding(10) var<storage, read_write> lse_out: array<f32>;
@@ -283,9 +288,13 @@ fn update4(acc: Partial, c: vec4<u32>, idx: vec4<u32>, x: vec4<f32>) -> Partial 
 
 fn load_input(idx: u32) -> f32 {
     if (IN_PLACE) {
-        return grad[idx];
+        return f32(grad[idx]);
     }
-    return input[idx];
+    return f32(input[idx]);
+}
+
+fn store_grad(idx: u32, v: f32) {
+    grad[idx] = ELEM(v);
 }
 
 fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
@@ -500,7 +509,7 @@ fn rows_wide(
         let x = load_input(idx);
         acc += loss_term(plan, c, idx, x);
         if (WRITE_GRAD) {
-            grad[idx] = grad_value(plan, c, idx, x);
+            store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
     wide_sum[lid] = acc;
@@ -547,7 +556,7 @@ fn rows_narrow(
         let x = load_input(idx);
         acc += loss_term(plan, c, idx, x);
         if (WRITE_GRAD) {
-            grad[idx] = grad_value(plan, c, idx, x);
+            store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
     finish_row(plan, row, x_t, total, acc);
@@ -561,14 +570,18 @@ fn rows_narrow(
 // turn each per-invocation access into a loop over SIMD lanes, so a vec4
 // access costs about what a scalar one does.
 
-@group(0) @binding(12) var<storage, read> input4: array<vec4<f32>>;
-@group(0) @binding(13) var<storage, read_write> grad4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> input4: array<ELEM4>;
+@group(0) @binding(13) var<storage, read_write> grad4: array<ELEM4>;
 
 fn load_input4(j: u32) -> vec4<f32> {
     if (IN_PLACE) {
-        return grad4[j];
+        return vec4<f32>(grad4[j]);
     }
-    return input4[j];
+    return vec4<f32>(input4[j]);
+}
+
+fn store_grad4(j: u32, v: vec4<f32>) {
+    grad4[j] = ELEM4(v);
 }
 
 fn input_at4(idx: u32) -> f32 {
@@ -637,7 +650,7 @@ fn rows_wide4(
         let v = load_input4(base4 + j);
         acc += loss_quad(plan, 4u * j, base + 4u * j, v);
         if (WRITE_GRAD) {
-            grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
+            store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
     wide4_sum[lid] = acc;
@@ -679,7 +692,7 @@ fn rows_narrow4(
         let v = load_input4(base4 + j);
         acc += loss_quad(plan, 4u * j, base + 4u * j, v);
         if (WRITE_GRAD) {
-            grad4[base4 + j] = grad_quad(plan, 4u * j, base + 4u * j, v);
+            store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
     finish_row(plan, row, x_t, total, acc);
@@ -734,12 +747,12 @@ fn rows_pixels4(
             );
         }
         if (WRITE_GRAD) {
-            grad4[idx / 4u] = vec4<f32>(
+            store_grad4(idx / 4u, vec4<f32>(
                 grad_value(p0, c, idx, v.x),
                 grad_value(p1, c, idx + 1u, v.y),
                 grad_value(p2, c, idx + 2u, v.z),
                 grad_value(p3, c, idx + 3u, v.w),
-            );
+            ));
         }
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);

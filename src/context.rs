@@ -30,6 +30,8 @@ pub struct Context {
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
 pub(crate) struct Kernels {
     cross_entropy_module: wgpu::ShaderModule,
+    /// The f16 build of the same source, made on first use (SHADER_F16 only).
+    cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
     cross_entropy: Mutex<HashMap<CrossEntropyVariant, Arc<CrossEntropyPipelines>>>,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
@@ -75,6 +77,8 @@ pub(crate) struct CrossEntropyVariant {
     pub write_lse: bool,
     pub count_correct: bool,
     pub in_place: bool,
+    /// Input and gradient in f16 (the module built with `enable f16;`).
+    pub f16: bool,
 }
 
 /// The pipelines of one cross-entropy call, in dispatch order.
@@ -268,6 +272,7 @@ impl Kernels {
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
             cross_entropy_module: ce,
+            cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(HashMap::new()),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
@@ -308,8 +313,12 @@ impl Kernels {
             ("WIDE_WG", f64::from(WIDE_WG)),
         ];
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let build =
-            |entry: &str| specialised(device, &self.cross_entropy_module, entry, &constants);
+        let module = if v.f16 {
+            self.f16_module(device)?
+        } else {
+            self.cross_entropy_module.clone()
+        };
+        let build = |entry: &str| specialised(device, &module, entry, &constants);
         let pipelines = Arc::new(CrossEntropyPipelines {
             target_stats: build("target_stats"),
             rows_wide: build("rows_wide"),
@@ -326,6 +335,35 @@ impl Kernels {
         }
         cache.insert(v, pipelines.clone());
         Ok(pipelines)
+    }
+}
+
+impl Kernels {
+    /// `cross_entropy.wgsl` with f16 storage for the input and the gradient
+    /// (`alias ELEM = f16`), accumulating in f32 as the f32 build does.
+    fn f16_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {
+        if !device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported {
+                what: "f16 logits and gradients",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
+        let mut slot = self
+            .cross_entropy_f16_module
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let source = format!(
+            "enable f16;\n{}",
+            CROSS_ENTROPY_WGSL
+                .replace("alias ELEM = f32;", "alias ELEM = f16;")
+                .replace("alias ELEM4 = vec4<f32>;", "alias ELEM4 = vec4<f16>;")
+        );
+        let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
+        *slot = Some(m.clone());
+        Ok(m)
     }
 }
 

@@ -118,6 +118,14 @@ pub enum Error {
         /// Relative tolerance.
         rel: f64,
     },
+    /// The device lacks a feature the request needs (e.g. SHADER_F16 for f16).
+    #[error("{what} is not supported here: {reason}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// Why it cannot be done on this device.
+        reason: String,
+    },
     /// wgpu reported an error while running xent's work.
     #[error("GPU error: {0}")]
     Gpu(String),

@@ -8,7 +8,9 @@ use crate::context::Context;
 use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, Result};
 use crate::options::{CrossEntropyOptions, Reduction};
-use crate::record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
+use crate::record::{
+    CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE,
+};
 use crate::shape::Layout;
 use crate::targets::{ClassIndex, Targets, Weights};
 use crate::validate;
@@ -121,6 +123,50 @@ impl Context {
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
+        self.run_cross_entropy(HostInput::F32(input), dims, targets, weights, opts)
+    }
+
+    /// [`Context::cross_entropy_with`] for f16 logits: the input is read and
+    /// the gradient written in f16 on the device (half the traffic), every
+    /// sum is accumulated in f32. The returned gradient holds the f16 results
+    /// widened exactly to f32; the loss is f32. Needs `SHADER_F16`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a device without `SHADER_F16`; otherwise as
+    /// [`Context::cross_entropy_with`] (verify mode holds the gradient to
+    /// [`Tolerance::F16`](crate::Tolerance::F16)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use half::f16;
+    /// let ctx = xent::Context::from_env()?;
+    /// let logits: Vec<f16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| f16::from_f32(v)).collect();
+    /// match ctx.cross_entropy_f16(&logits, &[2, 2], xent::Targets::I64(&[0, 1]), xent::Weights::none(), &Default::default()) {
+    ///     Ok(out) => assert!((out.loss[0] - 0.126928).abs() < 1e-5),
+    ///     Err(xent::Error::Unsupported { .. }) => {} // no SHADER_F16 here
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_entropy_f16(
+        &self,
+        input: &[half::f16],
+        dims: &[usize],
+        targets: Targets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
+        self.run_cross_entropy(HostInput::F16(input), dims, targets, weights, opts)
+    }
+
+    fn run_cross_entropy(
+        &self,
+        input: HostInput<'_>,
+        dims: &[usize],
+        targets: Targets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
         let layout = Layout::from_dims(dims)?;
         let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
         let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
@@ -158,7 +204,7 @@ impl Context {
         };
         // The gradient is written in place over the uploaded input: one
         // input-sized buffer on the device instead of two.
-        let logits_buf = self.upload_as("xent input", bytemuck::cast_slice(input), STORAGE_OUT);
+        let logits_buf = self.upload_as("xent input", input.bytes(), STORAGE_OUT);
         let targets_buf = self.upload("xent targets", target_bytes);
         let weights_buf = weights
             .class
@@ -192,6 +238,7 @@ impl Context {
                 lse: lse_buf.as_ref(),
                 correct: correct_buf.as_ref(),
                 in_place: opts.compute_grad,
+                precision: input.precision(),
                 ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, None, &status_buf)
             },
         )?;
@@ -211,7 +258,13 @@ impl Context {
         let status = Status::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let grad = opts.compute_grad.then(|| to_f32(next(), layout.len()));
+        let grad = opts.compute_grad.then(|| match input {
+            HostInput::F32(_) => to_f32(next(), layout.len()),
+            HostInput::F16(_) => bytemuck::cast_slice::<u8, half::f16>(&next()[..layout.len() * 2])
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+        });
         let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
         let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
         let out = CrossEntropyOutput {
@@ -226,10 +279,23 @@ impl Context {
             correct,
         };
         if let Some(tol) = self.verify {
-            let reference = cpu::cross_entropy_with(input, dims, targets, weights, opts)?;
+            let widened;
+            let input32 = match input {
+                HostInput::F32(x) => x,
+                HostInput::F16(x) => {
+                    widened = x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
+                    &widened[..]
+                }
+            };
+            let reference = cpu::cross_entropy_with(input32, dims, targets, weights, opts)?;
             tol.compare("loss", &out.loss, &reference.loss)?;
             if let (Some(g), Some(r)) = (&out.grad, &reference.grad) {
-                tol.compare("grad", g, r)?;
+                // An f16 gradient is held to the f16 tolerance.
+                let grad_tol = match input {
+                    HostInput::F32(_) => tol,
+                    HostInput::F16(_) => crate::Tolerance::F16,
+                };
+                grad_tol.compare("grad", g, r)?;
             }
             if let (Some(g), Some(r)) = (&out.lse, &reference.lse) {
                 tol.compare("lse", g, r)?;
@@ -484,6 +550,36 @@ impl Context {
                 None => Err(Error::Gpu("a readback buffer was never mapped".into())),
             })
             .collect()
+    }
+}
+
+/// The host API's input, in the element type it goes to the device in.
+#[derive(Clone, Copy)]
+enum HostInput<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+}
+
+impl HostInput<'_> {
+    fn len(&self) -> usize {
+        match self {
+            HostInput::F32(x) => x.len(),
+            HostInput::F16(x) => x.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HostInput::F32(x) => bytemuck::cast_slice(x),
+            HostInput::F16(x) => bytemuck::cast_slice(x),
+        }
+    }
+
+    fn precision(&self) -> Precision {
+        match self {
+            HostInput::F32(_) => Precision::F32,
+            HostInput::F16(_) => Precision::F16,
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub use context::{enumerate_adapters, headless_device, Context};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
-pub use record::{CrossEntropyBuffers, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
+pub use record::{CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
 pub use shape::Layout;
 pub use targets::{ClassIndex, Targets, Weights};
 pub use verify::{max_abs_diff, Tolerance};

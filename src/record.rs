@@ -106,6 +106,30 @@ pub struct CrossEntropyBuffers<'a> {
     /// `None`): no second input-sized buffer exists. Each element is read
     /// before it is overwritten, so the result equals the out-of-place one.
     pub in_place: bool,
+    /// Element type of `logits` and `grad`: f32, or f16 where the device has
+    /// `SHADER_F16` (accumulation is in f32 either way). f16 buffers hold at
+    /// least `layout.len()` elements rounded up to a multiple of 4 bytes.
+    pub precision: Precision,
+}
+
+/// Element type of the input and the gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 4-byte floats.
+    #[default]
+    F32,
+    /// 2-byte IEEE half floats (`half::f16` on the host); needs `SHADER_F16`.
+    F16,
+}
+
+impl Precision {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
 }
 
 impl<'a> CrossEntropyBuffers<'a> {
@@ -137,6 +161,7 @@ impl<'a> CrossEntropyBuffers<'a> {
             lse: None,
             correct: None,
             in_place: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -324,13 +349,16 @@ impl Context {
         // Tensors of the input's size are bound a chunk of rows at a time, so
         // they may exceed one binding; per-row buffers are bound whole.
         let chunked_targets = target_kind == 2;
-        self.check_size("logits", b.logits, elems)?;
+        let elem = b.precision.size();
+        // Storage bindings are whole words: f16 tensors are padded to 4 bytes.
+        let padded = (elems * elem).next_multiple_of(4);
+        self.check_bytes("logits", b.logits, padded)?;
         self.check_size("targets", targets, target_words)?;
         if !chunked_targets {
             self.check_buffer("targets", targets, target_words)?;
         }
         if let Some(g) = b.grad {
-            self.check_size("grad", g, elems)?;
+            self.check_bytes("grad", g, padded)?;
         }
         let optional = [
             ("weights", b.weights, layout.classes as u64),
@@ -343,7 +371,7 @@ impl Context {
                 self.check_buffer(what, buffer, need)?;
             }
         }
-        let chunks = self.chunks(&layout)?;
+        let chunks = self.chunks(&layout, elem)?;
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -390,6 +418,7 @@ impl Context {
             z_loss: opts.z_loss != 0.0,
             write_grad: b.grad.is_some() || b.in_place,
             in_place: b.in_place,
+            f16: b.precision == Precision::F16,
             write_lse: b.lse.is_some(),
             count_correct: b.correct.is_some(),
         };
@@ -443,7 +472,8 @@ impl Context {
         );
         // The vec4 kernels read and write through bindings 12 and 13.
         let (input_slot, grad_slot) = if strategy.is_vec4() { (12, 13) } else { (1, 7) };
-        let slab = (layout.classes * layout.inner * 4) as u64;
+        let slab = (layout.classes * layout.inner) as u64 * elem;
+        let target_slab = (layout.classes * layout.inner * 4) as u64;
         let mut rows_passes = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
@@ -457,10 +487,14 @@ impl Context {
                 };
                 self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))
             };
-            let range = (n0 as u64 * slab, (n1 - n0) as u64 * slab);
+            let range = (
+                n0 as u64 * slab,
+                ((n1 - n0) as u64 * slab).next_multiple_of(4),
+            );
+            let target_range = (n0 as u64 * target_slab, (n1 - n0) as u64 * target_slab);
             let whole = |b: &wgpu::Buffer| (0, b.size());
             let targets_range = if chunked_targets {
-                range
+                target_range
             } else {
                 whole(targets)
             };
@@ -713,7 +747,9 @@ impl Context {
     /// Ranges of the outer axis `[n0, n1)` whose slice of an input-sized
     /// tensor fits one storage binding and starts at an offset the device
     /// accepts. One chunk when the whole tensor fits.
-    fn chunks(&self, layout: &Layout) -> Result<Vec<(usize, usize)>> {
+    /// `elem` is the input's element size; probability targets are f32, so
+    /// chunks are sized for 4-byte elements and aligned for `elem`-byte ones.
+    fn chunks(&self, layout: &Layout, elem: u64) -> Result<Vec<(usize, usize)>> {
         let limits = self.device.limits();
         let max = limits.max_storage_buffer_binding_size;
         let slab = (layout.classes * layout.inner * 4) as u64;
@@ -721,7 +757,8 @@ impl Context {
             return Ok(vec![(0, layout.outer)]);
         }
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let step = align / gcd(align, slab);
+        let narrow_slab = (layout.classes * layout.inner) as u64 * elem;
+        let step = align / gcd(align, narrow_slab);
         let per = (max / slab) / step * step;
         if per == 0 {
             return Err(Error::BadBuffer {
@@ -799,7 +836,11 @@ impl Context {
 
     /// A caller's buffer: STORAGE usage and at least `elems` 4-byte elements.
     fn check_size(&self, what: &'static str, buffer: &wgpu::Buffer, elems: u64) -> Result<()> {
-        let need = elems * 4;
+        self.check_bytes(what, buffer, elems * 4)
+    }
+
+    /// A caller's buffer: STORAGE usage and at least `need` bytes.
+    fn check_bytes(&self, what: &'static str, buffer: &wgpu::Buffer, need: u64) -> Result<()> {
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::BadBuffer {
                 what,

@@ -36,6 +36,15 @@ impl Default for Tolerance {
 }
 
 impl Tolerance {
+    /// The policy for outputs stored in f16 (the gradient of
+    /// [`Context::cross_entropy_f16`](crate::Context::cross_entropy_f16)):
+    /// f16 keeps 11 significant bits, a rounding error of at most
+    /// 2⁻¹¹ ≈ 4.9e-4 relative, so `rel = 1e-3`; `abs` as for f32.
+    pub const F16: Tolerance = Tolerance {
+        abs: 1e-5,
+        rel: 1e-3,
+    };
+
     /// Whether GPU value `gpu` matches CPU value `cpu`.
     pub fn matches(&self, gpu: f64, cpu: f64) -> bool {
         if gpu.is_nan() || cpu.is_nan() {
