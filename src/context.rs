@@ -235,34 +235,52 @@ fn instance_from_env() -> wgpu::Instance {
 fn adapter_from_env() -> Result<wgpu::Adapter> {
     let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "any".into());
     let name = std::env::var("WGPU_ADAPTER_NAME").ok();
-    let instance = instance_from_env();
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    if let Some(wanted) = name {
-        let wanted_lc = wanted.to_lowercase();
-        let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
-            .ok_or_else(|| Error::NoAdapter {
-                request: format!(
-                    "WGPU_BACKEND={backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {}",
-                    if found.is_empty() {
-                        "none".to_string()
-                    } else {
-                        found.join(", ")
-                    }
-                ),
-            });
-    }
     let power_preference = wgpu::PowerPreference::from_env().unwrap_or_default();
-    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-        power_preference,
-        force_fallback_adapter: false,
-        compatible_surface: None,
-        ..Default::default()
-    }))
-    .map_err(|e| Error::NoAdapter {
-        request: format!("WGPU_BACKEND={backend}, WGPU_POWER_PREF={power_preference:?}: {e}"),
+    // Without WGPU_BACKEND, the primary backends (Vulkan, Metal, DX12) first;
+    // GL, whose probing is slow and noisy on headless Linux, only after them.
+    let attempts = match wgpu::Backends::from_env() {
+        Some(b) => vec![b],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::all()],
+    };
+    let mut found = Vec::new();
+    for backends in attempts {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        if let Some(wanted) = &name {
+            let wanted_lc = wanted.to_lowercase();
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            found = adapters.iter().map(|a| a.get_info().name).collect();
+            if let Some(a) = adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
+            {
+                return Ok(a);
+            }
+            continue;
+        }
+        let options = wgpu::RequestAdapterOptions {
+            power_preference,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        if let Ok(a) = pollster::block_on(instance.request_adapter(&options)) {
+            return Ok(a);
+        }
+    }
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    Err(Error::NoAdapter {
+        request: match name {
+            Some(wanted) => format!(
+                "WGPU_BACKEND={backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {found}"
+            ),
+            None => format!("WGPU_BACKEND={backend}, WGPU_POWER_PREF={power_preference:?}"),
+        },
     })
 }
 

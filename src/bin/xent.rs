@@ -456,7 +456,12 @@ fn loss(args: &LossArgs) -> Result<(), Failure> {
             }
         );
     } else {
-        println!("loss ({:?}): {:.6}", opts.reduction, loss[0]);
+        let name = if opts.reduction == Reduction::Sum {
+            "sum"
+        } else {
+            "mean"
+        };
+        println!("loss ({name}): {:.6}", loss[0]);
     }
     println!("adapter: {adapter}");
     match diff {
@@ -611,4 +616,27 @@ fn bench(args: &BenchArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_cpu_disagreement_exits_1_and_bad_input_2() {
+        let mismatch = xent::Error::Mismatch {
+            what: "loss",
+            index: 0,
+            gpu: 1.0,
+            cpu: 2.0,
+            abs: 1e-5,
+            rel: 1e-4,
+        };
+        assert_eq!(Failure::from(mismatch).code, 1);
+        let bad = xent::Error::WeightsLength {
+            classes: 5,
+            actual: 4,
+        };
+        assert_eq!(Failure::from(bad).code, 2);
+    }
 }
