@@ -89,6 +89,9 @@ pub(crate) struct CrossEntropyPipelines {
     pub rows_wide4: wgpu::ComputePipeline,
     pub rows_narrow4: wgpu::ComputePipeline,
     pub rows_pixels4: wgpu::ComputePipeline,
+    pub split_partial: wgpu::ComputePipeline,
+    pub split_rows: wgpu::ComputePipeline,
+    pub split_finish: wgpu::ComputePipeline,
     pub reduce_loss: wgpu::ComputePipeline,
 }
 
@@ -344,6 +347,9 @@ impl Kernels {
             rows_wide4: build("rows_wide4"),
             rows_narrow4: build("rows_narrow4"),
             rows_pixels4: build("rows_pixels4"),
+            split_partial: build("split_partial"),
+            split_rows: build("split_rows"),
+            split_finish: build("split_finish"),
             reduce_loss: build("reduce_loss"),
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

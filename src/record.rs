@@ -15,6 +15,14 @@ use crate::validate;
 /// Rows with at least this many classes get a workgroup each; shorter rows
 /// (and every channel-first map) get an invocation each.
 pub(crate) const WIDE_MIN_CLASSES: usize = 128;
+/// Rows below this many, of at least `SPLIT_MIN_CLASSES` classes, are split
+/// over several workgroups each so the device has enough work items.
+pub(crate) const SPLIT_MAX_ROWS: usize = 64;
+pub(crate) const SPLIT_MIN_CLASSES: usize = 16_384;
+/// Classes per workgroup of a split row (before the clamp to `MAX_SPLITS`).
+const SPLIT_SPAN: usize = 8192;
+const MAX_SPLITS: usize = 32;
+
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
@@ -31,11 +39,25 @@ pub(crate) enum RowStrategy {
     Narrow4,
     /// Four neighbouring pixels per invocation, vec4 access (inner % 4 = 0).
     Pixels4,
+    /// Few long rows: `splits` workgroups per row over spans of classes,
+    /// their (max, sum-exp) partials merged (inner = 1).
+    Split {
+        /// Workgroups per row.
+        splits: usize,
+    },
 }
 
 impl RowStrategy {
     pub(crate) fn choose(layout: &Layout) -> Self {
         let quads = layout.classes.is_multiple_of(4);
+        if layout.inner == 1
+            && layout.rows() < SPLIT_MAX_ROWS
+            && layout.classes >= SPLIT_MIN_CLASSES
+        {
+            return RowStrategy::Split {
+                splits: (layout.classes / SPLIT_SPAN).clamp(2, MAX_SPLITS),
+            };
+        }
         match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
             (1, true) if quads => RowStrategy::Wide4,
             (1, true) => RowStrategy::Wide,
@@ -58,6 +80,7 @@ impl RowStrategy {
             RowStrategy::Wide | RowStrategy::Wide4 => layout.rows(),
             RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
             RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
+            RowStrategy::Split { splits } => layout.rows() * splits,
         }
     }
 }
@@ -232,6 +255,9 @@ struct CrossEntropyParams {
     empty_mean_zero: u32,
     row_offset: u32,
     row_end: u32,
+    splits: u32,
+    span: u32,
+    _pad: [u32; 2],
 }
 
 /// Mirrors `Params` in `shaders/softmax.wgsl`.
@@ -395,6 +421,11 @@ impl Context {
             });
         }
 
+        let strategy = RowStrategy::choose(&layout);
+        let splits = match strategy {
+            RowStrategy::Split { splits } => splits as u64,
+            _ => 0,
+        };
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -408,6 +439,13 @@ impl Context {
             empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
             row_offset: 0,
             row_end: rows as u32,
+            splits: splits as u32,
+            span: if splits > 0 {
+                layout.classes.div_ceil(splits as usize) as u32
+            } else {
+                0
+            },
+            _pad: [0; 2],
         };
         let variant = CrossEntropyVariant {
             target_kind,
@@ -427,7 +465,8 @@ impl Context {
 
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            let aux = s.aux(&self.device, 16 + rows * 4);
+            // Statistics, a flag per row, and for split rows 9 words per (row, span).
+            let aux = s.aux(&self.device, 4 * (4 + rows + rows * splits * 9));
             let row_loss = match opts.reduction {
                 Reduction::None => b.loss.clone(),
                 _ => s.row_loss(&self.device, rows * 4),
@@ -451,13 +490,13 @@ impl Context {
             b.loss
         };
 
-        let strategy = RowStrategy::choose(&layout);
         let rows_pipeline = match strategy {
             RowStrategy::Wide => &k.rows_wide,
             RowStrategy::Narrow => &k.rows_narrow,
             RowStrategy::Wide4 => &k.rows_wide4,
             RowStrategy::Narrow4 => &k.rows_narrow4,
             RowStrategy::Pixels4 => &k.rows_pixels4,
+            RowStrategy::Split { .. } => &k.split_rows,
         };
         let stats_group = self.bind(
             &k.target_stats,
@@ -504,25 +543,54 @@ impl Context {
                 whole(grad)
             };
             let input_range = if b.in_place { whole(input) } else { range };
-            let group = self.bind_ranges(
-                rows_pipeline,
-                &[
-                    (0, &chunk_uniform, whole(&chunk_uniform)),
-                    (input_slot, input, input_range),
-                    (2, targets, targets_range),
-                    (3, weights, whole(weights)),
-                    (4, &aux, whole(&aux)),
-                    (6, &row_loss, whole(&row_loss)),
-                    (grad_slot, grad, grad_range),
-                    (9, sample_weights, whole(sample_weights)),
-                    (10, lse, whole(lse)),
-                ],
-            );
+            let all = [
+                (0, &chunk_uniform, whole(&chunk_uniform)),
+                (input_slot, input, input_range),
+                (2, targets, targets_range),
+                (3, weights, whole(weights)),
+                (4, &aux, whole(&aux)),
+                (6, &row_loss, whole(&row_loss)),
+                (grad_slot, grad, grad_range),
+                (9, sample_weights, whole(sample_weights)),
+                (10, lse, whole(lse)),
+            ];
+            // Each entry point's automatic layout holds just the bindings it uses.
+            let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
+                all.iter()
+                    .copied()
+                    .filter(|e| slots.contains(&e.0))
+                    .collect()
+            };
             let chunk = Layout {
                 outer: n1 - n0,
                 ..layout.clone()
             };
-            rows_passes.push((group, self.grid(strategy.workgroups(&chunk))?));
+            let rows_in_chunk = chunk.rows();
+            if let RowStrategy::Split { splits } = strategy {
+                let spans = self.grid(rows_in_chunk * splits)?;
+                rows_passes.push((
+                    &k.split_partial,
+                    self.bind_ranges(&k.split_partial, &pick(&[0, 1, 2, 3, 4, 7])),
+                    spans,
+                ));
+                rows_passes.push((
+                    &k.split_rows,
+                    self.bind_ranges(&k.split_rows, &pick(&[0, 1, 2, 3, 4, 7, 9])),
+                    spans,
+                ));
+                rows_passes.push((
+                    &k.split_finish,
+                    self.bind_ranges(&k.split_finish, &pick(&[0, 2, 3, 4, 6, 9, 10])),
+                    self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
+                ));
+            } else {
+                let group = self.bind_ranges(rows_pipeline, &all);
+                rows_passes.push((
+                    rows_pipeline,
+                    group,
+                    self.grid(strategy.workgroups(&chunk))?,
+                ));
+            }
         }
         let reduce_group = self.bind(
             &k.reduce_loss,
@@ -541,8 +609,8 @@ impl Context {
         pass.set_pipeline(&k.target_stats);
         pass.set_bind_group(0, &stats_group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
-        pass.set_pipeline(rows_pipeline);
-        for (group, grid) in &rows_passes {
+        for (pipeline, group, grid) in &rows_passes {
+            pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
         }

@@ -84,7 +84,8 @@ fn every_row_strategy_in_f16_matches_cpu() {
         eprintln!("adapter has no SHADER_F16: f16 kernels not run (the typed error is tested)");
         return;
     }
-    let shapes: [&[usize]; 6] = [
+    let shapes: [&[usize]; 7] = [
+        &[2, 20_001],
         &[3, 256],
         &[3, 257],
         &[40, 12],

@@ -143,7 +143,11 @@ proptest! {
 #[test]
 fn every_row_strategy_matches_cpu() {
     let Some(ctx) = ctx() else { return };
-    let shapes: [&[usize]; 6] = [
+    // Wide4, Wide, Narrow4, Narrow, Pixels4, Narrow (map), then split rows
+    // (2 and 4 workgroups per row).
+    let shapes: [&[usize]; 8] = [
+        &[3, 20_001],
+        &[2, 40_000],
         &[3, 256],
         &[3, 257],
         &[5, 12],

@@ -16,12 +16,13 @@ fn tensors_larger_than_a_binding_are_processed_in_chunks() {
     };
     let tol = Tolerance::default();
     // Each shape's input is over 1 MiB; one per row strategy.
-    let shapes: [&[usize]; 5] = [
+    let shapes: [&[usize]; 6] = [
         &[300, 1000],
         &[300, 1001],
         &[70_000, 4],
         &[70_000, 5],
         &[30, 3, 80, 80],
+        &[40, 20_000],
     ];
     for dims in shapes {
         let layout = xent::Layout::from_dims(dims).unwrap();
