@@ -25,6 +25,8 @@ pub struct Context {
     /// which many concurrent blocking calls on a software adapter can cause.
     pub(crate) host_lock: Mutex<()>,
     pub(crate) verify: Option<Tolerance>,
+    /// Rows of long classes fewer than this are split over workgroups (see `RowStrategy`).
+    pub(crate) split_rows_below: usize,
 }
 
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
@@ -125,6 +127,11 @@ impl Context {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("building xent's pipelines: {e}")));
         }
+        let split_rows_below = if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
+            crate::record::SPLIT_ROWS_BELOW_CPU
+        } else {
+            crate::record::SPLIT_ROWS_BELOW_GPU
+        };
         Ok(Self {
             device,
             queue,
@@ -132,6 +139,7 @@ impl Context {
             scratch: Mutex::new(scratch),
             host_lock: Mutex::new(()),
             verify: None,
+            split_rows_below,
         })
     }
 

@@ -15,10 +15,14 @@ use crate::validate;
 /// Rows with at least this many classes get a workgroup each; shorter rows
 /// (and every channel-first map) get an invocation each.
 pub(crate) const WIDE_MIN_CLASSES: usize = 128;
-/// Rows below this many, of at least `SPLIT_MIN_CLASSES` classes, are split
-/// over several workgroups each so the device has enough work items.
-pub(crate) const SPLIT_MAX_ROWS: usize = 64;
+/// Long rows (at least this many classes) that are too few to keep the device
+/// busy are split over several workgroups each: fewer than
+/// `SPLIT_ROWS_BELOW_GPU` rows on a GPU, fewer than `SPLIT_ROWS_BELOW_CPU` on
+/// a software adapter (whose few threads a handful of rows already occupy,
+/// and where the extra passes cost more than they give).
 pub(crate) const SPLIT_MIN_CLASSES: usize = 16_384;
+pub(crate) const SPLIT_ROWS_BELOW_GPU: usize = 64;
+pub(crate) const SPLIT_ROWS_BELOW_CPU: usize = 4;
 /// Classes per workgroup of a split row (before the clamp to `MAX_SPLITS`).
 const SPLIT_SPAN: usize = 8192;
 const MAX_SPLITS: usize = 32;
@@ -48,12 +52,11 @@ pub(crate) enum RowStrategy {
 }
 
 impl RowStrategy {
-    pub(crate) fn choose(layout: &Layout) -> Self {
+    /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
+    /// classes) leave the device idle, so they are split.
+    pub(crate) fn choose(layout: &Layout, split_below: usize) -> Self {
         let quads = layout.classes.is_multiple_of(4);
-        if layout.inner == 1
-            && layout.rows() < SPLIT_MAX_ROWS
-            && layout.classes >= SPLIT_MIN_CLASSES
-        {
+        if layout.inner == 1 && layout.rows() < split_below && layout.classes >= SPLIT_MIN_CLASSES {
             return RowStrategy::Split {
                 splits: (layout.classes / SPLIT_SPAN).clamp(2, MAX_SPLITS),
             };
@@ -421,7 +424,7 @@ impl Context {
             });
         }
 
-        let strategy = RowStrategy::choose(&layout);
+        let strategy = RowStrategy::choose(&layout, self.split_rows_below);
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
