@@ -1,33 +1,63 @@
-//! The `xent` binary on temporary .npy files: outputs match the library,
-//! `--backend cpu` agrees with the GPU, and every bad input gets exit status 2
-//! with one `error: …` line and no panic.
-
-mod common;
+//! The `xent` binary, run as a process on temporary .npy files: its outputs
+//! match the library's host API and CPU path, `--backend cpu` agrees with the
+//! GPU, `xent info` and `xent demo` succeed, and every bad input gets exit
+//! status 2 with one `error: …` line on stderr and no panic.
+//!
+//! Tests that need a GPU call [`gpu`] first: without an adapter they print a
+//! loud notice and return, unless `XENT_REQUIRE_ADAPTER=1` makes that a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use npyz::WriterBuilder;
-use xent::{CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};
+use xent::{cpu, Context, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};
+
+/// The one adapter check of the GPU tests: the shared context, or `None`
+/// (after a loud notice on stderr) when there is no adapter; with
+/// `XENT_REQUIRE_ADAPTER=1` a missing adapter panics instead.
+fn gpu(test: &str) -> Option<&'static Context> {
+    static CTX: OnceLock<Result<Context, String>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| Context::from_env().map_err(|e| e.to_string()));
+    match ctx {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("XENT_REQUIRE_ADAPTER").is_ok_and(|v| v == "1") => {
+            panic!("XENT_REQUIRE_ADAPTER=1 but no GPU adapter is usable: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "!!!!! SKIPPED {test}: no GPU adapter ({e}); set XENT_REQUIRE_ADAPTER=1 to make this a failure"
+            );
+            None
+        }
+    }
+}
 
 fn xent(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xent"))
         .args(args)
         .output()
-        .expect("run xent")
+        .expect("run the xent binary")
 }
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The `error: …` lines of stderr (other libraries may print their own notices).
+/// The `error: …` lines of stderr, after checking there is no panic or
+/// backtrace. Mesa's Vulkan and GL drivers print their own
+/// `error: XDG_RUNTIME_DIR …` notice on headless machines; it is not xent's.
 fn errors(o: &Output) -> Vec<String> {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!stderr.contains("panicked"), "xent panicked: {stderr}");
     assert!(
-        !stderr.contains("RUST_BACKTRACE"),
-        "xent printed a backtrace hint: {stderr}"
+        !stderr.contains("internal error"),
+        "xent hit a bug: {stderr}"
+    );
+    assert!(
+        !stderr.contains("RUST_BACKTRACE") && !stderr.contains("stack backtrace"),
+        "xent printed a backtrace: {stderr}"
     );
     stderr
         .lines()
@@ -36,20 +66,55 @@ fn errors(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// Asserts a successful run and returns its stdout.
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}; stdout: {}; errors: {:?}",
+        o.status.code(),
+        stdout(o),
+        errors(o)
+    );
+    stdout(o)
+}
+
+/// Asserts exit status 2 and exactly one `error:` line containing `message`.
+fn fails_with(args: &[&str], message: &str) {
+    let o = xent(args);
+    let errs = errors(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {errs:?}");
+    assert_eq!(errs.len(), 1, "{args:?}: want one error line, got {errs:?}");
+    assert!(
+        errs[0].contains(message),
+        "{args:?}: {:?} should contain {message:?}",
+        errs[0]
+    );
+}
+
 fn write<T: npyz::AutoSerialize + Copy>(
     dir: &Path,
     name: &str,
     shape: &[usize],
     data: &[T],
 ) -> PathBuf {
+    write_ordered(dir, name, shape, data, npyz::Order::C)
+}
+
+fn write_ordered<T: npyz::AutoSerialize + Copy>(
+    dir: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+    order: npyz::Order,
+) -> PathBuf {
     let path = dir.join(name);
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let file = std::fs::File::create(&path).unwrap();
     let mut w = npyz::WriteOptions::new()
         .default_dtype()
         .shape(&shape)
-        .writer(std::io::BufWriter::new(
-            std::fs::File::create(&path).unwrap(),
-        ))
+        .order(order)
+        .writer(std::io::BufWriter::new(file))
         .begin_nd()
         .unwrap();
     w.extend(data.iter().copied()).unwrap();
@@ -57,9 +122,16 @@ fn write<T: npyz::AutoSerialize + Copy>(
     path
 }
 
+/// Reads a float32 .npy written by xent: (shape, values).
 fn read_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let npy =
-        npyz::NpyFile::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
+    assert_eq!(
+        npy.dtype().descr(),
+        "'<f4'",
+        "{} is not float32",
+        path.display()
+    );
     let shape = npy.shape().iter().map(|&d| d as usize).collect();
     (shape, npy.into_vec::<f32>().unwrap())
 }
@@ -68,45 +140,141 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// splitmix64, for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const WORKED_LOGITS: [f32; 15] = [
+    10.0, 2.0, 1.0, -2.0, -3.0, //
+    -1.0, -6.0, 0.0, -3.0, -5.0, //
+    -5.0, 4.0, 8.0, 2.0, 1.0,
+];
+const WORKED_TARGETS: [i64; 3] = [1, 3, 2];
+
+// ------------------------------------------------------------- demo, info
+
 #[test]
 fn demo_is_the_default_and_passes() {
-    if common::ctx().is_none() {
+    if gpu("demo_is_the_default_and_passes").is_none() {
         return;
     }
-    let o = xent(&[]);
-    assert!(o.status.success(), "{}{:?}", stdout(&o), errors(&o));
-    let out = stdout(&o);
-    assert!(out.contains("3.7925"), "{out}");
-    assert!(out.contains("adapter:"), "{out}");
-    assert!(
-        out.contains("2x21x64x64") && out.contains("8x50257"),
-        "{out}"
-    );
-    assert!(out.contains("agree with the CPU"), "{out}");
+    for args in [&[][..], &["demo"][..]] {
+        let start = Instant::now();
+        let o = xent(args);
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("xent {args:?} took {secs:.2} s");
+        let out = ok(&o);
+        assert!(out.contains("adapter:"), "{out}");
+        assert!(out.contains("3.7925"), "{out}");
+        for shape in ["3x5", "2x21x64x64", "8x50257"] {
+            assert!(out.contains(shape), "no {shape} case: {out}");
+        }
+        assert!(!out.contains("MISMATCH"), "{out}");
+        assert!(out.contains("agree with the CPU"), "{out}");
+        // The worked example's gradient: (softmax - onehot) / 3, row 0 = [+0.3332, -0.3332, 0, 0, 0].
+        assert!(
+            out.contains("[+0.3332, -0.3332, +0.0000, +0.0000, +0.0000]"),
+            "{out}"
+        );
+    }
 }
 
 #[test]
 fn info_lists_an_adapter() {
-    if common::ctx().is_none() {
+    if gpu("info_lists_an_adapter").is_none() {
         return;
     }
-    let o = xent(&["info"]);
-    assert!(o.status.success());
-    let out = stdout(&o);
-    assert!(
-        out.contains("largest storage binding") && out.contains("timestamps"),
-        "{out}"
-    );
+    let out = ok(&xent(&["info"]));
+    for field in [
+        "backend:",
+        "device type:",
+        "driver:",
+        "max_storage_buffer_binding_size",
+        "largest storage binding",
+        "max_buffer_size",
+        "max_compute_workgroups_per_dimension",
+        "max_compute_workgroup_size_x",
+        "max_compute_invocations_per_workgroup",
+        "subgroups",
+        "f16",
+        "timestamps",
+    ] {
+        assert!(out.contains(field), "no {field:?}: {out}");
+    }
+    assert!(out.contains("[0] "), "no adapter listed: {out}");
+}
+
+// ------------------------------------------------------------- loss: outputs
+
+#[test]
+fn mean_loss_and_gradient_match_the_host_api() {
+    let Some(ctx) = gpu("mean_loss_and_gradient_match_the_host_api") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let (lp, gp) = (d.join("loss.npy"), d.join("grad.npy"));
+    let out = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(&x),
+        "--targets",
+        s(&t),
+        "--loss-out",
+        s(&lp),
+        "--grad-out",
+        s(&gp),
+    ]));
+    assert!(out.contains("loss (mean): 3.792"), "{out}");
+    assert!(out.contains("adapter:"), "{out}");
+    assert!(out.contains("largest |GPU - CPU|"), "{out}");
+
+    let lib = ctx
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &[3, 5],
+            &WORKED_TARGETS,
+            None,
+            &Default::default(),
+        )
+        .unwrap();
+    let (loss_shape, loss) = read_f32(&lp);
+    let (grad_shape, grad) = read_f32(&gp);
+    assert_eq!(loss_shape, Vec::<usize>::new(), "mean is shape ()");
+    assert_eq!(grad_shape, vec![3, 5]);
+    assert_eq!(loss, lib.loss);
+    assert_eq!(Some(grad), lib.grad);
+    assert!((loss[0] - 3.7925).abs() < 1e-4);
 }
 
 #[test]
-fn loss_outputs_match_the_library_and_the_cpu_backend() {
-    let Some(ctx) = common::ctx() else { return };
+fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend() {
+    let name = "none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend";
+    let Some(ctx) = gpu(name) else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut rng = common::Rng(8);
-    let tol = Tolerance::default();
-
+    let mut rng = Rng(8);
     // A 2 x 4 x 3 x 5 map with a u8 mask and ignore 255, reduction none.
     let dims = [2usize, 4, 3, 5];
     let x: Vec<f32> = (0..120).map(|_| rng.uniform(-5.0, 5.0)).collect();
@@ -119,146 +287,232 @@ fn loss_outputs_match_the_library_and_the_cpu_backend() {
         write(d, "t.npy", &[2, 3, 5], &mask),
         write(d, "w.npy", &[4], &w),
     );
-    let (lp, gp) = (d.join("loss.npy"), d.join("grad.npy"));
-    let base = [
-        "loss",
-        "--logits",
-        s(&xp),
-        "--targets",
-        s(&tp),
-        "--weights",
-        s(&wp),
-        "--ignore-index",
-        "255",
-    ];
-    let mut args = base.to_vec();
-    args.extend([
-        "--reduction",
-        "none",
-        "--label-smoothing",
-        "0.1",
-        "--loss-out",
-        s(&lp),
-        "--grad-out",
-        s(&gp),
-    ]);
-    let o = xent(&args);
-    assert!(o.status.success(), "{:?}", errors(&o));
-    assert!(stdout(&o).contains("largest |GPU - CPU|"), "{}", stdout(&o));
-    let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+    let run = |backend: &str, tag: &str| {
+        let (lp, gp) = (d.join(format!("l{tag}.npy")), d.join(format!("g{tag}.npy")));
+        let out = ok(&xent(&[
+            "loss",
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&tp),
+            "--weights",
+            s(&wp),
+            "--ignore-index",
+            "255",
+            "--reduction",
+            "none",
+            "--label-smoothing",
+            "0.1",
+            "--loss-out",
+            s(&lp),
+            "--grad-out",
+            s(&gp),
+            "--backend",
+            backend,
+        ]));
+        assert!(out.contains("loss (none): count 30, sum "), "{out}");
+        (read_f32(&lp), read_f32(&gp))
+    };
+    let ((loss_shape, loss), (grad_shape, grad)) = run("auto", "gpu");
+    assert_eq!(loss_shape, vec![2, 3, 5]);
+    assert_eq!(grad_shape, dims.to_vec());
+
+    let w32 = to_f32(&w);
     let opts = CrossEntropyOptions {
         ignore_index: 255,
         reduction: Reduction::None,
         label_smoothing: 0.1,
         ..Default::default()
     };
+    let class = Weights {
+        class: Some(&w32[..]),
+        sample: None,
+    };
     let lib = ctx
-        .cross_entropy_with(
-            &x,
-            &dims,
-            Targets::U8(&mask),
-            Weights {
-                class: Some(&w32),
-                sample: None,
-            },
-            &opts,
-        )
+        .cross_entropy_with(&x, &dims, Targets::U8(&mask), class, &opts)
         .unwrap();
-    let (loss_shape, loss) = read_f32(&lp);
-    let (grad_shape, grad) = read_f32(&gp);
-    assert_eq!(loss_shape, vec![2, 3, 5]);
-    assert_eq!(grad_shape, dims.to_vec());
     assert_eq!(loss, lib.loss);
-    assert_eq!(grad, lib.grad.unwrap());
+    assert_eq!(Some(grad.clone()), lib.grad);
+    for (i, &m) in mask.iter().enumerate() {
+        if m == 255 {
+            assert_eq!(loss[i], 0.0, "ignored pixel {i} has a loss");
+        }
+    }
 
-    // --backend cpu agrees with the GPU.
-    let (lc, gc) = (d.join("loss_cpu.npy"), d.join("grad_cpu.npy"));
-    let mut args = base.to_vec();
-    args.extend([
-        "--reduction",
-        "none",
-        "--label-smoothing",
-        "0.1",
-        "--loss-out",
-        s(&lc),
-        "--grad-out",
-        s(&gc),
-        "--backend",
-        "cpu",
-    ]);
-    let o = xent(&args);
-    assert!(o.status.success(), "{:?}", errors(&o));
-    let as64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-    tol.compare("loss", &loss, &as64(read_f32(&lc).1)).unwrap();
-    tol.compare("grad", &grad, &as64(read_f32(&gc).1)).unwrap();
+    // --backend cpu: the f64 CPU path, rounded to f32, agrees with the GPU.
+    let ((cpu_shape, cpu_loss), (_, cpu_grad)) = run("cpu", "cpu");
+    assert_eq!(cpu_shape, loss_shape);
+    let want = cpu::cross_entropy_with(&x, &dims, Targets::U8(&mask), class, &opts).unwrap();
+    assert_eq!(cpu_loss, to_f32(&want.loss));
+    assert_eq!(cpu_grad, to_f32(want.grad.as_deref().unwrap()));
+    let tol = Tolerance::default();
+    let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    tol.compare("loss", &loss, &wide(&cpu_loss)).unwrap();
+    tol.compare("grad", &grad, &wide(&cpu_grad)).unwrap();
+}
 
-    // Mean over int64 targets, shape () loss; probability targets in float64; log-prob input.
-    let x2: Vec<f64> = (0..15).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
-    let t2 = [1i64, 3, 2];
-    let x2p = write(d, "x2.npy", &[3, 5], &x2);
-    let t2p = write(d, "t2.npy", &[3], &t2);
-    let l2 = d.join("l2.npy");
-    let o = xent(&[
+#[test]
+fn sum_over_a_float64_map_with_int32_targets_agrees_with_the_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rng = Rng(21);
+    let dims = [2usize, 3, 2, 2];
+    let x: Vec<f64> = (0..24).map(|_| f64::from(rng.uniform(-4.0, 4.0))).collect();
+    // -100, the default ignore index, on one pixel.
+    let t = [0i32, 2, -100, 1, 1, 0, 2, 2];
+    let (xp, tp) = (
+        write(d, "x.npy", &dims, &x),
+        write(d, "t.npy", &[2, 2, 2], &t),
+    );
+    let args = |backend: &'static str, l: &Path, g: &Path| -> Output {
+        xent(&[
+            "loss",
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&tp),
+            "--reduction",
+            "sum",
+            "--loss-out",
+            s(l),
+            "--grad-out",
+            s(g),
+            "--backend",
+            backend,
+        ])
+    };
+    // The CPU path needs no adapter, and reads float64 as float64.
+    let (lc, gc) = (d.join("lc.npy"), d.join("gc.npy"));
+    let out = ok(&args("cpu", &lc, &gc));
+    assert!(out.contains("loss (sum): "), "{out}");
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    let want =
+        cpu::cross_entropy_with(&x, &dims, Targets::I32(&t), Weights::none(), &opts).unwrap();
+    let (cpu_loss_shape, cpu_loss) = read_f32(&lc);
+    let (cpu_grad_shape, cpu_grad) = read_f32(&gc);
+    assert_eq!(cpu_loss_shape, Vec::<usize>::new());
+    assert_eq!(cpu_grad_shape, dims.to_vec());
+    assert_eq!(cpu_loss, to_f32(&want.loss));
+    assert_eq!(cpu_grad, to_f32(want.grad.as_deref().unwrap()));
+    // The ignored pixel (n 0, h 1, w 0) has no gradient.
+    for c in 0..3 {
+        assert_eq!(cpu_grad[c * 4 + 2], 0.0);
+    }
+
+    let Some(_) = gpu("sum_over_a_float64_map_with_int32_targets_agrees_with_the_cpu_backend")
+    else {
+        return;
+    };
+    let (lg, gg) = (d.join("lg.npy"), d.join("gg.npy"));
+    let out = ok(&args("auto", &lg, &gg));
+    assert!(out.contains("agree"), "{out}");
+    let tol = Tolerance::default();
+    tol.compare("loss", &read_f32(&lg).1, &want.loss).unwrap();
+    tol.compare("grad", &read_f32(&gg).1, want.grad.as_deref().unwrap())
+        .unwrap();
+}
+
+#[test]
+fn an_unbatched_input_takes_a_scalar_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[4], &[1.0f32, 2.0, 3.0, 4.0]);
+    let t = write(d, "t.npy", &[], &[2i64]);
+    let (lp, gp) = (d.join("l.npy"), d.join("g.npy"));
+    let mut args = vec![
         "loss",
         "--logits",
-        s(&x2p),
+        s(&x),
         "--targets",
-        s(&t2p),
+        s(&t),
+        "--reduction",
+        "none",
         "--loss-out",
-        s(&l2),
-    ]);
-    assert!(o.status.success(), "{:?}", errors(&o));
-    let x2f: Vec<f32> = x2.iter().map(|&v| v as f32).collect();
-    let lib = ctx
-        .cross_entropy(&x2f, &[3, 5], &t2, None, &Default::default())
+        s(&lp),
+        "--grad-out",
+        s(&gp),
+    ];
+    if gpu("an_unbatched_input_takes_a_scalar_target").is_none() {
+        args.extend(["--backend", "cpu"]);
+    }
+    ok(&xent(&args));
+    let want = cpu::cross_entropy(
+        &[1.0f32, 2.0, 3.0, 4.0],
+        &[4],
+        &[2],
+        None,
+        &CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (loss_shape, loss) = read_f32(&lp);
+    assert_eq!(loss_shape, Vec::<usize>::new(), "none of (C) is shape ()");
+    let (grad_shape, grad) = read_f32(&gp);
+    assert_eq!(grad_shape, vec![4]);
+    let tol = Tolerance::default();
+    tol.compare("loss", &loss, &want.loss).unwrap();
+    tol.compare("grad", &grad, want.grad.as_deref().unwrap())
         .unwrap();
-    assert_eq!(read_f32(&l2), (vec![], lib.loss.clone()));
+}
 
+#[test]
+fn probability_targets_and_input_kinds_match_the_library() {
+    let Some(ctx) = gpu("probability_targets_and_input_kinds_match_the_library") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rng = Rng(3);
+    let x: Vec<f64> = (0..15).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
+    let x32 = to_f32(&x);
+    let xp = write(d, "x.npy", &[3, 5], &x);
+    let lp = d.join("l.npy");
+
+    // float64 probabilities of the input's shape, reduction sum.
     let probs: Vec<f64> = (0..15)
         .map(|i| if i % 5 == 0 { 0.6 } else { 0.1 })
         .collect();
     let pp = write(d, "p.npy", &[3, 5], &probs);
-    let o = xent(&[
+    ok(&xent(&[
         "loss",
         "--logits",
-        s(&x2p),
+        s(&xp),
         "--targets",
         s(&pp),
         "--reduction",
         "sum",
         "--loss-out",
-        s(&l2),
-    ]);
-    assert!(o.status.success(), "{:?}", errors(&o));
-    let p32: Vec<f32> = probs.iter().map(|&v| v as f32).collect();
+        s(&lp),
+    ]));
     let opts = CrossEntropyOptions {
         reduction: Reduction::Sum,
         ..Default::default()
     };
     let lib = ctx
-        .cross_entropy_soft(&x2f, &[3, 5], &p32, None, &opts)
+        .cross_entropy_soft(&x32, &[3, 5], &to_f32(&probs), None, &opts)
         .unwrap();
-    assert_eq!(read_f32(&l2).1, lib.loss);
+    assert_eq!(read_f32(&lp), (vec![], lib.loss));
 
-    let logp: Vec<f32> = xent::cpu::log_softmax(&x2f, &[3, 5])
-        .unwrap()
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    // Log-probabilities in, int32 class ids.
+    let logp = to_f32(&cpu::log_softmax(&x32, &[3, 5]).unwrap());
     let lpp = write(d, "logp.npy", &[3, 5], &logp);
-    let t32p = write(d, "t32.npy", &[3], &[1i32, 3, 2]);
-    let o = xent(&[
+    let tp = write(d, "t.npy", &[3], &[1i32, 3, 2]);
+    ok(&xent(&[
         "loss",
         "--logits",
         s(&lpp),
         "--targets",
-        s(&t32p),
+        s(&tp),
         "--input",
         "log-probs",
         "--loss-out",
-        s(&l2),
-    ]);
-    assert!(o.status.success(), "{:?}", errors(&o));
+        s(&lp),
+    ]));
     let opts = CrossEntropyOptions {
         input: InputKind::LogProbs,
         ..Default::default()
@@ -266,8 +520,58 @@ fn loss_outputs_match_the_library_and_the_cpu_backend() {
     let lib = ctx
         .cross_entropy(&logp, &[3, 5], &[1i32, 3, 2], None, &opts)
         .unwrap();
-    assert_eq!(read_f32(&l2).1, lib.loss);
+    assert_eq!(read_f32(&lp).1, lib.loss);
+
+    // Probabilities in, on the CPU path too.
+    let p = to_f32(&cpu::softmax(&x32, &[3, 5]).unwrap());
+    let ppp = write(d, "probs_in.npy", &[3, 5], &p);
+    let opts = CrossEntropyOptions {
+        input: InputKind::Probs,
+        ..Default::default()
+    };
+    let want = cpu::cross_entropy(&p, &[3, 5], &[1, 3, 2], None, &opts).unwrap();
+    for backend in ["auto", "cpu"] {
+        let tp64 = write(d, "t64.npy", &[3], &WORKED_TARGETS);
+        ok(&xent(&[
+            "loss",
+            "--logits",
+            s(&ppp),
+            "--targets",
+            s(&tp64),
+            "--input",
+            "probs",
+            "--loss-out",
+            s(&lp),
+            "--backend",
+            backend,
+        ]));
+        Tolerance::default()
+            .compare("loss", &read_f32(&lp).1, &want.loss)
+            .unwrap();
+    }
 }
+
+#[test]
+fn no_check_skips_the_cpu() {
+    if gpu("no_check_skips_the_cpu").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let out = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(&x),
+        "--targets",
+        s(&t),
+        "--no-check",
+    ]));
+    assert!(out.contains("not checked (--no-check)"), "{out}");
+}
+
+// ------------------------------------------------------------- loss: bad input
 
 #[test]
 fn bad_input_exits_2_with_one_error_line() {
@@ -276,107 +580,231 @@ fn bad_input_exits_2_with_one_error_line() {
     let x = write(d, "x.npy", &[3, 5], &[0.5f32; 15]);
     let t = write(d, "t.npy", &[3], &[1i64, 3, 2]);
     let t_bad = write(d, "tbad.npy", &[3], &[1i64, 9, 2]);
+    let t_neg = write(d, "tneg.npy", &[3], &[1i32, 3, -7]);
     let t_shape = write(d, "tshape.npy", &[4], &[1i64, 3, 2, 0]);
+    let t_2d = write(d, "t2d.npy", &[1, 3], &[1i64, 3, 2]);
     let t_i16 = write(d, "ti16.npy", &[3], &[1i16, 3, 2]);
+    let x_i64 = write(d, "xi64.npy", &[3, 5], &[1i64; 15]);
+    let x_scalar = write(d, "xscalar.npy", &[], &[1.0f32]);
+    let x_empty = write::<f32>(d, "xempty.npy", &[0, 5], &[]);
+    let t_empty = write::<i64>(d, "tempty.npy", &[0], &[]);
+    let x_fortran = write_ordered(d, "xf.npy", &[3, 5], &[0.5f32; 15], npyz::Order::Fortran);
     let w4 = write(d, "w4.npy", &[4], &[1.0f32; 4]);
+    let w2d = write(d, "w2d.npy", &[5, 1], &[1.0f32; 5]);
+    let w_int = write(d, "wint.npy", &[5], &[1i64; 5]);
     let soft_bad = write(d, "softbad.npy", &[3, 4], &[0.25f32; 12]);
+    let soft_neg = write(d, "softneg.npy", &[3, 5], &[-0.25f64; 15]);
     let text = d.join("text.npy");
     std::fs::write(&text, "not a numpy file").unwrap();
+    let empty = d.join("empty.npy");
+    std::fs::write(&empty, "").unwrap();
+    let truncated = d.join("truncated.npy");
+    let bytes = std::fs::read(&x).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 6]).unwrap();
     let missing = d.join("missing.npy");
+    let no_dir = d.join("no/such/dir/loss.npy");
+
+    let (xs, ts) = (s(&x), s(&t));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["--logits", s(&missing), "--targets", s(&t)],
-            "cannot read logits",
+            vec!["--logits", s(&missing), "--targets", ts],
+            "cannot read logits file",
         ),
         (
-            vec!["--logits", s(&text), "--targets", s(&t)],
+            vec!["--logits", xs, "--targets", s(&missing)],
+            "cannot read targets file",
+        ),
+        (vec!["--logits", s(d), "--targets", ts], "is a directory"),
+        (
+            vec!["--logits", s(&text), "--targets", ts],
             "is not a NumPy .npy file",
         ),
         (
-            vec!["--logits", s(&x), "--targets", s(&t_i16)],
-            "does not take",
+            vec!["--logits", s(&empty), "--targets", ts],
+            "is not a NumPy .npy file",
         ),
         (
-            vec!["--logits", s(&x), "--targets", s(&t_shape)],
+            vec!["--logits", s(&truncated), "--targets", ts],
+            "is truncated",
+        ),
+        (
+            vec!["--logits", s(&x_fortran), "--targets", ts],
+            "Fortran-ordered",
+        ),
+        (
+            vec!["--logits", s(&x_i64), "--targets", ts],
+            "has dtype int64, which xent does not take",
+        ),
+        (
+            vec!["--logits", xs, "--targets", s(&t_i16)],
+            "has dtype int16 (<i2), which xent does not take",
+        ),
+        (
+            vec!["--logits", s(&x_scalar), "--targets", ts],
+            "invalid shape []",
+        ),
+        (
+            vec!["--logits", s(&x_empty), "--targets", s(&t_empty)],
+            "axis 0 has size 0",
+        ),
+        (
+            vec!["--logits", xs, "--targets", s(&t_shape)],
             "class targets have shape [4]",
         ),
         (
-            vec!["--logits", s(&x), "--targets", s(&soft_bad)],
+            vec!["--logits", xs, "--targets", s(&t_2d)],
+            "class targets have shape [1, 3]",
+        ),
+        (
+            vec!["--logits", xs, "--targets", s(&soft_bad)],
             "probability targets have shape [3, 4]",
         ),
         (
-            vec!["--logits", s(&x), "--targets", s(&t_bad)],
-            "target 9 at position [1]",
+            vec!["--logits", xs, "--targets", s(&soft_neg)],
+            "probability target -0.25 at position [0, 0]",
         ),
         (
-            vec!["--logits", s(&x), "--targets", s(&t), "--weights", s(&w4)],
+            vec!["--logits", xs, "--targets", s(&t_bad)],
+            "target 9 at position [1] is out of range",
+        ),
+        (
+            vec!["--logits", xs, "--targets", s(&t_neg)],
+            "target -7 at position [2] is out of range",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--weights", s(&w4)],
             "weights have length 4 but there are 5 classes",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--weights", s(&w2d)],
+            "weights have shape [5, 1]",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--weights", s(&w_int)],
+            "weights file",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "1.5"],
+            "label_smoothing = 1.5",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "-0.1"],
+            "label_smoothing = -0.1",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "NaN"],
+            "label_smoothing = NaN",
         ),
         (
             vec![
                 "--logits",
-                s(&x),
+                xs,
                 "--targets",
-                s(&t),
-                "--label-smoothing",
-                "1.5",
+                ts,
+                "--ignore-index",
+                "3000000000",
             ],
-            "label_smoothing = 1.5",
+            "ignore_index = 3000000000",
+        ),
+        (
+            vec!["--logits", xs, "--targets", ts, "--loss-out", s(&no_dir)],
+            "cannot write",
         ),
     ];
-    for (args, message) in cases {
+    // On the CPU path (no adapter needed): every check, the library's included.
+    for (args, message) in &cases {
         let mut full = vec!["loss"];
-        full.extend(&args);
+        full.extend(args);
         full.extend(["--backend", "cpu"]);
-        let o = xent(&full);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let errs = errors(&o);
-        assert_eq!(errs.len(), 1, "{args:?}: {errs:?}");
-        assert!(
-            errs[0].contains(message),
-            "{args:?}: {errs:?} should say {message:?}"
-        );
+        fails_with(&full, message);
     }
-    // The GPU path reports an out-of-range target found by the kernel the same way.
-    if common::ctx().is_some() {
-        let o = xent(&["loss", "--logits", s(&x), "--targets", s(&t_bad)]);
-        assert_eq!(o.status.code(), Some(2));
-        assert!(
-            errors(&o)[0].contains("target 9 at position [1]"),
-            "{:?}",
-            errors(&o)
-        );
+    // On the GPU path: the same messages. Only the range check of the
+    // targets and writing the outputs happen after an adapter is opened.
+    let has_gpu = gpu("bad_input_exits_2_with_one_error_line (GPU path)").is_some();
+    for (args, message) in &cases {
+        let after_adapter = message.contains("out of range")
+            || message.contains("probability target -0.25")
+            || message.contains("cannot write");
+        if after_adapter && !has_gpu {
+            continue;
+        }
+        let mut full = vec!["loss"];
+        full.extend(args);
+        fails_with(&full, message);
     }
-    // Usage errors from clap also exit 2.
-    let o = xent(&["loss", "--logits", s(&x)]);
-    assert_eq!(o.status.code(), Some(2));
-    let o = xent(&[
-        "loss",
-        "--logits",
-        s(&x),
-        "--targets",
-        s(&t),
-        "--reduction",
-        "avg",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &[3, 5], &[0.5f32; 15]);
+    let t = write(dir.path(), "t.npy", &[3], &[1i64, 3, 2]);
+    let (xs, ts) = (s(&x), s(&t));
+    for args in [
+        vec!["loss", "--logits", xs],
+        vec![
+            "loss",
+            "--logits",
+            xs,
+            "--targets",
+            ts,
+            "--reduction",
+            "avg",
+        ],
+        vec!["loss", "--logits", xs, "--targets", ts, "--input", "scores"],
+        vec!["loss", "--logits", xs, "--targets", ts, "--backend", "cuda"],
+        vec![
+            "loss",
+            "--logits",
+            xs,
+            "--targets",
+            ts,
+            "--ignore-index",
+            "x",
+        ],
+        vec!["loss", "--logits", xs, "--targets", ts, "--frobnicate"],
+        vec!["frobnicate"],
+    ] {
+        let o = xent(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("error:"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let o = xent(&["loss", "--help"]);
+    let help = ok(&o);
+    for flag in [
+        "--logits",
+        "--targets",
+        "--weights",
+        "--ignore-index",
+        "--reduction",
+        "--label-smoothing",
+        "--input",
+        "--loss-out",
+        "--grad-out",
+        "--backend",
+        "--no-check",
+    ] {
+        assert!(help.contains(flag), "no {flag} in help: {help}");
+    }
+}
+
+// ------------------------------------------------------------- bench
+
+#[test]
 fn bench_json_is_one_document() {
-    if common::ctx().is_none() {
+    if gpu("bench_json_is_one_document").is_none() {
         return;
     }
-    let o = xent(&[
+    let out = ok(&xent(&[
         "bench",
         "--json",
         "--iters",
         "2",
         "--cases",
         "16x100,2x3x8x8",
-    ]);
-    assert!(o.status.success(), "{:?}", errors(&o));
-    let out = stdout(&o);
+    ]));
     assert!(
         out.trim_start().starts_with("{\"adapter\":") && out.contains("\"name\":\"16x100\""),
         "{out}"

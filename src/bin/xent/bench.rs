@@ -1,0 +1,90 @@
+//! `xent bench`: the fused kernel against a copy over the same bytes and the CPU path.
+
+use crate::{usage, BackendArg, Failure};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Timed runs per case (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Comma-separated shapes like 4096x4096,8x21x256x256 (default: the reference shapes).
+    #[arg(long)]
+    cases: Option<String>,
+    /// Skip timing the CPU path (slow on large shapes).
+    #[arg(long)]
+    no_cpu: bool,
+    /// The wgpu backend to run on (sets WGPU_BACKEND).
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), Failure> {
+    if args.backend == BackendArg::Cpu {
+        return Err(usage(
+            "xent bench times the GPU; --backend cpu is for xent loss",
+        ));
+    }
+    let cases = match &args.cases {
+        None => xent::bench::reference_cases(),
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                c.split('x')
+                    .map(|d| {
+                        d.trim()
+                            .parse::<usize>()
+                            .map_err(|_| usage(format!("bad shape {c:?}: expected e.g. 4096x4096")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|dims| xent::bench::BenchCase::new(&dims))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let ctx = xent::Context::from_env()?;
+    let mut results = Vec::new();
+    if !args.json {
+        say!("adapter: {}", ctx.adapter_summary());
+        say!(
+            "{:>16} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "shape",
+            "fused ms",
+            "clock",
+            "GB/s",
+            "copy GB/s",
+            "of copy",
+            "CPU ms",
+            "record"
+        );
+    }
+    for case in &cases {
+        let r = xent::bench::run_case(&ctx, case, args.iters, !args.no_cpu)?;
+        if !args.json {
+            say!(
+                "{:>16} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
+                r.name,
+                r.kernel_ms(),
+                if r.gpu_ms.is_some() { "gpu" } else { "wall" },
+                r.gbps(),
+                r.copy_gbps(),
+                r.copy_ratio() * 100.0,
+                r.cpu_ms.map_or("-".to_string(), |c| format!("{c:.1}")),
+                r.record_us
+            );
+        }
+        results.push(r);
+    }
+    if args.json {
+        let body: Vec<String> = results.iter().map(|r| r.to_json()).collect();
+        say!(
+            "{{\"adapter\":\"{}\",\"results\":[{}]}}",
+            ctx.adapter_summary()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\""),
+            body.join(",")
+        );
+    }
+    Ok(())
+}

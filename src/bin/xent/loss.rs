@@ -1,0 +1,417 @@
+//! `xent loss`: loss and gradient of `.npy` inputs, on the GPU (checked
+//! against the CPU unless `--no-check`) or on the CPU path alone.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::ValueEnum;
+use xent::{cpu, CrossEntropyOptions, InputKind, Layout, Reduction, Targets, Tolerance, Weights};
+
+use crate::npy::{self, Array};
+use crate::{usage, BackendArg, Failure};
+
+#[derive(clap::Args)]
+pub struct LossArgs {
+    /// Input .npy (float32 or float64): (C), (N, C) or (N, C, d1, ..., dK), class axis 1.
+    #[arg(long, value_name = "PATH")]
+    logits: PathBuf,
+    /// Targets .npy: int64, int32 or uint8 class ids with the input's shape without
+    /// the class axis, or float32/float64 probabilities with the input's shape.
+    #[arg(long, value_name = "PATH")]
+    targets: PathBuf,
+    /// Class weights .npy (float32 or float64), shape (C).
+    #[arg(long, value_name = "PATH")]
+    weights: Option<PathBuf>,
+    /// Class-id targets equal to this are ignored (no loss, no gradient, not counted by mean).
+    #[arg(
+        long,
+        value_name = "INT",
+        default_value_t = -100,
+        allow_negative_numbers = true
+    )]
+    ignore_index: i64,
+    /// How the per-target losses are combined.
+    #[arg(long, value_enum, default_value_t = ReductionArg::Mean)]
+    reduction: ReductionArg,
+    /// Label smoothing in [0, 1].
+    #[arg(
+        long,
+        value_name = "FLOAT",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    label_smoothing: f64,
+    /// What the input holds.
+    #[arg(long, value_enum, default_value_t = InputArg::Logits)]
+    input: InputArg,
+    /// Write the loss as float32 .npy: shape () for mean and sum, the target's
+    /// shape without the class axis for none.
+    #[arg(long, value_name = "PATH")]
+    loss_out: Option<PathBuf>,
+    /// Write d loss / d input as float32 .npy with the input's shape (for none,
+    /// of the sum of the per-target losses).
+    #[arg(long, value_name = "PATH")]
+    grad_out: Option<PathBuf>,
+    /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU path alone.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+    /// Do not check the GPU result against the CPU path.
+    #[arg(long)]
+    no_check: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReductionArg {
+    Mean,
+    Sum,
+    None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InputArg {
+    Logits,
+    LogProbs,
+    Probs,
+}
+
+/// Float values as read: float32 or float64.
+enum Floats {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Floats {
+    fn f32(&self) -> Cow<'_, [f32]> {
+        match self {
+            Floats::F32(v) => Cow::Borrowed(v),
+            Floats::F64(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
+        }
+    }
+
+    fn f64(&self) -> Cow<'_, [f64]> {
+        match self {
+            Floats::F32(v) => Cow::Owned(v.iter().map(|&x| f64::from(x)).collect()),
+            Floats::F64(v) => Cow::Borrowed(v),
+        }
+    }
+}
+
+/// Targets as read: class ids in their dtype, or probabilities.
+enum TargetData {
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+    Probs(Floats),
+}
+
+impl TargetData {
+    fn probs(&self) -> Option<&Floats> {
+        match self {
+            TargetData::Probs(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// As the library's targets; `probs` is `self.probs()` in the precision wanted.
+    fn as_targets<'a, P>(&'a self, probs: Option<&'a [P]>) -> Targets<'a, P> {
+        match self {
+            TargetData::I64(t) => Targets::I64(t),
+            TargetData::I32(t) => Targets::I32(t),
+            TargetData::U8(t) => Targets::U8(t),
+            TargetData::Probs(_) => Targets::Probs(probs.unwrap_or_default()),
+        }
+    }
+}
+
+/// A loss to compute: the inputs, read and checked, and the options.
+struct Problem {
+    input: Floats,
+    dims: Vec<usize>,
+    layout: Layout,
+    targets: TargetData,
+    weights: Option<Floats>,
+    opts: CrossEntropyOptions,
+}
+
+/// Where to compute and whether to check.
+#[derive(Clone, Copy)]
+struct Mode {
+    backend: BackendArg,
+    check: bool,
+}
+
+/// A result, in float32, with where it came from.
+struct Computed {
+    loss: Vec<f32>,
+    grad: Vec<f32>,
+    adapter: String,
+    gpu_ms: Option<f64>,
+    check: Option<Check>,
+}
+
+/// The GPU result held against the CPU path.
+struct Check {
+    loss_diff: f64,
+    grad_diff: f64,
+    verdict: Result<(), xent::Error>,
+}
+
+pub fn run(args: &LossArgs) -> Result<(), Failure> {
+    let problem = read_problem(args)?;
+    let mode = Mode {
+        backend: args.backend,
+        check: !args.no_check,
+    };
+    let computed = if problem.opts.input != InputKind::Logits || problem.targets.probs().is_some() {
+        run_soft_or_kind(&problem, mode)?
+    } else {
+        compute(&problem, mode)?
+    };
+    report(&problem, &computed, args)
+}
+
+/// Probability targets (float32/float64 of the input's shape) and inputs
+/// that are not logits (`--input log-probs|probs`): the one place their
+/// handling lives. The library's host API takes both (`Targets::Probs`,
+/// `CrossEntropyOptions::input`, `Context::cross_entropy_with`), so they run
+/// through the same path as class-id targets on logits.
+fn run_soft_or_kind(problem: &Problem, mode: Mode) -> Result<Computed, Failure> {
+    compute(problem, mode)
+}
+
+/// Reads and checks the files and options, before any adapter is opened:
+/// everything but the range of class ids and the sign of probabilities,
+/// which the library checks (the GPU path in its kernel).
+fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
+    let logits = npy::read("logits", &args.logits)?;
+    let input = floats("logits", &args.logits, logits.array, logits.dtype)?;
+    let dims = logits.shape;
+    let layout = Layout::from_dims(&dims)?;
+
+    let t = npy::read("targets", &args.targets)?;
+    let target_dims = layout.target_dims();
+    let targets = match t.array {
+        Array::I64(v) => TargetData::I64(v),
+        Array::I32(v) => TargetData::I32(v),
+        Array::U8(v) => TargetData::U8(v),
+        Array::F32(v) => TargetData::Probs(Floats::F32(v)),
+        Array::F64(v) => TargetData::Probs(Floats::F64(v)),
+    };
+    if targets.probs().is_some() && t.shape != dims {
+        return Err(usage(format!(
+            "probability targets have shape {:?} but they need the input's shape {dims:?} \
+             ({} targets are probabilities; class ids must be int64, int32 or uint8 of shape {target_dims:?})",
+            t.shape, t.dtype
+        )));
+    }
+    if targets.probs().is_none() && t.shape != target_dims {
+        return Err(usage(format!(
+            "class targets have shape {:?} but an input of shape {dims:?} needs shape \
+             {target_dims:?} (the input's shape without the class axis)",
+            t.shape
+        )));
+    }
+
+    let weights = match &args.weights {
+        None => None,
+        Some(path) => {
+            let w = npy::read("weights", path)?;
+            let n: usize = w.shape.iter().product();
+            if w.shape.len() != 1 {
+                return Err(usage(format!(
+                    "weights have shape {:?} ({n} elements); expected shape ({},), one per class",
+                    w.shape, layout.classes
+                )));
+            }
+            if n != layout.classes {
+                return Err(xent::Error::WeightsLength {
+                    classes: layout.classes,
+                    actual: n,
+                }
+                .into());
+            }
+            Some(floats("weights", path, w.array, w.dtype)?)
+        }
+    };
+
+    let opts = CrossEntropyOptions {
+        reduction: match args.reduction {
+            ReductionArg::Mean => Reduction::Mean,
+            ReductionArg::Sum => Reduction::Sum,
+            ReductionArg::None => Reduction::None,
+        },
+        ignore_index: args.ignore_index,
+        label_smoothing: args.label_smoothing,
+        input: match args.input {
+            InputArg::Logits => InputKind::Logits,
+            InputArg::LogProbs => InputKind::LogProbs,
+            InputArg::Probs => InputKind::Probs,
+        },
+        ..Default::default()
+    };
+    opts.validate()?;
+    Ok(Problem {
+        input,
+        dims,
+        layout,
+        targets,
+        weights,
+        opts,
+    })
+}
+
+fn floats(
+    what: &str,
+    path: &std::path::Path,
+    array: Array,
+    dtype: &str,
+) -> Result<Floats, Failure> {
+    match array {
+        Array::F32(v) => Ok(Floats::F32(v)),
+        Array::F64(v) => Ok(Floats::F64(v)),
+        _ => Err(usage(format!(
+            "{what} file {} has dtype {dtype}, which xent does not take: {}",
+            path.display(),
+            npy::expected_dtypes(what)
+        ))),
+    }
+}
+
+/// Runs the problem: on the CPU path alone in f64 (`--backend cpu`), or on
+/// the GPU in f32, then (unless `--no-check`) the CPU path on the same f32
+/// values.
+fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
+    if mode.backend == BackendArg::Cpu {
+        let input = p.input.f64();
+        let weights = p.weights.as_ref().map(Floats::f64);
+        let probs = p.targets.probs().map(Floats::f64);
+        let targets = p.targets.as_targets(probs.as_deref());
+        let class = Weights {
+            class: weights.as_deref(),
+            sample: None,
+        };
+        let out = cpu::cross_entropy_with(&input[..], &p.dims, targets, class, &p.opts)?;
+        let narrow = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        return Ok(Computed {
+            loss: narrow(&out.loss),
+            grad: narrow(out.grad.as_deref().unwrap_or_default()),
+            adapter: "none: the f64 CPU path (--backend cpu), results rounded to float32".into(),
+            gpu_ms: None,
+            check: None,
+        });
+    }
+
+    let input = p.input.f32();
+    let weights = p.weights.as_ref().map(Floats::f32);
+    let probs = p.targets.probs().map(Floats::f32);
+    let targets = p.targets.as_targets(probs.as_deref());
+    let class = Weights {
+        class: weights.as_deref(),
+        sample: None,
+    };
+    let ctx = xent::Context::from_env()?;
+    let start = Instant::now();
+    let out = ctx.cross_entropy_with(&input, &p.dims, targets, class, &p.opts)?;
+    let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
+    let grad = out.grad.unwrap_or_default();
+    let check = if mode.check {
+        let want = cpu::cross_entropy_with(&input[..], &p.dims, targets, class, &p.opts)?;
+        let want_grad = want.grad.as_deref().unwrap_or_default();
+        let tol = Tolerance::default();
+        Some(Check {
+            loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
+            grad_diff: xent::max_abs_diff(&grad, want_grad),
+            verdict: tol
+                .compare("loss", &out.loss, &want.loss)
+                .and_then(|()| tol.compare("grad", &grad, want_grad)),
+        })
+    } else {
+        None
+    };
+    Ok(Computed {
+        loss: out.loss,
+        grad,
+        adapter: ctx.adapter_summary(),
+        gpu_ms: Some(gpu_ms),
+        check,
+    })
+}
+
+/// Prints the loss, the adapter and the check, writes the outputs asked for,
+/// and turns a disagreement into exit status 1 (after writing).
+fn report(p: &Problem, c: &Computed, args: &LossArgs) -> Result<(), Failure> {
+    let reduction = p.opts.reduction;
+    let scalar = c.loss.first().copied().unwrap_or(f32::NAN);
+    match reduction {
+        Reduction::None => say!("loss (none): {}", summary(&c.loss)),
+        Reduction::Sum => say!("loss (sum): {scalar}"),
+        _ => say!("loss (mean): {scalar}"),
+    }
+    say!("adapter: {}", c.adapter);
+    if let Some(ms) = c.gpu_ms {
+        say!("GPU call: {ms:.2} ms");
+    }
+    match (&c.check, mode_name(args)) {
+        (Some(check), _) => {
+            let tol = Tolerance::default();
+            say!(
+                "largest |GPU - CPU|: loss {:.3e}, gradient {:.3e} ({}; tolerance |gpu - cpu| <= {:e} or <= {:e} x max)",
+                check.loss_diff,
+                check.grad_diff,
+                if check.verdict.is_ok() { "agree" } else { "DISAGREE" },
+                tol.abs,
+                tol.rel
+            );
+        }
+        (None, name) => say!("largest |GPU - CPU|: not checked ({name})"),
+    }
+    if let Some(path) = &args.loss_out {
+        let shape = if reduction == Reduction::None {
+            p.layout.target_dims()
+        } else {
+            Vec::new()
+        };
+        npy::write_f32(path, &shape, &c.loss)?;
+        say!("wrote loss, float32 {shape:?}, to {}", path.display());
+    }
+    if let Some(path) = &args.grad_out {
+        npy::write_f32(path, &p.dims, &c.grad)?;
+        say!(
+            "wrote gradient, float32 {:?}, to {}",
+            p.dims,
+            path.display()
+        );
+    }
+    match c.check.as_ref().map(|check| &check.verdict) {
+        Some(Err(e)) => Err(e.clone().into()),
+        _ => Ok(()),
+    }
+}
+
+fn mode_name(args: &LossArgs) -> &'static str {
+    if args.backend == BackendArg::Cpu {
+        "--backend cpu"
+    } else {
+        "--no-check"
+    }
+}
+
+/// count, sum, mean, min, max of a `none` loss (in f64; NaN propagates to
+/// sum and mean, min and max skip it).
+fn summary(loss: &[f32]) -> String {
+    let sum: f64 = loss.iter().map(|&v| f64::from(v)).sum();
+    let min = loss.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = loss.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let nan = loss.iter().filter(|v| v.is_nan()).count();
+    format!(
+        "count {}, sum {sum}, mean {}, min {min}, max {max}{}",
+        loss.len(),
+        sum / loss.len() as f64,
+        if nan > 0 {
+            format!(" ({nan} NaN)")
+        } else {
+            String::new()
+        }
+    )
+}
