@@ -339,6 +339,7 @@ struct RowPlan {
     lse: f32,
     m: f32,
     inv_s: f32,
+    log_s: f32,
 }
 
 fn plan_row(row: u32, total: Partial) -> RowPlan {
@@ -366,6 +367,7 @@ fn plan_row(row: u32, total: Partial) -> RowPlan {
     plan.a = scale * sample_weight(row);
     plan.m = total.m;
     plan.inv_s = 1.0 / total.s;
+    plan.log_s = log(total.s);
     plan.lse = total.m + log(total.s);
     return plan;
 }
@@ -379,9 +381,11 @@ fn target_mass(plan: RowPlan, c: u32, idx: u32) -> f32 {
     return (1.0 - p.smoothing) * onehot + p.smoothing / f32(p.classes);
 }
 
-fn log_prob(x: f32, lse: f32) -> f32 {
+// log p of input x. For logits, (x - m) - log s rather than x - (m + log s):
+// with large logits the rounding of m + log s would swallow the result.
+fn log_prob(x: f32, plan: RowPlan) -> f32 {
     if (INPUT_KIND == INPUT_LOGITS) {
-        return x - lse;
+        return (x - plan.m) - plan.log_s;
     }
     if (INPUT_KIND == INPUT_LOG_PROBS) {
         return x;
@@ -415,7 +419,7 @@ fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
 // The part of the row's loss summed over classes in pass 2:
 // smoothing's sum_c w_c logp_c (class indices) or sum_c w_c q_c logp_c (probabilities).
 fn loss_term(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
-    let lp = log_prob(x, plan.lse);
+    let lp = log_prob(x, plan);
     if (TARGET_KIND == TARGET_PROBS) {
         return class_weight(c) * soft_q(idx) * lp;
     }
@@ -437,7 +441,7 @@ fn row_value(plan: RowPlan, row: u32, x_t: f32, class_sum: f32) -> f32 {
     if (TARGET_KIND == TARGET_PROBS) {
         loss = -class_sum;
     } else {
-        let lp_t = log_prob(x_t, plan.lse);
+        let lp_t = log_prob(x_t, plan);
         loss = -(1.0 - p.smoothing) * plan.r * lp_t;
         if (SMOOTHING) {
             loss -= p.smoothing / f32(p.classes) * class_sum;

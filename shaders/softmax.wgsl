@@ -54,9 +54,11 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }
 
-fn output(v: f32, ms: vec2<f32>, lse: f32) -> f32 {
+// log-softmax as (v - m) - log s, not v - (m + log s), which loses the
+// result to rounding when logits are large.
+fn output(v: f32, ms: vec2<f32>, log_s: f32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return v - lse;
+        return (v - ms.x) - log_s;
     }
     return exp(v - ms.x) / ms.y;
 }
@@ -87,10 +89,10 @@ fn softmax_wide(
         workgroupBarrier();
     }
     let total = wide_ms[0];
-    let lse = total.x + log(total.y);
+    let log_s = log(total.y);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        y[idx] = output(x[idx], total, lse);
+        y[idx] = output(x[idx], total, log_s);
     }
 }
 
@@ -109,10 +111,10 @@ fn softmax_narrow(
     for (var c = 0u; c < p.classes; c++) {
         ms = online(ms, x[base + c * p.inner]);
     }
-    let lse = ms.x + log(ms.y);
+    let log_s = log(ms.y);
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
-        y[idx] = output(x[idx], ms, lse);
+        y[idx] = output(x[idx], ms, log_s);
     }
 }
 

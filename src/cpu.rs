@@ -96,11 +96,10 @@ fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<
     let mut y = vec![0.0; x.len()];
     for row in 0..layout.rows() {
         let (m, s) = row_stats(&x, &layout, row);
-        let lse = m + s.ln();
         for c in 0..layout.classes {
             let i = layout.element(row, c);
             y[i] = if log {
-                x[i] - lse
+                (x[i] - m) - s.ln()
             } else {
                 (x[i] - m).exp() / s
             };
@@ -364,7 +363,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         lse_out[row] = lse;
         let argmax = first_argmax((0..classes).map(at));
         let logp = |c: usize| match opts.input {
-            InputKind::Logits => at(c) - lse,
+            InputKind::Logits => (at(c) - m) - s.ln(),
             InputKind::LogProbs => at(c),
             InputKind::Probs => at(c).ln(),
         };

@@ -222,3 +222,38 @@ fn more_rows_than_one_dispatch_dimension_holds() {
     ))
     .unwrap();
 }
+
+#[test]
+fn large_logits_keep_their_precision() {
+    // Around 1e7 an f32 step is 1: m + log s would round away log-probabilities
+    // of order 1, so the kernels compute (x - m) - log s.
+    let mut rng = Rng(12);
+    let logits: Vec<f32> = (0..6 * 300)
+        .map(|_| 1.0e7 + (rng.below(16) as f32) - 8.0)
+        .collect();
+    let targets: Vec<i64> = (0..6).map(|_| rng.below(300) as i64).collect();
+    for dims in [[6usize, 300], [60, 30]] {
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        };
+        let t = &targets[..1].repeat(dims[0]);
+        check(&Problem {
+            dims: dims.to_vec(),
+            logits: logits.clone(),
+            targets: t.clone(),
+            weights: None,
+            opts,
+        })
+        .unwrap();
+        let Some(ctx) = ctx() else { return };
+        let lp = ctx.log_softmax(&logits, &dims).unwrap();
+        Tolerance::default()
+            .compare(
+                "log_softmax",
+                &lp,
+                &cpu::log_softmax(&logits, &dims).unwrap(),
+            )
+            .unwrap();
+    }
+}
