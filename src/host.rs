@@ -109,10 +109,10 @@ impl Context {
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// // A 1 x 3 x 2 x 2 map with a u8 mask; 255 is ignored.
     /// let logits = [0.1f32, 0.2, 0.3, 0.4, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 2.0, -0.5];
-    /// let mask = [0u8, 1, 255, 2];
+    /// let mask = [1u8, 0, 255, 1]; // each pixel's target is its argmax; pixel 2 is ignored
     /// let opts = CrossEntropyOptions { ignore_index: 255, count_correct: true, ..Default::default() };
     /// let out = ctx.cross_entropy_with(&logits, &[1, 3, 2, 2], Targets::U8(&mask), Weights::none(), &opts)?;
-    /// assert_eq!(out.correct, Some(1));
+    /// assert_eq!(out.correct, Some(3));
     /// # Ok(()) }
     /// ```
     pub fn cross_entropy_with(
