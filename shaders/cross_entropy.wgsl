@@ -469,10 +469,40 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
     }
 }
 
+// ---------------------------------------------------------------- workgroup reductions
+
+var<workgroup> wg_part: array<Partial, WIDE_WG>;
+var<workgroup> wg_sum: array<f32, WIDE_WG>;
+
+// Fixed-order tree merge of the workgroup's (max, sum-exp) partials; every
+// invocation gets the total. Call from uniform control flow.
+fn workgroup_merge(lid: u32, part: Partial) -> Partial {
+    wg_part[lid] = part;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wg_part[lid] = merge(wg_part[lid], wg_part[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    return wg_part[0];
+}
+
+// Fixed-order tree sum over the workgroup; every invocation gets the total.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    wg_sum[lid] = v;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wg_sum[lid] += wg_sum[lid + off];
+        }
+        workgroupBarrier();
+    }
+    return wg_sum[0];
+}
+
 // ---------------------------------------------------------------- rows_wide
 
-var<workgroup> wide_part: array<Partial, WIDE_WG>;
-var<workgroup> wide_sum: array<f32, WIDE_WG>;
 
 @compute @workgroup_size(WIDE_WG)
 fn rows_wide(
@@ -497,15 +527,7 @@ fn rows_wide(
     for (; c < p.classes; c += WIDE_WG) {
         part = gather(part, c, base + c * stride);
     }
-    wide_part[lid] = part;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_part[lid] = merge(wide_part[lid], wide_part[lid + off]);
-        }
-        workgroupBarrier();
-    }
-    let total = wide_part[0];
+    let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
     // Read before pass 2 writes (in place, another invocation may overwrite it).
     let x_t = load_input(base + plan.target_class * stride);
@@ -521,16 +543,9 @@ fn rows_wide(
             store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
-    wide_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_sum[lid] += wide_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
+    let class_sum = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        finish_row(plan, row, x_t, total, wide_sum[0]);
+        finish_row(plan, row, x_t, total, class_sum);
     }
 }
 
@@ -619,8 +634,6 @@ fn quad_classes(c: u32) -> vec4<u32> {
     return vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u);
 }
 
-var<workgroup> wide4_part: array<Partial, WIDE_WG>;
-var<workgroup> wide4_sum: array<f32, WIDE_WG>;
 
 // A workgroup per row; rows of classes % 4 == 0 with inner == 1.
 @compute @workgroup_size(WIDE_WG)
@@ -641,15 +654,7 @@ fn rows_wide4(
         let cs = quad_classes(4u * j);
         part = update4(part, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
     }
-    wide4_part[lid] = part;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide4_part[lid] = merge(wide4_part[lid], wide4_part[lid + off]);
-        }
-        workgroupBarrier();
-    }
-    let total = wide4_part[0];
+    let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
     // Read before pass 2 writes (in place, another invocation may overwrite it).
     let x_t = input_at4(base + plan.target_class);
@@ -662,16 +667,9 @@ fn rows_wide4(
             store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
-    wide4_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide4_sum[lid] += wide4_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
+    let class_sum = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        finish_row(plan, row, x_t, total, wide4_sum[0]);
+        finish_row(plan, row, x_t, total, class_sum);
     }
 }
 
@@ -832,8 +830,6 @@ fn split_target_logit(row: u32) -> f32 {
     return x_t;
 }
 
-var<workgroup> split_part: array<Partial, WIDE_WG>;
-var<workgroup> split_sum: array<f32, WIDE_WG>;
 
 @compute @workgroup_size(WIDE_WG)
 fn split_partial(
@@ -854,14 +850,7 @@ fn split_partial(
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
         part = gather(part, c, base + c * p.inner);
     }
-    split_part[lid] = part;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            split_part[lid] = merge(split_part[lid], split_part[lid + off]);
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_merge(lid, part);
     if (lid == 0u) {
         // The span holding the target records its logit; the others record 0.
         var x_t = 0.0;
@@ -871,7 +860,7 @@ fn split_partial(
                 x_t = load_input(base + u32(t) * p.inner);
             }
         }
-        store_partial(part_slot(row, k), split_part[0], x_t);
+        store_partial(part_slot(row, k), total, x_t);
     }
 }
 
@@ -900,16 +889,9 @@ fn split_rows(
             store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
-    split_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            split_sum[lid] += split_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
+    let class_sum = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        aux[sum_slot(row, k)] = bitcast<u32>(split_sum[0]);
+        aux[sum_slot(row, k)] = bitcast<u32>(class_sum);
     }
 }
 
