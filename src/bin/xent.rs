@@ -132,6 +132,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Demo);
     // Before anything creates an instance, and while this is the only thread.
+    quiet_device_select();
     match &command {
         Command::Loss(args) => select_backend(args.backend),
         Command::Bench(args) => select_backend(args.backend),
@@ -149,6 +150,18 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message.replace('\n', " "));
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// On a headless machine (no XDG_RUNTIME_DIR), Mesa's implicit Vulkan
+/// device-select layer prints `error: XDG_RUNTIME_DIR is invalid…` while it
+/// looks for a display it cannot have, which would read as xent's own error
+/// line. It only reorders devices for a display, so it is switched off there.
+fn quiet_device_select() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }
 
