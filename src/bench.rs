@@ -143,6 +143,13 @@ impl BenchResult {
 
 /// Deterministic benchmark data: logits uniform in [-10, 10), class targets.
 /// The same generator as `benches/compare_torch.py`'s (splitmix64).
+///
+/// ```
+/// let layout = xent::Layout::from_dims(&[4, 10]).unwrap();
+/// let (logits, targets) = xent::bench::bench_data(&layout, 0x5eed);
+/// assert_eq!((logits.len(), targets.len()), (40, 4));
+/// assert!(logits.iter().all(|x| (-10.0..10.0).contains(x)) && targets.iter().all(|&t| (0..10).contains(&t)));
+/// ```
 pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
     let mut state = seed;
     let mut next = move || {
@@ -243,6 +250,13 @@ impl<'a> Prepared<'a> {
     ///
     /// # Errors
     /// [`Error::InvalidShape`] for a bad case.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let case = xent::bench::Prepared::new(&ctx, &xent::bench::BenchCase::new(&[64, 1000]))?;
+    /// case.run(|p, encoder| p.record_fused(encoder, None))?; // one timed unit
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
         let layout = Layout::from_dims(&case.dims)?;
         let (logits, targets) = bench_data(&layout, 0x5eed);

@@ -191,6 +191,12 @@ impl Context {
     }
 
     /// One line naming the adapter, its backend and driver.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// assert!(!ctx.adapter_summary().is_empty());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn adapter_summary(&self) -> String {
         let info = self.adapter_info();
         format!(
@@ -230,6 +236,12 @@ pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
 
 /// Every adapter the environment's backends offer (all backends when
 /// `WGPU_BACKEND` is unset).
+///
+/// ```
+/// for adapter in xent::enumerate_adapters() {
+///     println!("{} ({:?})", adapter.get_info().name, adapter.get_info().backend);
+/// }
+/// ```
 pub fn enumerate_adapters() -> Vec<wgpu::Adapter> {
     let instance = instance_from_env();
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))

@@ -175,6 +175,11 @@ impl CrossEntropyOptions {
     /// [`Error::InvalidOption`] for smoothing outside [0, 1] or NaN, an
     /// `ignore_index` that does not fit in an `i32`, a z-loss that is negative
     /// or not finite, or z-loss / log-sum-exp asked of an input that is not logits.
+    ///
+    /// ```
+    /// let bad = xent::CrossEntropyOptions { label_smoothing: 1.5, ..Default::default() };
+    /// assert!(matches!(bad.validate(), Err(xent::Error::InvalidOption { name: "label_smoothing", .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let s = self.label_smoothing;
         if s.is_nan() || !(0.0..=1.0).contains(&s) {

@@ -228,6 +228,12 @@ impl Status {
     ///
     /// # Errors
     /// [`Error::TargetOutOfRange`].
+    ///
+    /// ```
+    /// let layout = xent::Layout::from_dims(&[3, 5]).unwrap();
+    /// let status = xent::Status { bad_targets: 1, first_position: 2, first_value: 9 };
+    /// assert!(matches!(status.check(&layout, -100), Err(xent::Error::TargetOutOfRange { value: 9, .. })));
+    /// ```
     pub fn check(&self, layout: &Layout, ignore_index: i64) -> Result<()> {
         if self.bad_targets == 0 {
             return Ok(());

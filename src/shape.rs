@@ -34,6 +34,11 @@ impl Layout {
     /// # Errors
     /// [`Error::InvalidShape`] when the shape has no axes, an axis of size 0, or
     /// more elements or rows than the kernels index with 32-bit integers.
+    ///
+    /// ```
+    /// assert_eq!(xent::Layout::from_dims(&[7]).unwrap().rows(), 1); // unbatched (C)
+    /// assert!(xent::Layout::from_dims(&[3, 0]).is_err());
+    /// ```
     pub fn from_dims(dims: &[usize]) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidShape {
             shape: dims.to_vec(),

@@ -109,6 +109,10 @@ impl Tolerance {
 
 /// Largest |gpu − cpu| over two tensors, NaN-aware: positions where both are
 /// NaN or the same infinity count as 0. For reports, not for pass/fail.
+///
+/// ```
+/// assert_eq!(xent::max_abs_diff(&[1.0, f32::NAN], &[1.5, f64::NAN]), 0.5);
+/// ```
 pub fn max_abs_diff(gpu: &[f32], cpu: &[f64]) -> f64 {
     gpu.iter()
         .zip(cpu)
