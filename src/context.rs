@@ -163,6 +163,24 @@ impl Context {
         Self::new(device, queue)
     }
 
+    /// A headless context on the given backends, whatever `WGPU_BACKEND`
+    /// says (`WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF` still apply).
+    ///
+    /// # Errors
+    /// As [`Context::from_env`].
+    ///
+    /// ```
+    /// match xent::Context::from_backends(wgpu::Backends::VULKAN) {
+    ///     Ok(ctx) => assert_eq!(ctx.adapter_info().backend, wgpu::Backend::Vulkan),
+    ///     Err(xent::Error::NoAdapter { .. }) => {} // no Vulkan adapter here
+    ///     Err(e) => panic!("{e}"),
+    /// }
+    /// ```
+    pub fn from_backends(backends: wgpu::Backends) -> Result<Self> {
+        let (device, queue) = open_device(adapter_for(Some(backends))?)?;
+        Self::new(device, queue)
+    }
+
     /// Turns on verify mode for the host API: each GPU result is compared with
     /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`].
     ///
@@ -218,7 +236,11 @@ impl Context {
 /// # Ok::<(), xent::Error>(())
 /// ```
 pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
-    let adapter = adapter_from_env()?;
+    open_device(adapter_for(wgpu::Backends::from_env())?)
+}
+
+/// A device on `adapter` with its own limits and the optional features xent uses.
+fn open_device(adapter: wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
     let info = adapter.get_info();
     // Optional features xent uses where the adapter has them.
     let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
@@ -255,13 +277,15 @@ fn instance_from_env() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-fn adapter_from_env() -> Result<wgpu::Adapter> {
-    let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "any".into());
+/// The adapter on `backends` (all of them, primary ones first, when `None`),
+/// honouring `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
+fn adapter_for(backends: Option<wgpu::Backends>) -> Result<wgpu::Adapter> {
+    let backend = backends.map_or_else(|| "any".to_string(), |b| format!("{b:?}"));
     let name = std::env::var("WGPU_ADAPTER_NAME").ok();
     let power_preference = wgpu::PowerPreference::from_env().unwrap_or_default();
     // Without WGPU_BACKEND, the primary backends (Vulkan, Metal, DX12) first;
     // GL, whose probing is slow and noisy on headless Linux, only after them.
-    let attempts = match wgpu::Backends::from_env() {
+    let attempts = match backends {
         Some(b) => vec![b],
         None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::all()],
     };
@@ -299,10 +323,10 @@ fn adapter_from_env() -> Result<wgpu::Adapter> {
     };
     Err(Error::NoAdapter {
         request: match name {
-            Some(wanted) => format!(
-                "WGPU_BACKEND={backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {found}"
-            ),
-            None => format!("WGPU_BACKEND={backend}, WGPU_POWER_PREF={power_preference:?}"),
+            Some(wanted) => {
+                format!("backends {backend}, WGPU_ADAPTER_NAME={wanted}; adapters found: {found}")
+            }
+            None => format!("backends {backend}, WGPU_POWER_PREF={power_preference:?}"),
         },
     })
 }
