@@ -54,6 +54,17 @@ struct Params {
     // Split rows (`split_*` kernels): workgroups per row and classes per workgroup.
     splits: u32,
     span: u32,
+    // The chunk's binding of the input and gradient starts at an offset the
+    // device accepts; `elem_offset` elements later lies its first row
+    // (a multiple of 4 whenever a vec4 kernel runs).
+    elem_offset: u32,
+    // Probability targets: index into `targets` = input index + target_delta
+    // (wrapping), as their chunk binding starts at its own aligned offset.
+    target_delta: u32,
+    // Words of per-row argmax flags in `aux` (rows with COUNT_CORRECT, else 0).
+    flags: u32,
+    // -inf from the host (see `nan`): the argmaxes' starting value.
+    neg_inf: f32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -99,7 +110,8 @@ alias ELEM4 = vec4<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 // Scratch: [denominator (f32 bits), sum of class weights (f32 bits), 0, 0],
-// then one word per row: 1 where the row's argmax equals its target.
+// then, with COUNT_CORRECT, one word per row (`flags` words): 1 where the
+// row's argmax equals its target; then the split rows' partials.
 @group(0) @binding(4) var<storage, read_write> aux: array<u32>;
 // [number of bad targets, first bad position, its value (i32 bits), 0]
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
@@ -148,6 +160,11 @@ fn row_base(row: u32) -> u32 {
     let n = row / p.inner;
     let s = row - n * p.inner;
     return n * p.classes * p.inner + s;
+}
+
+// Flat index of class 0 of global row `row` within the current chunk's binding.
+fn chunk_base(row: u32) -> u32 {
+    return row_base(row - p.row_offset) + p.elem_offset;
 }
 
 // ---------------------------------------------------------------- target_stats
@@ -238,12 +255,14 @@ struct Partial {
     targ: u32,
 }
 
+// The argmaxes start at -inf with no position: the first element that is
+// not NaN is taken even when it is -inf (NaN never wins), as in `cpu`.
 fn empty_partial() -> Partial {
-    return Partial(LOWEST, 0.0, NO_POSITION, LOWEST, 0.0, LOWEST, NO_POSITION);
+    return Partial(LOWEST, 0.0, NO_POSITION, p.neg_inf, 0.0, p.neg_inf, NO_POSITION);
 }
 
 fn soft_q(idx: u32) -> f32 {
-    let y = bitcast<f32>(targets[idx]);
+    let y = bitcast<f32>(targets[idx + p.target_delta]);
     return y * (1.0 - p.smoothing) + p.smoothing / f32(p.classes);
 }
 
@@ -257,7 +276,7 @@ fn gather_extra(acc: Partial, c: u32, idx: u32, x: f32) -> Partial {
     }
     if (TARGET_KIND == TARGET_PROBS) {
         r.q += class_weight(c) * soft_q(idx);
-        let y = bitcast<f32>(targets[idx]);
+        let y = bitcast<f32>(targets[idx + p.target_delta]);
         if (y > r.tmax || (y == r.tmax && c < r.targ)) {
             r.tmax = y;
             r.targ = c;
@@ -514,7 +533,7 @@ fn rows_wide(
     if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row - p.row_offset);
+    let base = chunk_base(row);
     let stride = p.inner;
     // Pass 1: per-invocation partials, then a fixed tree merge.
     var part = empty_partial();
@@ -529,9 +548,10 @@ fn rows_wide(
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
-    // Read before pass 2 writes (in place, another invocation may overwrite it).
+    // Read before pass 2 writes: in place, another invocation of the
+    // workgroup may overwrite it, so a storage barrier orders the two.
     let x_t = load_input(base + plan.target_class * stride);
-    workgroupBarrier();
+    storageBarrier();
 
     // Pass 2: the gradient, written once, and the class sum of the loss.
     var acc = 0.0;
@@ -561,7 +581,7 @@ fn rows_narrow(
     if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row - p.row_offset);
+    let base = chunk_base(row);
     let stride = p.inner;
     var total = empty_partial();
     var c = 0u;
@@ -646,7 +666,7 @@ fn rows_wide4(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes;
+    let base = (row - p.row_offset) * p.classes + p.elem_offset;
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var part = empty_partial();
@@ -656,9 +676,9 @@ fn rows_wide4(
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
-    // Read before pass 2 writes (in place, another invocation may overwrite it).
+    // Read before pass 2 writes (see rows_wide).
     let x_t = input_at4(base + plan.target_class);
-    workgroupBarrier();
+    storageBarrier();
     var acc = 0.0;
     for (var j = lid; j < quads; j += WIDE_WG) {
         let v = load_input4(base4 + j);
@@ -684,7 +704,7 @@ fn rows_narrow4(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes;
+    let base = (row - p.row_offset) * p.classes + p.elem_offset;
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var total = empty_partial();
@@ -717,7 +737,7 @@ fn rows_pixels4(
     if (row0 >= p.row_end) {
         return;
     }
-    let base = row_base(row0 - p.row_offset);
+    let base = chunk_base(row0);
     let stride = p.inner;
     var t0 = empty_partial();
     var t1 = empty_partial();
@@ -779,15 +799,15 @@ fn rows_pixels4(
 //                  gradient and its span's class sum of the loss -> aux;
 //   split_finish   an invocation per row: merges again, adds the span sums in
 //                  span order, writes the row's loss.
-// aux after the per-row flags: 8 words per (row, span) partial, then one word
+// aux after the per-row flags (if any): 8 words per (row, span) partial, then one word
 // per (row, span) class sum.
 
 fn part_slot(row: u32, k: u32) -> u32 {
-    return AUX_ROWS + p.rows + (row * p.splits + k) * 8u;
+    return AUX_ROWS + p.flags + (row * p.splits + k) * 8u;
 }
 
 fn sum_slot(row: u32, k: u32) -> u32 {
-    return AUX_ROWS + p.rows + p.rows * p.splits * 8u + row * p.splits + k;
+    return AUX_ROWS + p.flags + p.rows * p.splits * 8u + row * p.splits + k;
 }
 
 fn store_partial(slot: u32, r: Partial, x_t: f32) {
@@ -843,7 +863,7 @@ fn split_partial(
     if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row - p.row_offset);
+    let base = chunk_base(row);
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
     var part = empty_partial();
@@ -876,7 +896,7 @@ fn split_rows(
     if (row >= p.row_end) {
         return;
     }
-    let base = row_base(row - p.row_offset);
+    let base = chunk_base(row);
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
     let plan = plan_row(row, merged_row(row));

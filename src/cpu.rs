@@ -359,7 +359,13 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     for row in 0..rows {
         let at = |c: usize| x[layout.element(row, c)];
         let (m, s) = row_stats(&x, &layout, row);
-        let lse = m + s.ln();
+        // log-sum-exp of an all -inf row is -inf (as torch.logsumexp), not
+        // the NaN of -inf + ln(NaN).
+        let lse = if m == f64::NEG_INFINITY {
+            f64::NEG_INFINITY
+        } else {
+            m + s.ln()
+        };
         lse_out[row] = lse;
         let argmax = first_argmax((0..classes).map(at));
         let logp = |c: usize| match opts.input {
@@ -372,7 +378,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             match (&class_of, &probs) {
                 (Some(ts), _) => {
                     let Some(t) = ts[row] else { continue };
-                    if t == argmax {
+                    if argmax == Some(t) {
                         correct += 1;
                     }
                     let mut loss = -(1.0 - eps) * w(t) * logp(t);
@@ -435,13 +441,15 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     })
 }
 
-/// Index of the first largest value (NaN never wins), as `torch.argmax` on finite rows.
-fn first_argmax(values: impl Iterator<Item = f64>) -> usize {
-    let mut best = (0, f64::NEG_INFINITY);
+/// Index of the first largest value that is not NaN, as `torch.argmax` on
+/// rows without NaN (an all −∞ row gives 0); `None` for an all-NaN row. The
+/// GPU kernels follow the same rule.
+fn first_argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
     for (i, v) in values.enumerate() {
-        if v > best.1 || i == 0 {
-            best = (i, v);
+        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
         }
     }
-    best.0
+    best.map(|(i, _)| i)
 }

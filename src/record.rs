@@ -266,6 +266,10 @@ struct CrossEntropyParams {
     row_end: u32,
     splits: u32,
     span: u32,
+    elem_offset: u32,
+    target_delta: u32,
+    flags: u32,
+    neg_inf: f32,
     _pad: [u32; 2],
 }
 
@@ -406,7 +410,7 @@ impl Context {
                 self.check_buffer(what, buffer, need)?;
             }
         }
-        let chunks = self.chunks(&layout, elem)?;
+        let chunks = self.chunks(&layout)?;
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -454,6 +458,10 @@ impl Context {
             } else {
                 0
             },
+            elem_offset: 0,
+            target_delta: 0,
+            flags: if b.correct.is_some() { rows as u32 } else { 0 },
+            neg_inf: f32::NEG_INFINITY,
             _pad: [0; 2],
         };
         let variant = CrossEntropyVariant {
@@ -472,13 +480,37 @@ impl Context {
         let k = self.kernels.cross_entropy(&self.device, variant)?;
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
+        // Scratch: 4 words of statistics, a flag per row when counting
+        // correct predictions, 9 words per (row, span) for split rows; the
+        // per-row losses of `mean` and `sum`. Each is bound whole, so each
+        // must fit one binding.
+        let aux_bytes = 4 * (4 + u64::from(params.flags) + rows * splits * 9);
+        let row_loss_bytes = if opts.reduction == Reduction::None {
+            0
+        } else {
+            rows * 4
+        };
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        for (what, need) in [
+            ("per-row argmax flags", aux_bytes),
+            ("per-row losses", row_loss_bytes),
+        ] {
+            if need > max_binding {
+                return Err(Error::InvalidShape {
+                    shape: dims.to_vec(),
+                    reason: format!(
+                        "{rows} rows need {need} bytes of {what}, more than the device's largest \
+                         storage binding of {max_binding} bytes"
+                    ),
+                });
+            }
+        }
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            // Statistics, a flag per row, and for split rows 9 words per (row, span).
-            let aux = s.aux(&self.device, 4 * (4 + rows + rows * splits * 9));
+            let aux = s.aux(&self.device, aux_bytes);
             let row_loss = match opts.reduction {
                 Reduction::None => b.loss.clone(),
-                _ => s.row_loss(&self.device, rows * 4),
+                _ => s.row_loss(&self.device, row_loss_bytes),
             };
             (aux, row_loss, s.dummies.clone())
         };
@@ -520,27 +552,29 @@ impl Context {
         );
         // The vec4 kernels read and write through bindings 12 and 13.
         let (input_slot, grad_slot) = if strategy.is_vec4() { (12, 13) } else { (1, 7) };
-        let slab = (layout.classes * layout.inner) as u64 * elem;
-        let target_slab = (layout.classes * layout.inner * 4) as u64;
+        let slab = (layout.classes * layout.inner) as u64;
         let mut rows_passes = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
+            let range = self.chunk_range(n0 as u64 * slab, n1 as u64 * slab, elem);
+            let target_range = self.chunk_range(n0 as u64 * slab, n1 as u64 * slab, 4);
             let chunk_uniform = if chunks.len() == 1 {
                 uniform.clone()
             } else {
+                let elem_offset = range.2 as u32;
                 let p = CrossEntropyParams {
                     row_offset: row0 as u32,
                     row_end: row1 as u32,
+                    elem_offset,
+                    target_delta: (target_range.2 as u32).wrapping_sub(elem_offset),
                     ..params
                 };
                 self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))
             };
-            let range = (
-                n0 as u64 * slab,
-                ((n1 - n0) as u64 * slab).next_multiple_of(4),
-            );
-            let target_range = (n0 as u64 * target_slab, (n1 - n0) as u64 * target_slab);
-            let whole = |b: &wgpu::Buffer| (0, b.size());
+            let (range, target_range) = ((range.0, range.1), (target_range.0, target_range.1));
+            // Buffers bound whole: clamped to one binding and to whole words
+            // (the kernels never index past what the shape needs, checked above).
+            let whole = |b: &wgpu::Buffer| (0, b.size().min(max_binding) & !3);
             let targets_range = if chunked_targets {
                 target_range
             } else {
@@ -822,27 +856,23 @@ impl Context {
     }
 
     /// Ranges of the outer axis `[n0, n1)` whose slice of an input-sized
-    /// tensor fits one storage binding and starts at an offset the device
-    /// accepts. One chunk when the whole tensor fits.
-    /// `elem` is the input's element size; probability targets are f32, so
-    /// chunks are sized for 4-byte elements and aligned for `elem`-byte ones.
-    fn chunks(&self, layout: &Layout, elem: u64) -> Result<Vec<(usize, usize)>> {
-        let limits = self.device.limits();
-        let max = limits.max_storage_buffer_binding_size;
+    /// tensor fits one storage binding even when its binding starts up to one
+    /// offset alignment early (`chunk_range`). One chunk when the whole tensor
+    /// fits. Chunks are sized for 4-byte elements (probability targets are
+    /// f32 whatever the input's precision).
+    fn chunks(&self, layout: &Layout) -> Result<Vec<(usize, usize)>> {
+        let max = self.device.limits().max_storage_buffer_binding_size;
         let slab = (layout.classes * layout.inner * 4) as u64;
         if slab * layout.outer as u64 <= max {
             return Ok(vec![(0, layout.outer)]);
         }
-        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let narrow_slab = (layout.classes * layout.inner) as u64 * elem;
-        let step = align / gcd(align, narrow_slab);
-        let per = (max / slab) / step * step;
+        let per = max.saturating_sub(self.offset_alignment()) / slab;
         if per == 0 {
-            return Err(Error::BadBuffer {
-                what: "logits",
+            return Err(Error::InvalidShape {
+                shape: layout.dims.clone(),
                 reason: format!(
-                    "one slice of {slab} bytes along the class axis exceeds the device's largest storage \
-                     binding of {max} bytes (or its offset alignment of {align})"
+                    "one slice along the class axis ({slab} bytes) exceeds the device's largest \
+                     storage binding of {max} bytes; larger tensors are split along the first axis only"
                 ),
             });
         }
@@ -851,6 +881,22 @@ impl Context {
             .step_by(per)
             .map(|n0| (n0, (n0 + per).min(layout.outer)))
             .collect())
+    }
+
+    /// The device's storage-buffer offset alignment (at least 16 bytes, a vec4).
+    fn offset_alignment(&self) -> u64 {
+        u64::from(self.device.limits().min_storage_buffer_offset_alignment).max(16)
+    }
+
+    /// The binding of elements `[e0, e1)` of `elem` bytes each: `(offset,
+    /// size, element shift)` where the offset is `e0`'s byte position rounded
+    /// down to the offset alignment, the size covers `e1` rounded up to a
+    /// word, and element `e0` is `shift` elements into the binding.
+    fn chunk_range(&self, e0: u64, e1: u64, elem: u64) -> (u64, u64, u64) {
+        let align = self.offset_alignment();
+        let offset = e0 * elem / align * align;
+        let size = (e1 * elem).next_multiple_of(4) - offset;
+        (offset, size, (e0 * elem - offset) / elem)
     }
 
     fn bind(
@@ -931,14 +977,6 @@ impl Context {
             });
         }
         Ok(())
-    }
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 

@@ -65,10 +65,10 @@ pub(crate) fn inputs<P: Copy + Into<f64>>(
             layout.rows(),
             s.len(),
         )?;
-        if let Some(i) = s.iter().position(|v| v.is_nan()) {
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
             return Err(Error::InvalidOption {
                 name: "sample_weights",
-                value: format!("NaN at row {i}"),
+                value: format!("{} at row {i}", s[i]),
                 expected: "finite sample weights",
             });
         }
@@ -87,7 +87,7 @@ pub(crate) fn multi_index(dims: &[usize], flat: usize) -> Vec<usize> {
     pos
 }
 
-/// Class weights: length C and no NaN.
+/// Class weights: length C, every one finite.
 pub(crate) fn weights_ok(classes: usize, w: &[f64]) -> Result<()> {
     if w.len() != classes {
         return Err(Error::WeightsLength {
@@ -95,10 +95,10 @@ pub(crate) fn weights_ok(classes: usize, w: &[f64]) -> Result<()> {
             actual: w.len(),
         });
     }
-    if let Some(i) = w.iter().position(|v| v.is_nan()) {
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
         return Err(Error::InvalidOption {
             name: "weights",
-            value: format!("NaN at class {i}"),
+            value: format!("{} at class {i}", w[i]),
             expected: "finite class weights",
         });
     }

@@ -125,6 +125,38 @@ fn f16_tensors_larger_than_a_binding_are_chunked() {
     for dims in [[600usize, 1000], [600, 1001]] {
         check(&ctx, &dims, 3, &opts).unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
+    // Probability targets stay f32 while the input is f16: their chunk
+    // bindings start at other offsets (the kernel's `target_delta`).
+    for dims in [[600usize, 1001], [300, 1000]] {
+        let len = dims[0] * dims[1];
+        let mut rng = Rng(5);
+        let x: Vec<f16> = (0..len)
+            .map(|_| f16::from_f32(rng.uniform(-8.0, 8.0)))
+            .collect();
+        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+        let probs: Vec<f32> = cpu::softmax(&x32, &dims)
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|&v| v as f32)
+            .collect();
+        let gpu = ctx
+            .cross_entropy_f16(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts)
+            .unwrap();
+        let want =
+            cpu::cross_entropy_with(&x32, &dims, Targets::Probs(&probs), Weights::none(), &opts)
+                .unwrap();
+        Tolerance::default()
+            .compare("soft loss", &gpu.loss, &want.loss)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        Tolerance::F16
+            .compare(
+                "soft grad",
+                gpu.grad.as_deref().unwrap(),
+                want.grad.as_deref().unwrap(),
+            )
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+    }
 }
 
 proptest! {

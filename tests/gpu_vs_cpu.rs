@@ -257,3 +257,62 @@ fn large_logits_keep_their_precision() {
             .unwrap();
     }
 }
+
+#[test]
+fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
+    // An all -inf row (log-sum-exp -inf, loss NaN, argmax 0), a NaN (NaN never
+    // wins the argmax), and a row finite at one class only, in every row
+    // strategy: per-row loss, log-sum-exp and the argmax count agree.
+    let Some(ctx) = ctx() else { return };
+    let inf = f32::INFINITY;
+    for dims in [
+        vec![6usize, 3],
+        vec![6, 4],
+        vec![6, 130],
+        vec![6, 132],
+        vec![2, 3, 3],
+        vec![2, 3, 4],
+        vec![3, 20_000],
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(dims.iter().product::<usize>() as u64);
+        let mut x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-3.0, 3.0)).collect();
+        let c = layout.classes;
+        for class in 0..c {
+            x[layout.element(0, class)] = -inf;
+            x[layout.element(2, class)] = if class == c - 1 { 1.0 } else { -inf };
+        }
+        x[layout.element(1, 0)] = f32::NAN;
+        // Row 1's largest finite value sits at its target.
+        x[layout.element(1, c - 1)] = 50.0;
+        let targets: Vec<i64> = (0..layout.rows())
+            .map(|row| match row {
+                0 => 0,
+                1 | 2 => c as i64 - 1,
+                _ => rng.below(c) as i64,
+            })
+            .collect();
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::None,
+            return_lse: true,
+            count_correct: true,
+            ..Default::default()
+        };
+        let t = xent::Targets::I64(&targets);
+        let gpu = ctx
+            .cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts)
+            .unwrap();
+        let want = cpu::cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts).unwrap();
+        let tol = Tolerance::default();
+        tol.compare("loss", &gpu.loss, &want.loss)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        let lse = gpu.lse.as_deref().unwrap();
+        tol.compare("lse", lse, want.lse.as_deref().unwrap())
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        assert_eq!(lse[0], -inf, "{dims:?}: log-sum-exp of an all -inf row");
+        assert!(gpu.loss[0].is_nan(), "{dims:?}");
+        assert_eq!(gpu.correct, want.correct, "{dims:?}: argmax count");
+        // Rows 0 (argmax 0 = target), 1 and 2 (argmax C-1 = target) count.
+        assert!(want.correct.unwrap() >= 3, "{dims:?}");
+    }
+}

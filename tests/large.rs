@@ -15,10 +15,15 @@ fn tensors_larger_than_a_binding_are_processed_in_chunks() {
         return;
     };
     let tol = Tolerance::default();
-    // Each shape's input is over 1 MiB; one per row strategy.
-    let shapes: [&[usize]; 6] = [
+    // Each shape's input is over 1 MiB; one per row strategy. Odd class
+    // counts put chunk starts off the offset alignment (bound from the
+    // aligned offset below, with an element shift); [5, 70_001] fits only
+    // three rows per chunk, none of them starting aligned.
+    let shapes: [&[usize]; 8] = [
         &[300, 1000],
         &[300, 1001],
+        &[5, 70_001],
+        &[9, 3, 111, 111],
         &[70_000, 4],
         &[70_000, 5],
         &[30, 3, 80, 80],
@@ -91,7 +96,8 @@ fn a_slice_larger_than_a_binding_is_a_typed_error() {
         .cross_entropy(&x, &[1, 300_000], &[0i64], None, &Default::default())
         .unwrap_err();
     assert!(
-        matches!(err, xent::Error::BadBuffer { what: "logits", .. }),
+        matches!(&err, xent::Error::InvalidShape { shape, reason }
+            if shape == &[1, 300_000] && reason.contains("largest storage binding")),
         "{err}"
     );
 }
@@ -128,4 +134,54 @@ fn one_and_a_half_gib_of_logits() {
         }
     }
     tol.compare("loss", &gpu.loss, &[total]).unwrap();
+}
+
+#[test]
+fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
+    // 300 000 rows of u8 targets fit a 1 MiB binding, but their per-row
+    // losses (1.2 MB) do not: a typed error naming the shape, not a
+    // validation error or a lost device.
+    let Some(ctx) = small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let dims = [300_000usize, 2];
+    let x = vec![0.0f32; 600_000];
+    let t = vec![1u8; 300_000];
+    for opts in [
+        CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            ..Default::default()
+        },
+        CrossEntropyOptions {
+            reduction: Reduction::None,
+            count_correct: true,
+            ..Default::default()
+        },
+    ] {
+        let err = ctx
+            .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+            .unwrap_err();
+        assert!(
+            matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("per-row"))
+                || matches!(&err, xent::Error::BadBuffer { what: "loss", .. }),
+            "{opts:?}: {err}"
+        );
+    }
+    // The same rows under the limit run, and count correct predictions.
+    let dims = [200_000usize, 2];
+    let x: Vec<f32> = (0..400_000).map(|i| (i % 3) as f32).collect();
+    let t: Vec<u8> = (0..200_000).map(|i| (i % 2) as u8).collect();
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        count_correct: true,
+        ..Default::default()
+    };
+    let gpu = ctx
+        .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+        .unwrap();
+    let want = cpu::cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts).unwrap();
+    Tolerance::default()
+        .compare("loss", &gpu.loss, &want.loss)
+        .unwrap();
+    assert_eq!(gpu.correct, want.correct);
 }

@@ -303,3 +303,60 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         Err(xent::Error::BadBuffer { what: "grad", .. })
     ));
 }
+
+#[test]
+fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() {
+    // u8 targets in a 13-byte buffer (9 rows need 3 words), loss and gradient
+    // buffers larger than the device's largest binding: xent binds the
+    // words the shape needs, never the caller's whole buffer.
+    let Some(ctx) = common::small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let dev = ctx.device();
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let buffer = |size: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("test"),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let dims = [9usize, 5];
+    let mut rng = Rng(13);
+    let logits: Vec<f32> = (0..45).map(|_| rng.uniform(-4.0, 4.0)).collect();
+    let classes: Vec<u8> = (0..9).map(|_| rng.below(5) as u8).collect();
+    let x = buffer(45 * 4);
+    ctx.queue()
+        .write_buffer(&x, 0, bytemuck::cast_slice(&logits));
+    let t = buffer(13);
+    let mut packed = classes.clone();
+    packed.resize(12, 0);
+    ctx.queue().write_buffer(&t, 0, &packed);
+    let (loss, grad, status) = (buffer(2 << 20), buffer(2 << 20), buffer(16));
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let mut encoder = dev.create_command_encoder(&Default::default());
+    ctx.record_cross_entropy(
+        &mut encoder,
+        &dims,
+        &opts,
+        &CrossEntropyBuffers::new(&x, TargetBuffer::ClassU8(&t), &loss, Some(&grad), &status),
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let targets: Vec<i64> = classes.iter().map(|&c| i64::from(c)).collect();
+    let want = cpu::cross_entropy(&logits, &dims, &targets, None, &opts).unwrap();
+    let tol = Tolerance::default();
+    tol.compare("loss", &read_f32(&ctx, &loss)[..9], &want.loss)
+        .unwrap();
+    tol.compare(
+        "grad",
+        &read_f32(&ctx, &grad)[..45],
+        want.grad.as_deref().unwrap(),
+    )
+    .unwrap();
+}
