@@ -146,9 +146,14 @@ pub struct CrossEntropyOptions {
     /// Host API: compute the gradient with respect to the input. Default true.
     /// (The recording API writes it when given a gradient buffer.)
     pub compute_grad: bool,
-    /// Host API: also return each row's log-sum-exp (logits only). Default false.
+    /// Host API: also return each row's log-sum-exp (logits only); an all
+    /// −∞ row gives −∞, as `torch.logsumexp`. Default false.
     pub return_lse: bool,
-    /// Host API: also count rows whose argmax equals the target. Default false.
+    /// Host API: also count rows whose argmax equals the target (for
+    /// probability targets, the target's argmax). The argmax is the first
+    /// index of the largest value that is not NaN (an all −∞ row: 0; an
+    /// all-NaN row has none and never counts); ignored rows never count.
+    /// Default false.
     pub count_correct: bool,
 }
 

@@ -298,10 +298,12 @@ impl Context {
     /// Records the fused cross-entropy forward and backward into `encoder`.
     ///
     /// `dims` is the logits' shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`,
-    /// class axis 1. One compute pass with three dispatches is recorded: target
-    /// statistics (the mean's denominator and the class-index range check, into
-    /// `buffers.status`), the per-row loss and gradient, and the fixed-order
-    /// reduction of the loss and of the argmax count. Nothing is submitted;
+    /// class axis 1. One compute pass is recorded: target statistics (the
+    /// mean's denominator and the class-index range check, into
+    /// `buffers.status`), the per-row loss and gradient (one dispatch per
+    /// chunk of a tensor larger than one binding; three for few long rows,
+    /// split over several workgroups each), and the fixed-order reduction of
+    /// the loss and of the argmax count. Nothing is submitted;
     /// results are in the caller's buffers once the caller submits.
     ///
     /// The formulas of every option are on [`CrossEntropyOptions`]; the
@@ -801,7 +803,8 @@ impl Context {
     }
 
     /// Records a vec4 copy of `src` into `dst` (whole vec4s of `dst`): the
-    /// bandwidth reference of `bench`.
+    /// bandwidth reference of `bench`. Buffers larger than one binding are
+    /// copied a binding-sized piece at a time, in one pass.
     pub(crate) fn record_copy(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -809,16 +812,30 @@ impl Context {
         dst: &wgpu::Buffer,
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
-        let group = self.bind(&self.kernels.copy, &[(0, src), (1, dst)]);
-        // Enough invocations to fill any device, few enough to amortise launches.
-        let grid = ((dst.size() / 16).div_ceil(64).min(4096) as u32, 1);
+        let align = self.offset_alignment();
+        let piece = self.device.limits().max_storage_buffer_binding_size / align * align;
+        let total = dst.size().min(src.size()) & !15;
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        while offset < total {
+            let size = (total - offset).min(piece);
+            let group = self.bind_ranges(
+                &self.kernels.copy,
+                &[(0, src, (offset, size)), (1, dst, (offset, size))],
+            );
+            // Enough invocations to fill any device, few enough to amortise launches.
+            pieces.push((group, (size / 16).div_ceil(64).min(4096) as u32));
+            offset += size;
+        }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent copy"),
             timestamp_writes,
         });
         pass.set_pipeline(&self.kernels.copy);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        for (group, groups) in &pieces {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
         Ok(())
     }
 
