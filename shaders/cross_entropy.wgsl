@@ -286,6 +286,8 @@ fn gather_extra(acc: Partial, c: u32, idx: u32, x: f32) -> Partial {
 }
 
 // One element into the partial, branch-free: m' = max(m, x), s' = s e^(m-m') + e^(x-m').
+// (A form that rescales only when the maximum grows, one exp per element
+// instead of two, measured no faster on lavapipe: see BENCHMARKS.md.)
 fn update(acc: Partial, c: u32, idx: u32, x: f32) -> Partial {
     var r = gather_extra(acc, c, idx, x);
     let m = max(r.m, x);
@@ -489,9 +491,14 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
 }
 
 // ---------------------------------------------------------------- workgroup reductions
+//
+// Where the device has SUBGROUP, `context.rs` replaces this block, from BEGIN
+// to END, with `shaders/subgroup_reductions.wgsl` (a shuffle butterfly over a
+// workgroup that is one subgroup): the same two functions, no barriers.
+// BEGIN workgroup reductions
 
 var<workgroup> wg_part: array<Partial, WIDE_WG>;
-var<workgroup> wg_sum: array<f32, WIDE_WG>;
+var<workgroup> wg_sum: array<vec2<f32>, WIDE_WG>;
 
 // Fixed-order tree merge of the workgroup's (max, sum-exp) partials; every
 // invocation gets the total. Call from uniform control flow.
@@ -507,8 +514,9 @@ fn workgroup_merge(lid: u32, part: Partial) -> Partial {
     return wg_part[0];
 }
 
-// Fixed-order tree sum over the workgroup; every invocation gets the total.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
+// Fixed-order tree sum over the workgroup (two sums at once); every
+// invocation gets the totals.
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     wg_sum[lid] = v;
     workgroupBarrier();
     for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
@@ -519,6 +527,8 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
     }
     return wg_sum[0];
 }
+
+// END workgroup reductions
 
 // ---------------------------------------------------------------- rows_wide
 
@@ -548,24 +558,23 @@ fn rows_wide(
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
-    // Read before pass 2 writes: in place, another invocation of the
-    // workgroup may overwrite it, so a storage barrier orders the two.
-    let x_t = load_input(base + plan.target_class * stride);
-    storageBarrier();
 
-    // Pass 2: the gradient, written once, and the class sum of the loss.
-    var acc = 0.0;
+    // Pass 2: the gradient, written once, and the class sum of the loss. The
+    // target logit is picked up on the way (its invocation adds it, the
+    // others add 0): read before it is overwritten, even in place, with no
+    // extra read and no barrier.
+    var acc = vec2<f32>(0.0);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * stride;
         let x = load_input(idx);
-        acc += loss_term(plan, c, idx, x);
+        acc += vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
         if (WRITE_GRAD) {
             store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
-    let class_sum = workgroup_sum(lid, acc);
+    let sums = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        finish_row(plan, row, x_t, total, class_sum);
+        finish_row(plan, row, sums.y, total, sums.x);
     }
 }
 
@@ -676,20 +685,19 @@ fn rows_wide4(
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
-    // Read before pass 2 writes (see rows_wide).
-    let x_t = input_at4(base + plan.target_class);
-    storageBarrier();
-    var acc = 0.0;
+    // The target logit is picked up in pass 2, as in rows_wide.
+    var acc = vec2<f32>(0.0);
     for (var j = lid; j < quads; j += WIDE_WG) {
         let v = load_input4(base4 + j);
-        acc += loss_quad(plan, 4u * j, base + 4u * j, v);
+        let hit = select(vec4<f32>(0.0), v, quad_classes(4u * j) == vec4<u32>(plan.target_class));
+        acc += vec2<f32>(loss_quad(plan, 4u * j, base + 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
         if (WRITE_GRAD) {
             store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
-    let class_sum = workgroup_sum(lid, acc);
+    let sums = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        finish_row(plan, row, x_t, total, class_sum);
+        finish_row(plan, row, sums.y, total, sums.x);
     }
 }
 
@@ -909,7 +917,7 @@ fn split_rows(
             store_grad(idx, grad_value(plan, c, idx, x));
         }
     }
-    let class_sum = workgroup_sum(lid, acc);
+    let class_sum = workgroup_sum(lid, vec2<f32>(acc, 0.0)).x;
     if (lid == 0u) {
         aux[sum_slot(row, k)] = bitcast<u32>(class_sum);
     }

@@ -31,6 +31,12 @@ pub struct Context {
 
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
 pub(crate) struct Kernels {
+    /// Invocations per row of the wide kernels: the adapter's smallest
+    /// subgroup size where the device has SUBGROUP (reductions by subgroup
+    /// shuffles), else `WIDE_WG` (reductions through workgroup memory).
+    pub wide_wg: u32,
+    /// Whether the cross-entropy modules use subgroup reductions.
+    pub subgroups: bool,
     cross_entropy_module: wgpu::ShaderModule,
     /// The f16 build of the same source, made on first use (SHADER_F16 only).
     cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
@@ -97,11 +103,13 @@ pub(crate) struct CrossEntropyPipelines {
     pub reduce_loss: wgpu::ComputePipeline,
 }
 
-/// Invocations per row in `rows_wide`. Small workgroups win on software
-/// adapters (fewer barrier phases per element); see BENCHMARKS.md.
+/// Invocations per row in `rows_wide` without subgroups. Small workgroups
+/// win on software adapters (fewer barrier phases per element); see
+/// BENCHMARKS.md.
 pub(crate) const WIDE_WG: u32 = 16;
 
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
+const SUBGROUP_WGSL: &str = include_str!("../shaders/subgroup_reductions.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 
@@ -208,6 +216,23 @@ impl Context {
         self.device.adapter_info()
     }
 
+    /// Whether the wide kernels reduce rows by subgroup shuffles (the device
+    /// has SUBGROUP, its smallest subgroup is 4 to 64 lanes, and
+    /// `XENT_SUBGROUPS=0` was not set when the context was made) rather than
+    /// through workgroup memory. Both give results within the documented
+    /// tolerance of the CPU path, and each is bit-identical run to run.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// if ctx.subgroup_reductions() {
+    ///     assert!(ctx.device().features().contains(wgpu::Features::SUBGROUP));
+    /// }
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn subgroup_reductions(&self) -> bool {
+        self.kernels.subgroups
+    }
+
     /// One line naming the adapter, its backend and driver.
     ///
     /// ```
@@ -243,7 +268,8 @@ pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
 fn open_device(adapter: wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
     let info = adapter.get_info();
     // Optional features xent uses where the adapter has them.
-    let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+    let wanted =
+        wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
     let desc = wgpu::DeviceDescriptor {
         label: Some("xent device"),
         required_features: adapter.features() & wanted,
@@ -333,9 +359,16 @@ fn adapter_for(backends: Option<wgpu::Backends>) -> Result<wgpu::Adapter> {
 
 impl Kernels {
     fn build(device: &wgpu::Device) -> Self {
-        let ce = module(device, "xent cross_entropy.wgsl", CROSS_ENTROPY_WGSL);
+        let lanes = subgroup_lanes(device);
+        let ce = module(
+            device,
+            "xent cross_entropy.wgsl",
+            &cross_entropy_source(false, lanes.is_some()),
+        );
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
+            wide_wg: lanes.unwrap_or(WIDE_WG),
+            subgroups: lanes.is_some(),
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(HashMap::new()),
@@ -375,7 +408,7 @@ impl Kernels {
             ("WRITE_LSE", flag(v.write_lse)),
             ("COUNT_CORRECT", flag(v.count_correct)),
             ("IN_PLACE", flag(v.in_place)),
-            ("WIDE_WG", f64::from(WIDE_WG)),
+            ("WIDE_WG", f64::from(self.wide_wg)),
         ];
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = if v.f16 {
@@ -423,16 +456,52 @@ impl Kernels {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let source = format!(
-            "enable f16;\n{}",
-            CROSS_ENTROPY_WGSL
-                .replace("alias ELEM = f32;", "alias ELEM = f16;")
-                .replace("alias ELEM4 = vec4<f32>;", "alias ELEM4 = vec4<f16>;")
-        );
+        let source = cross_entropy_source(true, self.subgroups);
         let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
         *slot = Some(m.clone());
         Ok(m)
     }
+}
+
+/// The subgroup size the wide kernels use as their workgroup size, where the
+/// device has SUBGROUP and its smallest subgroup is a power of two from 4 to
+/// 64: a workgroup of that many invocations is one subgroup. `None` (the
+/// workgroup-memory reductions) otherwise, or when `XENT_SUBGROUPS=0`.
+fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
+    if std::env::var("XENT_SUBGROUPS").is_ok_and(|v| v == "0")
+        || !device.features().contains(wgpu::Features::SUBGROUP)
+    {
+        return None;
+    }
+    let n = device.adapter_info().subgroup_min_size;
+    (n.is_power_of_two() && (4..=64).contains(&n)).then_some(n)
+}
+
+/// `cross_entropy.wgsl` as built for a device: with f16 storage for the
+/// input and the gradient (`alias ELEM = f16`; sums stay f32), and with the
+/// workgroup-memory reductions replaced by subgroup shuffles.
+fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+    let mut source = CROSS_ENTROPY_WGSL.to_string();
+    let mut header = String::new();
+    if f16 {
+        header.push_str("enable f16;\n");
+        source = source
+            .replace("alias ELEM = f32;", "alias ELEM = f16;")
+            .replace("alias ELEM4 = vec4<f32>;", "alias ELEM4 = vec4<f16>;");
+    }
+    if subgroups {
+        // Naga takes the subgroup builtins without `enable subgroups;` (it
+        // rejects the directive as not yet implemented); the device feature
+        // SUBGROUP is what allows them.
+        let begin = source
+            .find("// BEGIN workgroup reductions")
+            .expect("marker in cross_entropy.wgsl");
+        let end = source
+            .find("// END workgroup reductions")
+            .expect("marker in cross_entropy.wgsl");
+        source.replace_range(begin..end, SUBGROUP_WGSL);
+    }
+    header + &source
 }
 
 fn specialised(

@@ -316,3 +316,76 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
         assert!(want.correct.unwrap() >= 3, "{dims:?}");
     }
 }
+
+#[test]
+fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
+    // The default context uses subgroup shuffles where the device has
+    // SUBGROUP; a context on a device made without optional features uses
+    // workgroup memory. Both against the CPU, on every kernel that reduces a
+    // row across a workgroup (wide, wide vec4, split rows), with the argmax
+    // and probability-target terms that travel through the reduction.
+    let Some(ctx) = ctx() else { return };
+    let plain = common::small_binding_ctx(1 << 26).expect("a second device");
+    assert!(!plain.subgroup_reductions());
+    if ctx.device().features().contains(wgpu::Features::SUBGROUP)
+        && std::env::var("XENT_SUBGROUPS").as_deref() != Ok("0")
+    {
+        assert!(
+            ctx.subgroup_reductions(),
+            "{}: SUBGROUP but no subgroup reductions",
+            ctx.adapter_summary()
+        );
+    }
+    let tol = Tolerance::default();
+    for dims in [
+        vec![5usize, 300],
+        vec![5, 301],
+        vec![3, 20_000],
+        vec![2, 70_001],
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(dims[1] as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-9.0, 9.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i64)
+            .collect();
+        let probs: Vec<f32> = cpu::softmax(&x, &dims)
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|&v| v as f32)
+            .collect();
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            label_smoothing: 0.2,
+            count_correct: true,
+            return_lse: true,
+            ..Default::default()
+        };
+        for targets in [xent::Targets::I64(&t), xent::Targets::Probs(&probs)] {
+            let want =
+                cpu::cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts).unwrap();
+            for c in [ctx, &plain] {
+                let got = c
+                    .cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts)
+                    .unwrap();
+                let what = format!("{dims:?}, subgroups {}", c.subgroup_reductions());
+                tol.compare("loss", &got.loss, &want.loss)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                tol.compare(
+                    "grad",
+                    got.grad.as_deref().unwrap(),
+                    want.grad.as_deref().unwrap(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                tol.compare(
+                    "lse",
+                    got.lse.as_deref().unwrap(),
+                    want.lse.as_deref().unwrap(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(got.correct, want.correct, "{what}");
+            }
+        }
+    }
+}

@@ -55,6 +55,13 @@ pub fn run() -> Result<(), Failure> {
             yes(wgpu::Features::SHADER_F16),
             yes(wgpu::Features::TIMESTAMP_QUERY)
         );
+        if f.contains(wgpu::Features::SUBGROUP) {
+            say!(
+                "    subgroup sizes: {} to {} (xent's wide kernels use a workgroup of the smallest, reduced by shuffles)",
+                i.subgroup_min_size,
+                i.subgroup_max_size
+            );
+        }
     }
     Ok(())
 }
