@@ -9,7 +9,8 @@
 // Entry points, recorded in this order by `record_cross_entropy`:
 //   target_stats  one workgroup: the mean's denominator, the sum of class
 //                 weights, and the class-index range check (status buffer).
-//   rows_wide     a workgroup of WIDE_WG invocations per row (long rows), or
+//   rows_wide     a workgroup of WIDE_WG invocations per row (long rows; also
+//                 rows_wide4 and rows_wide_mixed with vec4 loads), or
 //   rows_narrow   an invocation per row (short rows, channel-first maps):
 //                 per-row loss and the gradient; each row of the input is
 //                 read twice and the gradient written once.
@@ -699,6 +700,78 @@ fn rows_wide4(
     if (lid == 0u) {
         finish_row(plan, row, sums.y, total, sums.x);
     }
+}
+
+// A workgroup per row; rows of any length (inner == 1) read through the
+// vec4 view wherever a whole vec4 lies in the row, and the gradient written
+// through the scalar view. The row's first (up to 3) elements before a vec4
+// boundary and its last (up to 3) after the last whole vec4 are read as
+// scalars. Not in place: the input has a read-only scalar and a read-only
+// vec4 view, the gradient its own buffer (one writable view).
+@compute @workgroup_size(WIDE_WG)
+fn rows_wide_mixed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    if (row >= p.row_end) {
+        return;
+    }
+    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    // Classes [0, head) and [tail, classes) are scalars; [head, tail) vec4s.
+    let head = min((4u - base % 4u) % 4u, p.classes);
+    let quads = (p.classes - head) / 4u;
+    let tail = head + 4u * quads;
+    let q0 = (base + head) / 4u;
+    var part = empty_partial();
+    if (lid < head) {
+        part = gather(part, lid, base + lid);
+    }
+    for (var j = lid; j < quads; j += WIDE_WG) {
+        let cs = quad_classes(head + 4u * j);
+        part = update4(part, cs, vec4<u32>(base) + cs, vec4<f32>(input4[q0 + j]));
+    }
+    if (lid < p.classes - tail) {
+        part = gather(part, tail + lid, base + tail + lid);
+    }
+    let total = workgroup_merge(lid, part);
+    let plan = plan_row(row, total);
+    var acc = vec2<f32>(0.0);
+    if (lid < head) {
+        acc += mixed_scalar(plan, lid, base + lid);
+    }
+    for (var j = lid; j < quads; j += WIDE_WG) {
+        let c = head + 4u * j;
+        let idx = base + c;
+        let v = vec4<f32>(input4[q0 + j]);
+        let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
+        acc += vec2<f32>(loss_quad(plan, c, idx, v), (hit.x + hit.y) + (hit.z + hit.w));
+        if (WRITE_GRAD) {
+            let g = grad_quad(plan, c, idx, v);
+            store_grad(idx, g.x);
+            store_grad(idx + 1u, g.y);
+            store_grad(idx + 2u, g.z);
+            store_grad(idx + 3u, g.w);
+        }
+    }
+    if (lid < p.classes - tail) {
+        acc += mixed_scalar(plan, tail + lid, base + tail + lid);
+    }
+    let sums = workgroup_sum(lid, acc);
+    if (lid == 0u) {
+        finish_row(plan, row, sums.y, total, sums.x);
+    }
+}
+
+// Pass 2 of one scalar element of `rows_wide_mixed`: writes its gradient and
+// returns (its loss term, the input if it is the target class, else 0).
+fn mixed_scalar(plan: RowPlan, c: u32, idx: u32) -> vec2<f32> {
+    let x = f32(input[idx]);
+    if (WRITE_GRAD) {
+        store_grad(idx, grad_value(plan, c, idx, x));
+    }
+    return vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
 }
 
 // An invocation per row; rows of classes % 4 == 0 with inner == 1.

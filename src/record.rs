@@ -39,6 +39,9 @@ pub(crate) enum RowStrategy {
     Narrow,
     /// A workgroup per row, vec4 access (inner = 1, C % 4 = 0).
     Wide4,
+    /// A workgroup per row, vec4 loads and scalar stores (inner = 1, any C,
+    /// not in place).
+    WideMixed,
     /// An invocation per row, vec4 access (inner = 1, C % 4 = 0).
     Narrow4,
     /// Four neighbouring pixels per invocation, vec4 access (inner % 4 = 0).
@@ -54,7 +57,9 @@ pub(crate) enum RowStrategy {
 impl RowStrategy {
     /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
     /// classes) leave the device idle, so they are split.
-    pub(crate) fn choose(layout: &Layout, split_below: usize) -> Self {
+    /// `in_place`: the gradient overwrites the input (no mixed vec4/scalar
+    /// views of one writable buffer).
+    pub(crate) fn choose(layout: &Layout, split_below: usize, in_place: bool) -> Self {
         let quads = layout.classes.is_multiple_of(4);
         if layout.inner == 1 && layout.rows() < split_below && layout.classes >= SPLIT_MIN_CLASSES {
             return RowStrategy::Split {
@@ -63,6 +68,7 @@ impl RowStrategy {
         }
         match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
             (1, true) if quads => RowStrategy::Wide4,
+            (1, true) if !in_place => RowStrategy::WideMixed,
             (1, true) => RowStrategy::Wide,
             (1, false) if quads => RowStrategy::Narrow4,
             (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
@@ -80,7 +86,7 @@ impl RowStrategy {
     /// Workgroups to dispatch for `layout`'s rows.
     fn workgroups(self, layout: &Layout) -> usize {
         match self {
-            RowStrategy::Wide | RowStrategy::Wide4 => layout.rows(),
+            RowStrategy::Wide | RowStrategy::Wide4 | RowStrategy::WideMixed => layout.rows(),
             RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
             RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
             RowStrategy::Split { splits } => layout.rows() * splits,
@@ -436,7 +442,7 @@ impl Context {
             });
         }
 
-        let strategy = RowStrategy::choose(&layout, self.split_rows_below);
+        let strategy = RowStrategy::choose(&layout, self.split_rows_below, b.in_place);
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
@@ -535,6 +541,7 @@ impl Context {
 
         let rows_pipeline = match strategy {
             RowStrategy::Wide => &k.rows_wide,
+            RowStrategy::WideMixed => &k.rows_wide_mixed,
             RowStrategy::Narrow => &k.rows_narrow,
             RowStrategy::Wide4 => &k.rows_wide4,
             RowStrategy::Narrow4 => &k.rows_narrow4,
@@ -588,7 +595,7 @@ impl Context {
                 whole(grad)
             };
             let input_range = if b.in_place { whole(input) } else { range };
-            let all = [
+            let mut all = vec![
                 (0, &chunk_uniform, whole(&chunk_uniform)),
                 (input_slot, input, input_range),
                 (2, targets, targets_range),
@@ -599,6 +606,10 @@ impl Context {
                 (9, sample_weights, whole(sample_weights)),
                 (10, lse, whole(lse)),
             ];
+            if strategy == RowStrategy::WideMixed {
+                // The input's vec4 view beside its scalar one (both read-only).
+                all.push((12, input, input_range));
+            }
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()

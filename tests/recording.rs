@@ -288,6 +288,40 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         );
         // The logits buffer of the out-of-place call is untouched.
         assert_eq!(read_f32(ctx, &x), logits);
+        // The recording API in place: for long rows of C % 4 != 0 this is
+        // the scalar kernel where out of place runs the vec4-load one (and
+        // so does the host API within one binding), so it is held to the
+        // CPU rather than to the bits of the other.
+        let x_in_place = init(bytemuck::cast_slice(&logits));
+        let mut encoder = dev.create_command_encoder(&Default::default());
+        ctx.record_cross_entropy(
+            &mut encoder,
+            &dims,
+            &opts,
+            &CrossEntropyBuffers {
+                in_place: true,
+                ..CrossEntropyBuffers::new(
+                    &x_in_place,
+                    TargetBuffer::ClassI32(&t),
+                    &loss,
+                    None,
+                    &status,
+                )
+            },
+        )
+        .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
+        let want = cpu::cross_entropy(&logits, &dims, &t64, None, &opts).unwrap();
+        let tol = Tolerance::default();
+        tol.compare(
+            "in-place grad",
+            &read_f32(ctx, &x_in_place),
+            want.grad.as_deref().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        tol.compare("in-place loss", &read_f32(ctx, &loss), &want.loss)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
     // in_place with a grad buffer is a typed error.
     let x = init(&[0; 60]);
@@ -359,4 +393,90 @@ fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() 
         want.grad.as_deref().unwrap(),
     )
     .unwrap();
+}
+
+#[test]
+fn out_of_place_long_rows_of_any_length_in_chunks() {
+    // Long rows whose length is not a multiple of 4, out of place (the
+    // vec4-load kernel), on a device with a 1 MiB binding limit: chunks
+    // start at rows that are not 16-byte aligned, and every row's head and
+    // tail are scalars. Held to the CPU, with smoothing and probability
+    // targets through the same kernel.
+    let Some(ctx) = common::small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let dev = ctx.device();
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let init = |contents: &[u8]| {
+        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test"),
+            contents,
+            usage,
+        })
+    };
+    let tol = Tolerance::default();
+    for dims in [[300usize, 1001], [5, 70_001], [40, 130], [7, 4097]] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(dims[1] as u64);
+        let logits: Vec<f32> = (0..layout.len())
+            .map(|_| rng.uniform(-10.0, 10.0))
+            .collect();
+        let targets: Vec<i32> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i32)
+            .collect();
+        let probs: Vec<f32> = cpu::softmax(&logits, &dims)
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|&v| v as f32)
+            .collect();
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::Sum,
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        let (x, t, p) = (
+            init(bytemuck::cast_slice(&logits)),
+            init(bytemuck::cast_slice(&targets)),
+            init(bytemuck::cast_slice(&probs)),
+        );
+        for soft in [false, true] {
+            let (loss, grad, status) = (
+                init(&[0; 4]),
+                init(&vec![0; layout.len() * 4]),
+                init(&[0; 16]),
+            );
+            let target_buffer = if soft {
+                TargetBuffer::Probs(&p)
+            } else {
+                TargetBuffer::ClassI32(&t)
+            };
+            let mut encoder = dev.create_command_encoder(&Default::default());
+            ctx.record_cross_entropy(
+                &mut encoder,
+                &dims,
+                &opts,
+                &CrossEntropyBuffers::new(&x, target_buffer, &loss, Some(&grad), &status),
+            )
+            .unwrap();
+            ctx.queue().submit([encoder.finish()]);
+            let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
+            let targets = if soft {
+                xent::Targets::Probs(&probs)
+            } else {
+                xent::Targets::I64(&t64)
+            };
+            let want =
+                cpu::cross_entropy_with(&logits, &dims, targets, xent::Weights::none(), &opts)
+                    .unwrap();
+            tol.compare("loss", &read_f32(&ctx, &loss), &want.loss)
+                .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            tol.compare(
+                "grad",
+                &read_f32(&ctx, &grad),
+                want.grad.as_deref().unwrap(),
+            )
+            .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+        }
+    }
 }
