@@ -47,9 +47,11 @@ struct Params {
     // 1: an all-ignored mean is 0 instead of NaN
     empty_mean_zero: u32,
     // The rows pass covers rows [row_offset, row_end). The input, the
-    // gradient and probability targets are bound from row_offset's first
-    // element on, so a tensor larger than one storage binding is processed
-    // in chunks; per-row buffers are bound whole and indexed by the global row.
+    // gradient and probability targets are bound from the aligned offset at
+    // or before row_offset's first element (`elem_offset` and `target_delta`
+    // below give the shift), so a tensor larger than one storage binding is
+    // processed in chunks; per-row buffers are bound whole and indexed by the
+    // global row.
     row_offset: u32,
     row_end: u32,
     // Split rows (`split_*` kernels): workgroups per row and classes per workgroup.
@@ -703,11 +705,12 @@ fn rows_wide4(
 }
 
 // A workgroup per row; rows of any length (inner == 1) read through the
-// vec4 view wherever a whole vec4 lies in the row, and the gradient written
-// through the scalar view. The row's first (up to 3) elements before a vec4
-// boundary and its last (up to 3) after the last whole vec4 are read as
-// scalars. Not in place: the input has a read-only scalar and a read-only
-// vec4 view, the gradient its own buffer (one writable view).
+// vec4 view, the gradient written through the scalar view of its own buffer
+// (not in place: one writable view). The row's first (up to 3) elements
+// before a vec4 boundary and its last (up to 3) after its last whole vec4 are
+// taken one at a time out of the vec4 that holds them; the host binds the
+// input in whole vec4s so that the last one exists. Only `input4` is read, so
+// the kernel uses 8 storage bindings, WebGPU's default limit.
 @compute @workgroup_size(WIDE_WG)
 fn rows_wide_mixed(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -726,14 +729,15 @@ fn rows_wide_mixed(
     let q0 = (base + head) / 4u;
     var part = empty_partial();
     if (lid < head) {
-        part = gather(part, lid, base + lid);
+        part = update(part, lid, base + lid, mixed_load(base + lid));
     }
     for (var j = lid; j < quads; j += WIDE_WG) {
         let cs = quad_classes(head + 4u * j);
         part = update4(part, cs, vec4<u32>(base) + cs, vec4<f32>(input4[q0 + j]));
     }
     if (lid < p.classes - tail) {
-        part = gather(part, tail + lid, base + tail + lid);
+        let c = tail + lid;
+        part = update(part, c, base + c, mixed_load(base + c));
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
@@ -764,10 +768,15 @@ fn rows_wide_mixed(
     }
 }
 
+// One element of the input through the vec4 view.
+fn mixed_load(idx: u32) -> f32 {
+    return f32(input4[idx / 4u][idx % 4u]);
+}
+
 // Pass 2 of one scalar element of `rows_wide_mixed`: writes its gradient and
 // returns (its loss term, the input if it is the target class, else 0).
 fn mixed_scalar(plan: RowPlan, c: u32, idx: u32) -> vec2<f32> {
-    let x = f32(input[idx]);
+    let x = mixed_load(idx);
     if (WRITE_GRAD) {
         store_grad(idx, grad_value(plan, c, idx, x));
     }

@@ -1,10 +1,12 @@
 // Subgroup reductions: replaces the "workgroup reductions" block of
 // cross_entropy.wgsl in the module `context.rs` builds for devices with
 // SUBGROUP, where WIDE_WG is the adapter's smallest subgroup size, so each
-// workgroup is one subgroup. A butterfly of subgroupShuffleXor over log2(WIDE_WG)
-// steps and no barriers. The order is fixed, and every lane ends with the
-// same bits: each step merges a pair of lanes whose values are already equal
-// within their halves, with a merge that is commutative bit for bit.
+// workgroup lies within one subgroup. A butterfly of subgroupShuffleXor over
+// log2(WIDE_WG) steps and no barriers. The order is fixed, and every lane
+// ends with the same bits: at each step both lanes of a pair merge with the
+// lower lane's value as the first operand (so a fused multiply-add, which
+// would round a.s*e + b.s*f and b.s*f + a.s*e differently, cannot split
+// them), and the sums add two numbers, which is commutative in IEEE.
 
 fn shuffle_partial(a: Partial, mask: u32) -> Partial {
     var r = a;
@@ -26,7 +28,12 @@ fn shuffle_partial(a: Partial, mask: u32) -> Partial {
 fn workgroup_merge(lid: u32, part: Partial) -> Partial {
     var r = part;
     for (var mask = 1u; mask < WIDE_WG; mask <<= 1u) {
-        r = merge(r, shuffle_partial(r, mask));
+        let other = shuffle_partial(r, mask);
+        if ((lid & mask) == 0u) {
+            r = merge(r, other);
+        } else {
+            r = merge(other, r);
+        }
     }
     return r;
 }

@@ -32,8 +32,9 @@ pub struct Context {
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
 pub(crate) struct Kernels {
     /// Invocations per row of the wide kernels: the adapter's smallest
-    /// subgroup size where the device has SUBGROUP (reductions by subgroup
-    /// shuffles), else `WIDE_WG` (reductions through workgroup memory).
+    /// subgroup size where subgroups are used (`subgroup_lanes`: reductions
+    /// by shuffles within the subgroup that holds the workgroup), else
+    /// `WIDE_WG` (reductions through workgroup memory).
     pub wide_wg: u32,
     /// Whether the cross-entropy modules use subgroup reductions.
     pub subgroups: bool,
@@ -218,7 +219,7 @@ impl Context {
     }
 
     /// Whether the wide kernels reduce rows by subgroup shuffles (the device
-    /// has SUBGROUP, its smallest subgroup is 4 to 64 lanes, and
+    /// has SUBGROUP, its smallest subgroup is 8 to 64 lanes, it is not Metal, and
     /// `XENT_SUBGROUPS=0` was not set when the context was made) rather than
     /// through workgroup memory. Both give results within the documented
     /// tolerance of the CPU path, and each is bit-identical run to run.
@@ -466,17 +467,21 @@ impl Kernels {
 }
 
 /// The subgroup size the wide kernels use as their workgroup size, where the
-/// device has SUBGROUP and its smallest subgroup is a power of two from 4 to
-/// 64: a workgroup of that many invocations is one subgroup. `None` (the
-/// workgroup-memory reductions) otherwise, or when `XENT_SUBGROUPS=0`.
+/// device has SUBGROUP and its smallest subgroup is a power of two from 8 to
+/// 64: a workgroup of that many invocations lies within one subgroup. `None`
+/// (the workgroup-memory reductions) otherwise, on Metal (whose reported
+/// minimum of 4 is far below the 32 lanes Apple GPUs run, so rows would get
+/// 4 invocations), or when `XENT_SUBGROUPS=0`.
 fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
+    let info = device.adapter_info();
     if std::env::var("XENT_SUBGROUPS").is_ok_and(|v| v == "0")
         || !device.features().contains(wgpu::Features::SUBGROUP)
+        || info.backend == wgpu::Backend::Metal
     {
         return None;
     }
-    let n = device.adapter_info().subgroup_min_size;
-    (n.is_power_of_two() && (4..=64).contains(&n)).then_some(n)
+    let n = info.subgroup_min_size;
+    (n.is_power_of_two() && (8..=64).contains(&n)).then_some(n)
 }
 
 /// `cross_entropy.wgsl` as built for a device: with f16 storage for the

@@ -360,8 +360,9 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         let at = |c: usize| x[layout.element(row, c)];
         let (m, s) = row_stats(&x, &layout, row);
         // log-sum-exp of an all -inf row is -inf (as torch.logsumexp), not
-        // the NaN of -inf + ln(NaN).
-        let lse = if m == f64::NEG_INFINITY {
+        // the NaN of -inf + ln(NaN); a row with a NaN stays NaN (`row_stats`'
+        // max skips NaN, so m alone cannot tell).
+        let lse = if m == f64::NEG_INFINITY && !(0..classes).any(|c| at(c).is_nan()) {
             f64::NEG_INFINITY
         } else {
             m + s.ln()

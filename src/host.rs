@@ -341,7 +341,8 @@ impl Context {
     }
 
     fn upload_as(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+        // Whole vec4s, so every kernel may read the input in vec4s.
+        let size = (bytes.len() as u64).next_multiple_of(16).max(16);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,

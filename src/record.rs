@@ -323,8 +323,11 @@ impl Context {
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::InvalidOption`], and
     /// [`Error::BadBuffer`] for a buffer too small for `dims`, without
-    /// `STORAGE` usage, larger than the device binds, or an output that
-    /// aliases another buffer.
+    /// `STORAGE` usage, one whose part the shape needs is larger than the
+    /// device binds (per-row buffers; larger buffers are bound only as far as
+    /// the shape needs), or an output that aliases another buffer;
+    /// [`Error::InvalidShape`] when one `(C, d1…dK)` slice, or the per-row
+    /// scratch, exceeds the device's largest binding.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -418,7 +421,7 @@ impl Context {
                 self.check_buffer(what, buffer, need)?;
             }
         }
-        let chunks = self.chunks(&layout)?;
+        let chunks = self.chunks(&layout, if chunked_targets { 4 } else { elem })?;
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -442,7 +445,14 @@ impl Context {
             });
         }
 
-        let strategy = RowStrategy::choose(&layout, self.split_rows_below, b.in_place);
+        let mut strategy = RowStrategy::choose(&layout, self.split_rows_below, b.in_place);
+        // The mixed kernel reads the input in whole vec4s, up to the vec4
+        // that holds the last element: the caller's buffer must reach it.
+        if strategy == RowStrategy::WideMixed
+            && b.logits.size() < (elems * elem).next_multiple_of(16)
+        {
+            strategy = RowStrategy::Wide;
+        }
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
@@ -500,7 +510,10 @@ impl Context {
         };
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
         for (what, need) in [
-            ("per-row argmax flags", aux_bytes),
+            (
+                "per-row scratch (argmax flags, split-row partials)",
+                aux_bytes,
+            ),
             ("per-row losses", row_loss_bytes),
         ] {
             if need > max_binding {
@@ -559,8 +572,13 @@ impl Context {
                 (9, sample_weights),
             ],
         );
-        // The vec4 kernels read and write through bindings 12 and 13.
-        let (input_slot, grad_slot) = if strategy.is_vec4() { (12, 13) } else { (1, 7) };
+        // The vec4 kernels read and write through bindings 12 and 13; the
+        // mixed kernel reads through 12 and writes through 7.
+        let (input_slot, grad_slot) = match strategy {
+            RowStrategy::WideMixed => (12, 7),
+            s if s.is_vec4() => (12, 13),
+            _ => (1, 7),
+        };
         let slab = (layout.classes * layout.inner) as u64;
         let mut rows_passes = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
@@ -594,8 +612,15 @@ impl Context {
             } else {
                 whole(grad)
             };
-            let input_range = if b.in_place { whole(input) } else { range };
-            let mut all = vec![
+            let input_range = if b.in_place {
+                whole(input)
+            } else if strategy == RowStrategy::WideMixed {
+                // Whole vec4s (the buffer's size is checked above).
+                (range.0, range.1.next_multiple_of(16))
+            } else {
+                range
+            };
+            let all = [
                 (0, &chunk_uniform, whole(&chunk_uniform)),
                 (input_slot, input, input_range),
                 (2, targets, targets_range),
@@ -606,10 +631,7 @@ impl Context {
                 (9, sample_weights, whole(sample_weights)),
                 (10, lse, whole(lse)),
             ];
-            if strategy == RowStrategy::WideMixed {
-                // The input's vec4 view beside its scalar one (both read-only).
-                all.push((12, input, input_range));
-            }
+
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()
@@ -886,21 +908,25 @@ impl Context {
     /// Ranges of the outer axis `[n0, n1)` whose slice of an input-sized
     /// tensor fits one storage binding even when its binding starts up to one
     /// offset alignment early (`chunk_range`). One chunk when the whole tensor
-    /// fits. Chunks are sized for 4-byte elements (probability targets are
-    /// f32 whatever the input's precision).
-    fn chunks(&self, layout: &Layout) -> Result<Vec<(usize, usize)>> {
+    /// fits. `elem` is the largest element size bound per chunk: the input's,
+    /// or 4 with probability targets (f32 whatever the input's precision).
+    /// Each chunk leaves room for one offset alignment and one vec4 (the
+    /// binding starts up to an alignment early and may end on a whole vec4).
+    fn chunks(&self, layout: &Layout, elem: u64) -> Result<Vec<(usize, usize)>> {
         let max = self.device.limits().max_storage_buffer_binding_size;
-        let slab = (layout.classes * layout.inner * 4) as u64;
-        if slab * layout.outer as u64 <= max {
+        let slab = (layout.classes * layout.inner) as u64 * elem;
+        if (slab * layout.outer as u64).next_multiple_of(16) <= max {
             return Ok(vec![(0, layout.outer)]);
         }
-        let per = max.saturating_sub(self.offset_alignment()) / slab;
+        let room = self.offset_alignment() + 16;
+        let per = max.saturating_sub(room) / slab;
         if per == 0 {
             return Err(Error::InvalidShape {
                 shape: layout.dims.clone(),
                 reason: format!(
-                    "one slice along the class axis ({slab} bytes) exceeds the device's largest \
-                     storage binding of {max} bytes; larger tensors are split along the first axis only"
+                    "one slice along the class axis ({slab} bytes, plus {room} for alignment) does \
+                     not fit the device's largest storage binding of {max} bytes; larger tensors \
+                     are split along the first axis only"
                 ),
             });
         }

@@ -116,6 +116,11 @@ fn f16_tensors_larger_than_a_binding_are_chunked() {
         return;
     };
     if !has_f16(&ctx) {
+        // Only where the adapter itself lacks f16: never skip silently.
+        assert!(
+            !common::ctx().is_some_and(has_f16),
+            "the adapter has SHADER_F16 but the small-binding device did not get it"
+        );
         return;
     }
     let opts = CrossEntropyOptions {

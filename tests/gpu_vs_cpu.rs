@@ -285,6 +285,14 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
         x[layout.element(1, 0)] = f32::NAN;
         // Row 1's largest finite value sits at its target.
         x[layout.element(1, c - 1)] = 50.0;
+        // Row 3 all NaN (no argmax, log-sum-exp NaN); row 4 -inf and NaN
+        // (log-sum-exp NaN, as torch.logsumexp). Split rows ([3, 20 000])
+        // have three rows only.
+        let more = layout.rows() > 4;
+        for class in (0..c).filter(|_| more) {
+            x[layout.element(3, class)] = f32::NAN;
+            x[layout.element(4, class)] = if class == 0 { f32::NAN } else { -inf };
+        }
         let targets: Vec<i64> = (0..layout.rows())
             .map(|row| match row {
                 0 => 0,
@@ -310,6 +318,9 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
         tol.compare("lse", lse, want.lse.as_deref().unwrap())
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
         assert_eq!(lse[0], -inf, "{dims:?}: log-sum-exp of an all -inf row");
+        if more {
+            assert!(lse[3].is_nan() && lse[4].is_nan(), "{dims:?}");
+        }
         assert!(gpu.loss[0].is_nan(), "{dims:?}");
         assert_eq!(gpu.correct, want.correct, "{dims:?}: argmax count");
         // Rows 0 (argmax 0 = target), 1 and 2 (argmax C-1 = target) count.
@@ -387,5 +398,61 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
                 assert_eq!(got.correct, want.correct, "{what}");
             }
         }
+    }
+}
+
+#[test]
+fn every_kernel_fits_webgpu_default_limits() {
+    // A device with 8 storage buffers per shader stage (WebGPU's default) and
+    // no optional features: every entry point of a variant with every option
+    // on is built on first use, so one call per strategy checks them all.
+    let Some(ctx) = common::default_limits_ctx() else {
+        return;
+    };
+    let tol = Tolerance::default();
+    for dims in [
+        vec![6usize, 5],
+        vec![6, 8],
+        vec![4, 132],
+        vec![4, 130],
+        vec![3, 20_000],
+        vec![2, 3, 4, 4],
+        vec![2, 3, 3, 3],
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(7);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-5.0, 5.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i64)
+            .collect();
+        let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let weights = xent::Weights {
+            class: Some(&w[..]),
+            sample: Some(&sw[..]),
+        };
+        let opts = CrossEntropyOptions {
+            label_smoothing: 0.1,
+            z_loss: 1e-3,
+            return_lse: true,
+            count_correct: true,
+            ..Default::default()
+        };
+        let targets = xent::Targets::I64(&t);
+        let got = ctx
+            .cross_entropy_with(&x, &dims, targets, weights, &opts)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
+        tol.compare("loss", &got.loss, &want.loss)
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        tol.compare(
+            "grad",
+            got.grad.as_deref().unwrap(),
+            want.grad.as_deref().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        let y = ctx.softmax(&x, &dims).unwrap();
+        tol.compare("softmax", &y, &cpu::softmax(&x, &dims).unwrap())
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
 }

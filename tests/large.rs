@@ -153,7 +153,7 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
             ..Default::default()
         },
         CrossEntropyOptions {
-            reduction: Reduction::None,
+            reduction: Reduction::Sum,
             count_correct: true,
             ..Default::default()
         },
@@ -161,12 +161,29 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
         let err = ctx
             .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
             .unwrap_err();
+        let want = if opts.count_correct {
+            "per-row scratch"
+        } else {
+            "per-row losses"
+        };
         assert!(
-            matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("per-row"))
-                || matches!(&err, xent::Error::BadBuffer { what: "loss", .. }),
+            matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains(want)),
             "{opts:?}: {err}"
         );
     }
+    // `none` needs a loss buffer of rows x 4 bytes: the caller's buffer is
+    // too large to bind, a typed error naming it.
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let err = ctx
+        .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+        .unwrap_err();
+    assert!(
+        matches!(err, xent::Error::BadBuffer { what: "loss", .. }),
+        "{err}"
+    );
     // The same rows under the limit run, and count correct predictions.
     let dims = [200_000usize, 2];
     let x: Vec<f32> = (0..400_000).map(|i| (i % 3) as f32).collect();

@@ -76,9 +76,49 @@ impl Rng {
 }
 
 /// A context on the environment's adapter whose device binds at most
-/// `max_binding` bytes per storage buffer: tensors larger than that must be
-/// processed in chunks. `None` (after the same notice as [`ctx`]) without an adapter.
+/// `max_binding` bytes per storage buffer, at offsets aligned to 256 bytes
+/// (coarser than most adapters', so chunks start off vec4 boundaries):
+/// tensors larger than that must be processed in chunks. SHADER_F16 where the
+/// adapter has it, no SUBGROUP (so the workgroup-memory reductions run).
+/// `None` (after the same notice as [`ctx`]) without an adapter.
 pub fn small_binding_ctx(max_binding: u64) -> Option<Context> {
+    custom_ctx(|adapter| {
+        (
+            wgpu::Limits {
+                max_storage_buffer_binding_size: max_binding,
+                min_storage_buffer_offset_alignment: adapter
+                    .limits()
+                    .min_storage_buffer_offset_alignment
+                    .max(256),
+                ..adapter.limits()
+            },
+            adapter.features() & wgpu::Features::SHADER_F16,
+        )
+    })
+}
+
+/// A context whose device has WebGPU's default number of storage buffers per
+/// shader stage (8) and no optional features: every pipeline must fit it.
+pub fn default_limits_ctx() -> Option<Context> {
+    custom_ctx(|adapter| {
+        let defaults = wgpu::Limits::default();
+        (
+            wgpu::Limits {
+                max_storage_buffers_per_shader_stage: defaults
+                    .max_storage_buffers_per_shader_stage
+                    .min(adapter.limits().max_storage_buffers_per_shader_stage),
+                ..adapter.limits()
+            },
+            wgpu::Features::empty(),
+        )
+    })
+}
+
+/// A context on the environment's adapter with the limits and features
+/// `choose` gives for it.
+fn custom_ctx(
+    choose: impl Fn(&wgpu::Adapter) -> (wgpu::Limits, wgpu::Features),
+) -> Option<Context> {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if wgpu::Backends::from_env().is_none() {
         desc.backends = wgpu::Backends::all();
@@ -94,15 +134,13 @@ pub fn small_binding_ctx(max_binding: u64) -> Option<Context> {
             return None;
         }
     };
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: max_binding,
-        ..adapter.limits()
-    };
+    let (limits, features) = choose(&adapter);
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("small-binding test device"),
+        label: Some("test device with custom limits"),
         required_limits: limits,
+        required_features: features,
         ..Default::default()
     }))
-    .expect("device with a small binding limit");
+    .expect("device with custom limits");
     Some(Context::new(device, queue).expect("context"))
 }
