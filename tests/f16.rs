@@ -139,12 +139,7 @@ fn f16_tensors_larger_than_a_binding_are_chunked() {
             .map(|_| f16::from_f32(rng.uniform(-8.0, 8.0)))
             .collect();
         let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-        let probs: Vec<f32> = cpu::softmax(&x32, &dims)
-            .unwrap()
-            .iter()
-            .rev()
-            .map(|&v| v as f32)
-            .collect();
+        let probs = common::soft_targets(&x32, &dims);
         let gpu = ctx
             .cross_entropy_f16(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts)
             .unwrap();

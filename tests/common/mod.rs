@@ -144,3 +144,33 @@ fn custom_ctx(
     .expect("device with custom limits");
     Some(Context::new(device, queue).expect("context"))
 }
+
+/// Probability targets for `x`'s shape: its softmax read backwards, so each
+/// row (or pixel) is a distribution unrelated to its own logits.
+pub fn soft_targets(x: &[f32], dims: &[usize]) -> Vec<f32> {
+    xent::cpu::softmax(x, dims)
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|&v| v as f32)
+        .collect()
+}
+
+/// Holds a GPU result to the CPU's under the default tolerance: the loss,
+/// and the gradient and log-sum-exp where both have them; panics naming `what`.
+pub fn assert_matches_cpu(
+    what: &str,
+    got: &xent::cpu::CrossEntropyOutput<f32>,
+    want: &xent::cpu::CrossEntropyOutput<f64>,
+) {
+    let tol = xent::Tolerance::default();
+    let fail = |e: xent::Error| panic!("{what}: {e}");
+    tol.compare("loss", &got.loss, &want.loss)
+        .unwrap_or_else(fail);
+    if let (Some(g), Some(w)) = (&got.grad, &want.grad) {
+        tol.compare("grad", g, w).unwrap_or_else(fail);
+    }
+    if let (Some(g), Some(w)) = (&got.lse, &want.lse) {
+        tol.compare("lse", g, w).unwrap_or_else(fail);
+    }
+}
