@@ -878,6 +878,149 @@ fn rows_pixels4(
     finish_row(p3, row0 + 3u, x_t.w, t3, acc.w);
 }
 
+// ---------------------------------------------------------------- fixed class counts
+//
+// Short rows whose class count is fixed when the pipeline is built
+// (`FIXED_N`, an override the host sets per class count): every loop has a
+// constant trip count, so the compiler unrolls it and keeps the row in
+// registers between the passes. The input is read from memory once, not
+// twice. The target logit is picked up in pass 2 (no dynamic index into the
+// row, which would put it back in memory).
+
+// Quads per row in rows_narrow4_fixed, classes in rows_pixels4_fixed.
+override FIXED_N: u32 = 1u;
+// The most either kernel holds (`FIXED_*_MAX` in record.rs).
+const MAX_FIXED: u32 = 32u;
+
+// rows_narrow4 with FIXED_N = classes / 4.
+@compute @workgroup_size(64)
+fn rows_narrow4_fixed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    if (row >= p.row_end) {
+        return;
+    }
+    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    let base4 = base / 4u;
+    var xs: array<vec4<f32>, MAX_FIXED>;
+    var total = empty_partial();
+    // The max first, then the sum (see rows_pixels4_fixed).
+    var m4 = vec4<f32>(LOWEST);
+    for (var j = 0u; j < FIXED_N; j++) {
+        let v = load_input4(base4 + j);
+        xs[j] = v;
+        m4 = max(m4, v);
+        if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
+            let c = 4u * j;
+            total = gather_extra(total, c, base + c, v.x);
+            total = gather_extra(total, c + 1u, base + c + 1u, v.y);
+            total = gather_extra(total, c + 2u, base + c + 2u, v.z);
+            total = gather_extra(total, c + 3u, base + c + 3u, v.w);
+        }
+    }
+    let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+    var e = vec4<f32>(0.0);
+    for (var j = 0u; j < FIXED_N; j++) {
+        e += exp(xs[j] - vec4<f32>(m));
+    }
+    total.m = m;
+    total.s = (e.x + e.y) + (e.z + e.w);
+    let plan = plan_row(row, total);
+    var acc = vec2<f32>(0.0);
+    for (var j = 0u; j < FIXED_N; j++) {
+        let v = xs[j];
+        let c = 4u * j;
+        let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
+        acc += vec2<f32>(loss_quad(plan, c, base + c, v), (hit.x + hit.y) + (hit.z + hit.w));
+        if (WRITE_GRAD) {
+            store_grad4(base4 + j, grad_quad(plan, c, base + c, v));
+        }
+    }
+    finish_row(plan, row, acc.y, total, acc.x);
+}
+
+// rows_pixels4 with FIXED_N = classes.
+@compute @workgroup_size(64)
+fn rows_pixels4_fixed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row0 = p.row_offset + ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
+    if (row0 >= p.row_end) {
+        return;
+    }
+    let base = chunk_base(row0);
+    let stride = p.inner;
+    var xs: array<vec4<f32>, MAX_FIXED>;
+    var t0 = empty_partial();
+    var t1 = empty_partial();
+    var t2 = empty_partial();
+    var t3 = empty_partial();
+    // With the row in registers, the max first and then the sum: one exp
+    // per element and no rescaling.
+    var m = vec4<f32>(LOWEST);
+    for (var c = 0u; c < FIXED_N; c++) {
+        let idx = base + c * stride;
+        let v = load_input4(idx / 4u);
+        xs[c] = v;
+        m = max(m, v);
+        if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
+            t0 = gather_extra(t0, c, idx, v.x);
+            t1 = gather_extra(t1, c, idx + 1u, v.y);
+            t2 = gather_extra(t2, c, idx + 2u, v.z);
+            t3 = gather_extra(t3, c, idx + 3u, v.w);
+        }
+    }
+    var sum = vec4<f32>(0.0);
+    for (var c = 0u; c < FIXED_N; c++) {
+        sum += exp(xs[c] - m);
+    }
+    t0.m = m.x;
+    t1.m = m.y;
+    t2.m = m.z;
+    t3.m = m.w;
+    t0.s = sum.x;
+    t1.s = sum.y;
+    t2.s = sum.z;
+    t3.s = sum.w;
+    let p0 = plan_row(row0, t0);
+    let p1 = plan_row(row0 + 1u, t1);
+    let p2 = plan_row(row0 + 2u, t2);
+    let p3 = plan_row(row0 + 3u, t3);
+    let targets4 = vec4<u32>(p0.target_class, p1.target_class, p2.target_class, p3.target_class);
+    var acc = vec4<f32>(0.0);
+    var x_t = vec4<f32>(0.0);
+    for (var c = 0u; c < FIXED_N; c++) {
+        let idx = base + c * stride;
+        let v = xs[c];
+        x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == targets4);
+        if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
+            acc += vec4<f32>(
+                loss_term(p0, c, idx, v.x),
+                loss_term(p1, c, idx + 1u, v.y),
+                loss_term(p2, c, idx + 2u, v.z),
+                loss_term(p3, c, idx + 3u, v.w),
+            );
+        }
+        if (WRITE_GRAD) {
+            store_grad4(idx / 4u, vec4<f32>(
+                grad_value(p0, c, idx, v.x),
+                grad_value(p1, c, idx + 1u, v.y),
+                grad_value(p2, c, idx + 2u, v.z),
+                grad_value(p3, c, idx + 3u, v.w),
+            ));
+        }
+    }
+    finish_row(p0, row0, x_t.x, t0, acc.x);
+    finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
+    finish_row(p2, row0 + 2u, x_t.z, t2, acc.z);
+    finish_row(p3, row0 + 3u, x_t.w, t3, acc.w);
+}
+
 // ---------------------------------------------------------------- split rows
 //
 // Few long rows (e.g. 16 x 128 256): `splits` workgroups per row, each over a

@@ -42,6 +42,9 @@ pub(crate) struct Kernels {
     /// The f16 build of the same source, made on first use (SHADER_F16 only).
     cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
     cross_entropy: Mutex<HashMap<CrossEntropyVariant, Arc<CrossEntropyPipelines>>>,
+    /// Short-row kernels specialised for one class count (`FIXED_N`), by
+    /// (variant, entry point, FIXED_N); built on first use.
+    fixed: Mutex<HashMap<(CrossEntropyVariant, &'static str, u32), wgpu::ComputePipeline>>,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
     pub backward_wide: wgpu::ComputePipeline,
@@ -374,6 +377,7 @@ impl Kernels {
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(HashMap::new()),
+            fixed: Mutex::new(HashMap::new()),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
             backward_wide: pipeline(device, &sm, "backward_wide"),
@@ -398,20 +402,7 @@ impl Kernels {
         if let Some(p) = cache.get(&v) {
             return Ok(p.clone());
         }
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let constants = [
-            ("TARGET_KIND", f64::from(v.target_kind)),
-            ("INPUT_KIND", f64::from(v.input_kind)),
-            ("HAS_WEIGHTS", flag(v.has_weights)),
-            ("HAS_SAMPLE_WEIGHTS", flag(v.has_sample_weights)),
-            ("SMOOTHING", flag(v.smoothing)),
-            ("Z_LOSS", flag(v.z_loss)),
-            ("WRITE_GRAD", flag(v.write_grad)),
-            ("WRITE_LSE", flag(v.write_lse)),
-            ("COUNT_CORRECT", flag(v.count_correct)),
-            ("IN_PLACE", flag(v.in_place)),
-            ("WIDE_WG", f64::from(self.wide_wg)),
-        ];
+        let constants = self.constants(v);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = if v.f16 {
             self.f16_module(device)?
@@ -443,6 +434,55 @@ impl Kernels {
 }
 
 impl Kernels {
+    /// The override constants of variant `v`.
+    fn constants(&self, v: CrossEntropyVariant) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        vec![
+            ("TARGET_KIND", f64::from(v.target_kind)),
+            ("INPUT_KIND", f64::from(v.input_kind)),
+            ("HAS_WEIGHTS", flag(v.has_weights)),
+            ("HAS_SAMPLE_WEIGHTS", flag(v.has_sample_weights)),
+            ("SMOOTHING", flag(v.smoothing)),
+            ("Z_LOSS", flag(v.z_loss)),
+            ("WRITE_GRAD", flag(v.write_grad)),
+            ("WRITE_LSE", flag(v.write_lse)),
+            ("COUNT_CORRECT", flag(v.count_correct)),
+            ("IN_PLACE", flag(v.in_place)),
+            ("WIDE_WG", f64::from(self.wide_wg)),
+        ]
+    }
+
+    /// `entry` (`rows_narrow4_fixed` or `rows_pixels4_fixed`) of variant `v`
+    /// with `FIXED_N = n`, built on first use and cached.
+    pub fn fixed(
+        &self,
+        device: &wgpu::Device,
+        v: CrossEntropyVariant,
+        entry: &'static str,
+        n: u32,
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.fixed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(v, entry, n)) {
+            return Ok(p.clone());
+        }
+        let mut constants = self.constants(v);
+        constants.push(("FIXED_N", f64::from(n)));
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = if v.f16 {
+            self.f16_module(device)?
+        } else {
+            self.cross_entropy_module.clone()
+        };
+        let pipeline = specialised(device, &module, entry, &constants);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "building {entry} for {n} and {v:?}: {e}"
+            )));
+        }
+        cache.insert((v, entry, n), pipeline.clone());
+        Ok(pipeline)
+    }
+
     /// `cross_entropy.wgsl` with f16 storage for the input and the gradient
     /// (`alias ELEM = f16`), accumulating in f32 as the f32 build does.
     fn f16_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {

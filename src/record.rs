@@ -30,6 +30,12 @@ const MAX_SPLITS: usize = 32;
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
+/// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
+/// specialised for their class count, the row held in registers.
+const FIXED_QUADS_MAX: usize = 16;
+/// Maps of at most this many classes (`Pixels4`) run `rows_pixels4_fixed`.
+const FIXED_CLASSES_MAX: usize = 32;
+
 /// How the rows of one call are spread over invocations (see ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowStrategy {
@@ -552,7 +558,28 @@ impl Context {
             b.loss
         };
 
+        // Short rows of few classes: the pipeline specialised for C.
+        let fixed = match strategy {
+            RowStrategy::Narrow4 if layout.classes / 4 <= FIXED_QUADS_MAX => {
+                Some(self.kernels.fixed(
+                    &self.device,
+                    variant,
+                    "rows_narrow4_fixed",
+                    (layout.classes / 4) as u32,
+                )?)
+            }
+            RowStrategy::Pixels4 if layout.classes <= FIXED_CLASSES_MAX => {
+                Some(self.kernels.fixed(
+                    &self.device,
+                    variant,
+                    "rows_pixels4_fixed",
+                    layout.classes as u32,
+                )?)
+            }
+            _ => None,
+        };
         let rows_pipeline = match strategy {
+            _ if fixed.is_some() => fixed.as_ref().expect("checked"),
             RowStrategy::Wide => &k.rows_wide,
             RowStrategy::WideMixed => &k.rows_wide_mixed,
             RowStrategy::Narrow => &k.rows_narrow,
