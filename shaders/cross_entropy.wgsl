@@ -815,6 +815,28 @@ fn rows_narrow4(
     finish_row(plan, row, x_t, total, acc);
 }
 
+// Pass 2 of class c for four neighbouring pixels (plans p0..p3, values v at
+// idx..idx+3): writes their gradients and returns their loss terms.
+fn pixel_quad(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan, c: u32, idx: u32, v: vec4<f32>) -> vec4<f32> {
+    if (WRITE_GRAD) {
+        store_grad4(idx / 4u, vec4<f32>(
+            grad_value(p0, c, idx, v.x),
+            grad_value(p1, c, idx + 1u, v.y),
+            grad_value(p2, c, idx + 2u, v.z),
+            grad_value(p3, c, idx + 3u, v.w),
+        ));
+    }
+    if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
+        return vec4<f32>(
+            loss_term(p0, c, idx, v.x),
+            loss_term(p1, c, idx + 1u, v.y),
+            loss_term(p2, c, idx + 2u, v.z),
+            loss_term(p3, c, idx + 3u, v.w),
+        );
+    }
+    return vec4<f32>(0.0);
+}
+
 // Four neighbouring pixels per invocation (inner % 4 == 0): each class plane
 // is read as vec4s, neighbouring invocations reading neighbouring vec4s.
 @compute @workgroup_size(64)
@@ -855,22 +877,7 @@ fn rows_pixels4(
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * stride;
         let v = load_input4(idx / 4u);
-        if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
-            acc += vec4<f32>(
-                loss_term(p0, c, idx, v.x),
-                loss_term(p1, c, idx + 1u, v.y),
-                loss_term(p2, c, idx + 2u, v.z),
-                loss_term(p3, c, idx + 3u, v.w),
-            );
-        }
-        if (WRITE_GRAD) {
-            store_grad4(idx / 4u, vec4<f32>(
-                grad_value(p0, c, idx, v.x),
-                grad_value(p1, c, idx + 1u, v.y),
-                grad_value(p2, c, idx + 2u, v.z),
-                grad_value(p3, c, idx + 3u, v.w),
-            ));
-        }
+        acc += pixel_quad(p0, p1, p2, p3, c, idx, v);
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);
     finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
@@ -998,22 +1005,7 @@ fn rows_pixels4_fixed(
         let idx = base + c * stride;
         let v = xs[c];
         x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == targets4);
-        if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
-            acc += vec4<f32>(
-                loss_term(p0, c, idx, v.x),
-                loss_term(p1, c, idx + 1u, v.y),
-                loss_term(p2, c, idx + 2u, v.z),
-                loss_term(p3, c, idx + 3u, v.w),
-            );
-        }
-        if (WRITE_GRAD) {
-            store_grad4(idx / 4u, vec4<f32>(
-                grad_value(p0, c, idx, v.x),
-                grad_value(p1, c, idx + 1u, v.y),
-                grad_value(p2, c, idx + 2u, v.z),
-                grad_value(p3, c, idx + 3u, v.w),
-            ));
-        }
+        acc += pixel_quad(p0, p1, p2, p3, c, idx, v);
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);
     finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
