@@ -461,6 +461,11 @@ impl Kernels {
         entry: &'static str,
         n: u32,
     ) -> Result<wgpu::ComputePipeline> {
+        // The shader's row array holds MAX_FIXED = 32 vec4s.
+        assert!(
+            (1..=32).contains(&n),
+            "FIXED_N {n} outside the shader's 1..=32"
+        );
         let mut cache = self.fixed.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&(v, entry, n)) {
             return Ok(p.clone());

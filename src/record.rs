@@ -35,6 +35,8 @@ const NARROW_WG: usize = 64;
 const FIXED_QUADS_MAX: usize = 16;
 /// Maps of at most this many classes (`Pixels4`) run `rows_pixels4_fixed`.
 const FIXED_CLASSES_MAX: usize = 32;
+// Both kernels hold the row in `array<vec4<f32>, MAX_FIXED>` (32) in the shader.
+const _: () = assert!(FIXED_QUADS_MAX <= 32 && FIXED_CLASSES_MAX <= 32);
 
 /// How the rows of one call are spread over invocations (see ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,7 +457,7 @@ impl Context {
         // The mixed kernel reads the input in whole vec4s, up to the vec4
         // that holds the last element: the caller's buffer must reach it.
         if strategy == RowStrategy::WideMixed
-            && b.logits.size() < (elems * elem).next_multiple_of(16)
+            && b.logits.size() < (elems * elem).next_multiple_of(4 * elem)
         {
             strategy = RowStrategy::Wide;
         }
@@ -643,7 +645,7 @@ impl Context {
                 whole(input)
             } else if strategy == RowStrategy::WideMixed {
                 // Whole vec4s (the buffer's size is checked above).
-                (range.0, range.1.next_multiple_of(16))
+                (range.0, range.1.next_multiple_of(4 * elem))
             } else {
                 range
             };

@@ -144,8 +144,15 @@ proptest! {
 fn every_row_strategy_matches_cpu() {
     let Some(ctx) = ctx() else { return };
     // Wide4, Wide, Narrow4, Narrow, Pixels4, Narrow (map), then split rows
-    // (2 and 4 workgroups per row).
-    let shapes: [&[usize]; 8] = [
+    // (2 and 4 workgroups per row); then the kernels specialised for C at and
+    // past their limits (rows of C <= 64, maps of C <= 32).
+    let shapes: [&[usize]; 14] = [
+        &[5, 64],
+        &[5, 68],
+        &[2, 19, 4, 4],
+        &[2, 21, 4, 4],
+        &[2, 32, 4, 4],
+        &[2, 33, 4, 4],
         &[3, 20_001],
         &[2, 40_000],
         &[3, 256],

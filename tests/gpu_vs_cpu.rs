@@ -270,8 +270,10 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
         vec![6, 4],
         vec![6, 130],
         vec![6, 132],
+        vec![6, 64],
         vec![2, 3, 3],
         vec![2, 3, 4],
+        vec![2, 21, 4],
         vec![3, 20_000],
     ] {
         let layout = xent::Layout::from_dims(&dims).unwrap();
@@ -425,6 +427,7 @@ fn every_kernel_fits_webgpu_default_limits() {
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         common::assert_matches_cpu(&format!("{dims:?}"), &got, &want);
+        assert_eq!(got.correct, want.correct, "{dims:?}");
         let y = ctx.softmax(&x, &dims).unwrap();
         tol.compare("softmax", &y, &cpu::softmax(&x, &dims).unwrap())
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
