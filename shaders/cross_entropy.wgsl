@@ -678,7 +678,7 @@ fn rows_wide4(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    let base = chunk_base(row);
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var part = empty_partial();
@@ -721,7 +721,7 @@ fn rows_wide_mixed(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    let base = chunk_base(row);
     // Classes [0, head) and [tail, classes) are scalars; [head, tail) vec4s.
     let head = min((4u - base % 4u) % 4u, p.classes);
     let quads = (p.classes - head) / 4u;
@@ -794,7 +794,7 @@ fn rows_narrow4(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    let base = chunk_base(row);
     let base4 = base / 4u;
     let quads = p.classes / 4u;
     var total = empty_partial();
@@ -910,7 +910,7 @@ fn rows_narrow4_fixed(
     if (row >= p.row_end) {
         return;
     }
-    let base = (row - p.row_offset) * p.classes + p.elem_offset;
+    let base = chunk_base(row);
     let base4 = base / 4u;
     var xs: array<vec4<f32>, MAX_FIXED>;
     var total = empty_partial();

@@ -404,11 +404,7 @@ impl Kernels {
         }
         let constants = self.constants(v);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = if v.f16 {
-            self.f16_module(device)?
-        } else {
-            self.cross_entropy_module.clone()
-        };
+        let module = self.module_for(device, v)?;
         let build = |entry: &str| specialised(device, &module, entry, &constants);
         let pipelines = Arc::new(CrossEntropyPipelines {
             target_stats: build("target_stats"),
@@ -473,11 +469,7 @@ impl Kernels {
         let mut constants = self.constants(v);
         constants.push(("FIXED_N", f64::from(n)));
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = if v.f16 {
-            self.f16_module(device)?
-        } else {
-            self.cross_entropy_module.clone()
-        };
+        let module = self.module_for(device, v)?;
         let pipeline = specialised(device, &module, entry, &constants);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
@@ -486,6 +478,19 @@ impl Kernels {
         }
         cache.insert((v, entry, n), pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The cross-entropy module variant `v` is built from: f32, or f16.
+    fn module_for(
+        &self,
+        device: &wgpu::Device,
+        v: CrossEntropyVariant,
+    ) -> Result<wgpu::ShaderModule> {
+        if v.f16 {
+            self.f16_module(device)
+        } else {
+            Ok(self.cross_entropy_module.clone())
+        }
     }
 
     /// `cross_entropy.wgsl` with f16 storage for the input and the gradient

@@ -580,8 +580,7 @@ impl Context {
             }
             _ => None,
         };
-        let rows_pipeline = match strategy {
-            _ if fixed.is_some() => fixed.as_ref().expect("checked"),
+        let rows_pipeline = fixed.as_ref().unwrap_or(match strategy {
             RowStrategy::Wide => &k.rows_wide,
             RowStrategy::WideMixed => &k.rows_wide_mixed,
             RowStrategy::Narrow => &k.rows_narrow,
@@ -589,7 +588,7 @@ impl Context {
             RowStrategy::Narrow4 => &k.rows_narrow4,
             RowStrategy::Pixels4 => &k.rows_pixels4,
             RowStrategy::Split { .. } => &k.split_rows,
-        };
+        });
         let stats_group = self.bind(
             &k.target_stats,
             &[
@@ -612,22 +611,22 @@ impl Context {
         let mut rows_passes = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
-            let range = self.chunk_range(n0 as u64 * slab, n1 as u64 * slab, elem);
-            let target_range = self.chunk_range(n0 as u64 * slab, n1 as u64 * slab, 4);
+            let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
+            let (offset, size, shift) = self.chunk_range(e0, e1, elem);
+            let (target_offset, target_size, target_shift) = self.chunk_range(e0, e1, 4);
+            let (range, target_range) = ((offset, size), (target_offset, target_size));
             let chunk_uniform = if chunks.len() == 1 {
                 uniform.clone()
             } else {
-                let elem_offset = range.2 as u32;
                 let p = CrossEntropyParams {
                     row_offset: row0 as u32,
                     row_end: row1 as u32,
-                    elem_offset,
-                    target_delta: (target_range.2 as u32).wrapping_sub(elem_offset),
+                    elem_offset: shift as u32,
+                    target_delta: (target_shift as u32).wrapping_sub(shift as u32),
                     ..params
                 };
                 self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))
             };
-            let (range, target_range) = ((range.0, range.1), (target_range.0, target_range.1));
             // Buffers bound whole: clamped to one binding and to whole words
             // (the kernels never index past what the shape needs, checked above).
             let whole = |b: &wgpu::Buffer| (0, b.size().min(max_binding) & !3);
@@ -660,7 +659,6 @@ impl Context {
                 (9, sample_weights, whole(sample_weights)),
                 (10, lse, whole(lse)),
             ];
-
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()
