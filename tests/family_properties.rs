@@ -143,9 +143,11 @@ proptest! {
 #[test]
 fn every_row_strategy_matches_cpu() {
     let Some(ctx) = ctx() else { return };
-    // Wide4, Wide, Narrow4, Narrow, Pixels4, Narrow (map), then split rows
-    // (2 and 4 workgroups per row); then the kernels specialised for C at and
-    // past their limits (rows of C <= 64, maps of C <= 32).
+    // Through the host API (in place, except long rows of C % 4 != 0): the
+    // kernels specialised for C at and past their limits (rows of C <= 64,
+    // maps of C <= 32), split rows (2 and 4 workgroups per row), Wide4,
+    // WideMixed, Narrow4 (specialised), Narrow, Pixels4 (specialised),
+    // Narrow (map).
     let shapes: [&[usize]; 14] = [
         &[5, 64],
         &[5, 68],
