@@ -335,6 +335,15 @@ fn gather4(acc: Partial, c: vec4<u32>, idx: vec4<u32>) -> Partial {
     return update4(acc, c, idx, x);
 }
 
+// Pass 2 of one element x (class c, flat index idx): writes its gradient and
+// returns its loss term.
+fn scalar_pass2(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
+    if (WRITE_GRAD) {
+        store_grad(idx, grad_value(plan, c, idx, x));
+    }
+    return loss_term(plan, c, idx, x);
+}
+
 // m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m); argmaxes keep the first index.
 fn merge(a: Partial, b: Partial) -> Partial {
     var r: Partial;
@@ -625,6 +634,14 @@ fn rows_narrow(
 // neighbouring pixels of one class plane (inner % 4 == 0). Software adapters
 // turn each per-invocation access into a loop over SIMD lanes, so a vec4
 // access costs about what a scalar one does.
+//
+// Two streams: the long-row kernels (`rows_wide4`, `rows_wide_mixed`,
+// `split_*`) walk the two halves of their row (or span) side by side, both
+// loads issued before either is used. On a CPU adapter one workgroup's
+// accesses are one core's memory stream, and two streams per core kept its
+// prefetchers busy: 4096 x 4096 went from ~33 to ~26 ms on lavapipe, where a
+// copy kernel walking a row as one stream ran at 2/3 of one walking two
+// (BENCHMARKS.md). On a GPU it is two independent loads in flight.
 
 @group(0) @binding(12) var<storage, read> input4: array<ELEM4>;
 @group(0) @binding(13) var<storage, read_write> grad4: array<ELEM4>;
@@ -667,6 +684,16 @@ fn quad_classes(c: u32) -> vec4<u32> {
 }
 
 
+// Pass 2 of one vec4 `v` (quad j of the row) of `rows_wide4`: writes its
+// gradient and returns (its loss term, the input at the target class or 0).
+fn wide4_quad(plan: RowPlan, base: u32, base4: u32, j: u32, v: vec4<f32>) -> vec2<f32> {
+    let hit = select(vec4<f32>(0.0), v, quad_classes(4u * j) == vec4<u32>(plan.target_class));
+    if (WRITE_GRAD) {
+        store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
+    }
+    return vec2<f32>(loss_quad(plan, 4u * j, base + 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
+}
+
 // A workgroup per row; rows of classes % 4 == 0 with inner == 1.
 @compute @workgroup_size(WIDE_WG)
 fn rows_wide4(
@@ -681,21 +708,31 @@ fn rows_wide4(
     let base = chunk_base(row);
     let base4 = base / 4u;
     let quads = p.classes / 4u;
+    // Two streams (see the top of this section): the halves side by side.
+    let half = (quads + 1u) / 2u;
     var part = empty_partial();
-    for (var j = lid; j < quads; j += WIDE_WG) {
-        let cs = quad_classes(4u * j);
-        part = update4(part, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = load_input4(base4 + j);
+        let vb = load_input4(base4 + j2);
+        let ca = quad_classes(4u * j);
+        part = update4(part, ca, vec4<u32>(base) + ca, va);
+        if (j + half < quads) {
+            let cb = quad_classes(4u * j2);
+            part = update4(part, cb, vec4<u32>(base) + cb, vb);
+        }
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
     // The target logit is picked up in pass 2, as in rows_wide.
     var acc = vec2<f32>(0.0);
-    for (var j = lid; j < quads; j += WIDE_WG) {
-        let v = load_input4(base4 + j);
-        let hit = select(vec4<f32>(0.0), v, quad_classes(4u * j) == vec4<u32>(plan.target_class));
-        acc += vec2<f32>(loss_quad(plan, 4u * j, base + 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
-        if (WRITE_GRAD) {
-            store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = load_input4(base4 + j);
+        let vb = load_input4(base4 + j2);
+        acc += wide4_quad(plan, base, base4, j, va);
+        if (j + half < quads) {
+            acc += wide4_quad(plan, base, base4, j2, vb);
         }
     }
     let sums = workgroup_sum(lid, acc);
@@ -731,9 +768,17 @@ fn rows_wide_mixed(
     if (lid < head) {
         part = update(part, lid, base + lid, mixed_load(base + lid));
     }
-    for (var j = lid; j < quads; j += WIDE_WG) {
-        let cs = quad_classes(head + 4u * j);
-        part = update4(part, cs, vec4<u32>(base) + cs, vec4<f32>(input4[q0 + j]));
+    let half = (quads + 1u) / 2u;
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = vec4<f32>(input4[q0 + j]);
+        let vb = vec4<f32>(input4[q0 + j2]);
+        let ca = quad_classes(head + 4u * j);
+        part = update4(part, ca, vec4<u32>(base) + ca, va);
+        if (j + half < quads) {
+            let cb = quad_classes(head + 4u * j2);
+            part = update4(part, cb, vec4<u32>(base) + cb, vb);
+        }
     }
     if (lid < p.classes - tail) {
         let c = tail + lid;
@@ -745,18 +790,13 @@ fn rows_wide_mixed(
     if (lid < head) {
         acc += mixed_scalar(plan, lid, base + lid);
     }
-    for (var j = lid; j < quads; j += WIDE_WG) {
-        let c = head + 4u * j;
-        let idx = base + c;
-        let v = vec4<f32>(input4[q0 + j]);
-        let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
-        acc += vec2<f32>(loss_quad(plan, c, idx, v), (hit.x + hit.y) + (hit.z + hit.w));
-        if (WRITE_GRAD) {
-            let g = grad_quad(plan, c, idx, v);
-            store_grad(idx, g.x);
-            store_grad(idx + 1u, g.y);
-            store_grad(idx + 2u, g.z);
-            store_grad(idx + 3u, g.w);
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = vec4<f32>(input4[q0 + j]);
+        let vb = vec4<f32>(input4[q0 + j2]);
+        acc += mixed_quad(plan, base + head + 4u * j, head + 4u * j, va);
+        if (j + half < quads) {
+            acc += mixed_quad(plan, base + head + 4u * j2, head + 4u * j2, vb);
         }
     }
     if (lid < p.classes - tail) {
@@ -766,6 +806,21 @@ fn rows_wide_mixed(
     if (lid == 0u) {
         finish_row(plan, row, sums.y, total, sums.x);
     }
+}
+
+// Pass 2 of the vec4 `v` at classes c..c+3 (flat index idx) of
+// `rows_wide_mixed`: writes the gradient as scalars and returns (the loss
+// term, the input at the target class or 0).
+fn mixed_quad(plan: RowPlan, idx: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
+    let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
+    if (WRITE_GRAD) {
+        let g = grad_quad(plan, c, idx, v);
+        store_grad(idx, g.x);
+        store_grad(idx + 1u, g.y);
+        store_grad(idx + 2u, g.z);
+        store_grad(idx + 3u, g.w);
+    }
+    return vec2<f32>(loss_quad(plan, c, idx, v), (hit.x + hit.y) + (hit.z + hit.w));
 }
 
 // One element of the input through the vec4 view.
@@ -1091,9 +1146,16 @@ fn split_partial(
     let base = chunk_base(row);
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
+    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
     var part = empty_partial();
-    for (var c = c0 + lid; c < c1; c += WIDE_WG) {
-        part = gather(part, c, base + c * p.inner);
+    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
+        let c2 = min(c + half, c1 - 1u);
+        let xa = load_input(base + c * p.inner);
+        let xb = load_input(base + c2 * p.inner);
+        part = update(part, c, base + c * p.inner, xa);
+        if (c + half < c1) {
+            part = update(part, c2, base + c2 * p.inner, xb);
+        }
     }
     let total = workgroup_merge(lid, part);
     if (lid == 0u) {
@@ -1125,13 +1187,15 @@ fn split_rows(
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
     let plan = plan_row(row, merged_row(row));
+    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
     var acc = 0.0;
-    for (var c = c0 + lid; c < c1; c += WIDE_WG) {
-        let idx = base + c * p.inner;
-        let x = load_input(idx);
-        acc += loss_term(plan, c, idx, x);
-        if (WRITE_GRAD) {
-            store_grad(idx, grad_value(plan, c, idx, x));
+    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
+        let c2 = min(c + half, c1 - 1u);
+        let xa = load_input(base + c * p.inner);
+        let xb = load_input(base + c2 * p.inner);
+        acc += scalar_pass2(plan, c, base + c * p.inner, xa);
+        if (c + half < c1) {
+            acc += scalar_pass2(plan, c2, base + c2 * p.inner, xb);
         }
     }
     let class_sum = workgroup_sum(lid, vec2<f32>(acc, 0.0)).x;
