@@ -38,6 +38,10 @@ pub(crate) struct Kernels {
     pub wide_wg: u32,
     /// Whether the cross-entropy modules use subgroup reductions.
     pub subgroups: bool,
+    /// Whether `rows_wide_mixed` writes its gradient in vec4s through a
+    /// second view of the gradient buffer (binding 13), which takes a ninth
+    /// storage binding: devices that allow fewer get scalar stores.
+    pub mixed_vec4_stores: bool,
     cross_entropy_module: wgpu::ShaderModule,
     /// The f16 build of the same source, made on first use (SHADER_F16 only).
     cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
@@ -113,6 +117,9 @@ pub(crate) struct CrossEntropyPipelines {
 /// BENCHMARKS.md.
 pub(crate) const WIDE_WG: u32 = 16;
 
+/// Storage bindings of `rows_wide_mixed` with scalar gradient stores (WebGPU's
+/// default per-stage limit); the vec4-store build takes one more.
+const MIXED_SCALAR_STORAGE_BINDINGS: u32 = 8;
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
 const SUBGROUP_WGSL: &str = include_str!("../shaders/subgroup_reductions.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
@@ -365,15 +372,18 @@ fn adapter_for(backends: Option<wgpu::Backends>) -> Result<wgpu::Adapter> {
 impl Kernels {
     fn build(device: &wgpu::Device) -> Self {
         let lanes = subgroup_lanes(device);
+        let mixed_vec4_stores =
+            device.limits().max_storage_buffers_per_shader_stage > MIXED_SCALAR_STORAGE_BINDINGS;
         let ce = module(
             device,
             "xent cross_entropy.wgsl",
-            &cross_entropy_source(false, lanes.is_some()),
+            &cross_entropy_source(false, lanes.is_some(), mixed_vec4_stores),
         );
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
             wide_wg: lanes.unwrap_or(WIDE_WG),
             subgroups: lanes.is_some(),
+            mixed_vec4_stores,
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(HashMap::new()),
@@ -509,7 +519,7 @@ impl Kernels {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let source = cross_entropy_source(true, self.subgroups);
+        let source = cross_entropy_source(true, self.subgroups, self.mixed_vec4_stores);
         let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
         *slot = Some(m.clone());
         Ok(m)
@@ -537,7 +547,7 @@ fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
 /// `cross_entropy.wgsl` as built for a device: with f16 storage for the
 /// input and the gradient (`alias ELEM = f16`; sums stay f32), and with the
 /// workgroup-memory reductions replaced by subgroup shuffles.
-fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+fn cross_entropy_source(f16: bool, subgroups: bool, mixed_vec4_stores: bool) -> String {
     let mut source = CROSS_ENTROPY_WGSL.to_string();
     let mut header = String::new();
     if f16 {
@@ -550,15 +560,28 @@ fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
         // Naga takes the subgroup builtins without `enable subgroups;` (it
         // rejects the directive as not yet implemented); the device feature
         // SUBGROUP is what allows them.
-        let begin = source
-            .find("// BEGIN workgroup reductions")
-            .expect("marker in cross_entropy.wgsl");
-        let end = source
-            .find("// END workgroup reductions")
-            .expect("marker in cross_entropy.wgsl");
-        source.replace_range(begin..end, SUBGROUP_WGSL);
+        replace_block(&mut source, "workgroup reductions", SUBGROUP_WGSL);
+    }
+    if mixed_vec4_stores {
+        replace_block(
+            &mut source,
+            "mixed gradient stores",
+            "fn mixed_store4(idx: u32, g: vec4<f32>) {\n    store_grad4(idx / 4u, g);\n}\n",
+        );
     }
     header + &source
+}
+
+/// Replaces the lines from `// BEGIN {name}` up to `// END {name}` of a
+/// shader source with `with`.
+fn replace_block(source: &mut String, name: &str, with: &str) {
+    let begin = source
+        .find(&format!("// BEGIN {name}"))
+        .expect("marker in cross_entropy.wgsl");
+    let end = source
+        .find(&format!("// END {name}"))
+        .expect("marker in cross_entropy.wgsl");
+    source.replace_range(begin..end, with);
 }
 
 fn specialised(

@@ -601,7 +601,8 @@ impl Context {
             ],
         );
         // The vec4 kernels read and write through bindings 12 and 13; the
-        // mixed kernel reads through 12 and writes through 7.
+        // mixed kernel reads through 12 and writes through 7 (and 13 where
+        // the device has a ninth storage binding, `mixed_vec4_stores`).
         let (input_slot, grad_slot) = match strategy {
             RowStrategy::WideMixed => (12, 7),
             s if s.is_vec4() => (12, 13),
@@ -648,7 +649,7 @@ impl Context {
             } else {
                 range
             };
-            let all = [
+            let mut all = vec![
                 (0, &chunk_uniform, whole(&chunk_uniform)),
                 (input_slot, input, input_range),
                 (2, targets, targets_range),
@@ -659,6 +660,10 @@ impl Context {
                 (9, sample_weights, whole(sample_weights)),
                 (10, lse, whole(lse)),
             ];
+            if strategy == RowStrategy::WideMixed && self.kernels.mixed_vec4_stores {
+                // The vec4 view of the same gradient range (see `Kernels`).
+                all.push((13, grad, grad_range));
+            }
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()

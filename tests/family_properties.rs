@@ -145,10 +145,11 @@ fn every_row_strategy_matches_cpu() {
     let Some(ctx) = ctx() else { return };
     // Through the host API (in place, except long rows of C % 4 != 0): the
     // kernels specialised for C at and past their limits (rows of C <= 64,
-    // maps of C <= 32), split rows (2 and 4 workgroups per row), Wide4,
-    // WideMixed, Narrow4 (specialised), Narrow, Pixels4 (specialised),
+    // maps of C <= 32), split rows (2 and 4 workgroups per row), Wide4 (an
+    // even and an odd number of vec4s: the two halves of a row differ by
+    // one), WideMixed, Narrow4 (specialised), Narrow, Pixels4 (specialised),
     // Narrow (map).
-    let shapes: [&[usize]; 14] = [
+    let shapes: [&[usize]; 15] = [
         &[5, 64],
         &[5, 68],
         &[2, 19, 4, 4],
@@ -158,6 +159,7 @@ fn every_row_strategy_matches_cpu() {
         &[3, 20_001],
         &[2, 40_000],
         &[3, 256],
+        &[3, 260],
         &[3, 257],
         &[5, 12],
         &[5, 13],

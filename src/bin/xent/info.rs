@@ -50,6 +50,10 @@ pub fn run() -> Result<(), Failure> {
             l.max_compute_invocations_per_workgroup
         );
         say!(
+            "    max_storage_buffers_per_shader_stage: {} (9 or more: vec4 gradient stores for long rows of C % 4 != 0)",
+            l.max_storage_buffers_per_shader_stage
+        );
+        say!(
             "    features: subgroups (SUBGROUP) {}, f16 (SHADER_F16) {}, timestamps (TIMESTAMP_QUERY) {}",
             yes(wgpu::Features::SUBGROUP),
             yes(wgpu::Features::SHADER_F16),
