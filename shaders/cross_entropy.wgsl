@@ -97,7 +97,7 @@ const TARGET_PROBS: u32 = 2u;
 // would give (-inf) - (-inf) = NaN when two empty partials merge.
 const LOWEST: f32 = -3.4028234663852886e38;
 const STATS_WG: u32 = 256u;
-// Set by the host (`WIDE_WG` in context.rs).
+// Set by the host (`Kernels::wide_wg` in context.rs).
 override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
 const NO_POSITION: u32 = 0xffffffffu;

@@ -34,7 +34,8 @@ pub(crate) struct Kernels {
     /// Invocations per row of the wide kernels: the adapter's smallest
     /// subgroup size where subgroups are used (`subgroup_lanes`: reductions
     /// by shuffles within the subgroup that holds the workgroup), else
-    /// `WIDE_WG` (reductions through workgroup memory).
+    /// `WIDE_WG_CPU` on software adapters, else `WIDE_WG` (reductions
+    /// through workgroup memory).
     pub wide_wg: u32,
     /// Whether the cross-entropy modules use subgroup reductions.
     pub subgroups: bool,
@@ -112,9 +113,11 @@ pub(crate) struct CrossEntropyPipelines {
     pub reduce_loss: wgpu::ComputePipeline,
 }
 
-/// Invocations per row in `rows_wide` without subgroups. Small workgroups
-/// win on software adapters (fewer barrier phases per element); see
-/// BENCHMARKS.md.
+/// Invocations per row of the wide kernels without subgroups: one SIMD
+/// batch (8 lanes of 256 bits) on software adapters, where a workgroup of 8
+/// beat one of 16 once rows were walked as two streams (4096 × 4096 on
+/// lavapipe without subgroups: 36 → 31 ms; BENCHMARKS.md); 16 elsewhere.
+pub(crate) const WIDE_WG_CPU: u32 = 8;
 pub(crate) const WIDE_WG: u32 = 16;
 
 /// Storage bindings of `rows_wide_mixed` with scalar gradient stores (WebGPU's
@@ -381,7 +384,13 @@ impl Kernels {
         );
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
-            wide_wg: lanes.unwrap_or(WIDE_WG),
+            wide_wg: lanes.unwrap_or(
+                if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
+                    WIDE_WG_CPU
+                } else {
+                    WIDE_WG
+                },
+            ),
             subgroups: lanes.is_some(),
             mixed_vec4_stores,
             cross_entropy_module: ce,
