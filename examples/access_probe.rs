@@ -170,11 +170,20 @@ fn main() -> Result<(), xent::Error> {
             )
         });
     let clock = if queries.is_some() { "GPU" } else { "wall" };
+    let lanes = dev.adapter_info().subgroup_min_size;
+    let fused = dev.features().contains(wgpu::Features::SUBGROUP) && (1..=64).contains(&lanes);
+    let source = if fused {
+        SHADER
+    } else {
+        &SHADER[..SHADER
+            .find("// FUSED KERNELS")
+            .expect("marker in access_probe.wgsl")]
+    };
     let probe = Probe {
         ctx: &ctx,
         module: dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("access_probe.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         }),
         buffers: [src, storage(len as u64 * 4), storage(rows as u64 * 16)],
         queries,
@@ -202,8 +211,7 @@ fn main() -> Result<(), xent::Error> {
         let ms = probe.time("copy_rows", &c, (rows32, 1));
         row(&format!("copy, 8 per row, {u} parts side by side"), ms);
     }
-    let lanes = dev.adapter_info().subgroup_min_size;
-    if !dev.features().contains(wgpu::Features::SUBGROUP) || !(1..=64).contains(&lanes) {
+    if !fused {
         println!("(no SUBGROUP: the fused kernels are skipped)");
         return Ok(());
     }

@@ -35,6 +35,9 @@ fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     }
 }
 
+// Everything below needs SUBGROUP (the probe drops it on devices without).
+// FUSED KERNELS
+
 struct Pair {
     m: f32,
     s: f32,
