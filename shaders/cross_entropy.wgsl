@@ -336,12 +336,12 @@ fn gather4(acc: Partial, c: vec4<u32>, idx: vec4<u32>) -> Partial {
 }
 
 // Pass 2 of one element x (class c, flat index idx): writes its gradient and
-// returns its loss term.
-fn scalar_pass2(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
+// returns (its loss term, x if c is the target class else 0).
+fn scalar_pass2(plan: RowPlan, c: u32, idx: u32, x: f32) -> vec2<f32> {
     if (WRITE_GRAD) {
         store_grad(idx, grad_value(plan, c, idx, x));
     }
-    return loss_term(plan, c, idx, x);
+    return vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
 }
 
 // m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m); argmaxes keep the first index.
@@ -556,38 +556,52 @@ fn rows_wide(
         return;
     }
     let base = chunk_base(row);
-    let stride = p.inner;
     // Pass 1: per-invocation partials, then a fixed tree merge.
-    var part = empty_partial();
-    var c = lid;
-    let step = vec4<u32>(0u, 1u, 2u, 3u) * WIDE_WG;
-    for (; c + 3u * WIDE_WG < p.classes; c += 4u * WIDE_WG) {
-        let cs = vec4<u32>(c) + step;
-        part = gather4(part, cs, vec4<u32>(base) + cs * stride);
-    }
-    for (; c < p.classes; c += WIDE_WG) {
-        part = gather(part, c, base + c * stride);
-    }
-    let total = workgroup_merge(lid, part);
+    let total = workgroup_merge(lid, scan_span(lid, base, 0u, p.classes));
     let plan = plan_row(row, total);
-
     // Pass 2: the gradient, written once, and the class sum of the loss. The
     // target logit is picked up on the way (its invocation adds it, the
     // others add 0): read before it is overwritten, even in place, with no
     // extra read and no barrier.
-    var acc = vec2<f32>(0.0);
-    for (var c = lid; c < p.classes; c += WIDE_WG) {
-        let idx = base + c * stride;
-        let x = load_input(idx);
-        acc += vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
-        if (WRITE_GRAD) {
-            store_grad(idx, grad_value(plan, c, idx, x));
-        }
-    }
-    let sums = workgroup_sum(lid, acc);
+    let sums = workgroup_sum(lid, grad_span(plan, lid, base, 0u, p.classes));
     if (lid == 0u) {
         finish_row(plan, row, sums.y, total, sums.x);
     }
+}
+
+// Pass 1 over classes [c0, c1) of the row whose class 0 is at `base` (class c
+// at base + c * inner), scalar loads, the span's two halves side by side
+// (two memory streams, see the vec4 kernels): this invocation's partial.
+fn scan_span(lid: u32, base: u32, c0: u32, c1: u32) -> Partial {
+    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
+    var part = empty_partial();
+    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
+        let c2 = min(c + half, c1 - 1u);
+        let xa = load_input(base + c * p.inner);
+        let xb = load_input(base + c2 * p.inner);
+        part = update(part, c, base + c * p.inner, xa);
+        if (c + half < c1) {
+            part = update(part, c2, base + c2 * p.inner, xb);
+        }
+    }
+    return part;
+}
+
+// Pass 2 over classes [c0, c1), walked as scan_span: writes the gradient and
+// returns this invocation's (sum of loss terms, input at the target class or 0).
+fn grad_span(plan: RowPlan, lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
+    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
+    var acc = vec2<f32>(0.0);
+    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
+        let c2 = min(c + half, c1 - 1u);
+        let xa = load_input(base + c * p.inner);
+        let xb = load_input(base + c2 * p.inner);
+        acc += scalar_pass2(plan, c, base + c * p.inner, xa);
+        if (c + half < c1) {
+            acc += scalar_pass2(plan, c2, base + c2 * p.inner, xb);
+        }
+    }
+    return acc;
 }
 
 // ---------------------------------------------------------------- rows_narrow
@@ -636,7 +650,7 @@ fn rows_narrow(
 // access costs about what a scalar one does.
 //
 // Two streams: the long-row kernels (`rows_wide4`, `rows_wide_mixed`,
-// `split_*`) walk the two halves of their row (or span) side by side, both
+// `rows_wide`, `split_*`) walk the two halves of their row (or span) side by side, both
 // loads issued before either is used. On a CPU adapter one workgroup's
 // accesses are one core's memory stream, and two streams per core kept its
 // prefetchers busy: 4096 x 4096 went from ~33 to ~26 ms on lavapipe, where a
@@ -1156,18 +1170,7 @@ fn split_partial(
     let base = chunk_base(row);
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
-    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
-    var part = empty_partial();
-    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
-        let c2 = min(c + half, c1 - 1u);
-        let xa = load_input(base + c * p.inner);
-        let xb = load_input(base + c2 * p.inner);
-        part = update(part, c, base + c * p.inner, xa);
-        if (c + half < c1) {
-            part = update(part, c2, base + c2 * p.inner, xb);
-        }
-    }
-    let total = workgroup_merge(lid, part);
+    let total = workgroup_merge(lid, scan_span(lid, base, c0, c1));
     if (lid == 0u) {
         // The span holding the target records its logit; the others record 0.
         var x_t = 0.0;
@@ -1197,18 +1200,7 @@ fn split_rows(
     let c0 = k * p.span;
     let c1 = min(c0 + p.span, p.classes);
     let plan = plan_row(row, merged_row(row));
-    let half = (select(0u, c1 - c0, c1 > c0) + 1u) / 2u;
-    var acc = 0.0;
-    for (var c = c0 + lid; c < c0 + half; c += WIDE_WG) {
-        let c2 = min(c + half, c1 - 1u);
-        let xa = load_input(base + c * p.inner);
-        let xb = load_input(base + c2 * p.inner);
-        acc += scalar_pass2(plan, c, base + c * p.inner, xa);
-        if (c + half < c1) {
-            acc += scalar_pass2(plan, c2, base + c2 * p.inner, xb);
-        }
-    }
-    let class_sum = workgroup_sum(lid, vec2<f32>(acc, 0.0)).x;
+    let class_sum = workgroup_sum(lid, grad_span(plan, lid, base, c0, c1)).x;
     if (lid == 0u) {
         aux[sum_slot(row, k)] = bitcast<u32>(class_sum);
     }
