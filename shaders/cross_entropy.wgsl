@@ -755,13 +755,16 @@ fn rows_wide4(
     }
 }
 
-// A workgroup per row; rows of any length (inner == 1) read through the
-// vec4 view, the gradient written through the scalar view of its own buffer
-// (not in place: one writable view). The row's first (up to 3) elements
-// before a vec4 boundary and its last (up to 3) after its last whole vec4 are
-// taken one at a time out of the vec4 that holds them; the host binds the
-// input in whole vec4s so that the last one exists. Only `input4` is read, so
-// the kernel uses 8 storage bindings, WebGPU's default limit.
+// A workgroup per row; rows of any length (inner == 1), in place or not,
+// through the vec4 views only (`input4` or, in place, `grad4`; `grad4`): the
+// row's first (up to 3) elements before a vec4 boundary and its last (up to
+// 3) after its last whole vec4 share their vec4s with the neighbouring rows.
+// This kernel reads them out of those vec4s for the row's statistics and
+// loss but writes only the whole vec4s inside the row; it leaves its plan in
+// `aux`, and `mixed_seams` then writes each shared vec4 from the plans of
+// the rows on either side. One writable view of the gradient (WebGPU forbids
+// aliasing writable bindings), 8 storage bindings in all. The host binds
+// the input and gradient in whole vec4s so that the last vec4 exists.
 @compute @workgroup_size(WIDE_WG)
 fn rows_wide_mixed(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -773,20 +776,21 @@ fn rows_wide_mixed(
         return;
     }
     let base = chunk_base(row);
-    // Classes [0, head) and [tail, classes) are scalars; [head, tail) vec4s.
+    // Classes [0, head) and [tail, classes) are in shared vec4s; [head, tail) whole ones.
     let head = min((4u - base % 4u) % 4u, p.classes);
     let quads = (p.classes - head) / 4u;
     let tail = head + 4u * quads;
     let q0 = (base + head) / 4u;
     var part = empty_partial();
     if (lid < head) {
-        part = update(part, lid, base + lid, mixed_load(base + lid));
+        part = update(part, lid, base + lid, input_at4(base + lid));
     }
+    // Two streams (see the vec4 kernels): the halves side by side.
     let half = (quads + 1u) / 2u;
     for (var j = lid; j < half; j += WIDE_WG) {
         let j2 = min(j + half, quads - 1u);
-        let va = vec4<f32>(input4[q0 + j]);
-        let vb = vec4<f32>(input4[q0 + j2]);
+        let va = load_input4(q0 + j);
+        let vb = load_input4(q0 + j2);
         let ca = quad_classes(head + 4u * j);
         part = update4(part, ca, vec4<u32>(base) + ca, va);
         if (j + half < quads) {
@@ -796,70 +800,127 @@ fn rows_wide_mixed(
     }
     if (lid < p.classes - tail) {
         let c = tail + lid;
-        part = update(part, c, base + c, mixed_load(base + c));
+        part = update(part, c, base + c, input_at4(base + c));
     }
     let total = workgroup_merge(lid, part);
     let plan = plan_row(row, total);
     var acc = vec2<f32>(0.0);
     if (lid < head) {
-        acc += mixed_scalar(plan, lid, base + lid);
+        acc += mixed_shared(plan, lid, base + lid);
     }
     for (var j = lid; j < half; j += WIDE_WG) {
         let j2 = min(j + half, quads - 1u);
-        let va = vec4<f32>(input4[q0 + j]);
-        let vb = vec4<f32>(input4[q0 + j2]);
-        acc += mixed_quad(plan, base + head + 4u * j, head + 4u * j, va);
+        let va = load_input4(q0 + j);
+        let vb = load_input4(q0 + j2);
+        acc += mixed_quad(plan, q0 + j, head + 4u * j, va);
         if (j + half < quads) {
-            acc += mixed_quad(plan, base + head + 4u * j2, head + 4u * j2, vb);
+            acc += mixed_quad(plan, q0 + j2, head + 4u * j2, vb);
         }
     }
     if (lid < p.classes - tail) {
-        acc += mixed_scalar(plan, tail + lid, base + tail + lid);
+        acc += mixed_shared(plan, tail + lid, base + tail + lid);
     }
     let sums = workgroup_sum(lid, acc);
     if (lid == 0u) {
         finish_row(plan, row, sums.y, total, sums.x);
+        if (WRITE_GRAD) {
+            store_plan(row, plan);
+        }
     }
 }
 
-// Pass 2 of the vec4 `v` at classes c..c+3 (flat index idx) of
-// `rows_wide_mixed`: writes the gradient as scalars and returns (the loss
-// term, the input at the target class or 0).
-fn mixed_quad(plan: RowPlan, idx: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
+// Pass 2 of the whole vec4 j = idx / 4 holding classes c..c+3 of
+// `rows_wide_mixed`: writes its gradient and returns (the loss term, the
+// input at the target class or 0).
+fn mixed_quad(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
     let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
     if (WRITE_GRAD) {
-        mixed_store4(idx, grad_quad(plan, c, idx, v));
+        store_grad4(j, grad_quad(plan, c, 4u * j, v));
     }
-    return vec2<f32>(loss_quad(plan, c, idx, v), (hit.x + hit.y) + (hit.z + hit.w));
+    return vec2<f32>(loss_quad(plan, c, 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
 }
 
-// The gradient of the whole vec4 at flat index idx (a multiple of 4) of
-// `rows_wide_mixed`. Here four scalar stores: the kernel's one writable view
-// keeps it within 8 storage bindings. Where the device allows a ninth,
-// `context.rs` replaces this block with one vec4 store through `grad4`, a
-// second view of the same buffer (~12 % faster on 256 x 50 257, lavapipe).
-// BEGIN mixed gradient stores
-fn mixed_store4(idx: u32, g: vec4<f32>) {
-    store_grad(idx, g.x);
-    store_grad(idx + 1u, g.y);
-    store_grad(idx + 2u, g.z);
-    store_grad(idx + 3u, g.w);
-}
-// END mixed gradient stores
-
-// One element of the input through the vec4 view.
-fn mixed_load(idx: u32) -> f32 {
-    return f32(input4[idx / 4u][idx % 4u]);
-}
-
-// Pass 2 of one scalar element of `rows_wide_mixed`: writes its gradient and
-// returns (its loss term, the input if it is the target class, else 0).
-fn mixed_scalar(plan: RowPlan, c: u32, idx: u32) -> vec2<f32> {
-    let x = mixed_load(idx);
-    if (WRITE_GRAD) {
-        store_grad(idx, grad_value(plan, c, idx, x));
-    }
+// Pass 2 of an element of a shared vec4 (its gradient is `mixed_seams`'s):
+// (its loss term, the input if it is the target class, else 0).
+fn mixed_shared(plan: RowPlan, c: u32, idx: u32) -> vec2<f32> {
+    let x = input_at4(idx);
     return vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
+}
+
+// Per-row plans of `rows_wide_mixed` in `aux`, after the argmax flags (9
+// words a row, global row index), for `mixed_seams`.
+fn plan_slot(row: u32) -> u32 {
+    return AUX_ROWS + p.flags + row * 9u;
+}
+
+fn store_plan(row: u32, plan: RowPlan) {
+    let s = plan_slot(row);
+    aux[s] = plan.kind;
+    aux[s + 1u] = plan.target_class;
+    aux[s + 2u] = bitcast<u32>(plan.a);
+    aux[s + 3u] = bitcast<u32>(plan.q);
+    aux[s + 4u] = bitcast<u32>(plan.r);
+    aux[s + 5u] = bitcast<u32>(plan.lse);
+    aux[s + 6u] = bitcast<u32>(plan.m);
+    aux[s + 7u] = bitcast<u32>(plan.inv_s);
+    aux[s + 8u] = bitcast<u32>(plan.log_s);
+}
+
+fn load_plan(row: u32) -> RowPlan {
+    let s = plan_slot(row);
+    return RowPlan(
+        aux[s],
+        aux[s + 1u],
+        bitcast<f32>(aux[s + 2u]),
+        bitcast<f32>(aux[s + 3u]),
+        bitcast<f32>(aux[s + 4u]),
+        bitcast<f32>(aux[s + 5u]),
+        bitcast<f32>(aux[s + 6u]),
+        bitcast<f32>(aux[s + 7u]),
+        bitcast<f32>(aux[s + 8u]),
+    );
+}
+
+// After `rows_wide_mixed` (gradient only), an invocation per row of the
+// chunk: the vec4 that holds the row's first element, where the row starts
+// inside it, shared with the previous row (whose plan a previous chunk's
+// dispatch may have written); and for the tensor's last row, the vec4 that
+// holds its last element, whose lanes past the tensor keep what they hold.
+// These vecs4 were read by `rows_wide_mixed` but not written, so in place
+// they still hold the input.
+@compute @workgroup_size(64)
+fn mixed_seams(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = p.row_offset + gid.x + gid.y * nwg.x * NARROW_WG;
+    if (row >= p.row_end) {
+        return;
+    }
+    let base = chunk_base(row);
+    let plan = load_plan(row);
+    if (base % 4u != 0u && row > 0u) {
+        let j = base / 4u;
+        let prev = load_plan(row - 1u);
+        let v = load_input4(j);
+        var g: vec4<f32>;
+        for (var i = 0u; i < 4u; i++) {
+            let idx = 4u * j + i;
+            if (idx < base) {
+                g[i] = grad_value(prev, p.classes - (base - idx), idx, v[i]);
+            } else {
+                g[i] = grad_value(plan, idx - base, idx, v[i]);
+            }
+        }
+        store_grad4(j, g);
+    }
+    let end = base + p.classes;
+    if (row + 1u == p.rows && end % 4u != 0u) {
+        let j = end / 4u;
+        let v = load_input4(j);
+        var g = vec4<f32>(grad4[j]);
+        for (var i = 0u; i < end % 4u; i++) {
+            g[i] = grad_value(plan, 4u * j + i - base, 4u * j + i, v[i]);
+        }
+        store_grad4(j, g);
+    }
 }
 
 // An invocation per row; rows of classes % 4 == 0 with inner == 1.

@@ -39,10 +39,6 @@ pub(crate) struct Kernels {
     pub wide_wg: u32,
     /// Whether the cross-entropy modules use subgroup reductions.
     pub subgroups: bool,
-    /// Whether `rows_wide_mixed` writes its gradient in vec4s through a
-    /// second view of the gradient buffer (binding 13), which takes a ninth
-    /// storage binding: devices that allow fewer get scalar stores.
-    pub mixed_vec4_stores: bool,
     cross_entropy_module: wgpu::ShaderModule,
     /// The f16 build of the same source, made on first use (SHADER_F16 only).
     cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
@@ -105,6 +101,7 @@ pub(crate) struct CrossEntropyPipelines {
     pub rows_narrow: wgpu::ComputePipeline,
     pub rows_wide4: wgpu::ComputePipeline,
     pub rows_wide_mixed: wgpu::ComputePipeline,
+    pub mixed_seams: wgpu::ComputePipeline,
     pub rows_narrow4: wgpu::ComputePipeline,
     pub rows_pixels4: wgpu::ComputePipeline,
     pub split_partial: wgpu::ComputePipeline,
@@ -120,9 +117,6 @@ pub(crate) struct CrossEntropyPipelines {
 pub(crate) const WIDE_WG_CPU: u32 = 8;
 pub(crate) const WIDE_WG: u32 = 16;
 
-/// Storage bindings of `rows_wide_mixed` with scalar gradient stores (WebGPU's
-/// default per-stage limit); the vec4-store build takes one more.
-const MIXED_SCALAR_STORAGE_BINDINGS: u32 = 8;
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
 const SUBGROUP_WGSL: &str = include_str!("../shaders/subgroup_reductions.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
@@ -375,12 +369,10 @@ fn adapter_for(backends: Option<wgpu::Backends>) -> Result<wgpu::Adapter> {
 impl Kernels {
     fn build(device: &wgpu::Device) -> Self {
         let lanes = subgroup_lanes(device);
-        let mixed_vec4_stores =
-            device.limits().max_storage_buffers_per_shader_stage > MIXED_SCALAR_STORAGE_BINDINGS;
         let ce = module(
             device,
             "xent cross_entropy.wgsl",
-            &cross_entropy_source(false, lanes.is_some(), mixed_vec4_stores),
+            &cross_entropy_source(false, lanes.is_some()),
         );
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
         Self {
@@ -392,7 +384,6 @@ impl Kernels {
                 },
             ),
             subgroups: lanes.is_some(),
-            mixed_vec4_stores,
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(HashMap::new()),
@@ -431,6 +422,7 @@ impl Kernels {
             rows_narrow: build("rows_narrow"),
             rows_wide4: build("rows_wide4"),
             rows_wide_mixed: build("rows_wide_mixed"),
+            mixed_seams: build("mixed_seams"),
             rows_narrow4: build("rows_narrow4"),
             rows_pixels4: build("rows_pixels4"),
             split_partial: build("split_partial"),
@@ -528,7 +520,7 @@ impl Kernels {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let source = cross_entropy_source(true, self.subgroups, self.mixed_vec4_stores);
+        let source = cross_entropy_source(true, self.subgroups);
         let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
         *slot = Some(m.clone());
         Ok(m)
@@ -556,7 +548,7 @@ fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
 /// `cross_entropy.wgsl` as built for a device: with f16 storage for the
 /// input and the gradient (`alias ELEM = f16`; sums stay f32), and with the
 /// workgroup-memory reductions replaced by subgroup shuffles.
-fn cross_entropy_source(f16: bool, subgroups: bool, mixed_vec4_stores: bool) -> String {
+fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
     let mut source = CROSS_ENTROPY_WGSL.to_string();
     let mut header = String::new();
     if f16 {
@@ -570,13 +562,6 @@ fn cross_entropy_source(f16: bool, subgroups: bool, mixed_vec4_stores: bool) -> 
         // rejects the directive as not yet implemented); the device feature
         // SUBGROUP is what allows them.
         replace_block(&mut source, "workgroup reductions", SUBGROUP_WGSL);
-    }
-    if mixed_vec4_stores {
-        replace_block(
-            &mut source,
-            "mixed gradient stores",
-            "fn mixed_store4(idx: u32, g: vec4<f32>) {\n    store_grad4(idx / 4u, g);\n}\n",
-        );
     }
     header + &source
 }

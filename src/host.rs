@@ -9,7 +9,7 @@ use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, Result};
 use crate::options::{CrossEntropyOptions, Reduction};
 use crate::record::{
-    CrossEntropyBuffers, Precision, RowStrategy, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE,
+    CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE,
 };
 use crate::shape::Layout;
 use crate::targets::{ClassIndex, Targets, Weights};
@@ -202,23 +202,10 @@ impl Context {
                 mapped_at_creation: false,
             })
         };
-        // The gradient is written in place over the uploaded input: one
-        // input-sized buffer on the device instead of two. Except for long
-        // rows of C % 4 != 0 within one binding, where a separate gradient
-        // buffer (at most one binding's size more) lets the faster
-        // vec4-load kernel run (see `RowStrategy::WideMixed`).
-        let separate_grad = opts.compute_grad
-            && RowStrategy::choose(&layout, self.split_rows_below, false) == RowStrategy::WideMixed
-            && input.bytes().len() as u64 <= self.device.limits().max_storage_buffer_binding_size;
+        // The gradient is written in place over the uploaded input (padded
+        // to whole vec4s, so that every row strategy can run): one
+        // input-sized buffer on the device instead of two.
         let logits_buf = self.upload_as("xent input", input.bytes(), STORAGE_OUT);
-        let grad_buf = separate_grad.then(|| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("xent gradient"),
-                size: (input.bytes().len() as u64).next_multiple_of(4),
-                usage: STORAGE_OUT,
-                mapped_at_creation: false,
-            })
-        });
         let targets_buf = self.upload("xent targets", target_bytes);
         let weights_buf = weights
             .class
@@ -251,20 +238,14 @@ impl Context {
                 sample_weights: sample_buf.as_ref(),
                 lse: lse_buf.as_ref(),
                 correct: correct_buf.as_ref(),
-                in_place: opts.compute_grad && !separate_grad,
+                in_place: opts.compute_grad,
                 precision: input.precision(),
-                ..CrossEntropyBuffers::new(
-                    &logits_buf,
-                    target_buffer,
-                    &loss_buf,
-                    grad_buf.as_ref(),
-                    &status_buf,
-                )
+                ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, None, &status_buf)
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];
         if opts.compute_grad {
-            wanted.push(grad_buf.as_ref().unwrap_or(&logits_buf));
+            wanted.push(&logits_buf);
         }
         wanted.extend(lse_buf.as_ref());
         wanted.extend(correct_buf.as_ref());

@@ -65,9 +65,9 @@ pub(crate) enum RowStrategy {
 impl RowStrategy {
     /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
     /// classes) leave the device idle, so they are split.
-    /// `in_place`: the gradient overwrites the input (no mixed vec4/scalar
-    /// views of one writable buffer).
-    pub(crate) fn choose(layout: &Layout, split_below: usize, in_place: bool) -> Self {
+    /// `mixed`: whether `rows_wide_mixed` may run (its buffers hold whole
+    /// vec4s).
+    pub(crate) fn choose(layout: &Layout, split_below: usize, mixed: bool) -> Self {
         let quads = layout.classes.is_multiple_of(4);
         if layout.inner == 1 && layout.rows() < split_below && layout.classes >= SPLIT_MIN_CLASSES {
             return RowStrategy::Split {
@@ -76,7 +76,7 @@ impl RowStrategy {
         }
         match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
             (1, true) if quads => RowStrategy::Wide4,
-            (1, true) if !in_place => RowStrategy::WideMixed,
+            (1, true) if mixed => RowStrategy::WideMixed,
             (1, true) => RowStrategy::Wide,
             (1, false) if quads => RowStrategy::Narrow4,
             (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
@@ -316,7 +316,9 @@ impl Context {
     /// mean's denominator and the class-index range check, into
     /// `buffers.status`), the per-row loss and gradient (one dispatch per
     /// chunk of a tensor larger than one binding; three for few long rows,
-    /// split over several workgroups each), and the fixed-order reduction of
+    /// split over several workgroups each; two for long rows of C % 4 ≠ 0
+    /// with a gradient, the second writing the vec4s that neighbouring rows
+    /// share), and the fixed-order reduction of
     /// the loss and of the argmax count. Nothing is submitted;
     /// results are in the caller's buffers once the caller submits.
     ///
@@ -324,6 +326,12 @@ impl Context {
     /// gradient is written when `buffers.grad` is given (`compute_grad` and
     /// `count_correct` are host-API switches). Probability targets are not
     /// range-checked on the GPU: the host API checks them on upload.
+    ///
+    /// Speed: long rows whose class count is not a multiple of 4 run a vec4
+    /// kernel when the logits buffer (and `buffers.grad`, if given) is
+    /// allocated in whole vec4s (its size rounded up to 16 bytes in f32, 8
+    /// in f16), and a slower scalar kernel otherwise. Bytes past the tensor
+    /// are read and keep their values.
     ///
     /// Out-of-range targets do not fault the device: their rows get NaN loss
     /// and gradient, and the status buffer names the first of them.
@@ -453,14 +461,16 @@ impl Context {
             });
         }
 
-        let mut strategy = RowStrategy::choose(&layout, self.split_rows_below, b.in_place);
-        // The mixed kernel reads the input in whole vec4s, up to the vec4
-        // that holds the last element: the caller's buffer must reach it.
-        if strategy == RowStrategy::WideMixed
-            && b.logits.size() < (elems * elem).next_multiple_of(4 * elem)
-        {
-            strategy = RowStrategy::Wide;
-        }
+        // The mixed kernel reads the input and writes the gradient in whole
+        // vec4s, up to the vec4 that holds the last element: the caller's
+        // buffers must reach it (else the scalar kernel runs).
+        let whole_vec4s = (elems * elem).next_multiple_of(4 * elem);
+        let strategy = RowStrategy::choose(
+            &layout,
+            self.split_rows_below,
+            b.logits.size() >= whole_vec4s && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
+        );
+        let write_grad = b.grad.is_some() || b.in_place;
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
@@ -497,7 +507,7 @@ impl Context {
             has_sample_weights: b.sample_weights.is_some(),
             smoothing: opts.label_smoothing != 0.0,
             z_loss: opts.z_loss != 0.0,
-            write_grad: b.grad.is_some() || b.in_place,
+            write_grad,
             in_place: b.in_place,
             f16: b.precision == Precision::F16,
             write_lse: b.lse.is_some(),
@@ -507,10 +517,12 @@ impl Context {
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
         // Scratch: 4 words of statistics, a flag per row when counting
-        // correct predictions, 9 words per (row, span) for split rows; the
-        // per-row losses of `mean` and `sum`. Each is bound whole, so each
-        // must fit one binding.
-        let aux_bytes = 4 * (4 + u64::from(params.flags) + rows * splits * 9);
+        // correct predictions, 9 words per (row, span) for split rows or per
+        // row for the mixed kernel's plans (with a gradient); the per-row
+        // losses of `mean` and `sum`. Each is bound whole, so each must fit
+        // one binding.
+        let plans = u64::from(strategy == RowStrategy::WideMixed && write_grad);
+        let aux_bytes = 4 * (4 + u64::from(params.flags) + rows * (splits + plans) * 9);
         let row_loss_bytes = if opts.reduction == Reduction::None {
             0
         } else {
@@ -600,12 +612,10 @@ impl Context {
                 (9, sample_weights),
             ],
         );
-        // The vec4 kernels read and write through bindings 12 and 13; the
-        // mixed kernel reads through 12 and writes through 7 (and 13 where
-        // the device has a ninth storage binding, `mixed_vec4_stores`).
+        // The vec4 kernels (and the mixed one) read and write through
+        // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
-            RowStrategy::WideMixed => (12, 7),
-            s if s.is_vec4() => (12, 13),
+            s if s.is_vec4() || s == RowStrategy::WideMixed => (12, 13),
             _ => (1, 7),
         };
         let slab = (layout.classes * layout.inner) as u64;
@@ -636,20 +646,21 @@ impl Context {
             } else {
                 whole(targets)
             };
+            // The mixed kernel's views cover whole vec4s (the buffers' sizes
+            // are checked above).
+            let mixed = strategy == RowStrategy::WideMixed;
+            let range = if mixed {
+                (range.0, range.1.next_multiple_of(4 * elem))
+            } else {
+                range
+            };
             let grad_range = if b.grad.is_some() || b.in_place {
                 range
             } else {
                 whole(grad)
             };
-            let input_range = if b.in_place {
-                whole(input)
-            } else if strategy == RowStrategy::WideMixed {
-                // Whole vec4s (the buffer's size is checked above).
-                (range.0, range.1.next_multiple_of(4 * elem))
-            } else {
-                range
-            };
-            let mut all = vec![
+            let input_range = if b.in_place { whole(input) } else { range };
+            let all = [
                 (0, &chunk_uniform, whole(&chunk_uniform)),
                 (input_slot, input, input_range),
                 (2, targets, targets_range),
@@ -660,10 +671,6 @@ impl Context {
                 (9, sample_weights, whole(sample_weights)),
                 (10, lse, whole(lse)),
             ];
-            if strategy == RowStrategy::WideMixed && self.kernels.mixed_vec4_stores {
-                // The vec4 view of the same gradient range (see `Kernels`).
-                all.push((13, grad, grad_range));
-            }
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()
@@ -700,6 +707,14 @@ impl Context {
                     group,
                     self.grid(strategy.workgroups(&chunk))?,
                 ));
+                if mixed && write_grad {
+                    // The vec4s shared by neighbouring rows (see the shader).
+                    rows_passes.push((
+                        &k.mixed_seams,
+                        self.bind_ranges(&k.mixed_seams, &pick(&[0, 2, 3, 4, 12, 13])),
+                        self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
+                    ));
+                }
             }
         }
         let reduce_group = self.bind(

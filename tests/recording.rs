@@ -256,9 +256,10 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         let host = ctx
             .cross_entropy(&logits, &dims, &targets, None, &opts)
             .unwrap();
-        // Logits in whole vec4s, as the host API uploads them: long rows of
-        // C % 4 != 0 then run the same vec4-load kernel out of place as the
-        // host does (an exact-size buffer would take the scalar kernel).
+        // Logits and gradient in whole vec4s, as the host API uploads them:
+        // long rows of C % 4 != 0 then run the same vec4 kernel out of place
+        // as the host does in place (exact-size buffers that end mid-vec4
+        // take the scalar kernel).
         let mut padded = logits.clone();
         padded.resize(layout.len().next_multiple_of(4), 0.0);
         let (x, t) = (
@@ -267,7 +268,7 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         );
         let (loss, grad, status) = (
             init(&[0; 4]),
-            init(&vec![0; layout.len() * 4]),
+            init(&vec![0; padded.len() * 4]),
             init(&[0; 16]),
         );
         let mut encoder = dev.create_command_encoder(&Default::default());
@@ -280,8 +281,16 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         .unwrap();
         ctx.queue().submit([encoder.finish()]);
         let out_of_place = read_f32(ctx, &grad);
+        // The padding past the tensor keeps what it held.
+        assert!(
+            out_of_place[layout.len()..].iter().all(|&v| v == 0.0),
+            "{dims:?}"
+        );
         let a: Vec<u32> = host.grad.unwrap().iter().map(|v| v.to_bits()).collect();
-        let b: Vec<u32> = out_of_place.iter().map(|v| v.to_bits()).collect();
+        let b: Vec<u32> = out_of_place[..layout.len()]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
         assert!(
             a == b,
             "{dims:?}: in-place and out-of-place gradients differ"
@@ -293,40 +302,48 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         );
         // The logits buffer of the out-of-place call is untouched.
         assert_eq!(read_f32(ctx, &x)[..layout.len()], logits[..]);
-        // The recording API in place: for long rows of C % 4 != 0 this is
-        // the scalar kernel where out of place runs the vec4-load one (and
-        // so does the host API within one binding), so it is held to the
-        // CPU rather than to the bits of the other.
-        let x_in_place = init(bytemuck::cast_slice(&logits));
-        let mut encoder = dev.create_command_encoder(&Default::default());
-        ctx.record_cross_entropy(
-            &mut encoder,
-            &dims,
-            &opts,
-            &CrossEntropyBuffers {
-                in_place: true,
-                ..CrossEntropyBuffers::new(
-                    &x_in_place,
-                    TargetBuffer::ClassI32(&t),
-                    &loss,
-                    None,
-                    &status,
-                )
-            },
-        )
-        .unwrap();
-        ctx.queue().submit([encoder.finish()]);
+        // The recording API in place. On an exact-size buffer that ends
+        // mid-vec4, long rows of C % 4 != 0 take the scalar kernel, so that
+        // run is held to the CPU rather than to the bits of the others; on
+        // the padded buffer they take the vec4 kernel, as out of place, and
+        // must match its bits.
         let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
         let want = cpu::cross_entropy(&logits, &dims, &t64, None, &opts).unwrap();
         let tol = Tolerance::default();
-        tol.compare(
-            "in-place grad",
-            &read_f32(ctx, &x_in_place),
-            want.grad.as_deref().unwrap(),
-        )
-        .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
-        tol.compare("in-place loss", &read_f32(ctx, &loss), &want.loss)
-            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        for contents in [&logits, &padded] {
+            let x_in_place = init(bytemuck::cast_slice(contents));
+            let mut encoder = dev.create_command_encoder(&Default::default());
+            ctx.record_cross_entropy(
+                &mut encoder,
+                &dims,
+                &opts,
+                &CrossEntropyBuffers {
+                    in_place: true,
+                    ..CrossEntropyBuffers::new(
+                        &x_in_place,
+                        TargetBuffer::ClassI32(&t),
+                        &loss,
+                        None,
+                        &status,
+                    )
+                },
+            )
+            .unwrap();
+            ctx.queue().submit([encoder.finish()]);
+            let in_place = read_f32(ctx, &x_in_place);
+            let in_place = &in_place[..layout.len()];
+            tol.compare("in-place grad", in_place, want.grad.as_deref().unwrap())
+                .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+            tol.compare("in-place loss", &read_f32(ctx, &loss), &want.loss)
+                .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+            if contents.len() % 4 == 0 {
+                let c: Vec<u32> = in_place.iter().map(|v| v.to_bits()).collect();
+                assert!(
+                    c == b,
+                    "{dims:?}: in place on whole vec4s differs from out of place"
+                );
+            }
+        }
     }
     // in_place with a grad buffer is a typed error.
     let x = init(&[0; 60]);
@@ -401,12 +418,12 @@ fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() 
 }
 
 #[test]
-fn out_of_place_long_rows_of_any_length_in_chunks() {
-    // Long rows whose length is not a multiple of 4, out of place (the
-    // vec4-load kernel), on a device with a 1 MiB binding limit: chunks
-    // start at rows that are not 16-byte aligned, and every row's head and
-    // tail are scalars. Held to the CPU, with smoothing and probability
-    // targets through the same kernel.
+fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
+    // Long rows whose length is not a multiple of 4 (the vec4 kernel and its
+    // seams), out of place and in place, on a device with a 1 MiB binding
+    // limit: chunks start at rows that are not 16-byte aligned, and rows
+    // share vec4s with their neighbours, across chunks too. Held to the CPU,
+    // with smoothing and probability targets through the same kernels.
     let Some(ctx) = common::small_binding_ctx(1 << 20) else {
         return;
     };
@@ -442,9 +459,10 @@ fn out_of_place_long_rows_of_any_length_in_chunks() {
             label_smoothing: 0.1,
             ..Default::default()
         };
-        // Logits in whole vec4s, as the host uploads them (an exact-size
-        // buffer that ends mid-vec4 would take the scalar kernel); NaN
-        // padding would poison any row that read it.
+        // Logits and gradient in whole vec4s, as the host uploads them
+        // (exact-size buffers that end mid-vec4 would take the scalar
+        // kernel); NaN padding would poison any row that used it, and must
+        // stay as it is.
         let mut padded = logits.clone();
         padded.resize(layout.len().next_multiple_of(4), f32::NAN);
         let (x, t, p) = (
@@ -455,7 +473,7 @@ fn out_of_place_long_rows_of_any_length_in_chunks() {
         for soft in [false, true] {
             let (loss, grad, status) = (
                 init(&[0; 4]),
-                init(&vec![0; layout.len() * 4]),
+                init(&vec![0; padded.len() * 4]),
                 init(&[0; 16]),
             );
             let target_buffer = if soft {
@@ -483,12 +501,34 @@ fn out_of_place_long_rows_of_any_length_in_chunks() {
                     .unwrap();
             tol.compare("loss", &read_f32(&ctx, &loss), &want.loss)
                 .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            let out = read_f32(&ctx, &grad);
+            tol.compare("grad", &out[..layout.len()], want.grad.as_deref().unwrap())
+                .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            assert!(out[layout.len()..].iter().all(|&v| v == 0.0), "{dims:?}");
+            // In place over the padded logits.
+            let x_in_place = init(bytemuck::cast_slice(&padded));
+            let mut encoder = dev.create_command_encoder(&Default::default());
+            ctx.record_cross_entropy(
+                &mut encoder,
+                &dims,
+                &opts,
+                &CrossEntropyBuffers {
+                    in_place: true,
+                    ..CrossEntropyBuffers::new(&x_in_place, target_buffer, &loss, None, &status)
+                },
+            )
+            .unwrap();
+            ctx.queue().submit([encoder.finish()]);
+            tol.compare("in-place loss", &read_f32(&ctx, &loss), &want.loss)
+                .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            let out = read_f32(&ctx, &x_in_place);
             tol.compare(
-                "grad",
-                &read_f32(&ctx, &grad),
+                "in-place grad",
+                &out[..layout.len()],
                 want.grad.as_deref().unwrap(),
             )
             .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            assert!(out[layout.len()..].iter().all(|v| v.is_nan()), "{dims:?}");
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn run() -> Result<(), Failure> {
             l.max_compute_invocations_per_workgroup
         );
         say!(
-            "    max_storage_buffers_per_shader_stage: {} (9 or more: vec4 gradient stores for long rows of C % 4 != 0)",
+            "    max_storage_buffers_per_shader_stage: {}",
             l.max_storage_buffers_per_shader_stage
         );
         say!(
