@@ -7,6 +7,19 @@ use common::{assert_close, ctx, Rng, WORKED_DIMS, WORKED_LOGITS};
 use wgpu::util::DeviceExt;
 use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Reduction, TargetBuffer, Tolerance};
 
+/// Records one cross-entropy call into an encoder of its own and submits it.
+fn record_and_submit(
+    ctx: &xent::Context,
+    dims: &[usize],
+    opts: &CrossEntropyOptions,
+    buffers: &CrossEntropyBuffers<'_>,
+) {
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_cross_entropy(&mut encoder, dims, opts, buffers)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+}
+
 fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
     let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
         label: Some("test readback"),
@@ -271,15 +284,12 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
             init(&vec![0; padded.len() * 4]),
             init(&[0; 16]),
         );
-        let mut encoder = dev.create_command_encoder(&Default::default());
-        ctx.record_cross_entropy(
-            &mut encoder,
+        record_and_submit(
+            ctx,
             &dims,
             &opts,
             &CrossEntropyBuffers::new(&x, TargetBuffer::ClassI32(&t), &loss, Some(&grad), &status),
-        )
-        .unwrap();
-        ctx.queue().submit([encoder.finish()]);
+        );
         let out_of_place = read_f32(ctx, &grad);
         // The padding past the tensor keeps what it held.
         assert!(
@@ -312,9 +322,8 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         let tol = Tolerance::default();
         for contents in [&logits, &padded] {
             let x_in_place = init(bytemuck::cast_slice(contents));
-            let mut encoder = dev.create_command_encoder(&Default::default());
-            ctx.record_cross_entropy(
-                &mut encoder,
+            record_and_submit(
+                ctx,
                 &dims,
                 &opts,
                 &CrossEntropyBuffers {
@@ -327,9 +336,7 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
                         &status,
                     )
                 },
-            )
-            .unwrap();
-            ctx.queue().submit([encoder.finish()]);
+            );
             let in_place = read_f32(ctx, &x_in_place);
             let in_place = &in_place[..layout.len()];
             tol.compare("in-place grad", in_place, want.grad.as_deref().unwrap())
@@ -395,15 +402,12 @@ fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() 
         reduction: Reduction::None,
         ..Default::default()
     };
-    let mut encoder = dev.create_command_encoder(&Default::default());
-    ctx.record_cross_entropy(
-        &mut encoder,
+    record_and_submit(
+        &ctx,
         &dims,
         &opts,
         &CrossEntropyBuffers::new(&x, TargetBuffer::ClassU8(&t), &loss, Some(&grad), &status),
-    )
-    .unwrap();
-    ctx.queue().submit([encoder.finish()]);
+    );
     let targets: Vec<i64> = classes.iter().map(|&c| i64::from(c)).collect();
     let want = cpu::cross_entropy(&logits, &dims, &targets, None, &opts).unwrap();
     let tol = Tolerance::default();
@@ -481,15 +485,12 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
             } else {
                 TargetBuffer::ClassI32(&t)
             };
-            let mut encoder = dev.create_command_encoder(&Default::default());
-            ctx.record_cross_entropy(
-                &mut encoder,
+            record_and_submit(
+                &ctx,
                 &dims,
                 &opts,
                 &CrossEntropyBuffers::new(&x, target_buffer, &loss, Some(&grad), &status),
-            )
-            .unwrap();
-            ctx.queue().submit([encoder.finish()]);
+            );
             let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
             let targets = if soft {
                 xent::Targets::Probs(&probs)
@@ -507,18 +508,15 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
             assert!(out[layout.len()..].iter().all(|&v| v == 0.0), "{dims:?}");
             // In place over the padded logits.
             let x_in_place = init(bytemuck::cast_slice(&padded));
-            let mut encoder = dev.create_command_encoder(&Default::default());
-            ctx.record_cross_entropy(
-                &mut encoder,
+            record_and_submit(
+                &ctx,
                 &dims,
                 &opts,
                 &CrossEntropyBuffers {
                     in_place: true,
                     ..CrossEntropyBuffers::new(&x_in_place, target_buffer, &loss, None, &status)
                 },
-            )
-            .unwrap();
-            ctx.queue().submit([encoder.finish()]);
+            );
             tol.compare("in-place loss", &read_f32(&ctx, &loss), &want.loss)
                 .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
             let out = read_f32(&ctx, &x_in_place);
