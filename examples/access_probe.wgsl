@@ -43,9 +43,25 @@ struct Pair {
     s: f32,
 }
 
-fn row_stats(lid: u32, m4: vec4<f32>, s4: vec4<f32>) -> Pair {
-    var m = max(max(m4.x, m4.y), max(m4.z, m4.w));
-    var s = dot(s4, exp(m4 - vec4<f32>(m)));
+// Per-lane online (max, sum-exp) of each vec4 component.
+struct Online {
+    m: vec4<f32>,
+    s: vec4<f32>,
+}
+
+fn online_start() -> Online {
+    return Online(vec4<f32>(-3.0e38), vec4<f32>(0.0));
+}
+
+fn online_push(o: Online, v: vec4<f32>) -> Online {
+    let m = max(o.m, v);
+    return Online(m, o.s * exp(o.m - m) + exp(v - m));
+}
+
+// The row's (max, sum-exp) from every lane's `Online`, by shuffles.
+fn row_stats(lid: u32, o: Online) -> Pair {
+    var m = max(max(o.m.x, o.m.y), max(o.m.z, o.m.w));
+    var s = dot(o.s, exp(o.m - vec4<f32>(m)));
     for (var k = 1u; k < WG; k <<= 1u) {
         let om = subgroupShuffleXor(m, k);
         let os = subgroupShuffleXor(s, k);
@@ -67,17 +83,13 @@ fn grad4(v: vec4<f32>, j: u32, st: Pair) -> vec4<f32> {
 fn fused_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = wid.x * QUADS;
     let span = QUADS / U;
-    var m = vec4<f32>(-3.0e38);
-    var s = vec4<f32>(0.0);
+    var o = online_start();
     for (var j = lid; j < span; j += WG) {
         for (var u = 0u; u < U; u++) {
-            let v = src[b + j + u * span];
-            let mn = max(m, v);
-            s = s * exp(m - mn) + exp(v - mn);
-            m = mn;
+            o = online_push(o, src[b + j + u * span]);
         }
     }
-    let st = row_stats(lid, m, s);
+    let st = row_stats(lid, o);
     for (var j = lid; j < span; j += WG) {
         for (var u = 0u; u < U; u++) {
             let jj = j + u * span;
@@ -91,16 +103,13 @@ var<workgroup> cache: array<vec4<f32>, 1024>;
 @compute @workgroup_size(WG)
 fn fused_cached(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = wid.x * QUADS;
-    var m = vec4<f32>(-3.0e38);
-    var s = vec4<f32>(0.0);
+    var o = online_start();
     for (var j = lid; j < QUADS; j += WG) {
         let v = src[b + j];
         cache[j] = v;
-        let mn = max(m, v);
-        s = s * exp(m - mn) + exp(v - mn);
-        m = mn;
+        o = online_push(o, v);
     }
-    let st = row_stats(lid, m, s);
+    let st = row_stats(lid, o);
     for (var j = lid; j < QUADS; j += WG) {
         dst[b + j] = grad4(cache[j], j, st);
     }
@@ -111,15 +120,11 @@ fn fused_cached(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 @compute @workgroup_size(WG)
 fn stats_only(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = wid.x * QUADS;
-    var m = vec4<f32>(-3.0e38);
-    var s = vec4<f32>(0.0);
+    var o = online_start();
     for (var j = lid; j < QUADS; j += WG) {
-        let v = src[b + j];
-        let mn = max(m, v);
-        s = s * exp(m - mn) + exp(v - mn);
-        m = mn;
+        o = online_push(o, src[b + j]);
     }
-    let st = row_stats(lid, m, s);
+    let st = row_stats(lid, o);
     if (lid == 0u) {
         stats[wid.x] = vec4<f32>(st.m, st.s, 0.0, 0.0);
     }

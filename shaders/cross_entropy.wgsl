@@ -606,13 +606,20 @@ fn grad_span(plan: RowPlan, lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> 
 
 // ---------------------------------------------------------------- rows_narrow
 
+// The invocation's index in a grid of NARROW_WG-wide workgroups (spilling
+// into y past the per-dimension limit): the narrow kernels' row (or pixel
+// quad) within the chunk.
+fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+}
+
 @compute @workgroup_size(64)
 fn rows_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }
@@ -698,14 +705,53 @@ fn quad_classes(c: u32) -> vec4<u32> {
 }
 
 
-// Pass 2 of one vec4 `v` (quad j of the row) of `rows_wide4`: writes its
-// gradient and returns (its loss term, the input at the target class or 0).
-fn wide4_quad(plan: RowPlan, base: u32, base4: u32, j: u32, v: vec4<f32>) -> vec2<f32> {
-    let hit = select(vec4<f32>(0.0), v, quad_classes(4u * j) == vec4<u32>(plan.target_class));
-    if (WRITE_GRAD) {
-        store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
+// Pass 1 over `quads` whole vec4s from vec4 q0, holding classes head.. of
+// the row whose class 0 is at `base` (inner == 1), the two halves side by
+// side (two streams, see the top of this section), added to this
+// invocation's partial `part0`.
+fn quad_span_scan(part0: Partial, lid: u32, base: u32, q0: u32, head: u32, quads: u32) -> Partial {
+    let half = (quads + 1u) / 2u;
+    var part = part0;
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = load_input4(q0 + j);
+        let vb = load_input4(q0 + j2);
+        let ca = quad_classes(head + 4u * j);
+        part = update4(part, ca, vec4<u32>(base) + ca, va);
+        if (j + half < quads) {
+            let cb = quad_classes(head + 4u * j2);
+            part = update4(part, cb, vec4<u32>(base) + cb, vb);
+        }
     }
-    return vec2<f32>(loss_quad(plan, 4u * j, base + 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
+    return part;
+}
+
+// Pass 2 over the same vec4s, walked as quad_span_scan: writes their
+// gradient and adds to `acc0` this invocation's (sum of loss terms, input at
+// the target class or 0).
+fn quad_span_grad(acc0: vec2<f32>, plan: RowPlan, lid: u32, q0: u32, head: u32, quads: u32) -> vec2<f32> {
+    let half = (quads + 1u) / 2u;
+    var acc = acc0;
+    for (var j = lid; j < half; j += WIDE_WG) {
+        let j2 = min(j + half, quads - 1u);
+        let va = load_input4(q0 + j);
+        let vb = load_input4(q0 + j2);
+        acc += quad_pass2(plan, q0 + j, head + 4u * j, va);
+        if (j + half < quads) {
+            acc += quad_pass2(plan, q0 + j2, head + 4u * j2, vb);
+        }
+    }
+    return acc;
+}
+
+// Pass 2 of the whole vec4 j (flat index 4j) holding classes c..c+3: writes
+// its gradient and returns (its loss term, the input at the target class or 0).
+fn quad_pass2(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
+    let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
+    if (WRITE_GRAD) {
+        store_grad4(j, grad_quad(plan, c, 4u * j, v));
+    }
+    return vec2<f32>(loss_quad(plan, c, 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
 }
 
 // A workgroup per row; rows of classes % 4 == 0 with inner == 1.
@@ -720,35 +766,11 @@ fn rows_wide4(
         return;
     }
     let base = chunk_base(row);
-    let base4 = base / 4u;
     let quads = p.classes / 4u;
-    // Two streams (see the top of this section): the halves side by side.
-    let half = (quads + 1u) / 2u;
-    var part = empty_partial();
-    for (var j = lid; j < half; j += WIDE_WG) {
-        let j2 = min(j + half, quads - 1u);
-        let va = load_input4(base4 + j);
-        let vb = load_input4(base4 + j2);
-        let ca = quad_classes(4u * j);
-        part = update4(part, ca, vec4<u32>(base) + ca, va);
-        if (j + half < quads) {
-            let cb = quad_classes(4u * j2);
-            part = update4(part, cb, vec4<u32>(base) + cb, vb);
-        }
-    }
-    let total = workgroup_merge(lid, part);
+    let total = workgroup_merge(lid, quad_span_scan(empty_partial(), lid, base, base / 4u, 0u, quads));
     let plan = plan_row(row, total);
     // The target logit is picked up in pass 2, as in rows_wide.
-    var acc = vec2<f32>(0.0);
-    for (var j = lid; j < half; j += WIDE_WG) {
-        let j2 = min(j + half, quads - 1u);
-        let va = load_input4(base4 + j);
-        let vb = load_input4(base4 + j2);
-        acc += wide4_quad(plan, base, base4, j, va);
-        if (j + half < quads) {
-            acc += wide4_quad(plan, base, base4, j2, vb);
-        }
-    }
+    let acc = quad_span_grad(vec2<f32>(0.0), plan, lid, base / 4u, 0u, quads);
     let sums = workgroup_sum(lid, acc);
     if (lid == 0u) {
         finish_row(plan, row, sums.y, total, sums.x);
@@ -785,19 +807,7 @@ fn rows_wide_mixed(
     if (lid < head) {
         part = update(part, lid, base + lid, input_at4(base + lid));
     }
-    // Two streams (see the vec4 kernels): the halves side by side.
-    let half = (quads + 1u) / 2u;
-    for (var j = lid; j < half; j += WIDE_WG) {
-        let j2 = min(j + half, quads - 1u);
-        let va = load_input4(q0 + j);
-        let vb = load_input4(q0 + j2);
-        let ca = quad_classes(head + 4u * j);
-        part = update4(part, ca, vec4<u32>(base) + ca, va);
-        if (j + half < quads) {
-            let cb = quad_classes(head + 4u * j2);
-            part = update4(part, cb, vec4<u32>(base) + cb, vb);
-        }
-    }
+    part = quad_span_scan(part, lid, base, q0, head, quads);
     if (lid < p.classes - tail) {
         let c = tail + lid;
         part = update(part, c, base + c, input_at4(base + c));
@@ -808,15 +818,7 @@ fn rows_wide_mixed(
     if (lid < head) {
         acc += mixed_shared(plan, lid, base + lid);
     }
-    for (var j = lid; j < half; j += WIDE_WG) {
-        let j2 = min(j + half, quads - 1u);
-        let va = load_input4(q0 + j);
-        let vb = load_input4(q0 + j2);
-        acc += mixed_quad(plan, q0 + j, head + 4u * j, va);
-        if (j + half < quads) {
-            acc += mixed_quad(plan, q0 + j2, head + 4u * j2, vb);
-        }
-    }
+    acc = quad_span_grad(acc, plan, lid, q0, head, quads);
     if (lid < p.classes - tail) {
         acc += mixed_shared(plan, tail + lid, base + tail + lid);
     }
@@ -827,17 +829,6 @@ fn rows_wide_mixed(
             store_plan(row, plan);
         }
     }
-}
-
-// Pass 2 of the whole vec4 j = idx / 4 holding classes c..c+3 of
-// `rows_wide_mixed`: writes its gradient and returns (the loss term, the
-// input at the target class or 0).
-fn mixed_quad(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
-    let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
-    if (WRITE_GRAD) {
-        store_grad4(j, grad_quad(plan, c, 4u * j, v));
-    }
-    return vec2<f32>(loss_quad(plan, c, 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
 }
 
 // Pass 2 of an element of a shared vec4 (its gradient is `mixed_seams`'s):
@@ -889,8 +880,12 @@ fn load_plan(row: u32) -> RowPlan {
 // These vecs4 were read by `rows_wide_mixed` but not written, so in place
 // they still hold the input.
 @compute @workgroup_size(64)
-fn mixed_seams(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = p.row_offset + gid.x + gid.y * nwg.x * NARROW_WG;
+fn mixed_seams(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }
@@ -930,7 +925,7 @@ fn rows_narrow4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }
@@ -985,7 +980,7 @@ fn rows_pixels4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row0 = p.row_offset + ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
+    let row0 = p.row_offset + narrow_index(wid, nwg, lid) * 4u;
     if (row0 >= p.row_end) {
         return;
     }
@@ -1046,7 +1041,7 @@ fn rows_narrow4_fixed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }
@@ -1096,7 +1091,7 @@ fn rows_pixels4_fixed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row0 = p.row_offset + ((wid.x + wid.y * nwg.x) * NARROW_WG + lid) * 4u;
+    let row0 = p.row_offset + narrow_index(wid, nwg, lid) * 4u;
     if (row0 >= p.row_end) {
         return;
     }

@@ -561,21 +561,15 @@ fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
         // Naga takes the subgroup builtins without `enable subgroups;` (it
         // rejects the directive as not yet implemented); the device feature
         // SUBGROUP is what allows them.
-        replace_block(&mut source, "workgroup reductions", SUBGROUP_WGSL);
+        let begin = source
+            .find("// BEGIN workgroup reductions")
+            .expect("marker in cross_entropy.wgsl");
+        let end = source
+            .find("// END workgroup reductions")
+            .expect("marker in cross_entropy.wgsl");
+        source.replace_range(begin..end, SUBGROUP_WGSL);
     }
     header + &source
-}
-
-/// Replaces the lines from `// BEGIN {name}` up to `// END {name}` of a
-/// shader source with `with`.
-fn replace_block(source: &mut String, name: &str, with: &str) {
-    let begin = source
-        .find(&format!("// BEGIN {name}"))
-        .expect("marker in cross_entropy.wgsl");
-    let end = source
-        .find(&format!("// END {name}"))
-        .expect("marker in cross_entropy.wgsl");
-    source.replace_range(begin..end, with);
 }
 
 fn specialised(
