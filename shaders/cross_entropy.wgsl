@@ -877,7 +877,7 @@ fn load_plan(row: u32) -> RowPlan {
 // inside it, shared with the previous row (whose plan a previous chunk's
 // dispatch may have written); and for the tensor's last row, the vec4 that
 // holds its last element, whose lanes past the tensor keep what they hold.
-// These vecs4 were read by `rows_wide_mixed` but not written, so in place
+// These vec4s were read by `rows_wide_mixed` but not written, so in place
 // they still hold the input.
 @compute @workgroup_size(64)
 fn mixed_seams(
