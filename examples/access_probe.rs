@@ -211,6 +211,24 @@ fn main() -> Result<(), xent::Error> {
         let ms = probe.time("copy_rows", &c, (rows32, 1));
         row(&format!("copy, 8 per row, {u} parts side by side"), ms);
     }
+    if rows.is_multiple_of(21) {
+        let images = (rows / 21) as u32;
+        let c = [("QUADS", q), ("PLANES", 21.0)];
+        let grid = (quads.div_ceil(64), images);
+        row(
+            "copy, per-pixel layout, 21 planes, plane by plane",
+            probe.time("copy_planes", &c, grid),
+        );
+        let c = [("QUADS", q), ("PLANES", 21.0), ("U", 2.0)];
+        row(
+            "copy, per-pixel layout, 21 planes, all loads first",
+            probe.time("copy_planes", &c, grid),
+        );
+        row(
+            "fused, per-pixel layout, 21 planes",
+            probe.time("fused_planes", &c, grid),
+        );
+    }
     if !fused {
         println!("(no SUBGROUP: the fused kernels are skipped)");
         return Ok(());

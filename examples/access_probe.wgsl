@@ -35,6 +35,58 @@ fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     }
 }
 
+// The per-pixel layout (C planes of QUADS vec4s, one image per row of
+// workgroups): an invocation per four pixels copies their C values, one from
+// each plane (the access order of xent's rows_pixels4 kernels). With U > 1 it
+// loads all C before storing any (the fixed-C kernel's order).
+override PLANES: u32 = 21u;
+@compute @workgroup_size(64)
+fn copy_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    if (q >= QUADS) {
+        return;
+    }
+    let b = gid.y * PLANES * QUADS + q;
+    if (U > 1u) {
+        var xs: array<vec4<f32>, 32>;
+        for (var c = 0u; c < PLANES; c++) {
+            xs[c] = src[b + c * QUADS];
+        }
+        for (var c = 0u; c < PLANES; c++) {
+            dst[b + c * QUADS] = xs[c];
+        }
+    } else {
+        for (var c = 0u; c < PLANES; c++) {
+            dst[b + c * QUADS] = src[b + c * QUADS];
+        }
+    }
+}
+
+// A minimal fused kernel in the per-pixel layout: copy_planes (all loads
+// first) with each pixel's softmax, and the gradient of target class 3.
+@compute @workgroup_size(64)
+fn fused_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    if (q >= QUADS) {
+        return;
+    }
+    let b = gid.y * PLANES * QUADS + q;
+    var xs: array<vec4<f32>, 32>;
+    var m = vec4<f32>(-3.0e38);
+    for (var c = 0u; c < PLANES; c++) {
+        xs[c] = src[b + c * QUADS];
+        m = max(m, xs[c]);
+    }
+    var s = vec4<f32>(0.0);
+    for (var c = 0u; c < PLANES; c++) {
+        s += exp(xs[c] - m);
+    }
+    let inv = 1.0 / s;
+    for (var c = 0u; c < PLANES; c++) {
+        dst[b + c * QUADS] = exp(xs[c] - m) * inv - select(vec4<f32>(0.0), vec4<f32>(1.0), c == 3u);
+    }
+}
+
 // Everything below needs SUBGROUP (the probe drops it on devices without).
 // FUSED KERNELS
 

@@ -68,8 +68,11 @@ struct Params {
     flags: u32,
     // -inf from the host (see `nan`): the argmaxes' starting value.
     neg_inf: f32,
-    _pad0: u32,
-    _pad1: u32,
+    // Workgroups of `target_partials` and `loss_partials` (1..=STATS_WG),
+    // each over a contiguous block of rows; their partials lie in `aux` from
+    // word `partials` on (4 words per workgroup).
+    groups: u32,
+    partials: u32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -171,70 +174,117 @@ fn chunk_base(row: u32) -> u32 {
 }
 
 // ---------------------------------------------------------------- target_stats
+//
+// The mean's denominator and the bad-target check, in two dispatches:
+//   target_partials  p.groups workgroups, each over a contiguous block of
+//                    rows -> its partial in aux (4 words);
+//   target_stats     one workgroup: merges the partials in group order,
+//                    writes aux[0..2] and the status buffer.
+// (A single workgroup over all rows took 6 ms for 524 288 rows on lavapipe:
+// one core walking the targets.)
+
+struct TargetStats {
+    denom: f32,
+    count: u32,
+    bad: u32,
+    first: u32,
+}
 
 var<workgroup> st_denom: array<f32, STATS_WG>;
 var<workgroup> st_count: array<u32, STATS_WG>;
-var<workgroup> st_wsum: array<f32, STATS_WG>;
 var<workgroup> st_bad: array<u32, STATS_WG>;
 var<workgroup> st_first: array<u32, STATS_WG>;
 
-@compute @workgroup_size(256)
-fn target_stats(@builtin(local_invocation_index) lid: u32) {
-    var denom = 0.0;
-    var count = 0u;
-    var bad = 0u;
-    var first = NO_POSITION;
-    let weighted = HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS;
-    if (TARGET_KIND == TARGET_PROBS) {
-        // PyTorch: a mean over probability targets divides by the number of rows.
-        count = (p.rows + STATS_WG - 1u - lid) / STATS_WG;
-    } else {
-        for (var i = lid; i < p.rows; i += STATS_WG) {
-            let t = class_target(i);
-            if (t == p.ignore_index) {
-                continue;
-            }
-            if (t < 0 || u32(t) >= p.classes) {
-                bad += 1u;
-                first = min(first, i);
-                continue;
-            }
-            count += 1u;
-            denom += class_weight(u32(t)) * sample_weight(i);
-        }
-    }
-    var wsum = 0.0;
-    for (var c = lid; c < p.classes; c += STATS_WG) {
-        wsum += class_weight(c);
-    }
-    st_denom[lid] = denom;
-    st_count[lid] = count;
-    st_wsum[lid] = wsum;
-    st_bad[lid] = bad;
-    st_first[lid] = first;
+// Rows [x, y) of workgroup g of the partial kernels.
+fn group_rows(g: u32) -> vec2<u32> {
+    let block = (p.rows + p.groups - 1u) / p.groups;
+    let r0 = min(g * block, p.rows);
+    return vec2<u32>(r0, min(r0 + block, p.rows));
+}
+
+// Fixed-order tree over the workgroup; every invocation gets the total.
+// Call from uniform control flow.
+fn workgroup_stats(lid: u32, s: TargetStats) -> TargetStats {
+    // Every invocation has read the previous call's total.
+    workgroupBarrier();
+    st_denom[lid] = s.denom;
+    st_count[lid] = s.count;
+    st_bad[lid] = s.bad;
+    st_first[lid] = s.first;
     workgroupBarrier();
     for (var off = STATS_WG / 2u; off > 0u; off >>= 1u) {
         if (lid < off) {
             st_denom[lid] += st_denom[lid + off];
             st_count[lid] += st_count[lid + off];
-            st_wsum[lid] += st_wsum[lid + off];
             st_bad[lid] += st_bad[lid + off];
             st_first[lid] = min(st_first[lid], st_first[lid + off]);
         }
         workgroupBarrier();
     }
+    return TargetStats(st_denom[0], st_count[0], st_bad[0], st_first[0]);
+}
+
+@compute @workgroup_size(256)
+fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let rows = group_rows(wid.x);
+    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    if (TARGET_KIND == TARGET_PROBS) {
+        // PyTorch: a mean over probability targets divides by the number of rows.
+        if (rows.x + lid < rows.y) {
+            s.count = (rows.y - rows.x - lid + STATS_WG - 1u) / STATS_WG;
+        }
+    } else {
+        for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
+            let t = class_target(i);
+            if (t == p.ignore_index) {
+                continue;
+            }
+            if (t < 0 || u32(t) >= p.classes) {
+                s.bad += 1u;
+                s.first = min(s.first, i);
+                continue;
+            }
+            s.count += 1u;
+            s.denom += class_weight(u32(t)) * sample_weight(i);
+        }
+    }
+    let total = workgroup_stats(lid, s);
     if (lid == 0u) {
+        let slot = p.partials + 4u * wid.x;
+        aux[slot] = bitcast<u32>(total.denom);
+        aux[slot + 1u] = total.count;
+        aux[slot + 2u] = total.bad;
+        aux[slot + 3u] = total.first;
+    }
+}
+
+@compute @workgroup_size(256)
+fn target_stats(@builtin(local_invocation_index) lid: u32) {
+    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    if (lid < p.groups) {
+        let slot = p.partials + 4u * lid;
+        s = TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]);
+    }
+    let total = workgroup_stats(lid, s);
+    // The class weights' sum, over the same tree (in st_denom).
+    var wsum = 0.0;
+    for (var c = lid; c < p.classes; c += STATS_WG) {
+        wsum += class_weight(c);
+    }
+    let weights = workgroup_stats(lid, TargetStats(wsum, 0u, 0u, 0u)).denom;
+    if (lid == 0u) {
+        let weighted = HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS;
         if (weighted && TARGET_KIND != TARGET_PROBS) {
-            aux[0] = bitcast<u32>(st_denom[0]);
+            aux[0] = bitcast<u32>(total.denom);
         } else {
             // Counted in integers: exact up to 2^24 rows in the f32.
-            aux[0] = bitcast<u32>(f32(st_count[0]));
+            aux[0] = bitcast<u32>(f32(total.count));
         }
-        aux[1] = bitcast<u32>(select(f32(p.classes), st_wsum[0], HAS_WEIGHTS));
-        status[0] = st_bad[0];
-        if (st_bad[0] != 0u) {
-            status[1] = st_first[0];
-            status[2] = bitcast<u32>(class_target(st_first[0]));
+        aux[1] = bitcast<u32>(select(f32(p.classes), weights, HAS_WEIGHTS));
+        status[0] = total.bad;
+        if (total.bad != 0u) {
+            status[1] = total.first;
+            status[2] = bitcast<u32>(class_target(total.first));
         } else {
             status[1] = 0u;
             status[2] = 0u;
@@ -1034,6 +1084,77 @@ override FIXED_N: u32 = 1u;
 // The most either kernel holds (`FIXED_*_MAX` in record.rs).
 const MAX_FIXED: u32 = 32u;
 
+// Pass 2 of the fixed kernels, vectorised over a vec4's four lanes: four
+// pixels (four plans) in rows_pixels4_fixed, four classes of one row (its
+// plan in every lane) in rows_narrow4_fixed. The loop over the row writes
+// every element as if it were not its row's target (`quad_grad`); each
+// target's element is then written again with grad_value. That keeps the
+// loop short: llvmpipe unrolls these constant-trip-count loops, keeping `xs`
+// in registers, only while their bodies are small, and a loop it keeps
+// indexes `xs` in memory. One vec4 compare-and-select more per element took
+// the map 8 x 21 x 256 x 256 from 20 to 30 ms (BENCHMARKS.md).
+struct QuadPlan {
+    m: vec4<f32>,
+    // logits: exp(x - m) * k, k = a (q + 2 z r lse) / s
+    k: vec4<f32>,
+    // a eps / C: the smoothing's share of the one-hot term, times w_c
+    spread: vec4<f32>,
+    // rows of kind 0 take the gradient above, the others `special`
+    // (0 for ignored rows, NaN for a class index out of range)
+    plain: vec4<bool>,
+    special: vec4<f32>,
+}
+
+fn quad_plan(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan) -> QuadPlan {
+    let kind = vec4<u32>(p0.kind, p1.kind, p2.kind, p3.kind);
+    let a = vec4<f32>(p0.a, p1.a, p2.a, p3.a);
+    let inv_s = vec4<f32>(p0.inv_s, p1.inv_s, p2.inv_s, p3.inv_s);
+    var q = vec4<f32>(p0.q, p1.q, p2.q, p3.q);
+    if (Z_LOSS) {
+        let r = vec4<f32>(p0.r, p1.r, p2.r, p3.r);
+        let lse = vec4<f32>(p0.lse, p1.lse, p2.lse, p3.lse);
+        q += r * 2.0 * p.z_loss * lse;
+    }
+    return QuadPlan(
+        vec4<f32>(p0.m, p1.m, p2.m, p3.m),
+        a * q * inv_s,
+        a * (p.smoothing / f32(p.classes)),
+        kind == vec4<u32>(0u),
+        select(vec4<f32>(0.0), vec4<f32>(p.nan), kind == vec4<u32>(2u)),
+    );
+}
+
+// grad_value of inputs x (class weights w) that are not their row's target
+// (class-index targets only).
+fn quad_grad(g: QuadPlan, w: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
+    var r: vec4<f32>;
+    if (INPUT_KIND == INPUT_LOGITS) {
+        r = exp(x - g.m) * g.k;
+        if (SMOOTHING) {
+            r -= g.spread * w;
+        }
+    } else if (INPUT_KIND == INPUT_LOG_PROBS) {
+        r = -(g.spread * w);
+    } else {
+        // 0 / 0 = NaN at a zero probability, as grad_value.
+        r = -(g.spread * w) / x;
+    }
+    return select(g.special, r, g.plain);
+}
+
+fn store_grad_at4(idx: u32, v: f32) {
+    grad4[idx / 4u][idx % 4u] = ELEM(v);
+}
+
+// The target's element of a pixel whose class 0 is at `idx` (after quad_grad).
+fn pixel_target(plan: RowPlan, idx: u32, x_t: f32) {
+    if (plan.kind == 0u) {
+        let t = plan.target_class;
+        let i = idx + t * p.inner;
+        store_grad_at4(i, grad_value(plan, t, i, x_t));
+    }
+}
+
 // rows_narrow4 with FIXED_N = classes / 4.
 @compute @workgroup_size(64)
 fn rows_narrow4_fixed(
@@ -1049,12 +1170,18 @@ fn rows_narrow4_fixed(
     let base4 = base / 4u;
     var xs: array<vec4<f32>, MAX_FIXED>;
     var total = empty_partial();
+    // The target's logit is picked up here, while the row is read.
+    let t = vec4<u32>(bitcast<u32>(class_target(row)));
+    var hit = vec4<f32>(0.0);
     // The max first, then the sum (see rows_pixels4_fixed).
     var m4 = vec4<f32>(LOWEST);
     for (var j = 0u; j < FIXED_N; j++) {
         let v = load_input4(base4 + j);
         xs[j] = v;
         m4 = max(m4, v);
+        if (TARGET_KIND != TARGET_PROBS) {
+            hit += select(vec4<f32>(0.0), v, quad_classes(4u * j) == t);
+        }
         if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
             let c = 4u * j;
             total = gather_extra(total, c, base + c, v.x);
@@ -1071,17 +1198,35 @@ fn rows_narrow4_fixed(
     total.m = m;
     total.s = (e.x + e.y) + (e.z + e.w);
     let plan = plan_row(row, total);
-    var acc = vec2<f32>(0.0);
-    for (var j = 0u; j < FIXED_N; j++) {
-        let v = xs[j];
-        let c = 4u * j;
-        let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
-        acc += vec2<f32>(loss_quad(plan, c, base + c, v), (hit.x + hit.y) + (hit.z + hit.w));
-        if (WRITE_GRAD) {
-            store_grad4(base4 + j, grad_quad(plan, c, base + c, v));
+    let x_t = (hit.x + hit.y) + (hit.z + hit.w);
+    if (WRITE_GRAD) {
+        if (TARGET_KIND == TARGET_PROBS) {
+            for (var j = 0u; j < FIXED_N; j++) {
+                store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, xs[j]));
+            }
+        } else {
+            let g = quad_plan(plan, plan, plan, plan);
+            for (var j = 0u; j < FIXED_N; j++) {
+                var w = vec4<f32>(1.0);
+                if (HAS_WEIGHTS && SMOOTHING) {
+                    let c = 4u * j;
+                    w = vec4<f32>(weights[c], weights[c + 1u], weights[c + 2u], weights[c + 3u]);
+                }
+                store_grad4(base4 + j, quad_grad(g, w, xs[j]));
+            }
+            if (plan.kind == 0u) {
+                let t = plan.target_class;
+                store_grad_at4(base + t, grad_value(plan, t, base + t, x_t));
+            }
         }
     }
-    finish_row(plan, row, acc.y, total, acc.x);
+    var acc = 0.0;
+    if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
+        for (var j = 0u; j < FIXED_N; j++) {
+            acc += loss_quad(plan, 4u * j, base + 4u * j, xs[j]);
+        }
+    }
+    finish_row(plan, row, x_t, total, acc);
 }
 
 // rows_pixels4 with FIXED_N = classes.
@@ -1102,6 +1247,14 @@ fn rows_pixels4_fixed(
     var t1 = empty_partial();
     var t2 = empty_partial();
     var t3 = empty_partial();
+    // The targets' logits are picked up here, while the pixels are read.
+    let targets4 = bitcast<vec4<u32>>(vec4<i32>(
+        class_target(row0),
+        class_target(row0 + 1u),
+        class_target(row0 + 2u),
+        class_target(row0 + 3u),
+    ));
+    var x_t = vec4<f32>(0.0);
     // With the row in registers, the max first and then the sum: one exp
     // per element and no rescaling.
     var m = vec4<f32>(LOWEST);
@@ -1110,6 +1263,9 @@ fn rows_pixels4_fixed(
         let v = load_input4(idx / 4u);
         xs[c] = v;
         m = max(m, v);
+        if (TARGET_KIND != TARGET_PROBS) {
+            x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == targets4);
+        }
         if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
             t0 = gather_extra(t0, c, idx, v.x);
             t1 = gather_extra(t1, c, idx + 1u, v.y);
@@ -1133,14 +1289,36 @@ fn rows_pixels4_fixed(
     let p1 = plan_row(row0 + 1u, t1);
     let p2 = plan_row(row0 + 2u, t2);
     let p3 = plan_row(row0 + 3u, t3);
-    let targets4 = vec4<u32>(p0.target_class, p1.target_class, p2.target_class, p3.target_class);
+    if (WRITE_GRAD) {
+        if (TARGET_KIND == TARGET_PROBS) {
+            for (var c = 0u; c < FIXED_N; c++) {
+                let idx = base + c * stride;
+                pixel_quad(p0, p1, p2, p3, c, idx, xs[c]);
+            }
+        } else {
+            let g = quad_plan(p0, p1, p2, p3);
+            for (var c = 0u; c < FIXED_N; c++) {
+                let idx = base + c * stride;
+                store_grad4(idx / 4u, quad_grad(g, vec4<f32>(class_weight(c)), xs[c]));
+            }
+            pixel_target(p0, base, x_t.x);
+            pixel_target(p1, base + 1u, x_t.y);
+            pixel_target(p2, base + 2u, x_t.z);
+            pixel_target(p3, base + 3u, x_t.w);
+        }
+    }
     var acc = vec4<f32>(0.0);
-    var x_t = vec4<f32>(0.0);
-    for (var c = 0u; c < FIXED_N; c++) {
-        let idx = base + c * stride;
-        let v = xs[c];
-        x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == targets4);
-        acc += pixel_quad(p0, p1, p2, p3, c, idx, v);
+    if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
+        for (var c = 0u; c < FIXED_N; c++) {
+            let idx = base + c * stride;
+            let v = xs[c];
+            acc += vec4<f32>(
+                loss_term(p0, c, idx, v.x),
+                loss_term(p1, c, idx + 1u, v.y),
+                loss_term(p2, c, idx + 2u, v.z),
+                loss_term(p3, c, idx + 3u, v.w),
+            );
+        }
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);
     finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
@@ -1278,20 +1456,17 @@ fn split_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------- reduce_loss
+//
+// The reduced loss (and the count of correct rows) in two dispatches, as
+// target_stats: `loss_partials` sums each block of rows into aux, then
+// `reduce_loss` merges the blocks in order.
 
 var<workgroup> red_sum: array<f32, STATS_WG>;
 var<workgroup> red_correct: array<u32, STATS_WG>;
 
-@compute @workgroup_size(256)
-fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
-    var acc = 0.0;
-    var correct = 0u;
-    for (var i = lid; i < p.rows; i += STATS_WG) {
-        acc += row_loss[i];
-        if (COUNT_CORRECT) {
-            correct += aux[AUX_ROWS + i];
-        }
-    }
+// Fixed-order tree over the workgroup (call from uniform control flow);
+// invocation 0 gets the total.
+fn workgroup_loss(lid: u32, acc: f32, correct: u32) -> vec2<u32> {
     red_sum[lid] = acc;
     red_correct[lid] = correct;
     workgroupBarrier();
@@ -1302,19 +1477,50 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
     }
+    return vec2<u32>(bitcast<u32>(red_sum[0]), red_correct[0]);
+}
+
+@compute @workgroup_size(256)
+fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let rows = group_rows(wid.x);
+    var acc = 0.0;
+    var correct = 0u;
+    for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
+        acc += row_loss[i];
+        if (COUNT_CORRECT) {
+            correct += aux[AUX_ROWS + i];
+        }
+    }
+    let total = workgroup_loss(lid, acc, correct);
     if (lid == 0u) {
+        aux[p.partials + 4u * wid.x] = total.x;
+        aux[p.partials + 4u * wid.x + 1u] = total.y;
+    }
+}
+
+@compute @workgroup_size(256)
+fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    var correct = 0u;
+    if (lid < p.groups) {
+        acc = bitcast<f32>(aux[p.partials + 4u * lid]);
+        correct = aux[p.partials + 4u * lid + 1u];
+    }
+    let total = workgroup_loss(lid, acc, correct);
+    if (lid == 0u) {
+        let sum = bitcast<f32>(total.x);
         if (p.reduction == REDUCTION_MEAN) {
             if (denominator() == 0.0 && p.empty_mean_zero != 0u) {
                 loss_out[0] = 0.0;
             } else {
                 // 0 / 0 = NaN for an all-ignored batch, as in PyTorch.
-                loss_out[0] = red_sum[0] / denominator();
+                loss_out[0] = sum / denominator();
             }
         } else if (p.reduction != 0u) {
-            loss_out[0] = red_sum[0];
+            loss_out[0] = sum;
         }
         if (COUNT_CORRECT) {
-            correct_out[0] = red_correct[0];
+            correct_out[0] = total.y;
         }
     }
 }

@@ -96,6 +96,7 @@ pub(crate) struct CrossEntropyVariant {
 
 /// The pipelines of one cross-entropy call, in dispatch order.
 pub(crate) struct CrossEntropyPipelines {
+    pub target_partials: wgpu::ComputePipeline,
     pub target_stats: wgpu::ComputePipeline,
     pub rows_wide: wgpu::ComputePipeline,
     pub rows_narrow: wgpu::ComputePipeline,
@@ -107,6 +108,7 @@ pub(crate) struct CrossEntropyPipelines {
     pub split_partial: wgpu::ComputePipeline,
     pub split_rows: wgpu::ComputePipeline,
     pub split_finish: wgpu::ComputePipeline,
+    pub loss_partials: wgpu::ComputePipeline,
     pub reduce_loss: wgpu::ComputePipeline,
 }
 
@@ -417,6 +419,7 @@ impl Kernels {
         let module = self.module_for(device, v)?;
         let build = |entry: &str| specialised(device, &module, entry, &constants);
         let pipelines = Arc::new(CrossEntropyPipelines {
+            target_partials: build("target_partials"),
             target_stats: build("target_stats"),
             rows_wide: build("rows_wide"),
             rows_narrow: build("rows_narrow"),
@@ -428,6 +431,7 @@ impl Kernels {
             split_partial: build("split_partial"),
             split_rows: build("split_rows"),
             split_finish: build("split_finish"),
+            loss_partials: build("loss_partials"),
             reduce_loss: build("reduce_loss"),
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

@@ -30,6 +30,12 @@ const MAX_SPLITS: usize = 32;
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
+/// Workgroup size of the row reductions (`STATS_WG` in the shader): at most
+/// this many workgroups of `target_partials` and `loss_partials`.
+const STATS_WG: u64 = 256;
+/// Rows per workgroup of those reductions, before the clamp to `STATS_WG`.
+const STATS_BLOCK_ROWS: u64 = 8192;
+
 /// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
 /// specialised for their class count, the row held in registers.
 const FIXED_QUADS_MAX: usize = 16;
@@ -284,7 +290,8 @@ struct CrossEntropyParams {
     target_delta: u32,
     flags: u32,
     neg_inf: f32,
-    _pad: [u32; 2],
+    groups: u32,
+    partials: u32,
 }
 
 /// Mirrors `Params` in `shaders/softmax.wgsl`.
@@ -475,6 +482,16 @@ impl Context {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
         };
+        // Scratch: 4 words of statistics, a flag per row when counting
+        // correct predictions, 9 words per (row, span) for split rows or per
+        // row for the mixed kernel's plans (with a gradient), 4 words per
+        // workgroup of the row reductions; the per-row losses of `mean` and
+        // `sum`. Each is bound whole, so each must fit one binding.
+        let plans = u64::from(strategy == RowStrategy::WideMixed && write_grad);
+        let flags = if b.correct.is_some() { rows } else { 0 };
+        let partials = 4 + flags + rows * (splits + plans) * 9;
+        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_WG);
+        let aux_bytes = 4 * (partials + 4 * groups);
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -496,9 +513,10 @@ impl Context {
             },
             elem_offset: 0,
             target_delta: 0,
-            flags: if b.correct.is_some() { rows as u32 } else { 0 },
+            flags: flags as u32,
             neg_inf: f32::NEG_INFINITY,
-            _pad: [0; 2],
+            groups: groups as u32,
+            partials: partials as u32,
         };
         let variant = CrossEntropyVariant {
             target_kind,
@@ -516,13 +534,6 @@ impl Context {
         let k = self.kernels.cross_entropy(&self.device, variant)?;
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
-        // Scratch: 4 words of statistics, a flag per row when counting
-        // correct predictions, 9 words per (row, span) for split rows or per
-        // row for the mixed kernel's plans (with a gradient); the per-row
-        // losses of `mean` and `sum`. Each is bound whole, so each must fit
-        // one binding.
-        let plans = u64::from(strategy == RowStrategy::WideMixed && write_grad);
-        let aux_bytes = 4 * (4 + u64::from(params.flags) + rows * (splits + plans) * 9);
         let row_loss_bytes = if opts.reduction == Reduction::None {
             0
         } else {
@@ -601,17 +612,13 @@ impl Context {
             RowStrategy::Pixels4 => &k.rows_pixels4,
             RowStrategy::Split { .. } => &k.split_rows,
         });
-        let stats_group = self.bind(
-            &k.target_stats,
-            &[
-                (0, &uniform),
-                (2, targets),
-                (3, weights),
-                (4, &aux),
-                (5, b.status),
-                (9, sample_weights),
-            ],
-        );
+        let stats_slots = [(0, &uniform), (2, targets), (3, weights), (4, &aux)];
+        let mut partials_slots = stats_slots.to_vec();
+        partials_slots.push((9, sample_weights));
+        let partials_group = self.bind(&k.target_partials, &partials_slots);
+        let mut stats_slots = stats_slots.to_vec();
+        stats_slots.push((5, b.status));
+        let stats_group = self.bind(&k.target_stats, &stats_slots);
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
@@ -717,20 +724,21 @@ impl Context {
                 }
             }
         }
+        let loss_group = self.bind(
+            &k.loss_partials,
+            &[(0, &uniform), (4, &aux), (6, &row_loss)],
+        );
         let reduce_group = self.bind(
             &k.reduce_loss,
-            &[
-                (0, &uniform),
-                (4, &aux),
-                (6, &row_loss),
-                (8, loss_out),
-                (11, correct),
-            ],
+            &[(0, &uniform), (4, &aux), (8, loss_out), (11, correct)],
         );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),
             timestamp_writes,
         });
+        pass.set_pipeline(&k.target_partials);
+        pass.set_bind_group(0, &partials_group, &[]);
+        pass.dispatch_workgroups(groups as u32, 1, 1);
         pass.set_pipeline(&k.target_stats);
         pass.set_bind_group(0, &stats_group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
@@ -739,9 +747,15 @@ impl Context {
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
         }
-        pass.set_pipeline(&k.reduce_loss);
-        pass.set_bind_group(0, &reduce_group, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
+        // `none` without a count of correct rows has nothing to reduce.
+        if opts.reduction != Reduction::None || b.correct.is_some() {
+            pass.set_pipeline(&k.loss_partials);
+            pass.set_bind_group(0, &loss_group, &[]);
+            pass.dispatch_workgroups(groups as u32, 1, 1);
+            pass.set_pipeline(&k.reduce_loss);
+            pass.set_bind_group(0, &reduce_group, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
         Ok(())
     }
 
