@@ -180,6 +180,8 @@ fn chunk_base(row: u32) -> u32 {
 //                    rows -> its partial in aux (4 words);
 //   target_stats     one workgroup: merges the partials in group order,
 //                    writes aux[0..2] and the status buffer.
+// With one block (p.groups == 1) target_stats reads the rows itself and
+// target_partials is not dispatched.
 // (A single workgroup over all rows took 6 ms for 524 288 rows on lavapipe:
 // one core walking the targets.)
 
@@ -224,9 +226,9 @@ fn workgroup_stats(lid: u32, s: TargetStats) -> TargetStats {
     return TargetStats(st_denom[0], st_count[0], st_bad[0], st_first[0]);
 }
 
-@compute @workgroup_size(256)
-fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let rows = group_rows(wid.x);
+// One invocation's share of block g.
+fn target_block(lid: u32, g: u32) -> TargetStats {
+    let rows = group_rows(g);
     var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
     if (TARGET_KIND == TARGET_PROBS) {
         // PyTorch: a mean over probability targets divides by the number of rows.
@@ -248,7 +250,12 @@ fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
             s.denom += class_weight(u32(t)) * sample_weight(i);
         }
     }
-    let total = workgroup_stats(lid, s);
+    return s;
+}
+
+@compute @workgroup_size(256)
+fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let total = workgroup_stats(lid, target_block(lid, wid.x));
     if (lid == 0u) {
         let slot = p.partials + 4u * wid.x;
         aux[slot] = bitcast<u32>(total.denom);
@@ -260,8 +267,11 @@ fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 
 @compute @workgroup_size(256)
 fn target_stats(@builtin(local_invocation_index) lid: u32) {
+    // One block: no target_partials dispatch, the rows are read here.
     var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
-    if (lid < p.groups) {
+    if (p.groups == 1u) {
+        s = target_block(lid, 0u);
+    } else if (lid < p.groups) {
         let slot = p.partials + 4u * lid;
         s = TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]);
     }
@@ -1459,7 +1469,8 @@ fn split_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
 //
 // The reduced loss (and the count of correct rows) in two dispatches, as
 // target_stats: `loss_partials` sums each block of rows into aux, then
-// `reduce_loss` merges the blocks in order.
+// `reduce_loss` merges the blocks in order (or, with one block, sums the
+// rows itself).
 
 var<workgroup> red_sum: array<f32, STATS_WG>;
 var<workgroup> red_correct: array<u32, STATS_WG>;
@@ -1480,9 +1491,9 @@ fn workgroup_loss(lid: u32, acc: f32, correct: u32) -> vec2<u32> {
     return vec2<u32>(bitcast<u32>(red_sum[0]), red_correct[0]);
 }
 
-@compute @workgroup_size(256)
-fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let rows = group_rows(wid.x);
+// One invocation's share of block g: (loss sum, correct rows).
+fn loss_block(lid: u32, g: u32) -> vec2<u32> {
+    let rows = group_rows(g);
     var acc = 0.0;
     var correct = 0u;
     for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
@@ -1491,7 +1502,13 @@ fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             correct += aux[AUX_ROWS + i];
         }
     }
-    let total = workgroup_loss(lid, acc, correct);
+    return vec2<u32>(bitcast<u32>(acc), correct);
+}
+
+@compute @workgroup_size(256)
+fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let block = loss_block(lid, wid.x);
+    let total = workgroup_loss(lid, bitcast<f32>(block.x), block.y);
     if (lid == 0u) {
         aux[p.partials + 4u * wid.x] = total.x;
         aux[p.partials + 4u * wid.x + 1u] = total.y;
@@ -1500,12 +1517,15 @@ fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 
 @compute @workgroup_size(256)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
-    var acc = 0.0;
-    var correct = 0u;
-    if (lid < p.groups) {
-        acc = bitcast<f32>(aux[p.partials + 4u * lid]);
-        correct = aux[p.partials + 4u * lid + 1u];
+    // One block: no loss_partials dispatch, the rows are read here.
+    var block = vec2<u32>(0u);
+    if (p.groups == 1u) {
+        block = loss_block(lid, 0u);
+    } else if (lid < p.groups) {
+        block = vec2<u32>(aux[p.partials + 4u * lid], aux[p.partials + 4u * lid + 1u]);
     }
+    let acc = bitcast<f32>(block.x);
+    let correct = block.y;
     let total = workgroup_loss(lid, acc, correct);
     if (lid == 0u) {
         let sum = bitcast<f32>(total.x);

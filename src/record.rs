@@ -53,8 +53,9 @@ pub(crate) enum RowStrategy {
     Narrow,
     /// A workgroup per row, vec4 access (inner = 1, C % 4 = 0).
     Wide4,
-    /// A workgroup per row, vec4 loads and scalar stores (inner = 1, any C,
-    /// not in place).
+    /// A workgroup per row, vec4 access to rows that start and end
+    /// mid-vec4 (inner = 1, any C), then `mixed_seams` for the vec4s that
+    /// two rows share.
     WideMixed,
     /// An invocation per row, vec4 access (inner = 1, C % 4 = 0).
     Narrow4,
@@ -612,10 +613,14 @@ impl Context {
             RowStrategy::Pixels4 => &k.rows_pixels4,
             RowStrategy::Split { .. } => &k.split_rows,
         });
-        let stats_slots = [(0, &uniform), (2, targets), (3, weights), (4, &aux)];
-        let mut partials_slots = stats_slots.to_vec();
-        partials_slots.push((9, sample_weights));
-        let partials_group = self.bind(&k.target_partials, &partials_slots);
+        let stats_slots = [
+            (0, &uniform),
+            (2, targets),
+            (3, weights),
+            (4, &aux),
+            (9, sample_weights),
+        ];
+        let partials_group = self.bind(&k.target_partials, &stats_slots);
         let mut stats_slots = stats_slots.to_vec();
         stats_slots.push((5, b.status));
         let stats_group = self.bind(&k.target_stats, &stats_slots);
@@ -730,15 +735,23 @@ impl Context {
         );
         let reduce_group = self.bind(
             &k.reduce_loss,
-            &[(0, &uniform), (4, &aux), (8, loss_out), (11, correct)],
+            &[
+                (0, &uniform),
+                (4, &aux),
+                (6, &row_loss),
+                (8, loss_out),
+                (11, correct),
+            ],
         );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),
             timestamp_writes,
         });
-        pass.set_pipeline(&k.target_partials);
-        pass.set_bind_group(0, &partials_group, &[]);
-        pass.dispatch_workgroups(groups as u32, 1, 1);
+        if groups > 1 {
+            pass.set_pipeline(&k.target_partials);
+            pass.set_bind_group(0, &partials_group, &[]);
+            pass.dispatch_workgroups(groups as u32, 1, 1);
+        }
         pass.set_pipeline(&k.target_stats);
         pass.set_bind_group(0, &stats_group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
@@ -749,9 +762,11 @@ impl Context {
         }
         // `none` without a count of correct rows has nothing to reduce.
         if opts.reduction != Reduction::None || b.correct.is_some() {
-            pass.set_pipeline(&k.loss_partials);
-            pass.set_bind_group(0, &loss_group, &[]);
-            pass.dispatch_workgroups(groups as u32, 1, 1);
+            if groups > 1 {
+                pass.set_pipeline(&k.loss_partials);
+                pass.set_bind_group(0, &loss_group, &[]);
+                pass.dispatch_workgroups(groups as u32, 1, 1);
+            }
             pass.set_pipeline(&k.reduce_loss);
             pass.set_bind_group(0, &reduce_group, &[]);
             pass.dispatch_workgroups(1, 1, 1);

@@ -224,6 +224,27 @@ fn out_of_range_target_in_a_map_is_found_on_the_gpu() {
     }
 }
 
+#[test]
+fn the_first_bad_target_is_found_across_blocks_of_rows() {
+    // 20 000 rows are checked in blocks of 8 192 rows: the bad targets in the
+    // second and third blocks, the first of them named.
+    let logits = vec![0.25f32; 20_000 * 3];
+    let mut targets = vec![1i64; 20_000];
+    targets[17_000] = 9;
+    targets[9_000] = 7;
+    for e in both(&logits, &[20_000, 3], &targets, None, &opts()) {
+        match e {
+            Error::TargetOutOfRange {
+                position,
+                value: 7,
+                count: 2,
+                ..
+            } => assert_eq!(position, vec![9_000]),
+            _ => panic!("{e}"),
+        }
+    }
+}
+
 fn buffer(ctx: &xent::Context, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
     ctx.device()
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {

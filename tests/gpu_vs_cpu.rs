@@ -433,3 +433,60 @@ fn every_kernel_fits_webgpu_default_limits() {
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
 }
+
+#[test]
+fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
+    // Past 8 192 rows the mean's denominator, the loss and the count of
+    // correct rows are reduced per block of rows and then merged: rows, a
+    // map and the fixed-class kernels, with ignored rows, class and sample
+    // weights and probability targets (whose mean divides by the row count).
+    let Some(ctx) = ctx() else { return };
+    for dims in [
+        vec![20_000usize, 3],
+        vec![20_001, 8],
+        vec![3, 5, 64, 64],
+        vec![1, 3, 101, 97],
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        assert!(layout.rows() > 8192, "{dims:?} must span several blocks");
+        let mut rng = Rng(layout.rows() as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-6.0, 6.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| {
+                if rng.below(7) == 0 {
+                    -100
+                } else {
+                    rng.below(layout.classes) as i64
+                }
+            })
+            .collect();
+        let probs = common::soft_targets(&x, &dims);
+        let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
+        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
+        let weighted = xent::Weights {
+            class: Some(&cw[..]),
+            sample: Some(&sw[..]),
+        };
+        for (reduction, smoothing) in [(Reduction::Mean, 0.0), (Reduction::Sum, 0.1)] {
+            let opts = CrossEntropyOptions {
+                reduction,
+                label_smoothing: smoothing,
+                count_correct: true,
+                ..Default::default()
+            };
+            for (targets, weights) in [
+                (xent::Targets::I64(&t), xent::Weights::none()),
+                (xent::Targets::I64(&t), weighted),
+                (xent::Targets::Probs(&probs), xent::Weights::none()),
+            ] {
+                let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
+                let got = ctx
+                    .cross_entropy_with(&x, &dims, targets, weights, &opts)
+                    .unwrap();
+                let what = format!("{dims:?}, {reduction:?}, smoothing {smoothing}");
+                common::assert_matches_cpu(&what, &got, &want);
+                assert_eq!(got.correct, want.correct, "{what}");
+            }
+        }
+    }
+}
