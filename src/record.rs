@@ -322,13 +322,15 @@ impl Context {
     /// `dims` is the logits' shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`,
     /// class axis 1. One compute pass is recorded: target statistics (the
     /// mean's denominator and the class-index range check, into
-    /// `buffers.status`), the per-row loss and gradient (one dispatch per
+    /// `buffers.status`; two dispatches past 8 192 rows, per block of rows
+    /// and then their merge), the per-row loss and gradient (one dispatch per
     /// chunk of a tensor larger than one binding; three for few long rows,
     /// split over several workgroups each; two for long rows of C % 4 ≠ 0
     /// with a gradient, the second writing the vec4s that neighbouring rows
-    /// share), and the fixed-order reduction of
-    /// the loss and of the argmax count. Nothing is submitted;
-    /// results are in the caller's buffers once the caller submits.
+    /// share), and the fixed-order reduction of the loss and of the argmax
+    /// count (over the same blocks; none for `Reduction::None` without a
+    /// count). Nothing is submitted; results are in the caller's buffers
+    /// once the caller submits.
     ///
     /// The formulas of every option are on [`CrossEntropyOptions`]; the
     /// gradient is written when `buffers.grad` is given (`compute_grad` and
