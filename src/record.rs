@@ -615,17 +615,6 @@ impl Context {
             RowStrategy::Pixels4 => &k.rows_pixels4,
             RowStrategy::Split { .. } => &k.split_rows,
         });
-        let stats_slots = [
-            (0, &uniform),
-            (2, targets),
-            (3, weights),
-            (4, &aux),
-            (9, sample_weights),
-        ];
-        let partials_group = self.bind(&k.target_partials, &stats_slots);
-        let mut stats_slots = stats_slots.to_vec();
-        stats_slots.push((5, b.status));
-        let stats_group = self.bind(&k.target_stats, &stats_slots);
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
@@ -731,47 +720,49 @@ impl Context {
                 }
             }
         }
-        let loss_group = self.bind(
-            &k.loss_partials,
-            &[(0, &uniform), (4, &aux), (6, &row_loss)],
-        );
-        let reduce_group = self.bind(
-            &k.reduce_loss,
-            &[
-                (0, &uniform),
-                (4, &aux),
-                (6, &row_loss),
-                (8, loss_out),
-                (11, correct),
-            ],
-        );
+        // Every dispatch of the pass, in order. Past one block of rows the
+        // statistics and the loss take a dispatch per block, then a merge.
+        let blocks = groups > 1;
+        let reduce = opts.reduction != Reduction::None || b.correct.is_some();
+        let stats_slots = [
+            (0, &uniform),
+            (2, targets),
+            (3, weights),
+            (4, &aux),
+            (9, sample_weights),
+            (5, b.status),
+        ];
+        let loss_slots = [
+            (0, &uniform),
+            (4, &aux),
+            (6, &row_loss),
+            (8, loss_out),
+            (11, correct),
+        ];
+        let mut passes = Vec::with_capacity(rows_passes.len() + 4);
+        if blocks {
+            let group = self.bind(&k.target_partials, &stats_slots[..5]);
+            passes.push((&k.target_partials, group, (groups as u32, 1)));
+        }
+        let group = self.bind(&k.target_stats, &stats_slots);
+        passes.push((&k.target_stats, group, (1, 1)));
+        passes.extend(rows_passes);
+        if reduce && blocks {
+            let group = self.bind(&k.loss_partials, &loss_slots[..3]);
+            passes.push((&k.loss_partials, group, (groups as u32, 1)));
+        }
+        if reduce {
+            let group = self.bind(&k.reduce_loss, &loss_slots);
+            passes.push((&k.reduce_loss, group, (1, 1)));
+        }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent cross-entropy"),
             timestamp_writes,
         });
-        if groups > 1 {
-            pass.set_pipeline(&k.target_partials);
-            pass.set_bind_group(0, &partials_group, &[]);
-            pass.dispatch_workgroups(groups as u32, 1, 1);
-        }
-        pass.set_pipeline(&k.target_stats);
-        pass.set_bind_group(0, &stats_group, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
-        for (pipeline, group, grid) in &rows_passes {
+        for (pipeline, group, grid) in &passes {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
-        }
-        // `none` without a count of correct rows has nothing to reduce.
-        if opts.reduction != Reduction::None || b.correct.is_some() {
-            if groups > 1 {
-                pass.set_pipeline(&k.loss_partials);
-                pass.set_bind_group(0, &loss_group, &[]);
-                pass.dispatch_workgroups(groups as u32, 1, 1);
-            }
-            pass.set_pipeline(&k.reduce_loss);
-            pass.set_bind_group(0, &reduce_group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
         }
         Ok(())
     }
