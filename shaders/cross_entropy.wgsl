@@ -1084,10 +1084,11 @@ fn rows_pixels4(
 //
 // Short rows whose class count is fixed when the pipeline is built
 // (`FIXED_N`, an override the host sets per class count): every loop has a
-// constant trip count, so the compiler unrolls it and keeps the row in
-// registers between the passes. The input is read from memory once, not
-// twice. The target logit is picked up in pass 2 (no dynamic index into the
-// row, which would put it back in memory).
+// constant trip count, so the compiler can unroll it and keep the row in
+// registers between the passes (llvmpipe does while a loop's body is short:
+// see QuadPlan). The input is read from memory once, not twice. The target
+// logit is picked up in pass 1 by a select per element (no dynamic index
+// into the row, which would put it back in memory).
 
 // Quads per row in rows_narrow4_fixed, classes in rows_pixels4_fixed.
 override FIXED_N: u32 = 1u;
