@@ -181,9 +181,9 @@ fn chunk_base(row: u32) -> u32 {
 //   target_stats     one workgroup: merges the partials in group order,
 //                    writes aux[0..2] and the status buffer.
 // With one block (p.groups == 1) target_stats reads the rows itself and
-// target_partials is not dispatched.
-// (A single workgroup over all rows took 6 ms for 524 288 rows on lavapipe:
-// one core walking the targets.)
+// target_partials is not dispatched. (One workgroup over every row would
+// leave a GPU's other compute units idle for the walk; on lavapipe the
+// blocks measured about even: BENCHMARKS.md.)
 
 struct TargetStats {
     denom: f32,
@@ -204,8 +204,15 @@ fn group_rows(g: u32) -> vec2<u32> {
     return vec2<u32>(r0, min(r0 + block, p.rows));
 }
 
-// Fixed-order tree over the workgroup; every invocation gets the total.
-// Call from uniform control flow.
+// Where block g's partial lies in aux (4 words).
+fn block_slot(g: u32) -> u32 {
+    return p.partials + 4u * g;
+}
+
+// Fixed-order tree over the workgroup: the sums of denom, count and bad and
+// the min of first; every invocation gets the total. Call from uniform
+// control flow. (The loss reduction uses it too: loss in denom, correct rows
+// in count.)
 fn workgroup_stats(lid: u32, s: TargetStats) -> TargetStats {
     // Every invocation has read the previous call's total.
     workgroupBarrier();
@@ -257,7 +264,7 @@ fn target_block(lid: u32, g: u32) -> TargetStats {
 fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let total = workgroup_stats(lid, target_block(lid, wid.x));
     if (lid == 0u) {
-        let slot = p.partials + 4u * wid.x;
+        let slot = block_slot(wid.x);
         aux[slot] = bitcast<u32>(total.denom);
         aux[slot + 1u] = total.count;
         aux[slot + 2u] = total.bad;
@@ -272,7 +279,7 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
     if (p.groups == 1u) {
         s = target_block(lid, 0u);
     } else if (lid < p.groups) {
-        let slot = p.partials + 4u * lid;
+        let slot = block_slot(lid);
         s = TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]);
     }
     let total = workgroup_stats(lid, s);
@@ -1021,6 +1028,11 @@ fn pixel_quad(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan, c: u32, idx: u
             grad_value(p3, c, idx + 3u, v.w),
         ));
     }
+    return pixel_loss(p0, p1, p2, p3, c, idx, v);
+}
+
+// The loss terms of class c for four neighbouring pixels.
+fn pixel_loss(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan, c: u32, idx: u32, v: vec4<f32>) -> vec4<f32> {
     if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
         return vec4<f32>(
             loss_term(p0, c, idx, v.x),
@@ -1157,8 +1169,9 @@ fn store_grad_at4(idx: u32, v: f32) {
     grad4[idx / 4u][idx % 4u] = ELEM(v);
 }
 
-// The target's element of a pixel whose class 0 is at `idx` (after quad_grad).
-fn pixel_target(plan: RowPlan, idx: u32, x_t: f32) {
+// After quad_grad: the target's element of the row (or pixel) whose class 0
+// is at `idx`, from its input x_t.
+fn store_target(plan: RowPlan, idx: u32, x_t: f32) {
     if (plan.kind == 0u) {
         let t = plan.target_class;
         let i = idx + t * p.inner;
@@ -1210,12 +1223,14 @@ fn rows_narrow4_fixed(
     total.s = (e.x + e.y) + (e.z + e.w);
     let plan = plan_row(row, total);
     let x_t = (hit.x + hit.y) + (hit.z + hit.w);
-    if (WRITE_GRAD) {
-        if (TARGET_KIND == TARGET_PROBS) {
-            for (var j = 0u; j < FIXED_N; j++) {
-                store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, xs[j]));
-            }
-        } else {
+    var acc = 0.0;
+    if (TARGET_KIND == TARGET_PROBS) {
+        // The gradient (if any) and the loss terms of each quad.
+        for (var j = 0u; j < FIXED_N; j++) {
+            acc += quad_pass2(plan, base4 + j, 4u * j, xs[j]).x;
+        }
+    } else {
+        if (WRITE_GRAD) {
             let g = quad_plan(plan, plan, plan, plan);
             for (var j = 0u; j < FIXED_N; j++) {
                 var w = vec4<f32>(1.0);
@@ -1225,16 +1240,12 @@ fn rows_narrow4_fixed(
                 }
                 store_grad4(base4 + j, quad_grad(g, w, xs[j]));
             }
-            if (plan.kind == 0u) {
-                let t = plan.target_class;
-                store_grad_at4(base + t, grad_value(plan, t, base + t, x_t));
-            }
+            store_target(plan, base, x_t);
         }
-    }
-    var acc = 0.0;
-    if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
-        for (var j = 0u; j < FIXED_N; j++) {
-            acc += loss_quad(plan, 4u * j, base + 4u * j, xs[j]);
+        if (SMOOTHING) {
+            for (var j = 0u; j < FIXED_N; j++) {
+                acc += loss_quad(plan, 4u * j, base + 4u * j, xs[j]);
+            }
         }
     }
     finish_row(plan, row, x_t, total, acc);
@@ -1300,35 +1311,28 @@ fn rows_pixels4_fixed(
     let p1 = plan_row(row0 + 1u, t1);
     let p2 = plan_row(row0 + 2u, t2);
     let p3 = plan_row(row0 + 3u, t3);
-    if (WRITE_GRAD) {
-        if (TARGET_KIND == TARGET_PROBS) {
-            for (var c = 0u; c < FIXED_N; c++) {
-                let idx = base + c * stride;
-                pixel_quad(p0, p1, p2, p3, c, idx, xs[c]);
-            }
-        } else {
+    var acc = vec4<f32>(0.0);
+    if (TARGET_KIND == TARGET_PROBS) {
+        // The gradient (if any) and the loss terms of each class plane.
+        for (var c = 0u; c < FIXED_N; c++) {
+            acc += pixel_quad(p0, p1, p2, p3, c, base + c * stride, xs[c]);
+        }
+    } else {
+        if (WRITE_GRAD) {
             let g = quad_plan(p0, p1, p2, p3);
             for (var c = 0u; c < FIXED_N; c++) {
                 let idx = base + c * stride;
                 store_grad4(idx / 4u, quad_grad(g, vec4<f32>(class_weight(c)), xs[c]));
             }
-            pixel_target(p0, base, x_t.x);
-            pixel_target(p1, base + 1u, x_t.y);
-            pixel_target(p2, base + 2u, x_t.z);
-            pixel_target(p3, base + 3u, x_t.w);
+            store_target(p0, base, x_t.x);
+            store_target(p1, base + 1u, x_t.y);
+            store_target(p2, base + 2u, x_t.z);
+            store_target(p3, base + 3u, x_t.w);
         }
-    }
-    var acc = vec4<f32>(0.0);
-    if (SMOOTHING || TARGET_KIND == TARGET_PROBS) {
-        for (var c = 0u; c < FIXED_N; c++) {
-            let idx = base + c * stride;
-            let v = xs[c];
-            acc += vec4<f32>(
-                loss_term(p0, c, idx, v.x),
-                loss_term(p1, c, idx + 1u, v.y),
-                loss_term(p2, c, idx + 2u, v.z),
-                loss_term(p3, c, idx + 3u, v.w),
-            );
+        if (SMOOTHING) {
+            for (var c = 0u; c < FIXED_N; c++) {
+                acc += pixel_loss(p0, p1, p2, p3, c, base + c * stride, xs[c]);
+            }
         }
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);
@@ -1473,75 +1477,51 @@ fn split_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
 // `reduce_loss` merges the blocks in order (or, with one block, sums the
 // rows itself).
 
-var<workgroup> red_sum: array<f32, STATS_WG>;
-var<workgroup> red_correct: array<u32, STATS_WG>;
-
-// Fixed-order tree over the workgroup (call from uniform control flow);
-// invocation 0 gets the total.
-fn workgroup_loss(lid: u32, acc: f32, correct: u32) -> vec2<u32> {
-    red_sum[lid] = acc;
-    red_correct[lid] = correct;
-    workgroupBarrier();
-    for (var off = STATS_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            red_sum[lid] += red_sum[lid + off];
-            red_correct[lid] += red_correct[lid + off];
-        }
-        workgroupBarrier();
-    }
-    return vec2<u32>(bitcast<u32>(red_sum[0]), red_correct[0]);
-}
-
-// One invocation's share of block g: (loss sum, correct rows).
-fn loss_block(lid: u32, g: u32) -> vec2<u32> {
+// One invocation's share of block g: the loss in denom, the correct rows in count.
+fn loss_block(lid: u32, g: u32) -> TargetStats {
     let rows = group_rows(g);
-    var acc = 0.0;
-    var correct = 0u;
+    var s = TargetStats(0.0, 0u, 0u, 0u);
     for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
-        acc += row_loss[i];
+        s.denom += row_loss[i];
         if (COUNT_CORRECT) {
-            correct += aux[AUX_ROWS + i];
+            s.count += aux[AUX_ROWS + i];
         }
     }
-    return vec2<u32>(bitcast<u32>(acc), correct);
+    return s;
 }
 
 @compute @workgroup_size(256)
 fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let block = loss_block(lid, wid.x);
-    let total = workgroup_loss(lid, bitcast<f32>(block.x), block.y);
+    let total = workgroup_stats(lid, loss_block(lid, wid.x));
     if (lid == 0u) {
-        aux[p.partials + 4u * wid.x] = total.x;
-        aux[p.partials + 4u * wid.x + 1u] = total.y;
+        aux[block_slot(wid.x)] = bitcast<u32>(total.denom);
+        aux[block_slot(wid.x) + 1u] = total.count;
     }
 }
 
 @compute @workgroup_size(256)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     // One block: no loss_partials dispatch, the rows are read here.
-    var block = vec2<u32>(0u);
+    var block = TargetStats(0.0, 0u, 0u, 0u);
     if (p.groups == 1u) {
         block = loss_block(lid, 0u);
     } else if (lid < p.groups) {
-        block = vec2<u32>(aux[p.partials + 4u * lid], aux[p.partials + 4u * lid + 1u]);
+        block = TargetStats(bitcast<f32>(aux[block_slot(lid)]), aux[block_slot(lid) + 1u], 0u, 0u);
     }
-    let acc = bitcast<f32>(block.x);
-    let correct = block.y;
-    let total = workgroup_loss(lid, acc, correct);
+    let total = workgroup_stats(lid, block);
     if (lid == 0u) {
-        let sum = bitcast<f32>(total.x);
         if (p.reduction == REDUCTION_MEAN) {
             if (denominator() == 0.0 && p.empty_mean_zero != 0u) {
                 loss_out[0] = 0.0;
             } else {
                 // 0 / 0 = NaN for an all-ignored batch, as in PyTorch.
-                loss_out[0] = sum / denominator();
+                loss_out[0] = total.denom / denominator();
             }
         } else if (p.reduction != 0u) {
-            loss_out[0] = sum;
+            loss_out[0] = total.denom;
         }
         if (COUNT_CORRECT) {
-            correct_out[0] = total.y;
+            correct_out[0] = total.count;
         }
     }
 }

@@ -724,6 +724,7 @@ impl Context {
         // statistics and the loss take a dispatch per block, then a merge.
         let blocks = groups > 1;
         let reduce = opts.reduction != Reduction::None || b.correct.is_some();
+        // The block passes bind all but the last entry of their merge's.
         let stats_slots = [
             (0, &uniform),
             (2, targets),
