@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::options::CrossEntropyOptions;
-use crate::record::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
+use crate::record::{CrossEntropyBuffers, TargetBuffer, Timing, STATUS_SIZE};
 use crate::shape::Layout;
 
 /// One benchmark shape.
@@ -81,6 +81,18 @@ pub struct BenchResult {
     pub cpu_ms: Option<f64>,
     /// Host time to record one call (validation, uniform, bind groups), in microseconds.
     pub record_us: f64,
+    /// The call's dispatches timed one by one ([`profile_case`]); empty
+    /// unless a profile was asked for.
+    pub dispatches: Vec<DispatchTime>,
+}
+
+/// GPU time of one dispatch of a profiled call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchTime {
+    /// The shader entry point, e.g. `rows_wide4`.
+    pub entry: &'static str,
+    /// Median GPU milliseconds over the iterations.
+    pub gpu_ms: f64,
 }
 
 impl BenchResult {
@@ -123,7 +135,7 @@ impl BenchResult {
         format!(
             "{{\"name\":\"{}\",\"dims\":{:?},\"bytes\":{},\"gpu_ms\":{},\"wall_ms\":{:.6},\"copy_gpu_ms\":{},\
              \"copy_wall_ms\":{:.6},\"cpu_ms\":{},\"record_us\":{:.3},\"gbps\":{:.3},\"copy_gbps\":{:.3},\
-             \"copy_ratio\":{:.4},\"cpu_speedup\":{}}}",
+             \"copy_ratio\":{:.4},\"cpu_speedup\":{},\"dispatches\":[{}]}}",
             self.name,
             self.dims,
             self.bytes,
@@ -137,6 +149,11 @@ impl BenchResult {
             self.copy_gbps(),
             self.copy_ratio(),
             opt(self.cpu_speedup()),
+            self.dispatches
+                .iter()
+                .map(|d| format!("{{\"entry\":\"{}\",\"gpu_ms\":{:.6}}}", d.entry, d.gpu_ms))
+                .collect::<Vec<_>>()
+                .join(","),
         )
     }
 }
@@ -189,9 +206,13 @@ pub fn run_case(
 ) -> Result<BenchResult> {
     let prepared = Prepared::new(ctx, case)?;
     let timer = Timer::new(ctx);
-    let (wall_ms, gpu_ms) = timer.measure(iters, &mut |ts, enc| prepared.record_fused(enc, ts))?;
-    let (copy_wall_ms, copy_gpu_ms) =
-        timer.measure(iters, &mut |ts, enc| prepared.record_copy(enc, ts))?;
+    let (wall_ms, gpu_ms) = timer.measure(iters, &mut |set, enc| {
+        prepared.record_fused(enc, whole(set)).map(|()| 1)
+    })?;
+    let (copy_wall_ms, copy_gpu_ms) = timer.measure(iters, &mut |set, enc| {
+        prepared.record_copy(enc, whole(set)).map(|()| 1)
+    })?;
+    let (gpu_ms, copy_gpu_ms) = (first(gpu_ms), first(copy_gpu_ms));
     let record_us = {
         let reps = 50;
         let start = Instant::now();
@@ -224,8 +245,74 @@ pub fn run_case(
         copy_wall_ms,
         cpu_ms,
         record_us,
+        dispatches: Vec::new(),
     })
 }
+
+/// Timestamps 0 and 1 of `set` at the start and end of a pass.
+fn whole(set: Option<&wgpu::QuerySet>) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+    set.map(|query_set| wgpu::ComputePassTimestampWrites {
+        query_set,
+        beginning_of_pass_write_index: Some(0),
+        end_of_pass_write_index: Some(1),
+    })
+}
+
+fn first(times: Option<Vec<f64>>) -> Option<f64> {
+    times.and_then(|t| t.first().copied())
+}
+
+/// Times each dispatch of the case's fused call on its own: every dispatch
+/// recorded in a compute pass of its own between two timestamps, `iters`
+/// runs after a warm-up, the median per dispatch. The time between the
+/// passes is not in any of them, so their sum falls short of
+/// [`BenchResult::gpu_ms`] by the gaps between dispatches.
+///
+/// # Errors
+/// [`Error::Unsupported`] when the adapter lacks `TIMESTAMP_QUERY`; as
+/// [`run_case`] otherwise.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let case = xent::bench::BenchCase::new(&[64, 100]);
+/// if ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+///     let profile = xent::bench::profile_case(&ctx, &case, 3)?;
+///     assert!(profile.iter().any(|d| d.entry == "rows_narrow"));
+/// }
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn profile_case(ctx: &Context, case: &BenchCase, iters: usize) -> Result<Vec<DispatchTime>> {
+    let prepared = Prepared::new(ctx, case)?;
+    let timer = Timer::new(ctx);
+    if timer.queries.is_none() {
+        return Err(Error::Unsupported {
+            what: "a per-dispatch profile",
+            reason: "the adapter lacks timestamp queries (TIMESTAMP_QUERY)".into(),
+        });
+    }
+    let mut entries = Vec::new();
+    let (_, times) = timer.measure(iters, &mut |set, enc| {
+        let set = set.expect("timestamp queries checked above");
+        entries = prepared.record_fused_timed(
+            enc,
+            Timing::PerDispatch {
+                set,
+                capacity: PROFILE_MAX_DISPATCHES,
+            },
+        )?;
+        Ok(entries.len())
+    })?;
+    let times = times.expect("timestamp queries checked above");
+    Ok(entries
+        .into_iter()
+        .zip(times)
+        .map(|(entry, gpu_ms)| DispatchTime { entry, gpu_ms })
+        .collect())
+}
+
+/// The most dispatches [`profile_case`] times in one call (a call over
+/// tensors larger than one binding records a rows pass per chunk).
+const PROFILE_MAX_DISPATCHES: usize = 64;
 
 /// A case's data uploaded once, ready to be recorded again and again: the
 /// fused forward + backward (mean, class-index targets, gradient to its own
@@ -300,6 +387,15 @@ impl<'a> Prepared<'a> {
         encoder: &mut wgpu::CommandEncoder,
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
+        let timing = timestamps.map_or(Timing::Off, Timing::Whole);
+        self.record_fused_timed(encoder, timing).map(|_| ())
+    }
+
+    fn record_fused_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timing: Timing<'_>,
+    ) -> Result<Vec<&'static str>> {
         let buffers = CrossEntropyBuffers::new(
             &self.logits_buf,
             TargetBuffer::ClassI32(&self.targets_buf),
@@ -312,7 +408,7 @@ impl<'a> Prepared<'a> {
             &self.layout.dims,
             &self.opts,
             &buffers,
-            timestamps,
+            timing,
         )
     }
 
@@ -355,8 +451,15 @@ struct Timer<'a> {
     queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
 
-type Record<'r> = dyn FnMut(Option<wgpu::ComputePassTimestampWrites<'_>>, &mut wgpu::CommandEncoder) -> Result<()>
-    + 'r;
+/// Records one timed unit. Given the timer's query set (when the device
+/// has timestamps), it writes pairs of timestamps (start, end) from query 0
+/// and returns how many pairs it wrote.
+type Record<'r> =
+    dyn FnMut(Option<&wgpu::QuerySet>, &mut wgpu::CommandEncoder) -> Result<usize> + 'r;
+
+/// Timestamps the timer's query set holds: a start and an end per dispatch
+/// of a profile.
+const TIMER_QUERIES: u32 = 2 * PROFILE_MAX_DISPATCHES as u32;
 
 impl<'a> Timer<'a> {
     fn new(ctx: &'a Context) -> Self {
@@ -368,17 +471,17 @@ impl<'a> Timer<'a> {
                 let set = dev.create_query_set(&wgpu::QuerySetDescriptor {
                     label: Some("bench timestamps"),
                     ty: wgpu::QueryType::Timestamp,
-                    count: 2,
+                    count: TIMER_QUERIES,
                 });
                 let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("bench timestamp resolve"),
-                    size: 16,
+                    size: 8 * u64::from(TIMER_QUERIES),
                     usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
                 });
                 let read = dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("bench timestamp read"),
-                    size: 16,
+                    size: 8 * u64::from(TIMER_QUERIES),
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -387,27 +490,25 @@ impl<'a> Timer<'a> {
         Self { ctx, queries }
     }
 
-    /// Median wall and GPU milliseconds over `iters` runs after one warm-up.
-    fn measure(&self, iters: usize, record: &mut Record<'_>) -> Result<(f64, Option<f64>)> {
+    /// Median wall milliseconds over `iters` runs after one warm-up, and
+    /// the median GPU milliseconds of each timestamp pair `record` wrote.
+    fn measure(
+        &self,
+        iters: usize,
+        record: &mut Record<'_>,
+    ) -> Result<(f64, Option<Vec<f64>>)> {
         let dev = &self.ctx.device;
         let mut walls = Vec::new();
-        let mut gpus = Vec::new();
+        // gpus[k]: the times of pair k over the runs
+        let mut gpus: Vec<Vec<f64>> = Vec::new();
         for i in 0..=iters.max(1) {
             let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
             let start = Instant::now();
             let mut enc = dev.create_command_encoder(&Default::default());
-            let ts = self
-                .queries
-                .as_ref()
-                .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
-                    query_set: set,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                });
-            record(ts, &mut enc)?;
+            let pairs = record(self.queries.as_ref().map(|q| &q.0), &mut enc)? as u32;
             if let Some((set, resolve, read)) = &self.queries {
-                enc.resolve_query_set(set, 0..2, resolve, 0);
-                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+                enc.resolve_query_set(set, 0..2 * pairs, resolve, 0);
+                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * u64::from(pairs));
             }
             self.ctx.queue.submit([enc.finish()]);
             dev.poll(wgpu::PollType::wait_indefinitely())
@@ -417,23 +518,28 @@ impl<'a> Timer<'a> {
                 return Err(Error::Gpu(e.to_string()));
             }
             let gpu = match &self.queries {
-                Some((_, _, read)) => Some(self.read_timestamps(read)?),
-                None => None,
+                Some((_, _, read)) => self.read_timestamps(read, pairs)?,
+                None => Vec::new(),
             };
             if i > 0 {
                 walls.push(wall);
-                gpus.extend(gpu);
+                gpus.resize(gpu.len(), Vec::new());
+                for (k, t) in gpu.into_iter().enumerate() {
+                    gpus[k].push(t);
+                }
             }
         }
         Ok((
             median(&mut walls),
-            (!gpus.is_empty()).then(|| median(&mut gpus)),
+            (!gpus.is_empty()).then(|| gpus.iter_mut().map(|g| median(g)).collect()),
         ))
     }
 
-    fn read_timestamps(&self, read: &wgpu::Buffer) -> Result<f64> {
+    /// The milliseconds between each pair of the first `pairs` timestamps.
+    fn read_timestamps(&self, read: &wgpu::Buffer, pairs: u32) -> Result<Vec<f64>> {
+        let bytes = 16 * u64::from(pairs);
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        read.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.ctx
@@ -446,13 +552,16 @@ impl<'a> Timer<'a> {
         }
         let ticks: Vec<u64> = {
             let view = read
-                .get_mapped_range(..)
+                .get_mapped_range(..bytes)
                 .map_err(|e| Error::Gpu(e.to_string()))?;
             bytemuck::cast_slice(&view).to_vec()
         };
         read.unmap();
         let period = f64::from(self.ctx.queue.get_timestamp_period());
-        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period / 1e6)
+        Ok(ticks
+            .chunks_exact(2)
+            .map(|t| t[1].saturating_sub(t[0]) as f64 * period / 1e6)
+            .collect())
     }
 }
 

@@ -44,6 +44,28 @@ const FIXED_CLASSES_MAX: usize = 32;
 // Both kernels hold the row in `array<vec4<f32>, MAX_FIXED>` (32) in the shader.
 const _: () = assert!(FIXED_QUADS_MAX <= 32 && FIXED_CLASSES_MAX <= 32);
 
+/// Where `record_cross_entropy_timed` writes timestamps (for `bench`).
+pub(crate) enum Timing<'q> {
+    /// Nowhere.
+    Off,
+    /// At the start and end of the call's one compute pass.
+    Whole(wgpu::ComputePassTimestampWrites<'q>),
+    /// Each dispatch in a compute pass of its own, timed by queries `2i` and
+    /// `2i + 1` of `set`; an error past `capacity` dispatches.
+    PerDispatch {
+        set: &'q wgpu::QuerySet,
+        capacity: usize,
+    },
+}
+
+/// One dispatch: its entry point, pipeline, bind group and grid.
+type Pass<'a> = (
+    &'static str,
+    &'a wgpu::ComputePipeline,
+    wgpu::BindGroup,
+    (u32, u32),
+);
+
 /// How the rows of one call are spread over invocations (see ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowStrategy {
@@ -88,6 +110,20 @@ impl RowStrategy {
             (1, false) if quads => RowStrategy::Narrow4,
             (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
             _ => RowStrategy::Narrow,
+        }
+    }
+
+    /// The entry point of the rows pass (of the last pass for `Split`)
+    /// before specialisation for a class count.
+    fn entry(self) -> &'static str {
+        match self {
+            RowStrategy::Wide => "rows_wide",
+            RowStrategy::WideMixed => "rows_wide_mixed",
+            RowStrategy::Narrow => "rows_narrow",
+            RowStrategy::Wide4 => "rows_wide4",
+            RowStrategy::Narrow4 => "rows_narrow4",
+            RowStrategy::Pixels4 => "rows_pixels4",
+            RowStrategy::Split { .. } => "split_rows",
         }
     }
 
@@ -382,19 +418,20 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<()> {
-        self.record_cross_entropy_timed(encoder, dims, opts, buffers, None)
+        self.record_cross_entropy_timed(encoder, dims, opts, buffers, Timing::Off)
+            .map(|_| ())
     }
 
-    /// [`Context::record_cross_entropy`] with timestamps written at the start
-    /// and end of its compute pass (for `bench`).
+    /// [`Context::record_cross_entropy`] with timestamps as `timing` asks
+    /// (for `bench`). Returns the entry points dispatched, in order.
     pub(crate) fn record_cross_entropy_timed(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
-        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
-    ) -> Result<()> {
+        timing: Timing<'_>,
+    ) -> Result<Vec<&'static str>> {
         let layout = Layout::from_dims(dims)?;
         opts.validate()?;
         let b = buffers;
@@ -606,6 +643,11 @@ impl Context {
             }
             _ => None,
         };
+        let rows_entry = match (strategy, fixed.is_some()) {
+            (RowStrategy::Narrow4, true) => "rows_narrow4_fixed",
+            (RowStrategy::Pixels4, true) => "rows_pixels4_fixed",
+            (s, _) => s.entry(),
+        };
         let rows_pipeline = fixed.as_ref().unwrap_or(match strategy {
             RowStrategy::Wide => &k.rows_wide,
             RowStrategy::WideMixed => &k.rows_wide_mixed,
@@ -622,7 +664,7 @@ impl Context {
             _ => (1, 7),
         };
         let slab = (layout.classes * layout.inner) as u64;
-        let mut rows_passes = Vec::with_capacity(chunks.len());
+        let mut rows_passes: Vec<Pass<'_>> = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
             let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
@@ -689,16 +731,19 @@ impl Context {
             if let RowStrategy::Split { splits } = strategy {
                 let spans = self.grid(rows_in_chunk * splits)?;
                 rows_passes.push((
+                    "split_partial",
                     &k.split_partial,
                     self.bind_ranges(&k.split_partial, &pick(&[0, 1, 2, 3, 4, 7])),
                     spans,
                 ));
                 rows_passes.push((
+                    "split_rows",
                     &k.split_rows,
                     self.bind_ranges(&k.split_rows, &pick(&[0, 1, 2, 3, 4, 7, 9])),
                     spans,
                 ));
                 rows_passes.push((
+                    "split_finish",
                     &k.split_finish,
                     self.bind_ranges(&k.split_finish, &pick(&[0, 2, 3, 4, 6, 9, 10])),
                     self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
@@ -706,6 +751,7 @@ impl Context {
             } else {
                 let group = self.bind_ranges(rows_pipeline, &all);
                 rows_passes.push((
+                    rows_entry,
                     rows_pipeline,
                     group,
                     self.grid(strategy.workgroups(&chunk))?,
@@ -713,6 +759,7 @@ impl Context {
                 if mixed && write_grad {
                     // The vec4s shared by neighbouring rows (see the shader).
                     rows_passes.push((
+                        "mixed_seams",
                         &k.mixed_seams,
                         self.bind_ranges(&k.mixed_seams, &pick(&[0, 2, 3, 4, 12, 13])),
                         self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
@@ -740,32 +787,71 @@ impl Context {
             (8, loss_out),
             (11, correct),
         ];
-        let mut passes = Vec::with_capacity(rows_passes.len() + 4);
+        let mut passes: Vec<Pass<'_>> = Vec::with_capacity(rows_passes.len() + 4);
         if blocks {
             let group = self.bind(&k.target_partials, &stats_slots[..5]);
-            passes.push((&k.target_partials, group, (groups as u32, 1)));
+            passes.push((
+                "target_partials",
+                &k.target_partials,
+                group,
+                (groups as u32, 1),
+            ));
         }
         let group = self.bind(&k.target_stats, &stats_slots);
-        passes.push((&k.target_stats, group, (1, 1)));
+        passes.push(("target_stats", &k.target_stats, group, (1, 1)));
         passes.extend(rows_passes);
         if reduce && blocks {
             let group = self.bind(&k.loss_partials, &loss_slots[..3]);
-            passes.push((&k.loss_partials, group, (groups as u32, 1)));
+            passes.push((
+                "loss_partials",
+                &k.loss_partials,
+                group,
+                (groups as u32, 1),
+            ));
         }
         if reduce {
             let group = self.bind(&k.reduce_loss, &loss_slots);
-            passes.push((&k.reduce_loss, group, (1, 1)));
+            passes.push(("reduce_loss", &k.reduce_loss, group, (1, 1)));
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("xent cross-entropy"),
-            timestamp_writes,
-        });
-        for (pipeline, group, grid) in &passes {
+        let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass<'_>| {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
+        };
+        match timing {
+            Timing::PerDispatch { set, capacity } => {
+                if passes.len() > capacity {
+                    return Err(Error::Gpu(format!(
+                        "a profile times at most {capacity} dispatches; this call records {}",
+                        passes.len()
+                    )));
+                }
+                for (i, entry) in passes.iter().enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(entry.0),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    });
+                    dispatch(&mut pass, entry);
+                }
+            }
+            timing => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("xent cross-entropy"),
+                    timestamp_writes: match timing {
+                        Timing::Whole(writes) => Some(writes),
+                        _ => None,
+                    },
+                });
+                for entry in &passes {
+                    dispatch(&mut pass, entry);
+                }
+            }
         }
-        Ok(())
+        Ok(passes.iter().map(|p| p.0).collect())
     }
 
     /// Records softmax or log-softmax of `input` along the class axis into `output`.

@@ -16,6 +16,11 @@ pub struct BenchArgs {
     /// Skip timing the CPU path (slow on large shapes).
     #[arg(long)]
     no_cpu: bool,
+    /// Also time each dispatch of the fused call on its own (GPU time from
+    /// timestamps, each dispatch in a compute pass of its own), to show where
+    /// a case spends its time.
+    #[arg(long)]
+    profile: bool,
     /// The wgpu backend to run on (sets WGPU_BACKEND).
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -60,7 +65,10 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         );
     }
     for case in &cases {
-        let r = xent::bench::run_case(&ctx, case, args.iters, !args.no_cpu)?;
+        let mut r = xent::bench::run_case(&ctx, case, args.iters, !args.no_cpu)?;
+        if args.profile {
+            r.dispatches = xent::bench::profile_case(&ctx, case, args.iters)?;
+        }
         if !args.json {
             say!(
                 "{:>16} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
@@ -73,6 +81,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 r.cpu_ms.map_or("-".to_string(), |c| format!("{c:.1}")),
                 r.record_us
             );
+            print_profile(&r);
         }
         results.push(r);
     }
@@ -87,4 +96,27 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The dispatches of a profiled case, each with its share of their sum.
+fn print_profile(r: &xent::bench::BenchResult) {
+    let sum: f64 = r.dispatches.iter().map(|d| d.gpu_ms).sum();
+    for d in &r.dispatches {
+        say!(
+            "{:>16}   {:<20} {:>8.3} ms {:>5.1}%",
+            "",
+            d.entry,
+            d.gpu_ms,
+            100.0 * d.gpu_ms / sum
+        );
+    }
+    if !r.dispatches.is_empty() {
+        say!(
+            "{:>16}   {:<20} {:>8.3} ms (the call in one pass: {:.3} ms)",
+            "",
+            "sum of dispatches",
+            sum,
+            r.kernel_ms()
+        );
+    }
 }
