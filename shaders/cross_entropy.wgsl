@@ -68,7 +68,7 @@ struct Params {
     flags: u32,
     // -inf from the host (see `nan`): the argmaxes' starting value.
     neg_inf: f32,
-    // Workgroups of `target_partials` and `loss_partials` (1..=STATS_WG),
+    // Workgroups of `target_partials` and `loss_partials` (1..=256),
     // each over a contiguous block of rows; their partials lie in `aux` from
     // word `partials` on (4 words per workgroup).
     groups: u32,
@@ -99,7 +99,10 @@ const TARGET_PROBS: u32 = 2u;
 // Below every finite f32: the identity of the (max, sum) merge. A true -inf
 // would give (-inf) - (-inf) = NaN when two empty partials merge.
 const LOWEST: f32 = -3.4028234663852886e38;
-const STATS_WG: u32 = 256u;
+// Invocations of the row reductions. Small, as each barrier of their trees
+// costs a switch per SIMD batch of the workgroup on lavapipe: 256 took the
+// map 8 x 21 x 256 x 256's loss_partials from ~0.8 to ~1.3 ms (BENCHMARKS.md).
+const STATS_WG: u32 = 64u;
 // Set by the host (`Kernels::wide_wg` in context.rs).
 override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
@@ -209,6 +212,21 @@ fn block_slot(g: u32) -> u32 {
     return p.partials + 4u * g;
 }
 
+fn stats_add(a: TargetStats, b: TargetStats) -> TargetStats {
+    return TargetStats(a.denom + b.denom, a.count + b.count, a.bad + b.bad, min(a.first, b.first));
+}
+
+// This invocation's share of the blocks' partials, folded in block order
+// (blocks lid, lid + STATS_WG, ...) before the tree.
+fn block_partials(lid: u32) -> TargetStats {
+    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    for (var g = lid; g < p.groups; g += STATS_WG) {
+        let slot = block_slot(g);
+        s = stats_add(s, TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]));
+    }
+    return s;
+}
+
 // Fixed-order tree over the workgroup: the sums of denom, count and bad and
 // the min of first; every invocation gets the total. Call from uniform
 // control flow. (The loss reduction uses it too: loss in denom, correct rows
@@ -223,10 +241,14 @@ fn workgroup_stats(lid: u32, s: TargetStats) -> TargetStats {
     workgroupBarrier();
     for (var off = STATS_WG / 2u; off > 0u; off >>= 1u) {
         if (lid < off) {
-            st_denom[lid] += st_denom[lid + off];
-            st_count[lid] += st_count[lid + off];
-            st_bad[lid] += st_bad[lid + off];
-            st_first[lid] = min(st_first[lid], st_first[lid + off]);
+            let sum = stats_add(
+                TargetStats(st_denom[lid], st_count[lid], st_bad[lid], st_first[lid]),
+                TargetStats(st_denom[lid + off], st_count[lid + off], st_bad[lid + off], st_first[lid + off]),
+            );
+            st_denom[lid] = sum.denom;
+            st_count[lid] = sum.count;
+            st_bad[lid] = sum.bad;
+            st_first[lid] = sum.first;
         }
         workgroupBarrier();
     }
@@ -260,7 +282,7 @@ fn target_block(lid: u32, g: u32) -> TargetStats {
     return s;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(STATS_WG)
 fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let total = workgroup_stats(lid, target_block(lid, wid.x));
     if (lid == 0u) {
@@ -272,23 +294,25 @@ fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(STATS_WG)
 fn target_stats(@builtin(local_invocation_index) lid: u32) {
     // One block: no target_partials dispatch, the rows are read here.
-    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    var s: TargetStats;
     if (p.groups == 1u) {
         s = target_block(lid, 0u);
-    } else if (lid < p.groups) {
-        let slot = block_slot(lid);
-        s = TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]);
+    } else {
+        s = block_partials(lid);
     }
     let total = workgroup_stats(lid, s);
     // The class weights' sum, over the same tree (in st_denom).
-    var wsum = 0.0;
-    for (var c = lid; c < p.classes; c += STATS_WG) {
-        wsum += class_weight(c);
+    var weights = f32(p.classes);
+    if (HAS_WEIGHTS) {
+        var wsum = 0.0;
+        for (var c = lid; c < p.classes; c += STATS_WG) {
+            wsum += class_weight(c);
+        }
+        weights = workgroup_stats(lid, TargetStats(wsum, 0u, 0u, 0u)).denom;
     }
-    let weights = workgroup_stats(lid, TargetStats(wsum, 0u, 0u, 0u)).denom;
     if (lid == 0u) {
         let weighted = HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS;
         if (weighted && TARGET_KIND != TARGET_PROBS) {
@@ -297,7 +321,7 @@ fn target_stats(@builtin(local_invocation_index) lid: u32) {
             // Counted in integers: exact up to 2^24 rows in the f32.
             aux[0] = bitcast<u32>(f32(total.count));
         }
-        aux[1] = bitcast<u32>(select(f32(p.classes), weights, HAS_WEIGHTS));
+        aux[1] = bitcast<u32>(weights);
         status[0] = total.bad;
         if (total.bad != 0u) {
             status[1] = total.first;
@@ -1490,23 +1514,26 @@ fn loss_block(lid: u32, g: u32) -> TargetStats {
     return s;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(STATS_WG)
 fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let total = workgroup_stats(lid, loss_block(lid, wid.x));
     if (lid == 0u) {
-        aux[block_slot(wid.x)] = bitcast<u32>(total.denom);
-        aux[block_slot(wid.x) + 1u] = total.count;
+        let slot = block_slot(wid.x);
+        aux[slot] = bitcast<u32>(total.denom);
+        aux[slot + 1u] = total.count;
+        aux[slot + 2u] = 0u;
+        aux[slot + 3u] = NO_POSITION;
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(STATS_WG)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     // One block: no loss_partials dispatch, the rows are read here.
-    var block = TargetStats(0.0, 0u, 0u, 0u);
+    var block: TargetStats;
     if (p.groups == 1u) {
         block = loss_block(lid, 0u);
-    } else if (lid < p.groups) {
-        block = TargetStats(bitcast<f32>(aux[block_slot(lid)]), aux[block_slot(lid) + 1u], 0u, 0u);
+    } else {
+        block = block_partials(lid);
     }
     let total = workgroup_stats(lid, block);
     if (lid == 0u) {

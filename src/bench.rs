@@ -277,7 +277,9 @@ fn first(times: Option<Vec<f64>>) -> Option<f64> {
 /// let case = xent::bench::BenchCase::new(&[64, 100]);
 /// if ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
 ///     let profile = xent::bench::profile_case(&ctx, &case, 3)?;
-///     assert!(profile.iter().any(|d| d.entry == "rows_narrow"));
+///     // the statistics, the rows (C = 100: four classes per load), the loss
+///     let entries: Vec<_> = profile.iter().map(|d| d.entry).collect();
+///     assert_eq!(entries, ["target_stats", "rows_narrow4", "reduce_loss"]);
 /// }
 /// # Ok::<(), xent::Error>(())
 /// ```
@@ -492,11 +494,7 @@ impl<'a> Timer<'a> {
 
     /// Median wall milliseconds over `iters` runs after one warm-up, and
     /// the median GPU milliseconds of each timestamp pair `record` wrote.
-    fn measure(
-        &self,
-        iters: usize,
-        record: &mut Record<'_>,
-    ) -> Result<(f64, Option<Vec<f64>>)> {
+    fn measure(&self, iters: usize, record: &mut Record<'_>) -> Result<(f64, Option<Vec<f64>>)> {
         let dev = &self.ctx.device;
         let mut walls = Vec::new();
         // gpus[k]: the times of pair k over the runs
@@ -539,9 +537,10 @@ impl<'a> Timer<'a> {
     fn read_timestamps(&self, read: &wgpu::Buffer, pairs: u32) -> Result<Vec<f64>> {
         let bytes = 16 * u64::from(pairs);
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        read.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        read.slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())

@@ -30,10 +30,10 @@ const MAX_SPLITS: usize = 32;
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
-/// Workgroup size of the row reductions (`STATS_WG` in the shader): at most
-/// this many workgroups of `target_partials` and `loss_partials`.
-const STATS_WG: u64 = 256;
-/// Rows per workgroup of those reductions, before the clamp to `STATS_WG`.
+/// At most this many workgroups of the row reductions `target_partials` and
+/// `loss_partials`; their merges (`STATS_WG` invocations) fold them in order.
+const STATS_GROUPS_MAX: u64 = 256;
+/// Rows per workgroup of those reductions, before the clamp to `STATS_GROUPS_MAX`.
 const STATS_BLOCK_ROWS: u64 = 8192;
 
 /// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
@@ -530,7 +530,7 @@ impl Context {
         let plans = u64::from(strategy == RowStrategy::WideMixed && write_grad);
         let flags = if b.correct.is_some() { rows } else { 0 };
         let partials = 4 + flags + rows * (splits + plans) * 9;
-        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_WG);
+        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         let aux_bytes = 4 * (partials + 4 * groups);
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
@@ -802,12 +802,7 @@ impl Context {
         passes.extend(rows_passes);
         if reduce && blocks {
             let group = self.bind(&k.loss_partials, &loss_slots[..3]);
-            passes.push((
-                "loss_partials",
-                &k.loss_partials,
-                group,
-                (groups as u32, 1),
-            ));
+            passes.push(("loss_partials", &k.loss_partials, group, (groups as u32, 1)));
         }
         if reduce {
             let group = self.bind(&k.reduce_loss, &loss_slots);

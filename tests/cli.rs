@@ -814,3 +814,62 @@ fn bench_json_is_one_document() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_profile_lists_each_dispatch_in_order() {
+    let Some(ctx) = gpu("bench_profile_lists_each_dispatch_in_order") else {
+        return;
+    };
+    // 16 x 100: one block of rows; 20 000 x 8: three blocks (8 192 rows
+    // each), so the statistics and the loss take a dispatch per block first.
+    let out = xent(&[
+        "bench",
+        "--json",
+        "--profile",
+        "--no-cpu",
+        "--iters",
+        "2",
+        "--cases",
+        "16x100,20000x8",
+    ]);
+    if !ctx
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        // No timestamps (GL): a typed error, not a profile of zeros.
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let errs = errors(&out);
+        assert!(
+            errs.len() == 1 && errs[0].contains("TIMESTAMP_QUERY"),
+            "{errs:?}"
+        );
+        return;
+    }
+    let json = ok(&out);
+    let entries = |case: &str| -> Vec<String> {
+        let at = json.find(&format!("\"name\":\"{case}\"")).expect(case);
+        let list = &json[at..];
+        let list = &list[list.find("\"dispatches\":[").expect("dispatches")..];
+        let list = &list[..list.find(']').expect("end of dispatches")];
+        list.split("\"entry\":\"")
+            .skip(1)
+            .map(|e| e[..e.find('"').unwrap()].to_string())
+            .collect()
+    };
+    assert_eq!(
+        entries("16x100"),
+        ["target_stats", "rows_narrow4", "reduce_loss"]
+    );
+    assert_eq!(
+        entries("20000x8"),
+        [
+            "target_partials",
+            "target_stats",
+            "rows_narrow4_fixed",
+            "loss_partials",
+            "reduce_loss"
+        ]
+    );
+    assert!(!json.contains("\"gpu_ms\":-"), "{json}");
+}
