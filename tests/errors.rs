@@ -226,21 +226,26 @@ fn out_of_range_target_in_a_map_is_found_on_the_gpu() {
 
 #[test]
 fn the_first_bad_target_is_found_across_blocks_of_rows() {
-    // 20 000 rows are checked in blocks of 8 192 rows: the bad targets in the
-    // second and third blocks, the first of them named.
-    let logits = vec![0.25f32; 20_000 * 3];
-    let mut targets = vec![1i64; 20_000];
-    targets[17_000] = 9;
-    targets[9_000] = 7;
-    for e in both(&logits, &[20_000, 3], &targets, None, &opts()) {
-        match e {
-            Error::TargetOutOfRange {
-                position,
-                value: 7,
-                count: 2,
-                ..
-            } => assert_eq!(position, vec![9_000]),
-            _ => panic!("{e}"),
+    // Targets are checked in blocks of 8 192 rows. 20 000 rows: the bad
+    // targets in the second and third blocks. 600 000 rows: 74 blocks, more
+    // than the 64 invocations that merge them, so blocks 64 and 72 are folded
+    // into the partials of blocks 0 and 8 before the tree. The first bad
+    // target is named either way.
+    for (rows, first, second) in [(20_000, 9_000, 17_000), (600_000, 530_000, 590_000)] {
+        let logits = vec![0.25f32; rows * 3];
+        let mut targets = vec![1i64; rows];
+        targets[second] = 9;
+        targets[first] = 7;
+        for e in both(&logits, &[rows, 3], &targets, None, &opts()) {
+            match e {
+                Error::TargetOutOfRange {
+                    position,
+                    value: 7,
+                    count: 2,
+                    ..
+                } => assert_eq!(position, vec![first], "{rows} rows"),
+                _ => panic!("{rows} rows: {e}"),
+            }
         }
     }
 }

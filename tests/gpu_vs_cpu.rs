@@ -440,9 +440,12 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
     // correct rows are reduced per block of rows and then merged: rows, a
     // map and the fixed-class kernels, with ignored rows, class and sample
     // weights and probability targets (whose mean divides by the row count).
+    // 600 001 rows make 74 blocks, more than the 64 invocations that merge
+    // them (each folds two).
     let Some(ctx) = ctx() else { return };
     for dims in [
-        vec![20_000usize, 3],
+        vec![600_001usize, 2],
+        vec![20_000, 3],
         vec![20_001, 8],
         vec![3, 5, 64, 64],
         vec![1, 3, 101, 97],
