@@ -206,12 +206,16 @@ pub fn run_case(
 ) -> Result<BenchResult> {
     let prepared = Prepared::new(ctx, case)?;
     let timer = Timer::new(ctx);
-    let (wall_ms, gpu_ms) = timer.measure(iters, &mut |set, enc| {
-        prepared.record_fused(enc, whole(set)).map(|()| 1)
-    })?;
-    let (copy_wall_ms, copy_gpu_ms) = timer.measure(iters, &mut |set, enc| {
-        prepared.record_copy(enc, whole(set)).map(|()| 1)
-    })?;
+    // The fused call and the copy take turns (see Timer::measure).
+    let measured = timer.measure(
+        iters,
+        &mut [
+            &mut |set, enc| prepared.record_fused(enc, whole(set)).map(|()| 1),
+            &mut |set, enc| prepared.record_copy(enc, whole(set)).map(|()| 1),
+        ],
+    )?;
+    let [(wall_ms, gpu_ms), (copy_wall_ms, copy_gpu_ms)] =
+        <[Measured; 2]>::try_from(measured).expect("two records, two results");
     let (gpu_ms, copy_gpu_ms) = (first(gpu_ms), first(copy_gpu_ms));
     let record_us = {
         let reps = 50;
@@ -293,7 +297,7 @@ pub fn profile_case(ctx: &Context, case: &BenchCase, iters: usize) -> Result<Vec
         });
     }
     let mut entries = Vec::new();
-    let (_, times) = timer.measure(iters, &mut |set, enc| {
+    let mut record = |set: Option<&wgpu::QuerySet>, enc: &mut wgpu::CommandEncoder| {
         let set = set.expect("timestamp queries checked above");
         entries = prepared.record_fused_timed(
             enc,
@@ -303,8 +307,13 @@ pub fn profile_case(ctx: &Context, case: &BenchCase, iters: usize) -> Result<Vec
             },
         )?;
         Ok(entries.len())
-    })?;
-    let times = times.expect("timestamp queries checked above");
+    };
+    let measured = timer.measure(iters, &mut [&mut record])?;
+    let times = measured
+        .into_iter()
+        .next()
+        .and_then(|(_, gpu)| gpu)
+        .expect("timestamp queries checked above");
     Ok(entries
         .into_iter()
         .zip(times)
@@ -453,6 +462,10 @@ struct Timer<'a> {
     queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
 }
 
+/// What [`Timer::measure`] gives per record: the median wall milliseconds
+/// and, with timestamps, the median GPU milliseconds of each pair.
+type Measured = (f64, Option<Vec<f64>>);
+
 /// Records one timed unit. Given the timer's query set (when the device
 /// has timestamps), it writes pairs of timestamps (start, end) from query 0
 /// and returns how many pairs it wrote.
@@ -492,45 +505,60 @@ impl<'a> Timer<'a> {
         Self { ctx, queries }
     }
 
-    /// Median wall milliseconds over `iters` runs after one warm-up, and
-    /// the median GPU milliseconds of each timestamp pair `record` wrote.
-    fn measure(&self, iters: usize, record: &mut Record<'_>) -> Result<(f64, Option<Vec<f64>>)> {
-        let dev = &self.ctx.device;
-        let mut walls = Vec::new();
-        // gpus[k]: the times of pair k over the runs
-        let mut gpus: Vec<Vec<f64>> = Vec::new();
+    /// For each record, the median wall milliseconds over `iters` runs
+    /// after one warm-up, and the median GPU milliseconds of each timestamp
+    /// pair it wrote. The records take turns, run after run, so a machine
+    /// whose speed drifts (a shared VM) drifts under all of them alike.
+    fn measure(&self, iters: usize, records: &mut [&mut Record<'_>]) -> Result<Vec<Measured>> {
+        let mut walls = vec![Vec::new(); records.len()];
+        // gpus[r][k]: the times of record r's pair k over the runs
+        let mut gpus: Vec<Vec<Vec<f64>>> = vec![Vec::new(); records.len()];
         for i in 0..=iters.max(1) {
-            let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-            let start = Instant::now();
-            let mut enc = dev.create_command_encoder(&Default::default());
-            let pairs = record(self.queries.as_ref().map(|q| &q.0), &mut enc)? as u32;
-            if let Some((set, resolve, read)) = &self.queries {
-                enc.resolve_query_set(set, 0..2 * pairs, resolve, 0);
-                enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * u64::from(pairs));
-            }
-            self.ctx.queue.submit([enc.finish()]);
-            dev.poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-            let wall = start.elapsed().as_secs_f64() * 1e3;
-            if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(Error::Gpu(e.to_string()));
-            }
-            let gpu = match &self.queries {
-                Some((_, _, read)) => self.read_timestamps(read, pairs)?,
-                None => Vec::new(),
-            };
-            if i > 0 {
-                walls.push(wall);
-                gpus.resize(gpu.len(), Vec::new());
-                for (k, t) in gpu.into_iter().enumerate() {
-                    gpus[k].push(t);
+            for (r, record) in records.iter_mut().enumerate() {
+                let (wall, gpu) = self.run_once(record)?;
+                if i > 0 {
+                    walls[r].push(wall);
+                    gpus[r].resize(gpu.len(), Vec::new());
+                    for (k, t) in gpu.into_iter().enumerate() {
+                        gpus[r][k].push(t);
+                    }
                 }
             }
         }
-        Ok((
-            median(&mut walls),
-            (!gpus.is_empty()).then(|| gpus.iter_mut().map(|g| median(g)).collect()),
-        ))
+        Ok(walls
+            .iter_mut()
+            .zip(&mut gpus)
+            .map(|(w, g)| {
+                let gpu = (!g.is_empty()).then(|| g.iter_mut().map(|t| median(t)).collect());
+                (median(w), gpu)
+            })
+            .collect())
+    }
+
+    /// Records, submits and waits once: the wall milliseconds and the GPU
+    /// milliseconds of each timestamp pair written.
+    fn run_once(&self, record: &mut Record<'_>) -> Result<(f64, Vec<f64>)> {
+        let dev = &self.ctx.device;
+        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let start = Instant::now();
+        let mut enc = dev.create_command_encoder(&Default::default());
+        let pairs = record(self.queries.as_ref().map(|q| &q.0), &mut enc)? as u32;
+        if let Some((set, resolve, read)) = &self.queries {
+            enc.resolve_query_set(set, 0..2 * pairs, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * u64::from(pairs));
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        dev.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        let gpu = match &self.queries {
+            Some((_, _, read)) => self.read_timestamps(read, pairs)?,
+            None => Vec::new(),
+        };
+        Ok((wall, gpu))
     }
 
     /// The milliseconds between each pair of the first `pairs` timestamps.
