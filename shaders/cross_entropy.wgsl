@@ -131,6 +131,9 @@ alias ELEM4 = vec4<f32>;
 @group(0) @binding(10) var<storage, read_write> lse_out: array<f32>;
 // Number of rows whose argmax equals the target (non-ignored rows only).
 @group(0) @binding(11) var<storage, read_write> correct_out: array<u32>;
+// `targets` again, four words per load, for target_partials (bound over the
+// buffer's whole 16-byte units).
+@group(0) @binding(14) var<storage, read> targets4: array<vec4<u32>>;
 
 const AUX_ROWS: u32 = 4u;
 
@@ -200,9 +203,9 @@ var<workgroup> st_count: array<u32, STATS_WG>;
 var<workgroup> st_bad: array<u32, STATS_WG>;
 var<workgroup> st_first: array<u32, STATS_WG>;
 
-// Rows [x, y) of workgroup g of the partial kernels.
+// Rows [x, y) of workgroup g of the partial kernels; x is a multiple of 4.
 fn group_rows(g: u32) -> vec2<u32> {
-    let block = (p.rows + p.groups - 1u) / p.groups;
+    let block = ((p.rows + p.groups - 1u) / p.groups + 3u) & ~3u;
     let r0 = min(g * block, p.rows);
     return vec2<u32>(r0, min(r0 + block, p.rows));
 }
@@ -282,9 +285,79 @@ fn target_block(lid: u32, g: u32) -> TargetStats {
     return s;
 }
 
+// Class-index targets, four rows at a time (rows 4q .. 4q + 3, all < p.rows).
+fn quad_targets(q: u32) -> vec4<i32> {
+    if (TARGET_KIND == TARGET_U8) {
+        let w = targets[q];
+        return vec4<i32>((vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu));
+    }
+    return bitcast<vec4<i32>>(targets4[q]);
+}
+
+// Adds rows i (targets t) to s where `valid`.
+fn add_quad(s0: TargetStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> TargetStats {
+    var s = s0;
+    let kept = valid & (t != vec4<i32>(p.ignore_index));
+    let bad = kept & ((t < vec4<i32>(0)) | (bitcast<vec4<u32>>(t) >= vec4<u32>(p.classes)));
+    let ok = kept & !bad;
+    let nb = select(vec4<u32>(0u), vec4<u32>(1u), bad);
+    let nk = select(vec4<u32>(0u), vec4<u32>(1u), ok);
+    let at = select(vec4<u32>(NO_POSITION), i, bad);
+    s.bad += (nb.x + nb.y) + (nb.z + nb.w);
+    s.count += (nk.x + nk.y) + (nk.z + nk.w);
+    s.first = min(s.first, min(min(at.x, at.y), min(at.z, at.w)));
+    if (HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS) {
+        // Indices clamped into range; rows that are not ok add 0.
+        let c = min(bitcast<vec4<u32>>(t), vec4<u32>(p.classes - 1u));
+        let r = min(i, vec4<u32>(p.rows - 1u));
+        let w = vec4<f32>(
+            class_weight(c.x) * sample_weight(r.x),
+            class_weight(c.y) * sample_weight(r.y),
+            class_weight(c.z) * sample_weight(r.z),
+            class_weight(c.w) * sample_weight(r.w),
+        );
+        let v = select(vec4<f32>(0.0), w, ok);
+        s.denom += (v.x + v.y) + (v.z + v.w);
+    }
+    return s;
+}
+
+// target_block for class-index targets, four rows per load
+// (target_partials, whose blocks start at multiples of 4 rows). The loop
+// has no branch: llvmpipe runs both sides of a branch under a lane mask, so
+// a branch for the last rows would cost its loads on every quad. Those rows
+// (fewer than 4, in the last block) come after the loop.
+fn target_block4(lid: u32, g: u32) -> TargetStats {
+    let rows = group_rows(g);
+    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    let full = min(rows.y, p.rows & ~3u) / 4u;
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+    for (var q = rows.x / 4u + lid; q < full; q += STATS_WG) {
+        s = add_quad(s, vec4<u32>(4u * q) + lanes, quad_targets(q), vec4<bool>(true));
+    }
+    if (lid == 0u && 4u * full < rows.y) {
+        let i = vec4<u32>(4u * full) + lanes;
+        let last = p.rows - 1u;
+        let t = vec4<i32>(
+            class_target(min(i.x, last)),
+            class_target(min(i.y, last)),
+            class_target(min(i.z, last)),
+            class_target(min(i.w, last)),
+        );
+        s = add_quad(s, i, t, i < vec4<u32>(rows.y));
+    }
+    return s;
+}
+
 @compute @workgroup_size(STATS_WG)
 fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let total = workgroup_stats(lid, target_block(lid, wid.x));
+    var s: TargetStats;
+    if (TARGET_KIND == TARGET_PROBS) {
+        s = target_block(lid, wid.x);
+    } else {
+        s = target_block4(lid, wid.x);
+    }
+    let total = workgroup_stats(lid, s);
     if (lid == 0u) {
         let slot = block_slot(wid.x);
         aux[slot] = bitcast<u32>(total.denom);

@@ -789,7 +789,15 @@ impl Context {
         ];
         let mut passes: Vec<Pass<'_>> = Vec::with_capacity(rows_passes.len() + 4);
         if blocks {
-            let group = self.bind(&k.target_partials, &stats_slots[..5]);
+            // With `targets` again as vec4s over its whole 16-byte units
+            // (at least 8 192 rows' worth here).
+            let targets4 = (0, targets.size().min(max_binding) & !15);
+            let mut entries: Vec<_> = stats_slots[..5]
+                .iter()
+                .map(|&(slot, buffer)| (slot, buffer, (0, buffer.size().min(max_binding) & !3)))
+                .collect();
+            entries.push((14, targets, targets4));
+            let group = self.bind_ranges(&k.target_partials, &entries);
             passes.push((
                 "target_partials",
                 &k.target_partials,

@@ -229,9 +229,14 @@ fn the_first_bad_target_is_found_across_blocks_of_rows() {
     // Targets are checked in blocks of 8 192 rows. 20 000 rows: the bad
     // targets in the second and third blocks. 600 000 rows: 74 blocks, more
     // than the 64 invocations that merge them, so blocks 64 and 72 are folded
-    // into the partials of blocks 0 and 8 before the tree. The first bad
-    // target is named either way.
-    for (rows, first, second) in [(20_000, 9_000, 17_000), (600_000, 530_000, 590_000)] {
+    // into the partials of blocks 0 and 8 before the tree. 20 003 rows: both
+    // in the last rows, which are read after the blocks' quads of four. The
+    // first bad target is named each time.
+    for (rows, first, second) in [
+        (20_000, 9_000, 17_000),
+        (600_000, 530_000, 590_000),
+        (20_003, 20_001, 20_002),
+    ] {
         let logits = vec![0.25f32; rows * 3];
         let mut targets = vec![1i64; rows];
         targets[second] = 9;

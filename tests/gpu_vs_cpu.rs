@@ -362,6 +362,11 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
             .map(|_| rng.below(layout.classes) as i64)
             .collect();
         let probs = common::soft_targets(&x, &dims);
+        // The same classes as u8 (a segmentation mask), ignored as 255.
+        let t8: Vec<u8> = t
+            .iter()
+            .map(|&v| if v < 0 { 255 } else { v as u8 })
+            .collect();
         let opts = CrossEntropyOptions {
             reduction: Reduction::Sum,
             label_smoothing: 0.2,
@@ -464,6 +469,11 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
             })
             .collect();
         let probs = common::soft_targets(&x, &dims);
+        // The same classes as u8 (a segmentation mask), ignored as 255.
+        let t8: Vec<u8> = t
+            .iter()
+            .map(|&v| if v < 0 { 255 } else { v as u8 })
+            .collect();
         let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
         let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
         let weighted = xent::Weights {
@@ -480,8 +490,17 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
             for (targets, weights) in [
                 (xent::Targets::I64(&t), xent::Weights::none()),
                 (xent::Targets::I64(&t), weighted),
+                (xent::Targets::U8(&t8), weighted),
                 (xent::Targets::Probs(&probs), xent::Weights::none()),
             ] {
+                let opts = CrossEntropyOptions {
+                    ignore_index: if matches!(targets, xent::Targets::U8(_)) {
+                        255
+                    } else {
+                        -100
+                    },
+                    ..opts.clone()
+                };
                 let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
                 let got = ctx
                     .cross_entropy_with(&x, &dims, targets, weights, &opts)
