@@ -362,11 +362,6 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
             .map(|_| rng.below(layout.classes) as i64)
             .collect();
         let probs = common::soft_targets(&x, &dims);
-        // The same classes as u8 (a segmentation mask), ignored as 255.
-        let t8: Vec<u8> = t
-            .iter()
-            .map(|&v| if v < 0 { 255 } else { v as u8 })
-            .collect();
         let opts = CrossEntropyOptions {
             reduction: Reduction::Sum,
             label_smoothing: 0.2,
