@@ -541,13 +541,39 @@ struct RowPlan {
 }
 
 fn plan_row(row: u32, total: Partial) -> RowPlan {
+    var t = 0;
+    if (TARGET_KIND != TARGET_PROBS) {
+        t = class_target(row);
+    }
+    return plan_from(row, total, t, call_stats());
+}
+
+// What target_stats left for every row: 1 / the mean's denominator (1 for
+// other reductions) and the sum of class weights.
+struct CallStats {
+    scale: f32,
+    weight_sum: f32,
+}
+
+fn call_stats() -> CallStats {
+    var scale = 1.0;
+    if (p.reduction == REDUCTION_MEAN) {
+        scale = 1.0 / denominator();
+    }
+    return CallStats(scale, weight_sum());
+}
+
+// plan_row for a row whose class-index target `t` (ignored with probability
+// targets) and call statistics the caller has read: the fixed kernels read
+// them once for four rows, and each read is a loop over the SIMD lanes on
+// lavapipe.
+fn plan_from(row: u32, total: Partial, t: i32, stats: CallStats) -> RowPlan {
     var plan: RowPlan;
     plan.kind = 0u;
     plan.target_class = 0u;
     plan.r = 1.0;
     plan.q = total.q;
     if (TARGET_KIND != TARGET_PROBS) {
-        let t = class_target(row);
         if (t == p.ignore_index) {
             plan.kind = 1u;
         } else if (t < 0 || u32(t) >= p.classes) {
@@ -556,13 +582,9 @@ fn plan_row(row: u32, total: Partial) -> RowPlan {
             plan.target_class = u32(t);
         }
         plan.r = class_weight(plan.target_class);
-        plan.q = (1.0 - p.smoothing) * plan.r + p.smoothing / f32(p.classes) * weight_sum();
+        plan.q = (1.0 - p.smoothing) * plan.r + p.smoothing / f32(p.classes) * stats.weight_sum;
     }
-    var scale = 1.0;
-    if (p.reduction == REDUCTION_MEAN) {
-        scale = 1.0 / denominator();
-    }
-    plan.a = scale * sample_weight(row);
+    plan.a = stats.scale * sample_weight(row);
     plan.m = total.m;
     plan.inv_s = 1.0 / total.s;
     plan.log_s = log(total.s);
@@ -1293,7 +1315,11 @@ fn rows_narrow4_fixed(
     var xs: array<vec4<f32>, MAX_FIXED>;
     var total = empty_partial();
     // The target's logit is picked up here, while the row is read.
-    let t = vec4<u32>(bitcast<u32>(class_target(row)));
+    var tc = 0;
+    if (TARGET_KIND != TARGET_PROBS) {
+        tc = class_target(row);
+    }
+    let t = vec4<u32>(bitcast<u32>(tc));
     var hit = vec4<f32>(0.0);
     // The max first, then the sum (see rows_pixels4_fixed).
     var m4 = vec4<f32>(LOWEST);
@@ -1319,7 +1345,7 @@ fn rows_narrow4_fixed(
     }
     total.m = m;
     total.s = (e.x + e.y) + (e.z + e.w);
-    let plan = plan_row(row, total);
+    let plan = plan_from(row, total, tc, call_stats());
     let x_t = (hit.x + hit.y) + (hit.z + hit.w);
     var acc = 0.0;
     if (TARGET_KIND == TARGET_PROBS) {
@@ -1368,12 +1394,16 @@ fn rows_pixels4_fixed(
     var t2 = empty_partial();
     var t3 = empty_partial();
     // The targets' logits are picked up here, while the pixels are read.
-    let targets4 = bitcast<vec4<u32>>(vec4<i32>(
-        class_target(row0),
-        class_target(row0 + 1u),
-        class_target(row0 + 2u),
-        class_target(row0 + 3u),
-    ));
+    var t4 = vec4<i32>(0);
+    if (TARGET_KIND != TARGET_PROBS) {
+        t4 = vec4<i32>(
+            class_target(row0),
+            class_target(row0 + 1u),
+            class_target(row0 + 2u),
+            class_target(row0 + 3u),
+        );
+    }
+    let targets4 = bitcast<vec4<u32>>(t4);
     var x_t = vec4<f32>(0.0);
     // With the row in registers, the max first and then the sum: one exp
     // per element and no rescaling.
@@ -1405,10 +1435,11 @@ fn rows_pixels4_fixed(
     t1.s = sum.y;
     t2.s = sum.z;
     t3.s = sum.w;
-    let p0 = plan_row(row0, t0);
-    let p1 = plan_row(row0 + 1u, t1);
-    let p2 = plan_row(row0 + 2u, t2);
-    let p3 = plan_row(row0 + 3u, t3);
+    let stats = call_stats();
+    let p0 = plan_from(row0, t0, t4.x, stats);
+    let p1 = plan_from(row0 + 1u, t1, t4.y, stats);
+    let p2 = plan_from(row0 + 2u, t2, t4.z, stats);
+    let p3 = plan_from(row0 + 3u, t3, t4.w, stats);
     var acc = vec4<f32>(0.0);
     if (TARGET_KIND == TARGET_PROBS) {
         // The gradient (if any) and the loss terms of each class plane.
