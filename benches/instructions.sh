@@ -17,14 +17,21 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get ins
 cargo build --release --quiet
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(65536x32 16x128256 8x21x256x256)
+# The instruction count of one `xent bench` run; its output on failure.
 count() {
-  LP_NUM_THREADS=0 WGPU_BACKEND=vulkan valgrind --tool=cachegrind --cache-sim=no \
-    --cachegrind-out-file=/dev/null ./target/release/xent bench --no-cpu --cases "$1" --iters "$2" 2>&1 \
-    | awk '/I +refs:/ { gsub(",", "", $NF); print $NF }'
+  local out
+  out=$(LP_NUM_THREADS=0 WGPU_BACKEND=vulkan valgrind --tool=cachegrind --cache-sim=no \
+    --cachegrind-out-file=/dev/null --error-exitcode=0 \
+    ./target/release/xent bench --no-cpu --cases "$1" --iters "$2" 2>&1) || {
+    printf '%s\n' "$out" >&2
+    echo "$1: xent bench failed under valgrind" >&2
+    return 1
+  }
+  printf '%s\n' "$out" | awk '/I +refs:/ { gsub(",", "", $NF); print $NF }'
 }
 for c in "${cases[@]}"; do
   one=$(count "$c" 1)
   eleven=$(count "$c" 11)
-  [ -n "$one" ] && [ -n "$eleven" ] || { echo "$c: no count (did the bench fail?)" >&2; exit 1; }
+  [ -n "$one" ] && [ -n "$eleven" ] || { echo "$c: no instruction count in valgrind's output" >&2; exit 1; }
   echo "$c: $(( (eleven - one) / 10 )) instructions per run (fused call + copy)"
 done

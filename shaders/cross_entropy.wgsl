@@ -204,7 +204,10 @@ var<workgroup> st_count: array<u32, STATS_WG>;
 var<workgroup> st_bad: array<u32, STATS_WG>;
 var<workgroup> st_first: array<u32, STATS_WG>;
 
-// Rows [x, y) of workgroup g of the partial kernels; x is a multiple of 4.
+// Rows [x, y) of workgroup g of the partial kernels: blocks of
+// ceil(rows / groups) rounded up to a multiple of 4, so x is a multiple of 4
+// (or p.rows for a block past the end, which the host's choice of groups
+// never makes).
 fn group_rows(g: u32) -> vec2<u32> {
     let block = ((p.rows + p.groups - 1u) / p.groups + 3u) & ~3u;
     let r0 = min(g * block, p.rows);
@@ -336,7 +339,7 @@ fn target_block4(lid: u32, g: u32) -> TargetStats {
     for (var q = rows.x / 4u + lid; q < full; q += STATS_WG) {
         s = add_quad(s, vec4<u32>(4u * q) + lanes, quad_targets(q), vec4<bool>(true));
     }
-    if (lid == 0u && 4u * full < rows.y) {
+    if (lid == 0u && rows.x < rows.y && 4u * full < rows.y) {
         let i = vec4<u32>(4u * full) + lanes;
         let last = p.rows - 1u;
         let t = vec4<i32>(
@@ -1403,7 +1406,7 @@ fn rows_pixels4_fixed(
             class_target(row0 + 3u),
         );
     }
-    let targets4 = bitcast<vec4<u32>>(t4);
+    let tq = bitcast<vec4<u32>>(t4);
     var x_t = vec4<f32>(0.0);
     // With the row in registers, the max first and then the sum: one exp
     // per element and no rescaling.
@@ -1414,7 +1417,7 @@ fn rows_pixels4_fixed(
         xs[c] = v;
         m = max(m, v);
         if (TARGET_KIND != TARGET_PROBS) {
-            x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == targets4);
+            x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == tq);
         }
         if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
             t0 = gather_extra(t0, c, idx, v.x);

@@ -269,8 +269,9 @@ fn first(times: Option<Vec<f64>>) -> Option<f64> {
 /// Times each dispatch of the case's fused call on its own: every dispatch
 /// recorded in a compute pass of its own between two timestamps, `iters`
 /// runs after a warm-up, the median per dispatch. The time between the
-/// passes is not in any of them, so their sum falls short of
-/// [`BenchResult::gpu_ms`] by the gaps between dispatches.
+/// passes is not in any of them, and each pass has its own start-up, so
+/// their sum may fall above or below [`BenchResult::gpu_ms`] (the call in
+/// one pass); their shares are what the profile is for.
 ///
 /// # Errors
 /// [`Error::Unsupported`] when the adapter lacks `TIMESTAMP_QUERY`; as

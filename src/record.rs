@@ -824,10 +824,13 @@ impl Context {
         match timing {
             Timing::PerDispatch { set, capacity } => {
                 if passes.len() > capacity {
-                    return Err(Error::Gpu(format!(
-                        "a profile times at most {capacity} dispatches; this call records {}",
-                        passes.len()
-                    )));
+                    return Err(Error::Unsupported {
+                        what: "a per-dispatch profile of this call",
+                        reason: format!(
+                            "it times at most {capacity} dispatches; this call records {}",
+                            passes.len()
+                        ),
+                    });
                 }
                 for (i, entry) in passes.iter().enumerate() {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -820,8 +820,8 @@ fn bench_profile_lists_each_dispatch_in_order() {
     let Some(ctx) = gpu("bench_profile_lists_each_dispatch_in_order") else {
         return;
     };
-    // 16 x 100: one block of rows; 20 000 x 8: three blocks (8 192 rows
-    // each), so the statistics and the loss take a dispatch per block first.
+    // 16 x 100: one block of rows; 20 000 x 8: three blocks (of 6 668
+    // rows), so the statistics and the loss take a dispatch per block first.
     let out = xent(&[
         "bench",
         "--json",
@@ -871,5 +871,20 @@ fn bench_profile_lists_each_dispatch_in_order() {
             "reduce_loss"
         ]
     );
-    assert!(!json.contains("\"gpu_ms\":-"), "{json}");
+    // Every dispatch's time is a number, finite and not negative.
+    let times: Vec<f64> = json
+        .split("\"entry\":")
+        .skip(1)
+        .map(|d| {
+            let t = &d[d.find("\"gpu_ms\":").expect("gpu_ms") + 9..];
+            t[..t.find('}').expect("end of dispatch")]
+                .parse()
+                .expect("a number")
+        })
+        .collect();
+    assert_eq!(times.len(), 8, "{json}");
+    assert!(
+        times.iter().all(|t| t.is_finite() && *t >= 0.0),
+        "{times:?}"
+    );
 }

@@ -226,10 +226,11 @@ fn out_of_range_target_in_a_map_is_found_on_the_gpu() {
 
 #[test]
 fn the_first_bad_target_is_found_across_blocks_of_rows() {
-    // Targets are checked in blocks of 8 192 rows. 20 000 rows: the bad
-    // targets in the second and third blocks. 600 000 rows: 74 blocks, more
-    // than the 64 invocations that merge them, so blocks 64 and 72 are folded
-    // into the partials of blocks 0 and 8 before the tree. 20 003 rows: both
+    // Targets are checked in blocks of at most 8 192 rows (rows / blocks,
+    // rounded up to a multiple of 4). 20 000 rows: three blocks of 6 668,
+    // the bad targets in the second and third. 600 000 rows: 74 blocks of
+    // 8 112, more than the 64 invocations that merge them, so blocks 65 and
+    // 72 are folded into the partials of blocks 1 and 8 before the tree. 20 003 rows: both
     // in the last rows, which are read after the blocks' quads of four. The
     // first bad target is named each time.
     for (rows, first, second) in [

@@ -441,7 +441,7 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
     // map and the fixed-class kernels, with ignored rows, class and sample
     // weights and probability targets (whose mean divides by the row count).
     // 600 001 rows make 74 blocks, more than the 64 invocations that merge
-    // them (each folds two).
+    // them (the first ten fold two).
     let Some(ctx) = ctx() else { return };
     for dims in [
         vec![600_001usize, 2],

@@ -102,12 +102,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
 fn print_profile(r: &xent::bench::BenchResult) {
     let sum: f64 = r.dispatches.iter().map(|d| d.gpu_ms).sum();
     for d in &r.dispatches {
+        // A sum of 0 (a timer too coarse for the call) has no shares.
+        let share = if sum > 0.0 {
+            100.0 * d.gpu_ms / sum
+        } else {
+            0.0
+        };
         say!(
             "{:>16}   {:<20} {:>8.3} ms {:>5.1}%",
             "",
             d.entry,
             d.gpu_ms,
-            100.0 * d.gpu_ms / sum
+            share
         );
     }
     if !r.dispatches.is_empty() {
