@@ -113,20 +113,6 @@ impl RowStrategy {
         }
     }
 
-    /// The entry point of the rows pass (of the last pass for `Split`)
-    /// before specialisation for a class count.
-    fn entry(self) -> &'static str {
-        match self {
-            RowStrategy::Wide => "rows_wide",
-            RowStrategy::WideMixed => "rows_wide_mixed",
-            RowStrategy::Narrow => "rows_narrow",
-            RowStrategy::Wide4 => "rows_wide4",
-            RowStrategy::Narrow4 => "rows_narrow4",
-            RowStrategy::Pixels4 => "rows_pixels4",
-            RowStrategy::Split { .. } => "split_rows",
-        }
-    }
-
     fn is_vec4(self) -> bool {
         matches!(
             self,
@@ -626,37 +612,31 @@ impl Context {
         // Short rows of few classes: the pipeline specialised for C.
         let fixed = match strategy {
             RowStrategy::Narrow4 if layout.classes / 4 <= FIXED_QUADS_MAX => {
-                Some(self.kernels.fixed(
-                    &self.device,
-                    variant,
-                    "rows_narrow4_fixed",
-                    (layout.classes / 4) as u32,
-                )?)
+                Some(("rows_narrow4_fixed", layout.classes / 4))
             }
             RowStrategy::Pixels4 if layout.classes <= FIXED_CLASSES_MAX => {
-                Some(self.kernels.fixed(
-                    &self.device,
-                    variant,
-                    "rows_pixels4_fixed",
-                    layout.classes as u32,
-                )?)
+                Some(("rows_pixels4_fixed", layout.classes))
             }
             _ => None,
         };
-        let rows_entry = match (strategy, fixed.is_some()) {
-            (RowStrategy::Narrow4, true) => "rows_narrow4_fixed",
-            (RowStrategy::Pixels4, true) => "rows_pixels4_fixed",
-            (s, _) => s.entry(),
+        let fixed = fixed
+            .map(|(entry, n)| {
+                let pipeline = self.kernels.fixed(&self.device, variant, entry, n as u32)?;
+                Ok::<_, Error>((entry, pipeline))
+            })
+            .transpose()?;
+        // The rows pass's entry point (`Split` records its three passes below
+        // and uses neither).
+        let (rows_entry, rows_pipeline) = match (&fixed, strategy) {
+            (Some((entry, pipeline)), _) => (*entry, pipeline),
+            (None, RowStrategy::Wide) => ("rows_wide", &k.rows_wide),
+            (None, RowStrategy::WideMixed) => ("rows_wide_mixed", &k.rows_wide_mixed),
+            (None, RowStrategy::Narrow) => ("rows_narrow", &k.rows_narrow),
+            (None, RowStrategy::Wide4) => ("rows_wide4", &k.rows_wide4),
+            (None, RowStrategy::Narrow4) => ("rows_narrow4", &k.rows_narrow4),
+            (None, RowStrategy::Pixels4) => ("rows_pixels4", &k.rows_pixels4),
+            (None, RowStrategy::Split { .. }) => ("split_rows", &k.split_rows),
         };
-        let rows_pipeline = fixed.as_ref().unwrap_or(match strategy {
-            RowStrategy::Wide => &k.rows_wide,
-            RowStrategy::WideMixed => &k.rows_wide_mixed,
-            RowStrategy::Narrow => &k.rows_narrow,
-            RowStrategy::Wide4 => &k.rows_wide4,
-            RowStrategy::Narrow4 => &k.rows_narrow4,
-            RowStrategy::Pixels4 => &k.rows_pixels4,
-            RowStrategy::Split { .. } => &k.split_rows,
-        });
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
