@@ -273,17 +273,7 @@ fn target_block(lid: u32, g: u32) -> TargetStats {
         }
     } else {
         for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
-            let t = class_target(i);
-            if (t == p.ignore_index) {
-                continue;
-            }
-            if (t < 0 || u32(t) >= p.classes) {
-                s.bad += 1u;
-                s.first = min(s.first, i);
-                continue;
-            }
-            s.count += 1u;
-            s.denom += class_weight(u32(t)) * sample_weight(i);
+            s = add_row(s, i, class_target(i), true);
         }
     }
     return s;
@@ -298,32 +288,33 @@ fn quad_targets(q: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(targets4[q]);
 }
 
-// Adds rows i (targets t) to s where `valid`.
-fn add_quad(s0: TargetStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> TargetStats {
-    var s = s0;
-    let kept = valid & (t != vec4<i32>(p.ignore_index));
-    let bad = kept & ((t < vec4<i32>(0)) | (bitcast<vec4<u32>>(t) >= vec4<u32>(p.classes)));
+// Adds row i, class-index target t, to s if `valid`: an ignored row adds
+// nothing, one out of range counts as bad. Branch-free: llvmpipe runs both
+// sides of a branch under a lane mask, loads included.
+fn add_row(s: TargetStats, i: u32, t: i32, valid: bool) -> TargetStats {
+    let kept = valid & (t != p.ignore_index);
+    let bad = kept & ((t < 0) | (u32(t) >= p.classes));
     let ok = kept & !bad;
-    let nb = select(vec4<u32>(0u), vec4<u32>(1u), bad);
-    let nk = select(vec4<u32>(0u), vec4<u32>(1u), ok);
-    let at = select(vec4<u32>(NO_POSITION), i, bad);
-    s.bad += (nb.x + nb.y) + (nb.z + nb.w);
-    s.count += (nk.x + nk.y) + (nk.z + nk.w);
-    s.first = min(s.first, min(min(at.x, at.y), min(at.z, at.w)));
+    var w = 0.0;
     if (HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS) {
         // Indices clamped into range; rows that are not ok add 0.
-        let c = min(bitcast<vec4<u32>>(t), vec4<u32>(p.classes - 1u));
-        let r = min(i, vec4<u32>(p.rows - 1u));
-        let w = vec4<f32>(
-            class_weight(c.x) * sample_weight(r.x),
-            class_weight(c.y) * sample_weight(r.y),
-            class_weight(c.z) * sample_weight(r.z),
-            class_weight(c.w) * sample_weight(r.w),
-        );
-        let v = select(vec4<f32>(0.0), w, ok);
-        s.denom += (v.x + v.y) + (v.z + v.w);
+        let c = min(u32(t), p.classes - 1u);
+        w = select(0.0, class_weight(c) * sample_weight(min(i, p.rows - 1u)), ok);
     }
-    return s;
+    return TargetStats(
+        s.denom + w,
+        s.count + select(0u, 1u, ok),
+        s.bad + select(0u, 1u, bad),
+        select(s.first, min(s.first, i), bad),
+    );
+}
+
+// add_row for rows i (targets t), lane by lane.
+fn add_quad(s: TargetStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> TargetStats {
+    let sx = add_row(s, i.x, t.x, valid.x);
+    let sy = add_row(sx, i.y, t.y, valid.y);
+    let sz = add_row(sy, i.z, t.z, valid.z);
+    return add_row(sz, i.w, t.w, valid.w);
 }
 
 // target_block for class-index targets, four rows per load
@@ -543,12 +534,17 @@ struct RowPlan {
     log_s: f32,
 }
 
-fn plan_row(row: u32, total: Partial) -> RowPlan {
-    var t = 0;
-    if (TARGET_KIND != TARGET_PROBS) {
-        t = class_target(row);
+// The row's class-index target; 0 with probability targets, whose buffer
+// holds no class ids.
+fn row_target(row: u32) -> i32 {
+    if (TARGET_KIND == TARGET_PROBS) {
+        return 0;
     }
-    return plan_from(row, total, t, call_stats());
+    return class_target(row);
+}
+
+fn plan_row(row: u32, total: Partial) -> RowPlan {
+    return plan_from(row, total, row_target(row), call_stats());
 }
 
 // What target_stats left for every row: 1 / the mean's denominator (1 for
@@ -1318,10 +1314,7 @@ fn rows_narrow4_fixed(
     var xs: array<vec4<f32>, MAX_FIXED>;
     var total = empty_partial();
     // The target's logit is picked up here, while the row is read.
-    var tc = 0;
-    if (TARGET_KIND != TARGET_PROBS) {
-        tc = class_target(row);
-    }
+    let tc = row_target(row);
     let t = vec4<u32>(bitcast<u32>(tc));
     var hit = vec4<f32>(0.0);
     // The max first, then the sum (see rows_pixels4_fixed).
@@ -1397,15 +1390,7 @@ fn rows_pixels4_fixed(
     var t2 = empty_partial();
     var t3 = empty_partial();
     // The targets' logits are picked up here, while the pixels are read.
-    var t4 = vec4<i32>(0);
-    if (TARGET_KIND != TARGET_PROBS) {
-        t4 = vec4<i32>(
-            class_target(row0),
-            class_target(row0 + 1u),
-            class_target(row0 + 2u),
-            class_target(row0 + 3u),
-        );
-    }
+    let t4 = vec4<i32>(row_target(row0), row_target(row0 + 1u), row_target(row0 + 2u), row_target(row0 + 3u));
     let tq = bitcast<vec4<u32>>(t4);
     var x_t = vec4<f32>(0.0);
     // With the row in registers, the max first and then the sum: one exp
