@@ -665,7 +665,7 @@ impl Context {
             };
             // Buffers bound whole: clamped to one binding and to whole words
             // (the kernels never index past what the shape needs, checked above).
-            let whole = |b: &wgpu::Buffer| (0, b.size().min(max_binding) & !3);
+            let whole = |b: &wgpu::Buffer| self.whole_range(b, 4);
             let targets_range = if chunked_targets {
                 target_range
             } else {
@@ -771,12 +771,11 @@ impl Context {
         if blocks {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
-            let targets4 = (0, targets.size().min(max_binding) & !15);
             let mut entries: Vec<_> = stats_slots[..5]
                 .iter()
-                .map(|&(slot, buffer)| (slot, buffer, (0, buffer.size().min(max_binding) & !3)))
+                .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
                 .collect();
-            entries.push((14, targets, targets4));
+            entries.push((14, targets, self.whole_range(targets, 16)));
             let group = self.bind_ranges(&k.target_partials, &entries);
             passes.push((
                 "target_partials",
@@ -1095,30 +1094,26 @@ impl Context {
         (offset, size, (e0 * elem - offset) / elem)
     }
 
+    /// `buffer` bound from its start: clamped to the largest binding and
+    /// to whole units of `unit` bytes (4: words, 16: vec4s). A caller's
+    /// buffer may be larger than the device binds; the kernels never index
+    /// past what the shape needs (checked).
+    fn whole_range(&self, buffer: &wgpu::Buffer, unit: u64) -> (u64, u64) {
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        (0, buffer.size().min(max_binding) & !(unit - 1))
+    }
+
+    /// Each buffer bound whole, in words ([`Context::whole_range`]).
     fn bind(
         &self,
         pipeline: &wgpu::ComputePipeline,
         entries: &[(u32, &wgpu::Buffer)],
     ) -> wgpu::BindGroup {
-        let max_binding = self.device.limits().max_storage_buffer_binding_size;
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+        let entries: Vec<_> = entries
             .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
-                binding,
-                // A caller's buffer may be larger than the device binds; the
-                // kernels never index past what the shape needs (checked).
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(buffer.size().min(max_binding) & !3),
-                }),
-            })
+            .map(|&(binding, buffer)| (binding, buffer, self.whole_range(buffer, 4)))
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("xent bind group"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        })
+        self.bind_ranges(pipeline, &entries)
     }
 
     /// Spreads `groups` workgroups over x and y so neither exceeds the
