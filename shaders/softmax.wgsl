@@ -4,7 +4,14 @@
 // A "row" is one (n, s) pair; its classes lie `inner` elements apart.
 //   softmax_wide / backward_wide      a workgroup per row (long rows, inner = 1);
 //   softmax_narrow / backward_narrow  an invocation per row (short rows,
-//                                     channel-first maps).
+//                                     channel-first maps of few classes);
+//   softmax_partial, softmax_split /  rows too long for one workgroup's
+//   backward_partial, backward_split  loops (see `LOOP_TRIPS_MAX` in
+//                                     record.rs): `splits` workgroups per row,
+//                                     each over a span of classes; the first
+//                                     pass leaves each span's partial in
+//                                     `parts`, the second merges the row's
+//                                     partials in span order and writes its span.
 // Forward: each row is read twice (the (max, sum-exp) pass, then the output
 // pass) and the output written once. Backward, given the forward output y and
 // the upstream gradient dy:
@@ -19,9 +26,10 @@ struct Params {
     rows: u32,
     // 0 = softmax, 1 = log-softmax
     mode: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Split rows: workgroups per row and classes per workgroup.
+    splits: u32,
+    span: u32,
+    _pad: u32,
 }
 
 const LOG_SOFTMAX: u32 = 1u;
@@ -35,6 +43,9 @@ const NARROW_WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 // Backward only: the upstream gradient; `x` then holds the forward output.
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
+// Split rows only: a partial per (row, span), (max, sum-exp) forward or
+// (sum, unused) backward.
+@group(0) @binding(4) var<storage, read_write> parts: array<vec2<f32>>;
 
 fn element(row: u32, c: u32) -> u32 {
     let n = row / p.inner;
@@ -183,6 +194,121 @@ fn backward_narrow(
         total += backward_term(base + c * p.inner);
     }
     for (var c = 0u; c < p.classes; c++) {
+        let idx = base + c * p.inner;
+        y[idx] = backward_value(idx, total);
+    }
+}
+
+// ---------------------------------------------------------------- split rows
+
+// Row and class span [x, y) of workgroup `g` of a split dispatch, and its
+// partial's slot (`row * splits + k`).
+fn split_of(g: u32) -> vec3<u32> {
+    let row = g / p.splits;
+    let k = g - row * p.splits;
+    let c0 = k * p.span;
+    return vec3<u32>(row, c0, min(c0 + p.span, p.classes));
+}
+
+@compute @workgroup_size(64)
+fn softmax_partial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let sp = split_of(g);
+    if (sp.x >= p.rows) {
+        return;
+    }
+    let base = element(sp.x, 0u);
+    var ms = vec2<f32>(LOWEST, 0.0);
+    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
+        ms = online(ms, x[base + c * p.inner]);
+    }
+    wide_ms[lid] = ms;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        parts[g] = wide_ms[0];
+    }
+}
+
+@compute @workgroup_size(64)
+fn softmax_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let sp = split_of(g);
+    if (sp.x >= p.rows) {
+        return;
+    }
+    // Every workgroup of the row merges its partials in the same order.
+    var total = parts[sp.x * p.splits];
+    for (var k = 1u; k < p.splits; k++) {
+        total = merge(total, parts[sp.x * p.splits + k]);
+    }
+    let log_s = log(total.y);
+    let base = element(sp.x, 0u);
+    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
+        let idx = base + c * p.inner;
+        y[idx] = output(x[idx], total, log_s);
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_partial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let sp = split_of(g);
+    if (sp.x >= p.rows) {
+        return;
+    }
+    let base = element(sp.x, 0u);
+    var acc = 0.0;
+    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
+        acc += backward_term(base + c * p.inner);
+    }
+    wide_sum[lid] = acc;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_sum[lid] += wide_sum[lid + off];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        parts[g] = vec2<f32>(wide_sum[0], 0.0);
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let sp = split_of(g);
+    if (sp.x >= p.rows) {
+        return;
+    }
+    var total = 0.0;
+    for (var k = 0u; k < p.splits; k++) {
+        total += parts[sp.x * p.splits + k].x;
+    }
+    let base = element(sp.x, 0u);
+    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
         let idx = base + c * p.inner;
         y[idx] = backward_value(idx, total);
     }

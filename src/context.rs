@@ -50,6 +50,10 @@ pub(crate) struct Kernels {
     pub softmax_narrow: wgpu::ComputePipeline,
     pub backward_wide: wgpu::ComputePipeline,
     pub backward_narrow: wgpu::ComputePipeline,
+    pub softmax_partial: wgpu::ComputePipeline,
+    pub softmax_split: wgpu::ComputePipeline,
+    pub backward_partial: wgpu::ComputePipeline,
+    pub backward_split: wgpu::ComputePipeline,
     pub copy: wgpu::ComputePipeline,
 }
 
@@ -394,6 +398,10 @@ impl Kernels {
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
             backward_wide: pipeline(device, &sm, "backward_wide"),
             backward_narrow: pipeline(device, &sm, "backward_narrow"),
+            softmax_partial: pipeline(device, &sm, "softmax_partial"),
+            softmax_split: pipeline(device, &sm, "softmax_split"),
+            backward_partial: pipeline(device, &sm, "backward_partial"),
+            backward_split: pipeline(device, &sm, "backward_split"),
             copy: pipeline(
                 device,
                 &module(device, "xent copy.wgsl", COPY_WGSL),

@@ -23,9 +23,21 @@ pub(crate) const WIDE_MIN_CLASSES: usize = 128;
 pub(crate) const SPLIT_MIN_CLASSES: usize = 16_384;
 pub(crate) const SPLIT_ROWS_BELOW_GPU: usize = 64;
 pub(crate) const SPLIT_ROWS_BELOW_CPU: usize = 4;
-/// Classes per workgroup of a split row (before the clamp to `MAX_SPLITS`).
+/// Classes per workgroup of a split row chosen for occupancy (before the
+/// clamp to `OCCUPANCY_SPLITS`).
 const SPLIT_SPAN: usize = 8192;
-const MAX_SPLITS: usize = 32;
+const OCCUPANCY_SPLITS: usize = 32;
+
+/// The most loop iterations any one invocation of a kernel may run, all its
+/// loops together. Mesa's software adapters (llvmpipe, lavapipe) end every
+/// loop of a shader invocation after 65 535 iterations in all
+/// (`LP_MAX_TGSI_LOOP_ITERATIONS`), silently; a quarter of that leaves room
+/// for the loops a model here does not count exactly (the fixed trees of the
+/// reductions). Every strategy's count is bounded by this on every device:
+/// past it, rows are split over more invocations (`RowStrategy::Split`,
+/// `SoftmaxStrategy::Split`), and what cannot be split is
+/// [`Error::Unsupported`] before anything runs.
+pub(crate) const LOOP_TRIPS_MAX: usize = 16_384;
 
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
@@ -35,6 +47,8 @@ const NARROW_WG: usize = 64;
 const STATS_GROUPS_MAX: u64 = 256;
 /// Rows per workgroup of those reductions, before the clamp to `STATS_GROUPS_MAX`.
 const STATS_BLOCK_ROWS: u64 = 8192;
+/// Invocations of the row reductions (`STATS_WG` in the shader).
+const STATS_WG: u64 = 64;
 
 /// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
 /// specialised for their class count, the row held in registers.
@@ -92,24 +106,91 @@ pub(crate) enum RowStrategy {
 }
 
 impl RowStrategy {
+    /// The strategy for `layout` on a device whose wide kernels run `wide_wg`
+    /// invocations per workgroup.
     /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
     /// classes) leave the device idle, so they are split.
     /// `mixed`: whether `rows_wide_mixed` may run (its buffers hold whole
     /// vec4s).
-    pub(crate) fn choose(layout: &Layout, split_below: usize, mixed: bool) -> Self {
+    /// A strategy whose invocations would loop more than [`LOOP_TRIPS_MAX`]
+    /// times gives way to `Split` (any layout: its spans walk classes
+    /// `inner` apart), with enough spans to stay under the bound.
+    pub(crate) fn choose(
+        layout: &Layout,
+        split_below: usize,
+        mixed: bool,
+        wide_wg: usize,
+    ) -> Result<Self> {
         let quads = layout.classes.is_multiple_of(4);
-        if layout.inner == 1 && layout.rows() < split_below && layout.classes >= SPLIT_MIN_CLASSES {
-            return RowStrategy::Split {
-                splits: (layout.classes / SPLIT_SPAN).clamp(2, MAX_SPLITS),
+        let classes = layout.classes;
+        let chosen =
+            if layout.inner == 1 && layout.rows() < split_below && classes >= SPLIT_MIN_CLASSES {
+                RowStrategy::Split {
+                    splits: (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS),
+                }
+            } else {
+                match (layout.inner, classes >= WIDE_MIN_CLASSES) {
+                    (1, true) if quads => RowStrategy::Wide4,
+                    (1, true) if mixed => RowStrategy::WideMixed,
+                    (1, true) => RowStrategy::Wide,
+                    (1, false) if quads => RowStrategy::Narrow4,
+                    (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
+                    _ => RowStrategy::Narrow,
+                }
             };
+        if chosen.loop_trips(classes, wide_wg) <= LOOP_TRIPS_MAX {
+            return Ok(chosen);
         }
-        match (layout.inner, layout.classes >= WIDE_MIN_CLASSES) {
-            (1, true) if quads => RowStrategy::Wide4,
-            (1, true) if mixed => RowStrategy::WideMixed,
-            (1, true) => RowStrategy::Wide,
-            (1, false) if quads => RowStrategy::Narrow4,
-            (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
-            _ => RowStrategy::Narrow,
+        // Spans of at most wide_wg * LOOP_TRIPS_MAX classes walk at most half
+        // the bound (two classes per iteration), leaving the rest for the
+        // merges over the row's spans.
+        let needed = classes.div_ceil(wide_wg * LOOP_TRIPS_MAX);
+        let occupancy = match chosen {
+            RowStrategy::Split { splits } => splits,
+            _ => 2,
+        };
+        let split = RowStrategy::Split {
+            splits: needed.max(occupancy),
+        };
+        let trips = split.loop_trips(classes, wide_wg);
+        if trips > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "a row this long",
+                reason: format!(
+                    "{classes} classes need {trips} loop iterations per invocation even split \
+                     over {} workgroups, more than the {LOOP_TRIPS_MAX} xent bounds every \
+                     invocation to",
+                    needed.max(occupancy)
+                ),
+            });
+        }
+        Ok(split)
+    }
+
+    /// The most loop iterations one invocation of this strategy's rows
+    /// passes runs for rows of `classes` classes (an upper bound, counted
+    /// from the kernels' loops; the fixed-class kernels loop over at most 32
+    /// quads or classes five times).
+    pub(crate) fn loop_trips(self, classes: usize, wide_wg: usize) -> usize {
+        let tree = 2 * wide_wg.max(2).ilog2() as usize;
+        // The two-stream walks take two elements (or vec4s) per iteration.
+        let walk = |elements: usize| elements.div_ceil(2).div_ceil(wide_wg);
+        match self {
+            RowStrategy::Wide => 2 * walk(classes) + tree,
+            // Plus the up to 3 + 3 elements in shared vec4s, outside any loop.
+            RowStrategy::Wide4 | RowStrategy::WideMixed => 2 * walk(classes / 4) + tree,
+            // Pass 1 four classes at a time and the rest one by one; pass 2 one by one.
+            RowStrategy::Narrow => classes / 4 + 3 + classes,
+            RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => 5 * FIXED_QUADS_MAX,
+            RowStrategy::Narrow4 => 2 * (classes / 4),
+            RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => 5 * FIXED_CLASSES_MAX,
+            RowStrategy::Pixels4 => 2 * classes,
+            RowStrategy::Split { splits } => {
+                let span = classes.div_ceil(splits);
+                // split_rows merges the row's partials, then walks its span;
+                // split_finish merges them again and adds two sums over them.
+                (splits + walk(span) + tree).max(3 * splits)
+            }
         }
     }
 
@@ -326,7 +407,69 @@ struct SoftmaxParams {
     inner: u32,
     rows: u32,
     mode: u32,
-    _pad: [u32; 3],
+    splits: u32,
+    span: u32,
+    _pad: u32,
+}
+
+/// Workgroup size of the softmax kernels (`WIDE_WG`, `NARROW_WG` in the shader).
+const SOFTMAX_WG: usize = 64;
+
+/// How the rows of a softmax (or its backward) are spread over invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SoftmaxStrategy {
+    /// An invocation per row.
+    Narrow,
+    /// A workgroup per row.
+    Wide,
+    /// `splits` workgroups per row, each over a span of classes: a partial
+    /// pass, then a pass that merges the row's partials and writes its span.
+    Split {
+        /// Workgroups per row.
+        splits: usize,
+    },
+}
+
+impl SoftmaxStrategy {
+    /// Long rows (`inner = 1`) get a workgroup each, short rows and maps an
+    /// invocation each, unless its loops would pass [`LOOP_TRIPS_MAX`]: then a
+    /// workgroup per row (any layout), then split rows.
+    pub(crate) fn choose(layout: &Layout) -> Result<Self> {
+        let classes = layout.classes;
+        let first = if layout.inner == 1 && classes >= WIDE_MIN_CLASSES {
+            SoftmaxStrategy::Wide
+        } else {
+            SoftmaxStrategy::Narrow
+        };
+        // Spans of at most SOFTMAX_WG * LOOP_TRIPS_MAX / 2 classes walk half the bound.
+        let splits = classes.div_ceil(SOFTMAX_WG * LOOP_TRIPS_MAX / 2).max(2);
+        [
+            first,
+            SoftmaxStrategy::Wide,
+            SoftmaxStrategy::Split { splits },
+        ]
+        .into_iter()
+        .find(|s| s.loop_trips(classes) <= LOOP_TRIPS_MAX)
+        .ok_or_else(|| Error::Unsupported {
+            what: "a softmax row this long",
+            reason: format!(
+                "{classes} classes need more than the {LOOP_TRIPS_MAX} loop iterations per \
+                     invocation xent bounds every kernel to"
+            ),
+        })
+    }
+
+    /// The most loop iterations one invocation runs (both passes, and the trees).
+    pub(crate) fn loop_trips(self, classes: usize) -> usize {
+        let tree = 2 * SOFTMAX_WG.ilog2() as usize;
+        match self {
+            SoftmaxStrategy::Narrow => 2 * classes,
+            SoftmaxStrategy::Wide => 2 * classes.div_ceil(SOFTMAX_WG) + tree,
+            SoftmaxStrategy::Split { splits } => {
+                splits + classes.div_ceil(splits).div_ceil(SOFTMAX_WG) + tree
+            }
+        }
+    }
 }
 
 /// Which normalisation [`Context::record_softmax`] computes.
@@ -502,7 +645,8 @@ impl Context {
             &layout,
             self.split_rows_below,
             b.logits.size() >= whole_vec4s && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
-        );
+            self.kernels.wide_wg as usize,
+        )?;
         let write_grad = b.grad.is_some() || b.in_place;
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
@@ -517,6 +661,23 @@ impl Context {
         let flags = if b.correct.is_some() { rows } else { 0 };
         let partials = 4 + flags + rows * (splits + plans) * 9;
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
+        // The row reductions walk a block of rows, and `target_stats` the class
+        // weights, STATS_WG at a time.
+        let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
+        let weight_trips = (layout.classes as u64).div_ceil(STATS_WG) as usize;
+        if block_trips > LOOP_TRIPS_MAX || (b.weights.is_some() && weight_trips > LOOP_TRIPS_MAX) {
+            return Err(Error::Unsupported {
+                what: "this many rows or weighted classes",
+                reason: format!(
+                    "{rows} rows (or {} class weights) need more than the {LOOP_TRIPS_MAX} loop \
+                     iterations per invocation xent bounds every reduction to; at most {} rows \
+                     and {} weighted classes",
+                    layout.classes,
+                    STATS_GROUPS_MAX * STATS_WG * LOOP_TRIPS_MAX as u64,
+                    STATS_WG * LOOP_TRIPS_MAX as u64
+                ),
+            });
+        }
         let aux_bytes = 4 * (partials + 4 * groups);
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
@@ -874,7 +1035,12 @@ impl Context {
             encoder,
             dims,
             kind,
-            (&k.softmax_wide, &k.softmax_narrow),
+            [
+                &k.softmax_narrow,
+                &k.softmax_wide,
+                &k.softmax_partial,
+                &k.softmax_split,
+            ],
             &[("input", input), ("output", output)],
         )
     }
@@ -914,7 +1080,12 @@ impl Context {
             encoder,
             dims,
             kind,
-            (&k.backward_wide, &k.backward_narrow),
+            [
+                &k.backward_narrow,
+                &k.backward_wide,
+                &k.backward_partial,
+                &k.backward_split,
+            ],
             &[
                 ("output", output),
                 ("grad_output", grad_output),
@@ -924,13 +1095,14 @@ impl Context {
     }
 
     /// Shared by the softmax forward and backward: `buffers` are bound at 1
-    /// (input), 2 (output) and, for the backward, 3 (upstream gradient).
+    /// (input), 2 (output) and, for the backward, 3 (upstream gradient);
+    /// `pipelines` are the narrow, wide, split-partial and split kernels.
     fn record_normalise(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
         kind: SoftmaxKind,
-        (wide_pipeline, narrow_pipeline): (&wgpu::ComputePipeline, &wgpu::ComputePipeline),
+        [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, &wgpu::Buffer)],
     ) -> Result<()> {
         let layout = Layout::from_dims(dims)?;
@@ -938,6 +1110,11 @@ impl Context {
             self.check_buffer(what, buffer, layout.len() as u64)?;
         }
         no_aliasing(buffers)?;
+        let strategy = SoftmaxStrategy::choose(&layout)?;
+        let splits = match strategy {
+            SoftmaxStrategy::Split { splits } => splits,
+            _ => 1,
+        };
         let params = SoftmaxParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -947,11 +1124,11 @@ impl Context {
                 SoftmaxKind::Softmax => 0,
                 SoftmaxKind::LogSoftmax => 1,
             },
-            _pad: [0; 3],
+            splits: splits as u32,
+            span: layout.classes.div_ceil(splits) as u32,
+            _pad: 0,
         };
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params));
-        let wide = layout.inner == 1 && layout.classes >= WIDE_MIN_CLASSES;
-        let pipeline = if wide { wide_pipeline } else { narrow_pipeline };
         // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
         let mut entries = vec![(0, &uniform), (1, buffers[0].1)];
         match buffers {
@@ -959,20 +1136,55 @@ impl Context {
             [_, dy, out] => entries.extend([(3, dy.1), (2, out.1)]),
             _ => unreachable!("two or three buffers"),
         }
-        let group = self.bind(pipeline, &entries);
-        let groups = if wide {
-            layout.rows()
-        } else {
-            layout.rows().div_ceil(NARROW_WG)
-        };
-        let grid = self.grid(groups)?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("xent softmax"),
             timestamp_writes: None,
         });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(grid.0, grid.1, 1);
+        match strategy {
+            SoftmaxStrategy::Narrow | SoftmaxStrategy::Wide => {
+                let (pipeline, groups) = match strategy {
+                    SoftmaxStrategy::Wide => (wide, layout.rows()),
+                    _ => (narrow, layout.rows().div_ceil(SOFTMAX_WG)),
+                };
+                let group = self.bind(pipeline, &entries);
+                let grid = self.grid(groups)?;
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(grid.0, grid.1, 1);
+            }
+            SoftmaxStrategy::Split { splits } => {
+                let bytes = 8 * (layout.rows() * splits) as u64;
+                let max_binding = self.device.limits().max_storage_buffer_binding_size;
+                if bytes > max_binding {
+                    return Err(Error::InvalidShape {
+                        shape: dims.to_vec(),
+                        reason: format!(
+                            "its split rows need {bytes} bytes of partials, more than the \
+                             device's largest storage binding of {max_binding} bytes"
+                        ),
+                    });
+                }
+                let parts = {
+                    let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                    s.aux(&self.device, bytes)
+                };
+                let grid = self.grid(layout.rows() * splits)?;
+                // The partial pass reads the input (and dy) but writes only `parts`.
+                let partial_entries: Vec<_> = entries
+                    .iter()
+                    .copied()
+                    .filter(|&(slot, _)| slot != 2)
+                    .chain([(4, &parts)])
+                    .collect();
+                let split_entries: Vec<_> = entries.iter().copied().chain([(4, &parts)]).collect();
+                for (pipeline, entries) in [(partial, partial_entries), (split, split_entries)] {
+                    let group = self.bind(pipeline, &entries);
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, &group, &[]);
+                    pass.dispatch_workgroups(grid.0, grid.1, 1);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1183,4 +1395,77 @@ fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dims: &[usize]) -> Layout {
+        Layout::from_dims(dims).unwrap()
+    }
+
+    #[test]
+    fn every_chosen_strategy_stays_under_the_loop_bound() {
+        for wg in [8, 16, 32, 64] {
+            for classes in (0..26).flat_map(|k| [1usize << k, (1 << k) + 1, 3 << k]) {
+                for inner in [1, 2, 4, 8] {
+                    let l = layout(&[2, classes, inner]);
+                    for split_below in [SPLIT_ROWS_BELOW_CPU, SPLIT_ROWS_BELOW_GPU] {
+                        for mixed in [false, true] {
+                            let s = RowStrategy::choose(&l, split_below, mixed, wg).unwrap();
+                            let trips = s.loop_trips(classes, wg);
+                            assert!(
+                                trips <= LOOP_TRIPS_MAX,
+                                "{s:?} for C = {classes}, inner = {inner}, wg = {wg}: {trips}"
+                            );
+                        }
+                    }
+                    let s = SoftmaxStrategy::choose(&l).unwrap();
+                    assert!(
+                        s.loop_trips(classes) <= LOOP_TRIPS_MAX,
+                        "{s:?} for C = {classes}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strategies_past_the_loop_bound_are_split() {
+        let choose = |dims: &[usize], wg| RowStrategy::choose(&layout(dims), 4, true, wg).unwrap();
+        // The shapes Mesa cut short, on its 8-invocation workgroups.
+        assert_eq!(choose(&[1, 8192, 4], 8), RowStrategy::Pixels4);
+        assert_eq!(choose(&[1, 8193, 4], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 32768, 4], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 13105, 3], 8), RowStrategy::Narrow);
+        assert_eq!(choose(&[1, 13106, 3], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[4, 524_096], 8), RowStrategy::Wide4);
+        assert_eq!(choose(&[4, 524_100], 8), RowStrategy::Split { splits: 4 });
+        assert_eq!(
+            choose(&[4, 33_000_000], 8),
+            RowStrategy::Split { splits: 252 }
+        );
+        // Few rows split for occupancy: at least what the bound needs.
+        assert_eq!(
+            choose(&[1, 5_000_000], 8),
+            RowStrategy::Split { splits: 32 }
+        );
+        assert_eq!(
+            choose(&[1, 9_000_000], 8),
+            RowStrategy::Split { splits: 69 }
+        );
+        assert_eq!(choose(&[2, 128_256], 8), RowStrategy::Split { splits: 15 });
+        // Short rows stay where they were.
+        assert_eq!(choose(&[65_536, 32], 8), RowStrategy::Narrow4);
+        assert_eq!(choose(&[16, 128_256], 8), RowStrategy::Wide4);
+        let softmax = |dims: &[usize]| SoftmaxStrategy::choose(&layout(dims)).unwrap();
+        assert_eq!(softmax(&[1, 8192, 2]), SoftmaxStrategy::Narrow);
+        assert_eq!(softmax(&[1, 8193, 2]), SoftmaxStrategy::Wide);
+        assert_eq!(softmax(&[2, 523_904]), SoftmaxStrategy::Wide);
+        assert_eq!(
+            softmax(&[4, 2_097_152]),
+            SoftmaxStrategy::Split { splits: 4 }
+        );
+    }
 }

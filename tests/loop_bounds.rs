@@ -1,0 +1,152 @@
+//! Shapes whose loops would pass Mesa's limit of 65 535 iterations per
+//! invocation (llvmpipe and lavapipe end the loops there without an error),
+//! and the switch points of the bound xent keeps (`LOOP_TRIPS_MAX` = 16 384
+//! in `src/record.rs`), on both sides. The switch points here are those of
+//! the software adapters' 8-invocation wide workgroups; the unit tests of
+//! `RowStrategy` and `SoftmaxStrategy` pin the rule for other sizes.
+
+mod common;
+
+use common::{assert_matches_cpu, Rng};
+use xent::{cpu, CrossEntropyOptions, Reduction, Targets, Tolerance, Weights};
+
+fn data(dims: &[usize], seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let layout = xent::Layout::from_dims(dims).unwrap();
+    let mut rng = Rng(seed);
+    let x = (0..layout.len()).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let t = (0..layout.rows())
+        .map(|_| rng.below(layout.classes) as i64)
+        .collect();
+    (x, t)
+}
+
+/// Cross-entropy of random logits, reduction none and mean, against the CPU.
+fn cross_entropy_matches(dims: &[usize]) {
+    let Some(ctx) = common::ctx() else { return };
+    let (x, t) = data(dims, dims.iter().product::<usize>() as u64);
+    for reduction in [Reduction::None, Reduction::Mean] {
+        let opts = CrossEntropyOptions {
+            reduction,
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        let what = format!("{dims:?} {reduction:?}");
+        let got = ctx
+            .cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let want =
+            cpu::cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
+        assert_matches_cpu(&what, &got, &want);
+    }
+}
+
+#[test]
+fn maps_with_many_classes_match_the_cpu() {
+    // Each was wrong past the limit: the gradient of the last classes
+    // (32 768, 52 426), the loss (70 000), and the (B, V, T) layout of
+    // language models (`logits.transpose(1, 2)`).
+    for dims in [[1, 32768, 4], [1, 52426, 2], [1, 70000, 4], [2, 50257, 8]] {
+        cross_entropy_matches(&dims);
+    }
+}
+
+#[test]
+fn maps_at_the_switch_points_match_the_cpu() {
+    // rows_pixels4 loops 2·C times: 8 192 classes is the last it takes.
+    // rows_narrow loops C/4 + 3 + C times: 13 105 is its last.
+    for dims in [[1, 8192, 4], [1, 8193, 4], [1, 13105, 3], [1, 13106, 3]] {
+        cross_entropy_matches(&dims);
+    }
+}
+
+#[test]
+fn long_rows_at_the_switch_points_match_the_cpu() {
+    // rows_wide4 with 8 invocations loops 2·⌈C/8/8⌉ + 6 times: 524 096
+    // classes is its last; four rows are not split for occupancy on a
+    // software adapter. rows_wide (a buffer ending mid-vec4 is not reached
+    // by the host API, which runs rows_wide_mixed with rows_wide4's count).
+    for dims in [[4, 524_096], [4, 524_100], [4, 524_099]] {
+        cross_entropy_matches(&dims);
+    }
+}
+
+#[test]
+fn very_long_rows_give_ln_c() {
+    // Zero logits: loss ln C, gradient 1/C, minus 1 at the target. 4 193 988
+    // classes gave ln 2²¹ on Mesa; a single row of 9 M classes needs more
+    // than the 32 spans rows were once split into.
+    let Some(ctx) = common::ctx() else { return };
+    for (rows, classes) in [(4usize, 4_193_988usize), (1, 9_000_000)] {
+        let x = vec![0.0f32; rows * classes];
+        let t: Vec<i64> = (0..rows).map(|r| ((r * 7_919) % classes) as i64).collect();
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        let got = ctx
+            .cross_entropy(&x, &[rows, classes], &t, None, &opts)
+            .unwrap();
+        let ln_c = (classes as f64).ln();
+        let tol = Tolerance::default();
+        tol.compare("loss", &got.loss, &vec![ln_c; rows]).unwrap();
+        let p = 1.0 / classes as f64;
+        let mut want = vec![p; rows * classes];
+        for (r, &t) in t.iter().enumerate() {
+            want[r * classes + t as usize] = p - 1.0;
+        }
+        tol.compare("grad", got.grad.as_ref().unwrap(), &want)
+            .unwrap_or_else(|e| panic!("{rows} x {classes}: {e}"));
+    }
+}
+
+fn softmax_matches(dims: &[usize]) {
+    let Some(ctx) = common::ctx() else { return };
+    let (x, _) = data(dims, 7 + dims.iter().sum::<usize>() as u64);
+    let tol = Tolerance::default();
+    let what = |op: &str| format!("{op} {dims:?}");
+    let fail = |op: &str, e: xent::Error| panic!("{}: {e}", what(op));
+    let y = ctx.softmax(&x, dims).unwrap();
+    tol.compare("softmax", &y, &cpu::softmax(&x, dims).unwrap())
+        .unwrap_or_else(|e| fail("softmax", e));
+    let ly = ctx.log_softmax(&x, dims).unwrap();
+    tol.compare("log_softmax", &ly, &cpu::log_softmax(&x, dims).unwrap())
+        .unwrap_or_else(|e| fail("log_softmax", e));
+    let dy: Vec<f32> = x.iter().rev().copied().collect();
+    let dx = ctx.softmax_backward(&y, &dy, dims).unwrap();
+    tol.compare(
+        "softmax backward",
+        &dx,
+        &cpu::softmax_backward(&y, &dy, dims).unwrap(),
+    )
+    .unwrap_or_else(|e| fail("softmax backward", e));
+    let ldx = ctx.log_softmax_backward(&ly, &dy, dims).unwrap();
+    tol.compare(
+        "log_softmax backward",
+        &ldx,
+        &cpu::log_softmax_backward(&ly, &dy, dims).unwrap(),
+    )
+    .unwrap_or_else(|e| fail("log_softmax backward", e));
+}
+
+#[test]
+fn softmax_of_long_rows_and_maps_matches_the_cpu() {
+    // (1, 32 768, 2) left its last 4 outputs at 0, (1, 40 000, 2) 28 932 of
+    // them, (4, 2 097 152) the last 576 of each row.
+    for dims in [&[1, 32768, 2][..], &[1, 40000, 2], &[4, 2_097_152]] {
+        softmax_matches(dims);
+    }
+}
+
+#[test]
+fn softmax_at_the_switch_points_matches_the_cpu() {
+    // An invocation per pixel loops 2·C times (8 192 is the last); a
+    // workgroup of 64 per row 2·⌈C/64⌉ + 12 times (523 904 is the last).
+    for dims in [
+        &[1, 8192, 3][..],
+        &[1, 8193, 3],
+        &[2, 523_904],
+        &[2, 523_905],
+    ] {
+        softmax_matches(dims);
+    }
+}
