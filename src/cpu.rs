@@ -34,6 +34,77 @@ pub struct CrossEntropyOutput<T> {
     /// Rows whose argmax equals the target (non-ignored rows; for probability
     /// targets, the target's argmax), when asked for.
     pub correct: Option<u64>,
+    /// The magnitudes of the terms each value is made of, which the
+    /// [`Tolerance`](crate::Tolerance) scales with (CPU results; `None` on GPU
+    /// results).
+    pub magnitude: Option<CrossEntropyMagnitude>,
+}
+
+/// The magnitude of the terms of each value of a [`CrossEntropyOutput`]: the
+/// sum of their absolute values, a logarithm of a sum counting 0.1 more
+/// (see [`Tolerance`](crate::Tolerance)). Same lengths as the values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossEntropyMagnitude {
+    /// Of each loss value.
+    pub loss: Vec<f64>,
+    /// Of each gradient element.
+    pub grad: Option<Vec<f64>>,
+    /// Of each log-sum-exp.
+    pub lse: Option<Vec<f64>>,
+}
+
+/// CPU values and the magnitude of the terms each is made of (the sum of
+/// their absolute values), which the [`Tolerance`](crate::Tolerance) of a
+/// GPU-vs-CPU comparison scales with.
+///
+/// ```
+/// let r = xent::cpu::log_softmax_reference(&[0.0f32, 0.0], &[2]).unwrap();
+/// assert!((r.value[0] + std::f64::consts::LN_2).abs() < 1e-15);
+/// assert!(r.magnitude[0] > r.value[0].abs()); // ln 2 is a logarithm of a sum
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    /// The values, in f64.
+    pub value: Vec<f64>,
+    /// The magnitude of each value's terms (at least |value|).
+    pub magnitude: Vec<f64>,
+}
+
+/// What a logarithm of an f32 sum adds to its magnitude: the sum's relative
+/// error becomes an absolute error of its logarithm (see [`Tolerance`](crate::Tolerance)).
+const LOG_TERM: f64 = 0.1;
+
+/// Magnitude of `ln s` for a sum `s`.
+fn log_magnitude(s: f64) -> f64 {
+    s.ln().abs() + LOG_TERM
+}
+
+impl CrossEntropyOutput<f64> {
+    /// The loss with its magnitudes (its own size where there are none), for
+    /// [`Tolerance::check`](crate::Tolerance::check).
+    pub fn loss_reference(&self) -> Reference {
+        reference(&self.loss, self.magnitude.as_ref().map(|m| &m.loss[..]))
+    }
+
+    /// The gradient with its magnitudes, when there is one.
+    pub fn grad_reference(&self) -> Option<Reference> {
+        let m = self.magnitude.as_ref().and_then(|m| m.grad.as_deref());
+        self.grad.as_deref().map(|g| reference(g, m))
+    }
+
+    /// The log-sum-exp with its magnitudes, when there is one.
+    pub fn lse_reference(&self) -> Option<Reference> {
+        let m = self.magnitude.as_ref().and_then(|m| m.lse.as_deref());
+        self.lse.as_deref().map(|l| reference(l, m))
+    }
+}
+
+fn reference(value: &[f64], magnitude: Option<&[f64]>) -> Reference {
+    Reference {
+        value: value.to_vec(),
+        magnitude: magnitude
+            .map_or_else(|| value.iter().map(|v| v.abs()).collect(), <[f64]>::to_vec),
+    }
 }
 
 impl<T: Copy> CrossEntropyOutput<T> {
@@ -73,7 +144,7 @@ fn widen<T: Copy + Into<f64>>(x: &[T]) -> Vec<f64> {
 /// assert_eq!(p, vec![0.5, 0.5]);
 /// ```
 pub fn softmax<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Result<Vec<f64>> {
-    normalise(x, dims, false)
+    Ok(normalise(x, dims, false)?.value)
 }
 
 /// Log-softmax along the class axis: `x − max − log Σ exp(x − max)`.
@@ -86,26 +157,59 @@ pub fn softmax<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Result<Vec<f64>>
 /// assert!((y[0] + std::f64::consts::LN_2).abs() < 1e-15);
 /// ```
 pub fn log_softmax<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Result<Vec<f64>> {
+    Ok(normalise(x, dims, true)?.value)
+}
+
+/// [`softmax`] with the magnitude of each value's terms (its own size: a
+/// probability is computed without cancellation).
+///
+/// # Errors
+/// As [`softmax`].
+///
+/// ```
+/// let r = xent::cpu::softmax_reference(&[0.0f32, 0.0], &[2]).unwrap();
+/// assert_eq!(r.value, r.magnitude);
+/// ```
+pub fn softmax_reference<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Result<Reference> {
+    normalise(x, dims, false)
+}
+
+/// [`log_softmax`] with the magnitude of each value's terms:
+/// `|x − max| + |ln Σ| + 0.1`.
+///
+/// # Errors
+/// As [`softmax`].
+///
+/// ```
+/// let r = xent::cpu::log_softmax_reference(&[0.0f32, 0.0], &[2]).unwrap();
+/// assert!((r.magnitude[0] - (std::f64::consts::LN_2 + 0.1)).abs() < 1e-15);
+/// ```
+pub fn log_softmax_reference<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Result<Reference> {
     normalise(x, dims, true)
 }
 
-fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<Vec<f64>> {
+fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<Reference> {
     let layout = Layout::from_dims(dims)?;
     validate::length("input", dims, layout.len(), x.len())?;
     let x = widen(x);
     let mut y = vec![0.0; x.len()];
+    let mut magnitude = vec![0.0; x.len()];
     for row in 0..layout.rows() {
         let (m, s) = row_stats(&x, &layout, row);
         for c in 0..layout.classes {
             let i = layout.element(row, c);
-            y[i] = if log {
-                (x[i] - m) - s.ln()
+            (y[i], magnitude[i]) = if log {
+                ((x[i] - m) - s.ln(), (x[i] - m).abs() + log_magnitude(s))
             } else {
-                (x[i] - m).exp() / s
+                let p = (x[i] - m).exp() / s;
+                (p, p.abs())
             };
         }
     }
-    Ok(y)
+    Ok(Reference {
+        value: y,
+        magnitude,
+    })
 }
 
 /// The backward of softmax: given the forward output `y` and the upstream
@@ -124,7 +228,32 @@ pub fn softmax_backward<T: Copy + Into<f64>>(
     dy: &[T],
     dims: &[usize],
 ) -> Result<Vec<f64>> {
-    backward(y, dy, dims, |y, dy, total| y * (dy - total), |y, dy| y * dy)
+    Ok(softmax_backward_reference(y, dy, dims)?.value)
+}
+
+/// [`softmax_backward`] with the magnitude of each value's terms:
+/// `|y|·(|dy| + Σ_c |dy_c·y_c|)`.
+///
+/// # Errors
+/// As [`softmax`], for both inputs.
+///
+/// ```
+/// let r = xent::cpu::softmax_backward_reference(&[0.5f32, 0.5], &[1.0, 1.0], &[2]).unwrap();
+/// assert_eq!((r.value[0], r.magnitude[0]), (0.0, 1.0));
+/// ```
+pub fn softmax_backward_reference<T: Copy + Into<f64>>(
+    y: &[T],
+    dy: &[T],
+    dims: &[usize],
+) -> Result<Reference> {
+    backward(
+        y,
+        dy,
+        dims,
+        |y, dy, total| y * (dy - total),
+        |y, dy| y * dy,
+        |y, dy, total| y.abs() * (dy.abs() + total),
+    )
 }
 
 /// The backward of log-softmax: given the forward output `y` (log-probabilities)
@@ -143,31 +272,64 @@ pub fn log_softmax_backward<T: Copy + Into<f64>>(
     dy: &[T],
     dims: &[usize],
 ) -> Result<Vec<f64>> {
-    backward(y, dy, dims, |y, dy, total| dy - y.exp() * total, |_, dy| dy)
+    Ok(log_softmax_backward_reference(y, dy, dims)?.value)
 }
 
+/// [`log_softmax_backward`] with the magnitude of each value's terms:
+/// `|dy| + exp(y)·Σ_c |dy_c|`.
+///
+/// # Errors
+/// As [`softmax`], for both inputs.
+///
+/// ```
+/// let half = 0.5f64.ln();
+/// let r = xent::cpu::log_softmax_backward_reference(&[half, half], &[1.0, 1.0], &[2]).unwrap();
+/// assert!(r.value[0].abs() < 1e-15 && (r.magnitude[0] - 2.0).abs() < 1e-15);
+/// ```
+pub fn log_softmax_backward_reference<T: Copy + Into<f64>>(
+    y: &[T],
+    dy: &[T],
+    dims: &[usize],
+) -> Result<Reference> {
+    backward(
+        y,
+        dy,
+        dims,
+        |y, dy, total| dy - y.exp() * total,
+        |_, dy| dy,
+        |y, dy, total| dy.abs() + y.exp() * total,
+    )
+}
+
+/// `value(y, dy, Σ term)` per element, and `magnitude(y, dy, Σ |term|)`.
 fn backward<T: Copy + Into<f64>>(
     y: &[T],
     dy: &[T],
     dims: &[usize],
     value: impl Fn(f64, f64, f64) -> f64,
     term: impl Fn(f64, f64) -> f64,
-) -> Result<Vec<f64>> {
+    magnitude: impl Fn(f64, f64, f64) -> f64,
+) -> Result<Reference> {
     let layout = Layout::from_dims(dims)?;
     validate::length("output", dims, layout.len(), y.len())?;
     validate::length("grad_output", dims, layout.len(), dy.len())?;
     let (y, dy) = (widen(y), widen(dy));
     let mut dx = vec![0.0; y.len()];
+    let mut mag = vec![0.0; y.len()];
     for row in 0..layout.rows() {
         let idx = |c| layout.element(row, c);
-        let total: f64 = (0..layout.classes)
-            .map(|c| term(y[idx(c)], dy[idx(c)]))
-            .sum();
+        let terms = || (0..layout.classes).map(|c| term(y[idx(c)], dy[idx(c)]));
+        let total: f64 = terms().sum();
+        let abs_total: f64 = terms().map(f64::abs).sum();
         for c in 0..layout.classes {
             dx[idx(c)] = value(y[idx(c)], dy[idx(c)], total);
+            mag[idx(c)] = magnitude(y[idx(c)], dy[idx(c)], abs_total).max(dx[idx(c)].abs());
         }
     }
-    Ok(dx)
+    Ok(Reference {
+        value: dx,
+        magnitude: mag,
+    })
 }
 
 /// Largest class count [`softmax_jacobian`] builds (a C × C matrix).
@@ -353,9 +515,12 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     };
 
     let mut row_loss = vec![0.0; rows];
+    let mut row_mag = vec![0.0; rows];
     let mut lse_out = vec![0.0; rows];
+    let mut lse_mag = vec![0.0; rows];
     let mut correct = 0u64;
     let mut grad = opts.compute_grad.then(|| vec![0.0; x.len()]);
+    let mut grad_mag = opts.compute_grad.then(|| vec![0.0; x.len()]);
     for row in 0..rows {
         let at = |c: usize| x[layout.element(row, c)];
         let (m, s) = row_stats(&x, &layout, row);
@@ -368,14 +533,21 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             m + s.ln()
         };
         lse_out[row] = lse;
+        lse_mag[row] = m.abs() + log_magnitude(s);
         let argmax = first_argmax((0..classes).map(at));
         let logp = |c: usize| match opts.input {
             InputKind::Logits => (at(c) - m) - s.ln(),
             InputKind::LogProbs => at(c),
             InputKind::Probs => at(c).ln(),
         };
+        // The magnitude of logp's terms (see `Tolerance`).
+        let logp_mag = |c: usize| match opts.input {
+            InputKind::Logits => (at(c) - m).abs() + log_magnitude(s),
+            InputKind::LogProbs => at(c).abs(),
+            InputKind::Probs => at(c).ln().abs() + LOG_TERM,
+        };
         // q: the target distribution; r: the row weight of the z-loss.
-        let (q, r, q_sum, loss): (Box<dyn Fn(usize) -> f64>, f64, f64, f64) =
+        let (q, r, q_sum, loss, loss_mag): (Box<dyn Fn(usize) -> f64>, f64, f64, f64, f64) =
             match (&class_of, &probs) {
                 (Some(ts), _) => {
                     let Some(t) = ts[row] else { continue };
@@ -383,8 +555,11 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                         correct += 1;
                     }
                     let mut loss = -(1.0 - eps) * w(t) * logp(t);
+                    let mut loss_mag = ((1.0 - eps) * w(t)).abs() * logp_mag(t);
                     if eps != 0.0 {
                         loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
+                        loss_mag +=
+                            eps / c_f * (0..classes).map(|c| w(c).abs() * logp_mag(c)).sum::<f64>();
                     }
                     let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
                     (
@@ -392,6 +567,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                         w(t),
                         (1.0 - eps) * w(t) + eps / c_f * weight_sum,
                         loss,
+                        loss_mag,
                     )
                 }
                 (None, Some(y)) => {
@@ -403,24 +579,35 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                     let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
                     let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
                     let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
-                    (Box::new(q), 1.0, q_sum, loss)
+                    let loss_mag = (0..classes)
+                        .map(|c| (w(c) * q(c)).abs() * logp_mag(c))
+                        .sum::<f64>();
+                    (Box::new(q), 1.0, q_sum, loss, loss_mag)
                 }
                 (None, None) => unreachable!("targets are class indices or probabilities"),
             };
         row_loss[row] = sw(row) * (loss + r * z * lse * lse);
-        if let Some(g) = grad.as_mut() {
+        row_mag[row] = (sw(row).abs() * (loss_mag + (r * z).abs() * lse_mag[row].powi(2)))
+            .max(row_loss[row].abs());
+        if let (Some(g), Some(gm)) = (grad.as_mut(), grad_mag.as_mut()) {
             let a = scale * sw(row);
             for c in 0..classes {
                 let wq = w(c) * q(c);
-                let v = match opts.input {
+                let (v, mag) = match opts.input {
                     InputKind::Logits => {
                         let p = (at(c) - m).exp() / s;
-                        p * q_sum - wq + r * 2.0 * z * lse * p
+                        let zp = r * 2.0 * z * p;
+                        (
+                            p * q_sum - wq + zp * lse,
+                            p * q_sum.abs() + wq.abs() + zp.abs() * lse_mag[row],
+                        )
                     }
-                    InputKind::LogProbs => -wq,
-                    InputKind::Probs => -wq / at(c),
+                    InputKind::LogProbs => (-wq, wq.abs()),
+                    InputKind::Probs => (-wq / at(c), (wq / at(c)).abs()),
                 };
-                g[layout.element(row, c)] = a * v;
+                let i = layout.element(row, c);
+                g[i] = a * v;
+                gm[i] = (a.abs() * mag).max(g[i].abs());
             }
         }
     }
@@ -429,9 +616,13 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         (Reduction::Mean, _) => total / denom,
         _ => total,
     };
-    let (loss, loss_dims) = match opts.reduction {
-        Reduction::None => (row_loss, layout.target_dims()),
-        _ => (vec![reduced(row_loss.iter().sum())], Vec::new()),
+    let (loss, loss_mag, loss_dims) = match opts.reduction {
+        Reduction::None => (row_loss, row_mag, layout.target_dims()),
+        _ => {
+            let loss = reduced(row_loss.iter().sum());
+            let mag = reduced(row_mag.iter().sum()).abs().max(loss.abs());
+            (vec![loss], vec![mag], Vec::new())
+        }
     };
     Ok(CrossEntropyOutput {
         loss,
@@ -439,6 +630,11 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         grad,
         lse: opts.return_lse.then_some(lse_out),
         correct: opts.count_correct.then_some(correct),
+        magnitude: Some(CrossEntropyMagnitude {
+            loss: loss_mag,
+            grad: grad_mag,
+            lse: opts.return_lse.then_some(lse_mag),
+        }),
     })
 }
 

@@ -102,7 +102,7 @@ pub enum Error {
     },
     /// The GPU result disagrees with the CPU reference beyond the tolerance.
     #[error(
-        "GPU and CPU disagree on {what} at index {index}: gpu {gpu}, cpu {cpu}, tolerance: |gpu - cpu| <= {abs} or <= {rel} x max(|gpu|, |cpu|)"
+        "GPU and CPU disagree on {what} at index {index}: gpu {gpu}, cpu {cpu}, allowed |gpu - cpu| <= {rel:e} x max(|gpu|, |cpu|, {magnitude:e}) + {abs:e}"
     )]
     Mismatch {
         /// Which output.
@@ -113,7 +113,10 @@ pub enum Error {
         gpu: f64,
         /// CPU value.
         cpu: f64,
-        /// Absolute tolerance.
+        /// The magnitude of the terms the CPU value is made of (see
+        /// [`Tolerance`](crate::Tolerance)).
+        magnitude: f64,
+        /// Absolute floor of the tolerance.
         abs: f64,
         /// Relative tolerance.
         rel: f64,

@@ -1,36 +1,65 @@
 //! Comparing GPU results with the CPU reference: the one tolerance policy.
 //!
-//! A GPU value `g` (f32) matches the CPU value `c` (f64) when
-//! `|g − c| ≤ abs` or `|g − c| ≤ rel·max(|g|, |c|)` (approx's `relative_eq`
-//! with `epsilon = abs` and `max_relative = rel`), or both are NaN, or both
-//! are the same infinity.
-//! The defaults, `abs = 1e-5` and `rel = 1e-4`, are set once here for every
-//! op and every test: f32 kernels that subtract the max and merge
-//! (max, sum-exp) pairs land within a few ulps of the f64 reference for
-//! logits of moderate size (|x| ≲ 100), far inside them.
+//! A GPU value `g` (f32) matches the CPU value `c` (f64) whose terms have
+//! magnitude `M` when
+//!
+//! ```text
+//! |g − c| ≤ rel · max(|g|, |c|, M) + abs
+//! ```
+//!
+//! or both are NaN, or `c` rounded to f32 is an infinity and `g` is the same
+//! infinity (a finite f64 value past f32's range is written as ±∞ by a
+//! correct kernel). The defaults: `rel = 1e-4`, `abs = 2⁻¹²⁶` (f32's
+//! smallest normal number: WGSL lets a GPU flush smaller results to zero).
+//!
+//! **Magnitude.** `M` is what the error of an f32 kernel scales with: the sum
+//! of the absolute values of the terms the value is computed from, as the
+//! CPU twins report it ([`crate::cpu::Reference`],
+//! [`crate::cpu::CrossEntropyOutput::magnitude`]). For a value computed
+//! without cancellation (a probability, a product of them) `M = |c|`, so the
+//! comparison is purely relative: an element left at 0, or wrong by any
+//! factor past 1 ± 10⁻⁴, fails however small the tensor's values are (a
+//! softmax over 10⁶ classes, the gradient of a `mean` over many rows). Where
+//! terms cancel (`p − 1` at the target, `x − max − ln Σ` near 0), `M` is the
+//! size of the terms, which is what rounding in f32 is relative to. A
+//! logarithm `ln s` of a sum counts as `|ln s| + 0.1`: an f32 sum carries a
+//! relative error that its logarithm turns into an absolute one, so a log
+//! term may be off by 10⁻⁵ (`rel × 0.1`) times its coefficient.
+//!
+//! These are set once here for every op and every test, and are not loosened
+//! to make a test pass: f32 kernels that subtract the max and merge
+//! (max, sum-exp) pairs land within a few ulps of the f64 reference, far
+//! inside them.
 
+use crate::cpu::{CrossEntropyOutput, Reference};
 use crate::error::{Error, Result};
 
-/// Absolute plus relative tolerance of a GPU-vs-CPU comparison.
+/// How far a GPU result may be from the CPU's: relative to the larger of the
+/// values and the magnitude of their terms, plus an absolute floor for
+/// flushed subnormals (see the [module docs](self)).
 ///
 /// ```
 /// let tol = xent::Tolerance::default();
 /// assert!(tol.matches(1.00001, 1.0));
 /// assert!(!tol.matches(1.01, 1.0));
+/// // Small values are compared relatively: an unwritten 0 never passes.
+/// assert!(!tol.matches(0.0, 1e-9));
+/// // Unless the terms they come from were large: p − 1 for p ≈ 1.
+/// assert!(tol.matches_terms(0.0, -1e-9, 1.0));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
-    /// Absolute part.
-    pub abs: f64,
-    /// Relative part, times |cpu|.
+    /// Relative part, times `max(|gpu|, |cpu|, magnitude)`.
     pub rel: f64,
+    /// Absolute floor.
+    pub abs: f64,
 }
 
 impl Default for Tolerance {
     fn default() -> Self {
         Self {
-            abs: 1e-5,
             rel: 1e-4,
+            abs: f64::from(f32::MIN_POSITIVE),
         }
     }
 }
@@ -39,24 +68,47 @@ impl Tolerance {
     /// The policy for outputs stored in f16 (the gradient of
     /// [`Context::cross_entropy_f16`](crate::Context::cross_entropy_f16)):
     /// f16 keeps 11 significant bits, a rounding error of at most
-    /// 2⁻¹¹ ≈ 4.9e-4 relative, so `rel = 1e-3`; `abs` as for f32.
+    /// 2⁻¹¹ ≈ 4.9e-4 relative, so `rel = 1e-3`; the floor is f16's smallest
+    /// normal number, 2⁻¹⁴ ≈ 6.1e-5, below which f16 loses precision.
     pub const F16: Tolerance = Tolerance {
-        abs: 1e-5,
         rel: 1e-3,
+        abs: 6.103_515_625e-5,
     };
 
-    /// Whether GPU value `gpu` matches CPU value `cpu`.
+    /// Whether GPU value `gpu` matches CPU value `cpu`, computed without
+    /// cancellation (its magnitude is `|cpu|`).
     pub fn matches(&self, gpu: f64, cpu: f64) -> bool {
-        if gpu.is_nan() || cpu.is_nan() {
-            return gpu.is_nan() && cpu.is_nan();
-        }
-        if gpu.is_infinite() || cpu.is_infinite() {
-            return gpu == cpu;
-        }
-        approx::relative_eq!(gpu, cpu, epsilon = self.abs, max_relative = self.rel)
+        self.matches_terms(gpu, cpu, cpu.abs())
     }
 
-    /// Compares two tensors element by element.
+    /// Whether GPU value `gpu` matches CPU value `cpu` whose terms have
+    /// magnitude `magnitude`.
+    pub fn matches_terms(&self, gpu: f64, cpu: f64, magnitude: f64) -> bool {
+        self.excess(gpu, cpu, magnitude) <= 0.0
+    }
+
+    /// How far past its bound `gpu` is (≤ 0 when it matches; +∞ for a NaN or
+    /// infinity where the other is not the same).
+    fn excess(&self, gpu: f64, cpu: f64, magnitude: f64) -> f64 {
+        if gpu.is_nan() || cpu.is_nan() {
+            return if gpu.is_nan() && cpu.is_nan() {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+        }
+        // The value an f32 kernel can write: past f32's range, an infinity.
+        let cpu32 = f64::from(cpu as f32);
+        if gpu.is_infinite() || cpu32.is_infinite() {
+            return if gpu == cpu32 { 0.0 } else { f64::INFINITY };
+        }
+        let bound = self.rel * gpu.abs().max(cpu.abs()).max(magnitude) + self.abs;
+        (gpu - cpu).abs() - bound
+    }
+
+    /// Compares two tensors element by element, each CPU value computed
+    /// without cancellation (softmax, probabilities; see [`Tolerance::check`]
+    /// for values with a magnitude).
     ///
     /// # Errors
     /// [`Error::Mismatch`] naming the worst element (the one furthest past its
@@ -69,27 +121,99 @@ impl Tolerance {
     /// assert!(matches!(tol.compare("loss", &[2.0f32], &[1.0]), Err(xent::Error::Mismatch { index: 0, .. })));
     /// ```
     pub fn compare(&self, what: &'static str, gpu: &[f32], cpu: &[f64]) -> Result<()> {
-        if gpu.len() != cpu.len() {
-            return Err(Error::ShapeMismatch {
-                what,
-                shape: vec![cpu.len()],
-                expected: cpu.len(),
-                actual: gpu.len(),
+        self.compare_terms(what, gpu, cpu, None)
+    }
+
+    /// Compares a GPU tensor with a CPU [`Reference`] (values and the
+    /// magnitudes of their terms).
+    ///
+    /// # Errors
+    /// As [`Tolerance::compare`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let reference = xent::cpu::log_softmax_reference(&[0.0f32, 30.0], &[2])?;
+    /// xent::Tolerance::default().check("log_softmax", &[-30.0, 0.0], &reference)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn check(&self, what: &'static str, gpu: &[f32], cpu: &Reference) -> Result<()> {
+        self.compare_terms(what, gpu, &cpu.value, Some(&cpu.magnitude))
+    }
+
+    /// Compares every output of a cross-entropy call: the loss, and the
+    /// gradient and log-sum-exp where both have them (with the magnitudes of
+    /// `cpu`, when it has them), and the correct count exactly. `grad` is
+    /// the tolerance of the gradient (e.g. [`Tolerance::F16`] for an f16 one).
+    ///
+    /// # Errors
+    /// As [`Tolerance::compare`]; a different correct count is an
+    /// [`Error::Mismatch`] with no tolerance.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[2], &[1], None, &Default::default())?;
+    /// let mut gpu = xent::cpu::CrossEntropyOutput {
+    ///     loss: vec![std::f32::consts::LN_2], loss_dims: vec![], grad: Some(vec![0.5, -0.5]),
+    ///     lse: None, correct: None, magnitude: None };
+    /// let tol = xent::Tolerance::default();
+    /// tol.compare_cross_entropy(&gpu, &cpu, &tol)?;
+    /// gpu.grad = Some(vec![0.5, 0.0]);
+    /// assert!(tol.compare_cross_entropy(&gpu, &cpu, &tol).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn compare_cross_entropy(
+        &self,
+        gpu: &CrossEntropyOutput<f32>,
+        cpu: &CrossEntropyOutput<f64>,
+        grad: &Tolerance,
+    ) -> Result<()> {
+        let m = cpu.magnitude.as_ref();
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
+        if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
+            grad.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
+        }
+        if let (Some(g), Some(c)) = (&gpu.lse, &cpu.lse) {
+            self.compare_terms("lse", g, c, m.and_then(|m| m.lse.as_deref()))?;
+        }
+        if gpu.correct != cpu.correct {
+            return Err(Error::Mismatch {
+                what: "correct",
+                index: 0,
+                gpu: gpu.correct.unwrap_or(0) as f64,
+                cpu: cpu.correct.unwrap_or(0) as f64,
+                magnitude: 0.0,
+                abs: 0.0,
+                rel: 0.0,
             });
         }
+        Ok(())
+    }
+
+    fn compare_terms(
+        &self,
+        what: &'static str,
+        gpu: &[f32],
+        cpu: &[f64],
+        magnitude: Option<&[f64]>,
+    ) -> Result<()> {
+        for (of, len) in [
+            (what, gpu.len()),
+            ("magnitude", magnitude.map_or(cpu.len(), <[f64]>::len)),
+        ] {
+            if len != cpu.len() {
+                return Err(Error::ShapeMismatch {
+                    what: of,
+                    shape: vec![cpu.len()],
+                    expected: cpu.len(),
+                    actual: len,
+                });
+            }
+        }
+        let magnitude_at = |i: usize| magnitude.map_or(cpu[i].abs(), |m| m[i]);
         let mut worst: Option<(usize, f64)> = None;
         for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-            let g = f64::from(g);
-            if self.matches(g, c) {
-                continue;
-            }
-            let excess = if g.is_finite() && c.is_finite() {
-                let diff = (g - c).abs();
-                (diff - self.abs).min(diff - self.rel * g.abs().max(c.abs()))
-            } else {
-                f64::INFINITY
-            };
-            if worst.is_none_or(|(_, e)| excess > e) {
+            let excess = self.excess(f64::from(g), c, magnitude_at(i));
+            if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
                 worst = Some((i, excess));
             }
         }
@@ -100,6 +224,7 @@ impl Tolerance {
                 index,
                 gpu: f64::from(gpu[index]),
                 cpu: cpu[index],
+                magnitude: magnitude_at(index),
                 abs: self.abs,
                 rel: self.rel,
             }),
@@ -108,7 +233,9 @@ impl Tolerance {
 }
 
 /// Largest |gpu − cpu| over two tensors, NaN-aware: positions where both are
-/// NaN or the same infinity count as 0. For reports, not for pass/fail.
+/// NaN or the same infinity count as 0, the CPU value taken as f32 would
+/// hold it (a finite f64 past f32's range is an infinity). For reports, not
+/// for pass/fail.
 ///
 /// ```
 /// assert_eq!(xent::max_abs_diff(&[1.0, f32::NAN], &[1.5, f64::NAN]), 0.5);
@@ -118,6 +245,11 @@ pub fn max_abs_diff(gpu: &[f32], cpu: &[f64]) -> f64 {
         .zip(cpu)
         .map(|(&g, &c)| {
             let g = f64::from(g);
+            let c = if (c as f32).is_infinite() {
+                f64::from(c as f32)
+            } else {
+                c
+            };
             if (g.is_nan() && c.is_nan()) || g == c {
                 0.0
             } else {

@@ -89,13 +89,13 @@ fn gradient_lands_in_the_callers_buffer_inside_a_larger_pipeline() {
     )
     .unwrap();
     let tol = Tolerance::default();
-    tol.compare(
+    tol.check(
         "grad",
         &read_f32(ctx, &copy_of_grad),
-        want.grad.as_ref().unwrap(),
+        &want.grad_reference().unwrap(),
     )
     .unwrap();
-    tol.compare("loss", &read_f32(ctx, &loss), &want.loss)
+    tol.check("loss", &read_f32(ctx, &loss), &want.loss_reference())
         .unwrap();
     assert_eq!(ctx.read_status(&status).unwrap(), xent::Status::default());
 }
@@ -339,10 +339,14 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
             );
             let in_place = read_f32(ctx, &x_in_place);
             let in_place = &in_place[..layout.len()];
-            tol.compare("in-place grad", in_place, want.grad.as_deref().unwrap())
+            tol.check("in-place grad", in_place, &want.grad_reference().unwrap())
                 .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
-            tol.compare("in-place loss", &read_f32(ctx, &loss), &want.loss)
-                .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+            tol.check(
+                "in-place loss",
+                &read_f32(ctx, &loss),
+                &want.loss_reference(),
+            )
+            .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
             if contents.len() % 4 == 0 {
                 let c: Vec<u32> = in_place.iter().map(|v| v.to_bits()).collect();
                 assert!(
@@ -411,12 +415,12 @@ fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() 
     let targets: Vec<i64> = classes.iter().map(|&c| i64::from(c)).collect();
     let want = cpu::cross_entropy(&logits, &dims, &targets, None, &opts).unwrap();
     let tol = Tolerance::default();
-    tol.compare("loss", &read_f32(&ctx, &loss)[..9], &want.loss)
+    tol.check("loss", &read_f32(&ctx, &loss)[..9], &want.loss_reference())
         .unwrap();
-    tol.compare(
+    tol.check(
         "grad",
         &read_f32(&ctx, &grad)[..45],
-        want.grad.as_deref().unwrap(),
+        &want.grad_reference().unwrap(),
     )
     .unwrap();
 }
@@ -500,11 +504,15 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
             let want =
                 cpu::cross_entropy_with(&logits, &dims, targets, xent::Weights::none(), &opts)
                     .unwrap();
-            tol.compare("loss", &read_f32(&ctx, &loss), &want.loss)
+            tol.check("loss", &read_f32(&ctx, &loss), &want.loss_reference())
                 .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
             let out = read_f32(&ctx, &grad);
-            tol.compare("grad", &out[..layout.len()], want.grad.as_deref().unwrap())
-                .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            tol.check(
+                "grad",
+                &out[..layout.len()],
+                &want.grad_reference().unwrap(),
+            )
+            .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
             assert!(out[layout.len()..].iter().all(|&v| v == 0.0), "{dims:?}");
             // In place over the padded logits.
             let x_in_place = init(bytemuck::cast_slice(&padded));
@@ -517,13 +525,17 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
                     ..CrossEntropyBuffers::new(&x_in_place, target_buffer, &loss, None, &status)
                 },
             );
-            tol.compare("in-place loss", &read_f32(&ctx, &loss), &want.loss)
-                .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
+            tol.check(
+                "in-place loss",
+                &read_f32(&ctx, &loss),
+                &want.loss_reference(),
+            )
+            .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
             let out = read_f32(&ctx, &x_in_place);
-            tol.compare(
+            tol.check(
                 "in-place grad",
                 &out[..layout.len()],
-                want.grad.as_deref().unwrap(),
+                &want.grad_reference().unwrap(),
             )
             .unwrap_or_else(|e| panic!("{dims:?} soft {soft}: {e}"));
             assert!(out[layout.len()..].iter().all(|v| v.is_nan()), "{dims:?}");

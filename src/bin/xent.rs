@@ -190,7 +190,8 @@ mod tests {
             index: 0,
             gpu: 1.0,
             cpu: 2.0,
-            abs: 1e-5,
+            magnitude: 2.0,
+            abs: 1e-38,
             rel: 1e-4,
         };
         assert_eq!(Failure::from(mismatch).code, 1);
