@@ -94,6 +94,7 @@ override IN_PLACE: bool = false;
 const REDUCTION_MEAN: u32 = 1u;
 const INPUT_LOGITS: u32 = 0u;
 const INPUT_LOG_PROBS: u32 = 1u;
+const INPUT_PROBS: u32 = 2u;
 const TARGET_U8: u32 = 1u;
 const TARGET_PROBS: u32 = 2u;
 // Below every finite f32: the identity of the (max, sum) merge. A true -inf
@@ -557,7 +558,16 @@ struct CallStats {
 fn call_stats() -> CallStats {
     var scale = 1.0;
     if (p.reduction == REDUCTION_MEAN) {
-        scale = 1.0 / denominator();
+        let d = denominator();
+        scale = 1.0 / d;
+        if (d == 0.0 && p.empty_mean_zero != 0u) {
+            scale = 0.0;
+        } else if (d == 0.0 && INPUT_KIND == INPUT_LOGITS) {
+            // PyTorch's nll term is 0 / 0 there, and the softmax's backward
+            // spreads its NaN over the row (with smoothing, 1 / 0 alone
+            // would give infinities).
+            scale = p.nan;
+        }
     }
     return CallStats(scale, weight_sum());
 }
@@ -609,7 +619,60 @@ fn log_prob(x: f32, plan: RowPlan) -> f32 {
     if (INPUT_KIND == INPUT_LOG_PROBS) {
         return x;
     }
-    return log(x);
+    return log_subnormal(x);
+}
+
+// ln 2^-149: a subnormal f32 is its mantissa times 2^-149.
+const LN_SUBNORMAL_UNIT: f32 = -103.27892990343184;
+
+// The mantissa of a subnormal x (0 < |x| < 2^-126) as a float, or 0 for any
+// other x. WGSL lets a GPU flush subnormals in arithmetic, so probabilities
+// that small (softmax of large logits makes them) are taken from their bits.
+fn subnormal_mantissa(x: f32) -> f32 {
+    let bits = bitcast<u32>(x);
+    return select(0.0, f32(bits & 0x7fffffu), (bits & 0x7f800000u) == 0u);
+}
+
+// ln x, exact for subnormal x too (ln m + ln 2^-149).
+fn log_subnormal(x: f32) -> f32 {
+    let m = subnormal_mantissa(x);
+    return select(log(x), log(m) + LN_SUBNORMAL_UNIT, m > 0.0);
+}
+
+// The per-pixel kernels add their class terms up over every class of a
+// pixel: in one f32 running sum, thousands of large terms (smoothing over
+// logits near 1e30) drift by 1e-4 relative. They sum blocks of SUM_BLOCK
+// classes and then the blocks' sums, which bounds the drift by
+// (SUM_BLOCK + C / SUM_BLOCK) roundings. (A compensated sum would be
+// tighter, but shader compilers may simplify its correction away: WGSL's
+// float arithmetic is not exact.)
+const SUM_BLOCK: u32 = 32u;
+
+// v * 2^149 by its exponent bits (±inf past f32's range; NaN stays NaN):
+// a product of constants would let the compiler fold 2^149 into +inf.
+fn times_2_149(v: f32) -> f32 {
+    var r = v;
+    var k = 149u;
+    if ((bitcast<u32>(r) & 0x7f800000u) == 0u) {
+        // Zero or subnormal: 2^24 makes a subnormal normal, exactly.
+        r = r * 16777216.0;
+        k = 125u;
+    }
+    let bits = bitcast<u32>(r);
+    let e = (bits >> 23u) & 0xffu;
+    if (e == 0u || e == 255u) {
+        return r;
+    }
+    if (e + k >= 255u) {
+        return bitcast<f32>((bits & 0x80000000u) | 0x7f800000u);
+    }
+    return bitcast<f32>(bits + (k << 23u));
+}
+
+// v / x, exact for subnormal x too ((v / m) * 2^149).
+fn div_subnormal(v: f32, x: f32) -> f32 {
+    let m = subnormal_mantissa(x);
+    return select(v / x, times_2_149(v / max(m, 1.0)), m > 0.0);
 }
 
 fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
@@ -619,20 +682,24 @@ fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
     if (plan.kind == 2u) {
         return p.nan;
     }
-    let wq = class_weight(c) * target_mass(plan, c, idx);
-    var g: f32;
+    let q = target_mass(plan, c, idx);
+    let wq = class_weight(c) * q;
     if (INPUT_KIND == INPUT_LOGITS) {
         let prob = exp(x - plan.m) * plan.inv_s;
-        g = prob * plan.q - wq;
+        var g = prob * plan.q - wq;
         if (Z_LOSS) {
             g += plan.r * 2.0 * p.z_loss * plan.lse * prob;
         }
-    } else if (INPUT_KIND == INPUT_LOG_PROBS) {
-        g = -wq;
-    } else {
-        g = -wq / x;
+        return plan.a * g;
     }
-    return plan.a * g;
+    // -a * w_c q_c (divided by x for probabilities), 0 where q_c = 0 whatever
+    // a is: PyTorch's nll_loss writes only the targets' elements, so a
+    // zero denominator (a = inf) leaves the others at 0.
+    let g = select(-(plan.a * wq), 0.0, q == 0.0);
+    if (INPUT_KIND == INPUT_LOG_PROBS) {
+        return g;
+    }
+    return div_subnormal(g, x);
 }
 
 // The part of the row's loss summed over classes in pass 2:
@@ -823,13 +890,17 @@ fn rows_narrow(
     let plan = plan_row(row, total);
     let x_t = load_input(base + plan.target_class * stride);
     var acc = 0.0;
-    for (var c = 0u; c < p.classes; c++) {
-        let idx = base + c * stride;
-        let x = load_input(idx);
-        acc += loss_term(plan, c, idx, x);
-        if (WRITE_GRAD) {
-            store_grad(idx, grad_value(plan, c, idx, x));
+    for (var c0 = 0u; c0 < p.classes; c0 += SUM_BLOCK) {
+        var block = 0.0;
+        for (var c = c0; c < min(c0 + SUM_BLOCK, p.classes); c++) {
+            let idx = base + c * stride;
+            let x = load_input(idx);
+            block += loss_term(plan, c, idx, x);
+            if (WRITE_GRAD) {
+                store_grad(idx, grad_value(plan, c, idx, x));
+            }
         }
+        acc += block;
     }
     finish_row(plan, row, x_t, total, acc);
 }
@@ -1200,10 +1271,14 @@ fn rows_pixels4(
         input_at4(base + 3u + p3.target_class * stride),
     );
     var acc = vec4<f32>(0.0);
-    for (var c = 0u; c < p.classes; c++) {
-        let idx = base + c * stride;
-        let v = load_input4(idx / 4u);
-        acc += pixel_quad(p0, p1, p2, p3, c, idx, v);
+    for (var c0 = 0u; c0 < p.classes; c0 += SUM_BLOCK) {
+        var block = vec4<f32>(0.0);
+        for (var c = c0; c < min(c0 + SUM_BLOCK, p.classes); c++) {
+            let idx = base + c * stride;
+            let v = load_input4(idx / 4u);
+            block += pixel_quad(p0, p1, p2, p3, c, idx, v);
+        }
+        acc += block;
     }
     finish_row(p0, row0, x_t.x, t0, acc.x);
     finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
@@ -1275,11 +1350,18 @@ fn quad_grad(g: QuadPlan, w: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
         if (SMOOTHING) {
             r -= g.spread * w;
         }
-    } else if (INPUT_KIND == INPUT_LOG_PROBS) {
-        r = -(g.spread * w);
     } else {
-        // 0 / 0 = NaN at a zero probability, as grad_value.
-        r = -(g.spread * w) / x;
+        // Structural zeros without smoothing, as grad_value.
+        r = select(-(g.spread * w), vec4<f32>(0.0), !SMOOTHING);
+        if (INPUT_KIND == INPUT_PROBS) {
+            // 0 / 0 = NaN at a zero probability, as grad_value.
+            r = vec4<f32>(
+                div_subnormal(r.x, x.x),
+                div_subnormal(r.y, x.y),
+                div_subnormal(r.z, x.z),
+                div_subnormal(r.w, x.w),
+            );
+        }
     }
     return select(g.special, r, g.plain);
 }
@@ -1631,10 +1713,11 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     let total = workgroup_stats(lid, block);
     if (lid == 0u) {
         if (p.reduction == REDUCTION_MEAN) {
-            if (denominator() == 0.0 && p.empty_mean_zero != 0u) {
-                loss_out[0] = 0.0;
+            if (denominator() == 0.0) {
+                // NaN as PyTorch's 0 / 0 (also when smoothing makes the
+                // numerator positive: its nll term is 0 / 0), or 0.
+                loss_out[0] = select(p.nan, 0.0, p.empty_mean_zero != 0u);
             } else {
-                // 0 / 0 = NaN for an all-ignored batch, as in PyTorch.
                 loss_out[0] = total.denom / denominator();
             }
         } else if (p.reduction != 0u) {

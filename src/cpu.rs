@@ -509,9 +509,14 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             .sum(),
         None => rows as f64,
     };
-    let scale = match opts.reduction {
-        Reduction::Mean => 1.0 / denom,
-        Reduction::None | Reduction::Sum => 1.0,
+    // A zero denominator: 0 with EmptyMean::Zero; NaN for logits (PyTorch's
+    // nll term is 0 / 0 and the softmax's backward spreads it over the row);
+    // 1 / 0 otherwise, which meets the structural zeros below.
+    let scale = match (opts.reduction, opts.empty_mean, opts.input) {
+        (Reduction::Mean, EmptyMean::Zero, _) if denom == 0.0 => 0.0,
+        (Reduction::Mean, EmptyMean::Nan, InputKind::Logits) if denom == 0.0 => f64::NAN,
+        (Reduction::Mean, ..) => 1.0 / denom,
+        (Reduction::None | Reduction::Sum, ..) => 1.0,
     };
 
     let mut row_loss = vec![0.0; rows];
@@ -602,17 +607,30 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                             p * q_sum.abs() + wq.abs() + zp.abs() * lse_mag[row],
                         )
                     }
-                    InputKind::LogProbs => (-wq, wq.abs()),
-                    InputKind::Probs => (-wq / at(c), (wq / at(c)).abs()),
+                    InputKind::LogProbs | InputKind::Probs => (-wq, wq.abs()),
                 };
                 let i = layout.element(row, c);
-                g[i] = a * v;
+                g[i] = match opts.input {
+                    InputKind::Logits => a * v,
+                    // PyTorch's nll_loss writes only where q > 0: the others
+                    // stay 0 whatever the scale (inf for a zero denominator).
+                    _ if q(c) == 0.0 => 0.0,
+                    InputKind::LogProbs => a * v,
+                    InputKind::Probs => a * v / at(c),
+                };
+                let mag = match opts.input {
+                    InputKind::Probs => mag / at(c).abs(),
+                    _ => mag,
+                };
                 gm[i] = (a.abs() * mag).max(g[i].abs());
             }
         }
     }
     let reduced = |total: f64| match (opts.reduction, opts.empty_mean) {
         (Reduction::Mean, EmptyMean::Zero) if denom == 0.0 => 0.0,
+        // NaN even when smoothing makes the numerator positive: PyTorch's nll
+        // term is 0 / 0.
+        (Reduction::Mean, EmptyMean::Nan) if denom == 0.0 => f64::NAN,
         (Reduction::Mean, _) => total / denom,
         _ => total,
     };

@@ -39,6 +39,9 @@ const OCCUPANCY_SPLITS: usize = 32;
 /// [`Error::Unsupported`] before anything runs.
 pub(crate) const LOOP_TRIPS_MAX: usize = 16_384;
 
+/// Classes per block of the per-pixel kernels' loss sums (`SUM_BLOCK` in the shader).
+const SUM_BLOCK: usize = 32;
+
 /// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
 const NARROW_WG: usize = 64;
 
@@ -179,12 +182,13 @@ impl RowStrategy {
             RowStrategy::Wide => 2 * walk(classes) + tree,
             // Plus the up to 3 + 3 elements in shared vec4s, outside any loop.
             RowStrategy::Wide4 | RowStrategy::WideMixed => 2 * walk(classes / 4) + tree,
-            // Pass 1 four classes at a time and the rest one by one; pass 2 one by one.
-            RowStrategy::Narrow => classes / 4 + 3 + classes,
+            // Pass 1 four classes at a time and the rest one by one; pass 2
+            // one by one, in blocks of SUM_BLOCK.
+            RowStrategy::Narrow => classes / 4 + 3 + classes + classes.div_ceil(SUM_BLOCK),
             RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => 5 * FIXED_QUADS_MAX,
             RowStrategy::Narrow4 => 2 * (classes / 4),
             RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => 5 * FIXED_CLASSES_MAX,
-            RowStrategy::Pixels4 => 2 * classes,
+            RowStrategy::Pixels4 => 2 * classes + classes.div_ceil(SUM_BLOCK),
             RowStrategy::Split { splits } => {
                 let span = classes.div_ceil(splits);
                 // split_rows merges the row's partials, then walks its span;
@@ -571,6 +575,9 @@ impl Context {
         } else {
             1
         };
+        if matches!(b.targets, TargetBuffer::Probs(_)) {
+            validate::probability_targets_ignore(opts)?;
+        }
         let (targets, target_kind, target_words) = match b.targets {
             TargetBuffer::ClassI32(t) => (t, 0u32, rows),
             TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
@@ -1435,11 +1442,11 @@ mod tests {
     fn strategies_past_the_loop_bound_are_split() {
         let choose = |dims: &[usize], wg| RowStrategy::choose(&layout(dims), 4, true, wg).unwrap();
         // The shapes Mesa cut short, on its 8-invocation workgroups.
-        assert_eq!(choose(&[1, 8192, 4], 8), RowStrategy::Pixels4);
-        assert_eq!(choose(&[1, 8193, 4], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 8065, 4], 8), RowStrategy::Pixels4);
+        assert_eq!(choose(&[1, 8066, 4], 8), RowStrategy::Split { splits: 2 });
         assert_eq!(choose(&[1, 32768, 4], 8), RowStrategy::Split { splits: 2 });
-        assert_eq!(choose(&[1, 13105, 3], 8), RowStrategy::Narrow);
-        assert_eq!(choose(&[1, 13106, 3], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 12785, 3], 8), RowStrategy::Narrow);
+        assert_eq!(choose(&[1, 12786, 3], 8), RowStrategy::Split { splits: 2 });
         assert_eq!(choose(&[4, 524_096], 8), RowStrategy::Wide4);
         assert_eq!(choose(&[4, 524_100], 8), RowStrategy::Split { splits: 4 });
         assert_eq!(

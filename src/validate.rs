@@ -37,6 +37,7 @@ pub(crate) fn inputs<P: Copy + Into<f64>>(
     length("input", &layout.dims, layout.len(), input_len)?;
     match targets {
         Targets::Probs(y) => {
+            probability_targets_ignore(opts)?;
             length("probability targets", &layout.dims, layout.len(), y.len())?;
             if let Some(i) = y.iter().position(|&v| {
                 let v: f64 = v.into();
@@ -72,6 +73,22 @@ pub(crate) fn inputs<P: Copy + Into<f64>>(
                 expected: "finite sample weights",
             });
         }
+    }
+    Ok(())
+}
+
+/// Probability targets have no class to ignore: an `ignore_index` of 0 or
+/// more with them is an error, as PyTorch's "ignore_index is not supported
+/// for floating point target" (negative values, the default −100 among them,
+/// are accepted and have no effect, as there).
+pub(crate) fn probability_targets_ignore(opts: &CrossEntropyOptions) -> Result<()> {
+    if opts.ignore_index >= 0 {
+        return Err(Error::InvalidOption {
+            name: "ignore_index",
+            value: opts.ignore_index.to_string(),
+            expected: "a negative ignore_index with probability targets (PyTorch: \
+                       ignore_index is not supported for floating point target)",
+        });
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{cpu, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     I64,
     I32,
@@ -96,7 +96,8 @@ proptest! {
         let logits_only = input == InputKind::Logits;
         let opts = CrossEntropyOptions {
             reduction,
-            ignore_index,
+            // Probability targets refuse a class to ignore (as PyTorch).
+            ignore_index: if target_kind == Kind::Probs { -100 } else { ignore_index },
             label_smoothing,
             input,
             z_loss: if logits_only { z } else { 0.0 },
