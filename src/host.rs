@@ -441,7 +441,8 @@ impl Context {
             .collect();
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent softmax output"),
-            size: layout.len() as u64 * 4,
+            // At least a word: an empty batch still reads back a buffer.
+            size: (layout.len() as u64 * 4).max(4),
             usage: STORAGE_OUT,
             mapped_at_creation: false,
         });

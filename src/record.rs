@@ -620,7 +620,14 @@ impl Context {
                 self.check_buffer(what, buffer, need)?;
             }
         }
-        let chunks = self.chunks(&layout, if chunked_targets { 4 } else { elem })?;
+        // An empty batch (no rows) records only the statistics and the
+        // reduced loss: NaN for `mean` (0 / 0, as PyTorch), 0 for `sum`.
+        let empty = rows == 0;
+        let chunks = if empty {
+            Vec::new()
+        } else {
+            self.chunks(&layout, if chunked_targets { 4 } else { elem })?
+        };
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -755,13 +762,19 @@ impl Context {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             let aux = s.aux(&self.device, aux_bytes);
             let row_loss = match opts.reduction {
-                Reduction::None => b.loss.clone(),
+                Reduction::None if !empty => b.loss.clone(),
                 _ => s.row_loss(&self.device, row_loss_bytes),
             };
             (aux, row_loss, s.dummies.clone())
         };
         let weights = b.weights.unwrap_or(&d.read);
-        let sample_weights = b.sample_weights.unwrap_or(&d.read);
+        // Without rows, per-row buffers may be empty, and an empty binding is
+        // invalid: placeholders the kernels never read take their slots.
+        let sample_weights = match b.sample_weights {
+            Some(s) if !empty => s,
+            _ => &d.read,
+        };
+        let targets = if empty { &d.read } else { targets };
         // In place, the caller's logits take the gradient slot and the input
         // slot gets a placeholder the kernels never read.
         let (input, grad) = if b.in_place {
@@ -1117,6 +1130,10 @@ impl Context {
             self.check_buffer(what, buffer, layout.len() as u64)?;
         }
         no_aliasing(buffers)?;
+        if layout.len() == 0 {
+            // An empty batch: nothing to write.
+            return Ok(());
+        }
         let strategy = SoftmaxStrategy::choose(&layout)?;
         let splits = match strategy {
             SoftmaxStrategy::Split { splits } => splits,

@@ -32,12 +32,15 @@ impl Layout {
     /// (axis 0 for a one-axis input), as in PyTorch's `F.cross_entropy`.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`] when the shape has no axes, an axis of size 0, or
-    /// more elements or rows than the kernels index with 32-bit integers.
+    /// [`Error::InvalidShape`] when the shape has no axes, a class axis of size
+    /// 0, or more elements or rows than the kernels index with 32-bit integers.
+    /// Other axes may be 0: an empty batch has no rows (PyTorch's `mean` of it
+    /// is NaN, its `sum` 0).
     ///
     /// ```
     /// assert_eq!(xent::Layout::from_dims(&[7]).unwrap().rows(), 1); // unbatched (C)
     /// assert!(xent::Layout::from_dims(&[3, 0]).is_err());
+    /// assert_eq!(xent::Layout::from_dims(&[0, 5]).unwrap().rows(), 0);
     /// ```
     pub fn from_dims(dims: &[usize]) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidShape {
@@ -49,17 +52,20 @@ impl Layout {
                 "expected (C), (N, C) or (N, C, d1, ..., dK); got a scalar",
             ));
         }
-        if let Some(axis) = dims.iter().position(|&d| d == 0) {
-            return Err(Error::InvalidShape {
-                shape: dims.to_vec(),
-                reason: format!("axis {axis} has size 0: empty inputs have no loss"),
-            });
-        }
         let (outer, classes, inner) = if dims.len() == 1 {
             (1, dims[0], 1)
         } else {
             (dims[0], dims[1], dims[2..].iter().product())
         };
+        if classes == 0 {
+            return Err(Error::InvalidShape {
+                shape: dims.to_vec(),
+                reason: format!(
+                    "the class axis ({}) has size 0: a distribution over no classes",
+                    usize::from(dims.len() > 1)
+                ),
+            });
+        }
         let total = dims
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))

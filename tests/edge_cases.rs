@@ -245,3 +245,96 @@ fn per_pixel_smoothing_over_huge_logits_keeps_f32_precision() {
         }
     }
 }
+
+#[test]
+fn empty_batches_give_pytorchs_answers() {
+    // F.cross_entropy(torch.zeros(0, 5), torch.zeros(0).long()): mean nan,
+    // sum 0, none an empty tensor, an empty gradient; also with smoothing,
+    // probability targets and an empty spatial axis ((2, 5, 0) gives nan).
+    let nothing: [f32; 0] = [];
+    for dims in [&[0usize, 5][..], &[2, 5, 0], &[0, 5, 3, 3]] {
+        for (reduction, want) in [
+            (Reduction::Mean, vec![f32::NAN]),
+            (Reduction::Sum, vec![0.0]),
+            (Reduction::None, vec![]),
+        ] {
+            for label_smoothing in [0.0, 0.3] {
+                let opts = CrossEntropyOptions {
+                    reduction,
+                    label_smoothing,
+                    ..Default::default()
+                };
+                let what = format!("{dims:?} {reduction:?} {label_smoothing}");
+                let targets: [Targets<'_, f32>; 2] = [Targets::I64(&[]), Targets::Probs(&nothing)];
+                for t in targets {
+                    for (path, loss, grad) in both(&nothing, dims, t, None, &opts) {
+                        assert_torch(&format!("{path} {what} loss"), &loss, &want);
+                        assert!(grad.is_empty(), "{path} {what}");
+                    }
+                }
+            }
+        }
+    }
+    let Some(ctx) = verified() else { return };
+    assert_eq!(ctx.softmax(&[], &[0, 5]).unwrap(), Vec::<f32>::new());
+    assert_eq!(
+        ctx.log_softmax_backward(&[], &[], &[3, 5, 0]).unwrap(),
+        Vec::<f32>::new()
+    );
+    // The class axis may not be empty (PyTorch: "Target 0 is out of bounds").
+    assert!(matches!(
+        ctx.cross_entropy(&[], &[3, 0], &[0, 0, 0], None, &Default::default()),
+        Err(Error::InvalidShape { .. })
+    ));
+}
+
+#[test]
+fn the_recording_api_takes_an_empty_batch_in_empty_buffers() {
+    let Some(ctx) = common::ctx() else { return };
+    let dev = ctx.device();
+    let buffer = |size: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("test"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (logits, targets, grad) = (buffer(0), buffer(0), buffer(0));
+    let (loss, status) = (buffer(4), buffer(xent::STATUS_SIZE));
+    for (reduction, want) in [(Reduction::Mean, f32::NAN), (Reduction::Sum, 0.0)] {
+        let opts = CrossEntropyOptions {
+            reduction,
+            ..Default::default()
+        };
+        // Garbage first: the call must write the loss and the status.
+        ctx.queue().write_buffer(&loss, 0, &[0x5a; 4]);
+        ctx.queue().write_buffer(&status, 0, &[0x5a; 16]);
+        let mut encoder = dev.create_command_encoder(&Default::default());
+        let buffers = xent::CrossEntropyBuffers::new(
+            &logits,
+            xent::TargetBuffer::ClassI32(&targets),
+            &loss,
+            Some(&grad),
+            &status,
+        );
+        ctx.record_cross_entropy(&mut encoder, &[0, 7], &opts, &buffers)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        assert_eq!(ctx.read_status(&status).unwrap(), xent::Status::default());
+        let got = common::read_f32(ctx, &loss);
+        assert_torch(&format!("{reduction:?}"), &got, &[want]);
+    }
+    let mut encoder = dev.create_command_encoder(&Default::default());
+    ctx.record_softmax(
+        &mut encoder,
+        &[0, 7],
+        xent::SoftmaxKind::Softmax,
+        &logits,
+        &grad,
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+}

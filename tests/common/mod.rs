@@ -168,3 +168,26 @@ pub fn assert_matches_cpu(
     tol.compare_cross_entropy(got, want, &tol)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
+
+/// The f32 contents of `buffer` (which needs `COPY_SRC`), read back after
+/// everything submitted so far.
+pub fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
+    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test readback"),
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    ctx.queue().submit([enc.finish()]);
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, |r| r.unwrap());
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .unwrap();
+    let v = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
+    staging.unmap();
+    v
+}
