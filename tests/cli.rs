@@ -709,7 +709,7 @@ fn bad_input_exits_2_with_one_error_line() {
         ),
         (
             vec!["--logits", xs, "--targets", ts, "--loss-out", s(&no_dir)],
-            "cannot write",
+            "cannot write --loss-out",
         ),
     ];
     // On the CPU path (no adapter needed): every check, the library's included.
@@ -720,12 +720,11 @@ fn bad_input_exits_2_with_one_error_line() {
         fails_with(&full, message);
     }
     // On the GPU path: the same messages. Only the range check of the
-    // targets and writing the outputs happen after an adapter is opened.
+    // targets and the sign of probabilities are checked after an adapter is opened.
     let has_gpu = gpu("bad_input_exits_2_with_one_error_line (GPU path)").is_some();
     for (args, message) in &cases {
-        let after_adapter = message.contains("out of range")
-            || message.contains("probability target -0.25")
-            || message.contains("cannot write");
+        let after_adapter =
+            message.contains("out of range") || message.contains("probability target -0.25");
         if after_adapter && !has_gpu {
             continue;
         }
@@ -733,6 +732,156 @@ fn bad_input_exits_2_with_one_error_line() {
         full.extend(args);
         fails_with(&full, message);
     }
+}
+
+/// `xent loss --logits x --targets t --backend backend` with `extra`
+/// arguments, run in `dir` (for relative paths).
+fn loss_in(dir: &Path, x: &Path, t: &Path, extra: &[&str], backend: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xent"))
+        .current_dir(dir)
+        .args([
+            "loss",
+            "--logits",
+            s(x),
+            "--targets",
+            s(t),
+            "--backend",
+            backend,
+        ])
+        .args(extra)
+        .output()
+        .expect("run the xent binary")
+}
+
+/// Asserts exit status 2 with one `error:` line containing every one of `words`.
+fn refused(o: &Output, words: &[&str]) {
+    let errs = errors(o);
+    assert_eq!(o.status.code(), Some(2), "{words:?}: {errs:?}");
+    assert_eq!(errs.len(), 1, "want one error line, got {errs:?}");
+    for w in words {
+        assert!(errs[0].contains(w), "{:?} should contain {w:?}", errs[0]);
+    }
+}
+
+#[test]
+fn a_grad_out_in_a_missing_directory_writes_no_loss_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let lp = d.join("loss.npy");
+    let gp = d.join("no/such/dir/grad.npy");
+    // The check comes before any adapter is opened, so the GPU path needs none.
+    for backend in ["cpu", "auto"] {
+        let o = loss_in(
+            d,
+            &x,
+            &t,
+            &["--loss-out", s(&lp), "--grad-out", s(&gp)],
+            backend,
+        );
+        assert!(!lp.exists(), "{backend}: --loss-out was written");
+        refused(&o, &["--grad-out", s(&gp), "does not exist"]);
+        assert!(!stdout(&o).contains("loss ("), "{backend}: computed first");
+    }
+    // A parent that is a file, not a directory.
+    let under_file = d.join("x.npy").join("grad.npy");
+    let o = loss_in(
+        d,
+        &x,
+        &t,
+        &["--loss-out", s(&lp), "--grad-out", s(&under_file)],
+        "cpu",
+    );
+    refused(&o, &["--grad-out", "is not a directory"]);
+    assert!(!lp.exists(), "--loss-out was written");
+}
+
+#[test]
+fn an_output_that_is_a_directory_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let sub = d.join("out");
+    std::fs::create_dir(&sub).unwrap();
+    let lp = d.join("loss.npy");
+    for backend in ["cpu", "auto"] {
+        let o = loss_in(
+            d,
+            &x,
+            &t,
+            &["--loss-out", s(&lp), "--grad-out", s(&sub)],
+            backend,
+        );
+        refused(&o, &["--grad-out", s(&sub), "is a directory"]);
+        assert!(!lp.exists(), "{backend}: --loss-out was written");
+        let o = loss_in(d, &x, &t, &["--loss-out", "."], backend);
+        refused(&o, &["--loss-out"]);
+    }
+}
+
+#[test]
+fn the_same_path_for_two_outputs_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let abs = d.join("out.npy");
+    // Spelt alike, relative against absolute, and through `sub/..`.
+    for (l, g) in [
+        ("out.npy", "out.npy"),
+        ("out.npy", s(&abs)),
+        ("./sub/../out.npy", s(&abs)),
+    ] {
+        for backend in ["cpu", "auto"] {
+            let o = loss_in(d, &x, &t, &["--loss-out", l, "--grad-out", g], backend);
+            refused(&o, &["--loss-out", "--grad-out", "same file"]);
+            assert!(!abs.exists(), "{backend} {l} {g}: an output was written");
+        }
+    }
+}
+
+#[test]
+fn an_output_that_is_an_input_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let w = write(d, "w.npy", &[5], &[1.0f32; 5]);
+    let before: Vec<Vec<u8>> = [&x, &t, &w]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let weights = ["--weights", s(&w)];
+    let cases: Vec<(&str, &str, String)> = vec![
+        ("--loss-out", "--logits", "x.npy".into()),
+        ("--grad-out", "--logits", s(&x).into()),
+        ("--grad-out", "--targets", "./t.npy".into()),
+        ("--loss-out", "--weights", s(&w).into()),
+    ];
+    for (out, input, path) in &cases {
+        for backend in ["cpu", "auto"] {
+            let mut extra = weights.to_vec();
+            extra.extend([*out, path.as_str()]);
+            let o = loss_in(d, &x, &t, &extra, backend);
+            refused(&o, &[out, input]);
+        }
+    }
+    // Through a symbolic link to the input, too.
+    #[cfg(unix)]
+    {
+        let link = d.join("link.npy");
+        std::os::unix::fs::symlink(&x, &link).unwrap();
+        let o = loss_in(d, &x, &t, &["--grad-out", s(&link)], "cpu");
+        refused(&o, &["--grad-out", "--logits"]);
+    }
+    let after: Vec<Vec<u8>> = [&x, &t, &w]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(before == after, "an input was overwritten");
 }
 
 #[test]
@@ -789,6 +938,12 @@ fn usage_errors_exit_2() {
     ] {
         assert!(help.contains(flag), "no {flag} in help: {help}");
     }
+    assert_eq!(
+        help.matches("Written even when the GPU and CPU disagree")
+            .count(),
+        2,
+        "--loss-out and --grad-out should say they are written on a disagreement: {help}"
+    );
 }
 
 // ------------------------------------------------------------- bench

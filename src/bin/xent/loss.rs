@@ -2,7 +2,7 @@
 //! against the CPU unless `--no-check`) or on the CPU path alone.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::ValueEnum;
@@ -46,11 +46,13 @@ pub struct LossArgs {
     #[arg(long, value_enum, default_value_t = InputArg::Logits)]
     input: InputArg,
     /// Write the loss as float32 .npy: shape () for mean and sum, the target's
-    /// shape without the class axis for none.
+    /// shape without the class axis for none. Written even when the GPU and
+    /// CPU disagree (exit status 1), to inspect.
     #[arg(long, value_name = "PATH")]
     loss_out: Option<PathBuf>,
     /// Write d loss / d input as float32 .npy with the input's shape (for none,
-    /// of the sum of the per-target losses).
+    /// of the sum of the per-target losses). Written even when the GPU and CPU
+    /// disagree (exit status 1), to inspect.
     #[arg(long, value_name = "PATH")]
     grad_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU path alone.
@@ -158,6 +160,7 @@ struct Check {
 }
 
 pub fn run(args: &LossArgs) -> Result<(), Failure> {
+    check_outputs(args)?;
     let problem = read_problem(args)?;
     let mode = Mode {
         backend: args.backend,
@@ -178,6 +181,99 @@ pub fn run(args: &LossArgs) -> Result<(), Failure> {
 /// through the same path as class-id targets on logits.
 fn run_soft_or_kind(problem: &Problem, mode: Mode) -> Result<Computed, Failure> {
     compute(problem, mode)
+}
+
+/// Checks the output paths before any input is read: each must name a file
+/// (not a directory) in a directory that exists, the two outputs must be
+/// different files, and neither may be one of the inputs. Writing can still
+/// fail afterwards (permissions, a full disk); these are the failures known
+/// before any work is done.
+fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
+    let outputs: Vec<(&str, &Path)> = [
+        ("--loss-out", &args.loss_out),
+        ("--grad-out", &args.grad_out),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
+    .collect();
+    let inputs: Vec<(&str, &Path)> = [
+        ("--logits", Some(args.logits.as_path())),
+        ("--targets", Some(args.targets.as_path())),
+        ("--weights", args.weights.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path?)))
+    .collect();
+    let mut seen: Vec<(&str, &Path, PathBuf)> = Vec::new();
+    for (flag, path) in outputs {
+        let file = output_file(flag, path)?;
+        if let Some((other, other_path, _)) = seen.iter().find(|(_, _, f)| *f == file) {
+            return Err(usage(format!(
+                "{other} {} and {flag} {} are the same file; give each output its own path",
+                other_path.display(),
+                path.display()
+            )));
+        }
+        for (input, input_path) in &inputs {
+            if same_file(&file, input_path) {
+                return Err(usage(format!(
+                    "cannot write {flag} {}: it is the {input} file {}, which would be overwritten; \
+                     give the output its own path",
+                    path.display(),
+                    input_path.display()
+                )));
+            }
+        }
+        seen.push((flag, path, file));
+    }
+    Ok(())
+}
+
+/// The file an output path names, as an absolute path with its directory's
+/// symbolic links and `..` resolved (and the file's own link, if it is one),
+/// after checking it can be created: its directory exists and it is not a
+/// directory itself.
+fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
+    let shown = path.display();
+    let fail = |why: String| usage(format!("cannot write {flag} {shown}: {why}"));
+    if path.is_dir() {
+        return Err(fail("it is a directory; give a file name".into()));
+    }
+    let spelt = path.as_os_str().to_string_lossy();
+    let (Some(name), false) = (path.file_name(), spelt.ends_with(std::path::is_separator)) else {
+        return Err(fail("it names no file; give a file name".into()));
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
+        return Err(fail(format!(
+            "its directory {} does not exist",
+            dir.display()
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(fail(format!("{} is not a directory", dir.display())));
+    }
+    // An existing file (or a link to one) is resolved whole, so a link to an
+    // input is caught.
+    if let Ok(file) = std::fs::canonicalize(path) {
+        return Ok(file);
+    }
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        fail(format!(
+            "cannot resolve its directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(dir.join(name))
+}
+
+/// Whether `input` (which may not exist) is the file `output` names, as
+/// resolved by `output_file`.
+fn same_file(output: &Path, input: &Path) -> bool {
+    std::fs::canonicalize(input).is_ok_and(|i| i == output)
 }
 
 /// Reads and checks the files and options, before any adapter is opened:
