@@ -462,6 +462,55 @@ fn an_unbatched_input_takes_a_scalar_target() {
 }
 
 #[test]
+fn an_empty_batch_gives_pytorchs_answers() {
+    // torch: mean nan, sum 0, none an empty (0,) tensor, an empty gradient.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[0, 5], &[0.0f32; 0]);
+    let t = write(d, "t.npy", &[0], &[0i64; 0]);
+    let (lp, gp) = (d.join("l.npy"), d.join("g.npy"));
+    let backend = if gpu("an_empty_batch_gives_pytorchs_answers").is_some() {
+        "auto"
+    } else {
+        "cpu"
+    };
+    for (reduction, shape, want) in [
+        ("mean", vec![], vec![f32::NAN]),
+        ("sum", vec![], vec![0.0]),
+        ("none", vec![0], vec![]),
+    ] {
+        let out = ok(&xent(&[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&t),
+            "--reduction",
+            reduction,
+            "--loss-out",
+            s(&lp),
+            "--grad-out",
+            s(&gp),
+            "--backend",
+            backend,
+        ]));
+        if reduction == "none" {
+            assert!(out.contains("count 0"), "{out}");
+        }
+        let (loss_shape, loss) = read_f32(&lp);
+        assert_eq!(loss_shape, shape, "{reduction}");
+        assert_eq!(loss.len(), want.len(), "{reduction}");
+        assert!(
+            loss.iter()
+                .zip(&want)
+                .all(|(g, w)| g == w || (g.is_nan() && w.is_nan())),
+            "{reduction}: {loss:?}"
+        );
+        assert_eq!(read_f32(&gp), (vec![0, 5], vec![]), "{reduction}");
+    }
+}
+
+#[test]
 fn probability_targets_and_input_kinds_match_the_library() {
     let Some(ctx) = gpu("probability_targets_and_input_kinds_match_the_library") else {
         return;

@@ -494,6 +494,9 @@ fn mode_name(args: &LossArgs) -> &'static str {
 /// count, sum, mean, min, max of a `none` loss (in f64; NaN propagates to
 /// sum and mean, min and max skip it).
 fn summary(loss: &[f32]) -> String {
+    if loss.is_empty() {
+        return "count 0 (an empty batch)".into();
+    }
     let sum: f64 = loss.iter().map(|&v| f64::from(v)).sum();
     let min = loss.iter().copied().fold(f32::INFINITY, f32::min);
     let max = loss.iter().copied().fold(f32::NEG_INFINITY, f32::max);
