@@ -25,6 +25,8 @@ pub struct Context {
     /// which many concurrent blocking calls on a software adapter can cause.
     pub(crate) host_lock: Mutex<()>,
     pub(crate) verify: Option<Tolerance>,
+    /// A corruption of the host API's results, for mutation tests.
+    pub(crate) fault: Option<crate::verify::Fault>,
     /// Rows of long classes fewer than this are split over workgroups (see `RowStrategy`).
     pub(crate) split_rows_below: usize,
 }
@@ -162,6 +164,7 @@ impl Context {
             scratch: Mutex::new(scratch),
             host_lock: Mutex::new(()),
             verify: None,
+            fault: None,
             split_rows_below,
         })
     }
@@ -213,6 +216,15 @@ impl Context {
     /// ```
     pub fn with_verify(mut self, tolerance: Tolerance) -> Self {
         self.verify = Some(tolerance);
+        self
+    }
+
+    /// Corrupts the host API's GPU results (gradients and softmax outputs)
+    /// with `fault` after reading them back, before verify mode compares
+    /// them: for mutation tests of verify mode and of the CLI's check only.
+    #[doc(hidden)]
+    pub fn with_fault(mut self, fault: crate::verify::Fault) -> Self {
+        self.fault = Some(fault);
         self
     }
 

@@ -259,13 +259,16 @@ impl Context {
         let status = Status::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let grad = opts.compute_grad.then(|| match input {
+        let mut grad = opts.compute_grad.then(|| match input {
             HostInput::F32(_) => to_f32(next(), layout.len()),
             HostInput::F16(_) => bytemuck::cast_slice::<u8, half::f16>(&next()[..layout.len() * 2])
                 .iter()
                 .map(|v| v.to_f32())
                 .collect(),
         });
+        if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
+            fault.apply(g, &layout);
+        }
         let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
         let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
         let out = CrossEntropyOutput {
@@ -453,7 +456,11 @@ impl Context {
         pop_scope(scope)?;
         drop(guard);
         let bytes = bytes?;
-        Ok(to_f32(bytes.first().map_or(&[][..], |b| b), layout.len()))
+        let mut out = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
+        if let Some(fault) = self.fault {
+            fault.apply(&mut out, &layout);
+        }
+        Ok(out)
     }
 
     /// Reads a status buffer written by [`Context::record_cross_entropy`]

@@ -42,6 +42,8 @@ pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 pub use record::{CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
 pub use shape::Layout;
 pub use targets::{ClassIndex, Targets, Weights};
+#[doc(hidden)]
+pub use verify::Fault;
 pub use verify::{max_abs_diff, Tolerance};
 
 /// Compile-time check that a context can be shared across threads.

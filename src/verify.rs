@@ -258,3 +258,45 @@ pub fn max_abs_diff(gpu: &[f32], cpu: &[f64]) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// A deliberate corruption of the host API's GPU results, applied after they
+/// are read back and before verify mode compares them: the mutation tests
+/// use it to show that verify mode and the CLI's check catch an unwritten
+/// tail or two swapped classes. Not for use outside tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The last 1 % of every row (at least one element) set to 0, as a loop
+    /// cut short leaves it.
+    ZeroTail,
+    /// The first and last class of every row swapped.
+    SwapClasses,
+}
+
+impl Fault {
+    /// Reads a fault's name: `zero-tail` or `swap-classes`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "zero-tail" => Some(Fault::ZeroTail),
+            "swap-classes" => Some(Fault::SwapClasses),
+            _ => None,
+        }
+    }
+
+    /// Applies the fault to `values` in `layout`'s rows.
+    pub(crate) fn apply(self, values: &mut [f32], layout: &crate::Layout) {
+        let classes = layout.classes;
+        for row in 0..layout.rows() {
+            match self {
+                Fault::ZeroTail => {
+                    for c in classes - classes.div_ceil(100)..classes {
+                        values[layout.element(row, c)] = 0.0;
+                    }
+                }
+                Fault::SwapClasses => {
+                    values.swap(layout.element(row, 0), layout.element(row, classes - 1));
+                }
+            }
+        }
+    }
+}

@@ -511,6 +511,52 @@ fn an_empty_batch_gives_pytorchs_answers() {
 }
 
 #[test]
+fn the_check_catches_an_unwritten_tail_and_swapped_classes() {
+    // Mutation check (tests/verify_mode.rs does it for verify mode): the
+    // GPU's gradient corrupted on purpose, with values ~1e-6, far below the
+    // old absolute tolerance of 1e-5.
+    if gpu("the_check_catches_an_unwritten_tail_and_swapped_classes").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, c) = (3usize, 150_000usize);
+    let logits: Vec<f32> = (0..n * c).map(|i| 2.0 * (i as f32 * 0.618).sin()).collect();
+    let x = write(d, "x.npy", &[n, c], &logits);
+    let t = write(d, "t.npy", &[n], &[0i64, 7, 149_999]);
+    let run = |fault: Option<&str>, reduction: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xent"));
+        cmd.args([
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&t),
+            "--reduction",
+            reduction,
+        ]);
+        if let Some(f) = fault {
+            cmd.env("XENT_INJECT_FAULT", f);
+        }
+        cmd.output().unwrap()
+    };
+    for fault in ["zero-tail", "swap-classes"] {
+        for reduction in ["mean", "none"] {
+            let out = run(Some(fault), reduction);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{fault} {reduction}: {}",
+                stdout(&out)
+            );
+            assert!(stdout(&out).contains("DISAGREE"), "{fault} {reduction}");
+        }
+    }
+    ok(&run(None, "mean"));
+    assert_eq!(run(Some("zero-everything"), "mean").status.code(), Some(2));
+}
+
+#[test]
 fn probability_targets_and_input_kinds_match_the_library() {
     let Some(ctx) = gpu("probability_targets_and_input_kinds_match_the_library") else {
         return;
@@ -636,8 +682,9 @@ fn bad_input_exits_2_with_one_error_line() {
     let t_i16 = write(d, "ti16.npy", &[3], &[1i16, 3, 2]);
     let x_i64 = write(d, "xi64.npy", &[3, 5], &[1i64; 15]);
     let x_scalar = write(d, "xscalar.npy", &[], &[1.0f32]);
-    let x_empty = write::<f32>(d, "xempty.npy", &[0, 5], &[]);
-    let t_empty = write::<i64>(d, "tempty.npy", &[0], &[]);
+    // An empty batch is fine (an_empty_batch_gives_pytorchs_answers); an
+    // empty class axis is not.
+    let x_empty = write::<f32>(d, "xempty.npy", &[3, 0], &[]);
     let x_fortran = write_ordered(d, "xf.npy", &[3, 5], &[0.5f32; 15], npyz::Order::Fortran);
     let w4 = write(d, "w4.npy", &[4], &[1.0f32; 4]);
     let w2d = write(d, "w2d.npy", &[5, 1], &[1.0f32; 5]);
@@ -694,8 +741,8 @@ fn bad_input_exits_2_with_one_error_line() {
             "invalid shape []",
         ),
         (
-            vec!["--logits", s(&x_empty), "--targets", s(&t_empty)],
-            "axis 0 has size 0",
+            vec!["--logits", s(&x_empty), "--targets", ts],
+            "the class axis (1) has size 0",
         ),
         (
             vec!["--logits", xs, "--targets", s(&t_shape)],

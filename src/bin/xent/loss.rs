@@ -406,7 +406,18 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         class: weights.as_deref(),
         sample: None,
     };
-    let ctx = xent::Context::from_env()?;
+    let mut ctx = xent::Context::from_env()?;
+    // Mutation tests of the check (tests/verify_mode.rs): the GPU's gradient
+    // corrupted on purpose, which the check must report.
+    if let Ok(name) = std::env::var("XENT_INJECT_FAULT") {
+        let fault = xent::Fault::from_name(&name).ok_or_else(|| {
+            usage(format!(
+                "XENT_INJECT_FAULT={name}: expected zero-tail or swap-classes"
+            ))
+        })?;
+        eprintln!("warning: XENT_INJECT_FAULT={name} corrupts the GPU's gradient (mutation tests)");
+        ctx = ctx.with_fault(fault);
+    }
     let start = Instant::now();
     let out = ctx.cross_entropy_with(&input, &p.dims, targets, class, &p.opts)?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
