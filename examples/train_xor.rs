@@ -52,10 +52,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         Some(arg) => arg.parse()?,
         None => SEED,
     };
-    // The device is ours: xent wraps clones of it and records for it, so its
-    // passes and ours share one queue and run in recording order.
-    let (device, queue) = xent::headless_device()?;
-    let ctx = xent::Context::new(device.clone(), queue.clone())?;
+    // One device for xent and for us: every buffer, pipeline and encoder
+    // below comes from the context's device, so xent's passes and ours share
+    // one queue and run in recording order. (With a device of your own, wrap
+    // it with `xent::Context::new(device.clone(), queue.clone())`.)
+    let ctx = xent::Context::from_env()?;
+    let (device, queue) = (ctx.device(), ctx.queue());
     println!("adapter: {}", ctx.adapter_summary());
 
     use wgpu::BufferUsages as U;
@@ -214,7 +216,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         label: Some("xor final forward"),
     });
     record_forward(&mut encoder);
-    let [final_logits, curve] = read_f32(&device, &queue, encoder, [&logits, &loss_curve])?;
+    let [final_logits, curve] = read_f32(device, queue, encoder, [&logits, &loss_curve])?;
     // The targets never change, so the last step's range check speaks for all.
     ctx.read_status(&status)?
         .check(&xent::Layout::from_dims(&dims)?, opts.ignore_index)?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{gpu_error, one_line, Error, GpuScope, Result};
 use crate::verify::Tolerance;
 
 /// Holds the device, the queue and xent's compiled pipelines (built once).
@@ -134,9 +134,12 @@ impl Context {
     /// Wraps the caller's device and queue and compiles xent's pipelines.
     ///
     /// xent records into and submits to this device only; it never creates one.
+    /// Every buffer and encoder later passed to this context must come from
+    /// this same device (see [`CrossEntropyBuffers`](crate::CrossEntropyBuffers)).
     ///
     /// # Errors
-    /// [`Error::Gpu`] if a shader fails to compile on this device.
+    /// [`Error::Gpu`] if a shader fails to compile on this device;
+    /// [`Error::DeviceLost`] if the device is lost.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -146,12 +149,11 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        check_alive(&device)?;
+        let scope = GpuScope::push(&device);
         let kernels = Kernels::build(&device);
         let scratch = Scratch::new(&device);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("building xent's pipelines: {e}")));
-        }
+        scope.pop("building xent's pipelines")?;
         let split_rows_below = if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
             crate::record::SPLIT_ROWS_BELOW_CPU
         } else {
@@ -276,19 +278,87 @@ impl Context {
     }
 }
 
-/// Opens a headless device and queue the way [`Context::from_env`] does, for
-/// callers who want to build their own pipelines on the same device.
+/// Opens a headless device and queue the way [`Context::from_env`] does, on
+/// a `wgpu::Instance` of its own.
+///
+/// **Buffers for a context must come from the context's device.** Each call
+/// opens a new device on a new instance, and wgpu's ids are per instance: a
+/// buffer made on one `headless_device()` and passed to a context on another
+/// is silently bound as whichever buffer of the context's device has the
+/// same id (wrong results, no error), or wgpu panics on an id the context's
+/// instance never issued. To build your own pipelines beside
+/// xent's, prefer [`Context::from_env`] and then [`Context::device`] and
+/// [`Context::queue`]; use this function only to wrap its device in exactly
+/// one context, and make every buffer and encoder from that device.
 ///
 /// # Errors
 /// As [`Context::from_env`].
 ///
 /// ```
+/// // Preferred: one context, and everything else from its device.
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+///
+/// // Or: this device, wrapped once; buffers from `device` (not from another call).
 /// let (device, queue) = xent::headless_device()?;
 /// let ctx = xent::Context::new(device.clone(), queue.clone())?;
 /// # Ok::<(), xent::Error>(())
 /// ```
 pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
     open_device(adapter_for(wgpu::Backends::from_env())?)
+}
+
+/// A buffer of `usage` holding `bytes`, zero-padded to whole vec4s (at least
+/// one), written through its mapping at creation (no staging copy).
+///
+/// # Errors
+/// [`Error::Gpu`] when wgpu rejects the buffer (larger than the device's
+/// `max_buffer_size`, out of memory); [`Error::DeviceLost`] when the new
+/// buffer cannot be mapped and wgpu reported no error: on a lost device wgpu
+/// 30 creates every object invalid and reports nothing to error scopes.
+pub(crate) fn buffer_with(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: &[u8],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let size = (bytes.len() as u64).next_multiple_of(16).max(16);
+    let scope = GpuScope::push(device);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: true,
+    });
+    let mapped = match buffer.get_mapped_range_mut(..) {
+        Ok(mut view) => {
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+            drop(view);
+            buffer.unmap();
+            Ok(())
+        }
+        // An invalid buffer; not unmapped, which would be one more error.
+        Err(e) => Err(e),
+    };
+    let what = || format!("creating the {size}-byte buffer `{label}`");
+    match (scope.caught(), mapped) {
+        (Some(e), _) => Err(gpu_error(&what(), &e)),
+        (None, Err(e)) => Err(Error::DeviceLost(format!("{}: {}", what(), one_line(&e)))),
+        (None, Ok(())) => Ok(buffer),
+    }
+}
+
+/// `Ok` while `device` works, [`Error::DeviceLost`] once it is lost (see
+/// [`buffer_with`]: the probe is a 16-byte buffer mapped at creation).
+pub(crate) fn check_alive(device: &wgpu::Device) -> Result<()> {
+    buffer_with(
+        device,
+        "xent device check",
+        &[],
+        wgpu::BufferUsages::COPY_DST,
+    )
+    .map(drop)
 }
 
 /// A device on `adapter` with its own limits and the optional features xent uses.
@@ -435,7 +505,7 @@ impl Kernels {
             return Ok(p.clone());
         }
         let constants = self.constants(v);
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = GpuScope::push(device);
         let module = self.module_for(device, v)?;
         let build = |entry: &str| specialised(device, &module, entry, &constants);
         let pipelines = Arc::new(CrossEntropyPipelines {
@@ -454,11 +524,7 @@ impl Kernels {
             loss_partials: build("loss_partials"),
             reduce_loss: build("reduce_loss"),
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!(
-                "building the cross-entropy pipelines for {v:?}: {e}"
-            )));
-        }
+        scope.pop(&format!("building the cross-entropy pipelines for {v:?}"))?;
         cache.insert(v, pipelines.clone());
         Ok(pipelines)
     }
@@ -503,14 +569,10 @@ impl Kernels {
         }
         let mut constants = self.constants(v);
         constants.push(("FIXED_N", f64::from(n)));
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = GpuScope::push(device);
         let module = self.module_for(device, v)?;
         let pipeline = specialised(device, &module, entry, &constants);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!(
-                "building {entry} for {n} and {v:?}: {e}"
-            )));
-        }
+        scope.pop(&format!("building {entry} for {n} and {v:?}"))?;
         cache.insert((v, entry, n), pipeline.clone());
         Ok(pipeline)
     }
@@ -655,12 +717,12 @@ impl Scratch {
     }
 
     /// The aux buffer, of at least `bytes`, reused while large enough.
-    pub fn aux(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+    pub fn aux(&mut self, device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
         grown(&mut self.aux, device, "xent aux", bytes)
     }
 
     /// A per-row loss buffer of at least `bytes`, reused while large enough.
-    pub fn row_loss(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+    pub fn row_loss(&mut self, device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
         grown(&mut self.row_loss, device, "xent row losses", bytes)
     }
 }
@@ -674,18 +736,22 @@ fn storage(device: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
     })
 }
 
+/// The buffer in `slot`, replaced by a larger one when it holds fewer than
+/// `bytes`. A buffer wgpu refused (out of memory) is not kept.
 fn grown(
     slot: &mut Option<wgpu::Buffer>,
     device: &wgpu::Device,
     label: &str,
     bytes: u64,
-) -> wgpu::Buffer {
+) -> Result<wgpu::Buffer> {
     match slot {
-        Some(b) if b.size() >= bytes => b.clone(),
+        Some(b) if b.size() >= bytes => Ok(b.clone()),
         _ => {
+            let scope = GpuScope::push(device);
             let b = storage(device, label, bytes.max(16));
+            scope.pop(&format!("creating the {}-byte buffer `{label}`", b.size()))?;
             *slot = Some(b.clone());
-            b
+            Ok(b)
         }
     }
 }

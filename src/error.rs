@@ -129,10 +129,84 @@ pub enum Error {
         /// Why it cannot be done on this device.
         reason: String,
     },
-    /// wgpu reported an error while running xent's work.
+    /// wgpu reported an error while running xent's work: a validation error
+    /// (e.g. a buffer from another device, or one that was destroyed), an
+    /// out-of-memory error, or an internal one. The message names what xent
+    /// was doing and holds wgpu's message, on one line.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The device is lost: destroyed (`wgpu::Device::destroy`) or lost to the
+    /// driver or the OS. Nothing on it works again; every later call on this
+    /// context returns this error. Make a new device and a new [`Context`](crate::Context).
+    #[error("the GPU device is lost ({0}); make a new device and Context")]
+    DeviceLost(String),
 }
 
 /// Shorthand for `std::result::Result<T, xent::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// wgpu's error scopes (validation, out of memory, internal) around xent's
+/// own work on a device: a wgpu error becomes an [`Error::Gpu`] instead of a
+/// panic in wgpu's default uncaptured-error handler. Scopes are per device
+/// and per thread; pushing and popping one costs a lock and no GPU work.
+/// Dropped without [`GpuScope::pop`] (an early return), the scopes are popped
+/// and what they caught is discarded.
+pub(crate) struct GpuScope {
+    // Scopes are popped in the reverse order of pushing, and fields drop in
+    // declaration order.
+    internal: wgpu::ErrorScopeGuard,
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
+impl GpuScope {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        Self {
+            internal,
+            oom,
+            validation,
+        }
+    }
+
+    /// Pops the scopes: [`Error::Gpu`] naming `what` when one caught an error.
+    pub(crate) fn pop(self, what: &str) -> Result<()> {
+        match self.caught() {
+            Some(e) => Err(gpu_error(what, &e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Pops the scopes and returns the error one caught, if any (a
+    /// validation error before an out-of-memory one before an internal one).
+    pub(crate) fn caught(self) -> Option<wgpu::Error> {
+        let Self {
+            internal,
+            oom,
+            validation,
+        } = self;
+        // wgpu-core's pop futures are ready at once; block_on takes the value.
+        let [internal, oom, validation] =
+            [internal, oom, validation].map(|scope| pollster::block_on(scope.pop()));
+        validation.or(oom).or(internal)
+    }
+}
+
+/// [`Error::Gpu`]: `what` xent was doing, then wgpu's message on one line.
+pub(crate) fn gpu_error(what: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Gpu(format!("{what}: {}", one_line(e)))
+}
+
+/// wgpu's multi-line error report ("Validation Error\n\nCaused by:\n  In
+/// …\n    …") as one line, its parts joined by ": ".
+pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
+    let message = e.to_string();
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "Caused by:")
+        .collect();
+    parts.join(": ")
+}

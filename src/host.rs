@@ -4,9 +4,9 @@
 //! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
 //! it then holds the result against the [`cpu`](crate::cpu) twin.
 
-use crate::context::Context;
+use crate::context::{buffer_with, check_alive, Context};
 use crate::cpu::{self, CrossEntropyOutput};
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuScope, Result};
 use crate::options::{CrossEntropyOptions, Reduction};
 use crate::record::{
     CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE,
@@ -35,7 +35,9 @@ impl Context {
     /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
     /// [`Error::WeightsLength`], [`Error::InvalidOption`];
     /// [`Error::TargetOutOfRange`] from the GPU's range check, naming the
-    /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`].
+    /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`];
+    /// [`Error::DeviceLost`]. [`Error::InvalidShape`] also for a tensor larger
+    /// than the device's largest buffer (`max_buffer_size`).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -101,7 +103,7 @@ impl Context {
     /// [`Error::WeightsLength`], [`Error::InvalidOption`],
     /// [`Error::InvalidProbability`] (checked on upload);
     /// [`Error::TargetOutOfRange`] from the GPU's range check;
-    /// [`Error::Mismatch`] in verify mode; [`Error::Gpu`].
+    /// [`Error::Mismatch`] in verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -191,9 +193,27 @@ impl Context {
             (Targets::I64(_), None) => unreachable!("i64 targets are narrowed above"),
         };
 
+        let loss_elems = if opts.reduction == Reduction::None {
+            layout.rows()
+        } else {
+            1
+        };
+        let per_row = if opts.return_lse || opts.reduction == Reduction::None {
+            layout.rows() as u64 * 4
+        } else {
+            0
+        };
+        self.check_buffer_sizes(
+            dims,
+            &[
+                ("input", input.bytes().len() as u64),
+                ("targets", target_bytes.len() as u64),
+                ("per-row output", per_row),
+            ],
+        )?;
+
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = GpuScope::push(&self.device);
         let output = |label, elems: usize| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -205,19 +225,17 @@ impl Context {
         // The gradient is written in place over the uploaded input (padded
         // to whole vec4s, so that every row strategy can run): one
         // input-sized buffer on the device instead of two.
-        let logits_buf = self.upload_as("xent input", input.bytes(), STORAGE_OUT);
-        let targets_buf = self.upload("xent targets", target_bytes);
+        // The first upload finds a lost device (Error::DeviceLost).
+        let logits_buf = self.upload_as("xent input", input.bytes(), STORAGE_OUT)?;
+        let targets_buf = self.upload("xent targets", target_bytes)?;
         let weights_buf = weights
             .class
-            .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)));
+            .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)))
+            .transpose()?;
         let sample_buf = weights
             .sample
-            .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)));
-        let loss_elems = if opts.reduction == Reduction::None {
-            layout.rows()
-        } else {
-            1
-        };
+            .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)))
+            .transpose()?;
         let loss_buf = output("xent loss", loss_elems);
         let lse_buf = opts.return_lse.then(|| output("xent lse", layout.rows()));
         let correct_buf = opts.count_correct.then(|| output("xent correct", 1));
@@ -250,8 +268,7 @@ impl Context {
         wanted.extend(lse_buf.as_ref());
         wanted.extend(correct_buf.as_ref());
         let bytes = self.download(encoder, &wanted);
-        pop_scope(oom)?;
-        pop_scope(scope)?;
+        scope.pop("running cross-entropy")?;
         drop(guard);
         let bytes = bytes?;
         let mut bytes = bytes.iter();
@@ -303,32 +320,49 @@ impl Context {
         Ok(out)
     }
 
-    /// An input buffer with `bytes`, padded with zeros to a multiple of 4
-    /// bytes, written straight into the mapped buffer (no intermediate copy).
-    fn upload(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    /// An input buffer with `bytes`, padded with zeros to whole vec4s (so
+    /// every kernel may read the input in vec4s), written straight into the
+    /// mapped buffer (no intermediate copy).
+    fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
         self.upload_as(label, bytes, STORAGE_IN)
     }
 
-    fn upload_as(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        // Whole vec4s, so every kernel may read the input in vec4s.
-        let size = (bytes.len() as u64).next_multiple_of(16).max(16);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage,
-            mapped_at_creation: true,
-        });
-        if let Ok(mut view) = buffer.get_mapped_range_mut(..) {
-            view.slice(..bytes.len()).copy_from_slice(bytes);
+    fn upload_as(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        buffer_with(&self.device, label, bytes, usage)
+    }
+
+    /// [`Error::InvalidShape`] when a buffer the host API would make for
+    /// `dims` exceeds the device's largest buffer (`max_buffer_size`), rather
+    /// than a validation error from wgpu.
+    fn check_buffer_sizes(&self, dims: &[usize], sizes: &[(&str, u64)]) -> Result<()> {
+        let max = self.device.limits().max_buffer_size;
+        for &(what, bytes) in sizes {
+            // Uploads are padded to whole vec4s.
+            let need = bytes.next_multiple_of(16);
+            if need > max {
+                return Err(Error::InvalidShape {
+                    shape: dims.to_vec(),
+                    reason: format!(
+                        "the {what} needs a {need}-byte buffer, more than the device's largest \
+                         buffer (max_buffer_size) of {max} bytes"
+                    ),
+                });
+            }
         }
-        buffer.unmap();
-        buffer
+        Ok(())
     }
 
     /// Softmax along the class axis on the GPU.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`]; [`Error::Mismatch`] in verify mode.
+    /// [`Error::InvalidShape`] (also for a tensor larger than the device's
+    /// largest buffer), [`Error::ShapeMismatch`]; [`Error::Mismatch`] in
+    /// verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
     ///
     /// ```
     /// let ctx = xent::Context::from_env()?;
@@ -436,12 +470,14 @@ impl Context {
         for &(what, v) in inputs {
             validate::length(what, dims, layout.len(), v.len())?;
         }
+        self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = GpuScope::push(&self.device);
+        // The first upload finds a lost device (Error::DeviceLost).
         let buffers: Vec<wgpu::Buffer> = inputs
             .iter()
             .map(|(what, v)| self.upload(what, bytemuck::cast_slice(v)))
-            .collect();
+            .collect::<Result<_>>()?;
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent softmax output"),
             // At least a word: an empty batch still reads back a buffer.
@@ -453,7 +489,7 @@ impl Context {
         let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
         record(&mut encoder, &refs, &output)?;
         let bytes = self.download(encoder, &[&output]);
-        pop_scope(scope)?;
+        scope.pop("running softmax")?;
         drop(guard);
         let bytes = bytes?;
         let mut out = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
@@ -467,7 +503,8 @@ impl Context {
     /// (submits a copy and waits). The buffer needs `COPY_SRC` usage.
     ///
     /// # Errors
-    /// [`Error::BadBuffer`] for a buffer too small or without `COPY_SRC`; [`Error::Gpu`].
+    /// [`Error::BadBuffer`] for a buffer too small or without `COPY_SRC`;
+    /// [`Error::Gpu`] (e.g. a buffer of another device); [`Error::DeviceLost`].
     ///
     /// ```
     /// # fn demo(ctx: &xent::Context, status: &wgpu::Buffer) -> Result<(), xent::Error> {
@@ -487,10 +524,11 @@ impl Context {
             });
         }
         let _guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        check_alive(&self.device)?;
+        let scope = GpuScope::push(&self.device);
         let encoder = self.device.create_command_encoder(&Default::default());
         let bytes = self.download(encoder, &[status]);
-        pop_scope(scope)?;
+        scope.pop("reading a status buffer")?;
         let bytes = bytes?;
         Ok(Status::from_bytes(bytes.first().map_or(&[][..], |b| b)))
     }
@@ -526,9 +564,28 @@ impl Context {
                 rx
             })
             .collect();
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        // wgpu 30's `Device::poll` panics, rather than returning an error,
+        // when the driver reports the device lost (or out of memory) while
+        // waiting; here that is an error like any other.
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.device.poll(wgpu::PollType::wait_indefinitely())
+        }));
+        match polled {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("waiting for the GPU: {e}"))),
+            Err(panic) => {
+                check_alive(&self.device)?;
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                return Err(crate::error::gpu_error(
+                    "waiting for the GPU (wgpu panicked)",
+                    &message,
+                ));
+            }
+        }
         staging
             .iter()
             .zip(receivers)
@@ -590,13 +647,6 @@ fn narrow_targets(layout: &Layout, targets: &[i64], ignore_index: i64) -> Result
                 reason: "more than 2^31 classes: targets do not fit the GPU's i32".into(),
             })
         }
-    }
-}
-
-fn pop_scope(scope: wgpu::ErrorScopeGuard) -> Result<()> {
-    match pollster::block_on(scope.pop()) {
-        Some(e) => Err(Error::Gpu(e.to_string())),
-        None => Ok(()),
     }
 }
 

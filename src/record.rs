@@ -4,10 +4,9 @@
 //! caller's encoder gets the passes, and the results stay on the GPU.
 
 use bytemuck::{Pod, Zeroable};
-use wgpu::util::DeviceExt;
 
-use crate::context::{Context, CrossEntropyVariant};
-use crate::error::{Error, Result};
+use crate::context::{buffer_with, Context, CrossEntropyVariant};
+use crate::error::{Error, GpuScope, Result};
 use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
 use crate::validate;
@@ -234,6 +233,17 @@ pub enum TargetBuffer<'a> {
 /// The buffers of one [`Context::record_cross_entropy`] call, all the caller's.
 ///
 /// Every buffer needs `STORAGE` usage; sizes are in elements of 4 bytes.
+///
+/// **Every buffer must come from the context's device**
+/// ([`Context::device`]). A buffer of another device on the same
+/// `wgpu::Instance`, or a destroyed one, is an [`Error::Gpu`] from the
+/// recording call. A buffer of another `wgpu::Instance` cannot be detected:
+/// wgpu's ids are per instance, so wgpu silently binds whichever buffer of
+/// the context's device has the same id (wrong results, no error; never
+/// this buffer), or panics on an id the context's instance never issued.
+/// Each [`headless_device`](crate::headless_device) call and each
+/// [`Context::from_env`] makes a new instance: create the buffers with
+/// `ctx.device()`.
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyBuffers<'a> {
     /// f32 input (logits, log-probabilities or probabilities, per
@@ -289,13 +299,23 @@ impl Precision {
 impl<'a> CrossEntropyBuffers<'a> {
     /// The required buffers, with no weights and no optional outputs but the gradient.
     ///
-    /// ```no_run
-    /// # fn demo(logits: &wgpu::Buffer, targets: &wgpu::Buffer, loss: &wgpu::Buffer, grad: &wgpu::Buffer, status: &wgpu::Buffer) {
+    /// All from the context's device, never from another `wgpu::Instance`
+    /// (which xent cannot detect; see [`CrossEntropyBuffers`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// // Every buffer from the context's own device.
+    /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, mapped_at_creation: false,
+    ///     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC });
+    /// let (logits, targets, loss, grad) = (buffer(60), buffer(12), buffer(4), buffer(60));
+    /// let status = buffer(xent::STATUS_SIZE);
     /// let b = xent::CrossEntropyBuffers {
     ///     weights: None,
-    ///     ..xent::CrossEntropyBuffers::new(logits, xent::TargetBuffer::ClassI32(targets), loss, Some(grad), status)
+    ///     ..xent::CrossEntropyBuffers::new(&logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status)
     /// };
-    /// # }
+    /// # Ok(()) }
     /// ```
     pub fn new(
         logits: &'a wgpu::Buffer,
@@ -515,6 +535,20 @@ impl Context {
     /// Out-of-range targets do not fault the device: their rows get NaN loss
     /// and gradient, and the status buffer names the first of them.
     ///
+    /// **The buffers and the encoder must come from this context's device**
+    /// ([`Context::device`]). A buffer of another device on the same
+    /// `wgpu::Instance`, or a destroyed one, is an [`Error::Gpu`], and then
+    /// nothing is recorded into `encoder`. Two mistakes cannot be detected:
+    /// a buffer of another `wgpu::Instance` (wgpu's ids are per instance, so
+    /// it is silently bound as whichever buffer of this device has its id,
+    /// or wgpu panics on an id unknown here; see [`CrossEntropyBuffers`]),
+    /// and an encoder of another device (wgpu exposes no encoder's device
+    /// and checks a pass when the encoder is finished): the call returns
+    /// `Ok`, and wgpu reports the mismatch at the caller's
+    /// `encoder.finish()`, to the encoder's device (a panic in wgpu's default
+    /// handler unless an error scope or `on_uncaptured_error` takes it), and
+    /// the submit fails.
+    ///
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::InvalidOption`], and
     /// [`Error::BadBuffer`] for a buffer too small for `dims`, without
@@ -522,7 +556,10 @@ impl Context {
     /// device binds (per-row buffers; larger buffers are bound only as far as
     /// the shape needs), or an output that aliases another buffer;
     /// [`Error::InvalidShape`] when one `(C, d1…dK)` slice, or the per-row
-    /// scratch, exceeds the device's largest binding.
+    /// scratch, exceeds the device's largest binding; [`Error::Gpu`] for what
+    /// wgpu rejects (a buffer of another device, a destroyed buffer, out of
+    /// memory), with wgpu's message; [`Error::DeviceLost`] once the device is
+    /// lost.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -565,6 +602,10 @@ impl Context {
         buffers: &CrossEntropyBuffers<'_>,
         timing: Timing<'_>,
     ) -> Result<Vec<&'static str>> {
+        // Catches wgpu's errors on the objects made below (a buffer of
+        // another device, a destroyed one); popped before anything is
+        // recorded, so a failed call leaves the caller's encoder untouched.
+        let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
         opts.validate()?;
         let b = buffers;
@@ -732,8 +773,9 @@ impl Context {
             write_lse: b.lse.is_some(),
             count_correct: b.correct.is_some(),
         };
+        // First, as it finds a lost device (Error::DeviceLost).
+        let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         let k = self.kernels.cross_entropy(&self.device, variant)?;
-        let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params));
 
         let row_loss_bytes = if opts.reduction == Reduction::None {
             0
@@ -760,10 +802,10 @@ impl Context {
         }
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            let aux = s.aux(&self.device, aux_bytes);
+            let aux = s.aux(&self.device, aux_bytes)?;
             let row_loss = match opts.reduction {
                 Reduction::None if !empty => b.loss.clone(),
-                _ => s.row_loss(&self.device, row_loss_bytes),
+                _ => s.row_loss(&self.device, row_loss_bytes)?,
             };
             (aux, row_loss, s.dummies.clone())
         };
@@ -842,7 +884,7 @@ impl Context {
                     target_delta: (target_shift as u32).wrapping_sub(shift as u32),
                     ..params
                 };
-                self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))
+                self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))?
             };
             // Buffers bound whole: clamped to one binding and to whole words
             // (the kernels never index past what the shape needs, checked above).
@@ -976,11 +1018,13 @@ impl Context {
             let group = self.bind(&k.reduce_loss, &loss_slots);
             passes.push(("reduce_loss", &k.reduce_loss, group, (1, 1)));
         }
+        scope.pop("preparing the cross-entropy passes")?;
         let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass<'_>| {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
         };
+        let scope = GpuScope::push(&self.device);
         match timing {
             Timing::PerDispatch { set, capacity } => {
                 if passes.len() > capacity {
@@ -1017,16 +1061,20 @@ impl Context {
                 }
             }
         }
+        scope.pop("recording the cross-entropy pass")?;
         Ok(passes.iter().map(|p| p.0).collect())
     }
 
     /// Records softmax or log-softmax of `input` along the class axis into `output`.
     ///
     /// `dims` as in [`Context::record_cross_entropy`]; both buffers hold
-    /// `layout.len()` f32 values and need `STORAGE` usage.
+    /// `layout.len()` f32 values and need `STORAGE` usage. The buffers and
+    /// the encoder must come from this context's device, never from another
+    /// `wgpu::Instance`, as for [`Context::record_cross_entropy`].
     ///
     /// # Errors
-    /// [`Error::InvalidShape`] and [`Error::BadBuffer`] as for cross-entropy.
+    /// [`Error::InvalidShape`], [`Error::BadBuffer`], [`Error::Gpu`] and
+    /// [`Error::DeviceLost`] as for cross-entropy.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -1069,9 +1117,11 @@ impl Context {
     /// given the forward output `output` (y) and the upstream gradient
     /// `grad_output` (dy), writes `grad_input` (dx) as a vector-Jacobian product,
     /// `dx = y ⊙ (dy − Σ dy·y)` for softmax, `dx = dy − exp(y)·Σ dy` for log-softmax.
+    /// Buffers and encoder from this context's device, as for the forward.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`] and [`Error::BadBuffer`] as for the forward.
+    /// [`Error::InvalidShape`], [`Error::BadBuffer`], [`Error::Gpu`] and
+    /// [`Error::DeviceLost`] as for the forward.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -1125,6 +1175,8 @@ impl Context {
         [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, &wgpu::Buffer)],
     ) -> Result<()> {
+        // As in `record_cross_entropy_timed`: popped before recording.
+        let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
         for &(what, buffer) in buffers {
             self.check_buffer(what, buffer, layout.len() as u64)?;
@@ -1152,7 +1204,7 @@ impl Context {
             span: layout.classes.div_ceil(splits) as u32,
             _pad: 0,
         };
-        let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params));
+        let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params))?;
         // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
         let mut entries = vec![(0, &uniform), (1, buffers[0].1)];
         match buffers {
@@ -1160,21 +1212,15 @@ impl Context {
             [_, dy, out] => entries.extend([(3, dy.1), (2, out.1)]),
             _ => unreachable!("two or three buffers"),
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("xent softmax"),
-            timestamp_writes: None,
-        });
+        // Every dispatch prepared before the pass, so a failure records nothing.
+        let mut dispatches = Vec::with_capacity(2);
         match strategy {
             SoftmaxStrategy::Narrow | SoftmaxStrategy::Wide => {
                 let (pipeline, groups) = match strategy {
                     SoftmaxStrategy::Wide => (wide, layout.rows()),
                     _ => (narrow, layout.rows().div_ceil(SOFTMAX_WG)),
                 };
-                let group = self.bind(pipeline, &entries);
-                let grid = self.grid(groups)?;
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(grid.0, grid.1, 1);
+                dispatches.push((pipeline, self.bind(pipeline, &entries), self.grid(groups)?));
             }
             SoftmaxStrategy::Split { splits } => {
                 let bytes = 8 * (layout.rows() * splits) as u64;
@@ -1190,7 +1236,7 @@ impl Context {
                 }
                 let parts = {
                     let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                    s.aux(&self.device, bytes)
+                    s.aux(&self.device, bytes)?
                 };
                 let grid = self.grid(layout.rows() * splits)?;
                 // The partial pass reads the input (and dy) but writes only `parts`.
@@ -1202,14 +1248,24 @@ impl Context {
                     .collect();
                 let split_entries: Vec<_> = entries.iter().copied().chain([(4, &parts)]).collect();
                 for (pipeline, entries) in [(partial, partial_entries), (split, split_entries)] {
-                    let group = self.bind(pipeline, &entries);
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, &group, &[]);
-                    pass.dispatch_workgroups(grid.0, grid.1, 1);
+                    dispatches.push((pipeline, self.bind(pipeline, &entries), grid));
                 }
             }
         }
-        Ok(())
+        scope.pop("preparing the softmax pass")?;
+        let scope = GpuScope::push(&self.device);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("xent softmax"),
+                timestamp_writes: None,
+            });
+            for (pipeline, group, grid) in &dispatches {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(grid.0, grid.1, 1);
+            }
+        }
+        scope.pop("recording the softmax pass")
     }
 
     /// Records a vec4 copy of `src` into `dst` (whole vec4s of `dst`): the
@@ -1249,13 +1305,9 @@ impl Context {
         Ok(())
     }
 
-    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+    /// A uniform buffer holding `bytes`; [`Error::DeviceLost`] on a lost device.
+    fn uniform(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        buffer_with(&self.device, label, bytes, wgpu::BufferUsages::UNIFORM)
     }
 
     /// A bind group of byte ranges `(slot, buffer, (offset, size))`.

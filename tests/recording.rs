@@ -542,3 +542,55 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
         }
     }
 }
+
+/// An encoder of another device cannot be detected by xent (wgpu exposes no
+/// encoder's device, and wgpu checks a pass's objects when the encoder is
+/// finished): the call records and returns `Ok`, and wgpu reports the
+/// mismatch on the encoder's device at `finish()` (a panic there without an
+/// error scope or `on_uncaptured_error`), then on xent's device at submit.
+/// Pinned here as documented on `Context::record_cross_entropy`.
+#[test]
+fn an_encoder_of_another_device_fails_at_the_callers_finish() {
+    let Some((ctx, other, _other_queue)) = common::ctx_and_other_device() else {
+        return;
+    };
+    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let init = |contents: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("test"),
+                contents,
+                usage: s,
+            })
+    };
+    let logits = init(bytemuck::cast_slice(&WORKED_LOGITS));
+    let targets = init(bytemuck::cast_slice(&[1i32, 3, 2]));
+    let (loss, grad, status) = (init(&[0; 4]), init(&[0; 60]), init(&[0; 16]));
+    let buffers = CrossEntropyBuffers::new(
+        &logits,
+        TargetBuffer::ClassI32(&targets),
+        &loss,
+        Some(&grad),
+        &status,
+    );
+    let mut encoder = other.create_command_encoder(&Default::default());
+    ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &Default::default(), &buffers)
+        .expect("xent cannot tell whose encoder it is");
+    let scope = other.push_error_scope(wgpu::ErrorFilter::Validation);
+    let commands = encoder.finish();
+    let at_finish = pollster::block_on(scope.pop()).expect("an error at finish()");
+    assert!(
+        at_finish.to_string().contains("doesn't match"),
+        "{at_finish}"
+    );
+    let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+    ctx.queue().submit([commands]);
+    assert!(
+        pollster::block_on(scope.pop()).is_some(),
+        "an error at submit"
+    );
+    // xent's device is unharmed.
+    record_and_submit(&ctx, &WORKED_DIMS, &Default::default(), &buffers);
+    let grad = read_f32(&ctx, &grad);
+    assert!(grad.iter().all(|g| g.is_finite()) && grad.iter().any(|&g| g != 0.0));
+}

@@ -114,26 +114,85 @@ pub fn default_limits_ctx() -> Option<Context> {
     })
 }
 
-/// A context on the environment's adapter with the limits and features
-/// `choose` gives for it.
-fn custom_ctx(
-    choose: impl Fn(&wgpu::Adapter) -> (wgpu::Limits, wgpu::Features),
-) -> Option<Context> {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    if wgpu::Backends::from_env().is_none() {
-        desc.backends = wgpu::Backends::all();
-    }
-    let instance = wgpu::Instance::new(desc);
-    let adapter = match pollster::block_on(instance.request_adapter(&Default::default())) {
-        Ok(a) => a,
+/// A context on the environment's adapter whose device has no buffer larger
+/// than `max_buffer` bytes (nor a storage binding larger than that).
+pub fn max_buffer_ctx(max_buffer: u64) -> Option<Context> {
+    custom_ctx(|adapter| {
+        (
+            wgpu::Limits {
+                max_buffer_size: max_buffer,
+                max_storage_buffer_binding_size: max_buffer
+                    .min(adapter.limits().max_storage_buffer_binding_size),
+                ..adapter.limits()
+            },
+            wgpu::Features::empty(),
+        )
+    })
+}
+
+/// A context of its own (not the shared one of [`ctx`]), for a test that
+/// breaks it; `None` (after the same notice) without an adapter.
+pub fn own_ctx() -> Option<Context> {
+    match Context::from_env() {
+        Ok(c) => Some(c),
         Err(e) if require_adapter() => {
             panic!("XENT_REQUIRE_ADAPTER is set and no adapter is usable: {e}")
         }
         Err(e) => {
             eprintln!("!!! SKIPPED: no GPU adapter ({e}); set XENT_REQUIRE_ADAPTER=1 to make this a failure");
-            return None;
+            None
         }
+    }
+}
+
+/// A context and a second device on the same wgpu instance and adapter, so
+/// that the second device's buffers are valid ids that xent's device does not
+/// own. `None` (after the same notice as [`ctx`]) without an adapter.
+pub fn ctx_and_other_device() -> Option<(Context, wgpu::Device, wgpu::Queue)> {
+    let adapter = adapter()?;
+    let open = || {
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("test device"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .expect("device")
     };
+    let (device, queue) = open();
+    let (other, other_queue) = open();
+    Some((
+        Context::new(device, queue).expect("context"),
+        other,
+        other_queue,
+    ))
+}
+
+/// The environment's adapter, or `None` after a notice (a failure with
+/// `XENT_REQUIRE_ADAPTER`).
+fn adapter() -> Option<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if wgpu::Backends::from_env().is_none() {
+        desc.backends = wgpu::Backends::all();
+    }
+    let instance = wgpu::Instance::new(desc);
+    match pollster::block_on(instance.request_adapter(&Default::default())) {
+        Ok(a) => Some(a),
+        Err(e) if require_adapter() => {
+            panic!("XENT_REQUIRE_ADAPTER is set and no adapter is usable: {e}")
+        }
+        Err(e) => {
+            eprintln!("!!! SKIPPED: no GPU adapter ({e}); set XENT_REQUIRE_ADAPTER=1 to make this a failure");
+            None
+        }
+    }
+}
+
+/// A context on the environment's adapter with the limits and features
+/// `choose` gives for it.
+fn custom_ctx(
+    choose: impl Fn(&wgpu::Adapter) -> (wgpu::Limits, wgpu::Features),
+) -> Option<Context> {
+    let adapter = adapter()?;
     let (limits, features) = choose(&adapter);
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("test device with custom limits"),
