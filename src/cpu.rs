@@ -552,45 +552,44 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             InputKind::Probs => at(c).ln().abs() + LOG_TERM,
         };
         // q: the target distribution; r: the row weight of the z-loss.
-        let (q, r, q_sum, loss, loss_mag): (Box<dyn Fn(usize) -> f64>, f64, f64, f64, f64) =
-            match (&class_of, &probs) {
-                (Some(ts), _) => {
-                    let Some(t) = ts[row] else { continue };
-                    if argmax == Some(t) {
-                        correct += 1;
-                    }
-                    let mut loss = -(1.0 - eps) * w(t) * logp(t);
-                    let mut loss_mag = ((1.0 - eps) * w(t)).abs() * logp_mag(t);
-                    if eps != 0.0 {
-                        loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
-                        loss_mag +=
-                            eps / c_f * (0..classes).map(|c| w(c).abs() * logp_mag(c)).sum::<f64>();
-                    }
-                    let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
-                    (
-                        Box::new(q),
-                        w(t),
-                        (1.0 - eps) * w(t) + eps / c_f * weight_sum,
-                        loss,
-                        loss_mag,
-                    )
+        let (q, r, q_sum, loss, loss_mag): RowTerms<'_> = match (&class_of, &probs) {
+            (Some(ts), _) => {
+                let Some(t) = ts[row] else { continue };
+                if argmax == Some(t) {
+                    correct += 1;
                 }
-                (None, Some(y)) => {
-                    let y_at = |c: usize| y[layout.element(row, c)];
-                    if argmax == first_argmax((0..classes).map(y_at)) {
-                        correct += 1;
-                    }
-                    let y_row: Vec<f64> = (0..classes).map(y_at).collect();
-                    let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
-                    let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
-                    let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
-                    let loss_mag = (0..classes)
-                        .map(|c| (w(c) * q(c)).abs() * logp_mag(c))
-                        .sum::<f64>();
-                    (Box::new(q), 1.0, q_sum, loss, loss_mag)
+                let mut loss = -(1.0 - eps) * w(t) * logp(t);
+                let mut loss_mag = ((1.0 - eps) * w(t)).abs() * logp_mag(t);
+                if eps != 0.0 {
+                    loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
+                    loss_mag +=
+                        eps / c_f * (0..classes).map(|c| w(c).abs() * logp_mag(c)).sum::<f64>();
                 }
-                (None, None) => unreachable!("targets are class indices or probabilities"),
-            };
+                let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
+                (
+                    Box::new(q),
+                    w(t),
+                    (1.0 - eps) * w(t) + eps / c_f * weight_sum,
+                    loss,
+                    loss_mag,
+                )
+            }
+            (None, Some(y)) => {
+                let y_at = |c: usize| y[layout.element(row, c)];
+                if argmax == first_argmax((0..classes).map(y_at)) {
+                    correct += 1;
+                }
+                let y_row: Vec<f64> = (0..classes).map(y_at).collect();
+                let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
+                let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
+                let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
+                let loss_mag = (0..classes)
+                    .map(|c| (w(c) * q(c)).abs() * logp_mag(c))
+                    .sum::<f64>();
+                (Box::new(q), 1.0, q_sum, loss, loss_mag)
+            }
+            (None, None) => unreachable!("targets are class indices or probabilities"),
+        };
         row_loss[row] = sw(row) * (loss + r * z * lse * lse);
         row_mag[row] = (sw(row).abs() * (loss_mag + (r * z).abs() * lse_mag[row].powi(2)))
             .max(row_loss[row].abs());
@@ -655,6 +654,10 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         }),
     })
 }
+
+/// A row's target distribution q, z-loss row weight r, Σ w·q, loss and the
+/// loss's magnitude.
+type RowTerms<'a> = (Box<dyn Fn(usize) -> f64 + 'a>, f64, f64, f64, f64);
 
 /// Index of the first largest value that is not NaN, as `torch.argmax` on
 /// rows without NaN (an all −∞ row gives 0); `None` for an all-NaN row. The

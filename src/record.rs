@@ -1182,7 +1182,7 @@ impl Context {
             self.check_buffer(what, buffer, layout.len() as u64)?;
         }
         no_aliasing(buffers)?;
-        if layout.len() == 0 {
+        if layout.is_empty() {
             // An empty batch: nothing to write.
             return Ok(());
         }

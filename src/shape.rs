@@ -94,9 +94,9 @@ impl Layout {
         self.outer * self.classes * self.inner
     }
 
-    /// Always false: a layout has no zero-sized axis.
+    /// Whether the input has no elements: an empty batch (no rows).
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     /// The shape of the targets and of a `none` loss: the input's without the class axis.
