@@ -1,7 +1,7 @@
 //! The context: a device, its queue, and xent's compiled pipelines.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::error::{gpu_error, one_line, Error, GpuScope, Result};
 use crate::verify::Tolerance;
@@ -44,10 +44,10 @@ pub(crate) struct Kernels {
     cross_entropy_module: wgpu::ShaderModule,
     /// The f16 build of the same source, made on first use (SHADER_F16 only).
     cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
-    cross_entropy: Mutex<HashMap<CrossEntropyVariant, Arc<CrossEntropyPipelines>>>,
-    /// Short-row kernels specialised for one class count (`FIXED_N`), by
-    /// (variant, entry point, FIXED_N); built on first use.
-    fixed: Mutex<HashMap<(CrossEntropyVariant, &'static str, u32), wgpu::ComputePipeline>>,
+    /// The cross-entropy pipelines, one per (variant, entry point, `FIXED_N`
+    /// or 0), each built when a call first uses it; at most
+    /// [`PIPELINE_CACHE_MAX`], the least recently used dropped past that.
+    cross_entropy: Mutex<PipelineCache>,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
     pub backward_wide: wgpu::ComputePipeline,
@@ -101,21 +101,60 @@ pub(crate) struct CrossEntropyVariant {
 }
 
 /// The pipelines of one cross-entropy call, in dispatch order.
-pub(crate) struct CrossEntropyPipelines {
-    pub target_partials: wgpu::ComputePipeline,
-    pub target_stats: wgpu::ComputePipeline,
-    pub rows_wide: wgpu::ComputePipeline,
-    pub rows_narrow: wgpu::ComputePipeline,
-    pub rows_wide4: wgpu::ComputePipeline,
-    pub rows_wide_mixed: wgpu::ComputePipeline,
-    pub mixed_seams: wgpu::ComputePipeline,
-    pub rows_narrow4: wgpu::ComputePipeline,
-    pub rows_pixels4: wgpu::ComputePipeline,
-    pub split_partial: wgpu::ComputePipeline,
-    pub split_rows: wgpu::ComputePipeline,
-    pub split_finish: wgpu::ComputePipeline,
-    pub loss_partials: wgpu::ComputePipeline,
-    pub reduce_loss: wgpu::ComputePipeline,
+/// At most this many specialised cross-entropy pipelines stay cached per
+/// context; past it the least recently used is dropped (and rebuilt if used
+/// again). A call uses 2 to 6; a pipeline costs about 1 to 2 MB of host
+/// memory on lavapipe, so the cache stays near 100 MB there however many
+/// option sets and class counts a program goes through.
+pub const PIPELINE_CACHE_MAX: usize = 64;
+
+/// A pipeline's key: variant, entry point, and `FIXED_N` (0 for the entry
+/// points that are not specialised for C).
+type PipelineKey = (CrossEntropyVariant, &'static str, u32);
+
+/// The bounded cache of [`Kernels::cross_entropy`]: each pipeline with the
+/// tick it was last used at.
+pub(crate) struct PipelineCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<PipelineKey, (wgpu::ComputePipeline, u64)>,
+}
+
+impl PipelineCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            tick: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, key: &PipelineKey) -> Option<wgpu::ComputePipeline> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|(p, used)| {
+            *used = tick;
+            p.clone()
+        })
+    }
+
+    fn insert(&mut self, key: PipelineKey, pipeline: wgpu::ComputePipeline) {
+        if self.entries.len() >= self.capacity {
+            let oldest = self.entries.iter().min_by_key(|(_, (_, used))| *used);
+            if let Some(&k) = oldest.map(|(k, _)| k) {
+                self.entries.remove(&k);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(key, (pipeline, self.tick));
+    }
+
+    /// The keys cached now, least recently used first.
+    fn keys(&self) -> Vec<PipelineKey> {
+        let mut keys: Vec<_> = self.entries.iter().map(|(k, (_, t))| (*t, *k)).collect();
+        keys.sort_by_key(|(t, _)| *t);
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
 }
 
 /// Invocations per row of the wide kernels without subgroups: one SIMD
@@ -474,8 +513,7 @@ impl Kernels {
             subgroups: lanes.is_some(),
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
-            cross_entropy: Mutex::new(HashMap::new()),
-            fixed: Mutex::new(HashMap::new()),
+            cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
             backward_wide: pipeline(device, &sm, "backward_wide"),
@@ -494,39 +532,46 @@ impl Kernels {
 }
 
 impl Kernels {
-    /// The pipelines of one cross-entropy variant, built on first use.
+    /// Entry point `entry` of variant `v` (specialised for `FIXED_N = n`
+    /// when `n > 0`: `rows_narrow4_fixed`, `rows_pixels4_fixed`), built on
+    /// first use and cached (see [`PIPELINE_CACHE_MAX`]).
     pub fn cross_entropy(
         &self,
         device: &wgpu::Device,
         v: CrossEntropyVariant,
-    ) -> Result<Arc<CrossEntropyPipelines>> {
-        let mut cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&v) {
-            return Ok(p.clone());
+        entry: &'static str,
+        n: u32,
+    ) -> Result<wgpu::ComputePipeline> {
+        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s.
+        if n > 32 {
+            return Err(Error::Unsupported {
+                what: "a kernel specialised for this many classes",
+                reason: format!("FIXED_N {n} is outside the shader's 1..=32"),
+            });
         }
-        let constants = self.constants(v);
+        let key = (v, entry, n);
+        let mut cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return Ok(p);
+        }
+        let mut constants = self.constants(v);
+        if n > 0 {
+            constants.push(("FIXED_N", f64::from(n)));
+        }
         let scope = GpuScope::push(device);
         let module = self.module_for(device, v)?;
-        let build = |entry: &str| specialised(device, &module, entry, &constants);
-        let pipelines = Arc::new(CrossEntropyPipelines {
-            target_partials: build("target_partials"),
-            target_stats: build("target_stats"),
-            rows_wide: build("rows_wide"),
-            rows_narrow: build("rows_narrow"),
-            rows_wide4: build("rows_wide4"),
-            rows_wide_mixed: build("rows_wide_mixed"),
-            mixed_seams: build("mixed_seams"),
-            rows_narrow4: build("rows_narrow4"),
-            rows_pixels4: build("rows_pixels4"),
-            split_partial: build("split_partial"),
-            split_rows: build("split_rows"),
-            split_finish: build("split_finish"),
-            loss_partials: build("loss_partials"),
-            reduce_loss: build("reduce_loss"),
-        });
-        scope.pop(&format!("building the cross-entropy pipelines for {v:?}"))?;
-        cache.insert(v, pipelines.clone());
-        Ok(pipelines)
+        let pipeline = specialised(device, &module, entry, &constants);
+        scope.pop(&format!("building {entry} (FIXED_N {n}) for {v:?}"))?;
+        cache.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// The cross-entropy pipelines cached now, least recently used first:
+    /// (entry point, `FIXED_N`).
+    #[cfg(test)]
+    pub(crate) fn cached_entries(&self) -> Vec<(&'static str, u32)> {
+        let cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
+        cache.keys().into_iter().map(|(_, e, n)| (e, n)).collect()
     }
 }
 
@@ -547,34 +592,6 @@ impl Kernels {
             ("IN_PLACE", flag(v.in_place)),
             ("WIDE_WG", f64::from(self.wide_wg)),
         ]
-    }
-
-    /// `entry` (`rows_narrow4_fixed` or `rows_pixels4_fixed`) of variant `v`
-    /// with `FIXED_N = n`, built on first use and cached.
-    pub fn fixed(
-        &self,
-        device: &wgpu::Device,
-        v: CrossEntropyVariant,
-        entry: &'static str,
-        n: u32,
-    ) -> Result<wgpu::ComputePipeline> {
-        // The shader's row array holds MAX_FIXED = 32 vec4s.
-        assert!(
-            (1..=32).contains(&n),
-            "FIXED_N {n} outside the shader's 1..=32"
-        );
-        let mut cache = self.fixed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&(v, entry, n)) {
-            return Ok(p.clone());
-        }
-        let mut constants = self.constants(v);
-        constants.push(("FIXED_N", f64::from(n)));
-        let scope = GpuScope::push(device);
-        let module = self.module_for(device, v)?;
-        let pipeline = specialised(device, &module, entry, &constants);
-        scope.pop(&format!("building {entry} for {n} and {v:?}"))?;
-        cache.insert((v, entry, n), pipeline.clone());
-        Ok(pipeline)
     }
 
     /// The cross-entropy module variant `v` is built from: f32, or f16.
@@ -753,5 +770,72 @@ fn grown(
             *slot = Some(b.clone());
             Ok(b)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context on the environment's adapter, or `None` (unless
+    /// `XENT_REQUIRE_ADAPTER` is set) without one.
+    fn ctx() -> Option<Context> {
+        match Context::from_env() {
+            Ok(c) => Some(c),
+            Err(e) if std::env::var("XENT_REQUIRE_ADAPTER").is_ok_and(|v| v == "1") => {
+                panic!("no adapter: {e}")
+            }
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_call_builds_only_the_entry_points_it_uses() {
+        let Some(ctx) = ctx() else { return };
+        let x = vec![0.0f32; 64 * 32];
+        ctx.cross_entropy(&x, &[64, 32], &[1i64; 64], None, &Default::default())
+            .unwrap();
+        let mut built = ctx.kernels.cached_entries();
+        built.sort();
+        assert_eq!(
+            built,
+            vec![
+                ("reduce_loss", 0),
+                ("rows_narrow4_fixed", 8),
+                ("target_stats", 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pipeline_cache_is_bounded_and_drops_the_least_recently_used() {
+        let Some(ctx) = ctx() else { return };
+        *ctx.kernels.cross_entropy.lock().unwrap() = PipelineCache::new(4);
+        let call = |c: usize| {
+            let x = vec![0.0f32; 4 * c];
+            let out = ctx
+                .cross_entropy(&x, &[4, c], &[0i64; 4], None, &Default::default())
+                .unwrap();
+            assert!(
+                (out.loss[0] - (c as f32).ln()).abs() < 1e-5,
+                "{c}: {:?}",
+                out.loss
+            );
+        };
+        // Each class count has its own specialised pipeline (plus the two
+        // reductions): 8 of them through a cache of 4.
+        for c in (4..=32).step_by(4) {
+            call(c);
+            assert!(ctx.kernels.cached_entries().len() <= 4);
+        }
+        let cached = ctx.kernels.cached_entries();
+        assert!(cached.contains(&("rows_narrow4_fixed", 8)), "{cached:?}");
+        assert!(!cached.contains(&("rows_narrow4_fixed", 1)), "{cached:?}");
+        // A dropped pipeline is built again when used again.
+        call(4);
+        assert!(ctx
+            .kernels
+            .cached_entries()
+            .contains(&("rows_narrow4_fixed", 1)));
     }
 }

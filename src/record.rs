@@ -75,9 +75,9 @@ pub(crate) enum Timing<'q> {
 }
 
 /// One dispatch: its entry point, pipeline, bind group and grid.
-type Pass<'a> = (
+type Pass = (
     &'static str,
-    &'a wgpu::ComputePipeline,
+    wgpu::ComputePipeline,
     wgpu::BindGroup,
     (u32, u32),
 );
@@ -775,7 +775,8 @@ impl Context {
         };
         // First, as it finds a lost device (Error::DeviceLost).
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
-        let k = self.kernels.cross_entropy(&self.device, variant)?;
+        // Each entry point's pipeline is built when first used.
+        let k = |entry: &'static str| self.kernels.cross_entropy(&self.device, variant, entry, 0);
 
         let row_loss_bytes = if opts.reduction == Reduction::None {
             0
@@ -842,23 +843,17 @@ impl Context {
             }
             _ => None,
         };
-        let fixed = fixed
-            .map(|(entry, n)| {
-                let pipeline = self.kernels.fixed(&self.device, variant, entry, n as u32)?;
-                Ok::<_, Error>((entry, pipeline))
-            })
-            .transpose()?;
-        // The rows pass's entry point (`Split` records its three passes below
-        // and uses neither).
-        let (rows_entry, rows_pipeline) = match (&fixed, strategy) {
-            (Some((entry, pipeline)), _) => (*entry, pipeline),
-            (None, RowStrategy::Wide) => ("rows_wide", &k.rows_wide),
-            (None, RowStrategy::WideMixed) => ("rows_wide_mixed", &k.rows_wide_mixed),
-            (None, RowStrategy::Narrow) => ("rows_narrow", &k.rows_narrow),
-            (None, RowStrategy::Wide4) => ("rows_wide4", &k.rows_wide4),
-            (None, RowStrategy::Narrow4) => ("rows_narrow4", &k.rows_narrow4),
-            (None, RowStrategy::Pixels4) => ("rows_pixels4", &k.rows_pixels4),
-            (None, RowStrategy::Split { .. }) => ("split_rows", &k.split_rows),
+        let fixed_n = fixed.map_or(0, |(_, n)| n as u32);
+        // The rows pass's entry point (`Split` records its three passes below).
+        let rows_entry = match (&fixed, strategy) {
+            (Some((entry, _)), _) => *entry,
+            (None, RowStrategy::Wide) => "rows_wide",
+            (None, RowStrategy::WideMixed) => "rows_wide_mixed",
+            (None, RowStrategy::Narrow) => "rows_narrow",
+            (None, RowStrategy::Wide4) => "rows_wide4",
+            (None, RowStrategy::Narrow4) => "rows_narrow4",
+            (None, RowStrategy::Pixels4) => "rows_pixels4",
+            (None, RowStrategy::Split { .. }) => "split_partial",
         };
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
@@ -867,7 +862,7 @@ impl Context {
             _ => (1, 7),
         };
         let slab = (layout.classes * layout.inner) as u64;
-        let mut rows_passes: Vec<Pass<'_>> = Vec::with_capacity(chunks.len());
+        let mut rows_passes: Vec<Pass> = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
             let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
@@ -931,42 +926,52 @@ impl Context {
                 ..layout.clone()
             };
             let rows_in_chunk = chunk.rows();
+            // One dispatch of `entry` binding `slots`.
+            let mut push =
+                |entry: &'static str, pipeline: wgpu::ComputePipeline, slots: Vec<_>, grid| {
+                    let group = self.bind_ranges(&pipeline, &slots);
+                    rows_passes.push((entry, pipeline, group, grid));
+                };
             if let RowStrategy::Split { splits } = strategy {
                 let spans = self.grid(rows_in_chunk * splits)?;
-                rows_passes.push((
+                push(
                     "split_partial",
-                    &k.split_partial,
-                    self.bind_ranges(&k.split_partial, &pick(&[0, 1, 2, 3, 4, 7])),
+                    k("split_partial")?,
+                    pick(&[0, 1, 2, 3, 4, 7]),
                     spans,
-                ));
-                rows_passes.push((
+                );
+                push(
                     "split_rows",
-                    &k.split_rows,
-                    self.bind_ranges(&k.split_rows, &pick(&[0, 1, 2, 3, 4, 7, 9])),
+                    k("split_rows")?,
+                    pick(&[0, 1, 2, 3, 4, 7, 9]),
                     spans,
-                ));
-                rows_passes.push((
+                );
+                let finish = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
+                push(
                     "split_finish",
-                    &k.split_finish,
-                    self.bind_ranges(&k.split_finish, &pick(&[0, 2, 3, 4, 6, 9, 10])),
-                    self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
-                ));
+                    k("split_finish")?,
+                    pick(&[0, 2, 3, 4, 6, 9, 10]),
+                    finish,
+                );
             } else {
-                let group = self.bind_ranges(rows_pipeline, &all);
-                rows_passes.push((
+                let pipeline =
+                    self.kernels
+                        .cross_entropy(&self.device, variant, rows_entry, fixed_n)?;
+                push(
                     rows_entry,
-                    rows_pipeline,
-                    group,
+                    pipeline,
+                    all.to_vec(),
                     self.grid(strategy.workgroups(&chunk))?,
-                ));
+                );
                 if mixed && write_grad {
                     // The vec4s shared by neighbouring rows (see the shader).
-                    rows_passes.push((
+                    let seams = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
+                    push(
                         "mixed_seams",
-                        &k.mixed_seams,
-                        self.bind_ranges(&k.mixed_seams, &pick(&[0, 2, 3, 4, 12, 13])),
-                        self.grid(rows_in_chunk.div_ceil(NARROW_WG))?,
-                    ));
+                        k("mixed_seams")?,
+                        pick(&[0, 2, 3, 4, 12, 13]),
+                        seams,
+                    );
                 }
             }
         }
@@ -990,7 +995,7 @@ impl Context {
             (8, loss_out),
             (11, correct),
         ];
-        let mut passes: Vec<Pass<'_>> = Vec::with_capacity(rows_passes.len() + 4);
+        let mut passes: Vec<Pass> = Vec::with_capacity(rows_passes.len() + 4);
         if blocks {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
@@ -999,27 +1004,26 @@ impl Context {
                 .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
                 .collect();
             entries.push((14, targets, self.whole_range(targets, 16)));
-            let group = self.bind_ranges(&k.target_partials, &entries);
-            passes.push((
-                "target_partials",
-                &k.target_partials,
-                group,
-                (groups as u32, 1),
-            ));
+            let pipeline = k("target_partials")?;
+            let group = self.bind_ranges(&pipeline, &entries);
+            passes.push(("target_partials", pipeline, group, (groups as u32, 1)));
         }
-        let group = self.bind(&k.target_stats, &stats_slots);
-        passes.push(("target_stats", &k.target_stats, group, (1, 1)));
+        let pipeline = k("target_stats")?;
+        let group = self.bind(&pipeline, &stats_slots);
+        passes.push(("target_stats", pipeline, group, (1, 1)));
         passes.extend(rows_passes);
         if reduce && blocks {
-            let group = self.bind(&k.loss_partials, &loss_slots[..3]);
-            passes.push(("loss_partials", &k.loss_partials, group, (groups as u32, 1)));
+            let pipeline = k("loss_partials")?;
+            let group = self.bind(&pipeline, &loss_slots[..3]);
+            passes.push(("loss_partials", pipeline, group, (groups as u32, 1)));
         }
         if reduce {
-            let group = self.bind(&k.reduce_loss, &loss_slots);
-            passes.push(("reduce_loss", &k.reduce_loss, group, (1, 1)));
+            let pipeline = k("reduce_loss")?;
+            let group = self.bind(&pipeline, &loss_slots);
+            passes.push(("reduce_loss", pipeline, group, (1, 1)));
         }
         scope.pop("preparing the cross-entropy passes")?;
-        let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass<'_>| {
+        let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass| {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, 1);
