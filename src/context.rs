@@ -150,6 +150,7 @@ impl PipelineCache {
     }
 
     /// The keys cached now, least recently used first.
+    #[cfg(test)]
     fn keys(&self) -> Vec<PipelineKey> {
         let mut keys: Vec<_> = self.entries.iter().map(|(k, (_, t))| (*t, *k)).collect();
         keys.sort_by_key(|(t, _)| *t);
