@@ -211,6 +211,28 @@ impl Context {
                 ("per-row output", per_row),
             ],
         )?;
+        // Every limit the recording would meet, before anything is uploaded:
+        // the same plan (the uploads are padded to whole vec4s).
+        if input.precision() == Precision::F16
+            && !self.device.features().contains(wgpu::Features::SHADER_F16)
+        {
+            return Err(Error::Unsupported {
+                what: "f16 logits and gradients",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
+        self.plan_cross_entropy(
+            &layout,
+            crate::record::PlanInputs {
+                elem: input.precision().size(),
+                chunked_targets: matches!(targets, Targets::Probs(_)),
+                mixed: true,
+                write_grad: opts.compute_grad,
+                weights: weights.class.is_some(),
+                correct: opts.count_correct,
+                reduction: opts.reduction,
+            },
+        )?;
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
@@ -471,6 +493,7 @@ impl Context {
             validate::length(what, dims, layout.len(), v.len())?;
         }
         self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
+        self.plan_softmax(&layout)?;
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
         // The first upload finds a lost device (Error::DeviceLost).

@@ -215,6 +215,39 @@ impl RowStrategy {
     }
 }
 
+/// What [`Context::plan_cross_entropy`] needs to know of a call's buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanInputs {
+    /// Bytes per input element (4, or 2 for f16).
+    pub elem: u64,
+    /// Probability targets: bound a chunk at a time like the input.
+    pub chunked_targets: bool,
+    /// Whether the buffers hold whole vec4s (`rows_wide_mixed` may run).
+    pub mixed: bool,
+    pub write_grad: bool,
+    pub weights: bool,
+    pub correct: bool,
+    pub reduction: Reduction,
+}
+
+/// A cross-entropy call's strategy, chunks and scratch layout.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CallPlan {
+    pub strategy: RowStrategy,
+    /// Ranges `[n0, n1)` of the outer axis, one binding each.
+    pub chunks: Vec<(usize, usize)>,
+    /// Workgroups per row of split rows (0 otherwise).
+    pub splits: u64,
+    /// Words of per-row argmax flags in `aux`.
+    pub flags: u64,
+    /// Where the row reductions' block partials start in `aux` (words).
+    pub partials: u64,
+    /// Workgroups (blocks of rows) of the row reductions.
+    pub groups: u64,
+    pub aux_bytes: u64,
+    pub row_loss_bytes: u64,
+}
+
 /// Size in bytes of a status buffer: see [`Status`].
 pub const STATUS_SIZE: u64 = 16;
 
@@ -592,6 +625,97 @@ impl Context {
             .map(|_| ())
     }
 
+    /// Everything about a cross-entropy call that follows from its shape and
+    /// options alone (the strategy, the chunks, the scratch), with every
+    /// limit checked: the host API calls it before uploading anything, the
+    /// recording API before preparing a pass.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] for a class slice, per-row buffer or scratch
+    /// past the device's largest binding; [`Error::Unsupported`] past the
+    /// loop bound.
+    pub(crate) fn plan_cross_entropy(&self, layout: &Layout, p: PlanInputs) -> Result<CallPlan> {
+        let rows = layout.rows() as u64;
+        let dims = &layout.dims;
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let chunks = if rows == 0 {
+            Vec::new()
+        } else {
+            self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
+        };
+        let strategy = RowStrategy::choose(
+            layout,
+            self.split_rows_below,
+            p.mixed,
+            self.kernels.wide_wg as usize,
+        )?;
+        let splits = match strategy {
+            RowStrategy::Split { splits } => splits as u64,
+            _ => 0,
+        };
+        // Scratch: 4 words of statistics, a flag per row when counting
+        // correct predictions, 9 words per (row, span) for split rows or per
+        // row for the mixed kernel's plans (with a gradient), 4 words per
+        // workgroup of the row reductions; the per-row losses of `mean` and
+        // `sum`. Each is bound whole, so each must fit one binding.
+        let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
+        let flags = if p.correct { rows } else { 0 };
+        let partials = 4 + flags + rows * (splits + plans) * 9;
+        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
+        // The row reductions walk a block of rows, and `target_stats` the class
+        // weights, STATS_WG at a time.
+        let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
+        let weight_trips = (layout.classes as u64).div_ceil(STATS_WG) as usize;
+        if block_trips > LOOP_TRIPS_MAX || (p.weights && weight_trips > LOOP_TRIPS_MAX) {
+            return Err(Error::Unsupported {
+                what: "this many rows or weighted classes",
+                reason: format!(
+                    "{rows} rows (or {} class weights) need more than the {LOOP_TRIPS_MAX} loop \
+                     iterations per invocation xent bounds every reduction to; at most {} rows \
+                     and {} weighted classes",
+                    layout.classes,
+                    STATS_GROUPS_MAX * STATS_WG * LOOP_TRIPS_MAX as u64,
+                    STATS_WG * LOOP_TRIPS_MAX as u64
+                ),
+            });
+        }
+        let aux_bytes = 4 * (partials + 4 * groups);
+        let row_loss_bytes = if p.reduction == Reduction::None {
+            0
+        } else {
+            rows * 4
+        };
+        for (what, need) in [
+            (
+                "per-row scratch (argmax flags, split-row partials)",
+                aux_bytes,
+            ),
+            // The caller's buffer for `none`, the context's otherwise; per-row
+            // targets, lse and sample weights are as large or smaller.
+            ("per-row losses", rows * 4),
+        ] {
+            if need > max_binding {
+                return Err(Error::InvalidShape {
+                    shape: dims.clone(),
+                    reason: format!(
+                        "{rows} rows need {need} bytes of {what}, more than the device's largest \
+                         storage binding of {max_binding} bytes"
+                    ),
+                });
+            }
+        }
+        Ok(CallPlan {
+            strategy,
+            chunks,
+            splits,
+            flags,
+            partials,
+            groups,
+            aux_bytes,
+            row_loss_bytes,
+        })
+    }
+
     /// [`Context::record_cross_entropy`] with timestamps as `timing` asks
     /// (for `bench`). Returns the entry points dispatched, in order.
     pub(crate) fn record_cross_entropy_timed(
@@ -664,11 +788,6 @@ impl Context {
         // An empty batch (no rows) records only the statistics and the
         // reduced loss: NaN for `mean` (0 / 0, as PyTorch), 0 for `sum`.
         let empty = rows == 0;
-        let chunks = if empty {
-            Vec::new()
-        } else {
-            self.chunks(&layout, if chunked_targets { 4 } else { elem })?
-        };
         self.check_buffer("loss", b.loss, loss_elems)?;
         self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
@@ -696,44 +815,30 @@ impl Context {
         // vec4s, up to the vec4 that holds the last element: the caller's
         // buffers must reach it (else the scalar kernel runs).
         let whole_vec4s = (elems * elem).next_multiple_of(4 * elem);
-        let strategy = RowStrategy::choose(
-            &layout,
-            self.split_rows_below,
-            b.logits.size() >= whole_vec4s && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
-            self.kernels.wide_wg as usize,
-        )?;
         let write_grad = b.grad.is_some() || b.in_place;
-        let splits = match strategy {
-            RowStrategy::Split { splits } => splits as u64,
-            _ => 0,
-        };
-        // Scratch: 4 words of statistics, a flag per row when counting
-        // correct predictions, 9 words per (row, span) for split rows or per
-        // row for the mixed kernel's plans (with a gradient), 4 words per
-        // workgroup of the row reductions; the per-row losses of `mean` and
-        // `sum`. Each is bound whole, so each must fit one binding.
-        let plans = u64::from(strategy == RowStrategy::WideMixed && write_grad);
-        let flags = if b.correct.is_some() { rows } else { 0 };
-        let partials = 4 + flags + rows * (splits + plans) * 9;
-        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
-        // The row reductions walk a block of rows, and `target_stats` the class
-        // weights, STATS_WG at a time.
-        let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
-        let weight_trips = (layout.classes as u64).div_ceil(STATS_WG) as usize;
-        if block_trips > LOOP_TRIPS_MAX || (b.weights.is_some() && weight_trips > LOOP_TRIPS_MAX) {
-            return Err(Error::Unsupported {
-                what: "this many rows or weighted classes",
-                reason: format!(
-                    "{rows} rows (or {} class weights) need more than the {LOOP_TRIPS_MAX} loop \
-                     iterations per invocation xent bounds every reduction to; at most {} rows \
-                     and {} weighted classes",
-                    layout.classes,
-                    STATS_GROUPS_MAX * STATS_WG * LOOP_TRIPS_MAX as u64,
-                    STATS_WG * LOOP_TRIPS_MAX as u64
-                ),
-            });
-        }
-        let aux_bytes = 4 * (partials + 4 * groups);
+        let plan = self.plan_cross_entropy(
+            &layout,
+            PlanInputs {
+                elem,
+                chunked_targets,
+                mixed: b.logits.size() >= whole_vec4s
+                    && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
+                write_grad,
+                weights: b.weights.is_some(),
+                correct: b.correct.is_some(),
+                reduction: opts.reduction,
+            },
+        )?;
+        let CallPlan {
+            strategy,
+            chunks,
+            splits,
+            flags,
+            partials,
+            groups,
+            aux_bytes,
+            row_loss_bytes,
+        } = plan;
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -778,29 +883,6 @@ impl Context {
         // Each entry point's pipeline is built when first used.
         let k = |entry: &'static str| self.kernels.cross_entropy(&self.device, variant, entry, 0);
 
-        let row_loss_bytes = if opts.reduction == Reduction::None {
-            0
-        } else {
-            rows * 4
-        };
-        let max_binding = self.device.limits().max_storage_buffer_binding_size;
-        for (what, need) in [
-            (
-                "per-row scratch (argmax flags, split-row partials)",
-                aux_bytes,
-            ),
-            ("per-row losses", row_loss_bytes),
-        ] {
-            if need > max_binding {
-                return Err(Error::InvalidShape {
-                    shape: dims.to_vec(),
-                    reason: format!(
-                        "{rows} rows need {need} bytes of {what}, more than the device's largest \
-                         storage binding of {max_binding} bytes"
-                    ),
-                });
-            }
-        }
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             let aux = s.aux(&self.device, aux_bytes)?;
@@ -1168,6 +1250,34 @@ impl Context {
         )
     }
 
+    /// The strategy of a softmax (or its backward) over `layout`, with its
+    /// limits checked: the tensor and the split rows' partials must each fit
+    /// one binding (softmax is not chunked). The host API calls it before
+    /// uploading.
+    pub(crate) fn plan_softmax(&self, layout: &Layout) -> Result<SoftmaxStrategy> {
+        let strategy = SoftmaxStrategy::choose(layout)?;
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let partials = match strategy {
+            SoftmaxStrategy::Split { splits } => 8 * (layout.rows() * splits) as u64,
+            _ => 0,
+        };
+        for (what, bytes) in [
+            ("the tensor", layout.len() as u64 * 4),
+            ("its split rows' partials", partials),
+        ] {
+            if bytes > max_binding {
+                return Err(Error::InvalidShape {
+                    shape: layout.dims.clone(),
+                    reason: format!(
+                        "{what}: {bytes} bytes, more than the device's largest storage \
+                         binding of {max_binding} bytes (softmax is not chunked)"
+                    ),
+                });
+            }
+        }
+        Ok(strategy)
+    }
+
     /// Shared by the softmax forward and backward: `buffers` are bound at 1
     /// (input), 2 (output) and, for the backward, 3 (upstream gradient);
     /// `pipelines` are the narrow, wide, split-partial and split kernels.
@@ -1190,7 +1300,7 @@ impl Context {
             // An empty batch: nothing to write.
             return Ok(());
         }
-        let strategy = SoftmaxStrategy::choose(&layout)?;
+        let strategy = self.plan_softmax(&layout)?;
         let splits = match strategy {
             SoftmaxStrategy::Split { splits } => splits,
             _ => 1,
@@ -1228,16 +1338,6 @@ impl Context {
             }
             SoftmaxStrategy::Split { splits } => {
                 let bytes = 8 * (layout.rows() * splits) as u64;
-                let max_binding = self.device.limits().max_storage_buffer_binding_size;
-                if bytes > max_binding {
-                    return Err(Error::InvalidShape {
-                        shape: dims.to_vec(),
-                        reason: format!(
-                            "its split rows need {bytes} bytes of partials, more than the \
-                             device's largest storage binding of {max_binding} bytes"
-                        ),
-                    });
-                }
                 let parts = {
                     let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
                     s.aux(&self.device, bytes)?

@@ -172,8 +172,8 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
             "{opts:?}: {err}"
         );
     }
-    // `none` needs a loss buffer of rows x 4 bytes: the caller's buffer is
-    // too large to bind, a typed error naming it.
+    // `none` needs a loss buffer of rows x 4 bytes, too large to bind: the
+    // host API says so before uploading anything.
     let opts = CrossEntropyOptions {
         reduction: Reduction::None,
         ..Default::default()
@@ -182,7 +182,7 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
         .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
         .unwrap_err();
     assert!(
-        matches!(err, xent::Error::BadBuffer { what: "loss", .. }),
+        matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("per-row losses")),
         "{err}"
     );
     // The same rows under the limit run, and count correct predictions.
@@ -202,4 +202,42 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
         .check("loss", &gpu.loss, &want.loss_reference())
         .unwrap();
     assert_eq!(gpu.correct, want.correct);
+}
+
+#[test]
+fn limits_are_checked_before_anything_is_uploaded() {
+    // Each of these was refused only after its upload (or not at all by
+    // the host API): a class slice past the binding, per-row losses of
+    // `none` past it, a softmax past it. The plan checks them first.
+    let Some(ctx) = small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let none = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let cases: [(&[usize], &CrossEntropyOptions); 2] = [
+        (&[2, 300_000], &CrossEntropyOptions::default()),
+        (&[300_000, 2], &none),
+    ];
+    for (dims, opts) in cases {
+        let layout = xent::Layout::from_dims(dims).unwrap();
+        let x = vec![0.0f32; layout.len()];
+        let t = vec![1i64; layout.rows()];
+        let err = ctx.cross_entropy(&x, dims, &t, None, opts).unwrap_err();
+        assert!(
+            matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("storage binding")),
+            "{dims:?}: {err}"
+        );
+    }
+    let err = ctx.softmax(&vec![0.0; 300_000], &[1, 300_000]).unwrap_err();
+    assert!(
+        matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("not chunked")),
+        "{err}"
+    );
+    // The context still works.
+    let out = ctx
+        .cross_entropy(&[0.0, 0.0], &[1, 2], &[0], None, &none)
+        .unwrap();
+    assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
 }
