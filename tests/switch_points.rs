@@ -1,0 +1,136 @@
+//! Property tests at every kernel's switch points and past Mesa's loop
+//! limit: random shapes (maps up to 70 000 classes, class counts around each
+//! strategy's bounds) and options, GPU against the CPU under the one
+//! tolerance; and against closed forms that do not come from xent's CPU path
+//! (zero logits give ln C and 1/C − onehot; one-hot extreme logits give 0).
+
+mod common;
+
+use common::{ctx, Rng};
+use proptest::prelude::*;
+use xent::{cpu, CrossEntropyOptions, Reduction, Targets, Tolerance, Weights};
+
+/// Class counts around the strategies' switch points (src/record.rs): the
+/// fixed kernels' 32 classes and 16 quads, the wide rows' 128, the split
+/// rows' 16 384, the loop bounds of rows_pixels4 (8 065) and rows_narrow
+/// (12 785) on 8-invocation adapters, and anything up to 70 000.
+fn classes() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..=5,
+        31usize..=33,
+        63usize..=66,
+        127usize..=130,
+        8062usize..=8068,
+        12782usize..=12788,
+        16382usize..=16386,
+        20_000usize..=70_000,
+    ]
+}
+
+/// (N, C, inner…) with at most ~600 000 elements.
+fn dims() -> impl Strategy<Value = Vec<usize>> {
+    (
+        classes(),
+        prop_oneof![Just(1usize), Just(2), Just(3), Just(4), Just(8)],
+        1usize..4,
+    )
+        .prop_map(|(c, inner, n)| {
+            let n = n.min((600_000 / (c * inner)).max(1));
+            if inner == 1 {
+                vec![n, c]
+            } else {
+                vec![n, c, inner]
+            }
+        })
+}
+
+/// Half the time a map past Mesa's loop limit for one invocation per pixel
+/// (more than 32 767 classes, 2 or 4 pixels).
+fn dims_or_long_maps() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        dims(),
+        (32_768usize..=70_000, prop_oneof![Just(2usize), Just(4)]).prop_map(|(c, s)| vec![1, c, s]),
+    ]
+}
+
+fn reduction() -> impl Strategy<Value = Reduction> {
+    prop_oneof![
+        Just(Reduction::Mean),
+        Just(Reduction::Sum),
+        Just(Reduction::None)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gpu_matches_cpu_around_every_switch_point(
+        dims in dims(),
+        reduction in reduction(),
+        smoothing in prop_oneof![Just(0.0f64), Just(0.2)],
+        weighted in any::<bool>(),
+        ignore in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| if ignore && rng.below(3) == 0 { -100 } else { rng.below(layout.classes) as i64 })
+            .collect();
+        let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let weights = Weights { class: weighted.then_some(&w[..]), sample: None };
+        let opts = CrossEntropyOptions { reduction, label_smoothing: smoothing, ..Default::default() };
+        let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?}: {e}"));
+        let gpu = ctx.cross_entropy_with(&x, &dims, Targets::I64(&t), weights, &opts).map_err(fail)?;
+        let want = cpu::cross_entropy_with(&x, &dims, Targets::I64(&t), weights, &opts).unwrap();
+        let tol = Tolerance::default();
+        tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
+        let y = ctx.softmax(&x, &dims).map_err(fail)?;
+        tol.check("softmax", &y, &cpu::softmax_reference(&x, &dims).unwrap()).map_err(fail)?;
+    }
+
+    #[test]
+    fn closed_forms_hold_around_every_switch_point(dims in dims_or_long_maps(), extreme in any::<bool>(), seed in any::<u64>()) {
+        // Zero logits: every row's loss is ln C and its gradient 1/C − onehot.
+        // One-hot extreme logits (+200 at the target, −200 elsewhere): loss 0,
+        // gradient 0 (exp(−400) is 0 in f32).
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(seed);
+        let t: Vec<i64> = (0..layout.rows()).map(|_| rng.below(layout.classes) as i64).collect();
+        let c = layout.classes as f64;
+        let mut x = vec![if extreme { -200.0f32 } else { 0.0 }; layout.len()];
+        let (loss, p) = if extreme { (0.0, 0.0) } else { (c.ln(), 1.0 / c) };
+        // p − 1 at the target (0 when extreme).
+        let mut grad = vec![p; layout.len()];
+        for (row, &t) in t.iter().enumerate() {
+            let i = layout.element(row, t as usize);
+            grad[i] = p - 1.0;
+            if extreme {
+                x[i] = 200.0;
+                grad[i] = 0.0;
+            }
+        }
+        let opts = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
+        let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?}: {e}"));
+        let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts).map_err(fail)?;
+        let tol = Tolerance::default();
+        tol.compare("loss", &gpu.loss, &vec![loss; layout.rows()]).map_err(fail)?;
+        // 1/C − 1 at the target: the terms are 1/C and 1 (see Tolerance).
+        let magnitude: Vec<f64> = grad.iter().map(|&g| if g < 0.0 { 1.0 } else { g }).collect();
+        let want = cpu::Reference { value: grad, magnitude };
+        tol.check("grad", gpu.grad.as_deref().unwrap(), &want).map_err(fail)?;
+        // Softmax: 1/C everywhere, or 1 at the target and 0 elsewhere.
+        let mut probs = vec![p; layout.len()];
+        for (row, &t) in t.iter().enumerate() {
+            if extreme {
+                probs[layout.element(row, t as usize)] = 1.0;
+            }
+        }
+        let y = ctx.softmax(&x, &dims).map_err(fail)?;
+        tol.compare("softmax", &y, &probs).map_err(fail)?;
+    }
+}
