@@ -111,12 +111,22 @@ pub enum EmptyMean {
 ///   `sᵢ·[(1 − ε)·w[t]·(p_j − [j = t]) + (ε/C)·(W·p_j − w[j])]`, `W = Σ_c w[c]`;
 ///   for log-probabilities `−sᵢ·w[j]·q[j]`; for probabilities `−sᵢ·w[j]·q[j] / x_j`;
 /// * a row whose class-index target equals `ignore_index` has loss 0 and
-///   gradient 0 and does not count in the mean's denominator;
+///   gradient 0 and does not count in the mean's denominator — **even when
+///   its input holds NaN or ±∞**, where PyTorch writes NaN over the row's
+///   gradient: padding rows must not poison a training step (a deliberate
+///   difference, listed in the README);
 /// * `mean` divides the sum of row losses (and the gradient) by
 ///   `Σ sᵢ·w[tᵢ]` over non-ignored rows for class indices — so smoothing and
 ///   z-loss are normalised by the same weights, exactly as PyTorch does for
 ///   smoothing — and by the number of rows for probability targets (PyTorch's
-///   rule); a zero denominator gives NaN, or 0 with [`EmptyMean::Zero`];
+///   rule); a zero denominator gives NaN, or 0 with [`EmptyMean::Zero`]
+///   (and a zero gradient). With NaN, as PyTorch: the loss is NaN even when
+///   smoothing makes the numerator positive (its nll term is 0 / 0); for
+///   logits the gradient of every non-ignored row is NaN; for log-probability
+///   and probability inputs it is NaN at the targets and 0 where `q = 0`
+///   (`nll_loss` writes only the targets' elements);
+/// * an empty batch (a 0-sized axis other than the class axis) has no rows:
+///   `mean` is NaN (or 0 with [`EmptyMean::Zero`]), `sum` 0, `none` empty;
 /// * `−inf` logits are allowed away from the target (their `p` is 0); with
 ///   smoothing the smoothing term then becomes `+inf`, as in PyTorch.
 ///
@@ -132,8 +142,11 @@ pub enum EmptyMean {
 pub struct CrossEntropyOptions {
     /// How row losses are combined. Default [`Reduction::Mean`].
     pub reduction: Reduction,
-    /// Targets equal to this are skipped. Default −100; may lie outside [0, C).
-    /// Must fit in an `i32` (the GPU's target type).
+    /// Targets equal to this are skipped: loss 0, gradient 0, whatever the
+    /// row's input (NaN and ±∞ included; PyTorch gives such a row a NaN
+    /// gradient). Default −100; may lie outside [0, C). Must fit in an `i32`
+    /// (the GPU's target type). With probability targets it must be negative
+    /// (PyTorch: "ignore_index is not supported for floating point target").
     pub ignore_index: i64,
     /// ε in [0, 1]: the target distribution becomes `(1 − ε)·onehot + ε/C`.
     pub label_smoothing: f64,
