@@ -76,6 +76,25 @@ fn output(v: f32, ms: vec2<f32>, log_s: f32) -> f32 {
 
 var<workgroup> wide_ms: array<vec2<f32>, WIDE_WG>;
 
+// The (max, sum-exp) of classes [c0, c1) of the row whose class 0 is at
+// `base`, over the workgroup (every invocation gets it): each invocation's
+// online pair, then a fixed tree.
+fn span_stats(lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
+    var ms = vec2<f32>(LOWEST, 0.0);
+    for (var c = c0 + lid; c < c1; c += WIDE_WG) {
+        ms = online(ms, x[base + c * p.inner]);
+    }
+    wide_ms[lid] = ms;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    return wide_ms[0];
+}
+
 @compute @workgroup_size(64)
 fn softmax_wide(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -87,19 +106,7 @@ fn softmax_wide(
         return;
     }
     let base = element(row, 0u);
-    var ms = vec2<f32>(LOWEST, 0.0);
-    for (var c = lid; c < p.classes; c += WIDE_WG) {
-        ms = online(ms, x[base + c * p.inner]);
-    }
-    wide_ms[lid] = ms;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
-        }
-        workgroupBarrier();
-    }
-    let total = wide_ms[0];
+    let total = span_stats(lid, base, 0u, p.classes);
     let log_s = log(total.y);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
@@ -148,6 +155,23 @@ fn backward_value(idx: u32, total: f32) -> f32 {
 
 var<workgroup> wide_sum: array<f32, WIDE_WG>;
 
+// The backward's row-sum term over classes [c0, c1), as `span_stats`.
+fn span_sum(lid: u32, base: u32, c0: u32, c1: u32) -> f32 {
+    var acc = 0.0;
+    for (var c = c0 + lid; c < c1; c += WIDE_WG) {
+        acc += backward_term(base + c * p.inner);
+    }
+    wide_sum[lid] = acc;
+    workgroupBarrier();
+    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
+        if (lid < off) {
+            wide_sum[lid] += wide_sum[lid + off];
+        }
+        workgroupBarrier();
+    }
+    return wide_sum[0];
+}
+
 @compute @workgroup_size(64)
 fn backward_wide(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -159,19 +183,7 @@ fn backward_wide(
         return;
     }
     let base = element(row, 0u);
-    var acc = 0.0;
-    for (var c = lid; c < p.classes; c += WIDE_WG) {
-        acc += backward_term(base + c * p.inner);
-    }
-    wide_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_sum[lid] += wide_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
-    let total = wide_sum[0];
+    let total = span_sum(lid, base, 0u, p.classes);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
         y[idx] = backward_value(idx, total);
@@ -221,21 +233,9 @@ fn softmax_partial(
     if (sp.x >= p.rows) {
         return;
     }
-    let base = element(sp.x, 0u);
-    var ms = vec2<f32>(LOWEST, 0.0);
-    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
-        ms = online(ms, x[base + c * p.inner]);
-    }
-    wide_ms[lid] = ms;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
-        }
-        workgroupBarrier();
-    }
+    let total = span_stats(lid, element(sp.x, 0u), sp.y, sp.z);
     if (lid == 0u) {
-        parts[g] = wide_ms[0];
+        parts[g] = total;
     }
 }
 
@@ -274,21 +274,9 @@ fn backward_partial(
     if (sp.x >= p.rows) {
         return;
     }
-    let base = element(sp.x, 0u);
-    var acc = 0.0;
-    for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
-        acc += backward_term(base + c * p.inner);
-    }
-    wide_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_sum[lid] += wide_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
+    let total = span_sum(lid, element(sp.x, 0u), sp.y, sp.z);
     if (lid == 0u) {
-        parts[g] = vec2<f32>(wide_sum[0], 0.0);
+        parts[g] = vec2<f32>(total, 0.0);
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, ctx, Rng, WORKED_DIMS, WORKED_LOGITS};
+use common::{assert_close, ctx, read_f32, Rng, WORKED_DIMS, WORKED_LOGITS};
 use wgpu::util::DeviceExt;
 use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Reduction, TargetBuffer, Tolerance};
 
@@ -18,27 +18,6 @@ fn record_and_submit(
     ctx.record_cross_entropy(&mut encoder, dims, opts, buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
-}
-
-fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
-    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("test readback"),
-        size: buffer.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
-    ctx.queue().submit([enc.finish()]);
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let v = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
-    staging.unmap();
-    v
 }
 
 #[test]
