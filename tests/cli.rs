@@ -557,6 +557,59 @@ fn the_check_catches_an_unwritten_tail_and_swapped_classes() {
 }
 
 #[test]
+fn a_gradient_past_f32_range_agrees_and_probability_targets_refuse_ignore_index() {
+    // Probabilities [[2e-38, 1]], target 1, weights [3, 0.1], smoothing 1:
+    // the gradient -7.5e38 is -inf in f32, which the check accepted as a
+    // disagreement (exit 1) against the f64 value.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[1, 2], &[2e-38f32, 1.0]);
+    let t = write(d, "t.npy", &[1], &[1i64]);
+    let w = write(d, "w.npy", &[2], &[3.0f32, 0.1]);
+    let gp = d.join("g.npy");
+    let backend = if gpu("a_gradient_past_f32_range_agrees").is_some() {
+        "auto"
+    } else {
+        "cpu"
+    };
+    let out = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(&x),
+        "--targets",
+        s(&t),
+        "--weights",
+        s(&w),
+        "--input",
+        "probs",
+        "--label-smoothing",
+        "1",
+        "--grad-out",
+        s(&gp),
+        "--backend",
+        backend,
+    ]));
+    assert!(out.contains("agree"), "{out}");
+    assert_eq!(read_f32(&gp).1, vec![f32::NEG_INFINITY, -0.5]);
+    // torch: "ignore_index is not supported for floating point target".
+    let soft = write(d, "soft.npy", &[1, 2], &[0.5f32, 0.5]);
+    fails_with(
+        &[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&soft),
+            "--ignore-index",
+            "0",
+            "--backend",
+            backend,
+        ],
+        "ignore_index",
+    );
+}
+
+#[test]
 fn probability_targets_and_input_kinds_match_the_library() {
     let Some(ctx) = gpu("probability_targets_and_input_kinds_match_the_library") else {
         return;

@@ -206,6 +206,31 @@ fn probability_targets_refuse_a_class_to_ignore() {
     );
     let Some(ctx) = common::ctx() else { return };
     refused(ctx.cross_entropy_soft(&[0.0, 0.0], &[1, 2], &probs, None, &opts));
+    // The recording API refuses it too, before recording anything.
+    let dev = ctx.device();
+    let buffer = |size: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("test"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    let (x, y, loss, status) = (buffer(16), buffer(16), buffer(4), buffer(16));
+    let mut encoder = dev.create_command_encoder(&Default::default());
+    let buffers =
+        xent::CrossEntropyBuffers::new(&x, xent::TargetBuffer::Probs(&y), &loss, None, &status);
+    let r = ctx.record_cross_entropy(&mut encoder, &[1, 2], &opts, &buffers);
+    assert!(
+        matches!(
+            r,
+            Err(Error::InvalidOption {
+                name: "ignore_index",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     let fine = CrossEntropyOptions {
         ignore_index: -7,
         ..Default::default()
