@@ -106,7 +106,7 @@ pub(crate) struct CrossEntropyVariant {
 /// again). A call uses 2 to 6; a pipeline costs about 1 to 2 MB of host
 /// memory on lavapipe, so the cache stays near 100 MB there however many
 /// option sets and class counts a program goes through.
-pub const PIPELINE_CACHE_MAX: usize = 64;
+pub(crate) const PIPELINE_CACHE_MAX: usize = 64;
 
 /// A pipeline's key: variant, entry point, and `FIXED_N` (0 for the entry
 /// points that are not specialised for C).

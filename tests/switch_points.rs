@@ -71,6 +71,7 @@ proptest! {
         smoothing in prop_oneof![Just(0.0f64), Just(0.2)],
         weighted in any::<bool>(),
         ignore in any::<bool>(),
+        soft in prop::bool::weighted(0.25),
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -81,11 +82,14 @@ proptest! {
             .map(|_| if ignore && rng.below(3) == 0 { -100 } else { rng.below(layout.classes) as i64 })
             .collect();
         let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
-        let weights = Weights { class: weighted.then_some(&w[..]), sample: None };
+        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let weights = Weights { class: weighted.then_some(&w[..]), sample: weighted.then_some(&sw[..]) };
+        let probs = if soft { common::soft_targets(&x, &dims) } else { Vec::new() };
+        let targets = if soft { Targets::Probs(&probs) } else { Targets::I64(&t) };
         let opts = CrossEntropyOptions { reduction, label_smoothing: smoothing, ..Default::default() };
-        let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?}: {e}"));
-        let gpu = ctx.cross_entropy_with(&x, &dims, Targets::I64(&t), weights, &opts).map_err(fail)?;
-        let want = cpu::cross_entropy_with(&x, &dims, Targets::I64(&t), weights, &opts).unwrap();
+        let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} soft {soft}: {e}"));
+        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
+        let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
         let y = ctx.softmax(&x, &dims).map_err(fail)?;
