@@ -34,9 +34,16 @@
 use crate::cpu::{CrossEntropyOutput, Reference};
 use crate::error::{Error, Result};
 
-/// How far a GPU result may be from the CPU's: relative to the larger of the
-/// values and the magnitude of their terms, plus an absolute floor for
-/// flushed subnormals (see the [module docs](self)).
+/// How far a GPU result may be from the CPU's: GPU value `g` matches CPU
+/// value `c` whose terms have magnitude `M` when
+/// `|g − c| ≤ rel·max(|g|, |c|, M) + abs`, or both are NaN, or `c` rounded to
+/// f32 is the infinity `g` is. `M` comes with the CPU twins' values
+/// ([`crate::cpu::Reference`], [`crate::cpu::CrossEntropyOutput::magnitude`]):
+/// `|c|` for a value computed without cancellation, so that a small value
+/// left at 0 never passes, and the size of the terms where they cancel
+/// (`p − 1` at a target). The defaults: `rel = 1e-4`, `abs = 2⁻¹²⁶` (f32's
+/// smallest normal: a GPU may flush smaller results). The README's
+/// "Tolerance policy" says why each part is there.
 ///
 /// ```
 /// let tol = xent::Tolerance::default();
