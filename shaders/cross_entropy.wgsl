@@ -625,17 +625,22 @@ fn log_prob(x: f32, plan: RowPlan) -> f32 {
 // ln 2^-149: a subnormal f32 is its mantissa times 2^-149.
 const LN_SUBNORMAL_UNIT: f32 = -103.27892990343184;
 
-// The mantissa of a subnormal x (0 < |x| < 2^-126) as a float, or 0 for any
-// other x. WGSL lets a GPU flush subnormals in arithmetic, so probabilities
-// that small (softmax of large logits makes them) are taken from their bits.
+// The mantissa of a subnormal x (0 < |x| < 2^-126) as a float, with x's
+// sign, or 0 for any other x. WGSL lets a GPU flush subnormals in
+// arithmetic, so probabilities that small (softmax of large logits makes
+// them) are taken from their bits.
 fn subnormal_mantissa(x: f32) -> f32 {
     let bits = bitcast<u32>(x);
-    return select(0.0, f32(bits & 0x7fffffu), (bits & 0x7f800000u) == 0u);
+    let m = select(f32(bits & 0x7fffffu), -f32(bits & 0x7fffffu), (bits >> 31u) != 0u);
+    return select(0.0, m, (bits & 0x7f800000u) == 0u);
 }
 
-// ln x, exact for subnormal x too (ln m + ln 2^-149).
+// ln x, exact for subnormal x too (ln m + ln 2^-149); NaN for a negative one.
 fn log_subnormal(x: f32) -> f32 {
     let m = subnormal_mantissa(x);
+    if (m < 0.0) {
+        return p.nan;
+    }
     return select(log(x), log(m) + LN_SUBNORMAL_UNIT, m > 0.0);
 }
 
@@ -672,7 +677,7 @@ fn times_2_149(v: f32) -> f32 {
 // v / x, exact for subnormal x too ((v / m) * 2^149).
 fn div_subnormal(v: f32, x: f32) -> f32 {
     let m = subnormal_mantissa(x);
-    return select(v / x, times_2_149(v / max(m, 1.0)), m > 0.0);
+    return select(v / x, times_2_149(v / select(m, 1.0, m == 0.0)), m != 0.0);
 }
 
 fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {

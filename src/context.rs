@@ -103,7 +103,7 @@ pub(crate) struct CrossEntropyVariant {
 /// The pipelines of one cross-entropy call, in dispatch order.
 /// At most this many specialised cross-entropy pipelines stay cached per
 /// context; past it the least recently used is dropped (and rebuilt if used
-/// again). A call uses 2 to 6; a pipeline costs about 1 to 2 MB of host
+/// again). A call uses 1 to 7 of the 16 entry points; a pipeline costs about 1 to 2 MB of host
 /// memory on lavapipe, so the cache stays near 100 MB there however many
 /// option sets and class counts a program goes through.
 pub(crate) const PIPELINE_CACHE_MAX: usize = 64;

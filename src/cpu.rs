@@ -613,8 +613,10 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                     InputKind::Logits => a * v,
                     // PyTorch's nll_loss writes only where q > 0: the others
                     // stay 0 whatever the scale (inf for a zero denominator).
-                    _ if q(c) == 0.0 => 0.0,
+                    InputKind::LogProbs if q(c) == 0.0 => 0.0,
                     InputKind::LogProbs => a * v,
+                    // Divided by x after: NaN where x is 0 or NaN, as torch.log's backward.
+                    InputKind::Probs if q(c) == 0.0 => 0.0 / at(c),
                     InputKind::Probs => a * v / at(c),
                 };
                 let mag = match opts.input {

@@ -34,6 +34,9 @@ impl Context {
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
     /// [`Error::WeightsLength`], [`Error::InvalidOption`];
+    /// [`Error::Unsupported`] past the loop bound (see
+    /// [`Context::record_cross_entropy`]); every limit is checked before
+    /// anything is uploaded;
     /// [`Error::TargetOutOfRange`] from the GPU's range check, naming the
     /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`];
     /// [`Error::DeviceLost`]. [`Error::InvalidShape`] also for a tensor larger
@@ -101,7 +104,8 @@ impl Context {
     /// # Errors
     /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
     /// [`Error::WeightsLength`], [`Error::InvalidOption`],
-    /// [`Error::InvalidProbability`] (checked on upload);
+    /// [`Error::InvalidProbability`] (checked on upload); [`Error::Unsupported`]
+    /// past the loop bound;
     /// [`Error::TargetOutOfRange`] from the GPU's range check;
     /// [`Error::Mismatch`] in verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
     ///
@@ -383,7 +387,8 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::InvalidShape`] (also for a tensor larger than the device's
-    /// largest buffer), [`Error::ShapeMismatch`]; [`Error::Mismatch`] in
+    /// largest buffer or binding, checked before uploading),
+    /// [`Error::ShapeMismatch`]; [`Error::Mismatch`] in
     /// verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
     ///
     /// ```

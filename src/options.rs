@@ -124,7 +124,8 @@ pub enum EmptyMean {
 ///   smoothing makes the numerator positive (its nll term is 0 / 0); for
 ///   logits the gradient of every non-ignored row is NaN; for log-probability
 ///   and probability inputs it is NaN at the targets and 0 where `q = 0`
-///   (`nll_loss` writes only the targets' elements);
+///   (`nll_loss` writes only the targets' elements), then divided by the
+///   input for probabilities (NaN where that is 0, as `torch.log`'s backward);
 /// * an empty batch (a 0-sized axis other than the class axis) has no rows:
 ///   `mean` is NaN (or 0 with [`EmptyMean::Zero`]), `sum` 0, `none` empty;
 /// * `−inf` logits are allowed away from the target (their `p` is 0); with

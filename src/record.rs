@@ -583,8 +583,10 @@ impl Context {
     /// the submit fails.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`], [`Error::InvalidOption`], and
-    /// [`Error::BadBuffer`] for a buffer too small for `dims`, without
+    /// [`Error::InvalidShape`], [`Error::InvalidOption`];
+    /// [`Error::Unsupported`] for a shape no strategy serves within the
+    /// loop bound (more than ~268 M rows, class weights over more than ~1 M
+    /// classes); [`Error::BadBuffer`] for a buffer too small for `dims`, without
     /// `STORAGE` usage, one whose part the shape needs is larger than the
     /// device binds (per-row buffers; larger buffers are bound only as far as
     /// the shape needs), or an output that aliases another buffer;
@@ -643,12 +645,17 @@ impl Context {
         } else {
             self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
         };
-        let strategy = RowStrategy::choose(
-            layout,
-            self.split_rows_below,
-            p.mixed,
-            self.kernels.wide_wg as usize,
-        )?;
+        // An empty batch runs no rows pass: any strategy will do.
+        let strategy = if rows == 0 {
+            RowStrategy::Narrow
+        } else {
+            RowStrategy::choose(
+                layout,
+                self.split_rows_below,
+                p.mixed,
+                self.kernels.wide_wg as usize,
+            )?
+        };
         let splits = match strategy {
             RowStrategy::Split { splits } => splits as u64,
             _ => 0,
@@ -664,18 +671,23 @@ impl Context {
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         // The row reductions walk a block of rows, and `target_stats` the class
         // weights, STATS_WG at a time.
+        // The block walk, then the weights' (in `target_stats`), and the
+        // trees and folds around them (at most 32 more).
         let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
-        let weight_trips = (layout.classes as u64).div_ceil(STATS_WG) as usize;
-        if block_trips > LOOP_TRIPS_MAX || (p.weights && weight_trips > LOOP_TRIPS_MAX) {
+        let weight_trips = if p.weights {
+            (layout.classes as u64).div_ceil(STATS_WG) as usize
+        } else {
+            0
+        };
+        if block_trips + weight_trips + 32 > LOOP_TRIPS_MAX {
             return Err(Error::Unsupported {
                 what: "this many rows or weighted classes",
                 reason: format!(
-                    "{rows} rows (or {} class weights) need more than the {LOOP_TRIPS_MAX} loop \
-                     iterations per invocation xent bounds every reduction to; at most {} rows \
-                     and {} weighted classes",
-                    layout.classes,
-                    STATS_GROUPS_MAX * STATS_WG * LOOP_TRIPS_MAX as u64,
-                    STATS_WG * LOOP_TRIPS_MAX as u64
+                    "{rows} rows and {} class weights need {} loop iterations per invocation \
+                     of the row reductions, more than the {LOOP_TRIPS_MAX} xent bounds every \
+                     invocation to (past about 268 M rows, or 1 M weighted classes)",
+                    if p.weights { layout.classes } else { 0 },
+                    block_trips + weight_trips + 32
                 ),
             });
         }
@@ -1159,7 +1171,9 @@ impl Context {
     /// `wgpu::Instance`, as for [`Context::record_cross_entropy`].
     ///
     /// # Errors
-    /// [`Error::InvalidShape`], [`Error::BadBuffer`], [`Error::Gpu`] and
+    /// [`Error::InvalidShape`] (also for a tensor, or the partials of its
+    /// split rows, past the device's largest binding: softmax is not
+    /// chunked), [`Error::BadBuffer`], [`Error::Gpu`] and
     /// [`Error::DeviceLost`] as for cross-entropy.
     ///
     /// ```
@@ -1255,6 +1269,9 @@ impl Context {
     /// one binding (softmax is not chunked). The host API calls it before
     /// uploading.
     pub(crate) fn plan_softmax(&self, layout: &Layout) -> Result<SoftmaxStrategy> {
+        if layout.is_empty() {
+            return Ok(SoftmaxStrategy::Narrow);
+        }
         let strategy = SoftmaxStrategy::choose(layout)?;
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
         let partials = match strategy {

@@ -55,8 +55,21 @@ impl Layout {
         let (outer, classes, inner) = if dims.len() == 1 {
             (1, dims[0], 1)
         } else {
-            (dims[0], dims[1], dims[2..].iter().product())
+            let inner = dims[2..]
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| bad("the number of elements overflows usize"))?;
+            (dims[0], dims[1], inner)
         };
+        // The kernels take each axis product as a u32, even for an empty batch.
+        if [outer, classes, inner]
+            .iter()
+            .any(|&d| d > u32::MAX as usize)
+        {
+            return Err(bad(
+                "an axis (or the product of the spatial axes) exceeds 2^32 - 1",
+            ));
+        }
         if classes == 0 {
             return Err(Error::InvalidShape {
                 shape: dims.to_vec(),

@@ -76,7 +76,10 @@ impl Tolerance {
     /// [`Context::cross_entropy_f16`](crate::Context::cross_entropy_f16)):
     /// f16 keeps 11 significant bits, a rounding error of at most
     /// 2⁻¹¹ ≈ 4.9e-4 relative, so `rel = 1e-3`; the floor is f16's smallest
-    /// normal number, 2⁻¹⁴ ≈ 6.1e-5, below which f16 loses precision.
+    /// normal number, 2⁻¹⁴ ≈ 6.1e-5, below which f16 loses precision and a
+    /// device may flush. So an f16 gradient element below 6.1e-5 (a `mean`
+    /// over more than ~10⁴ rows) is not checked by this tolerance: hold such
+    /// runs to the f32 path, or use `sum`.
     pub const F16: Tolerance = Tolerance {
         rel: 1e-3,
         abs: 6.103_515_625e-5,

@@ -117,6 +117,19 @@ fn subnormal_probabilities_are_not_flushed() {
         assert_torch(&format!("{path} loss"), &loss, &[92.103_41]);
         assert_torch(&format!("{path} grad"), &grad, &[f32::NEG_INFINITY, 0.0]);
     }
+    // torch: p = [[0, 1]], target 1: loss 0, grad [[nan, -1]] (0 / 0 in
+    // log's backward); a negative subnormal is a negative probability: loss
+    // nan and grad [[inf, 0]] at target 0, loss 0 and grad [[-0, -1]] at 1.
+    for (x, t, want_loss, want_grad) in [
+        ([0.0f32, 1.0], 1i64, 0.0f32, [f32::NAN, -1.0]),
+        ([-1e-40, 1.0], 0, f32::NAN, [f32::INFINITY, 0.0]),
+        ([-1e-40, 1.0], 1, 0.0, [-0.0, -1.0]),
+    ] {
+        for (path, loss, grad) in both(&x, &[1, 2], Targets::I64(&[t]), None, &opts) {
+            assert_torch(&format!("{path} {x:?} loss"), &loss, &[want_loss]);
+            assert_torch(&format!("{path} {x:?} grad"), &grad, &want_grad);
+        }
+    }
     // A finite quotient: -w / x = -1e-3 / 1e-39 = -1e36 (torch: the same).
     let sum = CrossEntropyOptions {
         input: InputKind::Probs,

@@ -94,6 +94,12 @@ fn empty_inputs() {
             assert!(matches!(e, Error::InvalidShape { .. }), "{dims:?}: {e}");
         }
     }
+    // Axes past 32 bits, even in an empty batch: refused, never truncated.
+    for dims in [&[0, 3, 1 << 40, 1 << 40][..], &[0, 5_000_000_000]] {
+        for e in both(&[], dims, &[], None, &opts()) {
+            assert!(matches!(e, Error::InvalidShape { .. }), "{dims:?}: {e}");
+        }
+    }
 }
 
 #[test]
