@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use wgpu::util::DeviceExt;
 
 use crate::context::Context;
 use crate::cpu;
@@ -348,7 +347,8 @@ impl<'a> Prepared<'a> {
     /// Generates and uploads the case's data ([`bench_data`], seed 0x5eed).
     ///
     /// # Errors
-    /// [`Error::InvalidShape`] for a bad case.
+    /// [`Error::InvalidShape`] for a bad case; [`Error::Gpu`] or
+    /// [`Error::DeviceLost`] when the device refuses its buffers.
     ///
     /// ```
     /// let ctx = xent::Context::from_env()?;
@@ -361,12 +361,9 @@ impl<'a> Prepared<'a> {
         let (logits, targets) = bench_data(&layout, 0x5eed);
         let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
         let dev = &ctx.device;
+        // Through a mapping at creation: a lost device is an error, not a panic.
         let init = |label: &str, contents: &[u8]| {
-            dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
+            crate::context::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
         };
         let empty = |label: &str, size: u64| {
             dev.create_buffer(&wgpu::BufferDescriptor {
@@ -378,8 +375,8 @@ impl<'a> Prepared<'a> {
         };
         Ok(Self {
             ctx,
-            logits_buf: init("bench logits", bytemuck::cast_slice(&logits)),
-            targets_buf: init("bench targets", bytemuck::cast_slice(&targets32)),
+            logits_buf: init("bench logits", bytemuck::cast_slice(&logits))?,
+            targets_buf: init("bench targets", bytemuck::cast_slice(&targets32))?,
             grad: empty("bench grad", layout.len() as u64 * 4),
             loss: empty("bench loss", 4),
             status: empty("bench status", STATUS_SIZE),
