@@ -111,10 +111,9 @@ const NARROW_WG: u32 = 64u;
 const NO_POSITION: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
-// The input and gradient element type: f32, or f16 in the module built with
-// `enable f16;` where `ELEM` reads f16 (see `context.rs`); math is in f32.
-alias ELEM = f32;
-alias ELEM4 = vec4<f32>;
+// The input and gradient element type, `ELEM` (and `ELEM4`), comes from the
+// prelude the module is assembled with: `shaders/lib/elem_f32.wgsl` or
+// `elem_f16.wgsl` (see `cross_entropy_source` in context.rs); math is in f32.
 
 @group(0) @binding(1) var<storage, read> input: array<ELEM>;
 // i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
@@ -762,43 +761,12 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
 
 // ---------------------------------------------------------------- workgroup reductions
 //
-// Where the device has SUBGROUP, `context.rs` replaces this block, from BEGIN
-// to END, with `shaders/subgroup_reductions.wgsl` (a shuffle butterfly over a
+// `workgroup_merge` and `workgroup_sum` come from a piece of their own,
+// appended when the module is assembled (`cross_entropy_source` in
+// context.rs): `shaders/lib/workgroup_reductions.wgsl` (fixed trees through
+// workgroup memory) or, where the device has SUBGROUP,
+// `shaders/lib/subgroup_reductions.wgsl` (a shuffle butterfly over a
 // workgroup that is one subgroup): the same two functions, no barriers.
-// BEGIN workgroup reductions
-
-var<workgroup> wg_part: array<Partial, WIDE_WG>;
-var<workgroup> wg_sum: array<vec2<f32>, WIDE_WG>;
-
-// Fixed-order tree merge of the workgroup's (max, sum-exp) partials; every
-// invocation gets the total. Call from uniform control flow.
-fn workgroup_merge(lid: u32, part: Partial) -> Partial {
-    wg_part[lid] = part;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wg_part[lid] = merge(wg_part[lid], wg_part[lid + off]);
-        }
-        workgroupBarrier();
-    }
-    return wg_part[0];
-}
-
-// Fixed-order tree sum over the workgroup (two sums at once); every
-// invocation gets the totals.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    wg_sum[lid] = v;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wg_sum[lid] += wg_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
-    return wg_sum[0];
-}
-
-// END workgroup reductions
 
 // ---------------------------------------------------------------- rows_wide
 

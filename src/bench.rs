@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-
 use crate::context::Context;
 use crate::cpu;
 use crate::error::{Error, Result};

@@ -166,8 +166,12 @@ pub(crate) const WIDE_WG_CPU: u32 = 8;
 pub(crate) const WIDE_WG: u32 = 16;
 
 const CROSS_ENTROPY_WGSL: &str = include_str!("../shaders/cross_entropy.wgsl");
-const SUBGROUP_WGSL: &str = include_str!("../shaders/subgroup_reductions.wgsl");
-const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+/// The pieces `cross_entropy.wgsl` is assembled with (`cross_entropy_source`).
+const ELEM_F32_WGSL: &str = include_str!("../shaders/lib/elem_f32.wgsl");
+const ELEM_F16_WGSL: &str = include_str!("../shaders/lib/elem_f16.wgsl");
+const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../shaders/lib/workgroup_reductions.wgsl");
+const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../shaders/lib/subgroup_reductions.wgsl");
+pub(crate) const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 
 impl Context {
@@ -649,31 +653,27 @@ fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
     (n.is_power_of_two() && (8..=64).contains(&n)).then_some(n)
 }
 
-/// `cross_entropy.wgsl` as built for a device: with f16 storage for the
-/// input and the gradient (`alias ELEM = f16`; sums stay f32), and with the
-/// workgroup-memory reductions replaced by subgroup shuffles.
-fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
-    let mut source = CROSS_ENTROPY_WGSL.to_string();
-    let mut header = String::new();
-    if f16 {
-        header.push_str("enable f16;\n");
-        source = source
-            .replace("alias ELEM = f32;", "alias ELEM = f16;")
-            .replace("alias ELEM4 = vec4<f32>;", "alias ELEM4 = vec4<f16>;");
-    }
-    if subgroups {
-        // Naga takes the subgroup builtins without `enable subgroups;` (it
-        // rejects the directive as not yet implemented); the device feature
-        // SUBGROUP is what allows them.
-        let begin = source
-            .find("// BEGIN workgroup reductions")
-            .expect("marker in cross_entropy.wgsl");
-        let end = source
-            .find("// END workgroup reductions")
-            .expect("marker in cross_entropy.wgsl");
-        source.replace_range(begin..end, SUBGROUP_WGSL);
-    }
-    header + &source
+/// The cross-entropy module as built for a device, assembled from pieces: a
+/// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
+/// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
+/// (`shaders/cross_entropy.wgsl`), and the reductions
+/// (`shaders/lib/workgroup_reductions.wgsl`, or `subgroup_reductions.wgsl`
+/// where the device's subgroups hold a workgroup).
+pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+    // The prelude first (`enable f16;` must precede every declaration), then
+    // the body, then one of the two reductions pieces: WGSL declarations may
+    // come in any order. A piece missing or defined twice is a shader
+    // compile error at the context's creation, never a silent fallback.
+    let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
+    // Naga takes the subgroup builtins without `enable subgroups;` (it
+    // rejects the directive as not yet implemented); the device feature
+    // SUBGROUP is what allows them.
+    let reductions = if subgroups {
+        SUBGROUP_REDUCTIONS_WGSL
+    } else {
+        WORKGROUP_REDUCTIONS_WGSL
+    };
+    [prelude, CROSS_ENTROPY_WGSL, reductions].join("\n")
 }
 
 fn specialised(
@@ -787,6 +787,24 @@ mod tests {
                 panic!("no adapter: {e}")
             }
             Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn every_assembled_module_parses_and_validates() {
+        use wgpu::naga;
+        for f16 in [false, true] {
+            for subgroups in [false, true] {
+                let source = cross_entropy_source(f16, subgroups);
+                let module = naga::front::wgsl::parse_str(&source)
+                    .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e}"));
+                naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::all(),
+                )
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e:?}"));
+            }
         }
     }
 

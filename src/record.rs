@@ -1598,6 +1598,53 @@ fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The size and the (name, offset) of each member of WGSL struct `name`.
+    fn wgsl_struct(source: &str, name: &str) -> (usize, Vec<(String, usize)>) {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(source).unwrap();
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no struct {name}"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("{name} is not a struct")
+        };
+        let members = members
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+            .collect();
+        (*span as usize, members)
+    }
+
+    /// (name, offset) of each field of a Rust struct, in order.
+    macro_rules! fields {
+        ($t:ty: $($f:ident),* $(,)?) => {
+            vec![$((stringify!($f).to_string(), std::mem::offset_of!($t, $f))),*]
+        };
+    }
+
+    #[test]
+    fn the_rust_mirrors_of_the_uniforms_match_the_wgsl() {
+        let ce = crate::context::cross_entropy_source(false, false);
+        let (size, members) = wgsl_struct(&ce, "Params");
+        assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
+        assert_eq!(
+            members,
+            fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
+                smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
+                elem_offset, target_delta, flags, neg_inf, groups, partials)
+        );
+        let (size, members) = wgsl_struct(crate::context::SOFTMAX_WGSL, "Params");
+        assert_eq!(size, std::mem::size_of::<SoftmaxParams>());
+        assert_eq!(
+            members,
+            fields!(SoftmaxParams: outer, classes, inner, rows, mode, splits, span, _pad)
+        );
+    }
+
     fn layout(dims: &[usize]) -> Layout {
         Layout::from_dims(dims).unwrap()
     }

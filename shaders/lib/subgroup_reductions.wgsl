@@ -1,6 +1,6 @@
-// Subgroup reductions: replaces the "workgroup reductions" block of
-// cross_entropy.wgsl in the module `context.rs` builds for devices with
-// SUBGROUP, where WIDE_WG is the adapter's smallest subgroup size, so each
+// Subgroup reductions of cross_entropy.wgsl, in place of
+// `workgroup_reductions.wgsl` in the module `context.rs` assembles for
+// devices with SUBGROUP, where WIDE_WG is the adapter's smallest subgroup size, so each
 // workgroup lies within one subgroup. A butterfly of subgroupShuffleXor over
 // log2(WIDE_WG) steps and no barriers. The order is fixed, and every lane
 // ends with the same bits: at each step both lanes of a pair merge with the
