@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::context::Context;
+use crate::gpu::Context;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::options::CrossEntropyOptions;
@@ -362,7 +362,7 @@ impl<'a> Prepared<'a> {
         let dev = &ctx.device;
         // Through a mapping at creation: a lost device is an error, not a panic.
         let init = |label: &str, contents: &[u8]| {
-            crate::context::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
+            crate::gpu::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
         };
         let empty = |label: &str, size: u64| {
             dev.create_buffer(&wgpu::BufferDescriptor {

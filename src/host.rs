@@ -4,7 +4,7 @@
 //! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
 //! it then holds the result against the [`cpu`](crate::cpu) twin.
 
-use crate::context::{buffer_with, check_alive, Context};
+use crate::gpu::{buffer_with, check_alive, Context};
 use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, GpuScope, Result};
 use crate::options::{CrossEntropyOptions, Reduction};

@@ -24,7 +24,7 @@
 //! Layouts, kernels and numerics are described in `ARCHITECTURE.md`.
 
 pub mod bench;
-mod context;
+mod gpu;
 pub mod cpu;
 mod error;
 mod host;
@@ -35,7 +35,7 @@ mod targets;
 mod validate;
 mod verify;
 
-pub use context::{enumerate_adapters, headless_device, Context};
+pub use gpu::{enumerate_adapters, headless_device, Context};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::context::{buffer_with, Context, CrossEntropyVariant};
+use crate::gpu::{buffer_with, Context, CrossEntropyVariant};
 use crate::error::{Error, GpuScope, Result};
 use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
@@ -1628,7 +1628,7 @@ mod tests {
 
     #[test]
     fn the_rust_mirrors_of_the_uniforms_match_the_wgsl() {
-        let ce = crate::context::cross_entropy_source(false, false);
+        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
         let (size, members) = wgsl_struct(&ce, "Params");
         assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
         assert_eq!(
@@ -1637,7 +1637,7 @@ mod tests {
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
                 elem_offset, target_delta, flags, neg_inf, groups, partials)
         );
-        let (size, members) = wgsl_struct(crate::context::SOFTMAX_WGSL, "Params");
+        let (size, members) = wgsl_struct(crate::gpu::pipelines::SOFTMAX_WGSL, "Params");
         assert_eq!(size, std::mem::size_of::<SoftmaxParams>());
         assert_eq!(
             members,

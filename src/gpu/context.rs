@@ -1,0 +1,182 @@
+//! The context: a device, its queue, and xent's compiled pipelines.
+
+use std::sync::Mutex;
+
+use super::adapter::{adapter_for, headless_device, open_device};
+use super::pipelines::Kernels;
+use super::scratch::{check_alive, Scratch};
+use crate::error::{GpuScope, Result};
+use crate::verify::Tolerance;
+
+/// Holds the device, the queue and xent's compiled pipelines (built once).
+///
+/// Get one from your own device and queue with [`Context::new`] (xent then
+/// never creates a device of its own), or headless from the environment with
+/// [`Context::from_env`]. A `Context` is `Send + Sync`: share it by reference
+/// or in an `Arc`.
+///
+/// See also [`Context::record_cross_entropy`] (record into your encoder) and
+/// [`Context::cross_entropy`] (slices in, `Vec`s out).
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    pub(crate) scratch: Mutex<Scratch>,
+    /// Host-API calls on one context run one at a time. wgpu's GL backend
+    /// panics when a thread waits more than a few seconds for its GL context,
+    /// which many concurrent blocking calls on a software adapter can cause.
+    pub(crate) host_lock: Mutex<()>,
+    pub(crate) verify: Option<Tolerance>,
+    /// A corruption of the host API's results, for mutation tests.
+    pub(crate) fault: Option<crate::verify::Fault>,
+    /// Rows of long classes fewer than this are split over workgroups (see `RowStrategy`).
+    pub(crate) split_rows_below: usize,
+}
+
+impl Context {
+    /// Wraps the caller's device and queue and compiles xent's pipelines.
+    ///
+    /// xent records into and submits to this device only; it never creates one.
+    /// Every buffer and encoder later passed to this context must come from
+    /// this same device (see [`CrossEntropyBuffers`](crate::CrossEntropyBuffers)).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] if a shader fails to compile on this device;
+    /// [`Error::DeviceLost`] if the device is lost.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (device, queue) = xent::headless_device()?;
+    /// // `device` and `queue` are yours, from your own adapter.
+    /// let ctx = xent::Context::new(device, queue)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        check_alive(&device)?;
+        let scope = GpuScope::push(&device);
+        let kernels = Kernels::build(&device);
+        let scratch = Scratch::new(&device);
+        scope.pop("building xent's pipelines")?;
+        let split_rows_below = if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
+            crate::record::SPLIT_ROWS_BELOW_CPU
+        } else {
+            crate::record::SPLIT_ROWS_BELOW_GPU
+        };
+        Ok(Self {
+            device,
+            queue,
+            kernels,
+            scratch: Mutex::new(scratch),
+            host_lock: Mutex::new(()),
+            verify: None,
+            fault: None,
+            split_rows_below,
+        })
+    }
+
+    /// A headless context on the adapter the environment picks.
+    ///
+    /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `gl`), `WGPU_ADAPTER_NAME` (a
+    /// case-insensitive substring of the adapter's name) and `WGPU_POWER_PREF`
+    /// (`low`, `high`, `none`). The device gets the adapter's own limits.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`], naming what was asked for and how to get a
+    /// software adapter; [`Error::DeviceRequest`] if the adapter refuses.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// println!("{}", ctx.adapter_summary());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        let (device, queue) = headless_device()?;
+        Self::new(device, queue)
+    }
+
+    /// A headless context on the given backends, whatever `WGPU_BACKEND`
+    /// says (`WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF` still apply).
+    ///
+    /// # Errors
+    /// As [`Context::from_env`].
+    ///
+    /// ```
+    /// match xent::Context::from_backends(wgpu::Backends::VULKAN) {
+    ///     Ok(ctx) => assert_eq!(ctx.adapter_info().backend, wgpu::Backend::Vulkan),
+    ///     Err(xent::Error::NoAdapter { .. }) => {} // no Vulkan adapter here
+    ///     Err(e) => panic!("{e}"),
+    /// }
+    /// ```
+    pub fn from_backends(backends: wgpu::Backends) -> Result<Self> {
+        let (device, queue) = open_device(adapter_for(Some(backends))?)?;
+        Self::new(device, queue)
+    }
+
+    /// Turns on verify mode for the host API: each GPU result is compared with
+    /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`].
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn with_verify(mut self, tolerance: Tolerance) -> Self {
+        self.verify = Some(tolerance);
+        self
+    }
+
+    /// Corrupts the host API's GPU results (gradients and softmax outputs)
+    /// with `fault` after reading them back, before verify mode compares
+    /// them: for mutation tests of verify mode and of the CLI's check only.
+    #[doc(hidden)]
+    pub fn with_fault(mut self, fault: crate::verify::Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// The device xent records for.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue the host API submits to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter behind the device.
+    pub fn adapter_info(&self) -> wgpu::AdapterInfo {
+        self.device.adapter_info()
+    }
+
+    /// Whether the wide kernels reduce rows by subgroup shuffles (the device
+    /// has SUBGROUP, its smallest subgroup is 8 to 64 lanes, it is not Metal, and
+    /// `XENT_SUBGROUPS=0` was not set when the context was made) rather than
+    /// through workgroup memory. Both give results within the documented
+    /// tolerance of the CPU path, and each is bit-identical run to run.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// if ctx.subgroup_reductions() {
+    ///     assert!(ctx.device().features().contains(wgpu::Features::SUBGROUP));
+    /// }
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn subgroup_reductions(&self) -> bool {
+        self.kernels.subgroups
+    }
+
+    /// One line naming the adapter, its backend and driver.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// assert!(!ctx.adapter_summary().is_empty());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn adapter_summary(&self) -> String {
+        let info = self.adapter_info();
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            info.name, info.backend, info.device_type, info.driver, info.driver_info
+        )
+    }
+}

@@ -1,0 +1,12 @@
+//! What every op shares on the GPU: the context, adapter selection, the
+//! pipelines and their cache, scratch buffers.
+
+pub(crate) mod adapter;
+pub(crate) mod context;
+pub(crate) mod pipelines;
+pub(crate) mod scratch;
+
+pub use adapter::{enumerate_adapters, headless_device};
+pub use context::Context;
+pub(crate) use pipelines::CrossEntropyVariant;
+pub(crate) use scratch::{buffer_with, check_alive};

@@ -1,0 +1,434 @@
+//! xent's compute pipelines: the shader modules (the cross-entropy one
+//! assembled from pieces), the fixed ones built with the context, and the
+//! cross-entropy ones built per entry point on first use in a bounded cache.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::error::{Error, GpuScope, Result};
+
+/// Compute pipelines, built once per context (cross-entropy variants on first use).
+pub(crate) struct Kernels {
+    /// Invocations per row of the wide kernels: the adapter's smallest
+    /// subgroup size where subgroups are used (`subgroup_lanes`: reductions
+    /// by shuffles within the subgroup that holds the workgroup), else
+    /// `WIDE_WG_CPU` on software adapters, else `WIDE_WG` (reductions
+    /// through workgroup memory).
+    pub wide_wg: u32,
+    /// Whether the cross-entropy modules use subgroup reductions.
+    pub subgroups: bool,
+    cross_entropy_module: wgpu::ShaderModule,
+    /// The f16 build of the same source, made on first use (SHADER_F16 only).
+    cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
+    /// The cross-entropy pipelines, one per (variant, entry point, `FIXED_N`
+    /// or 0), each built when a call first uses it; at most
+    /// [`PIPELINE_CACHE_MAX`], the least recently used dropped past that.
+    cross_entropy: Mutex<PipelineCache>,
+    pub softmax_wide: wgpu::ComputePipeline,
+    pub softmax_narrow: wgpu::ComputePipeline,
+    pub backward_wide: wgpu::ComputePipeline,
+    pub backward_narrow: wgpu::ComputePipeline,
+    pub softmax_partial: wgpu::ComputePipeline,
+    pub softmax_split: wgpu::ComputePipeline,
+    pub backward_partial: wgpu::ComputePipeline,
+    pub backward_split: wgpu::ComputePipeline,
+    pub copy: wgpu::ComputePipeline,
+}
+
+/// The switches of `shaders/cross_entropy.wgsl`'s override constants: one
+/// pipeline set per combination in use, so the kernels' loops carry no
+/// branches for options that are off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct CrossEntropyVariant {
+    pub target_kind: u32,
+    pub input_kind: u32,
+    pub has_weights: bool,
+    pub has_sample_weights: bool,
+    pub smoothing: bool,
+    pub z_loss: bool,
+    pub write_grad: bool,
+    pub write_lse: bool,
+    pub count_correct: bool,
+    pub in_place: bool,
+    /// Input and gradient in f16 (the module built with `enable f16;`).
+    pub f16: bool,
+}
+
+/// At most this many specialised cross-entropy pipelines stay cached per
+/// context; past it the least recently used is dropped (and rebuilt if used
+/// again). A call uses 1 to 7 of the 16 entry points; a pipeline costs about 1 to 2 MB of host
+/// memory on lavapipe, so the cache stays near 100 MB there however many
+/// option sets and class counts a program goes through.
+pub(crate) const PIPELINE_CACHE_MAX: usize = 64;
+
+/// A pipeline's key: variant, entry point, and `FIXED_N` (0 for the entry
+/// points that are not specialised for C).
+type PipelineKey = (CrossEntropyVariant, &'static str, u32);
+
+/// The bounded cache of [`Kernels::cross_entropy`]: each pipeline with the
+/// tick it was last used at.
+pub(crate) struct PipelineCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<PipelineKey, (wgpu::ComputePipeline, u64)>,
+}
+
+impl PipelineCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            tick: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, key: &PipelineKey) -> Option<wgpu::ComputePipeline> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|(p, used)| {
+            *used = tick;
+            p.clone()
+        })
+    }
+
+    fn insert(&mut self, key: PipelineKey, pipeline: wgpu::ComputePipeline) {
+        if self.entries.len() >= self.capacity {
+            let oldest = self.entries.iter().min_by_key(|(_, (_, used))| *used);
+            if let Some(&k) = oldest.map(|(k, _)| k) {
+                self.entries.remove(&k);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(key, (pipeline, self.tick));
+    }
+
+    /// The keys cached now, least recently used first.
+    #[cfg(test)]
+    fn keys(&self) -> Vec<PipelineKey> {
+        let mut keys: Vec<_> = self.entries.iter().map(|(k, (_, t))| (*t, *k)).collect();
+        keys.sort_by_key(|(t, _)| *t);
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+}
+
+/// Invocations per row of the wide kernels without subgroups: one SIMD
+/// batch (8 lanes of 256 bits) on software adapters, where a workgroup of 8
+/// beat one of 16 once rows were walked as two streams (4096 × 4096 on
+/// lavapipe without subgroups: 36 → 31 ms; BENCHMARKS.md); 16 elsewhere.
+pub(crate) const WIDE_WG_CPU: u32 = 8;
+pub(crate) const WIDE_WG: u32 = 16;
+
+const CROSS_ENTROPY_WGSL: &str = include_str!("../../shaders/cross_entropy.wgsl");
+/// The pieces `cross_entropy.wgsl` is assembled with (`cross_entropy_source`).
+const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
+const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
+const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
+const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
+pub(crate) const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
+const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
+
+impl Kernels {
+    pub(crate) fn build(device: &wgpu::Device) -> Self {
+        let lanes = subgroup_lanes(device);
+        let ce = module(
+            device,
+            "xent cross_entropy.wgsl",
+            &cross_entropy_source(false, lanes.is_some()),
+        );
+        let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
+        Self {
+            wide_wg: lanes.unwrap_or(
+                if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
+                    WIDE_WG_CPU
+                } else {
+                    WIDE_WG
+                },
+            ),
+            subgroups: lanes.is_some(),
+            cross_entropy_module: ce,
+            cross_entropy_f16_module: Mutex::new(None),
+            cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
+            softmax_wide: pipeline(device, &sm, "softmax_wide"),
+            softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
+            backward_wide: pipeline(device, &sm, "backward_wide"),
+            backward_narrow: pipeline(device, &sm, "backward_narrow"),
+            softmax_partial: pipeline(device, &sm, "softmax_partial"),
+            softmax_split: pipeline(device, &sm, "softmax_split"),
+            backward_partial: pipeline(device, &sm, "backward_partial"),
+            backward_split: pipeline(device, &sm, "backward_split"),
+            copy: pipeline(
+                device,
+                &module(device, "xent copy.wgsl", COPY_WGSL),
+                "copy_vec4",
+            ),
+        }
+    }
+}
+
+impl Kernels {
+    /// Entry point `entry` of variant `v` (specialised for `FIXED_N = n`
+    /// when `n > 0`: `rows_narrow4_fixed`, `rows_pixels4_fixed`), built on
+    /// first use and cached (see [`PIPELINE_CACHE_MAX`]).
+    pub fn cross_entropy(
+        &self,
+        device: &wgpu::Device,
+        v: CrossEntropyVariant,
+        entry: &'static str,
+        n: u32,
+    ) -> Result<wgpu::ComputePipeline> {
+        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s.
+        if n > 32 {
+            return Err(Error::Unsupported {
+                what: "a kernel specialised for this many classes",
+                reason: format!("FIXED_N {n} is outside the shader's 1..=32"),
+            });
+        }
+        let key = (v, entry, n);
+        let mut cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return Ok(p);
+        }
+        let mut constants = self.constants(v);
+        if n > 0 {
+            constants.push(("FIXED_N", f64::from(n)));
+        }
+        let scope = GpuScope::push(device);
+        let module = self.module_for(device, v)?;
+        let pipeline = specialised(device, &module, entry, &constants);
+        scope.pop(&format!("building {entry} (FIXED_N {n}) for {v:?}"))?;
+        cache.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// The cross-entropy pipelines cached now, least recently used first:
+    /// (entry point, `FIXED_N`).
+    #[cfg(test)]
+    pub(crate) fn cached_entries(&self) -> Vec<(&'static str, u32)> {
+        let cache = self.cross_entropy.lock().unwrap_or_else(|e| e.into_inner());
+        cache.keys().into_iter().map(|(_, e, n)| (e, n)).collect()
+    }
+}
+
+impl Kernels {
+    /// The override constants of variant `v`.
+    fn constants(&self, v: CrossEntropyVariant) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        vec![
+            ("TARGET_KIND", f64::from(v.target_kind)),
+            ("INPUT_KIND", f64::from(v.input_kind)),
+            ("HAS_WEIGHTS", flag(v.has_weights)),
+            ("HAS_SAMPLE_WEIGHTS", flag(v.has_sample_weights)),
+            ("SMOOTHING", flag(v.smoothing)),
+            ("Z_LOSS", flag(v.z_loss)),
+            ("WRITE_GRAD", flag(v.write_grad)),
+            ("WRITE_LSE", flag(v.write_lse)),
+            ("COUNT_CORRECT", flag(v.count_correct)),
+            ("IN_PLACE", flag(v.in_place)),
+            ("WIDE_WG", f64::from(self.wide_wg)),
+        ]
+    }
+
+    /// The cross-entropy module variant `v` is built from: f32, or f16.
+    fn module_for(
+        &self,
+        device: &wgpu::Device,
+        v: CrossEntropyVariant,
+    ) -> Result<wgpu::ShaderModule> {
+        if v.f16 {
+            self.f16_module(device)
+        } else {
+            Ok(self.cross_entropy_module.clone())
+        }
+    }
+
+    /// `cross_entropy.wgsl` with f16 storage for the input and the gradient
+    /// (`alias ELEM = f16`), accumulating in f32 as the f32 build does.
+    fn f16_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {
+        if !device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported {
+                what: "f16 logits and gradients",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
+        let mut slot = self
+            .cross_entropy_f16_module
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let source = cross_entropy_source(true, self.subgroups);
+        let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+}
+
+/// The subgroup size the wide kernels use as their workgroup size, where the
+/// device has SUBGROUP and its smallest subgroup is a power of two from 8 to
+/// 64: a workgroup of that many invocations lies within one subgroup. `None`
+/// (the workgroup-memory reductions) otherwise, on Metal (whose reported
+/// minimum of 4 is far below the 32 lanes Apple GPUs run, so rows would get
+/// 4 invocations), or when `XENT_SUBGROUPS=0`.
+fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
+    let info = device.adapter_info();
+    if std::env::var("XENT_SUBGROUPS").is_ok_and(|v| v == "0")
+        || !device.features().contains(wgpu::Features::SUBGROUP)
+        || info.backend == wgpu::Backend::Metal
+    {
+        return None;
+    }
+    let n = info.subgroup_min_size;
+    (n.is_power_of_two() && (8..=64).contains(&n)).then_some(n)
+}
+
+/// The cross-entropy module as built for a device, assembled from pieces: a
+/// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
+/// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
+/// (`shaders/cross_entropy.wgsl`), and the reductions
+/// (`shaders/lib/workgroup_reductions.wgsl`, or `subgroup_reductions.wgsl`
+/// where the device's subgroups hold a workgroup).
+pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+    // The prelude first (`enable f16;` must precede every declaration), then
+    // the body, then one of the two reductions pieces: WGSL declarations may
+    // come in any order. A piece missing or defined twice is a shader
+    // compile error at the context's creation, never a silent fallback.
+    let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
+    // Naga takes the subgroup builtins without `enable subgroups;` (it
+    // rejects the directive as not yet implemented); the device feature
+    // SUBGROUP is what allows them.
+    let reductions = if subgroups {
+        SUBGROUP_REDUCTIONS_WGSL
+    } else {
+        WORKGROUP_REDUCTIONS_WGSL
+    };
+    [prelude, CROSS_ENTROPY_WGSL, reductions].join("\n")
+}
+
+fn specialised(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            // Every workgroup variable is written before it is read.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
+}
+
+fn module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    })
+}
+
+fn pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Context;
+
+    /// A context on the environment's adapter, or `None` (unless
+    /// `XENT_REQUIRE_ADAPTER` is set) without one.
+    fn ctx() -> Option<Context> {
+        match Context::from_env() {
+            Ok(c) => Some(c),
+            Err(e) if std::env::var("XENT_REQUIRE_ADAPTER").is_ok_and(|v| v == "1") => {
+                panic!("no adapter: {e}")
+            }
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn every_assembled_module_parses_and_validates() {
+        use wgpu::naga;
+        for f16 in [false, true] {
+            for subgroups in [false, true] {
+                let source = cross_entropy_source(f16, subgroups);
+                let module = naga::front::wgsl::parse_str(&source)
+                    .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e}"));
+                naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::all(),
+                )
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_call_builds_only_the_entry_points_it_uses() {
+        let Some(ctx) = ctx() else { return };
+        let x = vec![0.0f32; 64 * 32];
+        ctx.cross_entropy(&x, &[64, 32], &[1i64; 64], None, &Default::default())
+            .unwrap();
+        let mut built = ctx.kernels.cached_entries();
+        built.sort();
+        assert_eq!(
+            built,
+            vec![
+                ("reduce_loss", 0),
+                ("rows_narrow4_fixed", 8),
+                ("target_stats", 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pipeline_cache_is_bounded_and_drops_the_least_recently_used() {
+        let Some(ctx) = ctx() else { return };
+        *ctx.kernels.cross_entropy.lock().unwrap() = PipelineCache::new(4);
+        let call = |c: usize| {
+            let x = vec![0.0f32; 4 * c];
+            let out = ctx
+                .cross_entropy(&x, &[4, c], &[0i64; 4], None, &Default::default())
+                .unwrap();
+            assert!(
+                (out.loss[0] - (c as f32).ln()).abs() < 1e-5,
+                "{c}: {:?}",
+                out.loss
+            );
+        };
+        // Each class count has its own specialised pipeline (plus the two
+        // reductions): 8 of them through a cache of 4.
+        for c in (4..=32).step_by(4) {
+            call(c);
+            assert!(ctx.kernels.cached_entries().len() <= 4);
+        }
+        let cached = ctx.kernels.cached_entries();
+        assert!(cached.contains(&("rows_narrow4_fixed", 8)), "{cached:?}");
+        assert!(!cached.contains(&("rows_narrow4_fixed", 1)), "{cached:?}");
+        // A dropped pipeline is built again when used again.
+        call(4);
+        assert!(ctx
+            .kernels
+            .cached_entries()
+            .contains(&("rows_narrow4_fixed", 1)));
+    }
+}
