@@ -8,11 +8,12 @@
 
 use std::time::Instant;
 
-use crate::gpu::Context;
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::ops::cross_entropy::record::Timing;
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
 use crate::options::CrossEntropyOptions;
-use crate::record::{CrossEntropyBuffers, TargetBuffer, Timing, STATUS_SIZE};
 use crate::shape::Layout;
 
 /// One benchmark shape.

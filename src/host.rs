@@ -4,13 +4,14 @@
 //! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
 //! it then holds the result against the [`cpu`](crate::cpu) twin.
 
-use crate::gpu::{buffer_with, check_alive, Context};
 use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, GpuScope, Result};
-use crate::options::{CrossEntropyOptions, Reduction};
-use crate::record::{
-    CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE,
+use crate::gpu::{buffer_with, check_alive, Context};
+use crate::ops::cross_entropy::{
+    CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE,
 };
+use crate::ops::softmax::SoftmaxKind;
+use crate::options::{CrossEntropyOptions, Reduction};
 use crate::shape::Layout;
 use crate::targets::{ClassIndex, Targets, Weights};
 use crate::validate;
@@ -227,7 +228,7 @@ impl Context {
         }
         self.plan_cross_entropy(
             &layout,
-            crate::record::PlanInputs {
+            crate::ops::cross_entropy::plan::PlanInputs {
                 elem: input.precision().size(),
                 chunked_targets: matches!(targets, Targets::Probs(_)),
                 mixed: true,

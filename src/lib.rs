@@ -24,22 +24,23 @@
 //! Layouts, kernels and numerics are described in `ARCHITECTURE.md`.
 
 pub mod bench;
-mod gpu;
 pub mod cpu;
 mod error;
+mod gpu;
 mod host;
+mod ops;
 mod options;
-mod record;
 mod shape;
 mod targets;
 mod validate;
 mod verify;
 
-pub use gpu::{enumerate_adapters, headless_device, Context};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
+pub use gpu::{enumerate_adapters, headless_device, Context};
+pub use ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
+pub use ops::softmax::SoftmaxKind;
 pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
-pub use record::{CrossEntropyBuffers, Precision, SoftmaxKind, Status, TargetBuffer, STATUS_SIZE};
 pub use shape::Layout;
 pub use targets::{ClassIndex, Targets, Weights};
 #[doc(hidden)]

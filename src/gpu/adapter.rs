@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 
-/// Opens a headless device and queue the way [`Context::from_env`] does, on
+/// Opens a headless device and queue the way [`Context::from_env`](crate::Context::from_env) does, on
 /// a `wgpu::Instance` of its own.
 ///
 /// **Buffers for a context must come from the context's device.** Each call
@@ -11,12 +11,12 @@ use crate::error::{Error, Result};
 /// is silently bound as whichever buffer of the context's device has the
 /// same id (wrong results, no error), or wgpu panics on an id the context's
 /// instance never issued. To build your own pipelines beside
-/// xent's, prefer [`Context::from_env`] and then [`Context::device`] and
-/// [`Context::queue`]; use this function only to wrap its device in exactly
+/// xent's, prefer [`Context::from_env`](crate::Context::from_env) and then [`Context::device`](crate::Context::device) and
+/// [`Context::queue`](crate::Context::queue); use this function only to wrap its device in exactly
 /// one context, and make every buffer and encoder from that device.
 ///
 /// # Errors
-/// As [`Context::from_env`].
+/// As [`Context::from_env`](crate::Context::from_env).
 ///
 /// ```
 /// // Preferred: one context, and everything else from its device.

@@ -10,13 +10,13 @@ use crate::verify::Tolerance;
 
 /// Holds the device, the queue and xent's compiled pipelines (built once).
 ///
-/// Get one from your own device and queue with [`Context::new`] (xent then
+/// Get one from your own device and queue with [`Context::new`](crate::Context::new) (xent then
 /// never creates a device of its own), or headless from the environment with
-/// [`Context::from_env`]. A `Context` is `Send + Sync`: share it by reference
+/// [`Context::from_env`](crate::Context::from_env). A `Context` is `Send + Sync`: share it by reference
 /// or in an `Arc`.
 ///
-/// See also [`Context::record_cross_entropy`] (record into your encoder) and
-/// [`Context::cross_entropy`] (slices in, `Vec`s out).
+/// See also [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) (record into your encoder) and
+/// [`Context::cross_entropy`](crate::Context::cross_entropy) (slices in, `Vec`s out).
 pub struct Context {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
@@ -41,8 +41,8 @@ impl Context {
     /// this same device (see [`CrossEntropyBuffers`](crate::CrossEntropyBuffers)).
     ///
     /// # Errors
-    /// [`Error::Gpu`] if a shader fails to compile on this device;
-    /// [`Error::DeviceLost`] if the device is lost.
+    /// [`Error::Gpu`](crate::Error::Gpu) if a shader fails to compile on this device;
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,9 +58,9 @@ impl Context {
         let scratch = Scratch::new(&device);
         scope.pop("building xent's pipelines")?;
         let split_rows_below = if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
-            crate::record::SPLIT_ROWS_BELOW_CPU
+            crate::ops::cross_entropy::plan::SPLIT_ROWS_BELOW_CPU
         } else {
-            crate::record::SPLIT_ROWS_BELOW_GPU
+            crate::ops::cross_entropy::plan::SPLIT_ROWS_BELOW_GPU
         };
         Ok(Self {
             device,
@@ -81,8 +81,8 @@ impl Context {
     /// (`low`, `high`, `none`). The device gets the adapter's own limits.
     ///
     /// # Errors
-    /// [`Error::NoAdapter`], naming what was asked for and how to get a
-    /// software adapter; [`Error::DeviceRequest`] if the adapter refuses.
+    /// [`Error::NoAdapter`](crate::Error::NoAdapter), naming what was asked for and how to get a
+    /// software adapter; [`Error::DeviceRequest`](crate::Error::DeviceRequest) if the adapter refuses.
     ///
     /// ```
     /// let ctx = xent::Context::from_env()?;
@@ -98,7 +98,7 @@ impl Context {
     /// says (`WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF` still apply).
     ///
     /// # Errors
-    /// As [`Context::from_env`].
+    /// As [`Context::from_env`](crate::Context::from_env).
     ///
     /// ```
     /// match xent::Context::from_backends(wgpu::Backends::VULKAN) {
@@ -113,7 +113,7 @@ impl Context {
     }
 
     /// Turns on verify mode for the host API: each GPU result is compared with
-    /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`].
+    /// the CPU path under `tolerance`, and a mismatch is an [`Error::Mismatch`](crate::Error::Mismatch).
     ///
     /// ```
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());

@@ -2,7 +2,9 @@
 //! pipelines and their cache, scratch buffers.
 
 pub(crate) mod adapter;
+pub(crate) mod binding;
 pub(crate) mod context;
+pub(crate) mod copy;
 pub(crate) mod pipelines;
 pub(crate) mod scratch;
 

@@ -29,8 +29,8 @@ pub(crate) struct Dummies {
 /// one), written through its mapping at creation (no staging copy).
 ///
 /// # Errors
-/// [`Error::Gpu`] when wgpu rejects the buffer (larger than the device's
-/// `max_buffer_size`, out of memory); [`Error::DeviceLost`] when the new
+/// [`Error::Gpu`](crate::Error::Gpu) when wgpu rejects the buffer (larger than the device's
+/// `max_buffer_size`, out of memory); [`Error::DeviceLost`](crate::Error::DeviceLost) when the new
 /// buffer cannot be mapped and wgpu reported no error: on a lost device wgpu
 /// 30 creates every object invalid and reports nothing to error scopes.
 pub(crate) fn buffer_with(
@@ -65,7 +65,7 @@ pub(crate) fn buffer_with(
     }
 }
 
-/// `Ok` while `device` works, [`Error::DeviceLost`] once it is lost (see
+/// `Ok` while `device` works, [`Error::DeviceLost`](crate::Error::DeviceLost) once it is lost (see
 /// [`buffer_with`]: the probe is a 16-byte buffer mapped at creation).
 pub(crate) fn check_alive(device: &wgpu::Device) -> Result<()> {
     buffer_with(

@@ -1,0 +1,8 @@
+//! Softmax cross-entropy and its relatives (NLL, probability inputs and
+//! targets): the recording API's buffers, the plan, the recording.
+
+pub(crate) mod buffers;
+pub(crate) mod plan;
+pub(crate) mod record;
+
+pub use buffers::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};

@@ -1,0 +1,386 @@
+//! The plan of a cross-entropy call: which strategy spreads its rows over
+//! invocations (under the loop bound), its chunks and its scratch, with
+//! every limit checked before anything runs.
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::options::Reduction;
+use crate::shape::Layout;
+
+/// Rows with at least this many classes get a workgroup each; shorter rows
+/// (and every channel-first map) get an invocation each.
+pub(crate) const WIDE_MIN_CLASSES: usize = 128;
+/// Long rows (at least this many classes) that are too few to keep the device
+/// busy are split over several workgroups each: fewer than
+/// `SPLIT_ROWS_BELOW_GPU` rows on a GPU, fewer than `SPLIT_ROWS_BELOW_CPU` on
+/// a software adapter (whose few threads a handful of rows already occupy,
+/// and where the extra passes cost more than they give).
+pub(crate) const SPLIT_MIN_CLASSES: usize = 16_384;
+pub(crate) const SPLIT_ROWS_BELOW_GPU: usize = 64;
+pub(crate) const SPLIT_ROWS_BELOW_CPU: usize = 4;
+/// Classes per workgroup of a split row chosen for occupancy (before the
+/// clamp to `OCCUPANCY_SPLITS`).
+const SPLIT_SPAN: usize = 8192;
+const OCCUPANCY_SPLITS: usize = 32;
+
+/// The most loop iterations any one invocation of a kernel may run, all its
+/// loops together. Mesa's software adapters (llvmpipe, lavapipe) end every
+/// loop of a shader invocation after 65 535 iterations in all
+/// (`LP_MAX_TGSI_LOOP_ITERATIONS`), silently; a quarter of that leaves room
+/// for the loops a model here does not count exactly (the fixed trees of the
+/// reductions). Every strategy's count is bounded by this on every device:
+/// past it, rows are split over more invocations (`RowStrategy::Split`,
+/// `SoftmaxStrategy::Split`), and what cannot be split is
+/// [`Error::Unsupported`](crate::Error::Unsupported) before anything runs.
+pub(crate) const LOOP_TRIPS_MAX: usize = 16_384;
+
+/// Classes per block of the per-pixel kernels' loss sums (`SUM_BLOCK` in the shader).
+const SUM_BLOCK: usize = 32;
+
+/// Workgroup size of the per-invocation kernels (`*_narrow` in the shaders).
+pub(crate) const NARROW_WG: usize = 64;
+
+/// At most this many workgroups of the row reductions `target_partials` and
+/// `loss_partials`; their merges (`STATS_WG` invocations) fold them in order.
+const STATS_GROUPS_MAX: u64 = 256;
+/// Rows per workgroup of those reductions, before the clamp to `STATS_GROUPS_MAX`.
+const STATS_BLOCK_ROWS: u64 = 8192;
+/// Invocations of the row reductions (`STATS_WG` in the shader).
+const STATS_WG: u64 = 64;
+
+/// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
+/// specialised for their class count, the row held in registers.
+pub(crate) const FIXED_QUADS_MAX: usize = 16;
+/// Maps of at most this many classes (`Pixels4`) run `rows_pixels4_fixed`.
+pub(crate) const FIXED_CLASSES_MAX: usize = 32;
+// Both kernels hold the row in `array<vec4<f32>, MAX_FIXED>` (32) in the shader.
+const _: () = assert!(FIXED_QUADS_MAX <= 32 && FIXED_CLASSES_MAX <= 32);
+
+/// How the rows of one call are spread over invocations (see ARCHITECTURE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowStrategy {
+    /// A workgroup per row, scalar access.
+    Wide,
+    /// An invocation per row, scalar access (any layout).
+    Narrow,
+    /// A workgroup per row, vec4 access (inner = 1, C % 4 = 0).
+    Wide4,
+    /// A workgroup per row, vec4 access to rows that start and end
+    /// mid-vec4 (inner = 1, any C), then `mixed_seams` for the vec4s that
+    /// two rows share.
+    WideMixed,
+    /// An invocation per row, vec4 access (inner = 1, C % 4 = 0).
+    Narrow4,
+    /// Four neighbouring pixels per invocation, vec4 access (inner % 4 = 0).
+    Pixels4,
+    /// Few long rows: `splits` workgroups per row over spans of classes,
+    /// their (max, sum-exp) partials merged (inner = 1).
+    Split {
+        /// Workgroups per row.
+        splits: usize,
+    },
+}
+
+impl RowStrategy {
+    /// The strategy for `layout` on a device whose wide kernels run `wide_wg`
+    /// invocations per workgroup.
+    /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
+    /// classes) leave the device idle, so they are split.
+    /// `mixed`: whether `rows_wide_mixed` may run (its buffers hold whole
+    /// vec4s).
+    /// A strategy whose invocations would loop more than [`LOOP_TRIPS_MAX`]
+    /// times gives way to `Split` (any layout: its spans walk classes
+    /// `inner` apart), with enough spans to stay under the bound.
+    pub(crate) fn choose(
+        layout: &Layout,
+        split_below: usize,
+        mixed: bool,
+        wide_wg: usize,
+    ) -> Result<Self> {
+        let quads = layout.classes.is_multiple_of(4);
+        let classes = layout.classes;
+        let chosen =
+            if layout.inner == 1 && layout.rows() < split_below && classes >= SPLIT_MIN_CLASSES {
+                RowStrategy::Split {
+                    splits: (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS),
+                }
+            } else {
+                match (layout.inner, classes >= WIDE_MIN_CLASSES) {
+                    (1, true) if quads => RowStrategy::Wide4,
+                    (1, true) if mixed => RowStrategy::WideMixed,
+                    (1, true) => RowStrategy::Wide,
+                    (1, false) if quads => RowStrategy::Narrow4,
+                    (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
+                    _ => RowStrategy::Narrow,
+                }
+            };
+        if chosen.loop_trips(classes, wide_wg) <= LOOP_TRIPS_MAX {
+            return Ok(chosen);
+        }
+        // Spans of at most wide_wg * LOOP_TRIPS_MAX classes walk at most half
+        // the bound (two classes per iteration), leaving the rest for the
+        // merges over the row's spans.
+        let needed = classes.div_ceil(wide_wg * LOOP_TRIPS_MAX);
+        let occupancy = match chosen {
+            RowStrategy::Split { splits } => splits,
+            _ => 2,
+        };
+        let split = RowStrategy::Split {
+            splits: needed.max(occupancy),
+        };
+        let trips = split.loop_trips(classes, wide_wg);
+        if trips > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "a row this long",
+                reason: format!(
+                    "{classes} classes need {trips} loop iterations per invocation even split \
+                     over {} workgroups, more than the {LOOP_TRIPS_MAX} xent bounds every \
+                     invocation to",
+                    needed.max(occupancy)
+                ),
+            });
+        }
+        Ok(split)
+    }
+
+    /// The most loop iterations one invocation of this strategy's rows
+    /// passes runs for rows of `classes` classes (an upper bound, counted
+    /// from the kernels' loops; the fixed-class kernels loop over at most 32
+    /// quads or classes five times).
+    pub(crate) fn loop_trips(self, classes: usize, wide_wg: usize) -> usize {
+        let tree = 2 * wide_wg.max(2).ilog2() as usize;
+        // The two-stream walks take two elements (or vec4s) per iteration.
+        let walk = |elements: usize| elements.div_ceil(2).div_ceil(wide_wg);
+        match self {
+            RowStrategy::Wide => 2 * walk(classes) + tree,
+            // Plus the up to 3 + 3 elements in shared vec4s, outside any loop.
+            RowStrategy::Wide4 | RowStrategy::WideMixed => 2 * walk(classes / 4) + tree,
+            // Pass 1 four classes at a time and the rest one by one; pass 2
+            // one by one, in blocks of SUM_BLOCK.
+            RowStrategy::Narrow => classes / 4 + 3 + classes + classes.div_ceil(SUM_BLOCK),
+            RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => 5 * FIXED_QUADS_MAX,
+            RowStrategy::Narrow4 => 2 * (classes / 4),
+            RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => 5 * FIXED_CLASSES_MAX,
+            RowStrategy::Pixels4 => 2 * classes + classes.div_ceil(SUM_BLOCK),
+            RowStrategy::Split { splits } => {
+                let span = classes.div_ceil(splits);
+                // split_rows merges the row's partials, then walks its span;
+                // split_finish merges them again and adds two sums over them.
+                (splits + walk(span) + tree).max(3 * splits)
+            }
+        }
+    }
+
+    pub(crate) fn is_vec4(self) -> bool {
+        matches!(
+            self,
+            RowStrategy::Wide4 | RowStrategy::Narrow4 | RowStrategy::Pixels4
+        )
+    }
+
+    /// Workgroups to dispatch for `layout`'s rows.
+    pub(crate) fn workgroups(self, layout: &Layout) -> usize {
+        match self {
+            RowStrategy::Wide | RowStrategy::Wide4 | RowStrategy::WideMixed => layout.rows(),
+            RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
+            RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
+            RowStrategy::Split { splits } => layout.rows() * splits,
+        }
+    }
+}
+
+/// What [`Context::plan_cross_entropy`](crate::Context::plan_cross_entropy) needs to know of a call's buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanInputs {
+    /// Bytes per input element (4, or 2 for f16).
+    pub elem: u64,
+    /// Probability targets: bound a chunk at a time like the input.
+    pub chunked_targets: bool,
+    /// Whether the buffers hold whole vec4s (`rows_wide_mixed` may run).
+    pub mixed: bool,
+    pub write_grad: bool,
+    pub weights: bool,
+    pub correct: bool,
+    pub reduction: Reduction,
+}
+
+/// A cross-entropy call's strategy, chunks and scratch layout.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CallPlan {
+    pub strategy: RowStrategy,
+    /// Ranges `[n0, n1)` of the outer axis, one binding each.
+    pub chunks: Vec<(usize, usize)>,
+    /// Workgroups per row of split rows (0 otherwise).
+    pub splits: u64,
+    /// Words of per-row argmax flags in `aux`.
+    pub flags: u64,
+    /// Where the row reductions' block partials start in `aux` (words).
+    pub partials: u64,
+    /// Workgroups (blocks of rows) of the row reductions.
+    pub groups: u64,
+    pub aux_bytes: u64,
+    pub row_loss_bytes: u64,
+}
+
+impl Context {
+    /// Everything about a cross-entropy call that follows from its shape and
+    /// options alone (the strategy, the chunks, the scratch), with every
+    /// limit checked: the host API calls it before uploading anything, the
+    /// recording API before preparing a pass.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape) for a class slice, per-row buffer or scratch
+    /// past the device's largest binding; [`Error::Unsupported`](crate::Error::Unsupported) past the
+    /// loop bound.
+    pub(crate) fn plan_cross_entropy(&self, layout: &Layout, p: PlanInputs) -> Result<CallPlan> {
+        let rows = layout.rows() as u64;
+        let dims = &layout.dims;
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let chunks = if rows == 0 {
+            Vec::new()
+        } else {
+            self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
+        };
+        // An empty batch runs no rows pass: any strategy will do.
+        let strategy = if rows == 0 {
+            RowStrategy::Narrow
+        } else {
+            RowStrategy::choose(
+                layout,
+                self.split_rows_below,
+                p.mixed,
+                self.kernels.wide_wg as usize,
+            )?
+        };
+        let splits = match strategy {
+            RowStrategy::Split { splits } => splits as u64,
+            _ => 0,
+        };
+        // Scratch: 4 words of statistics, a flag per row when counting
+        // correct predictions, 9 words per (row, span) for split rows or per
+        // row for the mixed kernel's plans (with a gradient), 4 words per
+        // workgroup of the row reductions; the per-row losses of `mean` and
+        // `sum`. Each is bound whole, so each must fit one binding.
+        let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
+        let flags = if p.correct { rows } else { 0 };
+        let partials = 4 + flags + rows * (splits + plans) * 9;
+        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
+        // The row reductions walk a block of rows, and `target_stats` the class
+        // weights, STATS_WG at a time.
+        // The block walk, then the weights' (in `target_stats`), and the
+        // trees and folds around them (at most 32 more).
+        let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
+        let weight_trips = if p.weights {
+            (layout.classes as u64).div_ceil(STATS_WG) as usize
+        } else {
+            0
+        };
+        if block_trips + weight_trips + 32 > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "this many rows or weighted classes",
+                reason: format!(
+                    "{rows} rows and {} class weights need {} loop iterations per invocation \
+                     of the row reductions, more than the {LOOP_TRIPS_MAX} xent bounds every \
+                     invocation to (past about 268 M rows, or 1 M weighted classes)",
+                    if p.weights { layout.classes } else { 0 },
+                    block_trips + weight_trips + 32
+                ),
+            });
+        }
+        let aux_bytes = 4 * (partials + 4 * groups);
+        let row_loss_bytes = if p.reduction == Reduction::None {
+            0
+        } else {
+            rows * 4
+        };
+        for (what, need) in [
+            (
+                "per-row scratch (argmax flags, split-row partials)",
+                aux_bytes,
+            ),
+            // The caller's buffer for `none`, the context's otherwise; per-row
+            // targets, lse and sample weights are as large or smaller.
+            ("per-row losses", rows * 4),
+        ] {
+            if need > max_binding {
+                return Err(Error::InvalidShape {
+                    shape: dims.clone(),
+                    reason: format!(
+                        "{rows} rows need {need} bytes of {what}, more than the device's largest \
+                         storage binding of {max_binding} bytes"
+                    ),
+                });
+            }
+        }
+        Ok(CallPlan {
+            strategy,
+            chunks,
+            splits,
+            flags,
+            partials,
+            groups,
+            aux_bytes,
+            row_loss_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dims: &[usize]) -> Layout {
+        Layout::from_dims(dims).unwrap()
+    }
+
+    #[test]
+    fn every_chosen_strategy_stays_under_the_loop_bound() {
+        for wg in [8, 16, 32, 64] {
+            for classes in (0..26).flat_map(|k| [1usize << k, (1 << k) + 1, 3 << k]) {
+                for inner in [1, 2, 4, 8] {
+                    let l = layout(&[2, classes, inner]);
+                    for split_below in [SPLIT_ROWS_BELOW_CPU, SPLIT_ROWS_BELOW_GPU] {
+                        for mixed in [false, true] {
+                            let s = RowStrategy::choose(&l, split_below, mixed, wg).unwrap();
+                            let trips = s.loop_trips(classes, wg);
+                            assert!(
+                                trips <= LOOP_TRIPS_MAX,
+                                "{s:?} for C = {classes}, inner = {inner}, wg = {wg}: {trips}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strategies_past_the_loop_bound_are_split() {
+        let choose = |dims: &[usize], wg| RowStrategy::choose(&layout(dims), 4, true, wg).unwrap();
+        // The shapes Mesa cut short, on its 8-invocation workgroups.
+        assert_eq!(choose(&[1, 8065, 4], 8), RowStrategy::Pixels4);
+        assert_eq!(choose(&[1, 8066, 4], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 32768, 4], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[1, 12785, 3], 8), RowStrategy::Narrow);
+        assert_eq!(choose(&[1, 12786, 3], 8), RowStrategy::Split { splits: 2 });
+        assert_eq!(choose(&[4, 524_096], 8), RowStrategy::Wide4);
+        assert_eq!(choose(&[4, 524_100], 8), RowStrategy::Split { splits: 4 });
+        assert_eq!(
+            choose(&[4, 33_000_000], 8),
+            RowStrategy::Split { splits: 252 }
+        );
+        // Few rows split for occupancy: at least what the bound needs.
+        assert_eq!(
+            choose(&[1, 5_000_000], 8),
+            RowStrategy::Split { splits: 32 }
+        );
+        assert_eq!(
+            choose(&[1, 9_000_000], 8),
+            RowStrategy::Split { splits: 69 }
+        );
+        assert_eq!(choose(&[2, 128_256], 8), RowStrategy::Split { splits: 15 });
+        // Short rows stay where they were.
+        assert_eq!(choose(&[65_536, 32], 8), RowStrategy::Narrow4);
+        assert_eq!(choose(&[16, 128_256], 8), RowStrategy::Wide4);
+    }
+}

@@ -1,0 +1,607 @@
+//! Recording a cross-entropy call into the caller's encoder: its uniform,
+//! its pipelines and bind groups, and its dispatches in order.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::buffers::{CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE};
+use super::plan::{
+    CallPlan, PlanInputs, RowStrategy, FIXED_CLASSES_MAX, FIXED_QUADS_MAX, NARROW_WG,
+};
+use crate::error::{Error, GpuScope, Result};
+use crate::gpu::binding::no_aliasing;
+use crate::gpu::{Context, CrossEntropyVariant};
+use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::shape::Layout;
+use crate::validate;
+
+/// Where `record_cross_entropy_timed` writes timestamps (for `bench`).
+pub(crate) enum Timing<'q> {
+    /// Nowhere.
+    Off,
+    /// At the start and end of the call's one compute pass.
+    Whole(wgpu::ComputePassTimestampWrites<'q>),
+    /// Each dispatch in a compute pass of its own, timed by queries `2i` and
+    /// `2i + 1` of `set`; an error past `capacity` dispatches.
+    PerDispatch {
+        set: &'q wgpu::QuerySet,
+        capacity: usize,
+    },
+}
+
+/// One dispatch: its entry point, pipeline, bind group and grid.
+type Pass = (
+    &'static str,
+    wgpu::ComputePipeline,
+    wgpu::BindGroup,
+    (u32, u32),
+);
+
+/// Mirrors `Params` in `shaders/cross_entropy.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CrossEntropyParams {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    ignore_index: i32,
+    reduction: u32,
+    smoothing: f32,
+    nan: f32,
+    z_loss: f32,
+    empty_mean_zero: u32,
+    row_offset: u32,
+    row_end: u32,
+    splits: u32,
+    span: u32,
+    elem_offset: u32,
+    target_delta: u32,
+    flags: u32,
+    neg_inf: f32,
+    groups: u32,
+    partials: u32,
+}
+
+impl Context {
+    /// Records the fused cross-entropy forward and backward into `encoder`.
+    ///
+    /// `dims` is the logits' shape: `(C)`, `(N, C)` or `(N, C, d1, …, dK)`,
+    /// class axis 1. One compute pass is recorded: target statistics (the
+    /// mean's denominator and the class-index range check, into
+    /// `buffers.status`; two dispatches past 8 192 rows, per block of rows
+    /// and then their merge), the per-row loss and gradient (one dispatch per
+    /// chunk of a tensor larger than one binding; three for few long rows,
+    /// split over several workgroups each; two for long rows of C % 4 ≠ 0
+    /// with a gradient, the second writing the vec4s that neighbouring rows
+    /// share), and the fixed-order reduction of the loss and of the argmax
+    /// count (over the same blocks; none for `Reduction::None` without a
+    /// count). Nothing is submitted; results are in the caller's buffers
+    /// once the caller submits.
+    ///
+    /// The formulas of every option are on [`CrossEntropyOptions`]; the
+    /// gradient is written when `buffers.grad` is given (`compute_grad` and
+    /// `count_correct` are host-API switches). Probability targets are not
+    /// range-checked on the GPU: the host API checks them on upload.
+    ///
+    /// Speed: long rows whose class count is not a multiple of 4 run a vec4
+    /// kernel when the logits buffer (and `buffers.grad`, if given) is
+    /// allocated in whole vec4s (its size rounded up to 16 bytes in f32, 8
+    /// in f16), and a slower scalar kernel otherwise. Bytes past the tensor
+    /// are read and keep their values.
+    ///
+    /// Out-of-range targets do not fault the device: their rows get NaN loss
+    /// and gradient, and the status buffer names the first of them.
+    ///
+    /// **The buffers and the encoder must come from this context's device**
+    /// ([`Context::device`](crate::Context::device)). A buffer of another device on the same
+    /// `wgpu::Instance`, or a destroyed one, is an [`Error::Gpu`](crate::Error::Gpu), and then
+    /// nothing is recorded into `encoder`. Two mistakes cannot be detected:
+    /// a buffer of another `wgpu::Instance` (wgpu's ids are per instance, so
+    /// it is silently bound as whichever buffer of this device has its id,
+    /// or wgpu panics on an id unknown here; see [`CrossEntropyBuffers`]),
+    /// and an encoder of another device (wgpu exposes no encoder's device
+    /// and checks a pass when the encoder is finished): the call returns
+    /// `Ok`, and wgpu reports the mismatch at the caller's
+    /// `encoder.finish()`, to the encoder's device (a panic in wgpu's default
+    /// handler unless an error scope or `on_uncaptured_error` takes it), and
+    /// the submit fails.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::InvalidOption`](crate::Error::InvalidOption);
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for a shape no strategy serves within the
+    /// loop bound (more than ~268 M rows, class weights over more than ~1 M
+    /// classes); [`Error::BadBuffer`](crate::Error::BadBuffer) for a buffer too small for `dims`, without
+    /// `STORAGE` usage, one whose part the shape needs is larger than the
+    /// device binds (per-row buffers; larger buffers are bound only as far as
+    /// the shape needs), or an output that aliases another buffer;
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape) when one `(C, d1…dK)` slice, or the per-row
+    /// scratch, exceeds the device's largest binding; [`Error::Gpu`](crate::Error::Gpu) for what
+    /// wgpu rejects (a buffer of another device, a destroyed buffer, out of
+    /// memory), with wgpu's message; [`Error::DeviceLost`](crate::Error::DeviceLost) once the device is
+    /// lost.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |contents: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents, usage: storage });
+    /// let logits = init(bytemuck::cast_slice(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0]));
+    /// let targets = init(bytemuck::cast_slice(&[2i32, 0]));
+    /// let empty = |size| dev.create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, usage: storage, mapped_at_creation: false });
+    /// let (loss, grad, status) = (empty(4), empty(24), empty(xent::STATUS_SIZE));
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// let buffers = xent::CrossEntropyBuffers::new(
+    ///     &logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    /// ctx.record_cross_entropy(&mut encoder, &[2, 3], &Default::default(), &buffers)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_cross_entropy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+    ) -> Result<()> {
+        self.record_cross_entropy_timed(encoder, dims, opts, buffers, Timing::Off)
+            .map(|_| ())
+    }
+
+    /// [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) with timestamps as `timing` asks
+    /// (for `bench`). Returns the entry points dispatched, in order.
+    pub(crate) fn record_cross_entropy_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+        timing: Timing<'_>,
+    ) -> Result<Vec<&'static str>> {
+        // Catches wgpu's errors on the objects made below (a buffer of
+        // another device, a destroyed one); popped before anything is
+        // recorded, so a failed call leaves the caller's encoder untouched.
+        let scope = GpuScope::push(&self.device);
+        let layout = Layout::from_dims(dims)?;
+        opts.validate()?;
+        let b = buffers;
+        let elems = layout.len() as u64;
+        let rows = layout.rows() as u64;
+        let loss_elems = if opts.reduction == Reduction::None {
+            rows
+        } else {
+            1
+        };
+        if matches!(b.targets, TargetBuffer::Probs(_)) {
+            validate::probability_targets_ignore(opts)?;
+        }
+        let (targets, target_kind, target_words) = match b.targets {
+            TargetBuffer::ClassI32(t) => (t, 0u32, rows),
+            TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
+            TargetBuffer::Probs(t) => (t, 2, elems),
+        };
+        if b.in_place && b.grad.is_some() {
+            return Err(Error::BadBuffer {
+                what: "grad",
+                reason: "in_place writes the gradient into `logits`; pass grad: None".into(),
+            });
+        }
+        if opts.return_lse && b.lse.is_none() {
+            return Err(Error::BadBuffer {
+                what: "lse",
+                reason: "return_lse is set but no lse buffer was given".into(),
+            });
+        }
+        // Tensors of the input's size are bound a chunk of rows at a time, so
+        // they may exceed one binding; per-row buffers are bound whole.
+        let chunked_targets = target_kind == 2;
+        let elem = b.precision.size();
+        // Storage bindings are whole words: f16 tensors are padded to 4 bytes.
+        let padded = (elems * elem).next_multiple_of(4);
+        self.check_bytes("logits", b.logits, padded)?;
+        self.check_size("targets", targets, target_words)?;
+        if !chunked_targets {
+            self.check_buffer("targets", targets, target_words)?;
+        }
+        if let Some(g) = b.grad {
+            self.check_bytes("grad", g, padded)?;
+        }
+        let optional = [
+            ("weights", b.weights, layout.classes as u64),
+            ("sample_weights", b.sample_weights, rows),
+            ("lse", b.lse, rows),
+            ("correct", b.correct, 1),
+        ];
+        for (what, buffer, need) in optional {
+            if let Some(buffer) = buffer {
+                self.check_buffer(what, buffer, need)?;
+            }
+        }
+        // An empty batch (no rows) records only the statistics and the
+        // reduced loss: NaN for `mean` (0 / 0, as PyTorch), 0 for `sum`.
+        let empty = rows == 0;
+        self.check_buffer("loss", b.loss, loss_elems)?;
+        self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
+            ("logits", b.logits),
+            ("targets", targets),
+            ("loss", b.loss),
+            ("status", b.status),
+        ];
+        all.extend(b.grad.map(|g| ("grad", g)));
+        all.extend(
+            optional
+                .iter()
+                .filter_map(|&(what, buffer, _)| buffer.map(|b| (what, b))),
+        );
+        no_aliasing(&all)?;
+        if b.lse.is_some() && opts.input != InputKind::Logits {
+            return Err(Error::InvalidOption {
+                name: "input",
+                value: format!("{:?}", opts.input),
+                expected: "logits when an lse buffer is given (log-sum-exp is of logits)",
+            });
+        }
+
+        // The mixed kernel reads the input and writes the gradient in whole
+        // vec4s, up to the vec4 that holds the last element: the caller's
+        // buffers must reach it (else the scalar kernel runs).
+        let whole_vec4s = (elems * elem).next_multiple_of(4 * elem);
+        let write_grad = b.grad.is_some() || b.in_place;
+        let plan = self.plan_cross_entropy(
+            &layout,
+            PlanInputs {
+                elem,
+                chunked_targets,
+                mixed: b.logits.size() >= whole_vec4s
+                    && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
+                write_grad,
+                weights: b.weights.is_some(),
+                correct: b.correct.is_some(),
+                reduction: opts.reduction,
+            },
+        )?;
+        let CallPlan {
+            strategy,
+            chunks,
+            splits,
+            flags,
+            partials,
+            groups,
+            aux_bytes,
+            row_loss_bytes,
+        } = plan;
+        let params = CrossEntropyParams {
+            outer: layout.outer as u32,
+            classes: layout.classes as u32,
+            inner: layout.inner as u32,
+            rows: rows as u32,
+            ignore_index: opts.ignore_index as i32,
+            reduction: opts.reduction.code(),
+            smoothing: opts.label_smoothing as f32,
+            nan: f32::NAN,
+            z_loss: opts.z_loss as f32,
+            empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
+            row_offset: 0,
+            row_end: rows as u32,
+            splits: splits as u32,
+            span: if splits > 0 {
+                layout.classes.div_ceil(splits as usize) as u32
+            } else {
+                0
+            },
+            elem_offset: 0,
+            target_delta: 0,
+            flags: flags as u32,
+            neg_inf: f32::NEG_INFINITY,
+            groups: groups as u32,
+            partials: partials as u32,
+        };
+        let variant = CrossEntropyVariant {
+            target_kind,
+            input_kind: opts.input.code(),
+            has_weights: b.weights.is_some(),
+            has_sample_weights: b.sample_weights.is_some(),
+            smoothing: opts.label_smoothing != 0.0,
+            z_loss: opts.z_loss != 0.0,
+            write_grad,
+            in_place: b.in_place,
+            f16: b.precision == Precision::F16,
+            write_lse: b.lse.is_some(),
+            count_correct: b.correct.is_some(),
+        };
+        // First, as it finds a lost device (Error::DeviceLost).
+        let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
+        // Each entry point's pipeline is built when first used.
+        let k = |entry: &'static str| self.kernels.cross_entropy(&self.device, variant, entry, 0);
+
+        let (aux, row_loss, d) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let aux = s.aux(&self.device, aux_bytes)?;
+            let row_loss = match opts.reduction {
+                Reduction::None if !empty => b.loss.clone(),
+                _ => s.row_loss(&self.device, row_loss_bytes)?,
+            };
+            (aux, row_loss, s.dummies.clone())
+        };
+        let weights = b.weights.unwrap_or(&d.read);
+        // Without rows, per-row buffers may be empty, and an empty binding is
+        // invalid: placeholders the kernels never read take their slots.
+        let sample_weights = match b.sample_weights {
+            Some(s) if !empty => s,
+            _ => &d.read,
+        };
+        let targets = if empty { &d.read } else { targets };
+        // In place, the caller's logits take the gradient slot and the input
+        // slot gets a placeholder the kernels never read.
+        let (input, grad) = if b.in_place {
+            (&d.read, b.logits)
+        } else {
+            (b.logits, b.grad.unwrap_or(&d.grad))
+        };
+        let lse = b.lse.unwrap_or(&d.lse);
+        let correct = b.correct.unwrap_or(&d.correct);
+        let loss_out = if opts.reduction == Reduction::None {
+            &d.loss
+        } else {
+            b.loss
+        };
+
+        // Short rows of few classes: the pipeline specialised for C.
+        let fixed = match strategy {
+            RowStrategy::Narrow4 if layout.classes / 4 <= FIXED_QUADS_MAX => {
+                Some(("rows_narrow4_fixed", layout.classes / 4))
+            }
+            RowStrategy::Pixels4 if layout.classes <= FIXED_CLASSES_MAX => {
+                Some(("rows_pixels4_fixed", layout.classes))
+            }
+            _ => None,
+        };
+        let fixed_n = fixed.map_or(0, |(_, n)| n as u32);
+        // The rows pass's entry point (`Split` records its three passes below).
+        let rows_entry = match (&fixed, strategy) {
+            (Some((entry, _)), _) => *entry,
+            (None, RowStrategy::Wide) => "rows_wide",
+            (None, RowStrategy::WideMixed) => "rows_wide_mixed",
+            (None, RowStrategy::Narrow) => "rows_narrow",
+            (None, RowStrategy::Wide4) => "rows_wide4",
+            (None, RowStrategy::Narrow4) => "rows_narrow4",
+            (None, RowStrategy::Pixels4) => "rows_pixels4",
+            (None, RowStrategy::Split { .. }) => "split_partial",
+        };
+        // The vec4 kernels (and the mixed one) read and write through
+        // bindings 12 and 13.
+        let (input_slot, grad_slot) = match strategy {
+            s if s.is_vec4() || s == RowStrategy::WideMixed => (12, 13),
+            _ => (1, 7),
+        };
+        let slab = (layout.classes * layout.inner) as u64;
+        let mut rows_passes: Vec<Pass> = Vec::with_capacity(chunks.len());
+        for &(n0, n1) in &chunks {
+            let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
+            let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
+            let (offset, size, shift) = self.chunk_range(e0, e1, elem);
+            let (target_offset, target_size, target_shift) = self.chunk_range(e0, e1, 4);
+            let (range, target_range) = ((offset, size), (target_offset, target_size));
+            let chunk_uniform = if chunks.len() == 1 {
+                uniform.clone()
+            } else {
+                let p = CrossEntropyParams {
+                    row_offset: row0 as u32,
+                    row_end: row1 as u32,
+                    elem_offset: shift as u32,
+                    target_delta: (target_shift as u32).wrapping_sub(shift as u32),
+                    ..params
+                };
+                self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))?
+            };
+            // Buffers bound whole: clamped to one binding and to whole words
+            // (the kernels never index past what the shape needs, checked above).
+            let whole = |b: &wgpu::Buffer| self.whole_range(b, 4);
+            let targets_range = if chunked_targets {
+                target_range
+            } else {
+                whole(targets)
+            };
+            // The mixed kernel's views cover whole vec4s (the buffers' sizes
+            // are checked above).
+            let mixed = strategy == RowStrategy::WideMixed;
+            let range = if mixed {
+                (range.0, range.1.next_multiple_of(4 * elem))
+            } else {
+                range
+            };
+            let grad_range = if b.grad.is_some() || b.in_place {
+                range
+            } else {
+                whole(grad)
+            };
+            let input_range = if b.in_place { whole(input) } else { range };
+            let all = [
+                (0, &chunk_uniform, whole(&chunk_uniform)),
+                (input_slot, input, input_range),
+                (2, targets, targets_range),
+                (3, weights, whole(weights)),
+                (4, &aux, whole(&aux)),
+                (6, &row_loss, whole(&row_loss)),
+                (grad_slot, grad, grad_range),
+                (9, sample_weights, whole(sample_weights)),
+                (10, lse, whole(lse)),
+            ];
+            // Each entry point's automatic layout holds just the bindings it uses.
+            let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
+                all.iter()
+                    .copied()
+                    .filter(|e| slots.contains(&e.0))
+                    .collect()
+            };
+            let chunk = Layout {
+                outer: n1 - n0,
+                ..layout.clone()
+            };
+            let rows_in_chunk = chunk.rows();
+            // One dispatch of `entry` binding `slots`.
+            let mut push =
+                |entry: &'static str, pipeline: wgpu::ComputePipeline, slots: Vec<_>, grid| {
+                    let group = self.bind_ranges(&pipeline, &slots);
+                    rows_passes.push((entry, pipeline, group, grid));
+                };
+            if let RowStrategy::Split { splits } = strategy {
+                let spans = self.grid(rows_in_chunk * splits)?;
+                push(
+                    "split_partial",
+                    k("split_partial")?,
+                    pick(&[0, 1, 2, 3, 4, 7]),
+                    spans,
+                );
+                push(
+                    "split_rows",
+                    k("split_rows")?,
+                    pick(&[0, 1, 2, 3, 4, 7, 9]),
+                    spans,
+                );
+                let finish = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
+                push(
+                    "split_finish",
+                    k("split_finish")?,
+                    pick(&[0, 2, 3, 4, 6, 9, 10]),
+                    finish,
+                );
+            } else {
+                let pipeline =
+                    self.kernels
+                        .cross_entropy(&self.device, variant, rows_entry, fixed_n)?;
+                push(
+                    rows_entry,
+                    pipeline,
+                    all.to_vec(),
+                    self.grid(strategy.workgroups(&chunk))?,
+                );
+                if mixed && write_grad {
+                    // The vec4s shared by neighbouring rows (see the shader).
+                    let seams = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
+                    push(
+                        "mixed_seams",
+                        k("mixed_seams")?,
+                        pick(&[0, 2, 3, 4, 12, 13]),
+                        seams,
+                    );
+                }
+            }
+        }
+        // Every dispatch of the pass, in order. Past one block of rows the
+        // statistics and the loss take a dispatch per block, then a merge.
+        let blocks = groups > 1;
+        let reduce = opts.reduction != Reduction::None || b.correct.is_some();
+        // The block passes bind all but the last entry of their merge's.
+        let stats_slots = [
+            (0, &uniform),
+            (2, targets),
+            (3, weights),
+            (4, &aux),
+            (9, sample_weights),
+            (5, b.status),
+        ];
+        let loss_slots = [
+            (0, &uniform),
+            (4, &aux),
+            (6, &row_loss),
+            (8, loss_out),
+            (11, correct),
+        ];
+        let mut passes: Vec<Pass> = Vec::with_capacity(rows_passes.len() + 4);
+        if blocks {
+            // With `targets` again as vec4s over its whole 16-byte units
+            // (at least 8 192 rows' worth here).
+            let mut entries: Vec<_> = stats_slots[..5]
+                .iter()
+                .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
+                .collect();
+            entries.push((14, targets, self.whole_range(targets, 16)));
+            let pipeline = k("target_partials")?;
+            let group = self.bind_ranges(&pipeline, &entries);
+            passes.push(("target_partials", pipeline, group, (groups as u32, 1)));
+        }
+        let pipeline = k("target_stats")?;
+        let group = self.bind(&pipeline, &stats_slots);
+        passes.push(("target_stats", pipeline, group, (1, 1)));
+        passes.extend(rows_passes);
+        if reduce && blocks {
+            let pipeline = k("loss_partials")?;
+            let group = self.bind(&pipeline, &loss_slots[..3]);
+            passes.push(("loss_partials", pipeline, group, (groups as u32, 1)));
+        }
+        if reduce {
+            let pipeline = k("reduce_loss")?;
+            let group = self.bind(&pipeline, &loss_slots);
+            passes.push(("reduce_loss", pipeline, group, (1, 1)));
+        }
+        scope.pop("preparing the cross-entropy passes")?;
+        let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, 1);
+        };
+        let scope = GpuScope::push(&self.device);
+        match timing {
+            Timing::PerDispatch { set, capacity } => {
+                if passes.len() > capacity {
+                    return Err(Error::Unsupported {
+                        what: "a per-dispatch profile of this call",
+                        reason: format!(
+                            "it times at most {capacity} dispatches; this call records {}",
+                            passes.len()
+                        ),
+                    });
+                }
+                for (i, entry) in passes.iter().enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(entry.0),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    });
+                    dispatch(&mut pass, entry);
+                }
+            }
+            timing => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("xent cross-entropy"),
+                    timestamp_writes: match timing {
+                        Timing::Whole(writes) => Some(writes),
+                        _ => None,
+                    },
+                });
+                for entry in &passes {
+                    dispatch(&mut pass, entry);
+                }
+            }
+        }
+        scope.pop("recording the cross-entropy pass")?;
+        Ok(passes.iter().map(|p| p.0).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+
+    #[test]
+    fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
+        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let (size, members) = wgsl_struct(&ce, "Params");
+        assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
+        assert_eq!(
+            members,
+            wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
+                smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
+                elem_offset, target_delta, flags, neg_inf, groups, partials)
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! Softmax and log-softmax along the class axis, forward and backward.
+
+pub(crate) mod plan;
+pub(crate) mod record;
+
+pub use record::SoftmaxKind;

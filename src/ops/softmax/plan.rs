@@ -1,0 +1,134 @@
+//! The plan of a softmax (or its backward): an invocation or a workgroup
+//! per row, or split rows past the loop bound, with its limits checked.
+
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::ops::cross_entropy::plan::{LOOP_TRIPS_MAX, WIDE_MIN_CLASSES};
+use crate::shape::Layout;
+
+/// Workgroup size of the softmax kernels (`WIDE_WG`, `NARROW_WG` in the shader).
+pub(crate) const SOFTMAX_WG: usize = 64;
+
+/// How the rows of a softmax (or its backward) are spread over invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SoftmaxStrategy {
+    /// An invocation per row.
+    Narrow,
+    /// A workgroup per row.
+    Wide,
+    /// `splits` workgroups per row, each over a span of classes: a partial
+    /// pass, then a pass that merges the row's partials and writes its span.
+    Split {
+        /// Workgroups per row.
+        splits: usize,
+    },
+}
+
+impl SoftmaxStrategy {
+    /// Long rows (`inner = 1`) get a workgroup each, short rows and maps an
+    /// invocation each, unless its loops would pass [`LOOP_TRIPS_MAX`]: then a
+    /// workgroup per row (any layout), then split rows.
+    pub(crate) fn choose(layout: &Layout) -> Result<Self> {
+        let classes = layout.classes;
+        let first = if layout.inner == 1 && classes >= WIDE_MIN_CLASSES {
+            SoftmaxStrategy::Wide
+        } else {
+            SoftmaxStrategy::Narrow
+        };
+        // Spans of at most SOFTMAX_WG * LOOP_TRIPS_MAX / 2 classes walk half the bound.
+        let splits = classes.div_ceil(SOFTMAX_WG * LOOP_TRIPS_MAX / 2).max(2);
+        [
+            first,
+            SoftmaxStrategy::Wide,
+            SoftmaxStrategy::Split { splits },
+        ]
+        .into_iter()
+        .find(|s| s.loop_trips(classes) <= LOOP_TRIPS_MAX)
+        .ok_or_else(|| Error::Unsupported {
+            what: "a softmax row this long",
+            reason: format!(
+                "{classes} classes need more than the {LOOP_TRIPS_MAX} loop iterations per \
+                     invocation xent bounds every kernel to"
+            ),
+        })
+    }
+
+    /// The most loop iterations one invocation runs (both passes, and the trees).
+    pub(crate) fn loop_trips(self, classes: usize) -> usize {
+        let tree = 2 * SOFTMAX_WG.ilog2() as usize;
+        match self {
+            SoftmaxStrategy::Narrow => 2 * classes,
+            SoftmaxStrategy::Wide => 2 * classes.div_ceil(SOFTMAX_WG) + tree,
+            SoftmaxStrategy::Split { splits } => {
+                splits + classes.div_ceil(splits).div_ceil(SOFTMAX_WG) + tree
+            }
+        }
+    }
+}
+
+impl Context {
+    /// The strategy of a softmax (or its backward) over `layout`, with its
+    /// limits checked: the tensor and the split rows' partials must each fit
+    /// one binding (softmax is not chunked). The host API calls it before
+    /// uploading.
+    pub(crate) fn plan_softmax(&self, layout: &Layout) -> Result<SoftmaxStrategy> {
+        if layout.is_empty() {
+            return Ok(SoftmaxStrategy::Narrow);
+        }
+        let strategy = SoftmaxStrategy::choose(layout)?;
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let partials = match strategy {
+            SoftmaxStrategy::Split { splits } => 8 * (layout.rows() * splits) as u64,
+            _ => 0,
+        };
+        for (what, bytes) in [
+            ("the tensor", layout.len() as u64 * 4),
+            ("its split rows' partials", partials),
+        ] {
+            if bytes > max_binding {
+                return Err(Error::InvalidShape {
+                    shape: layout.dims.clone(),
+                    reason: format!(
+                        "{what}: {bytes} bytes, more than the device's largest storage \
+                         binding of {max_binding} bytes (softmax is not chunked)"
+                    ),
+                });
+            }
+        }
+        Ok(strategy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dims: &[usize]) -> Layout {
+        Layout::from_dims(dims).unwrap()
+    }
+
+    #[test]
+    fn every_chosen_strategy_stays_under_the_loop_bound() {
+        for classes in (0..26).flat_map(|k| [1usize << k, (1 << k) + 1, 3 << k]) {
+            for inner in [1, 2, 4, 8] {
+                let s = SoftmaxStrategy::choose(&layout(&[2, classes, inner])).unwrap();
+                assert!(
+                    s.loop_trips(classes) <= LOOP_TRIPS_MAX,
+                    "{s:?} for C = {classes}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn strategies_past_the_loop_bound_are_split() {
+        let softmax = |dims: &[usize]| SoftmaxStrategy::choose(&layout(dims)).unwrap();
+        assert_eq!(softmax(&[1, 8192, 2]), SoftmaxStrategy::Narrow);
+        assert_eq!(softmax(&[1, 8193, 2]), SoftmaxStrategy::Wide);
+        assert_eq!(softmax(&[2, 523_904]), SoftmaxStrategy::Wide);
+        assert_eq!(
+            softmax(&[4, 2_097_152]),
+            SoftmaxStrategy::Split { splits: 4 }
+        );
+    }
+}

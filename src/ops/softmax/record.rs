@@ -1,0 +1,245 @@
+//! Recording softmax, log-softmax and their backward into the caller's encoder.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
+use crate::error::{GpuScope, Result};
+use crate::gpu::binding::no_aliasing;
+use crate::gpu::Context;
+use crate::shape::Layout;
+
+/// Mirrors `Params` in `shaders/softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SoftmaxParams {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    mode: u32,
+    splits: u32,
+    span: u32,
+    _pad: u32,
+}
+
+/// Which normalisation [`Context::record_softmax`](crate::Context::record_softmax) computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftmaxKind {
+    /// `exp(x − max) / Σ exp(x − max)`.
+    Softmax,
+    /// `x − max − log Σ exp(x − max)`.
+    LogSoftmax,
+}
+
+impl Context {
+    /// Records softmax or log-softmax of `input` along the class axis into `output`.
+    ///
+    /// `dims` as in [`Context::record_cross_entropy`](crate::Context::record_cross_entropy); both buffers hold
+    /// `layout.len()` f32 values and need `STORAGE` usage. The buffers and
+    /// the encoder must come from this context's device, never from another
+    /// `wgpu::Instance`, as for [`Context::record_cross_entropy`](crate::Context::record_cross_entropy).
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape) (also for a tensor, or the partials of its
+    /// split rows, past the device's largest binding: softmax is not
+    /// chunked), [`Error::BadBuffer`](crate::Error::BadBuffer), [`Error::Gpu`](crate::Error::Gpu) and
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost) as for cross-entropy.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let x = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[1.0f32, 2.0, 3.0]), usage });
+    /// let y = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 12, usage, mapped_at_creation: false });
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax(&mut encoder, &[1, 3], xent::SoftmaxKind::LogSoftmax, &x, &y)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_softmax(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let k = &self.kernels;
+        self.record_normalise(
+            encoder,
+            dims,
+            kind,
+            [
+                &k.softmax_narrow,
+                &k.softmax_wide,
+                &k.softmax_partial,
+                &k.softmax_split,
+            ],
+            &[("input", input), ("output", output)],
+        )
+    }
+
+    /// Records the backward of softmax or log-softmax along the class axis:
+    /// given the forward output `output` (y) and the upstream gradient
+    /// `grad_output` (dy), writes `grad_input` (dx) as a vector-Jacobian product,
+    /// `dx = y ⊙ (dy − Σ dy·y)` for softmax, `dx = dy − exp(y)·Σ dy` for log-softmax.
+    /// Buffers and encoder from this context's device, as for the forward.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::BadBuffer`](crate::Error::BadBuffer), [`Error::Gpu`](crate::Error::Gpu) and
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost) as for the forward.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(v), usage });
+    /// let (y, dy, dx) = (init(&[0.5, 0.5]), init(&[1.0, 0.0]), init(&[0.0, 0.0]));
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax_backward(&mut encoder, &[1, 2], xent::SoftmaxKind::Softmax, &y, &dy, &dx)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_softmax_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        output: &wgpu::Buffer,
+        grad_output: &wgpu::Buffer,
+        grad_input: &wgpu::Buffer,
+    ) -> Result<()> {
+        let k = &self.kernels;
+        self.record_normalise(
+            encoder,
+            dims,
+            kind,
+            [
+                &k.backward_narrow,
+                &k.backward_wide,
+                &k.backward_partial,
+                &k.backward_split,
+            ],
+            &[
+                ("output", output),
+                ("grad_output", grad_output),
+                ("grad_input", grad_input),
+            ],
+        )
+    }
+
+    /// Shared by the softmax forward and backward: `buffers` are bound at 1
+    /// (input), 2 (output) and, for the backward, 3 (upstream gradient);
+    /// `pipelines` are the narrow, wide, split-partial and split kernels.
+    fn record_normalise(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
+        buffers: &[(&'static str, &wgpu::Buffer)],
+    ) -> Result<()> {
+        // As in `record_cross_entropy_timed`: popped before recording.
+        let scope = GpuScope::push(&self.device);
+        let layout = Layout::from_dims(dims)?;
+        for &(what, buffer) in buffers {
+            self.check_buffer(what, buffer, layout.len() as u64)?;
+        }
+        no_aliasing(buffers)?;
+        if layout.is_empty() {
+            // An empty batch: nothing to write.
+            return Ok(());
+        }
+        let strategy = self.plan_softmax(&layout)?;
+        let splits = match strategy {
+            SoftmaxStrategy::Split { splits } => splits,
+            _ => 1,
+        };
+        let params = SoftmaxParams {
+            outer: layout.outer as u32,
+            classes: layout.classes as u32,
+            inner: layout.inner as u32,
+            rows: layout.rows() as u32,
+            mode: match kind {
+                SoftmaxKind::Softmax => 0,
+                SoftmaxKind::LogSoftmax => 1,
+            },
+            splits: splits as u32,
+            span: layout.classes.div_ceil(splits) as u32,
+            _pad: 0,
+        };
+        let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params))?;
+        // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
+        let mut entries = vec![(0, &uniform), (1, buffers[0].1)];
+        match buffers {
+            [_, out] => entries.push((2, out.1)),
+            [_, dy, out] => entries.extend([(3, dy.1), (2, out.1)]),
+            _ => unreachable!("two or three buffers"),
+        }
+        // Every dispatch prepared before the pass, so a failure records nothing.
+        let mut dispatches = Vec::with_capacity(2);
+        match strategy {
+            SoftmaxStrategy::Narrow | SoftmaxStrategy::Wide => {
+                let (pipeline, groups) = match strategy {
+                    SoftmaxStrategy::Wide => (wide, layout.rows()),
+                    _ => (narrow, layout.rows().div_ceil(SOFTMAX_WG)),
+                };
+                dispatches.push((pipeline, self.bind(pipeline, &entries), self.grid(groups)?));
+            }
+            SoftmaxStrategy::Split { splits } => {
+                let bytes = 8 * (layout.rows() * splits) as u64;
+                let parts = {
+                    let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                    s.aux(&self.device, bytes)?
+                };
+                let grid = self.grid(layout.rows() * splits)?;
+                // The partial pass reads the input (and dy) but writes only `parts`.
+                let partial_entries: Vec<_> = entries
+                    .iter()
+                    .copied()
+                    .filter(|&(slot, _)| slot != 2)
+                    .chain([(4, &parts)])
+                    .collect();
+                let split_entries: Vec<_> = entries.iter().copied().chain([(4, &parts)]).collect();
+                for (pipeline, entries) in [(partial, partial_entries), (split, split_entries)] {
+                    dispatches.push((pipeline, self.bind(pipeline, &entries), grid));
+                }
+            }
+        }
+        scope.pop("preparing the softmax pass")?;
+        let scope = GpuScope::push(&self.device);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("xent softmax"),
+                timestamp_writes: None,
+            });
+            for (pipeline, group, grid) in &dispatches {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(grid.0, grid.1, 1);
+            }
+        }
+        scope.pop("recording the softmax pass")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+
+    #[test]
+    fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
+        let (size, members) = wgsl_struct(crate::gpu::pipelines::SOFTMAX_WGSL, "Params");
+        assert_eq!(size, std::mem::size_of::<SoftmaxParams>());
+        assert_eq!(
+            members,
+            wgsl_fields!(SoftmaxParams: outer, classes, inner, rows, mode, splits, span, _pad)
+        );
+    }
+}
