@@ -27,7 +27,6 @@ pub mod bench;
 pub mod cpu;
 mod error;
 mod gpu;
-mod host;
 mod ops;
 mod options;
 mod shape;

@@ -7,8 +7,9 @@ pub(crate) mod context;
 pub(crate) mod copy;
 pub(crate) mod pipelines;
 pub(crate) mod scratch;
+pub(crate) mod transfer;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
 pub(crate) use pipelines::CrossEntropyVariant;
-pub(crate) use scratch::{buffer_with, check_alive};
+pub(crate) use scratch::buffer_with;

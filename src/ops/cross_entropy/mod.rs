@@ -2,6 +2,8 @@
 //! targets): the recording API's buffers, the plan, the recording.
 
 pub(crate) mod buffers;
+pub(crate) mod cpu;
+pub(crate) mod host;
 pub(crate) mod plan;
 pub(crate) mod record;
 

@@ -1,5 +1,7 @@
 //! Softmax and log-softmax along the class axis, forward and backward.
 
+pub(crate) mod cpu;
+pub(crate) mod host;
 pub(crate) mod plan;
 pub(crate) mod record;
 

@@ -1,24 +1,18 @@
-//! The host API: slices in, `Vec`s out, built on the recording API.
-//!
-//! Each call uploads, records with [`Context::record_cross_entropy`] (or
-//! [`Context::record_softmax`]), submits, waits and reads back; in verify mode
-//! it then holds the result against the [`cpu`](crate::cpu) twin.
+//! The host API of cross-entropy: slices in, `Vec`s out. Each call checks
+//! its plan, uploads, records with
+//! [`Context::record_cross_entropy`](crate::Context::record_cross_entropy),
+//! submits, waits and reads back; in verify mode it then holds the result
+//! against the [`cpu`](crate::cpu) twin.
 
+use super::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
 use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::{buffer_with, check_alive, Context};
-use crate::ops::cross_entropy::{
-    CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE,
-};
-use crate::ops::softmax::SoftmaxKind;
+use crate::gpu::transfer::{to_f32, STORAGE_OUT};
+use crate::gpu::Context;
 use crate::options::{CrossEntropyOptions, Reduction};
 use crate::shape::Layout;
 use crate::targets::{ClassIndex, Targets, Weights};
 use crate::validate;
-
-const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
-const STORAGE_OUT: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
 
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
@@ -29,18 +23,18 @@ impl Context {
     /// (class axis 1); `targets` the same shape without the class axis;
     /// `weights` length C. The formulas of each option are on
     /// [`CrossEntropyOptions`]. The gradient is returned when
-    /// `opts.compute_grad` is set. See [`Context::cross_entropy_with`] for
+    /// `opts.compute_grad` is set. See [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) for
     /// sample weights and probability targets.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
-    /// [`Error::WeightsLength`], [`Error::InvalidOption`];
-    /// [`Error::Unsupported`] past the loop bound (see
-    /// [`Context::record_cross_entropy`]); every limit is checked before
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::ShapeMismatch`](crate::Error::ShapeMismatch),
+    /// [`Error::WeightsLength`](crate::Error::WeightsLength), [`Error::InvalidOption`](crate::Error::InvalidOption);
+    /// [`Error::Unsupported`](crate::Error::Unsupported) past the loop bound (see
+    /// [`Context::record_cross_entropy`](crate::Context::record_cross_entropy)); every limit is checked before
     /// anything is uploaded;
-    /// [`Error::TargetOutOfRange`] from the GPU's range check, naming the
-    /// first bad target; [`Error::Mismatch`] in verify mode; [`Error::Gpu`];
-    /// [`Error::DeviceLost`]. [`Error::InvalidShape`] also for a tensor larger
+    /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange) from the GPU's range check, naming the
+    /// first bad target; [`Error::Mismatch`](crate::Error::Mismatch) in verify mode; [`Error::Gpu`](crate::Error::Gpu);
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost). [`Error::InvalidShape`](crate::Error::InvalidShape) also for a tensor larger
     /// than the device's largest buffer (`max_buffer_size`).
     ///
     /// ```
@@ -72,7 +66,7 @@ impl Context {
     /// targets: `mean` divides by the number of rows.
     ///
     /// # Errors
-    /// As [`Context::cross_entropy_with`].
+    /// As [`Context::cross_entropy_with`](crate::Context::cross_entropy_with).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -103,12 +97,12 @@ impl Context {
     /// with no widening copy.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`], [`Error::ShapeMismatch`],
-    /// [`Error::WeightsLength`], [`Error::InvalidOption`],
-    /// [`Error::InvalidProbability`] (checked on upload); [`Error::Unsupported`]
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::ShapeMismatch`](crate::Error::ShapeMismatch),
+    /// [`Error::WeightsLength`](crate::Error::WeightsLength), [`Error::InvalidOption`](crate::Error::InvalidOption),
+    /// [`Error::InvalidProbability`](crate::Error::InvalidProbability) (checked on upload); [`Error::Unsupported`](crate::Error::Unsupported)
     /// past the loop bound;
-    /// [`Error::TargetOutOfRange`] from the GPU's range check;
-    /// [`Error::Mismatch`] in verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
+    /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange) from the GPU's range check;
+    /// [`Error::Mismatch`](crate::Error::Mismatch) in verify mode; [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -133,14 +127,14 @@ impl Context {
         self.run_cross_entropy(HostInput::F32(input), dims, targets, weights, opts)
     }
 
-    /// [`Context::cross_entropy_with`] for f16 logits: the input is read and
+    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) for f16 logits: the input is read and
     /// the gradient written in f16 on the device (half the traffic), every
     /// sum is accumulated in f32. The returned gradient holds the f16 results
     /// widened exactly to f32; the loss is f32. Needs `SHADER_F16`.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] on a device without `SHADER_F16`; otherwise as
-    /// [`Context::cross_entropy_with`] (verify mode holds the gradient to
+    /// [`Error::Unsupported`](crate::Error::Unsupported) on a device without `SHADER_F16`; otherwise as
+    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) (verify mode holds the gradient to
     /// [`Tolerance::F16`](crate::Tolerance::F16)).
     ///
     /// ```
@@ -346,292 +340,6 @@ impl Context {
         }
         Ok(out)
     }
-
-    /// An input buffer with `bytes`, padded with zeros to whole vec4s (so
-    /// every kernel may read the input in vec4s), written straight into the
-    /// mapped buffer (no intermediate copy).
-    fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
-        self.upload_as(label, bytes, STORAGE_IN)
-    }
-
-    fn upload_as(
-        &self,
-        label: &str,
-        bytes: &[u8],
-        usage: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer> {
-        buffer_with(&self.device, label, bytes, usage)
-    }
-
-    /// [`Error::InvalidShape`] when a buffer the host API would make for
-    /// `dims` exceeds the device's largest buffer (`max_buffer_size`), rather
-    /// than a validation error from wgpu.
-    fn check_buffer_sizes(&self, dims: &[usize], sizes: &[(&str, u64)]) -> Result<()> {
-        let max = self.device.limits().max_buffer_size;
-        for &(what, bytes) in sizes {
-            // Uploads are padded to whole vec4s.
-            let need = bytes.next_multiple_of(16);
-            if need > max {
-                return Err(Error::InvalidShape {
-                    shape: dims.to_vec(),
-                    reason: format!(
-                        "the {what} needs a {need}-byte buffer, more than the device's largest \
-                         buffer (max_buffer_size) of {max} bytes"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Softmax along the class axis on the GPU.
-    ///
-    /// # Errors
-    /// [`Error::InvalidShape`] (also for a tensor larger than the device's
-    /// largest buffer or binding, checked before uploading),
-    /// [`Error::ShapeMismatch`]; [`Error::Mismatch`] in
-    /// verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let p = ctx.softmax(&[0.0, 0.0], &[1, 2])?;
-    /// assert_eq!(p, vec![0.5, 0.5]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise(x, dims, SoftmaxKind::Softmax)
-    }
-
-    /// Log-softmax along the class axis on the GPU.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`].
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let y = ctx.log_softmax(&[1.0, 1.0], &[2])?;
-    /// assert!((y[0] + std::f32::consts::LN_2).abs() < 1e-6);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn log_softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise(x, dims, SoftmaxKind::LogSoftmax)
-    }
-
-    /// The backward of softmax on the GPU: given the forward output `y` and the
-    /// upstream gradient `dy`, returns `dx = y ⊙ (dy − Σ dy·y)` per row.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`], for both inputs.
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let dx = ctx.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], &[1, 2])?;
-    /// assert_eq!(dx, vec![0.25, -0.25]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise_backward(y, dy, dims, SoftmaxKind::Softmax)
-    }
-
-    /// The backward of log-softmax on the GPU: given the forward output `y`
-    /// (log-probabilities) and `dy`, returns `dx = dy − exp(y)·Σ dy` per row.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`], for both inputs.
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let half = 0.5f32.ln();
-    /// let dx = ctx.log_softmax_backward(&[half, half], &[1.0, 0.0], &[1, 2])?;
-    /// assert_eq!(dx, vec![0.5, -0.5]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn log_softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise_backward(y, dy, dims, SoftmaxKind::LogSoftmax)
-    }
-
-    fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
-        let y = self.run_normalise(&[("input", x)], dims, |enc, bufs, out| {
-            self.record_softmax(enc, dims, kind, bufs[0], out)
-        })?;
-        if let Some(tol) = self.verify {
-            let reference = match kind {
-                SoftmaxKind::Softmax => cpu::softmax_reference(x, dims)?,
-                SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(x, dims)?,
-            };
-            tol.check("softmax", &y, &reference)?;
-        }
-        Ok(y)
-    }
-
-    fn normalise_backward(
-        &self,
-        y: &[f32],
-        dy: &[f32],
-        dims: &[usize],
-        kind: SoftmaxKind,
-    ) -> Result<Vec<f32>> {
-        let dx = self.run_normalise(
-            &[("output", y), ("grad_output", dy)],
-            dims,
-            |enc, bufs, out| self.record_softmax_backward(enc, dims, kind, bufs[0], bufs[1], out),
-        )?;
-        if let Some(tol) = self.verify {
-            let reference = match kind {
-                SoftmaxKind::Softmax => cpu::softmax_backward_reference(y, dy, dims)?,
-                SoftmaxKind::LogSoftmax => cpu::log_softmax_backward_reference(y, dy, dims)?,
-            };
-            tol.check("softmax backward", &dx, &reference)?;
-        }
-        Ok(dx)
-    }
-
-    /// Uploads `inputs`, records with `record` into a fresh output of the
-    /// same length, submits and reads the output back.
-    fn run_normalise(
-        &self,
-        inputs: &[(&'static str, &[f32])],
-        dims: &[usize],
-        record: impl FnOnce(&mut wgpu::CommandEncoder, &[&wgpu::Buffer], &wgpu::Buffer) -> Result<()>,
-    ) -> Result<Vec<f32>> {
-        let layout = Layout::from_dims(dims)?;
-        for &(what, v) in inputs {
-            validate::length(what, dims, layout.len(), v.len())?;
-        }
-        self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
-        self.plan_softmax(&layout)?;
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        // The first upload finds a lost device (Error::DeviceLost).
-        let buffers: Vec<wgpu::Buffer> = inputs
-            .iter()
-            .map(|(what, v)| self.upload(what, bytemuck::cast_slice(v)))
-            .collect::<Result<_>>()?;
-        let output = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent softmax output"),
-            // At least a word: an empty batch still reads back a buffer.
-            size: (layout.len() as u64 * 4).max(4),
-            usage: STORAGE_OUT,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
-        record(&mut encoder, &refs, &output)?;
-        let bytes = self.download(encoder, &[&output]);
-        scope.pop("running softmax")?;
-        drop(guard);
-        let bytes = bytes?;
-        let mut out = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
-        if let Some(fault) = self.fault {
-            fault.apply(&mut out, &layout);
-        }
-        Ok(out)
-    }
-
-    /// Reads a status buffer written by [`Context::record_cross_entropy`]
-    /// (submits a copy and waits). The buffer needs `COPY_SRC` usage.
-    ///
-    /// # Errors
-    /// [`Error::BadBuffer`] for a buffer too small or without `COPY_SRC`;
-    /// [`Error::Gpu`] (e.g. a buffer of another device); [`Error::DeviceLost`].
-    ///
-    /// ```
-    /// # fn demo(ctx: &xent::Context, status: &wgpu::Buffer) -> Result<(), xent::Error> {
-    /// let s = ctx.read_status(status)?;
-    /// s.check(&xent::Layout::from_dims(&[3, 5])?, -100)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn read_status(&self, status: &wgpu::Buffer) -> Result<Status> {
-        if status.size() < STATUS_SIZE || !status.usage().contains(wgpu::BufferUsages::COPY_SRC) {
-            return Err(Error::BadBuffer {
-                what: "status",
-                reason: format!(
-                    "{} bytes with usage {:?}; need {STATUS_SIZE} bytes and COPY_SRC",
-                    status.size(),
-                    status.usage()
-                ),
-            });
-        }
-        let _guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        check_alive(&self.device)?;
-        let scope = GpuScope::push(&self.device);
-        let encoder = self.device.create_command_encoder(&Default::default());
-        let bytes = self.download(encoder, &[status]);
-        scope.pop("reading a status buffer")?;
-        let bytes = bytes?;
-        Ok(Status::from_bytes(bytes.first().map_or(&[][..], |b| b)))
-    }
-
-    /// Finishes `encoder` with copies of `buffers` into mappable staging
-    /// buffers, submits, waits, and returns their bytes in order.
-    pub(crate) fn download(
-        &self,
-        mut encoder: wgpu::CommandEncoder,
-        buffers: &[&wgpu::Buffer],
-    ) -> Result<Vec<Vec<u8>>> {
-        let staging: Vec<wgpu::Buffer> = buffers
-            .iter()
-            .map(|b| {
-                let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("xent readback"),
-                    size: b.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                encoder.copy_buffer_to_buffer(b, 0, &staging, 0, b.size());
-                staging
-            })
-            .collect();
-        self.queue.submit([encoder.finish()]);
-        let receivers: Vec<_> = staging
-            .iter()
-            .map(|s| {
-                let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-                s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                    let _ = tx.send(r);
-                });
-                rx
-            })
-            .collect();
-        // wgpu 30's `Device::poll` panics, rather than returning an error,
-        // when the driver reports the device lost (or out of memory) while
-        // waiting; here that is an error like any other.
-        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.device.poll(wgpu::PollType::wait_indefinitely())
-        }));
-        match polled {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Error::Gpu(format!("waiting for the GPU: {e}"))),
-            Err(panic) => {
-                check_alive(&self.device)?;
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("no message");
-                return Err(crate::error::gpu_error(
-                    "waiting for the GPU (wgpu panicked)",
-                    &message,
-                ));
-            }
-        }
-        staging
-            .iter()
-            .zip(receivers)
-            .map(|(s, rx)| match pollster::block_on(rx.receive()) {
-                Some(Ok(())) => {
-                    let bytes = s
-                        .get_mapped_range(..)
-                        .map(|v| v.to_vec())
-                        .map_err(|e| Error::Gpu(format!("reading back: {e}")))?;
-                    s.unmap();
-                    Ok(bytes)
-                }
-                Some(Err(e)) => Err(Error::Gpu(format!("mapping a readback buffer: {e}"))),
-                None => Err(Error::Gpu("a readback buffer was never mapped".into())),
-            })
-            .collect()
-    }
 }
 
 /// The host API's input, in the element type it goes to the device in.
@@ -677,15 +385,4 @@ fn narrow_targets(layout: &Layout, targets: &[i64], ignore_index: i64) -> Result
             })
         }
     }
-}
-
-fn to_f32(bytes: &[u8], elems: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = bytes
-        .chunks_exact(4)
-        .take(elems)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    // A failed readback (already reported by the error scope) leaves NaN, never zeros.
-    v.resize(elems, f32::NAN);
-    v
 }
