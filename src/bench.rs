@@ -11,9 +11,9 @@ use std::time::Instant;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::record::Timing;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
-use crate::options::CrossEntropyOptions;
 use crate::shape::Layout;
 
 /// One benchmark shape.

@@ -28,20 +28,18 @@ pub mod cpu;
 mod error;
 mod gpu;
 mod ops;
-mod options;
 mod shape;
-mod targets;
 mod validate;
 mod verify;
 
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, headless_device, Context};
+pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+pub use ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 pub use ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
 pub use ops::softmax::SoftmaxKind;
-pub use options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 pub use shape::Layout;
-pub use targets::{ClassIndex, Targets, Weights};
 #[doc(hidden)]
 pub use verify::Fault;
 pub use verify::{max_abs_diff, Tolerance};

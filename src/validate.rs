@@ -1,9 +1,9 @@
 //! Input checks shared by the CPU and GPU paths, so both give the same error.
 
 use crate::error::{Error, Result};
-use crate::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::targets::Targets;
 use crate::shape::Layout;
-use crate::targets::Targets;
 
 /// A tensor's length against the number of elements its shape needs.
 pub(crate) fn length(

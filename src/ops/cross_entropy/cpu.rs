@@ -3,9 +3,9 @@
 
 use crate::cpu::{log_magnitude, row_stats, widen, Reference, LOG_TERM};
 use crate::error::Result;
-use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::ops::cross_entropy::targets::{Targets, Weights};
 use crate::shape::Layout;
-use crate::targets::{Targets, Weights};
 use crate::validate;
 
 /// Loss and gradient of a cross-entropy call, in the precision of its path.

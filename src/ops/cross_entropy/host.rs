@@ -9,9 +9,9 @@ use crate::cpu::{self, CrossEntropyOutput};
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::transfer::{to_f32, STORAGE_OUT};
 use crate::gpu::Context;
-use crate::options::{CrossEntropyOptions, Reduction};
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, Reduction};
+use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 use crate::shape::Layout;
-use crate::targets::{ClassIndex, Targets, Weights};
 use crate::validate;
 
 impl Context {

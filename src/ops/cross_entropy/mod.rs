@@ -4,7 +4,9 @@
 pub(crate) mod buffers;
 pub(crate) mod cpu;
 pub(crate) mod host;
+pub(crate) mod options;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod targets;
 
 pub use buffers::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Context;
-use crate::options::Reduction;
+use crate::ops::cross_entropy::options::Reduction;
 use crate::shape::Layout;
 
 /// Rows with at least this many classes get a workgroup each; shorter rows

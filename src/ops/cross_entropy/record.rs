@@ -10,7 +10,7 @@ use super::plan::{
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::{Context, CrossEntropyVariant};
-use crate::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
 use crate::validate;
 
