@@ -7,7 +7,7 @@
 //                                     channel-first maps of few classes);
 //   softmax_partial, softmax_split /  rows too long for one workgroup's
 //   backward_partial, backward_split  loops (see `LOOP_TRIPS_MAX` in
-//                                     record.rs): `splits` workgroups per row,
+//                                     src/ops/cross_entropy/plan.rs): `splits` workgroups per row,
 //                                     each over a span of classes; the first
 //                                     pass leaves each span's partial in
 //                                     `parts`, the second merges the row's

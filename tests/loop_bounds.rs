@@ -1,7 +1,7 @@
 //! Shapes whose loops would pass Mesa's limit of 65 535 iterations per
 //! invocation (llvmpipe and lavapipe end the loops there without an error),
 //! and the switch points of the bound xent keeps (`LOOP_TRIPS_MAX` = 16 384
-//! in `src/record.rs`), on both sides. The switch points here are those of
+//! in `src/ops/cross_entropy/plan.rs`), on both sides. The switch points here are those of
 //! the software adapters' 8-invocation wide workgroups; the unit tests of
 //! `RowStrategy` and `SoftmaxStrategy` pin the rule for other sizes.
 

@@ -10,7 +10,7 @@ use common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{cpu, CrossEntropyOptions, Reduction, Targets, Tolerance, Weights};
 
-/// Class counts around the strategies' switch points (src/record.rs): the
+/// Class counts around the strategies' switch points (src/ops/cross_entropy/plan.rs): the
 /// fixed kernels' 32 classes and 16 quads, the wide rows' 128, the split
 /// rows' 16 384, the loop bounds of rows_pixels4 (8 065) and rows_narrow
 /// (12 785) on 8-invocation adapters, and anything up to 70 000.

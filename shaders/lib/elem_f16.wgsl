@@ -1,4 +1,4 @@
-// Prelude of cross_entropy.wgsl: the input and gradient stored as f16
+// Prelude of the cross-entropy module (shaders/cross_entropy/): the input and gradient stored as f16
 // (devices with SHADER_F16); every sum stays in f32.
 enable f16;
 

@@ -1,5 +1,5 @@
-// Subgroup reductions of cross_entropy.wgsl, in place of
-// `workgroup_reductions.wgsl` in the module `context.rs` assembles for
+// Subgroup reductions of the cross-entropy module, in place of
+// `workgroup_reductions.wgsl` in the module `src/gpu/pipelines.rs` assembles for
 // devices with SUBGROUP, where WIDE_WG is the adapter's smallest subgroup size, so each
 // workgroup lies within one subgroup. A butterfly of subgroupShuffleXor over
 // log2(WIDE_WG) steps and no barriers. The order is fixed, and every lane

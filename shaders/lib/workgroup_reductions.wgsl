@@ -1,4 +1,4 @@
-// Workgroup reductions of cross_entropy.wgsl through workgroup memory: fixed
+// Workgroup reductions of the cross-entropy module through workgroup memory: fixed
 // trees over WIDE_WG invocations, for devices without SUBGROUP (and with
 // XENT_SUBGROUPS=0). `subgroup_reductions.wgsl` defines the same two
 // functions by shuffles; the module takes exactly one of them.

@@ -35,7 +35,7 @@ pub(crate) struct Kernels {
     pub copy: wgpu::ComputePipeline,
 }
 
-/// The switches of `shaders/cross_entropy.wgsl`'s override constants: one
+/// The switches of the cross-entropy module's override constants: one
 /// pipeline set per combination in use, so the kernels' loops carry no
 /// branches for options that are off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,8 +118,22 @@ impl PipelineCache {
 pub(crate) const WIDE_WG_CPU: u32 = 8;
 pub(crate) const WIDE_WG: u32 = 16;
 
-const CROSS_ENTROPY_WGSL: &str = include_str!("../../shaders/cross_entropy.wgsl");
-/// The pieces `cross_entropy.wgsl` is assembled with (`cross_entropy_source`).
+/// The cross-entropy module's body, one job per piece, in assembly order
+/// (WGSL's module-scope declarations may come in any order; the order here
+/// is the reading order).
+const CROSS_ENTROPY_WGSL: [&str; 10] = [
+    include_str!("../../shaders/cross_entropy/common.wgsl"),
+    include_str!("../../shaders/cross_entropy/target_stats.wgsl"),
+    include_str!("../../shaders/cross_entropy/pass1.wgsl"),
+    include_str!("../../shaders/cross_entropy/row_plan.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_wide.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_narrow.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_vec4.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_fixed.wgsl"),
+    include_str!("../../shaders/cross_entropy/split.wgsl"),
+    include_str!("../../shaders/cross_entropy/reduce_loss.wgsl"),
+];
+/// The prelude and reductions pieces the module is assembled with (`cross_entropy_source`).
 const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
 const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
 const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
@@ -132,7 +146,7 @@ impl Kernels {
         let lanes = subgroup_lanes(device);
         let ce = module(
             device,
-            "xent cross_entropy.wgsl",
+            "xent cross_entropy",
             &cross_entropy_source(false, lanes.is_some()),
         );
         let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
@@ -241,7 +255,7 @@ impl Kernels {
         }
     }
 
-    /// `cross_entropy.wgsl` with f16 storage for the input and the gradient
+    /// The cross-entropy module with f16 storage for the input and the gradient
     /// (`alias ELEM = f16`), accumulating in f32 as the f32 build does.
     fn f16_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {
         if !device.features().contains(wgpu::Features::SHADER_F16) {
@@ -258,7 +272,7 @@ impl Kernels {
             return Ok(m.clone());
         }
         let source = cross_entropy_source(true, self.subgroups);
-        let m = module(device, "xent cross_entropy.wgsl (f16)", &source);
+        let m = module(device, "xent cross_entropy (f16)", &source);
         *slot = Some(m.clone());
         Ok(m)
     }
@@ -285,7 +299,7 @@ fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
 /// The cross-entropy module as built for a device, assembled from pieces: a
 /// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
 /// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
-/// (`shaders/cross_entropy.wgsl`), and the reductions
+/// (`shaders/cross_entropy/*.wgsl`), and the reductions
 /// (`shaders/lib/workgroup_reductions.wgsl`, or `subgroup_reductions.wgsl`
 /// where the device's subgroups hold a workgroup).
 pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
@@ -302,7 +316,10 @@ pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
     } else {
         WORKGROUP_REDUCTIONS_WGSL
     };
-    [prelude, CROSS_ENTROPY_WGSL, reductions].join("\n")
+    let mut pieces = vec![prelude];
+    pieces.extend(CROSS_ENTROPY_WGSL);
+    pieces.push(reductions);
+    pieces.join("\n")
 }
 
 fn specialised(

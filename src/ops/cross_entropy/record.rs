@@ -36,7 +36,7 @@ type Pass = (
     (u32, u32),
 );
 
-/// Mirrors `Params` in `shaders/cross_entropy.wgsl`.
+/// Mirrors `Params` in `shaders/cross_entropy/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct CrossEntropyParams {

@@ -1,0 +1,189 @@
+// Fused softmax cross-entropy: forward and backward, every input and target kind.
+//
+// Layout: the input is (outer, classes, inner) in row-major order, the class
+// axis in the middle. A "row" is one (n, s) pair: its classes lie `inner`
+// elements apart. (N, C) is inner = 1; a segmentation map (N, C, H, W) is
+// inner = H * W, and neighbouring invocations of `rows_narrow` read
+// neighbouring pixels of each class plane.
+//
+// The module is assembled (`cross_entropy_source` in src/gpu/pipelines.rs)
+// from a prelude (shaders/lib/elem_*.wgsl: the storage type), these files,
+// and a reductions piece (shaders/lib/*_reductions.wgsl):
+//   common.wgsl        Params, the switches, the bindings, shared helpers
+//   target_stats.wgsl  target_partials, target_stats: the mean's denominator,
+//                      the class weights' sum, the class-index range check
+//   pass1.wgsl         a row's online (max, sum-exp) partial and its merge
+//   row_plan.wgsl      a row's plan; its gradient and loss terms
+//   rows_wide.wgsl     rows_wide: a workgroup per row, scalar access
+//   rows_narrow.wgsl   rows_narrow: an invocation per row (or pixel)
+//   rows_vec4.wgsl     rows_wide4, rows_wide_mixed and mixed_seams,
+//                      rows_narrow4, rows_pixels4: vec4 access
+//   rows_fixed.wgsl    rows_narrow4_fixed, rows_pixels4_fixed: C an override
+//   split.wgsl         split_partial, split_rows, split_finish: a row over
+//                      several workgroups
+//   reduce_loss.wgsl   loss_partials, reduce_loss
+// A call records the statistics, one strategy's rows passes
+// (`RowStrategy` in src/ops/cross_entropy/plan.rs), then the reduction.
+// Every reduction has a fixed shape and order and no float atomics, so the
+// same inputs give bit-identical outputs on the same adapter.
+//
+// Per row, with target distribution q (class index t: q = (1-eps) onehot(t) + eps/C;
+// probabilities y: q = (1-eps) y + eps/C), class weights w, sample weight s_i,
+// row weight r = w[t] (class index) or 1 (probabilities) and scale = 1/denominator
+// for mean (else 1):
+//   loss_i = s_i * (-sum_c w_c q_c logp_c) + s_i * r * z * lse^2
+//   d loss / d input_j = scale * s_i * G_j, where G_j is
+//     logits:    p_j * sum_c w_c q_c - w_j q_j  (+ r * 2 z lse p_j)
+//     log-probs: -w_j q_j
+//     probs:     -w_j q_j / x_j
+// For class-index targets the loss is evaluated as PyTorch does,
+// (1-eps)(-w_t logp_t) + eps/C (-sum_c w_c logp_c), so a -inf logit away
+// from the target never meets a zero weight (0 * -inf = NaN).
+
+struct Params {
+    outer: u32,
+    classes: u32,
+    inner: u32,
+    rows: u32,
+    ignore_index: i32,
+    // 0 = none, 1 = mean, 2 = sum
+    reduction: u32,
+    smoothing: f32,
+    // f32 NaN from the host: WGSL constant expressions cannot hold NaN.
+    nan: f32,
+    z_loss: f32,
+    // 1: an all-ignored mean is 0 instead of NaN
+    empty_mean_zero: u32,
+    // The rows pass covers rows [row_offset, row_end). The input, the
+    // gradient and probability targets are bound from the aligned offset at
+    // or before row_offset's first element (`elem_offset` and `target_delta`
+    // below give the shift), so a tensor larger than one storage binding is
+    // processed in chunks; per-row buffers are bound whole and indexed by the
+    // global row.
+    row_offset: u32,
+    row_end: u32,
+    // Split rows (`split_*` kernels): workgroups per row and classes per workgroup.
+    splits: u32,
+    span: u32,
+    // The chunk's binding of the input and gradient starts at an offset the
+    // device accepts; `elem_offset` elements later lies its first row
+    // (a multiple of 4 whenever a vec4 kernel runs).
+    elem_offset: u32,
+    // Probability targets: index into `targets` = input index + target_delta
+    // (wrapping), as their chunk binding starts at its own aligned offset.
+    target_delta: u32,
+    // Words of per-row argmax flags in `aux` (rows with COUNT_CORRECT, else 0).
+    flags: u32,
+    // -inf from the host (see `nan`): the argmaxes' starting value.
+    neg_inf: f32,
+    // Workgroups of `target_partials` and `loss_partials` (1..=256),
+    // each over a contiguous block of rows; their partials lie in `aux` from
+    // word `partials` on (4 words per workgroup).
+    groups: u32,
+    partials: u32,
+}
+
+// Pipeline-overridable switches: each combination the caller uses gets its
+// own pipeline (cached by the context), so the per-element loops carry no
+// branches for options that are off.
+override TARGET_KIND: u32 = 0u;
+override INPUT_KIND: u32 = 0u;
+override HAS_WEIGHTS: bool = false;
+override HAS_SAMPLE_WEIGHTS: bool = false;
+override SMOOTHING: bool = false;
+override Z_LOSS: bool = false;
+override WRITE_GRAD: bool = true;
+override WRITE_LSE: bool = false;
+override COUNT_CORRECT: bool = false;
+// The gradient overwrites the input: reads come through `grad`/`grad4` (the
+// caller's logits buffer) and `input`/`input4` are bound to a placeholder.
+override IN_PLACE: bool = false;
+
+const REDUCTION_MEAN: u32 = 1u;
+const INPUT_LOGITS: u32 = 0u;
+const INPUT_LOG_PROBS: u32 = 1u;
+const INPUT_PROBS: u32 = 2u;
+const TARGET_U8: u32 = 1u;
+const TARGET_PROBS: u32 = 2u;
+// Below every finite f32: the identity of the (max, sum) merge. A true -inf
+// would give (-inf) - (-inf) = NaN when two empty partials merge.
+const LOWEST: f32 = -3.4028234663852886e38;
+// Invocations of the row reductions. Small, as each barrier of their trees
+// costs a switch per SIMD batch of the workgroup on lavapipe: the map
+// 8 x 21 x 256 x 256's loss_partials took ~1.3 ms at 256, ~0.8 ms at 64
+// (BENCHMARKS.md).
+const STATS_WG: u32 = 64u;
+// Set by the host (`Kernels::wide_wg` in src/gpu/pipelines.rs).
+override WIDE_WG: u32 = 16u;
+const NARROW_WG: u32 = 64u;
+const NO_POSITION: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> p: Params;
+// The input and gradient element type, `ELEM` (and `ELEM4`), comes from the
+// prelude the module is assembled with: `shaders/lib/elem_f32.wgsl` or
+// `elem_f16.wgsl` (see `cross_entropy_source` in src/gpu/pipelines.rs); math is in f32.
+
+@group(0) @binding(1) var<storage, read> input: array<ELEM>;
+// i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+// Scratch: [denominator (f32 bits), sum of class weights (f32 bits), 0, 0],
+// then, with COUNT_CORRECT, one word per row (`flags` words): 1 where the
+// row's argmax equals its target; then the split rows' partials.
+@group(0) @binding(4) var<storage, read_write> aux: array<u32>;
+// [number of bad targets, first bad position, its value (i32 bits), 0]
+@group(0) @binding(5) var<storage, read_write> status: array<u32>;
+@group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<ELEM>;
+@group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
+@group(0) @binding(9) var<storage, read> sample_weights: array<f32>;
+@group(0) @binding(10) var<storage, read_write> lse_out: array<f32>;
+// Number of rows whose argmax equals the target (non-ignored rows only).
+@group(0) @binding(11) var<storage, read_write> correct_out: array<u32>;
+// `targets` again, four words per load, for target_partials (bound over the
+// buffer's whole 16-byte units).
+@group(0) @binding(14) var<storage, read> targets4: array<vec4<u32>>;
+
+const AUX_ROWS: u32 = 4u;
+
+fn denominator() -> f32 {
+    return bitcast<f32>(aux[0]);
+}
+
+fn weight_sum() -> f32 {
+    return bitcast<f32>(aux[1]);
+}
+
+fn class_weight(c: u32) -> f32 {
+    if (HAS_WEIGHTS) {
+        return weights[c];
+    }
+    return 1.0;
+}
+
+fn sample_weight(row: u32) -> f32 {
+    if (HAS_SAMPLE_WEIGHTS) {
+        return sample_weights[row];
+    }
+    return 1.0;
+}
+
+fn class_target(row: u32) -> i32 {
+    if (TARGET_KIND == TARGET_U8) {
+        return i32((targets[row / 4u] >> (8u * (row % 4u))) & 0xffu);
+    }
+    return bitcast<i32>(targets[row]);
+}
+
+// Flat index of class 0 of `row`; class c is at row_base(row) + c * p.inner.
+// (One division per row, never per element.)
+fn row_base(row: u32) -> u32 {
+    let n = row / p.inner;
+    let s = row - n * p.inner;
+    return n * p.classes * p.inner + s;
+}
+
+// Flat index of class 0 of global row `row` within the current chunk's binding.
+fn chunk_base(row: u32) -> u32 {
+    return row_base(row - p.row_offset) + p.elem_offset;
+}

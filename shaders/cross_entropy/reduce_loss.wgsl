@@ -1,0 +1,62 @@
+// Part of the cross-entropy module (see common.wgsl and
+// `cross_entropy_source` in src/gpu/pipelines.rs).
+//
+// ---------------------------------------------------------------- reduce_loss
+//
+// The reduced loss (and the count of correct rows) in two dispatches, as
+// target_stats: `loss_partials` sums each block of rows into aux, then
+// `reduce_loss` merges the blocks in order (or, with one block, sums the
+// rows itself).
+
+// One invocation's share of block g: the loss in denom, the correct rows in count.
+fn loss_block(lid: u32, g: u32) -> TargetStats {
+    let rows = group_rows(g);
+    var s = TargetStats(0.0, 0u, 0u, 0u);
+    for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
+        s.denom += row_loss[i];
+        if (COUNT_CORRECT) {
+            s.count += aux[AUX_ROWS + i];
+        }
+    }
+    return s;
+}
+
+@compute @workgroup_size(STATS_WG)
+fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let total = workgroup_stats(lid, loss_block(lid, wid.x));
+    if (lid == 0u) {
+        let slot = block_slot(wid.x);
+        aux[slot] = bitcast<u32>(total.denom);
+        aux[slot + 1u] = total.count;
+        aux[slot + 2u] = 0u;
+        aux[slot + 3u] = NO_POSITION;
+    }
+}
+
+@compute @workgroup_size(STATS_WG)
+fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
+    // One block: no loss_partials dispatch, the rows are read here.
+    var block: TargetStats;
+    if (p.groups == 1u) {
+        block = loss_block(lid, 0u);
+    } else {
+        block = block_partials(lid);
+    }
+    let total = workgroup_stats(lid, block);
+    if (lid == 0u) {
+        if (p.reduction == REDUCTION_MEAN) {
+            if (denominator() == 0.0) {
+                // NaN as PyTorch's 0 / 0 (also when smoothing makes the
+                // numerator positive: its nll term is 0 / 0), or 0.
+                loss_out[0] = select(p.nan, 0.0, p.empty_mean_zero != 0u);
+            } else {
+                loss_out[0] = total.denom / denominator();
+            }
+        } else if (p.reduction != 0u) {
+            loss_out[0] = total.denom;
+        }
+        if (COUNT_CORRECT) {
+            correct_out[0] = total.count;
+        }
+    }
+}

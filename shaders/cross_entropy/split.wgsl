@@ -1,0 +1,131 @@
+// Part of the cross-entropy module (see common.wgsl and
+// `cross_entropy_source` in src/gpu/pipelines.rs).
+//
+// ---------------------------------------------------------------- split rows
+//
+// Few long rows (e.g. 16 x 128 256): `splits` workgroups per row, each over a
+// contiguous span of classes, so the whole device is busy.
+//   split_partial  each span's (max, sum-exp) partial (and the target logit,
+//                  read before anything is overwritten) -> aux;
+//   split_rows     merges the row's partials in span order (every workgroup of
+//                  the row computes the same merge), writes its span's
+//                  gradient and its span's class sum of the loss -> aux;
+//   split_finish   an invocation per row: merges again, adds the span sums in
+//                  span order, writes the row's loss.
+// aux after the per-row flags (if any): 8 words per (row, span) partial, then one word
+// per (row, span) class sum.
+
+fn part_slot(row: u32, k: u32) -> u32 {
+    return AUX_ROWS + p.flags + (row * p.splits + k) * 8u;
+}
+
+fn sum_slot(row: u32, k: u32) -> u32 {
+    return AUX_ROWS + p.flags + p.rows * p.splits * 8u + row * p.splits + k;
+}
+
+fn store_partial(slot: u32, r: Partial, x_t: f32) {
+    aux[slot] = bitcast<u32>(r.m);
+    aux[slot + 1u] = bitcast<u32>(r.s);
+    aux[slot + 2u] = r.arg;
+    aux[slot + 3u] = bitcast<u32>(r.tmax_x);
+    aux[slot + 4u] = bitcast<u32>(r.q);
+    aux[slot + 5u] = bitcast<u32>(r.tmax);
+    aux[slot + 6u] = r.targ;
+    aux[slot + 7u] = bitcast<u32>(x_t);
+}
+
+fn load_partial(slot: u32) -> Partial {
+    return Partial(
+        bitcast<f32>(aux[slot]),
+        bitcast<f32>(aux[slot + 1u]),
+        aux[slot + 2u],
+        bitcast<f32>(aux[slot + 3u]),
+        bitcast<f32>(aux[slot + 4u]),
+        bitcast<f32>(aux[slot + 5u]),
+        aux[slot + 6u],
+    );
+}
+
+// The row's partials merged in span order, and its target logit.
+fn merged_row(row: u32) -> Partial {
+    var total = load_partial(part_slot(row, 0u));
+    for (var k = 1u; k < p.splits; k++) {
+        total = merge(total, load_partial(part_slot(row, k)));
+    }
+    return total;
+}
+
+fn split_target_logit(row: u32) -> f32 {
+    var x_t = 0.0;
+    for (var k = 0u; k < p.splits; k++) {
+        x_t += bitcast<f32>(aux[part_slot(row, k) + 7u]);
+    }
+    return x_t;
+}
+
+
+@compute @workgroup_size(WIDE_WG)
+fn split_partial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let row = p.row_offset + g / p.splits;
+    let k = g % p.splits;
+    if (row >= p.row_end) {
+        return;
+    }
+    let base = chunk_base(row);
+    let c0 = k * p.span;
+    let c1 = min(c0 + p.span, p.classes);
+    let total = workgroup_merge(lid, scan_span(lid, base, c0, c1));
+    if (lid == 0u) {
+        // The span holding the target records its logit; the others record 0.
+        var x_t = 0.0;
+        if (TARGET_KIND != TARGET_PROBS) {
+            let t = class_target(row);
+            if (t >= 0 && u32(t) >= c0 && u32(t) < c1) {
+                x_t = load_input(base + u32(t) * p.inner);
+            }
+        }
+        store_partial(part_slot(row, k), total, x_t);
+    }
+}
+
+@compute @workgroup_size(WIDE_WG)
+fn split_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let row = p.row_offset + g / p.splits;
+    let k = g % p.splits;
+    if (row >= p.row_end) {
+        return;
+    }
+    let base = chunk_base(row);
+    let c0 = k * p.span;
+    let c1 = min(c0 + p.span, p.classes);
+    let plan = plan_row(row, merged_row(row));
+    let class_sum = workgroup_sum(lid, grad_span(plan, lid, base, c0, c1)).x;
+    if (lid == 0u) {
+        aux[sum_slot(row, k)] = bitcast<u32>(class_sum);
+    }
+}
+
+@compute @workgroup_size(64)
+fn split_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = p.row_offset + gid.x;
+    if (row >= p.row_end) {
+        return;
+    }
+    let total = merged_row(row);
+    let plan = plan_row(row, total);
+    var class_sum = 0.0;
+    for (var k = 0u; k < p.splits; k++) {
+        class_sum += bitcast<f32>(aux[sum_slot(row, k)]);
+    }
+    finish_row(plan, row, split_target_logit(row), total, class_sum);
+}
