@@ -99,10 +99,15 @@ override COUNT_CORRECT: bool = false;
 // caller's logits buffer) and `input`/`input4` are bound to a placeholder.
 override IN_PLACE: bool = false;
 
+// Codes the host passes (`Reduction::code`, `InputKind::code`,
+// `TargetBuffer::code` in src/ops/cross_entropy/): a unit test holds them,
+// and the other constants the host also uses, to their Rust twins.
+const REDUCTION_NONE: u32 = 0u;
 const REDUCTION_MEAN: u32 = 1u;
 const INPUT_LOGITS: u32 = 0u;
 const INPUT_LOG_PROBS: u32 = 1u;
 const INPUT_PROBS: u32 = 2u;
+const TARGET_I32: u32 = 0u;
 const TARGET_U8: u32 = 1u;
 const TARGET_PROBS: u32 = 2u;
 // Below every finite f32: the identity of the (max, sum) merge. A true -inf
@@ -144,6 +149,7 @@ const NO_POSITION: u32 = 0xffffffffu;
 // buffer's whole 16-byte units).
 @group(0) @binding(14) var<storage, read> targets4: array<vec4<u32>>;
 
+// Words of call statistics at the start of `aux` (`AUX_ROWS` in plan.rs).
 const AUX_ROWS: u32 = 4u;
 
 fn denominator() -> f32 {

@@ -52,7 +52,7 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
             } else {
                 loss_out[0] = total.denom / denominator();
             }
-        } else if (p.reduction != 0u) {
+        } else if (p.reduction != REDUCTION_NONE) {
             loss_out[0] = total.denom;
         }
         if (COUNT_CORRECT) {

@@ -208,6 +208,21 @@ pub(crate) mod wgsl {
         (*span as usize, members)
     }
 
+    /// The value of WGSL `const name: u32`.
+    pub(crate) fn wgsl_u32(source: &str, name: &str) -> u32 {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(source).unwrap();
+        let (_, c) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no const {name}"));
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref e => panic!("{name} is not a u32 literal: {e:?}"),
+        }
+    }
+
     /// (name, offset) of each field of a Rust struct, in order.
     macro_rules! wgsl_fields {
         ($t:ty: $($f:ident),* $(,)?) => {

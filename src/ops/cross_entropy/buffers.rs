@@ -5,6 +5,11 @@ use crate::error::Result;
 use crate::shape::Layout;
 use crate::validate;
 
+/// The target kinds' codes (`TARGET_*` in `shaders/cross_entropy/common.wgsl`).
+pub(crate) const TARGET_I32: u32 = 0;
+pub(crate) const TARGET_U8: u32 = 1;
+pub(crate) const TARGET_PROBS: u32 = 2;
+
 /// Size in bytes of a status buffer: see [`Status`].
 pub const STATUS_SIZE: u64 = 16;
 

@@ -48,6 +48,9 @@ const STATS_BLOCK_ROWS: u64 = 8192;
 /// Invocations of the row reductions (`STATS_WG` in the shader).
 const STATS_WG: u64 = 64;
 
+/// Words of call statistics at the start of `aux` (`AUX_ROWS` in the shader).
+pub(crate) const AUX_ROWS: u64 = 4;
+
 /// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
 /// specialised for their class count, the row held in registers.
 pub(crate) const FIXED_QUADS_MAX: usize = 16;
@@ -263,7 +266,7 @@ impl Context {
         // `sum`. Each is bound whole, so each must fit one binding.
         let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
         let flags = if p.correct { rows } else { 0 };
-        let partials = 4 + flags + rows * (splits + plans) * 9;
+        let partials = AUX_ROWS + flags + rows * (splits + plans) * 9;
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         // The row reductions walk a block of rows, and `target_stats` the class
         // weights, STATS_WG at a time.
@@ -326,8 +329,18 @@ impl Context {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::gpu::binding::wgsl::wgsl_u32;
+
+    /// The plan's constants that the kernels mirror, against `source`.
+    pub(crate) fn shared_with(source: &str) {
+        assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
+        assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
+        // Both fixed kernels hold their row in MAX_FIXED vec4s.
+        let max_fixed = wgsl_u32(source, "MAX_FIXED") as usize;
+        assert!(FIXED_QUADS_MAX.max(FIXED_CLASSES_MAX) <= max_fixed);
+    }
 
     fn layout(dims: &[usize]) -> Layout {
         Layout::from_dims(dims).unwrap()

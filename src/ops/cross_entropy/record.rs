@@ -3,7 +3,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE};
+use super::buffers::{
+    CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
+};
 use super::plan::{
     CallPlan, PlanInputs, RowStrategy, FIXED_CLASSES_MAX, FIXED_QUADS_MAX, NARROW_WG,
 };
@@ -179,9 +181,9 @@ impl Context {
             validate::probability_targets_ignore(opts)?;
         }
         let (targets, target_kind, target_words) = match b.targets {
-            TargetBuffer::ClassI32(t) => (t, 0u32, rows),
-            TargetBuffer::ClassU8(t) => (t, 1, rows.div_ceil(4)),
-            TargetBuffer::Probs(t) => (t, 2, elems),
+            TargetBuffer::ClassI32(t) => (t, TARGET_I32, rows),
+            TargetBuffer::ClassU8(t) => (t, TARGET_U8, rows.div_ceil(4)),
+            TargetBuffer::Probs(t) => (t, TARGET_PROBS, elems),
         };
         if b.in_place && b.grad.is_some() {
             return Err(Error::BadBuffer {
@@ -197,7 +199,7 @@ impl Context {
         }
         // Tensors of the input's size are bound a chunk of rows at a time, so
         // they may exceed one binding; per-row buffers are bound whole.
-        let chunked_targets = target_kind == 2;
+        let chunked_targets = target_kind == TARGET_PROBS;
         let elem = b.precision.size();
         // Storage bindings are whole words: f16 tensors are padded to 4 bytes.
         let padded = (elems * elem).next_multiple_of(4);
@@ -590,7 +592,31 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::ops::cross_entropy::plan::{AUX_ROWS, NARROW_WG};
+
+    #[test]
+    fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
+        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let codes = [
+            ("REDUCTION_NONE", Reduction::None.code()),
+            ("REDUCTION_MEAN", Reduction::Mean.code()),
+            ("INPUT_LOGITS", InputKind::Logits.code()),
+            ("INPUT_LOG_PROBS", InputKind::LogProbs.code()),
+            ("INPUT_PROBS", InputKind::Probs.code()),
+            ("TARGET_I32", TARGET_I32),
+            ("TARGET_U8", TARGET_U8),
+            ("TARGET_PROBS", TARGET_PROBS),
+            ("AUX_ROWS", AUX_ROWS as u32),
+            ("NARROW_WG", NARROW_WG as u32),
+        ];
+        for (name, rust) in codes {
+            assert_eq!(wgsl_u32(&ce, name), rust, "{name}");
+        }
+        // Reduction::Sum is the remaining code: the kernels test only NONE and MEAN.
+        assert_eq!(Reduction::Sum.code(), 2);
+        crate::ops::cross_entropy::plan::tests::shared_with(&ce);
+    }
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {

@@ -31,6 +31,16 @@ pub enum SoftmaxKind {
     LogSoftmax,
 }
 
+impl SoftmaxKind {
+    /// The code of `Params::mode` (`LOG_SOFTMAX` in `shaders/softmax.wgsl`).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            SoftmaxKind::Softmax => 0,
+            SoftmaxKind::LogSoftmax => 1,
+        }
+    }
+}
+
 impl Context {
     /// Records softmax or log-softmax of `input` along the class axis into `output`.
     ///
@@ -165,10 +175,7 @@ impl Context {
             classes: layout.classes as u32,
             inner: layout.inner as u32,
             rows: layout.rows() as u32,
-            mode: match kind {
-                SoftmaxKind::Softmax => 0,
-                SoftmaxKind::LogSoftmax => 1,
-            },
+            mode: kind.code(),
             splits: splits as u32,
             span: layout.classes.div_ceil(splits) as u32,
             _pad: 0,
@@ -231,7 +238,16 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+
+    #[test]
+    fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
+        let sm = crate::gpu::pipelines::SOFTMAX_WGSL;
+        assert_eq!(wgsl_u32(sm, "LOG_SOFTMAX"), SoftmaxKind::LogSoftmax.code());
+        assert_eq!(SoftmaxKind::Softmax.code(), 0);
+        assert_eq!(wgsl_u32(sm, "WIDE_WG") as usize, SOFTMAX_WG);
+        assert_eq!(wgsl_u32(sm, "NARROW_WG") as usize, SOFTMAX_WG);
+    }
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
