@@ -241,3 +241,54 @@ fn limits_are_checked_before_anything_is_uploaded() {
         .unwrap();
     assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
 }
+
+#[test]
+fn split_rows_of_maps_are_processed_in_chunks() {
+    // Maps past the loop bound of one invocation per pixel run split rows
+    // with classes `inner` apart; here across chunk boundaries of a 1 MiB
+    // binding, with class targets (reduction none) and probability targets
+    // (bound a chunk at a time too), and in f16 where the adapter has it.
+    let Some(ctx) = small_binding_ctx(1 << 20) else {
+        return;
+    };
+    let tol = Tolerance::default();
+    for dims in [[9usize, 9000, 4], [8, 13_001, 3]] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        assert!(layout.len() * 4 > 1 << 20);
+        let mut rng = Rng(layout.len() as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i64)
+            .collect();
+        let probs = common::soft_targets(&x, &dims);
+        let none = CrossEntropyOptions {
+            reduction: Reduction::None,
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        for targets in [Targets::I64(&t), Targets::Probs(&probs)] {
+            let gpu = ctx
+                .cross_entropy_with(&x, &dims, targets, Weights::none(), &none)
+                .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+            let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &none).unwrap();
+            tol.compare_cross_entropy(&gpu, &want, &tol)
+                .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+        }
+        if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+            let x16: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let x16f: Vec<f32> = x16.iter().map(|v| v.to_f32()).collect();
+            let sum = CrossEntropyOptions {
+                reduction: Reduction::Sum,
+                ..Default::default()
+            };
+            let gpu = ctx
+                .cross_entropy_f16(&x16, &dims, Targets::I64(&t), Weights::none(), &sum)
+                .unwrap_or_else(|e| panic!("f16 {dims:?}: {e}"));
+            let want =
+                cpu::cross_entropy_with(&x16f, &dims, Targets::I64(&t), Weights::none(), &sum)
+                    .unwrap();
+            tol.compare_cross_entropy(&gpu, &want, &Tolerance::F16)
+                .unwrap_or_else(|e| panic!("f16 {dims:?}: {e}"));
+        }
+    }
+}
