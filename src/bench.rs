@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::gpu::encode::Timing;
 use crate::gpu::Context;
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
-use crate::ops::cross_entropy::record::Timing;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
 use crate::shape::Layout;
 
@@ -412,13 +412,13 @@ impl<'a> Prepared<'a> {
             Some(&self.grad),
             &self.status,
         );
-        self.ctx.record_cross_entropy_timed(
-            encoder,
-            &self.layout.dims,
-            &self.opts,
-            &buffers,
-            timing,
-        )
+        // The same plan and dispatches as record_cross_entropy, encoded with
+        // timestamps.
+        let call = self
+            .ctx
+            .prepare_cross_entropy(&self.layout.dims, &self.opts, &buffers)?;
+        self.ctx.encode(encoder, &call, timing)?;
+        Ok(call.entries())
     }
 
     /// Records the copy kernel over the same bytes (logits into the gradient buffer).

@@ -5,6 +5,7 @@ pub(crate) mod adapter;
 pub(crate) mod binding;
 pub(crate) mod context;
 pub(crate) mod copy;
+pub(crate) mod encode;
 pub(crate) mod pipelines;
 pub(crate) mod scratch;
 pub(crate) mod transfer;

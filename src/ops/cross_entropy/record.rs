@@ -11,32 +11,11 @@ use super::plan::{
 };
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
+use crate::gpu::encode::{Dispatch, Dispatches, Timing};
 use crate::gpu::{Context, CrossEntropyVariant};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 use crate::shape::Layout;
 use crate::validate;
-
-/// Where `record_cross_entropy_timed` writes timestamps (for `bench`).
-pub(crate) enum Timing<'q> {
-    /// Nowhere.
-    Off,
-    /// At the start and end of the call's one compute pass.
-    Whole(wgpu::ComputePassTimestampWrites<'q>),
-    /// Each dispatch in a compute pass of its own, timed by queries `2i` and
-    /// `2i + 1` of `set`; an error past `capacity` dispatches.
-    PerDispatch {
-        set: &'q wgpu::QuerySet,
-        capacity: usize,
-    },
-}
-
-/// One dispatch: its entry point, pipeline, bind group and grid.
-type Pass = (
-    &'static str,
-    wgpu::ComputePipeline,
-    wgpu::BindGroup,
-    (u32, u32),
-);
 
 /// Mirrors `Params` in `shaders/cross_entropy/common.wgsl`.
 #[repr(C)]
@@ -149,20 +128,20 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<()> {
-        self.record_cross_entropy_timed(encoder, dims, opts, buffers, Timing::Off)
-            .map(|_| ())
+        let call = self.prepare_cross_entropy(dims, opts, buffers)?;
+        self.encode(encoder, &call, Timing::Off).map(|_| ())
     }
 
-    /// [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) with timestamps as `timing` asks
-    /// (for `bench`). Returns the entry points dispatched, in order.
-    pub(crate) fn record_cross_entropy_timed(
+    /// Validates a call of [`Context::record_cross_entropy`](crate::Context::record_cross_entropy),
+    /// plans it and prepares its dispatches (its uniforms, pipelines and bind
+    /// groups), recording nothing: [`Context::encode`] records them, as
+    /// `record_cross_entropy` does, or between timestamps for `bench`.
+    pub(crate) fn prepare_cross_entropy(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
-        timing: Timing<'_>,
-    ) -> Result<Vec<&'static str>> {
+    ) -> Result<Dispatches> {
         // Catches wgpu's errors on the objects made below (a buffer of
         // another device, a destroyed one); popped before anything is
         // recorded, so a failed call leaves the caller's encoder untouched.
@@ -381,7 +360,7 @@ impl Context {
             _ => (1, 7),
         };
         let slab = (layout.classes * layout.inner) as u64;
-        let mut rows_passes: Vec<Pass> = Vec::with_capacity(chunks.len());
+        let mut rows_passes: Vec<Dispatch> = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
             let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
@@ -514,7 +493,7 @@ impl Context {
             (8, loss_out),
             (11, correct),
         ];
-        let mut passes: Vec<Pass> = Vec::with_capacity(rows_passes.len() + 4);
+        let mut passes: Vec<Dispatch> = Vec::with_capacity(rows_passes.len() + 4);
         if blocks {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
@@ -542,50 +521,10 @@ impl Context {
             passes.push(("reduce_loss", pipeline, group, (1, 1)));
         }
         scope.pop("preparing the cross-entropy passes")?;
-        let dispatch = |pass: &mut wgpu::ComputePass<'_>, (_, pipeline, group, grid): &Pass| {
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(grid.0, grid.1, 1);
-        };
-        let scope = GpuScope::push(&self.device);
-        match timing {
-            Timing::PerDispatch { set, capacity } => {
-                if passes.len() > capacity {
-                    return Err(Error::Unsupported {
-                        what: "a per-dispatch profile of this call",
-                        reason: format!(
-                            "it times at most {capacity} dispatches; this call records {}",
-                            passes.len()
-                        ),
-                    });
-                }
-                for (i, entry) in passes.iter().enumerate() {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(entry.0),
-                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                            query_set: set,
-                            beginning_of_pass_write_index: Some(2 * i as u32),
-                            end_of_pass_write_index: Some(2 * i as u32 + 1),
-                        }),
-                    });
-                    dispatch(&mut pass, entry);
-                }
-            }
-            timing => {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("xent cross-entropy"),
-                    timestamp_writes: match timing {
-                        Timing::Whole(writes) => Some(writes),
-                        _ => None,
-                    },
-                });
-                for entry in &passes {
-                    dispatch(&mut pass, entry);
-                }
-            }
-        }
-        scope.pop("recording the cross-entropy pass")?;
-        Ok(passes.iter().map(|p| p.0).collect())
+        Ok(Dispatches {
+            label: "the cross-entropy pass",
+            list: passes,
+        })
     }
 }
 

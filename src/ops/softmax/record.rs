@@ -5,6 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
 use crate::error::{GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
+use crate::gpu::encode::{Dispatches, Timing};
 use crate::gpu::Context;
 use crate::shape::Layout;
 
@@ -154,7 +155,7 @@ impl Context {
         [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, &wgpu::Buffer)],
     ) -> Result<()> {
-        // As in `record_cross_entropy_timed`: popped before recording.
+        // As in `prepare_cross_entropy`: popped before anything is recorded.
         let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
         for &(what, buffer) in buffers {
@@ -192,11 +193,12 @@ impl Context {
         let mut dispatches = Vec::with_capacity(2);
         match strategy {
             SoftmaxStrategy::Narrow | SoftmaxStrategy::Wide => {
-                let (pipeline, groups) = match strategy {
-                    SoftmaxStrategy::Wide => (wide, layout.rows()),
-                    _ => (narrow, layout.rows().div_ceil(SOFTMAX_WG)),
+                let (entry, pipeline, groups) = match strategy {
+                    SoftmaxStrategy::Wide => ("wide", wide, layout.rows()),
+                    _ => ("narrow", narrow, layout.rows().div_ceil(SOFTMAX_WG)),
                 };
-                dispatches.push((pipeline, self.bind(pipeline, &entries), self.grid(groups)?));
+                let group = self.bind(pipeline, &entries);
+                dispatches.push((entry, pipeline.clone(), group, self.grid(groups)?));
             }
             SoftmaxStrategy::Split { splits } => {
                 let bytes = 8 * (layout.rows() * splits) as u64;
@@ -213,25 +215,21 @@ impl Context {
                     .chain([(4, &parts)])
                     .collect();
                 let split_entries: Vec<_> = entries.iter().copied().chain([(4, &parts)]).collect();
-                for (pipeline, entries) in [(partial, partial_entries), (split, split_entries)] {
-                    dispatches.push((pipeline, self.bind(pipeline, &entries), grid));
+                for (entry, pipeline, entries) in [
+                    ("partial", partial, partial_entries),
+                    ("split", split, split_entries),
+                ] {
+                    let group = self.bind(pipeline, &entries);
+                    dispatches.push((entry, pipeline.clone(), group, grid));
                 }
             }
         }
         scope.pop("preparing the softmax pass")?;
-        let scope = GpuScope::push(&self.device);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("xent softmax"),
-                timestamp_writes: None,
-            });
-            for (pipeline, group, grid) in &dispatches {
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, group, &[]);
-                pass.dispatch_workgroups(grid.0, grid.1, 1);
-            }
-        }
-        scope.pop("recording the softmax pass")
+        let call = Dispatches {
+            label: "the softmax pass",
+            list: dispatches,
+        };
+        self.encode(encoder, &call, Timing::Off)
     }
 }
 
