@@ -17,6 +17,26 @@ use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKi
 use crate::shape::Layout;
 use crate::validate;
 
+/// The binding slots of the cross-entropy module (`@binding(n)` in
+/// `shaders/cross_entropy/`; a unit test holds each to its WGSL variable).
+pub(crate) mod slot {
+    pub const PARAMS: u32 = 0;
+    pub const INPUT: u32 = 1;
+    pub const TARGETS: u32 = 2;
+    pub const WEIGHTS: u32 = 3;
+    pub const AUX: u32 = 4;
+    pub const STATUS: u32 = 5;
+    pub const ROW_LOSS: u32 = 6;
+    pub const GRAD: u32 = 7;
+    pub const LOSS_OUT: u32 = 8;
+    pub const SAMPLE_WEIGHTS: u32 = 9;
+    pub const LSE_OUT: u32 = 10;
+    pub const CORRECT_OUT: u32 = 11;
+    pub const INPUT4: u32 = 12;
+    pub const GRAD4: u32 = 13;
+    pub const TARGETS4: u32 = 14;
+}
+
 /// Mirrors `Params` in `shaders/cross_entropy/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -356,8 +376,8 @@ impl Context {
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
-            s if s.is_vec4() || s == RowStrategy::WideMixed => (12, 13),
-            _ => (1, 7),
+            s if s.is_vec4() || s == RowStrategy::WideMixed => (slot::INPUT4, slot::GRAD4),
+            _ => (slot::INPUT, slot::GRAD),
         };
         let slab = (layout.classes * layout.inner) as u64;
         let mut rows_passes: Vec<Dispatch> = Vec::with_capacity(chunks.len());
@@ -402,15 +422,15 @@ impl Context {
             };
             let input_range = if b.in_place { whole(input) } else { range };
             let all = [
-                (0, &chunk_uniform, whole(&chunk_uniform)),
+                (slot::PARAMS, &chunk_uniform, whole(&chunk_uniform)),
                 (input_slot, input, input_range),
-                (2, targets, targets_range),
-                (3, weights, whole(weights)),
-                (4, &aux, whole(&aux)),
-                (6, &row_loss, whole(&row_loss)),
+                (slot::TARGETS, targets, targets_range),
+                (slot::WEIGHTS, weights, whole(weights)),
+                (slot::AUX, &aux, whole(&aux)),
+                (slot::ROW_LOSS, &row_loss, whole(&row_loss)),
                 (grad_slot, grad, grad_range),
-                (9, sample_weights, whole(sample_weights)),
-                (10, lse, whole(lse)),
+                (slot::SAMPLE_WEIGHTS, sample_weights, whole(sample_weights)),
+                (slot::LSE_OUT, lse, whole(lse)),
             ];
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
@@ -435,20 +455,43 @@ impl Context {
                 push(
                     "split_partial",
                     k("split_partial")?,
-                    pick(&[0, 1, 2, 3, 4, 7]),
+                    pick(&[
+                        slot::PARAMS,
+                        slot::INPUT,
+                        slot::TARGETS,
+                        slot::WEIGHTS,
+                        slot::AUX,
+                        slot::GRAD,
+                    ]),
                     spans,
                 );
                 push(
                     "split_rows",
                     k("split_rows")?,
-                    pick(&[0, 1, 2, 3, 4, 7, 9]),
+                    pick(&[
+                        slot::PARAMS,
+                        slot::INPUT,
+                        slot::TARGETS,
+                        slot::WEIGHTS,
+                        slot::AUX,
+                        slot::GRAD,
+                        slot::SAMPLE_WEIGHTS,
+                    ]),
                     spans,
                 );
                 let finish = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
                 push(
                     "split_finish",
                     k("split_finish")?,
-                    pick(&[0, 2, 3, 4, 6, 9, 10]),
+                    pick(&[
+                        slot::PARAMS,
+                        slot::TARGETS,
+                        slot::WEIGHTS,
+                        slot::AUX,
+                        slot::ROW_LOSS,
+                        slot::SAMPLE_WEIGHTS,
+                        slot::LSE_OUT,
+                    ]),
                     finish,
                 );
             } else {
@@ -467,7 +510,14 @@ impl Context {
                     push(
                         "mixed_seams",
                         k("mixed_seams")?,
-                        pick(&[0, 2, 3, 4, 12, 13]),
+                        pick(&[
+                            slot::PARAMS,
+                            slot::TARGETS,
+                            slot::WEIGHTS,
+                            slot::AUX,
+                            slot::INPUT4,
+                            slot::GRAD4,
+                        ]),
                         seams,
                     );
                 }
@@ -479,19 +529,19 @@ impl Context {
         let reduce = opts.reduction != Reduction::None || b.correct.is_some();
         // The block passes bind all but the last entry of their merge's.
         let stats_slots = [
-            (0, &uniform),
-            (2, targets),
-            (3, weights),
-            (4, &aux),
-            (9, sample_weights),
-            (5, b.status),
+            (slot::PARAMS, &uniform),
+            (slot::TARGETS, targets),
+            (slot::WEIGHTS, weights),
+            (slot::AUX, &aux),
+            (slot::SAMPLE_WEIGHTS, sample_weights),
+            (slot::STATUS, b.status),
         ];
         let loss_slots = [
-            (0, &uniform),
-            (4, &aux),
-            (6, &row_loss),
-            (8, loss_out),
-            (11, correct),
+            (slot::PARAMS, &uniform),
+            (slot::AUX, &aux),
+            (slot::ROW_LOSS, &row_loss),
+            (slot::LOSS_OUT, loss_out),
+            (slot::CORRECT_OUT, correct),
         ];
         let mut passes: Vec<Dispatch> = Vec::with_capacity(rows_passes.len() + 4);
         if blocks {
@@ -501,7 +551,7 @@ impl Context {
                 .iter()
                 .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
                 .collect();
-            entries.push((14, targets, self.whole_range(targets, 16)));
+            entries.push((slot::TARGETS4, targets, self.whole_range(targets, 16)));
             let pipeline = k("target_partials")?;
             let group = self.bind_ranges(&pipeline, &entries);
             passes.push(("target_partials", pipeline, group, (groups as u32, 1)));
@@ -533,6 +583,38 @@ mod tests {
     use super::*;
     use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
     use crate::ops::cross_entropy::plan::{AUX_ROWS, NARROW_WG};
+
+    #[test]
+    fn the_binding_slots_match_the_wgsl() {
+        use wgpu::naga;
+        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let module = naga::front::wgsl::parse_str(&ce).unwrap();
+        let mut bound: Vec<(u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| Some((v.binding.as_ref()?.binding, v.name.clone()?)))
+            .collect();
+        bound.sort();
+        let want = vec![
+            (slot::PARAMS, "p"),
+            (slot::INPUT, "input"),
+            (slot::TARGETS, "targets"),
+            (slot::WEIGHTS, "weights"),
+            (slot::AUX, "aux"),
+            (slot::STATUS, "status"),
+            (slot::ROW_LOSS, "row_loss"),
+            (slot::GRAD, "grad"),
+            (slot::LOSS_OUT, "loss_out"),
+            (slot::SAMPLE_WEIGHTS, "sample_weights"),
+            (slot::LSE_OUT, "lse_out"),
+            (slot::CORRECT_OUT, "correct_out"),
+            (slot::INPUT4, "input4"),
+            (slot::GRAD4, "grad4"),
+            (slot::TARGETS4, "targets4"),
+        ];
+        let want: Vec<(u32, String)> = want.into_iter().map(|(n, s)| (n, s.to_string())).collect();
+        assert_eq!(bound, want);
+    }
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
