@@ -368,6 +368,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_strategy_table_for_software_adapters_and_gpus() {
+        use RowStrategy::*;
+        // (shape, software adapter: 8 invocations, split below 4 rows;
+        //  GPU: 32-lane subgroups, split below 64 rows); buffers of whole vec4s.
+        let table: [(&[usize], RowStrategy, RowStrategy); 10] = [
+            (&[65_536, 32], Narrow4, Narrow4),
+            (&[1024, 100], Narrow4, Narrow4),
+            (&[1024, 99], Narrow, Narrow),
+            (&[4096, 4096], Wide4, Wide4),
+            (&[256, 50_257], WideMixed, WideMixed),
+            (&[16, 128_256], Wide4, Split { splits: 15 }),
+            (&[2, 128_256], Split { splits: 15 }, Split { splits: 15 }),
+            (&[8, 21, 256, 256], Pixels4, Pixels4),
+            (&[8, 21, 255, 255], Narrow, Narrow),
+            (&[2, 50_257, 8], Split { splits: 2 }, Split { splits: 2 }),
+        ];
+        for (dims, software, gpu) in table {
+            let l = layout(dims);
+            let cpu_choice = RowStrategy::choose(&l, SPLIT_ROWS_BELOW_CPU, true, 8).unwrap();
+            let gpu_choice = RowStrategy::choose(&l, SPLIT_ROWS_BELOW_GPU, true, 32).unwrap();
+            assert_eq!((cpu_choice, gpu_choice), (software, gpu), "{dims:?}");
+        }
+    }
+
+    #[test]
     fn strategies_past_the_loop_bound_are_split() {
         let choose = |dims: &[usize], wg| RowStrategy::choose(&layout(dims), 4, true, wg).unwrap();
         // The shapes Mesa cut short, on its 8-invocation workgroups.
