@@ -114,9 +114,8 @@ const TARGET_PROBS: u32 = 2u;
 // would give (-inf) - (-inf) = NaN when two empty partials merge.
 const LOWEST: f32 = -3.4028234663852886e38;
 // Invocations of the row reductions. Small, as each barrier of their trees
-// costs a switch per SIMD batch of the workgroup on lavapipe: the map
-// 8 x 21 x 256 x 256's loss_partials took ~1.3 ms at 256, ~0.8 ms at 64
-// (BENCHMARKS.md).
+// costs a switch per SIMD batch of the workgroup on lavapipe (64 measured
+// faster than 256: BENCHMARKS.md).
 const STATS_WG: u32 = 64u;
 // Set by the host (`Kernels::wide_wg` in src/gpu/pipelines.rs).
 override WIDE_WG: u32 = 16u;

@@ -23,8 +23,8 @@ const MAX_FIXED: u32 = 32u;
 // target's element is then written again with grad_value. That keeps the
 // loop short: llvmpipe unrolls these constant-trip-count loops, keeping `xs`
 // in registers, only while their bodies are small, and a loop it keeps
-// indexes `xs` in memory. One vec4 compare-and-select more per element took
-// the map 8 x 21 x 256 x 256 from 20 to 30 ms (BENCHMARKS.md).
+// indexes `xs` in memory. One vec4 compare-and-select more per element was
+// enough to keep the map's loop rolled (the bisection is in BENCHMARKS.md).
 struct QuadPlan {
     m: vec4<f32>,
     // logits: exp(x - m) * k, k = a (q + 2 z r lse) / s

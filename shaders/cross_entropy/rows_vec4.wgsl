@@ -12,10 +12,10 @@
 // Two streams: the long-row kernels (`rows_wide4`, `rows_wide_mixed`,
 // `rows_wide`, `split_*`) walk the two halves of their row (or span) side by side, both
 // loads issued before either is used. On a CPU adapter one workgroup's
-// accesses are one core's memory stream, and two streams per core kept its
-// prefetchers busy: 4096 x 4096 went from ~33 to ~26 ms on lavapipe, where a
-// copy kernel walking a row as one stream ran at 2/3 of one walking two
-// (BENCHMARKS.md). On a GPU it is two independent loads in flight.
+// accesses are one core's memory stream, and two streams per core keep its
+// prefetchers busy: a copy kernel walking a row as one stream ran at 2/3 of
+// one walking two (BENCHMARKS.md). On a GPU it is two independent loads in
+// flight.
 
 @group(0) @binding(12) var<storage, read> input4: array<ELEM4>;
 @group(0) @binding(13) var<storage, read_write> grad4: array<ELEM4>;
