@@ -64,6 +64,10 @@ pub struct Weights<'a, W = f32> {
     /// Class weights, length C.
     pub class: Option<&'a [W]>,
     /// Sample weights, one per row (the target's shape for class indices).
+    /// Finite, of any sign. With `mean`, weights whose sum cancels to about
+    /// zero make an ill-conditioned denominator: the GPU's f32 sum and the
+    /// CPU's f64 sum may then disagree (one exactly 0, giving NaN; the other
+    /// tiny, giving a huge loss), and verify mode reports it.
     pub sample: Option<&'a [W]>,
 }
 
