@@ -53,9 +53,9 @@ pub(crate) const AUX_ROWS: u64 = 4;
 
 /// Rows of at most this many quads (`Narrow4`) run `rows_narrow4_fixed`,
 /// specialised for their class count, the row held in registers.
-pub(crate) const FIXED_QUADS_MAX: usize = 16;
+const FIXED_QUADS_MAX: usize = 16;
 /// Maps of at most this many classes (`Pixels4`) run `rows_pixels4_fixed`.
-pub(crate) const FIXED_CLASSES_MAX: usize = 32;
+const FIXED_CLASSES_MAX: usize = 32;
 // Both kernels hold the row in `array<vec4<f32>, MAX_FIXED>` (32) in the shader.
 const _: () = assert!(FIXED_QUADS_MAX <= 32 && FIXED_CLASSES_MAX <= 32);
 
@@ -76,8 +76,9 @@ pub(crate) enum RowStrategy {
     Narrow4,
     /// Four neighbouring pixels per invocation, vec4 access (inner % 4 = 0).
     Pixels4,
-    /// Few long rows: `splits` workgroups per row over spans of classes,
-    /// their (max, sum-exp) partials merged (inner = 1).
+    /// `splits` workgroups per row over spans of classes, their (max,
+    /// sum-exp) partials merged: few long rows (inner = 1), or any layout
+    /// whose other strategy would pass the loop bound.
     Split {
         /// Workgroups per row.
         splits: usize,
@@ -161,9 +162,9 @@ impl RowStrategy {
             // Pass 1 four classes at a time and the rest one by one; pass 2
             // one by one, in blocks of SUM_BLOCK.
             RowStrategy::Narrow => classes / 4 + 3 + classes + classes.div_ceil(SUM_BLOCK),
-            RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => 5 * FIXED_QUADS_MAX,
+            RowStrategy::Narrow4 if self.fixed_n(classes).is_some() => 5 * FIXED_QUADS_MAX,
+            RowStrategy::Pixels4 if self.fixed_n(classes).is_some() => 5 * FIXED_CLASSES_MAX,
             RowStrategy::Narrow4 => 2 * (classes / 4),
-            RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => 5 * FIXED_CLASSES_MAX,
             RowStrategy::Pixels4 => 2 * classes + classes.div_ceil(SUM_BLOCK),
             RowStrategy::Split { splits } => {
                 let span = classes.div_ceil(splits);
@@ -171,6 +172,41 @@ impl RowStrategy {
                 // split_finish merges them again and adds two sums over them.
                 (splits + walk(span) + tree).max(3 * splits)
             }
+        }
+    }
+
+    /// `FIXED_N` of the kernel specialised for the class count that this
+    /// strategy runs for rows of `classes` classes (`rows_narrow4_fixed`:
+    /// quads, `rows_pixels4_fixed`: classes), if it runs one.
+    pub(crate) fn fixed_n(self, classes: usize) -> Option<u32> {
+        match self {
+            RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => Some((classes / 4) as u32),
+            RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => Some(classes as u32),
+            _ => None,
+        }
+    }
+
+    /// The entry point of the rows pass for rows of `classes` classes (for
+    /// `Split`, the first of its three).
+    pub(crate) fn entry(self, classes: usize) -> &'static str {
+        match (self, self.fixed_n(classes)) {
+            (RowStrategy::Narrow4, Some(_)) => "rows_narrow4_fixed",
+            (RowStrategy::Pixels4, Some(_)) => "rows_pixels4_fixed",
+            (RowStrategy::Wide, _) => "rows_wide",
+            (RowStrategy::WideMixed, _) => "rows_wide_mixed",
+            (RowStrategy::Narrow, _) => "rows_narrow",
+            (RowStrategy::Wide4, _) => "rows_wide4",
+            (RowStrategy::Narrow4, _) => "rows_narrow4",
+            (RowStrategy::Pixels4, _) => "rows_pixels4",
+            (RowStrategy::Split { .. }, _) => "split_partial",
+        }
+    }
+
+    /// Workgroups per row of split rows; 0 for the other strategies.
+    pub(crate) fn splits(self) -> usize {
+        match self {
+            RowStrategy::Split { splits } => splits,
+            _ => 0,
         }
     }
 
@@ -213,8 +249,6 @@ pub(crate) struct CallPlan {
     pub strategy: RowStrategy,
     /// Ranges `[n0, n1)` of the outer axis, one binding each.
     pub chunks: Vec<(usize, usize)>,
-    /// Workgroups per row of split rows (0 otherwise).
-    pub splits: u64,
     /// Words of per-row argmax flags in `aux`.
     pub flags: u64,
     /// Where the row reductions' block partials start in `aux` (words).
@@ -255,10 +289,7 @@ impl Context {
                 self.kernels.wide_wg as usize,
             )?
         };
-        let splits = match strategy {
-            RowStrategy::Split { splits } => splits as u64,
-            _ => 0,
-        };
+        let splits = strategy.splits() as u64;
         // Scratch: 4 words of statistics, a flag per row when counting
         // correct predictions, 9 words per (row, span) for split rows or per
         // row for the mixed kernel's plans (with a gradient), 4 words per
@@ -269,9 +300,8 @@ impl Context {
         let partials = AUX_ROWS + flags + rows * (splits + plans) * 9;
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         // The row reductions walk a block of rows, and `target_stats` the class
-        // weights, STATS_WG at a time.
-        // The block walk, then the weights' (in `target_stats`), and the
-        // trees and folds around them (at most 32 more).
+        // weights, STATS_WG at a time; the trees and folds around them take at
+        // most 32 more.
         let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
         let weight_trips = if p.weights {
             (layout.classes as u64).div_ceil(STATS_WG) as usize
@@ -318,7 +348,6 @@ impl Context {
         Ok(CallPlan {
             strategy,
             chunks,
-            splits,
             flags,
             partials,
             groups,

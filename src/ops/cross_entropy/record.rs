@@ -6,9 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use super::buffers::{
     CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
 };
-use super::plan::{
-    CallPlan, PlanInputs, RowStrategy, FIXED_CLASSES_MAX, FIXED_QUADS_MAX, NARROW_WG,
-};
+use super::plan::{CallPlan, PlanInputs, RowStrategy, NARROW_WG};
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::encode::{Dispatch, Dispatches, Timing};
@@ -149,7 +147,7 @@ impl Context {
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<()> {
         let call = self.prepare_cross_entropy(dims, opts, buffers)?;
-        self.encode(encoder, &call, Timing::Off).map(|_| ())
+        self.encode(encoder, &call, Timing::Off)
     }
 
     /// Validates a call of [`Context::record_cross_entropy`](crate::Context::record_cross_entropy),
@@ -268,7 +266,6 @@ impl Context {
         let CallPlan {
             strategy,
             chunks,
-            splits,
             flags,
             partials,
             groups,
@@ -288,11 +285,10 @@ impl Context {
             empty_mean_zero: u32::from(opts.empty_mean == EmptyMean::Zero),
             row_offset: 0,
             row_end: rows as u32,
-            splits: splits as u32,
-            span: if splits > 0 {
-                layout.classes.div_ceil(splits as usize) as u32
-            } else {
-                0
+            splits: strategy.splits() as u32,
+            span: match strategy.splits() {
+                0 => 0,
+                splits => layout.classes.div_ceil(splits) as u32,
             },
             elem_offset: 0,
             target_delta: 0,
@@ -351,28 +347,9 @@ impl Context {
             b.loss
         };
 
-        // Short rows of few classes: the pipeline specialised for C.
-        let fixed = match strategy {
-            RowStrategy::Narrow4 if layout.classes / 4 <= FIXED_QUADS_MAX => {
-                Some(("rows_narrow4_fixed", layout.classes / 4))
-            }
-            RowStrategy::Pixels4 if layout.classes <= FIXED_CLASSES_MAX => {
-                Some(("rows_pixels4_fixed", layout.classes))
-            }
-            _ => None,
-        };
-        let fixed_n = fixed.map_or(0, |(_, n)| n as u32);
-        // The rows pass's entry point (`Split` records its three passes below).
-        let rows_entry = match (&fixed, strategy) {
-            (Some((entry, _)), _) => *entry,
-            (None, RowStrategy::Wide) => "rows_wide",
-            (None, RowStrategy::WideMixed) => "rows_wide_mixed",
-            (None, RowStrategy::Narrow) => "rows_narrow",
-            (None, RowStrategy::Wide4) => "rows_wide4",
-            (None, RowStrategy::Narrow4) => "rows_narrow4",
-            (None, RowStrategy::Pixels4) => "rows_pixels4",
-            (None, RowStrategy::Split { .. }) => "split_partial",
-        };
+        // Short rows of few classes run the pipeline specialised for C.
+        let fixed_n = strategy.fixed_n(layout.classes).unwrap_or(0);
+        let rows_entry = strategy.entry(layout.classes);
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
