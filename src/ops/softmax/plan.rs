@@ -53,6 +53,23 @@ impl SoftmaxStrategy {
         })
     }
 
+    /// Workgroups per row: `splits` for split rows, else 1.
+    pub(crate) fn splits(self) -> usize {
+        match self {
+            SoftmaxStrategy::Split { splits } => splits,
+            _ => 1,
+        }
+    }
+
+    /// Bytes of scratch for the split rows' partials over `layout` (a vec2
+    /// per row and span); 0 for the other strategies.
+    pub(crate) fn partials_bytes(self, layout: &Layout) -> u64 {
+        match self {
+            SoftmaxStrategy::Split { splits } => 8 * (layout.rows() * splits) as u64,
+            _ => 0,
+        }
+    }
+
     /// The most loop iterations one invocation runs (both passes, and the trees).
     pub(crate) fn loop_trips(self, classes: usize) -> usize {
         let tree = 2 * SOFTMAX_WG.ilog2() as usize;
@@ -77,13 +94,9 @@ impl Context {
         }
         let strategy = SoftmaxStrategy::choose(layout)?;
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
-        let partials = match strategy {
-            SoftmaxStrategy::Split { splits } => 8 * (layout.rows() * splits) as u64,
-            _ => 0,
-        };
         for (what, bytes) in [
             ("the tensor", layout.len() as u64 * 4),
-            ("its split rows' partials", partials),
+            ("its split rows' partials", strategy.partials_bytes(layout)),
         ] {
             if bytes > max_binding {
                 return Err(Error::InvalidShape {

@@ -167,10 +167,7 @@ impl Context {
             return Ok(());
         }
         let strategy = self.plan_softmax(&layout)?;
-        let splits = match strategy {
-            SoftmaxStrategy::Split { splits } => splits,
-            _ => 1,
-        };
+        let splits = strategy.splits();
         let params = SoftmaxParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -201,10 +198,9 @@ impl Context {
                 dispatches.push((entry, pipeline.clone(), group, self.grid(groups)?));
             }
             SoftmaxStrategy::Split { splits } => {
-                let bytes = 8 * (layout.rows() * splits) as u64;
                 let parts = {
                     let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                    s.aux(&self.device, bytes)?
+                    s.aux(&self.device, strategy.partials_bytes(&layout))?
                 };
                 let grid = self.grid(layout.rows() * splits)?;
                 // The partial pass reads the input (and dy) but writes only `parts`.
