@@ -6,13 +6,16 @@ mod common;
 
 use xent::{cpu, CrossEntropyOptions, EmptyMean, Error, InputKind, Reduction, Targets, Weights};
 
-fn verified() -> Option<xent::Context> {
+/// One context in verify mode for the whole test binary (its pipelines
+/// built once), or `None` as `common::ctx`.
+fn verified() -> Option<&'static xent::Context> {
+    static VERIFIED: std::sync::OnceLock<xent::Context> = std::sync::OnceLock::new();
     common::ctx()?;
-    Some(
+    Some(VERIFIED.get_or_init(|| {
         xent::Context::from_env()
             .unwrap()
-            .with_verify(xent::Tolerance::default()),
-    )
+            .with_verify(xent::Tolerance::default())
+    }))
 }
 
 /// Element-wise: NaN where `want` is NaN, the same infinity, or within 1e-5 relative.
