@@ -107,8 +107,7 @@ impl Tolerance {
                 f64::INFINITY
             };
         }
-        // The value an f32 kernel can write: past f32's range, an infinity.
-        let cpu32 = f64::from(cpu as f32);
+        let cpu32 = as_written(cpu);
         if gpu.is_infinite() || cpu32.is_infinite() {
             return if gpu == cpu32 { 0.0 } else { f64::INFINITY };
         }
@@ -242,6 +241,17 @@ impl Tolerance {
     }
 }
 
+/// CPU value `c` as an f32 kernel can write it where that differs in kind:
+/// past f32's range, the infinity; otherwise `c` itself.
+fn as_written(c: f64) -> f64 {
+    let c32 = f64::from(c as f32);
+    if c32.is_infinite() {
+        c32
+    } else {
+        c
+    }
+}
+
 /// Largest |gpu − cpu| over two tensors, NaN-aware: positions where both are
 /// NaN or the same infinity count as 0, the CPU value taken as f32 would
 /// hold it (a finite f64 past f32's range is an infinity). For reports, not
@@ -255,11 +265,7 @@ pub fn max_abs_diff(gpu: &[f32], cpu: &[f64]) -> f64 {
         .zip(cpu)
         .map(|(&g, &c)| {
             let g = f64::from(g);
-            let c = if (c as f32).is_infinite() {
-                f64::from(c as f32)
-            } else {
-                c
-            };
+            let c = as_written(c);
             if (g.is_nan() && c.is_nan()) || g == c {
                 0.0
             } else {
