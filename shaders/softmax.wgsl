@@ -33,8 +33,6 @@ struct Params {
 }
 
 const LOG_SOFTMAX: u32 = 1u;
-// Below every finite f32: the identity of the (max, sum) merge.
-const LOWEST: f32 = -3.4028234663852886e38;
 const WIDE_WG: u32 = 64u;
 const NARROW_WG: u32 = 64u;
 
@@ -53,17 +51,6 @@ fn element(row: u32, c: u32) -> u32 {
     return (n * p.classes + c) * p.inner + s;
 }
 
-fn online(ms: vec2<f32>, v: f32) -> vec2<f32> {
-    if (v > ms.x) {
-        return vec2<f32>(v, ms.y * exp(ms.x - v) + 1.0);
-    }
-    return vec2<f32>(ms.x, ms.y + exp(v - ms.x));
-}
-
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    let m = max(a.x, b.x);
-    return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 // log-softmax as (v - m) - log s, not v - (m + log s), which loses the
 // result to rounding when logits are large.
@@ -82,13 +69,13 @@ var<workgroup> wide_ms: array<vec2<f32>, WIDE_WG>;
 fn span_stats(lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
-        ms = online(ms, x[base + c * p.inner]);
+        ms = ms_online(ms, x[base + c * p.inner]);
     }
     wide_ms[lid] = ms;
     workgroupBarrier();
     for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
         if (lid < off) {
-            wide_ms[lid] = merge(wide_ms[lid], wide_ms[lid + off]);
+            wide_ms[lid] = ms_merge(wide_ms[lid], wide_ms[lid + off]);
         }
         workgroupBarrier();
     }
@@ -127,7 +114,7 @@ fn softmax_narrow(
     let base = element(row, 0u);
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = 0u; c < p.classes; c++) {
-        ms = online(ms, x[base + c * p.inner]);
+        ms = ms_online(ms, x[base + c * p.inner]);
     }
     let log_s = log(ms.y);
     for (var c = 0u; c < p.classes; c++) {
@@ -253,7 +240,7 @@ fn softmax_split(
     // Every workgroup of the row merges its partials in the same order.
     var total = parts[sp.x * p.splits];
     for (var k = 1u; k < p.splits; k++) {
-        total = merge(total, parts[sp.x * p.splits + k]);
+        total = ms_merge(total, parts[sp.x * p.splits + k]);
     }
     let log_s = log(total.y);
     let base = element(sp.x, 0u);

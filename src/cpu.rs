@@ -15,6 +15,7 @@ pub use crate::ops::cross_entropy::cpu::{
     cross_entropy, cross_entropy_soft, cross_entropy_with, CrossEntropyMagnitude,
     CrossEntropyOutput,
 };
+pub use crate::ops::elementwise::cpu::{elementwise_loss, ElementwiseMagnitude, ElementwiseOutput};
 pub use crate::ops::softmax::cpu::{
     log_softmax, log_softmax_backward, log_softmax_backward_reference, log_softmax_reference,
     softmax, softmax_backward, softmax_backward_reference, softmax_jacobian, softmax_reference,

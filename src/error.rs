@@ -100,6 +100,33 @@ pub enum Error {
         /// The bad value.
         value: f64,
     },
+    /// An input of `binary_cross_entropy` outside [0, 1] (or NaN), which
+    /// PyTorch rejects too.
+    #[error(
+        "input {value} at position {position:?} is outside [0, 1]: binary cross-entropy takes \
+         probabilities ({count} bad input(s) in all)"
+    )]
+    InputOutOfRange {
+        /// Position in the input's shape of the first bad input.
+        position: Vec<usize>,
+        /// Its value.
+        value: f64,
+        /// How many inputs are outside [0, 1].
+        count: u64,
+    },
+    /// An elementwise loss's weight (or `pos_weight`) whose length is
+    /// neither of the shapes it may have.
+    #[error("{what} has {actual} elements: expected {expected} for the input's shape {shape:?}")]
+    WeightShape {
+        /// `weight` or `pos_weight`.
+        what: &'static str,
+        /// The input's shape.
+        shape: Vec<usize>,
+        /// Elements given.
+        actual: usize,
+        /// The lengths it may have, in words.
+        expected: String,
+    },
     /// The GPU result disagrees with the CPU reference beyond the tolerance.
     #[error(
         "GPU and CPU disagree on {what} at index {index}: gpu {gpu}, cpu {cpu}, allowed |gpu - cpu| <= {rel:e} x max(|gpu|, |cpu|, {magnitude:e}) + {abs:e}"

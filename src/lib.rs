@@ -38,6 +38,10 @@ pub use gpu::{enumerate_adapters, headless_device, Context};
 pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
 pub use ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 pub use ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
+pub use ops::elementwise::{
+    ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, LossWeights,
+    WeightShape,
+};
 pub use ops::softmax::SoftmaxKind;
 pub use shape::Layout;
 #[doc(hidden)]

@@ -33,6 +33,7 @@
 
 use crate::cpu::{CrossEntropyOutput, Reference};
 use crate::error::{Error, Result};
+use crate::ops::elementwise::ElementwiseOutput;
 
 /// How far a GPU result may be from the CPU's: GPU value `g` matches CPU
 /// value `c` whose terms have magnitude `M` when
@@ -194,6 +195,38 @@ impl Tolerance {
                 abs: 0.0,
                 rel: 0.0,
             });
+        }
+        Ok(())
+    }
+
+    /// Compares every output of an elementwise loss call: the loss and,
+    /// where both have it, the gradient, with the magnitudes of `cpu`.
+    ///
+    /// # Errors
+    /// As [`Tolerance::compare`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::{cpu, ElementwiseLoss};
+    /// let reference = cpu::elementwise_loss(ElementwiseLoss::L1, &[1.0, -2.0], &[0.0, 0.0], &[2],
+    ///     Default::default(), &Default::default())?;
+    /// let mut gpu = xent::ElementwiseOutput { loss: vec![1.5], loss_dims: vec![],
+    ///     grad: Some(vec![0.5, -0.5]), magnitude: None };
+    /// let tol = xent::Tolerance::default();
+    /// tol.compare_elementwise(&gpu, &reference)?;
+    /// gpu.grad = Some(vec![0.5, 0.5]);
+    /// assert!(tol.compare_elementwise(&gpu, &reference).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn compare_elementwise(
+        &self,
+        gpu: &ElementwiseOutput<f32>,
+        cpu: &ElementwiseOutput<f64>,
+    ) -> Result<()> {
+        let m = cpu.magnitude.as_ref();
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
+        if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
+            self.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
         }
         Ok(())
     }

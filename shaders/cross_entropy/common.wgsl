@@ -110,9 +110,6 @@ const INPUT_PROBS: u32 = 2u;
 const TARGET_I32: u32 = 0u;
 const TARGET_U8: u32 = 1u;
 const TARGET_PROBS: u32 = 2u;
-// Below every finite f32: the identity of the (max, sum) merge. A true -inf
-// would give (-inf) - (-inf) = NaN when two empty partials merge.
-const LOWEST: f32 = -3.4028234663852886e38;
 // Invocations of the row reductions. Small, as each barrier of their trees
 // costs a switch per SIMD batch of the workgroup on lavapipe (64 measured
 // faster than 256: BENCHMARKS.md).
@@ -120,7 +117,6 @@ const STATS_WG: u32 = 64u;
 // Set by the host (`Kernels::wide_wg` in src/gpu/pipelines.rs).
 override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
-const NO_POSITION: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // The input and gradient element type, `ELEM` (and `ELEM4`), comes from the

@@ -105,8 +105,9 @@ fn scalar_pass2(plan: RowPlan, c: u32, idx: u32, x: f32) -> vec2<f32> {
 // m = max(m1, m2), s = s1 e^(m1-m) + s2 e^(m2-m); argmaxes keep the first index.
 fn merge(a: Partial, b: Partial) -> Partial {
     var r: Partial;
-    r.m = max(a.m, b.m);
-    r.s = a.s * exp(a.m - r.m) + b.s * exp(b.m - r.m);
+    let ms = ms_merge(vec2<f32>(a.m, a.s), vec2<f32>(b.m, b.s));
+    r.m = ms.x;
+    r.s = ms.y;
     r.arg = select(b.arg, a.arg, a.tmax_x > b.tmax_x || (a.tmax_x == b.tmax_x && a.arg < b.arg));
     r.tmax_x = max(a.tmax_x, b.tmax_x);
     r.q = a.q + b.q;

@@ -8,12 +8,12 @@
 // `reduce_loss` merges the blocks in order (or, with one block, sums the
 // rows itself).
 
-// One invocation's share of block g: the loss in denom, the correct rows in count.
-fn loss_block(lid: u32, g: u32) -> TargetStats {
+// One invocation's share of block g: the loss in sum, the correct rows in count.
+fn loss_block(lid: u32, g: u32) -> BlockStats {
     let rows = group_rows(g);
-    var s = TargetStats(0.0, 0u, 0u, 0u);
+    var s = BlockStats(0.0, 0u, 0u, 0u);
     for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
-        s.denom += row_loss[i];
+        s.sum += row_loss[i];
         if (COUNT_CORRECT) {
             s.count += aux[AUX_ROWS + i];
         }
@@ -25,18 +25,14 @@ fn loss_block(lid: u32, g: u32) -> TargetStats {
 fn loss_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let total = workgroup_stats(lid, loss_block(lid, wid.x));
     if (lid == 0u) {
-        let slot = block_slot(wid.x);
-        aux[slot] = bitcast<u32>(total.denom);
-        aux[slot + 1u] = total.count;
-        aux[slot + 2u] = 0u;
-        aux[slot + 3u] = NO_POSITION;
+        store_stats(block_slot(wid.x), BlockStats(total.sum, total.count, 0u, NO_POSITION));
     }
 }
 
 @compute @workgroup_size(STATS_WG)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     // One block: no loss_partials dispatch, the rows are read here.
-    var block: TargetStats;
+    var block: BlockStats;
     if (p.groups == 1u) {
         block = loss_block(lid, 0u);
     } else {
@@ -50,10 +46,10 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
                 // numerator positive: its nll term is 0 / 0), or 0.
                 loss_out[0] = select(p.nan, 0.0, p.empty_mean_zero != 0u);
             } else {
-                loss_out[0] = total.denom / denominator();
+                loss_out[0] = total.sum / denominator();
             }
         } else if (p.reduction != REDUCTION_NONE) {
-            loss_out[0] = total.denom;
+            loss_out[0] = total.sum;
         }
         if (COUNT_CORRECT) {
             correct_out[0] = total.count;

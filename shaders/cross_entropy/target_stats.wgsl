@@ -13,18 +13,6 @@
 // leave a GPU's other compute units idle for the walk; on lavapipe the
 // blocks measured about even: BENCHMARKS.md.)
 
-struct TargetStats {
-    denom: f32,
-    count: u32,
-    bad: u32,
-    first: u32,
-}
-
-var<workgroup> st_denom: array<f32, STATS_WG>;
-var<workgroup> st_count: array<u32, STATS_WG>;
-var<workgroup> st_bad: array<u32, STATS_WG>;
-var<workgroup> st_first: array<u32, STATS_WG>;
-
 // Rows [x, y) of workgroup g of the partial kernels: blocks of
 // ceil(rows / groups) rounded up to a multiple of 4, so x is a multiple of 4
 // (or p.rows for a block past the end, which the host's choice of groups
@@ -37,56 +25,18 @@ fn group_rows(g: u32) -> vec2<u32> {
 
 // Where block g's partial lies in aux (4 words).
 fn block_slot(g: u32) -> u32 {
-    return p.partials + 4u * g;
+    return p.partials + STATS_WORDS * g;
 }
 
-fn stats_add(a: TargetStats, b: TargetStats) -> TargetStats {
-    return TargetStats(a.denom + b.denom, a.count + b.count, a.bad + b.bad, min(a.first, b.first));
-}
-
-// This invocation's share of the blocks' partials, folded in block order
-// (blocks lid, lid + STATS_WG, ...) before the tree.
-fn block_partials(lid: u32) -> TargetStats {
-    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
-    for (var g = lid; g < p.groups; g += STATS_WG) {
-        let slot = block_slot(g);
-        s = stats_add(s, TargetStats(bitcast<f32>(aux[slot]), aux[slot + 1u], aux[slot + 2u], aux[slot + 3u]));
-    }
-    return s;
-}
-
-// Fixed-order tree over the workgroup: the sums of denom, count and bad and
-// the min of first; every invocation gets the total. Call from uniform
-// control flow. (The loss reduction uses it too: loss in denom, correct rows
-// in count.)
-fn workgroup_stats(lid: u32, s: TargetStats) -> TargetStats {
-    // Every invocation has read the previous call's total.
-    workgroupBarrier();
-    st_denom[lid] = s.denom;
-    st_count[lid] = s.count;
-    st_bad[lid] = s.bad;
-    st_first[lid] = s.first;
-    workgroupBarrier();
-    for (var off = STATS_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            let sum = stats_add(
-                TargetStats(st_denom[lid], st_count[lid], st_bad[lid], st_first[lid]),
-                TargetStats(st_denom[lid + off], st_count[lid + off], st_bad[lid + off], st_first[lid + off]),
-            );
-            st_denom[lid] = sum.denom;
-            st_count[lid] = sum.count;
-            st_bad[lid] = sum.bad;
-            st_first[lid] = sum.first;
-        }
-        workgroupBarrier();
-    }
-    return TargetStats(st_denom[0], st_count[0], st_bad[0], st_first[0]);
+// This invocation's share of the blocks' partials, in block order.
+fn block_partials(lid: u32) -> BlockStats {
+    return fold_blocks(lid, p.partials, p.groups);
 }
 
 // One invocation's share of block g.
-fn target_block(lid: u32, g: u32) -> TargetStats {
+fn target_block(lid: u32, g: u32) -> BlockStats {
     let rows = group_rows(g);
-    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
     if (TARGET_KIND == TARGET_PROBS) {
         // PyTorch: a mean over probability targets divides by the number of rows.
         if (rows.x + lid < rows.y) {
@@ -112,7 +62,7 @@ fn quad_targets(q: u32) -> vec4<i32> {
 // Adds row i, class-index target t, to s if `valid`: an ignored row adds
 // nothing, one out of range counts as bad. Branch-free: llvmpipe runs both
 // sides of a branch under a lane mask, loads included.
-fn add_row(s: TargetStats, i: u32, t: i32, valid: bool) -> TargetStats {
+fn add_row(s: BlockStats, i: u32, t: i32, valid: bool) -> BlockStats {
     let kept = valid & (t != p.ignore_index);
     let bad = kept & ((t < 0) | (u32(t) >= p.classes));
     let ok = kept & !bad;
@@ -122,8 +72,8 @@ fn add_row(s: TargetStats, i: u32, t: i32, valid: bool) -> TargetStats {
         let c = min(u32(t), p.classes - 1u);
         w = select(0.0, class_weight(c) * sample_weight(min(i, p.rows - 1u)), ok);
     }
-    return TargetStats(
-        s.denom + w,
+    return BlockStats(
+        s.sum + w,
         s.count + select(0u, 1u, ok),
         s.bad + select(0u, 1u, bad),
         select(s.first, min(s.first, i), bad),
@@ -131,7 +81,7 @@ fn add_row(s: TargetStats, i: u32, t: i32, valid: bool) -> TargetStats {
 }
 
 // add_row for rows i (targets t), lane by lane.
-fn add_quad(s: TargetStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> TargetStats {
+fn add_quad(s: BlockStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> BlockStats {
     let sx = add_row(s, i.x, t.x, valid.x);
     let sy = add_row(sx, i.y, t.y, valid.y);
     let sz = add_row(sy, i.z, t.z, valid.z);
@@ -143,9 +93,9 @@ fn add_quad(s: TargetStats, i: vec4<u32>, t: vec4<i32>, valid: vec4<bool>) -> Ta
 // has no branch: llvmpipe runs both sides of a branch under a lane mask, so
 // a branch for the last rows would cost its loads on every quad. Those rows
 // (fewer than 4, in the last block) come after the loop.
-fn target_block4(lid: u32, g: u32) -> TargetStats {
+fn target_block4(lid: u32, g: u32) -> BlockStats {
     let rows = group_rows(g);
-    var s = TargetStats(0.0, 0u, 0u, NO_POSITION);
+    var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
     let full = min(rows.y, p.rows & ~3u) / 4u;
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     for (var q = rows.x / 4u + lid; q < full; q += STATS_WG) {
@@ -167,7 +117,7 @@ fn target_block4(lid: u32, g: u32) -> TargetStats {
 
 @compute @workgroup_size(STATS_WG)
 fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    var s: TargetStats;
+    var s: BlockStats;
     if (TARGET_KIND == TARGET_PROBS) {
         s = target_block(lid, wid.x);
     } else {
@@ -175,37 +125,33 @@ fn target_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     }
     let total = workgroup_stats(lid, s);
     if (lid == 0u) {
-        let slot = block_slot(wid.x);
-        aux[slot] = bitcast<u32>(total.denom);
-        aux[slot + 1u] = total.count;
-        aux[slot + 2u] = total.bad;
-        aux[slot + 3u] = total.first;
+        store_stats(block_slot(wid.x), total);
     }
 }
 
 @compute @workgroup_size(STATS_WG)
 fn target_stats(@builtin(local_invocation_index) lid: u32) {
     // One block: no target_partials dispatch, the rows are read here.
-    var s: TargetStats;
+    var s: BlockStats;
     if (p.groups == 1u) {
         s = target_block(lid, 0u);
     } else {
         s = block_partials(lid);
     }
     let total = workgroup_stats(lid, s);
-    // The class weights' sum, over the same tree (in st_denom).
+    // The class weights' sum, over the same tree (in st_sum).
     var weights = f32(p.classes);
     if (HAS_WEIGHTS) {
         var wsum = 0.0;
         for (var c = lid; c < p.classes; c += STATS_WG) {
             wsum += class_weight(c);
         }
-        weights = workgroup_stats(lid, TargetStats(wsum, 0u, 0u, 0u)).denom;
+        weights = workgroup_stats(lid, BlockStats(wsum, 0u, 0u, 0u)).sum;
     }
     if (lid == 0u) {
         let weighted = HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS;
         if (weighted && TARGET_KIND != TARGET_PROBS) {
-            aux[0] = bitcast<u32>(total.denom);
+            aux[0] = bitcast<u32>(total.sum);
         } else {
             // Counted in integers: exact up to 2^24 rows in the f32.
             aux[0] = bitcast<u32>(f32(total.count));

@@ -8,9 +8,10 @@ pub(crate) mod copy;
 pub(crate) mod encode;
 pub(crate) mod pipelines;
 pub(crate) mod scratch;
+pub(crate) mod sources;
 pub(crate) mod transfer;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
-pub(crate) use pipelines::CrossEntropyVariant;
+pub(crate) use pipelines::{CrossEntropyVariant, ElementwiseVariant};
 pub(crate) use scratch::buffer_with;

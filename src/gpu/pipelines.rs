@@ -1,10 +1,13 @@
-//! xent's compute pipelines: the shader modules (the cross-entropy one
-//! assembled from pieces), the fixed ones built with the context, and the
-//! cross-entropy ones built per entry point on first use in a bounded cache.
+//! xent's compute pipelines: the shader modules (assembled in
+//! `sources.rs`), the fixed pipelines built with the context, and the
+//! cross-entropy and elementwise ones built per entry point on first use in
+//! bounded caches.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 
+use super::sources::{cross_entropy_source, elementwise_source, softmax_source, COPY_WGSL};
 use crate::error::{Error, GpuScope, Result};
 
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
@@ -23,7 +26,10 @@ pub(crate) struct Kernels {
     /// The cross-entropy pipelines, one per (variant, entry point, `FIXED_N`
     /// or 0), each built when a call first uses it; at most
     /// [`PIPELINE_CACHE_MAX`], the least recently used dropped past that.
-    cross_entropy: Mutex<PipelineCache>,
+    cross_entropy: Mutex<PipelineCache<PipelineKey>>,
+    elementwise_module: wgpu::ShaderModule,
+    /// The elementwise pipelines, one per (variant, entry point), built on first use.
+    elementwise: Mutex<PipelineCache<(ElementwiseVariant, &'static str)>>,
     pub softmax_wide: wgpu::ComputePipeline,
     pub softmax_narrow: wgpu::ComputePipeline,
     pub backward_wide: wgpu::ComputePipeline,
@@ -54,6 +60,18 @@ pub(crate) struct CrossEntropyVariant {
     pub f16: bool,
 }
 
+/// The switches of the elementwise module's override constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ElementwiseVariant {
+    /// `LOSS`: [`ElementwiseLoss::code`](crate::ElementwiseLoss).
+    pub loss: u32,
+    pub has_weight: bool,
+    /// The weight has the last axis's length.
+    pub weight_last: bool,
+    pub has_pos_weight: bool,
+    pub write_grad: bool,
+}
+
 /// At most this many specialised cross-entropy pipelines stay cached per
 /// context; past it the least recently used is dropped (and rebuilt if used
 /// again). A call uses 1 to 7 of the 16 entry points; a pipeline costs about 1 to 2 MB of host
@@ -65,15 +83,15 @@ pub(crate) const PIPELINE_CACHE_MAX: usize = 64;
 /// points that are not specialised for C).
 type PipelineKey = (CrossEntropyVariant, &'static str, u32);
 
-/// The bounded cache of [`Kernels::cross_entropy`]: each pipeline with the
-/// tick it was last used at.
-pub(crate) struct PipelineCache {
+/// A bounded cache of specialised pipelines (the cross-entropy ones, the
+/// elementwise ones): each pipeline with the tick it was last used at.
+pub(crate) struct PipelineCache<K> {
     capacity: usize,
     tick: u64,
-    entries: HashMap<PipelineKey, (wgpu::ComputePipeline, u64)>,
+    entries: HashMap<K, (wgpu::ComputePipeline, u64)>,
 }
 
-impl PipelineCache {
+impl<K: Copy + Eq + Hash> PipelineCache<K> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
@@ -82,7 +100,7 @@ impl PipelineCache {
         }
     }
 
-    fn get(&mut self, key: &PipelineKey) -> Option<wgpu::ComputePipeline> {
+    fn get(&mut self, key: &K) -> Option<wgpu::ComputePipeline> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(key).map(|(p, used)| {
@@ -91,7 +109,7 @@ impl PipelineCache {
         })
     }
 
-    fn insert(&mut self, key: PipelineKey, pipeline: wgpu::ComputePipeline) {
+    fn insert(&mut self, key: K, pipeline: wgpu::ComputePipeline) {
         if self.entries.len() >= self.capacity {
             let oldest = self.entries.iter().min_by_key(|(_, (_, used))| *used);
             if let Some(&k) = oldest.map(|(k, _)| k) {
@@ -104,7 +122,7 @@ impl PipelineCache {
 
     /// The keys cached now, least recently used first.
     #[cfg(test)]
-    fn keys(&self) -> Vec<PipelineKey> {
+    fn keys(&self) -> Vec<K> {
         let mut keys: Vec<_> = self.entries.iter().map(|(k, (_, t))| (*t, *k)).collect();
         keys.sort_by_key(|(t, _)| *t);
         keys.into_iter().map(|(_, k)| k).collect()
@@ -118,29 +136,6 @@ impl PipelineCache {
 pub(crate) const WIDE_WG_CPU: u32 = 8;
 pub(crate) const WIDE_WG: u32 = 16;
 
-/// The cross-entropy module's body, one job per piece, in assembly order
-/// (WGSL's module-scope declarations may come in any order; the order here
-/// is the reading order).
-const CROSS_ENTROPY_WGSL: [&str; 10] = [
-    include_str!("../../shaders/cross_entropy/common.wgsl"),
-    include_str!("../../shaders/cross_entropy/target_stats.wgsl"),
-    include_str!("../../shaders/cross_entropy/pass1.wgsl"),
-    include_str!("../../shaders/cross_entropy/row_plan.wgsl"),
-    include_str!("../../shaders/cross_entropy/rows_wide.wgsl"),
-    include_str!("../../shaders/cross_entropy/rows_narrow.wgsl"),
-    include_str!("../../shaders/cross_entropy/rows_vec4.wgsl"),
-    include_str!("../../shaders/cross_entropy/rows_fixed.wgsl"),
-    include_str!("../../shaders/cross_entropy/split.wgsl"),
-    include_str!("../../shaders/cross_entropy/reduce_loss.wgsl"),
-];
-/// The prelude and reductions pieces the module is assembled with (`cross_entropy_source`).
-const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
-const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
-const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
-const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
-pub(crate) const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
-const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
-
 impl Kernels {
     pub(crate) fn build(device: &wgpu::Device) -> Self {
         let lanes = subgroup_lanes(device);
@@ -149,7 +144,7 @@ impl Kernels {
             "xent cross_entropy",
             &cross_entropy_source(false, lanes.is_some()),
         );
-        let sm = module(device, "xent softmax.wgsl", SOFTMAX_WGSL);
+        let sm = module(device, "xent softmax", &softmax_source());
         Self {
             wide_wg: lanes.unwrap_or(
                 if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
@@ -162,6 +157,8 @@ impl Kernels {
             cross_entropy_module: ce,
             cross_entropy_f16_module: Mutex::new(None),
             cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
+            elementwise_module: module(device, "xent elementwise", &elementwise_source()),
+            elementwise: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
             backward_wide: pipeline(device, &sm, "backward_wide"),
@@ -211,6 +208,33 @@ impl Kernels {
         let pipeline = specialised(device, &module, entry, &constants);
         scope.pop(&format!("building {entry} (FIXED_N {n}) for {v:?}"))?;
         cache.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Entry point `entry` of elementwise variant `v`, built on first use
+    /// and cached (at most [`PIPELINE_CACHE_MAX`] of them).
+    pub fn elementwise(
+        &self,
+        device: &wgpu::Device,
+        v: ElementwiseVariant,
+        entry: &'static str,
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.elementwise.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(v, entry)) {
+            return Ok(p);
+        }
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let constants = [
+            ("LOSS", f64::from(v.loss)),
+            ("HAS_WEIGHT", flag(v.has_weight)),
+            ("WEIGHT_LAST", flag(v.weight_last)),
+            ("HAS_POS_WEIGHT", flag(v.has_pos_weight)),
+            ("WRITE_GRAD", flag(v.write_grad)),
+        ];
+        let scope = GpuScope::push(device);
+        let pipeline = specialised(device, &self.elementwise_module, entry, &constants);
+        scope.pop(&format!("building {entry} for {v:?}"))?;
+        cache.insert((v, entry), pipeline.clone());
         Ok(pipeline)
     }
 
@@ -296,32 +320,6 @@ fn subgroup_lanes(device: &wgpu::Device) -> Option<u32> {
     (n.is_power_of_two() && (8..=64).contains(&n)).then_some(n)
 }
 
-/// The cross-entropy module as built for a device, assembled from pieces: a
-/// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
-/// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
-/// (`shaders/cross_entropy/*.wgsl`), and the reductions
-/// (`shaders/lib/workgroup_reductions.wgsl`, or `subgroup_reductions.wgsl`
-/// where the device's subgroups hold a workgroup).
-pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
-    // The prelude first (`enable f16;` must precede every declaration), then
-    // the body, then one of the two reductions pieces: WGSL declarations may
-    // come in any order. A piece missing or defined twice is a shader
-    // compile error at the context's creation, never a silent fallback.
-    let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
-    // Naga takes the subgroup builtins without `enable subgroups;` (it
-    // rejects the directive as not yet implemented); the device feature
-    // SUBGROUP is what allows them.
-    let reductions = if subgroups {
-        SUBGROUP_REDUCTIONS_WGSL
-    } else {
-        WORKGROUP_REDUCTIONS_WGSL
-    };
-    let mut pieces = vec![prelude];
-    pieces.extend(CROSS_ENTROPY_WGSL);
-    pieces.push(reductions);
-    pieces.join("\n")
-}
-
 fn specialised(
     device: &wgpu::Device,
     module: &wgpu::ShaderModule,
@@ -383,20 +381,26 @@ mod tests {
 
     #[test]
     fn every_assembled_module_parses_and_validates() {
-        use wgpu::naga;
         for f16 in [false, true] {
             for subgroups in [false, true] {
-                let source = cross_entropy_source(f16, subgroups);
-                let module = naga::front::wgsl::parse_str(&source)
-                    .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e}"));
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::all(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("f16 {f16}, subgroups {subgroups}: {e:?}"));
+                let what = format!("cross-entropy, f16 {f16}, subgroups {subgroups}");
+                validates(&what, &cross_entropy_source(f16, subgroups));
             }
         }
+        validates("softmax", &softmax_source());
+        validates("elementwise", &elementwise_source());
+        validates("copy", COPY_WGSL);
+    }
+
+    fn validates(what: &str, source: &str) {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{what}: {e}"));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
     }
 
     #[test]

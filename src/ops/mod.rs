@@ -3,4 +3,5 @@
 //! (`crate::cpu`) sit beside them.
 
 pub(crate) mod cross_entropy;
+pub(crate) mod elementwise;
 pub(crate) mod softmax;

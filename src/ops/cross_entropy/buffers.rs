@@ -135,14 +135,16 @@ impl<'a> CrossEntropyBuffers<'a> {
     }
 }
 
-/// What the GPU's target check found, as read from a status buffer.
+/// What the GPU's target check found, as read from a status buffer (for an
+/// elementwise `Bce` call, its input check: see [`Status::check_input`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
-    /// Number of targets out of range (neither a class nor `ignore_index`).
+    /// Number of targets out of range (neither a class nor `ignore_index`);
+    /// for `Bce`, of inputs outside [0, 1].
     pub bad_targets: u32,
     /// Flat position of the first bad target (meaningful when `bad_targets > 0`).
     pub first_position: u32,
-    /// The first bad target's value.
+    /// The first bad target's value (for `Bce`, the f32 bits of the first bad input).
     pub first_value: i32,
 }
 

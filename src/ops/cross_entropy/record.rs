@@ -564,7 +564,7 @@ mod tests {
     #[test]
     fn the_binding_slots_match_the_wgsl() {
         use wgpu::naga;
-        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(false, false);
         let module = naga::front::wgsl::parse_str(&ce).unwrap();
         let mut bound: Vec<(u32, String)> = module
             .global_variables
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(false, false);
         let codes = [
             ("REDUCTION_NONE", Reduction::None.code()),
             ("REDUCTION_MEAN", Reduction::Mean.code()),
@@ -618,7 +618,7 @@ mod tests {
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let ce = crate::gpu::pipelines::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(false, false);
         let (size, members) = wgsl_struct(&ce, "Params");
         assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
         assert_eq!(

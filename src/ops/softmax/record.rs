@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let sm = crate::gpu::pipelines::SOFTMAX_WGSL;
+        let sm = &crate::gpu::sources::softmax_source();
         assert_eq!(wgsl_u32(sm, "LOG_SOFTMAX"), SoftmaxKind::LogSoftmax.code());
         assert_eq!(SoftmaxKind::Softmax.code(), 0);
         assert_eq!(wgsl_u32(sm, "WIDE_WG") as usize, SOFTMAX_WG);
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let (size, members) = wgsl_struct(crate::gpu::pipelines::SOFTMAX_WGSL, "Params");
+        let (size, members) = wgsl_struct(&crate::gpu::sources::softmax_source(), "Params");
         assert_eq!(size, std::mem::size_of::<SoftmaxParams>());
         assert_eq!(
             members,

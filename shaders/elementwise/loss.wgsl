@@ -1,0 +1,303 @@
+// The binary and regression losses, elementwise over a tensor of any shape
+// (src/ops/elementwise/): loss, gradient and the reduction's block sums in
+// one pass that reads the input and the target once and writes the
+// gradient once; then one workgroup folds the blocks' sums in order.
+//
+//   elementwise      an invocation per element, BLOCK elements per
+//                    workgroup, neighbouring elements in neighbouring
+//                    invocations; any element count
+//   elementwise4     the same four elements per load (vec4 views), for
+//                    element counts that are a multiple of 4
+//   elementwise_reduce
+//                    one workgroup: the blocks' stats in block order ->
+//                    the reduced loss, and for bce the status buffer
+//
+// Assembled (`elementwise_source` in src/gpu/sources.rs) with
+// shaders/lib/elem_f32.wgsl, block_stats.wgsl (the fixed-order sums) and
+// subnormal.wgsl (bce's logarithm of a subnormal probability).
+//
+// The formulas, per element of input x, target y, weight w, pos_weight pw
+// (PyTorch's, rewritten where PyTorch's form cancels; see the rustdoc of
+// `ElementwiseLoss`):
+//   bce_with_logits  w (pw y softplus(-x) + (1 - y) softplus(x))
+//                    grad w ((1 - y) sigmoid(x) - pw y sigmoid(-x))
+//   bce              -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))
+//                    grad w (x - y) / max(x (1 - x), 1e-12)
+//   mse              d^2, grad 2 d                      (d = x - y)
+//   l1               |d|, grad sign(d) (0 at d = 0)
+//   smooth_l1        |d| < beta ? d^2 / (2 beta) : |d| - beta / 2
+//                    grad |d| < beta ? d / beta : sign(d)
+//   huber            |d| < delta ? d^2 / 2 : delta (|d| - delta / 2)
+//                    grad |d| < delta ? d : delta sign(d)
+// each gradient divided by p.denom (the element count for mean, else 1).
+
+struct Params {
+    // Elements in this dispatch's chunk and the chunk's first element.
+    n: u32,
+    first: u32,
+    // The chunk's first block (its stats go to aux from STATS_WORDS *
+    // first_block on) and the blocks of every chunk (the reduce's count).
+    first_block: u32,
+    blocks: u32,
+    // The length of the last axis (weights and pos_weight of that length)
+    // and the chunk's first element's index along it.
+    last: u32,
+    phase: u32,
+    reduction: u32,
+    _pad: u32,
+    // beta (smooth_l1) or delta (huber).
+    param: f32,
+    // What the gradient and the reduced loss are divided by.
+    denom: f32,
+    nan: f32,
+    _pad2: f32,
+}
+
+override LOSS: u32 = 0u;
+override HAS_WEIGHT: bool = false;
+// The weight has the last axis's length (else the input's shape).
+override WEIGHT_LAST: bool = false;
+override HAS_POS_WEIGHT: bool = false;
+override WRITE_GRAD: bool = true;
+
+const LOSS_BCE_WITH_LOGITS: u32 = 0u;
+const LOSS_BCE: u32 = 1u;
+const LOSS_MSE: u32 = 2u;
+const LOSS_L1: u32 = 3u;
+const LOSS_SMOOTH_L1: u32 = 4u;
+const LOSS_HUBER: u32 = 5u;
+const REDUCTION_NONE: u32 = 0u;
+const REDUCTION_MEAN: u32 = 1u;
+
+const STATS_WG: u32 = 64u;
+// Elements per workgroup: 64 scalar or 16 vec4 loop trips per invocation.
+const BLOCK: u32 = 4096u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+// The blocks' stats (STATS_WORDS words each: loss sum, 0, bad inputs, first bad position).
+@group(0) @binding(6) var<storage, read_write> aux: array<u32>;
+// The per-element losses (none) or the reduced loss.
+@group(0) @binding(7) var<storage, read_write> loss_out: array<f32>;
+// bce: [inputs outside [0, 1], the first one's position, its value (f32 bits), 0].
+@group(0) @binding(8) var<storage, read_write> status: array<u32>;
+// The vec4 views of elementwise4.
+@group(0) @binding(11) var<storage, read> input4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> targets4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> weight4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read_write> grad4: array<vec4<f32>>;
+@group(0) @binding(17) var<storage, read_write> loss4: array<vec4<f32>>;
+
+// ln(1 + z) for z > -1, keeping z's low bits near 0 where 1 + z drops
+// them: the series to z^5 below |z| = 1/32 (relative error under
+// z^5 / 6, 5e-9), else ln of 1 + z.
+fn log1p(z: f32) -> f32 {
+    if (abs(z) < 0.03125) {
+        return z * (1.0 + z * (-0.5 + z * (0.33333334 + z * (-0.25 + z * 0.2))));
+    }
+    return log(1.0 + z);
+}
+
+// ln(1 + e^x), in the form that neither overflows nor cancels.
+fn softplus(x: f32, tail: f32) -> f32 {
+    return max(x, 0.0) + tail;
+}
+
+// sigmoid(x) from e = e^-|x|: no overflow, and the small side exact.
+fn sigmoid(x: f32, e: f32) -> f32 {
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+// sign(d) from the comparison, so a difference a device flushes to 0 still
+// has its sign.
+fn sign_of(x: f32, y: f32) -> f32 {
+    return select(select(0.0, -1.0, x < y), 1.0, x > y);
+}
+
+// Whether x is in [0, 1], from its bits (NaN is not; -0 is).
+fn in_unit(x: f32) -> bool {
+    let bits = bitcast<u32>(x);
+    return bits <= 0x3f800000u || bits == 0x80000000u;
+}
+
+// max(ln x, -100) for x in [0, 1]: ln of a subnormal from its bits, ln x
+// near 1 as ln(1 + (x - 1)) (x - 1 is exact there).
+fn clamped_log(x: f32) -> f32 {
+    if (x == 0.0) {
+        return -100.0;
+    }
+    let l = select(log_subnormal(x), log1p(x - 1.0), x > 0.5);
+    return max(l, -100.0);
+}
+
+// (loss, gradient before the 1 / denom) of one element.
+fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
+    var r: vec2<f32>;
+    if (LOSS == LOSS_BCE_WITH_LOGITS) {
+        let e = exp(-abs(x));
+        let tail = log1p(e);
+        let py = pw * y;
+        let loss = py * softplus(-x, tail) + (1.0 - y) * softplus(x, tail);
+        let g = (1.0 - y) * sigmoid(x, e) - py * sigmoid(-x, e);
+        r = vec2<f32>(loss, g);
+    } else if (LOSS == LOSS_BCE) {
+        // 1 - x is exact for x >= 0.5; below, ln(1 - x) = ln(1 + (-x)).
+        let l1 = clamped_log(1.0 - x);
+        let l1_small = max(log1p(-x), -100.0);
+        let log_rest = select(l1, l1_small, x < 0.5);
+        let loss = -(y * clamped_log(x) + (1.0 - y) * log_rest);
+        r = vec2<f32>(loss, (x - y) / max((1.0 - x) * x, 1e-12));
+    } else {
+        let d = x - y;
+        let z = abs(d);
+        let s = sign_of(x, y);
+        if (LOSS == LOSS_MSE) {
+            r = vec2<f32>(d * d, 2.0 * d);
+        } else if (LOSS == LOSS_L1) {
+            r = vec2<f32>(z, s);
+        } else if (LOSS == LOSS_SMOOTH_L1) {
+            let beta = p.param;
+            r = select(vec2<f32>(z - 0.5 * beta, s), vec2<f32>(0.5 * d * d / beta, d / beta), z < beta);
+        } else {
+            let delta = p.param;
+            r = select(vec2<f32>(delta * (z - 0.5 * delta), delta * s), vec2<f32>(0.5 * d * d, d), z < delta);
+        }
+    }
+    return r * w;
+}
+
+fn weight_at(i: u32) -> f32 {
+    if (!HAS_WEIGHT) {
+        return 1.0;
+    }
+    if (WEIGHT_LAST) {
+        return weight[(p.phase + i) % p.last];
+    }
+    return weight[i];
+}
+
+fn pos_weight_at(i: u32) -> f32 {
+    if (!HAS_POS_WEIGHT) {
+        return 1.0;
+    }
+    return pos_weight[(p.phase + i) % p.last];
+}
+
+// Element i of the chunk (loss and gradient written) added to s.
+fn add_point(s: BlockStats, i: u32, x: f32, r: vec2<f32>) -> BlockStats {
+    var t = s;
+    t.sum += r.x;
+    if (LOSS == LOSS_BCE && !in_unit(x)) {
+        t.bad += 1u;
+        t.first = min(t.first, p.first + i);
+    }
+    return t;
+}
+
+// The block's stats stored for the reduce (uniform control flow: every
+// argument is uniform over the workgroup).
+fn finish_block(lid: u32, g: u32, s: BlockStats) {
+    if (p.reduction != REDUCTION_NONE || LOSS == LOSS_BCE) {
+        let total = workgroup_stats(lid, s);
+        if (lid == 0u && g * BLOCK < p.n) {
+            store_stats(STATS_WORDS * (p.first_block + g), total);
+        }
+    }
+}
+
+@compute @workgroup_size(STATS_WG)
+fn elementwise(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let e0 = min(g * BLOCK, p.n);
+    let e1 = min(e0 + BLOCK, p.n);
+    var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
+    for (var i = e0 + lid; i < e1; i += STATS_WG) {
+        let x = input[i];
+        let r = point(x, targets[i], weight_at(i), pos_weight_at(i));
+        if (WRITE_GRAD) {
+            grad[i] = r.y / p.denom;
+        }
+        if (p.reduction == REDUCTION_NONE) {
+            loss_out[i] = r.x;
+        }
+        s = add_point(s, i, x, r);
+    }
+    finish_block(lid, g, s);
+}
+
+@compute @workgroup_size(STATS_WG)
+fn elementwise4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    let q0 = min(g * BLOCK, p.n) / 4u;
+    let q1 = min(g * BLOCK + BLOCK, p.n) / 4u;
+    var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
+    for (var q = q0 + lid; q < q1; q += STATS_WG) {
+        let x = input4[q];
+        let y = targets4[q];
+        let i = 4u * q;
+        var w = vec4<f32>(1.0);
+        if (HAS_WEIGHT) {
+            if (WEIGHT_LAST) {
+                w = vec4<f32>(weight_at(i), weight_at(i + 1u), weight_at(i + 2u), weight_at(i + 3u));
+            } else {
+                w = weight4[q];
+            }
+        }
+        var pw = vec4<f32>(1.0);
+        if (HAS_POS_WEIGHT) {
+            pw = vec4<f32>(pos_weight_at(i), pos_weight_at(i + 1u), pos_weight_at(i + 2u), pos_weight_at(i + 3u));
+        }
+        let r0 = point(x.x, y.x, w.x, pw.x);
+        let r1 = point(x.y, y.y, w.y, pw.y);
+        let r2 = point(x.z, y.z, w.z, pw.z);
+        let r3 = point(x.w, y.w, w.w, pw.w);
+        if (WRITE_GRAD) {
+            grad4[q] = vec4<f32>(r0.y, r1.y, r2.y, r3.y) / p.denom;
+        }
+        if (p.reduction == REDUCTION_NONE) {
+            loss4[q] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
+        }
+        s = add_point(s, i, x.x, r0);
+        s = add_point(s, i + 1u, x.y, r1);
+        s = add_point(s, i + 2u, x.z, r2);
+        s = add_point(s, i + 3u, x.w, r3);
+    }
+    finish_block(lid, g, s);
+}
+
+@compute @workgroup_size(STATS_WG)
+fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
+    let total = workgroup_stats(lid, fold_blocks(lid, 0u, p.blocks));
+    if (lid == 0u) {
+        if (p.reduction == REDUCTION_MEAN) {
+            // The mean of no elements is NaN, as PyTorch's.
+            loss_out[0] = select(total.sum / p.denom, p.nan, p.blocks == 0u);
+        } else if (p.reduction != REDUCTION_NONE) {
+            loss_out[0] = total.sum;
+        }
+        if (LOSS == LOSS_BCE) {
+            status[0] = total.bad;
+            // The bad value where the input's first binding holds it (the
+            // host reads it where not).
+            var value = bitcast<u32>(p.nan);
+            if (total.bad != 0u && total.first < arrayLength(&input)) {
+                value = bitcast<u32>(input[total.first]);
+            }
+            status[1] = select(0u, total.first, total.bad != 0u);
+            status[2] = select(0u, value, total.bad != 0u);
+            status[3] = 0u;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The WGSL sources of xent's shader modules, each assembled from pieces:
+//! a prelude (`shaders/lib/elem_*.wgsl`: the storage type, `enable f16;`),
+//! the op's body (`shaders/<op>/*.wgsl`) and the shared pieces it uses
+//! (`shaders/lib/`). Plain concatenation: WGSL's module-scope declarations
+//! may come in any order, and a piece missing or defined twice is a shader
+//! compile error (and a failing unit test, which validates every assembly
+//! with naga), never a silent fallback. No text is replaced inside a piece.
+
+/// The cross-entropy module's body, one job per piece, in assembly order
+/// (WGSL's module-scope declarations may come in any order; the order here
+/// is the reading order).
+const CROSS_ENTROPY_WGSL: [&str; 10] = [
+    include_str!("../../shaders/cross_entropy/common.wgsl"),
+    include_str!("../../shaders/cross_entropy/target_stats.wgsl"),
+    include_str!("../../shaders/cross_entropy/pass1.wgsl"),
+    include_str!("../../shaders/cross_entropy/row_plan.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_wide.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_narrow.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_vec4.wgsl"),
+    include_str!("../../shaders/cross_entropy/rows_fixed.wgsl"),
+    include_str!("../../shaders/cross_entropy/split.wgsl"),
+    include_str!("../../shaders/cross_entropy/reduce_loss.wgsl"),
+];
+/// The shared pieces of `shaders/lib/`.
+const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
+const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
+const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
+const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
+const ONLINE_SOFTMAX_WGSL: &str = include_str!("../../shaders/lib/online_softmax.wgsl");
+const BLOCK_STATS_WGSL: &str = include_str!("../../shaders/lib/block_stats.wgsl");
+const SUBNORMAL_WGSL: &str = include_str!("../../shaders/lib/subnormal.wgsl");
+/// The other ops' bodies.
+const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
+const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise/loss.wgsl");
+pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
+
+/// The cross-entropy module as built for a device, assembled from pieces: a
+/// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
+/// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
+/// (`shaders/cross_entropy/*.wgsl`), the shared pieces it uses (the online
+/// (max, sum-exp) merge, the block statistics, the subnormal logarithms) and
+/// the workgroup reductions (`shaders/lib/workgroup_reductions.wgsl`, or
+/// `subgroup_reductions.wgsl` where the device's subgroups hold a workgroup).
+pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+    // The prelude first (`enable f16;` must precede every declaration), then
+    // the body, then one of the two reductions pieces: WGSL declarations may
+    // come in any order. A piece missing or defined twice is a shader
+    // compile error at the context's creation, never a silent fallback.
+    let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
+    // Naga takes the subgroup builtins without `enable subgroups;` (it
+    // rejects the directive as not yet implemented); the device feature
+    // SUBGROUP is what allows them.
+    let reductions = if subgroups {
+        SUBGROUP_REDUCTIONS_WGSL
+    } else {
+        WORKGROUP_REDUCTIONS_WGSL
+    };
+    let mut pieces = vec![prelude];
+    pieces.extend(CROSS_ENTROPY_WGSL);
+    pieces.extend([
+        ONLINE_SOFTMAX_WGSL,
+        BLOCK_STATS_WGSL,
+        SUBNORMAL_WGSL,
+        reductions,
+    ]);
+    pieces.join("\n")
+}
+
+/// The softmax module: its body and the online (max, sum-exp) merge.
+pub(crate) fn softmax_source() -> String {
+    [SOFTMAX_WGSL, ONLINE_SOFTMAX_WGSL].join("\n")
+}
+
+/// The elementwise losses' module (f32 throughout): the body, the block
+/// statistics (its fixed-order sums and input check) and the subnormal
+/// logarithms (`Bce`'s logarithm of a subnormal probability).
+pub(crate) fn elementwise_source() -> String {
+    [ELEMENTWISE_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL].join("\n")
+}

@@ -1,0 +1,90 @@
+//! The recording API's buffers for an elementwise loss.
+
+use super::options::WeightShape;
+use super::validate::{self, Elements};
+use crate::error::Result;
+use crate::ops::cross_entropy::Status;
+
+/// The caller's buffers for
+/// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss),
+/// all f32 and with `STORAGE` usage: the input and the target (the input's
+/// shape), the optional weights, the loss (one value for `mean` and `sum`,
+/// the input's shape for `none`), the gradient (the input's shape) and, for
+/// `Bce`, the status buffer the range check of its input is reported in
+/// ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes, read with
+/// [`Context::read_status`](crate::Context::read_status) and
+/// [`Status::check_input`]).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+/// let buf = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage, mapped_at_creation: false });
+/// let (x, y, loss) = (buf(16), buf(16), buf(4));
+/// let buffers = xent::ElementwiseBuffers::new(&x, &y, &loss, None);
+/// assert!(buffers.weight.is_none() && buffers.status.is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ElementwiseBuffers<'a> {
+    /// Logits (`BceWithLogits`), probabilities (`Bce`) or predictions.
+    pub input: &'a wgpu::Buffer,
+    /// The target, of the input's shape.
+    pub target: &'a wgpu::Buffer,
+    /// The binary losses' weight, of the input's shape or its last axis.
+    pub weight: Option<(&'a wgpu::Buffer, WeightShape)>,
+    /// `BceWithLogits`'s `pos_weight`, of the input's last axis.
+    pub pos_weight: Option<&'a wgpu::Buffer>,
+    /// Written: the loss.
+    pub loss: &'a wgpu::Buffer,
+    /// Written, when given: the gradient.
+    pub grad: Option<&'a wgpu::Buffer>,
+    /// Written by `Bce` (which needs it): its input's range check.
+    pub status: Option<&'a wgpu::Buffer>,
+}
+
+impl<'a> ElementwiseBuffers<'a> {
+    /// Buffers without weights or status buffer.
+    pub fn new(
+        input: &'a wgpu::Buffer,
+        target: &'a wgpu::Buffer,
+        loss: &'a wgpu::Buffer,
+        grad: Option<&'a wgpu::Buffer>,
+    ) -> Self {
+        Self {
+            input,
+            target,
+            weight: None,
+            pos_weight: None,
+            loss,
+            grad,
+            status: None,
+        }
+    }
+}
+
+impl Status {
+    /// [`Error::InputOutOfRange`](crate::Error::InputOutOfRange) if the
+    /// status of a `Bce` call reports inputs outside [0, 1]. The first one's
+    /// value is read on the GPU where the input's first binding holds it
+    /// (NaN where it does not).
+    ///
+    /// ```
+    /// let s = xent::Status { bad_targets: 2, first_position: 3, first_value: 2.5f32.to_bits() as i32 };
+    /// let err = s.check_input(&[2, 2]).unwrap_err();
+    /// assert!(matches!(err, xent::Error::InputOutOfRange { count: 2, .. }));
+    /// ```
+    pub fn check_input(&self, dims: &[usize]) -> Result<()> {
+        if self.bad_targets == 0 {
+            return Ok(());
+        }
+        let shape = Elements::new(dims)?;
+        Err(validate::out_of_range(
+            &shape,
+            self.first_position as usize,
+            f64::from(f32::from_bits(self.first_value as u32)),
+            u64::from(self.bad_targets),
+        ))
+    }
+}

@@ -1,0 +1,241 @@
+//! The f64 twin of the elementwise losses, with the magnitude of each
+//! value's terms (see [`Tolerance`](crate::Tolerance)).
+
+use super::options::{ElementwiseLoss, ElementwiseOptions, LossWeights, WeightShape};
+use super::validate::{self, Elements};
+use crate::error::Result;
+use crate::ops::cross_entropy::options::Reduction;
+
+/// The result of an elementwise loss call, on the GPU (`T = f32`) or on the
+/// CPU (`T = f64`, with magnitudes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElementwiseOutput<T> {
+    /// One value for `mean` and `sum`; one per element, in the input's shape, for `none`.
+    pub loss: Vec<T>,
+    /// The shape of `loss`: `[]` for `mean` and `sum`, the input's for `none`.
+    pub loss_dims: Vec<usize>,
+    /// ∂loss/∂input in the input's shape (for `none`, of the sum of the
+    /// elements' losses); `None` when not asked for.
+    pub grad: Option<Vec<T>>,
+    /// The magnitudes of the terms each value is made of (CPU results; `None` on GPU results).
+    pub magnitude: Option<ElementwiseMagnitude>,
+}
+
+impl<T: Copy> ElementwiseOutput<T> {
+    /// The reduced loss (`mean`, `sum`), or `None` for `none`.
+    pub fn scalar(&self) -> Option<T> {
+        self.loss_dims.is_empty().then(|| self.loss[0])
+    }
+}
+
+/// The magnitude of the terms of each value of an [`ElementwiseOutput`]:
+/// the sum of their absolute values. Same lengths as the values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElementwiseMagnitude {
+    /// Of each loss value.
+    pub loss: Vec<f64>,
+    /// Of each gradient element, when there is a gradient.
+    pub grad: Option<Vec<f64>>,
+}
+
+/// An elementwise loss on the CPU in f64, the reference the GPU is held to.
+/// Same arguments and errors as
+/// [`Context::elementwise_loss`](crate::Context::elementwise_loss).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for an input or
+/// target of another length, [`Error::WeightShape`](crate::Error::WeightShape),
+/// [`Error::InvalidOption`](crate::Error::InvalidOption) for a bad `beta` or
+/// `delta` or a weight the loss does not take,
+/// [`Error::InputOutOfRange`](crate::Error::InputOutOfRange) for a `Bce`
+/// input outside [0, 1].
+///
+/// ```
+/// use xent::{cpu, ElementwiseLoss, ElementwiseOptions};
+/// let out = cpu::elementwise_loss(ElementwiseLoss::Mse, &[1.0, 3.0], &[0.0, 0.0], &[2],
+///     Default::default(), &ElementwiseOptions::default())?;
+/// assert_eq!(out.loss, vec![5.0]);
+/// assert_eq!(out.grad, Some(vec![1.0, 3.0]));
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn elementwise_loss(
+    loss: ElementwiseLoss,
+    input: &[f32],
+    target: &[f32],
+    dims: &[usize],
+    weights: LossWeights<'_>,
+    options: &ElementwiseOptions,
+) -> Result<ElementwiseOutput<f64>> {
+    let (shape, weight_shape) = validate::call(
+        loss,
+        dims,
+        input.len(),
+        target.len(),
+        weights.weight.map(<[f32]>::len),
+        weights.pos_weight.map(<[f32]>::len),
+    )?;
+    validate::input_range(loss, &shape, input)?;
+    let weight_at = |i: usize| match (weights.weight, weight_shape) {
+        (Some(w), Some(WeightShape::LastAxis)) => f64::from(w[shape.along_last(i)]),
+        (Some(w), _) => f64::from(w[i]),
+        _ => 1.0,
+    };
+    let pos_weight_at = |i: usize| {
+        weights
+            .pos_weight
+            .map_or(1.0, |pw| f64::from(pw[shape.along_last(i)]))
+    };
+    let mut values = Vec::with_capacity(shape.len);
+    let mut grads = Vec::with_capacity(if options.grad { shape.len } else { 0 });
+    for i in 0..shape.len {
+        let p = point(
+            loss,
+            f64::from(input[i]),
+            f64::from(target[i]),
+            pos_weight_at(i),
+        );
+        let w = weight_at(i);
+        values.push((w * p.loss, w.abs() * p.loss_terms));
+        if options.grad {
+            grads.push((w * p.grad, w.abs() * p.grad_terms));
+        }
+    }
+    Ok(reduce(&shape, values, grads, options))
+}
+
+/// One element's loss and gradient, each with the magnitude of its terms.
+struct Point {
+    loss: f64,
+    loss_terms: f64,
+    grad: f64,
+    grad_terms: f64,
+}
+
+fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
+    let d = x - y;
+    let z = d.abs();
+    // |x| + |y|: the size of the terms d is the difference of.
+    let size = x.abs() + y.abs();
+    let sign = if x > y {
+        1.0
+    } else if x < y {
+        -1.0
+    } else {
+        0.0
+    };
+    let quadratic = |scale: f64| Point {
+        loss: 0.5 * d * d / scale,
+        loss_terms: 0.5 * size * size / scale,
+        grad: d / scale,
+        grad_terms: size / scale,
+    };
+    match loss {
+        ElementwiseLoss::BceWithLogits => {
+            let tail = (-x.abs()).exp().ln_1p();
+            let softplus = |v: f64| v.max(0.0) + tail;
+            let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+            let (pos, neg) = (pw * y * softplus(-x), (1.0 - y) * softplus(x));
+            let (gneg, gpos) = ((1.0 - y) * sigmoid(x), pw * y * sigmoid(-x));
+            Point {
+                loss: pos + neg,
+                loss_terms: pos.abs() + neg.abs(),
+                grad: gneg - gpos,
+                grad_terms: gneg.abs() + gpos.abs(),
+            }
+        }
+        ElementwiseLoss::Bce => {
+            let lx = x.ln().max(-100.0);
+            let l1x = (-x).ln_1p().max(-100.0);
+            let (a, b) = (y * lx, (1.0 - y) * l1x);
+            let den = (x * (1.0 - x)).max(1e-12);
+            Point {
+                loss: -(a + b),
+                loss_terms: a.abs() + b.abs(),
+                grad: d / den,
+                grad_terms: size / den,
+            }
+        }
+        ElementwiseLoss::Mse => Point {
+            loss: d * d,
+            loss_terms: size * size,
+            grad: 2.0 * d,
+            grad_terms: 2.0 * size,
+        },
+        ElementwiseLoss::L1 => Point {
+            loss: z,
+            loss_terms: size,
+            grad: sign,
+            grad_terms: sign.abs(),
+        },
+        ElementwiseLoss::SmoothL1 { beta } => {
+            let beta = f64::from(beta);
+            if z < beta {
+                quadratic(beta)
+            } else {
+                Point {
+                    loss: z - 0.5 * beta,
+                    loss_terms: size + 0.5 * beta,
+                    grad: sign,
+                    grad_terms: sign.abs(),
+                }
+            }
+        }
+        ElementwiseLoss::Huber { delta } => {
+            let delta = f64::from(delta);
+            if z < delta {
+                quadratic(1.0)
+            } else {
+                Point {
+                    loss: delta * (z - 0.5 * delta),
+                    loss_terms: delta * (size + 0.5 * delta),
+                    grad: delta * sign,
+                    grad_terms: delta * sign.abs(),
+                }
+            }
+        }
+    }
+}
+
+/// The elements' (value, magnitude) pairs reduced, the gradient divided by
+/// the mean's count.
+fn reduce(
+    shape: &Elements,
+    values: Vec<(f64, f64)>,
+    grads: Vec<(f64, f64)>,
+    options: &ElementwiseOptions,
+) -> ElementwiseOutput<f64> {
+    let n = shape.len as f64;
+    let scale = if options.reduction == Reduction::Mean {
+        n
+    } else {
+        1.0
+    };
+    let (loss, loss_terms, loss_dims): (Vec<f64>, Vec<f64>, Vec<usize>) = match options.reduction {
+        Reduction::None => {
+            let (v, m) = values.into_iter().unzip();
+            (v, m, shape.dims.clone())
+        }
+        Reduction::Sum | Reduction::Mean => {
+            let (v, m) = values
+                .iter()
+                .fold((0.0, 0.0), |(v, m), &(a, b)| (v + a, m + b));
+            // The mean of nothing is NaN (0 / 0), as PyTorch's.
+            (vec![v / scale], vec![m / scale], vec![])
+        }
+    };
+    let grad = options.grad.then(|| {
+        grads
+            .iter()
+            .map(|&(g, m)| (g / scale, m / scale))
+            .unzip::<_, _, Vec<f64>, Vec<f64>>()
+    });
+    ElementwiseOutput {
+        loss,
+        loss_dims,
+        grad: grad.as_ref().map(|(g, _)| g.clone()),
+        magnitude: Some(ElementwiseMagnitude {
+            loss: loss_terms,
+            grad: grad.map(|(_, m)| m),
+        }),
+    }
+}

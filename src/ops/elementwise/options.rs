@@ -1,0 +1,203 @@
+//! Which elementwise loss, with its parameter, and the weights it may take.
+
+use crate::error::{Error, Result};
+use crate::ops::cross_entropy::options::Reduction;
+
+/// A binary or regression loss, computed elementwise over input `x` and
+/// target `y` of the same shape (any shape), as PyTorch's functional loss
+/// of the same name. Per element, with weight `w` (1 without weights) and
+/// `pos_weight` `pw` (1 without), `d = x − y`:
+///
+/// | loss | value | gradient ∂/∂x |
+/// |---|---|---|
+/// | `BceWithLogits` | `w·(pw·y·softplus(−x) + (1 − y)·softplus(x))` | `w·((1 − y)·σ(x) − pw·y·σ(−x))` |
+/// | `Bce` | `−w·(y·max(ln x, −100) + (1 − y)·max(ln(1 − x), −100))` | `w·(x − y) / max(x·(1 − x), 1e-12)` |
+/// | `Mse` | `d²` | `2d` |
+/// | `L1` | `\|d\|` | `sign(d)`, 0 where `x = y` |
+/// | `SmoothL1 { beta }` | `\|d\| < β ? d² / 2β : \|d\| − β/2` | `\|d\| < β ? d/β : sign(d)` |
+/// | `Huber { delta }` | `\|d\| < δ ? d²/2 : δ·(\|d\| − δ/2)` | `\|d\| < δ ? d : δ·sign(d)` |
+///
+/// `softplus(x) = ln(1 + eˣ)`, `σ(x) = 1/(1 + e⁻ˣ)`. `BceWithLogits` is
+/// PyTorch's `(1 − y)·x − (1 + (pw − 1)·y)·log σ(x)` rearranged into two
+/// terms that are never negative for `y ∈ [0, 1]`, so nothing cancels, and
+/// its gradient likewise (PyTorch's `σ(x) − y` rounds to 0 for large `x`
+/// and `y = 1`, where this gives `−σ(−x)`). `Bce` takes probabilities:
+/// an input outside [0, 1] (or NaN) is [`Error::InputOutOfRange`], as in
+/// PyTorch, whose clamps of the logarithm at −100 and of the gradient's
+/// denominator at 1e-12 it keeps. `SmoothL1` with `beta = 0` is `L1`.
+///
+/// The reduction: `none` gives each element's loss, `sum` their sum, `mean`
+/// their sum over the element count (NaN for an empty input, as PyTorch);
+/// the gradient is that of the reduced loss (of the sum for `none`).
+///
+/// ```
+/// use xent::ElementwiseLoss;
+/// let loss: ElementwiseLoss = "smooth-l1".parse()?;
+/// assert_eq!(loss, ElementwiseLoss::SmoothL1 { beta: 1.0 });
+/// assert_eq!(loss.name(), "smooth-l1");
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ElementwiseLoss {
+    /// `binary_cross_entropy_with_logits`: logits in, with `weight` and `pos_weight`.
+    BceWithLogits,
+    /// `binary_cross_entropy`: probabilities in [0, 1] in, with `weight`.
+    Bce,
+    /// `mse_loss`.
+    Mse,
+    /// `l1_loss`.
+    L1,
+    /// `smooth_l1_loss` with `beta ≥ 0` (PyTorch's default 1).
+    SmoothL1 {
+        /// Where the loss turns from quadratic to linear.
+        beta: f32,
+    },
+    /// `huber_loss` with `delta > 0` (PyTorch's default 1).
+    Huber {
+        /// Where the loss turns from quadratic to linear.
+        delta: f32,
+    },
+}
+
+impl ElementwiseLoss {
+    /// Every loss with its default parameter, in the order of the table above.
+    pub const ALL: [ElementwiseLoss; 6] = [
+        ElementwiseLoss::BceWithLogits,
+        ElementwiseLoss::Bce,
+        ElementwiseLoss::Mse,
+        ElementwiseLoss::L1,
+        ElementwiseLoss::SmoothL1 { beta: 1.0 },
+        ElementwiseLoss::Huber { delta: 1.0 },
+    ];
+
+    /// The loss's name on the command line (`bce-with-logits`, `bce`, `mse`,
+    /// `l1`, `smooth-l1`, `huber`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementwiseLoss::BceWithLogits => "bce-with-logits",
+            ElementwiseLoss::Bce => "bce",
+            ElementwiseLoss::Mse => "mse",
+            ElementwiseLoss::L1 => "l1",
+            ElementwiseLoss::SmoothL1 { .. } => "smooth-l1",
+            ElementwiseLoss::Huber { .. } => "huber",
+        }
+    }
+
+    /// `LOSS` in `shaders/elementwise/loss.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            ElementwiseLoss::BceWithLogits => 0,
+            ElementwiseLoss::Bce => 1,
+            ElementwiseLoss::Mse => 2,
+            ElementwiseLoss::L1 => 3,
+            ElementwiseLoss::SmoothL1 { .. } => 4,
+            ElementwiseLoss::Huber { .. } => 5,
+        }
+    }
+
+    /// `beta` or `delta` (0 for the losses without a parameter).
+    pub(crate) fn param(self) -> f32 {
+        match self {
+            ElementwiseLoss::SmoothL1 { beta } => beta,
+            ElementwiseLoss::Huber { delta } => delta,
+            _ => 0.0,
+        }
+    }
+
+    /// Whether the loss takes `weight` (the binary ones).
+    pub fn takes_weight(self) -> bool {
+        matches!(self, ElementwiseLoss::BceWithLogits | ElementwiseLoss::Bce)
+    }
+
+    /// Whether the loss takes `pos_weight` (`BceWithLogits` only).
+    pub fn takes_pos_weight(self) -> bool {
+        self == ElementwiseLoss::BceWithLogits
+    }
+
+    /// The parameter in its domain: `beta` finite and ≥ 0, `delta` finite and > 0.
+    pub(crate) fn check(self) -> Result<()> {
+        let bad = |name, value: f32, expected| {
+            Err(Error::InvalidOption {
+                name,
+                value: value.to_string(),
+                expected,
+            })
+        };
+        match self {
+            ElementwiseLoss::SmoothL1 { beta } if !(beta.is_finite() && beta >= 0.0) => {
+                bad("beta", beta, "a finite number >= 0")
+            }
+            ElementwiseLoss::Huber { delta } if !(delta.is_finite() && delta > 0.0) => {
+                bad("delta", delta, "a finite number > 0")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::str::FromStr for ElementwiseLoss {
+    type Err = Error;
+
+    /// A loss by its [name](ElementwiseLoss::name), with the default parameter.
+    fn from_str(s: &str) -> Result<Self> {
+        ElementwiseLoss::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| Error::InvalidOption {
+                name: "loss",
+                value: s.to_string(),
+                expected: "bce-with-logits, bce, mse, l1, smooth-l1 or huber",
+            })
+    }
+}
+
+/// The optional weights of an elementwise loss (the binary losses only):
+/// `weight` of the input's shape or of its last axis's length (one per
+/// element along the last axis, as PyTorch broadcasts a `(C,)` weight), and
+/// `pos_weight`, `BceWithLogits` only, of the last axis's length.
+///
+/// ```
+/// let w = [1.0f32, 2.0, 0.5];
+/// let weights = xent::LossWeights { weight: Some(&w), ..Default::default() };
+/// assert!(weights.pos_weight.is_none());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossWeights<'a> {
+    /// Scales each element's loss and gradient.
+    pub weight: Option<&'a [f32]>,
+    /// Scales the positive term `y·softplus(−x)` of `BceWithLogits`.
+    pub pos_weight: Option<&'a [f32]>,
+}
+
+/// Options of an elementwise loss call.
+///
+/// ```
+/// let opts = xent::ElementwiseOptions { reduction: xent::Reduction::Sum, ..Default::default() };
+/// assert!(opts.grad);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ElementwiseOptions {
+    /// `none`, `mean` (the default) or `sum`.
+    pub reduction: Reduction,
+    /// Whether to compute the gradient (default `true`).
+    pub grad: bool,
+}
+
+impl Default for ElementwiseOptions {
+    fn default() -> Self {
+        Self {
+            reduction: Reduction::Mean,
+            grad: true,
+        }
+    }
+}
+
+/// Where a weight's values come from for element `i`: the input's shape
+/// (`Full`) or its last axis (`LastAxis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightShape {
+    /// One weight per element of the input.
+    Full,
+    /// One weight per element of the last axis, the same for every other index.
+    LastAxis,
+}

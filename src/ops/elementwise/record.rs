@@ -1,0 +1,370 @@
+//! Recording an elementwise loss into the caller's encoder: the plan, the
+//! uniforms, pipelines and bind groups of each chunk, the reduce.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::buffers::ElementwiseBuffers;
+use super::options::{ElementwiseLoss, WeightShape};
+use super::plan::BLOCK;
+use super::validate::{self, Elements};
+use crate::error::{Error, GpuScope, Result};
+use crate::gpu::encode::{Dispatch, Dispatches, Timing};
+use crate::gpu::{Context, ElementwiseVariant};
+use crate::ops::cross_entropy::options::Reduction;
+use crate::ops::cross_entropy::STATUS_SIZE;
+
+/// The binding slots of `shaders/elementwise/loss.wgsl`.
+pub(crate) mod slot {
+    pub const PARAMS: u32 = 0;
+    pub const INPUT: u32 = 1;
+    pub const TARGET: u32 = 2;
+    pub const WEIGHT: u32 = 3;
+    pub const POS_WEIGHT: u32 = 4;
+    pub const GRAD: u32 = 5;
+    pub const AUX: u32 = 6;
+    pub const LOSS: u32 = 7;
+    pub const STATUS: u32 = 8;
+    /// The vec4 views of `elementwise4`: the scalar slot plus 10.
+    pub const VEC4: u32 = 10;
+}
+
+/// Mirrors `Params` in `shaders/elementwise/loss.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ElementwiseParams {
+    n: u32,
+    first: u32,
+    first_block: u32,
+    blocks: u32,
+    last: u32,
+    phase: u32,
+    reduction: u32,
+    _pad: u32,
+    param: f32,
+    denom: f32,
+    nan: f32,
+    _pad2: f32,
+}
+
+impl Context {
+    /// Records an elementwise loss (see [`ElementwiseLoss`] for the
+    /// formulas) over tensors of shape `dims` into `encoder`: the loss into
+    /// `buffers.loss`, the gradient into `buffers.grad` if given, and for
+    /// `Bce` the check of its input into `buffers.status`. Nothing is
+    /// submitted. Tensors past the device's largest binding are split into
+    /// chunks; the sum is reduced in a fixed order (no atomics), so the same
+    /// inputs give the same bits. Buffers and encoder from this context's
+    /// device.
+    ///
+    /// # Errors
+    /// As [`Context::elementwise_loss`](crate::Context::elementwise_loss)
+    /// for the shape and the options; [`Error::BadBuffer`] for a buffer
+    /// without `STORAGE` usage or too small, a written buffer also passed
+    /// in another role, or a `Bce` call without a status buffer;
+    /// [`Error::Gpu`], [`Error::DeviceLost`]. A `Bce` input outside [0, 1]
+    /// is reported in the status buffer, not here.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(v), usage });
+    /// let (x, y, loss, grad) = (init(&[0.5, 2.0]), init(&[0.0, 0.0]), init(&[0.0]), init(&[0.0, 0.0]));
+    /// let buffers = xent::ElementwiseBuffers::new(&x, &y, &loss, Some(&grad));
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_elementwise_loss(&mut encoder, xent::ElementwiseLoss::Mse, &[2], &buffers,
+    ///     xent::Reduction::Mean)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_elementwise_loss(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        loss: ElementwiseLoss,
+        dims: &[usize],
+        buffers: &ElementwiseBuffers<'_>,
+        reduction: Reduction,
+    ) -> Result<()> {
+        let call = self.prepare_elementwise(loss, dims, buffers, reduction)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// Validation, the plan and every dispatch of an elementwise call, ready
+    /// to encode (the benchmarks encode the same list with timestamps).
+    pub(crate) fn prepare_elementwise(
+        &self,
+        loss: ElementwiseLoss,
+        dims: &[usize],
+        b: &ElementwiseBuffers<'_>,
+        reduction: Reduction,
+    ) -> Result<Dispatches> {
+        // Popped before anything is recorded, as for cross-entropy.
+        let scope = GpuScope::push(&self.device);
+        let weight_len = |shape: WeightShape, e: &Elements| match shape {
+            WeightShape::Full => e.len,
+            WeightShape::LastAxis => e.last,
+        };
+        let e = Elements::new(dims)?;
+        let (shape, weight_shape) = validate::call(
+            loss,
+            dims,
+            e.len,
+            e.len,
+            b.weight.map(|(_, s)| weight_len(s, &e)),
+            b.pos_weight.map(|_| e.last),
+        )?;
+        self.check_elementwise_buffers(loss, &shape, b, reduction)?;
+        let plan = self.plan_elementwise(&shape, weight_shape, b.pos_weight.is_some())?;
+        let variant = ElementwiseVariant {
+            loss: loss.code(),
+            has_weight: b.weight.is_some(),
+            weight_last: weight_shape == Some(WeightShape::LastAxis),
+            has_pos_weight: b.pos_weight.is_some(),
+            write_grad: b.grad.is_some(),
+        };
+        let base = ElementwiseParams {
+            n: 0,
+            first: 0,
+            first_block: 0,
+            blocks: plan.blocks as u32,
+            last: shape.last as u32,
+            phase: 0,
+            reduction: reduction.code(),
+            _pad: 0,
+            param: loss.param(),
+            denom: if reduction == Reduction::Mean {
+                shape.len as f32
+            } else {
+                1.0
+            },
+            nan: f32::NAN,
+            _pad2: 0.0,
+        };
+        // First, as it finds a lost device (Error::DeviceLost).
+        let reduce_uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&base))?;
+        let (aux, d) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                s.aux(&self.device, plan.scratch_bytes())?,
+                s.dummies.clone(),
+            )
+        };
+        let k = |entry| self.kernels.elementwise(&self.device, variant, entry);
+        let mut list: Vec<Dispatch> = Vec::with_capacity(plan.chunks.len() + 1);
+        for &(e0, e1) in &plan.chunks {
+            let params = ElementwiseParams {
+                n: (e1 - e0) as u32,
+                first: e0 as u32,
+                first_block: (e0 / BLOCK) as u32,
+                phase: (e0 % shape.last.max(1)) as u32,
+                ..base
+            };
+            let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&params))?;
+            let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
+            let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
+            let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
+            let (weight, weight_range) = match b.weight {
+                Some((w, WeightShape::Full)) => (w.clone(), range),
+                Some((w, WeightShape::LastAxis)) => (w.clone(), whole(w)),
+                None => dummy(&d.read),
+            };
+            let (weight4, weight4_range) = match b.weight {
+                Some((w, WeightShape::Full)) => (w.clone(), range),
+                _ => dummy(&d.read),
+            };
+            let (pos_weight, pos_range) = match b.pos_weight {
+                Some(pw) => (pw.clone(), whole(pw)),
+                None => dummy(&d.read),
+            };
+            let (grad, grad_range) = match b.grad {
+                Some(g) => (g.clone(), range),
+                None => dummy(&d.grad),
+            };
+            let (loss_buf, loss_range) = match reduction {
+                Reduction::None => (b.loss.clone(), range),
+                _ => dummy(&d.loss),
+            };
+            let pipeline = k(plan.entry())?;
+            let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
+            // Each kernel's bindings: the scalar slots, or their vec4 views.
+            let mut entries = vec![
+                (slot::PARAMS, &uniform, params_range),
+                (slot::WEIGHT, &weight, weight_range),
+                (slot::POS_WEIGHT, &pos_weight, pos_range),
+                (slot::AUX, &aux, whole(&aux)),
+            ];
+            let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
+            entries.extend([
+                (slot::INPUT + vec4, b.input, range),
+                (slot::TARGET + vec4, b.target, range),
+                (slot::GRAD + vec4, &grad, grad_range),
+                (slot::LOSS + vec4, &loss_buf, loss_range),
+            ]);
+            if plan.vec4 {
+                entries.push((slot::WEIGHT + slot::VEC4, &weight4, weight4_range));
+            }
+            let group = self.bind_ranges(&pipeline, &entries);
+            let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
+            list.push((plan.entry(), pipeline, group, grid));
+        }
+        if reduction != Reduction::None || loss == ElementwiseLoss::Bce {
+            let pipeline = k("elementwise_reduce")?;
+            let status = b.status.unwrap_or(&d.lse);
+            let loss_buf = if reduction == Reduction::None {
+                &d.loss
+            } else {
+                b.loss
+            };
+            // An empty input still needs a binding; the reduce reads it only
+            // at a bad position.
+            let input = if shape.len == 0 { &d.read } else { b.input };
+            let group = self.bind(
+                &pipeline,
+                &[
+                    (slot::PARAMS, &reduce_uniform),
+                    (slot::INPUT, input),
+                    (slot::AUX, &aux),
+                    (slot::LOSS, loss_buf),
+                    (slot::STATUS, status),
+                ],
+            );
+            list.push(("elementwise_reduce", pipeline, group, (1, 1)));
+        }
+        scope.pop("preparing the elementwise loss")?;
+        Ok(Dispatches {
+            label: "the elementwise loss",
+            list,
+        })
+    }
+
+    /// Usage and sizes of the caller's buffers, and no written buffer in two roles.
+    fn check_elementwise_buffers(
+        &self,
+        loss: ElementwiseLoss,
+        shape: &Elements,
+        b: &ElementwiseBuffers<'_>,
+        reduction: Reduction,
+    ) -> Result<()> {
+        let n = shape.len as u64;
+        self.check_size("input", b.input, n)?;
+        self.check_size("target", b.target, n)?;
+        if let Some((w, s)) = b.weight {
+            let len = match s {
+                WeightShape::Full => n,
+                WeightShape::LastAxis => shape.last as u64,
+            };
+            self.check_size("weight", w, len)?;
+        }
+        if let Some(pw) = b.pos_weight {
+            self.check_size("pos_weight", pw, shape.last as u64)?;
+        }
+        let loss_len = if reduction == Reduction::None { n } else { 1 };
+        self.check_size("loss", b.loss, loss_len)?;
+        if let Some(g) = b.grad {
+            self.check_size("grad", g, n)?;
+        }
+        match b.status {
+            Some(s) => self.check_bytes("status", s, STATUS_SIZE)?,
+            None if loss == ElementwiseLoss::Bce => {
+                return Err(Error::BadBuffer {
+                    what: "status",
+                    reason: "bce checks that its input lies in [0, 1] and reports it in a status \
+                             buffer; none was given"
+                        .into(),
+                })
+            }
+            None => {}
+        }
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
+            vec![("input", b.input), ("target", b.target)];
+        all.extend(b.weight.map(|(w, _)| ("weight", w)));
+        all.extend(b.pos_weight.map(|w| ("pos_weight", w)));
+        let written: Vec<(&'static str, &wgpu::Buffer)> = [
+            Some(("loss", b.loss)),
+            b.grad.map(|g| ("grad", g)),
+            b.status.map(|s| ("status", s)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (i, &(name, w)) in written.iter().enumerate() {
+            for &(other, o) in all.iter().chain(&written[i + 1..]) {
+                if w == o {
+                    return Err(Error::BadBuffer {
+                        what: name,
+                        reason: format!("the same buffer is also passed as `{other}`"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::gpu::sources::elementwise_source;
+    use crate::ops::elementwise::plan::{ELEMENTWISE_WG, STATS_WORDS};
+
+    #[test]
+    fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
+        let (size, members) = wgsl_struct(&elementwise_source(), "Params");
+        assert_eq!(size, std::mem::size_of::<ElementwiseParams>());
+        assert_eq!(
+            members,
+            wgsl_fields!(ElementwiseParams: n, first, first_block, blocks, last, phase, reduction,
+                _pad, param, denom, nan, _pad2)
+        );
+    }
+
+    #[test]
+    fn the_codes_and_slots_shared_with_the_wgsl_agree() {
+        let src = elementwise_source();
+        let names = ["bce_with_logits", "bce", "mse", "l1", "smooth_l1", "huber"];
+        for (loss, name) in ElementwiseLoss::ALL.into_iter().zip(names) {
+            let constant = format!("LOSS_{}", name.to_uppercase());
+            assert_eq!(wgsl_u32(&src, &constant), loss.code(), "{constant}");
+        }
+        assert_eq!(wgsl_u32(&src, "REDUCTION_NONE"), Reduction::None.code());
+        assert_eq!(wgsl_u32(&src, "REDUCTION_MEAN"), Reduction::Mean.code());
+        assert_eq!(wgsl_u32(&src, "BLOCK") as usize, BLOCK);
+        assert_eq!(wgsl_u32(&src, "STATS_WG") as usize, ELEMENTWISE_WG);
+        assert_eq!(wgsl_u32(&src, "STATS_WORDS") as usize, STATS_WORDS);
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let mut bound: Vec<(u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| Some((v.binding.as_ref()?.binding, v.name.clone()?)))
+            .collect();
+        bound.sort();
+        let scalar = [
+            (slot::PARAMS, "p"),
+            (slot::INPUT, "input"),
+            (slot::TARGET, "targets"),
+            (slot::WEIGHT, "weight"),
+            (slot::POS_WEIGHT, "pos_weight"),
+            (slot::GRAD, "grad"),
+            (slot::AUX, "aux"),
+            (slot::LOSS, "loss_out"),
+            (slot::STATUS, "status"),
+        ];
+        let vec4 = [
+            (slot::INPUT + slot::VEC4, "input4"),
+            (slot::TARGET + slot::VEC4, "targets4"),
+            (slot::WEIGHT + slot::VEC4, "weight4"),
+            (slot::GRAD + slot::VEC4, "grad4"),
+            (slot::LOSS + slot::VEC4, "loss4"),
+        ];
+        let want: Vec<(u32, String)> = scalar
+            .into_iter()
+            .chain(vec4)
+            .map(|(n, s)| (n, s.to_string()))
+            .collect();
+        assert_eq!(bound, want);
+    }
+}

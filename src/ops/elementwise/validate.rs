@@ -1,0 +1,126 @@
+//! The checks of an elementwise loss call, shared by the CPU and GPU paths
+//! so both give the same error.
+
+use super::options::{ElementwiseLoss, WeightShape};
+use crate::error::{Error, Result};
+use crate::validate;
+
+/// An elementwise loss's shape: any, `[]` included (one element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Elements {
+    pub dims: Vec<usize>,
+    /// Elements in all.
+    pub len: usize,
+    /// The last axis's length (1 for `[]`), the length of a last-axis weight.
+    pub last: usize,
+}
+
+impl Elements {
+    pub(crate) fn new(dims: &[usize]) -> Result<Self> {
+        let len = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| Error::InvalidShape {
+                shape: dims.to_vec(),
+                reason: "its element count overflows usize".into(),
+            })?;
+        Ok(Self {
+            dims: dims.to_vec(),
+            len,
+            last: dims.last().copied().unwrap_or(1),
+        })
+    }
+
+    /// Index along the last axis of element `i`.
+    pub(crate) fn along_last(&self, i: usize) -> usize {
+        i % self.last.max(1)
+    }
+}
+
+/// The lengths of a call's tensors, its weights' shapes and the loss's
+/// parameter; returns the shape and how `weight` is laid out.
+pub(crate) fn call(
+    loss: ElementwiseLoss,
+    dims: &[usize],
+    input: usize,
+    target: usize,
+    weight: Option<usize>,
+    pos_weight: Option<usize>,
+) -> Result<(Elements, Option<WeightShape>)> {
+    loss.check()?;
+    let shape = Elements::new(dims)?;
+    validate::length("input", dims, shape.len, input)?;
+    validate::length("target", dims, shape.len, target)?;
+    for (what, given, takes) in [
+        ("weight", weight.is_some(), loss.takes_weight()),
+        ("pos_weight", pos_weight.is_some(), loss.takes_pos_weight()),
+    ] {
+        if given && !takes {
+            return Err(Error::InvalidOption {
+                name: what,
+                value: format!("given for {}", loss.name()),
+                expected: if what == "weight" {
+                    "weight only with bce or bce-with-logits"
+                } else {
+                    "pos_weight only with bce-with-logits"
+                },
+            });
+        }
+    }
+    let weight_shape = weight
+        .map(|n| {
+            if n == shape.len {
+                Ok(WeightShape::Full)
+            } else if n == shape.last {
+                Ok(WeightShape::LastAxis)
+            } else {
+                Err(Error::WeightShape {
+                    what: "weight",
+                    shape: dims.to_vec(),
+                    actual: n,
+                    expected: format!(
+                        "{} (the input's shape) or {} (its last axis)",
+                        shape.len, shape.last
+                    ),
+                })
+            }
+        })
+        .transpose()?;
+    if let Some(n) = pos_weight {
+        if n != shape.last {
+            return Err(Error::WeightShape {
+                what: "pos_weight",
+                shape: dims.to_vec(),
+                actual: n,
+                expected: format!("{} (the input's last axis)", shape.last),
+            });
+        }
+    }
+    Ok((shape, weight_shape))
+}
+
+/// Binary cross-entropy's inputs in [0, 1] (NaN is not), as PyTorch checks them.
+pub(crate) fn input_range(loss: ElementwiseLoss, shape: &Elements, input: &[f32]) -> Result<()> {
+    if loss != ElementwiseLoss::Bce {
+        return Ok(());
+    }
+    let bad = |x: &f32| !(0.0..=1.0).contains(x);
+    match input.iter().position(bad) {
+        None => Ok(()),
+        Some(first) => Err(out_of_range(
+            shape,
+            first,
+            f64::from(input[first]),
+            input.iter().filter(|x| bad(x)).count() as u64,
+        )),
+    }
+}
+
+/// The error of bad inputs, the first at flat position `first`.
+pub(crate) fn out_of_range(shape: &Elements, first: usize, value: f64, count: u64) -> Error {
+    Error::InputOutOfRange {
+        position: validate::multi_index(&shape.dims, first),
+        value,
+        count,
+    }
+}
