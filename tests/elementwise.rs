@@ -1,0 +1,498 @@
+//! The elementwise losses on the GPU against their CPU twin: property tests
+//! over shapes around the kernels' switch points (the 4 096-element blocks,
+//! vec4 or scalar, chunks past a binding), every loss, weight layout and
+//! reduction; the recording API's status buffer, checks and back-to-back
+//! calls; bit-reproducibility; and verify mode catching a corrupted result.
+
+mod common;
+
+use common::{ctx, read_f32, small_binding_ctx, Rng};
+use proptest::prelude::*;
+use wgpu::util::DeviceExt;
+use xent::{
+    cpu, Context, ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, Error, LossWeights,
+    Reduction, Tolerance, WeightShape,
+};
+
+/// Inputs for `loss`: probabilities (with exact 0 and 1) for bce, logits
+/// with some large ones for bce-with-logits, values around 0 for the rest;
+/// targets in [0, 1] for the binary losses (exact 0 and 1 among them).
+fn data(loss: ElementwiseLoss, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut r = Rng(seed);
+    let binary_target = |r: &mut Rng| match r.below(4) {
+        0 => 0.0,
+        1 => 1.0,
+        _ => r.uniform(0.0, 1.0),
+    };
+    let mut x = Vec::with_capacity(n);
+    let mut y = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (a, b) = match loss {
+            ElementwiseLoss::Bce => {
+                let p = match r.below(16) {
+                    0 => 0.0,
+                    1 => 1.0,
+                    _ => r.uniform(0.0, 1.0),
+                };
+                (p, binary_target(&mut r))
+            }
+            ElementwiseLoss::BceWithLogits => {
+                let scale = if r.below(8) == 0 { 60.0 } else { 6.0 };
+                (r.uniform(-scale, scale), binary_target(&mut r))
+            }
+            _ => {
+                let x = r.uniform(-3.0, 3.0);
+                // Some elements equal their target (L1's zero gradient).
+                let y = if r.below(8) == 0 {
+                    x
+                } else {
+                    r.uniform(-3.0, 3.0)
+                };
+                (x, y)
+            }
+        };
+        x.push(a);
+        y.push(b);
+    }
+    (x, y)
+}
+
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = Rng(seed);
+    (0..n).map(|_| r.uniform(0.0, 2.0)).collect()
+}
+
+/// Every loss, with parameters at and around their special values.
+fn losses() -> impl Strategy<Value = ElementwiseLoss> {
+    prop_oneof![
+        Just(ElementwiseLoss::BceWithLogits),
+        Just(ElementwiseLoss::Bce),
+        Just(ElementwiseLoss::Mse),
+        Just(ElementwiseLoss::L1),
+        prop_oneof![Just(0.0f32), Just(0.5), Just(1.0), Just(2.5)]
+            .prop_map(|beta| ElementwiseLoss::SmoothL1 { beta }),
+        prop_oneof![Just(0.25f32), Just(1.0), Just(2.0)]
+            .prop_map(|delta| ElementwiseLoss::Huber { delta }),
+    ]
+}
+
+/// Shapes of 0 to 3 axes whose element counts sit around the block size
+/// (4 096) and its multiples, odd and multiple-of-4 counts alike.
+fn shapes() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        Just(vec![]),
+        (0usize..12).prop_map(|n| vec![n]),
+        (1usize..6, 1usize..9).prop_map(|(a, b)| vec![a, b]),
+        (4094usize..=4098).prop_map(|n| vec![n]),
+        (1usize..4, 4095usize..=4097).prop_map(|(a, b)| vec![a, b]),
+        (1usize..3, 1usize..4, 1usize..300).prop_map(|(a, b, c)| vec![a, b, c]),
+        (8190usize..=8194).prop_map(|n| vec![2, n / 2]),
+    ]
+}
+
+fn reductions() -> impl Strategy<Value = Reduction> {
+    prop_oneof![
+        Just(Reduction::None),
+        Just(Reduction::Mean),
+        Just(Reduction::Sum)
+    ]
+}
+
+/// The GPU result and the CPU's under the one tolerance.
+fn check(
+    ctx: &Context,
+    loss: ElementwiseLoss,
+    dims: &[usize],
+    weight: Option<WeightShape>,
+    pos_weight: bool,
+    reduction: Reduction,
+    seed: u64,
+) -> Result<(), String> {
+    let n: usize = dims.iter().product();
+    let last = dims.last().copied().unwrap_or(1);
+    let (x, y) = data(loss, n, seed);
+    let w = weight.map(|s| weights(if s == WeightShape::Full { n } else { last }, seed + 1));
+    let pw = pos_weight.then(|| weights(last, seed + 2));
+    let lw = LossWeights {
+        weight: w.as_deref(),
+        pos_weight: pw.as_deref(),
+    };
+    let opts = ElementwiseOptions {
+        reduction,
+        grad: true,
+    };
+    let what = format!("{loss:?} {dims:?} weight {weight:?} pos_weight {pos_weight} {reduction:?}");
+    let gpu = ctx
+        .elementwise_loss(loss, &x, &y, dims, lw, &opts)
+        .map_err(|e| format!("{what}: gpu: {e}"))?;
+    let want = cpu::elementwise_loss(loss, &x, &y, dims, lw, &opts)
+        .map_err(|e| format!("{what}: cpu: {e}"))?;
+    Tolerance::default()
+        .compare_elementwise(&gpu, &want)
+        .map_err(|e| format!("{what}: {e}"))?;
+    if gpu.loss_dims != want.loss_dims {
+        return Err(format!(
+            "{what}: loss dims {:?} vs {:?}",
+            gpu.loss_dims, want.loss_dims
+        ));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_loss_matches_the_cpu_at_the_block_boundaries(
+        loss in losses(),
+        dims in shapes(),
+        weight in prop_oneof![Just(None), Just(Some(WeightShape::Full)), Just(Some(WeightShape::LastAxis))],
+        pos_weight in any::<bool>(),
+        reduction in reductions(),
+        seed in any::<u64>(),
+    ) {
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let weight = if loss.takes_weight() { weight } else { None };
+        let pos_weight = pos_weight && loss.takes_pos_weight();
+        check(ctx, loss, &dims, weight, pos_weight, reduction, seed).map_err(TestCaseError::fail)?;
+    }
+}
+
+#[test]
+fn tensors_past_a_binding_are_chunked() {
+    // 64 KiB bindings: 16 384 elements per chunk. Odd and vec4 counts, with
+    // weights of both layouts (the last axis's phase moves between chunks).
+    let Some(ctx) = small_binding_ctx(64 * 1024) else {
+        return;
+    };
+    for dims in [[10usize, 5000], [7, 7001]] {
+        for (loss, weight, pos_weight) in [
+            (
+                ElementwiseLoss::BceWithLogits,
+                Some(WeightShape::LastAxis),
+                true,
+            ),
+            (ElementwiseLoss::Bce, Some(WeightShape::Full), false),
+            (ElementwiseLoss::Huber { delta: 0.5 }, None, false),
+        ] {
+            for reduction in [Reduction::None, Reduction::Mean] {
+                check(&ctx, loss, &dims, weight, pos_weight, reduction, 5).unwrap();
+            }
+        }
+    }
+    // The first bad bce input lies in the third chunk.
+    let n = 50_000;
+    let mut x = vec![0.5f32; n];
+    x[40_000] = 1.5;
+    x[45_000] = -0.5;
+    let err = ctx
+        .elementwise_loss(
+            ElementwiseLoss::Bce,
+            &x,
+            &vec![0.0; n],
+            &[n],
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InputOutOfRange { ref position, value, count: 2 } if position == &[40_000] && value == 1.5),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_same_inputs_give_the_same_bits() {
+    let Some(ctx) = ctx() else { return };
+    let n = 1 << 20;
+    let (x, y) = data(ElementwiseLoss::BceWithLogits, n, 11);
+    let run = || {
+        ctx.elementwise_loss(
+            ElementwiseLoss::BceWithLogits,
+            &x,
+            &y,
+            &[n],
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.loss[0].to_bits(), b.loss[0].to_bits());
+    assert_eq!(a.grad, b.grad);
+}
+
+#[test]
+fn bad_calls_are_the_same_typed_error_on_both_paths() {
+    let Some(ctx) = ctx() else { return };
+    let x = [0.5f32; 6];
+    let w3 = [1.0f32; 3];
+    let w4 = [1.0f32; 4];
+    let cases: Vec<(ElementwiseLoss, &[f32], LossWeights<'_>, &str)> = vec![
+        (
+            ElementwiseLoss::SmoothL1 { beta: -1.0 },
+            &x,
+            LossWeights::default(),
+            "beta",
+        ),
+        (
+            ElementwiseLoss::SmoothL1 { beta: f32::NAN },
+            &x,
+            LossWeights::default(),
+            "beta",
+        ),
+        (
+            ElementwiseLoss::Huber { delta: 0.0 },
+            &x,
+            LossWeights::default(),
+            "delta",
+        ),
+        (
+            ElementwiseLoss::Mse,
+            &x,
+            LossWeights {
+                weight: Some(&w3),
+                pos_weight: None,
+            },
+            "weight",
+        ),
+        (
+            ElementwiseLoss::Bce,
+            &x,
+            LossWeights {
+                weight: None,
+                pos_weight: Some(&w3),
+            },
+            "pos_weight",
+        ),
+        (
+            ElementwiseLoss::Bce,
+            &x,
+            LossWeights {
+                weight: Some(&w4),
+                pos_weight: None,
+            },
+            "weight has 4",
+        ),
+        (
+            ElementwiseLoss::BceWithLogits,
+            &x,
+            LossWeights {
+                weight: None,
+                pos_weight: Some(&w4),
+            },
+            "pos_weight has 4",
+        ),
+        (
+            ElementwiseLoss::Mse,
+            &x[..5],
+            LossWeights::default(),
+            "input has 5",
+        ),
+    ];
+    for (loss, input, lw, names) in cases {
+        let opts = ElementwiseOptions::default();
+        let gpu = ctx
+            .elementwise_loss(loss, input, &[0.0; 6], &[2, 3], lw, &opts)
+            .unwrap_err();
+        let cpu = cpu::elementwise_loss(loss, input, &[0.0; 6], &[2, 3], lw, &opts).unwrap_err();
+        assert_eq!(gpu.to_string(), cpu.to_string());
+        assert!(gpu.to_string().contains(names), "{names}: {gpu}");
+    }
+    // NaN and values just outside [0, 1] are bad bce inputs; -0 and 1 are not.
+    for (bad, at) in [(f32::NAN, 3), (1.000_000_1, 0), (-1e-45, 5)] {
+        let mut x = [0.5f32, -0.0, 1.0, 0.0, 0.25, 0.75];
+        x[at] = bad;
+        let gpu = ctx
+            .elementwise_loss(
+                ElementwiseLoss::Bce,
+                &x,
+                &[1.0; 6],
+                &[2, 3],
+                Default::default(),
+                &Default::default(),
+            )
+            .unwrap_err();
+        let cpu = cpu::elementwise_loss(
+            ElementwiseLoss::Bce,
+            &x,
+            &[1.0; 6],
+            &[2, 3],
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert_eq!(gpu.to_string(), cpu.to_string());
+        assert!(
+            matches!(gpu, Error::InputOutOfRange { ref position, count: 1, .. } if position == &[at / 3, at % 3]),
+            "{gpu}"
+        );
+    }
+}
+
+fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(v),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+#[test]
+fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
+    let Some(ctx) = ctx() else { return };
+    let x = storage(ctx, &[0.5, 2.0, 0.25, -1.0]);
+    let y = storage(ctx, &[1.0; 4]);
+    let loss = storage(ctx, &[0.0]);
+    let status = storage(ctx, &[0.0; 4]);
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let buffers = ElementwiseBuffers {
+        status: Some(&status),
+        ..ElementwiseBuffers::new(&x, &y, &loss, None)
+    };
+    ctx.record_elementwise_loss(
+        &mut enc,
+        ElementwiseLoss::Bce,
+        &[2, 2],
+        &buffers,
+        Reduction::Sum,
+    )
+    .unwrap();
+    ctx.queue().submit([enc.finish()]);
+    let s = ctx.read_status(&status).unwrap();
+    let err = s.check_input(&[2, 2]).unwrap_err();
+    assert!(
+        matches!(err, Error::InputOutOfRange { ref position, value, count: 2 } if position == &[0, 1] && value == 2.0),
+        "{err}"
+    );
+    // Without a status buffer bce is refused; a written buffer in two roles too.
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let no_status = ElementwiseBuffers::new(&x, &y, &loss, None);
+    let err = ctx
+        .record_elementwise_loss(
+            &mut enc,
+            ElementwiseLoss::Bce,
+            &[4],
+            &no_status,
+            Reduction::Sum,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadBuffer { what: "status", .. }),
+        "{err}"
+    );
+    let in_place = ElementwiseBuffers::new(&x, &y, &loss, Some(&x));
+    let err = ctx
+        .record_elementwise_loss(
+            &mut enc,
+            ElementwiseLoss::Mse,
+            &[4],
+            &in_place,
+            Reduction::Sum,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadBuffer { what: "grad", .. }),
+        "{err}"
+    );
+    let err = ctx
+        .record_elementwise_loss(
+            &mut enc,
+            ElementwiseLoss::Mse,
+            &[2, 2],
+            &no_status,
+            Reduction::None,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadBuffer { what: "loss", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn calls_recorded_back_to_back_into_one_encoder_each_get_their_result() {
+    // Both calls share the context's scratch: the second's blocks must not
+    // reach the first's reduce.
+    let Some(ctx) = ctx() else { return };
+    let n = 3 * 4096 + 5;
+    let (a, b) = (vec![1.0f32; n], vec![3.0f32; n]);
+    let zero = vec![0.0f32; n];
+    let (xa, xb, y) = (storage(ctx, &a), storage(ctx, &b), storage(ctx, &zero));
+    let (la, lb) = (storage(ctx, &[0.0]), storage(ctx, &[0.0]));
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    for (x, l) in [(&xa, &la), (&xb, &lb)] {
+        let buffers = ElementwiseBuffers::new(x, &y, l, None);
+        ctx.record_elementwise_loss(
+            &mut enc,
+            ElementwiseLoss::Mse,
+            &[n],
+            &buffers,
+            Reduction::Sum,
+        )
+        .unwrap();
+    }
+    ctx.queue().submit([enc.finish()]);
+    assert_eq!(read_f32(ctx, &la), vec![n as f32]);
+    assert_eq!(read_f32(ctx, &lb), vec![9.0 * n as f32]);
+}
+
+#[test]
+fn verify_mode_catches_a_corrupted_gradient() {
+    // The mutation check: the same call passes clean and fails corrupted.
+    let Some(clean) = common::own_ctx() else {
+        return;
+    };
+    let (x, y) = data(ElementwiseLoss::BceWithLogits, 600, 3);
+    let call = |ctx: &Context| {
+        ctx.elementwise_loss(
+            ElementwiseLoss::BceWithLogits,
+            &x,
+            &y,
+            &[6, 100],
+            Default::default(),
+            &Default::default(),
+        )
+    };
+    call(&clean.with_verify(Tolerance::default())).unwrap();
+    for fault in [xent::Fault::ZeroTail, xent::Fault::SwapClasses] {
+        let Some(ctx) = common::own_ctx() else { return };
+        let err = call(&ctx.with_verify(Tolerance::default()).with_fault(fault)).unwrap_err();
+        assert!(
+            matches!(err, Error::Mismatch { what: "grad", .. }),
+            "{fault:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
+    let Some(ctx) = ctx() else { return };
+    for loss in ElementwiseLoss::ALL {
+        let mean = ctx
+            .elementwise_loss(
+                loss,
+                &[],
+                &[],
+                &[0, 3],
+                Default::default(),
+                &Default::default(),
+            )
+            .unwrap();
+        assert!(
+            mean.loss[0].is_nan() && mean.grad == Some(vec![]),
+            "{loss:?}: {mean:?}"
+        );
+        let opts = ElementwiseOptions {
+            reduction: Reduction::Sum,
+            grad: true,
+        };
+        let sum = ctx
+            .elementwise_loss(loss, &[], &[], &[0], Default::default(), &opts)
+            .unwrap();
+        assert_eq!(sum.loss, vec![0.0], "{loss:?}");
+    }
+}
