@@ -1,5 +1,8 @@
 //! `xent loss`: loss and gradient of `.npy` inputs, on the GPU (checked
-//! against the CPU unless `--no-check`) or on the CPU path alone.
+//! against the CPU unless `--no-check`) or on the CPU path alone. This file
+//! holds the options, the output checks, the report and cross-entropy's
+//! path; `elementwise.rs` the path of the elementwise losses (`--loss
+//! bce-with-logits|bce|mse|l1|smooth-l1|huber`).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -8,83 +11,103 @@ use std::time::Instant;
 use clap::ValueEnum;
 use xent::{cpu, CrossEntropyOptions, InputKind, Layout, Reduction, Targets, Tolerance, Weights};
 
+use crate::elementwise::{self, ElementwiseArgs, LossKind};
 use crate::npy::{self, Array};
 use crate::{usage, BackendArg, Failure};
 
+// The cross-entropy-only options are `Option`s, so that one given with an
+// elementwise loss is refused (`elementwise::check_applies`); their
+// defaults are `CrossEntropyOptions::default()`'s.
 #[derive(clap::Args)]
 pub struct LossArgs {
-    /// Input .npy (float32 or float64): (C), (N, C) or (N, C, d1, ..., dK), class axis 1.
+    /// The loss: softmax cross-entropy over a class axis, or an elementwise
+    /// loss of an input and a target of the same shape.
+    #[arg(long, value_enum, default_value_t = LossKind::CrossEntropy)]
+    pub(crate) loss: LossKind,
+    /// Input .npy (float32 or float64), the input of every loss: logits for
+    /// cross-entropy and bce-with-logits, probabilities in [0, 1] for bce,
+    /// predictions for mse, l1, smooth-l1 and huber. Cross-entropy: (C),
+    /// (N, C) or (N, C, d1, ..., dK), class axis 1; the elementwise losses:
+    /// any shape.
     #[arg(long, value_name = "PATH")]
-    logits: PathBuf,
-    /// Targets .npy: int64, int32 or uint8 class ids with the input's shape without
-    /// the class axis, or float32/float64 probabilities with the input's shape.
+    pub(crate) logits: PathBuf,
+    /// Targets .npy. Cross-entropy: int64, int32 or uint8 class ids with the
+    /// input's shape without the class axis, or float32/float64 probabilities
+    /// with the input's shape. The elementwise losses: float32/float64 with
+    /// the input's shape.
     #[arg(long, value_name = "PATH")]
-    targets: PathBuf,
-    /// Class weights .npy (float32 or float64), shape (C).
+    pub(crate) targets: PathBuf,
+    /// Weights .npy (float32 or float64). Cross-entropy: class weights, shape
+    /// (C). bce and bce-with-logits: per-element weights, the input's shape or
+    /// its last axis.
     #[arg(long, value_name = "PATH")]
-    weights: Option<PathBuf>,
-    /// Class-id targets equal to this are ignored (no loss, no gradient, not counted by mean).
-    #[arg(
-        long,
-        value_name = "INT",
-        default_value_t = -100,
-        allow_negative_numbers = true
-    )]
-    ignore_index: i64,
-    /// How the per-target losses are combined.
+    pub(crate) weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) elementwise: ElementwiseArgs,
+    /// Cross-entropy: class-id targets equal to this are ignored (no loss, no
+    /// gradient, not counted by mean) [default: -100]
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub(crate) ignore_index: Option<i64>,
+    /// How the per-target (per-element) losses are combined.
     #[arg(long, value_enum, default_value_t = ReductionArg::Mean)]
-    reduction: ReductionArg,
-    /// Label smoothing in [0, 1].
-    #[arg(
-        long,
-        value_name = "FLOAT",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    label_smoothing: f64,
-    /// What the input holds.
-    #[arg(long, value_enum, default_value_t = InputArg::Logits)]
-    input: InputArg,
-    /// Write the loss as float32 .npy: shape () for mean and sum, the target's
-    /// shape without the class axis for none. Written even when the GPU and
+    pub(crate) reduction: ReductionArg,
+    /// Cross-entropy: label smoothing in [0, 1] [default: 0]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) label_smoothing: Option<f64>,
+    /// Cross-entropy: what the input holds [default: logits]
+    #[arg(long, value_enum)]
+    pub(crate) input: Option<InputArg>,
+    /// Write the loss as float32 .npy: shape () for mean and sum; for none,
+    /// the target's shape without the class axis (cross-entropy) or the
+    /// input's shape (elementwise losses). Written even when the GPU and
     /// CPU disagree (exit status 1), to inspect.
     #[arg(long, value_name = "PATH")]
-    loss_out: Option<PathBuf>,
+    pub(crate) loss_out: Option<PathBuf>,
     /// Write d loss / d input as float32 .npy with the input's shape (for none,
     /// of the sum of the per-target losses). Written even when the GPU and CPU
     /// disagree (exit status 1), to inspect.
     #[arg(long, value_name = "PATH")]
-    grad_out: Option<PathBuf>,
+    pub(crate) grad_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU path alone.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
     /// Do not check the GPU result against the CPU path.
     #[arg(long)]
-    no_check: bool,
+    pub(crate) no_check: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReductionArg {
+pub(crate) enum ReductionArg {
     Mean,
     Sum,
     None,
 }
 
+impl ReductionArg {
+    pub(crate) fn reduction(self) -> Reduction {
+        match self {
+            ReductionArg::Mean => Reduction::Mean,
+            ReductionArg::Sum => Reduction::Sum,
+            ReductionArg::None => Reduction::None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum InputArg {
+pub(crate) enum InputArg {
     Logits,
     LogProbs,
     Probs,
 }
 
 /// Float values as read: float32 or float64.
-enum Floats {
+pub(crate) enum Floats {
     F32(Vec<f32>),
     F64(Vec<f64>),
 }
 
 impl Floats {
-    fn f32(&self) -> Cow<'_, [f32]> {
+    pub(crate) fn f32(&self) -> Cow<'_, [f32]> {
         match self {
             Floats::F32(v) => Cow::Borrowed(v),
             Floats::F64(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
@@ -138,40 +161,55 @@ struct Problem {
 
 /// Where to compute and whether to check.
 #[derive(Clone, Copy)]
-struct Mode {
-    backend: BackendArg,
-    check: bool,
+pub(crate) struct Mode {
+    pub(crate) backend: BackendArg,
+    pub(crate) check: bool,
+}
+
+impl Mode {
+    pub(crate) fn of(args: &LossArgs) -> Self {
+        Mode {
+            backend: args.backend,
+            check: !args.no_check,
+        }
+    }
 }
 
 /// A result, in float32, with where it came from.
-struct Computed {
-    loss: Vec<f32>,
-    grad: Vec<f32>,
-    adapter: String,
-    gpu_ms: Option<f64>,
-    check: Option<Check>,
+pub(crate) struct Computed {
+    pub(crate) loss: Vec<f32>,
+    pub(crate) grad: Vec<f32>,
+    pub(crate) adapter: String,
+    pub(crate) gpu_ms: Option<f64>,
+    pub(crate) check: Option<Check>,
 }
 
 /// The GPU result held against the CPU path.
-struct Check {
-    loss_diff: f64,
-    grad_diff: f64,
-    verdict: Result<(), xent::Error>,
+pub(crate) struct Check {
+    pub(crate) loss_diff: f64,
+    pub(crate) grad_diff: f64,
+    pub(crate) verdict: Result<(), xent::Error>,
 }
 
 pub fn run(args: &LossArgs) -> Result<(), Failure> {
+    // Options that do not apply to the loss, before anything is read.
+    elementwise::check_applies(args)?;
+    if let Some(loss) = args.loss.elementwise(&args.elementwise) {
+        return elementwise::run(args, loss);
+    }
     check_outputs(args)?;
     let problem = read_problem(args)?;
-    let mode = Mode {
-        backend: args.backend,
-        check: !args.no_check,
-    };
+    let mode = Mode::of(args);
     let computed = if problem.opts.input != InputKind::Logits || problem.targets.probs().is_some() {
         run_soft_or_kind(&problem, mode)?
     } else {
         compute(&problem, mode)?
     };
-    report(&problem, &computed, args)
+    let loss_dims = match problem.opts.reduction {
+        Reduction::None => problem.layout.target_dims(),
+        _ => Vec::new(),
+    };
+    report(&computed, problem.opts.reduction, &loss_dims, &problem.dims, args)
 }
 
 /// Probability targets (float32/float64 of the input's shape) and inputs
@@ -188,7 +226,7 @@ fn run_soft_or_kind(problem: &Problem, mode: Mode) -> Result<Computed, Failure> 
 /// different files, and neither may be one of the inputs. Writing can still
 /// fail afterwards (permissions, a full disk); these are the failures known
 /// before any work is done.
-fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
+pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
     let outputs: Vec<(&str, &Path)> = [
         ("--loss-out", &args.loss_out),
         ("--grad-out", &args.grad_out),
@@ -200,6 +238,7 @@ fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
         ("--logits", Some(args.logits.as_path())),
         ("--targets", Some(args.targets.as_path())),
         ("--weights", args.weights.as_deref()),
+        ("--pos-weight", args.elementwise.pos_weight.as_deref()),
     ]
     .into_iter()
     .filter_map(|(flag, path)| Some((flag, path?)))
@@ -331,20 +370,18 @@ fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
         }
     };
 
+    let defaults = CrossEntropyOptions::default();
     let opts = CrossEntropyOptions {
-        reduction: match args.reduction {
-            ReductionArg::Mean => Reduction::Mean,
-            ReductionArg::Sum => Reduction::Sum,
-            ReductionArg::None => Reduction::None,
-        },
-        ignore_index: args.ignore_index,
-        label_smoothing: args.label_smoothing,
+        reduction: args.reduction.reduction(),
+        ignore_index: args.ignore_index.unwrap_or(defaults.ignore_index),
+        label_smoothing: args.label_smoothing.unwrap_or(defaults.label_smoothing),
         input: match args.input {
-            InputArg::Logits => InputKind::Logits,
-            InputArg::LogProbs => InputKind::LogProbs,
-            InputArg::Probs => InputKind::Probs,
+            None => defaults.input,
+            Some(InputArg::Logits) => InputKind::Logits,
+            Some(InputArg::LogProbs) => InputKind::LogProbs,
+            Some(InputArg::Probs) => InputKind::Probs,
         },
-        ..Default::default()
+        ..defaults
     };
     opts.validate()?;
     Ok(Problem {
@@ -357,7 +394,7 @@ fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
     })
 }
 
-fn floats(
+pub(crate) fn floats(
     what: &str,
     path: &std::path::Path,
     array: Array,
@@ -406,18 +443,7 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         class: weights.as_deref(),
         sample: None,
     };
-    let mut ctx = xent::Context::from_env()?;
-    // Mutation tests of the check (tests/verify_mode.rs): the GPU's gradient
-    // corrupted on purpose, which the check must report.
-    if let Ok(name) = std::env::var("XENT_INJECT_FAULT") {
-        let fault = xent::Fault::from_name(&name).ok_or_else(|| {
-            usage(format!(
-                "XENT_INJECT_FAULT={name}: expected zero-tail or swap-classes"
-            ))
-        })?;
-        eprintln!("warning: XENT_INJECT_FAULT={name} corrupts the GPU's gradient (mutation tests)");
-        ctx = ctx.with_fault(fault);
-    }
+    let ctx = context()?;
     let start = Instant::now();
     let out = ctx.cross_entropy_with(&input, &p.dims, targets, class, &p.opts)?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -443,10 +469,33 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     })
 }
 
-/// Prints the loss, the adapter and the check, writes the outputs asked for,
-/// and turns a disagreement into exit status 1 (after writing).
-fn report(p: &Problem, c: &Computed, args: &LossArgs) -> Result<(), Failure> {
-    let reduction = p.opts.reduction;
+/// The GPU context of `xent loss`, from the environment.
+pub(crate) fn context() -> Result<xent::Context, Failure> {
+    let mut ctx = xent::Context::from_env()?;
+    // Mutation tests of the check (tests/verify_mode.rs): the GPU's gradient
+    // corrupted on purpose, which the check must report.
+    if let Ok(name) = std::env::var("XENT_INJECT_FAULT") {
+        let fault = xent::Fault::from_name(&name).ok_or_else(|| {
+            usage(format!(
+                "XENT_INJECT_FAULT={name}: expected zero-tail or swap-classes"
+            ))
+        })?;
+        eprintln!("warning: XENT_INJECT_FAULT={name} corrupts the GPU's gradient (mutation tests)");
+        ctx = ctx.with_fault(fault);
+    }
+    Ok(ctx)
+}
+
+/// Prints the loss, the adapter and the check, writes the outputs asked for
+/// (the loss of shape `loss_dims`, the gradient of the input's shape
+/// `dims`), and turns a disagreement into exit status 1 (after writing).
+pub(crate) fn report(
+    c: &Computed,
+    reduction: Reduction,
+    loss_dims: &[usize],
+    dims: &[usize],
+    args: &LossArgs,
+) -> Result<(), Failure> {
     let scalar = c.loss.first().copied().unwrap_or(f32::NAN);
     match reduction {
         Reduction::None => say!("loss (none): {}", summary(&c.loss)),
@@ -472,21 +521,12 @@ fn report(p: &Problem, c: &Computed, args: &LossArgs) -> Result<(), Failure> {
         (None, name) => say!("largest |GPU - CPU|: not checked ({name})"),
     }
     if let Some(path) = &args.loss_out {
-        let shape = if reduction == Reduction::None {
-            p.layout.target_dims()
-        } else {
-            Vec::new()
-        };
-        npy::write_f32(path, &shape, &c.loss)?;
-        say!("wrote loss, float32 {shape:?}, to {}", path.display());
+        npy::write_f32(path, loss_dims, &c.loss)?;
+        say!("wrote loss, float32 {loss_dims:?}, to {}", path.display());
     }
     if let Some(path) = &args.grad_out {
-        npy::write_f32(path, &p.dims, &c.grad)?;
-        say!(
-            "wrote gradient, float32 {:?}, to {}",
-            p.dims,
-            path.display()
-        );
+        npy::write_f32(path, dims, &c.grad)?;
+        say!("wrote gradient, float32 {dims:?}, to {}", path.display());
     }
     match c.check.as_ref().map(|check| &check.verdict) {
         Some(Err(e)) => Err(e.clone().into()),

@@ -1,0 +1,363 @@
+//! Benchmarks of the losses against this adapter's copy bandwidth and the
+//! CPU path, shared by `xent bench` and `benches/`: the cases and their
+//! results here, the uploaded data in `prepared.rs`, the timing in
+//! `timer.rs`.
+//!
+//! Traffic model: a fused cross-entropy forward + backward must read the
+//! logits once and write the gradient once, `8·N·C` bytes in f32; an
+//! elementwise loss reads the input and the target once and writes the
+//! gradient once, `12·N`. Effective GB/s is that over the time taken. The
+//! copy kernel moves the same bytes on the same adapter in the same
+//! process: its GB/s is this adapter's practical bound.
+
+mod prepared;
+mod timer;
+
+pub use prepared::Prepared;
+use timer::{Measured, Timer};
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::gpu::encode::Timing;
+use crate::gpu::Context;
+use crate::ops::elementwise::ElementwiseLoss;
+use crate::shape::Layout;
+
+/// One benchmark case: a shape, and the loss (cross-entropy unless `loss`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchCase {
+    /// A short name, e.g. `4096x4096` or `bce-with-logits 4096x4096`.
+    pub name: String,
+    /// The logits' shape, class axis 1 (or the elementwise loss's input's).
+    pub dims: Vec<usize>,
+    /// An elementwise loss (mean, no weights) in place of cross-entropy.
+    pub loss: Option<ElementwiseLoss>,
+}
+
+impl BenchCase {
+    /// A cross-entropy case named after its shape.
+    pub fn new(dims: &[usize]) -> Self {
+        let name = dims
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("x");
+        Self {
+            name,
+            dims: dims.to_vec(),
+            loss: None,
+        }
+    }
+
+    /// An elementwise-loss case.
+    ///
+    /// ```
+    /// let case = xent::bench::BenchCase::elementwise(xent::ElementwiseLoss::Mse, &[64, 64]);
+    /// assert_eq!(case.name, "mse 64x64");
+    /// ```
+    pub fn elementwise(loss: ElementwiseLoss, dims: &[usize]) -> Self {
+        let shape = Self::new(dims);
+        Self {
+            name: format!("{} {}", loss.name(), shape.name),
+            loss: Some(loss),
+            ..shape
+        }
+    }
+
+    /// Bytes under the traffic model (see the module's documentation).
+    fn bytes(&self) -> u64 {
+        let n: usize = self.dims.iter().product();
+        let per = if self.loss.is_some() { 12 } else { 8 };
+        per * n as u64
+    }
+}
+
+/// The reference cases: cross-entropy on the shapes of the speed issue
+/// (square, GPT-2 vocabulary, many short rows, few very long rows (Llama-3
+/// vocabulary), a segmentation map), and the multi-label
+/// binary cross-entropy with logits on 4096 × 4096.
+///
+/// ```
+/// let cases = xent::bench::reference_cases();
+/// assert_eq!(cases.len(), 6);
+/// assert_eq!(cases[5].name, "bce-with-logits 4096x4096");
+/// ```
+pub fn reference_cases() -> Vec<BenchCase> {
+    let mut cases: Vec<BenchCase> = [
+        &[4096, 4096][..],
+        &[256, 50_257],
+        &[65_536, 32],
+        &[16, 128_256],
+        &[8, 21, 256, 256],
+    ]
+    .iter()
+    .map(|d| BenchCase::new(d))
+    .collect();
+    cases.push(BenchCase::elementwise(
+        ElementwiseLoss::BceWithLogits,
+        &[4096, 4096],
+    ));
+    cases
+}
+
+/// What one case measured. Times are medians over the iterations, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// The case's name.
+    pub name: String,
+    /// The logits' (or input's) shape.
+    pub dims: Vec<usize>,
+    /// Bytes under the traffic model: logits (input and target) read once, gradient written once.
+    pub bytes: u64,
+    /// GPU time of the fused forward + backward from timestamp queries, if the adapter has them.
+    pub gpu_ms: Option<f64>,
+    /// Wall time of record + submit + wait for the fused forward + backward.
+    pub wall_ms: f64,
+    /// GPU time of the copy kernel over the same bytes, if timestamps exist.
+    pub copy_gpu_ms: Option<f64>,
+    /// Wall time of the copy kernel over the same bytes.
+    pub copy_wall_ms: f64,
+    /// Wall time of the CPU path (f64 reference) on the same data, if measured.
+    pub cpu_ms: Option<f64>,
+    /// Host time to record one call (validation, uniform, bind groups), in microseconds.
+    pub record_us: f64,
+    /// The call's dispatches timed one by one ([`profile_case`]); empty
+    /// unless a profile was asked for.
+    pub dispatches: Vec<DispatchTime>,
+}
+
+/// GPU time of one dispatch of a profiled call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchTime {
+    /// The shader entry point, e.g. `rows_wide4`.
+    pub entry: &'static str,
+    /// Median GPU milliseconds over the iterations.
+    pub gpu_ms: f64,
+}
+
+impl BenchResult {
+    /// The best time available for the fused kernel: GPU time, else wall time.
+    pub fn kernel_ms(&self) -> f64 {
+        self.gpu_ms.unwrap_or(self.wall_ms)
+    }
+
+    /// The copy kernel's time on the same clock as [`BenchResult::kernel_ms`].
+    pub fn copy_ms(&self) -> f64 {
+        match (self.gpu_ms, self.copy_gpu_ms) {
+            (Some(_), Some(c)) => c,
+            _ => self.copy_wall_ms,
+        }
+    }
+
+    /// Effective GB/s of the fused kernel under the traffic model.
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 / (self.kernel_ms() * 1e6)
+    }
+
+    /// Effective GB/s of the copy kernel.
+    pub fn copy_gbps(&self) -> f64 {
+        self.bytes as f64 / (self.copy_ms() * 1e6)
+    }
+
+    /// Fused bandwidth as a fraction of the copy's (1.0 = as fast as a copy).
+    pub fn copy_ratio(&self) -> f64 {
+        self.copy_ms() / self.kernel_ms()
+    }
+
+    /// CPU path time over the fused kernel's wall time.
+    pub fn cpu_speedup(&self) -> Option<f64> {
+        self.cpu_ms.map(|c| c / self.wall_ms)
+    }
+
+    /// One JSON object (no external serialiser needed for these flat fields).
+    pub fn to_json(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.6}"));
+        format!(
+            "{{\"name\":\"{}\",\"dims\":{:?},\"bytes\":{},\"gpu_ms\":{},\"wall_ms\":{:.6},\"copy_gpu_ms\":{},\
+             \"copy_wall_ms\":{:.6},\"cpu_ms\":{},\"record_us\":{:.3},\"gbps\":{:.3},\"copy_gbps\":{:.3},\
+             \"copy_ratio\":{:.4},\"cpu_speedup\":{},\"dispatches\":[{}]}}",
+            self.name,
+            self.dims,
+            self.bytes,
+            opt(self.gpu_ms),
+            self.wall_ms,
+            opt(self.copy_gpu_ms),
+            self.copy_wall_ms,
+            opt(self.cpu_ms),
+            self.record_us,
+            self.gbps(),
+            self.copy_gbps(),
+            self.copy_ratio(),
+            opt(self.cpu_speedup()),
+            self.dispatches
+                .iter()
+                .map(|d| format!("{{\"entry\":\"{}\",\"gpu_ms\":{:.6}}}", d.entry, d.gpu_ms))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+}
+
+/// Deterministic benchmark data: logits uniform in [-10, 10), class targets.
+/// The same generator as `benches/compare_torch.py`'s (splitmix64).
+///
+/// ```
+/// let layout = xent::Layout::from_dims(&[4, 10]).unwrap();
+/// let (logits, targets) = xent::bench::bench_data(&layout, 0x5eed);
+/// assert_eq!((logits.len(), targets.len()), (40, 4));
+/// assert!(logits.iter().all(|x| (-10.0..10.0).contains(x)) && targets.iter().all(|&t| (0..10).contains(&t)));
+/// ```
+pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let logits = (0..layout.len())
+        .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 10.0)
+        .collect();
+    let targets = (0..layout.rows())
+        .map(|_| (next() % layout.classes as u64) as i64)
+        .collect();
+    (logits, targets)
+}
+
+/// Times one case: `iters` runs of the fused forward + backward (mean
+/// reduction, class-index targets) and of the copy kernel, after one warm-up
+/// each; the CPU path once when `with_cpu`.
+///
+/// # Errors
+/// [`Error::InvalidShape`] for a bad case, [`Error::Gpu`] if a run fails.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let r = xent::bench::run_case(&ctx, &xent::bench::BenchCase::new(&[64, 100]), 3, true)?;
+/// assert!(r.wall_ms > 0.0 && r.bytes == 8 * 64 * 100);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn run_case(
+    ctx: &Context,
+    case: &BenchCase,
+    iters: usize,
+    with_cpu: bool,
+) -> Result<BenchResult> {
+    let prepared = Prepared::new(ctx, case)?;
+    let timer = Timer::new(ctx);
+    // The fused call and the copy take turns (see Timer::measure).
+    let measured = timer.measure(
+        iters,
+        &mut [
+            &mut |set, enc| prepared.record_fused(enc, whole(set)).map(|()| 1),
+            &mut |set, enc| prepared.record_copy(enc, whole(set)).map(|()| 1),
+        ],
+    )?;
+    let [(wall_ms, gpu_ms), (copy_wall_ms, copy_gpu_ms)] =
+        <[Measured; 2]>::try_from(measured).expect("two records, two results");
+    let (gpu_ms, copy_gpu_ms) = (first(gpu_ms), first(copy_gpu_ms));
+    let record_us = {
+        let reps = 50;
+        let start = Instant::now();
+        for _ in 0..reps {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            prepared.record_fused(&mut enc, None)?;
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(reps)
+    };
+    let cpu_ms = with_cpu
+        .then(|| {
+            let start = Instant::now();
+            prepared
+                .run_cpu()
+                .map(|()| start.elapsed().as_secs_f64() * 1e3)
+        })
+        .transpose()?;
+    Ok(BenchResult {
+        name: case.name.clone(),
+        dims: case.dims.clone(),
+        bytes: case.bytes(),
+        gpu_ms,
+        wall_ms,
+        copy_gpu_ms,
+        copy_wall_ms,
+        cpu_ms,
+        record_us,
+        dispatches: Vec::new(),
+    })
+}
+
+/// Timestamps 0 and 1 of `set` at the start and end of a pass.
+fn whole(set: Option<&wgpu::QuerySet>) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+    set.map(|query_set| wgpu::ComputePassTimestampWrites {
+        query_set,
+        beginning_of_pass_write_index: Some(0),
+        end_of_pass_write_index: Some(1),
+    })
+}
+
+fn first(times: Option<Vec<f64>>) -> Option<f64> {
+    times.and_then(|t| t.first().copied())
+}
+
+/// Times each dispatch of the case's fused call on its own: every dispatch
+/// recorded in a compute pass of its own between two timestamps, `iters`
+/// runs after a warm-up, the median per dispatch. The time between the
+/// passes is not in any of them, and each pass has its own start-up, so
+/// their sum may fall above or below [`BenchResult::gpu_ms`] (the call in
+/// one pass); their shares are what the profile is for.
+///
+/// # Errors
+/// [`Error::Unsupported`] when the adapter lacks `TIMESTAMP_QUERY`; as
+/// [`run_case`] otherwise.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let case = xent::bench::BenchCase::new(&[64, 100]);
+/// if ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+///     let profile = xent::bench::profile_case(&ctx, &case, 3)?;
+///     // the statistics, the rows (C = 100: four classes per load), the loss
+///     let entries: Vec<_> = profile.iter().map(|d| d.entry).collect();
+///     assert_eq!(entries, ["target_stats", "rows_narrow4", "reduce_loss"]);
+/// }
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn profile_case(ctx: &Context, case: &BenchCase, iters: usize) -> Result<Vec<DispatchTime>> {
+    let prepared = Prepared::new(ctx, case)?;
+    let timer = Timer::new(ctx);
+    if timer.queries.is_none() {
+        return Err(Error::Unsupported {
+            what: "a per-dispatch profile",
+            reason: "the adapter lacks timestamp queries (TIMESTAMP_QUERY)".into(),
+        });
+    }
+    let mut entries = Vec::new();
+    let mut record = |set: Option<&wgpu::QuerySet>, enc: &mut wgpu::CommandEncoder| {
+        let set = set.expect("timestamp queries checked above");
+        entries = prepared.record_fused_timed(
+            enc,
+            Timing::PerDispatch {
+                set,
+                capacity: PROFILE_MAX_DISPATCHES,
+            },
+        )?;
+        Ok(entries.len())
+    };
+    let measured = timer.measure(iters, &mut [&mut record])?;
+    let times = measured
+        .into_iter()
+        .next()
+        .and_then(|(_, gpu)| gpu)
+        .expect("timestamp queries checked above");
+    Ok(entries
+        .into_iter()
+        .zip(times)
+        .map(|(entry, gpu_ms)| DispatchTime { entry, gpu_ms })
+        .collect())
+}
+
+/// The most dispatches [`profile_case`] times in one call (a call over
+/// tensors larger than one binding records a rows pass per chunk).
+pub(crate) const PROFILE_MAX_DISPATCHES: usize = 64;

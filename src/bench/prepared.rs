@@ -1,0 +1,221 @@
+//! A benchmark case's data, uploaded once and recorded again and again.
+
+use super::{bench_data, BenchCase};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::gpu::encode::Timing;
+use crate::gpu::Context;
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
+use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions};
+use crate::shape::Layout;
+
+/// A case's data uploaded once, ready to be recorded again and again: the
+/// loss (cross-entropy: mean, class-index targets, gradient to its own
+/// buffer; an elementwise loss: mean, no weights) and the copy kernel over
+/// the same bytes.
+pub struct Prepared<'a> {
+    ctx: &'a Context,
+    dims: Vec<usize>,
+    /// The logits (or the elementwise loss's input), as uploaded.
+    pub logits: Vec<f32>,
+    /// The class targets (cross-entropy), as uploaded.
+    pub targets: Vec<i64>,
+    /// The elementwise loss's targets, as uploaded.
+    pub elementwise_targets: Vec<f32>,
+    loss_kind: Option<ElementwiseLoss>,
+    logits_buf: wgpu::Buffer,
+    targets_buf: wgpu::Buffer,
+    grad: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
+    /// The copy's source and destination: the logits and the gradient for
+    /// cross-entropy; for an elementwise loss, buffers of 1.5 N elements,
+    /// so that the copy moves its 12·N bytes.
+    copy: Option<(wgpu::Buffer, wgpu::Buffer)>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Generates and uploads the case's data ([`bench_data`], seed 0x5eed;
+    /// an elementwise loss's targets are the same generator's values mapped
+    /// into [0, 1]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`] for a bad case; [`Error::Gpu`] or
+    /// [`Error::DeviceLost`] when the device refuses its buffers.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let case = xent::bench::Prepared::new(&ctx, &xent::bench::BenchCase::new(&[64, 1000]))?;
+    /// case.run(|p, encoder| p.record_fused(encoder, None))?; // one timed unit
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
+        let layout = Layout::from_dims(&case.dims)?;
+        let (logits, targets) = bench_data(&layout, 0x5eed);
+        let dev = &ctx.device;
+        // Through a mapping at creation: a lost device is an error, not a panic.
+        let init = |label: &str, contents: &[u8]| {
+            crate::gpu::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
+        };
+        let empty = |label: &str, size: u64| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let n = layout.len() as u64;
+        let (targets_buf, elementwise_targets, copy) = match case.loss {
+            None => {
+                let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
+                (
+                    init("bench targets", bytemuck::cast_slice(&targets32))?,
+                    Vec::new(),
+                    None,
+                )
+            }
+            Some(_) => {
+                let y: Vec<f32> = bench_data(&layout, 0x7a67)
+                    .0
+                    .iter()
+                    .map(|v| (v + 10.0) / 20.0)
+                    .collect();
+                let bytes = (6 * n).next_multiple_of(16);
+                let copy = (
+                    empty("bench copy source", bytes),
+                    empty("bench copy target", bytes),
+                );
+                (
+                    init("bench targets", bytemuck::cast_slice(&y))?,
+                    y,
+                    Some(copy),
+                )
+            }
+        };
+        Ok(Self {
+            ctx,
+            logits_buf: init("bench logits", bytemuck::cast_slice(&logits))?,
+            targets_buf,
+            grad: empty("bench grad", n * 4),
+            loss: empty("bench loss", 4),
+            status: empty("bench status", STATUS_SIZE),
+            copy,
+            dims: case.dims.clone(),
+            logits,
+            targets,
+            elementwise_targets,
+            loss_kind: case.loss,
+        })
+    }
+
+    /// Records the loss's forward + backward.
+    ///
+    /// # Errors
+    /// As [`Context::record_cross_entropy`] or [`Context::record_elementwise_loss`].
+    pub fn record_fused(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let timing = timestamps.map_or(Timing::Off, Timing::Whole);
+        self.record_fused_timed(encoder, timing).map(|_| ())
+    }
+
+    pub(crate) fn record_fused_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timing: Timing<'_>,
+    ) -> Result<Vec<&'static str>> {
+        // The same plan and dispatches as the recording API, encoded with timestamps.
+        let call = match self.loss_kind {
+            None => {
+                let buffers = CrossEntropyBuffers::new(
+                    &self.logits_buf,
+                    TargetBuffer::ClassI32(&self.targets_buf),
+                    &self.loss,
+                    Some(&self.grad),
+                    &self.status,
+                );
+                self.ctx.prepare_cross_entropy(
+                    &self.dims,
+                    &CrossEntropyOptions::default(),
+                    &buffers,
+                )?
+            }
+            Some(loss) => {
+                let buffers = ElementwiseBuffers {
+                    status: Some(&self.status),
+                    ..ElementwiseBuffers::new(
+                        &self.logits_buf,
+                        &self.targets_buf,
+                        &self.loss,
+                        Some(&self.grad),
+                    )
+                };
+                self.ctx
+                    .prepare_elementwise(loss, &self.dims, &buffers, Default::default())?
+            }
+        };
+        self.ctx.encode(encoder, &call, timing)?;
+        Ok(call.entries())
+    }
+
+    /// Records the copy kernel over the same bytes.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] if the grid does not fit the device.
+    pub fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let (src, dst) = match &self.copy {
+            Some((src, dst)) => (src, dst),
+            None => (&self.logits_buf, &self.grad),
+        };
+        self.ctx.record_copy(encoder, src, dst, timestamps)
+    }
+
+    /// The CPU path on the same data.
+    pub(crate) fn run_cpu(&self) -> Result<()> {
+        match self.loss_kind {
+            None => cpu::cross_entropy(
+                &self.logits,
+                &self.dims,
+                &self.targets,
+                None,
+                &CrossEntropyOptions::default(),
+            )
+            .map(|_| ()),
+            Some(loss) => cpu::elementwise_loss(
+                loss,
+                &self.logits,
+                &self.elementwise_targets,
+                &self.dims,
+                Default::default(),
+                &ElementwiseOptions::default(),
+            )
+            .map(|_| ()),
+        }
+    }
+
+    /// Records with `record`, submits and waits: one timed unit for criterion.
+    ///
+    /// # Errors
+    /// As the recording; [`Error::Gpu`] if waiting fails.
+    pub fn run(
+        &self,
+        record: impl FnOnce(&Self, &mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        record(self, &mut encoder)?;
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+}
