@@ -209,7 +209,13 @@ pub fn run(args: &LossArgs) -> Result<(), Failure> {
         Reduction::None => problem.layout.target_dims(),
         _ => Vec::new(),
     };
-    report(&computed, problem.opts.reduction, &loss_dims, &problem.dims, args)
+    report(
+        &computed,
+        problem.opts.reduction,
+        &loss_dims,
+        &problem.dims,
+        args,
+    )
 }
 
 /// Probability targets (float32/float64 of the input's shape) and inputs

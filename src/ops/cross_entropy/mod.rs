@@ -5,6 +5,7 @@ pub(crate) mod buffers;
 pub(crate) mod cpu;
 pub(crate) mod host;
 pub(crate) mod options;
+pub(crate) mod params;
 pub(crate) mod plan;
 pub(crate) mod record;
 pub(crate) mod targets;

@@ -1,0 +1,352 @@
+//! `xent loss --loss bce-with-logits|bce|mse|l1|smooth-l1|huber`: the
+//! elementwise losses of an input and a target of the same shape (any
+//! shape), with their options, and which options apply to which loss.
+//! Reading, the output checks and the report are `loss.rs`'s.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::ValueEnum;
+use xent::{cpu, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
+
+use crate::loss::{self, Check, Computed, LossArgs, Mode};
+use crate::npy::{self, Array};
+use crate::{usage, BackendArg, Failure};
+
+/// `--loss`: its values are the library's names (`ElementwiseLoss::name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossKind {
+    /// Softmax cross-entropy over the class axis (axis 1).
+    #[value(name = "cross-entropy")]
+    CrossEntropy,
+    /// Binary cross-entropy of logits (multi-label), with --weights and --pos-weight.
+    #[value(name = "bce-with-logits")]
+    BceWithLogits,
+    /// Binary cross-entropy of probabilities in [0, 1], with --weights.
+    #[value(name = "bce")]
+    Bce,
+    /// Squared error.
+    #[value(name = "mse")]
+    Mse,
+    /// Absolute error.
+    #[value(name = "l1")]
+    L1,
+    /// Squared error below --beta, absolute error above.
+    #[value(name = "smooth-l1")]
+    SmoothL1,
+    /// Squared error below --delta, --delta times absolute error above.
+    #[value(name = "huber")]
+    Huber,
+}
+
+impl LossKind {
+    /// The name given to `--loss`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::CrossEntropy => "cross-entropy",
+            LossKind::BceWithLogits => "bce-with-logits",
+            LossKind::Bce => "bce",
+            LossKind::Mse => "mse",
+            LossKind::L1 => "l1",
+            LossKind::SmoothL1 => "smooth-l1",
+            LossKind::Huber => "huber",
+        }
+    }
+
+    /// The library's elementwise loss, with `--beta` or `--delta` where
+    /// given (else the library's default); `None` for cross-entropy.
+    pub fn elementwise(self, args: &ElementwiseArgs) -> Option<ElementwiseLoss> {
+        let loss: ElementwiseLoss = self.name().parse().ok()?;
+        Some(match loss {
+            ElementwiseLoss::SmoothL1 { beta } => ElementwiseLoss::SmoothL1 {
+                beta: args.beta.unwrap_or(beta),
+            },
+            ElementwiseLoss::Huber { delta } => ElementwiseLoss::Huber {
+                delta: args.delta.unwrap_or(delta),
+            },
+            other => other,
+        })
+    }
+}
+
+/// The options of the elementwise losses alone.
+#[derive(clap::Args)]
+pub struct ElementwiseArgs {
+    /// bce-with-logits: pos_weight .npy (float32 or float64), shape (L), the
+    /// input's last axis: scales the positive term of each label.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) pos_weight: Option<PathBuf>,
+    /// smooth-l1: where the loss turns from quadratic to linear, >= 0 [default: 1]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) beta: Option<f32>,
+    /// huber: where the loss turns from quadratic to linear, > 0 [default: 1]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) delta: Option<f32>,
+}
+
+/// Refuses (exit status 2, naming the option) every option given that the
+/// chosen loss does not take, before any file is read.
+pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
+    let kind = args.loss;
+    let loss = kind.elementwise(&args.elementwise);
+    let ce = loss.is_none();
+    let e = &args.elementwise;
+    let options: [(&str, bool, bool, &str); 7] = [
+        (
+            "--weights",
+            args.weights.is_some(),
+            loss.is_none_or(ElementwiseLoss::takes_weight),
+            "only cross-entropy, bce and bce-with-logits take weights",
+        ),
+        (
+            "--pos-weight",
+            e.pos_weight.is_some(),
+            loss.is_some_and(ElementwiseLoss::takes_pos_weight),
+            "only bce-with-logits takes a pos_weight",
+        ),
+        (
+            "--beta",
+            e.beta.is_some(),
+            kind == LossKind::SmoothL1,
+            "only smooth-l1 takes beta",
+        ),
+        (
+            "--delta",
+            e.delta.is_some(),
+            kind == LossKind::Huber,
+            "only huber takes delta",
+        ),
+        (
+            "--ignore-index",
+            args.ignore_index.is_some(),
+            ce,
+            "it is cross-entropy's",
+        ),
+        (
+            "--label-smoothing",
+            args.label_smoothing.is_some(),
+            ce,
+            "it is cross-entropy's",
+        ),
+        ("--input", args.input.is_some(), ce, "it is cross-entropy's"),
+    ];
+    for (flag, given, applies, why) in options {
+        if given && !applies {
+            return Err(usage(format!(
+                "{flag} does not apply to --loss {}: {why}",
+                kind.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An elementwise loss to compute, its inputs read and checked, in float32
+/// (what both the GPU and the CPU twin take).
+struct Problem {
+    loss: ElementwiseLoss,
+    input: Vec<f32>,
+    target: Vec<f32>,
+    dims: Vec<usize>,
+    weight: Option<Vec<f32>>,
+    pos_weight: Option<Vec<f32>>,
+    opts: ElementwiseOptions,
+}
+
+impl Problem {
+    fn weights(&self) -> LossWeights<'_> {
+        LossWeights {
+            weight: self.weight.as_deref(),
+            pos_weight: self.pos_weight.as_deref(),
+        }
+    }
+
+    fn cpu(&self) -> Result<xent::ElementwiseOutput<f64>, xent::Error> {
+        cpu::elementwise_loss(
+            self.loss,
+            &self.input,
+            &self.target,
+            &self.dims,
+            self.weights(),
+            &self.opts,
+        )
+    }
+}
+
+pub fn run(args: &LossArgs, loss: ElementwiseLoss) -> Result<(), Failure> {
+    let opts = ElementwiseOptions {
+        reduction: args.reduction.reduction(),
+        grad: true,
+    };
+    // The parameter (beta, delta) checked by the library on an empty call,
+    // before anything is read: its own error, naming the value.
+    cpu::elementwise_loss(loss, &[], &[], &[0], LossWeights::default(), &opts)?;
+    loss::check_outputs(args)?;
+    let problem = read_problem(args, loss, opts)?;
+    let computed = compute(&problem, Mode::of(args))?;
+    let loss_dims = match opts.reduction {
+        xent::Reduction::None => problem.dims.clone(),
+        _ => Vec::new(),
+    };
+    loss::report(&computed, opts.reduction, &loss_dims, &problem.dims, args)
+}
+
+/// Reads the files and checks their dtypes and shapes, before any adapter is
+/// opened. The range of bce's input is the library's to check (the GPU path
+/// in its kernel).
+fn read_problem(
+    args: &LossArgs,
+    loss: ElementwiseLoss,
+    opts: ElementwiseOptions,
+) -> Result<Problem, Failure> {
+    let name = loss.name();
+    let x = npy::read("logits", &args.logits)?;
+    let dims = x.shape;
+    let input = loss::floats("logits", &args.logits, x.array, x.dtype)?;
+
+    let t = npy::read("targets", &args.targets)?;
+    let target = match t.array {
+        Array::F32(v) => v,
+        Array::F64(v) => v.into_iter().map(|y| y as f32).collect(),
+        _ => {
+            return Err(usage(format!(
+                "targets file {} has dtype {}, which --loss {name} does not take: expected \
+                 float32 or float64 of the input's shape {dims:?}",
+                args.targets.display(),
+                t.dtype
+            )))
+        }
+    };
+    if t.shape != dims {
+        return Err(usage(format!(
+            "targets have shape {:?} but --loss {name} needs the input's shape {dims:?}",
+            t.shape
+        )));
+    }
+
+    let last = vec![dims.last().copied().unwrap_or(1)];
+    let weight = read_weight("--weights", "weights", args.weights.as_deref(), |shape| {
+        (shape == dims || shape == last).then_some(()).ok_or_else(|| {
+            format!(
+                "--loss {name} takes the input's shape {dims:?} or its last axis {last:?}, \
+                 for an input of shape {dims:?}"
+            )
+        })
+    })?;
+    let pos_weight = read_weight(
+        "--pos-weight",
+        "pos_weight",
+        args.elementwise.pos_weight.as_deref(),
+        |shape| {
+            (shape == last || (dims.is_empty() && shape.is_empty()))
+                .then_some(())
+                .ok_or_else(|| {
+                    format!(
+                        "--loss {name} takes one per label, the input's last axis {last:?}, \
+                         for an input of shape {dims:?}"
+                    )
+                })
+        },
+    )?;
+    Ok(Problem {
+        loss,
+        input: input.f32().into_owned(),
+        target,
+        dims,
+        weight,
+        pos_weight,
+        opts,
+    })
+}
+
+/// Reads the `flag` file (`what` in npy's messages), of a float dtype and a
+/// shape `fits` accepts (else its reason).
+fn read_weight(
+    flag: &str,
+    what: &str,
+    path: Option<&Path>,
+    fits: impl Fn(&[usize]) -> Result<(), String>,
+) -> Result<Option<Vec<f32>>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let w = npy::read(what, path)?;
+    if let Err(why) = fits(&w.shape) {
+        return Err(usage(format!(
+            "{flag} {} has shape {:?} ({} elements): {why}",
+            path.display(),
+            w.shape,
+            w.shape.iter().product::<usize>()
+        )));
+    }
+    let values = loss::floats(what, path, w.array, w.dtype)?;
+    Ok(Some(values.f32().into_owned()))
+}
+
+/// Runs the problem: on the CPU twin alone (`--backend cpu`), or on the GPU,
+/// then (unless `--no-check`) the CPU twin on the same values.
+fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
+    let narrow = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    if mode.backend == BackendArg::Cpu {
+        let out = p.cpu()?;
+        return Ok(Computed {
+            loss: narrow(&out.loss),
+            grad: narrow(out.grad.as_deref().unwrap_or_default()),
+            adapter: "none: the f64 CPU path (--backend cpu) on the inputs as float32, \
+                      results rounded to float32"
+                .into(),
+            gpu_ms: None,
+            check: None,
+        });
+    }
+    let ctx = loss::context()?;
+    let start = Instant::now();
+    let out = ctx.elementwise_loss(
+        p.loss,
+        &p.input,
+        &p.target,
+        &p.dims,
+        p.weights(),
+        &p.opts,
+    )?;
+    let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
+    let grad = out.grad.clone().unwrap_or_default();
+    let check = if mode.check {
+        let want = p.cpu()?;
+        Some(Check {
+            loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
+            grad_diff: xent::max_abs_diff(&grad, want.grad.as_deref().unwrap_or_default()),
+            verdict: Tolerance::default().compare_elementwise(&out, &want),
+        })
+    } else {
+        None
+    };
+    Ok(Computed {
+        loss: out.loss,
+        grad,
+        adapter: ctx.adapter_summary(),
+        gpu_ms: Some(gpu_ms),
+        check,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_library_loss_is_a_loss_value_of_its_name() {
+        let none = ElementwiseArgs {
+            pos_weight: None,
+            beta: None,
+            delta: None,
+        };
+        for loss in ElementwiseLoss::ALL {
+            let kind = LossKind::from_str(loss.name(), false).expect(loss.name());
+            assert_eq!(kind.elementwise(&none), Some(loss));
+        }
+        for kind in LossKind::value_variants() {
+            let value = kind.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), kind.name());
+        }
+        assert_eq!(LossKind::CrossEntropy.elementwise(&none), None);
+    }
+}
