@@ -1,16 +1,19 @@
 //! # xent
 //!
 //! Softmax cross-entropy, its gradient and its relatives (softmax,
-//! log-softmax) as WGSL compute shaders on [wgpu], with PyTorch's semantics
-//! and an f64 CPU twin for every op.
+//! log-softmax), and the binary and regression losses ([`ElementwiseLoss`]),
+//! as WGSL compute shaders on [wgpu], with PyTorch's semantics and an f64
+//! CPU twin for every op.
 //!
 //! Two API levels:
-//! * **recording** — [`Context::record_cross_entropy`] and
-//!   [`Context::record_softmax`] take your buffers and your
-//!   `&mut wgpu::CommandEncoder`, record passes and submit nothing;
+//! * **recording** — [`Context::record_cross_entropy`],
+//!   [`Context::record_softmax`] and [`Context::record_elementwise_loss`]
+//!   take your buffers and your `&mut wgpu::CommandEncoder`, record passes
+//!   and submit nothing;
 //! * **host** — [`Context::cross_entropy`], [`Context::softmax`],
-//!   [`Context::log_softmax`]: slices in, `Vec`s out, built on the recording
-//!   level, with an optional verify mode against [`cpu`].
+//!   [`Context::log_softmax`], [`Context::elementwise_loss`]: slices in,
+//!   `Vec`s out, built on the recording level, with an optional verify mode
+//!   against [`cpu`].
 //!
 //! ```
 //! # fn main() -> Result<(), xent::Error> {

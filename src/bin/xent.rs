@@ -3,7 +3,9 @@
 //! * `xent` / `xent demo` — the main job on embedded data: the worked example,
 //!   a segmentation map and a long vocabulary row, each GPU result held
 //!   against the CPU;
-//! * `xent loss` — loss and gradient of NumPy `.npy` inputs;
+//! * `xent loss` — loss and gradient of NumPy `.npy` inputs: softmax
+//!   cross-entropy (the default) or, with `--loss`, an elementwise loss
+//!   (bce-with-logits, bce, mse, l1, smooth-l1, huber);
 //! * `xent info` — the adapters found, with the limits and features that matter;
 //! * `xent bench` — timings of the fused kernel against a copy and the CPU.
 //!
@@ -29,6 +31,8 @@ macro_rules! say {
 mod bench;
 #[path = "xent/demo.rs"]
 mod demo;
+#[path = "xent/elementwise.rs"]
+mod elementwise;
 #[path = "xent/info.rs"]
 mod info;
 #[path = "xent/loss.rs"]
@@ -40,7 +44,8 @@ mod npy;
 #[command(
     name = "xent",
     version,
-    about = "Softmax cross-entropy and its gradient on the GPU, checked against the CPU",
+    about = "Softmax cross-entropy, binary and regression losses and their gradients on the GPU, \
+             checked against the CPU",
     after_help = "Without a command, runs `xent demo`.\n\
                   Exit status: 0 success, 1 GPU and CPU disagree, 2 bad usage or bad input."
 )]
@@ -53,7 +58,7 @@ struct Cli {
 enum Command {
     /// The main job on embedded data: the worked example, a segmentation map, a long vocabulary (the default).
     Demo,
-    /// Loss and gradient of .npy inputs.
+    /// Loss and gradient of .npy inputs: cross-entropy, or --loss bce-with-logits|bce|mse|l1|smooth-l1|huber.
     Loss(loss::LossArgs),
     /// The adapters found, with the limits and features that matter to xent.
     Info,

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use xent::{cpu, CrossEntropyOptions, Tolerance};
+use xent::{cpu, CrossEntropyOptions, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
 
 use crate::Failure;
 
@@ -20,8 +20,102 @@ struct Case {
     name: &'static str,
     dims: Vec<usize>,
     logits: Vec<f32>,
-    targets: Vec<i64>,
-    opts: CrossEntropyOptions,
+    loss: Loss,
+}
+
+/// What a case computes of its logits.
+enum Loss {
+    /// Cross-entropy against class ids.
+    CrossEntropy {
+        targets: Vec<i64>,
+        opts: CrossEntropyOptions,
+    },
+    /// An elementwise loss against targets of the logits' shape.
+    Elementwise {
+        loss: ElementwiseLoss,
+        targets: Vec<f32>,
+        pos_weight: Option<Vec<f32>>,
+        opts: ElementwiseOptions,
+    },
+}
+
+/// A case's GPU result held against the CPU.
+struct Row {
+    loss: f32,
+    grad: Vec<f32>,
+    loss_diff: f64,
+    grad_diff: f64,
+    gpu_ms: f64,
+    verdict: Result<(), xent::Error>,
+}
+
+impl Case {
+    /// Runs the case on the GPU, an untimed first call then a timed one (so
+    /// the time is of the call alone, not of pipelines, scratch buffers and
+    /// the driver's shader compile), and on the CPU.
+    fn run(&self, ctx: &xent::Context, tol: &Tolerance) -> Result<Row, Failure> {
+        let (x, dims) = (&self.logits, &self.dims);
+        let timed = |call: &dyn Fn() -> Result<(), xent::Error>| -> Result<f64, Failure> {
+            call()?;
+            let start = Instant::now();
+            call()?;
+            Ok(start.elapsed().as_secs_f64() * 1e3)
+        };
+        let row =
+            |loss: &[f32], grad: Option<&Vec<f32>>, want: &[f64], want_grad, gpu_ms, verdict| {
+                let grad = grad.cloned().unwrap_or_default();
+                Row {
+                    loss: loss.first().copied().unwrap_or(f32::NAN),
+                    loss_diff: xent::max_abs_diff(loss, want),
+                    grad_diff: xent::max_abs_diff(&grad, want_grad),
+                    grad,
+                    gpu_ms,
+                    verdict,
+                }
+            };
+        match &self.loss {
+            Loss::CrossEntropy { targets, opts } => {
+                let gpu_ms = timed(&|| ctx.cross_entropy(x, dims, targets, None, opts).map(drop))?;
+                let gpu = ctx.cross_entropy(x, dims, targets, None, opts)?;
+                let want = cpu::cross_entropy(x, dims, targets, None, opts)?;
+                let verdict = tol.compare_cross_entropy(&gpu, &want, tol);
+                let want_grad = want.grad.as_deref().unwrap_or_default();
+                Ok(row(
+                    &gpu.loss,
+                    gpu.grad.as_ref(),
+                    &want.loss,
+                    want_grad,
+                    gpu_ms,
+                    verdict,
+                ))
+            }
+            Loss::Elementwise {
+                loss,
+                targets,
+                pos_weight,
+                opts,
+            } => {
+                let weights = LossWeights {
+                    pos_weight: pos_weight.as_deref(),
+                    ..Default::default()
+                };
+                let call = || ctx.elementwise_loss(*loss, x, targets, dims, weights, opts);
+                let gpu_ms = timed(&|| call().map(drop))?;
+                let gpu = call()?;
+                let want = cpu::elementwise_loss(*loss, x, targets, dims, weights, opts)?;
+                let verdict = tol.compare_elementwise(&gpu, &want);
+                let want_grad = want.grad.as_deref().unwrap_or_default();
+                Ok(row(
+                    &gpu.loss,
+                    gpu.grad.as_ref(),
+                    &want.loss,
+                    want_grad,
+                    gpu_ms,
+                    verdict,
+                ))
+            }
+        }
+    }
 }
 
 pub fn run() -> Result<(), Failure> {
@@ -29,7 +123,12 @@ pub fn run() -> Result<(), Failure> {
     let tol = Tolerance::default();
     say!("adapter: {}", ctx.adapter_summary());
 
-    let cases = [worked_example(), segmentation_map(), vocabulary()];
+    let cases = [
+        worked_example(),
+        segmentation_map(),
+        vocabulary(),
+        multi_label(),
+    ];
 
     say!(
         "{:<26} {:<11} {:>8} {:>15} {:>15} {:>8}  check",
@@ -43,33 +142,27 @@ pub fn run() -> Result<(), Failure> {
     let mut failures = Vec::new();
     let mut worked: Option<(f32, Vec<f32>)> = None;
     for case in &cases {
-        // An untimed first call per shape (pipelines, scratch buffers, the
-        // driver's shader compile), so the time is of the call alone.
-        ctx.cross_entropy(&case.logits, &case.dims, &case.targets, None, &case.opts)?;
-        let start = Instant::now();
-        let gpu = ctx.cross_entropy(&case.logits, &case.dims, &case.targets, None, &case.opts)?;
-        let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
-        let want = cpu::cross_entropy(&case.logits, &case.dims, &case.targets, None, &case.opts)?;
-        let loss = gpu.loss.first().copied().unwrap_or(f32::NAN);
-        let grad = gpu.grad.clone().unwrap_or_default();
-        let want_grad = want.grad.as_deref().unwrap_or_default();
-        let verdict = tol.compare_cross_entropy(&gpu, &want, &tol);
+        let row = case.run(&ctx, &tol)?;
         let shape: Vec<String> = case.dims.iter().map(ToString::to_string).collect();
         say!(
             "{:<26} {:<11} {:>8.4} {:>15.2e} {:>15.2e} {:>8.2}  {}",
             case.name,
             shape.join("x"),
-            loss,
-            xent::max_abs_diff(&gpu.loss, &want.loss),
-            xent::max_abs_diff(&grad, want_grad),
-            gpu_ms,
-            if verdict.is_ok() { "ok" } else { "MISMATCH" }
+            row.loss,
+            row.loss_diff,
+            row.grad_diff,
+            row.gpu_ms,
+            if row.verdict.is_ok() {
+                "ok"
+            } else {
+                "MISMATCH"
+            }
         );
-        if let Err(e) = verdict {
+        if let Err(e) = row.verdict {
             failures.push(format!("{}: {e}", case.name));
         }
         if worked.is_none() {
-            worked = Some((loss, grad));
+            worked = Some((row.loss, row.grad));
         }
     }
 
@@ -104,8 +197,10 @@ fn worked_example() -> Case {
         name: "worked example",
         dims: vec![3, 5],
         logits: WORKED_LOGITS.to_vec(),
-        targets: WORKED_TARGETS.to_vec(),
-        opts: CrossEntropyOptions::default(),
+        loss: Loss::CrossEntropy {
+            targets: WORKED_TARGETS.to_vec(),
+            opts: CrossEntropyOptions::default(),
+        },
     }
 }
 
@@ -145,10 +240,12 @@ fn segmentation_map() -> Case {
         name: "segmentation (ignore 255)",
         dims: vec![n, classes, h, w],
         logits,
-        targets,
-        opts: CrossEntropyOptions {
-            ignore_index: IGNORE,
-            ..Default::default()
+        loss: Loss::CrossEntropy {
+            targets,
+            opts: CrossEntropyOptions {
+                ignore_index: IGNORE,
+                ..Default::default()
+            },
         },
     }
 }
@@ -163,8 +260,35 @@ fn vocabulary() -> Case {
         name: "vocabulary (GPT-2 size)",
         dims: vec![rows, vocab],
         logits,
-        targets,
-        opts: CrossEntropyOptions::default(),
+        loss: Loss::CrossEntropy {
+            targets,
+            opts: CrossEntropyOptions::default(),
+        },
+    }
+}
+
+/// (d) Multi-label classification: 3 samples x 4 labels, binary
+/// cross-entropy of the logits with a pos_weight that counts the positives
+/// of the rarer labels more (`binary_cross_entropy_with_logits`, mean).
+fn multi_label() -> Case {
+    Case {
+        name: "multi-label (pos_weight)",
+        dims: vec![3, 4],
+        logits: vec![
+            2.5, -1.0, 0.3, -3.0, //
+            -0.5, 1.5, -2.0, 0.8, //
+            1.2, 0.1, 3.0, -1.5,
+        ],
+        loss: Loss::Elementwise {
+            loss: ElementwiseLoss::BceWithLogits,
+            targets: vec![
+                1.0, 0.0, 1.0, 0.0, //
+                0.0, 1.0, 0.0, 1.0, //
+                1.0, 0.0, 1.0, 0.0,
+            ],
+            pos_weight: Some(vec![1.0, 2.0, 1.5, 3.0]),
+            opts: ElementwiseOptions::default(),
+        },
     }
 }
 

@@ -226,12 +226,14 @@ fn read_problem(
 
     let last = vec![dims.last().copied().unwrap_or(1)];
     let weight = read_weight("--weights", "weights", args.weights.as_deref(), |shape| {
-        (shape == dims || shape == last).then_some(()).ok_or_else(|| {
-            format!(
-                "--loss {name} takes the input's shape {dims:?} or its last axis {last:?}, \
+        (shape == dims || shape == last)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "--loss {name} takes the input's shape {dims:?} or its last axis {last:?}, \
                  for an input of shape {dims:?}"
-            )
-        })
+                )
+            })
     })?;
     let pos_weight = read_weight(
         "--pos-weight",
@@ -299,14 +301,7 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     }
     let ctx = loss::context()?;
     let start = Instant::now();
-    let out = ctx.elementwise_loss(
-        p.loss,
-        &p.input,
-        &p.target,
-        &p.dims,
-        p.weights(),
-        &p.opts,
-    )?;
+    let out = ctx.elementwise_loss(p.loss, &p.input, &p.target, &p.dims, p.weights(), &p.opts)?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {

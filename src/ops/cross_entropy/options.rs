@@ -2,14 +2,16 @@
 
 use crate::error::{Error, Result};
 
-/// How per-target losses are combined, as PyTorch's `reduction`.
+/// How per-target (or, for the elementwise losses, per-element) losses are
+/// combined, as PyTorch's `reduction`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduction {
     /// One loss per target, in the target's shape. Ignored targets get 0.
     /// The gradient is that of the sum of the per-target losses.
     None,
     /// `Σ lossᵢ / Σ w[tᵢ]` over the non-ignored targets (the count of them
-    /// without weights). NaN when every target is ignored.
+    /// without weights). NaN when every target is ignored. For the
+    /// elementwise losses, the sum over the element count.
     #[default]
     Mean,
     /// `Σ lossᵢ` over the non-ignored targets.
