@@ -61,8 +61,6 @@ fn output(v: f32, ms: vec2<f32>, log_s: f32) -> f32 {
     return exp(v - ms.x) / ms.y;
 }
 
-var<workgroup> wide_ms: array<vec2<f32>, WIDE_WG>;
-
 // The (max, sum-exp) of classes [c0, c1) of the row whose class 0 is at
 // `base`, over the workgroup (every invocation gets it): each invocation's
 // online pair, then a fixed tree.
@@ -71,15 +69,7 @@ fn span_stats(lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
         ms = ms_online(ms, x[base + c * p.inner]);
     }
-    wide_ms[lid] = ms;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_ms[lid] = ms_merge(wide_ms[lid], wide_ms[lid + off]);
-        }
-        workgroupBarrier();
-    }
-    return wide_ms[0];
+    return workgroup_ms(lid, ms);
 }
 
 @compute @workgroup_size(64)
@@ -140,23 +130,13 @@ fn backward_value(idx: u32, total: f32) -> f32 {
     return x[idx] * (dy[idx] - total);
 }
 
-var<workgroup> wide_sum: array<f32, WIDE_WG>;
-
 // The backward's row-sum term over classes [c0, c1), as `span_stats`.
 fn span_sum(lid: u32, base: u32, c0: u32, c1: u32) -> f32 {
     var acc = 0.0;
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
         acc += backward_term(base + c * p.inner);
     }
-    wide_sum[lid] = acc;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wide_sum[lid] += wide_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
-    return wide_sum[0];
+    return workgroup_sum(lid, vec2<f32>(acc, 0.0)).x;
 }
 
 @compute @workgroup_size(64)

@@ -1,10 +1,10 @@
-// Workgroup reductions of the cross-entropy module through workgroup memory: fixed
-// trees over WIDE_WG invocations, for devices without SUBGROUP (and with
-// XENT_SUBGROUPS=0). `subgroup_reductions.wgsl` defines the same two
-// functions by shuffles; the module takes exactly one of them.
+// The merge of the cross-entropy module's row partials through workgroup
+// memory: a fixed tree over WIDE_WG invocations, for devices without
+// SUBGROUP (and with XENT_SUBGROUPS=0). The module takes it with
+// `workgroup_trees.wgsl` (its `workgroup_sum`); `subgroup_reductions.wgsl`
+// defines both functions by shuffles in their place.
 
 var<workgroup> wg_part: array<Partial, WIDE_WG>;
-var<workgroup> wg_sum: array<vec2<f32>, WIDE_WG>;
 
 // Fixed-order tree merge of the workgroup's (max, sum-exp) partials; every
 // invocation gets the total. Call from uniform control flow.
@@ -18,18 +18,4 @@ fn workgroup_merge(lid: u32, part: Partial) -> Partial {
         workgroupBarrier();
     }
     return wg_part[0];
-}
-
-// Fixed-order tree sum over the workgroup (two sums at once); every
-// invocation gets the totals.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    wg_sum[lid] = v;
-    workgroupBarrier();
-    for (var off = WIDE_WG / 2u; off > 0u; off >>= 1u) {
-        if (lid < off) {
-            wg_sum[lid] += wg_sum[lid + off];
-        }
-        workgroupBarrier();
-    }
-    return wg_sum[0];
 }

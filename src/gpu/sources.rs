@@ -25,6 +25,7 @@ const CROSS_ENTROPY_WGSL: [&str; 10] = [
 const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
 const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
 const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
+const WORKGROUP_TREES_WGSL: &str = include_str!("../../shaders/lib/workgroup_trees.wgsl");
 const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
 const ONLINE_SOFTMAX_WGSL: &str = include_str!("../../shaders/lib/online_softmax.wgsl");
 const BLOCK_STATS_WGSL: &str = include_str!("../../shaders/lib/block_stats.wgsl");
@@ -39,36 +40,34 @@ pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
 /// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
 /// (`shaders/cross_entropy/*.wgsl`), the shared pieces it uses (the online
 /// (max, sum-exp) merge, the block statistics, the subnormal logarithms) and
-/// the workgroup reductions (`shaders/lib/workgroup_reductions.wgsl`, or
-/// `subgroup_reductions.wgsl` where the device's subgroups hold a workgroup).
+/// the workgroup reductions (`shaders/lib/workgroup_reductions.wgsl` and
+/// `workgroup_trees.wgsl`, or `subgroup_reductions.wgsl` where the device's
+/// subgroups hold a workgroup).
 pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
     // The prelude first (`enable f16;` must precede every declaration), then
-    // the body, then one of the two reductions pieces: WGSL declarations may
+    // the body, the shared pieces, the reductions: WGSL declarations may
     // come in any order. A piece missing or defined twice is a shader
     // compile error at the context's creation, never a silent fallback.
     let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
     // Naga takes the subgroup builtins without `enable subgroups;` (it
     // rejects the directive as not yet implemented); the device feature
     // SUBGROUP is what allows them.
-    let reductions = if subgroups {
-        SUBGROUP_REDUCTIONS_WGSL
+    let reductions: &[&str] = if subgroups {
+        &[SUBGROUP_REDUCTIONS_WGSL]
     } else {
-        WORKGROUP_REDUCTIONS_WGSL
+        &[WORKGROUP_REDUCTIONS_WGSL, WORKGROUP_TREES_WGSL]
     };
     let mut pieces = vec![prelude];
     pieces.extend(CROSS_ENTROPY_WGSL);
-    pieces.extend([
-        ONLINE_SOFTMAX_WGSL,
-        BLOCK_STATS_WGSL,
-        SUBNORMAL_WGSL,
-        reductions,
-    ]);
+    pieces.extend([ONLINE_SOFTMAX_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL]);
+    pieces.extend(reductions);
     pieces.join("\n")
 }
 
-/// The softmax module: its body and the online (max, sum-exp) merge.
+/// The softmax module: its body, the online (max, sum-exp) merge and the
+/// workgroup trees.
 pub(crate) fn softmax_source() -> String {
-    [SOFTMAX_WGSL, ONLINE_SOFTMAX_WGSL].join("\n")
+    [SOFTMAX_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL].join("\n")
 }
 
 /// The elementwise losses' module (f32 throughout): the body, the block

@@ -1,8 +1,9 @@
 """Reference values for tests/elementwise_examples.rs, computed with PyTorch (float64).
 
-Run `python3 tests/data/reference_elementwise.py > tests/data/elementwise_values.rs`
-to regenerate (needs `pip install torch`; mpmath, which torch installs with
-sympy, gives the exact values of the extreme-logit case). Every input is
+Run `python3 tests/data/reference_elementwise.py | rustfmt --edition 2021 >
+tests/data/elementwise_values.rs` to regenerate (the file is kept as
+`cargo fmt` leaves it; needs `pip install torch`; mpmath, which torch installs
+with sympy, gives the exact values of the extreme-logit cases). Every input is
 rounded through float32 first, so PyTorch sees exactly the f32 values the
 Rust side rebuilds from the same literal lists and closed forms.
 

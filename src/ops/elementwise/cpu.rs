@@ -147,7 +147,8 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
             let lx = x.ln().max(-100.0);
             let l1x = (-x).ln_1p().max(-100.0);
             let (a, b) = (y * lx, (1.0 - y) * l1x);
-            let den = (x * (1.0 - x)).max(1e-12);
+            // PyTorch clamps at the f32 1e-12 (ATen's `EPSILON`), in f64 too.
+            let den = (x * (1.0 - x)).max(f64::from(1e-12f32));
             Point {
                 loss: -(a + b),
                 loss_terms: a.abs() + b.abs(),

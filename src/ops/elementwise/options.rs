@@ -24,7 +24,7 @@ use crate::ops::cross_entropy::options::Reduction;
 /// and `y = 1`, where this gives `−σ(−x)`). `Bce` takes probabilities:
 /// an input outside [0, 1] (or NaN) is [`Error::InputOutOfRange`], as in
 /// PyTorch, whose clamps of the logarithm at −100 and of the gradient's
-/// denominator at 1e-12 it keeps. `SmoothL1` with `beta = 0` is `L1`.
+/// denominator at 1e-12 (the f32 value, as PyTorch's) it keeps. `SmoothL1` with `beta = 0` is `L1`.
 ///
 /// The reduction: `none` gives each element's loss, `sum` their sum, `mean`
 /// their sum over the element count (NaN for an empty input, as PyTorch);

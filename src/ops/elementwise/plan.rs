@@ -107,7 +107,7 @@ fn plan(
         .collect();
     let plan = ElementwisePlan {
         chunks,
-        vec4: shape.len % 4 == 0,
+        vec4: shape.len.is_multiple_of(4),
         blocks: shape.len.div_ceil(BLOCK),
     };
     debug_assert!(plan.loop_trips().1 <= LOOP_TRIPS_MAX);
