@@ -103,8 +103,8 @@ pub enum Error {
     /// An input of `binary_cross_entropy` outside [0, 1] (or NaN), which
     /// PyTorch rejects too.
     #[error(
-        "input {value} at position {position:?} is outside [0, 1]: binary cross-entropy takes \
-         probabilities ({count} bad input(s) in all)"
+        "input {} at position {position:?} is outside [0, 1]: binary cross-entropy takes \
+         probabilities ({count} bad input(s) in all)", *.value as f32
     )]
     InputOutOfRange {
         /// Position in the input's shape of the first bad input.

@@ -1,7 +1,9 @@
 //! The `xent` binary, run as a process on temporary .npy files: its outputs
-//! match the library's host API and CPU path, `--backend cpu` agrees with the
-//! GPU, `xent info` and `xent demo` succeed, and every bad input gets exit
-//! status 2 with one `error: …` line on stderr and no panic.
+//! match the library's host API and CPU path, for cross-entropy and the
+//! elementwise losses (`--loss`), `--backend cpu` agrees with the GPU,
+//! `xent info` and `xent demo` succeed, and every bad input (an option the
+//! loss does not take among them) gets exit status 2 with one `error: …`
+//! line on stderr and no panic.
 //!
 //! Tests that need a GPU call [`gpu`] first: without an adapter they print a
 //! loud notice and return, unless `XENT_REQUIRE_ADAPTER=1` makes that a failure.
@@ -12,7 +14,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use npyz::WriterBuilder;
-use xent::{cpu, Context, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};
+use xent::{
+    cpu, Context, CrossEntropyOptions, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput,
+    InputKind, LossWeights, Reduction, Targets, Tolerance, Weights,
+};
 
 /// The one adapter check of the GPU tests: the shared context, or `None`
 /// (after a loud notice on stderr) when there is no adapter; with
@@ -185,9 +190,18 @@ fn demo_is_the_default_and_passes() {
         let out = ok(&o);
         assert!(out.contains("adapter:"), "{out}");
         assert!(out.contains("3.7925"), "{out}");
-        for shape in ["3x5", "2x21x64x64", "8x50257"] {
+        for shape in ["3x5", "2x21x64x64", "8x50257", "3x4"] {
             assert!(out.contains(shape), "no {shape} case: {out}");
         }
+        // The multi-label row: bce-with-logits with a pos_weight, mean
+        // 0.3893 by PyTorch's formula, checked against the CPU.
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("multi-label (pos_weight)"))
+            .unwrap_or_else(|| panic!("no multi-label row: {out}"));
+        assert!(row.contains("3x4") && row.contains("0.3893"), "{row}");
+        assert!(row.trim_end().ends_with(" ok"), "{row}");
+        assert!(out.contains("all 4 GPU results agree"), "{out}");
         assert!(!out.contains("MISMATCH"), "{out}");
         assert!(out.contains("agree with the CPU"), "{out}");
         // The worked example's gradient: (softmax - onehot) / 3, row 0 = [+0.3332, -0.3332, 0, 0, 0].
@@ -589,7 +603,13 @@ fn a_gradient_past_f32_range_agrees_and_probability_targets_refuse_ignore_index(
         "--backend",
         backend,
     ]));
-    assert!(out.contains("agree"), "{out}");
+    // The CPU path alone (no adapter) has nothing to agree with.
+    let verdict = if backend == "cpu" {
+        "not checked"
+    } else {
+        "agree"
+    };
+    assert!(out.contains(verdict), "{out}");
     assert_eq!(read_f32(&gp).1, vec![f32::NEG_INFINITY, -0.5]);
     // torch: "ignore_index is not supported for floating point target".
     let soft = write(d, "soft.npy", &[1, 2], &[0.5f32, 0.5]);
@@ -1062,6 +1082,18 @@ fn usage_errors_exit_2() {
             "x",
         ],
         vec!["loss", "--logits", xs, "--targets", ts, "--frobnicate"],
+        vec!["loss", "--logits", xs, "--targets", ts, "--loss", "hinge"],
+        vec![
+            "loss",
+            "--logits",
+            xs,
+            "--targets",
+            ts,
+            "--loss",
+            "huber",
+            "--delta",
+            "x",
+        ],
         vec!["frobnicate"],
     ] {
         let o = xent(&args);
@@ -1073,9 +1105,13 @@ fn usage_errors_exit_2() {
     let o = xent(&["loss", "--help"]);
     let help = ok(&o);
     for flag in [
+        "--loss",
         "--logits",
         "--targets",
         "--weights",
+        "--pos-weight",
+        "--beta",
+        "--delta",
         "--ignore-index",
         "--reduction",
         "--label-smoothing",
@@ -1093,6 +1129,598 @@ fn usage_errors_exit_2() {
         2,
         "--loss-out and --grad-out should say they are written on a disagreement: {help}"
     );
+    for loss in LOSSES {
+        assert!(help.contains(loss), "no --loss {loss} in help: {help}");
+    }
+}
+
+// ------------------------------------------------------------- loss: elementwise
+
+/// Every `--loss` value.
+const LOSSES: [&str; 7] = [
+    "cross-entropy",
+    "bce-with-logits",
+    "bce",
+    "mse",
+    "l1",
+    "smooth-l1",
+    "huber",
+];
+
+/// `xent loss --loss loss …` with the reduction, backend and `extra`
+/// arguments, writing both outputs: (stdout, (loss shape, loss), (gradient
+/// shape, gradient)) after asserting success.
+type Written = (String, (Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>));
+
+fn elementwise_run(
+    d: &Path,
+    loss: &str,
+    x: &Path,
+    y: &Path,
+    extra: &[&str],
+    reduction: &str,
+    backend: &str,
+) -> Written {
+    let (lp, gp) = (d.join("out_loss.npy"), d.join("out_grad.npy"));
+    let mut args = vec![
+        "loss",
+        "--loss",
+        loss,
+        "--logits",
+        s(x),
+        "--targets",
+        s(y),
+        "--reduction",
+        reduction,
+        "--loss-out",
+        s(&lp),
+        "--grad-out",
+        s(&gp),
+        "--backend",
+        backend,
+    ];
+    args.extend(extra);
+    let out = ok(&xent(&args));
+    (out, read_f32(&lp), read_f32(&gp))
+}
+
+#[test]
+fn elementwise_losses_match_the_library_and_the_cpu_twin() {
+    let ctx = gpu("elementwise_losses_match_the_library_and_the_cpu_twin");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rng = Rng(31);
+    let dims = [3usize, 4];
+    // Logits and labels (hard and soft) in float64, as NumPy makes them.
+    let logits: Vec<f64> = (0..12).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
+    let labels: Vec<f64> = (0..12).map(|i| [1.0, 0.0, 0.3][i % 3]).collect::<Vec<_>>();
+    let probs: Vec<f32> = (0..12).map(|_| rng.uniform(0.02, 0.98)).collect();
+    let preds: Vec<f32> = (0..12).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let values: Vec<f32> = (0..12).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let w_last = [0.5f32, 1.0, 2.0, 1.5];
+    let w_full: Vec<f64> = (0..12).map(|_| f64::from(rng.uniform(0.0, 2.0))).collect();
+    let pos = [1.0f64, 3.0, 0.5, 2.0];
+    let (logits_p, labels_p, probs_p, preds_p, values_p) = (
+        write(d, "logits.npy", &dims, &logits),
+        write(d, "labels.npy", &dims, &labels),
+        write(d, "probs.npy", &dims, &probs),
+        write(d, "preds.npy", &dims, &preds),
+        write(d, "values.npy", &dims, &values),
+    );
+    let (w_last_p, w_full_p, pos_p) = (
+        write(d, "wlast.npy", &[4], &w_last),
+        write(d, "wfull.npy", &dims, &w_full),
+        write(d, "pos.npy", &[4], &pos),
+    );
+
+    struct Case<'a> {
+        name: &'a str,
+        loss: ElementwiseLoss,
+        x: (&'a Path, Vec<f32>),
+        y: (&'a Path, Vec<f32>),
+        extra: Vec<&'a str>,
+        weight: Option<Vec<f32>>,
+        pos_weight: Option<Vec<f32>>,
+    }
+    let regression = |name, loss, extra| Case {
+        name,
+        loss,
+        x: (&preds_p, preds.clone()),
+        y: (&values_p, values.clone()),
+        extra,
+        weight: None,
+        pos_weight: None,
+    };
+    let cases = [
+        Case {
+            name: "bce-with-logits",
+            loss: ElementwiseLoss::BceWithLogits,
+            x: (&logits_p, to_f32(&logits)),
+            y: (&labels_p, to_f32(&labels)),
+            extra: vec!["--weights", s(&w_last_p), "--pos-weight", s(&pos_p)],
+            weight: Some(w_last.to_vec()),
+            pos_weight: Some(to_f32(&pos)),
+        },
+        Case {
+            name: "bce",
+            loss: ElementwiseLoss::Bce,
+            x: (&probs_p, probs.clone()),
+            y: (&labels_p, to_f32(&labels)),
+            extra: vec!["--weights", s(&w_full_p)],
+            weight: Some(to_f32(&w_full)),
+            pos_weight: None,
+        },
+        regression("mse", ElementwiseLoss::Mse, vec![]),
+        regression("l1", ElementwiseLoss::L1, vec![]),
+        regression(
+            "smooth-l1",
+            ElementwiseLoss::SmoothL1 { beta: 0.5 },
+            vec!["--beta", "0.5"],
+        ),
+        // The library's defaults, beta 1 and delta 1.
+        regression("smooth-l1", ElementwiseLoss::SmoothL1 { beta: 1.0 }, vec![]),
+        regression(
+            "huber",
+            ElementwiseLoss::Huber { delta: 0.75 },
+            vec!["--delta", "0.75"],
+        ),
+        regression("huber", ElementwiseLoss::Huber { delta: 1.0 }, vec![]),
+    ];
+    for c in &cases {
+        let weights = LossWeights {
+            weight: c.weight.as_deref(),
+            pos_weight: c.pos_weight.as_deref(),
+        };
+        for (reduction, r) in [
+            ("mean", Reduction::Mean),
+            ("sum", Reduction::Sum),
+            ("none", Reduction::None),
+        ] {
+            let what = format!("{} {:?} {reduction}", c.name, c.extra);
+            let opts = ElementwiseOptions {
+                reduction: r,
+                grad: true,
+            };
+            let want =
+                cpu::elementwise_loss(c.loss, &c.x.1, &c.y.1, &dims, weights, &opts).unwrap();
+            let loss_shape = if r == Reduction::None {
+                dims.to_vec()
+            } else {
+                vec![]
+            };
+
+            // --backend cpu: the CPU twin, rounded to float32.
+            let (out, (ls, l), (gs, g)) =
+                elementwise_run(d, c.name, c.x.0, c.y.0, &c.extra, reduction, "cpu");
+            assert!(
+                out.contains(&format!("loss ({reduction}): ")),
+                "{what}: {out}"
+            );
+            assert!(out.contains("not checked (--backend cpu)"), "{what}: {out}");
+            assert_eq!(ls, loss_shape, "{what}");
+            assert_eq!(gs, dims.to_vec(), "{what}");
+            assert_eq!(l, to_f32(&want.loss), "{what}");
+            assert_eq!(g, to_f32(want.grad.as_deref().unwrap()), "{what}");
+
+            // The GPU: the host API's result, which agrees with the CPU twin.
+            let Some(ctx) = ctx else { continue };
+            let (out, (ls, l), (gs, g)) =
+                elementwise_run(d, c.name, c.x.0, c.y.0, &c.extra, reduction, "auto");
+            assert!(out.contains("(agree;"), "{what}: {out}");
+            let lib = ctx
+                .elementwise_loss(c.loss, &c.x.1, &c.y.1, &dims, weights, &opts)
+                .unwrap();
+            assert_eq!(ls, lib.loss_dims, "{what}");
+            assert_eq!(gs, dims.to_vec(), "{what}");
+            assert_eq!(l, lib.loss, "{what}");
+            assert_eq!(Some(g.clone()), lib.grad, "{what}");
+            let written = ElementwiseOutput {
+                loss: l,
+                loss_dims: ls,
+                grad: Some(g),
+                magnitude: None,
+            };
+            Tolerance::default()
+                .compare_elementwise(&written, &want)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn elementwise_losses_give_pytorchs_values() {
+    let backends: &[&str] = if gpu("elementwise_losses_give_pytorchs_values").is_some() {
+        &["cpu", "auto"]
+    } else {
+        &["cpu"]
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ln2 = std::f32::consts::LN_2;
+    let pos = write(d, "pos.npy", &[2], &[1.0f32, 2.0]);
+    // (loss, extra arguments, shape, input, target, reduction, loss, gradient), as torch.nn.functional gives them.
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(
+        &str,
+        Vec<&str>,
+        Vec<usize>,
+        Vec<f32>,
+        Vec<f32>,
+        &str,
+        Vec<f32>,
+        Vec<f32>,
+    )> = vec![
+        (
+            "mse",
+            vec![],
+            vec![2],
+            vec![1.0, 3.0],
+            vec![0.0, 0.0],
+            "mean",
+            vec![5.0],
+            vec![1.0, 3.0],
+        ),
+        // Two labels of one sample, the second positive and counted twice.
+        (
+            "bce-with-logits",
+            vec!["--pos-weight", s(&pos)],
+            vec![1, 2],
+            vec![0.0, 0.0],
+            vec![0.0, 1.0],
+            "mean",
+            vec![1.5 * ln2],
+            vec![0.25, -0.5],
+        ),
+        (
+            "bce",
+            vec![],
+            vec![2],
+            vec![0.5, 0.25],
+            vec![1.0, 0.0],
+            "sum",
+            vec![ln2 + (4.0f32 / 3.0).ln()],
+            vec![-2.0, 4.0 / 3.0],
+        ),
+        (
+            "l1",
+            vec![],
+            vec![3],
+            vec![1.0, -2.0, 0.5],
+            vec![0.0, 0.0, 0.5],
+            "none",
+            vec![1.0, 2.0, 0.0],
+            vec![1.0, -1.0, 0.0],
+        ),
+        (
+            "smooth-l1",
+            vec![],
+            vec![2],
+            vec![0.5, 3.0],
+            vec![0.0, 0.0],
+            "none",
+            vec![0.125, 2.5],
+            vec![0.5, 1.0],
+        ),
+        // beta 0 is l1.
+        (
+            "smooth-l1",
+            vec!["--beta", "0"],
+            vec![2],
+            vec![0.5, -3.0],
+            vec![0.0, 0.0],
+            "sum",
+            vec![3.5],
+            vec![1.0, -1.0],
+        ),
+        (
+            "huber",
+            vec!["--delta", "2"],
+            vec![2],
+            vec![1.0, 3.0],
+            vec![0.0, 0.0],
+            "none",
+            vec![0.5, 4.0],
+            vec![1.0, 2.0],
+        ),
+        // A 0-d tensor: the loss of none is 0-d too.
+        (
+            "huber",
+            vec![],
+            vec![],
+            vec![2.0],
+            vec![0.5],
+            "none",
+            vec![1.0],
+            vec![1.0],
+        ),
+    ];
+    let close = |got: &[f32], want: &[f32]| {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| (g - w).abs() <= 1e-6 * w.abs().max(1.0))
+    };
+    for (loss, extra, dims, x, y, reduction, want_loss, want_grad) in &cases {
+        let xp = write(d, "x.npy", dims, x);
+        let yp = write(d, "y.npy", dims, y);
+        for backend in backends {
+            let what = format!("{loss} {extra:?} {reduction} {backend}");
+            let (_, (ls, l), (gs, g)) =
+                elementwise_run(d, loss, &xp, &yp, extra, reduction, backend);
+            let loss_shape = if *reduction == "none" {
+                dims.clone()
+            } else {
+                vec![]
+            };
+            assert_eq!(ls, loss_shape, "{what}");
+            assert_eq!(&gs, dims, "{what}");
+            assert!(
+                close(&l, want_loss),
+                "{what}: loss {l:?}, want {want_loss:?}"
+            );
+            assert!(
+                close(&g, want_grad),
+                "{what}: grad {g:?}, want {want_grad:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn options_a_loss_does_not_take_exit_2_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 4], &[0.5f32; 12]);
+    let y = write(d, "y.npy", &[3, 4], &[0.5f32; 12]);
+    let ids = write(d, "t.npy", &[3], &[1i64, 3, 2]);
+    let w = write(d, "w.npy", &[4], &[1.0f32; 4]);
+    let pw = write(d, "pw.npy", &[4], &[2.0f32; 4]);
+    let lp = d.join("loss.npy");
+    // (option, value, the losses that take it)
+    let options: [(&str, &str, &[&str]); 8] = [
+        (
+            "--weights",
+            s(&w),
+            &["cross-entropy", "bce-with-logits", "bce"],
+        ),
+        ("--pos-weight", s(&pw), &["bce-with-logits"]),
+        ("--beta", "0.5", &["smooth-l1"]),
+        ("--delta", "0.5", &["huber"]),
+        ("--ignore-index", "0", &["cross-entropy"]),
+        // Given at its default value, it is still given.
+        ("--ignore-index", "-100", &["cross-entropy"]),
+        ("--label-smoothing", "0", &["cross-entropy"]),
+        ("--input", "logits", &["cross-entropy"]),
+    ];
+    let mut refusals = 0;
+    for loss in LOSSES {
+        let t = if loss == "cross-entropy" { &ids } else { &y };
+        for (flag, value, takes) in &options {
+            let args = [
+                "loss",
+                "--loss",
+                loss,
+                "--logits",
+                s(&x),
+                "--targets",
+                s(t),
+                flag,
+                value,
+                "--loss-out",
+                s(&lp),
+            ];
+            let backends: &[&str] = if takes.contains(&loss) {
+                // Taken: it runs (on the CPU path, no adapter needed).
+                let mut full = args.to_vec();
+                full.extend(["--backend", "cpu"]);
+                ok(&xent(&full));
+                std::fs::remove_file(&lp).unwrap();
+                continue;
+            } else {
+                // Refused before any adapter is opened, so the GPU path needs none.
+                &["cpu", "auto"]
+            };
+            refusals += 1;
+            for backend in backends {
+                let mut full = args.to_vec();
+                full.extend(["--backend", backend]);
+                let o = xent(&full);
+                refused(&o, &[flag, &format!("does not apply to --loss {loss}")]);
+                assert!(!stdout(&o).contains("loss ("), "{full:?}: computed");
+                assert!(!lp.exists(), "{full:?}: --loss-out was written");
+            }
+        }
+    }
+    assert_eq!(refusals, 7 * 8 - 10);
+}
+
+#[test]
+fn bad_elementwise_input_exits_2_with_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dims = [3usize, 4];
+    let mut high = [0.5f32; 12];
+    high[6] = 1.5;
+    let mut neg = [0.5f64; 12];
+    neg[8] = -0.25;
+    let mut nan = [0.5f32; 12];
+    nan[3] = f32::NAN;
+    let x = write(d, "x.npy", &dims, &[0.5f32; 12]);
+    let y = write(d, "y.npy", &dims, &[0.5f32; 12]);
+    let p_high = write(d, "phigh.npy", &dims, &high);
+    let p_neg = write(d, "pneg.npy", &dims, &neg);
+    let p_nan = write(d, "pnan.npy", &dims, &nan);
+    let x_i64 = write(d, "xi64.npy", &dims, &[1i64; 12]);
+    let ids = write(d, "ids.npy", &[3], &[1i64, 3, 2]);
+    let y43 = write(d, "y43.npy", &[4, 3], &[0.5f32; 12]);
+    let w5 = write(d, "w5.npy", &[5], &[1.0f32; 5]);
+    let w3 = write(d, "w3.npy", &[3], &[1.0f32; 3]);
+    let w12 = write(d, "w12.npy", &[12], &[1.0f32; 12]);
+    let w_int = write(d, "wint.npy", &[4], &[1i64; 4]);
+    let pw = write(d, "pw.npy", &[4], &[1.0f32; 4]);
+    let pw3 = write(d, "pw3.npy", &[3], &[1.0f32; 3]);
+    let pw_full = write(d, "pwfull.npy", &dims, &[1.0f32; 12]);
+    let text = d.join("text.npy");
+    std::fs::write(&text, "not a numpy file").unwrap();
+    let missing = d.join("missing.npy");
+    let no_dir = d.join("no/such/dir/loss.npy");
+    let (xs, ys) = (s(&x), s(&y));
+    /// `--loss loss --logits x --targets y` and the rest.
+    fn on<'a>(loss: &'a str, x: &'a str, y: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["--loss", loss, "--logits", x, "--targets", y];
+        args.extend(rest);
+        args
+    }
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (on("smooth-l1", xs, ys, &["--beta", "-1"]), "beta = -1: expected a finite number >= 0"),
+        (on("smooth-l1", xs, ys, &["--beta", "NaN"]), "beta = NaN"),
+        (on("smooth-l1", xs, ys, &["--beta", "inf"]), "beta = inf"),
+        (on("huber", xs, ys, &["--delta", "0"]), "delta = 0: expected a finite number > 0"),
+        (on("huber", xs, ys, &["--delta", "-2.5"]), "delta = -2.5"),
+        (on("huber", xs, ys, &["--delta", "NaN"]), "delta = NaN"),
+        (
+            on("bce", s(&p_high), ys, &[]),
+            "input 1.5 at position [1, 2] is outside [0, 1]",
+        ),
+        (
+            on("bce", s(&p_neg), ys, &[]),
+            "input -0.25 at position [2, 0] is outside [0, 1]",
+        ),
+        (
+            on("bce", s(&p_nan), ys, &[]),
+            "input NaN at position [0, 3] is outside [0, 1]",
+        ),
+        (
+            on("bce-with-logits", xs, ys, &["--weights", s(&w5)]),
+            "has shape [5] (5 elements), but --loss bce-with-logits takes it of the input's shape [3, 4] \
+             or of its last axis, [4]",
+        ),
+        (on("bce", xs, ys, &["--weights", s(&w3)]), "--weights"),
+        // Of the input's length, but not of its shape.
+        (on("bce-with-logits", xs, ys, &["--weights", s(&w12)]), "--weights"),
+        (
+            on("bce-with-logits", xs, ys, &["--weights", s(&w_int)]),
+            "weights file",
+        ),
+        (
+            on("bce-with-logits", xs, ys, &["--pos-weight", s(&pw3)]),
+            "--pos-weight",
+        ),
+        (
+            on("bce-with-logits", xs, ys, &["--pos-weight", s(&pw_full)]),
+            "has shape [3, 4] (12 elements), but --loss bce-with-logits takes it one per label, of the \
+             input's last axis, [4] (the input is [3, 4])",
+        ),
+        (
+            on("bce-with-logits", xs, ys, &["--pos-weight", s(&missing)]),
+            "cannot read pos_weight file",
+        ),
+        (
+            vec!["--loss", "mse", "--logits", xs, "--targets", s(&ids)],
+            "has dtype int64, which --loss mse does not take",
+        ),
+        (
+            vec!["--loss", "mse", "--logits", xs, "--targets", s(&y43)],
+            "targets have shape [4, 3] but --loss mse needs the input's shape [3, 4]",
+        ),
+        (
+            on("l1", s(&x_i64), ys, &[]),
+            "has dtype int64, which xent does not take",
+        ),
+        (on("l1", s(&text), ys, &[]), "is not a NumPy .npy file"),
+        (
+            on("mse", xs, ys, &["--loss-out", s(&no_dir)]),
+            "cannot write --loss-out",
+        ),
+        (
+            on("bce-with-logits", xs, ys,
+                &["--pos-weight", s(&pw), "--grad-out", s(&pw)],
+            ),
+            "it is the --pos-weight file",
+        ),
+    ];
+    for (args, message) in &cases {
+        let mut full = vec!["loss"];
+        full.extend(args);
+        full.extend(["--backend", "cpu"]);
+        fails_with(&full, message);
+    }
+    // On the GPU path: the same messages; only bce's input range is checked
+    // after an adapter is opened (on the GPU).
+    let has_gpu = gpu("bad_elementwise_input_exits_2_with_one_error_line (GPU path)").is_some();
+    for (args, message) in &cases {
+        if message.contains("outside [0, 1]") && !has_gpu {
+            continue;
+        }
+        let mut full = vec!["loss"];
+        full.extend(args);
+        fails_with(&full, message);
+    }
+}
+
+#[test]
+fn an_elementwise_disagreement_exits_1_and_still_writes_the_outputs() {
+    if gpu("an_elementwise_disagreement_exits_1_and_still_writes_the_outputs").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rng = Rng(77);
+    let dims = [10usize, 100];
+    let x: Vec<f32> = (0..1000).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let y: Vec<f32> = (0..1000).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let (xp, yp) = (write(d, "x.npy", &dims, &x), write(d, "y.npy", &dims, &y));
+    let (lp, gp) = (d.join("l.npy"), d.join("g.npy"));
+    let run = |loss: &str, fault: Option<&str>, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xent"));
+        cmd.args([
+            "loss",
+            "--loss",
+            loss,
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&yp),
+            "--loss-out",
+            s(&lp),
+            "--grad-out",
+            s(&gp),
+        ])
+        .args(extra);
+        if let Some(f) = fault {
+            cmd.env("XENT_INJECT_FAULT", f);
+        }
+        cmd.output().unwrap()
+    };
+    for (loss, fault, reduction) in [
+        ("huber", "zero-tail", "mean"),
+        // mse: the first and last gradients differ (huber's may both be delta).
+        ("mse", "swap-classes", "none"),
+    ] {
+        let _ = std::fs::remove_file(&lp);
+        let _ = std::fs::remove_file(&gp);
+        let o = run(loss, Some(fault), &["--reduction", reduction]);
+        let what = format!("{loss} {fault} {reduction}");
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(&o));
+        assert!(stdout(&o).contains("DISAGREE"), "{what}");
+        let errs = errors(&o);
+        assert!(
+            errs.len() == 1 && errs[0].contains("GPU and CPU disagree on grad"),
+            "{what}: {errs:?}"
+        );
+        // Written all the same, to inspect.
+        let loss_shape = if reduction == "none" {
+            dims.to_vec()
+        } else {
+            vec![]
+        };
+        assert_eq!(read_f32(&lp).0, loss_shape, "{what}");
+        assert_eq!(read_f32(&gp).0, dims.to_vec(), "{what}");
+    }
+    assert!(ok(&run("l1", None, &[])).contains("(agree;"));
+    let out = ok(&run("l1", Some("zero-tail"), &["--no-check"]));
+    assert!(out.contains("not checked (--no-check)"), "{out}");
 }
 
 // ------------------------------------------------------------- bench

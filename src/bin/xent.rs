@@ -1,7 +1,8 @@
 //! The `xent` command.
 //!
 //! * `xent` / `xent demo` — the main job on embedded data: the worked example,
-//!   a segmentation map and a long vocabulary row, each GPU result held
+//!   a segmentation map, a long vocabulary row and a multi-label batch
+//!   (bce-with-logits with a pos_weight), each GPU result held
 //!   against the CPU;
 //! * `xent loss` — loss and gradient of NumPy `.npy` inputs: softmax
 //!   cross-entropy (the default) or, with `--loss`, an elementwise loss
@@ -56,7 +57,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job on embedded data: the worked example, a segmentation map, a long vocabulary (the default).
+    /// The main job on embedded data: the worked example, a segmentation map, a long vocabulary,
+    /// a multi-label batch (the default).
     Demo,
     /// Loss and gradient of .npy inputs: cross-entropy, or --loss bce-with-logits|bce|mse|l1|smooth-l1|huber.
     Loss(loss::LossArgs),

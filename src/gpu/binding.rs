@@ -169,12 +169,22 @@ impl Context {
 }
 
 pub(crate) fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {
-    for (i, (a_name, a)) in buffers.iter().enumerate() {
-        for (b_name, b) in &buffers[i + 1..] {
-            if a == b {
+    written_apart(buffers, &[])
+}
+
+/// Each of `written` differs from every other buffer given (the buffers in
+/// `read` may repeat among themselves: reading one buffer twice is sound):
+/// [`Error::BadBuffer`] naming the written one otherwise.
+pub(crate) fn written_apart(
+    written: &[(&'static str, &wgpu::Buffer)],
+    read: &[(&'static str, &wgpu::Buffer)],
+) -> Result<()> {
+    for (i, &(name, w)) in written.iter().enumerate() {
+        for &(other, o) in written[i + 1..].iter().chain(read) {
+            if w == o {
                 return Err(Error::BadBuffer {
-                    what: a_name,
-                    reason: format!("the same buffer is also passed as `{b_name}`"),
+                    what: name,
+                    reason: format!("the same buffer is also passed as `{other}`"),
                 });
             }
         }

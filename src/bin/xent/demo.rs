@@ -50,43 +50,16 @@ struct Row {
 }
 
 impl Case {
-    /// Runs the case on the GPU, an untimed first call then a timed one (so
-    /// the time is of the call alone, not of pipelines, scratch buffers and
-    /// the driver's shader compile), and on the CPU.
+    /// Runs the case on the GPU and on the CPU.
     fn run(&self, ctx: &xent::Context, tol: &Tolerance) -> Result<Row, Failure> {
-        let (x, dims) = (&self.logits, &self.dims);
-        let timed = |call: &dyn Fn() -> Result<(), xent::Error>| -> Result<f64, Failure> {
-            call()?;
-            let start = Instant::now();
-            call()?;
-            Ok(start.elapsed().as_secs_f64() * 1e3)
-        };
-        let row =
-            |loss: &[f32], grad: Option<&Vec<f32>>, want: &[f64], want_grad, gpu_ms, verdict| {
-                let grad = grad.cloned().unwrap_or_default();
-                Row {
-                    loss: loss.first().copied().unwrap_or(f32::NAN),
-                    loss_diff: xent::max_abs_diff(loss, want),
-                    grad_diff: xent::max_abs_diff(&grad, want_grad),
-                    grad,
-                    gpu_ms,
-                    verdict,
-                }
-            };
+        let (x, dims) = (&self.logits[..], &self.dims[..]);
         match &self.loss {
             Loss::CrossEntropy { targets, opts } => {
-                let gpu_ms = timed(&|| ctx.cross_entropy(x, dims, targets, None, opts).map(drop))?;
-                let gpu = ctx.cross_entropy(x, dims, targets, None, opts)?;
+                let (gpu, gpu_ms) = timed(|| ctx.cross_entropy(x, dims, targets, None, opts))?;
                 let want = cpu::cross_entropy(x, dims, targets, None, opts)?;
                 let verdict = tol.compare_cross_entropy(&gpu, &want, tol);
-                let want_grad = want.grad.as_deref().unwrap_or_default();
-                Ok(row(
-                    &gpu.loss,
-                    gpu.grad.as_ref(),
-                    &want.loss,
-                    want_grad,
-                    gpu_ms,
-                    verdict,
+                Ok(Row::new(
+                    &gpu.loss, gpu.grad, &want.loss, want.grad, gpu_ms, verdict,
                 ))
             }
             Loss::Elementwise {
@@ -99,23 +72,47 @@ impl Case {
                     pos_weight: pos_weight.as_deref(),
                     ..Default::default()
                 };
-                let call = || ctx.elementwise_loss(*loss, x, targets, dims, weights, opts);
-                let gpu_ms = timed(&|| call().map(drop))?;
-                let gpu = call()?;
+                let (gpu, gpu_ms) =
+                    timed(|| ctx.elementwise_loss(*loss, x, targets, dims, weights, opts))?;
                 let want = cpu::elementwise_loss(*loss, x, targets, dims, weights, opts)?;
                 let verdict = tol.compare_elementwise(&gpu, &want);
-                let want_grad = want.grad.as_deref().unwrap_or_default();
-                Ok(row(
-                    &gpu.loss,
-                    gpu.grad.as_ref(),
-                    &want.loss,
-                    want_grad,
-                    gpu_ms,
-                    verdict,
+                Ok(Row::new(
+                    &gpu.loss, gpu.grad, &want.loss, want.grad, gpu_ms, verdict,
                 ))
             }
         }
     }
+}
+
+impl Row {
+    fn new(
+        loss: &[f32],
+        grad: Option<Vec<f32>>,
+        want: &[f64],
+        want_grad: Option<Vec<f64>>,
+        gpu_ms: f64,
+        verdict: Result<(), xent::Error>,
+    ) -> Self {
+        let grad = grad.unwrap_or_default();
+        Row {
+            loss: loss.first().copied().unwrap_or(f32::NAN),
+            loss_diff: xent::max_abs_diff(loss, want),
+            grad_diff: xent::max_abs_diff(&grad, want_grad.as_deref().unwrap_or_default()),
+            grad,
+            gpu_ms,
+            verdict,
+        }
+    }
+}
+
+/// An untimed first call (pipelines, scratch buffers, the driver's shader
+/// compile), then the call timed, so the time is of the call alone; the
+/// second call's result with its milliseconds.
+fn timed<T>(call: impl Fn() -> Result<T, xent::Error>) -> Result<(T, f64), Failure> {
+    call()?;
+    let start = Instant::now();
+    let out = call()?;
+    Ok((out, start.elapsed().as_secs_f64() * 1e3))
 }
 
 pub fn run() -> Result<(), Failure> {

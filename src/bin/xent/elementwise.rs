@@ -224,31 +224,24 @@ fn read_problem(
         )));
     }
 
+    // A weight of the input's shape or of its last axis (one per label);
+    // a pos_weight of the last axis (or 0-d, for a 0-d input).
     let last = vec![dims.last().copied().unwrap_or(1)];
-    let weight = read_weight("--weights", "weights", args.weights.as_deref(), |shape| {
-        (shape == dims || shape == last)
-            .then_some(())
-            .ok_or_else(|| {
-                format!(
-                    "--loss {name} takes the input's shape {dims:?} or its last axis {last:?}, \
-                 for an input of shape {dims:?}"
-                )
-            })
-    })?;
+    let weight = read_weight(
+        "--weights",
+        "weights",
+        args.weights.as_deref(),
+        |shape| shape == dims || shape == last,
+        &format!("of the input's shape {dims:?} or of its last axis, {last:?}"),
+        name,
+    )?;
     let pos_weight = read_weight(
         "--pos-weight",
         "pos_weight",
         args.elementwise.pos_weight.as_deref(),
-        |shape| {
-            (shape == last || (dims.is_empty() && shape.is_empty()))
-                .then_some(())
-                .ok_or_else(|| {
-                    format!(
-                        "--loss {name} takes one per label, the input's last axis {last:?}, \
-                         for an input of shape {dims:?}"
-                    )
-                })
-        },
+        |shape| shape == last || (dims.is_empty() && shape.is_empty()),
+        &format!("one per label, of the input's last axis, {last:?} (the input is {dims:?})"),
+        name,
     )?;
     Ok(Problem {
         loss,
@@ -261,19 +254,21 @@ fn read_problem(
     })
 }
 
-/// Reads the `flag` file (`what` in npy's messages), of a float dtype and a
-/// shape `fits` accepts (else its reason).
+/// Reads the `flag` file (`what` in npy's messages): a float dtype, and a
+/// shape that `fits` (`expected` in words, for the message).
 fn read_weight(
     flag: &str,
     what: &str,
     path: Option<&Path>,
-    fits: impl Fn(&[usize]) -> Result<(), String>,
+    fits: impl Fn(&[usize]) -> bool,
+    expected: &str,
+    loss: &str,
 ) -> Result<Option<Vec<f32>>, Failure> {
     let Some(path) = path else { return Ok(None) };
     let w = npy::read(what, path)?;
-    if let Err(why) = fits(&w.shape) {
+    if !fits(&w.shape) {
         return Err(usage(format!(
-            "{flag} {} has shape {:?} ({} elements): {why}",
+            "{flag} {} has shape {:?} ({} elements), but --loss {loss} takes it {expected}",
             path.display(),
             w.shape,
             w.shape.iter().product::<usize>()
@@ -335,7 +330,8 @@ mod tests {
             delta: None,
         };
         for loss in ElementwiseLoss::ALL {
-            let kind = LossKind::from_str(loss.name(), false).expect(loss.name());
+            let kind = LossKind::from_str(loss.name(), false)
+                .unwrap_or_else(|e| panic!("--loss {}: {e}", loss.name()));
             assert_eq!(kind.elementwise(&none), Some(loss));
         }
         for kind in LossKind::value_variants() {

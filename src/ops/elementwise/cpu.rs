@@ -66,14 +66,7 @@ pub fn elementwise_loss(
     weights: LossWeights<'_>,
     options: &ElementwiseOptions,
 ) -> Result<ElementwiseOutput<f64>> {
-    let (shape, weight_shape) = validate::call(
-        loss,
-        dims,
-        input.len(),
-        target.len(),
-        weights.weight.map(<[f32]>::len),
-        weights.pos_weight.map(<[f32]>::len),
-    )?;
+    let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
     validate::input_range(loss, &shape, input)?;
     let weight_at = |i: usize| match (weights.weight, weight_shape) {
         (Some(w), Some(WeightShape::LastAxis)) => f64::from(w[shape.along_last(i)]),

@@ -53,14 +53,7 @@ impl Context {
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
-        let (shape, weight_shape) = validate::call(
-            loss,
-            dims,
-            input.len(),
-            target.len(),
-            weights.weight.map(<[f32]>::len),
-            weights.pos_weight.map(<[f32]>::len),
-        )?;
+        let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
         let bytes = shape.len as u64 * 4;
         self.check_buffer_sizes(dims, &[("input", bytes)])?;
         self.plan_elementwise(&shape, weight_shape, weights.pos_weight.is_some())?;

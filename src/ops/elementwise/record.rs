@@ -8,6 +8,7 @@ use super::options::{ElementwiseLoss, WeightShape};
 use super::plan::BLOCK;
 use super::validate::{self, Elements};
 use crate::error::{Error, GpuScope, Result};
+use crate::gpu::binding::written_apart;
 use crate::gpu::encode::{Dispatch, Dispatches, Timing};
 use crate::gpu::{Context, ElementwiseVariant};
 use crate::ops::cross_entropy::options::Reduction;
@@ -289,17 +290,7 @@ impl Context {
         .into_iter()
         .flatten()
         .collect();
-        for (i, &(name, w)) in written.iter().enumerate() {
-            for &(other, o) in all.iter().chain(&written[i + 1..]) {
-                if w == o {
-                    return Err(Error::BadBuffer {
-                        what: name,
-                        reason: format!("the same buffer is also passed as `{other}`"),
-                    });
-                }
-            }
-        }
-        Ok(())
+        written_apart(&written, &all)
     }
 }
 

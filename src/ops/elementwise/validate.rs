@@ -1,7 +1,7 @@
 //! The checks of an elementwise loss call, shared by the CPU and GPU paths
 //! so both give the same error.
 
-use super::options::{ElementwiseLoss, WeightShape};
+use super::options::{ElementwiseLoss, LossWeights, WeightShape};
 use crate::error::{Error, Result};
 use crate::validate;
 
@@ -97,6 +97,24 @@ pub(crate) fn call(
         }
     }
     Ok((shape, weight_shape))
+}
+
+/// [`call`] for the slices of the host API and the CPU twin.
+pub(crate) fn slices(
+    loss: ElementwiseLoss,
+    dims: &[usize],
+    input: &[f32],
+    target: &[f32],
+    weights: LossWeights<'_>,
+) -> Result<(Elements, Option<WeightShape>)> {
+    call(
+        loss,
+        dims,
+        input.len(),
+        target.len(),
+        weights.weight.map(<[f32]>::len),
+        weights.pos_weight.map(<[f32]>::len),
+    )
 }
 
 /// Binary cross-entropy's inputs in [0, 1] (NaN is not), as PyTorch checks them.
