@@ -1736,12 +1736,21 @@ fn bench_json_is_one_document() {
         "--iters",
         "2",
         "--cases",
-        "16x100,2x3x8x8",
+        "16x100,2x3x8x8,bce-with-logits:64x64",
     ]));
     assert!(
         out.trim_start().starts_with("{\"adapter\":") && out.contains("\"name\":\"16x100\""),
         "{out}"
     );
+    // An elementwise case: input and target read, gradient written.
+    assert!(
+        out.contains("\"name\":\"bce-with-logits 64x64\"")
+            && out.contains(&format!("\"bytes\":{}", 12 * 64 * 64)),
+        "{out}"
+    );
+    let bad = xent(&["bench", "--cases", "nope:4x4"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(errors(&bad)[0].contains("nope"), "{bad:?}");
     assert!(
         out.contains("\"copy_ratio\"") && out.contains("\"cpu_ms\""),
         "{out}"

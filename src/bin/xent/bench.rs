@@ -10,7 +10,8 @@ pub struct BenchArgs {
     /// Timed runs per case (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 10)]
     iters: usize,
-    /// Comma-separated shapes like 4096x4096,8x21x256x256 (default: the reference shapes).
+    /// Comma-separated cases: shapes like 4096x4096,8x21x256x256 (cross-entropy), or an
+    /// elementwise loss and a shape like bce-with-logits:4096x4096 (default: the reference cases).
     #[arg(long)]
     cases: Option<String>,
     /// Skip timing the CPU path (slow on large shapes).
@@ -36,16 +37,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         None => xent::bench::reference_cases(),
         Some(list) => list
             .split(',')
-            .map(|c| {
-                c.split('x')
-                    .map(|d| {
-                        d.trim()
-                            .parse::<usize>()
-                            .map_err(|_| usage(format!("bad shape {c:?}: expected e.g. 4096x4096")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|dims| xent::bench::BenchCase::new(&dims))
-            })
+            .map(parse_case)
             .collect::<Result<Vec<_>, _>>()?,
     };
     let ctx = xent::Context::from_env()?;
@@ -53,8 +45,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());
         say!(
-            "{:>16} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
-            "shape",
+            "{:>26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "case",
             "fused ms",
             "clock",
             "GB/s",
@@ -71,7 +63,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         }
         if !args.json {
             say!(
-                "{:>16} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
+                "{:>26} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
                 r.name,
                 r.kernel_ms(),
                 if r.gpu_ms.is_some() { "gpu" } else { "wall" },
@@ -125,4 +117,28 @@ fn print_profile(r: &xent::bench::BenchResult) {
             r.kernel_ms()
         );
     }
+}
+
+/// A case as `--cases` names it: a shape (`4096x4096`, cross-entropy), or
+/// an elementwise loss and a shape (`bce-with-logits:4096x4096`).
+fn parse_case(case: &str) -> Result<xent::bench::BenchCase, Failure> {
+    let (loss, shape) = match case.trim().split_once(':') {
+        Some((loss, shape)) => (Some(loss), shape),
+        None => (None, case.trim()),
+    };
+    let dims = shape
+        .split('x')
+        .map(|d| {
+            d.trim().parse::<usize>().map_err(|_| {
+                usage(format!(
+                    "bad case {case:?}: expected a shape like 4096x4096, or a loss and a shape \
+                     like bce-with-logits:4096x4096"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(match loss {
+        None | Some("cross-entropy") => xent::bench::BenchCase::new(&dims),
+        Some(name) => xent::bench::BenchCase::elementwise(name.parse()?, &dims),
+    })
 }
