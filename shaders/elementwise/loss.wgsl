@@ -29,7 +29,7 @@
 //                    grad |d| < beta ? d / beta : sign(d)
 //   huber            |d| < delta ? d^2 / 2 : delta (|d| - delta / 2)
 //                    grad |d| < delta ? d : delta sign(d)
-// each gradient divided by p.denom (the element count for mean, else 1).
+// each gradient times p.grad_scale (1 / the element count for mean, else 1).
 
 struct Params {
     // Elements in this dispatch's chunk and the chunk's first element.
@@ -47,10 +47,11 @@ struct Params {
     _pad: u32,
     // beta (smooth_l1) or delta (huber).
     param: f32,
-    // What the gradient and the reduced loss are divided by.
+    // What the reduced loss is divided by (the element count for mean,
+    // else 1), and the gradient multiplied by (its reciprocal).
     denom: f32,
     nan: f32,
-    _pad2: f32,
+    grad_scale: f32,
 }
 
 override LOSS: u32 = 0u;
@@ -92,14 +93,17 @@ const BLOCK: u32 = 4096u;
 @group(0) @binding(15) var<storage, read_write> grad4: array<vec4<f32>>;
 @group(0) @binding(17) var<storage, read_write> loss4: array<vec4<f32>>;
 
-// ln(1 + z) for z > -1, keeping z's low bits near 0 where 1 + z drops
-// them: the series to z^5 below |z| = 1/32 (relative error under
-// z^5 / 6, 5e-9), else ln of 1 + z.
+// ln(1 + z) for |z| < 1/32 by its series to z^5 (relative error under
+// z^5 / 6, 5e-9): where 1 + z would drop z's low bits.
+const SERIES_BELOW: f32 = 0.03125;
+fn log1p_series(z: f32) -> f32 {
+    return z * (1.0 + z * (-0.5 + z * (0.33333334 + z * (-0.25 + z * 0.2))));
+}
+
+// ln(1 + z) for z > -1: the series near 0, else ln of 1 + z (whose
+// rounding is then a relative 2^-24 of a logarithm of at least 1/33).
 fn log1p(z: f32) -> f32 {
-    if (abs(z) < 0.03125) {
-        return z * (1.0 + z * (-0.5 + z * (0.33333334 + z * (-0.25 + z * 0.2))));
-    }
-    return log(1.0 + z);
+    return select(log(1.0 + z), log1p_series(z), abs(z) < SERIES_BELOW);
 }
 
 // ln(1 + e^x), in the form that neither overflows nor cancels.
@@ -107,9 +111,12 @@ fn softplus(x: f32, tail: f32) -> f32 {
     return max(x, 0.0) + tail;
 }
 
-// sigmoid(x) from e = e^-|x|: no overflow, and the small side exact.
-fn sigmoid(x: f32, e: f32) -> f32 {
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+// (sigmoid(x), sigmoid(-x)) from e = e^-|x|: no overflow, the small side
+// as e / (1 + e) rather than 1 - 1 / (1 + e), and one division for both.
+fn sigmoids(x: f32, e: f32) -> vec2<f32> {
+    let s = 1.0 / (1.0 + e);
+    let es = e * s;
+    return select(vec2<f32>(es, s), vec2<f32>(s, es), x >= 0.0);
 }
 
 // sign(d) from the comparison, so a difference a device flushes to 0 still
@@ -124,17 +131,19 @@ fn in_unit(x: f32) -> bool {
     return bits <= 0x3f800000u || bits == 0x80000000u;
 }
 
-// max(ln x, -100) for x in [0, 1]: ln of a subnormal from its bits, ln x
-// near 1 as ln(1 + (x - 1)) (x - 1 is exact there).
-fn clamped_log(x: f32) -> f32 {
-    if (x == 0.0) {
-        return -100.0;
-    }
-    let l = select(log_subnormal(x), log1p(x - 1.0), x > 0.5);
-    return max(l, -100.0);
+// (max(ln x, -100), max(ln(1 - x), -100)) for x in [0, 1]: ln of a
+// subnormal x from its bits; near 1, ln x as ln(1 + (x - 1)) (x - 1 is
+// exact there); near 0, ln(1 - x) as ln(1 + (-x)). Elsewhere 1 - x is
+// exact (x >= 1/2) or rounds by a relative 2^-24 of a logarithm of at least
+// 1/33. ln 0 is -100 by the clamp, as PyTorch's.
+fn clamped_logs(x: f32) -> vec2<f32> {
+    let lx = select(log_subnormal(x), log1p_series(x - 1.0), x > 1.0 - SERIES_BELOW);
+    let l1x = select(log(1.0 - x), log1p_series(-x), x < SERIES_BELOW);
+    let clamped = max(vec2<f32>(lx, l1x), vec2<f32>(-100.0));
+    return select(clamped, vec2<f32>(-100.0), vec2<bool>(x == 0.0, x == 1.0));
 }
 
-// (loss, gradient before the 1 / denom) of one element.
+// (loss, gradient before the grad_scale) of one element.
 fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
     var r: vec2<f32>;
     if (LOSS == LOSS_BCE_WITH_LOGITS) {
@@ -142,14 +151,12 @@ fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
         let tail = log1p(e);
         let py = pw * y;
         let loss = py * softplus(-x, tail) + (1.0 - y) * softplus(x, tail);
-        let g = (1.0 - y) * sigmoid(x, e) - py * sigmoid(-x, e);
+        let sig = sigmoids(x, e);
+        let g = (1.0 - y) * sig.x - py * sig.y;
         r = vec2<f32>(loss, g);
     } else if (LOSS == LOSS_BCE) {
-        // 1 - x is exact for x >= 0.5; below, ln(1 - x) = ln(1 + (-x)).
-        let l1 = clamped_log(1.0 - x);
-        let l1_small = max(log1p(-x), -100.0);
-        let log_rest = select(l1, l1_small, x < 0.5);
-        let loss = -(y * clamped_log(x) + (1.0 - y) * log_rest);
+        let l = clamped_logs(x);
+        let loss = -(y * l.x + (1.0 - y) * l.y);
         r = vec2<f32>(loss, (x - y) / max((1.0 - x) * x, 1e-12));
     } else {
         let d = x - y;
@@ -223,7 +230,7 @@ fn elementwise(
         let x = input[i];
         let r = point(x, targets[i], weight_at(i), pos_weight_at(i));
         if (WRITE_GRAD) {
-            grad[i] = r.y / p.denom;
+            grad[i] = r.y * p.grad_scale;
         }
         if (p.reduction == REDUCTION_NONE) {
             loss_out[i] = r.x;
@@ -264,7 +271,7 @@ fn elementwise4(
         let r2 = point(x.z, y.z, w.z, pw.z);
         let r3 = point(x.w, y.w, w.w, pw.w);
         if (WRITE_GRAD) {
-            grad4[q] = vec4<f32>(r0.y, r1.y, r2.y, r3.y) / p.denom;
+            grad4[q] = vec4<f32>(r0.y, r1.y, r2.y, r3.y) * p.grad_scale;
         }
         if (p.reduction == REDUCTION_NONE) {
             loss4[q] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);

@@ -25,7 +25,9 @@ fn log_subnormal(x: f32) -> f32 {
     if (m < 0.0) {
         return p.nan;
     }
-    return select(log(x), log(m) + LN_SUBNORMAL_UNIT, m > 0.0);
+    // One logarithm: of x, or of its mantissa plus ln 2^-149.
+    let sub = m > 0.0;
+    return log(select(x, m, sub)) + select(0.0, LN_SUBNORMAL_UNIT, sub);
 }
 
 // v * 2^149 by its exponent bits (±inf past f32's range; NaN stays NaN):

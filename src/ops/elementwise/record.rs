@@ -44,7 +44,7 @@ pub(crate) struct ElementwiseParams {
     param: f32,
     denom: f32,
     nan: f32,
-    _pad2: f32,
+    grad_scale: f32,
 }
 
 impl Context {
@@ -125,6 +125,11 @@ impl Context {
             has_pos_weight: b.pos_weight.is_some(),
             write_grad: b.grad.is_some(),
         };
+        let denom = if reduction == Reduction::Mean {
+            shape.len as f64
+        } else {
+            1.0
+        };
         let base = ElementwiseParams {
             n: 0,
             first: 0,
@@ -135,13 +140,9 @@ impl Context {
             reduction: reduction.code(),
             _pad: 0,
             param: loss.param(),
-            denom: if reduction == Reduction::Mean {
-                shape.len as f32
-            } else {
-                1.0
-            },
+            denom: denom as f32,
             nan: f32::NAN,
-            _pad2: 0.0,
+            grad_scale: (1.0 / denom) as f32,
         };
         // First, as it finds a lost device (Error::DeviceLost).
         let reduce_uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&base))?;
@@ -308,7 +309,7 @@ mod tests {
         assert_eq!(
             members,
             wgsl_fields!(ElementwiseParams: n, first, first_block, blocks, last, phase, reduction,
-                _pad, param, denom, nan, _pad2)
+                _pad, param, denom, nan, grad_scale)
         );
     }
 
