@@ -496,3 +496,196 @@ fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
         assert_eq!(sum.loss, vec![0.0], "{loss:?}");
     }
 }
+
+#[test]
+fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
+    // dims [1, 8]: the last axis is the whole input, so the weight is its
+    // shape's, on the vec4 kernel's weight view too.
+    let Some(ctx) = ctx() else { return };
+    let (x, y) = data(ElementwiseLoss::BceWithLogits, 8, 21);
+    let w: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+    let (xb, yb, wb) = (storage(ctx, &x), storage(ctx, &y), storage(ctx, &w));
+    let (loss, grad) = (storage(ctx, &[0.0; 8]), storage(ctx, &[0.0; 8]));
+    for shape in [WeightShape::LastAxis, WeightShape::Full] {
+        let buffers = ElementwiseBuffers {
+            weight: Some((&wb, shape)),
+            ..ElementwiseBuffers::new(&xb, &yb, &loss, Some(&grad))
+        };
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_elementwise_loss(
+            &mut enc,
+            ElementwiseLoss::BceWithLogits,
+            &[1, 8],
+            &buffers,
+            Reduction::None,
+        )
+        .unwrap();
+        ctx.queue().submit([enc.finish()]);
+        let got = xent::ElementwiseOutput {
+            loss: read_f32(ctx, &loss),
+            loss_dims: vec![1, 8],
+            grad: Some(read_f32(ctx, &grad)),
+            magnitude: None,
+        };
+        let lw = LossWeights {
+            weight: Some(&w),
+            pos_weight: None,
+        };
+        let opts = ElementwiseOptions {
+            reduction: Reduction::None,
+            grad: true,
+        };
+        let want =
+            cpu::elementwise_loss(ElementwiseLoss::BceWithLogits, &x, &y, &[1, 8], lw, &opts)
+                .unwrap();
+        Tolerance::default()
+            .compare_elementwise(&got, &want)
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+    }
+}
+
+#[test]
+fn the_tolerance_of_a_difference_scales_with_the_difference() {
+    // x and y are exact f32 values and the GPU's x − y is rounded once, so
+    // a difference of large values is as exact as any other number: wrong
+    // values near it must fail (they passed when the magnitude was |x| + |y|).
+    let sum = ElementwiseOptions {
+        reduction: Reduction::Sum,
+        grad: true,
+    };
+    let cases: [(ElementwiseLoss, f32, f32, f32, f32); 5] = [
+        (ElementwiseLoss::Mse, 1000.0, 999.0, 300.0, 2.0),
+        (ElementwiseLoss::Mse, 1000.0, 1000.0, 399.0, 0.39),
+        (ElementwiseLoss::L1, 1000.0, 999.0, 1.19, 1.0),
+        (
+            ElementwiseLoss::Huber { delta: 1.0 },
+            1000.0,
+            999.5,
+            0.2249,
+            0.5,
+        ),
+        (ElementwiseLoss::Bce, 0.999, 0.998, 0.0, 1.2),
+    ];
+    for (loss, x, y, bad_loss, bad_grad) in cases {
+        let want = cpu::elementwise_loss(loss, &[x], &[y], &[1], Default::default(), &sum).unwrap();
+        let right = xent::ElementwiseOutput {
+            loss: vec![want.loss[0] as f32],
+            loss_dims: vec![],
+            grad: Some(vec![want.grad.as_ref().unwrap()[0] as f32]),
+            magnitude: None,
+        };
+        let tol = Tolerance::default();
+        tol.compare_elementwise(&right, &want).unwrap();
+        let wrong_loss = xent::ElementwiseOutput {
+            loss: vec![bad_loss],
+            ..right.clone()
+        };
+        let wrong_grad = xent::ElementwiseOutput {
+            grad: Some(vec![bad_grad]),
+            ..right.clone()
+        };
+        if loss != ElementwiseLoss::Bce {
+            assert!(
+                tol.compare_elementwise(&wrong_loss, &want).is_err(),
+                "{loss:?} loss {bad_loss}"
+            );
+        }
+        if bad_grad != right.grad.as_ref().unwrap()[0] {
+            assert!(
+                tol.compare_elementwise(&wrong_grad, &want).is_err(),
+                "{loss:?} grad {bad_grad}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nan_and_infinite_differences_give_pytorchs_gradients() {
+    // PyTorch 2.15, float32, one element each, reduction sum:
+    // x = [nan, inf, 1, 0], y = [0, inf, nan, 0]: l1 and smooth_l1 with
+    // beta 0 give gradients [0, 0, 0, 0]; smooth_l1 with beta 1, huber and
+    // mse [nan, nan, nan, 0]; every loss [nan, nan, nan, 0].
+    let Some(ctx) = ctx() else { return };
+    let x = [f32::NAN, f32::INFINITY, 1.0, 0.0];
+    let y = [0.0, f32::INFINITY, f32::NAN, 0.0];
+    let opts = ElementwiseOptions {
+        reduction: Reduction::None,
+        grad: true,
+    };
+    for (loss, nan_grad) in [
+        (ElementwiseLoss::L1, false),
+        (ElementwiseLoss::SmoothL1 { beta: 0.0 }, false),
+        (ElementwiseLoss::SmoothL1 { beta: 1.0 }, true),
+        (ElementwiseLoss::Huber { delta: 1.0 }, true),
+        (ElementwiseLoss::Mse, true),
+    ] {
+        let gpu = ctx
+            .elementwise_loss(loss, &x, &y, &[4], Default::default(), &opts)
+            .unwrap();
+        let cpu = cpu::elementwise_loss(loss, &x, &y, &[4], Default::default(), &opts).unwrap();
+        let g = gpu.grad.unwrap();
+        let c = cpu.grad.unwrap();
+        for i in 0..3 {
+            assert!(
+                gpu.loss[i].is_nan() && cpu.loss[i].is_nan(),
+                "{loss:?} loss {i}"
+            );
+            assert_eq!(g[i].is_nan(), nan_grad, "{loss:?} gpu grad {i}: {}", g[i]);
+            assert_eq!(c[i].is_nan(), nan_grad, "{loss:?} cpu grad {i}: {}", c[i]);
+            if !nan_grad {
+                assert!(g[i] == 0.0 && c[i] == 0.0, "{loss:?} grad {i}");
+            }
+        }
+        assert!(gpu.loss[3] == 0.0 && g[3] == 0.0, "{loss:?}");
+    }
+}
+
+#[test]
+fn subnormal_differences_keep_their_sign() {
+    // A device that flushes subnormals would see 1e-40 − 2e-40 as 0; the
+    // sign comes from the values' bits.
+    let Some(ctx) = ctx() else { return };
+    let (x, y) = (
+        [1e-40f32, 2e-40, -1e-45, 0.0],
+        [2e-40f32, 1e-40, 1e-45, -0.0],
+    );
+    let opts = ElementwiseOptions {
+        reduction: Reduction::Sum,
+        grad: true,
+    };
+    let out = ctx
+        .elementwise_loss(ElementwiseLoss::L1, &x, &y, &[4], Default::default(), &opts)
+        .unwrap();
+    assert_eq!(out.grad, Some(vec![-1.0, 1.0, -1.0, 0.0]));
+}
+
+#[test]
+fn past_4096_blocks_the_blocks_are_folded_first() {
+    // 4 097 blocks of 4 096 elements: two folds, then the reduce over them.
+    let Some(ctx) = ctx() else { return };
+    let dims = [4097, 4096];
+    for (loss, reduction) in [
+        (ElementwiseLoss::BceWithLogits, Reduction::Mean),
+        (ElementwiseLoss::Bce, Reduction::Sum),
+    ] {
+        check(ctx, loss, &dims, None, false, reduction, 9).unwrap();
+    }
+    // The first bad bce input in the second fold's blocks.
+    let n = 4097 * 4096;
+    let mut x = vec![0.5f32; n];
+    x[n - 3] = 7.0;
+    let err = ctx
+        .elementwise_loss(
+            ElementwiseLoss::Bce,
+            &x,
+            &vec![0.0; n],
+            &dims,
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InputOutOfRange { ref position, value, count: 1 } if position == &[4096, 4093] && value == 7.0),
+        "{err}"
+    );
+}

@@ -8,9 +8,12 @@
 //                    invocations; any element count
 //   elementwise4     the same four elements per load (vec4 views), for
 //                    element counts that are a multiple of 4
+//   elementwise_fold past FOLD blocks: a workgroup per FOLD blocks, their
+//                    stats folded in order into one (so no invocation of
+//                    the reduce adds more than 64 of them one after another)
 //   elementwise_reduce
-//                    one workgroup: the blocks' stats in block order ->
-//                    the reduced loss, and for bce the status buffer
+//                    one workgroup: the blocks' (or folds') stats in order
+//                    -> the reduced loss, and for bce the status buffer
 //
 // Assembled (`elementwise_source` in src/gpu/sources.rs) with
 // shaders/lib/elem_f32.wgsl, block_stats.wgsl (the fixed-order sums) and
@@ -26,9 +29,10 @@
 //   mse              d^2, grad 2 d                      (d = x - y)
 //   l1               |d|, grad sign(d) (0 at d = 0)
 //   smooth_l1        |d| < beta ? d^2 / (2 beta) : |d| - beta / 2
-//                    grad |d| < beta ? d / beta : sign(d)
+//                    grad d > beta ? 1 : (d < -beta ? -1 : d / beta);
+//                    beta = 0 is l1
 //   huber            |d| < delta ? d^2 / 2 : delta (|d| - delta / 2)
-//                    grad |d| < delta ? d : delta sign(d)
+//                    grad d > delta ? delta : (d < -delta ? -delta : d)
 // each gradient times p.grad_scale (1 / the element count for mean, else 1).
 
 struct Params {
@@ -36,7 +40,9 @@ struct Params {
     n: u32,
     first: u32,
     // The chunk's first block (its stats go to aux from STATS_WORDS *
-    // first_block on) and the blocks of every chunk (the reduce's count).
+    // first_block on) and the blocks of every chunk; for the reduce, the
+    // first stats it folds and how many (the blocks, or the folds after
+    // them).
     first_block: u32,
     blocks: u32,
     // The length of the last axis (weights and pos_weight of that length)
@@ -73,6 +79,8 @@ const REDUCTION_MEAN: u32 = 1u;
 const STATS_WG: u32 = 64u;
 // Elements per workgroup: 64 scalar or 16 vec4 loop trips per invocation.
 const BLOCK: u32 = 4096u;
+// Blocks per workgroup of elementwise_fold: 64 loop trips per invocation.
+const FOLD: u32 = 4096u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
@@ -119,10 +127,34 @@ fn sigmoids(x: f32, e: f32) -> vec2<f32> {
     return select(vec2<f32>(es, s), vec2<f32>(s, es), x >= 0.0);
 }
 
-// sign(d) from the comparison, so a difference a device flushes to 0 still
-// has its sign.
+// The f32 order as a u32 order (-0 taken as +0), from the bits: a device
+// that flushes subnormals to 0 in comparisons would call two different
+// subnormals equal.
+fn order_key(v: f32) -> u32 {
+    var b = bitcast<u32>(v);
+    b = select(b, 0u, b == 0x80000000u);
+    return select(b | 0x80000000u, ~b, (b >> 31u) != 0u);
+}
+
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// sign(x - y) from x and y themselves: 0 where they are equal and where
+// either is NaN (PyTorch's sgn), and the sign of a difference a device
+// flushes to 0.
 fn sign_of(x: f32, y: f32) -> f32 {
-    return select(select(0.0, -1.0, x < y), 1.0, x > y);
+    let kx = order_key(x);
+    let ky = order_key(y);
+    let s = select(select(0.0, -1.0, kx < ky), 1.0, kx > ky);
+    return select(s, 0.0, is_nan(x) || is_nan(y));
+}
+
+// The gradient of a loss quadratic for |d| <= knee and linear with slope
+// `slope` past it, as PyTorch's backward computes it: d > knee ? slope :
+// (d < -knee ? -slope : inner), so a NaN d gives the inner NaN.
+fn clip(d: f32, knee: f32, inner: f32, slope: f32) -> f32 {
+    return select(select(inner, -slope, d < -knee), slope, d > knee);
 }
 
 // Whether x is in [0, 1], from its bits (NaN is not; -0 is).
@@ -140,7 +172,9 @@ fn clamped_logs(x: f32) -> vec2<f32> {
     let lx = select(log_subnormal(x), log1p_series(x - 1.0), x > 1.0 - SERIES_BELOW);
     let l1x = select(log(1.0 - x), log1p_series(-x), x < SERIES_BELOW);
     let clamped = max(vec2<f32>(lx, l1x), vec2<f32>(-100.0));
-    return select(clamped, vec2<f32>(-100.0), vec2<bool>(x == 0.0, x == 1.0));
+    // ±0 from the bits: a device that flushes subnormals would call one 0.
+    let zero = (bitcast<u32>(x) & 0x7fffffffu) == 0u;
+    return select(clamped, vec2<f32>(-100.0), vec2<bool>(zero, x == 1.0));
 }
 
 // (loss, gradient before the grad_scale) of one element.
@@ -167,11 +201,14 @@ fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
         } else if (LOSS == LOSS_L1) {
             r = vec2<f32>(z, s);
         } else if (LOSS == LOSS_SMOOTH_L1) {
+            // beta = 0 is l1 (PyTorch's smooth_l1_loss calls l1_loss for it).
             let beta = p.param;
-            r = select(vec2<f32>(z - 0.5 * beta, s), vec2<f32>(0.5 * d * d / beta, d / beta), z < beta);
+            let loss = select(z - 0.5 * beta, 0.5 * d * d / beta, z < beta);
+            r = vec2<f32>(loss, select(clip(d, beta, d / beta, 1.0), s, beta == 0.0));
         } else {
             let delta = p.param;
-            r = select(vec2<f32>(delta * (z - 0.5 * delta), delta * s), vec2<f32>(0.5 * d * d, d), z < delta);
+            let loss = select(delta * (z - 0.5 * delta), 0.5 * d * d, z < delta);
+            r = vec2<f32>(loss, clip(d, delta, d, delta));
         }
     }
     return r * w;
@@ -285,8 +322,17 @@ fn elementwise4(
 }
 
 @compute @workgroup_size(STATS_WG)
+fn elementwise_fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b0 = wid.x * FOLD;
+    let total = workgroup_stats(lid, fold_blocks(lid, STATS_WORDS * b0, min(FOLD, p.blocks - b0)));
+    if (lid == 0u) {
+        store_stats(STATS_WORDS * (p.blocks + wid.x), total);
+    }
+}
+
+@compute @workgroup_size(STATS_WG)
 fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
-    let total = workgroup_stats(lid, fold_blocks(lid, 0u, p.blocks));
+    let total = workgroup_stats(lid, fold_blocks(lid, STATS_WORDS * p.first_block, p.blocks));
     if (lid == 0u) {
         if (p.reduction == REDUCTION_MEAN) {
             // The mean of no elements is NaN, as PyTorch's.

@@ -105,22 +105,17 @@ struct Point {
 }
 
 fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
+    // x and y are f32 values, so the GPU's x − y is d correctly rounded: its
+    // error is relative to |d| itself, and so are the magnitudes below.
     let d = x - y;
     let z = d.abs();
-    // |x| + |y|: the size of the terms d is the difference of.
-    let size = x.abs() + y.abs();
+    // L1's sign, 0 where x = y and where either is NaN (PyTorch's sgn).
     let sign = if x > y {
         1.0
     } else if x < y {
         -1.0
     } else {
         0.0
-    };
-    let quadratic = |scale: f64| Point {
-        loss: 0.5 * d * d / scale,
-        loss_terms: 0.5 * size * size / scale,
-        grad: d / scale,
-        grad_terms: size / scale,
     };
     match loss {
         ElementwiseLoss::BceWithLogits => {
@@ -146,47 +141,66 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
                 loss: -(a + b),
                 loss_terms: a.abs() + b.abs(),
                 grad: d / den,
-                grad_terms: size / den,
+                grad_terms: z / den,
             }
         }
         ElementwiseLoss::Mse => Point {
             loss: d * d,
-            loss_terms: size * size,
+            loss_terms: d * d,
             grad: 2.0 * d,
-            grad_terms: 2.0 * size,
+            grad_terms: 2.0 * z,
         },
         ElementwiseLoss::L1 => Point {
             loss: z,
-            loss_terms: size,
+            loss_terms: z,
             grad: sign,
             grad_terms: sign.abs(),
         },
+        // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
+        ElementwiseLoss::SmoothL1 { beta } if beta == 0.0 => point(ElementwiseLoss::L1, x, y, pw),
         ElementwiseLoss::SmoothL1 { beta } => {
             let beta = f64::from(beta);
-            if z < beta {
-                quadratic(beta)
+            let (loss, loss_terms) = if z < beta {
+                (0.5 * d * d / beta, 0.5 * d * d / beta)
             } else {
-                Point {
-                    loss: z - 0.5 * beta,
-                    loss_terms: size + 0.5 * beta,
-                    grad: sign,
-                    grad_terms: sign.abs(),
-                }
+                (z - 0.5 * beta, z + 0.5 * beta)
+            };
+            let grad = clip(d, beta, d / beta, 1.0);
+            Point {
+                loss,
+                loss_terms,
+                grad,
+                grad_terms: grad.abs(),
             }
         }
         ElementwiseLoss::Huber { delta } => {
             let delta = f64::from(delta);
-            if z < delta {
-                quadratic(1.0)
+            let (loss, loss_terms) = if z < delta {
+                (0.5 * d * d, 0.5 * d * d)
             } else {
-                Point {
-                    loss: delta * (z - 0.5 * delta),
-                    loss_terms: delta * (size + 0.5 * delta),
-                    grad: delta * sign,
-                    grad_terms: delta * sign.abs(),
-                }
+                (delta * (z - 0.5 * delta), delta * (z + 0.5 * delta))
+            };
+            let grad = clip(d, delta, d, delta);
+            Point {
+                loss,
+                loss_terms,
+                grad,
+                grad_terms: grad.abs(),
             }
         }
+    }
+}
+
+/// The gradient of a loss quadratic for |d| ≤ `knee` and linear with slope
+/// `slope` past it, as PyTorch's backward computes it: `d > knee ? slope :
+/// (d < −knee ? −slope : inner)`, so a NaN d gives the inner NaN.
+fn clip(d: f64, knee: f64, inner: f64, slope: f64) -> f64 {
+    if d > knee {
+        slope
+    } else if d < -knee {
+        -slope
+    } else {
+        inner
     }
 }
 

@@ -12,6 +12,14 @@ use crate::ops::cross_entropy::plan::LOOP_TRIPS_MAX;
 /// `shaders/elementwise/loss.wgsl`): 64 loop trips of the scalar kernel,
 /// 16 of the vec4 one, per invocation.
 pub(crate) const BLOCK: usize = 4096;
+/// Blocks per workgroup of `elementwise_fold` (`FOLD` in the WGSL), which
+/// runs past that many blocks so that the reduce's invocations each add at
+/// most 64 stats one after another (a chain of 16 384 f32 additions would
+/// drift past the tolerance near 2³² elements).
+pub(crate) const FOLD: usize = 4096;
+/// Elements per chunk at most, whatever the binding: block indices stay
+/// far from u32's end.
+pub(crate) const CHUNK_MAX: usize = 1 << 30;
 /// Invocations per workgroup (`STATS_WG` in the WGSL).
 pub(crate) const ELEMENTWISE_WG: usize = 64;
 /// Words of a block's stats in the scratch (`STATS_WORDS` in `shaders/lib/block_stats.wgsl`).
@@ -26,8 +34,10 @@ pub(crate) struct ElementwisePlan {
     pub chunks: Vec<(usize, usize)>,
     /// `elementwise4` (the element count is a multiple of 4) or `elementwise`.
     pub vec4: bool,
-    /// Blocks over every chunk: the reduce's count and the scratch's size.
+    /// Blocks over every chunk.
     pub blocks: usize,
+    /// Workgroups of `elementwise_fold` (0 up to [`FOLD`] blocks).
+    pub folds: usize,
 }
 
 impl ElementwisePlan {
@@ -40,18 +50,30 @@ impl ElementwisePlan {
         }
     }
 
-    /// Loop trips per invocation of the elementwise kernel and of the reduce.
-    pub fn loop_trips(&self) -> (usize, usize) {
+    /// Loop trips per invocation of the elementwise kernel, of the fold and
+    /// of the reduce.
+    pub fn loop_trips(&self) -> (usize, usize, usize) {
         let per = BLOCK / ELEMENTWISE_WG;
         (
             if self.vec4 { per / 4 } else { per },
-            self.blocks.div_ceil(ELEMENTWISE_WG),
+            FOLD / ELEMENTWISE_WG,
+            self.reduced().1.div_ceil(ELEMENTWISE_WG),
         )
     }
 
-    /// Bytes of the blocks' stats.
+    /// The stats the reduce folds: (the first, how many): the blocks, or
+    /// the folds' stats after them.
+    pub fn reduced(&self) -> (usize, usize) {
+        if self.folds > 0 {
+            (self.blocks, self.folds)
+        } else {
+            (0, self.blocks)
+        }
+    }
+
+    /// Bytes of the blocks' and the folds' stats.
     pub fn scratch_bytes(&self) -> u64 {
-        (self.blocks * STATS_WORDS * 4).max(16) as u64
+        ((self.blocks + self.folds) * STATS_WORDS * 4).max(16) as u64
     }
 }
 
@@ -100,17 +122,25 @@ fn plan(
         });
     }
     // Whole blocks per binding; every device's binding holds at least 128 MiB.
-    let per = ((max_binding / 4) as usize / BLOCK).max(1) * BLOCK;
+    let per = ((max_binding / 4) as usize).min(CHUNK_MAX) / BLOCK * BLOCK;
+    let per = per.max(BLOCK);
     let chunks = (0..shape.len)
         .step_by(per)
         .map(|e0| (e0, (e0 + per).min(shape.len)))
         .collect();
+    let blocks = shape.len.div_ceil(BLOCK);
     let plan = ElementwisePlan {
         chunks,
         vec4: shape.len.is_multiple_of(4),
-        blocks: shape.len.div_ceil(BLOCK),
+        blocks,
+        folds: if blocks > FOLD {
+            blocks.div_ceil(FOLD)
+        } else {
+            0
+        },
     };
-    debug_assert!(plan.loop_trips().1 <= LOOP_TRIPS_MAX);
+    let (main, fold, reduce) = plan.loop_trips();
+    debug_assert!(main.max(fold).max(reduce) <= LOOP_TRIPS_MAX);
     Ok(plan)
 }
 
@@ -126,8 +156,13 @@ mod tests {
     fn the_kernel_and_the_chunks_follow_the_shape() {
         let mib = 1 << 20;
         let p = plan(&shape(&[4096, 4096]), None, false, 128 * mib).unwrap();
-        assert_eq!((p.entry(), p.blocks), ("elementwise4", 4096));
+        assert_eq!((p.entry(), p.blocks, p.folds), ("elementwise4", 4096, 0));
+        assert_eq!(p.reduced(), (0, 4096));
         assert_eq!(p.chunks, vec![(0, 1 << 24)]);
+        // One block more: a fold per 4 096 blocks, the reduce over the two folds.
+        let p = plan(&shape(&[4097, 4096]), None, false, 128 * mib).unwrap();
+        assert_eq!((p.blocks, p.folds, p.reduced()), (4097, 2, (4097, 2)));
+        assert_eq!(p.chunks, vec![(0, 4097 * 4096)]);
         let p = plan(&shape(&[3, 5]), None, false, 128 * mib).unwrap();
         assert_eq!(
             (p.entry(), p.blocks, p.chunks.clone()),
@@ -148,13 +183,23 @@ mod tests {
 
     #[test]
     fn every_loop_stays_under_the_bound_up_to_the_largest_shape() {
-        for len in [1usize, 4095, 4096, 4097, 1 << 24, u32::MAX as usize - 1] {
-            let p = plan(&shape(&[len]), None, false, 4 << 30).unwrap();
-            let (main, reduce) = p.loop_trips();
+        for len in [
+            1usize,
+            4095,
+            4096,
+            4097,
+            1 << 24,
+            (1 << 24) + 1,
+            u32::MAX as usize - 1,
+        ] {
+            let p = plan(&shape(&[len]), None, false, 8 << 30).unwrap();
+            let (main, fold, reduce) = p.loop_trips();
+            // The longest chain of additions in one invocation stays short too.
             assert!(
-                main <= LOOP_TRIPS_MAX && reduce <= LOOP_TRIPS_MAX,
-                "{len}: {main}, {reduce}"
+                main.max(fold).max(reduce) <= 64,
+                "{len}: {main}, {fold}, {reduce}"
             );
+            assert!(p.chunks.iter().all(|&(a, b)| b - a <= CHUNK_MAX), "{len}");
         }
         assert!(matches!(
             plan(&shape(&[u32::MAX as usize]), None, false, 4 << 30),

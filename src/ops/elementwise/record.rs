@@ -144,8 +144,15 @@ impl Context {
             nan: f32::NAN,
             grad_scale: (1.0 / denom) as f32,
         };
+        let (first, count) = plan.reduced();
+        let reduced = ElementwiseParams {
+            first_block: first as u32,
+            blocks: count as u32,
+            ..base
+        };
         // First, as it finds a lost device (Error::DeviceLost).
-        let reduce_uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&base))?;
+        let reduce_uniform =
+            self.uniform("xent elementwise params", bytemuck::bytes_of(&reduced))?;
         let (aux, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             (
@@ -167,12 +174,14 @@ impl Context {
             let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
             let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
             let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
-            let (weight, weight_range) = match b.weight {
+            // As validated: a last-axis weight as long as the input is its shape's.
+            let weight_given = b.weight.map(|(w, _)| w).zip(weight_shape);
+            let (weight, weight_range) = match weight_given {
                 Some((w, WeightShape::Full)) => (w.clone(), range),
                 Some((w, WeightShape::LastAxis)) => (w.clone(), whole(w)),
                 None => dummy(&d.read),
             };
-            let (weight4, weight4_range) = match b.weight {
+            let (weight4, weight4_range) = match weight_given {
                 Some((w, WeightShape::Full)) => (w.clone(), range),
                 _ => dummy(&d.read),
             };
@@ -211,7 +220,14 @@ impl Context {
             let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
             list.push((plan.entry(), pipeline, group, grid));
         }
-        if reduction != Reduction::None || loss == ElementwiseLoss::Bce {
+        let reduce = reduction != Reduction::None || loss == ElementwiseLoss::Bce;
+        if reduce && plan.folds > 0 {
+            let pipeline = k("elementwise_fold")?;
+            let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&base))?;
+            let group = self.bind(&pipeline, &[(slot::PARAMS, &uniform), (slot::AUX, &aux)]);
+            list.push(("elementwise_fold", pipeline, group, self.grid(plan.folds)?));
+        }
+        if reduce {
             let pipeline = k("elementwise_reduce")?;
             let status = b.status.unwrap_or(&d.lse);
             let loss_buf = if reduction == Reduction::None {
@@ -324,6 +340,10 @@ mod tests {
         assert_eq!(wgsl_u32(&src, "REDUCTION_NONE"), Reduction::None.code());
         assert_eq!(wgsl_u32(&src, "REDUCTION_MEAN"), Reduction::Mean.code());
         assert_eq!(wgsl_u32(&src, "BLOCK") as usize, BLOCK);
+        assert_eq!(
+            wgsl_u32(&src, "FOLD") as usize,
+            crate::ops::elementwise::plan::FOLD
+        );
         assert_eq!(wgsl_u32(&src, "STATS_WG") as usize, ELEMENTWISE_WG);
         assert_eq!(wgsl_u32(&src, "STATS_WORDS") as usize, STATS_WORDS);
         use wgpu::naga;
