@@ -157,7 +157,7 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
             grad_terms: sign.abs(),
         },
         // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
-        ElementwiseLoss::SmoothL1 { beta } if beta == 0.0 => point(ElementwiseLoss::L1, x, y, pw),
+        ElementwiseLoss::SmoothL1 { beta: 0.0 } => point(ElementwiseLoss::L1, x, y, pw),
         ElementwiseLoss::SmoothL1 { beta } => {
             let beta = f64::from(beta);
             let (loss, loss_terms) = if z < beta {
