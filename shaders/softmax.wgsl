@@ -46,9 +46,7 @@ const NARROW_WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> parts: array<vec2<f32>>;
 
 fn element(row: u32, c: u32) -> u32 {
-    let n = row / p.inner;
-    let s = row - n * p.inner;
-    return (n * p.classes + c) * p.inner + s;
+    return row_start(row, p.classes, p.inner) + c * p.inner;
 }
 
 
@@ -78,7 +76,7 @@ fn softmax_wide(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = flat_workgroup(wid, nwg);
     if (row >= p.rows) {
         return;
     }
@@ -97,7 +95,7 @@ fn softmax_narrow(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    let row = (flat_workgroup(wid, nwg)) * NARROW_WG + lid;
     if (row >= p.rows) {
         return;
     }
@@ -145,7 +143,7 @@ fn backward_wide(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = flat_workgroup(wid, nwg);
     if (row >= p.rows) {
         return;
     }
@@ -163,7 +161,7 @@ fn backward_narrow(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    let row = (flat_workgroup(wid, nwg)) * NARROW_WG + lid;
     if (row >= p.rows) {
         return;
     }
@@ -195,7 +193,7 @@ fn softmax_partial(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let sp = split_of(g);
     if (sp.x >= p.rows) {
         return;
@@ -212,7 +210,7 @@ fn softmax_split(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let sp = split_of(g);
     if (sp.x >= p.rows) {
         return;
@@ -236,7 +234,7 @@ fn backward_partial(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let sp = split_of(g);
     if (sp.x >= p.rows) {
         return;
@@ -253,7 +251,7 @@ fn backward_split(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let sp = split_of(g);
     if (sp.x >= p.rows) {
         return;

@@ -179,9 +179,7 @@ fn class_target(row: u32) -> i32 {
 // Flat index of class 0 of `row`; class c is at row_base(row) + c * p.inner.
 // (One division per row, never per element.)
 fn row_base(row: u32) -> u32 {
-    let n = row / p.inner;
-    let s = row - n * p.inner;
-    return n * p.classes * p.inner + s;
+    return row_start(row, p.classes, p.inner);
 }
 
 // Flat index of class 0 of global row `row` within the current chunk's binding.

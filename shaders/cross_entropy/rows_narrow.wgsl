@@ -7,7 +7,7 @@
 // into y past the per-dimension limit): the narrow kernels' row (or pixel
 // quad) within the chunk.
 fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * NARROW_WG + lid;
+    return (flat_workgroup(wid, nwg)) * NARROW_WG + lid;
 }
 
 @compute @workgroup_size(64)

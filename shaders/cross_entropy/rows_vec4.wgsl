@@ -114,7 +114,7 @@ fn rows_wide4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    let row = p.row_offset + flat_workgroup(wid, nwg);
     if (row >= p.row_end) {
         return;
     }
@@ -146,7 +146,7 @@ fn rows_wide_mixed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    let row = p.row_offset + flat_workgroup(wid, nwg);
     if (row >= p.row_end) {
         return;
     }

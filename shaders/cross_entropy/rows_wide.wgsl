@@ -19,7 +19,7 @@ fn rows_wide(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + wid.x + wid.y * nwg.x;
+    let row = p.row_offset + flat_workgroup(wid, nwg);
     if (row >= p.row_end) {
         return;
     }

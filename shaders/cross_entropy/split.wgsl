@@ -70,7 +70,7 @@ fn split_partial(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let row = p.row_offset + g / p.splits;
     let k = g % p.splits;
     if (row >= p.row_end) {
@@ -99,7 +99,7 @@ fn split_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let row = p.row_offset + g / p.splits;
     let k = g % p.splits;
     if (row >= p.row_end) {

@@ -153,8 +153,11 @@ fn sign_of(x: f32, y: f32) -> f32 {
 // The gradient of a loss quadratic for |d| <= knee and linear with slope
 // `slope` past it, as PyTorch's backward computes it: d > knee ? slope :
 // (d < -knee ? -slope : inner), so a NaN d gives the inner NaN.
+// (NaN from the bits too: GLSL leaves a comparison with NaN undefined, and
+// llvmpipe's GL calls NaN < -1 true.)
 fn clip(d: f32, knee: f32, inner: f32, slope: f32) -> f32 {
-    return select(select(inner, -slope, d < -knee), slope, d > knee);
+    let clipped = select(select(inner, -slope, d < -knee), slope, d > knee);
+    return select(clipped, inner, is_nan(d));
 }
 
 // Whether x is in [0, 1], from its bits (NaN is not; -0 is).
@@ -259,7 +262,7 @@ fn elementwise(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let e0 = min(g * BLOCK, p.n);
     let e1 = min(e0 + BLOCK, p.n);
     var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
@@ -283,7 +286,7 @@ fn elementwise4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = flat_workgroup(wid, nwg);
     let q0 = min(g * BLOCK, p.n) / 4u;
     let q1 = min(g * BLOCK + BLOCK, p.n) / 4u;
     var s = BlockStats(0.0, 0u, 0u, NO_POSITION);

@@ -27,6 +27,7 @@ const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
 const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
 const WORKGROUP_TREES_WGSL: &str = include_str!("../../shaders/lib/workgroup_trees.wgsl");
 const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
+const ADDRESSING_WGSL: &str = include_str!("../../shaders/lib/addressing.wgsl");
 const ONLINE_SOFTMAX_WGSL: &str = include_str!("../../shaders/lib/online_softmax.wgsl");
 const BLOCK_STATS_WGSL: &str = include_str!("../../shaders/lib/block_stats.wgsl");
 const SUBNORMAL_WGSL: &str = include_str!("../../shaders/lib/subnormal.wgsl");
@@ -59,7 +60,12 @@ pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
     };
     let mut pieces = vec![prelude];
     pieces.extend(CROSS_ENTROPY_WGSL);
-    pieces.extend([ONLINE_SOFTMAX_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL]);
+    pieces.extend([
+        ADDRESSING_WGSL,
+        ONLINE_SOFTMAX_WGSL,
+        BLOCK_STATS_WGSL,
+        SUBNORMAL_WGSL,
+    ]);
     pieces.extend(reductions);
     pieces.join("\n")
 }
@@ -67,12 +73,24 @@ pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
 /// The softmax module: its body, the online (max, sum-exp) merge and the
 /// workgroup trees.
 pub(crate) fn softmax_source() -> String {
-    [SOFTMAX_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL].join("\n")
+    [
+        SOFTMAX_WGSL,
+        ADDRESSING_WGSL,
+        ONLINE_SOFTMAX_WGSL,
+        WORKGROUP_TREES_WGSL,
+    ]
+    .join("\n")
 }
 
 /// The elementwise losses' module (f32 throughout): the body, the block
 /// statistics (its fixed-order sums and input check) and the subnormal
 /// logarithms (`Bce`'s logarithm of a subnormal probability).
 pub(crate) fn elementwise_source() -> String {
-    [ELEMENTWISE_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL].join("\n")
+    [
+        ELEMENTWISE_WGSL,
+        ADDRESSING_WGSL,
+        BLOCK_STATS_WGSL,
+        SUBNORMAL_WGSL,
+    ]
+    .join("\n")
 }
