@@ -100,18 +100,23 @@ pub enum Error {
         /// The bad value.
         value: f64,
     },
-    /// An input of `binary_cross_entropy` outside [0, 1] (or NaN), which
-    /// PyTorch rejects too.
+    /// An input or target of `binary_cross_entropy` outside [0, 1] (or
+    /// NaN), which PyTorch rejects too.
     #[error(
-        "input {} at position {position:?} is outside [0, 1]: binary cross-entropy takes \
-         probabilities ({count} bad input(s) in all)", *.value as f32
+        "{what} {} at position {position:?} is outside [0, 1]: binary cross-entropy takes \
+         probabilities ({count} element(s) with an input or target outside [0, 1] in all)",
+        *.value as f32
     )]
     InputOutOfRange {
-        /// Position in the input's shape of the first bad input.
+        /// `input` or `target`: which of the first bad element's values is bad
+        /// (its input, if both are).
+        what: &'static str,
+        /// Position in the input's shape of the first element whose input or
+        /// target is bad.
         position: Vec<usize>,
         /// Its value.
         value: f64,
-        /// How many inputs are outside [0, 1].
+        /// How many elements have an input or a target outside [0, 1].
         count: u64,
     },
     /// An elementwise loss's weight (or `pos_weight`) whose length is

@@ -1554,6 +1554,7 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
     let x_i64 = write(d, "xi64.npy", &dims, &[1i64; 12]);
     let ids = write(d, "ids.npy", &[3], &[1i64, 3, 2]);
     let y43 = write(d, "y43.npy", &[4, 3], &[0.5f32; 12]);
+    let y_i8 = write(d, "yi8.npy", &dims, &[1i8; 12]);
     let w5 = write(d, "w5.npy", &[5], &[1.0f32; 5]);
     let w3 = write(d, "w3.npy", &[3], &[1.0f32; 3]);
     let w12 = write(d, "w12.npy", &[12], &[1.0f32; 12]);
@@ -1622,7 +1623,16 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
         ),
         (
             vec!["--loss", "mse", "--logits", xs, "--targets", s(&y43)],
-            "targets have shape [4, 3] but --loss mse needs the input's shape [3, 4]",
+            "has shape [4, 3] but --loss mse needs the input's shape [3, 4]",
+        ),
+        // A dtype no loss takes: the elementwise losses' own list, not cross-entropy's.
+        (
+            vec!["--loss", "bce-with-logits", "--logits", xs, "--targets", s(&y_i8)],
+            "has dtype int8 (|i1), which xent does not take: expected float32 or float64 of the input's shape [3, 4]",
+        ),
+        (
+            on("bce", xs, s(&p_high), &[]),
+            "target 1.5 at position [1, 2] is outside [0, 1]",
         ),
         (
             on("l1", s(&x_i64), ys, &[]),

@@ -196,7 +196,7 @@ fn tensors_past_a_binding_are_chunked() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, Error::InputOutOfRange { ref position, value, count: 2 } if position == &[40_000] && value == 1.5),
+        matches!(err, Error::InputOutOfRange { what: "input", ref position, value, count: 2 } if position == &[40_000] && value == 1.5),
         "{err}"
     );
 }
@@ -299,6 +299,51 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
         assert_eq!(gpu.to_string(), cpu.to_string());
         assert!(gpu.to_string().contains(names), "{names}: {gpu}");
     }
+    // A bce target outside [0, 1] is an error too, as in PyTorch; where both
+    // of an element's values are bad, its input is named.
+    for (x5, y, what, value, count) in [
+        (0.5f32, [0.0f32, 1.0, 1.5, -0.5, 0.0, 1.0], "target", 1.5, 2),
+        (2.0, [0.0, 1.0, 0.5, 0.5, 0.0, 1.0], "input", 2.0, 1),
+        (
+            0.5,
+            [0.0, 1.0, 0.5, 0.5, 0.0, f32::NAN],
+            "target",
+            f64::NAN,
+            1,
+        ),
+    ] {
+        let x = [0.25f32, 0.5, 0.75, 1.0, 0.0, x5];
+        let mut y = y;
+        if what == "input" {
+            y[5] = -3.0;
+        }
+        let opts = ElementwiseOptions::default();
+        let gpu = ctx
+            .elementwise_loss(
+                ElementwiseLoss::Bce,
+                &x,
+                &y,
+                &[2, 3],
+                Default::default(),
+                &opts,
+            )
+            .unwrap_err();
+        let cpu = cpu::elementwise_loss(
+            ElementwiseLoss::Bce,
+            &x,
+            &y,
+            &[2, 3],
+            Default::default(),
+            &opts,
+        )
+        .unwrap_err();
+        assert_eq!(gpu.to_string(), cpu.to_string());
+        assert!(
+            matches!(gpu, Error::InputOutOfRange { what: w, value: v, count: c, .. }
+                if w == what && c == count && (v == value || (v.is_nan() && value.is_nan()))),
+            "{gpu}"
+        );
+    }
     // NaN and values just outside [0, 1] are bad bce inputs; -0 and 1 are not.
     for (bad, at) in [(f32::NAN, 3), (1.000_000_1, 0), (-1e-45, 5)] {
         let mut x = [0.5f32, -0.0, 1.0, 0.0, 0.25, 0.75];
@@ -324,7 +369,7 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
         .unwrap_err();
         assert_eq!(gpu.to_string(), cpu.to_string());
         assert!(
-            matches!(gpu, Error::InputOutOfRange { ref position, count: 1, .. } if position == &[at / 3, at % 3]),
+            matches!(gpu, Error::InputOutOfRange { what: "input", ref position, count: 1, .. } if position == &[at / 3, at % 3]),
             "{gpu}"
         );
     }
@@ -362,10 +407,37 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     )
     .unwrap();
     ctx.queue().submit([enc.finish()]);
+    // The bad elements' losses are NaN, not a plausible number.
+    assert!(read_f32(ctx, &loss)[0].is_nan());
     let s = ctx.read_status(&status).unwrap();
+    assert!(!s.first_in_target);
     let err = s.check_input(&[2, 2]).unwrap_err();
     assert!(
-        matches!(err, Error::InputOutOfRange { ref position, value, count: 2 } if position == &[0, 1] && value == 2.0),
+        matches!(err, Error::InputOutOfRange { what: "input", ref position, value, count: 2 } if position == &[0, 1] && value == 2.0),
+        "{err}"
+    );
+    // A bad target is reported as the target's.
+    let y_bad = storage(ctx, &[1.0, 1.0, 0.0, 3.0]);
+    let x_ok = storage(ctx, &[0.5; 4]);
+    let buffers = ElementwiseBuffers {
+        status: Some(&status),
+        ..ElementwiseBuffers::new(&x_ok, &y_bad, &loss, None)
+    };
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_elementwise_loss(
+        &mut enc,
+        ElementwiseLoss::Bce,
+        &[4],
+        &buffers,
+        Reduction::Mean,
+    )
+    .unwrap();
+    ctx.queue().submit([enc.finish()]);
+    let s = ctx.read_status(&status).unwrap();
+    assert!(s.first_in_target && s.first_position == 3, "{s:?}");
+    let err = s.check_input(&[4]).unwrap_err();
+    assert!(
+        matches!(err, Error::InputOutOfRange { what: "target", value, count: 1, .. } if value == 3.0),
         "{err}"
     );
     // Without a status buffer bce is refused; a written buffer in two roles too.
@@ -685,7 +757,7 @@ fn past_4096_blocks_the_blocks_are_folded_first() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, Error::InputOutOfRange { ref position, value, count: 1 } if position == &[4096, 4093] && value == 7.0),
+        matches!(err, Error::InputOutOfRange { what: "input", ref position, value, count: 1 } if position == &[4096, 4093] && value == 7.0),
         "{err}"
     );
 }

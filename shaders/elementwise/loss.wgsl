@@ -23,7 +23,8 @@
 // (PyTorch's, rewritten where PyTorch's form cancels; see the rustdoc of
 // `ElementwiseLoss`):
 //   bce_with_logits  w (pw y softplus(-x) + (1 - y) softplus(x))
-//                    grad w ((1 - y) sigmoid(x) - pw y sigmoid(-x))
+//                    grad w (lw sigmoid(x) - pw y) for x < 0,
+//                    w ((1 - y) - lw sigmoid(-x)) for x >= 0 (lw = pw y + 1 - y)
 //   bce              -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))
 //                    grad w (x - y) / max(x (1 - x), 1e-12)
 //   mse              d^2, grad 2 d                      (d = x - y)
@@ -92,7 +93,8 @@ const FOLD: u32 = 4096u;
 @group(0) @binding(6) var<storage, read_write> aux: array<u32>;
 // The per-element losses (none) or the reduced loss.
 @group(0) @binding(7) var<storage, read_write> loss_out: array<f32>;
-// bce: [inputs outside [0, 1], the first one's position, its value (f32 bits), 0].
+// bce: [elements whose input or target is outside [0, 1], the first one's
+// position, the bad value there (f32 bits), 1 if it is the target's].
 @group(0) @binding(8) var<storage, read_write> status: array<u32>;
 // The vec4 views of elementwise4.
 @group(0) @binding(11) var<storage, read> input4: array<vec4<f32>>;
@@ -188,13 +190,19 @@ fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
         let tail = log1p(e);
         let py = pw * y;
         let loss = py * softplus(-x, tail) + (1.0 - y) * softplus(x, tail);
+        // PyTorch's sigmoid(x) lw - pw y (lw = pw y + 1 - y), with sigmoid(x)
+        // near 1 taken as 1 - sigmoid(-x): exact for y = 0 and y = 1.
         let sig = sigmoids(x, e);
-        let g = (1.0 - y) * sig.x - py * sig.y;
+        let lw = py + (1.0 - y);
+        let g = select(lw * sig.x - py, (1.0 - y) - lw * sig.y, x >= 0.0);
         r = vec2<f32>(loss, g);
     } else if (LOSS == LOSS_BCE) {
         let l = clamped_logs(x);
         let loss = -(y * l.x + (1.0 - y) * l.y);
         r = vec2<f32>(loss, (x - y) / max((1.0 - x) * x, 1e-12));
+        // An input or target outside [0, 1] is reported in the status
+        // buffer, and gets NaN rather than a plausible number.
+        r = select(r, vec2<f32>(p.nan), !(in_unit(x) && in_unit(y)));
     } else {
         let d = x - y;
         let z = abs(d);
@@ -235,10 +243,10 @@ fn pos_weight_at(i: u32) -> f32 {
 }
 
 // Element i of the chunk (loss and gradient written) added to s.
-fn add_point(s: BlockStats, i: u32, x: f32, r: vec2<f32>) -> BlockStats {
+fn add_point(s: BlockStats, i: u32, x: f32, y: f32, r: vec2<f32>) -> BlockStats {
     var t = s;
     t.sum += r.x;
-    if (LOSS == LOSS_BCE && !in_unit(x)) {
+    if (LOSS == LOSS_BCE && !(in_unit(x) && in_unit(y))) {
         t.bad += 1u;
         t.first = min(t.first, p.first + i);
     }
@@ -275,7 +283,7 @@ fn elementwise(
         if (p.reduction == REDUCTION_NONE) {
             loss_out[i] = r.x;
         }
-        s = add_point(s, i, x, r);
+        s = add_point(s, i, x, targets[i], r);
     }
     finish_block(lid, g, s);
 }
@@ -316,10 +324,10 @@ fn elementwise4(
         if (p.reduction == REDUCTION_NONE) {
             loss4[q] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
         }
-        s = add_point(s, i, x.x, r0);
-        s = add_point(s, i + 1u, x.y, r1);
-        s = add_point(s, i + 2u, x.z, r2);
-        s = add_point(s, i + 3u, x.w, r3);
+        s = add_point(s, i, x.x, y.x, r0);
+        s = add_point(s, i + 1u, x.y, y.y, r1);
+        s = add_point(s, i + 2u, x.z, y.z, r2);
+        s = add_point(s, i + 3u, x.w, y.w, r3);
     }
     finish_block(lid, g, s);
 }
@@ -345,15 +353,19 @@ fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
         }
         if (LOSS == LOSS_BCE) {
             status[0] = total.bad;
-            // The bad value where the input's first binding holds it (the
-            // host reads it where not).
+            // The first bad element's value, its input's if that is bad,
+            // else its target's (word 3 says which), where the first
+            // binding holds it (NaN where not: the host reads it then).
             var value = bitcast<u32>(p.nan);
-            if (total.bad != 0u && total.first < arrayLength(&input)) {
-                value = bitcast<u32>(input[total.first]);
+            var in_target = 0u;
+            if (total.bad != 0u && total.first < min(arrayLength(&input), arrayLength(&targets))) {
+                let x = input[total.first];
+                in_target = select(1u, 0u, !in_unit(x));
+                value = bitcast<u32>(select(targets[total.first], x, !in_unit(x)));
             }
             status[1] = select(0u, total.first, total.bad != 0u);
             status[2] = select(0u, value, total.bad != 0u);
-            status[3] = 0u;
+            status[3] = in_target;
         }
     }
 }

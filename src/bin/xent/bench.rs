@@ -8,8 +8,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Timed runs per case (after one warm-up); the median is reported.
-    #[arg(long, default_value_t = 10)]
-    iters: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    iters: u64,
     /// Comma-separated cases: shapes like 4096x4096,8x21x256x256 (cross-entropy), or an
     /// elementwise loss and a shape like bce-with-logits:4096x4096 (default: the reference cases).
     #[arg(long)]
@@ -57,9 +57,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         );
     }
     for case in &cases {
-        let mut r = xent::bench::run_case(&ctx, case, args.iters, !args.no_cpu)?;
+        let mut r = xent::bench::run_case(&ctx, case, args.iters as usize, !args.no_cpu)?;
         if args.profile {
-            r.dispatches = xent::bench::profile_case(&ctx, case, args.iters)?;
+            r.dispatches = xent::bench::profile_case(&ctx, case, args.iters as usize)?;
         }
         if !args.json {
             say!(

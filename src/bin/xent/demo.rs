@@ -174,10 +174,11 @@ pub fn run() -> Result<(), Failure> {
 
     if failures.is_empty() {
         say!(
-            "all {} GPU results agree with the CPU (|gpu - cpu| <= {:e} or <= {:e} x max(|gpu|, |cpu|))",
+            "all {} GPU results agree with the CPU (|gpu - cpu| <= {:e} x max(|gpu|, |cpu|, M) + {:e}, \
+             M the magnitude of the CPU value's terms)",
             cases.len(),
-            tol.abs,
-            tol.rel
+            tol.rel,
+            tol.abs
         );
         Ok(())
     } else {

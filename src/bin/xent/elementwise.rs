@@ -204,7 +204,8 @@ fn read_problem(
     let dims = x.shape;
     let input = loss::floats("logits", &args.logits, x.array, x.dtype)?;
 
-    let t = npy::read("targets", &args.targets)?;
+    let expected = format!("expected float32 or float64 of the input's shape {dims:?}");
+    let t = npy::read_as("targets", &args.targets, &expected)?;
     let target = match t.array {
         Array::F32(v) => v,
         Array::F64(v) => v.into_iter().map(|y| y as f32).collect(),
@@ -219,7 +220,8 @@ fn read_problem(
     };
     if t.shape != dims {
         return Err(usage(format!(
-            "targets have shape {:?} but --loss {name} needs the input's shape {dims:?}",
+            "targets file {} has shape {:?} but --loss {name} needs the input's shape {dims:?}",
+            args.targets.display(),
             t.shape
         )));
     }

@@ -32,6 +32,12 @@ pub struct Npy {
 /// Exit status 2 for a file that is missing, unreadable, not an `.npy`
 /// file, truncated, Fortran-ordered, or of another dtype.
 pub fn read(what: &str, path: &Path) -> Result<Npy, Failure> {
+    read_as(what, path, expected_dtypes(what))
+}
+
+/// [`read`], with `expected` saying which dtypes the caller takes when the
+/// file's is none xent reads.
+pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> {
     let shown = path.display();
     if path.is_dir() {
         return Err(usage(format!(
@@ -83,9 +89,8 @@ pub fn read(what: &str, path: &Path) -> Result<Npy, Failure> {
         (TypeChar::Uint, 1) => "uint8",
         (c, size) => {
             return Err(usage(format!(
-                "{what} file {shown} has dtype {} ({ts}), which xent does not take: {}",
+                "{what} file {shown} has dtype {} ({ts}), which xent does not take: {expected}",
                 numpy_name(c, size),
-                expected_dtypes(what)
             )))
         }
     };

@@ -144,8 +144,12 @@ pub struct Status {
     pub bad_targets: u32,
     /// Flat position of the first bad target (meaningful when `bad_targets > 0`).
     pub first_position: u32,
-    /// The first bad target's value (for `Bce`, the f32 bits of the first bad input).
+    /// The first bad target's value (for `Bce`, the f32 bits of the first
+    /// bad element's bad value: its input's, or its target's).
     pub first_value: i32,
+    /// For `Bce`: whether `first_value` is the element's target (its input
+    /// being in range); `false` for cross-entropy.
+    pub first_in_target: bool,
 }
 
 impl Status {
@@ -165,6 +169,7 @@ impl Status {
             bad_targets: word(0),
             first_position: word(1),
             first_value: word(2) as i32,
+            first_in_target: word(3) == 1,
         }
     }
 
@@ -176,7 +181,7 @@ impl Status {
     ///
     /// ```
     /// let layout = xent::Layout::from_dims(&[3, 5]).unwrap();
-    /// let status = xent::Status { bad_targets: 1, first_position: 2, first_value: 9 };
+    /// let status = xent::Status { bad_targets: 1, first_position: 2, first_value: 9, ..Default::default() };
     /// assert!(matches!(status.check(&layout, -100), Err(xent::Error::TargetOutOfRange { value: 9, .. })));
     /// ```
     pub fn check(&self, layout: &Layout, ignore_index: i64) -> Result<()> {

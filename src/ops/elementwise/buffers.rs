@@ -10,8 +10,9 @@ use crate::ops::cross_entropy::Status;
 /// all f32 and with `STORAGE` usage: the input and the target (the input's
 /// shape), the optional weights, the loss (one value for `mean` and `sum`,
 /// the input's shape for `none`), the gradient (the input's shape) and, for
-/// `Bce`, the status buffer the range check of its input is reported in
-/// ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes, read with
+/// `Bce`, the status buffer the range check of its input and target is
+/// reported in ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes, with `COPY_SRC`
+/// usage to be read with
 /// [`Context::read_status`](crate::Context::read_status) and
 /// [`Status::check_input`]).
 ///
@@ -66,24 +67,34 @@ impl<'a> ElementwiseBuffers<'a> {
 
 impl Status {
     /// [`Error::InputOutOfRange`](crate::Error::InputOutOfRange) if the
-    /// status of a `Bce` call reports inputs outside [0, 1]. The first one's
-    /// value is read on the GPU where the input's first binding holds it
-    /// (NaN where it does not).
+    /// status of a `Bce` call reports elements whose input or target is
+    /// outside [0, 1] (those elements' loss and gradient are NaN). The first
+    /// one's bad value is read on the GPU where the tensors' first binding
+    /// holds it (NaN where it does not).
     ///
     /// ```
-    /// let s = xent::Status { bad_targets: 2, first_position: 3, first_value: 2.5f32.to_bits() as i32 };
+    /// let s = xent::Status { bad_targets: 2, first_position: 3, first_value: 2.5f32.to_bits() as i32,
+    ///     first_in_target: true };
     /// let err = s.check_input(&[2, 2]).unwrap_err();
-    /// assert!(matches!(err, xent::Error::InputOutOfRange { count: 2, .. }));
+    /// assert!(matches!(err, xent::Error::InputOutOfRange { what: "target", count: 2, .. }));
     /// ```
     pub fn check_input(&self, dims: &[usize]) -> Result<()> {
         if self.bad_targets == 0 {
             return Ok(());
         }
         let shape = Elements::new(dims)?;
+        let value = f32::from_bits(self.first_value as u32);
+        // out_of_range names the input unless it is in range.
+        let (x, y) = if self.first_in_target {
+            (0.5, value)
+        } else {
+            (value, 0.5)
+        };
         Err(validate::out_of_range(
             &shape,
             self.first_position as usize,
-            f64::from(f32::from_bits(self.first_value as u32)),
+            x,
+            y,
             u64::from(self.bad_targets),
         ))
     }

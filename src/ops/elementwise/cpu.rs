@@ -67,7 +67,7 @@ pub fn elementwise_loss(
     options: &ElementwiseOptions,
 ) -> Result<ElementwiseOutput<f64>> {
     let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
-    validate::input_range(loss, &shape, input)?;
+    validate::input_range(loss, &shape, input, target)?;
     let weight_at = |i: usize| match (weights.weight, weight_shape) {
         (Some(w), Some(WeightShape::LastAxis)) => f64::from(w[shape.along_last(i)]),
         (Some(w), _) => f64::from(w[i]),
@@ -123,12 +123,19 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
             let softplus = |v: f64| v.max(0.0) + tail;
             let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
             let (pos, neg) = (pw * y * softplus(-x), (1.0 - y) * softplus(x));
-            let (gneg, gpos) = ((1.0 - y) * sigmoid(x), pw * y * sigmoid(-x));
+            // The terms of the GPU's form: lw·σ(x) − pw·y for x < 0,
+            // (1 − y) − lw·σ(−x) for x ≥ 0, with lw = pw·y + 1 − y.
+            let lw = pw * y + (1.0 - y);
+            let (a, b) = if x >= 0.0 {
+                (1.0 - y, lw * sigmoid(-x))
+            } else {
+                (lw * sigmoid(x), pw * y)
+            };
             Point {
                 loss: pos + neg,
                 loss_terms: pos.abs() + neg.abs(),
-                grad: gneg - gpos,
-                grad_terms: gneg.abs() + gpos.abs(),
+                grad: a - b,
+                grad_terms: a.abs() + b.abs(),
             }
         }
         ElementwiseLoss::Bce => {

@@ -120,12 +120,14 @@ impl Context {
         if status_buf.is_some() {
             let status = Status::from_bytes(&bytes[wanted.len() - 1]);
             if status.bad_targets > 0 {
-                // The value from the host's copy: the GPU reads it only within its first binding.
+                // The values from the host's copies: the GPU reads them only within its first binding.
                 let first = status.first_position as usize;
+                let at = |v: &[f32]| v.get(first).copied().unwrap_or(f32::NAN);
                 return Err(validate::out_of_range(
                     &shape,
                     first,
-                    input.get(first).map_or(f64::NAN, |&v| f64::from(v)),
+                    at(input),
+                    at(target),
                     u64::from(status.bad_targets),
                 ));
             }

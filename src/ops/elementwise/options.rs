@@ -10,21 +10,26 @@ use crate::ops::cross_entropy::options::Reduction;
 ///
 /// | loss | value | gradient ∂/∂x |
 /// |---|---|---|
-/// | `BceWithLogits` | `w·(pw·y·softplus(−x) + (1 − y)·softplus(x))` | `w·((1 − y)·σ(x) − pw·y·σ(−x))` |
+/// | `BceWithLogits` | `w·(pw·y·softplus(−x) + (1 − y)·softplus(x))` | `w·(l·σ(x) − pw·y)`, as `w·((1 − y) − l·σ(−x))` for `x ≥ 0` |
 /// | `Bce` | `−w·(y·max(ln x, −100) + (1 − y)·max(ln(1 − x), −100))` | `w·(x − y) / max(x·(1 − x), 1e-12)` |
 /// | `Mse` | `d²` | `2d` |
 /// | `L1` | `\|d\|` | `sign(d)`, 0 where `x = y` |
-/// | `SmoothL1 { beta }` | `\|d\| < β ? d² / 2β : \|d\| − β/2` | `\|d\| < β ? d/β : sign(d)` |
-/// | `Huber { delta }` | `\|d\| < δ ? d²/2 : δ·(\|d\| − δ/2)` | `\|d\| < δ ? d : δ·sign(d)` |
+/// | `SmoothL1 { beta }` | `\|d\| < β ? d² / 2β : \|d\| − β/2` | `d > β ? 1 : (d < −β ? −1 : d/β)` |
+/// | `Huber { delta }` | `\|d\| < δ ? d²/2 : δ·(\|d\| − δ/2)` | `d > δ ? δ : (d < −δ ? −δ : d)` |
 ///
-/// `softplus(x) = ln(1 + eˣ)`, `σ(x) = 1/(1 + e⁻ˣ)`. `BceWithLogits` is
-/// PyTorch's `(1 − y)·x − (1 + (pw − 1)·y)·log σ(x)` rearranged into two
-/// terms that are never negative for `y ∈ [0, 1]`, so nothing cancels, and
-/// its gradient likewise (PyTorch's `σ(x) − y` rounds to 0 for large `x`
-/// and `y = 1`, where this gives `−σ(−x)`). `Bce` takes probabilities:
-/// an input outside [0, 1] (or NaN) is [`Error::InputOutOfRange`], as in
+/// `softplus(x) = ln(1 + eˣ)`, `σ(x) = 1/(1 + e⁻ˣ)`, `l = pw·y + 1 − y`.
+/// `BceWithLogits`'s loss is PyTorch's `(1 − y)·x − l·log σ(x)` rearranged
+/// into two terms that are never negative for `y ∈ [0, 1]`, so nothing
+/// cancels; its gradient is PyTorch's `σ(x)·l − pw·y` with `σ(x)` taken as
+/// `1 − σ(−x)` where it is near 1, which is exact for hard labels (PyTorch's
+/// f32 `σ(x) − y` rounds to 0 for large `x` and `y = 1`, where this gives
+/// `−σ(−x)`) and, for soft labels, cancels where `σ(x) ≈ y` as PyTorch's
+/// does. `Bce` takes probabilities: an input or target outside [0, 1] (or
+/// NaN) is [`Error::InputOutOfRange`], as in
 /// PyTorch, whose clamps of the logarithm at −100 and of the gradient's
 /// denominator at 1e-12 (the f32 value, as PyTorch's) it keeps. `SmoothL1` with `beta = 0` is `L1`.
+/// The gradients are PyTorch's on NaN too: a NaN difference gives `L1` (and
+/// `SmoothL1` with `beta = 0`) a 0 gradient, the others NaN.
 ///
 /// The reduction: `none` gives each element's loss, `sum` their sum, `mean`
 /// their sum over the element count (NaN for an empty input, as PyTorch);

@@ -235,14 +235,19 @@ impl Context {
             } else {
                 b.loss
             };
-            // An empty input still needs a binding; the reduce reads it only
-            // at a bad position.
-            let input = if shape.len == 0 { &d.read } else { b.input };
+            // An empty input still needs a binding; the reduce reads input
+            // and target only at a bad position.
+            let (input, target) = if shape.len == 0 {
+                (&d.read, &d.read)
+            } else {
+                (b.input, b.target)
+            };
             let group = self.bind(
                 &pipeline,
                 &[
                     (slot::PARAMS, &reduce_uniform),
                     (slot::INPUT, input),
+                    (slot::TARGET, target),
                     (slot::AUX, &aux),
                     (slot::LOSS, loss_buf),
                     (slot::STATUS, status),

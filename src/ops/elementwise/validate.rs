@@ -117,28 +117,47 @@ pub(crate) fn slices(
     )
 }
 
-/// Binary cross-entropy's inputs in [0, 1] (NaN is not), as PyTorch checks them.
-pub(crate) fn input_range(loss: ElementwiseLoss, shape: &Elements, input: &[f32]) -> Result<()> {
+/// Binary cross-entropy's inputs and targets in [0, 1] (NaN is not), as
+/// PyTorch checks them: the first element where either is bad, named by
+/// its input if that is bad, else by its target (the GPU reports the same).
+pub(crate) fn input_range(
+    loss: ElementwiseLoss,
+    shape: &Elements,
+    input: &[f32],
+    target: &[f32],
+) -> Result<()> {
     if loss != ElementwiseLoss::Bce {
         return Ok(());
     }
-    let bad = |x: &f32| !(0.0..=1.0).contains(x);
-    match input.iter().position(bad) {
+    let bad = |i: usize| !(in_unit(input[i]) && in_unit(target[i]));
+    match (0..shape.len).find(|&i| bad(i)) {
         None => Ok(()),
         Some(first) => Err(out_of_range(
             shape,
             first,
-            f64::from(input[first]),
-            input.iter().filter(|x| bad(x)).count() as u64,
+            input[first],
+            target[first],
+            (first..shape.len).filter(|&i| bad(i)).count() as u64,
         )),
     }
 }
 
-/// The error of bad inputs, the first at flat position `first`.
-pub(crate) fn out_of_range(shape: &Elements, first: usize, value: f64, count: u64) -> Error {
+fn in_unit(v: f32) -> bool {
+    (0.0..=1.0).contains(&v)
+}
+
+/// The error of bad elements, the first at flat position `first` with input
+/// `x` and target `y`.
+pub(crate) fn out_of_range(shape: &Elements, first: usize, x: f32, y: f32, count: u64) -> Error {
+    let (what, value) = if in_unit(x) {
+        ("target", y)
+    } else {
+        ("input", x)
+    };
     Error::InputOutOfRange {
+        what,
         position: validate::multi_index(&shape.dims, first),
-        value,
+        value: f64::from(value),
         count,
     }
 }
