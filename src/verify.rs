@@ -86,6 +86,23 @@ impl Tolerance {
         abs: 6.103_515_625e-5,
     };
 
+    /// The policy for outputs stored in bf16 (the gradient of
+    /// [`Context::cross_entropy_bf16`](crate::Context::cross_entropy_bf16)):
+    /// bf16 keeps 8 significant bits, a rounding error of at most
+    /// 2⁻⁸ ≈ 3.9e-3 relative, so `rel = 8e-3`; bf16 has f32's exponent range,
+    /// so the floor is f32's, 2⁻¹²⁶.
+    ///
+    /// ```
+    /// let tol = xent::Tolerance::BF16;
+    /// // 0.1 and its bf16 rounding, 0.10009766, agree; 0.1 and 0.1016 (one bf16 step more) do not.
+    /// assert!(tol.matches(f64::from(half::bf16::from_f32(0.1).to_f32()), 0.1));
+    /// assert!(!tol.matches(0.1016, 0.1));
+    /// ```
+    pub const BF16: Tolerance = Tolerance {
+        rel: 8e-3,
+        abs: f32::MIN_POSITIVE as f64,
+    };
+
     /// Whether GPU value `gpu` matches CPU value `cpu`, computed without
     /// cancellation (its magnitude is `|cpu|`).
     pub fn matches(&self, gpu: f64, cpu: f64) -> bool {

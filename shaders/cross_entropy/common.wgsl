@@ -119,11 +119,13 @@ override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-// The input and gradient element type, `ELEM` (and `ELEM4`), comes from the
-// prelude the module is assembled with: `shaders/lib/elem_f32.wgsl` or
-// `elem_f16.wgsl` (see `cross_entropy_source` in src/gpu/pipelines.rs); math is in f32.
+// The input and the gradient (bindings 1 and 7, their vec4 views 12 and 13)
+// and their accessors (load_input, store_grad, load_input4, store_grad4,
+// store_grad_at4) come from the storage pieces the module is assembled with:
+// `shaders/lib/elem_access.wgsl` over the f32 or f16 prelude, or
+// `elem_bf16.wgsl` (see `cross_entropy_source` in src/gpu/sources.rs); math
+// is in f32.
 
-@group(0) @binding(1) var<storage, read> input: array<ELEM>;
 // i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
@@ -134,7 +136,6 @@ const NARROW_WG: u32 = 64u;
 // [number of bad targets, first bad position, its value (i32 bits), 0]
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<ELEM>;
 @group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
 @group(0) @binding(9) var<storage, read> sample_weights: array<f32>;
 @group(0) @binding(10) var<storage, read_write> lse_out: array<f32>;

@@ -73,17 +73,6 @@ fn update4(acc: Partial, c: vec4<u32>, idx: vec4<u32>, x: vec4<f32>) -> Partial 
     return r;
 }
 
-fn load_input(idx: u32) -> f32 {
-    if (IN_PLACE) {
-        return f32(grad[idx]);
-    }
-    return f32(input[idx]);
-}
-
-fn store_grad(idx: u32, v: f32) {
-    grad[idx] = ELEM(v);
-}
-
 fn gather(acc: Partial, c: u32, idx: u32) -> Partial {
     return update(acc, c, idx, load_input(idx));
 }

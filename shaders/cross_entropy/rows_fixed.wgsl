@@ -81,10 +81,6 @@ fn quad_grad(g: QuadPlan, w: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
     return select(g.special, r, g.plain);
 }
 
-fn store_grad_at4(idx: u32, v: f32) {
-    grad4[idx / 4u][idx % 4u] = ELEM(v);
-}
-
 // After quad_grad: the target's element of the row (or pixel) whose class 0
 // is at `idx`, from its input x_t.
 fn store_target(plan: RowPlan, idx: u32, x_t: f32) {

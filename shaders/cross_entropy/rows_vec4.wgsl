@@ -17,20 +17,6 @@
 // one walking two (BENCHMARKS.md). On a GPU it is two independent loads in
 // flight.
 
-@group(0) @binding(12) var<storage, read> input4: array<ELEM4>;
-@group(0) @binding(13) var<storage, read_write> grad4: array<ELEM4>;
-
-fn load_input4(j: u32) -> vec4<f32> {
-    if (IN_PLACE) {
-        return vec4<f32>(grad4[j]);
-    }
-    return vec4<f32>(input4[j]);
-}
-
-fn store_grad4(j: u32, v: vec4<f32>) {
-    grad4[j] = ELEM4(v);
-}
-
 fn input_at4(idx: u32) -> f32 {
     return load_input4(idx / 4u)[idx % 4u];
 }
@@ -263,7 +249,7 @@ fn mixed_seams(
     if (row + 1u == p.rows && end % 4u != 0u) {
         let j = end / 4u;
         let v = load_input4(j);
-        var g = vec4<f32>(grad4[j]);
+        var g = load_grad4(j);
         for (var i = 0u; i < end % 4u; i++) {
             g[i] = grad_value(plan, 4u * j + i - base, 4u * j + i, v[i]);
         }

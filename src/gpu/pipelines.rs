@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use super::sources::{cross_entropy_source, elementwise_source, softmax_source, COPY_WGSL};
 use crate::error::{Error, GpuScope, Result};
+use crate::ops::cross_entropy::Precision;
 
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
 pub(crate) struct Kernels {
@@ -21,8 +22,8 @@ pub(crate) struct Kernels {
     /// Whether the cross-entropy modules use subgroup reductions.
     pub subgroups: bool,
     cross_entropy_module: wgpu::ShaderModule,
-    /// The f16 build of the same source, made on first use (SHADER_F16 only).
-    cross_entropy_f16_module: Mutex<Option<wgpu::ShaderModule>>,
+    /// The f16 (SHADER_F16 only) and bf16 builds of the same source, made on first use.
+    cross_entropy_half_modules: Mutex<HashMap<Precision, wgpu::ShaderModule>>,
     /// The cross-entropy pipelines, one per (variant, entry point, `FIXED_N`
     /// or 0), each built when a call first uses it; at most
     /// [`PIPELINE_CACHE_MAX`], the least recently used dropped past that.
@@ -56,8 +57,8 @@ pub(crate) struct CrossEntropyVariant {
     pub write_lse: bool,
     pub count_correct: bool,
     pub in_place: bool,
-    /// Input and gradient in f16 (the module built with `enable f16;`).
-    pub f16: bool,
+    /// The input's and the gradient's storage (the module built for it).
+    pub precision: Precision,
 }
 
 /// The switches of the elementwise module's override constants.
@@ -142,7 +143,7 @@ impl Kernels {
         let ce = module(
             device,
             "xent cross_entropy",
-            &cross_entropy_source(false, lanes.is_some()),
+            &cross_entropy_source(Precision::F32, lanes.is_some()),
         );
         let sm = module(device, "xent softmax", &softmax_source());
         Self {
@@ -155,7 +156,7 @@ impl Kernels {
             ),
             subgroups: lanes.is_some(),
             cross_entropy_module: ce,
-            cross_entropy_f16_module: Mutex::new(None),
+            cross_entropy_half_modules: Mutex::new(HashMap::new()),
             cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             elementwise_module: module(device, "xent elementwise", &elementwise_source()),
             elementwise: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
@@ -266,38 +267,33 @@ impl Kernels {
         ]
     }
 
-    /// The cross-entropy module variant `v` is built from: f32, or f16.
+    /// The cross-entropy module variant `v` is built from: f32, f16 or bf16.
     fn module_for(
         &self,
         device: &wgpu::Device,
         v: CrossEntropyVariant,
     ) -> Result<wgpu::ShaderModule> {
-        if v.f16 {
-            self.f16_module(device)
-        } else {
-            Ok(self.cross_entropy_module.clone())
+        if v.precision == Precision::F32 {
+            return Ok(self.cross_entropy_module.clone());
         }
-    }
-
-    /// The cross-entropy module with f16 storage for the input and the gradient
-    /// (`alias ELEM = f16`), accumulating in f32 as the f32 build does.
-    fn f16_module(&self, device: &wgpu::Device) -> Result<wgpu::ShaderModule> {
-        if !device.features().contains(wgpu::Features::SHADER_F16) {
+        if v.precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16)
+        {
             return Err(Error::Unsupported {
                 what: "f16 logits and gradients",
                 reason: "the device lacks the SHADER_F16 feature".into(),
             });
         }
-        let mut slot = self
-            .cross_entropy_f16_module
+        let mut built = self
+            .cross_entropy_half_modules
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = slot.as_ref() {
+        if let Some(m) = built.get(&v.precision) {
             return Ok(m.clone());
         }
-        let source = cross_entropy_source(true, self.subgroups);
-        let m = module(device, "xent cross_entropy (f16)", &source);
-        *slot = Some(m.clone());
+        let source = cross_entropy_source(v.precision, self.subgroups);
+        let label = format!("xent cross_entropy ({:?})", v.precision);
+        let m = module(device, &label, &source);
+        built.insert(v.precision, m.clone());
         Ok(m)
     }
 }
@@ -381,10 +377,10 @@ mod tests {
 
     #[test]
     fn every_assembled_module_parses_and_validates() {
-        for f16 in [false, true] {
+        for precision in [Precision::F32, Precision::F16, Precision::BF16] {
             for subgroups in [false, true] {
-                let what = format!("cross-entropy, f16 {f16}, subgroups {subgroups}");
-                validates(&what, &cross_entropy_source(f16, subgroups));
+                let what = format!("cross-entropy, {precision:?}, subgroups {subgroups}");
+                validates(&what, &cross_entropy_source(precision, subgroups));
             }
         }
         validates("softmax", &softmax_source());

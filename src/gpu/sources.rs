@@ -6,6 +6,8 @@
 //! compile error (and a failing unit test, which validates every assembly
 //! with naga), never a silent fallback. No text is replaced inside a piece.
 
+use crate::ops::cross_entropy::Precision;
+
 /// The cross-entropy module's body, one job per piece, in assembly order
 /// (WGSL's module-scope declarations may come in any order; the order here
 /// is the reading order).
@@ -24,6 +26,8 @@ const CROSS_ENTROPY_WGSL: [&str; 10] = [
 /// The shared pieces of `shaders/lib/`.
 const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
 const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
+const ELEM_ACCESS_WGSL: &str = include_str!("../../shaders/lib/elem_access.wgsl");
+const ELEM_BF16_WGSL: &str = include_str!("../../shaders/lib/elem_bf16.wgsl");
 const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
 const WORKGROUP_TREES_WGSL: &str = include_str!("../../shaders/lib/workgroup_trees.wgsl");
 const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
@@ -36,20 +40,25 @@ const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise/loss.wgsl");
 pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
 
-/// The cross-entropy module as built for a device, assembled from pieces: a
-/// prelude giving the storage type (`shaders/lib/elem_f32.wgsl`, or
-/// `elem_f16.wgsl` with `enable f16;`; sums stay f32), the body
+/// The cross-entropy module as built for a device, assembled from pieces: the
+/// storage of the input and the gradient (`shaders/lib/elem_f32.wgsl`, or
+/// `elem_f16.wgsl` with `enable f16;`, each with `elem_access.wgsl`; or
+/// `elem_bf16.wgsl`, packed; sums stay f32), the body
 /// (`shaders/cross_entropy/*.wgsl`), the shared pieces it uses (the online
 /// (max, sum-exp) merge, the block statistics, the subnormal logarithms) and
 /// the workgroup reductions (`shaders/lib/workgroup_reductions.wgsl` and
 /// `workgroup_trees.wgsl`, or `subgroup_reductions.wgsl` where the device's
 /// subgroups hold a workgroup).
-pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
+pub(crate) fn cross_entropy_source(precision: Precision, subgroups: bool) -> String {
     // The prelude first (`enable f16;` must precede every declaration), then
     // the body, the shared pieces, the reductions: WGSL declarations may
     // come in any order. A piece missing or defined twice is a shader
     // compile error at the context's creation, never a silent fallback.
-    let prelude = if f16 { ELEM_F16_WGSL } else { ELEM_F32_WGSL };
+    let storage: &[&str] = match precision {
+        Precision::F32 => &[ELEM_F32_WGSL, ELEM_ACCESS_WGSL],
+        Precision::F16 => &[ELEM_F16_WGSL, ELEM_ACCESS_WGSL],
+        Precision::BF16 => &[ELEM_BF16_WGSL],
+    };
     // Naga takes the subgroup builtins without `enable subgroups;` (it
     // rejects the directive as not yet implemented); the device feature
     // SUBGROUP is what allows them.
@@ -58,7 +67,7 @@ pub(crate) fn cross_entropy_source(f16: bool, subgroups: bool) -> String {
     } else {
         &[WORKGROUP_REDUCTIONS_WGSL, WORKGROUP_TREES_WGSL]
     };
-    let mut pieces = vec![prelude];
+    let mut pieces = storage.to_vec();
     pieces.extend(CROSS_ENTROPY_WGSL);
     pieces.extend([
         ADDRESSING_WGSL,

@@ -71,22 +71,30 @@ pub struct CrossEntropyBuffers<'a> {
     pub precision: Precision,
 }
 
-/// Element type of the input and the gradient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Element type of the input and the gradient; every sum stays f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// 4-byte floats.
     #[default]
     F32,
     /// 2-byte IEEE half floats (`half::f16` on the host); needs `SHADER_F16`.
     F16,
+    /// 2-byte bfloat16 (`half::bf16` on the host: f32's exponent, 8
+    /// significant bits), on every device: stored two to a `u32`, rounded
+    /// to nearest even on store, NaN and ±inf kept.
+    BF16,
 }
 
 impl Precision {
     /// Bytes per element.
+    ///
+    /// ```
+    /// assert_eq!(xent::Precision::BF16.size(), 2);
+    /// ```
     pub fn size(self) -> u64 {
         match self {
             Precision::F32 => 4,
-            Precision::F16 => 2,
+            Precision::F16 | Precision::BF16 => 2,
         }
     }
 }

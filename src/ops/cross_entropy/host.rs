@@ -160,6 +160,38 @@ impl Context {
         self.run_cross_entropy(HostInput::F16(input), dims, targets, weights, opts)
     }
 
+    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with)
+    /// for bf16 logits, on every device: the input is read and the gradient
+    /// written in bf16 (two to a word on the device, rounded to nearest
+    /// even), every sum is accumulated in f32. The returned gradient holds
+    /// the bf16 results widened exactly to f32; the loss is f32.
+    ///
+    /// # Errors
+    /// As [`Context::cross_entropy_with`](crate::Context::cross_entropy_with)
+    /// (verify mode holds the gradient to [`Tolerance::BF16`](crate::Tolerance::BF16)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use half::bf16;
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// let logits: Vec<bf16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let out = ctx.cross_entropy_bf16(&logits, &[2, 2], xent::Targets::I64(&[0, 1]), xent::Weights::none(), &Default::default())?;
+    /// assert!((out.loss[0] - 0.126928).abs() < 1e-5);
+    /// // -0.1192 rounded to bf16's 8 significant bits.
+    /// assert_eq!(out.grad.unwrap()[0], bf16::from_f32(-0.119203).to_f32());
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_entropy_bf16(
+        &self,
+        input: &[half::bf16],
+        dims: &[usize],
+        targets: Targets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+    ) -> Result<CrossEntropyOutput<f32>> {
+        self.run_cross_entropy(HostInput::BF16(input), dims, targets, weights, opts)
+    }
+
     fn run_cross_entropy(
         &self,
         input: HostInput<'_>,
@@ -303,6 +335,12 @@ impl Context {
                 .iter()
                 .map(|v| v.to_f32())
                 .collect(),
+            HostInput::BF16(_) => {
+                bytemuck::cast_slice::<u8, half::bf16>(&next()[..layout.len() * 2])
+                    .iter()
+                    .map(|v| v.to_f32())
+                    .collect()
+            }
         });
         if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
             fault.apply(g, &layout);
@@ -329,12 +367,17 @@ impl Context {
                     widened = x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
                     &widened[..]
                 }
+                HostInput::BF16(x) => {
+                    widened = x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
+                    &widened[..]
+                }
             };
             let reference = cpu::cross_entropy_with(input32, dims, targets, weights, opts)?;
-            // An f16 gradient is held to the f16 tolerance.
+            // A half-precision gradient is held to its type's tolerance.
             let grad_tol = match input {
                 HostInput::F32(_) => tol,
                 HostInput::F16(_) => crate::Tolerance::F16,
+                HostInput::BF16(_) => crate::Tolerance::BF16,
             };
             tol.compare_cross_entropy(&out, &reference, &grad_tol)?;
         }
@@ -347,6 +390,7 @@ impl Context {
 enum HostInput<'a> {
     F32(&'a [f32]),
     F16(&'a [half::f16]),
+    BF16(&'a [half::bf16]),
 }
 
 impl HostInput<'_> {
@@ -354,6 +398,7 @@ impl HostInput<'_> {
         match self {
             HostInput::F32(x) => x.len(),
             HostInput::F16(x) => x.len(),
+            HostInput::BF16(x) => x.len(),
         }
     }
 
@@ -361,6 +406,7 @@ impl HostInput<'_> {
         match self {
             HostInput::F32(x) => bytemuck::cast_slice(x),
             HostInput::F16(x) => bytemuck::cast_slice(x),
+            HostInput::BF16(x) => bytemuck::cast_slice(x),
         }
     }
 
@@ -368,6 +414,7 @@ impl HostInput<'_> {
         match self {
             HostInput::F32(_) => Precision::F32,
             HostInput::F16(_) => Precision::F16,
+            HostInput::BF16(_) => Precision::BF16,
         }
     }
 }

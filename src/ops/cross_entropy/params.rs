@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn the_binding_slots_match_the_wgsl() {
         use wgpu::naga;
-        let ce = crate::gpu::sources::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(
+            crate::ops::cross_entropy::Precision::F32,
+            false,
+        );
         let module = naga::front::wgsl::parse_str(&ce).unwrap();
         let mut bound: Vec<(u32, String)> = module
             .global_variables
@@ -91,7 +94,10 @@ mod tests {
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let ce = crate::gpu::sources::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(
+            crate::ops::cross_entropy::Precision::F32,
+            false,
+        );
         let codes = [
             ("REDUCTION_NONE", Reduction::None.code()),
             ("REDUCTION_MEAN", Reduction::Mean.code()),
@@ -114,7 +120,10 @@ mod tests {
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let ce = crate::gpu::sources::cross_entropy_source(false, false);
+        let ce = crate::gpu::sources::cross_entropy_source(
+            crate::ops::cross_entropy::Precision::F32,
+            false,
+        );
         let (size, members) = wgsl_struct(&ce, "Params");
         assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
         assert_eq!(

@@ -2,7 +2,7 @@
 //! its pipelines and bind groups, and its dispatches in order.
 
 use super::buffers::{
-    CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
+    CrossEntropyBuffers, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
 };
 use super::params::{slot, CrossEntropyParams};
 use super::plan::{CallPlan, PlanInputs, RowStrategy, NARROW_WG};
@@ -259,7 +259,7 @@ impl Context {
             z_loss: opts.z_loss != 0.0,
             write_grad,
             in_place: b.in_place,
-            f16: b.precision == Precision::F16,
+            precision: b.precision,
             write_lse: b.lse.is_some(),
             count_correct: b.correct.is_some(),
         };
