@@ -1747,7 +1747,15 @@ fn bench_json_is_one_document() {
         "2",
         "--cases",
         "16x100,2x3x8x8,bce-with-logits:64x64",
+        "--precision",
+        "f32,bf16",
     ]));
+    // Each cross-entropy case in both precisions, half the bytes in bf16.
+    assert!(
+        out.contains("\"name\":\"16x100 bf16\"")
+            && out.contains(&format!("\"bytes\":{}", 4 * 16 * 100)),
+        "{out}"
+    );
     assert!(
         out.trim_start().starts_with("{\"adapter\":") && out.contains("\"name\":\"16x100\""),
         "{out}"
@@ -1758,6 +1766,8 @@ fn bench_json_is_one_document() {
             && out.contains(&format!("\"bytes\":{}", 12 * 64 * 64)),
         "{out}"
     );
+    let bad = xent(&["bench", "--precision", "f64"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     let bad = xent(&["bench", "--cases", "nope:4x4"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(errors(&bad)[0].contains("nope"), "{bad:?}");

@@ -24,19 +24,22 @@ fn bf16_unpack(w: u32, half: u32) -> f32 {
 // v rounded to bf16, to nearest even, as 16 bits.
 fn bf16_bits(v: f32) -> u32 {
     let b = bitcast<u32>(v);
-    if ((b & 0x7fffffffu) > 0x7f800000u) {
-        // NaN: keep the sign and the top of the payload, quiet.
-        return (b >> 16u) | 0x40u;
-    }
-    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+    // NaN: keep the sign and the top of the payload, quiet.
+    let nan = (b & 0x7fffffffu) > 0x7f800000u;
+    return select((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u, (b >> 16u) | 0x40u, nan);
 }
 
+// Four elements (two words) at once, lane by lane with no select.
 fn bf16_unpack4(w: vec2<u32>) -> vec4<f32> {
-    return vec4<f32>(bf16_unpack(w.x, 0u), bf16_unpack(w.x, 1u), bf16_unpack(w.y, 0u), bf16_unpack(w.y, 1u));
+    return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u));
 }
 
 fn bf16_pack4(v: vec4<f32>) -> vec2<u32> {
-    return vec2<u32>(bf16_bits(v.x) | (bf16_bits(v.y) << 16u), bf16_bits(v.z) | (bf16_bits(v.w) << 16u));
+    let b = bitcast<vec4<u32>>(v);
+    let rounded = (b + vec4<u32>(0x7fffu) + ((b >> vec4<u32>(16u)) & vec4<u32>(1u))) >> vec4<u32>(16u);
+    let nan = (b & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    let h = select(rounded, (b >> vec4<u32>(16u)) | vec4<u32>(0x40u), nan);
+    return vec2<u32>(h.x | (h.y << 16u), h.z | (h.w << 16u));
 }
 
 fn load_input(idx: u32) -> f32 {

@@ -4,7 +4,8 @@
 //! `timer.rs`.
 //!
 //! Traffic model: a fused cross-entropy forward + backward must read the
-//! logits once and write the gradient once, `8·N·C` bytes in f32; an
+//! logits once and write the gradient once, `8·N·C` bytes in f32 (`4·N·C`
+//! in f16 and bf16); an
 //! elementwise loss reads the input and the target once and writes the
 //! gradient once, `12·N`. Effective GB/s is that over the time taken. The
 //! copy kernel moves the same bytes on the same adapter in the same
@@ -21,6 +22,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::gpu::encode::Timing;
 use crate::gpu::Context;
+use crate::ops::cross_entropy::Precision;
 use crate::ops::elementwise::ElementwiseLoss;
 use crate::shape::Layout;
 
@@ -33,6 +35,9 @@ pub struct BenchCase {
     pub dims: Vec<usize>,
     /// An elementwise loss (mean, no weights) in place of cross-entropy.
     pub loss: Option<ElementwiseLoss>,
+    /// The storage of the logits and the gradient (cross-entropy; the
+    /// elementwise losses are f32 only for now).
+    pub precision: Precision,
 }
 
 impl BenchCase {
@@ -47,6 +52,27 @@ impl BenchCase {
             name,
             dims: dims.to_vec(),
             loss: None,
+            precision: Precision::F32,
+        }
+    }
+
+    /// The case with its logits and gradient in `precision`, named so
+    /// (`4096x4096 bf16`).
+    ///
+    /// ```
+    /// let case = xent::bench::BenchCase::new(&[64, 64]).with_precision(xent::Precision::BF16);
+    /// assert_eq!(case.name, "64x64 bf16");
+    /// ```
+    pub fn with_precision(self, precision: Precision) -> Self {
+        let name = match precision {
+            Precision::F32 => self.name.clone(),
+            Precision::F16 => format!("{} f16", self.name),
+            Precision::BF16 => format!("{} bf16", self.name),
+        };
+        Self {
+            name,
+            precision,
+            ..self
         }
     }
 
@@ -68,7 +94,11 @@ impl BenchCase {
     /// Bytes under the traffic model (see the module's documentation).
     fn bytes(&self) -> u64 {
         let n: usize = self.dims.iter().product();
-        let per = if self.loss.is_some() { 12 } else { 8 };
+        let per = if self.loss.is_some() {
+            12
+        } else {
+            2 * self.precision.size()
+        };
         per * n as u64
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::encode::Timing;
 use crate::gpu::Context;
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
-use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer, STATUS_SIZE};
+use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE};
 use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions};
 use crate::shape::Layout;
 
@@ -17,13 +17,15 @@ use crate::shape::Layout;
 pub struct Prepared<'a> {
     ctx: &'a Context,
     dims: Vec<usize>,
-    /// The logits (or the elementwise loss's input), as uploaded.
+    /// The logits (or the elementwise loss's input), as uploaded (widened to
+    /// f32 from the case's precision).
     pub logits: Vec<f32>,
     /// The class targets (cross-entropy), as uploaded.
     pub targets: Vec<i64>,
     /// The elementwise loss's targets, as uploaded.
     pub elementwise_targets: Vec<f32>,
     loss_kind: Option<ElementwiseLoss>,
+    precision: Precision,
     logits_buf: wgpu::Buffer,
     targets_buf: wgpu::Buffer,
     grad: wgpu::Buffer,
@@ -53,6 +55,33 @@ impl<'a> Prepared<'a> {
     pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
         let layout = Layout::from_dims(&case.dims)?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
+        if case.loss.is_some() && case.precision != Precision::F32 {
+            return Err(Error::Unsupported {
+                what: "an elementwise loss in f16 or bf16",
+                reason: "the elementwise losses are f32 only for now".into(),
+            });
+        }
+        // The logits as stored (rounded to the case's precision), and their bytes.
+        let (logits, logit_bytes): (Vec<f32>, Vec<u8>) = match case.precision {
+            Precision::F32 => (logits.clone(), bytemuck::cast_slice(&logits).to_vec()),
+            Precision::F16 => {
+                let h: Vec<half::f16> = logits.iter().map(|&v| half::f16::from_f32(v)).collect();
+                (
+                    h.iter().map(|v| v.to_f32()).collect(),
+                    bytemuck::cast_slice(&h).to_vec(),
+                )
+            }
+            Precision::BF16 => {
+                let h: Vec<half::bf16> = logits.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                (
+                    h.iter().map(|v| v.to_f32()).collect(),
+                    bytemuck::cast_slice(&h).to_vec(),
+                )
+            }
+        };
+        let mut logit_bytes = logit_bytes;
+        // Whole vec4s, as the host API uploads them.
+        logit_bytes.resize(logit_bytes.len().next_multiple_of(16), 0);
         let dev = &ctx.device;
         // Through a mapping at creation: a lost device is an error, not a panic.
         let init = |label: &str, contents: &[u8]| {
@@ -96,9 +125,9 @@ impl<'a> Prepared<'a> {
         };
         Ok(Self {
             ctx,
-            logits_buf: init("bench logits", bytemuck::cast_slice(&logits))?,
+            logits_buf: init("bench logits", &logit_bytes)?,
             targets_buf,
-            grad: empty("bench grad", n * 4),
+            grad: empty("bench grad", logit_bytes.len() as u64),
             loss: empty("bench loss", 4),
             status: empty("bench status", STATUS_SIZE),
             copy,
@@ -107,6 +136,7 @@ impl<'a> Prepared<'a> {
             targets,
             elementwise_targets,
             loss_kind: case.loss,
+            precision: case.precision,
         })
     }
 
@@ -131,13 +161,16 @@ impl<'a> Prepared<'a> {
         // The same plan and dispatches as the recording API, encoded with timestamps.
         let call = match self.loss_kind {
             None => {
-                let buffers = CrossEntropyBuffers::new(
-                    &self.logits_buf,
-                    TargetBuffer::ClassI32(&self.targets_buf),
-                    &self.loss,
-                    Some(&self.grad),
-                    &self.status,
-                );
+                let buffers = CrossEntropyBuffers {
+                    precision: self.precision,
+                    ..CrossEntropyBuffers::new(
+                        &self.logits_buf,
+                        TargetBuffer::ClassI32(&self.targets_buf),
+                        &self.loss,
+                        Some(&self.grad),
+                        &self.status,
+                    )
+                };
                 self.ctx.prepare_cross_entropy(
                     &self.dims,
                     &CrossEntropyOptions::default(),

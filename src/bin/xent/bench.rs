@@ -7,6 +7,11 @@ pub struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// The storage of the logits and the gradient of the cross-entropy cases
+    /// (the elementwise losses are f32 only for now); comma-separated to run
+    /// each case in each, e.g. f32,bf16.
+    #[arg(long, value_name = "f32|f16|bf16", default_value = "f32")]
+    precision: String,
     /// Timed runs per case (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     iters: u64,
@@ -40,6 +45,30 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             .map(parse_case)
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let precisions = args
+        .precision
+        .split(',')
+        .map(|p| match p.trim() {
+            "f32" => Ok(xent::Precision::F32),
+            "f16" => Ok(xent::Precision::F16),
+            "bf16" => Ok(xent::Precision::BF16),
+            other => Err(usage(format!(
+                "bad --precision {other:?}: expected f32, f16 or bf16 (comma-separated)"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each cross-entropy case in each precision; the elementwise ones in f32.
+    let cases: Vec<xent::bench::BenchCase> = cases
+        .into_iter()
+        .flat_map(|case| {
+            let ps = if case.loss.is_some() {
+                vec![xent::Precision::F32]
+            } else {
+                precisions.clone()
+            };
+            ps.into_iter().map(move |p| case.clone().with_precision(p))
+        })
+        .collect();
     let ctx = xent::Context::from_env()?;
     let mut results = Vec::new();
     if !args.json {
