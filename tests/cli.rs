@@ -283,6 +283,96 @@ fn mean_loss_and_gradient_match_the_host_api() {
 }
 
 #[test]
+fn precision_bf16_stores_and_checks_in_bf16() {
+    let Some(ctx) = gpu("precision_bf16_stores_and_checks_in_bf16") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // float64 logits, rounded to bf16 on load.
+    let x64: Vec<f64> = (0..3 * 131)
+        .map(|i| (f64::from(i) * 0.37).sin() * 6.0)
+        .collect();
+    let t: Vec<i64> = vec![1, 130, 64];
+    let x = write(d, "x.npy", &[3, 131], &x64);
+    let tp = write(d, "t.npy", &[3], &t);
+    let (lp, gp) = (d.join("loss.npy"), d.join("grad.npy"));
+    let args = |precision: &'static str| {
+        vec![
+            "loss".to_string(),
+            "--logits".into(),
+            s(&x).into(),
+            "--targets".into(),
+            s(&tp).into(),
+            "--loss-out".into(),
+            s(&lp).into(),
+            "--grad-out".into(),
+            s(&gp).into(),
+            "--precision".into(),
+            precision.into(),
+        ]
+    };
+    let run = |precision| {
+        let a = args(precision);
+        xent(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = ok(&run("bf16"));
+    assert!(out.contains("agree"), "{out}");
+    let xb: Vec<half::bf16> = x64.iter().map(|&v| half::bf16::from_f64(v)).collect();
+    let lib = ctx
+        .cross_entropy_bf16(
+            &xb,
+            &[3, 131],
+            xent::Targets::I64(&t),
+            xent::Weights::none(),
+            &Default::default(),
+        )
+        .unwrap();
+    let (_, loss) = read_f32(&lp);
+    let (_, grad) = read_f32(&gp);
+    assert_eq!(loss, lib.loss);
+    assert_eq!(Some(grad.clone()), lib.grad);
+    // Exactly what bf16 holds: every gradient value survives a bf16 round trip.
+    assert!(grad.iter().all(|&g| half::bf16::from_f32(g).to_f32() == g));
+    // The CPU path computes on the same rounded logits.
+    let mut a = args("bf16");
+    a.extend(["--backend".to_string(), "cpu".to_string()]);
+    ok(&xent(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let (_, cpu_loss) = read_f32(&lp);
+    assert!(
+        (cpu_loss[0] - lib.loss[0]).abs() <= 1e-4 * lib.loss[0].abs(),
+        "{cpu_loss:?} vs {:?}",
+        lib.loss
+    );
+    fails_with(
+        &[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&tp),
+            "--precision",
+            "f64",
+        ],
+        "--precision",
+    );
+    fails_with(
+        &[
+            "loss",
+            "--loss",
+            "mse",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&x),
+            "--precision",
+            "bf16",
+        ],
+        "--precision does not apply to --loss mse",
+    );
+}
+
+#[test]
 fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend() {
     let name = "none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend";
     let Some(ctx) = gpu(name) else { return };

@@ -40,6 +40,8 @@ mod info;
 mod loss;
 #[path = "xent/npy.rs"]
 mod npy;
+#[path = "xent/precision.rs"]
+mod precision;
 
 #[derive(Parser)]
 #[command(

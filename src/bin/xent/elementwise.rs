@@ -11,6 +11,7 @@ use xent::{cpu, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
 
 use crate::loss::{self, Check, Computed, LossArgs, Mode};
 use crate::npy::{self, Array};
+use crate::precision::PrecisionArg;
 use crate::{usage, BackendArg, Failure};
 
 /// `--loss`: its values are the library's names (`ElementwiseLoss::name`).
@@ -91,7 +92,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let loss = kind.elementwise(&args.elementwise);
     let ce = loss.is_none();
     let e = &args.elementwise;
-    let options: [(&str, bool, bool, &str); 7] = [
+    let options: [(&str, bool, bool, &str); 8] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -129,6 +130,12 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
             "it is cross-entropy's",
         ),
         ("--input", args.input.is_some(), ce, "it is cross-entropy's"),
+        (
+            "--precision",
+            args.precision != PrecisionArg::F32,
+            ce,
+            "the elementwise losses are f32 only for now",
+        ),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {

@@ -13,6 +13,7 @@ use xent::{cpu, CrossEntropyOptions, InputKind, Layout, Reduction, Targets, Tole
 
 use crate::elementwise::{self, ElementwiseArgs, LossKind};
 use crate::npy::{self, Array};
+use crate::precision::PrecisionArg;
 use crate::{usage, BackendArg, Failure};
 
 // The cross-entropy-only options are `Option`s, so that one given with an
@@ -74,6 +75,12 @@ pub struct LossArgs {
     /// Do not check the GPU result against the CPU path.
     #[arg(long)]
     pub(crate) no_check: bool,
+    /// Cross-entropy: the storage of the logits and the gradient on the GPU
+    /// (sums stay f32). The logits are rounded to it on load; the outputs
+    /// are float32 .npy of exactly what the GPU wrote; the check runs on
+    /// the rounded logits. f16 needs an adapter with SHADER_F16.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub(crate) precision: PrecisionArg,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +171,7 @@ struct Problem {
 pub(crate) struct Mode {
     pub(crate) backend: BackendArg,
     pub(crate) check: bool,
+    pub(crate) precision: PrecisionArg,
 }
 
 impl Mode {
@@ -171,6 +179,7 @@ impl Mode {
         Mode {
             backend: args.backend,
             check: !args.no_check,
+            precision: args.precision,
         }
     }
 }
@@ -422,7 +431,17 @@ pub(crate) fn floats(
 /// values.
 fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     if mode.backend == BackendArg::Cpu {
-        let input = p.input.f64();
+        // On the inputs the GPU would store (f64 as read, for f32).
+        let input: Cow<'_, [f64]> = match mode.precision {
+            PrecisionArg::F32 => p.input.f64(),
+            precision => Cow::Owned(
+                precision
+                    .round(&p.input.f32())
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+            ),
+        };
         let weights = p.weights.as_ref().map(Floats::f64);
         let probs = p.targets.probs().map(Floats::f64);
         let targets = p.targets.as_targets(probs.as_deref());
@@ -441,7 +460,7 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         });
     }
 
-    let input = p.input.f32();
+    let input = mode.precision.round(&p.input.f32());
     let weights = p.weights.as_ref().map(Floats::f32);
     let probs = p.targets.probs().map(Floats::f32);
     let targets = p.targets.as_targets(probs.as_deref());
@@ -451,7 +470,9 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     };
     let ctx = context()?;
     let start = Instant::now();
-    let out = ctx.cross_entropy_with(&input, &p.dims, targets, class, &p.opts)?;
+    let out = mode
+        .precision
+        .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts)?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {
@@ -461,7 +482,7 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         Some(Check {
             loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
             grad_diff: xent::max_abs_diff(&grad, want_grad),
-            verdict: tol.compare_cross_entropy(&out, &want, &tol),
+            verdict: tol.compare_cross_entropy(&out, &want, &mode.precision.grad_tolerance()),
         })
     } else {
         None

@@ -1,0 +1,78 @@
+//! `xent loss --precision`: the storage of cross-entropy's logits and
+//! gradient on the GPU. The inputs are rounded to it on load, the GPU reads
+//! and writes it (summing in f32), and the CPU check runs on the rounded
+//! inputs, holding the gradient to that precision's tolerance.
+
+use clap::ValueEnum;
+use half::{bf16, f16};
+use xent::{CrossEntropyOptions, CrossEntropyOutput, Targets, Tolerance, Weights};
+
+/// The values of `--precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum PrecisionArg {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl PrecisionArg {
+    /// `input` as the GPU will store it, widened back to f32 exactly.
+    pub(crate) fn round(self, input: &[f32]) -> Vec<f32> {
+        match self {
+            PrecisionArg::F32 => input.to_vec(),
+            PrecisionArg::F16 => input.iter().map(|&v| f16::from_f32(v).to_f32()).collect(),
+            PrecisionArg::Bf16 => input.iter().map(|&v| bf16::from_f32(v).to_f32()).collect(),
+        }
+    }
+
+    /// The tolerance of a gradient stored in this precision.
+    pub(crate) fn grad_tolerance(self) -> Tolerance {
+        match self {
+            PrecisionArg::F32 => Tolerance::default(),
+            PrecisionArg::F16 => Tolerance::F16,
+            PrecisionArg::Bf16 => Tolerance::BF16,
+        }
+    }
+
+    /// Cross-entropy on the GPU with the logits stored in this precision
+    /// (`input` already rounded to it, so the conversion is exact).
+    pub(crate) fn cross_entropy(
+        self,
+        ctx: &xent::Context,
+        input: &[f32],
+        dims: &[usize],
+        targets: Targets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+    ) -> xent::Result<CrossEntropyOutput<f32>> {
+        match self {
+            PrecisionArg::F32 => ctx.cross_entropy_with(input, dims, targets, weights, opts),
+            PrecisionArg::F16 => {
+                let x: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
+                ctx.cross_entropy_f16(&x, dims, targets, weights, opts)
+            }
+            PrecisionArg::Bf16 => {
+                let x: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
+                ctx.cross_entropy_bf16(&x, dims, targets, weights, opts)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_to_the_stored_type() {
+        let x = [0.1f32, 1.0 / 3.0, 65_520.0];
+        assert_eq!(PrecisionArg::F32.round(&x), x.to_vec());
+        assert_eq!(
+            PrecisionArg::Bf16.round(&x)[0],
+            bf16::from_f32(0.1).to_f32()
+        );
+        // Past f16's largest finite value: infinity, as the GPU would store it.
+        assert!(PrecisionArg::F16.round(&x)[2].is_infinite());
+    }
+}
