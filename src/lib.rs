@@ -38,7 +38,9 @@ mod verify;
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, headless_device, Context};
-pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+pub use ops::cross_entropy::options::{
+    CrossEntropyOptions, EmptyMean, InputKind, Reduction, Strategy,
+};
 pub use ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 pub use ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
 pub use ops::elementwise::{

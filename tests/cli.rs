@@ -1868,6 +1868,93 @@ fn bench_json_is_one_document() {
 }
 
 #[test]
+fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
+    if gpu("bench_strategies_all_times_every_strategy_that_serves_a_case").is_none() {
+        return;
+    }
+    let out = ok(&xent(&[
+        "bench",
+        "--json",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--cases",
+        "16x100,2x5x4x4",
+        "--strategies",
+        "all",
+    ]));
+    // (16, 100): every strategy but pixels4; the (2, 5, 4, 4) map: narrow,
+    // pixels4, split.
+    for name in [
+        "16x100",
+        "16x100 [wide]",
+        "16x100 [wide4]",
+        "16x100 [wide-mixed]",
+        "16x100 [narrow]",
+        "16x100 [narrow4]",
+        "16x100 [split]",
+        "2x5x4x4 [narrow]",
+        "2x5x4x4 [pixels4]",
+        "2x5x4x4 [split]",
+    ] {
+        assert!(
+            out.contains(&format!("\"name\":\"{name}\"")),
+            "{name}: {out}"
+        );
+    }
+    for name in ["16x100 [pixels4]", "2x5x4x4 [wide4]", "2x5x4x4 [wide]"] {
+        assert!(
+            !out.contains(&format!("\"name\":\"{name}\"")),
+            "{name}: {out}"
+        );
+    }
+    // A named strategy that cannot serve a case is an error, not left out.
+    fails_with(
+        &[
+            "bench",
+            "--iters",
+            "1",
+            "--no-cpu",
+            "--cases",
+            "16x100",
+            "--strategies",
+            "pixels4",
+        ],
+        "pixels4",
+    );
+    fails_with(&["bench", "--strategies", "fastest"], "strategy");
+}
+
+#[test]
+fn xent_strategy_forces_a_strategy_for_the_process() {
+    if gpu("xent_strategy_forces_a_strategy_for_the_process").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    let run = |strategy: &str| {
+        Command::new(env!("CARGO_BIN_EXE_xent"))
+            .args(["loss", "--logits", s(&x), "--targets", s(&t)])
+            .env("XENT_STRATEGY", strategy)
+            .output()
+            .unwrap()
+    };
+    for strategy in ["narrow", "wide", "wide-mixed", "split", "auto"] {
+        let o = run(strategy);
+        assert!(ok(&o).contains("loss (mean): 3.792"), "{strategy}: {o:?}");
+    }
+    // pixels4 cannot serve rows: the forced strategy is refused, naming it.
+    let o = run("pixels4");
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(errors(&o)[0].contains("pixels4 serves maps"), "{o:?}");
+    let o = run("fastest");
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(errors(&o)[0].contains("strategy = fastest"), "{o:?}");
+}
+
+#[test]
 fn bench_profile_lists_each_dispatch_in_order() {
     let Some(ctx) = gpu("bench_profile_lists_each_dispatch_in_order") else {
         return;

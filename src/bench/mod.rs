@@ -22,6 +22,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::gpu::encode::Timing;
 use crate::gpu::Context;
+use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::cross_entropy::Precision;
 use crate::ops::elementwise::ElementwiseLoss;
 use crate::shape::Layout;
@@ -38,6 +39,8 @@ pub struct BenchCase {
     /// The storage of the logits and the gradient (cross-entropy; the
     /// elementwise losses are f32 only for now).
     pub precision: Precision,
+    /// Cross-entropy's kernel strategy (`Auto`, or one forced).
+    pub strategy: Strategy,
 }
 
 impl BenchCase {
@@ -53,6 +56,25 @@ impl BenchCase {
             dims: dims.to_vec(),
             loss: None,
             precision: Precision::F32,
+            strategy: Strategy::Auto,
+        }
+    }
+
+    /// The case with its kernel strategy forced, named so (`4096x4096 [wide4]`).
+    ///
+    /// ```
+    /// let case = xent::bench::BenchCase::new(&[64, 64]).with_strategy(xent::Strategy::Wide4);
+    /// assert_eq!(case.name, "64x64 [wide4]");
+    /// ```
+    pub fn with_strategy(self, strategy: Strategy) -> Self {
+        let name = match strategy {
+            Strategy::Auto => self.name.clone(),
+            forced => format!("{} [{}]", self.name, forced.name()),
+        };
+        Self {
+            name,
+            strategy,
+            ..self
         }
     }
 

@@ -5,7 +5,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::encode::Timing;
 use crate::gpu::Context;
-use crate::ops::cross_entropy::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, Strategy};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE};
 use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions};
 use crate::shape::Layout;
@@ -26,6 +26,7 @@ pub struct Prepared<'a> {
     pub elementwise_targets: Vec<f32>,
     loss_kind: Option<ElementwiseLoss>,
     precision: Precision,
+    strategy: Strategy,
     logits_buf: wgpu::Buffer,
     targets_buf: wgpu::Buffer,
     grad: wgpu::Buffer,
@@ -137,6 +138,7 @@ impl<'a> Prepared<'a> {
             elementwise_targets,
             loss_kind: case.loss,
             precision: case.precision,
+            strategy: case.strategy,
         })
     }
 
@@ -171,11 +173,12 @@ impl<'a> Prepared<'a> {
                         &self.status,
                     )
                 };
-                self.ctx.prepare_cross_entropy(
-                    &self.dims,
-                    &CrossEntropyOptions::default(),
-                    &buffers,
-                )?
+                let opts = CrossEntropyOptions {
+                    strategy: self.strategy,
+                    ..Default::default()
+                };
+                self.ctx
+                    .prepare_cross_entropy(&self.dims, &opts, &buffers)?
             }
             Some(loss) => {
                 let buffers = ElementwiseBuffers {

@@ -31,6 +31,8 @@ pub struct Context {
     pub(crate) fault: Option<crate::verify::Fault>,
     /// Rows of long classes fewer than this are split over workgroups (see `RowStrategy`).
     pub(crate) split_rows_below: usize,
+    /// `XENT_STRATEGY`: the strategy of every call whose options say `Auto`.
+    pub(crate) forced_strategy: Option<crate::Strategy>,
 }
 
 impl Context {
@@ -40,9 +42,14 @@ impl Context {
     /// Every buffer and encoder later passed to this context must come from
     /// this same device (see [`CrossEntropyBuffers`](crate::CrossEntropyBuffers)).
     ///
+    /// `XENT_STRATEGY=<name>` (see [`Strategy`](crate::Strategy)) forces a
+    /// kernel strategy on every cross-entropy call whose options say `Auto`.
+    ///
     /// # Errors
     /// [`Error::Gpu`](crate::Error::Gpu) if a shader fails to compile on this device;
-    /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost.
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost;
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for an
+    /// `XENT_STRATEGY` that names no strategy.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,6 +59,13 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let forced_strategy = match std::env::var("XENT_STRATEGY") {
+            Ok(name) => match name.parse()? {
+                crate::Strategy::Auto => None,
+                forced => Some(forced),
+            },
+            Err(_) => None,
+        };
         check_alive(&device)?;
         let scope = GpuScope::push(&device);
         let kernels = Kernels::build(&device);
@@ -71,6 +85,7 @@ impl Context {
             verify: None,
             fault: None,
             split_rows_below,
+            forced_strategy,
         })
     }
 

@@ -12,6 +12,12 @@ pub struct BenchArgs {
     /// each case in each, e.g. f32,bf16.
     #[arg(long, value_name = "f32|f16|bf16", default_value = "f32")]
     precision: String,
+    /// Cross-entropy's kernel strategies to time each case with:
+    /// comma-separated names (auto, wide, wide4, wide-mixed, narrow,
+    /// narrow4, pixels4, split), or `all` for auto and every strategy that
+    /// can serve the case.
+    #[arg(long, value_name = "auto|all|NAME,...", default_value = "auto")]
+    strategies: String,
     /// Timed runs per case (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     iters: u64,
@@ -57,16 +63,33 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // Each cross-entropy case in each precision; the elementwise ones in f32.
+    let all = args.strategies.trim() == "all";
+    let strategies: Vec<xent::Strategy> = if all {
+        std::iter::once(xent::Strategy::Auto)
+            .chain(xent::Strategy::FORCED)
+            .collect()
+    } else {
+        args.strategies
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()?
+    };
+    // Each cross-entropy case in each precision and strategy; the
+    // elementwise ones in f32, with their one kernel.
     let cases: Vec<xent::bench::BenchCase> = cases
         .into_iter()
         .flat_map(|case| {
-            let ps = if case.loss.is_some() {
-                vec![xent::Precision::F32]
+            let (ps, ss) = if case.loss.is_some() {
+                (vec![xent::Precision::F32], vec![xent::Strategy::Auto])
             } else {
-                precisions.clone()
+                (precisions.clone(), strategies.clone())
             };
-            ps.into_iter().map(move |p| case.clone().with_precision(p))
+            ps.into_iter().flat_map(move |p| {
+                let case = case.clone();
+                ss.clone()
+                    .into_iter()
+                    .map(move |s| case.clone().with_precision(p).with_strategy(s))
+            })
         })
         .collect();
     let ctx = xent::Context::from_env()?;
@@ -74,7 +97,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());
         say!(
-            "{:>26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "{:>34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
             "case",
             "fused ms",
             "clock",
@@ -86,13 +109,21 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
         );
     }
     for case in &cases {
-        let mut r = xent::bench::run_case(&ctx, case, args.iters as usize, !args.no_cpu)?;
+        let mut r = match xent::bench::run_case(&ctx, case, args.iters as usize, !args.no_cpu) {
+            // With `all`, the strategies that cannot serve a case are left out.
+            Err(xent::Error::Unsupported { .. })
+                if all && case.strategy != xent::Strategy::Auto =>
+            {
+                continue
+            }
+            r => r?,
+        };
         if args.profile {
             r.dispatches = xent::bench::profile_case(&ctx, case, args.iters as usize)?;
         }
         if !args.json {
             say!(
-                "{:>26} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
+                "{:>34} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
                 r.name,
                 r.kernel_ms(),
                 if r.gpu_ms.is_some() { "gpu" } else { "wall" },

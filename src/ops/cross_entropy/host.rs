@@ -262,6 +262,7 @@ impl Context {
                 weights: weights.class.is_some(),
                 correct: opts.count_correct,
                 reduction: opts.reduction,
+                strategy: opts.strategy,
             },
         )?;
 

@@ -143,6 +143,8 @@ pub enum EmptyMean {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossEntropyOptions {
+    /// The kernel strategy: [`Strategy::Auto`] (the default) or one forced.
+    pub strategy: Strategy,
     /// How row losses are combined. Default [`Reduction::Mean`].
     pub reduction: Reduction,
     /// Targets equal to this are skipped: loss 0, gradient 0, whatever the
@@ -173,9 +175,90 @@ pub struct CrossEntropyOptions {
     pub count_correct: bool,
 }
 
+/// Which kernel strategy spreads a call's rows over invocations (see
+/// ARCHITECTURE.md's table). `Auto`, the default, chooses by the shape and
+/// the device; the others force one, for measuring strategies against each
+/// other (`xent bench --strategies all`). A forced strategy that cannot
+/// serve a shape (its layout, or the loop bound) is
+/// [`Error::Unsupported`], never a silent fallback. The environment variable
+/// `XENT_STRATEGY=<name>` forces one for every call of a process whose
+/// options say `Auto`.
+///
+/// ```
+/// let s: xent::Strategy = "wide4".parse()?;
+/// assert_eq!((s, s.name()), (xent::Strategy::Wide4, "wide4"));
+/// assert!("fastest".parse::<xent::Strategy>().is_err());
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// Chosen by shape and device.
+    #[default]
+    Auto,
+    /// A workgroup per row, scalar access (`inner = 1`).
+    Wide,
+    /// A workgroup per row, vec4 access (`inner = 1`, `C % 4 = 0`).
+    Wide4,
+    /// A workgroup per row through vec4 views, rows starting mid-vec4
+    /// (`inner = 1`, buffers in whole vec4s).
+    WideMixed,
+    /// An invocation per row (any layout).
+    Narrow,
+    /// An invocation per row, vec4 access (`inner = 1`, `C % 4 = 0`).
+    Narrow4,
+    /// Four neighbouring pixels per invocation (`inner % 4 = 0`).
+    Pixels4,
+    /// Several workgroups per row over spans of classes (any layout).
+    Split,
+}
+
+impl Strategy {
+    /// Every strategy that can be forced.
+    pub const FORCED: [Strategy; 7] = [
+        Strategy::Wide,
+        Strategy::Wide4,
+        Strategy::WideMixed,
+        Strategy::Narrow,
+        Strategy::Narrow4,
+        Strategy::Pixels4,
+        Strategy::Split,
+    ];
+
+    /// The strategy's name (`auto`, `wide`, `wide4`, `wide-mixed`, `narrow`,
+    /// `narrow4`, `pixels4`, `split`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Auto => "auto",
+            Strategy::Wide => "wide",
+            Strategy::Wide4 => "wide4",
+            Strategy::WideMixed => "wide-mixed",
+            Strategy::Narrow => "narrow",
+            Strategy::Narrow4 => "narrow4",
+            Strategy::Pixels4 => "pixels4",
+            Strategy::Split => "split",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        std::iter::once(Strategy::Auto)
+            .chain(Strategy::FORCED)
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::InvalidOption {
+                name: "strategy",
+                value: s.to_string(),
+                expected: "auto, wide, wide4, wide-mixed, narrow, narrow4, pixels4 or split",
+            })
+    }
+}
+
 impl Default for CrossEntropyOptions {
     fn default() -> Self {
         Self {
+            strategy: Strategy::Auto,
             reduction: Reduction::Mean,
             ignore_index: -100,
             label_smoothing: 0.0,

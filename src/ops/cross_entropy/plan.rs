@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Context;
-use crate::ops::cross_entropy::options::Reduction;
+use crate::ops::cross_entropy::options::{Reduction, Strategy};
 use crate::shape::Layout;
 
 /// Rows with at least this many classes get a workgroup each; shorter rows
@@ -147,6 +147,69 @@ impl RowStrategy {
         Ok(split)
     }
 
+    /// The strategy `forced` names, for `layout`, or [`Error::Unsupported`]
+    /// naming what it needs when it cannot serve the layout (`mixed`: the
+    /// buffers hold whole vec4s) or would pass the loop bound. `Split` gets
+    /// the spans `choose` would give it.
+    pub(crate) fn forced(
+        forced: Strategy,
+        layout: &Layout,
+        mixed: bool,
+        wide_wg: usize,
+    ) -> Result<Self> {
+        let (classes, inner) = (layout.classes, layout.inner);
+        let (strategy, needs) = match forced {
+            Strategy::Auto => unreachable!("Auto is chosen, not forced"),
+            Strategy::Wide => (RowStrategy::Wide, inner == 1),
+            Strategy::Wide4 => (RowStrategy::Wide4, inner == 1 && classes.is_multiple_of(4)),
+            // Its seams hold two rows' elements at most.
+            Strategy::WideMixed => (RowStrategy::WideMixed, inner == 1 && mixed && classes >= 4),
+            Strategy::Narrow => (RowStrategy::Narrow, true),
+            Strategy::Narrow4 => (
+                RowStrategy::Narrow4,
+                inner == 1 && classes.is_multiple_of(4),
+            ),
+            Strategy::Pixels4 => (RowStrategy::Pixels4, inner.is_multiple_of(4)),
+            Strategy::Split => {
+                let occupancy = (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS);
+                let needed = classes.div_ceil(wide_wg * LOOP_TRIPS_MAX);
+                (
+                    RowStrategy::Split {
+                        splits: occupancy.max(needed),
+                    },
+                    true,
+                )
+            }
+        };
+        let name = forced.name();
+        if !needs {
+            let what = match forced {
+                Strategy::Wide => "rows of inner = 1",
+                Strategy::Wide4 | Strategy::Narrow4 => "rows of inner = 1 and C % 4 = 0",
+                Strategy::WideMixed => "rows of inner = 1, C >= 4, in buffers of whole vec4s",
+                _ => "maps of inner % 4 = 0",
+            };
+            return Err(Error::Unsupported {
+                what: "the forced strategy",
+                reason: format!(
+                    "{name} serves {what}; shape {:?} is (outer {}, C {classes}, inner {inner})",
+                    layout.dims, layout.outer
+                ),
+            });
+        }
+        let trips = strategy.loop_trips(classes, wide_wg);
+        if trips > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "the forced strategy",
+                reason: format!(
+                    "{name} would loop {trips} times per invocation for {classes} classes, \
+                     more than the {LOOP_TRIPS_MAX} xent bounds every invocation to"
+                ),
+            });
+        }
+        Ok(strategy)
+    }
+
     /// The most loop iterations one invocation of this strategy's rows
     /// passes runs for rows of `classes` classes (an upper bound, counted
     /// from the kernels' loops; the fixed-class kernels loop over at most 32
@@ -241,6 +304,8 @@ pub(crate) struct PlanInputs {
     pub weights: bool,
     pub correct: bool,
     pub reduction: Reduction,
+    /// The options' strategy (`Auto`: the context's forced one, if any, else chosen).
+    pub strategy: Strategy,
 }
 
 /// A cross-entropy call's strategy, chunks and scratch layout.
@@ -279,15 +344,15 @@ impl Context {
             self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
         };
         // An empty batch runs no rows pass: any strategy will do.
-        let strategy = if rows == 0 {
-            RowStrategy::Narrow
-        } else {
-            RowStrategy::choose(
-                layout,
-                self.split_rows_below,
-                p.mixed,
-                self.kernels.wide_wg as usize,
-            )?
+        let wide_wg = self.kernels.wide_wg as usize;
+        let strategy = match (rows, p.strategy, self.forced_strategy) {
+            (0, _, _) => RowStrategy::Narrow,
+            (_, Strategy::Auto, None) => {
+                RowStrategy::choose(layout, self.split_rows_below, p.mixed, wide_wg)?
+            }
+            (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
+                RowStrategy::forced(forced, layout, p.mixed, wide_wg)?
+            }
         };
         let splits = strategy.splits() as u64;
         // Scratch: 4 words of statistics, a flag per row when counting

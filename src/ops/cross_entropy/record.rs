@@ -214,6 +214,7 @@ impl Context {
                 weights: b.weights.is_some(),
                 correct: b.correct.is_some(),
                 reduction: opts.reduction,
+                strategy: opts.strategy,
             },
         )?;
         let CallPlan {
