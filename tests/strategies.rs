@@ -29,9 +29,9 @@ fn serves(strategy: Strategy, dims: &[usize]) -> bool {
     let inner: usize = dims.iter().skip(2).product();
     match strategy {
         Strategy::Wide => inner == 1,
-        Strategy::Wide4 | Strategy::Narrow4 => inner == 1 && c % 4 == 0,
+        Strategy::Wide4 | Strategy::Narrow4 => inner == 1 && c.is_multiple_of(4),
         Strategy::WideMixed => inner == 1 && c >= 4,
-        Strategy::Pixels4 => inner % 4 == 0,
+        Strategy::Pixels4 => inner.is_multiple_of(4),
         Strategy::Auto | Strategy::Narrow | Strategy::Split => true,
     }
 }
