@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# xent on a Linux machine with an NVIDIA GPU, in one command, in under 8
+# minutes, installing nothing from the network:
+#
+#   benches/device.sh DEBS_DIR OUT_DIR
+#
+# DEBS_DIR holds the Vulkan loader's .debs (libvulkan1 and friends), unpacked
+# only when the machine has no libvulkan; OUT_DIR gets the results:
+#   info.txt      `xent info`
+#   bench.json    `xent bench --json --strategies all --precision f32,bf16`
+#                 on the reference cases (every strategy that serves each)
+#   torch.json    benches/compare_torch.py --device cuda (eager and
+#                 torch.compile, f32 and bf16) against the same binary, when
+#                 PyTorch with CUDA is there
+#   large.txt     one bf16 cross-entropy call past 2^32 elements
+#   summary.md    the tables of all of it
+# Environment: XENT (the binary, default target/release/xent, prebuilt),
+# CASES (default: the reference cases), ITERS (default 10), WGPU_BACKEND
+# (default vulkan). Each step has its own time limit; one that fails is
+# recorded in summary.md and the rest still run.
+set -uo pipefail
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 DEBS_DIR OUT_DIR" >&2
+    exit 2
+fi
+debs=$1
+out=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+xent=${XENT:-$root/target/release/xent}
+iters=${ITERS:-10}
+cases=${CASES:-4096x4096,256x50257,65536x32,16x128256,8x21x256x256,bce-with-logits:4096x4096}
+export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
+mkdir -p "$out"
+if [ ! -x "$xent" ]; then
+    echo "no xent binary at $xent: build it first (cargo build --release)" >&2
+    exit 2
+fi
+
+# The Vulkan loader, from the given .debs only (no network).
+if ! ldconfig -p | grep -q libvulkan; then
+    found=0
+    for f in "$debs"/*.deb; do
+        [ -e "$f" ] || continue
+        dpkg -x "$f" /
+        found=1
+    done
+    [ "$found" = 1 ] || echo "warning: no libvulkan and no .deb in $debs" >&2
+    ldconfig
+fi
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -e "$icd" ]; then
+    export VK_DRIVER_FILES=$icd
+fi
+egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -e "$egl" ]; then
+    export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
+fi
+
+status=()
+step() {
+    # step NAME SECONDS OUTPUT COMMAND...: runs COMMAND with a time limit,
+    # its stdout into OUTPUT, and records how it ended.
+    local name=$1 limit=$2 file=$3
+    shift 3
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$file" 2>"$file.err"
+    local rc=$?
+    status+=("| $name | $([ $rc = 0 ] && echo ok || echo "failed (exit $rc)") | $((SECONDS - start)) s |")
+    echo "== $name: exit $rc, $((SECONDS - start)) s" >&2
+    return 0
+}
+
+step "xent info" 60 "$out/info.txt" "$xent" info
+cat "$out/info.txt"
+step "xent bench, every strategy, f32 and bf16" 300 "$out/bench.json" \
+    "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" --cases "$cases"
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    # Cross-entropy cases only: compare_torch times F.cross_entropy.
+    ce_cases=$(echo "$cases" | tr ',' '\n' | grep -v ':' | paste -sd, -)
+    step "PyTorch eager and compiled, f32 and bf16" 240 "$out/torch.txt" \
+        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$ce_cases" \
+        --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/torch.json"
+else
+    status+=("| PyTorch eager and compiled | skipped: no PyTorch with CUDA here | - |")
+fi
+# Past 2^32 elements: 65 536 x 65 537 bf16 logits (8.6 GB). xent's kernels
+# index a tensor with 32 bits today, so this records its typed refusal
+# until they do not.
+step "one bf16 call past 2^32 elements" 120 "$out/large.txt" \
+    "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases 65536x65537
+
+python3 - "$out" "${status[@]}" <<'EOF'
+import json, os, sys
+out, status = sys.argv[1], sys.argv[2:]
+lines = ["# xent on this machine", "", "| step | result | time |", "|---|---|---|", *status, ""]
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+bench = load("bench.json")
+if bench:
+    lines += [f"adapter: {bench['adapter']}", "", "| case | GPU ms | GB/s | of copy |", "|---|---|---|---|"]
+    for r in bench["results"]:
+        ms = r["gpu_ms"] if r["gpu_ms"] is not None else r["wall_ms"]
+        lines.append(f"| {r['name']} | {ms:.3f} | {r['gbps']:.1f} | {r['copy_ratio']:.0%} |")
+    lines.append("")
+torch = load("torch.json")
+if torch:
+    lines += [f"PyTorch {torch['torch']} on {torch['device']}", "",
+              "| case | xent wall ms | torch eager ms | speed-up | torch.compile ms | speed-up |",
+              "|---|---|---|---|---|---|"]
+    for r in torch["results"]:
+        c = r["torch_compiled_ms"]
+        lines.append(f"| {r['name']} | {r['wall_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup_eager']:.2f}x | "
+                     + (f"{c:.3f} | {r['speedup_compiled']:.2f}x |" if c is not None else "- | - |"))
+    lines.append("")
+for name in ("large.txt.err", "bench.json.err"):
+    try:
+        text = open(os.path.join(out, name)).read().strip()
+    except OSError:
+        text = ""
+    if text:
+        lines += [f"{name}:", "", "```", text[-2000:], "```", ""]
+open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
+print("\n".join(lines))
+EOF
