@@ -38,7 +38,8 @@ use crate::ops::elementwise::ElementwiseOutput;
 /// How far a GPU result may be from the CPU's: GPU value `g` matches CPU
 /// value `c` whose terms have magnitude `M` when
 /// `|g − c| ≤ rel·max(|g|, |c|, M) + abs`, or both are NaN, or `c` rounded to
-/// f32 is the infinity `g` is. `M` comes with the CPU twins' values
+/// the output's type is the infinity `g` is (`|c| ≥ overflow`, f32's by
+/// default). `M` comes with the CPU twins' values
 /// ([`crate::cpu::Reference`], [`crate::cpu::CrossEntropyOutput::magnitude`]):
 /// `|c|` for a value computed without cancellation, so that a small value
 /// left at 0 never passes, and the size of the terms where they cancel
@@ -61,13 +62,22 @@ pub struct Tolerance {
     pub rel: f64,
     /// Absolute floor.
     pub abs: f64,
+    /// Where the output's type rounds to infinity: a CPU value at least
+    /// this large is compared as the infinity a kernel writes (f32's
+    /// `MAX` plus half its last step by default; f16's 65 520 for
+    /// [`Tolerance::F16`]).
+    pub overflow: f64,
 }
+
+/// f32's `MAX` plus half its last step: the smallest value f32 rounds to infinity.
+const F32_OVERFLOW: f64 = 3.402_823_567_797_336_6e38;
 
 impl Default for Tolerance {
     fn default() -> Self {
         Self {
             rel: 1e-4,
             abs: f64::from(f32::MIN_POSITIVE),
+            overflow: F32_OVERFLOW,
         }
     }
 }
@@ -84,6 +94,7 @@ impl Tolerance {
     pub const F16: Tolerance = Tolerance {
         rel: 1e-3,
         abs: 6.103_515_625e-5,
+        overflow: 65_520.0,
     };
 
     /// The policy for outputs stored in bf16 (the gradient of
@@ -101,6 +112,8 @@ impl Tolerance {
     pub const BF16: Tolerance = Tolerance {
         rel: 8e-3,
         abs: f32::MIN_POSITIVE as f64,
+        // (2 − 2⁻⁸)·2¹²⁷: bf16's largest finite value plus half its last step.
+        overflow: 3.396_177_529_230_46e38,
     };
 
     /// Whether GPU value `gpu` matches CPU value `cpu`, computed without
@@ -125,7 +138,7 @@ impl Tolerance {
                 f64::INFINITY
             };
         }
-        let cpu32 = as_written(cpu);
+        let cpu32 = self.as_written(cpu);
         if gpu.is_infinite() || cpu32.is_infinite() {
             return if gpu == cpu32 { 0.0 } else { f64::INFINITY };
         }
@@ -217,7 +230,9 @@ impl Tolerance {
     }
 
     /// Compares every output of an elementwise loss call: the loss and,
-    /// where both have it, the gradient, with the magnitudes of `cpu`.
+    /// where both have it, the gradient, with the magnitudes of `cpu`;
+    /// `grad` is the gradient's tolerance (e.g. [`Tolerance::BF16`] for a
+    /// bf16 one).
     ///
     /// # Errors
     /// As [`Tolerance::compare`].
@@ -230,20 +245,21 @@ impl Tolerance {
     /// let mut gpu = xent::ElementwiseOutput { loss: vec![1.5], loss_dims: vec![],
     ///     grad: Some(vec![0.5, -0.5]), magnitude: None };
     /// let tol = xent::Tolerance::default();
-    /// tol.compare_elementwise(&gpu, &reference)?;
+    /// tol.compare_elementwise(&gpu, &reference, &tol)?;
     /// gpu.grad = Some(vec![0.5, 0.5]);
-    /// assert!(tol.compare_elementwise(&gpu, &reference).is_err());
+    /// assert!(tol.compare_elementwise(&gpu, &reference, &tol).is_err());
     /// # Ok(()) }
     /// ```
     pub fn compare_elementwise(
         &self,
         gpu: &ElementwiseOutput<f32>,
         cpu: &ElementwiseOutput<f64>,
+        grad: &Tolerance,
     ) -> Result<()> {
         let m = cpu.magnitude.as_ref();
         self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
         if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
-            self.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
+            grad.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
         }
         Ok(())
     }
@@ -291,15 +307,21 @@ impl Tolerance {
     }
 }
 
-/// CPU value `c` as an f32 kernel can write it where that differs in kind:
-/// past f32's range, the infinity; otherwise `c` itself.
-fn as_written(c: f64) -> f64 {
-    let c32 = f64::from(c as f32);
-    if c32.is_infinite() {
-        c32
-    } else {
-        c
+impl Tolerance {
+    /// CPU value `c` as a kernel can write it where that differs in kind:
+    /// past the output type's range, the infinity; otherwise `c` itself.
+    fn as_written(&self, c: f64) -> f64 {
+        if c.abs() >= self.overflow {
+            f64::INFINITY.copysign(c)
+        } else {
+            c
+        }
     }
+}
+
+/// CPU value `c` as an f32 kernel can write it (see [`Tolerance::overflow`]).
+fn as_written(c: f64) -> f64 {
+    Tolerance::default().as_written(c)
 }
 
 /// Largest |gpu − cpu| over two tensors, NaN-aware: positions where both are

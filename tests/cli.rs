@@ -1411,7 +1411,7 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
                 magnitude: None,
             };
             Tolerance::default()
-                .compare_elementwise(&written, &want)
+                .compare_elementwise(&written, &want, &xent::Tolerance::default())
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
         }
     }

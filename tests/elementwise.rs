@@ -128,7 +128,7 @@ fn check(
     let want = cpu::elementwise_loss(loss, &x, &y, dims, lw, &opts)
         .map_err(|e| format!("{what}: cpu: {e}"))?;
     Tolerance::default()
-        .compare_elementwise(&gpu, &want)
+        .compare_elementwise(&gpu, &want, &Tolerance::default())
         .map_err(|e| format!("{what}: {e}"))?;
     if gpu.loss_dims != want.loss_dims {
         return Err(format!(
@@ -611,7 +611,7 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
             cpu::elementwise_loss(ElementwiseLoss::BceWithLogits, &x, &y, &[1, 8], lw, &opts)
                 .unwrap();
         Tolerance::default()
-            .compare_elementwise(&got, &want)
+            .compare_elementwise(&got, &want, &Tolerance::default())
             .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
     }
 }
@@ -647,7 +647,7 @@ fn the_tolerance_of_a_difference_scales_with_the_difference() {
             magnitude: None,
         };
         let tol = Tolerance::default();
-        tol.compare_elementwise(&right, &want).unwrap();
+        tol.compare_elementwise(&right, &want, &tol).unwrap();
         let wrong_loss = xent::ElementwiseOutput {
             loss: vec![bad_loss],
             ..right.clone()
@@ -658,13 +658,13 @@ fn the_tolerance_of_a_difference_scales_with_the_difference() {
         };
         if loss != ElementwiseLoss::Bce {
             assert!(
-                tol.compare_elementwise(&wrong_loss, &want).is_err(),
+                tol.compare_elementwise(&wrong_loss, &want, &tol).is_err(),
                 "{loss:?} loss {bad_loss}"
             );
         }
         if bad_grad != right.grad.as_ref().unwrap()[0] {
             assert!(
-                tol.compare_elementwise(&wrong_grad, &want).is_err(),
+                tol.compare_elementwise(&wrong_grad, &want, &tol).is_err(),
                 "{loss:?} grad {bad_grad}"
             );
         }

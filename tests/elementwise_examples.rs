@@ -479,7 +479,7 @@ fn gpu_matches_pytorch() {
             )
             .unwrap();
             Tolerance::default()
-                .compare_elementwise(&out, &reference)
+                .compare_elementwise(&out, &reference, &Tolerance::default())
                 .unwrap_or_else(|e| panic!("{what}: gpu vs cpu: {e}"));
         }
     }

@@ -28,7 +28,8 @@ pub(crate) struct Kernels {
     /// or 0), each built when a call first uses it; at most
     /// [`PIPELINE_CACHE_MAX`], the least recently used dropped past that.
     cross_entropy: Mutex<PipelineCache<PipelineKey>>,
-    elementwise_module: wgpu::ShaderModule,
+    /// The elementwise modules, one per storage precision, built on first use.
+    elementwise_modules: Mutex<HashMap<Precision, wgpu::ShaderModule>>,
     /// The elementwise pipelines, one per (variant, entry point), built on first use.
     elementwise: Mutex<PipelineCache<(ElementwiseVariant, &'static str)>>,
     pub softmax_wide: wgpu::ComputePipeline,
@@ -71,6 +72,8 @@ pub(crate) struct ElementwiseVariant {
     pub weight_last: bool,
     pub has_pos_weight: bool,
     pub write_grad: bool,
+    /// The input's, the target's and the gradient's storage.
+    pub precision: Precision,
 }
 
 /// At most this many specialised cross-entropy pipelines stay cached per
@@ -158,7 +161,7 @@ impl Kernels {
             cross_entropy_module: ce,
             cross_entropy_half_modules: Mutex::new(HashMap::new()),
             cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
-            elementwise_module: module(device, "xent elementwise", &elementwise_source()),
+            elementwise_modules: Mutex::new(HashMap::new()),
             elementwise: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             softmax_wide: pipeline(device, &sm, "softmax_wide"),
             softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
@@ -232,8 +235,28 @@ impl Kernels {
             ("HAS_POS_WEIGHT", flag(v.has_pos_weight)),
             ("WRITE_GRAD", flag(v.write_grad)),
         ];
+        if v.precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16)
+        {
+            return Err(Error::Unsupported {
+                what: "f16 inputs and gradients",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
         let scope = GpuScope::push(device);
-        let pipeline = specialised(device, &self.elementwise_module, entry, &constants);
+        let module = {
+            let mut built = self
+                .elementwise_modules
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            built
+                .entry(v.precision)
+                .or_insert_with(|| {
+                    let label = format!("xent elementwise ({:?})", v.precision);
+                    module(device, &label, &elementwise_source(v.precision))
+                })
+                .clone()
+        };
+        let pipeline = specialised(device, &module, entry, &constants);
         scope.pop(&format!("building {entry} for {v:?}"))?;
         cache.insert((v, entry), pipeline.clone());
         Ok(pipeline)
@@ -384,7 +407,12 @@ mod tests {
             }
         }
         validates("softmax", &softmax_source());
-        validates("elementwise", &elementwise_source());
+        for precision in [Precision::F32, Precision::F16, Precision::BF16] {
+            validates(
+                &format!("elementwise, {precision:?}"),
+                &elementwise_source(precision),
+            );
+        }
         validates("copy", COPY_WGSL);
     }
 

@@ -28,6 +28,7 @@ const ELEM_F32_WGSL: &str = include_str!("../../shaders/lib/elem_f32.wgsl");
 const ELEM_F16_WGSL: &str = include_str!("../../shaders/lib/elem_f16.wgsl");
 const ELEM_ACCESS_WGSL: &str = include_str!("../../shaders/lib/elem_access.wgsl");
 const ELEM_BF16_WGSL: &str = include_str!("../../shaders/lib/elem_bf16.wgsl");
+const BF16_WGSL: &str = include_str!("../../shaders/lib/bf16.wgsl");
 const WORKGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/workgroup_reductions.wgsl");
 const WORKGROUP_TREES_WGSL: &str = include_str!("../../shaders/lib/workgroup_trees.wgsl");
 const SUBGROUP_REDUCTIONS_WGSL: &str = include_str!("../../shaders/lib/subgroup_reductions.wgsl");
@@ -38,6 +39,9 @@ const SUBNORMAL_WGSL: &str = include_str!("../../shaders/lib/subnormal.wgsl");
 /// The other ops' bodies.
 const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise/loss.wgsl");
+const ELEMENTWISE_F32_WGSL: &str = include_str!("../../shaders/elementwise/storage_f32.wgsl");
+const ELEMENTWISE_F16_WGSL: &str = include_str!("../../shaders/elementwise/storage_f16.wgsl");
+const ELEMENTWISE_BF16_WGSL: &str = include_str!("../../shaders/elementwise/storage_bf16.wgsl");
 pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
 
 /// The cross-entropy module as built for a device, assembled from pieces: the
@@ -57,7 +61,7 @@ pub(crate) fn cross_entropy_source(precision: Precision, subgroups: bool) -> Str
     let storage: &[&str] = match precision {
         Precision::F32 => &[ELEM_F32_WGSL, ELEM_ACCESS_WGSL],
         Precision::F16 => &[ELEM_F16_WGSL, ELEM_ACCESS_WGSL],
-        Precision::BF16 => &[ELEM_BF16_WGSL],
+        Precision::BF16 => &[ELEM_BF16_WGSL, BF16_WGSL],
     };
     // Naga takes the subgroup builtins without `enable subgroups;` (it
     // rejects the directive as not yet implemented); the device feature
@@ -91,15 +95,24 @@ pub(crate) fn softmax_source() -> String {
     .join("\n")
 }
 
-/// The elementwise losses' module (f32 throughout): the body, the block
-/// statistics (its fixed-order sums and input check) and the subnormal
-/// logarithms (`Bce`'s logarithm of a subnormal probability).
-pub(crate) fn elementwise_source() -> String {
-    [
+/// The elementwise losses' module for input, target and gradient stored in
+/// `precision` (`shaders/elementwise/storage_*.wgsl`, the f16 one with
+/// `enable f16;`, the bf16 one with `shaders/lib/bf16.wgsl`; weights, losses
+/// and every sum stay f32): the storage, the body, the block statistics (its
+/// fixed-order sums and input check) and the subnormal logarithms (`Bce`'s
+/// logarithm of a subnormal probability).
+pub(crate) fn elementwise_source(precision: Precision) -> String {
+    let storage: &[&str] = match precision {
+        Precision::F32 => &[ELEMENTWISE_F32_WGSL],
+        Precision::F16 => &[ELEMENTWISE_F16_WGSL],
+        Precision::BF16 => &[ELEMENTWISE_BF16_WGSL, BF16_WGSL],
+    };
+    let mut pieces = storage.to_vec();
+    pieces.extend([
         ELEMENTWISE_WGSL,
         ADDRESSING_WGSL,
         BLOCK_STATS_WGSL,
         SUBNORMAL_WGSL,
-    ]
-    .join("\n")
+    ]);
+    pieces.join("\n")
 }

@@ -75,7 +75,7 @@ impl Case {
                 let (gpu, gpu_ms) =
                     timed(|| ctx.elementwise_loss(*loss, x, targets, dims, weights, opts))?;
                 let want = cpu::elementwise_loss(*loss, x, targets, dims, weights, opts)?;
-                let verdict = tol.compare_elementwise(&gpu, &want);
+                let verdict = tol.compare_elementwise(&gpu, &want, tol);
                 Ok(Row::new(
                     &gpu.loss, gpu.grad, &want.loss, want.grad, gpu_ms, verdict,
                 ))

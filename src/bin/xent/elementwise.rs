@@ -313,7 +313,7 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         Some(Check {
             loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
             grad_diff: xent::max_abs_diff(&grad, want.grad.as_deref().unwrap_or_default()),
-            verdict: Tolerance::default().compare_elementwise(&out, &want),
+            verdict: Tolerance::default().compare_elementwise(&out, &want, &Tolerance::default()),
         })
     } else {
         None

@@ -97,6 +97,31 @@ impl Precision {
             Precision::F16 | Precision::BF16 => 2,
         }
     }
+
+    /// The first `len` values of `bytes`, stored in this precision, as f32 (exactly).
+    pub(crate) fn widen(self, bytes: &[u8], len: usize) -> Vec<f32> {
+        let bytes = &bytes[..len * self.size() as usize];
+        match self {
+            Precision::F32 => crate::gpu::transfer::to_f32(bytes, len),
+            Precision::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(bytes)
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+            Precision::BF16 => bytemuck::pod_collect_to_vec::<u8, half::bf16>(bytes)
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+        }
+    }
+
+    /// The tolerance of an output stored in this precision, `f32` for f32.
+    pub(crate) fn tolerance(self, f32: crate::Tolerance) -> crate::Tolerance {
+        match self {
+            Precision::F32 => f32,
+            Precision::F16 => crate::Tolerance::F16,
+            Precision::BF16 => crate::Tolerance::BF16,
+        }
+    }
 }
 
 impl<'a> CrossEntropyBuffers<'a> {

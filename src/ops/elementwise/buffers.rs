@@ -3,7 +3,7 @@
 use super::options::WeightShape;
 use super::validate::{self, Elements};
 use crate::error::Result;
-use crate::ops::cross_entropy::Status;
+use crate::ops::cross_entropy::{Precision, Status};
 
 /// The caller's buffers for
 /// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss),
@@ -43,6 +43,10 @@ pub struct ElementwiseBuffers<'a> {
     pub grad: Option<&'a wgpu::Buffer>,
     /// Written by `Bce` (which needs it): its input's range check.
     pub status: Option<&'a wgpu::Buffer>,
+    /// The storage of the input, the target and the gradient (`F32`, the
+    /// default; `F16` on devices with `SHADER_F16`; `BF16`, two to a word).
+    /// Weights and losses are f32 in every case.
+    pub precision: Precision,
 }
 
 impl<'a> ElementwiseBuffers<'a> {
@@ -61,6 +65,7 @@ impl<'a> ElementwiseBuffers<'a> {
             loss,
             grad,
             status: None,
+            precision: Precision::F32,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{GpuScope, Result};
 use crate::gpu::transfer::{to_f32, STORAGE_OUT};
 use crate::gpu::Context;
 use crate::ops::cross_entropy::options::Reduction;
-use crate::ops::cross_entropy::{Status, STATUS_SIZE};
+use crate::ops::cross_entropy::{Precision, Status, STATUS_SIZE};
 use crate::shape::Layout;
 
 impl Context {
@@ -53,7 +53,131 @@ impl Context {
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
+        let stored = Stored {
+            precision: Precision::F32,
+            input: bytemuck::cast_slice(input),
+            target: bytemuck::cast_slice(target),
+        };
+        self.run_elementwise(loss, stored, input, target, dims, weights, options)
+    }
+
+    /// [`Context::elementwise_loss`] with the input, the target and the
+    /// gradient stored in bf16 on the device (two to a word, rounded to
+    /// nearest even; weights, losses and every sum stay f32), on every
+    /// device. The returned gradient holds the bf16 results widened exactly
+    /// to f32.
+    ///
+    /// # Errors
+    /// As [`Context::elementwise_loss`] (verify mode holds the gradient to
+    /// [`Tolerance::BF16`](crate::Tolerance::BF16)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use half::bf16;
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// let x: Vec<bf16> = [0.5f32, -1.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let y: Vec<bf16> = [1.0f32, 0.0, 1.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let out = ctx.elementwise_loss_bf16(xent::ElementwiseLoss::BceWithLogits, &x, &y, &[3],
+    ///     Default::default(), &Default::default())?;
+    /// assert!((out.loss[0] - 0.3702).abs() < 1e-3);
+    /// # Ok(()) }
+    /// ```
+    pub fn elementwise_loss_bf16(
+        &self,
+        loss: ElementwiseLoss,
+        input: &[half::bf16],
+        target: &[half::bf16],
+        dims: &[usize],
+        weights: LossWeights<'_>,
+        options: &ElementwiseOptions,
+    ) -> Result<ElementwiseOutput<f32>> {
+        let widen = |v: &[half::bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        let stored = Stored {
+            precision: Precision::BF16,
+            input: bytemuck::cast_slice(input),
+            target: bytemuck::cast_slice(target),
+        };
+        self.run_elementwise(
+            loss,
+            stored,
+            &widen(input),
+            &widen(target),
+            dims,
+            weights,
+            options,
+        )
+    }
+
+    /// [`Context::elementwise_loss`] with the input, the target and the
+    /// gradient stored in f16 on the device (weights, losses and every sum
+    /// stay f32). Needs `SHADER_F16`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) without
+    /// `SHADER_F16`; otherwise as [`Context::elementwise_loss`] (verify mode
+    /// holds the gradient to [`Tolerance::F16`](crate::Tolerance::F16)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use half::f16;
+    /// let ctx = xent::Context::from_env()?;
+    /// let x: Vec<f16> = [0.5f32, 2.0].iter().map(|&v| f16::from_f32(v)).collect();
+    /// let y = [f16::ZERO; 2];
+    /// match ctx.elementwise_loss_f16(xent::ElementwiseLoss::Mse, &x, &y, &[2], Default::default(), &Default::default()) {
+    ///     Ok(out) => assert_eq!(out.loss, vec![2.125]),
+    ///     Err(xent::Error::Unsupported { .. }) => {} // no SHADER_F16 here
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn elementwise_loss_f16(
+        &self,
+        loss: ElementwiseLoss,
+        input: &[half::f16],
+        target: &[half::f16],
+        dims: &[usize],
+        weights: LossWeights<'_>,
+        options: &ElementwiseOptions,
+    ) -> Result<ElementwiseOutput<f32>> {
+        let widen = |v: &[half::f16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        let stored = Stored {
+            precision: Precision::F16,
+            input: bytemuck::cast_slice(input),
+            target: bytemuck::cast_slice(target),
+        };
+        self.run_elementwise(
+            loss,
+            stored,
+            &widen(input),
+            &widen(target),
+            dims,
+            weights,
+            options,
+        )
+    }
+
+    /// Uploads `stored`, records, reads back and verifies against the CPU on
+    /// `input` and `target`, the stored values as f32.
+    #[allow(clippy::too_many_arguments)]
+    fn run_elementwise(
+        &self,
+        loss: ElementwiseLoss,
+        stored: Stored<'_>,
+        input: &[f32],
+        target: &[f32],
+        dims: &[usize],
+        weights: LossWeights<'_>,
+        options: &ElementwiseOptions,
+    ) -> Result<ElementwiseOutput<f32>> {
         let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
+        if stored.precision == Precision::F16
+            && !self.device.features().contains(wgpu::Features::SHADER_F16)
+        {
+            return Err(crate::Error::Unsupported {
+                what: "f16 inputs and gradients",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
         let bytes = shape.len as u64 * 4;
         self.check_buffer_sizes(dims, &[("input", bytes)])?;
         self.plan_elementwise(&shape, weight_shape, weights.pos_weight.is_some())?;
@@ -74,27 +198,25 @@ impl Context {
             })
         };
         // The first upload finds a lost device (Error::DeviceLost).
-        let upload = |label, v: &[f32]| {
-            // An empty tensor still needs a buffer to bind.
-            let bytes: &[u8] = if v.is_empty() {
-                &[0; 4]
-            } else {
-                bytemuck::cast_slice(v)
-            };
-            self.upload(label, bytes)
+        let upload = |label, v: &[u8]| {
+            // Whole words; an empty tensor still needs a buffer to bind.
+            let mut bytes = v.to_vec();
+            bytes.resize(v.len().next_multiple_of(4).max(4), 0);
+            self.upload(label, &bytes)
         };
-        let input_buf = upload("xent input", input)?;
-        let target_buf = upload("xent target", target)?;
+        let input_buf = upload("xent input", stored.input)?;
+        let target_buf = upload("xent target", stored.target)?;
         let weight_buf = weights
             .weight
-            .map(|w| upload("xent weight", w))
+            .map(|w| upload("xent weight", bytemuck::cast_slice(w)))
             .transpose()?;
         let pos_buf = weights
             .pos_weight
-            .map(|w| upload("xent pos_weight", w))
+            .map(|w| upload("xent pos_weight", bytemuck::cast_slice(w)))
             .transpose()?;
         let loss_buf = output("xent loss", loss_len);
-        let grad_buf = options.grad.then(|| output("xent grad", shape.len));
+        let stored_words = (shape.len as u64 * stored.precision.size()).div_ceil(4) as usize;
+        let grad_buf = options.grad.then(|| output("xent grad", stored_words));
         let status_buf =
             (loss == ElementwiseLoss::Bce).then(|| output("xent status", STATUS_SIZE as usize / 4));
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -106,6 +228,7 @@ impl Context {
                 weight: weight_buf.as_ref().zip(weight_shape),
                 pos_weight: pos_buf.as_ref(),
                 status: status_buf.as_ref(),
+                precision: stored.precision,
                 ..ElementwiseBuffers::new(&input_buf, &target_buf, &loss_buf, grad_buf.as_ref())
             },
             options.reduction,
@@ -132,7 +255,7 @@ impl Context {
                 ));
             }
         }
-        let mut grad = grad_buf.map(|_| to_f32(&bytes[1], shape.len));
+        let mut grad = grad_buf.map(|_| stored.precision.widen(&bytes[1], shape.len));
         if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
             if shape.len > 0 {
                 fault.apply(g, &Layout::from_dims(&[shape.len])?);
@@ -150,8 +273,16 @@ impl Context {
         };
         if let Some(tol) = self.verify {
             let reference = cpu::elementwise_loss(loss, input, target, dims, weights, options)?;
-            tol.compare_elementwise(&out, &reference)?;
+            // A half-precision gradient is held to its type's tolerance.
+            tol.compare_elementwise(&out, &reference, &stored.precision.tolerance(tol))?;
         }
         Ok(out)
     }
+}
+
+/// The host's input and target as the device stores them.
+struct Stored<'a> {
+    precision: Precision,
+    input: &'a [u8],
+    target: &'a [u8],
 }

@@ -124,6 +124,7 @@ impl Context {
             weight_last: weight_shape == Some(WeightShape::LastAxis),
             has_pos_weight: b.pos_weight.is_some(),
             write_grad: b.grad.is_some(),
+            precision: b.precision,
         };
         let denom = if reduction == Reduction::Mean {
             shape.len as f64
@@ -171,7 +172,14 @@ impl Context {
                 ..base
             };
             let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&params))?;
+            // f32 ranges (weights, losses) and the storage's (input,
+            // target, gradient: whole words, chunks starting at whole blocks).
             let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
+            let elem = b.precision.size();
+            let stored = (
+                e0 as u64 * elem,
+                ((e1 - e0) as u64 * elem).next_multiple_of(4),
+            );
             let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
             let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
             // As validated: a last-axis weight as long as the input is its shape's.
@@ -190,7 +198,7 @@ impl Context {
                 None => dummy(&d.read),
             };
             let (grad, grad_range) = match b.grad {
-                Some(g) => (g.clone(), range),
+                Some(g) => (g.clone(), stored),
                 None => dummy(&d.grad),
             };
             let (loss_buf, loss_range) = match reduction {
@@ -208,8 +216,8 @@ impl Context {
             ];
             let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
             entries.extend([
-                (slot::INPUT + vec4, b.input, range),
-                (slot::TARGET + vec4, b.target, range),
+                (slot::INPUT + vec4, b.input, stored),
+                (slot::TARGET + vec4, b.target, stored),
                 (slot::GRAD + vec4, &grad, grad_range),
                 (slot::LOSS + vec4, &loss_buf, loss_range),
             ]);
@@ -271,8 +279,10 @@ impl Context {
         reduction: Reduction,
     ) -> Result<()> {
         let n = shape.len as u64;
-        self.check_size("input", b.input, n)?;
-        self.check_size("target", b.target, n)?;
+        // The storage's tensors in whole words.
+        let stored = (n * b.precision.size()).next_multiple_of(4);
+        self.check_bytes("input", b.input, stored)?;
+        self.check_bytes("target", b.target, stored)?;
         if let Some((w, s)) = b.weight {
             let len = match s {
                 WeightShape::Full => n,
@@ -286,7 +296,7 @@ impl Context {
         let loss_len = if reduction == Reduction::None { n } else { 1 };
         self.check_size("loss", b.loss, loss_len)?;
         if let Some(g) = b.grad {
-            self.check_size("grad", g, n)?;
+            self.check_bytes("grad", g, stored)?;
         }
         match b.status {
             Some(s) => self.check_bytes("status", s, STATUS_SIZE)?,
@@ -321,11 +331,12 @@ mod tests {
     use super::*;
     use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
     use crate::gpu::sources::elementwise_source;
+    use crate::ops::cross_entropy::Precision;
     use crate::ops::elementwise::plan::{ELEMENTWISE_WG, STATS_WORDS};
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let (size, members) = wgsl_struct(&elementwise_source(), "Params");
+        let (size, members) = wgsl_struct(&elementwise_source(Precision::F32), "Params");
         assert_eq!(size, std::mem::size_of::<ElementwiseParams>());
         assert_eq!(
             members,
@@ -336,7 +347,7 @@ mod tests {
 
     #[test]
     fn the_codes_and_slots_shared_with_the_wgsl_agree() {
-        let src = elementwise_source();
+        let src = elementwise_source(Precision::F32);
         let names = ["bce_with_logits", "bce", "mse", "l1", "smooth_l1", "huber"];
         for (loss, name) in ElementwiseLoss::ALL.into_iter().zip(names) {
             let constant = format!("LOSS_{}", name.to_uppercase());
