@@ -46,6 +46,7 @@ fn data(loss: ElementwiseLoss, n: usize, seed: u64, half: Half) -> (Vec<f32>, Ve
     (x, y)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     ctx: &Context,
     half: Half,
