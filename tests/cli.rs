@@ -356,20 +356,35 @@ fn precision_bf16_stores_and_checks_in_bf16() {
         ],
         "--precision",
     );
-    fails_with(
-        &[
-            "loss",
-            "--loss",
-            "mse",
-            "--logits",
-            s(&x),
-            "--targets",
-            s(&x),
-            "--precision",
-            "bf16",
-        ],
-        "--precision does not apply to --loss mse",
-    );
+    // An elementwise loss in bf16: input and target rounded, the gradient bf16's.
+    let y = write(d, "y.npy", &[3, 131], &vec![0.25f64; 3 * 131]);
+    let out = ok(&xent(&[
+        "loss",
+        "--loss",
+        "mse",
+        "--logits",
+        s(&x),
+        "--targets",
+        s(&y),
+        "--precision",
+        "bf16",
+        "--grad-out",
+        s(&gp),
+    ]));
+    assert!(out.contains("agree"), "{out}");
+    let (_, grad) = read_f32(&gp);
+    let yb = vec![half::bf16::from_f32(0.25); 3 * 131];
+    let lib = ctx
+        .elementwise_loss_bf16(
+            xent::ElementwiseLoss::Mse,
+            &xb,
+            &yb,
+            &[3, 131],
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
+    assert_eq!(Some(grad), lib.grad);
 }
 
 #[test]

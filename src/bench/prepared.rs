@@ -56,12 +56,6 @@ impl<'a> Prepared<'a> {
     pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
         let layout = Layout::from_dims(&case.dims)?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
-        if case.loss.is_some() && case.precision != Precision::F32 {
-            return Err(Error::Unsupported {
-                what: "an elementwise loss in f16 or bf16",
-                reason: "the elementwise losses are f32 only for now".into(),
-            });
-        }
         // The logits as stored (rounded to the case's precision), and their bytes.
         let (logits, logit_bytes): (Vec<f32>, Vec<u8>) = match case.precision {
             Precision::F32 => (logits.clone(), bytemuck::cast_slice(&logits).to_vec()),
@@ -112,16 +106,14 @@ impl<'a> Prepared<'a> {
                     .iter()
                     .map(|v| (v + 10.0) / 20.0)
                     .collect();
-                let bytes = (6 * n).next_multiple_of(16);
+                let (y, y_bytes) = stored(case.precision, &y);
+                // Half of the loss's input + target + gradient each way.
+                let bytes = (3 * n * case.precision.size() / 2).next_multiple_of(16);
                 let copy = (
                     empty("bench copy source", bytes),
                     empty("bench copy target", bytes),
                 );
-                (
-                    init("bench targets", bytemuck::cast_slice(&y))?,
-                    y,
-                    Some(copy),
-                )
+                (init("bench targets", &y_bytes)?, y, Some(copy))
             }
         };
         Ok(Self {
@@ -190,6 +182,10 @@ impl<'a> Prepared<'a> {
                         Some(&self.grad),
                     )
                 };
+                let buffers = ElementwiseBuffers {
+                    precision: self.precision,
+                    ..buffers
+                };
                 self.ctx
                     .prepare_elementwise(loss, &self.dims, &buffers, Default::default())?
             }
@@ -254,4 +250,28 @@ impl<'a> Prepared<'a> {
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
+}
+
+/// `values` as the device stores them in `precision` (widened back to f32
+/// exactly) and their bytes, in whole vec4s as the host API uploads them.
+fn stored(precision: Precision, values: &[f32]) -> (Vec<f32>, Vec<u8>) {
+    let (widened, mut bytes): (Vec<f32>, Vec<u8>) = match precision {
+        Precision::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
+        Precision::F16 => {
+            let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+            (
+                h.iter().map(|v| v.to_f32()).collect(),
+                bytemuck::cast_slice(&h).to_vec(),
+            )
+        }
+        Precision::BF16 => {
+            let h: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+            (
+                h.iter().map(|v| v.to_f32()).collect(),
+                bytemuck::cast_slice(&h).to_vec(),
+            )
+        }
+    };
+    bytes.resize(bytes.len().next_multiple_of(16), 0);
+    (widened, bytes)
 }

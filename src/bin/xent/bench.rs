@@ -7,9 +7,8 @@ pub struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// The storage of the logits and the gradient of the cross-entropy cases
-    /// (the elementwise losses are f32 only for now); comma-separated to run
-    /// each case in each, e.g. f32,bf16.
+    /// The storage of the logits (an elementwise loss's input and target) and
+    /// the gradient; comma-separated to run each case in each, e.g. f32,bf16.
     #[arg(long, value_name = "f32|f16|bf16", default_value = "f32")]
     precision: String,
     /// Cross-entropy's kernel strategies to time each case with:
@@ -74,16 +73,17 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             .map(|s| s.trim().parse())
             .collect::<Result<_, _>>()?
     };
-    // Each cross-entropy case in each precision and strategy; the
-    // elementwise ones in f32, with their one kernel.
+    // Each case in each precision; the cross-entropy ones in each strategy,
+    // the elementwise ones with their one kernel.
     let cases: Vec<xent::bench::BenchCase> = cases
         .into_iter()
         .flat_map(|case| {
-            let (ps, ss) = if case.loss.is_some() {
-                (vec![xent::Precision::F32], vec![xent::Strategy::Auto])
+            let ss = if case.loss.is_some() {
+                vec![xent::Strategy::Auto]
             } else {
-                (precisions.clone(), strategies.clone())
+                strategies.clone()
             };
+            let ps = precisions.clone();
             ps.into_iter().flat_map(move |p| {
                 let case = case.clone();
                 ss.clone()

@@ -11,7 +11,6 @@ use xent::{cpu, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
 
 use crate::loss::{self, Check, Computed, LossArgs, Mode};
 use crate::npy::{self, Array};
-use crate::precision::PrecisionArg;
 use crate::{usage, BackendArg, Failure};
 
 /// `--loss`: its values are the library's names (`ElementwiseLoss::name`).
@@ -92,7 +91,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let loss = kind.elementwise(&args.elementwise);
     let ce = loss.is_none();
     let e = &args.elementwise;
-    let options: [(&str, bool, bool, &str); 8] = [
+    let options: [(&str, bool, bool, &str); 7] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -130,12 +129,6 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
             "it is cross-entropy's",
         ),
         ("--input", args.input.is_some(), ce, "it is cross-entropy's"),
-        (
-            "--precision",
-            args.precision != PrecisionArg::F32,
-            ce,
-            "the elementwise losses are f32 only for now",
-        ),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {
@@ -252,10 +245,11 @@ fn read_problem(
         &format!("one per label, of the input's last axis, {last:?} (the input is {dims:?})"),
         name,
     )?;
+    // As the GPU stores them (--precision), for the check and --backend cpu too.
     Ok(Problem {
         loss,
-        input: input.f32().into_owned(),
-        target,
+        input: args.precision.round(&input.f32()),
+        target: args.precision.round(&target),
         dims,
         weight,
         pos_weight,
@@ -305,7 +299,15 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     }
     let ctx = loss::context()?;
     let start = Instant::now();
-    let out = ctx.elementwise_loss(p.loss, &p.input, &p.target, &p.dims, p.weights(), &p.opts)?;
+    let out = mode.precision.elementwise_loss(
+        &ctx,
+        p.loss,
+        &p.input,
+        &p.target,
+        &p.dims,
+        p.weights(),
+        &p.opts,
+    )?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {
@@ -313,7 +315,11 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         Some(Check {
             loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
             grad_diff: xent::max_abs_diff(&grad, want.grad.as_deref().unwrap_or_default()),
-            verdict: Tolerance::default().compare_elementwise(&out, &want, &Tolerance::default()),
+            verdict: Tolerance::default().compare_elementwise(
+                &out,
+                &want,
+                &mode.precision.grad_tolerance(),
+            ),
         })
     } else {
         None

@@ -75,10 +75,10 @@ pub struct LossArgs {
     /// Do not check the GPU result against the CPU path.
     #[arg(long)]
     pub(crate) no_check: bool,
-    /// Cross-entropy: the storage of the logits and the gradient on the GPU
-    /// (sums stay f32). The logits are rounded to it on load; the outputs
-    /// are float32 .npy of exactly what the GPU wrote; the check runs on
-    /// the rounded logits. f16 needs an adapter with SHADER_F16.
+    /// The storage of the input (and an elementwise loss's target) and the
+    /// gradient on the GPU (sums stay f32). They are rounded to it on load;
+    /// the outputs are float32 .npy of exactly what the GPU wrote; the
+    /// check runs on the rounded values. f16 needs an adapter with SHADER_F16.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub(crate) precision: PrecisionArg,
 }

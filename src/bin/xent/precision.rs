@@ -1,11 +1,15 @@
-//! `xent loss --precision`: the storage of cross-entropy's logits and
-//! gradient on the GPU. The inputs are rounded to it on load, the GPU reads
-//! and writes it (summing in f32), and the CPU check runs on the rounded
-//! inputs, holding the gradient to that precision's tolerance.
+//! `xent loss --precision`: the storage of the input (and the elementwise
+//! losses' target) and the gradient on the GPU. They are rounded to it on
+//! load, the GPU reads and writes it (summing in f32), and the CPU check
+//! runs on the rounded values, holding the gradient to that precision's
+//! tolerance.
 
 use clap::ValueEnum;
 use half::{bf16, f16};
-use xent::{CrossEntropyOptions, CrossEntropyOutput, Targets, Tolerance, Weights};
+use xent::{
+    CrossEntropyOptions, CrossEntropyOutput, ElementwiseLoss, ElementwiseOptions,
+    ElementwiseOutput, LossWeights, Targets, Tolerance, Weights,
+};
 
 /// The values of `--precision`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ValueEnum)]
@@ -55,6 +59,34 @@ impl PrecisionArg {
             PrecisionArg::Bf16 => {
                 let x: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
                 ctx.cross_entropy_bf16(&x, dims, targets, weights, opts)
+            }
+        }
+    }
+}
+
+impl PrecisionArg {
+    /// An elementwise loss on the GPU with input, target and gradient
+    /// stored in this precision (`input` and `target` already rounded to it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn elementwise_loss(
+        self,
+        ctx: &xent::Context,
+        loss: ElementwiseLoss,
+        input: &[f32],
+        target: &[f32],
+        dims: &[usize],
+        weights: LossWeights<'_>,
+        opts: &ElementwiseOptions,
+    ) -> xent::Result<ElementwiseOutput<f32>> {
+        match self {
+            PrecisionArg::F32 => ctx.elementwise_loss(loss, input, target, dims, weights, opts),
+            PrecisionArg::F16 => {
+                let h = |v: &[f32]| v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>();
+                ctx.elementwise_loss_f16(loss, &h(input), &h(target), dims, weights, opts)
+            }
+            PrecisionArg::Bf16 => {
+                let h = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+                ctx.elementwise_loss_bf16(loss, &h(input), &h(target), dims, weights, opts)
             }
         }
     }
