@@ -148,10 +148,11 @@ def main():
         rows.append({**r, "precision": precision, "torch_ms": t_ms, "torch_compiled_ms": c_ms,
                      "speedup_eager": t_ms / r["wall_ms"],
                      "speedup_compiled": c_ms / r["wall_ms"] if c_ms is not None else None})
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"adapter": report["adapter"], "torch": torch.__version__, "device": args.device,
-                       "results": rows}, f, indent=1)
+        # After every case: a time limit that ends the run keeps what was measured.
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"adapter": report["adapter"], "torch": torch.__version__, "device": args.device,
+                           "results": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

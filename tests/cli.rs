@@ -1956,7 +1956,8 @@ fn xent_strategy_forces_a_strategy_for_the_process() {
             .output()
             .unwrap()
     };
-    for strategy in ["narrow", "wide", "wide-mixed", "split", "auto"] {
+    // Empty is unset.
+    for strategy in ["narrow", "wide", "wide-mixed", "split", "auto", ""] {
         let o = run(strategy);
         assert!(ok(&o).contains("loss (mean): 3.792"), "{strategy}: {o:?}");
     }

@@ -59,12 +59,21 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        // Unset or empty: none; a name: that strategy (auto: none).
         let forced_strategy = match std::env::var("XENT_STRATEGY") {
+            Ok(name) if name.is_empty() => None,
             Ok(name) => match name.parse()? {
                 crate::Strategy::Auto => None,
                 forced => Some(forced),
             },
-            Err(_) => None,
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(name)) => {
+                return Err(crate::Error::InvalidOption {
+                    name: "XENT_STRATEGY",
+                    value: name.to_string_lossy().into_owned(),
+                    expected: "a strategy's name",
+                })
+            }
         };
         check_alive(&device)?;
         let scope = GpuScope::push(&device);

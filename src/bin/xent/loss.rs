@@ -535,14 +535,16 @@ pub(crate) fn report(
     }
     match (&c.check, mode_name(args)) {
         (Some(check), _) => {
-            let tol = Tolerance::default();
+            let (tol, grad) = (Tolerance::default(), args.precision.grad_tolerance());
             say!(
-                "largest |GPU - CPU|: loss {:.3e}, gradient {:.3e} ({}; tolerance |gpu - cpu| <= {:e} x max(|gpu|, |cpu|, magnitude of the terms) + {:e})",
+                "largest |GPU - CPU|: loss {:.3e}, gradient {:.3e} ({}; tolerance |gpu - cpu| <= rel x max(|gpu|, |cpu|, magnitude of the terms) + abs, rel {:e} and abs {:e} for the loss, {:e} and {:e} for the gradient)",
                 check.loss_diff,
                 check.grad_diff,
                 if check.verdict.is_ok() { "agree" } else { "DISAGREE" },
                 tol.rel,
-                tol.abs
+                tol.abs,
+                grad.rel,
+                grad.abs
             );
         }
         (None, name) => say!("largest |GPU - CPU|: not checked ({name})"),
