@@ -57,26 +57,7 @@ impl<'a> Prepared<'a> {
         let layout = Layout::from_dims(&case.dims)?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
         // The logits as stored (rounded to the case's precision), and their bytes.
-        let (logits, logit_bytes): (Vec<f32>, Vec<u8>) = match case.precision {
-            Precision::F32 => (logits.clone(), bytemuck::cast_slice(&logits).to_vec()),
-            Precision::F16 => {
-                let h: Vec<half::f16> = logits.iter().map(|&v| half::f16::from_f32(v)).collect();
-                (
-                    h.iter().map(|v| v.to_f32()).collect(),
-                    bytemuck::cast_slice(&h).to_vec(),
-                )
-            }
-            Precision::BF16 => {
-                let h: Vec<half::bf16> = logits.iter().map(|&v| half::bf16::from_f32(v)).collect();
-                (
-                    h.iter().map(|v| v.to_f32()).collect(),
-                    bytemuck::cast_slice(&h).to_vec(),
-                )
-            }
-        };
-        let mut logit_bytes = logit_bytes;
-        // Whole vec4s, as the host API uploads them.
-        logit_bytes.resize(logit_bytes.len().next_multiple_of(16), 0);
+        let (logits, logit_bytes) = stored(case.precision, &logits);
         let dev = &ctx.device;
         // Through a mapping at creation: a lost device is an error, not a panic.
         let init = |label: &str, contents: &[u8]| {
