@@ -32,14 +32,10 @@ pub(crate) struct Kernels {
     elementwise_modules: Mutex<HashMap<Precision, wgpu::ShaderModule>>,
     /// The elementwise pipelines, one per (variant, entry point), built on first use.
     elementwise: Mutex<PipelineCache<(ElementwiseVariant, &'static str)>>,
-    pub softmax_wide: wgpu::ComputePipeline,
-    pub softmax_narrow: wgpu::ComputePipeline,
-    pub backward_wide: wgpu::ComputePipeline,
-    pub backward_narrow: wgpu::ComputePipeline,
-    pub softmax_partial: wgpu::ComputePipeline,
-    pub softmax_split: wgpu::ComputePipeline,
-    pub backward_partial: wgpu::ComputePipeline,
-    pub backward_split: wgpu::ComputePipeline,
+    /// The softmax pipelines in f32, built with the context.
+    pub softmax: SoftmaxPipelines,
+    /// In f16 and bf16, built on first use.
+    softmax_half: Mutex<HashMap<Precision, SoftmaxPipelines>>,
     pub copy: wgpu::ComputePipeline,
 }
 
@@ -60,6 +56,36 @@ pub(crate) struct CrossEntropyVariant {
     pub in_place: bool,
     /// The input's and the gradient's storage (the module built for it).
     pub precision: Precision,
+}
+
+/// The eight softmax pipelines of one storage precision.
+#[derive(Clone)]
+pub(crate) struct SoftmaxPipelines {
+    pub softmax_wide: wgpu::ComputePipeline,
+    pub softmax_narrow: wgpu::ComputePipeline,
+    pub backward_wide: wgpu::ComputePipeline,
+    pub backward_narrow: wgpu::ComputePipeline,
+    pub softmax_partial: wgpu::ComputePipeline,
+    pub softmax_split: wgpu::ComputePipeline,
+    pub backward_partial: wgpu::ComputePipeline,
+    pub backward_split: wgpu::ComputePipeline,
+}
+
+impl SoftmaxPipelines {
+    fn build(device: &wgpu::Device, precision: Precision) -> Self {
+        let label = format!("xent softmax ({precision:?})");
+        let sm = module(device, &label, &softmax_source(precision));
+        Self {
+            softmax_wide: pipeline(device, &sm, "softmax_wide"),
+            softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
+            backward_wide: pipeline(device, &sm, "backward_wide"),
+            backward_narrow: pipeline(device, &sm, "backward_narrow"),
+            softmax_partial: pipeline(device, &sm, "softmax_partial"),
+            softmax_split: pipeline(device, &sm, "softmax_split"),
+            backward_partial: pipeline(device, &sm, "backward_partial"),
+            backward_split: pipeline(device, &sm, "backward_split"),
+        }
+    }
 }
 
 /// The switches of the elementwise module's override constants.
@@ -148,7 +174,7 @@ impl Kernels {
             "xent cross_entropy",
             &cross_entropy_source(Precision::F32, lanes.is_some()),
         );
-        let sm = module(device, "xent softmax", &softmax_source());
+
         Self {
             wide_wg: lanes.unwrap_or(
                 if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
@@ -163,14 +189,8 @@ impl Kernels {
             cross_entropy: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             elementwise_modules: Mutex::new(HashMap::new()),
             elementwise: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
-            softmax_wide: pipeline(device, &sm, "softmax_wide"),
-            softmax_narrow: pipeline(device, &sm, "softmax_narrow"),
-            backward_wide: pipeline(device, &sm, "backward_wide"),
-            backward_narrow: pipeline(device, &sm, "backward_narrow"),
-            softmax_partial: pipeline(device, &sm, "softmax_partial"),
-            softmax_split: pipeline(device, &sm, "softmax_split"),
-            backward_partial: pipeline(device, &sm, "backward_partial"),
-            backward_split: pipeline(device, &sm, "backward_split"),
+            softmax: SoftmaxPipelines::build(device, Precision::F32),
+            softmax_half: Mutex::new(HashMap::new()),
             copy: pipeline(
                 device,
                 &module(device, "xent copy.wgsl", COPY_WGSL),
@@ -260,6 +280,29 @@ impl Kernels {
         scope.pop(&format!("building {entry} for {v:?}"))?;
         cache.insert((v, entry), pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The softmax pipelines storing in `precision` (f16 and bf16 built on
+    /// first use; f16 needs `SHADER_F16`).
+    pub fn softmax(&self, device: &wgpu::Device, precision: Precision) -> Result<SoftmaxPipelines> {
+        if precision == Precision::F32 {
+            return Ok(self.softmax.clone());
+        }
+        if precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported {
+                what: "f16 softmax inputs and outputs",
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
+        let mut built = self.softmax_half.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = built.get(&precision) {
+            return Ok(p.clone());
+        }
+        let scope = GpuScope::push(device);
+        let pipelines = SoftmaxPipelines::build(device, precision);
+        scope.pop(&format!("building the softmax pipelines ({precision:?})"))?;
+        built.insert(precision, pipelines.clone());
+        Ok(pipelines)
     }
 
     /// The cross-entropy pipelines cached now, least recently used first:
@@ -406,7 +449,12 @@ mod tests {
                 validates(&what, &cross_entropy_source(precision, subgroups));
             }
         }
-        validates("softmax", &softmax_source());
+        for precision in [Precision::F32, Precision::F16, Precision::BF16] {
+            validates(
+                &format!("softmax, {precision:?}"),
+                &softmax_source(precision),
+            );
+        }
         for precision in [Precision::F32, Precision::F16, Precision::BF16] {
             validates(
                 &format!("elementwise, {precision:?}"),

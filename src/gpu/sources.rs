@@ -37,7 +37,10 @@ const ONLINE_SOFTMAX_WGSL: &str = include_str!("../../shaders/lib/online_softmax
 const BLOCK_STATS_WGSL: &str = include_str!("../../shaders/lib/block_stats.wgsl");
 const SUBNORMAL_WGSL: &str = include_str!("../../shaders/lib/subnormal.wgsl");
 /// The other ops' bodies.
-const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
+const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax/kernels.wgsl");
+const SOFTMAX_F32_WGSL: &str = include_str!("../../shaders/softmax/storage_f32.wgsl");
+const SOFTMAX_F16_WGSL: &str = include_str!("../../shaders/softmax/storage_f16.wgsl");
+const SOFTMAX_BF16_WGSL: &str = include_str!("../../shaders/softmax/storage_bf16.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise/loss.wgsl");
 const ELEMENTWISE_F32_WGSL: &str = include_str!("../../shaders/elementwise/storage_f32.wgsl");
 const ELEMENTWISE_F16_WGSL: &str = include_str!("../../shaders/elementwise/storage_f16.wgsl");
@@ -83,16 +86,24 @@ pub(crate) fn cross_entropy_source(precision: Precision, subgroups: bool) -> Str
     pieces.join("\n")
 }
 
-/// The softmax module: its body, the online (max, sum-exp) merge and the
-/// workgroup trees.
-pub(crate) fn softmax_source() -> String {
-    [
+/// The softmax module for input, output and upstream gradient stored in
+/// `precision` (`shaders/softmax/storage_*.wgsl`; bf16 with
+/// `shaders/lib/bf16.wgsl`): the storage, the kernels, the online (max,
+/// sum-exp) merge and the workgroup trees.
+pub(crate) fn softmax_source(precision: Precision) -> String {
+    let storage: &[&str] = match precision {
+        Precision::F32 => &[SOFTMAX_F32_WGSL],
+        Precision::F16 => &[SOFTMAX_F16_WGSL],
+        Precision::BF16 => &[SOFTMAX_BF16_WGSL, BF16_WGSL],
+    };
+    let mut pieces = storage.to_vec();
+    pieces.extend([
         SOFTMAX_WGSL,
         ADDRESSING_WGSL,
         ONLINE_SOFTMAX_WGSL,
         WORKGROUP_TREES_WGSL,
-    ]
-    .join("\n")
+    ]);
+    pieces.join("\n")
 }
 
 /// The elementwise losses' module for input, target and gradient stored in

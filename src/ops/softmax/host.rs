@@ -5,8 +5,9 @@
 use super::SoftmaxKind;
 use crate::cpu;
 use crate::error::{GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
+use crate::gpu::transfer::STORAGE_OUT;
 use crate::gpu::Context;
+use crate::ops::cross_entropy::Precision;
 use crate::shape::Layout;
 use crate::validate;
 
@@ -77,16 +78,80 @@ impl Context {
         self.normalise_backward(y, dy, dims, SoftmaxKind::LogSoftmax)
     }
 
+    /// Softmax along the class axis with the input and the output stored in
+    /// bf16 on the device (two to a word, rounded to nearest even; sums in
+    /// f32), on every device. Returns the bf16 outputs widened exactly to f32.
+    ///
+    /// # Errors
+    /// As [`Context::softmax`] (verify mode holds the output to
+    /// [`Tolerance::BF16`](crate::Tolerance::BF16)).
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// let x = [half::bf16::from_f32(0.0); 4];
+    /// assert_eq!(ctx.softmax_bf16(&x, &[1, 4])?, vec![0.25; 4]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn softmax_bf16(&self, x: &[half::bf16], dims: &[usize]) -> Result<Vec<f32>> {
+        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+        self.normalise_as(
+            bytemuck::cast_slice(x),
+            &x32,
+            dims,
+            SoftmaxKind::Softmax,
+            Precision::BF16,
+        )
+    }
+
+    /// Log-softmax as [`Context::softmax_bf16`].
+    ///
+    /// # Errors
+    /// As [`Context::softmax_bf16`].
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let y = ctx.log_softmax_bf16(&[half::bf16::from_f32(1.0); 2], &[2])?;
+    /// assert_eq!(y[0], half::bf16::from_f32(-std::f32::consts::LN_2).to_f32());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn log_softmax_bf16(&self, x: &[half::bf16], dims: &[usize]) -> Result<Vec<f32>> {
+        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+        self.normalise_as(
+            bytemuck::cast_slice(x),
+            &x32,
+            dims,
+            SoftmaxKind::LogSoftmax,
+            Precision::BF16,
+        )
+    }
+
     fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
-        let y = self.run_normalise(&[("input", x)], dims, |enc, bufs, out| {
-            self.record_softmax(enc, dims, kind, bufs[0], out)
-        })?;
+        self.normalise_as(bytemuck::cast_slice(x), x, dims, kind, Precision::F32)
+    }
+
+    /// The forward on `stored` (the input as the device holds it in
+    /// `precision`), verified against the CPU on `x`, its values as f32.
+    fn normalise_as(
+        &self,
+        stored: &[u8],
+        x: &[f32],
+        dims: &[usize],
+        kind: SoftmaxKind,
+        precision: Precision,
+    ) -> Result<Vec<f32>> {
+        let y = self.run_normalise(
+            &[("input", stored)],
+            x.len(),
+            dims,
+            precision,
+            |enc, bufs, out| self.record_softmax_as(enc, dims, kind, precision, bufs[0], out),
+        )?;
         if let Some(tol) = self.verify {
             let reference = match kind {
                 SoftmaxKind::Softmax => cpu::softmax_reference(x, dims)?,
                 SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(x, dims)?,
             };
-            tol.check("softmax", &y, &reference)?;
+            precision.tolerance(tol).check("softmax", &y, &reference)?;
         }
         Ok(y)
     }
@@ -99,8 +164,13 @@ impl Context {
         kind: SoftmaxKind,
     ) -> Result<Vec<f32>> {
         let dx = self.run_normalise(
-            &[("output", y), ("grad_output", dy)],
+            &[
+                ("output", bytemuck::cast_slice(y)),
+                ("grad_output", bytemuck::cast_slice(dy)),
+            ],
+            y.len(),
             dims,
+            Precision::F32,
             |enc, bufs, out| self.record_softmax_backward(enc, dims, kind, bufs[0], bufs[1], out),
         )?;
         if let Some(tol) = self.verify {
@@ -113,17 +183,26 @@ impl Context {
         Ok(dx)
     }
 
-    /// Uploads `inputs`, records with `record` into a fresh output of the
-    /// same length, submits and reads the output back.
+    /// Uploads `inputs` (`len` values each, stored in `precision`), records
+    /// with `record` into a fresh output of the same length, submits and
+    /// reads the output back as f32.
     fn run_normalise(
         &self,
-        inputs: &[(&'static str, &[f32])],
+        inputs: &[(&'static str, &[u8])],
+        len: usize,
         dims: &[usize],
+        precision: Precision,
         record: impl FnOnce(&mut wgpu::CommandEncoder, &[&wgpu::Buffer], &wgpu::Buffer) -> Result<()>,
     ) -> Result<Vec<f32>> {
         let layout = Layout::from_dims(dims)?;
+        validate::length(inputs[0].0, dims, layout.len(), len)?;
         for &(what, v) in inputs {
-            validate::length(what, dims, layout.len(), v.len())?;
+            validate::length(
+                what,
+                dims,
+                layout.len(),
+                v.len() / precision.size() as usize,
+            )?;
         }
         self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
         self.plan_softmax(&layout)?;
@@ -132,12 +211,19 @@ impl Context {
         // The first upload finds a lost device (Error::DeviceLost).
         let buffers: Vec<wgpu::Buffer> = inputs
             .iter()
-            .map(|(what, v)| self.upload(what, bytemuck::cast_slice(v)))
+            .map(|(what, v)| {
+                // Whole words (bf16 and f16 of an odd count).
+                let mut bytes = v.to_vec();
+                bytes.resize(v.len().next_multiple_of(4), 0);
+                self.upload(what, &bytes)
+            })
             .collect::<Result<_>>()?;
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("xent softmax output"),
-            // At least a word: an empty batch still reads back a buffer.
-            size: (layout.len() as u64 * 4).max(4),
+            // Whole words, and at least one: an empty batch still reads back a buffer.
+            size: (layout.len() as u64 * precision.size())
+                .next_multiple_of(4)
+                .max(4),
             usage: STORAGE_OUT,
             mapped_at_creation: false,
         });
@@ -148,7 +234,7 @@ impl Context {
         scope.pop("running softmax")?;
         drop(guard);
         let bytes = bytes?;
-        let mut out = to_f32(bytes.first().map_or(&[][..], |b| b), layout.len());
+        let mut out = precision.widen(bytes.first().map_or(&[][..], |b| b), layout.len());
         if let Some(fault) = self.fault {
             fault.apply(&mut out, &layout);
         }

@@ -7,9 +7,10 @@ use crate::error::{GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::encode::{Dispatches, Timing};
 use crate::gpu::Context;
+use crate::ops::cross_entropy::Precision;
 use crate::shape::Layout;
 
-/// Mirrors `Params` in `shaders/softmax.wgsl`.
+/// Mirrors `Params` in `shaders/softmax/kernels.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct SoftmaxParams {
@@ -33,7 +34,7 @@ pub enum SoftmaxKind {
 }
 
 impl SoftmaxKind {
-    /// The code of `Params::mode` (`LOG_SOFTMAX` in `shaders/softmax.wgsl`).
+    /// The code of `Params::mode` (`LOG_SOFTMAX` in `shaders/softmax/kernels.wgsl`).
     pub(crate) fn code(self) -> u32 {
         match self {
             SoftmaxKind::Softmax => 0,
@@ -78,11 +79,48 @@ impl Context {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let k = &self.kernels;
+        self.record_softmax_as(encoder, dims, kind, Precision::F32, input, output)
+    }
+
+    /// [`Context::record_softmax`] with the input and the output stored in
+    /// `precision` (`BF16` two to a word, `F16` on devices with
+    /// `SHADER_F16`; every sum in f32): each buffer holds `layout.len()`
+    /// such values, in whole words.
+    ///
+    /// # Errors
+    /// As [`Context::record_softmax`]; [`Error::Unsupported`](crate::Error::Unsupported)
+    /// for f16 without `SHADER_F16`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let x: Vec<half::bf16> = [1.0f32, 2.0, 3.0, 4.0].iter().map(|&v| half::bf16::from_f32(v)).collect();
+    /// let x = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&x), usage });
+    /// let y = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 8, usage, mapped_at_creation: false });
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax_as(&mut encoder, &[1, 4], xent::SoftmaxKind::Softmax, xent::Precision::BF16, &x, &y)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_softmax_as(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        precision: Precision,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let k = self.kernels.softmax(&self.device, precision)?;
         self.record_normalise(
             encoder,
             dims,
             kind,
+            precision,
             [
                 &k.softmax_narrow,
                 &k.softmax_wide,
@@ -125,11 +163,57 @@ impl Context {
         grad_output: &wgpu::Buffer,
         grad_input: &wgpu::Buffer,
     ) -> Result<()> {
-        let k = &self.kernels;
+        self.record_softmax_backward_as(
+            encoder,
+            dims,
+            kind,
+            Precision::F32,
+            output,
+            grad_output,
+            grad_input,
+        )
+    }
+
+    /// [`Context::record_softmax_backward`] with the three tensors stored
+    /// in `precision`, as [`Context::record_softmax_as`].
+    ///
+    /// # Errors
+    /// As [`Context::record_softmax_as`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |v: &[f32]| {
+    ///     let h: Vec<half::bf16> = v.iter().map(|&x| half::bf16::from_f32(x)).collect();
+    ///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///         label: None, contents: bytemuck::cast_slice(&h), usage })
+    /// };
+    /// let (y, dy, dx) = (init(&[0.5, 0.5]), init(&[1.0, 0.0]), init(&[0.0, 0.0]));
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_softmax_backward_as(&mut encoder, &[1, 2], xent::SoftmaxKind::Softmax,
+    ///     xent::Precision::BF16, &y, &dy, &dx)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_softmax_backward_as(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        kind: SoftmaxKind,
+        precision: Precision,
+        output: &wgpu::Buffer,
+        grad_output: &wgpu::Buffer,
+        grad_input: &wgpu::Buffer,
+    ) -> Result<()> {
+        let k = self.kernels.softmax(&self.device, precision)?;
         self.record_normalise(
             encoder,
             dims,
             kind,
+            precision,
             [
                 &k.backward_narrow,
                 &k.backward_wide,
@@ -147,19 +231,28 @@ impl Context {
     /// Shared by the softmax forward and backward: `buffers` are bound at 1
     /// (input), 2 (output) and, for the backward, 3 (upstream gradient);
     /// `pipelines` are the narrow, wide, split-partial and split kernels.
+    #[allow(clippy::too_many_arguments)]
     fn record_normalise(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
         kind: SoftmaxKind,
+        precision: Precision,
         [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, &wgpu::Buffer)],
     ) -> Result<()> {
         // As in `prepare_cross_entropy`: popped before anything is recorded.
         let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
+        // Whole words of the storage's values (the binding-size check in
+        // the plan counts 4 bytes a value, which covers every precision).
+        let bytes = (layout.len() as u64 * precision.size()).next_multiple_of(4);
         for &(what, buffer) in buffers {
-            self.check_buffer(what, buffer, layout.len() as u64)?;
+            if precision == Precision::F32 {
+                self.check_buffer(what, buffer, layout.len() as u64)?;
+            } else {
+                self.check_bytes(what, buffer, bytes)?;
+            }
         }
         no_aliasing(buffers)?;
         if layout.is_empty() {
@@ -236,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let sm = &crate::gpu::sources::softmax_source();
+        let sm = &crate::gpu::sources::softmax_source(Precision::F32);
         assert_eq!(wgsl_u32(sm, "LOG_SOFTMAX"), SoftmaxKind::LogSoftmax.code());
         assert_eq!(SoftmaxKind::Softmax.code(), 0);
         assert_eq!(wgsl_u32(sm, "WIDE_WG") as usize, SOFTMAX_WG);
@@ -245,7 +338,10 @@ mod tests {
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let (size, members) = wgsl_struct(&crate::gpu::sources::softmax_source(), "Params");
+        let (size, members) = wgsl_struct(
+            &crate::gpu::sources::softmax_source(Precision::F32),
+            "Params",
+        );
         assert_eq!(size, std::mem::size_of::<SoftmaxParams>());
         assert_eq!(
             members,

@@ -37,10 +37,11 @@ const WIDE_WG: u32 = 64u;
 const NARROW_WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-// Backward only: the upstream gradient; `x` then holds the forward output.
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
+// The input x (binding 1), the output y (2) and, backward only, the
+// upstream gradient dy (3; x then holds the forward output) come from the
+// storage piece the module is assembled with (`storage_f32.wgsl`,
+// `storage_f16.wgsl` or `storage_bf16.wgsl` beside this file), through
+// load_x, load_dy and store_y; every sum is f32.
 // Split rows only: a partial per (row, span), (max, sum-exp) forward or
 // (sum, unused) backward.
 @group(0) @binding(4) var<storage, read_write> parts: array<vec2<f32>>;
@@ -65,7 +66,7 @@ fn output(v: f32, ms: vec2<f32>, log_s: f32) -> f32 {
 fn span_stats(lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
-        ms = ms_online(ms, x[base + c * p.inner]);
+        ms = ms_online(ms, load_x(base + c * p.inner));
     }
     return workgroup_ms(lid, ms);
 }
@@ -85,7 +86,7 @@ fn softmax_wide(
     let log_s = log(total.y);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        y[idx] = output(x[idx], total, log_s);
+        store_y(idx, output(load_x(idx), total, log_s));
     }
 }
 
@@ -102,12 +103,12 @@ fn softmax_narrow(
     let base = element(row, 0u);
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = 0u; c < p.classes; c++) {
-        ms = ms_online(ms, x[base + c * p.inner]);
+        ms = ms_online(ms, load_x(base + c * p.inner));
     }
     let log_s = log(ms.y);
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
-        y[idx] = output(x[idx], ms, log_s);
+        store_y(idx, output(load_x(idx), ms, log_s));
     }
 }
 
@@ -116,16 +117,16 @@ fn softmax_narrow(
 // The row-sum term of the vector-Jacobian product for class c.
 fn backward_term(idx: u32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return dy[idx];
+        return load_dy(idx);
     }
-    return dy[idx] * x[idx];
+    return load_dy(idx) * load_x(idx);
 }
 
 fn backward_value(idx: u32, total: f32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return dy[idx] - exp(x[idx]) * total;
+        return load_dy(idx) - exp(load_x(idx)) * total;
     }
-    return x[idx] * (dy[idx] - total);
+    return load_x(idx) * (load_dy(idx) - total);
 }
 
 // The backward's row-sum term over classes [c0, c1), as `span_stats`.
@@ -151,7 +152,7 @@ fn backward_wide(
     let total = span_sum(lid, base, 0u, p.classes);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        y[idx] = backward_value(idx, total);
+        store_y(idx, backward_value(idx, total));
     }
 }
 
@@ -172,7 +173,7 @@ fn backward_narrow(
     }
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
-        y[idx] = backward_value(idx, total);
+        store_y(idx, backward_value(idx, total));
     }
 }
 
@@ -224,7 +225,7 @@ fn softmax_split(
     let base = element(sp.x, 0u);
     for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        y[idx] = output(x[idx], total, log_s);
+        store_y(idx, output(load_x(idx), total, log_s));
     }
 }
 
@@ -263,6 +264,6 @@ fn backward_split(
     let base = element(sp.x, 0u);
     for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        y[idx] = backward_value(idx, total);
+        store_y(idx, backward_value(idx, total));
     }
 }
