@@ -114,3 +114,76 @@ fn the_bf16_backward_matches_the_cpu() {
         }
     }
 }
+
+#[test]
+fn the_f16_forward_and_backward_match_the_cpu() {
+    let Some(ctx) = ctx() else { return };
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        eprintln!("adapter has no SHADER_F16: f16 softmax not run");
+        return;
+    }
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let init = |v: &[half::f16]| {
+        let mut bytes: Vec<u8> = bytemuck::cast_slice(v).to_vec();
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &bytes,
+                usage,
+            })
+    };
+    let read = |buffer: &wgpu::Buffer, len: usize| -> Vec<f32> {
+        let words = read_f32(ctx, buffer);
+        bytemuck::cast_slice::<f32, half::f16>(&words)[..len]
+            .iter()
+            .map(|v| v.to_f32())
+            .collect()
+    };
+    for dims in SHAPES {
+        let len: usize = dims.iter().product();
+        let mut rng = Rng(len as u64 + 9);
+        let x: Vec<half::f16> = (0..len)
+            .map(|_| half::f16::from_f32(rng.uniform(-6.0, 6.0)))
+            .collect();
+        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+        for kind in [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax] {
+            let (xb, yb) = (init(&x), init(&vec![half::f16::ZERO; len]));
+            let mut enc = ctx.device().create_command_encoder(&Default::default());
+            ctx.record_softmax_as(&mut enc, dims, kind, Precision::F16, &xb, &yb)
+                .unwrap();
+            ctx.queue().submit([enc.finish()]);
+            let reference = match kind {
+                SoftmaxKind::Softmax => cpu::softmax_reference(&x32, dims),
+                SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(&x32, dims),
+            }
+            .unwrap();
+            let y = read(&yb, len);
+            Tolerance::F16
+                .check("softmax", &y, &reference)
+                .unwrap_or_else(|e| panic!("f16 {dims:?} {kind:?}: {e}"));
+            // The backward of the f16 output with an f16 upstream gradient.
+            let yh: Vec<half::f16> = y.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let dy: Vec<half::f16> = (0..len)
+                .map(|_| half::f16::from_f32(rng.uniform(-1.0, 1.0)))
+                .collect();
+            let (yb, dyb, dxb) = (init(&yh), init(&dy), init(&vec![half::f16::ZERO; len]));
+            let mut enc = ctx.device().create_command_encoder(&Default::default());
+            ctx.record_softmax_backward_as(&mut enc, dims, kind, Precision::F16, &yb, &dyb, &dxb)
+                .unwrap();
+            ctx.queue().submit([enc.finish()]);
+            let (y32, dy32): (Vec<f32>, Vec<f32>) = (
+                yh.iter().map(|v| v.to_f32()).collect(),
+                dy.iter().map(|v| v.to_f32()).collect(),
+            );
+            let reference = match kind {
+                SoftmaxKind::Softmax => cpu::softmax_backward_reference(&y32, &dy32, dims),
+                SoftmaxKind::LogSoftmax => cpu::log_softmax_backward_reference(&y32, &dy32, dims),
+            }
+            .unwrap();
+            Tolerance::F16
+                .check("softmax backward", &read(&dxb, len), &reference)
+                .unwrap_or_else(|e| panic!("f16 backward {dims:?} {kind:?}: {e}"));
+        }
+    }
+}
