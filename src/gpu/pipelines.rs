@@ -255,13 +255,8 @@ impl Kernels {
             ("HAS_POS_WEIGHT", flag(v.has_pos_weight)),
             ("WRITE_GRAD", flag(v.write_grad)),
         ];
-        if v.precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16)
-        {
-            return Err(Error::Unsupported {
-                what: "f16 inputs and gradients",
-                reason: "the device lacks the SHADER_F16 feature".into(),
-            });
-        }
+        v.precision
+            .supported_on(device, "f16 inputs and gradients")?;
         let scope = GpuScope::push(device);
         let module = {
             let mut built = self
@@ -288,12 +283,7 @@ impl Kernels {
         if precision == Precision::F32 {
             return Ok(self.softmax.clone());
         }
-        if precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(Error::Unsupported {
-                what: "f16 softmax inputs and outputs",
-                reason: "the device lacks the SHADER_F16 feature".into(),
-            });
-        }
+        precision.supported_on(device, "f16 softmax inputs and outputs")?;
         let mut built = self.softmax_half.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = built.get(&precision) {
             return Ok(p.clone());
@@ -342,13 +332,8 @@ impl Kernels {
         if v.precision == Precision::F32 {
             return Ok(self.cross_entropy_module.clone());
         }
-        if v.precision == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16)
-        {
-            return Err(Error::Unsupported {
-                what: "f16 logits and gradients",
-                reason: "the device lacks the SHADER_F16 feature".into(),
-            });
-        }
+        v.precision
+            .supported_on(device, "f16 logits and gradients")?;
         let mut built = self
             .cross_entropy_half_modules
             .lock()

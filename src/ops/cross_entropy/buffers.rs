@@ -98,6 +98,19 @@ impl Precision {
         }
     }
 
+    /// Whether `device` can store `what` in this precision: f16 needs
+    /// `SHADER_F16` ([`Error::Unsupported`](crate::Error::Unsupported) naming
+    /// `what` otherwise); f32 and bf16 run everywhere.
+    pub(crate) fn supported_on(self, device: &wgpu::Device, what: &'static str) -> Result<()> {
+        if self == Precision::F16 && !device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(crate::Error::Unsupported {
+                what,
+                reason: "the device lacks the SHADER_F16 feature".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The first `len` values of `bytes`, stored in this precision, as f32 (exactly).
     pub(crate) fn widen(self, bytes: &[u8], len: usize) -> Vec<f32> {
         let bytes = &bytes[..len * self.size() as usize];

@@ -245,14 +245,9 @@ impl Context {
         )?;
         // Every limit the recording would meet, before anything is uploaded:
         // the same plan (the uploads are padded to whole vec4s).
-        if input.precision() == Precision::F16
-            && !self.device.features().contains(wgpu::Features::SHADER_F16)
-        {
-            return Err(Error::Unsupported {
-                what: "f16 logits and gradients",
-                reason: "the device lacks the SHADER_F16 feature".into(),
-            });
-        }
+        input
+            .precision()
+            .supported_on(&self.device, "f16 logits and gradients")?;
         self.plan_cross_entropy(
             &layout,
             crate::ops::cross_entropy::plan::PlanInputs {
@@ -331,19 +326,9 @@ impl Context {
         let status = Status::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let mut grad = opts.compute_grad.then(|| match input {
-            HostInput::F32(_) => to_f32(next(), layout.len()),
-            HostInput::F16(_) => bytemuck::cast_slice::<u8, half::f16>(&next()[..layout.len() * 2])
-                .iter()
-                .map(|v| v.to_f32())
-                .collect(),
-            HostInput::BF16(_) => {
-                bytemuck::cast_slice::<u8, half::bf16>(&next()[..layout.len() * 2])
-                    .iter()
-                    .map(|v| v.to_f32())
-                    .collect()
-            }
-        });
+        let mut grad = opts
+            .compute_grad
+            .then(|| input.precision().widen(next(), layout.len()));
         if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
             fault.apply(g, &layout);
         }
@@ -362,25 +347,14 @@ impl Context {
             magnitude: None,
         };
         if let Some(tol) = self.verify {
-            let widened;
-            let input32 = match input {
-                HostInput::F32(x) => x,
-                HostInput::F16(x) => {
-                    widened = x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
-                    &widened[..]
-                }
-                HostInput::BF16(x) => {
-                    widened = x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
-                    &widened[..]
-                }
+            // The CPU on the values as the device holds them.
+            let input32: std::borrow::Cow<'_, [f32]> = match input {
+                HostInput::F32(x) => x.into(),
+                _ => input.precision().widen(input.bytes(), input.len()).into(),
             };
-            let reference = cpu::cross_entropy_with(input32, dims, targets, weights, opts)?;
+            let reference = cpu::cross_entropy_with(&input32, dims, targets, weights, opts)?;
             // A half-precision gradient is held to its type's tolerance.
-            let grad_tol = match input {
-                HostInput::F32(_) => tol,
-                HostInput::F16(_) => crate::Tolerance::F16,
-                HostInput::BF16(_) => crate::Tolerance::BF16,
-            };
+            let grad_tol = input.precision().tolerance(tol);
             tol.compare_cross_entropy(&out, &reference, &grad_tol)?;
         }
         Ok(out)

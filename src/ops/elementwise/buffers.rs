@@ -88,18 +88,15 @@ impl Status {
             return Ok(());
         }
         let shape = Elements::new(dims)?;
-        let value = f32::from_bits(self.first_value as u32);
-        // out_of_range names the input unless it is in range.
-        let (x, y) = if self.first_in_target {
-            (0.5, value)
-        } else {
-            (value, 0.5)
-        };
-        Err(validate::out_of_range(
+        Err(validate::named_out_of_range(
             &shape,
             self.first_position as usize,
-            x,
-            y,
+            if self.first_in_target {
+                "target"
+            } else {
+                "input"
+            },
+            f32::from_bits(self.first_value as u32),
             u64::from(self.bad_targets),
         ))
     }

@@ -1,6 +1,8 @@
 //! The host API of the elementwise losses: slices in, `Vec`s out, through
 //! the recording API; verify mode holds each result to its CPU twin.
 
+use std::borrow::Cow;
+
 use super::buffers::ElementwiseBuffers;
 use super::cpu::{self, ElementwiseOutput};
 use super::options::{ElementwiseLoss, ElementwiseOptions, LossWeights};
@@ -58,7 +60,7 @@ impl Context {
             input: bytemuck::cast_slice(input),
             target: bytemuck::cast_slice(target),
         };
-        self.run_elementwise(loss, stored, input, target, dims, weights, options)
+        self.run_elementwise(loss, stored, dims, weights, options)
     }
 
     /// [`Context::elementwise_loss`] with the input, the target and the
@@ -91,21 +93,12 @@ impl Context {
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
-        let widen = |v: &[half::bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
         let stored = Stored {
             precision: Precision::BF16,
             input: bytemuck::cast_slice(input),
             target: bytemuck::cast_slice(target),
         };
-        self.run_elementwise(
-            loss,
-            stored,
-            &widen(input),
-            &widen(target),
-            dims,
-            weights,
-            options,
-        )
+        self.run_elementwise(loss, stored, dims, weights, options)
     }
 
     /// [`Context::elementwise_loss`] with the input, the target and the
@@ -139,45 +132,30 @@ impl Context {
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
-        let widen = |v: &[half::f16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
         let stored = Stored {
             precision: Precision::F16,
             input: bytemuck::cast_slice(input),
             target: bytemuck::cast_slice(target),
         };
-        self.run_elementwise(
-            loss,
-            stored,
-            &widen(input),
-            &widen(target),
-            dims,
-            weights,
-            options,
-        )
+        self.run_elementwise(loss, stored, dims, weights, options)
     }
 
     /// Uploads `stored`, records, reads back and verifies against the CPU on
-    /// `input` and `target`, the stored values as f32.
-    #[allow(clippy::too_many_arguments)]
+    /// the stored values as f32.
     fn run_elementwise(
         &self,
         loss: ElementwiseLoss,
         stored: Stored<'_>,
-        input: &[f32],
-        target: &[f32],
         dims: &[usize],
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
+        let (input, target) = (stored.values(stored.input), stored.values(stored.target));
+        let (input, target) = (&input[..], &target[..]);
         let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
-        if stored.precision == Precision::F16
-            && !self.device.features().contains(wgpu::Features::SHADER_F16)
-        {
-            return Err(crate::Error::Unsupported {
-                what: "f16 inputs and gradients",
-                reason: "the device lacks the SHADER_F16 feature".into(),
-            });
-        }
+        stored
+            .precision
+            .supported_on(&self.device, "f16 inputs and gradients")?;
         let bytes = shape.len as u64 * 4;
         self.check_buffer_sizes(dims, &[("input", bytes)])?;
         self.plan_elementwise(&shape, weight_shape, weights.pos_weight.is_some())?;
@@ -285,4 +263,15 @@ struct Stored<'a> {
     precision: Precision,
     input: &'a [u8],
     target: &'a [u8],
+}
+
+impl<'a> Stored<'a> {
+    /// `bytes` (the input's or the target's) as f32: f32 ones as they are,
+    /// half-precision ones widened exactly.
+    fn values(&self, bytes: &'a [u8]) -> Cow<'a, [f32]> {
+        match self.precision {
+            Precision::F32 => Cow::Borrowed(bytemuck::cast_slice(bytes)),
+            p => Cow::Owned(p.widen(bytes, bytes.len() / p.size() as usize)),
+        }
+    }
 }

@@ -147,13 +147,24 @@ fn in_unit(v: f32) -> bool {
 }
 
 /// The error of bad elements, the first at flat position `first` with input
-/// `x` and target `y`.
+/// `x` and target `y`: named by its input if that is bad, else its target.
 pub(crate) fn out_of_range(shape: &Elements, first: usize, x: f32, y: f32, count: u64) -> Error {
-    let (what, value) = if in_unit(x) {
-        ("target", y)
+    if in_unit(x) {
+        named_out_of_range(shape, first, "target", y, count)
     } else {
-        ("input", x)
-    };
+        named_out_of_range(shape, first, "input", x, count)
+    }
+}
+
+/// The error of bad elements, the first at flat position `first`, whose
+/// `what` (input or target) is `value`.
+pub(crate) fn named_out_of_range(
+    shape: &Elements,
+    first: usize,
+    what: &'static str,
+    value: f32,
+    count: u64,
+) -> Error {
     Error::InputOutOfRange {
         what,
         position: validate::multi_index(&shape.dims, first),
