@@ -388,6 +388,76 @@ fn precision_bf16_stores_and_checks_in_bf16() {
 }
 
 #[test]
+fn float16_files_are_read_exactly_and_stored_as_they_are_in_f16() {
+    let Some(ctx) = gpu("float16_files_are_read_exactly_and_stored_as_they_are_in_f16") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // float16 logits of values f16 holds but bf16 does not (11-bit mantissas).
+    let xh: Vec<half::f16> = (0..4 * 37)
+        .map(|i| half::f16::from_f64((f64::from(i) * 0.61).sin() * 5.0 + 1.0 / 1024.0))
+        .collect();
+    let x32: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+    let t: Vec<i64> = vec![0, 36, 5, 17];
+    let (xp, tp, gp) = (
+        write(d, "x.npy", &[4, 37], &xh),
+        write(d, "t.npy", &[4], &t),
+        d.join("grad.npy"),
+    );
+    let run = |precision: &str| {
+        let out = ok(&xent(&[
+            "loss",
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&tp),
+            "--grad-out",
+            s(&gp),
+            "--precision",
+            precision,
+        ]));
+        assert!(out.contains("agree"), "{precision}: {out}");
+        read_f32(&gp).1
+    };
+    // f32: the file's values widened exactly, as the f32 host API takes them.
+    let lib = ctx
+        .cross_entropy(&x32, &[4, 37], &t, None, &Default::default())
+        .unwrap();
+    assert_eq!(Some(run("f32")), lib.grad);
+    // f16: stored as they are (no second rounding), as the f16 host API.
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        let lib = ctx
+            .cross_entropy_f16(
+                &xh,
+                &[4, 37],
+                xent::Targets::I64(&t),
+                xent::Weights::none(),
+                &Default::default(),
+            )
+            .unwrap();
+        assert_eq!(Some(run("f16")), lib.grad);
+    }
+    // float16 probability targets and elementwise targets are taken too.
+    let probs: Vec<half::f16> = (0..4 * 37)
+        .map(|i| half::f16::from_f32(if i % 37 == 3 { 1.0 } else { 0.0 }))
+        .collect();
+    let pp = write(d, "p.npy", &[4, 37], &probs);
+    let out = ok(&xent(&["loss", "--logits", s(&xp), "--targets", s(&pp)]));
+    assert!(out.contains("agree"), "{out}");
+    let out = ok(&xent(&[
+        "loss",
+        "--loss",
+        "mse",
+        "--logits",
+        s(&xp),
+        "--targets",
+        s(&pp),
+    ]));
+    assert!(out.contains("agree"), "{out}");
+}
+
+#[test]
 fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend() {
     let name = "none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend";
     let Some(ctx) = gpu(name) else { return };
@@ -1733,7 +1803,7 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
         // A dtype no loss takes: the elementwise losses' own list, not cross-entropy's.
         (
             vec!["--loss", "bce-with-logits", "--logits", xs, "--targets", s(&y_i8)],
-            "has dtype int8 (|i1), which xent does not take: expected float32 or float64 of the input's shape [3, 4]",
+            "has dtype int8 (|i1), which xent does not take: expected float16, float32 or float64 of the input's shape [3, 4]",
         ),
         (
             on("bce", xs, s(&p_high), &[]),

@@ -8,8 +8,11 @@ use common::{ctx, Rng};
 use xent::{cpu, CrossEntropyOptions, Error, Reduction, Strategy, Targets, Tolerance, Weights};
 
 /// Shapes around each strategy's constraints: C of 1 to 5 and around 128,
-/// odd and multiple-of-4 class counts, maps of inner % 4 = 0 and not.
-const SHAPES: [&[usize]; 11] = [
+/// odd and multiple-of-4 class counts, maps of inner % 4 = 0 and not; the
+/// team kernels' lane counts on both sides of their switch points (C = 8,
+/// 9, 16, 17, 2048, 2049 give 1, 2, 2, 4, 256, 256 lanes) with a last
+/// workgroup of spare teams (300 rows of 2 lanes: 128 rows a workgroup).
+const SHAPES: [&[usize]; 17] = [
     &[6, 1],
     &[6, 3],
     &[6, 4],
@@ -18,6 +21,12 @@ const SHAPES: [&[usize]; 11] = [
     &[4, 127],
     &[4, 128],
     &[3, 2050],
+    &[300, 8],
+    &[300, 9],
+    &[70, 16],
+    &[70, 17],
+    &[3, 2048],
+    &[3, 2049],
     &[2, 3, 4],
     &[2, 3, 5],
     &[2, 7, 2, 4],
@@ -28,8 +37,8 @@ fn serves(strategy: Strategy, dims: &[usize]) -> bool {
     let c = dims.get(1).or(dims.first()).copied().unwrap();
     let inner: usize = dims.iter().skip(2).product();
     match strategy {
-        Strategy::Wide => inner == 1,
-        Strategy::Wide4 | Strategy::Narrow4 => inner == 1 && c.is_multiple_of(4),
+        Strategy::Wide | Strategy::Team => inner == 1,
+        Strategy::Wide4 | Strategy::Narrow4 | Strategy::Team4 => inner == 1 && c.is_multiple_of(4),
         Strategy::WideMixed => inner == 1 && c >= 4,
         Strategy::Pixels4 => inner.is_multiple_of(4),
         Strategy::Auto | Strategy::Narrow | Strategy::Split => true,
@@ -128,4 +137,42 @@ fn a_forced_strategy_past_the_loop_bound_is_refused_not_run() {
         "{:?}",
         out.loss
     );
+}
+
+#[test]
+fn the_team_kernels_run_chunk_by_chunk() {
+    // 64 KiB bindings: 600 rows of ~100 classes take four chunks, each
+    // starting mid-workgroup of teams (16 lanes, 16 rows a workgroup).
+    let Some(ctx) = common::small_binding_ctx(64 * 1024) else {
+        return;
+    };
+    for (dims, strategy) in [
+        ([600usize, 100], Strategy::Team4),
+        ([600, 99], Strategy::Team),
+    ] {
+        let (x, t) = case(&dims, 7);
+        let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let xb32: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
+        let opts = CrossEntropyOptions {
+            strategy,
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        let what = format!("{} on {dims:?}", strategy.name());
+        let tol = Tolerance::default();
+        let got = ctx
+            .cross_entropy_with(&x, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let want =
+            cpu::cross_entropy_with(&x, &dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
+        tol.compare_cross_entropy(&got, &want, &tol)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let got = ctx
+            .cross_entropy_bf16(&xb, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
+        let want = cpu::cross_entropy_with(&xb32, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .unwrap();
+        tol.compare_cross_entropy(&got, &want, &Tolerance::BF16)
+            .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
+    }
 }

@@ -138,3 +138,67 @@ proptest! {
         tol.compare("softmax", &y, &probs).map_err(fail)?;
     }
 }
+
+/// Class counts around the team kernels' lane switch points (1 lane up to
+/// C = 8, then doubling at 8·2^k + 1, all 256 from 1 025), and long rows.
+fn team_classes() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..=10,
+        15usize..=18,
+        63usize..=66,
+        1020usize..=1030,
+        2040usize..=2056,
+        5000usize..=20_000,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The GPU table's team kernels (which the software adapters never
+    /// choose) forced on every option against the CPU: weights, ignored
+    /// rows, smoothing, probability targets, z-loss, lse, argmax counts.
+    #[test]
+    fn team_kernels_match_cpu_on_every_option(
+        classes in team_classes(),
+        rows in 1usize..700,
+        reduction in reduction(),
+        smoothing in prop_oneof![Just(0.0f64), Just(0.2)],
+        z_loss in prop_oneof![Just(0.0f64), Just(1e-3)],
+        weighted in any::<bool>(),
+        ignore in any::<bool>(),
+        soft in prop::bool::weighted(0.25),
+        extras in any::<bool>(),
+        vec4 in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let rows = rows.min((600_000 / classes).max(1));
+        let dims = vec![rows, classes];
+        let strategy = if vec4 && classes % 4 == 0 { xent::Strategy::Team4 } else { xent::Strategy::Team };
+        let mut rng = Rng(seed);
+        let x: Vec<f32> = (0..rows * classes).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let t: Vec<i64> = (0..rows)
+            .map(|_| if ignore && rng.below(3) == 0 { -100 } else { rng.below(classes) as i64 })
+            .collect();
+        let w: Vec<f32> = (0..classes).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let sw: Vec<f32> = (0..rows).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let weights = Weights { class: weighted.then_some(&w[..]), sample: weighted.then_some(&sw[..]) };
+        let probs = if soft { common::soft_targets(&x, &dims) } else { Vec::new() };
+        let targets = if soft { Targets::Probs(&probs) } else { Targets::I64(&t) };
+        let opts = CrossEntropyOptions {
+            strategy,
+            reduction,
+            label_smoothing: smoothing,
+            z_loss,
+            return_lse: extras,
+            count_correct: extras,
+            ..Default::default()
+        };
+        let fail = |e: xent::Error| TestCaseError::fail(format!("{} {dims:?} soft {soft}: {e}", strategy.name()));
+        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
+        let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
+        let tol = Tolerance::default();
+        tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
+    }
+}

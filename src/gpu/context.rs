@@ -29,8 +29,8 @@ pub struct Context {
     pub(crate) verify: Option<Tolerance>,
     /// A corruption of the host API's results, for mutation tests.
     pub(crate) fault: Option<crate::verify::Fault>,
-    /// Rows of long classes fewer than this are split over workgroups (see `RowStrategy`).
-    pub(crate) split_rows_below: usize,
+    /// What the strategy table knows of the device (see `RowStrategy::choose`).
+    pub(crate) profile: crate::ops::cross_entropy::plan::DeviceProfile,
     /// `XENT_STRATEGY`: the strategy of every call whose options say `Auto`.
     pub(crate) forced_strategy: Option<crate::Strategy>,
 }
@@ -80,11 +80,10 @@ impl Context {
         let kernels = Kernels::build(&device);
         let scratch = Scratch::new(&device);
         scope.pop("building xent's pipelines")?;
-        let split_rows_below = if device.adapter_info().device_type == wgpu::DeviceType::Cpu {
-            crate::ops::cross_entropy::plan::SPLIT_ROWS_BELOW_CPU
-        } else {
-            crate::ops::cross_entropy::plan::SPLIT_ROWS_BELOW_GPU
-        };
+        let profile = crate::ops::cross_entropy::plan::DeviceProfile::of(
+            &device.adapter_info(),
+            kernels.wide_wg as usize,
+        );
         Ok(Self {
             device,
             queue,
@@ -93,7 +92,7 @@ impl Context {
             host_lock: Mutex::new(()),
             verify: None,
             fault: None,
-            split_rows_below,
+            profile,
             forced_strategy,
         })
     }

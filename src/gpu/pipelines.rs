@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use super::sources::{cross_entropy_source, elementwise_source, softmax_source, COPY_WGSL};
 use crate::error::{Error, GpuScope, Result};
+use crate::ops::cross_entropy::plan::TEAM_WG;
 use crate::ops::cross_entropy::Precision;
 
 /// Compute pipelines, built once per context (cross-entropy variants on first use).
@@ -201,21 +202,29 @@ impl Kernels {
 }
 
 impl Kernels {
-    /// Entry point `entry` of variant `v` (specialised for `FIXED_N = n`
-    /// when `n > 0`: `rows_narrow4_fixed`, `rows_pixels4_fixed`), built on
-    /// first use and cached (see [`PIPELINE_CACHE_MAX`]).
+    /// Entry point `entry` of variant `v`, specialised for the override
+    /// constant `spec` names (`FIXED_N` of `rows_narrow4_fixed` and
+    /// `rows_pixels4_fixed`, `TEAM` of `rows_team` and `rows_team4`), built
+    /// on first use and cached (see [`PIPELINE_CACHE_MAX`]).
     pub fn cross_entropy(
         &self,
         device: &wgpu::Device,
         v: CrossEntropyVariant,
         entry: &'static str,
-        n: u32,
+        spec: Option<(&'static str, u32)>,
     ) -> Result<wgpu::ComputePipeline> {
-        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s.
-        if n > 32 {
+        let n = spec.map_or(0, |(_, n)| n);
+        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s; a team is
+        // a power of two of lanes within its workgroup.
+        let fits = match spec {
+            Some(("TEAM", n)) => n.is_power_of_two() && n as usize <= TEAM_WG,
+            Some((_, n)) => n <= 32,
+            None => true,
+        };
+        if !fits {
             return Err(Error::Unsupported {
-                what: "a kernel specialised for this many classes",
-                reason: format!("FIXED_N {n} is outside the shader's 1..=32"),
+                what: "a kernel specialised for this shape",
+                reason: format!("{spec:?} is outside the shader's range (FIXED_N 1..=32, TEAM a power of two up to {TEAM_WG})"),
             });
         }
         let key = (v, entry, n);
@@ -224,13 +233,11 @@ impl Kernels {
             return Ok(p);
         }
         let mut constants = self.constants(v);
-        if n > 0 {
-            constants.push(("FIXED_N", f64::from(n)));
-        }
+        constants.extend(spec.map(|(name, n)| (name, f64::from(n))));
         let scope = GpuScope::push(device);
         let module = self.module_for(device, v)?;
         let pipeline = specialised(device, &module, entry, &constants);
-        scope.pop(&format!("building {entry} (FIXED_N {n}) for {v:?}"))?;
+        scope.pop(&format!("building {entry} ({spec:?}) for {v:?}"))?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }

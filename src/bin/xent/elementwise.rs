@@ -204,15 +204,16 @@ fn read_problem(
     let dims = x.shape;
     let input = loss::floats("logits", &args.logits, x.array, x.dtype)?;
 
-    let expected = format!("expected float32 or float64 of the input's shape {dims:?}");
+    let expected = format!("expected float16, float32 or float64 of the input's shape {dims:?}");
     let t = npy::read_as("targets", &args.targets, &expected)?;
     let target = match t.array {
+        Array::F16(v) => v.iter().map(|y| y.to_f32()).collect(),
         Array::F32(v) => v,
         Array::F64(v) => v.into_iter().map(|y| y as f32).collect(),
         _ => {
             return Err(usage(format!(
                 "targets file {} has dtype {}, which --loss {name} does not take: expected \
-                 float32 or float64 of the input's shape {dims:?}",
+                 float16, float32 or float64 of the input's shape {dims:?}",
                 args.targets.display(),
                 t.dtype
             )))

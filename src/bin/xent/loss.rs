@@ -25,7 +25,7 @@ pub struct LossArgs {
     /// loss of an input and a target of the same shape.
     #[arg(long, value_enum, default_value_t = LossKind::CrossEntropy)]
     pub(crate) loss: LossKind,
-    /// Input .npy (float32 or float64), the input of every loss: logits for
+    /// Input .npy (float16, float32 or float64), the input of every loss: logits for
     /// cross-entropy and bce-with-logits, probabilities in [0, 1] for bce,
     /// predictions for mse, l1, smooth-l1 and huber. Cross-entropy: (C),
     /// (N, C) or (N, C, d1, ..., dK), class axis 1; the elementwise losses:
@@ -33,12 +33,12 @@ pub struct LossArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) logits: PathBuf,
     /// Targets .npy. Cross-entropy: int64, int32 or uint8 class ids with the
-    /// input's shape without the class axis, or float32/float64 probabilities
-    /// with the input's shape. The elementwise losses: float32/float64 with
+    /// input's shape without the class axis, or float16/32/64 probabilities
+    /// with the input's shape. The elementwise losses: float16/32/64 with
     /// the input's shape.
     #[arg(long, value_name = "PATH")]
     pub(crate) targets: PathBuf,
-    /// Weights .npy (float32 or float64). Cross-entropy: class weights, shape
+    /// Weights .npy (float16, float32 or float64). Cross-entropy: class weights, shape
     /// (C). bce and bce-with-logits: per-element weights, the input's shape or
     /// its last axis.
     #[arg(long, value_name = "PATH")]
@@ -107,13 +107,18 @@ pub(crate) enum InputArg {
     Probs,
 }
 
-/// Float values as read: float32 or float64.
+/// Float values as read: float32 or float64 (float16 widened to float32,
+/// exactly, so `--precision f16` stores a float16 file's values as they are).
 pub(crate) enum Floats {
     F32(Vec<f32>),
     F64(Vec<f64>),
 }
 
 impl Floats {
+    pub(crate) fn from_f16(v: &[half::f16]) -> Self {
+        Floats::F32(v.iter().map(|x| x.to_f32()).collect())
+    }
+
     pub(crate) fn f32(&self) -> Cow<'_, [f32]> {
         match self {
             Floats::F32(v) => Cow::Borrowed(v),
@@ -345,6 +350,7 @@ fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
         Array::I64(v) => TargetData::I64(v),
         Array::I32(v) => TargetData::I32(v),
         Array::U8(v) => TargetData::U8(v),
+        Array::F16(v) => TargetData::Probs(Floats::from_f16(&v)),
         Array::F32(v) => TargetData::Probs(Floats::F32(v)),
         Array::F64(v) => TargetData::Probs(Floats::F64(v)),
     };
@@ -416,6 +422,7 @@ pub(crate) fn floats(
     dtype: &str,
 ) -> Result<Floats, Failure> {
     match array {
+        Array::F16(v) => Ok(Floats::from_f16(&v)),
         Array::F32(v) => Ok(Floats::F32(v)),
         Array::F64(v) => Ok(Floats::F64(v)),
         _ => Err(usage(format!(

@@ -11,6 +11,8 @@ use crate::{usage, Failure, QUIET_PANICS};
 
 /// The values of an `.npy` array, in the dtypes xent takes.
 pub enum Array {
+    /// float16, widened to f32 exactly (every f16 is an f32) by the callers.
+    F16(Vec<half::f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     I64(Vec<i64>),
@@ -26,7 +28,7 @@ pub struct Npy {
 }
 
 /// Reads `path` (the `what` file: "logits", "targets", "weights") as a
-/// C-ordered array of float32, float64, int64, int32 or uint8.
+/// C-ordered array of float16, float32, float64, int64, int32 or uint8.
 ///
 /// # Errors
 /// Exit status 2 for a file that is missing, unreadable, not an `.npy`
@@ -82,6 +84,7 @@ pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> 
         )));
     };
     let dtype = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 2) => "float16",
         (TypeChar::Float, 4) => "float32",
         (TypeChar::Float, 8) => "float64",
         (TypeChar::Int, 8) => "int64",
@@ -101,6 +104,7 @@ pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> 
         ))
     };
     let array = match dtype {
+        "float16" => Array::F16(npy.into_vec().map_err(truncated)?),
         "float32" => Array::F32(npy.into_vec().map_err(truncated)?),
         "float64" => Array::F64(npy.into_vec().map_err(truncated)?),
         "int64" => Array::I64(npy.into_vec().map_err(truncated)?),
@@ -117,8 +121,10 @@ pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> 
 /// What the `what` file may hold, for error messages.
 pub fn expected_dtypes(what: &str) -> &'static str {
     match what {
-        "targets" => "expected int64, int32 or uint8 class ids, or float32/float64 probabilities",
-        _ => "expected float32 or float64",
+        "targets" => {
+            "expected int64, int32 or uint8 class ids, or float16/float32/float64 probabilities"
+        }
+        _ => "expected float16, float32 or float64",
     }
 }
 

@@ -210,11 +210,16 @@ pub enum Strategy {
     Pixels4,
     /// Several workgroups per row over spans of classes (any layout).
     Split,
+    /// A team of neighbouring invocations per row, several short rows per
+    /// workgroup, scalar access (`inner = 1`): the GPU default.
+    Team,
+    /// As `Team`, vec4 access (`inner = 1`, `C % 4 = 0`).
+    Team4,
 }
 
 impl Strategy {
     /// Every strategy that can be forced.
-    pub const FORCED: [Strategy; 7] = [
+    pub const FORCED: [Strategy; 9] = [
         Strategy::Wide,
         Strategy::Wide4,
         Strategy::WideMixed,
@@ -222,10 +227,12 @@ impl Strategy {
         Strategy::Narrow4,
         Strategy::Pixels4,
         Strategy::Split,
+        Strategy::Team,
+        Strategy::Team4,
     ];
 
     /// The strategy's name (`auto`, `wide`, `wide4`, `wide-mixed`, `narrow`,
-    /// `narrow4`, `pixels4`, `split`).
+    /// `narrow4`, `pixels4`, `split`, `team`, `team4`).
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Auto => "auto",
@@ -236,6 +243,8 @@ impl Strategy {
             Strategy::Narrow4 => "narrow4",
             Strategy::Pixels4 => "pixels4",
             Strategy::Split => "split",
+            Strategy::Team => "team",
+            Strategy::Team4 => "team4",
         }
     }
 }
@@ -250,7 +259,8 @@ impl std::str::FromStr for Strategy {
             .ok_or_else(|| Error::InvalidOption {
                 name: "strategy",
                 value: s.to_string(),
-                expected: "auto, wide, wide4, wide-mixed, narrow, narrow4, pixels4 or split",
+                expected:
+                    "auto, wide, wide4, wide-mixed, narrow, narrow4, pixels4, split, team or team4",
             })
     }
 }

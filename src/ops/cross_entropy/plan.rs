@@ -8,20 +8,69 @@ use crate::ops::cross_entropy::options::{Reduction, Strategy};
 use crate::shape::Layout;
 
 /// Rows with at least this many classes get a workgroup each; shorter rows
-/// (and every channel-first map) get an invocation each.
+/// (and every channel-first map) get an invocation each (software adapters).
 pub(crate) const WIDE_MIN_CLASSES: usize = 128;
 /// Long rows (at least this many classes) that are too few to keep the device
-/// busy are split over several workgroups each: fewer than
-/// `SPLIT_ROWS_BELOW_GPU` rows on a GPU, fewer than `SPLIT_ROWS_BELOW_CPU` on
-/// a software adapter (whose few threads a handful of rows already occupy,
-/// and where the extra passes cost more than they give).
+/// busy are split over several workgroups each: on a software adapter, fewer
+/// than `SPLIT_ROWS_BELOW_CPU` rows (its few threads a handful of rows
+/// already occupy, and there the extra passes cost more than they give); on
+/// a GPU, rows whose team kernel would run fewer than `GPU_LANES_FULL`
+/// invocations.
 pub(crate) const SPLIT_MIN_CLASSES: usize = 16_384;
-pub(crate) const SPLIT_ROWS_BELOW_GPU: usize = 64;
 pub(crate) const SPLIT_ROWS_BELOW_CPU: usize = 4;
 /// Classes per workgroup of a split row chosen for occupancy (before the
-/// clamp to `OCCUPANCY_SPLITS`).
+/// clamp to `OCCUPANCY_SPLITS`), on software adapters.
 const SPLIT_SPAN: usize = 8192;
 const OCCUPANCY_SPLITS: usize = 32;
+
+/// Invocations per workgroup of the team kernels (`TEAM_WG` in
+/// rows_team.wgsl): 8 SIMD groups of 32 (or 4 of 64) lanes, the size the
+/// fastest loss kernels run rows at (quack, Liger), and the most WebGPU
+/// promises every device takes.
+pub(crate) const TEAM_WG: usize = 256;
+/// A team lane takes about this many elements of its row per pass: short
+/// rows get few lanes (several rows per workgroup), rows of 2048 classes or
+/// more get all `TEAM_WG`.
+const TEAM_ELEMENTS: usize = 8;
+/// Invocations a GPU needs in flight to hide its memory latency: 2^18 is a
+/// full H100/H200 (132 SMs × 2048 resident invocations) and more than any
+/// smaller GPU holds. wgpu reports no SM count, so this is a constant.
+pub(crate) const GPU_LANES_FULL: usize = 1 << 18;
+/// The shortest span of a row split on a GPU for occupancy, and the most
+/// spans (whose partials every span's workgroup merges: 3 loop trips each).
+const GPU_SPLIT_SPAN_MIN: usize = 2048;
+const GPU_SPLITS_MAX: usize = 1024;
+
+/// Which of the two strategy tables a device gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceClass {
+    /// `DeviceType::DiscreteGpu | IntegratedGpu`: the GPU table (coalesced
+    /// team kernels, splits by `GPU_LANES_FULL`).
+    Gpu,
+    /// Every other device type (lavapipe and llvmpipe report `Cpu`): the
+    /// table measured best on the software adapters.
+    Software,
+}
+
+/// What the strategy table knows of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeviceProfile {
+    pub class: DeviceClass,
+    /// Invocations per workgroup of the wide and split kernels
+    /// (`Kernels::wide_wg`).
+    pub wide_wg: usize,
+}
+
+impl DeviceProfile {
+    /// The profile of `device`, whose wide kernels run `wide_wg` invocations.
+    pub(crate) fn of(info: &wgpu::AdapterInfo, wide_wg: usize) -> Self {
+        let class = match info.device_type {
+            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu => DeviceClass::Gpu,
+            _ => DeviceClass::Software,
+        };
+        DeviceProfile { class, wide_wg }
+    }
+}
 
 /// The most loop iterations any one invocation of a kernel may run, all its
 /// loops together. Mesa's software adapters (llvmpipe, lavapipe) end every
@@ -83,41 +132,42 @@ pub(crate) enum RowStrategy {
         /// Workgroups per row.
         splits: usize,
     },
+    /// A team of `lanes` neighbouring invocations per row, `TEAM_WG / lanes`
+    /// rows per workgroup, scalar access (inner = 1): coalesced on a GPU.
+    Team {
+        /// Invocations per row: a power of two from 1 to `TEAM_WG`.
+        lanes: usize,
+    },
+    /// As `Team`, vec4 access (inner = 1, C % 4 = 0).
+    Team4 {
+        /// Invocations per row: a power of two from 1 to `TEAM_WG`.
+        lanes: usize,
+    },
+}
+
+/// The team kernels' invocations per row of `classes` classes: about
+/// `TEAM_ELEMENTS` elements per lane, a power of two up to `TEAM_WG`.
+pub(crate) fn team_lanes(classes: usize) -> usize {
+    classes
+        .div_ceil(TEAM_ELEMENTS)
+        .next_power_of_two()
+        .min(TEAM_WG)
 }
 
 impl RowStrategy {
-    /// The strategy for `layout` on a device whose wide kernels run `wide_wg`
-    /// invocations per workgroup.
-    /// `split_below`: rows fewer than this (of at least `SPLIT_MIN_CLASSES`
-    /// classes) leave the device idle, so they are split.
-    /// `mixed`: whether `rows_wide_mixed` may run (its buffers hold whole
-    /// vec4s).
+    /// The strategy for `layout` on `device` (see ARCHITECTURE.md for both
+    /// tables). `mixed`: whether `rows_wide_mixed` may run (its buffers hold
+    /// whole vec4s).
     /// A strategy whose invocations would loop more than [`LOOP_TRIPS_MAX`]
     /// times gives way to `Split` (any layout: its spans walk classes
     /// `inner` apart), with enough spans to stay under the bound.
-    pub(crate) fn choose(
-        layout: &Layout,
-        split_below: usize,
-        mixed: bool,
-        wide_wg: usize,
-    ) -> Result<Self> {
-        let quads = layout.classes.is_multiple_of(4);
+    pub(crate) fn choose(layout: &Layout, device: DeviceProfile, mixed: bool) -> Result<Self> {
         let classes = layout.classes;
-        let chosen =
-            if layout.inner == 1 && layout.rows() < split_below && classes >= SPLIT_MIN_CLASSES {
-                RowStrategy::Split {
-                    splits: (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS),
-                }
-            } else {
-                match (layout.inner, classes >= WIDE_MIN_CLASSES) {
-                    (1, true) if quads => RowStrategy::Wide4,
-                    (1, true) if mixed => RowStrategy::WideMixed,
-                    (1, true) => RowStrategy::Wide,
-                    (1, false) if quads => RowStrategy::Narrow4,
-                    (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
-                    _ => RowStrategy::Narrow,
-                }
-            };
+        let wide_wg = device.wide_wg;
+        let chosen = match device.class {
+            DeviceClass::Software => Self::software_choice(layout, mixed),
+            DeviceClass::Gpu => Self::gpu_choice(layout, wide_wg),
+        };
         if chosen.loop_trips(classes, wide_wg) <= LOOP_TRIPS_MAX {
             return Ok(chosen);
         }
@@ -147,6 +197,63 @@ impl RowStrategy {
         Ok(split)
     }
 
+    /// The software adapters' table, as measured on lavapipe (BENCHMARKS.md):
+    /// an invocation per short row (a CPU core's SIMD lanes walk rows side
+    /// by side), a workgroup of `wide_wg` per long row, fewer than
+    /// `SPLIT_ROWS_BELOW_CPU` long rows split.
+    fn software_choice(layout: &Layout, mixed: bool) -> Self {
+        let quads = layout.classes.is_multiple_of(4);
+        let classes = layout.classes;
+        if layout.inner == 1 && layout.rows() < SPLIT_ROWS_BELOW_CPU && classes >= SPLIT_MIN_CLASSES
+        {
+            return RowStrategy::Split {
+                splits: (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS),
+            };
+        }
+        match (layout.inner, classes >= WIDE_MIN_CLASSES) {
+            (1, true) if quads => RowStrategy::Wide4,
+            (1, true) if mixed => RowStrategy::WideMixed,
+            (1, true) => RowStrategy::Wide,
+            (1, false) if quads => RowStrategy::Narrow4,
+            (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
+            _ => RowStrategy::Narrow,
+        }
+    }
+
+    /// The GPU table, by principle until measured (`benches/device.sh`):
+    /// rows of inner = 1 get a team of neighbouring invocations each
+    /// (`team_lanes`: several short rows per workgroup, `TEAM_WG` per long
+    /// row), so a SIMD group's loads cover contiguous memory; long rows too
+    /// few to put `GPU_LANES_FULL` invocations to work are split so that
+    /// their workgroups do, in spans of at least `GPU_SPLIT_SPAN_MIN`
+    /// classes. Maps keep an invocation per pixel (or pixel quad), which
+    /// reads neighbouring pixels of each class plane: coalesced already.
+    fn gpu_choice(layout: &Layout, wide_wg: usize) -> Self {
+        let classes = layout.classes;
+        if layout.inner != 1 {
+            return if layout.inner.is_multiple_of(4) {
+                RowStrategy::Pixels4
+            } else {
+                RowStrategy::Narrow
+            };
+        }
+        let lanes = team_lanes(classes);
+        let rows = layout.rows();
+        if classes >= SPLIT_MIN_CLASSES && rows * lanes < GPU_LANES_FULL {
+            let wanted = GPU_LANES_FULL.div_ceil(rows * wide_wg);
+            return RowStrategy::Split {
+                splits: wanted
+                    .min(classes / GPU_SPLIT_SPAN_MIN)
+                    .clamp(2, GPU_SPLITS_MAX),
+            };
+        }
+        if classes.is_multiple_of(4) {
+            RowStrategy::Team4 { lanes }
+        } else {
+            RowStrategy::Team { lanes }
+        }
+    }
+
     /// The strategy `forced` names, for `layout`, or [`Error::Unsupported`]
     /// naming what it needs when it cannot serve the layout (`mixed`: the
     /// buffers hold whole vec4s) or would pass the loop bound. `Split` gets
@@ -170,6 +277,18 @@ impl RowStrategy {
                 inner == 1 && classes.is_multiple_of(4),
             ),
             Strategy::Pixels4 => (RowStrategy::Pixels4, inner.is_multiple_of(4)),
+            Strategy::Team => (
+                RowStrategy::Team {
+                    lanes: team_lanes(classes),
+                },
+                inner == 1,
+            ),
+            Strategy::Team4 => (
+                RowStrategy::Team4 {
+                    lanes: team_lanes(classes),
+                },
+                inner == 1 && classes.is_multiple_of(4),
+            ),
             Strategy::Split => {
                 let occupancy = (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS);
                 let needed = classes.div_ceil(wide_wg * LOOP_TRIPS_MAX);
@@ -184,8 +303,10 @@ impl RowStrategy {
         let name = forced.name();
         if !needs {
             let what = match forced {
-                Strategy::Wide => "rows of inner = 1",
-                Strategy::Wide4 | Strategy::Narrow4 => "rows of inner = 1 and C % 4 = 0",
+                Strategy::Wide | Strategy::Team => "rows of inner = 1",
+                Strategy::Wide4 | Strategy::Narrow4 | Strategy::Team4 => {
+                    "rows of inner = 1 and C % 4 = 0"
+                }
                 Strategy::WideMixed => "rows of inner = 1, C >= 4, in buffers of whole vec4s",
                 _ => "maps of inner % 4 = 0",
             };
@@ -235,6 +356,13 @@ impl RowStrategy {
                 // split_finish merges them again and adds two sums over them.
                 (splits + walk(span) + tree).max(3 * splits)
             }
+            // Two passes of a lane's share, two trees of log2(lanes) levels.
+            RowStrategy::Team { lanes } => {
+                2 * classes.div_ceil(lanes) + 2 * lanes.max(2).ilog2() as usize
+            }
+            RowStrategy::Team4 { lanes } => {
+                2 * (classes / 4).div_ceil(lanes) + 2 * lanes.max(2).ilog2() as usize
+            }
         }
     }
 
@@ -246,6 +374,17 @@ impl RowStrategy {
             RowStrategy::Narrow4 if classes / 4 <= FIXED_QUADS_MAX => Some((classes / 4) as u32),
             RowStrategy::Pixels4 if classes <= FIXED_CLASSES_MAX => Some(classes as u32),
             _ => None,
+        }
+    }
+
+    /// The override constant the rows pipeline is specialised for, if any:
+    /// `FIXED_N` (the fixed kernels) or `TEAM` (the team kernels' lanes).
+    pub(crate) fn specialisation(self, classes: usize) -> Option<(&'static str, u32)> {
+        match self {
+            RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => {
+                Some(("TEAM", lanes as u32))
+            }
+            _ => self.fixed_n(classes).map(|n| ("FIXED_N", n)),
         }
     }
 
@@ -262,6 +401,8 @@ impl RowStrategy {
             (RowStrategy::Narrow4, _) => "rows_narrow4",
             (RowStrategy::Pixels4, _) => "rows_pixels4",
             (RowStrategy::Split { .. }, _) => "split_partial",
+            (RowStrategy::Team { .. }, _) => "rows_team",
+            (RowStrategy::Team4 { .. }, _) => "rows_team4",
         }
     }
 
@@ -276,7 +417,10 @@ impl RowStrategy {
     pub(crate) fn is_vec4(self) -> bool {
         matches!(
             self,
-            RowStrategy::Wide4 | RowStrategy::Narrow4 | RowStrategy::Pixels4
+            RowStrategy::Wide4
+                | RowStrategy::Narrow4
+                | RowStrategy::Pixels4
+                | RowStrategy::Team4 { .. }
         )
     }
 
@@ -287,6 +431,9 @@ impl RowStrategy {
             RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
             RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
             RowStrategy::Split { splits } => layout.rows() * splits,
+            RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => {
+                layout.rows().div_ceil(TEAM_WG / lanes)
+            }
         }
     }
 }
@@ -347,9 +494,7 @@ impl Context {
         let wide_wg = self.kernels.wide_wg as usize;
         let strategy = match (rows, p.strategy, self.forced_strategy) {
             (0, _, _) => RowStrategy::Narrow,
-            (_, Strategy::Auto, None) => {
-                RowStrategy::choose(layout, self.split_rows_below, p.mixed, wide_wg)?
-            }
+            (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile, p.mixed)?,
             (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
                 RowStrategy::forced(forced, layout, p.mixed, wide_wg)?
             }
@@ -431,6 +576,7 @@ pub(crate) mod tests {
     pub(crate) fn shared_with(source: &str) {
         assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
         assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
+        assert_eq!(wgsl_u32(source, "TEAM_WG") as usize, TEAM_WG);
         // Both fixed kernels hold their row in MAX_FIXED vec4s.
         let max_fixed = wgsl_u32(source, "MAX_FIXED") as usize;
         assert!(FIXED_QUADS_MAX.max(FIXED_CLASSES_MAX) <= max_fixed);
@@ -440,20 +586,37 @@ pub(crate) mod tests {
         Layout::from_dims(dims).unwrap()
     }
 
+    const SOFTWARE: DeviceProfile = DeviceProfile {
+        class: DeviceClass::Software,
+        wide_wg: 8,
+    };
+    /// A GPU with 32-lane subgroups (the wide kernels' workgroup).
+    const GPU: DeviceProfile = DeviceProfile {
+        class: DeviceClass::Gpu,
+        wide_wg: 32,
+    };
+
     #[test]
     fn every_chosen_strategy_stays_under_the_loop_bound() {
         for wg in [8, 16, 32, 64] {
             for classes in (0..26).flat_map(|k| [1usize << k, (1 << k) + 1, 3 << k]) {
                 for inner in [1, 2, 4, 8] {
-                    let l = layout(&[2, classes, inner]);
-                    for split_below in [SPLIT_ROWS_BELOW_CPU, SPLIT_ROWS_BELOW_GPU] {
-                        for mixed in [false, true] {
-                            let s = RowStrategy::choose(&l, split_below, mixed, wg).unwrap();
-                            let trips = s.loop_trips(classes, wg);
-                            assert!(
-                                trips <= LOOP_TRIPS_MAX,
-                                "{s:?} for C = {classes}, inner = {inner}, wg = {wg}: {trips}"
-                            );
+                    // Few rows (split on a GPU) and many (teams).
+                    for outer in [2, 5000] {
+                        let Ok(l) = Layout::from_dims(&[outer, classes, inner]) else {
+                            continue; // past the indexable size
+                        };
+                        for class in [DeviceClass::Software, DeviceClass::Gpu] {
+                            let device = DeviceProfile { class, wide_wg: wg };
+                            for mixed in [false, true] {
+                                let s = RowStrategy::choose(&l, device, mixed).unwrap();
+                                let trips = s.loop_trips(classes, wg);
+                                assert!(
+                                    trips <= LOOP_TRIPS_MAX,
+                                    "{s:?} for C = {classes}, inner = {inner}, {class:?}, \
+                                     wg = {wg}: {trips}"
+                                );
+                            }
                         }
                     }
                 }
@@ -462,33 +625,86 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_device_class_follows_the_device_type() {
+        let info = |device_type| wgpu::AdapterInfo {
+            device_type,
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
+        };
+        for (t, class) in [
+            (wgpu::DeviceType::DiscreteGpu, DeviceClass::Gpu),
+            (wgpu::DeviceType::IntegratedGpu, DeviceClass::Gpu),
+            (wgpu::DeviceType::Cpu, DeviceClass::Software),
+            (wgpu::DeviceType::VirtualGpu, DeviceClass::Software),
+            (wgpu::DeviceType::Other, DeviceClass::Software),
+        ] {
+            assert_eq!(DeviceProfile::of(&info(t), 32).class, class, "{t:?}");
+        }
+    }
+
+    #[test]
     fn the_strategy_table_for_software_adapters_and_gpus() {
         use RowStrategy::*;
-        // (shape, software adapter: 8 invocations, split below 4 rows;
-        //  GPU: 32-lane subgroups, split below 64 rows); buffers of whole vec4s.
-        let table: [(&[usize], RowStrategy, RowStrategy); 10] = [
-            (&[65_536, 32], Narrow4, Narrow4),
-            (&[1024, 100], Narrow4, Narrow4),
-            (&[1024, 99], Narrow, Narrow),
-            (&[4096, 4096], Wide4, Wide4),
-            (&[256, 50_257], WideMixed, WideMixed),
-            (&[16, 128_256], Wide4, Split { splits: 15 }),
-            (&[2, 128_256], Split { splits: 15 }, Split { splits: 15 }),
+        // (shape, software adapter: 8 invocations; GPU: 32-lane subgroups);
+        // buffers of whole vec4s.
+        let table: [(&[usize], RowStrategy, RowStrategy); 14] = [
+            (&[65_536, 32], Narrow4, Team4 { lanes: 4 }),
+            (&[65_536, 4], Narrow4, Team4 { lanes: 1 }),
+            (&[1024, 100], Narrow4, Team4 { lanes: 16 }),
+            (&[1024, 99], Narrow, Team { lanes: 16 }),
+            (&[1024, 1000], Wide4, Team4 { lanes: 128 }),
+            (&[4096, 4096], Wide4, Team4 { lanes: 256 }),
+            (&[8192, 50_257], WideMixed, Team { lanes: 256 }),
+            // 256 rows put 65 536 invocations to work on a GPU: split into
+            // 2^18 / (256 * 32) = 32 spans, at most 50 257 / 2048 = 24.
+            (&[256, 50_257], WideMixed, Split { splits: 24 }),
+            (&[1024, 50_257], WideMixed, Team { lanes: 256 }),
+            (&[16, 128_256], Wide4, Split { splits: 62 }),
+            (&[2, 128_256], Split { splits: 15 }, Split { splits: 62 }),
             (&[8, 21, 256, 256], Pixels4, Pixels4),
             (&[8, 21, 255, 255], Narrow, Narrow),
             (&[2, 50_257, 8], Split { splits: 2 }, Split { splits: 2 }),
         ];
         for (dims, software, gpu) in table {
             let l = layout(dims);
-            let cpu_choice = RowStrategy::choose(&l, SPLIT_ROWS_BELOW_CPU, true, 8).unwrap();
-            let gpu_choice = RowStrategy::choose(&l, SPLIT_ROWS_BELOW_GPU, true, 32).unwrap();
+            let cpu_choice = RowStrategy::choose(&l, SOFTWARE, true).unwrap();
+            let gpu_choice = RowStrategy::choose(&l, GPU, true).unwrap();
             assert_eq!((cpu_choice, gpu_choice), (software, gpu), "{dims:?}");
         }
     }
 
     #[test]
+    fn team_lanes_are_powers_of_two_of_about_eight_elements_each() {
+        for (classes, lanes) in [
+            (1, 1),
+            (8, 1),
+            (9, 2),
+            (32, 4),
+            (100, 16),
+            (2048, 256),
+            (2049, 256),
+            (1 << 20, 256),
+        ] {
+            assert_eq!(team_lanes(classes), lanes, "C = {classes}");
+        }
+        // A workgroup holds whole teams, and its rows are dispatched whole.
+        for classes in 1..5000 {
+            let lanes = team_lanes(classes);
+            assert!(lanes.is_power_of_two() && TEAM_WG.is_multiple_of(lanes));
+            let s = RowStrategy::Team { lanes };
+            let l = layout(&[1000, classes]);
+            assert_eq!(s.workgroups(&l), 1000usize.div_ceil(TEAM_WG / lanes));
+        }
+    }
+
+    #[test]
     fn strategies_past_the_loop_bound_are_split() {
-        let choose = |dims: &[usize], wg| RowStrategy::choose(&layout(dims), 4, true, wg).unwrap();
+        let choose = |dims: &[usize], wg| {
+            let device = DeviceProfile {
+                class: DeviceClass::Software,
+                wide_wg: wg,
+            };
+            RowStrategy::choose(&layout(dims), device, true).unwrap()
+        };
         // The shapes Mesa cut short, on its 8-invocation workgroups.
         assert_eq!(choose(&[1, 8065, 4], 8), RowStrategy::Pixels4);
         assert_eq!(choose(&[1, 8066, 4], 8), RowStrategy::Split { splits: 2 });

@@ -267,7 +267,10 @@ impl Context {
         // First, as it finds a lost device (Error::DeviceLost).
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         // Each entry point's pipeline is built when first used.
-        let k = |entry: &'static str| self.kernels.cross_entropy(&self.device, variant, entry, 0);
+        let k = |entry: &'static str| {
+            self.kernels
+                .cross_entropy(&self.device, variant, entry, None)
+        };
 
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
@@ -301,8 +304,9 @@ impl Context {
             b.loss
         };
 
-        // Short rows of few classes run the pipeline specialised for C.
-        let fixed_n = strategy.fixed_n(layout.classes).unwrap_or(0);
+        // Short rows of few classes run the pipeline specialised for C, the
+        // team kernels one specialised for their lanes per row.
+        let spec = strategy.specialisation(layout.classes);
         let rows_entry = strategy.entry(layout.classes);
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
@@ -428,7 +432,7 @@ impl Context {
             } else {
                 let pipeline =
                     self.kernels
-                        .cross_entropy(&self.device, variant, rows_entry, fixed_n)?;
+                        .cross_entropy(&self.device, variant, rows_entry, spec)?;
                 push(
                     rows_entry,
                     pipeline,

@@ -1,0 +1,126 @@
+// Part of the cross-entropy module (see common.wgsl and
+// `cross_entropy_source` in src/gpu/sources.rs).
+//
+// ---------------------------------------------------------------- rows_team
+//
+// The GPU kernels for rows of inner == 1 (`RowStrategy::Team`/`Team4` in
+// src/ops/cross_entropy/plan.rs): a team of TEAM neighbouring invocations per
+// row and TEAM_WG / TEAM rows per workgroup. The team's lanes read
+// neighbouring elements (or vec4s) of their row, so one load instruction of a
+// GPU's SIMD group covers whole contiguous runs of memory (coalesced), where
+// an invocation per row would read addresses a row apart; short rows share a
+// workgroup, long rows get TEAM = TEAM_WG invocations. One stream per lane:
+// a GPU keeps its loads in flight across lanes, not across a lane's two halves
+// (the software adapters' kernels in rows_vec4.wgsl walk two).
+//
+// The team's merges are fixed trees through workgroup memory, segmented by
+// team: bit-identical results, no assumption on how a device lays
+// invocations out in subgroups (which a shuffle between a team's lanes would
+// need: Vulkan does not promise that local_invocation_index maps onto
+// subgroup lanes in order).
+
+// Lanes per row: a power of two from 1 to TEAM_WG, set per pipeline by the host.
+override TEAM: u32 = 32u;
+// Invocations per workgroup (`TEAM_WG` in plan.rs).
+const TEAM_WG: u32 = 256u;
+
+var<workgroup> team_parts: array<Partial, TEAM_WG>;
+var<workgroup> team_sums: array<vec2<f32>, TEAM_WG>;
+
+// The merge of the team's partials, the lower lane's first at every step;
+// every lane gets the total. Call from uniform control flow.
+fn team_merge(lid: u32, lane: u32, part: Partial) -> Partial {
+    team_parts[lid] = part;
+    workgroupBarrier();
+    for (var off = TEAM / 2u; off > 0u; off >>= 1u) {
+        if (lane < off) {
+            team_parts[lid] = merge(team_parts[lid], team_parts[lid + off]);
+        }
+        workgroupBarrier();
+    }
+    return team_parts[lid - lane];
+}
+
+// The team's two sums, in the same fixed tree; every lane gets them.
+fn team_sum(lid: u32, lane: u32, v: vec2<f32>) -> vec2<f32> {
+    team_sums[lid] = v;
+    workgroupBarrier();
+    for (var off = TEAM / 2u; off > 0u; off >>= 1u) {
+        if (lane < off) {
+            team_sums[lid] += team_sums[lid + off];
+        }
+        workgroupBarrier();
+    }
+    return team_sums[lid - lane];
+}
+
+// The row of this invocation's team (past `p.row_end` for the spare teams of
+// the last workgroup, which still take part in the barriers).
+fn team_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return p.row_offset + flat_workgroup(wid, nwg) * (TEAM_WG / TEAM) + lid / TEAM;
+}
+
+// A team per row, scalar access: any C.
+@compute @workgroup_size(TEAM_WG)
+fn rows_team(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let lane = lid % TEAM;
+    let row = team_row(wid, nwg, lid);
+    let live = row < p.row_end;
+    let classes = select(0u, p.classes, live);
+    let base = chunk_base(select(p.row_offset, row, live));
+    var part = empty_partial();
+    for (var c = lane; c < classes; c += TEAM) {
+        part = update(part, c, base + c, load_input(base + c));
+    }
+    let total = team_merge(lid, lane, part);
+    var plan: RowPlan;
+    var acc = vec2<f32>(0.0);
+    if (live) {
+        plan = plan_row(row, total);
+        // The target logit is picked up on the way, as in rows_wide.
+        for (var c = lane; c < classes; c += TEAM) {
+            acc += scalar_pass2(plan, c, base + c, load_input(base + c));
+        }
+    }
+    let sums = team_sum(lid, lane, acc);
+    if (live && lane == 0u) {
+        finish_row(plan, row, sums.y, total, sums.x);
+    }
+}
+
+// A team per row, vec4 access: C % 4 == 0.
+@compute @workgroup_size(TEAM_WG)
+fn rows_team4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let lane = lid % TEAM;
+    let row = team_row(wid, nwg, lid);
+    let live = row < p.row_end;
+    let quads = select(0u, p.classes / 4u, live);
+    let base = chunk_base(select(p.row_offset, row, live));
+    let base4 = base / 4u;
+    var part = empty_partial();
+    for (var j = lane; j < quads; j += TEAM) {
+        let cs = quad_classes(4u * j);
+        part = update4(part, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
+    }
+    let total = team_merge(lid, lane, part);
+    var plan: RowPlan;
+    var acc = vec2<f32>(0.0);
+    if (live) {
+        plan = plan_row(row, total);
+        for (var j = lane; j < quads; j += TEAM) {
+            acc += quad_pass2(plan, base4 + j, 4u * j, load_input4(base4 + j));
+        }
+    }
+    let sums = team_sum(lid, lane, acc);
+    if (live && lane == 0u) {
+        finish_row(plan, row, sums.y, total, sums.x);
+    }
+}
