@@ -33,13 +33,18 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::InvalidShape`] when the shape has no axes, a class axis of size
-    /// 0, or more elements or rows than the kernels index with 32-bit integers.
+    /// 0, an axis (or the product of the spatial axes) or a row count past
+    /// 2^32 − 1 (the kernels index rows with 32-bit integers). The element
+    /// count may pass 2^32: the kernels address a tensor a chunk of the outer
+    /// axis at a time (65 536 × 65 537 is one shape).
     /// Other axes may be 0: an empty batch has no rows (PyTorch's `mean` of it
     /// is NaN, its `sum` 0).
     ///
     /// ```
     /// assert_eq!(xent::Layout::from_dims(&[7]).unwrap().rows(), 1); // unbatched (C)
     /// assert!(xent::Layout::from_dims(&[3, 0]).is_err());
+    /// assert_eq!(xent::Layout::from_dims(&[65_536, 65_537]).unwrap().len(), 65_536 * 65_537);
+    /// assert!(xent::Layout::from_dims(&[1 << 17, 2, 1 << 16]).is_err()); // 2^33 rows
     /// assert_eq!(xent::Layout::from_dims(&[0, 5]).unwrap().rows(), 0);
     /// ```
     pub fn from_dims(dims: &[usize]) -> Result<Self> {
@@ -79,14 +84,17 @@ impl Layout {
                 ),
             });
         }
-        let total = dims
-            .iter()
+        // The total may pass 2^32: kernels index a chunk of the outer axis
+        // at a time (each within one binding, so below 2^32 elements), and
+        // rows by a u32.
+        dims.iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| bad("the number of elements overflows usize"))?;
-        if total > u32::MAX as usize {
+        let rows = outer as u64 * inner as u64;
+        if rows > u64::from(u32::MAX) {
             return Err(Error::InvalidShape {
                 shape: dims.to_vec(),
-                reason: format!("{total} elements exceed the 2^32 - 1 that 32-bit indices address"),
+                reason: format!("{rows} rows (one per target) exceed the 2^32 - 1 that 32-bit row indices address"),
             });
         }
         Ok(Self {

@@ -1953,6 +1953,50 @@ fn bench_json_is_one_document() {
 }
 
 #[test]
+fn bench_check_rows_holds_sampled_rows_to_the_cpu() {
+    if gpu("bench_check_rows_holds_sampled_rows_to_the_cpu").is_none() {
+        return;
+    }
+    let out = ok(&xent(&[
+        "bench",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--cases",
+        "300x1001,64x20",
+        "--precision",
+        "f32,bf16",
+        "--strategies",
+        "auto,team",
+        "--check-rows",
+        "7",
+    ]));
+    // Each case in each precision and strategy.
+    let checked = out
+        .matches("7 rows of the gradient agree with the CPU path")
+        .count();
+    assert_eq!(checked, 8, "{out}");
+    let json = ok(&xent(&[
+        "bench",
+        "--json",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--cases",
+        "40x33,2x5x4x4",
+        "--check-rows",
+        "100",
+    ]));
+    // At most every row; a map is not row-checked.
+    assert!(json.contains("\"rows_checked\":40,"), "{json}");
+    assert!(json.contains("\"rows_checked\":null,"), "{json}");
+    fails_with(
+        &["bench", "--cases", "mse:8x8", "--check-rows", "4"],
+        "--check-rows checks cross-entropy cases of shape (N, C)",
+    );
+}
+
+#[test]
 fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
     if gpu("bench_strategies_all_times_every_strategy_that_serves_a_case").is_none() {
         return;
@@ -1978,6 +2022,8 @@ fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
         "16x100 [narrow]",
         "16x100 [narrow4]",
         "16x100 [split]",
+        "16x100 [team]",
+        "16x100 [team4]",
         "2x5x4x4 [narrow]",
         "2x5x4x4 [pixels4]",
         "2x5x4x4 [split]",
@@ -1987,7 +2033,12 @@ fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
             "{name}: {out}"
         );
     }
-    for name in ["16x100 [pixels4]", "2x5x4x4 [wide4]", "2x5x4x4 [wide]"] {
+    for name in [
+        "16x100 [pixels4]",
+        "2x5x4x4 [wide4]",
+        "2x5x4x4 [wide]",
+        "2x5x4x4 [team]",
+    ] {
         assert!(
             !out.contains(&format!("\"name\":\"{name}\"")),
             "{name}: {out}"

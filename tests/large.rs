@@ -292,3 +292,49 @@ fn split_rows_of_maps_are_processed_in_chunks() {
         }
     }
 }
+
+#[test]
+fn past_two_to_the_32_elements_is_a_shape_not_an_index_overflow() {
+    // 65 536 x 65 537 bf16 logits: the layout takes them (the kernels
+    // address a chunk of rows at a time); a device whose largest buffer is
+    // smaller refuses the call with a typed error before uploading, here
+    // through buffers too small for the shape.
+    let layout = xent::Layout::from_dims(&[65_536, 65_537]).unwrap();
+    assert_eq!(layout.len(), 65_536 * 65_537);
+    assert!(layout.len() > u32::MAX as usize);
+    let Some(ctx) = common::ctx() else { return };
+    let small = |usage| {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 1 << 16,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let storage = wgpu::BufferUsages::STORAGE;
+    let (logits, targets, loss) = (small(storage), small(storage), small(storage));
+    let status = small(storage | wgpu::BufferUsages::COPY_SRC);
+    let buffers = xent::CrossEntropyBuffers {
+        precision: xent::Precision::BF16,
+        ..xent::CrossEntropyBuffers::new(
+            &logits,
+            xent::TargetBuffer::ClassI32(&targets),
+            &loss,
+            None,
+            &status,
+        )
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let err = ctx
+        .record_cross_entropy(
+            &mut encoder,
+            &[65_536, 65_537],
+            &CrossEntropyOptions::default(),
+            &buffers,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, xent::Error::BadBuffer { what, .. } if *what == "logits"),
+        "{err}"
+    );
+}

@@ -41,6 +41,11 @@ pub struct BenchCase {
     pub precision: Precision,
     /// Cross-entropy's kernel strategy (`Auto`, or one forced).
     pub strategy: Strategy,
+    /// After timing, hold this many rows of the gradient (spread evenly,
+    /// the first and the last among them) to the CPU path on those rows
+    /// alone ([`Prepared::check_rows`]): the check of a case too large for
+    /// the CPU to compute whole. 0: none. Cross-entropy cases of (N, C) only.
+    pub check_rows: usize,
 }
 
 impl BenchCase {
@@ -57,6 +62,7 @@ impl BenchCase {
             loss: None,
             precision: Precision::F32,
             strategy: Strategy::Auto,
+            check_rows: 0,
         }
     }
 
@@ -173,6 +179,9 @@ pub struct BenchResult {
     /// The call's dispatches timed one by one ([`profile_case`]); empty
     /// unless a profile was asked for.
     pub dispatches: Vec<DispatchTime>,
+    /// The rows checked against the CPU path ([`BenchCase::check_rows`])
+    /// and their gradient's largest |GPU − CPU|; `None` when not asked for.
+    pub rows_checked: Option<(usize, f64)>,
 }
 
 /// GPU time of one dispatch of a profiled call.
@@ -224,7 +233,8 @@ impl BenchResult {
         format!(
             "{{\"name\":\"{}\",\"dims\":{:?},\"bytes\":{},\"gpu_ms\":{},\"wall_ms\":{:.6},\"copy_gpu_ms\":{},\
              \"copy_wall_ms\":{:.6},\"cpu_ms\":{},\"record_us\":{:.3},\"gbps\":{:.3},\"copy_gbps\":{:.3},\
-             \"copy_ratio\":{:.4},\"cpu_speedup\":{},\"dispatches\":[{}]}}",
+             \"copy_ratio\":{:.4},\"cpu_speedup\":{},\"rows_checked\":{},\"rows_max_diff\":{},\
+             \"dispatches\":[{}]}}",
             self.name,
             self.dims,
             self.bytes,
@@ -238,6 +248,8 @@ impl BenchResult {
             self.copy_gbps(),
             self.copy_ratio(),
             opt(self.cpu_speedup()),
+            self.rows_checked.map_or("null".to_string(), |(n, _)| n.to_string()),
+            opt(self.rows_checked.map(|(_, d)| d)),
             self.dispatches
                 .iter()
                 .map(|d| format!("{{\"entry\":\"{}\",\"gpu_ms\":{:.6}}}", d.entry, d.gpu_ms))
@@ -323,6 +335,10 @@ pub fn run_case(
                 .map(|()| start.elapsed().as_secs_f64() * 1e3)
         })
         .transpose()?;
+    let rows_checked = match case.check_rows {
+        0 => None,
+        k => Some(prepared.check_rows(k)?),
+    };
     Ok(BenchResult {
         name: case.name.clone(),
         dims: case.dims.clone(),
@@ -334,6 +350,7 @@ pub fn run_case(
         cpu_ms,
         record_us,
         dispatches: Vec::new(),
+        rows_checked,
     })
 }
 

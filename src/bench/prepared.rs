@@ -55,6 +55,10 @@ impl<'a> Prepared<'a> {
     /// ```
     pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
         let layout = Layout::from_dims(&case.dims)?;
+        // Refused before generating data a device could not hold.
+        let elems = layout.len() as u64;
+        let bytes = elems * case.precision.size();
+        ctx.check_buffer_sizes(&case.dims, &[("logits", bytes), ("gradient", bytes)])?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
         // The logits as stored (rounded to the case's precision), and their bytes.
         let (logits, logit_bytes) = stored(case.precision, &logits);
@@ -101,7 +105,13 @@ impl<'a> Prepared<'a> {
             ctx,
             logits_buf: init("bench logits", &logit_bytes)?,
             targets_buf,
-            grad: empty("bench grad", logit_bytes.len() as u64),
+            // COPY_SRC: `check_rows` reads rows of it back.
+            grad: dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("bench grad"),
+                size: logit_bytes.len() as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
             loss: empty("bench loss", 4),
             status: empty("bench status", STATUS_SIZE),
             copy,
@@ -189,6 +199,106 @@ impl<'a> Prepared<'a> {
             None => (&self.logits_buf, &self.grad),
         };
         self.ctx.record_copy(encoder, src, dst, timestamps)
+    }
+
+    /// Reads back the gradient of `k` rows spread evenly over the case (its
+    /// first and last among them) from the last recorded run and holds each
+    /// to the CPU path on that row alone, scaled by the mean's 1/N (the
+    /// bench's targets are all in range, unweighted), under the case
+    /// precision's tolerance: the check of a case too large for the CPU to
+    /// compute whole (past 2^32 elements). Returns the rows checked and
+    /// their largest |GPU − CPU|.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] naming the first element out of tolerance;
+    /// [`Error::Unsupported`] for an elementwise case or a map (inner > 1);
+    /// [`Error::Gpu`] if the readback fails.
+    pub fn check_rows(&self, k: usize) -> Result<(usize, f64)> {
+        let layout = Layout::from_dims(&self.dims)?;
+        let (rows, classes) = (layout.rows(), layout.classes);
+        if self.loss_kind.is_some() || layout.inner != 1 {
+            return Err(Error::Unsupported {
+                what: "a row-sampled check",
+                reason: format!(
+                    "it takes cross-entropy cases of (N, C); {:?} is not one",
+                    self.dims
+                ),
+            });
+        }
+        let k = k.min(rows);
+        if k == 0 {
+            return Ok((0, 0.0));
+        }
+        let picks: Vec<usize> = (0..k).map(|i| i * (rows - 1) / (k - 1).max(1)).collect();
+        // The copy kernel, timed in turns with the call, overwrites the
+        // gradient buffer: the call runs once more first.
+        self.run(|p, encoder| p.record_fused(encoder, None))?;
+        // Copies run in whole words: each row's bytes widened to them.
+        let row_bytes = classes as u64 * self.precision.size();
+        let spans: Vec<(u64, u64)> = picks
+            .iter()
+            .map(|&r| {
+                let start = r as u64 * row_bytes;
+                (start / 4 * 4, (start + row_bytes).next_multiple_of(4))
+            })
+            .collect();
+        let total: u64 = spans.iter().map(|(lo, hi)| hi - lo).sum();
+        let sample = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench sampled rows"),
+            size: total,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        let mut at = 0;
+        for &(lo, hi) in &spans {
+            encoder.copy_buffer_to_buffer(&self.grad, lo, &sample, at, hi - lo);
+            at += hi - lo;
+        }
+        let bytes = self.ctx.download(encoder, &[&sample])?.remove(0);
+        let tol = self.precision.tolerance(crate::Tolerance::default());
+        let opts = CrossEntropyOptions {
+            reduction: crate::Reduction::Sum,
+            ..Default::default()
+        };
+        let scale = 1.0 / rows as f64;
+        let (mut at, mut largest) = (0usize, 0.0f64);
+        for (&r, &(lo, hi)) in picks.iter().zip(&spans) {
+            let skip = (r as u64 * row_bytes - lo) as usize;
+            let gpu = self.precision.widen(&bytes[at + skip..], classes);
+            at += (hi - lo) as usize;
+            let x = &self.logits[r * classes..(r + 1) * classes];
+            let t = crate::Targets::I64(&self.targets[r..r + 1]);
+            let want = cpu::cross_entropy_with(x, &[1, classes], t, crate::Weights::none(), &opts)?;
+            let mut reference = want
+                .grad_reference()
+                .ok_or_else(|| Error::Gpu("the CPU path returned no gradient".to_string()))?;
+            reference.value.iter_mut().for_each(|v| *v *= scale);
+            reference.magnitude.iter_mut().for_each(|v| *v *= scale);
+            // A mismatch names its element in the whole gradient.
+            tol.check("grad", &gpu, &reference).map_err(|e| match e {
+                Error::Mismatch {
+                    what,
+                    index,
+                    gpu,
+                    cpu,
+                    magnitude,
+                    abs,
+                    rel,
+                } => Error::Mismatch {
+                    what,
+                    index: r * classes + index,
+                    gpu,
+                    cpu,
+                    magnitude,
+                    abs,
+                    rel,
+                },
+                e => e,
+            })?;
+            largest = largest.max(crate::max_abs_diff(&gpu, &reference.value));
+        }
+        Ok((k, largest))
     }
 
     /// The CPU path on the same data.

@@ -44,7 +44,13 @@ impl Context {
     /// Each chunk leaves room for one offset alignment and one vec4 (the
     /// binding starts up to an alignment early and may end on a whole vec4).
     pub(crate) fn chunks(&self, layout: &Layout, elem: u64) -> Result<Vec<(usize, usize)>> {
-        let max = self.device.limits().max_storage_buffer_binding_size;
+        // A chunk's elements are indexed with u32s in the kernels: below
+        // 2^32 bytes, they are below 2^31 elements of 2 bytes or more.
+        let max = self
+            .device
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
         let slab = (layout.classes * layout.inner) as u64 * elem;
         if (slab * layout.outer as u64).next_multiple_of(16) <= max {
             return Ok(vec![(0, layout.outer)]);

@@ -27,6 +27,12 @@ pub struct BenchArgs {
     /// Skip timing the CPU path (slow on large shapes).
     #[arg(long)]
     no_cpu: bool,
+    /// After timing each cross-entropy case of shape (N, C), hold K of its
+    /// gradient's rows (spread evenly, the first and last among them) to the
+    /// CPU path on those rows alone: the check of a case too large to
+    /// compute whole on the CPU. A disagreement is exit status 1.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    check_rows: usize,
     /// Also time each dispatch of the fused call on its own (GPU time from
     /// timestamps, each dispatch in a compute pass of its own), to show where
     /// a case spends its time.
@@ -91,7 +97,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                     .map(move |s| case.clone().with_precision(p).with_strategy(s))
             })
         })
+        .map(|mut case| {
+            if case.loss.is_none() && case.dims.len() == 2 {
+                case.check_rows = args.check_rows;
+            }
+            case
+        })
         .collect();
+    if args.check_rows > 0 && cases.iter().all(|c| c.check_rows == 0) {
+        return Err(usage(
+            "--check-rows checks cross-entropy cases of shape (N, C); --cases has none",
+        ));
+    }
     let ctx = xent::Context::from_env()?;
     let mut results = Vec::new();
     if !args.json {
@@ -134,6 +151,12 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 r.record_us
             );
             print_profile(&r);
+            if let Some((rows, diff)) = r.rows_checked {
+                say!(
+                    "{:>16}   {rows} rows of the gradient agree with the CPU path (largest |GPU - CPU| {diff:.3e})",
+                    ""
+                );
+            }
         }
         results.push(r);
     }
