@@ -37,9 +37,10 @@ const TEAM_ELEMENTS: usize = 8;
 /// smaller GPU holds. wgpu reports no SM count, so this is a constant.
 pub(crate) const GPU_LANES_FULL: usize = 1 << 18;
 /// The shortest span of a row split on a GPU for occupancy, and the most
-/// spans (whose partials every span's workgroup merges: 3 loop trips each).
+/// spans: every invocation of every span's workgroup merges all the row's
+/// partials, work that grows as splits².
 const GPU_SPLIT_SPAN_MIN: usize = 2048;
-const GPU_SPLITS_MAX: usize = 1024;
+const GPU_SPLITS_MAX: usize = 128;
 
 /// Which of the two strategy tables a device gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

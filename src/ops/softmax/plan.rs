@@ -93,7 +93,13 @@ impl Context {
             return Ok(SoftmaxStrategy::Narrow);
         }
         let strategy = SoftmaxStrategy::choose(layout)?;
-        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        // Softmax is not chunked: its u32 element indices stay below 2^32
+        // only while its tensors stay below 2^32 bytes, whatever the device binds.
+        let max_binding = self
+            .device
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(u64::from(u32::MAX));
         for (what, bytes) in [
             ("the tensor", layout.len() as u64 * 4),
             ("its split rows' partials", strategy.partials_bytes(layout)),
