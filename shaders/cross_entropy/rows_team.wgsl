@@ -54,10 +54,21 @@ fn team_sum(lid: u32, lane: u32, v: vec2<f32>) -> vec2<f32> {
     return team_sums[lid - lane];
 }
 
-// The row of this invocation's team (past `p.row_end` for the spare teams of
-// the last workgroup, which still take part in the barriers).
-fn team_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return p.row_offset + flat_workgroup(wid, nwg) * (TEAM_WG / TEAM) + lid / TEAM;
+// An invocation's place in its team: its lane, its team's row, whether that
+// row exists (the spare teams of the last workgroup have none but still take
+// part in the barriers) and where the row starts (a real row's start for a
+// spare team, which reads nothing).
+struct TeamLane {
+    lane: u32,
+    row: u32,
+    live: bool,
+    base: u32,
+}
+
+fn team_lane(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> TeamLane {
+    let row = p.row_offset + flat_workgroup(wid, nwg) * (TEAM_WG / TEAM) + lid / TEAM;
+    let live = row < p.row_end;
+    return TeamLane(lid % TEAM, row, live, chunk_base(select(p.row_offset, row, live)));
 }
 
 // A team per row, scalar access: any C.
@@ -67,28 +78,25 @@ fn rows_team(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let lane = lid % TEAM;
-    let row = team_row(wid, nwg, lid);
-    let live = row < p.row_end;
-    let classes = select(0u, p.classes, live);
-    let base = chunk_base(select(p.row_offset, row, live));
+    let t = team_lane(wid, nwg, lid);
+    let classes = select(0u, p.classes, t.live);
     var part = empty_partial();
-    for (var c = lane; c < classes; c += TEAM) {
-        part = update(part, c, base + c, load_input(base + c));
+    for (var c = t.lane; c < classes; c += TEAM) {
+        part = update(part, c, t.base + c, load_input(t.base + c));
     }
-    let total = team_merge(lid, lane, part);
+    let total = team_merge(lid, t.lane, part);
     var plan: RowPlan;
     var acc = vec2<f32>(0.0);
-    if (live) {
-        plan = plan_row(row, total);
+    if (t.live) {
+        plan = plan_row(t.row, total);
         // The target logit is picked up on the way, as in rows_wide.
-        for (var c = lane; c < classes; c += TEAM) {
-            acc += scalar_pass2(plan, c, base + c, load_input(base + c));
+        for (var c = t.lane; c < classes; c += TEAM) {
+            acc += scalar_pass2(plan, c, t.base + c, load_input(t.base + c));
         }
     }
-    let sums = team_sum(lid, lane, acc);
-    if (live && lane == 0u) {
-        finish_row(plan, row, sums.y, total, sums.x);
+    let sums = team_sum(lid, t.lane, acc);
+    if (t.live && t.lane == 0u) {
+        finish_row(plan, t.row, sums.y, total, sums.x);
     }
 }
 
@@ -99,28 +107,25 @@ fn rows_team4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let lane = lid % TEAM;
-    let row = team_row(wid, nwg, lid);
-    let live = row < p.row_end;
-    let quads = select(0u, p.classes / 4u, live);
-    let base = chunk_base(select(p.row_offset, row, live));
-    let base4 = base / 4u;
+    let t = team_lane(wid, nwg, lid);
+    let quads = select(0u, p.classes / 4u, t.live);
+    let base4 = t.base / 4u;
     var part = empty_partial();
-    for (var j = lane; j < quads; j += TEAM) {
+    for (var j = t.lane; j < quads; j += TEAM) {
         let cs = quad_classes(4u * j);
-        part = update4(part, cs, vec4<u32>(base) + cs, load_input4(base4 + j));
+        part = update4(part, cs, vec4<u32>(t.base) + cs, load_input4(base4 + j));
     }
-    let total = team_merge(lid, lane, part);
+    let total = team_merge(lid, t.lane, part);
     var plan: RowPlan;
     var acc = vec2<f32>(0.0);
-    if (live) {
-        plan = plan_row(row, total);
-        for (var j = lane; j < quads; j += TEAM) {
+    if (t.live) {
+        plan = plan_row(t.row, total);
+        for (var j = t.lane; j < quads; j += TEAM) {
             acc += quad_pass2(plan, base4 + j, 4u * j, load_input4(base4 + j));
         }
     }
-    let sums = team_sum(lid, lane, acc);
-    if (live && lane == 0u) {
-        finish_row(plan, row, sums.y, total, sums.x);
+    let sums = team_sum(lid, t.lane, acc);
+    if (t.live && t.lane == 0u) {
+        finish_row(plan, t.row, sums.y, total, sums.x);
     }
 }

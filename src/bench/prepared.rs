@@ -55,10 +55,10 @@ impl<'a> Prepared<'a> {
     /// ```
     pub fn new(ctx: &'a Context, case: &BenchCase) -> Result<Self> {
         let layout = Layout::from_dims(&case.dims)?;
-        // Refused before generating data a device could not hold.
-        let elems = layout.len() as u64;
-        let bytes = elems * case.precision.size();
-        ctx.check_buffer_sizes(&case.dims, &[("logits", bytes), ("gradient", bytes)])?;
+        // Refused before generating data a device could not hold (the
+        // gradient's buffer is the logits' size).
+        let bytes = layout.len() as u64 * case.precision.size();
+        ctx.check_buffer_sizes(&case.dims, &[("logits", bytes)])?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
         // The logits as stored (rounded to the case's precision), and their bytes.
         let (logits, logit_bytes) = stored(case.precision, &logits);
@@ -276,25 +276,11 @@ impl<'a> Prepared<'a> {
             reference.value.iter_mut().for_each(|v| *v *= scale);
             reference.magnitude.iter_mut().for_each(|v| *v *= scale);
             // A mismatch names its element in the whole gradient.
-            tol.check("grad", &gpu, &reference).map_err(|e| match e {
-                Error::Mismatch {
-                    what,
-                    index,
-                    gpu,
-                    cpu,
-                    magnitude,
-                    abs,
-                    rel,
-                } => Error::Mismatch {
-                    what,
-                    index: r * classes + index,
-                    gpu,
-                    cpu,
-                    magnitude,
-                    abs,
-                    rel,
-                },
-                e => e,
+            tol.check("grad", &gpu, &reference).map_err(|mut e| {
+                if let Error::Mismatch { index, .. } = &mut e {
+                    *index += r * classes;
+                }
+                e
             })?;
             largest = largest.max(crate::max_abs_diff(&gpu, &reference.value));
         }

@@ -492,12 +492,11 @@ impl Context {
             self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
         };
         // An empty batch runs no rows pass: any strategy will do.
-        let wide_wg = self.kernels.wide_wg as usize;
         let strategy = match (rows, p.strategy, self.forced_strategy) {
             (0, _, _) => RowStrategy::Narrow,
             (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile, p.mixed)?,
             (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
-                RowStrategy::forced(forced, layout, p.mixed, wide_wg)?
+                RowStrategy::forced(forced, layout, p.mixed, self.profile.wide_wg)?
             }
         };
         let splits = strategy.splits() as u64;
@@ -604,9 +603,7 @@ pub(crate) mod tests {
                 for inner in [1, 2, 4, 8] {
                     // Few rows (split on a GPU) and many (teams).
                     for outer in [2, 5000] {
-                        let Ok(l) = Layout::from_dims(&[outer, classes, inner]) else {
-                            continue; // past the indexable size
-                        };
+                        let l = layout(&[outer, classes, inner]);
                         for class in [DeviceClass::Software, DeviceClass::Gpu] {
                             let device = DeviceProfile { class, wide_wg: wg };
                             for mixed in [false, true] {
