@@ -70,6 +70,7 @@ proptest! {
         label_smoothing in prop_oneof![Just(0.0f64), 0.0f64..1.0],
         z in prop_oneof![Just(0.0f64), 1e-4f64..1e-2],
         extras in any::<bool>(),
+        softcap in prop_oneof![Just(None), Just(Some(3.0f64))],
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
         let layout = xent::Layout::from_dims(&dims).unwrap();
@@ -101,6 +102,7 @@ proptest! {
             label_smoothing,
             input,
             z_loss: if logits_only { z } else { 0.0 },
+            softcap: softcap.filter(|_| logits_only),
             return_lse: extras && logits_only,
             count_correct: extras,
             ..Default::default()

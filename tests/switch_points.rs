@@ -61,6 +61,12 @@ fn reduction() -> impl Strategy<Value = Reduction> {
     ]
 }
 
+/// No cap, a cap well inside the logits' range (most of them saturate) and
+/// one outside it.
+fn softcap() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![Just(None), Just(Some(2.0)), Just(Some(30.0))]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -72,6 +78,7 @@ proptest! {
         weighted in any::<bool>(),
         ignore in any::<bool>(),
         soft in prop::bool::weighted(0.25),
+        softcap in softcap(),
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -86,7 +93,7 @@ proptest! {
         let weights = Weights { class: weighted.then_some(&w[..]), sample: weighted.then_some(&sw[..]) };
         let probs = if soft { common::soft_targets(&x, &dims) } else { Vec::new() };
         let targets = if soft { Targets::Probs(&probs) } else { Targets::I64(&t) };
-        let opts = CrossEntropyOptions { reduction, label_smoothing: smoothing, ..Default::default() };
+        let opts = CrossEntropyOptions { reduction, label_smoothing: smoothing, softcap, ..Default::default() };
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} soft {soft}: {e}"));
         let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
@@ -169,6 +176,7 @@ proptest! {
         ignore in any::<bool>(),
         soft in prop::bool::weighted(0.25),
         extras in any::<bool>(),
+        softcap in softcap(),
         vec4 in any::<bool>(),
         seed in any::<u64>(),
     ) {
@@ -191,6 +199,7 @@ proptest! {
             reduction,
             label_smoothing: smoothing,
             z_loss,
+            softcap,
             return_lse: extras,
             count_correct: extras,
             ..Default::default()

@@ -81,6 +81,8 @@ struct Params {
     // word `partials` on (4 words per workgroup).
     groups: u32,
     partials: u32,
+    // The soft-cap (SOFTCAP): logits become softcap * tanh(x / softcap).
+    softcap: f32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -92,6 +94,9 @@ override HAS_WEIGHTS: bool = false;
 override HAS_SAMPLE_WEIGHTS: bool = false;
 override SMOOTHING: bool = false;
 override Z_LOSS: bool = false;
+// Logit soft-capping: the storage pieces' load_input and load_input4 return
+// capped logits, and grad_value (quad_grad) multiplies by the cap's slope.
+override SOFTCAP: bool = false;
 override WRITE_GRAD: bool = true;
 override WRITE_LSE: bool = false;
 override COUNT_CORRECT: bool = false;
@@ -186,4 +191,37 @@ fn row_base(row: u32) -> u32 {
 // Flat index of class 0 of global row `row` within the current chunk's binding.
 fn chunk_base(row: u32) -> u32 {
     return row_base(row - p.row_offset) + p.elem_offset;
+}
+
+// Soft-capping (SOFTCAP): cap * tanh(x / cap). tanh(y) as 1 - 2 / (e^2|y| + 1)
+// for |y| >= 1, which saturates to +-1 where e^2|y| overflows (a builtin
+// tanh may compute inf / inf there), and the builtin below 1, where that
+// form would cancel. -inf and +inf give -cap and cap; NaN stays NaN.
+fn softcap_tanh(y: f32) -> f32 {
+    let a = abs(y);
+    let big = sign(y) * (1.0 - 2.0 / (exp(2.0 * a) + 1.0));
+    return select(big, tanh(y), a < 1.0);
+}
+
+fn cap_input(x: f32) -> f32 {
+    if (SOFTCAP) {
+        return p.softcap * softcap_tanh(x / p.softcap);
+    }
+    return x;
+}
+
+fn cap_input4(v: vec4<f32>) -> vec4<f32> {
+    if (SOFTCAP) {
+        return vec4<f32>(cap_input(v.x), cap_input(v.y), cap_input(v.z), cap_input(v.w));
+    }
+    return v;
+}
+
+// d capped / d x at the capped value c = cap tanh(x / cap): 1 - (c / cap)^2.
+fn cap_slope(c: f32) -> f32 {
+    if (SOFTCAP) {
+        let t = c / p.softcap;
+        return 1.0 - t * t;
+    }
+    return 1.0;
 }

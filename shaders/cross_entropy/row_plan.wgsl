@@ -130,7 +130,7 @@ fn grad_value(plan: RowPlan, c: u32, idx: u32, x: f32) -> f32 {
         if (Z_LOSS) {
             g += plan.r * 2.0 * p.z_loss * plan.lse * prob;
         }
-        return plan.a * g;
+        return plan.a * g * cap_slope(x);
     }
     // -a * w_c q_c (divided by x for probabilities), 0 where q_c = 0 whatever
     // a is: PyTorch's nll_loss writes only the targets' elements, so a

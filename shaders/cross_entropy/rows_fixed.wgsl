@@ -65,6 +65,9 @@ fn quad_grad(g: QuadPlan, w: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
         if (SMOOTHING) {
             r -= g.spread * w;
         }
+        if (SOFTCAP) {
+            r *= vec4<f32>(cap_slope(x.x), cap_slope(x.y), cap_slope(x.z), cap_slope(x.w));
+        }
     } else {
         // Structural zeros without smoothing, as grad_value.
         r = select(-(g.spread * w), vec4<f32>(0.0), !SMOOTHING);

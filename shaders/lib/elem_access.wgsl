@@ -12,9 +12,9 @@
 // In place, the input is read from the gradient's buffer.
 fn load_input(idx: u32) -> f32 {
     if (IN_PLACE) {
-        return f32(grad[idx]);
+        return cap_input(f32(grad[idx]));
     }
-    return f32(input[idx]);
+    return cap_input(f32(input[idx]));
 }
 
 fn store_grad(idx: u32, v: f32) {
@@ -23,9 +23,9 @@ fn store_grad(idx: u32, v: f32) {
 
 fn load_input4(j: u32) -> vec4<f32> {
     if (IN_PLACE) {
-        return vec4<f32>(grad4[j]);
+        return cap_input4(vec4<f32>(grad4[j]));
     }
-    return vec4<f32>(input4[j]);
+    return cap_input4(vec4<f32>(input4[j]));
 }
 
 // What the gradient's vec4 holds now (to keep lanes past the tensor).

@@ -16,9 +16,9 @@
 
 fn load_input(idx: u32) -> f32 {
     if (IN_PLACE) {
-        return bf16_unpack(atomicLoad(&grad[idx / 2u]), idx & 1u);
+        return cap_input(bf16_unpack(atomicLoad(&grad[idx / 2u]), idx & 1u));
     }
-    return bf16_unpack(input[idx / 2u], idx & 1u);
+    return cap_input(bf16_unpack(input[idx / 2u], idx & 1u));
 }
 
 fn store_grad(idx: u32, v: f32) {
@@ -29,9 +29,9 @@ fn store_grad(idx: u32, v: f32) {
 
 fn load_input4(j: u32) -> vec4<f32> {
     if (IN_PLACE) {
-        return bf16_unpack4(grad4[j]);
+        return cap_input4(bf16_unpack4(grad4[j]));
     }
-    return bf16_unpack4(input4[j]);
+    return cap_input4(bf16_unpack4(input4[j]));
 }
 
 // What the gradient's vec4 holds now (to keep lanes past the tensor: a

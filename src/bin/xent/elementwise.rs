@@ -91,7 +91,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let loss = kind.elementwise(&args.elementwise);
     let ce = loss.is_none();
     let e = &args.elementwise;
-    let options: [(&str, bool, bool, &str); 7] = [
+    let options: [(&str, bool, bool, &str); 9] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -129,6 +129,18 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
             "it is cross-entropy's",
         ),
         ("--input", args.input.is_some(), ce, "it is cross-entropy's"),
+        (
+            "--z-loss",
+            args.z_loss.is_some(),
+            ce,
+            "it is cross-entropy's",
+        ),
+        (
+            "--softcap",
+            args.softcap.is_some(),
+            ce,
+            "it is cross-entropy's",
+        ),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {

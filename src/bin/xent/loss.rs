@@ -55,6 +55,14 @@ pub struct LossArgs {
     /// Cross-entropy: label smoothing in [0, 1] [default: 0]
     #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
     pub(crate) label_smoothing: Option<f64>,
+    /// Cross-entropy: z-loss scale z >= 0, adding w[t]·z·lse² per non-ignored
+    /// row, normalised like the loss (logits only) [default: 0]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) z_loss: Option<f64>,
+    /// Cross-entropy: logit soft-capping cap > 0, each logit x becoming
+    /// cap·tanh(x / cap) before everything else (logits only) [default: none]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) softcap: Option<f64>,
     /// Cross-entropy: what the input holds [default: logits]
     #[arg(long, value_enum)]
     pub(crate) input: Option<InputArg>,
@@ -396,6 +404,8 @@ fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
         reduction: args.reduction.reduction(),
         ignore_index: args.ignore_index.unwrap_or(defaults.ignore_index),
         label_smoothing: args.label_smoothing.unwrap_or(defaults.label_smoothing),
+        z_loss: args.z_loss.unwrap_or(defaults.z_loss),
+        softcap: args.softcap,
         input: match args.input {
             None => defaults.input,
             Some(InputArg::Logits) => InputKind::Logits,

@@ -200,7 +200,15 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     if let Some(t) = targets.class_indices() {
         validate::target_range(&layout, &t, opts.ignore_index)?;
     }
-    let x = widen(input);
+    // Soft-capping acts before everything; the gradient takes its slope below.
+    let x: Vec<f64> = match opts.softcap {
+        Some(cap) => widen(input)
+            .iter()
+            .map(|&x| cap * (x / cap).tanh())
+            .collect(),
+        None => widen(input),
+    };
+    let slope = |xc: f64| opts.softcap.map_or(1.0, |cap| 1.0 - (xc / cap).powi(2));
     let classes = layout.classes;
     let c_f = classes as f64;
     let w = |c: usize| class_w.as_ref().map_or(1.0, |w| w[c]);
@@ -329,7 +337,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
                 };
                 let i = layout.element(row, c);
                 g[i] = match opts.input {
-                    InputKind::Logits => a * v,
+                    InputKind::Logits => a * v * slope(at(c)),
                     // PyTorch's nll_loss writes only where q > 0: the others
                     // stay 0 whatever the scale (inf for a zero denominator).
                     InputKind::LogProbs if q(c) == 0.0 => 0.0,

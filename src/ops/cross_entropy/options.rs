@@ -106,6 +106,10 @@ pub enum EmptyMean {
 /// * loss, class index: `ℓ = sᵢ·[(1 − ε)·(−w[t]·logp[t]) + (ε/C)·(−Σ_c w[c]·logp[c])]`
 ///   (PyTorch's decomposition, which equals `−sᵢ·Σ_c w[c]·q[c]·logp[c]`);
 /// * loss, probabilities: `ℓ = −sᵢ·Σ_c w[c]·q[c]·logp[c]`;
+/// * soft-capping (logits only, Gemma 2's): with `cap` set, every logit
+///   becomes `cap·tanh(x / cap)` before everything below (the loss, z-loss,
+///   log-sum-exp and argmax are of the capped logits), and the gradient is
+///   multiplied by the cap's derivative `1 − tanh²(x / cap)`;
 /// * z-loss (logits only): `+ sᵢ·r·z·lse²`, `lse = log Σ exp x`, with row weight
 ///   `r = w[t]` (class index) or 1 (probabilities);
 /// * gradient for logits: `∂ℓ/∂x_j = sᵢ·(p_j·Σ_c w[c]·q[c] − w[j]·q[j] + r·2z·lse·p_j)`,
@@ -159,6 +163,9 @@ pub struct CrossEntropyOptions {
     pub input: InputKind,
     /// z-loss scale `z ≥ 0` (logits only): adds `z·lse²` per row. Default 0.
     pub z_loss: f64,
+    /// Logit soft-capping `cap > 0` (logits only): each logit `x` becomes
+    /// `cap·tanh(x / cap)` first. Default `None` (no cap).
+    pub softcap: Option<f64>,
     /// What an all-ignored `mean` returns. Default [`EmptyMean::Nan`].
     pub empty_mean: EmptyMean,
     /// Host API: compute the gradient with respect to the input. Default true.
@@ -274,6 +281,7 @@ impl Default for CrossEntropyOptions {
             label_smoothing: 0.0,
             input: InputKind::Logits,
             z_loss: 0.0,
+            softcap: None,
             empty_mean: EmptyMean::Nan,
             compute_grad: true,
             return_lse: false,
@@ -288,7 +296,8 @@ impl CrossEntropyOptions {
     /// # Errors
     /// [`Error::InvalidOption`] for smoothing outside [0, 1] or NaN, an
     /// `ignore_index` that does not fit in an `i32`, a z-loss that is negative
-    /// or not finite, or z-loss / log-sum-exp asked of an input that is not logits.
+    /// or not finite, a soft-cap that is not a finite number > 0, or z-loss /
+    /// log-sum-exp / soft-capping asked of an input that is not logits.
     ///
     /// ```
     /// let bad = xent::CrossEntropyOptions { label_smoothing: 1.5, ..Default::default() };
@@ -317,11 +326,22 @@ impl CrossEntropyOptions {
                 expected: "a finite number >= 0",
             });
         }
-        if self.input != InputKind::Logits && (self.z_loss != 0.0 || self.return_lse) {
+        if let Some(cap) = self.softcap {
+            if !(cap.is_finite() && cap > 0.0) {
+                return Err(Error::InvalidOption {
+                    name: "softcap",
+                    value: cap.to_string(),
+                    expected: "a finite number > 0",
+                });
+            }
+        }
+        if self.input != InputKind::Logits
+            && (self.z_loss != 0.0 || self.return_lse || self.softcap.is_some())
+        {
             return Err(Error::InvalidOption {
                 name: "input",
                 value: format!("{:?}", self.input),
-                expected: "logits when z_loss or return_lse is used (log-sum-exp is of logits)",
+                expected: "logits when z_loss, return_lse or softcap is used (they act on logits)",
             });
         }
         Ok(())

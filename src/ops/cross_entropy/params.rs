@@ -47,6 +47,7 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) neg_inf: f32,
     pub(crate) groups: u32,
     pub(crate) partials: u32,
+    pub(crate) softcap: f32,
 }
 
 #[cfg(test)]
@@ -130,7 +131,7 @@ mod tests {
             members,
             wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
-                elem_offset, target_delta, flags, neg_inf, groups, partials)
+                elem_offset, target_delta, flags, neg_inf, groups, partials, softcap)
         );
     }
 }

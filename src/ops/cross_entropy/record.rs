@@ -250,6 +250,7 @@ impl Context {
             neg_inf: f32::NEG_INFINITY,
             groups: groups as u32,
             partials: partials as u32,
+            softcap: opts.softcap.unwrap_or(0.0) as f32,
         };
         let variant = CrossEntropyVariant {
             target_kind,
@@ -258,6 +259,7 @@ impl Context {
             has_sample_weights: b.sample_weights.is_some(),
             smoothing: opts.label_smoothing != 0.0,
             z_loss: opts.z_loss != 0.0,
+            softcap: opts.softcap.is_some(),
             write_grad,
             in_place: b.in_place,
             precision: b.precision,
