@@ -47,6 +47,7 @@ pub use ops::elementwise::{
     ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, LossWeights,
     WeightShape,
 };
+pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
 pub use ops::softmax::SoftmaxKind;
 pub use shape::Layout;
 #[doc(hidden)]

@@ -13,5 +13,5 @@ pub(crate) mod transfer;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
-pub(crate) use pipelines::{CrossEntropyVariant, ElementwiseVariant};
+pub(crate) use pipelines::{CrossEntropyVariant, ElementwiseVariant, MatmulVariant};
 pub(crate) use scratch::buffer_with;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
-use super::sources::{cross_entropy_source, elementwise_source, softmax_source, COPY_WGSL};
+use super::sources::{
+    cross_entropy_source, elementwise_source, matmul_source, softmax_source, COPY_WGSL,
+};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::plan::TEAM_WG;
 use crate::ops::cross_entropy::Precision;
@@ -37,7 +39,24 @@ pub(crate) struct Kernels {
     pub softmax: SoftmaxPipelines,
     /// In f16 and bf16, built on first use.
     softmax_half: Mutex<HashMap<Precision, SoftmaxPipelines>>,
+    /// The matrix products' modules, one per (A, B) storage pair, built on first use.
+    matmul_modules: Mutex<HashMap<(Precision, Precision), wgpu::ShaderModule>>,
+    /// The matrix products' pipelines, one per (variant, entry point).
+    matmul: Mutex<PipelineCache<(MatmulVariant, &'static str)>>,
     pub copy: wgpu::ComputePipeline,
+}
+
+/// The switches of the matrix products' override constants and the
+/// operands' storage (`shaders/matmul/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MatmulVariant {
+    pub lhs: Precision,
+    pub rhs: Precision,
+    pub a_k_contig: bool,
+    pub b_k_contig: bool,
+    pub a_vec: bool,
+    pub b_vec: bool,
+    pub has_bias: bool,
 }
 
 /// The switches of the cross-entropy module's override constants: one
@@ -193,6 +212,8 @@ impl Kernels {
             elementwise: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             softmax: SoftmaxPipelines::build(device, Precision::F32),
             softmax_half: Mutex::new(HashMap::new()),
+            matmul_modules: Mutex::new(HashMap::new()),
+            matmul: Mutex::new(PipelineCache::new(PIPELINE_CACHE_MAX)),
             copy: pipeline(
                 device,
                 &module(device, "xent copy.wgsl", COPY_WGSL),
@@ -276,6 +297,52 @@ impl Kernels {
                 .or_insert_with(|| {
                     let label = format!("xent elementwise ({:?})", v.precision);
                     module(device, &label, &elementwise_source(v.precision))
+                })
+                .clone()
+        };
+        let pipeline = specialised(device, &module, entry, &constants);
+        scope.pop(&format!("building {entry} for {v:?}"))?;
+        cache.insert((v, entry), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Entry point `entry` (`matmul` or `column_sums`) of the products'
+    /// variant `v`, built on first use and cached.
+    pub fn matmul(
+        &self,
+        device: &wgpu::Device,
+        v: MatmulVariant,
+        entry: &'static str,
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.matmul.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(v, entry)) {
+            return Ok(p);
+        }
+        v.lhs.supported_on(device, "f16 operands")?;
+        v.rhs.supported_on(device, "f16 operands")?;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let constants: Vec<(&str, f64)> = if entry == "matmul" {
+            vec![
+                ("A_K_CONTIG", flag(v.a_k_contig)),
+                ("B_K_CONTIG", flag(v.b_k_contig)),
+                ("A_VEC", flag(v.a_vec)),
+                ("B_VEC", flag(v.b_vec)),
+                ("HAS_BIAS", flag(v.has_bias)),
+            ]
+        } else {
+            Vec::new()
+        };
+        let scope = GpuScope::push(device);
+        let module = {
+            let mut built = self
+                .matmul_modules
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            built
+                .entry((v.lhs, v.rhs))
+                .or_insert_with(|| {
+                    let label = format!("xent matmul ({:?} x {:?})", v.lhs, v.rhs);
+                    module(device, &label, &matmul_source(v.lhs, v.rhs))
                 })
                 .clone()
         };
@@ -454,6 +521,14 @@ mod tests {
                 &format!("elementwise, {precision:?}"),
                 &elementwise_source(precision),
             );
+        }
+        for lhs in [Precision::F32, Precision::F16, Precision::BF16] {
+            for rhs in [Precision::F32, Precision::F16, Precision::BF16] {
+                validates(
+                    &format!("matmul, {lhs:?} x {rhs:?}"),
+                    &matmul_source(lhs, rhs),
+                );
+            }
         }
         validates("copy", COPY_WGSL);
     }

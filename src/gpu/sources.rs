@@ -46,6 +46,18 @@ const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise/loss.wgsl
 const ELEMENTWISE_F32_WGSL: &str = include_str!("../../shaders/elementwise/storage_f32.wgsl");
 const ELEMENTWISE_F16_WGSL: &str = include_str!("../../shaders/elementwise/storage_f16.wgsl");
 const ELEMENTWISE_BF16_WGSL: &str = include_str!("../../shaders/elementwise/storage_bf16.wgsl");
+const MATMUL_WGSL: &str = include_str!("../../shaders/matmul/product.wgsl");
+const MATMUL_ENABLE_F16_WGSL: &str = include_str!("../../shaders/matmul/enable_f16.wgsl");
+const MATMUL_LHS_WGSL: [&str; 3] = [
+    include_str!("../../shaders/matmul/lhs_f32.wgsl"),
+    include_str!("../../shaders/matmul/lhs_f16.wgsl"),
+    include_str!("../../shaders/matmul/lhs_bf16.wgsl"),
+];
+const MATMUL_RHS_WGSL: [&str; 3] = [
+    include_str!("../../shaders/matmul/rhs_f32.wgsl"),
+    include_str!("../../shaders/matmul/rhs_f16.wgsl"),
+    include_str!("../../shaders/matmul/rhs_bf16.wgsl"),
+];
 pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
 
 /// The cross-entropy module as built for a device, assembled from pieces: the
@@ -126,5 +138,30 @@ pub(crate) fn elementwise_source(precision: Precision) -> String {
         BLOCK_STATS_WGSL,
         SUBNORMAL_WGSL,
     ]);
+    pieces.join("\n")
+}
+
+/// The matrix products' module for an A operand stored in `lhs` and a B
+/// operand (and bias) in `rhs` (`shaders/matmul/lhs_*.wgsl`,
+/// `rhs_*.wgsl`; `enable f16;` first when either is f16, `shaders/lib/bf16.wgsl`
+/// when either is bf16), and the body (`shaders/matmul/product.wgsl`).
+pub(crate) fn matmul_source(lhs: Precision, rhs: Precision) -> String {
+    let index = |p: Precision| match p {
+        Precision::F32 => 0,
+        Precision::F16 => 1,
+        Precision::BF16 => 2,
+    };
+    let mut pieces = Vec::new();
+    if lhs == Precision::F16 || rhs == Precision::F16 {
+        pieces.push(MATMUL_ENABLE_F16_WGSL);
+    }
+    pieces.extend([
+        MATMUL_LHS_WGSL[index(lhs)],
+        MATMUL_RHS_WGSL[index(rhs)],
+        MATMUL_WGSL,
+    ]);
+    if lhs == Precision::BF16 || rhs == Precision::BF16 {
+        pieces.push(BF16_WGSL);
+    }
     pieces.join("\n")
 }

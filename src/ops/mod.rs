@@ -4,4 +4,5 @@
 
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
+pub(crate) mod matmul;
 pub(crate) mod softmax;

@@ -127,6 +127,29 @@ impl Precision {
         }
     }
 
+    /// `values` stored in this precision (rounded to nearest even), as bytes.
+    pub(crate) fn narrow(self, values: &[f32]) -> Vec<u8> {
+        match self {
+            Precision::F32 => bytemuck::cast_slice(values).to_vec(),
+            Precision::F16 => values
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            Precision::BF16 => values
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect(),
+        }
+    }
+
+    /// `values` as stored in this precision, widened back to f32 (exactly).
+    pub(crate) fn round(self, values: &[f32]) -> Vec<f32> {
+        match self {
+            Precision::F32 => values.to_vec(),
+            _ => self.widen(&self.narrow(values), values.len()),
+        }
+    }
+
     /// The tolerance of an output stored in this precision, `f32` for f32.
     pub(crate) fn tolerance(self, f32: crate::Tolerance) -> crate::Tolerance {
         match self {

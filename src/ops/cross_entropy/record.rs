@@ -1,6 +1,7 @@
 //! Recording a cross-entropy call into the caller's encoder: its uniform,
 //! its pipelines and bind groups, and its dispatches in order.
 
+use super::buffers::Precision;
 use super::buffers::{
     CrossEntropyBuffers, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
 };
@@ -113,6 +114,23 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<Dispatches> {
+        let phases = self.prepare_cross_entropy_phases(dims, opts, buffers, None)?;
+        Ok(phases.flatten())
+    }
+
+    /// [`Context::prepare_cross_entropy`] in its three phases, for callers
+    /// that interleave their own dispatches with the rows passes. With
+    /// `window`, the input is not `buffers.logits` whole but a window of
+    /// `window.rows` rows (of the outer axis) that the caller refills before
+    /// each chunk's passes: `buffers.logits` is that window (in place, f32),
+    /// and chunk `k` covers rows `[k·rows, (k+1)·rows)`.
+    pub(crate) fn prepare_cross_entropy_phases(
+        &self,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+        window: Option<RowWindow>,
+    ) -> Result<Phases> {
         // Catches wgpu's errors on the objects made below (a buffer of
         // another device, a destroyed one); popped before anything is
         // recorded, so a failed call leaves the caller's encoder untouched.
@@ -153,7 +171,21 @@ impl Context {
         let elem = b.precision.size();
         // Storage bindings are whole words: f16 tensors are padded to 4 bytes.
         let padded = (elems * elem).next_multiple_of(4);
-        self.check_bytes("logits", b.logits, padded)?;
+        // A window holds `window.rows` rows of the outer axis at a time.
+        let slab = (layout.classes * layout.inner) as u64;
+        let held = match window {
+            Some(w) => {
+                if !b.in_place || b.precision != Precision::F32 || w.rows == 0 {
+                    return Err(Error::BadBuffer {
+                        what: "logits",
+                        reason: "a row window is an f32 input written in place".into(),
+                    });
+                }
+                (w.rows.min(layout.outer) as u64 * slab * elem).next_multiple_of(4)
+            }
+            None => padded,
+        };
+        self.check_bytes("logits", b.logits, held)?;
         self.check_size("targets", targets, target_words)?;
         if !chunked_targets {
             self.check_buffer("targets", targets, target_words)?;
@@ -201,7 +233,7 @@ impl Context {
         // The mixed kernel reads the input and writes the gradient in whole
         // vec4s, up to the vec4 that holds the last element: the caller's
         // buffers must reach it (else the scalar kernel runs).
-        let whole_vec4s = (elems * elem).next_multiple_of(4 * elem);
+        let whole_vec4s = held.next_multiple_of(4 * elem);
         let write_grad = b.grad.is_some() || b.in_place;
         let plan = self.plan_cross_entropy(
             &layout,
@@ -219,13 +251,19 @@ impl Context {
         )?;
         let CallPlan {
             strategy,
-            chunks,
+            mut chunks,
             flags,
             partials,
             groups,
             aux_bytes,
             row_loss_bytes,
         } = plan;
+        if let Some(w) = window {
+            chunks = (0..layout.outer)
+                .step_by(w.rows)
+                .map(|n0| (n0, (n0 + w.rows).min(layout.outer)))
+                .collect();
+        }
         let params = CrossEntropyParams {
             outer: layout.outer as u32,
             classes: layout.classes as u32,
@@ -316,15 +354,19 @@ impl Context {
             s if s.is_vec4() || s == RowStrategy::WideMixed => (slot::INPUT4, slot::GRAD4),
             _ => (slot::INPUT, slot::GRAD),
         };
-        let slab = (layout.classes * layout.inner) as u64;
-        let mut rows_passes: Vec<Dispatch> = Vec::with_capacity(chunks.len());
+        let mut chunk_passes: Vec<Vec<Dispatch>> = Vec::with_capacity(chunks.len());
         for &(n0, n1) in &chunks {
+            let mut rows_passes: Vec<Dispatch> = Vec::new();
             let (row0, row1) = (n0 * layout.inner, n1 * layout.inner);
             let (e0, e1) = (n0 as u64 * slab, n1 as u64 * slab);
-            let (offset, size, shift) = self.chunk_range(e0, e1, elem);
+            // A window's chunk lies at its start.
+            let (offset, size, shift) = match window {
+                Some(_) => (0, ((e1 - e0) * elem).next_multiple_of(4), 0),
+                None => self.chunk_range(e0, e1, elem),
+            };
             let (target_offset, target_size, target_shift) = self.chunk_range(e0, e1, 4);
             let (range, target_range) = ((offset, size), (target_offset, target_size));
-            let chunk_uniform = if chunks.len() == 1 {
+            let chunk_uniform = if chunks.len() == 1 && window.is_none() {
                 uniform.clone()
             } else {
                 let p = CrossEntropyParams {
@@ -459,6 +501,7 @@ impl Context {
                     );
                 }
             }
+            chunk_passes.push(rows_passes);
         }
         // Every dispatch of the pass, in order. Past one block of rows the
         // statistics and the loss take a dispatch per block, then a merge.
@@ -480,7 +523,8 @@ impl Context {
             (slot::LOSS_OUT, loss_out),
             (slot::CORRECT_OUT, correct),
         ];
-        let mut passes: Vec<Dispatch> = Vec::with_capacity(rows_passes.len() + 4);
+        let mut before: Vec<Dispatch> = Vec::with_capacity(2);
+        let mut after: Vec<Dispatch> = Vec::with_capacity(2);
         if blocks {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
@@ -491,26 +535,55 @@ impl Context {
             entries.push((slot::TARGETS4, targets, self.whole_range(targets, 16)));
             let pipeline = k("target_partials")?;
             let group = self.bind_ranges(&pipeline, &entries);
-            passes.push(("target_partials", pipeline, group, (groups as u32, 1)));
+            before.push(("target_partials", pipeline, group, (groups as u32, 1)));
         }
         let pipeline = k("target_stats")?;
         let group = self.bind(&pipeline, &stats_slots);
-        passes.push(("target_stats", pipeline, group, (1, 1)));
-        passes.extend(rows_passes);
+        before.push(("target_stats", pipeline, group, (1, 1)));
         if reduce && blocks {
             let pipeline = k("loss_partials")?;
             let group = self.bind(&pipeline, &loss_slots[..3]);
-            passes.push(("loss_partials", pipeline, group, (groups as u32, 1)));
+            after.push(("loss_partials", pipeline, group, (groups as u32, 1)));
         }
         if reduce {
             let pipeline = k("reduce_loss")?;
             let group = self.bind(&pipeline, &loss_slots);
-            passes.push(("reduce_loss", pipeline, group, (1, 1)));
+            after.push(("reduce_loss", pipeline, group, (1, 1)));
         }
         scope.pop("preparing the cross-entropy passes")?;
-        Ok(Dispatches {
-            label: "the cross-entropy pass",
-            list: passes,
+        Ok(Phases {
+            before,
+            chunks: chunk_passes,
+            after,
         })
+    }
+}
+
+/// A window of rows that holds a call's input a chunk at a time (see
+/// [`Context::prepare_cross_entropy_phases`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowWindow {
+    /// Rows of the outer axis the window holds.
+    pub rows: usize,
+}
+
+/// A cross-entropy call's dispatches in three phases: the target
+/// statistics, each chunk's rows passes, the reduction.
+pub(crate) struct Phases {
+    pub before: Vec<Dispatch>,
+    pub chunks: Vec<Vec<Dispatch>>,
+    pub after: Vec<Dispatch>,
+}
+
+impl Phases {
+    /// Every dispatch in order, as one call.
+    pub(crate) fn flatten(self) -> Dispatches {
+        let mut list = self.before;
+        list.extend(self.chunks.into_iter().flatten());
+        list.extend(self.after);
+        Dispatches {
+            label: "the cross-entropy pass",
+            list,
+        }
     }
 }

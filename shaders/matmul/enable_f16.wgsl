@@ -1,0 +1,2 @@
+// First in a module with an f16 operand.
+enable f16;

@@ -1,0 +1,192 @@
+// Matrix products: out (m x n, f32) = A (m x k) . B (k x n) [+ bias] [+ out],
+// tiled through workgroup memory, f32 accumulation in a fixed order (k
+// ascending, one tile of TILE_K at a time), no atomics: the same inputs give
+// the same bits on the same adapter.
+//
+// The module is assembled (`matmul_source` in src/gpu/sources.rs) from an
+// operand piece for A (`lhs_*.wgsl`: lhs_at, lhs_quad) and one for B and the
+// bias (`rhs_*.wgsl`: rhs_at, rhs_quad, bias_at), each f32, f16 or bf16, and
+// this body. A and B are strided views: A(i, l) = lhs[a_offset + i*a_sm + l*a_sk],
+// B(l, j) = rhs[b_offset + l*b_sk + j*b_sn], one stride of each 1 (the
+// contiguous axis, A_K_CONTIG / B_K_CONTIG), so h.W^T, g.W and g^T.h are the
+// same kernel. Each invocation loads runs of 4 neighbours along the
+// contiguous axis (one vec4 load where A_VEC / B_VEC say the runs are
+// aligned), so a workgroup's loads cover contiguous memory.
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    // 1: add the product to what `out` holds (chunks summed in order)
+    accumulate: u32,
+    a_offset: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_offset: u32,
+    b_sk: u32,
+    b_sn: u32,
+    c_offset: u32,
+    c_sm: u32,
+    bias_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+override A_K_CONTIG: bool = true;
+override B_K_CONTIG: bool = true;
+override A_VEC: bool = false;
+override B_VEC: bool = false;
+override HAS_BIAS: bool = false;
+
+@group(0) @binding(0) var<uniform> mp: MatmulParams;
+// lhs (binding 1), rhs (2) and bias (4) come from the operand pieces.
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// The output tile is TILE x TILE, each of the 256 invocations owning a 4 x 4
+// block; the k axis advances TILE_K at a time.
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+// [l][i] and [l][j]: an invocation reads 4 neighbours of each per step.
+var<workgroup> a_tile: array<f32, 1024>;
+var<workgroup> b_tile: array<f32, 1024>;
+
+// `valid` (0..=4) neighbours of A from flat index i; zeros past them.
+fn a_run(i: u32, valid: u32) -> vec4<f32> {
+    if (A_VEC && valid == 4u) {
+        return lhs_quad(i / 4u);
+    }
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < valid; j++) {
+        v[j] = lhs_at(i + j);
+    }
+    return v;
+}
+
+fn b_run(i: u32, valid: u32) -> vec4<f32> {
+    if (B_VEC && valid == 4u) {
+        return rhs_quad(i / 4u);
+    }
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < valid; j++) {
+        v[j] = rhs_at(i + j);
+    }
+    return v;
+}
+
+// Tile rows [m0, m0 + TILE) x k [k0, k0 + TILE_K) of A into a_tile.
+fn load_a(lid: u32, m0: u32, k0: u32) {
+    var v = vec4<f32>(0.0);
+    if (A_K_CONTIG) {
+        let i = lid / 4u;
+        let l = (lid % 4u) * 4u;
+        if (m0 + i < mp.m && k0 + l < mp.k) {
+            v = a_run(mp.a_offset + (m0 + i) * mp.a_sm + k0 + l, min(4u, mp.k - k0 - l));
+        }
+        for (var j = 0u; j < 4u; j++) {
+            a_tile[(l + j) * TILE + i] = v[j];
+        }
+    } else {
+        let l = lid / 16u;
+        let i = (lid % 16u) * 4u;
+        if (m0 + i < mp.m && k0 + l < mp.k) {
+            v = a_run(mp.a_offset + (k0 + l) * mp.a_sk + m0 + i, min(4u, mp.m - m0 - i));
+        }
+        for (var j = 0u; j < 4u; j++) {
+            a_tile[l * TILE + i + j] = v[j];
+        }
+    }
+}
+
+fn load_b(lid: u32, n0: u32, k0: u32) {
+    var v = vec4<f32>(0.0);
+    if (B_K_CONTIG) {
+        let j0 = lid / 4u;
+        let l = (lid % 4u) * 4u;
+        if (n0 + j0 < mp.n && k0 + l < mp.k) {
+            v = b_run(mp.b_offset + (n0 + j0) * mp.b_sn + k0 + l, min(4u, mp.k - k0 - l));
+        }
+        for (var j = 0u; j < 4u; j++) {
+            b_tile[(l + j) * TILE + j0] = v[j];
+        }
+    } else {
+        let l = lid / 16u;
+        let j0 = (lid % 16u) * 4u;
+        if (n0 + j0 < mp.n && k0 + l < mp.k) {
+            v = b_run(mp.b_offset + (k0 + l) * mp.b_sk + n0 + j0, min(4u, mp.n - n0 - j0));
+        }
+        for (var j = 0u; j < 4u; j++) {
+            b_tile[l * TILE + j0 + j] = v[j];
+        }
+    }
+}
+
+// Workgroup (x, y) computes output columns [TILE x, ...) of rows [TILE y, ...).
+// ceil(k / TILE_K) trips, at most LOOP_TRIPS_MAX (the host checks k).
+@compute @workgroup_size(256)
+fn matmul(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m0 = wid.y * TILE;
+    let n0 = wid.x * TILE;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var k0 = 0u; k0 < mp.k; k0 += TILE_K) {
+        load_a(lid, m0, k0);
+        load_b(lid, n0, k0);
+        workgroupBarrier();
+        for (var l = 0u; l < TILE_K; l++) {
+            let ai = l * TILE + ty * 4u;
+            let bj = l * TILE + tx * 4u;
+            let b = vec4<f32>(b_tile[bj], b_tile[bj + 1u], b_tile[bj + 2u], b_tile[bj + 3u]);
+            acc[0] += a_tile[ai] * b;
+            acc[1] += a_tile[ai + 1u] * b;
+            acc[2] += a_tile[ai + 2u] * b;
+            acc[3] += a_tile[ai + 3u] * b;
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = m0 + ty * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = n0 + tx * 4u + j;
+            if (row < mp.m && col < mp.n) {
+                var v = acc[i][j];
+                if (HAS_BIAS) {
+                    v += bias_at(mp.bias_offset + col);
+                }
+                let idx = mp.c_offset + row * mp.c_sm + col;
+                if (mp.accumulate != 0u) {
+                    v = out[idx] + v;
+                }
+                out[idx] = v;
+            }
+        }
+    }
+}
+
+// out[c_offset + j] (+)= sum over rows i < m of A(i, j), i ascending: the
+// bias's gradient (A^T . 1), one invocation per column j < n, neighbouring
+// invocations reading neighbouring columns. m trips (the host bounds m).
+@compute @workgroup_size(64)
+fn column_sums(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (j >= mp.n) {
+        return;
+    }
+    var s = 0.0;
+    for (var i = 0u; i < mp.m; i++) {
+        s += lhs_at(mp.a_offset + i * mp.a_sm + j);
+    }
+    let idx = mp.c_offset + j;
+    if (mp.accumulate != 0u) {
+        s = out[idx] + s;
+    }
+    out[idx] = s;
+}

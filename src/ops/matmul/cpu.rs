@@ -1,0 +1,72 @@
+//! The products' f64 CPU twin.
+
+use super::MatmulDims;
+use crate::cpu::Reference;
+use crate::error::{Error, Result};
+
+/// `op(A)·op(B)` in f64, with each output's magnitude `Σ_l |A(i,l)|·|B(l,j)|`
+/// (see [`Tolerance`](crate::Tolerance)): `a` is `m × k` (stored `k × m`
+/// when `transpose_a`), `b` is `k × n` (stored `n × k` when `transpose_b`),
+/// both row-major and dense.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when a slice's length is not its shape's.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let d = xent::MatmulDims { m: 1, n: 1, k: 2 };
+/// let r = xent::cpu::matmul(&[1.0f32, -2.0], &[3.0f32, 4.0], d, false, false)?;
+/// assert_eq!((r.value[0], r.magnitude[0]), (-5.0, 11.0));
+/// # Ok(()) }
+/// ```
+pub fn matmul<T: Copy + Into<f64>>(
+    a: &[T],
+    b: &[T],
+    dims: MatmulDims,
+    transpose_a: bool,
+    transpose_b: bool,
+) -> Result<Reference> {
+    let MatmulDims { m, n, k } = dims;
+    let (a_shape, b_shape) = (
+        if transpose_a { [k, m] } else { [m, k] },
+        if transpose_b { [n, k] } else { [k, n] },
+    );
+    for (what, len, shape) in [("a", a.len(), a_shape), ("b", b.len(), b_shape)] {
+        let need = shape[0] * shape[1];
+        if len != need {
+            return Err(Error::ShapeMismatch {
+                what,
+                shape: shape.to_vec(),
+                expected: need,
+                actual: len,
+            });
+        }
+    }
+    let at = |i: usize, l: usize| -> f64 {
+        if transpose_a {
+            a[l * m + i].into()
+        } else {
+            a[i * k + l].into()
+        }
+    };
+    let bt = |l: usize, j: usize| -> f64 {
+        if transpose_b {
+            b[j * k + l].into()
+        } else {
+            b[l * n + j].into()
+        }
+    };
+    let mut value = vec![0.0; m * n];
+    let mut magnitude = vec![0.0; m * n];
+    for i in 0..m {
+        for l in 0..k {
+            let x = at(i, l);
+            for j in 0..n {
+                let y = bt(l, j);
+                value[i * n + j] += x * y;
+                magnitude[i * n + j] += (x * y).abs();
+            }
+        }
+    }
+    Ok(Reference { value, magnitude })
+}

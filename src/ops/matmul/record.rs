@@ -1,0 +1,454 @@
+//! Recording a matrix product into the caller's encoder.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::MatmulDims;
+use crate::error::{Error, GpuScope, Result};
+use crate::gpu::encode::{Dispatch, Dispatches, Timing};
+use crate::gpu::{Context, MatmulVariant};
+use crate::ops::cross_entropy::plan::LOOP_TRIPS_MAX;
+use crate::ops::cross_entropy::Precision;
+
+/// The binding slots of `shaders/matmul/` (a unit test holds them to the WGSL).
+pub(crate) mod slot {
+    pub const PARAMS: u32 = 0;
+    pub const LHS: u32 = 1;
+    pub const RHS: u32 = 2;
+    pub const OUT: u32 = 3;
+    pub const BIAS: u32 = 4;
+    pub const LHS4: u32 = 5;
+    pub const RHS4: u32 = 6;
+}
+
+/// The output tile of `matmul` (`TILE`) and its k step (`TILE_K`).
+pub(crate) const TILE: usize = 64;
+pub(crate) const TILE_K: usize = 16;
+/// Invocations of a `column_sums` workgroup.
+const SUMS_WG: usize = 64;
+
+/// Mirrors `MatmulParams` in `shaders/matmul/product.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    accumulate: u32,
+    a_offset: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_offset: u32,
+    b_sk: u32,
+    b_sn: u32,
+    c_offset: u32,
+    c_sm: u32,
+    bias_offset: u32,
+    _pad: [u32; 3],
+}
+
+/// A matrix in a caller's buffer: row-major rows `stride` elements apart
+/// from element `offset` on, or, with `transposed`, its transpose stored so
+/// (`W` of shape `(V, H)` is the `H × V` operand `Wᵀ` of `h·Wᵀ`).
+#[derive(Debug, Clone, Copy)]
+pub struct MatrixView<'a> {
+    /// `STORAGE` usage, from the context's device.
+    pub buffer: &'a wgpu::Buffer,
+    /// The elements' type (f16 needs `SHADER_F16`; bf16 two to a `u32`).
+    pub precision: Precision,
+    /// Index, in elements, of the first stored element.
+    pub offset: u64,
+    /// Elements between the starts of neighbouring stored rows.
+    pub stride: u64,
+    /// The buffer holds the operand's transpose.
+    pub transposed: bool,
+}
+
+impl<'a> MatrixView<'a> {
+    /// A dense row-major matrix of rows `cols` elements long from the buffer's start.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let w = xent::MatrixView::dense(&b, xent::Precision::F32, 4).transposed();
+    /// assert!(w.transposed && w.stride == 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn dense(buffer: &'a wgpu::Buffer, precision: Precision, cols: usize) -> Self {
+        Self {
+            buffer,
+            precision,
+            offset: 0,
+            stride: cols as u64,
+            transposed: false,
+        }
+    }
+
+    /// The same storage read as the transpose.
+    pub fn transposed(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (element index strides along the operand's rows, along its columns).
+    fn strides(&self) -> (u64, u64) {
+        if self.transposed {
+            (1, self.stride)
+        } else {
+            (self.stride, 1)
+        }
+    }
+
+    /// Checks that the `rows × cols` operand lies in the buffer, within one
+    /// binding and u32 indices; returns the bytes it needs.
+    fn check(&self, ctx: &Context, what: &'static str, rows: usize, cols: usize) -> Result<u64> {
+        let (stored_rows, stored_cols) = if self.transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        if (self.stride as usize) < stored_cols {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!(
+                    "stride {} is shorter than a stored row of {stored_cols} elements",
+                    self.stride
+                ),
+            });
+        }
+        self.precision.supported_on(&ctx.device, "f16 operands")?;
+        let end = if stored_rows == 0 || stored_cols == 0 {
+            self.offset
+        } else {
+            self.offset + (stored_rows as u64 - 1) * self.stride + stored_cols as u64
+        };
+        let bytes = (end * self.precision.size()).next_multiple_of(4);
+        ctx.check_bytes(what, self.buffer, bytes)?;
+        let max = ctx.device.limits().max_storage_buffer_binding_size;
+        if bytes > max || end > u64::from(u32::MAX) {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!(
+                    "the operand reaches byte {bytes}, past the device's largest storage binding \
+                     of {max} bytes (or 2^32 elements)"
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether every run of 4 along the contiguous axis that starts at a
+    /// multiple of 4 is aligned (the vec4 loads).
+    fn aligned(&self) -> bool {
+        self.offset % 4 == 0 && self.stride % 4 == 0 && self.buffer.size() >= 16
+    }
+}
+
+/// The buffers of one [`Context::record_matmul`] call, all the caller's and
+/// from the context's device.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductBuffers<'a> {
+    /// `A`, `m × k`.
+    pub a: MatrixView<'a>,
+    /// `B`, `k × n`.
+    pub b: MatrixView<'a>,
+    /// `n` elements in `b`'s precision added to every output row; `None` for none.
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// f32 output: row `i` from element `out_offset + i·out_stride`.
+    pub out: &'a wgpu::Buffer,
+    pub out_offset: u64,
+    pub out_stride: u64,
+    /// Add the product to what `out` holds (`out + A·B`, in that order).
+    pub accumulate: bool,
+}
+
+impl Context {
+    /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: f32
+    /// accumulation over k in ascending order, one fixed order for every
+    /// element (no atomics), so the same inputs give the same bits; one
+    /// dispatch of 64 × 64 output tiles. Nothing is submitted.
+    ///
+    /// # Errors
+    /// [`Error::BadBuffer`] for an operand or output outside its buffer, past
+    /// one binding, with a stride shorter than its rows, without `STORAGE`,
+    /// or an output that is an input's buffer; [`Error::Unsupported`] for
+    /// `k` past 262 144 (the loop bound) or more than 65 535 tiles along an
+    /// axis, or an f16 operand without `SHADER_F16`; [`Error::Gpu`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// use xent::{MatrixView, Precision, ProductBuffers};
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |v: &[f32]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(v), usage });
+    /// // h (2 × 3) · Wᵀ with W (4 × 3): logits (2 × 4).
+    /// let (h, w) = (init(&[1.0; 6]), init(&[0.5; 12]));
+    /// let out = init(&[0.0; 8]);
+    /// let buffers = ProductBuffers {
+    ///     a: MatrixView::dense(&h, Precision::F32, 3),
+    ///     b: MatrixView::dense(&w, Precision::F32, 3).transposed(),
+    ///     bias: None, out: &out, out_offset: 0, out_stride: 4, accumulate: false,
+    /// };
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// ctx.record_matmul(&mut encoder, xent::MatmulDims { m: 2, n: 4, k: 3 }, &buffers)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_matmul(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: MatmulDims,
+        buffers: &ProductBuffers<'_>,
+    ) -> Result<()> {
+        let list = self.prepare_matmul(dims, buffers)?.into_iter().collect();
+        let call = Dispatches {
+            label: "the matrix product",
+            list,
+        };
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// Validates and prepares one product's dispatch (`None` for an empty output).
+    pub(crate) fn prepare_matmul(
+        &self,
+        dims: MatmulDims,
+        b: &ProductBuffers<'_>,
+    ) -> Result<Option<Dispatch>> {
+        let MatmulDims { m, n, k } = dims;
+        let scope = GpuScope::push(&self.device);
+        b.a.check(self, "a", m, k)?;
+        b.b.check(self, "b", k, n)?;
+        if let Some(bias) = b.bias {
+            let bytes = (n as u64 * b.b.precision.size()).next_multiple_of(4);
+            self.check_bytes("bias", bias, bytes)?;
+        }
+        let out_view = MatrixView {
+            buffer: b.out,
+            precision: Precision::F32,
+            offset: b.out_offset,
+            stride: b.out_stride,
+            transposed: false,
+        };
+        out_view.check(self, "out", m, n)?;
+        for (what, input) in [
+            ("a", Some(b.a.buffer)),
+            ("b", Some(b.b.buffer)),
+            ("bias", b.bias),
+        ] {
+            if input.is_some_and(|i| i == b.out) {
+                return Err(Error::BadBuffer {
+                    what: "out",
+                    reason: format!("it is the buffer of input `{what}`"),
+                });
+            }
+        }
+        if k.div_ceil(TILE_K) > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "a product this deep",
+                reason: format!(
+                    "k = {k} needs {} trips of the tile loop, more than the {LOOP_TRIPS_MAX} xent \
+                     bounds every invocation to",
+                    k.div_ceil(TILE_K)
+                ),
+            });
+        }
+        let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
+        let grid = (n.div_ceil(TILE), m.div_ceil(TILE));
+        if grid.0 > max_groups || grid.1 > max_groups {
+            return Err(Error::Unsupported {
+                what: "a product this large",
+                reason: format!(
+                    "{m} x {n} outputs need {} x {} tiles, more than the device's {max_groups} \
+                     workgroups per dimension",
+                    grid.1, grid.0
+                ),
+            });
+        }
+        if m == 0 || n == 0 {
+            scope.pop("preparing a matrix product")?;
+            return Ok(None);
+        }
+        let (a_sm, a_sk) = b.a.strides();
+        let (b_sk, b_sn) = b.b.strides();
+        let params = MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            accumulate: u32::from(b.accumulate),
+            a_offset: b.a.offset as u32,
+            a_sm: a_sm as u32,
+            a_sk: a_sk as u32,
+            b_offset: b.b.offset as u32,
+            b_sk: b_sk as u32,
+            b_sn: b_sn as u32,
+            c_offset: b.out_offset as u32,
+            c_sm: b.out_stride as u32,
+            bias_offset: 0,
+            _pad: [0; 3],
+        };
+        let variant = MatmulVariant {
+            lhs: b.a.precision,
+            rhs: b.b.precision,
+            a_k_contig: !b.a.transposed,
+            b_k_contig: b.b.transposed,
+            a_vec: b.a.aligned(),
+            b_vec: b.b.aligned(),
+            has_bias: b.bias.is_some(),
+        };
+        let pipeline = self.kernels.matmul(&self.device, variant, "matmul")?;
+        let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
+        let read = {
+            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.dummies.read.clone()
+        };
+        // The vec4 views, over whole vec4s (a placeholder for a buffer
+        // under 16 bytes, whose `aligned()` is false: never read).
+        let view4 = |v: &wgpu::Buffer| -> wgpu::Buffer {
+            if v.size() >= 16 {
+                v.clone()
+            } else {
+                read.clone()
+            }
+        };
+        let (lhs4, rhs4) = (view4(b.a.buffer), view4(b.b.buffer));
+        let (lhs4_range, rhs4_range) = (self.whole_range(&lhs4, 16), self.whole_range(&rhs4, 16));
+        let bias = b.bias.unwrap_or(&read);
+        let entries = [
+            (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
+            (slot::LHS, b.a.buffer, self.whole_range(b.a.buffer, 4)),
+            (slot::RHS, b.b.buffer, self.whole_range(b.b.buffer, 4)),
+            (slot::OUT, b.out, self.whole_range(b.out, 4)),
+            (slot::BIAS, bias, self.whole_range(bias, 4)),
+            (slot::LHS4, &lhs4, lhs4_range),
+            (slot::RHS4, &rhs4, rhs4_range),
+        ];
+        let group = self.bind_ranges(&pipeline, &entries);
+        scope.pop("preparing a matrix product")?;
+        Ok(Some((
+            "matmul",
+            pipeline,
+            group,
+            (grid.0 as u32, grid.1 as u32),
+        )))
+    }
+
+    /// Prepares `out[out_offset + j] (+)= Σ_{i<m} A(i, j)` for `j < n`, `i`
+    /// ascending (the bias's gradient): `a` not transposed, `m` at most the
+    /// loop bound.
+    pub(crate) fn prepare_column_sums(
+        &self,
+        m: usize,
+        n: usize,
+        a: &MatrixView<'_>,
+        out: &wgpu::Buffer,
+        out_offset: u64,
+        accumulate: bool,
+    ) -> Result<Option<Dispatch>> {
+        let scope = GpuScope::push(&self.device);
+        debug_assert!(!a.transposed);
+        a.check(self, "a", m, n)?;
+        let out_view = MatrixView::dense(out, Precision::F32, n);
+        MatrixView {
+            offset: out_offset,
+            ..out_view
+        }
+        .check(self, "out", 1, n)?;
+        if m > LOOP_TRIPS_MAX {
+            return Err(Error::Unsupported {
+                what: "column sums this long",
+                reason: format!("{m} rows, more than the loop bound of {LOOP_TRIPS_MAX}"),
+            });
+        }
+        if n == 0 {
+            scope.pop("preparing column sums")?;
+            return Ok(None);
+        }
+        let params = MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: 0,
+            accumulate: u32::from(accumulate),
+            a_offset: a.offset as u32,
+            a_sm: a.stride as u32,
+            a_sk: 1,
+            b_offset: 0,
+            b_sk: 0,
+            b_sn: 0,
+            c_offset: out_offset as u32,
+            c_sm: 0,
+            bias_offset: 0,
+            _pad: [0; 3],
+        };
+        let variant = MatmulVariant {
+            lhs: a.precision,
+            rhs: Precision::F32,
+            a_k_contig: true,
+            b_k_contig: true,
+            a_vec: false,
+            b_vec: false,
+            has_bias: false,
+        };
+        let pipeline = self.kernels.matmul(&self.device, variant, "column_sums")?;
+        let uniform = self.uniform("xent column sums params", bytemuck::bytes_of(&params))?;
+        let entries = [
+            (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
+            (slot::LHS, a.buffer, self.whole_range(a.buffer, 4)),
+            (slot::OUT, out, self.whole_range(out, 4)),
+        ];
+        let group = self.bind_ranges(&pipeline, &entries);
+        let grid = self.grid(n.div_ceil(SUMS_WG))?;
+        scope.pop("preparing column sums")?;
+        Ok(Some(("column_sums", pipeline, group, grid)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+
+    #[test]
+    fn the_params_and_slots_match_the_wgsl() {
+        let src = crate::gpu::sources::matmul_source(Precision::F32, Precision::F32);
+        let (size, members) = wgsl_struct(&src, "MatmulParams");
+        assert_eq!(size, std::mem::size_of::<MatmulParams>());
+        assert_eq!(
+            members[..13],
+            wgsl_fields!(MatmulParams: m, n, k, accumulate, a_offset, a_sm, a_sk, b_offset,
+                b_sk, b_sn, c_offset, c_sm, bias_offset)[..]
+        );
+        let module = wgpu::naga::front::wgsl::parse_str(&src).unwrap();
+        let mut bound: Vec<(u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| Some((v.binding.as_ref()?.binding, v.name.clone()?)))
+            .collect();
+        bound.sort();
+        let want: Vec<(u32, String)> = [
+            (slot::PARAMS, "mp"),
+            (slot::LHS, "lhs"),
+            (slot::RHS, "rhs"),
+            (slot::OUT, "out"),
+            (slot::BIAS, "bias"),
+            (slot::LHS4, "lhs4"),
+            (slot::RHS4, "rhs4"),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n, s.to_string()))
+        .collect();
+        assert_eq!(bound, want);
+        for (name, rust) in [("TILE", TILE), ("TILE_K", TILE_K)] {
+            assert_eq!(
+                crate::gpu::binding::wgsl::wgsl_u32(&src, name) as usize,
+                rust,
+                "{name}"
+            );
+        }
+    }
+}
