@@ -47,6 +47,10 @@ pub use ops::elementwise::{
     ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, LossWeights,
     WeightShape,
 };
+pub use ops::linear::{
+    LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearOutput, LinearPlan,
+    DEFAULT_SCRATCH_BUDGET,
+};
 pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
 pub use ops::softmax::SoftmaxKind;
 pub use shape::Layout;

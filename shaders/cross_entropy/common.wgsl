@@ -103,6 +103,9 @@ override COUNT_CORRECT: bool = false;
 // The gradient overwrites the input: reads come through `grad`/`grad4` (the
 // caller's logits buffer) and `input`/`input4` are bound to a placeholder.
 override IN_PLACE: bool = false;
+// The input is a window of rows that the caller refills between chunks
+// (the fused linear cross-entropy): each chunk starts at its start.
+override ROW_WINDOW: bool = false;
 
 // Codes the host passes (`Reduction::code`, `InputKind::code`,
 // `TargetBuffer::code` in src/ops/cross_entropy/): a unit test holds them,
@@ -193,14 +196,21 @@ fn chunk_base(row: u32) -> u32 {
     return row_base(row - p.row_offset) + p.elem_offset;
 }
 
-// Soft-capping (SOFTCAP): cap * tanh(x / cap). tanh(y) as 1 - 2 / (e^2|y| + 1)
-// for |y| >= 1, which saturates to +-1 where e^2|y| overflows (a builtin
-// tanh may compute inf / inf there), and the builtin below 1, where that
-// form would cancel. -inf and +inf give -cap and cap; NaN stays NaN.
+// Soft-capping (SOFTCAP): cap * tanh(x / cap). A builtin tanh may compute
+// (e^2y - 1) / (e^2y + 1), which cancels for small |y| (lavapipe's is off
+// by 3e-3 relative at y = 1e-5) and gives inf / inf past e^2y's overflow.
+// So, as Cephes' tanhf: below |y| = 0.625 an odd polynomial (relative error
+// about 1e-7), above it 1 - 2 / (e^2|y| + 1), which saturates to +-1.
+// -inf and +inf give -cap and cap; NaN stays NaN.
 fn softcap_tanh(y: f32) -> f32 {
     let a = abs(y);
-    let big = sign(y) * (1.0 - 2.0 / (exp(2.0 * a) + 1.0));
-    return select(big, tanh(y), a < 1.0);
+    if (a < 0.625) {
+        let z = y * y;
+        let poly = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
+            + 1.33314422036e-1) * z - 3.33332819422e-1) * z;
+        return y + y * poly;
+    }
+    return sign(y) * (1.0 - 2.0 / (exp(2.0 * a) + 1.0));
 }
 
 fn cap_input(x: f32) -> f32 {

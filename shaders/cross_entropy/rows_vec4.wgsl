@@ -216,6 +216,8 @@ fn load_plan(row: u32) -> RowPlan {
 // inside it, shared with the previous row (whose plan a previous chunk's
 // dispatch may have written); and for the tensor's last row, the vec4 that
 // holds its last element, whose lanes past the tensor keep what they hold.
+// In a row window (ROW_WINDOW) every chunk's last row is such a row: the
+// next chunk replaces the window, so each chunk finishes its own rows.
 // These vec4s were read by `rows_wide_mixed` but not written, so in place
 // they still hold the input.
 @compute @workgroup_size(64)
@@ -246,7 +248,8 @@ fn mixed_seams(
         store_grad4(j, g);
     }
     let end = base + p.classes;
-    if (row + 1u == p.rows && end % 4u != 0u) {
+    let last = select(p.rows, p.row_end, ROW_WINDOW);
+    if (row + 1u == last && end % 4u != 0u) {
         let j = end / 4u;
         let v = load_input4(j);
         var g = load_grad4(j);

@@ -27,7 +27,9 @@ struct MatmulParams {
     b_sn: u32,
     c_offset: u32,
     c_sm: u32,
-    bias_offset: u32,
+    // 1: the bias was added by an earlier slice of k (a product deeper than
+    // one dispatch is several, each adding its slice in order)
+    skip_bias: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -122,7 +124,9 @@ fn load_b(lid: u32, n0: u32, k0: u32) {
 }
 
 // Workgroup (x, y) computes output columns [TILE x, ...) of rows [TILE y, ...).
-// ceil(k / TILE_K) trips, at most LOOP_TRIPS_MAX (the host checks k).
+// ceil(k / TILE_K) trips of at most 32 loop iterations each (nested ones
+// included): the host gives a dispatch at most K_PER_DISPATCH of k
+// (src/ops/matmul/record.rs), within the loop bound.
 @compute @workgroup_size(256)
 fn matmul(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -154,8 +158,8 @@ fn matmul(
             let col = n0 + tx * 4u + j;
             if (row < mp.m && col < mp.n) {
                 var v = acc[i][j];
-                if (HAS_BIAS) {
-                    v += bias_at(mp.bias_offset + col);
+                if (HAS_BIAS && mp.skip_bias == 0u) {
+                    v += bias_at(col);
                 }
                 let idx = mp.c_offset + row * mp.c_sm + col;
                 if (mp.accumulate != 0u) {

@@ -188,6 +188,21 @@ impl Context {
         self.kernels.subgroups
     }
 
+    /// Bytes of device scratch the context holds now between calls: the
+    /// cross-entropy's per-row scratch and the fused linear
+    /// cross-entropy's window of logits, each grown to the largest call so
+    /// far (the 16-byte placeholders of absent buffers not counted).
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// assert_eq!(ctx.scratch_bytes(), 0);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn scratch_bytes(&self) -> u64 {
+        let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        s.held_bytes()
+    }
+
     /// One line naming the adapter, its backend and driver.
     ///
     /// ```

@@ -75,6 +75,8 @@ pub(crate) struct CrossEntropyVariant {
     pub write_lse: bool,
     pub count_correct: bool,
     pub in_place: bool,
+    /// The input is a window of rows refilled between chunks.
+    pub row_window: bool,
     /// The input's and the gradient's storage (the module built for it).
     pub precision: Precision,
 }
@@ -395,6 +397,7 @@ impl Kernels {
             ("WRITE_LSE", flag(v.write_lse)),
             ("COUNT_CORRECT", flag(v.count_correct)),
             ("IN_PLACE", flag(v.in_place)),
+            ("ROW_WINDOW", flag(v.row_window)),
             ("WIDE_WG", f64::from(self.wide_wg)),
         ]
     }

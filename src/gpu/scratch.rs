@@ -10,6 +10,8 @@ pub(crate) struct Scratch {
     pub aux: Option<wgpu::Buffer>,
     /// Per-row losses for `mean` and `sum`; grown on demand.
     pub row_loss: Option<wgpu::Buffer>,
+    /// The fused linear cross-entropy's window of logits; grown on demand.
+    pub window: Option<wgpu::Buffer>,
     /// Tiny buffers bound in place of absent optional ones.
     pub dummies: Dummies,
 }
@@ -83,6 +85,7 @@ impl Scratch {
         Self {
             aux: None,
             row_loss: None,
+            window: None,
             dummies: Dummies {
                 read: small("xent absent weights"),
                 grad: small("xent absent grad"),
@@ -96,6 +99,19 @@ impl Scratch {
     /// The aux buffer, of at least `bytes`, reused while large enough.
     pub fn aux(&mut self, device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
         grown(&mut self.aux, device, "xent aux", bytes)
+    }
+
+    /// The fused linear cross-entropy's logits window, of at least `bytes`.
+    pub fn window(&mut self, device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
+        grown(&mut self.window, device, "xent logits window", bytes)
+    }
+
+    /// Bytes of the scratch buffers held now (not the 16-byte placeholders).
+    pub fn held_bytes(&self) -> u64 {
+        [&self.aux, &self.row_loss, &self.window]
+            .iter()
+            .filter_map(|b| b.as_ref().map(wgpu::Buffer::size))
+            .sum()
     }
 
     /// A per-row loss buffer of at least `bytes`, reused while large enough.

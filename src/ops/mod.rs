@@ -4,5 +4,6 @@
 
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
+pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod softmax;

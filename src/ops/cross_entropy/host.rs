@@ -397,7 +397,11 @@ impl HostInput<'_> {
 
 /// Targets as the GPU's i32. A value that does not fit is out of range for
 /// any class count the kernels index, so the range check names it.
-fn narrow_targets(layout: &Layout, targets: &[i64], ignore_index: i64) -> Result<Vec<i32>> {
+pub(crate) fn narrow_targets(
+    layout: &Layout,
+    targets: &[i64],
+    ignore_index: i64,
+) -> Result<Vec<i32>> {
     match targets.iter().map(|&t| i32::try_from(t)).collect() {
         Ok(v) => Ok(v),
         Err(_) => {

@@ -300,6 +300,7 @@ impl Context {
             softcap: opts.softcap.is_some(),
             write_grad,
             in_place: b.in_place,
+            row_window: window.is_some(),
             precision: b.precision,
             write_lse: b.lse.is_some(),
             count_correct: b.correct.is_some(),

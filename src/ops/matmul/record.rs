@@ -23,6 +23,13 @@ pub(crate) mod slot {
 /// The output tile of `matmul` (`TILE`) and its k step (`TILE_K`).
 pub(crate) const TILE: usize = 64;
 pub(crate) const TILE_K: usize = 16;
+/// The most of k one dispatch covers: Mesa's software adapters stop an
+/// invocation's loops after 65 535 iterations in all (nested ones
+/// included), and xent bounds every invocation to `LOOP_TRIPS_MAX`. A trip
+/// of the tile loop runs at most 32 (`TILE_K` steps, two runs of 4 loads,
+/// two stores of 4), so a dispatch covers 512 trips; a deeper product is
+/// several dispatches, each adding its slice of k to the output in order.
+pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 32 * TILE_K;
 /// Invocations of a `column_sums` workgroup.
 const SUMS_WG: usize = 64;
 
@@ -42,7 +49,7 @@ pub(crate) struct MatmulParams {
     b_sn: u32,
     c_offset: u32,
     c_sm: u32,
-    bias_offset: u32,
+    skip_bias: u32,
     _pad: [u32; 3],
 }
 
@@ -143,7 +150,7 @@ impl<'a> MatrixView<'a> {
     /// Whether every run of 4 along the contiguous axis that starts at a
     /// multiple of 4 is aligned (the vec4 loads).
     fn aligned(&self) -> bool {
-        self.offset % 4 == 0 && self.stride % 4 == 0 && self.buffer.size() >= 16
+        self.offset.is_multiple_of(4) && self.stride.is_multiple_of(4) && self.buffer.size() >= 16
     }
 }
 
@@ -169,14 +176,15 @@ impl Context {
     /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: f32
     /// accumulation over k in ascending order, one fixed order for every
     /// element (no atomics), so the same inputs give the same bits; one
-    /// dispatch of 64 × 64 output tiles. Nothing is submitted.
+    /// dispatch of 64 × 64 output tiles per 8 192 of k (the loop bound),
+    /// each adding its slice in order. Nothing is submitted.
     ///
     /// # Errors
     /// [`Error::BadBuffer`] for an operand or output outside its buffer, past
     /// one binding, with a stride shorter than its rows, without `STORAGE`,
     /// or an output that is an input's buffer; [`Error::Unsupported`] for
-    /// `k` past 262 144 (the loop bound) or more than 65 535 tiles along an
-    /// axis, or an f16 operand without `SHADER_F16`; [`Error::Gpu`].
+    /// more tiles along an axis than the device dispatches (65 535 of 64),
+    /// or an f16 operand without `SHADER_F16`; [`Error::Gpu`].
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -206,7 +214,7 @@ impl Context {
         dims: MatmulDims,
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
-        let list = self.prepare_matmul(dims, buffers)?.into_iter().collect();
+        let list = self.prepare_matmul(dims, buffers)?;
         let call = Dispatches {
             label: "the matrix product",
             list,
@@ -214,12 +222,13 @@ impl Context {
         self.encode(encoder, &call, Timing::Off)
     }
 
-    /// Validates and prepares one product's dispatch (`None` for an empty output).
+    /// Validates and prepares one product's dispatches: one per
+    /// [`K_PER_DISPATCH`] of k (at least one), none for an empty output.
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
         b: &ProductBuffers<'_>,
-    ) -> Result<Option<Dispatch>> {
+    ) -> Result<Vec<Dispatch>> {
         let MatmulDims { m, n, k } = dims;
         let scope = GpuScope::push(&self.device);
         b.a.check(self, "a", m, k)?;
@@ -248,16 +257,6 @@ impl Context {
                 });
             }
         }
-        if k.div_ceil(TILE_K) > LOOP_TRIPS_MAX {
-            return Err(Error::Unsupported {
-                what: "a product this deep",
-                reason: format!(
-                    "k = {k} needs {} trips of the tile loop, more than the {LOOP_TRIPS_MAX} xent \
-                     bounds every invocation to",
-                    k.div_ceil(TILE_K)
-                ),
-            });
-        }
         let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
         let grid = (n.div_ceil(TILE), m.div_ceil(TILE));
         if grid.0 > max_groups || grid.1 > max_groups {
@@ -272,26 +271,10 @@ impl Context {
         }
         if m == 0 || n == 0 {
             scope.pop("preparing a matrix product")?;
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let (a_sm, a_sk) = b.a.strides();
         let (b_sk, b_sn) = b.b.strides();
-        let params = MatmulParams {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            accumulate: u32::from(b.accumulate),
-            a_offset: b.a.offset as u32,
-            a_sm: a_sm as u32,
-            a_sk: a_sk as u32,
-            b_offset: b.b.offset as u32,
-            b_sk: b_sk as u32,
-            b_sn: b_sn as u32,
-            c_offset: b.out_offset as u32,
-            c_sm: b.out_stride as u32,
-            bias_offset: 0,
-            _pad: [0; 3],
-        };
         let variant = MatmulVariant {
             lhs: b.a.precision,
             rhs: b.b.precision,
@@ -302,7 +285,6 @@ impl Context {
             has_bias: b.bias.is_some(),
         };
         let pipeline = self.kernels.matmul(&self.device, variant, "matmul")?;
-        let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
         let read = {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
@@ -319,23 +301,49 @@ impl Context {
         let (lhs4, rhs4) = (view4(b.a.buffer), view4(b.b.buffer));
         let (lhs4_range, rhs4_range) = (self.whole_range(&lhs4, 16), self.whole_range(&rhs4, 16));
         let bias = b.bias.unwrap_or(&read);
-        let entries = [
-            (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
-            (slot::LHS, b.a.buffer, self.whole_range(b.a.buffer, 4)),
-            (slot::RHS, b.b.buffer, self.whole_range(b.b.buffer, 4)),
-            (slot::OUT, b.out, self.whole_range(b.out, 4)),
-            (slot::BIAS, bias, self.whole_range(bias, 4)),
-            (slot::LHS4, &lhs4, lhs4_range),
-            (slot::RHS4, &rhs4, rhs4_range),
-        ];
-        let group = self.bind_ranges(&pipeline, &entries);
+        // Slices of k in order: the first writes (or adds, with
+        // `accumulate`) with the bias, the others add.
+        let mut list = Vec::new();
+        let mut k0 = 0;
+        loop {
+            let k1 = (k0 + K_PER_DISPATCH).min(k);
+            let first = k0 == 0;
+            let params = MatmulParams {
+                m: m as u32,
+                n: n as u32,
+                k: (k1 - k0) as u32,
+                accumulate: u32::from(b.accumulate || !first),
+                a_offset: (b.a.offset + k0 as u64 * a_sk) as u32,
+                a_sm: a_sm as u32,
+                a_sk: a_sk as u32,
+                b_offset: (b.b.offset + k0 as u64 * b_sk) as u32,
+                b_sk: b_sk as u32,
+                b_sn: b_sn as u32,
+                c_offset: b.out_offset as u32,
+                c_sm: b.out_stride as u32,
+                skip_bias: u32::from(!first),
+                _pad: [0; 3],
+            };
+            let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
+            let entries = [
+                (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
+                (slot::LHS, b.a.buffer, self.whole_range(b.a.buffer, 4)),
+                (slot::RHS, b.b.buffer, self.whole_range(b.b.buffer, 4)),
+                (slot::OUT, b.out, self.whole_range(b.out, 4)),
+                (slot::BIAS, bias, self.whole_range(bias, 4)),
+                (slot::LHS4, &lhs4, lhs4_range),
+                (slot::RHS4, &rhs4, rhs4_range),
+            ];
+            let group = self.bind_ranges(&pipeline, &entries);
+            let grid = (grid.0 as u32, grid.1 as u32);
+            list.push(("matmul", pipeline.clone(), group, grid));
+            if k1 == k {
+                break;
+            }
+            k0 = k1;
+        }
         scope.pop("preparing a matrix product")?;
-        Ok(Some((
-            "matmul",
-            pipeline,
-            group,
-            (grid.0 as u32, grid.1 as u32),
-        )))
+        Ok(list)
     }
 
     /// Prepares `out[out_offset + j] (+)= Σ_{i<m} A(i, j)` for `j < n`, `i`
@@ -382,7 +390,7 @@ impl Context {
             b_sn: 0,
             c_offset: out_offset as u32,
             c_sm: 0,
-            bias_offset: 0,
+            skip_bias: 0,
             _pad: [0; 3],
         };
         let variant = MatmulVariant {
@@ -421,7 +429,7 @@ mod tests {
         assert_eq!(
             members[..13],
             wgsl_fields!(MatmulParams: m, n, k, accumulate, a_offset, a_sm, a_sk, b_offset,
-                b_sk, b_sn, c_offset, c_sm, bias_offset)[..]
+                b_sk, b_sn, c_offset, c_sm, skip_bias)[..]
         );
         let module = wgpu::naga::front::wgsl::parse_str(&src).unwrap();
         let mut bound: Vec<(u32, String)> = module

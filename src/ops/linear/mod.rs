@@ -1,0 +1,52 @@
+//! Fused linear + cross-entropy: the loss of `logits = h·Wᵀ + b` and its
+//! gradients with respect to `h`, `W` and `b`, without the `(N, V)` logits
+//! ever existing whole. The rows go through a window of logits a chunk at a
+//! time (Liger-style): a product fills the window, the cross-entropy's rows
+//! passes overwrite it with the gradient of the logits, and three more
+//! products fold it into `∂L/∂h`, `∂L/∂W` and `∂L/∂b` (ARCHITECTURE.md says
+//! why this and not recomputed tiles).
+
+pub(crate) mod cpu;
+mod host;
+mod options;
+pub(crate) mod plan;
+mod record;
+
+pub use cpu::LinearOutput;
+pub use options::{LinearCrossEntropyOptions, DEFAULT_SCRATCH_BUDGET};
+pub use plan::LinearPlan;
+pub use record::LinearBuffers;
+
+/// The shapes of a fused call: `h` is `(n, h)`, `W` is `(v, h)`, the logits
+/// `(n, v)` (never stored whole).
+///
+/// ```
+/// let d = xent::LinearDims { n: 2048, h: 512, v: 32_000 };
+/// assert_eq!(d.logits_bytes(), 2048 * 32_000 * 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearDims {
+    /// Rows (tokens).
+    pub n: usize,
+    /// Hidden size.
+    pub h: usize,
+    /// Classes (vocabulary).
+    pub v: usize,
+}
+
+impl LinearDims {
+    /// Bytes the materialised f32 logits would take: `n·v·4`.
+    pub fn logits_bytes(&self) -> u64 {
+        self.n as u64 * self.v as u64 * 4
+    }
+
+    /// Floating-point operations of the forward product (`2·n·h·v`).
+    pub fn forward_flops(&self) -> u64 {
+        2 * self.n as u64 * self.h as u64 * self.v as u64
+    }
+
+    /// Of the two backward products (`4·n·h·v`).
+    pub fn backward_flops(&self) -> u64 {
+        2 * self.forward_flops()
+    }
+}

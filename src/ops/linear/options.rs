@@ -1,0 +1,67 @@
+//! Options of the fused linear cross-entropy.
+
+use crate::error::{Error, Result};
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
+use crate::ops::cross_entropy::Precision;
+
+/// The default scratch budget, 16 MiB: on 2 048 × 512 × 32 000 the window
+/// holds 128 rows (16.4 MB, 1/16 of the 262 MB of materialised logits).
+/// Larger windows give the products of `∂L/∂h` more workgroups (a GPU wants
+/// several hundred rows); smaller ones less memory.
+pub const DEFAULT_SCRATCH_BUDGET: u64 = 16 << 20;
+
+/// Options of [`Context::linear_cross_entropy`](crate::Context::linear_cross_entropy)
+/// and its recording twin.
+///
+/// ```
+/// let opts = xent::LinearCrossEntropyOptions {
+///     loss: xent::CrossEntropyOptions { softcap: Some(30.0), ..Default::default() },
+///     ..Default::default()
+/// };
+/// assert_eq!(opts.scratch_budget, xent::DEFAULT_SCRATCH_BUDGET);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearCrossEntropyOptions {
+    /// The loss's options, as for [`Context::cross_entropy`](crate::Context::cross_entropy) with class-index
+    /// targets: reduction, `ignore_index`, label smoothing, z-loss,
+    /// soft-capping (applied to `h·Wᵀ + b`), `empty_mean`, `compute_grad`,
+    /// `return_lse`, `count_correct`, and the strategy of the rows passes.
+    /// The input kind must be logits.
+    pub loss: CrossEntropyOptions,
+    /// Storage of `h`, `W` and `b` on the GPU (the host API rounds to it on
+    /// upload). The window of logits, the gradients and every sum are f32.
+    pub precision: Precision,
+    /// Most bytes of scratch the call may hold on the device: the window of
+    /// logits plus the cross-entropy's per-row scratch. Default
+    /// [`DEFAULT_SCRATCH_BUDGET`]. Too small for one row is an error.
+    pub scratch_budget: u64,
+}
+
+impl Default for LinearCrossEntropyOptions {
+    fn default() -> Self {
+        Self {
+            loss: CrossEntropyOptions::default(),
+            precision: Precision::F32,
+            scratch_budget: DEFAULT_SCRATCH_BUDGET,
+        }
+    }
+}
+
+impl LinearCrossEntropyOptions {
+    /// Checks the loss's options (see [`CrossEntropyOptions::validate`]) and
+    /// that its input kind is logits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`].
+    pub fn validate(&self) -> Result<()> {
+        self.loss.validate()?;
+        if self.loss.input != InputKind::Logits {
+            return Err(Error::InvalidOption {
+                name: "input",
+                value: format!("{:?}", self.loss.input),
+                expected: "logits (the fused op computes them)",
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! The fused call's window of logits: how many rows it holds within the
+//! caller's scratch budget, and what the call holds on the device.
+
+use super::options::LinearCrossEntropyOptions;
+use super::LinearDims;
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::ops::cross_entropy::plan::{PlanInputs, LOOP_TRIPS_MAX};
+use crate::shape::Layout;
+
+/// Windows of at least this many rows hold a multiple of it: whole output
+/// tiles of the products (`TILE` in `shaders/matmul/product.wgsl`).
+const ROW_QUANTUM: usize = crate::ops::matmul::record::TILE;
+
+/// What a fused call holds on the device besides the caller's buffers.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let dims = xent::LinearDims { n: 2048, h: 512, v: 32_000 };
+/// let plan = ctx.plan_linear_cross_entropy(dims, &Default::default())?;
+/// assert_eq!(plan.window_rows, 128);
+/// assert!(plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
+/// assert!(plan.scratch_bytes * 8 <= dims.logits_bytes());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearPlan {
+    /// Rows of logits the window holds (the last chunk may hold fewer).
+    pub window_rows: usize,
+    /// Chunks of rows, each a pass of the window.
+    pub chunks: usize,
+    /// Bytes of the window: `window_rows · v · 4`, in whole vec4s.
+    pub window_bytes: u64,
+    /// Every scratch byte: the window, the cross-entropy's per-row scratch
+    /// (statistics, flags, plans) and, for `mean` and `sum`, its per-row
+    /// losses. At most the options' budget.
+    pub scratch_bytes: u64,
+}
+
+impl Context {
+    /// The window and scratch of a fused call of shape `dims`, as
+    /// [`Context::record_linear_cross_entropy`] allocates them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] (`scratch_budget`) for a budget that holds
+    /// less than one row of logits besides the per-row scratch; the
+    /// cross-entropy's shape errors for `(n, v)`.
+    pub fn plan_linear_cross_entropy(
+        &self,
+        dims: LinearDims,
+        opts: &LinearCrossEntropyOptions,
+    ) -> Result<LinearPlan> {
+        opts.validate()?;
+        let layout = Layout::from_dims(&[dims.n, dims.v])?;
+        let ce = self.plan_cross_entropy(
+            &layout,
+            PlanInputs {
+                elem: 4,
+                chunked_targets: false,
+                mixed: true,
+                write_grad: true,
+                weights: false,
+                correct: opts.loss.count_correct,
+                reduction: opts.loss.reduction,
+                strategy: opts.loss.strategy,
+            },
+        )?;
+        // The scratch buffers are at least 16 bytes each.
+        let row_loss = match ce.row_loss_bytes {
+            0 => 0,
+            b => b.max(16),
+        };
+        let fixed = ce.aux_bytes.max(16) + row_loss;
+        let row_bytes = dims.v as u64 * 4;
+        let max_binding = self.device.limits().max_storage_buffer_binding_size;
+        let fits = opts.scratch_budget.saturating_sub(fixed + 16) / row_bytes.max(1);
+        let rows = (fits.min(max_binding / row_bytes.max(1)) as usize)
+            .min(dims.n.max(1))
+            .min(LOOP_TRIPS_MAX);
+        if rows == 0 {
+            return Err(Error::InvalidOption {
+                name: "scratch_budget",
+                value: opts.scratch_budget.to_string(),
+                expected: "room for at least one row of logits (v·4 bytes, in whole vec4s) \
+                           besides the per-row scratch",
+            });
+        }
+        let rows = if rows >= ROW_QUANTUM && rows < dims.n {
+            rows / ROW_QUANTUM * ROW_QUANTUM
+        } else {
+            rows
+        };
+        let window_bytes = (rows as u64 * row_bytes).next_multiple_of(16).max(16);
+        Ok(LinearPlan {
+            window_rows: rows,
+            chunks: dims.n.div_ceil(rows),
+            window_bytes,
+            scratch_bytes: window_bytes + fixed,
+        })
+    }
+}

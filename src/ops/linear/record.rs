@@ -1,0 +1,318 @@
+//! Recording a fused linear cross-entropy into the caller's encoder: per
+//! chunk of rows, the logits' product into the window, the cross-entropy's
+//! rows passes over it in place, then the three gradient products.
+
+use super::options::LinearCrossEntropyOptions;
+use super::LinearDims;
+use crate::error::{Error, GpuScope, Result};
+use crate::gpu::binding::no_aliasing;
+use crate::gpu::encode::{Dispatches, Timing};
+use crate::gpu::Context;
+use crate::ops::cross_entropy::record::RowWindow;
+use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
+use crate::ops::matmul::record::{MatrixView, ProductBuffers};
+use crate::ops::matmul::MatmulDims;
+
+/// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
+/// caller's and from the context's device, each with `STORAGE` usage.
+///
+/// `hidden`, `weight` and `bias` are stored in the options' precision (bf16
+/// and f16 two to a 4-byte word); everything else is f32 or i32.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearBuffers<'a> {
+    /// `h`, `(n, h)` row-major.
+    pub hidden: &'a wgpu::Buffer,
+    /// `W`, `(v, h)` row-major.
+    pub weight: &'a wgpu::Buffer,
+    /// `b`, `v` elements; `None` for no bias.
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// i32 class indices, `n` of them.
+    pub targets: &'a wgpu::Buffer,
+    /// f32 class weights, `v`; `None` for all ones.
+    pub class_weights: Option<&'a wgpu::Buffer>,
+    /// f32 loss: 1 element for `mean` and `sum`, `n` for `none`.
+    pub loss: &'a wgpu::Buffer,
+    /// f32 `∂L/∂h`, `(n, h)`; `None` to skip it.
+    pub grad_hidden: Option<&'a wgpu::Buffer>,
+    /// f32 `∂L/∂W`, `(v, h)`; `None` to skip it.
+    pub grad_weight: Option<&'a wgpu::Buffer>,
+    /// f32 `∂L/∂b`, `v`; `None` to skip it.
+    pub grad_bias: Option<&'a wgpu::Buffer>,
+    /// The target range check ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes).
+    pub status: &'a wgpu::Buffer,
+    /// f32 per-row log-sum-exp of the (capped) logits, `n`; optional.
+    pub lse: Option<&'a wgpu::Buffer>,
+    /// u32 count of rows whose argmax is the target; optional.
+    pub correct: Option<&'a wgpu::Buffer>,
+}
+
+impl Context {
+    /// Records the fused linear cross-entropy into `encoder`: the loss of
+    /// `logits = h·Wᵀ + b` with class-index targets (every option of
+    /// [`LinearCrossEntropyOptions::loss`]), and `∂L/∂h`, `∂L/∂W`, `∂L/∂b`,
+    /// without the `(n, v)` logits ever existing whole. One compute pass:
+    /// the targets' statistics; then per chunk of
+    /// [`LinearPlan::window_rows`](crate::LinearPlan::window_rows) rows: `h·Wᵀ + b` into
+    /// the context's window of logits, the cross-entropy's rows passes
+    /// overwriting it with `∂L/∂logits` (already divided by the mean's
+    /// denominator of all `n` rows), `∂L/∂h` of the chunk's rows
+    /// (`g·W`), `∂L/∂W += gᵀ·h` and `∂L/∂b += Σ g` (the first chunk writes,
+    /// the others add, in chunk order); then the loss's reduction. Every
+    /// sum has a fixed order and no atomics: the same inputs give the same
+    /// bits. Nothing is submitted.
+    ///
+    /// Out-of-range targets do not fault the device: their rows get NaN loss
+    /// and gradient, and the status buffer names the first of them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`]; [`Error::BadBuffer`] for a buffer too small,
+    /// without `STORAGE`, or an output that aliases another buffer; the
+    /// errors of [`Context::plan_linear_cross_entropy`] and
+    /// [`Context::record_matmul`]; [`Error::Gpu`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: b, usage });
+    /// let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
+    /// let hidden = init(bytemuck::cast_slice(&[0.5f32; 6]));
+    /// let weight = init(bytemuck::cast_slice(&[0.25f32; 12]));
+    /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
+    /// let (loss, status) = (init(&[0; 4]), init(&[0; 16]));
+    /// let (gh, gw) = (init(&[0; 24]), init(&[0; 48]));
+    /// let buffers = xent::LinearBuffers {
+    ///     grad_hidden: Some(&gh), grad_weight: Some(&gw),
+    ///     ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+    /// };
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// ctx.record_linear_cross_entropy(&mut encoder, dims, &Default::default(), &buffers)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_linear_cross_entropy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        buffers: &LinearBuffers<'_>,
+    ) -> Result<()> {
+        let call = self.prepare_linear_cross_entropy(dims, opts, buffers)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    pub(crate) fn prepare_linear_cross_entropy(
+        &self,
+        dims: LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        b: &LinearBuffers<'_>,
+    ) -> Result<Dispatches> {
+        let plan = self.plan_linear_cross_entropy(dims, opts)?;
+        let LinearDims { n, h, v } = dims;
+        let p = opts.precision;
+        p.supported_on(&self.device, "f16 hidden states and weights")?;
+        let stored = |elems: usize| (elems as u64 * p.size()).next_multiple_of(4);
+        self.check_bytes("hidden", b.hidden, stored(n * h))?;
+        self.check_bytes("weight", b.weight, stored(v * h))?;
+        if let Some(bias) = b.bias {
+            self.check_bytes("bias", bias, stored(v))?;
+        }
+        for (what, buffer, elems) in [
+            ("grad_hidden", b.grad_hidden, n * h),
+            ("grad_weight", b.grad_weight, v * h),
+            ("grad_bias", b.grad_bias, v),
+        ] {
+            if let Some(buffer) = buffer {
+                self.check_bytes(what, buffer, elems as u64 * 4)?;
+            }
+        }
+        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
+            ("hidden", b.hidden),
+            ("weight", b.weight),
+            ("targets", b.targets),
+            ("loss", b.loss),
+            ("status", b.status),
+        ];
+        for (what, buffer) in [
+            ("bias", b.bias),
+            ("class_weights", b.class_weights),
+            ("grad_hidden", b.grad_hidden),
+            ("grad_weight", b.grad_weight),
+            ("grad_bias", b.grad_bias),
+            ("lse", b.lse),
+            ("correct", b.correct),
+        ] {
+            all.extend(buffer.map(|buffer| (what, buffer)));
+        }
+        no_aliasing(&all)?;
+        if b.grad_bias.is_some() && b.bias.is_none() {
+            return Err(Error::BadBuffer {
+                what: "grad_bias",
+                reason: "a bias gradient without a bias".into(),
+            });
+        }
+
+        let scope = GpuScope::push(&self.device);
+        let window = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.window(&self.device, plan.window_bytes)?
+        };
+        let ce = CrossEntropyBuffers {
+            logits: &window,
+            targets: TargetBuffer::ClassI32(b.targets),
+            weights: b.class_weights,
+            sample_weights: None,
+            loss: b.loss,
+            grad: None,
+            status: b.status,
+            lse: b.lse,
+            correct: b.correct,
+            in_place: true,
+            precision: Precision::F32,
+        };
+        let phases = self.prepare_cross_entropy_phases(
+            &[n, v],
+            &opts.loss,
+            &ce,
+            Some(RowWindow {
+                rows: plan.window_rows,
+            }),
+        )?;
+        let mut list = phases.before;
+        let view = |buffer, stride: usize, offset: usize| MatrixView {
+            offset: offset as u64,
+            ..MatrixView::dense(buffer, p, stride)
+        };
+        let logits_view = || MatrixView::dense(&window, Precision::F32, v);
+        for (c, rows_passes) in phases.chunks.into_iter().enumerate() {
+            let r0 = c * plan.window_rows;
+            let rows = plan.window_rows.min(n - r0);
+            let hidden = view(b.hidden, h, r0 * h);
+            // logits = h·Wᵀ + b into the window.
+            list.extend(self.prepare_matmul(
+                MatmulDims {
+                    m: rows,
+                    n: v,
+                    k: h,
+                },
+                &ProductBuffers {
+                    a: hidden,
+                    b: view(b.weight, h, 0).transposed(),
+                    bias: b.bias,
+                    out: &window,
+                    out_offset: 0,
+                    out_stride: v as u64,
+                    accumulate: false,
+                },
+            )?);
+            // The window becomes g = ∂L/∂logits.
+            list.extend(rows_passes);
+            if let Some(gh) = b.grad_hidden {
+                list.extend(self.prepare_matmul(
+                    MatmulDims {
+                        m: rows,
+                        n: h,
+                        k: v,
+                    },
+                    &ProductBuffers {
+                        a: logits_view(),
+                        b: view(b.weight, h, 0),
+                        bias: None,
+                        out: gh,
+                        out_offset: (r0 * h) as u64,
+                        out_stride: h as u64,
+                        accumulate: false,
+                    },
+                )?);
+            }
+            if let Some(gw) = b.grad_weight {
+                list.extend(self.prepare_matmul(
+                    MatmulDims {
+                        m: v,
+                        n: h,
+                        k: rows,
+                    },
+                    &ProductBuffers {
+                        a: logits_view().transposed(),
+                        b: hidden,
+                        bias: None,
+                        out: gw,
+                        out_offset: 0,
+                        out_stride: h as u64,
+                        accumulate: c > 0,
+                    },
+                )?);
+            }
+            if let Some(gb) = b.grad_bias {
+                list.extend(self.prepare_column_sums(rows, v, &logits_view(), gb, 0, c > 0)?);
+            }
+        }
+        // No rows: no chunk wrote the gradients of W and b, which are zero:
+        // a product over k = 0 and a sum over no rows write them.
+        if n == 0 {
+            if let Some(gw) = b.grad_weight {
+                list.extend(self.prepare_matmul(
+                    MatmulDims { m: v, n: h, k: 0 },
+                    &ProductBuffers {
+                        a: logits_view().transposed(),
+                        b: view(b.hidden, h, 0),
+                        bias: None,
+                        out: gw,
+                        out_offset: 0,
+                        out_stride: h as u64,
+                        accumulate: false,
+                    },
+                )?);
+            }
+            if let Some(gb) = b.grad_bias {
+                list.extend(self.prepare_column_sums(0, v, &logits_view(), gb, 0, false)?);
+            }
+        }
+        list.extend(phases.after);
+        scope.pop("preparing the fused linear cross-entropy")?;
+        Ok(Dispatches {
+            label: "the fused linear cross-entropy",
+            list,
+        })
+    }
+}
+
+impl<'a> LinearBuffers<'a> {
+    /// The required buffers, with no bias, no class weights, no gradients and no optional outputs.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, mapped_at_creation: false, usage: wgpu::BufferUsages::STORAGE });
+    /// let (h, w, t, loss, status) = (buffer(24), buffer(48), buffer(8), buffer(4), buffer(16));
+    /// let b = xent::LinearBuffers::new(&h, &w, &t, &loss, &status);
+    /// assert!(b.grad_weight.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn new(
+        hidden: &'a wgpu::Buffer,
+        weight: &'a wgpu::Buffer,
+        targets: &'a wgpu::Buffer,
+        loss: &'a wgpu::Buffer,
+        status: &'a wgpu::Buffer,
+    ) -> Self {
+        Self {
+            hidden,
+            weight,
+            bias: None,
+            targets,
+            class_weights: None,
+            loss,
+            grad_hidden: None,
+            grad_weight: None,
+            grad_bias: None,
+            status,
+            lse: None,
+            correct: None,
+        }
+    }
+}
