@@ -2164,3 +2164,287 @@ fn bench_profile_lists_each_dispatch_in_order() {
         "{times:?}"
     );
 }
+
+// ------------------------------------------------------------- linear-loss
+
+/// A small fused problem written as .npy files: hidden (5, 8), weight
+/// (11, 8), bias (11), class weights (11), int32 targets (5) with one
+/// ignored (-100).
+fn linear_files(dir: &Path) -> [PathBuf; 5] {
+    let mut rng = Rng(5);
+    let h: Vec<f32> = (0..40).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let w: Vec<f64> = (0..88).map(|_| f64::from(rng.uniform(-1.0, 1.0))).collect();
+    let b: Vec<f32> = (0..11).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let cw: Vec<f32> = (0..11).map(|_| rng.uniform(0.5, 2.0)).collect();
+    let t: Vec<i32> = vec![3, -100, 10, 0, 7];
+    [
+        write(dir, "h.npy", &[5, 8], &h),
+        write(dir, "w.npy", &[11, 8], &w),
+        write(dir, "b.npy", &[11], &b),
+        write(dir, "cw.npy", &[11], &cw),
+        write(dir, "t.npy", &[5], &t),
+    ]
+}
+
+#[test]
+fn linear_loss_writes_what_the_library_computes() {
+    let Some(ctx) = gpu("linear_loss_writes_what_the_library_computes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let [h, w, b, cw, t] = linear_files(dir.path());
+    let out = |name: &str| dir.path().join(name);
+    let o = xent(&[
+        "linear-loss",
+        "--hidden",
+        s(&h),
+        "--weight",
+        s(&w),
+        "--targets",
+        s(&t),
+        "--bias",
+        s(&b),
+        "--weights",
+        s(&cw),
+        "--reduction",
+        "sum",
+        "--label-smoothing",
+        "0.1",
+        "--z-loss",
+        "1e-3",
+        "--softcap",
+        "4",
+        "--scratch-budget",
+        "2000",
+        "--loss-out",
+        s(&out("l.npy")),
+        "--grad-hidden-out",
+        s(&out("gh.npy")),
+        "--grad-weight-out",
+        s(&out("gw.npy")),
+        "--grad-bias-out",
+        s(&out("gb.npy")),
+    ]);
+    let text = ok(&o);
+    assert!(text.contains("(agree)"), "{text}");
+    let read = |name: &str| read_f32(&out(name));
+    let (h32, w32) = (read_npy_f32(&h), read_npy_f32(&w));
+    let (b32, cw32) = (read_npy_f32(&b), read_npy_f32(&cw));
+    let opts = xent::LinearCrossEntropyOptions {
+        loss: xent::CrossEntropyOptions {
+            reduction: xent::Reduction::Sum,
+            label_smoothing: 0.1,
+            z_loss: 1e-3,
+            softcap: Some(4.0),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let dims = xent::LinearDims { n: 5, h: 8, v: 11 };
+    let lib = ctx
+        .linear_cross_entropy(
+            &h32,
+            &w32,
+            Some(&b32),
+            &[3, -100, 10, 0, 7],
+            Some(&cw32),
+            dims,
+            &opts,
+        )
+        .unwrap();
+    assert_eq!(read("l.npy"), (vec![], lib.loss.clone()));
+    assert_eq!(read("gh.npy"), (vec![5, 8], lib.grad_hidden.unwrap()));
+    assert_eq!(read("gw.npy"), (vec![11, 8], lib.grad_weight.unwrap()));
+    assert_eq!(read("gb.npy"), (vec![11], lib.grad_bias.unwrap()));
+    // The CPU twin alone agrees.
+    let o = xent(&[
+        "linear-loss",
+        "--hidden",
+        s(&h),
+        "--weight",
+        s(&w),
+        "--targets",
+        s(&t),
+        "--bias",
+        s(&b),
+        "--weights",
+        s(&cw),
+        "--reduction",
+        "sum",
+        "--label-smoothing",
+        "0.1",
+        "--z-loss",
+        "1e-3",
+        "--softcap",
+        "4",
+        "--backend",
+        "cpu",
+        "--loss-out",
+        s(&out("lc.npy")),
+    ]);
+    ok(&o);
+    let cpu = read("lc.npy").1[0];
+    assert!(
+        (cpu - lib.loss[0]).abs() <= 1e-4 * cpu.abs(),
+        "{cpu} vs {}",
+        lib.loss[0]
+    );
+}
+
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    let file = std::fs::File::open(path).unwrap();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
+    match npy.dtype().descr().as_str() {
+        "'<f8'" => npy
+            .into_vec::<f64>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        _ => npy.into_vec::<f32>().unwrap(),
+    }
+}
+
+#[test]
+fn linear_loss_bad_input_exits_2_with_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let [h, w, b, _, t] = linear_files(dir.path());
+    let (h, w, b, t) = (s(&h), s(&w), s(&b), s(&t));
+    let base = ["linear-loss", "--hidden", h, "--weight", w, "--targets", t];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|v| v.to_string()).collect()
+    };
+    let fails = |args: Vec<String>, message: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&args, message);
+    };
+    let short_w = write(dir.path(), "w7.npy", &[11, 7], &[0.0f32; 77]);
+    let short_b = write(dir.path(), "b10.npy", &[10], &[0.0f32; 10]);
+    let short_t = write(dir.path(), "t4.npy", &[4], &[0i64; 4]);
+    let bad_t = write(dir.path(), "t11.npy", &[5], &[0i64, 1, 11, 2, 3]);
+    let float_t = write(dir.path(), "tf.npy", &[5], &[0.0f32; 5]);
+    fails(
+        vec![
+            "linear-loss".into(),
+            "--hidden".into(),
+            h.into(),
+            "--weight".into(),
+            s(&short_w).into(),
+            "--targets".into(),
+            t.into(),
+        ],
+        "their H (last axes) differ",
+    );
+    fails(with(&["--bias", s(&short_b)]), "bias has shape [10]");
+    fails(
+        vec![
+            "linear-loss".into(),
+            "--hidden".into(),
+            h.into(),
+            "--weight".into(),
+            w.into(),
+            "--targets".into(),
+            s(&short_t).into(),
+        ],
+        "targets have shape [4]",
+    );
+    fails(
+        vec![
+            "linear-loss".into(),
+            "--hidden".into(),
+            h.into(),
+            "--weight".into(),
+            w.into(),
+            "--targets".into(),
+            s(&bad_t).into(),
+            "--backend".into(),
+            "cpu".into(),
+        ],
+        "target 11 at position [2] is out of range",
+    );
+    fails(
+        vec![
+            "linear-loss".into(),
+            "--hidden".into(),
+            h.into(),
+            "--weight".into(),
+            w.into(),
+            "--targets".into(),
+            s(&float_t).into(),
+        ],
+        "expected int64 or int32 class ids",
+    );
+    fails(with(&["--softcap", "0"]), "softcap = 0");
+    fails(
+        with(&["--softcap", "-2", "--backend", "cpu"]),
+        "softcap = -2",
+    );
+    fails(
+        with(&["--grad-bias-out", "gb.npy"]),
+        "--grad-bias-out needs --bias",
+    );
+    fails(with(&["--scratch-budget", "10"]), "scratch_budget = 10");
+    fails(with(&["--loss-out", h]), "it is the --hidden file");
+    let _ = b;
+}
+
+/// `xent loss --z-loss --softcap`: the library's options, checked against the CPU.
+#[test]
+fn loss_takes_z_loss_and_softcap() {
+    let Some(ctx) = gpu("loss_takes_z_loss_and_softcap") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(dir.path(), "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(dir.path(), "t.npy", &[3], &WORKED_TARGETS);
+    let l = dir.path().join("l.npy");
+    let text = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(&x),
+        "--targets",
+        s(&t),
+        "--z-loss",
+        "0.01",
+        "--softcap",
+        "3",
+        "--loss-out",
+        s(&l),
+    ]));
+    assert!(text.contains("agree"), "{text}");
+    let opts = xent::CrossEntropyOptions {
+        z_loss: 0.01,
+        softcap: Some(3.0),
+        ..Default::default()
+    };
+    let lib = ctx
+        .cross_entropy(&WORKED_LOGITS, &[3, 5], &WORKED_TARGETS, None, &opts)
+        .unwrap();
+    assert_eq!(read_f32(&l).1, lib.loss);
+    fails_with(
+        &[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&t),
+            "--softcap",
+            "0",
+        ],
+        "softcap = 0",
+    );
+    fails_with(
+        &[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&x),
+            "--loss",
+            "mse",
+            "--softcap",
+            "2",
+        ],
+        "--softcap does not apply to --loss mse",
+    );
+}

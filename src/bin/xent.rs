@@ -7,6 +7,8 @@
 //! * `xent loss` — loss and gradient of NumPy `.npy` inputs: softmax
 //!   cross-entropy (the default) or, with `--loss`, an elementwise loss
 //!   (bce-with-logits, bce, mse, l1, smooth-l1, huber);
+//! * `xent linear-loss` — the fused linear cross-entropy of `.npy` hidden
+//!   states, weight, bias and class ids;
 //! * `xent info` — the adapters found, with the limits and features that matter;
 //! * `xent bench` — timings of the fused kernel against a copy and the CPU.
 //!
@@ -36,6 +38,8 @@ mod demo;
 mod elementwise;
 #[path = "xent/info.rs"]
 mod info;
+#[path = "xent/linear.rs"]
+mod linear;
 #[path = "xent/loss.rs"]
 mod loss;
 #[path = "xent/npy.rs"]
@@ -64,6 +68,9 @@ enum Command {
     Demo,
     /// Loss and gradient of .npy inputs: cross-entropy, or --loss bce-with-logits|bce|mse|l1|smooth-l1|huber.
     Loss(loss::LossArgs),
+    /// The fused linear cross-entropy of .npy hidden states, weight, bias and class ids: the loss
+    /// and the gradients of hidden, weight and bias, without storing the logits whole.
+    LinearLoss(linear::LinearArgs),
     /// The adapters found, with the limits and features that matter to xent.
     Info,
     /// Benchmarks of the fused kernel against a copy over the same bytes and the CPU path.
@@ -145,11 +152,13 @@ fn main() -> ExitCode {
     match &command {
         Command::Loss(args) => select_backend(args.backend),
         Command::Bench(args) => select_backend(args.backend),
+        Command::LinearLoss(args) => select_backend(args.backend),
         Command::Demo | Command::Info => {}
     }
     let result = match command {
         Command::Demo => demo::run(),
         Command::Loss(args) => loss::run(&args),
+        Command::LinearLoss(args) => linear::run(&args),
         Command::Info => info::run(),
         Command::Bench(args) => bench::run(&args),
     };

@@ -300,7 +300,7 @@ pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
 /// symbolic links and `..` resolved (and the file's own link, if it is one),
 /// after checking it can be created: its directory exists and it is not a
 /// directory itself.
-fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
+pub(crate) fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
     let shown = path.display();
     let fail = |why: String| usage(format!("cannot write {flag} {shown}: {why}"));
     if path.is_dir() {
@@ -339,7 +339,7 @@ fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
 
 /// Whether `input` (which may not exist) is the file `output` names, as
 /// resolved by `output_file`.
-fn same_file(output: &Path, input: &Path) -> bool {
+pub(crate) fn same_file(output: &Path, input: &Path) -> bool {
     std::fs::canonicalize(input).is_ok_and(|i| i == output)
 }
 

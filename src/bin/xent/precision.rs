@@ -30,6 +30,15 @@ impl PrecisionArg {
         }
     }
 
+    /// The library's storage type for this precision.
+    pub(crate) fn storage(self) -> xent::Precision {
+        match self {
+            PrecisionArg::F32 => xent::Precision::F32,
+            PrecisionArg::F16 => xent::Precision::F16,
+            PrecisionArg::Bf16 => xent::Precision::BF16,
+        }
+    }
+
     /// The tolerance of a gradient stored in this precision.
     pub(crate) fn grad_tolerance(self) -> Tolerance {
         match self {
