@@ -4,6 +4,8 @@ on the same shapes and the same data, measured in the same run.
 
     python3 benches/compare_torch.py [--device cpu|cuda] [--iters N] [--cases 4096x4096,65536x32]
         [--xent PATH] [--precision f32,bf16] [--compile] [--no-install] [--json OUT]
+    python3 benches/compare_torch.py --linear [2048x512x32000,1024x768x50257] [--device cpu|cuda]
+        [--iters N] [--xent PATH] [--precision f32,bf16] [--no-install] [--json OUT]
 
 Runs `xent bench --json` (the binary given by --xent, else `cargo run --release`;
 on the default adapter, WGPU_BACKEND etc. honoured), then PyTorch on the device
@@ -12,15 +14,30 @@ precision (bf16 and f16: the logits in that dtype, as xent stores them), eager
 and, with --compile, `torch.compile` of the same forward + backward where it
 works. PyTorch is installed from the package index when missing, unless
 --no-install. Not part of CI.
+
+With --linear, the fused linear + cross-entropy instead (cases NxHxV: N rows
+of hidden size H, a vocabulary of V; `xent bench --json --linear`, forward and
+backward, gradients of h and W, no bias) against PyTorch eager
+`F.cross_entropy((h @ W.T).float(), t)` + backward (h and W in the precision's
+dtype), `F.linear_cross_entropy` where this torch has it (chunked, with
+`options=LinearCrossEntropyOptions()` where it takes them) and PyTorch's plain
+`h @ W.T` for xent's forward product. Memory: xent's scratch beside the N·V·4
+bytes of f32 logits; PyTorch's on CUDA is measured (max_memory_allocated during
+the step less what is left after it: the intermediates beyond inputs and
+gradients), on CPU a lower bound, not a measurement: the f32 logits plus
+their gradient, 2·N·V·4 bytes.
 """
 import argparse
+import inspect
 import json
 import os
 import subprocess
 import sys
 import time
+import warnings
 
 REFERENCE = ["4096x4096", "256x50257", "65536x32", "16x128256", "8x21x256x256"]
+LINEAR = ["2048x512x32000", "1024x768x50257", "8192x256x4096"]
 GOLDEN, C1, C2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
@@ -31,6 +48,25 @@ def ensure_torch():
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "torch", "numpy"])
 
 
+def draws(first, count, seed=0x5EED):
+    """splitmix64's draws number first .. first + count - 1 (the first draw is 1)."""
+    import numpy as np
+
+    i = np.arange(first, first + count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(C1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(C2)
+    return z ^ (z >> np.uint64(31))
+
+
+def unit(z):
+    """A draw's top 24 bits as a float32 in [0, 1)."""
+    import numpy as np
+
+    return (z >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
+
+
 def bench_data(dims, seed=0x5EED):
     """xent::bench::bench_data, vectorised: splitmix64 over consecutive states."""
     import numpy as np
@@ -39,16 +75,8 @@ def bench_data(dims, seed=0x5EED):
     classes = dims[1] if len(dims) > 1 else dims[0]
     rows = n // classes
 
-    def draws(first, count):
-        i = np.arange(first, first + count, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            z = np.uint64(seed) + i * np.uint64(GOLDEN)
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(C1)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(C2)
-        return z ^ (z >> np.uint64(31))
-
-    logits = ((draws(1, n) >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)) * np.float32(20) - np.float32(10)
-    targets = (draws(n + 1, rows) % np.uint64(classes)).astype(np.int64)
+    logits = unit(draws(1, n, seed)) * np.float32(20) - np.float32(10)
+    targets = (draws(n + 1, rows, seed) % np.uint64(classes)).astype(np.int64)
     tdims = [dims[0]] + list(dims[2:]) if len(dims) > 1 else []
     return logits.reshape(dims), targets.reshape(tdims)
 
@@ -102,6 +130,186 @@ def torch_time(dims, device, iters, precision="f32", compiled=False):
     return times[len(times) // 2]
 
 
+def linear_bench_data(n, h, v, seed=0x5EED):
+    """xent::bench::linear_bench_data: hidden (N, H) uniform in [-1, 1), weight
+    (V, H) uniform in [-1/sqrt(H), 1/sqrt(H)), targets (N,); one splitmix64
+    stream in that order, all in float32."""
+    import numpy as np
+
+    scale = np.float32(1) / np.sqrt(np.float32(h))
+    hidden = unit(draws(1, n * h, seed)) * np.float32(2) - np.float32(1)
+    weight = (unit(draws(1 + n * h, v * h, seed)) * np.float32(2) - np.float32(1)) * scale
+    targets = (draws(1 + n * h + v * h, n, seed) % np.uint64(v)).astype(np.int64)
+    return hidden.reshape(n, h), weight.reshape(v, h), targets
+
+
+def median_ms(step, device, iters, before=None):
+    """Median ms of `step()` over `iters` runs after a warm-up; `before()`
+    (untimed) ahead of each."""
+    import torch
+
+    times = []
+    for i in range(iters + 1):
+        if before is not None:
+            before()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i > 0:
+            times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def cuda_peak(step, before):
+    """Bytes a CUDA step holds at its peak beyond what is left after it
+    (inputs, gradients): its intermediates, e.g. the logits."""
+    import torch
+
+    before()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()
+
+
+def linear_cross_entropy_fn():
+    """PyTorch's fused op as (call(x, w, t), path), or (None, why) when this
+    torch lacks it. Its chunked path where the signature takes `options`
+    (torch.nn.LinearCrossEntropyOptions), else its plain call."""
+    import torch
+    import torch.nn.functional as F
+
+    fn = getattr(F, "linear_cross_entropy", None)
+    if fn is None:
+        return None, f"n/a (torch {torch.__version__} has no F.linear_cross_entropy)"
+    params = inspect.signature(fn).parameters
+    options = getattr(torch.nn, "LinearCrossEntropyOptions", None)
+    if "options" in params and options is not None:
+        return (lambda x, w, t: fn(x, w, t, options=options())), "chunked"
+    return (lambda x, w, t: fn(x, w, t)), "plain"
+
+
+def torch_linear(n, h, v, device, iters, precision="f32"):
+    """PyTorch on xent's fused case in `precision` (h and W in its dtype,
+    the loss in f32): median ms of eager linear + cross-entropy + backward,
+    of F.linear_cross_entropy + backward (None where absent or failing), and
+    of the plain product h @ W.T; intermediate bytes (CUDA only); the loss."""
+    import torch
+    import torch.nn.functional as F
+
+    hidden, weight, targets = linear_bench_data(n, h, v)
+    dtype = getattr(torch, DTYPES[precision])
+    x = torch.from_numpy(hidden).to(device=device, dtype=dtype).requires_grad_(True)
+    w = torch.from_numpy(weight).to(device=device, dtype=dtype).requires_grad_(True)
+    t = torch.from_numpy(targets).to(device)
+    del hidden, weight, targets
+    losses = {}
+
+    def clear():
+        x.grad = None
+        w.grad = None
+
+    def eager():
+        logits = x @ w.T
+        loss = F.cross_entropy(logits.float(), t)
+        loss.backward()
+        losses["eager"] = loss
+
+    out = {"eager_ms": median_ms(eager, device, iters, clear)}
+    out["eager_peak_bytes"] = cuda_peak(eager, clear) if device == "cuda" else None
+    out["loss"] = losses["eager"].item()
+
+    call, path = linear_cross_entropy_fn()
+    out["lce_path"], out["lce_ms"], out["lce_peak_bytes"], out["lce_loss"] = path, None, None, None
+    if call is not None:
+        def fused():
+            loss = call(x, w, t)
+            loss.backward()
+            losses["fused"] = loss
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                clear()
+                fused()  # also the warm-up: a fall-back to the reference path warns here
+            if any("fall" in str(c.message).lower() for c in caught):
+                out["lce_path"] = path + ", fell back: " + str(caught[0].message).splitlines()[0][:80]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out["lce_ms"] = median_ms(fused, device, iters, clear)
+                out["lce_peak_bytes"] = cuda_peak(fused, clear) if device == "cuda" else None
+            out["lce_loss"] = losses["fused"].item()
+        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+            print(f"F.linear_cross_entropy failed for {n}x{h}x{v} {precision}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+            out["lce_path"] = f"n/a ({type(e).__name__})"
+    clear()
+
+    xd, wd = x.detach(), w.detach()
+    with torch.no_grad():
+        out["matmul_ms"] = median_ms(lambda: xd @ wd.T, device, iters)
+    out["matmul_gflops"] = 2 * n * h * v / out["matmul_ms"] / 1e6
+    return out
+
+
+def run_linear(args, torch, xent, root):
+    """--linear: xent's fused linear cross-entropy against PyTorch's, case by case."""
+    if args.compile:
+        print("--compile is not used with --linear", file=sys.stderr)
+    cmd = xent + ["bench", "--json", "--linear", args.linear, "--iters", str(args.iters),
+                  "--precision", args.precision]
+    out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    print(f"xent adapter: {report['adapter']}")
+    print(f"torch {torch.__version__} on {args.device}"
+          + (f" ({torch.get_num_threads()} threads)" if args.device == "cpu" else f" ({torch.cuda.get_device_name()})"))
+    _, path = linear_cross_entropy_fn()
+    print(f"torch linear_cross_entropy: {path}")
+    # Speed ratio: torch eager / xent (xent's GPU clock where it has one, else wall).
+    print(f"{'case':>16} {'prec':>4} {'xent ms':>9} {'clock':>5} {'eager ms':>9} {'lce ms':>9} {'speed-up':>8} "
+          f"{'xent GF/s':>9} {'torch mm':>9} {'xent mm':>9} {'of torch':>8} {'scratch MB':>10} "
+          f"{'logits MB':>9} {'torch MB':>9}")
+    rows = []
+    for r in report["linear"]:
+        n, h, v = r["n"], r["h"], r["v"]
+        precision = r.get("precision") or precision_of(r["name"])
+        tr = torch_linear(n, h, v, args.device, args.iters, precision)
+        logits_bytes = n * v * 4
+        if tr["eager_peak_bytes"] is not None:
+            peak, peak_kind = tr["eager_peak_bytes"], "measured"
+        else:
+            peak, peak_kind = 2 * logits_bytes, "lower bound"
+        lce = f"{tr['lce_ms']:9.2f}" if tr["lce_ms"] is not None else f"{'n/a':>9}"
+        mm_ratio = r["matmul_gflops"] / tr["matmul_gflops"]
+        peak_s = f"{peak / 1e6:9.1f}" if peak_kind == "measured" else f"{'>=' + format(peak / 1e6, '.1f'):>9}"
+        print(f"{f'{n}x{h}x{v}':>16} {precision:>4} {r['ms']:9.2f} {r['clock']:>5} "
+              f"{tr['eager_ms']:9.2f} {lce} {tr['eager_ms'] / r['ms']:7.2f}x {r['gflops']:9.1f} "
+              f"{tr['matmul_gflops']:9.1f} {r['matmul_gflops']:9.1f} {mm_ratio:7.0%} "
+              f"{r['scratch_bytes'] / 1e6:10.1f} {logits_bytes / 1e6:9.1f} {peak_s}")
+        rows.append({**r, "precision": precision, "torch_eager_ms": tr["eager_ms"],
+                     "torch_lce_ms": tr["lce_ms"], "torch_lce_path": tr["lce_path"],
+                     "speedup_eager": tr["eager_ms"] / r["ms"],
+                     "speedup_lce": tr["lce_ms"] / r["ms"] if tr["lce_ms"] is not None else None,
+                     "torch_matmul_ms": tr["matmul_ms"], "torch_matmul_gflops": tr["matmul_gflops"],
+                     "matmul_of_torch": mm_ratio, "logits_f32_bytes": logits_bytes,
+                     "torch_peak_bytes": peak, "torch_peak_kind": peak_kind,
+                     "torch_lce_peak_bytes": tr["lce_peak_bytes"],
+                     "torch_loss": tr["loss"], "torch_lce_loss": tr["lce_loss"]})
+        # After every case: a time limit that ends the run keeps what was measured.
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"adapter": report["adapter"], "torch": torch.__version__, "device": args.device,
+                           "linear": rows}, f, indent=1)
+    print("torch MB: the step's intermediates beyond inputs and gradients; "
+          + ("max_memory_allocated, measured" if args.device == "cuda"
+             else "on CPU not measured: >= the f32 logits and their gradient (2·N·V·4 bytes)"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -112,6 +320,8 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the step")
     ap.add_argument("--no-install", action="store_true", help="never pip-install PyTorch")
     ap.add_argument("--json", help="also write the results as JSON here")
+    ap.add_argument("--linear", nargs="?", const=",".join(LINEAR), metavar="CASES",
+                    help="the fused linear cross-entropy instead, cases NxHxV (default: %(const)s)")
     args = ap.parse_args()
     if args.no_install:
         try:
@@ -126,6 +336,8 @@ def main():
         torch.set_num_threads(os.cpu_count())
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     xent = [args.xent] if args.xent else ["cargo", "run", "--quiet", "--release", "--"]
+    if args.linear:
+        return run_linear(args, torch, xent, root)
     cmd = xent + ["bench", "--json", "--no-cpu", "--iters", str(args.iters), "--cases", args.cases,
                   "--precision", args.precision]
     out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout

@@ -51,7 +51,7 @@ pub use ops::linear::{
     LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearOutput, LinearPlan,
     DEFAULT_SCRATCH_BUDGET,
 };
-pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
+pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
 pub use ops::softmax::SoftmaxKind;
 pub use shape::Layout;
 #[doc(hidden)]

@@ -13,8 +13,8 @@ use common::{ctx, Rng};
 use proptest::prelude::*;
 use values::{LINEAR_CASES, SOFTCAP_CASES};
 use xent::{
-    cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Precision, Reduction,
-    Tolerance,
+    cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Precision, ProductKernel,
+    Reduction, Tolerance,
 };
 
 /// The reference script's inputs (exact dyadic values).
@@ -233,6 +233,7 @@ proptest! {
         softcap in prop_oneof![Just(None), Just(Some(3.0f64)), Just(Some(30.0))],
         extras in any::<bool>(),
         precision in prop_oneof![Just(Precision::F32), Just(Precision::BF16), Just(Precision::F16)],
+        product_kernel in prop_oneof![Just(ProductKernel::Auto), Just(ProductKernel::Tiled), Just(ProductKernel::Blocks)],
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -254,6 +255,7 @@ proptest! {
                 return_lse: extras, count_correct: extras, ..Default::default()
             },
             precision,
+            product_kernel,
             ..Default::default()
         };
         let fixed = ctx.plan_linear_cross_entropy(dims, &base).unwrap().scratch_bytes

@@ -8,7 +8,9 @@ mod common;
 use common::{ctx, Rng};
 use proptest::prelude::*;
 use wgpu::util::DeviceExt;
-use xent::{cpu, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers, Tolerance};
+use xent::{
+    cpu, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers, ProductKernel, Tolerance,
+};
 
 /// Sizes around the tile's switch points.
 fn side() -> impl Strategy<Value = usize> {
@@ -37,6 +39,7 @@ proptest! {
         m in side(), n in side(), k in side(),
         transpose_a in any::<bool>(), transpose_b in any::<bool>(),
         precision in precision(),
+        kernel in prop_oneof![Just(ProductKernel::Tiled), Just(ProductKernel::Blocks)],
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -47,7 +50,7 @@ proptest! {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let dims = MatmulDims { m, n, k };
-        let opts = MatmulOptions { transpose_a, transpose_b, precision };
+        let opts = MatmulOptions { transpose_a, transpose_b, precision, kernel };
         let got = ctx.matmul(&a, &b, dims, &opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let round = |v: &[f32]| -> Vec<f32> { match precision {
             Precision::F32 => v.to_vec(),
@@ -108,7 +111,7 @@ fn strided_views_bias_and_accumulation() {
         .collect();
     let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let (a_buf, w_buf, bias_buf) = (init(ctx, &a_store), init(ctx, &w_store), init(ctx, &bias));
-    let run = || {
+    let run = |kernel: ProductKernel| {
         let out = init(ctx, &vec![0.0f32; c_off + m * c_stride]);
         let mut e = ctx.device().create_command_encoder(&Default::default());
         for (second, offset) in [(false, a_off), (true, a_off + m * a_stride)] {
@@ -129,6 +132,7 @@ fn strided_views_bias_and_accumulation() {
                 out_offset: c_off as u64,
                 out_stride: c_stride as u64,
                 accumulate: second,
+                kernel,
             };
             ctx.record_matmul(&mut e, MatmulDims { m, n, k }, &buffers)
                 .unwrap();
@@ -136,34 +140,36 @@ fn strided_views_bias_and_accumulation() {
         ctx.queue().submit([e.finish()]);
         read(ctx, &out)
     };
-    let got = run();
-    let a_at = |s: usize, i: usize, l: usize| {
-        f64::from(a_store[a_off + s * m * a_stride + i * a_stride + l])
-    };
-    let w_at = |j: usize, l: usize| f64::from(w_store[b_off + j * b_stride + l]);
-    let tol = Tolerance::default();
-    for i in 0..m {
-        for j in 0..n {
-            let mut want = f64::from(bias[j]);
-            let mut mag = want.abs();
-            for s in 0..2 {
-                for l in 0..k {
-                    want += a_at(s, i, l) * w_at(j, l);
-                    mag += (a_at(s, i, l) * w_at(j, l)).abs();
+    for kernel in [ProductKernel::Tiled, ProductKernel::Blocks] {
+        let got = run(kernel);
+        let a_at = |s: usize, i: usize, l: usize| {
+            f64::from(a_store[a_off + s * m * a_stride + i * a_stride + l])
+        };
+        let w_at = |j: usize, l: usize| f64::from(w_store[b_off + j * b_stride + l]);
+        let tol = Tolerance::default();
+        for i in 0..m {
+            for j in 0..n {
+                let mut want = f64::from(bias[j]);
+                let mut mag = want.abs();
+                for s in 0..2 {
+                    for l in 0..k {
+                        want += a_at(s, i, l) * w_at(j, l);
+                        mag += (a_at(s, i, l) * w_at(j, l)).abs();
+                    }
                 }
+                let g = f64::from(got[c_off + i * c_stride + j]);
+                assert!(tol.matches_terms(g, want, mag), "({i}, {j}): {g} vs {want}");
             }
-            let g = f64::from(got[c_off + i * c_stride + j]);
-            assert!(tol.matches_terms(g, want, mag), "({i}, {j}): {g} vs {want}");
         }
+        // Outside the output's rows nothing was written.
+        assert!(got[..c_off].iter().all(|&v| v == 0.0));
+        assert!((0..m).all(
+            |i| got[c_off + i * c_stride + n..c_off + (i + 1) * c_stride]
+                .iter()
+                .all(|&v| v == 0.0)
+        ));
+        assert_eq!(got, run(kernel), "a repeat differs");
     }
-    // Outside the output's rows nothing was written.
-    assert!(got[..c_off].iter().all(|&v| v == 0.0));
-    assert!((0..m).all(
-        |i| got[c_off + i * c_stride + n..c_off + (i + 1) * c_stride]
-            .iter()
-            .all(|&v| v == 0.0)
-    ));
-    assert_eq!(got, run(), "a repeat differs");
 }
 
 #[test]
@@ -180,6 +186,7 @@ fn bad_views_are_typed_errors() {
         out_offset: 0,
         out_stride: 4,
         accumulate: false,
+        kernel: ProductKernel::Auto,
     };
     let mut e = ctx.device().create_command_encoder(&Default::default());
     ctx.record_matmul(&mut e, dims, &ok).unwrap();
@@ -231,15 +238,21 @@ fn bad_views_are_typed_errors() {
     ));
 }
 
-/// A product deeper than one dispatch's share of k (8 192: Mesa stops an
+/// A product deeper than one dispatch's share of k (8 192 tiled, 32 768 in blocks: Mesa stops an
 /// invocation's loops after 65 535 iterations in all, silently) is several
 /// dispatches adding in order: around the switch and far past it, against
 /// the CPU, transposed and not.
 #[test]
 fn deep_products_span_dispatches() {
     let Some(ctx) = ctx() else { return };
-    for k in [8191, 8192, 8193, 50_257] {
-        for transpose_a in [false, true] {
+    // The switch of each kernel (32 768 for `Blocks`, 8 192 for `Tiled`).
+    for k in [8191, 8192, 8193, 32_767, 32_768, 32_769, 50_257] {
+        for (transpose_a, kernel) in [
+            (false, ProductKernel::Tiled),
+            (true, ProductKernel::Tiled),
+            (false, ProductKernel::Blocks),
+            (true, ProductKernel::Blocks),
+        ] {
             let (m, n) = (3, 5);
             let mut rng = Rng(k as u64);
             let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -247,6 +260,7 @@ fn deep_products_span_dispatches() {
             let dims = MatmulDims { m, n, k };
             let opts = MatmulOptions {
                 transpose_a,
+                kernel,
                 ..Default::default()
             };
             let got = ctx.matmul(&a, &b, dims, &opts).unwrap();

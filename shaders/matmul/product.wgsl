@@ -171,6 +171,126 @@ fn matmul(
     }
 }
 
+// The software adapters' product (`ProductKernel::Blocks`): each of a
+// workgroup's 64 invocations owns a 4 x 4 block of the output (the
+// workgroup 16 blocks across, 4 down: 64 columns x 16 rows), and reads its
+// operands straight from memory, 4 steps of k at a time: four runs of 4
+// neighbours of A and four of B along their contiguous axes (one vec4 load
+// each where aligned), 64 multiply-adds as one 4 x 4 matrix product. On
+// llvmpipe every load costs about as much as 8-16 multiply-adds, and a
+// workgroup-memory read is a gather per lane, so this ratio of loads to
+// work is what sets its speed. No loop runs inside the k loop, and no array
+// is indexed by a variable: ceil(k / 4) trips, at most
+// K_PER_DISPATCH_BLOCKS / 4 per dispatch.
+
+// `valid` (0..=4) neighbours of A from flat index i, zeros past them,
+// without a loop.
+fn a_quad(i: u32, valid: u32) -> vec4<f32> {
+    if (A_VEC && valid == 4u) {
+        return lhs_quad(i / 4u);
+    }
+    let last = i + max(valid, 1u) - 1u;
+    let v = vec4<f32>(lhs_at(i), lhs_at(min(i + 1u, last)), lhs_at(min(i + 2u, last)),
+        lhs_at(min(i + 3u, last)));
+    return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(valid));
+}
+
+fn b_quad(i: u32, valid: u32) -> vec4<f32> {
+    if (B_VEC && valid == 4u) {
+        return rhs_quad(i / 4u);
+    }
+    let last = i + max(valid, 1u) - 1u;
+    let v = vec4<f32>(rhs_at(i), rhs_at(min(i + 1u, last)), rhs_at(min(i + 2u, last)),
+        rhs_at(min(i + 3u, last)));
+    return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(valid));
+}
+
+// A(i + r, l + t) for r, t < 4 as a matrix whose column t is A(i.., l + t),
+// zeros outside A.
+fn a_block(i: u32, l: u32) -> mat4x4<f32> {
+    var q: array<vec4<f32>, 4>;
+    let kv = min(4u, mp.k - l);
+    if (A_K_CONTIG) {
+        // Rows of the block, transposed below.
+        // Rows past m read row m - 1 and count as zeros.
+        let rows = min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(mp.m - 1u));
+        let base = mp.a_offset + l + rows * mp.a_sm;
+        q[0] = select(vec4<f32>(0.0), a_quad(base.x, kv), i < mp.m);
+        q[1] = select(vec4<f32>(0.0), a_quad(base.y, kv), i + 1u < mp.m);
+        q[2] = select(vec4<f32>(0.0), a_quad(base.z, kv), i + 2u < mp.m);
+        q[3] = select(vec4<f32>(0.0), a_quad(base.w, kv), i + 3u < mp.m);
+        return transpose(mat4x4<f32>(q[0], q[1], q[2], q[3]));
+    }
+    let mv = min(4u, mp.m - min(i, mp.m));
+    let base = mp.a_offset + l * mp.a_sk + min(i, mp.m - 1u);
+    q[0] = a_quad(base, mv);
+    q[1] = select(vec4<f32>(0.0), a_quad(base + mp.a_sk, mv), 1u < kv);
+    q[2] = select(vec4<f32>(0.0), a_quad(base + 2u * mp.a_sk, mv), 2u < kv);
+    q[3] = select(vec4<f32>(0.0), a_quad(base + 3u * mp.a_sk, mv), 3u < kv);
+    return mat4x4<f32>(q[0], q[1], q[2], q[3]);
+}
+
+// B(l + t, j + c) for t, c < 4 as a matrix whose column c is B(l.., j + c).
+fn b_block(l: u32, j: u32) -> mat4x4<f32> {
+    var q: array<vec4<f32>, 4>;
+    let kv = min(4u, mp.k - l);
+    if (B_K_CONTIG) {
+        let cols = min(vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(mp.n - 1u));
+        let base = mp.b_offset + l + cols * mp.b_sn;
+        q[0] = select(vec4<f32>(0.0), b_quad(base.x, kv), j < mp.n);
+        q[1] = select(vec4<f32>(0.0), b_quad(base.y, kv), j + 1u < mp.n);
+        q[2] = select(vec4<f32>(0.0), b_quad(base.z, kv), j + 2u < mp.n);
+        q[3] = select(vec4<f32>(0.0), b_quad(base.w, kv), j + 3u < mp.n);
+        return mat4x4<f32>(q[0], q[1], q[2], q[3]);
+    }
+    // Rows of the block, transposed below.
+    let nv = min(4u, mp.n - min(j, mp.n));
+    let base = mp.b_offset + l * mp.b_sk + min(j, mp.n - 1u);
+    q[0] = b_quad(base, nv);
+    q[1] = select(vec4<f32>(0.0), b_quad(base + mp.b_sk, nv), 1u < kv);
+    q[2] = select(vec4<f32>(0.0), b_quad(base + 2u * mp.b_sk, nv), 2u < kv);
+    q[3] = select(vec4<f32>(0.0), b_quad(base + 3u * mp.b_sk, nv), 3u < kv);
+    return transpose(mat4x4<f32>(q[0], q[1], q[2], q[3]));
+}
+
+@compute @workgroup_size(64)
+fn matmul_blocks(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = wid.x * 64u + (lid % 16u) * 4u;
+    let i = wid.y * 16u + (lid / 16u) * 4u;
+    // Column c of acc: output column j + c, rows i .. i + 3.
+    var acc = mat4x4<f32>();
+    for (var l = 0u; l < mp.k; l += 4u) {
+        acc += a_block(i, l) * b_block(l, j);
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let col = j + c;
+        if (col < mp.n) {
+            store_out(i, col, acc[c]);
+        }
+    }
+}
+
+// Rows i .. i + 3 (those below m) of output column j.
+fn store_out(i: u32, j: u32, v: vec4<f32>) {
+    for (var r = 0u; r < 4u; r++) {
+        let row = i + r;
+        if (row < mp.m) {
+            var x = v[r];
+            if (HAS_BIAS && mp.skip_bias == 0u) {
+                x += bias_at(j);
+            }
+            let idx = mp.c_offset + row * mp.c_sm + j;
+            if (mp.accumulate != 0u) {
+                x = out[idx] + x;
+            }
+            out[idx] = x;
+        }
+    }
+}
+
 // out[c_offset + j] (+)= sum over rows i < m of A(i, j), i ascending: the
 // bias's gradient (A^T . 1), one invocation per column j < n, neighbouring
 // invocations reading neighbouring columns. m trips (the host bounds m).

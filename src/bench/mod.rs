@@ -11,9 +11,11 @@
 //! copy kernel moves the same bytes on the same adapter in the same
 //! process: its GB/s is this adapter's practical bound.
 
+mod linear;
 mod prepared;
 mod timer;
 
+pub use linear::{default_linear_cases, linear_bench_data, run_linear_case, LinearBenchResult};
 pub use prepared::Prepared;
 use timer::{Measured, Timer};
 

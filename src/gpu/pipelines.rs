@@ -323,16 +323,15 @@ impl Kernels {
         v.lhs.supported_on(device, "f16 operands")?;
         v.rhs.supported_on(device, "f16 operands")?;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let constants: Vec<(&str, f64)> = if entry == "matmul" {
-            vec![
+        let constants: Vec<(&str, f64)> = match entry {
+            "matmul" | "matmul_blocks" => vec![
                 ("A_K_CONTIG", flag(v.a_k_contig)),
                 ("B_K_CONTIG", flag(v.b_k_contig)),
                 ("A_VEC", flag(v.a_vec)),
                 ("B_VEC", flag(v.b_vec)),
                 ("HAS_BIAS", flag(v.has_bias)),
-            ]
-        } else {
-            Vec::new()
+            ],
+            _ => Vec::new(),
         };
         let scope = GpuScope::push(device);
         let module = {

@@ -38,6 +38,14 @@ pub struct BenchArgs {
     /// a case spends its time.
     #[arg(long)]
     profile: bool,
+    /// Benchmark the fused linear cross-entropy instead: comma-separated
+    /// NxHxV shapes (hidden N x H, weight V x H), or none for the default
+    /// set (2048x512x32000, 1024x768x50257, 8192x256x4096). Prints the op's
+    /// time and GFLOP/s (forward 2NHV, backward 4NHV), its forward product's
+    /// GFLOP/s over one window, the device scratch it holds and the N·V·4
+    /// bytes the logits would take.
+    #[arg(long, value_name = "NxHxV,...", num_args = 0..=1, default_missing_value = "")]
+    linear: Option<String>,
     /// The wgpu backend to run on (sets WGPU_BACKEND).
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -49,6 +57,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             "xent bench times the GPU; --backend cpu is for xent loss",
         ));
     }
+    if let Some(list) = &args.linear {
+        return run_linear(args, list);
+    }
     let cases = match &args.cases {
         None => xent::bench::reference_cases(),
         Some(list) => list
@@ -56,18 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             .map(parse_case)
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let precisions = args
-        .precision
-        .split(',')
-        .map(|p| match p.trim() {
-            "f32" => Ok(xent::Precision::F32),
-            "f16" => Ok(xent::Precision::F16),
-            "bf16" => Ok(xent::Precision::BF16),
-            other => Err(usage(format!(
-                "bad --precision {other:?}: expected f32, f16 or bf16 (comma-separated)"
-            ))),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let precisions = precisions(args)?;
     let all = args.strategies.trim() == "all";
     let strategies: Vec<xent::Strategy> = if all {
         std::iter::once(xent::Strategy::Auto)
@@ -224,4 +224,107 @@ fn parse_case(case: &str) -> Result<xent::bench::BenchCase, Failure> {
         None | Some("cross-entropy") => xent::bench::BenchCase::new(&dims),
         Some(name) => xent::bench::BenchCase::elementwise(name.parse()?, &dims),
     })
+}
+
+/// `--precision`, comma-separated.
+fn precisions(args: &BenchArgs) -> Result<Vec<xent::Precision>, Failure> {
+    args.precision
+        .split(',')
+        .map(|p| match p.trim() {
+            "f32" => Ok(xent::Precision::F32),
+            "f16" => Ok(xent::Precision::F16),
+            "bf16" => Ok(xent::Precision::BF16),
+            other => Err(usage(format!(
+                "bad --precision {other:?}: expected f32, f16 or bf16 (comma-separated)"
+            ))),
+        })
+        .collect()
+}
+
+/// `xent bench --linear`: each shape in each precision.
+fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
+    for (flag, given) in [
+        ("--cases", args.cases.is_some()),
+        ("--check-rows", args.check_rows > 0),
+        ("--profile", args.profile),
+        ("--strategies", args.strategies.trim() != "auto"),
+    ] {
+        if given {
+            return Err(usage(format!("{flag} does not apply to --linear")));
+        }
+    }
+    let shapes = if list.trim().is_empty() {
+        xent::bench::default_linear_cases()
+    } else {
+        list.split(',')
+            .map(parse_linear)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let precisions = precisions(args)?;
+    let ctx = xent::Context::from_env()?;
+    let mut results = Vec::new();
+    if !args.json {
+        say!("adapter: {}", ctx.adapter_summary());
+        say!(
+            "{:>24} {:>10} {:>6} {:>9} {:>13} {:>11} {:>11} {:>9}",
+            "case",
+            "op ms",
+            "clock",
+            "GFLOP/s",
+            "product GF/s",
+            "scratch MB",
+            "logits MB",
+            "scratch"
+        );
+    }
+    for &dims in &shapes {
+        for &p in &precisions {
+            let r = xent::bench::run_linear_case(&ctx, dims, p, args.iters as usize)?;
+            if !args.json {
+                say!(
+                    "{:>24} {:>10.2} {:>6} {:>9.2} {:>13.2} {:>11.2} {:>11.2} {:>8.1}%",
+                    r.name,
+                    r.ms(),
+                    if r.gpu_ms.is_some() { "gpu" } else { "wall" },
+                    r.gflops(),
+                    r.matmul_gflops(),
+                    r.plan.scratch_bytes as f64 / 1e6,
+                    dims.logits_bytes() as f64 / 1e6,
+                    100.0 * r.plan.scratch_bytes as f64 / dims.logits_bytes() as f64
+                );
+            }
+            results.push(r);
+        }
+    }
+    if args.json {
+        let body: Vec<String> = results.iter().map(|r| r.to_json()).collect();
+        say!(
+            "{{\"adapter\":\"{}\",\"linear\":[{}]}}",
+            ctx.adapter_summary()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\""),
+            body.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// A fused case as `--linear` names it: `NxHxV` (`×` also taken).
+fn parse_linear(case: &str) -> Result<xent::LinearDims, Failure> {
+    let dims: Vec<usize> = case
+        .trim()
+        .split(['x', '×'])
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            usage(format!(
+                "bad --linear case {case:?}: expected NxHxV, like 2048x512x32000"
+            ))
+        })?;
+    match dims[..] {
+        [n, h, v] => Ok(xent::LinearDims { n, h, v }),
+        _ => Err(usage(format!(
+            "bad --linear case {case:?}: expected three sizes NxHxV, like 2048x512x32000"
+        ))),
+    }
 }

@@ -169,6 +169,7 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         },
         precision: args.precision.storage(),
         scratch_budget: args.scratch_budget,
+        ..Default::default()
     };
     opts.validate()?;
     // The values the GPU stores; the twin runs on them.

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
 use crate::ops::cross_entropy::Precision;
+use crate::ops::matmul::ProductKernel;
 
 /// The default scratch budget, 16 MiB: on 2 048 × 512 × 32 000 the window
 /// holds 128 rows (16.4 MB, 1/16 of the 262 MB of materialised logits).
@@ -35,6 +36,8 @@ pub struct LinearCrossEntropyOptions {
     /// logits plus the cross-entropy's per-row scratch. Default
     /// [`DEFAULT_SCRATCH_BUDGET`]. Too small for one row is an error.
     pub scratch_budget: u64,
+    /// The products' kernel; [`ProductKernel::Auto`] chooses by the device.
+    pub product_kernel: ProductKernel,
 }
 
 impl Default for LinearCrossEntropyOptions {
@@ -43,6 +46,7 @@ impl Default for LinearCrossEntropyOptions {
             loss: CrossEntropyOptions::default(),
             precision: Precision::F32,
             scratch_budget: DEFAULT_SCRATCH_BUDGET,
+            product_kernel: ProductKernel::Auto,
         }
     }
 }

@@ -206,6 +206,7 @@ impl Context {
                     out_offset: 0,
                     out_stride: v as u64,
                     accumulate: false,
+                    kernel: opts.product_kernel,
                 },
             )?);
             // The window becomes g = ∂L/∂logits.
@@ -225,6 +226,7 @@ impl Context {
                         out_offset: (r0 * h) as u64,
                         out_stride: h as u64,
                         accumulate: false,
+                        kernel: opts.product_kernel,
                     },
                 )?);
             }
@@ -243,6 +245,7 @@ impl Context {
                         out_offset: 0,
                         out_stride: h as u64,
                         accumulate: c > 0,
+                        kernel: opts.product_kernel,
                     },
                 )?);
             }
@@ -264,6 +267,7 @@ impl Context {
                         out_offset: 0,
                         out_stride: h as u64,
                         accumulate: false,
+                        kernel: opts.product_kernel,
                     },
                 )?);
             }

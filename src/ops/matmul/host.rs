@@ -1,6 +1,6 @@
 //! The products' host API: slices in, a `Vec` out, through the recording API.
 
-use super::record::{MatrixView, ProductBuffers};
+use super::record::{MatrixView, ProductBuffers, ProductKernel};
 use super::MatmulDims;
 use crate::error::{GpuScope, Result};
 use crate::gpu::transfer::{to_f32, STORAGE_OUT};
@@ -17,6 +17,8 @@ pub struct MatmulOptions {
     /// The operands' storage on the GPU (rounded to it on upload); the
     /// output is f32.
     pub precision: Precision,
+    /// The kernel; [`ProductKernel::Auto`] chooses by the device.
+    pub kernel: ProductKernel,
 }
 
 impl Context {
@@ -83,6 +85,7 @@ impl Context {
             out_offset: 0,
             out_stride: n as u64,
             accumulate: false,
+            kernel: opts.kernel,
         };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_matmul(&mut encoder, dims, &buffers)?;

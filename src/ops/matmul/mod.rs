@@ -8,7 +8,7 @@ mod host;
 pub(crate) mod record;
 
 pub use host::MatmulOptions;
-pub use record::{MatrixView, ProductBuffers};
+pub use record::{MatrixView, ProductBuffers, ProductKernel};
 
 /// The shape of a product: `op(A)` is `m × k`, `op(B)` is `k × n`, the output `m × n`.
 ///

@@ -6,7 +6,7 @@ use super::MatmulDims;
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::encode::{Dispatch, Dispatches, Timing};
 use crate::gpu::{Context, MatmulVariant};
-use crate::ops::cross_entropy::plan::LOOP_TRIPS_MAX;
+use crate::ops::cross_entropy::plan::{DeviceClass, LOOP_TRIPS_MAX};
 use crate::ops::cross_entropy::Precision;
 
 /// The binding slots of `shaders/matmul/` (a unit test holds them to the WGSL).
@@ -30,6 +30,14 @@ pub(crate) const TILE_K: usize = 16;
 /// two stores of 4), so a dispatch covers 512 trips; a deeper product is
 /// several dispatches, each adding its slice of k to the output in order.
 pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 32 * TILE_K;
+/// The output block of a `matmul_blocks` workgroup: 64 columns, 16 rows
+/// (64 invocations of 4 × 4).
+pub(crate) const BLOCKS_COLS: usize = 64;
+pub(crate) const BLOCKS_ROWS: usize = 16;
+/// The most of k one dispatch of `matmul_blocks` covers: a trip of its k
+/// loop takes 4 steps of k and nests nothing; half the bound leaves room
+/// for the stores' loops.
+pub(crate) const K_PER_DISPATCH_BLOCKS: usize = 4 * (LOOP_TRIPS_MAX / 2);
 /// Invocations of a `column_sums` workgroup.
 const SUMS_WG: usize = 64;
 
@@ -154,6 +162,30 @@ impl<'a> MatrixView<'a> {
     }
 }
 
+/// Which kernel computes a product. Both give results within the
+/// documented tolerance of the CPU twin, and each is bit-identical run to
+/// run (their sums run in different orders, so they differ in the last bits).
+///
+/// ```
+/// assert_eq!(xent::ProductKernel::default(), xent::ProductKernel::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProductKernel {
+    /// `Tiled` on GPUs, `Blocks` on the software adapters.
+    #[default]
+    Auto,
+    /// 64 × 64 output tiles through workgroup memory, 256 invocations with
+    /// a 4 × 4 block each, k in steps of 16: operands read once per tile,
+    /// coalesced (GPUs).
+    Tiled,
+    /// Each invocation a 4 × 4 block of the output, its operands read
+    /// straight from memory in runs of 4 along their contiguous axes: 8
+    /// loads per 64 multiply-adds, no workgroup memory (the software
+    /// adapters, where every load costs as much as many multiply-adds and a
+    /// workgroup-memory read is a gather per lane).
+    Blocks,
+}
+
 /// The buffers of one [`Context::record_matmul`] call, all the caller's and
 /// from the context's device.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +202,8 @@ pub struct ProductBuffers<'a> {
     pub out_stride: u64,
     /// Add the product to what `out` holds (`out + A·B`, in that order).
     pub accumulate: bool,
+    /// The kernel; [`ProductKernel::Auto`] chooses by the device.
+    pub kernel: ProductKernel,
 }
 
 impl Context {
@@ -202,6 +236,7 @@ impl Context {
     ///     a: MatrixView::dense(&h, Precision::F32, 3),
     ///     b: MatrixView::dense(&w, Precision::F32, 3).transposed(),
     ///     bias: None, out: &out, out_offset: 0, out_stride: 4, accumulate: false,
+    ///     kernel: Default::default(),
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// ctx.record_matmul(&mut encoder, xent::MatmulDims { m: 2, n: 4, k: 3 }, &buffers)?;
@@ -258,7 +293,24 @@ impl Context {
             }
         }
         let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
-        let grid = (n.div_ceil(TILE), m.div_ceil(TILE));
+        let tiled = match b.kernel {
+            ProductKernel::Auto => self.profile.class == DeviceClass::Gpu,
+            ProductKernel::Tiled => true,
+            ProductKernel::Blocks => false,
+        };
+        let (entry, k_step, grid) = if tiled {
+            (
+                "matmul",
+                K_PER_DISPATCH,
+                (n.div_ceil(TILE), m.div_ceil(TILE)),
+            )
+        } else {
+            (
+                "matmul_blocks",
+                K_PER_DISPATCH_BLOCKS,
+                (n.div_ceil(BLOCKS_COLS), m.div_ceil(BLOCKS_ROWS)),
+            )
+        };
         if grid.0 > max_groups || grid.1 > max_groups {
             return Err(Error::Unsupported {
                 what: "a product this large",
@@ -284,7 +336,7 @@ impl Context {
             b_vec: b.b.aligned(),
             has_bias: b.bias.is_some(),
         };
-        let pipeline = self.kernels.matmul(&self.device, variant, "matmul")?;
+        let pipeline = self.kernels.matmul(&self.device, variant, entry)?;
         let read = {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
@@ -306,7 +358,7 @@ impl Context {
         let mut list = Vec::new();
         let mut k0 = 0;
         loop {
-            let k1 = (k0 + K_PER_DISPATCH).min(k);
+            let k1 = (k0 + k_step).min(k);
             let first = k0 == 0;
             let params = MatmulParams {
                 m: m as u32,
@@ -336,7 +388,7 @@ impl Context {
             ];
             let group = self.bind_ranges(&pipeline, &entries);
             let grid = (grid.0 as u32, grid.1 as u32);
-            list.push(("matmul", pipeline.clone(), group, grid));
+            list.push((entry, pipeline.clone(), group, grid));
             if k1 == k {
                 break;
             }

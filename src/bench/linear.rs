@@ -1,0 +1,217 @@
+//! Benchmarks of the fused linear cross-entropy (`xent bench --linear`):
+//! the whole op (forward and backward, gradients of `h` and `W`) and its
+//! forward product alone over one window, timed in turns in one run, with
+//! the scratch the op holds beside the bytes the logits would take.
+
+use super::timer::{Measured, Timer};
+use crate::error::Result;
+use crate::gpu::encode::{Dispatches, Timing};
+use crate::gpu::transfer::STORAGE_OUT;
+use crate::gpu::Context;
+use crate::ops::cross_entropy::{Precision, STATUS_SIZE};
+use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearPlan};
+use crate::ops::matmul::{MatmulDims, MatrixView, ProductBuffers};
+
+/// The shapes `xent bench --linear` runs by default: GPT-2-small-like
+/// heads (a 32 000 and a 50 257 vocabulary) and many short rows.
+pub fn default_linear_cases() -> Vec<LinearDims> {
+    [(2048, 512, 32_000), (1024, 768, 50_257), (8192, 256, 4096)]
+        .into_iter()
+        .map(|(n, h, v)| LinearDims { n, h, v })
+        .collect()
+}
+
+/// One fused case's timings and memory.
+#[derive(Debug, Clone)]
+pub struct LinearBenchResult {
+    /// `NxHxV` and the precision, e.g. `2048x512x32000 bf16`.
+    pub name: String,
+    pub dims: LinearDims,
+    pub precision: Precision,
+    /// The whole op: GPU milliseconds from timestamps where the device has
+    /// them, and the wall milliseconds of a submit and wait.
+    pub gpu_ms: Option<f64>,
+    pub wall_ms: f64,
+    /// The forward product `h·Wᵀ` of one window of rows alone.
+    pub matmul_gpu_ms: Option<f64>,
+    pub matmul_wall_ms: f64,
+    /// The window and the scratch the op holds.
+    pub plan: LinearPlan,
+}
+
+impl LinearBenchResult {
+    /// The op's milliseconds: GPU time where measured, else wall.
+    pub fn ms(&self) -> f64 {
+        self.gpu_ms.unwrap_or(self.wall_ms)
+    }
+
+    /// GFLOP/s of the op's products: forward `2·N·H·V`, backward `4·N·H·V`.
+    pub fn gflops(&self) -> f64 {
+        let flops = self.dims.forward_flops() + self.dims.backward_flops();
+        flops as f64 / self.ms() / 1e6
+    }
+
+    pub fn matmul_ms(&self) -> f64 {
+        self.matmul_gpu_ms.unwrap_or(self.matmul_wall_ms)
+    }
+
+    /// GFLOP/s of the forward product over one window (`2·rows·H·V`).
+    pub fn matmul_gflops(&self) -> f64 {
+        let flops = 2.0 * self.plan.window_rows as f64 * self.dims.h as f64 * self.dims.v as f64;
+        flops / self.matmul_ms() / 1e6
+    }
+
+    pub fn to_json(&self) -> String {
+        let LinearDims { n, h, v } = self.dims;
+        format!(
+            "{{\"name\":\"{}\",\"n\":{n},\"h\":{h},\"v\":{v},\"precision\":\"{}\",\"ms\":{:.6},\
+             \"clock\":\"{}\",\"gflops\":{:.3},\"matmul_ms\":{:.6},\"matmul_gflops\":{:.3},\
+             \"scratch_bytes\":{},\"logits_bytes\":{},\"window_rows\":{}}}",
+            self.name,
+            precision_name(self.precision),
+            self.ms(),
+            if self.gpu_ms.is_some() { "gpu" } else { "wall" },
+            self.gflops(),
+            self.matmul_ms(),
+            self.matmul_gflops(),
+            self.plan.scratch_bytes,
+            self.dims.logits_bytes(),
+            self.plan.window_rows,
+        )
+    }
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+        Precision::BF16 => "bf16",
+    }
+}
+
+/// Deterministic data of a fused case: `h` uniform in [-1, 1), `W` uniform
+/// in [-1/√H, 1/√H), class targets; the splitmix64 draws of
+/// [`bench_data`](super::bench_data) in that order, as
+/// `benches/compare_torch.py --linear` makes them.
+///
+/// ```
+/// let d = xent::LinearDims { n: 4, h: 16, v: 10 };
+/// let (h, w, t) = xent::bench::linear_bench_data(d, 0x5eed);
+/// assert_eq!((h.len(), w.len(), t.len()), (64, 160, 4));
+/// assert!(w.iter().all(|x| x.abs() <= 0.25) && t.iter().all(|&t| (0..10).contains(&t)));
+/// ```
+pub fn linear_bench_data(dims: LinearDims, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<i64>) {
+    let mut state = seed;
+    let mut unit = || ((splitmix(&mut state) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+    let hidden: Vec<f32> = (0..dims.n * dims.h).map(|_| unit()).collect();
+    let scale = 1.0 / (dims.h as f32).sqrt();
+    let weight: Vec<f32> = (0..dims.v * dims.h).map(|_| unit() * scale).collect();
+    let targets = (0..dims.n)
+        .map(|_| (splitmix(&mut state) % dims.v as u64) as i64)
+        .collect();
+    (hidden, weight, targets)
+}
+
+/// The next splitmix64 draw (`bench_data`'s generator).
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Timestamps around the whole pass, where the device has them.
+fn pass_timing(set: Option<&wgpu::QuerySet>) -> Timing<'_> {
+    match super::whole(set) {
+        Some(w) => Timing::Whole(w),
+        None => Timing::Off,
+    }
+}
+
+/// Times a fused case: `iters` runs of the op (mean, no bias, the default
+/// scratch budget, both gradients) and of its forward product over one
+/// window, in turns, after a warm-up.
+///
+/// # Errors
+/// The op's errors ([`Context::record_linear_cross_entropy`]); [`Error::Gpu`](crate::Error::Gpu).
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let d = xent::LinearDims { n: 64, h: 32, v: 100 };
+/// let r = xent::bench::run_linear_case(&ctx, d, xent::Precision::F32, 2)?;
+/// assert!(r.ms() > 0.0 && r.plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn run_linear_case(
+    ctx: &Context,
+    dims: LinearDims,
+    precision: Precision,
+    iters: usize,
+) -> Result<LinearBenchResult> {
+    let opts = LinearCrossEntropyOptions {
+        precision,
+        ..Default::default()
+    };
+    let plan = ctx.plan_linear_cross_entropy(dims, &opts)?;
+    let LinearDims { n, h, v } = dims;
+    let (hidden, weight, targets) = linear_bench_data(dims, 0x5eed);
+    let targets: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
+    let hidden_buf = ctx.upload("xent bench hidden", &precision.narrow(&hidden))?;
+    let weight_buf = ctx.upload("xent bench weight", &precision.narrow(&weight))?;
+    let targets_buf = ctx.upload("xent bench targets", bytemuck::cast_slice(&targets))?;
+    let out = |label, bytes: usize| ctx.upload_as(label, &vec![0u8; bytes], STORAGE_OUT);
+    let loss = out("xent bench loss", 4)?;
+    let status = out("xent bench status", STATUS_SIZE as usize)?;
+    let gh = out("xent bench grad hidden", n * h * 4)?;
+    let gw = out("xent bench grad weight", v * h * 4)?;
+    let logits = out("xent bench logits window", plan.window_rows * v * 4)?;
+    let op = ctx.prepare_linear_cross_entropy(
+        dims,
+        &opts,
+        &LinearBuffers {
+            grad_hidden: Some(&gh),
+            grad_weight: Some(&gw),
+            ..LinearBuffers::new(&hidden_buf, &weight_buf, &targets_buf, &loss, &status)
+        },
+    )?;
+    let product = Dispatches {
+        label: "the forward product of one window",
+        list: ctx.prepare_matmul(
+            MatmulDims {
+                m: plan.window_rows,
+                n: v,
+                k: h,
+            },
+            &ProductBuffers {
+                a: MatrixView::dense(&hidden_buf, precision, h),
+                b: MatrixView::dense(&weight_buf, precision, h).transposed(),
+                bias: None,
+                out: &logits,
+                out_offset: 0,
+                out_stride: v as u64,
+                accumulate: false,
+                kernel: crate::ops::matmul::ProductKernel::Auto,
+            },
+        )?,
+    };
+    let measured = Timer::new(ctx).measure(
+        iters,
+        &mut [
+            &mut |set, enc| ctx.encode(enc, &op, pass_timing(set)).map(|()| 1),
+            &mut |set, enc| ctx.encode(enc, &product, pass_timing(set)).map(|()| 1),
+        ],
+    )?;
+    let [(wall_ms, gpu_ms), (matmul_wall_ms, matmul_gpu_ms)] =
+        <[Measured; 2]>::try_from(measured).expect("two records, two results");
+    Ok(LinearBenchResult {
+        name: format!("{n}x{h}x{v} {}", precision_name(precision)),
+        dims,
+        precision,
+        gpu_ms: super::first(gpu_ms),
+        wall_ms,
+        matmul_gpu_ms: super::first(matmul_gpu_ms),
+        matmul_wall_ms,
+        plan,
+    })
+}
