@@ -238,15 +238,15 @@ fn bad_views_are_typed_errors() {
     ));
 }
 
-/// A product deeper than one dispatch's share of k (8 192 tiled, 32 768 in blocks: Mesa stops an
+/// A product deeper than one dispatch's share of k (4 096 tiled, 32 768 in blocks: Mesa stops an
 /// invocation's loops after 65 535 iterations in all, silently) is several
 /// dispatches adding in order: around the switch and far past it, against
 /// the CPU, transposed and not.
 #[test]
 fn deep_products_span_dispatches() {
     let Some(ctx) = ctx() else { return };
-    // The switch of each kernel (32 768 for `Blocks`, 8 192 for `Tiled`).
-    for k in [8191, 8192, 8193, 32_767, 32_768, 32_769, 50_257] {
+    // The switch of each kernel (32 768 for `Blocks`, 4 096 for `Tiled`).
+    for k in [4095, 4096, 4097, 32_767, 32_768, 32_769, 50_257] {
         for (transpose_a, kernel) in [
             (false, ProductKernel::Tiled),
             (true, ProductKernel::Tiled),
@@ -269,5 +269,52 @@ fn deep_products_span_dispatches() {
                 .check("deep product", &got, &want)
                 .unwrap_or_else(|e| panic!("k {k}: {e}"));
         }
+    }
+}
+
+/// bf16 operands in buffers of whole 8-byte runs that are not whole 16-byte
+/// ones (24 bytes: the last run past a binding rounded to 16), through the
+/// recording API, against the CPU: the vec4 views are bound over whole runs.
+#[test]
+fn narrow_operands_read_their_last_run() {
+    let Some(ctx) = ctx() else { return };
+    let (m, n, k) = (3, 2, 4);
+    let a: Vec<f32> = (0..m * k).map(|i| i as f32 - 5.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| 0.5 * i as f32 - 1.0).collect();
+    let bytes = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+            .collect()
+    };
+    let buffer = |contents: &[u8]| {
+        ctx.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            })
+    };
+    let (a_buf, b_buf) = (buffer(&bytes(&a)), buffer(&bytes(&b)));
+    assert_eq!(a_buf.size(), 24);
+    for kernel in [ProductKernel::Tiled, ProductKernel::Blocks] {
+        let out = init(ctx, &[0.0; 6]);
+        let buffers = ProductBuffers {
+            a: MatrixView::dense(&a_buf, Precision::BF16, k),
+            b: MatrixView::dense(&b_buf, Precision::BF16, n),
+            bias: None,
+            out: &out,
+            out_offset: 0,
+            out_stride: n as u64,
+            accumulate: false,
+            kernel,
+        };
+        let mut e = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_matmul(&mut e, MatmulDims { m, n, k }, &buffers)
+            .unwrap();
+        ctx.queue().submit([e.finish()]);
+        let want = cpu::matmul(&a, &b, MatmulDims { m, n, k }, false, false).unwrap();
+        Tolerance::default()
+            .check("bf16 product", &read(ctx, &out), &want)
+            .unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
     }
 }

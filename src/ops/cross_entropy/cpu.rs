@@ -266,7 +266,11 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         };
         lse_out[row] = lse;
         lse_mag[row] = m.abs() + log_magnitude(s);
-        let argmax = first_argmax((0..classes).map(at));
+        // With a cap, of the capped logits as f32 holds them (saturated ones tie).
+        let argmax = match opts.softcap {
+            Some(_) => first_argmax((0..classes).map(|c| f64::from(at(c) as f32))),
+            None => first_argmax((0..classes).map(at)),
+        };
         let logp = |c: usize| match opts.input {
             InputKind::Logits => (at(c) - m) - s.ln(),
             InputKind::LogProbs => at(c),

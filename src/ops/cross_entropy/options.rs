@@ -327,11 +327,12 @@ impl CrossEntropyOptions {
             });
         }
         if let Some(cap) = self.softcap {
-            if !(cap.is_finite() && cap > 0.0) {
+            // The GPU divides by it in f32: a normal f32.
+            if !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&cap) {
                 return Err(Error::InvalidOption {
                     name: "softcap",
                     value: cap.to_string(),
-                    expected: "a finite number > 0",
+                    expected: "a number > 0 that is a normal f32 (2^-126 to 3.4e38)",
                 });
             }
         }

@@ -36,6 +36,10 @@ pub struct LinearMagnitude {
     pub grad_weight: Option<Vec<f64>>,
     pub grad_bias: Option<Vec<f64>>,
     pub lse: Option<Vec<f64>>,
+    /// How far the GPU's count of correct rows may be from the twin's: rows
+    /// whose two largest logits are closer than the products' f32 error, so
+    /// either may come out on top.
+    pub correct_slack: u64,
 }
 
 /// The fused linear cross-entropy in f64: `logits = h·Wᵀ + b` formed whole,
@@ -44,13 +48,15 @@ pub struct LinearMagnitude {
 /// gradient `g`. `grad_bias` is `None` without a bias; the gradients are
 /// `None` without `compute_grad`.
 ///
-/// Magnitudes: a logit's is `M_z = Σ_k |h_k·W_k| + |b|`, and an f32 product
-/// may be off by `rel·M_z`; through the softmax such an error moves each
-/// gradient element by at most `2·max_v M_z` times its own magnitude, and
-/// each row's loss by as much times its weight. So the gradient's magnitude
-/// is `M_g·(1 + 2·max_v M_z)` per row (`M_g` the cross-entropy's), the loss's
-/// gains `2·max_v M_z·(row weight)`, and each product's output has
-/// `Σ M_g'·|operand|` over its terms.
+/// Magnitudes: a logit's terms have `M_z = Σ_k |h_k·W_k| + |b|`, and an f32
+/// product over `h` terms is off by at most `δ = (h + 4)·2⁻²⁴·max_v M_z`
+/// per row; through the softmax such an error moves each gradient element by
+/// at most `2·δ` times its own magnitude, and each row's loss by as much
+/// times its weight. So the gradient's magnitude is `M_g·(1 + 2·δ/rel)` per
+/// row (`M_g` the cross-entropy's, `rel` the default tolerance's), the
+/// loss's gains `2·δ/rel` times its weight, and each product's output has
+/// `Σ M_g'·|operand|` over its terms. Rows whose two largest logits lie
+/// within `2·δ` may have either as argmax: `correct_slack` counts them.
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] for a slice of another length than its shape
@@ -99,7 +105,7 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     let (hd, wd) = (widen(hidden), widen(weight));
     let bd = bias.map(widen);
     let mut logits = vec![0.0; n * v];
-    // Each row's largest logit magnitude.
+    // Each row's largest logit magnitude M_z.
     let mut row_mag = vec![0.0f64; n];
     for r in 0..n {
         let hr = &hd[r * h..(r + 1) * h];
@@ -128,6 +134,35 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         &opts.loss,
     )?;
     let mag = ce.magnitude.clone().expect("the twin reports magnitudes");
+    // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
+    // (recursive summation, the additions of k's slices and of the bias,
+    // the store): each row's bound, in units of the tolerance's `rel`.
+    let rel = crate::verify::Tolerance::default().rel;
+    let unit = f64::from(f32::EPSILON) / 2.0;
+    let err: Vec<f64> = row_mag
+        .iter()
+        .map(|m| (h as f64 + 4.0) * unit * m / rel)
+        .collect();
+    // Rows whose two largest (capped) logits are within twice that of each
+    // other: their argmax may differ.
+    let cap = |z: f64| opts.loss.softcap.map_or(z, |c| c * (z / c).tanh());
+    let correct_slack = (0..n)
+        .filter(|&r| targets[r] != opts.loss.ignore_index && v > 1)
+        .filter(|&r| {
+            let mut top = [f64::NEG_INFINITY; 2];
+            for &z in &logits[r * v..(r + 1) * v] {
+                let z = cap(z);
+                if z > top[0] {
+                    top = [z, top[0]];
+                } else if z > top[1] {
+                    top[1] = z;
+                }
+            }
+            // The cap's f32 rounding near saturation, beside the products'.
+            let slack = 2.0 * rel * err[r] + opts.loss.softcap.map_or(0.0, |c| c * 4.0 * unit);
+            top[0] - top[1] <= slack
+        })
+        .count() as u64;
     let w = |c: usize| cw.as_ref().map_or(1.0, |w| w[c]);
     let eps = opts.loss.label_smoothing;
     let weight_sum: f64 = (0..v).map(w).sum();
@@ -144,8 +179,8 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
         let coefficient = (1.0 - eps) * wt
             + eps / v as f64 * weight_sum
-            + wt * 2.0 * opts.loss.z_loss * lse.max(row_mag[r]);
-        row_shift[r] = coefficient * 2.0 * row_mag[r];
+            + wt * 2.0 * opts.loss.z_loss * lse.max(row_mag[r] + (v as f64).ln());
+        row_shift[r] = coefficient * 2.0 * err[r];
     }
     let mut loss_mag = mag.loss.clone();
     match opts.loss.reduction {
@@ -160,7 +195,7 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     }
     let lse_mag = mag
         .lse
-        .map(|l| l.iter().zip(&row_mag).map(|(l, m)| l + m).collect());
+        .map(|l| l.iter().zip(&err).map(|(l, e)| l + e).collect());
     let mut out = LinearOutput {
         loss: ce.loss,
         grad_hidden: None,
@@ -176,12 +211,13 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         grad_weight: None,
         grad_bias: None,
         lse: lse_mag,
+        correct_slack,
     };
     if let (Some(g), Some(gm)) = (ce.grad, mag.grad) {
         let gm: Vec<f64> = gm
             .iter()
             .enumerate()
-            .map(|(i, m)| m * (1.0 + 2.0 * row_mag[i / v.max(1)]))
+            .map(|(i, m)| m * (1.0 + 2.0 * err[i / v.max(1)]))
             .collect();
         let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
         let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);

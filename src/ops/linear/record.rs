@@ -8,6 +8,7 @@ use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::encode::{Dispatches, Timing};
 use crate::gpu::Context;
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
 use crate::ops::matmul::record::{MatrixView, ProductBuffers};
@@ -62,7 +63,9 @@ impl Context {
     /// bits. Nothing is submitted.
     ///
     /// Out-of-range targets do not fault the device: their rows get NaN loss
-    /// and gradient, and the status buffer names the first of them.
+    /// and gradient, which the products spread over all of `∂L/∂W` and
+    /// `∂L/∂b` (and a `mean` or `sum` loss), and the status buffer names the
+    /// first of them.
     ///
     /// # Errors
     /// [`Error::InvalidOption`]; [`Error::BadBuffer`] for a buffer too small,
@@ -110,7 +113,15 @@ impl Context {
         opts: &LinearCrossEntropyOptions,
         b: &LinearBuffers<'_>,
     ) -> Result<Dispatches> {
-        let plan = self.plan_linear_cross_entropy(dims, opts)?;
+        // The argmax flags are held when a `correct` buffer is given.
+        let planned = LinearCrossEntropyOptions {
+            loss: CrossEntropyOptions {
+                count_correct: b.correct.is_some(),
+                ..opts.loss.clone()
+            },
+            ..opts.clone()
+        };
+        let plan = self.plan_linear_cross_entropy(dims, &planned)?;
         let LinearDims { n, h, v } = dims;
         let p = opts.precision;
         p.supported_on(&self.device, "f16 hidden states and weights")?;

@@ -23,13 +23,14 @@ pub(crate) mod slot {
 /// The output tile of `matmul` (`TILE`) and its k step (`TILE_K`).
 pub(crate) const TILE: usize = 64;
 pub(crate) const TILE_K: usize = 16;
-/// The most of k one dispatch covers: Mesa's software adapters stop an
-/// invocation's loops after 65 535 iterations in all (nested ones
+/// The most of k one dispatch of `matmul` covers: Mesa's software adapters
+/// stop an invocation's loops after 65 535 iterations in all (nested ones
 /// included), and xent bounds every invocation to `LOOP_TRIPS_MAX`. A trip
-/// of the tile loop runs at most 32 (`TILE_K` steps, two runs of 4 loads,
-/// two stores of 4), so a dispatch covers 512 trips; a deeper product is
-/// several dispatches, each adding its slice of k to the output in order.
-pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 32 * TILE_K;
+/// of the tile loop runs at most 33 (itself, `TILE_K` steps, two runs of 4
+/// loads, two stores of 4) and the stores after it 20, so a dispatch covers
+/// 256 trips (8 468 iterations); a deeper product is several dispatches,
+/// each adding its slice of k to the output in order.
+pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 64 * TILE_K;
 /// The output block of a `matmul_blocks` workgroup: 64 columns, 16 rows
 /// (64 invocations of 4 × 4).
 pub(crate) const BLOCKS_COLS: usize = 64;
@@ -135,12 +136,26 @@ impl<'a> MatrixView<'a> {
             });
         }
         self.precision.supported_on(&ctx.device, "f16 operands")?;
+        let too_far = || Error::BadBuffer {
+            what,
+            reason: format!(
+                "offset {} and stride {} put the operand past 2^64 bytes",
+                self.offset, self.stride
+            ),
+        };
         let end = if stored_rows == 0 || stored_cols == 0 {
             self.offset
         } else {
-            self.offset + (stored_rows as u64 - 1) * self.stride + stored_cols as u64
+            (stored_rows as u64 - 1)
+                .checked_mul(self.stride)
+                .and_then(|e| e.checked_add(self.offset))
+                .and_then(|e| e.checked_add(stored_cols as u64))
+                .ok_or_else(too_far)?
         };
-        let bytes = (end * self.precision.size()).next_multiple_of(4);
+        let bytes = end
+            .checked_mul(self.precision.size())
+            .and_then(|b| b.checked_next_multiple_of(4))
+            .ok_or_else(too_far)?;
         ctx.check_bytes(what, self.buffer, bytes)?;
         let max = ctx.device.limits().max_storage_buffer_binding_size;
         if bytes > max || end > u64::from(u32::MAX) {
@@ -158,7 +173,14 @@ impl<'a> MatrixView<'a> {
     /// Whether every run of 4 along the contiguous axis that starts at a
     /// multiple of 4 is aligned (the vec4 loads).
     fn aligned(&self) -> bool {
-        self.offset.is_multiple_of(4) && self.stride.is_multiple_of(4) && self.buffer.size() >= 16
+        self.offset.is_multiple_of(4)
+            && self.stride.is_multiple_of(4)
+            && self.buffer.size() >= self.quad_bytes()
+    }
+
+    /// Bytes of a run of 4 elements: the stride of the vec4 view.
+    fn quad_bytes(&self) -> u64 {
+        4 * self.precision.size()
     }
 }
 
@@ -210,15 +232,18 @@ impl Context {
     /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: f32
     /// accumulation over k in ascending order, one fixed order for every
     /// element (no atomics), so the same inputs give the same bits; one
-    /// dispatch of 64 × 64 output tiles per 8 192 of k (the loop bound),
-    /// each adding its slice in order. Nothing is submitted.
+    /// dispatch per slice of k under the loop bound (4 096 of k for
+    /// [`ProductKernel::Tiled`]'s 64 × 64 tiles, 32 768 for
+    /// [`ProductKernel::Blocks`]' 64 × 16 blocks), each adding its slice in
+    /// order. Nothing is submitted.
     ///
     /// # Errors
     /// [`Error::BadBuffer`] for an operand or output outside its buffer, past
     /// one binding, with a stride shorter than its rows, without `STORAGE`,
     /// or an output that is an input's buffer; [`Error::Unsupported`] for
-    /// more tiles along an axis than the device dispatches (65 535 of 64),
-    /// or an f16 operand without `SHADER_F16`; [`Error::Gpu`].
+    /// more tiles along an axis than the device dispatches (65 535 tiles or
+    /// blocks of 64 columns, or of 64 or 16 rows), or an f16 operand
+    /// without `SHADER_F16`; [`Error::Gpu`].
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -341,17 +366,18 @@ impl Context {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
         };
-        // The vec4 views, over whole vec4s (a placeholder for a buffer
-        // under 16 bytes, whose `aligned()` is false: never read).
-        let view4 = |v: &wgpu::Buffer| -> wgpu::Buffer {
-            if v.size() >= 16 {
-                v.clone()
+        // The vec4 views, over whole runs of 4 (16 bytes in f32, 8 in f16
+        // and bf16: a binding rounded to 16 would cut off a last run the
+        // kernel reads); a placeholder for a buffer under one run, whose
+        // `aligned()` is false: never read.
+        let view4 = |v: &MatrixView<'_>| -> (wgpu::Buffer, (u64, u64)) {
+            if v.buffer.size() >= v.quad_bytes() {
+                (v.buffer.clone(), self.whole_range(v.buffer, v.quad_bytes()))
             } else {
-                read.clone()
+                (read.clone(), self.whole_range(&read, 16))
             }
         };
-        let (lhs4, rhs4) = (view4(b.a.buffer), view4(b.b.buffer));
-        let (lhs4_range, rhs4_range) = (self.whole_range(&lhs4, 16), self.whole_range(&rhs4, 16));
+        let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&b.a), view4(&b.b));
         let bias = b.bias.unwrap_or(&read);
         // Slices of k in order: the first writes (or adds, with
         // `accumulate`) with the bias, the others add.
