@@ -172,14 +172,14 @@ fn matmul(
 }
 
 // The software adapters' product (`ProductKernel::Blocks`): each of a
-// workgroup's 64 invocations owns a 4 x 4 block of the output (the
-// workgroup 16 blocks across, 4 down: 64 columns x 16 rows), and reads its
-// operands straight from memory, 4 steps of k at a time: four runs of 4
-// neighbours of A and four of B along their contiguous axes (one vec4 load
-// each where aligned), 64 multiply-adds as one 4 x 4 matrix product. On
-// llvmpipe every load costs about as much as 8-16 multiply-adds, and a
-// workgroup-memory read is a gather per lane, so this ratio of loads to
-// work is what sets its speed. No loop runs inside the k loop, and no array
+// workgroup's 64 invocations owns an 8 x 8 block of the output (the
+// workgroup 16 blocks across, 4 down: 128 columns x 32 rows), and reads its
+// operands straight from memory, 4 steps of k at a time: eight runs of 4
+// neighbours of A and eight of B along their contiguous axes (one vec4 load
+// each where aligned), 256 multiply-adds as four 4 x 4 matrix products. On
+// llvmpipe a load costs about as much as dozens of multiply-adds (a gather
+// per lane), and a workgroup-memory read is such a gather too, so this
+// ratio of loads to work is what sets its speed. No loop runs inside the k loop, and no array
 // is indexed by a variable: ceil(k / 4) trips, at most
 // K_PER_DISPATCH_BLOCKS / 4 per dispatch.
 
@@ -258,17 +258,35 @@ fn matmul_blocks(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j = wid.x * 64u + (lid % 16u) * 4u;
-    let i = wid.y * 16u + (lid / 16u) * 4u;
-    // Column c of acc: output column j + c, rows i .. i + 3.
-    var acc = mat4x4<f32>();
+    let j = wid.x * 128u + (lid % 16u) * 8u;
+    let i = wid.y * 32u + (lid / 16u) * 8u;
+    // An 8 x 8 block as four 4 x 4: acc_rc holds rows i + 4r.., columns
+    // j + 4c.. (column t of each: one output column).
+    var acc00 = mat4x4<f32>();
+    var acc01 = mat4x4<f32>();
+    var acc10 = mat4x4<f32>();
+    var acc11 = mat4x4<f32>();
     for (var l = 0u; l < mp.k; l += 4u) {
-        acc += a_block(i, l) * b_block(l, j);
+        let a0 = a_block(i, l);
+        let a1 = a_block(i + 4u, l);
+        let b0 = b_block(l, j);
+        let b1 = b_block(l, j + 4u);
+        acc00 += a0 * b0;
+        acc01 += a0 * b1;
+        acc10 += a1 * b0;
+        acc11 += a1 * b1;
     }
+    store_block(i, j, acc00);
+    store_block(i, j + 4u, acc01);
+    store_block(i + 4u, j, acc10);
+    store_block(i + 4u, j + 4u, acc11);
+}
+
+// A 4 x 4 block of the output at rows i.., columns j.. (those inside it).
+fn store_block(i: u32, j: u32, acc: mat4x4<f32>) {
     for (var c = 0u; c < 4u; c++) {
-        let col = j + c;
-        if (col < mp.n) {
-            store_out(i, col, acc[c]);
+        if (j + c < mp.n) {
+            store_out(i, j + c, acc[c]);
         }
     }
 }

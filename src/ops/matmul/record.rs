@@ -31,10 +31,10 @@ pub(crate) const TILE_K: usize = 16;
 /// 256 trips (8 468 iterations); a deeper product is several dispatches,
 /// each adding its slice of k to the output in order.
 pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 64 * TILE_K;
-/// The output block of a `matmul_blocks` workgroup: 64 columns, 16 rows
-/// (64 invocations of 4 × 4).
-pub(crate) const BLOCKS_COLS: usize = 64;
-pub(crate) const BLOCKS_ROWS: usize = 16;
+/// The output block of a `matmul_blocks` workgroup: 128 columns, 32 rows
+/// (64 invocations of 8 × 8).
+pub(crate) const BLOCKS_COLS: usize = 128;
+pub(crate) const BLOCKS_ROWS: usize = 32;
 /// The most of k one dispatch of `matmul_blocks` covers: a trip of its k
 /// loop takes 4 steps of k and nests nothing; half the bound leaves room
 /// for the stores' loops.
@@ -200,9 +200,9 @@ pub enum ProductKernel {
     /// a 4 × 4 block each, k in steps of 16: operands read once per tile,
     /// coalesced (GPUs).
     Tiled,
-    /// Each invocation a 4 × 4 block of the output, its operands read
-    /// straight from memory in runs of 4 along their contiguous axes: 8
-    /// loads per 64 multiply-adds, no workgroup memory (the software
+    /// Each invocation an 8 × 8 block of the output, its operands read
+    /// straight from memory in runs of 4 along their contiguous axes: 16
+    /// loads per 256 multiply-adds, no workgroup memory (the software
     /// adapters, where every load costs as much as many multiply-adds and a
     /// workgroup-memory read is a gather per lane).
     Blocks,
@@ -234,7 +234,7 @@ impl Context {
     /// element (no atomics), so the same inputs give the same bits; one
     /// dispatch per slice of k under the loop bound (4 096 of k for
     /// [`ProductKernel::Tiled`]'s 64 × 64 tiles, 32 768 for
-    /// [`ProductKernel::Blocks`]' 64 × 16 blocks), each adding its slice in
+    /// [`ProductKernel::Blocks`]' 128 × 32 blocks), each adding its slice in
     /// order. Nothing is submitted.
     ///
     /// # Errors
@@ -242,7 +242,7 @@ impl Context {
     /// one binding, with a stride shorter than its rows, without `STORAGE`,
     /// or an output that is an input's buffer; [`Error::Unsupported`] for
     /// more tiles along an axis than the device dispatches (65 535 tiles or
-    /// blocks of 64 columns, or of 64 or 16 rows), or an f16 operand
+    /// blocks of 64 or 128 columns, or of 64 or 32 rows), or an f16 operand
     /// without `SHADER_F16`; [`Error::Gpu`].
     ///
     /// ```
