@@ -19,6 +19,17 @@ impl Context {
         self.upload_as(label, bytes, STORAGE_IN)
     }
 
+    /// An output buffer of `elems` 4-byte values (at least one) that the
+    /// host API reads back.
+    pub(crate) fn output(&self, label: &str, elems: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (elems as u64 * 4).max(4),
+            usage: STORAGE_OUT,
+            mapped_at_creation: false,
+        })
+    }
+
     pub(crate) fn upload_as(
         &self,
         label: &str,

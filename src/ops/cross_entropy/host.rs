@@ -264,14 +264,7 @@ impl Context {
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
-        let output = |label, elems: usize| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (elems as u64 * 4).max(4),
-                usage: STORAGE_OUT,
-                mapped_at_creation: false,
-            })
-        };
+        let output = |label, elems| self.output(label, elems);
         // The gradient is written in place over the uploaded input (padded
         // to whole vec4s, so that every row strategy can run): one
         // input-sized buffer on the device instead of two.

@@ -4,7 +4,7 @@
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::cpu::widen;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::cross_entropy::options::Reduction;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
 
@@ -83,25 +83,13 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
 ) -> Result<LinearOutput<f64>> {
     opts.validate()?;
     let LinearDims { n, h, v } = dims;
-    let shapes = [
-        ("hidden", hidden.len(), vec![n, h]),
-        ("weight", weight.len(), vec![v, h]),
-        ("targets", targets.len(), vec![n]),
-    ];
-    for (what, len, shape) in shapes
-        .into_iter()
-        .chain(bias.map(|b| ("bias", b.len(), vec![v])))
-    {
-        let expected = shape.iter().product();
-        if len != expected {
-            return Err(Error::ShapeMismatch {
-                what,
-                shape,
-                expected,
-                actual: len,
-            });
-        }
-    }
+    super::check_lengths(
+        dims,
+        hidden.len(),
+        weight.len(),
+        bias.map(<[T]>::len),
+        targets.len(),
+    )?;
     let (hd, wd) = (widen(hidden), widen(weight));
     let bd = bias.map(widen);
     let mut logits = vec![0.0; n * v];

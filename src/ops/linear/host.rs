@@ -6,7 +6,7 @@ use super::options::LinearCrossEntropyOptions;
 use super::record::LinearBuffers;
 use super::LinearDims;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
+use crate::gpu::transfer::to_f32;
 use crate::gpu::Context;
 use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::options::Reduction;
@@ -57,25 +57,13 @@ impl Context {
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
         // The shapes, by the twin's rule, before anything is uploaded.
-        let lengths = [
-            ("hidden", hidden.len(), vec![n, h]),
-            ("weight", weight.len(), vec![v, h]),
-            ("targets", targets.len(), vec![n]),
-        ];
-        for (what, len, shape) in lengths
-            .into_iter()
-            .chain(bias.map(|b| ("bias", b.len(), vec![v])))
-        {
-            let expected: usize = shape.iter().product();
-            if len != expected {
-                return Err(Error::ShapeMismatch {
-                    what,
-                    shape,
-                    expected,
-                    actual: len,
-                });
-            }
-        }
+        super::check_lengths(
+            dims,
+            hidden.len(),
+            weight.len(),
+            bias.map(<[f32]>::len),
+            targets.len(),
+        )?;
         if let Some(w) = class_weights {
             if w.len() != v {
                 return Err(Error::WeightsLength {
@@ -94,14 +82,7 @@ impl Context {
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
-        let output = |label, elems: usize| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (elems as u64 * 4).max(4),
-                usage: STORAGE_OUT,
-                mapped_at_creation: false,
-            })
-        };
+        let output = |label, elems| self.output(label, elems);
         let hidden_buf = self.upload("xent hidden", &p.narrow(hidden))?;
         let weight_buf = self.upload("xent weight", &p.narrow(weight))?;
         let bias_buf = bias

@@ -50,3 +50,35 @@ impl LinearDims {
         2 * self.forward_flops()
     }
 }
+
+/// Checks that each slice of a fused call has the length `dims` gives it
+/// (the host API and the twin share it).
+pub(crate) fn check_lengths(
+    dims: LinearDims,
+    hidden: usize,
+    weight: usize,
+    bias: Option<usize>,
+    targets: usize,
+) -> crate::Result<()> {
+    let LinearDims { n, h, v } = dims;
+    let lengths = [
+        ("hidden", hidden, vec![n, h]),
+        ("weight", weight, vec![v, h]),
+        ("targets", targets, vec![n]),
+    ];
+    for (what, len, shape) in lengths
+        .into_iter()
+        .chain(bias.map(|b| ("bias", b, vec![v])))
+    {
+        let expected: usize = shape.iter().product();
+        if len != expected {
+            return Err(crate::Error::ShapeMismatch {
+                what,
+                shape,
+                expected,
+                actual: len,
+            });
+        }
+    }
+    Ok(())
+}
