@@ -518,22 +518,7 @@ fn misuse_is_a_typed_error() {
     ctx.record_linear_cross_entropy(&mut encoder, empty, &o, &buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
-    let read = |b: &wgpu::Buffer| -> Vec<f32> {
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: b.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut e = dev.create_command_encoder(&Default::default());
-        e.copy_buffer_to_buffer(b, 0, &staging, 0, b.size());
-        ctx.queue().submit([e.finish()]);
-        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-        dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-        let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
-        v
-    };
-    assert!(read(&loss)[0].is_nan());
-    assert_eq!(read(&gw), vec![0.0; 12]);
-    assert_eq!(read(&gb), vec![0.0; 4]);
+    assert!(common::read_f32(ctx, &loss)[0].is_nan());
+    assert_eq!(common::read_f32(ctx, &gw), vec![0.0; 12]);
+    assert_eq!(common::read_f32(ctx, &gb), vec![0.0; 4]);
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ctx, Rng};
+use common::{ctx, read_f32, Rng};
 use proptest::prelude::*;
 use wgpu::util::DeviceExt;
 use xent::{
@@ -74,24 +74,6 @@ fn init(ctx: &xent::Context, v: &[f32]) -> wgpu::Buffer {
         })
 }
 
-fn read(ctx: &xent::Context, b: &wgpu::Buffer) -> Vec<f32> {
-    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: b.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut e = ctx.device().create_command_encoder(&Default::default());
-    e.copy_buffer_to_buffer(b, 0, &staging, 0, b.size());
-    ctx.queue().submit([e.finish()]);
-    staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
-    v
-}
-
 /// Views at odd offsets and strides (the scalar loads), a bias, and a
 /// second product accumulated onto the first: `out = A1·B + bias, then
 /// out += A2·B`, against the CPU; the same recording twice gives the same bits.
@@ -138,7 +120,7 @@ fn strided_views_bias_and_accumulation() {
                 .unwrap();
         }
         ctx.queue().submit([e.finish()]);
-        read(ctx, &out)
+        read_f32(ctx, &out)
     };
     for kernel in [ProductKernel::Tiled, ProductKernel::Blocks] {
         let got = run(kernel);
@@ -314,7 +296,7 @@ fn narrow_operands_read_their_last_run() {
         ctx.queue().submit([e.finish()]);
         let want = cpu::matmul(&a, &b, MatmulDims { m, n, k }, false, false).unwrap();
         Tolerance::default()
-            .check("bf16 product", &read(ctx, &out), &want)
+            .check("bf16 product", &read_f32(ctx, &out), &want)
             .unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
     }
 }

@@ -3,6 +3,7 @@
 //! forward product alone over one window, timed in turns in one run, with
 //! the scratch the op holds beside the bytes the logits would take.
 
+use super::splitmix;
 use super::timer::{Measured, Timer};
 use crate::error::Result;
 use crate::gpu::encode::{Dispatches, Timing};
@@ -110,15 +111,6 @@ pub fn linear_bench_data(dims: LinearDims, seed: u64) -> (Vec<f32>, Vec<f32>, Ve
         .map(|_| (splitmix(&mut state) % dims.v as u64) as i64)
         .collect();
     (hidden, weight, targets)
-}
-
-/// The next splitmix64 draw (`bench_data`'s generator).
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Timestamps around the whole pass, where the device has them.

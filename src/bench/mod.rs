@@ -272,13 +272,7 @@ impl BenchResult {
 /// ```
 pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
     let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut next = move || splitmix(&mut state);
     let logits = (0..layout.len())
         .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 10.0)
         .collect();
@@ -286,6 +280,16 @@ pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
         .map(|_| (next() % layout.classes as u64) as i64)
         .collect();
     (logits, targets)
+}
+
+/// The next splitmix64 draw from `state`: the benchmarks' one generator,
+/// which `benches/compare_torch.py` reproduces.
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Times one case: `iters` runs of the fused forward + backward (mean

@@ -11,7 +11,7 @@ use xent::{
     Tolerance,
 };
 
-use crate::loss::{context, floats, output_file, same_file, Floats, ReductionArg};
+use crate::loss::{check_output_paths, context, floats, Floats, ReductionArg};
 use crate::npy::{self, Array};
 use crate::precision::PrecisionArg;
 use crate::{usage, BackendArg, Failure};
@@ -91,24 +91,29 @@ fn matrix(what: &str, path: &Path) -> Result<(Floats, Vec<usize>), Failure> {
     Ok((floats(what, path, a.array, a.dtype)?, a.shape))
 }
 
-/// A shape error (exit status 2) naming both files' shapes.
-fn mismatch(message: String) -> Failure {
-    usage(message)
-}
-
 pub fn run(args: &LinearArgs) -> Result<(), Failure> {
-    check_outputs(args)?;
+    check_output_paths(
+        &[
+            ("--loss-out", args.loss_out.as_deref()),
+            ("--grad-hidden-out", args.grad_hidden_out.as_deref()),
+            ("--grad-weight-out", args.grad_weight_out.as_deref()),
+            ("--grad-bias-out", args.grad_bias_out.as_deref()),
+        ],
+        &[
+            ("--hidden", Some(args.hidden.as_path())),
+            ("--weight", Some(args.weight.as_path())),
+            ("--targets", Some(args.targets.as_path())),
+            ("--bias", args.bias.as_deref()),
+            ("--weights", args.weights.as_deref()),
+        ],
+    )?;
     let (hidden, hs) = matrix("hidden", &args.hidden)?;
     let (weight, ws) = matrix("weight", &args.weight)?;
     if hs.len() != 2 {
-        return Err(mismatch(format!(
-            "hidden has shape {hs:?}; expected (N, H)"
-        )));
+        return Err(usage(format!("hidden has shape {hs:?}; expected (N, H)")));
     }
     if ws.len() != 2 {
-        return Err(mismatch(format!(
-            "weight has shape {ws:?}; expected (V, H)"
-        )));
+        return Err(usage(format!("weight has shape {ws:?}; expected (V, H)")));
     }
     let dims = LinearDims {
         n: hs[0],
@@ -116,7 +121,7 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         v: ws[0],
     };
     if ws[1] != dims.h {
-        return Err(mismatch(format!(
+        return Err(usage(format!(
             "weight has shape {ws:?} but hidden {hs:?}: their H (last axes) differ"
         )));
     }
@@ -137,7 +142,7 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         }
     };
     if t.shape != [dims.n] {
-        return Err(mismatch(format!(
+        return Err(usage(format!(
             "targets have shape {:?} but hidden {hs:?} needs ({},)",
             t.shape, dims.n
         )));
@@ -146,7 +151,7 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         let Some(path) = path else { return Ok(None) };
         let (values, shape) = matrix(what, path)?;
         if shape != [dims.v] {
-            return Err(mismatch(format!(
+            return Err(usage(format!(
                 "{what} has shape {shape:?} but weight {ws:?} needs ({},)",
                 dims.v
             )));
@@ -295,43 +300,4 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
     }
-}
-
-/// The output paths, before any input is read (as `xent loss`): files in
-/// existing directories, each its own, none an input.
-fn check_outputs(args: &LinearArgs) -> Result<(), Failure> {
-    let outputs = [
-        ("--loss-out", &args.loss_out),
-        ("--grad-hidden-out", &args.grad_hidden_out),
-        ("--grad-weight-out", &args.grad_weight_out),
-        ("--grad-bias-out", &args.grad_bias_out),
-    ];
-    let inputs = [
-        ("--hidden", Some(&args.hidden)),
-        ("--weight", Some(&args.weight)),
-        ("--targets", Some(&args.targets)),
-        ("--bias", args.bias.as_ref()),
-        ("--weights", args.weights.as_ref()),
-    ];
-    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
-    for (flag, path) in outputs {
-        let Some(path) = path else { continue };
-        let file = output_file(flag, path)?;
-        if let Some((other, _)) = seen.iter().find(|(_, f)| *f == file) {
-            return Err(usage(format!(
-                "{other} and {flag} are the same file {}; give each output its own path",
-                path.display()
-            )));
-        }
-        for (input, input_path) in inputs {
-            if input_path.is_some_and(|i| same_file(&file, i)) {
-                return Err(usage(format!(
-                    "cannot write {flag} {}: it is the {input} file, which would be overwritten",
-                    path.display()
-                )));
-            }
-        }
-        seen.push((flag, file));
-    }
-    Ok(())
 }

@@ -255,24 +255,33 @@ fn run_soft_or_kind(problem: &Problem, mode: Mode) -> Result<Computed, Failure> 
 /// fail afterwards (permissions, a full disk); these are the failures known
 /// before any work is done.
 pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
-    let outputs: Vec<(&str, &Path)> = [
-        ("--loss-out", &args.loss_out),
-        ("--grad-out", &args.grad_out),
-    ]
-    .into_iter()
-    .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
-    .collect();
-    let inputs: Vec<(&str, &Path)> = [
-        ("--logits", Some(args.logits.as_path())),
-        ("--targets", Some(args.targets.as_path())),
-        ("--weights", args.weights.as_deref()),
-        ("--pos-weight", args.elementwise.pos_weight.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, path)| Some((flag, path?)))
-    .collect();
+    check_output_paths(
+        &[
+            ("--loss-out", args.loss_out.as_deref()),
+            ("--grad-out", args.grad_out.as_deref()),
+        ],
+        &[
+            ("--logits", Some(args.logits.as_path())),
+            ("--targets", Some(args.targets.as_path())),
+            ("--weights", args.weights.as_deref()),
+            ("--pos-weight", args.elementwise.pos_weight.as_deref()),
+        ],
+    )
+}
+
+/// [`check_outputs`] for any command: the output paths given (flag, path)
+/// against each other and against the input paths given.
+pub(crate) fn check_output_paths(
+    outputs: &[(&str, Option<&Path>)],
+    inputs: &[(&str, Option<&Path>)],
+) -> Result<(), Failure> {
+    let inputs: Vec<(&str, &Path)> = inputs
+        .iter()
+        .filter_map(|&(flag, path)| Some((flag, path?)))
+        .collect();
     let mut seen: Vec<(&str, &Path, PathBuf)> = Vec::new();
-    for (flag, path) in outputs {
+    for &(flag, path) in outputs {
+        let Some(path) = path else { continue };
         let file = output_file(flag, path)?;
         if let Some((other, other_path, _)) = seen.iter().find(|(_, _, f)| *f == file) {
             return Err(usage(format!(
@@ -300,7 +309,7 @@ pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
 /// symbolic links and `..` resolved (and the file's own link, if it is one),
 /// after checking it can be created: its directory exists and it is not a
 /// directory itself.
-pub(crate) fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
+fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
     let shown = path.display();
     let fail = |why: String| usage(format!("cannot write {flag} {shown}: {why}"));
     if path.is_dir() {
@@ -339,7 +348,7 @@ pub(crate) fn output_file(flag: &str, path: &Path) -> Result<PathBuf, Failure> {
 
 /// Whether `input` (which may not exist) is the file `output` names, as
 /// resolved by `output_file`.
-pub(crate) fn same_file(output: &Path, input: &Path) -> bool {
+fn same_file(output: &Path, input: &Path) -> bool {
     std::fs::canonicalize(input).is_ok_and(|i| i == output)
 }
 

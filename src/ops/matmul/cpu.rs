@@ -2,7 +2,7 @@
 
 use super::MatmulDims;
 use crate::cpu::Reference;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// `op(A)·op(B)` in f64, with each output's magnitude `Σ_l |A(i,l)|·|B(l,j)|`
 /// (see [`Tolerance`](crate::Tolerance)): `a` is `m × k` (stored `k × m`
@@ -27,21 +27,7 @@ pub fn matmul<T: Copy + Into<f64>>(
     transpose_b: bool,
 ) -> Result<Reference> {
     let MatmulDims { m, n, k } = dims;
-    let (a_shape, b_shape) = (
-        if transpose_a { [k, m] } else { [m, k] },
-        if transpose_b { [n, k] } else { [k, n] },
-    );
-    for (what, len, shape) in [("a", a.len(), a_shape), ("b", b.len(), b_shape)] {
-        let need = shape[0] * shape[1];
-        if len != need {
-            return Err(Error::ShapeMismatch {
-                what,
-                shape: shape.to_vec(),
-                expected: need,
-                actual: len,
-            });
-        }
-    }
+    dims.check_lengths(a.len(), b.len(), transpose_a, transpose_b)?;
     let at = |i: usize, l: usize| -> f64 {
         if transpose_a {
             a[l * m + i].into()

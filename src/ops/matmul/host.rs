@@ -48,23 +48,9 @@ impl Context {
         dims: MatmulDims,
         opts: &MatmulOptions,
     ) -> Result<Vec<f32>> {
-        let MatmulDims { m, n, k } = dims;
-        let check = |what, len: usize, rows: usize, cols: usize| {
-            if len == rows * cols {
-                Ok(())
-            } else {
-                Err(crate::Error::ShapeMismatch {
-                    what,
-                    shape: vec![rows, cols],
-                    expected: rows * cols,
-                    actual: len,
-                })
-            }
-        };
-        let (ar, ac) = if opts.transpose_a { (k, m) } else { (m, k) };
-        let (br, bc) = if opts.transpose_b { (n, k) } else { (k, n) };
-        check("a", a.len(), ar, ac)?;
-        check("b", b.len(), br, bc)?;
+        let MatmulDims { m, n, .. } = dims;
+        let ([_, ac], [_, bc]) =
+            dims.check_lengths(a.len(), b.len(), opts.transpose_a, opts.transpose_b)?;
         let p = opts.precision;
         p.supported_on(&self.device, "f16 operands")?;
         let scope = GpuScope::push(&self.device);

@@ -29,3 +29,31 @@ impl MatmulDims {
         2 * self.m as u64 * self.n as u64 * self.k as u64
     }
 }
+
+impl MatmulDims {
+    /// The stored shapes of `A` and `B` (`A` is `k × m` when transposed,
+    /// `B` `n × k`), checked against the slices' lengths: the host API and
+    /// the twin share it.
+    pub(crate) fn check_lengths(
+        &self,
+        a: usize,
+        b: usize,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> crate::Result<([usize; 2], [usize; 2])> {
+        let MatmulDims { m, n, k } = *self;
+        let a_shape = if transpose_a { [k, m] } else { [m, k] };
+        let b_shape = if transpose_b { [n, k] } else { [k, n] };
+        for (what, len, shape) in [("a", a, a_shape), ("b", b, b_shape)] {
+            if len != shape[0] * shape[1] {
+                return Err(crate::Error::ShapeMismatch {
+                    what,
+                    shape: shape.to_vec(),
+                    expected: shape[0] * shape[1],
+                    actual: len,
+                });
+            }
+        }
+        Ok((a_shape, b_shape))
+    }
+}
