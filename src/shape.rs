@@ -137,6 +137,19 @@ impl Layout {
         crate::validate::multi_index(&self.target_dims(), flat)
     }
 
+    /// The layout of a range of `classes` of this one's classes (a
+    /// vocabulary shard's input): the class axis resized, possibly to 0.
+    pub(crate) fn with_classes(&self, classes: usize) -> Layout {
+        let mut dims = self.dims.clone();
+        let axis = usize::from(dims.len() > 1);
+        dims[axis] = classes;
+        Layout {
+            dims,
+            classes,
+            ..self.clone()
+        }
+    }
+
     /// Flat index of element (row, class), with row = n·inner + s.
     pub fn element(&self, row: usize, class: usize) -> usize {
         let n = row / self.inner;

@@ -21,6 +21,8 @@
 //   rows_fixed.wgsl    rows_narrow4_fixed, rows_pixels4_fixed: C an override
 //   split.wgsl         split_partial, split_rows, split_finish: a row over
 //                      several workgroups
+//   vocab.wgsl         vocabulary shards: a range's partial records, their
+//                      merge, the range's gradient and the loss
 //   reduce_loss.wgsl   loss_partials, reduce_loss
 // A call records the statistics, one strategy's rows passes
 // (`RowStrategy` in src/ops/cross_entropy/plan.rs), then the reduction.
@@ -83,6 +85,11 @@ struct Params {
     partials: u32,
     // The soft-cap (SOFTCAP): logits become softcap * tanh(x / softcap).
     softcap: f32,
+    // Vocabulary shards (vocab.wgsl): the call's class count C (= classes
+    // unsharded), the shard's first class, and the shards a merge reads.
+    all_classes: u32,
+    class_offset: u32,
+    shards: u32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -106,6 +113,9 @@ override IN_PLACE: bool = false;
 // The input is a window of rows that the caller refills between chunks
 // (the fused linear cross-entropy): each chunk starts at its start.
 override ROW_WINDOW: bool = false;
+// The finish of a vocabulary shard (vocab.wgsl): a row's target weight
+// comes from its merged record, as the shard holds only its classes' weights.
+override SHARDED: bool = false;
 
 // Codes the host passes (`Reduction::code`, `InputKind::code`,
 // `TargetBuffer::code` in src/ops/cross_entropy/): a unit test holds them,
@@ -152,6 +162,11 @@ const NARROW_WG: u32 = 64u;
 // `targets` again, four words per load, for target_partials (bound over the
 // buffer's whole 16-byte units).
 @group(0) @binding(14) var<storage, read> targets4: array<vec4<u32>>;
+// Vocabulary shards' per-row records (vocab.wgsl): read (the gathered
+// records of a merge, the merged records of a finish) and written (a
+// shard's partial, the merge).
+@group(0) @binding(15) var<storage, read> shard_in: array<u32>;
+@group(0) @binding(16) var<storage, read_write> shard_out: array<u32>;
 
 // Words of call statistics at the start of `aux` (`AUX_ROWS` in plan.rs).
 const AUX_ROWS: u32 = 4u;

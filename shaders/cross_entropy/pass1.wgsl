@@ -24,7 +24,7 @@ fn empty_partial() -> Partial {
 
 fn soft_q(idx: u32) -> f32 {
     let y = bitcast<f32>(targets[idx + p.target_delta]);
-    return y * (1.0 - p.smoothing) + p.smoothing / f32(p.classes);
+    return y * (1.0 - p.smoothing) + p.smoothing / f32(p.all_classes);
 }
 
 // Argmax (first index on ties, as torch.argmax) and the probability-target

@@ -69,13 +69,13 @@ fn plan_from(row: u32, total: Partial, t: i32, stats: CallStats) -> RowPlan {
     if (TARGET_KIND != TARGET_PROBS) {
         if (t == p.ignore_index) {
             plan.kind = 1u;
-        } else if (t < 0 || u32(t) >= p.classes) {
+        } else if (t < 0 || u32(t) >= p.all_classes) {
             plan.kind = 2u;
         } else {
             plan.target_class = u32(t);
         }
         plan.r = class_weight(plan.target_class);
-        plan.q = (1.0 - p.smoothing) * plan.r + p.smoothing / f32(p.classes) * stats.weight_sum;
+        plan.q = (1.0 - p.smoothing) * plan.r + p.smoothing / f32(p.all_classes) * stats.weight_sum;
     }
     plan.a = stats.scale * sample_weight(row);
     plan.m = total.m;
@@ -91,7 +91,7 @@ fn target_mass(plan: RowPlan, c: u32, idx: u32) -> f32 {
         return soft_q(idx);
     }
     let onehot = select(0.0, 1.0, c == plan.target_class);
-    return (1.0 - p.smoothing) * onehot + p.smoothing / f32(p.classes);
+    return (1.0 - p.smoothing) * onehot + p.smoothing / f32(p.all_classes);
 }
 
 // log p of input x. For logits, (x - m) - log s rather than x - (m + log s):
@@ -170,7 +170,7 @@ fn row_value(plan: RowPlan, row: u32, x_t: f32, class_sum: f32) -> f32 {
         let lp_t = log_prob(x_t, plan);
         loss = -(1.0 - p.smoothing) * plan.r * lp_t;
         if (SMOOTHING) {
-            loss -= p.smoothing / f32(p.classes) * class_sum;
+            loss -= p.smoothing / f32(p.all_classes) * class_sum;
         }
     }
     if (Z_LOSS) {

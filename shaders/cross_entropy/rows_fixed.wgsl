@@ -50,7 +50,7 @@ fn quad_plan(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan) -> QuadPlan {
     return QuadPlan(
         vec4<f32>(p0.m, p1.m, p2.m, p3.m),
         a * q * inv_s,
-        a * (p.smoothing / f32(p.classes)),
+        a * (p.smoothing / f32(p.all_classes)),
         kind == vec4<u32>(0u),
         select(vec4<f32>(0.0), vec4<f32>(p.nan), kind == vec4<u32>(2u)),
     );

@@ -84,7 +84,8 @@ fn split_partial(
         // The span holding the target records its logit; the others record 0.
         var x_t = 0.0;
         if (TARGET_KIND != TARGET_PROBS) {
-            let t = class_target(row);
+            // (Of a vocabulary shard: its target class, local to the shard.)
+            let t = class_target(row) - i32(p.class_offset);
             if (t >= 0 && u32(t) >= c0 && u32(t) < c1) {
                 x_t = load_input(base + u32(t) * p.inner);
             }

@@ -64,13 +64,19 @@ fn quad_targets(q: u32) -> vec4<i32> {
 // sides of a branch under a lane mask, loads included.
 fn add_row(s: BlockStats, i: u32, t: i32, valid: bool) -> BlockStats {
     let kept = valid & (t != p.ignore_index);
-    let bad = kept & ((t < 0) | (u32(t) >= p.classes));
+    let bad = kept & ((t < 0) | (u32(t) >= p.all_classes));
     let ok = kept & !bad;
     var w = 0.0;
     if (HAS_WEIGHTS || HAS_SAMPLE_WEIGHTS) {
         // Indices clamped into range; rows that are not ok add 0.
-        let c = min(u32(t), p.classes - 1u);
-        w = select(0.0, class_weight(c) * sample_weight(min(i, p.rows - 1u)), ok);
+        let row = min(i, p.rows - 1u);
+        var wt: f32;
+        if (SHARDED) {
+            wt = merged_target_weight(row);
+        } else {
+            wt = class_weight(min(u32(t), p.classes - 1u));
+        }
+        w = select(0.0, wt * sample_weight(row), ok);
     }
     return BlockStats(
         s.sum + w,

@@ -77,8 +77,34 @@ pub(crate) struct CrossEntropyVariant {
     pub in_place: bool,
     /// The input is a window of rows refilled between chunks.
     pub row_window: bool,
+    /// The finish of a vocabulary shard (`SHARDED`).
+    pub sharded: bool,
     /// The input's and the gradient's storage (the module built for it).
     pub precision: Precision,
+}
+
+impl CrossEntropyVariant {
+    /// Every switch off, f32 class-index targets and logits: the variant of
+    /// entry points that use none of them (the vocabulary merge sets its
+    /// input kind).
+    pub(crate) fn plain() -> Self {
+        Self {
+            target_kind: 0,
+            input_kind: 0,
+            has_weights: false,
+            has_sample_weights: false,
+            smoothing: false,
+            z_loss: false,
+            softcap: false,
+            write_grad: false,
+            write_lse: false,
+            count_correct: false,
+            in_place: false,
+            row_window: false,
+            sharded: false,
+            precision: Precision::F32,
+        }
+    }
 }
 
 /// The eight softmax pipelines of one storage precision.
@@ -397,6 +423,7 @@ impl Kernels {
             ("COUNT_CORRECT", flag(v.count_correct)),
             ("IN_PLACE", flag(v.in_place)),
             ("ROW_WINDOW", flag(v.row_window)),
+            ("SHARDED", flag(v.sharded)),
             ("WIDE_WG", f64::from(self.wide_wg)),
         ]
     }

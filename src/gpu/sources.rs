@@ -11,7 +11,7 @@ use crate::ops::cross_entropy::Precision;
 /// The cross-entropy module's body, one job per piece, in assembly order
 /// (WGSL's module-scope declarations may come in any order; the order here
 /// is the reading order).
-const CROSS_ENTROPY_WGSL: [&str; 11] = [
+const CROSS_ENTROPY_WGSL: [&str; 12] = [
     include_str!("../../shaders/cross_entropy/common.wgsl"),
     include_str!("../../shaders/cross_entropy/target_stats.wgsl"),
     include_str!("../../shaders/cross_entropy/pass1.wgsl"),
@@ -22,6 +22,7 @@ const CROSS_ENTROPY_WGSL: [&str; 11] = [
     include_str!("../../shaders/cross_entropy/rows_fixed.wgsl"),
     include_str!("../../shaders/cross_entropy/rows_team.wgsl"),
     include_str!("../../shaders/cross_entropy/split.wgsl"),
+    include_str!("../../shaders/cross_entropy/vocab.wgsl"),
     include_str!("../../shaders/cross_entropy/reduce_loss.wgsl"),
 ];
 /// The shared pieces of `shaders/lib/`.

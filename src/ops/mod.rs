@@ -7,3 +7,4 @@ pub(crate) mod elementwise;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod softmax;
+pub(crate) mod vocab;

@@ -259,6 +259,7 @@ impl Context {
                 correct: opts.count_correct,
                 reduction: opts.reduction,
                 strategy: opts.strategy,
+                vocab: false,
             },
         )?;
 

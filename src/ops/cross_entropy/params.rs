@@ -21,6 +21,8 @@ pub(crate) mod slot {
     pub const INPUT4: u32 = 12;
     pub const GRAD4: u32 = 13;
     pub const TARGETS4: u32 = 14;
+    pub const SHARD_IN: u32 = 15;
+    pub const SHARD_OUT: u32 = 16;
 }
 
 /// Mirrors `Params` in `shaders/cross_entropy/common.wgsl`.
@@ -48,6 +50,9 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) groups: u32,
     pub(crate) partials: u32,
     pub(crate) softcap: f32,
+    pub(crate) all_classes: u32,
+    pub(crate) class_offset: u32,
+    pub(crate) shards: u32,
 }
 
 #[cfg(test)]
@@ -88,6 +93,8 @@ mod tests {
             (slot::INPUT4, "input4"),
             (slot::GRAD4, "grad4"),
             (slot::TARGETS4, "targets4"),
+            (slot::SHARD_IN, "shard_in"),
+            (slot::SHARD_OUT, "shard_out"),
         ];
         let want: Vec<(u32, String)> = want.into_iter().map(|(n, s)| (n, s.to_string())).collect();
         assert_eq!(bound, want);
@@ -131,7 +138,8 @@ mod tests {
             members,
             wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
-                elem_offset, target_delta, flags, neg_inf, groups, partials, softcap)
+                elem_offset, target_delta, flags, neg_inf, groups, partials, softcap, all_classes,
+                class_offset, shards)
         );
     }
 }

@@ -454,6 +454,8 @@ pub(crate) struct PlanInputs {
     pub reduction: Reduction,
     /// The options' strategy (`Auto`: the context's forced one, if any, else chosen).
     pub strategy: Strategy,
+    /// A vocabulary shard's passes (`split_*` with 2 more words per span).
+    pub vocab: bool,
 }
 
 /// A cross-entropy call's strategy, chunks and scratch layout.
@@ -507,7 +509,11 @@ impl Context {
         // `sum`. Each is bound whole, so each must fit one binding.
         let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
         let flags = if p.correct { rows } else { 0 };
-        let partials = AUX_ROWS + flags + rows * (splits + plans) * 9;
+        // A vocabulary shard's spans keep 2 more words each (vocab.wgsl).
+        let partials = AUX_ROWS
+            + flags
+            + rows * (splits + plans) * 9
+            + if p.vocab { rows * splits * 2 } else { 0 };
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         // The row reductions walk a block of rows, and `target_stats` the class
         // weights, STATS_WG at a time; the trees and folds around them take at

@@ -11,7 +11,9 @@ use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::encode::{Dispatch, Dispatches, Timing};
 use crate::gpu::{Context, CrossEntropyVariant};
+use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::ops::vocab::{ShardPass, ShardStage, VOCAB_RECORD_WORDS};
 use crate::shape::Layout;
 use crate::validate;
 
@@ -114,7 +116,7 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
     ) -> Result<Dispatches> {
-        let phases = self.prepare_cross_entropy_phases(dims, opts, buffers, None)?;
+        let phases = self.prepare_cross_entropy_phases(dims, opts, buffers, None, None)?;
         Ok(phases.flatten())
     }
 
@@ -124,18 +126,37 @@ impl Context {
     /// `window.rows` rows (of the outer axis) that the caller refills before
     /// each chunk's passes: `buffers.logits` is that window (in place, f32),
     /// and chunk `k` covers rows `[k·rows, (k+1)·rows)`.
+    ///
+    /// With `shard`, `dims` is the whole call's shape and the buffers hold
+    /// the shard's range of classes (its input, gradient, class weights and
+    /// probability targets): the passes are the shard's partial or finish
+    /// (`shaders/cross_entropy/vocab.wgsl`) instead of the rows passes.
     pub(crate) fn prepare_cross_entropy_phases(
         &self,
         dims: &[usize],
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
         window: Option<RowWindow>,
+        shard: Option<&ShardPass<'_>>,
     ) -> Result<Phases> {
         // Catches wgpu's errors on the objects made below (a buffer of
         // another device, a destroyed one); popped before anything is
         // recorded, so a failed call leaves the caller's encoder untouched.
         let scope = GpuScope::push(&self.device);
-        let layout = Layout::from_dims(dims)?;
+        let full = Layout::from_dims(dims)?;
+        // A shard's own classes (possibly none).
+        let layout = match shard {
+            Some(s) => {
+                s.range.check(full.classes)?;
+                full.with_classes(s.range.len())
+            }
+            None => full.clone(),
+        };
+        let has_classes = layout.classes > 0;
+        // A shard's partial writes only its records: no loss, no status, and
+        // always the argmax, which the finish may count.
+        let partial = matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. }));
+        let correct = buffers.correct.is_some() || partial;
         opts.validate()?;
         let b = buffers;
         let elems = layout.len() as u64;
@@ -159,7 +180,7 @@ impl Context {
                 reason: "in_place writes the gradient into `logits`; pass grad: None".into(),
             });
         }
-        if opts.return_lse && b.lse.is_none() {
+        if opts.return_lse && b.lse.is_none() && !partial {
             return Err(Error::BadBuffer {
                 what: "lse",
                 reason: "return_lse is set but no lse buffer was given".into(),
@@ -185,12 +206,14 @@ impl Context {
             }
             None => padded,
         };
-        self.check_bytes("logits", b.logits, held)?;
+        if has_classes {
+            self.check_bytes("logits", b.logits, held)?;
+        }
         self.check_size("targets", targets, target_words)?;
         if !chunked_targets {
             self.check_buffer("targets", targets, target_words)?;
         }
-        if let Some(g) = b.grad {
+        if let (Some(g), true) = (b.grad, has_classes) {
             self.check_bytes("grad", g, padded)?;
         }
         let optional = [
@@ -207,8 +230,10 @@ impl Context {
         // An empty batch (no rows) records only the statistics and the
         // reduced loss: NaN for `mean` (0 / 0, as PyTorch), 0 for `sum`.
         let empty = rows == 0;
-        self.check_buffer("loss", b.loss, loss_elems)?;
-        self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
+        if !partial {
+            self.check_buffer("loss", b.loss, loss_elems)?;
+            self.check_buffer("status", b.status, STATUS_SIZE / 4)?;
+        }
         let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
             ("logits", b.logits),
             ("targets", targets),
@@ -216,6 +241,14 @@ impl Context {
             ("status", b.status),
         ];
         all.extend(b.grad.map(|g| ("grad", g)));
+        if let Some(s) = shard {
+            let (what, records) = match s.stage {
+                ShardStage::Partial { out } => ("partial", out),
+                ShardStage::Finish { merged } => ("merged", merged),
+            };
+            self.check_buffer(what, records, rows * VOCAB_RECORD_WORDS as u64)?;
+            all.push((what, records));
+        }
         all.extend(
             optional
                 .iter()
@@ -235,8 +268,14 @@ impl Context {
         // buffers must reach it (else the scalar kernel runs).
         let whole_vec4s = held.next_multiple_of(4 * elem);
         let write_grad = b.grad.is_some() || b.in_place;
+        // A shard's passes walk spans of its classes (the split kernels'); an
+        // empty shard walks none, planned as one class.
+        let planned = match shard {
+            Some(_) if !has_classes => layout.with_classes(1),
+            _ => layout.clone(),
+        };
         let plan = self.plan_cross_entropy(
-            &layout,
+            &planned,
             PlanInputs {
                 elem,
                 chunked_targets,
@@ -244,9 +283,13 @@ impl Context {
                     && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
                 write_grad,
                 weights: b.weights.is_some(),
-                correct: b.correct.is_some(),
+                correct,
                 reduction: opts.reduction,
-                strategy: opts.strategy,
+                strategy: match shard {
+                    Some(_) => Strategy::Split,
+                    None => opts.strategy,
+                },
+                vocab: shard.is_some(),
             },
         )?;
         let CallPlan {
@@ -289,6 +332,9 @@ impl Context {
             groups: groups as u32,
             partials: partials as u32,
             softcap: opts.softcap.unwrap_or(0.0) as f32,
+            all_classes: full.classes as u32,
+            class_offset: shard.map_or(0, |s| s.range.start) as u32,
+            shards: 0,
         };
         let variant = CrossEntropyVariant {
             target_kind,
@@ -301,9 +347,10 @@ impl Context {
             write_grad,
             in_place: b.in_place,
             row_window: window.is_some(),
+            sharded: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Finish { .. })),
             precision: b.precision,
             write_lse: b.lse.is_some(),
-            count_correct: b.correct.is_some(),
+            count_correct: correct,
         };
         // First, as it finds a lost device (Error::DeviceLost).
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
@@ -329,7 +376,19 @@ impl Context {
             Some(s) if !empty => s,
             _ => &d.read,
         };
-        let targets = if empty { &d.read } else { targets };
+        // An empty shard's probability targets are empty too.
+        let targets = if empty || (chunked_targets && !has_classes) {
+            &d.read
+        } else {
+            targets
+        };
+        // A shard's records: the merged ones a finish reads, the partial one
+        // a partial writes.
+        let (shard_in, shard_out) = match shard.map(|s| &s.stage) {
+            Some(ShardStage::Finish { merged }) => (*merged, &d.grad),
+            Some(ShardStage::Partial { out }) => (&d.read, *out),
+            None => (&d.read, &d.grad),
+        };
         // In place, the caller's logits take the gradient slot and the input
         // slot gets a placeholder the kernels never read.
         let (input, grad) = if b.in_place {
@@ -412,9 +471,14 @@ impl Context {
                 (slot::SAMPLE_WEIGHTS, sample_weights, whole(sample_weights)),
                 (slot::LSE_OUT, lse, whole(lse)),
             ];
+            let records = [
+                (slot::SHARD_IN, shard_in, whole(shard_in)),
+                (slot::SHARD_OUT, shard_out, whole(shard_out)),
+            ];
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
                 all.iter()
+                    .chain(&records)
                     .copied()
                     .filter(|e| slots.contains(&e.0))
                     .collect()
@@ -430,7 +494,59 @@ impl Context {
                     let group = self.bind_ranges(&pipeline, &slots);
                     rows_passes.push((entry, pipeline, group, grid));
                 };
-            if let RowStrategy::Split { splits } = strategy {
+            if let Some(shard) = shard {
+                let spans = self.grid(rows_in_chunk * strategy.splits())?;
+                let per_row = self.grid(rows_in_chunk.div_ceil(NARROW_WG))?;
+                let walk = [
+                    slot::PARAMS,
+                    slot::INPUT,
+                    slot::TARGETS,
+                    slot::WEIGHTS,
+                    slot::AUX,
+                    slot::GRAD,
+                ];
+                match shard.stage {
+                    ShardStage::Partial { .. } => {
+                        push("split_partial", k("split_partial")?, pick(&walk), spans);
+                        if opts.label_smoothing != 0.0 || chunked_targets {
+                            push("vocab_sums", k("vocab_sums")?, pick(&walk), spans);
+                        }
+                        push(
+                            "vocab_record",
+                            k("vocab_record")?,
+                            pick(&[
+                                slot::PARAMS,
+                                slot::TARGETS,
+                                slot::WEIGHTS,
+                                slot::AUX,
+                                slot::SHARD_OUT,
+                            ]),
+                            per_row,
+                        );
+                    }
+                    ShardStage::Finish { .. } => {
+                        if write_grad && has_classes {
+                            let mut slots = walk.to_vec();
+                            slots.extend([slot::SAMPLE_WEIGHTS, slot::SHARD_IN]);
+                            push("vocab_grad", k("vocab_grad")?, pick(&slots), spans);
+                        }
+                        push(
+                            "vocab_loss",
+                            k("vocab_loss")?,
+                            pick(&[
+                                slot::PARAMS,
+                                slot::TARGETS,
+                                slot::AUX,
+                                slot::ROW_LOSS,
+                                slot::SAMPLE_WEIGHTS,
+                                slot::LSE_OUT,
+                                slot::SHARD_IN,
+                            ]),
+                            per_row,
+                        );
+                    }
+                }
+            } else if let RowStrategy::Split { splits } = strategy {
                 let spans = self.grid(rows_in_chunk * splits)?;
                 push(
                     "split_partial",
@@ -508,15 +624,25 @@ impl Context {
         // statistics and the loss take a dispatch per block, then a merge.
         let blocks = groups > 1;
         let reduce = opts.reduction != Reduction::None || b.correct.is_some();
+        if partial {
+            scope.pop("preparing a vocabulary shard's partial")?;
+            return Ok(Phases {
+                before: Vec::new(),
+                chunks: chunk_passes,
+                after: Vec::new(),
+            });
+        }
         // The block passes bind all but the last entry of their merge's.
-        let stats_slots = [
+        let mut stats_slots = vec![
             (slot::PARAMS, &uniform),
             (slot::TARGETS, targets),
             (slot::WEIGHTS, weights),
             (slot::AUX, &aux),
             (slot::SAMPLE_WEIGHTS, sample_weights),
-            (slot::STATUS, b.status),
         ];
+        // A shard's finish reads each row's target weight from the merged
+        // records (a placeholder otherwise).
+        stats_slots.extend([(slot::SHARD_IN, shard_in), (slot::STATUS, b.status)]);
         let loss_slots = [
             (slot::PARAMS, &uniform),
             (slot::AUX, &aux),
@@ -529,7 +655,7 @@ impl Context {
         if blocks {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
-            let mut entries: Vec<_> = stats_slots[..5]
+            let mut entries: Vec<_> = stats_slots[..stats_slots.len() - 1]
                 .iter()
                 .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
                 .collect();

@@ -64,6 +64,7 @@ impl Context {
                 correct: opts.loss.count_correct,
                 reduction: opts.loss.reduction,
                 strategy: opts.loss.strategy,
+                vocab: false,
             },
         )?;
         // The scratch buffers are at least 16 bytes each.

@@ -191,6 +191,7 @@ impl Context {
             Some(RowWindow {
                 rows: plan.window_rows,
             }),
+            None,
         )?;
         let mut list = phases.before;
         let view = |buffer, stride: usize, offset: usize| MatrixView {

@@ -1,0 +1,295 @@
+//! Recording a vocabulary shard's partial, the merge of the shards'
+//! records, and a shard's finish into the caller's encoder.
+
+use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS};
+use crate::error::{Error, GpuScope, Result};
+use crate::gpu::binding::no_aliasing;
+use crate::gpu::encode::{Dispatches, Timing};
+use crate::gpu::{Context, CrossEntropyVariant};
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::params::{slot, CrossEntropyParams};
+use crate::ops::cross_entropy::plan::{LOOP_TRIPS_MAX, NARROW_WG};
+use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
+use crate::shape::Layout;
+
+/// The buffers of a shard's partial ([`Context::record_vocab_partial`]),
+/// the caller's and from the context's device, each with `STORAGE` usage.
+#[derive(Debug, Clone, Copy)]
+pub struct VocabPartialBuffers<'a> {
+    /// The shard's input, `(N, c1 − c0, d1, …)`, in `precision`.
+    pub logits: &'a wgpu::Buffer,
+    /// The whole call's targets: class indices of the whole call (one per
+    /// row), or the shard's slice of probability targets (the input's shape).
+    pub targets: TargetBuffer<'a>,
+    /// The shard's class weights `w[c0..c1]`; `None` for all ones.
+    pub weights: Option<&'a wgpu::Buffer>,
+    /// The input's storage.
+    pub precision: Precision,
+    /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`].
+    pub partial: &'a wgpu::Buffer,
+}
+
+impl Context {
+    /// Records a vocabulary shard's partial: for each row of the call of
+    /// shape `dims` (the whole call's, class axis `C`), the statistics of
+    /// the shard's classes `range` into `buffers.partial`, one record per
+    /// row ([`VOCAB_RECORD_WORDS`](crate::VOCAB_RECORD_WORDS) has the
+    /// layout). An empty range writes records that merge as nothing. The
+    /// options are the call's ([`CrossEntropyOptions`]); the records hold
+    /// what every one of them needs, the argmax included.
+    ///
+    /// Then gather every shard's records in shard order (shard `k`'s range
+    /// before shard `k + 1`'s, the ranges tiling `[0, C)`), merge them with
+    /// [`Context::record_vocab_merge`] and finish each shard with
+    /// [`Context::record_vocab_finish`]. For a given split the results
+    /// repeat bit for bit; different splits agree within the
+    /// [`Tolerance`](crate::Tolerance) held to the CPU twin (the sums run in
+    /// another order).
+    ///
+    /// # Errors
+    /// As [`Context::record_cross_entropy`], and
+    /// [`Error::InvalidOption`] for a range past `C`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: b, usage });
+    /// // Classes [2, 5) of a (2, 5) call: this shard holds 2 x 3 logits.
+    /// let logits = init(bytemuck::cast_slice(&[3.0f32, 0.0, 1.0, 0.5, 0.5, 0.5]));
+    /// let targets = init(bytemuck::cast_slice(&[2i32, 0]));
+    /// let partial = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
+    /// let buffers = xent::VocabPartialBuffers {
+    ///     logits: &logits, targets: xent::TargetBuffer::ClassI32(&targets), weights: None,
+    ///     precision: xent::Precision::F32, partial: &partial,
+    /// };
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// let range = xent::ClassRange::new(2, 5);
+    /// ctx.record_vocab_partial(&mut encoder, &[2, 5], range, &Default::default(), &buffers)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_vocab_partial(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        range: ClassRange,
+        opts: &CrossEntropyOptions,
+        buffers: &VocabPartialBuffers<'_>,
+    ) -> Result<()> {
+        match self.prepare_vocab_partial(dims, range, opts, buffers, None)? {
+            Some(call) => self.encode(encoder, &call, Timing::Off),
+            None => {
+                // An empty range: all-zero records (count 0).
+                let rows = Layout::from_dims(dims)?.rows() as u64;
+                encoder.clear_buffer(buffers.partial, 0, Some(rows * VOCAB_RECORD_BYTES));
+                Ok(())
+            }
+        }
+    }
+
+    /// The partial's dispatches; `None` for an empty range (the caller
+    /// clears the records). `window` as in the fused op.
+    pub(crate) fn prepare_vocab_partial(
+        &self,
+        dims: &[usize],
+        range: ClassRange,
+        opts: &CrossEntropyOptions,
+        b: &VocabPartialBuffers<'_>,
+        window: Option<crate::ops::cross_entropy::record::RowWindow>,
+    ) -> Result<Option<Dispatches>> {
+        let layout = Layout::from_dims(dims)?;
+        range.check(layout.classes)?;
+        opts.validate()?;
+        let rows = layout.rows() as u64;
+        self.check_buffer("partial", b.partial, rows * VOCAB_RECORD_WORDS as u64)?;
+        if range.is_empty() || rows == 0 {
+            if !b.partial.usage().contains(wgpu::BufferUsages::COPY_DST) {
+                return Err(Error::BadBuffer {
+                    what: "partial",
+                    reason: "an empty range's records are cleared: the buffer needs COPY_DST"
+                        .into(),
+                });
+            }
+            return Ok(None);
+        }
+        // Never bound: the partial writes no loss and no status.
+        let d = {
+            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.dummies.clone()
+        };
+        let ce = CrossEntropyBuffers {
+            weights: b.weights,
+            in_place: window.is_some(),
+            precision: b.precision,
+            ..CrossEntropyBuffers::new(b.logits, b.targets, &d.loss, None, &d.correct)
+        };
+        let phases = self.prepare_cross_entropy_phases(
+            dims,
+            opts,
+            &ce,
+            window,
+            Some(&ShardPass {
+                range,
+                stage: ShardStage::Partial { out: b.partial },
+            }),
+        )?;
+        Ok(Some(phases.flatten()))
+    }
+
+    /// Records the merge of `shards` shards' records: `gathered` holds them
+    /// shard after shard (`shards × rows` records, as an all-gather of
+    /// each shard's [`Context::record_vocab_partial`] output lays them
+    /// out), merged per row in shard order into `merged` (`rows` records).
+    /// `opts` is the call's (its input kind decides how the sums merge).
+    /// The same records give the same bits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for 0 shards or more than 16 384 (the loop
+    /// bound); [`Error::BadBuffer`] for a buffer too small, without
+    /// `STORAGE`, or `merged` the same as `gathered`; [`Error::Gpu`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let usage = wgpu::BufferUsages::STORAGE;
+    /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, usage, mapped_at_creation: false });
+    /// let (rows, shards) = (8, 2);
+    /// let gathered = buffer(shards * rows * xent::VOCAB_RECORD_BYTES);
+    /// let merged = buffer(rows * xent::VOCAB_RECORD_BYTES);
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.record_vocab_merge(&mut encoder, rows as usize, shards as usize, &Default::default(), &gathered, &merged)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn record_vocab_merge(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        rows: usize,
+        shards: usize,
+        opts: &CrossEntropyOptions,
+        gathered: &wgpu::Buffer,
+        merged: &wgpu::Buffer,
+    ) -> Result<()> {
+        let call = self.prepare_vocab_merge(rows, shards, opts, gathered, merged)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    pub(crate) fn prepare_vocab_merge(
+        &self,
+        rows: usize,
+        shards: usize,
+        opts: &CrossEntropyOptions,
+        gathered: &wgpu::Buffer,
+        merged: &wgpu::Buffer,
+    ) -> Result<Dispatches> {
+        opts.validate()?;
+        if shards == 0 || shards > LOOP_TRIPS_MAX {
+            return Err(Error::InvalidOption {
+                name: "shards",
+                value: shards.to_string(),
+                expected: "1 to 16384 shards",
+            });
+        }
+        let words = rows as u64 * VOCAB_RECORD_WORDS as u64;
+        self.check_buffer("gathered", gathered, shards as u64 * words)?;
+        self.check_buffer("merged", merged, words)?;
+        no_aliasing(&[("merged", merged), ("gathered", gathered)])?;
+        let mut list = Vec::new();
+        if rows > 0 {
+            let scope = GpuScope::push(&self.device);
+            let params = CrossEntropyParams {
+                rows: rows as u32,
+                shards: shards as u32,
+                nan: f32::NAN,
+                neg_inf: f32::NEG_INFINITY,
+                ..bytemuck::Zeroable::zeroed()
+            };
+            let uniform = self.uniform("xent vocab merge params", bytemuck::bytes_of(&params))?;
+            let variant = CrossEntropyVariant {
+                input_kind: opts.input.code(),
+                ..CrossEntropyVariant::plain()
+            };
+            let pipeline =
+                self.kernels
+                    .cross_entropy(&self.device, variant, "vocab_merge", None)?;
+            let group = self.bind_ranges(
+                &pipeline,
+                &[
+                    (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
+                    (slot::SHARD_IN, gathered, (0, shards as u64 * words * 4)),
+                    (slot::SHARD_OUT, merged, (0, words * 4)),
+                ],
+            );
+            let grid = self.grid(rows.div_ceil(NARROW_WG))?;
+            list.push(("vocab_merge", pipeline, group, grid));
+            scope.pop("preparing the vocabulary merge")?;
+        }
+        Ok(Dispatches {
+            label: "the vocabulary merge",
+            list,
+        })
+    }
+
+    /// Records a vocabulary shard's finish: from the merged records (of
+    /// [`Context::record_vocab_merge`]), the gradient of the shard's
+    /// classes `range` into `buffers.grad` (or in place), and the whole
+    /// call's loss, log-sum-exp and argmax count into `buffers`' outputs,
+    /// as [`Context::record_cross_entropy`] writes them for the unsharded
+    /// call; every shard writes the same loss. `dims` is the whole call's
+    /// shape; `buffers.logits`, `grad`, `weights` and probability targets
+    /// are the shard's (its classes only), the class-index targets and
+    /// sample weights the whole call's.
+    ///
+    /// # Errors
+    /// As [`Context::record_cross_entropy`], and
+    /// [`Error::InvalidOption`] for a range past `C`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: b, usage });
+    /// // The (1, 4) call [1, 2 | 3, 4] in two shards, each merged record known.
+    /// let (logits, targets) = (init(bytemuck::cast_slice(&[3.0f32, 4.0])), init(&[3, 0, 0, 0]));
+    /// let s = 1.0f32 + (-1.0f32).exp() + (-2.0f32).exp() + (-3.0f32).exp();
+    /// let record: [u32; 12] = [4f32.to_bits(), s.to_bits(), 4f32.to_bits(), 1f32.to_bits(),
+    ///     0, 0, 3, 4f32.to_bits(), u32::MAX, f32::NEG_INFINITY.to_bits(), 4, 0];
+    /// let merged = init(bytemuck::cast_slice(&record));
+    /// let (loss, grad, status) = (init(&[0; 4]), init(&[0; 8]), init(&[0; 16]));
+    /// let buffers = xent::CrossEntropyBuffers::new(
+    ///     &logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// let range = xent::ClassRange::new(2, 4);
+    /// ctx.record_vocab_finish(&mut encoder, &[1, 4], range, &Default::default(), &buffers, &merged)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_vocab_finish(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        range: ClassRange,
+        opts: &CrossEntropyOptions,
+        buffers: &CrossEntropyBuffers<'_>,
+        merged: &wgpu::Buffer,
+    ) -> Result<()> {
+        let phases = self.prepare_cross_entropy_phases(
+            dims,
+            opts,
+            buffers,
+            None,
+            Some(&ShardPass {
+                range,
+                stage: ShardStage::Finish { merged },
+            }),
+        )?;
+        self.encode(encoder, &phases.flatten(), Timing::Off)
+    }
+}
