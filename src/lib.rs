@@ -53,7 +53,9 @@ pub use ops::linear::{
 };
 pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
 pub use ops::softmax::SoftmaxKind;
-pub use ops::vocab::{ClassRange, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS};
+pub use ops::vocab::{
+    ClassRange, LinearPartialBuffers, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS,
+};
 pub use shape::Layout;
 #[doc(hidden)]
 pub use verify::Fault;

@@ -8,7 +8,8 @@ mod common;
 use common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{
-    cpu, ClassRange, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights,
+    cpu, ClassRange, CrossEntropyOptions, InputKind, LinearCrossEntropyOptions, LinearDims,
+    Precision, Reduction, Targets, Tolerance, Weights,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,5 +107,60 @@ proptest! {
             tol.check("lse", g, &w).map_err(fail)?;
         }
         prop_assert_eq!(gpu.correct, want.correct);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The fused op with `W`, `b` and the class weights split by rows:
+    /// ∂L/∂h summed over shards, ∂L/∂W and ∂L/∂b put together.
+    #[test]
+    fn fused_split_matches_the_unsharded_twin(
+        n in prop_oneof![Just(0usize), 1usize..=4, 60usize..=70],
+        h in prop_oneof![1usize..=5, 31usize..=34],
+        v in prop_oneof![Just(1usize), 2usize..=9, 60usize..=70, 128usize..=140],
+        shards in prop_oneof![Just(1usize), 2usize..=5, 10usize..=150],
+        window in prop::option::of(1usize..=70),
+        bias in any::<bool>(),
+        weighted in any::<bool>(),
+        ignore in any::<bool>(),
+        reduction in prop_oneof![Just(Reduction::Mean), Just(Reduction::Sum), Just(Reduction::None)],
+        smoothing in prop_oneof![Just(0.0f64), Just(0.1)],
+        z_loss in prop_oneof![Just(0.0f64), Just(1e-3)],
+        softcap in prop_oneof![Just(None), Just(Some(3.0f64))],
+        extras in any::<bool>(),
+        precision in prop_oneof![Just(Precision::F32), Just(Precision::BF16)],
+        seed in any::<u64>(),
+    ) {
+        let Some(ctx) = ctx() else { return Ok(()) };
+        let mut rng = Rng(seed);
+        let scale = 2.0 / (h as f32).sqrt();
+        let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-scale, scale)).collect();
+        let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let b: Vec<f32> = (0..v).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let cw: Vec<f32> = (0..v).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let targets: Vec<i64> = (0..n).map(|_| if ignore && rng.below(4) == 0 { -100 } else { rng.below(v) as i64 }).collect();
+        let dims = LinearDims { n, h, v };
+        let opts = LinearCrossEntropyOptions {
+            loss: CrossEntropyOptions {
+                reduction, label_smoothing: smoothing, z_loss, softcap,
+                return_lse: extras, count_correct: extras, ..Default::default()
+            },
+            precision,
+            // Windows of a few rows: several chunks per shard.
+            scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),
+            ..Default::default()
+        };
+        let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
+        let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} {shards} shards {precision:?}: {e}"));
+        let gpu = ctx.linear_cross_entropy_sharded(&hidden, &weight, bias, &targets, cw, dims, &opts, shards).map_err(fail)?;
+        let round = |x: &[f32]| -> Vec<f32> { match precision {
+            Precision::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
+            _ => x.to_vec(),
+        }};
+        let b_r = bias.map(round);
+        let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, dims, &opts).unwrap();
+        Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }

@@ -166,6 +166,7 @@ pub fn run_linear_case(
             grad_weight: Some(&gw),
             ..LinearBuffers::new(&hidden_buf, &weight_buf, &targets_buf, &loss, &status)
         },
+        None,
     )?;
     let product = Dispatches {
         label: "the forward product of one window",

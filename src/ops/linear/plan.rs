@@ -5,6 +5,7 @@ use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::cross_entropy::plan::{PlanInputs, LOOP_TRIPS_MAX};
 use crate::shape::Layout;
 
@@ -51,8 +52,20 @@ impl Context {
         dims: LinearDims,
         opts: &LinearCrossEntropyOptions,
     ) -> Result<LinearPlan> {
+        self.plan_linear(dims, opts, false)
+    }
+
+    /// [`Context::plan_linear_cross_entropy`], or with `vocab` that of a
+    /// vocabulary shard of `dims.v` classes (the split kernels' scratch).
+    pub(crate) fn plan_linear(
+        &self,
+        dims: LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        vocab: bool,
+    ) -> Result<LinearPlan> {
         opts.validate()?;
-        let layout = Layout::from_dims(&[dims.n, dims.v])?;
+        // An empty shard is planned as one class (its passes walk none).
+        let layout = Layout::from_dims(&[dims.n, dims.v.max(usize::from(vocab))])?;
         let ce = self.plan_cross_entropy(
             &layout,
             PlanInputs {
@@ -61,10 +74,14 @@ impl Context {
                 mixed: true,
                 write_grad: true,
                 weights: false,
-                correct: opts.loss.count_correct,
+                correct: opts.loss.count_correct || vocab,
                 reduction: opts.loss.reduction,
-                strategy: opts.loss.strategy,
-                vocab: false,
+                strategy: if vocab {
+                    Strategy::Split
+                } else {
+                    opts.loss.strategy
+                },
+                vocab,
             },
         )?;
         // The scratch buffers are at least 16 bytes each.

@@ -13,6 +13,7 @@ use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
 use crate::ops::matmul::record::{MatrixView, ProductBuffers};
 use crate::ops::matmul::MatmulDims;
+use crate::ops::vocab::{ShardPass, ShardStage};
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
 /// caller's and from the context's device, each with `STORAGE` usage.
@@ -103,16 +104,30 @@ impl Context {
         opts: &LinearCrossEntropyOptions,
         buffers: &LinearBuffers<'_>,
     ) -> Result<()> {
-        let call = self.prepare_linear_cross_entropy(dims, opts, buffers)?;
+        let call = self.prepare_linear_cross_entropy(dims, opts, buffers, None)?;
         self.encode(encoder, &call, Timing::Off)
     }
 
+    /// With `shard`, `dims` is the whole call's (`v` = C) and the buffers
+    /// hold the shard's rows `[c0, c1)` of `W`, `b`, the class weights and
+    /// their gradients: the rows passes are the shard's partial (no
+    /// gradient products) or finish (`∂L/∂h` the shard's part of the sum).
     pub(crate) fn prepare_linear_cross_entropy(
         &self,
         dims: LinearDims,
         opts: &LinearCrossEntropyOptions,
         b: &LinearBuffers<'_>,
+        shard: Option<&ShardPass<'_>>,
     ) -> Result<Dispatches> {
+        let whole_v = dims.v;
+        if let Some(s) = shard {
+            s.range.check(whole_v)?;
+        }
+        let dims = LinearDims {
+            v: shard.map_or(whole_v, |s| s.range.len()),
+            ..dims
+        };
+        let partial = matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. }));
         // The argmax flags are held when a `correct` buffer is given.
         let planned = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
@@ -121,7 +136,7 @@ impl Context {
             },
             ..opts.clone()
         };
-        let plan = self.plan_linear_cross_entropy(dims, &planned)?;
+        let plan = self.plan_linear(dims, &planned, shard.is_some())?;
         let LinearDims { n, h, v } = dims;
         let p = opts.precision;
         p.supported_on(&self.device, "f16 hidden states and weights")?;
@@ -185,14 +200,21 @@ impl Context {
             precision: Precision::F32,
         };
         let phases = self.prepare_cross_entropy_phases(
-            &[n, v],
+            &[n, whole_v],
             &opts.loss,
             &ce,
             Some(RowWindow {
                 rows: plan.window_rows,
             }),
-            None,
+            shard,
         )?;
+        // An empty shard's products read placeholders: its ∂L/∂h part is a
+        // product over k = 0, zeros.
+        let d = {
+            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.dummies.clone()
+        };
+        let weight = if v == 0 { &d.read } else { b.weight };
         let mut list = phases.before;
         let view = |buffer, stride: usize, offset: usize| MatrixView {
             offset: offset as u64,
@@ -203,6 +225,30 @@ impl Context {
             let r0 = c * plan.window_rows;
             let rows = plan.window_rows.min(n - r0);
             let hidden = view(b.hidden, h, r0 * h);
+            if v == 0 {
+                // No logits: the rows passes are the loss's alone.
+                list.extend(rows_passes);
+                if let (Some(gh), false) = (b.grad_hidden, partial) {
+                    list.extend(self.prepare_matmul(
+                        MatmulDims {
+                            m: rows,
+                            n: h,
+                            k: 0,
+                        },
+                        &ProductBuffers {
+                            a: MatrixView::dense(&d.read, Precision::F32, 0),
+                            b: view(weight, h, 0),
+                            bias: None,
+                            out: gh,
+                            out_offset: (r0 * h) as u64,
+                            out_stride: h as u64,
+                            accumulate: false,
+                            kernel: opts.product_kernel,
+                        },
+                    )?);
+                }
+                continue;
+            }
             // logits = h·Wᵀ + b into the window.
             list.extend(self.prepare_matmul(
                 MatmulDims {
@@ -221,8 +267,12 @@ impl Context {
                     kernel: opts.product_kernel,
                 },
             )?);
-            // The window becomes g = ∂L/∂logits.
+            // The window becomes g = ∂L/∂logits (a shard's partial only
+            // reads it).
             list.extend(rows_passes);
+            if partial {
+                continue;
+            }
             if let Some(gh) = b.grad_hidden {
                 list.extend(self.prepare_matmul(
                     MatmulDims {
@@ -267,7 +317,7 @@ impl Context {
         }
         // No rows: no chunk wrote the gradients of W and b, which are zero:
         // a product over k = 0 and a sum over no rows write them.
-        if n == 0 {
+        if n == 0 && !partial {
             if let Some(gw) = b.grad_weight {
                 list.extend(self.prepare_matmul(
                     MatmulDims { m: v, n: h, k: 0 },

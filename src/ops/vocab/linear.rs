@@ -1,2 +1,176 @@
 //! The fused linear cross-entropy split by vocabulary: each shard holds the
-//! rows `[c0, c1)` of `W` and `b`.
+//! rows `[c0, c1)` of `W` and `b` (and of the class weights), computes its
+//! logits a window at a time as the unsharded op does, and never stores
+//! them whole: the partial computes them once for the records, the finish
+//! again for the gradients (a product more than the unsharded op, which
+//! keeps the scratch the same).
+
+use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_BYTES};
+use crate::error::Result;
+use crate::gpu::encode::Timing;
+use crate::gpu::Context;
+use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
+
+/// The buffers of a shard's fused partial
+/// ([`Context::record_linear_vocab_partial`]), the caller's and from the
+/// context's device, each with `STORAGE` usage.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearPartialBuffers<'a> {
+    /// `h`, `(n, h)`, in the options' precision.
+    pub hidden: &'a wgpu::Buffer,
+    /// The shard's rows of `W`: `(c1 − c0, h)`.
+    pub weight: &'a wgpu::Buffer,
+    /// The shard's `b[c0..c1]`; `None` for no bias.
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// i32 class indices of the whole call, `n` of them.
+    pub targets: &'a wgpu::Buffer,
+    /// The shard's class weights `w[c0..c1]`; `None` for all ones.
+    pub class_weights: Option<&'a wgpu::Buffer>,
+    /// Written: the shard's records, `n ×` [`VOCAB_RECORD_BYTES`]
+    /// (`COPY_DST` too for an empty range, whose records are cleared).
+    pub partial: &'a wgpu::Buffer,
+}
+
+impl Context {
+    /// Records the partial of a fused linear cross-entropy's vocabulary
+    /// shard: `dims` is the whole call's (`v` = C), `range` the shard's
+    /// classes, whose rows of `W` and `b` the buffers hold. Per window of
+    /// rows the shard's logits `h·W_kᵀ + b_k`, then their records into
+    /// `buffers.partial`, as [`Context::record_vocab_partial`] writes them.
+    /// Gather the shards' records, merge them
+    /// ([`Context::record_vocab_merge`]) and finish each shard
+    /// ([`Context::record_linear_vocab_finish`]).
+    ///
+    /// # Errors
+    /// As [`Context::record_linear_cross_entropy`], and
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for a range past `v`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: b, usage });
+    /// let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
+    /// let range = xent::ClassRange::new(1, 3); // rows 1 and 2 of W
+    /// let hidden = init(bytemuck::cast_slice(&[0.5f32; 6]));
+    /// let weight = init(bytemuck::cast_slice(&[0.25f32; 6]));
+    /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
+    /// let partial = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
+    /// let buffers = xent::LinearPartialBuffers {
+    ///     hidden: &hidden, weight: &weight, bias: None, targets: &targets,
+    ///     class_weights: None, partial: &partial,
+    /// };
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &Default::default(), &buffers)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_linear_vocab_partial(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: LinearDims,
+        range: ClassRange,
+        opts: &LinearCrossEntropyOptions,
+        buffers: &LinearPartialBuffers<'_>,
+    ) -> Result<()> {
+        range.check(dims.v)?;
+        self.check_buffer(
+            "partial",
+            buffers.partial,
+            dims.n as u64 * VOCAB_RECORD_BYTES / 4,
+        )?;
+        if range.is_empty() || dims.n == 0 {
+            // Records of count 0 merge as nothing.
+            encoder.clear_buffer(buffers.partial, 0, Some(dims.n as u64 * VOCAB_RECORD_BYTES));
+            return Ok(());
+        }
+        // Never bound: the partial writes no loss and no status.
+        let d = {
+            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.dummies.clone()
+        };
+        let b = LinearBuffers {
+            bias: buffers.bias,
+            class_weights: buffers.class_weights,
+            ..LinearBuffers::new(
+                buffers.hidden,
+                buffers.weight,
+                buffers.targets,
+                &d.loss,
+                &d.correct,
+            )
+        };
+        let call = self.prepare_linear_cross_entropy(
+            dims,
+            opts,
+            &b,
+            Some(&ShardPass {
+                range,
+                stage: ShardStage::Partial {
+                    out: buffers.partial,
+                },
+            }),
+        )?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// Records the finish of a fused linear cross-entropy's vocabulary
+    /// shard from the merged records: `dims` is the whole call's, `buffers`
+    /// hold the shard's rows of `W`, `b`, the class weights and of their
+    /// gradients (`∂L/∂W_k`, `∂L/∂b_k`); `buffers.grad_hidden` receives the
+    /// shard's part of `∂L/∂h` (`g_k·W_k`; zeros for an empty range), which
+    /// summed over the shards in shard order is the unsharded op's. The
+    /// loss, log-sum-exp and argmax count are the whole call's, the same on
+    /// every shard.
+    ///
+    /// # Errors
+    /// As [`Context::record_linear_cross_entropy`], and
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for a range past `v`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = xent::Context::from_env()?;
+    /// let dev = ctx.device();
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: b, usage });
+    /// let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
+    /// let range = xent::ClassRange::new(0, 4); // one shard: the records merged are its own
+    /// let hidden = init(bytemuck::cast_slice(&[0.5f32; 6]));
+    /// let weight = init(bytemuck::cast_slice(&[0.25f32; 12]));
+    /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
+    /// let merged = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
+    /// let (loss, status, gh) = (init(&[0; 4]), init(&[0; 16]), init(&[0; 24]));
+    /// let buffers = xent::LinearBuffers {
+    ///     grad_hidden: Some(&gh),
+    ///     ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+    /// };
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &Default::default(), &buffers, &merged)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn record_linear_vocab_finish(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        dims: LinearDims,
+        range: ClassRange,
+        opts: &LinearCrossEntropyOptions,
+        buffers: &LinearBuffers<'_>,
+        merged: &wgpu::Buffer,
+    ) -> Result<()> {
+        let call = self.prepare_linear_cross_entropy(
+            dims,
+            opts,
+            buffers,
+            Some(&ShardPass {
+                range,
+                stage: ShardStage::Finish { merged },
+            }),
+        )?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+}

@@ -15,8 +15,10 @@
 
 mod host;
 mod linear;
+mod linear_host;
 mod record;
 
+pub use linear::LinearPartialBuffers;
 pub use record::VocabPartialBuffers;
 
 use crate::error::{Error, Result};
