@@ -97,7 +97,7 @@ proptest! {
         };
         let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
-        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, shards).map_err(fail)?;
+        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, shards, Precision::F32).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
         let tol = Tolerance::default();
         prop_assert_eq!(&gpu.loss_dims, &want.loss_dims);

@@ -91,7 +91,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let loss = kind.elementwise(&args.elementwise);
     let ce = loss.is_none();
     let e = &args.elementwise;
-    let options: [(&str, bool, bool, &str); 9] = [
+    let options: [(&str, bool, bool, &str); 10] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -119,6 +119,12 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
         (
             "--ignore-index",
             args.ignore_index.is_some(),
+            ce,
+            "it is cross-entropy's",
+        ),
+        (
+            "--vocab-shards",
+            args.vocab_shards.is_some(),
             ce,
             "it is cross-entropy's",
         ),

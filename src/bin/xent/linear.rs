@@ -83,6 +83,14 @@ pub struct LinearArgs {
     /// Do not check the GPU result against the CPU twin.
     #[arg(long)]
     no_check: bool,
+    /// Split the vocabulary (the rows of weight and bias) into K shards
+    /// (K >= 1, may exceed V: the extra shards are empty) run on the one
+    /// device through partial, merge and finish, as a model-parallel run
+    /// does across devices; d loss / d hidden is the sum of the shards'
+    /// parts. The outputs are the unsharded call's (within the check's
+    /// tolerance). The CPU twin (--backend cpu) has no shards.
+    #[arg(long, value_name = "K")]
+    vocab_shards: Option<usize>,
 }
 
 /// A matrix read from a file: its values and shape.
@@ -92,6 +100,9 @@ fn matrix(what: &str, path: &Path) -> Result<(Floats, Vec<usize>), Failure> {
 }
 
 pub fn run(args: &LinearArgs) -> Result<(), Failure> {
+    if args.vocab_shards == Some(0) {
+        return Err(usage("--vocab-shards must be at least 1"));
+    }
     check_output_paths(
         &[
             ("--loss-out", args.loss_out.as_deref()),
@@ -211,15 +222,27 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
     } else {
         let ctx = context()?;
         let start = Instant::now();
-        let out = ctx.linear_cross_entropy(
-            &h32,
-            &w32,
-            bias.as_deref(),
-            &targets,
-            class_weights.as_deref(),
-            dims,
-            &opts,
-        )?;
+        let out = match args.vocab_shards {
+            Some(shards) => ctx.linear_cross_entropy_sharded(
+                &h32,
+                &w32,
+                bias.as_deref(),
+                &targets,
+                class_weights.as_deref(),
+                dims,
+                &opts,
+                shards,
+            )?,
+            None => ctx.linear_cross_entropy(
+                &h32,
+                &w32,
+                bias.as_deref(),
+                &targets,
+                class_weights.as_deref(),
+                dims,
+                &opts,
+            )?,
+        };
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let check = if args.no_check {
             None

@@ -89,6 +89,13 @@ pub struct LossArgs {
     /// check runs on the rounded values. f16 needs an adapter with SHADER_F16.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub(crate) precision: PrecisionArg,
+    /// Cross-entropy: split the classes into K vocabulary shards (K >= 1,
+    /// may exceed C: the extra shards are empty) run on the one device
+    /// through partial, merge and finish, as a model-parallel run does
+    /// across devices; the outputs are the unsharded call's (within the
+    /// check's tolerance). The CPU path (--backend cpu) has no shards.
+    #[arg(long, value_name = "K")]
+    pub(crate) vocab_shards: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,6 +192,8 @@ pub(crate) struct Mode {
     pub(crate) backend: BackendArg,
     pub(crate) check: bool,
     pub(crate) precision: PrecisionArg,
+    /// Vocabulary shards of a cross-entropy (`--vocab-shards`).
+    pub(crate) shards: Option<usize>,
 }
 
 impl Mode {
@@ -193,6 +202,7 @@ impl Mode {
             backend: args.backend,
             check: !args.no_check,
             precision: args.precision,
+            shards: args.vocab_shards,
         }
     }
 }
@@ -218,6 +228,9 @@ pub fn run(args: &LossArgs) -> Result<(), Failure> {
     elementwise::check_applies(args)?;
     if let Some(loss) = args.loss.elementwise(&args.elementwise) {
         return elementwise::run(args, loss);
+    }
+    if args.vocab_shards == Some(0) {
+        return Err(usage("--vocab-shards must be at least 1"));
     }
     check_outputs(args)?;
     let problem = read_problem(args)?;
@@ -496,9 +509,20 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     };
     let ctx = context()?;
     let start = Instant::now();
-    let out = mode
-        .precision
-        .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts)?;
+    let out = match mode.shards {
+        Some(shards) => ctx.cross_entropy_sharded(
+            &input,
+            &p.dims,
+            targets,
+            class,
+            &p.opts,
+            shards,
+            mode.precision.storage(),
+        )?,
+        None => mode
+            .precision
+            .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts)?,
+    };
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {

@@ -21,8 +21,10 @@ impl Context {
     /// same outputs as the unsharded call within the
     /// [`Tolerance`](crate::Tolerance) (the sums run in another order), bit
     /// for bit the same for the same `shards`. `shards` may exceed C: the
-    /// extra shards are empty. f32 input; verify mode holds the result to
-    /// the CPU twin of the unsharded call.
+    /// extra shards are empty. The input is stored on the device in
+    /// `precision` (rounded to nearest; f16 needs `SHADER_F16`), its
+    /// gradient read back widened to f32. Verify mode holds the result to
+    /// the CPU twin of the unsharded call on the stored values.
     ///
     /// # Errors
     /// As [`Context::cross_entropy_with`], and [`Error::InvalidOption`](crate::Error::InvalidOption)
@@ -35,10 +37,12 @@ impl Context {
     /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
     /// let t = [1i64, 3, 2];
     /// let opts = Default::default();
-    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, 2)?;
+    /// let f32 = xent::Precision::F32;
+    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, 2, f32)?;
     /// assert!((out.scalar().unwrap() - 3.7925).abs() < 1e-4);
     /// # Ok(()) }
     /// ```
+    #[allow(clippy::too_many_arguments)]
     pub fn cross_entropy_sharded(
         &self,
         input: &[f32],
@@ -47,6 +51,7 @@ impl Context {
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
         shards: usize,
+        precision: Precision,
     ) -> Result<CrossEntropyOutput<f32>> {
         let layout = Layout::from_dims(dims)?;
         let ranges = ClassRange::split(layout.classes, shards)?;
@@ -70,6 +75,8 @@ impl Context {
             (Targets::U8(t), _) => Some(t),
             _ => None,
         };
+        precision.supported_on(&self.device, "f16 logits and gradients")?;
+        let input_r = precision.round(input);
         let rows = layout.rows();
         let loss_elems = if opts.reduction == Reduction::None {
             rows
@@ -118,7 +125,7 @@ impl Context {
         for &range in &ranges {
             let logits = self.upload_as(
                 "xent shard input",
-                bytemuck::cast_slice(&class_slice(input, &layout, range)),
+                &precision.narrow(&class_slice(input, &layout, range)),
                 STORAGE_OUT,
             )?;
             let probs = match targets {
@@ -168,7 +175,7 @@ impl Context {
                 logits: &s.logits,
                 targets: target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
                 weights: s.weights.as_ref(),
-                precision: Precision::F32,
+                precision,
                 partial: &s.partial,
             };
             self.record_vocab_partial(&mut encoder, dims, range, opts, &partial)?;
@@ -192,6 +199,7 @@ impl Context {
                 lse: s.lse.as_ref(),
                 correct: s.correct.as_ref(),
                 in_place: opts.compute_grad,
+                precision,
                 ..CrossEntropyBuffers::new(
                     &s.logits,
                     target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
@@ -224,7 +232,7 @@ impl Context {
         let mut grad = opts.compute_grad.then(|| {
             let mut g = vec![0.0f32; layout.len()];
             for &range in &ranges {
-                let slice = to_f32(next(), layout.rows() * range.len());
+                let slice = precision.widen(next(), layout.rows() * range.len());
                 scatter_classes(&mut g, &slice, &layout, range);
             }
             g
@@ -245,8 +253,8 @@ impl Context {
             magnitude: None,
         };
         if let Some(tol) = self.verify {
-            let reference = cpu::cross_entropy_with(input, dims, targets, weights, opts)?;
-            tol.compare_cross_entropy(&out, &reference, &tol)?;
+            let reference = cpu::cross_entropy_with(&input_r, dims, targets, weights, opts)?;
+            tol.compare_cross_entropy(&out, &reference, &precision.tolerance(tol))?;
         }
         Ok(out)
     }
