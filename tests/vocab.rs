@@ -164,3 +164,344 @@ proptest! {
         Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }
+
+/// Reads `buffer` (COPY_SRC) as u32 words.
+fn words(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<u32> {
+    common::read_f32(ctx, buffer)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn buffer(ctx: &xent::Context, contents: &[u8]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: if contents.is_empty() {
+                &[0; 4]
+            } else {
+                contents
+            },
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// A record's words, by hand: the row [1, 2, 3, 4], target 3 (weight 2),
+/// shard [2, 4) and the empty shard [4, 4); then the merge of [0, 2) and
+/// [2, 4) against the closed form.
+#[test]
+fn records_hold_the_documented_layout() {
+    let Some(ctx) = ctx() else { return };
+    let opts = CrossEntropyOptions {
+        label_smoothing: 0.25,
+        ..Default::default()
+    };
+    let targets = buffer(&ctx, bytemuck::cast_slice(&[3i32]));
+    let partial = |range: ClassRange, values: &[f32], w: &[f32]| {
+        let (logits, weights) = (
+            buffer(&ctx, bytemuck::cast_slice(values)),
+            buffer(&ctx, bytemuck::cast_slice(w)),
+        );
+        let out = buffer(&ctx, &[0xab; 48]);
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let b = xent::VocabPartialBuffers {
+            logits: &logits,
+            targets: xent::TargetBuffer::ClassI32(&targets),
+            weights: Some(&weights),
+            precision: Precision::F32,
+            partial: &out,
+        };
+        ctx.record_vocab_partial(&mut encoder, &[1, 4], range, &opts, &b)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        out
+    };
+    let high = partial(ClassRange::new(2, 4), &[3.0, 4.0], &[0.5, 2.0]);
+    let w = words(&ctx, &high);
+    let f = |i: usize| f32::from_bits(w[i]);
+    let s = 1.0 + (-1.0f32).exp();
+    assert_eq!((f(0), f(2), f(3)), (4.0, 4.0, 2.0), "m, x_t, r");
+    assert!((f(1) - s).abs() < 1e-6, "s {}", f(1));
+    // a = 0.5·(3 − 4) + 2·(4 − 4), b = 0.5 + 2.
+    assert!(
+        (f(4) + 0.5).abs() < 1e-6 && f(5) == 2.5,
+        "a {} b {}",
+        f(4),
+        f(5)
+    );
+    assert_eq!(
+        (w[6], f(7), w[8], w[10], w[11]),
+        (3, 4.0, u32::MAX, 2, 0),
+        "argmax, count"
+    );
+    let empty = partial(ClassRange::new(4, 4), &[], &[]);
+    assert_eq!(
+        words(&ctx, &empty),
+        vec![0; 12],
+        "an empty range: all zeros"
+    );
+
+    // The merge, [0, 2) then [2, 4) then the empty range.
+    let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
+    let mut all: Vec<u32> = words(&ctx, &low);
+    all.extend(words(&ctx, &high));
+    all.extend(words(&ctx, &empty));
+    let (gathered, merged) = (
+        buffer(&ctx, bytemuck::cast_slice(&all)),
+        buffer(&ctx, &[0; 48]),
+    );
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered, &merged)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let m = words(&ctx, &merged);
+    let f = |i: usize| f64::from(f32::from_bits(m[i]));
+    let x = [1.0f64, 2.0, 3.0, 4.0];
+    let cw = [1.0f64, 1.5, 0.5, 2.0];
+    let sum: f64 = x.iter().map(|v| (v - 4.0).exp()).sum();
+    let a: f64 = x.iter().zip(cw).map(|(v, w)| w * (v - 4.0)).sum();
+    assert_eq!(f(0), 4.0);
+    assert!(
+        (f(1) - sum).abs() < 1e-6 && (f(4) - a).abs() < 1e-5,
+        "s {} a {}",
+        f(1),
+        f(4)
+    );
+    assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
+    assert_eq!((m[6], m[10]), (3, 4), "argmax, count");
+}
+
+/// The same split gives the same bits, run after run, and every shard
+/// writes the same loss; the fused op likewise.
+#[test]
+fn a_split_repeats_bit_for_bit() {
+    let Some(ctx) = ctx() else { return };
+    let dims = [37usize, 1000];
+    let mut rng = Rng(5);
+    let x: Vec<f32> = (0..37_000).map(|_| rng.uniform(-6.0, 6.0)).collect();
+    let t: Vec<i64> = (0..37).map(|_| rng.below(1000) as i64).collect();
+    let opts = CrossEntropyOptions {
+        label_smoothing: 0.1,
+        z_loss: 1e-3,
+        ..Default::default()
+    };
+    let run = || {
+        ctx.cross_entropy_sharded(
+            &x,
+            &dims,
+            Targets::I64(&t),
+            Weights::none(),
+            &opts,
+            3,
+            Precision::F32,
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.loss), bits(&b.loss));
+    assert_eq!(
+        bits(a.grad.as_ref().unwrap()),
+        bits(b.grad.as_ref().unwrap())
+    );
+
+    let (n, h, v) = (70, 24, 333);
+    let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let targets: Vec<i64> = (0..n).map(|_| rng.below(v) as i64).collect();
+    let dims = LinearDims { n, h, v };
+    let lopts = LinearCrossEntropyOptions {
+        scratch_budget: 64 << 10,
+        ..Default::default()
+    };
+    let run = || {
+        ctx.linear_cross_entropy_sharded(&hidden, &weight, None, &targets, None, dims, &lopts, 4)
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(bits(&a.loss), bits(&b.loss));
+    for (x, y) in [
+        (&a.grad_hidden, &b.grad_hidden),
+        (&a.grad_weight, &b.grad_weight),
+    ] {
+        assert_eq!(bits(x.as_ref().unwrap()), bits(y.as_ref().unwrap()));
+    }
+}
+
+/// Shards long enough that their partial and finish walk several spans
+/// (the split kernels' loop bound), against the twin.
+#[test]
+fn long_shards_walk_several_spans() {
+    let Some(ctx) = ctx() else { return };
+    let dims = [2usize, 600_000];
+    let mut rng = Rng(9);
+    let x: Vec<f32> = (0..1_200_000).map(|_| rng.uniform(-4.0, 4.0)).collect();
+    let t = [599_999i64, 3];
+    let opts = CrossEntropyOptions {
+        label_smoothing: 0.05,
+        count_correct: true,
+        return_lse: true,
+        ..Default::default()
+    };
+    let targets = Targets::I64(&t);
+    let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &opts).unwrap();
+    for shards in [1, 2, 5] {
+        let got = ctx
+            .cross_entropy_sharded(
+                &x,
+                &dims,
+                targets,
+                Weights::none(),
+                &opts,
+                shards,
+                Precision::F32,
+            )
+            .unwrap();
+        common::assert_matches_cpu(&format!("{shards} shards"), &got, &want);
+    }
+}
+
+/// Half-precision shards, held to their type's tolerance.
+#[test]
+fn bf16_shards_match_the_twin() {
+    let Some(ctx) = ctx() else { return };
+    let dims = [9usize, 130, 3];
+    let mut rng = Rng(4);
+    let x: Vec<f32> = (0..9 * 130 * 3).map(|_| rng.uniform(-5.0, 5.0)).collect();
+    let t: Vec<i64> = (0..27).map(|_| rng.below(130) as i64).collect();
+    let opts = CrossEntropyOptions::default();
+    let got = ctx
+        .cross_entropy_sharded(
+            &x,
+            &dims,
+            Targets::I64(&t),
+            Weights::none(),
+            &opts,
+            4,
+            Precision::BF16,
+        )
+        .unwrap();
+    let rounded: Vec<f32> = x
+        .iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect();
+    let want =
+        cpu::cross_entropy_with(&rounded, &dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
+    Tolerance::default()
+        .compare_cross_entropy(&got, &want, &Tolerance::BF16)
+        .unwrap();
+}
+
+/// Verify mode catches a corrupted split result (a mutation check of the
+/// comparison the property tests make).
+#[test]
+fn verify_mode_catches_a_corrupted_split() {
+    if ctx().is_none() {
+        return;
+    }
+    let ctx = xent::Context::from_env()
+        .unwrap()
+        .with_verify(Tolerance::default())
+        .with_fault(xent::Fault::SwapClasses);
+    let mut rng = Rng(3);
+    let x: Vec<f32> = (0..4 * 50).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let t = [0i64, 10, 20, 49];
+    let r = ctx.cross_entropy_sharded(
+        &x,
+        &[4, 50],
+        Targets::I64(&t),
+        Weights::none(),
+        &Default::default(),
+        3,
+        Precision::F32,
+    );
+    assert!(matches!(r, Err(xent::Error::Mismatch { .. })), "{r:?}");
+}
+
+/// Misuse is a typed error naming the bad value.
+#[test]
+fn misuse_is_a_typed_error() {
+    let Some(ctx) = ctx() else { return };
+    let x = [0.0f32; 10];
+    let t = [1i64, 2];
+    let opts = CrossEntropyOptions::default();
+    let r = ctx.cross_entropy_sharded(
+        &x,
+        &[2, 5],
+        Targets::I64(&t),
+        Weights::none(),
+        &opts,
+        0,
+        Precision::F32,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(xent::Error::InvalidOption {
+                name: "vocab_shards",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // A range past C.
+    let (logits, targets, out) = (
+        buffer(&ctx, &[0; 40]),
+        buffer(&ctx, &[0; 8]),
+        buffer(&ctx, &[0; 96]),
+    );
+    let b = xent::VocabPartialBuffers {
+        logits: &logits,
+        targets: xent::TargetBuffer::ClassI32(&targets),
+        weights: None,
+        precision: Precision::F32,
+        partial: &out,
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let r = ctx.record_vocab_partial(&mut encoder, &[2, 5], ClassRange::new(3, 6), &opts, &b);
+    assert!(
+        matches!(
+            r,
+            Err(xent::Error::InvalidOption {
+                name: "class range",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Records too small for the rows.
+    let small = buffer(&ctx, &[0; 48]);
+    let r = ctx.record_vocab_partial(
+        &mut encoder,
+        &[2, 5],
+        ClassRange::new(0, 5),
+        &opts,
+        &xent::VocabPartialBuffers {
+            partial: &small,
+            ..b
+        },
+    );
+    assert!(
+        matches!(
+            r,
+            Err(xent::Error::BadBuffer {
+                what: "partial",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // The merge: no shards, too many, the same buffer twice.
+    for shards in [0, 16_385] {
+        let r = ctx.record_vocab_merge(&mut encoder, 2, shards, &opts, &out, &small);
+        assert!(
+            matches!(r, Err(xent::Error::InvalidOption { name: "shards", .. })),
+            "{r:?}"
+        );
+    }
+    let r = ctx.record_vocab_merge(&mut encoder, 2, 1, &opts, &out, &out);
+    assert!(matches!(r, Err(xent::Error::BadBuffer { .. })), "{r:?}");
+}
