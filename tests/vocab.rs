@@ -199,13 +199,13 @@ fn records_hold_the_documented_layout() {
         label_smoothing: 0.25,
         ..Default::default()
     };
-    let targets = buffer(&ctx, bytemuck::cast_slice(&[3i32]));
+    let targets = buffer(ctx, bytemuck::cast_slice(&[3i32]));
     let partial = |range: ClassRange, values: &[f32], w: &[f32]| {
         let (logits, weights) = (
-            buffer(&ctx, bytemuck::cast_slice(values)),
-            buffer(&ctx, bytemuck::cast_slice(w)),
+            buffer(ctx, bytemuck::cast_slice(values)),
+            buffer(ctx, bytemuck::cast_slice(w)),
         );
-        let out = buffer(&ctx, &[0xab; 48]);
+        let out = buffer(ctx, &[0xab; 48]);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let b = xent::VocabPartialBuffers {
             logits: &logits,
@@ -220,7 +220,7 @@ fn records_hold_the_documented_layout() {
         out
     };
     let high = partial(ClassRange::new(2, 4), &[3.0, 4.0], &[0.5, 2.0]);
-    let w = words(&ctx, &high);
+    let w = words(ctx, &high);
     let f = |i: usize| f32::from_bits(w[i]);
     let s = 1.0 + (-1.0f32).exp();
     assert_eq!((f(0), f(2), f(3)), (4.0, 4.0, 2.0), "m, x_t, r");
@@ -239,25 +239,25 @@ fn records_hold_the_documented_layout() {
     );
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
     assert_eq!(
-        words(&ctx, &empty),
+        words(ctx, &empty),
         vec![0; 12],
         "an empty range: all zeros"
     );
 
     // The merge, [0, 2) then [2, 4) then the empty range.
     let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
-    let mut all: Vec<u32> = words(&ctx, &low);
-    all.extend(words(&ctx, &high));
-    all.extend(words(&ctx, &empty));
+    let mut all: Vec<u32> = words(ctx, &low);
+    all.extend(words(ctx, &high));
+    all.extend(words(ctx, &empty));
     let (gathered, merged) = (
-        buffer(&ctx, bytemuck::cast_slice(&all)),
-        buffer(&ctx, &[0; 48]),
+        buffer(ctx, bytemuck::cast_slice(&all)),
+        buffer(ctx, &[0; 48]),
     );
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered, &merged)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
-    let m = words(&ctx, &merged);
+    let m = words(ctx, &merged);
     let f = |i: usize| f64::from(f32::from_bits(m[i]));
     let x = [1.0f64, 2.0, 3.0, 4.0];
     let cw = [1.0f64, 1.5, 0.5, 2.0];
@@ -449,9 +449,9 @@ fn misuse_is_a_typed_error() {
     );
     // A range past C.
     let (logits, targets, out) = (
-        buffer(&ctx, &[0; 40]),
-        buffer(&ctx, &[0; 8]),
-        buffer(&ctx, &[0; 96]),
+        buffer(ctx, &[0; 40]),
+        buffer(ctx, &[0; 8]),
+        buffer(ctx, &[0; 96]),
     );
     let b = xent::VocabPartialBuffers {
         logits: &logits,
@@ -473,7 +473,7 @@ fn misuse_is_a_typed_error() {
         "{r:?}"
     );
     // Records too small for the rows.
-    let small = buffer(&ctx, &[0; 48]);
+    let small = buffer(ctx, &[0; 48]);
     let r = ctx.record_vocab_partial(
         &mut encoder,
         &[2, 5],
