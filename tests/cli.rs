@@ -2448,3 +2448,113 @@ fn loss_takes_z_loss_and_softcap() {
         "--softcap does not apply to --loss mse",
     );
 }
+
+/// `--vocab-shards K` (K past C included) writes what the library's split
+/// call computes, which agrees with the unsharded outputs; 0 shards and
+/// the flag with an elementwise loss exit 2.
+#[test]
+fn vocab_shards_write_the_split_calls_outputs() {
+    let Some(ctx) = gpu("vocab_shards_write_the_split_calls_outputs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
+    let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
+    for shards in ["2", "7"] {
+        let (lp, gp) = (
+            d.join(format!("l{shards}.npy")),
+            d.join(format!("g{shards}.npy")),
+        );
+        let out = ok(&xent(&[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&t),
+            "--label-smoothing",
+            "0.2",
+            "--vocab-shards",
+            shards,
+            "--loss-out",
+            s(&lp),
+            "--grad-out",
+            s(&gp),
+        ]));
+        assert!(out.contains("(agree"), "{out}");
+        let opts = xent::CrossEntropyOptions {
+            label_smoothing: 0.2,
+            ..Default::default()
+        };
+        let lib = ctx
+            .cross_entropy_sharded(
+                &WORKED_LOGITS,
+                &[3, 5],
+                xent::Targets::I64(&WORKED_TARGETS),
+                xent::Weights::none(),
+                &opts,
+                shards.parse().unwrap(),
+                xent::Precision::F32,
+            )
+            .unwrap();
+        assert_eq!(read_f32(&lp), (vec![], lib.loss.clone()));
+        assert_eq!(read_f32(&gp), (vec![3, 5], lib.grad.unwrap()));
+    }
+    let base = ["loss", "--logits", s(&x), "--targets", s(&t)];
+    fails_with(
+        &[&base[..], &["--vocab-shards", "0"]].concat(),
+        "--vocab-shards must be at least 1",
+    );
+    fails_with(
+        &[&base[..], &["--loss", "mse", "--vocab-shards", "2"]].concat(),
+        "--vocab-shards",
+    );
+
+    let [h, w, b, cw, t] = linear_files(d);
+    let (gw1, gw3) = (d.join("gw1.npy"), d.join("gw3.npy"));
+    for (shards, gw) in [("1", &gw1), ("13", &gw3)] {
+        let out = ok(&xent(&[
+            "linear-loss",
+            "--hidden",
+            s(&h),
+            "--weight",
+            s(&w),
+            "--targets",
+            s(&t),
+            "--bias",
+            s(&b),
+            "--weights",
+            s(&cw),
+            "--softcap",
+            "4",
+            "--vocab-shards",
+            shards,
+            "--grad-weight-out",
+            s(gw),
+        ]));
+        assert!(out.contains("(agree)"), "{out}");
+    }
+    let (one, thirteen) = (read_f32(&gw1), read_f32(&gw3));
+    assert_eq!(one.0, vec![11, 8]);
+    assert_eq!(one.0, thirteen.0);
+    let diff = one
+        .1
+        .iter()
+        .zip(&thirteen.1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "1 and 13 shards differ by {diff}");
+    let base = [
+        "linear-loss",
+        "--hidden",
+        s(&h),
+        "--weight",
+        s(&w),
+        "--targets",
+        s(&t),
+    ];
+    fails_with(
+        &[&base[..], &["--vocab-shards", "0"]].concat(),
+        "--vocab-shards must be at least 1",
+    );
+}

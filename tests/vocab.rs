@@ -238,11 +238,7 @@ fn records_hold_the_documented_layout() {
         "argmax, count"
     );
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
-    assert_eq!(
-        words(ctx, &empty),
-        vec![0; 12],
-        "an empty range: all zeros"
-    );
+    assert_eq!(words(ctx, &empty), vec![0; 12], "an empty range: all zeros");
 
     // The merge, [0, 2) then [2, 4) then the empty range.
     let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
