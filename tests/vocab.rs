@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ctx, Rng};
+use common::{ctx, to_kind, Rng};
 use proptest::prelude::*;
 use xent::{
     cpu, ClassRange, CrossEntropyOptions, InputKind, LinearCrossEntropyOptions, LinearDims,
@@ -33,17 +33,6 @@ fn dims_strategy() -> impl Strategy<Value = Vec<usize>> {
             }
         },
     )
-}
-
-fn to_kind(x: &mut [f32], dims: &[usize], kind: InputKind) {
-    let y = match kind {
-        InputKind::Logits => return,
-        InputKind::LogProbs => cpu::log_softmax(x, dims).unwrap(),
-        InputKind::Probs => cpu::softmax(x, dims).unwrap(),
-    };
-    for (a, b) in x.iter_mut().zip(y) {
-        *a = b as f32;
-    }
 }
 
 proptest! {

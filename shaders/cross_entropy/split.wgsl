@@ -55,6 +55,22 @@ fn merged_row(row: u32) -> Partial {
     return total;
 }
 
+// The row, span index and classes [c0, c1) of a split workgroup (a row past
+// p.row_end: nothing to do). The vocabulary shards' kernels walk the same spans.
+struct Span {
+    row: u32,
+    k: u32,
+    c0: u32,
+    c1: u32,
+}
+
+fn span_of(wid: vec3<u32>, nwg: vec3<u32>) -> Span {
+    let g = flat_workgroup(wid, nwg);
+    let k = g % p.splits;
+    let c0 = k * p.span;
+    return Span(p.row_offset + g / p.splits, k, c0, min(c0 + p.span, p.classes));
+}
+
 fn split_target_logit(row: u32) -> f32 {
     var x_t = 0.0;
     for (var k = 0u; k < p.splits; k++) {
@@ -70,15 +86,15 @@ fn split_partial(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = flat_workgroup(wid, nwg);
-    let row = p.row_offset + g / p.splits;
-    let k = g % p.splits;
+    let sp = span_of(wid, nwg);
+    let row = sp.row;
+    let k = sp.k;
+    let c0 = sp.c0;
+    let c1 = sp.c1;
     if (row >= p.row_end) {
         return;
     }
     let base = chunk_base(row);
-    let c0 = k * p.span;
-    let c1 = min(c0 + p.span, p.classes);
     let total = workgroup_merge(lid, scan_span(lid, base, c0, c1));
     if (lid == 0u) {
         // The span holding the target records its logit; the others record 0.
@@ -100,15 +116,15 @@ fn split_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = flat_workgroup(wid, nwg);
-    let row = p.row_offset + g / p.splits;
-    let k = g % p.splits;
+    let sp = span_of(wid, nwg);
+    let row = sp.row;
+    let k = sp.k;
+    let c0 = sp.c0;
+    let c1 = sp.c1;
     if (row >= p.row_end) {
         return;
     }
     let base = chunk_base(row);
-    let c0 = k * p.span;
-    let c1 = min(c0 + p.span, p.classes);
     let plan = plan_row(row, merged_row(row));
     let class_sum = workgroup_sum(lid, grad_span(plan, lid, base, c0, c1)).x;
     if (lid == 0u) {

@@ -131,15 +131,15 @@ fn vocab_sums(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = flat_workgroup(wid, nwg);
-    let row = p.row_offset + g / p.splits;
-    let k = g % p.splits;
+    let sp = span_of(wid, nwg);
+    let row = sp.row;
+    let k = sp.k;
+    let c0 = sp.c0;
+    let c1 = sp.c1;
     if (row >= p.row_end) {
         return;
     }
     let base = chunk_base(row);
-    let c0 = k * p.span;
-    let c1 = min(c0 + p.span, p.classes);
     var m = 0.0;
     if (INPUT_KIND == INPUT_LOGITS) {
         m = merged_row(row).m;
@@ -283,17 +283,13 @@ fn vocab_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = flat_workgroup(wid, nwg);
-    let row = p.row_offset + g / p.splits;
-    let k = g % p.splits;
-    if (row >= p.row_end) {
+    let sp = span_of(wid, nwg);
+    if (sp.row >= p.row_end) {
         return;
     }
-    let c0 = k * p.span;
-    let c1 = min(c0 + p.span, p.classes);
-    let plan = plan_merged(row, merged_record(row));
+    let plan = plan_merged(sp.row, merged_record(sp.row));
     // The loss terms grad_span also returns are the record's a and b.
-    _ = grad_span(plan, lid, chunk_base(row), c0, c1);
+    _ = grad_span(plan, lid, chunk_base(sp.row), sp.c0, sp.c1);
 }
 
 // An invocation per row: the row's whole loss (and log-sum-exp, argmax

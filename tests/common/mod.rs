@@ -250,3 +250,15 @@ pub fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
     staging.unmap();
     v
 }
+
+/// Normalises each row of `x` in place into log-probabilities or probabilities.
+pub fn to_kind(x: &mut [f32], dims: &[usize], kind: xent::InputKind) {
+    let y = match kind {
+        xent::InputKind::Logits => return,
+        xent::InputKind::LogProbs => xent::cpu::log_softmax(x, dims).unwrap(),
+        xent::InputKind::Probs => xent::cpu::softmax(x, dims).unwrap(),
+    };
+    for (a, b) in x.iter_mut().zip(y) {
+        *a = b as f32;
+    }
+}

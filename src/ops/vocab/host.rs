@@ -94,22 +94,7 @@ impl Context {
             .sample
             .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)))
             .transpose()?;
-        let record_bytes = (rows as u64 * VOCAB_RECORD_BYTES).max(16);
-        let records = |label| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: record_bytes,
-                usage: STORAGE_OUT | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let gathered = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent gathered records"),
-            size: record_bytes * shards as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let merged = records("xent merged records");
+        let records = Records::new(self, rows, shards);
         // Each shard's own slices and outputs, as on its own device.
         struct Shard {
             logits: wgpu::Buffer,
@@ -148,7 +133,7 @@ impl Context {
                 logits,
                 probs,
                 weights,
-                partial: records("xent shard records"),
+                partial: records.shard("xent shard records"),
                 loss: output("xent loss", loss_elems),
                 status: output("xent status", STATUS_SIZE as usize / 4),
                 lse: opts.return_lse.then(|| output("xent lse", rows)),
@@ -179,19 +164,10 @@ impl Context {
                 partial: &s.partial,
             };
             self.record_vocab_partial(&mut encoder, dims, range, opts, &partial)?;
-            // The all-gather, on one device: shard k's records at k.
-            encoder.copy_buffer_to_buffer(
-                &s.partial,
-                0,
-                &gathered,
-                k as u64 * record_bytes,
-                record_bytes,
-            );
+            records.gather(&mut encoder, k, &s.partial);
         }
-        // `gathered` holds whole record blocks of `record_bytes`: the merge
-        // reads shard k's at k · rows records only when that is the same,
-        // so rows of 0 (16-byte blocks) merge nothing.
-        self.record_vocab_merge(&mut encoder, rows, shards, opts, &gathered, &merged)?;
+        records.merge(self, &mut encoder, opts)?;
+        let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
             let buffers = CrossEntropyBuffers {
                 weights: s.weights.as_ref(),
@@ -208,7 +184,7 @@ impl Context {
                     &s.status,
                 )
             };
-            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers, &merged)?;
+            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged)?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];
@@ -281,5 +257,80 @@ pub(crate) fn scatter_classes(dst: &mut [f32], slice: &[f32], layout: &Layout, r
     for (n, part) in slice.chunks(width).enumerate() {
         let base = n * layout.classes * inner + range.start * inner;
         dst[base..base + width].copy_from_slice(part);
+    }
+}
+
+/// The records of a split call's shards on one device: each shard's (made
+/// by [`Records::shard`]), their all-gather by copies, and the merged ones.
+pub(crate) struct Records {
+    rows: usize,
+    shards: usize,
+    /// One shard's records: `rows` records, at least 16 bytes.
+    block: u64,
+    gathered: wgpu::Buffer,
+    pub merged: wgpu::Buffer,
+    device: wgpu::Device,
+}
+
+impl Records {
+    pub(crate) fn new(ctx: &Context, rows: usize, shards: usize) -> Self {
+        let block = (rows as u64 * VOCAB_RECORD_BYTES).max(16);
+        let device = ctx.device().clone();
+        let buffer = |label, size| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: STORAGE_OUT | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        Records {
+            rows,
+            shards,
+            block,
+            gathered: buffer("xent gathered records", block * shards as u64),
+            merged: buffer("xent merged records", block),
+            device,
+        }
+    }
+
+    /// A buffer for one shard's records.
+    pub(crate) fn shard(&self, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: self.block,
+            usage: STORAGE_OUT | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// The all-gather on one device: shard `k`'s records copied to place `k`.
+    pub(crate) fn gather(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        k: usize,
+        partial: &wgpu::Buffer,
+    ) {
+        let offset = k as u64 * self.block;
+        encoder.copy_buffer_to_buffer(partial, 0, &self.gathered, offset, self.block);
+    }
+
+    /// The merge of the gathered records into `merged`. (Shard k's records
+    /// lie at k · rows records exactly when rows > 0; with no rows the
+    /// merge records nothing.)
+    pub(crate) fn merge(
+        &self,
+        ctx: &Context,
+        encoder: &mut wgpu::CommandEncoder,
+        opts: &CrossEntropyOptions,
+    ) -> Result<()> {
+        ctx.record_vocab_merge(
+            encoder,
+            self.rows,
+            self.shards,
+            opts,
+            &self.gathered,
+            &self.merged,
+        )
     }
 }

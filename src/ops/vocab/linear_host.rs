@@ -1,10 +1,11 @@
 //! The host API of a vocabulary-split fused linear cross-entropy run on one
 //! device.
 
-use super::{ClassRange, LinearPartialBuffers, VOCAB_RECORD_BYTES};
+use super::host::Records;
+use super::{ClassRange, LinearPartialBuffers};
 use crate::cpu;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
+use crate::gpu::transfer::to_f32;
 use crate::gpu::Context;
 use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::options::Reduction;
@@ -87,17 +88,7 @@ impl Context {
         } else {
             1
         };
-        let record_bytes = (n as u64 * VOCAB_RECORD_BYTES).max(16);
-        let records = |label, shards: usize| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: record_bytes * shards as u64,
-                usage: STORAGE_OUT | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let gathered = records("xent gathered records", shards);
-        let merged = records("xent merged records", 1);
+        let records = Records::new(self, n, shards);
         struct Shard {
             weight: wgpu::Buffer,
             bias: Option<wgpu::Buffer>,
@@ -124,7 +115,7 @@ impl Context {
                         self.upload("xent shard class weights", bytemuck::cast_slice(&w[c0..c1]))
                     })
                     .transpose()?,
-                partial: records("xent shard records", 1),
+                partial: records.shard("xent shard records"),
                 loss: output("xent loss", loss_elems),
                 status: output("xent status", STATUS_SIZE as usize / 4),
                 gh: grads.then(|| output("xent grad hidden", n * h)),
@@ -146,16 +137,10 @@ impl Context {
                 partial: &s.partial,
             };
             self.record_linear_vocab_partial(&mut encoder, dims, range, opts, &buffers)?;
-            // The all-gather, on one device: shard k's records at k.
-            encoder.copy_buffer_to_buffer(
-                &s.partial,
-                0,
-                &gathered,
-                k as u64 * record_bytes,
-                record_bytes,
-            );
+            records.gather(&mut encoder, k, &s.partial);
         }
-        self.record_vocab_merge(&mut encoder, n, shards, &opts.loss, &gathered, &merged)?;
+        records.merge(self, &mut encoder, &opts.loss)?;
+        let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
             let buffers = LinearBuffers {
                 bias: s.bias.as_ref(),
@@ -167,7 +152,7 @@ impl Context {
                 correct: s.correct.as_ref(),
                 ..LinearBuffers::new(&hidden_buf, &s.weight, &targets_buf, &s.loss, &s.status)
             };
-            self.record_linear_vocab_finish(&mut encoder, dims, range, opts, &buffers, &merged)?;
+            self.record_linear_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged)?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];
