@@ -84,6 +84,7 @@ impl Context {
         )?;
         if range.is_empty() || dims.n == 0 {
             // Records of count 0 merge as nothing.
+            super::record::clearable(buffers.partial)?;
             encoder.clear_buffer(buffers.partial, 0, Some(dims.n as u64 * VOCAB_RECORD_BYTES));
             return Ok(());
         }

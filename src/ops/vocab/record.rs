@@ -25,7 +25,8 @@ pub struct VocabPartialBuffers<'a> {
     pub weights: Option<&'a wgpu::Buffer>,
     /// The input's storage.
     pub precision: Precision,
-    /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`].
+    /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`]
+    /// (`COPY_DST` too for an empty range, whose records are cleared).
     pub partial: &'a wgpu::Buffer,
 }
 
@@ -80,7 +81,7 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &VocabPartialBuffers<'_>,
     ) -> Result<()> {
-        match self.prepare_vocab_partial(dims, range, opts, buffers, None)? {
+        match self.prepare_vocab_partial(dims, range, opts, buffers)? {
             Some(call) => self.encode(encoder, &call, Timing::Off),
             None => {
                 // An empty range: all-zero records (count 0).
@@ -91,15 +92,14 @@ impl Context {
         }
     }
 
-    /// The partial's dispatches; `None` for an empty range (the caller
-    /// clears the records). `window` as in the fused op.
+    /// The partial's dispatches; `None` for an empty range or no rows (the
+    /// caller clears the records).
     pub(crate) fn prepare_vocab_partial(
         &self,
         dims: &[usize],
         range: ClassRange,
         opts: &CrossEntropyOptions,
         b: &VocabPartialBuffers<'_>,
-        window: Option<crate::ops::cross_entropy::record::RowWindow>,
     ) -> Result<Option<Dispatches>> {
         let layout = Layout::from_dims(dims)?;
         range.check(layout.classes)?;
@@ -107,13 +107,7 @@ impl Context {
         let rows = layout.rows() as u64;
         self.check_buffer("partial", b.partial, rows * VOCAB_RECORD_WORDS as u64)?;
         if range.is_empty() || rows == 0 {
-            if !b.partial.usage().contains(wgpu::BufferUsages::COPY_DST) {
-                return Err(Error::BadBuffer {
-                    what: "partial",
-                    reason: "an empty range's records are cleared: the buffer needs COPY_DST"
-                        .into(),
-                });
-            }
+            clearable(b.partial)?;
             return Ok(None);
         }
         // Never bound: the partial writes no loss and no status.
@@ -123,7 +117,6 @@ impl Context {
         };
         let ce = CrossEntropyBuffers {
             weights: b.weights,
-            in_place: window.is_some(),
             precision: b.precision,
             ..CrossEntropyBuffers::new(b.logits, b.targets, &d.loss, None, &d.correct)
         };
@@ -131,7 +124,7 @@ impl Context {
             dims,
             opts,
             &ce,
-            window,
+            None,
             Some(&ShardPass {
                 range,
                 stage: ShardStage::Partial { out: b.partial },
@@ -292,4 +285,16 @@ impl Context {
         )?;
         self.encode(encoder, &phases.flatten(), Timing::Off)
     }
+}
+
+/// An empty range's records are cleared (all zeros, count 0): its buffer
+/// needs `COPY_DST`.
+pub(crate) fn clearable(partial: &wgpu::Buffer) -> Result<()> {
+    if !partial.usage().contains(wgpu::BufferUsages::COPY_DST) {
+        return Err(Error::BadBuffer {
+            what: "partial",
+            reason: "an empty range's records are cleared: the buffer needs COPY_DST".into(),
+        });
+    }
+    Ok(())
 }
