@@ -224,6 +224,56 @@ fn more_rows_than_one_dispatch_dimension_holds() {
 }
 
 #[test]
+fn every_strategy_finds_its_rows_in_a_grid_that_spills_into_y() {
+    // A device that dispatches at most 160 workgroups per grid dimension:
+    // 10 300 rows (or pixel quads' rows) need 161 workgroups of an
+    // invocation-per-row kernel and two per row of the split kernels, so
+    // every strategy's grid spills into y and each kernel must find its row
+    // from both coordinates.
+    let Some(ctx) = common::small_grid_ctx(160) else {
+        return;
+    };
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        label_smoothing: 0.1,
+        count_correct: true,
+        return_lse: true,
+        ..Default::default()
+    };
+    let mut served = 0;
+    for dims in [vec![10_300usize, 8], vec![2_575, 9, 4]] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(17);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-6.0, 6.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|_| rng.below(layout.classes) as i64)
+            .collect();
+        let targets = xent::Targets::I64(&t);
+        let want =
+            cpu::cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts).unwrap();
+        for strategy in xent::Strategy::FORCED {
+            let forced = CrossEntropyOptions {
+                strategy,
+                ..opts.clone()
+            };
+            match ctx.cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &forced) {
+                Ok(got) => {
+                    let what = format!("{dims:?}, {}", strategy.name());
+                    common::assert_matches_cpu(&what, &got, &want);
+                    assert_eq!(got.correct, want.correct, "{what}");
+                    served += 1;
+                }
+                Err(xent::Error::Unsupported { .. }) => {}
+                Err(e) => panic!("{dims:?}, {}: {e}", strategy.name()),
+            }
+        }
+    }
+    // Of the 18 pairs, the layout rules out Pixels4 on the rows of 8 and
+    // all but Narrow, Pixels4 and Split on the pixels.
+    assert_eq!(served, 11);
+}
+
+#[test]
 fn large_logits_keep_their_precision() {
     // Around 1e7 an f32 step is 1: m + log s would round away log-probabilities
     // of order 1, so the kernels compute (x - m) - log s.

@@ -349,6 +349,48 @@ fn long_shards_walk_several_spans() {
     }
 }
 
+/// A device that dispatches at most 160 workgroups per grid dimension:
+/// 10 300 rows need 161 workgroups of the invocation-per-row kernels (the
+/// record, the merge, the loss), so their grid spills into y and each must
+/// find its row from both coordinates. One and three shards. (The fused op
+/// runs the same kernels on its windows, but its products tile 32 rows a
+/// workgroup and refuse a grid this small before the rows could spill.)
+#[test]
+fn shards_of_a_grid_that_spills_into_y() {
+    let Some(ctx) = common::small_grid_ctx(160) else {
+        return;
+    };
+    let (n, v) = (10_300usize, 9usize);
+    let dims = [n, v];
+    let mut rng = Rng(21);
+    let x: Vec<f32> = (0..n * v).map(|_| rng.uniform(-6.0, 6.0)).collect();
+    let t: Vec<i64> = (0..n).map(|_| rng.below(v) as i64).collect();
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        label_smoothing: 0.1,
+        z_loss: 1e-3,
+        count_correct: true,
+        return_lse: true,
+        ..Default::default()
+    };
+    let targets = Targets::I64(&t);
+    let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &opts).unwrap();
+    for shards in [1, 3] {
+        let got = ctx
+            .cross_entropy_sharded(
+                &x,
+                &dims,
+                targets,
+                Weights::none(),
+                &opts,
+                shards,
+                Precision::F32,
+            )
+            .unwrap();
+        common::assert_matches_cpu(&format!("{shards} shards"), &got, &want);
+    }
+}
+
 /// Half-precision shards, held to their type's tolerance.
 #[test]
 fn bf16_shards_match_the_twin() {

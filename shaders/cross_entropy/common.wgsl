@@ -136,6 +136,13 @@ const STATS_WG: u32 = 64u;
 override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
 
+// The invocation's index in a grid of NARROW_WG-wide workgroups (spilling
+// into y past the per-dimension limit): the row (or pixel quad) of a kernel
+// with an invocation per row, within the chunk.
+fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (flat_workgroup(wid, nwg)) * NARROW_WG + lid;
+}
+
 @group(0) @binding(0) var<uniform> p: Params;
 // The input and the gradient (bindings 1 and 7, their vec4 views 12 and 13)
 // and their accessors (load_input, store_grad, load_input4, store_grad4,

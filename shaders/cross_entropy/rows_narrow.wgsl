@@ -3,13 +3,6 @@
 //
 // ---------------------------------------------------------------- rows_narrow
 
-// The invocation's index in a grid of NARROW_WG-wide workgroups (spilling
-// into y past the per-dimension limit): the narrow kernels' row (or pixel
-// quad) within the chunk.
-fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (flat_workgroup(wid, nwg)) * NARROW_WG + lid;
-}
-
 @compute @workgroup_size(64)
 fn rows_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -133,8 +133,12 @@ fn split_rows(
 }
 
 @compute @workgroup_size(64)
-fn split_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row = p.row_offset + gid.x;
+fn split_finish(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }

@@ -172,8 +172,12 @@ fn vocab_term(c: u32, idx: u32, m: f32) -> vec2<f32> {
 
 // An invocation per row: the row's spans merged in span order into its record.
 @compute @workgroup_size(64)
-fn vocab_record(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row = p.row_offset + gid.x;
+fn vocab_record(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }
@@ -231,8 +235,12 @@ fn merge_records(x: Record, y: Record) -> Record {
 
 // An invocation per row: p.shards records (shard k's at k * p.rows), in shard order.
 @compute @workgroup_size(64)
-fn vocab_merge(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row = gid.x;
+fn vocab_merge(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = narrow_index(wid, nwg, lid);
     if (row >= p.rows) {
         return;
     }
@@ -295,8 +303,12 @@ fn vocab_grad(
 // An invocation per row: the row's whole loss (and log-sum-exp, argmax
 // flag) from its merged record, as every shard computes it.
 @compute @workgroup_size(64)
-fn vocab_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row = p.row_offset + gid.x;
+fn vocab_loss(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = p.row_offset + narrow_index(wid, nwg, lid);
     if (row >= p.row_end) {
         return;
     }

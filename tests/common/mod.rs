@@ -130,6 +130,23 @@ pub fn max_buffer_ctx(max_buffer: u64) -> Option<Context> {
     })
 }
 
+/// A context on the environment's adapter whose device dispatches at most
+/// `max_per_dimension` workgroups along each grid dimension, so that a
+/// modest call spills its grid into y (`Context::grid` in
+/// src/gpu/binding.rs) and every kernel must find its row from both
+/// coordinates. `None` (after the same notice as [`ctx`]) without an adapter.
+pub fn small_grid_ctx(max_per_dimension: u32) -> Option<Context> {
+    custom_ctx(|adapter| {
+        (
+            wgpu::Limits {
+                max_compute_workgroups_per_dimension: max_per_dimension,
+                ..adapter.limits()
+            },
+            wgpu::Features::empty(),
+        )
+    })
+}
+
 /// A context of its own (not the shared one of [`ctx`]), for a test that
 /// breaks it; `None` (after the same notice) without an adapter.
 pub fn own_ctx() -> Option<Context> {
