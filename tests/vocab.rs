@@ -227,7 +227,25 @@ fn records_hold_the_documented_layout() {
         "argmax, count"
     );
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
-    assert_eq!(words(ctx, &empty), vec![0; 12], "an empty range: all zeros");
+    let none = f32::NEG_INFINITY.to_bits();
+    assert_eq!(
+        words(ctx, &empty),
+        [
+            f32::MIN.to_bits(),
+            0,
+            0,
+            0,
+            0,
+            0,
+            u32::MAX,
+            none,
+            u32::MAX,
+            none,
+            0,
+            0
+        ],
+        "an empty range: the merge's identity"
+    );
 
     // The merge, [0, 2) then [2, 4) then the empty range.
     let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
@@ -257,6 +275,49 @@ fn records_hold_the_documented_layout() {
     );
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
     assert_eq!((m[6], m[10]), (3, 4), "argmax, count");
+
+    // The MAX-then-SUM recipe of the layout's documentation, as an engine
+    // without an all-gather would run it, on the row moved below 0 (where
+    // an all-zero empty record would win the max): the GPU merge's record.
+    let x = [-9.0f32, -8.0, -7.0, -6.0];
+    let records: Vec<Vec<u32>> = [
+        partial(ClassRange::new(0, 2), &x[..2], &[1.0, 1.5]),
+        partial(ClassRange::new(2, 4), &x[2..], &[0.5, 2.0]),
+        partial(ClassRange::new(4, 4), &[], &[]),
+    ]
+    .iter()
+    .map(|b| words(ctx, b))
+    .collect();
+    let g = |r: &[u32], i: usize| f64::from(f32::from_bits(r[i]));
+    // MAX over word 0; each record rescaled to it; SUM; MAXLOC for the argmax.
+    let top = records.iter().map(|r| g(r, 0)).fold(f64::MIN, f64::max);
+    let sum = |i: usize, shift: &dyn Fn(&[u32]) -> f64| -> f64 {
+        records.iter().map(|r| g(r, i) + shift(r)).sum()
+    };
+    let s = records
+        .iter()
+        .map(|r| g(r, 1) * (g(r, 0) - top).exp())
+        .sum::<f64>();
+    let a = sum(4, &|r| g(r, 5) * (g(r, 0) - top));
+    let (xt, r, b) = (sum(2, &|_| 0.0), sum(3, &|_| 0.0), sum(5, &|_| 0.0));
+    let best = records
+        .iter()
+        .max_by(|p, q| g(p, 7).total_cmp(&g(q, 7)).then(q[6].cmp(&p[6])))
+        .unwrap();
+    let count: u32 = records.iter().map(|r| r[10]).sum();
+    let all: Vec<u32> = records.concat();
+    let gathered = buffer(ctx, bytemuck::cast_slice(&all));
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered, &merged)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let m = words(ctx, &merged);
+    let f = |i: usize| g(&m, i);
+    assert_eq!((f(0), top), (-6.0, -6.0), "m");
+    for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b)] {
+        assert!((f(i) - want).abs() < 1e-5, "word {i}: {} vs {want}", f(i));
+    }
+    assert_eq!((m[6], best[6], m[10], count), (3, 3, 4, 4), "argmax, count");
 }
 
 /// The same split gives the same bits, run after run, and every shard

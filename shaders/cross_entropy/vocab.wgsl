@@ -9,7 +9,8 @@
 // whole; class weights are the shard's slice.
 //   partial  split_partial (split.wgsl) over the shard's classes, then
 //            vocab_sums (smoothing or probability targets only) and
-//            vocab_record: one record per row -> shard_out;
+//            vocab_record: one record per row -> shard_out; an empty
+//            range runs vocab_empty alone (the merge's identity);
 //   merge    vocab_merge: the shards' records, gathered shard after shard,
 //            merged in shard order -> shard_out;
 //   finish   target_stats with SHARDED (the mean's denominator from the
@@ -27,13 +28,14 @@
 //            m is 0 for the latter two; q_c = 1 for class-index targets
 //   5 b      sum of w_c q_c over the range
 //   6 arg    the argmax (a class of the whole call; NO_POSITION for none)
-//   7 xmax   its value
-//   8 targ   the probability target's argmax, as arg
-//   9 tmax   its value
+//   7 xmax   its value (-inf for none)
+//   8 targ   the probability target's argmax, as arg (none for class-index targets)
+//   9 tmax   its value (-inf for none)
 //   10 count the range's class count (0: an empty range, which merges as nothing)
 //   11       0
-// Words 4 and 5 are written only with smoothing or probability targets, and
-// 6 to 9 only for the argmax count; the others are 0 there.
+// Every word is always written: 4 and 5 are 0 without smoothing or
+// probability targets; the argmaxes are kept whether or not the finish
+// counts them.
 // Merged: m = max, s = the (max, sum-exp) merge, x_t, r, b summed,
 // a = sum of (a_k + b_k (m_k - m)) (logits; a plain sum otherwise), the
 // argmaxes the first index of the largest value.
@@ -207,6 +209,22 @@ fn vocab_record(
     rec.tmax = total.tmax;
     rec.count = p.classes;
     store_record(row, rec);
+}
+
+// An invocation per row of p.rows: an empty range's records, the merge's
+// identity (m LOWEST, the sums 0, the argmaxes none at -inf, count 0), so
+// that MAX and SUM all-reduces may take them with the others as well.
+@compute @workgroup_size(64)
+fn vocab_empty(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = narrow_index(wid, nwg, lid);
+    if (row >= p.rows) {
+        return;
+    }
+    store_record(row, Record(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0, NO_POSITION, p.neg_inf, NO_POSITION, p.neg_inf, 0u));
 }
 
 // Two records merged, `x` from the shard before `y`.

@@ -299,7 +299,7 @@ impl Records {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: self.block,
-            usage: STORAGE_OUT | wgpu::BufferUsages::COPY_DST,
+            usage: STORAGE_OUT,
             mapped_at_creation: false,
         })
     }

@@ -26,8 +26,7 @@ pub struct LinearPartialBuffers<'a> {
     pub targets: &'a wgpu::Buffer,
     /// The shard's class weights `w[c0..c1]`; `None` for all ones.
     pub class_weights: Option<&'a wgpu::Buffer>,
-    /// Written: the shard's records, `n ×` [`VOCAB_RECORD_BYTES`]
-    /// (`COPY_DST` too for an empty range, whose records are cleared).
+    /// Written: the shard's records, `n ×` [`VOCAB_RECORD_BYTES`].
     pub partial: &'a wgpu::Buffer,
 }
 
@@ -50,7 +49,7 @@ impl Context {
     /// use wgpu::util::DeviceExt;
     /// let ctx = xent::Context::from_env()?;
     /// let dev = ctx.device();
-    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    /// let usage = wgpu::BufferUsages::STORAGE;
     /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: b, usage });
     /// let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
@@ -83,10 +82,8 @@ impl Context {
             dims.n as u64 * VOCAB_RECORD_BYTES / 4,
         )?;
         if range.is_empty() || dims.n == 0 {
-            // Records of count 0 merge as nothing.
-            super::record::clearable(buffers.partial)?;
-            encoder.clear_buffer(buffers.partial, 0, Some(dims.n as u64 * VOCAB_RECORD_BYTES));
-            return Ok(());
+            let call = self.prepare_vocab_empty(dims.n, buffers.partial)?;
+            return self.encode(encoder, &call, Timing::Off);
         }
         // Never bound: the partial writes no loss and no status.
         let d = {
@@ -140,18 +137,27 @@ impl Context {
     /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: b, usage });
     /// let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
-    /// let range = xent::ClassRange::new(0, 4); // one shard: the records merged are its own
+    /// let range = xent::ClassRange::new(0, 4); // one shard: the merge has its records alone
     /// let hidden = init(bytemuck::cast_slice(&[0.5f32; 6]));
     /// let weight = init(bytemuck::cast_slice(&[0.25f32; 12]));
     /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
-    /// let merged = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
+    /// let records = || init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
+    /// let (partial, merged) = (records(), records());
     /// let (loss, status, gh) = (init(&[0; 4]), init(&[0; 16]), init(&[0; 24]));
+    /// let opts = xent::LinearCrossEntropyOptions::default();
+    /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// let part = xent::LinearPartialBuffers {
+    ///     hidden: &hidden, weight: &weight, bias: None, targets: &targets,
+    ///     class_weights: None, partial: &partial,
+    /// };
+    /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &opts, &part)?;
+    /// ctx.record_vocab_merge(&mut encoder, 2, 1, &opts.loss, &partial, &merged)?;
     /// let buffers = xent::LinearBuffers {
     ///     grad_hidden: Some(&gh),
     ///     ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
     /// };
-    /// let mut encoder = dev.create_command_encoder(&Default::default());
-    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &Default::default(), &buffers, &merged)?;
+    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, &merged)?;
+    /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_linear_vocab_finish(

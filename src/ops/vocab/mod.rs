@@ -38,18 +38,32 @@ use crate::error::{Error, Result};
 /// | 4 | f32 | `a = Σ w_c·q_c·(ℓ_c − m)`, `ℓ` the input (logits, log-probabilities) or `ln x` (probabilities), `m` 0 for those two; `q_c` 1 for class-index targets | `Σ a_k + b_k·(m_k − m)` (logits; a sum otherwise) |
 /// | 5 | f32 | `b = Σ w_c·q_c` | sum |
 /// | 6 | u32 | the argmax (a class of the whole call; `u32::MAX` for none) | first index of the largest |
-/// | 7 | f32 | its value | max |
-/// | 8 | u32 | the probability target's argmax, as word 6 | as word 6 |
-/// | 9 | f32 | its value | max |
-/// | 10 | u32 | `c1 − c0`: 0 marks an empty range, which merges as nothing | sum |
+/// | 7 | f32 | its value (`−∞` for none) | max |
+/// | 8 | u32 | the probability target's argmax, as word 6 (none for class-index targets) | as word 6 |
+/// | 9 | f32 | its value (`−∞` for none) | max |
+/// | 10 | u32 | `c1 − c0` | sum |
 /// | 11 | u32 | 0 | 0 |
 ///
-/// Words 4 and 5 are 0 without smoothing or probability targets. Every
-/// value but `m` (and the argmaxes) is a sum over shards once brought to
-/// the common maximum, so an engine with MAX and SUM all-reduces but no
-/// all-gather can merge too: MAX over word 0, then each shard rescales
-/// words 1 and 4 to the merged `m`, then SUM; xent's merge is the
-/// all-gather form, which keeps the shard order and so repeats bit for bit.
+/// Every word is always written; words 4 and 5 are 0 without smoothing or
+/// probability targets. An empty range's record is the merge's identity:
+/// `m = −f32::MAX`, words 1 to 5 and 10 zero, both argmaxes none at `−∞`.
+///
+/// xent's merge is the all-gather form, which keeps the shard order and so
+/// repeats bit for bit. Every value but `m` and the argmaxes is a sum over
+/// shards once brought to the common maximum, so an engine with MAX and
+/// SUM all-reduces but no all-gather can merge too:
+/// 1. MAX over word 0: the merged `m`;
+/// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`
+///    and, for logits, word 4 to `a_k + b_k·(m_k − m)` (an empty record
+///    stays as it is: its `s` and `b` are 0);
+/// 3. SUM over words 1 to 5 and 10;
+/// 4. MAXLOC over (word 7, word 6) and over (word 9, word 8): the largest
+///    value, the lowest class among equals (MPI's `MPI_MAXLOC` on
+///    (f32, i32) pairs; the classes fit in i32, `u32::MAX` reads as −1 and
+///    never ties a real class at a value above `−∞`).
+///
+/// The result matches the all-gather merge up to rounding (its sums run in
+/// the engine's order); `tests/vocab.rs` runs this recipe against it.
 pub const VOCAB_RECORD_WORDS: usize = 12;
 
 /// Bytes per row of a record: `4 · VOCAB_RECORD_WORDS`.

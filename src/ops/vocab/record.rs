@@ -1,7 +1,7 @@
 //! Recording a vocabulary shard's partial, the merge of the shards'
 //! records, and a shard's finish into the caller's encoder.
 
-use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS};
+use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_WORDS};
 use crate::error::{Error, GpuScope, Result};
 use crate::gpu::binding::no_aliasing;
 use crate::gpu::encode::{Dispatches, Timing};
@@ -25,8 +25,7 @@ pub struct VocabPartialBuffers<'a> {
     pub weights: Option<&'a wgpu::Buffer>,
     /// The input's storage.
     pub precision: Precision,
-    /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`]
-    /// (`COPY_DST` too for an empty range, whose records are cleared).
+    /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`](crate::VOCAB_RECORD_BYTES).
     pub partial: &'a wgpu::Buffer,
 }
 
@@ -35,7 +34,7 @@ impl Context {
     /// shape `dims` (the whole call's, class axis `C`), the statistics of
     /// the shard's classes `range` into `buffers.partial`, one record per
     /// row ([`VOCAB_RECORD_WORDS`](crate::VOCAB_RECORD_WORDS) has the
-    /// layout). An empty range writes records that merge as nothing. The
+    /// layout). An empty range writes the merge's identity (count 0). The
     /// options are the call's ([`CrossEntropyOptions`]); the records hold
     /// what every one of them needs, the argmax included.
     ///
@@ -56,7 +55,7 @@ impl Context {
     /// use wgpu::util::DeviceExt;
     /// let ctx = xent::Context::from_env()?;
     /// let dev = ctx.device();
-    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: b, usage });
     /// // Classes [2, 5) of a (2, 5) call: this shard holds 2 x 3 logits.
@@ -81,34 +80,25 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &VocabPartialBuffers<'_>,
     ) -> Result<()> {
-        match self.prepare_vocab_partial(dims, range, opts, buffers)? {
-            Some(call) => self.encode(encoder, &call, Timing::Off),
-            None => {
-                // An empty range: all-zero records (count 0).
-                let rows = Layout::from_dims(dims)?.rows() as u64;
-                encoder.clear_buffer(buffers.partial, 0, Some(rows * VOCAB_RECORD_BYTES));
-                Ok(())
-            }
-        }
+        let call = self.prepare_vocab_partial(dims, range, opts, buffers)?;
+        self.encode(encoder, &call, Timing::Off)
     }
 
-    /// The partial's dispatches; `None` for an empty range or no rows (the
-    /// caller clears the records).
+    /// The partial's dispatches.
     pub(crate) fn prepare_vocab_partial(
         &self,
         dims: &[usize],
         range: ClassRange,
         opts: &CrossEntropyOptions,
         b: &VocabPartialBuffers<'_>,
-    ) -> Result<Option<Dispatches>> {
+    ) -> Result<Dispatches> {
         let layout = Layout::from_dims(dims)?;
         range.check(layout.classes)?;
         opts.validate()?;
-        let rows = layout.rows() as u64;
-        self.check_buffer("partial", b.partial, rows * VOCAB_RECORD_WORDS as u64)?;
+        let rows = layout.rows();
+        self.check_buffer("partial", b.partial, (rows * VOCAB_RECORD_WORDS) as u64)?;
         if range.is_empty() || rows == 0 {
-            clearable(b.partial)?;
-            return Ok(None);
+            return self.prepare_vocab_empty(rows, b.partial);
         }
         // Never bound: the partial writes no loss and no status.
         let d = {
@@ -130,7 +120,47 @@ impl Context {
                 stage: ShardStage::Partial { out: b.partial },
             }),
         )?;
-        Ok(Some(phases.flatten()))
+        Ok(phases.flatten())
+    }
+
+    /// An empty range's partial: the merge's identity record for each of
+    /// `rows` rows (nothing for none).
+    pub(crate) fn prepare_vocab_empty(
+        &self,
+        rows: usize,
+        partial: &wgpu::Buffer,
+    ) -> Result<Dispatches> {
+        let mut list = Vec::new();
+        if rows > 0 {
+            let scope = GpuScope::push(&self.device);
+            let params = CrossEntropyParams {
+                rows: rows as u32,
+                neg_inf: f32::NEG_INFINITY,
+                ..bytemuck::Zeroable::zeroed()
+            };
+            let uniform = self.uniform("xent vocab empty params", bytemuck::bytes_of(&params))?;
+            let pipeline = self.kernels.cross_entropy(
+                &self.device,
+                CrossEntropyVariant::plain(),
+                "vocab_empty",
+                None,
+            )?;
+            let words = (rows * VOCAB_RECORD_WORDS) as u64;
+            let group = self.bind_ranges(
+                &pipeline,
+                &[
+                    (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
+                    (slot::SHARD_OUT, partial, (0, words * 4)),
+                ],
+            );
+            let grid = self.grid(rows.div_ceil(NARROW_WG))?;
+            list.push(("vocab_empty", pipeline, group, grid));
+            scope.pop("preparing an empty range's records")?;
+        }
+        Ok(Dispatches {
+            label: "an empty range's records",
+            list,
+        })
     }
 
     /// Records the merge of `shards` shards' records: `gathered` holds them
@@ -285,16 +315,4 @@ impl Context {
         )?;
         self.encode(encoder, &phases.flatten(), Timing::Off)
     }
-}
-
-/// An empty range's records are cleared (all zeros, count 0): its buffer
-/// needs `COPY_DST`.
-pub(crate) fn clearable(partial: &wgpu::Buffer) -> Result<()> {
-    if !partial.usage().contains(wgpu::BufferUsages::COPY_DST) {
-        return Err(Error::BadBuffer {
-            what: "partial",
-            reason: "an empty range's records are cleared: the buffer needs COPY_DST".into(),
-        });
-    }
-    Ok(())
 }
