@@ -1,0 +1,193 @@
+//! Criterion benchmark of the vocabulary-parallel split on one device: the
+//! unsharded cross-entropy against the same call split into K shards
+//! (K partials, the gather by copies, the merge, K finishes), every buffer
+//! resident, one submission per iteration. On one device the split can only
+//! cost: what it measures is that cost (the partials read the logits once
+//! more than the fused pass does, and each pass is K dispatches of 1/K of
+//! the work). `cargo bench --bench vocab`; `XENT_BENCH_CASES=4096x32000`
+//! picks shapes, `XENT_BENCH_SHARDS=2,8` the splits.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wgpu::util::DeviceExt;
+use xent::{
+    ClassRange, Context, CrossEntropyBuffers, CrossEntropyOptions, TargetBuffer,
+    VocabPartialBuffers, VOCAB_RECORD_BYTES,
+};
+
+fn list(var: &str, default: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A (rows, classes) problem's buffers: the whole call's and, per shard,
+/// its slice of the logits, its gradient and its records.
+struct Split {
+    rows: usize,
+    ranges: Vec<ClassRange>,
+    logits: Vec<wgpu::Buffer>,
+    grads: Vec<wgpu::Buffer>,
+    partials: Vec<wgpu::Buffer>,
+    gathered: wgpu::Buffer,
+    merged: wgpu::Buffer,
+}
+
+fn storage(ctx: &Context, bytes: &[u8]) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+fn zeros(ctx: &Context, bytes: u64) -> wgpu::Buffer {
+    storage(ctx, &vec![0u8; bytes.max(16) as usize])
+}
+
+impl Split {
+    fn new(ctx: &Context, x: &[f32], rows: usize, classes: usize, shards: usize) -> Self {
+        let ranges = ClassRange::split(classes, shards).expect("shards");
+        let slice = |r: &ClassRange| -> Vec<f32> {
+            x.chunks(classes)
+                .flat_map(|row| row[r.start..r.end].to_vec())
+                .collect()
+        };
+        let records = rows as u64 * VOCAB_RECORD_BYTES;
+        Split {
+            rows,
+            logits: ranges
+                .iter()
+                .map(|r| storage(ctx, bytemuck::cast_slice(&slice(r))))
+                .collect(),
+            grads: ranges
+                .iter()
+                .map(|r| zeros(ctx, 4 * (rows * r.len()) as u64))
+                .collect(),
+            partials: ranges.iter().map(|_| zeros(ctx, records)).collect(),
+            gathered: zeros(ctx, records * shards as u64),
+            merged: zeros(ctx, records),
+            ranges,
+        }
+    }
+
+    fn record(
+        &self,
+        ctx: &Context,
+        enc: &mut wgpu::CommandEncoder,
+        dims: &[usize],
+        opts: &CrossEntropyOptions,
+        targets: &wgpu::Buffer,
+        out: (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> xent::Result<()> {
+        let block = self.rows as u64 * VOCAB_RECORD_BYTES;
+        for (k, range) in self.ranges.iter().enumerate() {
+            let b = VocabPartialBuffers {
+                logits: &self.logits[k],
+                targets: TargetBuffer::ClassI32(targets),
+                weights: None,
+                precision: xent::Precision::F32,
+                partial: &self.partials[k],
+            };
+            ctx.record_vocab_partial(enc, dims, *range, opts, &b)?;
+            enc.copy_buffer_to_buffer(
+                &self.partials[k],
+                0,
+                &self.gathered,
+                k as u64 * block,
+                block,
+            );
+        }
+        let shards = self.ranges.len();
+        ctx.record_vocab_merge(enc, self.rows, shards, opts, &self.gathered, &self.merged)?;
+        for (k, range) in self.ranges.iter().enumerate() {
+            let b = CrossEntropyBuffers::new(
+                &self.logits[k],
+                TargetBuffer::ClassI32(targets),
+                out.0,
+                Some(&self.grads[k]),
+                out.1,
+            );
+            ctx.record_vocab_finish(enc, dims, *range, opts, &b, &self.merged)?;
+        }
+        Ok(())
+    }
+}
+
+fn run(ctx: &Context, record: impl FnOnce(&mut wgpu::CommandEncoder) -> xent::Result<()>) {
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    record(&mut enc).expect("record");
+    ctx.queue().submit([enc.finish()]);
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("poll");
+}
+
+fn split(c: &mut Criterion) {
+    let ctx = Context::from_env()
+        .expect("a GPU adapter (install mesa-vulkan-drivers for a software one)");
+    eprintln!("adapter: {}", ctx.adapter_summary());
+    let opts = CrossEntropyOptions::default();
+    let mut group = c.benchmark_group("vocab_split");
+    group.sample_size(10);
+    for case in list("XENT_BENCH_CASES", "4096x32000") {
+        let dims: Vec<usize> = case
+            .split('x')
+            .map(|d| d.parse().expect("a shape like 4096x32000"))
+            .collect();
+        let [rows, classes] = dims[..] else {
+            panic!("a (rows, classes) shape, not {case}")
+        };
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed
+        };
+        let x: Vec<f32> = (0..rows * classes)
+            .map(|_| (next() >> 8) as f32 / (1 << 24) as f32 * 8.0 - 4.0)
+            .collect();
+        let t: Vec<i32> = (0..rows)
+            .map(|_| (next() as usize % classes) as i32)
+            .collect();
+        let targets = storage(&ctx, bytemuck::cast_slice(&t));
+        let (loss, status) = (zeros(&ctx, 4), zeros(&ctx, xent::STATUS_SIZE));
+        let (logits, grad) = (
+            storage(&ctx, bytemuck::cast_slice(&x)),
+            zeros(&ctx, 4 * x.len() as u64),
+        );
+        group.throughput(Throughput::Bytes(2 * 4 * x.len() as u64));
+        group.bench_function(BenchmarkId::new("unsharded", &case), |b| {
+            let buffers = CrossEntropyBuffers::new(
+                &logits,
+                TargetBuffer::ClassI32(&targets),
+                &loss,
+                Some(&grad),
+                &status,
+            );
+            b.iter(|| {
+                run(&ctx, |enc| {
+                    ctx.record_cross_entropy(enc, &dims, &opts, &buffers)
+                })
+            })
+        });
+        for shards in list("XENT_BENCH_SHARDS", "2,8") {
+            let k: usize = shards.parse().expect("a shard count");
+            let s = Split::new(&ctx, &x, rows, classes, k);
+            group.bench_function(BenchmarkId::new(format!("{k}_shards"), &case), |b| {
+                b.iter(|| {
+                    run(&ctx, |enc| {
+                        s.record(&ctx, enc, &dims, &opts, &targets, (&loss, &status))
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, split);
+criterion_main!(benches);
