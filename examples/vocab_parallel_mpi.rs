@@ -139,9 +139,10 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         encoder,
         &[&loss, &status, &lse, &correct, &gh, &gw, &gb],
     )?;
-    if out[1][0] != 0 {
-        return Err(format!("{} targets out of range", out[1][0]).into());
-    }
+    // Targets out of range, or merged records that miss a shard: typed errors.
+    let layout = xent::Layout::from_dims(&[N, V])?;
+    xent::Status::from_bytes(bytemuck::cast_slice(&out[1]))
+        .check(&layout, opts.loss.ignore_index)?;
 
     // 4. Rank 0 gathers the gradients: ∂L/∂h summed in rank order, the rows
     // of ∂L/∂W and ∂L/∂b put together (each rank sends its rows padded to

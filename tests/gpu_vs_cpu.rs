@@ -478,6 +478,11 @@ fn every_kernel_fits_webgpu_default_limits() {
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         common::assert_matches_cpu(&format!("{dims:?}"), &got, &want);
         assert_eq!(got.correct, want.correct, "{dims:?}");
+        // The vocabulary split's kernels (partial, merge, finish).
+        let split = ctx
+            .cross_entropy_sharded(&x, &dims, targets, weights, &opts, 3, xent::Precision::F32)
+            .unwrap_or_else(|e| panic!("{dims:?}, 3 shards: {e}"));
+        common::assert_matches_cpu(&format!("{dims:?}, 3 shards"), &split, &want);
         let y = ctx.softmax(&x, &dims).unwrap();
         tol.compare("softmax", &y, &cpu::softmax(&x, &dims).unwrap())
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));

@@ -509,6 +509,118 @@ fn verify_mode_catches_a_corrupted_split() {
     assert!(matches!(r, Err(xent::Error::Mismatch { .. })), "{r:?}");
 }
 
+/// Merged records that do not cover the call's classes (a shard missing
+/// from the gather, or gathered twice) make the finish's status an error
+/// naming the merged buffer, plain and fused; the right gather passes.
+#[test]
+fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
+    let Some(ctx) = ctx() else { return };
+    let (n, h, v) = (3usize, 2usize, 5usize);
+    let dims = [n, v];
+    let layout = xent::Layout::from_dims(&dims).unwrap();
+    let mut rng = Rng(4);
+    let x: Vec<f32> = (0..n * v).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let targets = buffer(ctx, bytemuck::cast_slice(&[4i32, 0, 2]));
+    let ranges = ClassRange::split(v, 2).unwrap();
+    let opts = CrossEntropyOptions::default();
+    let lopts = LinearCrossEntropyOptions::default();
+    let ldims = LinearDims { n, h, v };
+    let submit = |encoder: wgpu::CommandEncoder| ctx.queue().submit([encoder.finish()]);
+    // Each shard's logits, weight rows and records (plain, fused).
+    let mut shard = Vec::new();
+    for r in &ranges {
+        let logits: Vec<f32> = x
+            .chunks(v)
+            .flat_map(|row| row[r.start..r.end].to_vec())
+            .collect();
+        let (logits, w) = (
+            buffer(ctx, bytemuck::cast_slice(&logits)),
+            buffer(ctx, bytemuck::cast_slice(&weight[r.start * h..r.end * h])),
+        );
+        let (plain, fused) = (buffer(ctx, &[0; 3 * 48]), buffer(ctx, &[0; 3 * 48]));
+        let hid = buffer(ctx, bytemuck::cast_slice(&hidden));
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let b = xent::VocabPartialBuffers {
+            logits: &logits,
+            targets: xent::TargetBuffer::ClassI32(&targets),
+            weights: None,
+            precision: Precision::F32,
+            partial: &plain,
+        };
+        ctx.record_vocab_partial(&mut encoder, &dims, *r, &opts, &b)
+            .unwrap();
+        let b = xent::LinearPartialBuffers {
+            hidden: &hid,
+            weight: &w,
+            bias: None,
+            targets: &targets,
+            class_weights: None,
+            partial: &fused,
+        };
+        ctx.record_linear_vocab_partial(&mut encoder, ldims, *r, &lopts, &b)
+            .unwrap();
+        submit(encoder);
+        shard.push((logits, w, hid, words(ctx, &plain), words(ctx, &fused)));
+    }
+    // Shard 0's finish from a merge of `order`'s records.
+    let finish = |order: &[usize], fused: bool| -> xent::Result<()> {
+        let all: Vec<u32> = order
+            .iter()
+            .flat_map(|&k| {
+                if fused {
+                    shard[k].4.clone()
+                } else {
+                    shard[k].3.clone()
+                }
+            })
+            .collect();
+        let (gathered, merged) = (
+            buffer(ctx, bytemuck::cast_slice(&all)),
+            buffer(ctx, &[0; 3 * 48]),
+        );
+        let (loss, status, grad) = (
+            buffer(ctx, &[0; 4]),
+            buffer(ctx, &[0xff; 16]),
+            buffer(ctx, &[0; 64]),
+        );
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_vocab_merge(&mut encoder, n, order.len(), &opts, &gathered, &merged)?;
+        let (logits, w, hid, _, _) = &shard[0];
+        if fused {
+            let b = xent::LinearBuffers {
+                grad_hidden: Some(&grad),
+                ..xent::LinearBuffers::new(hid, w, &targets, &loss, &status)
+            };
+            ctx.record_linear_vocab_finish(&mut encoder, ldims, ranges[0], &lopts, &b, &merged)?;
+        } else {
+            let b = xent::CrossEntropyBuffers::new(
+                logits,
+                xent::TargetBuffer::ClassI32(&targets),
+                &loss,
+                Some(&grad),
+                &status,
+            );
+            ctx.record_vocab_finish(&mut encoder, &dims, ranges[0], &opts, &b, &merged)?;
+        }
+        submit(encoder);
+        let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
+        xent::Status::from_bytes(&bytes).check(&layout, -100)
+    };
+    for fused in [false, true] {
+        finish(&[0, 1], fused).unwrap_or_else(|e| panic!("fused {fused}: {e}"));
+        for order in [&[0usize][..], &[0, 0], &[0, 1, 1]] {
+            let r = finish(order, fused);
+            assert!(
+                matches!(&r, Err(xent::Error::BadBuffer { what: "merged", reason })
+                    if reason.contains("5 classes")),
+                "fused {fused}, shards {order:?}: {r:?}"
+            );
+        }
+    }
+}
+
 /// Misuse is a typed error naming the bad value.
 #[test]
 fn misuse_is_a_typed_error() {

@@ -41,6 +41,9 @@
 // argmaxes the first index of the largest value.
 
 const RECORD_WORDS: u32 = 12u;
+// Status word 3 of a finish whose merged records cover other than C classes
+// (`Status::records_uncovered`; word 3 is 0 or 1 for the other calls).
+const RECORDS_UNCOVERED: u32 = 2u;
 
 // A shard's merged record, or its partial.
 struct Record {
@@ -331,6 +334,13 @@ fn vocab_loss(
         return;
     }
     let rec = merged_record(row);
+    // Records that do not cover the call's classes (a shard missing from the
+    // gather, or one there twice) make every number of the row wrong: the
+    // status says so (every such row writes the same word, so the result
+    // does not depend on which ran last; target_stats cleared it before).
+    if (rec.count != p.all_classes) {
+        status[3] = RECORDS_UNCOVERED;
+    }
     let plan = plan_merged(row, rec);
     // sum_c w_c q_c logp_c = a - b log s (logits), a otherwise.
     var class_sum = rec.a;

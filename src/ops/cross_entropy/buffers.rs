@@ -219,6 +219,12 @@ pub struct Status {
     /// For `Bce`: whether `first_value` is the element's target (its input
     /// being in range); `false` for cross-entropy.
     pub first_in_target: bool,
+    /// For a vocabulary shard's finish
+    /// ([`Context::record_vocab_finish`](crate::Context::record_vocab_finish)):
+    /// whether some row's merged records cover other than the call's `C`
+    /// classes (a shard's partial missing from the gather, or there twice),
+    /// which makes that row's numbers wrong. `false` for the other calls.
+    pub records_uncovered: bool,
 }
 
 impl Status {
@@ -239,14 +245,19 @@ impl Status {
             first_position: word(1),
             first_value: word(2) as i32,
             first_in_target: word(3) == 1,
+            records_uncovered: word(3) == 2,
         }
     }
 
     /// `Ok` when every target was in range, else the typed error naming the
-    /// first bad target's position (in the target's shape) and value.
+    /// first bad target's position (in the target's shape) and value; for a
+    /// vocabulary shard's finish, also an error when the merged records
+    /// did not cover the call's classes.
     ///
     /// # Errors
-    /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange).
+    /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange);
+    /// [`Error::BadBuffer`](crate::Error::BadBuffer) (`merged`) for records
+    /// that cover other than `C` classes.
     ///
     /// ```
     /// let layout = xent::Layout::from_dims(&[3, 5]).unwrap();
@@ -254,6 +265,16 @@ impl Status {
     /// assert!(matches!(status.check(&layout, -100), Err(xent::Error::TargetOutOfRange { value: 9, .. })));
     /// ```
     pub fn check(&self, layout: &Layout, ignore_index: i64) -> Result<()> {
+        if self.records_uncovered {
+            return Err(crate::Error::BadBuffer {
+                what: "merged",
+                reason: format!(
+                    "some rows' merged records cover other than the call's {} classes: gather \
+                     every shard's partial once, in shard order, over ranges that tile [0, {})",
+                    layout.classes, layout.classes
+                ),
+            });
+        }
         if self.bad_targets == 0 {
             return Ok(());
         }

@@ -471,9 +471,12 @@ impl Context {
                 (slot::SAMPLE_WEIGHTS, sample_weights, whole(sample_weights)),
                 (slot::LSE_OUT, lse, whole(lse)),
             ];
+            // A shard's buffers, and the status its finish flags uncovered
+            // records in (vocab_loss).
             let records = [
                 (slot::SHARD_IN, shard_in, whole(shard_in)),
                 (slot::SHARD_OUT, shard_out, whole(shard_out)),
+                (slot::STATUS, b.status, whole(b.status)),
             ];
             // Each entry point's automatic layout holds just the bindings it uses.
             let pick = |slots: &[u32]| -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
@@ -541,6 +544,7 @@ impl Context {
                                 slot::SAMPLE_WEIGHTS,
                                 slot::LSE_OUT,
                                 slot::SHARD_IN,
+                                slot::STATUS,
                             ]),
                             per_row,
                         );

@@ -79,7 +79,7 @@ impl Status {
     ///
     /// ```
     /// let s = xent::Status { bad_targets: 2, first_position: 3, first_value: 2.5f32.to_bits() as i32,
-    ///     first_in_target: true };
+    ///     first_in_target: true, ..Default::default() };
     /// let err = s.check_input(&[2, 2]).unwrap_err();
     /// assert!(matches!(err, xent::Error::InputOutOfRange { what: "target", count: 2, .. }));
     /// ```

@@ -122,7 +122,8 @@ impl Context {
     /// shard's part of `∂L/∂h` (`g_k·W_k`; zeros for an empty range), which
     /// summed over the shards in shard order is the unsharded op's. The
     /// loss, log-sum-exp and argmax count are the whole call's, the same on
-    /// every shard.
+    /// every shard. The status flags merged records that do not cover the
+    /// vocabulary, as [`Context::record_vocab_finish`]'s does.
     ///
     /// # Errors
     /// As [`Context::record_linear_cross_entropy`], and

@@ -265,7 +265,11 @@ impl Context {
     /// call; every shard writes the same loss. `dims` is the whole call's
     /// shape; `buffers.logits`, `grad`, `weights` and probability targets
     /// are the shard's (its classes only), the class-index targets and
-    /// sample weights the whole call's.
+    /// sample weights the whole call's. Besides bad targets, the status
+    /// flags merged records that cover other than the call's `C` classes (a
+    /// shard's partial missing from the gather, or there twice):
+    /// [`Status::records_uncovered`](crate::Status::records_uncovered),
+    /// which [`Status::check`](crate::Status::check) makes an error.
     ///
     /// # Errors
     /// As [`Context::record_cross_entropy`], and
