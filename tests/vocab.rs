@@ -393,20 +393,33 @@ fn long_shards_walk_several_spans() {
         ..Default::default()
     };
     let targets = Targets::I64(&t);
-    let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &opts).unwrap();
-    for shards in [1, 2, 5] {
+    splits_match(ctx, &x, &dims, targets, &opts, &[1, 2, 5]);
+}
+
+/// The call split into each of `splits` shard counts, against the
+/// unsharded CPU twin.
+fn splits_match(
+    ctx: &xent::Context,
+    x: &[f32],
+    dims: &[usize],
+    targets: Targets<'_>,
+    opts: &CrossEntropyOptions,
+    splits: &[usize],
+) {
+    let want = cpu::cross_entropy_with(x, dims, targets, Weights::none(), opts).unwrap();
+    for &shards in splits {
         let got = ctx
             .cross_entropy_sharded(
-                &x,
-                &dims,
+                x,
+                dims,
                 targets,
                 Weights::none(),
-                &opts,
+                opts,
                 shards,
                 Precision::F32,
             )
             .unwrap();
-        common::assert_matches_cpu(&format!("{shards} shards"), &got, &want);
+        common::assert_matches_cpu(&format!("{dims:?}, {shards} shards"), &got, &want);
     }
 }
 
@@ -435,21 +448,7 @@ fn shards_of_a_grid_that_spills_into_y() {
         ..Default::default()
     };
     let targets = Targets::I64(&t);
-    let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &opts).unwrap();
-    for shards in [1, 3] {
-        let got = ctx
-            .cross_entropy_sharded(
-                &x,
-                &dims,
-                targets,
-                Weights::none(),
-                &opts,
-                shards,
-                Precision::F32,
-            )
-            .unwrap();
-        common::assert_matches_cpu(&format!("{shards} shards"), &got, &want);
-    }
+    splits_match(&ctx, &x, &dims, targets, &opts, &[1, 3]);
 }
 
 /// Half-precision shards, held to their type's tolerance.

@@ -130,37 +130,15 @@ impl Context {
         rows: usize,
         partial: &wgpu::Buffer,
     ) -> Result<Dispatches> {
-        let mut list = Vec::new();
-        if rows > 0 {
-            let scope = GpuScope::push(&self.device);
-            let params = CrossEntropyParams {
-                rows: rows as u32,
-                neg_inf: f32::NEG_INFINITY,
-                ..bytemuck::Zeroable::zeroed()
-            };
-            let uniform = self.uniform("xent vocab empty params", bytemuck::bytes_of(&params))?;
-            let pipeline = self.kernels.cross_entropy(
-                &self.device,
-                CrossEntropyVariant::plain(),
-                "vocab_empty",
-                None,
-            )?;
-            let words = (rows * VOCAB_RECORD_WORDS) as u64;
-            let group = self.bind_ranges(
-                &pipeline,
-                &[
-                    (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
-                    (slot::SHARD_OUT, partial, (0, words * 4)),
-                ],
-            );
-            let grid = self.grid(rows.div_ceil(NARROW_WG))?;
-            list.push(("vocab_empty", pipeline, group, grid));
-            scope.pop("preparing an empty range's records")?;
-        }
-        Ok(Dispatches {
-            label: "an empty range's records",
-            list,
-        })
+        let words = (rows * VOCAB_RECORD_WORDS) as u64;
+        self.per_row_dispatch(
+            "vocab_empty",
+            "an empty range's records",
+            rows,
+            1,
+            CrossEntropyVariant::plain(),
+            &[(slot::SHARD_OUT, partial, (0, words * 4))],
+        )
     }
 
     /// Records the merge of `shards` shards' records: `gathered` holds them
@@ -221,6 +199,34 @@ impl Context {
         self.check_buffer("gathered", gathered, shards as u64 * words)?;
         self.check_buffer("merged", merged, words)?;
         no_aliasing(&[("merged", merged), ("gathered", gathered)])?;
+        let variant = CrossEntropyVariant {
+            input_kind: opts.input.code(),
+            ..CrossEntropyVariant::plain()
+        };
+        self.per_row_dispatch(
+            "vocab_merge",
+            "the vocabulary merge",
+            rows,
+            shards,
+            variant,
+            &[
+                (slot::SHARD_IN, gathered, (0, shards as u64 * words * 4)),
+                (slot::SHARD_OUT, merged, (0, words * 4)),
+            ],
+        )
+    }
+
+    /// One dispatch of `entry`, an invocation per row of `rows` (none for
+    /// no rows), binding the parameters (`rows`, `shards`) and `records`.
+    fn per_row_dispatch(
+        &self,
+        entry: &'static str,
+        label: &'static str,
+        rows: usize,
+        shards: usize,
+        variant: CrossEntropyVariant,
+        records: &[(u32, &wgpu::Buffer, (u64, u64))],
+    ) -> Result<Dispatches> {
         let mut list = Vec::new();
         if rows > 0 {
             let scope = GpuScope::push(&self.device);
@@ -231,30 +237,18 @@ impl Context {
                 neg_inf: f32::NEG_INFINITY,
                 ..bytemuck::Zeroable::zeroed()
             };
-            let uniform = self.uniform("xent vocab merge params", bytemuck::bytes_of(&params))?;
-            let variant = CrossEntropyVariant {
-                input_kind: opts.input.code(),
-                ..CrossEntropyVariant::plain()
-            };
-            let pipeline =
-                self.kernels
-                    .cross_entropy(&self.device, variant, "vocab_merge", None)?;
-            let group = self.bind_ranges(
-                &pipeline,
-                &[
-                    (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
-                    (slot::SHARD_IN, gathered, (0, shards as u64 * words * 4)),
-                    (slot::SHARD_OUT, merged, (0, words * 4)),
-                ],
-            );
+            let uniform = self.uniform("xent vocab params", bytemuck::bytes_of(&params))?;
+            let pipeline = self
+                .kernels
+                .cross_entropy(&self.device, variant, entry, None)?;
+            let mut entries = vec![(slot::PARAMS, &uniform, self.whole_range(&uniform, 4))];
+            entries.extend_from_slice(records);
+            let group = self.bind_ranges(&pipeline, &entries);
             let grid = self.grid(rows.div_ceil(NARROW_WG))?;
-            list.push(("vocab_merge", pipeline, group, grid));
-            scope.pop("preparing the vocabulary merge")?;
+            list.push((entry, pipeline, group, grid));
+            scope.pop(&format!("preparing {label}"))?;
         }
-        Ok(Dispatches {
-            label: "the vocabulary merge",
-            list,
-        })
+        Ok(Dispatches { label, list })
     }
 
     /// Records a vocabulary shard's finish: from the merged records (of
