@@ -223,8 +223,8 @@ fn records_hold_the_documented_layout() {
     );
     assert_eq!(
         (w[6], f(7), w[8], w[10], w[11]),
-        (3, 4.0, u32::MAX, 2, 0),
-        "argmax, count"
+        (3, 4.0, u32::MAX, 2, 5),
+        "argmax, count, class sum"
     );
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
     let none = f32::NEG_INFINITY.to_bits();
@@ -274,7 +274,7 @@ fn records_hold_the_documented_layout() {
         f(4)
     );
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
-    assert_eq!((m[6], m[10]), (3, 4), "argmax, count");
+    assert_eq!((m[6], m[10], m[11]), (3, 4, 6), "argmax, count, class sum");
 
     // The MAX-then-SUM recipe of the layout's documentation, as an engine
     // without an all-gather would run it, on the row moved below 0 (where
@@ -317,7 +317,12 @@ fn records_hold_the_documented_layout() {
     for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b)] {
         assert!((f(i) - want).abs() < 1e-5, "word {i}: {} vs {want}", f(i));
     }
-    assert_eq!((m[6], best[6], m[10], count), (3, 3, 4, 4), "argmax, count");
+    let csum = records.iter().fold(0u32, |a, r| a.wrapping_add(r[11]));
+    assert_eq!(
+        (m[6], best[6], m[10], count, m[11], csum),
+        (3, 3, 4, 4, 6, 6),
+        "argmax, count, class sum"
+    );
 }
 
 /// The same split gives the same bits, run after run, and every shard
@@ -508,20 +513,22 @@ fn verify_mode_catches_a_corrupted_split() {
     assert!(matches!(r, Err(xent::Error::Mismatch { .. })), "{r:?}");
 }
 
-/// Merged records that do not cover the call's classes (a shard missing
-/// from the gather, or gathered twice) make the finish's status an error
-/// naming the merged buffer, plain and fused; the right gather passes.
+/// Merged records that do not cover each of the call's classes once (a
+/// shard missing from the gather, gathered twice, or in another's place
+/// with a range of the same size) make the finish's status an error naming
+/// the merged buffer, plain and fused; the right gather passes, in order or
+/// not.
 #[test]
 fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
     let Some(ctx) = ctx() else { return };
-    let (n, h, v) = (3usize, 2usize, 5usize);
+    let (n, h, v) = (3usize, 2usize, 4usize);
     let dims = [n, v];
     let layout = xent::Layout::from_dims(&dims).unwrap();
     let mut rng = Rng(4);
     let x: Vec<f32> = (0..n * v).map(|_| rng.uniform(-3.0, 3.0)).collect();
     let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let targets = buffer(ctx, bytemuck::cast_slice(&[4i32, 0, 2]));
+    let targets = buffer(ctx, bytemuck::cast_slice(&[3i32, 0, 2]));
     let ranges = ClassRange::split(v, 2).unwrap();
     let opts = CrossEntropyOptions::default();
     let lopts = LinearCrossEntropyOptions::default();
@@ -581,7 +588,8 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
         );
         let (loss, status, grad) = (
             buffer(ctx, &[0; 4]),
-            buffer(ctx, &[0xff; 16]),
+            // Word 3 already flagged: the finish must clear it.
+            buffer(ctx, bytemuck::cast_slice(&[0u32, 0, 0, 2])),
             buffer(ctx, &[0; 64]),
         );
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -608,12 +616,17 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
         xent::Status::from_bytes(&bytes).check(&layout, -100)
     };
     for fused in [false, true] {
-        finish(&[0, 1], fused).unwrap_or_else(|e| panic!("fused {fused}: {e}"));
-        for order in [&[0usize][..], &[0, 0], &[0, 1, 1]] {
+        // Each class once: in order, or out of it (the same sums).
+        for order in [[0usize, 1], [1, 0]] {
+            finish(&order, fused).unwrap_or_else(|e| panic!("fused {fused}, {order:?}: {e}"));
+        }
+        // A shard missing, one twice (the same count as the right gather:
+        // the ranges are equal), one in another's place, one more.
+        for order in [&[0usize][..], &[0, 0], &[1, 1], &[0, 1, 1]] {
             let r = finish(order, fused);
             assert!(
                 matches!(&r, Err(xent::Error::BadBuffer { what: "merged", reason })
-                    if reason.contains("5 classes")),
+                    if reason.contains("4 classes")),
                 "fused {fused}, shards {order:?}: {r:?}"
             );
         }

@@ -158,7 +158,8 @@ fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // then, with COUNT_CORRECT, one word per row (`flags` words): 1 where the
 // row's argmax equals its target; then the split rows' partials.
 @group(0) @binding(4) var<storage, read_write> aux: array<u32>;
-// [number of bad targets, first bad position, its value (i32 bits), 0]
+// [number of bad targets, first bad position, its value (i32 bits), 0, or
+// 2 where a vocabulary finish's merged records do not cover the classes]
 @group(0) @binding(5) var<storage, read_write> status: array<u32>;
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;

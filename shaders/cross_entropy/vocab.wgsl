@@ -32,7 +32,8 @@
 //   8 targ   the probability target's argmax, as arg (none for class-index targets)
 //   9 tmax   its value (-inf for none)
 //   10 count the range's class count (0: an empty range, which merges as nothing)
-//   11       0
+//   11 csum  the sum of the range's classes c0 + ... + (c1 - 1), wrapping
+//            mod 2^32 (with count: which classes the records cover)
 // Every word is always written: 4 and 5 are 0 without smoothing or
 // probability targets; the argmaxes are kept whether or not the finish
 // counts them.
@@ -41,7 +42,7 @@
 // argmaxes the first index of the largest value.
 
 const RECORD_WORDS: u32 = 12u;
-// Status word 3 of a finish whose merged records cover other than C classes
+// Status word 3 of a finish whose merged records do not cover each class once
 // (`Status::records_uncovered`; word 3 is 0 or 1 for the other calls).
 const RECORDS_UNCOVERED: u32 = 2u;
 
@@ -58,6 +59,7 @@ struct Record {
     targ: u32,
     tmax: f32,
     count: u32,
+    csum: u32,
 }
 
 fn load_record(base: u32) -> Record {
@@ -73,6 +75,7 @@ fn load_record(base: u32) -> Record {
         shard_in[base + 8u],
         bitcast<f32>(shard_in[base + 9u]),
         shard_in[base + 10u],
+        shard_in[base + 11u],
     );
 }
 
@@ -89,7 +92,7 @@ fn store_record(row: u32, r: Record) {
     shard_out[base + 8u] = r.targ;
     shard_out[base + 9u] = bitcast<u32>(r.tmax);
     shard_out[base + 10u] = r.count;
-    shard_out[base + 11u] = 0u;
+    shard_out[base + 11u] = r.csum;
 }
 
 // The merged record's target weight r of row i (target_stats with SHARDED).
@@ -211,6 +214,7 @@ fn vocab_record(
     rec.targ = global_class(total.targ);
     rec.tmax = total.tmax;
     rec.count = p.classes;
+    rec.csum = class_sum(p.class_offset, p.class_offset + p.classes);
     store_record(row, rec);
 }
 
@@ -227,7 +231,21 @@ fn vocab_empty(
     if (row >= p.rows) {
         return;
     }
-    store_record(row, Record(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0, NO_POSITION, p.neg_inf, NO_POSITION, p.neg_inf, 0u));
+    store_record(row, Record(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0, NO_POSITION, p.neg_inf, NO_POSITION, p.neg_inf, 0u, 0u));
+}
+
+// c0 + (c0 + 1) + ... + (c1 - 1), wrapping mod 2^32: the halving falls on
+// whichever of (c1 - c0) and (c0 + c1 - 1) is even.
+fn class_sum(c0: u32, c1: u32) -> u32 {
+    let n = c1 - c0;
+    let ends = c0 + c1 - 1u;
+    if (n == 0u) {
+        return 0u;
+    }
+    if ((n & 1u) == 0u) {
+        return (n / 2u) * ends;
+    }
+    return n * (ends / 2u);
 }
 
 // Two records merged, `x` from the shard before `y`.
@@ -251,6 +269,7 @@ fn merge_records(x: Record, y: Record) -> Record {
     r.targ = select(y.targ, x.targ, x.tmax > y.tmax || (x.tmax == y.tmax && x.targ < y.targ));
     r.tmax = max(x.tmax, y.tmax);
     r.count = x.count + y.count;
+    r.csum = x.csum + y.csum;
     return r;
 }
 
@@ -334,11 +353,12 @@ fn vocab_loss(
         return;
     }
     let rec = merged_record(row);
-    // Records that do not cover the call's classes (a shard missing from the
-    // gather, or one there twice) make every number of the row wrong: the
-    // status says so (every such row writes the same word, so the result
-    // does not depend on which ran last; target_stats cleared it before).
-    if (rec.count != p.all_classes) {
+    // Records that do not cover the call's classes once each (a shard
+    // missing from the gather, there twice, or in another's place) make
+    // every number of the row wrong: the status says so (every such row
+    // writes the same word, so the result does not depend on which ran
+    // last; target_stats cleared it before).
+    if (rec.count != p.all_classes || rec.csum != class_sum(0u, p.all_classes)) {
         status[3] = RECORDS_UNCOVERED;
     }
     let plan = plan_merged(row, rec);

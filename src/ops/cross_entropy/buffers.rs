@@ -221,9 +221,11 @@ pub struct Status {
     pub first_in_target: bool,
     /// For a vocabulary shard's finish
     /// ([`Context::record_vocab_finish`](crate::Context::record_vocab_finish)):
-    /// whether some row's merged records cover other than the call's `C`
-    /// classes (a shard's partial missing from the gather, or there twice),
-    /// which makes that row's numbers wrong. `false` for the other calls.
+    /// whether some row's merged records do not cover each of the call's `C`
+    /// classes once (a shard's partial missing from the gather, there twice,
+    /// or in another's place), which makes that row's numbers wrong.
+    /// `false` for the other calls. Only this field (through
+    /// [`Status::check`]) reports it: `bad_targets` stays 0.
     pub records_uncovered: bool,
 }
 
@@ -257,7 +259,7 @@ impl Status {
     /// # Errors
     /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange);
     /// [`Error::BadBuffer`](crate::Error::BadBuffer) (`merged`) for records
-    /// that cover other than `C` classes.
+    /// that do not cover each of the `C` classes once.
     ///
     /// ```
     /// let layout = xent::Layout::from_dims(&[3, 5]).unwrap();
@@ -269,7 +271,7 @@ impl Status {
             return Err(crate::Error::BadBuffer {
                 what: "merged",
                 reason: format!(
-                    "some rows' merged records cover other than the call's {} classes: gather \
+                    "some rows' merged records do not cover each of the call's {} classes once: gather \
                      every shard's partial once, in shard order, over ranges that tile [0, {})",
                     layout.classes, layout.classes
                 ),

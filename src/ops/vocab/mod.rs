@@ -42,11 +42,13 @@ use crate::error::{Error, Result};
 /// | 8 | u32 | the probability target's argmax, as word 6 (none for class-index targets) | as word 6 |
 /// | 9 | f32 | its value (`−∞` for none) | max |
 /// | 10 | u32 | `c1 − c0` | sum |
-/// | 11 | u32 | 0 | 0 |
+/// | 11 | u32 | `c0 + (c0 + 1) + … + (c1 − 1)`, wrapping mod 2³² | sum (wrapping) |
 ///
 /// Every word is always written; words 4 and 5 are 0 without smoothing or
 /// probability targets. An empty range's record is the merge's identity:
-/// `m = −f32::MAX`, words 1 to 5 and 10 zero, both argmaxes none at `−∞`.
+/// `m = −f32::MAX`, words 1 to 5, 10 and 11 zero, both argmaxes none at `−∞`.
+/// Words 10 and 11 let the finish check that the merged records cover each
+/// of the `C` classes once (a count of `C` and a class sum of `C(C − 1)/2`).
 ///
 /// xent's merge is the all-gather form, which keeps the shard order and so
 /// repeats bit for bit. Every value but `m` and the argmaxes is a sum over
@@ -56,11 +58,12 @@ use crate::error::{Error, Result};
 /// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`
 ///    and, for logits, word 4 to `a_k + b_k·(m_k − m)` (an empty record
 ///    stays as it is: its `s` and `b` are 0);
-/// 3. SUM over words 1 to 5 and 10;
+/// 3. SUM over words 1 to 5, 10 and 11 (11 wrapping);
 /// 4. MAXLOC over (word 7, word 6) and over (word 9, word 8): the largest
-///    value, the lowest class among equals (MPI's `MPI_MAXLOC` on
-///    (f32, i32) pairs; the classes fit in i32, `u32::MAX` reads as −1 and
-///    never ties a real class at a value above `−∞`).
+///    value, the lowest class among equals, "none" (`u32::MAX`) counting as
+///    the largest class. For MPI's `MPI_MAXLOC` on (f32, i32) pairs, map
+///    `u32::MAX` to `i32::MAX` before and back after, so that a row whose
+///    inputs are all `−∞` keeps a real class as the kernel's merge does.
 ///
 /// The result matches the all-gather merge up to rounding (its sums run in
 /// the engine's order); `tests/vocab.rs` runs this recipe against it.

@@ -260,8 +260,9 @@ impl Context {
     /// shape; `buffers.logits`, `grad`, `weights` and probability targets
     /// are the shard's (its classes only), the class-index targets and
     /// sample weights the whole call's. Besides bad targets, the status
-    /// flags merged records that cover other than the call's `C` classes (a
-    /// shard's partial missing from the gather, or there twice):
+    /// flags merged records that do not cover each of the call's `C` classes
+    /// once (a shard's partial missing from the gather, there twice, or in
+    /// another's place; word 3, not the bad-target count):
     /// [`Status::records_uncovered`](crate::Status::records_uncovered),
     /// which [`Status::check`](crate::Status::check) makes an error.
     ///
@@ -277,11 +278,12 @@ impl Context {
     /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: b, usage });
-    /// // The (1, 4) call [1, 2 | 3, 4] in two shards, each merged record known.
+    /// // The (1, 4) call [1, 2 | 3, 4] in two shards, the merged record known
+    /// // (m, s, x_t, r, a, b, argmax and its value, none, -inf, 4 classes, 0+1+2+3).
     /// let (logits, targets) = (init(bytemuck::cast_slice(&[3.0f32, 4.0])), init(&[3, 0, 0, 0]));
     /// let s = 1.0f32 + (-1.0f32).exp() + (-2.0f32).exp() + (-3.0f32).exp();
     /// let record: [u32; 12] = [4f32.to_bits(), s.to_bits(), 4f32.to_bits(), 1f32.to_bits(),
-    ///     0, 0, 3, 4f32.to_bits(), u32::MAX, f32::NEG_INFINITY.to_bits(), 4, 0];
+    ///     0, 0, 3, 4f32.to_bits(), u32::MAX, f32::NEG_INFINITY.to_bits(), 4, 6];
     /// let merged = init(bytemuck::cast_slice(&record));
     /// let (loss, grad, status) = (init(&[0; 4]), init(&[0; 8]), init(&[0; 16]));
     /// let buffers = xent::CrossEntropyBuffers::new(
