@@ -431,9 +431,10 @@ fn splits_match(
 /// A device that dispatches at most 160 workgroups per grid dimension:
 /// 10 300 rows need 161 workgroups of the invocation-per-row kernels (the
 /// record, the merge, the loss), so their grid spills into y and each must
-/// find its row from both coordinates. One and three shards. (The fused op
-/// runs the same kernels on its windows, but its products tile 32 rows a
-/// workgroup and refuse a grid this small before the rows could spill.)
+/// find its row from both coordinates. One, three and ten shards (an empty
+/// range among them). (The fused op runs the same kernels on its windows,
+/// but its products tile 32 rows a workgroup and refuse a grid this small
+/// before the rows could spill.)
 #[test]
 fn shards_of_a_grid_that_spills_into_y() {
     let Some(ctx) = common::small_grid_ctx(160) else {
@@ -453,7 +454,8 @@ fn shards_of_a_grid_that_spills_into_y() {
         ..Default::default()
     };
     let targets = Targets::I64(&t);
-    splits_match(&ctx, &x, &dims, targets, &opts, &[1, 3]);
+    // 10 shards of 9 classes: the last range is empty (vocab_empty spills too).
+    splits_match(&ctx, &x, &dims, targets, &opts, &[1, 3, 10]);
 }
 
 /// Half-precision shards, held to their type's tolerance.
