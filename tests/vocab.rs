@@ -275,6 +275,19 @@ fn records_hold_the_documented_layout() {
     );
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
     assert_eq!((m[6], m[10], m[11]), (3, 4, 6), "argmax, count, class sum");
+    // The empty range first instead of last: the identity, the same bits.
+    let mut first: Vec<u32> = words(ctx, &empty);
+    first.extend(words(ctx, &low));
+    first.extend(words(ctx, &high));
+    let (gathered_first, merged_first) = (
+        buffer(ctx, bytemuck::cast_slice(&first)),
+        buffer(ctx, &[0; 48]),
+    );
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered_first, &merged_first)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    assert_eq!(words(ctx, &merged_first), m, "an empty record first");
 
     // The MAX-then-SUM recipe of the layout's documentation, as an engine
     // without an all-gather would run it, on the row moved below 0 (where
