@@ -247,20 +247,22 @@ fn records_hold_the_documented_layout() {
         "an empty range: the merge's identity"
     );
 
+    // The GPU merge of records gathered in the given order.
+    let merge = |records: &[Vec<u32>]| -> Vec<u32> {
+        let (gathered, merged) = (
+            buffer(ctx, bytemuck::cast_slice(&records.concat())),
+            buffer(ctx, &[0; 48]),
+        );
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_vocab_merge(&mut encoder, 1, records.len(), &opts, &gathered, &merged)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        words(ctx, &merged)
+    };
     // The merge, [0, 2) then [2, 4) then the empty range.
     let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
-    let mut all: Vec<u32> = words(ctx, &low);
-    all.extend(words(ctx, &high));
-    all.extend(words(ctx, &empty));
-    let (gathered, merged) = (
-        buffer(ctx, bytemuck::cast_slice(&all)),
-        buffer(ctx, &[0; 48]),
-    );
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered, &merged)
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    let m = words(ctx, &merged);
+    let (low, high, empty) = (words(ctx, &low), words(ctx, &high), words(ctx, &empty));
+    let m = merge(&[low.clone(), high.clone(), empty.clone()]);
     let f = |i: usize| f64::from(f32::from_bits(m[i]));
     let x = [1.0f64, 2.0, 3.0, 4.0];
     let cw = [1.0f64, 1.5, 0.5, 2.0];
@@ -276,18 +278,7 @@ fn records_hold_the_documented_layout() {
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
     assert_eq!((m[6], m[10], m[11]), (3, 4, 6), "argmax, count, class sum");
     // The empty range first instead of last: the identity, the same bits.
-    let mut first: Vec<u32> = words(ctx, &empty);
-    first.extend(words(ctx, &low));
-    first.extend(words(ctx, &high));
-    let (gathered_first, merged_first) = (
-        buffer(ctx, bytemuck::cast_slice(&first)),
-        buffer(ctx, &[0; 48]),
-    );
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered_first, &merged_first)
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    assert_eq!(words(ctx, &merged_first), m, "an empty record first");
+    assert_eq!(merge(&[empty, low, high]), m, "an empty record first");
 
     // The MAX-then-SUM recipe of the layout's documentation, as an engine
     // without an all-gather would run it, on the row moved below 0 (where
@@ -318,13 +309,7 @@ fn records_hold_the_documented_layout() {
         .max_by(|p, q| g(p, 7).total_cmp(&g(q, 7)).then(q[6].cmp(&p[6])))
         .unwrap();
     let count: u32 = records.iter().map(|r| r[10]).sum();
-    let all: Vec<u32> = records.concat();
-    let gathered = buffer(ctx, bytemuck::cast_slice(&all));
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_vocab_merge(&mut encoder, 1, 3, &opts, &gathered, &merged)
-        .unwrap();
-    ctx.queue().submit([encoder.finish()]);
-    let m = words(ctx, &merged);
+    let m = merge(&records);
     let f = |i: usize| g(&m, i);
     assert_eq!((f(0), top), (-6.0, -6.0), "m");
     for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b)] {
