@@ -4,11 +4,14 @@
 //! resident, one submission per iteration. On one device the split can only
 //! cost: what it measures is that cost (the partials read the logits once
 //! more than the fused pass does, and each pass is K dispatches of 1/K of
-//! the work). `cargo bench --bench vocab`; `XENT_BENCH_CASES=4096x32000`
-//! picks shapes, `XENT_BENCH_SHARDS=2,8` the splits.
+//! the work). Both run on `xent::bench::Prepared`'s data (the benchmarks'
+//! generator) and submit through its `run`. `cargo bench --bench vocab`;
+//! `XENT_BENCH_CASES=4096x32000` picks shapes, `XENT_BENCH_SHARDS=2,8` the
+//! splits.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgpu::util::DeviceExt;
+use xent::bench::{BenchCase, Prepared};
 use xent::{
     ClassRange, Context, CrossEntropyBuffers, CrossEntropyOptions, TargetBuffer,
     VocabPartialBuffers, VOCAB_RECORD_BYTES,
@@ -22,10 +25,14 @@ fn list(var: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
-/// A (rows, classes) problem's buffers: the whole call's and, per shard,
-/// its slice of the logits, its gradient and its records.
+/// A (rows, classes) problem split into shards: the targets and, per
+/// shard, its slice of the logits, its gradient and its records; the
+/// gathered and merged records; the loss and status every finish writes.
 struct Split {
     rows: usize,
+    targets: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
     ranges: Vec<ClassRange>,
     logits: Vec<wgpu::Buffer>,
     grads: Vec<wgpu::Buffer>,
@@ -50,7 +57,9 @@ fn zeros(ctx: &Context, bytes: u64) -> wgpu::Buffer {
 }
 
 impl Split {
-    fn new(ctx: &Context, x: &[f32], rows: usize, classes: usize, shards: usize) -> Self {
+    fn new(ctx: &Context, x: &[f32], t: &[i64], classes: usize, shards: usize) -> Self {
+        let rows = t.len();
+        let t: Vec<i32> = t.iter().map(|&c| c as i32).collect();
         let ranges = ClassRange::split(classes, shards).expect("shards");
         let slice = |r: &ClassRange| -> Vec<f32> {
             x.chunks(classes)
@@ -60,6 +69,9 @@ impl Split {
         let records = rows as u64 * VOCAB_RECORD_BYTES;
         Split {
             rows,
+            targets: storage(ctx, bytemuck::cast_slice(&t)),
+            loss: zeros(ctx, 4),
+            status: zeros(ctx, xent::STATUS_SIZE),
             logits: ranges
                 .iter()
                 .map(|r| storage(ctx, bytemuck::cast_slice(&slice(r))))
@@ -81,9 +93,8 @@ impl Split {
         enc: &mut wgpu::CommandEncoder,
         dims: &[usize],
         opts: &CrossEntropyOptions,
-        targets: &wgpu::Buffer,
-        out: (&wgpu::Buffer, &wgpu::Buffer),
     ) -> xent::Result<()> {
+        let targets = &self.targets;
         let block = self.rows as u64 * VOCAB_RECORD_BYTES;
         for (k, range) in self.ranges.iter().enumerate() {
             let b = VocabPartialBuffers {
@@ -108,23 +119,14 @@ impl Split {
             let b = CrossEntropyBuffers::new(
                 &self.logits[k],
                 TargetBuffer::ClassI32(targets),
-                out.0,
+                &self.loss,
                 Some(&self.grads[k]),
-                out.1,
+                &self.status,
             );
             ctx.record_vocab_finish(enc, dims, *range, opts, &b, &self.merged)?;
         }
         Ok(())
     }
-}
-
-fn run(ctx: &Context, record: impl FnOnce(&mut wgpu::CommandEncoder) -> xent::Result<()>) {
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
-    record(&mut enc).expect("record");
-    ctx.queue().submit([enc.finish()]);
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .expect("poll");
 }
 
 fn split(c: &mut Criterion) {
@@ -139,49 +141,28 @@ fn split(c: &mut Criterion) {
             .split('x')
             .map(|d| d.parse().expect("a shape like 4096x32000"))
             .collect();
-        let [rows, classes] = dims[..] else {
+        let [_, classes] = dims[..] else {
             panic!("a (rows, classes) shape, not {case}")
         };
-        let mut seed = 1u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            seed
-        };
-        let x: Vec<f32> = (0..rows * classes)
-            .map(|_| (next() >> 8) as f32 / (1 << 24) as f32 * 8.0 - 4.0)
-            .collect();
-        let t: Vec<i32> = (0..rows)
-            .map(|_| (next() as usize % classes) as i32)
-            .collect();
-        let targets = storage(&ctx, bytemuck::cast_slice(&t));
-        let (loss, status) = (zeros(&ctx, 4), zeros(&ctx, xent::STATUS_SIZE));
-        let (logits, grad) = (
-            storage(&ctx, bytemuck::cast_slice(&x)),
-            zeros(&ctx, 4 * x.len() as u64),
-        );
-        group.throughput(Throughput::Bytes(2 * 4 * x.len() as u64));
+        // The unsharded call as `benches/cross_entropy.rs` times it; its
+        // data, sliced, for the shards.
+        let prepared = Prepared::new(&ctx, &BenchCase::new(&dims)).expect("case");
+        group.throughput(Throughput::Bytes(2 * 4 * prepared.logits.len() as u64));
         group.bench_function(BenchmarkId::new("unsharded", &case), |b| {
-            let buffers = CrossEntropyBuffers::new(
-                &logits,
-                TargetBuffer::ClassI32(&targets),
-                &loss,
-                Some(&grad),
-                &status,
-            );
             b.iter(|| {
-                run(&ctx, |enc| {
-                    ctx.record_cross_entropy(enc, &dims, &opts, &buffers)
-                })
+                prepared
+                    .run(|p, enc| p.record_fused(enc, None))
+                    .expect("run")
             })
         });
         for shards in list("XENT_BENCH_SHARDS", "2,8") {
             let k: usize = shards.parse().expect("a shard count");
-            let s = Split::new(&ctx, &x, rows, classes, k);
+            let s = Split::new(&ctx, &prepared.logits, &prepared.targets, classes, k);
             group.bench_function(BenchmarkId::new(format!("{k}_shards"), &case), |b| {
                 b.iter(|| {
-                    run(&ctx, |enc| {
-                        s.record(&ctx, enc, &dims, &opts, &targets, (&loss, &status))
-                    })
+                    prepared
+                        .run(|_, enc| s.record(&ctx, enc, &dims, &opts))
+                        .expect("run")
                 })
             });
         }

@@ -214,7 +214,7 @@ fn vocab_record(
     rec.targ = global_class(total.targ);
     rec.tmax = total.tmax;
     rec.count = p.classes;
-    rec.csum = class_sum(p.class_offset, p.class_offset + p.classes);
+    rec.csum = class_index_sum(p.class_offset, p.class_offset + p.classes);
     store_record(row, rec);
 }
 
@@ -236,7 +236,7 @@ fn vocab_empty(
 
 // c0 + (c0 + 1) + ... + (c1 - 1), wrapping mod 2^32: the halving falls on
 // whichever of (c1 - c0) and (c0 + c1 - 1) is even.
-fn class_sum(c0: u32, c1: u32) -> u32 {
+fn class_index_sum(c0: u32, c1: u32) -> u32 {
     let n = c1 - c0;
     let ends = c0 + c1 - 1u;
     if (n == 0u) {
@@ -358,7 +358,7 @@ fn vocab_loss(
     // every number of the row wrong: the status says so (every such row
     // writes the same word, so the result does not depend on which ran
     // last; target_stats cleared it before).
-    if (rec.count != p.all_classes || rec.csum != class_sum(0u, p.all_classes)) {
+    if (rec.count != p.all_classes || rec.csum != class_index_sum(0u, p.all_classes)) {
         status[3] = RECORDS_UNCOVERED;
     }
     let plan = plan_merged(row, rec);
