@@ -9,8 +9,6 @@
 //! gathers them under `xent::cpu` and holds what they share: [`Reference`],
 //! the magnitudes the tolerance scales with, and the per-row statistics.
 
-use crate::shape::Layout;
-
 pub use crate::ops::cross_entropy::cpu::{
     cross_entropy, cross_entropy_soft, cross_entropy_with, CrossEntropyMagnitude,
     CrossEntropyOutput,
@@ -24,43 +22,4 @@ pub use crate::ops::softmax::cpu::{
     MAX_JACOBIAN_CLASSES,
 };
 
-/// CPU values and the magnitude of the terms each is made of (the sum of
-/// their absolute values), which the [`Tolerance`](crate::Tolerance) of a
-/// GPU-vs-CPU comparison scales with.
-///
-/// ```
-/// let r = xent::cpu::log_softmax_reference(&[0.0f32, 0.0], &[2]).unwrap();
-/// assert!((r.value[0] + std::f64::consts::LN_2).abs() < 1e-15);
-/// assert!(r.magnitude[0] > r.value[0].abs()); // ln 2 is a logarithm of a sum
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reference {
-    /// The values, in f64.
-    pub value: Vec<f64>,
-    /// The magnitude of each value's terms (at least |value|).
-    pub magnitude: Vec<f64>,
-}
-
-/// What a logarithm of an f32 sum adds to its magnitude: the sum's relative
-/// error becomes an absolute error of its logarithm (see [`Tolerance`](crate::Tolerance)).
-pub(crate) const LOG_TERM: f64 = 0.1;
-
-/// Magnitude of `ln s` for a sum `s`.
-pub(crate) fn log_magnitude(s: f64) -> f64 {
-    s.ln().abs() + LOG_TERM
-}
-
-/// Per-row (max, sum-exp) of `x` over the class axis, accumulated in f64.
-pub(crate) fn row_stats(x: &[f64], layout: &Layout, row: usize) -> (f64, f64) {
-    let m = (0..layout.classes)
-        .map(|c| x[layout.element(row, c)])
-        .fold(f64::NEG_INFINITY, f64::max);
-    let s = (0..layout.classes)
-        .map(|c| (x[layout.element(row, c)] - m).exp())
-        .sum();
-    (m, s)
-}
-
-pub(crate) fn widen<T: Copy + Into<f64>>(x: &[T]) -> Vec<f64> {
-    x.iter().map(|&v| v.into()).collect()
-}
+pub use crate::core::reference::Reference;

@@ -27,22 +27,22 @@
 //! Layouts, kernels and numerics are described in `ARCHITECTURE.md`.
 
 pub mod bench;
+mod core;
 pub mod cpu;
 mod error;
-mod gpu;
 mod ops;
-mod shape;
-mod validate;
-mod verify;
 
+pub use crate::core::shape::Layout;
+pub use crate::core::status::{Status, STATUS_SIZE};
+#[doc(hidden)]
+pub use crate::core::verify::Fault;
+pub use crate::core::verify::{max_abs_diff, Tolerance};
+pub use crate::core::{enumerate_adapters, headless_device, Context, Precision, Reduction};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
-pub use gpu::{enumerate_adapters, headless_device, Context};
-pub use ops::cross_entropy::options::{
-    CrossEntropyOptions, EmptyMean, InputKind, Reduction, Strategy,
-};
+pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Strategy};
 pub use ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
-pub use ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
+pub use ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 pub use ops::elementwise::{
     ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, LossWeights,
     WeightShape,
@@ -56,10 +56,6 @@ pub use ops::softmax::SoftmaxKind;
 pub use ops::vocab::{
     ClassRange, LinearPartialBuffers, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS,
 };
-pub use shape::Layout;
-#[doc(hidden)]
-pub use verify::Fault;
-pub use verify::{max_abs_diff, Tolerance};
 
 /// Compile-time check that a context can be shared across threads.
 const _: () = {

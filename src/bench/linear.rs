@@ -5,11 +5,12 @@
 
 use super::splitmix;
 use super::timer::{Measured, Timer};
+use crate::core::encode::{Dispatches, Timing};
+use crate::core::status::STATUS_SIZE;
+use crate::core::transfer::STORAGE_OUT;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::Result;
-use crate::gpu::encode::{Dispatches, Timing};
-use crate::gpu::transfer::STORAGE_OUT;
-use crate::gpu::Context;
-use crate::ops::cross_entropy::{Precision, STATUS_SIZE};
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearPlan};
 use crate::ops::matmul::{MatmulDims, MatrixView, ProductBuffers};
 

@@ -21,13 +21,13 @@ use timer::{Measured, Timer};
 
 use std::time::Instant;
 
+use crate::core::encode::Timing;
+use crate::core::shape::Layout;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{Error, Result};
-use crate::gpu::encode::Timing;
-use crate::gpu::Context;
 use crate::ops::cross_entropy::options::Strategy;
-use crate::ops::cross_entropy::Precision;
 use crate::ops::elementwise::ElementwiseLoss;
-use crate::shape::Layout;
 
 /// One benchmark case: a shape, and the loss (cross-entropy unless `loss`).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,14 +1,16 @@
 //! A benchmark case's data, uploaded once and recorded again and again.
 
 use super::{bench_data, BenchCase};
+use crate::core::encode::Timing;
+use crate::core::shape::Layout;
+use crate::core::status::STATUS_SIZE;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::encode::Timing;
-use crate::gpu::Context;
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, Strategy};
-use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer, STATUS_SIZE};
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions};
-use crate::shape::Layout;
 
 /// A case's data uploaded once, ready to be recorded again and again: the
 /// loss (cross-entropy: mean, class-index targets, gradient to its own
@@ -65,7 +67,7 @@ impl<'a> Prepared<'a> {
         let dev = &ctx.device;
         // Through a mapping at creation: a lost device is an error, not a panic.
         let init = |label: &str, contents: &[u8]| {
-            crate::gpu::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
+            crate::core::buffer_with(dev, label, contents, wgpu::BufferUsages::STORAGE)
         };
         let empty = |label: &str, size: u64| {
             dev.create_buffer(&wgpu::BufferDescriptor {

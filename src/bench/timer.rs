@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use super::PROFILE_MAX_DISPATCHES;
+use crate::core::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 
 /// Submits recorded work repeatedly and times it, with GPU timestamps when
 /// the device has `TIMESTAMP_QUERY`.

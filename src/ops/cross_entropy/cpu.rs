@@ -1,12 +1,13 @@
 //! The CPU twin of the cross-entropy family, in f64, with the magnitudes of
 //! its terms.
 
-use crate::cpu::{log_magnitude, row_stats, widen, Reference, LOG_TERM};
+use super::validate;
+use crate::core::reference::{log_magnitude, row_stats, widen, Reference, LOG_TERM};
+use crate::core::shape::Layout;
+use crate::core::Reduction;
 use crate::error::Result;
-use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind};
 use crate::ops::cross_entropy::targets::{Targets, Weights};
-use crate::shape::Layout;
-use crate::validate;
 
 /// Loss and gradient of a cross-entropy call, in the precision of its path.
 ///

@@ -4,15 +4,18 @@
 //! submits, waits and reads back; in verify mode it then holds the result
 //! against the [`cpu`](crate::cpu) twin.
 
-use super::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
-use crate::cpu::{self, CrossEntropyOutput};
+use super::cpu::{self, CrossEntropyOutput};
+use super::validate;
+use super::{CrossEntropyBuffers, TargetBuffer};
+use crate::core::shape::Layout;
+use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::transfer::{to_f32, STORAGE_OUT};
+use crate::core::Context;
+use crate::core::Precision;
+use crate::core::Reduction;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::options::{CrossEntropyOptions, Reduction};
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
-use crate::shape::Layout;
-use crate::validate;
 
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's

@@ -2,12 +2,16 @@
 //! targets): the recording API's buffers, the plan, the recording.
 
 pub(crate) mod buffers;
+pub(crate) mod compare;
 pub(crate) mod cpu;
 pub(crate) mod host;
 pub(crate) mod options;
 pub(crate) mod params;
+pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod shard;
 pub(crate) mod targets;
+pub(crate) mod validate;
 
-pub use buffers::{CrossEntropyBuffers, Precision, Status, TargetBuffer, STATUS_SIZE};
+pub use buffers::{CrossEntropyBuffers, TargetBuffer};

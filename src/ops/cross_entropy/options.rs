@@ -1,48 +1,7 @@
 //! Options of the loss, with PyTorch's defaults.
 
+use crate::core::Reduction;
 use crate::error::{Error, Result};
-
-/// How per-target (or, for the elementwise losses, per-element) losses are
-/// combined, as PyTorch's `reduction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Reduction {
-    /// One loss per target, in the target's shape. Ignored targets get 0.
-    /// The gradient is that of the sum of the per-target losses.
-    None,
-    /// `Σ lossᵢ / Σ w[tᵢ]` over the non-ignored targets (the count of them
-    /// without weights). NaN when every target is ignored. For the
-    /// elementwise losses, the sum over the element count.
-    #[default]
-    Mean,
-    /// `Σ lossᵢ` over the non-ignored targets.
-    Sum,
-}
-
-impl Reduction {
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            Reduction::None => 0,
-            Reduction::Mean => 1,
-            Reduction::Sum => 2,
-        }
-    }
-}
-
-impl std::str::FromStr for Reduction {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Reduction::None),
-            "mean" => Ok(Reduction::Mean),
-            "sum" => Ok(Reduction::Sum),
-            _ => Err(Error::InvalidOption {
-                name: "reduction",
-                value: s.to_string(),
-                expected: "one of none, mean, sum",
-            }),
-        }
-    }
-}
 
 /// What the input tensor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

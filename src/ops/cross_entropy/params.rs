@@ -58,18 +58,16 @@ pub(crate) struct CrossEntropyParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::core::Reduction;
     use crate::ops::cross_entropy::buffers::{TARGET_I32, TARGET_PROBS, TARGET_U8};
-    use crate::ops::cross_entropy::options::{InputKind, Reduction};
+    use crate::ops::cross_entropy::options::InputKind;
     use crate::ops::cross_entropy::plan::{AUX_ROWS, NARROW_WG};
 
     #[test]
     fn the_binding_slots_match_the_wgsl() {
         use wgpu::naga;
-        let ce = crate::gpu::sources::cross_entropy_source(
-            crate::ops::cross_entropy::Precision::F32,
-            false,
-        );
+        let ce = crate::ops::cross_entropy::pipelines::source(crate::core::Precision::F32, false);
         let module = naga::front::wgsl::parse_str(&ce).unwrap();
         let mut bound: Vec<(u32, String)> = module
             .global_variables
@@ -102,10 +100,7 @@ mod tests {
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let ce = crate::gpu::sources::cross_entropy_source(
-            crate::ops::cross_entropy::Precision::F32,
-            false,
-        );
+        let ce = crate::ops::cross_entropy::pipelines::source(crate::core::Precision::F32, false);
         let codes = [
             ("REDUCTION_NONE", Reduction::None.code()),
             ("REDUCTION_MEAN", Reduction::Mean.code()),
@@ -128,10 +123,7 @@ mod tests {
 
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
-        let ce = crate::gpu::sources::cross_entropy_source(
-            crate::ops::cross_entropy::Precision::F32,
-            false,
-        );
+        let ce = crate::ops::cross_entropy::pipelines::source(crate::core::Precision::F32, false);
         let (size, members) = wgsl_struct(&ce, "Params");
         assert_eq!(size, std::mem::size_of::<CrossEntropyParams>());
         assert_eq!(

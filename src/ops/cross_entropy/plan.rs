@@ -2,10 +2,12 @@
 //! invocations (under the loop bound), its chunks and its scratch, with
 //! every limit checked before anything runs.
 
+use crate::core::device::{DeviceClass, DeviceProfile, LOOP_TRIPS_MAX};
+use crate::core::shape::Layout;
+use crate::core::Context;
+use crate::core::Reduction;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::options::{Reduction, Strategy};
-use crate::shape::Layout;
+use crate::ops::cross_entropy::options::Strategy;
 
 /// Rows with at least this many classes get a workgroup each; shorter rows
 /// (and every channel-first map) get an invocation each (software adapters).
@@ -41,48 +43,6 @@ pub(crate) const GPU_LANES_FULL: usize = 1 << 18;
 /// partials, work that grows as splits².
 const GPU_SPLIT_SPAN_MIN: usize = 2048;
 const GPU_SPLITS_MAX: usize = 128;
-
-/// Which of the two strategy tables a device gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DeviceClass {
-    /// `DeviceType::DiscreteGpu | IntegratedGpu`: the GPU table (coalesced
-    /// team kernels, splits by `GPU_LANES_FULL`).
-    Gpu,
-    /// Every other device type (lavapipe and llvmpipe report `Cpu`): the
-    /// table measured best on the software adapters.
-    Software,
-}
-
-/// What the strategy table knows of a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DeviceProfile {
-    pub class: DeviceClass,
-    /// Invocations per workgroup of the wide and split kernels
-    /// (`Kernels::wide_wg`).
-    pub wide_wg: usize,
-}
-
-impl DeviceProfile {
-    /// The profile of `device`, whose wide kernels run `wide_wg` invocations.
-    pub(crate) fn of(info: &wgpu::AdapterInfo, wide_wg: usize) -> Self {
-        let class = match info.device_type {
-            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu => DeviceClass::Gpu,
-            _ => DeviceClass::Software,
-        };
-        DeviceProfile { class, wide_wg }
-    }
-}
-
-/// The most loop iterations any one invocation of a kernel may run, all its
-/// loops together. Mesa's software adapters (llvmpipe, lavapipe) end every
-/// loop of a shader invocation after 65 535 iterations in all
-/// (`LP_MAX_TGSI_LOOP_ITERATIONS`), silently; a quarter of that leaves room
-/// for the loops a model here does not count exactly (the fixed trees of the
-/// reductions). Every strategy's count is bounded by this on every device:
-/// past it, rows are split over more invocations (`RowStrategy::Split`,
-/// `SoftmaxStrategy::Split`), and what cannot be split is
-/// [`Error::Unsupported`](crate::Error::Unsupported) before anything runs.
-pub(crate) const LOOP_TRIPS_MAX: usize = 16_384;
 
 /// Classes per block of the per-pixel kernels' loss sums (`SUM_BLOCK` in the shader).
 const SUM_BLOCK: usize = 32;
@@ -494,7 +454,9 @@ impl Context {
             self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
         };
         // An empty batch runs no rows pass: any strategy will do.
-        let strategy = match (rows, p.strategy, self.forced_strategy) {
+        let env = self.strategy_env.as_deref().map(str::parse::<Strategy>);
+        let env = env.transpose()?.filter(|&s| s != Strategy::Auto);
+        let strategy = match (rows, p.strategy, env) {
             (0, _, _) => RowStrategy::Narrow,
             (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile, p.mixed)?,
             (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
@@ -576,7 +538,7 @@ impl Context {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::wgsl_u32;
+    use crate::core::binding::wgsl::wgsl_u32;
 
     /// The plan's constants that the kernels mirror, against `source`.
     pub(crate) fn shared_with(source: &str) {
@@ -595,11 +557,13 @@ pub(crate) mod tests {
     const SOFTWARE: DeviceProfile = DeviceProfile {
         class: DeviceClass::Software,
         wide_wg: 8,
+        subgroups: false,
     };
     /// A GPU with 32-lane subgroups (the wide kernels' workgroup).
     const GPU: DeviceProfile = DeviceProfile {
         class: DeviceClass::Gpu,
         wide_wg: 32,
+        subgroups: true,
     };
 
     #[test]
@@ -611,7 +575,11 @@ pub(crate) mod tests {
                     for outer in [2, 5000] {
                         let l = layout(&[outer, classes, inner]);
                         for class in [DeviceClass::Software, DeviceClass::Gpu] {
-                            let device = DeviceProfile { class, wide_wg: wg };
+                            let device = DeviceProfile {
+                                class,
+                                wide_wg: wg,
+                                subgroups: false,
+                            };
                             for mixed in [false, true] {
                                 let s = RowStrategy::choose(&l, device, mixed).unwrap();
                                 let trips = s.loop_trips(classes, wg);
@@ -641,7 +609,7 @@ pub(crate) mod tests {
             (wgpu::DeviceType::VirtualGpu, DeviceClass::Software),
             (wgpu::DeviceType::Other, DeviceClass::Software),
         ] {
-            assert_eq!(DeviceProfile::of(&info(t), 32).class, class, "{t:?}");
+            assert_eq!(DeviceClass::of(&info(t)), class, "{t:?}");
         }
     }
 
@@ -706,6 +674,7 @@ pub(crate) mod tests {
             let device = DeviceProfile {
                 class: DeviceClass::Software,
                 wide_wg: wg,
+                subgroups: false,
             };
             RowStrategy::choose(&layout(dims), device, true).unwrap()
         };

@@ -1,21 +1,22 @@
 //! Recording a cross-entropy call into the caller's encoder: its uniform,
 //! its pipelines and bind groups, and its dispatches in order.
 
-use super::buffers::Precision;
-use super::buffers::{
-    CrossEntropyBuffers, TargetBuffer, STATUS_SIZE, TARGET_I32, TARGET_PROBS, TARGET_U8,
-};
+use super::buffers::{CrossEntropyBuffers, TargetBuffer, TARGET_I32, TARGET_PROBS, TARGET_U8};
 use super::params::{slot, CrossEntropyParams};
 use super::plan::{CallPlan, PlanInputs, RowStrategy, NARROW_WG};
+use super::shard::{ShardPass, ShardStage, VOCAB_RECORD_WORDS};
+use super::validate;
+use crate::core::binding::no_aliasing;
+use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::shape::Layout;
+use crate::core::status::STATUS_SIZE;
+use crate::core::Context;
+use crate::core::Precision;
+use crate::core::Reduction;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::binding::no_aliasing;
-use crate::gpu::encode::{Dispatch, Dispatches, Timing};
-use crate::gpu::{Context, CrossEntropyVariant};
 use crate::ops::cross_entropy::options::Strategy;
-use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Reduction};
-use crate::ops::vocab::{ShardPass, ShardStage, VOCAB_RECORD_WORDS};
-use crate::shape::Layout;
-use crate::validate;
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind};
+use crate::ops::cross_entropy::pipelines::CrossEntropyVariant;
 
 impl Context {
     /// Records the fused cross-entropy forward and backward into `encoder`.
@@ -355,10 +356,7 @@ impl Context {
         // First, as it finds a lost device (Error::DeviceLost).
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         // Each entry point's pipeline is built when first used.
-        let k = |entry: &'static str| {
-            self.kernels
-                .cross_entropy(&self.device, variant, entry, None)
-        };
+        let k = |entry: &'static str| self.cross_entropy_pipeline(variant, entry, None);
 
         let (aux, row_loss, d) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
@@ -595,9 +593,7 @@ impl Context {
                     finish,
                 );
             } else {
-                let pipeline =
-                    self.kernels
-                        .cross_entropy(&self.device, variant, rows_entry, spec)?;
+                let pipeline = self.cross_entropy_pipeline(variant, rows_entry, spec)?;
                 push(
                     rows_entry,
                     pipeline,

@@ -2,8 +2,9 @@
 
 use super::options::WeightShape;
 use super::validate::{self, Elements};
+use crate::core::status::Status;
+use crate::core::Precision;
 use crate::error::Result;
-use crate::ops::cross_entropy::{Precision, Status};
 
 /// The caller's buffers for
 /// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss),

@@ -3,8 +3,8 @@
 
 use super::options::{ElementwiseLoss, ElementwiseOptions, LossWeights, WeightShape};
 use super::validate::{self, Elements};
+use crate::core::Reduction;
 use crate::error::Result;
-use crate::ops::cross_entropy::options::Reduction;
 
 /// The result of an elementwise loss call, on the GPU (`T = f32`) or on the
 /// CPU (`T = f64`, with magnitudes).

@@ -7,12 +7,13 @@ use super::buffers::ElementwiseBuffers;
 use super::cpu::{self, ElementwiseOutput};
 use super::options::{ElementwiseLoss, ElementwiseOptions, LossWeights};
 use super::validate;
+use crate::core::shape::Layout;
+use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::transfer::{to_f32, STORAGE_OUT};
+use crate::core::Context;
+use crate::core::Precision;
+use crate::core::Reduction;
 use crate::error::{GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::options::Reduction;
-use crate::ops::cross_entropy::{Precision, Status, STATUS_SIZE};
-use crate::shape::Layout;
 
 impl Context {
     /// An elementwise loss and its gradient on the GPU (see

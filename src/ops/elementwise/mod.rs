@@ -8,9 +8,11 @@
 //! kernels are `shaders/elementwise/loss.wgsl`.
 
 pub(crate) mod buffers;
+pub(crate) mod compare;
 pub(crate) mod cpu;
 pub(crate) mod host;
 pub(crate) mod options;
+pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
 pub(crate) mod validate;

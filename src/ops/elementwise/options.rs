@@ -1,7 +1,7 @@
 //! Which elementwise loss, with its parameter, and the weights it may take.
 
+use crate::core::Reduction;
 use crate::error::{Error, Result};
-use crate::ops::cross_entropy::options::Reduction;
 
 /// A binary or regression loss, computed elementwise over input `x` and
 /// target `y` of the same shape (any shape), as PyTorch's functional loss

@@ -4,9 +4,9 @@
 
 use super::options::WeightShape;
 use super::validate::Elements;
+use crate::core::device::LOOP_TRIPS_MAX;
+use crate::core::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::plan::LOOP_TRIPS_MAX;
 
 /// Elements per workgroup of the elementwise kernels (`BLOCK` in
 /// `shaders/elementwise/loss.wgsl`): 64 loop trips of the scalar kernel,

@@ -5,14 +5,15 @@ use bytemuck::{Pod, Zeroable};
 
 use super::buffers::ElementwiseBuffers;
 use super::options::{ElementwiseLoss, WeightShape};
+use super::pipelines::ElementwiseVariant;
 use super::plan::BLOCK;
 use super::validate::{self, Elements};
+use crate::core::binding::written_apart;
+use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::status::STATUS_SIZE;
+use crate::core::Context;
+use crate::core::Reduction;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::binding::written_apart;
-use crate::gpu::encode::{Dispatch, Dispatches, Timing};
-use crate::gpu::{Context, ElementwiseVariant};
-use crate::ops::cross_entropy::options::Reduction;
-use crate::ops::cross_entropy::STATUS_SIZE;
 
 /// The binding slots of `shaders/elementwise/loss.wgsl`.
 pub(crate) mod slot {
@@ -161,7 +162,7 @@ impl Context {
                 s.dummies.clone(),
             )
         };
-        let k = |entry| self.kernels.elementwise(&self.device, variant, entry);
+        let k = |entry| self.elementwise_pipeline(variant, entry);
         let mut list: Vec<Dispatch> = Vec::with_capacity(plan.chunks.len() + 1);
         for &(e0, e1) in &plan.chunks {
             let params = ElementwiseParams {
@@ -329,9 +330,9 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
-    use crate::gpu::sources::elementwise_source;
-    use crate::ops::cross_entropy::Precision;
+    use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::core::Precision;
+    use crate::ops::elementwise::pipelines::source as elementwise_source;
     use crate::ops::elementwise::plan::{ELEMENTWISE_WG, STATS_WORDS};
 
     #[test]

@@ -2,8 +2,8 @@
 //! so both give the same error.
 
 use super::options::{ElementwiseLoss, LossWeights, WeightShape};
+use crate::core::shape;
 use crate::error::{Error, Result};
-use crate::validate;
 
 /// An elementwise loss's shape: any, `[]` included (one element).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +49,8 @@ pub(crate) fn call(
 ) -> Result<(Elements, Option<WeightShape>)> {
     loss.check()?;
     let shape = Elements::new(dims)?;
-    validate::length("input", dims, shape.len, input)?;
-    validate::length("target", dims, shape.len, target)?;
+    shape::length("input", dims, shape.len, input)?;
+    shape::length("target", dims, shape.len, target)?;
     for (what, given, takes) in [
         ("weight", weight.is_some(), loss.takes_weight()),
         ("pos_weight", pos_weight.is_some(), loss.takes_pos_weight()),
@@ -167,7 +167,7 @@ pub(crate) fn named_out_of_range(
 ) -> Error {
     Error::InputOutOfRange {
         what,
-        position: validate::multi_index(&shape.dims, first),
+        position: shape::multi_index(&shape.dims, first),
         value: f64::from(value),
         count,
     }

@@ -3,9 +3,9 @@
 
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
-use crate::cpu::widen;
+use crate::core::reference::widen;
+use crate::core::Reduction;
 use crate::error::Result;
-use crate::ops::cross_entropy::options::Reduction;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
 
 /// The outputs of a fused call: f32 from the GPU, f64 (with magnitudes)
@@ -114,7 +114,7 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         class: cw.as_deref(),
         sample: None,
     };
-    let ce = crate::cpu::cross_entropy_with(
+    let ce = crate::ops::cross_entropy::cpu::cross_entropy_with(
         &logits,
         &[n, v],
         Targets::I64(targets),
@@ -125,7 +125,7 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
     // (recursive summation, the additions of k's slices and of the bias,
     // the store): each row's bound, in units of the tolerance's `rel`.
-    let rel = crate::verify::Tolerance::default().rel;
+    let rel = crate::core::verify::Tolerance::default().rel;
     let unit = f64::from(f32::EPSILON) / 2.0;
     let err: Vec<f64> = row_mag
         .iter()

@@ -5,13 +5,13 @@ use super::cpu::{self, LinearOutput};
 use super::options::LinearCrossEntropyOptions;
 use super::record::LinearBuffers;
 use super::LinearDims;
+use crate::core::shape::Layout;
+use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::transfer::to_f32;
+use crate::core::Context;
+use crate::core::Reduction;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::transfer::to_f32;
-use crate::gpu::Context;
 use crate::ops::cross_entropy::host::narrow_targets;
-use crate::ops::cross_entropy::options::Reduction;
-use crate::ops::cross_entropy::{Status, STATUS_SIZE};
-use crate::shape::Layout;
 
 impl Context {
     /// The fused linear cross-entropy on the GPU: the loss of

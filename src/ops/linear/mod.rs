@@ -6,6 +6,7 @@
 //! products fold it into `∂L/∂h`, `∂L/∂W` and `∂L/∂b` (ARCHITECTURE.md says
 //! why this and not recomputed tiles).
 
+mod compare;
 pub(crate) mod cpu;
 mod host;
 mod options;

@@ -1,8 +1,8 @@
 //! Options of the fused linear cross-entropy.
 
+use crate::core::Precision;
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
-use crate::ops::cross_entropy::Precision;
 use crate::ops::matmul::ProductKernel;
 
 /// The default scratch budget, 16 MiB: on 2 048 × 512 × 32 000 the window

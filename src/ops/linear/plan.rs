@@ -3,11 +3,12 @@
 
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
+use crate::core::device::LOOP_TRIPS_MAX;
+use crate::core::shape::Layout;
+use crate::core::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
 use crate::ops::cross_entropy::options::Strategy;
-use crate::ops::cross_entropy::plan::{PlanInputs, LOOP_TRIPS_MAX};
-use crate::shape::Layout;
+use crate::ops::cross_entropy::plan::PlanInputs;
 
 /// Windows of at least this many rows hold a multiple of it: whole output
 /// tiles of the products (`TILE` in `shaders/matmul/product.wgsl`).

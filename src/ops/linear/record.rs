@@ -4,16 +4,17 @@
 
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
+use crate::core::binding::no_aliasing;
+use crate::core::encode::{Dispatches, Timing};
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::binding::no_aliasing;
-use crate::gpu::encode::{Dispatches, Timing};
-use crate::gpu::Context;
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::record::RowWindow;
-use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
+use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 use crate::ops::matmul::record::{MatrixView, ProductBuffers};
 use crate::ops::matmul::MatmulDims;
-use crate::ops::vocab::{ShardPass, ShardStage};
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
 /// caller's and from the context's device, each with `STORAGE` usage.

@@ -1,7 +1,7 @@
 //! The products' f64 CPU twin.
 
 use super::MatmulDims;
-use crate::cpu::Reference;
+use crate::core::reference::Reference;
 use crate::error::Result;
 
 /// `op(A)·op(B)` in f64, with each output's magnitude `Σ_l |A(i,l)|·|B(l,j)|`

@@ -2,10 +2,10 @@
 
 use super::record::{MatrixView, ProductBuffers, ProductKernel};
 use super::MatmulDims;
+use crate::core::transfer::{to_f32, STORAGE_OUT};
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::Precision;
 
 /// Options of [`Context::matmul`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

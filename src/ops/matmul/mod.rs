@@ -5,6 +5,7 @@
 
 pub(crate) mod cpu;
 mod host;
+pub(crate) mod pipelines;
 pub(crate) mod record;
 
 pub use host::MatmulOptions;

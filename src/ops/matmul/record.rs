@@ -2,12 +2,13 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::pipelines::MatmulVariant;
 use super::MatmulDims;
+use crate::core::device::{DeviceClass, LOOP_TRIPS_MAX};
+use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::encode::{Dispatch, Dispatches, Timing};
-use crate::gpu::{Context, MatmulVariant};
-use crate::ops::cross_entropy::plan::{DeviceClass, LOOP_TRIPS_MAX};
-use crate::ops::cross_entropy::Precision;
 
 /// The binding slots of `shaders/matmul/` (a unit test holds them to the WGSL).
 pub(crate) mod slot {
@@ -361,7 +362,7 @@ impl Context {
             b_vec: b.b.aligned(),
             has_bias: b.bias.is_some(),
         };
-        let pipeline = self.kernels.matmul(&self.device, variant, entry)?;
+        let pipeline = self.matmul_pipeline(variant, entry)?;
         let read = {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
@@ -480,7 +481,7 @@ impl Context {
             b_vec: false,
             has_bias: false,
         };
-        let pipeline = self.kernels.matmul(&self.device, variant, "column_sums")?;
+        let pipeline = self.matmul_pipeline(variant, "column_sums")?;
         let uniform = self.uniform("xent column sums params", bytemuck::bytes_of(&params))?;
         let entries = [
             (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
@@ -497,11 +498,11 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct};
+    use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct};
 
     #[test]
     fn the_params_and_slots_match_the_wgsl() {
-        let src = crate::gpu::sources::matmul_source(Precision::F32, Precision::F32);
+        let src = crate::ops::matmul::pipelines::source(Precision::F32, Precision::F32);
         let (size, members) = wgsl_struct(&src, "MatmulParams");
         assert_eq!(size, std::mem::size_of::<MatmulParams>());
         assert_eq!(
@@ -531,7 +532,7 @@ mod tests {
         assert_eq!(bound, want);
         for (name, rust) in [("TILE", TILE), ("TILE_K", TILE_K)] {
             assert_eq!(
-                crate::gpu::binding::wgsl::wgsl_u32(&src, name) as usize,
+                crate::core::binding::wgsl::wgsl_u32(&src, name) as usize,
                 rust,
                 "{name}"
             );

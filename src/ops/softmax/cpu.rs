@@ -1,10 +1,10 @@
 //! The CPU twins of softmax, log-softmax, their backward and the Jacobian,
 //! in f64, with the magnitudes of their terms.
 
-use crate::cpu::{log_magnitude, row_stats, widen, Reference};
+use crate::core::reference::{log_magnitude, row_stats, widen, Reference};
+use crate::core::shape;
+use crate::core::shape::Layout;
 use crate::error::Result;
-use crate::shape::Layout;
-use crate::validate;
 
 /// Softmax along the class axis (axis 1; axis 0 for a one-axis input).
 ///
@@ -63,7 +63,7 @@ pub fn log_softmax_reference<T: Copy + Into<f64>>(x: &[T], dims: &[usize]) -> Re
 
 fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<Reference> {
     let layout = Layout::from_dims(dims)?;
-    validate::length("input", dims, layout.len(), x.len())?;
+    shape::length("input", dims, layout.len(), x.len())?;
     let x = widen(x);
     let mut y = vec![0.0; x.len()];
     let mut magnitude = vec![0.0; x.len()];
@@ -184,8 +184,8 @@ fn backward<T: Copy + Into<f64>>(
     magnitude: impl Fn(f64, f64, f64) -> f64,
 ) -> Result<Reference> {
     let layout = Layout::from_dims(dims)?;
-    validate::length("output", dims, layout.len(), y.len())?;
-    validate::length("grad_output", dims, layout.len(), dy.len())?;
+    shape::length("output", dims, layout.len(), y.len())?;
+    shape::length("grad_output", dims, layout.len(), dy.len())?;
     let (y, dy) = (widen(y), widen(dy));
     let mut dx = vec![0.0; y.len()];
     let mut mag = vec![0.0; y.len()];

@@ -2,14 +2,14 @@
 //! `Vec`s out, through the recording API; verify mode holds each result to
 //! its [`cpu`](crate::cpu) twin.
 
+use super::cpu;
 use super::SoftmaxKind;
-use crate::cpu;
+use crate::core::shape;
+use crate::core::shape::Layout;
+use crate::core::transfer::STORAGE_OUT;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{GpuScope, Result};
-use crate::gpu::transfer::STORAGE_OUT;
-use crate::gpu::Context;
-use crate::ops::cross_entropy::Precision;
-use crate::shape::Layout;
-use crate::validate;
 
 impl Context {
     /// Softmax along the class axis on the GPU.
@@ -195,9 +195,9 @@ impl Context {
         record: impl FnOnce(&mut wgpu::CommandEncoder, &[&wgpu::Buffer], &wgpu::Buffer) -> Result<()>,
     ) -> Result<Vec<f32>> {
         let layout = Layout::from_dims(dims)?;
-        validate::length(inputs[0].0, dims, layout.len(), len)?;
+        shape::length(inputs[0].0, dims, layout.len(), len)?;
         for &(what, v) in inputs {
-            validate::length(
+            shape::length(
                 what,
                 dims,
                 layout.len(),

@@ -2,6 +2,7 @@
 
 pub(crate) mod cpu;
 pub(crate) mod host;
+pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
 

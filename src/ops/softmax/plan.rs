@@ -1,10 +1,14 @@
 //! The plan of a softmax (or its backward): an invocation or a workgroup
 //! per row, or split rows past the loop bound, with its limits checked.
 
+use crate::core::device::LOOP_TRIPS_MAX;
+use crate::core::shape::Layout;
+use crate::core::Context;
 use crate::error::{Error, Result};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::plan::{LOOP_TRIPS_MAX, WIDE_MIN_CLASSES};
-use crate::shape::Layout;
+
+/// Rows of at least this many classes (`inner = 1`) get a workgroup each;
+/// shorter rows and maps an invocation each.
+const WIDE_MIN_CLASSES: usize = 128;
 
 /// Workgroup size of the softmax kernels (`WIDE_WG`, `NARROW_WG` in the shader).
 pub(crate) const SOFTMAX_WG: usize = 64;

@@ -3,12 +3,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
+use crate::core::binding::no_aliasing;
+use crate::core::encode::{Dispatches, Timing};
+use crate::core::shape::Layout;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{GpuScope, Result};
-use crate::gpu::binding::no_aliasing;
-use crate::gpu::encode::{Dispatches, Timing};
-use crate::gpu::Context;
-use crate::ops::cross_entropy::Precision;
-use crate::shape::Layout;
 
 /// Mirrors `Params` in `shaders/softmax/kernels.wgsl`.
 #[repr(C)]
@@ -115,18 +115,21 @@ impl Context {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let k = self.kernels.softmax(&self.device, precision)?;
+        let [narrow, wide, partial, split] = self.softmax_pipelines(
+            precision,
+            [
+                "softmax_narrow",
+                "softmax_wide",
+                "softmax_partial",
+                "softmax_split",
+            ],
+        )?;
         self.record_normalise(
             encoder,
             dims,
             kind,
             precision,
-            [
-                &k.softmax_narrow,
-                &k.softmax_wide,
-                &k.softmax_partial,
-                &k.softmax_split,
-            ],
+            [&narrow, &wide, &partial, &split],
             &[("input", input), ("output", output)],
         )
     }
@@ -208,18 +211,21 @@ impl Context {
         grad_output: &wgpu::Buffer,
         grad_input: &wgpu::Buffer,
     ) -> Result<()> {
-        let k = self.kernels.softmax(&self.device, precision)?;
+        let [narrow, wide, partial, split] = self.softmax_pipelines(
+            precision,
+            [
+                "backward_narrow",
+                "backward_wide",
+                "backward_partial",
+                "backward_split",
+            ],
+        )?;
         self.record_normalise(
             encoder,
             dims,
             kind,
             precision,
-            [
-                &k.backward_narrow,
-                &k.backward_wide,
-                &k.backward_partial,
-                &k.backward_split,
-            ],
+            [&narrow, &wide, &partial, &split],
             &[
                 ("output", output),
                 ("grad_output", grad_output),
@@ -325,11 +331,11 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
-        let sm = &crate::gpu::sources::softmax_source(Precision::F32);
+        let sm = &crate::ops::softmax::pipelines::source(Precision::F32);
         assert_eq!(wgsl_u32(sm, "LOG_SOFTMAX"), SoftmaxKind::LogSoftmax.code());
         assert_eq!(SoftmaxKind::Softmax.code(), 0);
         assert_eq!(wgsl_u32(sm, "WIDE_WG") as usize, SOFTMAX_WG);
@@ -339,7 +345,7 @@ mod tests {
     #[test]
     fn the_rust_mirror_of_the_uniform_matches_the_wgsl() {
         let (size, members) = wgsl_struct(
-            &crate::gpu::sources::softmax_source(Precision::F32),
+            &crate::ops::softmax::pipelines::source(Precision::F32),
             "Params",
         );
         assert_eq!(size, std::mem::size_of::<SoftmaxParams>());

@@ -2,17 +2,20 @@
 //! partials, their records gathered by copies, the merge, the finishes.
 
 use super::{ClassRange, VocabPartialBuffers, VOCAB_RECORD_BYTES};
-use crate::cpu::{self, CrossEntropyOutput};
+use crate::core::shape::Layout;
+use crate::core::status::Status;
+use crate::core::status::STATUS_SIZE;
+use crate::core::transfer::{to_f32, STORAGE_OUT};
+use crate::core::Context;
+use crate::core::Precision;
+use crate::core::Reduction;
 use crate::error::{GpuScope, Result};
-use crate::gpu::transfer::{to_f32, STORAGE_OUT};
-use crate::gpu::Context;
+use crate::ops::cross_entropy::cpu::{self, CrossEntropyOutput};
 use crate::ops::cross_entropy::host::narrow_targets;
-use crate::ops::cross_entropy::options::{CrossEntropyOptions, Reduction};
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
-use crate::ops::cross_entropy::STATUS_SIZE;
-use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, Status, TargetBuffer};
-use crate::shape::Layout;
-use crate::validate;
+use crate::ops::cross_entropy::validate;
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
 impl Context {
     /// [`Context::cross_entropy_with`] split into `shards` vocabulary shards

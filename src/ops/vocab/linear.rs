@@ -6,9 +6,9 @@
 //! keeps the scratch the same).
 
 use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_BYTES};
+use crate::core::encode::Timing;
+use crate::core::Context;
 use crate::error::Result;
-use crate::gpu::encode::Timing;
-use crate::gpu::Context;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 
 /// The buffers of a shard's fused partial

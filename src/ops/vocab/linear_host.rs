@@ -3,16 +3,16 @@
 
 use super::host::Records;
 use super::{ClassRange, LinearPartialBuffers};
-use crate::cpu;
+use crate::core::shape::Layout;
+use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::transfer::to_f32;
+use crate::core::Context;
+use crate::core::Reduction;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::transfer::to_f32;
-use crate::gpu::Context;
 use crate::ops::cross_entropy::host::narrow_targets;
-use crate::ops::cross_entropy::options::Reduction;
-use crate::ops::cross_entropy::{Status, STATUS_SIZE};
+use crate::ops::linear::cpu;
 use crate::ops::linear::LinearOutput;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
-use crate::shape::Layout;
 
 impl Context {
     /// [`Context::linear_cross_entropy`] split into `shards` vocabulary

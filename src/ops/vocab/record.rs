@@ -2,15 +2,18 @@
 //! records, and a shard's finish into the caller's encoder.
 
 use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_WORDS};
+use crate::core::binding::no_aliasing;
+use crate::core::device::LOOP_TRIPS_MAX;
+use crate::core::encode::{Dispatches, Timing};
+use crate::core::shape::Layout;
+use crate::core::Context;
+use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
-use crate::gpu::binding::no_aliasing;
-use crate::gpu::encode::{Dispatches, Timing};
-use crate::gpu::{Context, CrossEntropyVariant};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::params::{slot, CrossEntropyParams};
-use crate::ops::cross_entropy::plan::{LOOP_TRIPS_MAX, NARROW_WG};
-use crate::ops::cross_entropy::{CrossEntropyBuffers, Precision, TargetBuffer};
-use crate::shape::Layout;
+use crate::ops::cross_entropy::pipelines::CrossEntropyVariant;
+use crate::ops::cross_entropy::plan::NARROW_WG;
+use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
 /// The buffers of a shard's partial ([`Context::record_vocab_partial`]),
 /// the caller's and from the context's device, each with `STORAGE` usage.
@@ -238,9 +241,7 @@ impl Context {
                 ..bytemuck::Zeroable::zeroed()
             };
             let uniform = self.uniform("xent vocab params", bytemuck::bytes_of(&params))?;
-            let pipeline = self
-                .kernels
-                .cross_entropy(&self.device, variant, entry, None)?;
+            let pipeline = self.cross_entropy_pipeline(variant, entry, None)?;
             let mut entries = vec![(slot::PARAMS, &uniform, self.whole_range(&uniform, 4))];
             entries.extend_from_slice(records);
             let group = self.bind_ranges(&pipeline, &entries);

@@ -3,9 +3,9 @@
 //! status buffer.
 
 use super::scratch::{buffer_with, check_alive};
+use super::status::{Status, STATUS_SIZE};
 use super::Context;
 use crate::error::{Error, GpuScope, Result};
-use crate::ops::cross_entropy::{Status, STATUS_SIZE};
 
 pub(crate) const STORAGE_IN: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE;
 pub(crate) const STORAGE_OUT: wgpu::BufferUsages =

@@ -5,8 +5,8 @@
 
 use super::scratch::buffer_with;
 use super::Context;
+use crate::core::shape::Layout;
 use crate::error::{Error, Result};
-use crate::shape::Layout;
 
 impl Context {
     /// A uniform buffer holding `bytes`; [`Error::DeviceLost`](crate::Error::DeviceLost) on a lost device.

@@ -1,27 +1,11 @@
-//! Input checks shared by the CPU and GPU paths, so both give the same error.
+//! Cross-entropy's input checks, shared by the CPU and GPU paths so both
+//! give the same error.
 
+use super::options::CrossEntropyOptions;
+use super::targets::Targets;
+use crate::core::shape::{length, multi_index, Layout};
+use crate::core::status::out_of_range;
 use crate::error::{Error, Result};
-use crate::ops::cross_entropy::options::CrossEntropyOptions;
-use crate::ops::cross_entropy::targets::Targets;
-use crate::shape::Layout;
-
-/// A tensor's length against the number of elements its shape needs.
-pub(crate) fn length(
-    what: &'static str,
-    dims: &[usize],
-    expected: usize,
-    actual: usize,
-) -> Result<()> {
-    if expected != actual {
-        return Err(Error::ShapeMismatch {
-            what,
-            shape: dims.to_vec(),
-            expected,
-            actual,
-        });
-    }
-    Ok(())
-}
 
 /// Shapes, weights, options and probability values of a cross-entropy call.
 /// Class-index ranges are checked apart: on the GPU for the GPU path.
@@ -93,17 +77,6 @@ pub(crate) fn probability_targets_ignore(opts: &CrossEntropyOptions) -> Result<(
     Ok(())
 }
 
-/// The multi-index of flat position `flat` in a row-major tensor of shape `dims`.
-pub(crate) fn multi_index(dims: &[usize], flat: usize) -> Vec<usize> {
-    let mut pos = vec![0; dims.len()];
-    let mut rest = flat;
-    for (slot, &d) in pos.iter_mut().zip(dims).rev() {
-        *slot = rest % d;
-        rest /= d;
-    }
-    pos
-}
-
 /// Class weights: length C, every one finite.
 pub(crate) fn weights_ok(classes: usize, w: &[f64]) -> Result<()> {
     if w.len() != classes {
@@ -136,20 +109,4 @@ pub(crate) fn target_range(layout: &Layout, targets: &[i64], ignore_index: i64) 
         ));
     }
     Ok(())
-}
-
-pub(crate) fn out_of_range(
-    layout: &Layout,
-    flat: usize,
-    value: i64,
-    ignore_index: i64,
-    count: u64,
-) -> Error {
-    Error::TargetOutOfRange {
-        position: layout.target_position(flat),
-        value,
-        classes: layout.classes,
-        ignore_index,
-        count,
-    }
 }

@@ -134,7 +134,7 @@ impl Layout {
 
     /// The multi-index, in the target's shape, of flat target position `flat`.
     pub fn target_position(&self, flat: usize) -> Vec<usize> {
-        crate::validate::multi_index(&self.target_dims(), flat)
+        multi_index(&self.target_dims(), flat)
     }
 
     /// The layout of a range of `classes` of this one's classes (a
@@ -156,4 +156,33 @@ impl Layout {
         let s = row % self.inner;
         (n * self.classes + class) * self.inner + s
     }
+}
+
+/// A tensor's length against the number of elements its shape needs.
+pub(crate) fn length(
+    what: &'static str,
+    dims: &[usize],
+    expected: usize,
+    actual: usize,
+) -> Result<()> {
+    if expected != actual {
+        return Err(Error::ShapeMismatch {
+            what,
+            shape: dims.to_vec(),
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The multi-index of flat position `flat` in a row-major tensor of shape `dims`.
+pub(crate) fn multi_index(dims: &[usize], flat: usize) -> Vec<usize> {
+    let mut pos = vec![0; dims.len()];
+    let mut rest = flat;
+    for (slot, &d) in pos.iter_mut().zip(dims).rev() {
+        *slot = rest % d;
+        rest /= d;
+    }
+    pos
 }

@@ -1,5 +1,7 @@
 //! The bandwidth reference of the benchmarks: a vec4 copy kernel.
 
+use super::pipelines::ModuleKey;
+use super::shaders::COPY_WGSL;
 use super::Context;
 use crate::error::Result;
 
@@ -15,16 +17,24 @@ impl Context {
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
         let align = self.offset_alignment();
+        let copy = self.pipelines.get(
+            &self.device,
+            ModuleKey {
+                op: "copy",
+                build: 0,
+            },
+            || COPY_WGSL.to_string(),
+            "copy_vec4",
+            &[],
+        )?;
         let piece = self.device.limits().max_storage_buffer_binding_size / align * align;
         let total = dst.size().min(src.size()) & !15;
         let mut pieces = Vec::new();
         let mut offset = 0;
         while offset < total {
             let size = (total - offset).min(piece);
-            let group = self.bind_ranges(
-                &self.kernels.copy,
-                &[(0, src, (offset, size)), (1, dst, (offset, size))],
-            );
+            let group =
+                self.bind_ranges(&copy, &[(0, src, (offset, size)), (1, dst, (offset, size))]);
             // Enough invocations to fill any device, few enough to amortise launches.
             pieces.push((group, (size / 16).div_ceil(64).min(4096) as u32));
             offset += size;
@@ -33,7 +43,7 @@ impl Context {
             label: Some("xent copy"),
             timestamp_writes,
         });
-        pass.set_pipeline(&self.kernels.copy);
+        pass.set_pipeline(&copy);
         for (group, groups) in &pieces {
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(*groups, 1, 1);

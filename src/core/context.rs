@@ -3,10 +3,11 @@
 use std::sync::Mutex;
 
 use super::adapter::{adapter_for, headless_device, open_device};
-use super::pipelines::Kernels;
+use super::device::DeviceProfile;
+use super::pipelines::Pipelines;
 use super::scratch::{check_alive, Scratch};
+use crate::core::verify::Tolerance;
 use crate::error::{GpuScope, Result};
-use crate::verify::Tolerance;
 
 /// Holds the device, the queue and xent's compiled pipelines (built once).
 ///
@@ -20,7 +21,7 @@ use crate::verify::Tolerance;
 pub struct Context {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
-    pub(crate) kernels: Kernels,
+    pub(crate) pipelines: Pipelines,
     pub(crate) scratch: Mutex<Scratch>,
     /// Host-API calls on one context run one at a time. wgpu's GL backend
     /// panics when a thread waits more than a few seconds for its GL context,
@@ -28,11 +29,14 @@ pub struct Context {
     pub(crate) host_lock: Mutex<()>,
     pub(crate) verify: Option<Tolerance>,
     /// A corruption of the host API's results, for mutation tests.
-    pub(crate) fault: Option<crate::verify::Fault>,
-    /// What the strategy table knows of the device (see `RowStrategy::choose`).
-    pub(crate) profile: crate::ops::cross_entropy::plan::DeviceProfile,
-    /// `XENT_STRATEGY`: the strategy of every call whose options say `Auto`.
-    pub(crate) forced_strategy: Option<crate::Strategy>,
+    pub(crate) fault: Option<crate::core::verify::Fault>,
+    /// What the plans know of the device: its class, the row-wide
+    /// kernels' workgroup, subgroups.
+    pub(crate) profile: DeviceProfile,
+    /// `XENT_STRATEGY` as read when the context was made (unset or empty:
+    /// `None`): the cross-entropy strategy of every call whose options say
+    /// `Auto`, parsed by the call.
+    pub(crate) strategy_env: Option<String>,
 }
 
 impl Context {
@@ -48,8 +52,9 @@ impl Context {
     /// # Errors
     /// [`Error::Gpu`](crate::Error::Gpu) if a shader fails to compile on this device;
     /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost;
-    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for an
-    /// `XENT_STRATEGY` that names no strategy.
+    /// (An `XENT_STRATEGY` that names no strategy is an
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) of each
+    /// cross-entropy call.)
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,41 +64,28 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
-        // Unset or empty: none; a name: that strategy (auto: none).
-        let forced_strategy = match std::env::var("XENT_STRATEGY") {
+        // Unset or empty: none. The op that reads it parses it.
+        let strategy_env = match std::env::var("XENT_STRATEGY") {
             Ok(name) if name.is_empty() => None,
-            Ok(name) => match name.parse()? {
-                crate::Strategy::Auto => None,
-                forced => Some(forced),
-            },
+            Ok(name) => Some(name),
             Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(name)) => {
-                return Err(crate::Error::InvalidOption {
-                    name: "XENT_STRATEGY",
-                    value: name.to_string_lossy().into_owned(),
-                    expected: "a strategy's name",
-                })
-            }
+            Err(std::env::VarError::NotUnicode(name)) => Some(name.to_string_lossy().into_owned()),
         };
         check_alive(&device)?;
         let scope = GpuScope::push(&device);
-        let kernels = Kernels::build(&device);
         let scratch = Scratch::new(&device);
-        scope.pop("building xent's pipelines")?;
-        let profile = crate::ops::cross_entropy::plan::DeviceProfile::of(
-            &device.adapter_info(),
-            kernels.wide_wg as usize,
-        );
+        scope.pop("making xent's scratch")?;
+        let profile = DeviceProfile::of(&device);
         Ok(Self {
             device,
             queue,
-            kernels,
+            pipelines: Pipelines::new(),
             scratch: Mutex::new(scratch),
             host_lock: Mutex::new(()),
             verify: None,
             fault: None,
             profile,
-            forced_strategy,
+            strategy_env,
         })
     }
 
@@ -151,7 +143,7 @@ impl Context {
     /// with `fault` after reading them back, before verify mode compares
     /// them: for mutation tests of verify mode and of the CLI's check only.
     #[doc(hidden)]
-    pub fn with_fault(mut self, fault: crate::verify::Fault) -> Self {
+    pub fn with_fault(mut self, fault: crate::core::verify::Fault) -> Self {
         self.fault = Some(fault);
         self
     }
@@ -185,7 +177,7 @@ impl Context {
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub fn subgroup_reductions(&self) -> bool {
-        self.kernels.subgroups
+        self.profile.subgroups
     }
 
     /// Bytes of device scratch the context holds now between calls: the

@@ -1,0 +1,56 @@
+//! Verify mode's comparison of a cross-entropy call's outputs with the twin's.
+
+use super::cpu::CrossEntropyOutput;
+use crate::core::verify::Tolerance;
+use crate::error::{Error, Result};
+
+impl Tolerance {
+    /// Compares every output of a cross-entropy call: the loss, and the
+    /// gradient and log-sum-exp where both have them (with the magnitudes of
+    /// `cpu`, when it has them), and the correct count exactly. `grad` is
+    /// the tolerance of the gradient (e.g. [`Tolerance::F16`] for an f16 one).
+    ///
+    /// # Errors
+    /// As [`Tolerance::compare`]; a different correct count is an
+    /// [`Error::Mismatch`] with no tolerance.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[2], &[1], None, &Default::default())?;
+    /// let mut gpu = xent::cpu::CrossEntropyOutput {
+    ///     loss: vec![std::f32::consts::LN_2], loss_dims: vec![], grad: Some(vec![0.5, -0.5]),
+    ///     lse: None, correct: None, magnitude: None };
+    /// let tol = xent::Tolerance::default();
+    /// tol.compare_cross_entropy(&gpu, &cpu, &tol)?;
+    /// gpu.grad = Some(vec![0.5, 0.0]);
+    /// assert!(tol.compare_cross_entropy(&gpu, &cpu, &tol).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn compare_cross_entropy(
+        &self,
+        gpu: &CrossEntropyOutput<f32>,
+        cpu: &CrossEntropyOutput<f64>,
+        grad: &Tolerance,
+    ) -> Result<()> {
+        let m = cpu.magnitude.as_ref();
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
+        if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
+            grad.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
+        }
+        if let (Some(g), Some(c)) = (&gpu.lse, &cpu.lse) {
+            self.compare_terms("lse", g, c, m.and_then(|m| m.lse.as_deref()))?;
+        }
+        if gpu.correct != cpu.correct {
+            return Err(Error::Mismatch {
+                what: "correct",
+                index: 0,
+                gpu: gpu.correct.unwrap_or(0) as f64,
+                cpu: cpu.correct.unwrap_or(0) as f64,
+                magnitude: 0.0,
+                abs: 0.0,
+                rel: 0.0,
+            });
+        }
+        Ok(())
+    }
+}

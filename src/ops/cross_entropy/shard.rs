@@ -1,0 +1,136 @@
+//! A class range's passes: the building blocks the vocabulary-parallel
+//! split (`ops/vocab/`) is made of. Cross-entropy's preparation records a
+//! range's partial records or its finish from merged records (kernels in
+//! `shaders/cross_entropy/vocab.wgsl`); the record's layout is
+//! [`VOCAB_RECORD_WORDS`]'s documentation.
+
+use crate::error::{Error, Result};
+
+/// 32-bit words per row of a shard's partial record (and of the merged
+/// record): `rows × VOCAB_RECORD_WORDS` words, little-endian, row after row.
+/// An all-gather of K shards' records, shard after shard in class order, is
+/// what [`Context::record_vocab_merge`](crate::Context::record_vocab_merge)
+/// reads. Per row, for the shard's classes `[c0, c1)`:
+///
+/// | word | type | value | merged (shard order) |
+/// |---|---|---|---|
+/// | 0 | f32 | `m`: the largest (soft-capped) input, `−f32::MAX` for none | max |
+/// | 1 | f32 | `s`: `Σ exp(x − m)` | `Σ s_k·exp(m_k − m)` |
+/// | 2 | f32 | the input at the row's class-index target if in range, else 0 | sum |
+/// | 3 | f32 | the target's class weight if in range (1 without weights), else 0 | sum |
+/// | 4 | f32 | `a = Σ w_c·q_c·(ℓ_c − m)`, `ℓ` the input (logits, log-probabilities) or `ln x` (probabilities), `m` 0 for those two; `q_c` 1 for class-index targets | `Σ a_k + b_k·(m_k − m)` (logits; a sum otherwise) |
+/// | 5 | f32 | `b = Σ w_c·q_c` | sum |
+/// | 6 | u32 | the argmax (a class of the whole call; `u32::MAX` for none) | first index of the largest |
+/// | 7 | f32 | its value (`−∞` for none) | max |
+/// | 8 | u32 | the probability target's argmax, as word 6 (none for class-index targets) | as word 6 |
+/// | 9 | f32 | its value (`−∞` for none) | max |
+/// | 10 | u32 | `c1 − c0` | sum |
+/// | 11 | u32 | `c0 + (c0 + 1) + … + (c1 − 1)`, wrapping mod 2³² | sum (wrapping) |
+///
+/// Every word is always written; words 4 and 5 are 0 without smoothing or
+/// probability targets. An empty range's record is the merge's identity:
+/// `m = −f32::MAX`, words 1 to 5, 10 and 11 zero, both argmaxes none at `−∞`.
+/// Words 10 and 11 let the finish check that the merged records cover each
+/// of the `C` classes once (a count of `C` and a class sum of `C(C − 1)/2`).
+///
+/// xent's merge is the all-gather form, which keeps the shard order and so
+/// repeats bit for bit. Every value but `m` and the argmaxes is a sum over
+/// shards once brought to the common maximum, so an engine with MAX and
+/// SUM all-reduces but no all-gather can merge too:
+/// 1. MAX over word 0: the merged `m`;
+/// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`
+///    and, for logits, word 4 to `a_k + b_k·(m_k − m)` (an empty record
+///    stays as it is: its `s` and `b` are 0);
+/// 3. SUM over words 1 to 5, 10 and 11 (11 wrapping);
+/// 4. MAXLOC over (word 7, word 6) and over (word 9, word 8): the largest
+///    value, the lowest class among equals, "none" (`u32::MAX`) counting as
+///    the largest class. For MPI's `MPI_MAXLOC` on (f32, i32) pairs, map
+///    `u32::MAX` to `i32::MAX` before and back after, so that a row whose
+///    inputs are all `−∞` keeps a real class as the kernel's merge does.
+///
+/// The result matches the all-gather merge up to rounding (its sums run in
+/// the engine's order); `tests/vocab.rs` runs this recipe against it.
+pub const VOCAB_RECORD_WORDS: usize = 12;
+
+/// Bytes per row of a record: `4 · VOCAB_RECORD_WORDS`.
+pub const VOCAB_RECORD_BYTES: u64 = 4 * VOCAB_RECORD_WORDS as u64;
+
+/// A contiguous range `[start, end)` of a call's classes: one shard's
+/// vocabulary (possibly empty).
+///
+/// ```
+/// let ranges = xent::ClassRange::split(10, 4)?;
+/// assert_eq!(ranges[0], xent::ClassRange::new(0, 3));
+/// assert_eq!(ranges[3], xent::ClassRange::new(9, 10));
+/// // More shards than classes: the extra ranges are empty.
+/// assert!(xent::ClassRange::split(2, 3)?[2].is_empty());
+/// # Ok::<(), xent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassRange {
+    /// The first class.
+    pub start: usize,
+    /// One past the last class.
+    pub end: usize,
+}
+
+impl ClassRange {
+    /// `[start, end)`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+
+    /// The range's class count.
+    pub fn len(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the range holds no class.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `shards` ranges covering `[0, classes)` in order, Megatron's split:
+    /// `⌈classes / shards⌉` classes each, the last ones fewer or none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for 0 shards.
+    pub fn split(classes: usize, shards: usize) -> Result<Vec<ClassRange>> {
+        if shards == 0 {
+            return Err(Error::InvalidOption {
+                name: "vocab_shards",
+                value: "0".into(),
+                expected: "at least 1 shard",
+            });
+        }
+        let per = classes.div_ceil(shards);
+        Ok((0..shards)
+            .map(|k| ClassRange::new((k * per).min(classes), ((k + 1) * per).min(classes)))
+            .collect())
+    }
+
+    /// [`Error::InvalidOption`] unless `start ≤ end ≤ classes`.
+    pub(crate) fn check(&self, classes: usize) -> Result<()> {
+        if self.start > self.end || self.end > classes {
+            return Err(Error::InvalidOption {
+                name: "class range",
+                value: format!("[{}, {}) of {classes} classes", self.start, self.end),
+                expected: "start <= end <= the call's class count",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which of a shard's passes a cross-entropy preparation records.
+pub(crate) struct ShardPass<'a> {
+    pub range: ClassRange,
+    pub stage: ShardStage<'a>,
+}
+
+pub(crate) enum ShardStage<'a> {
+    /// Writes the range's records into `out`.
+    Partial { out: &'a wgpu::Buffer },
+    /// Reads the merged records.
+    Finish { merged: &'a wgpu::Buffer },
+}

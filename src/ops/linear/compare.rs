@@ -1,0 +1,74 @@
+//! Verify mode's comparison of a fused linear cross-entropy call's outputs with the twin's.
+
+use super::LinearOutput;
+use crate::core::verify::Tolerance;
+use crate::error::{Error, Result};
+
+impl Tolerance {
+    /// Compares every output of a fused linear cross-entropy call (loss,
+    /// the three gradients, lse, argmax count) with the magnitudes of `cpu`.
+    ///
+    /// # Errors
+    /// As [`Tolerance::compare`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let dims = xent::LinearDims { n: 1, h: 1, v: 2 };
+    /// let cpu = xent::cpu::linear_cross_entropy(&[1.0f32], &[1.0, -1.0], None, &[0], None, dims,
+    ///     &Default::default())?;
+    /// let mut gpu = xent::LinearOutput { loss: vec![0.126_928], grad_hidden: Some(vec![-0.238_406]),
+    ///     grad_weight: Some(vec![-0.119_203, 0.119_203]), grad_bias: None, lse: None, correct: None,
+    ///     magnitude: None };
+    /// let tol = xent::Tolerance::default();
+    /// tol.compare_linear(&gpu, &cpu)?;
+    /// gpu.grad_weight = Some(vec![-0.119_203, -0.119_203]);
+    /// assert!(tol.compare_linear(&gpu, &cpu).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn compare_linear(&self, gpu: &LinearOutput<f32>, cpu: &LinearOutput<f64>) -> Result<()> {
+        let m = cpu.magnitude.as_ref();
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
+        let pairs = [
+            (
+                "grad_hidden",
+                &gpu.grad_hidden,
+                &cpu.grad_hidden,
+                m.and_then(|m| m.grad_hidden.as_deref()),
+            ),
+            (
+                "grad_weight",
+                &gpu.grad_weight,
+                &cpu.grad_weight,
+                m.and_then(|m| m.grad_weight.as_deref()),
+            ),
+            (
+                "grad_bias",
+                &gpu.grad_bias,
+                &cpu.grad_bias,
+                m.and_then(|m| m.grad_bias.as_deref()),
+            ),
+            ("lse", &gpu.lse, &cpu.lse, m.and_then(|m| m.lse.as_deref())),
+        ];
+        for (what, g, c, mag) in pairs {
+            if let (Some(g), Some(c)) = (g, c) {
+                self.compare_terms(what, g, c, mag)?;
+            }
+        }
+        // Rows whose top two logits are within the products' error may
+        // count either way.
+        let slack = m.map_or(0, |m| m.correct_slack);
+        let (g, c) = (gpu.correct.unwrap_or(0), cpu.correct.unwrap_or(0));
+        if gpu.correct.is_some() != cpu.correct.is_some() || g.abs_diff(c) > slack {
+            return Err(Error::Mismatch {
+                what: "correct",
+                index: 0,
+                gpu: g as f64,
+                cpu: c as f64,
+                magnitude: slack as f64,
+                abs: 0.0,
+                rel: 0.0,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! Softmax's shader module (`shaders/softmax/`, its storage per precision)
+//! and its pipelines, built through the context's pipeline cache.
+
+use crate::core::pipelines::{ModuleKey, PIPELINE_CACHE_MAX};
+use crate::core::precision::Precision;
+use crate::core::shaders::{
+    assemble, ADDRESSING_WGSL, BF16_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL,
+};
+use crate::core::Context;
+use crate::error::Result;
+
+const BODY: &str = include_str!("../../../shaders/softmax/kernels.wgsl");
+const STORAGE_F32_WGSL: &str = include_str!("../../../shaders/softmax/storage_f32.wgsl");
+const STORAGE_F16_WGSL: &str = include_str!("../../../shaders/softmax/storage_f16.wgsl");
+const STORAGE_BF16_WGSL: &str = include_str!("../../../shaders/softmax/storage_bf16.wgsl");
+
+// A call's four entry points fit in the cache many times over.
+const _: () = assert!(PIPELINE_CACHE_MAX >= 8);
+
+/// The softmax module for input, output and upstream gradient stored in
+/// `precision` (bf16 with the shared bf16 piece): the storage, the kernels,
+/// the online (max, sum-exp) merge and the workgroup trees.
+pub(crate) fn source(precision: Precision) -> String {
+    let storage: &[&str] = match precision {
+        Precision::F32 => &[STORAGE_F32_WGSL],
+        Precision::F16 => &[STORAGE_F16_WGSL],
+        Precision::BF16 => &[STORAGE_BF16_WGSL, BF16_WGSL],
+    };
+    let mut pieces = storage.to_vec();
+    pieces.extend([
+        BODY,
+        ADDRESSING_WGSL,
+        ONLINE_SOFTMAX_WGSL,
+        WORKGROUP_TREES_WGSL,
+    ]);
+    assemble(&pieces)
+}
+
+impl Context {
+    /// The pipelines of `entries` storing in `precision`, built on first use
+    /// (f16 needs `SHADER_F16`).
+    pub(crate) fn softmax_pipelines<const K: usize>(
+        &self,
+        precision: Precision,
+        entries: [&'static str; K],
+    ) -> Result<[wgpu::ComputePipeline; K]> {
+        precision.supported_on(&self.device, "f16 softmax inputs and outputs")?;
+        let key = ModuleKey {
+            op: "softmax",
+            build: precision.code(),
+        };
+        let mut built = Vec::with_capacity(K);
+        for entry in entries {
+            let source = || source(precision);
+            built.push(self.pipelines.get(&self.device, key, source, entry, &[])?);
+        }
+        Ok(built
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("K pipelines")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_build_parses_and_validates() {
+        for precision in Precision::ALL {
+            let what = format!("softmax, {precision:?}");
+            crate::core::pipelines::validates(&what, &source(precision));
+        }
+    }
+}
