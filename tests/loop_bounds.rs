@@ -63,8 +63,8 @@ fn maps_at_the_switch_points_match_the_cpu() {
 fn long_rows_at_the_switch_points_match_the_cpu() {
     // rows_wide4 with 8 invocations loops 2·⌈C/8/8⌉ + 6 times: 524 096
     // classes is its last; four rows are not split for occupancy on a
-    // software adapter. rows_wide (a buffer ending mid-vec4 is not reached
-    // by the host API, which runs rows_wide_mixed with rows_wide4's count).
+    // software adapter. C % 4 != 0 runs rows_wide_mixed (rows_wide_quads on
+    // buffers that end mid-vec4, the same walk) with rows_wide4's count.
     for dims in [[4, 524_096], [4, 524_100], [4, 524_099]] {
         cross_entropy_matches(&dims);
     }

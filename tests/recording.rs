@@ -248,10 +248,9 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         let host = ctx
             .cross_entropy(&logits, &dims, &targets, None, &opts)
             .unwrap();
-        // Logits and gradient in whole vec4s, as the host API uploads them:
-        // long rows of C % 4 != 0 then run the same vec4 kernel out of place
-        // as the host does in place (exact-size buffers that end mid-vec4
-        // take the scalar kernel).
+        // Logits and gradient in whole vec4s, as the host API uploads them
+        // (exact-size buffers that end mid-vec4 take the same walk through
+        // scalar views, with the same bits: tests/same_bits.rs).
         let mut padded = logits.clone();
         padded.resize(layout.len().next_multiple_of(4), 0.0);
         let (x, t) = (
@@ -291,11 +290,10 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
         );
         // The logits buffer of the out-of-place call is untouched.
         assert_eq!(read_f32(ctx, &x)[..layout.len()], logits[..]);
-        // The recording API in place. On an exact-size buffer that ends
-        // mid-vec4, long rows of C % 4 != 0 take the scalar kernel, so that
-        // run is held to the CPU rather than to the bits of the others; on
-        // the padded buffer they take the vec4 kernel, as out of place, and
-        // must match its bits.
+        // The recording API in place, on an exact-size buffer that ends
+        // mid-vec4 (long rows of C % 4 != 0 through the scalar views) and on
+        // the padded one (through the vec4 views): both held to the CPU and
+        // to the bits of the out-of-place run.
         let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
         let want = cpu::cross_entropy(&logits, &dims, &t64, None, &opts).unwrap();
         let tol = Tolerance::default();
@@ -326,13 +324,12 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
                 &want.loss_reference(),
             )
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
-            if contents.len() % 4 == 0 {
-                let c: Vec<u32> = in_place.iter().map(|v| v.to_bits()).collect();
-                assert!(
-                    c == b,
-                    "{dims:?}: in place on whole vec4s differs from out of place"
-                );
-            }
+            let c: Vec<u32> = in_place.iter().map(|v| v.to_bits()).collect();
+            assert!(
+                c == b,
+                "{dims:?}: in place on {} buffers differs from out of place",
+                contents.len()
+            );
         }
     }
     // in_place with a grad buffer is a typed error.
@@ -446,10 +443,9 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
             label_smoothing: 0.1,
             ..Default::default()
         };
-        // Logits and gradient in whole vec4s, as the host uploads them
-        // (exact-size buffers that end mid-vec4 would take the scalar
-        // kernel); NaN padding would poison any row that used it, and must
-        // stay as it is.
+        // Logits and gradient in whole vec4s, as the host uploads them (the
+        // vec4 views); NaN padding would poison any row that used it, and
+        // must stay as it is.
         let mut padded = logits.clone();
         padded.resize(layout.len().next_multiple_of(4), f32::NAN);
         let (x, t, p) = (

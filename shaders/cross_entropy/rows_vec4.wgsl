@@ -55,14 +55,23 @@ fn quad_span_scan(part0: Partial, lid: u32, base: u32, q0: u32, head: u32, quads
         let j2 = min(j + half, quads - 1u);
         let va = load_input4(q0 + j);
         let vb = load_input4(q0 + j2);
-        let ca = quad_classes(head + 4u * j);
-        part = update4(part, ca, vec4<u32>(base) + ca, va);
-        if (j + half < quads) {
-            let cb = quad_classes(head + 4u * j2);
-            part = update4(part, cb, vec4<u32>(base) + cb, vb);
-        }
+        part = quad_scan_step(part, base, head, j, j2, j + half < quads, va, vb);
     }
     return part;
+}
+
+// One iteration of the two-stream walk over whole vec4s: vec4s j and (when
+// `both`) j2 of the span, holding classes head + 4j.. and head + 4j2..
+// Shared by the vec4 and the scalar views (`rows_wide_quads`), so both
+// give the same bits.
+fn quad_scan_step(part: Partial, base: u32, head: u32, j: u32, j2: u32, both: bool, va: vec4<f32>, vb: vec4<f32>) -> Partial {
+    let ca = quad_classes(head + 4u * j);
+    var r = update4(part, ca, vec4<u32>(base) + ca, va);
+    if (both) {
+        let cb = quad_classes(head + 4u * j2);
+        r = update4(r, cb, vec4<u32>(base) + cb, vb);
+    }
+    return r;
 }
 
 // Pass 2 over the same vec4s, walked as quad_span_scan: writes their
@@ -86,10 +95,16 @@ fn quad_span_grad(acc0: vec2<f32>, plan: RowPlan, lid: u32, q0: u32, head: u32, 
 // Pass 2 of the whole vec4 j (flat index 4j) holding classes c..c+3: writes
 // its gradient and returns (its loss term, the input at the target class or 0).
 fn quad_pass2(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
-    let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
     if (WRITE_GRAD) {
         store_grad4(j, grad_quad(plan, c, 4u * j, v));
     }
+    return quad_sums(plan, j, c, v);
+}
+
+// (The loss term, the input at the target class or 0) of the whole vec4 j
+// holding classes c..c+3.
+fn quad_sums(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
+    let hit = select(vec4<f32>(0.0), v, quad_classes(c) == vec4<u32>(plan.target_class));
     return vec2<f32>(loss_quad(plan, c, 4u * j, v), (hit.x + hit.y) + (hit.z + hit.w));
 }
 

@@ -256,7 +256,6 @@ impl Context {
             crate::ops::cross_entropy::plan::PlanInputs {
                 elem: input.precision().size(),
                 chunked_targets: matches!(targets, Targets::Probs(_)),
-                mixed: true,
                 write_grad: opts.compute_grad,
                 weights: weights.class.is_some(),
                 correct: opts.count_correct,

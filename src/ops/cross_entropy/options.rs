@@ -165,8 +165,9 @@ pub enum Strategy {
     Wide,
     /// A workgroup per row, vec4 access (`inner = 1`, `C % 4 = 0`).
     Wide4,
-    /// A workgroup per row through vec4 views, rows starting mid-vec4
-    /// (`inner = 1`, buffers in whole vec4s).
+    /// A workgroup per row, rows starting mid-vec4, through vec4 views
+    /// where the buffers reach the tensor's last vec4, else through scalar
+    /// views with the same bits (`inner = 1`, `C ≥ 4`).
     WideMixed,
     /// An invocation per row (any layout).
     Narrow,

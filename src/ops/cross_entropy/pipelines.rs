@@ -13,7 +13,7 @@ use crate::core::Context;
 use crate::error::{Error, Result};
 
 /// The module's body, one job per piece, in reading order.
-const BODY: [&str; 12] = [
+const BODY: [&str; 13] = [
     include_str!("../../../shaders/cross_entropy/common.wgsl"),
     include_str!("../../../shaders/cross_entropy/target_stats.wgsl"),
     include_str!("../../../shaders/cross_entropy/pass1.wgsl"),
@@ -21,6 +21,7 @@ const BODY: [&str; 12] = [
     include_str!("../../../shaders/cross_entropy/rows_wide.wgsl"),
     include_str!("../../../shaders/cross_entropy/rows_narrow.wgsl"),
     include_str!("../../../shaders/cross_entropy/rows_vec4.wgsl"),
+    include_str!("../../../shaders/cross_entropy/rows_quads.wgsl"),
     include_str!("../../../shaders/cross_entropy/rows_fixed.wgsl"),
     include_str!("../../../shaders/cross_entropy/rows_team.wgsl"),
     include_str!("../../../shaders/cross_entropy/split.wgsl"),

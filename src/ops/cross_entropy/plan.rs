@@ -80,7 +80,9 @@ pub(crate) enum RowStrategy {
     Wide4,
     /// A workgroup per row, vec4 access to rows that start and end
     /// mid-vec4 (inner = 1, any C), then `mixed_seams` for the vec4s that
-    /// two rows share.
+    /// two rows share; where a buffer ends inside the vec4 holding the
+    /// tensor's last element, the same walk through scalar views
+    /// (`rows_wide_quads`, the same bits).
     WideMixed,
     /// An invocation per row, vec4 access (inner = 1, C % 4 = 0).
     Narrow4,
@@ -117,16 +119,15 @@ pub(crate) fn team_lanes(classes: usize) -> usize {
 
 impl RowStrategy {
     /// The strategy for `layout` on `device` (see ARCHITECTURE.md for both
-    /// tables). `mixed`: whether `rows_wide_mixed` may run (its buffers hold
-    /// whole vec4s).
+    /// tables).
     /// A strategy whose invocations would loop more than [`LOOP_TRIPS_MAX`]
     /// times gives way to `Split` (any layout: its spans walk classes
     /// `inner` apart), with enough spans to stay under the bound.
-    pub(crate) fn choose(layout: &Layout, device: DeviceProfile, mixed: bool) -> Result<Self> {
+    pub(crate) fn choose(layout: &Layout, device: DeviceProfile) -> Result<Self> {
         let classes = layout.classes;
         let wide_wg = device.wide_wg;
         let chosen = match device.class {
-            DeviceClass::Software => Self::software_choice(layout, mixed),
+            DeviceClass::Software => Self::software_choice(layout),
             DeviceClass::Gpu => Self::gpu_choice(layout, wide_wg),
         };
         if chosen.loop_trips(classes, wide_wg) <= LOOP_TRIPS_MAX {
@@ -162,7 +163,7 @@ impl RowStrategy {
     /// an invocation per short row (a CPU core's SIMD lanes walk rows side
     /// by side), a workgroup of `wide_wg` per long row, fewer than
     /// `SPLIT_ROWS_BELOW_CPU` long rows split.
-    fn software_choice(layout: &Layout, mixed: bool) -> Self {
+    fn software_choice(layout: &Layout) -> Self {
         let quads = layout.classes.is_multiple_of(4);
         let classes = layout.classes;
         if layout.inner == 1 && layout.rows() < SPLIT_ROWS_BELOW_CPU && classes >= SPLIT_MIN_CLASSES
@@ -173,8 +174,7 @@ impl RowStrategy {
         }
         match (layout.inner, classes >= WIDE_MIN_CLASSES) {
             (1, true) if quads => RowStrategy::Wide4,
-            (1, true) if mixed => RowStrategy::WideMixed,
-            (1, true) => RowStrategy::Wide,
+            (1, true) => RowStrategy::WideMixed,
             (1, false) if quads => RowStrategy::Narrow4,
             (inner, _) if inner.is_multiple_of(4) => RowStrategy::Pixels4,
             _ => RowStrategy::Narrow,
@@ -216,22 +216,17 @@ impl RowStrategy {
     }
 
     /// The strategy `forced` names, for `layout`, or [`Error::Unsupported`]
-    /// naming what it needs when it cannot serve the layout (`mixed`: the
-    /// buffers hold whole vec4s) or would pass the loop bound. `Split` gets
+    /// naming what it needs when it cannot serve the layout or would pass
+    /// the loop bound. `Split` gets
     /// the spans `choose` would give it.
-    pub(crate) fn forced(
-        forced: Strategy,
-        layout: &Layout,
-        mixed: bool,
-        wide_wg: usize,
-    ) -> Result<Self> {
+    pub(crate) fn forced(forced: Strategy, layout: &Layout, wide_wg: usize) -> Result<Self> {
         let (classes, inner) = (layout.classes, layout.inner);
         let (strategy, needs) = match forced {
             Strategy::Auto => unreachable!("Auto is chosen, not forced"),
             Strategy::Wide => (RowStrategy::Wide, inner == 1),
             Strategy::Wide4 => (RowStrategy::Wide4, inner == 1 && classes.is_multiple_of(4)),
             // Its seams hold two rows' elements at most.
-            Strategy::WideMixed => (RowStrategy::WideMixed, inner == 1 && mixed && classes >= 4),
+            Strategy::WideMixed => (RowStrategy::WideMixed, inner == 1 && classes >= 4),
             Strategy::Narrow => (RowStrategy::Narrow, true),
             Strategy::Narrow4 => (
                 RowStrategy::Narrow4,
@@ -268,7 +263,7 @@ impl RowStrategy {
                 Strategy::Wide4 | Strategy::Narrow4 | Strategy::Team4 => {
                     "rows of inner = 1 and C % 4 = 0"
                 }
-                Strategy::WideMixed => "rows of inner = 1, C >= 4, in buffers of whole vec4s",
+                Strategy::WideMixed => "rows of inner = 1 and C >= 4",
                 _ => "maps of inner % 4 = 0",
             };
             return Err(Error::Unsupported {
@@ -406,8 +401,6 @@ pub(crate) struct PlanInputs {
     pub elem: u64,
     /// Probability targets: bound a chunk at a time like the input.
     pub chunked_targets: bool,
-    /// Whether the buffers hold whole vec4s (`rows_wide_mixed` may run).
-    pub mixed: bool,
     pub write_grad: bool,
     pub weights: bool,
     pub correct: bool,
@@ -458,9 +451,9 @@ impl Context {
         let env = env.transpose()?.filter(|&s| s != Strategy::Auto);
         let strategy = match (rows, p.strategy, env) {
             (0, _, _) => RowStrategy::Narrow,
-            (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile, p.mixed)?,
+            (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile)?,
             (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
-                RowStrategy::forced(forced, layout, p.mixed, self.profile.wide_wg)?
+                RowStrategy::forced(forced, layout, self.profile.wide_wg)?
             }
         };
         let splits = strategy.splits() as u64;
@@ -580,15 +573,13 @@ pub(crate) mod tests {
                                 wide_wg: wg,
                                 subgroups: false,
                             };
-                            for mixed in [false, true] {
-                                let s = RowStrategy::choose(&l, device, mixed).unwrap();
-                                let trips = s.loop_trips(classes, wg);
-                                assert!(
-                                    trips <= LOOP_TRIPS_MAX,
-                                    "{s:?} for C = {classes}, inner = {inner}, {class:?}, \
-                                     wg = {wg}: {trips}"
-                                );
-                            }
+                            let s = RowStrategy::choose(&l, device).unwrap();
+                            let trips = s.loop_trips(classes, wg);
+                            assert!(
+                                trips <= LOOP_TRIPS_MAX,
+                                "{s:?} for C = {classes}, inner = {inner}, {class:?}, \
+                                 wg = {wg}: {trips}"
+                            );
                         }
                     }
                 }
@@ -616,8 +607,7 @@ pub(crate) mod tests {
     #[test]
     fn the_strategy_table_for_software_adapters_and_gpus() {
         use RowStrategy::*;
-        // (shape, software adapter: 8 invocations; GPU: 32-lane subgroups);
-        // buffers of whole vec4s.
+        // (shape, software adapter: 8 invocations; GPU: 32-lane subgroups).
         let table: [(&[usize], RowStrategy, RowStrategy); 14] = [
             (&[65_536, 32], Narrow4, Team4 { lanes: 4 }),
             (&[65_536, 4], Narrow4, Team4 { lanes: 1 }),
@@ -638,8 +628,8 @@ pub(crate) mod tests {
         ];
         for (dims, software, gpu) in table {
             let l = layout(dims);
-            let cpu_choice = RowStrategy::choose(&l, SOFTWARE, true).unwrap();
-            let gpu_choice = RowStrategy::choose(&l, GPU, true).unwrap();
+            let cpu_choice = RowStrategy::choose(&l, SOFTWARE).unwrap();
+            let gpu_choice = RowStrategy::choose(&l, GPU).unwrap();
             assert_eq!((cpu_choice, gpu_choice), (software, gpu), "{dims:?}");
         }
     }
@@ -676,7 +666,7 @@ pub(crate) mod tests {
                 wide_wg: wg,
                 subgroups: false,
             };
-            RowStrategy::choose(&layout(dims), device, true).unwrap()
+            RowStrategy::choose(&layout(dims), device).unwrap()
         };
         // The shapes Mesa cut short, on its 8-invocation workgroups.
         assert_eq!(choose(&[1, 8065, 4], 8), RowStrategy::Pixels4);

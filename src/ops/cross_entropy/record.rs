@@ -265,9 +265,12 @@ impl Context {
         }
 
         // The mixed kernel reads the input and writes the gradient in whole
-        // vec4s, up to the vec4 that holds the last element: the caller's
-        // buffers must reach it (else the scalar kernel runs).
+        // vec4s, up to the vec4 that holds the last element: where the
+        // caller's buffers reach it, through the vec4 views; else the same
+        // walk through the scalar views (`rows_wide_quads`: the same bits).
         let whole_vec4s = held.next_multiple_of(4 * elem);
+        let views4 =
+            b.logits.size() >= whole_vec4s && b.grad.is_none_or(|g| g.size() >= whole_vec4s);
         let write_grad = b.grad.is_some() || b.in_place;
         // A shard's passes walk spans of its classes (the split kernels'); an
         // empty shard walks none, planned as one class.
@@ -280,8 +283,6 @@ impl Context {
             PlanInputs {
                 elem,
                 chunked_targets,
-                mixed: b.logits.size() >= whole_vec4s
-                    && b.grad.is_none_or(|g| g.size() >= whole_vec4s),
                 write_grad,
                 weights: b.weights.is_some(),
                 correct,
@@ -405,11 +406,17 @@ impl Context {
         // Short rows of few classes run the pipeline specialised for C, the
         // team kernels one specialised for their lanes per row.
         let spec = strategy.specialisation(layout.classes);
-        let rows_entry = strategy.entry(layout.classes);
+        // The mixed kernel through its vec4 views (then `mixed_seams`), or
+        // through the scalar ones.
+        let mixed = strategy == RowStrategy::WideMixed && views4;
+        let rows_entry = match strategy {
+            RowStrategy::WideMixed if !views4 => "rows_wide_quads",
+            _ => strategy.entry(layout.classes),
+        };
         // The vec4 kernels (and the mixed one) read and write through
         // bindings 12 and 13.
         let (input_slot, grad_slot) = match strategy {
-            s if s.is_vec4() || s == RowStrategy::WideMixed => (slot::INPUT4, slot::GRAD4),
+            s if s.is_vec4() || mixed => (slot::INPUT4, slot::GRAD4),
             _ => (slot::INPUT, slot::GRAD),
         };
         let mut chunk_passes: Vec<Vec<Dispatch>> = Vec::with_capacity(chunks.len());
@@ -446,7 +453,6 @@ impl Context {
             };
             // The mixed kernel's views cover whole vec4s (the buffers' sizes
             // are checked above).
-            let mixed = strategy == RowStrategy::WideMixed;
             let range = if mixed {
                 (range.0, range.1.next_multiple_of(4 * elem))
             } else {

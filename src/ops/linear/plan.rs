@@ -72,7 +72,6 @@ impl Context {
             PlanInputs {
                 elem: 4,
                 chunked_targets: false,
-                mixed: true,
                 write_grad: true,
                 weights: false,
                 correct: opts.loss.count_correct || vocab,
