@@ -161,6 +161,20 @@ pub enum Error {
         /// Why it cannot be done on this device.
         reason: String,
     },
+    /// The device given to [`Context::new`](crate::Context::new) has a limit
+    /// below what xent needs ([`required_limits`](crate::required_limits)).
+    #[error(
+        "the device's limit {limit} is {actual}, but xent needs {needed} \
+         (request xent::required_limits() when making the device)"
+    )]
+    DeviceLimit {
+        /// The limit's name, as a field of `wgpu::Limits`.
+        limit: &'static str,
+        /// What xent needs.
+        needed: u64,
+        /// What the device has.
+        actual: u64,
+    },
     /// wgpu reported an error while running xent's work: a validation error
     /// (e.g. a buffer from another device, or one that was destroyed), an
     /// out-of-memory error, or an internal one. The message names what xent

@@ -31,13 +31,17 @@ mod core;
 pub mod cpu;
 mod error;
 mod ops;
+pub mod wgsl;
 
 pub use crate::core::shape::Layout;
 pub use crate::core::status::{Status, STATUS_SIZE};
 #[doc(hidden)]
 pub use crate::core::verify::Fault;
 pub use crate::core::verify::{max_abs_diff, Tolerance};
-pub use crate::core::{enumerate_adapters, headless_device, Context, Precision, Reduction};
+pub use crate::core::{
+    enumerate_adapters, headless_device, optional_features, required_limits, Context, Precision,
+    Reduction,
+};
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Strategy};

@@ -607,3 +607,66 @@ fn tensors_larger_than_the_devices_largest_buffer_are_a_typed_error() {
         .unwrap();
     assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
 }
+
+#[test]
+fn a_mapped_buffer_is_a_typed_error_of_every_op() {
+    // wgpu would accept the recording and fail at the submission (a panic in
+    // its default error handler); xent names the mapped buffer instead. The
+    // context keeps working.
+    let Some(ctx) = ctx() else { return };
+    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let mapped = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("mapped"),
+        size: 64,
+        usage: s,
+        mapped_at_creation: true,
+    });
+    let (targets, loss) = (buffer(ctx, &[0; 12], s), buffer(ctx, &[0; 4], s));
+    let (grad, status) = (buffer(ctx, &[0; 64], s), buffer(ctx, &[0; 16], s));
+    let is_mapped_error = |what: &str, got: Result<(), Error>| match got {
+        Err(Error::BadBuffer { what: w, reason }) => {
+            assert_eq!(w, what);
+            assert!(reason.contains("mapped"), "{reason}");
+        }
+        other => panic!("{what}: expected Error::BadBuffer, got {other:?}"),
+    };
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let b = CrossEntropyBuffers::new(
+        &mapped,
+        TargetBuffer::ClassI32(&targets),
+        &loss,
+        Some(&grad),
+        &status,
+    );
+    is_mapped_error(
+        "logits",
+        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, &opts(), &b),
+    );
+    let b = xent::ElementwiseBuffers::new(&grad, &grad, &loss, Some(&mapped));
+    is_mapped_error(
+        "grad",
+        ctx.record_elementwise_loss(
+            &mut enc,
+            xent::ElementwiseLoss::Mse,
+            &[16],
+            &b,
+            Reduction::Mean,
+        ),
+    );
+    is_mapped_error(
+        "output",
+        ctx.record_softmax(
+            &mut enc,
+            &[4, 4],
+            xent::SoftmaxKind::Softmax,
+            &grad,
+            &mapped,
+        ),
+    );
+    drop(enc);
+    mapped.unmap();
+    let out = ctx
+        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .unwrap();
+    assert!((out.loss[0] - 3.7925).abs() < 1e-3);
+}

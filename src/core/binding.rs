@@ -170,8 +170,23 @@ impl Context {
                 reason: format!("{} bytes, but the shape needs {need}", buffer.size()),
             });
         }
+        if is_mapped(buffer) {
+            return Err(Error::BadBuffer {
+                what,
+                reason: "the buffer is mapped: unmap it before recording (a submission that \
+                         uses a mapped buffer fails)"
+                    .into(),
+            });
+        }
         Ok(())
     }
+}
+
+/// Whether `buffer` is mapped, as far as wgpu lets xent see (it has no map
+/// state): a view of its first word can be had. A map still pending, or one
+/// whose first word is held in a view already, is not seen.
+fn is_mapped(buffer: &wgpu::Buffer) -> bool {
+    buffer.size() >= 4 && buffer.slice(0..4).get_mapped_range().is_ok()
 }
 
 pub(crate) fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {

@@ -40,7 +40,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Wraps the caller's device and queue and compiles xent's pipelines.
+    /// Wraps the caller's device and queue; xent's pipelines are built on
+    /// first use.
     ///
     /// xent records into and submits to this device only; it never creates one.
     /// Every buffer and encoder later passed to this context must come from
@@ -50,9 +51,13 @@ impl Context {
     /// kernel strategy on every cross-entropy call whose options say `Auto`.
     ///
     /// # Errors
-    /// [`Error::Gpu`](crate::Error::Gpu) if a shader fails to compile on this device;
-    /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost;
-    /// (An `XENT_STRATEGY` that names no strategy is an
+    /// [`Error::DeviceLimit`](crate::Error::DeviceLimit) naming the first
+    /// limit below [`required_limits`](crate::required_limits), with the
+    /// value needed and the device's;
+    /// [`Error::Gpu`](crate::Error::Gpu) if making the scratch fails;
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost.
+    /// (A shader the device refuses is an `Error::Gpu` of the first call
+    /// that uses it. An `XENT_STRATEGY` that names no strategy is an
     /// [`Error::InvalidOption`](crate::Error::InvalidOption) of each
     /// cross-entropy call.)
     ///
@@ -71,6 +76,7 @@ impl Context {
             Err(std::env::VarError::NotPresent) => None,
             Err(std::env::VarError::NotUnicode(name)) => Some(name.to_string_lossy().into_owned()),
         };
+        super::requirements::check(&device.limits())?;
         check_alive(&device)?;
         let scope = GpuScope::push(&device);
         let scratch = Scratch::new(&device);

@@ -15,6 +15,7 @@ pub(crate) mod pipelines;
 pub(crate) mod precision;
 pub(crate) mod reduction;
 pub(crate) mod reference;
+pub(crate) mod requirements;
 pub(crate) mod scratch;
 pub(crate) mod shaders;
 pub(crate) mod shape;
@@ -26,6 +27,7 @@ pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
 pub use precision::Precision;
 pub use reduction::Reduction;
+pub use requirements::{optional_features, required_limits};
 pub(crate) use scratch::buffer_with;
 
 /// A context on the environment's adapter for unit tests, or `None`

@@ -97,21 +97,12 @@ pub fn small_binding_ctx(max_binding: u64) -> Option<Context> {
     })
 }
 
-/// A context whose device has WebGPU's default number of storage buffers per
-/// shader stage (8) and no optional features: every pipeline must fit it.
-pub fn default_limits_ctx() -> Option<Context> {
-    custom_ctx(|adapter| {
-        let defaults = wgpu::Limits::default();
-        (
-            wgpu::Limits {
-                max_storage_buffers_per_shader_stage: defaults
-                    .max_storage_buffers_per_shader_stage
-                    .min(adapter.limits().max_storage_buffers_per_shader_stage),
-                ..adapter.limits()
-            },
-            wgpu::Features::empty(),
-        )
-    })
+/// A context whose device has exactly `limits` and no optional features
+/// (every pipeline must fit them), in verify mode: each host call is held
+/// to the CPU twin.
+pub fn limits_ctx(limits: wgpu::Limits) -> Option<Context> {
+    custom_ctx(|_| (limits.clone(), wgpu::Features::empty()))
+        .map(|c| c.with_verify(xent::Tolerance::default()))
 }
 
 /// A context on the environment's adapter whose device has no buffer larger

@@ -49,7 +49,7 @@ pub struct CrossEntropyBuffers<'a> {
     pub loss: &'a wgpu::Buffer,
     /// f32 output ∂loss/∂input, `layout.len()` elements; `None` to skip the gradient.
     pub grad: Option<&'a wgpu::Buffer>,
-    /// Receives the target range check: [`STATUS_SIZE`] bytes. Read it with
+    /// Receives the target range check: [`STATUS_SIZE`](crate::STATUS_SIZE) bytes. Read it with
     /// [`Status::from_bytes`](crate::Status::from_bytes) (or [`Context::read_status`](crate::Context::read_status)) after submitting.
     pub status: &'a wgpu::Buffer,
     /// f32 output: each row's log-sum-exp (logits only), `layout.rows()` elements.

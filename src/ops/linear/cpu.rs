@@ -59,7 +59,7 @@ pub struct LinearMagnitude {
 /// within `2·δ` may have either as argmax: `correct_slack` counts them.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] for a slice of another length than its shape
+/// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for a slice of another length than its shape
 /// needs; the errors of [`cross_entropy_with`](crate::cpu::cross_entropy_with).
 ///
 /// ```

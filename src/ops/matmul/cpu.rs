@@ -10,7 +10,7 @@ use crate::error::Result;
 /// both row-major and dense.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] when a slice's length is not its shape's.
+/// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) when a slice's length is not its shape's.
 ///
 /// ```
 /// # fn main() -> Result<(), xent::Error> {
