@@ -2,8 +2,10 @@
 //! targets): the recording API's buffers, the plan, the recording.
 
 pub(crate) mod buffers;
+pub(crate) mod check;
 pub(crate) mod compare;
 pub(crate) mod cpu;
+pub(crate) mod dispatch;
 pub(crate) mod host;
 pub(crate) mod options;
 pub(crate) mod params;

@@ -1,0 +1,476 @@
+//! The dispatches of a cross-entropy call: the buffer in each binding slot,
+//! each chunk's rows passes (or a vocabulary shard's passes), the target
+//! statistics before them and the loss's reduction after them.
+
+use super::check::Checked;
+use super::options::CrossEntropyOptions;
+use super::params::{slot, CrossEntropyParams};
+use super::pipelines::CrossEntropyVariant;
+use super::plan::{CallPlan, RowStrategy, NARROW_WG};
+use super::record::RowWindow;
+use super::shard::{ShardPass, ShardStage};
+use super::CrossEntropyBuffers;
+use crate::core::encode::Dispatch;
+use crate::core::shape::Layout;
+use crate::core::{Context, Reduction};
+use crate::error::Result;
+
+/// The buffers a call binds, slot by slot: the caller's where given, the
+/// context's scratch, and placeholders the kernels never read in the slots
+/// of absent ones (an empty binding is invalid).
+pub(crate) struct Bound {
+    pub input: wgpu::Buffer,
+    pub grad: wgpu::Buffer,
+    pub targets: wgpu::Buffer,
+    pub weights: wgpu::Buffer,
+    pub sample_weights: wgpu::Buffer,
+    pub aux: wgpu::Buffer,
+    pub row_loss: wgpu::Buffer,
+    pub lse: wgpu::Buffer,
+    pub correct: wgpu::Buffer,
+    pub loss_out: wgpu::Buffer,
+    /// A shard's records: the merged ones a finish reads, the partial one
+    /// a partial writes.
+    pub shard_in: wgpu::Buffer,
+    pub shard_out: wgpu::Buffer,
+    pub status: wgpu::Buffer,
+}
+
+/// How a call's rows run: the strategy, its entry point and specialisation,
+/// and the views it reads and writes through.
+pub(crate) struct RowsPass {
+    pub strategy: RowStrategy,
+    pub entry: &'static str,
+    pub spec: Option<(&'static str, u32)>,
+    /// `rows_wide_mixed` through its vec4 views, then `mixed_seams`.
+    pub mixed: bool,
+    pub input_slot: u32,
+    pub grad_slot: u32,
+}
+
+impl RowsPass {
+    pub(crate) fn new(c: &Checked<'_>, b: &CrossEntropyBuffers<'_>, strategy: RowStrategy) -> Self {
+        // The mixed kernel reads the input and writes the gradient in whole
+        // vec4s, up to the vec4 that holds the last element: where the
+        // caller's buffers reach it, through the vec4 views; else the same
+        // walk through the scalar views (`rows_wide_quads`: the same bits).
+        let whole_vec4s = c.held.next_multiple_of(4 * c.elem);
+        let views4 =
+            b.logits.size() >= whole_vec4s && b.grad.is_none_or(|g| g.size() >= whole_vec4s);
+        let mixed = strategy == RowStrategy::WideMixed && views4;
+        // The vec4 kernels (and the mixed one) read and write through
+        // bindings 12 and 13.
+        let (input_slot, grad_slot) = match strategy {
+            s if s.is_vec4() || mixed => (slot::INPUT4, slot::GRAD4),
+            _ => (slot::INPUT, slot::GRAD),
+        };
+        Self {
+            strategy,
+            entry: match strategy {
+                RowStrategy::WideMixed if !views4 => "rows_wide_quads",
+                _ => strategy.entry(c.layout.classes),
+            },
+            // Short rows of few classes run the pipeline specialised for C,
+            // the team kernels one specialised for their lanes per row.
+            spec: strategy.specialisation(c.layout.classes),
+            mixed,
+            input_slot,
+            grad_slot,
+        }
+    }
+}
+
+/// Everything a call's dispatches are made from.
+pub(crate) struct CallState<'a> {
+    pub checked: Checked<'a>,
+    pub opts: &'a CrossEntropyOptions,
+    pub b: &'a CrossEntropyBuffers<'a>,
+    pub shard: Option<&'a ShardPass<'a>>,
+    pub window: Option<RowWindow>,
+    pub params: CrossEntropyParams,
+    pub variant: CrossEntropyVariant,
+    pub uniform: wgpu::Buffer,
+    pub bound: Bound,
+    pub rows: RowsPass,
+    /// Whether the call runs in more than one chunk (each with a uniform of its own).
+    pub chunked: bool,
+}
+
+/// One chunk's bindings, (slot, buffer, byte range): the rows passes' nine,
+/// then a shard's records and the status its finish flags them in.
+struct ChunkSlots {
+    rows: Vec<(u32, wgpu::Buffer, (u64, u64))>,
+    records: Vec<(u32, wgpu::Buffer, (u64, u64))>,
+}
+
+impl ChunkSlots {
+    /// The rows passes' bindings.
+    fn all(&self) -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
+        self.rows.iter().map(|(s, b, r)| (*s, b, *r)).collect()
+    }
+
+    /// The bindings of `slots` only: each entry point's automatic layout
+    /// holds just the bindings it uses.
+    fn pick(&self, slots: &[u32]) -> Vec<(u32, &wgpu::Buffer, (u64, u64))> {
+        let every = self.rows.iter().chain(&self.records);
+        every
+            .filter(|e| slots.contains(&e.0))
+            .map(|(s, b, r)| (*s, b, *r))
+            .collect()
+    }
+}
+
+impl Context {
+    /// The buffers of each slot for a call planned as `plan`.
+    pub(crate) fn bound_buffers(
+        &self,
+        c: &Checked<'_>,
+        opts: &CrossEntropyOptions,
+        b: &CrossEntropyBuffers<'_>,
+        plan: &CallPlan,
+        shard: Option<&ShardPass<'_>>,
+    ) -> Result<Bound> {
+        // An empty batch has no rows: per-row buffers may be empty.
+        let empty = c.layout.rows() == 0;
+        let (aux, row_loss, d) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let aux = s.aux(&self.device, plan.aux_bytes)?;
+            let row_loss = match opts.reduction {
+                Reduction::None if !empty => b.loss.clone(),
+                _ => s.row_loss(&self.device, plan.row_loss_bytes)?,
+            };
+            (aux, row_loss, s.dummies.clone())
+        };
+        let or_read = |buffer: Option<&wgpu::Buffer>| buffer.unwrap_or(&d.read).clone();
+        // An empty shard's probability targets are empty too.
+        let no_targets = empty || (c.chunked_targets && c.layout.classes == 0);
+        let (shard_in, shard_out) = match shard.map(|s| &s.stage) {
+            Some(ShardStage::Finish { merged }) => (*merged, &d.grad),
+            Some(ShardStage::Partial { out }) => (&d.read, *out),
+            None => (&d.read, &d.grad),
+        };
+        // In place, the caller's logits take the gradient slot and the input
+        // slot gets a placeholder the kernels never read.
+        let (input, grad) = match b.in_place {
+            true => (&d.read, b.logits),
+            false => (b.logits, b.grad.unwrap_or(&d.grad)),
+        };
+        Ok(Bound {
+            input: input.clone(),
+            grad: grad.clone(),
+            targets: or_read((!no_targets).then_some(c.targets)),
+            weights: or_read(b.weights),
+            sample_weights: or_read(b.sample_weights.filter(|_| !empty)),
+            aux,
+            row_loss,
+            lse: b.lse.unwrap_or(&d.lse).clone(),
+            correct: b.correct.unwrap_or(&d.correct).clone(),
+            loss_out: match opts.reduction {
+                Reduction::None => d.loss.clone(),
+                _ => b.loss.clone(),
+            },
+            shard_in: shard_in.clone(),
+            shard_out: shard_out.clone(),
+            status: b.status.clone(),
+        })
+    }
+
+    /// The bindings of the chunk of outer rows `[n0, n1)`.
+    fn chunk_slots(&self, s: &CallState<'_>, (n0, n1): (usize, usize)) -> Result<ChunkSlots> {
+        let (c, bound) = (&s.checked, &s.bound);
+        let (e0, e1) = (n0 as u64 * c.slab, n1 as u64 * c.slab);
+        // A window's chunk lies at its start.
+        let (offset, size, shift) = match s.window {
+            Some(_) => (0, ((e1 - e0) * c.elem).next_multiple_of(4), 0),
+            None => self.chunk_range(e0, e1, c.elem),
+        };
+        let (target_offset, target_size, target_shift) = self.chunk_range(e0, e1, 4);
+        let uniform = if s.chunked || s.window.is_some() {
+            let p = CrossEntropyParams {
+                row_offset: (n0 * c.layout.inner) as u32,
+                row_end: (n1 * c.layout.inner) as u32,
+                elem_offset: shift as u32,
+                target_delta: (target_shift as u32).wrapping_sub(shift as u32),
+                ..s.params
+            };
+            self.uniform("xent cross-entropy chunk params", bytemuck::bytes_of(&p))?
+        } else {
+            s.uniform.clone()
+        };
+        // Buffers bound whole: clamped to one binding and to whole words
+        // (the kernels never index past what the shape needs, checked).
+        let whole = |b: &wgpu::Buffer| (b.clone(), self.whole_range(b, 4));
+        let targets = match c.chunked_targets {
+            true => (bound.targets.clone(), (target_offset, target_size)),
+            false => whole(&bound.targets),
+        };
+        // The mixed kernel's vec4 views cover whole vec4s (the buffers'
+        // sizes are checked).
+        let range = match s.rows.mixed {
+            true => (offset, size.next_multiple_of(4 * c.elem)),
+            false => (offset, size),
+        };
+        let tensor = |b: &wgpu::Buffer, own: bool| match own {
+            true => (b.clone(), range),
+            false => whole(b),
+        };
+        let (b, slots) = (s.b, |(slot, (buffer, range))| (slot, buffer, range));
+        let rows = [
+            (slot::PARAMS, whole(&uniform)),
+            (s.rows.input_slot, tensor(&bound.input, !b.in_place)),
+            (slot::TARGETS, targets),
+            (slot::WEIGHTS, whole(&bound.weights)),
+            (slot::AUX, whole(&bound.aux)),
+            (slot::ROW_LOSS, whole(&bound.row_loss)),
+            (
+                s.rows.grad_slot,
+                tensor(&bound.grad, b.grad.is_some() || b.in_place),
+            ),
+            (slot::SAMPLE_WEIGHTS, whole(&bound.sample_weights)),
+            (slot::LSE_OUT, whole(&bound.lse)),
+        ];
+        let records = [
+            (slot::SHARD_IN, whole(&bound.shard_in)),
+            (slot::SHARD_OUT, whole(&bound.shard_out)),
+            (slot::STATUS, whole(&bound.status)),
+        ];
+        Ok(ChunkSlots {
+            rows: rows.into_iter().map(slots).collect(),
+            records: records.into_iter().map(slots).collect(),
+        })
+    }
+
+    /// One dispatch of `entry` binding `slots` over `grid`.
+    fn dispatch(
+        &self,
+        entry: &'static str,
+        pipeline: wgpu::ComputePipeline,
+        slots: &[(u32, &wgpu::Buffer, (u64, u64))],
+        grid: (u32, u32),
+    ) -> Dispatch {
+        let group = self.bind_ranges(&pipeline, slots);
+        (entry, pipeline, group, grid)
+    }
+
+    /// The rows passes of the chunk of outer rows `[n0, n1)` (a shard's
+    /// passes for a shard).
+    pub(crate) fn chunk_dispatches(
+        &self,
+        s: &CallState<'_>,
+        (n0, n1): (usize, usize),
+    ) -> Result<Vec<Dispatch>> {
+        let slots = self.chunk_slots(s, (n0, n1))?;
+        let chunk = Layout {
+            outer: n1 - n0,
+            ..s.checked.layout.clone()
+        };
+        match (s.shard, s.rows.strategy) {
+            (Some(shard), _) => self.shard_dispatches(s, shard, &slots, chunk.rows()),
+            (None, RowStrategy::Split { splits }) => {
+                self.split_dispatches(s, &slots, chunk.rows(), splits)
+            }
+            (None, _) => self.rows_dispatches(s, &slots, &chunk),
+        }
+    }
+
+    /// The rows kernel over the chunk, then, for the mixed kernel with a
+    /// gradient, the vec4s neighbouring rows share (see the shader).
+    fn rows_dispatches(
+        &self,
+        s: &CallState<'_>,
+        slots: &ChunkSlots,
+        chunk: &Layout,
+    ) -> Result<Vec<Dispatch>> {
+        let rows = &s.rows;
+        let pipeline = self.cross_entropy_pipeline(s.variant, rows.entry, rows.spec)?;
+        let grid = self.grid(rows.strategy.workgroups(chunk))?;
+        let mut list = vec![self.dispatch(rows.entry, pipeline, &slots.all(), grid)];
+        if rows.mixed && s.variant.write_grad {
+            let seams = [
+                slot::PARAMS,
+                slot::TARGETS,
+                slot::WEIGHTS,
+                slot::AUX,
+                slot::INPUT4,
+                slot::GRAD4,
+            ];
+            let grid = self.grid(chunk.rows().div_ceil(NARROW_WG))?;
+            let pipeline = self.cross_entropy_pipeline(s.variant, "mixed_seams", None)?;
+            list.push(self.dispatch("mixed_seams", pipeline, &slots.pick(&seams), grid));
+        }
+        Ok(list)
+    }
+
+    /// Rows split over `splits` spans each: the spans' partials, each span's
+    /// gradient and loss terms from the merged partials, each row's loss.
+    fn split_dispatches(
+        &self,
+        s: &CallState<'_>,
+        slots: &ChunkSlots,
+        rows: usize,
+        splits: usize,
+    ) -> Result<Vec<Dispatch>> {
+        let spans = self.grid(rows * splits)?;
+        let per_row = self.grid(rows.div_ceil(NARROW_WG))?;
+        let walk = [
+            slot::PARAMS,
+            slot::INPUT,
+            slot::TARGETS,
+            slot::WEIGHTS,
+            slot::AUX,
+            slot::GRAD,
+        ];
+        let mut rows_slots = walk.to_vec();
+        rows_slots.push(slot::SAMPLE_WEIGHTS);
+        let finish = [
+            slot::PARAMS,
+            slot::TARGETS,
+            slot::WEIGHTS,
+            slot::AUX,
+            slot::ROW_LOSS,
+            slot::SAMPLE_WEIGHTS,
+            slot::LSE_OUT,
+        ];
+        let passes: [(&str, &[u32], (u32, u32)); 3] = [
+            ("split_partial", &walk, spans),
+            ("split_rows", &rows_slots, spans),
+            ("split_finish", &finish, per_row),
+        ];
+        self.passes(s, slots, &passes)
+    }
+
+    /// A vocabulary shard's passes over the chunk: the partial's records, or
+    /// the finish's gradient and loss from the merged records.
+    fn shard_dispatches(
+        &self,
+        s: &CallState<'_>,
+        shard: &ShardPass<'_>,
+        slots: &ChunkSlots,
+        rows: usize,
+    ) -> Result<Vec<Dispatch>> {
+        let spans = self.grid(rows * s.rows.strategy.splits())?;
+        let per_row = self.grid(rows.div_ceil(NARROW_WG))?;
+        let walk = [
+            slot::PARAMS,
+            slot::INPUT,
+            slot::TARGETS,
+            slot::WEIGHTS,
+            slot::AUX,
+            slot::GRAD,
+        ];
+        let mut passes: Vec<(&str, Vec<u32>, (u32, u32))> = Vec::new();
+        match shard.stage {
+            ShardStage::Partial { .. } => {
+                passes.push(("split_partial", walk.to_vec(), spans));
+                if s.opts.label_smoothing != 0.0 || s.checked.chunked_targets {
+                    passes.push(("vocab_sums", walk.to_vec(), spans));
+                }
+                let record = [
+                    slot::PARAMS,
+                    slot::TARGETS,
+                    slot::WEIGHTS,
+                    slot::AUX,
+                    slot::SHARD_OUT,
+                ];
+                passes.push(("vocab_record", record.to_vec(), per_row));
+            }
+            ShardStage::Finish { .. } => {
+                if s.variant.write_grad && s.checked.layout.classes > 0 {
+                    let mut grad = walk.to_vec();
+                    grad.extend([slot::SAMPLE_WEIGHTS, slot::SHARD_IN]);
+                    passes.push(("vocab_grad", grad, spans));
+                }
+                let loss = [
+                    slot::PARAMS,
+                    slot::TARGETS,
+                    slot::AUX,
+                    slot::ROW_LOSS,
+                    slot::SAMPLE_WEIGHTS,
+                    slot::LSE_OUT,
+                    slot::SHARD_IN,
+                    slot::STATUS,
+                ];
+                passes.push(("vocab_loss", loss.to_vec(), per_row));
+            }
+        }
+        let passes: Vec<_> = passes.iter().map(|(e, v, g)| (*e, &v[..], *g)).collect();
+        self.passes(s, slots, &passes)
+    }
+
+    /// A dispatch per (entry point, slots, grid), in order.
+    fn passes(
+        &self,
+        s: &CallState<'_>,
+        slots: &ChunkSlots,
+        passes: &[(&'static str, &[u32], (u32, u32))],
+    ) -> Result<Vec<Dispatch>> {
+        passes
+            .iter()
+            .map(|&(entry, wanted, grid)| {
+                let pipeline = self.cross_entropy_pipeline(s.variant, entry, None)?;
+                Ok(self.dispatch(entry, pipeline, &slots.pick(wanted), grid))
+            })
+            .collect()
+    }
+
+    /// The target statistics before the rows passes and the loss's
+    /// reduction after them, over `groups` blocks of rows: past one block,
+    /// a dispatch per block and then their merge.
+    pub(crate) fn stats_and_reduction(
+        &self,
+        s: &CallState<'_>,
+        groups: u64,
+    ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
+        let (bound, uniform) = (&s.bound, &s.uniform);
+        let k = |entry| self.cross_entropy_pipeline(s.variant, entry, None);
+        let blocks = groups > 1;
+        let reduce = s.opts.reduction != Reduction::None || s.b.correct.is_some();
+        // The block passes bind all but the last entry of their merge's. A
+        // shard's finish reads each row's target weight from the merged
+        // records (a placeholder otherwise).
+        let stats = [
+            (slot::PARAMS, uniform),
+            (slot::TARGETS, &bound.targets),
+            (slot::WEIGHTS, &bound.weights),
+            (slot::AUX, &bound.aux),
+            (slot::SAMPLE_WEIGHTS, &bound.sample_weights),
+            (slot::SHARD_IN, &bound.shard_in),
+            (slot::STATUS, &bound.status),
+        ];
+        let loss = [
+            (slot::PARAMS, uniform),
+            (slot::AUX, &bound.aux),
+            (slot::ROW_LOSS, &bound.row_loss),
+            (slot::LOSS_OUT, &bound.loss_out),
+            (slot::CORRECT_OUT, &bound.correct),
+        ];
+        let mut before = Vec::with_capacity(2);
+        let mut after = Vec::with_capacity(2);
+        if blocks {
+            // With `targets` again as vec4s over its whole 16-byte units
+            // (at least 8 192 rows' worth here).
+            let mut entries: Vec<_> = stats[..stats.len() - 1]
+                .iter()
+                .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
+                .collect();
+            let targets4 = self.whole_range(&bound.targets, 16);
+            entries.push((slot::TARGETS4, &bound.targets, targets4));
+            let grid = (groups as u32, 1);
+            before.push(self.dispatch("target_partials", k("target_partials")?, &entries, grid));
+        }
+        let pipeline = k("target_stats")?;
+        let group = self.bind(&pipeline, &stats);
+        before.push(("target_stats", pipeline, group, (1, 1)));
+        if reduce && blocks {
+            let pipeline = k("loss_partials")?;
+            let group = self.bind(&pipeline, &loss[..3]);
+            after.push(("loss_partials", pipeline, group, (groups as u32, 1)));
+        }
+        if reduce {
+            let pipeline = k("reduce_loss")?;
+            let group = self.bind(&pipeline, &loss);
+            after.push(("reduce_loss", pipeline, group, (1, 1)));
+        }
+        Ok((before, after))
+    }
+}
