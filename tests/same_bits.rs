@@ -10,34 +10,11 @@
 
 mod common;
 
-use common::{ctx, Rng};
+use common::{ctx, read_bytes, Rng};
 use wgpu::util::DeviceExt;
 use xent::{
     CrossEntropyBuffers, CrossEntropyOptions, Precision, Reduction, TargetBuffer, Targets, Weights,
 };
-
-/// The bytes of `buffer` (which needs `COPY_SRC`), read back after
-/// everything submitted so far.
-fn read_bytes(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<u8> {
-    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("test readback"),
-        size: buffer.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
-    ctx.queue().submit([enc.finish()]);
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let v = staging.get_mapped_range(..).unwrap().to_vec();
-    staging.unmap();
-    v
-}
 
 /// `values` stored in `precision`, as bytes.
 fn stored(values: &[f32], precision: Precision) -> Vec<u8> {

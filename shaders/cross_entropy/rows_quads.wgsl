@@ -31,10 +31,11 @@ fn rows_wide_quads(
     }
     let base = chunk_base(row);
     // As in rows_wide_mixed: [0, head) and [tail, classes) in shared vec4s.
-    let head = min((4u - base % 4u) % 4u, p.classes);
-    let quads = (p.classes - head) / 4u;
-    let tail = head + 4u * quads;
-    let q0 = (base + head) / 4u;
+    let at = mixed_row(base);
+    let head = at.x;
+    let quads = at.y;
+    let tail = at.z;
+    let q0 = at.w;
     let half = (quads + 1u) / 2u;
     var part = empty_partial();
     if (lid < head) {

@@ -152,11 +152,11 @@ fn rows_wide_mixed(
         return;
     }
     let base = chunk_base(row);
-    // Classes [0, head) and [tail, classes) are in shared vec4s; [head, tail) whole ones.
-    let head = min((4u - base % 4u) % 4u, p.classes);
-    let quads = (p.classes - head) / 4u;
-    let tail = head + 4u * quads;
-    let q0 = (base + head) / 4u;
+    let at = mixed_row(base);
+    let head = at.x;
+    let quads = at.y;
+    let tail = at.z;
+    let q0 = at.w;
     var part = empty_partial();
     if (lid < head) {
         part = update(part, lid, base + lid, input_at4(base + lid));
@@ -183,6 +183,15 @@ fn rows_wide_mixed(
             store_plan(row, plan);
         }
     }
+}
+
+// Where the row whose class 0 is at `base` lies in vec4s, as (head, quads,
+// tail, q0): classes [0, head) and [tail, classes) in vec4s shared with the
+// neighbouring rows, [head, tail) in `quads` whole vec4s from vec4 q0.
+fn mixed_row(base: u32) -> vec4<u32> {
+    let head = min((4u - base % 4u) % 4u, p.classes);
+    let quads = (p.classes - head) / 4u;
+    return vec4<u32>(head, quads, head + 4u * quads, (base + head) / 4u);
 }
 
 // Pass 2 of an element of a shared vec4 (its gradient is `mixed_seams`'s):

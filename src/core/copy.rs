@@ -1,6 +1,5 @@
 //! The bandwidth reference of the benchmarks: a vec4 copy kernel.
 
-use super::pipelines::ModuleKey;
 use super::shaders::COPY_WGSL;
 use super::Context;
 use crate::error::Result;
@@ -17,16 +16,7 @@ impl Context {
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
         let align = self.offset_alignment();
-        let copy = self.pipelines.get(
-            &self.device,
-            ModuleKey {
-                op: "copy",
-                build: 0,
-            },
-            || COPY_WGSL.to_string(),
-            "copy_vec4",
-            &[],
-        )?;
+        let copy = self.pipeline(("copy", 0), || COPY_WGSL.to_string(), "copy_vec4", &[])?;
         let piece = self.device.limits().max_storage_buffer_binding_size / align * align;
         let total = dst.size().min(src.size()) & !15;
         let mut pieces = Vec::new();

@@ -115,6 +115,23 @@ impl Pipelines {
     }
 }
 
+impl super::Context {
+    /// Entry point `entry` of op `op`'s module build `build` (assembled by
+    /// `source` on first use) with override `constants`, through the
+    /// context's cache.
+    pub(crate) fn pipeline(
+        &self,
+        (op, build): (&'static str, u32),
+        source: impl FnOnce() -> String,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = ModuleKey { op, build };
+        self.pipelines
+            .get(&self.device, key, source, entry, constants)
+    }
+}
+
 /// A bounded cache of pipelines: each with the tick it was last used at.
 struct PipelineCache<K> {
     capacity: usize,

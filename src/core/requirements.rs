@@ -56,67 +56,22 @@ pub fn optional_features() -> wgpu::Features {
 pub(crate) fn check(limits: &wgpu::Limits) -> Result<()> {
     let need = required_limits();
     // (name, needed, the device's, whether more is better)
-    let fixed = [
-        (
-            "max_bind_groups",
-            u64::from(need.max_bind_groups),
-            u64::from(limits.max_bind_groups),
-            true,
-        ),
-        (
-            "max_bindings_per_bind_group",
-            u64::from(need.max_bindings_per_bind_group),
-            u64::from(limits.max_bindings_per_bind_group),
-            true,
-        ),
-        (
-            "max_storage_buffers_per_shader_stage",
-            u64::from(need.max_storage_buffers_per_shader_stage),
-            u64::from(limits.max_storage_buffers_per_shader_stage),
-            true,
-        ),
-        (
-            "max_uniform_buffers_per_shader_stage",
-            u64::from(need.max_uniform_buffers_per_shader_stage),
-            u64::from(limits.max_uniform_buffers_per_shader_stage),
-            true,
-        ),
-        (
-            "max_uniform_buffer_binding_size",
-            need.max_uniform_buffer_binding_size,
-            limits.max_uniform_buffer_binding_size,
-            true,
-        ),
-        (
-            "max_compute_workgroup_storage_size",
-            u64::from(need.max_compute_workgroup_storage_size),
-            u64::from(limits.max_compute_workgroup_storage_size),
-            true,
-        ),
-        (
-            "max_compute_invocations_per_workgroup",
-            u64::from(need.max_compute_invocations_per_workgroup),
-            u64::from(limits.max_compute_invocations_per_workgroup),
-            true,
-        ),
-        (
-            "max_compute_workgroup_size_x",
-            u64::from(need.max_compute_workgroup_size_x),
-            u64::from(limits.max_compute_workgroup_size_x),
-            true,
-        ),
-        (
-            "min_storage_buffer_offset_alignment",
-            u64::from(need.min_storage_buffer_offset_alignment),
-            u64::from(limits.min_storage_buffer_offset_alignment),
-            false,
-        ),
-        (
-            "min_uniform_buffer_offset_alignment",
-            u64::from(need.min_uniform_buffer_offset_alignment),
-            u64::from(limits.min_uniform_buffer_offset_alignment),
-            false,
-        ),
+    macro_rules! limits {
+        ($($name:ident $more:literal),* $(,)?) => {
+            [$((stringify!($name), u64::from(need.$name), u64::from(limits.$name), $more)),*]
+        };
+    }
+    let fixed = limits![
+        max_bind_groups true,
+        max_bindings_per_bind_group true,
+        max_storage_buffers_per_shader_stage true,
+        max_uniform_buffers_per_shader_stage true,
+        max_uniform_buffer_binding_size true,
+        max_compute_workgroup_storage_size true,
+        max_compute_invocations_per_workgroup true,
+        max_compute_workgroup_size_x true,
+        min_storage_buffer_offset_alignment false,
+        min_uniform_buffer_offset_alignment false,
     ];
     let short = fixed
         .into_iter()

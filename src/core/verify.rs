@@ -179,6 +179,21 @@ impl Tolerance {
         self.compare_terms(what, gpu, &cpu.value, Some(&cpu.magnitude))
     }
 
+    /// `compare_terms` where both sides have the output
+    /// (`what` of a call that may skip it); `Ok` where either lacks it.
+    pub(crate) fn compare_if_both(
+        &self,
+        what: &'static str,
+        gpu: Option<&[f32]>,
+        cpu: Option<&[f64]>,
+        magnitude: Option<&[f64]>,
+    ) -> Result<()> {
+        match (gpu, cpu) {
+            (Some(g), Some(c)) => self.compare_terms(what, g, c, magnitude),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn compare_terms(
         &self,
         what: &'static str,

@@ -239,6 +239,12 @@ pub fn assert_matches_cpu(
 /// The f32 contents of `buffer` (which needs `COPY_SRC`), read back after
 /// everything submitted so far.
 pub fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(&read_bytes(ctx, buffer))
+}
+
+/// The bytes of `buffer` (which needs `COPY_SRC`), read back after
+/// everything submitted so far.
+pub fn read_bytes(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<u8> {
     let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
         label: Some("test readback"),
         size: buffer.size(),
@@ -254,7 +260,7 @@ pub fn read_f32(ctx: &xent::Context, buffer: &wgpu::Buffer) -> Vec<f32> {
     ctx.device()
         .poll(wgpu::PollType::wait_indefinitely())
         .unwrap();
-    let v = bytemuck::cast_slice(&staging.get_mapped_range(..).unwrap()).to_vec();
+    let v = staging.get_mapped_range(..).unwrap().to_vec();
     staging.unmap();
     v
 }

@@ -34,12 +34,10 @@ impl Tolerance {
     ) -> Result<()> {
         let m = cpu.magnitude.as_ref();
         self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
-        if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
-            grad.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
-        }
-        if let (Some(g), Some(c)) = (&gpu.lse, &cpu.lse) {
-            self.compare_terms("lse", g, c, m.and_then(|m| m.lse.as_deref()))?;
-        }
+        let grad_m = m.and_then(|m| m.grad.as_deref());
+        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_m)?;
+        let lse_m = m.and_then(|m| m.lse.as_deref());
+        self.compare_if_both("lse", gpu.lse.as_deref(), cpu.lse.as_deref(), lse_m)?;
         if gpu.correct != cpu.correct {
             return Err(Error::Mismatch {
                 what: "correct",

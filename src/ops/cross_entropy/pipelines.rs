@@ -3,7 +3,7 @@
 //! specialisation), built through the context's pipeline cache.
 
 use super::plan::TEAM_WG;
-use crate::core::pipelines::{flag, ModuleKey};
+use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
     assemble, ADDRESSING_WGSL, BF16_WGSL, BLOCK_STATS_WGSL, ONLINE_SOFTMAX_WGSL, SUBNORMAL_WGSL,
@@ -142,14 +142,6 @@ impl CrossEntropyVariant {
     }
 }
 
-/// The module key of the cross-entropy build for `precision`.
-fn module_key(precision: Precision, subgroups: bool) -> ModuleKey {
-    ModuleKey {
-        op: "cross_entropy",
-        build: precision.code() * 2 + u32::from(subgroups),
-    }
-}
-
 impl Context {
     /// Entry point `entry` of variant `v`, specialised for the override
     /// constant `spec` names (`FIXED_N` of `rows_narrow4_fixed` and
@@ -179,10 +171,11 @@ impl Context {
         let mut constants = v.constants(self.profile.wide_wg);
         constants.extend(spec.map(|(name, n)| (name, f64::from(n))));
         let subgroups = self.profile.subgroups;
-        let key = module_key(v.precision, subgroups);
-        let source = || source(v.precision, subgroups);
-        self.pipelines
-            .get(&self.device, key, source, entry, &constants)
+        let build = (
+            "cross_entropy",
+            v.precision.code() * 2 + u32::from(subgroups),
+        );
+        self.pipeline(build, || source(v.precision, subgroups), entry, &constants)
     }
 }
 

@@ -34,9 +34,7 @@ impl Tolerance {
     ) -> Result<()> {
         let m = cpu.magnitude.as_ref();
         self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
-        if let (Some(g), Some(c)) = (&gpu.grad, &cpu.grad) {
-            grad.compare_terms("grad", g, c, m.and_then(|m| m.grad.as_deref()))?;
-        }
-        Ok(())
+        let grad_m = m.and_then(|m| m.grad.as_deref());
+        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_m)
     }
 }

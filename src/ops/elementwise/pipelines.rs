@@ -2,7 +2,7 @@
 //! storage per precision) and its pipelines, built through the context's
 //! pipeline cache.
 
-use crate::core::pipelines::{flag, ModuleKey};
+use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
     assemble, ADDRESSING_WGSL, BF16_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL,
@@ -60,13 +60,8 @@ impl Context {
             ("HAS_POS_WEIGHT", flag(v.has_pos_weight)),
             ("WRITE_GRAD", flag(v.write_grad)),
         ];
-        let key = ModuleKey {
-            op: "elementwise",
-            build: v.precision.code(),
-        };
-        let source = || source(v.precision);
-        self.pipelines
-            .get(&self.device, key, source, entry, &constants)
+        let build = ("elementwise", v.precision.code());
+        self.pipeline(build, || source(v.precision), entry, &constants)
     }
 }
 

@@ -2,7 +2,7 @@
 //! pair of operand precisions) and its pipelines, built through the
 //! context's pipeline cache.
 
-use crate::core::pipelines::{flag, ModuleKey};
+use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{assemble, BF16_WGSL};
 use crate::core::Context;
@@ -75,13 +75,8 @@ impl Context {
             ],
             _ => Vec::new(),
         };
-        let key = ModuleKey {
-            op: "matmul",
-            build: v.lhs.code() * 3 + v.rhs.code(),
-        };
-        let source = || source(v.lhs, v.rhs);
-        self.pipelines
-            .get(&self.device, key, source, entry, &constants)
+        let build = ("matmul", v.lhs.code() * 3 + v.rhs.code());
+        self.pipeline(build, || source(v.lhs, v.rhs), entry, &constants)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Softmax's shader module (`shaders/softmax/`, its storage per precision)
 //! and its pipelines, built through the context's pipeline cache.
 
-use crate::core::pipelines::{ModuleKey, PIPELINE_CACHE_MAX};
+use crate::core::pipelines::PIPELINE_CACHE_MAX;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
     assemble, ADDRESSING_WGSL, BF16_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL,
@@ -45,14 +45,10 @@ impl Context {
         entries: [&'static str; K],
     ) -> Result<[wgpu::ComputePipeline; K]> {
         precision.supported_on(&self.device, "f16 softmax inputs and outputs")?;
-        let key = ModuleKey {
-            op: "softmax",
-            build: precision.code(),
-        };
+        let build = ("softmax", precision.code());
         let mut built = Vec::with_capacity(K);
         for entry in entries {
-            let source = || source(precision);
-            built.push(self.pipelines.get(&self.device, key, source, entry, &[])?);
+            built.push(self.pipeline(build, || source(precision), entry, &[])?);
         }
         Ok(built
             .try_into()
