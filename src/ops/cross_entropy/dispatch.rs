@@ -96,6 +96,17 @@ pub(crate) struct CallState<'a> {
     pub chunked: bool,
 }
 
+/// The bindings of the passes that walk a span of each row's classes
+/// (`split_partial`, `vocab_sums`; the others add to them).
+const SPAN_WALK: [u32; 6] = [
+    slot::PARAMS,
+    slot::INPUT,
+    slot::TARGETS,
+    slot::WEIGHTS,
+    slot::AUX,
+    slot::GRAD,
+];
+
 /// One chunk's bindings, (slot, buffer, byte range): the rows passes' nine,
 /// then a shard's records and the status its finish flags them in.
 struct ChunkSlots {
@@ -312,14 +323,7 @@ impl Context {
     ) -> Result<Vec<Dispatch>> {
         let spans = self.grid(rows * splits)?;
         let per_row = self.grid(rows.div_ceil(NARROW_WG))?;
-        let walk = [
-            slot::PARAMS,
-            slot::INPUT,
-            slot::TARGETS,
-            slot::WEIGHTS,
-            slot::AUX,
-            slot::GRAD,
-        ];
+        let walk = SPAN_WALK;
         let mut rows_slots = walk.to_vec();
         rows_slots.push(slot::SAMPLE_WEIGHTS);
         let finish = [
@@ -350,14 +354,7 @@ impl Context {
     ) -> Result<Vec<Dispatch>> {
         let spans = self.grid(rows * s.rows.strategy.splits())?;
         let per_row = self.grid(rows.div_ceil(NARROW_WG))?;
-        let walk = [
-            slot::PARAMS,
-            slot::INPUT,
-            slot::TARGETS,
-            slot::WEIGHTS,
-            slot::AUX,
-            slot::GRAD,
-        ];
+        let walk = SPAN_WALK;
         let mut passes: Vec<(&str, Vec<u32>, (u32, u32))> = Vec::new();
         match shard.stage {
             ShardStage::Partial { .. } => {
