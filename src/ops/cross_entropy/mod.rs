@@ -13,6 +13,7 @@ pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
 pub(crate) mod shard;
+pub(crate) mod strategy;
 pub(crate) mod targets;
 pub(crate) mod validate;
 

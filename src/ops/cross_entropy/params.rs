@@ -62,7 +62,8 @@ mod tests {
     use crate::core::Reduction;
     use crate::ops::cross_entropy::buffers::{TARGET_I32, TARGET_PROBS, TARGET_U8};
     use crate::ops::cross_entropy::options::InputKind;
-    use crate::ops::cross_entropy::plan::{AUX_ROWS, NARROW_WG};
+    use crate::ops::cross_entropy::plan::AUX_ROWS;
+    use crate::ops::cross_entropy::strategy::NARROW_WG;
 
     #[test]
     fn the_binding_slots_match_the_wgsl() {

@@ -2,7 +2,7 @@
 //! and the shared pieces) and its pipelines: one per (variant, entry point,
 //! specialisation), built through the context's pipeline cache.
 
-use super::plan::TEAM_WG;
+use super::strategy::TEAM_WG;
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{

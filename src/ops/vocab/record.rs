@@ -12,7 +12,7 @@ use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::params::{slot, CrossEntropyParams};
 use crate::ops::cross_entropy::pipelines::CrossEntropyVariant;
-use crate::ops::cross_entropy::plan::NARROW_WG;
+use crate::ops::cross_entropy::strategy::NARROW_WG;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
 /// The buffers of a shard's partial ([`Context::record_vocab_partial`]),
