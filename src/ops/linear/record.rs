@@ -5,7 +5,7 @@
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::core::binding::no_aliasing;
-use crate::core::encode::{Dispatches, Timing};
+use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
@@ -128,7 +128,6 @@ impl Context {
             v: shard.map_or(whole_v, |s| s.range.len()),
             ..dims
         };
-        let partial = matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. }));
         // The argmax flags are held when a `correct` buffer is given.
         let planned = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
@@ -138,9 +137,76 @@ impl Context {
             ..opts.clone()
         };
         let plan = self.plan_linear(dims, &planned, shard.is_some())?;
+        opts.precision
+            .supported_on(&self.device, "f16 hidden states and weights")?;
+        self.check_linear_buffers(dims, opts.precision, b)?;
+
+        let scope = GpuScope::push(&self.device);
+        let (window, d) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                s.window(&self.device, plan.window_bytes)?,
+                s.dummies.clone(),
+            )
+        };
+        let ce = CrossEntropyBuffers {
+            logits: &window,
+            targets: TargetBuffer::ClassI32(b.targets),
+            weights: b.class_weights,
+            sample_weights: None,
+            loss: b.loss,
+            grad: None,
+            status: b.status,
+            lse: b.lse,
+            correct: b.correct,
+            in_place: true,
+            precision: Precision::F32,
+        };
+        let rows = RowWindow {
+            rows: plan.window_rows,
+        };
+        let phases = self.prepare_cross_entropy_phases(
+            &[dims.n, whole_v],
+            &opts.loss,
+            &ce,
+            Some(rows),
+            shard,
+        )?;
+        let call = LinearCall {
+            dims,
+            opts,
+            b,
+            window: &window,
+            // An empty shard's products read placeholders: its ∂L/∂h part
+            // is a product over k = 0, zeros.
+            weight: if dims.v == 0 { &d.read } else { b.weight },
+            placeholder: &d.read,
+            window_rows: plan.window_rows,
+            partial: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. })),
+        };
+        let mut list = phases.before;
+        for (c, rows_passes) in phases.chunks.into_iter().enumerate() {
+            list.extend(self.linear_chunk(&call, c, rows_passes)?);
+        }
+        if dims.n == 0 && !call.partial {
+            list.extend(self.linear_without_rows(&call)?);
+        }
+        list.extend(phases.after);
+        scope.pop("preparing the fused linear cross-entropy")?;
+        Ok(Dispatches {
+            label: "the fused linear cross-entropy",
+            list,
+        })
+    }
+
+    /// The buffers' sizes and usage, and that no output aliases another.
+    fn check_linear_buffers(
+        &self,
+        dims: LinearDims,
+        p: Precision,
+        b: &LinearBuffers<'_>,
+    ) -> Result<()> {
         let LinearDims { n, h, v } = dims;
-        let p = opts.precision;
-        p.supported_on(&self.device, "f16 hidden states and weights")?;
         let stored = |elems: usize| (elems as u64 * p.size()).next_multiple_of(4);
         self.check_bytes("hidden", b.hidden, stored(n * h))?;
         self.check_bytes("weight", b.weight, stored(v * h))?;
@@ -181,169 +247,144 @@ impl Context {
                 reason: "a bias gradient without a bias".into(),
             });
         }
+        Ok(())
+    }
 
-        let scope = GpuScope::push(&self.device);
-        let window = {
-            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            s.window(&self.device, plan.window_bytes)?
-        };
-        let ce = CrossEntropyBuffers {
-            logits: &window,
-            targets: TargetBuffer::ClassI32(b.targets),
-            weights: b.class_weights,
-            sample_weights: None,
-            loss: b.loss,
-            grad: None,
-            status: b.status,
-            lse: b.lse,
-            correct: b.correct,
-            in_place: true,
-            precision: Precision::F32,
-        };
-        let phases = self.prepare_cross_entropy_phases(
-            &[n, whole_v],
-            &opts.loss,
-            &ce,
-            Some(RowWindow {
-                rows: plan.window_rows,
-            }),
-            shard,
-        )?;
-        // An empty shard's products read placeholders: its ∂L/∂h part is a
-        // product over k = 0, zeros.
-        let d = {
-            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            s.dummies.clone()
-        };
-        let weight = if v == 0 { &d.read } else { b.weight };
-        let mut list = phases.before;
-        let view = |buffer, stride: usize, offset: usize| MatrixView {
-            offset: offset as u64,
-            ..MatrixView::dense(buffer, p, stride)
-        };
-        let logits_view = || MatrixView::dense(&window, Precision::F32, v);
-        for (c, rows_passes) in phases.chunks.into_iter().enumerate() {
-            let r0 = c * plan.window_rows;
-            let rows = plan.window_rows.min(n - r0);
-            let hidden = view(b.hidden, h, r0 * h);
-            if v == 0 {
-                // No logits: the rows passes are the loss's alone.
-                list.extend(rows_passes);
-                if let (Some(gh), false) = (b.grad_hidden, partial) {
-                    list.extend(self.prepare_matmul(
-                        MatmulDims {
-                            m: rows,
-                            n: h,
-                            k: 0,
-                        },
-                        &ProductBuffers {
-                            a: MatrixView::dense(&d.read, Precision::F32, 0),
-                            b: view(weight, h, 0),
-                            bias: None,
-                            out: gh,
-                            out_offset: (r0 * h) as u64,
-                            out_stride: h as u64,
-                            accumulate: false,
-                            kernel: opts.product_kernel,
-                        },
-                    )?);
-                }
-                continue;
-            }
-            // logits = h·Wᵀ + b into the window.
-            list.extend(self.prepare_matmul(
-                MatmulDims {
-                    m: rows,
-                    n: v,
-                    k: h,
-                },
-                &ProductBuffers {
-                    a: hidden,
-                    b: view(b.weight, h, 0).transposed(),
-                    bias: b.bias,
-                    out: &window,
-                    out_offset: 0,
-                    out_stride: v as u64,
-                    accumulate: false,
-                    kernel: opts.product_kernel,
-                },
-            )?);
-            // The window becomes g = ∂L/∂logits (a shard's partial only
-            // reads it).
+    /// Chunk `c`'s dispatches: `logits = h·Wᵀ + b` into the window, the
+    /// rows passes turning it into `g = ∂L/∂logits` (a shard's partial only
+    /// reads it), then `∂L/∂h = g·W` of its rows, `∂L/∂W (+)= gᵀ·h` and
+    /// `∂L/∂b (+)= Σ g` (the first chunk writes, the others add).
+    fn linear_chunk(
+        &self,
+        call: &LinearCall<'_>,
+        c: usize,
+        rows_passes: Vec<Dispatch>,
+    ) -> Result<Vec<Dispatch>> {
+        let (LinearDims { n, h, v }, b) = (call.dims, call.b);
+        let r0 = c * call.window_rows;
+        let rows = call.window_rows.min(n - r0);
+        let hidden = call.view(b.hidden, h, r0 * h);
+        let mut list = Vec::new();
+        if v == 0 {
+            // No logits: the rows passes are the loss's alone, ∂L/∂h zeros.
             list.extend(rows_passes);
-            if partial {
-                continue;
+            if let (Some(gh), false) = (b.grad_hidden, call.partial) {
+                let a = MatrixView::dense(call.placeholder, Precision::F32, 0);
+                let w = call.view(call.weight, h, 0);
+                list.extend(self.linear_product(call, (rows, h, 0), a, w, (gh, r0 * h), false)?);
             }
-            if let Some(gh) = b.grad_hidden {
-                list.extend(self.prepare_matmul(
-                    MatmulDims {
-                        m: rows,
-                        n: h,
-                        k: v,
-                    },
-                    &ProductBuffers {
-                        a: logits_view(),
-                        b: view(b.weight, h, 0),
-                        bias: None,
-                        out: gh,
-                        out_offset: (r0 * h) as u64,
-                        out_stride: h as u64,
-                        accumulate: false,
-                        kernel: opts.product_kernel,
-                    },
-                )?);
-            }
-            if let Some(gw) = b.grad_weight {
-                list.extend(self.prepare_matmul(
-                    MatmulDims {
-                        m: v,
-                        n: h,
-                        k: rows,
-                    },
-                    &ProductBuffers {
-                        a: logits_view().transposed(),
-                        b: hidden,
-                        bias: None,
-                        out: gw,
-                        out_offset: 0,
-                        out_stride: h as u64,
-                        accumulate: c > 0,
-                        kernel: opts.product_kernel,
-                    },
-                )?);
-            }
-            if let Some(gb) = b.grad_bias {
-                list.extend(self.prepare_column_sums(rows, v, &logits_view(), gb, 0, c > 0)?);
-            }
+            return Ok(list);
         }
-        // No rows: no chunk wrote the gradients of W and b, which are zero:
-        // a product over k = 0 and a sum over no rows write them.
-        if n == 0 && !partial {
-            if let Some(gw) = b.grad_weight {
-                list.extend(self.prepare_matmul(
-                    MatmulDims { m: v, n: h, k: 0 },
-                    &ProductBuffers {
-                        a: logits_view().transposed(),
-                        b: view(b.hidden, h, 0),
-                        bias: None,
-                        out: gw,
-                        out_offset: 0,
-                        out_stride: h as u64,
-                        accumulate: false,
-                        kernel: opts.product_kernel,
-                    },
-                )?);
-            }
-            if let Some(gb) = b.grad_bias {
-                list.extend(self.prepare_column_sums(0, v, &logits_view(), gb, 0, false)?);
-            }
+        let weight = call.view(b.weight, h, 0);
+        let logits = (rows, v, h);
+        list.extend(self.linear_product_bias(call, logits, hidden, weight.transposed())?);
+        list.extend(rows_passes);
+        if call.partial {
+            return Ok(list);
         }
-        list.extend(phases.after);
-        scope.pop("preparing the fused linear cross-entropy")?;
-        Ok(Dispatches {
-            label: "the fused linear cross-entropy",
-            list,
-        })
+        if let Some(gh) = b.grad_hidden {
+            let g = call.logits();
+            list.extend(self.linear_product(call, (rows, h, v), g, weight, (gh, r0 * h), false)?);
+        }
+        if let Some(gw) = b.grad_weight {
+            let gt = call.logits().transposed();
+            list.extend(self.linear_product(call, (v, h, rows), gt, hidden, (gw, 0), c > 0)?);
+        }
+        if let Some(gb) = b.grad_bias {
+            list.extend(self.prepare_column_sums(rows, v, &call.logits(), gb, 0, c > 0)?);
+        }
+        Ok(list)
+    }
+
+    /// No rows: no chunk wrote the gradients of W and b, which are zero: a
+    /// product over k = 0 and a sum over no rows write them.
+    fn linear_without_rows(&self, call: &LinearCall<'_>) -> Result<Vec<Dispatch>> {
+        let (LinearDims { h, v, .. }, b) = (call.dims, call.b);
+        let mut list = Vec::new();
+        if let Some(gw) = b.grad_weight {
+            let (gt, hidden) = (call.logits().transposed(), call.view(b.hidden, h, 0));
+            list.extend(self.linear_product(call, (v, h, 0), gt, hidden, (gw, 0), false)?);
+        }
+        if let Some(gb) = b.grad_bias {
+            list.extend(self.prepare_column_sums(0, v, &call.logits(), gb, 0, false)?);
+        }
+        Ok(list)
+    }
+
+    /// `out[offset..] (+)= a·b`, `(m, n, k)`, rows of `n` apart.
+    fn linear_product(
+        &self,
+        call: &LinearCall<'_>,
+        (m, n, k): (usize, usize, usize),
+        a: MatrixView<'_>,
+        b: MatrixView<'_>,
+        (out, offset): (&wgpu::Buffer, usize),
+        accumulate: bool,
+    ) -> Result<Vec<Dispatch>> {
+        let buffers = ProductBuffers {
+            a,
+            b,
+            bias: None,
+            out,
+            out_offset: offset as u64,
+            out_stride: n as u64,
+            accumulate,
+            kernel: call.opts.product_kernel,
+        };
+        self.prepare_matmul(MatmulDims { m, n, k }, &buffers)
+    }
+
+    /// The logits' product, `h·Wᵀ + b`, into the window.
+    fn linear_product_bias(
+        &self,
+        call: &LinearCall<'_>,
+        (m, n, k): (usize, usize, usize),
+        a: MatrixView<'_>,
+        b: MatrixView<'_>,
+    ) -> Result<Vec<Dispatch>> {
+        let buffers = ProductBuffers {
+            a,
+            b,
+            bias: call.b.bias,
+            out: call.window,
+            out_offset: 0,
+            out_stride: n as u64,
+            accumulate: false,
+            kernel: call.opts.product_kernel,
+        };
+        self.prepare_matmul(MatmulDims { m, n, k }, &buffers)
+    }
+}
+
+/// What a fused call's chunks are made from.
+struct LinearCall<'a> {
+    /// The shard's (or the whole call's) dimensions.
+    dims: LinearDims,
+    opts: &'a LinearCrossEntropyOptions,
+    b: &'a LinearBuffers<'a>,
+    /// The context's window of logits.
+    window: &'a wgpu::Buffer,
+    /// `W`, or a placeholder for an empty shard.
+    weight: &'a wgpu::Buffer,
+    placeholder: &'a wgpu::Buffer,
+    window_rows: usize,
+    /// A shard's partial: no gradient products.
+    partial: bool,
+}
+
+impl<'a> LinearCall<'a> {
+    /// A dense view of `buffer` in the options' precision, rows `stride`
+    /// apart, from element `offset`.
+    fn view(&self, buffer: &'a wgpu::Buffer, stride: usize, offset: usize) -> MatrixView<'a> {
+        MatrixView {
+            offset: offset as u64,
+            ..MatrixView::dense(buffer, self.opts.precision, stride)
+        }
+    }
+
+    /// The window of logits (then of `g`), f32, rows `v` apart.
+    fn logits(&self) -> MatrixView<'a> {
+        MatrixView::dense(self.window, Precision::F32, self.dims.v)
     }
 }
 
