@@ -6,10 +6,11 @@ use bytemuck::{Pod, Zeroable};
 use super::buffers::ElementwiseBuffers;
 use super::options::{ElementwiseLoss, WeightShape};
 use super::pipelines::ElementwiseVariant;
-use super::plan::BLOCK;
+use super::plan::{ElementwisePlan, BLOCK};
 use super::validate::{self, Elements};
 use crate::core::binding::written_apart;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::scratch::Dummies;
 use crate::core::status::STATUS_SIZE;
 use crate::core::Context;
 use crate::core::Reduction;
@@ -119,33 +120,7 @@ impl Context {
         )?;
         self.check_elementwise_buffers(loss, &shape, b, reduction)?;
         let plan = self.plan_elementwise(&shape, weight_shape, b.pos_weight.is_some())?;
-        let variant = ElementwiseVariant {
-            loss: loss.code(),
-            has_weight: b.weight.is_some(),
-            weight_last: weight_shape == Some(WeightShape::LastAxis),
-            has_pos_weight: b.pos_weight.is_some(),
-            write_grad: b.grad.is_some(),
-            precision: b.precision,
-        };
-        let denom = if reduction == Reduction::Mean {
-            shape.len as f64
-        } else {
-            1.0
-        };
-        let base = ElementwiseParams {
-            n: 0,
-            first: 0,
-            first_block: 0,
-            blocks: plan.blocks as u32,
-            last: shape.last as u32,
-            phase: 0,
-            reduction: reduction.code(),
-            _pad: 0,
-            param: loss.param(),
-            denom: denom as f32,
-            nan: f32::NAN,
-            grad_scale: (1.0 / denom) as f32,
-        };
+        let base = base_params(loss, &shape, &plan, reduction);
         let (first, count) = plan.reduced();
         let reduced = ElementwiseParams {
             first_block: first as u32,
@@ -155,120 +130,166 @@ impl Context {
         // First, as it finds a lost device (Error::DeviceLost).
         let reduce_uniform =
             self.uniform("xent elementwise params", bytemuck::bytes_of(&reduced))?;
-        let (aux, d) = {
+        let (aux, dummies) = {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             (
                 s.aux(&self.device, plan.scratch_bytes())?,
                 s.dummies.clone(),
             )
         };
-        let k = |entry| self.elementwise_pipeline(variant, entry);
-        let mut list: Vec<Dispatch> = Vec::with_capacity(plan.chunks.len() + 1);
-        for &(e0, e1) in &plan.chunks {
-            let params = ElementwiseParams {
-                n: (e1 - e0) as u32,
-                first: e0 as u32,
-                first_block: (e0 / BLOCK) as u32,
-                phase: (e0 % shape.last.max(1)) as u32,
-                ..base
-            };
-            let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&params))?;
-            // f32 ranges (weights, losses) and the storage's (input,
-            // target, gradient: whole words, chunks starting at whole blocks).
-            let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
-            let elem = b.precision.size();
-            let stored = (
-                e0 as u64 * elem,
-                ((e1 - e0) as u64 * elem).next_multiple_of(4),
-            );
-            let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
-            let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
-            // As validated: a last-axis weight as long as the input is its shape's.
-            let weight_given = b.weight.map(|(w, _)| w).zip(weight_shape);
-            let (weight, weight_range) = match weight_given {
-                Some((w, WeightShape::Full)) => (w.clone(), range),
-                Some((w, WeightShape::LastAxis)) => (w.clone(), whole(w)),
-                None => dummy(&d.read),
-            };
-            let (weight4, weight4_range) = match weight_given {
-                Some((w, WeightShape::Full)) => (w.clone(), range),
-                _ => dummy(&d.read),
-            };
-            let (pos_weight, pos_range) = match b.pos_weight {
-                Some(pw) => (pw.clone(), whole(pw)),
-                None => dummy(&d.read),
-            };
-            let (grad, grad_range) = match b.grad {
-                Some(g) => (g.clone(), stored),
-                None => dummy(&d.grad),
-            };
-            let (loss_buf, loss_range) = match reduction {
-                Reduction::None => (b.loss.clone(), range),
-                _ => dummy(&d.loss),
-            };
-            let pipeline = k(plan.entry())?;
-            let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
-            // Each kernel's bindings: the scalar slots, or their vec4 views.
-            let mut entries = vec![
-                (slot::PARAMS, &uniform, params_range),
-                (slot::WEIGHT, &weight, weight_range),
-                (slot::POS_WEIGHT, &pos_weight, pos_range),
-                (slot::AUX, &aux, whole(&aux)),
-            ];
-            let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
-            entries.extend([
-                (slot::INPUT + vec4, b.input, stored),
-                (slot::TARGET + vec4, b.target, stored),
-                (slot::GRAD + vec4, &grad, grad_range),
-                (slot::LOSS + vec4, &loss_buf, loss_range),
-            ]);
-            if plan.vec4 {
-                entries.push((slot::WEIGHT + slot::VEC4, &weight4, weight4_range));
-            }
-            let group = self.bind_ranges(&pipeline, &entries);
-            let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
-            list.push((plan.entry(), pipeline, group, grid));
+        let call = ElementwiseCall {
+            loss,
+            b,
+            reduction,
+            variant: ElementwiseVariant {
+                loss: loss.code(),
+                has_weight: b.weight.is_some(),
+                weight_last: weight_shape == Some(WeightShape::LastAxis),
+                has_pos_weight: b.pos_weight.is_some(),
+                write_grad: b.grad.is_some(),
+                precision: b.precision,
+            },
+            shape,
+            weight_shape,
+            plan,
+            base,
+            aux,
+            dummies,
+        };
+        let mut list: Vec<Dispatch> = Vec::with_capacity(call.plan.chunks.len() + 2);
+        for &chunk in &call.plan.chunks {
+            list.push(self.elementwise_chunk(&call, chunk)?);
         }
-        let reduce = reduction != Reduction::None || loss == ElementwiseLoss::Bce;
-        if reduce && plan.folds > 0 {
-            let pipeline = k("elementwise_fold")?;
-            let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&base))?;
-            let group = self.bind(&pipeline, &[(slot::PARAMS, &uniform), (slot::AUX, &aux)]);
-            list.push(("elementwise_fold", pipeline, group, self.grid(plan.folds)?));
-        }
-        if reduce {
-            let pipeline = k("elementwise_reduce")?;
-            let status = b.status.unwrap_or(&d.lse);
-            let loss_buf = if reduction == Reduction::None {
-                &d.loss
-            } else {
-                b.loss
-            };
-            // An empty input still needs a binding; the reduce reads input
-            // and target only at a bad position.
-            let (input, target) = if shape.len == 0 {
-                (&d.read, &d.read)
-            } else {
-                (b.input, b.target)
-            };
-            let group = self.bind(
-                &pipeline,
-                &[
-                    (slot::PARAMS, &reduce_uniform),
-                    (slot::INPUT, input),
-                    (slot::TARGET, target),
-                    (slot::AUX, &aux),
-                    (slot::LOSS, loss_buf),
-                    (slot::STATUS, status),
-                ],
-            );
-            list.push(("elementwise_reduce", pipeline, group, (1, 1)));
-        }
+        list.extend(self.elementwise_reduction(&call, &reduce_uniform)?);
         scope.pop("preparing the elementwise loss")?;
         Ok(Dispatches {
             label: "the elementwise loss",
             list,
         })
+    }
+
+    /// The loss kernel over elements `[e0, e1)`, one binding's worth.
+    fn elementwise_chunk(
+        &self,
+        call: &ElementwiseCall<'_>,
+        (e0, e1): (usize, usize),
+    ) -> Result<Dispatch> {
+        let (b, d, plan) = (call.b, &call.dummies, &call.plan);
+        let params = ElementwiseParams {
+            n: (e1 - e0) as u32,
+            first: e0 as u32,
+            first_block: (e0 / BLOCK) as u32,
+            phase: (e0 % call.shape.last.max(1)) as u32,
+            ..call.base
+        };
+        let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&params))?;
+        // f32 ranges (weights, losses) and the storage's (input, target,
+        // gradient: whole words, chunks starting at whole blocks).
+        let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
+        let elem = b.precision.size();
+        let stored = (
+            e0 as u64 * elem,
+            ((e1 - e0) as u64 * elem).next_multiple_of(4),
+        );
+        let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
+        let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
+        // As validated: a last-axis weight as long as the input is its shape's.
+        let weight_given = b.weight.map(|(w, _)| w).zip(call.weight_shape);
+        let (weight, weight_range) = match weight_given {
+            Some((w, WeightShape::Full)) => (w.clone(), range),
+            Some((w, WeightShape::LastAxis)) => (w.clone(), whole(w)),
+            None => dummy(&d.read),
+        };
+        let (weight4, weight4_range) = match weight_given {
+            Some((w, WeightShape::Full)) => (w.clone(), range),
+            _ => dummy(&d.read),
+        };
+        let (pos_weight, pos_range) = match b.pos_weight {
+            Some(pw) => (pw.clone(), whole(pw)),
+            None => dummy(&d.read),
+        };
+        let (grad, grad_range) = match b.grad {
+            Some(g) => (g.clone(), stored),
+            None => dummy(&d.grad),
+        };
+        let (loss_buf, loss_range) = match call.reduction {
+            Reduction::None => (b.loss.clone(), range),
+            _ => dummy(&d.loss),
+        };
+        let pipeline = self.elementwise_pipeline(call.variant, plan.entry())?;
+        let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
+        // Each kernel's bindings: the scalar slots, or their vec4 views.
+        let mut entries = vec![
+            (slot::PARAMS, &uniform, params_range),
+            (slot::WEIGHT, &weight, weight_range),
+            (slot::POS_WEIGHT, &pos_weight, pos_range),
+            (slot::AUX, &call.aux, whole(&call.aux)),
+        ];
+        let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
+        entries.extend([
+            (slot::INPUT + vec4, b.input, stored),
+            (slot::TARGET + vec4, b.target, stored),
+            (slot::GRAD + vec4, &grad, grad_range),
+            (slot::LOSS + vec4, &loss_buf, loss_range),
+        ]);
+        if plan.vec4 {
+            entries.push((slot::WEIGHT + slot::VEC4, &weight4, weight4_range));
+        }
+        let group = self.bind_ranges(&pipeline, &entries);
+        let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
+        Ok((plan.entry(), pipeline, group, grid))
+    }
+
+    /// The blocks' statistics folded and reduced (and `Bce`'s input check
+    /// reported), unless nothing is reduced.
+    fn elementwise_reduction(
+        &self,
+        call: &ElementwiseCall<'_>,
+        reduce_uniform: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        let (b, d) = (call.b, &call.dummies);
+        let k = |entry| self.elementwise_pipeline(call.variant, entry);
+        let mut list = Vec::new();
+        if call.reduction == Reduction::None && call.loss != ElementwiseLoss::Bce {
+            return Ok(list);
+        }
+        if call.plan.folds > 0 {
+            let pipeline = k("elementwise_fold")?;
+            let uniform =
+                self.uniform("xent elementwise params", bytemuck::bytes_of(&call.base))?;
+            let group = self.bind(
+                &pipeline,
+                &[(slot::PARAMS, &uniform), (slot::AUX, &call.aux)],
+            );
+            list.push((
+                "elementwise_fold",
+                pipeline,
+                group,
+                self.grid(call.plan.folds)?,
+            ));
+        }
+        let pipeline = k("elementwise_reduce")?;
+        let loss_buf = match call.reduction {
+            Reduction::None => &d.loss,
+            _ => b.loss,
+        };
+        // An empty input still needs a binding; the reduce reads input and
+        // target only at a bad position.
+        let (input, target) = match call.shape.len {
+            0 => (&d.read, &d.read),
+            _ => (b.input, b.target),
+        };
+        let entries = [
+            (slot::PARAMS, reduce_uniform),
+            (slot::INPUT, input),
+            (slot::TARGET, target),
+            (slot::AUX, &call.aux),
+            (slot::LOSS, loss_buf),
+            (slot::STATUS, b.status.unwrap_or(&d.lse)),
+        ];
+        let group = self.bind(&pipeline, &entries);
+        list.push(("elementwise_reduce", pipeline, group, (1, 1)));
+        Ok(list)
     }
 
     /// Usage and sizes of the caller's buffers, and no written buffer in two roles.
@@ -324,6 +345,49 @@ impl Context {
         .flatten()
         .collect();
         written_apart(&written, &all)
+    }
+}
+
+/// What an elementwise call's dispatches are made from.
+struct ElementwiseCall<'a> {
+    loss: ElementwiseLoss,
+    b: &'a ElementwiseBuffers<'a>,
+    reduction: Reduction,
+    variant: ElementwiseVariant,
+    shape: Elements,
+    weight_shape: Option<WeightShape>,
+    plan: ElementwisePlan,
+    /// The uniform every chunk's copy starts from.
+    base: ElementwiseParams,
+    aux: wgpu::Buffer,
+    dummies: Dummies,
+}
+
+/// The uniform of a call, before a chunk sets its elements.
+fn base_params(
+    loss: ElementwiseLoss,
+    shape: &Elements,
+    plan: &ElementwisePlan,
+    reduction: Reduction,
+) -> ElementwiseParams {
+    let denom = if reduction == Reduction::Mean {
+        shape.len as f64
+    } else {
+        1.0
+    };
+    ElementwiseParams {
+        n: 0,
+        first: 0,
+        first_block: 0,
+        blocks: plan.blocks as u32,
+        last: shape.last as u32,
+        phase: 0,
+        reduction: reduction.code(),
+        _pad: 0,
+        param: loss.param(),
+        denom: denom as f32,
+        nan: f32::NAN,
+        grad_scale: (1.0 / denom) as f32,
     }
 }
 
