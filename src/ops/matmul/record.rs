@@ -290,8 +290,36 @@ impl Context {
         dims: MatmulDims,
         b: &ProductBuffers<'_>,
     ) -> Result<Vec<Dispatch>> {
-        let MatmulDims { m, n, k } = dims;
+        let MatmulDims { m, n, .. } = dims;
         let scope = GpuScope::push(&self.device);
+        self.check_product(dims, b)?;
+        let kernel = self.product_kernel(b.kernel, m, n)?;
+        if m == 0 || n == 0 {
+            scope.pop("preparing a matrix product")?;
+            return Ok(Vec::new());
+        }
+        let variant = MatmulVariant {
+            lhs: b.a.precision,
+            rhs: b.b.precision,
+            a_k_contig: !b.a.transposed,
+            b_k_contig: b.b.transposed,
+            a_vec: b.a.aligned(),
+            b_vec: b.b.aligned(),
+            has_bias: b.bias.is_some(),
+        };
+        let pipeline = self.matmul_pipeline(variant, kernel.entry)?;
+        let list = self.product_slices(dims, b, &kernel, &pipeline)?;
+        scope.pop("preparing a matrix product")?;
+        Ok(list)
+    }
+
+    /// The operands', bias's and output's views, and an output apart from
+    /// every input.
+    fn check_product(
+        &self,
+        MatmulDims { m, n, k }: MatmulDims,
+        b: &ProductBuffers<'_>,
+    ) -> Result<()> {
         b.a.check(self, "a", m, k)?;
         b.b.check(self, "b", k, n)?;
         if let Some(bias) = b.bias {
@@ -318,51 +346,55 @@ impl Context {
                 });
             }
         }
-        let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
-        let tiled = match b.kernel {
+        Ok(())
+    }
+
+    /// The kernel `kernel` names (`Auto`: by the device's class) for `m × n`
+    /// outputs: its entry point, its slice of k per dispatch, its grid.
+    fn product_kernel(&self, kernel: ProductKernel, m: usize, n: usize) -> Result<ProductPlan> {
+        let tiled = match kernel {
             ProductKernel::Auto => self.profile.class == DeviceClass::Gpu,
             ProductKernel::Tiled => true,
             ProductKernel::Blocks => false,
         };
-        let (entry, k_step, grid) = if tiled {
-            (
-                "matmul",
-                K_PER_DISPATCH,
-                (n.div_ceil(TILE), m.div_ceil(TILE)),
-            )
+        let plan = if tiled {
+            ProductPlan {
+                entry: "matmul",
+                k_step: K_PER_DISPATCH,
+                grid: (n.div_ceil(TILE), m.div_ceil(TILE)),
+            }
         } else {
-            (
-                "matmul_blocks",
-                K_PER_DISPATCH_BLOCKS,
-                (n.div_ceil(BLOCKS_COLS), m.div_ceil(BLOCKS_ROWS)),
-            )
+            ProductPlan {
+                entry: "matmul_blocks",
+                k_step: K_PER_DISPATCH_BLOCKS,
+                grid: (n.div_ceil(BLOCKS_COLS), m.div_ceil(BLOCKS_ROWS)),
+            }
         };
-        if grid.0 > max_groups || grid.1 > max_groups {
+        let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
+        let (x, y) = plan.grid;
+        if x > max_groups || y > max_groups {
             return Err(Error::Unsupported {
                 what: "a product this large",
                 reason: format!(
-                    "{m} x {n} outputs need {} x {} tiles, more than the device's {max_groups} \
-                     workgroups per dimension",
-                    grid.1, grid.0
+                    "{m} x {n} outputs need {y} x {x} tiles, more than the device's {max_groups} \
+                     workgroups per dimension"
                 ),
             });
         }
-        if m == 0 || n == 0 {
-            scope.pop("preparing a matrix product")?;
-            return Ok(Vec::new());
-        }
+        Ok(plan)
+    }
+
+    /// A dispatch per slice of k, in order: the first writes (or adds, with
+    /// `accumulate`) with the bias, the others add.
+    fn product_slices(
+        &self,
+        MatmulDims { m, n, k }: MatmulDims,
+        b: &ProductBuffers<'_>,
+        kernel: &ProductPlan,
+        pipeline: &wgpu::ComputePipeline,
+    ) -> Result<Vec<Dispatch>> {
         let (a_sm, a_sk) = b.a.strides();
         let (b_sk, b_sn) = b.b.strides();
-        let variant = MatmulVariant {
-            lhs: b.a.precision,
-            rhs: b.b.precision,
-            a_k_contig: !b.a.transposed,
-            b_k_contig: b.b.transposed,
-            a_vec: b.a.aligned(),
-            b_vec: b.b.aligned(),
-            has_bias: b.bias.is_some(),
-        };
-        let pipeline = self.matmul_pipeline(variant, entry)?;
         let read = {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
@@ -380,12 +412,11 @@ impl Context {
         };
         let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&b.a), view4(&b.b));
         let bias = b.bias.unwrap_or(&read);
-        // Slices of k in order: the first writes (or adds, with
-        // `accumulate`) with the bias, the others add.
+        let grid = (kernel.grid.0 as u32, kernel.grid.1 as u32);
         let mut list = Vec::new();
         let mut k0 = 0;
         loop {
-            let k1 = (k0 + k_step).min(k);
+            let k1 = (k0 + kernel.k_step).min(k);
             let first = k0 == 0;
             let params = MatmulParams {
                 m: m as u32,
@@ -413,16 +444,13 @@ impl Context {
                 (slot::LHS4, &lhs4, lhs4_range),
                 (slot::RHS4, &rhs4, rhs4_range),
             ];
-            let group = self.bind_ranges(&pipeline, &entries);
-            let grid = (grid.0 as u32, grid.1 as u32);
-            list.push((entry, pipeline.clone(), group, grid));
+            let group = self.bind_ranges(pipeline, &entries);
+            list.push((kernel.entry, pipeline.clone(), group, grid));
             if k1 == k {
-                break;
+                return Ok(list);
             }
             k0 = k1;
         }
-        scope.pop("preparing a matrix product")?;
-        Ok(list)
     }
 
     /// Prepares `out[out_offset + j] (+)= Σ_{i<m} A(i, j)` for `j < n`, `i`
@@ -493,6 +521,14 @@ impl Context {
         scope.pop("preparing column sums")?;
         Ok(Some(("column_sums", pipeline, group, grid)))
     }
+}
+
+/// A product's kernel: its entry point, the slice of k each dispatch
+/// adds (under the loop bound), its grid of workgroups.
+struct ProductPlan {
+    entry: &'static str,
+    k_step: usize,
+    grid: (usize, usize),
 }
 
 #[cfg(test)]
