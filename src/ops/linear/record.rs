@@ -13,8 +13,8 @@ use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
-use crate::ops::matmul::record::{MatrixView, ProductBuffers};
 use crate::ops::matmul::MatmulDims;
+use crate::ops::matmul::{MatrixView, ProductBuffers};
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
 /// caller's and from the context's device, each with `STORAGE` usage.

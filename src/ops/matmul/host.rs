@@ -1,6 +1,6 @@
 //! The products' host API: slices in, a `Vec` out, through the recording API.
 
-use super::record::{MatrixView, ProductBuffers, ProductKernel};
+use super::buffers::{MatrixView, ProductBuffers, ProductKernel};
 use super::MatmulDims;
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;

@@ -3,13 +3,14 @@
 //! host API, and the f64 CPU twin. The fused linear cross-entropy is built
 //! on them (h·Wᵀ, g·W, gᵀ·h and the bias's column sums).
 
+pub(crate) mod buffers;
 pub(crate) mod cpu;
 mod host;
 pub(crate) mod pipelines;
 pub(crate) mod record;
 
+pub use buffers::{MatrixView, ProductBuffers, ProductKernel};
 pub use host::MatmulOptions;
-pub use record::{MatrixView, ProductBuffers, ProductKernel};
 
 /// The shape of a product: `op(A)` is `m × k`, `op(B)` is `k × n`, the output `m × n`.
 ///

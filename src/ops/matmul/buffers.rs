@@ -1,0 +1,178 @@
+//! The recording API's types for matrix products: a matrix in a caller's
+//! buffer, a call's buffers, and the kernel choice.
+
+use crate::core::Context;
+use crate::core::Precision;
+use crate::error::{Error, Result};
+
+/// A matrix in a caller's buffer: row-major rows `stride` elements apart
+/// from element `offset` on, or, with `transposed`, its transpose stored so
+/// (`W` of shape `(V, H)` is the `H × V` operand `Wᵀ` of `h·Wᵀ`).
+#[derive(Debug, Clone, Copy)]
+pub struct MatrixView<'a> {
+    /// `STORAGE` usage, from the context's device.
+    pub buffer: &'a wgpu::Buffer,
+    /// The elements' type (f16 needs `SHADER_F16`; bf16 two to a `u32`).
+    pub precision: Precision,
+    /// Index, in elements, of the first stored element.
+    pub offset: u64,
+    /// Elements between the starts of neighbouring stored rows.
+    pub stride: u64,
+    /// The buffer holds the operand's transpose.
+    pub transposed: bool,
+}
+
+impl<'a> MatrixView<'a> {
+    /// A dense row-major matrix of rows `cols` elements long from the buffer's start.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let w = xent::MatrixView::dense(&b, xent::Precision::F32, 4).transposed();
+    /// assert!(w.transposed && w.stride == 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn dense(buffer: &'a wgpu::Buffer, precision: Precision, cols: usize) -> Self {
+        Self {
+            buffer,
+            precision,
+            offset: 0,
+            stride: cols as u64,
+            transposed: false,
+        }
+    }
+
+    /// The same storage read as the transpose.
+    pub fn transposed(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (element index strides along the operand's rows, along its columns).
+    pub(crate) fn strides(&self) -> (u64, u64) {
+        if self.transposed {
+            (1, self.stride)
+        } else {
+            (self.stride, 1)
+        }
+    }
+
+    /// Checks that the `rows × cols` operand lies in the buffer, within one
+    /// binding and u32 indices; returns the bytes it needs.
+    pub(crate) fn check(
+        &self,
+        ctx: &Context,
+        what: &'static str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<u64> {
+        let (stored_rows, stored_cols) = if self.transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        if (self.stride as usize) < stored_cols {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!(
+                    "stride {} is shorter than a stored row of {stored_cols} elements",
+                    self.stride
+                ),
+            });
+        }
+        self.precision.supported_on(&ctx.device, "f16 operands")?;
+        let too_far = || Error::BadBuffer {
+            what,
+            reason: format!(
+                "offset {} and stride {} put the operand past 2^64 bytes",
+                self.offset, self.stride
+            ),
+        };
+        let end = if stored_rows == 0 || stored_cols == 0 {
+            self.offset
+        } else {
+            (stored_rows as u64 - 1)
+                .checked_mul(self.stride)
+                .and_then(|e| e.checked_add(self.offset))
+                .and_then(|e| e.checked_add(stored_cols as u64))
+                .ok_or_else(too_far)?
+        };
+        let bytes = end
+            .checked_mul(self.precision.size())
+            .and_then(|b| b.checked_next_multiple_of(4))
+            .ok_or_else(too_far)?;
+        ctx.check_bytes(what, self.buffer, bytes)?;
+        let max = ctx.device.limits().max_storage_buffer_binding_size;
+        if bytes > max || end > u64::from(u32::MAX) {
+            return Err(Error::BadBuffer {
+                what,
+                reason: format!(
+                    "the operand reaches byte {bytes}, past the device's largest storage binding \
+                     of {max} bytes (or 2^32 elements)"
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether every run of 4 along the contiguous axis that starts at a
+    /// multiple of 4 is aligned (the vec4 loads).
+    pub(crate) fn aligned(&self) -> bool {
+        self.offset.is_multiple_of(4)
+            && self.stride.is_multiple_of(4)
+            && self.buffer.size() >= self.quad_bytes()
+    }
+
+    /// Bytes of a run of 4 elements: the stride of the vec4 view.
+    pub(crate) fn quad_bytes(&self) -> u64 {
+        4 * self.precision.size()
+    }
+}
+
+/// Which kernel computes a product. Both give results within the
+/// documented tolerance of the CPU twin, and each is bit-identical run to
+/// run (their sums run in different orders, so they differ in the last bits).
+///
+/// ```
+/// assert_eq!(xent::ProductKernel::default(), xent::ProductKernel::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProductKernel {
+    /// `Tiled` on GPUs, `Blocks` on the software adapters.
+    #[default]
+    Auto,
+    /// 64 × 64 output tiles through workgroup memory, 256 invocations with
+    /// a 4 × 4 block each, k in steps of 16: operands read once per tile,
+    /// coalesced (GPUs).
+    Tiled,
+    /// Each invocation an 8 × 8 block of the output, its operands read
+    /// straight from memory in runs of 4 along their contiguous axes: 16
+    /// loads per 256 multiply-adds, no workgroup memory (the software
+    /// adapters, where every load costs as much as many multiply-adds and a
+    /// workgroup-memory read is a gather per lane).
+    Blocks,
+}
+
+/// The buffers of one [`Context::record_matmul`] call, all the caller's and
+/// from the context's device.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductBuffers<'a> {
+    /// `A`, `m × k`.
+    pub a: MatrixView<'a>,
+    /// `B`, `k × n`.
+    pub b: MatrixView<'a>,
+    /// `n` elements in `b`'s precision added to every output row; `None` for none.
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// f32 output: row `i` from element `out_offset + i·out_stride`.
+    pub out: &'a wgpu::Buffer,
+    pub out_offset: u64,
+    pub out_stride: u64,
+    /// Add the product to what `out` holds (`out + A·B`, in that order).
+    pub accumulate: bool,
+    /// The kernel; [`ProductKernel::Auto`] chooses by the device.
+    pub kernel: ProductKernel,
+}
