@@ -1,4 +1,4 @@
-//! The context: a device, its queue, and xent's compiled pipelines.
+//! The context: a device, its queue, and xent's pipelines, built on first use.
 
 use std::sync::Mutex;
 
@@ -9,7 +9,8 @@ use super::scratch::{check_alive, Scratch};
 use crate::core::verify::Tolerance;
 use crate::error::{GpuScope, Result};
 
-/// Holds the device, the queue and xent's compiled pipelines (built once).
+/// Holds the device, the queue, and xent's pipelines (each built when a call
+/// first uses it, then cached).
 ///
 /// Get one from your own device and queue with [`Context::new`](crate::Context::new) (xent then
 /// never creates a device of its own), or headless from the environment with
