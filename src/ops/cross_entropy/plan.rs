@@ -72,16 +72,7 @@ impl Context {
         } else {
             self.chunks(layout, if p.chunked_targets { 4 } else { p.elem })?
         };
-        // An empty batch runs no rows pass: any strategy will do.
-        let env = self.strategy_env.as_deref().map(str::parse::<Strategy>);
-        let env = env.transpose()?.filter(|&s| s != Strategy::Auto);
-        let strategy = match (rows, p.strategy, env) {
-            (0, _, _) => RowStrategy::Narrow,
-            (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile)?,
-            (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
-                RowStrategy::forced(forced, layout, self.profile.wide_wg)?
-            }
-        };
+        let strategy = self.call_strategy(layout, p.strategy)?;
         let splits = strategy.splits() as u64;
         // Scratch: 4 words of statistics, a flag per row when counting
         // correct predictions, 9 words per (row, span) for split rows or per
@@ -96,27 +87,7 @@ impl Context {
             + rows * (splits + plans) * 9
             + if p.vocab { rows * splits * 2 } else { 0 };
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
-        // The row reductions walk a block of rows, and `target_stats` the class
-        // weights, STATS_WG at a time; the trees and folds around them take at
-        // most 32 more.
-        let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
-        let weight_trips = if p.weights {
-            (layout.classes as u64).div_ceil(STATS_WG) as usize
-        } else {
-            0
-        };
-        if block_trips + weight_trips + 32 > LOOP_TRIPS_MAX {
-            return Err(Error::Unsupported {
-                what: "this many rows or weighted classes",
-                reason: format!(
-                    "{rows} rows and {} class weights need {} loop iterations per invocation \
-                     of the row reductions, more than the {LOOP_TRIPS_MAX} xent bounds every \
-                     invocation to (past about 268 M rows, or 1 M weighted classes)",
-                    if p.weights { layout.classes } else { 0 },
-                    block_trips + weight_trips + 32
-                ),
-            });
-        }
+        check_reduction_trips(layout, groups, p.weights)?;
         let aux_bytes = 4 * (partials + 4 * groups);
         let row_loss_bytes = if p.reduction == Reduction::None {
             0
@@ -152,6 +123,43 @@ impl Context {
             row_loss_bytes,
         })
     }
+
+    /// The rows' strategy: the options' when forced, else `XENT_STRATEGY`'s
+    /// when set, else chosen by shape and device. An empty batch runs no
+    /// rows pass: any strategy will do.
+    fn call_strategy(&self, layout: &Layout, strategy: Strategy) -> Result<RowStrategy> {
+        let env = self.strategy_env.as_deref().map(str::parse::<Strategy>);
+        let env = env.transpose()?.filter(|&s| s != Strategy::Auto);
+        match (layout.rows(), strategy, env) {
+            (0, _, _) => Ok(RowStrategy::Narrow),
+            (_, Strategy::Auto, None) => RowStrategy::choose(layout, self.profile),
+            (_, Strategy::Auto, Some(forced)) | (_, forced, _) => {
+                RowStrategy::forced(forced, layout, self.profile.wide_wg)
+            }
+        }
+    }
+}
+
+/// The row reductions walk a block of rows, and `target_stats` the class
+/// weights, `STATS_WG` at a time; the trees and folds around them take at
+/// most 32 more: [`Error::Unsupported`] past the loop bound.
+fn check_reduction_trips(layout: &Layout, groups: u64, weights: bool) -> Result<()> {
+    let rows = layout.rows() as u64;
+    let block_trips = rows.div_ceil(groups).div_ceil(STATS_WG) as usize;
+    let weighted = if weights { layout.classes } else { 0 };
+    let weight_trips = (weighted as u64).div_ceil(STATS_WG) as usize;
+    let trips = block_trips + weight_trips + 32;
+    if trips > LOOP_TRIPS_MAX {
+        return Err(Error::Unsupported {
+            what: "this many rows or weighted classes",
+            reason: format!(
+                "{rows} rows and {weighted} class weights need {trips} loop iterations per \
+                 invocation of the row reductions, more than the {LOOP_TRIPS_MAX} xent bounds \
+                 every invocation to (past about 268 M rows, or 1 M weighted classes)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
