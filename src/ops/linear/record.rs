@@ -276,8 +276,25 @@ impl Context {
             return Ok(list);
         }
         let weight = call.view(b.weight, h, 0);
-        let logits = (rows, v, h);
-        list.extend(self.linear_product_bias(call, logits, hidden, weight.transposed())?);
+        // logits = h·Wᵀ + b into the window.
+        let logits = ProductBuffers {
+            a: hidden,
+            b: weight.transposed(),
+            bias: b.bias,
+            out: call.window,
+            out_offset: 0,
+            out_stride: v as u64,
+            accumulate: false,
+            kernel: call.opts.product_kernel,
+        };
+        list.extend(self.prepare_matmul(
+            MatmulDims {
+                m: rows,
+                n: v,
+                k: h,
+            },
+            &logits,
+        )?);
         list.extend(rows_passes);
         if call.partial {
             return Ok(list);
@@ -329,27 +346,6 @@ impl Context {
             out_offset: offset as u64,
             out_stride: n as u64,
             accumulate,
-            kernel: call.opts.product_kernel,
-        };
-        self.prepare_matmul(MatmulDims { m, n, k }, &buffers)
-    }
-
-    /// The logits' product, `h·Wᵀ + b`, into the window.
-    fn linear_product_bias(
-        &self,
-        call: &LinearCall<'_>,
-        (m, n, k): (usize, usize, usize),
-        a: MatrixView<'_>,
-        b: MatrixView<'_>,
-    ) -> Result<Vec<Dispatch>> {
-        let buffers = ProductBuffers {
-            a,
-            b,
-            bias: call.b.bias,
-            out: call.window,
-            out_offset: 0,
-            out_stride: n as u64,
-            accumulate: false,
             kernel: call.opts.product_kernel,
         };
         self.prepare_matmul(MatmulDims { m, n, k }, &buffers)
