@@ -98,11 +98,11 @@ impl Split {
         let block = self.rows as u64 * VOCAB_RECORD_BYTES;
         for (k, range) in self.ranges.iter().enumerate() {
             let b = VocabPartialBuffers {
-                logits: &self.logits[k],
-                targets: TargetBuffer::ClassI32(targets),
+                logits: self.logits[k].slice(..),
+                targets: TargetBuffer::ClassI32(targets.slice(..)),
                 weights: None,
                 precision: xent::Precision::F32,
-                partial: &self.partials[k],
+                partial: self.partials[k].slice(..),
             };
             ctx.record_vocab_partial(enc, dims, *range, opts, &b)?;
             enc.copy_buffer_to_buffer(
@@ -114,16 +114,23 @@ impl Split {
             );
         }
         let shards = self.ranges.len();
-        ctx.record_vocab_merge(enc, self.rows, shards, opts, &self.gathered, &self.merged)?;
+        ctx.record_vocab_merge(
+            enc,
+            self.rows,
+            shards,
+            opts,
+            self.gathered.slice(..),
+            self.merged.slice(..),
+        )?;
         for (k, range) in self.ranges.iter().enumerate() {
             let b = CrossEntropyBuffers::new(
-                &self.logits[k],
-                TargetBuffer::ClassI32(targets),
-                &self.loss,
-                Some(&self.grads[k]),
-                &self.status,
+                self.logits[k].slice(..),
+                TargetBuffer::ClassI32(targets.slice(..)),
+                self.loss.slice(..),
+                Some(self.grads[k].slice(..)),
+                self.status.slice(..),
             );
-            ctx.record_vocab_finish(enc, dims, *range, opts, &b, &self.merged)?;
+            ctx.record_vocab_finish(enc, dims, *range, opts, &b, self.merged.slice(..))?;
         }
         Ok(())
     }

@@ -20,7 +20,13 @@ fn main() -> Result<(), xent::Error> {
             println!("  [{}]", cells.join(", "));
         }
     }
-    let log_probs = ctx.log_softmax(&logits, &[3, 5])?;
+    let log_probs = ctx.softmax(
+        &logits,
+        &[3, 5],
+        &xent::SoftmaxOptions {
+            kind: xent::SoftmaxKind::LogSoftmax,
+        },
+    )?;
     println!("log-softmax row 0: {:.4?}", &log_probs[..5]);
     Ok(())
 }

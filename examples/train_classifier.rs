@@ -123,11 +123,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let buffers = LinearBuffers {
-        bias: Some(&bias),
-        grad_weight: Some(&grad_weight),
-        grad_bias: Some(&grad_bias),
-        correct: Some(&correct),
-        ..LinearBuffers::new(&hidden_buf, &weight, &targets_buf, &loss, &status)
+        bias: Some(bias.slice(..)),
+        grad_weight: Some(grad_weight.slice(..)),
+        grad_bias: Some(grad_bias.slice(..)),
+        correct: Some(correct.slice(..)),
+        ..LinearBuffers::new(
+            hidden_buf.slice(..),
+            weight.slice(..),
+            targets_buf.slice(..),
+            loss.slice(..),
+            status.slice(..),
+        )
     };
     let read = |buffer: &wgpu::Buffer| -> Result<[u8; 4], Box<dyn std::error::Error>> {
         let staging = dev.create_buffer(&wgpu::BufferDescriptor {

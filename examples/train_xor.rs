@@ -182,11 +182,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let opts = xent::CrossEntropyOptions::default();
     // Our own buffers, bound by xent as they are: logits in, loss and dlogits out.
     let xent_buffers = xent::CrossEntropyBuffers::new(
-        &logits,
-        xent::TargetBuffer::ClassI32(&targets),
-        &loss,
-        Some(&dlogits),
-        &status,
+        logits.slice(..),
+        xent::TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        Some(dlogits.slice(..)),
+        status.slice(..),
     );
     for first in (0..STEPS).step_by(STEPS_PER_SUBMIT) {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {

@@ -98,12 +98,12 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     // 1. The partial: this rank's records.
     let mut encoder = dev.create_command_encoder(&Default::default());
     let buffers = LinearPartialBuffers {
-        hidden: &hidden,
-        weight: &weight,
-        bias: Some(&bias),
-        targets: &targets,
-        class_weights: Some(&class_weights),
-        partial: &partial,
+        hidden: hidden.slice(..),
+        weight: weight.slice(..),
+        bias: Some(bias.slice(..)),
+        targets: targets.slice(..),
+        class_weights: Some(class_weights.slice(..)),
+        partial: partial.slice(..),
     };
     ctx.record_linear_vocab_partial(&mut encoder, dims, range, &opts, &buffers)?;
     let mine: Vec<u32> = read(&ctx, encoder, &[&partial])?.remove(0);
@@ -122,18 +122,31 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         zeros(range.len() * 4),
     );
     let mut encoder = dev.create_command_encoder(&Default::default());
-    ctx.record_vocab_merge(&mut encoder, N, ranks, &opts.loss, &gathered, &merged)?;
+    ctx.record_vocab_merge(
+        &mut encoder,
+        N,
+        ranks,
+        &opts.loss,
+        gathered.slice(..),
+        merged.slice(..),
+    )?;
     let buffers = LinearBuffers {
-        bias: Some(&bias),
-        class_weights: Some(&class_weights),
-        grad_hidden: Some(&gh),
-        grad_weight: Some(&gw),
-        grad_bias: Some(&gb),
-        lse: Some(&lse),
-        correct: Some(&correct),
-        ..LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+        bias: Some(bias.slice(..)),
+        class_weights: Some(class_weights.slice(..)),
+        grad_hidden: Some(gh.slice(..)),
+        grad_weight: Some(gw.slice(..)),
+        grad_bias: Some(gb.slice(..)),
+        lse: Some(lse.slice(..)),
+        correct: Some(correct.slice(..)),
+        ..LinearBuffers::new(
+            hidden.slice(..),
+            weight.slice(..),
+            targets.slice(..),
+            loss.slice(..),
+            status.slice(..),
+        )
     };
-    ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, &merged)?;
+    ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, merged.slice(..))?;
     let out = read(
         &ctx,
         encoder,

@@ -55,6 +55,18 @@ pub enum Error {
         /// Its size, the size needed, or the missing usage.
         reason: String,
     },
+    /// A buffer region that starts where the device cannot bind it: its
+    /// offset is not a multiple of the alignment (the device's
+    /// `min_storage_buffer_offset_alignment`, and at least 16 bytes, a vec4).
+    #[error("buffer `{what}` starts at offset {offset}, which is not a multiple of {alignment} bytes (the device's storage offset alignment)")]
+    BadOffset {
+        /// Which buffer.
+        what: &'static str,
+        /// The region's offset in its buffer, in bytes.
+        offset: u64,
+        /// The alignment it must have, in bytes.
+        alignment: u64,
+    },
     /// Class weights whose length is not the number of classes.
     #[error("weights have length {actual} but there are {classes} classes")]
     WeightsLength {

@@ -8,10 +8,11 @@
 //! Two API levels:
 //! * **recording** — [`Context::record_cross_entropy`],
 //!   [`Context::record_softmax`] and [`Context::record_elementwise_loss`]
-//!   take your buffers and your `&mut wgpu::CommandEncoder`, record passes
-//!   and submit nothing;
+//!   take regions of your buffers (`wgpu::BufferSlice`, at offsets the
+//!   device can bind: [`Error::BadOffset`] otherwise) and your
+//!   `&mut wgpu::CommandEncoder`, record passes and submit nothing;
 //! * **host** — [`Context::cross_entropy`], [`Context::softmax`],
-//!   [`Context::log_softmax`], [`Context::elementwise_loss`]: slices in,
+//!   [`Context::elementwise_loss`]: slices in,
 //!   `Vec`s out, built on the recording level, with an optional verify mode
 //!   against [`cpu`].
 //!
@@ -39,8 +40,8 @@ pub use crate::core::status::{Status, STATUS_SIZE};
 pub use crate::core::verify::Fault;
 pub use crate::core::verify::{max_abs_diff, Tolerance};
 pub use crate::core::{
-    enumerate_adapters, headless_device, optional_features, required_limits, Context, Precision,
-    Reduction,
+    enumerate_adapters, headless_device, optional_features, required_limits, Context, Element,
+    Precision, Reduction,
 };
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
@@ -56,7 +57,7 @@ pub use ops::linear::{
     DEFAULT_SCRATCH_BUDGET,
 };
 pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
-pub use ops::softmax::SoftmaxKind;
+pub use ops::softmax::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 pub use ops::vocab::{
     ClassRange, LinearPartialBuffers, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS,
 };

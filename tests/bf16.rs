@@ -204,11 +204,11 @@ fn the_recording_api_writes_a_bf16_gradient_to_its_own_buffer() {
     let buffers = CrossEntropyBuffers {
         precision: Precision::BF16,
         ..CrossEntropyBuffers::new(
-            &xb,
-            TargetBuffer::ClassI32(&tb),
-            &loss,
-            Some(&grad),
-            &status,
+            xb.slice(..),
+            TargetBuffer::ClassI32(tb.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
         )
     };
     let mut enc = ctx.device().create_command_encoder(&Default::default());

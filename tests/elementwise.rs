@@ -395,8 +395,8 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let status = storage(ctx, &[0.0; 4]);
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     let buffers = ElementwiseBuffers {
-        status: Some(&status),
-        ..ElementwiseBuffers::new(&x, &y, &loss, None)
+        status: Some(status.slice(..)),
+        ..ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None)
     };
     ctx.record_elementwise_loss(
         &mut enc,
@@ -420,8 +420,8 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let y_bad = storage(ctx, &[1.0, 1.0, 0.0, 3.0]);
     let x_ok = storage(ctx, &[0.5; 4]);
     let buffers = ElementwiseBuffers {
-        status: Some(&status),
-        ..ElementwiseBuffers::new(&x_ok, &y_bad, &loss, None)
+        status: Some(status.slice(..)),
+        ..ElementwiseBuffers::new(x_ok.slice(..), y_bad.slice(..), loss.slice(..), None)
     };
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     ctx.record_elementwise_loss(
@@ -442,7 +442,7 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     );
     // Without a status buffer bce is refused; a written buffer in two roles too.
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    let no_status = ElementwiseBuffers::new(&x, &y, &loss, None);
+    let no_status = ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None);
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
@@ -456,7 +456,8 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
         matches!(err, Error::BadBuffer { what: "status", .. }),
         "{err}"
     );
-    let in_place = ElementwiseBuffers::new(&x, &y, &loss, Some(&x));
+    let in_place =
+        ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(x.slice(..)));
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
@@ -497,7 +498,7 @@ fn calls_recorded_back_to_back_into_one_encoder_each_get_their_result() {
     let (la, lb) = (storage(ctx, &[0.0]), storage(ctx, &[0.0]));
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     for (x, l) in [(&xa, &la), (&xb, &lb)] {
-        let buffers = ElementwiseBuffers::new(x, &y, l, None);
+        let buffers = ElementwiseBuffers::new(x.slice(..), y.slice(..), l.slice(..), None);
         ctx.record_elementwise_loss(
             &mut enc,
             ElementwiseLoss::Mse,
@@ -580,8 +581,13 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
     let (loss, grad) = (storage(ctx, &[0.0; 8]), storage(ctx, &[0.0; 8]));
     for shape in [WeightShape::LastAxis, WeightShape::Full] {
         let buffers = ElementwiseBuffers {
-            weight: Some((&wb, shape)),
-            ..ElementwiseBuffers::new(&xb, &yb, &loss, Some(&grad))
+            weight: Some((wb.slice(..), shape)),
+            ..ElementwiseBuffers::new(
+                xb.slice(..),
+                yb.slice(..),
+                loss.slice(..),
+                Some(grad.slice(..)),
+            )
         };
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.record_elementwise_loss(

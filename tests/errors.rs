@@ -290,11 +290,11 @@ fn recording_rejects_bad_buffers() {
     let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
     let weights4 = buffer(ctx, &[0; 16], s);
     let good = CrossEntropyBuffers::new(
-        &logits,
-        TargetBuffer::ClassI32(&targets),
-        &loss,
-        Some(&grad),
-        &status,
+        logits.slice(..),
+        TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        Some(grad.slice(..)),
+        status.slice(..),
     );
     let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
@@ -304,7 +304,7 @@ fn recording_rejects_bad_buffers() {
         (
             "grad",
             CrossEntropyBuffers {
-                grad: Some(&short),
+                grad: Some(short.slice(..)),
                 ..good
             },
             opts(),
@@ -312,7 +312,7 @@ fn recording_rejects_bad_buffers() {
         (
             "logits",
             CrossEntropyBuffers {
-                logits: &short,
+                logits: short.slice(..),
                 ..good
             },
             opts(),
@@ -320,7 +320,7 @@ fn recording_rejects_bad_buffers() {
         (
             "grad",
             CrossEntropyBuffers {
-                grad: Some(&not_storage),
+                grad: Some(not_storage.slice(..)),
                 ..good
             },
             opts(),
@@ -328,7 +328,7 @@ fn recording_rejects_bad_buffers() {
         (
             "weights",
             CrossEntropyBuffers {
-                weights: Some(&weights4),
+                weights: Some(weights4.slice(..)),
                 ..good
             },
             opts(),
@@ -336,7 +336,7 @@ fn recording_rejects_bad_buffers() {
         (
             "loss",
             CrossEntropyBuffers {
-                loss: &loss,
+                loss: loss.slice(..),
                 ..good
             },
             CrossEntropyOptions {
@@ -347,7 +347,7 @@ fn recording_rejects_bad_buffers() {
         (
             "logits",
             CrossEntropyBuffers {
-                grad: Some(&logits),
+                grad: Some(logits.slice(..)),
                 ..good
             },
             opts(),
@@ -412,7 +412,7 @@ fn buffers_of_another_device_are_a_gpu_error_not_a_panic() {
     let (mine, theirs) = (set(ctx.device()), set(&other));
     // Each buffer in turn from the other device.
     for foreign in 0..5 {
-        let pick = |i: usize| if i == foreign { &theirs[i] } else { &mine[i] };
+        let pick = |i: usize| if i == foreign { &theirs[i] } else { &mine[i] }.slice(..);
         let buffers = CrossEntropyBuffers::new(
             pick(0),
             TargetBuffer::ClassI32(pick(1)),
@@ -429,28 +429,38 @@ fn buffers_of_another_device_are_a_gpu_error_not_a_panic() {
     let got = ctx.record_softmax(
         &mut encoder,
         &WORKED_DIMS,
-        xent::SoftmaxKind::Softmax,
-        &theirs[0],
-        &mine[3],
+        &xent::SoftmaxOptions {
+            kind: xent::SoftmaxKind::Softmax,
+        },
+        &xent::SoftmaxBuffers {
+            input: theirs[0].slice(..),
+            output: mine[3].slice(..),
+            precision: xent::Precision::F32,
+        },
     );
     assert_gpu_error("softmax input", got, "doesn't match");
     let got = ctx.record_softmax_backward(
         &mut encoder,
         &WORKED_DIMS,
-        xent::SoftmaxKind::LogSoftmax,
-        &mine[0],
-        &theirs[3],
-        &mine[3],
+        &xent::SoftmaxOptions {
+            kind: xent::SoftmaxKind::LogSoftmax,
+        },
+        &xent::SoftmaxBackwardBuffers {
+            output: mine[0].slice(..),
+            grad_output: theirs[3].slice(..),
+            grad_input: mine[3].slice(..),
+            precision: xent::Precision::F32,
+        },
     );
     assert_gpu_error("softmax backward grad_output", got, "doesn't match");
     submit_cleanly(&ctx, encoder);
     // The context still works, with its own buffers.
     let good = CrossEntropyBuffers::new(
-        &mine[0],
-        TargetBuffer::ClassI32(&mine[1]),
-        &mine[2],
-        Some(&mine[3]),
-        &mine[4],
+        mine[0].slice(..),
+        TargetBuffer::ClassI32(mine[1].slice(..)),
+        mine[2].slice(..),
+        Some(mine[3].slice(..)),
+        mine[4].slice(..),
     );
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &opts(), &good)
@@ -477,11 +487,11 @@ fn a_destroyed_buffer_is_a_gpu_error_not_a_panic() {
     let cases = [("logits", &destroyed, &grad), ("grad", &logits, &destroyed)];
     for (what, logits, grad) in cases {
         let buffers = CrossEntropyBuffers::new(
-            logits,
-            TargetBuffer::ClassI32(&targets),
-            &loss,
-            Some(grad),
-            &status,
+            logits.slice(..),
+            TargetBuffer::ClassI32(targets.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
         );
         let got = ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &opts(), &buffers);
         assert_gpu_error(what, got, "destroyed");
@@ -489,9 +499,14 @@ fn a_destroyed_buffer_is_a_gpu_error_not_a_panic() {
     let got = ctx.record_softmax(
         &mut encoder,
         &WORKED_DIMS,
-        xent::SoftmaxKind::Softmax,
-        &logits,
-        &destroyed,
+        &xent::SoftmaxOptions {
+            kind: xent::SoftmaxKind::Softmax,
+        },
+        &xent::SoftmaxBuffers {
+            input: logits.slice(..),
+            output: destroyed.slice(..),
+            precision: xent::Precision::F32,
+        },
     );
     assert_gpu_error("softmax output", got, "destroyed");
     submit_cleanly(ctx, encoder);
@@ -533,20 +548,31 @@ fn every_call_on_a_lost_device_is_an_error_not_a_panic_or_a_hang() {
             ctx.cross_entropy_soft(&WORKED_LOGITS, dims, &probs, None, &opts())
                 .map(drop),
         );
-        lost("softmax", ctx.softmax(&WORKED_LOGITS, dims).map(drop));
+        lost(
+            "softmax",
+            ctx.softmax(&WORKED_LOGITS, dims, &xent::SoftmaxOptions::default())
+                .map(drop),
+        );
         lost(
             "log_softmax_backward",
-            ctx.log_softmax_backward(&WORKED_LOGITS, &WORKED_LOGITS, dims)
-                .map(drop),
+            ctx.softmax_backward(
+                &WORKED_LOGITS,
+                &WORKED_LOGITS,
+                dims,
+                &xent::SoftmaxOptions {
+                    kind: xent::SoftmaxKind::LogSoftmax,
+                },
+            )
+            .map(drop),
         );
         lost("read_status", ctx.read_status(&status).map(drop));
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let buffers = CrossEntropyBuffers::new(
-            &logits,
-            TargetBuffer::ClassI32(&targets),
-            &loss,
-            Some(&grad),
-            &status,
+            logits.slice(..),
+            TargetBuffer::ClassI32(targets.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
         );
         lost(
             "record_cross_entropy",
@@ -557,9 +583,14 @@ fn every_call_on_a_lost_device_is_an_error_not_a_panic_or_a_hang() {
             ctx.record_softmax(
                 &mut encoder,
                 dims,
-                xent::SoftmaxKind::Softmax,
-                &logits,
-                &grad,
+                &xent::SoftmaxOptions {
+                    kind: xent::SoftmaxKind::Softmax,
+                },
+                &xent::SoftmaxBuffers {
+                    input: logits.slice(..),
+                    output: grad.slice(..),
+                    precision: xent::Precision::F32,
+                },
             ),
         );
         lost(
@@ -600,7 +631,11 @@ fn tensors_larger_than_the_devices_largest_buffer_are_a_typed_error() {
         ctx.cross_entropy(&logits, &[n, c], &targets, None, &opts())
             .map(drop),
     );
-    too_large("softmax", ctx.softmax(&logits, &[n, c]).map(drop));
+    too_large(
+        "softmax",
+        ctx.softmax(&logits, &[n, c], &xent::SoftmaxOptions::default())
+            .map(drop),
+    );
     // And the context still works.
     let out = ctx
         .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
@@ -632,17 +667,22 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
     };
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     let b = CrossEntropyBuffers::new(
-        &mapped,
-        TargetBuffer::ClassI32(&targets),
-        &loss,
-        Some(&grad),
-        &status,
+        mapped.slice(..),
+        TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        Some(grad.slice(..)),
+        status.slice(..),
     );
     is_mapped_error(
         "logits",
         ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, &opts(), &b),
     );
-    let b = xent::ElementwiseBuffers::new(&grad, &grad, &loss, Some(&mapped));
+    let b = xent::ElementwiseBuffers::new(
+        grad.slice(..),
+        grad.slice(..),
+        loss.slice(..),
+        Some(mapped.slice(..)),
+    );
     is_mapped_error(
         "grad",
         ctx.record_elementwise_loss(
@@ -658,13 +698,122 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
         ctx.record_softmax(
             &mut enc,
             &[4, 4],
-            xent::SoftmaxKind::Softmax,
-            &grad,
-            &mapped,
+            &xent::SoftmaxOptions {
+                kind: xent::SoftmaxKind::Softmax,
+            },
+            &xent::SoftmaxBuffers {
+                input: grad.slice(..),
+                output: mapped.slice(..),
+                precision: xent::Precision::F32,
+            },
         ),
     );
     drop(enc);
     mapped.unmap();
+    let out = ctx
+        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .unwrap();
+    assert!((out.loss[0] - 3.7925).abs() < 1e-3);
+}
+
+#[test]
+fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
+    // Regions must start at a multiple of the storage offset alignment (at
+    // least 16 bytes); 4 bytes in never is. Every op names the region, its
+    // offset and the alignment, records nothing, and the context keeps
+    // working; a region too short past an aligned offset names its size.
+    let Some(ctx) = ctx() else { return };
+    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let big = buffer(ctx, &[0; 1024], s);
+    let (a, b) = (buffer(ctx, &[0; 1024], s), buffer(ctx, &[0; 1024], s));
+    let (c, d) = (buffer(ctx, &[0; 1024], s), buffer(ctx, &[0; 1024], s));
+    let alignment = u64::from(ctx.device().limits().min_storage_buffer_offset_alignment).max(16);
+    let bad = |what: &str, got: Result<(), Error>| match got {
+        Err(Error::BadOffset {
+            what: w,
+            offset,
+            alignment: al,
+        }) => {
+            assert_eq!((w, offset, al), (what, 4, alignment));
+            let message = format!("{}", got.unwrap_err());
+            assert!(message.contains("offset 4"), "{message}");
+        }
+        other => panic!("{what}: expected Error::BadOffset, got {other:?}"),
+    };
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let ce = CrossEntropyBuffers::new(
+        big.slice(4..),
+        TargetBuffer::ClassI32(a.slice(..)),
+        b.slice(..),
+        Some(c.slice(..)),
+        d.slice(..),
+    );
+    bad(
+        "logits",
+        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, &opts(), &ce),
+    );
+    let ew = xent::ElementwiseBuffers::new(a.slice(..), big.slice(4..), b.slice(..), None);
+    let mse = xent::ElementwiseLoss::Mse;
+    bad(
+        "target",
+        ctx.record_elementwise_loss(&mut enc, mse, &[16], &ew, Reduction::Mean),
+    );
+    let sm = xent::SoftmaxBuffers {
+        input: a.slice(..),
+        output: big.slice(4..),
+        precision: xent::Precision::F32,
+    };
+    let softmax = xent::SoftmaxOptions::default();
+    bad(
+        "output",
+        ctx.record_softmax(&mut enc, &[4, 4], &softmax, &sm),
+    );
+    let product = xent::ProductBuffers {
+        a: xent::MatrixView::dense(big.slice(4..), xent::Precision::F32, 4),
+        b: xent::MatrixView::dense(a.slice(..), xent::Precision::F32, 4),
+        bias: None,
+        out: b.slice(..),
+        out_offset: 0,
+        out_stride: 4,
+        accumulate: false,
+        kernel: Default::default(),
+    };
+    let dims = xent::MatmulDims { m: 4, n: 4, k: 4 };
+    bad("a", ctx.record_matmul(&mut enc, dims, &product));
+    let linear = xent::LinearBuffers::new(
+        a.slice(..),
+        big.slice(4..),
+        b.slice(..),
+        c.slice(..),
+        d.slice(..),
+    );
+    let ldims = xent::LinearDims { n: 2, h: 3, v: 4 };
+    bad(
+        "weight",
+        ctx.record_linear_cross_entropy(&mut enc, ldims, &Default::default(), &linear),
+    );
+    bad(
+        "merged",
+        ctx.record_vocab_merge(&mut enc, 2, 2, &opts(), a.slice(..), big.slice(4..)),
+    );
+    // Aligned but too short: the size, the offset and the buffer's size named.
+    let short = CrossEntropyBuffers {
+        logits: big.slice(1024 - alignment..),
+        ..ce
+    };
+    match ctx.record_cross_entropy(&mut enc, &[4, 100], &opts(), &short) {
+        Err(Error::BadBuffer {
+            what: "logits",
+            reason,
+        }) => {
+            assert!(
+                reason.contains(&format!("offset {}", 1024 - alignment)),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Error::BadBuffer, got {other:?}"),
+    }
+    submit_cleanly(ctx, enc);
     let out = ctx
         .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
         .unwrap();

@@ -161,9 +161,9 @@ proptest! {
         let mut rng = Rng(seed);
         let x: Vec<f32> = (0..n * c).map(|_| rng.uniform(-30.0, 30.0)).collect();
         let tol = Tolerance::default();
-        let p = ctx.softmax(&x, &dims).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let p = ctx.softmax(&x, &dims, &xent::SoftmaxOptions::default()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         tol.compare("softmax", &p, &cpu::softmax(&x, &dims).unwrap()).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let lp = ctx.log_softmax(&x, &dims).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let lp = ctx.softmax(&x, &dims, &xent::SoftmaxOptions { kind: xent::SoftmaxKind::LogSoftmax }).map_err(|e| TestCaseError::fail(e.to_string()))?;
         tol.check("log_softmax", &lp, &cpu::log_softmax_reference(&x, &dims).unwrap()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }
@@ -181,7 +181,15 @@ fn a_row_of_100_000_classes_matches_cpu() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(3);
     let x: Vec<f32> = (0..2 * 100_000).map(|_| rng.uniform(-30.0, 30.0)).collect();
-    let lp = ctx.log_softmax(&x, &[2, 100_000]).unwrap();
+    let lp = ctx
+        .softmax(
+            &x,
+            &[2, 100_000],
+            &xent::SoftmaxOptions {
+                kind: xent::SoftmaxKind::LogSoftmax,
+            },
+        )
+        .unwrap();
     Tolerance::default()
         .check(
             "log_softmax",
@@ -297,7 +305,15 @@ fn large_logits_keep_their_precision() {
         })
         .unwrap();
         let Some(ctx) = ctx() else { return };
-        let lp = ctx.log_softmax(&logits, &dims).unwrap();
+        let lp = ctx
+            .softmax(
+                &logits,
+                &dims,
+                &xent::SoftmaxOptions {
+                    kind: xent::SoftmaxKind::LogSoftmax,
+                },
+            )
+            .unwrap();
         Tolerance::default()
             .check(
                 "log_softmax",
@@ -519,7 +535,9 @@ fn cross_entropy_on_every_strategy(ctx: &xent::Context) {
             .cross_entropy_sharded(&x, &dims, targets, weights, &opts, 3, xent::Precision::F32)
             .unwrap_or_else(|e| panic!("{dims:?}, 3 shards: {e}"));
         common::assert_matches_cpu(&format!("{dims:?}, 3 shards"), &split, &want);
-        let y = ctx.softmax(&x, &dims).unwrap();
+        let y = ctx
+            .softmax(&x, &dims, &xent::SoftmaxOptions::default())
+            .unwrap();
         tol.compare("softmax", &y, &cpu::softmax(&x, &dims).unwrap())
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
@@ -532,9 +550,20 @@ fn other_ops(ctx: &xent::Context) {
     let dims = [5usize, 130];
     let x: Vec<f32> = (0..650).map(|_| rng.uniform(-3.0, 3.0)).collect();
     let y: Vec<f32> = (0..650).map(|_| rng.uniform(0.0, 1.0)).collect();
-    let sm = ctx.softmax(&x, &dims).unwrap();
-    ctx.log_softmax_backward(&x, &y, &dims).unwrap();
-    ctx.softmax_backward(&sm, &y, &dims).unwrap();
+    let sm = ctx
+        .softmax(&x, &dims, &xent::SoftmaxOptions::default())
+        .unwrap();
+    ctx.softmax_backward(
+        &x,
+        &y,
+        &dims,
+        &xent::SoftmaxOptions {
+            kind: xent::SoftmaxKind::LogSoftmax,
+        },
+    )
+    .unwrap();
+    ctx.softmax_backward(&sm, &y, &dims, &xent::SoftmaxOptions::default())
+        .unwrap();
     let (w, pw): (Vec<f32>, Vec<f32>) = (
         (0..650).map(|i| 0.5 + (i % 3) as f32).collect(),
         vec![2.0; 130],

@@ -230,7 +230,13 @@ fn limits_are_checked_before_anything_is_uploaded() {
             "{dims:?}: {err}"
         );
     }
-    let err = ctx.softmax(&vec![0.0; 300_000], &[1, 300_000]).unwrap_err();
+    let err = ctx
+        .softmax(
+            &vec![0.0; 300_000],
+            &[1, 300_000],
+            &xent::SoftmaxOptions::default(),
+        )
+        .unwrap_err();
     assert!(
         matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("not chunked")),
         "{err}"
@@ -317,11 +323,11 @@ fn past_two_to_the_32_elements_is_a_shape_not_an_index_overflow() {
     let buffers = xent::CrossEntropyBuffers {
         precision: xent::Precision::BF16,
         ..xent::CrossEntropyBuffers::new(
-            &logits,
-            xent::TargetBuffer::ClassI32(&targets),
-            &loss,
+            logits.slice(..),
+            xent::TargetBuffer::ClassI32(targets.slice(..)),
+            loss.slice(..),
             None,
-            &status,
+            status.slice(..),
         )
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());

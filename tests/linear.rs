@@ -509,10 +509,16 @@ fn misuse_is_a_typed_error() {
         init(&[1.0; 4]),
     );
     let buffers = xent::LinearBuffers {
-        bias: Some(&bias),
-        grad_weight: Some(&gw),
-        grad_bias: Some(&gb),
-        ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+        bias: Some(bias.slice(..)),
+        grad_weight: Some(gw.slice(..)),
+        grad_bias: Some(gb.slice(..)),
+        ..xent::LinearBuffers::new(
+            hidden.slice(..),
+            weight.slice(..),
+            targets.slice(..),
+            loss.slice(..),
+            status.slice(..),
+        )
     };
     let mut encoder = dev.create_command_encoder(&Default::default());
     ctx.record_linear_cross_entropy(&mut encoder, empty, &o, &buffers)

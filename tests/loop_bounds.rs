@@ -105,10 +105,20 @@ fn softmax_matches(dims: &[usize]) {
     let tol = Tolerance::default();
     let what = |op: &str| format!("{op} {dims:?}");
     let fail = |op: &str, e: xent::Error| panic!("{}: {e}", what(op));
-    let y = ctx.softmax(&x, dims).unwrap();
+    let y = ctx
+        .softmax(&x, dims, &xent::SoftmaxOptions::default())
+        .unwrap();
     tol.compare("softmax", &y, &cpu::softmax(&x, dims).unwrap())
         .unwrap_or_else(|e| fail("softmax", e));
-    let ly = ctx.log_softmax(&x, dims).unwrap();
+    let ly = ctx
+        .softmax(
+            &x,
+            dims,
+            &xent::SoftmaxOptions {
+                kind: xent::SoftmaxKind::LogSoftmax,
+            },
+        )
+        .unwrap();
     tol.check(
         "log_softmax",
         &ly,
@@ -116,14 +126,25 @@ fn softmax_matches(dims: &[usize]) {
     )
     .unwrap_or_else(|e| fail("log_softmax", e));
     let dy: Vec<f32> = x.iter().rev().copied().collect();
-    let dx = ctx.softmax_backward(&y, &dy, dims).unwrap();
+    let dx = ctx
+        .softmax_backward(&y, &dy, dims, &xent::SoftmaxOptions::default())
+        .unwrap();
     tol.check(
         "softmax backward",
         &dx,
         &cpu::softmax_backward_reference(&y, &dy, dims).unwrap(),
     )
     .unwrap_or_else(|e| fail("softmax backward", e));
-    let ldx = ctx.log_softmax_backward(&ly, &dy, dims).unwrap();
+    let ldx = ctx
+        .softmax_backward(
+            &ly,
+            &dy,
+            dims,
+            &xent::SoftmaxOptions {
+                kind: xent::SoftmaxKind::LogSoftmax,
+            },
+        )
+        .unwrap();
     tol.check(
         "log_softmax backward",
         &ldx,

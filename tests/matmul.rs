@@ -101,16 +101,16 @@ fn strided_views_bias_and_accumulation() {
                 a: MatrixView {
                     offset: offset as u64,
                     stride: a_stride as u64,
-                    ..MatrixView::dense(&a_buf, Precision::F32, k)
+                    ..MatrixView::dense(a_buf.slice(..), Precision::F32, k)
                 },
                 b: MatrixView {
                     offset: b_off as u64,
                     stride: b_stride as u64,
-                    ..MatrixView::dense(&w_buf, Precision::F32, k)
+                    ..MatrixView::dense(w_buf.slice(..), Precision::F32, k)
                 }
                 .transposed(),
-                bias: (!second).then_some(&bias_buf),
-                out: &out,
+                bias: (!second).then_some(bias_buf.slice(..)),
+                out: out.slice(..),
                 out_offset: c_off as u64,
                 out_stride: c_stride as u64,
                 accumulate: second,
@@ -159,12 +159,13 @@ fn bad_views_are_typed_errors() {
     let Some(ctx) = ctx() else { return };
     let a = init(ctx, &[0.0; 16]);
     let out = init(ctx, &[0.0; 16]);
+    let short_bias = init(ctx, &[0.0; 2]);
     let dims = MatmulDims { m: 4, n: 4, k: 4 };
     let ok = ProductBuffers {
-        a: MatrixView::dense(&a, Precision::F32, 4),
-        b: MatrixView::dense(&a, Precision::F32, 4),
+        a: MatrixView::dense(a.slice(..), Precision::F32, 4),
+        b: MatrixView::dense(a.slice(..), Precision::F32, 4),
         bias: None,
-        out: &out,
+        out: out.slice(..),
         out_offset: 0,
         out_stride: 4,
         accumulate: false,
@@ -194,11 +195,17 @@ fn bad_views_are_typed_errors() {
                 ..ok
             },
         ),
-        ("out", ProductBuffers { out: &a, ..ok }),
+        (
+            "out",
+            ProductBuffers {
+                out: a.slice(..),
+                ..ok
+            },
+        ),
         (
             "bias",
             ProductBuffers {
-                bias: Some(&init(ctx, &[0.0; 2])),
+                bias: Some(short_bias.slice(..)),
                 ..ok
             },
         ),
@@ -281,10 +288,10 @@ fn narrow_operands_read_their_last_run() {
     for kernel in [ProductKernel::Tiled, ProductKernel::Blocks] {
         let out = init(ctx, &[0.0; 6]);
         let buffers = ProductBuffers {
-            a: MatrixView::dense(&a_buf, Precision::BF16, k),
-            b: MatrixView::dense(&b_buf, Precision::BF16, n),
+            a: MatrixView::dense(a_buf.slice(..), Precision::BF16, k),
+            b: MatrixView::dense(b_buf.slice(..), Precision::BF16, n),
             bias: None,
-            out: &out,
+            out: out.slice(..),
             out_offset: 0,
             out_stride: n as u64,
             accumulate: false,

@@ -47,11 +47,11 @@ fn gradient_lands_in_the_callers_buffer_inside_a_larger_pipeline() {
         &WORKED_DIMS,
         &CrossEntropyOptions::default(),
         &CrossEntropyBuffers::new(
-            &logits,
-            TargetBuffer::ClassI32(&targets),
-            &loss,
-            Some(&grad),
-            &status,
+            logits.slice(..),
+            TargetBuffer::ClassI32(targets.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
         ),
     )
     .unwrap();
@@ -105,11 +105,11 @@ fn status_buffer_reports_a_bad_target_without_faulting() {
         &WORKED_DIMS,
         &opts,
         &CrossEntropyBuffers::new(
-            &logits,
-            TargetBuffer::ClassI32(&targets),
-            &loss,
+            logits.slice(..),
+            TargetBuffer::ClassI32(targets.slice(..)),
+            loss.slice(..),
             None,
-            &status,
+            status.slice(..),
         ),
     )
     .unwrap();
@@ -200,7 +200,13 @@ fn two_calls_recorded_into_one_encoder_do_not_interfere() {
             &mut encoder,
             &WORKED_DIMS,
             &Default::default(),
-            &CrossEntropyBuffers::new(&logits, TargetBuffer::ClassI32(t), l, None, s),
+            &CrossEntropyBuffers::new(
+                logits.slice(..),
+                TargetBuffer::ClassI32(t.slice(..)),
+                l.slice(..),
+                None,
+                s.slice(..),
+            ),
         )
         .unwrap();
     }
@@ -266,7 +272,13 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
             ctx,
             &dims,
             &opts,
-            &CrossEntropyBuffers::new(&x, TargetBuffer::ClassI32(&t), &loss, Some(&grad), &status),
+            &CrossEntropyBuffers::new(
+                x.slice(..),
+                TargetBuffer::ClassI32(t.slice(..)),
+                loss.slice(..),
+                Some(grad.slice(..)),
+                status.slice(..),
+            ),
         );
         let out_of_place = read_f32(ctx, &grad);
         // The padding past the tensor keeps what it held.
@@ -306,11 +318,11 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
                 &CrossEntropyBuffers {
                     in_place: true,
                     ..CrossEntropyBuffers::new(
-                        &x_in_place,
-                        TargetBuffer::ClassI32(&t),
-                        &loss,
+                        x_in_place.slice(..),
+                        TargetBuffer::ClassI32(t.slice(..)),
+                        loss.slice(..),
                         None,
-                        &status,
+                        status.slice(..),
                     )
                 },
             );
@@ -339,7 +351,13 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
     let mut encoder = dev.create_command_encoder(&Default::default());
     let b = CrossEntropyBuffers {
         in_place: true,
-        ..CrossEntropyBuffers::new(&x, TargetBuffer::ClassI32(&t), &loss, Some(&grad), &status)
+        ..CrossEntropyBuffers::new(
+            x.slice(..),
+            TargetBuffer::ClassI32(t.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
+        )
     };
     assert!(matches!(
         ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &Default::default(), &b),
@@ -386,7 +404,13 @@ fn caller_buffers_of_odd_or_oversized_sizes_are_bound_by_what_the_shape_needs() 
         &ctx,
         &dims,
         &opts,
-        &CrossEntropyBuffers::new(&x, TargetBuffer::ClassU8(&t), &loss, Some(&grad), &status),
+        &CrossEntropyBuffers::new(
+            x.slice(..),
+            TargetBuffer::ClassU8(t.slice(..)),
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
+        ),
     );
     let targets: Vec<i64> = classes.iter().map(|&c| i64::from(c)).collect();
     let want = cpu::cross_entropy(&logits, &dims, &targets, None, &opts).unwrap();
@@ -460,15 +484,21 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
                 init(&[0; 16]),
             );
             let target_buffer = if soft {
-                TargetBuffer::Probs(&p)
+                TargetBuffer::Probs(p.slice(..))
             } else {
-                TargetBuffer::ClassI32(&t)
+                TargetBuffer::ClassI32(t.slice(..))
             };
             record_and_submit(
                 &ctx,
                 &dims,
                 &opts,
-                &CrossEntropyBuffers::new(&x, target_buffer, &loss, Some(&grad), &status),
+                &CrossEntropyBuffers::new(
+                    x.slice(..),
+                    target_buffer,
+                    loss.slice(..),
+                    Some(grad.slice(..)),
+                    status.slice(..),
+                ),
             );
             let t64: Vec<i64> = targets.iter().map(|&v| i64::from(v)).collect();
             let targets = if soft {
@@ -497,7 +527,13 @@ fn long_rows_of_any_length_in_chunks_in_and_out_of_place() {
                 &opts,
                 &CrossEntropyBuffers {
                     in_place: true,
-                    ..CrossEntropyBuffers::new(&x_in_place, target_buffer, &loss, None, &status)
+                    ..CrossEntropyBuffers::new(
+                        x_in_place.slice(..),
+                        target_buffer,
+                        loss.slice(..),
+                        None,
+                        status.slice(..),
+                    )
                 },
             );
             tol.check(
@@ -542,11 +578,11 @@ fn an_encoder_of_another_device_fails_at_the_callers_finish() {
     let targets = init(bytemuck::cast_slice(&[1i32, 3, 2]));
     let (loss, grad, status) = (init(&[0; 4]), init(&[0; 60]), init(&[0; 16]));
     let buffers = CrossEntropyBuffers::new(
-        &logits,
-        TargetBuffer::ClassI32(&targets),
-        &loss,
-        Some(&grad),
-        &status,
+        logits.slice(..),
+        TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        Some(grad.slice(..)),
+        status.slice(..),
     );
     let mut encoder = other.create_command_encoder(&Default::default());
     ctx.record_cross_entropy(&mut encoder, &WORKED_DIMS, &Default::default(), &buffers)

@@ -1,6 +1,7 @@
 //! Same inputs, same bits: a call's results depend on its shapes, options,
 //! precision and adapter, never on how far the caller's buffers reach past
-//! their tensors, nor on whether the host or the recording API ran it.
+//! their tensors, where in a buffer a region starts, nor on whether the host
+//! or the recording API ran it.
 //!
 //! The shapes include rows of C % 4 != 0 and C >= 128, whose kernel walks
 //! rows through vec4 views where the buffers reach the vec4 holding the
@@ -31,6 +32,50 @@ fn stored(values: &[f32], precision: Precision) -> Vec<u8> {
     }
 }
 
+/// Where a call's tensors lie: each in a region starting `at` bytes into
+/// its buffer (filler before it) and reaching `pad` bytes past the tensor's
+/// bytes rounded up to a word (filler after it).
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    at: u64,
+    pad: u64,
+}
+
+/// Exactly the tensor's words.
+const EXACT: Place = Place { at: 0, pad: 0 };
+/// 16 bytes more: where vec4 views reach past the last element.
+const PADDED: Place = Place { at: 0, pad: 16 };
+/// A region 256 bytes into its buffer: a multiple of every device's
+/// storage offset alignment (256 at most).
+const OFFSET: Place = Place { at: 256, pad: 0 };
+
+/// A buffer holding `contents` placed as `place` says; filler is 0x5a.
+fn placed(ctx: &xent::Context, contents: &[u8], place: Place) -> wgpu::Buffer {
+    let mut bytes = vec![0x5a; place.at as usize];
+    bytes.extend_from_slice(contents);
+    let end = (bytes.len() as u64).next_multiple_of(4) + place.pad;
+    bytes.resize(end as usize, 0x5a);
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("same bits"),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// The region of a buffer made by [`placed`].
+fn region(buffer: &wgpu::Buffer, place: Place) -> wgpu::BufferSlice<'_> {
+    buffer.slice(place.at..)
+}
+
+/// The first `len` bytes of the region.
+fn read_region(ctx: &xent::Context, buffer: &wgpu::Buffer, place: Place, len: usize) -> Vec<u8> {
+    let at = place.at as usize;
+    read_bytes(ctx, buffer)[at..at + len].to_vec()
+}
+
 /// What one recorded cross-entropy call runs with besides its input.
 #[derive(Clone, Copy)]
 struct Case<'a> {
@@ -43,9 +88,8 @@ struct Case<'a> {
     extras: bool,
 }
 
-/// One recorded cross-entropy call whose input and gradient buffers hold
-/// the tensor plus `pad` bytes (the tensor's bytes rounded up to a word at
-/// least): the bytes of the gradient (the input's, in place), the loss, the
+/// One recorded cross-entropy call with every buffer placed as `place`
+/// says: the bytes of the gradient (the input's, in place), the loss, the
 /// lse and the argmax count.
 fn recorded(
     ctx: &xent::Context,
@@ -53,24 +97,13 @@ fn recorded(
     x: &[f32],
     targets: &[i32],
     case: Case<'_>,
-    pad: u64,
+    place: Place,
 ) -> Vec<Vec<u8>> {
-    let dev = ctx.device();
-    let usage =
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let mut bytes = stored(x, case.precision);
+    let init = |contents: &[u8]| placed(ctx, contents, place);
+    let bytes = stored(x, case.precision);
     let len = bytes.len();
-    let size = (len as u64).next_multiple_of(4) + pad;
-    bytes.resize(size as usize, 0x5a);
-    let init = |contents: &[u8]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("same bits"),
-            contents,
-            usage,
-        })
-    };
     let input = init(&bytes);
-    let grad = init(&vec![0xa5; size as usize]);
+    let grad = init(&vec![0xa5; len]);
     let t = match case.probs {
         Some(q) => init(bytemuck::cast_slice(q)),
         None => init(bytemuck::cast_slice(targets)),
@@ -80,34 +113,34 @@ fn recorded(
     let weights = init(bytemuck::cast_slice(&weights));
     let (loss, lse) = (init(&vec![0; 4 * rows]), init(&vec![0; 4 * rows]));
     let (correct, status) = (init(&[0; 4]), init(&[0; 16]));
+    let r = |b| region(b, place);
     let b = CrossEntropyBuffers {
         in_place: case.in_place,
         precision: case.precision,
-        weights: case.extras.then_some(&weights),
-        lse: case.extras.then_some(&lse),
-        correct: case.extras.then_some(&correct),
+        weights: case.extras.then_some(r(&weights)),
+        lse: case.extras.then_some(r(&lse)),
+        correct: case.extras.then_some(r(&correct)),
         ..CrossEntropyBuffers::new(
-            &input,
+            r(&input),
             match case.probs {
-                Some(_) => TargetBuffer::Probs(&t),
-                None => TargetBuffer::ClassI32(&t),
+                Some(_) => TargetBuffer::Probs(r(&t)),
+                None => TargetBuffer::ClassI32(r(&t)),
             },
-            &loss,
-            (!case.in_place).then_some(&grad),
-            &status,
+            r(&loss),
+            (!case.in_place).then_some(r(&grad)),
+            r(&status),
         )
     };
-    let mut encoder = dev.create_command_encoder(&Default::default());
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
     ctx.record_cross_entropy(&mut encoder, dims, case.opts, &b)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     let out = if case.in_place { &input } else { &grad };
-    let g = read_bytes(ctx, out)[..len].to_vec();
     vec![
-        g,
-        read_bytes(ctx, &loss),
-        read_bytes(ctx, &lse),
-        read_bytes(ctx, &correct),
+        read_region(ctx, out, place, len),
+        read_region(ctx, &loss, place, 4 * rows),
+        read_region(ctx, &lse, place, 4 * rows),
+        read_region(ctx, &correct, place, 4),
     ]
 }
 
@@ -122,7 +155,7 @@ fn data(dims: &[usize], seed: u64) -> (Vec<f32>, Vec<i32>) {
 }
 
 #[test]
-fn cross_entropy_bits_do_not_depend_on_buffer_sizes() {
+fn cross_entropy_bits_do_not_depend_on_buffer_sizes_or_offsets() {
     let Some(ctx) = ctx() else { return };
     let half = ctx.device().features().contains(wgpu::Features::SHADER_F16);
     let precisions = [Precision::F32, Precision::BF16, Precision::F16];
@@ -176,13 +209,17 @@ fn cross_entropy_bits_do_not_depend_on_buffer_sizes() {
                     },
                 ];
                 for (k, case) in cases.into_iter().enumerate() {
-                    let run = |pad| recorded(ctx, dims, &x, &t, case, pad);
-                    let (exact, padded) = (run(0), run(16));
-                    for (j, what) in ["grad", "loss", "lse", "correct"].iter().enumerate() {
-                        assert!(
-                            exact[j] == padded[j],
-                            "{dims:?} {precision:?} in place {in_place}, case {k}: {what} differs"
-                        );
+                    let run = |place| recorded(ctx, dims, &x, &t, case, place);
+                    let exact = run(EXACT);
+                    for place in [PADDED, OFFSET] {
+                        let other = run(place);
+                        for (j, what) in ["grad", "loss", "lse", "correct"].iter().enumerate() {
+                            assert!(
+                                exact[j] == other[j],
+                                "{dims:?} {precision:?} in place {in_place}, case {k}, \
+                                 {place:?}: {what} differs"
+                            );
+                        }
                     }
                 }
             }
@@ -208,10 +245,10 @@ fn cross_entropy_host_and_recording_give_the_same_bits() {
             probs: None,
             extras: false,
         };
-        for pad in [0, 16] {
-            let out = recorded(ctx, dims, &x, &t, case(Precision::F32), pad);
+        for place in [EXACT, PADDED, OFFSET] {
+            let out = recorded(ctx, dims, &x, &t, case(Precision::F32), place);
             let (grad, loss) = (&out[0], &out[1]);
-            assert!(*grad == host_grad, "{dims:?}, pad {pad}: gradients differ");
+            assert!(*grad == host_grad, "{dims:?}, {place:?}: gradients differ");
             let host_loss = bytemuck::cast_slice::<f32, u8>(&host.loss);
             assert_eq!(&loss[..4], host_loss, "{dims:?}");
         }
@@ -220,11 +257,11 @@ fn cross_entropy_host_and_recording_give_the_same_bits() {
             .cross_entropy_bf16(&bf, dims, Targets::I64(&t64), Weights::none(), &opts)
             .unwrap();
         let host_grad = stored(&host.grad.unwrap(), Precision::BF16);
-        for pad in [0, 16] {
-            let grad = &recorded(ctx, dims, &x, &t, case(Precision::BF16), pad)[0];
+        for place in [EXACT, PADDED, OFFSET] {
+            let grad = &recorded(ctx, dims, &x, &t, case(Precision::BF16), place)[0];
             assert!(
                 *grad == host_grad,
-                "{dims:?} bf16, pad {pad}: gradients differ"
+                "{dims:?} bf16, {place:?}: gradients differ"
             );
         }
     }
@@ -246,61 +283,52 @@ fn the_scalar_views_keep_the_bits_at_the_loop_bound() {
         probs: None,
         extras: false,
     };
-    let run = |pad| recorded(ctx, &dims, &x, &t, case, pad);
-    assert!(run(0) == run(16), "results differ");
+    let run = |place| recorded(ctx, &dims, &x, &t, case, place);
+    let exact = run(EXACT);
+    assert!(exact == run(PADDED), "padded: results differ");
+    assert!(exact == run(OFFSET), "at an offset: results differ");
 }
 
-/// `out = A·B` recorded with A and B stored from element `offset` of their
-/// buffers (the rest zero): the output's bits.
+/// `out = A·B` recorded with A and B stored from element `offset` of
+/// their regions (the rest zero), every buffer placed as `place` says: the
+/// output's bits.
 fn product_at(
     ctx: &xent::Context,
-    a: &[f32],
-    b: &[f32],
+    (a, b): (&[f32], &[f32]),
     (m, k, n): (usize, usize, usize),
-    offset: usize,
+    (offset, place): (usize, Place),
     kernel: xent::ProductKernel,
 ) -> Vec<u8> {
-    let dev = ctx.device();
-    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let at = |v: &[f32]| {
         let mut padded = vec![0.0f32; offset];
         padded.extend_from_slice(v);
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("operand"),
-            contents: bytemuck::cast_slice(&padded),
-            usage,
-        })
+        placed(ctx, bytemuck::cast_slice(&padded), place)
     };
     let (a_buf, b_buf) = (at(a), at(b));
-    let out = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("product"),
-        size: (4 * m * n) as u64,
-        usage,
-        mapped_at_creation: false,
-    });
+    let out = placed(ctx, &vec![0; 4 * m * n], place);
     let view = |buffer, cols| xent::MatrixView {
         offset: offset as u64,
         ..xent::MatrixView::dense(buffer, Precision::F32, cols)
     };
     let buffers = xent::ProductBuffers {
-        a: view(&a_buf, k),
-        b: view(&b_buf, n),
+        a: view(region(&a_buf, place), k),
+        b: view(region(&b_buf, place), n),
         bias: None,
-        out: &out,
+        out: region(&out, place),
         out_offset: 0,
         out_stride: n as u64,
         accumulate: false,
         kernel,
     };
-    let mut encoder = dev.create_command_encoder(&Default::default());
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
     ctx.record_matmul(&mut encoder, xent::MatmulDims { m, k, n }, &buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
-    read_bytes(ctx, &out)
+    read_region(ctx, &out, place, 4 * m * n)
 }
 
 #[test]
-fn product_bits_do_not_depend_on_the_operands_alignment() {
+fn product_bits_do_not_depend_on_the_operands_alignment_or_region() {
     // Offset 0 reads runs of 4 as vec4s, offset 1 element by element: the
     // same values in the same order of k, so the same bits.
     let Some(ctx) = ctx() else { return };
@@ -310,65 +338,253 @@ fn product_bits_do_not_depend_on_the_operands_alignment() {
     let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
     let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
     for kernel in [xent::ProductKernel::Tiled, xent::ProductKernel::Blocks] {
-        let aligned = product_at(ctx, &a, &b, (m, k, n), 0, kernel);
-        let unaligned = product_at(ctx, &a, &b, (m, k, n), 1, kernel);
-        assert!(aligned == unaligned, "{kernel:?}: products differ");
+        let run = |at| product_at(ctx, (&a, &b), (m, k, n), at, kernel);
+        let aligned = run((0, EXACT));
+        for at in [(1, EXACT), (0, PADDED), (0, OFFSET), (1, OFFSET)] {
+            assert!(aligned == run(at), "{kernel:?} {at:?}: products differ");
+        }
     }
 }
 
-/// A buffer holding `values` in f32 and `pad` more bytes.
-fn padded_buffer(ctx: &xent::Context, values: &[f32], pad: usize) -> wgpu::Buffer {
-    let mut bytes = bytemuck::cast_slice::<f32, u8>(values).to_vec();
-    bytes.resize(bytes.len() + pad, 0x5a);
-    ctx.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("same bits"),
-            contents: &bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-}
-
 #[test]
-fn elementwise_and_softmax_bits_do_not_depend_on_buffer_sizes() {
+fn elementwise_and_softmax_bits_do_not_depend_on_buffer_sizes_or_offsets() {
     let Some(ctx) = ctx() else { return };
     let mut rng = Rng(11);
     // 4 099 elements: not a multiple of 4; rows of 4 099 and 1 030 classes.
     let dims = [1usize, 4099];
     let x: Vec<f32> = (0..4099).map(|_| rng.uniform(-4.0, 4.0)).collect();
     let y: Vec<f32> = (0..4099).map(|_| rng.uniform(0.0, 1.0)).collect();
-    let elementwise = |pad| {
-        let (input, target) = (padded_buffer(ctx, &x, pad), padded_buffer(ctx, &y, pad));
-        let (loss, grad) = (padded_buffer(ctx, &[0.0], 0), padded_buffer(ctx, &x, pad));
-        let b = xent::ElementwiseBuffers::new(&input, &target, &loss, Some(&grad));
+    let f32s = |v: &[f32], place| placed(ctx, bytemuck::cast_slice(v), place);
+    let elementwise = |place| {
+        let (input, target) = (f32s(&x, place), f32s(&y, place));
+        let (loss, grad) = (f32s(&[0.0], place), f32s(&x, place));
+        let r = |b| region(b, place);
+        let b = xent::ElementwiseBuffers::new(r(&input), r(&target), r(&loss), Some(r(&grad)));
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let loss_kind = xent::ElementwiseLoss::BceWithLogits;
         ctx.record_elementwise_loss(&mut encoder, loss_kind, &dims, &b, Reduction::Mean)
             .unwrap();
         ctx.queue().submit([encoder.finish()]);
         (
-            read_bytes(ctx, &grad)[..4 * 4099].to_vec(),
-            read_bytes(ctx, &loss),
+            read_region(ctx, &grad, place, 4 * 4099),
+            read_region(ctx, &loss, place, 4),
         )
     };
-    assert!(
-        elementwise(0) == elementwise(16),
-        "elementwise results differ"
-    );
+    let exact = elementwise(EXACT);
+    for place in [PADDED, OFFSET] {
+        assert!(
+            exact == elementwise(place),
+            "{place:?}: elementwise results differ"
+        );
+    }
     for dims in [[1usize, 4099], [3, 1030]] {
         let len = dims[0] * dims[1];
-        let softmax = |pad| {
-            let input = padded_buffer(ctx, &x[..len], pad);
-            let output = padded_buffer(ctx, &x[..len], pad);
+        let softmax = |place| {
+            let (input, output) = (f32s(&x[..len], place), f32s(&x[..len], place));
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            let kind = xent::SoftmaxKind::LogSoftmax;
-            ctx.record_softmax(&mut encoder, &dims, kind, &input, &output)
-                .unwrap();
+            ctx.record_softmax(
+                &mut encoder,
+                &dims,
+                &xent::SoftmaxOptions {
+                    kind: xent::SoftmaxKind::LogSoftmax,
+                },
+                &xent::SoftmaxBuffers {
+                    input: region(&input, place),
+                    output: region(&output, place),
+                    precision: xent::Precision::F32,
+                },
+            )
+            .unwrap();
             ctx.queue().submit([encoder.finish()]);
-            read_bytes(ctx, &output)[..4 * len].to_vec()
+            read_region(ctx, &output, place, 4 * len)
         };
+        let exact = softmax(EXACT);
+        for place in [PADDED, OFFSET] {
+            assert!(
+                exact == softmax(place),
+                "{dims:?} {place:?}: softmax results differ"
+            );
+        }
+        let host = ctx
+            .softmax(
+                &x[..len],
+                &dims,
+                &xent::SoftmaxOptions {
+                    kind: xent::SoftmaxKind::LogSoftmax,
+                },
+            )
+            .unwrap();
         assert!(
-            softmax(0) == softmax(16),
-            "{dims:?}: softmax results differ"
+            bytemuck::cast_slice::<f32, u8>(&host) == exact,
+            "{dims:?}: host and recording differ"
         );
+    }
+}
+
+#[test]
+fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() {
+    let Some(ctx) = ctx() else { return };
+    // Several windows of 8 rows: ∂L/∂W and ∂L/∂b summed over chunks.
+    let dims = xent::LinearDims {
+        n: 37,
+        h: 24,
+        v: 301,
+    };
+    let mut rng = Rng(29);
+    let mut draw =
+        |len: usize, r: f32| -> Vec<f32> { (0..len).map(|_| rng.uniform(-r, r)).collect() };
+    let (h, w, b) = (
+        draw(dims.n * dims.h, 1.0),
+        draw(dims.v * dims.h, 0.5),
+        draw(dims.v, 0.5),
+    );
+    let t: Vec<i32> = (0..dims.n as i32)
+        .map(|i| (i * 37) % dims.v as i32)
+        .collect();
+    let opts = xent::LinearCrossEntropyOptions {
+        scratch_budget: 8 * dims.v as u64 * 4,
+        ..Default::default()
+    };
+    let t64: Vec<i64> = t.iter().map(|&v| i64::from(v)).collect();
+    let host = ctx
+        .linear_cross_entropy(&h, &w, Some(&b), &t64, None, dims, &opts)
+        .unwrap();
+    let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+    let want = [
+        bytes(&host.loss),
+        bytes(&host.grad_hidden.unwrap()),
+        bytes(&host.grad_weight.unwrap()),
+        bytes(&host.grad_bias.unwrap()),
+    ];
+    for place in [EXACT, PADDED, OFFSET] {
+        let f32s = |v: &[f32]| placed(ctx, bytemuck::cast_slice(v), place);
+        let (hb, wb, bb) = (f32s(&h), f32s(&w), f32s(&b));
+        let tb = placed(ctx, bytemuck::cast_slice(&t), place);
+        let (loss, status) = (f32s(&[0.0]), f32s(&[0.0; 4]));
+        let (gh, gw, gb) = (f32s(&h), f32s(&w), f32s(&b));
+        let r = |buffer| region(buffer, place);
+        let buffers = xent::LinearBuffers {
+            bias: Some(r(&bb)),
+            grad_hidden: Some(r(&gh)),
+            grad_weight: Some(r(&gw)),
+            grad_bias: Some(r(&gb)),
+            ..xent::LinearBuffers::new(r(&hb), r(&wb), r(&tb), r(&loss), r(&status))
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_linear_cross_entropy(&mut encoder, dims, &opts, &buffers)
+            .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let got = [
+            (&loss, 4),
+            (&gh, want[1].len()),
+            (&gw, want[2].len()),
+            (&gb, want[3].len()),
+        ]
+        .map(|(buffer, len)| read_region(ctx, buffer, place, len));
+        for (what, (got, want)) in ["loss", "grad_hidden", "grad_weight", "grad_bias"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            assert!(got == want, "{place:?}: {what} differs from the host API's");
+        }
+    }
+}
+
+#[test]
+fn vocabulary_parallel_bits_do_not_depend_on_the_api_or_offsets() {
+    let Some(ctx) = ctx() else { return };
+    let (dims, shards) = ([6usize, 50], 3);
+    let (x, t) = data(&dims, 61);
+    let t64: Vec<i64> = t.iter().map(|&v| i64::from(v)).collect();
+    let opts = CrossEntropyOptions::default();
+    let host = ctx
+        .cross_entropy_sharded(
+            &x,
+            &dims,
+            Targets::I64(&t64),
+            Weights::none(),
+            &opts,
+            shards,
+            Precision::F32,
+        )
+        .unwrap();
+    let host_grad = host.grad.unwrap();
+    let ranges = xent::ClassRange::split(dims[1], shards).unwrap();
+    let block = dims[0] as u64 * xent::VOCAB_RECORD_BYTES;
+    for place in [EXACT, PADDED, OFFSET] {
+        let targets = placed(ctx, bytemuck::cast_slice(&t), place);
+        let gathered = placed(ctx, &vec![0; (block * shards as u64) as usize], place);
+        let merged = placed(ctx, &vec![0; block as usize], place);
+        let columns = |range: &xent::ClassRange, v: &[f32]| -> Vec<f32> {
+            v.chunks(dims[1])
+                .flat_map(|row| row[range.start..range.end].to_vec())
+                .collect()
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let mut logits = Vec::new();
+        for (k, range) in ranges.iter().enumerate() {
+            let shard = placed(ctx, bytemuck::cast_slice(&columns(range, &x)), place);
+            let partial = placed(ctx, &vec![0; block as usize], place);
+            let b = xent::VocabPartialBuffers {
+                logits: region(&shard, place),
+                targets: TargetBuffer::ClassI32(region(&targets, place)),
+                weights: None,
+                precision: Precision::F32,
+                partial: region(&partial, place),
+            };
+            ctx.record_vocab_partial(&mut encoder, &dims, *range, &opts, &b)
+                .unwrap();
+            let to = place.at + k as u64 * block;
+            encoder.copy_buffer_to_buffer(&partial, place.at, &gathered, to, block);
+            logits.push(shard);
+        }
+        ctx.record_vocab_merge(
+            &mut encoder,
+            dims[0],
+            shards,
+            &opts,
+            region(&gathered, place),
+            region(&merged, place),
+        )
+        .unwrap();
+        let mut outputs = Vec::new();
+        for (range, shard) in ranges.iter().zip(&logits) {
+            let len = dims[0] * range.len();
+            let (loss, grad, status) = (
+                placed(ctx, &[0; 4], place),
+                placed(ctx, &vec![0; 4 * len], place),
+                placed(ctx, &[0; 16], place),
+            );
+            let b = CrossEntropyBuffers::new(
+                region(shard, place),
+                TargetBuffer::ClassI32(region(&targets, place)),
+                region(&loss, place),
+                Some(region(&grad, place)),
+                region(&status, place),
+            );
+            ctx.record_vocab_finish(
+                &mut encoder,
+                &dims,
+                *range,
+                &opts,
+                &b,
+                region(&merged, place),
+            )
+            .unwrap();
+            outputs.push((loss, grad, len));
+        }
+        ctx.queue().submit([encoder.finish()]);
+        for (range, (loss, grad, len)) in ranges.iter().zip(&outputs) {
+            let want: &[u8] = bytemuck::cast_slice(&host.loss);
+            assert!(
+                read_region(ctx, loss, place, 4) == want,
+                "{place:?}: loss differs"
+            );
+            let want = columns(range, &host_grad);
+            assert!(
+                read_region(ctx, grad, place, 4 * len) == bytemuck::cast_slice::<f32, u8>(&want),
+                "{place:?} {range:?}: gradient differs from the host API's"
+            );
+        }
     }
 }

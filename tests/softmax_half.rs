@@ -38,13 +38,29 @@ fn the_bf16_forward_matches_the_cpu_and_the_f32_kernels_rounded() {
         for kind in [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax] {
             let (got, f32_got, reference) = match kind {
                 SoftmaxKind::Softmax => (
-                    ctx.softmax_bf16(&x, dims).unwrap(),
-                    ctx.softmax(&x32, dims).unwrap(),
+                    ctx.softmax(&x, dims, &xent::SoftmaxOptions::default())
+                        .unwrap(),
+                    ctx.softmax(&x32, dims, &xent::SoftmaxOptions::default())
+                        .unwrap(),
                     cpu::softmax_reference(&x32, dims).unwrap(),
                 ),
                 SoftmaxKind::LogSoftmax => (
-                    ctx.log_softmax_bf16(&x, dims).unwrap(),
-                    ctx.log_softmax(&x32, dims).unwrap(),
+                    ctx.softmax(
+                        &x,
+                        dims,
+                        &xent::SoftmaxOptions {
+                            kind: xent::SoftmaxKind::LogSoftmax,
+                        },
+                    )
+                    .unwrap(),
+                    ctx.softmax(
+                        &x32,
+                        dims,
+                        &xent::SoftmaxOptions {
+                            kind: xent::SoftmaxKind::LogSoftmax,
+                        },
+                    )
+                    .unwrap(),
                     cpu::log_softmax_reference(&x32, dims).unwrap(),
                 ),
             };
@@ -91,8 +107,18 @@ fn the_bf16_backward_matches_the_cpu() {
             let dy = inputs(len, 5);
             let (yb, dyb, dxb) = (init(&y), init(&dy), init(&vec![bf16::ZERO; len]));
             let mut enc = ctx.device().create_command_encoder(&Default::default());
-            ctx.record_softmax_backward_as(&mut enc, dims, kind, Precision::BF16, &yb, &dyb, &dxb)
-                .unwrap();
+            ctx.record_softmax_backward(
+                &mut enc,
+                dims,
+                &xent::SoftmaxOptions { kind },
+                &xent::SoftmaxBackwardBuffers {
+                    output: yb.slice(..),
+                    grad_output: dyb.slice(..),
+                    grad_input: dxb.slice(..),
+                    precision: Precision::BF16,
+                },
+            )
+            .unwrap();
             ctx.queue().submit([enc.finish()]);
             let words = read_f32(ctx, &dxb);
             let got: Vec<f32> = bytemuck::cast_slice::<f32, bf16>(&words)[..len]
@@ -150,8 +176,17 @@ fn the_f16_forward_and_backward_match_the_cpu() {
         for kind in [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax] {
             let (xb, yb) = (init(&x), init(&vec![half::f16::ZERO; len]));
             let mut enc = ctx.device().create_command_encoder(&Default::default());
-            ctx.record_softmax_as(&mut enc, dims, kind, Precision::F16, &xb, &yb)
-                .unwrap();
+            ctx.record_softmax(
+                &mut enc,
+                dims,
+                &xent::SoftmaxOptions { kind },
+                &xent::SoftmaxBuffers {
+                    input: xb.slice(..),
+                    output: yb.slice(..),
+                    precision: Precision::F16,
+                },
+            )
+            .unwrap();
             ctx.queue().submit([enc.finish()]);
             let reference = match kind {
                 SoftmaxKind::Softmax => cpu::softmax_reference(&x32, dims),
@@ -169,8 +204,18 @@ fn the_f16_forward_and_backward_match_the_cpu() {
                 .collect();
             let (yb, dyb, dxb) = (init(&yh), init(&dy), init(&vec![half::f16::ZERO; len]));
             let mut enc = ctx.device().create_command_encoder(&Default::default());
-            ctx.record_softmax_backward_as(&mut enc, dims, kind, Precision::F16, &yb, &dyb, &dxb)
-                .unwrap();
+            ctx.record_softmax_backward(
+                &mut enc,
+                dims,
+                &xent::SoftmaxOptions { kind },
+                &xent::SoftmaxBackwardBuffers {
+                    output: yb.slice(..),
+                    grad_output: dyb.slice(..),
+                    grad_input: dxb.slice(..),
+                    precision: Precision::F16,
+                },
+            )
+            .unwrap();
             ctx.queue().submit([enc.finish()]);
             let (y32, dy32): (Vec<f32>, Vec<f32>) = (
                 yh.iter().map(|v| v.to_f32()).collect(),

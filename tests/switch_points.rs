@@ -99,7 +99,7 @@ proptest! {
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
-        let y = ctx.softmax(&x, &dims).map_err(fail)?;
+        let y = ctx.softmax(&x, &dims, &xent::SoftmaxOptions::default()).map_err(fail)?;
         tol.check("softmax", &y, &cpu::softmax_reference(&x, &dims).unwrap()).map_err(fail)?;
     }
 
@@ -141,7 +141,7 @@ proptest! {
                 probs[layout.element(row, t as usize)] = 1.0;
             }
         }
-        let y = ctx.softmax(&x, &dims).map_err(fail)?;
+        let y = ctx.softmax(&x, &dims, &xent::SoftmaxOptions::default()).map_err(fail)?;
         tol.compare("softmax", &y, &probs).map_err(fail)?;
     }
 }

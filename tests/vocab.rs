@@ -197,11 +197,11 @@ fn records_hold_the_documented_layout() {
         let out = buffer(ctx, &[0xab; 48]);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let b = xent::VocabPartialBuffers {
-            logits: &logits,
-            targets: xent::TargetBuffer::ClassI32(&targets),
-            weights: Some(&weights),
+            logits: logits.slice(..),
+            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+            weights: Some(weights.slice(..)),
             precision: Precision::F32,
-            partial: &out,
+            partial: out.slice(..),
         };
         ctx.record_vocab_partial(&mut encoder, &[1, 4], range, &opts, &b)
             .unwrap();
@@ -254,8 +254,15 @@ fn records_hold_the_documented_layout() {
             buffer(ctx, &[0; 48]),
         );
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_vocab_merge(&mut encoder, 1, records.len(), &opts, &gathered, &merged)
-            .unwrap();
+        ctx.record_vocab_merge(
+            &mut encoder,
+            1,
+            records.len(),
+            &opts,
+            gathered.slice(..),
+            merged.slice(..),
+        )
+        .unwrap();
         ctx.queue().submit([encoder.finish()]);
         words(ctx, &merged)
     };
@@ -549,21 +556,21 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
         let hid = buffer(ctx, bytemuck::cast_slice(&hidden));
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let b = xent::VocabPartialBuffers {
-            logits: &logits,
-            targets: xent::TargetBuffer::ClassI32(&targets),
+            logits: logits.slice(..),
+            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
             weights: None,
             precision: Precision::F32,
-            partial: &plain,
+            partial: plain.slice(..),
         };
         ctx.record_vocab_partial(&mut encoder, &dims, *r, &opts, &b)
             .unwrap();
         let b = xent::LinearPartialBuffers {
-            hidden: &hid,
-            weight: &w,
+            hidden: hid.slice(..),
+            weight: w.slice(..),
             bias: None,
-            targets: &targets,
+            targets: targets.slice(..),
             class_weights: None,
-            partial: &fused,
+            partial: fused.slice(..),
         };
         ctx.record_linear_vocab_partial(&mut encoder, ldims, *r, &lopts, &b)
             .unwrap();
@@ -593,23 +600,43 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
             buffer(ctx, &[0; 64]),
         );
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_vocab_merge(&mut encoder, n, order.len(), &opts, &gathered, &merged)?;
+        ctx.record_vocab_merge(
+            &mut encoder,
+            n,
+            order.len(),
+            &opts,
+            gathered.slice(..),
+            merged.slice(..),
+        )?;
         let (logits, w, hid, _, _) = &shard[0];
         if fused {
             let b = xent::LinearBuffers {
-                grad_hidden: Some(&grad),
-                ..xent::LinearBuffers::new(hid, w, &targets, &loss, &status)
+                grad_hidden: Some(grad.slice(..)),
+                ..xent::LinearBuffers::new(
+                    hid.slice(..),
+                    w.slice(..),
+                    targets.slice(..),
+                    loss.slice(..),
+                    status.slice(..),
+                )
             };
-            ctx.record_linear_vocab_finish(&mut encoder, ldims, ranges[0], &lopts, &b, &merged)?;
+            ctx.record_linear_vocab_finish(
+                &mut encoder,
+                ldims,
+                ranges[0],
+                &lopts,
+                &b,
+                merged.slice(..),
+            )?;
         } else {
             let b = xent::CrossEntropyBuffers::new(
-                logits,
-                xent::TargetBuffer::ClassI32(&targets),
-                &loss,
-                Some(&grad),
-                &status,
+                logits.slice(..),
+                xent::TargetBuffer::ClassI32(targets.slice(..)),
+                loss.slice(..),
+                Some(grad.slice(..)),
+                status.slice(..),
             );
-            ctx.record_vocab_finish(&mut encoder, &dims, ranges[0], &opts, &b, &merged)?;
+            ctx.record_vocab_finish(&mut encoder, &dims, ranges[0], &opts, &b, merged.slice(..))?;
         }
         submit(encoder);
         let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
@@ -666,11 +693,11 @@ fn misuse_is_a_typed_error() {
         buffer(ctx, &[0; 96]),
     );
     let b = xent::VocabPartialBuffers {
-        logits: &logits,
-        targets: xent::TargetBuffer::ClassI32(&targets),
+        logits: logits.slice(..),
+        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
         weights: None,
         precision: Precision::F32,
-        partial: &out,
+        partial: out.slice(..),
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let r = ctx.record_vocab_partial(&mut encoder, &[2, 5], ClassRange::new(3, 6), &opts, &b);
@@ -692,7 +719,7 @@ fn misuse_is_a_typed_error() {
         ClassRange::new(0, 5),
         &opts,
         &xent::VocabPartialBuffers {
-            partial: &small,
+            partial: small.slice(..),
             ..b
         },
     );
@@ -708,12 +735,19 @@ fn misuse_is_a_typed_error() {
     );
     // The merge: no shards, too many, the same buffer twice.
     for shards in [0, 16_385] {
-        let r = ctx.record_vocab_merge(&mut encoder, 2, shards, &opts, &out, &small);
+        let r = ctx.record_vocab_merge(
+            &mut encoder,
+            2,
+            shards,
+            &opts,
+            out.slice(..),
+            small.slice(..),
+        );
         assert!(
             matches!(r, Err(xent::Error::InvalidOption { name: "shards", .. })),
             "{r:?}"
         );
     }
-    let r = ctx.record_vocab_merge(&mut encoder, 2, 1, &opts, &out, &out);
+    let r = ctx.record_vocab_merge(&mut encoder, 2, 1, &opts, out.slice(..), out.slice(..));
     assert!(matches!(r, Err(xent::Error::BadBuffer { .. })), "{r:?}");
 }

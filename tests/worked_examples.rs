@@ -338,7 +338,15 @@ fn log_softmax_row_0_matches_the_note() {
         assert!((g - w).abs() <= CPU_TOL);
     }
     let Some(ctx) = ctx() else { return };
-    let gpu = ctx.log_softmax(&WORKED_LOGITS, &WORKED_DIMS).unwrap();
+    let gpu = ctx
+        .softmax(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &xent::SoftmaxOptions {
+                kind: xent::SoftmaxKind::LogSoftmax,
+            },
+        )
+        .unwrap();
     assert_close("log_softmax row 0", &gpu[..5], &want, GPU_TOL);
     let printed: Vec<String> = gpu[..5].iter().map(|v| format!("{v:.4}")).collect();
     assert_eq!(
@@ -358,7 +366,13 @@ fn softmax_of_the_worked_example_sums_to_one_and_matches() {
         2.259273700403456e-06,
     ];
     let Some(ctx) = ctx() else { return };
-    let p = ctx.softmax(&WORKED_LOGITS, &WORKED_DIMS).unwrap();
+    let p = ctx
+        .softmax(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &xent::SoftmaxOptions::default(),
+        )
+        .unwrap();
     assert_close("softmax row 0", &p[..5], &want0, GPU_TOL);
     for row in p.chunks(5) {
         let s: f32 = row.iter().sum();

@@ -163,9 +163,15 @@ pub fn run_linear_case(
         dims,
         &opts,
         &LinearBuffers {
-            grad_hidden: Some(&gh),
-            grad_weight: Some(&gw),
-            ..LinearBuffers::new(&hidden_buf, &weight_buf, &targets_buf, &loss, &status)
+            grad_hidden: Some(gh.slice(..)),
+            grad_weight: Some(gw.slice(..)),
+            ..LinearBuffers::new(
+                hidden_buf.slice(..),
+                weight_buf.slice(..),
+                targets_buf.slice(..),
+                loss.slice(..),
+                status.slice(..),
+            )
         },
         None,
     )?;
@@ -178,10 +184,10 @@ pub fn run_linear_case(
                 k: h,
             },
             &ProductBuffers {
-                a: MatrixView::dense(&hidden_buf, precision, h),
-                b: MatrixView::dense(&weight_buf, precision, h).transposed(),
+                a: MatrixView::dense(hidden_buf.slice(..), precision, h),
+                b: MatrixView::dense(weight_buf.slice(..), precision, h).transposed(),
                 bias: None,
-                out: &logits,
+                out: logits.slice(..),
                 out_offset: 0,
                 out_stride: v as u64,
                 accumulate: false,

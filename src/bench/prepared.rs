@@ -151,11 +151,11 @@ impl<'a> Prepared<'a> {
                 let buffers = CrossEntropyBuffers {
                     precision: self.precision,
                     ..CrossEntropyBuffers::new(
-                        &self.logits_buf,
-                        TargetBuffer::ClassI32(&self.targets_buf),
-                        &self.loss,
-                        Some(&self.grad),
-                        &self.status,
+                        self.logits_buf.slice(..),
+                        TargetBuffer::ClassI32(self.targets_buf.slice(..)),
+                        self.loss.slice(..),
+                        Some(self.grad.slice(..)),
+                        self.status.slice(..),
                     )
                 };
                 let opts = CrossEntropyOptions {
@@ -167,12 +167,12 @@ impl<'a> Prepared<'a> {
             }
             Some(loss) => {
                 let buffers = ElementwiseBuffers {
-                    status: Some(&self.status),
+                    status: Some(self.status.slice(..)),
                     ..ElementwiseBuffers::new(
-                        &self.logits_buf,
-                        &self.targets_buf,
-                        &self.loss,
-                        Some(&self.grad),
+                        self.logits_buf.slice(..),
+                        self.targets_buf.slice(..),
+                        self.loss.slice(..),
+                        Some(self.grad.slice(..)),
                     )
                 };
                 let buffers = ElementwiseBuffers {

@@ -8,6 +8,39 @@ use super::Context;
 use crate::core::shape::Layout;
 use crate::error::{Error, Result};
 
+/// A region of a buffer held by value (a clone of the buffer's handle):
+/// what an op keeps of a caller's `wgpu::BufferSlice`, or of a buffer of
+/// its own bound from its start, past the borrow.
+#[derive(Clone, Debug)]
+pub(crate) struct Region {
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl Region {
+    /// The region `slice` names.
+    pub(crate) fn of(slice: wgpu::BufferSlice<'_>) -> Self {
+        Self {
+            buffer: slice.buffer().clone(),
+            offset: slice.offset(),
+            size: slice.size(),
+        }
+    }
+    /// All of `buffer`.
+    pub(crate) fn whole(buffer: &wgpu::Buffer) -> Self {
+        Self {
+            buffer: buffer.clone(),
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
+    /// The region as wgpu's slice.
+    pub(crate) fn slice(&self) -> wgpu::BufferSlice<'_> {
+        self.buffer.slice(self.offset..self.offset + self.size)
+    }
+}
+
 impl Context {
     /// A uniform buffer holding `bytes`; [`Error::DeviceLost`](crate::Error::DeviceLost) on a lost device.
     pub(crate) fn uniform(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
@@ -77,33 +110,39 @@ impl Context {
     pub(crate) fn offset_alignment(&self) -> u64 {
         u64::from(self.device.limits().min_storage_buffer_offset_alignment).max(16)
     }
-    /// The binding of elements `[e0, e1)` of `elem` bytes each: `(offset,
-    /// size, element shift)` where the offset is `e0`'s byte position rounded
-    /// down to the offset alignment, the size covers `e1` rounded up to a
-    /// word, and element `e0` is `shift` elements into the binding.
+    /// The binding of elements `[e0, e1)` of `elem` bytes each of a region:
+    /// `(offset, size, element shift)` relative to the region's start, where
+    /// the offset is `e0`'s byte position rounded down to the offset
+    /// alignment (the region's start is aligned: checked, so the offset in
+    /// the buffer is too), the size covers `e1` rounded up to a word, and
+    /// element `e0` is `shift` elements into the binding. Regions of
+    /// different offsets share one shift.
     pub(crate) fn chunk_range(&self, e0: u64, e1: u64, elem: u64) -> (u64, u64, u64) {
         let align = self.offset_alignment();
         let offset = e0 * elem / align * align;
         let size = (e1 * elem).next_multiple_of(4) - offset;
         (offset, size, (e0 * elem - offset) / elem)
     }
-    /// `buffer` bound from its start: clamped to the largest binding and
+    /// `region` bound from its start: clamped to the largest binding and
     /// to whole units of `unit` bytes (4: words, 16: vec4s). A caller's
-    /// buffer may be larger than the device binds; the kernels never index
+    /// region may be larger than the device binds; the kernels never index
     /// past what the shape needs (checked).
-    pub(crate) fn whole_range(&self, buffer: &wgpu::Buffer, unit: u64) -> (u64, u64) {
+    pub(crate) fn whole_range(&self, region: wgpu::BufferSlice<'_>, unit: u64) -> (u64, u64) {
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
-        (0, buffer.size().min(max_binding) & !(unit - 1))
+        (
+            region.offset(),
+            region.size().min(max_binding) & !(unit - 1),
+        )
     }
-    /// Each buffer bound whole, in words ([`Context::whole_range`](crate::Context::whole_range)).
+    /// Each region bound from its start, in words ([`Context::whole_range`](crate::Context::whole_range)).
     pub(crate) fn bind(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        entries: &[(u32, &wgpu::Buffer)],
+        entries: &[(u32, wgpu::BufferSlice<'_>)],
     ) -> wgpu::BindGroup {
         let entries: Vec<_> = entries
             .iter()
-            .map(|&(binding, buffer)| (binding, buffer, self.whole_range(buffer, 4)))
+            .map(|&(binding, region)| (binding, region.buffer(), self.whole_range(region, 4)))
             .collect();
         self.bind_ranges(pipeline, &entries)
     }
@@ -121,15 +160,15 @@ impl Context {
         }
         Ok((x as u32, y as u32))
     }
-    /// A caller's buffer: STORAGE usage, at least `elems` 4-byte elements, and
-    /// within the device's largest storage binding.
+    /// A caller's region: STORAGE usage, at least `elems` 4-byte elements,
+    /// and within the device's largest storage binding.
     pub(crate) fn check_buffer(
         &self,
         what: &'static str,
-        buffer: &wgpu::Buffer,
+        region: wgpu::BufferSlice<'_>,
         elems: u64,
     ) -> Result<()> {
-        self.check_size(what, buffer, elems)?;
+        self.check_size(what, region, elems)?;
         let need = elems * 4;
         let max = self.device.limits().max_storage_buffer_binding_size;
         if need > max {
@@ -142,32 +181,51 @@ impl Context {
         }
         Ok(())
     }
-    /// A caller's buffer: STORAGE usage and at least `elems` 4-byte elements.
+    /// A caller's region: STORAGE usage and at least `elems` 4-byte elements.
     pub(crate) fn check_size(
         &self,
         what: &'static str,
-        buffer: &wgpu::Buffer,
+        region: wgpu::BufferSlice<'_>,
         elems: u64,
     ) -> Result<()> {
-        self.check_bytes(what, buffer, elems * 4)
+        self.check_bytes(what, region, elems * 4)
     }
-    /// A caller's buffer: STORAGE usage and at least `need` bytes.
+    /// A caller's region: STORAGE usage, an offset the device can bind
+    /// ([`Error::BadOffset`]), at least `need` bytes, not mapped.
     pub(crate) fn check_bytes(
         &self,
         what: &'static str,
-        buffer: &wgpu::Buffer,
+        region: wgpu::BufferSlice<'_>,
         need: u64,
     ) -> Result<()> {
+        let buffer = region.buffer();
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::BadBuffer {
                 what,
                 reason: format!("usage {:?} lacks STORAGE", buffer.usage()),
             });
         }
-        if buffer.size() < need {
+        let alignment = self.offset_alignment();
+        if region.offset() % alignment != 0 {
+            return Err(Error::BadOffset {
+                what,
+                offset: region.offset(),
+                alignment,
+            });
+        }
+        if region.size() < need {
+            let whole = if region.size() == buffer.size() {
+                String::new()
+            } else {
+                format!(
+                    " (a region at offset {} of a {}-byte buffer)",
+                    region.offset(),
+                    buffer.size()
+                )
+            };
             return Err(Error::BadBuffer {
                 what,
-                reason: format!("{} bytes, but the shape needs {need}", buffer.size()),
+                reason: format!("{} bytes{whole}, but the shape needs {need}", region.size()),
             });
         }
         if is_mapped(buffer) {
@@ -189,23 +247,29 @@ fn is_mapped(buffer: &wgpu::Buffer) -> bool {
     buffer.size() >= 4 && buffer.slice(0..4).get_mapped_range().is_ok()
 }
 
-pub(crate) fn no_aliasing(buffers: &[(&'static str, &wgpu::Buffer)]) -> Result<()> {
+pub(crate) fn no_aliasing(buffers: &[(&'static str, wgpu::BufferSlice<'_>)]) -> Result<()> {
     written_apart(buffers, &[])
 }
 
-/// Each of `written` differs from every other buffer given (the buffers in
-/// `read` may repeat among themselves: reading one buffer twice is sound):
-/// [`Error::BadBuffer`] naming the written one otherwise.
+/// Each of `written` lies in a buffer apart from every other region given
+/// (the regions in `read` may share buffers among themselves: reading one
+/// buffer twice is sound): [`Error::BadBuffer`] naming the written one
+/// otherwise. Disjoint regions of one buffer count as the same buffer:
+/// wgpu tracks a dispatch's use of a buffer as a whole, so a buffer read and
+/// written in one dispatch is a usage conflict whatever the ranges.
 pub(crate) fn written_apart(
-    written: &[(&'static str, &wgpu::Buffer)],
-    read: &[(&'static str, &wgpu::Buffer)],
+    written: &[(&'static str, wgpu::BufferSlice<'_>)],
+    read: &[(&'static str, wgpu::BufferSlice<'_>)],
 ) -> Result<()> {
     for (i, &(name, w)) in written.iter().enumerate() {
         for &(other, o) in written[i + 1..].iter().chain(read) {
-            if w == o {
+            if w.buffer() == o.buffer() {
                 return Err(Error::BadBuffer {
                     what: name,
-                    reason: format!("the same buffer is also passed as `{other}`"),
+                    reason: format!(
+                        "it lies in the same buffer as `{other}` (a buffer written by a call \
+                         holds no other of its regions)"
+                    ),
                 });
             }
         }

@@ -25,7 +25,7 @@ pub(crate) mod verify;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
-pub use precision::Precision;
+pub use precision::{Element, Precision};
 pub use reduction::Reduction;
 pub use requirements::{optional_features, required_limits};
 pub(crate) use scratch::buffer_with;

@@ -16,6 +16,55 @@ pub enum Precision {
     BF16,
 }
 
+/// An element type the host API takes and stores as it is: `f32`,
+/// [`half::f16`] or [`half::bf16`]. Sealed: xent's kernels read exactly
+/// these three.
+///
+/// ```
+/// use xent::{Element, Precision};
+/// assert_eq!(<half::bf16 as Element>::PRECISION, Precision::BF16);
+/// assert_eq!(half::bf16::from_f32(1.5).widen(), 1.5);
+/// ```
+pub trait Element: sealed::Sealed + bytemuck::Pod + Send + Sync + 'static {
+    /// How the device stores it.
+    const PRECISION: Precision;
+    /// Its value as f32 (exactly: every f16 and bf16 is an f32).
+    fn widen(self) -> f32;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+impl Element for f32 {
+    const PRECISION: Precision = Precision::F32;
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Element for half::f16 {
+    const PRECISION: Precision = Precision::F16;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl Element for half::bf16 {
+    const PRECISION: Precision = Precision::BF16;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// `values` widened to f32, exactly.
+pub(crate) fn widen_all<T: Element>(values: &[T]) -> Vec<f32> {
+    values.iter().map(|&v| v.widen()).collect()
+}
+
 impl Precision {
     /// Every precision, f32 first.
     #[cfg(test)]

@@ -12,17 +12,25 @@ pub(crate) const TARGET_PROBS: u32 = 2;
 #[derive(Debug, Clone, Copy)]
 pub enum TargetBuffer<'a> {
     /// i32 class indices, one per row (`layout.rows()` elements).
-    ClassI32(&'a wgpu::Buffer),
+    ClassI32(wgpu::BufferSlice<'a>),
     /// u8 class indices, one byte per row, packed little-endian four to a
     /// 32-bit word (a `&[u8]` uploaded as it is, padded to 4 bytes).
-    ClassU8(&'a wgpu::Buffer),
+    ClassU8(wgpu::BufferSlice<'a>),
     /// f32 probabilities with the input's shape (`layout.len()` elements).
-    Probs(&'a wgpu::Buffer),
+    Probs(wgpu::BufferSlice<'a>),
 }
 
 /// The buffers of one [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) call, all the caller's.
 ///
-/// Every buffer needs `STORAGE` usage; sizes are in elements of 4 bytes.
+/// Each is a region of a `wgpu::Buffer` (`buffer.slice(..)` for all of it)
+/// with `STORAGE` usage, starting at a multiple of the device's
+/// `min_storage_buffer_offset_alignment` (and of 16; [`Error::BadOffset`](crate::Error::BadOffset)
+/// otherwise), and at least as large as its field says: `logits` and `grad`
+/// hold `layout.len()` elements of `precision` (4 bytes for f32, 2 for f16
+/// and bf16), in whole 4-byte words; every other tensor's elements are 4
+/// bytes (f32, i32 or u32), u8 targets one byte each in whole words. A
+/// written region lies in a buffer of its own: wgpu tracks a dispatch's use
+/// of a buffer as a whole, whatever the ranges.
 ///
 /// **Every buffer must come from the context's device**
 /// ([`Context::device`](crate::Context::device)). A buffer of another device on the same
@@ -36,33 +44,33 @@ pub enum TargetBuffer<'a> {
 /// `ctx.device()`.
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyBuffers<'a> {
-    /// f32 input (logits, log-probabilities or probabilities, per
+    /// The input (logits, log-probabilities or probabilities, per
     /// [`CrossEntropyOptions::input`](crate::CrossEntropyOptions::input)), `layout.len()` elements, in the input's layout.
-    pub logits: &'a wgpu::Buffer,
+    pub logits: wgpu::BufferSlice<'a>,
     /// The targets.
     pub targets: TargetBuffer<'a>,
     /// f32 class weights, C elements; `None` for all ones.
-    pub weights: Option<&'a wgpu::Buffer>,
+    pub weights: Option<wgpu::BufferSlice<'a>>,
     /// f32 sample weights, one per row; `None` for all ones.
-    pub sample_weights: Option<&'a wgpu::Buffer>,
+    pub sample_weights: Option<wgpu::BufferSlice<'a>>,
     /// f32 output: 1 element for `mean` and `sum`, `layout.rows()` for `none`.
-    pub loss: &'a wgpu::Buffer,
-    /// f32 output ∂loss/∂input, `layout.len()` elements; `None` to skip the gradient.
-    pub grad: Option<&'a wgpu::Buffer>,
+    pub loss: wgpu::BufferSlice<'a>,
+    /// Output ∂loss/∂input in `precision`, `layout.len()` elements; `None` to skip the gradient.
+    pub grad: Option<wgpu::BufferSlice<'a>>,
     /// Receives the target range check: [`STATUS_SIZE`](crate::STATUS_SIZE) bytes. Read it with
     /// [`Status::from_bytes`](crate::Status::from_bytes) (or [`Context::read_status`](crate::Context::read_status)) after submitting.
-    pub status: &'a wgpu::Buffer,
+    pub status: wgpu::BufferSlice<'a>,
     /// f32 output: each row's log-sum-exp (logits only), `layout.rows()` elements.
-    pub lse: Option<&'a wgpu::Buffer>,
+    pub lse: Option<wgpu::BufferSlice<'a>>,
     /// u32 output: the number of rows whose argmax equals the target, 1 element.
-    pub correct: Option<&'a wgpu::Buffer>,
+    pub correct: Option<wgpu::BufferSlice<'a>>,
     /// Write the gradient over the input in `logits` (then `grad` must be
     /// `None`): no second input-sized buffer exists. Each element is read
     /// before it is overwritten, so the result equals the out-of-place one.
     pub in_place: bool,
-    /// Element type of `logits` and `grad`: f32, or f16 where the device has
-    /// `SHADER_F16` (accumulation is in f32 either way). f16 buffers hold at
-    /// least `layout.len()` elements rounded up to a multiple of 4 bytes.
+    /// Element type of `logits` and `grad`: f32, bf16 (two to a word), or
+    /// f16 where the device has `SHADER_F16` (accumulation is in f32 either
+    /// way).
     pub precision: Precision,
 }
 
@@ -83,16 +91,17 @@ impl<'a> CrossEntropyBuffers<'a> {
     /// let status = buffer(xent::STATUS_SIZE);
     /// let b = xent::CrossEntropyBuffers {
     ///     weights: None,
-    ///     ..xent::CrossEntropyBuffers::new(&logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status)
+    ///     ..xent::CrossEntropyBuffers::new(logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)),
+    ///         loss.slice(..), Some(grad.slice(..)), status.slice(..))
     /// };
     /// # Ok(()) }
     /// ```
     pub fn new(
-        logits: &'a wgpu::Buffer,
+        logits: wgpu::BufferSlice<'a>,
         targets: TargetBuffer<'a>,
-        loss: &'a wgpu::Buffer,
-        grad: Option<&'a wgpu::Buffer>,
-        status: &'a wgpu::Buffer,
+        loss: wgpu::BufferSlice<'a>,
+        grad: Option<wgpu::BufferSlice<'a>>,
+        status: wgpu::BufferSlice<'a>,
     ) -> Self {
         Self {
             logits,

@@ -8,6 +8,7 @@ use super::record::RowWindow;
 use super::shard::{ShardPass, ShardStage, VOCAB_RECORD_WORDS};
 use super::validate;
 use crate::core::binding::no_aliasing;
+
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
 use crate::core::{Context, Precision, Reduction};
@@ -24,7 +25,7 @@ pub(crate) struct Checked<'a> {
     pub partial: bool,
     /// Whether the argmax is counted.
     pub correct: bool,
-    pub targets: &'a wgpu::Buffer,
+    pub targets: wgpu::BufferSlice<'a>,
     /// `TARGET_*` of the targets buffer.
     pub target_kind: u32,
     /// Probability targets: bound a chunk at a time, as the input is.

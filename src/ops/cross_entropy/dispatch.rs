@@ -11,6 +11,7 @@ use super::record::RowWindow;
 use super::shard::{ShardPass, ShardStage};
 use super::strategy::{RowStrategy, NARROW_WG};
 use super::CrossEntropyBuffers;
+use crate::core::binding::Region;
 use crate::core::encode::Dispatch;
 use crate::core::shape::Layout;
 use crate::core::{Context, Reduction};
@@ -20,21 +21,21 @@ use crate::error::Result;
 /// context's scratch, and placeholders the kernels never read in the slots
 /// of absent ones (an empty binding is invalid).
 pub(crate) struct Bound {
-    pub input: wgpu::Buffer,
-    pub grad: wgpu::Buffer,
-    pub targets: wgpu::Buffer,
-    pub weights: wgpu::Buffer,
-    pub sample_weights: wgpu::Buffer,
-    pub aux: wgpu::Buffer,
-    pub row_loss: wgpu::Buffer,
-    pub lse: wgpu::Buffer,
-    pub correct: wgpu::Buffer,
-    pub loss_out: wgpu::Buffer,
+    pub input: Region,
+    pub grad: Region,
+    pub targets: Region,
+    pub weights: Region,
+    pub sample_weights: Region,
+    pub aux: Region,
+    pub row_loss: Region,
+    pub lse: Region,
+    pub correct: Region,
+    pub loss_out: Region,
     /// A shard's records: the merged ones a finish reads, the partial one
     /// a partial writes.
-    pub shard_in: wgpu::Buffer,
-    pub shard_out: wgpu::Buffer,
-    pub status: wgpu::Buffer,
+    pub shard_in: Region,
+    pub shard_out: Region,
+    pub status: Region,
 }
 
 /// How a call's rows run: the strategy, its entry point and specialisation,
@@ -148,42 +149,45 @@ impl Context {
             let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             let aux = s.aux(&self.device, plan.aux_bytes)?;
             let row_loss = match opts.reduction {
-                Reduction::None if !empty => b.loss.clone(),
-                _ => s.row_loss(&self.device, plan.row_loss_bytes)?,
+                Reduction::None if !empty => Region::of(b.loss),
+                _ => Region::whole(&s.row_loss(&self.device, plan.row_loss_bytes)?),
             };
-            (aux, row_loss, s.dummies.clone())
+            (Region::whole(&aux), row_loss, s.dummies.clone())
         };
-        let or_read = |buffer: Option<&wgpu::Buffer>| buffer.unwrap_or(&d.read).clone();
+        let or = |given: Option<wgpu::BufferSlice<'_>>, placeholder: &wgpu::Buffer| {
+            given.map_or_else(|| Region::whole(placeholder), Region::of)
+        };
+        let or_read = |given| or(given, &d.read);
         // An empty shard's probability targets are empty too.
         let no_targets = empty || (c.chunked_targets && c.layout.classes == 0);
         let (shard_in, shard_out) = match shard.map(|s| &s.stage) {
-            Some(ShardStage::Finish { merged }) => (*merged, &d.grad),
-            Some(ShardStage::Partial { out }) => (&d.read, *out),
-            None => (&d.read, &d.grad),
+            Some(&ShardStage::Finish { merged }) => (Region::of(merged), Region::whole(&d.grad)),
+            Some(&ShardStage::Partial { out }) => (Region::whole(&d.read), Region::of(out)),
+            None => (Region::whole(&d.read), Region::whole(&d.grad)),
         };
         // In place, the caller's logits take the gradient slot and the input
         // slot gets a placeholder the kernels never read.
         let (input, grad) = match b.in_place {
-            true => (&d.read, b.logits),
-            false => (b.logits, b.grad.unwrap_or(&d.grad)),
+            true => (Region::whole(&d.read), Region::of(b.logits)),
+            false => (Region::of(b.logits), or(b.grad, &d.grad)),
         };
         Ok(Bound {
-            input: input.clone(),
-            grad: grad.clone(),
+            input,
+            grad,
             targets: or_read((!no_targets).then_some(c.targets)),
             weights: or_read(b.weights),
             sample_weights: or_read(b.sample_weights.filter(|_| !empty)),
             aux,
             row_loss,
-            lse: b.lse.unwrap_or(&d.lse).clone(),
-            correct: b.correct.unwrap_or(&d.correct).clone(),
+            lse: or(b.lse, &d.lse),
+            correct: or(b.correct, &d.correct),
             loss_out: match opts.reduction {
-                Reduction::None => d.loss.clone(),
-                _ => b.loss.clone(),
+                Reduction::None => Region::whole(&d.loss),
+                _ => Region::of(b.loss),
             },
-            shard_in: shard_in.clone(),
-            shard_out: shard_out.clone(),
-            status: b.status.clone(),
+            shard_in,
+            shard_out,
+            status: Region::of(b.status),
         })
     }
 
@@ -211,9 +215,12 @@ impl Context {
         };
         // Buffers bound whole: clamped to one binding and to whole words
         // (the kernels never index past what the shape needs, checked).
-        let whole = |b: &wgpu::Buffer| (b.clone(), self.whole_range(b, 4));
+        let whole = |b: &Region| (b.buffer.clone(), self.whole_range(b.slice(), 4));
         let targets = match c.chunked_targets {
-            true => (bound.targets.clone(), (target_offset, target_size)),
+            true => (
+                bound.targets.buffer.clone(),
+                (bound.targets.offset + target_offset, target_size),
+            ),
             false => whole(&bound.targets),
         };
         // The mixed kernel's vec4 views cover whole vec4s (the buffers'
@@ -222,13 +229,13 @@ impl Context {
             true => (offset, size.next_multiple_of(4 * c.elem)),
             false => (offset, size),
         };
-        let tensor = |b: &wgpu::Buffer, own: bool| match own {
-            true => (b.clone(), range),
+        let tensor = |b: &Region, own: bool| match own {
+            true => (b.buffer.clone(), (b.offset + range.0, range.1)),
             false => whole(b),
         };
         let (b, slots) = (s.b, |(slot, (buffer, range))| (slot, buffer, range));
         let rows = [
-            (slot::PARAMS, whole(&uniform)),
+            (slot::PARAMS, whole(&Region::whole(&uniform))),
             (s.rows.input_slot, tensor(&bound.input, !b.in_place)),
             (slot::TARGETS, targets),
             (slot::WEIGHTS, whole(&bound.weights)),
@@ -426,6 +433,7 @@ impl Context {
         // The block passes bind all but the last entry of their merge's. A
         // shard's finish reads each row's target weight from the merged
         // records (a placeholder otherwise).
+        let uniform = &Region::whole(uniform);
         let stats = [
             (slot::PARAMS, uniform),
             (slot::TARGETS, &bound.targets),
@@ -449,26 +457,31 @@ impl Context {
             // (at least 8 192 rows' worth here).
             let mut entries: Vec<_> = stats[..stats.len() - 1]
                 .iter()
-                .map(|&(slot, buffer)| (slot, buffer, self.whole_range(buffer, 4)))
+                .map(|&(slot, r)| (slot, &r.buffer, self.whole_range(r.slice(), 4)))
                 .collect();
-            let targets4 = self.whole_range(&bound.targets, 16);
-            entries.push((slot::TARGETS4, &bound.targets, targets4));
+            let targets4 = self.whole_range(bound.targets.slice(), 16);
+            entries.push((slot::TARGETS4, &bound.targets.buffer, targets4));
             let grid = (groups as u32, 1);
             before.push(self.dispatch("target_partials", k("target_partials")?, &entries, grid));
         }
         let pipeline = k("target_stats")?;
-        let group = self.bind(&pipeline, &stats);
+        let group = self.bind(&pipeline, &slices(&stats));
         before.push(("target_stats", pipeline, group, (1, 1)));
         if reduce && blocks {
             let pipeline = k("loss_partials")?;
-            let group = self.bind(&pipeline, &loss[..3]);
+            let group = self.bind(&pipeline, &slices(&loss[..3]));
             after.push(("loss_partials", pipeline, group, (groups as u32, 1)));
         }
         if reduce {
             let pipeline = k("reduce_loss")?;
-            let group = self.bind(&pipeline, &loss);
+            let group = self.bind(&pipeline, &slices(&loss));
             after.push(("reduce_loss", pipeline, group, (1, 1)));
         }
         Ok((before, after))
     }
+}
+
+/// Each region of `entries` as wgpu's slice.
+fn slices<'a>(entries: &[(u32, &'a Region)]) -> Vec<(u32, wgpu::BufferSlice<'a>)> {
+    entries.iter().map(|&(slot, r)| (slot, r.slice())).collect()
 }

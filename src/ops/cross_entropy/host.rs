@@ -289,22 +289,28 @@ impl Context {
 
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let target_buffer = match targets {
-            Targets::I64(_) | Targets::I32(_) => TargetBuffer::ClassI32(&targets_buf),
-            Targets::U8(_) => TargetBuffer::ClassU8(&targets_buf),
-            Targets::Probs(_) => TargetBuffer::Probs(&targets_buf),
+            Targets::I64(_) | Targets::I32(_) => TargetBuffer::ClassI32(targets_buf.slice(..)),
+            Targets::U8(_) => TargetBuffer::ClassU8(targets_buf.slice(..)),
+            Targets::Probs(_) => TargetBuffer::Probs(targets_buf.slice(..)),
         };
         self.record_cross_entropy(
             &mut encoder,
             dims,
             opts,
             &CrossEntropyBuffers {
-                weights: weights_buf.as_ref(),
-                sample_weights: sample_buf.as_ref(),
-                lse: lse_buf.as_ref(),
-                correct: correct_buf.as_ref(),
+                weights: weights_buf.as_ref().map(|b| b.slice(..)),
+                sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
+                lse: lse_buf.as_ref().map(|b| b.slice(..)),
+                correct: correct_buf.as_ref().map(|b| b.slice(..)),
                 in_place: opts.compute_grad,
                 precision: input.precision(),
-                ..CrossEntropyBuffers::new(&logits_buf, target_buffer, &loss_buf, None, &status_buf)
+                ..CrossEntropyBuffers::new(
+                    logits_buf.slice(..),
+                    target_buffer,
+                    loss_buf.slice(..),
+                    None,
+                    status_buf.slice(..),
+                )
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];

@@ -63,7 +63,8 @@ impl Context {
     /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::InvalidOption`](crate::Error::InvalidOption);
     /// [`Error::Unsupported`](crate::Error::Unsupported) for a shape no strategy serves within the
     /// loop bound (more than ~268 M rows, class weights over more than ~1 M
-    /// classes); [`Error::BadBuffer`](crate::Error::BadBuffer) for a buffer too small for `dims`, without
+    /// classes); [`Error::BadOffset`](crate::Error::BadOffset) for a region at an offset the device
+    /// cannot bind; [`Error::BadBuffer`](crate::Error::BadBuffer) for a buffer too small for `dims`, without
     /// `STORAGE` usage, one whose part the shape needs is larger than the
     /// device binds (per-row buffers; larger buffers are bound only as far as
     /// the shape needs), or an output that aliases another buffer;
@@ -88,7 +89,7 @@ impl Context {
     /// let (loss, grad, status) = (empty(4), empty(24), empty(xent::STATUS_SIZE));
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// let buffers = xent::CrossEntropyBuffers::new(
-    ///     &logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    ///     logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)), loss.slice(..), Some(grad.slice(..)), status.slice(..));
     /// ctx.record_cross_entropy(&mut encoder, &[2, 3], &Default::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }

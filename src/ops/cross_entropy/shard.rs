@@ -130,7 +130,7 @@ pub(crate) struct ShardPass<'a> {
 
 pub(crate) enum ShardStage<'a> {
     /// Writes the range's records into `out`.
-    Partial { out: &'a wgpu::Buffer },
+    Partial { out: wgpu::BufferSlice<'a> },
     /// Reads the merged records.
-    Finish { merged: &'a wgpu::Buffer },
+    Finish { merged: wgpu::BufferSlice<'a> },
 }

@@ -8,7 +8,10 @@ use crate::error::Result;
 
 /// The caller's buffers for
 /// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss),
-/// all f32 and with `STORAGE` usage: the input and the target (the input's
+/// regions of `wgpu::Buffer`s (`buffer.slice(..)` for all of one) with
+/// `STORAGE` usage, starting at a multiple of the device's
+/// `min_storage_buffer_offset_alignment` (and of 16), each written one in a
+/// buffer of its own: the input and the target (the input's
 /// shape), the optional weights, the loss (one value for `mean` and `sum`,
 /// the input's shape for `none`), the gradient (the input's shape) and, for
 /// `Bce`, the status buffer the range check of its input and target is
@@ -24,26 +27,26 @@ use crate::error::Result;
 /// let buf = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
 ///     label: None, size, usage, mapped_at_creation: false });
 /// let (x, y, loss) = (buf(16), buf(16), buf(4));
-/// let buffers = xent::ElementwiseBuffers::new(&x, &y, &loss, None);
+/// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None);
 /// assert!(buffers.weight.is_none() && buffers.status.is_none());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ElementwiseBuffers<'a> {
     /// Logits (`BceWithLogits`), probabilities (`Bce`) or predictions.
-    pub input: &'a wgpu::Buffer,
+    pub input: wgpu::BufferSlice<'a>,
     /// The target, of the input's shape.
-    pub target: &'a wgpu::Buffer,
+    pub target: wgpu::BufferSlice<'a>,
     /// The binary losses' weight, of the input's shape or its last axis.
-    pub weight: Option<(&'a wgpu::Buffer, WeightShape)>,
+    pub weight: Option<(wgpu::BufferSlice<'a>, WeightShape)>,
     /// `BceWithLogits`'s `pos_weight`, of the input's last axis.
-    pub pos_weight: Option<&'a wgpu::Buffer>,
+    pub pos_weight: Option<wgpu::BufferSlice<'a>>,
     /// Written: the loss.
-    pub loss: &'a wgpu::Buffer,
+    pub loss: wgpu::BufferSlice<'a>,
     /// Written, when given: the gradient.
-    pub grad: Option<&'a wgpu::Buffer>,
+    pub grad: Option<wgpu::BufferSlice<'a>>,
     /// Written by `Bce` (which needs it): its input's range check.
-    pub status: Option<&'a wgpu::Buffer>,
+    pub status: Option<wgpu::BufferSlice<'a>>,
     /// The storage of the input, the target and the gradient (`F32`, the
     /// default; `F16` on devices with `SHADER_F16`; `BF16`, two to a word).
     /// Weights and losses are f32 in every case.
@@ -53,10 +56,10 @@ pub struct ElementwiseBuffers<'a> {
 impl<'a> ElementwiseBuffers<'a> {
     /// Buffers without weights or status buffer.
     pub fn new(
-        input: &'a wgpu::Buffer,
-        target: &'a wgpu::Buffer,
-        loss: &'a wgpu::Buffer,
-        grad: Option<&'a wgpu::Buffer>,
+        input: wgpu::BufferSlice<'a>,
+        target: wgpu::BufferSlice<'a>,
+        loss: wgpu::BufferSlice<'a>,
+        grad: Option<wgpu::BufferSlice<'a>>,
     ) -> Self {
         Self {
             input,

@@ -204,11 +204,16 @@ impl Context {
             loss,
             dims,
             &ElementwiseBuffers {
-                weight: weight_buf.as_ref().zip(weight_shape),
-                pos_weight: pos_buf.as_ref(),
-                status: status_buf.as_ref(),
+                weight: weight_buf.as_ref().map(|b| b.slice(..)).zip(weight_shape),
+                pos_weight: pos_buf.as_ref().map(|b| b.slice(..)),
+                status: status_buf.as_ref().map(|b| b.slice(..)),
                 precision: stored.precision,
-                ..ElementwiseBuffers::new(&input_buf, &target_buf, &loss_buf, grad_buf.as_ref())
+                ..ElementwiseBuffers::new(
+                    input_buf.slice(..),
+                    target_buf.slice(..),
+                    loss_buf.slice(..),
+                    grad_buf.as_ref().map(|b| b.slice(..)),
+                )
             },
             options.reduction,
         )?;

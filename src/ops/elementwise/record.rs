@@ -61,7 +61,8 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::elementwise_loss`](crate::Context::elementwise_loss)
-    /// for the shape and the options; [`Error::BadBuffer`] for a buffer
+    /// for the shape and the options; [`Error::BadOffset`] for a region at an
+    /// offset the device cannot bind; [`Error::BadBuffer`] for a buffer
     /// without `STORAGE` usage or too small, a written buffer also passed
     /// in another role, or a `Bce` call without a status buffer;
     /// [`Error::Gpu`], [`Error::DeviceLost`]. A `Bce` input outside [0, 1]
@@ -75,7 +76,7 @@ impl Context {
     /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: bytemuck::cast_slice(v), usage });
     /// let (x, y, loss, grad) = (init(&[0.5, 2.0]), init(&[0.0, 0.0]), init(&[0.0]), init(&[0.0, 0.0]));
-    /// let buffers = xent::ElementwiseBuffers::new(&x, &y, &loss, Some(&grad));
+    /// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(grad.slice(..)));
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
     /// ctx.record_elementwise_loss(&mut encoder, xent::ElementwiseLoss::Mse, &[2], &buffers,
     ///     xent::Reduction::Mean)?;
@@ -191,31 +192,37 @@ impl Context {
             e0 as u64 * elem,
             ((e1 - e0) as u64 * elem).next_multiple_of(4),
         );
-        let whole = |buffer: &wgpu::Buffer| self.whole_range(buffer, 4);
+        // A range of a caller's region, and a region bound whole.
+        let part = |r: wgpu::BufferSlice<'_>, (offset, size): (u64, u64)| {
+            (r.buffer().clone(), (r.offset() + offset, size))
+        };
+        let whole = |r: wgpu::BufferSlice<'_>| (r.buffer().clone(), self.whole_range(r, 4));
         let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
         // As validated: a last-axis weight as long as the input is its shape's.
         let weight_given = b.weight.map(|(w, _)| w).zip(call.weight_shape);
         let (weight, weight_range) = match weight_given {
-            Some((w, WeightShape::Full)) => (w.clone(), range),
-            Some((w, WeightShape::LastAxis)) => (w.clone(), whole(w)),
+            Some((w, WeightShape::Full)) => part(w, range),
+            Some((w, WeightShape::LastAxis)) => whole(w),
             None => dummy(&d.read),
         };
         let (weight4, weight4_range) = match weight_given {
-            Some((w, WeightShape::Full)) => (w.clone(), range),
+            Some((w, WeightShape::Full)) => part(w, range),
             _ => dummy(&d.read),
         };
         let (pos_weight, pos_range) = match b.pos_weight {
-            Some(pw) => (pw.clone(), whole(pw)),
+            Some(pw) => whole(pw),
             None => dummy(&d.read),
         };
         let (grad, grad_range) = match b.grad {
-            Some(g) => (g.clone(), stored),
+            Some(g) => part(g, stored),
             None => dummy(&d.grad),
         };
         let (loss_buf, loss_range) = match call.reduction {
-            Reduction::None => (b.loss.clone(), range),
+            Reduction::None => part(b.loss, range),
             _ => dummy(&d.loss),
         };
+        let (input, input_range) = part(b.input, stored);
+        let (target, target_range) = part(b.target, stored);
         let pipeline = self.elementwise_pipeline(call.variant, plan.entry())?;
         let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
         // Each kernel's bindings: the scalar slots, or their vec4 views.
@@ -223,12 +230,16 @@ impl Context {
             (slot::PARAMS, &uniform, params_range),
             (slot::WEIGHT, &weight, weight_range),
             (slot::POS_WEIGHT, &pos_weight, pos_range),
-            (slot::AUX, &call.aux, whole(&call.aux)),
+            (
+                slot::AUX,
+                &call.aux,
+                self.whole_range(call.aux.slice(..), 4),
+            ),
         ];
         let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
         entries.extend([
-            (slot::INPUT + vec4, b.input, stored),
-            (slot::TARGET + vec4, b.target, stored),
+            (slot::INPUT + vec4, &input, input_range),
+            (slot::TARGET + vec4, &target, target_range),
             (slot::GRAD + vec4, &grad, grad_range),
             (slot::LOSS + vec4, &loss_buf, loss_range),
         ]);
@@ -259,7 +270,10 @@ impl Context {
                 self.uniform("xent elementwise params", bytemuck::bytes_of(&call.base))?;
             let group = self.bind(
                 &pipeline,
-                &[(slot::PARAMS, &uniform), (slot::AUX, &call.aux)],
+                &[
+                    (slot::PARAMS, uniform.slice(..)),
+                    (slot::AUX, call.aux.slice(..)),
+                ],
             );
             list.push((
                 "elementwise_fold",
@@ -270,22 +284,22 @@ impl Context {
         }
         let pipeline = k("elementwise_reduce")?;
         let loss_buf = match call.reduction {
-            Reduction::None => &d.loss,
+            Reduction::None => d.loss.slice(..),
             _ => b.loss,
         };
         // An empty input still needs a binding; the reduce reads input and
         // target only at a bad position.
         let (input, target) = match call.shape.len {
-            0 => (&d.read, &d.read),
+            0 => (d.read.slice(..), d.read.slice(..)),
             _ => (b.input, b.target),
         };
         let entries = [
-            (slot::PARAMS, reduce_uniform),
+            (slot::PARAMS, reduce_uniform.slice(..)),
             (slot::INPUT, input),
             (slot::TARGET, target),
-            (slot::AUX, &call.aux),
+            (slot::AUX, call.aux.slice(..)),
             (slot::LOSS, loss_buf),
-            (slot::STATUS, b.status.unwrap_or(&d.lse)),
+            (slot::STATUS, b.status.unwrap_or(d.lse.slice(..))),
         ];
         let group = self.bind(&pipeline, &entries);
         list.push(("elementwise_reduce", pipeline, group, (1, 1)));
@@ -332,11 +346,11 @@ impl Context {
             }
             None => {}
         }
-        let mut all: Vec<(&'static str, &wgpu::Buffer)> =
+        let mut all: Vec<(&'static str, wgpu::BufferSlice<'_>)> =
             vec![("input", b.input), ("target", b.target)];
         all.extend(b.weight.map(|(w, _)| ("weight", w)));
         all.extend(b.pos_weight.map(|w| ("pos_weight", w)));
-        let written: Vec<(&'static str, &wgpu::Buffer)> = [
+        let written: Vec<(&'static str, wgpu::BufferSlice<'_>)> = [
             Some(("loss", b.loss)),
             b.grad.map(|g| ("grad", g)),
             b.status.map(|s| ("status", s)),

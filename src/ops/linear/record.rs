@@ -17,36 +17,39 @@ use crate::ops::matmul::MatmulDims;
 use crate::ops::matmul::{MatrixView, ProductBuffers};
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
-/// caller's and from the context's device, each with `STORAGE` usage.
+/// caller's and from the context's device: regions of `wgpu::Buffer`s
+/// (`buffer.slice(..)` for all of one) with `STORAGE` usage, starting at a
+/// multiple of the device's `min_storage_buffer_offset_alignment` (and of
+/// 16), each written one in a buffer of its own.
 ///
 /// `hidden`, `weight` and `bias` are stored in the options' precision (bf16
 /// and f16 two to a 4-byte word); everything else is f32 or i32.
 #[derive(Debug, Clone, Copy)]
 pub struct LinearBuffers<'a> {
     /// `h`, `(n, h)` row-major.
-    pub hidden: &'a wgpu::Buffer,
+    pub hidden: wgpu::BufferSlice<'a>,
     /// `W`, `(v, h)` row-major.
-    pub weight: &'a wgpu::Buffer,
+    pub weight: wgpu::BufferSlice<'a>,
     /// `b`, `v` elements; `None` for no bias.
-    pub bias: Option<&'a wgpu::Buffer>,
+    pub bias: Option<wgpu::BufferSlice<'a>>,
     /// i32 class indices, `n` of them.
-    pub targets: &'a wgpu::Buffer,
+    pub targets: wgpu::BufferSlice<'a>,
     /// f32 class weights, `v`; `None` for all ones.
-    pub class_weights: Option<&'a wgpu::Buffer>,
+    pub class_weights: Option<wgpu::BufferSlice<'a>>,
     /// f32 loss: 1 element for `mean` and `sum`, `n` for `none`.
-    pub loss: &'a wgpu::Buffer,
+    pub loss: wgpu::BufferSlice<'a>,
     /// f32 `∂L/∂h`, `(n, h)`; `None` to skip it.
-    pub grad_hidden: Option<&'a wgpu::Buffer>,
+    pub grad_hidden: Option<wgpu::BufferSlice<'a>>,
     /// f32 `∂L/∂W`, `(v, h)`; `None` to skip it.
-    pub grad_weight: Option<&'a wgpu::Buffer>,
+    pub grad_weight: Option<wgpu::BufferSlice<'a>>,
     /// f32 `∂L/∂b`, `v`; `None` to skip it.
-    pub grad_bias: Option<&'a wgpu::Buffer>,
+    pub grad_bias: Option<wgpu::BufferSlice<'a>>,
     /// The target range check ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes).
-    pub status: &'a wgpu::Buffer,
+    pub status: wgpu::BufferSlice<'a>,
     /// f32 per-row log-sum-exp of the (capped) logits, `n`; optional.
-    pub lse: Option<&'a wgpu::Buffer>,
+    pub lse: Option<wgpu::BufferSlice<'a>>,
     /// u32 count of rows whose argmax is the target; optional.
-    pub correct: Option<&'a wgpu::Buffer>,
+    pub correct: Option<wgpu::BufferSlice<'a>>,
 }
 
 impl Context {
@@ -70,7 +73,8 @@ impl Context {
     /// first of them.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`]; [`Error::BadBuffer`] for a buffer too small,
+    /// [`Error::InvalidOption`]; [`Error::BadOffset`] for a region at an offset
+    /// the device cannot bind; [`Error::BadBuffer`] for a buffer too small,
     /// without `STORAGE`, or an output that aliases another buffer; the
     /// errors of [`Context::plan_linear_cross_entropy`] and
     /// [`Context::record_matmul`]; [`Error::Gpu`].
@@ -90,8 +94,8 @@ impl Context {
     /// let (loss, status) = (init(&[0; 4]), init(&[0; 16]));
     /// let (gh, gw) = (init(&[0; 24]), init(&[0; 48]));
     /// let buffers = xent::LinearBuffers {
-    ///     grad_hidden: Some(&gh), grad_weight: Some(&gw),
-    ///     ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+    ///     grad_hidden: Some(gh.slice(..)), grad_weight: Some(gw.slice(..)),
+    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..), targets.slice(..), loss.slice(..), status.slice(..))
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// ctx.record_linear_cross_entropy(&mut encoder, dims, &Default::default(), &buffers)?;
@@ -150,7 +154,7 @@ impl Context {
             )
         };
         let ce = CrossEntropyBuffers {
-            logits: &window,
+            logits: window.slice(..),
             targets: TargetBuffer::ClassI32(b.targets),
             weights: b.class_weights,
             sample_weights: None,
@@ -176,11 +180,15 @@ impl Context {
             dims,
             opts,
             b,
-            window: &window,
+            window: window.slice(..),
             // An empty shard's products read placeholders: its ∂L/∂h part
             // is a product over k = 0, zeros.
-            weight: if dims.v == 0 { &d.read } else { b.weight },
-            placeholder: &d.read,
+            weight: if dims.v == 0 {
+                d.read.slice(..)
+            } else {
+                b.weight
+            },
+            placeholder: d.read.slice(..),
             window_rows: plan.window_rows,
             partial: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. })),
         };
@@ -222,7 +230,7 @@ impl Context {
                 self.check_bytes(what, buffer, elems as u64 * 4)?;
             }
         }
-        let mut all: Vec<(&'static str, &wgpu::Buffer)> = vec![
+        let mut all: Vec<(&'static str, wgpu::BufferSlice<'_>)> = vec![
             ("hidden", b.hidden),
             ("weight", b.weight),
             ("targets", b.targets),
@@ -335,7 +343,7 @@ impl Context {
         (m, n, k): (usize, usize, usize),
         a: MatrixView<'_>,
         b: MatrixView<'_>,
-        (out, offset): (&wgpu::Buffer, usize),
+        (out, offset): (wgpu::BufferSlice<'_>, usize),
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
         let buffers = ProductBuffers {
@@ -359,10 +367,10 @@ struct LinearCall<'a> {
     opts: &'a LinearCrossEntropyOptions,
     b: &'a LinearBuffers<'a>,
     /// The context's window of logits.
-    window: &'a wgpu::Buffer,
+    window: wgpu::BufferSlice<'a>,
     /// `W`, or a placeholder for an empty shard.
-    weight: &'a wgpu::Buffer,
-    placeholder: &'a wgpu::Buffer,
+    weight: wgpu::BufferSlice<'a>,
+    placeholder: wgpu::BufferSlice<'a>,
     window_rows: usize,
     /// A shard's partial: no gradient products.
     partial: bool,
@@ -371,7 +379,7 @@ struct LinearCall<'a> {
 impl<'a> LinearCall<'a> {
     /// A dense view of `buffer` in the options' precision, rows `stride`
     /// apart, from element `offset`.
-    fn view(&self, buffer: &'a wgpu::Buffer, stride: usize, offset: usize) -> MatrixView<'a> {
+    fn view(&self, buffer: wgpu::BufferSlice<'a>, stride: usize, offset: usize) -> MatrixView<'a> {
         MatrixView {
             offset: offset as u64,
             ..MatrixView::dense(buffer, self.opts.precision, stride)
@@ -393,16 +401,16 @@ impl<'a> LinearBuffers<'a> {
     /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size, mapped_at_creation: false, usage: wgpu::BufferUsages::STORAGE });
     /// let (h, w, t, loss, status) = (buffer(24), buffer(48), buffer(8), buffer(4), buffer(16));
-    /// let b = xent::LinearBuffers::new(&h, &w, &t, &loss, &status);
+    /// let b = xent::LinearBuffers::new(h.slice(..), w.slice(..), t.slice(..), loss.slice(..), status.slice(..));
     /// assert!(b.grad_weight.is_none());
     /// # Ok(()) }
     /// ```
     pub fn new(
-        hidden: &'a wgpu::Buffer,
-        weight: &'a wgpu::Buffer,
-        targets: &'a wgpu::Buffer,
-        loss: &'a wgpu::Buffer,
-        status: &'a wgpu::Buffer,
+        hidden: wgpu::BufferSlice<'a>,
+        weight: wgpu::BufferSlice<'a>,
+        targets: wgpu::BufferSlice<'a>,
+        loss: wgpu::BufferSlice<'a>,
+        status: wgpu::BufferSlice<'a>,
     ) -> Self {
         Self {
             hidden,

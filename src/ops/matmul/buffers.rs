@@ -10,11 +10,14 @@ use crate::error::{Error, Result};
 /// (`W` of shape `(V, H)` is the `H × V` operand `Wᵀ` of `h·Wᵀ`).
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixView<'a> {
-    /// `STORAGE` usage, from the context's device.
-    pub buffer: &'a wgpu::Buffer,
+    /// The region holding it (`buffer.slice(..)` for a whole buffer):
+    /// `STORAGE` usage, from the context's device, starting at a multiple
+    /// of the device's `min_storage_buffer_offset_alignment` (and of 16).
+    pub buffer: wgpu::BufferSlice<'a>,
     /// The elements' type (f16 needs `SHADER_F16`; bf16 two to a `u32`).
     pub precision: Precision,
-    /// Index, in elements, of the first stored element.
+    /// Index, in elements from the region's start, of the first stored
+    /// element (any index: it need not be aligned).
     pub offset: u64,
     /// Elements between the starts of neighbouring stored rows.
     pub stride: u64,
@@ -23,18 +26,18 @@ pub struct MatrixView<'a> {
 }
 
 impl<'a> MatrixView<'a> {
-    /// A dense row-major matrix of rows `cols` elements long from the buffer's start.
+    /// A dense row-major matrix of rows `cols` elements long from the region's start.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?;
     /// let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size: 64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
-    /// let w = xent::MatrixView::dense(&b, xent::Precision::F32, 4).transposed();
+    /// let w = xent::MatrixView::dense(b.slice(..), xent::Precision::F32, 4).transposed();
     /// assert!(w.transposed && w.stride == 4);
     /// # Ok(()) }
     /// ```
-    pub fn dense(buffer: &'a wgpu::Buffer, precision: Precision, cols: usize) -> Self {
+    pub fn dense(buffer: wgpu::BufferSlice<'a>, precision: Precision, cols: usize) -> Self {
         Self {
             buffer,
             precision,
@@ -166,9 +169,10 @@ pub struct ProductBuffers<'a> {
     /// `B`, `k × n`.
     pub b: MatrixView<'a>,
     /// `n` elements in `b`'s precision added to every output row; `None` for none.
-    pub bias: Option<&'a wgpu::Buffer>,
-    /// f32 output: row `i` from element `out_offset + i·out_stride`.
-    pub out: &'a wgpu::Buffer,
+    pub bias: Option<wgpu::BufferSlice<'a>>,
+    /// f32 output: row `i` from element `out_offset + i·out_stride` of the
+    /// region, in a buffer apart from the inputs'.
+    pub out: wgpu::BufferSlice<'a>,
     pub out_offset: u64,
     pub out_stride: u64,
     /// Add the product to what `out` holds (`out + A·B`, in that order).

@@ -60,14 +60,14 @@ impl Context {
         let buffers = ProductBuffers {
             a: MatrixView {
                 transposed: opts.transpose_a,
-                ..MatrixView::dense(&a_buf, p, ac)
+                ..MatrixView::dense(a_buf.slice(..), p, ac)
             },
             b: MatrixView {
                 transposed: opts.transpose_b,
-                ..MatrixView::dense(&b_buf, p, bc)
+                ..MatrixView::dense(b_buf.slice(..), p, bc)
             },
             bias: None,
-            out: &out,
+            out: out.slice(..),
             out_offset: 0,
             out_stride: n as u64,
             accumulate: false,

@@ -74,7 +74,8 @@ impl Context {
     /// order. Nothing is submitted.
     ///
     /// # Errors
-    /// [`Error::BadBuffer`] for an operand or output outside its buffer, past
+    /// [`Error::BadOffset`] for a region at an offset the device cannot bind;
+    /// [`Error::BadBuffer`] for an operand or output outside its region, past
     /// one binding, with a stride shorter than its rows, without `STORAGE`,
     /// or an output that is an input's buffer; [`Error::Unsupported`] for
     /// more tiles along an axis than the device dispatches (65 535 tiles or
@@ -94,9 +95,9 @@ impl Context {
     /// let (h, w) = (init(&[1.0; 6]), init(&[0.5; 12]));
     /// let out = init(&[0.0; 8]);
     /// let buffers = ProductBuffers {
-    ///     a: MatrixView::dense(&h, Precision::F32, 3),
-    ///     b: MatrixView::dense(&w, Precision::F32, 3).transposed(),
-    ///     bias: None, out: &out, out_offset: 0, out_stride: 4, accumulate: false,
+    ///     a: MatrixView::dense(h.slice(..), Precision::F32, 3),
+    ///     b: MatrixView::dense(w.slice(..), Precision::F32, 3).transposed(),
+    ///     bias: None, out: out.slice(..), out_offset: 0, out_stride: 4, accumulate: false,
     ///     kernel: Default::default(),
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
@@ -174,7 +175,7 @@ impl Context {
             ("b", Some(b.b.buffer)),
             ("bias", b.bias),
         ] {
-            if input.is_some_and(|i| i == b.out) {
+            if input.is_some_and(|i| i.buffer() == b.out.buffer()) {
                 return Err(Error::BadBuffer {
                     what: "out",
                     reason: format!("it is the buffer of input `{what}`"),
@@ -240,13 +241,14 @@ impl Context {
         // `aligned()` is false: never read.
         let view4 = |v: &MatrixView<'_>| -> (wgpu::Buffer, (u64, u64)) {
             if v.buffer.size() >= v.quad_bytes() {
-                (v.buffer.clone(), self.whole_range(v.buffer, v.quad_bytes()))
+                let r = v.buffer;
+                (r.buffer().clone(), self.whole_range(r, v.quad_bytes()))
             } else {
-                (read.clone(), self.whole_range(&read, 16))
+                (read.clone(), self.whole_range(read.slice(..), 16))
             }
         };
         let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&b.a), view4(&b.b));
-        let bias = b.bias.unwrap_or(&read);
+        let bias = b.bias.unwrap_or(read.slice(..));
         let grid = (kernel.grid.0 as u32, kernel.grid.1 as u32);
         let mut list = Vec::new();
         let mut k0 = 0;
@@ -271,14 +273,20 @@ impl Context {
             };
             let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
             let entries = [
-                (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
-                (slot::LHS, b.a.buffer, self.whole_range(b.a.buffer, 4)),
-                (slot::RHS, b.b.buffer, self.whole_range(b.b.buffer, 4)),
-                (slot::OUT, b.out, self.whole_range(b.out, 4)),
-                (slot::BIAS, bias, self.whole_range(bias, 4)),
+                (slot::PARAMS, uniform.slice(..)),
+                (slot::LHS, b.a.buffer),
+                (slot::RHS, b.b.buffer),
+                (slot::OUT, b.out),
+                (slot::BIAS, bias),
+            ];
+            let mut entries: Vec<_> = entries
+                .iter()
+                .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
+                .collect();
+            entries.extend([
                 (slot::LHS4, &lhs4, lhs4_range),
                 (slot::RHS4, &rhs4, rhs4_range),
-            ];
+            ]);
             let group = self.bind_ranges(pipeline, &entries);
             list.push((kernel.entry, pipeline.clone(), group, grid));
             if k1 == k {
@@ -296,7 +304,7 @@ impl Context {
         m: usize,
         n: usize,
         a: &MatrixView<'_>,
-        out: &wgpu::Buffer,
+        out: wgpu::BufferSlice<'_>,
         out_offset: u64,
         accumulate: bool,
     ) -> Result<Option<Dispatch>> {
@@ -347,11 +355,11 @@ impl Context {
         let pipeline = self.matmul_pipeline(variant, "column_sums")?;
         let uniform = self.uniform("xent column sums params", bytemuck::bytes_of(&params))?;
         let entries = [
-            (slot::PARAMS, &uniform, self.whole_range(&uniform, 4)),
-            (slot::LHS, a.buffer, self.whole_range(a.buffer, 4)),
-            (slot::OUT, out, self.whole_range(out, 4)),
+            (slot::PARAMS, uniform.slice(..)),
+            (slot::LHS, a.buffer),
+            (slot::OUT, out),
         ];
-        let group = self.bind_ranges(&pipeline, &entries);
+        let group = self.bind(&pipeline, &entries);
         let grid = self.grid(n.div_ceil(SUMS_WG))?;
         scope.pop("preparing column sums")?;
         Ok(Some(("column_sums", pipeline, group, grid)))

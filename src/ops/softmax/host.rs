@@ -3,166 +3,101 @@
 //! its [`cpu`](crate::cpu) twin.
 
 use super::cpu;
-use super::SoftmaxKind;
+use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
+use crate::core::precision::widen_all;
 use crate::core::shape;
 use crate::core::shape::Layout;
 use crate::core::transfer::STORAGE_OUT;
 use crate::core::Context;
-use crate::core::Precision;
+use crate::core::{Element, Precision};
 use crate::error::{GpuScope, Result};
 
 impl Context {
-    /// Softmax along the class axis on the GPU.
+    /// Softmax or log-softmax (`options.kind`) along the class axis on the
+    /// GPU, of `x` stored on the device as it is (`f32`, `half::f16` on
+    /// devices with `SHADER_F16`, or `half::bf16`: two to a word, rounded
+    /// to nearest even; every sum in f32). Returns the stored outputs
+    /// widened exactly to f32.
     ///
     /// # Errors
     /// [`Error::InvalidShape`](crate::Error::InvalidShape) (also for a tensor larger than the device's
     /// largest buffer or binding, checked before uploading),
-    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch); [`Error::Mismatch`](crate::Error::Mismatch) in
-    /// verify mode; [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch), [`Error::Unsupported`](crate::Error::Unsupported)
+    /// (f16 without `SHADER_F16`); [`Error::Mismatch`](crate::Error::Mismatch) in verify mode (an
+    /// f16 or bf16 output held to [`Tolerance::F16`](crate::Tolerance::F16) or
+    /// [`Tolerance::BF16`](crate::Tolerance::BF16)); [`Error::Gpu`](crate::Error::Gpu);
+    /// [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
+    /// use xent::{SoftmaxKind, SoftmaxOptions};
     /// let ctx = xent::Context::from_env()?;
-    /// let p = ctx.softmax(&[0.0, 0.0], &[1, 2])?;
+    /// let p = ctx.softmax(&[0.0f32, 0.0], &[1, 2], &SoftmaxOptions::default())?;
     /// assert_eq!(p, vec![0.5, 0.5]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise(x, dims, SoftmaxKind::Softmax)
-    }
-
-    /// Log-softmax along the class axis on the GPU.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`](crate::Context::softmax).
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let y = ctx.log_softmax(&[1.0, 1.0], &[2])?;
-    /// assert!((y[0] + std::f32::consts::LN_2).abs() < 1e-6);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn log_softmax(&self, x: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise(x, dims, SoftmaxKind::LogSoftmax)
-    }
-
-    /// The backward of softmax on the GPU: given the forward output `y` and the
-    /// upstream gradient `dy`, returns `dx = y ⊙ (dy − Σ dy·y)` per row.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`](crate::Context::softmax), for both inputs.
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let dx = ctx.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], &[1, 2])?;
-    /// assert_eq!(dx, vec![0.25, -0.25]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise_backward(y, dy, dims, SoftmaxKind::Softmax)
-    }
-
-    /// The backward of log-softmax on the GPU: given the forward output `y`
-    /// (log-probabilities) and `dy`, returns `dx = dy − exp(y)·Σ dy` per row.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`](crate::Context::softmax), for both inputs.
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let half = 0.5f32.ln();
-    /// let dx = ctx.log_softmax_backward(&[half, half], &[1.0, 0.0], &[1, 2])?;
-    /// assert_eq!(dx, vec![0.5, -0.5]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn log_softmax_backward(&self, y: &[f32], dy: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        self.normalise_backward(y, dy, dims, SoftmaxKind::LogSoftmax)
-    }
-
-    /// Softmax along the class axis with the input and the output stored in
-    /// bf16 on the device (two to a word, rounded to nearest even; sums in
-    /// f32), on every device. Returns the bf16 outputs widened exactly to f32.
-    ///
-    /// # Errors
-    /// As [`Context::softmax`] (verify mode holds the output to
-    /// [`Tolerance::BF16`](crate::Tolerance::BF16)).
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
-    /// let x = [half::bf16::from_f32(0.0); 4];
-    /// assert_eq!(ctx.softmax_bf16(&x, &[1, 4])?, vec![0.25; 4]);
-    /// # Ok::<(), xent::Error>(())
-    /// ```
-    pub fn softmax_bf16(&self, x: &[half::bf16], dims: &[usize]) -> Result<Vec<f32>> {
-        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-        self.normalise_as(
-            bytemuck::cast_slice(x),
-            &x32,
-            dims,
-            SoftmaxKind::Softmax,
-            Precision::BF16,
-        )
-    }
-
-    /// Log-softmax as [`Context::softmax_bf16`].
-    ///
-    /// # Errors
-    /// As [`Context::softmax_bf16`].
-    ///
-    /// ```
-    /// let ctx = xent::Context::from_env()?;
-    /// let y = ctx.log_softmax_bf16(&[half::bf16::from_f32(1.0); 2], &[2])?;
+    /// let log = SoftmaxOptions { kind: SoftmaxKind::LogSoftmax };
+    /// let y = ctx.softmax(&[half::bf16::from_f32(1.0); 2], &[2], &log)?;
     /// assert_eq!(y[0], half::bf16::from_f32(-std::f32::consts::LN_2).to_f32());
     /// # Ok::<(), xent::Error>(())
     /// ```
-    pub fn log_softmax_bf16(&self, x: &[half::bf16], dims: &[usize]) -> Result<Vec<f32>> {
-        let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-        self.normalise_as(
-            bytemuck::cast_slice(x),
-            &x32,
-            dims,
-            SoftmaxKind::LogSoftmax,
-            Precision::BF16,
-        )
-    }
-
-    fn normalise(&self, x: &[f32], dims: &[usize], kind: SoftmaxKind) -> Result<Vec<f32>> {
-        self.normalise_as(bytemuck::cast_slice(x), x, dims, kind, Precision::F32)
-    }
-
-    /// The forward on `stored` (the input as the device holds it in
-    /// `precision`), verified against the CPU on `x`, its values as f32.
-    fn normalise_as(
+    pub fn softmax<T: Element>(
         &self,
-        stored: &[u8],
-        x: &[f32],
+        x: &[T],
         dims: &[usize],
-        kind: SoftmaxKind,
-        precision: Precision,
+        options: &SoftmaxOptions,
     ) -> Result<Vec<f32>> {
+        let precision = T::PRECISION;
         let y = self.run_normalise(
-            &[("input", stored)],
+            &[("input", bytemuck::cast_slice(x))],
             x.len(),
             dims,
             precision,
-            |enc, bufs, out| self.record_softmax_as(enc, dims, kind, precision, bufs[0], out),
+            |enc, bufs, out| {
+                let buffers = SoftmaxBuffers {
+                    input: bufs[0].slice(..),
+                    output: out.slice(..),
+                    precision,
+                };
+                self.record_softmax(enc, dims, options, &buffers)
+            },
         )?;
         if let Some(tol) = self.verify {
-            let reference = match kind {
-                SoftmaxKind::Softmax => cpu::softmax_reference(x, dims)?,
-                SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(x, dims)?,
+            let x = widen_all(x);
+            let reference = match options.kind {
+                SoftmaxKind::Softmax => cpu::softmax_reference(&x, dims)?,
+                SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(&x, dims)?,
             };
             precision.tolerance(tol).check("softmax", &y, &reference)?;
         }
         Ok(y)
     }
 
-    fn normalise_backward(
+    /// The backward of softmax or log-softmax (`options.kind`) on the GPU:
+    /// given the forward output `y` and the upstream gradient `dy`, returns
+    /// `dx = y ⊙ (dy − Σ dy·y)` (softmax) or `dx = dy − exp(y)·Σ dy`
+    /// (log-softmax) per row, the three stored as `T` on the device, as
+    /// [`Context::softmax`].
+    ///
+    /// # Errors
+    /// As [`Context::softmax`], for both inputs.
+    ///
+    /// ```
+    /// use xent::{SoftmaxKind, SoftmaxOptions};
+    /// let ctx = xent::Context::from_env()?;
+    /// let dx = ctx.softmax_backward(&[0.5f32, 0.5], &[1.0, 0.0], &[1, 2], &SoftmaxOptions::default())?;
+    /// assert_eq!(dx, vec![0.25, -0.25]);
+    /// let half = 0.5f32.ln();
+    /// let log = SoftmaxOptions { kind: SoftmaxKind::LogSoftmax };
+    /// let dx = ctx.softmax_backward(&[half, half], &[1.0, 0.0], &[1, 2], &log)?;
+    /// assert_eq!(dx, vec![0.5, -0.5]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn softmax_backward<T: Element>(
         &self,
-        y: &[f32],
-        dy: &[f32],
+        y: &[T],
+        dy: &[T],
         dims: &[usize],
-        kind: SoftmaxKind,
+        options: &SoftmaxOptions,
     ) -> Result<Vec<f32>> {
+        let precision = T::PRECISION;
         let dx = self.run_normalise(
             &[
                 ("output", bytemuck::cast_slice(y)),
@@ -170,15 +105,26 @@ impl Context {
             ],
             y.len(),
             dims,
-            Precision::F32,
-            |enc, bufs, out| self.record_softmax_backward(enc, dims, kind, bufs[0], bufs[1], out),
+            precision,
+            |enc, bufs, out| {
+                let buffers = SoftmaxBackwardBuffers {
+                    output: bufs[0].slice(..),
+                    grad_output: bufs[1].slice(..),
+                    grad_input: out.slice(..),
+                    precision,
+                };
+                self.record_softmax_backward(enc, dims, options, &buffers)
+            },
         )?;
         if let Some(tol) = self.verify {
-            let reference = match kind {
-                SoftmaxKind::Softmax => cpu::softmax_backward_reference(y, dy, dims)?,
-                SoftmaxKind::LogSoftmax => cpu::log_softmax_backward_reference(y, dy, dims)?,
+            let (y, dy) = (widen_all(y), widen_all(dy));
+            let reference = match options.kind {
+                SoftmaxKind::Softmax => cpu::softmax_backward_reference(&y, &dy, dims)?,
+                SoftmaxKind::LogSoftmax => cpu::log_softmax_backward_reference(&y, &dy, dims)?,
             };
-            tol.check("softmax backward", &dx, &reference)?;
+            precision
+                .tolerance(tol)
+                .check("softmax backward", &dx, &reference)?;
         }
         Ok(dx)
     }

@@ -3,7 +3,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
-use crate::core::binding::no_aliasing;
+use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
+use crate::core::binding::written_apart;
 use crate::core::encode::{Dispatches, Timing};
 use crate::core::shape::Layout;
 use crate::core::Context;
@@ -24,42 +25,27 @@ struct SoftmaxParams {
     _pad: u32,
 }
 
-/// Which normalisation [`Context::record_softmax`](crate::Context::record_softmax) computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SoftmaxKind {
-    /// `exp(x − max) / Σ exp(x − max)`.
-    Softmax,
-    /// `x − max − log Σ exp(x − max)`.
-    LogSoftmax,
-}
-
-impl SoftmaxKind {
-    /// The code of `Params::mode` (`LOG_SOFTMAX` in `shaders/softmax/kernels.wgsl`).
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            SoftmaxKind::Softmax => 0,
-            SoftmaxKind::LogSoftmax => 1,
-        }
-    }
-}
-
 impl Context {
-    /// Records softmax or log-softmax of `input` along the class axis into `output`.
+    /// Records softmax or log-softmax of `buffers.input` along the class
+    /// axis into `buffers.output`.
     ///
-    /// `dims` as in [`Context::record_cross_entropy`](crate::Context::record_cross_entropy); both buffers hold
-    /// `layout.len()` f32 values and need `STORAGE` usage. The buffers and
-    /// the encoder must come from this context's device, never from another
+    /// `dims` as in [`Context::record_cross_entropy`](crate::Context::record_cross_entropy);
+    /// what each region needs is in [`SoftmaxBuffers`]. The buffers and the
+    /// encoder must come from this context's device, never from another
     /// `wgpu::Instance`, as for [`Context::record_cross_entropy`](crate::Context::record_cross_entropy).
     ///
     /// # Errors
     /// [`Error::InvalidShape`](crate::Error::InvalidShape) (also for a tensor, or the partials of its
     /// split rows, past the device's largest binding: softmax is not
-    /// chunked), [`Error::BadBuffer`](crate::Error::BadBuffer), [`Error::Gpu`](crate::Error::Gpu) and
+    /// chunked), [`Error::BadBuffer`](crate::Error::BadBuffer),
+    /// [`Error::BadOffset`](crate::Error::BadOffset), [`Error::Unsupported`](crate::Error::Unsupported)
+    /// (f16 without `SHADER_F16`), [`Error::Gpu`](crate::Error::Gpu) and
     /// [`Error::DeviceLost`](crate::Error::DeviceLost) as for cross-entropy.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// use wgpu::util::DeviceExt;
+    /// use xent::{Precision, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
     /// let ctx = xent::Context::from_env()?;
     /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     /// let x = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -67,7 +53,9 @@ impl Context {
     /// let y = ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size: 12, usage, mapped_at_creation: false });
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_softmax(&mut encoder, &[1, 3], xent::SoftmaxKind::LogSoftmax, &x, &y)?;
+    /// let opts = SoftmaxOptions { kind: SoftmaxKind::LogSoftmax };
+    /// let buffers = SoftmaxBuffers { input: x.slice(..), output: y.slice(..), precision: Precision::F32 };
+    /// ctx.record_softmax(&mut encoder, &[1, 3], &opts, &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -75,46 +63,10 @@ impl Context {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
-        kind: SoftmaxKind,
-        input: &wgpu::Buffer,
-        output: &wgpu::Buffer,
+        options: &SoftmaxOptions,
+        buffers: &SoftmaxBuffers<'_>,
     ) -> Result<()> {
-        self.record_softmax_as(encoder, dims, kind, Precision::F32, input, output)
-    }
-
-    /// [`Context::record_softmax`] with the input and the output stored in
-    /// `precision` (`BF16` two to a word, `F16` on devices with
-    /// `SHADER_F16`; every sum in f32): each buffer holds `layout.len()`
-    /// such values, in whole words.
-    ///
-    /// # Errors
-    /// As [`Context::record_softmax`]; [`Error::Unsupported`](crate::Error::Unsupported)
-    /// for f16 without `SHADER_F16`.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use wgpu::util::DeviceExt;
-    /// let ctx = xent::Context::from_env()?;
-    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    /// let x: Vec<half::bf16> = [1.0f32, 2.0, 3.0, 4.0].iter().map(|&v| half::bf16::from_f32(v)).collect();
-    /// let x = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-    ///     label: None, contents: bytemuck::cast_slice(&x), usage });
-    /// let y = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-    ///     label: None, size: 8, usage, mapped_at_creation: false });
-    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_softmax_as(&mut encoder, &[1, 4], xent::SoftmaxKind::Softmax, xent::Precision::BF16, &x, &y)?;
-    /// ctx.queue().submit([encoder.finish()]);
-    /// # Ok(()) }
-    /// ```
-    pub fn record_softmax_as(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        dims: &[usize],
-        kind: SoftmaxKind,
-        precision: Precision,
-        input: &wgpu::Buffer,
-        output: &wgpu::Buffer,
-    ) -> Result<()> {
+        let precision = buffers.precision;
         let [narrow, wide, partial, split] = self.softmax_pipelines(
             precision,
             [
@@ -127,10 +79,10 @@ impl Context {
         self.record_normalise(
             encoder,
             dims,
-            kind,
+            options.kind,
             precision,
             [&narrow, &wide, &partial, &split],
-            &[("input", input), ("output", output)],
+            &[("input", buffers.input), ("output", buffers.output)],
         )
     }
 
@@ -138,22 +90,26 @@ impl Context {
     /// given the forward output `output` (y) and the upstream gradient
     /// `grad_output` (dy), writes `grad_input` (dx) as a vector-Jacobian product,
     /// `dx = y ⊙ (dy − Σ dy·y)` for softmax, `dx = dy − exp(y)·Σ dy` for log-softmax.
-    /// Buffers and encoder from this context's device, as for the forward.
+    /// Regions as in [`SoftmaxBackwardBuffers`]; buffers and encoder from this
+    /// context's device, as for the forward.
     ///
     /// # Errors
-    /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::BadBuffer`](crate::Error::BadBuffer), [`Error::Gpu`](crate::Error::Gpu) and
-    /// [`Error::DeviceLost`](crate::Error::DeviceLost) as for the forward.
+    /// As [`Context::record_softmax`].
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// use wgpu::util::DeviceExt;
+    /// use xent::{Precision, SoftmaxBackwardBuffers, SoftmaxOptions};
     /// let ctx = xent::Context::from_env()?;
     /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: bytemuck::cast_slice(v), usage });
     /// let (y, dy, dx) = (init(&[0.5, 0.5]), init(&[1.0, 0.0]), init(&[0.0, 0.0]));
+    /// let buffers = SoftmaxBackwardBuffers {
+    ///     output: y.slice(..), grad_output: dy.slice(..), grad_input: dx.slice(..),
+    ///     precision: Precision::F32 };
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_softmax_backward(&mut encoder, &[1, 2], xent::SoftmaxKind::Softmax, &y, &dy, &dx)?;
+    /// ctx.record_softmax_backward(&mut encoder, &[1, 2], &SoftmaxOptions::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -161,56 +117,10 @@ impl Context {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
-        kind: SoftmaxKind,
-        output: &wgpu::Buffer,
-        grad_output: &wgpu::Buffer,
-        grad_input: &wgpu::Buffer,
+        options: &SoftmaxOptions,
+        buffers: &SoftmaxBackwardBuffers<'_>,
     ) -> Result<()> {
-        self.record_softmax_backward_as(
-            encoder,
-            dims,
-            kind,
-            Precision::F32,
-            output,
-            grad_output,
-            grad_input,
-        )
-    }
-
-    /// [`Context::record_softmax_backward`] with the three tensors stored
-    /// in `precision`, as [`Context::record_softmax_as`].
-    ///
-    /// # Errors
-    /// As [`Context::record_softmax_as`].
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use wgpu::util::DeviceExt;
-    /// let ctx = xent::Context::from_env()?;
-    /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    /// let init = |v: &[f32]| {
-    ///     let h: Vec<half::bf16> = v.iter().map(|&x| half::bf16::from_f32(x)).collect();
-    ///     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-    ///         label: None, contents: bytemuck::cast_slice(&h), usage })
-    /// };
-    /// let (y, dy, dx) = (init(&[0.5, 0.5]), init(&[1.0, 0.0]), init(&[0.0, 0.0]));
-    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_softmax_backward_as(&mut encoder, &[1, 2], xent::SoftmaxKind::Softmax,
-    ///     xent::Precision::BF16, &y, &dy, &dx)?;
-    /// ctx.queue().submit([encoder.finish()]);
-    /// # Ok(()) }
-    /// ```
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_softmax_backward_as(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        dims: &[usize],
-        kind: SoftmaxKind,
-        precision: Precision,
-        output: &wgpu::Buffer,
-        grad_output: &wgpu::Buffer,
-        grad_input: &wgpu::Buffer,
-    ) -> Result<()> {
+        let precision = buffers.precision;
         let [narrow, wide, partial, split] = self.softmax_pipelines(
             precision,
             [
@@ -223,13 +133,13 @@ impl Context {
         self.record_normalise(
             encoder,
             dims,
-            kind,
+            options.kind,
             precision,
             [&narrow, &wide, &partial, &split],
             &[
-                ("output", output),
-                ("grad_output", grad_output),
-                ("grad_input", grad_input),
+                ("output", buffers.output),
+                ("grad_output", buffers.grad_output),
+                ("grad_input", buffers.grad_input),
             ],
         )
     }
@@ -245,7 +155,7 @@ impl Context {
         kind: SoftmaxKind,
         precision: Precision,
         [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
-        buffers: &[(&'static str, &wgpu::Buffer)],
+        buffers: &[(&'static str, wgpu::BufferSlice<'_>)],
     ) -> Result<()> {
         // As in `prepare_cross_entropy`: popped before anything is recorded.
         let scope = GpuScope::push(&self.device);
@@ -260,7 +170,8 @@ impl Context {
                 self.check_bytes(what, buffer, bytes)?;
             }
         }
-        no_aliasing(buffers)?;
+        let (written, read) = buffers.split_last().expect("a written buffer");
+        written_apart(&[*written], read)?;
         if layout.is_empty() {
             // An empty batch: nothing to write.
             return Ok(());
@@ -279,7 +190,7 @@ impl Context {
         };
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params))?;
         // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
-        let mut entries = vec![(0, &uniform), (1, buffers[0].1)];
+        let mut entries = vec![(0, uniform.slice(..)), (1, buffers[0].1)];
         match buffers {
             [_, out] => entries.push((2, out.1)),
             [_, dy, out] => entries.extend([(3, dy.1), (2, out.1)]),
@@ -307,9 +218,13 @@ impl Context {
                     .iter()
                     .copied()
                     .filter(|&(slot, _)| slot != 2)
-                    .chain([(4, &parts)])
+                    .chain([(4, parts.slice(..))])
                     .collect();
-                let split_entries: Vec<_> = entries.iter().copied().chain([(4, &parts)]).collect();
+                let split_entries: Vec<_> = entries
+                    .iter()
+                    .copied()
+                    .chain([(4, parts.slice(..))])
+                    .collect();
                 for (entry, pipeline, entries) in [
                     ("partial", partial, partial_entries),
                     ("split", split, split_entries),

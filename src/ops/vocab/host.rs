@@ -150,9 +150,9 @@ impl Context {
             u8_targets: bool,
         ) -> TargetBuffer<'a> {
             match (class, probs) {
-                (Some(t), _) if u8_targets => TargetBuffer::ClassU8(t),
-                (Some(t), _) => TargetBuffer::ClassI32(t),
-                (None, Some(y)) => TargetBuffer::Probs(y),
+                (Some(t), _) if u8_targets => TargetBuffer::ClassU8(t.slice(..)),
+                (Some(t), _) => TargetBuffer::ClassI32(t.slice(..)),
+                (None, Some(y)) => TargetBuffer::Probs(y.slice(..)),
                 (None, None) => unreachable!("probability targets are sliced per shard"),
             }
         }
@@ -160,11 +160,11 @@ impl Context {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         for (k, (s, &range)) in shard_bufs.iter().zip(&ranges).enumerate() {
             let partial = VocabPartialBuffers {
-                logits: &s.logits,
+                logits: s.logits.slice(..),
                 targets: target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
-                weights: s.weights.as_ref(),
+                weights: s.weights.as_ref().map(|b| b.slice(..)),
                 precision,
-                partial: &s.partial,
+                partial: s.partial.slice(..),
             };
             self.record_vocab_partial(&mut encoder, dims, range, opts, &partial)?;
             records.gather(&mut encoder, k, &s.partial);
@@ -173,21 +173,21 @@ impl Context {
         let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
             let buffers = CrossEntropyBuffers {
-                weights: s.weights.as_ref(),
-                sample_weights: sample_buf.as_ref(),
-                lse: s.lse.as_ref(),
-                correct: s.correct.as_ref(),
+                weights: s.weights.as_ref().map(|b| b.slice(..)),
+                sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
+                lse: s.lse.as_ref().map(|b| b.slice(..)),
+                correct: s.correct.as_ref().map(|b| b.slice(..)),
                 in_place: opts.compute_grad,
                 precision,
                 ..CrossEntropyBuffers::new(
-                    &s.logits,
+                    s.logits.slice(..),
                     target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
-                    &s.loss,
+                    s.loss.slice(..),
                     None,
-                    &s.status,
+                    s.status.slice(..),
                 )
             };
-            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged)?;
+            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged.slice(..))?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];
@@ -332,8 +332,8 @@ impl Records {
             self.rows,
             self.shards,
             opts,
-            &self.gathered,
-            &self.merged,
+            self.gathered.slice(..),
+            self.merged.slice(..),
         )
     }
 }

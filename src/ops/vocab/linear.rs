@@ -17,17 +17,17 @@ use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 #[derive(Debug, Clone, Copy)]
 pub struct LinearPartialBuffers<'a> {
     /// `h`, `(n, h)`, in the options' precision.
-    pub hidden: &'a wgpu::Buffer,
+    pub hidden: wgpu::BufferSlice<'a>,
     /// The shard's rows of `W`: `(c1 − c0, h)`.
-    pub weight: &'a wgpu::Buffer,
+    pub weight: wgpu::BufferSlice<'a>,
     /// The shard's `b[c0..c1]`; `None` for no bias.
-    pub bias: Option<&'a wgpu::Buffer>,
+    pub bias: Option<wgpu::BufferSlice<'a>>,
     /// i32 class indices of the whole call, `n` of them.
-    pub targets: &'a wgpu::Buffer,
+    pub targets: wgpu::BufferSlice<'a>,
     /// The shard's class weights `w[c0..c1]`; `None` for all ones.
-    pub class_weights: Option<&'a wgpu::Buffer>,
+    pub class_weights: Option<wgpu::BufferSlice<'a>>,
     /// Written: the shard's records, `n ×` [`VOCAB_RECORD_BYTES`].
-    pub partial: &'a wgpu::Buffer,
+    pub partial: wgpu::BufferSlice<'a>,
 }
 
 impl Context {
@@ -59,8 +59,8 @@ impl Context {
     /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
     /// let partial = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
     /// let buffers = xent::LinearPartialBuffers {
-    ///     hidden: &hidden, weight: &weight, bias: None, targets: &targets,
-    ///     class_weights: None, partial: &partial,
+    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None, targets: targets.slice(..),
+    ///     class_weights: None, partial: partial.slice(..),
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &Default::default(), &buffers)?;
@@ -97,8 +97,8 @@ impl Context {
                 buffers.hidden,
                 buffers.weight,
                 buffers.targets,
-                &d.loss,
-                &d.correct,
+                d.loss.slice(..),
+                d.correct.slice(..),
             )
         };
         let call = self.prepare_linear_cross_entropy(
@@ -148,16 +148,16 @@ impl Context {
     /// let opts = xent::LinearCrossEntropyOptions::default();
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// let part = xent::LinearPartialBuffers {
-    ///     hidden: &hidden, weight: &weight, bias: None, targets: &targets,
-    ///     class_weights: None, partial: &partial,
+    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None, targets: targets.slice(..),
+    ///     class_weights: None, partial: partial.slice(..),
     /// };
     /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &opts, &part)?;
-    /// ctx.record_vocab_merge(&mut encoder, 2, 1, &opts.loss, &partial, &merged)?;
+    /// ctx.record_vocab_merge(&mut encoder, 2, 1, &opts.loss, partial.slice(..), merged.slice(..))?;
     /// let buffers = xent::LinearBuffers {
-    ///     grad_hidden: Some(&gh),
-    ///     ..xent::LinearBuffers::new(&hidden, &weight, &targets, &loss, &status)
+    ///     grad_hidden: Some(gh.slice(..)),
+    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..), targets.slice(..), loss.slice(..), status.slice(..))
     /// };
-    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, &merged)?;
+    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, merged.slice(..))?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -168,7 +168,7 @@ impl Context {
         range: ClassRange,
         opts: &LinearCrossEntropyOptions,
         buffers: &LinearBuffers<'_>,
-        merged: &wgpu::Buffer,
+        merged: wgpu::BufferSlice<'_>,
     ) -> Result<()> {
         let call = self.prepare_linear_cross_entropy(
             dims,

@@ -129,12 +129,12 @@ impl Context {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         for (k, (s, &range)) in shard_bufs.iter().zip(&ranges).enumerate() {
             let buffers = LinearPartialBuffers {
-                hidden: &hidden_buf,
-                weight: &s.weight,
-                bias: s.bias.as_ref(),
-                targets: &targets_buf,
-                class_weights: s.class_weights.as_ref(),
-                partial: &s.partial,
+                hidden: hidden_buf.slice(..),
+                weight: s.weight.slice(..),
+                bias: s.bias.as_ref().map(|b| b.slice(..)),
+                targets: targets_buf.slice(..),
+                class_weights: s.class_weights.as_ref().map(|b| b.slice(..)),
+                partial: s.partial.slice(..),
             };
             self.record_linear_vocab_partial(&mut encoder, dims, range, opts, &buffers)?;
             records.gather(&mut encoder, k, &s.partial);
@@ -143,16 +143,29 @@ impl Context {
         let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
             let buffers = LinearBuffers {
-                bias: s.bias.as_ref(),
-                class_weights: s.class_weights.as_ref(),
-                grad_hidden: s.gh.as_ref(),
-                grad_weight: s.gw.as_ref(),
-                grad_bias: s.gb.as_ref(),
-                lse: s.lse.as_ref(),
-                correct: s.correct.as_ref(),
-                ..LinearBuffers::new(&hidden_buf, &s.weight, &targets_buf, &s.loss, &s.status)
+                bias: s.bias.as_ref().map(|b| b.slice(..)),
+                class_weights: s.class_weights.as_ref().map(|b| b.slice(..)),
+                grad_hidden: s.gh.as_ref().map(|b| b.slice(..)),
+                grad_weight: s.gw.as_ref().map(|b| b.slice(..)),
+                grad_bias: s.gb.as_ref().map(|b| b.slice(..)),
+                lse: s.lse.as_ref().map(|b| b.slice(..)),
+                correct: s.correct.as_ref().map(|b| b.slice(..)),
+                ..LinearBuffers::new(
+                    hidden_buf.slice(..),
+                    s.weight.slice(..),
+                    targets_buf.slice(..),
+                    s.loss.slice(..),
+                    s.status.slice(..),
+                )
             };
-            self.record_linear_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged)?;
+            self.record_linear_vocab_finish(
+                &mut encoder,
+                dims,
+                range,
+                opts,
+                &buffers,
+                merged.slice(..),
+            )?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];

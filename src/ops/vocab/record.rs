@@ -20,16 +20,16 @@ use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 #[derive(Debug, Clone, Copy)]
 pub struct VocabPartialBuffers<'a> {
     /// The shard's input, `(N, c1 − c0, d1, …)`, in `precision`.
-    pub logits: &'a wgpu::Buffer,
+    pub logits: wgpu::BufferSlice<'a>,
     /// The whole call's targets: class indices of the whole call (one per
     /// row), or the shard's slice of probability targets (the input's shape).
     pub targets: TargetBuffer<'a>,
     /// The shard's class weights `w[c0..c1]`; `None` for all ones.
-    pub weights: Option<&'a wgpu::Buffer>,
+    pub weights: Option<wgpu::BufferSlice<'a>>,
     /// The input's storage.
     pub precision: Precision,
     /// Written: the shard's records, `rows ×` [`VOCAB_RECORD_BYTES`](crate::VOCAB_RECORD_BYTES).
-    pub partial: &'a wgpu::Buffer,
+    pub partial: wgpu::BufferSlice<'a>,
 }
 
 impl Context {
@@ -66,8 +66,8 @@ impl Context {
     /// let targets = init(bytemuck::cast_slice(&[2i32, 0]));
     /// let partial = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
     /// let buffers = xent::VocabPartialBuffers {
-    ///     logits: &logits, targets: xent::TargetBuffer::ClassI32(&targets), weights: None,
-    ///     precision: xent::Precision::F32, partial: &partial,
+    ///     logits: logits.slice(..), targets: xent::TargetBuffer::ClassI32(targets.slice(..)), weights: None,
+    ///     precision: xent::Precision::F32, partial: partial.slice(..),
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// let range = xent::ClassRange::new(2, 5);
@@ -111,7 +111,13 @@ impl Context {
         let ce = CrossEntropyBuffers {
             weights: b.weights,
             precision: b.precision,
-            ..CrossEntropyBuffers::new(b.logits, b.targets, &d.loss, None, &d.correct)
+            ..CrossEntropyBuffers::new(
+                b.logits,
+                b.targets,
+                d.loss.slice(..),
+                None,
+                d.correct.slice(..),
+            )
         };
         let phases = self.prepare_cross_entropy_phases(
             dims,
@@ -131,7 +137,7 @@ impl Context {
     pub(crate) fn prepare_vocab_empty(
         &self,
         rows: usize,
-        partial: &wgpu::Buffer,
+        partial: wgpu::BufferSlice<'_>,
     ) -> Result<Dispatches> {
         let words = (rows * VOCAB_RECORD_WORDS) as u64;
         self.per_row_dispatch(
@@ -140,7 +146,7 @@ impl Context {
             rows,
             1,
             CrossEntropyVariant::plain(),
-            &[(slot::SHARD_OUT, partial, (0, words * 4))],
+            &[(slot::SHARD_OUT, partial.slice(..words * 4))],
         )
     }
 
@@ -153,7 +159,8 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for 0 shards or more than 16 384 (the loop
-    /// bound); [`Error::BadBuffer`] for a buffer too small, without
+    /// bound); [`Error::BadOffset`] for a region at an offset the device cannot
+    /// bind; [`Error::BadBuffer`] for a buffer too small, without
     /// `STORAGE`, or `merged` the same as `gathered`; [`Error::Gpu`].
     ///
     /// ```
@@ -166,7 +173,7 @@ impl Context {
     /// let gathered = buffer(shards * rows * xent::VOCAB_RECORD_BYTES);
     /// let merged = buffer(rows * xent::VOCAB_RECORD_BYTES);
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_vocab_merge(&mut encoder, rows as usize, shards as usize, &Default::default(), &gathered, &merged)?;
+    /// ctx.record_vocab_merge(&mut encoder, rows as usize, shards as usize, &Default::default(), gathered.slice(..), merged.slice(..))?;
     /// # Ok(()) }
     /// ```
     pub fn record_vocab_merge(
@@ -175,8 +182,8 @@ impl Context {
         rows: usize,
         shards: usize,
         opts: &CrossEntropyOptions,
-        gathered: &wgpu::Buffer,
-        merged: &wgpu::Buffer,
+        gathered: wgpu::BufferSlice<'_>,
+        merged: wgpu::BufferSlice<'_>,
     ) -> Result<()> {
         let call = self.prepare_vocab_merge(rows, shards, opts, gathered, merged)?;
         self.encode(encoder, &call, Timing::Off)
@@ -187,8 +194,8 @@ impl Context {
         rows: usize,
         shards: usize,
         opts: &CrossEntropyOptions,
-        gathered: &wgpu::Buffer,
-        merged: &wgpu::Buffer,
+        gathered: wgpu::BufferSlice<'_>,
+        merged: wgpu::BufferSlice<'_>,
     ) -> Result<Dispatches> {
         opts.validate()?;
         if shards == 0 || shards > LOOP_TRIPS_MAX {
@@ -213,8 +220,8 @@ impl Context {
             shards,
             variant,
             &[
-                (slot::SHARD_IN, gathered, (0, shards as u64 * words * 4)),
-                (slot::SHARD_OUT, merged, (0, words * 4)),
+                (slot::SHARD_IN, gathered.slice(..shards as u64 * words * 4)),
+                (slot::SHARD_OUT, merged.slice(..words * 4)),
             ],
         )
     }
@@ -228,7 +235,7 @@ impl Context {
         rows: usize,
         shards: usize,
         variant: CrossEntropyVariant,
-        records: &[(u32, &wgpu::Buffer, (u64, u64))],
+        records: &[(u32, wgpu::BufferSlice<'_>)],
     ) -> Result<Dispatches> {
         let mut list = Vec::new();
         if rows > 0 {
@@ -242,8 +249,16 @@ impl Context {
             };
             let uniform = self.uniform("xent vocab params", bytemuck::bytes_of(&params))?;
             let pipeline = self.cross_entropy_pipeline(variant, entry, None)?;
-            let mut entries = vec![(slot::PARAMS, &uniform, self.whole_range(&uniform, 4))];
-            entries.extend_from_slice(records);
+            let mut entries = vec![(
+                slot::PARAMS,
+                &uniform,
+                self.whole_range(uniform.slice(..), 4),
+            )];
+            entries.extend(
+                records
+                    .iter()
+                    .map(|&(slot, r)| (slot, r.buffer(), (r.offset(), r.size()))),
+            );
             let group = self.bind_ranges(&pipeline, &entries);
             let grid = self.grid(rows.div_ceil(NARROW_WG))?;
             list.push((entry, pipeline, group, grid));
@@ -288,10 +303,10 @@ impl Context {
     /// let merged = init(bytemuck::cast_slice(&record));
     /// let (loss, grad, status) = (init(&[0; 4]), init(&[0; 8]), init(&[0; 16]));
     /// let buffers = xent::CrossEntropyBuffers::new(
-    ///     &logits, xent::TargetBuffer::ClassI32(&targets), &loss, Some(&grad), &status);
+    ///     logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)), loss.slice(..), Some(grad.slice(..)), status.slice(..));
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// let range = xent::ClassRange::new(2, 4);
-    /// ctx.record_vocab_finish(&mut encoder, &[1, 4], range, &Default::default(), &buffers, &merged)?;
+    /// ctx.record_vocab_finish(&mut encoder, &[1, 4], range, &Default::default(), &buffers, merged.slice(..))?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -302,7 +317,7 @@ impl Context {
         range: ClassRange,
         opts: &CrossEntropyOptions,
         buffers: &CrossEntropyBuffers<'_>,
-        merged: &wgpu::Buffer,
+        merged: wgpu::BufferSlice<'_>,
     ) -> Result<()> {
         let phases = self.prepare_cross_entropy_phases(
             dims,
