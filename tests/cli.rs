@@ -375,13 +375,12 @@ fn precision_bf16_stores_and_checks_in_bf16() {
     let (_, grad) = read_f32(&gp);
     let yb = vec![half::bf16::from_f32(0.25); 3 * 131];
     let lib = ctx
-        .elementwise_loss_bf16(
-            xent::ElementwiseLoss::Mse,
+        .elementwise_loss(
             &xb,
             &yb,
             &[3, 131],
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse),
         )
         .unwrap();
     assert_eq!(Some(grad), lib.grad);
@@ -1454,10 +1453,19 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
             let what = format!("{} {:?} {reduction}", c.name, c.extra);
             let opts = ElementwiseOptions {
                 reduction: r,
-                grad: true,
+                ..ElementwiseOptions::new(ElementwiseLoss::Mse)
             };
-            let want =
-                cpu::elementwise_loss(c.loss, &c.x.1, &c.y.1, &dims, weights, &opts).unwrap();
+            let want = cpu::elementwise_loss(
+                &c.x.1,
+                &c.y.1,
+                &dims,
+                weights,
+                &xent::ElementwiseOptions {
+                    loss: c.loss,
+                    ..opts
+                },
+            )
+            .unwrap();
             let loss_shape = if r == Reduction::None {
                 dims.to_vec()
             } else {
@@ -1483,7 +1491,16 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
                 elementwise_run(d, c.name, c.x.0, c.y.0, &c.extra, reduction, "auto");
             assert!(out.contains("(agree;"), "{what}: {out}");
             let lib = ctx
-                .elementwise_loss(c.loss, &c.x.1, &c.y.1, &dims, weights, &opts)
+                .elementwise_loss(
+                    &c.x.1,
+                    &c.y.1,
+                    &dims,
+                    weights,
+                    &xent::ElementwiseOptions {
+                        loss: c.loss,
+                        ..opts
+                    },
+                )
                 .unwrap();
             assert_eq!(ls, lib.loss_dims, "{what}");
             assert_eq!(gs, dims.to_vec(), "{what}");

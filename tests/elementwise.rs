@@ -69,9 +69,9 @@ fn losses() -> impl Strategy<Value = ElementwiseLoss> {
         Just(ElementwiseLoss::Bce),
         Just(ElementwiseLoss::Mse),
         Just(ElementwiseLoss::L1),
-        prop_oneof![Just(0.0f32), Just(0.5), Just(1.0), Just(2.5)]
+        prop_oneof![Just(0.0f64), Just(0.5), Just(1.0), Just(2.5)]
             .prop_map(|beta| ElementwiseLoss::SmoothL1 { beta }),
-        prop_oneof![Just(0.25f32), Just(1.0), Just(2.0)]
+        prop_oneof![Just(0.25f64), Just(1.0), Just(2.0)]
             .prop_map(|delta| ElementwiseLoss::Huber { delta }),
     ]
 }
@@ -119,13 +119,13 @@ fn check(
     };
     let opts = ElementwiseOptions {
         reduction,
-        grad: true,
+        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
     };
     let what = format!("{loss:?} {dims:?} weight {weight:?} pos_weight {pos_weight} {reduction:?}");
     let gpu = ctx
-        .elementwise_loss(loss, &x, &y, dims, lw, &opts)
+        .elementwise_loss(&x, &y, dims, lw, &xent::ElementwiseOptions { loss, ..opts })
         .map_err(|e| format!("{what}: gpu: {e}"))?;
-    let want = cpu::elementwise_loss(loss, &x, &y, dims, lw, &opts)
+    let want = cpu::elementwise_loss(&x, &y, dims, lw, &xent::ElementwiseOptions { loss, ..opts })
         .map_err(|e| format!("{what}: cpu: {e}"))?;
     Tolerance::default()
         .compare_elementwise(&gpu, &want, &Tolerance::default())
@@ -187,12 +187,11 @@ fn tensors_past_a_binding_are_chunked() {
     x[45_000] = -0.5;
     let err = ctx
         .elementwise_loss(
-            ElementwiseLoss::Bce,
             &x,
             &vec![0.0; n],
             &[n],
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
         )
         .unwrap_err();
     assert!(
@@ -208,12 +207,11 @@ fn the_same_inputs_give_the_same_bits() {
     let (x, y) = data(ElementwiseLoss::BceWithLogits, n, 11);
     let run = || {
         ctx.elementwise_loss(
-            ElementwiseLoss::BceWithLogits,
             &x,
             &y,
             &[n],
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(ElementwiseLoss::BceWithLogits),
         )
         .unwrap()
     };
@@ -236,7 +234,7 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
             "beta",
         ),
         (
-            ElementwiseLoss::SmoothL1 { beta: f32::NAN },
+            ElementwiseLoss::SmoothL1 { beta: f64::NAN },
             &x,
             LossWeights::default(),
             "beta",
@@ -291,11 +289,24 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
         ),
     ];
     for (loss, input, lw, names) in cases {
-        let opts = ElementwiseOptions::default();
+        let opts = ElementwiseOptions::new(ElementwiseLoss::Mse);
         let gpu = ctx
-            .elementwise_loss(loss, input, &[0.0; 6], &[2, 3], lw, &opts)
+            .elementwise_loss(
+                input,
+                &[0.0; 6],
+                &[2, 3],
+                lw,
+                &xent::ElementwiseOptions { loss, ..opts },
+            )
             .unwrap_err();
-        let cpu = cpu::elementwise_loss(loss, input, &[0.0; 6], &[2, 3], lw, &opts).unwrap_err();
+        let cpu = cpu::elementwise_loss(
+            input,
+            &[0.0; 6],
+            &[2, 3],
+            lw,
+            &xent::ElementwiseOptions { loss, ..opts },
+        )
+        .unwrap_err();
         assert_eq!(gpu.to_string(), cpu.to_string());
         assert!(gpu.to_string().contains(names), "{names}: {gpu}");
     }
@@ -317,24 +328,28 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
         if what == "input" {
             y[5] = -3.0;
         }
-        let opts = ElementwiseOptions::default();
+        let opts = ElementwiseOptions::new(ElementwiseLoss::Mse);
         let gpu = ctx
             .elementwise_loss(
-                ElementwiseLoss::Bce,
                 &x,
                 &y,
                 &[2, 3],
                 Default::default(),
-                &opts,
+                &xent::ElementwiseOptions {
+                    loss: ElementwiseLoss::Bce,
+                    ..opts
+                },
             )
             .unwrap_err();
         let cpu = cpu::elementwise_loss(
-            ElementwiseLoss::Bce,
             &x,
             &y,
             &[2, 3],
             Default::default(),
-            &opts,
+            &xent::ElementwiseOptions {
+                loss: ElementwiseLoss::Bce,
+                ..opts
+            },
         )
         .unwrap_err();
         assert_eq!(gpu.to_string(), cpu.to_string());
@@ -350,21 +365,19 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
         x[at] = bad;
         let gpu = ctx
             .elementwise_loss(
-                ElementwiseLoss::Bce,
                 &x,
                 &[1.0; 6],
                 &[2, 3],
                 Default::default(),
-                &Default::default(),
+                &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
             )
             .unwrap_err();
         let cpu = cpu::elementwise_loss(
-            ElementwiseLoss::Bce,
             &x,
             &[1.0; 6],
             &[2, 3],
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
         )
         .unwrap_err();
         assert_eq!(gpu.to_string(), cpu.to_string());
@@ -400,10 +413,12 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     };
     ctx.record_elementwise_loss(
         &mut enc,
-        ElementwiseLoss::Bce,
         &[2, 2],
+        &xent::ElementwiseOptions {
+            reduction: Reduction::Sum,
+            ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
+        },
         &buffers,
-        Reduction::Sum,
     )
     .unwrap();
     ctx.queue().submit([enc.finish()]);
@@ -426,10 +441,12 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     ctx.record_elementwise_loss(
         &mut enc,
-        ElementwiseLoss::Bce,
         &[4],
+        &xent::ElementwiseOptions {
+            reduction: Reduction::Mean,
+            ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
+        },
         &buffers,
-        Reduction::Mean,
     )
     .unwrap();
     ctx.queue().submit([enc.finish()]);
@@ -446,10 +463,12 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
-            ElementwiseLoss::Bce,
             &[4],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Sum,
+                ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
+            },
             &no_status,
-            Reduction::Sum,
         )
         .unwrap_err();
     assert!(
@@ -461,10 +480,12 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
-            ElementwiseLoss::Mse,
             &[4],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Sum,
+                ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
+            },
             &in_place,
-            Reduction::Sum,
         )
         .unwrap_err();
     assert!(
@@ -474,10 +495,12 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
-            ElementwiseLoss::Mse,
             &[2, 2],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::None,
+                ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
+            },
             &no_status,
-            Reduction::None,
         )
         .unwrap_err();
     assert!(
@@ -501,10 +524,12 @@ fn calls_recorded_back_to_back_into_one_encoder_each_get_their_result() {
         let buffers = ElementwiseBuffers::new(x.slice(..), y.slice(..), l.slice(..), None);
         ctx.record_elementwise_loss(
             &mut enc,
-            ElementwiseLoss::Mse,
             &[n],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Sum,
+                ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
+            },
             &buffers,
-            Reduction::Sum,
         )
         .unwrap();
     }
@@ -522,12 +547,11 @@ fn verify_mode_catches_a_corrupted_gradient() {
     let (x, y) = data(ElementwiseLoss::BceWithLogits, 600, 3);
     let call = |ctx: &Context| {
         ctx.elementwise_loss(
-            ElementwiseLoss::BceWithLogits,
             &x,
             &y,
             &[6, 100],
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(ElementwiseLoss::BceWithLogits),
         )
     };
     call(&clean.with_verify(Tolerance::default())).unwrap();
@@ -546,13 +570,12 @@ fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
     let Some(ctx) = ctx() else { return };
     for loss in ElementwiseLoss::ALL {
         let mean = ctx
-            .elementwise_loss(
-                loss,
+            .elementwise_loss::<f32>(
                 &[],
                 &[],
                 &[0, 3],
                 Default::default(),
-                &Default::default(),
+                &xent::ElementwiseOptions::new(loss),
             )
             .unwrap();
         assert!(
@@ -561,10 +584,16 @@ fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
         );
         let opts = ElementwiseOptions {
             reduction: Reduction::Sum,
-            grad: true,
+            ..ElementwiseOptions::new(ElementwiseLoss::Mse)
         };
         let sum = ctx
-            .elementwise_loss(loss, &[], &[], &[0], Default::default(), &opts)
+            .elementwise_loss::<f32>(
+                &[],
+                &[],
+                &[0],
+                Default::default(),
+                &xent::ElementwiseOptions { loss, ..opts },
+            )
             .unwrap();
         assert_eq!(sum.loss, vec![0.0], "{loss:?}");
     }
@@ -592,10 +621,12 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.record_elementwise_loss(
             &mut enc,
-            ElementwiseLoss::BceWithLogits,
             &[1, 8],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::None,
+                ..xent::ElementwiseOptions::new(ElementwiseLoss::BceWithLogits)
+            },
             &buffers,
-            Reduction::None,
         )
         .unwrap();
         ctx.queue().submit([enc.finish()]);
@@ -611,11 +642,19 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
         };
         let opts = ElementwiseOptions {
             reduction: Reduction::None,
-            grad: true,
+            ..ElementwiseOptions::new(ElementwiseLoss::Mse)
         };
-        let want =
-            cpu::elementwise_loss(ElementwiseLoss::BceWithLogits, &x, &y, &[1, 8], lw, &opts)
-                .unwrap();
+        let want = cpu::elementwise_loss(
+            &x,
+            &y,
+            &[1, 8],
+            lw,
+            &xent::ElementwiseOptions {
+                loss: ElementwiseLoss::BceWithLogits,
+                ..opts
+            },
+        )
+        .unwrap();
         Tolerance::default()
             .compare_elementwise(&got, &want, &Tolerance::default())
             .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
@@ -629,7 +668,7 @@ fn the_tolerance_of_a_difference_scales_with_the_difference() {
     // values near it must fail (they passed when the magnitude was |x| + |y|).
     let sum = ElementwiseOptions {
         reduction: Reduction::Sum,
-        grad: true,
+        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
     };
     let cases: [(ElementwiseLoss, f32, f32, f32, f32); 5] = [
         (ElementwiseLoss::Mse, 1000.0, 999.0, 300.0, 2.0),
@@ -645,7 +684,14 @@ fn the_tolerance_of_a_difference_scales_with_the_difference() {
         (ElementwiseLoss::Bce, 0.999, 0.998, 0.0, 1.2),
     ];
     for (loss, x, y, bad_loss, bad_grad) in cases {
-        let want = cpu::elementwise_loss(loss, &[x], &[y], &[1], Default::default(), &sum).unwrap();
+        let want = cpu::elementwise_loss(
+            &[x],
+            &[y],
+            &[1],
+            Default::default(),
+            &xent::ElementwiseOptions { loss, ..sum },
+        )
+        .unwrap();
         let right = xent::ElementwiseOutput {
             loss: vec![want.loss[0] as f32],
             loss_dims: vec![],
@@ -688,7 +734,7 @@ fn nan_and_infinite_differences_give_pytorchs_gradients() {
     let y = [0.0, f32::INFINITY, f32::NAN, 0.0];
     let opts = ElementwiseOptions {
         reduction: Reduction::None,
-        grad: true,
+        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
     };
     for (loss, nan_grad) in [
         (ElementwiseLoss::L1, false),
@@ -698,9 +744,22 @@ fn nan_and_infinite_differences_give_pytorchs_gradients() {
         (ElementwiseLoss::Mse, true),
     ] {
         let gpu = ctx
-            .elementwise_loss(loss, &x, &y, &[4], Default::default(), &opts)
+            .elementwise_loss(
+                &x,
+                &y,
+                &[4],
+                Default::default(),
+                &xent::ElementwiseOptions { loss, ..opts },
+            )
             .unwrap();
-        let cpu = cpu::elementwise_loss(loss, &x, &y, &[4], Default::default(), &opts).unwrap();
+        let cpu = cpu::elementwise_loss(
+            &x,
+            &y,
+            &[4],
+            Default::default(),
+            &xent::ElementwiseOptions { loss, ..opts },
+        )
+        .unwrap();
         let g = gpu.grad.unwrap();
         let c = cpu.grad.unwrap();
         for i in 0..3 {
@@ -729,10 +788,19 @@ fn subnormal_differences_keep_their_sign() {
     );
     let opts = ElementwiseOptions {
         reduction: Reduction::Sum,
-        grad: true,
+        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
     };
     let out = ctx
-        .elementwise_loss(ElementwiseLoss::L1, &x, &y, &[4], Default::default(), &opts)
+        .elementwise_loss(
+            &x,
+            &y,
+            &[4],
+            Default::default(),
+            &xent::ElementwiseOptions {
+                loss: ElementwiseLoss::L1,
+                ..opts
+            },
+        )
         .unwrap();
     assert_eq!(out.grad, Some(vec![-1.0, 1.0, -1.0, 0.0]));
 }
@@ -754,12 +822,11 @@ fn past_4096_blocks_the_blocks_are_folded_first() {
     x[n - 3] = 7.0;
     let err = ctx
         .elementwise_loss(
-            ElementwiseLoss::Bce,
             &x,
             &vec![0.0; n],
             &dims,
             Default::default(),
-            &Default::default(),
+            &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
         )
         .unwrap_err();
     assert!(

@@ -350,14 +350,13 @@ fn cpu_twin_matches_pytorch() {
             let what = format!("{} ({r})", case.name);
             let (loss, grad) = lookup(VALUES, &case.name, r).unwrap();
             let out = cpu::elementwise_loss(
-                case.loss,
                 &case.input,
                 &case.target,
                 &case.dims,
                 case.weights(),
                 &ElementwiseOptions {
                     reduction,
-                    grad: true,
+                    ..ElementwiseOptions::new(case.loss)
                 },
             )
             .unwrap();
@@ -405,14 +404,13 @@ fn extreme_logits_match_the_exact_values() {
         let case = cases.iter().find(|c| c.name == name).unwrap();
         let (reduction, _) = REDUCTIONS.into_iter().find(|&(_, s)| s == r).unwrap();
         let out = cpu::elementwise_loss(
-            case.loss,
             &case.input,
             &case.target,
             &case.dims,
             case.weights(),
             &ElementwiseOptions {
                 reduction,
-                grad: true,
+                ..ElementwiseOptions::new(case.loss)
             },
         )
         .unwrap();
@@ -439,16 +437,18 @@ fn gpu_matches_pytorch() {
             let what = format!("{} ({r})", case.name);
             let opts = ElementwiseOptions {
                 reduction,
-                grad: true,
+                ..ElementwiseOptions::new(case.loss)
             };
             let out = ctx
                 .elementwise_loss(
-                    case.loss,
                     &case.input,
                     &case.target,
                     &case.dims,
                     case.weights(),
-                    &opts,
+                    &xent::ElementwiseOptions {
+                        loss: case.loss,
+                        ..opts
+                    },
                 )
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             let (loss, grad) = lookup(VALUES, &case.name, r).unwrap();
@@ -470,12 +470,14 @@ fn gpu_matches_pytorch() {
             }
             // And the GPU against its own twin, with the twin's magnitudes.
             let reference = cpu::elementwise_loss(
-                case.loss,
                 &case.input,
                 &case.target,
                 &case.dims,
                 case.weights(),
-                &opts,
+                &xent::ElementwiseOptions {
+                    loss: case.loss,
+                    ..opts
+                },
             )
             .unwrap();
             Tolerance::default()
@@ -498,14 +500,16 @@ fn empty_input_means_are_nan_and_sums_zero() {
     ];
     let run_cpu = |loss, reduction| {
         cpu::elementwise_loss(
-            loss,
             &[],
             &[],
             &[0, 3],
             LossWeights::default(),
-            &ElementwiseOptions {
-                reduction,
-                grad: true,
+            &xent::ElementwiseOptions {
+                loss,
+                ..ElementwiseOptions {
+                    reduction,
+                    ..ElementwiseOptions::new(ElementwiseLoss::Mse)
+                }
             },
         )
         .unwrap()
@@ -523,15 +527,17 @@ fn empty_input_means_are_nan_and_sums_zero() {
     let Some(ctx) = ctx() else { return };
     for (loss, &(name, _, _)) in losses.into_iter().zip(EMPTY) {
         let run = |reduction| {
-            ctx.elementwise_loss(
-                loss,
+            ctx.elementwise_loss::<f32>(
                 &[],
                 &[],
                 &[0, 3],
                 LossWeights::default(),
-                &ElementwiseOptions {
-                    reduction,
-                    grad: true,
+                &xent::ElementwiseOptions {
+                    loss,
+                    ..ElementwiseOptions {
+                        reduction,
+                        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
+                    }
                 },
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"))

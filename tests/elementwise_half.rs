@@ -63,14 +63,26 @@ fn run(
                 x.iter().map(|&v| bf16::from_f32(v)).collect(),
                 y.iter().map(|&v| bf16::from_f32(v)).collect(),
             );
-            ctx.elementwise_loss_bf16(loss, &xb, &yb, dims, weights, opts)
+            ctx.elementwise_loss(
+                &xb,
+                &yb,
+                dims,
+                weights,
+                &xent::ElementwiseOptions { loss, ..*opts },
+            )
         }
         Half::F16 => {
             let (xh, yh): (Vec<f16>, Vec<f16>) = (
                 x.iter().map(|&v| f16::from_f32(v)).collect(),
                 y.iter().map(|&v| f16::from_f32(v)).collect(),
             );
-            ctx.elementwise_loss_f16(loss, &xh, &yh, dims, weights, opts)
+            ctx.elementwise_loss(
+                &xh,
+                &yh,
+                dims,
+                weights,
+                &xent::ElementwiseOptions { loss, ..*opts },
+            )
         }
     }
 }
@@ -104,12 +116,12 @@ fn check(
     };
     let opts = ElementwiseOptions {
         reduction,
-        grad: true,
+        ..ElementwiseOptions::new(loss)
     };
     let what = format!("{half:?} {loss:?} {dims:?} {weight:?} {reduction:?}");
     let gpu = run(ctx, half, loss, &x, &y, dims, lw, &opts).map_err(|e| format!("{what}: {e}"))?;
-    let want =
-        cpu::elementwise_loss(loss, &x, &y, dims, lw, &opts).map_err(|e| format!("{what}: {e}"))?;
+    let want = cpu::elementwise_loss(&x, &y, dims, lw, &xent::ElementwiseOptions { loss, ..opts })
+        .map_err(|e| format!("{what}: {e}"))?;
     let grad_tol = if half == Half::Bf16 {
         Tolerance::BF16
     } else {
@@ -154,7 +166,7 @@ fn the_bf16_gradient_is_the_f32_kernels_rounded_to_nearest_even() {
     let Some(ctx) = ctx() else { return };
     let opts = ElementwiseOptions {
         reduction: Reduction::Sum,
-        grad: true,
+        ..ElementwiseOptions::new(ElementwiseLoss::Mse)
     };
     // Odd counts run the scalar kernel (single-element stores), multiples
     // of 4 the vec4 one.
@@ -162,7 +174,13 @@ fn the_bf16_gradient_is_the_f32_kernels_rounded_to_nearest_even() {
         for loss in ElementwiseLoss::ALL {
             let (x, y) = data(loss, n, 7, Half::Bf16);
             let f32_grad = ctx
-                .elementwise_loss(loss, &x, &y, &[n], Default::default(), &opts)
+                .elementwise_loss(
+                    &x,
+                    &y,
+                    &[n],
+                    Default::default(),
+                    &xent::ElementwiseOptions { loss, ..opts },
+                )
                 .unwrap()
                 .grad
                 .unwrap();
@@ -232,7 +250,7 @@ fn a_bad_bf16_bce_input_is_named_with_its_value() {
         &[0.0; 9],
         &[3, 3],
         Default::default(),
-        &Default::default(),
+        &ElementwiseOptions::new(ElementwiseLoss::Bce),
     )
     .unwrap_err();
     assert!(

@@ -687,10 +687,12 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
         "grad",
         ctx.record_elementwise_loss(
             &mut enc,
-            xent::ElementwiseLoss::Mse,
             &[16],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Mean,
+                ..xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse)
+            },
             &b,
-            Reduction::Mean,
         ),
     );
     is_mapped_error(
@@ -756,7 +758,15 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     let mse = xent::ElementwiseLoss::Mse;
     bad(
         "target",
-        ctx.record_elementwise_loss(&mut enc, mse, &[16], &ew, Reduction::Mean),
+        ctx.record_elementwise_loss(
+            &mut enc,
+            &[16],
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Mean,
+                ..xent::ElementwiseOptions::new(mse)
+            },
+            &ew,
+        ),
     );
     let sm = xent::SoftmaxBuffers {
         input: a.slice(..),

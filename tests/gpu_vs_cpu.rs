@@ -572,13 +572,25 @@ fn other_ops(ctx: &xent::Context) {
         weight: Some(&w),
         pos_weight: Some(&pw),
     };
-    let opts = xent::ElementwiseOptions::default();
+    let opts = xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse);
     let loss = xent::ElementwiseLoss::BceWithLogits;
-    ctx.elementwise_loss(loss, &x, &y, &dims, weights, &opts)
-        .unwrap();
+    ctx.elementwise_loss(
+        &x,
+        &y,
+        &dims,
+        weights,
+        &xent::ElementwiseOptions { loss, ..opts },
+    )
+    .unwrap();
     let loss = xent::ElementwiseLoss::Bce;
-    ctx.elementwise_loss(loss, &y, &y, &dims, xent::LossWeights::default(), &opts)
-        .unwrap();
+    ctx.elementwise_loss(
+        &y,
+        &y,
+        &dims,
+        xent::LossWeights::default(),
+        &xent::ElementwiseOptions { loss, ..opts },
+    )
+    .unwrap();
     let (m, k, n) = (9, 20, 13);
     let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();

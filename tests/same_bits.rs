@@ -362,8 +362,16 @@ fn elementwise_and_softmax_bits_do_not_depend_on_buffer_sizes_or_offsets() {
         let b = xent::ElementwiseBuffers::new(r(&input), r(&target), r(&loss), Some(r(&grad)));
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let loss_kind = xent::ElementwiseLoss::BceWithLogits;
-        ctx.record_elementwise_loss(&mut encoder, loss_kind, &dims, &b, Reduction::Mean)
-            .unwrap();
+        ctx.record_elementwise_loss(
+            &mut encoder,
+            &dims,
+            &xent::ElementwiseOptions {
+                reduction: Reduction::Mean,
+                ..xent::ElementwiseOptions::new(loss_kind)
+            },
+            &b,
+        )
+        .unwrap();
         ctx.queue().submit([encoder.finish()]);
         (
             read_region(ctx, &grad, place, 4 * 4099),

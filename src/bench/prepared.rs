@@ -179,8 +179,11 @@ impl<'a> Prepared<'a> {
                     precision: self.precision,
                     ..buffers
                 };
-                self.ctx
-                    .prepare_elementwise(loss, &self.dims, &buffers, Default::default())?
+                self.ctx.prepare_elementwise(
+                    &self.dims,
+                    &ElementwiseOptions::new(loss),
+                    &buffers,
+                )?
             }
         };
         self.ctx.encode(encoder, &call, timing)?;
@@ -301,12 +304,11 @@ impl<'a> Prepared<'a> {
             )
             .map(|_| ()),
             Some(loss) => cpu::elementwise_loss(
-                loss,
                 &self.logits,
                 &self.elementwise_targets,
                 &self.dims,
                 Default::default(),
-                &ElementwiseOptions::default(),
+                &ElementwiseOptions::new(loss),
             )
             .map(|_| ()),
         }

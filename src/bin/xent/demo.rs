@@ -32,7 +32,6 @@ enum Loss {
     },
     /// An elementwise loss against targets of the logits' shape.
     Elementwise {
-        loss: ElementwiseLoss,
         targets: Vec<f32>,
         pos_weight: Option<Vec<f32>>,
         opts: ElementwiseOptions,
@@ -63,7 +62,6 @@ impl Case {
                 ))
             }
             Loss::Elementwise {
-                loss,
                 targets,
                 pos_weight,
                 opts,
@@ -73,8 +71,8 @@ impl Case {
                     ..Default::default()
                 };
                 let (gpu, gpu_ms) =
-                    timed(|| ctx.elementwise_loss(*loss, x, targets, dims, weights, opts))?;
-                let want = cpu::elementwise_loss(*loss, x, targets, dims, weights, opts)?;
+                    timed(|| ctx.elementwise_loss(x, targets, dims, weights, opts))?;
+                let want = cpu::elementwise_loss(x, targets, dims, weights, opts)?;
                 let verdict = tol.compare_elementwise(&gpu, &want, tol);
                 Ok(Row::new(
                     &gpu.loss, gpu.grad, &want.loss, want.grad, gpu_ms, verdict,
@@ -278,14 +276,13 @@ fn multi_label() -> Case {
             1.2, 0.1, 3.0, -1.5,
         ],
         loss: Loss::Elementwise {
-            loss: ElementwiseLoss::BceWithLogits,
             targets: vec![
                 1.0, 0.0, 1.0, 0.0, //
                 0.0, 1.0, 0.0, 1.0, //
                 1.0, 0.0, 1.0, 0.0,
             ],
             pos_weight: Some(vec![1.0, 2.0, 1.5, 3.0]),
-            opts: ElementwiseOptions::default(),
+            opts: ElementwiseOptions::new(ElementwiseLoss::BceWithLogits),
         },
     }
 }

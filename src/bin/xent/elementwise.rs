@@ -78,10 +78,10 @@ pub struct ElementwiseArgs {
     pub(crate) pos_weight: Option<PathBuf>,
     /// smooth-l1: where the loss turns from quadratic to linear, >= 0 [default: 1]
     #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
-    pub(crate) beta: Option<f32>,
+    pub(crate) beta: Option<f64>,
     /// huber: where the loss turns from quadratic to linear, > 0 [default: 1]
     #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
-    pub(crate) delta: Option<f32>,
+    pub(crate) delta: Option<f64>,
 }
 
 /// Refuses (exit status 2, naming the option) every option given that the
@@ -162,7 +162,6 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
 /// An elementwise loss to compute, its inputs read and checked, in float32
 /// (what both the GPU and the CPU twin take).
 struct Problem {
-    loss: ElementwiseLoss,
     input: Vec<f32>,
     target: Vec<f32>,
     dims: Vec<usize>,
@@ -181,7 +180,6 @@ impl Problem {
 
     fn cpu(&self) -> Result<xent::ElementwiseOutput<f64>, xent::Error> {
         cpu::elementwise_loss(
-            self.loss,
             &self.input,
             &self.target,
             &self.dims,
@@ -194,11 +192,11 @@ impl Problem {
 pub fn run(args: &LossArgs, loss: ElementwiseLoss) -> Result<(), Failure> {
     let opts = ElementwiseOptions {
         reduction: args.reduction.reduction(),
-        grad: true,
+        ..ElementwiseOptions::new(loss)
     };
     // The parameter (beta, delta) checked by the library on an empty call,
     // before anything is read: its own error, naming the value.
-    cpu::elementwise_loss(loss, &[], &[], &[0], LossWeights::default(), &opts)?;
+    cpu::elementwise_loss(&[], &[], &[0], LossWeights::default(), &opts)?;
     loss::check_outputs(args)?;
     let problem = read_problem(args, loss, opts)?;
     let computed = compute(&problem, Mode::of(args))?;
@@ -266,7 +264,6 @@ fn read_problem(
     )?;
     // As the GPU stores them (--precision), for the check and --backend cpu too.
     Ok(Problem {
-        loss,
         input: args.precision.round(&input.f32()),
         target: args.precision.round(&target),
         dims,
@@ -320,7 +317,6 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     let start = Instant::now();
     let out = mode.precision.elementwise_loss(
         &ctx,
-        p.loss,
         &p.input,
         &p.target,
         &p.dims,

@@ -7,8 +7,8 @@
 use clap::ValueEnum;
 use half::{bf16, f16};
 use xent::{
-    CrossEntropyOptions, CrossEntropyOutput, ElementwiseLoss, ElementwiseOptions,
-    ElementwiseOutput, LossWeights, Targets, Tolerance, Weights,
+    CrossEntropyOptions, CrossEntropyOutput, ElementwiseOptions, ElementwiseOutput, LossWeights,
+    Targets, Tolerance, Weights,
 };
 
 /// The values of `--precision`.
@@ -80,7 +80,6 @@ impl PrecisionArg {
     pub(crate) fn elementwise_loss(
         self,
         ctx: &xent::Context,
-        loss: ElementwiseLoss,
         input: &[f32],
         target: &[f32],
         dims: &[usize],
@@ -88,14 +87,14 @@ impl PrecisionArg {
         opts: &ElementwiseOptions,
     ) -> xent::Result<ElementwiseOutput<f32>> {
         match self {
-            PrecisionArg::F32 => ctx.elementwise_loss(loss, input, target, dims, weights, opts),
+            PrecisionArg::F32 => ctx.elementwise_loss(input, target, dims, weights, opts),
             PrecisionArg::F16 => {
                 let h = |v: &[f32]| v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>();
-                ctx.elementwise_loss_f16(loss, &h(input), &h(target), dims, weights, opts)
+                ctx.elementwise_loss(&h(input), &h(target), dims, weights, opts)
             }
             PrecisionArg::Bf16 => {
                 let h = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
-                ctx.elementwise_loss_bf16(loss, &h(input), &h(target), dims, weights, opts)
+                ctx.elementwise_loss(&h(input), &h(target), dims, weights, opts)
             }
         }
     }

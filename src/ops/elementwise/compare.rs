@@ -15,9 +15,9 @@ impl Tolerance {
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
-    /// use xent::{cpu, ElementwiseLoss};
-    /// let reference = cpu::elementwise_loss(ElementwiseLoss::L1, &[1.0, -2.0], &[0.0, 0.0], &[2],
-    ///     Default::default(), &Default::default())?;
+    /// use xent::{cpu, ElementwiseLoss, ElementwiseOptions};
+    /// let reference = cpu::elementwise_loss(&[1.0, -2.0], &[0.0, 0.0], &[2],
+    ///     Default::default(), &ElementwiseOptions::new(ElementwiseLoss::L1))?;
     /// let mut gpu = xent::ElementwiseOutput { loss: vec![1.5], loss_dims: vec![],
     ///     grad: Some(vec![0.5, -0.5]), magnitude: None };
     /// let tol = xent::Tolerance::default();

@@ -52,20 +52,20 @@ pub struct ElementwiseMagnitude {
 ///
 /// ```
 /// use xent::{cpu, ElementwiseLoss, ElementwiseOptions};
-/// let out = cpu::elementwise_loss(ElementwiseLoss::Mse, &[1.0, 3.0], &[0.0, 0.0], &[2],
-///     Default::default(), &ElementwiseOptions::default())?;
+/// let out = cpu::elementwise_loss(&[1.0, 3.0], &[0.0, 0.0], &[2],
+///     Default::default(), &ElementwiseOptions::new(ElementwiseLoss::Mse))?;
 /// assert_eq!(out.loss, vec![5.0]);
 /// assert_eq!(out.grad, Some(vec![1.0, 3.0]));
 /// # Ok::<(), xent::Error>(())
 /// ```
 pub fn elementwise_loss(
-    loss: ElementwiseLoss,
     input: &[f32],
     target: &[f32],
     dims: &[usize],
     weights: LossWeights<'_>,
     options: &ElementwiseOptions,
 ) -> Result<ElementwiseOutput<f64>> {
+    let loss = options.loss;
     let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
     validate::input_range(loss, &shape, input, target)?;
     let weight_at = |i: usize| match (weights.weight, weight_shape) {
@@ -164,9 +164,11 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
             grad_terms: sign.abs(),
         },
         // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
-        ElementwiseLoss::SmoothL1 { beta: 0.0 } => point(ElementwiseLoss::L1, x, y, pw),
+        ElementwiseLoss::SmoothL1 { beta } if beta as f32 == 0.0 => {
+            point(ElementwiseLoss::L1, x, y, pw)
+        }
         ElementwiseLoss::SmoothL1 { beta } => {
-            let beta = f64::from(beta);
+            let beta = f64::from(beta as f32);
             let (loss, loss_terms) = if z < beta {
                 (0.5 * d * d / beta, 0.5 * d * d / beta)
             } else {
@@ -181,7 +183,7 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
             }
         }
         ElementwiseLoss::Huber { delta } => {
-            let delta = f64::from(delta);
+            let delta = f64::from(delta as f32);
             let (loss, loss_terms) = if z < delta {
                 (0.5 * d * d, 0.5 * d * d)
             } else {

@@ -11,8 +11,8 @@ use crate::core::shape::Layout;
 use crate::core::status::{Status, STATUS_SIZE};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
-use crate::core::Precision;
 use crate::core::Reduction;
+use crate::core::{Element, Precision};
 use crate::error::{GpuScope, Result};
 
 impl Context {
@@ -20,7 +20,11 @@ impl Context {
     /// [`ElementwiseLoss`] for the formulas), as PyTorch's functional loss
     /// of the same name: `input` and `target` of shape `dims` (any shape,
     /// `[]` included), `weights` for the binary losses (see
-    /// [`LossWeights`]).
+    /// [`LossWeights`]), the loss and the reduction in `options`. The input,
+    /// the target and the gradient are stored on the device as `T` is
+    /// (`f32`, `half::bf16` two to a word, or `half::f16` on devices with
+    /// `SHADER_F16`); weights, losses and every sum stay f32. The returned
+    /// gradient holds the stored values widened exactly to f32.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for an input
@@ -30,122 +34,49 @@ impl Context {
     /// take; [`Error::InputOutOfRange`](crate::Error::InputOutOfRange) for a
     /// `Bce` input outside [0, 1] (found on the GPU);
     /// [`Error::Unsupported`](crate::Error::Unsupported) for 2³² elements or
-    /// more; [`Error::Mismatch`](crate::Error::Mismatch) in verify mode;
-    /// [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
+    /// more, or f16 without `SHADER_F16`; [`Error::Mismatch`](crate::Error::Mismatch)
+    /// in verify mode (an f16 or bf16 gradient held to its type's
+    /// tolerance); [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// use xent::{ElementwiseLoss, ElementwiseOptions, LossWeights};
-    /// let ctx = xent::Context::from_env()?;
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// // Two labels of one sample, the second positive, counted twice as much.
     /// let pos_weight = [1.0f32, 2.0];
     /// let weights = LossWeights { pos_weight: Some(&pos_weight), ..Default::default() };
-    /// let out = ctx.elementwise_loss(ElementwiseLoss::BceWithLogits, &[0.0, 0.0], &[0.0, 1.0],
-    ///     &[1, 2], weights, &ElementwiseOptions::default())?;
+    /// let opts = ElementwiseOptions::new(ElementwiseLoss::BceWithLogits);
+    /// let out = ctx.elementwise_loss(&[0.0f32, 0.0], &[0.0, 1.0], &[1, 2], weights, &opts)?;
     /// let ln2 = std::f32::consts::LN_2;
     /// assert!((out.loss[0] - 1.5 * ln2).abs() < 1e-6);
     /// assert_eq!(out.grad, Some(vec![0.25, -0.5]));
-    /// # Ok(()) }
-    /// ```
-    pub fn elementwise_loss(
-        &self,
-        loss: ElementwiseLoss,
-        input: &[f32],
-        target: &[f32],
-        dims: &[usize],
-        weights: LossWeights<'_>,
-        options: &ElementwiseOptions,
-    ) -> Result<ElementwiseOutput<f32>> {
-        let stored = Stored {
-            precision: Precision::F32,
-            input: bytemuck::cast_slice(input),
-            target: bytemuck::cast_slice(target),
-        };
-        self.run_elementwise(loss, stored, dims, weights, options)
-    }
-
-    /// [`Context::elementwise_loss`] with the input, the target and the
-    /// gradient stored in bf16 on the device (two to a word, rounded to
-    /// nearest even; weights, losses and every sum stay f32), on every
-    /// device. The returned gradient holds the bf16 results widened exactly
-    /// to f32.
-    ///
-    /// # Errors
-    /// As [`Context::elementwise_loss`] (verify mode holds the gradient to
-    /// [`Tolerance::BF16`](crate::Tolerance::BF16)).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use half::bf16;
-    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
-    /// let x: Vec<bf16> = [0.5f32, -1.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
-    /// let y: Vec<bf16> = [1.0f32, 0.0, 1.0].iter().map(|&v| bf16::from_f32(v)).collect();
-    /// let out = ctx.elementwise_loss_bf16(xent::ElementwiseLoss::BceWithLogits, &x, &y, &[3],
-    ///     Default::default(), &Default::default())?;
+    /// // The same in bf16 on the device.
+    /// let bf = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+    /// let (x, y) = (bf(&[0.5, -1.0, 2.0]), bf(&[1.0, 0.0, 1.0]));
+    /// let out = ctx.elementwise_loss(&x, &y, &[3], Default::default(), &opts)?;
     /// assert!((out.loss[0] - 0.304756).abs() < 1e-5); // from the formula, in f64
     /// # Ok(()) }
     /// ```
-    pub fn elementwise_loss_bf16(
+    pub fn elementwise_loss<T: Element>(
         &self,
-        loss: ElementwiseLoss,
-        input: &[half::bf16],
-        target: &[half::bf16],
+        input: &[T],
+        target: &[T],
         dims: &[usize],
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
     ) -> Result<ElementwiseOutput<f32>> {
         let stored = Stored {
-            precision: Precision::BF16,
+            precision: T::PRECISION,
             input: bytemuck::cast_slice(input),
             target: bytemuck::cast_slice(target),
         };
-        self.run_elementwise(loss, stored, dims, weights, options)
-    }
-
-    /// [`Context::elementwise_loss`] with the input, the target and the
-    /// gradient stored in f16 on the device (weights, losses and every sum
-    /// stay f32). Needs `SHADER_F16`.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`](crate::Error::Unsupported) without
-    /// `SHADER_F16`; otherwise as [`Context::elementwise_loss`] (verify mode
-    /// holds the gradient to [`Tolerance::F16`](crate::Tolerance::F16)).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use half::f16;
-    /// let ctx = xent::Context::from_env()?;
-    /// let x: Vec<f16> = [0.5f32, 2.0].iter().map(|&v| f16::from_f32(v)).collect();
-    /// let y = [f16::ZERO; 2];
-    /// match ctx.elementwise_loss_f16(xent::ElementwiseLoss::Mse, &x, &y, &[2], Default::default(), &Default::default()) {
-    ///     Ok(out) => assert_eq!(out.loss, vec![2.125]),
-    ///     Err(xent::Error::Unsupported { .. }) => {} // no SHADER_F16 here
-    ///     Err(e) => return Err(e),
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn elementwise_loss_f16(
-        &self,
-        loss: ElementwiseLoss,
-        input: &[half::f16],
-        target: &[half::f16],
-        dims: &[usize],
-        weights: LossWeights<'_>,
-        options: &ElementwiseOptions,
-    ) -> Result<ElementwiseOutput<f32>> {
-        let stored = Stored {
-            precision: Precision::F16,
-            input: bytemuck::cast_slice(input),
-            target: bytemuck::cast_slice(target),
-        };
-        self.run_elementwise(loss, stored, dims, weights, options)
+        self.run_elementwise(stored, dims, weights, options)
     }
 
     /// Uploads `stored`, records, reads back and verifies against the CPU on
     /// the stored values as f32.
     fn run_elementwise(
         &self,
-        loss: ElementwiseLoss,
         stored: Stored<'_>,
         dims: &[usize],
         weights: LossWeights<'_>,
@@ -153,6 +84,7 @@ impl Context {
     ) -> Result<ElementwiseOutput<f32>> {
         let (input, target) = (stored.values(stored.input), stored.values(stored.target));
         let (input, target) = (&input[..], &target[..]);
+        let loss = options.loss;
         let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
         stored
             .precision
@@ -201,8 +133,8 @@ impl Context {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_elementwise_loss(
             &mut encoder,
-            loss,
             dims,
+            options,
             &ElementwiseBuffers {
                 weight: weight_buf.as_ref().map(|b| b.slice(..)).zip(weight_shape),
                 pos_weight: pos_buf.as_ref().map(|b| b.slice(..)),
@@ -215,7 +147,6 @@ impl Context {
                     grad_buf.as_ref().map(|b| b.slice(..)),
                 )
             },
-            options.reduction,
         )?;
         let mut wanted = vec![&loss_buf];
         wanted.extend(grad_buf.as_ref());
@@ -256,7 +187,7 @@ impl Context {
             magnitude: None,
         };
         if let Some(tol) = self.verify {
-            let reference = cpu::elementwise_loss(loss, input, target, dims, weights, options)?;
+            let reference = cpu::elementwise_loss(input, target, dims, weights, options)?;
             // A half-precision gradient is held to its type's tolerance.
             tol.compare_elementwise(&out, &reference, &stored.precision.tolerance(tol))?;
         }

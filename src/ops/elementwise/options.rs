@@ -55,12 +55,12 @@ pub enum ElementwiseLoss {
     /// `smooth_l1_loss` with `beta ≥ 0` (PyTorch's default 1).
     SmoothL1 {
         /// Where the loss turns from quadratic to linear.
-        beta: f32,
+        beta: f64,
     },
     /// `huber_loss` with `delta > 0` (PyTorch's default 1).
     Huber {
         /// Where the loss turns from quadratic to linear.
-        delta: f32,
+        delta: f64,
     },
 }
 
@@ -100,11 +100,13 @@ impl ElementwiseLoss {
         }
     }
 
-    /// `beta` or `delta` (0 for the losses without a parameter).
+    /// `beta` or `delta` as the kernels compute with it, rounded to f32 as
+    /// PyTorch rounds a Python float to an f32 tensor's type (0 for the
+    /// losses without a parameter). The CPU twin uses the same value.
     pub(crate) fn param(self) -> f32 {
         match self {
-            ElementwiseLoss::SmoothL1 { beta } => beta,
-            ElementwiseLoss::Huber { delta } => delta,
+            ElementwiseLoss::SmoothL1 { beta } => beta as f32,
+            ElementwiseLoss::Huber { delta } => delta as f32,
             _ => 0.0,
         }
     }
@@ -121,7 +123,7 @@ impl ElementwiseLoss {
 
     /// The parameter in its domain: `beta` finite and ≥ 0, `delta` finite and > 0.
     pub(crate) fn check(self) -> Result<()> {
-        let bad = |name, value: f32, expected| {
+        let bad = |name, value: f64, expected| {
             Err(Error::InvalidOption {
                 name,
                 value: value.to_string(),
@@ -129,10 +131,11 @@ impl ElementwiseLoss {
             })
         };
         match self {
-            ElementwiseLoss::SmoothL1 { beta } if !(beta.is_finite() && beta >= 0.0) => {
+            // Finite as the kernels' f32, too.
+            ElementwiseLoss::SmoothL1 { beta } if !((beta as f32).is_finite() && beta >= 0.0) => {
                 bad("beta", beta, "a finite number >= 0")
             }
-            ElementwiseLoss::Huber { delta } if !(delta.is_finite() && delta > 0.0) => {
+            ElementwiseLoss::Huber { delta } if !((delta as f32).is_finite() && delta > 0.0) => {
                 bad("delta", delta, "a finite number > 0")
             }
             _ => Ok(()),
@@ -174,23 +177,34 @@ pub struct LossWeights<'a> {
     pub pos_weight: Option<&'a [f32]>,
 }
 
-/// Options of an elementwise loss call.
+/// The options of an elementwise loss call, at both API levels
+/// ([`Context::elementwise_loss`](crate::Context::elementwise_loss),
+/// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss)):
+/// the loss (with its parameter) and the reduction. How the tensors are
+/// stored is not an option: the host API takes it from the element type,
+/// the recording API from [`ElementwiseBuffers::precision`](crate::ElementwiseBuffers::precision).
 ///
 /// ```
-/// let opts = xent::ElementwiseOptions { reduction: xent::Reduction::Sum, ..Default::default() };
+/// use xent::{ElementwiseLoss, ElementwiseOptions, Reduction};
+/// let opts = ElementwiseOptions { reduction: Reduction::Sum, ..ElementwiseOptions::new(ElementwiseLoss::Mse) };
 /// assert!(opts.grad);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ElementwiseOptions {
+    /// The loss, with `beta` or `delta` for the losses that take one.
+    pub loss: ElementwiseLoss,
     /// `none`, `mean` (the default) or `sum`.
     pub reduction: Reduction,
-    /// Whether to compute the gradient (default `true`).
+    /// Host API only: whether to compute and return the gradient (default
+    /// `true`). The recording API writes it when given a `grad` buffer.
     pub grad: bool,
 }
 
-impl Default for ElementwiseOptions {
-    fn default() -> Self {
+impl ElementwiseOptions {
+    /// `loss` with the mean reduction and the gradient.
+    pub fn new(loss: ElementwiseLoss) -> Self {
         Self {
+            loss,
             reduction: Reduction::Mean,
             grad: true,
         }

@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::buffers::ElementwiseBuffers;
-use super::options::{ElementwiseLoss, WeightShape};
+use super::options::{ElementwiseLoss, ElementwiseOptions, WeightShape};
 use super::pipelines::ElementwiseVariant;
 use super::plan::{ElementwisePlan, BLOCK};
 use super::validate::{self, Elements};
@@ -78,20 +78,19 @@ impl Context {
     /// let (x, y, loss, grad) = (init(&[0.5, 2.0]), init(&[0.0, 0.0]), init(&[0.0]), init(&[0.0, 0.0]));
     /// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(grad.slice(..)));
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_elementwise_loss(&mut encoder, xent::ElementwiseLoss::Mse, &[2], &buffers,
-    ///     xent::Reduction::Mean)?;
+    /// let opts = xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse);
+    /// ctx.record_elementwise_loss(&mut encoder, &[2], &opts, &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_elementwise_loss(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        loss: ElementwiseLoss,
         dims: &[usize],
+        options: &ElementwiseOptions,
         buffers: &ElementwiseBuffers<'_>,
-        reduction: Reduction,
     ) -> Result<()> {
-        let call = self.prepare_elementwise(loss, dims, buffers, reduction)?;
+        let call = self.prepare_elementwise(dims, options, buffers)?;
         self.encode(encoder, &call, Timing::Off)
     }
 
@@ -99,11 +98,11 @@ impl Context {
     /// to encode (the benchmarks encode the same list with timestamps).
     pub(crate) fn prepare_elementwise(
         &self,
-        loss: ElementwiseLoss,
         dims: &[usize],
+        options: &ElementwiseOptions,
         b: &ElementwiseBuffers<'_>,
-        reduction: Reduction,
     ) -> Result<Dispatches> {
+        let (loss, reduction) = (options.loss, options.reduction);
         // Popped before anything is recorded, as for cross-entropy.
         let scope = GpuScope::push(&self.device);
         let weight_len = |shape: WeightShape, e: &Elements| match shape {
