@@ -116,11 +116,15 @@ impl Split {
         let shards = self.ranges.len();
         ctx.record_vocab_merge(
             enc,
-            self.rows,
-            shards,
+            &xent::MergeDims {
+                rows: self.rows,
+                shards,
+            },
             opts,
-            self.gathered.slice(..),
-            self.merged.slice(..),
+            &xent::VocabMergeBuffers {
+                gathered: self.gathered.slice(..),
+                merged: self.merged.slice(..),
+            },
         )?;
         for (k, range) in self.ranges.iter().enumerate() {
             let b = CrossEntropyBuffers::new(
@@ -130,7 +134,16 @@ impl Split {
                 Some(self.grads[k].slice(..)),
                 self.status.slice(..),
             );
-            ctx.record_vocab_finish(enc, dims, *range, opts, &b, self.merged.slice(..))?;
+            ctx.record_vocab_finish(
+                enc,
+                dims,
+                *range,
+                opts,
+                &xent::VocabFinishBuffers {
+                    shard: b,
+                    merged: self.merged.slice(..),
+                },
+            )?;
         }
         Ok(())
     }

@@ -130,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..LinearBuffers::new(
             hidden_buf.slice(..),
             weight.slice(..),
-            targets_buf.slice(..),
+            xent::TargetBuffer::ClassI32(targets_buf.slice(..)),
             loss.slice(..),
             status.slice(..),
         )
@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for step in 0..=STEPS {
         let mut encoder = dev.create_command_encoder(&Default::default());
         // Loss and ∂L/∂W, ∂L/∂b of the current weights...
-        ctx.record_linear_cross_entropy(&mut encoder, dims, &opts, &buffers)?;
+        ctx.record_linear_cross_entropy(&mut encoder, &dims, &opts, &buffers)?;
         // ...and the update, in the same encoder (the last step only measures).
         if step < STEPS {
             let mut pass = encoder.begin_compute_pass(&Default::default());

@@ -101,11 +101,12 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         hidden: hidden.slice(..),
         weight: weight.slice(..),
         bias: Some(bias.slice(..)),
-        targets: targets.slice(..),
-        class_weights: Some(class_weights.slice(..)),
+        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+        precision: xent::Precision::F32,
+        weights: Some(class_weights.slice(..)),
         partial: partial.slice(..),
     };
-    ctx.record_linear_vocab_partial(&mut encoder, dims, range, &opts, &buffers)?;
+    ctx.record_linear_vocab_partial(&mut encoder, &dims, range, &opts, &buffers)?;
     let mine: Vec<u32> = read(&ctx, encoder, &[&partial])?.remove(0);
 
     // 2. The all-gather: every rank's records, in rank (= class) order.
@@ -124,15 +125,19 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     let mut encoder = dev.create_command_encoder(&Default::default());
     ctx.record_vocab_merge(
         &mut encoder,
-        N,
-        ranks,
+        &xent::MergeDims {
+            rows: N,
+            shards: ranks,
+        },
         &opts.loss,
-        gathered.slice(..),
-        merged.slice(..),
+        &xent::VocabMergeBuffers {
+            gathered: gathered.slice(..),
+            merged: merged.slice(..),
+        },
     )?;
     let buffers = LinearBuffers {
         bias: Some(bias.slice(..)),
-        class_weights: Some(class_weights.slice(..)),
+        weights: Some(class_weights.slice(..)),
         grad_hidden: Some(gh.slice(..)),
         grad_weight: Some(gw.slice(..)),
         grad_bias: Some(gb.slice(..)),
@@ -141,12 +146,21 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         ..LinearBuffers::new(
             hidden.slice(..),
             weight.slice(..),
-            targets.slice(..),
+            xent::TargetBuffer::ClassI32(targets.slice(..)),
             loss.slice(..),
             status.slice(..),
         )
     };
-    ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, merged.slice(..))?;
+    ctx.record_linear_vocab_finish(
+        &mut encoder,
+        &dims,
+        range,
+        &opts,
+        &xent::LinearFinishBuffers {
+            shard: buffers,
+            merged: merged.slice(..),
+        },
+    )?;
     let out = read(
         &ctx,
         encoder,
@@ -210,7 +224,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         Some(&problem.bias),
         &problem.targets64(),
         Some(&problem.class_weights),
-        dims,
+        &dims,
         &opts,
     )?;
     let twin = xent::cpu::linear_cross_entropy(
@@ -219,7 +233,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         Some(&problem.bias[..]),
         &problem.targets64(),
         Some(&problem.class_weights[..]),
-        dims,
+        &dims,
         &opts,
     )?;
     let diff = |a: &Option<Vec<f32>>, b: &Option<Vec<f32>>| {

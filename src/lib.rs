@@ -59,7 +59,8 @@ pub use ops::linear::{
 pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
 pub use ops::softmax::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 pub use ops::vocab::{
-    ClassRange, LinearPartialBuffers, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS,
+    ClassRange, LinearFinishBuffers, LinearPartialBuffers, MergeDims, VocabFinishBuffers,
+    VocabMergeBuffers, VocabPartialBuffers, VOCAB_RECORD_BYTES, VOCAB_RECORD_WORDS,
 };
 
 /// Compile-time check that a context can be shared across threads.

@@ -2265,7 +2265,7 @@ fn linear_loss_writes_what_the_library_computes() {
             Some(&b32),
             &[3, -100, 10, 0, 7],
             Some(&cw32),
-            dims,
+            &dims,
             &opts,
         )
         .unwrap();

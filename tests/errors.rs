@@ -793,18 +793,26 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     let linear = xent::LinearBuffers::new(
         a.slice(..),
         big.slice(4..),
-        b.slice(..),
+        xent::TargetBuffer::ClassI32(b.slice(..)),
         c.slice(..),
         d.slice(..),
     );
     let ldims = xent::LinearDims { n: 2, h: 3, v: 4 };
     bad(
         "weight",
-        ctx.record_linear_cross_entropy(&mut enc, ldims, &Default::default(), &linear),
+        ctx.record_linear_cross_entropy(&mut enc, &ldims, &Default::default(), &linear),
     );
     bad(
         "merged",
-        ctx.record_vocab_merge(&mut enc, 2, 2, &opts(), a.slice(..), big.slice(4..)),
+        ctx.record_vocab_merge(
+            &mut enc,
+            &xent::MergeDims { rows: 2, shards: 2 },
+            &opts(),
+            &xent::VocabMergeBuffers {
+                gathered: a.slice(..),
+                merged: big.slice(4..),
+            },
+        ),
     );
     // Aligned but too short: the size, the offset and the buffer's size named.
     let short = CrossEntropyBuffers {

@@ -613,7 +613,7 @@ fn other_ops(ctx: &xent::Context) {
         Some(&bias),
         &targets,
         None,
-        dims,
+        &dims,
         &Default::default(),
     )
     .unwrap();

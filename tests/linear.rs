@@ -93,10 +93,10 @@ fn pytorch_worked_values() {
             };
             let what = format!("{} (budget {budget})", case.name);
             let twin =
-                cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, dims, &opts)
+                cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
                     .unwrap();
             let gpu = ctx
-                .linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, dims, &opts)
+                .linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
                 .unwrap();
             let mag = twin.magnitude.as_ref().unwrap();
             let pick = |values: &[f64], at: &[usize]| -> Vec<f64> {
@@ -260,7 +260,6 @@ proptest! {
                 reduction, label_smoothing: smoothing, z_loss, softcap,
                 return_lse: extras, count_correct: extras, ..Default::default()
             },
-            precision,
             product_kernel,
             ..Default::default()
         };
@@ -277,14 +276,26 @@ proptest! {
         }
         let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} window {} {precision:?}: {e}", plan.window_rows));
-        let gpu = ctx.linear_cross_entropy(&hidden, &weight, bias, &targets, cw, dims, &opts).map_err(fail)?;
+        let gpu = match precision {
+            Precision::F32 => ctx.linear_cross_entropy(&hidden, &weight, bias, &targets, cw, &dims, &opts),
+            Precision::BF16 => {
+                let to = |x: &[f32]| x.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>();
+                let b = bias.map(to);
+                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts)
+            }
+            Precision::F16 => {
+                let to = |x: &[f32]| x.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>();
+                let b = bias.map(to);
+                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts)
+            }
+        }.map_err(fail)?;
         let round = |x: &[f32]| -> Vec<f32> { match precision {
             Precision::F32 => x.to_vec(),
             Precision::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
             Precision::F16 => x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
         }};
         let b_r = bias.map(round);
-        let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, dims, &opts).unwrap();
+        let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, &dims, &opts).unwrap();
         Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }
@@ -312,7 +323,7 @@ fn repeats_are_bit_identical() {
             Some(&bias),
             &targets,
             None,
-            dims,
+            &dims,
             &opts(rows),
         )
         .unwrap()
@@ -341,7 +352,7 @@ fn repeats_are_bit_identical() {
         Some(&bias),
         &targets,
         None,
-        dims,
+        &dims,
         &opts(64),
     )
     .unwrap();
@@ -392,7 +403,7 @@ fn scratch_stays_within_the_budget() {
             Some(&x.bias),
             &x.targets,
             None,
-            dims,
+            &dims,
             &opts,
         )
         .unwrap();
@@ -416,7 +427,7 @@ fn scratch_stays_within_the_budget() {
     };
     let x = inputs(257, 32, 3000, -100, &[]);
     fresh
-        .linear_cross_entropy(&x.hidden, &x.weight, None, &x.targets, None, dims, &opts)
+        .linear_cross_entropy(&x.hidden, &x.weight, None, &x.targets, None, &dims, &opts)
         .unwrap();
     assert_eq!(
         fresh.scratch_bytes(),
@@ -436,7 +447,7 @@ fn misuse_is_a_typed_error() {
     let o = LinearCrossEntropyOptions::default();
     let run =
         |h: &[f32], w: &[f32], b: Option<&[f32]>, t: &[i64], o: &LinearCrossEntropyOptions| {
-            ctx.linear_cross_entropy(h, w, b, t, None, dims, o)
+            ctx.linear_cross_entropy(h, w, b, t, None, &dims, o)
                 .unwrap_err()
         };
     assert!(matches!(
@@ -515,13 +526,13 @@ fn misuse_is_a_typed_error() {
         ..xent::LinearBuffers::new(
             hidden.slice(..),
             weight.slice(..),
-            targets.slice(..),
+            xent::TargetBuffer::ClassI32(targets.slice(..)),
             loss.slice(..),
             status.slice(..),
         )
     };
     let mut encoder = dev.create_command_encoder(&Default::default());
-    ctx.record_linear_cross_entropy(&mut encoder, empty, &o, &buffers)
+    ctx.record_linear_cross_entropy(&mut encoder, &empty, &o, &buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     assert!(common::read_f32(ctx, &loss)[0].is_nan());

@@ -455,7 +455,7 @@ fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() 
     };
     let t64: Vec<i64> = t.iter().map(|&v| i64::from(v)).collect();
     let host = ctx
-        .linear_cross_entropy(&h, &w, Some(&b), &t64, None, dims, &opts)
+        .linear_cross_entropy(&h, &w, Some(&b), &t64, None, &dims, &opts)
         .unwrap();
     let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
     let want = [
@@ -476,10 +476,16 @@ fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() 
             grad_hidden: Some(r(&gh)),
             grad_weight: Some(r(&gw)),
             grad_bias: Some(r(&gb)),
-            ..xent::LinearBuffers::new(r(&hb), r(&wb), r(&tb), r(&loss), r(&status))
+            ..xent::LinearBuffers::new(
+                r(&hb),
+                r(&wb),
+                xent::TargetBuffer::ClassI32(r(&tb)),
+                r(&loss),
+                r(&status),
+            )
         };
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_linear_cross_entropy(&mut encoder, dims, &opts, &buffers)
+        ctx.record_linear_cross_entropy(&mut encoder, &dims, &opts, &buffers)
             .unwrap();
         ctx.queue().submit([encoder.finish()]);
         let got = [
@@ -548,11 +554,15 @@ fn vocabulary_parallel_bits_do_not_depend_on_the_api_or_offsets() {
         }
         ctx.record_vocab_merge(
             &mut encoder,
-            dims[0],
-            shards,
+            &xent::MergeDims {
+                rows: dims[0],
+                shards,
+            },
             &opts,
-            region(&gathered, place),
-            region(&merged, place),
+            &xent::VocabMergeBuffers {
+                gathered: region(&gathered, place),
+                merged: region(&merged, place),
+            },
         )
         .unwrap();
         let mut outputs = Vec::new();
@@ -575,8 +585,10 @@ fn vocabulary_parallel_bits_do_not_depend_on_the_api_or_offsets() {
                 &dims,
                 *range,
                 &opts,
-                &b,
-                region(&merged, place),
+                &xent::VocabFinishBuffers {
+                    shard: b,
+                    merged: region(&merged, place),
+                },
             )
             .unwrap();
             outputs.push((loss, grad, len));

@@ -136,20 +136,26 @@ proptest! {
                 reduction, label_smoothing: smoothing, z_loss, softcap,
                 return_lse: extras, count_correct: extras, ..Default::default()
             },
-            precision,
             // Windows of a few rows: several chunks per shard.
             scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),
             ..Default::default()
         };
         let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} {shards} shards {precision:?}: {e}"));
-        let gpu = ctx.linear_cross_entropy_sharded(&hidden, &weight, bias, &targets, cw, dims, &opts, shards).map_err(fail)?;
+        let gpu = match precision {
+            Precision::BF16 => {
+                let to = |x: &[f32]| x.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>();
+                let b = bias.map(to);
+                ctx.linear_cross_entropy_sharded(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts, shards)
+            }
+            _ => ctx.linear_cross_entropy_sharded(&hidden, &weight, bias, &targets, cw, &dims, &opts, shards),
+        }.map_err(fail)?;
         let round = |x: &[f32]| -> Vec<f32> { match precision {
             Precision::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
             _ => x.to_vec(),
         }};
         let b_r = bias.map(round);
-        let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, dims, &opts).unwrap();
+        let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, &dims, &opts).unwrap();
         Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }
@@ -256,11 +262,15 @@ fn records_hold_the_documented_layout() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         ctx.record_vocab_merge(
             &mut encoder,
-            1,
-            records.len(),
+            &xent::MergeDims {
+                rows: 1,
+                shards: records.len(),
+            },
             &opts,
-            gathered.slice(..),
-            merged.slice(..),
+            &xent::VocabMergeBuffers {
+                gathered: gathered.slice(..),
+                merged: merged.slice(..),
+            },
         )
         .unwrap();
         ctx.queue().submit([encoder.finish()]);
@@ -374,7 +384,7 @@ fn a_split_repeats_bit_for_bit() {
         ..Default::default()
     };
     let run = || {
-        ctx.linear_cross_entropy_sharded(&hidden, &weight, None, &targets, None, dims, &lopts, 4)
+        ctx.linear_cross_entropy_sharded(&hidden, &weight, None, &targets, None, &dims, &lopts, 4)
             .unwrap()
     };
     let (a, b) = (run(), run());
@@ -568,11 +578,12 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
             hidden: hid.slice(..),
             weight: w.slice(..),
             bias: None,
-            targets: targets.slice(..),
-            class_weights: None,
+            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+            weights: None,
             partial: fused.slice(..),
+            precision: Precision::F32,
         };
-        ctx.record_linear_vocab_partial(&mut encoder, ldims, *r, &lopts, &b)
+        ctx.record_linear_vocab_partial(&mut encoder, &ldims, *r, &lopts, &b)
             .unwrap();
         submit(encoder);
         shard.push((logits, w, hid, words(ctx, &plain), words(ctx, &fused)));
@@ -602,11 +613,15 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         ctx.record_vocab_merge(
             &mut encoder,
-            n,
-            order.len(),
+            &xent::MergeDims {
+                rows: n,
+                shards: order.len(),
+            },
             &opts,
-            gathered.slice(..),
-            merged.slice(..),
+            &xent::VocabMergeBuffers {
+                gathered: gathered.slice(..),
+                merged: merged.slice(..),
+            },
         )?;
         let (logits, w, hid, _, _) = &shard[0];
         if fused {
@@ -615,18 +630,20 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
                 ..xent::LinearBuffers::new(
                     hid.slice(..),
                     w.slice(..),
-                    targets.slice(..),
+                    xent::TargetBuffer::ClassI32(targets.slice(..)),
                     loss.slice(..),
                     status.slice(..),
                 )
             };
             ctx.record_linear_vocab_finish(
                 &mut encoder,
-                ldims,
+                &ldims,
                 ranges[0],
                 &lopts,
-                &b,
-                merged.slice(..),
+                &xent::LinearFinishBuffers {
+                    shard: b,
+                    merged: merged.slice(..),
+                },
             )?;
         } else {
             let b = xent::CrossEntropyBuffers::new(
@@ -636,7 +653,16 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
                 Some(grad.slice(..)),
                 status.slice(..),
             );
-            ctx.record_vocab_finish(&mut encoder, &dims, ranges[0], &opts, &b, merged.slice(..))?;
+            ctx.record_vocab_finish(
+                &mut encoder,
+                &dims,
+                ranges[0],
+                &opts,
+                &xent::VocabFinishBuffers {
+                    shard: b,
+                    merged: merged.slice(..),
+                },
+            )?;
         }
         submit(encoder);
         let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
@@ -737,17 +763,26 @@ fn misuse_is_a_typed_error() {
     for shards in [0, 16_385] {
         let r = ctx.record_vocab_merge(
             &mut encoder,
-            2,
-            shards,
+            &xent::MergeDims { rows: 2, shards },
             &opts,
-            out.slice(..),
-            small.slice(..),
+            &xent::VocabMergeBuffers {
+                gathered: out.slice(..),
+                merged: small.slice(..),
+            },
         );
         assert!(
             matches!(r, Err(xent::Error::InvalidOption { name: "shards", .. })),
             "{r:?}"
         );
     }
-    let r = ctx.record_vocab_merge(&mut encoder, 2, 1, &opts, out.slice(..), out.slice(..));
+    let r = ctx.record_vocab_merge(
+        &mut encoder,
+        &xent::MergeDims { rows: 2, shards: 1 },
+        &opts,
+        &xent::VocabMergeBuffers {
+            gathered: out.slice(..),
+            merged: out.slice(..),
+        },
+    );
     assert!(matches!(r, Err(xent::Error::BadBuffer { .. })), "{r:?}");
 }

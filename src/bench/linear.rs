@@ -11,6 +11,7 @@ use crate::core::transfer::STORAGE_OUT;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::Result;
+use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearPlan};
 use crate::ops::matmul::{MatmulDims, MatrixView, ProductBuffers};
 
@@ -142,10 +143,7 @@ pub fn run_linear_case(
     precision: Precision,
     iters: usize,
 ) -> Result<LinearBenchResult> {
-    let opts = LinearCrossEntropyOptions {
-        precision,
-        ..Default::default()
-    };
+    let opts = LinearCrossEntropyOptions::default();
     let plan = ctx.plan_linear_cross_entropy(dims, &opts)?;
     let LinearDims { n, h, v } = dims;
     let (hidden, weight, targets) = linear_bench_data(dims, 0x5eed);
@@ -165,10 +163,11 @@ pub fn run_linear_case(
         &LinearBuffers {
             grad_hidden: Some(gh.slice(..)),
             grad_weight: Some(gw.slice(..)),
+            precision,
             ..LinearBuffers::new(
                 hidden_buf.slice(..),
                 weight_buf.slice(..),
-                targets_buf.slice(..),
+                TargetBuffer::ClassI32(targets_buf.slice(..)),
                 loss.slice(..),
                 status.slice(..),
             )

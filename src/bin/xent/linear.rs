@@ -13,7 +13,7 @@ use xent::{
 
 use crate::loss::{check_output_paths, context, floats, Floats, ReductionArg};
 use crate::npy::{self, Array};
-use crate::precision::PrecisionArg;
+use crate::precision::{LinearInputs, PrecisionArg};
 use crate::{usage, BackendArg, Failure};
 
 #[derive(clap::Args)]
@@ -183,7 +183,6 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
             softcap: args.softcap,
             ..Default::default()
         },
-        precision: args.precision.storage(),
         scratch_budget: args.scratch_budget,
         ..Default::default()
     };
@@ -201,7 +200,7 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
             b32.as_deref(),
             &targets,
             class_weights.as_deref(),
-            dims,
+            &dims,
             &opts,
         )
     };
@@ -222,27 +221,16 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
     } else {
         let ctx = context()?;
         let start = Instant::now();
-        let out = match args.vocab_shards {
-            Some(shards) => ctx.linear_cross_entropy_sharded(
-                &h32,
-                &w32,
-                bias.as_deref(),
-                &targets,
-                class_weights.as_deref(),
-                dims,
-                &opts,
-                shards,
-            )?,
-            None => ctx.linear_cross_entropy(
-                &h32,
-                &w32,
-                bias.as_deref(),
-                &targets,
-                class_weights.as_deref(),
-                dims,
-                &opts,
-            )?,
+        let inputs = LinearInputs {
+            hidden: &h32,
+            weight: &w32,
+            bias: bias.as_deref(),
+            targets: &targets,
+            class_weights: class_weights.as_deref(),
         };
+        let out =
+            args.precision
+                .linear_cross_entropy(&ctx, &inputs, &dims, &opts, args.vocab_shards)?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let check = if args.no_check {
             None

@@ -7,8 +7,8 @@
 use clap::ValueEnum;
 use half::{bf16, f16};
 use xent::{
-    CrossEntropyOptions, CrossEntropyOutput, ElementwiseOptions, ElementwiseOutput, LossWeights,
-    Targets, Tolerance, Weights,
+    CrossEntropyOptions, CrossEntropyOutput, ElementwiseOptions, ElementwiseOutput,
+    LinearCrossEntropyOptions, LinearDims, LinearOutput, LossWeights, Targets, Tolerance, Weights,
 };
 
 /// The values of `--precision`.
@@ -96,6 +96,67 @@ impl PrecisionArg {
                 let h = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
                 ctx.elementwise_loss(&h(input), &h(target), dims, weights, opts)
             }
+        }
+    }
+}
+
+/// The fused op's inputs as the CLI holds them: f32 values, the bias not
+/// yet rounded to the storage.
+pub(crate) struct LinearInputs<'a> {
+    pub hidden: &'a [f32],
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub targets: &'a [i64],
+    pub class_weights: Option<&'a [f32]>,
+}
+
+impl PrecisionArg {
+    /// The fused linear cross-entropy on the GPU, `h`, `W` and `b` stored
+    /// in this precision (`hidden` and `weight` already rounded to it),
+    /// split into `shards` vocabulary shards when given.
+    pub(crate) fn linear_cross_entropy(
+        self,
+        ctx: &xent::Context,
+        x: &LinearInputs<'_>,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        shards: Option<usize>,
+    ) -> xent::Result<LinearOutput<f32>> {
+        fn run<T: xent::Element>(
+            ctx: &xent::Context,
+            to: impl Fn(&[f32]) -> Vec<T>,
+            x: &LinearInputs<'_>,
+            dims: &LinearDims,
+            opts: &LinearCrossEntropyOptions,
+            shards: Option<usize>,
+        ) -> xent::Result<LinearOutput<f32>> {
+            let (h, w, b) = (to(x.hidden), to(x.weight), x.bias.map(&to));
+            let (t, cw) = (x.targets, x.class_weights);
+            match shards {
+                Some(k) => {
+                    ctx.linear_cross_entropy_sharded(&h, &w, b.as_deref(), t, cw, dims, opts, k)
+                }
+                None => ctx.linear_cross_entropy(&h, &w, b.as_deref(), t, cw, dims, opts),
+            }
+        }
+        match self {
+            PrecisionArg::F32 => run(ctx, |v| v.to_vec(), x, dims, opts, shards),
+            PrecisionArg::F16 => run(
+                ctx,
+                |v| v.iter().map(|&y| f16::from_f32(y)).collect(),
+                x,
+                dims,
+                opts,
+                shards,
+            ),
+            PrecisionArg::Bf16 => run(
+                ctx,
+                |v| v.iter().map(|&y| bf16::from_f32(y)).collect(),
+                x,
+                dims,
+                opts,
+                shards,
+            ),
         }
     }
 }

@@ -14,7 +14,7 @@ impl Tolerance {
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// let dims = xent::LinearDims { n: 1, h: 1, v: 2 };
-    /// let cpu = xent::cpu::linear_cross_entropy(&[1.0f32], &[1.0, -1.0], None, &[0], None, dims,
+    /// let cpu = xent::cpu::linear_cross_entropy(&[1.0f32], &[1.0, -1.0], None, &[0], None, &dims,
     ///     &Default::default())?;
     /// let mut gpu = xent::LinearOutput { loss: vec![0.126_928], grad_hidden: Some(vec![-0.238_406]),
     ///     grad_weight: Some(vec![-0.119_203, 0.119_203]), grad_bias: None, lse: None, correct: None,

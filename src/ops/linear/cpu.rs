@@ -66,7 +66,7 @@ pub struct LinearMagnitude {
 /// # fn main() -> Result<(), xent::Error> {
 /// let dims = xent::LinearDims { n: 1, h: 1, v: 2 };
 /// // logits = [1·1, 1·(−1)] = [1, −1], target 0: loss = ln(1 + e⁻²).
-/// let out = xent::cpu::linear_cross_entropy(&[1.0f32], &[1.0, -1.0], None, &[0], None, dims,
+/// let out = xent::cpu::linear_cross_entropy(&[1.0f32], &[1.0, -1.0], None, &[0], None, &dims,
 ///     &Default::default())?;
 /// assert!((out.loss[0] - (1.0 + (-2.0f64).exp()).ln()).abs() < 1e-15);
 /// # Ok(()) }
@@ -78,10 +78,11 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     bias: Option<&[T]>,
     targets: &[i64],
     class_weights: Option<&[T]>,
-    dims: LinearDims,
+    dims: &LinearDims,
     opts: &LinearCrossEntropyOptions,
 ) -> Result<LinearOutput<f64>> {
     opts.validate()?;
+    let dims = *dims;
     let LinearDims { n, h, v } = dims;
     super::check_lengths(
         dims,

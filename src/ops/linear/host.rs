@@ -5,13 +5,15 @@ use super::cpu::{self, LinearOutput};
 use super::options::LinearCrossEntropyOptions;
 use super::record::LinearBuffers;
 use super::LinearDims;
+use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
 use crate::core::status::{Status, STATUS_SIZE};
 use crate::core::transfer::to_f32;
-use crate::core::Context;
 use crate::core::Reduction;
+use crate::core::{Context, Element};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
+use crate::ops::cross_entropy::TargetBuffer;
 
 impl Context {
     /// The fused linear cross-entropy on the GPU: the loss of
@@ -20,9 +22,10 @@ impl Context {
     /// gradients, without the `(n, v)` logits existing whole on the device
     /// (see [`Context::record_linear_cross_entropy`]; the scratch stays
     /// within `opts.scratch_budget`). `hidden`, `weight` and `bias` are
-    /// rounded to `opts.precision` on upload; the outputs are f32. In verify
-    /// mode each output is held to [`cpu::linear_cross_entropy`](crate::cpu::linear_cross_entropy)
-    /// of the rounded inputs.
+    /// stored on the device as `T` is (`f32`, `half::bf16`, or `half::f16`
+    /// on devices with `SHADER_F16`); the outputs are f32. In verify mode
+    /// each output is held to [`cpu::linear_cross_entropy`](crate::cpu::linear_cross_entropy)
+    /// of the inputs widened to f32.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for a slice of another length than `dims`
@@ -35,25 +38,26 @@ impl Context {
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// let dims = xent::LinearDims { n: 2, h: 2, v: 3 };
-    /// let hidden = [1.0, 0.0, 0.0, 1.0];
-    /// let weight = [1.0, 0.0, 0.0, 1.0, -1.0, -1.0];
-    /// let out = ctx.linear_cross_entropy(&hidden, &weight, None, &[0, 1], None, dims, &Default::default())?;
+    /// let hidden = [1.0f32, 0.0, 0.0, 1.0];
+    /// let weight = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0];
+    /// let out = ctx.linear_cross_entropy(&hidden, &weight, None, &[0, 1], None, &dims, &Default::default())?;
     /// // Both rows have logits (1, 0, −1) up to order, the target at 1: ln(1 + e⁻¹ + e⁻²).
     /// assert!((out.loss[0] - (1.0 + (-1.0f32).exp() + (-2.0f32).exp()).ln()).abs() < 1e-6);
     /// assert_eq!(out.grad_weight.unwrap().len(), 6);
     /// # Ok(()) }
     /// ```
     #[allow(clippy::too_many_arguments)]
-    pub fn linear_cross_entropy(
+    pub fn linear_cross_entropy<T: Element>(
         &self,
-        hidden: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
+        hidden: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
         targets: &[i64],
         class_weights: Option<&[f32]>,
-        dims: LinearDims,
+        dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
     ) -> Result<LinearOutput<f32>> {
+        let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
         // The shapes, by the twin's rule, before anything is uploaded.
@@ -61,7 +65,7 @@ impl Context {
             dims,
             hidden.len(),
             weight.len(),
-            bias.map(<[f32]>::len),
+            bias.map(<[T]>::len),
             targets.len(),
         )?;
         if let Some(w) = class_weights {
@@ -74,19 +78,19 @@ impl Context {
         }
         let layout = Layout::from_dims(&[n, v])?;
         let targets32 = narrow_targets(&layout, targets, opts.loss.ignore_index)?;
-        let p = opts.precision;
+        let p = T::PRECISION;
         p.supported_on(&self.device, "f16 hidden states and weights")?;
         self.plan_linear_cross_entropy(dims, opts)?;
-        let (hidden_r, weight_r) = (p.round(hidden), p.round(weight));
-        let bias_r = bias.map(|b| p.round(b));
+        let (hidden_r, weight_r) = (widen_all(hidden), widen_all(weight));
+        let bias_r = bias.map(widen_all);
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
         let output = |label, elems| self.output(label, elems);
-        let hidden_buf = self.upload("xent hidden", &p.narrow(hidden))?;
-        let weight_buf = self.upload("xent weight", &p.narrow(weight))?;
+        let hidden_buf = self.upload("xent hidden", bytemuck::cast_slice(hidden))?;
+        let weight_buf = self.upload("xent weight", bytemuck::cast_slice(weight))?;
         let bias_buf = bias
-            .map(|b| self.upload("xent bias", &p.narrow(b)))
+            .map(|b| self.upload("xent bias", bytemuck::cast_slice(b)))
             .transpose()?;
         let targets_buf = self.upload("xent targets", bytemuck::cast_slice(&targets32))?;
         let weights_buf = class_weights
@@ -108,11 +112,12 @@ impl Context {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_linear_cross_entropy(
             &mut encoder,
-            dims,
+            &dims,
             opts,
             &LinearBuffers {
                 bias: bias_buf.as_ref().map(|b| b.slice(..)),
-                class_weights: weights_buf.as_ref().map(|b| b.slice(..)),
+                weights: weights_buf.as_ref().map(|b| b.slice(..)),
+                precision: p,
                 grad_hidden: gh_buf.as_ref().map(|b| b.slice(..)),
                 grad_weight: gw_buf.as_ref().map(|b| b.slice(..)),
                 grad_bias: gb_buf.as_ref().map(|b| b.slice(..)),
@@ -121,7 +126,7 @@ impl Context {
                 ..LinearBuffers::new(
                     hidden_buf.slice(..),
                     weight_buf.slice(..),
-                    targets_buf.slice(..),
+                    TargetBuffer::ClassI32(targets_buf.slice(..)),
                     loss_buf.slice(..),
                     status_buf.slice(..),
                 )
@@ -162,7 +167,7 @@ impl Context {
                 bias_r.as_deref(),
                 targets,
                 class_weights,
-                dims,
+                &dims,
                 opts,
             )?;
             tol.compare_linear(&out, &reference)?;

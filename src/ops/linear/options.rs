@@ -1,6 +1,5 @@
 //! Options of the fused linear cross-entropy.
 
-use crate::core::Precision;
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
 use crate::ops::matmul::ProductKernel;
@@ -29,9 +28,6 @@ pub struct LinearCrossEntropyOptions {
     /// `return_lse`, `count_correct`, and the strategy of the rows passes.
     /// The input kind must be logits.
     pub loss: CrossEntropyOptions,
-    /// Storage of `h`, `W` and `b` on the GPU (the host API rounds to it on
-    /// upload). The window of logits, the gradients and every sum are f32.
-    pub precision: Precision,
     /// Most bytes of scratch the call may hold on the device: the window of
     /// logits plus the cross-entropy's per-row scratch. Default
     /// [`DEFAULT_SCRATCH_BUDGET`]. Too small for one row is an error.
@@ -44,7 +40,6 @@ impl Default for LinearCrossEntropyOptions {
     fn default() -> Self {
         Self {
             loss: CrossEntropyOptions::default(),
-            precision: Precision::F32,
             scratch_budget: DEFAULT_SCRATCH_BUDGET,
             product_kernel: ProductKernel::Auto,
         }

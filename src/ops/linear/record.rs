@@ -22,8 +22,10 @@ use crate::ops::matmul::{MatrixView, ProductBuffers};
 /// multiple of the device's `min_storage_buffer_offset_alignment` (and of
 /// 16), each written one in a buffer of its own.
 ///
-/// `hidden`, `weight` and `bias` are stored in the options' precision (bf16
-/// and f16 two to a 4-byte word); everything else is f32 or i32.
+/// `hidden`, `weight` and `bias` are stored in `precision` (bf16 and f16 two
+/// to a 4-byte word, rounded up to whole words); everything else is f32,
+/// i32 or u32, class targets as [`TargetBuffer::ClassI32`] or
+/// [`TargetBuffer::ClassU8`].
 #[derive(Debug, Clone, Copy)]
 pub struct LinearBuffers<'a> {
     /// `h`, `(n, h)` row-major.
@@ -32,10 +34,11 @@ pub struct LinearBuffers<'a> {
     pub weight: wgpu::BufferSlice<'a>,
     /// `b`, `v` elements; `None` for no bias.
     pub bias: Option<wgpu::BufferSlice<'a>>,
-    /// i32 class indices, `n` of them.
-    pub targets: wgpu::BufferSlice<'a>,
+    /// Class indices, `n` of them (probability targets are not supported
+    /// yet: [`Error::Unsupported`]).
+    pub targets: TargetBuffer<'a>,
     /// f32 class weights, `v`; `None` for all ones.
-    pub class_weights: Option<wgpu::BufferSlice<'a>>,
+    pub weights: Option<wgpu::BufferSlice<'a>>,
     /// f32 loss: 1 element for `mean` and `sum`, `n` for `none`.
     pub loss: wgpu::BufferSlice<'a>,
     /// f32 `∂L/∂h`, `(n, h)`; `None` to skip it.
@@ -50,6 +53,10 @@ pub struct LinearBuffers<'a> {
     pub lse: Option<wgpu::BufferSlice<'a>>,
     /// u32 count of rows whose argmax is the target; optional.
     pub correct: Option<wgpu::BufferSlice<'a>>,
+    /// Storage of `hidden`, `weight` and `bias`: f32, bf16, or f16 on
+    /// devices with `SHADER_F16`. The window of logits, the gradients and
+    /// every sum are f32.
+    pub precision: Precision,
 }
 
 impl Context {
@@ -95,21 +102,22 @@ impl Context {
     /// let (gh, gw) = (init(&[0; 24]), init(&[0; 48]));
     /// let buffers = xent::LinearBuffers {
     ///     grad_hidden: Some(gh.slice(..)), grad_weight: Some(gw.slice(..)),
-    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..), targets.slice(..), loss.slice(..), status.slice(..))
+    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..),
+    ///         xent::TargetBuffer::ClassI32(targets.slice(..)), loss.slice(..), status.slice(..))
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
-    /// ctx.record_linear_cross_entropy(&mut encoder, dims, &Default::default(), &buffers)?;
+    /// ctx.record_linear_cross_entropy(&mut encoder, &dims, &Default::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_linear_cross_entropy(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        dims: LinearDims,
+        dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
         buffers: &LinearBuffers<'_>,
     ) -> Result<()> {
-        let call = self.prepare_linear_cross_entropy(dims, opts, buffers, None)?;
+        let call = self.prepare_linear_cross_entropy(*dims, opts, buffers, None)?;
         self.encode(encoder, &call, Timing::Off)
     }
 
@@ -141,9 +149,9 @@ impl Context {
             ..opts.clone()
         };
         let plan = self.plan_linear(dims, &planned, shard.is_some())?;
-        opts.precision
+        b.precision
             .supported_on(&self.device, "f16 hidden states and weights")?;
-        self.check_linear_buffers(dims, opts.precision, b)?;
+        self.check_linear_buffers(dims, b)?;
 
         let scope = GpuScope::push(&self.device);
         let (window, d) = {
@@ -155,8 +163,8 @@ impl Context {
         };
         let ce = CrossEntropyBuffers {
             logits: window.slice(..),
-            targets: TargetBuffer::ClassI32(b.targets),
-            weights: b.class_weights,
+            targets: b.targets,
+            weights: b.weights,
             sample_weights: None,
             loss: b.loss,
             grad: None,
@@ -208,13 +216,18 @@ impl Context {
     }
 
     /// The buffers' sizes and usage, and that no output aliases another.
-    fn check_linear_buffers(
-        &self,
-        dims: LinearDims,
-        p: Precision,
-        b: &LinearBuffers<'_>,
-    ) -> Result<()> {
+    fn check_linear_buffers(&self, dims: LinearDims, b: &LinearBuffers<'_>) -> Result<()> {
         let LinearDims { n, h, v } = dims;
+        let p = b.precision;
+        let targets = match b.targets {
+            TargetBuffer::ClassI32(t) | TargetBuffer::ClassU8(t) => t,
+            TargetBuffer::Probs(_) => {
+                return Err(Error::Unsupported {
+                    what: "probability targets",
+                    reason: "the fused linear cross-entropy takes class indices".into(),
+                })
+            }
+        };
         let stored = |elems: usize| (elems as u64 * p.size()).next_multiple_of(4);
         self.check_bytes("hidden", b.hidden, stored(n * h))?;
         self.check_bytes("weight", b.weight, stored(v * h))?;
@@ -233,13 +246,13 @@ impl Context {
         let mut all: Vec<(&'static str, wgpu::BufferSlice<'_>)> = vec![
             ("hidden", b.hidden),
             ("weight", b.weight),
-            ("targets", b.targets),
+            ("targets", targets),
             ("loss", b.loss),
             ("status", b.status),
         ];
         for (what, buffer) in [
             ("bias", b.bias),
-            ("class_weights", b.class_weights),
+            ("weights", b.weights),
             ("grad_hidden", b.grad_hidden),
             ("grad_weight", b.grad_weight),
             ("grad_bias", b.grad_bias),
@@ -382,7 +395,7 @@ impl<'a> LinearCall<'a> {
     fn view(&self, buffer: wgpu::BufferSlice<'a>, stride: usize, offset: usize) -> MatrixView<'a> {
         MatrixView {
             offset: offset as u64,
-            ..MatrixView::dense(buffer, self.opts.precision, stride)
+            ..MatrixView::dense(buffer, self.b.precision, stride)
         }
     }
 
@@ -401,14 +414,15 @@ impl<'a> LinearBuffers<'a> {
     /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size, mapped_at_creation: false, usage: wgpu::BufferUsages::STORAGE });
     /// let (h, w, t, loss, status) = (buffer(24), buffer(48), buffer(8), buffer(4), buffer(16));
-    /// let b = xent::LinearBuffers::new(h.slice(..), w.slice(..), t.slice(..), loss.slice(..), status.slice(..));
+    /// let b = xent::LinearBuffers::new(h.slice(..), w.slice(..),
+    ///     xent::TargetBuffer::ClassI32(t.slice(..)), loss.slice(..), status.slice(..));
     /// assert!(b.grad_weight.is_none());
     /// # Ok(()) }
     /// ```
     pub fn new(
         hidden: wgpu::BufferSlice<'a>,
         weight: wgpu::BufferSlice<'a>,
-        targets: wgpu::BufferSlice<'a>,
+        targets: TargetBuffer<'a>,
         loss: wgpu::BufferSlice<'a>,
         status: wgpu::BufferSlice<'a>,
     ) -> Self {
@@ -417,7 +431,7 @@ impl<'a> LinearBuffers<'a> {
             weight,
             bias: None,
             targets,
-            class_weights: None,
+            weights: None,
             loss,
             grad_hidden: None,
             grad_weight: None,
@@ -425,6 +439,7 @@ impl<'a> LinearBuffers<'a> {
             status,
             lse: None,
             correct: None,
+            precision: Precision::F32,
         }
     }
 }

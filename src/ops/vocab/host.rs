@@ -1,7 +1,8 @@
 //! The host API of a vocabulary-split call run on one device: the shards'
 //! partials, their records gathered by copies, the merge, the finishes.
 
-use super::{ClassRange, VocabPartialBuffers, VOCAB_RECORD_BYTES};
+use super::VOCAB_RECORD_BYTES;
+use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
 use crate::core::shape::Layout;
 use crate::core::status::Status;
 use crate::core::status::STATUS_SIZE;
@@ -172,7 +173,7 @@ impl Context {
         records.merge(self, &mut encoder, opts)?;
         let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
-            let buffers = CrossEntropyBuffers {
+            let shard = CrossEntropyBuffers {
                 weights: s.weights.as_ref().map(|b| b.slice(..)),
                 sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
                 lse: s.lse.as_ref().map(|b| b.slice(..)),
@@ -187,7 +188,11 @@ impl Context {
                     s.status.slice(..),
                 )
             };
-            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers, merged.slice(..))?;
+            let buffers = VocabFinishBuffers {
+                shard,
+                merged: merged.slice(..),
+            };
+            self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers)?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];
@@ -327,13 +332,14 @@ impl Records {
         encoder: &mut wgpu::CommandEncoder,
         opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        ctx.record_vocab_merge(
-            encoder,
-            self.rows,
-            self.shards,
-            opts,
-            self.gathered.slice(..),
-            self.merged.slice(..),
-        )
+        let dims = MergeDims {
+            rows: self.rows,
+            shards: self.shards,
+        };
+        let buffers = VocabMergeBuffers {
+            gathered: self.gathered.slice(..),
+            merged: self.merged.slice(..),
+        };
+        ctx.record_vocab_merge(encoder, &dims, opts, &buffers)
     }
 }

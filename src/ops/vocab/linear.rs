@@ -5,10 +5,13 @@
 //! again for the gradients (a product more than the unsharded op, which
 //! keeps the scratch the same).
 
+use super::LinearFinishBuffers;
 use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_BYTES};
 use crate::core::encode::Timing;
 use crate::core::Context;
+use crate::core::Precision;
 use crate::error::Result;
+use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 
 /// The buffers of a shard's fused partial
@@ -16,18 +19,20 @@ use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 /// context's device, each with `STORAGE` usage.
 #[derive(Debug, Clone, Copy)]
 pub struct LinearPartialBuffers<'a> {
-    /// `h`, `(n, h)`, in the options' precision.
+    /// `h`, `(n, h)`, in `precision`.
     pub hidden: wgpu::BufferSlice<'a>,
     /// The shard's rows of `W`: `(c1 − c0, h)`.
     pub weight: wgpu::BufferSlice<'a>,
     /// The shard's `b[c0..c1]`; `None` for no bias.
     pub bias: Option<wgpu::BufferSlice<'a>>,
-    /// i32 class indices of the whole call, `n` of them.
-    pub targets: wgpu::BufferSlice<'a>,
+    /// Class indices of the whole call, `n` of them.
+    pub targets: TargetBuffer<'a>,
     /// The shard's class weights `w[c0..c1]`; `None` for all ones.
-    pub class_weights: Option<wgpu::BufferSlice<'a>>,
+    pub weights: Option<wgpu::BufferSlice<'a>>,
     /// Written: the shard's records, `n ×` [`VOCAB_RECORD_BYTES`].
     pub partial: wgpu::BufferSlice<'a>,
+    /// Storage of `hidden`, `weight` and `bias`, as [`LinearBuffers::precision`].
+    pub precision: Precision,
 }
 
 impl Context {
@@ -59,22 +64,24 @@ impl Context {
     /// let targets = init(bytemuck::cast_slice(&[1i32, 3]));
     /// let partial = init(&[0; 2 * xent::VOCAB_RECORD_BYTES as usize]);
     /// let buffers = xent::LinearPartialBuffers {
-    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None, targets: targets.slice(..),
-    ///     class_weights: None, partial: partial.slice(..),
+    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None,
+    ///     targets: xent::TargetBuffer::ClassI32(targets.slice(..)), weights: None,
+    ///     partial: partial.slice(..), precision: xent::Precision::F32,
     /// };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
-    /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &Default::default(), &buffers)?;
+    /// ctx.record_linear_vocab_partial(&mut encoder, &dims, range, &Default::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_linear_vocab_partial(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        dims: LinearDims,
+        dims: &LinearDims,
         range: ClassRange,
         opts: &LinearCrossEntropyOptions,
         buffers: &LinearPartialBuffers<'_>,
     ) -> Result<()> {
+        let dims = *dims;
         range.check(dims.v)?;
         self.check_buffer(
             "partial",
@@ -92,7 +99,8 @@ impl Context {
         };
         let b = LinearBuffers {
             bias: buffers.bias,
-            class_weights: buffers.class_weights,
+            weights: buffers.weights,
+            precision: buffers.precision,
             ..LinearBuffers::new(
                 buffers.hidden,
                 buffers.weight,
@@ -147,36 +155,40 @@ impl Context {
     /// let (loss, status, gh) = (init(&[0; 4]), init(&[0; 16]), init(&[0; 24]));
     /// let opts = xent::LinearCrossEntropyOptions::default();
     /// let mut encoder = dev.create_command_encoder(&Default::default());
+    /// let targets = xent::TargetBuffer::ClassI32(targets.slice(..));
     /// let part = xent::LinearPartialBuffers {
-    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None, targets: targets.slice(..),
-    ///     class_weights: None, partial: partial.slice(..),
+    ///     hidden: hidden.slice(..), weight: weight.slice(..), bias: None, targets,
+    ///     weights: None, partial: partial.slice(..), precision: xent::Precision::F32,
     /// };
-    /// ctx.record_linear_vocab_partial(&mut encoder, dims, range, &opts, &part)?;
-    /// ctx.record_vocab_merge(&mut encoder, 2, 1, &opts.loss, partial.slice(..), merged.slice(..))?;
-    /// let buffers = xent::LinearBuffers {
+    /// ctx.record_linear_vocab_partial(&mut encoder, &dims, range, &opts, &part)?;
+    /// let records = xent::VocabMergeBuffers { gathered: partial.slice(..), merged: merged.slice(..) };
+    /// ctx.record_vocab_merge(&mut encoder, &xent::MergeDims { rows: 2, shards: 1 }, &opts.loss, &records)?;
+    /// let shard = xent::LinearBuffers {
     ///     grad_hidden: Some(gh.slice(..)),
-    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..), targets.slice(..), loss.slice(..), status.slice(..))
+    ///     ..xent::LinearBuffers::new(hidden.slice(..), weight.slice(..), targets, loss.slice(..), status.slice(..))
     /// };
-    /// ctx.record_linear_vocab_finish(&mut encoder, dims, range, &opts, &buffers, merged.slice(..))?;
+    /// let buffers = xent::LinearFinishBuffers { shard, merged: merged.slice(..) };
+    /// ctx.record_linear_vocab_finish(&mut encoder, &dims, range, &opts, &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_linear_vocab_finish(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        dims: LinearDims,
+        dims: &LinearDims,
         range: ClassRange,
         opts: &LinearCrossEntropyOptions,
-        buffers: &LinearBuffers<'_>,
-        merged: wgpu::BufferSlice<'_>,
+        buffers: &LinearFinishBuffers<'_>,
     ) -> Result<()> {
         let call = self.prepare_linear_cross_entropy(
-            dims,
+            *dims,
             opts,
-            buffers,
+            &buffers.shard,
             Some(&ShardPass {
                 range,
-                stage: ShardStage::Finish { merged },
+                stage: ShardStage::Finish {
+                    merged: buffers.merged,
+                },
             }),
         )?;
         self.encode(encoder, &call, Timing::Off)

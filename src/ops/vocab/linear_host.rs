@@ -2,14 +2,16 @@
 //! device.
 
 use super::host::Records;
-use super::{ClassRange, LinearPartialBuffers};
+use super::{ClassRange, LinearFinishBuffers, LinearPartialBuffers};
+use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
 use crate::core::status::{Status, STATUS_SIZE};
 use crate::core::transfer::to_f32;
-use crate::core::Context;
 use crate::core::Reduction;
+use crate::core::{Context, Element};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
+use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::cpu;
 use crate::ops::linear::LinearOutput;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
@@ -36,22 +38,23 @@ impl Context {
     /// let h = [0.5f32, -1.0, 2.0, 1.5, 0.0, -0.5];
     /// let w: Vec<f32> = (0..15).map(|i| (i as f32 * 0.37).sin()).collect();
     /// let opts = Default::default();
-    /// let out = ctx.linear_cross_entropy_sharded(&h, &w, None, &[4, 0], None, dims, &opts, 3)?;
+    /// let out = ctx.linear_cross_entropy_sharded(&h, &w, None, &[4, 0], None, &dims, &opts, 3)?;
     /// assert_eq!(out.grad_weight.unwrap().len(), 15);
     /// # Ok(()) }
     /// ```
     #[allow(clippy::too_many_arguments)]
-    pub fn linear_cross_entropy_sharded(
+    pub fn linear_cross_entropy_sharded<T: Element>(
         &self,
-        hidden: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
+        hidden: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
         targets: &[i64],
         class_weights: Option<&[f32]>,
-        dims: LinearDims,
+        dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
         shards: usize,
     ) -> Result<LinearOutput<f32>> {
+        let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
         let ranges = ClassRange::split(v, shards)?;
@@ -59,7 +62,7 @@ impl Context {
             dims,
             hidden.len(),
             weight.len(),
-            bias.map(<[f32]>::len),
+            bias.map(<[T]>::len),
             targets.len(),
         )?;
         if let Some(w) = class_weights {
@@ -72,15 +75,15 @@ impl Context {
         }
         let layout = Layout::from_dims(&[n, v])?;
         let targets32 = narrow_targets(&layout, targets, opts.loss.ignore_index)?;
-        let p = opts.precision;
+        let p = T::PRECISION;
         p.supported_on(&self.device, "f16 hidden states and weights")?;
-        let (hidden_r, weight_r) = (p.round(hidden), p.round(weight));
-        let bias_r = bias.map(|b| p.round(b));
+        let (hidden_r, weight_r) = (widen_all(hidden), widen_all(weight));
+        let bias_r = bias.map(widen_all);
 
         let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = GpuScope::push(&self.device);
         let output = |label, elems| self.output(label, elems);
-        let hidden_buf = self.upload("xent hidden", &p.narrow(hidden))?;
+        let hidden_buf = self.upload("xent hidden", bytemuck::cast_slice(hidden))?;
         let targets_buf = self.upload("xent targets", bytemuck::cast_slice(&targets32))?;
         let grads = opts.loss.compute_grad;
         let loss_elems = if opts.loss.reduction == Reduction::None {
@@ -106,9 +109,12 @@ impl Context {
         for r in &ranges {
             let (c0, c1) = (r.start, r.end);
             shard_bufs.push(Shard {
-                weight: self.upload("xent shard weight", &p.narrow(&weight[c0 * h..c1 * h]))?,
+                weight: self.upload(
+                    "xent shard weight",
+                    bytemuck::cast_slice(&weight[c0 * h..c1 * h]),
+                )?,
                 bias: bias
-                    .map(|b| self.upload("xent shard bias", &p.narrow(&b[c0..c1])))
+                    .map(|b| self.upload("xent shard bias", bytemuck::cast_slice(&b[c0..c1])))
                     .transpose()?,
                 class_weights: class_weights
                     .map(|w| {
@@ -132,19 +138,21 @@ impl Context {
                 hidden: hidden_buf.slice(..),
                 weight: s.weight.slice(..),
                 bias: s.bias.as_ref().map(|b| b.slice(..)),
-                targets: targets_buf.slice(..),
-                class_weights: s.class_weights.as_ref().map(|b| b.slice(..)),
+                targets: TargetBuffer::ClassI32(targets_buf.slice(..)),
+                weights: s.class_weights.as_ref().map(|b| b.slice(..)),
                 partial: s.partial.slice(..),
+                precision: p,
             };
-            self.record_linear_vocab_partial(&mut encoder, dims, range, opts, &buffers)?;
+            self.record_linear_vocab_partial(&mut encoder, &dims, range, opts, &buffers)?;
             records.gather(&mut encoder, k, &s.partial);
         }
         records.merge(self, &mut encoder, &opts.loss)?;
         let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
-            let buffers = LinearBuffers {
+            let shard = LinearBuffers {
                 bias: s.bias.as_ref().map(|b| b.slice(..)),
-                class_weights: s.class_weights.as_ref().map(|b| b.slice(..)),
+                weights: s.class_weights.as_ref().map(|b| b.slice(..)),
+                precision: p,
                 grad_hidden: s.gh.as_ref().map(|b| b.slice(..)),
                 grad_weight: s.gw.as_ref().map(|b| b.slice(..)),
                 grad_bias: s.gb.as_ref().map(|b| b.slice(..)),
@@ -153,19 +161,16 @@ impl Context {
                 ..LinearBuffers::new(
                     hidden_buf.slice(..),
                     s.weight.slice(..),
-                    targets_buf.slice(..),
+                    TargetBuffer::ClassI32(targets_buf.slice(..)),
                     s.loss.slice(..),
                     s.status.slice(..),
                 )
             };
-            self.record_linear_vocab_finish(
-                &mut encoder,
-                dims,
-                range,
-                opts,
-                &buffers,
-                merged.slice(..),
-            )?;
+            let buffers = LinearFinishBuffers {
+                shard,
+                merged: merged.slice(..),
+            };
+            self.record_linear_vocab_finish(&mut encoder, &dims, range, opts, &buffers)?;
         }
         let first = &shard_bufs[0];
         let mut wanted = vec![&first.status, &first.loss];
@@ -222,7 +227,7 @@ impl Context {
                 bias_r.as_deref(),
                 targets,
                 class_weights,
-                dims,
+                &dims,
                 opts,
             )?;
             tol.compare_linear(&out, &reference)?;

@@ -13,11 +13,13 @@
 //! The record's byte layout is [`VOCAB_RECORD_WORDS`]'s documentation; the
 //! kernels are `shaders/cross_entropy/vocab.wgsl`.
 
+mod buffers;
 mod host;
 mod linear;
 mod linear_host;
 mod record;
 
+pub use buffers::{LinearFinishBuffers, MergeDims, VocabFinishBuffers, VocabMergeBuffers};
 pub use linear::LinearPartialBuffers;
 pub use record::VocabPartialBuffers;
 

@@ -2,6 +2,7 @@
 //! records, and a shard's finish into the caller's encoder.
 
 use super::{ClassRange, ShardPass, ShardStage, VOCAB_RECORD_WORDS};
+use super::{MergeDims, VocabFinishBuffers, VocabMergeBuffers};
 use crate::core::binding::no_aliasing;
 use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::encode::{Dispatches, Timing};
@@ -150,10 +151,11 @@ impl Context {
         )
     }
 
-    /// Records the merge of `shards` shards' records: `gathered` holds them
-    /// shard after shard (`shards × rows` records, as an all-gather of
-    /// each shard's [`Context::record_vocab_partial`] output lays them
-    /// out), merged per row in shard order into `merged` (`rows` records).
+    /// Records the merge of `dims.shards` shards' records: `buffers.gathered`
+    /// holds them shard after shard (`shards × rows` records, as an
+    /// all-gather of each shard's [`Context::record_vocab_partial`] output
+    /// lays them out), merged per row in shard order into `buffers.merged`
+    /// (`rows` records).
     /// `opts` is the call's (its input kind decides how the sums merge).
     /// The same records give the same bits.
     ///
@@ -169,33 +171,30 @@ impl Context {
     /// let usage = wgpu::BufferUsages::STORAGE;
     /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size, usage, mapped_at_creation: false });
-    /// let (rows, shards) = (8, 2);
-    /// let gathered = buffer(shards * rows * xent::VOCAB_RECORD_BYTES);
-    /// let merged = buffer(rows * xent::VOCAB_RECORD_BYTES);
+    /// let dims = xent::MergeDims { rows: 8, shards: 2 };
+    /// let gathered = buffer(dims.gathered_bytes());
+    /// let merged = buffer(8 * xent::VOCAB_RECORD_BYTES);
+    /// let buffers = xent::VocabMergeBuffers { gathered: gathered.slice(..), merged: merged.slice(..) };
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    /// ctx.record_vocab_merge(&mut encoder, rows as usize, shards as usize, &Default::default(), gathered.slice(..), merged.slice(..))?;
+    /// ctx.record_vocab_merge(&mut encoder, &dims, &Default::default(), &buffers)?;
     /// # Ok(()) }
     /// ```
     pub fn record_vocab_merge(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        rows: usize,
-        shards: usize,
+        dims: &MergeDims,
         opts: &CrossEntropyOptions,
-        gathered: wgpu::BufferSlice<'_>,
-        merged: wgpu::BufferSlice<'_>,
+        buffers: &VocabMergeBuffers<'_>,
     ) -> Result<()> {
-        let call = self.prepare_vocab_merge(rows, shards, opts, gathered, merged)?;
+        let call = self.prepare_vocab_merge(dims, opts, buffers)?;
         self.encode(encoder, &call, Timing::Off)
     }
 
     pub(crate) fn prepare_vocab_merge(
         &self,
-        rows: usize,
-        shards: usize,
+        &MergeDims { rows, shards }: &MergeDims,
         opts: &CrossEntropyOptions,
-        gathered: wgpu::BufferSlice<'_>,
-        merged: wgpu::BufferSlice<'_>,
+        &VocabMergeBuffers { gathered, merged }: &VocabMergeBuffers<'_>,
     ) -> Result<Dispatches> {
         opts.validate()?;
         if shards == 0 || shards > LOOP_TRIPS_MAX {
@@ -302,11 +301,12 @@ impl Context {
     ///     0, 0, 3, 4f32.to_bits(), u32::MAX, f32::NEG_INFINITY.to_bits(), 4, 6];
     /// let merged = init(bytemuck::cast_slice(&record));
     /// let (loss, grad, status) = (init(&[0; 4]), init(&[0; 8]), init(&[0; 16]));
-    /// let buffers = xent::CrossEntropyBuffers::new(
+    /// let shard = xent::CrossEntropyBuffers::new(
     ///     logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)), loss.slice(..), Some(grad.slice(..)), status.slice(..));
+    /// let buffers = xent::VocabFinishBuffers { shard, merged: merged.slice(..) };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
     /// let range = xent::ClassRange::new(2, 4);
-    /// ctx.record_vocab_finish(&mut encoder, &[1, 4], range, &Default::default(), &buffers, merged.slice(..))?;
+    /// ctx.record_vocab_finish(&mut encoder, &[1, 4], range, &Default::default(), &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -316,17 +316,18 @@ impl Context {
         dims: &[usize],
         range: ClassRange,
         opts: &CrossEntropyOptions,
-        buffers: &CrossEntropyBuffers<'_>,
-        merged: wgpu::BufferSlice<'_>,
+        buffers: &VocabFinishBuffers<'_>,
     ) -> Result<()> {
         let phases = self.prepare_cross_entropy_phases(
             dims,
             opts,
-            buffers,
+            &buffers.shard,
             None,
             Some(&ShardPass {
                 range,
-                stage: ShardStage::Finish { merged },
+                stage: ShardStage::Finish {
+                    merged: buffers.merged,
+                },
             }),
         )?;
         self.encode(encoder, &phases.flatten(), Timing::Off)
