@@ -173,7 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("step {step:>3}: loss {last:.4}, {right} of {N} right");
         }
     }
-    ctx.read_status(&status)?
+    ctx.read_status::<xent::CrossEntropyStatus>(status.slice(..))?
         .check(&xent::Layout::from_dims(&[N, V])?, -100)?;
     let accuracy = f64::from(right) / N as f64;
     println!(

@@ -218,7 +218,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     record_forward(&mut encoder);
     let [final_logits, curve] = read_f32(device, queue, encoder, [&logits, &loss_curve])?;
     // The targets never change, so the last step's range check speaks for all.
-    ctx.read_status(&status)?
+    ctx.read_status::<xent::CrossEntropyStatus>(status.slice(..))?
         .check(&xent::Layout::from_dims(&dims)?, opts.ignore_index)?;
 
     println!("seed {seed}, {STEPS} steps of SGD at learning rate {LEARNING_RATE}");

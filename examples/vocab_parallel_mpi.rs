@@ -168,7 +168,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     )?;
     // Targets out of range, or merged records that miss a shard: typed errors.
     let layout = xent::Layout::from_dims(&[N, V])?;
-    xent::Status::from_bytes(bytemuck::cast_slice(&out[1]))
+    <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(bytemuck::cast_slice(&out[1]))
         .check(&layout, opts.loss.ignore_index)?;
 
     // 4. Rank 0 gathers the gradients: ∂L/∂h summed in rank order, the rows

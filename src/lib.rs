@@ -35,7 +35,7 @@ mod ops;
 pub mod wgsl;
 
 pub use crate::core::shape::Layout;
-pub use crate::core::status::{Status, STATUS_SIZE};
+pub use crate::core::status::{OpStatus, STATUS_SIZE};
 #[doc(hidden)]
 pub use crate::core::verify::Fault;
 pub use crate::core::verify::{max_abs_diff, Tolerance};
@@ -47,10 +47,10 @@ pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};
 pub use ops::cross_entropy::options::{CrossEntropyOptions, EmptyMean, InputKind, Strategy};
 pub use ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
-pub use ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
+pub use ops::cross_entropy::{CrossEntropyBuffers, CrossEntropyStatus, TargetBuffer};
 pub use ops::elementwise::{
-    ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, LossWeights,
-    WeightShape,
+    ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput, ElementwiseStatus,
+    LossWeights, WeightShape,
 };
 pub use ops::linear::{
     LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearOutput, LinearPlan,

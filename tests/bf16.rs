@@ -53,7 +53,7 @@ fn check(
         sample: None,
     };
     let gpu = ctx
-        .cross_entropy_bf16(&x, dims, Targets::I64(&t), weights, opts)
+        .cross_entropy_with(&x, dims, Targets::I64(&t), weights, opts)
         .map_err(|e| e.to_string())?;
     let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
     let want = cpu::cross_entropy_with(&x32, dims, Targets::I64(&t), weights, opts)
@@ -123,7 +123,7 @@ fn the_gradient_is_the_f32_kernels_rounded_to_nearest_even() {
             .grad
             .unwrap();
         let bf16_grad = ctx
-            .cross_entropy_bf16(&x, dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts)
             .unwrap()
             .grad
             .unwrap();
@@ -145,7 +145,7 @@ fn nan_and_infinite_logits_stay_nan_in_bf16() {
         .map(|&v| bf16::from_f32(v))
         .collect();
     let out = ctx
-        .cross_entropy_bf16(
+        .cross_entropy_with(
             &x,
             &[2, 3],
             Targets::I64(&[1, 1]),

@@ -320,7 +320,7 @@ fn precision_bf16_stores_and_checks_in_bf16() {
     assert!(out.contains("agree"), "{out}");
     let xb: Vec<half::bf16> = x64.iter().map(|&v| half::bf16::from_f64(v)).collect();
     let lib = ctx
-        .cross_entropy_bf16(
+        .cross_entropy_with(
             &xb,
             &[3, 131],
             xent::Targets::I64(&t),
@@ -427,7 +427,7 @@ fn float16_files_are_read_exactly_and_stored_as_they_are_in_f16() {
     // f16: stored as they are (no second rounding), as the f16 host API.
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         let lib = ctx
-            .cross_entropy_f16(
+            .cross_entropy_with(
                 &xh,
                 &[4, 37],
                 xent::Targets::I64(&t),
@@ -2511,7 +2511,6 @@ fn vocab_shards_write_the_split_calls_outputs() {
                 xent::Weights::none(),
                 &opts,
                 shards.parse().unwrap(),
-                xent::Precision::F32,
             )
             .unwrap();
         assert_eq!(read_f32(&lp), (vec![], lib.loss.clone()));

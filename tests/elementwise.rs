@@ -10,8 +10,8 @@ use common::{ctx, read_f32, small_binding_ctx, Rng};
 use proptest::prelude::*;
 use wgpu::util::DeviceExt;
 use xent::{
-    cpu, Context, ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, Error, LossWeights,
-    Reduction, Tolerance, WeightShape,
+    cpu, Context, ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseStatus,
+    Error, LossWeights, Reduction, Tolerance, WeightShape,
 };
 
 /// Inputs for `loss`: probabilities (with exact 0 and 1) for bce, logits
@@ -407,10 +407,13 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let loss = storage(ctx, &[0.0]);
     let status = storage(ctx, &[0.0; 4]);
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    let buffers = ElementwiseBuffers {
-        status: Some(status.slice(..)),
-        ..ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None)
-    };
+    let buffers = ElementwiseBuffers::new(
+        x.slice(..),
+        y.slice(..),
+        loss.slice(..),
+        None,
+        status.slice(..),
+    );
     ctx.record_elementwise_loss(
         &mut enc,
         &[2, 2],
@@ -424,9 +427,9 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     ctx.queue().submit([enc.finish()]);
     // The bad elements' losses are NaN, not a plausible number.
     assert!(read_f32(ctx, &loss)[0].is_nan());
-    let s = ctx.read_status(&status).unwrap();
-    assert!(!s.first_in_target);
-    let err = s.check_input(&[2, 2]).unwrap_err();
+    let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
+    assert!(!s.in_target);
+    let err = s.check(&[2, 2]).unwrap_err();
     assert!(
         matches!(err, Error::InputOutOfRange { what: "input", ref position, value, count: 2 } if position == &[0, 1] && value == 2.0),
         "{err}"
@@ -434,10 +437,13 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     // A bad target is reported as the target's.
     let y_bad = storage(ctx, &[1.0, 1.0, 0.0, 3.0]);
     let x_ok = storage(ctx, &[0.5; 4]);
-    let buffers = ElementwiseBuffers {
-        status: Some(status.slice(..)),
-        ..ElementwiseBuffers::new(x_ok.slice(..), y_bad.slice(..), loss.slice(..), None)
-    };
+    let buffers = ElementwiseBuffers::new(
+        x_ok.slice(..),
+        y_bad.slice(..),
+        loss.slice(..),
+        None,
+        status.slice(..),
+    );
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     ctx.record_elementwise_loss(
         &mut enc,
@@ -450,33 +456,44 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     )
     .unwrap();
     ctx.queue().submit([enc.finish()]);
-    let s = ctx.read_status(&status).unwrap();
-    assert!(s.first_in_target && s.first_position == 3, "{s:?}");
-    let err = s.check_input(&[4]).unwrap_err();
+    let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
+    assert!(s.in_target && s.first_position == 3, "{s:?}");
+    let err = s.check(&[4]).unwrap_err();
     assert!(
         matches!(err, Error::InputOutOfRange { what: "target", value, count: 1, .. } if value == 3.0),
         "{err}"
     );
-    // Without a status buffer bce is refused; a written buffer in two roles too.
+    // Every loss writes the status: an mse call over the bad call's status,
+    // with every reduction, leaves it clear.
+    let losses = storage(ctx, &[0.0; 4]);
+    for reduction in [Reduction::Sum, Reduction::None] {
+        let fine = ElementwiseBuffers::new(
+            x.slice(..),
+            y.slice(..),
+            losses.slice(..),
+            None,
+            status.slice(..),
+        );
+        let opts = xent::ElementwiseOptions {
+            reduction,
+            ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
+        };
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_elementwise_loss(&mut enc, &[4], &opts, &fine)
+            .unwrap();
+        ctx.queue().submit([enc.finish()]);
+        let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
+        assert_eq!(s, ElementwiseStatus::default(), "{reduction:?}");
+    }
+    // A written buffer in two roles is refused.
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    let no_status = ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None);
-    let err = ctx
-        .record_elementwise_loss(
-            &mut enc,
-            &[4],
-            &xent::ElementwiseOptions {
-                reduction: Reduction::Sum,
-                ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
-            },
-            &no_status,
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::BadBuffer { what: "status", .. }),
-        "{err}"
+    let in_place = ElementwiseBuffers::new(
+        x.slice(..),
+        y.slice(..),
+        loss.slice(..),
+        Some(x.slice(..)),
+        status.slice(..),
     );
-    let in_place =
-        ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(x.slice(..)));
     let err = ctx
         .record_elementwise_loss(
             &mut enc,
@@ -500,9 +517,16 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
                 reduction: Reduction::None,
                 ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
             },
-            &no_status,
+            &ElementwiseBuffers::new(
+                x.slice(..),
+                y.slice(..),
+                loss.slice(..),
+                None,
+                status.slice(..),
+            ),
         )
         .unwrap_err();
+    // A one-element loss for four elements of `none`.
     assert!(
         matches!(err, Error::BadBuffer { what: "loss", .. }),
         "{err}"
@@ -519,9 +543,16 @@ fn calls_recorded_back_to_back_into_one_encoder_each_get_their_result() {
     let zero = vec![0.0f32; n];
     let (xa, xb, y) = (storage(ctx, &a), storage(ctx, &b), storage(ctx, &zero));
     let (la, lb) = (storage(ctx, &[0.0]), storage(ctx, &[0.0]));
+    let status = storage(ctx, &[0.0; 4]);
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     for (x, l) in [(&xa, &la), (&xb, &lb)] {
-        let buffers = ElementwiseBuffers::new(x.slice(..), y.slice(..), l.slice(..), None);
+        let buffers = ElementwiseBuffers::new(
+            x.slice(..),
+            y.slice(..),
+            l.slice(..),
+            None,
+            status.slice(..),
+        );
         ctx.record_elementwise_loss(
             &mut enc,
             &[n],
@@ -608,6 +639,7 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
     let w: Vec<f32> = (1..=8).map(|v| v as f32).collect();
     let (xb, yb, wb) = (storage(ctx, &x), storage(ctx, &y), storage(ctx, &w));
     let (loss, grad) = (storage(ctx, &[0.0; 8]), storage(ctx, &[0.0; 8]));
+    let status = storage(ctx, &[0.0; 4]);
     for shape in [WeightShape::LastAxis, WeightShape::Full] {
         let buffers = ElementwiseBuffers {
             weight: Some((wb.slice(..), shape)),
@@ -616,6 +648,7 @@ fn a_last_axis_weight_as_long_as_the_input_is_read_as_its_shape() {
                 yb.slice(..),
                 loss.slice(..),
                 Some(grad.slice(..)),
+                status.slice(..),
             )
         };
         let mut enc = ctx.device().create_command_encoder(&Default::default());

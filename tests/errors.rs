@@ -565,7 +565,11 @@ fn every_call_on_a_lost_device_is_an_error_not_a_panic_or_a_hang() {
             )
             .map(drop),
         );
-        lost("read_status", ctx.read_status(&status).map(drop));
+        lost(
+            "read_status",
+            ctx.read_status::<xent::CrossEntropyStatus>(status.slice(..))
+                .map(drop),
+        );
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let buffers = CrossEntropyBuffers::new(
             logits.slice(..),
@@ -682,6 +686,7 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
         grad.slice(..),
         loss.slice(..),
         Some(mapped.slice(..)),
+        status.slice(..),
     );
     is_mapped_error(
         "grad",
@@ -754,7 +759,8 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
         "logits",
         ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, &opts(), &ce),
     );
-    let ew = xent::ElementwiseBuffers::new(a.slice(..), big.slice(4..), b.slice(..), None);
+    let ew =
+        xent::ElementwiseBuffers::new(a.slice(..), big.slice(4..), b.slice(..), None, d.slice(..));
     let mse = xent::ElementwiseLoss::Mse;
     bad(
         "target",

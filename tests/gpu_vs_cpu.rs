@@ -532,7 +532,7 @@ fn cross_entropy_on_every_strategy(ctx: &xent::Context) {
         assert_eq!(got.correct, want.correct, "{dims:?}");
         // The vocabulary split's kernels (partial, merge, finish).
         let split = ctx
-            .cross_entropy_sharded(&x, &dims, targets, weights, &opts, 3, xent::Precision::F32)
+            .cross_entropy_sharded(&x, &dims, targets, weights, &opts, 3)
             .unwrap_or_else(|e| panic!("{dims:?}, 3 shards: {e}"));
         common::assert_matches_cpu(&format!("{dims:?}, 3 shards"), &split, &want);
         let y = ctx

@@ -254,7 +254,7 @@ fn cross_entropy_host_and_recording_give_the_same_bits() {
         }
         let bf: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let host = ctx
-            .cross_entropy_bf16(&bf, dims, Targets::I64(&t64), Weights::none(), &opts)
+            .cross_entropy_with(&bf, dims, Targets::I64(&t64), Weights::none(), &opts)
             .unwrap();
         let host_grad = stored(&host.grad.unwrap(), Precision::BF16);
         for place in [EXACT, PADDED, OFFSET] {
@@ -358,8 +358,15 @@ fn elementwise_and_softmax_bits_do_not_depend_on_buffer_sizes_or_offsets() {
     let elementwise = |place| {
         let (input, target) = (f32s(&x, place), f32s(&y, place));
         let (loss, grad) = (f32s(&[0.0], place), f32s(&x, place));
+        let status = f32s(&[0.0; 4], place);
         let r = |b| region(b, place);
-        let b = xent::ElementwiseBuffers::new(r(&input), r(&target), r(&loss), Some(r(&grad)));
+        let b = xent::ElementwiseBuffers::new(
+            r(&input),
+            r(&target),
+            r(&loss),
+            Some(r(&grad)),
+            r(&status),
+        );
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         let loss_kind = xent::ElementwiseLoss::BceWithLogits;
         ctx.record_elementwise_loss(
@@ -519,7 +526,6 @@ fn vocabulary_parallel_bits_do_not_depend_on_the_api_or_offsets() {
             Weights::none(),
             &opts,
             shards,
-            Precision::F32,
         )
         .unwrap();
     let host_grad = host.grad.unwrap();

@@ -95,7 +95,7 @@ fn every_forced_strategy_serves_its_shapes_and_refuses_the_rest() {
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
                 // bf16: the scalar strategies write single elements of shared words.
                 let got = ctx
-                    .cross_entropy_bf16(&xb, dims, Targets::I64(&t), Weights::none(), &opts)
+                    .cross_entropy_with(&xb, dims, Targets::I64(&t), Weights::none(), &opts)
                     .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
                 let want =
                     cpu::cross_entropy_with(&xb32, dims, Targets::I64(&t), Weights::none(), &opts)
@@ -168,7 +168,7 @@ fn the_team_kernels_run_chunk_by_chunk() {
         tol.compare_cross_entropy(&got, &want, &tol)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let got = ctx
-            .cross_entropy_bf16(&xb, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(&xb, &dims, Targets::I64(&t), Weights::none(), &opts)
             .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
         let want = cpu::cross_entropy_with(&xb32, &dims, Targets::I64(&t), Weights::none(), &opts)
             .unwrap();

@@ -86,7 +86,7 @@ proptest! {
         };
         let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
-        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, shards, Precision::F32).map_err(fail)?;
+        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, shards).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
         let tol = Tolerance::default();
         prop_assert_eq!(&gpu.loss_dims, &want.loss_dims);
@@ -355,16 +355,8 @@ fn a_split_repeats_bit_for_bit() {
         ..Default::default()
     };
     let run = || {
-        ctx.cross_entropy_sharded(
-            &x,
-            &dims,
-            Targets::I64(&t),
-            Weights::none(),
-            &opts,
-            3,
-            Precision::F32,
-        )
-        .unwrap()
+        ctx.cross_entropy_sharded(&x, &dims, Targets::I64(&t), Weights::none(), &opts, 3)
+            .unwrap()
     };
     let (a, b) = (run(), run());
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -429,15 +421,7 @@ fn splits_match(
     let want = cpu::cross_entropy_with(x, dims, targets, Weights::none(), opts).unwrap();
     for &shards in splits {
         let got = ctx
-            .cross_entropy_sharded(
-                x,
-                dims,
-                targets,
-                Weights::none(),
-                opts,
-                shards,
-                Precision::F32,
-            )
+            .cross_entropy_sharded(x, dims, targets, Weights::none(), opts, shards)
             .unwrap();
         common::assert_matches_cpu(&format!("{dims:?}, {shards} shards"), &got, &want);
     }
@@ -482,21 +466,11 @@ fn bf16_shards_match_the_twin() {
     let x: Vec<f32> = (0..9 * 130 * 3).map(|_| rng.uniform(-5.0, 5.0)).collect();
     let t: Vec<i64> = (0..27).map(|_| rng.below(130) as i64).collect();
     let opts = CrossEntropyOptions::default();
+    let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
     let got = ctx
-        .cross_entropy_sharded(
-            &x,
-            &dims,
-            Targets::I64(&t),
-            Weights::none(),
-            &opts,
-            4,
-            Precision::BF16,
-        )
+        .cross_entropy_sharded(&xb, &dims, Targets::I64(&t), Weights::none(), &opts, 4)
         .unwrap();
-    let rounded: Vec<f32> = x
-        .iter()
-        .map(|&v| half::bf16::from_f32(v).to_f32())
-        .collect();
+    let rounded: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
     let want =
         cpu::cross_entropy_with(&rounded, &dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
     Tolerance::default()
@@ -525,7 +499,6 @@ fn verify_mode_catches_a_corrupted_split() {
         Weights::none(),
         &Default::default(),
         3,
-        Precision::F32,
     );
     assert!(matches!(r, Err(xent::Error::Mismatch { .. })), "{r:?}");
 }
@@ -666,7 +639,7 @@ fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
         }
         submit(encoder);
         let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
-        xent::Status::from_bytes(&bytes).check(&layout, -100)
+        <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(&bytes).check(&layout, -100)
     };
     for fused in [false, true] {
         // Each class once: in order, or out of it (the same sums).
@@ -693,15 +666,7 @@ fn misuse_is_a_typed_error() {
     let x = [0.0f32; 10];
     let t = [1i64, 2];
     let opts = CrossEntropyOptions::default();
-    let r = ctx.cross_entropy_sharded(
-        &x,
-        &[2, 5],
-        Targets::I64(&t),
-        Weights::none(),
-        &opts,
-        0,
-        Precision::F32,
-    );
+    let r = ctx.cross_entropy_sharded(&x, &[2, 5], Targets::I64(&t), Weights::none(), &opts, 0);
     assert!(
         matches!(
             r,

@@ -13,7 +13,8 @@
 //                    the reduce adds more than 64 of them one after another)
 //   elementwise_reduce
 //                    one workgroup: the blocks' (or folds') stats in order
-//                    -> the reduced loss, and for bce the status buffer
+//                    -> the reduced loss, and the status buffer (bce's
+//                    input check; zeros for the other losses)
 //
 // Assembled (`elementwise_source` in src/gpu/sources.rs) with
 // shaders/lib/elem_f32.wgsl, block_stats.wgsl (the fixed-order sums) and
@@ -353,21 +354,20 @@ fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
         } else if (p.reduction != REDUCTION_NONE) {
             loss_out[0] = total.sum;
         }
-        if (LOSS == LOSS_BCE) {
-            status[0] = total.bad;
-            // The first bad element's value, its input's if that is bad,
-            // else its target's (word 3 says which), where the first
-            // binding holds it (NaN where not: the host reads it then).
-            var value = bitcast<u32>(p.nan);
-            var in_target = 0u;
-            if (total.bad != 0u && total.first < stored_len()) {
-                let x = load_input(total.first);
-                in_target = select(1u, 0u, !in_unit(x));
-                value = bitcast<u32>(select(load_target(total.first), x, !in_unit(x)));
-            }
-            status[1] = select(0u, total.first, total.bad != 0u);
-            status[2] = select(0u, value, total.bad != 0u);
-            status[3] = in_target;
+        // Every loss writes the status; only bce finds anything.
+        status[0] = total.bad;
+        // The first bad element's value, its input's if that is bad,
+        // else its target's (word 3 says which), where the first
+        // binding holds it (NaN where not: the host reads it then).
+        var value = bitcast<u32>(p.nan);
+        var in_target = 0u;
+        if (total.bad != 0u && total.first < stored_len()) {
+            let x = load_input(total.first);
+            in_target = select(1u, 0u, !in_unit(x));
+            value = bitcast<u32>(select(load_target(total.first), x, !in_unit(x)));
         }
+        status[1] = select(0u, total.first, total.bad != 0u);
+        status[2] = select(0u, value, total.bad != 0u);
+        status[3] = in_target;
     }
 }

@@ -166,15 +166,13 @@ impl<'a> Prepared<'a> {
                     .prepare_cross_entropy(&self.dims, &opts, &buffers)?
             }
             Some(loss) => {
-                let buffers = ElementwiseBuffers {
-                    status: Some(self.status.slice(..)),
-                    ..ElementwiseBuffers::new(
-                        self.logits_buf.slice(..),
-                        self.targets_buf.slice(..),
-                        self.loss.slice(..),
-                        Some(self.grad.slice(..)),
-                    )
-                };
+                let buffers = ElementwiseBuffers::new(
+                    self.logits_buf.slice(..),
+                    self.targets_buf.slice(..),
+                    self.loss.slice(..),
+                    Some(self.grad.slice(..)),
+                    self.status.slice(..),
+                );
                 let buffers = ElementwiseBuffers {
                     precision: self.precision,
                     ..buffers

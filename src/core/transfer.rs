@@ -3,7 +3,7 @@
 //! status buffer.
 
 use super::scratch::{buffer_with, check_alive};
-use super::status::{Status, STATUS_SIZE};
+use super::status::{OpStatus, STATUS_SIZE};
 use super::Context;
 use crate::error::{Error, GpuScope, Result};
 
@@ -62,38 +62,57 @@ impl Context {
 }
 
 impl Context {
-    /// Reads a status buffer written by [`Context::record_cross_entropy`](crate::Context::record_cross_entropy)
-    /// (submits a copy and waits). The buffer needs `COPY_SRC` usage.
+    /// Reads a status region an op wrote (submits a copy and waits) as
+    /// that op's status type `S` ([`CrossEntropyStatus`](crate::CrossEntropyStatus)
+    /// for cross-entropy, the fused op and the vocabulary finishes;
+    /// [`ElementwiseStatus`](crate::ElementwiseStatus) for the elementwise
+    /// losses). The buffer needs `COPY_SRC` usage. In a one-submit loop,
+    /// copy the status into your own staging buffer instead and decode its
+    /// bytes with [`OpStatus::from_bytes`](crate::OpStatus::from_bytes).
     ///
     /// # Errors
-    /// [`Error::BadBuffer`](crate::Error::BadBuffer) for a buffer too small or without `COPY_SRC`;
-    /// [`Error::Gpu`](crate::Error::Gpu) (e.g. a buffer of another device); [`Error::DeviceLost`](crate::Error::DeviceLost).
+    /// [`Error::BadBuffer`](crate::Error::BadBuffer) for a region too small, at an offset not a
+    /// multiple of 4, or without `COPY_SRC`; [`Error::Gpu`](crate::Error::Gpu) (e.g. a buffer of
+    /// another device); [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
     /// # fn demo(ctx: &xent::Context, status: &wgpu::Buffer) -> Result<(), xent::Error> {
-    /// let s = ctx.read_status(status)?;
+    /// let s: xent::CrossEntropyStatus = ctx.read_status(status.slice(..))?;
     /// s.check(&xent::Layout::from_dims(&[3, 5])?, -100)?;
     /// # Ok(()) }
     /// ```
-    pub fn read_status(&self, status: &wgpu::Buffer) -> Result<Status> {
-        if status.size() < STATUS_SIZE || !status.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+    pub fn read_status<S: OpStatus>(&self, status: wgpu::BufferSlice<'_>) -> Result<S> {
+        let buffer = status.buffer();
+        if status.size() < STATUS_SIZE
+            || !status.offset().is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+            || !buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
+        {
             return Err(Error::BadBuffer {
                 what: "status",
                 reason: format!(
-                    "{} bytes with usage {:?}; need {STATUS_SIZE} bytes and COPY_SRC",
+                    "{} bytes at offset {} with usage {:?}; need {STATUS_SIZE} bytes at a \
+                     multiple of 4, and COPY_SRC",
                     status.size(),
-                    status.usage()
+                    status.offset(),
+                    buffer.usage()
                 ),
             });
         }
         let _guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
         check_alive(&self.device)?;
         let scope = GpuScope::push(&self.device);
-        let encoder = self.device.create_command_encoder(&Default::default());
-        let bytes = self.download(encoder, &[status]);
+        let copy = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xent status copy"),
+            size: STATUS_SIZE,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, status.offset(), &copy, 0, STATUS_SIZE);
+        let bytes = self.download(encoder, &[&copy]);
         scope.pop("reading a status buffer")?;
         let bytes = bytes?;
-        Ok(Status::from_bytes(bytes.first().map_or(&[][..], |b| b)))
+        Ok(S::from_bytes(bytes.first().map_or(&[][..], |b| b)))
     }
 
     /// Finishes `encoder` with copies of `buffers` into mappable staging

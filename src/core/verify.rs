@@ -83,7 +83,7 @@ impl Default for Tolerance {
 
 impl Tolerance {
     /// The policy for outputs stored in f16 (the gradient of
-    /// [`Context::cross_entropy_f16`](crate::Context::cross_entropy_f16)):
+    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) of `half::f16`):
     /// f16 keeps 11 significant bits, a rounding error of at most
     /// 2⁻¹¹ ≈ 4.9e-4 relative, so `rel = 1e-3`; the floor is f16's smallest
     /// normal number, 2⁻¹⁴ ≈ 6.1e-5, below which f16 loses precision and a
@@ -97,7 +97,7 @@ impl Tolerance {
     };
 
     /// The policy for outputs stored in bf16 (the gradient of
-    /// [`Context::cross_entropy_bf16`](crate::Context::cross_entropy_bf16)):
+    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) of `half::bf16`):
     /// bf16 keeps 8 significant bits, a rounding error of at most
     /// 2⁻⁸ ≈ 3.9e-3 relative, so `rel = 8e-3`; bf16 has f32's exponent range,
     /// so the floor is f32's, 2⁻¹²⁶.

@@ -509,20 +509,15 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     };
     let ctx = context()?;
     let start = Instant::now();
-    let out = match mode.shards {
-        Some(shards) => ctx.cross_entropy_sharded(
-            &input,
-            &p.dims,
-            targets,
-            class,
-            &p.opts,
-            shards,
-            mode.precision.storage(),
-        )?,
-        None => mode
-            .precision
-            .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts)?,
-    };
+    let out = mode.precision.cross_entropy(
+        &ctx,
+        &input,
+        &p.dims,
+        targets,
+        class,
+        &p.opts,
+        mode.shards,
+    )?;
     let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {

@@ -30,15 +30,6 @@ impl PrecisionArg {
         }
     }
 
-    /// The library's storage type for this precision.
-    pub(crate) fn storage(self) -> xent::Precision {
-        match self {
-            PrecisionArg::F32 => xent::Precision::F32,
-            PrecisionArg::F16 => xent::Precision::F16,
-            PrecisionArg::Bf16 => xent::Precision::BF16,
-        }
-    }
-
     /// The tolerance of a gradient stored in this precision.
     pub(crate) fn grad_tolerance(self) -> Tolerance {
         match self {
@@ -49,7 +40,9 @@ impl PrecisionArg {
     }
 
     /// Cross-entropy on the GPU with the logits stored in this precision
-    /// (`input` already rounded to it, so the conversion is exact).
+    /// (`input` already rounded to it, so the conversion is exact), split
+    /// into `shards` vocabulary shards when given.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn cross_entropy(
         self,
         ctx: &xent::Context,
@@ -58,16 +51,31 @@ impl PrecisionArg {
         targets: Targets<'_>,
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
+        shards: Option<usize>,
     ) -> xent::Result<CrossEntropyOutput<f32>> {
+        fn run<E: xent::Element>(
+            ctx: &xent::Context,
+            x: &[E],
+            dims: &[usize],
+            (targets, weights): (Targets<'_>, Weights<'_>),
+            opts: &CrossEntropyOptions,
+            shards: Option<usize>,
+        ) -> xent::Result<CrossEntropyOutput<f32>> {
+            match shards {
+                Some(k) => ctx.cross_entropy_sharded(x, dims, targets, weights, opts, k),
+                None => ctx.cross_entropy_with(x, dims, targets, weights, opts),
+            }
+        }
+        let given = (targets, weights);
         match self {
-            PrecisionArg::F32 => ctx.cross_entropy_with(input, dims, targets, weights, opts),
+            PrecisionArg::F32 => run(ctx, input, dims, given, opts, shards),
             PrecisionArg::F16 => {
                 let x: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
-                ctx.cross_entropy_f16(&x, dims, targets, weights, opts)
+                run(ctx, &x, dims, given, opts, shards)
             }
             PrecisionArg::Bf16 => {
                 let x: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
-                ctx.cross_entropy_bf16(&x, dims, targets, weights, opts)
+                run(ctx, &x, dims, given, opts, shards)
             }
         }
     }

@@ -58,7 +58,8 @@ pub struct CrossEntropyBuffers<'a> {
     /// Output ∂loss/∂input in `precision`, `layout.len()` elements; `None` to skip the gradient.
     pub grad: Option<wgpu::BufferSlice<'a>>,
     /// Receives the target range check: [`STATUS_SIZE`](crate::STATUS_SIZE) bytes. Read it with
-    /// [`Status::from_bytes`](crate::Status::from_bytes) (or [`Context::read_status`](crate::Context::read_status)) after submitting.
+    /// [`CrossEntropyStatus`](crate::CrossEntropyStatus) (its `from_bytes`, or
+    /// [`Context::read_status`](crate::Context::read_status)) after submitting.
     pub status: wgpu::BufferSlice<'a>,
     /// f32 output: each row's log-sum-exp (logits only), `layout.rows()` elements.
     pub lse: Option<wgpu::BufferSlice<'a>>,

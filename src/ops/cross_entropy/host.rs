@@ -8,14 +8,15 @@ use super::cpu::{self, CrossEntropyOutput};
 use super::validate;
 use super::{CrossEntropyBuffers, TargetBuffer};
 use crate::core::shape::Layout;
-use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
-use crate::core::Precision;
 use crate::core::Reduction;
+use crate::core::{Element, Precision};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
+use crate::ops::cross_entropy::CrossEntropyStatus;
 
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
@@ -49,9 +50,9 @@ impl Context {
     /// let grad = out.grad.unwrap(); // (softmax - onehot) / 3
     /// # Ok(()) }
     /// ```
-    pub fn cross_entropy<T: ClassIndex>(
+    pub fn cross_entropy<E: Element, T: ClassIndex>(
         &self,
-        logits: &[f32],
+        logits: &[E],
         dims: &[usize],
         targets: &[T],
         weights: Option<&[f32]>,
@@ -74,13 +75,13 @@ impl Context {
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?;
-    /// let out = ctx.cross_entropy_soft(&[0.0, 0.0], &[1, 2], &[0.25, 0.75], None, &Default::default())?;
+    /// let out = ctx.cross_entropy_soft(&[0.0f32, 0.0], &[1, 2], &[0.25, 0.75], None, &Default::default())?;
     /// assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
     /// # Ok(()) }
     /// ```
-    pub fn cross_entropy_soft(
+    pub fn cross_entropy_soft<E: Element>(
         &self,
-        input: &[f32],
+        input: &[E],
         dims: &[usize],
         probs: &[f32],
         weights: Option<&[f32]>,
@@ -97,18 +98,25 @@ impl Context {
     /// indices, or probabilities), class and sample [`Weights`], and every
     /// option of [`CrossEntropyOptions`] (input kinds, smoothing, z-loss,
     /// log-sum-exp output, argmax count). u8 masks are uploaded as they are,
-    /// with no widening copy.
+    /// with no widening copy. The input is stored on the device as `E` is,
+    /// and the gradient written in it: `f32`; `half::bf16` on every device
+    /// (two to a word, rounded to nearest even); `half::f16` on devices with
+    /// `SHADER_F16`. Every sum is f32, and the returned gradient holds the
+    /// stored results widened exactly to f32.
     ///
     /// # Errors
     /// [`Error::InvalidShape`](crate::Error::InvalidShape), [`Error::ShapeMismatch`](crate::Error::ShapeMismatch),
     /// [`Error::WeightsLength`](crate::Error::WeightsLength), [`Error::InvalidOption`](crate::Error::InvalidOption),
     /// [`Error::InvalidProbability`](crate::Error::InvalidProbability) (checked on upload); [`Error::Unsupported`](crate::Error::Unsupported)
-    /// past the loop bound;
+    /// past the loop bound, or for f16 without `SHADER_F16`;
     /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange) from the GPU's range check;
-    /// [`Error::Mismatch`](crate::Error::Mismatch) in verify mode; [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
+    /// [`Error::Mismatch`](crate::Error::Mismatch) in verify mode (an f16 or bf16 gradient held to
+    /// [`Tolerance::F16`](crate::Tolerance::F16) or [`Tolerance::BF16`](crate::Tolerance::BF16));
+    /// [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
+    /// use half::{bf16, f16};
     /// use xent::{CrossEntropyOptions, Targets, Weights};
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// // A 1 x 3 x 2 x 2 map with a u8 mask; 255 is ignored.
@@ -117,83 +125,36 @@ impl Context {
     /// let opts = CrossEntropyOptions { ignore_index: 255, count_correct: true, ..Default::default() };
     /// let out = ctx.cross_entropy_with(&logits, &[1, 3, 2, 2], Targets::U8(&mask), Weights::none(), &opts)?;
     /// assert_eq!(out.correct, Some(3));
-    /// # Ok(()) }
-    /// ```
-    pub fn cross_entropy_with(
-        &self,
-        input: &[f32],
-        dims: &[usize],
-        targets: Targets<'_>,
-        weights: Weights<'_>,
-        opts: &CrossEntropyOptions,
-    ) -> Result<CrossEntropyOutput<f32>> {
-        self.run_cross_entropy(HostInput::F32(input), dims, targets, weights, opts)
-    }
-
-    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) for f16 logits: the input is read and
-    /// the gradient written in f16 on the device (half the traffic), every
-    /// sum is accumulated in f32. The returned gradient holds the f16 results
-    /// widened exactly to f32; the loss is f32. Needs `SHADER_F16`.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`](crate::Error::Unsupported) on a device without `SHADER_F16`; otherwise as
-    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) (verify mode holds the gradient to
-    /// [`Tolerance::F16`](crate::Tolerance::F16)).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use half::f16;
-    /// let ctx = xent::Context::from_env()?;
+    /// // bf16 logits and gradient on the device.
+    /// let logits: Vec<bf16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let out = ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default())?;
+    /// assert!((out.loss[0] - 0.126928).abs() < 1e-5);
+    /// // (p − 1) / 2 = −0.0596, held in bf16's 8 significant bits.
+    /// let g = out.grad.unwrap()[0];
+    /// assert!((g + 0.0596).abs() < 3e-4 && bf16::from_f32(g).to_f32() == g);
+    /// // f16, where the device has SHADER_F16.
     /// let logits: Vec<f16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| f16::from_f32(v)).collect();
-    /// match ctx.cross_entropy_f16(&logits, &[2, 2], xent::Targets::I64(&[0, 1]), xent::Weights::none(), &Default::default()) {
+    /// match ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default()) {
     ///     Ok(out) => assert!((out.loss[0] - 0.126928).abs() < 1e-5),
     ///     Err(xent::Error::Unsupported { .. }) => {} // no SHADER_F16 here
     ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn cross_entropy_f16(
+    pub fn cross_entropy_with<E: Element>(
         &self,
-        input: &[half::f16],
+        input: &[E],
         dims: &[usize],
         targets: Targets<'_>,
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
     ) -> Result<CrossEntropyOutput<f32>> {
-        self.run_cross_entropy(HostInput::F16(input), dims, targets, weights, opts)
-    }
-
-    /// [`Context::cross_entropy_with`](crate::Context::cross_entropy_with)
-    /// for bf16 logits, on every device: the input is read and the gradient
-    /// written in bf16 (two to a word on the device, rounded to nearest
-    /// even), every sum is accumulated in f32. The returned gradient holds
-    /// the bf16 results widened exactly to f32; the loss is f32.
-    ///
-    /// # Errors
-    /// As [`Context::cross_entropy_with`](crate::Context::cross_entropy_with)
-    /// (verify mode holds the gradient to [`Tolerance::BF16`](crate::Tolerance::BF16)).
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use half::bf16;
-    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
-    /// let logits: Vec<bf16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
-    /// let out = ctx.cross_entropy_bf16(&logits, &[2, 2], xent::Targets::I64(&[0, 1]), xent::Weights::none(), &Default::default())?;
-    /// assert!((out.loss[0] - 0.126928).abs() < 1e-5);
-    /// // (p − 1) / 2 = −0.0596, held in bf16's 8 significant bits.
-    /// let g = out.grad.unwrap()[0];
-    /// assert!((g + 0.0596).abs() < 3e-4 && bf16::from_f32(g).to_f32() == g);
-    /// # Ok(()) }
-    /// ```
-    pub fn cross_entropy_bf16(
-        &self,
-        input: &[half::bf16],
-        dims: &[usize],
-        targets: Targets<'_>,
-        weights: Weights<'_>,
-        opts: &CrossEntropyOptions,
-    ) -> Result<CrossEntropyOutput<f32>> {
-        self.run_cross_entropy(HostInput::BF16(input), dims, targets, weights, opts)
+        let input = HostInput {
+            bytes: bytemuck::cast_slice(input),
+            len: input.len(),
+            precision: E::PRECISION,
+        };
+        self.run_cross_entropy(input, dims, targets, weights, opts)
     }
 
     fn run_cross_entropy(
@@ -325,7 +286,7 @@ impl Context {
         let bytes = bytes?;
         let mut bytes = bytes.iter();
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        let status = Status::from_bytes(next());
+        let status = CrossEntropyStatus::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
         let mut grad = opts
@@ -335,7 +296,7 @@ impl Context {
             fault.apply(g, &layout);
         }
         let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
-        let correct = correct_buf.map(|_| u64::from(Status::from_bytes(next()).bad_targets));
+        let correct = correct_buf.map(|_| u64::from(words(next())[0]));
         let out = CrossEntropyOutput {
             loss,
             loss_dims: if opts.reduction == Reduction::None {
@@ -350,10 +311,7 @@ impl Context {
         };
         if let Some(tol) = self.verify {
             // The CPU on the values as the device holds them.
-            let input32: std::borrow::Cow<'_, [f32]> = match input {
-                HostInput::F32(x) => x.into(),
-                _ => input.precision().widen(input.bytes(), input.len()).into(),
-            };
+            let input32 = input.precision().widen(input.bytes(), input.len());
             let reference = cpu::cross_entropy_with(&input32, dims, targets, weights, opts)?;
             // A half-precision gradient is held to its type's tolerance.
             let grad_tol = input.precision().tolerance(tol);
@@ -365,35 +323,23 @@ impl Context {
 
 /// The host API's input, in the element type it goes to the device in.
 #[derive(Clone, Copy)]
-enum HostInput<'a> {
-    F32(&'a [f32]),
-    F16(&'a [half::f16]),
-    BF16(&'a [half::bf16]),
+struct HostInput<'a> {
+    bytes: &'a [u8],
+    len: usize,
+    precision: Precision,
 }
 
 impl HostInput<'_> {
     fn len(&self) -> usize {
-        match self {
-            HostInput::F32(x) => x.len(),
-            HostInput::F16(x) => x.len(),
-            HostInput::BF16(x) => x.len(),
-        }
+        self.len
     }
 
     fn bytes(&self) -> &[u8] {
-        match self {
-            HostInput::F32(x) => bytemuck::cast_slice(x),
-            HostInput::F16(x) => bytemuck::cast_slice(x),
-            HostInput::BF16(x) => bytemuck::cast_slice(x),
-        }
+        self.bytes
     }
 
     fn precision(&self) -> Precision {
-        match self {
-            HostInput::F32(_) => Precision::F32,
-            HostInput::F16(_) => Precision::F16,
-            HostInput::BF16(_) => Precision::BF16,
-        }
+        self.precision
     }
 }
 

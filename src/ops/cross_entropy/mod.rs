@@ -13,8 +13,10 @@ pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
 pub(crate) mod shard;
+pub(crate) mod status;
 pub(crate) mod strategy;
 pub(crate) mod targets;
 pub(crate) mod validate;
 
 pub use buffers::{CrossEntropyBuffers, TargetBuffer};
+pub use status::CrossEntropyStatus;

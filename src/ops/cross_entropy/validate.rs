@@ -2,9 +2,9 @@
 //! give the same error.
 
 use super::options::CrossEntropyOptions;
+use super::status::out_of_range;
 use super::targets::Targets;
 use crate::core::shape::{length, multi_index, Layout};
-use crate::core::status::out_of_range;
 use crate::error::{Error, Result};
 
 /// Shapes, weights, options and probability values of a cross-entropy call.

@@ -1,10 +1,7 @@
 //! The recording API's buffers for an elementwise loss.
 
 use super::options::WeightShape;
-use super::validate::{self, Elements};
-use crate::core::status::Status;
 use crate::core::Precision;
-use crate::error::Result;
 
 /// The caller's buffers for
 /// [`Context::record_elementwise_loss`](crate::Context::record_elementwise_loss),
@@ -13,12 +10,12 @@ use crate::error::Result;
 /// `min_storage_buffer_offset_alignment` (and of 16), each written one in a
 /// buffer of its own: the input and the target (the input's
 /// shape), the optional weights, the loss (one value for `mean` and `sum`,
-/// the input's shape for `none`), the gradient (the input's shape) and, for
-/// `Bce`, the status buffer the range check of its input and target is
-/// reported in ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes, with `COPY_SRC`
-/// usage to be read with
-/// [`Context::read_status`](crate::Context::read_status) and
-/// [`Status::check_input`]).
+/// the input's shape for `none`), the gradient (the input's shape) and the
+/// status buffer `Bce`'s range check of its input and target is reported
+/// in ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes; every loss writes it,
+/// the others with nothing found), to be read with
+/// [`Context::read_status`](crate::Context::read_status) or decoded from
+/// your own copy as an [`ElementwiseStatus`](crate::ElementwiseStatus).
 ///
 /// ```
 /// # fn main() -> Result<(), xent::Error> {
@@ -26,9 +23,9 @@ use crate::error::Result;
 /// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
 /// let buf = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
 ///     label: None, size, usage, mapped_at_creation: false });
-/// let (x, y, loss) = (buf(16), buf(16), buf(4));
-/// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None);
-/// assert!(buffers.weight.is_none() && buffers.status.is_none());
+/// let (x, y, loss, status) = (buf(16), buf(16), buf(4), buf(xent::STATUS_SIZE));
+/// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), None, status.slice(..));
+/// assert!(buffers.weight.is_none() && buffers.grad.is_none());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +42,9 @@ pub struct ElementwiseBuffers<'a> {
     pub loss: wgpu::BufferSlice<'a>,
     /// Written, when given: the gradient.
     pub grad: Option<wgpu::BufferSlice<'a>>,
-    /// Written by `Bce` (which needs it): its input's range check.
-    pub status: Option<wgpu::BufferSlice<'a>>,
+    /// Written: `Bce`'s range check of its input and target (zeros for
+    /// the other losses).
+    pub status: wgpu::BufferSlice<'a>,
     /// The storage of the input, the target and the gradient (`F32`, the
     /// default; `F16` on devices with `SHADER_F16`; `BF16`, two to a word).
     /// Weights and losses are f32 in every case.
@@ -54,12 +52,13 @@ pub struct ElementwiseBuffers<'a> {
 }
 
 impl<'a> ElementwiseBuffers<'a> {
-    /// Buffers without weights or status buffer.
+    /// The buffers every call has, with no weights, in f32.
     pub fn new(
         input: wgpu::BufferSlice<'a>,
         target: wgpu::BufferSlice<'a>,
         loss: wgpu::BufferSlice<'a>,
         grad: Option<wgpu::BufferSlice<'a>>,
+        status: wgpu::BufferSlice<'a>,
     ) -> Self {
         Self {
             input,
@@ -68,40 +67,8 @@ impl<'a> ElementwiseBuffers<'a> {
             pos_weight: None,
             loss,
             grad,
-            status: None,
+            status,
             precision: Precision::F32,
         }
-    }
-}
-
-impl Status {
-    /// [`Error::InputOutOfRange`](crate::Error::InputOutOfRange) if the
-    /// status of a `Bce` call reports elements whose input or target is
-    /// outside [0, 1] (those elements' loss and gradient are NaN). The first
-    /// one's bad value is read on the GPU where the tensors' first binding
-    /// holds it (NaN where it does not).
-    ///
-    /// ```
-    /// let s = xent::Status { bad_targets: 2, first_position: 3, first_value: 2.5f32.to_bits() as i32,
-    ///     first_in_target: true, ..Default::default() };
-    /// let err = s.check_input(&[2, 2]).unwrap_err();
-    /// assert!(matches!(err, xent::Error::InputOutOfRange { what: "target", count: 2, .. }));
-    /// ```
-    pub fn check_input(&self, dims: &[usize]) -> Result<()> {
-        if self.bad_targets == 0 {
-            return Ok(());
-        }
-        let shape = Elements::new(dims)?;
-        Err(validate::named_out_of_range(
-            &shape,
-            self.first_position as usize,
-            if self.first_in_target {
-                "target"
-            } else {
-                "input"
-            },
-            f32::from_bits(self.first_value as u32),
-            u64::from(self.bad_targets),
-        ))
     }
 }

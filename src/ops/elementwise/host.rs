@@ -5,10 +5,11 @@ use std::borrow::Cow;
 
 use super::buffers::ElementwiseBuffers;
 use super::cpu::{self, ElementwiseOutput};
-use super::options::{ElementwiseLoss, ElementwiseOptions, LossWeights};
+use super::options::{ElementwiseOptions, LossWeights};
+use super::status::ElementwiseStatus;
 use super::validate;
 use crate::core::shape::Layout;
-use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::status::{OpStatus, STATUS_SIZE};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
 use crate::core::Reduction;
@@ -17,7 +18,7 @@ use crate::error::{GpuScope, Result};
 
 impl Context {
     /// An elementwise loss and its gradient on the GPU (see
-    /// [`ElementwiseLoss`] for the formulas), as PyTorch's functional loss
+    /// [`ElementwiseLoss`](crate::ElementwiseLoss) for the formulas), as PyTorch's functional loss
     /// of the same name: `input` and `target` of shape `dims` (any shape,
     /// `[]` included), `weights` for the binary losses (see
     /// [`LossWeights`]), the loss and the reduction in `options`. The input,
@@ -128,8 +129,7 @@ impl Context {
         let loss_buf = output("xent loss", loss_len);
         let stored_words = (shape.len as u64 * stored.precision.size()).div_ceil(4) as usize;
         let grad_buf = options.grad.then(|| output("xent grad", stored_words));
-        let status_buf =
-            (loss == ElementwiseLoss::Bce).then(|| output("xent status", STATUS_SIZE as usize / 4));
+        let status_buf = output("xent status", STATUS_SIZE as usize / 4);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_elementwise_loss(
             &mut encoder,
@@ -138,39 +138,36 @@ impl Context {
             &ElementwiseBuffers {
                 weight: weight_buf.as_ref().map(|b| b.slice(..)).zip(weight_shape),
                 pos_weight: pos_buf.as_ref().map(|b| b.slice(..)),
-                status: status_buf.as_ref().map(|b| b.slice(..)),
                 precision: stored.precision,
                 ..ElementwiseBuffers::new(
                     input_buf.slice(..),
                     target_buf.slice(..),
                     loss_buf.slice(..),
                     grad_buf.as_ref().map(|b| b.slice(..)),
+                    status_buf.slice(..),
                 )
             },
         )?;
-        let mut wanted = vec![&loss_buf];
+        let mut wanted = vec![&loss_buf, &status_buf];
         wanted.extend(grad_buf.as_ref());
-        wanted.extend(status_buf.as_ref());
         let bytes = self.download(encoder, &wanted);
         scope.pop("running an elementwise loss")?;
         drop(guard);
         let bytes = bytes?;
-        if status_buf.is_some() {
-            let status = Status::from_bytes(&bytes[wanted.len() - 1]);
-            if status.bad_targets > 0 {
-                // The values from the host's copies: the GPU reads them only within its first binding.
-                let first = status.first_position as usize;
-                let at = |v: &[f32]| v.get(first).copied().unwrap_or(f32::NAN);
-                return Err(validate::out_of_range(
-                    &shape,
-                    first,
-                    at(input),
-                    at(target),
-                    u64::from(status.bad_targets),
-                ));
-            }
+        let status = ElementwiseStatus::from_bytes(&bytes[1]);
+        if status.bad_elements > 0 {
+            // The values from the host's copies: the GPU reads them only within its first binding.
+            let first = status.first_position as usize;
+            let at = |v: &[f32]| v.get(first).copied().unwrap_or(f32::NAN);
+            return Err(validate::out_of_range(
+                &shape,
+                first,
+                at(input),
+                at(target),
+                u64::from(status.bad_elements),
+            ));
         }
-        let mut grad = grad_buf.map(|_| stored.precision.widen(&bytes[1], shape.len));
+        let mut grad = grad_buf.map(|_| stored.precision.widen(&bytes[2], shape.len));
         if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
             if shape.len > 0 {
                 fault.apply(g, &Layout::from_dims(&[shape.len])?);

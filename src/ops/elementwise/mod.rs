@@ -15,8 +15,10 @@ pub(crate) mod options;
 pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod status;
 pub(crate) mod validate;
 
 pub use buffers::ElementwiseBuffers;
 pub use cpu::ElementwiseOutput;
 pub use options::{ElementwiseLoss, ElementwiseOptions, LossWeights, WeightShape};
+pub use status::ElementwiseStatus;

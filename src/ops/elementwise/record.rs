@@ -14,7 +14,7 @@ use crate::core::scratch::Dummies;
 use crate::core::status::STATUS_SIZE;
 use crate::core::Context;
 use crate::core::Reduction;
-use crate::error::{Error, GpuScope, Result};
+use crate::error::{GpuScope, Result};
 
 /// The binding slots of `shaders/elementwise/loss.wgsl`.
 pub(crate) mod slot {
@@ -52,8 +52,9 @@ pub(crate) struct ElementwiseParams {
 impl Context {
     /// Records an elementwise loss (see [`ElementwiseLoss`] for the
     /// formulas) over tensors of shape `dims` into `encoder`: the loss into
-    /// `buffers.loss`, the gradient into `buffers.grad` if given, and for
-    /// `Bce` the check of its input into `buffers.status`. Nothing is
+    /// `buffers.loss`, the gradient into `buffers.grad` if given, and
+    /// `Bce`'s check of its input into `buffers.status` (which every loss
+    /// writes: zeros where nothing was found). Nothing is
     /// submitted. Tensors past the device's largest binding are split into
     /// chunks; the sum is reduced in a fixed order (no atomics), so the same
     /// inputs give the same bits. Buffers and encoder from this context's
@@ -61,11 +62,11 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::elementwise_loss`](crate::Context::elementwise_loss)
-    /// for the shape and the options; [`Error::BadOffset`] for a region at an
-    /// offset the device cannot bind; [`Error::BadBuffer`] for a buffer
+    /// for the shape and the options; [`Error::BadOffset`](crate::Error::BadOffset) for a region at an
+    /// offset the device cannot bind; [`Error::BadBuffer`](crate::Error::BadBuffer) for a buffer
     /// without `STORAGE` usage or too small, a written buffer also passed
-    /// in another role, or a `Bce` call without a status buffer;
-    /// [`Error::Gpu`], [`Error::DeviceLost`]. A `Bce` input outside [0, 1]
+    /// in another role;
+    /// [`Error::Gpu`](crate::Error::Gpu), [`Error::DeviceLost`](crate::Error::DeviceLost). A `Bce` input outside [0, 1]
     /// is reported in the status buffer, not here.
     ///
     /// ```
@@ -76,7 +77,9 @@ impl Context {
     /// let init = |v: &[f32]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: bytemuck::cast_slice(v), usage });
     /// let (x, y, loss, grad) = (init(&[0.5, 2.0]), init(&[0.0, 0.0]), init(&[0.0]), init(&[0.0, 0.0]));
-    /// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(grad.slice(..)));
+    /// let status = init(&[0.0; 4]);
+    /// let buffers = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..),
+    ///     Some(grad.slice(..)), status.slice(..));
     /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
     /// let opts = xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse);
     /// ctx.record_elementwise_loss(&mut encoder, &[2], &opts, &buffers)?;
@@ -118,7 +121,7 @@ impl Context {
             b.weight.map(|(_, s)| weight_len(s, &e)),
             b.pos_weight.map(|_| e.last),
         )?;
-        self.check_elementwise_buffers(loss, &shape, b, reduction)?;
+        self.check_elementwise_buffers(&shape, b, reduction)?;
         let plan = self.plan_elementwise(&shape, weight_shape, b.pos_weight.is_some())?;
         let base = base_params(loss, &shape, &plan, reduction);
         let (first, count) = plan.reduced();
@@ -138,7 +141,6 @@ impl Context {
             )
         };
         let call = ElementwiseCall {
-            loss,
             b,
             reduction,
             variant: ElementwiseVariant {
@@ -260,9 +262,6 @@ impl Context {
         let (b, d) = (call.b, &call.dummies);
         let k = |entry| self.elementwise_pipeline(call.variant, entry);
         let mut list = Vec::new();
-        if call.reduction == Reduction::None && call.loss != ElementwiseLoss::Bce {
-            return Ok(list);
-        }
         if call.plan.folds > 0 {
             let pipeline = k("elementwise_fold")?;
             let uniform =
@@ -298,7 +297,7 @@ impl Context {
             (slot::TARGET, target),
             (slot::AUX, call.aux.slice(..)),
             (slot::LOSS, loss_buf),
-            (slot::STATUS, b.status.unwrap_or(d.lse.slice(..))),
+            (slot::STATUS, b.status),
         ];
         let group = self.bind(&pipeline, &entries);
         list.push(("elementwise_reduce", pipeline, group, (1, 1)));
@@ -308,7 +307,6 @@ impl Context {
     /// Usage and sizes of the caller's buffers, and no written buffer in two roles.
     fn check_elementwise_buffers(
         &self,
-        loss: ElementwiseLoss,
         shape: &Elements,
         b: &ElementwiseBuffers<'_>,
         reduction: Reduction,
@@ -333,18 +331,7 @@ impl Context {
         if let Some(g) = b.grad {
             self.check_bytes("grad", g, stored)?;
         }
-        match b.status {
-            Some(s) => self.check_bytes("status", s, STATUS_SIZE)?,
-            None if loss == ElementwiseLoss::Bce => {
-                return Err(Error::BadBuffer {
-                    what: "status",
-                    reason: "bce checks that its input lies in [0, 1] and reports it in a status \
-                             buffer; none was given"
-                        .into(),
-                })
-            }
-            None => {}
-        }
+        self.check_bytes("status", b.status, STATUS_SIZE)?;
         let mut all: Vec<(&'static str, wgpu::BufferSlice<'_>)> =
             vec![("input", b.input), ("target", b.target)];
         all.extend(b.weight.map(|(w, _)| ("weight", w)));
@@ -352,7 +339,7 @@ impl Context {
         let written: Vec<(&'static str, wgpu::BufferSlice<'_>)> = [
             Some(("loss", b.loss)),
             b.grad.map(|g| ("grad", g)),
-            b.status.map(|s| ("status", s)),
+            Some(("status", b.status)),
         ]
         .into_iter()
         .flatten()
@@ -363,7 +350,6 @@ impl Context {
 
 /// What an elementwise call's dispatches are made from.
 struct ElementwiseCall<'a> {
-    loss: ElementwiseLoss,
     b: &'a ElementwiseBuffers<'a>,
     reduction: Reduction,
     variant: ElementwiseVariant,

@@ -7,12 +7,13 @@ use super::record::LinearBuffers;
 use super::LinearDims;
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
-use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::to_f32;
 use crate::core::Reduction;
 use crate::core::{Context, Element};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
+use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::TargetBuffer;
 
 impl Context {
@@ -142,15 +143,13 @@ impl Context {
         let bytes = bytes?;
         let mut bytes = bytes.iter();
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        Status::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
+        CrossEntropyStatus::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
         let grad_hidden = gh_buf.as_ref().map(|_| to_f32(next(), n * h));
         let grad_weight = gw_buf.as_ref().map(|_| to_f32(next(), v * h));
         let grad_bias = gb_buf.as_ref().map(|_| to_f32(next(), v));
         let lse = lse_buf.as_ref().map(|_| to_f32(next(), n));
-        let correct = correct_buf
-            .as_ref()
-            .map(|_| u64::from(Status::from_bytes(next()).bad_targets));
+        let correct = correct_buf.as_ref().map(|_| u64::from(words(next())[0]));
         let out = LinearOutput {
             loss,
             grad_hidden,

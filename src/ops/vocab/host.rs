@@ -3,12 +3,13 @@
 
 use super::VOCAB_RECORD_BYTES;
 use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
+use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
-use crate::core::status::Status;
 use crate::core::status::STATUS_SIZE;
+use crate::core::status::{words, OpStatus};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
-use crate::core::Precision;
+use crate::core::Element;
 use crate::core::Reduction;
 use crate::error::{GpuScope, Result};
 use crate::ops::cross_entropy::cpu::{self, CrossEntropyOutput};
@@ -16,6 +17,7 @@ use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
 use crate::ops::cross_entropy::validate;
+use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
 impl Context {
@@ -25,9 +27,8 @@ impl Context {
     /// same outputs as the unsharded call within the
     /// [`Tolerance`](crate::Tolerance) (the sums run in another order), bit
     /// for bit the same for the same `shards`. `shards` may exceed C: the
-    /// extra shards are empty. The input is stored on the device in
-    /// `precision` (rounded to nearest; f16 needs `SHADER_F16`), its
-    /// gradient read back widened to f32. Verify mode holds the result to
+    /// extra shards are empty. The input is stored on the device as `E` is
+    /// (f16 needs `SHADER_F16`), its gradient read back widened to f32. Verify mode holds the result to
     /// the CPU twin of the unsharded call on the stored values.
     ///
     /// # Errors
@@ -41,22 +42,21 @@ impl Context {
     /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
     /// let t = [1i64, 3, 2];
     /// let opts = Default::default();
-    /// let f32 = xent::Precision::F32;
-    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, 2, f32)?;
+    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, 2)?;
     /// assert!((out.scalar().unwrap() - 3.7925).abs() < 1e-4);
     /// # Ok(()) }
     /// ```
     #[allow(clippy::too_many_arguments)]
-    pub fn cross_entropy_sharded(
+    pub fn cross_entropy_sharded<E: Element>(
         &self,
-        input: &[f32],
+        input: &[E],
         dims: &[usize],
         targets: Targets<'_>,
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
         shards: usize,
-        precision: Precision,
     ) -> Result<CrossEntropyOutput<f32>> {
+        let precision = E::PRECISION;
         let layout = Layout::from_dims(dims)?;
         let ranges = ClassRange::split(layout.classes, shards)?;
         let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
@@ -80,7 +80,7 @@ impl Context {
             _ => None,
         };
         precision.supported_on(&self.device, "f16 logits and gradients")?;
-        let input_r = precision.round(input);
+        let input_r = widen_all(input);
         let rows = layout.rows();
         let loss_elems = if opts.reduction == Reduction::None {
             rows
@@ -114,7 +114,7 @@ impl Context {
         for &range in &ranges {
             let logits = self.upload_as(
                 "xent shard input",
-                &precision.narrow(&class_slice(input, &layout, range)),
+                bytemuck::cast_slice(&class_slice(input, &layout, range)),
                 STORAGE_OUT,
             )?;
             let probs = match targets {
@@ -207,12 +207,10 @@ impl Context {
         let bytes = bytes?;
         let mut bytes = bytes.iter();
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        Status::from_bytes(next()).check(&layout, opts.ignore_index)?;
+        CrossEntropyStatus::from_bytes(next()).check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
         let lse = opts.return_lse.then(|| to_f32(next(), rows));
-        let correct = opts
-            .count_correct
-            .then(|| u64::from(Status::from_bytes(next()).bad_targets));
+        let correct = opts.count_correct.then(|| u64::from(words(next())[0]));
         let mut grad = opts.compute_grad.then(|| {
             let mut g = vec![0.0f32; layout.len()];
             for &range in &ranges {

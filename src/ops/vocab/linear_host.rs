@@ -5,12 +5,13 @@ use super::host::Records;
 use super::{ClassRange, LinearFinishBuffers, LinearPartialBuffers};
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
-use crate::core::status::{Status, STATUS_SIZE};
+use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::to_f32;
 use crate::core::Reduction;
 use crate::core::{Context, Element};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
+use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::cpu;
 use crate::ops::linear::LinearOutput;
@@ -187,13 +188,10 @@ impl Context {
         let bytes = bytes?;
         let mut bytes = bytes.iter();
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        Status::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
+        CrossEntropyStatus::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
         let lse = opts.loss.return_lse.then(|| to_f32(next(), n));
-        let correct = opts
-            .loss
-            .count_correct
-            .then(|| u64::from(Status::from_bytes(next()).bad_targets));
+        let correct = opts.loss.count_correct.then(|| u64::from(words(next())[0]));
         let mut grad_hidden = grads.then(|| vec![0.0f32; n * h]);
         let mut grad_weight = grads.then(|| Vec::with_capacity(v * h));
         let mut grad_bias = (grads && bias.is_some()).then(|| Vec::with_capacity(v));

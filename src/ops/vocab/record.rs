@@ -278,8 +278,8 @@ impl Context {
     /// flags merged records that do not cover each of the call's `C` classes
     /// once (a shard's partial missing from the gather, there twice, or in
     /// another's place; word 3, not the bad-target count):
-    /// [`Status::records_uncovered`](crate::Status::records_uncovered),
-    /// which [`Status::check`](crate::Status::check) makes an error.
+    /// [`CrossEntropyStatus::records_uncovered`](crate::CrossEntropyStatus::records_uncovered),
+    /// which [`CrossEntropyStatus::check`](crate::CrossEntropyStatus::check) makes an error.
     ///
     /// # Errors
     /// As [`Context::record_cross_entropy`], and
