@@ -11,7 +11,14 @@ fn main() -> Result<(), xent::Error> {
         -5.0, 4.0, 8.0, 2.0, 1.0,
     ];
     let targets = [1i64, 3, 2];
-    let out = ctx.cross_entropy(&logits, &[3, 5], &targets, None, &Default::default())?;
+    let out = ctx.cross_entropy(
+        &logits,
+        &[3, 5],
+        &targets,
+        None,
+        &Default::default(),
+        &Default::default(),
+    )?;
     println!("loss (mean): {:.4}", out.scalar().unwrap_or(f32::NAN));
     println!("gradient d loss / d logits:");
     if let Some(grad) = &out.grad {

@@ -114,10 +114,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dims = LinearDims { n: N, h: H, v: V };
     let opts = LinearCrossEntropyOptions {
-        loss: xent::CrossEntropyOptions {
-            count_correct: true,
-            ..Default::default()
-        },
         // A 256 KiB budget: the logits go through a window of a few hundred rows.
         scratch_budget: 256 << 10,
         ..Default::default()
@@ -181,7 +177,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          whole: the window held {} rows",
         100.0 * accuracy,
         dims.logits_bytes() / 1024,
-        ctx.plan_linear_cross_entropy(dims, &opts)?.window_rows
+        ctx.plan_linear_cross_entropy(
+            &dims,
+            &opts,
+            &xent::Returns {
+                correct: true,
+                ..Default::default()
+            },
+        )?
+        .window_rows
     );
     if !(last < first / 10.0 && accuracy >= 0.95) {
         return Err("the classifier did not learn".into());

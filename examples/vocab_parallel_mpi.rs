@@ -58,8 +58,6 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
             label_smoothing: 0.1,
             z_loss: 1e-4,
             softcap: Some(30.0),
-            return_lse: true,
-            count_correct: true,
             ..Default::default()
         },
         // A small window: several chunks of rows per rank.
@@ -226,6 +224,11 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         Some(&problem.class_weights),
         &dims,
         &opts,
+        &xent::Returns {
+            lse: true,
+            correct: true,
+            ..Default::default()
+        },
     )?;
     let twin = xent::cpu::linear_cross_entropy(
         &problem.hidden,

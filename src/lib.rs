@@ -20,7 +20,7 @@
 //! # fn main() -> Result<(), xent::Error> {
 //! let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
 //! let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
-//! let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default())?;
+//! let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default(), &Default::default())?;
 //! println!("loss {}", out.scalar().unwrap()); // 3.7925
 //! # Ok(()) }
 //! ```
@@ -41,7 +41,7 @@ pub use crate::core::verify::Fault;
 pub use crate::core::verify::{max_abs_diff, Tolerance};
 pub use crate::core::{
     enumerate_adapters, headless_device, optional_features, required_limits, Context, Element,
-    Precision, Reduction,
+    Precision, Reduction, Returns,
 };
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};

@@ -53,7 +53,14 @@ fn check(
         sample: None,
     };
     let gpu = ctx
-        .cross_entropy_with(&x, dims, Targets::I64(&t), weights, opts)
+        .cross_entropy_with(
+            &x,
+            dims,
+            Targets::I64(&t),
+            weights,
+            opts,
+            &Default::default(),
+        )
         .map_err(|e| e.to_string())?;
     let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
     let want = cpu::cross_entropy_with(&x32, dims, Targets::I64(&t), weights, opts)
@@ -118,12 +125,26 @@ fn the_gradient_is_the_f32_kernels_rounded_to_nearest_even() {
         let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
         let t = targets(&layout, 4);
         let f32_grad = ctx
-            .cross_entropy_with(&x32, dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x32,
+                dims,
+                Targets::I64(&t),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap()
             .grad
             .unwrap();
         let bf16_grad = ctx
-            .cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x,
+                dims,
+                Targets::I64(&t),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap()
             .grad
             .unwrap();
@@ -151,6 +172,7 @@ fn nan_and_infinite_logits_stay_nan_in_bf16() {
             Targets::I64(&[1, 1]),
             Weights::none(),
             &Default::default(),
+            &Default::default(),
         )
         .unwrap();
     let f32_out = ctx
@@ -159,6 +181,7 @@ fn nan_and_infinite_logits_stay_nan_in_bf16() {
             &[2, 3],
             Targets::I64(&[1, 1]),
             Weights::none(),
+            &Default::default(),
             &Default::default(),
         )
         .unwrap();

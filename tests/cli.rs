@@ -271,6 +271,7 @@ fn mean_loss_and_gradient_match_the_host_api() {
             &WORKED_TARGETS,
             None,
             &Default::default(),
+            &Default::default(),
         )
         .unwrap();
     let (loss_shape, loss) = read_f32(&lp);
@@ -325,6 +326,7 @@ fn precision_bf16_stores_and_checks_in_bf16() {
             &[3, 131],
             xent::Targets::I64(&t),
             xent::Weights::none(),
+            &Default::default(),
             &Default::default(),
         )
         .unwrap();
@@ -381,6 +383,7 @@ fn precision_bf16_stores_and_checks_in_bf16() {
             &[3, 131],
             Default::default(),
             &xent::ElementwiseOptions::new(xent::ElementwiseLoss::Mse),
+            &Default::default(),
         )
         .unwrap();
     assert_eq!(Some(grad), lib.grad);
@@ -421,7 +424,14 @@ fn float16_files_are_read_exactly_and_stored_as_they_are_in_f16() {
     };
     // f32: the file's values widened exactly, as the f32 host API takes them.
     let lib = ctx
-        .cross_entropy(&x32, &[4, 37], &t, None, &Default::default())
+        .cross_entropy(
+            &x32,
+            &[4, 37],
+            &t,
+            None,
+            &Default::default(),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(Some(run("f32")), lib.grad);
     // f16: stored as they are (no second rounding), as the f16 host API.
@@ -432,6 +442,7 @@ fn float16_files_are_read_exactly_and_stored_as_they_are_in_f16() {
                 &[4, 37],
                 xent::Targets::I64(&t),
                 xent::Weights::none(),
+                &Default::default(),
                 &Default::default(),
             )
             .unwrap();
@@ -517,7 +528,14 @@ fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend()
         sample: None,
     };
     let lib = ctx
-        .cross_entropy_with(&x, &dims, Targets::U8(&mask), class, &opts)
+        .cross_entropy_with(
+            &x,
+            &dims,
+            Targets::U8(&mask),
+            class,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(loss, lib.loss);
     assert_eq!(Some(grad.clone()), lib.grad);
@@ -837,7 +855,14 @@ fn probability_targets_and_input_kinds_match_the_library() {
         ..Default::default()
     };
     let lib = ctx
-        .cross_entropy_soft(&x32, &[3, 5], &to_f32(&probs), None, &opts)
+        .cross_entropy_soft(
+            &x32,
+            &[3, 5],
+            &to_f32(&probs),
+            None,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(read_f32(&lp), (vec![], lib.loss));
 
@@ -861,7 +886,14 @@ fn probability_targets_and_input_kinds_match_the_library() {
         ..Default::default()
     };
     let lib = ctx
-        .cross_entropy(&logp, &[3, 5], &[1i32, 3, 2], None, &opts)
+        .cross_entropy(
+            &logp,
+            &[3, 5],
+            &[1i32, 3, 2],
+            None,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(read_f32(&lp).1, lib.loss);
 
@@ -1500,6 +1532,7 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
                         loss: c.loss,
                         ..opts
                     },
+                    &Default::default(),
                 )
                 .unwrap();
             assert_eq!(ls, lib.loss_dims, "{what}");
@@ -2267,6 +2300,7 @@ fn linear_loss_writes_what_the_library_computes() {
             Some(&cw32),
             &dims,
             &opts,
+            &Default::default(),
         )
         .unwrap();
     assert_eq!(read("l.npy"), (vec![], lib.loss.clone()));
@@ -2435,7 +2469,14 @@ fn loss_takes_z_loss_and_softcap() {
         ..Default::default()
     };
     let lib = ctx
-        .cross_entropy(&WORKED_LOGITS, &[3, 5], &WORKED_TARGETS, None, &opts)
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &[3, 5],
+            &WORKED_TARGETS,
+            None,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(read_f32(&l).1, lib.loss);
     fails_with(
@@ -2510,6 +2551,7 @@ fn vocab_shards_write_the_split_calls_outputs() {
                 xent::Targets::I64(&WORKED_TARGETS),
                 xent::Weights::none(),
                 &opts,
+                &Default::default(),
                 shards.parse().unwrap(),
             )
             .unwrap();

@@ -18,12 +18,8 @@ fn scalar_loss(
     w: Option<&[f64]>,
     opts: &CrossEntropyOptions,
 ) -> f64 {
-    let opts = CrossEntropyOptions {
-        compute_grad: false,
-        ..opts.clone()
-    };
     // For `none` the gradient is that of the sum of the per-target losses.
-    cpu::cross_entropy(x, dims, targets, w, &opts)
+    cpu::cross_entropy(x, dims, targets, w, opts)
         .unwrap()
         .loss
         .iter()

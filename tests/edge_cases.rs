@@ -50,7 +50,7 @@ fn both(
     out.push(("cpu", f32s(&c.loss), f32s(c.grad.as_deref().unwrap())));
     if let Some(ctx) = verified() {
         let g = ctx
-            .cross_entropy_with(x, dims, targets, weights, opts)
+            .cross_entropy_with(x, dims, targets, weights, opts, &Default::default())
             .unwrap();
         out.push(("gpu", g.loss, g.grad.unwrap()));
     }
@@ -161,8 +161,15 @@ fn subnormal_probabilities_are_not_flushed() {
         ..Default::default()
     };
     if let Some(ctx) = verified() {
-        ctx.cross_entropy_with(&x, &[rows, 3], Targets::I64(&t), Weights::none(), &opts)
-            .unwrap();
+        ctx.cross_entropy_with(
+            &x,
+            &[rows, 3],
+            Targets::I64(&t),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
+        .unwrap();
     }
 }
 
@@ -221,7 +228,14 @@ fn probability_targets_refuse_a_class_to_ignore() {
         "{c:?}"
     );
     let Some(ctx) = common::ctx() else { return };
-    refused(ctx.cross_entropy_soft(&[0.0, 0.0], &[1, 2], &probs, None, &opts));
+    refused(ctx.cross_entropy_soft(
+        &[0.0, 0.0],
+        &[1, 2],
+        &probs,
+        None,
+        &opts,
+        &Default::default(),
+    ));
     // The recording API refuses it too, before recording anything.
     let dev = ctx.device();
     let buffer = |size: u64| {
@@ -257,7 +271,14 @@ fn probability_targets_refuse_a_class_to_ignore() {
         ..Default::default()
     };
     let out = ctx
-        .cross_entropy_soft(&[0.0, 0.0], &[1, 2], &probs, None, &fine)
+        .cross_entropy_soft(
+            &[0.0, 0.0],
+            &[1, 2],
+            &probs,
+            None,
+            &fine,
+            &Default::default(),
+        )
         .unwrap();
     assert_torch("loss", &out.loss, &[std::f32::consts::LN_2]);
 }
@@ -286,7 +307,7 @@ fn per_pixel_smoothing_over_huge_logits_keeps_f32_precision() {
                 reduction,
                 ..Default::default()
             };
-            ctx.cross_entropy(&x, &dims, &t, None, &opts)
+            ctx.cross_entropy(&x, &dims, &t, None, &opts, &Default::default())
                 .unwrap_or_else(|e| panic!("{dims:?} {reduction:?}: {e}"));
         }
     }
@@ -341,7 +362,14 @@ fn empty_batches_give_pytorchs_answers() {
     );
     // The class axis may not be empty (PyTorch: "Target 0 is out of bounds").
     assert!(matches!(
-        ctx.cross_entropy::<f32, _>(&[], &[3, 0], &[0, 0, 0], None, &Default::default()),
+        ctx.cross_entropy::<f32, _>(
+            &[],
+            &[3, 0],
+            &[0, 0, 0],
+            None,
+            &Default::default(),
+            &Default::default()
+        ),
         Err(Error::InvalidShape { .. })
     ));
 }

@@ -123,7 +123,14 @@ fn check(
     };
     let what = format!("{loss:?} {dims:?} weight {weight:?} pos_weight {pos_weight} {reduction:?}");
     let gpu = ctx
-        .elementwise_loss(&x, &y, dims, lw, &xent::ElementwiseOptions { loss, ..opts })
+        .elementwise_loss(
+            &x,
+            &y,
+            dims,
+            lw,
+            &xent::ElementwiseOptions { loss, ..opts },
+            &Default::default(),
+        )
         .map_err(|e| format!("{what}: gpu: {e}"))?;
     let want = cpu::elementwise_loss(&x, &y, dims, lw, &xent::ElementwiseOptions { loss, ..opts })
         .map_err(|e| format!("{what}: cpu: {e}"))?;
@@ -192,6 +199,7 @@ fn tensors_past_a_binding_are_chunked() {
             &[n],
             Default::default(),
             &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
+            &Default::default(),
         )
         .unwrap_err();
     assert!(
@@ -212,6 +220,7 @@ fn the_same_inputs_give_the_same_bits() {
             &[n],
             Default::default(),
             &xent::ElementwiseOptions::new(ElementwiseLoss::BceWithLogits),
+            &Default::default(),
         )
         .unwrap()
     };
@@ -297,6 +306,7 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
                 &[2, 3],
                 lw,
                 &xent::ElementwiseOptions { loss, ..opts },
+                &Default::default(),
             )
             .unwrap_err();
         let cpu = cpu::elementwise_loss(
@@ -339,6 +349,7 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
                     loss: ElementwiseLoss::Bce,
                     ..opts
                 },
+                &Default::default(),
             )
             .unwrap_err();
         let cpu = cpu::elementwise_loss(
@@ -370,6 +381,7 @@ fn bad_calls_are_the_same_typed_error_on_both_paths() {
                 &[2, 3],
                 Default::default(),
                 &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
+                &Default::default(),
             )
             .unwrap_err();
         let cpu = cpu::elementwise_loss(
@@ -583,6 +595,7 @@ fn verify_mode_catches_a_corrupted_gradient() {
             &[6, 100],
             Default::default(),
             &xent::ElementwiseOptions::new(ElementwiseLoss::BceWithLogits),
+            &Default::default(),
         )
     };
     call(&clean.with_verify(Tolerance::default())).unwrap();
@@ -607,6 +620,7 @@ fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
                 &[0, 3],
                 Default::default(),
                 &xent::ElementwiseOptions::new(loss),
+                &Default::default(),
             )
             .unwrap();
         assert!(
@@ -624,6 +638,7 @@ fn an_empty_input_has_a_nan_mean_and_a_zero_sum() {
                 &[0],
                 Default::default(),
                 &xent::ElementwiseOptions { loss, ..opts },
+                &Default::default(),
             )
             .unwrap();
         assert_eq!(sum.loss, vec![0.0], "{loss:?}");
@@ -783,6 +798,7 @@ fn nan_and_infinite_differences_give_pytorchs_gradients() {
                 &[4],
                 Default::default(),
                 &xent::ElementwiseOptions { loss, ..opts },
+                &Default::default(),
             )
             .unwrap();
         let cpu = cpu::elementwise_loss(
@@ -833,6 +849,7 @@ fn subnormal_differences_keep_their_sign() {
                 loss: ElementwiseLoss::L1,
                 ..opts
             },
+            &Default::default(),
         )
         .unwrap();
     assert_eq!(out.grad, Some(vec![-1.0, 1.0, -1.0, 0.0]));
@@ -860,6 +877,7 @@ fn past_4096_blocks_the_blocks_are_folded_first() {
             &dims,
             Default::default(),
             &xent::ElementwiseOptions::new(ElementwiseLoss::Bce),
+            &Default::default(),
         )
         .unwrap_err();
     assert!(

@@ -449,6 +449,7 @@ fn gpu_matches_pytorch() {
                         loss: case.loss,
                         ..opts
                     },
+                    &Default::default(),
                 )
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             let (loss, grad) = lookup(VALUES, &case.name, r).unwrap();
@@ -539,6 +540,7 @@ fn empty_input_means_are_nan_and_sums_zero() {
                         ..ElementwiseOptions::new(ElementwiseLoss::Mse)
                     }
                 },
+                &Default::default(),
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"))
         };

@@ -69,6 +69,7 @@ fn run(
                 dims,
                 weights,
                 &xent::ElementwiseOptions { loss, ..*opts },
+                &Default::default(),
             )
         }
         Half::F16 => {
@@ -82,6 +83,7 @@ fn run(
                 dims,
                 weights,
                 &xent::ElementwiseOptions { loss, ..*opts },
+                &Default::default(),
             )
         }
     }
@@ -180,6 +182,7 @@ fn the_bf16_gradient_is_the_f32_kernels_rounded_to_nearest_even() {
                     &[n],
                     Default::default(),
                     &xent::ElementwiseOptions { loss, ..opts },
+                    &Default::default(),
                 )
                 .unwrap()
                 .grad

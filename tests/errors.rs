@@ -22,7 +22,7 @@ fn both(
     let mut errors = vec![cpu::cross_entropy(logits, dims, targets, weights, o).unwrap_err()];
     if let Some(ctx) = ctx() {
         errors.push(
-            ctx.cross_entropy(logits, dims, targets, weights, o)
+            ctx.cross_entropy(logits, dims, targets, weights, o, &Default::default())
                 .unwrap_err(),
         );
         still_works();
@@ -33,7 +33,14 @@ fn both(
 fn still_works() {
     if let Some(ctx) = ctx() {
         let out = ctx
-            .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+            .cross_entropy(
+                &WORKED_LOGITS,
+                &WORKED_DIMS,
+                &WORKED_TARGETS,
+                None,
+                &opts(),
+                &Default::default(),
+            )
             .unwrap();
         assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
     }
@@ -467,7 +474,14 @@ fn buffers_of_another_device_are_a_gpu_error_not_a_panic() {
         .unwrap();
     submit_cleanly(&ctx, encoder);
     let out = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &WORKED_TARGETS,
+            None,
+            &opts(),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
 }
@@ -539,14 +553,28 @@ fn every_call_on_a_lost_device_is_an_error_not_a_panic_or_a_hang() {
         let dims = &WORKED_DIMS;
         lost(
             "cross_entropy",
-            ctx.cross_entropy(&WORKED_LOGITS, dims, &WORKED_TARGETS, None, &opts())
-                .map(drop),
+            ctx.cross_entropy(
+                &WORKED_LOGITS,
+                dims,
+                &WORKED_TARGETS,
+                None,
+                &opts(),
+                &Default::default(),
+            )
+            .map(drop),
         );
         let probs = [0.2f32; 15];
         lost(
             "cross_entropy_soft",
-            ctx.cross_entropy_soft(&WORKED_LOGITS, dims, &probs, None, &opts())
-                .map(drop),
+            ctx.cross_entropy_soft(
+                &WORKED_LOGITS,
+                dims,
+                &probs,
+                None,
+                &opts(),
+                &Default::default(),
+            )
+            .map(drop),
         );
         lost(
             "softmax",
@@ -632,8 +660,15 @@ fn tensors_larger_than_the_devices_largest_buffer_are_a_typed_error() {
     };
     too_large(
         "cross_entropy",
-        ctx.cross_entropy(&logits, &[n, c], &targets, None, &opts())
-            .map(drop),
+        ctx.cross_entropy(
+            &logits,
+            &[n, c],
+            &targets,
+            None,
+            &opts(),
+            &Default::default(),
+        )
+        .map(drop),
     );
     too_large(
         "softmax",
@@ -642,7 +677,14 @@ fn tensors_larger_than_the_devices_largest_buffer_are_a_typed_error() {
     );
     // And the context still works.
     let out = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &WORKED_TARGETS,
+            None,
+            &opts(),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
 }
@@ -718,7 +760,14 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
     drop(enc);
     mapped.unmap();
     let out = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &WORKED_TARGETS,
+            None,
+            &opts(),
+            &Default::default(),
+        )
         .unwrap();
     assert!((out.loss[0] - 3.7925).abs() < 1e-3);
 }
@@ -839,7 +888,14 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     }
     submit_cleanly(ctx, enc);
     let out = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &WORKED_TARGETS, None, &opts())
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &WORKED_TARGETS,
+            None,
+            &opts(),
+            &Default::default(),
+        )
         .unwrap();
     assert!((out.loss[0] - 3.7925).abs() < 1e-3);
 }

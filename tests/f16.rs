@@ -41,7 +41,14 @@ fn check(
         sample: None,
     };
     let gpu = ctx
-        .cross_entropy_with(&x, dims, Targets::I64(&t), weights, opts)
+        .cross_entropy_with(
+            &x,
+            dims,
+            Targets::I64(&t),
+            weights,
+            opts,
+            &Default::default(),
+        )
         .map_err(|e| e.to_string())?;
     let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
     let want = cpu::cross_entropy_with(&x32, dims, Targets::I64(&t), weights, opts)
@@ -71,6 +78,7 @@ fn without_shader_f16_the_error_is_typed() {
             &[2, 2],
             Targets::I64(&[0, 1]),
             Weights::none(),
+            &Default::default(),
             &Default::default(),
         )
         .unwrap_err();
@@ -141,7 +149,14 @@ fn f16_tensors_larger_than_a_binding_are_chunked() {
         let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
         let probs = common::soft_targets(&x32, &dims);
         let gpu = ctx
-            .cross_entropy_with(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x,
+                &dims,
+                Targets::Probs(&probs),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap();
         let want =
             cpu::cross_entropy_with(&x32, &dims, Targets::Probs(&probs), Weights::none(), &opts)

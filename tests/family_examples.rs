@@ -121,7 +121,14 @@ fn segmentation_map_with_ignore_255_matches_pytorch() {
         };
         // The u8 mask goes up as it is; i64 and i32 masks must agree with it.
         let u8_out = ctx
-            .cross_entropy_with(&logits, &MAP_DIMS, Targets::U8(&MASK), weights, &case.opts)
+            .cross_entropy_with(
+                &logits,
+                &MAP_DIMS,
+                Targets::U8(&MASK),
+                weights,
+                &case.opts,
+                &Default::default(),
+            )
             .unwrap();
         assert_close(case.name, &u8_out.loss, case.loss, GPU_TOL);
         assert_close(
@@ -138,6 +145,7 @@ fn segmentation_map_with_ignore_255_matches_pytorch() {
                 Targets::I32(&mask32),
                 weights,
                 &case.opts,
+                &Default::default(),
             )
             .unwrap();
         assert_eq!(u8_out, i32_out, "{}: u8 and i32 masks differ", case.name);
@@ -203,7 +211,7 @@ fn soft_targets_match_pytorch() {
     for (name, opts, weighted, loss, grad) in &cases {
         let w = weighted.then_some(&weights[..]);
         let out = ctx
-            .cross_entropy_soft(&logits, &[3, 4], &probs, w, opts)
+            .cross_entropy_soft(&logits, &[3, 4], &probs, w, opts, &Default::default())
             .unwrap();
         assert_close(name, &out.loss, loss, GPU_TOL);
         assert_close(name, out.grad.as_deref().unwrap(), grad, GPU_TOL);
@@ -223,6 +231,7 @@ fn one_hot_soft_targets_equal_class_indices() {
             &WORKED_DIMS,
             &onehot,
             None,
+            &Default::default(),
             &Default::default(),
         )
         .unwrap();
@@ -262,7 +271,14 @@ fn log_prob_and_prob_inputs_match_pytorch_nll_loss() {
         let Some(ctx) = ctx() else { continue };
         let input32: Vec<f32> = input.iter().map(|&v| v as f32).collect();
         let out = ctx
-            .cross_entropy(&input32, &WORKED_DIMS, &[1i64, 3, 2], Some(&weights), &opts)
+            .cross_entropy(
+                &input32,
+                &WORKED_DIMS,
+                &[1i64, 3, 2],
+                Some(&weights),
+                &opts,
+                &Default::default(),
+            )
             .unwrap();
         assert_close("loss", &out.loss, loss, GPU_TOL);
         // ∂/∂p = -w/p: up to 1e6 for p ~ 1e-6, so held relatively.
@@ -290,7 +306,14 @@ fn zero_and_negative_probabilities_follow_pytorch() {
     assert_eq!(cpu.grad.as_ref().unwrap()[0], f64::NEG_INFINITY);
     let Some(ctx) = ctx() else { return };
     let gpu = ctx
-        .cross_entropy(&input, &[2, 2], &[0i64, 0], None, &opts)
+        .cross_entropy(
+            &input,
+            &[2, 2],
+            &[0i64, 0],
+            None,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(gpu.loss[0], f32::INFINITY);
     assert!(gpu.loss[1].is_nan());
@@ -311,8 +334,11 @@ fn beyond_pytorch_options_on_the_worked_example() {
         / 3.0;
     let opts = CrossEntropyOptions {
         z_loss: z,
-        return_lse: true,
-        count_correct: true,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        lse: true,
+        correct: true,
         ..Default::default()
     };
     let cpu = cpu::cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &[1, 3, 2], None, &opts).unwrap();
@@ -322,7 +348,14 @@ fn beyond_pytorch_options_on_the_worked_example() {
     assert_eq!(cpu.correct, Some(1));
     let Some(ctx) = ctx() else { return };
     let gpu = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &[1i64, 3, 2], None, &opts)
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &[1i64, 3, 2],
+            None,
+            &opts,
+            &returns,
+        )
         .unwrap();
     assert_close("z-loss", &gpu.loss, &[want], GPU_TOL);
     assert_close("lse", gpu.lse.as_deref().unwrap(), &lse, GPU_TOL);
@@ -339,6 +372,7 @@ fn beyond_pytorch_options_on_the_worked_example() {
                 sample: Some(&sample),
             },
             &Default::default(),
+            &Default::default(),
         )
         .unwrap();
     assert_close(
@@ -353,7 +387,14 @@ fn beyond_pytorch_options_on_the_worked_example() {
         ..Default::default()
     };
     let out = ctx
-        .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &[-100i64; 3], None, &zero)
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &[-100i64; 3],
+            None,
+            &zero,
+            &returns,
+        )
         .unwrap();
     assert_eq!(out.loss[0], 0.0);
 }

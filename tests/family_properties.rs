@@ -91,12 +91,11 @@ proptest! {
             input,
             z_loss: if logits_only { z } else { 0.0 },
             softcap: softcap.filter(|_| logits_only),
-            return_lse: extras && logits_only,
-            count_correct: extras,
             ..Default::default()
         };
+        let returns = xent::Returns { lse: extras && logits_only, correct: extras, ..Default::default() };
         let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
-        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
+        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts, &returns).map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(|e| TestCaseError::fail(format!("cpu: {e}")))?;
         let tol = Tolerance::default();
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
@@ -106,7 +105,9 @@ proptest! {
         if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
             tol.check("lse", g, &w).map_err(fail)?;
         }
-        prop_assert_eq!(gpu.correct, want.correct);
+        // The twin counts always; the GPU when asked.
+        prop_assert_eq!(gpu.correct, want.correct.filter(|_| extras));
+        prop_assert_eq!(gpu.lse.is_some(), extras && logits_only);
     }
 
     #[test]
@@ -175,22 +176,31 @@ fn every_row_strategy_matches_cpu() {
         to_kind(&mut probs, dims, InputKind::Probs);
         let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
         let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
+        let all = xent::Returns {
+            lse: true,
+            correct: true,
+            ..Default::default()
+        };
         let options = [
-            CrossEntropyOptions::default(),
-            CrossEntropyOptions {
-                label_smoothing: 0.2,
-                z_loss: 1e-3,
-                return_lse: true,
-                count_correct: true,
-                ..Default::default()
-            },
-            CrossEntropyOptions {
-                reduction: Reduction::None,
-                label_smoothing: 0.1,
-                ..Default::default()
-            },
+            (CrossEntropyOptions::default(), Default::default()),
+            (
+                CrossEntropyOptions {
+                    label_smoothing: 0.2,
+                    z_loss: 1e-3,
+                    ..Default::default()
+                },
+                all,
+            ),
+            (
+                CrossEntropyOptions {
+                    reduction: Reduction::None,
+                    label_smoothing: 0.1,
+                    ..Default::default()
+                },
+                Default::default(),
+            ),
         ];
-        for opts in &options {
+        for (opts, returns) in &options {
             for targets in [Targets::I64(&idx), Targets::Probs(&probs)] {
                 for weights in [
                     Weights::none(),
@@ -202,7 +212,7 @@ fn every_row_strategy_matches_cpu() {
                     let what =
                         format!("{dims:?} {opts:?} {}", matches!(targets, Targets::Probs(_)));
                     let gpu = ctx
-                        .cross_entropy_with(&x, dims, targets, weights, opts)
+                        .cross_entropy_with(&x, dims, targets, weights, opts, returns)
                         .unwrap_or_else(|e| panic!("{what}: {e}"));
                     let want = cpu::cross_entropy_with(&x, dims, targets, weights, opts).unwrap();
                     tol.check("loss", &gpu.loss, &want.loss_reference())
@@ -217,7 +227,8 @@ fn every_row_strategy_matches_cpu() {
                         tol.check("lse", g, &w)
                             .unwrap_or_else(|e| panic!("{what}: {e}"));
                     }
-                    assert_eq!(gpu.correct, want.correct, "{what}");
+                    let counted = want.correct.filter(|_| returns.correct);
+                    assert_eq!(gpu.correct, counted, "{what}");
                 }
             }
         }

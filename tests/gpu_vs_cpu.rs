@@ -73,6 +73,7 @@ fn check(p: &Problem) -> Result<(), TestCaseError> {
             &p.targets,
             p.weights.as_deref(),
             &p.opts,
+            &Default::default(),
         )
         .map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
     let cpu = cpu::cross_entropy(
@@ -244,8 +245,11 @@ fn every_strategy_finds_its_rows_in_a_grid_that_spills_into_y() {
     let opts = CrossEntropyOptions {
         reduction: Reduction::Sum,
         label_smoothing: 0.1,
-        count_correct: true,
-        return_lse: true,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        lse: true,
+        correct: true,
         ..Default::default()
     };
     let mut served = 0;
@@ -264,7 +268,14 @@ fn every_strategy_finds_its_rows_in_a_grid_that_spills_into_y() {
                 strategy,
                 ..opts.clone()
             };
-            match ctx.cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &forced) {
+            match ctx.cross_entropy_with(
+                &x,
+                &dims,
+                targets,
+                xent::Weights::none(),
+                &forced,
+                &returns,
+            ) {
                 Ok(got) => {
                     let what = format!("{dims:?}, {}", strategy.name());
                     common::assert_matches_cpu(&what, &got, &want);
@@ -370,13 +381,16 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
             .collect();
         let opts = CrossEntropyOptions {
             reduction: Reduction::None,
-            return_lse: true,
-            count_correct: true,
+            ..Default::default()
+        };
+        let returns = xent::Returns {
+            lse: true,
+            correct: true,
             ..Default::default()
         };
         let t = xent::Targets::I64(&targets);
         let gpu = ctx
-            .cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts)
+            .cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts, &returns)
             .unwrap();
         let want = cpu::cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts).unwrap();
         let tol = Tolerance::default();
@@ -431,8 +445,11 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
         let opts = CrossEntropyOptions {
             reduction: Reduction::Sum,
             label_smoothing: 0.2,
-            count_correct: true,
-            return_lse: true,
+            ..Default::default()
+        };
+        let returns = xent::Returns {
+            lse: true,
+            correct: true,
             ..Default::default()
         };
         for targets in [xent::Targets::I64(&t), xent::Targets::Probs(&probs)] {
@@ -440,7 +457,7 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
                 cpu::cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts).unwrap();
             for c in [ctx, &plain] {
                 let got = c
-                    .cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts)
+                    .cross_entropy_with(&x, &dims, targets, xent::Weights::none(), &opts, &returns)
                     .unwrap();
                 let what = format!("{dims:?}, subgroups {}", c.subgroup_reductions());
                 common::assert_matches_cpu(&what, &got, &want);
@@ -519,20 +536,23 @@ fn cross_entropy_on_every_strategy(ctx: &xent::Context) {
         let opts = CrossEntropyOptions {
             label_smoothing: 0.1,
             z_loss: 1e-3,
-            return_lse: true,
-            count_correct: true,
+            ..Default::default()
+        };
+        let returns = xent::Returns {
+            lse: true,
+            correct: true,
             ..Default::default()
         };
         let targets = xent::Targets::I64(&t);
         let got = ctx
-            .cross_entropy_with(&x, &dims, targets, weights, &opts)
+            .cross_entropy_with(&x, &dims, targets, weights, &opts, &returns)
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         common::assert_matches_cpu(&format!("{dims:?}"), &got, &want);
         assert_eq!(got.correct, want.correct, "{dims:?}");
         // The vocabulary split's kernels (partial, merge, finish).
         let split = ctx
-            .cross_entropy_sharded(&x, &dims, targets, weights, &opts, 3)
+            .cross_entropy_sharded(&x, &dims, targets, weights, &opts, &returns, 3)
             .unwrap_or_else(|e| panic!("{dims:?}, 3 shards: {e}"));
         common::assert_matches_cpu(&format!("{dims:?}, 3 shards"), &split, &want);
         let y = ctx
@@ -580,6 +600,7 @@ fn other_ops(ctx: &xent::Context) {
         &dims,
         weights,
         &xent::ElementwiseOptions { loss, ..opts },
+        &Default::default(),
     )
     .unwrap();
     let loss = xent::ElementwiseLoss::Bce;
@@ -589,6 +610,7 @@ fn other_ops(ctx: &xent::Context) {
         &dims,
         xent::LossWeights::default(),
         &xent::ElementwiseOptions { loss, ..opts },
+        &Default::default(),
     )
     .unwrap();
     let (m, k, n) = (9, 20, 13);
@@ -614,6 +636,7 @@ fn other_ops(ctx: &xent::Context) {
         &targets,
         None,
         &dims,
+        &Default::default(),
         &Default::default(),
     )
     .unwrap();
@@ -664,7 +687,10 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
             let opts = CrossEntropyOptions {
                 reduction,
                 label_smoothing: smoothing,
-                count_correct: true,
+                ..Default::default()
+            };
+            let returns = xent::Returns {
+                correct: true,
                 ..Default::default()
             };
             for (targets, weights) in [
@@ -683,7 +709,7 @@ fn many_rows_reduce_over_several_blocks_as_on_the_cpu() {
                 };
                 let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
                 let got = ctx
-                    .cross_entropy_with(&x, &dims, targets, weights, &opts)
+                    .cross_entropy_with(&x, &dims, targets, weights, &opts, &returns)
                     .unwrap();
                 let what = format!("{dims:?}, {reduction:?}, smoothing {smoothing}");
                 common::assert_matches_cpu(&what, &got, &want);

@@ -46,7 +46,7 @@ fn tensors_larger_than_a_binding_are_processed_in_chunks() {
             ..Default::default()
         };
         let gpu = ctx
-            .cross_entropy(&x, dims, &t, None, &opts)
+            .cross_entropy(&x, dims, &t, None, &opts, &Default::default())
             .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
         let want = cpu::cross_entropy(&x, dims, &t, None, &opts).unwrap();
         tol.check("loss", &gpu.loss, &want.loss_reference())
@@ -73,7 +73,14 @@ fn tensors_larger_than_a_binding_are_processed_in_chunks() {
         ..Default::default()
     };
     let gpu = ctx
-        .cross_entropy_with(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts)
+        .cross_entropy_with(
+            &x,
+            &dims,
+            Targets::Probs(&probs),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     let want =
         cpu::cross_entropy_with(&x, &dims, Targets::Probs(&probs), Weights::none(), &opts).unwrap();
@@ -94,7 +101,14 @@ fn a_slice_larger_than_a_binding_is_a_typed_error() {
     };
     let x = vec![0.0f32; 300_000];
     let err = ctx
-        .cross_entropy(&x, &[1, 300_000], &[0i64], None, &Default::default())
+        .cross_entropy(
+            &x,
+            &[1, 300_000],
+            &[0i64],
+            None,
+            &Default::default(),
+            &Default::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(&err, xent::Error::InvalidShape { shape, reason }
@@ -116,7 +130,9 @@ fn one_and_a_half_gib_of_logits() {
         reduction: Reduction::Sum,
         ..Default::default()
     };
-    let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts).unwrap();
+    let gpu = ctx
+        .cross_entropy(&x, &dims, &t, None, &opts, &Default::default())
+        .unwrap();
     let grad = gpu.grad.as_deref().unwrap();
     // Rows are independent under `sum`: check every row's loss and a few rows' gradients.
     let tol = Tolerance::default();
@@ -148,21 +164,19 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
     let dims = [300_000usize, 2];
     let x = vec![0.0f32; 600_000];
     let t = vec![1u8; 300_000];
-    for opts in [
-        CrossEntropyOptions {
-            reduction: Reduction::Sum,
+    let opts = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    for correct in [false, true] {
+        let returns = xent::Returns {
+            correct,
             ..Default::default()
-        },
-        CrossEntropyOptions {
-            reduction: Reduction::Sum,
-            count_correct: true,
-            ..Default::default()
-        },
-    ] {
+        };
         let err = ctx
-            .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+            .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts, &returns)
             .unwrap_err();
-        let want = if opts.count_correct {
+        let want = if correct {
             "per-row scratch"
         } else {
             "per-row losses"
@@ -179,7 +193,14 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
         ..Default::default()
     };
     let err = ctx
-        .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+        .cross_entropy_with(
+            &x,
+            &dims,
+            Targets::U8(&t),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("per-row losses")),
@@ -191,11 +212,14 @@ fn per_row_scratch_beyond_a_binding_is_a_typed_error() {
     let t: Vec<u8> = (0..200_000).map(|i| (i % 2) as u8).collect();
     let opts = CrossEntropyOptions {
         reduction: Reduction::Sum,
-        count_correct: true,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        correct: true,
         ..Default::default()
     };
     let gpu = ctx
-        .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts)
+        .cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts, &returns)
         .unwrap();
     let want = cpu::cross_entropy_with(&x, &dims, Targets::U8(&t), Weights::none(), &opts).unwrap();
     Tolerance::default()
@@ -224,7 +248,9 @@ fn limits_are_checked_before_anything_is_uploaded() {
         let layout = xent::Layout::from_dims(dims).unwrap();
         let x = vec![0.0f32; layout.len()];
         let t = vec![1i64; layout.rows()];
-        let err = ctx.cross_entropy(&x, dims, &t, None, opts).unwrap_err();
+        let err = ctx
+            .cross_entropy(&x, dims, &t, None, opts, &Default::default())
+            .unwrap_err();
         assert!(
             matches!(&err, xent::Error::InvalidShape { reason, .. } if reason.contains("storage binding")),
             "{dims:?}: {err}"
@@ -243,7 +269,7 @@ fn limits_are_checked_before_anything_is_uploaded() {
     );
     // The context still works.
     let out = ctx
-        .cross_entropy(&[0.0, 0.0], &[1, 2], &[0], None, &none)
+        .cross_entropy(&[0.0, 0.0], &[1, 2], &[0], None, &none, &Default::default())
         .unwrap();
     assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
 }
@@ -274,7 +300,14 @@ fn split_rows_of_maps_are_processed_in_chunks() {
         };
         for targets in [Targets::I64(&t), Targets::Probs(&probs)] {
             let gpu = ctx
-                .cross_entropy_with(&x, &dims, targets, Weights::none(), &none)
+                .cross_entropy_with(
+                    &x,
+                    &dims,
+                    targets,
+                    Weights::none(),
+                    &none,
+                    &Default::default(),
+                )
                 .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
             let want = cpu::cross_entropy_with(&x, &dims, targets, Weights::none(), &none).unwrap();
             tol.compare_cross_entropy(&gpu, &want, &tol)
@@ -288,7 +321,14 @@ fn split_rows_of_maps_are_processed_in_chunks() {
                 ..Default::default()
             };
             let gpu = ctx
-                .cross_entropy_with(&x16, &dims, Targets::I64(&t), Weights::none(), &sum)
+                .cross_entropy_with(
+                    &x16,
+                    &dims,
+                    Targets::I64(&t),
+                    Weights::none(),
+                    &sum,
+                    &Default::default(),
+                )
                 .unwrap_or_else(|e| panic!("f16 {dims:?}: {e}"));
             let want =
                 cpu::cross_entropy_with(&x16f, &dims, Targets::I64(&t), Weights::none(), &sum)

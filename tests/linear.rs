@@ -75,7 +75,7 @@ fn pytorch_worked_values() {
         // The default budget, and one of two rows of logits besides the
         // per-row scratch (a chunk per two rows).
         let plan = ctx
-            .plan_linear_cross_entropy(dims, &Default::default())
+            .plan_linear_cross_entropy(&dims, &Default::default(), &Default::default())
             .unwrap();
         let two_rows = plan.scratch_bytes - plan.window_bytes + 16 + 8 * v as u64;
         for budget in [xent::DEFAULT_SCRATCH_BUDGET, two_rows] {
@@ -96,7 +96,16 @@ fn pytorch_worked_values() {
                 cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
                     .unwrap();
             let gpu = ctx
-                .linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
+                .linear_cross_entropy(
+                    &x.hidden,
+                    &x.weight,
+                    bias,
+                    &x.targets,
+                    cw,
+                    &dims,
+                    &opts,
+                    &Default::default(),
+                )
                 .unwrap();
             let mag = twin.magnitude.as_ref().unwrap();
             let pick = |values: &[f64], at: &[usize]| -> Vec<f64> {
@@ -183,7 +192,9 @@ fn softcap_worked_values() {
             ..Default::default()
         };
         let twin = cpu::cross_entropy(&x, &dims, &t, None, &opts).unwrap();
-        let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts).unwrap();
+        let gpu = ctx
+            .cross_entropy(&x, &dims, &t, None, &opts, &Default::default())
+            .unwrap();
         for (i, (&got, &want)) in twin.loss.iter().zip(case.loss).enumerate() {
             close64(&format!("{} loss[{i}]", case.name), got, want);
         }
@@ -257,19 +268,19 @@ proptest! {
         // A budget of `window` rows of logits besides the per-row scratch.
         let base = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
-                reduction, label_smoothing: smoothing, z_loss, softcap,
-                return_lse: extras, count_correct: extras, ..Default::default()
+                reduction, label_smoothing: smoothing, z_loss, softcap, ..Default::default()
             },
             product_kernel,
             ..Default::default()
         };
-        let fixed = ctx.plan_linear_cross_entropy(dims, &base).unwrap().scratch_bytes
-            - ctx.plan_linear_cross_entropy(dims, &base).unwrap().window_bytes;
+        let returns = xent::Returns { lse: extras, correct: extras, ..Default::default() };
+        let fixed = ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().scratch_bytes
+            - ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().window_bytes;
         let opts = LinearCrossEntropyOptions {
             scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| fixed + 16 + (w * v * 4) as u64),
             ..base
         };
-        let plan = ctx.plan_linear_cross_entropy(dims, &opts).unwrap();
+        let plan = ctx.plan_linear_cross_entropy(&dims, &opts, &returns).unwrap();
         prop_assert!(plan.scratch_bytes <= opts.scratch_budget);
         if let Some(w) = window {
             prop_assert_eq!(plan.window_rows, if w >= 64 && w < n { w / 64 * 64 } else { w.min(n) });
@@ -277,16 +288,16 @@ proptest! {
         let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} window {} {precision:?}: {e}", plan.window_rows));
         let gpu = match precision {
-            Precision::F32 => ctx.linear_cross_entropy(&hidden, &weight, bias, &targets, cw, &dims, &opts),
+            Precision::F32 => ctx.linear_cross_entropy(&hidden, &weight, bias, &targets, cw, &dims, &opts, &returns),
             Precision::BF16 => {
                 let to = |x: &[f32]| x.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>();
                 let b = bias.map(to);
-                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts)
+                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts, &returns)
             }
             Precision::F16 => {
                 let to = |x: &[f32]| x.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>();
                 let b = bias.map(to);
-                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts)
+                ctx.linear_cross_entropy(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts, &returns)
             }
         }.map_err(fail)?;
         let round = |x: &[f32]| -> Vec<f32> { match precision {
@@ -325,12 +336,13 @@ fn repeats_are_bit_identical() {
             None,
             &dims,
             &opts(rows),
+            &Default::default(),
         )
         .unwrap()
     };
     let (a, b) = (run(64), run(64));
     assert!(
-        ctx.plan_linear_cross_entropy(dims, &opts(64))
+        ctx.plan_linear_cross_entropy(&dims, &opts(64), &Default::default())
             .unwrap()
             .chunks
             >= 5
@@ -375,7 +387,7 @@ fn scratch_stays_within_the_budget() {
         v: 32_000,
     };
     let plan = ctx
-        .plan_linear_cross_entropy(big, &Default::default())
+        .plan_linear_cross_entropy(&big, &Default::default(), &Default::default())
         .unwrap();
     assert!(
         plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET,
@@ -394,7 +406,9 @@ fn scratch_stays_within_the_budget() {
             scratch_budget: budget,
             ..Default::default()
         };
-        let plan = ctx.plan_linear_cross_entropy(dims, &opts).unwrap();
+        let plan = ctx
+            .plan_linear_cross_entropy(&dims, &opts, &Default::default())
+            .unwrap();
         assert!(plan.scratch_bytes <= budget, "{dims:?}: {plan:?}");
         let x = inputs(n, h, v, -100, &[]);
         ctx.linear_cross_entropy(
@@ -405,6 +419,7 @@ fn scratch_stays_within_the_budget() {
             None,
             &dims,
             &opts,
+            &Default::default(),
         )
         .unwrap();
         // The context's scratch grows to the largest call so far.
@@ -427,12 +442,21 @@ fn scratch_stays_within_the_budget() {
     };
     let x = inputs(257, 32, 3000, -100, &[]);
     fresh
-        .linear_cross_entropy(&x.hidden, &x.weight, None, &x.targets, None, &dims, &opts)
+        .linear_cross_entropy(
+            &x.hidden,
+            &x.weight,
+            None,
+            &x.targets,
+            None,
+            &dims,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(
         fresh.scratch_bytes(),
         fresh
-            .plan_linear_cross_entropy(dims, &opts)
+            .plan_linear_cross_entropy(&dims, &opts, &Default::default())
             .unwrap()
             .scratch_bytes
     );
@@ -447,7 +471,7 @@ fn misuse_is_a_typed_error() {
     let o = LinearCrossEntropyOptions::default();
     let run =
         |h: &[f32], w: &[f32], b: Option<&[f32]>, t: &[i64], o: &LinearCrossEntropyOptions| {
-            ctx.linear_cross_entropy(h, w, b, t, None, &dims, o)
+            ctx.linear_cross_entropy(h, w, b, t, None, &dims, o, &Default::default())
                 .unwrap_err()
         };
     assert!(matches!(

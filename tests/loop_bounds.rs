@@ -32,7 +32,14 @@ fn cross_entropy_matches(dims: &[usize]) {
         };
         let what = format!("{dims:?} {reduction:?}");
         let got = ctx
-            .cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x,
+                dims,
+                Targets::I64(&t),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let want =
             cpu::cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
@@ -84,7 +91,7 @@ fn very_long_rows_give_ln_c() {
             ..Default::default()
         };
         let got = ctx
-            .cross_entropy(&x, &[rows, classes], &t, None, &opts)
+            .cross_entropy(&x, &[rows, classes], &t, None, &opts, &Default::default())
             .unwrap();
         let ln_c = (classes as f64).ln();
         let tol = Tolerance::default();

@@ -154,11 +154,25 @@ fn repeated_runs_are_bit_identical() {
             ..Default::default()
         };
         let first = ctx
-            .cross_entropy(&logits, &dims, &targets, Some(&weights), &opts)
+            .cross_entropy(
+                &logits,
+                &dims,
+                &targets,
+                Some(&weights),
+                &opts,
+                &Default::default(),
+            )
             .unwrap();
         for _ in 0..3 {
             let again = ctx
-                .cross_entropy(&logits, &dims, &targets, Some(&weights), &opts)
+                .cross_entropy(
+                    &logits,
+                    &dims,
+                    &targets,
+                    Some(&weights),
+                    &opts,
+                    &Default::default(),
+                )
                 .unwrap();
             assert_eq!(first.loss[0].to_bits(), again.loss[0].to_bits(), "{dims:?}");
             let a: Vec<u32> = first
@@ -256,7 +270,7 @@ fn in_place_and_out_of_place_gradients_are_bit_identical() {
             ..Default::default()
         };
         let host = ctx
-            .cross_entropy(&logits, &dims, &targets, None, &opts)
+            .cross_entropy(&logits, &dims, &targets, None, &opts, &Default::default())
             .unwrap();
         // Logits and gradient in whole vec4s, as the host API uploads them
         // (exact-size buffers that end mid-vec4 take the same walk through

@@ -169,10 +169,8 @@ fn cross_entropy_bits_do_not_depend_on_buffer_sizes_or_offsets() {
         softcap: Some(15.0),
         ..Default::default()
     };
-    let counted = CrossEntropyOptions {
-        count_correct: true,
-        ..Default::default()
-    };
+    // The argmax count: a correct buffer given (the extras).
+    let counted = CrossEntropyOptions::default();
     // C % 4 != 0 past 128 (the mixed walk, rows starting at every offset
     // within a vec4), and C % 4 == 0 for contrast.
     let shapes: [&[usize]; 5] = [&[3, 1030], &[2, 4099], &[5, 131], &[7, 257], &[3, 1028]];
@@ -235,7 +233,14 @@ fn cross_entropy_host_and_recording_give_the_same_bits() {
         let t64: Vec<i64> = t.iter().map(|&v| i64::from(v)).collect();
         let opts = CrossEntropyOptions::default();
         let host = ctx
-            .cross_entropy_with(&x, dims, Targets::I64(&t64), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x,
+                dims,
+                Targets::I64(&t64),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap();
         let host_grad: Vec<u8> = bytemuck::cast_slice(&host.grad.unwrap()).to_vec();
         let case = |precision| Case {
@@ -254,7 +259,14 @@ fn cross_entropy_host_and_recording_give_the_same_bits() {
         }
         let bf: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let host = ctx
-            .cross_entropy_with(&bf, dims, Targets::I64(&t64), Weights::none(), &opts)
+            .cross_entropy_with(
+                &bf,
+                dims,
+                Targets::I64(&t64),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap();
         let host_grad = stored(&host.grad.unwrap(), Precision::BF16);
         for place in [EXACT, PADDED, OFFSET] {
@@ -462,7 +474,16 @@ fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() 
     };
     let t64: Vec<i64> = t.iter().map(|&v| i64::from(v)).collect();
     let host = ctx
-        .linear_cross_entropy(&h, &w, Some(&b), &t64, None, &dims, &opts)
+        .linear_cross_entropy(
+            &h,
+            &w,
+            Some(&b),
+            &t64,
+            None,
+            &dims,
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     let bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
     let want = [
@@ -525,6 +546,7 @@ fn vocabulary_parallel_bits_do_not_depend_on_the_api_or_offsets() {
             Targets::I64(&t64),
             Weights::none(),
             &opts,
+            &Default::default(),
             shards,
         )
         .unwrap();

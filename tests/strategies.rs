@@ -77,8 +77,14 @@ fn every_forced_strategy_serves_its_shapes_and_refuses_the_rest() {
                     ..Default::default()
                 };
                 let what = format!("{} on {dims:?} ({reduction:?})", strategy.name());
-                let got =
-                    ctx.cross_entropy_with(&x, dims, Targets::I64(&t), Weights::none(), &opts);
+                let got = ctx.cross_entropy_with(
+                    &x,
+                    dims,
+                    Targets::I64(&t),
+                    Weights::none(),
+                    &opts,
+                    &Default::default(),
+                );
                 if !serves(strategy, dims) {
                     assert!(
                         matches!(got, Err(Error::Unsupported { .. })),
@@ -95,7 +101,14 @@ fn every_forced_strategy_serves_its_shapes_and_refuses_the_rest() {
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
                 // bf16: the scalar strategies write single elements of shared words.
                 let got = ctx
-                    .cross_entropy_with(&xb, dims, Targets::I64(&t), Weights::none(), &opts)
+                    .cross_entropy_with(
+                        &xb,
+                        dims,
+                        Targets::I64(&t),
+                        Weights::none(),
+                        &opts,
+                        &Default::default(),
+                    )
                     .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
                 let want =
                     cpu::cross_entropy_with(&xb32, dims, Targets::I64(&t), Weights::none(), &opts)
@@ -118,7 +131,14 @@ fn a_forced_strategy_past_the_loop_bound_is_refused_not_run() {
         ..Default::default()
     };
     let err = ctx
-        .cross_entropy_with(&x, &dims, Targets::I64(&[0, 1]), Weights::none(), &opts)
+        .cross_entropy_with(
+            &x,
+            &dims,
+            Targets::I64(&[0, 1]),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(err, Error::Unsupported { ref reason, .. } if reason.contains("narrow would loop")),
@@ -130,7 +150,14 @@ fn a_forced_strategy_past_the_loop_bound_is_refused_not_run() {
         ..Default::default()
     };
     let out = ctx
-        .cross_entropy_with(&x, &dims, Targets::I64(&[0, 1]), Weights::none(), &opts)
+        .cross_entropy_with(
+            &x,
+            &dims,
+            Targets::I64(&[0, 1]),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
         .unwrap();
     assert!(
         (out.loss[0] - (20.0 * std::f32::consts::LN_2)).abs() < 1e-4,
@@ -161,14 +188,28 @@ fn the_team_kernels_run_chunk_by_chunk() {
         let what = format!("{} on {dims:?}", strategy.name());
         let tol = Tolerance::default();
         let got = ctx
-            .cross_entropy_with(&x, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(
+                &x,
+                &dims,
+                Targets::I64(&t),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let want =
             cpu::cross_entropy_with(&x, &dims, Targets::I64(&t), Weights::none(), &opts).unwrap();
         tol.compare_cross_entropy(&got, &want, &tol)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let got = ctx
-            .cross_entropy_with(&xb, &dims, Targets::I64(&t), Weights::none(), &opts)
+            .cross_entropy_with(
+                &xb,
+                &dims,
+                Targets::I64(&t),
+                Weights::none(),
+                &opts,
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{what} bf16: {e}"));
         let want = cpu::cross_entropy_with(&xb32, &dims, Targets::I64(&t), Weights::none(), &opts)
             .unwrap();

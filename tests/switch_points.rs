@@ -95,7 +95,7 @@ proptest! {
         let targets = if soft { Targets::Probs(&probs) } else { Targets::I64(&t) };
         let opts = CrossEntropyOptions { reduction, label_smoothing: smoothing, softcap, ..Default::default() };
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} soft {soft}: {e}"));
-        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
+        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts, &Default::default()).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
@@ -127,7 +127,7 @@ proptest! {
         }
         let opts = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?}: {e}"));
-        let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts).map_err(fail)?;
+        let gpu = ctx.cross_entropy(&x, &dims, &t, None, &opts, &Default::default()).map_err(fail)?;
         let tol = Tolerance::default();
         tol.compare("loss", &gpu.loss, &vec![loss; layout.rows()]).map_err(fail)?;
         // 1/C − 1 at the target: the terms are 1/C and 1 (see Tolerance).
@@ -200,12 +200,15 @@ proptest! {
             label_smoothing: smoothing,
             z_loss,
             softcap,
-            return_lse: extras,
-            count_correct: extras,
+            ..Default::default()
+        };
+        let returns = xent::Returns {
+            lse: extras,
+            correct: extras,
             ..Default::default()
         };
         let fail = |e: xent::Error| TestCaseError::fail(format!("{} {dims:?} soft {soft}: {e}", strategy.name()));
-        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
+        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts, &returns).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;

@@ -72,7 +72,14 @@ fn verify_mode_catches_an_unwritten_tail_and_swapped_classes() {
             let t: Vec<i64> = (0..layout.rows()).map(|r| (r % classes) as i64).collect();
             mismatch(
                 &format!("{fault:?} grad {dims:?}"),
-                ctx.cross_entropy(&x, &dims, &t, None, &CrossEntropyOptions::default()),
+                ctx.cross_entropy(
+                    &x,
+                    &dims,
+                    &t,
+                    None,
+                    &CrossEntropyOptions::default(),
+                    &Default::default(),
+                ),
             );
         }
     }

@@ -80,13 +80,16 @@ proptest! {
             input,
             z_loss: if logits_only { z } else { 0.0 },
             softcap: softcap.filter(|_| logits_only),
-            return_lse: extras && logits_only,
-            count_correct: extras,
+            ..Default::default()
+        };
+        let returns = xent::Returns {
+            lse: extras && logits_only,
+            correct: extras,
             ..Default::default()
         };
         let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
-        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, shards).map_err(fail)?;
+        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, &returns, shards).map_err(fail)?;
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
         let tol = Tolerance::default();
         prop_assert_eq!(&gpu.loss_dims, &want.loss_dims);
@@ -95,7 +98,8 @@ proptest! {
         if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
             tol.check("lse", g, &w).map_err(fail)?;
         }
-        prop_assert_eq!(gpu.correct, want.correct);
+        // The twin counts always; the GPU when asked.
+        prop_assert_eq!(gpu.correct, want.correct.filter(|_| extras));
     }
 }
 
@@ -133,22 +137,22 @@ proptest! {
         let dims = LinearDims { n, h, v };
         let opts = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
-                reduction, label_smoothing: smoothing, z_loss, softcap,
-                return_lse: extras, count_correct: extras, ..Default::default()
+                reduction, label_smoothing: smoothing, z_loss, softcap, ..Default::default()
             },
             // Windows of a few rows: several chunks per shard.
             scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),
             ..Default::default()
         };
+        let returns = xent::Returns { lse: extras, correct: extras, ..Default::default() };
         let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} {shards} shards {precision:?}: {e}"));
         let gpu = match precision {
             Precision::BF16 => {
                 let to = |x: &[f32]| x.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>();
                 let b = bias.map(to);
-                ctx.linear_cross_entropy_sharded(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts, shards)
+                ctx.linear_cross_entropy_sharded(&to(&hidden), &to(&weight), b.as_deref(), &targets, cw, &dims, &opts, &returns, shards)
             }
-            _ => ctx.linear_cross_entropy_sharded(&hidden, &weight, bias, &targets, cw, &dims, &opts, shards),
+            _ => ctx.linear_cross_entropy_sharded(&hidden, &weight, bias, &targets, cw, &dims, &opts, &returns, shards),
         }.map_err(fail)?;
         let round = |x: &[f32]| -> Vec<f32> { match precision {
             Precision::BF16 => x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
@@ -355,8 +359,16 @@ fn a_split_repeats_bit_for_bit() {
         ..Default::default()
     };
     let run = || {
-        ctx.cross_entropy_sharded(&x, &dims, Targets::I64(&t), Weights::none(), &opts, 3)
-            .unwrap()
+        ctx.cross_entropy_sharded(
+            &x,
+            &dims,
+            Targets::I64(&t),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+            3,
+        )
+        .unwrap()
     };
     let (a, b) = (run(), run());
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -376,8 +388,18 @@ fn a_split_repeats_bit_for_bit() {
         ..Default::default()
     };
     let run = || {
-        ctx.linear_cross_entropy_sharded(&hidden, &weight, None, &targets, None, &dims, &lopts, 4)
-            .unwrap()
+        ctx.linear_cross_entropy_sharded(
+            &hidden,
+            &weight,
+            None,
+            &targets,
+            None,
+            &dims,
+            &lopts,
+            &Default::default(),
+            4,
+        )
+        .unwrap()
     };
     let (a, b) = (run(), run());
     assert_eq!(bits(&a.loss), bits(&b.loss));
@@ -400,12 +422,15 @@ fn long_shards_walk_several_spans() {
     let t = [599_999i64, 3];
     let opts = CrossEntropyOptions {
         label_smoothing: 0.05,
-        count_correct: true,
-        return_lse: true,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        lse: true,
+        correct: true,
         ..Default::default()
     };
     let targets = Targets::I64(&t);
-    splits_match(ctx, &x, &dims, targets, &opts, &[1, 2, 5]);
+    splits_match(ctx, &x, &dims, targets, (&opts, &returns), &[1, 2, 5]);
 }
 
 /// The call split into each of `splits` shard counts, against the
@@ -415,13 +440,13 @@ fn splits_match(
     x: &[f32],
     dims: &[usize],
     targets: Targets<'_>,
-    opts: &CrossEntropyOptions,
+    (opts, returns): (&CrossEntropyOptions, &xent::Returns),
     splits: &[usize],
 ) {
     let want = cpu::cross_entropy_with(x, dims, targets, Weights::none(), opts).unwrap();
     for &shards in splits {
         let got = ctx
-            .cross_entropy_sharded(x, dims, targets, Weights::none(), opts, shards)
+            .cross_entropy_sharded(x, dims, targets, Weights::none(), opts, returns, shards)
             .unwrap();
         common::assert_matches_cpu(&format!("{dims:?}, {shards} shards"), &got, &want);
     }
@@ -448,13 +473,16 @@ fn shards_of_a_grid_that_spills_into_y() {
         reduction: Reduction::Sum,
         label_smoothing: 0.1,
         z_loss: 1e-3,
-        count_correct: true,
-        return_lse: true,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        lse: true,
+        correct: true,
         ..Default::default()
     };
     let targets = Targets::I64(&t);
     // 10 shards of 9 classes: the last range is empty (vocab_empty spills too).
-    splits_match(&ctx, &x, &dims, targets, &opts, &[1, 3, 10]);
+    splits_match(&ctx, &x, &dims, targets, (&opts, &returns), &[1, 3, 10]);
 }
 
 /// Half-precision shards, held to their type's tolerance.
@@ -468,7 +496,15 @@ fn bf16_shards_match_the_twin() {
     let opts = CrossEntropyOptions::default();
     let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
     let got = ctx
-        .cross_entropy_sharded(&xb, &dims, Targets::I64(&t), Weights::none(), &opts, 4)
+        .cross_entropy_sharded(
+            &xb,
+            &dims,
+            Targets::I64(&t),
+            Weights::none(),
+            &opts,
+            &Default::default(),
+            4,
+        )
         .unwrap();
     let rounded: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
     let want =
@@ -497,6 +533,7 @@ fn verify_mode_catches_a_corrupted_split() {
         &[4, 50],
         Targets::I64(&t),
         Weights::none(),
+        &Default::default(),
         &Default::default(),
         3,
     );
@@ -666,7 +703,15 @@ fn misuse_is_a_typed_error() {
     let x = [0.0f32; 10];
     let t = [1i64, 2];
     let opts = CrossEntropyOptions::default();
-    let r = ctx.cross_entropy_sharded(&x, &[2, 5], Targets::I64(&t), Weights::none(), &opts, 0);
+    let r = ctx.cross_entropy_sharded(
+        &x,
+        &[2, 5],
+        Targets::I64(&t),
+        Weights::none(),
+        &opts,
+        &Default::default(),
+        0,
+    );
     assert!(
         matches!(
             r,

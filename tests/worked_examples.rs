@@ -299,7 +299,14 @@ fn gpu_matches_the_worked_examples() {
     for case in cases() {
         let w = case.weights.as_ref().map(|w| &w[..]);
         let out = ctx
-            .cross_entropy(&WORKED_LOGITS, &WORKED_DIMS, &case.targets, w, &case.opts)
+            .cross_entropy(
+                &WORKED_LOGITS,
+                &WORKED_DIMS,
+                &case.targets,
+                w,
+                &case.opts,
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_close(case.name, &out.loss, case.loss, GPU_TOL);
         let want: Vec<f64> = case.grad.iter().flatten().copied().collect();
@@ -316,6 +323,7 @@ fn gpu_gives_the_notes_loss_3_7925() {
             &WORKED_DIMS,
             &WORKED_TARGETS,
             None,
+            &Default::default(),
             &Default::default(),
         )
         .unwrap();
@@ -401,6 +409,7 @@ fn all_ignored_mean_is_nan_with_zero_gradient() {
             &targets,
             None,
             &Default::default(),
+            &Default::default(),
         )
         .unwrap();
     assert!(gpu.loss[0].is_nan(), "loss {}", gpu.loss[0]);
@@ -415,6 +424,7 @@ fn all_ignored_mean_is_nan_with_zero_gradient() {
                 reduction: Reduction::Sum,
                 ..Default::default()
             },
+            &Default::default(),
         )
         .unwrap();
     assert_eq!(sum.loss[0], 0.0);
@@ -431,7 +441,14 @@ fn minus_infinity_away_from_the_target_is_allowed() {
     assert!((cpu.loss[0] - want_loss).abs() < CPU_TOL);
     let Some(ctx) = ctx() else { return };
     let gpu = ctx
-        .cross_entropy(&logits, &[2, 3], &targets, None, &Default::default())
+        .cross_entropy(
+            &logits,
+            &[2, 3],
+            &targets,
+            None,
+            &Default::default(),
+            &Default::default(),
+        )
         .unwrap();
     assert_close("loss", &gpu.loss, &[want_loss], GPU_TOL);
     let grad = gpu.grad.unwrap();
@@ -444,7 +461,14 @@ fn minus_infinity_away_from_the_target_is_allowed() {
         ..Default::default()
     };
     let gpu = ctx
-        .cross_entropy(&logits, &[2, 3], &targets, None, &smooth)
+        .cross_entropy(
+            &logits,
+            &[2, 3],
+            &targets,
+            None,
+            &smooth,
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(gpu.loss[0], f32::INFINITY);
 }

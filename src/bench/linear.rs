@@ -144,7 +144,7 @@ pub fn run_linear_case(
     iters: usize,
 ) -> Result<LinearBenchResult> {
     let opts = LinearCrossEntropyOptions::default();
-    let plan = ctx.plan_linear_cross_entropy(dims, &opts)?;
+    let plan = ctx.plan_linear_cross_entropy(&dims, &opts, &Default::default())?;
     let LinearDims { n, h, v } = dims;
     let (hidden, weight, targets) = linear_bench_data(dims, 0x5eed);
     let targets: Vec<i32> = targets.iter().map(|&t| t as i32).collect();

@@ -16,6 +16,7 @@ pub(crate) mod precision;
 pub(crate) mod reduction;
 pub(crate) mod reference;
 pub(crate) mod requirements;
+pub(crate) mod returns;
 pub(crate) mod scratch;
 pub(crate) mod shaders;
 pub(crate) mod shape;
@@ -28,6 +29,7 @@ pub use context::Context;
 pub use precision::{Element, Precision};
 pub use reduction::Reduction;
 pub use requirements::{optional_features, required_limits};
+pub use returns::Returns;
 pub(crate) use scratch::buffer_with;
 
 /// A context on the environment's adapter for unit tests, or `None`

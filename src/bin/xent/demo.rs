@@ -54,7 +54,8 @@ impl Case {
         let (x, dims) = (&self.logits[..], &self.dims[..]);
         match &self.loss {
             Loss::CrossEntropy { targets, opts } => {
-                let (gpu, gpu_ms) = timed(|| ctx.cross_entropy(x, dims, targets, None, opts))?;
+                let (gpu, gpu_ms) =
+                    timed(|| ctx.cross_entropy(x, dims, targets, None, opts, &Default::default()))?;
                 let want = cpu::cross_entropy(x, dims, targets, None, opts)?;
                 let verdict = tol.compare_cross_entropy(&gpu, &want, tol);
                 Ok(Row::new(
@@ -70,8 +71,9 @@ impl Case {
                     pos_weight: pos_weight.as_deref(),
                     ..Default::default()
                 };
-                let (gpu, gpu_ms) =
-                    timed(|| ctx.elementwise_loss(x, targets, dims, weights, opts))?;
+                let (gpu, gpu_ms) = timed(|| {
+                    ctx.elementwise_loss(x, targets, dims, weights, opts, &Default::default())
+                })?;
                 let want = cpu::elementwise_loss(x, targets, dims, weights, opts)?;
                 let verdict = tol.compare_elementwise(&gpu, &want, tol);
                 Ok(Row::new(

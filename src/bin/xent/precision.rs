@@ -62,8 +62,18 @@ impl PrecisionArg {
             shards: Option<usize>,
         ) -> xent::Result<CrossEntropyOutput<f32>> {
             match shards {
-                Some(k) => ctx.cross_entropy_sharded(x, dims, targets, weights, opts, k),
-                None => ctx.cross_entropy_with(x, dims, targets, weights, opts),
+                Some(k) => ctx.cross_entropy_sharded(
+                    x,
+                    dims,
+                    targets,
+                    weights,
+                    opts,
+                    &Default::default(),
+                    k,
+                ),
+                None => {
+                    ctx.cross_entropy_with(x, dims, targets, weights, opts, &Default::default())
+                }
             }
         }
         let given = (targets, weights);
@@ -95,14 +105,30 @@ impl PrecisionArg {
         opts: &ElementwiseOptions,
     ) -> xent::Result<ElementwiseOutput<f32>> {
         match self {
-            PrecisionArg::F32 => ctx.elementwise_loss(input, target, dims, weights, opts),
+            PrecisionArg::F32 => {
+                ctx.elementwise_loss(input, target, dims, weights, opts, &Default::default())
+            }
             PrecisionArg::F16 => {
                 let h = |v: &[f32]| v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>();
-                ctx.elementwise_loss(&h(input), &h(target), dims, weights, opts)
+                ctx.elementwise_loss(
+                    &h(input),
+                    &h(target),
+                    dims,
+                    weights,
+                    opts,
+                    &Default::default(),
+                )
             }
             PrecisionArg::Bf16 => {
                 let h = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
-                ctx.elementwise_loss(&h(input), &h(target), dims, weights, opts)
+                ctx.elementwise_loss(
+                    &h(input),
+                    &h(target),
+                    dims,
+                    weights,
+                    opts,
+                    &Default::default(),
+                )
             }
         }
     }
@@ -141,10 +167,27 @@ impl PrecisionArg {
             let (h, w, b) = (to(x.hidden), to(x.weight), x.bias.map(&to));
             let (t, cw) = (x.targets, x.class_weights);
             match shards {
-                Some(k) => {
-                    ctx.linear_cross_entropy_sharded(&h, &w, b.as_deref(), t, cw, dims, opts, k)
-                }
-                None => ctx.linear_cross_entropy(&h, &w, b.as_deref(), t, cw, dims, opts),
+                Some(k) => ctx.linear_cross_entropy_sharded(
+                    &h,
+                    &w,
+                    b.as_deref(),
+                    t,
+                    cw,
+                    dims,
+                    opts,
+                    &Default::default(),
+                    k,
+                ),
+                None => ctx.linear_cross_entropy(
+                    &h,
+                    &w,
+                    b.as_deref(),
+                    t,
+                    cw,
+                    dims,
+                    opts,
+                    &Default::default(),
+                ),
             }
         }
         match self {

@@ -60,7 +60,7 @@ impl Context {
         };
         let partial = matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. }));
         opts.validate()?;
-        check_options(opts, b, partial)?;
+        check_options(opts, b)?;
         let rows = layout.rows() as u64;
         let (targets, target_kind, target_words) = match b.targets {
             TargetBuffer::ClassI32(t) => (t, TARGET_I32, rows),
@@ -167,11 +167,7 @@ impl Context {
 }
 
 /// The options against the buffers given.
-fn check_options(
-    opts: &CrossEntropyOptions,
-    b: &CrossEntropyBuffers<'_>,
-    partial: bool,
-) -> Result<()> {
+fn check_options(opts: &CrossEntropyOptions, b: &CrossEntropyBuffers<'_>) -> Result<()> {
     if matches!(b.targets, TargetBuffer::Probs(_)) {
         validate::probability_targets_ignore(opts)?;
     }
@@ -179,12 +175,6 @@ fn check_options(
         return Err(Error::BadBuffer {
             what: "grad",
             reason: "in_place writes the gradient into `logits`; pass grad: None".into(),
-        });
-    }
-    if opts.return_lse && b.lse.is_none() && !partial {
-        return Err(Error::BadBuffer {
-            what: "lse",
-            reason: "return_lse is set but no lse buffer was given".into(),
         });
     }
     Ok(())

@@ -25,12 +25,14 @@ pub struct CrossEntropyOutput<T> {
     /// The shape of `loss`: `[]` for `mean` and `sum`, the target's shape for `none`.
     pub loss_dims: Vec<usize>,
     /// ∂loss/∂input in the input's layout (for `none`, of the sum of the
-    /// per-target losses); `None` when not asked for.
+    /// per-target losses); `None` when not asked for ([`Returns`](crate::Returns);
+    /// the CPU twin returns it always).
     pub grad: Option<Vec<T>>,
-    /// Each row's log-sum-exp of the logits, in the target's shape, when asked for.
+    /// Each row's log-sum-exp of the logits, in the target's shape, when
+    /// asked for (the twin: always, for logits).
     pub lse: Option<Vec<T>>,
     /// Rows whose argmax equals the target (non-ignored rows; for probability
-    /// targets, the target's argmax), when asked for.
+    /// targets, the target's argmax), when asked for (the twin: always).
     pub correct: Option<u64>,
     /// The magnitudes of the terms each value is made of, which the
     /// [`Tolerance`](crate::Tolerance) scales with (CPU results; `None` on GPU
@@ -247,13 +249,15 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         (Reduction::None | Reduction::Sum, ..) => 1.0,
     };
 
+    let logits = opts.input == InputKind::Logits;
     let mut row_loss = vec![0.0; rows];
     let mut row_mag = vec![0.0; rows];
     let mut lse_out = vec![0.0; rows];
     let mut lse_mag = vec![0.0; rows];
     let mut correct = 0u64;
-    let mut grad = opts.compute_grad.then(|| vec![0.0; x.len()]);
-    let mut grad_mag = opts.compute_grad.then(|| vec![0.0; x.len()]);
+    // Every output the host call can return: the twin returns them all.
+    let mut grad = Some(vec![0.0; x.len()]);
+    let mut grad_mag = Some(vec![0.0; x.len()]);
     for row in 0..rows {
         let at = |c: usize| x[layout.element(row, c)];
         let (m, s) = row_stats(&x, &layout, row);
@@ -379,12 +383,12 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         loss,
         loss_dims,
         grad,
-        lse: opts.return_lse.then_some(lse_out),
-        correct: opts.count_correct.then_some(correct),
+        lse: logits.then_some(lse_out),
+        correct: Some(correct),
         magnitude: Some(CrossEntropyMagnitude {
             loss: loss_mag,
             grad: grad_mag,
-            lse: opts.return_lse.then_some(lse_mag),
+            lse: logits.then_some(lse_mag),
         }),
     })
 }

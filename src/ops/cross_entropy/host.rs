@@ -12,7 +12,7 @@ use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
 use crate::core::Reduction;
-use crate::core::{Element, Precision};
+use crate::core::{Element, Precision, Returns};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
@@ -27,7 +27,7 @@ impl Context {
     /// (class axis 1); `targets` the same shape without the class axis;
     /// `weights` length C. The formulas of each option are on
     /// [`CrossEntropyOptions`]. The gradient is returned when
-    /// `opts.compute_grad` is set. See [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) for
+    /// `returns.grad` is set. See [`Context::cross_entropy_with`](crate::Context::cross_entropy_with) for
     /// sample weights and probability targets.
     ///
     /// # Errors
@@ -45,7 +45,7 @@ impl Context {
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
     /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
-    /// let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default())?;
+    /// let out = ctx.cross_entropy(&logits, &[3, 5], &[1i64, 3, 2], None, &Default::default(), &Default::default())?;
     /// assert!((out.scalar().unwrap() - 3.7925).abs() < 1e-4);
     /// let grad = out.grad.unwrap(); // (softmax - onehot) / 3
     /// # Ok(()) }
@@ -57,12 +57,13 @@ impl Context {
         targets: &[T],
         weights: Option<&[f32]>,
         opts: &CrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
         let weights = Weights {
             class: weights,
             sample: None,
         };
-        self.cross_entropy_with(logits, dims, T::as_targets(targets), weights, opts)
+        self.cross_entropy_with(logits, dims, T::as_targets(targets), weights, opts, returns)
     }
 
     /// Cross-entropy against probability targets of the input's shape (soft
@@ -75,7 +76,7 @@ impl Context {
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
     /// let ctx = xent::Context::from_env()?;
-    /// let out = ctx.cross_entropy_soft(&[0.0f32, 0.0], &[1, 2], &[0.25, 0.75], None, &Default::default())?;
+    /// let out = ctx.cross_entropy_soft(&[0.0f32, 0.0], &[1, 2], &[0.25, 0.75], None, &Default::default(), &Default::default())?;
     /// assert!((out.loss[0] - std::f32::consts::LN_2).abs() < 1e-6);
     /// # Ok(()) }
     /// ```
@@ -86,12 +87,13 @@ impl Context {
         probs: &[f32],
         weights: Option<&[f32]>,
         opts: &CrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
         let weights = Weights {
             class: weights,
             sample: None,
         };
-        self.cross_entropy_with(input, dims, Targets::Probs(probs), weights, opts)
+        self.cross_entropy_with(input, dims, Targets::Probs(probs), weights, opts, returns)
     }
 
     /// The whole loss family on the GPU: any [`Targets`] (i64, i32, u8 class
@@ -122,19 +124,20 @@ impl Context {
     /// // A 1 x 3 x 2 x 2 map with a u8 mask; 255 is ignored.
     /// let logits = [0.1f32, 0.2, 0.3, 0.4, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 2.0, -0.5];
     /// let mask = [1u8, 0, 255, 1]; // each pixel's target is its argmax; pixel 2 is ignored
-    /// let opts = CrossEntropyOptions { ignore_index: 255, count_correct: true, ..Default::default() };
-    /// let out = ctx.cross_entropy_with(&logits, &[1, 3, 2, 2], Targets::U8(&mask), Weights::none(), &opts)?;
+    /// let opts = CrossEntropyOptions { ignore_index: 255, ..Default::default() };
+    /// let returns = xent::Returns { correct: true, ..Default::default() };
+    /// let out = ctx.cross_entropy_with(&logits, &[1, 3, 2, 2], Targets::U8(&mask), Weights::none(), &opts, &returns)?;
     /// assert_eq!(out.correct, Some(3));
     /// // bf16 logits and gradient on the device.
     /// let logits: Vec<bf16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| bf16::from_f32(v)).collect();
-    /// let out = ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default())?;
+    /// let out = ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default(), &Default::default())?;
     /// assert!((out.loss[0] - 0.126928).abs() < 1e-5);
     /// // (p − 1) / 2 = −0.0596, held in bf16's 8 significant bits.
     /// let g = out.grad.unwrap()[0];
     /// assert!((g + 0.0596).abs() < 3e-4 && bf16::from_f32(g).to_f32() == g);
     /// // f16, where the device has SHADER_F16.
     /// let logits: Vec<f16> = [2.0f32, 0.0, 0.0, 2.0].iter().map(|&v| f16::from_f32(v)).collect();
-    /// match ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default()) {
+    /// match ctx.cross_entropy_with(&logits, &[2, 2], Targets::I64(&[0, 1]), Weights::none(), &Default::default(), &Default::default()) {
     ///     Ok(out) => assert!((out.loss[0] - 0.126928).abs() < 1e-5),
     ///     Err(xent::Error::Unsupported { .. }) => {} // no SHADER_F16 here
     ///     Err(e) => return Err(e),
@@ -148,23 +151,25 @@ impl Context {
         targets: Targets<'_>,
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
         let input = HostInput {
             bytes: bytemuck::cast_slice(input),
             len: input.len(),
             precision: E::PRECISION,
         };
-        self.run_cross_entropy(input, dims, targets, weights, opts)
+        self.run_cross_entropy(input, dims, (targets, weights), opts, returns)
     }
 
     fn run_cross_entropy(
         &self,
         input: HostInput<'_>,
         dims: &[usize],
-        targets: Targets<'_>,
-        weights: Weights<'_>,
+        (targets, weights): (Targets<'_>, Weights<'_>),
         opts: &CrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
+        opts.validate_returns(returns)?;
         let layout = Layout::from_dims(dims)?;
         let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
         let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
@@ -194,7 +199,7 @@ impl Context {
         } else {
             1
         };
-        let per_row = if opts.return_lse || opts.reduction == Reduction::None {
+        let per_row = if returns.lse || opts.reduction == Reduction::None {
             layout.rows() as u64 * 4
         } else {
             0
@@ -217,9 +222,9 @@ impl Context {
             crate::ops::cross_entropy::plan::PlanInputs {
                 elem: input.precision().size(),
                 chunked_targets: matches!(targets, Targets::Probs(_)),
-                write_grad: opts.compute_grad,
+                write_grad: returns.grad,
                 weights: weights.class.is_some(),
-                correct: opts.count_correct,
+                correct: returns.correct,
                 reduction: opts.reduction,
                 strategy: opts.strategy,
                 vocab: false,
@@ -244,8 +249,8 @@ impl Context {
             .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)))
             .transpose()?;
         let loss_buf = output("xent loss", loss_elems);
-        let lse_buf = opts.return_lse.then(|| output("xent lse", layout.rows()));
-        let correct_buf = opts.count_correct.then(|| output("xent correct", 1));
+        let lse_buf = returns.lse.then(|| output("xent lse", layout.rows()));
+        let correct_buf = returns.correct.then(|| output("xent correct", 1));
         let status_buf = output("xent status", STATUS_SIZE as usize / 4);
 
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -263,7 +268,7 @@ impl Context {
                 sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
                 lse: lse_buf.as_ref().map(|b| b.slice(..)),
                 correct: correct_buf.as_ref().map(|b| b.slice(..)),
-                in_place: opts.compute_grad,
+                in_place: returns.grad,
                 precision: input.precision(),
                 ..CrossEntropyBuffers::new(
                     logits_buf.slice(..),
@@ -275,7 +280,7 @@ impl Context {
             },
         )?;
         let mut wanted = vec![&status_buf, &loss_buf];
-        if opts.compute_grad {
+        if returns.grad {
             wanted.push(&logits_buf);
         }
         wanted.extend(lse_buf.as_ref());
@@ -289,8 +294,8 @@ impl Context {
         let status = CrossEntropyStatus::from_bytes(next());
         status.check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let mut grad = opts
-            .compute_grad
+        let mut grad = returns
+            .grad
             .then(|| input.precision().widen(next(), layout.len()));
         if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
             fault.apply(g, &layout);

@@ -1,6 +1,6 @@
 //! Options of the loss, with PyTorch's defaults.
 
-use crate::core::Reduction;
+use crate::core::{Reduction, Returns};
 use crate::error::{Error, Result};
 
 /// What the input tensor holds.
@@ -127,18 +127,6 @@ pub struct CrossEntropyOptions {
     pub softcap: Option<f64>,
     /// What an all-ignored `mean` returns. Default [`EmptyMean::Nan`].
     pub empty_mean: EmptyMean,
-    /// Host API: compute the gradient with respect to the input. Default true.
-    /// (The recording API writes it when given a gradient buffer.)
-    pub compute_grad: bool,
-    /// Host API: also return each row's log-sum-exp (logits only); an all
-    /// −∞ row gives −∞, as `torch.logsumexp`. Default false.
-    pub return_lse: bool,
-    /// Host API: also count rows whose argmax equals the target (for
-    /// probability targets, the target's argmax). The argmax is the first
-    /// index of the largest value that is not NaN (an all −∞ row: 0; an
-    /// all-NaN row has none and never counts); ignored rows never count.
-    /// Default false.
-    pub count_correct: bool,
 }
 
 /// Which kernel strategy spreads a call's rows over invocations (see
@@ -243,9 +231,6 @@ impl Default for CrossEntropyOptions {
             z_loss: 0.0,
             softcap: None,
             empty_mean: EmptyMean::Nan,
-            compute_grad: true,
-            return_lse: false,
-            count_correct: false,
         }
     }
 }
@@ -296,13 +281,28 @@ impl CrossEntropyOptions {
                 });
             }
         }
-        if self.input != InputKind::Logits
-            && (self.z_loss != 0.0 || self.return_lse || self.softcap.is_some())
-        {
+        if self.input != InputKind::Logits && (self.z_loss != 0.0 || self.softcap.is_some()) {
             return Err(Error::InvalidOption {
                 name: "input",
                 value: format!("{:?}", self.input),
-                expected: "logits when z_loss, return_lse or softcap is used (they act on logits)",
+                expected: "logits when z_loss or softcap is used (they act on logits)",
+            });
+        }
+        Ok(())
+    }
+
+    /// [`CrossEntropyOptions::validate`], and that what the host call
+    /// `returns` fits the options: the log-sum-exp is of logits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`].
+    pub(crate) fn validate_returns(&self, returns: &Returns) -> Result<()> {
+        self.validate()?;
+        if returns.lse && self.input != InputKind::Logits {
+            return Err(Error::InvalidOption {
+                name: "input",
+                value: format!("{:?}", self.input),
+                expected: "logits when the log-sum-exp is returned (it is of logits)",
             });
         }
         Ok(())

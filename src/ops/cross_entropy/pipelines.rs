@@ -211,8 +211,15 @@ mod tests {
     fn a_call_builds_only_the_entry_points_it_uses() {
         let Some(ctx) = test_context() else { return };
         let x = vec![0.0f32; 64 * 32];
-        ctx.cross_entropy(&x, &[64, 32], &[1i64; 64], None, &Default::default())
-            .unwrap();
+        ctx.cross_entropy(
+            &x,
+            &[64, 32],
+            &[1i64; 64],
+            None,
+            &Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
         let mut built = cached(&ctx);
         built.sort();
         assert_eq!(
@@ -232,7 +239,14 @@ mod tests {
         let call = |c: usize| {
             let x = vec![0.0f32; 4 * c];
             let out = ctx
-                .cross_entropy(&x, &[4, c], &[0i64; 4], None, &Default::default())
+                .cross_entropy(
+                    &x,
+                    &[4, c],
+                    &[0i64; 4],
+                    None,
+                    &Default::default(),
+                    &Default::default(),
+                )
                 .unwrap();
             assert!(
                 (out.loss[0] - (c as f32).ln()).abs() < 1e-5,

@@ -30,8 +30,9 @@ impl Context {
     /// once the caller submits.
     ///
     /// The formulas of every option are on [`CrossEntropyOptions`]; the
-    /// gradient is written when `buffers.grad` is given (`compute_grad` and
-    /// `count_correct` are host-API switches). Probability targets are not
+    /// gradient, the log-sum-exp and the argmax count are written when their
+    /// buffers are given (the host API's [`Returns`](crate::Returns) asks
+    /// for them there). Probability targets are not
     /// range-checked on the GPU: the host API checks them on upload.
     ///
     /// The results depend on the shapes, options, precision and adapter

@@ -79,7 +79,8 @@ pub fn elementwise_loss(
             .map_or(1.0, |pw| f64::from(pw[shape.along_last(i)]))
     };
     let mut values = Vec::with_capacity(shape.len);
-    let mut grads = Vec::with_capacity(if options.grad { shape.len } else { 0 });
+    // The gradient always: the twin returns every output a host call can.
+    let mut grads = Vec::with_capacity(shape.len);
     for i in 0..shape.len {
         let p = point(
             loss,
@@ -89,9 +90,7 @@ pub fn elementwise_loss(
         );
         let w = weight_at(i);
         values.push((w * p.loss, w.abs() * p.loss_terms));
-        if options.grad {
-            grads.push((w * p.grad, w.abs() * p.grad_terms));
-        }
+        grads.push((w * p.grad, w.abs() * p.grad_terms));
     }
     Ok(reduce(&shape, values, grads, options))
 }
@@ -240,19 +239,15 @@ fn reduce(
             (vec![v / scale], vec![m / scale], vec![])
         }
     };
-    let grad = options.grad.then(|| {
-        grads
-            .iter()
-            .map(|&(g, m)| (g / scale, m / scale))
-            .unzip::<_, _, Vec<f64>, Vec<f64>>()
-    });
+    let (grad, grad_terms): (Vec<f64>, Vec<f64>) =
+        grads.iter().map(|&(g, m)| (g / scale, m / scale)).unzip();
     ElementwiseOutput {
         loss,
         loss_dims,
-        grad: grad.as_ref().map(|(g, _)| g.clone()),
+        grad: Some(grad),
         magnitude: Some(ElementwiseMagnitude {
             loss: loss_terms,
-            grad: grad.map(|(_, m)| m),
+            grad: Some(grad_terms),
         }),
     }
 }

@@ -13,7 +13,7 @@ use crate::core::status::{OpStatus, STATUS_SIZE};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
 use crate::core::Reduction;
-use crate::core::{Element, Precision};
+use crate::core::{Element, Precision, Returns};
 use crate::error::{GpuScope, Result};
 
 impl Context {
@@ -47,14 +47,14 @@ impl Context {
     /// let pos_weight = [1.0f32, 2.0];
     /// let weights = LossWeights { pos_weight: Some(&pos_weight), ..Default::default() };
     /// let opts = ElementwiseOptions::new(ElementwiseLoss::BceWithLogits);
-    /// let out = ctx.elementwise_loss(&[0.0f32, 0.0], &[0.0, 1.0], &[1, 2], weights, &opts)?;
+    /// let out = ctx.elementwise_loss(&[0.0f32, 0.0], &[0.0, 1.0], &[1, 2], weights, &opts, &Default::default())?;
     /// let ln2 = std::f32::consts::LN_2;
     /// assert!((out.loss[0] - 1.5 * ln2).abs() < 1e-6);
     /// assert_eq!(out.grad, Some(vec![0.25, -0.5]));
     /// // The same in bf16 on the device.
     /// let bf = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
     /// let (x, y) = (bf(&[0.5, -1.0, 2.0]), bf(&[1.0, 0.0, 1.0]));
-    /// let out = ctx.elementwise_loss(&x, &y, &[3], Default::default(), &opts)?;
+    /// let out = ctx.elementwise_loss(&x, &y, &[3], Default::default(), &opts, &Default::default())?;
     /// assert!((out.loss[0] - 0.304756).abs() < 1e-5); // from the formula, in f64
     /// # Ok(()) }
     /// ```
@@ -65,13 +65,14 @@ impl Context {
         dims: &[usize],
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
+        returns: &Returns,
     ) -> Result<ElementwiseOutput<f32>> {
         let stored = Stored {
             precision: T::PRECISION,
             input: bytemuck::cast_slice(input),
             target: bytemuck::cast_slice(target),
         };
-        self.run_elementwise(stored, dims, weights, options)
+        self.run_elementwise(stored, dims, weights, options, returns)
     }
 
     /// Uploads `stored`, records, reads back and verifies against the CPU on
@@ -82,7 +83,9 @@ impl Context {
         dims: &[usize],
         weights: LossWeights<'_>,
         options: &ElementwiseOptions,
+        returns: &Returns,
     ) -> Result<ElementwiseOutput<f32>> {
+        validate::returns(returns)?;
         let (input, target) = (stored.values(stored.input), stored.values(stored.target));
         let (input, target) = (&input[..], &target[..]);
         let loss = options.loss;
@@ -128,7 +131,7 @@ impl Context {
             .transpose()?;
         let loss_buf = output("xent loss", loss_len);
         let stored_words = (shape.len as u64 * stored.precision.size()).div_ceil(4) as usize;
-        let grad_buf = options.grad.then(|| output("xent grad", stored_words));
+        let grad_buf = returns.grad.then(|| output("xent grad", stored_words));
         let status_buf = output("xent status", STATUS_SIZE as usize / 4);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_elementwise_loss(

@@ -187,7 +187,7 @@ pub struct LossWeights<'a> {
 /// ```
 /// use xent::{ElementwiseLoss, ElementwiseOptions, Reduction};
 /// let opts = ElementwiseOptions { reduction: Reduction::Sum, ..ElementwiseOptions::new(ElementwiseLoss::Mse) };
-/// assert!(opts.grad);
+/// assert_eq!(opts.loss, ElementwiseLoss::Mse);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ElementwiseOptions {
@@ -195,18 +195,14 @@ pub struct ElementwiseOptions {
     pub loss: ElementwiseLoss,
     /// `none`, `mean` (the default) or `sum`.
     pub reduction: Reduction,
-    /// Host API only: whether to compute and return the gradient (default
-    /// `true`). The recording API writes it when given a `grad` buffer.
-    pub grad: bool,
 }
 
 impl ElementwiseOptions {
-    /// `loss` with the mean reduction and the gradient.
+    /// `loss` with the mean reduction.
     pub fn new(loss: ElementwiseLoss) -> Self {
         Self {
             loss,
             reduction: Reduction::Mean,
-            grad: true,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::options::{ElementwiseLoss, LossWeights, WeightShape};
 use crate::core::shape;
+use crate::core::Returns;
 use crate::error::{Error, Result};
 
 /// An elementwise loss's shape: any, `[]` included (one element).
@@ -171,4 +172,19 @@ pub(crate) fn named_out_of_range(
         value: f64::from(value),
         count,
     }
+}
+
+/// What a host call of an elementwise loss may return: the gradient (an
+/// elementwise loss has no log-sum-exp or argmax count).
+pub(crate) fn returns(returns: &Returns) -> Result<()> {
+    for (asked, value) in [(returns.lse, "lse"), (returns.correct, "correct")] {
+        if asked {
+            return Err(Error::InvalidOption {
+                name: "returns",
+                value: value.into(),
+                expected: "the gradient only: an elementwise loss has no log-sum-exp or argmax",
+            });
+        }
+    }
+    Ok(())
 }

@@ -20,9 +20,10 @@ pub struct LinearOutput<T> {
     pub grad_weight: Option<Vec<T>>,
     /// `∂L/∂b`, `v`, when asked for (and there is a bias).
     pub grad_bias: Option<Vec<T>>,
-    /// Each row's log-sum-exp of the (capped) logits, with `return_lse`.
+    /// Each row's log-sum-exp of the (capped) logits, when asked for (the
+    /// twin: always).
     pub lse: Option<Vec<T>>,
-    /// Rows whose argmax is their target, with `count_correct`.
+    /// Rows whose argmax is their target, when asked for (the twin: always).
     pub correct: Option<u64>,
     /// The CPU twin's magnitude of every value, in the same layout.
     pub magnitude: Option<LinearMagnitude>,
@@ -46,7 +47,7 @@ pub struct LinearMagnitude {
 /// [`cross_entropy_with`](crate::cpu::cross_entropy_with) over them, and the
 /// gradients `∂L/∂h = g·W`, `∂L/∂W = gᵀ·h`, `∂L/∂b = Σ_rows g` of its
 /// gradient `g`. `grad_bias` is `None` without a bias; the gradients are
-/// `None` without `compute_grad`.
+/// always there (the twin returns every output a host call can).
 ///
 /// Magnitudes: a logit's terms have `M_z = Σ_k |h_k·W_k| + |b|`, and an f32
 /// product over `h` terms is off by at most `δ = (h + 4)·2⁻²⁴·max_v M_z`

@@ -10,7 +10,7 @@ use crate::core::shape::Layout;
 use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::to_f32;
 use crate::core::Reduction;
-use crate::core::{Context, Element};
+use crate::core::{Context, Element, Returns};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::CrossEntropyStatus;
@@ -41,7 +41,7 @@ impl Context {
     /// let dims = xent::LinearDims { n: 2, h: 2, v: 3 };
     /// let hidden = [1.0f32, 0.0, 0.0, 1.0];
     /// let weight = [1.0f32, 0.0, 0.0, 1.0, -1.0, -1.0];
-    /// let out = ctx.linear_cross_entropy(&hidden, &weight, None, &[0, 1], None, &dims, &Default::default())?;
+    /// let out = ctx.linear_cross_entropy(&hidden, &weight, None, &[0, 1], None, &dims, &Default::default(), &Default::default())?;
     /// // Both rows have logits (1, 0, −1) up to order, the target at 1: ln(1 + e⁻¹ + e⁻²).
     /// assert!((out.loss[0] - (1.0 + (-1.0f32).exp() + (-2.0f32).exp()).ln()).abs() < 1e-6);
     /// assert_eq!(out.grad_weight.unwrap().len(), 6);
@@ -57,10 +57,12 @@ impl Context {
         class_weights: Option<&[f32]>,
         dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<LinearOutput<f32>> {
         let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
+        opts.loss.validate_returns(returns)?;
         // The shapes, by the twin's rule, before anything is uploaded.
         super::check_lengths(
             dims,
@@ -81,7 +83,7 @@ impl Context {
         let targets32 = narrow_targets(&layout, targets, opts.loss.ignore_index)?;
         let p = T::PRECISION;
         p.supported_on(&self.device, "f16 hidden states and weights")?;
-        self.plan_linear_cross_entropy(dims, opts)?;
+        self.plan_linear_cross_entropy(&dims, opts, returns)?;
         let (hidden_r, weight_r) = (widen_all(hidden), widen_all(weight));
         let bias_r = bias.map(widen_all);
 
@@ -97,7 +99,7 @@ impl Context {
         let weights_buf = class_weights
             .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)))
             .transpose()?;
-        let grads = opts.loss.compute_grad;
+        let grads = returns.grad;
         let loss_elems = if opts.loss.reduction == Reduction::None {
             n
         } else {
@@ -108,8 +110,8 @@ impl Context {
         let gh_buf = grads.then(|| output("xent grad hidden", n * h));
         let gw_buf = grads.then(|| output("xent grad weight", v * h));
         let gb_buf = (grads && bias.is_some()).then(|| output("xent grad bias", v));
-        let lse_buf = opts.loss.return_lse.then(|| output("xent lse", n));
-        let correct_buf = opts.loss.count_correct.then(|| output("xent correct", 1));
+        let lse_buf = returns.lse.then(|| output("xent lse", n));
+        let correct_buf = returns.correct.then(|| output("xent correct", 1));
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record_linear_cross_entropy(
             &mut encoder,

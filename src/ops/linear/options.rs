@@ -24,8 +24,9 @@ pub const DEFAULT_SCRATCH_BUDGET: u64 = 16 << 20;
 pub struct LinearCrossEntropyOptions {
     /// The loss's options, as for [`Context::cross_entropy`](crate::Context::cross_entropy) with class-index
     /// targets: reduction, `ignore_index`, label smoothing, z-loss,
-    /// soft-capping (applied to `h·Wᵀ + b`), `empty_mean`, `compute_grad`,
-    /// `return_lse`, `count_correct`, and the strategy of the rows passes.
+    /// soft-capping (applied to `h·Wᵀ + b`), `empty_mean`, and the strategy
+    /// of the rows passes (what the host call returns is its
+    /// [`Returns`](crate::Returns)).
     /// The input kind must be logits.
     pub loss: CrossEntropyOptions,
     /// Most bytes of scratch the call may hold on the device: the window of

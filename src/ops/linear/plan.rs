@@ -5,7 +5,7 @@ use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::shape::Layout;
-use crate::core::Context;
+use crate::core::{Context, Returns};
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::cross_entropy::plan::PlanInputs;
@@ -20,7 +20,7 @@ const ROW_QUANTUM: usize = crate::ops::matmul::record::TILE;
 /// # fn main() -> Result<(), xent::Error> {
 /// let ctx = xent::Context::from_env()?;
 /// let dims = xent::LinearDims { n: 2048, h: 512, v: 32_000 };
-/// let plan = ctx.plan_linear_cross_entropy(dims, &Default::default())?;
+/// let plan = ctx.plan_linear_cross_entropy(&dims, &Default::default(), &Default::default())?;
 /// assert_eq!(plan.window_rows, 128);
 /// assert!(plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
 /// assert!(plan.scratch_bytes * 8 <= dims.logits_bytes());
@@ -42,7 +42,9 @@ pub struct LinearPlan {
 
 impl Context {
     /// The window and scratch of a fused call of shape `dims`, as
-    /// [`Context::record_linear_cross_entropy`] allocates them.
+    /// [`Context::record_linear_cross_entropy`] allocates them for a call
+    /// with the outputs `returns` names (the argmax count holds a flag per
+    /// row; a recording call counts when given a `correct` buffer).
     ///
     /// # Errors
     /// [`Error::InvalidOption`] (`scratch_budget`) for a budget that holds
@@ -50,18 +52,21 @@ impl Context {
     /// cross-entropy's shape errors for `(n, v)`.
     pub fn plan_linear_cross_entropy(
         &self,
-        dims: LinearDims,
+        dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
     ) -> Result<LinearPlan> {
-        self.plan_linear(dims, opts, false)
+        self.plan_linear(*dims, opts, returns.correct, false)
     }
 
-    /// [`Context::plan_linear_cross_entropy`], or with `vocab` that of a
-    /// vocabulary shard of `dims.v` classes (the split kernels' scratch).
+    /// [`Context::plan_linear_cross_entropy`] of a call that counts the
+    /// argmax when `correct`, or with `vocab` that of a vocabulary shard of
+    /// `dims.v` classes (the split kernels' scratch).
     pub(crate) fn plan_linear(
         &self,
         dims: LinearDims,
         opts: &LinearCrossEntropyOptions,
+        correct: bool,
         vocab: bool,
     ) -> Result<LinearPlan> {
         opts.validate()?;
@@ -74,7 +79,7 @@ impl Context {
                 chunked_targets: false,
                 write_grad: true,
                 weights: false,
-                correct: opts.loss.count_correct || vocab,
+                correct: correct || vocab,
                 reduction: opts.loss.reduction,
                 strategy: if vocab {
                     Strategy::Split

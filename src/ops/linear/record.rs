@@ -9,7 +9,6 @@ use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
-use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
@@ -141,14 +140,7 @@ impl Context {
             ..dims
         };
         // The argmax flags are held when a `correct` buffer is given.
-        let planned = LinearCrossEntropyOptions {
-            loss: CrossEntropyOptions {
-                count_correct: b.correct.is_some(),
-                ..opts.loss.clone()
-            },
-            ..opts.clone()
-        };
-        let plan = self.plan_linear(dims, &planned, shard.is_some())?;
+        let plan = self.plan_linear(dims, opts, b.correct.is_some(), shard.is_some())?;
         b.precision
             .supported_on(&self.device, "f16 hidden states and weights")?;
         self.check_linear_buffers(dims, b)?;

@@ -9,8 +9,8 @@ use crate::core::status::STATUS_SIZE;
 use crate::core::status::{words, OpStatus};
 use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
-use crate::core::Element;
 use crate::core::Reduction;
+use crate::core::{Element, Returns};
 use crate::error::{GpuScope, Result};
 use crate::ops::cross_entropy::cpu::{self, CrossEntropyOutput};
 use crate::ops::cross_entropy::host::narrow_targets;
@@ -42,7 +42,7 @@ impl Context {
     /// let logits = [10.0f32, 2.0, 1.0, -2.0, -3.0, -1.0, -6.0, 0.0, -3.0, -5.0, -5.0, 4.0, 8.0, 2.0, 1.0];
     /// let t = [1i64, 3, 2];
     /// let opts = Default::default();
-    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, 2)?;
+    /// let out = ctx.cross_entropy_sharded(&logits, &[3, 5], Targets::I64(&t), Weights::none(), &opts, &Default::default(), 2)?;
     /// assert!((out.scalar().unwrap() - 3.7925).abs() < 1e-4);
     /// # Ok(()) }
     /// ```
@@ -54,8 +54,10 @@ impl Context {
         targets: Targets<'_>,
         weights: Weights<'_>,
         opts: &CrossEntropyOptions,
+        returns: &Returns,
         shards: usize,
     ) -> Result<CrossEntropyOutput<f32>> {
+        opts.validate_returns(returns)?;
         let precision = E::PRECISION;
         let layout = Layout::from_dims(dims)?;
         let ranges = ClassRange::split(layout.classes, shards)?;
@@ -140,8 +142,8 @@ impl Context {
                 partial: records.shard("xent shard records"),
                 loss: output("xent loss", loss_elems),
                 status: output("xent status", STATUS_SIZE as usize / 4),
-                lse: opts.return_lse.then(|| output("xent lse", rows)),
-                correct: opts.count_correct.then(|| output("xent correct", 1)),
+                lse: returns.lse.then(|| output("xent lse", rows)),
+                correct: returns.correct.then(|| output("xent correct", 1)),
             });
         }
         let u8_targets = matches!(targets, Targets::U8(_));
@@ -178,7 +180,7 @@ impl Context {
                 sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
                 lse: s.lse.as_ref().map(|b| b.slice(..)),
                 correct: s.correct.as_ref().map(|b| b.slice(..)),
-                in_place: opts.compute_grad,
+                in_place: returns.grad,
                 precision,
                 ..CrossEntropyBuffers::new(
                     s.logits.slice(..),
@@ -198,7 +200,7 @@ impl Context {
         let mut wanted = vec![&first.status, &first.loss];
         wanted.extend(first.lse.as_ref());
         wanted.extend(first.correct.as_ref());
-        if opts.compute_grad {
+        if returns.grad {
             wanted.extend(shard_bufs.iter().map(|s| &s.logits));
         }
         let bytes = self.download(encoder, &wanted);
@@ -209,9 +211,9 @@ impl Context {
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
         CrossEntropyStatus::from_bytes(next()).check(&layout, opts.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let lse = opts.return_lse.then(|| to_f32(next(), rows));
-        let correct = opts.count_correct.then(|| u64::from(words(next())[0]));
-        let mut grad = opts.compute_grad.then(|| {
+        let lse = returns.lse.then(|| to_f32(next(), rows));
+        let correct = returns.correct.then(|| u64::from(words(next())[0]));
+        let mut grad = returns.grad.then(|| {
             let mut g = vec![0.0f32; layout.len()];
             for &range in &ranges {
                 let slice = precision.widen(next(), layout.rows() * range.len());

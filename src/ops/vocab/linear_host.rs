@@ -8,7 +8,7 @@ use crate::core::shape::Layout;
 use crate::core::status::{words, OpStatus, STATUS_SIZE};
 use crate::core::transfer::to_f32;
 use crate::core::Reduction;
-use crate::core::{Context, Element};
+use crate::core::{Context, Element, Returns};
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::CrossEntropyStatus;
@@ -39,7 +39,7 @@ impl Context {
     /// let h = [0.5f32, -1.0, 2.0, 1.5, 0.0, -0.5];
     /// let w: Vec<f32> = (0..15).map(|i| (i as f32 * 0.37).sin()).collect();
     /// let opts = Default::default();
-    /// let out = ctx.linear_cross_entropy_sharded(&h, &w, None, &[4, 0], None, &dims, &opts, 3)?;
+    /// let out = ctx.linear_cross_entropy_sharded(&h, &w, None, &[4, 0], None, &dims, &opts, &Default::default(), 3)?;
     /// assert_eq!(out.grad_weight.unwrap().len(), 15);
     /// # Ok(()) }
     /// ```
@@ -53,11 +53,13 @@ impl Context {
         class_weights: Option<&[f32]>,
         dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
         shards: usize,
     ) -> Result<LinearOutput<f32>> {
         let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
+        opts.loss.validate_returns(returns)?;
         let ranges = ClassRange::split(v, shards)?;
         crate::ops::linear::check_lengths(
             dims,
@@ -86,7 +88,7 @@ impl Context {
         let output = |label, elems| self.output(label, elems);
         let hidden_buf = self.upload("xent hidden", bytemuck::cast_slice(hidden))?;
         let targets_buf = self.upload("xent targets", bytemuck::cast_slice(&targets32))?;
-        let grads = opts.loss.compute_grad;
+        let grads = returns.grad;
         let loss_elems = if opts.loss.reduction == Reduction::None {
             n
         } else {
@@ -128,8 +130,8 @@ impl Context {
                 gh: grads.then(|| output("xent grad hidden", n * h)),
                 gw: grads.then(|| output("xent grad weight", r.len() * h)),
                 gb: (grads && bias.is_some()).then(|| output("xent grad bias", r.len())),
-                lse: opts.loss.return_lse.then(|| output("xent lse", n)),
-                correct: opts.loss.count_correct.then(|| output("xent correct", 1)),
+                lse: returns.lse.then(|| output("xent lse", n)),
+                correct: returns.correct.then(|| output("xent correct", 1)),
             });
         }
 
@@ -190,8 +192,8 @@ impl Context {
         let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
         CrossEntropyStatus::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
         let loss = to_f32(next(), loss_elems);
-        let lse = opts.loss.return_lse.then(|| to_f32(next(), n));
-        let correct = opts.loss.count_correct.then(|| u64::from(words(next())[0]));
+        let lse = returns.lse.then(|| to_f32(next(), n));
+        let correct = returns.correct.then(|| u64::from(words(next())[0]));
         let mut grad_hidden = grads.then(|| vec![0.0f32; n * h]);
         let mut grad_weight = grads.then(|| Vec::with_capacity(v * h));
         let mut grad_bias = (grads && bias.is_some()).then(|| Vec::with_capacity(v));
