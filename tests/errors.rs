@@ -841,10 +841,13 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
         out_offset: 0,
         out_stride: 4,
         accumulate: false,
-        kernel: Default::default(),
     };
     let dims = xent::MatmulDims { m: 4, n: 4, k: 4 };
-    bad("a", ctx.record_matmul(&mut enc, dims, &product));
+    let product_opts = xent::MatmulOptions::default();
+    bad(
+        "a",
+        ctx.record_matmul(&mut enc, &dims, &product_opts, &product),
+    );
     let linear = xent::LinearBuffers::new(
         a.slice(..),
         big.slice(4..),

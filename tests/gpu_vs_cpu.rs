@@ -617,13 +617,13 @@ fn other_ops(ctx: &xent::Context) {
     let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let got = ctx
-        .matmul(&a, &b, xent::MatmulDims { m, k, n }, &Default::default())
+        .matmul(&a, &b, &xent::MatmulDims { m, k, n }, &Default::default())
         .unwrap();
     Tolerance::default()
         .check(
             "matmul",
             &got,
-            &cpu::matmul(&a, &b, xent::MatmulDims { m, k, n }, false, false).unwrap(),
+            &cpu::matmul(&a, &b, &xent::MatmulDims { m, k, n }, &Default::default()).unwrap(),
         )
         .unwrap();
     let dims = xent::LinearDims { n: m, h: k, v: n };

@@ -50,14 +50,24 @@ proptest! {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let dims = MatmulDims { m, n, k };
-        let opts = MatmulOptions { transpose_a, transpose_b, precision, kernel };
-        let got = ctx.matmul(&a, &b, dims, &opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let opts = MatmulOptions { transpose_a, transpose_b, kernel };
+        let got = match precision {
+            Precision::F32 => ctx.matmul(&a, &b, &dims, &opts),
+            Precision::BF16 => {
+                let to = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+                ctx.matmul(&to(&a), &to(&b), &dims, &opts)
+            }
+            Precision::F16 => {
+                let to = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>();
+                ctx.matmul(&to(&a), &to(&b), &dims, &opts)
+            }
+        }.map_err(|e| TestCaseError::fail(e.to_string()))?;
         let round = |v: &[f32]| -> Vec<f32> { match precision {
             Precision::F32 => v.to_vec(),
             Precision::BF16 => v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect(),
             Precision::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
         }};
-        let want = cpu::matmul(&round(&a), &round(&b), dims, transpose_a, transpose_b).unwrap();
+        let want = cpu::matmul(&round(&a), &round(&b), &dims, &opts).unwrap();
         // f32 accumulation of rounded operands: the f32 tolerance.
         Tolerance::default().check("product", &got, &want).map_err(|e| TestCaseError::fail(format!("{dims:?} {opts:?}: {e}")))?;
     }
@@ -107,16 +117,19 @@ fn strided_views_bias_and_accumulation() {
                     offset: b_off as u64,
                     stride: b_stride as u64,
                     ..MatrixView::dense(w_buf.slice(..), Precision::F32, k)
-                }
-                .transposed(),
+                },
                 bias: (!second).then_some(bias_buf.slice(..)),
                 out: out.slice(..),
                 out_offset: c_off as u64,
                 out_stride: c_stride as u64,
                 accumulate: second,
-                kernel,
             };
-            ctx.record_matmul(&mut e, MatmulDims { m, n, k }, &buffers)
+            let opts = MatmulOptions {
+                transpose_b: true,
+                kernel,
+                ..Default::default()
+            };
+            ctx.record_matmul(&mut e, &MatmulDims { m, n, k }, &opts, &buffers)
                 .unwrap();
         }
         ctx.queue().submit([e.finish()]);
@@ -169,10 +182,10 @@ fn bad_views_are_typed_errors() {
         out_offset: 0,
         out_stride: 4,
         accumulate: false,
-        kernel: ProductKernel::Auto,
     };
+    let opts = MatmulOptions::default();
     let mut e = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_matmul(&mut e, dims, &ok).unwrap();
+    ctx.record_matmul(&mut e, &dims, &opts, &ok).unwrap();
     let cases = [
         (
             "a",
@@ -211,7 +224,7 @@ fn bad_views_are_typed_errors() {
         ),
     ];
     for (what, b) in cases {
-        match ctx.record_matmul(&mut e, dims, &b) {
+        match ctx.record_matmul(&mut e, &dims, &opts, &b) {
             Err(xent::Error::BadBuffer { what: w, .. }) => assert_eq!(w, what),
             other => panic!("{what}: {other:?}"),
         }
@@ -220,7 +233,7 @@ fn bad_views_are_typed_errors() {
         ctx.matmul(
             &[0.0; 3],
             &[0.0; 4],
-            MatmulDims { m: 2, n: 2, k: 2 },
+            &MatmulDims { m: 2, n: 2, k: 2 },
             &Default::default()
         ),
         Err(xent::Error::ShapeMismatch { what: "a", .. })
@@ -252,8 +265,8 @@ fn deep_products_span_dispatches() {
                 kernel,
                 ..Default::default()
             };
-            let got = ctx.matmul(&a, &b, dims, &opts).unwrap();
-            let want = cpu::matmul(&a, &b, dims, transpose_a, false).unwrap();
+            let got = ctx.matmul(&a, &b, &dims, &opts).unwrap();
+            let want = cpu::matmul(&a, &b, &dims, &opts).unwrap();
             Tolerance::default()
                 .check("deep product", &got, &want)
                 .unwrap_or_else(|e| panic!("k {k}: {e}"));
@@ -295,13 +308,16 @@ fn narrow_operands_read_their_last_run() {
             out_offset: 0,
             out_stride: n as u64,
             accumulate: false,
+        };
+        let opts = MatmulOptions {
             kernel,
+            ..Default::default()
         };
         let mut e = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_matmul(&mut e, MatmulDims { m, n, k }, &buffers)
+        ctx.record_matmul(&mut e, &MatmulDims { m, n, k }, &opts, &buffers)
             .unwrap();
         ctx.queue().submit([e.finish()]);
-        let want = cpu::matmul(&a, &b, MatmulDims { m, n, k }, false, false).unwrap();
+        let want = cpu::matmul(&a, &b, &MatmulDims { m, n, k }, &opts).unwrap();
         Tolerance::default()
             .check("bf16 product", &read_f32(ctx, &out), &want)
             .unwrap_or_else(|e| panic!("{kernel:?}: {e}"));

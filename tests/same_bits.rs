@@ -330,10 +330,13 @@ fn product_at(
         out_offset: 0,
         out_stride: n as u64,
         accumulate: false,
+    };
+    let opts = xent::MatmulOptions {
         kernel,
+        ..Default::default()
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_matmul(&mut encoder, xent::MatmulDims { m, k, n }, &buffers)
+    ctx.record_matmul(&mut encoder, &xent::MatmulDims { m, k, n }, &opts, &buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     read_region(ctx, &out, place, 4 * m * n)

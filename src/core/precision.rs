@@ -131,14 +131,6 @@ impl Precision {
         }
     }
 
-    /// `values` as stored in this precision, widened back to f32 (exactly).
-    pub(crate) fn round(self, values: &[f32]) -> Vec<f32> {
-        match self {
-            Precision::F32 => values.to_vec(),
-            _ => self.widen(&self.narrow(values), values.len()),
-        }
-    }
-
     /// The tolerance of an output stored in this precision, `f32` for f32.
     pub(crate) fn tolerance(self, f32: super::verify::Tolerance) -> super::verify::Tolerance {
         match self {

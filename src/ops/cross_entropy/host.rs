@@ -18,6 +18,7 @@ use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 use crate::ops::cross_entropy::CrossEntropyStatus;
 
+/// **Host API** of cross-entropy: slices in, `Vec`s out.
 impl Context {
     /// Softmax cross-entropy loss and gradient on the GPU, PyTorch's
     /// `F.cross_entropy(logits, targets, weight, ignore_index, reduction,

@@ -13,6 +13,7 @@ use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::Context;
 use crate::error::{GpuScope, Result};
 
+/// **Recording API** of cross-entropy: your buffers and encoder.
 impl Context {
     /// Records the fused cross-entropy forward and backward into `encoder`.
     ///

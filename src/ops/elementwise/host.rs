@@ -16,6 +16,7 @@ use crate::core::Reduction;
 use crate::core::{Element, Precision, Returns};
 use crate::error::{GpuScope, Result};
 
+/// **Host API** of the elementwise losses: slices in, `Vec`s out.
 impl Context {
     /// An elementwise loss and its gradient on the GPU (see
     /// [`ElementwiseLoss`](crate::ElementwiseLoss) for the formulas), as PyTorch's functional loss

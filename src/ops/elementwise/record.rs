@@ -49,6 +49,7 @@ pub(crate) struct ElementwiseParams {
     grad_scale: f32,
 }
 
+/// **Recording API** of the elementwise losses: your buffers and encoder.
 impl Context {
     /// Records an elementwise loss (see [`ElementwiseLoss`] for the
     /// formulas) over tensors of shape `dims` into `encoder`: the loss into
@@ -124,7 +125,10 @@ impl Context {
         self.check_elementwise_buffers(&shape, b, reduction)?;
         let plan = self.plan_elementwise(&shape, weight_shape, b.pos_weight.is_some())?;
         let base = base_params(loss, &shape, &plan, reduction);
-        let (first, count) = plan.reduced();
+        // Nothing to reduce or check (`none` of a loss that takes any
+        // value): the reduce reads no block and only clears the status.
+        let nothing = reduction == Reduction::None && loss != ElementwiseLoss::Bce;
+        let (first, count) = if nothing { (0, 0) } else { plan.reduced() };
         let reduced = ElementwiseParams {
             first_block: first as u32,
             blocks: count as u32,
@@ -143,6 +147,7 @@ impl Context {
         let call = ElementwiseCall {
             b,
             reduction,
+            reduces: !nothing,
             variant: ElementwiseVariant {
                 loss: loss.code(),
                 has_weight: b.weight.is_some(),
@@ -262,7 +267,7 @@ impl Context {
         let (b, d) = (call.b, &call.dummies);
         let k = |entry| self.elementwise_pipeline(call.variant, entry);
         let mut list = Vec::new();
-        if call.plan.folds > 0 {
+        if call.plan.folds > 0 && call.reduces {
             let pipeline = k("elementwise_fold")?;
             let uniform =
                 self.uniform("xent elementwise params", bytemuck::bytes_of(&call.base))?;
@@ -352,6 +357,9 @@ impl Context {
 struct ElementwiseCall<'a> {
     b: &'a ElementwiseBuffers<'a>,
     reduction: Reduction,
+    /// Whether the reduce reads the blocks' statistics (a loss to reduce,
+    /// or bce's input check); else it only clears the status.
+    reduces: bool,
     variant: ElementwiseVariant,
     shape: Elements,
     weight_shape: Option<WeightShape>,

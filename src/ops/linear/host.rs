@@ -16,6 +16,7 @@ use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::TargetBuffer;
 
+/// **Host API** of the fused linear cross-entropy: slices in, `Vec`s out.
 impl Context {
     /// The fused linear cross-entropy on the GPU: the loss of
     /// `logits = h·Wᵀ + b` (`hidden` `(n, h)`, `weight` `(v, h)`, `bias`

@@ -40,6 +40,7 @@ pub struct LinearPlan {
     pub scratch_bytes: u64,
 }
 
+/// The fused linear cross-entropy's plan: what a call holds on the device.
 impl Context {
     /// The window and scratch of a fused call of shape `dims`, as
     /// [`Context::record_linear_cross_entropy`] allocates them for a call

@@ -12,8 +12,9 @@ use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
+use crate::ops::matmul::buffers::{Operand, Product};
 use crate::ops::matmul::MatmulDims;
-use crate::ops::matmul::{MatrixView, ProductBuffers};
+use crate::ops::matmul::MatrixView;
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
 /// caller's and from the context's device: regions of `wgpu::Buffer`s
@@ -58,6 +59,7 @@ pub struct LinearBuffers<'a> {
     pub precision: Precision,
 }
 
+/// **Recording API** of the fused linear cross-entropy: your buffers and encoder.
 impl Context {
     /// Records the fused linear cross-entropy into `encoder`: the loss of
     /// `logits = h·Wᵀ + b` with class-index targets (every option of
@@ -282,17 +284,17 @@ impl Context {
             // No logits: the rows passes are the loss's alone, ∂L/∂h zeros.
             list.extend(rows_passes);
             if let (Some(gh), false) = (b.grad_hidden, call.partial) {
-                let a = MatrixView::dense(call.placeholder, Precision::F32, 0);
-                let w = call.view(call.weight, h, 0);
+                let a = Operand::plain(MatrixView::dense(call.placeholder, Precision::F32, 0));
+                let w = Operand::plain(call.view(call.weight, h, 0));
                 list.extend(self.linear_product(call, (rows, h, 0), a, w, (gh, r0 * h), false)?);
             }
             return Ok(list);
         }
         let weight = call.view(b.weight, h, 0);
         // logits = h·Wᵀ + b into the window.
-        let logits = ProductBuffers {
-            a: hidden,
-            b: weight.transposed(),
+        let logits = Product {
+            a: Operand::plain(hidden),
+            b: Operand::transposed(weight),
             bias: b.bias,
             out: call.window,
             out_offset: 0,
@@ -313,11 +315,11 @@ impl Context {
             return Ok(list);
         }
         if let Some(gh) = b.grad_hidden {
-            let g = call.logits();
-            list.extend(self.linear_product(call, (rows, h, v), g, weight, (gh, r0 * h), false)?);
+            let (g, w) = (Operand::plain(call.logits()), Operand::plain(weight));
+            list.extend(self.linear_product(call, (rows, h, v), g, w, (gh, r0 * h), false)?);
         }
         if let Some(gw) = b.grad_weight {
-            let gt = call.logits().transposed();
+            let (gt, hidden) = (Operand::transposed(call.logits()), Operand::plain(hidden));
             list.extend(self.linear_product(call, (v, h, rows), gt, hidden, (gw, 0), c > 0)?);
         }
         if let Some(gb) = b.grad_bias {
@@ -332,7 +334,8 @@ impl Context {
         let (LinearDims { h, v, .. }, b) = (call.dims, call.b);
         let mut list = Vec::new();
         if let Some(gw) = b.grad_weight {
-            let (gt, hidden) = (call.logits().transposed(), call.view(b.hidden, h, 0));
+            let gt = Operand::transposed(call.logits());
+            let hidden = Operand::plain(call.view(b.hidden, h, 0));
             list.extend(self.linear_product(call, (v, h, 0), gt, hidden, (gw, 0), false)?);
         }
         if let Some(gb) = b.grad_bias {
@@ -346,12 +349,12 @@ impl Context {
         &self,
         call: &LinearCall<'_>,
         (m, n, k): (usize, usize, usize),
-        a: MatrixView<'_>,
-        b: MatrixView<'_>,
+        a: Operand<'_>,
+        b: Operand<'_>,
         (out, offset): (wgpu::BufferSlice<'_>, usize),
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        let buffers = ProductBuffers {
+        let buffers = Product {
             a,
             b,
             bias: None,

@@ -1,13 +1,14 @@
-//! The recording API's types for matrix products: a matrix in a caller's
-//! buffer, a call's buffers, and the kernel choice.
+//! The types of matrix products: a matrix in a caller's buffer, a call's
+//! options and buffers, the kernel choice, and the product the kernels take.
 
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, Result};
 
-/// A matrix in a caller's buffer: row-major rows `stride` elements apart
-/// from element `offset` on, or, with `transposed`, its transpose stored so
-/// (`W` of shape `(V, H)` is the `H × V` operand `Wᵀ` of `h·Wᵀ`).
+/// A matrix stored in a caller's buffer: rows `stride` elements apart from
+/// element `offset` on. Whether the product reads it as it is or as its
+/// transpose is the call's option ([`MatmulOptions`]): `W` of shape
+/// `(V, H)`, read transposed, is the `H × V` operand `Wᵀ` of `h·Wᵀ`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixView<'a> {
     /// The region holding it (`buffer.slice(..)` for a whole buffer):
@@ -21,8 +22,6 @@ pub struct MatrixView<'a> {
     pub offset: u64,
     /// Elements between the starts of neighbouring stored rows.
     pub stride: u64,
-    /// The buffer holds the operand's transpose.
-    pub transposed: bool,
 }
 
 impl<'a> MatrixView<'a> {
@@ -33,8 +32,8 @@ impl<'a> MatrixView<'a> {
     /// let ctx = xent::Context::from_env()?;
     /// let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
     ///     label: None, size: 64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
-    /// let w = xent::MatrixView::dense(b.slice(..), xent::Precision::F32, 4).transposed();
-    /// assert!(w.transposed && w.stride == 4);
+    /// let w = xent::MatrixView::dense(b.slice(..), xent::Precision::F32, 4);
+    /// assert!(w.offset == 0 && w.stride == 4);
     /// # Ok(()) }
     /// ```
     pub fn dense(buffer: wgpu::BufferSlice<'a>, precision: Precision, cols: usize) -> Self {
@@ -43,24 +42,58 @@ impl<'a> MatrixView<'a> {
             precision,
             offset: 0,
             stride: cols as u64,
+        }
+    }
+}
+
+/// The options of a product at both API levels ([`Context::matmul`],
+/// [`Context::record_matmul`]): whether each operand is read transposed
+/// (as BLAS's `transa` and `transb`), and the kernel.
+///
+/// ```
+/// let opts = xent::MatmulOptions { transpose_b: true, ..Default::default() };
+/// assert_eq!(opts.kernel, xent::ProductKernel::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatmulOptions {
+    /// `A` is read as the transpose of what its view holds (`k × m` stored).
+    pub transpose_a: bool,
+    /// `B` is read as the transpose of what its view holds (`n × k` stored).
+    pub transpose_b: bool,
+    /// The kernel; [`ProductKernel::Auto`] chooses by the device.
+    pub kernel: ProductKernel,
+}
+
+/// An operand as a product reads it: its view, and whether transposed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operand<'a> {
+    pub view: MatrixView<'a>,
+    pub transposed: bool,
+}
+
+impl<'a> Operand<'a> {
+    /// `view` read as it is.
+    pub(crate) fn plain(view: MatrixView<'a>) -> Self {
+        Self {
+            view,
             transposed: false,
         }
     }
 
-    /// The same storage read as the transpose.
-    pub fn transposed(self) -> Self {
+    /// `view` read as its transpose.
+    pub(crate) fn transposed(view: MatrixView<'a>) -> Self {
         Self {
-            transposed: !self.transposed,
-            ..self
+            view,
+            transposed: true,
         }
     }
 
     /// (element index strides along the operand's rows, along its columns).
     pub(crate) fn strides(&self) -> (u64, u64) {
         if self.transposed {
-            (1, self.stride)
+            (1, self.view.stride)
         } else {
-            (self.stride, 1)
+            (self.view.stride, 1)
         }
     }
 
@@ -73,42 +106,43 @@ impl<'a> MatrixView<'a> {
         rows: usize,
         cols: usize,
     ) -> Result<u64> {
+        let v = &self.view;
         let (stored_rows, stored_cols) = if self.transposed {
             (cols, rows)
         } else {
             (rows, cols)
         };
-        if (self.stride as usize) < stored_cols {
+        if (v.stride as usize) < stored_cols {
             return Err(Error::BadBuffer {
                 what,
                 reason: format!(
                     "stride {} is shorter than a stored row of {stored_cols} elements",
-                    self.stride
+                    v.stride
                 ),
             });
         }
-        self.precision.supported_on(&ctx.device, "f16 operands")?;
+        v.precision.supported_on(&ctx.device, "f16 operands")?;
         let too_far = || Error::BadBuffer {
             what,
             reason: format!(
                 "offset {} and stride {} put the operand past 2^64 bytes",
-                self.offset, self.stride
+                v.offset, v.stride
             ),
         };
         let end = if stored_rows == 0 || stored_cols == 0 {
-            self.offset
+            v.offset
         } else {
             (stored_rows as u64 - 1)
-                .checked_mul(self.stride)
-                .and_then(|e| e.checked_add(self.offset))
+                .checked_mul(v.stride)
+                .and_then(|e| e.checked_add(v.offset))
                 .and_then(|e| e.checked_add(stored_cols as u64))
                 .ok_or_else(too_far)?
         };
         let bytes = end
-            .checked_mul(self.precision.size())
+            .checked_mul(v.precision.size())
             .and_then(|b| b.checked_next_multiple_of(4))
             .ok_or_else(too_far)?;
-        ctx.check_bytes(what, self.buffer, bytes)?;
+        ctx.check_bytes(what, v.buffer, bytes)?;
         let max = ctx.device.limits().max_storage_buffer_binding_size;
         if bytes > max || end > u64::from(u32::MAX) {
             return Err(Error::BadBuffer {
@@ -125,14 +159,15 @@ impl<'a> MatrixView<'a> {
     /// Whether every run of 4 along the contiguous axis that starts at a
     /// multiple of 4 is aligned (the vec4 loads).
     pub(crate) fn aligned(&self) -> bool {
-        self.offset.is_multiple_of(4)
-            && self.stride.is_multiple_of(4)
-            && self.buffer.size() >= self.quad_bytes()
+        let v = &self.view;
+        v.offset.is_multiple_of(4)
+            && v.stride.is_multiple_of(4)
+            && v.buffer.size() >= self.quad_bytes()
     }
 
     /// Bytes of a run of 4 elements: the stride of the vec4 view.
     pub(crate) fn quad_bytes(&self) -> u64 {
-        4 * self.precision.size()
+        4 * self.view.precision.size()
     }
 }
 
@@ -161,7 +196,8 @@ pub enum ProductKernel {
 }
 
 /// The buffers of one [`Context::record_matmul`] call, all the caller's and
-/// from the context's device.
+/// from the context's device: the operands' views, the bias, and the
+/// output's region and rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ProductBuffers<'a> {
     /// `A`, `m × k`.
@@ -177,6 +213,38 @@ pub struct ProductBuffers<'a> {
     pub out_stride: u64,
     /// Add the product to what `out` holds (`out + A·B`, in that order).
     pub accumulate: bool,
-    /// The kernel; [`ProductKernel::Auto`] chooses by the device.
+}
+
+/// A product as the kernels take it: the buffers with the options applied.
+pub(crate) struct Product<'a> {
+    pub a: Operand<'a>,
+    pub b: Operand<'a>,
+    pub bias: Option<wgpu::BufferSlice<'a>>,
+    pub out: wgpu::BufferSlice<'a>,
+    pub out_offset: u64,
+    pub out_stride: u64,
+    pub accumulate: bool,
     pub kernel: ProductKernel,
+}
+
+impl<'a> Product<'a> {
+    /// The product `opts` and `b` describe.
+    pub(crate) fn new(opts: &MatmulOptions, b: &ProductBuffers<'a>) -> Self {
+        Self {
+            a: Operand {
+                view: b.a,
+                transposed: opts.transpose_a,
+            },
+            b: Operand {
+                view: b.b,
+                transposed: opts.transpose_b,
+            },
+            bias: b.bias,
+            out: b.out,
+            out_offset: b.out_offset,
+            out_stride: b.out_stride,
+            accumulate: b.accumulate,
+            kernel: opts.kernel,
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The products' f64 CPU twin.
 
-use super::MatmulDims;
+use super::{MatmulDims, MatmulOptions};
 use crate::core::reference::Reference;
 use crate::error::Result;
 
@@ -15,18 +15,18 @@ use crate::error::Result;
 /// ```
 /// # fn main() -> Result<(), xent::Error> {
 /// let d = xent::MatmulDims { m: 1, n: 1, k: 2 };
-/// let r = xent::cpu::matmul(&[1.0f32, -2.0], &[3.0f32, 4.0], d, false, false)?;
+/// let r = xent::cpu::matmul(&[1.0f32, -2.0], &[3.0f32, 4.0], &d, &Default::default())?;
 /// assert_eq!((r.value[0], r.magnitude[0]), (-5.0, 11.0));
 /// # Ok(()) }
 /// ```
 pub fn matmul<T: Copy + Into<f64>>(
     a: &[T],
     b: &[T],
-    dims: MatmulDims,
-    transpose_a: bool,
-    transpose_b: bool,
+    dims: &MatmulDims,
+    opts: &MatmulOptions,
 ) -> Result<Reference> {
-    let MatmulDims { m, n, k } = dims;
+    let (transpose_a, transpose_b) = (opts.transpose_a, opts.transpose_b);
+    let MatmulDims { m, n, k } = *dims;
     dims.check_lengths(a.len(), b.len(), transpose_a, transpose_b)?;
     let at = |i: usize, l: usize| -> f64 {
         if transpose_a {

@@ -9,8 +9,8 @@ mod host;
 pub(crate) mod pipelines;
 pub(crate) mod record;
 
+pub use buffers::MatmulOptions;
 pub use buffers::{MatrixView, ProductBuffers, ProductKernel};
-pub use host::MatmulOptions;
 
 /// The shape of a product: `op(A)` is `m × k`, `op(B)` is `k × n`, the output `m × n`.
 ///

@@ -2,6 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::buffers::{MatmulOptions, Operand, Product};
 pub use super::buffers::{MatrixView, ProductBuffers, ProductKernel};
 use super::pipelines::MatmulVariant;
 use super::MatmulDims;
@@ -64,6 +65,7 @@ pub(crate) struct MatmulParams {
     _pad: [u32; 3],
 }
 
+/// **Recording API** of the matrix products: your buffers and encoder.
 impl Context {
     /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: f32
     /// accumulation over k in ascending order, one fixed order for every
@@ -96,22 +98,23 @@ impl Context {
     /// let out = init(&[0.0; 8]);
     /// let buffers = ProductBuffers {
     ///     a: MatrixView::dense(h.slice(..), Precision::F32, 3),
-    ///     b: MatrixView::dense(w.slice(..), Precision::F32, 3).transposed(),
+    ///     b: MatrixView::dense(w.slice(..), Precision::F32, 3),
     ///     bias: None, out: out.slice(..), out_offset: 0, out_stride: 4, accumulate: false,
-    ///     kernel: Default::default(),
     /// };
+    /// let opts = xent::MatmulOptions { transpose_b: true, ..Default::default() };
     /// let mut encoder = dev.create_command_encoder(&Default::default());
-    /// ctx.record_matmul(&mut encoder, xent::MatmulDims { m: 2, n: 4, k: 3 }, &buffers)?;
+    /// ctx.record_matmul(&mut encoder, &xent::MatmulDims { m: 2, n: 4, k: 3 }, &opts, &buffers)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
     pub fn record_matmul(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        dims: MatmulDims,
+        dims: &MatmulDims,
+        opts: &MatmulOptions,
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
-        let list = self.prepare_matmul(dims, buffers)?;
+        let list = self.prepare_matmul(*dims, &Product::new(opts, buffers))?;
         let call = Dispatches {
             label: "the matrix product",
             list,
@@ -124,7 +127,7 @@ impl Context {
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
-        b: &ProductBuffers<'_>,
+        b: &Product<'_>,
     ) -> Result<Vec<Dispatch>> {
         let MatmulDims { m, n, .. } = dims;
         let scope = GpuScope::push(&self.device);
@@ -135,8 +138,8 @@ impl Context {
             return Ok(Vec::new());
         }
         let variant = MatmulVariant {
-            lhs: b.a.precision,
-            rhs: b.b.precision,
+            lhs: b.a.view.precision,
+            rhs: b.b.view.precision,
             a_k_contig: !b.a.transposed,
             b_k_contig: b.b.transposed,
             a_vec: b.a.aligned(),
@@ -151,15 +154,11 @@ impl Context {
 
     /// The operands', bias's and output's views, and an output apart from
     /// every input.
-    fn check_product(
-        &self,
-        MatmulDims { m, n, k }: MatmulDims,
-        b: &ProductBuffers<'_>,
-    ) -> Result<()> {
+    fn check_product(&self, MatmulDims { m, n, k }: MatmulDims, b: &Product<'_>) -> Result<()> {
         b.a.check(self, "a", m, k)?;
         b.b.check(self, "b", k, n)?;
         if let Some(bias) = b.bias {
-            let bytes = (n as u64 * b.b.precision.size()).next_multiple_of(4);
+            let bytes = (n as u64 * b.b.view.precision.size()).next_multiple_of(4);
             self.check_bytes("bias", bias, bytes)?;
         }
         let out_view = MatrixView {
@@ -167,12 +166,11 @@ impl Context {
             precision: Precision::F32,
             offset: b.out_offset,
             stride: b.out_stride,
-            transposed: false,
         };
-        out_view.check(self, "out", m, n)?;
+        Operand::plain(out_view).check(self, "out", m, n)?;
         for (what, input) in [
-            ("a", Some(b.a.buffer)),
-            ("b", Some(b.b.buffer)),
+            ("a", Some(b.a.view.buffer)),
+            ("b", Some(b.b.view.buffer)),
             ("bias", b.bias),
         ] {
             if input.is_some_and(|i| i.buffer() == b.out.buffer()) {
@@ -225,7 +223,7 @@ impl Context {
     fn product_slices(
         &self,
         MatmulDims { m, n, k }: MatmulDims,
-        b: &ProductBuffers<'_>,
+        b: &Product<'_>,
         kernel: &ProductPlan,
         pipeline: &wgpu::ComputePipeline,
     ) -> Result<Vec<Dispatch>> {
@@ -239,9 +237,9 @@ impl Context {
         // and bf16: a binding rounded to 16 would cut off a last run the
         // kernel reads); a placeholder for a buffer under one run, whose
         // `aligned()` is false: never read.
-        let view4 = |v: &MatrixView<'_>| -> (wgpu::Buffer, (u64, u64)) {
-            if v.buffer.size() >= v.quad_bytes() {
-                let r = v.buffer;
+        let view4 = |v: &Operand<'_>| -> (wgpu::Buffer, (u64, u64)) {
+            if v.view.buffer.size() >= v.quad_bytes() {
+                let r = v.view.buffer;
                 (r.buffer().clone(), self.whole_range(r, v.quad_bytes()))
             } else {
                 (read.clone(), self.whole_range(read.slice(..), 16))
@@ -260,10 +258,10 @@ impl Context {
                 n: n as u32,
                 k: (k1 - k0) as u32,
                 accumulate: u32::from(b.accumulate || !first),
-                a_offset: (b.a.offset + k0 as u64 * a_sk) as u32,
+                a_offset: (b.a.view.offset + k0 as u64 * a_sk) as u32,
                 a_sm: a_sm as u32,
                 a_sk: a_sk as u32,
-                b_offset: (b.b.offset + k0 as u64 * b_sk) as u32,
+                b_offset: (b.b.view.offset + k0 as u64 * b_sk) as u32,
                 b_sk: b_sk as u32,
                 b_sn: b_sn as u32,
                 c_offset: b.out_offset as u32,
@@ -274,8 +272,8 @@ impl Context {
             let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
             let entries = [
                 (slot::PARAMS, uniform.slice(..)),
-                (slot::LHS, b.a.buffer),
-                (slot::RHS, b.b.buffer),
+                (slot::LHS, b.a.view.buffer),
+                (slot::RHS, b.b.view.buffer),
                 (slot::OUT, b.out),
                 (slot::BIAS, bias),
             ];
@@ -309,13 +307,12 @@ impl Context {
         accumulate: bool,
     ) -> Result<Option<Dispatch>> {
         let scope = GpuScope::push(&self.device);
-        debug_assert!(!a.transposed);
-        a.check(self, "a", m, n)?;
+        Operand::plain(*a).check(self, "a", m, n)?;
         let out_view = MatrixView::dense(out, Precision::F32, n);
-        MatrixView {
+        Operand::plain(MatrixView {
             offset: out_offset,
             ..out_view
-        }
+        })
         .check(self, "out", 1, n)?;
         if m > LOOP_TRIPS_MAX {
             return Err(Error::Unsupported {

@@ -12,6 +12,7 @@ use crate::core::Context;
 use crate::core::{Element, Precision};
 use crate::error::{GpuScope, Result};
 
+/// **Host API** of softmax and log-softmax: slices in, `Vec`s out.
 impl Context {
     /// Softmax or log-softmax (`options.kind`) along the class axis on the
     /// GPU, of `x` stored on the device as it is (`f32`, `half::f16` on

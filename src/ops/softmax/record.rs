@@ -25,6 +25,7 @@ struct SoftmaxParams {
     _pad: u32,
 }
 
+/// **Recording API** of softmax and log-softmax: your buffers and encoder.
 impl Context {
     /// Records softmax or log-softmax of `buffers.input` along the class
     /// axis into `buffers.output`.

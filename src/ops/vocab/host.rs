@@ -20,6 +20,7 @@ use crate::ops::cross_entropy::validate;
 use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
+/// **Host API** of vocabulary-parallel cross-entropy: K shards on this device.
 impl Context {
     /// [`Context::cross_entropy_with`] split into `shards` vocabulary shards
     /// ([`ClassRange::split`]) run on this one device through partial →

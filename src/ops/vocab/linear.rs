@@ -35,6 +35,7 @@ pub struct LinearPartialBuffers<'a> {
     pub precision: Precision,
 }
 
+/// **Recording API** of the vocabulary-parallel fused linear cross-entropy: a shard's partial and finish.
 impl Context {
     /// Records the partial of a fused linear cross-entropy's vocabulary
     /// shard: `dims` is the whole call's (`v` = C), `range` the shard's

@@ -17,6 +17,7 @@ use crate::ops::linear::cpu;
 use crate::ops::linear::LinearOutput;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 
+/// **Host API** of the vocabulary-parallel fused linear cross-entropy: K shards on this device.
 impl Context {
     /// [`Context::linear_cross_entropy`] split into `shards` vocabulary
     /// shards ([`ClassRange::split`] of the `v` rows of `W`, `b` and the

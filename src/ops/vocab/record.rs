@@ -33,6 +33,7 @@ pub struct VocabPartialBuffers<'a> {
     pub partial: wgpu::BufferSlice<'a>,
 }
 
+/// **Recording API** of vocabulary-parallel cross-entropy: a shard's partial, the merge, a shard's finish.
 impl Context {
     /// Records a vocabulary shard's partial: for each row of the call of
     /// shape `dims` (the whole call's, class axis `C`), the statistics of
