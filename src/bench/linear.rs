@@ -13,7 +13,6 @@ use crate::core::Precision;
 use crate::error::Result;
 use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearPlan};
-use crate::ops::matmul::buffers::Product;
 use crate::ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
 
 /// The shapes `xent bench --linear` runs by default: GPT-2-small-like
@@ -183,21 +182,19 @@ pub fn run_linear_case(
                 n: v,
                 k: h,
             },
-            &Product::new(
-                &MatmulOptions {
-                    transpose_b: true,
-                    ..Default::default()
-                },
-                &ProductBuffers {
-                    a: MatrixView::dense(hidden_buf.slice(..), precision, h),
-                    b: MatrixView::dense(weight_buf.slice(..), precision, h),
-                    bias: None,
-                    out: logits.slice(..),
-                    out_offset: 0,
-                    out_stride: v as u64,
-                    accumulate: false,
-                },
-            ),
+            &MatmulOptions {
+                transpose_b: true,
+                ..Default::default()
+            },
+            &ProductBuffers {
+                a: MatrixView::dense(hidden_buf.slice(..), precision, h),
+                b: MatrixView::dense(weight_buf.slice(..), precision, h),
+                bias: None,
+                out: logits.slice(..),
+                out_offset: 0,
+                out_stride: v as u64,
+                accumulate: false,
+            },
         )?,
     };
     let measured = Timer::new(ctx).measure(

@@ -12,9 +12,9 @@ use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
-use crate::ops::matmul::buffers::{Operand, Product};
+use crate::ops::matmul::buffers::Operand;
 use crate::ops::matmul::MatmulDims;
-use crate::ops::matmul::MatrixView;
+use crate::ops::matmul::{MatmulOptions, MatrixView, ProductBuffers};
 
 /// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
 /// caller's and from the context's device: regions of `wgpu::Buffer`s
@@ -292,24 +292,26 @@ impl Context {
         }
         let weight = call.view(b.weight, h, 0);
         // logits = h·Wᵀ + b into the window.
-        let logits = Product {
-            a: Operand::plain(hidden),
-            b: Operand::transposed(weight),
+        let logits = ProductBuffers {
+            a: hidden,
+            b: weight,
             bias: b.bias,
             out: call.window,
             out_offset: 0,
             out_stride: v as u64,
             accumulate: false,
-            kernel: call.opts.product_kernel,
         };
-        list.extend(self.prepare_matmul(
-            MatmulDims {
-                m: rows,
-                n: v,
-                k: h,
-            },
-            &logits,
-        )?);
+        let opts = MatmulOptions {
+            transpose_b: true,
+            kernel: call.opts.product_kernel,
+            ..Default::default()
+        };
+        let dims = MatmulDims {
+            m: rows,
+            n: v,
+            k: h,
+        };
+        list.extend(self.prepare_matmul(dims, &opts, &logits)?);
         list.extend(rows_passes);
         if call.partial {
             return Ok(list);
@@ -354,17 +356,21 @@ impl Context {
         (out, offset): (wgpu::BufferSlice<'_>, usize),
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        let buffers = Product {
-            a,
-            b,
+        let opts = MatmulOptions {
+            transpose_a: a.transposed,
+            transpose_b: b.transposed,
+            kernel: call.opts.product_kernel,
+        };
+        let buffers = ProductBuffers {
+            a: a.view,
+            b: b.view,
             bias: None,
             out,
             out_offset: offset as u64,
             out_stride: n as u64,
             accumulate,
-            kernel: call.opts.product_kernel,
         };
-        self.prepare_matmul(MatmulDims { m, n, k }, &buffers)
+        self.prepare_matmul(MatmulDims { m, n, k }, &opts, &buffers)
     }
 }
 

@@ -215,36 +215,26 @@ pub struct ProductBuffers<'a> {
     pub accumulate: bool,
 }
 
-/// A product as the kernels take it: the buffers with the options applied.
-pub(crate) struct Product<'a> {
+/// A product's operands as the kernels read them: each view with whether
+/// the options read it transposed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operands<'a> {
     pub a: Operand<'a>,
     pub b: Operand<'a>,
-    pub bias: Option<wgpu::BufferSlice<'a>>,
-    pub out: wgpu::BufferSlice<'a>,
-    pub out_offset: u64,
-    pub out_stride: u64,
-    pub accumulate: bool,
-    pub kernel: ProductKernel,
 }
 
-impl<'a> Product<'a> {
-    /// The product `opts` and `b` describe.
-    pub(crate) fn new(opts: &MatmulOptions, b: &ProductBuffers<'a>) -> Self {
+impl<'a> Operands<'a> {
+    /// The operands of `buffers` as `opts` reads them.
+    pub(crate) fn new(opts: &MatmulOptions, buffers: &ProductBuffers<'a>) -> Self {
         Self {
             a: Operand {
-                view: b.a,
+                view: buffers.a,
                 transposed: opts.transpose_a,
             },
             b: Operand {
-                view: b.b,
+                view: buffers.b,
                 transposed: opts.transpose_b,
             },
-            bias: b.bias,
-            out: b.out,
-            out_offset: b.out_offset,
-            out_stride: b.out_stride,
-            accumulate: b.accumulate,
-            kernel: opts.kernel,
         }
     }
 }

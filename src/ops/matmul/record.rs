@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{MatmulOptions, Operand, Product};
+use super::buffers::{MatmulOptions, Operand, Operands};
 pub use super::buffers::{MatrixView, ProductBuffers, ProductKernel};
 use super::pipelines::MatmulVariant;
 use super::MatmulDims;
@@ -114,7 +114,7 @@ impl Context {
         opts: &MatmulOptions,
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
-        let list = self.prepare_matmul(*dims, &Product::new(opts, buffers))?;
+        let list = self.prepare_matmul(*dims, opts, buffers)?;
         let call = Dispatches {
             label: "the matrix product",
             list,
@@ -127,38 +127,45 @@ impl Context {
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
-        b: &Product<'_>,
+        opts: &MatmulOptions,
+        b: &ProductBuffers<'_>,
     ) -> Result<Vec<Dispatch>> {
+        let ops = Operands::new(opts, b);
         let MatmulDims { m, n, .. } = dims;
         let scope = GpuScope::push(&self.device);
-        self.check_product(dims, b)?;
-        let kernel = self.product_kernel(b.kernel, m, n)?;
+        self.check_product(dims, &ops, b)?;
+        let kernel = self.product_kernel(opts.kernel, m, n)?;
         if m == 0 || n == 0 {
             scope.pop("preparing a matrix product")?;
             return Ok(Vec::new());
         }
         let variant = MatmulVariant {
-            lhs: b.a.view.precision,
-            rhs: b.b.view.precision,
-            a_k_contig: !b.a.transposed,
-            b_k_contig: b.b.transposed,
-            a_vec: b.a.aligned(),
-            b_vec: b.b.aligned(),
+            lhs: ops.a.view.precision,
+            rhs: ops.b.view.precision,
+            a_k_contig: !ops.a.transposed,
+            b_k_contig: ops.b.transposed,
+            a_vec: ops.a.aligned(),
+            b_vec: ops.b.aligned(),
             has_bias: b.bias.is_some(),
         };
         let pipeline = self.matmul_pipeline(variant, kernel.entry)?;
-        let list = self.product_slices(dims, b, &kernel, &pipeline)?;
+        let list = self.product_slices(dims, (&ops, b), &kernel, &pipeline)?;
         scope.pop("preparing a matrix product")?;
         Ok(list)
     }
 
     /// The operands', bias's and output's views, and an output apart from
     /// every input.
-    fn check_product(&self, MatmulDims { m, n, k }: MatmulDims, b: &Product<'_>) -> Result<()> {
-        b.a.check(self, "a", m, k)?;
-        b.b.check(self, "b", k, n)?;
+    fn check_product(
+        &self,
+        MatmulDims { m, n, k }: MatmulDims,
+        ops: &Operands<'_>,
+        b: &ProductBuffers<'_>,
+    ) -> Result<()> {
+        ops.a.check(self, "a", m, k)?;
+        ops.b.check(self, "b", k, n)?;
         if let Some(bias) = b.bias {
-            let bytes = (n as u64 * b.b.view.precision.size()).next_multiple_of(4);
+            let bytes = (n as u64 * ops.b.view.precision.size()).next_multiple_of(4);
             self.check_bytes("bias", bias, bytes)?;
         }
         let out_view = MatrixView {
@@ -169,8 +176,8 @@ impl Context {
         };
         Operand::plain(out_view).check(self, "out", m, n)?;
         for (what, input) in [
-            ("a", Some(b.a.view.buffer)),
-            ("b", Some(b.b.view.buffer)),
+            ("a", Some(ops.a.view.buffer)),
+            ("b", Some(ops.b.view.buffer)),
             ("bias", b.bias),
         ] {
             if input.is_some_and(|i| i.buffer() == b.out.buffer()) {
@@ -223,12 +230,12 @@ impl Context {
     fn product_slices(
         &self,
         MatmulDims { m, n, k }: MatmulDims,
-        b: &Product<'_>,
+        (ops, b): (&Operands<'_>, &ProductBuffers<'_>),
         kernel: &ProductPlan,
         pipeline: &wgpu::ComputePipeline,
     ) -> Result<Vec<Dispatch>> {
-        let (a_sm, a_sk) = b.a.strides();
-        let (b_sk, b_sn) = b.b.strides();
+        let (a_sm, a_sk) = ops.a.strides();
+        let (b_sk, b_sn) = ops.b.strides();
         let read = {
             let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             s.dummies.read.clone()
@@ -245,7 +252,7 @@ impl Context {
                 (read.clone(), self.whole_range(read.slice(..), 16))
             }
         };
-        let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&b.a), view4(&b.b));
+        let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&ops.a), view4(&ops.b));
         let bias = b.bias.unwrap_or(read.slice(..));
         let grid = (kernel.grid.0 as u32, kernel.grid.1 as u32);
         let mut list = Vec::new();
@@ -258,10 +265,10 @@ impl Context {
                 n: n as u32,
                 k: (k1 - k0) as u32,
                 accumulate: u32::from(b.accumulate || !first),
-                a_offset: (b.a.view.offset + k0 as u64 * a_sk) as u32,
+                a_offset: (ops.a.view.offset + k0 as u64 * a_sk) as u32,
                 a_sm: a_sm as u32,
                 a_sk: a_sk as u32,
-                b_offset: (b.b.view.offset + k0 as u64 * b_sk) as u32,
+                b_offset: (ops.b.view.offset + k0 as u64 * b_sk) as u32,
                 b_sk: b_sk as u32,
                 b_sn: b_sn as u32,
                 c_offset: b.out_offset as u32,
@@ -272,8 +279,8 @@ impl Context {
             let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
             let entries = [
                 (slot::PARAMS, uniform.slice(..)),
-                (slot::LHS, b.a.view.buffer),
-                (slot::RHS, b.b.view.buffer),
+                (slot::LHS, ops.a.view.buffer),
+                (slot::RHS, ops.b.view.buffer),
                 (slot::OUT, b.out),
                 (slot::BIAS, bias),
             ];
