@@ -3,6 +3,11 @@
 use crate::error::Result;
 
 /// Element type of the input and the gradient; every sum stays f32.
+///
+/// ```
+/// assert_eq!(xent::Precision::default(), xent::Precision::F32);
+/// assert_eq!(<half::f16 as xent::Element>::PRECISION, xent::Precision::F16);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// 4-byte floats.

@@ -4,6 +4,10 @@ use crate::error::{Error, Result};
 
 /// How per-target (or, for the elementwise losses, per-element) losses are
 /// combined, as PyTorch's `reduction`.
+///
+/// ```
+/// assert_eq!(xent::Reduction::default(), xent::Reduction::Mean);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduction {
     /// One loss per target, in the target's shape. Ignored targets get 0.

@@ -4,6 +4,16 @@
 /// Size in bytes of a status buffer: four little-endian 32-bit words, whose
 /// meaning is the op's ([`CrossEntropyStatus`](crate::CrossEntropyStatus),
 /// [`ElementwiseStatus`](crate::ElementwiseStatus)).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let status = ctx.device().create_buffer(&wgpu::BufferDescriptor { label: Some("status"),
+///     size: xent::STATUS_SIZE, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+///     mapped_at_creation: false });
+/// # let _ = status;
+/// # Ok(()) }
+/// ```
 pub const STATUS_SIZE: u64 = 16;
 
 /// What an op found wrong with its input, as decoded from the

@@ -4,6 +4,13 @@ use crate::core::{Reduction, Returns};
 use crate::error::{Error, Result};
 
 /// What the input tensor holds.
+///
+/// ```
+/// // F.nll_loss: the input holds log-probabilities.
+/// let opts = xent::CrossEntropyOptions { input: xent::InputKind::LogProbs, ..Default::default() };
+/// assert_eq!(xent::InputKind::default(), xent::InputKind::Logits);
+/// # let _ = opts;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InputKind {
     /// Unnormalised scores: `logp = log_softmax(x)` (`F.cross_entropy`).
@@ -44,6 +51,15 @@ impl std::str::FromStr for InputKind {
 }
 
 /// What a `mean` over rows that are all ignored (denominator 0) returns.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let zero = xent::CrossEntropyOptions { empty_mean: xent::EmptyMean::Zero, ..Default::default() };
+/// // Every target ignored: PyTorch's NaN by default, 0 when asked.
+/// let out = ctx.cross_entropy(&[1.0f32, 2.0], &[1, 2], &[-100i64], None, &zero, &Default::default())?;
+/// assert_eq!(out.loss, vec![0.0]);
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EmptyMean {
     /// NaN (0 / 0), as PyTorch.

@@ -50,9 +50,18 @@ use crate::error::{Error, Result};
 ///
 /// The result matches the all-gather merge up to rounding (its sums run in
 /// the engine's order); `tests/vocab.rs` runs this recipe against it.
+///
+/// ```
+/// assert_eq!(xent::VOCAB_RECORD_BYTES, 4 * xent::VOCAB_RECORD_WORDS as u64);
+/// ```
 pub const VOCAB_RECORD_WORDS: usize = 12;
 
 /// Bytes per row of a record: `4 · VOCAB_RECORD_WORDS`.
+///
+/// ```
+/// // A merge's gathered records for 8 rows of 2 shards.
+/// assert_eq!(xent::MergeDims { rows: 8, shards: 2 }.gathered_bytes(), 16 * xent::VOCAB_RECORD_BYTES);
+/// ```
 pub const VOCAB_RECORD_BYTES: u64 = 4 * VOCAB_RECORD_WORDS as u64;
 
 /// A contiguous range `[start, end)` of a call's classes: one shard's

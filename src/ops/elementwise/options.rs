@@ -209,6 +209,17 @@ impl ElementwiseOptions {
 
 /// Where a weight's values come from for element `i`: the input's shape
 /// (`Full`) or its last axis (`LastAxis`).
+///
+/// ```
+/// let w = [1.0f32, 2.0, 3.0];
+/// // A (3,) weight broadcast along the last axis of a (2, 3) input.
+/// let weights = xent::LossWeights { weight: Some(&w), ..Default::default() };
+/// let out = xent::cpu::elementwise_loss(&[0.0; 6], &[1.0; 6], &[2, 3], weights,
+///     &xent::ElementwiseOptions::new(xent::ElementwiseLoss::BceWithLogits))?;
+/// assert_eq!(out.loss.len(), 1);
+/// let _ = xent::WeightShape::LastAxis;
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightShape {
     /// One weight per element of the input.

@@ -8,6 +8,10 @@ use crate::ops::matmul::ProductKernel;
 /// holds 128 rows (16.4 MB, 1/16 of the 262 MB of materialised logits).
 /// Larger windows give the products of `∂L/∂h` more workgroups (a GPU wants
 /// several hundred rows); smaller ones less memory.
+///
+/// ```
+/// assert_eq!(xent::LinearCrossEntropyOptions::default().scratch_budget, xent::DEFAULT_SCRATCH_BUDGET);
+/// ```
 pub const DEFAULT_SCRATCH_BUDGET: u64 = 16 << 20;
 
 /// Options of [`Context::linear_cross_entropy`](crate::Context::linear_cross_entropy)

@@ -1,6 +1,10 @@
 //! What softmax computes: [`SoftmaxOptions`] and [`SoftmaxKind`].
 
 /// Which normalisation softmax computes.
+///
+/// ```
+/// assert_eq!(xent::SoftmaxKind::default(), xent::SoftmaxKind::Softmax);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SoftmaxKind {
     /// `exp(x − max) / Σ exp(x − max)`.
