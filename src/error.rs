@@ -7,6 +7,15 @@ use thiserror::Error;
 /// Every message names the value that was wrong and what was expected. The
 /// enum is `#[non_exhaustive]`: match on the variants you handle and keep a
 /// wildcard arm.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// match ctx.cross_entropy(&[1.0f32, 2.0], &[1, 2], &[5i64], None, &Default::default(), &Default::default()) {
+///     Err(xent::Error::TargetOutOfRange { value, classes, .. }) => assert_eq!((value, classes), (5, 2)),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Debug, Error, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {

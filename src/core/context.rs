@@ -19,6 +19,12 @@ use crate::error::{GpuScope, Result};
 ///
 /// See also [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) (record into your encoder) and
 /// [`Context::cross_entropy`](crate::Context::cross_entropy) (slices in, `Vec`s out).
+///
+/// ```
+/// let ctx = xent::Context::from_env()?; // or Context::new(your_device, your_queue)
+/// println!("{}", ctx.adapter_info().name);
+/// # Ok::<(), xent::Error>(())
+/// ```
 pub struct Context {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
@@ -156,16 +162,36 @@ impl Context {
     }
 
     /// The device xent records for.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let encoder = ctx.device().create_command_encoder(&Default::default());
+    /// # let _ = encoder;
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }
 
     /// The queue the host API submits to.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }
 
     /// The adapter behind the device.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// assert!(!ctx.adapter_info().name.is_empty());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn adapter_info(&self) -> wgpu::AdapterInfo {
         self.device.adapter_info()
     }

@@ -9,6 +9,18 @@ pub(crate) const TARGET_U8: u32 = 1;
 pub(crate) const TARGET_PROBS: u32 = 2;
 
 /// The targets buffer of a [`Context::record_cross_entropy`](crate::Context::record_cross_entropy) call, with its element type.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let (ids, mask) = (buffer(12), buffer(4)); // 3 rows: i32 ids, or u8 in one word
+/// let targets = xent::TargetBuffer::ClassI32(ids.slice(..));
+/// let masked = xent::TargetBuffer::ClassU8(mask.slice(..));
+/// # let _ = (targets, masked);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum TargetBuffer<'a> {
     /// i32 class indices, one per row (`layout.rows()` elements).
@@ -42,6 +54,22 @@ pub enum TargetBuffer<'a> {
 /// Each [`headless_device`](crate::headless_device) call and each
 /// [`Context::from_env`](crate::Context::from_env) makes a new instance: create the buffers with
 /// `ctx.device()`.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// // (3, 5) bf16 logits, the gradient written over them, the lse too.
+/// let (logits, targets, loss, lse, status) = (buffer(32), buffer(12), buffer(4), buffer(12), buffer(16));
+/// let b = xent::CrossEntropyBuffers {
+///     in_place: true, precision: xent::Precision::BF16, lse: Some(lse.slice(..)),
+///     ..xent::CrossEntropyBuffers::new(logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)),
+///         loss.slice(..), None, status.slice(..))
+/// };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyBuffers<'a> {
     /// The input (logits, log-probabilities or probabilities, per

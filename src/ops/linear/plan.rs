@@ -51,6 +51,15 @@ impl Context {
     /// [`Error::InvalidOption`] (`scratch_budget`) for a budget that holds
     /// less than one row of logits besides the per-row scratch; the
     /// cross-entropy's shape errors for `(n, v)`.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let dims = xent::LinearDims { n: 1024, h: 64, v: 1000 };
+    /// let counted = xent::Returns { correct: true, ..Default::default() };
+    /// let plan = ctx.plan_linear_cross_entropy(&dims, &Default::default(), &counted)?;
+    /// assert!(plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn plan_linear_cross_entropy(
         &self,
         dims: &LinearDims,

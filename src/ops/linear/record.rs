@@ -26,6 +26,22 @@ use crate::ops::matmul::{MatmulOptions, MatrixView, ProductBuffers};
 /// to a 4-byte word, rounded up to whole words); everything else is f32,
 /// i32 or u32, class targets as [`TargetBuffer::ClassI32`] or
 /// [`TargetBuffer::ClassU8`].
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// // n = 2, h = 3, v = 4, bf16 h and W: 12 and 24 bytes.
+/// let (h, w, t, loss, status, gw) = (buffer(12), buffer(24), buffer(8), buffer(4), buffer(16), buffer(48));
+/// let b = xent::LinearBuffers {
+///     grad_weight: Some(gw.slice(..)), precision: xent::Precision::BF16,
+///     ..xent::LinearBuffers::new(h.slice(..), w.slice(..), xent::TargetBuffer::ClassI32(t.slice(..)),
+///         loss.slice(..), status.slice(..))
+/// };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct LinearBuffers<'a> {
     /// `h`, `(n, h)` row-major.

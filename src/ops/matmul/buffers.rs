@@ -9,6 +9,18 @@ use crate::error::{Error, Result};
 /// element `offset` on. Whether the product reads it as it is or as its
 /// transpose is the call's option ([`MatmulOptions`]): `W` of shape
 /// `(V, H)`, read transposed, is the `H × V` operand `Wᵀ` of `h·Wᵀ`.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// // Rows 2..4 of a (4, 8) f32 matrix, every other column: offset 16, stride 16.
+/// let store = buffer(128);
+/// let view = xent::MatrixView { offset: 16, stride: 16, ..xent::MatrixView::dense(store.slice(..), xent::Precision::F32, 8) };
+/// # let _ = view;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixView<'a> {
     /// The region holding it (`buffer.slice(..)` for a whole buffer):
@@ -198,6 +210,22 @@ pub enum ProductKernel {
 /// The buffers of one [`Context::record_matmul`] call, all the caller's and
 /// from the context's device: the operands' views, the bias, and the
 /// output's region and rows.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let (a, b, out) = (buffer(24), buffer(48), buffer(32)); // (2, 3)·(3, 4) → (2, 4)
+/// let buffers = xent::ProductBuffers {
+///     a: xent::MatrixView::dense(a.slice(..), xent::Precision::F32, 3),
+///     b: xent::MatrixView::dense(b.slice(..), xent::Precision::F32, 4),
+///     bias: None, out: out.slice(..), out_offset: 0, out_stride: 4, accumulate: false,
+/// };
+/// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+/// ctx.record_matmul(&mut encoder, &xent::MatmulDims { m: 2, n: 4, k: 3 }, &Default::default(), &buffers)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ProductBuffers<'a> {
     /// `A`, `m × k`.

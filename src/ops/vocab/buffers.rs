@@ -54,6 +54,20 @@ pub struct VocabMergeBuffers<'a> {
 /// ([`Context::record_vocab_finish`](crate::Context::record_vocab_finish)):
 /// the shard's buffers as the unsharded call takes them, and the merged
 /// records.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let (logits, targets, loss, grad, status) = (buffer(24), buffer(8), buffer(4), buffer(24), buffer(16));
+/// let merged = buffer(2 * xent::VOCAB_RECORD_BYTES);
+/// let shard = xent::CrossEntropyBuffers::new(logits.slice(..), xent::TargetBuffer::ClassI32(targets.slice(..)),
+///     loss.slice(..), Some(grad.slice(..)), status.slice(..));
+/// let b = xent::VocabFinishBuffers { shard, merged: merged.slice(..) };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct VocabFinishBuffers<'a> {
     /// The shard's logits, gradient, class weights and probability
@@ -67,6 +81,20 @@ pub struct VocabFinishBuffers<'a> {
 /// ([`Context::record_linear_vocab_finish`](crate::Context::record_linear_vocab_finish)):
 /// the shard's buffers as the unsharded fused call takes them, and the
 /// merged records.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// let (h, w, t, loss, status) = (buffer(24), buffer(24), buffer(8), buffer(4), buffer(16));
+/// let merged = buffer(2 * xent::VOCAB_RECORD_BYTES);
+/// let shard = xent::LinearBuffers::new(h.slice(..), w.slice(..), xent::TargetBuffer::ClassI32(t.slice(..)),
+///     loss.slice(..), status.slice(..));
+/// let b = xent::LinearFinishBuffers { shard, merged: merged.slice(..) };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct LinearFinishBuffers<'a> {
     /// The shard's rows of `W`, `b` and the class weights and of their

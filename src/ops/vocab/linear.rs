@@ -17,6 +17,20 @@ use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
 /// The buffers of a shard's fused partial
 /// ([`Context::record_linear_vocab_partial`]), the caller's and from the
 /// context's device, each with `STORAGE` usage.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// // n = 2, h = 3, a shard of 2 of W's rows.
+/// let (h, w, t, records) = (buffer(24), buffer(24), buffer(8), buffer(2 * xent::VOCAB_RECORD_BYTES));
+/// let b = xent::LinearPartialBuffers { hidden: h.slice(..), weight: w.slice(..), bias: None,
+///     targets: xent::TargetBuffer::ClassI32(t.slice(..)), weights: None,
+///     partial: records.slice(..), precision: xent::Precision::F32 };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct LinearPartialBuffers<'a> {
     /// `h`, `(n, h)`, in `precision`.

@@ -18,6 +18,20 @@ use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 
 /// The buffers of a shard's partial ([`Context::record_vocab_partial`]),
 /// the caller's and from the context's device, each with `STORAGE` usage.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+/// // A shard of 3 classes of a (2, C) call: its (2, 3) logits, records for 2 rows.
+/// let (logits, targets, records) = (buffer(24), buffer(8), buffer(2 * xent::VOCAB_RECORD_BYTES));
+/// let b = xent::VocabPartialBuffers { logits: logits.slice(..),
+///     targets: xent::TargetBuffer::ClassI32(targets.slice(..)), weights: None,
+///     precision: xent::Precision::F32, partial: records.slice(..) };
+/// # let _ = b;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct VocabPartialBuffers<'a> {
     /// The shard's input, `(N, c1 − c0, d1, …)`, in `precision`.
