@@ -170,7 +170,6 @@ impl Context {
         opts: &CrossEntropyOptions,
         returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
-        opts.validate_returns(returns)?;
         let layout = Layout::from_dims(dims)?;
         let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
         let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
@@ -182,6 +181,7 @@ impl Context {
             sample64.as_deref(),
             opts,
         )?;
+        opts.check_returns(returns)?;
         // i64 targets become the GPU's i32; u8 and f32 go up as they are.
         let narrowed = match targets {
             Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),

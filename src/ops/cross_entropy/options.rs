@@ -307,13 +307,12 @@ impl CrossEntropyOptions {
         Ok(())
     }
 
-    /// [`CrossEntropyOptions::validate`], and that what the host call
-    /// `returns` fits the options: the log-sum-exp is of logits.
+    /// That what the host call `returns` fits the options (checked after
+    /// [`CrossEntropyOptions::validate`]): the log-sum-exp is of logits.
     ///
     /// # Errors
     /// [`Error::InvalidOption`].
-    pub(crate) fn validate_returns(&self, returns: &Returns) -> Result<()> {
-        self.validate()?;
+    pub(crate) fn check_returns(&self, returns: &Returns) -> Result<()> {
         if returns.lse && self.input != InputKind::Logits {
             return Err(Error::InvalidOption {
                 name: "input",

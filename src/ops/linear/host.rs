@@ -63,7 +63,7 @@ impl Context {
         let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
-        opts.loss.validate_returns(returns)?;
+        opts.loss.check_returns(returns)?;
         // The shapes, by the twin's rule, before anything is uploaded.
         super::check_lengths(
             dims,

@@ -58,7 +58,6 @@ impl Context {
         returns: &Returns,
         shards: usize,
     ) -> Result<CrossEntropyOutput<f32>> {
-        opts.validate_returns(returns)?;
         let precision = E::PRECISION;
         let layout = Layout::from_dims(dims)?;
         let ranges = ClassRange::split(layout.classes, shards)?;
@@ -72,6 +71,7 @@ impl Context {
             sample64.as_deref(),
             opts,
         )?;
+        opts.check_returns(returns)?;
         let narrowed = match targets {
             Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),
             _ => None,

@@ -60,7 +60,7 @@ impl Context {
         let dims = *dims;
         let LinearDims { n, h, v } = dims;
         opts.validate()?;
-        opts.loss.validate_returns(returns)?;
+        opts.loss.check_returns(returns)?;
         let ranges = ClassRange::split(v, shards)?;
         crate::ops::linear::check_lengths(
             dims,
