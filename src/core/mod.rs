@@ -11,6 +11,7 @@ pub(crate) mod context;
 pub(crate) mod copy;
 pub(crate) mod device;
 pub(crate) mod encode;
+pub(crate) mod host_run;
 pub(crate) mod pipelines;
 pub(crate) mod precision;
 pub(crate) mod reduction;

@@ -106,9 +106,11 @@ impl Precision {
     }
 
     /// The first `len` values of `bytes`, stored in this precision, as f32 (exactly).
+    /// Bytes short of `len` values (a failed readback, already reported by
+    /// the error scope) widen to NaN, never to zeros or a panic.
     pub(crate) fn widen(self, bytes: &[u8], len: usize) -> Vec<f32> {
-        let bytes = &bytes[..len * self.size() as usize];
-        match self {
+        let bytes = &bytes[..(len * self.size() as usize).min(bytes.len())];
+        let mut values = match self {
             Precision::F32 => super::transfer::to_f32(bytes, len),
             Precision::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(bytes)
                 .iter()
@@ -118,7 +120,9 @@ impl Precision {
                 .iter()
                 .map(|v| v.to_f32())
                 .collect(),
-        }
+        };
+        values.resize(len, f32::NAN);
+        values
     }
 
     /// `values` stored in this precision (rounded to nearest even), as bytes.

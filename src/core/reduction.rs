@@ -23,6 +23,26 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// The length of the loss output for `elems` per-target losses: them
+    /// all for `None`, one otherwise.
+    pub(crate) fn loss_len(self, elems: usize) -> usize {
+        if self == Reduction::None {
+            elems
+        } else {
+            1
+        }
+    }
+
+    /// The shape of the loss output: the targets' `dims` for `None`, a
+    /// scalar's (none) otherwise.
+    pub(crate) fn loss_dims(self, dims: Vec<usize>) -> Vec<usize> {
+        if self == Reduction::None {
+            dims
+        } else {
+            Vec::new()
+        }
+    }
+
     pub(crate) fn code(self) -> u32 {
         match self {
             Reduction::None => 0,

@@ -5,15 +5,15 @@
 //! against the [`cpu`](crate::cpu) twin.
 
 use super::cpu::{self, CrossEntropyOutput};
+use super::plan::PlanInputs;
 use super::validate;
 use super::{CrossEntropyBuffers, TargetBuffer};
+use crate::core::host_run::{HostRun, Readback};
 use crate::core::shape::Layout;
-use crate::core::status::{words, OpStatus, STATUS_SIZE};
-use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
 use crate::core::Reduction;
 use crate::core::{Element, Precision, Returns};
-use crate::error::{Error, GpuScope, Result};
+use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{ClassIndex, Targets, Weights};
 use crate::ops::cross_entropy::CrossEntropyStatus;
@@ -171,160 +171,236 @@ impl Context {
         returns: &Returns,
     ) -> Result<CrossEntropyOutput<f32>> {
         let layout = Layout::from_dims(dims)?;
-        let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
-        let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
-        validate::inputs(
-            &layout,
-            input.len(),
-            &targets,
-            class64.as_deref(),
-            sample64.as_deref(),
+        let device_targets =
+            check_host_inputs(&layout, input.len, targets, weights, opts, returns)?;
+        self.check_host_plan(&layout, &input, &device_targets, weights, opts, returns)?;
+        let run = self.host_run();
+        // The gradient is written in place over the uploaded input (padded
+        // to whole vec4s, so that every row strategy can run): one
+        // input-sized buffer on the device instead of two.
+        let logits = run.upload_out("xent input", input.bytes)?;
+        let targets_buf = run.upload("xent targets", device_targets.bytes())?;
+        let class = run.upload_opt("xent class weights", weights.class)?;
+        let sample = run.upload_opt("xent sample weights", weights.sample)?;
+        let outputs = OutputBuffers::new(&run, layout.rows(), opts.reduction, returns);
+        let mut encoder = run.encoder();
+        let buffers = CrossEntropyBuffers {
+            weights: class.as_ref().map(|b| b.slice(..)),
+            sample_weights: sample.as_ref().map(|b| b.slice(..)),
+            in_place: returns.grad,
+            precision: input.precision,
+            ..outputs.buffers(logits.slice(..), device_targets.buffer(&targets_buf))
+        };
+        self.record_cross_entropy(&mut encoder, dims, opts, &buffers)?;
+        let mut wanted = outputs.wanted();
+        wanted.extend(returns.grad.then_some(&logits));
+        let mut read = run.finish(encoder, &wanted, "running cross-entropy")?;
+        let mut out = read_outputs(&mut read, &layout, opts, returns)?;
+        out.grad = returns
+            .grad
+            .then(|| read.widened(input.precision, layout.len()));
+        self.inject_fault(out.grad.as_mut(), dims);
+        // The CPU on the values as the device holds them.
+        let input32 = || input.precision.widen(input.bytes, input.len);
+        self.verify_cross_entropy(
+            &out,
+            input32,
+            dims,
+            (targets, weights),
             opts,
+            input.precision,
         )?;
-        opts.check_returns(returns)?;
-        // i64 targets become the GPU's i32; u8 and f32 go up as they are.
-        let narrowed = match targets {
-            Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),
-            _ => None,
-        };
-        let target_bytes: &[u8] = match (&targets, &narrowed) {
-            (_, Some(t)) => bytemuck::cast_slice(t),
-            (Targets::I32(t), _) => bytemuck::cast_slice(t),
-            (Targets::U8(t), _) => t,
-            (Targets::Probs(t), _) => bytemuck::cast_slice(t),
-            (Targets::I64(_), None) => unreachable!("i64 targets are narrowed above"),
-        };
+        Ok(out)
+    }
 
-        let loss_elems = if opts.reduction == Reduction::None {
-            layout.rows()
-        } else {
-            1
-        };
+    /// Every limit the recording would meet, before anything is uploaded:
+    /// the buffer sizes, f16 support, and the same plan (the uploads are
+    /// padded to whole vec4s).
+    fn check_host_plan(
+        &self,
+        layout: &Layout,
+        input: &HostInput<'_>,
+        targets: &DeviceTargets<'_>,
+        weights: Weights<'_>,
+        opts: &CrossEntropyOptions,
+        returns: &Returns,
+    ) -> Result<()> {
         let per_row = if returns.lse || opts.reduction == Reduction::None {
             layout.rows() as u64 * 4
         } else {
             0
         };
-        self.check_buffer_sizes(
-            dims,
-            &[
-                ("input", input.bytes().len() as u64),
-                ("targets", target_bytes.len() as u64),
-                ("per-row output", per_row),
-            ],
-        )?;
-        // Every limit the recording would meet, before anything is uploaded:
-        // the same plan (the uploads are padded to whole vec4s).
+        let sizes = [
+            ("input", input.bytes.len() as u64),
+            ("targets", targets.bytes().len() as u64),
+            ("per-row output", per_row),
+        ];
+        self.check_buffer_sizes(&layout.dims, &sizes)?;
         input
-            .precision()
+            .precision
             .supported_on(&self.device, "f16 logits and gradients")?;
-        self.plan_cross_entropy(
-            &layout,
-            crate::ops::cross_entropy::plan::PlanInputs {
-                elem: input.precision().size(),
-                chunked_targets: matches!(targets, Targets::Probs(_)),
-                write_grad: returns.grad,
-                weights: weights.class.is_some(),
-                correct: returns.correct,
-                reduction: opts.reduction,
-                strategy: opts.strategy,
-                vocab: false,
-            },
-        )?;
-
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        let output = |label, elems| self.output(label, elems);
-        // The gradient is written in place over the uploaded input (padded
-        // to whole vec4s, so that every row strategy can run): one
-        // input-sized buffer on the device instead of two.
-        // The first upload finds a lost device (Error::DeviceLost).
-        let logits_buf = self.upload_as("xent input", input.bytes(), STORAGE_OUT)?;
-        let targets_buf = self.upload("xent targets", target_bytes)?;
-        let weights_buf = weights
-            .class
-            .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let sample_buf = weights
-            .sample
-            .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let loss_buf = output("xent loss", loss_elems);
-        let lse_buf = returns.lse.then(|| output("xent lse", layout.rows()));
-        let correct_buf = returns.correct.then(|| output("xent correct", 1));
-        let status_buf = output("xent status", STATUS_SIZE as usize / 4);
-
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        let target_buffer = match targets {
-            Targets::I64(_) | Targets::I32(_) => TargetBuffer::ClassI32(targets_buf.slice(..)),
-            Targets::U8(_) => TargetBuffer::ClassU8(targets_buf.slice(..)),
-            Targets::Probs(_) => TargetBuffer::Probs(targets_buf.slice(..)),
+        let plan = PlanInputs {
+            elem: input.precision.size(),
+            chunked_targets: matches!(targets.targets, Targets::Probs(_)),
+            write_grad: returns.grad,
+            weights: weights.class.is_some(),
+            correct: returns.correct,
+            reduction: opts.reduction,
+            strategy: opts.strategy,
+            vocab: false,
         };
-        self.record_cross_entropy(
-            &mut encoder,
-            dims,
-            opts,
-            &CrossEntropyBuffers {
-                weights: weights_buf.as_ref().map(|b| b.slice(..)),
-                sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
-                lse: lse_buf.as_ref().map(|b| b.slice(..)),
-                correct: correct_buf.as_ref().map(|b| b.slice(..)),
-                in_place: returns.grad,
-                precision: input.precision(),
-                ..CrossEntropyBuffers::new(
-                    logits_buf.slice(..),
-                    target_buffer,
-                    loss_buf.slice(..),
-                    None,
-                    status_buf.slice(..),
-                )
-            },
-        )?;
-        let mut wanted = vec![&status_buf, &loss_buf];
-        if returns.grad {
-            wanted.push(&logits_buf);
-        }
-        wanted.extend(lse_buf.as_ref());
-        wanted.extend(correct_buf.as_ref());
-        let bytes = self.download(encoder, &wanted);
-        scope.pop("running cross-entropy")?;
-        drop(guard);
-        let bytes = bytes?;
-        let mut bytes = bytes.iter();
-        let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        let status = CrossEntropyStatus::from_bytes(next());
-        status.check(&layout, opts.ignore_index)?;
-        let loss = to_f32(next(), loss_elems);
-        let mut grad = returns
-            .grad
-            .then(|| input.precision().widen(next(), layout.len()));
-        if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
-            fault.apply(g, &layout);
-        }
-        let lse = lse_buf.map(|_| to_f32(next(), layout.rows()));
-        let correct = correct_buf.map(|_| u64::from(words(next())[0]));
-        let out = CrossEntropyOutput {
-            loss,
-            loss_dims: if opts.reduction == Reduction::None {
-                layout.target_dims()
-            } else {
-                Vec::new()
-            },
-            grad,
-            lse,
-            correct,
-            magnitude: None,
-        };
-        if let Some(tol) = self.verify {
-            // The CPU on the values as the device holds them.
-            let input32 = input.precision().widen(input.bytes(), input.len());
-            let reference = cpu::cross_entropy_with(&input32, dims, targets, weights, opts)?;
-            // A half-precision gradient is held to its type's tolerance.
-            let grad_tol = input.precision().tolerance(tol);
-            tol.compare_cross_entropy(&out, &reference, &grad_tol)?;
-        }
-        Ok(out)
+        self.plan_cross_entropy(layout, plan).map(|_| ())
     }
+
+    /// Verify mode: holds `out` to the CPU twin on `input` (the values as
+    /// the device holds them), a half-precision gradient to its type's
+    /// tolerance. Shared by the split call.
+    pub(crate) fn verify_cross_entropy(
+        &self,
+        out: &CrossEntropyOutput<f32>,
+        input: impl FnOnce() -> Vec<f32>,
+        dims: &[usize],
+        (targets, weights): (Targets<'_>, Weights<'_>),
+        opts: &CrossEntropyOptions,
+        precision: Precision,
+    ) -> Result<()> {
+        let Some(tol) = self.verify else {
+            return Ok(());
+        };
+        let reference = cpu::cross_entropy_with(&input(), dims, targets, weights, opts)?;
+        tol.compare_cross_entropy(out, &reference, &precision.tolerance(tol))
+    }
+}
+
+/// The checks of a host call's inputs before anything is uploaded (shapes,
+/// lengths, weights, options, returns), and its targets as the GPU reads
+/// them. Shared by the split call.
+pub(crate) fn check_host_inputs<'a>(
+    layout: &Layout,
+    len: usize,
+    targets: Targets<'a>,
+    weights: Weights<'_>,
+    opts: &CrossEntropyOptions,
+    returns: &Returns,
+) -> Result<DeviceTargets<'a>> {
+    let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+    let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
+    let (class64, sample64) = (class64.as_deref(), sample64.as_deref());
+    validate::inputs(layout, len, &targets, class64, sample64, opts)?;
+    opts.check_returns(returns)?;
+    DeviceTargets::new(layout, targets, opts.ignore_index)
+}
+
+/// A host call's targets as the GPU reads them: i64 class indices narrowed
+/// to i32; i32, u8 and probabilities as they are (u8 masks with no widening
+/// copy).
+pub(crate) struct DeviceTargets<'a> {
+    pub(crate) targets: Targets<'a>,
+    narrowed: Option<Vec<i32>>,
+}
+
+impl<'a> DeviceTargets<'a> {
+    fn new(layout: &Layout, targets: Targets<'a>, ignore_index: i64) -> Result<Self> {
+        let narrowed = match targets {
+            Targets::I64(t) => Some(narrow_targets(layout, t, ignore_index)?),
+            _ => None,
+        };
+        Ok(Self { targets, narrowed })
+    }
+
+    /// The bytes to upload.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match (&self.targets, &self.narrowed) {
+            (_, Some(t)) => bytemuck::cast_slice(t),
+            (Targets::I32(t), _) => bytemuck::cast_slice(t),
+            (Targets::U8(t), _) => t,
+            (Targets::Probs(t), _) => bytemuck::cast_slice(t),
+            (Targets::I64(_), None) => unreachable!("i64 targets are narrowed on creation"),
+        }
+    }
+
+    /// `buffer`, holding [`DeviceTargets::bytes`] (or, for probabilities,
+    /// a slice of them), as the recording API takes it.
+    pub(crate) fn buffer<'b>(&self, buffer: &'b wgpu::Buffer) -> TargetBuffer<'b> {
+        match self.targets {
+            Targets::I64(_) | Targets::I32(_) => TargetBuffer::ClassI32(buffer.slice(..)),
+            Targets::U8(_) => TargetBuffer::ClassU8(buffer.slice(..)),
+            Targets::Probs(_) => TargetBuffer::Probs(buffer.slice(..)),
+        }
+    }
+}
+
+/// The outputs of a host call other than the gradient (written in place
+/// over the input): loss, status, and the per-row outputs asked for.
+pub(crate) struct OutputBuffers {
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
+    lse: Option<wgpu::Buffer>,
+    correct: Option<wgpu::Buffer>,
+}
+
+impl OutputBuffers {
+    pub(crate) fn new(
+        run: &HostRun<'_>,
+        rows: usize,
+        reduction: Reduction,
+        returns: &Returns,
+    ) -> Self {
+        Self {
+            loss: run.output("xent loss", reduction.loss_len(rows)),
+            status: run.status(),
+            lse: run.output_if(returns.lse, "xent lse", rows),
+            correct: run.output_if(returns.correct, "xent correct", 1),
+        }
+    }
+
+    /// The recording API's buffers with these outputs (no weights, no
+    /// gradient written, f32).
+    pub(crate) fn buffers<'b>(
+        &'b self,
+        logits: wgpu::BufferSlice<'b>,
+        targets: TargetBuffer<'b>,
+    ) -> CrossEntropyBuffers<'b> {
+        CrossEntropyBuffers {
+            lse: self.lse.as_ref().map(|b| b.slice(..)),
+            correct: self.correct.as_ref().map(|b| b.slice(..)),
+            ..CrossEntropyBuffers::new(
+                logits,
+                targets,
+                self.loss.slice(..),
+                None,
+                self.status.slice(..),
+            )
+        }
+    }
+
+    /// The outputs to read back, in the order [`read_outputs`] takes them.
+    pub(crate) fn wanted(&self) -> Vec<&wgpu::Buffer> {
+        let mut wanted = vec![&self.status, &self.loss];
+        wanted.extend(self.lse.as_ref());
+        wanted.extend(self.correct.as_ref());
+        wanted
+    }
+}
+
+/// Reads [`OutputBuffers::wanted`]: the status (its error, if it reports
+/// bad input), then the outputs; the gradient is left to the caller.
+pub(crate) fn read_outputs(
+    read: &mut Readback,
+    layout: &Layout,
+    opts: &CrossEntropyOptions,
+    returns: &Returns,
+) -> Result<CrossEntropyOutput<f32>> {
+    let status: CrossEntropyStatus = read.status();
+    status.check(layout, opts.ignore_index)?;
+    Ok(CrossEntropyOutput {
+        loss: read.f32s(opts.reduction.loss_len(layout.rows())),
+        loss_dims: opts.reduction.loss_dims(layout.target_dims()),
+        grad: None,
+        lse: returns.lse.then(|| read.f32s(layout.rows())),
+        correct: returns.correct.then(|| read.count()),
+        magnitude: None,
+    })
 }
 
 /// The host API's input, in the element type it goes to the device in.
@@ -333,20 +409,6 @@ struct HostInput<'a> {
     bytes: &'a [u8],
     len: usize,
     precision: Precision,
-}
-
-impl HostInput<'_> {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.bytes
-    }
-
-    fn precision(&self) -> Precision {
-        self.precision
-    }
 }
 
 /// Targets as the GPU's i32. A value that does not fit is out of range for

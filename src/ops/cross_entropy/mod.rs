@@ -3,6 +3,7 @@
 
 pub(crate) mod buffers;
 pub(crate) mod check;
+mod choose;
 pub(crate) mod compare;
 pub(crate) mod cpu;
 pub(crate) mod dispatch;

@@ -8,13 +8,9 @@ use super::cpu::{self, ElementwiseOutput};
 use super::options::{ElementwiseOptions, LossWeights};
 use super::status::ElementwiseStatus;
 use super::validate;
-use crate::core::shape::Layout;
-use crate::core::status::{OpStatus, STATUS_SIZE};
-use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
-use crate::core::Reduction;
 use crate::core::{Element, Precision, Returns};
-use crate::error::{GpuScope, Result};
+use crate::error::Result;
 
 /// **Host API** of the elementwise losses: slices in, `Vec`s out.
 impl Context {
@@ -89,104 +85,58 @@ impl Context {
         validate::returns(returns)?;
         let (input, target) = (stored.values(stored.input), stored.values(stored.target));
         let (input, target) = (&input[..], &target[..]);
-        let loss = options.loss;
-        let (shape, weight_shape) = validate::slices(loss, dims, input, target, weights)?;
+        let (shape, weight_shape) = validate::slices(options.loss, dims, input, target, weights)?;
         stored
             .precision
             .supported_on(&self.device, "f16 inputs and gradients")?;
-        let bytes = shape.len as u64 * 4;
-        self.check_buffer_sizes(dims, &[("input", bytes)])?;
+        self.check_buffer_sizes(dims, &[("input", shape.len as u64 * 4)])?;
         self.plan_elementwise(&shape, weight_shape, weights.pos_weight.is_some())?;
-        let loss_len = if options.reduction == Reduction::None {
-            shape.len
-        } else {
-            1
+        let run = self.host_run();
+        let input_buf = run.upload("xent input", stored.input)?;
+        let target_buf = run.upload("xent target", stored.target)?;
+        let weight_buf = run.upload_opt("xent weight", weights.weight)?;
+        let pos_buf = run.upload_opt("xent pos_weight", weights.pos_weight)?;
+        let loss_len = options.reduction.loss_len(shape.len);
+        let loss_buf = run.output("xent loss", loss_len);
+        let grad_words = (shape.len as u64 * stored.precision.size()).div_ceil(4) as usize;
+        let grad_buf = run.output_if(returns.grad, "xent grad", grad_words);
+        let status_buf = run.status();
+        let mut encoder = run.encoder();
+        let buffers = ElementwiseBuffers {
+            weight: weight_buf.as_ref().map(|b| b.slice(..)).zip(weight_shape),
+            pos_weight: pos_buf.as_ref().map(|b| b.slice(..)),
+            precision: stored.precision,
+            ..ElementwiseBuffers::new(
+                input_buf.slice(..),
+                target_buf.slice(..),
+                loss_buf.slice(..),
+                grad_buf.as_ref().map(|b| b.slice(..)),
+                status_buf.slice(..),
+            )
         };
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        let output = |label, words: usize| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                // At least a word: an empty input still reads back a buffer.
-                size: (words as u64 * 4).max(4),
-                usage: STORAGE_OUT,
-                mapped_at_creation: false,
-            })
-        };
-        // The first upload finds a lost device (Error::DeviceLost).
-        let upload = |label, v: &[u8]| {
-            // Whole words; an empty tensor still needs a buffer to bind.
-            let mut bytes = v.to_vec();
-            bytes.resize(v.len().next_multiple_of(4).max(4), 0);
-            self.upload(label, &bytes)
-        };
-        let input_buf = upload("xent input", stored.input)?;
-        let target_buf = upload("xent target", stored.target)?;
-        let weight_buf = weights
-            .weight
-            .map(|w| upload("xent weight", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let pos_buf = weights
-            .pos_weight
-            .map(|w| upload("xent pos_weight", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let loss_buf = output("xent loss", loss_len);
-        let stored_words = (shape.len as u64 * stored.precision.size()).div_ceil(4) as usize;
-        let grad_buf = returns.grad.then(|| output("xent grad", stored_words));
-        let status_buf = output("xent status", STATUS_SIZE as usize / 4);
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.record_elementwise_loss(
-            &mut encoder,
-            dims,
-            options,
-            &ElementwiseBuffers {
-                weight: weight_buf.as_ref().map(|b| b.slice(..)).zip(weight_shape),
-                pos_weight: pos_buf.as_ref().map(|b| b.slice(..)),
-                precision: stored.precision,
-                ..ElementwiseBuffers::new(
-                    input_buf.slice(..),
-                    target_buf.slice(..),
-                    loss_buf.slice(..),
-                    grad_buf.as_ref().map(|b| b.slice(..)),
-                    status_buf.slice(..),
-                )
-            },
-        )?;
-        let mut wanted = vec![&loss_buf, &status_buf];
+        self.record_elementwise_loss(&mut encoder, dims, options, &buffers)?;
+        let mut wanted = vec![&status_buf, &loss_buf];
         wanted.extend(grad_buf.as_ref());
-        let bytes = self.download(encoder, &wanted);
-        scope.pop("running an elementwise loss")?;
-        drop(guard);
-        let bytes = bytes?;
-        let status = ElementwiseStatus::from_bytes(&bytes[1]);
+        let mut read = run.finish(encoder, &wanted, "running an elementwise loss")?;
+        let status: ElementwiseStatus = read.status();
         if status.bad_elements > 0 {
-            // The values from the host's copies: the GPU reads them only within its first binding.
+            // The values from the host's copies: the GPU reads them only
+            // within its first binding.
             let first = status.first_position as usize;
             let at = |v: &[f32]| v.get(first).copied().unwrap_or(f32::NAN);
-            return Err(validate::out_of_range(
-                &shape,
-                first,
-                at(input),
-                at(target),
-                u64::from(status.bad_elements),
-            ));
+            let bad = u64::from(status.bad_elements);
+            let (x, y) = (at(input), at(target));
+            return Err(validate::out_of_range(&shape, first, x, y, bad));
         }
-        let mut grad = grad_buf.map(|_| stored.precision.widen(&bytes[2], shape.len));
-        if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
-            if shape.len > 0 {
-                fault.apply(g, &Layout::from_dims(&[shape.len])?);
-            }
-        }
-        let out = ElementwiseOutput {
-            loss: to_f32(&bytes[0], loss_len),
-            loss_dims: if options.reduction == Reduction::None {
-                shape.dims.clone()
-            } else {
-                Vec::new()
-            },
-            grad,
+        let mut out = ElementwiseOutput {
+            loss: read.f32s(loss_len),
+            loss_dims: options.reduction.loss_dims(shape.dims.clone()),
+            grad: returns
+                .grad
+                .then(|| read.widened(stored.precision, shape.len)),
             magnitude: None,
         };
+        self.inject_fault(out.grad.as_mut(), &[shape.len]);
         if let Some(tol) = self.verify {
             let reference = cpu::elementwise_loss(input, target, dims, weights, options)?;
             // A half-precision gradient is held to its type's tolerance.

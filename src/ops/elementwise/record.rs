@@ -181,7 +181,7 @@ impl Context {
         call: &ElementwiseCall<'_>,
         (e0, e1): (usize, usize),
     ) -> Result<Dispatch> {
-        let (b, d, plan) = (call.b, &call.dummies, &call.plan);
+        let plan = &call.plan;
         let params = ElementwiseParams {
             n: (e1 - e0) as u32,
             first: e0 as u32,
@@ -190,8 +190,38 @@ impl Context {
             ..call.base
         };
         let uniform = self.uniform("xent elementwise params", bytemuck::bytes_of(&params))?;
-        // f32 ranges (weights, losses) and the storage's (input, target,
-        // gradient: whole words, chunks starting at whole blocks).
+        let r = self.chunk_regions(call, (e0, e1));
+        let pipeline = self.elementwise_pipeline(call.variant, plan.entry())?;
+        let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
+        let aux_range = self.whole_range(call.aux.slice(..), 4);
+        // Each kernel's bindings: the scalar slots, or their vec4 views.
+        let mut entries = vec![
+            (slot::PARAMS, &uniform, params_range),
+            (slot::WEIGHT, &r.weight.0, r.weight.1),
+            (slot::POS_WEIGHT, &r.pos_weight.0, r.pos_weight.1),
+            (slot::AUX, &call.aux, aux_range),
+        ];
+        let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
+        entries.extend([
+            (slot::INPUT + vec4, &r.input.0, r.input.1),
+            (slot::TARGET + vec4, &r.target.0, r.target.1),
+            (slot::GRAD + vec4, &r.grad.0, r.grad.1),
+            (slot::LOSS + vec4, &r.loss.0, r.loss.1),
+        ]);
+        if plan.vec4 {
+            entries.push((slot::WEIGHT + slot::VEC4, &r.weight4.0, r.weight4.1));
+        }
+        let group = self.bind_ranges(&pipeline, &entries);
+        let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
+        Ok((plan.entry(), pipeline, group, grid))
+    }
+
+    /// What a chunk of elements `e0..e1` binds of each buffer: the f32
+    /// ranges (weights, losses) and the storage's (input, target, gradient:
+    /// whole words, chunks starting at whole blocks), regions bound whole,
+    /// and placeholders for the buffers not given.
+    fn chunk_regions(&self, call: &ElementwiseCall<'_>, (e0, e1): (usize, usize)) -> ChunkRegions {
+        let (b, d) = (call.b, &call.dummies);
         let range = (e0 as u64 * 4, (e1 - e0) as u64 * 4);
         let elem = b.precision.size();
         let stored = (
@@ -206,55 +236,25 @@ impl Context {
         let dummy = |buffer: &wgpu::Buffer| (buffer.clone(), (0, 16));
         // As validated: a last-axis weight as long as the input is its shape's.
         let weight_given = b.weight.map(|(w, _)| w).zip(call.weight_shape);
-        let (weight, weight_range) = match weight_given {
-            Some((w, WeightShape::Full)) => part(w, range),
-            Some((w, WeightShape::LastAxis)) => whole(w),
-            None => dummy(&d.read),
-        };
-        let (weight4, weight4_range) = match weight_given {
-            Some((w, WeightShape::Full)) => part(w, range),
-            _ => dummy(&d.read),
-        };
-        let (pos_weight, pos_range) = match b.pos_weight {
-            Some(pw) => whole(pw),
-            None => dummy(&d.read),
-        };
-        let (grad, grad_range) = match b.grad {
-            Some(g) => part(g, stored),
-            None => dummy(&d.grad),
-        };
-        let (loss_buf, loss_range) = match call.reduction {
-            Reduction::None => part(b.loss, range),
-            _ => dummy(&d.loss),
-        };
-        let (input, input_range) = part(b.input, stored);
-        let (target, target_range) = part(b.target, stored);
-        let pipeline = self.elementwise_pipeline(call.variant, plan.entry())?;
-        let params_range = (0, std::mem::size_of::<ElementwiseParams>() as u64);
-        // Each kernel's bindings: the scalar slots, or their vec4 views.
-        let mut entries = vec![
-            (slot::PARAMS, &uniform, params_range),
-            (slot::WEIGHT, &weight, weight_range),
-            (slot::POS_WEIGHT, &pos_weight, pos_range),
-            (
-                slot::AUX,
-                &call.aux,
-                self.whole_range(call.aux.slice(..), 4),
-            ),
-        ];
-        let vec4 = if plan.vec4 { slot::VEC4 } else { 0 };
-        entries.extend([
-            (slot::INPUT + vec4, &input, input_range),
-            (slot::TARGET + vec4, &target, target_range),
-            (slot::GRAD + vec4, &grad, grad_range),
-            (slot::LOSS + vec4, &loss_buf, loss_range),
-        ]);
-        if plan.vec4 {
-            entries.push((slot::WEIGHT + slot::VEC4, &weight4, weight4_range));
+        ChunkRegions {
+            weight: match weight_given {
+                Some((w, WeightShape::Full)) => part(w, range),
+                Some((w, WeightShape::LastAxis)) => whole(w),
+                None => dummy(&d.read),
+            },
+            weight4: match weight_given {
+                Some((w, WeightShape::Full)) => part(w, range),
+                _ => dummy(&d.read),
+            },
+            pos_weight: b.pos_weight.map_or_else(|| dummy(&d.read), whole),
+            grad: b.grad.map_or_else(|| dummy(&d.grad), |g| part(g, stored)),
+            loss: match call.reduction {
+                Reduction::None => part(b.loss, range),
+                _ => dummy(&d.loss),
+            },
+            input: part(b.input, stored),
+            target: part(b.target, stored),
         }
-        let group = self.bind_ranges(&pipeline, &entries);
-        let grid = self.grid((e1 - e0).div_ceil(BLOCK))?;
-        Ok((plan.entry(), pipeline, group, grid))
     }
 
     /// The blocks' statistics folded and reduced (and `Bce`'s input check
@@ -396,6 +396,21 @@ fn base_params(
         nan: f32::NAN,
         grad_scale: (1.0 / denom) as f32,
     }
+}
+
+/// A buffer and the (offset, size) of it a binding covers.
+type Bound = (wgpu::Buffer, (u64, u64));
+
+/// What one chunk's dispatch binds of each buffer.
+struct ChunkRegions {
+    weight: Bound,
+    /// The vec4 view of a full-shape weight.
+    weight4: Bound,
+    pos_weight: Bound,
+    grad: Bound,
+    loss: Bound,
+    input: Bound,
+    target: Bound,
 }
 
 #[cfg(test)]

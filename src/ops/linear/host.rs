@@ -5,13 +5,11 @@ use super::cpu::{self, LinearOutput};
 use super::options::LinearCrossEntropyOptions;
 use super::record::LinearBuffers;
 use super::LinearDims;
+use crate::core::host_run::{HostRun, Readback};
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
-use crate::core::status::{words, OpStatus, STATUS_SIZE};
-use crate::core::transfer::to_f32;
-use crate::core::Reduction;
 use crate::core::{Context, Element, Returns};
-use crate::error::{Error, GpuScope, Result};
+use crate::error::{Error, Result};
 use crate::ops::cross_entropy::host::narrow_targets;
 use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::TargetBuffer;
@@ -60,120 +58,232 @@ impl Context {
         opts: &LinearCrossEntropyOptions,
         returns: &Returns,
     ) -> Result<LinearOutput<f32>> {
-        let dims = *dims;
-        let LinearDims { n, h, v } = dims;
+        let inputs = LinearInputs {
+            hidden,
+            weight,
+            bias,
+            targets,
+            class_weights,
+        };
+        let targets32 = inputs.check(self, dims, opts, returns)?;
+        self.plan_linear_cross_entropy(dims, opts, returns)?;
+        let run = self.host_run();
+        let hidden_buf = run.upload("xent hidden", bytemuck::cast_slice(hidden))?;
+        let weight_buf = run.upload("xent weight", bytemuck::cast_slice(weight))?;
+        let bias_buf = run.upload_opt("xent bias", bias)?;
+        let targets_buf = run.upload("xent targets", bytemuck::cast_slice(&targets32))?;
+        let weights_buf = run.upload_opt("xent class weights", class_weights)?;
+        let outputs = LinearOutputs::new(&run, dims, bias.is_some(), opts, returns);
+        let mut encoder = run.encoder();
+        let buffers = LinearBuffers {
+            bias: bias_buf.as_ref().map(|b| b.slice(..)),
+            weights: weights_buf.as_ref().map(|b| b.slice(..)),
+            precision: T::PRECISION,
+            ..outputs.buffers(
+                hidden_buf.slice(..),
+                weight_buf.slice(..),
+                TargetBuffer::ClassI32(targets_buf.slice(..)),
+            )
+        };
+        self.record_linear_cross_entropy(&mut encoder, dims, opts, &buffers)?;
+        let mut wanted = outputs.wanted();
+        wanted.extend(outputs.grads());
+        let what = "running the fused linear cross-entropy";
+        let mut read = run.finish(encoder, &wanted, what)?;
+        let mut out = read_outputs(&mut read, dims, opts, returns)?;
+        if returns.grad {
+            read_grads(&mut read, &mut out, dims, &[dims.v], bias.is_some());
+        }
+        self.verify_linear(&out, &inputs, dims, opts)?;
+        Ok(out)
+    }
+
+    /// Verify mode: holds `out` to the twin on the inputs widened to f32.
+    /// Shared by the split call.
+    pub(crate) fn verify_linear<T: Element>(
+        &self,
+        out: &LinearOutput<f32>,
+        inputs: &LinearInputs<'_, T>,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+    ) -> Result<()> {
+        let Some(tol) = self.verify else {
+            return Ok(());
+        };
+        let bias = inputs.bias.map(widen_all);
+        let (hidden, weight) = (widen_all(inputs.hidden), widen_all(inputs.weight));
+        let (targets, weights) = (inputs.targets, inputs.class_weights);
+        let reference = cpu::linear_cross_entropy(
+            &hidden,
+            &weight,
+            bias.as_deref(),
+            targets,
+            weights,
+            dims,
+            opts,
+        )?;
+        tol.compare_linear(out, &reference)
+    }
+}
+
+/// A host call's inputs, as the caller gave them.
+pub(crate) struct LinearInputs<'a, T> {
+    pub(crate) hidden: &'a [T],
+    pub(crate) weight: &'a [T],
+    pub(crate) bias: Option<&'a [T]>,
+    pub(crate) targets: &'a [i64],
+    pub(crate) class_weights: Option<&'a [f32]>,
+}
+
+impl<T: Element> LinearInputs<'_, T> {
+    /// The checks before anything is uploaded (options, returns, lengths by
+    /// the twin's rule, element type), and the targets as the GPU's i32.
+    pub(crate) fn check(
+        &self,
+        ctx: &Context,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
+    ) -> Result<Vec<i32>> {
         opts.validate()?;
         opts.loss.check_returns(returns)?;
-        // The shapes, by the twin's rule, before anything is uploaded.
-        super::check_lengths(
-            dims,
-            hidden.len(),
-            weight.len(),
-            bias.map(<[T]>::len),
-            targets.len(),
-        )?;
-        if let Some(w) = class_weights {
-            if w.len() != v {
+        let (hidden, weight) = (self.hidden.len(), self.weight.len());
+        let bias = self.bias.map(<[T]>::len);
+        super::check_lengths(*dims, hidden, weight, bias, self.targets.len())?;
+        if let Some(w) = self.class_weights {
+            if w.len() != dims.v {
                 return Err(Error::WeightsLength {
-                    classes: v,
+                    classes: dims.v,
                     actual: w.len(),
                 });
             }
         }
-        let layout = Layout::from_dims(&[n, v])?;
-        let targets32 = narrow_targets(&layout, targets, opts.loss.ignore_index)?;
-        let p = T::PRECISION;
-        p.supported_on(&self.device, "f16 hidden states and weights")?;
-        self.plan_linear_cross_entropy(&dims, opts, returns)?;
-        let (hidden_r, weight_r) = (widen_all(hidden), widen_all(weight));
-        let bias_r = bias.map(widen_all);
-
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        let output = |label, elems| self.output(label, elems);
-        let hidden_buf = self.upload("xent hidden", bytemuck::cast_slice(hidden))?;
-        let weight_buf = self.upload("xent weight", bytemuck::cast_slice(weight))?;
-        let bias_buf = bias
-            .map(|b| self.upload("xent bias", bytemuck::cast_slice(b)))
-            .transpose()?;
-        let targets_buf = self.upload("xent targets", bytemuck::cast_slice(&targets32))?;
-        let weights_buf = class_weights
-            .map(|w| self.upload("xent class weights", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let grads = returns.grad;
-        let loss_elems = if opts.loss.reduction == Reduction::None {
-            n
-        } else {
-            1
-        };
-        let loss_buf = output("xent loss", loss_elems);
-        let status_buf = output("xent status", STATUS_SIZE as usize / 4);
-        let gh_buf = grads.then(|| output("xent grad hidden", n * h));
-        let gw_buf = grads.then(|| output("xent grad weight", v * h));
-        let gb_buf = (grads && bias.is_some()).then(|| output("xent grad bias", v));
-        let lse_buf = returns.lse.then(|| output("xent lse", n));
-        let correct_buf = returns.correct.then(|| output("xent correct", 1));
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.record_linear_cross_entropy(
-            &mut encoder,
-            &dims,
-            opts,
-            &LinearBuffers {
-                bias: bias_buf.as_ref().map(|b| b.slice(..)),
-                weights: weights_buf.as_ref().map(|b| b.slice(..)),
-                precision: p,
-                grad_hidden: gh_buf.as_ref().map(|b| b.slice(..)),
-                grad_weight: gw_buf.as_ref().map(|b| b.slice(..)),
-                grad_bias: gb_buf.as_ref().map(|b| b.slice(..)),
-                lse: lse_buf.as_ref().map(|b| b.slice(..)),
-                correct: correct_buf.as_ref().map(|b| b.slice(..)),
-                ..LinearBuffers::new(
-                    hidden_buf.slice(..),
-                    weight_buf.slice(..),
-                    TargetBuffer::ClassI32(targets_buf.slice(..)),
-                    loss_buf.slice(..),
-                    status_buf.slice(..),
-                )
-            },
-        )?;
-        let mut wanted = vec![&status_buf, &loss_buf];
-        for b in [&gh_buf, &gw_buf, &gb_buf, &lse_buf, &correct_buf] {
-            wanted.extend(b.as_ref());
-        }
-        let bytes = self.download(encoder, &wanted);
-        scope.pop("running the fused linear cross-entropy")?;
-        drop(guard);
-        let bytes = bytes?;
-        let mut bytes = bytes.iter();
-        let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        CrossEntropyStatus::from_bytes(next()).check(&layout, opts.loss.ignore_index)?;
-        let loss = to_f32(next(), loss_elems);
-        let grad_hidden = gh_buf.as_ref().map(|_| to_f32(next(), n * h));
-        let grad_weight = gw_buf.as_ref().map(|_| to_f32(next(), v * h));
-        let grad_bias = gb_buf.as_ref().map(|_| to_f32(next(), v));
-        let lse = lse_buf.as_ref().map(|_| to_f32(next(), n));
-        let correct = correct_buf.as_ref().map(|_| u64::from(words(next())[0]));
-        let out = LinearOutput {
-            loss,
-            grad_hidden,
-            grad_weight,
-            grad_bias,
-            lse,
-            correct,
-            magnitude: None,
-        };
-        if let Some(tol) = self.verify {
-            let reference = cpu::linear_cross_entropy(
-                &hidden_r,
-                &weight_r,
-                bias_r.as_deref(),
-                targets,
-                class_weights,
-                &dims,
-                opts,
-            )?;
-            tol.compare_linear(&out, &reference)?;
-        }
-        Ok(out)
+        let layout = Layout::from_dims(&[dims.n, dims.v])?;
+        let targets = narrow_targets(&layout, self.targets, opts.loss.ignore_index)?;
+        T::PRECISION.supported_on(&ctx.device, "f16 hidden states and weights")?;
+        Ok(targets)
     }
+}
+
+/// The outputs of a host call (or of one shard of a split one, `dims.v`
+/// its classes): loss, status, the gradients and per-row outputs asked for.
+pub(crate) struct LinearOutputs {
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
+    grad_hidden: Option<wgpu::Buffer>,
+    grad_weight: Option<wgpu::Buffer>,
+    grad_bias: Option<wgpu::Buffer>,
+    lse: Option<wgpu::Buffer>,
+    correct: Option<wgpu::Buffer>,
+}
+
+impl LinearOutputs {
+    pub(crate) fn new(
+        run: &HostRun<'_>,
+        dims: &LinearDims,
+        bias: bool,
+        opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
+    ) -> Self {
+        let LinearDims { n, h, v } = *dims;
+        let grads = returns.grad;
+        Self {
+            loss: run.output("xent loss", opts.loss.reduction.loss_len(n)),
+            status: run.status(),
+            grad_hidden: run.output_if(grads, "xent grad hidden", n * h),
+            grad_weight: run.output_if(grads, "xent grad weight", v * h),
+            grad_bias: run.output_if(grads && bias, "xent grad bias", v),
+            lse: run.output_if(returns.lse, "xent lse", n),
+            correct: run.output_if(returns.correct, "xent correct", 1),
+        }
+    }
+
+    /// The recording API's buffers with these outputs (no bias, no class
+    /// weights, f32).
+    pub(crate) fn buffers<'b>(
+        &'b self,
+        hidden: wgpu::BufferSlice<'b>,
+        weight: wgpu::BufferSlice<'b>,
+        targets: TargetBuffer<'b>,
+    ) -> LinearBuffers<'b> {
+        let slice = |b: &'b Option<wgpu::Buffer>| b.as_ref().map(|b| b.slice(..));
+        let (loss, status) = (self.loss.slice(..), self.status.slice(..));
+        LinearBuffers {
+            grad_hidden: slice(&self.grad_hidden),
+            grad_weight: slice(&self.grad_weight),
+            grad_bias: slice(&self.grad_bias),
+            lse: slice(&self.lse),
+            correct: slice(&self.correct),
+            ..LinearBuffers::new(hidden, weight, targets, loss, status)
+        }
+    }
+
+    /// The outputs but the gradients, in the order [`read_outputs`] takes
+    /// them.
+    pub(crate) fn wanted(&self) -> Vec<&wgpu::Buffer> {
+        let mut wanted = vec![&self.status, &self.loss];
+        wanted.extend(self.lse.as_ref());
+        wanted.extend(self.correct.as_ref());
+        wanted
+    }
+
+    /// The gradients, in the order [`read_grads`] takes a shard's.
+    pub(crate) fn grads(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        [&self.grad_hidden, &self.grad_weight, &self.grad_bias]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// Reads [`LinearOutputs::wanted`]: the status (its error, if it reports
+/// bad input), then the outputs; the gradients are left to [`read_grads`].
+pub(crate) fn read_outputs(
+    read: &mut Readback,
+    dims: &LinearDims,
+    opts: &LinearCrossEntropyOptions,
+    returns: &Returns,
+) -> Result<LinearOutput<f32>> {
+    let layout = Layout::from_dims(&[dims.n, dims.v])?;
+    let status: CrossEntropyStatus = read.status();
+    status.check(&layout, opts.loss.ignore_index)?;
+    Ok(LinearOutput {
+        loss: read.f32s(opts.loss.reduction.loss_len(dims.n)),
+        grad_hidden: None,
+        grad_weight: None,
+        grad_bias: None,
+        lse: returns.lse.then(|| read.f32s(dims.n)),
+        correct: returns.correct.then(|| read.count()),
+        magnitude: None,
+    })
+}
+
+/// Reads the [`LinearOutputs::grads`] of shards of `shard_classes` classes
+/// each, in shard order, into `out`: `∂L/∂h` the sum of the shards' parts
+/// in shard order (one shard's its own), `∂L/∂W` and `∂L/∂b` their rows put
+/// together.
+pub(crate) fn read_grads(
+    read: &mut Readback,
+    out: &mut LinearOutput<f32>,
+    dims: &LinearDims,
+    shard_classes: &[usize],
+    bias: bool,
+) {
+    let (n, h) = (dims.n, dims.h);
+    let mut grad_hidden: Option<Vec<f32>> = None;
+    let mut grad_weight = Vec::with_capacity(dims.v * h);
+    let mut grad_bias = Vec::with_capacity(if bias { dims.v } else { 0 });
+    for &classes in shard_classes {
+        let part = read.f32s(n * h);
+        match grad_hidden.as_mut() {
+            Some(sum) => sum.iter_mut().zip(part).for_each(|(a, b)| *a += b),
+            None => grad_hidden = Some(part),
+        }
+        grad_weight.extend(read.f32s(classes * h));
+        if bias {
+            grad_bias.extend(read.f32s(classes));
+        }
+    }
+    out.grad_hidden = grad_hidden;
+    out.grad_weight = Some(grad_weight);
+    out.grad_bias = bias.then_some(grad_bias);
 }

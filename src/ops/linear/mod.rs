@@ -8,7 +8,7 @@
 
 mod compare;
 pub(crate) mod cpu;
-mod host;
+pub(crate) mod host;
 mod options;
 pub(crate) mod plan;
 mod record;

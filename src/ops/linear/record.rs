@@ -171,29 +171,13 @@ impl Context {
                 s.dummies.clone(),
             )
         };
-        let ce = CrossEntropyBuffers {
-            logits: window.slice(..),
-            targets: b.targets,
-            weights: b.weights,
-            sample_weights: None,
-            loss: b.loss,
-            grad: None,
-            status: b.status,
-            lse: b.lse,
-            correct: b.correct,
-            in_place: true,
-            precision: Precision::F32,
-        };
+        let ce = window_buffers(b, window.slice(..));
         let rows = RowWindow {
             rows: plan.window_rows,
         };
-        let phases = self.prepare_cross_entropy_phases(
-            &[dims.n, whole_v],
-            &opts.loss,
-            &ce,
-            Some(rows),
-            shard,
-        )?;
+        let whole = [dims.n, whole_v];
+        let phases =
+            self.prepare_cross_entropy_phases(&whole, &opts.loss, &ce, Some(rows), shard)?;
         let call = LinearCall {
             dims,
             opts,
@@ -458,5 +442,26 @@ impl<'a> LinearBuffers<'a> {
             correct: None,
             precision: Precision::F32,
         }
+    }
+}
+
+/// Cross-entropy's buffers over the window of f32 logits, its gradient
+/// written in place there, with the fused call's targets and outputs.
+fn window_buffers<'a>(
+    b: &LinearBuffers<'a>,
+    window: wgpu::BufferSlice<'a>,
+) -> CrossEntropyBuffers<'a> {
+    CrossEntropyBuffers {
+        logits: window,
+        targets: b.targets,
+        weights: b.weights,
+        sample_weights: None,
+        loss: b.loss,
+        grad: None,
+        status: b.status,
+        lse: b.lse,
+        correct: b.correct,
+        in_place: true,
+        precision: Precision::F32,
     }
 }

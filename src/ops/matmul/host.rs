@@ -3,10 +3,9 @@
 use super::buffers::{MatmulOptions, MatrixView, ProductBuffers};
 use super::MatmulDims;
 use crate::core::precision::widen_all;
-use crate::core::transfer::{to_f32, STORAGE_OUT};
 use crate::core::Context;
 use crate::core::Element;
-use crate::error::{GpuScope, Result};
+use crate::error::Result;
 
 /// **Host API** of the matrix products: slices in, a `Vec` out.
 impl Context {
@@ -42,10 +41,10 @@ impl Context {
             dims.check_lengths(a.len(), b.len(), opts.transpose_a, opts.transpose_b)?;
         let p = T::PRECISION;
         p.supported_on(&self.device, "f16 operands")?;
-        let scope = GpuScope::push(&self.device);
-        let a_buf = self.upload("xent matmul a", bytemuck::cast_slice(a))?;
-        let b_buf = self.upload("xent matmul b", bytemuck::cast_slice(b))?;
-        let out = self.upload_as("xent matmul out", &vec![0u8; m * n * 4], STORAGE_OUT)?;
+        let run = self.host_run();
+        let a_buf = run.upload("xent matmul a", bytemuck::cast_slice(a))?;
+        let b_buf = run.upload("xent matmul b", bytemuck::cast_slice(b))?;
+        let out = run.output("xent matmul out", m * n);
         let buffers = ProductBuffers {
             a: MatrixView::dense(a_buf.slice(..), p, ac),
             b: MatrixView::dense(b_buf.slice(..), p, bc),
@@ -55,14 +54,11 @@ impl Context {
             out_stride: n as u64,
             accumulate: false,
         };
-        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let mut encoder = run.encoder();
         self.record_matmul(&mut encoder, dims, opts, &buffers)?;
-        scope.pop("recording a matrix product")?;
-        let bytes = self.download(encoder, &[&out])?;
-        let mut c = to_f32(&bytes[0], m * n);
-        if let (Some(f), true) = (self.fault, m * n > 0) {
-            f.apply(&mut c, &crate::Layout::from_dims(&[m, n])?);
-        }
+        let mut read = run.finish(encoder, &[&out], "running a matrix product")?;
+        let mut c = read.f32s(m * n);
+        self.inject_fault(Some(&mut c), &[m, n]);
         if let Some(tol) = self.verify {
             let (a32, b32) = (widen_all(a), widen_all(b));
             let want = super::cpu::matmul(&a32, &b32, dims, opts)?;

@@ -7,10 +7,9 @@ use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions}
 use crate::core::precision::widen_all;
 use crate::core::shape;
 use crate::core::shape::Layout;
-use crate::core::transfer::STORAGE_OUT;
 use crate::core::Context;
 use crate::core::{Element, Precision};
-use crate::error::{GpuScope, Result};
+use crate::error::Result;
 
 /// **Host API** of softmax and log-softmax: slices in, `Vec`s out.
 impl Context {
@@ -144,47 +143,24 @@ impl Context {
         let layout = Layout::from_dims(dims)?;
         shape::length(inputs[0].0, dims, layout.len(), len)?;
         for &(what, v) in inputs {
-            shape::length(
-                what,
-                dims,
-                layout.len(),
-                v.len() / precision.size() as usize,
-            )?;
+            let values = v.len() / precision.size() as usize;
+            shape::length(what, dims, layout.len(), values)?;
         }
         self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
         self.plan_softmax(&layout)?;
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        // The first upload finds a lost device (Error::DeviceLost).
+        let run = self.host_run();
         let buffers: Vec<wgpu::Buffer> = inputs
             .iter()
-            .map(|(what, v)| {
-                // Whole words (bf16 and f16 of an odd count).
-                let mut bytes = v.to_vec();
-                bytes.resize(v.len().next_multiple_of(4), 0);
-                self.upload(what, &bytes)
-            })
+            .map(|(what, v)| run.upload(what, v))
             .collect::<Result<_>>()?;
-        let output = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xent softmax output"),
-            // Whole words, and at least one: an empty batch still reads back a buffer.
-            size: (layout.len() as u64 * precision.size())
-                .next_multiple_of(4)
-                .max(4),
-            usage: STORAGE_OUT,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let words = (layout.len() as u64 * precision.size()).div_ceil(4) as usize;
+        let output = run.output("xent softmax output", words);
+        let mut encoder = run.encoder();
         let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
         record(&mut encoder, &refs, &output)?;
-        let bytes = self.download(encoder, &[&output]);
-        scope.pop("running softmax")?;
-        drop(guard);
-        let bytes = bytes?;
-        let mut out = precision.widen(bytes.first().map_or(&[][..], |b| b), layout.len());
-        if let Some(fault) = self.fault {
-            fault.apply(&mut out, &layout);
-        }
+        let mut read = run.finish(encoder, &[&output], "running softmax")?;
+        let mut out = read.widened(precision, layout.len());
+        self.inject_fault(Some(&mut out), dims);
         Ok(out)
     }
 }

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
 use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 use crate::core::binding::written_apart;
-use crate::core::encode::{Dispatches, Timing};
+use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::shape::Layout;
 use crate::core::Context;
 use crate::core::Precision;
@@ -23,6 +23,21 @@ struct SoftmaxParams {
     splits: u32,
     span: u32,
     _pad: u32,
+}
+
+impl SoftmaxParams {
+    fn new(layout: &Layout, kind: SoftmaxKind, splits: usize) -> Self {
+        Self {
+            outer: layout.outer as u32,
+            classes: layout.classes as u32,
+            inner: layout.inner as u32,
+            rows: layout.rows() as u32,
+            mode: kind.code(),
+            splits: splits as u32,
+            span: layout.classes.div_ceil(splits) as u32,
+            _pad: 0,
+        }
+    }
 }
 
 /// **Recording API** of softmax and log-softmax: your buffers and encoder.
@@ -155,40 +170,19 @@ impl Context {
         dims: &[usize],
         kind: SoftmaxKind,
         precision: Precision,
-        [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
+        pipelines: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, wgpu::BufferSlice<'_>)],
     ) -> Result<()> {
         // As in `prepare_cross_entropy`: popped before anything is recorded.
         let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
-        // Whole words of the storage's values (the binding-size check in
-        // the plan counts 4 bytes a value, which covers every precision).
-        let bytes = (layout.len() as u64 * precision.size()).next_multiple_of(4);
-        for &(what, buffer) in buffers {
-            if precision == Precision::F32 {
-                self.check_buffer(what, buffer, layout.len() as u64)?;
-            } else {
-                self.check_bytes(what, buffer, bytes)?;
-            }
-        }
-        let (written, read) = buffers.split_last().expect("a written buffer");
-        written_apart(&[*written], read)?;
+        self.check_normalise_buffers(&layout, precision, buffers)?;
         if layout.is_empty() {
             // An empty batch: nothing to write.
             return Ok(());
         }
         let strategy = self.plan_softmax(&layout)?;
-        let splits = strategy.splits();
-        let params = SoftmaxParams {
-            outer: layout.outer as u32,
-            classes: layout.classes as u32,
-            inner: layout.inner as u32,
-            rows: layout.rows() as u32,
-            mode: kind.code(),
-            splits: splits as u32,
-            span: layout.classes.div_ceil(splits) as u32,
-            _pad: 0,
-        };
+        let params = SoftmaxParams::new(&layout, kind, strategy.splits());
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params))?;
         // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
         let mut entries = vec![(0, uniform.slice(..)), (1, buffers[0].1)];
@@ -198,49 +192,73 @@ impl Context {
             _ => unreachable!("two or three buffers"),
         }
         // Every dispatch prepared before the pass, so a failure records nothing.
-        let mut dispatches = Vec::with_capacity(2);
-        match strategy {
-            SoftmaxStrategy::Narrow | SoftmaxStrategy::Wide => {
-                let (entry, pipeline, groups) = match strategy {
-                    SoftmaxStrategy::Wide => ("wide", wide, layout.rows()),
-                    _ => ("narrow", narrow, layout.rows().div_ceil(SOFTMAX_WG)),
-                };
-                let group = self.bind(pipeline, &entries);
-                dispatches.push((entry, pipeline.clone(), group, self.grid(groups)?));
-            }
-            SoftmaxStrategy::Split { splits } => {
-                let parts = {
-                    let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                    s.aux(&self.device, strategy.partials_bytes(&layout))?
-                };
-                let grid = self.grid(layout.rows() * splits)?;
-                // The partial pass reads the input (and dy) but writes only `parts`.
-                let partial_entries: Vec<_> = entries
-                    .iter()
-                    .copied()
-                    .filter(|&(slot, _)| slot != 2)
-                    .chain([(4, parts.slice(..))])
-                    .collect();
-                let split_entries: Vec<_> = entries
-                    .iter()
-                    .copied()
-                    .chain([(4, parts.slice(..))])
-                    .collect();
-                for (entry, pipeline, entries) in [
-                    ("partial", partial, partial_entries),
-                    ("split", split, split_entries),
-                ] {
-                    let group = self.bind(pipeline, &entries);
-                    dispatches.push((entry, pipeline.clone(), group, grid));
-                }
-            }
-        }
+        let list = self.normalise_dispatches(&layout, strategy, pipelines, &entries)?;
         scope.pop("preparing the softmax pass")?;
         let call = Dispatches {
             label: "the softmax pass",
-            list: dispatches,
+            list,
         };
         self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// Each buffer's size for `layout`'s values in `precision` (whole words
+    /// of the storage's values: the binding-size check in the plan counts 4
+    /// bytes a value, which covers every precision), and the written one
+    /// (last) apart from the read ones.
+    fn check_normalise_buffers(
+        &self,
+        layout: &Layout,
+        precision: Precision,
+        buffers: &[(&'static str, wgpu::BufferSlice<'_>)],
+    ) -> Result<()> {
+        let bytes = (layout.len() as u64 * precision.size()).next_multiple_of(4);
+        for &(what, buffer) in buffers {
+            if precision == Precision::F32 {
+                self.check_buffer(what, buffer, layout.len() as u64)?;
+            } else {
+                self.check_bytes(what, buffer, bytes)?;
+            }
+        }
+        let (written, read) = buffers.split_last().expect("a written buffer");
+        written_apart(&[*written], read)
+    }
+
+    /// The pass's dispatches: one of the row kernels, or the split rows'
+    /// partial and finishing kernels over the scratch's partials.
+    fn normalise_dispatches(
+        &self,
+        layout: &Layout,
+        strategy: SoftmaxStrategy,
+        [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
+        entries: &[(u32, wgpu::BufferSlice<'_>)],
+    ) -> Result<Vec<Dispatch>> {
+        let (entry, pipeline, groups) = match strategy {
+            SoftmaxStrategy::Wide => ("wide", wide, layout.rows()),
+            SoftmaxStrategy::Narrow => ("narrow", narrow, layout.rows().div_ceil(SOFTMAX_WG)),
+            SoftmaxStrategy::Split { splits } => {
+                let parts = {
+                    let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                    s.aux(&self.device, strategy.partials_bytes(layout))?
+                };
+                let grid = self.grid(layout.rows() * splits)?;
+                let parts = (4, parts.slice(..));
+                // The partial pass reads the input (and dy) but writes only `parts`.
+                let read_only = entries.iter().copied().filter(|&(slot, _)| slot != 2);
+                let partial_entries: Vec<_> = read_only.chain([parts]).collect();
+                let split_entries: Vec<_> = entries.iter().copied().chain([parts]).collect();
+                let passes = [
+                    ("partial", partial, partial_entries),
+                    ("split", split, split_entries),
+                ];
+                let dispatch = |(entry, pipeline, entries): (_, &wgpu::ComputePipeline, Vec<_>)| {
+                    let group = self.bind(pipeline, &entries);
+                    (entry, pipeline.clone(), group, grid)
+                };
+                return Ok(passes.into_iter().map(dispatch).collect());
+            }
+        };
+        let group = self.bind(pipeline, entries);
+        Ok(vec![(entry, pipeline.clone(), group, self.grid(groups)?)])
     }
 }
 

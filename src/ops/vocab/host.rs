@@ -3,22 +3,22 @@
 
 use super::VOCAB_RECORD_BYTES;
 use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
+use std::borrow::Cow;
+
+use crate::core::host_run::HostRun;
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
-use crate::core::status::STATUS_SIZE;
-use crate::core::status::{words, OpStatus};
-use crate::core::transfer::{to_f32, STORAGE_OUT};
+use crate::core::transfer::STORAGE_OUT;
 use crate::core::Context;
-use crate::core::Reduction;
 use crate::core::{Element, Returns};
-use crate::error::{GpuScope, Result};
-use crate::ops::cross_entropy::cpu::{self, CrossEntropyOutput};
-use crate::ops::cross_entropy::host::narrow_targets;
+use crate::error::Result;
+use crate::ops::cross_entropy::cpu::CrossEntropyOutput;
+use crate::ops::cross_entropy::host::{
+    check_host_inputs, read_outputs, DeviceTargets, OutputBuffers,
+};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
-use crate::ops::cross_entropy::validate;
-use crate::ops::cross_entropy::CrossEntropyStatus;
-use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
+use crate::ops::cross_entropy::CrossEntropyBuffers;
 
 /// **Host API** of vocabulary-parallel cross-entropy: K shards on this device.
 impl Context {
@@ -61,111 +61,24 @@ impl Context {
         let precision = E::PRECISION;
         let layout = Layout::from_dims(dims)?;
         let ranges = ClassRange::split(layout.classes, shards)?;
-        let widen = |w: &[f32]| w.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
-        let (class64, sample64) = (weights.class.map(widen), weights.sample.map(widen));
-        validate::inputs(
-            &layout,
-            input.len(),
-            &targets,
-            class64.as_deref(),
-            sample64.as_deref(),
-            opts,
-        )?;
-        opts.check_returns(returns)?;
-        let narrowed = match targets {
-            Targets::I64(t) => Some(narrow_targets(&layout, t, opts.ignore_index)?),
-            _ => None,
-        };
-        let class_bytes: Option<&[u8]> = match (&targets, &narrowed) {
-            (_, Some(t)) => Some(bytemuck::cast_slice(t)),
-            (Targets::I32(t), _) => Some(bytemuck::cast_slice(t)),
-            (Targets::U8(t), _) => Some(t),
-            _ => None,
-        };
+        let device_targets =
+            check_host_inputs(&layout, input.len(), targets, weights, opts, returns)?;
         precision.supported_on(&self.device, "f16 logits and gradients")?;
-        let input_r = widen_all(input);
-        let rows = layout.rows();
-        let loss_elems = if opts.reduction == Reduction::None {
-            rows
-        } else {
-            1
-        };
-
-        let guard = self.host_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let scope = GpuScope::push(&self.device);
-        let output = |label, elems| self.output(label, elems);
-        let class_buf = class_bytes
-            .map(|t| self.upload("xent targets", t))
-            .transpose()?;
-        let sample_buf = weights
-            .sample
-            .map(|w| self.upload("xent sample weights", bytemuck::cast_slice(w)))
-            .transpose()?;
-        let records = Records::new(self, rows, shards);
-        // Each shard's own slices and outputs, as on its own device.
-        struct Shard {
-            logits: wgpu::Buffer,
-            probs: Option<wgpu::Buffer>,
-            weights: Option<wgpu::Buffer>,
-            partial: wgpu::Buffer,
-            loss: wgpu::Buffer,
-            status: wgpu::Buffer,
-            lse: Option<wgpu::Buffer>,
-            correct: Option<wgpu::Buffer>,
-        }
-        let mut shard_bufs = Vec::with_capacity(shards);
-        for &range in &ranges {
-            let logits = self.upload_as(
-                "xent shard input",
-                bytemuck::cast_slice(&class_slice(input, &layout, range)),
-                STORAGE_OUT,
-            )?;
-            let probs = match targets {
-                Targets::Probs(y) => Some(self.upload(
-                    "xent shard targets",
-                    bytemuck::cast_slice(&class_slice(y, &layout, range)),
-                )?),
-                _ => None,
-            };
-            let weights = weights
-                .class
-                .map(|w| {
-                    self.upload(
-                        "xent shard class weights",
-                        bytemuck::cast_slice(&w[range.start..range.end]),
-                    )
-                })
-                .transpose()?;
-            shard_bufs.push(Shard {
-                logits,
-                probs,
-                weights,
-                partial: records.shard("xent shard records"),
-                loss: output("xent loss", loss_elems),
-                status: output("xent status", STATUS_SIZE as usize / 4),
-                lse: returns.lse.then(|| output("xent lse", rows)),
-                correct: returns.correct.then(|| output("xent correct", 1)),
-            });
-        }
-        let u8_targets = matches!(targets, Targets::U8(_));
-        fn target_buffer<'a>(
-            class: Option<&'a wgpu::Buffer>,
-            probs: Option<&'a wgpu::Buffer>,
-            u8_targets: bool,
-        ) -> TargetBuffer<'a> {
-            match (class, probs) {
-                (Some(t), _) if u8_targets => TargetBuffer::ClassU8(t.slice(..)),
-                (Some(t), _) => TargetBuffer::ClassI32(t.slice(..)),
-                (None, Some(y)) => TargetBuffer::Probs(y.slice(..)),
-                (None, None) => unreachable!("probability targets are sliced per shard"),
-            }
-        }
-
-        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let run = self.host_run();
+        let sample = run.upload_opt("xent sample weights", weights.sample)?;
+        let records = Records::new(self, layout.rows(), shards);
+        let shard_bufs = ranges
+            .iter()
+            .map(|&range| {
+                let slices = HostShard::new(input, &layout, &device_targets, weights, range);
+                ShardBuffers::new(&run, &slices, &records, &layout, opts, returns)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut encoder = run.encoder();
         for (k, (s, &range)) in shard_bufs.iter().zip(&ranges).enumerate() {
             let partial = VocabPartialBuffers {
                 logits: s.logits.slice(..),
-                targets: target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
+                targets: device_targets.buffer(&s.targets),
                 weights: s.weights.as_ref().map(|b| b.slice(..)),
                 precision,
                 partial: s.partial.slice(..),
@@ -174,74 +87,100 @@ impl Context {
             records.gather(&mut encoder, k, &s.partial);
         }
         records.merge(self, &mut encoder, opts)?;
-        let merged = &records.merged;
         for (s, &range) in shard_bufs.iter().zip(&ranges) {
             let shard = CrossEntropyBuffers {
                 weights: s.weights.as_ref().map(|b| b.slice(..)),
-                sample_weights: sample_buf.as_ref().map(|b| b.slice(..)),
-                lse: s.lse.as_ref().map(|b| b.slice(..)),
-                correct: s.correct.as_ref().map(|b| b.slice(..)),
+                sample_weights: sample.as_ref().map(|b| b.slice(..)),
                 in_place: returns.grad,
                 precision,
-                ..CrossEntropyBuffers::new(
-                    s.logits.slice(..),
-                    target_buffer(class_buf.as_ref(), s.probs.as_ref(), u8_targets),
-                    s.loss.slice(..),
-                    None,
-                    s.status.slice(..),
-                )
+                ..s.outputs
+                    .buffers(s.logits.slice(..), device_targets.buffer(&s.targets))
             };
-            let buffers = VocabFinishBuffers {
-                shard,
-                merged: merged.slice(..),
-            };
+            let merged = records.merged.slice(..);
+            let buffers = VocabFinishBuffers { shard, merged };
             self.record_vocab_finish(&mut encoder, dims, range, opts, &buffers)?;
         }
-        let first = &shard_bufs[0];
-        let mut wanted = vec![&first.status, &first.loss];
-        wanted.extend(first.lse.as_ref());
-        wanted.extend(first.correct.as_ref());
+        // Every shard writes the whole rows' outputs; the first one's are read.
+        let mut wanted = shard_bufs[0].outputs.wanted();
         if returns.grad {
             wanted.extend(shard_bufs.iter().map(|s| &s.logits));
         }
-        let bytes = self.download(encoder, &wanted);
-        scope.pop("running the vocabulary-split cross-entropy")?;
-        drop(guard);
-        let bytes = bytes?;
-        let mut bytes = bytes.iter();
-        let mut next = || bytes.next().map_or(&[][..], |b| &b[..]);
-        CrossEntropyStatus::from_bytes(next()).check(&layout, opts.ignore_index)?;
-        let loss = to_f32(next(), loss_elems);
-        let lse = returns.lse.then(|| to_f32(next(), rows));
-        let correct = returns.correct.then(|| u64::from(words(next())[0]));
-        let mut grad = returns.grad.then(|| {
+        let what = "running the vocabulary-split cross-entropy";
+        let mut read = run.finish(encoder, &wanted, what)?;
+        let mut out = read_outputs(&mut read, &layout, opts, returns)?;
+        out.grad = returns.grad.then(|| {
             let mut g = vec![0.0f32; layout.len()];
             for &range in &ranges {
-                let slice = precision.widen(next(), layout.rows() * range.len());
+                let slice = read.widened(precision, layout.rows() * range.len());
                 scatter_classes(&mut g, &slice, &layout, range);
             }
             g
         });
-        if let (Some(fault), Some(g)) = (self.fault, grad.as_mut()) {
-            fault.apply(g, &layout);
-        }
-        let out = CrossEntropyOutput {
-            loss,
-            loss_dims: if opts.reduction == Reduction::None {
-                layout.target_dims()
-            } else {
-                Vec::new()
-            },
-            grad,
-            lse,
-            correct,
-            magnitude: None,
-        };
-        if let Some(tol) = self.verify {
-            let reference = cpu::cross_entropy_with(&input_r, dims, targets, weights, opts)?;
-            tol.compare_cross_entropy(&out, &reference, &precision.tolerance(tol))?;
-        }
+        self.inject_fault(out.grad.as_mut(), dims);
+        let input32 = || widen_all(input);
+        self.verify_cross_entropy(&out, input32, dims, (targets, weights), opts, precision)?;
         Ok(out)
+    }
+}
+
+/// One shard's slices of a host call's inputs: its classes of the input,
+/// of probability targets and of the class weights. Class-index targets are
+/// whole in every shard, as on devices of their own.
+struct HostShard<'a, E> {
+    logits: Vec<E>,
+    targets: Cow<'a, [u8]>,
+    weights: Option<&'a [f32]>,
+}
+
+impl<'a, E: Element> HostShard<'a, E> {
+    fn new(
+        input: &[E],
+        layout: &Layout,
+        targets: &'a DeviceTargets<'a>,
+        weights: Weights<'a>,
+        range: ClassRange,
+    ) -> Self {
+        let targets = match targets.targets {
+            Targets::Probs(y) => {
+                Cow::Owned(bytemuck::cast_slice(&class_slice(y, layout, range)).to_vec())
+            }
+            _ => Cow::Borrowed(targets.bytes()),
+        };
+        Self {
+            logits: class_slice(input, layout, range),
+            targets,
+            weights: weights.class.map(|w| &w[range.start..range.end]),
+        }
+    }
+}
+
+/// One shard's buffers, as on its own device: its slices, its records and
+/// its outputs (the gradient in place over its logits).
+struct ShardBuffers {
+    logits: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    weights: Option<wgpu::Buffer>,
+    partial: wgpu::Buffer,
+    outputs: OutputBuffers,
+}
+
+impl ShardBuffers {
+    fn new<E: Element>(
+        run: &HostRun<'_>,
+        slices: &HostShard<'_, E>,
+        records: &Records,
+        layout: &Layout,
+        opts: &CrossEntropyOptions,
+        returns: &Returns,
+    ) -> Result<Self> {
+        let logits = bytemuck::cast_slice(&slices.logits);
+        Ok(Self {
+            logits: run.upload_out("xent shard input", logits)?,
+            targets: run.upload("xent shard targets", &slices.targets)?,
+            weights: run.upload_opt("xent shard class weights", slices.weights)?,
+            partial: records.shard("xent shard records"),
+            outputs: OutputBuffers::new(run, layout.rows(), opts.reduction, returns),
+        })
     }
 }
 
