@@ -6,9 +6,10 @@
 // inner = H * W, and neighbouring invocations of `rows_narrow` read
 // neighbouring pixels of each class plane.
 //
-// The module is assembled (`cross_entropy_source` in src/gpu/pipelines.rs)
-// from a prelude (shaders/lib/elem_*.wgsl: the storage type), these files,
-// and a reductions piece (shaders/lib/*_reductions.wgsl):
+// The module is assembled (`source` in src/ops/cross_entropy/pipelines.rs)
+// from the input's and gradient's storage (src/core/storage.rs), these
+// files, the shared pieces of shaders/lib/, and a reductions piece
+// (*_reductions.wgsl here):
 //   common.wgsl        Params, the switches, the bindings, shared helpers
 //   target_stats.wgsl  target_partials, target_stats: the mean's denominator,
 //                      the class weights' sum, the class-index range check
@@ -25,7 +26,7 @@
 //                      merge, the range's gradient and the loss
 //   reduce_loss.wgsl   loss_partials, reduce_loss
 // A call records the statistics, one strategy's rows passes
-// (`RowStrategy` in src/ops/cross_entropy/plan.rs), then the reduction.
+// (`RowStrategy` in src/ops/cross_entropy/strategy.rs), then the reduction.
 // Every reduction has a fixed shape and order and no float atomics, so the
 // same inputs give bit-identical outputs on the same adapter.
 //
@@ -101,7 +102,7 @@ override HAS_WEIGHTS: bool = false;
 override HAS_SAMPLE_WEIGHTS: bool = false;
 override SMOOTHING: bool = false;
 override Z_LOSS: bool = false;
-// Logit soft-capping: the storage pieces' load_input and load_input4 return
+// Logit soft-capping: load_input and load_input4 return
 // capped logits, and grad_value (quad_grad) multiplies by the cap's slope.
 override SOFTCAP: bool = false;
 override WRITE_GRAD: bool = true;
@@ -144,12 +145,25 @@ fn narrow_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-// The input and the gradient (bindings 1 and 7, their vec4 views 12 and 13)
-// and their accessors (load_input, store_grad, load_input4, store_grad4,
-// store_grad_at4) come from the storage pieces the module is assembled with:
-// `shaders/lib/elem_access.wgsl` over the f32 or f16 prelude, or
-// `elem_bf16.wgsl` (see `cross_entropy_source` in src/gpu/sources.rs); math
-// is in f32.
+// The input and the gradient (bindings 1 and 7, their vec4 views 12 and 13),
+// stored in the call's precision, and their accessors (input_load,
+// grad_store, grad_load4, grad_store4, grad_store_at4, …) come from the
+// storage the core declares (src/core/storage.rs); math is in f32.
+
+// A logit, capped. In place, the input is read from the gradient's buffer.
+fn load_input(idx: u32) -> f32 {
+    if (IN_PLACE) {
+        return cap_input(grad_load(idx));
+    }
+    return cap_input(input_load(idx));
+}
+
+fn load_input4(j: u32) -> vec4<f32> {
+    if (IN_PLACE) {
+        return cap_input4(grad_load4(j));
+    }
+    return cap_input4(input_load4(j));
+}
 
 // i32 class ids, u8 class ids packed little-endian 4 per word, or f32 probabilities (as bits)
 @group(0) @binding(2) var<storage, read> targets: array<u32>;

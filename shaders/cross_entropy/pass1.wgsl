@@ -86,7 +86,7 @@ fn gather4(acc: Partial, c: vec4<u32>, idx: vec4<u32>) -> Partial {
 // returns (its loss term, x if c is the target class else 0).
 fn scalar_pass2(plan: RowPlan, c: u32, idx: u32, x: f32) -> vec2<f32> {
     if (WRITE_GRAD) {
-        store_grad(idx, grad_value(plan, c, idx, x));
+        grad_store(idx, grad_value(plan, c, idx, x));
     }
     return vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
 }

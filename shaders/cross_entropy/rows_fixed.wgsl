@@ -13,7 +13,7 @@
 
 // Quads per row in rows_narrow4_fixed, classes in rows_pixels4_fixed.
 override FIXED_N: u32 = 1u;
-// The most either kernel holds (`FIXED_*_MAX` in src/ops/cross_entropy/plan.rs).
+// The most either kernel holds (`FIXED_*_MAX` in src/ops/cross_entropy/strategy.rs).
 const MAX_FIXED: u32 = 32u;
 
 // Pass 2 of the fixed kernels, vectorised over a vec4's four lanes: four
@@ -90,7 +90,7 @@ fn store_target(plan: RowPlan, idx: u32, x_t: f32) {
     if (plan.kind == 0u) {
         let t = plan.target_class;
         let i = idx + t * p.inner;
-        store_grad_at4(i, grad_value(plan, t, i, x_t));
+        grad_store_at4(i, grad_value(plan, t, i, x_t));
     }
 }
 
@@ -154,7 +154,7 @@ fn rows_narrow4_fixed(
                     let c = 4u * j;
                     w = vec4<f32>(weights[c], weights[c + 1u], weights[c + 2u], weights[c + 3u]);
                 }
-                store_grad4(base4 + j, quad_grad(g, w, xs[j]));
+                grad_store4(base4 + j, quad_grad(g, w, xs[j]));
             }
             store_target(plan, base, x_t);
         }
@@ -235,7 +235,7 @@ fn rows_pixels4_fixed(
             let g = quad_plan(p0, p1, p2, p3);
             for (var c = 0u; c < FIXED_N; c++) {
                 let idx = base + c * stride;
-                store_grad4(idx / 4u, quad_grad(g, vec4<f32>(class_weight(c)), xs[c]));
+                grad_store4(idx / 4u, quad_grad(g, vec4<f32>(class_weight(c)), xs[c]));
             }
             store_target(p0, base, x_t.x);
             store_target(p1, base + 1u, x_t.y);

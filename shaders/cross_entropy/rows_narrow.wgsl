@@ -34,7 +34,7 @@ fn rows_narrow(
             let x = load_input(idx);
             block += loss_term(plan, c, idx, x);
             if (WRITE_GRAD) {
-                store_grad(idx, grad_value(plan, c, idx, x));
+                grad_store(idx, grad_value(plan, c, idx, x));
             }
         }
         acc += block;

@@ -82,10 +82,10 @@ fn scalar_quad_pass2(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
     if (WRITE_GRAD) {
         let g = grad_quad(plan, c, 4u * j, v);
         let i = 4u * j;
-        store_grad(i, g.x);
-        store_grad(i + 1u, g.y);
-        store_grad(i + 2u, g.z);
-        store_grad(i + 3u, g.w);
+        grad_store(i, g.x);
+        grad_store(i + 1u, g.y);
+        grad_store(i + 2u, g.z);
+        grad_store(i + 3u, g.w);
     }
     return quad_sums(plan, j, c, v);
 }

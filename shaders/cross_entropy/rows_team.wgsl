@@ -4,7 +4,7 @@
 // ---------------------------------------------------------------- rows_team
 //
 // The GPU kernels for rows of inner == 1 (`RowStrategy::Team`/`Team4` in
-// src/ops/cross_entropy/plan.rs): a team of TEAM neighbouring invocations per
+// src/ops/cross_entropy/strategy.rs): a team of TEAM neighbouring invocations per
 // row and TEAM_WG / TEAM rows per workgroup. The team's lanes read
 // neighbouring elements (or vec4s) of their row, so one load instruction of a
 // GPU's SIMD group covers whole contiguous runs of memory (coalesced), where

@@ -96,7 +96,7 @@ fn quad_span_grad(acc0: vec2<f32>, plan: RowPlan, lid: u32, q0: u32, head: u32, 
 // its gradient and returns (its loss term, the input at the target class or 0).
 fn quad_pass2(plan: RowPlan, j: u32, c: u32, v: vec4<f32>) -> vec2<f32> {
     if (WRITE_GRAD) {
-        store_grad4(j, grad_quad(plan, c, 4u * j, v));
+        grad_store4(j, grad_quad(plan, c, 4u * j, v));
     }
     return quad_sums(plan, j, c, v);
 }
@@ -269,18 +269,18 @@ fn mixed_seams(
                 g[i] = grad_value(plan, idx - base, idx, v[i]);
             }
         }
-        store_grad4(j, g);
+        grad_store4(j, g);
     }
     let end = base + p.classes;
     let last = select(p.rows, p.row_end, ROW_WINDOW);
     if (row + 1u == last && end % 4u != 0u) {
         let j = end / 4u;
         let v = load_input4(j);
-        var g = load_grad4(j);
+        var g = grad_load4(j);
         for (var i = 0u; i < end % 4u; i++) {
             g[i] = grad_value(plan, 4u * j + i - base, 4u * j + i, v[i]);
         }
-        store_grad4(j, g);
+        grad_store4(j, g);
     }
 }
 
@@ -310,7 +310,7 @@ fn rows_narrow4(
         let v = load_input4(base4 + j);
         acc += loss_quad(plan, 4u * j, base + 4u * j, v);
         if (WRITE_GRAD) {
-            store_grad4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
+            grad_store4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
     finish_row(plan, row, x_t, total, acc);
@@ -320,7 +320,7 @@ fn rows_narrow4(
 // idx..idx+3): writes their gradients and returns their loss terms.
 fn pixel_quad(p0: RowPlan, p1: RowPlan, p2: RowPlan, p3: RowPlan, c: u32, idx: u32, v: vec4<f32>) -> vec4<f32> {
     if (WRITE_GRAD) {
-        store_grad4(idx / 4u, vec4<f32>(
+        grad_store4(idx / 4u, vec4<f32>(
             grad_value(p0, c, idx, v.x),
             grad_value(p1, c, idx + 1u, v.y),
             grad_value(p2, c, idx + 2u, v.z),

@@ -86,11 +86,10 @@ const FOLD: u32 = 4096u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // The input and the target (bindings 1 and 2), the gradient (5) and their
-// vec4 views (11, 12, 15) come from the storage piece the module is
-// assembled with (`storage_f32.wgsl`, `storage_f16.wgsl` or
-// `storage_bf16.wgsl` beside this file), through load_input, load_target,
-// store_grad, their vec4 forms and stored_len; the weights and the losses
-// stay f32.
+// vec4 views (11, 12, 15), stored in the call's precision, come from the
+// storage the core declares (src/core/storage.rs), through input_load,
+// targets_load, grad_store, their vec4 forms and their lengths; the weights
+// and the losses stay f32.
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 // The blocks' stats (STATS_WORDS words each: loss sum, 0, bad inputs, first bad position).
@@ -101,9 +100,14 @@ const FOLD: u32 = 4096u;
 // position, the bad value there (f32 bits), 1 if it is the target's].
 @group(0) @binding(8) var<storage, read_write> status: array<u32>;
 // The vec4 views of elementwise4 (of the weights and the losses; the
-// storage piece has the others).
+// storage has the others).
 @group(0) @binding(13) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(17) var<storage, read_write> loss4: array<vec4<f32>>;
+
+// Elements the input's and the target's first bindings hold.
+fn stored_len() -> u32 {
+    return min(input_len(), targets_len());
+}
 
 // ln(1 + z) for |z| < 1/32 by its series to z^5 (relative error under
 // z^5 / 6, 5e-9): where 1 + z would drop z's low bits.
@@ -277,11 +281,11 @@ fn elementwise(
     let e1 = min(e0 + BLOCK, p.n);
     var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
     for (var i = e0 + lid; i < e1; i += STATS_WG) {
-        let x = load_input(i);
-        let y = load_target(i);
+        let x = input_load(i);
+        let y = targets_load(i);
         let r = point(x, y, weight_at(i), pos_weight_at(i));
         if (WRITE_GRAD) {
-            store_grad(i, r.y * p.grad_scale);
+            grad_store(i, r.y * p.grad_scale);
         }
         if (p.reduction == REDUCTION_NONE) {
             loss_out[i] = r.x;
@@ -302,8 +306,8 @@ fn elementwise4(
     let q1 = min(g * BLOCK + BLOCK, p.n) / 4u;
     var s = BlockStats(0.0, 0u, 0u, NO_POSITION);
     for (var q = q0 + lid; q < q1; q += STATS_WG) {
-        let x = load_input4(q);
-        let y = load_target4(q);
+        let x = input_load4(q);
+        let y = targets_load4(q);
         let i = 4u * q;
         var w = vec4<f32>(1.0);
         if (HAS_WEIGHT) {
@@ -322,7 +326,7 @@ fn elementwise4(
         let r2 = point(x.z, y.z, w.z, pw.z);
         let r3 = point(x.w, y.w, w.w, pw.w);
         if (WRITE_GRAD) {
-            store_grad4(q, vec4<f32>(r0.y, r1.y, r2.y, r3.y) * p.grad_scale);
+            grad_store4(q, vec4<f32>(r0.y, r1.y, r2.y, r3.y) * p.grad_scale);
         }
         if (p.reduction == REDUCTION_NONE) {
             loss4[q] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
@@ -362,9 +366,9 @@ fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
         var value = bitcast<u32>(p.nan);
         var in_target = 0u;
         if (total.bad != 0u && total.first < stored_len()) {
-            let x = load_input(total.first);
+            let x = input_load(total.first);
             in_target = select(1u, 0u, !in_unit(x));
-            value = bitcast<u32>(select(load_target(total.first), x, !in_unit(x)));
+            value = bitcast<u32>(select(targets_load(total.first), x, !in_unit(x)));
         }
         status[1] = select(0u, total.first, total.bad != 0u);
         status[2] = select(0u, value, total.bad != 0u);

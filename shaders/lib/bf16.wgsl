@@ -1,4 +1,5 @@
-// bf16 to and from f32, for the ops' bf16 storage pieces. WGSL has no
+// bf16 to and from f32, for every op's bf16 storage (src/core/storage.rs)
+// and for clients' shaders (`xent::wgsl::BF16`). WGSL has no
 // bf16 type: a bf16 is the high half of an f32 (f32's exponent, 8
 // significant bits), stored two to a little-endian u32 (element 2k in the
 // low half of word k, as a `&[half::bf16]` lies in memory). Loading is a

@@ -3,10 +3,10 @@
 // ascending, one tile of TILE_K at a time), no atomics: the same inputs give
 // the same bits on the same adapter.
 //
-// The module is assembled (`matmul_source` in src/gpu/sources.rs) from an
-// operand piece for A (`lhs_*.wgsl`: lhs_at, lhs_quad) and one for B and the
-// bias (`rhs_*.wgsl`: rhs_at, rhs_quad, bias_at), each f32, f16 or bf16, and
-// this body. A and B are strided views: A(i, l) = lhs[a_offset + i*a_sm + l*a_sk],
+// The module (`source` in src/ops/matmul/pipelines.rs) is this body and
+// the storage the core declares (src/core/storage.rs) for A (lhs_load,
+// lhs_load4) and for B and the bias (rhs_load, rhs_load4, bias_load), each
+// f32, f16 or bf16. A and B are strided views: A(i, l) = lhs[a_offset + i*a_sm + l*a_sk],
 // B(l, j) = rhs[b_offset + l*b_sk + j*b_sn], one stride of each 1 (the
 // contiguous axis, A_K_CONTIG / B_K_CONTIG), so h.W^T, g.W and g^T.h are the
 // same kernel. Each invocation loads runs of 4 neighbours along the
@@ -56,22 +56,22 @@ var<workgroup> b_tile: array<f32, 1024>;
 // `valid` (0..=4) neighbours of A from flat index i; zeros past them.
 fn a_run(i: u32, valid: u32) -> vec4<f32> {
     if (A_VEC && valid == 4u) {
-        return lhs_quad(i / 4u);
+        return lhs_load4(i / 4u);
     }
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < valid; j++) {
-        v[j] = lhs_at(i + j);
+        v[j] = lhs_load(i + j);
     }
     return v;
 }
 
 fn b_run(i: u32, valid: u32) -> vec4<f32> {
     if (B_VEC && valid == 4u) {
-        return rhs_quad(i / 4u);
+        return rhs_load4(i / 4u);
     }
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < valid; j++) {
-        v[j] = rhs_at(i + j);
+        v[j] = rhs_load(i + j);
     }
     return v;
 }
@@ -159,7 +159,7 @@ fn matmul(
             if (row < mp.m && col < mp.n) {
                 var v = acc[i][j];
                 if (HAS_BIAS && mp.skip_bias == 0u) {
-                    v += bias_at(col);
+                    v += bias_load(col);
                 }
                 let idx = mp.c_offset + row * mp.c_sm + col;
                 if (mp.accumulate != 0u) {
@@ -187,21 +187,21 @@ fn matmul(
 // without a loop.
 fn a_quad(i: u32, valid: u32) -> vec4<f32> {
     if (A_VEC && valid == 4u) {
-        return lhs_quad(i / 4u);
+        return lhs_load4(i / 4u);
     }
     let last = i + max(valid, 1u) - 1u;
-    let v = vec4<f32>(lhs_at(i), lhs_at(min(i + 1u, last)), lhs_at(min(i + 2u, last)),
-        lhs_at(min(i + 3u, last)));
+    let v = vec4<f32>(lhs_load(i), lhs_load(min(i + 1u, last)), lhs_load(min(i + 2u, last)),
+        lhs_load(min(i + 3u, last)));
     return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(valid));
 }
 
 fn b_quad(i: u32, valid: u32) -> vec4<f32> {
     if (B_VEC && valid == 4u) {
-        return rhs_quad(i / 4u);
+        return rhs_load4(i / 4u);
     }
     let last = i + max(valid, 1u) - 1u;
-    let v = vec4<f32>(rhs_at(i), rhs_at(min(i + 1u, last)), rhs_at(min(i + 2u, last)),
-        rhs_at(min(i + 3u, last)));
+    let v = vec4<f32>(rhs_load(i), rhs_load(min(i + 1u, last)), rhs_load(min(i + 2u, last)),
+        rhs_load(min(i + 3u, last)));
     return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(valid));
 }
 
@@ -298,7 +298,7 @@ fn store_out(i: u32, j: u32, v: vec4<f32>) {
         if (row < mp.m) {
             var x = v[r];
             if (HAS_BIAS && mp.skip_bias == 0u) {
-                x += bias_at(j);
+                x += bias_load(j);
             }
             let idx = mp.c_offset + row * mp.c_sm + j;
             if (mp.accumulate != 0u) {
@@ -324,7 +324,7 @@ fn column_sums(
     }
     var s = 0.0;
     for (var i = 0u; i < mp.m; i++) {
-        s += lhs_at(mp.a_offset + i * mp.a_sm + j);
+        s += lhs_load(mp.a_offset + i * mp.a_sm + j);
     }
     let idx = mp.c_offset + j;
     if (mp.accumulate != 0u) {

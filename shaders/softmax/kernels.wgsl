@@ -7,7 +7,7 @@
 //                                     channel-first maps of few classes);
 //   softmax_partial, softmax_split /  rows too long for one workgroup's
 //   backward_partial, backward_split  loops (see `LOOP_TRIPS_MAX` in
-//                                     src/ops/cross_entropy/plan.rs): `splits` workgroups per row,
+//                                     src/core/device.rs): `splits` workgroups per row,
 //                                     each over a span of classes; the first
 //                                     pass leaves each span's partial in
 //                                     `parts`, the second merges the row's
@@ -38,10 +38,10 @@ const NARROW_WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // The input x (binding 1), the output y (2) and, backward only, the
-// upstream gradient dy (3; x then holds the forward output) come from the
-// storage piece the module is assembled with (`storage_f32.wgsl`,
-// `storage_f16.wgsl` or `storage_bf16.wgsl` beside this file), through
-// load_x, load_dy and store_y; every sum is f32.
+// upstream gradient dy (3; x then holds the forward output), stored in the
+// call's precision, come from the storage the core declares
+// (src/core/storage.rs), through x_load, dy_load and y_store; every sum is
+// f32.
 // Split rows only: a partial per (row, span), (max, sum-exp) forward or
 // (sum, unused) backward.
 @group(0) @binding(4) var<storage, read_write> parts: array<vec2<f32>>;
@@ -66,7 +66,7 @@ fn output(v: f32, ms: vec2<f32>, log_s: f32) -> f32 {
 fn span_stats(lid: u32, base: u32, c0: u32, c1: u32) -> vec2<f32> {
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = c0 + lid; c < c1; c += WIDE_WG) {
-        ms = ms_online(ms, load_x(base + c * p.inner));
+        ms = ms_online(ms, x_load(base + c * p.inner));
     }
     return workgroup_ms(lid, ms);
 }
@@ -86,7 +86,7 @@ fn softmax_wide(
     let log_s = log(total.y);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        store_y(idx, output(load_x(idx), total, log_s));
+        y_store(idx, output(x_load(idx), total, log_s));
     }
 }
 
@@ -103,12 +103,12 @@ fn softmax_narrow(
     let base = element(row, 0u);
     var ms = vec2<f32>(LOWEST, 0.0);
     for (var c = 0u; c < p.classes; c++) {
-        ms = ms_online(ms, load_x(base + c * p.inner));
+        ms = ms_online(ms, x_load(base + c * p.inner));
     }
     let log_s = log(ms.y);
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
-        store_y(idx, output(load_x(idx), ms, log_s));
+        y_store(idx, output(x_load(idx), ms, log_s));
     }
 }
 
@@ -117,16 +117,16 @@ fn softmax_narrow(
 // The row-sum term of the vector-Jacobian product for class c.
 fn backward_term(idx: u32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return load_dy(idx);
+        return dy_load(idx);
     }
-    return load_dy(idx) * load_x(idx);
+    return dy_load(idx) * x_load(idx);
 }
 
 fn backward_value(idx: u32, total: f32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return load_dy(idx) - exp(load_x(idx)) * total;
+        return dy_load(idx) - exp(x_load(idx)) * total;
     }
-    return load_x(idx) * (load_dy(idx) - total);
+    return x_load(idx) * (dy_load(idx) - total);
 }
 
 // The backward's row-sum term over classes [c0, c1), as `span_stats`.
@@ -152,7 +152,7 @@ fn backward_wide(
     let total = span_sum(lid, base, 0u, p.classes);
     for (var c = lid; c < p.classes; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        store_y(idx, backward_value(idx, total));
+        y_store(idx, backward_value(idx, total));
     }
 }
 
@@ -173,7 +173,7 @@ fn backward_narrow(
     }
     for (var c = 0u; c < p.classes; c++) {
         let idx = base + c * p.inner;
-        store_y(idx, backward_value(idx, total));
+        y_store(idx, backward_value(idx, total));
     }
 }
 
@@ -225,7 +225,7 @@ fn softmax_split(
     let base = element(sp.x, 0u);
     for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        store_y(idx, output(load_x(idx), total, log_s));
+        y_store(idx, output(x_load(idx), total, log_s));
     }
 }
 
@@ -264,6 +264,6 @@ fn backward_split(
     let base = element(sp.x, 0u);
     for (var c = sp.y + lid; c < sp.z; c += WIDE_WG) {
         let idx = base + c * p.inner;
-        store_y(idx, backward_value(idx, total));
+        y_store(idx, backward_value(idx, total));
     }
 }

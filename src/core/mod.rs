@@ -22,6 +22,7 @@ pub(crate) mod scratch;
 pub(crate) mod shaders;
 pub(crate) mod shape;
 pub(crate) mod status;
+pub(crate) mod storage;
 pub(crate) mod transfer;
 pub(crate) mod verify;
 

@@ -1,7 +1,8 @@
 //! The WGSL pieces more than one op's module is assembled from
-//! (`shaders/lib/`), and the assembly itself. An op's module is a prelude
-//! (its storage: a precision's piece, `enable f16;` first where needed), its
-//! body (`shaders/<op>/`) and the shared pieces it uses. Plain
+//! (`shaders/lib/`), and the assembly itself. An op's module is its storage
+//! (declared by [`storage_wgsl`](super::storage::storage_wgsl), `enable f16;`
+//! first where needed), its body (`shaders/<op>/`) and the shared pieces it
+//! uses. Plain
 //! concatenation: WGSL's module-scope declarations may come in any order,
 //! and a piece missing or defined twice is a shader compile error (and a
 //! failing unit test, which validates every assembly with naga), never a

@@ -6,9 +6,10 @@ use super::strategy::TEAM_WG;
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
-    assemble, ADDRESSING_WGSL, BF16_WGSL, BLOCK_STATS_WGSL, ONLINE_SOFTMAX_WGSL, SUBNORMAL_WGSL,
+    assemble, ADDRESSING_WGSL, BLOCK_STATS_WGSL, ONLINE_SOFTMAX_WGSL, SUBNORMAL_WGSL,
     WORKGROUP_TREES_WGSL,
 };
+use crate::core::storage::{storage_wgsl, Stored};
 use crate::core::Context;
 use crate::error::{Error, Result};
 
@@ -28,13 +29,12 @@ const BODY: [&str; 13] = [
     include_str!("../../../shaders/cross_entropy/vocab.wgsl"),
     include_str!("../../../shaders/cross_entropy/reduce_loss.wgsl"),
 ];
-/// The input's and gradient's storage: the type (`elem_f32`, `elem_f16`
-/// with `enable f16;`) with the arrays and accessors (`elem_access`), or
-/// bf16 packed two to a word (`elem_bf16`).
-const ELEM_F32_WGSL: &str = include_str!("../../../shaders/cross_entropy/elem_f32.wgsl");
-const ELEM_F16_WGSL: &str = include_str!("../../../shaders/cross_entropy/elem_f16.wgsl");
-const ELEM_ACCESS_WGSL: &str = include_str!("../../../shaders/cross_entropy/elem_access.wgsl");
-const ELEM_BF16_WGSL: &str = include_str!("../../../shaders/cross_entropy/elem_bf16.wgsl");
+/// The input and the gradient (written in place over the input's buffer),
+/// with their vec4 views.
+const STORED: &[Stored] = &[
+    Stored::read("input", 1, Some(12)),
+    Stored::written("grad", 7, Some(13)),
+];
 /// The merge of a row's partials: through workgroup memory, or by subgroup
 /// shuffles where the device's subgroups hold a workgroup.
 const WORKGROUP_REDUCTIONS_WGSL: &str =
@@ -48,11 +48,7 @@ const SUBGROUP_REDUCTIONS_WGSL: &str =
 /// logarithms) and the row reductions (by subgroups or workgroup memory).
 pub(crate) fn source(precision: Precision, subgroups: bool) -> String {
     // `enable f16;` must precede every declaration: the storage first.
-    let storage: &[&str] = match precision {
-        Precision::F32 => &[ELEM_F32_WGSL, ELEM_ACCESS_WGSL],
-        Precision::F16 => &[ELEM_F16_WGSL, ELEM_ACCESS_WGSL],
-        Precision::BF16 => &[ELEM_BF16_WGSL, BF16_WGSL],
-    };
+    let storage = storage_wgsl(&[(precision, STORED)]);
     // Naga takes the subgroup builtins without `enable subgroups;` (it
     // rejects the directive as not yet implemented); the device feature
     // SUBGROUP is what allows them.
@@ -61,7 +57,7 @@ pub(crate) fn source(precision: Precision, subgroups: bool) -> String {
     } else {
         &[WORKGROUP_REDUCTIONS_WGSL, WORKGROUP_TREES_WGSL]
     };
-    let mut pieces = storage.to_vec();
+    let mut pieces = vec![storage.as_str()];
     pieces.extend(BODY);
     pieces.extend([
         ADDRESSING_WGSL,

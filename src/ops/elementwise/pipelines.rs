@@ -1,33 +1,34 @@
 //! The elementwise losses' shader module (`shaders/elementwise/`, its
-//! storage per precision) and its pipelines, built through the context's
-//! pipeline cache.
+//! tensors stored in the call's precision by the core's scheme) and its
+//! pipelines, built through the context's pipeline cache.
 
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
-use crate::core::shaders::{
-    assemble, ADDRESSING_WGSL, BF16_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL,
-};
+use crate::core::shaders::{assemble, ADDRESSING_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL};
+use crate::core::storage::{storage_wgsl, Stored};
 use crate::core::Context;
 use crate::error::Result;
 
 const BODY: &str = include_str!("../../../shaders/elementwise/loss.wgsl");
-const STORAGE_F32_WGSL: &str = include_str!("../../../shaders/elementwise/storage_f32.wgsl");
-const STORAGE_F16_WGSL: &str = include_str!("../../../shaders/elementwise/storage_f16.wgsl");
-const STORAGE_BF16_WGSL: &str = include_str!("../../../shaders/elementwise/storage_bf16.wgsl");
+/// The input, the target and the gradient, with their vec4 views.
+const STORED: &[Stored] = &[
+    Stored::read("input", 1, Some(11)),
+    Stored::read("targets", 2, Some(12)),
+    Stored::written("grad", 5, Some(15)),
+];
 
 /// The module for input, target and gradient stored in `precision`
 /// (weights, losses and every sum stay f32): the storage, the body, the
 /// block statistics (its fixed-order sums and input check) and the
 /// subnormal logarithms (`Bce`'s logarithm of a subnormal probability).
 pub(crate) fn source(precision: Precision) -> String {
-    let storage: &[&str] = match precision {
-        Precision::F32 => &[STORAGE_F32_WGSL],
-        Precision::F16 => &[STORAGE_F16_WGSL],
-        Precision::BF16 => &[STORAGE_BF16_WGSL, BF16_WGSL],
-    };
-    let mut pieces = storage.to_vec();
-    pieces.extend([BODY, ADDRESSING_WGSL, BLOCK_STATS_WGSL, SUBNORMAL_WGSL]);
-    assemble(&pieces)
+    assemble(&[
+        &storage_wgsl(&[(precision, STORED)]),
+        BODY,
+        ADDRESSING_WGSL,
+        BLOCK_STATS_WGSL,
+        SUBNORMAL_WGSL,
+    ])
 }
 
 /// The switches of the module's override constants.

@@ -4,42 +4,24 @@
 
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
-use crate::core::shaders::{assemble, BF16_WGSL};
+use crate::core::shaders::assemble;
+use crate::core::storage::{storage_wgsl, Stored};
 use crate::core::Context;
 use crate::error::Result;
 
 const BODY: &str = include_str!("../../../shaders/matmul/product.wgsl");
-const ENABLE_F16_WGSL: &str = include_str!("../../../shaders/matmul/enable_f16.wgsl");
-/// The A operand's storage and accessors, by precision code.
-const LHS_WGSL: [&str; 3] = [
-    include_str!("../../../shaders/matmul/lhs_f32.wgsl"),
-    include_str!("../../../shaders/matmul/lhs_f16.wgsl"),
-    include_str!("../../../shaders/matmul/lhs_bf16.wgsl"),
-];
-/// The B operand's (and the bias's) storage and accessors, by precision code.
-const RHS_WGSL: [&str; 3] = [
-    include_str!("../../../shaders/matmul/rhs_f32.wgsl"),
-    include_str!("../../../shaders/matmul/rhs_f16.wgsl"),
-    include_str!("../../../shaders/matmul/rhs_bf16.wgsl"),
+/// The A operand, with its vec4 view.
+const LHS: &[Stored] = &[Stored::read("lhs", 1, Some(5))];
+/// The B operand, with its vec4 view, and the bias (in B's precision).
+const RHS: &[Stored] = &[
+    Stored::read("rhs", 2, Some(6)),
+    Stored::read("bias", 4, None),
 ];
 
 /// The module for an A operand stored in `lhs` and a B operand (and bias)
-/// in `rhs`: `enable f16;` first when either is f16, the operands' storage,
-/// the body, the shared bf16 piece when either is bf16.
+/// in `rhs`: their storage (the core's scheme), then the body.
 pub(crate) fn source(lhs: Precision, rhs: Precision) -> String {
-    let mut pieces = Vec::new();
-    if lhs == Precision::F16 || rhs == Precision::F16 {
-        pieces.push(ENABLE_F16_WGSL);
-    }
-    pieces.extend([
-        LHS_WGSL[lhs.code() as usize],
-        RHS_WGSL[rhs.code() as usize],
-        BODY,
-    ]);
-    if lhs == Precision::BF16 || rhs == Precision::BF16 {
-        pieces.push(BF16_WGSL);
-    }
-    assemble(&pieces)
+    assemble(&[&storage_wgsl(&[(lhs, LHS), (rhs, RHS)]), BODY])
 }
 
 /// The switches of the products' override constants and the operands'

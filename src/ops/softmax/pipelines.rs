@@ -1,18 +1,21 @@
-//! Softmax's shader module (`shaders/softmax/`, its storage per precision)
-//! and its pipelines, built through the context's pipeline cache.
+//! Softmax's shader module (`shaders/softmax/`, its tensors stored in the
+//! call's precision by the core's scheme) and its pipelines, built through
+//! the context's pipeline cache.
 
 use crate::core::pipelines::PIPELINE_CACHE_MAX;
 use crate::core::precision::Precision;
-use crate::core::shaders::{
-    assemble, ADDRESSING_WGSL, BF16_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL,
-};
+use crate::core::shaders::{assemble, ADDRESSING_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL};
+use crate::core::storage::{storage_wgsl, Stored};
 use crate::core::Context;
 use crate::error::Result;
 
 const BODY: &str = include_str!("../../../shaders/softmax/kernels.wgsl");
-const STORAGE_F32_WGSL: &str = include_str!("../../../shaders/softmax/storage_f32.wgsl");
-const STORAGE_F16_WGSL: &str = include_str!("../../../shaders/softmax/storage_f16.wgsl");
-const STORAGE_BF16_WGSL: &str = include_str!("../../../shaders/softmax/storage_bf16.wgsl");
+/// The input (or forward output), the output, and the upstream gradient.
+const STORED: &[Stored] = &[
+    Stored::read("x", 1, None),
+    Stored::written("y", 2, None),
+    Stored::read("dy", 3, None),
+];
 
 // A call's four entry points fit in the cache many times over.
 const _: () = assert!(PIPELINE_CACHE_MAX >= 8);
@@ -21,19 +24,13 @@ const _: () = assert!(PIPELINE_CACHE_MAX >= 8);
 /// `precision` (bf16 with the shared bf16 piece): the storage, the kernels,
 /// the online (max, sum-exp) merge and the workgroup trees.
 pub(crate) fn source(precision: Precision) -> String {
-    let storage: &[&str] = match precision {
-        Precision::F32 => &[STORAGE_F32_WGSL],
-        Precision::F16 => &[STORAGE_F16_WGSL],
-        Precision::BF16 => &[STORAGE_BF16_WGSL, BF16_WGSL],
-    };
-    let mut pieces = storage.to_vec();
-    pieces.extend([
+    assemble(&[
+        &storage_wgsl(&[(precision, STORED)]),
         BODY,
         ADDRESSING_WGSL,
         ONLINE_SOFTMAX_WGSL,
         WORKGROUP_TREES_WGSL,
-    ]);
-    assemble(&pieces)
+    ])
 }
 
 impl Context {

@@ -1,2 +1,0 @@
-// First in a module with an f16 operand.
-enable f16;
