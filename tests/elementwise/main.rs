@@ -1,0 +1,18 @@
+//! The elementwise losses (bce, bce with logits, mse, l1, smooth l1,
+//! huber), one module per concern in `tests/elementwise/`: values from
+//! PyTorch, the GPU against the CPU twin around the kernels' switch points,
+//! half precisions, the recording API, edge cases, bit-reproducibility,
+//! errors and verify mode.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod edge_cases;
+mod errors;
+mod half;
+mod properties;
+mod recording;
+mod same_bits;
+mod verify_mode;
+mod worked_cases;
+mod worked_examples;

@@ -1,0 +1,12 @@
+//! The library as a whole rather than one op, one module per concern in
+//! `tests/library/`: devices at and below the required limits, buffers the
+//! device cannot use, a lost device, and `xent::wgsl::BF16` in a client's
+//! shader.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_buffers;
+mod device_limits;
+mod foreign_buffers;
+mod wgsl_bf16;

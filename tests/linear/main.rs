@@ -1,0 +1,12 @@
+//! The fused linear cross-entropy, one module per concern in
+//! `tests/linear/`: PyTorch's values, the GPU against the CPU twin, the
+//! scratch bound, bit-reproducibility and errors.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod properties;
+mod same_bits;
+mod scratch;
+mod worked_values;
