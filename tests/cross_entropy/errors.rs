@@ -2,7 +2,6 @@
 //! that the context still works afterwards (no panic, no lost device).
 
 use crate::common::{buffer, ctx, still_works, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};
-
 use xent::{cpu, CrossEntropyBuffers, CrossEntropyOptions, Error, Reduction, TargetBuffer};
 
 fn opts() -> CrossEntropyOptions {

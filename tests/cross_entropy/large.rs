@@ -2,7 +2,8 @@
 //!
 //! The always-on test gives the device a 1 MiB binding limit so that modest
 //! tensors cross it; the 1.5 GiB test (lavapipe binds at most 128 MiB) is
-//! opt-in: `cargo test --release --test cross_entropy -- --ignored one_and_a_half_gib`.
+//! opt-in: `cargo test --release --test cross_entropy -- --ignored
+//! one_and_a_half_gib`.
 
 use crate::common::{small_binding_ctx, Rng};
 use xent::{cpu, CrossEntropyOptions, InputKind, Reduction, Targets, Tolerance, Weights};

@@ -1,8 +1,9 @@
 //! Shapes whose loops would pass Mesa's limit of 65 535 iterations per
 //! invocation (llvmpipe and lavapipe end the loops there without an error),
 //! and the switch points of the bound xent keeps (`LOOP_TRIPS_MAX` = 16 384
-//! in `src/ops/cross_entropy/plan.rs`), on both sides. The switch points here are those of
-//! the software adapters' 8-invocation wide workgroups; the unit tests of
+//! in `src/ops/cross_entropy/plan.rs`), on both sides (softmax's:
+//! `tests/softmax/loop_bounds.rs`). The switch points here are those of the
+//! software adapters' 8-invocation wide workgroups; the unit tests of
 //! `RowStrategy` and `SoftmaxStrategy` pin the rule for other sizes.
 
 use crate::common::{assert_matches_cpu, logits_and_targets as data};

@@ -4,7 +4,6 @@
 //! block and merged.
 
 use crate::common::{ctx, Rng};
-
 use xent::{cpu, CrossEntropyOptions, Reduction, Tolerance};
 
 #[test]

@@ -1,7 +1,8 @@
-//! Same inputs, same bits: a cross-entropy call's results depend on its shapes, options,
-//! precision and adapter, never on how far the caller's buffers reach past
-//! their tensors, where in a buffer a region starts, nor on whether the host
-//! or the recording API ran it.
+//! Same inputs, same bits: a cross-entropy call's results depend on its
+//! shapes, options, precision and adapter, never on how far the caller's
+//! buffers reach past their tensors, where in a buffer a region starts, nor
+//! on whether the host or the recording API ran it. (Each op's tests have a
+//! `same_bits` module.)
 //!
 //! The shapes include rows of C % 4 != 0 and C >= 128, whose kernel walks
 //! rows through vec4 views where the buffers reach the vec4 holding the
@@ -13,7 +14,6 @@ use crate::common::ctx;
 use crate::common::placed::{
     placed, read_region, region, rows_and_classes as data, stored, Place, EXACT, OFFSET, PADDED,
 };
-
 use xent::{
     CrossEntropyBuffers, CrossEntropyOptions, Precision, Reduction, TargetBuffer, Targets, Weights,
 };

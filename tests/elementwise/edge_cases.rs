@@ -3,7 +3,6 @@
 //! subnormal differences.
 
 use crate::common::ctx;
-
 use xent::{cpu, ElementwiseLoss, ElementwiseOptions, Reduction, Tolerance};
 
 #[test]

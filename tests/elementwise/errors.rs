@@ -3,7 +3,6 @@
 //! targets outside [0, 1]).
 
 use crate::common::ctx;
-
 use xent::{cpu, ElementwiseLoss, ElementwiseOptions, Error, LossWeights};
 
 #[test]

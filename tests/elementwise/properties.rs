@@ -6,7 +6,6 @@
 use crate::common::generators::{reduction, weight_shape};
 use crate::common::{ctx, small_binding_ctx, Rng};
 use proptest::prelude::*;
-
 use xent::{
     cpu, Context, ElementwiseLoss, ElementwiseOptions, Error, LossWeights, Reduction, Tolerance,
     WeightShape,

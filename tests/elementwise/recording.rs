@@ -4,7 +4,6 @@
 
 use super::properties::data;
 use crate::common::{ctx, read_f32, storage};
-
 use xent::{
     cpu, ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions, ElementwiseStatus, Error,
     LossWeights, Reduction, Tolerance, WeightShape,

@@ -2,7 +2,6 @@
 //! corrupted gradient.
 
 use super::properties::data;
-
 use xent::{Context, ElementwiseLoss, Error, Tolerance};
 
 #[test]

@@ -7,7 +7,7 @@
 //! to beta or delta. `tests/data/reference_elementwise.py` generates
 //! `tests/data/elementwise_values.rs` (and the exact values, by mpmath, of
 //! the extreme-logit cases, where PyTorch's float64 formulas cancel); the
-//! inputs below are the same lists and closed forms.
+//! inputs (`worked_cases.rs`) are the same lists and closed forms.
 
 #[path = "../data/elementwise_values.rs"]
 mod values;

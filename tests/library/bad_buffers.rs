@@ -4,7 +4,6 @@
 
 use super::foreign_buffers::{opts, submit_cleanly};
 use crate::common::{buffer, ctx, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};
-
 use xent::{CrossEntropyBuffers, Error, Reduction, TargetBuffer};
 
 #[test]

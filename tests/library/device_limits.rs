@@ -4,7 +4,6 @@
 //! limit.
 
 use crate::common::Rng;
-
 use xent::{cpu, CrossEntropyOptions, Tolerance};
 
 #[test]

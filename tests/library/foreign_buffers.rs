@@ -1,5 +1,5 @@
 //! Buffers of another device, destroyed buffers and a lost device: each is
-//! a typed error of every op, never a panic or a hang, that records nothing;
+//! a typed error of the ops, never a panic or a hang, that records nothing;
 //! the context keeps working.
 
 use crate::common::{buffer, ctx, still_works, WORKED_DIMS, WORKED_LOGITS, WORKED_TARGETS};

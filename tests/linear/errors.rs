@@ -1,7 +1,6 @@
 //! Misuse of the fused linear cross-entropy is a typed error.
 
 use crate::common::ctx;
-
 use xent::{CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims};
 
 #[test]

@@ -5,7 +5,6 @@
 use crate::common::generators::{precision, reduction, zero_or};
 use crate::common::{ctx, Rng};
 use proptest::prelude::*;
-
 use xent::{
     cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Precision, ProductKernel,
     Tolerance,

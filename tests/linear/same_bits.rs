@@ -4,7 +4,6 @@
 
 use crate::common::placed::{placed, read_region, region, EXACT, OFFSET, PADDED};
 use crate::common::{ctx, Rng};
-
 use xent::{cpu, LinearCrossEntropyOptions, LinearDims, Tolerance};
 
 /// ∂L/∂W is summed over chunks in chunk order: the same call gives the same

@@ -3,7 +3,6 @@
 
 use super::worked_values::inputs;
 use crate::common::ctx;
-
 use xent::{LinearCrossEntropyOptions, LinearDims};
 
 /// The scratch a call holds (from the sizes of the buffers the context

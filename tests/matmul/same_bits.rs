@@ -3,7 +3,6 @@
 
 use crate::common::placed::{placed, read_region, region, Place, EXACT, OFFSET, PADDED};
 use crate::common::{ctx, Rng};
-
 use xent::Precision;
 
 /// `out = A·B` recorded with A and B stored from element `offset` of

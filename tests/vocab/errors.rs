@@ -2,7 +2,6 @@
 
 use super::records::buffer;
 use crate::common::ctx;
-
 use xent::{ClassRange, CrossEntropyOptions, Precision, Targets, Weights};
 
 /// Misuse is a typed error naming the bad value.

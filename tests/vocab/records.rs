@@ -2,7 +2,6 @@
 //! records that miss or repeat a shard as a typed error.
 
 use crate::common::{ctx, Rng};
-
 use xent::{ClassRange, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Precision};
 
 /// Reads `buffer` (COPY_SRC) as u32 words.

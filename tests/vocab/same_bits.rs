@@ -5,7 +5,6 @@ use crate::common::ctx;
 use crate::common::placed::{
     placed, read_region, region, rows_and_classes as data, EXACT, OFFSET, PADDED,
 };
-
 use xent::{CrossEntropyBuffers, CrossEntropyOptions, Precision, TargetBuffer, Targets, Weights};
 
 #[test]

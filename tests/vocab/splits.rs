@@ -3,7 +3,6 @@
 //! catching a corrupted split.
 
 use crate::common::{ctx, Rng};
-
 use xent::{
     cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Reduction, Targets, Tolerance,
     Weights,

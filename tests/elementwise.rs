@@ -4,15 +4,17 @@
 //! half precisions, the recording API, edge cases, bit-reproducibility,
 //! errors and verify mode.
 
-#[path = "../common/mod.rs"]
 mod common;
 
-mod edge_cases;
-mod errors;
-mod half;
-mod properties;
-mod recording;
-mod same_bits;
-mod verify_mode;
-mod worked_cases;
-mod worked_examples;
+// An inline module, so that its modules' files are in `tests/elementwise/`.
+mod elementwise {
+    mod edge_cases;
+    mod errors;
+    mod half;
+    mod properties;
+    mod recording;
+    mod same_bits;
+    mod verify_mode;
+    mod worked_cases;
+    mod worked_examples;
+}

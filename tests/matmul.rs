@@ -2,8 +2,10 @@
 //! the CPU twin around the tiles, views and accumulation, and
 //! bit-reproducibility.
 
-#[path = "../common/mod.rs"]
 mod common;
 
-mod products;
-mod same_bits;
+// An inline module, so that its modules' files are in `tests/matmul/`.
+mod matmul {
+    mod products;
+    mod same_bits;
+}

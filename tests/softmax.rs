@@ -3,12 +3,14 @@
 //! generated shapes and at the loop bounds, bf16 and f16, the CPU's
 //! gradients, and the tolerance's mutation check.
 
-#[path = "../common/mod.rs"]
 mod common;
 
-mod cpu_gradients;
-mod gpu_vs_cpu;
-mod half;
-mod loop_bounds;
-mod verify_mode;
-mod worked_examples;
+// An inline module, so that its modules' files are in `tests/softmax/`.
+mod softmax {
+    mod cpu_gradients;
+    mod gpu_vs_cpu;
+    mod half;
+    mod loop_bounds;
+    mod verify_mode;
+    mod worked_examples;
+}

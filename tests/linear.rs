@@ -2,11 +2,13 @@
 //! `tests/linear/`: PyTorch's values, the GPU against the CPU twin, the
 //! scratch bound, bit-reproducibility and errors.
 
-#[path = "../common/mod.rs"]
 mod common;
 
-mod errors;
-mod properties;
-mod same_bits;
-mod scratch;
-mod worked_values;
+// An inline module, so that its modules' files are in `tests/linear/`.
+mod linear {
+    mod errors;
+    mod properties;
+    mod same_bits;
+    mod scratch;
+    mod worked_values;
+}

@@ -3,10 +3,12 @@
 //! device cannot use, a lost device, and `xent::wgsl::BF16` in a client's
 //! shader.
 
-#[path = "../common/mod.rs"]
 mod common;
 
-mod bad_buffers;
-mod device_limits;
-mod foreign_buffers;
-mod wgsl_bf16;
+// An inline module, so that its modules' files are in `tests/library/`.
+mod library {
+    mod bad_buffers;
+    mod device_limits;
+    mod foreign_buffers;
+    mod wgsl_bf16;
+}
