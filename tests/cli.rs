@@ -8,11 +8,14 @@
 //! Tests that need a GPU call [`gpu`] first: without an adapter they print a
 //! loud notice and return, unless `XENT_REQUIRE_ADAPTER=1` makes that a failure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use common::{Rng, WORKED_LOGITS, WORKED_TARGETS};
 use npyz::WriterBuilder;
 use xent::{
     cpu, Context, CrossEntropyOptions, ElementwiseLoss, ElementwiseOptions, ElementwiseOutput,
@@ -148,32 +151,6 @@ fn s(p: &Path) -> &str {
 fn to_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
-
-/// splitmix64, for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const WORKED_LOGITS: [f32; 15] = [
-    10.0, 2.0, 1.0, -2.0, -3.0, //
-    -1.0, -6.0, 0.0, -3.0, -5.0, //
-    -5.0, 4.0, 8.0, 2.0, 1.0,
-];
-const WORKED_TARGETS: [i64; 3] = [1, 3, 2];
 
 // ------------------------------------------------------------- demo, info
 
@@ -718,9 +695,9 @@ fn an_empty_batch_gives_pytorchs_answers() {
 
 #[test]
 fn the_check_catches_an_unwritten_tail_and_swapped_classes() {
-    // Mutation check (tests/verify_mode.rs does it for verify mode): the
-    // GPU's gradient corrupted on purpose, with values ~1e-6, far below the
-    // old absolute tolerance of 1e-5.
+    // Mutation check (tests/cross_entropy/verify_mode.rs does it for verify
+    // mode): the GPU's gradient corrupted on purpose, with values ~1e-6, far
+    // below the old absolute tolerance of 1e-5.
     if gpu("the_check_catches_an_unwritten_tail_and_swapped_classes").is_none() {
         return;
     }

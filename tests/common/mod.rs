@@ -1,11 +1,20 @@
-//! Shared test support: one GPU context per test binary.
+//! Shared test support, included by every test crate (`mod common;`): one
+//! GPU context per test binary and contexts with custom limits, the worked
+//! example, a deterministic random generator, buffers and their readback,
+//! comparisons; the proptest strategies ([`generators`]) and buffers placed
+//! at offsets ([`placed`]).
 //!
 //! With `XENT_REQUIRE_ADAPTER=1` (CI sets it) a missing adapter fails the
 //! test; without it the test prints a loud notice and returns.
+// Each test crate uses only some of the helpers.
 #![allow(dead_code)]
+
+pub mod generators;
+pub mod placed;
 
 use std::sync::OnceLock;
 
+use wgpu::util::DeviceExt;
 use xent::Context;
 
 static CONTEXT: OnceLock<Result<Context, String>> = OnceLock::new();
@@ -43,6 +52,36 @@ pub const WORKED_LOGITS: [f32; 15] = [
 pub const WORKED_DIMS: [usize; 2] = [3, 5];
 pub const WORKED_TARGETS: [i64; 3] = [1, 3, 2];
 
+/// f32 GPU results against f64 references of worked examples (values up to
+/// ~13): a few f32 ulps.
+pub const GPU_TOL: f64 = 1e-5;
+/// The f64 CPU path against reference values printed to 16 digits.
+pub const CPU_TOL: f64 = 1e-12;
+
+/// Central differences with step `FD_STEP` on f64 inputs of size ≤ 5 are
+/// accurate to ~1e-9 in the function's units; `FD_TOL` leaves room for
+/// curvature.
+pub const FD_TOL: f64 = 1e-6;
+pub const FD_STEP: f64 = 1e-6;
+
+/// The shared context (when an adapter exists) still computes the worked
+/// example's loss, 3.7925.
+pub fn still_works() {
+    if let Some(ctx) = ctx() {
+        let out = ctx
+            .cross_entropy(
+                &WORKED_LOGITS,
+                &WORKED_DIMS,
+                &WORKED_TARGETS,
+                None,
+                &xent::CrossEntropyOptions::default(),
+                &Default::default(),
+            )
+            .unwrap();
+        assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
+    }
+}
+
 /// Asserts |a − b| ≤ tol element-wise, naming the first bad index.
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
@@ -73,6 +112,28 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+}
+
+/// `n` values uniform in [-1, 1) from `Rng(seed)`.
+pub fn uniform_logits(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+/// Logits uniform in [-3, 3) for `dims` and a class per row, from `Rng(seed)`.
+pub fn logits_and_targets(dims: &[usize], seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let layout = xent::Layout::from_dims(dims).unwrap();
+    let mut rng = Rng(seed);
+    let x = (0..layout.len()).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let t = (0..layout.rows())
+        .map(|_| rng.below(layout.classes) as i64)
+        .collect();
+    (x, t)
+}
+
+/// Whether `ctx`'s device has SHADER_F16 (f16 storage and arithmetic).
+pub fn has_f16(ctx: &Context) -> bool {
+    ctx.device().features().contains(wgpu::Features::SHADER_F16)
 }
 
 /// A context on the environment's adapter whose device binds at most
@@ -234,6 +295,25 @@ pub fn assert_matches_cpu(
     let tol = xent::Tolerance::default();
     tol.compare_cross_entropy(got, want, &tol)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// A buffer of `ctx`'s device holding `contents`, with `usage`.
+pub fn buffer(ctx: &Context, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test"),
+            contents,
+            usage,
+        })
+}
+
+/// A storage buffer holding `v` that can be read back and written.
+pub fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
+    buffer(
+        ctx,
+        bytemuck::cast_slice(v),
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    )
 }
 
 /// The f32 contents of `buffer` (which needs `COPY_SRC`), read back after
