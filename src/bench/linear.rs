@@ -174,29 +174,8 @@ pub fn run_linear_case(
         },
         None,
     )?;
-    let product = Dispatches {
-        label: "the forward product of one window",
-        list: ctx.prepare_matmul(
-            MatmulDims {
-                m: plan.window_rows,
-                n: v,
-                k: h,
-            },
-            &MatmulOptions {
-                transpose_b: true,
-                ..Default::default()
-            },
-            &ProductBuffers {
-                a: MatrixView::dense(hidden_buf.slice(..), precision, h),
-                b: MatrixView::dense(weight_buf.slice(..), precision, h),
-                bias: None,
-                out: logits.slice(..),
-                out_offset: 0,
-                out_stride: v as u64,
-                accumulate: false,
-            },
-        )?,
-    };
+    let operands = [hidden_buf.slice(..), weight_buf.slice(..), logits.slice(..)];
+    let product = window_product(ctx, dims, plan.window_rows, precision, operands)?;
     let measured = Timer::new(ctx).measure(
         iters,
         &mut [
@@ -215,5 +194,43 @@ pub fn run_linear_case(
         matmul_gpu_ms: super::first(matmul_gpu_ms),
         matmul_wall_ms,
         plan,
+    })
+}
+
+/// The reference the fused op is timed against: the forward product of one
+/// window of rows, `logits = h·Wᵀ` into the window, in `precision`.
+fn window_product(
+    ctx: &Context,
+    dims: LinearDims,
+    rows: usize,
+    precision: Precision,
+    [hidden, weight, logits]: [wgpu::BufferSlice<'_>; 3],
+) -> Result<Dispatches> {
+    let (h, v) = (dims.h, dims.v);
+    let opts = MatmulOptions {
+        transpose_b: true,
+        ..Default::default()
+    };
+    let buffers = ProductBuffers {
+        a: MatrixView::dense(hidden, precision, h),
+        b: MatrixView::dense(weight, precision, h),
+        bias: None,
+        out: logits,
+        out_offset: 0,
+        out_stride: v as u64,
+        accumulate: false,
+    };
+    let list = ctx.prepare_matmul(
+        MatmulDims {
+            m: rows,
+            n: v,
+            k: h,
+        },
+        &opts,
+        &buffers,
+    )?;
+    Ok(Dispatches {
+        label: "the forward product of one window",
+        list,
     })
 }
