@@ -11,8 +11,11 @@ use xent::{
     Tolerance,
 };
 
-use crate::loss::{check_output_paths, context, floats, Floats, ReductionArg};
+use crate::compute::context;
+use crate::inputs::{floats, Floats};
+use crate::loss::ReductionArg;
 use crate::npy::{self, Array};
+use crate::outputs::check_output_paths;
 use crate::precision::{LinearInputs, PrecisionArg};
 use crate::{usage, BackendArg, Failure};
 
