@@ -32,20 +32,30 @@ macro_rules! say {
 // src/bin/, where Cargo takes every file for a binary of its own.
 #[path = "xent/bench.rs"]
 mod bench;
+#[path = "xent/compute.rs"]
+mod compute;
+#[path = "xent/cross_entropy.rs"]
+mod cross_entropy;
 #[path = "xent/demo.rs"]
 mod demo;
 #[path = "xent/elementwise.rs"]
 mod elementwise;
 #[path = "xent/info.rs"]
 mod info;
+#[path = "xent/inputs.rs"]
+mod inputs;
 #[path = "xent/linear.rs"]
 mod linear;
 #[path = "xent/loss.rs"]
 mod loss;
 #[path = "xent/npy.rs"]
 mod npy;
+#[path = "xent/outputs.rs"]
+mod outputs;
 #[path = "xent/precision.rs"]
 mod precision;
+#[path = "xent/report.rs"]
+mod report;
 
 #[derive(Parser)]
 #[command(

@@ -60,6 +60,43 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     if let Some(list) = &args.linear {
         return run_linear(args, list);
     }
+    let all = args.strategies.trim() == "all";
+    let cases = cases(args, all)?;
+    let ctx = xent::Context::from_env()?;
+    let mut results = Vec::new();
+    if !args.json {
+        say!("adapter: {}", ctx.adapter_summary());
+        say!(
+            "{:>34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "case",
+            "fused ms",
+            "clock",
+            "GB/s",
+            "copy GB/s",
+            "of copy",
+            "CPU ms",
+            "record"
+        );
+    }
+    for case in &cases {
+        let Some(r) = time_case(&ctx, case, args, all)? else {
+            continue;
+        };
+        if !args.json {
+            print_row(&r);
+        }
+        results.push(r);
+    }
+    if args.json {
+        say_json(&ctx, "results", results.iter().map(|r| r.to_json()));
+    }
+    Ok(())
+}
+
+/// The cases to time: each of `--cases` (or the reference cases) in each
+/// precision, the cross-entropy ones in each strategy (`all`: `--strategies
+/// all`), with `--check-rows` on those of shape (N, C).
+fn cases(args: &BenchArgs, all: bool) -> Result<Vec<xent::bench::BenchCase>, Failure> {
     let cases = match &args.cases {
         None => xent::bench::reference_cases(),
         Some(list) => list
@@ -68,7 +105,6 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             .collect::<Result<Vec<_>, _>>()?,
     };
     let precisions = precisions(args)?;
-    let all = args.strategies.trim() == "all";
     let strategies: Vec<xent::Strategy> = if all {
         std::iter::once(xent::Strategy::Auto)
             .chain(xent::Strategy::FORCED)
@@ -109,68 +145,63 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             "--check-rows checks cross-entropy cases of shape (N, C); --cases has none",
         ));
     }
-    let ctx = xent::Context::from_env()?;
-    let mut results = Vec::new();
-    if !args.json {
-        say!("adapter: {}", ctx.adapter_summary());
+    Ok(cases)
+}
+
+/// Times a case (and profiles it with `--profile`); `None` for a strategy
+/// that cannot serve it under `--strategies all` (`all`).
+fn time_case(
+    ctx: &xent::Context,
+    case: &xent::bench::BenchCase,
+    args: &BenchArgs,
+    all: bool,
+) -> Result<Option<xent::bench::BenchResult>, Failure> {
+    let mut r = match xent::bench::run_case(ctx, case, args.iters as usize, !args.no_cpu) {
+        // With `all`, the strategies that cannot serve a case are left out.
+        Err(xent::Error::Unsupported { .. }) if all && case.strategy != xent::Strategy::Auto => {
+            return Ok(None)
+        }
+        r => r?,
+    };
+    if args.profile {
+        r.dispatches = xent::bench::profile_case(ctx, case, args.iters as usize)?;
+    }
+    Ok(Some(r))
+}
+
+/// A timed case's row of the table, with its dispatches (`--profile`) and
+/// its rows checked (`--check-rows`).
+fn print_row(r: &xent::bench::BenchResult) {
+    say!(
+        "{:>34} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
+        r.name,
+        r.kernel_ms(),
+        if r.gpu_ms.is_some() { "gpu" } else { "wall" },
+        r.gbps(),
+        r.copy_gbps(),
+        r.copy_ratio() * 100.0,
+        r.cpu_ms.map_or("-".to_string(), |c| format!("{c:.1}")),
+        r.record_us
+    );
+    print_profile(r);
+    if let Some((rows, diff)) = r.rows_checked {
         say!(
-            "{:>34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
-            "case",
-            "fused ms",
-            "clock",
-            "GB/s",
-            "copy GB/s",
-            "of copy",
-            "CPU ms",
-            "record"
+            "{:>16}   {rows} rows of the gradient agree with the CPU path (largest |GPU - CPU| {diff:.3e})",
+            ""
         );
     }
-    for case in &cases {
-        let mut r = match xent::bench::run_case(&ctx, case, args.iters as usize, !args.no_cpu) {
-            // With `all`, the strategies that cannot serve a case are left out.
-            Err(xent::Error::Unsupported { .. })
-                if all && case.strategy != xent::Strategy::Auto =>
-            {
-                continue
-            }
-            r => r?,
-        };
-        if args.profile {
-            r.dispatches = xent::bench::profile_case(&ctx, case, args.iters as usize)?;
-        }
-        if !args.json {
-            say!(
-                "{:>34} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
-                r.name,
-                r.kernel_ms(),
-                if r.gpu_ms.is_some() { "gpu" } else { "wall" },
-                r.gbps(),
-                r.copy_gbps(),
-                r.copy_ratio() * 100.0,
-                r.cpu_ms.map_or("-".to_string(), |c| format!("{c:.1}")),
-                r.record_us
-            );
-            print_profile(&r);
-            if let Some((rows, diff)) = r.rows_checked {
-                say!(
-                    "{:>16}   {rows} rows of the gradient agree with the CPU path (largest |GPU - CPU| {diff:.3e})",
-                    ""
-                );
-            }
-        }
-        results.push(r);
-    }
-    if args.json {
-        let body: Vec<String> = results.iter().map(|r| r.to_json()).collect();
-        say!(
-            "{{\"adapter\":\"{}\",\"results\":[{}]}}",
-            ctx.adapter_summary()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\""),
-            body.join(",")
-        );
-    }
-    Ok(())
+}
+
+/// `--json`: one document of the adapter and each result's JSON under `key`.
+fn say_json(ctx: &xent::Context, key: &str, results: impl Iterator<Item = String>) {
+    let body: Vec<String> = results.collect();
+    say!(
+        "{{\"adapter\":\"{}\",\"{key}\":[{}]}}",
+        ctx.adapter_summary()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\""),
+        body.join(",")
+    );
 }
 
 /// The dispatches of a profiled case, each with its share of their sum.
@@ -297,14 +328,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
         }
     }
     if args.json {
-        let body: Vec<String> = results.iter().map(|r| r.to_json()).collect();
-        say!(
-            "{{\"adapter\":\"{}\",\"linear\":[{}]}}",
-            ctx.adapter_summary()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\""),
-            body.join(",")
-        );
+        say_json(&ctx, "linear", results.iter().map(|r| r.to_json()));
     }
     Ok(())
 }

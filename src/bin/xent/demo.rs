@@ -165,11 +165,7 @@ pub fn run() -> Result<(), Failure> {
 
     say!("(GPU ms: wall time of the host call, upload to read-back, after one untimed call)");
     if let Some((loss, grad)) = worked {
-        say!("\nworked example: mean loss {loss:.4} (PyTorch: 3.7925); d loss / d logits:");
-        for row in grad.chunks(5) {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:+.4}")).collect();
-            say!("  [{}]", cells.join(", "));
-        }
+        print_worked(loss, &grad);
     }
 
     if failures.is_empty() {
@@ -186,6 +182,15 @@ pub fn run() -> Result<(), Failure> {
             code: 1,
             message: failures.join("; "),
         })
+    }
+}
+
+/// The worked example's loss and gradient, row by row, to hold against PyTorch's.
+fn print_worked(loss: f32, grad: &[f32]) {
+    say!("\nworked example: mean loss {loss:.4} (PyTorch: 3.7925); d loss / d logits:");
+    for row in grad.chunks(5) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:+.4}")).collect();
+        say!("  [{}]", cells.join(", "));
     }
 }
 

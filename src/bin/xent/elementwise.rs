@@ -1,16 +1,18 @@
 //! `xent loss --loss bce-with-logits|bce|mse|l1|smooth-l1|huber`: the
 //! elementwise losses of an input and a target of the same shape (any
 //! shape), with their options, and which options apply to which loss.
-//! Reading, the output checks and the report are `loss.rs`'s.
+//! The output checks are `loss.rs`'s, the report `report.rs`'s.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::ValueEnum;
 use xent::{cpu, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
 
-use crate::loss::{self, Check, Computed, LossArgs, Mode};
+use crate::compute::{self, Check, Computed, Mode};
+use crate::inputs;
+use crate::loss::{self, LossArgs};
 use crate::npy::{self, Array};
+use crate::report;
 use crate::{usage, BackendArg, Failure};
 
 /// `--loss`: its values are the library's names (`ElementwiseLoss::name`).
@@ -91,6 +93,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let loss = kind.elementwise(&args.elementwise);
     let ce = loss.is_none();
     let e = &args.elementwise;
+    let ce_only = "it is cross-entropy's";
     let options: [(&str, bool, bool, &str); 10] = [
         (
             "--weights",
@@ -116,37 +119,17 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
             kind == LossKind::Huber,
             "only huber takes delta",
         ),
-        (
-            "--ignore-index",
-            args.ignore_index.is_some(),
-            ce,
-            "it is cross-entropy's",
-        ),
-        (
-            "--vocab-shards",
-            args.vocab_shards.is_some(),
-            ce,
-            "it is cross-entropy's",
-        ),
+        ("--ignore-index", args.ignore_index.is_some(), ce, ce_only),
+        ("--vocab-shards", args.vocab_shards.is_some(), ce, ce_only),
         (
             "--label-smoothing",
             args.label_smoothing.is_some(),
             ce,
-            "it is cross-entropy's",
+            ce_only,
         ),
-        ("--input", args.input.is_some(), ce, "it is cross-entropy's"),
-        (
-            "--z-loss",
-            args.z_loss.is_some(),
-            ce,
-            "it is cross-entropy's",
-        ),
-        (
-            "--softcap",
-            args.softcap.is_some(),
-            ce,
-            "it is cross-entropy's",
-        ),
+        ("--input", args.input.is_some(), ce, ce_only),
+        ("--z-loss", args.z_loss.is_some(), ce, ce_only),
+        ("--softcap", args.softcap.is_some(), ce, ce_only),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {
@@ -204,7 +187,7 @@ pub fn run(args: &LossArgs, loss: ElementwiseLoss) -> Result<(), Failure> {
         xent::Reduction::None => problem.dims.clone(),
         _ => Vec::new(),
     };
-    loss::report(&computed, opts.reduction, &loss_dims, &problem.dims, args)
+    report::report(&computed, opts.reduction, &loss_dims, &problem.dims, args)
 }
 
 /// Reads the files and checks their dtypes and shapes, before any adapter is
@@ -216,9 +199,7 @@ fn read_problem(
     opts: ElementwiseOptions,
 ) -> Result<Problem, Failure> {
     let name = loss.name();
-    let x = npy::read("logits", &args.logits)?;
-    let dims = x.shape;
-    let input = loss::floats("logits", &args.logits, x.array, x.dtype)?;
+    let (input, dims) = inputs::read_floats("logits", &args.logits)?;
 
     let expected = format!("expected float16, float32 or float64 of the input's shape {dims:?}");
     let t = npy::read_as("targets", &args.targets, &expected)?;
@@ -293,49 +274,39 @@ fn read_weight(
             w.shape.iter().product::<usize>()
         )));
     }
-    let values = loss::floats(what, path, w.array, w.dtype)?;
+    let values = inputs::floats(what, path, w.array, w.dtype)?;
     Ok(Some(values.f32().into_owned()))
 }
 
 /// Runs the problem: on the CPU twin alone (`--backend cpu`), or on the GPU,
 /// then (unless `--no-check`) the CPU twin on the same values.
 fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
-    let narrow = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     if mode.backend == BackendArg::Cpu {
         let out = p.cpu()?;
-        return Ok(Computed {
-            loss: narrow(&out.loss),
-            grad: narrow(out.grad.as_deref().unwrap_or_default()),
-            adapter: "none: the f64 CPU path (--backend cpu) on the inputs as float32, \
-                      results rounded to float32"
-                .into(),
-            gpu_ms: None,
-            check: None,
-        });
+        return Ok(Computed::cpu(
+            &out.loss,
+            out.grad.as_deref(),
+            "none: the f64 CPU path (--backend cpu) on the inputs as float32, \
+             results rounded to float32",
+        ));
     }
-    let ctx = loss::context()?;
-    let start = Instant::now();
-    let out = mode.precision.elementwise_loss(
-        &ctx,
-        &p.input,
-        &p.target,
-        &p.dims,
-        p.weights(),
-        &p.opts,
-    )?;
-    let gpu_ms = start.elapsed().as_secs_f64() * 1e3;
+    let ctx = compute::context()?;
+    let (out, gpu_ms) = compute::timed(|| {
+        mode.precision
+            .elementwise_loss(&ctx, &p.input, &p.target, &p.dims, p.weights(), &p.opts)
+    })?;
     let grad = out.grad.clone().unwrap_or_default();
     let check = if mode.check {
         let want = p.cpu()?;
-        Some(Check {
-            loss_diff: xent::max_abs_diff(&out.loss, &want.loss),
-            grad_diff: xent::max_abs_diff(&grad, want.grad.as_deref().unwrap_or_default()),
-            verdict: Tolerance::default().compare_elementwise(
-                &out,
-                &want,
-                &mode.precision.grad_tolerance(),
-            ),
-        })
+        let verdict =
+            Tolerance::default().compare_elementwise(&out, &want, &mode.precision.grad_tolerance());
+        Some(Check::new(
+            &out.loss,
+            &grad,
+            &want.loss,
+            want.grad.as_deref(),
+            verdict,
+        ))
     } else {
         None
     };

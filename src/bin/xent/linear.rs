@@ -4,16 +4,19 @@
 //! twin alone.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use xent::{
     cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, LinearOutput, Reduction,
     Tolerance,
 };
 
-use crate::loss::{check_output_paths, context, floats, Floats, ReductionArg};
+use crate::compute::{self, narrow};
+use crate::inputs::{self, Floats};
+use crate::loss::ReductionArg;
 use crate::npy::{self, Array};
+use crate::outputs;
 use crate::precision::{LinearInputs, PrecisionArg};
+use crate::report;
 use crate::{usage, BackendArg, Failure};
 
 #[derive(clap::Args)]
@@ -93,17 +96,39 @@ pub struct LinearArgs {
     vocab_shards: Option<usize>,
 }
 
-/// A matrix read from a file: its values and shape.
-fn matrix(what: &str, path: &Path) -> Result<(Floats, Vec<usize>), Failure> {
-    let a = npy::read(what, path)?;
-    Ok((floats(what, path, a.array, a.dtype)?, a.shape))
+/// The fused op's inputs, read and checked, and its options.
+struct Problem {
+    hidden: Floats,
+    weight: Floats,
+    dims: LinearDims,
+    targets: Vec<i64>,
+    bias: Option<Vec<f32>>,
+    class_weights: Option<Vec<f32>>,
+    opts: LinearCrossEntropyOptions,
+}
+
+/// A result, in float32, with where it came from and, on the GPU, its
+/// largest differences from the CPU twin (loss, grad hidden, grad weight,
+/// grad bias) and the verdict.
+struct Computed {
+    out: LinearOutput<f32>,
+    adapter: String,
+    gpu_ms: Option<f64>,
+    check: Option<([f64; 4], Result<(), xent::Error>)>,
 }
 
 pub fn run(args: &LinearArgs) -> Result<(), Failure> {
-    if args.vocab_shards == Some(0) {
-        return Err(usage("--vocab-shards must be at least 1"));
-    }
-    check_output_paths(
+    compute::check_shards(args.vocab_shards)?;
+    check_outputs(args)?;
+    let problem = read_problem(args)?;
+    let computed = compute(args, &problem)?;
+    report(args, &problem, &computed)
+}
+
+/// The output paths, checked before any input is read
+/// (`outputs::check_output_paths`).
+fn check_outputs(args: &LinearArgs) -> Result<(), Failure> {
+    outputs::check_output_paths(
         &[
             ("--loss-out", args.loss_out.as_deref()),
             ("--grad-hidden-out", args.grad_hidden_out.as_deref()),
@@ -117,60 +142,17 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
             ("--bias", args.bias.as_deref()),
             ("--weights", args.weights.as_deref()),
         ],
-    )?;
-    let (hidden, hs) = matrix("hidden", &args.hidden)?;
-    let (weight, ws) = matrix("weight", &args.weight)?;
-    if hs.len() != 2 {
-        return Err(usage(format!("hidden has shape {hs:?}; expected (N, H)")));
-    }
-    if ws.len() != 2 {
-        return Err(usage(format!("weight has shape {ws:?}; expected (V, H)")));
-    }
-    let dims = LinearDims {
-        n: hs[0],
-        h: hs[1],
-        v: ws[0],
-    };
-    if ws[1] != dims.h {
-        return Err(usage(format!(
-            "weight has shape {ws:?} but hidden {hs:?}: their H (last axes) differ"
-        )));
-    }
-    let t = npy::read_as(
-        "targets",
-        &args.targets,
-        "expected int64 or int32 class ids",
-    )?;
-    let targets: Vec<i64> = match t.array {
-        Array::I64(v) => v,
-        Array::I32(v) => v.into_iter().map(i64::from).collect(),
-        _ => {
-            return Err(usage(format!(
-                "targets file {} has dtype {}: expected int64 or int32 class ids",
-                args.targets.display(),
-                t.dtype
-            )))
-        }
-    };
-    if t.shape != [dims.n] {
-        return Err(usage(format!(
-            "targets have shape {:?} but hidden {hs:?} needs ({},)",
-            t.shape, dims.n
-        )));
-    }
-    let vector = |what: &str, path: &Option<PathBuf>| -> Result<Option<Vec<f32>>, Failure> {
-        let Some(path) = path else { return Ok(None) };
-        let (values, shape) = matrix(what, path)?;
-        if shape != [dims.v] {
-            return Err(usage(format!(
-                "{what} has shape {shape:?} but weight {ws:?} needs ({},)",
-                dims.v
-            )));
-        }
-        Ok(Some(values.f32().into_owned()))
-    };
-    let bias = vector("bias", &args.bias)?;
-    let class_weights = vector("weights", &args.weights)?;
+    )
+}
+
+/// Reads and checks the files and options, before any adapter is opened.
+fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
+    let (hidden, hs) = inputs::read_floats("hidden", &args.hidden)?;
+    let (weight, ws) = inputs::read_floats("weight", &args.weight)?;
+    let dims = linear_dims(&hs, &ws)?;
+    let targets = read_targets(&args.targets, &hs, dims.n)?;
+    let bias = read_vector("bias", args.bias.as_deref(), &ws, dims.v)?;
+    let class_weights = read_vector("weights", args.weights.as_deref(), &ws, dims.v)?;
     if args.grad_bias_out.is_some() && bias.is_none() {
         return Err(usage("--grad-bias-out needs --bias"));
     }
@@ -187,26 +169,116 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
         ..Default::default()
     };
     opts.validate()?;
-    // The values the GPU stores; the twin runs on them.
-    let (h32, w32) = (
-        args.precision.round(&hidden.f32()),
-        args.precision.round(&weight.f32()),
-    );
-    let b32 = bias.as_deref().map(|b| args.precision.round(b));
-    let twin = || {
-        cpu::linear_cross_entropy(
-            &h32,
-            &w32,
-            b32.as_deref(),
-            &targets,
-            class_weights.as_deref(),
-            &dims,
-            &opts,
-        )
+    Ok(Problem {
+        hidden,
+        weight,
+        dims,
+        targets,
+        bias,
+        class_weights,
+        opts,
+    })
+}
+
+/// The sizes of hidden (`hs`, (N, H)) and weight (`ws`, (V, H)).
+fn linear_dims(hs: &[usize], ws: &[usize]) -> Result<LinearDims, Failure> {
+    if hs.len() != 2 {
+        return Err(usage(format!("hidden has shape {hs:?}; expected (N, H)")));
+    }
+    if ws.len() != 2 {
+        return Err(usage(format!("weight has shape {ws:?}; expected (V, H)")));
+    }
+    let dims = LinearDims {
+        n: hs[0],
+        h: hs[1],
+        v: ws[0],
     };
-    let narrow = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let (out, adapter, gpu_ms, check) = if args.backend == BackendArg::Cpu {
-        let t = twin()?;
+    if ws[1] != dims.h {
+        return Err(usage(format!(
+            "weight has shape {ws:?} but hidden {hs:?}: their H (last axes) differ"
+        )));
+    }
+    Ok(dims)
+}
+
+/// The class ids, int64 or int32, one per row of hidden (`hs`, `n` rows).
+fn read_targets(path: &Path, hs: &[usize], n: usize) -> Result<Vec<i64>, Failure> {
+    let t = npy::read_as("targets", path, "expected int64 or int32 class ids")?;
+    let targets: Vec<i64> = match t.array {
+        Array::I64(v) => v,
+        Array::I32(v) => v.into_iter().map(i64::from).collect(),
+        _ => {
+            return Err(usage(format!(
+                "targets file {} has dtype {}: expected int64 or int32 class ids",
+                path.display(),
+                t.dtype
+            )))
+        }
+    };
+    if t.shape != [n] {
+        return Err(usage(format!(
+            "targets have shape {:?} but hidden {hs:?} needs ({n},)",
+            t.shape
+        )));
+    }
+    Ok(targets)
+}
+
+/// The `what` file (bias or class weights), if given: one float per row of
+/// weight (`ws`, `v` rows).
+fn read_vector(
+    what: &str,
+    path: Option<&Path>,
+    ws: &[usize],
+    v: usize,
+) -> Result<Option<Vec<f32>>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let (values, shape) = inputs::read_floats(what, path)?;
+    if shape != [v] {
+        return Err(usage(format!(
+            "{what} has shape {shape:?} but weight {ws:?} needs ({v},)"
+        )));
+    }
+    Ok(Some(values.f32().into_owned()))
+}
+
+/// hidden, weight and bias as the GPU stores them; the twin runs on them.
+struct Stored {
+    hidden: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl Stored {
+    fn of(p: &Problem, precision: PrecisionArg) -> Self {
+        Stored {
+            hidden: precision.round(&p.hidden.f32()),
+            weight: precision.round(&p.weight.f32()),
+            bias: p.bias.as_deref().map(|b| precision.round(b)),
+        }
+    }
+
+    /// The CPU twin on these values.
+    fn twin(&self, p: &Problem) -> xent::Result<LinearOutput<f64>> {
+        cpu::linear_cross_entropy(
+            &self.hidden,
+            &self.weight,
+            self.bias.as_deref(),
+            &p.targets,
+            p.class_weights.as_deref(),
+            &p.dims,
+            &p.opts,
+        )
+    }
+}
+
+/// Runs the problem: on the CPU twin alone (`--backend cpu`), or on the GPU,
+/// then (unless `--no-check`) the CPU twin on the same values.
+fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
+    // The values the GPU stores; the twin runs on them.
+    let stored = Stored::of(p, args.precision);
+    if args.backend == BackendArg::Cpu {
+        let t = stored.twin(p)?;
         let out = LinearOutput {
             loss: narrow(&t.loss),
             grad_hidden: t.grad_hidden.as_deref().map(narrow),
@@ -217,63 +289,74 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
             magnitude: None,
         };
         let adapter = "none: the f64 CPU twin (--backend cpu), results rounded to float32";
-        (out, adapter.to_string(), None, None)
-    } else {
-        let ctx = context()?;
-        let start = Instant::now();
-        let inputs = LinearInputs {
-            hidden: &h32,
-            weight: &w32,
-            bias: bias.as_deref(),
-            targets: &targets,
-            class_weights: class_weights.as_deref(),
-        };
-        let out =
-            args.precision
-                .linear_cross_entropy(&ctx, &inputs, &dims, &opts, args.vocab_shards)?;
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        let check = if args.no_check {
-            None
-        } else {
-            let t = twin()?;
-            let diff = |g: &Option<Vec<f32>>, c: &Option<Vec<f64>>| match (g, c) {
-                (Some(g), Some(c)) => xent::max_abs_diff(g, c),
-                _ => 0.0,
-            };
-            let diffs = [
-                xent::max_abs_diff(&out.loss, &t.loss),
-                diff(&out.grad_hidden, &t.grad_hidden),
-                diff(&out.grad_weight, &t.grad_weight),
-                diff(&out.grad_bias, &t.grad_bias),
-            ];
-            Some((diffs, Tolerance::default().compare_linear(&out, &t)))
-        };
-        (out, ctx.adapter_summary(), Some(ms), check)
-    };
-    let reduction = opts.loss.reduction;
-    let scalar = out.loss.first().copied().unwrap_or(f32::NAN);
-    match reduction {
-        Reduction::None => say!("loss (none): {} rows", out.loss.len()),
-        Reduction::Sum => say!("loss (sum): {scalar}"),
-        Reduction::Mean => say!("loss (mean): {scalar}"),
+        return Ok(Computed {
+            out,
+            adapter: adapter.to_string(),
+            gpu_ms: None,
+            check: None,
+        });
     }
-    say!("adapter: {adapter}");
-    if let Some(ms) = gpu_ms {
+    let ctx = compute::context()?;
+    let (out, ms) = compute::timed(|| {
+        let inputs = LinearInputs {
+            hidden: &stored.hidden,
+            weight: &stored.weight,
+            bias: p.bias.as_deref(),
+            targets: &p.targets,
+            class_weights: p.class_weights.as_deref(),
+        };
+        args.precision
+            .linear_cross_entropy(&ctx, &inputs, &p.dims, &p.opts, args.vocab_shards)
+    })?;
+    let check = if args.no_check {
+        None
+    } else {
+        Some(check(&out, &stored.twin(p)?))
+    };
+    Ok(Computed {
+        out,
+        adapter: ctx.adapter_summary(),
+        gpu_ms: Some(ms),
+        check,
+    })
+}
+
+/// The GPU's result held against the twin's: the largest differences of
+/// the loss and each gradient, and the verdict.
+fn check(out: &LinearOutput<f32>, t: &LinearOutput<f64>) -> ([f64; 4], Result<(), xent::Error>) {
+    let diff = |g: &Option<Vec<f32>>, c: &Option<Vec<f64>>| match (g, c) {
+        (Some(g), Some(c)) => xent::max_abs_diff(g, c),
+        _ => 0.0,
+    };
+    let diffs = [
+        xent::max_abs_diff(&out.loss, &t.loss),
+        diff(&out.grad_hidden, &t.grad_hidden),
+        diff(&out.grad_weight, &t.grad_weight),
+        diff(&out.grad_bias, &t.grad_bias),
+    ];
+    (diffs, Tolerance::default().compare_linear(out, t))
+}
+
+/// Prints the loss, the adapter and the check, writes the outputs asked
+/// for, and turns a disagreement into exit status 1 (after writing).
+fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
+    let (out, dims) = (&c.out, &p.dims);
+    let reduction = p.opts.loss.reduction;
+    report::say_loss(reduction, &out.loss, |loss| format!("{} rows", loss.len()));
+    say!("adapter: {}", c.adapter);
+    if let Some(ms) = c.gpu_ms {
         say!("GPU call: {ms:.2} ms (with uploads and readback)");
     }
-    match &check {
+    match &c.check {
         Some((d, verdict)) => say!(
             "largest |GPU - CPU|: loss {:.3e}, grad hidden {:.3e}, grad weight {:.3e}, grad bias {:.3e} ({})",
             d[0],
             d[1],
             d[2],
             d[3],
-            if verdict.is_ok() { "agree" } else { "DISAGREE" }
+            report::agree(verdict)
         ),
-        None if args.backend == BackendArg::Cpu => {
-            say!("largest |GPU - CPU|: not checked (--backend cpu)")
-        }
-        None => say!("largest |GPU - CPU|: not checked (--no-check)"),
+        None => report::say_unchecked(args.backend),
     }
     let loss_dims = if reduction == Reduction::None {
         vec![dims.n]
@@ -303,12 +386,8 @@ pub fn run(args: &LinearArgs) -> Result<(), Failure> {
     ];
     for (what, path, values, shape) in writes {
         if let (Some(path), Some(values)) = (path, values) {
-            npy::write_f32(path, &shape, values)?;
-            say!("wrote {what}, float32 {shape:?}, to {}", path.display());
+            outputs::write(what, path, &shape, values)?;
         }
     }
-    match check.map(|(_, verdict)| verdict) {
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    report::verdict(c.check.as_ref().map(|(_, verdict)| verdict))
 }

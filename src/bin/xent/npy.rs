@@ -40,67 +40,20 @@ pub fn read(what: &str, path: &Path) -> Result<Npy, Failure> {
 /// [`read`], with `expected` saying which dtypes the caller takes when the
 /// file's is none xent reads.
 pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> {
-    let shown = path.display();
-    if path.is_dir() {
-        return Err(usage(format!(
-            "cannot read {what} file {shown}: it is a directory"
-        )));
-    }
-    let file =
-        File::open(path).map_err(|e| usage(format!("cannot read {what} file {shown}: {e}")))?;
-    let not_npy = |reason: String| {
-        usage(format!(
-            "{what} file {shown} is not a NumPy .npy file: {reason}"
-        ))
-    };
-    // npyz multiplies the header's axes unchecked; a header whose element
-    // count overflows panics in debug builds. That is bad input, not a bug.
-    QUIET_PANICS.store(true, Ordering::Relaxed);
-    let parsed = std::panic::catch_unwind(|| npyz::NpyFile::new(BufReader::new(file)));
-    QUIET_PANICS.store(false, Ordering::Relaxed);
-    let npy = match parsed {
-        Ok(Ok(npy)) => npy,
-        Ok(Err(e)) => return Err(not_npy(e.to_string())),
-        Err(_) => return Err(not_npy("its shape has too many elements".into())),
-    };
-    let shape: Vec<usize> = npy
-        .shape()
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<_, _>>()
-        .map_err(|_| not_npy("an axis does not fit in usize".into()))?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| not_npy("its shape has too many elements".into()))?;
+    let npy = open(what, path)?;
+    let (shape, count) = shape_of(&npy, what, path)?;
     if npy.order() == npyz::Order::Fortran && shape.iter().filter(|&&d| d > 1).count() > 1 {
         return Err(usage(format!(
-            "{what} file {shown} is Fortran-ordered; save it C-ordered (numpy.ascontiguousarray)"
+            "{what} file {} is Fortran-ordered; save it C-ordered (numpy.ascontiguousarray)",
+            path.display()
         )));
     }
-    let DType::Plain(ts) = npy.dtype() else {
-        return Err(usage(format!(
-            "{what} file {shown} has a structured dtype; expected a plain numeric array"
-        )));
-    };
-    let dtype = match (ts.type_char(), ts.size_field()) {
-        (TypeChar::Float, 2) => "float16",
-        (TypeChar::Float, 4) => "float32",
-        (TypeChar::Float, 8) => "float64",
-        (TypeChar::Int, 8) => "int64",
-        (TypeChar::Int, 4) => "int32",
-        (TypeChar::Uint, 1) => "uint8",
-        (c, size) => {
-            return Err(usage(format!(
-                "{what} file {shown} has dtype {} ({ts}), which xent does not take: {expected}",
-                numpy_name(c, size),
-            )))
-        }
-    };
+    let dtype = dtype_of(&npy, what, path, expected)?;
     let truncated = |e: std::io::Error| {
         usage(format!(
-            "{what} file {shown} is truncated or corrupt: its header says shape {shape:?} \
-             ({count} {dtype} values) but reading them failed: {e}"
+            "{what} file {} is truncated or corrupt: its header says shape {shape:?} \
+             ({count} {dtype} values) but reading them failed: {e}",
+            path.display()
         ))
     };
     let array = match dtype {
@@ -116,6 +69,86 @@ pub fn read_as(what: &str, path: &Path, expected: &str) -> Result<Npy, Failure> 
         shape,
         dtype,
     })
+}
+
+/// An `.npy` file opened and its header parsed.
+type NpyFile = npyz::NpyFile<BufReader<File>>;
+
+/// Opens the `what` file at `path` and parses its header.
+fn open(what: &str, path: &Path) -> Result<NpyFile, Failure> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(usage(format!(
+            "cannot read {what} file {shown}: it is a directory"
+        )));
+    }
+    let file =
+        File::open(path).map_err(|e| usage(format!("cannot read {what} file {shown}: {e}")))?;
+    // npyz multiplies the header's axes unchecked; a header whose element
+    // count overflows panics in debug builds. That is bad input, not a bug.
+    QUIET_PANICS.store(true, Ordering::Relaxed);
+    let parsed = std::panic::catch_unwind(|| npyz::NpyFile::new(BufReader::new(file)));
+    QUIET_PANICS.store(false, Ordering::Relaxed);
+    match parsed {
+        Ok(Ok(npy)) => Ok(npy),
+        Ok(Err(e)) => Err(not_npy(what, path, e.to_string())),
+        Err(_) => Err(not_npy(
+            what,
+            path,
+            "its shape has too many elements".into(),
+        )),
+    }
+}
+
+/// The file's shape, and its count of elements.
+fn shape_of(npy: &NpyFile, what: &str, path: &Path) -> Result<(Vec<usize>, usize), Failure> {
+    let shape: Vec<usize> = npy
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| not_npy(what, path, "an axis does not fit in usize".into()))?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| not_npy(what, path, "its shape has too many elements".into()))?;
+    Ok((shape, count))
+}
+
+/// The NumPy name of the file's dtype, one of those xent reads; else the
+/// failure naming it, with `expected` (the dtypes the caller takes).
+fn dtype_of(
+    npy: &NpyFile,
+    what: &str,
+    path: &Path,
+    expected: &str,
+) -> Result<&'static str, Failure> {
+    let shown = path.display();
+    let DType::Plain(ts) = npy.dtype() else {
+        return Err(usage(format!(
+            "{what} file {shown} has a structured dtype; expected a plain numeric array"
+        )));
+    };
+    match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 2) => Ok("float16"),
+        (TypeChar::Float, 4) => Ok("float32"),
+        (TypeChar::Float, 8) => Ok("float64"),
+        (TypeChar::Int, 8) => Ok("int64"),
+        (TypeChar::Int, 4) => Ok("int32"),
+        (TypeChar::Uint, 1) => Ok("uint8"),
+        (c, size) => Err(usage(format!(
+            "{what} file {shown} has dtype {} ({ts}), which xent does not take: {expected}",
+            numpy_name(c, size),
+        ))),
+    }
+}
+
+/// The failure of a `what` file that is not an `.npy` file, for `reason`.
+fn not_npy(what: &str, path: &Path, reason: String) -> Failure {
+    usage(format!(
+        "{what} file {} is not a NumPy .npy file: {reason}",
+        path.display()
+    ))
 }
 
 /// What the `what` file may hold, for error messages.
