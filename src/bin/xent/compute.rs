@@ -99,7 +99,7 @@ pub(crate) fn check_shards(shards: Option<usize>) -> Result<(), Failure> {
 /// The GPU context of `xent loss` and `xent linear-loss`, from the environment.
 pub(crate) fn context() -> Result<xent::Context, Failure> {
     let mut ctx = xent::Context::from_env()?;
-    // Mutation tests of the check (tests/verify_mode.rs): the GPU's gradient
+    // Mutation tests of the check (tests/cross_entropy/verify_mode.rs): the GPU's gradient
     // corrupted on purpose, which the check must report.
     if let Ok(name) = std::env::var("XENT_INJECT_FAULT") {
         let fault = xent::Fault::from_name(&name).ok_or_else(|| {
