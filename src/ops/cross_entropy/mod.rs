@@ -5,6 +5,7 @@ pub(crate) mod buffers;
 pub(crate) mod check;
 pub(crate) mod compare;
 pub(crate) mod cpu;
+pub(crate) mod cpu_rows;
 pub(crate) mod dispatch;
 pub(crate) mod host;
 pub(crate) mod options;
