@@ -1,8 +1,10 @@
 //! The CPU twin of the cross-entropy family, in f64, with the magnitudes of
-//! its terms.
+//! its terms: its outputs, its entry points, the mean's denominator and the
+//! reduction (each row's terms are `cpu_rows.rs`'s).
 
+use super::cpu_rows::{ClassWeights, Twin};
 use super::validate;
-use crate::core::reference::{log_magnitude, row_stats, widen, Reference, LOG_TERM};
+use crate::core::reference::{widen, Reference};
 use crate::core::shape::Layout;
 use crate::core::Reduction;
 use crate::error::Result;
@@ -203,166 +205,61 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     if let Some(t) = targets.class_indices() {
         validate::target_range(&layout, &t, opts.ignore_index)?;
     }
-    // Soft-capping acts before everything; the gradient takes its slope below.
-    let x: Vec<f64> = match opts.softcap {
-        Some(cap) => widen(input)
-            .iter()
-            .map(|&x| cap * (x / cap).tanh())
-            .collect(),
-        None => widen(input),
-    };
-    let slope = |xc: f64| opts.softcap.map_or(1.0, |cap| 1.0 - (xc / cap).powi(2));
-    let classes = layout.classes;
-    let c_f = classes as f64;
-    let w = |c: usize| class_w.as_ref().map_or(1.0, |w| w[c]);
-    let sw = |row: usize| sample_w.as_ref().map_or(1.0, |s| s[row]);
-    let weight_sum: f64 = (0..classes).map(w).sum();
-    let eps = opts.label_smoothing;
-    let z = opts.z_loss;
+    let class_w = ClassWeights(class_w.as_deref());
+    let twin = Twin::new(input, layout, targets, class_w, sample_w.as_deref(), opts);
+    let denom = denominator(&twin);
+    let rows = twin.run(grad_scale(opts, denom));
+    let (loss, loss_mag, loss_dims) = reduce_rows(opts, denom, rows.loss, rows.mag, &twin.layout);
+    let logits = opts.input == InputKind::Logits;
+    Ok(CrossEntropyOutput {
+        loss,
+        loss_dims,
+        grad: Some(rows.grad),
+        lse: logits.then_some(rows.lse),
+        correct: Some(rows.correct),
+        magnitude: Some(CrossEntropyMagnitude {
+            loss: loss_mag,
+            grad: Some(rows.grad_mag),
+            lse: logits.then_some(rows.lse_mag),
+        }),
+    })
+}
 
-    // Targets as either a class per row (None = ignored) or probabilities.
-    let class_of: Option<Vec<Option<usize>>> = targets.class_indices().map(|t| {
-        t.iter()
-            .map(|&t| (t != opts.ignore_index).then_some(t as usize))
-            .collect()
-    });
-    let probs: Option<Vec<f64>> = match targets {
-        Targets::Probs(y) => Some(widen(y)),
-        _ => None,
-    };
-    let rows = layout.rows();
-    let denom: f64 = match &class_of {
+/// The mean's denominator: `Σ sᵢ·w[tᵢ]` over the non-ignored rows for class
+/// indices, the number of rows for probabilities.
+fn denominator(twin: &Twin<'_>) -> f64 {
+    match &twin.class_of {
         Some(ts) => ts
             .iter()
             .enumerate()
-            .filter_map(|(row, t)| t.map(|t| sw(row) * w(t)))
+            .filter_map(|(row, t)| t.map(|t| twin.sw(row) * twin.class_w.at(t)))
             .sum(),
-        None => rows as f64,
-    };
+        None => twin.layout.rows() as f64,
+    }
+}
+
+/// What the gradient of every row is multiplied by (with its sample weight).
+fn grad_scale(opts: &CrossEntropyOptions, denom: f64) -> f64 {
     // A zero denominator: 0 with EmptyMean::Zero; NaN for logits (PyTorch's
     // nll term is 0 / 0 and the softmax's backward spreads it over the row);
-    // 1 / 0 otherwise, which meets the structural zeros below.
-    let scale = match (opts.reduction, opts.empty_mean, opts.input) {
+    // 1 / 0 otherwise, which meets the structural zeros of `Row::grad_element`.
+    match (opts.reduction, opts.empty_mean, opts.input) {
         (Reduction::Mean, EmptyMean::Zero, _) if denom == 0.0 => 0.0,
         (Reduction::Mean, EmptyMean::Nan, InputKind::Logits) if denom == 0.0 => f64::NAN,
         (Reduction::Mean, ..) => 1.0 / denom,
         (Reduction::None | Reduction::Sum, ..) => 1.0,
-    };
-
-    let logits = opts.input == InputKind::Logits;
-    let mut row_loss = vec![0.0; rows];
-    let mut row_mag = vec![0.0; rows];
-    let mut lse_out = vec![0.0; rows];
-    let mut lse_mag = vec![0.0; rows];
-    let mut correct = 0u64;
-    // Every output the host call can return: the twin returns them all.
-    let mut grad = Some(vec![0.0; x.len()]);
-    let mut grad_mag = Some(vec![0.0; x.len()]);
-    for row in 0..rows {
-        let at = |c: usize| x[layout.element(row, c)];
-        let (m, s) = row_stats(&x, &layout, row);
-        // log-sum-exp of an all -inf row is -inf (as torch.logsumexp), not
-        // the NaN of -inf + ln(NaN); a row with a NaN stays NaN (`row_stats`'
-        // max skips NaN, so m alone cannot tell).
-        let lse = if m == f64::NEG_INFINITY && !(0..classes).any(|c| at(c).is_nan()) {
-            f64::NEG_INFINITY
-        } else {
-            m + s.ln()
-        };
-        lse_out[row] = lse;
-        lse_mag[row] = m.abs() + log_magnitude(s);
-        // With a cap, of the capped logits as f32 holds them (saturated ones tie).
-        let argmax = match opts.softcap {
-            Some(_) => first_argmax((0..classes).map(|c| f64::from(at(c) as f32))),
-            None => first_argmax((0..classes).map(at)),
-        };
-        let logp = |c: usize| match opts.input {
-            InputKind::Logits => (at(c) - m) - s.ln(),
-            InputKind::LogProbs => at(c),
-            InputKind::Probs => at(c).ln(),
-        };
-        // The magnitude of logp's terms (see `Tolerance`).
-        let logp_mag = |c: usize| match opts.input {
-            InputKind::Logits => (at(c) - m).abs() + log_magnitude(s),
-            InputKind::LogProbs => at(c).abs(),
-            InputKind::Probs => at(c).ln().abs() + LOG_TERM,
-        };
-        // q: the target distribution; r: the row weight of the z-loss.
-        let (q, r, q_sum, loss, loss_mag): RowTerms<'_> = match (&class_of, &probs) {
-            (Some(ts), _) => {
-                let Some(t) = ts[row] else { continue };
-                if argmax == Some(t) {
-                    correct += 1;
-                }
-                let mut loss = -(1.0 - eps) * w(t) * logp(t);
-                let mut loss_mag = ((1.0 - eps) * w(t)).abs() * logp_mag(t);
-                if eps != 0.0 {
-                    loss -= eps / c_f * (0..classes).map(|c| w(c) * logp(c)).sum::<f64>();
-                    loss_mag +=
-                        eps / c_f * (0..classes).map(|c| w(c).abs() * logp_mag(c)).sum::<f64>();
-                }
-                let q = move |c: usize| (1.0 - eps) * f64::from(u8::from(c == t)) + eps / c_f;
-                (
-                    Box::new(q),
-                    w(t),
-                    (1.0 - eps) * w(t) + eps / c_f * weight_sum,
-                    loss,
-                    loss_mag,
-                )
-            }
-            (None, Some(y)) => {
-                let y_at = |c: usize| y[layout.element(row, c)];
-                if argmax == first_argmax((0..classes).map(y_at)) {
-                    correct += 1;
-                }
-                let y_row: Vec<f64> = (0..classes).map(y_at).collect();
-                let q = move |c: usize| y_row[c] * (1.0 - eps) + eps / c_f;
-                let q_sum = (0..classes).map(|c| w(c) * q(c)).sum();
-                let loss = -(0..classes).map(|c| w(c) * q(c) * logp(c)).sum::<f64>();
-                let loss_mag = (0..classes)
-                    .map(|c| (w(c) * q(c)).abs() * logp_mag(c))
-                    .sum::<f64>();
-                (Box::new(q), 1.0, q_sum, loss, loss_mag)
-            }
-            (None, None) => unreachable!("targets are class indices or probabilities"),
-        };
-        row_loss[row] = sw(row) * (loss + r * z * lse * lse);
-        row_mag[row] = (sw(row).abs() * (loss_mag + (r * z).abs() * lse_mag[row].powi(2)))
-            .max(row_loss[row].abs());
-        if let (Some(g), Some(gm)) = (grad.as_mut(), grad_mag.as_mut()) {
-            let a = scale * sw(row);
-            for c in 0..classes {
-                let wq = w(c) * q(c);
-                let (v, mag) = match opts.input {
-                    InputKind::Logits => {
-                        let p = (at(c) - m).exp() / s;
-                        let zp = r * 2.0 * z * p;
-                        (
-                            p * q_sum - wq + zp * lse,
-                            p * q_sum.abs() + wq.abs() + zp.abs() * lse_mag[row],
-                        )
-                    }
-                    InputKind::LogProbs | InputKind::Probs => (-wq, wq.abs()),
-                };
-                let i = layout.element(row, c);
-                g[i] = match opts.input {
-                    InputKind::Logits => a * v * slope(at(c)),
-                    // PyTorch's nll_loss writes only where q > 0: the others
-                    // stay 0 whatever the scale (inf for a zero denominator).
-                    InputKind::LogProbs if q(c) == 0.0 => 0.0,
-                    InputKind::LogProbs => a * v,
-                    // Divided by x after: NaN where x is 0 or NaN, as torch.log's backward.
-                    InputKind::Probs if q(c) == 0.0 => 0.0 / at(c),
-                    InputKind::Probs => a * v / at(c),
-                };
-                let mag = match opts.input {
-                    InputKind::Probs => mag / at(c).abs(),
-                    _ => mag,
-                };
-                gm[i] = (a.abs() * mag).max(g[i].abs());
-            }
-        }
     }
+}
+
+/// The rows' losses and magnitudes as the reduction gives them, with the
+/// loss's shape.
+fn reduce_rows(
+    opts: &CrossEntropyOptions,
+    denom: f64,
+    row_loss: Vec<f64>,
+    row_mag: Vec<f64>,
+    layout: &Layout,
+) -> (Vec<f64>, Vec<f64>, Vec<usize>) {
     let reduced = |total: f64| match (opts.reduction, opts.empty_mean) {
         (Reduction::Mean, EmptyMean::Zero) if denom == 0.0 => 0.0,
         // NaN even when smoothing makes the numerator positive: PyTorch's nll
@@ -371,41 +268,12 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         (Reduction::Mean, _) => total / denom,
         _ => total,
     };
-    let (loss, loss_mag, loss_dims) = match opts.reduction {
+    match opts.reduction {
         Reduction::None => (row_loss, row_mag, layout.target_dims()),
         _ => {
             let loss = reduced(row_loss.iter().sum());
             let mag = reduced(row_mag.iter().sum()).abs().max(loss.abs());
             (vec![loss], vec![mag], Vec::new())
         }
-    };
-    Ok(CrossEntropyOutput {
-        loss,
-        loss_dims,
-        grad,
-        lse: logits.then_some(lse_out),
-        correct: Some(correct),
-        magnitude: Some(CrossEntropyMagnitude {
-            loss: loss_mag,
-            grad: grad_mag,
-            lse: logits.then_some(lse_mag),
-        }),
-    })
-}
-
-/// A row's target distribution q, z-loss row weight r, Σ w·q, loss and the
-/// loss's magnitude.
-type RowTerms<'a> = (Box<dyn Fn(usize) -> f64 + 'a>, f64, f64, f64, f64);
-
-/// Index of the first largest value that is not NaN, as `torch.argmax` on
-/// rows without NaN (an all −∞ row gives 0); `None` for an all-NaN row. The
-/// GPU kernels follow the same rule.
-fn first_argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, v) in values.enumerate() {
-        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
-            best = Some((i, v));
-        }
     }
-    best.map(|(i, _)| i)
 }

@@ -6,6 +6,7 @@ pub(crate) mod check;
 mod choose;
 pub(crate) mod compare;
 pub(crate) mod cpu;
+pub(crate) mod cpu_rows;
 pub(crate) mod dispatch;
 pub(crate) mod host;
 pub(crate) mod options;

@@ -108,6 +108,62 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
     // error is relative to |d| itself, and so are the magnitudes below.
     let d = x - y;
     let z = d.abs();
+    match loss {
+        ElementwiseLoss::BceWithLogits => bce_with_logits(x, y, pw),
+        ElementwiseLoss::Bce => bce(x, y, d, z),
+        ElementwiseLoss::Mse => Point {
+            loss: d * d,
+            loss_terms: d * d,
+            grad: 2.0 * d,
+            grad_terms: 2.0 * z,
+        },
+        ElementwiseLoss::L1 => l1(x, y, z),
+        // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
+        ElementwiseLoss::SmoothL1 { beta } if beta as f32 == 0.0 => l1(x, y, z),
+        ElementwiseLoss::SmoothL1 { beta } => smooth_l1(d, z, f64::from(beta as f32)),
+        ElementwiseLoss::Huber { delta } => huber(d, z, f64::from(delta as f32)),
+    }
+}
+
+/// `BceWithLogits` at logit `x`, target `y`, positive weight `pw`.
+fn bce_with_logits(x: f64, y: f64, pw: f64) -> Point {
+    let tail = (-x.abs()).exp().ln_1p();
+    let softplus = |v: f64| v.max(0.0) + tail;
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let (pos, neg) = (pw * y * softplus(-x), (1.0 - y) * softplus(x));
+    // The terms of the GPU's form: lw·σ(x) − pw·y for x < 0,
+    // (1 − y) − lw·σ(−x) for x ≥ 0, with lw = pw·y + 1 − y.
+    let lw = pw * y + (1.0 - y);
+    let (a, b) = if x >= 0.0 {
+        (1.0 - y, lw * sigmoid(-x))
+    } else {
+        (lw * sigmoid(x), pw * y)
+    };
+    Point {
+        loss: pos + neg,
+        loss_terms: pos.abs() + neg.abs(),
+        grad: a - b,
+        grad_terms: a.abs() + b.abs(),
+    }
+}
+
+/// `Bce` at probability `x`, target `y`, `d = x − y`, `z = |d|`.
+fn bce(x: f64, y: f64, d: f64, z: f64) -> Point {
+    let lx = x.ln().max(-100.0);
+    let l1x = (-x).ln_1p().max(-100.0);
+    let (a, b) = (y * lx, (1.0 - y) * l1x);
+    // PyTorch clamps at the f32 1e-12 (ATen's `EPSILON`), in f64 too.
+    let den = (x * (1.0 - x)).max(f64::from(1e-12f32));
+    Point {
+        loss: -(a + b),
+        loss_terms: a.abs() + b.abs(),
+        grad: d / den,
+        grad_terms: z / den,
+    }
+}
+
+/// `L1` at `x`, `y`, `z = |x − y|`.
+fn l1(x: f64, y: f64, z: f64) -> Point {
     // L1's sign, 0 where x = y and where either is NaN (PyTorch's sgn).
     let sign = if x > y {
         1.0
@@ -116,86 +172,43 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
     } else {
         0.0
     };
-    match loss {
-        ElementwiseLoss::BceWithLogits => {
-            let tail = (-x.abs()).exp().ln_1p();
-            let softplus = |v: f64| v.max(0.0) + tail;
-            let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
-            let (pos, neg) = (pw * y * softplus(-x), (1.0 - y) * softplus(x));
-            // The terms of the GPU's form: lw·σ(x) − pw·y for x < 0,
-            // (1 − y) − lw·σ(−x) for x ≥ 0, with lw = pw·y + 1 − y.
-            let lw = pw * y + (1.0 - y);
-            let (a, b) = if x >= 0.0 {
-                (1.0 - y, lw * sigmoid(-x))
-            } else {
-                (lw * sigmoid(x), pw * y)
-            };
-            Point {
-                loss: pos + neg,
-                loss_terms: pos.abs() + neg.abs(),
-                grad: a - b,
-                grad_terms: a.abs() + b.abs(),
-            }
-        }
-        ElementwiseLoss::Bce => {
-            let lx = x.ln().max(-100.0);
-            let l1x = (-x).ln_1p().max(-100.0);
-            let (a, b) = (y * lx, (1.0 - y) * l1x);
-            // PyTorch clamps at the f32 1e-12 (ATen's `EPSILON`), in f64 too.
-            let den = (x * (1.0 - x)).max(f64::from(1e-12f32));
-            Point {
-                loss: -(a + b),
-                loss_terms: a.abs() + b.abs(),
-                grad: d / den,
-                grad_terms: z / den,
-            }
-        }
-        ElementwiseLoss::Mse => Point {
-            loss: d * d,
-            loss_terms: d * d,
-            grad: 2.0 * d,
-            grad_terms: 2.0 * z,
-        },
-        ElementwiseLoss::L1 => Point {
-            loss: z,
-            loss_terms: z,
-            grad: sign,
-            grad_terms: sign.abs(),
-        },
-        // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
-        ElementwiseLoss::SmoothL1 { beta } if beta as f32 == 0.0 => {
-            point(ElementwiseLoss::L1, x, y, pw)
-        }
-        ElementwiseLoss::SmoothL1 { beta } => {
-            let beta = f64::from(beta as f32);
-            let (loss, loss_terms) = if z < beta {
-                (0.5 * d * d / beta, 0.5 * d * d / beta)
-            } else {
-                (z - 0.5 * beta, z + 0.5 * beta)
-            };
-            let grad = clip(d, beta, d / beta, 1.0);
-            Point {
-                loss,
-                loss_terms,
-                grad,
-                grad_terms: grad.abs(),
-            }
-        }
-        ElementwiseLoss::Huber { delta } => {
-            let delta = f64::from(delta as f32);
-            let (loss, loss_terms) = if z < delta {
-                (0.5 * d * d, 0.5 * d * d)
-            } else {
-                (delta * (z - 0.5 * delta), delta * (z + 0.5 * delta))
-            };
-            let grad = clip(d, delta, d, delta);
-            Point {
-                loss,
-                loss_terms,
-                grad,
-                grad_terms: grad.abs(),
-            }
-        }
+    Point {
+        loss: z,
+        loss_terms: z,
+        grad: sign,
+        grad_terms: sign.abs(),
+    }
+}
+
+/// `SmoothL1` with `beta` > 0 (as the kernels' f32) at `d`, `z = |d|`.
+fn smooth_l1(d: f64, z: f64, beta: f64) -> Point {
+    let (loss, loss_terms) = if z < beta {
+        (0.5 * d * d / beta, 0.5 * d * d / beta)
+    } else {
+        (z - 0.5 * beta, z + 0.5 * beta)
+    };
+    let grad = clip(d, beta, d / beta, 1.0);
+    Point {
+        loss,
+        loss_terms,
+        grad,
+        grad_terms: grad.abs(),
+    }
+}
+
+/// `Huber` with `delta` (as the kernels' f32) at `d`, `z = |d|`.
+fn huber(d: f64, z: f64, delta: f64) -> Point {
+    let (loss, loss_terms) = if z < delta {
+        (0.5 * d * d, 0.5 * d * d)
+    } else {
+        (delta * (z - 0.5 * delta), delta * (z + 0.5 * delta))
+    };
+    let grad = clip(d, delta, d, delta);
+    Point {
+        loss,
+        loss_terms,
+        grad,
+        grad_terms: grad.abs(),
     }
 }
 

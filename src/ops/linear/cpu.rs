@@ -6,6 +6,9 @@ use super::LinearDims;
 use crate::core::reference::widen;
 use crate::core::Reduction;
 use crate::error::Result;
+use crate::ops::cross_entropy::cpu::{cross_entropy_with, CrossEntropyOutput};
+use crate::ops::cross_entropy::cpu_rows::{class_weight_total, softcap, ClassWeights};
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
 
 /// The outputs of a fused call: f32 from the GPU, f64 (with magnitudes)
@@ -84,7 +87,7 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
 ) -> Result<LinearOutput<f64>> {
     opts.validate()?;
     let dims = *dims;
-    let LinearDims { n, h, v } = dims;
+    let LinearDims { n, v, .. } = dims;
     super::check_lengths(
         dims,
         hidden.len(),
@@ -94,98 +97,49 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     )?;
     let (hd, wd) = (widen(hidden), widen(weight));
     let bd = bias.map(widen);
-    let mut logits = vec![0.0; n * v];
-    // Each row's largest logit magnitude M_z.
-    let mut row_mag = vec![0.0f64; n];
-    for r in 0..n {
-        let hr = &hd[r * h..(r + 1) * h];
-        for c in 0..v {
-            let wc = &wd[c * h..(c + 1) * h];
-            let b = bd.as_ref().map_or(0.0, |b| b[c]);
-            let (mut z, mut m) = (b, b.abs());
-            for (x, w) in hr.iter().zip(wc) {
-                z += x * w;
-                m += (x * w).abs();
-            }
-            logits[r * v + c] = z;
-            row_mag[r] = row_mag[r].max(m);
-        }
-    }
+    let (logits, row_mag) = forward(&hd, &wd, bd.as_deref(), dims);
     let cw = class_weights.map(widen);
     let weights = Weights {
         class: cw.as_deref(),
         sample: None,
     };
-    let ce = crate::ops::cross_entropy::cpu::cross_entropy_with(
-        &logits,
-        &[n, v],
-        Targets::I64(targets),
-        weights,
-        &opts.loss,
-    )?;
-    let mag = ce.magnitude.clone().expect("the twin reports magnitudes");
-    // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
-    // (recursive summation, the additions of k's slices and of the bias,
-    // the store): each row's bound, in units of the tolerance's `rel`.
-    let rel = crate::core::verify::Tolerance::default().rel;
-    let unit = f64::from(f32::EPSILON) / 2.0;
-    let err: Vec<f64> = row_mag
-        .iter()
-        .map(|m| (h as f64 + 4.0) * unit * m / rel)
-        .collect();
-    // Rows whose two largest (capped) logits are within twice that of each
-    // other: their argmax may differ.
-    let cap = |z: f64| opts.loss.softcap.map_or(z, |c| c * (z / c).tanh());
-    let correct_slack = (0..n)
-        .filter(|&r| targets[r] != opts.loss.ignore_index && v > 1)
-        .filter(|&r| {
-            let mut top = [f64::NEG_INFINITY; 2];
-            for &z in &logits[r * v..(r + 1) * v] {
-                let z = cap(z);
-                if z > top[0] {
-                    top = [z, top[0]];
-                } else if z > top[1] {
-                    top[1] = z;
-                }
-            }
-            // The cap's f32 rounding near saturation, beside the products'.
-            let slack = 2.0 * rel * err[r] + opts.loss.softcap.map_or(0.0, |c| c * 4.0 * unit);
-            top[0] - top[1] <= slack
-        })
-        .count() as u64;
-    let w = |c: usize| cw.as_ref().map_or(1.0, |w| w[c]);
-    let eps = opts.loss.label_smoothing;
-    let weight_sum: f64 = (0..v).map(w).sum();
-    // Each counted row's weight in the loss, times twice its logit magnitude.
-    let mut row_shift = vec![0.0; n];
-    let mut denom = 0.0;
-    for r in 0..n {
-        let t = targets[r];
-        if t == opts.loss.ignore_index {
-            continue;
-        }
-        let wt = w(t as usize);
-        denom += wt;
-        let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
-        let coefficient = (1.0 - eps) * wt
-            + eps / v as f64 * weight_sum
-            + wt * 2.0 * opts.loss.z_loss * lse.max(row_mag[r] + (v as f64).ln());
-        row_shift[r] = coefficient * 2.0 * err[r];
-    }
-    let mut loss_mag = mag.loss.clone();
-    match opts.loss.reduction {
-        Reduction::None => {
-            for (m, s) in loss_mag.iter_mut().zip(&row_shift) {
-                *m += s;
-            }
-        }
-        Reduction::Sum => loss_mag[0] += row_shift.iter().sum::<f64>(),
-        Reduction::Mean if denom != 0.0 => loss_mag[0] += row_shift.iter().sum::<f64>() / denom,
-        Reduction::Mean => {}
-    }
+    let ce = cross_entropy_with(&logits, &[n, v], Targets::I64(targets), weights, &opts.loss)?;
+    let mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
+    let err = product_error(&row_mag, dims.h);
+    let correct_slack = correct_slack(&logits, targets, &err, dims, &opts.loss);
+    let bounds = Bounds {
+        row_mag: &row_mag,
+        err: &err,
+    };
+    let class_w = ClassWeights(cw.as_deref());
+    let loss_mag = loss_magnitude(&ce, targets, class_w, bounds, dims, &opts.loss);
     let lse_mag = mag
         .lse
+        .as_ref()
         .map(|l| l.iter().zip(&err).map(|(l, e)| l + e).collect());
+    let magnitude = LinearMagnitude {
+        loss: loss_mag,
+        grad_hidden: None,
+        grad_weight: None,
+        grad_bias: None,
+        lse: lse_mag,
+        correct_slack,
+    };
+    let grads = match (&ce.grad, &mag.grad) {
+        (Some(g), Some(gm)) => Some(backward(g, gm, &err, &hd, &wd, dims)),
+        _ => None,
+    };
+    Ok(outputs(ce, magnitude, grads, bias.is_some()))
+}
+
+/// The fused call's outputs: the cross-entropy's loss, log-sum-exp and
+/// count, and the backward products (the bias's only with a bias).
+fn outputs(
+    ce: CrossEntropyOutput<f64>,
+    mut magnitude: LinearMagnitude,
+    grads: Option<Backward>,
+    has_bias: bool,
+) -> LinearOutput<f64> {
     let mut out = LinearOutput {
         loss: ce.loss,
         grad_hidden: None,
@@ -195,49 +149,222 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         correct: ce.correct,
         magnitude: None,
     };
-    let mut magnitude = LinearMagnitude {
-        loss: loss_mag,
-        grad_hidden: None,
-        grad_weight: None,
-        grad_bias: None,
-        lse: lse_mag,
-        correct_slack,
-    };
-    if let (Some(g), Some(gm)) = (ce.grad, mag.grad) {
-        let gm: Vec<f64> = gm
-            .iter()
-            .enumerate()
-            .map(|(i, m)| m * (1.0 + 2.0 * err[i / v.max(1)]))
-            .collect();
-        let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
-        let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);
-        let (mut db, mut db_m) = (vec![0.0; v], vec![0.0; v]);
-        for r in 0..n {
-            for c in 0..v {
-                let (gv, mv) = (g[r * v + c], gm[r * v + c]);
-                if gv == 0.0 && mv == 0.0 {
-                    continue;
-                }
-                db[c] += gv;
-                db_m[c] += mv;
-                for k in 0..h {
-                    let (x, wv) = (hd[r * h + k], wd[c * h + k]);
-                    dh[r * h + k] += gv * wv;
-                    dh_m[r * h + k] += mv * wv.abs();
-                    dw[c * h + k] += gv * x;
-                    dw_m[c * h + k] += mv * x.abs();
-                }
-            }
-        }
-        out.grad_hidden = Some(dh);
-        out.grad_weight = Some(dw);
-        magnitude.grad_hidden = Some(dh_m);
-        magnitude.grad_weight = Some(dw_m);
-        if bias.is_some() {
-            out.grad_bias = Some(db);
-            magnitude.grad_bias = Some(db_m);
+    if let Some(b) = grads {
+        out.grad_hidden = Some(b.dh);
+        out.grad_weight = Some(b.dw);
+        magnitude.grad_hidden = Some(b.dh_m);
+        magnitude.grad_weight = Some(b.dw_m);
+        if has_bias {
+            out.grad_bias = Some(b.db);
+            magnitude.grad_bias = Some(b.db_m);
         }
     }
     out.magnitude = Some(magnitude);
-    Ok(out)
+    out
+}
+
+/// The default tolerance's `rel`, the unit the products' error is kept in.
+fn rel() -> f64 {
+    crate::core::verify::Tolerance::default().rel
+}
+
+/// f32's unit roundoff, 2⁻²⁴.
+fn unit() -> f64 {
+    f64::from(f32::EPSILON) / 2.0
+}
+
+/// The logits `h·Wᵀ + b`, `(n, v)`, and each row's largest logit magnitude
+/// M_z.
+fn forward(hd: &[f64], wd: &[f64], bd: Option<&[f64]>, dims: LinearDims) -> (Vec<f64>, Vec<f64>) {
+    let LinearDims { n, h, v } = dims;
+    let mut logits = vec![0.0; n * v];
+    let mut row_mag = vec![0.0f64; n];
+    for r in 0..n {
+        let hr = &hd[r * h..(r + 1) * h];
+        for c in 0..v {
+            let wc = &wd[c * h..(c + 1) * h];
+            let b = bd.map_or(0.0, |b| b[c]);
+            let (mut z, mut m) = (b, b.abs());
+            for (x, w) in hr.iter().zip(wc) {
+                z += x * w;
+                m += (x * w).abs();
+            }
+            logits[r * v + c] = z;
+            row_mag[r] = row_mag[r].max(m);
+        }
+    }
+    (logits, row_mag)
+}
+
+/// Each row's bound on its f32 products' error, in units of the tolerance's
+/// `rel`.
+fn product_error(row_mag: &[f64], h: usize) -> Vec<f64> {
+    // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
+    // (recursive summation, the additions of k's slices and of the bias,
+    // the store).
+    let (rel, unit) = (rel(), unit());
+    row_mag
+        .iter()
+        .map(|m| (h as f64 + 4.0) * unit * m / rel)
+        .collect()
+}
+
+/// Rows whose two largest (capped) logits are within twice the products'
+/// error of each other: their argmax may differ.
+fn correct_slack(
+    logits: &[f64],
+    targets: &[i64],
+    err: &[f64],
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> u64 {
+    let LinearDims { n, v, .. } = dims;
+    let (rel, unit) = (rel(), unit());
+    (0..n)
+        .filter(|&r| targets[r] != opts.ignore_index && v > 1)
+        .filter(|&r| {
+            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap);
+            // The cap's f32 rounding near saturation, beside the products'.
+            let slack = 2.0 * rel * err[r] + opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
+            top[0] - top[1] <= slack
+        })
+        .count() as u64
+}
+
+/// The two largest of a row's logits, soft-capped when asked.
+fn top_two(row: &[f64], cap: Option<f64>) -> [f64; 2] {
+    let mut top = [f64::NEG_INFINITY; 2];
+    for &z in row {
+        let z = cap.map_or(z, |c| softcap(z, c));
+        if z > top[0] {
+            top = [z, top[0]];
+        } else if z > top[1] {
+            top[1] = z;
+        }
+    }
+    top
+}
+
+/// Each row's logit magnitude M_z and its products' error bound.
+#[derive(Clone, Copy)]
+struct Bounds<'a> {
+    row_mag: &'a [f64],
+    err: &'a [f64],
+}
+
+/// The loss's magnitudes: the cross-entropy's plus each counted row's
+/// shift by its products' error, reduced as the loss is.
+fn loss_magnitude(
+    ce: &CrossEntropyOutput<f64>,
+    targets: &[i64],
+    class_w: ClassWeights<'_>,
+    bounds: Bounds<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> Vec<f64> {
+    let (row_shift, denom) = row_shifts(ce, targets, class_w, bounds, dims, opts);
+    let ce_mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
+    let mut loss_mag = ce_mag.loss.clone();
+    match opts.reduction {
+        Reduction::None => {
+            for (m, s) in loss_mag.iter_mut().zip(&row_shift) {
+                *m += s;
+            }
+        }
+        Reduction::Sum => loss_mag[0] += row_shift.iter().sum::<f64>(),
+        Reduction::Mean if denom != 0.0 => loss_mag[0] += row_shift.iter().sum::<f64>() / denom,
+        Reduction::Mean => {}
+    }
+    loss_mag
+}
+
+/// Each counted row's weight in the loss, times twice its products' error
+/// (0 for an ignored row), and the mean's denominator `Σ w[tᵢ]`.
+fn row_shifts(
+    ce: &CrossEntropyOutput<f64>,
+    targets: &[i64],
+    class_w: ClassWeights<'_>,
+    bounds: Bounds<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> (Vec<f64>, f64) {
+    let LinearDims { n, v, .. } = dims;
+    let eps = opts.label_smoothing;
+    let weight_sum = class_w.sum(v);
+    let mut row_shift = vec![0.0; n];
+    let mut denom = 0.0;
+    for r in 0..n {
+        let t = targets[r];
+        if t == opts.ignore_index {
+            continue;
+        }
+        let wt = class_w.at(t as usize);
+        denom += wt;
+        let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
+        let coefficient = class_weight_total(eps, wt, v as f64, weight_sum)
+            + wt * 2.0 * opts.z_loss * lse.max(bounds.row_mag[r] + (v as f64).ln());
+        row_shift[r] = coefficient * 2.0 * bounds.err[r];
+    }
+    (row_shift, denom)
+}
+
+/// The backward products in f64 with their magnitudes.
+struct Backward {
+    /// `∂L/∂h = g·W`, `(n, h)`.
+    dh: Vec<f64>,
+    dh_m: Vec<f64>,
+    /// `∂L/∂W = gᵀ·h`, `(v, h)`.
+    dw: Vec<f64>,
+    dw_m: Vec<f64>,
+    /// `∂L/∂b = Σ_rows g`, `v`.
+    db: Vec<f64>,
+    db_m: Vec<f64>,
+}
+
+/// The products of the logits' gradient `g` (magnitudes `gm`, widened by
+/// each row's products' error `err`) with `h` and `W`.
+fn backward(
+    g: &[f64],
+    gm: &[f64],
+    err: &[f64],
+    hd: &[f64],
+    wd: &[f64],
+    dims: LinearDims,
+) -> Backward {
+    let LinearDims { n, h, v } = dims;
+    // M_g·(1 + 2·δ/rel) per row: the products' error moves each element by
+    // at most 2·δ times its own magnitude.
+    let gm: Vec<f64> = gm
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m * (1.0 + 2.0 * err[i / v.max(1)]))
+        .collect();
+    let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
+    let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);
+    let (mut db, mut db_m) = (vec![0.0; v], vec![0.0; v]);
+    for r in 0..n {
+        for c in 0..v {
+            let (gv, mv) = (g[r * v + c], gm[r * v + c]);
+            if gv == 0.0 && mv == 0.0 {
+                continue;
+            }
+            db[c] += gv;
+            db_m[c] += mv;
+            for k in 0..h {
+                let (x, wv) = (hd[r * h + k], wd[c * h + k]);
+                dh[r * h + k] += gv * wv;
+                dh_m[r * h + k] += mv * wv.abs();
+                dw[c * h + k] += gv * x;
+                dw_m[c * h + k] += mv * x.abs();
+            }
+        }
+    }
+    Backward {
+        dh,
+        dh_m,
+        dw,
+        dw_m,
+        db,
+        db_m,
+    }
 }

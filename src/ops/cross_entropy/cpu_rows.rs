@@ -1,0 +1,359 @@
+//! The cross-entropy twin's rows: what a call's rows share, each row's
+//! log-sum-exp, argmax, loss terms and gradient, in f64 with their
+//! magnitudes. The fused linear twin takes the class-weight and soft-cap
+//! pieces from here.
+
+use crate::core::reference::{log_magnitude, row_stats, widen, LOG_TERM};
+use crate::core::shape::Layout;
+use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
+use crate::ops::cross_entropy::targets::Targets;
+
+/// Class weights `w`, 1 for every class without them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClassWeights<'a>(pub(crate) Option<&'a [f64]>);
+
+impl ClassWeights<'_> {
+    /// `w[c]`.
+    pub(crate) fn at(self, c: usize) -> f64 {
+        self.0.map_or(1.0, |w| w[c])
+    }
+
+    /// `W = Σ_c w[c]` over `classes` classes, summed in class order.
+    pub(crate) fn sum(self, classes: usize) -> f64 {
+        (0..classes).map(|c| self.at(c)).sum()
+    }
+}
+
+/// `Σ_c w[c]·q[c]` for a class-index target of weight `wt` among `c_f`
+/// classes: `(1 − ε)·w[t] + (ε/C)·W`.
+pub(crate) fn class_weight_total(eps: f64, wt: f64, c_f: f64, weight_sum: f64) -> f64 {
+    (1.0 - eps) * wt + eps / c_f * weight_sum
+}
+
+/// A logit soft-capped: `cap·tanh(x / cap)`.
+pub(crate) fn softcap(x: f64, cap: f64) -> f64 {
+    cap * (x / cap).tanh()
+}
+
+/// What every row of a call shares.
+pub(super) struct Twin<'a> {
+    /// The input, soft-capped when asked.
+    pub x: Vec<f64>,
+    pub layout: Layout,
+    pub class_w: ClassWeights<'a>,
+    pub sample_w: Option<&'a [f64]>,
+    /// Targets as either a class per row (None = ignored) or probabilities.
+    pub class_of: Option<Vec<Option<usize>>>,
+    pub probs: Option<Vec<f64>>,
+    pub opts: &'a CrossEntropyOptions,
+    /// `W = Σ_c w[c]`.
+    pub weight_sum: f64,
+}
+
+/// Every row's outputs, before the reduction.
+pub(super) struct Rows {
+    pub loss: Vec<f64>,
+    pub mag: Vec<f64>,
+    pub lse: Vec<f64>,
+    pub lse_mag: Vec<f64>,
+    pub correct: u64,
+    pub grad: Vec<f64>,
+    pub grad_mag: Vec<f64>,
+}
+
+impl<'a> Twin<'a> {
+    pub(super) fn new<T: Copy + Into<f64>>(
+        input: &[T],
+        layout: Layout,
+        targets: Targets<'_, T>,
+        class_w: ClassWeights<'a>,
+        sample_w: Option<&'a [f64]>,
+        opts: &'a CrossEntropyOptions,
+    ) -> Self {
+        // Soft-capping acts before everything; the gradient takes its slope
+        // (`Twin::slope`).
+        let x: Vec<f64> = match opts.softcap {
+            Some(cap) => widen(input).iter().map(|&x| softcap(x, cap)).collect(),
+            None => widen(input),
+        };
+        let class_of = targets.class_indices().map(|t| {
+            t.iter()
+                .map(|&t| (t != opts.ignore_index).then_some(t as usize))
+                .collect()
+        });
+        let probs = match targets {
+            Targets::Probs(y) => Some(widen(y)),
+            _ => None,
+        };
+        let weight_sum = class_w.sum(layout.classes);
+        Self {
+            x,
+            layout,
+            class_w,
+            sample_w,
+            class_of,
+            probs,
+            opts,
+            weight_sum,
+        }
+    }
+
+    /// The sample weight `sᵢ` of a row.
+    pub(super) fn sw(&self, row: usize) -> f64 {
+        self.sample_w.map_or(1.0, |s| s[row])
+    }
+
+    fn c_f(&self) -> f64 {
+        self.layout.classes as f64
+    }
+
+    /// The soft-cap's slope at a capped logit `xc` (1 without a cap).
+    fn slope(&self, xc: f64) -> f64 {
+        self.opts
+            .softcap
+            .map_or(1.0, |cap| 1.0 - (xc / cap).powi(2))
+    }
+
+    /// Every row's outputs; `scale` multiplies each row's gradient (with its
+    /// sample weight). Every output the host call can return: the twin
+    /// returns them all.
+    pub(super) fn run(&self, scale: f64) -> Rows {
+        let rows = self.layout.rows();
+        let mut out = Rows {
+            loss: vec![0.0; rows],
+            mag: vec![0.0; rows],
+            lse: vec![0.0; rows],
+            lse_mag: vec![0.0; rows],
+            correct: 0,
+            grad: vec![0.0; self.x.len()],
+            grad_mag: vec![0.0; self.x.len()],
+        };
+        for row in 0..rows {
+            self.row(row, scale, &mut out);
+        }
+        out
+    }
+
+    /// One row's outputs; an ignored row keeps its zeros (but has a lse).
+    fn row(&self, row: usize, scale: f64, out: &mut Rows) {
+        let r = Row::new(self, row);
+        out.lse[row] = r.lse;
+        out.lse_mag[row] = r.lse_mag;
+        let Some(terms) = r.terms() else { return };
+        out.correct += u64::from(terms.hit);
+        let (sw, z, lse) = (self.sw(row), self.opts.z_loss, r.lse);
+        out.loss[row] = sw * (terms.loss + terms.r * z * lse * lse);
+        out.mag[row] = (sw.abs() * (terms.loss_mag + (terms.r * z).abs() * r.lse_mag.powi(2)))
+            .max(out.loss[row].abs());
+        r.gradient(&terms, scale * sw, &mut out.grad, &mut out.grad_mag);
+    }
+}
+
+/// A row's target distribution q.
+enum Dist {
+    /// `(1 − ε)·onehot(t) + ε/C`.
+    Class(usize),
+    /// `(1 − ε)·y + ε/C`, with the row's `y`.
+    Probs(Vec<f64>),
+}
+
+/// A row's target distribution q, z-loss row weight r, Σ w·q, loss, the
+/// loss's magnitude, and whether its argmax is its target's.
+struct RowTerms {
+    q: Dist,
+    r: f64,
+    q_sum: f64,
+    loss: f64,
+    loss_mag: f64,
+    hit: bool,
+}
+
+/// One row of a call, with its max `m`, sum of exponentials `s` and
+/// log-sum-exp.
+struct Row<'t, 'a> {
+    twin: &'t Twin<'a>,
+    row: usize,
+    m: f64,
+    s: f64,
+    lse: f64,
+    lse_mag: f64,
+}
+
+impl<'t, 'a> Row<'t, 'a> {
+    fn new(twin: &'t Twin<'a>, row: usize) -> Self {
+        let (m, s) = row_stats(&twin.x, &twin.layout, row);
+        let at = |c: usize| twin.x[twin.layout.element(row, c)];
+        // log-sum-exp of an all -inf row is -inf (as torch.logsumexp), not
+        // the NaN of -inf + ln(NaN); a row with a NaN stays NaN (`row_stats`'
+        // max skips NaN, so m alone cannot tell).
+        let lse = if m == f64::NEG_INFINITY && !(0..twin.layout.classes).any(|c| at(c).is_nan()) {
+            f64::NEG_INFINITY
+        } else {
+            m + s.ln()
+        };
+        Self {
+            twin,
+            row,
+            m,
+            s,
+            lse,
+            lse_mag: m.abs() + log_magnitude(s),
+        }
+    }
+
+    fn at(&self, c: usize) -> f64 {
+        self.twin.x[self.twin.layout.element(self.row, c)]
+    }
+
+    fn argmax(&self) -> Option<usize> {
+        let classes = self.twin.layout.classes;
+        // With a cap, of the capped logits as f32 holds them (saturated ones tie).
+        match self.twin.opts.softcap {
+            Some(_) => first_argmax((0..classes).map(|c| f64::from(self.at(c) as f32))),
+            None => first_argmax((0..classes).map(|c| self.at(c))),
+        }
+    }
+
+    fn logp(&self, c: usize) -> f64 {
+        match self.twin.opts.input {
+            InputKind::Logits => (self.at(c) - self.m) - self.s.ln(),
+            InputKind::LogProbs => self.at(c),
+            InputKind::Probs => self.at(c).ln(),
+        }
+    }
+
+    /// The magnitude of logp's terms (see `Tolerance`).
+    fn logp_mag(&self, c: usize) -> f64 {
+        match self.twin.opts.input {
+            InputKind::Logits => (self.at(c) - self.m).abs() + log_magnitude(self.s),
+            InputKind::LogProbs => self.at(c).abs(),
+            InputKind::Probs => self.at(c).ln().abs() + LOG_TERM,
+        }
+    }
+
+    /// `q[c]` of the distribution `q`.
+    fn q(&self, q: &Dist, c: usize) -> f64 {
+        let (eps, c_f) = (self.twin.opts.label_smoothing, self.twin.c_f());
+        match q {
+            Dist::Class(t) => (1.0 - eps) * f64::from(u8::from(c == *t)) + eps / c_f,
+            Dist::Probs(y) => y[c] * (1.0 - eps) + eps / c_f,
+        }
+    }
+
+    /// The row's loss terms; `None` for an ignored row.
+    fn terms(&self) -> Option<RowTerms> {
+        let argmax = self.argmax();
+        match (&self.twin.class_of, &self.twin.probs) {
+            (Some(ts), _) => ts[self.row].map(|t| self.class_terms(t, argmax)),
+            (None, Some(y)) => Some(self.prob_terms(y, argmax)),
+            (None, None) => unreachable!("targets are class indices or probabilities"),
+        }
+    }
+
+    /// Class index `t`: PyTorch's `(1 − ε)·(−w[t]·logp[t]) + (ε/C)·(−Σ w·logp)`.
+    fn class_terms(&self, t: usize, argmax: Option<usize>) -> RowTerms {
+        let twin = self.twin;
+        let (eps, c_f, classes) = (twin.opts.label_smoothing, twin.c_f(), twin.layout.classes);
+        let w = |c: usize| twin.class_w.at(c);
+        let mut loss = -(1.0 - eps) * w(t) * self.logp(t);
+        let mut loss_mag = ((1.0 - eps) * w(t)).abs() * self.logp_mag(t);
+        if eps != 0.0 {
+            loss -= eps / c_f * (0..classes).map(|c| w(c) * self.logp(c)).sum::<f64>();
+            loss_mag += eps / c_f
+                * (0..classes)
+                    .map(|c| w(c).abs() * self.logp_mag(c))
+                    .sum::<f64>();
+        }
+        RowTerms {
+            q: Dist::Class(t),
+            r: w(t),
+            q_sum: class_weight_total(eps, w(t), c_f, twin.weight_sum),
+            loss,
+            loss_mag,
+            hit: argmax == Some(t),
+        }
+    }
+
+    /// Probabilities `y` (of the whole input): `−Σ w·q·logp`.
+    fn prob_terms(&self, y: &[f64], argmax: Option<usize>) -> RowTerms {
+        let (classes, layout) = (self.twin.layout.classes, &self.twin.layout);
+        let w = |c: usize| self.twin.class_w.at(c);
+        let y_row: Vec<f64> = (0..classes)
+            .map(|c| y[layout.element(self.row, c)])
+            .collect();
+        let hit = argmax == first_argmax(y_row.iter().copied());
+        let q = Dist::Probs(y_row);
+        let q_sum = (0..classes).map(|c| w(c) * self.q(&q, c)).sum();
+        let loss = -(0..classes)
+            .map(|c| w(c) * self.q(&q, c) * self.logp(c))
+            .sum::<f64>();
+        let loss_mag = (0..classes)
+            .map(|c| (w(c) * self.q(&q, c)).abs() * self.logp_mag(c))
+            .sum::<f64>();
+        RowTerms {
+            q,
+            r: 1.0,
+            q_sum,
+            loss,
+            loss_mag,
+            hit,
+        }
+    }
+
+    /// Writes the row's gradient and its magnitudes; `a` is the scale times
+    /// the row's sample weight.
+    fn gradient(&self, terms: &RowTerms, a: f64, g: &mut [f64], gm: &mut [f64]) {
+        for c in 0..self.twin.layout.classes {
+            let i = self.twin.layout.element(self.row, c);
+            let (gi, mag) = self.grad_element(terms, a, c);
+            g[i] = gi;
+            gm[i] = (a.abs() * mag).max(g[i].abs());
+        }
+    }
+
+    /// Class `c`'s gradient and the magnitude of its terms before `a`.
+    fn grad_element(&self, terms: &RowTerms, a: f64, c: usize) -> (f64, f64) {
+        let input = self.twin.opts.input;
+        let q = self.q(&terms.q, c);
+        let wq = self.twin.class_w.at(c) * q;
+        let (v, mag) = match input {
+            InputKind::Logits => {
+                let p = (self.at(c) - self.m).exp() / self.s;
+                let zp = terms.r * 2.0 * self.twin.opts.z_loss * p;
+                (
+                    p * terms.q_sum - wq + zp * self.lse,
+                    p * terms.q_sum.abs() + wq.abs() + zp.abs() * self.lse_mag,
+                )
+            }
+            InputKind::LogProbs | InputKind::Probs => (-wq, wq.abs()),
+        };
+        let g = match input {
+            InputKind::Logits => a * v * self.twin.slope(self.at(c)),
+            // PyTorch's nll_loss writes only where q > 0: the others
+            // stay 0 whatever the scale (inf for a zero denominator).
+            InputKind::LogProbs if q == 0.0 => 0.0,
+            InputKind::LogProbs => a * v,
+            // Divided by x after: NaN where x is 0 or NaN, as torch.log's backward.
+            InputKind::Probs if q == 0.0 => 0.0 / self.at(c),
+            InputKind::Probs => a * v / self.at(c),
+        };
+        let mag = match input {
+            InputKind::Probs => mag / self.at(c).abs(),
+            _ => mag,
+        };
+        (g, mag)
+    }
+}
+
+/// Index of the first largest value that is not NaN, as `torch.argmax` on
+/// rows without NaN (an all −∞ row gives 0); `None` for an all-NaN row. The
+/// GPU kernels follow the same rule.
+fn first_argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, v) in values.enumerate() {
+        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i)
+}
