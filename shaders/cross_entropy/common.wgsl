@@ -133,7 +133,7 @@ const TARGET_PROBS: u32 = 2u;
 // costs a switch per SIMD batch of the workgroup on lavapipe (64 measured
 // faster than 256: BENCHMARKS.md).
 const STATS_WG: u32 = 64u;
-// Set by the host (`Kernels::wide_wg` in src/gpu/pipelines.rs).
+// Set by the host (`CrossEntropyVariant::constants` in src/ops/cross_entropy/pipelines.rs).
 override WIDE_WG: u32 = 16u;
 const NARROW_WG: u32 = 64u;
 

@@ -1,13 +1,13 @@
-// Part of the cross-entropy module (see common.wgsl and
-// `cross_entropy_source` in src/gpu/pipelines.rs).
+// Part of the cross-entropy module (see common.wgsl and `source` in
+// src/ops/cross_entropy/pipelines.rs).
 //
 // ---------------------------------------------------------------- workgroup reductions
 //
 // `workgroup_merge` and `workgroup_sum` come from a piece of their own,
-// appended when the module is assembled (`cross_entropy_source` in
-// src/gpu/pipelines.rs): `shaders/lib/workgroup_reductions.wgsl` (fixed trees through
+// appended when the module is assembled (`source` in
+// src/ops/cross_entropy/pipelines.rs): `workgroup_reductions.wgsl` (fixed trees through
 // workgroup memory) or, where the device has SUBGROUP,
-// `shaders/lib/subgroup_reductions.wgsl` (a shuffle butterfly over a
+// `subgroup_reductions.wgsl` (a shuffle butterfly over a
 // workgroup that is one subgroup): the same two functions, no barriers.
 
 // ---------------------------------------------------------------- rows_wide

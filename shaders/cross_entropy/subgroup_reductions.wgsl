@@ -1,5 +1,5 @@
 // Subgroup reductions of the cross-entropy module, in place of
-// `workgroup_reductions.wgsl` in the module `src/gpu/pipelines.rs` assembles for
+// `workgroup_reductions.wgsl` in the module `source` (src/ops/cross_entropy/pipelines.rs) assembles for
 // devices with SUBGROUP, where WIDE_WG is the adapter's smallest subgroup size, so each
 // workgroup lies within one subgroup. A butterfly of subgroupShuffleXor over
 // log2(WIDE_WG) steps and no barriers. The order is fixed, and every lane

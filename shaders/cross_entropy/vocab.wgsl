@@ -1,5 +1,5 @@
-// Part of the cross-entropy module (see common.wgsl and
-// `cross_entropy_source` in src/gpu/sources.rs).
+// Part of the cross-entropy module (see common.wgsl and `source` in
+// src/ops/cross_entropy/pipelines.rs).
 //
 // ---------------------------------------------------------------- vocabulary shards
 //

@@ -16,8 +16,8 @@
 //                    -> the reduced loss, and the status buffer (bce's
 //                    input check; zeros for the other losses)
 //
-// Assembled (`elementwise_source` in src/gpu/sources.rs) with
-// shaders/lib/elem_f32.wgsl, block_stats.wgsl (the fixed-order sums) and
+// Assembled (`source` in src/ops/elementwise/pipelines.rs) with its
+// storage (src/core/storage.rs), block_stats.wgsl (the fixed-order sums) and
 // subnormal.wgsl (bce's logarithm of a subnormal probability).
 //
 // The formulas, per element of input x, target y, weight w, pos_weight pw

@@ -2,7 +2,7 @@
 // and where a row of an (outer, classes, inner) tensor lies.
 
 // The workgroup's index in a grid that spills past the per-dimension limit
-// into y (`Context::grid` in src/gpu/binding.rs): x + y * (x's count).
+// into y (`Context::grid` in src/core/binding.rs): x + y * (x's count).
 fn flat_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
