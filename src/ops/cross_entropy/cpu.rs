@@ -45,6 +45,17 @@ pub struct CrossEntropyOutput<T> {
 /// The magnitude of the terms of each value of a [`CrossEntropyOutput`]: the
 /// sum of their absolute values, a logarithm of a sum counting 0.1 more
 /// (see [`Tolerance`](crate::Tolerance)). Same lengths as the values.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// // Logits (0, 0), target 1: loss ln 2, gradient (1/2, −1/2).
+/// let out = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[1, 2], &[1], None, &Default::default())?;
+/// let m = out.magnitude.unwrap();
+/// assert_eq!(m.loss.len(), out.loss.len());
+/// assert!(m.loss[0] >= out.loss[0].abs()); // at least the value's own size
+/// assert_eq!(m.grad.unwrap().len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossEntropyMagnitude {
     /// Of each loss value.
@@ -58,17 +69,44 @@ pub struct CrossEntropyMagnitude {
 impl CrossEntropyOutput<f64> {
     /// The loss with its magnitudes (its own size where there are none), for
     /// [`Tolerance::check`](crate::Tolerance::check).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[1, 2], &[1], None, &Default::default())?;
+    /// let reference = cpu.loss_reference();
+    /// assert_eq!(reference.value, vec![std::f64::consts::LN_2]);
+    /// xent::Tolerance::default().check("loss", &[std::f32::consts::LN_2], &reference)?;
+    /// assert!(xent::Tolerance::default().check("loss", &[0.7], &reference).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn loss_reference(&self) -> Reference {
         reference(&self.loss, self.magnitude.as_ref().map(|m| &m.loss[..]))
     }
 
     /// The gradient with its magnitudes, when there is one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[1, 2], &[1], None, &Default::default())?;
+    /// let grad = cpu.grad_reference().unwrap();
+    /// assert_eq!(grad.value, vec![0.5, -0.5]); // softmax − onehot
+    /// xent::Tolerance::default().check("gradient", &[0.5, -0.5], &grad)?;
+    /// # Ok(()) }
+    /// ```
     pub fn grad_reference(&self) -> Option<Reference> {
         let m = self.magnitude.as_ref().and_then(|m| m.grad.as_deref());
         self.grad.as_deref().map(|g| reference(g, m))
     }
 
     /// The log-sum-exp with its magnitudes, when there is one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[1, 2], &[1], None, &Default::default())?;
+    /// let lse = cpu.lse_reference().unwrap();
+    /// assert_eq!(lse.value, vec![std::f64::consts::LN_2]); // ln(e⁰ + e⁰)
+    /// # Ok(()) }
+    /// ```
     pub fn lse_reference(&self) -> Option<Reference> {
         let m = self.magnitude.as_ref().and_then(|m| m.lse.as_deref());
         self.lse.as_deref().map(|l| reference(l, m))
@@ -85,6 +123,18 @@ fn reference(value: &[f64], magnitude: Option<&[f64]>) -> Reference {
 
 impl<T: Copy> CrossEntropyOutput<T> {
     /// The reduced loss for `mean` and `sum`; `None` for `none`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::{CrossEntropyOptions, Reduction};
+    /// let x = [0.0f32, 0.0, 0.0, 0.0];
+    /// let mean = xent::cpu::cross_entropy(&x, &[2, 2], &[0, 1], None, &Default::default())?;
+    /// assert_eq!(mean.scalar(), Some(std::f64::consts::LN_2));
+    /// let opts = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
+    /// let none = xent::cpu::cross_entropy(&x, &[2, 2], &[0, 1], None, &opts)?;
+    /// assert_eq!((none.scalar(), none.loss_dims), (None, vec![2]));
+    /// # Ok(()) }
+    /// ```
     pub fn scalar(&self) -> Option<T> {
         if self.loss_dims.is_empty() {
             self.loss.first().copied()

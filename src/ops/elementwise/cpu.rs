@@ -8,6 +8,16 @@ use crate::error::Result;
 
 /// The result of an elementwise loss call, on the GPU (`T = f32`) or on the
 /// CPU (`T = f64`, with magnitudes).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// use xent::{ElementwiseLoss, ElementwiseOptions};
+/// let opts = ElementwiseOptions::new(ElementwiseLoss::Mse);
+/// let out = xent::cpu::elementwise_loss(&[1.0, 3.0], &[0.0, 0.0], &[2], Default::default(), &opts)?;
+/// assert_eq!(out.loss, vec![5.0]); // (1 + 9) / 2
+/// assert_eq!(out.grad, Some(vec![1.0, 3.0])); // 2 (x − y) / 2
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElementwiseOutput<T> {
     /// One value for `mean` and `sum`; one per element, in the input's shape, for `none`.
@@ -23,6 +33,16 @@ pub struct ElementwiseOutput<T> {
 
 impl<T: Copy> ElementwiseOutput<T> {
     /// The reduced loss (`mean`, `sum`), or `None` for `none`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::{ElementwiseLoss, ElementwiseOptions, Reduction};
+    /// let mut opts = ElementwiseOptions::new(ElementwiseLoss::L1);
+    /// opts.reduction = Reduction::Sum;
+    /// let out = xent::cpu::elementwise_loss(&[1.0, -3.0], &[0.0, 0.0], &[2], Default::default(), &opts)?;
+    /// assert_eq!(out.scalar(), Some(4.0));
+    /// # Ok(()) }
+    /// ```
     pub fn scalar(&self) -> Option<T> {
         self.loss_dims.is_empty().then(|| self.loss[0])
     }
@@ -30,6 +50,17 @@ impl<T: Copy> ElementwiseOutput<T> {
 
 /// The magnitude of the terms of each value of an [`ElementwiseOutput`]:
 /// the sum of their absolute values. Same lengths as the values.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// use xent::{ElementwiseLoss, ElementwiseOptions};
+/// let opts = ElementwiseOptions::new(ElementwiseLoss::Mse);
+/// let out = xent::cpu::elementwise_loss(&[1.0, 3.0], &[0.0, 0.0], &[2], Default::default(), &opts)?;
+/// let m = out.magnitude.unwrap();
+/// assert!(m.loss[0] >= out.loss[0].abs());
+/// assert_eq!(m.grad.unwrap().len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElementwiseMagnitude {
     /// Of each loss value.

@@ -13,6 +13,19 @@ use crate::ops::cross_entropy::targets::{Targets, Weights};
 
 /// The outputs of a fused call: f32 from the GPU, f64 (with magnitudes)
 /// from the CPU twin.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// // h = (1, 0), W = I: logits (1, 0), target 0.
+/// let dims = xent::LinearDims { n: 1, h: 2, v: 2 };
+/// let w = [1.0f32, 0.0, 0.0, 1.0];
+/// let out = xent::cpu::linear_cross_entropy(&[1.0f32, 0.0], &w, None, &[0], None, &dims, &Default::default())?;
+/// let p0 = 1.0 / (1.0 + (-1.0f64).exp());
+/// assert!((out.loss[0] + p0.ln()).abs() < 1e-12);
+/// assert_eq!(out.correct, Some(1));
+/// assert!(out.grad_bias.is_none()); // no bias
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearOutput<T> {
     /// 1 value for `mean` and `sum`, `n` for `none`.
@@ -33,6 +46,17 @@ pub struct LinearOutput<T> {
 }
 
 /// The magnitudes of a [`LinearOutput`]'s values (see [`Tolerance`](crate::Tolerance)).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let dims = xent::LinearDims { n: 1, h: 2, v: 2 };
+/// let w = [1.0f32, 0.0, 0.0, 1.0];
+/// let out = xent::cpu::linear_cross_entropy(&[1.0f32, 0.0], &w, None, &[0], None, &dims, &Default::default())?;
+/// let m = out.magnitude.unwrap();
+/// assert!(m.loss[0] >= out.loss[0].abs());
+/// assert_eq!(m.grad_weight.unwrap().len(), 4); // (v, h)
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearMagnitude {
     pub loss: Vec<f64>,
