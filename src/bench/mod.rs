@@ -10,6 +10,14 @@
 //! gradient once, `12·N` (half that in f16 and bf16). Effective GB/s is that over the time taken. The
 //! copy kernel moves the same bytes on the same adapter in the same
 //! process: its GB/s is this adapter's practical bound.
+//!
+//! ```
+//! let ctx = xent::Context::from_env()?;
+//! let r = xent::bench::run_case(&ctx, &xent::bench::BenchCase::new(&[64, 100]), 3, false)?;
+//! assert_eq!(r.bytes, 8 * 64 * 100); // the logits read once, the gradient written once
+//! println!("{}: {:.1} GB/s, {:.0}% of a copy's", r.name, r.gbps(), 100.0 * r.copy_ratio());
+//! # Ok::<(), xent::Error>(())
+//! ```
 
 mod linear;
 mod prepared;
