@@ -210,6 +210,14 @@ pub enum Error {
 }
 
 /// Shorthand for `std::result::Result<T, xent::Error>`.
+///
+/// ```
+/// fn classes(dims: &[usize]) -> xent::Result<usize> {
+///     Ok(xent::Layout::from_dims(dims)?.classes)
+/// }
+/// assert_eq!(classes(&[4, 10]), Ok(10));
+/// assert!(matches!(classes(&[]), Err(xent::Error::InvalidShape { .. })));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// wgpu's error scopes (validation, out of memory, internal) around xent's

@@ -37,4 +37,19 @@
 /// A single element shares its word with a neighbour: a shader writing
 /// elements one at a time from several invocations must combine halves
 /// (xent's kernels use `atomicAnd`/`atomicOr` on an `atomic<u32>` view).
+///
+/// ```
+/// use wgpu::naga::valid::{Capabilities, ValidationFlags, Validator};
+/// let source = format!("{}\n{}", xent::wgsl::BF16, "
+///     @group(0) @binding(0) var<storage, read> x: array<u32>;
+///     @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+///     @compute @workgroup_size(64) fn widen(@builtin(global_invocation_id) id: vec3<u32>) {
+///         if (id.x < arrayLength(&y)) { y[id.x] = bf16_unpack(x[id.x / 2u], id.x % 2u); }
+///     }");
+/// let module = wgpu::naga::front::wgsl::parse_str(&source).unwrap();
+/// Validator::new(ValidationFlags::all(), Capabilities::empty()).validate(&module).unwrap();
+/// for f in ["bf16_unpack", "bf16_bits", "bf16_unpack4", "bf16_pack4"] {
+///     assert!(module.functions.iter().any(|(_, g)| g.name.as_deref() == Some(f)), "{f}");
+/// }
+/// ```
 pub const BF16: &str = crate::core::shaders::BF16_WGSL;

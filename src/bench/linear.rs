@@ -17,6 +17,13 @@ use crate::ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
 
 /// The shapes `xent bench --linear` runs by default: GPT-2-small-like
 /// heads (a 32 000 and a 50 257 vocabulary) and many short rows.
+///
+/// ```
+/// let cases = xent::bench::default_linear_cases();
+/// assert_eq!(cases[0], xent::LinearDims { n: 2048, h: 512, v: 32_000 });
+/// // Each case's logits are past the default scratch budget: the fused op's reason to be.
+/// assert!(cases.iter().all(|d| d.logits_bytes() > xent::DEFAULT_SCRATCH_BUDGET));
+/// ```
 pub fn default_linear_cases() -> Vec<LinearDims> {
     [(2048, 512, 32_000), (1024, 768, 50_257), (8192, 256, 4096)]
         .into_iter()
@@ -25,6 +32,18 @@ pub fn default_linear_cases() -> Vec<LinearDims> {
 }
 
 /// One fused case's timings and memory.
+///
+/// ```
+/// use xent::{bench::LinearBenchResult, LinearDims, LinearPlan, Precision};
+/// let r = LinearBenchResult {
+///     name: "1000x1000x1000".into(), dims: LinearDims { n: 1000, h: 1000, v: 1000 },
+///     precision: Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0,
+///     matmul_gpu_ms: None, matmul_wall_ms: 0.5,
+///     plan: LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 },
+/// };
+/// // 2·10⁹ flops forward and 4·10⁹ backward in 2 ms.
+/// assert_eq!(r.gflops(), 3000.0);
+/// ```
 #[derive(Debug, Clone)]
 pub struct LinearBenchResult {
     /// `NxHxV` and the precision, e.g. `2048x512x32000 bf16`.
@@ -44,26 +63,67 @@ pub struct LinearBenchResult {
 
 impl LinearBenchResult {
     /// The op's milliseconds: GPU time where measured, else wall.
+    ///
+    /// ```
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// // `r` as in LinearBenchResult's example: 2 ms on the GPU's clock, 3 on the wall's.
+    /// assert_eq!(r.ms(), 2.0);
+    /// assert_eq!(xent::bench::LinearBenchResult { gpu_ms: None, ..r }.ms(), 3.0);
+    /// ```
     pub fn ms(&self) -> f64 {
         self.gpu_ms.unwrap_or(self.wall_ms)
     }
 
     /// GFLOP/s of the op's products: forward `2·N·H·V`, backward `4·N·H·V`.
+    ///
+    /// ```
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// // `r` as in LinearBenchResult's example: 6·10⁹ flops (1 000³) in 2 ms.
+    /// assert_eq!(r.gflops(), 3000.0);
+    /// // Without GPU time, over the wall clock's 3 ms.
+    /// assert_eq!(xent::bench::LinearBenchResult { gpu_ms: None, ..r }.gflops(), 2000.0);
+    /// ```
     pub fn gflops(&self) -> f64 {
         let flops = self.dims.forward_flops() + self.dims.backward_flops();
         flops as f64 / self.ms() / 1e6
     }
 
+    /// The forward product's milliseconds over one window: GPU time where
+    /// measured, else wall.
+    ///
+    /// ```
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// // `r` as in LinearBenchResult's example: no GPU time, 0.5 ms on the wall's clock.
+    /// assert_eq!(r.matmul_ms(), 0.5);
+    /// assert_eq!(xent::bench::LinearBenchResult { matmul_gpu_ms: Some(0.25), ..r }.matmul_ms(), 0.25);
+    /// ```
     pub fn matmul_ms(&self) -> f64 {
         self.matmul_gpu_ms.unwrap_or(self.matmul_wall_ms)
     }
 
     /// GFLOP/s of the forward product over one window (`2·rows·H·V`).
+    ///
+    /// ```
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// // `r` as in LinearBenchResult's example: 2·100·1 000² flops in 0.5 ms.
+    /// assert_eq!(r.matmul_gflops(), 400.0);
+    /// ```
     pub fn matmul_gflops(&self) -> f64 {
         let flops = 2.0 * self.plan.window_rows as f64 * self.dims.h as f64 * self.dims.v as f64;
         flops / self.matmul_ms() / 1e6
     }
 
+    /// One JSON object (`xent bench --linear --json`): the case, its times
+    /// (`ms` on the `clock` it was taken with) and GFLOP/s, and the bytes the
+    /// op holds beside those the logits would take.
+    ///
+    /// ```
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// // `r` as in LinearBenchResult's example.
+    /// let json = r.to_json();
+    /// assert!(json.starts_with(r#"{"name":"1000x1000x1000","n":1000,"h":1000,"v":1000,"precision":"f32","ms":2.000000,"clock":"gpu""#));
+    /// assert!(json.contains(r#""scratch_bytes":420000,"logits_bytes":4000000,"#));
+    /// ```
     pub fn to_json(&self) -> String {
         let LinearDims { n, h, v } = self.dims;
         format!(

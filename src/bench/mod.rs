@@ -10,6 +10,14 @@
 //! gradient once, `12·N` (half that in f16 and bf16). Effective GB/s is that over the time taken. The
 //! copy kernel moves the same bytes on the same adapter in the same
 //! process: its GB/s is this adapter's practical bound.
+//!
+//! ```
+//! let ctx = xent::Context::from_env()?;
+//! let r = xent::bench::run_case(&ctx, &xent::bench::BenchCase::new(&[64, 100]), 3, false)?;
+//! assert_eq!(r.bytes, 8 * 64 * 100); // the logits read once, the gradient written once
+//! println!("{}: {:.1} GB/s, {:.0}% of a copy's", r.name, r.gbps(), 100.0 * r.copy_ratio());
+//! # Ok::<(), xent::Error>(())
+//! ```
 
 mod linear;
 mod prepared;
@@ -30,6 +38,16 @@ use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::elementwise::ElementwiseLoss;
 
 /// One benchmark case: a shape, and the loss (cross-entropy unless `loss`).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// // After timing, hold 3 rows of the gradient to the CPU path.
+/// let case = xent::bench::BenchCase { check_rows: 3, ..xent::bench::BenchCase::new(&[16, 100]) };
+/// let r = xent::bench::run_case(&ctx, &case, 1, false)?;
+/// assert_eq!(r.rows_checked.map(|(rows, _)| rows), Some(3));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchCase {
     /// A short name, e.g. `4096x4096` or `bce-with-logits 4096x4096`.
@@ -52,6 +70,14 @@ pub struct BenchCase {
 
 impl BenchCase {
     /// A cross-entropy case named after its shape.
+    ///
+    /// ```
+    /// use xent::{bench::BenchCase, Precision, Strategy};
+    /// let case = BenchCase::new(&[8, 21, 64, 64]);
+    /// assert_eq!(case.name, "8x21x64x64");
+    /// // Cross-entropy in f32, the strategy chosen by shape, no rows checked.
+    /// assert_eq!((case.loss, case.precision, case.strategy, case.check_rows), (None, Precision::F32, Strategy::Auto, 0));
+    /// ```
     pub fn new(dims: &[usize]) -> Self {
         let name = dims
             .iter()
@@ -158,6 +184,17 @@ pub fn reference_cases() -> Vec<BenchCase> {
 }
 
 /// What one case measured. Times are medians over the iterations, in milliseconds.
+///
+/// ```
+/// use xent::bench::BenchResult;
+/// let r = BenchResult {
+///     name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000,
+///     gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75,
+///     cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None,
+/// };
+/// // 8 MB read and written in 0.5 ms: 16 GB/s, half the copy's 32.
+/// assert_eq!((r.gbps(), r.copy_gbps(), r.copy_ratio()), (16.0, 32.0, 0.5));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
     /// The case's name.
@@ -187,6 +224,17 @@ pub struct BenchResult {
 }
 
 /// GPU time of one dispatch of a profiled call.
+///
+/// ```
+/// use xent::bench::DispatchTime;
+/// let profile = [
+///     DispatchTime { entry: "target_stats", gpu_ms: 0.25 },
+///     DispatchTime { entry: "rows_wide4", gpu_ms: 1.5 },
+///     DispatchTime { entry: "reduce_loss", gpu_ms: 0.25 },
+/// ];
+/// // The rows pass takes 3/4 of the call's 2 ms.
+/// assert_eq!(profile[1].gpu_ms / profile.iter().map(|d| d.gpu_ms).sum::<f64>(), 0.75);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DispatchTime {
     /// The shader entry point, e.g. `rows_wide4`.
@@ -197,11 +245,26 @@ pub struct DispatchTime {
 
 impl BenchResult {
     /// The best time available for the fused kernel: GPU time, else wall time.
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: 0.5 ms on the GPU's clock, 1 on the wall's.
+    /// assert_eq!(r.kernel_ms(), 0.5);
+    /// assert_eq!(xent::bench::BenchResult { gpu_ms: None, ..r }.kernel_ms(), 1.0);
+    /// ```
     pub fn kernel_ms(&self) -> f64 {
         self.gpu_ms.unwrap_or(self.wall_ms)
     }
 
     /// The copy kernel's time on the same clock as [`BenchResult::kernel_ms`].
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: the copy 0.25 ms on the GPU's clock, 0.75 on the wall's.
+    /// assert_eq!(r.copy_ms(), 0.25);
+    /// // Without the call's GPU time, both are on the wall clock.
+    /// assert_eq!(xent::bench::BenchResult { gpu_ms: None, ..r }.copy_ms(), 0.75);
+    /// ```
     pub fn copy_ms(&self) -> f64 {
         match (self.gpu_ms, self.copy_gpu_ms) {
             (Some(_), Some(c)) => c,
@@ -210,26 +273,61 @@ impl BenchResult {
     }
 
     /// Effective GB/s of the fused kernel under the traffic model.
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: 8 MB (8·N·C, N = C = 1 000) in 0.5 ms.
+    /// assert_eq!(r.gbps(), 16.0);
+    /// assert_eq!(xent::bench::BenchResult { gpu_ms: None, ..r }.gbps(), 8.0); // in 1 ms
+    /// ```
     pub fn gbps(&self) -> f64 {
         self.bytes as f64 / (self.kernel_ms() * 1e6)
     }
 
     /// Effective GB/s of the copy kernel.
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: the same 8 MB in 0.25 ms.
+    /// assert_eq!(r.copy_gbps(), 32.0);
+    /// ```
     pub fn copy_gbps(&self) -> f64 {
         self.bytes as f64 / (self.copy_ms() * 1e6)
     }
 
     /// Fused bandwidth as a fraction of the copy's (1.0 = as fast as a copy).
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: 0.5 ms against the copy's 0.25.
+    /// assert_eq!(r.copy_ratio(), 0.5);
+    /// assert_eq!(r.copy_ratio(), r.gbps() / r.copy_gbps());
+    /// ```
     pub fn copy_ratio(&self) -> f64 {
         self.copy_ms() / self.kernel_ms()
     }
 
     /// CPU path time over the fused kernel's wall time.
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example: 20 ms on the CPU, 1 on the wall clock.
+    /// assert_eq!(r.cpu_speedup(), Some(20.0));
+    /// assert_eq!(xent::bench::BenchResult { cpu_ms: None, ..r }.cpu_speedup(), None);
+    /// ```
     pub fn cpu_speedup(&self) -> Option<f64> {
         self.cpu_ms.map(|c| c / self.wall_ms)
     }
 
     /// One JSON object (no external serialiser needed for these flat fields).
+    ///
+    /// ```
+    /// # let r = xent::bench::BenchResult { name: "1000x1000".into(), dims: vec![1000, 1000], bytes: 8_000_000, gpu_ms: Some(0.5), wall_ms: 1.0, copy_gpu_ms: Some(0.25), copy_wall_ms: 0.75, cpu_ms: Some(20.0), record_us: 12.0, dispatches: Vec::new(), rows_checked: None };
+    /// // `r` as in BenchResult's example.
+    /// let json = r.to_json();
+    /// assert!(json.starts_with(r#"{"name":"1000x1000","dims":[1000, 1000],"bytes":8000000,"gpu_ms":0.500000,"#));
+    /// assert!(json.contains(r#""gbps":16.000,"copy_gbps":32.000,"copy_ratio":0.5000,"cpu_speedup":20.000000,"rows_checked":null,"#));
+    /// ```
     pub fn to_json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.6}"));
         format!(

@@ -16,6 +16,17 @@ use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOp
 /// loss (cross-entropy: mean, class-index targets, gradient to its own
 /// buffer; an elementwise loss: mean, no weights) and the copy kernel over
 /// the same bytes.
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// let ctx = xent::Context::from_env()?;
+/// let case = xent::bench::Prepared::new(&ctx, &xent::bench::BenchCase::new(&[4, 10]))?;
+/// // The data uploaded: the benchmarks' generator's, seed 0x5eed.
+/// let layout = xent::Layout::from_dims(&[4, 10])?;
+/// assert_eq!((case.logits.clone(), case.targets.clone()), xent::bench::bench_data(&layout, 0x5eed));
+/// assert!(case.elementwise_targets.is_empty()); // a cross-entropy case
+/// # Ok(()) }
+/// ```
 pub struct Prepared<'a> {
     ctx: &'a Context,
     dims: Vec<usize>,
@@ -131,6 +142,19 @@ impl<'a> Prepared<'a> {
     ///
     /// # Errors
     /// As [`Context::record_cross_entropy`] or [`Context::record_elementwise_loss`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::bench::{BenchCase, Prepared};
+    /// let ctx = xent::Context::from_env()?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// Prepared::new(&ctx, &BenchCase::new(&[64, 1000]))?.record_fused(&mut encoder, None)?;
+    /// // A forced strategy that cannot serve the shape is refused as it records.
+    /// let pixels4 = Prepared::new(&ctx, &BenchCase::new(&[64, 1000]).with_strategy(xent::Strategy::Pixels4))?;
+    /// assert!(matches!(pixels4.record_fused(&mut encoder, None), Err(xent::Error::Unsupported { .. })));
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
     pub fn record_fused(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -192,6 +216,18 @@ impl<'a> Prepared<'a> {
     ///
     /// # Errors
     /// [`Error::Gpu`] if the grid does not fit the device.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::bench::{BenchCase, Prepared};
+    /// let ctx = xent::Context::from_env()?;
+    /// let case = Prepared::new(&ctx, &BenchCase::new(&[64, 1000]))?;
+    /// // The copy writes the logits over the call's gradient…
+    /// case.run(|p, encoder| { p.record_fused(encoder, None)?; p.record_copy(encoder, None) })?;
+    /// // …which the row check runs the call again for.
+    /// assert_eq!(case.check_rows(2)?.0, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn record_copy(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -216,6 +252,19 @@ impl<'a> Prepared<'a> {
     /// [`Error::Mismatch`] naming the first element out of tolerance;
     /// [`Error::Unsupported`] for an elementwise case or a map (inner > 1);
     /// [`Error::Gpu`] if the readback fails.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::bench::{BenchCase, Prepared};
+    /// let ctx = xent::Context::from_env()?;
+    /// let case = Prepared::new(&ctx, &BenchCase::new(&[8, 100]))?;
+    /// let (rows, diff) = case.check_rows(3)?; // rows 0, 3 and 7
+    /// assert!(rows == 3 && diff < 1e-4);
+    /// assert_eq!(case.check_rows(100)?.0, 8); // at most every row
+    /// let mse = Prepared::new(&ctx, &BenchCase::elementwise(xent::ElementwiseLoss::Mse, &[8, 100]))?;
+    /// assert!(matches!(mse.check_rows(3), Err(xent::Error::Unsupported { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn check_rows(&self, k: usize) -> Result<(usize, f64)> {
         let layout = Layout::from_dims(&self.dims)?;
         let (rows, classes) = (layout.rows(), layout.classes);
@@ -316,6 +365,18 @@ impl<'a> Prepared<'a> {
     ///
     /// # Errors
     /// As the recording; [`Error::Gpu`] if waiting fails.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::{bench::{BenchCase, Prepared}, Error};
+    /// let ctx = xent::Context::from_env()?;
+    /// let case = Prepared::new(&ctx, &BenchCase::new(&[64, 1000]))?;
+    /// case.run(|p, encoder| p.record_fused(encoder, None))?; // back once the GPU is done
+    /// // A recording's error comes back, and nothing is submitted.
+    /// let refused = case.run(|_, _| Err(Error::Unsupported { what: "a test", reason: String::new() }));
+    /// assert!(matches!(refused, Err(Error::Unsupported { what: "a test", .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn run(
         &self,
         record: impl FnOnce(&Self, &mut wgpu::CommandEncoder) -> Result<()>,

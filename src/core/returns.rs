@@ -28,6 +28,16 @@ pub struct Returns {
 
 impl Returns {
     /// The loss alone.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let opts = xent::CrossEntropyOptions::default();
+    /// let out = ctx.cross_entropy(&[0.0f32, 0.0], &[1, 2], &[0i64], None, &opts, &xent::Returns::LOSS)?;
+    /// assert!(out.grad.is_none() && out.lse.is_none() && out.correct.is_none());
+    /// assert!((out.scalar().unwrap() - std::f32::consts::LN_2).abs() < 1e-6);
+    /// # Ok(()) }
+    /// ```
     pub const LOSS: Returns = Returns {
         grad: false,
         lse: false,

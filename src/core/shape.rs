@@ -106,21 +106,46 @@ impl Layout {
     }
 
     /// Number of rows (one per target): `outer · inner`.
+    ///
+    /// ```
+    /// // A batch of 8 maps of 4 × 4 pixels over 21 classes: a row per pixel.
+    /// assert_eq!(xent::Layout::from_dims(&[8, 21, 4, 4])?.rows(), 128);
+    /// assert_eq!(xent::Layout::from_dims(&[3, 10])?.rows(), 3);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn rows(&self) -> usize {
         self.outer * self.inner
     }
 
     /// Number of elements of the input: `outer · classes · inner`.
+    ///
+    /// ```
+    /// assert_eq!(xent::Layout::from_dims(&[2, 3, 5])?.len(), 30);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.outer * self.classes * self.inner
     }
 
     /// Whether the input has no elements: an empty batch (no rows).
+    ///
+    /// ```
+    /// assert!(xent::Layout::from_dims(&[0, 5])?.is_empty());
+    /// assert!(!xent::Layout::from_dims(&[1, 5])?.is_empty());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The shape of the targets and of a `none` loss: the input's without the class axis.
+    ///
+    /// ```
+    /// assert_eq!(xent::Layout::from_dims(&[8, 21, 4, 4])?.target_dims(), [8, 4, 4]);
+    /// // An unbatched (C) input has a single, scalar target.
+    /// assert!(xent::Layout::from_dims(&[7])?.target_dims().is_empty());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn target_dims(&self) -> Vec<usize> {
         match self.dims.len() {
             1 => Vec::new(),
@@ -133,6 +158,13 @@ impl Layout {
     }
 
     /// The multi-index, in the target's shape, of flat target position `flat`.
+    ///
+    /// ```
+    /// // Targets of shape (2, 4, 5): 27 = 1·20 + 1·5 + 2.
+    /// let layout = xent::Layout::from_dims(&[2, 3, 4, 5])?;
+    /// assert_eq!(layout.target_position(27), [1, 1, 2]);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn target_position(&self, flat: usize) -> Vec<usize> {
         multi_index(&self.target_dims(), flat)
     }
@@ -151,6 +183,15 @@ impl Layout {
     }
 
     /// Flat index of element (row, class), with row = n·inner + s.
+    ///
+    /// ```
+    /// // (N, C, S) = (2, 3, 4): row 5 is n = 1, s = 1; class 2 is at (1·3 + 2)·4 + 1.
+    /// let layout = xent::Layout::from_dims(&[2, 3, 4])?;
+    /// assert_eq!(layout.element(5, 2), 21);
+    /// // (N, C): row-major, row·C + class.
+    /// assert_eq!(xent::Layout::from_dims(&[4, 10])?.element(3, 7), 37);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn element(&self, row: usize, class: usize) -> usize {
         let n = row / self.inner;
         let s = row % self.inner;

@@ -90,6 +90,16 @@ impl Tolerance {
     /// device may flush. So an f16 gradient element below 6.1e-5 (a `mean`
     /// over more than ~10⁴ rows) is not checked by this tolerance: hold such
     /// runs to the f32 path, or use `sum`.
+    ///
+    /// ```
+    /// let tol = xent::Tolerance::F16;
+    /// // 0.1 and its f16 rounding, 0.09997559, agree; 0.1 and 0.1005 do not.
+    /// assert!(tol.matches(f64::from(half::f16::from_f32(0.1).to_f32()), 0.1));
+    /// assert!(!tol.matches(0.1005, 0.1));
+    /// // Past 65 520 an f16 kernel writes ∞, which this policy, unlike f32's, accepts.
+    /// assert!(tol.matches(f64::INFINITY, 70_000.0));
+    /// assert!(!xent::Tolerance::default().matches(f64::INFINITY, 70_000.0));
+    /// ```
     pub const F16: Tolerance = Tolerance {
         rel: 1e-3,
         abs: 6.103_515_625e-5,
@@ -117,12 +127,27 @@ impl Tolerance {
 
     /// Whether GPU value `gpu` matches CPU value `cpu`, computed without
     /// cancellation (its magnitude is `|cpu|`).
+    ///
+    /// ```
+    /// let tol = xent::Tolerance::default();
+    /// assert!(tol.matches(0.50004, 0.5)); // off by 8e-5 relative
+    /// assert!(!tol.matches(0.5001, 0.5)); // off by 2e-4
+    /// assert!(tol.matches(f64::NAN, f64::NAN) && !tol.matches(0.0, f64::NAN));
+    /// ```
     pub fn matches(&self, gpu: f64, cpu: f64) -> bool {
         self.matches_terms(gpu, cpu, cpu.abs())
     }
 
     /// Whether GPU value `gpu` matches CPU value `cpu` whose terms have
     /// magnitude `magnitude`.
+    ///
+    /// ```
+    /// // A gradient at the target, p − 1 with p = 1 − 1e-6: terms of size 1 cancel.
+    /// let tol = xent::Tolerance::default();
+    /// assert!(tol.matches_terms(-1.05e-6, -1e-6, 1.0)); // 5e-8 off, within 1e-4 of the terms
+    /// assert!(!tol.matches(-1.05e-6, -1e-6)); // but not within 1e-4 of the value
+    /// assert!(!tol.matches_terms(-2e-4, -1e-6, 1.0));
+    /// ```
     pub fn matches_terms(&self, gpu: f64, cpu: f64, magnitude: f64) -> bool {
         self.excess(gpu, cpu, magnitude) <= 0.0
     }
@@ -293,6 +318,13 @@ pub enum Fault {
 
 impl Fault {
     /// Reads a fault's name: `zero-tail` or `swap-classes`.
+    ///
+    /// ```
+    /// use xent::Fault;
+    /// assert_eq!(Fault::from_name("zero-tail"), Some(Fault::ZeroTail));
+    /// assert_eq!(Fault::from_name("swap-classes"), Some(Fault::SwapClasses));
+    /// assert_eq!(Fault::from_name("zero_tail"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "zero-tail" => Some(Fault::ZeroTail),

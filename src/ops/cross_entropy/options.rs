@@ -190,6 +190,14 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy that can be forced.
+    ///
+    /// ```
+    /// use xent::Strategy;
+    /// // Every strategy but `Auto`, each once.
+    /// assert!(!Strategy::FORCED.contains(&Strategy::Auto));
+    /// let names: std::collections::HashSet<_> = Strategy::FORCED.iter().map(|s| s.name()).collect();
+    /// assert_eq!(names.len(), Strategy::FORCED.len());
+    /// ```
     pub const FORCED: [Strategy; 9] = [
         Strategy::Wide,
         Strategy::Wide4,
@@ -204,6 +212,16 @@ impl Strategy {
 
     /// The strategy's name (`auto`, `wide`, `wide4`, `wide-mixed`, `narrow`,
     /// `narrow4`, `pixels4`, `split`, `team`, `team4`).
+    ///
+    /// ```
+    /// use xent::Strategy;
+    /// assert_eq!(Strategy::WideMixed.name(), "wide-mixed");
+    /// // Each name parses back to its strategy (`XENT_STRATEGY`, `--strategies`).
+    /// for s in Strategy::FORCED {
+    ///     assert_eq!(s.name().parse::<Strategy>()?, s);
+    /// }
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Auto => "auto",

@@ -85,16 +85,34 @@ pub struct ClassRange {
 
 impl ClassRange {
     /// `[start, end)`.
+    ///
+    /// ```
+    /// let r = xent::ClassRange::new(3, 7);
+    /// assert_eq!((r.start, r.end, r.len()), (3, 7, 4));
+    /// ```
     pub fn new(start: usize, end: usize) -> Self {
         Self { start, end }
     }
 
     /// The range's class count.
+    ///
+    /// ```
+    /// // GPT-2's vocabulary over 4 shards: ⌈50 257 / 4⌉ = 12 565 classes, the last 12 562.
+    /// let ranges = xent::ClassRange::split(50_257, 4)?;
+    /// assert_eq!((ranges[0].len(), ranges[3].len()), (12_565, 12_562));
+    /// assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 50_257);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.end.saturating_sub(self.start)
     }
 
     /// Whether the range holds no class.
+    ///
+    /// ```
+    /// assert!(xent::ClassRange::new(5, 5).is_empty());
+    /// assert!(!xent::ClassRange::new(4, 5).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -104,6 +122,14 @@ impl ClassRange {
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for 0 shards.
+    ///
+    /// ```
+    /// use xent::ClassRange;
+    /// let ranges = ClassRange::split(10, 3)?; // ⌈10 / 3⌉ = 4 classes each
+    /// assert_eq!(ranges, [ClassRange::new(0, 4), ClassRange::new(4, 8), ClassRange::new(8, 10)]);
+    /// assert!(matches!(ClassRange::split(10, 0), Err(xent::Error::InvalidOption { .. })));
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn split(classes: usize, shards: usize) -> Result<Vec<ClassRange>> {
         if shards == 0 {
             return Err(Error::InvalidOption {

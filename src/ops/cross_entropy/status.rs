@@ -54,6 +54,17 @@ impl CrossEntropyStatus {
     /// [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange);
     /// [`Error::BadBuffer`](crate::Error::BadBuffer) (`merged`) for records
     /// that do not cover each of the `C` classes once.
+    ///
+    /// ```
+    /// use xent::{CrossEntropyStatus, Error};
+    /// let layout = xent::Layout::from_dims(&[2, 3, 4])?; // targets of shape (2, 4)
+    /// let bad = CrossEntropyStatus { bad_targets: 3, first_position: 5, first_value: -1, ..Default::default() };
+    /// let err = bad.check(&layout, -100).unwrap_err(); // flat 5 of (2, 4) is [1, 1]
+    /// assert!(matches!(err, Error::TargetOutOfRange { ref position, value: -1, count: 3, .. } if *position == [1, 1]));
+    /// let uncovered = CrossEntropyStatus { records_uncovered: true, ..Default::default() };
+    /// assert!(matches!(uncovered.check(&layout, -100), Err(Error::BadBuffer { what: "merged", .. })));
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn check(&self, layout: &Layout, ignore_index: i64) -> Result<()> {
         if self.records_uncovered {
             return Err(Error::BadBuffer {

@@ -26,6 +26,12 @@ pub enum Targets<'a, P = f32> {
 
 impl<P> Targets<'_, P> {
     /// Number of target elements.
+    ///
+    /// ```
+    /// // Class indices: one per row; probabilities: the input's shape.
+    /// assert_eq!(xent::Targets::<f32>::I32(&[2, 0, 1]).len(), 3);
+    /// assert_eq!(xent::Targets::Probs(&[0.25f32, 0.75, 1.0, 0.0]).len(), 4);
+    /// ```
     pub fn len(&self) -> usize {
         match self {
             Targets::I64(t) => t.len(),
@@ -36,11 +42,22 @@ impl<P> Targets<'_, P> {
     }
 
     /// Whether there are no targets.
+    ///
+    /// ```
+    /// assert!(xent::Targets::<f32>::I64(&[]).is_empty());
+    /// assert!(!xent::Targets::<f32>::U8(&[255]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Class indices widened to i64, or `None` for probabilities.
+    ///
+    /// ```
+    /// assert_eq!(xent::Targets::<f32>::U8(&[0, 3, 255]).class_indices(), Some(vec![0, 3, 255]));
+    /// assert_eq!(xent::Targets::<f32>::I32(&[-100, 7]).class_indices(), Some(vec![-100, 7]));
+    /// assert_eq!(xent::Targets::Probs(&[0.5f32, 0.5]).class_indices(), None);
+    /// ```
     pub fn class_indices(&self) -> Option<Vec<i64>> {
         match self {
             Targets::I64(t) => Some(t.to_vec()),
@@ -73,6 +90,14 @@ pub struct Weights<'a, W = f32> {
 
 impl<W> Weights<'_, W> {
     /// No weights at all.
+    ///
+    /// ```
+    /// // Unweighted: two equal logits give ln 2.
+    /// let out = xent::cpu::cross_entropy_with(&[0.0f32, 0.0], &[1, 2], xent::Targets::I64(&[1]),
+    ///     xent::Weights::none(), &Default::default())?;
+    /// assert!((out.scalar().unwrap() - std::f64::consts::LN_2).abs() < 1e-12);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn none() -> Self {
         Self {
             class: None,
@@ -83,6 +108,14 @@ impl<W> Weights<'_, W> {
 
 /// Integer types accepted as class-index targets by
 /// [`Context::cross_entropy`](crate::Context::cross_entropy).
+///
+/// ```
+/// fn widened<T: xent::ClassIndex>(targets: &[T]) -> Option<Vec<i64>> {
+///     T::as_targets::<f32>(targets).class_indices()
+/// }
+/// assert_eq!(widened(&[2u8, 0, 255]), Some(vec![2, 0, 255]));
+/// assert_eq!(widened(&[2i32, 0]), widened(&[2i64, 0]));
+/// ```
 pub trait ClassIndex: Copy {
     /// The slice as [`Targets`].
     fn as_targets<P>(targets: &[Self]) -> Targets<'_, P>;

@@ -53,6 +53,18 @@ pub struct ElementwiseBuffers<'a> {
 
 impl<'a> ElementwiseBuffers<'a> {
     /// The buffers every call has, with no weights, in f32.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?;
+    /// let buf = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let (x, y, loss, grad, status) = (buf(16), buf(16), buf(4), buf(16), buf(xent::STATUS_SIZE));
+    /// let b = xent::ElementwiseBuffers::new(x.slice(..), y.slice(..), loss.slice(..), Some(grad.slice(..)), status.slice(..));
+    /// assert_eq!(b.precision, xent::Precision::F32);
+    /// assert!(b.weight.is_none() && b.pos_weight.is_none() && b.grad.is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn new(
         input: wgpu::BufferSlice<'a>,
         target: wgpu::BufferSlice<'a>,

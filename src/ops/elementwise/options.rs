@@ -66,6 +66,16 @@ pub enum ElementwiseLoss {
 
 impl ElementwiseLoss {
     /// Every loss with its default parameter, in the order of the table above.
+    ///
+    /// ```
+    /// use xent::ElementwiseLoss;
+    /// // Each name parses back to its loss, with the default parameter.
+    /// for loss in ElementwiseLoss::ALL {
+    ///     assert_eq!(loss.name().parse::<ElementwiseLoss>()?, loss);
+    /// }
+    /// assert_eq!(ElementwiseLoss::ALL[5], ElementwiseLoss::Huber { delta: 1.0 });
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub const ALL: [ElementwiseLoss; 6] = [
         ElementwiseLoss::BceWithLogits,
         ElementwiseLoss::Bce,
@@ -77,6 +87,13 @@ impl ElementwiseLoss {
 
     /// The loss's name on the command line (`bce-with-logits`, `bce`, `mse`,
     /// `l1`, `smooth-l1`, `huber`).
+    ///
+    /// ```
+    /// use xent::ElementwiseLoss;
+    /// assert_eq!(ElementwiseLoss::BceWithLogits.name(), "bce-with-logits");
+    /// // The parameter is not part of the name.
+    /// assert_eq!(ElementwiseLoss::Huber { delta: 0.5 }.name(), ElementwiseLoss::Huber { delta: 2.0 }.name());
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             ElementwiseLoss::BceWithLogits => "bce-with-logits",
@@ -112,11 +129,26 @@ impl ElementwiseLoss {
     }
 
     /// Whether the loss takes `weight` (the binary ones).
+    ///
+    /// ```
+    /// use xent::{ElementwiseLoss, ElementwiseOptions};
+    /// assert!(ElementwiseLoss::Bce.takes_weight() && !ElementwiseLoss::Mse.takes_weight());
+    /// let weights = xent::LossWeights { weight: Some(&[2.0]), ..Default::default() };
+    /// let mse = ElementwiseOptions::new(ElementwiseLoss::Mse);
+    /// let refused = xent::cpu::elementwise_loss(&[1.0], &[0.0], &[1], weights, &mse);
+    /// assert!(matches!(refused, Err(xent::Error::InvalidOption { name: "weight", .. })));
+    /// ```
     pub fn takes_weight(self) -> bool {
         matches!(self, ElementwiseLoss::BceWithLogits | ElementwiseLoss::Bce)
     }
 
     /// Whether the loss takes `pos_weight` (`BceWithLogits` only).
+    ///
+    /// ```
+    /// use xent::ElementwiseLoss;
+    /// let takers: Vec<_> = ElementwiseLoss::ALL.into_iter().filter(|l| l.takes_pos_weight()).collect();
+    /// assert_eq!(takers, [ElementwiseLoss::BceWithLogits]);
+    /// ```
     pub fn takes_pos_weight(self) -> bool {
         self == ElementwiseLoss::BceWithLogits
     }
@@ -199,6 +231,15 @@ pub struct ElementwiseOptions {
 
 impl ElementwiseOptions {
     /// `loss` with the mean reduction.
+    ///
+    /// ```
+    /// use xent::{ElementwiseLoss, ElementwiseOptions};
+    /// let opts = ElementwiseOptions::new(ElementwiseLoss::L1);
+    /// assert_eq!(opts.reduction, xent::Reduction::Mean);
+    /// let out = xent::cpu::elementwise_loss(&[1.0, 4.0], &[0.0, 0.0], &[2], Default::default(), &opts)?;
+    /// assert_eq!(out.scalar(), Some(2.5)); // (|1| + |4|) / 2
+    /// # Ok::<(), xent::Error>(())
+    /// ```
     pub fn new(loss: ElementwiseLoss) -> Self {
         Self {
             loss,

@@ -50,6 +50,15 @@ impl ElementwiseStatus {
     /// # Errors
     /// [`Error::InputOutOfRange`](crate::Error::InputOutOfRange);
     /// [`Error::InvalidShape`](crate::Error::InvalidShape) for bad `dims`.
+    ///
+    /// ```
+    /// use xent::{ElementwiseStatus, Error};
+    /// // Flat position 5 of a (2, 3) input is [1, 2].
+    /// let s = ElementwiseStatus { bad_elements: 1, first_position: 5, value: -0.5, in_target: false };
+    /// let err = s.check(&[2, 3]).unwrap_err();
+    /// assert!(matches!(err, Error::InputOutOfRange { what: "input", ref position, value: -0.5, count: 1 } if *position == [1, 2]));
+    /// assert!(ElementwiseStatus::default().check(&[2, 3]).is_ok());
+    /// ```
     pub fn check(&self, dims: &[usize]) -> Result<()> {
         if self.bad_elements == 0 {
             return Ok(());

@@ -57,6 +57,15 @@ impl LinearCrossEntropyOptions {
     ///
     /// # Errors
     /// [`Error::InvalidOption`].
+    ///
+    /// ```
+    /// use xent::{CrossEntropyOptions, InputKind, LinearCrossEntropyOptions};
+    /// assert!(LinearCrossEntropyOptions::default().validate().is_ok());
+    /// // The fused op computes logits: probabilities in are refused.
+    /// let probs = CrossEntropyOptions { input: InputKind::Probs, ..Default::default() };
+    /// let opts = LinearCrossEntropyOptions { loss: probs, ..Default::default() };
+    /// assert!(matches!(opts.validate(), Err(xent::Error::InvalidOption { name: "input", .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
         self.loss.validate()?;
         if self.loss.input != InputKind::Logits {

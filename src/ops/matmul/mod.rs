@@ -27,6 +27,14 @@ pub struct MatmulDims {
 
 impl MatmulDims {
     /// Floating-point operations of the product: `2·m·n·k` (a multiply and an add each).
+    ///
+    /// ```
+    /// // A fused call's forward product h·Wᵀ is (n × h)·(h × v).
+    /// let linear = xent::LinearDims { n: 8, h: 16, v: 100 };
+    /// let product = xent::MatmulDims { m: 8, n: 100, k: 16 };
+    /// assert_eq!(product.flops(), 25_600);
+    /// assert_eq!(product.flops(), linear.forward_flops());
+    /// ```
     pub fn flops(&self) -> u64 {
         2 * self.m as u64 * self.n as u64 * self.k as u64
     }

@@ -206,6 +206,15 @@ fn backward<T: Copy + Into<f64>>(
 }
 
 /// Largest class count [`softmax_jacobian`] builds (a C × C matrix).
+///
+/// ```
+/// use xent::cpu::{softmax_jacobian, MAX_JACOBIAN_CLASSES};
+/// // One class more is refused before anything is built.
+/// let y = vec![0.0f64; MAX_JACOBIAN_CLASSES + 1];
+/// assert!(matches!(softmax_jacobian(&y), Err(xent::Error::InvalidShape { .. })));
+/// assert_eq!(softmax_jacobian(&[1.0f64])?, [[0.0]]); // one class: y − y² = 0
+/// # Ok::<(), xent::Error>(())
+/// ```
 pub const MAX_JACOBIAN_CLASSES: usize = 4096;
 
 /// The full Jacobian of softmax for one row of probabilities `y`:

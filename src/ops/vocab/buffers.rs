@@ -24,6 +24,12 @@ pub struct MergeDims {
 impl MergeDims {
     /// Bytes the gathered records take: `shards · rows ·`
     /// [`VOCAB_RECORD_BYTES`](crate::VOCAB_RECORD_BYTES).
+    ///
+    /// ```
+    /// // 4 rows from each of 3 shards: 12 records of 12 words.
+    /// let dims = xent::MergeDims { rows: 4, shards: 3 };
+    /// assert_eq!(dims.gathered_bytes(), 12 * 48);
+    /// ```
     pub fn gathered_bytes(&self) -> u64 {
         (self.shards * self.rows) as u64 * crate::VOCAB_RECORD_BYTES
     }
