@@ -25,7 +25,7 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::linear_cross_entropy`], and
-    /// [`Error::InvalidOption`] for 0 shards.
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for 0 shards.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
