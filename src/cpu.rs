@@ -8,6 +8,18 @@
 //! Each op's twin lives beside the op (`src/ops/<op>/cpu.rs`); this module
 //! gathers them under `xent::cpu` and holds what they share: [`Reference`],
 //! the magnitudes the tolerance scales with, and the per-row statistics.
+//!
+//! ```
+//! # fn main() -> Result<(), xent::Error> {
+//! // The twin of a GPU call, held to the same tolerance the verify mode uses.
+//! let ctx = xent::Context::from_env()?;
+//! let (x, dims, t) = ([2.0f32, 0.0, 0.0, 2.0], [2, 2], [0i64, 1]);
+//! let gpu = ctx.cross_entropy(&x, &dims, &t, None, &Default::default(), &Default::default())?;
+//! let cpu = xent::cpu::cross_entropy(&x, &dims, &t, None, &Default::default())?;
+//! xent::Tolerance::default().compare_cross_entropy(&gpu, &cpu, &xent::Tolerance::default())?;
+//! assert!((cpu.loss[0] - (1.0 + (-2.0f64).exp()).ln()).abs() < 1e-15);
+//! # Ok(()) }
+//! ```
 
 pub use crate::ops::cross_entropy::cpu::{
     cross_entropy, cross_entropy_soft, cross_entropy_with, CrossEntropyMagnitude,
