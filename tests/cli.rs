@@ -130,8 +130,11 @@ fn write_ordered<T: npyz::AutoSerialize + Copy>(
     path
 }
 
+/// A float32 .npy's (shape, values).
+type Npy = (Vec<usize>, Vec<f32>);
+
 /// Reads a float32 .npy written by xent: (shape, values).
-fn read_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+fn read_f32(path: &Path) -> Npy {
     let file = std::fs::File::open(path).unwrap();
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
     assert_eq!(
@@ -274,14 +277,39 @@ fn precision_bf16_stores_and_checks_in_bf16() {
     let t: Vec<i64> = vec![1, 130, 64];
     let x = write(d, "x.npy", &[3, 131], &x64);
     let tp = write(d, "t.npy", &[3], &t);
+    let xb: Vec<half::bf16> = x64.iter().map(|&v| half::bf16::from_f64(v)).collect();
+    bf16_cross_entropy_is_the_librarys(ctx, d, (&x, &xb), (&tp, &t));
+    fails_with(
+        &[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&tp),
+            "--precision",
+            "f64",
+        ],
+        "--precision",
+    );
+    bf16_mse_is_the_librarys(ctx, d, (&x, &xb));
+}
+
+/// `--precision bf16` of logits `x` and targets `t` (their files and
+/// values) writes the library's bf16 outputs; the CPU path agrees.
+fn bf16_cross_entropy_is_the_librarys(
+    ctx: &Context,
+    d: &Path,
+    (x, xb): (&Path, &[half::bf16]),
+    (tp, t): (&Path, &[i64]),
+) {
     let (lp, gp) = (d.join("loss.npy"), d.join("grad.npy"));
     let args = |precision: &'static str| {
         vec![
             "loss".to_string(),
             "--logits".into(),
-            s(&x).into(),
+            s(x).into(),
             "--targets".into(),
-            s(&tp).into(),
+            s(tp).into(),
             "--loss-out".into(),
             s(&lp).into(),
             "--grad-out".into(),
@@ -296,12 +324,11 @@ fn precision_bf16_stores_and_checks_in_bf16() {
     };
     let out = ok(&run("bf16"));
     assert!(out.contains("agree"), "{out}");
-    let xb: Vec<half::bf16> = x64.iter().map(|&v| half::bf16::from_f64(v)).collect();
     let lib = ctx
         .cross_entropy_with(
-            &xb,
+            xb,
             &[3, 131],
-            xent::Targets::I64(&t),
+            xent::Targets::I64(t),
             xent::Weights::none(),
             &Default::default(),
             &Default::default(),
@@ -323,26 +350,18 @@ fn precision_bf16_stores_and_checks_in_bf16() {
         "{cpu_loss:?} vs {:?}",
         lib.loss
     );
-    fails_with(
-        &[
-            "loss",
-            "--logits",
-            s(&x),
-            "--targets",
-            s(&tp),
-            "--precision",
-            "f64",
-        ],
-        "--precision",
-    );
-    // An elementwise loss in bf16: input and target rounded, the gradient bf16's.
+}
+
+/// An elementwise loss in bf16: input and target rounded, the gradient bf16's.
+fn bf16_mse_is_the_librarys(ctx: &Context, d: &Path, (x, xb): (&Path, &[half::bf16])) {
+    let gp = d.join("grad.npy");
     let y = write(d, "y.npy", &[3, 131], &vec![0.25f64; 3 * 131]);
     let out = ok(&xent(&[
         "loss",
         "--loss",
         "mse",
         "--logits",
-        s(&x),
+        s(x),
         "--targets",
         s(&y),
         "--precision",
@@ -355,7 +374,7 @@ fn precision_bf16_stores_and_checks_in_bf16() {
     let yb = vec![half::bf16::from_f32(0.25); 3 * 131];
     let lib = ctx
         .elementwise_loss(
-            &xb,
+            xb,
             &yb,
             &[3, 131],
             Default::default(),
@@ -444,6 +463,36 @@ fn float16_files_are_read_exactly_and_stored_as_they_are_in_f16() {
     assert!(out.contains("agree"), "{out}");
 }
 
+/// The reduction-none run, on `backend`, of logits, u8 mask and class
+/// weights in `files` with ignore 255 and smoothing 0.1: its (loss, gradient)
+/// as (shape, values), written to files tagged `tag` in `d`.
+fn masked_none_run(d: &Path, [xp, tp, wp]: [&Path; 3], backend: &str, tag: &str) -> (Npy, Npy) {
+    let (lp, gp) = (d.join(format!("l{tag}.npy")), d.join(format!("g{tag}.npy")));
+    let out = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(xp),
+        "--targets",
+        s(tp),
+        "--weights",
+        s(wp),
+        "--ignore-index",
+        "255",
+        "--reduction",
+        "none",
+        "--label-smoothing",
+        "0.1",
+        "--loss-out",
+        s(&lp),
+        "--grad-out",
+        s(&gp),
+        "--backend",
+        backend,
+    ]));
+    assert!(out.contains("loss (none): count 30, sum "), "{out}");
+    (read_f32(&lp), read_f32(&gp))
+}
+
 #[test]
 fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend() {
     let name = "none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend";
@@ -463,32 +512,7 @@ fn none_with_u8_mask_weights_and_smoothing_matches_the_library_and_cpu_backend()
         write(d, "t.npy", &[2, 3, 5], &mask),
         write(d, "w.npy", &[4], &w),
     );
-    let run = |backend: &str, tag: &str| {
-        let (lp, gp) = (d.join(format!("l{tag}.npy")), d.join(format!("g{tag}.npy")));
-        let out = ok(&xent(&[
-            "loss",
-            "--logits",
-            s(&xp),
-            "--targets",
-            s(&tp),
-            "--weights",
-            s(&wp),
-            "--ignore-index",
-            "255",
-            "--reduction",
-            "none",
-            "--label-smoothing",
-            "0.1",
-            "--loss-out",
-            s(&lp),
-            "--grad-out",
-            s(&gp),
-            "--backend",
-            backend,
-        ]));
-        assert!(out.contains("loss (none): count 30, sum "), "{out}");
-        (read_f32(&lp), read_f32(&gp))
-    };
+    let run = |backend: &str, tag: &str| masked_none_run(d, [&xp, &tp, &wp], backend, tag);
     let ((loss_shape, loss), (grad_shape, grad)) = run("auto", "gpu");
     assert_eq!(loss_shape, vec![2, 3, 5]);
     assert_eq!(grad_shape, dims.to_vec());
@@ -811,7 +835,19 @@ fn probability_targets_and_input_kinds_match_the_library() {
     let xp = write(d, "x.npy", &[3, 5], &x);
     let lp = d.join("l.npy");
 
-    // float64 probabilities of the input's shape, reduction sum.
+    float64_probability_targets_are_the_librarys(ctx, d, (&xp, &x32), &lp);
+    log_probabilities_are_the_librarys(ctx, d, &x32, &lp);
+    probabilities_agree_on_both_backends(d, &x32, &lp);
+}
+
+/// float64 probabilities of the input's shape, reduction sum. `xp` holds
+/// (3, 5) logits `x32`; the loss goes to `lp`.
+fn float64_probability_targets_are_the_librarys(
+    ctx: &Context,
+    d: &Path,
+    (xp, x32): (&Path, &[f32]),
+    lp: &Path,
+) {
     let probs: Vec<f64> = (0..15)
         .map(|i| if i % 5 == 0 { 0.6 } else { 0.1 })
         .collect();
@@ -819,13 +855,13 @@ fn probability_targets_and_input_kinds_match_the_library() {
     ok(&xent(&[
         "loss",
         "--logits",
-        s(&xp),
+        s(xp),
         "--targets",
         s(&pp),
         "--reduction",
         "sum",
         "--loss-out",
-        s(&lp),
+        s(lp),
     ]));
     let opts = CrossEntropyOptions {
         reduction: Reduction::Sum,
@@ -833,7 +869,7 @@ fn probability_targets_and_input_kinds_match_the_library() {
     };
     let lib = ctx
         .cross_entropy_soft(
-            &x32,
+            x32,
             &[3, 5],
             &to_f32(&probs),
             None,
@@ -841,10 +877,13 @@ fn probability_targets_and_input_kinds_match_the_library() {
             &Default::default(),
         )
         .unwrap();
-    assert_eq!(read_f32(&lp), (vec![], lib.loss));
+    assert_eq!(read_f32(lp), (vec![], lib.loss));
+}
 
-    // Log-probabilities in, int32 class ids.
-    let logp = to_f32(&cpu::log_softmax(&x32, &[3, 5]).unwrap());
+/// Log-probabilities in, int32 class ids: the (3, 5) log-softmax of logits
+/// `x32`; the loss goes to `lp`.
+fn log_probabilities_are_the_librarys(ctx: &Context, d: &Path, x32: &[f32], lp: &Path) {
+    let logp = to_f32(&cpu::log_softmax(x32, &[3, 5]).unwrap());
     let lpp = write(d, "logp.npy", &[3, 5], &logp);
     let tp = write(d, "t.npy", &[3], &[1i32, 3, 2]);
     ok(&xent(&[
@@ -856,7 +895,7 @@ fn probability_targets_and_input_kinds_match_the_library() {
         "--input",
         "log-probs",
         "--loss-out",
-        s(&lp),
+        s(lp),
     ]));
     let opts = CrossEntropyOptions {
         input: InputKind::LogProbs,
@@ -872,10 +911,13 @@ fn probability_targets_and_input_kinds_match_the_library() {
             &Default::default(),
         )
         .unwrap();
-    assert_eq!(read_f32(&lp).1, lib.loss);
+    assert_eq!(read_f32(lp).1, lib.loss);
+}
 
-    // Probabilities in, on the CPU path too.
-    let p = to_f32(&cpu::softmax(&x32, &[3, 5]).unwrap());
+/// Probabilities in, on the CPU path too: the (3, 5) softmax of logits
+/// `x32`; the loss goes to `lp`.
+fn probabilities_agree_on_both_backends(d: &Path, x32: &[f32], lp: &Path) {
+    let p = to_f32(&cpu::softmax(x32, &[3, 5]).unwrap());
     let ppp = write(d, "probs_in.npy", &[3, 5], &p);
     let opts = CrossEntropyOptions {
         input: InputKind::Probs,
@@ -893,12 +935,12 @@ fn probability_targets_and_input_kinds_match_the_library() {
             "--input",
             "probs",
             "--loss-out",
-            s(&lp),
+            s(lp),
             "--backend",
             backend,
         ]));
         Tolerance::default()
-            .check("loss", &read_f32(&lp).1, &want.loss_reference())
+            .check("loss", &read_f32(lp).1, &want.loss_reference())
             .unwrap();
     }
 }
@@ -925,165 +967,204 @@ fn no_check_skips_the_cpu() {
 
 // ------------------------------------------------------------- loss: bad input
 
+/// A bad call: the arguments after `xent loss`, and what its one error line says.
+type BadCall = (Vec<String>, &'static str);
+
+/// Each of `cases` exits 2 with one error line containing its message, with
+/// `--backend cpu` and then on the default backend (skipping there, where
+/// `test` finds no adapter, the cases `after_adapter` says are checked only
+/// once an adapter is opened).
+fn each_exits_2(cases: &[BadCall], test: &str, after_adapter: impl Fn(&str) -> bool) {
+    for (args, message) in cases {
+        let mut full = vec!["loss"];
+        full.extend(args.iter().map(String::as_str));
+        full.extend(["--backend", "cpu"]);
+        fails_with(&full, message);
+    }
+    let has_gpu = gpu(test).is_some();
+    for (args, message) in cases {
+        if after_adapter(message) && !has_gpu {
+            continue;
+        }
+        let mut full = vec!["loss"];
+        full.extend(args.iter().map(String::as_str));
+        fails_with(&full, message);
+    }
+}
+
 #[test]
 fn bad_input_exits_2_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let x = write(d, "x.npy", &[3, 5], &[0.5f32; 15]);
     let t = write(d, "t.npy", &[3], &[1i64, 3, 2]);
-    let t_bad = write(d, "tbad.npy", &[3], &[1i64, 9, 2]);
-    let t_neg = write(d, "tneg.npy", &[3], &[1i32, 3, -7]);
-    let t_shape = write(d, "tshape.npy", &[4], &[1i64, 3, 2, 0]);
-    let t_2d = write(d, "t2d.npy", &[1, 3], &[1i64, 3, 2]);
+    let cases = [
+        unreadable_file_cases(d, &x, &t),
+        bad_shape_and_target_cases(d, &x, &t),
+        bad_option_cases(d, &x, &t),
+    ]
+    .concat();
+    // On the CPU path (no adapter needed): every check, the library's included.
+    // On the GPU path: the same messages. Only the range check of the
+    // targets and the sign of probabilities are checked after an adapter is opened.
+    each_exits_2(
+        &cases,
+        "bad_input_exits_2_with_one_error_line (GPU path)",
+        |message| message.contains("out of range") || message.contains("probability target -0.25"),
+    );
+}
+
+/// Files that cannot be read, are not .npy files, or hold a dtype xent does
+/// not take, for logits `x` (3, 5) and targets `t` (3) written in `d`.
+fn unreadable_file_cases(d: &Path, x: &Path, t: &Path) -> Vec<BadCall> {
     let t_i16 = write(d, "ti16.npy", &[3], &[1i16, 3, 2]);
     let x_i64 = write(d, "xi64.npy", &[3, 5], &[1i64; 15]);
-    let x_scalar = write(d, "xscalar.npy", &[], &[1.0f32]);
-    // An empty batch is fine (an_empty_batch_gives_pytorchs_answers); an
-    // empty class axis is not.
-    let x_empty = write::<f32>(d, "xempty.npy", &[3, 0], &[]);
     let x_fortran = write_ordered(d, "xf.npy", &[3, 5], &[0.5f32; 15], npyz::Order::Fortran);
-    let w4 = write(d, "w4.npy", &[4], &[1.0f32; 4]);
-    let w2d = write(d, "w2d.npy", &[5, 1], &[1.0f32; 5]);
-    let w_int = write(d, "wint.npy", &[5], &[1i64; 5]);
-    let soft_bad = write(d, "softbad.npy", &[3, 4], &[0.25f32; 12]);
-    let soft_neg = write(d, "softneg.npy", &[3, 5], &[-0.25f64; 15]);
     let text = d.join("text.npy");
     std::fs::write(&text, "not a numpy file").unwrap();
     let empty = d.join("empty.npy");
     std::fs::write(&empty, "").unwrap();
     let truncated = d.join("truncated.npy");
-    let bytes = std::fs::read(&x).unwrap();
+    let bytes = std::fs::read(x).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() - 6]).unwrap();
     let missing = d.join("missing.npy");
-    let no_dir = d.join("no/such/dir/loss.npy");
-
-    let (xs, ts) = (s(&x), s(&t));
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let (xs, ts) = (s(x), s(t));
+    vec![
         (
-            vec!["--logits", s(&missing), "--targets", ts],
+            args(&["--logits", s(&missing), "--targets", ts]),
             "cannot read logits file",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&missing)],
+            args(&["--logits", xs, "--targets", s(&missing)]),
             "cannot read targets file",
         ),
-        (vec!["--logits", s(d), "--targets", ts], "is a directory"),
+        (args(&["--logits", s(d), "--targets", ts]), "is a directory"),
         (
-            vec!["--logits", s(&text), "--targets", ts],
+            args(&["--logits", s(&text), "--targets", ts]),
             "is not a NumPy .npy file",
         ),
         (
-            vec!["--logits", s(&empty), "--targets", ts],
+            args(&["--logits", s(&empty), "--targets", ts]),
             "is not a NumPy .npy file",
         ),
         (
-            vec!["--logits", s(&truncated), "--targets", ts],
+            args(&["--logits", s(&truncated), "--targets", ts]),
             "is truncated",
         ),
         (
-            vec!["--logits", s(&x_fortran), "--targets", ts],
+            args(&["--logits", s(&x_fortran), "--targets", ts]),
             "Fortran-ordered",
         ),
         (
-            vec!["--logits", s(&x_i64), "--targets", ts],
+            args(&["--logits", s(&x_i64), "--targets", ts]),
             "has dtype int64, which xent does not take",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&t_i16)],
+            args(&["--logits", xs, "--targets", s(&t_i16)]),
             "has dtype int16 (<i2), which xent does not take",
         ),
+    ]
+}
+
+/// Logits and targets of the wrong shapes, and targets out of range, for
+/// logits `x` (3, 5) and targets `t` (3) written in `d`.
+fn bad_shape_and_target_cases(d: &Path, x: &Path, t: &Path) -> Vec<BadCall> {
+    let t_bad = write(d, "tbad.npy", &[3], &[1i64, 9, 2]);
+    let t_neg = write(d, "tneg.npy", &[3], &[1i32, 3, -7]);
+    let t_shape = write(d, "tshape.npy", &[4], &[1i64, 3, 2, 0]);
+    let t_2d = write(d, "t2d.npy", &[1, 3], &[1i64, 3, 2]);
+    let x_scalar = write(d, "xscalar.npy", &[], &[1.0f32]);
+    // An empty batch is fine (an_empty_batch_gives_pytorchs_answers); an
+    // empty class axis is not.
+    let x_empty = write::<f32>(d, "xempty.npy", &[3, 0], &[]);
+    let soft_bad = write(d, "softbad.npy", &[3, 4], &[0.25f32; 12]);
+    let soft_neg = write(d, "softneg.npy", &[3, 5], &[-0.25f64; 15]);
+    let (xs, ts) = (s(x), s(t));
+    vec![
         (
-            vec!["--logits", s(&x_scalar), "--targets", ts],
+            args(&["--logits", s(&x_scalar), "--targets", ts]),
             "invalid shape []",
         ),
         (
-            vec!["--logits", s(&x_empty), "--targets", ts],
+            args(&["--logits", s(&x_empty), "--targets", ts]),
             "the class axis (1) has size 0",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&t_shape)],
+            args(&["--logits", xs, "--targets", s(&t_shape)]),
             "class targets have shape [4]",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&t_2d)],
+            args(&["--logits", xs, "--targets", s(&t_2d)]),
             "class targets have shape [1, 3]",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&soft_bad)],
+            args(&["--logits", xs, "--targets", s(&soft_bad)]),
             "probability targets have shape [3, 4]",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&soft_neg)],
+            args(&["--logits", xs, "--targets", s(&soft_neg)]),
             "probability target -0.25 at position [0, 0]",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&t_bad)],
+            args(&["--logits", xs, "--targets", s(&t_bad)]),
             "target 9 at position [1] is out of range",
         ),
         (
-            vec!["--logits", xs, "--targets", s(&t_neg)],
+            args(&["--logits", xs, "--targets", s(&t_neg)]),
             "target -7 at position [2] is out of range",
         ),
+    ]
+}
+
+/// Bad weights, options and outputs, for logits `x` (3, 5) and targets `t`
+/// (3) written in `d`.
+fn bad_option_cases(d: &Path, x: &Path, t: &Path) -> Vec<BadCall> {
+    let w4 = write(d, "w4.npy", &[4], &[1.0f32; 4]);
+    let w2d = write(d, "w2d.npy", &[5, 1], &[1.0f32; 5]);
+    let w_int = write(d, "wint.npy", &[5], &[1i64; 5]);
+    let no_dir = d.join("no/such/dir/loss.npy");
+    let (xs, ts) = (s(x), s(t));
+    vec![
         (
-            vec!["--logits", xs, "--targets", ts, "--weights", s(&w4)],
+            args(&["--logits", xs, "--targets", ts, "--weights", s(&w4)]),
             "weights have length 4 but there are 5 classes",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--weights", s(&w2d)],
+            args(&["--logits", xs, "--targets", ts, "--weights", s(&w2d)]),
             "weights have shape [5, 1]",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--weights", s(&w_int)],
+            args(&["--logits", xs, "--targets", ts, "--weights", s(&w_int)]),
             "weights file",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "1.5"],
+            args(&["--logits", xs, "--targets", ts, "--label-smoothing", "1.5"]),
             "label_smoothing = 1.5",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "-0.1"],
+            args(&["--logits", xs, "--targets", ts, "--label-smoothing", "-0.1"]),
             "label_smoothing = -0.1",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--label-smoothing", "NaN"],
+            args(&["--logits", xs, "--targets", ts, "--label-smoothing", "NaN"]),
             "label_smoothing = NaN",
         ),
         (
-            vec![
+            args(&[
                 "--logits",
                 xs,
                 "--targets",
                 ts,
                 "--ignore-index",
                 "3000000000",
-            ],
+            ]),
             "ignore_index = 3000000000",
         ),
         (
-            vec!["--logits", xs, "--targets", ts, "--loss-out", s(&no_dir)],
+            args(&["--logits", xs, "--targets", ts, "--loss-out", s(&no_dir)]),
             "cannot write --loss-out",
         ),
-    ];
-    // On the CPU path (no adapter needed): every check, the library's included.
-    for (args, message) in &cases {
-        let mut full = vec!["loss"];
-        full.extend(args);
-        full.extend(["--backend", "cpu"]);
-        fails_with(&full, message);
-    }
-    // On the GPU path: the same messages. Only the range check of the
-    // targets and the sign of probabilities are checked after an adapter is opened.
-    let has_gpu = gpu("bad_input_exits_2_with_one_error_line (GPU path)").is_some();
-    for (args, message) in &cases {
-        let after_adapter =
-            message.contains("out of range") || message.contains("probability target -0.25");
-        if after_adapter && !has_gpu {
-            continue;
-        }
-        let mut full = vec!["loss"];
-        full.extend(args);
-        fails_with(&full, message);
-    }
+    ]
 }
 
 /// `xent loss --logits x --targets t --backend backend` with `extra`
@@ -1367,11 +1448,39 @@ fn elementwise_run(
     (out, read_f32(&lp), read_f32(&gp))
 }
 
-#[test]
-fn elementwise_losses_match_the_library_and_the_cpu_twin() {
-    let ctx = gpu("elementwise_losses_match_the_library_and_the_cpu_twin");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// One elementwise loss of the CLI's tests: its input and target (file and
+/// values), its extra arguments and its weights.
+struct ElementwiseCase {
+    name: &'static str,
+    loss: ElementwiseLoss,
+    x: (PathBuf, Vec<f32>),
+    y: (PathBuf, Vec<f32>),
+    extra: Vec<String>,
+    weight: Option<Vec<f32>>,
+    pos_weight: Option<Vec<f32>>,
+}
+
+impl ElementwiseCase {
+    fn extra(&self) -> Vec<&str> {
+        self.extra.iter().map(String::as_str).collect()
+    }
+
+    fn weights(&self) -> LossWeights<'_> {
+        LossWeights {
+            weight: self.weight.as_deref(),
+            pos_weight: self.pos_weight.as_deref(),
+        }
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|&a| a.to_string()).collect()
+}
+
+/// Every elementwise loss on (3, 4) inputs written in `d`, with weights
+/// for the bce losses and the regression losses' parameters given and left
+/// to their defaults.
+fn elementwise_cases(d: &Path) -> Vec<ElementwiseCase> {
     let mut rng = Rng(31);
     let dims = [3usize, 4];
     // Logits and labels (hard and soft) in float64, as NumPy makes them.
@@ -1395,65 +1504,59 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
         write(d, "wfull.npy", &dims, &w_full),
         write(d, "pos.npy", &[4], &pos),
     );
-
-    struct Case<'a> {
-        name: &'a str,
-        loss: ElementwiseLoss,
-        x: (&'a Path, Vec<f32>),
-        y: (&'a Path, Vec<f32>),
-        extra: Vec<&'a str>,
-        weight: Option<Vec<f32>>,
-        pos_weight: Option<Vec<f32>>,
-    }
-    let regression = |name, loss, extra| Case {
+    let regression = |name, loss, extra: &[&str]| ElementwiseCase {
         name,
         loss,
-        x: (&preds_p, preds.clone()),
-        y: (&values_p, values.clone()),
-        extra,
+        x: (preds_p.clone(), preds.clone()),
+        y: (values_p.clone(), values.clone()),
+        extra: args(extra),
         weight: None,
         pos_weight: None,
     };
-    let cases = [
-        Case {
+    vec![
+        ElementwiseCase {
             name: "bce-with-logits",
             loss: ElementwiseLoss::BceWithLogits,
-            x: (&logits_p, to_f32(&logits)),
-            y: (&labels_p, to_f32(&labels)),
-            extra: vec!["--weights", s(&w_last_p), "--pos-weight", s(&pos_p)],
+            x: (logits_p.clone(), to_f32(&logits)),
+            y: (labels_p.clone(), to_f32(&labels)),
+            extra: args(&["--weights", s(&w_last_p), "--pos-weight", s(&pos_p)]),
             weight: Some(w_last.to_vec()),
             pos_weight: Some(to_f32(&pos)),
         },
-        Case {
+        ElementwiseCase {
             name: "bce",
             loss: ElementwiseLoss::Bce,
-            x: (&probs_p, probs.clone()),
-            y: (&labels_p, to_f32(&labels)),
-            extra: vec!["--weights", s(&w_full_p)],
+            x: (probs_p.clone(), probs.clone()),
+            y: (labels_p.clone(), to_f32(&labels)),
+            extra: args(&["--weights", s(&w_full_p)]),
             weight: Some(to_f32(&w_full)),
             pos_weight: None,
         },
-        regression("mse", ElementwiseLoss::Mse, vec![]),
-        regression("l1", ElementwiseLoss::L1, vec![]),
+        regression("mse", ElementwiseLoss::Mse, &[]),
+        regression("l1", ElementwiseLoss::L1, &[]),
         regression(
             "smooth-l1",
             ElementwiseLoss::SmoothL1 { beta: 0.5 },
-            vec!["--beta", "0.5"],
+            &["--beta", "0.5"],
         ),
         // The library's defaults, beta 1 and delta 1.
-        regression("smooth-l1", ElementwiseLoss::SmoothL1 { beta: 1.0 }, vec![]),
+        regression("smooth-l1", ElementwiseLoss::SmoothL1 { beta: 1.0 }, &[]),
         regression(
             "huber",
             ElementwiseLoss::Huber { delta: 0.75 },
-            vec!["--delta", "0.75"],
+            &["--delta", "0.75"],
         ),
-        regression("huber", ElementwiseLoss::Huber { delta: 1.0 }, vec![]),
-    ];
-    for c in &cases {
-        let weights = LossWeights {
-            weight: c.weight.as_deref(),
-            pos_weight: c.pos_weight.as_deref(),
-        };
+        regression("huber", ElementwiseLoss::Huber { delta: 1.0 }, &[]),
+    ]
+}
+
+#[test]
+fn elementwise_losses_match_the_library_and_the_cpu_twin() {
+    let ctx = gpu("elementwise_losses_match_the_library_and_the_cpu_twin");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dims = [3usize, 4];
+    for c in &elementwise_cases(d) {
         for (reduction, r) in [
             ("mean", Reduction::Mean),
             ("sum", Reduction::Sum),
@@ -1464,94 +1567,101 @@ fn elementwise_losses_match_the_library_and_the_cpu_twin() {
                 reduction: r,
                 ..ElementwiseOptions::new(ElementwiseLoss::Mse)
             };
-            let want = cpu::elementwise_loss(
-                &c.x.1,
-                &c.y.1,
-                &dims,
-                weights,
-                &xent::ElementwiseOptions {
-                    loss: c.loss,
-                    ..opts
-                },
-            )
-            .unwrap();
+            let opts = xent::ElementwiseOptions {
+                loss: c.loss,
+                ..opts
+            };
+            let want = cpu::elementwise_loss(&c.x.1, &c.y.1, &dims, c.weights(), &opts).unwrap();
             let loss_shape = if r == Reduction::None {
                 dims.to_vec()
             } else {
                 vec![]
             };
-
-            // --backend cpu: the CPU twin, rounded to float32.
-            let (out, (ls, l), (gs, g)) =
-                elementwise_run(d, c.name, c.x.0, c.y.0, &c.extra, reduction, "cpu");
-            assert!(
-                out.contains(&format!("loss ({reduction}): ")),
-                "{what}: {out}"
-            );
-            assert!(out.contains("not checked (--backend cpu)"), "{what}: {out}");
-            assert_eq!(ls, loss_shape, "{what}");
-            assert_eq!(gs, dims.to_vec(), "{what}");
-            assert_eq!(l, to_f32(&want.loss), "{what}");
-            assert_eq!(g, to_f32(want.grad.as_deref().unwrap()), "{what}");
-
-            // The GPU: the host API's result, which agrees with the CPU twin.
+            the_cpu_backend_writes_the_cpu_twin(d, c, reduction, &want, &loss_shape, &what);
             let Some(ctx) = ctx else { continue };
-            let (out, (ls, l), (gs, g)) =
-                elementwise_run(d, c.name, c.x.0, c.y.0, &c.extra, reduction, "auto");
-            assert!(out.contains("(agree;"), "{what}: {out}");
-            let lib = ctx
-                .elementwise_loss(
-                    &c.x.1,
-                    &c.y.1,
-                    &dims,
-                    weights,
-                    &xent::ElementwiseOptions {
-                        loss: c.loss,
-                        ..opts
-                    },
-                    &Default::default(),
-                )
-                .unwrap();
-            assert_eq!(ls, lib.loss_dims, "{what}");
-            assert_eq!(gs, dims.to_vec(), "{what}");
-            assert_eq!(l, lib.loss, "{what}");
-            assert_eq!(Some(g.clone()), lib.grad, "{what}");
-            let written = ElementwiseOutput {
-                loss: l,
-                loss_dims: ls,
-                grad: Some(g),
-                magnitude: None,
-            };
-            Tolerance::default()
-                .compare_elementwise(&written, &want, &xent::Tolerance::default())
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            the_gpu_writes_the_librarys_result(ctx, d, c, reduction, &opts, &want, &what);
         }
     }
 }
 
-#[test]
-fn elementwise_losses_give_pytorchs_values() {
-    let backends: &[&str] = if gpu("elementwise_losses_give_pytorchs_values").is_some() {
-        &["cpu", "auto"]
-    } else {
-        &["cpu"]
+/// --backend cpu: the CPU twin, rounded to float32.
+fn the_cpu_backend_writes_the_cpu_twin(
+    d: &Path,
+    c: &ElementwiseCase,
+    reduction: &str,
+    want: &ElementwiseOutput<f64>,
+    loss_shape: &[usize],
+    what: &str,
+) {
+    let dims = [3usize, 4];
+    let (out, (ls, l), (gs, g)) =
+        elementwise_run(d, c.name, &c.x.0, &c.y.0, &c.extra(), reduction, "cpu");
+    assert!(
+        out.contains(&format!("loss ({reduction}): ")),
+        "{what}: {out}"
+    );
+    assert!(out.contains("not checked (--backend cpu)"), "{what}: {out}");
+    assert_eq!(ls, loss_shape, "{what}");
+    assert_eq!(gs, dims.to_vec(), "{what}");
+    assert_eq!(l, to_f32(&want.loss), "{what}");
+    assert_eq!(g, to_f32(want.grad.as_deref().unwrap()), "{what}");
+}
+
+/// The GPU: the host API's result, which agrees with the CPU twin.
+fn the_gpu_writes_the_librarys_result(
+    ctx: &Context,
+    d: &Path,
+    c: &ElementwiseCase,
+    reduction: &str,
+    opts: &ElementwiseOptions,
+    want: &ElementwiseOutput<f64>,
+    what: &str,
+) {
+    let dims = [3usize, 4];
+    let (out, (ls, l), (gs, g)) =
+        elementwise_run(d, c.name, &c.x.0, &c.y.0, &c.extra(), reduction, "auto");
+    assert!(out.contains("(agree;"), "{what}: {out}");
+    let lib = ctx
+        .elementwise_loss(
+            &c.x.1,
+            &c.y.1,
+            &dims,
+            c.weights(),
+            opts,
+            &Default::default(),
+        )
+        .unwrap();
+    assert_eq!(ls, lib.loss_dims, "{what}");
+    assert_eq!(gs, dims.to_vec(), "{what}");
+    assert_eq!(l, lib.loss, "{what}");
+    assert_eq!(Some(g.clone()), lib.grad, "{what}");
+    let written = ElementwiseOutput {
+        loss: l,
+        loss_dims: ls,
+        grad: Some(g),
+        magnitude: None,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    Tolerance::default()
+        .compare_elementwise(&written, want, &xent::Tolerance::default())
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// (loss, extra arguments, shape, input, target, reduction, loss, gradient), as torch.nn.functional gives them.
+type PytorchCase<'a> = (
+    &'a str,
+    Vec<&'a str>,
+    Vec<usize>,
+    Vec<f32>,
+    Vec<f32>,
+    &'a str,
+    Vec<f32>,
+    Vec<f32>,
+);
+
+/// mse and the bce losses; `pos` holds bce with logits' positive weights [1, 2].
+fn mse_and_bce_pytorch_cases(pos: &Path) -> Vec<PytorchCase<'_>> {
     let ln2 = std::f32::consts::LN_2;
-    let pos = write(d, "pos.npy", &[2], &[1.0f32, 2.0]);
-    // (loss, extra arguments, shape, input, target, reduction, loss, gradient), as torch.nn.functional gives them.
-    #[allow(clippy::type_complexity)]
-    let cases: Vec<(
-        &str,
-        Vec<&str>,
-        Vec<usize>,
-        Vec<f32>,
-        Vec<f32>,
-        &str,
-        Vec<f32>,
-        Vec<f32>,
-    )> = vec![
+    vec![
         (
             "mse",
             vec![],
@@ -1565,7 +1675,7 @@ fn elementwise_losses_give_pytorchs_values() {
         // Two labels of one sample, the second positive and counted twice.
         (
             "bce-with-logits",
-            vec!["--pos-weight", s(&pos)],
+            vec!["--pos-weight", s(pos)],
             vec![1, 2],
             vec![0.0, 0.0],
             vec![0.0, 1.0],
@@ -1583,6 +1693,12 @@ fn elementwise_losses_give_pytorchs_values() {
             vec![ln2 + (4.0f32 / 3.0).ln()],
             vec![-2.0, 4.0 / 3.0],
         ),
+    ]
+}
+
+/// l1, smooth l1 and huber.
+fn l1_smooth_l1_and_huber_pytorch_cases() -> Vec<PytorchCase<'static>> {
+    vec![
         (
             "l1",
             vec![],
@@ -1635,7 +1751,24 @@ fn elementwise_losses_give_pytorchs_values() {
             vec![1.0],
             vec![1.0],
         ),
-    ];
+    ]
+}
+
+#[test]
+fn elementwise_losses_give_pytorchs_values() {
+    let backends: &[&str] = if gpu("elementwise_losses_give_pytorchs_values").is_some() {
+        &["cpu", "auto"]
+    } else {
+        &["cpu"]
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pos = write(d, "pos.npy", &[2], &[1.0f32, 2.0]);
+    let cases = [
+        mse_and_bce_pytorch_cases(&pos),
+        l1_smooth_l1_and_huber_pytorch_cases(),
+    ]
+    .concat();
     let close = |got: &[f32], want: &[f32]| {
         got.len() == want.len()
             && got
@@ -1742,44 +1875,55 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dims = [3usize, 4];
+    let x = write(d, "x.npy", &dims, &[0.5f32; 12]);
+    let y = write(d, "y.npy", &dims, &[0.5f32; 12]);
+    let cases = [
+        bad_parameter_and_range_cases(d, &x, &y),
+        bad_elementwise_weight_cases(d, &x, &y),
+        bad_elementwise_file_cases(d, &x, &y),
+    ]
+    .concat();
+    // On the GPU path: the same messages; only bce's input range is checked
+    // after an adapter is opened (on the GPU).
+    each_exits_2(
+        &cases,
+        "bad_elementwise_input_exits_2_with_one_error_line (GPU path)",
+        |message| message.contains("outside [0, 1]"),
+    );
+}
+
+/// `--loss loss --logits x --targets y` and the rest.
+fn on(loss: &str, x: &str, y: &str, rest: &[&str]) -> Vec<String> {
+    let mut a = vec!["--loss", loss, "--logits", x, "--targets", y];
+    a.extend(rest);
+    args(&a)
+}
+
+/// The losses' parameters out of range, and bce's inputs and targets
+/// outside [0, 1], for (3, 4) inputs `x` and targets `y` written in `d`.
+fn bad_parameter_and_range_cases(d: &Path, x: &Path, y: &Path) -> Vec<BadCall> {
+    let dims = [3usize, 4];
     let mut high = [0.5f32; 12];
     high[6] = 1.5;
     let mut neg = [0.5f64; 12];
     neg[8] = -0.25;
     let mut nan = [0.5f32; 12];
     nan[3] = f32::NAN;
-    let x = write(d, "x.npy", &dims, &[0.5f32; 12]);
-    let y = write(d, "y.npy", &dims, &[0.5f32; 12]);
     let p_high = write(d, "phigh.npy", &dims, &high);
     let p_neg = write(d, "pneg.npy", &dims, &neg);
     let p_nan = write(d, "pnan.npy", &dims, &nan);
-    let x_i64 = write(d, "xi64.npy", &dims, &[1i64; 12]);
-    let ids = write(d, "ids.npy", &[3], &[1i64, 3, 2]);
-    let y43 = write(d, "y43.npy", &[4, 3], &[0.5f32; 12]);
-    let y_i8 = write(d, "yi8.npy", &dims, &[1i8; 12]);
-    let w5 = write(d, "w5.npy", &[5], &[1.0f32; 5]);
-    let w3 = write(d, "w3.npy", &[3], &[1.0f32; 3]);
-    let w12 = write(d, "w12.npy", &[12], &[1.0f32; 12]);
-    let w_int = write(d, "wint.npy", &[4], &[1i64; 4]);
-    let pw = write(d, "pw.npy", &[4], &[1.0f32; 4]);
-    let pw3 = write(d, "pw3.npy", &[3], &[1.0f32; 3]);
-    let pw_full = write(d, "pwfull.npy", &dims, &[1.0f32; 12]);
-    let text = d.join("text.npy");
-    std::fs::write(&text, "not a numpy file").unwrap();
-    let missing = d.join("missing.npy");
-    let no_dir = d.join("no/such/dir/loss.npy");
-    let (xs, ys) = (s(&x), s(&y));
-    /// `--loss loss --logits x --targets y` and the rest.
-    fn on<'a>(loss: &'a str, x: &'a str, y: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec!["--loss", loss, "--logits", x, "--targets", y];
-        args.extend(rest);
-        args
-    }
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (on("smooth-l1", xs, ys, &["--beta", "-1"]), "beta = -1: expected a finite number >= 0"),
+    let (xs, ys) = (s(x), s(y));
+    vec![
+        (
+            on("smooth-l1", xs, ys, &["--beta", "-1"]),
+            "beta = -1: expected a finite number >= 0",
+        ),
         (on("smooth-l1", xs, ys, &["--beta", "NaN"]), "beta = NaN"),
         (on("smooth-l1", xs, ys, &["--beta", "inf"]), "beta = inf"),
-        (on("huber", xs, ys, &["--delta", "0"]), "delta = 0: expected a finite number > 0"),
+        (
+            on("huber", xs, ys, &["--delta", "0"]),
+            "delta = 0: expected a finite number > 0",
+        ),
         (on("huber", xs, ys, &["--delta", "-2.5"]), "delta = -2.5"),
         (on("huber", xs, ys, &["--delta", "NaN"]), "delta = NaN"),
         (
@@ -1794,6 +1938,26 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
             on("bce", s(&p_nan), ys, &[]),
             "input NaN at position [0, 3] is outside [0, 1]",
         ),
+        (
+            on("bce", xs, s(&p_high), &[]),
+            "target 1.5 at position [1, 2] is outside [0, 1]",
+        ),
+    ]
+}
+
+/// Weights and positive weights of the wrong shapes or dtype, or missing,
+/// for (3, 4) inputs `x` and targets `y` written in `d`.
+fn bad_elementwise_weight_cases(d: &Path, x: &Path, y: &Path) -> Vec<BadCall> {
+    let dims = [3usize, 4];
+    let w5 = write(d, "w5.npy", &[5], &[1.0f32; 5]);
+    let w3 = write(d, "w3.npy", &[3], &[1.0f32; 3]);
+    let w12 = write(d, "w12.npy", &[12], &[1.0f32; 12]);
+    let w_int = write(d, "wint.npy", &[4], &[1i64; 4]);
+    let pw3 = write(d, "pw3.npy", &[3], &[1.0f32; 3]);
+    let pw_full = write(d, "pwfull.npy", &dims, &[1.0f32; 12]);
+    let missing = d.join("missing.npy");
+    let (xs, ys) = (s(x), s(y));
+    vec![
         (
             on("bce-with-logits", xs, ys, &["--weights", s(&w5)]),
             "has shape [5] (5 elements), but --loss bce-with-logits takes it of the input's shape [3, 4] \
@@ -1819,22 +1983,36 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
             on("bce-with-logits", xs, ys, &["--pos-weight", s(&missing)]),
             "cannot read pos_weight file",
         ),
+    ]
+}
+
+/// Inputs and targets of a dtype or shape the losses do not take, files
+/// that are not .npy files, and outputs that cannot be written, for (3, 4)
+/// inputs `x` and targets `y` written in `d`.
+fn bad_elementwise_file_cases(d: &Path, x: &Path, y: &Path) -> Vec<BadCall> {
+    let dims = [3usize, 4];
+    let x_i64 = write(d, "xi64.npy", &dims, &[1i64; 12]);
+    let ids = write(d, "ids.npy", &[3], &[1i64, 3, 2]);
+    let y43 = write(d, "y43.npy", &[4, 3], &[0.5f32; 12]);
+    let y_i8 = write(d, "yi8.npy", &dims, &[1i8; 12]);
+    let pw = write(d, "pw.npy", &[4], &[1.0f32; 4]);
+    let text = d.join("text.npy");
+    std::fs::write(&text, "not a numpy file").unwrap();
+    let no_dir = d.join("no/such/dir/loss.npy");
+    let (xs, ys) = (s(x), s(y));
+    vec![
         (
-            vec!["--loss", "mse", "--logits", xs, "--targets", s(&ids)],
+            args(&["--loss", "mse", "--logits", xs, "--targets", s(&ids)]),
             "has dtype int64, which --loss mse does not take",
         ),
         (
-            vec!["--loss", "mse", "--logits", xs, "--targets", s(&y43)],
+            args(&["--loss", "mse", "--logits", xs, "--targets", s(&y43)]),
             "has shape [4, 3] but --loss mse needs the input's shape [3, 4]",
         ),
         // A dtype no loss takes: the elementwise losses' own list, not cross-entropy's.
         (
-            vec!["--loss", "bce-with-logits", "--logits", xs, "--targets", s(&y_i8)],
+            args(&["--loss", "bce-with-logits", "--logits", xs, "--targets", s(&y_i8)]),
             "has dtype int8 (|i1), which xent does not take: expected float16, float32 or float64 of the input's shape [3, 4]",
-        ),
-        (
-            on("bce", xs, s(&p_high), &[]),
-            "target 1.5 at position [1, 2] is outside [0, 1]",
         ),
         (
             on("l1", s(&x_i64), ys, &[]),
@@ -1851,24 +2029,7 @@ fn bad_elementwise_input_exits_2_with_one_error_line() {
             ),
             "it is the --pos-weight file",
         ),
-    ];
-    for (args, message) in &cases {
-        let mut full = vec!["loss"];
-        full.extend(args);
-        full.extend(["--backend", "cpu"]);
-        fails_with(&full, message);
-    }
-    // On the GPU path: the same messages; only bce's input range is checked
-    // after an adapter is opened (on the GPU).
-    let has_gpu = gpu("bad_elementwise_input_exits_2_with_one_error_line (GPU path)").is_some();
-    for (args, message) in &cases {
-        if message.contains("outside [0, 1]") && !has_gpu {
-            continue;
-        }
-        let mut full = vec!["loss"];
-        full.extend(args);
-        fails_with(&full, message);
-    }
+    ]
 }
 
 #[test]
@@ -2213,26 +2374,22 @@ fn linear_files(dir: &Path) -> [PathBuf; 5] {
     ]
 }
 
-#[test]
-fn linear_loss_writes_what_the_library_computes() {
-    let Some(ctx) = gpu("linear_loss_writes_what_the_library_computes") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let [h, w, b, cw, t] = linear_files(dir.path());
-    let out = |name: &str| dir.path().join(name);
-    let o = xent(&[
+/// `xent linear-loss` of the files of [`linear_files`] with reduction sum,
+/// smoothing 0.1, z-loss 1e-3 and softcap 4, and the `extra` arguments.
+fn linear_sum_run(files: &[PathBuf; 5], extra: &[&str]) -> Output {
+    let [h, w, b, cw, t] = files;
+    let mut args = vec![
         "linear-loss",
         "--hidden",
-        s(&h),
+        s(h),
         "--weight",
-        s(&w),
+        s(w),
         "--targets",
-        s(&t),
+        s(t),
         "--bias",
-        s(&b),
+        s(b),
         "--weights",
-        s(&cw),
+        s(cw),
         "--reduction",
         "sum",
         "--label-smoothing",
@@ -2241,22 +2398,16 @@ fn linear_loss_writes_what_the_library_computes() {
         "1e-3",
         "--softcap",
         "4",
-        "--scratch-budget",
-        "2000",
-        "--loss-out",
-        s(&out("l.npy")),
-        "--grad-hidden-out",
-        s(&out("gh.npy")),
-        "--grad-weight-out",
-        s(&out("gw.npy")),
-        "--grad-bias-out",
-        s(&out("gb.npy")),
-    ]);
-    let text = ok(&o);
-    assert!(text.contains("(agree)"), "{text}");
-    let read = |name: &str| read_f32(&out(name));
-    let (h32, w32) = (read_npy_f32(&h), read_npy_f32(&w));
-    let (b32, cw32) = (read_npy_f32(&b), read_npy_f32(&cw));
+    ];
+    args.extend(extra);
+    xent(&args)
+}
+
+/// What the library computes for [`linear_sum_run`]'s call.
+fn linear_sum_of_the_library(ctx: &Context, files: &[PathBuf; 5]) -> xent::LinearOutput<f32> {
+    let [h, w, b, cw, _] = files;
+    let (h32, w32) = (read_npy_f32(h), read_npy_f32(w));
+    let (b32, cw32) = (read_npy_f32(b), read_npy_f32(cw));
     let opts = xent::LinearCrossEntropyOptions {
         loss: xent::CrossEntropyOptions {
             reduction: xent::Reduction::Sum,
@@ -2268,48 +2419,55 @@ fn linear_loss_writes_what_the_library_computes() {
         ..Default::default()
     };
     let dims = xent::LinearDims { n: 5, h: 8, v: 11 };
-    let lib = ctx
-        .linear_cross_entropy(
-            &h32,
-            &w32,
-            Some(&b32),
-            &[3, -100, 10, 0, 7],
-            Some(&cw32),
-            &dims,
-            &opts,
-            &Default::default(),
-        )
-        .unwrap();
+    ctx.linear_cross_entropy(
+        &h32,
+        &w32,
+        Some(&b32),
+        &[3, -100, 10, 0, 7],
+        Some(&cw32),
+        &dims,
+        &opts,
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn linear_loss_writes_what_the_library_computes() {
+    let Some(ctx) = gpu("linear_loss_writes_what_the_library_computes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = linear_files(dir.path());
+    let out = |name: &str| dir.path().join(name);
+    let o = linear_sum_run(
+        &files,
+        &[
+            "--scratch-budget",
+            "2000",
+            "--loss-out",
+            s(&out("l.npy")),
+            "--grad-hidden-out",
+            s(&out("gh.npy")),
+            "--grad-weight-out",
+            s(&out("gw.npy")),
+            "--grad-bias-out",
+            s(&out("gb.npy")),
+        ],
+    );
+    let text = ok(&o);
+    assert!(text.contains("(agree)"), "{text}");
+    let read = |name: &str| read_f32(&out(name));
+    let lib = linear_sum_of_the_library(ctx, &files);
     assert_eq!(read("l.npy"), (vec![], lib.loss.clone()));
     assert_eq!(read("gh.npy"), (vec![5, 8], lib.grad_hidden.unwrap()));
     assert_eq!(read("gw.npy"), (vec![11, 8], lib.grad_weight.unwrap()));
     assert_eq!(read("gb.npy"), (vec![11], lib.grad_bias.unwrap()));
     // The CPU twin alone agrees.
-    let o = xent(&[
-        "linear-loss",
-        "--hidden",
-        s(&h),
-        "--weight",
-        s(&w),
-        "--targets",
-        s(&t),
-        "--bias",
-        s(&b),
-        "--weights",
-        s(&cw),
-        "--reduction",
-        "sum",
-        "--label-smoothing",
-        "0.1",
-        "--z-loss",
-        "1e-3",
-        "--softcap",
-        "4",
-        "--backend",
-        "cpu",
-        "--loss-out",
-        s(&out("lc.npy")),
-    ]);
+    let o = linear_sum_run(
+        &files,
+        &["--backend", "cpu", "--loss-out", s(&out("lc.npy"))],
+    );
     ok(&o);
     let cpu = read("lc.npy").1[0];
     assert!(
@@ -2338,10 +2496,15 @@ fn linear_loss_bad_input_exits_2_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let [h, w, b, _, t] = linear_files(dir.path());
     let (h, w, b, t) = (s(&h), s(&w), s(&b), s(&t));
-    let base = ["linear-loss", "--hidden", h, "--weight", w, "--targets", t];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter().chain(extra).map(|v| v.to_string()).collect()
+    // `linear-loss` of hidden `h` with the weight and targets files given.
+    let on = |w: &str, t: &str, extra: &[&str]| -> Vec<String> {
+        ["linear-loss", "--hidden", h, "--weight", w, "--targets", t]
+            .iter()
+            .chain(extra)
+            .map(|v| v.to_string())
+            .collect()
     };
+    let with = |extra: &[&str]| on(w, t, extra);
     let fails = |args: Vec<String>, message: &str| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         fails_with(&args, message);
@@ -2351,57 +2514,14 @@ fn linear_loss_bad_input_exits_2_with_one_error_line() {
     let short_t = write(dir.path(), "t4.npy", &[4], &[0i64; 4]);
     let bad_t = write(dir.path(), "t11.npy", &[5], &[0i64, 1, 11, 2, 3]);
     let float_t = write(dir.path(), "tf.npy", &[5], &[0.0f32; 5]);
-    fails(
-        vec![
-            "linear-loss".into(),
-            "--hidden".into(),
-            h.into(),
-            "--weight".into(),
-            s(&short_w).into(),
-            "--targets".into(),
-            t.into(),
-        ],
-        "their H (last axes) differ",
-    );
+    fails(on(s(&short_w), t, &[]), "their H (last axes) differ");
     fails(with(&["--bias", s(&short_b)]), "bias has shape [10]");
+    fails(on(w, s(&short_t), &[]), "targets have shape [4]");
     fails(
-        vec![
-            "linear-loss".into(),
-            "--hidden".into(),
-            h.into(),
-            "--weight".into(),
-            w.into(),
-            "--targets".into(),
-            s(&short_t).into(),
-        ],
-        "targets have shape [4]",
-    );
-    fails(
-        vec![
-            "linear-loss".into(),
-            "--hidden".into(),
-            h.into(),
-            "--weight".into(),
-            w.into(),
-            "--targets".into(),
-            s(&bad_t).into(),
-            "--backend".into(),
-            "cpu".into(),
-        ],
+        on(w, s(&bad_t), &["--backend", "cpu"]),
         "target 11 at position [2] is out of range",
     );
-    fails(
-        vec![
-            "linear-loss".into(),
-            "--hidden".into(),
-            h.into(),
-            "--weight".into(),
-            w.into(),
-            "--targets".into(),
-            s(&float_t).into(),
-        ],
-        "expected int64 or int32 class ids",
-    );
+    fails(on(w, s(&float_t), &[]), "expected int64 or int32 class ids");
     fails(with(&["--softcap", "0"]), "softcap = 0");
     fails(
         with(&["--softcap", "-2", "--backend", "cpu"]),
@@ -2497,43 +2617,7 @@ fn vocab_shards_write_the_split_calls_outputs() {
     let x = write(d, "x.npy", &[3, 5], &WORKED_LOGITS);
     let t = write(d, "t.npy", &[3], &WORKED_TARGETS);
     for shards in ["2", "7"] {
-        let (lp, gp) = (
-            d.join(format!("l{shards}.npy")),
-            d.join(format!("g{shards}.npy")),
-        );
-        let out = ok(&xent(&[
-            "loss",
-            "--logits",
-            s(&x),
-            "--targets",
-            s(&t),
-            "--label-smoothing",
-            "0.2",
-            "--vocab-shards",
-            shards,
-            "--loss-out",
-            s(&lp),
-            "--grad-out",
-            s(&gp),
-        ]));
-        assert!(out.contains("(agree"), "{out}");
-        let opts = xent::CrossEntropyOptions {
-            label_smoothing: 0.2,
-            ..Default::default()
-        };
-        let lib = ctx
-            .cross_entropy_sharded(
-                &WORKED_LOGITS,
-                &[3, 5],
-                xent::Targets::I64(&WORKED_TARGETS),
-                xent::Weights::none(),
-                &opts,
-                &Default::default(),
-                shards.parse().unwrap(),
-            )
-            .unwrap();
-        assert_eq!(read_f32(&lp), (vec![], lib.loss.clone()));
-        assert_eq!(read_f32(&gp), (vec![3, 5], lib.grad.unwrap()));
+        sharded_cross_entropy_is_the_split_calls(ctx, d, (&x, &t), shards);
     }
     let base = ["loss", "--logits", s(&x), "--targets", s(&t)];
     fails_with(
@@ -2544,7 +2628,58 @@ fn vocab_shards_write_the_split_calls_outputs() {
         &[&base[..], &["--loss", "mse", "--vocab-shards", "2"]].concat(),
         "--vocab-shards",
     );
+    sharded_linear_loss_agrees_across_shard_counts(d);
+}
 
+/// `--vocab-shards shards` on the worked example (logits `x`, targets `t`)
+/// with smoothing 0.2 writes the library's split call's outputs.
+fn sharded_cross_entropy_is_the_split_calls(
+    ctx: &Context,
+    d: &Path,
+    (x, t): (&Path, &Path),
+    shards: &str,
+) {
+    let (lp, gp) = (
+        d.join(format!("l{shards}.npy")),
+        d.join(format!("g{shards}.npy")),
+    );
+    let out = ok(&xent(&[
+        "loss",
+        "--logits",
+        s(x),
+        "--targets",
+        s(t),
+        "--label-smoothing",
+        "0.2",
+        "--vocab-shards",
+        shards,
+        "--loss-out",
+        s(&lp),
+        "--grad-out",
+        s(&gp),
+    ]));
+    assert!(out.contains("(agree"), "{out}");
+    let opts = xent::CrossEntropyOptions {
+        label_smoothing: 0.2,
+        ..Default::default()
+    };
+    let lib = ctx
+        .cross_entropy_sharded(
+            &WORKED_LOGITS,
+            &[3, 5],
+            xent::Targets::I64(&WORKED_TARGETS),
+            xent::Weights::none(),
+            &opts,
+            &Default::default(),
+            shards.parse().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(read_f32(&lp), (vec![], lib.loss.clone()));
+    assert_eq!(read_f32(&gp), (vec![3, 5], lib.grad.unwrap()));
+}
+
+/// `linear-loss --vocab-shards`: 1 and 13 shards (past V = 11) agree; 0 exits 2.
+fn sharded_linear_loss_agrees_across_shard_counts(d: &Path) {
     let [h, w, b, cw, t] = linear_files(d);
     let (gw1, gw3) = (d.join("gw1.npy"), d.join("gw3.npy"));
     for (shards, gw) in [("1", &gw1), ("13", &gw3)] {

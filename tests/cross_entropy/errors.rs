@@ -256,30 +256,17 @@ fn the_first_bad_target_is_found_across_blocks_of_rows() {
     }
 }
 
-#[test]
-fn recording_rejects_bad_buffers() {
-    let Some(ctx) = ctx() else { return };
-    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    let logits = buffer(ctx, bytemuck::cast_slice(&WORKED_LOGITS), s);
-    let targets = buffer(ctx, bytemuck::cast_slice(&[1i32, 3, 2]), s);
-    let loss = buffer(ctx, &[0; 4], s);
-    let grad = buffer(ctx, &[0; 60], s);
-    let status = buffer(ctx, &[0; 16], s);
-    let short = buffer(ctx, &[0; 56], s);
-    let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
-    let weights4 = buffer(ctx, &[0; 16], s);
-    let good = CrossEntropyBuffers::new(
-        logits.slice(..),
-        TargetBuffer::ClassI32(targets.slice(..)),
-        loss.slice(..),
-        Some(grad.slice(..)),
-        status.slice(..),
-    );
-    let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
-        let mut enc = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, o, b)
-    };
-    let cases: Vec<(&str, CrossEntropyBuffers, CrossEntropyOptions)> = vec![
+/// A call's buffers with one bad, the buffer its error names, and the options.
+type BadBuffers<'a> = (&'static str, CrossEntropyBuffers<'a>, CrossEntropyOptions);
+
+/// Cross-entropy's buffers `good` (of `logits` and `loss`) with one of them
+/// too short, not storage, of the wrong length for its shape or in two roles.
+fn bad_buffer_cases<'a>(
+    good: CrossEntropyBuffers<'a>,
+    [logits, loss]: [&'a wgpu::Buffer; 2],
+    [short, not_storage, weights4]: [&'a wgpu::Buffer; 3],
+) -> Vec<BadBuffers<'a>> {
+    vec![
         (
             "grad",
             CrossEntropyBuffers {
@@ -331,7 +318,34 @@ fn recording_rejects_bad_buffers() {
             },
             opts(),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn recording_rejects_bad_buffers() {
+    let Some(ctx) = ctx() else { return };
+    let s = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let logits = buffer(ctx, bytemuck::cast_slice(&WORKED_LOGITS), s);
+    let targets = buffer(ctx, bytemuck::cast_slice(&[1i32, 3, 2]), s);
+    let loss = buffer(ctx, &[0; 4], s);
+    let grad = buffer(ctx, &[0; 60], s);
+    let status = buffer(ctx, &[0; 16], s);
+    let short = buffer(ctx, &[0; 56], s);
+    let not_storage = buffer(ctx, &[0; 60], wgpu::BufferUsages::COPY_SRC);
+    let weights4 = buffer(ctx, &[0; 16], s);
+    let good = CrossEntropyBuffers::new(
+        logits.slice(..),
+        TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        Some(grad.slice(..)),
+        status.slice(..),
+    );
+    let record = |b: &CrossEntropyBuffers, o: &CrossEntropyOptions| {
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, o, b)
+    };
+    let bad = [&short, &not_storage, &weights4];
+    let cases = bad_buffer_cases(good, [&logits, &loss], bad);
     for (what, b, o) in cases {
         match record(&b, &o) {
             Err(Error::BadBuffer { what: w, .. }) => assert_eq!(w, what),

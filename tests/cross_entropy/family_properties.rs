@@ -107,79 +107,100 @@ fn every_row_strategy_matches_cpu() {
         &[2, 5, 4, 3],
         &[2, 5, 3, 3],
     ];
-    let tol = Tolerance::default();
     for dims in shapes {
-        let layout = xent::Layout::from_dims(dims).unwrap();
-        let mut rng = Rng(layout.len() as u64);
-        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
-        let idx: Vec<i64> = (0..layout.rows())
-            .map(|i| {
-                if i % 5 == 1 {
-                    -100
-                } else {
-                    rng.below(layout.classes) as i64
-                }
-            })
-            .collect();
-        let mut probs: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
-        to_kind(&mut probs, dims, InputKind::Probs);
-        let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
-        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
-        let all = xent::Returns {
-            lse: true,
-            correct: true,
-            ..Default::default()
-        };
-        let options = [
-            (CrossEntropyOptions::default(), Default::default()),
-            (
-                CrossEntropyOptions {
-                    label_smoothing: 0.2,
-                    z_loss: 1e-3,
-                    ..Default::default()
+        shape_matches_cpu(ctx, dims);
+    }
+}
+
+/// The options each shape of `every_row_strategy_matches_cpu` runs with,
+/// and what each call returns.
+fn strategy_options() -> [(CrossEntropyOptions, xent::Returns); 3] {
+    let all = xent::Returns {
+        lse: true,
+        correct: true,
+        ..Default::default()
+    };
+    [
+        (CrossEntropyOptions::default(), Default::default()),
+        (
+            CrossEntropyOptions {
+                label_smoothing: 0.2,
+                z_loss: 1e-3,
+                ..Default::default()
+            },
+            all,
+        ),
+        (
+            CrossEntropyOptions {
+                reduction: Reduction::None,
+                label_smoothing: 0.1,
+                ..Default::default()
+            },
+            Default::default(),
+        ),
+    ]
+}
+
+/// One shape of `every_row_strategy_matches_cpu`: class and probability
+/// targets, with and without weights, under every [`strategy_options`].
+fn shape_matches_cpu(ctx: &xent::Context, dims: &[usize]) {
+    let layout = xent::Layout::from_dims(dims).unwrap();
+    let mut rng = Rng(layout.len() as u64);
+    let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+    let idx: Vec<i64> = (0..layout.rows())
+        .map(|i| {
+            if i % 5 == 1 {
+                -100
+            } else {
+                rng.below(layout.classes) as i64
+            }
+        })
+        .collect();
+    let mut probs: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
+    to_kind(&mut probs, dims, InputKind::Probs);
+    let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
+    let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
+    for (opts, returns) in &strategy_options() {
+        for targets in [Targets::I64(&idx), Targets::Probs(&probs)] {
+            for weights in [
+                Weights::none(),
+                Weights {
+                    class: Some(&cw[..]),
+                    sample: Some(&sw[..]),
                 },
-                all,
-            ),
-            (
-                CrossEntropyOptions {
-                    reduction: Reduction::None,
-                    label_smoothing: 0.1,
-                    ..Default::default()
-                },
-                Default::default(),
-            ),
-        ];
-        for (opts, returns) in &options {
-            for targets in [Targets::I64(&idx), Targets::Probs(&probs)] {
-                for weights in [
-                    Weights::none(),
-                    Weights {
-                        class: Some(&cw[..]),
-                        sample: Some(&sw[..]),
-                    },
-                ] {
-                    let what =
-                        format!("{dims:?} {opts:?} {}", matches!(targets, Targets::Probs(_)));
-                    let gpu = ctx
-                        .cross_entropy_with(&x, dims, targets, weights, opts, returns)
-                        .unwrap_or_else(|e| panic!("{what}: {e}"));
-                    let want = cpu::cross_entropy_with(&x, dims, targets, weights, opts).unwrap();
-                    tol.check("loss", &gpu.loss, &want.loss_reference())
-                        .unwrap_or_else(|e| panic!("{what}: {e}"));
-                    tol.check(
-                        "grad",
-                        gpu.grad.as_deref().unwrap(),
-                        &want.grad_reference().unwrap(),
-                    )
-                    .unwrap_or_else(|e| panic!("{what}: {e}"));
-                    if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
-                        tol.check("lse", g, &w)
-                            .unwrap_or_else(|e| panic!("{what}: {e}"));
-                    }
-                    let counted = want.correct.filter(|_| returns.correct);
-                    assert_eq!(gpu.correct, counted, "{what}");
-                }
+            ] {
+                call_matches_cpu(ctx, (&x, dims), targets, weights, (opts, returns));
             }
         }
     }
+}
+
+/// One call of `every_row_strategy_matches_cpu`, GPU against CPU.
+fn call_matches_cpu(
+    ctx: &xent::Context,
+    (x, dims): (&[f32], &[usize]),
+    targets: Targets<'_>,
+    weights: Weights<'_>,
+    (opts, returns): (&CrossEntropyOptions, &xent::Returns),
+) {
+    let tol = Tolerance::default();
+    let what = format!("{dims:?} {opts:?} {}", matches!(targets, Targets::Probs(_)));
+    let gpu = ctx
+        .cross_entropy_with(x, dims, targets, weights, opts, returns)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let want = cpu::cross_entropy_with(x, dims, targets, weights, opts).unwrap();
+    tol.check("loss", &gpu.loss, &want.loss_reference())
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    tol.check(
+        "grad",
+        gpu.grad.as_deref().unwrap(),
+        &want.grad_reference().unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
+        tol.check("lse", g, &w)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    let counted = want.correct.filter(|_| returns.correct);
+    assert_eq!(gpu.correct, counted, "{what}");
 }

@@ -57,7 +57,12 @@ fn tensors_larger_than_a_binding_are_processed_in_chunks() {
         )
         .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
     }
-    // Probability targets are chunked with the input.
+    probability_targets_are_chunked_with_the_input(&ctx);
+}
+
+/// Probability targets are chunked with the input.
+fn probability_targets_are_chunked_with_the_input(ctx: &xent::Context) {
+    let tol = Tolerance::default();
     let dims = [300usize, 1000];
     let mut rng = Rng(1);
     let x: Vec<f32> = (0..300_000).map(|_| rng.uniform(-8.0, 8.0)).collect();

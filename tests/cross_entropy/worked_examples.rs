@@ -21,6 +21,19 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
+    [
+        plain_and_weighted_cases(),
+        ignored_row_cases(),
+        smoothing_cases(),
+        reduction_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The plain mean (the note's example) and class weights.
+fn plain_and_weighted_cases() -> Vec<Case> {
     let o = CrossEntropyOptions::default;
     vec![
         Case {
@@ -83,6 +96,13 @@ fn cases() -> Vec<Case> {
                 ],
             ],
         },
+    ]
+}
+
+/// A row ignored by the default and by an in-range ignore_index.
+fn ignored_row_cases() -> Vec<Case> {
+    let o = CrossEntropyOptions::default;
+    vec![
         Case {
             name: "default ignore_index -100 on row 1",
             targets: [1, -100, 2],
@@ -134,6 +154,13 @@ fn cases() -> Vec<Case> {
                 ],
             ],
         },
+    ]
+}
+
+/// Label smoothing, alone and with weights and an ignored row.
+fn smoothing_cases() -> Vec<Case> {
+    let o = CrossEntropyOptions::default;
+    vec![
         Case {
             name: "label smoothing 0.1",
             targets: [1, 3, 2],
@@ -194,6 +221,13 @@ fn cases() -> Vec<Case> {
                 [0.0; 5],
             ],
         },
+    ]
+}
+
+/// The sum and per-row (none) reductions.
+fn reduction_cases() -> Vec<Case> {
+    let o = CrossEntropyOptions::default;
+    vec![
         Case {
             name: "sum",
             targets: [1, 3, 2],

@@ -9,6 +9,20 @@ use xent::{
     LossWeights, Reduction, Tolerance, WeightShape,
 };
 
+/// Records the call, submits it and reads its status back.
+fn status_of(
+    ctx: &xent::Context,
+    dims: &[usize],
+    opts: &ElementwiseOptions,
+    buffers: &ElementwiseBuffers<'_>,
+) -> ElementwiseStatus {
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_elementwise_loss(&mut enc, dims, opts, buffers)
+        .unwrap();
+    ctx.queue().submit([enc.finish()]);
+    ctx.read_status(buffers.status).unwrap()
+}
+
 #[test]
 fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let Some(ctx) = ctx() else { return };
@@ -16,7 +30,6 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
     let y = storage(ctx, &[1.0; 4]);
     let loss = storage(ctx, &[0.0]);
     let status = storage(ctx, &[0.0; 4]);
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
     let buffers = ElementwiseBuffers::new(
         x.slice(..),
         y.slice(..),
@@ -24,27 +37,30 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
         None,
         status.slice(..),
     );
-    ctx.record_elementwise_loss(
-        &mut enc,
-        &[2, 2],
-        &xent::ElementwiseOptions {
-            reduction: Reduction::Sum,
-            ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
-        },
-        &buffers,
-    )
-    .unwrap();
-    ctx.queue().submit([enc.finish()]);
+    let opts = xent::ElementwiseOptions {
+        reduction: Reduction::Sum,
+        ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
+    };
+    let s = status_of(ctx, &[2, 2], &opts, &buffers);
     // The bad elements' losses are NaN, not a plausible number.
     assert!(read_f32(ctx, &loss)[0].is_nan());
-    let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
     assert!(!s.in_target);
     let err = s.check(&[2, 2]).unwrap_err();
     assert!(
         matches!(err, Error::InputOutOfRange { what: "input", ref position, value, count: 2 } if position == &[0, 1] && value == 2.0),
         "{err}"
     );
-    // A bad target is reported as the target's.
+    a_bad_target_is_reported_as_the_targets(ctx, &loss, &status);
+    every_loss_writes_the_status(ctx, [&x, &y], &status);
+    a_written_buffer_in_two_roles_is_refused(ctx, [&x, &y], &loss, &status);
+}
+
+/// A bad target is reported as the target's.
+fn a_bad_target_is_reported_as_the_targets(
+    ctx: &xent::Context,
+    loss: &wgpu::Buffer,
+    status: &wgpu::Buffer,
+) {
     let y_bad = storage(ctx, &[1.0, 1.0, 0.0, 3.0]);
     let x_ok = storage(ctx, &[0.5; 4]);
     let buffers = ElementwiseBuffers::new(
@@ -54,27 +70,26 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
         None,
         status.slice(..),
     );
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
-    ctx.record_elementwise_loss(
-        &mut enc,
-        &[4],
-        &xent::ElementwiseOptions {
-            reduction: Reduction::Mean,
-            ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
-        },
-        &buffers,
-    )
-    .unwrap();
-    ctx.queue().submit([enc.finish()]);
-    let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
+    let opts = xent::ElementwiseOptions {
+        reduction: Reduction::Mean,
+        ..xent::ElementwiseOptions::new(ElementwiseLoss::Bce)
+    };
+    let s = status_of(ctx, &[4], &opts, &buffers);
     assert!(s.in_target && s.first_position == 3, "{s:?}");
     let err = s.check(&[4]).unwrap_err();
     assert!(
         matches!(err, Error::InputOutOfRange { what: "target", value, count: 1, .. } if value == 3.0),
         "{err}"
     );
-    // Every loss writes the status: an mse call over the bad call's status,
-    // with every reduction, leaves it clear.
+}
+
+/// Every loss writes the status: an mse call over the bad call's status,
+/// with every reduction, leaves it clear.
+fn every_loss_writes_the_status(
+    ctx: &xent::Context,
+    [x, y]: [&wgpu::Buffer; 2],
+    status: &wgpu::Buffer,
+) {
     let losses = storage(ctx, &[0.0; 4]);
     for reduction in [Reduction::Sum, Reduction::None] {
         let fine = ElementwiseBuffers::new(
@@ -88,14 +103,19 @@ fn the_recording_api_reports_bce_inputs_in_the_status_buffer() {
             reduction,
             ..xent::ElementwiseOptions::new(ElementwiseLoss::Mse)
         };
-        let mut enc = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_elementwise_loss(&mut enc, &[4], &opts, &fine)
-            .unwrap();
-        ctx.queue().submit([enc.finish()]);
-        let s: ElementwiseStatus = ctx.read_status(status.slice(..)).unwrap();
+        let s = status_of(ctx, &[4], &opts, &fine);
         assert_eq!(s, ElementwiseStatus::default(), "{reduction:?}");
     }
-    // A written buffer in two roles is refused.
+}
+
+/// A written buffer in two roles is refused, and so is a loss buffer too
+/// small for `none`.
+fn a_written_buffer_in_two_roles_is_refused(
+    ctx: &xent::Context,
+    [x, y]: [&wgpu::Buffer; 2],
+    loss: &wgpu::Buffer,
+    status: &wgpu::Buffer,
+) {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     let in_place = ElementwiseBuffers::new(
         x.slice(..),

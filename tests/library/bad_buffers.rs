@@ -53,6 +53,17 @@ fn tensors_larger_than_the_devices_largest_buffer_are_a_typed_error() {
     assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
 }
 
+/// Asserts `got` is the error of a mapped buffer `what`.
+fn is_mapped_error(what: &str, got: Result<(), Error>) {
+    match got {
+        Err(Error::BadBuffer { what: w, reason }) => {
+            assert_eq!(w, what);
+            assert!(reason.contains("mapped"), "{reason}");
+        }
+        other => panic!("{what}: expected Error::BadBuffer, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_mapped_buffer_is_a_typed_error_of_every_op() {
     // wgpu would accept the recording and fail at the submission (a panic in
@@ -68,13 +79,6 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
     });
     let (targets, loss) = (buffer(ctx, &[0; 12], s), buffer(ctx, &[0; 4], s));
     let (grad, status) = (buffer(ctx, &[0; 64], s), buffer(ctx, &[0; 16], s));
-    let is_mapped_error = |what: &str, got: Result<(), Error>| match got {
-        Err(Error::BadBuffer { what: w, reason }) => {
-            assert_eq!(w, what);
-            assert!(reason.contains("mapped"), "{reason}");
-        }
-        other => panic!("{what}: expected Error::BadBuffer, got {other:?}"),
-    };
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     let b = CrossEntropyBuffers::new(
         mapped.slice(..),
@@ -136,6 +140,23 @@ fn a_mapped_buffer_is_a_typed_error_of_every_op() {
     assert!((out.loss[0] - 3.7925).abs() < 1e-3);
 }
 
+/// Asserts `got` is the error of the region `what`, 4 bytes into its
+/// buffer, off the device's `alignment`.
+fn is_bad_offset(what: &str, got: Result<(), Error>, alignment: u64) {
+    match got {
+        Err(Error::BadOffset {
+            what: w,
+            offset,
+            alignment: al,
+        }) => {
+            assert_eq!((w, offset, al), (what, 4, alignment));
+            let message = format!("{}", got.unwrap_err());
+            assert!(message.contains("offset 4"), "{message}");
+        }
+        other => panic!("{what}: expected Error::BadOffset, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     // Regions must start at a multiple of the storage offset alignment (at
@@ -148,19 +169,34 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     let (a, b) = (buffer(ctx, &[0; 1024], s), buffer(ctx, &[0; 1024], s));
     let (c, d) = (buffer(ctx, &[0; 1024], s), buffer(ctx, &[0; 1024], s));
     let alignment = u64::from(ctx.device().limits().min_storage_buffer_offset_alignment).max(16);
-    let bad = |what: &str, got: Result<(), Error>| match got {
-        Err(Error::BadOffset {
-            what: w,
-            offset,
-            alignment: al,
-        }) => {
-            assert_eq!((w, offset, al), (what, 4, alignment));
-            let message = format!("{}", got.unwrap_err());
-            assert!(message.contains("offset 4"), "{message}");
-        }
-        other => panic!("{what}: expected Error::BadOffset, got {other:?}"),
-    };
     let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let buffers = (&big, [&a, &b, &c, &d]);
+    the_losses_and_softmax_name_the_region(ctx, &mut enc, buffers, alignment);
+    the_products_and_the_merge_name_the_region(ctx, &mut enc, buffers, alignment);
+    an_aligned_region_too_short_is_named(ctx, &mut enc, buffers, alignment);
+    submit_cleanly(ctx, enc);
+    let out = ctx
+        .cross_entropy(
+            &WORKED_LOGITS,
+            &WORKED_DIMS,
+            &WORKED_TARGETS,
+            None,
+            &opts(),
+            &Default::default(),
+        )
+        .unwrap();
+    assert!((out.loss[0] - 3.7925).abs() < 1e-3);
+}
+
+/// `big`'s region 4 bytes in, as cross-entropy's logits, an elementwise
+/// target and softmax's output.
+fn the_losses_and_softmax_name_the_region(
+    ctx: &xent::Context,
+    enc: &mut wgpu::CommandEncoder,
+    (big, [a, b, c, d]): (&wgpu::Buffer, [&wgpu::Buffer; 4]),
+    alignment: u64,
+) {
+    let bad = |what: &str, got| is_bad_offset(what, got, alignment);
     let ce = CrossEntropyBuffers::new(
         big.slice(4..),
         TargetBuffer::ClassI32(a.slice(..)),
@@ -170,7 +206,7 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     );
     bad(
         "logits",
-        ctx.record_cross_entropy(&mut enc, &WORKED_DIMS, &opts(), &ce),
+        ctx.record_cross_entropy(enc, &WORKED_DIMS, &opts(), &ce),
     );
     let ew =
         xent::ElementwiseBuffers::new(a.slice(..), big.slice(4..), b.slice(..), None, d.slice(..));
@@ -178,7 +214,7 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     bad(
         "target",
         ctx.record_elementwise_loss(
-            &mut enc,
+            enc,
             &[16],
             &xent::ElementwiseOptions {
                 reduction: Reduction::Mean,
@@ -193,10 +229,18 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
         precision: xent::Precision::F32,
     };
     let softmax = xent::SoftmaxOptions::default();
-    bad(
-        "output",
-        ctx.record_softmax(&mut enc, &[4, 4], &softmax, &sm),
-    );
+    bad("output", ctx.record_softmax(enc, &[4, 4], &softmax, &sm));
+}
+
+/// `big`'s region 4 bytes in, as a product's `a`, the fused op's weight and
+/// the vocabulary merge's output.
+fn the_products_and_the_merge_name_the_region(
+    ctx: &xent::Context,
+    enc: &mut wgpu::CommandEncoder,
+    (big, [a, b, c, d]): (&wgpu::Buffer, [&wgpu::Buffer; 4]),
+    alignment: u64,
+) {
+    let bad = |what: &str, got| is_bad_offset(what, got, alignment);
     let product = xent::ProductBuffers {
         a: xent::MatrixView::dense(big.slice(4..), xent::Precision::F32, 4),
         b: xent::MatrixView::dense(a.slice(..), xent::Precision::F32, 4),
@@ -208,10 +252,7 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     };
     let dims = xent::MatmulDims { m: 4, n: 4, k: 4 };
     let product_opts = xent::MatmulOptions::default();
-    bad(
-        "a",
-        ctx.record_matmul(&mut enc, &dims, &product_opts, &product),
-    );
+    bad("a", ctx.record_matmul(enc, &dims, &product_opts, &product));
     let linear = xent::LinearBuffers::new(
         a.slice(..),
         big.slice(4..),
@@ -222,12 +263,12 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
     let ldims = xent::LinearDims { n: 2, h: 3, v: 4 };
     bad(
         "weight",
-        ctx.record_linear_cross_entropy(&mut enc, &ldims, &Default::default(), &linear),
+        ctx.record_linear_cross_entropy(enc, &ldims, &Default::default(), &linear),
     );
     bad(
         "merged",
         ctx.record_vocab_merge(
-            &mut enc,
+            enc,
             &xent::MergeDims { rows: 2, shards: 2 },
             &opts(),
             &xent::VocabMergeBuffers {
@@ -236,12 +277,26 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
             },
         ),
     );
+}
+
+fn an_aligned_region_too_short_is_named(
+    ctx: &xent::Context,
+    enc: &mut wgpu::CommandEncoder,
+    (big, [a, b, c, d]): (&wgpu::Buffer, [&wgpu::Buffer; 4]),
+    alignment: u64,
+) {
     // Aligned but too short: the size, the offset and the buffer's size named.
     let short = CrossEntropyBuffers {
         logits: big.slice(1024 - alignment..),
-        ..ce
+        ..CrossEntropyBuffers::new(
+            big.slice(4..),
+            TargetBuffer::ClassI32(a.slice(..)),
+            b.slice(..),
+            Some(c.slice(..)),
+            d.slice(..),
+        )
     };
-    match ctx.record_cross_entropy(&mut enc, &[4, 100], &opts(), &short) {
+    match ctx.record_cross_entropy(enc, &[4, 100], &opts(), &short) {
         Err(Error::BadBuffer {
             what: "logits",
             reason,
@@ -253,16 +308,4 @@ fn a_region_at_an_offset_the_device_cannot_bind_is_a_typed_error_naming_it() {
         }
         other => panic!("expected Error::BadBuffer, got {other:?}"),
     }
-    submit_cleanly(ctx, enc);
-    let out = ctx
-        .cross_entropy(
-            &WORKED_LOGITS,
-            &WORKED_DIMS,
-            &WORKED_TARGETS,
-            None,
-            &opts(),
-            &Default::default(),
-        )
-        .unwrap();
-    assert!((out.loss[0] - 3.7925).abs() < 1e-3);
 }

@@ -71,13 +71,11 @@ fn patterns() -> Vec<u32> {
     bits
 }
 
-#[test]
-fn bf16_pieces_round_trip_as_half_does() {
-    let Some(ctx) = crate::common::ctx() else {
-        return;
-    };
+/// Runs the client shader (xent's BF16 pieces and `CLIENT`) over `bits`:
+/// its four outputs, bf16_pack4's, bf16_bits', bf16_unpack4's and
+/// bf16_unpack's.
+fn run_client(ctx: &xent::Context, bits: &[u32]) -> [wgpu::Buffer; 4] {
     let dev = ctx.device();
-    let bits = patterns();
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("client bf16"),
         source: wgpu::ShaderSource::Wgsl(format!("{}\n{CLIENT}", xent::wgsl::BF16).into()),
@@ -93,7 +91,7 @@ fn bf16_pieces_round_trip_as_half_does() {
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let input = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("x"),
-        contents: bytemuck::cast_slice(&bits),
+        contents: bytemuck::cast_slice(bits),
         usage,
     });
     let out = |words: usize| {
@@ -127,6 +125,16 @@ fn bf16_pieces_round_trip_as_half_does() {
         pass.dispatch_workgroups((n as u32 / 4).div_ceil(64), 1, 1);
     }
     ctx.queue().submit([encoder.finish()]);
+    outs
+}
+
+#[test]
+fn bf16_pieces_round_trip_as_half_does() {
+    let Some(ctx) = crate::common::ctx() else {
+        return;
+    };
+    let bits = patterns();
+    let outs = run_client(ctx, &bits);
     let words = |b: &wgpu::Buffer| -> Vec<u32> {
         crate::common::read_f32(ctx, b)
             .iter()

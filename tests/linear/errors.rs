@@ -62,8 +62,16 @@ fn misuse_is_a_typed_error() {
             ..
         }
     ));
-    // An empty batch: mean NaN, and the gradients of W and b written as
-    // zeros (over buffers that held ones: no chunk writes them).
+    an_empty_batch_writes_zero_gradients(ctx, &w, &o);
+}
+
+/// An empty batch: mean NaN, and the gradients of W and b written as
+/// zeros (over buffers that held ones: no chunk writes them).
+fn an_empty_batch_writes_zero_gradients(
+    ctx: &xent::Context,
+    w: &[f32],
+    o: &LinearCrossEntropyOptions,
+) {
     use wgpu::util::DeviceExt;
     let empty = LinearDims { n: 0, h: 3, v: 4 };
     let dev = ctx.device();
@@ -76,7 +84,7 @@ fn misuse_is_a_typed_error() {
         })
     };
     let (hidden, weight, bias, targets) =
-        (init(&[0.0; 4]), init(&w), init(&[0.0; 4]), init(&[0.0; 4]));
+        (init(&[0.0; 4]), init(w), init(&[0.0; 4]), init(&[0.0; 4]));
     let (loss, status, gw, gb) = (
         init(&[1.0]),
         init(&[0.0; 4]),
@@ -96,7 +104,7 @@ fn misuse_is_a_typed_error() {
         )
     };
     let mut encoder = dev.create_command_encoder(&Default::default());
-    ctx.record_linear_cross_entropy(&mut encoder, &empty, &o, &buffers)
+    ctx.record_linear_cross_entropy(&mut encoder, &empty, o, &buffers)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     assert!(crate::common::read_f32(ctx, &loss)[0].is_nan());

@@ -2,7 +2,7 @@
 //! results whatever its buffers' sizes and offsets, which are the host
 //! API's.
 
-use crate::common::placed::{placed, read_region, region, EXACT, OFFSET, PADDED};
+use crate::common::placed::{placed, read_region, region, Place, EXACT, OFFSET, PADDED};
 use crate::common::{ctx, Rng};
 use xent::{cpu, LinearCrossEntropyOptions, LinearDims, Tolerance};
 
@@ -114,36 +114,8 @@ fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() 
         bytes(&host.grad_bias.unwrap()),
     ];
     for place in [EXACT, PADDED, OFFSET] {
-        let f32s = |v: &[f32]| placed(ctx, bytemuck::cast_slice(v), place);
-        let (hb, wb, bb) = (f32s(&h), f32s(&w), f32s(&b));
-        let tb = placed(ctx, bytemuck::cast_slice(&t), place);
-        let (loss, status) = (f32s(&[0.0]), f32s(&[0.0; 4]));
-        let (gh, gw, gb) = (f32s(&h), f32s(&w), f32s(&b));
-        let r = |buffer| region(buffer, place);
-        let buffers = xent::LinearBuffers {
-            bias: Some(r(&bb)),
-            grad_hidden: Some(r(&gh)),
-            grad_weight: Some(r(&gw)),
-            grad_bias: Some(r(&gb)),
-            ..xent::LinearBuffers::new(
-                r(&hb),
-                r(&wb),
-                xent::TargetBuffer::ClassI32(r(&tb)),
-                r(&loss),
-                r(&status),
-            )
-        };
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_linear_cross_entropy(&mut encoder, &dims, &opts, &buffers)
-            .unwrap();
-        ctx.queue().submit([encoder.finish()]);
-        let got = [
-            (&loss, 4),
-            (&gh, want[1].len()),
-            (&gw, want[2].len()),
-            (&gb, want[3].len()),
-        ]
-        .map(|(buffer, len)| read_region(ctx, buffer, place, len));
+        let lens = [4, want[1].len(), want[2].len(), want[3].len()];
+        let got = recorded_at(ctx, (&dims, &opts), (&h, &w, &b, &t), place, lens);
         for (what, (got, want)) in ["loss", "grad_hidden", "grad_weight", "grad_bias"]
             .iter()
             .zip(got.iter().zip(&want))
@@ -151,4 +123,42 @@ fn linear_cross_entropy_bits_do_not_depend_on_the_api_buffer_sizes_or_offsets() 
             assert!(got == want, "{place:?}: {what} differs from the host API's");
         }
     }
+}
+
+/// The recording API's call on hidden `h`, weight `w`, bias `b` and targets
+/// `t`, every buffer placed at `place`: the `lens` bytes of its loss,
+/// ∂L/∂h, ∂L/∂W and ∂L/∂b.
+fn recorded_at(
+    ctx: &xent::Context,
+    (dims, opts): (&LinearDims, &LinearCrossEntropyOptions),
+    (h, w, b, t): (&[f32], &[f32], &[f32], &[i32]),
+    place: Place,
+    lens: [usize; 4],
+) -> [Vec<u8>; 4] {
+    let f32s = |v: &[f32]| placed(ctx, bytemuck::cast_slice(v), place);
+    let (hb, wb, bb) = (f32s(h), f32s(w), f32s(b));
+    let tb = placed(ctx, bytemuck::cast_slice(t), place);
+    let (loss, status) = (f32s(&[0.0]), f32s(&[0.0; 4]));
+    let (gh, gw, gb) = (f32s(h), f32s(w), f32s(b));
+    let r = |buffer| region(buffer, place);
+    let buffers = xent::LinearBuffers {
+        bias: Some(r(&bb)),
+        grad_hidden: Some(r(&gh)),
+        grad_weight: Some(r(&gw)),
+        grad_bias: Some(r(&gb)),
+        ..xent::LinearBuffers::new(
+            r(&hb),
+            r(&wb),
+            xent::TargetBuffer::ClassI32(r(&tb)),
+            r(&loss),
+            r(&status),
+        )
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_linear_cross_entropy(&mut encoder, dims, opts, &buffers)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let [l0, l1, l2, l3] = lens;
+    [(&loss, l0), (&gh, l1), (&gw, l2), (&gb, l3)]
+        .map(|(buffer, len)| read_region(ctx, buffer, place, len))
 }

@@ -61,6 +61,11 @@ fn scratch_stays_within_the_budget() {
             ctx.scratch_bytes()
         );
     }
+    a_fresh_context_holds_one_calls_scratch();
+}
+
+/// A fresh context after one call holds exactly that call's planned scratch.
+fn a_fresh_context_holds_one_calls_scratch() {
     let fresh = xent::Context::from_env().unwrap();
     let dims = LinearDims {
         n: 257,

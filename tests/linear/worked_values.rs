@@ -6,7 +6,7 @@
 mod values;
 
 use crate::common::ctx;
-use values::{LINEAR_CASES, SOFTCAP_CASES};
+use values::{LinearCase, LINEAR_CASES, SOFTCAP_CASES};
 use xent::{cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Reduction, Tolerance};
 
 /// The reference script's inputs (exact dyadic values).
@@ -56,13 +56,10 @@ fn close64(what: &str, got: f64, want: f64) {
 #[test]
 fn pytorch_worked_values() {
     let Some(ctx) = ctx() else { return };
-    let tol = Tolerance::default();
     for case in LINEAR_CASES {
         let (n, h, v) = (case.n, case.h, case.v);
         let x = inputs(n, h, v, case.ignore_index, case.ignored_rows);
         let dims = LinearDims { n, h, v };
-        let bias = case.bias.then_some(&x.bias[..]);
-        let cw = case.class_weights.then_some(&x.class_weights[..]);
         // The default budget, and one of two rows' logits (many chunks).
         // The default budget, and one of two rows of logits besides the
         // per-row scratch (a chunk per two rows).
@@ -71,98 +68,139 @@ fn pytorch_worked_values() {
             .unwrap();
         let two_rows = plan.scratch_bytes - plan.window_bytes + 16 + 8 * v as u64;
         for budget in [xent::DEFAULT_SCRATCH_BUDGET, two_rows] {
-            let opts = LinearCrossEntropyOptions {
-                loss: CrossEntropyOptions {
-                    reduction: reduction(case.reduction),
-                    ignore_index: case.ignore_index,
-                    label_smoothing: case.label_smoothing,
-                    z_loss: case.z_loss,
-                    softcap: case.softcap,
-                    ..Default::default()
-                },
-                scratch_budget: budget,
-                ..Default::default()
-            };
             let what = format!("{} (budget {budget})", case.name);
-            let twin =
-                cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
-                    .unwrap();
-            let gpu = ctx
-                .linear_cross_entropy(
-                    &x.hidden,
-                    &x.weight,
-                    bias,
-                    &x.targets,
-                    cw,
-                    &dims,
-                    &opts,
-                    &Default::default(),
-                )
-                .unwrap();
-            let mag = twin.magnitude.as_ref().unwrap();
-            let pick = |values: &[f64], at: &[usize]| -> Vec<f64> {
-                at.iter().map(|&i| values[i]).collect()
-            };
-            let check = |name: &'static str,
-                         got: &[f32],
-                         want: Vec<f64>,
-                         twin: &[f64],
-                         magnitude: Vec<f64>| {
-                for (i, (&t, &w)) in twin.iter().zip(&want).enumerate() {
-                    close64(&format!("{what} {name}[{i}] (twin)"), t, w);
-                }
-                tol.check(
-                    name,
-                    got,
-                    &cpu::Reference {
-                        value: want,
-                        magnitude,
-                    },
-                )
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-            };
-            check(
-                "loss",
-                &gpu.loss,
-                case.loss.to_vec(),
-                &twin.loss,
-                mag.loss.clone(),
-            );
-            let all: Vec<usize> = (0..n * h).collect();
-            check(
-                "grad_hidden",
-                gpu.grad_hidden.as_ref().unwrap(),
-                case.grad_hidden.to_vec(),
-                twin.grad_hidden.as_ref().unwrap(),
-                pick(mag.grad_hidden.as_ref().unwrap(), &all),
-            );
-            let at: Vec<usize> = case
-                .grad_weight_at
-                .iter()
-                .map(|&(c, k, _)| c * h + k)
-                .collect();
-            let gw = gpu.grad_weight.as_ref().unwrap();
-            check(
-                "grad_weight",
-                &at.iter().map(|&i| gw[i]).collect::<Vec<_>>(),
-                case.grad_weight_at.iter().map(|e| e.2).collect(),
-                &pick(twin.grad_weight.as_ref().unwrap(), &at),
-                pick(mag.grad_weight.as_ref().unwrap(), &at),
-            );
-            if case.bias {
-                let at: Vec<usize> = case.grad_bias_at.iter().map(|e| e.0).collect();
-                let gb = gpu.grad_bias.as_ref().unwrap();
-                check(
-                    "grad_bias",
-                    &at.iter().map(|&i| gb[i]).collect::<Vec<_>>(),
-                    case.grad_bias_at.iter().map(|e| e.1).collect(),
-                    &pick(twin.grad_bias.as_ref().unwrap(), &at),
-                    pick(mag.grad_bias.as_ref().unwrap(), &at),
-                );
-            } else {
-                assert!(gpu.grad_bias.is_none() && case.grad_bias_at.is_empty());
-            }
+            let (twin, gpu) = twin_and_gpu(ctx, case, &x, budget);
+            outputs_match_pytorch(case, &what, &twin, &gpu);
         }
+    }
+}
+
+/// The CPU twin's and the GPU's results of `case` on its inputs `x`, with
+/// the scratch `budget`.
+fn twin_and_gpu(
+    ctx: &xent::Context,
+    case: &LinearCase,
+    x: &Inputs,
+    budget: u64,
+) -> (xent::LinearOutput<f64>, xent::LinearOutput<f32>) {
+    let dims = LinearDims {
+        n: case.n,
+        h: case.h,
+        v: case.v,
+    };
+    let bias = case.bias.then_some(&x.bias[..]);
+    let cw = case.class_weights.then_some(&x.class_weights[..]);
+    let opts = LinearCrossEntropyOptions {
+        loss: CrossEntropyOptions {
+            reduction: reduction(case.reduction),
+            ignore_index: case.ignore_index,
+            label_smoothing: case.label_smoothing,
+            z_loss: case.z_loss,
+            softcap: case.softcap,
+            ..Default::default()
+        },
+        scratch_budget: budget,
+        ..Default::default()
+    };
+    let twin = cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)
+        .unwrap();
+    let gpu = ctx
+        .linear_cross_entropy(
+            &x.hidden,
+            &x.weight,
+            bias,
+            &x.targets,
+            cw,
+            &dims,
+            &opts,
+            &Default::default(),
+        )
+        .unwrap();
+    (twin, gpu)
+}
+
+fn pick(values: &[f64], at: &[usize]) -> Vec<f64> {
+    at.iter().map(|&i| values[i]).collect()
+}
+
+/// One output `name` of `what`: the twin's values to PyTorch's `want` in
+/// f64, the GPU's `got` to them within the tolerance of the twin's
+/// `magnitude`.
+fn check_output(
+    what: &str,
+    name: &'static str,
+    got: &[f32],
+    (want, twin): (Vec<f64>, &[f64]),
+    magnitude: Vec<f64>,
+) {
+    let tol = Tolerance::default();
+    for (i, (&t, &w)) in twin.iter().zip(&want).enumerate() {
+        close64(&format!("{what} {name}[{i}] (twin)"), t, w);
+    }
+    tol.check(
+        name,
+        got,
+        &cpu::Reference {
+            value: want,
+            magnitude,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// Every output of `case` (grad_weight and grad_bias at the sampled
+/// entries), of the twin and of the GPU, against PyTorch's values.
+fn outputs_match_pytorch(
+    case: &LinearCase,
+    what: &str,
+    twin: &xent::LinearOutput<f64>,
+    gpu: &xent::LinearOutput<f32>,
+) {
+    let (n, h) = (case.n, case.h);
+    let mag = twin.magnitude.as_ref().unwrap();
+    let check = |name, got: &[f32], want, twin: &[f64], magnitude| {
+        check_output(what, name, got, (want, twin), magnitude)
+    };
+    check(
+        "loss",
+        &gpu.loss,
+        case.loss.to_vec(),
+        &twin.loss,
+        mag.loss.clone(),
+    );
+    let all: Vec<usize> = (0..n * h).collect();
+    check(
+        "grad_hidden",
+        gpu.grad_hidden.as_ref().unwrap(),
+        case.grad_hidden.to_vec(),
+        twin.grad_hidden.as_ref().unwrap(),
+        pick(mag.grad_hidden.as_ref().unwrap(), &all),
+    );
+    let at: Vec<usize> = case
+        .grad_weight_at
+        .iter()
+        .map(|&(c, k, _)| c * h + k)
+        .collect();
+    let gw = gpu.grad_weight.as_ref().unwrap();
+    check(
+        "grad_weight",
+        &at.iter().map(|&i| gw[i]).collect::<Vec<_>>(),
+        case.grad_weight_at.iter().map(|e| e.2).collect(),
+        &pick(twin.grad_weight.as_ref().unwrap(), &at),
+        pick(mag.grad_weight.as_ref().unwrap(), &at),
+    );
+    if case.bias {
+        let at: Vec<usize> = case.grad_bias_at.iter().map(|e| e.0).collect();
+        let gb = gpu.grad_bias.as_ref().unwrap();
+        check(
+            "grad_bias",
+            &at.iter().map(|&i| gb[i]).collect::<Vec<_>>(),
+            case.grad_bias_at.iter().map(|e| e.1).collect(),
+            &pick(twin.grad_bias.as_ref().unwrap(), &at),
+            pick(mag.grad_bias.as_ref().unwrap(), &at),
+        );
+    } else {
+        assert!(gpu.grad_bias.is_none() && case.grad_bias_at.is_empty());
     }
 }
 

@@ -139,6 +139,88 @@ fn the_bf16_backward_matches_the_cpu() {
     }
 }
 
+/// A storage buffer of `ctx`'s device holding `v`, padded to a word.
+fn f16_buffer(ctx: &xent::Context, v: &[half::f16]) -> wgpu::Buffer {
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let mut bytes: Vec<u8> = bytemuck::cast_slice(v).to_vec();
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: &bytes,
+            usage,
+        })
+}
+
+/// The first `len` f16 values of `buffer`, widened.
+fn read_f16(ctx: &xent::Context, buffer: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    let words = read_f32(ctx, buffer);
+    bytemuck::cast_slice::<f32, half::f16>(&words)[..len]
+        .iter()
+        .map(|v| v.to_f32())
+        .collect()
+}
+
+/// The recording API's f16 softmax (of `kind`) of `x`, widened.
+fn f16_forward(
+    ctx: &xent::Context,
+    dims: &[usize],
+    kind: SoftmaxKind,
+    x: &[half::f16],
+) -> Vec<f32> {
+    let len = x.len();
+    let (xb, yb) = (
+        f16_buffer(ctx, x),
+        f16_buffer(ctx, &vec![half::f16::ZERO; len]),
+    );
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_softmax(
+        &mut enc,
+        dims,
+        &xent::SoftmaxOptions { kind },
+        &xent::SoftmaxBuffers {
+            input: xb.slice(..),
+            output: yb.slice(..),
+            precision: Precision::F16,
+        },
+    )
+    .unwrap();
+    ctx.queue().submit([enc.finish()]);
+    read_f16(ctx, &yb, len)
+}
+
+/// The recording API's f16 softmax backward (of `kind`) of the output `yh`
+/// and upstream gradient `dy`, widened.
+fn f16_backward(
+    ctx: &xent::Context,
+    dims: &[usize],
+    kind: SoftmaxKind,
+    yh: &[half::f16],
+    dy: &[half::f16],
+) -> Vec<f32> {
+    let len = yh.len();
+    let (yb, dyb, dxb) = (
+        f16_buffer(ctx, yh),
+        f16_buffer(ctx, dy),
+        f16_buffer(ctx, &vec![half::f16::ZERO; len]),
+    );
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_softmax_backward(
+        &mut enc,
+        dims,
+        &xent::SoftmaxOptions { kind },
+        &xent::SoftmaxBackwardBuffers {
+            output: yb.slice(..),
+            grad_output: dyb.slice(..),
+            grad_input: dxb.slice(..),
+            precision: Precision::F16,
+        },
+    )
+    .unwrap();
+    ctx.queue().submit([enc.finish()]);
+    read_f16(ctx, &dxb, len)
+}
+
 #[test]
 fn the_f16_forward_and_backward_match_the_cpu() {
     let Some(ctx) = ctx() else { return };
@@ -146,24 +228,6 @@ fn the_f16_forward_and_backward_match_the_cpu() {
         eprintln!("adapter has no SHADER_F16: f16 softmax not run");
         return;
     }
-    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    let init = |v: &[half::f16]| {
-        let mut bytes: Vec<u8> = bytemuck::cast_slice(v).to_vec();
-        bytes.resize(bytes.len().next_multiple_of(4), 0);
-        ctx.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: &bytes,
-                usage,
-            })
-    };
-    let read = |buffer: &wgpu::Buffer, len: usize| -> Vec<f32> {
-        let words = read_f32(ctx, buffer);
-        bytemuck::cast_slice::<f32, half::f16>(&words)[..len]
-            .iter()
-            .map(|v| v.to_f32())
-            .collect()
-    };
     for dims in SHAPES {
         let len: usize = dims.iter().product();
         let mut rng = Rng(len as u64 + 9);
@@ -172,26 +236,12 @@ fn the_f16_forward_and_backward_match_the_cpu() {
             .collect();
         let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
         for kind in [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax] {
-            let (xb, yb) = (init(&x), init(&vec![half::f16::ZERO; len]));
-            let mut enc = ctx.device().create_command_encoder(&Default::default());
-            ctx.record_softmax(
-                &mut enc,
-                dims,
-                &xent::SoftmaxOptions { kind },
-                &xent::SoftmaxBuffers {
-                    input: xb.slice(..),
-                    output: yb.slice(..),
-                    precision: Precision::F16,
-                },
-            )
-            .unwrap();
-            ctx.queue().submit([enc.finish()]);
+            let y = f16_forward(ctx, dims, kind, &x);
             let reference = match kind {
                 SoftmaxKind::Softmax => cpu::softmax_reference(&x32, dims),
                 SoftmaxKind::LogSoftmax => cpu::log_softmax_reference(&x32, dims),
             }
             .unwrap();
-            let y = read(&yb, len);
             Tolerance::F16
                 .check("softmax", &y, &reference)
                 .unwrap_or_else(|e| panic!("f16 {dims:?} {kind:?}: {e}"));
@@ -200,21 +250,7 @@ fn the_f16_forward_and_backward_match_the_cpu() {
             let dy: Vec<half::f16> = (0..len)
                 .map(|_| half::f16::from_f32(rng.uniform(-1.0, 1.0)))
                 .collect();
-            let (yb, dyb, dxb) = (init(&yh), init(&dy), init(&vec![half::f16::ZERO; len]));
-            let mut enc = ctx.device().create_command_encoder(&Default::default());
-            ctx.record_softmax_backward(
-                &mut enc,
-                dims,
-                &xent::SoftmaxOptions { kind },
-                &xent::SoftmaxBackwardBuffers {
-                    output: yb.slice(..),
-                    grad_output: dyb.slice(..),
-                    grad_input: dxb.slice(..),
-                    precision: Precision::F16,
-                },
-            )
-            .unwrap();
-            ctx.queue().submit([enc.finish()]);
+            let dx = f16_backward(ctx, dims, kind, &yh, &dy);
             let (y32, dy32): (Vec<f32>, Vec<f32>) = (
                 yh.iter().map(|v| v.to_f32()).collect(),
                 dy.iter().map(|v| v.to_f32()).collect(),
@@ -225,7 +261,7 @@ fn the_f16_forward_and_backward_match_the_cpu() {
             }
             .unwrap();
             Tolerance::F16
-                .check("softmax backward", &read(&dxb, len), &reference)
+                .check("softmax backward", &dx, &reference)
                 .unwrap_or_else(|e| panic!("f16 backward {dims:?} {kind:?}: {e}"));
         }
     }

@@ -77,12 +77,21 @@ fn misuse_is_a_typed_error() {
         ),
         "{r:?}"
     );
-    // The merge: no shards, too many, the same buffer twice.
+    bad_merges_are_typed_errors(ctx, &mut encoder, [&out, &small], &opts);
+}
+
+/// The merge: no shards, too many, the same buffer twice.
+fn bad_merges_are_typed_errors(
+    ctx: &xent::Context,
+    encoder: &mut wgpu::CommandEncoder,
+    [out, small]: [&wgpu::Buffer; 2],
+    opts: &CrossEntropyOptions,
+) {
     for shards in [0, 16_385] {
         let r = ctx.record_vocab_merge(
-            &mut encoder,
+            encoder,
             &xent::MergeDims { rows: 2, shards },
-            &opts,
+            opts,
             &xent::VocabMergeBuffers {
                 gathered: out.slice(..),
                 merged: small.slice(..),
@@ -94,9 +103,9 @@ fn misuse_is_a_typed_error() {
         );
     }
     let r = ctx.record_vocab_merge(
-        &mut encoder,
+        encoder,
         &xent::MergeDims { rows: 2, shards: 1 },
-        &opts,
+        opts,
         &xent::VocabMergeBuffers {
             gathered: out.slice(..),
             merged: out.slice(..),

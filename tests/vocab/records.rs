@@ -28,6 +28,63 @@ pub fn buffer(ctx: &xent::Context, contents: &[u8]) -> wgpu::Buffer {
         })
 }
 
+/// The record of logits `values` of the classes in `range` of the row
+/// [1, 4] (target 3, class weights `w`), recorded into a buffer of 0xab.
+fn partial_record(
+    ctx: &xent::Context,
+    opts: &CrossEntropyOptions,
+    targets: &wgpu::Buffer,
+    range: ClassRange,
+    values: &[f32],
+    w: &[f32],
+) -> wgpu::Buffer {
+    let (logits, weights) = (
+        buffer(ctx, bytemuck::cast_slice(values)),
+        buffer(ctx, bytemuck::cast_slice(w)),
+    );
+    let out = buffer(ctx, &[0xab; 48]);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let b = xent::VocabPartialBuffers {
+        logits: logits.slice(..),
+        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+        weights: Some(weights.slice(..)),
+        precision: Precision::F32,
+        partial: out.slice(..),
+    };
+    ctx.record_vocab_partial(&mut encoder, &[1, 4], range, opts, &b)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    out
+}
+
+/// The GPU merge of one row's records gathered in the given order.
+fn merged_record(
+    ctx: &xent::Context,
+    opts: &CrossEntropyOptions,
+    records: &[Vec<u32>],
+) -> Vec<u32> {
+    let (gathered, merged) = (
+        buffer(ctx, bytemuck::cast_slice(&records.concat())),
+        buffer(ctx, &[0; 48]),
+    );
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.record_vocab_merge(
+        &mut encoder,
+        &xent::MergeDims {
+            rows: 1,
+            shards: records.len(),
+        },
+        opts,
+        &xent::VocabMergeBuffers {
+            gathered: gathered.slice(..),
+            merged: merged.slice(..),
+        },
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    words(ctx, &merged)
+}
+
 /// A record's words, by hand: the row [1, 2, 3, 4], target 3 (weight 2),
 /// shard [2, 4) and the empty shard [4, 4); then the merge of [0, 2) and
 /// [2, 4) against the closed form.
@@ -40,46 +97,14 @@ fn records_hold_the_documented_layout() {
     };
     let targets = buffer(ctx, bytemuck::cast_slice(&[3i32]));
     let partial = |range: ClassRange, values: &[f32], w: &[f32]| {
-        let (logits, weights) = (
-            buffer(ctx, bytemuck::cast_slice(values)),
-            buffer(ctx, bytemuck::cast_slice(w)),
-        );
-        let out = buffer(ctx, &[0xab; 48]);
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        let b = xent::VocabPartialBuffers {
-            logits: logits.slice(..),
-            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
-            weights: Some(weights.slice(..)),
-            precision: Precision::F32,
-            partial: out.slice(..),
-        };
-        ctx.record_vocab_partial(&mut encoder, &[1, 4], range, &opts, &b)
-            .unwrap();
-        ctx.queue().submit([encoder.finish()]);
-        out
+        words(ctx, &partial_record(ctx, &opts, &targets, range, values, w))
     };
     let high = partial(ClassRange::new(2, 4), &[3.0, 4.0], &[0.5, 2.0]);
-    let w = words(ctx, &high);
-    let f = |i: usize| f32::from_bits(w[i]);
-    let s = 1.0 + (-1.0f32).exp();
-    assert_eq!((f(0), f(2), f(3)), (4.0, 4.0, 2.0), "m, x_t, r");
-    assert!((f(1) - s).abs() < 1e-6, "s {}", f(1));
-    // a = 0.5·(3 − 4) + 2·(4 − 4), b = 0.5 + 2.
-    assert!(
-        (f(4) + 0.5).abs() < 1e-6 && f(5) == 2.5,
-        "a {} b {}",
-        f(4),
-        f(5)
-    );
-    assert_eq!(
-        (w[6], f(7), w[8], w[10], w[11]),
-        (3, 4.0, u32::MAX, 2, 5),
-        "argmax, count, class sum"
-    );
+    the_shard_2_4_holds_its_words(&high);
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
     let none = f32::NEG_INFINITY.to_bits();
     assert_eq!(
-        words(ctx, &empty),
+        empty,
         [
             f32::MIN.to_bits(),
             0,
@@ -98,32 +123,48 @@ fn records_hold_the_documented_layout() {
     );
 
     // The GPU merge of records gathered in the given order.
-    let merge = |records: &[Vec<u32>]| -> Vec<u32> {
-        let (gathered, merged) = (
-            buffer(ctx, bytemuck::cast_slice(&records.concat())),
-            buffer(ctx, &[0; 48]),
-        );
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_vocab_merge(
-            &mut encoder,
-            &xent::MergeDims {
-                rows: 1,
-                shards: records.len(),
-            },
-            &opts,
-            &xent::VocabMergeBuffers {
-                gathered: gathered.slice(..),
-                merged: merged.slice(..),
-            },
-        )
-        .unwrap();
-        ctx.queue().submit([encoder.finish()]);
-        words(ctx, &merged)
-    };
+    let merge = |records: &[Vec<u32>]| merged_record(ctx, &opts, records);
     // The merge, [0, 2) then [2, 4) then the empty range.
     let low = partial(ClassRange::new(0, 2), &[1.0, 2.0], &[1.0, 1.5]);
-    let (low, high, empty) = (words(ctx, &low), words(ctx, &high), words(ctx, &empty));
     let m = merge(&[low.clone(), high.clone(), empty.clone()]);
+    the_merge_is_the_closed_form(&m);
+    // The empty range first instead of last: the identity, the same bits.
+    assert_eq!(merge(&[empty, low, high]), m, "an empty record first");
+
+    // The MAX-then-SUM recipe of the layout's documentation, as an engine
+    // without an all-gather would run it, on the row moved below 0 (where
+    // an all-zero empty record would win the max): the GPU merge's record.
+    let x = [-9.0f32, -8.0, -7.0, -6.0];
+    let records: Vec<Vec<u32>> = vec![
+        partial(ClassRange::new(0, 2), &x[..2], &[1.0, 1.5]),
+        partial(ClassRange::new(2, 4), &x[2..], &[0.5, 2.0]),
+        partial(ClassRange::new(4, 4), &[], &[]),
+    ];
+    the_max_then_sum_recipe_gives_the_merge(&records, &merge(&records));
+}
+
+/// The words of the record of [3, 4] in [2, 4) with weights [0.5, 2].
+fn the_shard_2_4_holds_its_words(w: &[u32]) {
+    let f = |i: usize| f32::from_bits(w[i]);
+    let s = 1.0 + (-1.0f32).exp();
+    assert_eq!((f(0), f(2), f(3)), (4.0, 4.0, 2.0), "m, x_t, r");
+    assert!((f(1) - s).abs() < 1e-6, "s {}", f(1));
+    // a = 0.5·(3 − 4) + 2·(4 − 4), b = 0.5 + 2.
+    assert!(
+        (f(4) + 0.5).abs() < 1e-6 && f(5) == 2.5,
+        "a {} b {}",
+        f(4),
+        f(5)
+    );
+    assert_eq!(
+        (w[6], f(7), w[8], w[10], w[11]),
+        (3, 4.0, u32::MAX, 2, 5),
+        "argmax, count, class sum"
+    );
+}
+
+/// The merged record `m` of the row [1, 2, 3, 4] (weights [1, 1.5, 0.5, 2]).
+fn the_merge_is_the_closed_form(m: &[u32]) {
     let f = |i: usize| f64::from(f32::from_bits(m[i]));
     let x = [1.0f64, 2.0, 3.0, 4.0];
     let cw = [1.0f64, 1.5, 0.5, 2.0];
@@ -138,21 +179,10 @@ fn records_hold_the_documented_layout() {
     );
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
     assert_eq!((m[6], m[10], m[11]), (3, 4, 6), "argmax, count, class sum");
-    // The empty range first instead of last: the identity, the same bits.
-    assert_eq!(merge(&[empty, low, high]), m, "an empty record first");
+}
 
-    // The MAX-then-SUM recipe of the layout's documentation, as an engine
-    // without an all-gather would run it, on the row moved below 0 (where
-    // an all-zero empty record would win the max): the GPU merge's record.
-    let x = [-9.0f32, -8.0, -7.0, -6.0];
-    let records: Vec<Vec<u32>> = [
-        partial(ClassRange::new(0, 2), &x[..2], &[1.0, 1.5]),
-        partial(ClassRange::new(2, 4), &x[2..], &[0.5, 2.0]),
-        partial(ClassRange::new(4, 4), &[], &[]),
-    ]
-    .iter()
-    .map(|b| words(ctx, b))
-    .collect();
+/// The MAX-then-SUM recipe over `records` gives the GPU merge's record `m`.
+fn the_max_then_sum_recipe_gives_the_merge(records: &[Vec<u32>], m: &[u32]) {
     let g = |r: &[u32], i: usize| f64::from(f32::from_bits(r[i]));
     // MAX over word 0; each record rescaled to it; SUM; MAXLOC for the argmax.
     let top = records.iter().map(|r| g(r, 0)).fold(f64::MIN, f64::max);
@@ -170,8 +200,7 @@ fn records_hold_the_documented_layout() {
         .max_by(|p, q| g(p, 7).total_cmp(&g(q, 7)).then(q[6].cmp(&p[6])))
         .unwrap();
     let count: u32 = records.iter().map(|r| r[10]).sum();
-    let m = merge(&records);
-    let f = |i: usize| g(&m, i);
+    let f = |i: usize| g(m, i);
     assert_eq!((f(0), top), (-6.0, -6.0), "m");
     for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b)] {
         assert!((f(i) - want).abs() < 1e-5, "word {i}: {} vs {want}", f(i));
@@ -184,6 +213,194 @@ fn records_hold_the_documented_layout() {
     );
 }
 
+/// The split problem of `records_that_miss_or_repeat_a_shard_are_a_typed_error`:
+/// 3 rows, H 2, V 4 in two shards of two classes.
+struct Split {
+    dims: [usize; 2],
+    ldims: LinearDims,
+    ranges: Vec<ClassRange>,
+    targets: wgpu::Buffer,
+    opts: CrossEntropyOptions,
+    lopts: LinearCrossEntropyOptions,
+    shards: Vec<Shard>,
+}
+
+/// A shard's logits, weight rows and hidden, and its records (plain, fused).
+struct Shard {
+    logits: wgpu::Buffer,
+    w: wgpu::Buffer,
+    hid: wgpu::Buffer,
+    plain: Vec<u32>,
+    fused: Vec<u32>,
+}
+
+fn split_problem(ctx: &xent::Context) -> Split {
+    let (n, h, v) = (3usize, 2usize, 4usize);
+    let mut rng = Rng(4);
+    let x: Vec<f32> = (0..n * v).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let mut split = Split {
+        dims: [n, v],
+        ldims: LinearDims { n, h, v },
+        ranges: ClassRange::split(v, 2).unwrap(),
+        targets: buffer(ctx, bytemuck::cast_slice(&[3i32, 0, 2])),
+        opts: CrossEntropyOptions::default(),
+        lopts: LinearCrossEntropyOptions::default(),
+        shards: Vec::new(),
+    };
+    for r in split.ranges.clone() {
+        let shard = shard_records(ctx, &split, r, (&x, &hidden, &weight));
+        split.shards.push(shard);
+    }
+    split
+}
+
+/// Each shard's logits, weight rows and records (plain, fused).
+fn shard_records(
+    ctx: &xent::Context,
+    split: &Split,
+    r: ClassRange,
+    (x, hidden, weight): (&[f32], &[f32], &[f32]),
+) -> Shard {
+    let (v, h) = (split.ldims.v, split.ldims.h);
+    let targets = &split.targets;
+    let logits: Vec<f32> = x
+        .chunks(v)
+        .flat_map(|row| row[r.start..r.end].to_vec())
+        .collect();
+    let (logits, w) = (
+        buffer(ctx, bytemuck::cast_slice(&logits)),
+        buffer(ctx, bytemuck::cast_slice(&weight[r.start * h..r.end * h])),
+    );
+    let (plain, fused) = (buffer(ctx, &[0; 3 * 48]), buffer(ctx, &[0; 3 * 48]));
+    let hid = buffer(ctx, bytemuck::cast_slice(hidden));
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let b = xent::VocabPartialBuffers {
+        logits: logits.slice(..),
+        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+        weights: None,
+        precision: Precision::F32,
+        partial: plain.slice(..),
+    };
+    ctx.record_vocab_partial(&mut encoder, &split.dims, r, &split.opts, &b)
+        .unwrap();
+    let b = xent::LinearPartialBuffers {
+        hidden: hid.slice(..),
+        weight: w.slice(..),
+        bias: None,
+        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
+        weights: None,
+        partial: fused.slice(..),
+        precision: Precision::F32,
+    };
+    ctx.record_linear_vocab_partial(&mut encoder, &split.ldims, r, &split.lopts, &b)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    Shard {
+        plain: words(ctx, &plain),
+        fused: words(ctx, &fused),
+        logits,
+        w,
+        hid,
+    }
+}
+
+/// Records the merge of `order`'s records (fused or plain) into a new buffer.
+fn record_merge_of(
+    ctx: &xent::Context,
+    split: &Split,
+    encoder: &mut wgpu::CommandEncoder,
+    order: &[usize],
+    fused: bool,
+) -> xent::Result<wgpu::Buffer> {
+    let all: Vec<u32> = order
+        .iter()
+        .flat_map(|&k| {
+            if fused {
+                split.shards[k].fused.clone()
+            } else {
+                split.shards[k].plain.clone()
+            }
+        })
+        .collect();
+    let (gathered, merged) = (
+        buffer(ctx, bytemuck::cast_slice(&all)),
+        buffer(ctx, &[0; 3 * 48]),
+    );
+    ctx.record_vocab_merge(
+        encoder,
+        &xent::MergeDims {
+            rows: split.dims[0],
+            shards: order.len(),
+        },
+        &split.opts,
+        &xent::VocabMergeBuffers {
+            gathered: gathered.slice(..),
+            merged: merged.slice(..),
+        },
+    )?;
+    Ok(merged)
+}
+
+/// Shard 0's finish from a merge of `order`'s records.
+fn finish(ctx: &xent::Context, split: &Split, order: &[usize], fused: bool) -> xent::Result<()> {
+    let layout = xent::Layout::from_dims(&split.dims).unwrap();
+    let (loss, status, grad) = (
+        buffer(ctx, &[0; 4]),
+        // Word 3 already flagged: the finish must clear it.
+        buffer(ctx, bytemuck::cast_slice(&[0u32, 0, 0, 2])),
+        buffer(ctx, &[0; 64]),
+    );
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let merged = record_merge_of(ctx, split, &mut encoder, order, fused)?;
+    let Shard { logits, w, hid, .. } = &split.shards[0];
+    let targets = xent::TargetBuffer::ClassI32(split.targets.slice(..));
+    if fused {
+        let b = xent::LinearBuffers {
+            grad_hidden: Some(grad.slice(..)),
+            ..xent::LinearBuffers::new(
+                hid.slice(..),
+                w.slice(..),
+                targets,
+                loss.slice(..),
+                status.slice(..),
+            )
+        };
+        ctx.record_linear_vocab_finish(
+            &mut encoder,
+            &split.ldims,
+            split.ranges[0],
+            &split.lopts,
+            &xent::LinearFinishBuffers {
+                shard: b,
+                merged: merged.slice(..),
+            },
+        )?;
+    } else {
+        let b = xent::CrossEntropyBuffers::new(
+            logits.slice(..),
+            targets,
+            loss.slice(..),
+            Some(grad.slice(..)),
+            status.slice(..),
+        );
+        ctx.record_vocab_finish(
+            &mut encoder,
+            &split.dims,
+            split.ranges[0],
+            &split.opts,
+            &xent::VocabFinishBuffers {
+                shard: b,
+                merged: merged.slice(..),
+            },
+        )?;
+    }
+    ctx.queue().submit([encoder.finish()]);
+    let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
+    <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(&bytes).check(&layout, -100)
+}
+
 /// Merged records that do not cover each of the call's classes once (a
 /// shard missing from the gather, gathered twice, or in another's place
 /// with a range of the same size) make the finish's status an error naming
@@ -192,145 +409,17 @@ fn records_hold_the_documented_layout() {
 #[test]
 fn records_that_miss_or_repeat_a_shard_are_a_typed_error() {
     let Some(ctx) = ctx() else { return };
-    let (n, h, v) = (3usize, 2usize, 4usize);
-    let dims = [n, v];
-    let layout = xent::Layout::from_dims(&dims).unwrap();
-    let mut rng = Rng(4);
-    let x: Vec<f32> = (0..n * v).map(|_| rng.uniform(-3.0, 3.0)).collect();
-    let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let targets = buffer(ctx, bytemuck::cast_slice(&[3i32, 0, 2]));
-    let ranges = ClassRange::split(v, 2).unwrap();
-    let opts = CrossEntropyOptions::default();
-    let lopts = LinearCrossEntropyOptions::default();
-    let ldims = LinearDims { n, h, v };
-    let submit = |encoder: wgpu::CommandEncoder| ctx.queue().submit([encoder.finish()]);
-    // Each shard's logits, weight rows and records (plain, fused).
-    let mut shard = Vec::new();
-    for r in &ranges {
-        let logits: Vec<f32> = x
-            .chunks(v)
-            .flat_map(|row| row[r.start..r.end].to_vec())
-            .collect();
-        let (logits, w) = (
-            buffer(ctx, bytemuck::cast_slice(&logits)),
-            buffer(ctx, bytemuck::cast_slice(&weight[r.start * h..r.end * h])),
-        );
-        let (plain, fused) = (buffer(ctx, &[0; 3 * 48]), buffer(ctx, &[0; 3 * 48]));
-        let hid = buffer(ctx, bytemuck::cast_slice(&hidden));
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        let b = xent::VocabPartialBuffers {
-            logits: logits.slice(..),
-            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
-            weights: None,
-            precision: Precision::F32,
-            partial: plain.slice(..),
-        };
-        ctx.record_vocab_partial(&mut encoder, &dims, *r, &opts, &b)
-            .unwrap();
-        let b = xent::LinearPartialBuffers {
-            hidden: hid.slice(..),
-            weight: w.slice(..),
-            bias: None,
-            targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
-            weights: None,
-            partial: fused.slice(..),
-            precision: Precision::F32,
-        };
-        ctx.record_linear_vocab_partial(&mut encoder, &ldims, *r, &lopts, &b)
-            .unwrap();
-        submit(encoder);
-        shard.push((logits, w, hid, words(ctx, &plain), words(ctx, &fused)));
-    }
-    // Shard 0's finish from a merge of `order`'s records.
-    let finish = |order: &[usize], fused: bool| -> xent::Result<()> {
-        let all: Vec<u32> = order
-            .iter()
-            .flat_map(|&k| {
-                if fused {
-                    shard[k].4.clone()
-                } else {
-                    shard[k].3.clone()
-                }
-            })
-            .collect();
-        let (gathered, merged) = (
-            buffer(ctx, bytemuck::cast_slice(&all)),
-            buffer(ctx, &[0; 3 * 48]),
-        );
-        let (loss, status, grad) = (
-            buffer(ctx, &[0; 4]),
-            // Word 3 already flagged: the finish must clear it.
-            buffer(ctx, bytemuck::cast_slice(&[0u32, 0, 0, 2])),
-            buffer(ctx, &[0; 64]),
-        );
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.record_vocab_merge(
-            &mut encoder,
-            &xent::MergeDims {
-                rows: n,
-                shards: order.len(),
-            },
-            &opts,
-            &xent::VocabMergeBuffers {
-                gathered: gathered.slice(..),
-                merged: merged.slice(..),
-            },
-        )?;
-        let (logits, w, hid, _, _) = &shard[0];
-        if fused {
-            let b = xent::LinearBuffers {
-                grad_hidden: Some(grad.slice(..)),
-                ..xent::LinearBuffers::new(
-                    hid.slice(..),
-                    w.slice(..),
-                    xent::TargetBuffer::ClassI32(targets.slice(..)),
-                    loss.slice(..),
-                    status.slice(..),
-                )
-            };
-            ctx.record_linear_vocab_finish(
-                &mut encoder,
-                &ldims,
-                ranges[0],
-                &lopts,
-                &xent::LinearFinishBuffers {
-                    shard: b,
-                    merged: merged.slice(..),
-                },
-            )?;
-        } else {
-            let b = xent::CrossEntropyBuffers::new(
-                logits.slice(..),
-                xent::TargetBuffer::ClassI32(targets.slice(..)),
-                loss.slice(..),
-                Some(grad.slice(..)),
-                status.slice(..),
-            );
-            ctx.record_vocab_finish(
-                &mut encoder,
-                &dims,
-                ranges[0],
-                &opts,
-                &xent::VocabFinishBuffers {
-                    shard: b,
-                    merged: merged.slice(..),
-                },
-            )?;
-        }
-        submit(encoder);
-        let bytes: Vec<u8> = bytemuck::cast_slice(&words(ctx, &status)).to_vec();
-        <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(&bytes).check(&layout, -100)
-    };
+    let split = split_problem(ctx);
     for fused in [false, true] {
         // Each class once: in order, or out of it (the same sums).
         for order in [[0usize, 1], [1, 0]] {
-            finish(&order, fused).unwrap_or_else(|e| panic!("fused {fused}, {order:?}: {e}"));
+            finish(ctx, &split, &order, fused)
+                .unwrap_or_else(|e| panic!("fused {fused}, {order:?}: {e}"));
         }
         // A shard missing, one twice (the same count as the right gather:
         // the ranges are equal), one in another's place, one more.
         for order in [&[0usize][..], &[0, 0], &[1, 1], &[0, 1, 1]] {
-            let r = finish(order, fused);
+            let r = finish(ctx, &split, order, fused);
             assert!(
                 matches!(&r, Err(xent::Error::BadBuffer { what: "merged", reason })
                     if reason.contains("4 classes")),
