@@ -185,7 +185,7 @@ pub fn max_buffer_ctx(max_buffer: u64) -> Option<Context> {
 /// A context on the environment's adapter whose device dispatches at most
 /// `max_per_dimension` workgroups along each grid dimension, so that a
 /// modest call spills its grid into y (`Context::grid` in
-/// src/gpu/binding.rs) and every kernel must find its row from both
+/// src/core/binding.rs) and every kernel must find its row from both
 /// coordinates. `None` (after the same notice as [`ctx`]) without an adapter.
 pub fn small_grid_ctx(max_per_dimension: u32) -> Option<Context> {
     custom_ctx(|adapter| {
