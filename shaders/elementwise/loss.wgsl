@@ -23,7 +23,7 @@
 // The formulas, per element of input x, target y, weight w, pos_weight pw
 // (PyTorch's, rewritten where PyTorch's form cancels; see the rustdoc of
 // `ElementwiseLoss`):
-//   bce_with_logits  w (pw y softplus(-x) + (1 - y) softplus(x))
+//   bce_with_logits  w (pw y softplus(-x) + (1 - y) softplus(x)), NaN at x = -inf
 //                    grad w (lw sigmoid(x) - pw y) for x < 0,
 //                    w ((1 - y) - lw sigmoid(-x)) for x >= 0 (lw = pw y + 1 - y)
 //   bce              -w (y max(ln x, -100) + (1 - y) max(ln(1 - x), -100))
@@ -195,7 +195,10 @@ fn point(x: f32, y: f32, w: f32, pw: f32) -> vec2<f32> {
         let e = exp(-abs(x));
         let tail = log1p(e);
         let py = pw * y;
-        let loss = py * softplus(-x, tail) + (1.0 - y) * softplus(x, tail);
+        // At x = -inf PyTorch's (1 - y) x - lw log_sigmoid(x) is -inf + inf:
+        // NaN for every target (the bits, as a device may assume finite math).
+        let at_minus_inf = bitcast<u32>(x) == 0xff800000u;
+        let loss = select(py * softplus(-x, tail) + (1.0 - y) * softplus(x, tail), p.nan, at_minus_inf);
         // PyTorch's sigmoid(x) lw - pw y (lw = pw y + 1 - y), with sigmoid(x)
         // near 1 taken as 1 - sigmoid(-x): exact for y = 0 and y = 1.
         let sig = sigmoids(x, e);

@@ -1,5 +1,6 @@
 //! Elementwise edge cases: empty inputs, the tolerance of a difference of
-//! large values, NaN and infinite differences (PyTorch's gradients), and
+//! large values, NaN and infinite differences (PyTorch's gradients),
+//! bce-with-logits at infinite inputs (PyTorch's values), and
 //! subnormal differences.
 
 use crate::common::ctx;
@@ -185,4 +186,50 @@ fn subnormal_differences_keep_their_sign() {
         )
         .unwrap();
     assert_eq!(out.grad, Some(vec![-1.0, 1.0, -1.0, 0.0]));
+}
+
+#[test]
+fn bce_with_logits_at_infinite_inputs_gives_pytorchs_values() {
+    // PyTorch's loss, (1 − y)·x − l·log_sigmoid(x) (l = pw·y + 1 − y; aten's
+    // binary_cross_entropy_with_logits), with log_sigmoid(−∞) = −∞ and
+    // log_sigmoid(+∞) = 0: NaN at −∞ for every y (−∞ + ∞, or 0·∞), +∞ at +∞
+    // for y < 1 and NaN for y = 1 (0·∞). Its gradient σ(x)·l − pw·y: −pw·y
+    // at −∞, l − pw·y = 1 − y at +∞.
+    let Some(ctx) = ctx() else { return };
+    let inf = f32::INFINITY;
+    let x = [-inf, -inf, -inf, inf, inf, inf];
+    let y = [0.0, 0.5, 1.0, 0.0, 0.5, 1.0];
+    let opts = ElementwiseOptions {
+        reduction: Reduction::None,
+        ..ElementwiseOptions::new(ElementwiseLoss::BceWithLogits)
+    };
+    let want_loss = [f32::NAN, f32::NAN, f32::NAN, inf, inf, f32::NAN];
+    let same = |a: f64, b: f32| (a.is_nan() && b.is_nan()) || a == f64::from(b);
+    for pw in [1.0f32, 2.0] {
+        let pos_weight = [pw; 6];
+        let weights = xent::LossWeights {
+            pos_weight: Some(&pos_weight),
+            ..Default::default()
+        };
+        let want_grad: Vec<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| if i < 3 { -pw * y } else { 1.0 - y })
+            .collect();
+        let gpu = ctx
+            .elementwise_loss(&x, &y, &[6], weights, &opts, &Default::default())
+            .unwrap();
+        let cpu = cpu::elementwise_loss(&x, &y, &[6], weights, &opts).unwrap();
+        let (g, c) = (gpu.grad.unwrap(), cpu.grad.unwrap());
+        for i in 0..6 {
+            let what = format!("pw {pw}, x {}, y {}", x[i], y[i]);
+            assert!(
+                same(f64::from(gpu.loss[i]), want_loss[i]),
+                "gpu loss, {what}"
+            );
+            assert!(same(cpu.loss[i], want_loss[i]), "cpu loss, {what}");
+            assert_eq!(g[i], want_grad[i], "gpu grad, {what}");
+            assert_eq!(c[i], f64::from(want_grad[i]), "cpu grad, {what}");
+        }
+    }
 }

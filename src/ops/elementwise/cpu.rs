@@ -170,8 +170,16 @@ fn bce_with_logits(x: f64, y: f64, pw: f64) -> Point {
     } else {
         (lw * sigmoid(x), pw * y)
     };
+    // PyTorch's (1 − y)·x − lw·log σ(x) is −∞ + ∞ at x = −∞: NaN for every
+    // target (the limit is +∞ for y > 0; README's differences say why xent
+    // follows PyTorch).
+    let loss = if x == f64::NEG_INFINITY {
+        f64::NAN
+    } else {
+        pos + neg
+    };
     Point {
-        loss: pos + neg,
+        loss,
         loss_terms: pos.abs() + neg.abs(),
         grad: a - b,
         grad_terms: a.abs() + b.abs(),

@@ -24,7 +24,9 @@ use crate::error::{Error, Result};
 /// `1 − σ(−x)` where it is near 1, which is exact for hard labels (PyTorch's
 /// f32 `σ(x) − y` rounds to 0 for large `x` and `y = 1`, where this gives
 /// `−σ(−x)`) and, for soft labels, cancels where `σ(x) ≈ y` as PyTorch's
-/// does. `Bce` takes probabilities: an input or target outside [0, 1] (or
+/// does. At `x = −∞` its loss is NaN for every target, as PyTorch's form
+/// gives (`−∞ + ∞`; the limit is +∞ for `y > 0`); at `x = +∞` it is +∞, or
+/// NaN for `y = 1` (`0·∞`), as PyTorch's and the form above both give. `Bce` takes probabilities: an input or target outside [0, 1] (or
 /// NaN) is [`Error::InputOutOfRange`], as in
 /// PyTorch, whose clamps of the logarithm at −100 and of the gradient's
 /// denominator at 1e-12 (the f32 value, as PyTorch's) it keeps. `SmoothL1` with `beta = 0` is `L1`.
