@@ -669,6 +669,62 @@ fn an_unbatched_input_takes_a_scalar_target() {
 }
 
 #[test]
+fn zero_d_inputs_give_zero_d_outputs_in_every_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ctx = gpu("zero_d_inputs_give_zero_d_outputs_in_every_precision");
+    let f16 = ctx.is_some_and(|c| c.device().features().contains(wgpu::Features::SHADER_F16));
+    // Cross-entropy of an unbatched (C) input with a 0-d target, and the
+    // elementwise losses of a 0-d input: the loss is 0-d for every
+    // reduction, the gradient has the input's shape.
+    let logits = write(d, "c.npy", &[3], &[0.5f32, 1.0, -2.0]);
+    let class = write(d, "t.npy", &[], &[1i64]);
+    let x = write(d, "x.npy", &[], &[0.25f32]);
+    let y = write(d, "y.npy", &[], &[1.0f32]);
+    let calls = [
+        ("cross-entropy", &logits, &class, vec![3]),
+        ("mse", &x, &y, vec![]),
+        ("bce-with-logits", &x, &y, vec![]),
+    ];
+    for precision in ["f32", "bf16", "f16"] {
+        // Without a device that stores f16, the CPU path rounds to it.
+        let backend = if ctx.is_none() || (precision == "f16" && !f16) {
+            "cpu"
+        } else {
+            "auto"
+        };
+        for (loss, input, target, grad_shape) in &calls {
+            for reduction in ["none", "mean"] {
+                let (lp, gp) = (d.join("l.npy"), d.join("g.npy"));
+                let args = [
+                    "loss",
+                    "--loss",
+                    loss,
+                    "--logits",
+                    s(input),
+                    "--targets",
+                    s(target),
+                    "--precision",
+                    precision,
+                    "--reduction",
+                    reduction,
+                    "--backend",
+                    backend,
+                    "--loss-out",
+                    s(&lp),
+                    "--grad-out",
+                    s(&gp),
+                ];
+                ok(&xent(&args));
+                let what = format!("{loss} {precision} {reduction}");
+                assert_eq!(read_f32(&lp).0, Vec::<usize>::new(), "loss of {what}");
+                assert_eq!(&read_f32(&gp).0, grad_shape, "gradient of {what}");
+            }
+        }
+    }
+}
+
+#[test]
 fn an_empty_batch_gives_pytorchs_answers() {
     // torch: mean nan, sum 0, none an empty (0,) tensor, an empty gradient.
     let dir = tempfile::tempdir().unwrap();
