@@ -48,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let (first, last, right) = train(&ctx, &model, &sgd, &dims, &opts)?;
+    // The targets never change: the last step's range check speaks for all.
     ctx.read_status::<xent::CrossEntropyStatus>(model.status.slice(..))?
         .check(&xent::Layout::from_dims(&[N, V])?, -100)?;
     report(&ctx, &dims, &opts, first, last, right)
@@ -87,6 +88,7 @@ struct Model {
 }
 
 impl Model {
+    /// Uploads the data; everything else starts at zero.
     fn new(dev: &wgpu::Device, hidden: &[f32], targets: &[i32]) -> Self {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let init = |label, contents: &[u8]| {
@@ -136,6 +138,8 @@ struct Sgd {
 }
 
 impl Sgd {
+    /// Compiles `SGD_WGSL` and binds it twice, with a uniform of the learning
+    /// rate and the length each.
     fn new(dev: &wgpu::Device, model: &Model) -> Self {
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("sgd"),
