@@ -33,6 +33,8 @@ const X: [f32; BATCH * INPUTS] = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
 const TARGETS: [i32; BATCH] = [0, 1, 1, 0];
 /// `@workgroup_size` of every kernel in train_xor.wgsl.
 const WORKGROUP: usize = 64;
+/// The logits' shape, `(BATCH, CLASSES)`, as xent takes it.
+const DIMS: [usize; 2] = [BATCH, CLASSES];
 
 /// Mirrors `Shape` in train_xor.wgsl; padded to 32 bytes, a multiple of 16,
 /// as uniform buffers want on some backends.
@@ -57,55 +59,178 @@ fn main() -> Result<(), Box<dyn Error>> {
     // one queue and run in recording order. (With a device of your own, wrap
     // it with `xent::Context::new(device.clone(), queue.clone())`.)
     let ctx = xent::Context::from_env()?;
-    let (device, queue) = (ctx.device(), ctx.queue());
     println!("adapter: {}", ctx.adapter_summary());
 
-    use wgpu::BufferUsages as U;
-    let init = |label: &str, contents: &[u8], usage| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage,
-        })
-    };
-    let empty = |label: &str, floats: usize, usage| {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: (floats * 4) as u64,
-            usage,
-            mapped_at_creation: false,
-        })
-    };
-    let shape = Shape {
-        batch: BATCH as u32,
-        inputs: INPUTS as u32,
-        hidden: HIDDEN as u32,
-        classes: CLASSES as u32,
-        lr: LEARNING_RATE,
-        _pad: [0; 3],
-    };
-    let shape_buf = init("xor shape", bytemuck::bytes_of(&shape), U::UNIFORM);
-    let x = init("xor inputs", bytemuck::cast_slice(&X), U::STORAGE);
-    let targets = init("xor targets", bytemuck::cast_slice(&TARGETS), U::STORAGE);
-    let params = init(
-        "xor parameters",
-        bytemuck::cast_slice(&initial_params(seed)),
-        U::STORAGE,
-    );
-    let grads = empty("xor parameter gradients", PARAMS, U::STORAGE);
-    let hidden = empty("xor hidden pre-activations", BATCH * HIDDEN, U::STORAGE);
-    let logits = empty("xor logits", BATCH * CLASSES, U::STORAGE | U::COPY_SRC);
-    let dlogits = empty("xor dloss/dlogits", BATCH * CLASSES, U::STORAGE);
-    let loss = empty("xor loss", 1, U::STORAGE | U::COPY_SRC);
-    let status = empty(
-        "xor xent status",
-        xent::STATUS_SIZE as usize / 4,
-        U::STORAGE | U::COPY_SRC,
-    );
-    let loss_curve = empty("xor loss curve", STEPS, U::COPY_DST | U::COPY_SRC);
+    let buffers = Buffers::new(ctx.device(), seed);
+    let kernels = Kernels::new(ctx.device(), &buffers);
+    // PyTorch's defaults: mean reduction, no weights, no smoothing.
+    let opts = xent::CrossEntropyOptions::default();
+    train(&ctx, &buffers, &kernels, &opts)?;
+    let [final_logits, curve] = evaluate(&ctx, &buffers, &kernels, &opts)?;
+    report(seed, &final_logits, &curve)
+}
 
-    // One explicit layout shared by the three kernels, so one bind group
-    // serves them all (automatic layouts would give each its own).
+/// Every buffer of the run, all on the context's device: the data, the
+/// parameters and their gradients, the activations, what xent reads and
+/// writes, and the loss curve.
+struct Buffers {
+    shape: wgpu::Buffer,
+    x: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    hidden: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    dlogits: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    status: wgpu::Buffer,
+    loss_curve: wgpu::Buffer,
+}
+
+impl Buffers {
+    /// Uploads the inputs, the targets and the parameters of `seed`; the
+    /// rest start empty, for the kernels and xent to fill.
+    fn new(device: &wgpu::Device, seed: u64) -> Self {
+        use wgpu::BufferUsages as U;
+        let init = |label: &str, contents: &[u8], usage| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let empty = |label: &str, floats: usize, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (floats * 4) as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let shape = Shape {
+            batch: BATCH as u32,
+            inputs: INPUTS as u32,
+            hidden: HIDDEN as u32,
+            classes: CLASSES as u32,
+            lr: LEARNING_RATE,
+            _pad: [0; 3],
+        };
+        Buffers {
+            shape: init("xor shape", bytemuck::bytes_of(&shape), U::UNIFORM),
+            x: init("xor inputs", bytemuck::cast_slice(&X), U::STORAGE),
+            targets: init("xor targets", bytemuck::cast_slice(&TARGETS), U::STORAGE),
+            params: init(
+                "xor parameters",
+                bytemuck::cast_slice(&initial_params(seed)),
+                U::STORAGE,
+            ),
+            grads: empty("xor parameter gradients", PARAMS, U::STORAGE),
+            hidden: empty("xor hidden pre-activations", BATCH * HIDDEN, U::STORAGE),
+            logits: empty("xor logits", BATCH * CLASSES, U::STORAGE | U::COPY_SRC),
+            dlogits: empty("xor dloss/dlogits", BATCH * CLASSES, U::STORAGE),
+            loss: empty("xor loss", 1, U::STORAGE | U::COPY_SRC),
+            status: empty(
+                "xor xent status",
+                xent::STATUS_SIZE as usize / 4,
+                U::STORAGE | U::COPY_SRC,
+            ),
+            loss_curve: empty("xor loss curve", STEPS, U::COPY_DST | U::COPY_SRC),
+        }
+    }
+}
+
+/// The three kernels of train_xor.wgsl and the one bind group they share.
+struct Kernels {
+    bind_group: wgpu::BindGroup,
+    forward: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+    sgd_step: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    /// Compiles train_xor.wgsl and binds `buffers` to its kernels.
+    fn new(device: &wgpu::Device, buffers: &Buffers) -> Self {
+        let layout = shared_layout(device);
+        // Bindings 0 to 6, in train_xor.wgsl's order.
+        let bound = [
+            &buffers.shape,
+            &buffers.x,
+            &buffers.params,
+            &buffers.grads,
+            &buffers.hidden,
+            &buffers.logits,
+            &buffers.dlogits,
+        ];
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("xor bind group"),
+            layout: &layout,
+            entries: &bound
+                .iter()
+                .zip(0..)
+                .map(|(buffer, binding)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect::<Vec<_>>(),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("xor pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("train_xor.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("train_xor.wgsl").into()),
+        });
+        let pipeline = |entry_point: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry_point),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Kernels {
+            forward: pipeline("forward"),
+            backward: pipeline("backward"),
+            sgd_step: pipeline("sgd_step"),
+            bind_group,
+        }
+    }
+
+    /// Records the forward pass: hidden pre-activations and logits.
+    fn record_forward(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xor forward"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.forward);
+        pass.dispatch_workgroups(BATCH.div_ceil(WORKGROUP) as u32, 1, 1);
+    }
+
+    /// Records the backward pass from xent's ∂loss/∂logits, then the SGD
+    /// update of the parameters.
+    fn record_backward_and_update(&self, encoder: &mut wgpu::CommandEncoder) {
+        let param_groups = PARAMS.div_ceil(WORKGROUP) as u32;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("xor backward and update"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.backward);
+        pass.dispatch_workgroups(param_groups, 1, 1);
+        // wgpu orders these two dispatches: both use `grads` and `params`.
+        pass.set_pipeline(&self.sgd_step);
+        pass.dispatch_workgroups(param_groups, 1, 1);
+    }
+}
+
+/// One explicit layout shared by the three kernels, so one bind group
+/// serves them all (automatic layouts would give each its own).
+fn shared_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -117,7 +242,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         count: None,
     };
     let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some("xor bind group layout"),
         entries: &[
             entry(0, wgpu::BufferBindingType::Uniform),
@@ -128,99 +253,74 @@ fn main() -> Result<(), Box<dyn Error>> {
             entry(5, storage(false)),
             entry(6, storage(true)),
         ],
-    });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("xor bind group"),
-        layout: &layout,
-        entries: &[&shape_buf, &x, &params, &grads, &hidden, &logits, &dlogits]
-            .iter()
-            .zip(0..)
-            .map(|(buffer, binding)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            })
-            .collect::<Vec<_>>(),
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("xor pipeline layout"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("train_xor.wgsl"),
-        source: wgpu::ShaderSource::Wgsl(include_str!("train_xor.wgsl").into()),
-    });
-    let pipeline = |entry_point: &str| {
-        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry_point),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(entry_point),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    };
-    let (forward, backward, sgd_step) = (
-        pipeline("forward"),
-        pipeline("backward"),
-        pipeline("sgd_step"),
-    );
-    let sample_groups = BATCH.div_ceil(WORKGROUP) as u32;
-    let param_groups = PARAMS.div_ceil(WORKGROUP) as u32;
-    let record_forward = |encoder: &mut wgpu::CommandEncoder| {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("xor forward"),
-            timestamp_writes: None,
-        });
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.set_pipeline(&forward);
-        pass.dispatch_workgroups(sample_groups, 1, 1);
-    };
+    })
+}
 
-    let dims = [BATCH, CLASSES];
-    // PyTorch's defaults: mean reduction, no weights, no smoothing.
-    let opts = xent::CrossEntropyOptions::default();
+/// `STEPS` steps of full-batch SGD, `STEPS_PER_SUBMIT` of them recorded into
+/// each command encoder; nothing is read back.
+fn train(
+    ctx: &xent::Context,
+    buffers: &Buffers,
+    kernels: &Kernels,
+    opts: &xent::CrossEntropyOptions,
+) -> Result<(), xent::Error> {
     // Our own buffers, bound by xent as they are: logits in, loss and dlogits out.
     let xent_buffers = xent::CrossEntropyBuffers::new(
-        logits.slice(..),
-        xent::TargetBuffer::ClassI32(targets.slice(..)),
-        loss.slice(..),
-        Some(dlogits.slice(..)),
-        status.slice(..),
+        buffers.logits.slice(..),
+        xent::TargetBuffer::ClassI32(buffers.targets.slice(..)),
+        buffers.loss.slice(..),
+        Some(buffers.dlogits.slice(..)),
+        buffers.status.slice(..),
     );
+    let device = ctx.device();
     for first in (0..STEPS).step_by(STEPS_PER_SUBMIT) {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("xor training steps"),
         });
         for step in first..STEPS.min(first + STEPS_PER_SUBMIT) {
-            record_forward(&mut encoder);
-            ctx.record_cross_entropy(&mut encoder, &dims, &opts, &xent_buffers)?;
-            encoder.copy_buffer_to_buffer(&loss, 0, &loss_curve, (step * 4) as u64, 4);
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("xor backward and update"),
-                timestamp_writes: None,
-            });
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.set_pipeline(&backward);
-            pass.dispatch_workgroups(param_groups, 1, 1);
-            // wgpu orders these two dispatches: both use `grads` and `params`.
-            pass.set_pipeline(&sgd_step);
-            pass.dispatch_workgroups(param_groups, 1, 1);
+            // One step: forward, xent's loss and ∂loss/∂logits, the loss into
+            // the curve, backward and the update.
+            kernels.record_forward(&mut encoder);
+            ctx.record_cross_entropy(&mut encoder, &DIMS, opts, &xent_buffers)?;
+            let curve_offset = (step * 4) as u64;
+            encoder.copy_buffer_to_buffer(&buffers.loss, 0, &buffers.loss_curve, curve_offset, 4);
+            kernels.record_backward_and_update(&mut encoder);
         }
-        queue.submit([encoder.finish()]);
+        ctx.queue().submit([encoder.finish()]);
     }
+    Ok(())
+}
 
+/// The trained network's logits and the loss curve, read back, with xent's
+/// status checked.
+fn evaluate(
+    ctx: &xent::Context,
+    buffers: &Buffers,
+    kernels: &Kernels,
+    opts: &xent::CrossEntropyOptions,
+) -> Result<[Vec<f32>; 2], Box<dyn Error>> {
     // One more forward pass, so the logits we print are the trained network's
     // (the last step's logits predate its update), then the one readback.
+    let (device, queue) = (ctx.device(), ctx.queue());
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("xor final forward"),
     });
-    record_forward(&mut encoder);
-    let [final_logits, curve] = read_f32(device, queue, encoder, [&logits, &loss_curve])?;
+    kernels.record_forward(&mut encoder);
+    let read = read_f32(
+        device,
+        queue,
+        encoder,
+        [&buffers.logits, &buffers.loss_curve],
+    )?;
     // The targets never change, so the last step's range check speaks for all.
-    ctx.read_status::<xent::CrossEntropyStatus>(status.slice(..))?
-        .check(&xent::Layout::from_dims(&dims)?, opts.ignore_index)?;
+    ctx.read_status::<xent::CrossEntropyStatus>(buffers.status.slice(..))?
+        .check(&xent::Layout::from_dims(&DIMS)?, opts.ignore_index)?;
+    Ok(read)
+}
 
+/// Prints the loss curve's ends and each input's prediction; an error unless
+/// all four are right.
+fn report(seed: u64, final_logits: &[f32], curve: &[f32]) -> Result<(), Box<dyn Error>> {
     println!("seed {seed}, {STEPS} steps of SGD at learning rate {LEARNING_RATE}");
     println!(
         "loss: step 1 {:.4}, step {STEPS} {:.4}",

@@ -52,7 +52,40 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     let problem = Problem::new();
     let range = ClassRange::split(V, ranks)?[rank];
     let dims = LinearDims { n: N, h: H, v: V };
-    let opts = LinearCrossEntropyOptions {
+    let opts = options();
+    let ctx = Context::from_env()?;
+    if rank == 0 {
+        println!("{ranks} ranks, adapter: {}", ctx.adapter_summary());
+    }
+    let shard = Shard::upload(&ctx, &problem, range);
+
+    // 1. The partial: this rank's records.
+    let mine = shard.partial(&dims, &opts)?;
+
+    // 2. The all-gather: every rank's records, in rank (= class) order.
+    let words = N * VOCAB_RECORD_WORDS;
+    let mut all = vec![0u32; ranks * words];
+    world.all_gather_into(&mine[..words], &mut all[..]);
+
+    // 3. The merge and this rank's finish.
+    let out = shard.merge_and_finish(&dims, &opts, &all, ranks)?;
+
+    // 4. Rank 0 gathers the gradients: ∂L/∂h summed in rank order, the rows
+    // of ∂L/∂W and ∂L/∂b put together (each rank sends its rows padded to
+    // the largest shard's). The other ranks are done.
+    let Some(split) = gather_gradients(world, range, &out)? else {
+        return Ok(true);
+    };
+
+    // 5. The single-process run and the f64 twin, on rank 0's device.
+    let (single, twin) = single_and_twin(&ctx, &problem, &dims, &opts)?;
+    print_differences(&split, &single);
+    Ok(verdicts(&split, &single, &twin))
+}
+
+/// The loss every rank computes its share of.
+fn options() -> LinearCrossEntropyOptions {
+    LinearCrossEntropyOptions {
         loss: CrossEntropyOptions {
             reduction: Reduction::Mean,
             label_smoothing: 0.1,
@@ -63,115 +96,142 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         // A small window: several chunks of rows per rank.
         scratch_budget: 64 << 10,
         ..Default::default()
-    };
-
-    let ctx = Context::from_env()?;
-    if rank == 0 {
-        println!("{ranks} ranks, adapter: {}", ctx.adapter_summary());
     }
-    let dev = ctx.device();
-    let usage =
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let init = |contents: &[u8]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: if contents.is_empty() {
-                &[0; 4]
-            } else {
-                contents
-            },
-            usage,
-        })
-    };
-    let zeros = |bytes: usize| init(&vec![0u8; bytes.max(4)]);
-    let (c0, c1) = (range.start, range.end);
-    let hidden = init(bytemuck::cast_slice(&problem.hidden));
-    let targets = init(bytemuck::cast_slice(&problem.targets));
-    let weight = init(bytemuck::cast_slice(&problem.weight[c0 * H..c1 * H]));
-    let bias = init(bytemuck::cast_slice(&problem.bias[c0..c1]));
-    let class_weights = init(bytemuck::cast_slice(&problem.class_weights[c0..c1]));
-    let words = N * VOCAB_RECORD_WORDS;
-    let partial = zeros(words * 4);
+}
 
-    // 1. The partial: this rank's records.
-    let mut encoder = dev.create_command_encoder(&Default::default());
-    let buffers = LinearPartialBuffers {
-        hidden: hidden.slice(..),
-        weight: weight.slice(..),
-        bias: Some(bias.slice(..)),
-        targets: xent::TargetBuffer::ClassI32(targets.slice(..)),
-        precision: xent::Precision::F32,
-        weights: Some(class_weights.slice(..)),
-        partial: partial.slice(..),
-    };
-    ctx.record_linear_vocab_partial(&mut encoder, &dims, range, &opts, &buffers)?;
-    let mine: Vec<u32> = read(&ctx, encoder, &[&partial])?.remove(0);
+/// One rank's inputs on its own device: all of `h` and the targets, and its
+/// rows of `W`, `b` and the class weights.
+struct Shard<'a> {
+    ctx: &'a Context,
+    range: ClassRange,
+    hidden: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    class_weights: wgpu::Buffer,
+}
 
-    // 2. The all-gather: every rank's records, in rank (= class) order.
-    let mut all = vec![0u32; ranks * words];
-    world.all_gather_into(&mine[..words], &mut all[..]);
-    let gathered = init(bytemuck::cast_slice(&all));
-    let merged = zeros(words * 4);
+impl<'a> Shard<'a> {
+    /// Uploads this rank's share of `problem`, the classes of `range`.
+    fn upload(ctx: &'a Context, problem: &Problem, range: ClassRange) -> Self {
+        let (c0, c1) = (range.start, range.end);
+        let floats = |contents: &[f32]| storage(ctx, bytemuck::cast_slice(contents));
+        Shard {
+            ctx,
+            range,
+            hidden: floats(&problem.hidden),
+            targets: storage(ctx, bytemuck::cast_slice(&problem.targets)),
+            weight: floats(&problem.weight[c0 * H..c1 * H]),
+            bias: floats(&problem.bias[c0..c1]),
+            class_weights: floats(&problem.class_weights[c0..c1]),
+        }
+    }
 
-    // 3. The merge and this rank's finish.
-    let (loss, status, lse, correct) = (zeros(4), zeros(16), zeros(N * 4), zeros(4));
-    let (gh, gw, gb) = (
-        zeros(N * H * 4),
-        zeros(range.len() * H * 4),
-        zeros(range.len() * 4),
-    );
-    let mut encoder = dev.create_command_encoder(&Default::default());
-    ctx.record_vocab_merge(
-        &mut encoder,
-        &xent::MergeDims {
+    /// Step 1: this rank's records, read back for the all-gather.
+    fn partial(
+        &self,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+    ) -> Result<Vec<u32>, Failure> {
+        let partial = zeros(self.ctx, N * VOCAB_RECORD_WORDS * 4);
+        let mut encoder = self
+            .ctx
+            .device()
+            .create_command_encoder(&Default::default());
+        let buffers = LinearPartialBuffers {
+            hidden: self.hidden.slice(..),
+            weight: self.weight.slice(..),
+            bias: Some(self.bias.slice(..)),
+            targets: xent::TargetBuffer::ClassI32(self.targets.slice(..)),
+            precision: xent::Precision::F32,
+            weights: Some(self.class_weights.slice(..)),
+            partial: partial.slice(..),
+        };
+        self.ctx
+            .record_linear_vocab_partial(&mut encoder, dims, self.range, opts, &buffers)?;
+        Ok(read(self.ctx, encoder, &[&partial])?.remove(0))
+    }
+
+    /// Step 3: merges every rank's records (`all`) and records this rank's
+    /// finish; returns the words of the loss, the status, `lse`, the count
+    /// of right, and this rank's ∂L/∂h, ∂L/∂W and ∂L/∂b, in that order.
+    fn merge_and_finish(
+        &self,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        all: &[u32],
+        ranks: usize,
+    ) -> Result<Vec<Vec<u32>>, Failure> {
+        let (ctx, range) = (self.ctx, self.range);
+        let gathered = storage(ctx, bytemuck::cast_slice(all));
+        let merged = zeros(ctx, N * VOCAB_RECORD_WORDS * 4);
+        let (loss, status, lse, correct) = (
+            zeros(ctx, 4),
+            zeros(ctx, 16),
+            zeros(ctx, N * 4),
+            zeros(ctx, 4),
+        );
+        let (gh, gw, gb) = (
+            zeros(ctx, N * H * 4),
+            zeros(ctx, range.len() * H * 4),
+            zeros(ctx, range.len() * 4),
+        );
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        let merge_dims = xent::MergeDims {
             rows: N,
             shards: ranks,
-        },
-        &opts.loss,
-        &xent::VocabMergeBuffers {
+        };
+        let merge_buffers = xent::VocabMergeBuffers {
             gathered: gathered.slice(..),
             merged: merged.slice(..),
-        },
-    )?;
-    let buffers = LinearBuffers {
-        bias: Some(bias.slice(..)),
-        weights: Some(class_weights.slice(..)),
-        grad_hidden: Some(gh.slice(..)),
-        grad_weight: Some(gw.slice(..)),
-        grad_bias: Some(gb.slice(..)),
-        lse: Some(lse.slice(..)),
-        correct: Some(correct.slice(..)),
-        ..LinearBuffers::new(
-            hidden.slice(..),
-            weight.slice(..),
-            xent::TargetBuffer::ClassI32(targets.slice(..)),
-            loss.slice(..),
-            status.slice(..),
-        )
-    };
-    ctx.record_linear_vocab_finish(
-        &mut encoder,
-        &dims,
-        range,
-        &opts,
-        &xent::LinearFinishBuffers {
+        };
+        ctx.record_vocab_merge(&mut encoder, &merge_dims, &opts.loss, &merge_buffers)?;
+        let buffers = LinearBuffers {
+            bias: Some(self.bias.slice(..)),
+            weights: Some(self.class_weights.slice(..)),
+            grad_hidden: Some(gh.slice(..)),
+            grad_weight: Some(gw.slice(..)),
+            grad_bias: Some(gb.slice(..)),
+            lse: Some(lse.slice(..)),
+            correct: Some(correct.slice(..)),
+            ..LinearBuffers::new(
+                self.hidden.slice(..),
+                self.weight.slice(..),
+                xent::TargetBuffer::ClassI32(self.targets.slice(..)),
+                loss.slice(..),
+                status.slice(..),
+            )
+        };
+        let finish_buffers = xent::LinearFinishBuffers {
             shard: buffers,
             merged: merged.slice(..),
-        },
-    )?;
-    let out = read(
-        &ctx,
-        encoder,
-        &[&loss, &status, &lse, &correct, &gh, &gw, &gb],
-    )?;
-    // Targets out of range, or merged records that miss a shard: typed errors.
-    let layout = xent::Layout::from_dims(&[N, V])?;
-    <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(bytemuck::cast_slice(&out[1]))
-        .check(&layout, opts.loss.ignore_index)?;
+        };
+        ctx.record_linear_vocab_finish(&mut encoder, dims, range, opts, &finish_buffers)?;
+        let out = read(
+            ctx,
+            encoder,
+            &[&loss, &status, &lse, &correct, &gh, &gw, &gb],
+        )?;
+        // Targets out of range, or merged records that miss a shard: typed errors.
+        let layout = xent::Layout::from_dims(&[N, V])?;
+        <xent::CrossEntropyStatus as xent::OpStatus>::from_bytes(bytemuck::cast_slice(&out[1]))
+            .check(&layout, opts.loss.ignore_index)?;
+        Ok(out)
+    }
+}
 
-    // 4. Rank 0 gathers the gradients: ∂L/∂h summed in rank order, the rows
-    // of ∂L/∂W and ∂L/∂b put together (each rank sends its rows padded to
-    // the largest shard's).
+/// Step 4: the split result on rank 0, from the words of
+/// [`Shard::merge_and_finish`]: every rank's gradients gathered, and rank 0's
+/// loss, `lse` and count of right (the same on every rank); `None` on the
+/// other ranks.
+fn gather_gradients(
+    world: &mpi::topology::SimpleCommunicator,
+    range: ClassRange,
+    out: &[Vec<u32>],
+) -> Result<Option<LinearOutput<f32>>, Failure> {
+    let (rank, ranks) = (world.rank() as usize, world.size() as usize);
+    // Each rank sends its rows of ∂L/∂W and ∂L/∂b padded to the largest
+    // shard's.
     let most = V.div_ceil(ranks);
     let gather = |mine: &[u32], per: usize| -> Vec<u32> {
         let mut send = mine.to_vec();
@@ -190,7 +250,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     let gw_all = gather(&out[5][..range.len() * H], most * H);
     let gb_all = gather(&out[6][..range.len()], most);
     if rank != 0 {
-        return Ok(true);
+        return Ok(None);
     }
     let f32s = |w: &[u32]| -> Vec<f32> { w.iter().map(|&b| f32::from_bits(b)).collect() };
     let mut grad_hidden = vec![0.0f32; N * H];
@@ -205,7 +265,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         grad_weight.extend(f32s(&gw_all[k * most * H..k * most * H + r.len() * H]));
         grad_bias.extend(f32s(&gb_all[k * most..k * most + r.len()]));
     }
-    let split = LinearOutput {
+    Ok(Some(LinearOutput {
         loss: f32s(&out[0][..1]),
         grad_hidden: Some(grad_hidden),
         grad_weight: Some(grad_weight),
@@ -213,17 +273,24 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         lse: Some(f32s(&out[2][..N])),
         correct: Some(u64::from(out[3][0])),
         magnitude: None,
-    };
+    }))
+}
 
-    // 5. The single-process run and the f64 twin, on rank 0's device.
+/// The unsharded call on this rank's device, and the f64 CPU twin.
+fn single_and_twin(
+    ctx: &Context,
+    problem: &Problem,
+    dims: &LinearDims,
+    opts: &LinearCrossEntropyOptions,
+) -> Result<(LinearOutput<f32>, LinearOutput<f64>), Failure> {
     let single = ctx.linear_cross_entropy(
         &problem.hidden,
         &problem.weight,
         Some(&problem.bias),
         &problem.targets64(),
         Some(&problem.class_weights),
-        &dims,
-        &opts,
+        dims,
+        opts,
         &xent::Returns {
             lse: true,
             correct: true,
@@ -236,9 +303,14 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         Some(&problem.bias[..]),
         &problem.targets64(),
         Some(&problem.class_weights[..]),
-        &dims,
-        &opts,
+        dims,
+        opts,
     )?;
+    Ok((single, twin))
+}
+
+/// Prints the loss of both runs and their largest differences.
+fn print_differences(split: &LinearOutput<f32>, single: &LinearOutput<f32>) {
     let diff = |a: &Option<Vec<f32>>, b: &Option<Vec<f32>>| {
         let (a, b) = (
             a.as_deref().unwrap_or_default(),
@@ -260,6 +332,14 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
         diff(&split.grad_weight, &single.grad_weight),
         diff(&split.grad_bias, &single.grad_bias),
     );
+}
+
+/// Prints whether each pair agrees; `false` unless all three do.
+fn verdicts(
+    split: &LinearOutput<f32>,
+    single: &LinearOutput<f32>,
+    twin: &LinearOutput<f64>,
+) -> bool {
     // The single-process result as the reference, with the twin's
     // magnitudes: the split one held to it by the tolerance every GPU
     // result is held to; and both to the twin.
@@ -280,12 +360,12 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
     let verdicts = [
         (
             "split vs single process",
-            tol.compare_linear(&split, &reference),
+            tol.compare_linear(split, &reference),
         ),
-        ("split vs the f64 twin", tol.compare_linear(&split, &twin)),
+        ("split vs the f64 twin", tol.compare_linear(split, twin)),
         (
             "single process vs the f64 twin",
-            tol.compare_linear(&single, &twin),
+            tol.compare_linear(single, twin),
         ),
     ];
     let mut ok = true;
@@ -298,7 +378,7 @@ fn run(world: &mpi::topology::SimpleCommunicator) -> Result<bool, Failure> {
             }
         }
     }
-    Ok(ok)
+    ok
 }
 
 /// The problem every rank makes the same: a fixed generator, no dependency.
@@ -345,6 +425,28 @@ impl Problem {
     fn targets64(&self) -> Vec<i64> {
         self.targets.iter().map(|&t| i64::from(t)).collect()
     }
+}
+
+/// A storage buffer holding `contents` (one zero word where they are empty:
+/// a shard may have no classes).
+fn storage(ctx: &Context, contents: &[u8]) -> wgpu::Buffer {
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: if contents.is_empty() {
+                &[0; 4]
+            } else {
+                contents
+            },
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// A storage buffer of `bytes` zero bytes (at least 4).
+fn zeros(ctx: &Context, bytes: usize) -> wgpu::Buffer {
+    storage(ctx, &vec![0u8; bytes.max(4)])
 }
 
 /// Submits `encoder` with copies of `buffers` into staging buffers and
