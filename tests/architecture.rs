@@ -8,20 +8,13 @@
 //! or `lib`. A file depends on every unit its code (not its comments) names
 //! through a `crate::` path; `crate::Name` of a name `lib.rs` re-exports
 //! counts as the unit the name comes from.
+//!
+//! And the sizes the tree keeps: no file under `src/` or `shaders/` over
+//! `FILE_LINES_MAX` lines, no Rust function (library, command line or
+//! tests) over `FN_LINES_MAX`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The unit of a file under `src/`, or `None` for the command line
 /// (`src/bin/`), which may use anything.
@@ -111,7 +104,7 @@ fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let reexports = reexports(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    files_with(&src, "rs", &mut files);
     let mut deps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for file in files {
         let rel = file
@@ -181,4 +174,104 @@ fn the_rules_can_fail() {
         .map(String::from)
         .into();
     assert_eq!(units, expected);
+}
+
+/// The most lines a file under `src/` or `shaders/` may have.
+const FILE_LINES_MAX: usize = 500;
+/// The most lines a Rust function may have, its signature and closing
+/// brace included: one screen.
+const FN_LINES_MAX: usize = 80;
+
+fn files_with(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_with(&path, ext, out);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+}
+
+/// Each function of a Rust file longer than `max` lines, as (first line,
+/// name, lines): from its `fn` line to the closing brace at the `fn` line's
+/// indentation (rustfmt's layout).
+fn long_functions(text: &str, max: usize) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut long = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let words: Vec<&str> = body.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        let leading = [
+            "pub",
+            "pub(crate)",
+            "pub(super)",
+            "const",
+            "async",
+            "unsafe",
+        ];
+        if !words[..at].iter().all(|w| leading.contains(w)) || body.ends_with(';') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i..].iter().position(|l| *l == close) {
+            if end + 1 > max {
+                let name = words.get(at + 1).unwrap_or(&"?");
+                let name = name.split(['(', '<']).next().unwrap_or("?").to_string();
+                long.push((i + 1, name, end + 1));
+            }
+        }
+    }
+    long
+}
+
+#[test]
+fn files_and_functions_stay_within_a_screen() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut too_long = Vec::new();
+    let mut sources = Vec::new();
+    files_with(&root.join("src"), "rs", &mut sources);
+    files_with(&root.join("shaders"), "wgsl", &mut sources);
+    for path in &sources {
+        let lines = std::fs::read_to_string(path).unwrap().lines().count();
+        if lines > FILE_LINES_MAX {
+            too_long.push(format!("{}: {lines} lines", path.display()));
+        }
+    }
+    let mut rust = Vec::new();
+    files_with(&root.join("src"), "rs", &mut rust);
+    files_with(&root.join("tests"), "rs", &mut rust);
+    files_with(&root.join("benches"), "rs", &mut rust);
+    files_with(&root.join("examples"), "rs", &mut rust);
+    for path in &rust {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (line, name, lines) in long_functions(&text, FN_LINES_MAX) {
+            too_long.push(format!(
+                "{}:{line}: fn {name}, {lines} lines",
+                path.display()
+            ));
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "over the limits:\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn the_size_rule_can_fail() {
+    let body = "    let x = 1;\n".repeat(FN_LINES_MAX - 1);
+    let long = format!("pub(crate) fn long() {{\n{body}}}\nfn short() {{\n}}\n");
+    assert_eq!(
+        long_functions(&long, FN_LINES_MAX),
+        vec![(1, "long".to_string(), FN_LINES_MAX + 1)]
+    );
+    let nested = format!("impl A {{\n    fn inner<T>(&self) {{\n{body}    }}\n}}\n");
+    assert_eq!(long_functions(&nested, FN_LINES_MAX)[0].1, "inner");
+    assert!(long_functions("fn declared(&self);\n", 0).is_empty());
 }
