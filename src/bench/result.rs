@@ -34,10 +34,10 @@ pub struct BenchResult {
     pub cpu_ms: Option<f64>,
     /// Host time to record one call (validation, uniform, bind groups), in microseconds.
     pub record_us: f64,
-    /// The call's dispatches timed one by one ([`profile_case`]); empty
+    /// The call's dispatches timed one by one ([`profile_case`](super::profile_case)); empty
     /// unless a profile was asked for.
     pub dispatches: Vec<DispatchTime>,
-    /// The rows checked against the CPU path ([`BenchCase::check_rows`])
+    /// The rows checked against the CPU path ([`BenchCase::check_rows`](super::BenchCase::check_rows))
     /// and their gradient's largest |GPU − CPU|; `None` when not asked for.
     pub rows_checked: Option<(usize, f64)>,
 }
