@@ -46,8 +46,8 @@ impl Context {
 
 impl HostRun<'_> {
     /// An input buffer holding `bytes` (padded with zeros to whole vec4s,
-    /// at least one), read by the kernels. The first upload of a call finds
-    /// a lost device ([`Error::DeviceLost`](crate::Error::DeviceLost)).
+    /// at least one), read by the kernels. An upload finds a lost device
+    /// ([`Error::DeviceLost`](crate::Error::DeviceLost)).
     pub(crate) fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
         self.ctx.upload_as(label, bytes, STORAGE_IN)
     }
@@ -96,7 +96,8 @@ impl HostRun<'_> {
 
     /// Submits `encoder` with copies of `wanted`, waits, and returns their
     /// bytes in order. [`Error::Gpu`](crate::Error::Gpu) naming `what` when
-    /// the scope caught an error.
+    /// the scope caught an error, or the readback's error
+    /// ([`Error::DeviceLost`](crate::Error::DeviceLost), [`Error::Gpu`](crate::Error::Gpu)).
     pub(crate) fn finish(
         self,
         encoder: wgpu::CommandEncoder,
@@ -120,7 +121,7 @@ pub(crate) struct Readback {
 
 impl Readback {
     /// The next output's bytes.
-    pub(crate) fn next_bytes(&mut self) -> Vec<u8> {
+    fn next_bytes(&mut self) -> Vec<u8> {
         self.bytes.next().unwrap_or_default()
     }
 

@@ -35,9 +35,9 @@ impl Reduction {
 
     /// The shape of the loss output: the targets' `dims` for `None`, a
     /// scalar's (none) otherwise.
-    pub(crate) fn loss_dims(self, dims: Vec<usize>) -> Vec<usize> {
+    pub(crate) fn loss_dims(self, dims: &[usize]) -> Vec<usize> {
         if self == Reduction::None {
-            dims
+            dims.to_vec()
         } else {
             Vec::new()
         }

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `<name>_load(i) -> f32` | element `i`, widened exactly |
 //! | `<name>_load4(q) -> vec4<f32>` | elements `4q … 4q+3` through the vec4 view |
-//! | `<name>_store(i, v)` | element `i`, rounded to nearest even (written tensors) |
+//! | `<name>_store(i, v)` | element `i` (written tensors): bf16 rounded to nearest even, f16 by WGSL's conversion |
 //! | `<name>_store4(q, v)` | a whole vec4 of the vec4 view |
 //! | `<name>_store_at4(i, v)` | element `i` through the vec4 view, by the invocation that owns its vec4 |
 //! | `<name>_len() -> u32` | the elements the binding holds (bf16: both halves of every word) |

@@ -395,7 +395,7 @@ pub(crate) fn read_outputs(
     status.check(layout, opts.ignore_index)?;
     Ok(CrossEntropyOutput {
         loss: read.f32s(opts.reduction.loss_len(layout.rows())),
-        loss_dims: opts.reduction.loss_dims(layout.target_dims()),
+        loss_dims: opts.reduction.loss_dims(&layout.target_dims()),
         grad: None,
         lse: returns.lse.then(|| read.f32s(layout.rows())),
         correct: returns.correct.then(|| read.count()),

@@ -130,7 +130,7 @@ impl Context {
         }
         let mut out = ElementwiseOutput {
             loss: read.f32s(loss_len),
-            loss_dims: options.reduction.loss_dims(shape.dims.clone()),
+            loss_dims: options.reduction.loss_dims(&shape.dims),
             grad: returns
                 .grad
                 .then(|| read.widened(stored.precision, shape.len)),

@@ -1,10 +1,10 @@
 //! The host API of a vocabulary-split call run on one device: the shards'
 //! partials, their records gathered by copies, the merge, the finishes.
 
-use super::VOCAB_RECORD_BYTES;
-use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
 use std::borrow::Cow;
 
+use super::VOCAB_RECORD_BYTES;
+use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
 use crate::core::host_run::HostRun;
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
@@ -125,7 +125,8 @@ impl Context {
 
 /// One shard's slices of a host call's inputs: its classes of the input,
 /// of probability targets and of the class weights. Class-index targets are
-/// whole in every shard, as on devices of their own.
+/// whole in every shard, as on devices of their own (K copies of `rows`
+/// 4-byte ids, small beside each shard's records and outputs).
 struct HostShard<'a, E> {
     logits: Vec<E>,
     targets: Cow<'a, [u8]>,

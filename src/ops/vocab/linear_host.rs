@@ -58,8 +58,8 @@ impl Context {
             targets,
             class_weights,
         };
-        let ranges = ClassRange::split(dims.v, shards)?;
         let targets32 = inputs.check(self, dims, opts, returns)?;
+        let ranges = ClassRange::split(dims.v, shards)?;
         let run = self.host_run();
         let hidden_buf = run.upload("xent hidden", bytemuck::cast_slice(hidden))?;
         let targets_buf = run.upload("xent targets", bytemuck::cast_slice(&targets32))?;
