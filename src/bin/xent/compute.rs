@@ -49,7 +49,31 @@ impl Computed {
             check: None,
         }
     }
+
+    /// The GPU's result, timed, with its check against the CPU path's
+    /// (`cpu`: its loss and gradient, and the tolerance's verdict) unless
+    /// `--no-check`.
+    pub(crate) fn gpu(
+        ctx: &xent::Context,
+        gpu_ms: f64,
+        (loss, grad): (Vec<f32>, Option<Vec<f32>>),
+        cpu: Option<CpuResult<'_>>,
+    ) -> Self {
+        let grad = grad.unwrap_or_default();
+        let check = cpu.map(|(l, g, verdict)| Check::new(&loss, &grad, l, g, verdict));
+        Computed {
+            loss,
+            grad,
+            adapter: ctx.adapter_summary(),
+            gpu_ms: Some(gpu_ms),
+            check,
+        }
+    }
 }
+
+/// The CPU path's loss and gradient, and the tolerance's verdict on the
+/// GPU's.
+pub(crate) type CpuResult<'a> = (&'a [f64], Option<&'a [f64]>, Result<(), xent::Error>);
 
 /// The GPU result held against the CPU path.
 pub(crate) struct Check {

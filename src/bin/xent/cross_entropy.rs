@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use xent::{cpu, CrossEntropyOptions, InputKind, Layout, Reduction, Targets, Tolerance, Weights};
 
-use crate::compute::{self, Check, Computed, Mode};
+use crate::compute::{self, Computed, Mode};
 use crate::inputs::{self, Floats};
 use crate::loss::{self, InputArg, LossArgs};
 use crate::npy::{self, Array};
@@ -230,26 +230,25 @@ fn compute_gpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         mode.precision
             .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts, mode.shards)
     })?;
-    let grad = out.grad.clone().unwrap_or_default();
-    let check = if mode.check {
-        let want = cpu::cross_entropy_with(&input[..], &p.dims, targets, class, &p.opts)?;
-        let tol = Tolerance::default();
-        let verdict = tol.compare_cross_entropy(&out, &want, &mode.precision.grad_tolerance());
-        Some(Check::new(
-            &out.loss,
-            &grad,
-            &want.loss,
-            want.grad.as_deref(),
-            verdict,
-        ))
+    let want = if mode.check {
+        Some(cpu::cross_entropy_with(
+            &input[..],
+            &p.dims,
+            targets,
+            class,
+            &p.opts,
+        )?)
     } else {
         None
     };
-    Ok(Computed {
-        loss: out.loss,
-        grad,
-        adapter: ctx.adapter_summary(),
-        gpu_ms: Some(gpu_ms),
-        check,
-    })
+    let tol = Tolerance::default();
+    let grad_tol = mode.precision.grad_tolerance();
+    let verdict = want
+        .as_ref()
+        .map(|w| tol.compare_cross_entropy(&out, w, &grad_tol));
+    let cpu = want
+        .as_ref()
+        .zip(verdict)
+        .map(|(w, v)| (&w.loss[..], w.grad.as_deref(), v));
+    Ok(Computed::gpu(&ctx, gpu_ms, (out.loss, out.grad), cpu))
 }

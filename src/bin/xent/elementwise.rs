@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use xent::{cpu, ElementwiseLoss, ElementwiseOptions, LossWeights, Tolerance};
 
-use crate::compute::{self, Check, Computed, Mode};
+use crate::compute::{self, Computed, Mode};
 use crate::inputs;
 use crate::loss::{self, LossArgs};
 use crate::npy::{self, Array};
@@ -295,28 +295,17 @@ fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         mode.precision
             .elementwise_loss(&ctx, &p.input, &p.target, &p.dims, p.weights(), &p.opts)
     })?;
-    let grad = out.grad.clone().unwrap_or_default();
-    let check = if mode.check {
-        let want = p.cpu()?;
-        let verdict =
-            Tolerance::default().compare_elementwise(&out, &want, &mode.precision.grad_tolerance());
-        Some(Check::new(
-            &out.loss,
-            &grad,
-            &want.loss,
-            want.grad.as_deref(),
-            verdict,
-        ))
-    } else {
-        None
-    };
-    Ok(Computed {
-        loss: out.loss,
-        grad,
-        adapter: ctx.adapter_summary(),
-        gpu_ms: Some(gpu_ms),
-        check,
-    })
+    let want = if mode.check { Some(p.cpu()?) } else { None };
+    let tol = Tolerance::default();
+    let grad_tol = mode.precision.grad_tolerance();
+    let verdict = want
+        .as_ref()
+        .map(|w| tol.compare_elementwise(&out, w, &grad_tol));
+    let cpu = want
+        .as_ref()
+        .zip(verdict)
+        .map(|(w, v)| (&w.loss[..], w.grad.as_deref(), v));
+    Ok(Computed::gpu(&ctx, gpu_ms, (out.loss, out.grad), cpu))
 }
 
 #[cfg(test)]
