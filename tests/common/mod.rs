@@ -9,6 +9,7 @@
 // Each test crate uses only some of the helpers.
 #![allow(dead_code)]
 
+pub mod family;
 pub mod generators;
 pub mod placed;
 

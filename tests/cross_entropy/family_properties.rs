@@ -3,8 +3,9 @@
 //! kind and reduction, with and without ignore, class and sample weights,
 //! smoothing and z-loss; and every row strategy on a spread of options.
 
+use crate::common::family::{FamilyCase, FamilyOptions};
 use crate::common::generators::{
-    input_kind, kd_dims, reduction, smoothing, softcap, target_kind, z_loss, TargetKind,
+    input_kind, kd_dims, reduction, smoothing, softcap, target_kind, z_loss,
 };
 use crate::common::{ctx, to_kind, Rng};
 use proptest::prelude::*;
@@ -29,53 +30,14 @@ proptest! {
         softcap in softcap(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
-        let layout = xent::Layout::from_dims(&dims).unwrap();
-        let mut rng = Rng(seed);
-        let mut x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
-        to_kind(&mut x, &dims, input);
-        let ignore_index: i64 = 255;
-        let class = |rng: &mut Rng| if ignore && rng.below(4) == 0 { ignore_index } else { rng.below(layout.classes) as i64 };
-        let idx: Vec<i64> = (0..layout.rows()).map(|_| class(&mut rng)).collect();
-        let idx32: Vec<i32> = idx.iter().map(|&t| t as i32).collect();
-        let idx8: Vec<u8> = idx.iter().map(|&t| t as u8).collect();
-        let mut probs: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
-        to_kind(&mut probs, &dims, InputKind::Probs);
-        let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
-        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
-        let u8_ok = layout.classes <= 255;
-        let targets = match target_kind {
-            TargetKind::I64 => Targets::I64(&idx),
-            TargetKind::I32 => Targets::I32(&idx32),
-            TargetKind::U8 if u8_ok => Targets::U8(&idx8),
-            TargetKind::U8 => Targets::I64(&idx),
-            TargetKind::Probs => Targets::Probs(&probs),
-        };
-        let logits_only = input == InputKind::Logits;
-        let opts = CrossEntropyOptions {
-            reduction,
-            // Probability targets refuse a class to ignore (as PyTorch).
-            ignore_index: if target_kind == TargetKind::Probs { -100 } else { ignore_index },
-            label_smoothing,
-            input,
-            z_loss: if logits_only { z } else { 0.0 },
-            softcap: softcap.filter(|_| logits_only),
-            ..Default::default()
-        };
-        let returns = xent::Returns { lse: extras && logits_only, correct: extras, ..Default::default() };
-        let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
-        let gpu = ctx.cross_entropy_with(&x, &dims, targets, weights, &opts, &returns).map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
-        let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(|e| TestCaseError::fail(format!("cpu: {e}")))?;
-        let tol = Tolerance::default();
-        let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
-        prop_assert_eq!(&gpu.loss_dims, &want.loss_dims);
-        tol.check("loss", &gpu.loss, &want.loss_reference()).map_err(fail)?;
-        tol.check("grad", gpu.grad.as_deref().unwrap(), &want.grad_reference().unwrap()).map_err(fail)?;
-        if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
-            tol.check("lse", g, &w).map_err(fail)?;
-        }
-        // The twin counts always; the GPU when asked.
-        prop_assert_eq!(gpu.correct, want.correct.filter(|_| extras));
-        prop_assert_eq!(gpu.lse.is_some(), extras && logits_only);
+        let case = FamilyCase::draw(&dims, seed, input, ignore);
+        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, extras };
+        let (opts, returns) = family.call();
+        let (targets, weights) = (case.targets(target_kind), case.weights(class_weights, sample_weights));
+        let gpu = ctx.cross_entropy_with(&case.x, &dims, targets, weights, &opts, &returns).map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;
+        let want = cpu::cross_entropy_with(&case.x, &dims, targets, weights, &opts).map_err(|e| TestCaseError::fail(format!("cpu: {e}")))?;
+        family.check(&gpu, &want)?;
+        prop_assert_eq!(gpu.lse.is_some(), extras && input == InputKind::Logits);
     }
 }
 

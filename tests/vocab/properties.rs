@@ -3,16 +3,14 @@
 //! (K past C included) and every option; the fused linear op split by rows
 //! of `W`.
 
+use crate::common::family::{FamilyCase, FamilyOptions};
 use crate::common::generators::{
     input_kind_mostly_logits, precision_without_f16, reduction, small_kd_dims, smoothing, softcap,
     z_loss, zero_or, TargetKind,
 };
-use crate::common::{ctx, to_kind, Rng};
+use crate::common::{ctx, Rng};
 use proptest::prelude::*;
-use xent::{
-    cpu, CrossEntropyOptions, InputKind, LinearCrossEntropyOptions, LinearDims, Precision, Targets,
-    Tolerance, Weights,
-};
+use xent::{cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Precision, Tolerance};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
@@ -34,51 +32,14 @@ proptest! {
         softcap in softcap(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
-        let layout = xent::Layout::from_dims(&dims).unwrap();
-        let mut rng = Rng(seed);
-        let mut x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
-        to_kind(&mut x, &dims, input);
-        let ignore_index: i64 = 255;
-        let class = |rng: &mut Rng| if ignore && rng.below(4) == 0 { ignore_index } else { rng.below(layout.classes) as i64 };
-        let idx: Vec<i64> = (0..layout.rows()).map(|_| class(&mut rng)).collect();
-        let idx8: Vec<u8> = idx.iter().map(|&t| t as u8).collect();
-        let mut probs: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
-        to_kind(&mut probs, &dims, InputKind::Probs);
-        let cw: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.2, 2.0)).collect();
-        let sw: Vec<f32> = (0..layout.rows()).map(|_| rng.uniform(0.0, 2.0)).collect();
-        let targets = match target_kind {
-            TargetKind::U8 if layout.classes <= 255 => Targets::U8(&idx8),
-            TargetKind::Probs => Targets::Probs(&probs),
-            _ => Targets::I64(&idx),
-        };
-        let logits_only = input == InputKind::Logits;
-        let opts = CrossEntropyOptions {
-            reduction,
-            ignore_index: if target_kind == TargetKind::Probs { -100 } else { ignore_index },
-            label_smoothing,
-            input,
-            z_loss: if logits_only { z } else { 0.0 },
-            softcap: softcap.filter(|_| logits_only),
-            ..Default::default()
-        };
-        let returns = xent::Returns {
-            lse: extras && logits_only,
-            correct: extras,
-            ..Default::default()
-        };
-        let weights = Weights { class: class_weights.then_some(&cw[..]), sample: sample_weights.then_some(&sw[..]) };
+        let case = FamilyCase::draw(&dims, seed, input, ignore);
+        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, extras };
+        let (opts, returns) = family.call();
+        let (targets, weights) = (case.targets(target_kind), case.weights(class_weights, sample_weights));
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
-        let gpu = ctx.cross_entropy_sharded(&x, &dims, targets, weights, &opts, &returns, shards).map_err(fail)?;
-        let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).map_err(fail)?;
-        let tol = Tolerance::default();
-        prop_assert_eq!(&gpu.loss_dims, &want.loss_dims);
-        tol.check("loss", &gpu.loss, &want.loss_reference()).map_err(fail)?;
-        tol.check("grad", gpu.grad.as_deref().unwrap(), &want.grad_reference().unwrap()).map_err(fail)?;
-        if let (Some(g), Some(w)) = (&gpu.lse, want.lse_reference()) {
-            tol.check("lse", g, &w).map_err(fail)?;
-        }
-        // The twin counts always; the GPU when asked.
-        prop_assert_eq!(gpu.correct, want.correct.filter(|_| extras));
+        let gpu = ctx.cross_entropy_sharded(&case.x, &dims, targets, weights, &opts, &returns, shards).map_err(fail)?;
+        let want = cpu::cross_entropy_with(&case.x, &dims, targets, weights, &opts).map_err(fail)?;
+        family.check(&gpu, &want)?;
     }
 }
 
