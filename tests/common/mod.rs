@@ -11,6 +11,7 @@
 
 pub mod family;
 pub mod generators;
+pub mod half_precision;
 pub mod placed;
 
 use std::sync::OnceLock;

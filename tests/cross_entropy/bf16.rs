@@ -5,6 +5,7 @@
 //! on the host, which no tolerance could tell from truncation.
 
 use crate::common::generators::{small_dims, smoothing};
+use crate::common::half_precision::half_matches_cpu;
 use crate::common::{ctx, read_f32, small_binding_ctx, Rng};
 use half::bf16;
 use proptest::prelude::*;
@@ -47,33 +48,7 @@ fn check(
     let t = targets(&layout, seed);
     let mut rng = Rng(seed + 1);
     let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
-    let weights = Weights {
-        class: Some(&w[..]),
-        sample: None,
-    };
-    let gpu = ctx
-        .cross_entropy_with(
-            &x,
-            dims,
-            Targets::I64(&t),
-            weights,
-            opts,
-            &Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-    let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-    let want = cpu::cross_entropy_with(&x32, dims, Targets::I64(&t), weights, opts)
-        .map_err(|e| e.to_string())?;
-    Tolerance::default()
-        .check("loss", &gpu.loss, &want.loss_reference())
-        .map_err(|e| e.to_string())?;
-    Tolerance::BF16
-        .check(
-            "grad",
-            gpu.grad.as_deref().unwrap(),
-            &want.grad_reference().unwrap(),
-        )
-        .map_err(|e| e.to_string())
+    half_matches_cpu(ctx, (&x, dims), &t, &w, opts, Tolerance::BF16)
 }
 
 /// Shapes for every row strategy: split rows, wide vec4, wide mixed (odd

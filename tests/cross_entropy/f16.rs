@@ -3,6 +3,7 @@
 //! a typed error, never a wrong number.
 
 use crate::common::generators::{small_dims, smoothing};
+use crate::common::half_precision::half_matches_cpu;
 use crate::common::{ctx, has_f16, small_binding_ctx, Rng};
 use half::f16;
 use proptest::prelude::*;
@@ -31,33 +32,7 @@ fn check(
         })
         .collect();
     let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
-    let weights = Weights {
-        class: Some(&w[..]),
-        sample: None,
-    };
-    let gpu = ctx
-        .cross_entropy_with(
-            &x,
-            dims,
-            Targets::I64(&t),
-            weights,
-            opts,
-            &Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-    let x32: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-    let want = cpu::cross_entropy_with(&x32, dims, Targets::I64(&t), weights, opts)
-        .map_err(|e| e.to_string())?;
-    Tolerance::default()
-        .check("loss", &gpu.loss, &want.loss_reference())
-        .map_err(|e| e.to_string())?;
-    Tolerance::F16
-        .check(
-            "grad",
-            gpu.grad.as_deref().unwrap(),
-            &want.grad_reference().unwrap(),
-        )
-        .map_err(|e| e.to_string())
+    half_matches_cpu(ctx, (&x, dims), &t, &w, opts, Tolerance::F16)
 }
 
 #[test]
