@@ -169,7 +169,9 @@ pub enum Error {
         /// The magnitude of the terms the CPU value is made of (see
         /// [`Tolerance`](crate::Tolerance)).
         magnitude: f64,
-        /// Absolute floor of the tolerance.
+        /// Absolute floor of the tolerance at this element: the
+        /// tolerance's `abs` plus what flushed intermediates may leave
+        /// (its flush factor times 2⁻¹²⁶).
         abs: f64,
         /// Relative tolerance.
         rel: f64,

@@ -18,6 +18,7 @@ mod cross_entropy {
     mod gpu_vs_cpu;
     mod large;
     mod loop_bounds;
+    mod near_flush;
     mod recording;
     mod recording_buffers;
     mod reductions;

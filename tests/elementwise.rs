@@ -11,6 +11,7 @@ mod elementwise {
     mod edge_cases;
     mod errors;
     mod half;
+    mod near_flush;
     mod properties;
     mod recording;
     mod same_bits;

@@ -327,6 +327,10 @@ impl<'a> Prepared<'a> {
                 .ok_or_else(|| Error::Gpu("the CPU path returned no gradient".to_string()))?;
             reference.value.iter_mut().for_each(|v| *v *= scale);
             reference.magnitude.iter_mut().for_each(|v| *v *= scale);
+            reference
+                .flush
+                .iter_mut()
+                .for_each(|v| *v = *v * scale + 1.0);
             // A mismatch names its element in the whole gradient.
             tol.check("grad", &gpu, &reference).map_err(|mut e| {
                 if let Error::Mismatch { index, .. } = &mut e {

@@ -3,9 +3,9 @@
 
 use super::shape::Layout;
 
-/// CPU values and the magnitude of the terms each is made of (the sum of
-/// their absolute values), which the [`Tolerance`](crate::Tolerance) of a
-/// GPU-vs-CPU comparison scales with.
+/// CPU values, the magnitude of the terms each is made of (the sum of
+/// their absolute values) and each one's flush factor, which the
+/// [`Tolerance`](crate::Tolerance) of a GPU-vs-CPU comparison scales with.
 ///
 /// ```
 /// let r = xent::cpu::log_softmax_reference(&[0.0f32, 0.0], &[2]).unwrap();
@@ -18,6 +18,11 @@ pub struct Reference {
     pub value: Vec<f64>,
     /// The magnitude of each value's terms (at least |value|).
     pub magnitude: Vec<f64>,
+    /// Each value's flush factor: the sum of the factors its f32 inputs
+    /// and intermediates are multiplied by after a GPU may have flushed
+    /// them to zero (see [`Tolerance`](crate::Tolerance)); 0 where there
+    /// are none.
+    pub flush: Vec<f64>,
 }
 
 /// What a logarithm of an f32 sum adds to its magnitude: the sum's relative

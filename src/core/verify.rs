@@ -1,10 +1,10 @@
 //! Comparing GPU results with the CPU reference: the one tolerance policy.
 //!
 //! A GPU value `g` (f32) matches the CPU value `c` (f64) whose terms have
-//! magnitude `M` when
+//! magnitude `M` and whose flush factor is `F` when
 //!
 //! ```text
-//! |g − c| ≤ rel · max(|g|, |c|, M) + abs
+//! |g − c| ≤ rel · max(|g|, |c|, M) + abs + F · 2⁻¹²⁶
 //! ```
 //!
 //! or both are NaN, or `c` rounded to f32 is an infinity and `g` is the same
@@ -26,6 +26,20 @@
 //! relative error that its logarithm turns into an absolute one, so a log
 //! term may be off by 10⁻⁵ (`rel × 0.1`) times its coefficient.
 //!
+//! **Flush factor.** WGSL lets a GPU flush any subnormal f32 value to zero:
+//! an input, an intermediate (`e^(x − m)` of a probability below 2⁻¹²⁶), or
+//! a result. `abs` covers the result itself; an input or intermediate
+//! flushed on its way moves the result by at most 2⁻¹²⁶ times the factor it
+//! is multiplied by afterwards (a class weight, `pos_weight`, z-loss's
+//! `2z·lse`, the mean's `1/Σw`, the weight matrix of the fused op's
+//! gradient). `F` is the sum of those factors over the value's inputs and
+//! intermediates, as the CPU twins report it ([`crate::cpu::Reference::flush`]):
+//! it grows the floor only by what a flush can legitimately leave, only
+//! where it can, so a value of 10⁻³⁶ scaled by a weight of 10³ may come out
+//! as 0 while an element that matters, left at 0, still fails. The twins
+//! count every product and sum as a possible flush, so `F` is at least 1
+//! plus the factors.
+//!
 //! These are set once here for every op and every test, and are not loosened
 //! to make a test pass: f32 kernels that subtract the max and merge
 //! (max, sum-exp) pairs land within a few ulps of the f64 reference, far
@@ -35,14 +49,16 @@ use super::reference::Reference;
 use crate::error::{Error, Result};
 
 /// How far a GPU result may be from the CPU's: GPU value `g` matches CPU
-/// value `c` whose terms have magnitude `M` when
-/// `|g − c| ≤ rel·max(|g|, |c|, M) + abs`, or both are NaN, or `c` rounded to
+/// value `c` whose terms have magnitude `M` and whose flush factor is `F`
+/// when `|g − c| ≤ rel·max(|g|, |c|, M) + abs + F·2⁻¹²⁶`, or both are NaN, or `c` rounded to
 /// the output's type is the infinity `g` is (`|c| ≥ overflow`, f32's by
 /// default). `M` comes with the CPU twins' values
 /// ([`crate::cpu::Reference`], [`crate::cpu::CrossEntropyOutput::magnitude`]):
 /// `|c|` for a value computed without cancellation, so that a small value
 /// left at 0 never passes, and the size of the terms where they cancel
-/// (`p − 1` at a target). The defaults: `rel = 1e-4`, `abs = 2⁻¹²⁶` (f32's
+/// (`p − 1` at a target). `F` is the sum of the factors that multiply the
+/// value's f32 inputs and intermediates after a GPU may have flushed them
+/// (0 where the twin reports none). The defaults: `rel = 1e-4`, `abs = 2⁻¹²⁶` (f32's
 /// smallest normal: a GPU may flush smaller results). The README's
 /// "Tolerance policy" says why each part is there.
 ///
@@ -66,6 +82,17 @@ pub struct Tolerance {
     /// `MAX` plus half its last step by default; f16's 65 520 for
     /// [`Tolerance::F16`]).
     pub overflow: f64,
+}
+
+/// f32's smallest normal number, 2⁻¹²⁶: what a flushed f32 value can lose.
+const FLUSH: f64 = f32::MIN_POSITIVE as f64;
+
+/// What a CPU value is held to besides itself: the magnitude of its terms
+/// (its own size where `None`) and its flush factor (0 where `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Terms<'a> {
+    pub magnitude: Option<&'a [f64]>,
+    pub flush: Option<&'a [f64]>,
 }
 
 /// f32's `MAX` plus half its last step: the smallest value f32 rounds to infinity.
@@ -149,12 +176,39 @@ impl Tolerance {
     /// assert!(!tol.matches_terms(-2e-4, -1e-6, 1.0));
     /// ```
     pub fn matches_terms(&self, gpu: f64, cpu: f64, magnitude: f64) -> bool {
-        self.excess(gpu, cpu, magnitude) <= 0.0
+        self.excess(gpu, cpu, magnitude, 0.0) <= 0.0
+    }
+
+    /// Whether GPU value `gpu` matches CPU value `cpu` whose terms have
+    /// magnitude `magnitude` and whose flush factor is `flush` (see the
+    /// type's documentation).
+    ///
+    /// ```
+    /// // A probability of 1e-39 (flushed to 0 by the GPU) times a class weight of 100.
+    /// let tol = xent::Tolerance::default();
+    /// assert!(!tol.matches_terms(0.0, 1e-37, 1e-37)); // 0 is not 1e-37
+    /// assert!(tol.matches_flushed(0.0, 1e-37, 1e-37, 101.0)); // unless a flush times 101 explains it
+    /// assert!(!tol.matches_flushed(0.0, 1e-30, 1e-30, 101.0)); // and only that much
+    /// ```
+    pub fn matches_flushed(&self, gpu: f64, cpu: f64, magnitude: f64, flush: f64) -> bool {
+        self.excess(gpu, cpu, magnitude, flush) <= 0.0
+    }
+
+    /// The absolute part of the bound for a value of flush factor `flush`
+    /// (one that is not finite counts as 0: it never widens the bound to
+    /// everything).
+    fn floor(&self, flush: f64) -> f64 {
+        self.abs
+            + if flush.is_finite() {
+                flush * FLUSH
+            } else {
+                0.0
+            }
     }
 
     /// How far past its bound `gpu` is (≤ 0 when it matches; +∞ for a NaN or
     /// infinity where the other is not the same).
-    fn excess(&self, gpu: f64, cpu: f64, magnitude: f64) -> f64 {
+    fn excess(&self, gpu: f64, cpu: f64, magnitude: f64, flush: f64) -> f64 {
         if gpu.is_nan() || cpu.is_nan() {
             return if gpu.is_nan() && cpu.is_nan() {
                 0.0
@@ -166,7 +220,7 @@ impl Tolerance {
         if gpu.is_infinite() || cpu32.is_infinite() {
             return if gpu == cpu32 { 0.0 } else { f64::INFINITY };
         }
-        let bound = self.rel * gpu.abs().max(cpu.abs()).max(magnitude) + self.abs;
+        let bound = self.rel * gpu.abs().max(cpu.abs()).max(magnitude) + self.floor(flush);
         (gpu - cpu).abs() - bound
     }
 
@@ -185,11 +239,11 @@ impl Tolerance {
     /// assert!(matches!(tol.compare("loss", &[2.0f32], &[1.0]), Err(xent::Error::Mismatch { index: 0, .. })));
     /// ```
     pub fn compare(&self, what: &'static str, gpu: &[f32], cpu: &[f64]) -> Result<()> {
-        self.compare_terms(what, gpu, cpu, None)
+        self.compare_terms(what, gpu, cpu, Terms::default())
     }
 
-    /// Compares a GPU tensor with a CPU [`Reference`] (values and the
-    /// magnitudes of their terms).
+    /// Compares a GPU tensor with a CPU [`Reference`] (values, the
+    /// magnitudes of their terms and their flush factors).
     ///
     /// # Errors
     /// As [`Tolerance::compare`].
@@ -201,7 +255,11 @@ impl Tolerance {
     /// # Ok(()) }
     /// ```
     pub fn check(&self, what: &'static str, gpu: &[f32], cpu: &Reference) -> Result<()> {
-        self.compare_terms(what, gpu, &cpu.value, Some(&cpu.magnitude))
+        let terms = Terms {
+            magnitude: Some(&cpu.magnitude),
+            flush: Some(&cpu.flush),
+        };
+        self.compare_terms(what, gpu, &cpu.value, terms)
     }
 
     /// `compare_terms` where both sides have the output
@@ -211,10 +269,10 @@ impl Tolerance {
         what: &'static str,
         gpu: Option<&[f32]>,
         cpu: Option<&[f64]>,
-        magnitude: Option<&[f64]>,
+        terms: Terms<'_>,
     ) -> Result<()> {
         match (gpu, cpu) {
-            (Some(g), Some(c)) => self.compare_terms(what, g, c, magnitude),
+            (Some(g), Some(c)) => self.compare_terms(what, g, c, terms),
             _ => Ok(()),
         }
     }
@@ -224,11 +282,12 @@ impl Tolerance {
         what: &'static str,
         gpu: &[f32],
         cpu: &[f64],
-        magnitude: Option<&[f64]>,
+        terms: Terms<'_>,
     ) -> Result<()> {
         for (of, len) in [
             (what, gpu.len()),
-            ("magnitude", magnitude.map_or(cpu.len(), <[f64]>::len)),
+            ("magnitude", terms.magnitude.map_or(cpu.len(), <[f64]>::len)),
+            ("flush", terms.flush.map_or(cpu.len(), <[f64]>::len)),
         ] {
             if len != cpu.len() {
                 return Err(Error::ShapeMismatch {
@@ -239,10 +298,11 @@ impl Tolerance {
                 });
             }
         }
-        let magnitude_at = |i: usize| magnitude.map_or(cpu[i].abs(), |m| m[i]);
+        let magnitude_at = |i: usize| terms.magnitude.map_or(cpu[i].abs(), |m| m[i]);
+        let flush_at = |i: usize| terms.flush.map_or(0.0, |f| f[i]);
         let mut worst: Option<(usize, f64)> = None;
         for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-            let excess = self.excess(f64::from(g), c, magnitude_at(i));
+            let excess = self.excess(f64::from(g), c, magnitude_at(i), flush_at(i));
             if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
                 worst = Some((i, excess));
             }
@@ -255,7 +315,7 @@ impl Tolerance {
                 gpu: f64::from(gpu[index]),
                 cpu: cpu[index],
                 magnitude: magnitude_at(index),
-                abs: self.abs,
+                abs: self.floor(flush_at(index)),
                 rel: self.rel,
             }),
         }

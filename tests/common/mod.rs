@@ -12,6 +12,7 @@
 pub mod family;
 pub mod generators;
 pub mod half_precision;
+pub mod near_flush;
 pub mod placed;
 
 use std::sync::OnceLock;
@@ -39,6 +40,18 @@ pub fn ctx() -> Option<&'static Context> {
             None
         }
     }
+}
+
+/// One context in verify mode per test binary (its pipelines built once),
+/// or `None` as [`ctx`].
+pub fn verified() -> Option<&'static Context> {
+    static VERIFIED: OnceLock<Context> = OnceLock::new();
+    ctx()?;
+    Some(VERIFIED.get_or_init(|| {
+        Context::from_env()
+            .unwrap()
+            .with_verify(xent::Tolerance::default())
+    }))
 }
 
 fn require_adapter() -> bool {

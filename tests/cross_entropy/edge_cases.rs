@@ -4,17 +4,7 @@
 
 use xent::{cpu, CrossEntropyOptions, EmptyMean, Error, InputKind, Reduction, Targets, Weights};
 
-/// One context in verify mode for the whole test binary (its pipelines
-/// built once), or `None` as `crate::common::ctx`.
-fn verified() -> Option<&'static xent::Context> {
-    static VERIFIED: std::sync::OnceLock<xent::Context> = std::sync::OnceLock::new();
-    crate::common::ctx()?;
-    Some(VERIFIED.get_or_init(|| {
-        xent::Context::from_env()
-            .unwrap()
-            .with_verify(xent::Tolerance::default())
-    }))
-}
+use crate::common::verified;
 
 /// Element-wise: NaN where `want` is NaN, the same infinity, or within 1e-5 relative.
 fn assert_torch(what: &str, got: &[f32], want: &[f32]) {

@@ -123,7 +123,8 @@ proptest! {
         tol.compare("loss", &gpu.loss, &vec![loss; layout.rows()]).map_err(fail)?;
         // 1/C − 1 at the target: the terms are 1/C and 1 (see Tolerance).
         let magnitude: Vec<f64> = grad.iter().map(|&g| if g < 0.0 { 1.0 } else { g }).collect();
-        let want = cpu::Reference { value: grad, magnitude };
+        let flush = vec![0.0; grad.len()];
+        let want = cpu::Reference { value: grad, magnitude, flush };
         tol.check("grad", gpu.grad.as_deref().unwrap(), &want).map_err(fail)?;
         // Softmax: 1/C everywhere, or 1 at the target and 0 elsewhere.
         let mut probs = vec![p; layout.len()];

@@ -141,6 +141,7 @@ fn check_output(
         name,
         got,
         &cpu::Reference {
+            flush: vec![0.0; want.len()],
             value: want,
             magnitude,
         },

@@ -170,8 +170,8 @@ pub fn run() -> Result<(), Failure> {
 
     if failures.is_empty() {
         say!(
-            "all {} GPU results agree with the CPU (|gpu - cpu| <= {:e} x max(|gpu|, |cpu|, M) + {:e}, \
-             M the magnitude of the CPU value's terms)",
+            "all {} GPU results agree with the CPU (|gpu - cpu| <= {:e} x max(|gpu|, |cpu|, M) + {:e} + F x 2^-126, \
+             M the magnitude of the CPU value's terms, F its flush factor)",
             cases.len(),
             tol.rel,
             tol.abs

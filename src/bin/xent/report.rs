@@ -27,7 +27,7 @@ pub(crate) fn report(
         Some(check) => {
             let (tol, grad) = (Tolerance::default(), args.precision.grad_tolerance());
             say!(
-                "largest |GPU - CPU|: loss {:.3e}, gradient {:.3e} ({}; tolerance |gpu - cpu| <= rel x max(|gpu|, |cpu|, magnitude of the terms) + abs, rel {:e} and abs {:e} for the loss, {:e} and {:e} for the gradient)",
+                "largest |GPU - CPU|: loss {:.3e}, gradient {:.3e} ({}; tolerance |gpu - cpu| <= rel x max(|gpu|, |cpu|, magnitude of the terms) + abs + flush factor x 2^-126, rel {:e} and abs {:e} for the loss, {:e} and {:e} for the gradient)",
                 check.loss_diff,
                 check.grad_diff,
                 agree(&check.verdict),

@@ -1,7 +1,7 @@
 //! Verify mode's comparison of a cross-entropy call's outputs with the twin's.
 
 use super::cpu::CrossEntropyOutput;
-use crate::core::verify::Tolerance;
+use crate::core::verify::{Terms, Tolerance};
 use crate::error::{Error, Result};
 
 impl Tolerance {
@@ -33,11 +33,21 @@ impl Tolerance {
         grad: &Tolerance,
     ) -> Result<()> {
         let m = cpu.magnitude.as_ref();
-        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
-        let grad_m = m.and_then(|m| m.grad.as_deref());
-        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_m)?;
-        let lse_m = m.and_then(|m| m.lse.as_deref());
-        self.compare_if_both("lse", gpu.lse.as_deref(), cpu.lse.as_deref(), lse_m)?;
+        let loss = Terms {
+            magnitude: m.map(|m| &m.loss[..]),
+            flush: m.map(|m| &m.loss_flush[..]),
+        };
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, loss)?;
+        let grad_terms = Terms {
+            magnitude: m.and_then(|m| m.grad.as_deref()),
+            flush: m.and_then(|m| m.grad_flush.as_deref()),
+        };
+        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_terms)?;
+        let lse = Terms {
+            magnitude: m.and_then(|m| m.lse.as_deref()),
+            flush: None,
+        };
+        self.compare_if_both("lse", gpu.lse.as_deref(), cpu.lse.as_deref(), lse)?;
         // The twin counts always; the GPU when asked.
         if gpu.correct.is_some() && gpu.correct != cpu.correct {
             return Err(Error::Mismatch {

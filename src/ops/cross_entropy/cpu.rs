@@ -64,6 +64,12 @@ pub struct CrossEntropyMagnitude {
     pub grad: Option<Vec<f64>>,
     /// Of each log-sum-exp.
     pub lse: Option<Vec<f64>>,
+    /// Each loss value's flush factor: the sum of the factors that multiply
+    /// its f32 inputs and intermediates after a GPU may have flushed them
+    /// to zero (see [`Tolerance`](crate::Tolerance)).
+    pub loss_flush: Vec<f64>,
+    /// Each gradient element's flush factor.
+    pub grad_flush: Option<Vec<f64>>,
 }
 
 impl CrossEntropyOutput<f64> {
@@ -80,7 +86,12 @@ impl CrossEntropyOutput<f64> {
     /// # Ok(()) }
     /// ```
     pub fn loss_reference(&self) -> Reference {
-        reference(&self.loss, self.magnitude.as_ref().map(|m| &m.loss[..]))
+        let m = self.magnitude.as_ref();
+        reference(
+            &self.loss,
+            m.map(|m| &m.loss[..]),
+            m.map(|m| &m.loss_flush[..]),
+        )
     }
 
     /// The gradient with its magnitudes, when there is one.
@@ -94,8 +105,12 @@ impl CrossEntropyOutput<f64> {
     /// # Ok(()) }
     /// ```
     pub fn grad_reference(&self) -> Option<Reference> {
-        let m = self.magnitude.as_ref().and_then(|m| m.grad.as_deref());
-        self.grad.as_deref().map(|g| reference(g, m))
+        let m = self.magnitude.as_ref();
+        let (mag, flush) = (
+            m.and_then(|m| m.grad.as_deref()),
+            m.and_then(|m| m.grad_flush.as_deref()),
+        );
+        self.grad.as_deref().map(|g| reference(g, mag, flush))
     }
 
     /// The log-sum-exp with its magnitudes, when there is one.
@@ -109,15 +124,16 @@ impl CrossEntropyOutput<f64> {
     /// ```
     pub fn lse_reference(&self) -> Option<Reference> {
         let m = self.magnitude.as_ref().and_then(|m| m.lse.as_deref());
-        self.lse.as_deref().map(|l| reference(l, m))
+        self.lse.as_deref().map(|l| reference(l, m, None))
     }
 }
 
-fn reference(value: &[f64], magnitude: Option<&[f64]>) -> Reference {
+fn reference(value: &[f64], magnitude: Option<&[f64]>, flush: Option<&[f64]>) -> Reference {
     Reference {
         value: value.to_vec(),
         magnitude: magnitude
             .map_or_else(|| value.iter().map(|v| v.abs()).collect(), <[f64]>::to_vec),
+        flush: flush.map_or_else(|| vec![0.0; value.len()], <[f64]>::to_vec),
     }
 }
 
@@ -260,6 +276,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
     let denom = denominator(&twin);
     let rows = twin.run(grad_scale(opts, denom));
     let (loss, loss_mag, loss_dims) = reduce_rows(opts, denom, rows.loss, rows.mag, &twin.layout);
+    let loss_flush = reduce_flush(opts, denom, rows.loss_flush);
     let logits = opts.input == InputKind::Logits;
     Ok(CrossEntropyOutput {
         loss,
@@ -271,6 +288,8 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             loss: loss_mag,
             grad: Some(rows.grad_mag),
             lse: logits.then_some(rows.lse_mag),
+            loss_flush,
+            grad_flush: Some(rows.grad_flush),
         }),
     })
 }
@@ -298,6 +317,20 @@ fn grad_scale(opts: &CrossEntropyOptions, denom: f64) -> f64 {
         (Reduction::Mean, EmptyMean::Nan, InputKind::Logits) if denom == 0.0 => f64::NAN,
         (Reduction::Mean, ..) => 1.0 / denom,
         (Reduction::None | Reduction::Sum, ..) => 1.0,
+    }
+}
+
+/// The rows' loss flush factors as the reduction gives them: a sum's
+/// terms and partial sums may each be flushed too, and the mean divides by
+/// its denominator.
+fn reduce_flush(opts: &CrossEntropyOptions, denom: f64, row_flush: Vec<f64>) -> Vec<f64> {
+    let rows = row_flush.len() as f64;
+    let total = row_flush.iter().sum::<f64>() + rows;
+    match opts.reduction {
+        Reduction::None => row_flush,
+        Reduction::Sum => vec![total],
+        Reduction::Mean if denom != 0.0 => vec![(total / denom).abs() + 1.0],
+        Reduction::Mean => vec![0.0],
     }
 }
 

@@ -54,11 +54,14 @@ pub(super) struct Twin<'a> {
 pub(super) struct Rows {
     pub loss: Vec<f64>,
     pub mag: Vec<f64>,
+    /// Each row loss's flush factor (see `Tolerance`).
+    pub loss_flush: Vec<f64>,
     pub lse: Vec<f64>,
     pub lse_mag: Vec<f64>,
     pub correct: u64,
     pub grad: Vec<f64>,
     pub grad_mag: Vec<f64>,
+    pub grad_flush: Vec<f64>,
 }
 
 impl<'a> Twin<'a> {
@@ -122,11 +125,13 @@ impl<'a> Twin<'a> {
         let mut out = Rows {
             loss: vec![0.0; rows],
             mag: vec![0.0; rows],
+            loss_flush: vec![0.0; rows],
             lse: vec![0.0; rows],
             lse_mag: vec![0.0; rows],
             correct: 0,
             grad: vec![0.0; self.x.len()],
             grad_mag: vec![0.0; self.x.len()],
+            grad_flush: vec![0.0; self.x.len()],
         };
         for row in 0..rows {
             self.row(row, scale, &mut out);
@@ -145,7 +150,10 @@ impl<'a> Twin<'a> {
         out.loss[row] = sw * (terms.loss + terms.r * z * lse * lse);
         out.mag[row] = (sw.abs() * (terms.loss_mag + (terms.r * z).abs() * r.lse_mag.powi(2)))
             .max(out.loss[row].abs());
-        r.gradient(&terms, scale * sw, &mut out.grad, &mut out.grad_mag);
+        // z·lse² (lse and its square may be flushed), times sᵢ, then the product.
+        let z_flush = (terms.r * z).abs() * (2.0 * lse.abs() + 2.0);
+        out.loss_flush[row] = sw.abs() * (terms.loss_flush + z_flush) + 1.0;
+        r.gradient(&terms, scale * sw, out);
     }
 }
 
@@ -158,13 +166,14 @@ enum Dist {
 }
 
 /// A row's target distribution q, z-loss row weight r, Σ w·q, loss, the
-/// loss's magnitude, and whether its argmax is its target's.
+/// loss's magnitude and flush factor, and whether its argmax is its target's.
 struct RowTerms {
     q: Dist,
     r: f64,
     q_sum: f64,
     loss: f64,
     loss_mag: f64,
+    loss_flush: f64,
     hit: bool,
 }
 
@@ -257,7 +266,10 @@ impl<'t, 'a> Row<'t, 'a> {
         let w = |c: usize| twin.class_w.at(c);
         let mut loss = -(1.0 - eps) * w(t) * self.logp(t);
         let mut loss_mag = ((1.0 - eps) * w(t)).abs() * self.logp_mag(t);
+        // logp (x − m may be flushed) times its weight, the products and sums.
+        let mut loss_flush = 2.0 * ((1.0 - eps) * w(t)).abs() + 2.0;
         if eps != 0.0 {
+            loss_flush += 2.0 * eps / c_f * (0..classes).map(|c| w(c).abs()).sum::<f64>() + c_f;
             loss -= eps / c_f * (0..classes).map(|c| w(c) * self.logp(c)).sum::<f64>();
             loss_mag += eps / c_f
                 * (0..classes)
@@ -270,6 +282,7 @@ impl<'t, 'a> Row<'t, 'a> {
             q_sum: class_weight_total(eps, w(t), c_f, twin.weight_sum),
             loss,
             loss_mag,
+            loss_flush,
             hit: argmax == Some(t),
         }
     }
@@ -290,24 +303,53 @@ impl<'t, 'a> Row<'t, 'a> {
         let loss_mag = (0..classes)
             .map(|c| (w(c) * self.q(&q, c)).abs() * self.logp_mag(c))
             .sum::<f64>();
+        // A flushed y (or w·q, or logp) times w·logp; each product and sum.
+        let loss_flush = (0..classes)
+            .map(|c| w(c).abs() * (self.logp(c).abs() + 2.0) + 2.0)
+            .sum::<f64>();
         RowTerms {
             q,
             r: 1.0,
             q_sum,
             loss,
             loss_mag,
+            loss_flush,
             hit,
         }
     }
 
-    /// Writes the row's gradient and its magnitudes; `a` is the scale times
-    /// the row's sample weight.
-    fn gradient(&self, terms: &RowTerms, a: f64, g: &mut [f64], gm: &mut [f64]) {
+    /// Writes the row's gradient, its magnitudes and flush factors; `a` is
+    /// the scale times the row's sample weight.
+    fn gradient(&self, terms: &RowTerms, a: f64, out: &mut Rows) {
         for c in 0..self.twin.layout.classes {
             let i = self.twin.layout.element(self.row, c);
             let (gi, mag) = self.grad_element(terms, a, c);
-            g[i] = gi;
-            gm[i] = (a.abs() * mag).max(g[i].abs());
+            out.grad[i] = gi;
+            out.grad_mag[i] = (a.abs() * mag).max(gi.abs());
+            out.grad_flush[i] = self.grad_flush(terms, a, c);
+        }
+    }
+
+    /// Class `c`'s gradient's flush factor: `e^(x − m)` and `p` (each may be
+    /// flushed) times p's coefficient `Σw·q + 2r·z·lse`, a flushed target
+    /// probability times its weight, z-loss's `2r·z·p` times lse, and the
+    /// products and sums, all times `a`; `1/x` more for probabilities.
+    fn grad_flush(&self, terms: &RowTerms, a: f64, c: usize) -> f64 {
+        let w = self.twin.class_w.at(c).abs();
+        let f = match self.twin.opts.input {
+            InputKind::Logits => {
+                let zr = terms.r * 2.0 * self.twin.opts.z_loss;
+                let coefficient = terms.q_sum.abs() + (zr * self.lse).abs();
+                let zp = if zr == 0.0 { 0.0 } else { self.lse.abs() };
+                a.abs() * (2.0 * coefficient + w + zp + 4.0) + 2.0
+            }
+            InputKind::LogProbs => a.abs() * (w + 1.0) + 1.0,
+            InputKind::Probs => (a.abs() * (w + 1.0) + 1.0) / self.at(c).abs() + 1.0,
+        };
+        if f.is_finite() {
+            f
+        } else {
+            0.0
         }
     }
 

@@ -1,7 +1,7 @@
 //! Verify mode's comparison of an elementwise loss call's outputs with the twin's.
 
 use super::cpu::ElementwiseOutput;
-use crate::core::verify::Tolerance;
+use crate::core::verify::{Terms, Tolerance};
 use crate::error::Result;
 
 impl Tolerance {
@@ -33,8 +33,15 @@ impl Tolerance {
         grad: &Tolerance,
     ) -> Result<()> {
         let m = cpu.magnitude.as_ref();
-        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
-        let grad_m = m.and_then(|m| m.grad.as_deref());
-        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_m)
+        let loss = Terms {
+            magnitude: m.map(|m| &m.loss[..]),
+            flush: m.map(|m| &m.loss_flush[..]),
+        };
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, loss)?;
+        let grad_terms = Terms {
+            magnitude: m.and_then(|m| m.grad.as_deref()),
+            flush: m.and_then(|m| m.grad_flush.as_deref()),
+        };
+        grad.compare_if_both("grad", gpu.grad.as_deref(), cpu.grad.as_deref(), grad_terms)
     }
 }

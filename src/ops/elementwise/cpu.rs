@@ -67,6 +67,12 @@ pub struct ElementwiseMagnitude {
     pub loss: Vec<f64>,
     /// Of each gradient element, when there is a gradient.
     pub grad: Option<Vec<f64>>,
+    /// Each loss value's flush factor: the sum of the factors that multiply
+    /// its f32 inputs and intermediates after a GPU may have flushed them
+    /// to zero (see [`Tolerance`](crate::Tolerance)).
+    pub loss_flush: Vec<f64>,
+    /// Each gradient element's flush factor, when there is a gradient.
+    pub grad_flush: Option<Vec<f64>>,
 }
 
 /// An elementwise loss on the CPU in f64, the reference the GPU is held to.
@@ -120,18 +126,41 @@ pub fn elementwise_loss(
             pos_weight_at(i),
         );
         let w = weight_at(i);
-        values.push((w * p.loss, w.abs() * p.loss_terms));
-        grads.push((w * p.grad, w.abs() * p.grad_terms));
+        // The weight's product may be flushed too.
+        values.push(Value {
+            value: w * p.loss,
+            terms: w.abs() * p.loss_terms,
+            flush: w.abs() * p.loss_flush + 1.0,
+        });
+        grads.push(Value {
+            value: w * p.grad,
+            terms: w.abs() * p.grad_terms,
+            flush: w.abs() * p.grad_flush + 1.0,
+        });
     }
     Ok(reduce(&shape, values, grads, options))
 }
 
-/// One element's loss and gradient, each with the magnitude of its terms.
+/// A value with the magnitude of its terms and its flush factor.
+#[derive(Clone, Copy)]
+struct Value {
+    value: f64,
+    terms: f64,
+    flush: f64,
+}
+
+/// One element's loss and gradient, each with the magnitude of its terms
+/// and its flush factor: the factors that multiply x, y, d = x − y and each
+/// intermediate after a GPU may have flushed them (see `Tolerance`). A
+/// flushed input that changes a result's kind (L1's sign, BCE's log of a
+/// subnormal probability) is outside it: README's tolerance policy says so.
 struct Point {
     loss: f64,
     loss_terms: f64,
+    loss_flush: f64,
     grad: f64,
     grad_terms: f64,
+    grad_flush: f64,
 }
 
 fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
@@ -145,8 +174,11 @@ fn point(loss: ElementwiseLoss, x: f64, y: f64, pw: f64) -> Point {
         ElementwiseLoss::Mse => Point {
             loss: d * d,
             loss_terms: d * d,
+            // x, y and d each move d², by 2|d|; the square itself.
+            loss_flush: 6.0 * z + 1.0,
             grad: 2.0 * d,
             grad_terms: 2.0 * z,
+            grad_flush: 7.0,
         },
         ElementwiseLoss::L1 => l1(x, y, z),
         // β = 0 is L1 (PyTorch's smooth_l1_loss calls l1_loss for it).
@@ -178,11 +210,20 @@ fn bce_with_logits(x: f64, y: f64, pw: f64) -> Point {
     } else {
         pos + neg
     };
+    // A flushed tail e^−|x| (or its log1p) moves both softplus terms; a
+    // flushed y moves them by their softplus; σ, y and lw move the gradient.
+    let loss_flush = 2.0 * (pw * y).abs()
+        + 2.0 * (1.0 - y).abs()
+        + (pw * softplus(-x)).abs()
+        + softplus(x).abs()
+        + 4.0;
     Point {
         loss,
         loss_terms: pos.abs() + neg.abs(),
+        loss_flush,
         grad: a - b,
         grad_terms: a.abs() + b.abs(),
+        grad_flush: 2.0 * lw.abs() + pw.abs() + (pw - 1.0).abs() + 4.0,
     }
 }
 
@@ -196,8 +237,11 @@ fn bce(x: f64, y: f64, d: f64, z: f64) -> Point {
     Point {
         loss: -(a + b),
         loss_terms: a.abs() + b.abs(),
+        // A flushed y moves the loss by both logs; the products and sum.
+        loss_flush: lx.abs() + l1x.abs() + 3.0,
         grad: d / den,
         grad_terms: z / den,
+        grad_flush: 3.0 / den + 1.0,
     }
 }
 
@@ -214,40 +258,48 @@ fn l1(x: f64, y: f64, z: f64) -> Point {
     Point {
         loss: z,
         loss_terms: z,
+        loss_flush: 3.0,
         grad: sign,
         grad_terms: sign.abs(),
+        grad_flush: 0.0,
     }
 }
 
 /// `SmoothL1` with `beta` > 0 (as the kernels' f32) at `d`, `z = |d|`.
 fn smooth_l1(d: f64, z: f64, beta: f64) -> Point {
-    let (loss, loss_terms) = if z < beta {
-        (0.5 * d * d / beta, 0.5 * d * d / beta)
+    let (loss, loss_terms, loss_flush) = if z < beta {
+        let q = 0.5 * d * d / beta;
+        (q, q, (3.0 * z + 0.5) / beta + 2.0)
     } else {
-        (z - 0.5 * beta, z + 0.5 * beta)
+        (z - 0.5 * beta, z + 0.5 * beta, 3.0)
     };
     let grad = clip(d, beta, d / beta, 1.0);
     Point {
         loss,
         loss_terms,
+        loss_flush,
         grad,
         grad_terms: grad.abs(),
+        grad_flush: if z < beta { 3.0 / beta + 1.0 } else { 0.0 },
     }
 }
 
 /// `Huber` with `delta` (as the kernels' f32) at `d`, `z = |d|`.
 fn huber(d: f64, z: f64, delta: f64) -> Point {
-    let (loss, loss_terms) = if z < delta {
-        (0.5 * d * d, 0.5 * d * d)
+    let (loss, loss_terms, loss_flush) = if z < delta {
+        (0.5 * d * d, 0.5 * d * d, 3.0 * z + 2.5)
     } else {
-        (delta * (z - 0.5 * delta), delta * (z + 0.5 * delta))
+        let (v, m) = (delta * (z - 0.5 * delta), delta * (z + 0.5 * delta));
+        (v, m, 3.0 * delta + 1.0)
     };
     let grad = clip(d, delta, d, delta);
     Point {
         loss,
         loss_terms,
+        loss_flush,
         grad,
         grad_terms: grad.abs(),
+        grad_flush: if z < delta { 4.0 } else { 0.0 },
     }
 }
 
@@ -264,12 +316,12 @@ fn clip(d: f64, knee: f64, inner: f64, slope: f64) -> f64 {
     }
 }
 
-/// The elements' (value, magnitude) pairs reduced, the gradient divided by
-/// the mean's count.
+/// The elements' values reduced (a sum's terms and partial sums may each be
+/// flushed too), the gradient divided by the mean's count.
 fn reduce(
     shape: &Elements,
-    values: Vec<(f64, f64)>,
-    grads: Vec<(f64, f64)>,
+    values: Vec<Value>,
+    grads: Vec<Value>,
     options: &ElementwiseOptions,
 ) -> ElementwiseOutput<f64> {
     let n = shape.len as f64;
@@ -278,28 +330,48 @@ fn reduce(
     } else {
         1.0
     };
-    let (loss, loss_terms, loss_dims): (Vec<f64>, Vec<f64>, Vec<usize>) = match options.reduction {
-        Reduction::None => {
-            let (v, m) = values.into_iter().unzip();
-            (v, m, shape.dims.clone())
-        }
+    let (loss, loss_dims) = match options.reduction {
+        Reduction::None => (values, shape.dims.clone()),
         Reduction::Sum | Reduction::Mean => {
-            let (v, m) = values
-                .iter()
-                .fold((0.0, 0.0), |(v, m), &(a, b)| (v + a, m + b));
+            let total = values.iter().fold(
+                Value {
+                    value: 0.0,
+                    terms: 0.0,
+                    flush: n,
+                },
+                |t, v| Value {
+                    value: t.value + v.value,
+                    terms: t.terms + v.terms,
+                    flush: t.flush + v.flush,
+                },
+            );
             // The mean of nothing is NaN (0 / 0), as PyTorch's.
-            (vec![v / scale], vec![m / scale], vec![])
+            let reduced = Value {
+                value: total.value / scale,
+                terms: total.terms / scale,
+                flush: total.flush / scale.max(1.0) + 1.0,
+            };
+            (vec![reduced], vec![])
         }
     };
-    let (grad, grad_terms): (Vec<f64>, Vec<f64>) =
-        grads.iter().map(|&(g, m)| (g / scale, m / scale)).unzip();
+    let grad: Vec<Value> = grads
+        .iter()
+        .map(|g| Value {
+            value: g.value / scale,
+            terms: g.terms / scale,
+            flush: g.flush / scale.max(1.0) + 1.0,
+        })
+        .collect();
+    let field = |v: &[Value], f: fn(&Value) -> f64| v.iter().map(f).collect::<Vec<f64>>();
     ElementwiseOutput {
-        loss,
+        loss: field(&loss, |v| v.value),
         loss_dims,
-        grad: Some(grad),
+        grad: Some(field(&grad, |v| v.value)),
         magnitude: Some(ElementwiseMagnitude {
-            loss: loss_terms,
-            grad: Some(grad_terms),
+            loss: field(&loss, |v| v.terms),
+            grad: Some(field(&grad, |v| v.terms)),
+            loss_flush: field(&loss, |v| v.flush),
+            grad_flush: Some(field(&grad, |v| v.flush)),
         }),
     }
 }

@@ -1,7 +1,8 @@
 //! Verify mode's comparison of a fused linear cross-entropy call's outputs with the twin's.
 
+use super::cpu::LinearMagnitude;
 use super::LinearOutput;
-use crate::core::verify::Tolerance;
+use crate::core::verify::{Terms, Tolerance};
 use crate::error::{Error, Result};
 
 impl Tolerance {
@@ -27,30 +28,44 @@ impl Tolerance {
     /// ```
     pub fn compare_linear(&self, gpu: &LinearOutput<f32>, cpu: &LinearOutput<f64>) -> Result<()> {
         let m = cpu.magnitude.as_ref();
-        self.compare_terms("loss", &gpu.loss, &cpu.loss, m.map(|m| &m.loss[..]))?;
+        let loss = Terms {
+            magnitude: m.map(|m| &m.loss[..]),
+            flush: m.map(|m| &m.loss_flush[..]),
+        };
+        self.compare_terms("loss", &gpu.loss, &cpu.loss, loss)?;
+        let terms = |magnitude: fn(&LinearMagnitude) -> Option<&Vec<f64>>,
+                     flush: fn(&LinearMagnitude) -> Option<&Vec<f64>>| Terms {
+            magnitude: m.and_then(magnitude).map(|v| &v[..]),
+            flush: m.and_then(flush).map(|v| &v[..]),
+        };
         let pairs = [
             (
                 "grad_hidden",
                 &gpu.grad_hidden,
                 &cpu.grad_hidden,
-                m.and_then(|m| m.grad_hidden.as_deref()),
+                terms(|m| m.grad_hidden.as_ref(), |m| m.grad_hidden_flush.as_ref()),
             ),
             (
                 "grad_weight",
                 &gpu.grad_weight,
                 &cpu.grad_weight,
-                m.and_then(|m| m.grad_weight.as_deref()),
+                terms(|m| m.grad_weight.as_ref(), |m| m.grad_weight_flush.as_ref()),
             ),
             (
                 "grad_bias",
                 &gpu.grad_bias,
                 &cpu.grad_bias,
-                m.and_then(|m| m.grad_bias.as_deref()),
+                terms(|m| m.grad_bias.as_ref(), |m| m.grad_bias_flush.as_ref()),
             ),
-            ("lse", &gpu.lse, &cpu.lse, m.and_then(|m| m.lse.as_deref())),
+            (
+                "lse",
+                &gpu.lse,
+                &cpu.lse,
+                terms(|m| m.lse.as_ref(), |_| None),
+            ),
         ];
-        for (what, g, c, mag) in pairs {
-            self.compare_if_both(what, g.as_deref(), c.as_deref(), mag)?;
+        for (what, g, c, terms) in pairs {
+            self.compare_if_both(what, g.as_deref(), c.as_deref(), terms)?;
         }
         // Rows whose top two logits are within the products' error may
         // count either way. The twin counts always; the GPU when asked.

@@ -68,6 +68,16 @@ pub struct LinearMagnitude {
     /// whose two largest logits are closer than the products' f32 error, so
     /// either may come out on top.
     pub correct_slack: u64,
+    /// Each loss value's flush factor: the sum of the factors that multiply
+    /// its f32 inputs and intermediates after a GPU may have flushed them
+    /// to zero (see [`Tolerance`](crate::Tolerance)).
+    pub loss_flush: Vec<f64>,
+    /// Of each `∂L/∂h` element: the logits' gradient's, times `|W|`.
+    pub grad_hidden_flush: Option<Vec<f64>>,
+    /// Of each `∂L/∂W` element: the logits' gradient's, times `|h|`.
+    pub grad_weight_flush: Option<Vec<f64>>,
+    /// Of each `∂L/∂b` element.
+    pub grad_bias_flush: Option<Vec<f64>>,
 }
 
 /// The fused linear cross-entropy in f64: `logits = h·Wᵀ + b` formed whole,
@@ -148,9 +158,13 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         grad_bias: None,
         lse: lse_mag,
         correct_slack,
+        loss_flush: mag.loss_flush.clone(),
+        grad_hidden_flush: None,
+        grad_weight_flush: None,
+        grad_bias_flush: None,
     };
-    let grads = match (&ce.grad, &mag.grad) {
-        (Some(g), Some(gm)) => Some(backward(g, gm, &err, &hd, &wd, dims)),
+    let grads = match (&ce.grad, &mag.grad, &mag.grad_flush) {
+        (Some(g), Some(gm), Some(gf)) => Some(backward([g, gm, gf], &err, &hd, &wd, dims)),
         _ => None,
     };
     Ok(outputs(ce, magnitude, grads, bias.is_some()))
@@ -178,9 +192,12 @@ fn outputs(
         out.grad_weight = Some(b.dw);
         magnitude.grad_hidden = Some(b.dh_m);
         magnitude.grad_weight = Some(b.dw_m);
+        magnitude.grad_hidden_flush = Some(b.dh_f);
+        magnitude.grad_weight_flush = Some(b.dw_f);
         if has_bias {
             out.grad_bias = Some(b.db);
             magnitude.grad_bias = Some(b.db_m);
+            magnitude.grad_bias_flush = Some(b.db_f);
         }
     }
     out.magnitude = Some(magnitude);
@@ -337,19 +354,21 @@ struct Backward {
     /// `∂L/∂h = g·W`, `(n, h)`.
     dh: Vec<f64>,
     dh_m: Vec<f64>,
+    dh_f: Vec<f64>,
     /// `∂L/∂W = gᵀ·h`, `(v, h)`.
     dw: Vec<f64>,
     dw_m: Vec<f64>,
+    dw_f: Vec<f64>,
     /// `∂L/∂b = Σ_rows g`, `v`.
     db: Vec<f64>,
     db_m: Vec<f64>,
+    db_f: Vec<f64>,
 }
 
 /// The products of the logits' gradient `g` (magnitudes `gm`, widened by
 /// each row's products' error `err`) with `h` and `W`.
 fn backward(
-    g: &[f64],
-    gm: &[f64],
+    [g, gm, gf]: [&[f64]; 3],
     err: &[f64],
     hd: &[f64],
     wd: &[f64],
@@ -363,32 +382,43 @@ fn backward(
         .enumerate()
         .map(|(i, m)| m * (1.0 + 2.0 * err[i / v.max(1)]))
         .collect();
+    // Flush factors: the logits' gradient's times |W| (or |h|), and each
+    // product and partial sum of the V (or N) terms.
     let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
+    let mut dh_f = vec![2.0 * v as f64; n * h];
     let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);
+    let mut dw_f = vec![2.0 * n as f64; v * h];
     let (mut db, mut db_m) = (vec![0.0; v], vec![0.0; v]);
+    let mut db_f = vec![2.0 * n as f64; v];
     for r in 0..n {
         for c in 0..v {
-            let (gv, mv) = (g[r * v + c], gm[r * v + c]);
-            if gv == 0.0 && mv == 0.0 {
+            let (gv, mv, fv) = (g[r * v + c], gm[r * v + c], gf[r * v + c]);
+            if gv == 0.0 && mv == 0.0 && fv == 0.0 {
                 continue;
             }
             db[c] += gv;
             db_m[c] += mv;
+            db_f[c] += fv;
             for k in 0..h {
                 let (x, wv) = (hd[r * h + k], wd[c * h + k]);
                 dh[r * h + k] += gv * wv;
                 dh_m[r * h + k] += mv * wv.abs();
+                dh_f[r * h + k] += fv * wv.abs();
                 dw[c * h + k] += gv * x;
                 dw_m[c * h + k] += mv * x.abs();
+                dw_f[c * h + k] += fv * x.abs();
             }
         }
     }
     Backward {
         dh,
         dh_m,
+        dh_f,
         dw,
         dw_m,
+        dw_f,
         db,
         db_m,
+        db_f,
     }
 }

@@ -44,6 +44,8 @@ pub fn matmul<T: Copy + Into<f64>>(
     };
     let mut value = vec![0.0; m * n];
     let mut magnitude = vec![0.0; m * n];
+    // A flushed input times the other; each product and partial sum.
+    let mut flush = vec![0.0; m * n];
     for i in 0..m {
         for l in 0..k {
             let x = at(i, l);
@@ -51,8 +53,13 @@ pub fn matmul<T: Copy + Into<f64>>(
                 let y = bt(l, j);
                 value[i * n + j] += x * y;
                 magnitude[i * n + j] += (x * y).abs();
+                flush[i * n + j] += x.abs() + y.abs() + 2.0;
             }
         }
     }
-    Ok(Reference { value, magnitude })
+    Ok(Reference {
+        value,
+        magnitude,
+        flush,
+    })
 }

@@ -79,9 +79,12 @@ fn normalise<T: Copy + Into<f64>>(x: &[T], dims: &[usize], log: bool) -> Result<
             };
         }
     }
+    // A flushed e^(x − m) (divided by s ≥ 1), or x − m before the logarithm.
+    let flush = vec![1.0; y.len()];
     Ok(Reference {
         value: y,
         magnitude,
+        flush,
     })
 }
 
@@ -126,6 +129,8 @@ pub fn softmax_backward_reference<T: Copy + Into<f64>>(
         |y, dy, total| y * (dy - total),
         |y, dy| y * dy,
         |y, dy, total| y.abs() * (dy.abs() + total),
+        // A flushed y times dy − Σ; a flushed dy times y.
+        |y, dy, total| (dy - total).abs() + y.abs(),
     )
 }
 
@@ -171,10 +176,14 @@ pub fn log_softmax_backward_reference<T: Copy + Into<f64>>(
         |y, dy, total| dy - y.exp() * total,
         |_, dy| dy,
         |y, dy, total| dy.abs() + y.exp() * total,
+        // A flushed e^y times Σ; a flushed dy.
+        |_, _, total| total.abs() + 1.0,
     )
 }
 
-/// `value(y, dy, Σ term)` per element, and `magnitude(y, dy, Σ |term|)`.
+/// `value(y, dy, Σ term)` per element, `magnitude(y, dy, Σ |term|)`, and
+/// the flush factor `flush(y, dy, Σ term)` of the inputs, plus the sum's
+/// terms and partial sums and the last product, which may be flushed too.
 fn backward<T: Copy + Into<f64>>(
     y: &[T],
     dy: &[T],
@@ -182,6 +191,7 @@ fn backward<T: Copy + Into<f64>>(
     value: impl Fn(f64, f64, f64) -> f64,
     term: impl Fn(f64, f64) -> f64,
     magnitude: impl Fn(f64, f64, f64) -> f64,
+    flush: impl Fn(f64, f64, f64) -> f64,
 ) -> Result<Reference> {
     let layout = Layout::from_dims(dims)?;
     shape::length("output", dims, layout.len(), y.len())?;
@@ -189,6 +199,7 @@ fn backward<T: Copy + Into<f64>>(
     let (y, dy) = (widen(y), widen(dy));
     let mut dx = vec![0.0; y.len()];
     let mut mag = vec![0.0; y.len()];
+    let mut flushed = vec![0.0; y.len()];
     for row in 0..layout.rows() {
         let idx = |c| layout.element(row, c);
         let terms = || (0..layout.classes).map(|c| term(y[idx(c)], dy[idx(c)]));
@@ -197,11 +208,14 @@ fn backward<T: Copy + Into<f64>>(
         for c in 0..layout.classes {
             dx[idx(c)] = value(y[idx(c)], dy[idx(c)], total);
             mag[idx(c)] = magnitude(y[idx(c)], dy[idx(c)], abs_total).max(dx[idx(c)].abs());
+            flushed[idx(c)] =
+                flush(y[idx(c)], dy[idx(c)], total) + 2.0 * layout.classes as f64 + 1.0;
         }
     }
     Ok(Reference {
         value: dx,
         magnitude: mag,
+        flush: flushed,
     })
 }
 
