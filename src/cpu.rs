@@ -26,7 +26,9 @@ pub use crate::ops::cross_entropy::cpu::{
     CrossEntropyOutput,
 };
 pub use crate::ops::elementwise::cpu::{elementwise_loss, ElementwiseMagnitude, ElementwiseOutput};
-pub use crate::ops::linear::cpu::{linear_cross_entropy, LinearMagnitude};
+pub use crate::ops::linear::cpu::{
+    linear_cross_entropy, linear_cross_entropy_with, LinearMagnitude,
+};
 pub use crate::ops::matmul::cpu::matmul;
 pub use crate::ops::softmax::cpu::{
     log_softmax, log_softmax_backward, log_softmax_backward_reference, log_softmax_reference,

@@ -820,6 +820,35 @@ fn the_check_catches_an_unwritten_tail_and_swapped_classes() {
 }
 
 #[test]
+fn a_flushed_probability_times_a_class_weight_is_no_alarm() {
+    // The case that made `xent loss` exit 1 on valid inputs: p = e^−87.5 ≈
+    // 9.99e-39 is subnormal, the GPU may flush it, and times the class
+    // weight 1.99 the exact gradient, 1.99e-38, is past the floor 2⁻¹²⁶.
+    if gpu("a_flushed_probability_times_a_class_weight_is_no_alarm").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = write(d, "x.npy", &[1, 2], &[0.0f32, -87.5]);
+    let t = write(d, "t.npy", &[1], &[0i64]);
+    let w = write(d, "w.npy", &[2], &[1.99f32, 1.99]);
+    for reduction in ["sum", "mean", "none"] {
+        let out = xent(&[
+            "loss",
+            "--logits",
+            s(&x),
+            "--targets",
+            s(&t),
+            "--weights",
+            s(&w),
+            "--reduction",
+            reduction,
+        ]);
+        assert!(ok(&out).contains("(agree;"), "{reduction}");
+    }
+}
+
+#[test]
 fn a_gradient_past_f32_range_agrees_and_probability_targets_refuse_ignore_index() {
     // Probabilities [[2e-38, 1]], target 1, weights [3, 0.1], smoothing 1:
     // the gradient -7.5e38 is -inf in f32, which the check accepted as a
@@ -2533,6 +2562,114 @@ fn linear_loss_writes_what_the_library_computes() {
     );
 }
 
+/// `linear-loss` of `hidden` (any leading shape) against the weight of
+/// [`linear_files`] and `targets`, reduction `none`, writing the loss and
+/// `∂L/∂h` into `dir`; returns (loss, grad hidden) as read back.
+fn linear_none_run(dir: &Path, w: &Path, hidden: &Path, targets: &Path, tag: &str) -> (Npy, Npy) {
+    let (l, gh) = (
+        dir.join(format!("l{tag}.npy")),
+        dir.join(format!("gh{tag}.npy")),
+    );
+    let text = ok(&xent(&[
+        "linear-loss",
+        "--hidden",
+        s(hidden),
+        "--weight",
+        s(w),
+        "--targets",
+        s(targets),
+        "--reduction",
+        "none",
+        "--label-smoothing",
+        "0.1",
+        "--loss-out",
+        s(&l),
+        "--grad-hidden-out",
+        s(&gh),
+    ]));
+    assert!(text.contains("(agree)"), "{tag}: {text}");
+    (read_f32(&l), read_f32(&gh))
+}
+
+#[test]
+fn linear_loss_takes_leading_dimensions_probabilities_and_one_row() {
+    let Some(ctx) = gpu("linear_loss_takes_leading_dimensions_probabilities_and_one_row") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let [h, w, ..] = linear_files(d);
+    let (h32, w32) = (read_npy_f32(&h), read_npy_f32(&w));
+    let ids = [3i64, 1, 10, 0, 7, 4];
+    let probs: Vec<f64> = (0..66)
+        .map(|i| f64::from((i * 5 % 7) as u8) / 8.0)
+        .collect();
+    let opts = xent::LinearCrossEntropyOptions {
+        loss: xent::CrossEntropyOptions {
+            reduction: xent::Reduction::None,
+            label_smoothing: 0.1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The library on the flattened rows: (6, 8) from the 5 rows of h and its first.
+    let h6: Vec<f32> = h32.iter().chain(&h32[..8]).copied().collect();
+    let dims = xent::LinearDims { n: 6, h: 8, v: 11 };
+    let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
+    let lib = |t: xent::Targets<'_>| {
+        ctx.linear_cross_entropy_with(&h6, &w32, None, t, None, &dims, &opts, &Default::default())
+            .unwrap()
+    };
+    let hb = write(d, "hb.npy", &[2, 3, 8], &h6);
+    for (tag, targets, want) in [
+        (
+            "ids",
+            write(d, "tb.npy", &[2, 3], &ids),
+            lib(xent::Targets::I64(&ids)),
+        ),
+        (
+            "probs",
+            write(d, "pb.npy", &[2, 3, 11], &probs),
+            lib(xent::Targets::Probs(&probs32)),
+        ),
+    ] {
+        let (loss, gh) = linear_none_run(d, &w, &hb, &targets, tag);
+        assert_eq!(loss, (vec![2, 3], want.loss), "{tag}");
+        assert_eq!(gh, (vec![2, 3, 8], want.grad_hidden.unwrap()), "{tag}");
+    }
+    // One unbatched row (H) with a 0-d class id or (V) probabilities.
+    let h1 = write(d, "h1.npy", &[8], &h32[..8]);
+    let dims1 = xent::LinearDims { n: 1, h: 8, v: 11 };
+    for (tag, targets, t) in [
+        (
+            "id1",
+            write(d, "t1.npy", &[], &[3i64]),
+            xent::Targets::I64(&[3]),
+        ),
+        (
+            "probs1",
+            write(d, "p1.npy", &[11], &probs[..11]),
+            xent::Targets::Probs(&probs32[..11]),
+        ),
+    ] {
+        let want = ctx
+            .linear_cross_entropy_with(
+                &h32[..8],
+                &w32,
+                None,
+                t,
+                None,
+                &dims1,
+                &opts,
+                &Default::default(),
+            )
+            .unwrap();
+        let (loss, gh) = linear_none_run(d, &w, &h1, &targets, tag);
+        assert_eq!(loss, (vec![], want.loss), "{tag}");
+        assert_eq!(gh, (vec![8], want.grad_hidden.unwrap()), "{tag}");
+    }
+}
+
 fn read_npy_f32(path: &Path) -> Vec<f32> {
     let file = std::fs::File::open(path).unwrap();
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
@@ -2577,7 +2714,36 @@ fn linear_loss_bad_input_exits_2_with_one_error_line() {
         on(w, s(&bad_t), &["--backend", "cpu"]),
         "target 11 at position [2] is out of range",
     );
-    fails(on(w, s(&float_t), &[]), "expected int64 or int32 class ids");
+    fails(
+        on(w, s(&float_t), &[]),
+        "probabilities need the hidden's leading shape and V, [5, 11]",
+    );
+    let w3 = write(dir.path(), "w3.npy", &[11, 2, 4], &[0.0f32; 88]);
+    fails(
+        on(s(&w3), t, &[]),
+        "weight has shape [11, 2, 4]: the weight must be (V, H)",
+    );
+    let h0 = write(dir.path(), "h0.npy", &[], &[1.0f32]);
+    let h0_args: Vec<String> = [
+        "linear-loss",
+        "--hidden",
+        s(&h0),
+        "--weight",
+        w,
+        "--targets",
+        t,
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect();
+    fails(h0_args, "hidden has shape []");
+    let probs = write(dir.path(), "p.npy", &[5, 11], &[0.1f32; 55]);
+    fails(
+        on(w, s(&probs), &["--vocab-shards", "2"]),
+        "--vocab-shards takes int64 or int32",
+    );
+    let u8_t = write(dir.path(), "tu8.npy", &[5], &[0u8; 5]);
+    fails(on(w, s(&u8_t), &[]), "expected int64 or int32 class ids or");
     fails(with(&["--softcap", "0"]), "softcap = 0");
     fails(
         with(&["--softcap", "-2", "--backend", "cpu"]),

@@ -8,8 +8,10 @@ mod common;
 mod linear {
     mod errors;
     mod near_flush;
+    mod probability_targets;
     mod properties;
     mod same_bits;
     mod scratch;
+    mod target_kinds;
     mod worked_values;
 }

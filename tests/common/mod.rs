@@ -54,6 +54,13 @@ pub fn verified() -> Option<&'static Context> {
     }))
 }
 
+/// [`verified`] when its device can store `precision` (f16 needs
+/// `SHADER_F16`), else `None`.
+pub fn verified_for(precision: xent::Precision) -> Option<&'static Context> {
+    let ctx = verified()?;
+    (precision != xent::Precision::F16 || has_f16(ctx)).then_some(ctx)
+}
+
 fn require_adapter() -> bool {
     std::env::var("XENT_REQUIRE_ADAPTER").is_ok_and(|v| !v.is_empty() && v != "0")
 }

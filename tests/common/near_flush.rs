@@ -6,6 +6,7 @@
 
 use super::Rng;
 use proptest::test_runner::Config;
+use xent::Tolerance;
 
 /// The cases a near-flush property test runs: `PROPTEST_CASES` when set
 /// (for a longer run by hand), else 256.
@@ -53,4 +54,16 @@ pub fn logits(rng: &mut Rng, rows: usize, classes: usize) -> Vec<f32> {
             _ => rng.uniform(-4.0, 0.0),
         })
         .collect()
+}
+
+/// Whether `gpu` in place of the twin's `cpu` (magnitude `magnitude`, flush
+/// factor `flush`) is past 4 times its bound under `tol`: a corruption that
+/// matters, which the check must catch.
+pub fn matters(tol: Tolerance, gpu: f64, cpu: f64, magnitude: f64, flush: f64) -> bool {
+    let wide = Tolerance {
+        rel: 4.0 * tol.rel,
+        abs: 4.0 * tol.abs,
+        ..tol
+    };
+    !wide.matches_flushed(gpu, cpu, magnitude, 4.0 * flush)
 }

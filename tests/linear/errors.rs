@@ -111,3 +111,77 @@ fn an_empty_batch_writes_zero_gradients(
     assert_eq!(crate::common::read_f32(ctx, &gw), vec![0.0; 12]);
     assert_eq!(crate::common::read_f32(ctx, &gb), vec![0.0; 4]);
 }
+
+#[test]
+fn bad_probability_targets_are_typed_errors() {
+    let Some(ctx) = ctx() else { return };
+    let dims = LinearDims { n: 2, h: 3, v: 4 };
+    let (h, w) = (vec![0.0f32; 6], vec![0.0f32; 12]);
+    let run = |p: &[f32], o: &LinearCrossEntropyOptions| {
+        let t = xent::Targets::Probs(p);
+        let gpu =
+            ctx.linear_cross_entropy_with(&h, &w, None, t, None, &dims, o, &Default::default());
+        let cpu = xent::cpu::linear_cross_entropy_with(&h, &w, None, t, None, &dims, o);
+        (gpu.unwrap_err(), cpu.unwrap_err())
+    };
+    let o = LinearCrossEntropyOptions::default();
+    for e in <[xent::Error; 2]>::from(run(&[0.25; 7], &o)) {
+        assert!(
+            matches!(
+                e,
+                xent::Error::ShapeMismatch {
+                    what: "probability targets",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    let mut p = vec![0.25f32; 8];
+    p[5] = -0.5;
+    for e in <[xent::Error; 2]>::from(run(&p, &o)) {
+        assert!(
+            matches!(e, xent::Error::InvalidProbability { value, .. } if value == -0.5),
+            "{e}"
+        );
+    }
+    let ignoring = LinearCrossEntropyOptions {
+        loss: CrossEntropyOptions {
+            ignore_index: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for e in <[xent::Error; 2]>::from(run(&[0.25; 8], &ignoring)) {
+        assert!(
+            matches!(
+                e,
+                xent::Error::InvalidOption {
+                    name: "ignore_index",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    crate::common::still_works();
+}
+
+#[test]
+fn shapes_that_are_not_hidden_and_weight_name_themselves() {
+    use xent::{Error, LinearDims};
+    for (hidden, weight, named) in [
+        (&[][..], &[4usize, 3][..], &[][..]),
+        (&[2, 3], &[4, 2, 3], &[4, 2, 3]),
+        (&[2, 3], &[12], &[12]),
+        (&[2, 3], &[4, 5], &[4, 5]),
+    ] {
+        let e = LinearDims::from_shapes(hidden, weight).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidShape { shape, .. } if shape == named),
+            "{e}"
+        );
+    }
+    let d = LinearDims::from_shapes(&[0, 7, 3], &[4, 3]).unwrap();
+    assert_eq!(d, LinearDims { n: 0, h: 3, v: 4 });
+}

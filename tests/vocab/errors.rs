@@ -113,3 +113,40 @@ fn bad_merges_are_typed_errors(
     );
     assert!(matches!(r, Err(xent::Error::BadBuffer { .. })), "{r:?}");
 }
+
+/// The fused op's split takes class indices: probabilities are refused,
+/// naming them, before anything is recorded.
+#[test]
+fn the_fused_split_refuses_probability_targets() {
+    let Some(ctx) = ctx() else { return };
+    let dims = xent::LinearDims { n: 2, h: 3, v: 4 };
+    let (hidden, weight) = (buffer(ctx, &[0; 24]), buffer(ctx, &[0; 48]));
+    let (probs, partial) = (buffer(ctx, &[0; 32]), buffer(ctx, &[0; 256]));
+    let b = xent::LinearPartialBuffers {
+        hidden: hidden.slice(..),
+        weight: weight.slice(..),
+        bias: None,
+        targets: xent::TargetBuffer::Probs(probs.slice(..)),
+        weights: None,
+        partial: partial.slice(..),
+        precision: Precision::F32,
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let r = ctx.record_linear_vocab_partial(
+        &mut encoder,
+        &dims,
+        ClassRange::new(0, 4),
+        &Default::default(),
+        &b,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(xent::Error::Unsupported {
+                what: "probability targets",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `xent linear-loss`: the fused linear cross-entropy of `.npy` inputs
-//! (hidden states, a classifier's weight and bias, class-id targets), on
+//! (hidden states `(…, H)`, a classifier's weight and bias, class-id or
+//! probability targets), on
 //! the GPU (checked against the CPU twin unless `--no-check`) or on the CPU
 //! twin alone.
 
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use xent::{
     cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, LinearOutput, Reduction,
-    Tolerance,
+    Targets, Tolerance,
 };
 
 use crate::compute::{self, narrow};
@@ -21,13 +22,17 @@ use crate::{usage, BackendArg, Failure};
 
 #[derive(clap::Args)]
 pub struct LinearArgs {
-    /// Hidden states .npy, float16/float32/float64 of shape (N, H).
+    /// Hidden states .npy, float16/float32/float64 of shape (..., H): any
+    /// number of leading dimensions, e.g. (N, H), (B, T, H), or (H) for one
+    /// unbatched row. Each leading index is a row.
     #[arg(long, value_name = "PATH")]
     hidden: PathBuf,
     /// Classifier weight .npy, float16/float32/float64 of shape (V, H).
     #[arg(long, value_name = "PATH")]
     weight: PathBuf,
-    /// Class ids .npy, int64 or int32 of shape (N).
+    /// Targets .npy: int64 or int32 class ids of the hidden's leading shape
+    /// (...) (0-d for an unbatched hidden), or float16/32/64 probabilities
+    /// of shape (..., V).
     #[arg(long, value_name = "PATH")]
     targets: PathBuf,
     /// Classifier bias .npy, float of shape (V).
@@ -68,10 +73,11 @@ pub struct LinearArgs {
     /// Most bytes of device scratch (the window of logits and per-row scratch).
     #[arg(long, value_name = "BYTES", default_value_t = xent::DEFAULT_SCRATCH_BUDGET)]
     scratch_budget: u64,
-    /// Write the loss as float32 .npy: shape () for mean and sum, (N) for none.
+    /// Write the loss as float32 .npy: shape () for mean and sum, the
+    /// hidden's leading shape (...) for none.
     #[arg(long, value_name = "PATH")]
     loss_out: Option<PathBuf>,
-    /// Write d loss / d hidden as float32 .npy, (N, H).
+    /// Write d loss / d hidden as float32 .npy, the hidden's shape (..., H).
     #[arg(long, value_name = "PATH")]
     grad_hidden_out: Option<PathBuf>,
     /// Write d loss / d weight as float32 .npy, (V, H).
@@ -96,12 +102,29 @@ pub struct LinearArgs {
     vocab_shards: Option<usize>,
 }
 
+/// Targets as read: class ids, or probabilities (f32, as the GPU reads them).
+enum TargetData {
+    Ids(Vec<i64>),
+    Probs(Vec<f32>),
+}
+
+impl TargetData {
+    fn as_targets(&self) -> Targets<'_> {
+        match self {
+            TargetData::Ids(t) => Targets::I64(t),
+            TargetData::Probs(p) => Targets::Probs(p),
+        }
+    }
+}
+
 /// The fused op's inputs, read and checked, and its options.
 struct Problem {
     hidden: Floats,
+    /// The hidden's shape, (..., H).
+    hidden_dims: Vec<usize>,
     weight: Floats,
     dims: LinearDims,
-    targets: Vec<i64>,
+    targets: TargetData,
     bias: Option<Vec<f32>>,
     class_weights: Option<Vec<f32>>,
     opts: LinearCrossEntropyOptions,
@@ -150,7 +173,12 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
     let (hidden, hs) = inputs::read_floats("hidden", &args.hidden)?;
     let (weight, ws) = inputs::read_floats("weight", &args.weight)?;
     let dims = linear_dims(&hs, &ws)?;
-    let targets = read_targets(&args.targets, &hs, dims.n)?;
+    let targets = read_targets(&args.targets, &hs, dims)?;
+    if args.vocab_shards.is_some() && matches!(targets, TargetData::Probs(_)) {
+        return Err(usage(
+            "--vocab-shards takes int64 or int32 class-id targets, not probabilities",
+        ));
+    }
     let bias = read_vector("bias", args.bias.as_deref(), &ws, dims.v)?;
     let class_weights = read_vector("weights", args.weights.as_deref(), &ws, dims.v)?;
     if args.grad_bias_out.is_some() && bias.is_none() {
@@ -171,6 +199,7 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
     opts.validate()?;
     Ok(Problem {
         hidden,
+        hidden_dims: hs,
         weight,
         dims,
         targets,
@@ -180,45 +209,57 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
     })
 }
 
-/// The sizes of hidden (`hs`, (N, H)) and weight (`ws`, (V, H)).
+/// The sizes of hidden (`hs`, (..., H)) and weight (`ws`, (V, H)).
 fn linear_dims(hs: &[usize], ws: &[usize]) -> Result<LinearDims, Failure> {
-    if hs.len() != 2 {
-        return Err(usage(format!("hidden has shape {hs:?}; expected (N, H)")));
-    }
-    if ws.len() != 2 {
-        return Err(usage(format!("weight has shape {ws:?}; expected (V, H)")));
-    }
-    let dims = LinearDims {
-        n: hs[0],
-        h: hs[1],
-        v: ws[0],
-    };
-    if ws[1] != dims.h {
-        return Err(usage(format!(
-            "weight has shape {ws:?} but hidden {hs:?}: their H (last axes) differ"
-        )));
-    }
-    Ok(dims)
+    LinearDims::from_shapes(hs, ws).map_err(|e| match e {
+        xent::Error::InvalidShape { shape, reason } if shape == ws => {
+            usage(format!("weight has shape {ws:?}: {reason}"))
+        }
+        xent::Error::InvalidShape { reason, .. } => {
+            usage(format!("hidden has shape {hs:?}: {reason}"))
+        }
+        e => e.into(),
+    })
 }
 
-/// The class ids, int64 or int32, one per row of hidden (`hs`, `n` rows).
-fn read_targets(path: &Path, hs: &[usize], n: usize) -> Result<Vec<i64>, Failure> {
-    let t = npy::read_as("targets", path, "expected int64 or int32 class ids")?;
-    let targets: Vec<i64> = match t.array {
-        Array::I64(v) => v,
-        Array::I32(v) => v.into_iter().map(i64::from).collect(),
-        _ => {
+/// The targets: int64 or int32 class ids of the hidden's leading shape, or
+/// float probabilities of shape (..., V).
+fn read_targets(path: &Path, hs: &[usize], dims: LinearDims) -> Result<TargetData, Failure> {
+    let t = npy::read("targets", path)?;
+    let leading = &hs[..hs.len() - 1];
+    let probs_dims: Vec<usize> = leading.iter().copied().chain([dims.v]).collect();
+    let (targets, want) = match t.array {
+        Array::I64(v) => (TargetData::Ids(v), leading.to_vec()),
+        Array::I32(v) => (
+            TargetData::Ids(v.into_iter().map(i64::from).collect()),
+            leading.to_vec(),
+        ),
+        Array::F16(v) => (
+            TargetData::Probs(Floats::from_f16(&v).f32().into_owned()),
+            probs_dims,
+        ),
+        Array::F32(v) => (TargetData::Probs(v), probs_dims),
+        Array::F64(v) => (
+            TargetData::Probs(Floats::F64(v).f32().into_owned()),
+            probs_dims,
+        ),
+        Array::U8(_) => {
             return Err(usage(format!(
-                "targets file {} has dtype {}: expected int64 or int32 class ids",
+                "targets file {} has dtype {}: expected int64 or int32 class ids or \
+                 float16/32/64 probabilities",
                 path.display(),
                 t.dtype
             )))
         }
     };
-    if t.shape != [n] {
+    if t.shape != want {
+        let kind = match targets {
+            TargetData::Ids(_) => "class ids need the hidden's leading shape",
+            TargetData::Probs(_) => "probabilities need the hidden's leading shape and V",
+        };
         return Err(usage(format!(
-            "targets have shape {:?} but hidden {hs:?} needs ({n},)",
-            t.shape
+            "targets have shape {:?} ({}) but hidden {hs:?} and weight (V = {}): {kind}, {want:?}",
+            t.shape, t.dtype, dims.v
         )));
     }
     Ok(targets)
@@ -260,11 +301,11 @@ impl Stored {
 
     /// The CPU twin on these values.
     fn twin(&self, p: &Problem) -> xent::Result<LinearOutput<f64>> {
-        cpu::linear_cross_entropy(
+        cpu::linear_cross_entropy_with(
             &self.hidden,
             &self.weight,
             self.bias.as_deref(),
-            &p.targets,
+            p.targets.as_targets(),
             p.class_weights.as_deref(),
             &p.dims,
             &p.opts,
@@ -302,7 +343,7 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
             hidden: &stored.hidden,
             weight: &stored.weight,
             bias: p.bias.as_deref(),
-            targets: &p.targets,
+            targets: p.targets.as_targets(),
             class_weights: p.class_weights.as_deref(),
         };
         args.precision
@@ -359,7 +400,7 @@ fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
         None => report::say_unchecked(args.backend),
     }
     let loss_dims = if reduction == Reduction::None {
-        vec![dims.n]
+        p.hidden_dims[..p.hidden_dims.len() - 1].to_vec()
     } else {
         Vec::new()
     };
@@ -369,7 +410,7 @@ fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
             "grad hidden",
             &args.grad_hidden_out,
             out.grad_hidden.as_ref(),
-            vec![dims.n, dims.h],
+            p.hidden_dims.clone(),
         ),
         (
             "grad weight",

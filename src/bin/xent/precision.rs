@@ -140,7 +140,7 @@ pub(crate) struct LinearInputs<'a> {
     pub hidden: &'a [f32],
     pub weight: &'a [f32],
     pub bias: Option<&'a [f32]>,
-    pub targets: &'a [i64],
+    pub targets: Targets<'a>,
     pub class_weights: Option<&'a [f32]>,
 }
 
@@ -166,8 +166,8 @@ impl PrecisionArg {
         ) -> xent::Result<LinearOutput<f32>> {
             let (h, w, b) = (to(x.hidden), to(x.weight), x.bias.map(&to));
             let (t, cw) = (x.targets, x.class_weights);
-            match shards {
-                Some(k) => ctx.linear_cross_entropy_sharded(
+            match (shards, t) {
+                (Some(k), Targets::I64(t)) => ctx.linear_cross_entropy_sharded(
                     &h,
                     &w,
                     b.as_deref(),
@@ -178,7 +178,11 @@ impl PrecisionArg {
                     &Default::default(),
                     k,
                 ),
-                None => ctx.linear_cross_entropy(
+                (Some(_), _) => Err(xent::Error::Unsupported {
+                    what: "--vocab-shards",
+                    reason: "the vocabulary split takes int64 or int32 class ids".into(),
+                }),
+                (None, t) => ctx.linear_cross_entropy_with(
                     &h,
                     &w,
                     b.as_deref(),

@@ -151,9 +151,9 @@ struct Value {
 
 /// One element's loss and gradient, each with the magnitude of its terms
 /// and its flush factor: the factors that multiply x, y, d = x − y and each
-/// intermediate after a GPU may have flushed them (see `Tolerance`). A
-/// flushed input that changes a result's kind (L1's sign, BCE's log of a
-/// subnormal probability) is outside it: README's tolerance policy says so.
+/// intermediate after a GPU may have flushed them (see `Tolerance`). No
+/// flush changes a result's kind: the kernels take L1's sign from the
+/// inputs' bits and BCE's logarithm of a subnormal probability as it is.
 struct Point {
     loss: f64,
     loss_terms: f64,

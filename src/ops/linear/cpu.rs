@@ -1,13 +1,13 @@
 //! The fused linear cross-entropy's f64 CPU twin, with the magnitudes its
 //! outputs are held to (see [`Tolerance`](crate::Tolerance)).
 
+use super::bounds::{correct_slack, loss_magnitude, product_error, row_weights, Bounds, RowWeight};
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::core::reference::widen;
-use crate::core::Reduction;
 use crate::error::Result;
 use crate::ops::cross_entropy::cpu::{cross_entropy_with, CrossEntropyOutput};
-use crate::ops::cross_entropy::cpu_rows::{class_weight_total, softcap, ClassWeights};
+use crate::ops::cross_entropy::cpu_rows::ClassWeights;
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::{Targets, Weights};
 
@@ -119,16 +119,45 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
     dims: &LinearDims,
     opts: &LinearCrossEntropyOptions,
 ) -> Result<LinearOutput<f64>> {
+    let targets = Targets::I64(targets);
+    linear_cross_entropy_with(hidden, weight, bias, targets, class_weights, dims, opts)
+}
+
+/// [`linear_cross_entropy`] with any target kind: class indices
+/// (`(n)`, i64, i32 or u8) or probabilities `(n, v)` (soft labels, label
+/// smoothing applied as [`CrossEntropyOptions`] says), as PyTorch's
+/// `F.linear_cross_entropy`. The CPU twin of
+/// [`Context::linear_cross_entropy_with`](crate::Context::linear_cross_entropy_with).
+///
+/// # Errors
+/// As [`linear_cross_entropy`], and for probabilities those of
+/// [`cross_entropy_with`](crate::cpu::cross_entropy_with) (a negative or NaN
+/// one, `ignore_index` set).
+///
+/// ```
+/// # fn main() -> Result<(), xent::Error> {
+/// use xent::Targets;
+/// let dims = xent::LinearDims { n: 1, h: 1, v: 2 };
+/// // logits [1, −1] against (½, ½): ln(e + e⁻¹) − ½·(1 − 1) = ln(2·cosh 1).
+/// let out = xent::cpu::linear_cross_entropy_with(&[1.0f32], &[1.0, -1.0], None,
+///     Targets::Probs(&[0.5, 0.5]), None, &dims, &Default::default())?;
+/// assert!((out.loss[0] - (2.0 * 1f64.cosh()).ln()).abs() < 1e-15);
+/// # Ok(()) }
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn linear_cross_entropy_with<T: Copy + Into<f64>>(
+    hidden: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    targets: Targets<'_, T>,
+    class_weights: Option<&[T]>,
+    dims: &LinearDims,
+    opts: &LinearCrossEntropyOptions,
+) -> Result<LinearOutput<f64>> {
     opts.validate()?;
     let dims = *dims;
     let LinearDims { n, v, .. } = dims;
-    super::check_lengths(
-        dims,
-        hidden.len(),
-        weight.len(),
-        bias.map(<[T]>::len),
-        targets.len(),
-    )?;
+    super::check_lengths(dims, hidden.len(), weight.len(), bias.map(<[T]>::len))?;
     let (hd, wd) = (widen(hidden), widen(weight));
     let bd = bias.map(widen);
     let (logits, row_mag) = forward(&hd, &wd, bd.as_deref(), dims);
@@ -137,37 +166,61 @@ pub fn linear_cross_entropy<T: Copy + Into<f64>>(
         class: cw.as_deref(),
         sample: None,
     };
-    let ce = cross_entropy_with(&logits, &[n, v], Targets::I64(targets), weights, &opts.loss)?;
-    let mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
+    let probs = match targets {
+        Targets::Probs(y) => Some(widen(y)),
+        _ => None,
+    };
+    let targets: Targets<'_, f64> = match (&probs, targets) {
+        (Some(y), _) => Targets::Probs(y),
+        (None, Targets::I64(t)) => Targets::I64(t),
+        (None, Targets::I32(t)) => Targets::I32(t),
+        (None, Targets::U8(t)) => Targets::U8(t),
+        (None, Targets::Probs(_)) => unreachable!("probabilities are widened"),
+    };
+    let ce = cross_entropy_with(&logits, &[n, v], targets, weights, &opts.loss)?;
+    let rows = row_weights(&targets, ClassWeights(cw.as_deref()), dims, &opts.loss);
     let err = product_error(&row_mag, dims.h);
-    let correct_slack = correct_slack(&logits, targets, &err, dims, &opts.loss);
     let bounds = Bounds {
         row_mag: &row_mag,
         err: &err,
     };
-    let class_w = ClassWeights(cw.as_deref());
-    let loss_mag = loss_magnitude(&ce, targets, class_w, bounds, dims, &opts.loss);
-    let lse_mag = mag
-        .lse
-        .as_ref()
-        .map(|l| l.iter().zip(&err).map(|(l, e)| l + e).collect());
-    let magnitude = LinearMagnitude {
-        loss: loss_mag,
-        grad_hidden: None,
-        grad_weight: None,
-        grad_bias: None,
-        lse: lse_mag,
-        correct_slack,
-        loss_flush: mag.loss_flush.clone(),
-        grad_hidden_flush: None,
-        grad_weight_flush: None,
-        grad_bias_flush: None,
-    };
+    let magnitude = magnitudes(&ce, &logits, &rows, bounds, dims, &opts.loss);
+    let mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
     let grads = match (&ce.grad, &mag.grad, &mag.grad_flush) {
         (Some(g), Some(gm), Some(gf)) => Some(backward([g, gm, gf], &err, &hd, &wd, dims)),
         _ => None,
     };
     Ok(outputs(ce, magnitude, grads, bias.is_some()))
+}
+
+/// The magnitudes of the loss and lse (the cross-entropy's, grown by the
+/// products' error), the argmax count's slack and the loss's flush factors;
+/// the gradients' are filled in by `outputs`.
+fn magnitudes(
+    ce: &CrossEntropyOutput<f64>,
+    logits: &[f64],
+    rows: &[Option<RowWeight>],
+    bounds: Bounds<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> LinearMagnitude {
+    let mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
+    let lse = mag
+        .lse
+        .as_ref()
+        .map(|l| l.iter().zip(bounds.err).map(|(l, e)| l + e).collect());
+    LinearMagnitude {
+        loss: loss_magnitude(ce, rows, bounds, dims, opts),
+        grad_hidden: None,
+        grad_weight: None,
+        grad_bias: None,
+        lse,
+        correct_slack: correct_slack(logits, rows, bounds.err, dims, opts),
+        loss_flush: mag.loss_flush.clone(),
+        grad_hidden_flush: None,
+        grad_weight_flush: None,
+        grad_bias_flush: None,
+    }
 }
 
 /// The fused call's outputs: the cross-entropy's loss, log-sum-exp and
@@ -204,16 +257,6 @@ fn outputs(
     out
 }
 
-/// The default tolerance's `rel`, the unit the products' error is kept in.
-fn rel() -> f64 {
-    crate::core::verify::Tolerance::default().rel
-}
-
-/// f32's unit roundoff, 2⁻²⁴.
-fn unit() -> f64 {
-    f64::from(f32::EPSILON) / 2.0
-}
-
 /// The logits `h·Wᵀ + b`, `(n, v)`, and each row's largest logit magnitude
 /// M_z.
 fn forward(hd: &[f64], wd: &[f64], bd: Option<&[f64]>, dims: LinearDims) -> (Vec<f64>, Vec<f64>) {
@@ -235,118 +278,6 @@ fn forward(hd: &[f64], wd: &[f64], bd: Option<&[f64]>, dims: LinearDims) -> (Vec
         }
     }
     (logits, row_mag)
-}
-
-/// Each row's bound on its f32 products' error, in units of the tolerance's
-/// `rel`.
-fn product_error(row_mag: &[f64], h: usize) -> Vec<f64> {
-    // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
-    // (recursive summation, the additions of k's slices and of the bias,
-    // the store).
-    let (rel, unit) = (rel(), unit());
-    row_mag
-        .iter()
-        .map(|m| (h as f64 + 4.0) * unit * m / rel)
-        .collect()
-}
-
-/// Rows whose two largest (capped) logits are within twice the products'
-/// error of each other: their argmax may differ.
-fn correct_slack(
-    logits: &[f64],
-    targets: &[i64],
-    err: &[f64],
-    dims: LinearDims,
-    opts: &CrossEntropyOptions,
-) -> u64 {
-    let LinearDims { n, v, .. } = dims;
-    let (rel, unit) = (rel(), unit());
-    (0..n)
-        .filter(|&r| targets[r] != opts.ignore_index && v > 1)
-        .filter(|&r| {
-            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap);
-            // The cap's f32 rounding near saturation, beside the products'.
-            let slack = 2.0 * rel * err[r] + opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
-            top[0] - top[1] <= slack
-        })
-        .count() as u64
-}
-
-/// The two largest of a row's logits, soft-capped when asked.
-fn top_two(row: &[f64], cap: Option<f64>) -> [f64; 2] {
-    let mut top = [f64::NEG_INFINITY; 2];
-    for &z in row {
-        let z = cap.map_or(z, |c| softcap(z, c));
-        if z > top[0] {
-            top = [z, top[0]];
-        } else if z > top[1] {
-            top[1] = z;
-        }
-    }
-    top
-}
-
-/// Each row's logit magnitude M_z and its products' error bound.
-#[derive(Clone, Copy)]
-struct Bounds<'a> {
-    row_mag: &'a [f64],
-    err: &'a [f64],
-}
-
-/// The loss's magnitudes: the cross-entropy's plus each counted row's
-/// shift by its products' error, reduced as the loss is.
-fn loss_magnitude(
-    ce: &CrossEntropyOutput<f64>,
-    targets: &[i64],
-    class_w: ClassWeights<'_>,
-    bounds: Bounds<'_>,
-    dims: LinearDims,
-    opts: &CrossEntropyOptions,
-) -> Vec<f64> {
-    let (row_shift, denom) = row_shifts(ce, targets, class_w, bounds, dims, opts);
-    let ce_mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
-    let mut loss_mag = ce_mag.loss.clone();
-    match opts.reduction {
-        Reduction::None => {
-            for (m, s) in loss_mag.iter_mut().zip(&row_shift) {
-                *m += s;
-            }
-        }
-        Reduction::Sum => loss_mag[0] += row_shift.iter().sum::<f64>(),
-        Reduction::Mean if denom != 0.0 => loss_mag[0] += row_shift.iter().sum::<f64>() / denom,
-        Reduction::Mean => {}
-    }
-    loss_mag
-}
-
-/// Each counted row's weight in the loss, times twice its products' error
-/// (0 for an ignored row), and the mean's denominator `Σ w[tᵢ]`.
-fn row_shifts(
-    ce: &CrossEntropyOutput<f64>,
-    targets: &[i64],
-    class_w: ClassWeights<'_>,
-    bounds: Bounds<'_>,
-    dims: LinearDims,
-    opts: &CrossEntropyOptions,
-) -> (Vec<f64>, f64) {
-    let LinearDims { n, v, .. } = dims;
-    let eps = opts.label_smoothing;
-    let weight_sum = class_w.sum(v);
-    let mut row_shift = vec![0.0; n];
-    let mut denom = 0.0;
-    for r in 0..n {
-        let t = targets[r];
-        if t == opts.ignore_index {
-            continue;
-        }
-        let wt = class_w.at(t as usize);
-        denom += wt;
-        let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
-        let coefficient = class_weight_total(eps, wt, v as f64, weight_sum)
-            + wt * 2.0 * opts.z_loss * lse.max(bounds.row_mag[r] + (v as f64).ln());
-        row_shift[r] = coefficient * 2.0 * bounds.err[r];
-    }
-    (row_shift, denom)
 }
 
 /// The backward products in f64 with their magnitudes.

@@ -9,8 +9,9 @@ use crate::core::host_run::{HostRun, Readback};
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
 use crate::core::{Context, Element, Returns};
-use crate::error::{Error, Result};
-use crate::ops::cross_entropy::host::narrow_targets;
+use crate::error::Result;
+use crate::ops::cross_entropy::host::{check_host_inputs, DeviceTargets};
+use crate::ops::cross_entropy::targets::{Targets, Weights};
 use crate::ops::cross_entropy::CrossEntropyStatus;
 use crate::ops::cross_entropy::TargetBuffer;
 
@@ -58,6 +59,54 @@ impl Context {
         opts: &LinearCrossEntropyOptions,
         returns: &Returns,
     ) -> Result<LinearOutput<f32>> {
+        let targets = Targets::I64(targets);
+        self.linear_cross_entropy_with(
+            hidden,
+            weight,
+            bias,
+            targets,
+            class_weights,
+            dims,
+            opts,
+            returns,
+        )
+    }
+
+    /// [`Context::linear_cross_entropy`] with any target kind, as PyTorch's
+    /// `F.linear_cross_entropy`: class indices `(n)` (i64, i32 or u8) or
+    /// f32 probabilities `(n, v)` (soft labels; label smoothing applies as
+    /// in [`CrossEntropyOptions`](crate::CrossEntropyOptions), and `mean`
+    /// divides by `n`). In verify mode each output is held to
+    /// [`cpu::linear_cross_entropy_with`](crate::cpu::linear_cross_entropy_with).
+    ///
+    /// # Errors
+    /// As [`Context::linear_cross_entropy`]; for probabilities
+    /// [`Error::InvalidProbability`] (negative or NaN) and
+    /// [`Error::InvalidOption`] (an `ignore_index` other than the default).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let ctx = xent::Context::from_env()?.with_verify(xent::Tolerance::default());
+    /// let dims = xent::LinearDims { n: 1, h: 1, v: 2 };
+    /// let probs = xent::Targets::Probs(&[0.5, 0.5]);
+    /// let out = ctx.linear_cross_entropy_with(&[1.0f32], &[1.0, -1.0], None, probs, None, &dims,
+    ///     &Default::default(), &Default::default())?;
+    /// // logits [1, −1] against (½, ½): ln(2·cosh 1).
+    /// assert!((out.loss[0] - (2.0 * 1f32.cosh()).ln()).abs() < 1e-6);
+    /// # Ok(()) }
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_cross_entropy_with<T: Element>(
+        &self,
+        hidden: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        targets: Targets<'_>,
+        class_weights: Option<&[f32]>,
+        dims: &LinearDims,
+        opts: &LinearCrossEntropyOptions,
+        returns: &Returns,
+    ) -> Result<LinearOutput<f32>> {
         let inputs = LinearInputs {
             hidden,
             weight,
@@ -65,13 +114,13 @@ impl Context {
             targets,
             class_weights,
         };
-        let targets32 = inputs.check(self, dims, opts, returns)?;
+        let targets = inputs.check(self, dims, opts, returns)?;
         self.plan_linear_cross_entropy(dims, opts, returns)?;
         let run = self.host_run();
         let hidden_buf = run.upload("xent hidden", bytemuck::cast_slice(hidden))?;
         let weight_buf = run.upload("xent weight", bytemuck::cast_slice(weight))?;
         let bias_buf = run.upload_opt("xent bias", bias)?;
-        let targets_buf = run.upload("xent targets", bytemuck::cast_slice(&targets32))?;
+        let targets_buf = run.upload("xent targets", targets.bytes())?;
         let weights_buf = run.upload_opt("xent class weights", class_weights)?;
         let outputs = LinearOutputs::new(&run, dims, bias.is_some(), opts, returns);
         let mut encoder = run.encoder();
@@ -82,7 +131,7 @@ impl Context {
             ..outputs.buffers(
                 hidden_buf.slice(..),
                 weight_buf.slice(..),
-                TargetBuffer::ClassI32(targets_buf.slice(..)),
+                targets.buffer(&targets_buf),
             )
         };
         self.record_linear_cross_entropy(&mut encoder, dims, opts, &buffers)?;
@@ -98,8 +147,7 @@ impl Context {
         Ok(out)
     }
 
-    /// Verify mode: holds `out` to the twin on the inputs widened to f32.
-    /// Shared by the split call.
+    /// Holds `out` to the twin on `inputs` (widened to f32) in verify mode.
     pub(crate) fn verify_linear<T: Element>(
         &self,
         out: &LinearOutput<f32>,
@@ -112,12 +160,12 @@ impl Context {
         };
         let bias = inputs.bias.map(widen_all);
         let (hidden, weight) = (widen_all(inputs.hidden), widen_all(inputs.weight));
-        let (targets, weights) = (inputs.targets, inputs.class_weights);
-        let reference = cpu::linear_cross_entropy(
+        let weights = inputs.class_weights;
+        let reference = cpu::linear_cross_entropy_with(
             &hidden,
             &weight,
             bias.as_deref(),
-            targets,
+            inputs.targets,
             weights,
             dims,
             opts,
@@ -131,35 +179,32 @@ pub(crate) struct LinearInputs<'a, T> {
     pub(crate) hidden: &'a [T],
     pub(crate) weight: &'a [T],
     pub(crate) bias: Option<&'a [T]>,
-    pub(crate) targets: &'a [i64],
+    pub(crate) targets: Targets<'a>,
     pub(crate) class_weights: Option<&'a [f32]>,
 }
 
-impl<T: Element> LinearInputs<'_, T> {
+impl<'a, T: Element> LinearInputs<'a, T> {
     /// The checks before anything is uploaded (options, returns, lengths by
-    /// the twin's rule, element type), and the targets as the GPU's i32.
+    /// the twin's rule, the targets and class weights by the
+    /// cross-entropy's, element type), and the targets as the GPU reads them.
     pub(crate) fn check(
         &self,
         ctx: &Context,
         dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
         returns: &Returns,
-    ) -> Result<Vec<i32>> {
+    ) -> Result<DeviceTargets<'a>> {
         opts.validate()?;
-        opts.loss.check_returns(returns)?;
         let (hidden, weight) = (self.hidden.len(), self.weight.len());
         let bias = self.bias.map(<[T]>::len);
-        super::check_lengths(*dims, hidden, weight, bias, self.targets.len())?;
-        if let Some(w) = self.class_weights {
-            if w.len() != dims.v {
-                return Err(Error::WeightsLength {
-                    classes: dims.v,
-                    actual: w.len(),
-                });
-            }
-        }
+        super::check_lengths(*dims, hidden, weight, bias)?;
         let layout = Layout::from_dims(&[dims.n, dims.v])?;
-        let targets = narrow_targets(&layout, self.targets, opts.loss.ignore_index)?;
+        let weights = Weights {
+            class: self.class_weights,
+            sample: None,
+        };
+        let (len, loss) = (layout.len(), &opts.loss);
+        let targets = check_host_inputs(&layout, len, self.targets, weights, loss, returns)?;
         T::PRECISION.supported_on(&ctx.device, "f16 hidden states and weights")?;
         Ok(targets)
     }

@@ -6,6 +6,7 @@
 //! products fold it into `∂L/∂h`, `∂L/∂W` and `∂L/∂b` (ARCHITECTURE.md says
 //! why this and not recomputed tiles).
 
+mod bounds;
 mod compare;
 pub(crate) mod cpu;
 pub(crate) mod host;
@@ -36,6 +37,63 @@ pub struct LinearDims {
 }
 
 impl LinearDims {
+    /// The dims of hidden states of shape `(…, H)` (any number of leading
+    /// dimensions, none for one unbatched row) and a weight `(V, H)`: the
+    /// leading dimensions are flattened into `n` rows, as PyTorch's
+    /// `F.linear_cross_entropy` does for `(N, H)` and `(H)`. Class-id
+    /// targets then have the leading shape and probabilities `(…, V)`; a
+    /// `none` loss has the leading shape and `∂L/∂h` the hidden's.
+    ///
+    /// # Errors
+    /// [`Error::InvalidShape`](crate::Error::InvalidShape) naming the shape:
+    /// a 0-d hidden, a weight that is not 2-D (PyTorch's K-dimensional
+    /// weight `(V, d1, …, dK, H)` is not supported), or an `H` that
+    /// differs between them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// // A language model's (batch, time, hidden) states over a vocabulary of 50.
+    /// let d = xent::LinearDims::from_shapes(&[4, 128, 64], &[50, 64])?;
+    /// assert_eq!(d, xent::LinearDims { n: 512, h: 64, v: 50 });
+    /// assert_eq!(xent::LinearDims::from_shapes(&[64], &[50, 64])?.n, 1); // unbatched
+    /// assert!(xent::LinearDims::from_shapes(&[4, 64], &[50, 3, 64]).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn from_shapes(hidden: &[usize], weight: &[usize]) -> crate::Result<Self> {
+        let bad = |shape: &[usize], reason: String| crate::Error::InvalidShape {
+            shape: shape.to_vec(),
+            reason,
+        };
+        let Some((&h, leading)) = hidden.split_last() else {
+            return Err(bad(
+                hidden,
+                "hidden states need a last axis H: (…, H)".into(),
+            ));
+        };
+        let &[v, wh] = weight else {
+            return Err(bad(
+                weight,
+                format!(
+                    "the weight must be (V, H), 2-D; a {}-D weight (PyTorch's K-dimensional \
+                     (V, d1, …, dK, H)) is not supported",
+                    weight.len()
+                ),
+            ));
+        };
+        if wh != h {
+            return Err(bad(
+                weight,
+                format!(
+                    "the weight's H is {wh} but the hidden states {hidden:?} have H = {h}: \
+                     their H (last axes) differ"
+                ),
+            ));
+        }
+        let n = leading.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let n = n.ok_or_else(|| bad(hidden, "too many rows".into()))?;
+        Ok(Self { n, h, v })
+    }
+
     /// Bytes the materialised f32 logits would take: `n·v·4`.
     ///
     /// ```
@@ -71,20 +129,19 @@ impl LinearDims {
     }
 }
 
-/// Checks that each slice of a fused call has the length `dims` gives it
-/// (the host API and the twin share it).
+/// Checks that each slice of a fused call but the targets (which the
+/// cross-entropy's checks hold to `(n)` or `(n, v)`) has the length `dims`
+/// gives it (the host API and the twin share it).
 pub(crate) fn check_lengths(
     dims: LinearDims,
     hidden: usize,
     weight: usize,
     bias: Option<usize>,
-    targets: usize,
 ) -> crate::Result<()> {
     let LinearDims { n, h, v } = dims;
     let lengths = [
         ("hidden", hidden, vec![n, h]),
         ("weight", weight, vec![v, h]),
-        ("targets", targets, vec![n]),
     ];
     for (what, len, shape) in lengths
         .into_iter()

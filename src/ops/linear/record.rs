@@ -50,8 +50,8 @@ pub struct LinearBuffers<'a> {
     pub weight: wgpu::BufferSlice<'a>,
     /// `b`, `v` elements; `None` for no bias.
     pub bias: Option<wgpu::BufferSlice<'a>>,
-    /// Class indices, `n` of them (probability targets are not supported
-    /// yet: [`Error::Unsupported`]).
+    /// Class indices, `n` of them, or f32 probabilities `(n, v)` (not yet
+    /// with the vocabulary split: [`Error::Unsupported`]).
     pub targets: TargetBuffer<'a>,
     /// f32 class weights, `v`; `None` for all ones.
     pub weights: Option<wgpu::BufferSlice<'a>>,
@@ -78,7 +78,7 @@ pub struct LinearBuffers<'a> {
 /// **Recording API** of the fused linear cross-entropy: your buffers and encoder.
 impl Context {
     /// Records the fused linear cross-entropy into `encoder`: the loss of
-    /// `logits = h·Wᵀ + b` with class-index targets (every option of
+    /// `logits = h·Wᵀ + b` with class-index or probability targets (every option of
     /// [`LinearCrossEntropyOptions::loss`]), and `∂L/∂h`, `∂L/∂W`, `∂L/∂b`,
     /// without the `(n, v)` logits ever existing whole. One compute pass:
     /// the targets' statistics; then per chunk of
@@ -161,6 +161,13 @@ impl Context {
         let plan = self.plan_linear(dims, opts, b.correct.is_some(), shard.is_some())?;
         b.precision
             .supported_on(&self.device, "f16 hidden states and weights")?;
+        if shard.is_some() && matches!(b.targets, TargetBuffer::Probs(_)) {
+            return Err(Error::Unsupported {
+                what: "probability targets",
+                reason: "the vocabulary-split fused linear cross-entropy takes class indices"
+                    .into(),
+            });
+        }
         self.check_linear_buffers(dims, b)?;
 
         let scope = GpuScope::push(&self.device);
@@ -214,13 +221,7 @@ impl Context {
         let LinearDims { n, h, v } = dims;
         let p = b.precision;
         let targets = match b.targets {
-            TargetBuffer::ClassI32(t) | TargetBuffer::ClassU8(t) => t,
-            TargetBuffer::Probs(_) => {
-                return Err(Error::Unsupported {
-                    what: "probability targets",
-                    reason: "the fused linear cross-entropy takes class indices".into(),
-                })
-            }
+            TargetBuffer::ClassI32(t) | TargetBuffer::ClassU8(t) | TargetBuffer::Probs(t) => t,
         };
         let stored = |elems: usize| (elems as u64 * p.size()).next_multiple_of(4);
         self.check_bytes("hidden", b.hidden, stored(n * h))?;

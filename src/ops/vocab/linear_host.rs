@@ -6,7 +6,7 @@ use super::{ClassRange, LinearFinishBuffers, LinearPartialBuffers};
 use crate::core::host_run::HostRun;
 use crate::core::{Context, Element, Returns};
 use crate::error::Result;
-use crate::ops::cross_entropy::TargetBuffer;
+use crate::ops::cross_entropy::targets::Targets;
 use crate::ops::linear::host::{read_grads, read_outputs, LinearInputs, LinearOutputs};
 use crate::ops::linear::LinearOutput;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims};
@@ -55,20 +55,20 @@ impl Context {
             hidden,
             weight,
             bias,
-            targets,
+            targets: Targets::I64(targets),
             class_weights,
         };
-        let targets32 = inputs.check(self, dims, opts, returns)?;
+        let device_targets = inputs.check(self, dims, opts, returns)?;
         let ranges = ClassRange::split(dims.v, shards)?;
         let run = self.host_run();
         let hidden_buf = run.upload("xent hidden", bytemuck::cast_slice(hidden))?;
-        let targets_buf = run.upload("xent targets", bytemuck::cast_slice(&targets32))?;
+        let targets_buf = run.upload("xent targets", device_targets.bytes())?;
         let records = Records::new(self, dims.n, shards);
         let shard_bufs = ranges
             .iter()
             .map(|&range| ShardBuffers::new(&run, &inputs, &records, dims, range, opts, returns))
             .collect::<Result<Vec<_>>>()?;
-        let targets = TargetBuffer::ClassI32(targets_buf.slice(..));
+        let targets = device_targets.buffer(&targets_buf);
         let mut encoder = run.encoder();
         for (k, (s, &range)) in shard_bufs.iter().zip(&ranges).enumerate() {
             let buffers = LinearPartialBuffers {

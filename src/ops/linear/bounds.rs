@@ -1,0 +1,167 @@
+//! What the fused op's twin adds to the cross-entropy's magnitudes: its
+//! logits are computed, not given, so an f32 product's error moves each
+//! row's loss and argmax (see `Tolerance`; ARCHITECTURE.md derives it).
+
+use super::LinearDims;
+use crate::core::Reduction;
+use crate::ops::cross_entropy::cpu::CrossEntropyOutput;
+use crate::ops::cross_entropy::cpu_rows::{class_weight_total, softcap, ClassWeights};
+use crate::ops::cross_entropy::options::CrossEntropyOptions;
+use crate::ops::cross_entropy::targets::Targets;
+
+/// The default tolerance's `rel`, the unit the products' error is kept in.
+fn rel() -> f64 {
+    crate::core::verify::Tolerance::default().rel
+}
+
+/// f32's unit roundoff, 2⁻²⁴.
+fn unit() -> f64 {
+    f64::from(f32::EPSILON) / 2.0
+}
+
+/// Each row's bound on its f32 products' error, in units of the tolerance's
+/// `rel`.
+pub(super) fn product_error(row_mag: &[f64], h: usize) -> Vec<f64> {
+    // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
+    // (recursive summation, the additions of k's slices and of the bias,
+    // the store).
+    let (rel, unit) = (rel(), unit());
+    row_mag
+        .iter()
+        .map(|m| (h as f64 + 4.0) * unit * m / rel)
+        .collect()
+}
+
+/// A counted row's weight in the mean's denominator `r` (`w[t]` for a class,
+/// 1 for probabilities) and `Σ_c w[c]·q[c]` of its smoothed target
+/// distribution; `None` for an ignored row.
+#[derive(Clone, Copy)]
+pub(super) struct RowWeight {
+    r: f64,
+    q_sum: f64,
+}
+
+/// Every row's [`RowWeight`].
+pub(super) fn row_weights(
+    targets: &Targets<'_, f64>,
+    class_w: ClassWeights<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> Vec<Option<RowWeight>> {
+    let LinearDims { n, v, .. } = dims;
+    let (eps, v_f) = (opts.label_smoothing, v as f64);
+    if let Targets::Probs(y) = targets {
+        return (0..n)
+            .map(|r| {
+                let q = |c: usize| (1.0 - eps) * y[r * v + c] + eps / v_f;
+                let q_sum = (0..v).map(|c| class_w.at(c) * q(c)).sum();
+                Some(RowWeight { r: 1.0, q_sum })
+            })
+            .collect();
+    }
+    let ids = targets
+        .class_indices()
+        .expect("class indices or probabilities");
+    let weight_sum = class_w.sum(v);
+    ids.iter()
+        .map(|&t| {
+            (t != opts.ignore_index).then(|| {
+                let wt = class_w.at(t as usize);
+                let q_sum = class_weight_total(eps, wt, v_f, weight_sum);
+                RowWeight { r: wt, q_sum }
+            })
+        })
+        .collect()
+}
+
+/// Rows whose two largest (capped) logits are within twice the products'
+/// error of each other: their argmax may differ.
+pub(super) fn correct_slack(
+    logits: &[f64],
+    rows: &[Option<RowWeight>],
+    err: &[f64],
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> u64 {
+    let v = dims.v;
+    let (rel, unit) = (rel(), unit());
+    (0..dims.n)
+        .filter(|&r| rows[r].is_some() && v > 1)
+        .filter(|&r| {
+            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap);
+            // The cap's f32 rounding near saturation, beside the products'.
+            let slack = 2.0 * rel * err[r] + opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
+            top[0] - top[1] <= slack
+        })
+        .count() as u64
+}
+
+/// The two largest of a row's logits, soft-capped when asked.
+fn top_two(row: &[f64], cap: Option<f64>) -> [f64; 2] {
+    let mut top = [f64::NEG_INFINITY; 2];
+    for &z in row {
+        let z = cap.map_or(z, |c| softcap(z, c));
+        if z > top[0] {
+            top = [z, top[0]];
+        } else if z > top[1] {
+            top[1] = z;
+        }
+    }
+    top
+}
+
+/// Each row's logit magnitude M_z and its products' error bound.
+#[derive(Clone, Copy)]
+pub(super) struct Bounds<'a> {
+    pub row_mag: &'a [f64],
+    pub err: &'a [f64],
+}
+
+/// The loss's magnitudes: the cross-entropy's plus each counted row's
+/// shift by its products' error, reduced as the loss is.
+pub(super) fn loss_magnitude(
+    ce: &CrossEntropyOutput<f64>,
+    rows: &[Option<RowWeight>],
+    bounds: Bounds<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> Vec<f64> {
+    let (row_shift, denom) = row_shifts(ce, rows, bounds, dims, opts);
+    let ce_mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
+    let mut loss_mag = ce_mag.loss.clone();
+    match opts.reduction {
+        Reduction::None => {
+            for (m, s) in loss_mag.iter_mut().zip(&row_shift) {
+                *m += s;
+            }
+        }
+        Reduction::Sum => loss_mag[0] += row_shift.iter().sum::<f64>(),
+        Reduction::Mean if denom != 0.0 => loss_mag[0] += row_shift.iter().sum::<f64>() / denom,
+        Reduction::Mean => {}
+    }
+    loss_mag
+}
+
+/// Each counted row's weight in the loss, times twice its products' error
+/// (0 for an ignored row), and the mean's denominator `Σ rᵢ`.
+fn row_shifts(
+    ce: &CrossEntropyOutput<f64>,
+    rows: &[Option<RowWeight>],
+    bounds: Bounds<'_>,
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> (Vec<f64>, f64) {
+    let v = dims.v as f64;
+    let mut row_shift = vec![0.0; dims.n];
+    let mut denom = 0.0;
+    for (r, row) in rows.iter().enumerate() {
+        let Some(RowWeight { r: weight, q_sum }) = *row else {
+            continue;
+        };
+        denom += weight;
+        let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
+        let coefficient = q_sum + weight * 2.0 * opts.z_loss * lse.max(bounds.row_mag[r] + v.ln());
+        row_shift[r] = coefficient * 2.0 * bounds.err[r];
+    }
+    (row_shift, denom)
+}
