@@ -1087,6 +1087,7 @@ fn bad_input_exits_2_with_one_error_line() {
         unreadable_file_cases(d, &x, &t),
         bad_shape_and_target_cases(d, &x, &t),
         bad_option_cases(d, &x, &t),
+        logit_option_cases(&x, &t),
     ]
     .concat();
     // On the CPU path (no adapter needed): every check, the library's included.
@@ -1248,6 +1249,29 @@ fn bad_option_cases(d: &Path, x: &Path, t: &Path) -> Vec<BadCall> {
         (
             args(&["--logits", xs, "--targets", ts, "--loss-out", s(&no_dir)]),
             "cannot write --loss-out",
+        ),
+    ]
+}
+
+/// Bad temperatures and flags of logits given with something else, for
+/// logits `x` and targets `t`.
+fn logit_option_cases(x: &Path, t: &Path) -> Vec<BadCall> {
+    let with = |extra: &[&str]| args(&[&["--logits", s(x), "--targets", s(t)], extra].concat());
+    vec![
+        (with(&["--temperature", "0"]), "temperature = 0"),
+        (with(&["--temperature", "-1"]), "temperature = -1"),
+        (with(&["--temperature", "NaN"]), "temperature = NaN"),
+        (
+            with(&["--temperature", "2", "--input", "probs"]),
+            "--temperature acts on logits: it does not apply to --input probs",
+        ),
+        (
+            with(&["--softcap", "2", "--input", "log-probs"]),
+            "--softcap acts on logits: it does not apply to --input log-probs",
+        ),
+        (
+            with(&["--temperature", "2", "--loss", "mse"]),
+            "--temperature does not apply to --loss mse",
         ),
     ]
 }
@@ -2460,7 +2484,8 @@ fn linear_files(dir: &Path) -> [PathBuf; 5] {
 }
 
 /// `xent linear-loss` of the files of [`linear_files`] with reduction sum,
-/// smoothing 0.1, z-loss 1e-3 and softcap 4, and the `extra` arguments.
+/// smoothing 0.1, z-loss 1e-3, softcap 4 and temperature 0.75, and the
+/// `extra` arguments.
 fn linear_sum_run(files: &[PathBuf; 5], extra: &[&str]) -> Output {
     let [h, w, b, cw, t] = files;
     let mut args = vec![
@@ -2483,6 +2508,8 @@ fn linear_sum_run(files: &[PathBuf; 5], extra: &[&str]) -> Output {
         "1e-3",
         "--softcap",
         "4",
+        "--temperature",
+        "0.75",
     ];
     args.extend(extra);
     xent(&args)
@@ -2499,6 +2526,7 @@ fn linear_sum_of_the_library(ctx: &Context, files: &[PathBuf; 5]) -> xent::Linea
             label_smoothing: 0.1,
             z_loss: 1e-3,
             softcap: Some(4.0),
+            temperature: 0.75,
             ..Default::default()
         },
         ..Default::default()
@@ -2754,14 +2782,16 @@ fn linear_loss_bad_input_exits_2_with_one_error_line() {
         "--grad-bias-out needs --bias",
     );
     fails(with(&["--scratch-budget", "10"]), "scratch_budget = 10");
+    fails(with(&["--temperature", "0"]), "temperature = 0");
+    fails(with(&["--temperature", "inf"]), "temperature = inf");
     fails(with(&["--loss-out", h]), "it is the --hidden file");
     let _ = b;
 }
 
-/// `xent loss --z-loss --softcap`: the library's options, checked against the CPU.
+/// `xent loss --z-loss --softcap --temperature`: the library's options, checked against the CPU.
 #[test]
-fn loss_takes_z_loss_and_softcap() {
-    let Some(ctx) = gpu("loss_takes_z_loss_and_softcap") else {
+fn loss_takes_z_loss_softcap_and_temperature() {
+    let Some(ctx) = gpu("loss_takes_z_loss_softcap_and_temperature") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -2778,6 +2808,8 @@ fn loss_takes_z_loss_and_softcap() {
         "0.01",
         "--softcap",
         "3",
+        "--temperature",
+        "0.5",
         "--loss-out",
         s(&l),
     ]));
@@ -2785,6 +2817,7 @@ fn loss_takes_z_loss_and_softcap() {
     let opts = xent::CrossEntropyOptions {
         z_loss: 0.01,
         softcap: Some(3.0),
+        temperature: 0.5,
         ..Default::default()
     };
     let lib = ctx
@@ -2919,6 +2952,8 @@ fn sharded_linear_loss_agrees_across_shard_counts(d: &Path) {
             s(&cw),
             "--softcap",
             "4",
+            "--temperature",
+            "1.5",
             "--vocab-shards",
             shards,
             "--grad-weight-out",

@@ -25,6 +25,7 @@ mod cross_entropy {
     mod same_bits;
     mod strategies;
     mod switch_points;
+    mod temperature;
     mod verify_mode;
     mod worked_examples;
 }

@@ -91,6 +91,8 @@ struct Params {
     all_classes: u32,
     class_offset: u32,
     shards: u32,
+    // The temperature (TEMPERATURE): logits become x / temperature first.
+    temperature: f32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -105,6 +107,9 @@ override Z_LOSS: bool = false;
 // Logit soft-capping: load_input and load_input4 return
 // capped logits, and grad_value (quad_grad) multiplies by the cap's slope.
 override SOFTCAP: bool = false;
+// A temperature: load_input divides by it before the cap, and the slope
+// carries its 1 / temperature.
+override TEMPERATURE: bool = false;
 override WRITE_GRAD: bool = true;
 override WRITE_LSE: bool = false;
 override COUNT_CORRECT: bool = false;
@@ -250,25 +255,35 @@ fn softcap_tanh(y: f32) -> f32 {
     return sign(y) * (1.0 - 2.0 / (exp(2.0 * a) + 1.0));
 }
 
+// A logit as the loss sees it: divided by the temperature, then capped.
 fn cap_input(x: f32) -> f32 {
-    if (SOFTCAP) {
-        return p.softcap * softcap_tanh(x / p.softcap);
+    var y = x;
+    if (TEMPERATURE) {
+        y = x / p.temperature;
     }
-    return x;
+    if (SOFTCAP) {
+        return p.softcap * softcap_tanh(y / p.softcap);
+    }
+    return y;
 }
 
 fn cap_input4(v: vec4<f32>) -> vec4<f32> {
-    if (SOFTCAP) {
+    if (SOFTCAP || TEMPERATURE) {
         return vec4<f32>(cap_input(v.x), cap_input(v.y), cap_input(v.z), cap_input(v.w));
     }
     return v;
 }
 
-// d capped / d x at the capped value c = cap tanh(x / cap): 1 - (c / cap)^2.
+// d (as the loss sees it) / d x at the capped value c = cap tanh(y / cap),
+// y = x / temperature: (1 - (c / cap)^2) / temperature.
 fn cap_slope(c: f32) -> f32 {
+    var slope = 1.0;
     if (SOFTCAP) {
         let t = c / p.softcap;
-        return 1.0 - t * t;
+        slope = 1.0 - t * t;
     }
-    return 1.0;
+    if (TEMPERATURE) {
+        slope = slope / p.temperature;
+    }
+    return slope;
 }

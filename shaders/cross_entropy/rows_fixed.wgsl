@@ -65,7 +65,7 @@ fn quad_grad(g: QuadPlan, w: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
         if (SMOOTHING) {
             r -= g.spread * w;
         }
-        if (SOFTCAP) {
+        if (SOFTCAP || TEMPERATURE) {
             r *= vec4<f32>(cap_slope(x.x), cap_slope(x.y), cap_slope(x.z), cap_slope(x.w));
         }
     } else {

@@ -92,6 +92,8 @@ pub struct FamilyOptions {
     pub label_smoothing: f64,
     pub z_loss: f64,
     pub softcap: Option<f64>,
+    /// The temperature (logits only).
+    pub temperature: f64,
     /// The lse and the argmax count asked for.
     pub extras: bool,
 }
@@ -112,6 +114,7 @@ impl FamilyOptions {
             input: self.input,
             z_loss: if logits_only { self.z_loss } else { 0.0 },
             softcap: self.softcap.filter(|_| logits_only),
+            temperature: if logits_only { self.temperature } else { 1.0 },
             ..Default::default()
         };
         let returns = Returns {

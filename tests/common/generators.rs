@@ -46,6 +46,11 @@ pub fn softcap() -> impl Strategy<Value = Option<f64>> {
     prop_oneof![Just(None), Just(Some(3.0f64))]
 }
 
+/// The temperature: none (1), or in [0.1, 10) (both sides of 1).
+pub fn temperature() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(1.0f64), 0.1f64..1.0, 1.0f64..10.0]
+}
+
 /// Every input kind.
 pub fn input_kind() -> impl Strategy<Value = InputKind> {
     prop_oneof![

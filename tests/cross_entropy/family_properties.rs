@@ -5,7 +5,7 @@
 
 use crate::common::family::{FamilyCase, FamilyOptions};
 use crate::common::generators::{
-    input_kind, kd_dims, reduction, smoothing, softcap, target_kind, z_loss,
+    input_kind, kd_dims, reduction, smoothing, softcap, target_kind, temperature, z_loss,
 };
 use crate::common::{ctx, to_kind, Rng};
 use proptest::prelude::*;
@@ -28,10 +28,11 @@ proptest! {
         z in z_loss(),
         extras in any::<bool>(),
         softcap in softcap(),
+        temperature in temperature(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
         let case = FamilyCase::draw(&dims, seed, input, ignore);
-        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, extras };
+        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, temperature, extras };
         let (opts, returns) = family.call();
         let (targets, weights) = (case.targets(target_kind), case.weights(class_weights, sample_weights));
         let gpu = ctx.cross_entropy_with(&case.x, &dims, targets, weights, &opts, &returns).map_err(|e| TestCaseError::fail(format!("gpu: {e}")))?;

@@ -2,7 +2,7 @@
 //! generated shapes and options: across chunk boundaries, the products'
 //! tiles, every storage precision and product kernel.
 
-use crate::common::generators::{precision, reduction, zero_or};
+use crate::common::generators::{precision, reduction, temperature, zero_or};
 use crate::common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{
@@ -37,6 +37,7 @@ proptest! {
         smoothing in zero_or(0.1),
         z_loss in zero_or(1e-3),
         softcap in prop_oneof![Just(None), Just(Some(3.0f64)), Just(Some(30.0))],
+        temperature in temperature(),
         extras in any::<bool>(),
         precision in precision(),
         product_kernel in prop_oneof![Just(ProductKernel::Auto), Just(ProductKernel::Tiled), Just(ProductKernel::Blocks)],
@@ -57,7 +58,7 @@ proptest! {
         // A budget of `window` rows of logits besides the per-row scratch.
         let base = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
-                reduction, label_smoothing: smoothing, z_loss, softcap, ..Default::default()
+                reduction, label_smoothing: smoothing, z_loss, softcap, temperature, ..Default::default()
             },
             product_kernel,
             ..Default::default()

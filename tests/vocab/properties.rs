@@ -6,7 +6,7 @@
 use crate::common::family::{FamilyCase, FamilyOptions};
 use crate::common::generators::{
     input_kind_mostly_logits, precision_without_f16, reduction, small_kd_dims, smoothing, softcap,
-    z_loss, zero_or, TargetKind,
+    temperature, z_loss, zero_or, TargetKind,
 };
 use crate::common::{ctx, Rng};
 use proptest::prelude::*;
@@ -30,10 +30,11 @@ proptest! {
         z in z_loss(),
         extras in any::<bool>(),
         softcap in softcap(),
+        temperature in temperature(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
         let case = FamilyCase::draw(&dims, seed, input, ignore);
-        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, extras };
+        let family = FamilyOptions { target_kind, input, reduction, label_smoothing, z_loss: z, softcap, temperature, extras };
         let (opts, returns) = family.call();
         let (targets, weights) = (case.targets(target_kind), case.weights(class_weights, sample_weights));
         let fail = |e: xent::Error| TestCaseError::fail(e.to_string());
@@ -62,6 +63,7 @@ proptest! {
         smoothing in zero_or(0.1),
         z_loss in zero_or(1e-3),
         softcap in softcap(),
+        temperature in temperature(),
         extras in any::<bool>(),
         precision in precision_without_f16(),
         seed in any::<u64>(),
@@ -77,7 +79,7 @@ proptest! {
         let dims = LinearDims { n, h, v };
         let opts = LinearCrossEntropyOptions {
             loss: CrossEntropyOptions {
-                reduction, label_smoothing: smoothing, z_loss, softcap, ..Default::default()
+                reduction, label_smoothing: smoothing, z_loss, softcap, temperature, ..Default::default()
             },
             // Windows of a few rows: several chunks per shard.
             scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),

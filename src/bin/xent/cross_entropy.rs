@@ -93,6 +93,7 @@ fn read_problem(args: &LossArgs) -> Result<Problem, Failure> {
     let targets = read_targets(args, &dims, &layout)?;
     let weights = read_weights(args, &layout)?;
     let opts = options(args);
+    logits_only(args, &opts)?;
     opts.validate()?;
     Ok(Problem {
         input,
@@ -134,6 +135,28 @@ fn read_targets(args: &LossArgs, dims: &[usize], layout: &Layout) -> Result<Targ
     Ok(targets)
 }
 
+/// The flags that act on logits, refused for another `--input`, naming the flag.
+fn logits_only(args: &LossArgs, opts: &CrossEntropyOptions) -> Result<(), Failure> {
+    if opts.input == InputKind::Logits {
+        return Ok(());
+    }
+    let flags = [
+        ("--z-loss", args.z_loss.is_some()),
+        ("--softcap", args.softcap.is_some()),
+        ("--temperature", args.temperature.is_some()),
+    ];
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(usage(format!(
+            "{flag} acts on logits: it does not apply to --input {}",
+            match opts.input {
+                InputKind::LogProbs => "log-probs",
+                _ => "probs",
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The `--weights` file, if given: one weight per class.
 fn read_weights(args: &LossArgs, layout: &Layout) -> Result<Option<Floats>, Failure> {
     let Some(path) = &args.weights else {
@@ -166,6 +189,7 @@ fn options(args: &LossArgs) -> CrossEntropyOptions {
         label_smoothing: args.label_smoothing.unwrap_or(defaults.label_smoothing),
         z_loss: args.z_loss.unwrap_or(defaults.z_loss),
         softcap: args.softcap,
+        temperature: args.temperature.unwrap_or(defaults.temperature),
         input: match args.input {
             None => defaults.input,
             Some(InputArg::Logits) => InputKind::Logits,

@@ -94,7 +94,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let ce = loss.is_none();
     let e = &args.elementwise;
     let ce_only = "it is cross-entropy's";
-    let options: [(&str, bool, bool, &str); 10] = [
+    let options: [(&str, bool, bool, &str); 11] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -130,6 +130,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
         ("--input", args.input.is_some(), ce, ce_only),
         ("--z-loss", args.z_loss.is_some(), ce, ce_only),
         ("--softcap", args.softcap.is_some(), ce, ce_only),
+        ("--temperature", args.temperature.is_some(), ce, ce_only),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {

@@ -66,6 +66,15 @@ pub struct LinearArgs {
     /// Logit soft-capping cap > 0: each logit x becomes cap·tanh(x / cap) before everything else.
     #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
     softcap: Option<f64>,
+    /// Temperature T > 0: each logit x becomes x / T before everything else,
+    /// the soft-cap included; the gradient carries the 1/T.
+    #[arg(
+        long,
+        value_name = "FLOAT",
+        allow_negative_numbers = true,
+        default_value_t = 1.0
+    )]
+    temperature: f64,
     /// Storage of hidden, weight and bias on the GPU (rounded to it on load;
     /// the check runs on the rounded values). The logits, gradients and sums are f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
@@ -191,6 +200,7 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
             label_smoothing: args.label_smoothing,
             z_loss: args.z_loss,
             softcap: args.softcap,
+            temperature: args.temperature,
             ..Default::default()
         },
         scratch_budget: args.scratch_budget,

@@ -63,6 +63,11 @@ pub struct LossArgs {
     /// cap·tanh(x / cap) before everything else (logits only) [default: none]
     #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
     pub(crate) softcap: Option<f64>,
+    /// Cross-entropy: temperature T > 0, each logit x becoming x / T before
+    /// everything else, the soft-cap included (logits only); the gradient
+    /// carries the 1/T [default: 1]
+    #[arg(long, value_name = "FLOAT", allow_negative_numbers = true)]
+    pub(crate) temperature: Option<f64>,
     /// Cross-entropy: what the input holds [default: logits]
     #[arg(long, value_enum)]
     pub(crate) input: Option<InputArg>,

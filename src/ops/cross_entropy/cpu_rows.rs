@@ -73,10 +73,12 @@ impl<'a> Twin<'a> {
         sample_w: Option<&'a [f64]>,
         opts: &'a CrossEntropyOptions,
     ) -> Self {
-        // Soft-capping acts before everything; the gradient takes its slope
-        // (`Twin::slope`).
+        // The temperature, then soft-capping, act before everything; the
+        // gradient takes their slope (`Twin::slope`).
+        let t = opts.f32_temperature();
         let x: Vec<f64> = match opts.softcap {
-            Some(cap) => widen(input).iter().map(|&x| softcap(x, cap)).collect(),
+            Some(cap) => widen(input).iter().map(|&x| softcap(x / t, cap)).collect(),
+            None if t != 1.0 => widen(input).iter().map(|&x| x / t).collect(),
             None => widen(input),
         };
         let class_of = targets.class_indices().map(|t| {
@@ -110,11 +112,14 @@ impl<'a> Twin<'a> {
         self.layout.classes as f64
     }
 
-    /// The soft-cap's slope at a capped logit `xc` (1 without a cap).
+    /// The slope of a logit as the loss sees it at its capped value `xc`:
+    /// the cap's (1 without one) over the temperature.
     fn slope(&self, xc: f64) -> f64 {
-        self.opts
+        let cap = self
+            .opts
             .softcap
-            .map_or(1.0, |cap| 1.0 - (xc / cap).powi(2))
+            .map_or(1.0, |cap| 1.0 - (xc / cap).powi(2));
+        cap / self.opts.f32_temperature()
     }
 
     /// Every row's outputs; `scale` multiplies each row's gradient (with its
@@ -216,10 +221,12 @@ impl<'t, 'a> Row<'t, 'a> {
 
     fn argmax(&self) -> Option<usize> {
         let classes = self.twin.layout.classes;
-        // With a cap, of the capped logits as f32 holds them (saturated ones tie).
-        match self.twin.opts.softcap {
-            Some(_) => first_argmax((0..classes).map(|c| f64::from(self.at(c) as f32))),
-            None => first_argmax((0..classes).map(|c| self.at(c))),
+        // With a cap or a temperature, of the logits as f32 holds them
+        // (saturated or rounded ones tie).
+        let opts = self.twin.opts;
+        match opts.softcap.is_some() || opts.temperature != 1.0 {
+            true => first_argmax((0..classes).map(|c| f64::from(self.at(c) as f32))),
+            false => first_argmax((0..classes).map(|c| self.at(c))),
         }
     }
 
@@ -324,9 +331,12 @@ impl<'t, 'a> Row<'t, 'a> {
         for c in 0..self.twin.layout.classes {
             let i = self.twin.layout.element(self.row, c);
             let (gi, mag) = self.grad_element(terms, a, c);
+            // The temperature's 1/T scales the terms and what a flush leaves
+            // (the division itself may flush too).
+            let t = self.twin.opts.f32_temperature();
             out.grad[i] = gi;
-            out.grad_mag[i] = (a.abs() * mag).max(gi.abs());
-            out.grad_flush[i] = self.grad_flush(terms, a, c);
+            out.grad_mag[i] = (a.abs() * mag / t).max(gi.abs());
+            out.grad_flush[i] = self.grad_flush(terms, a, c) / t + f64::from(u8::from(t != 1.0));
         }
     }
 

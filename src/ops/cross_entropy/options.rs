@@ -81,8 +81,12 @@ pub enum EmptyMean {
 /// * loss, class index: `ℓ = sᵢ·[(1 − ε)·(−w[t]·logp[t]) + (ε/C)·(−Σ_c w[c]·logp[c])]`
 ///   (PyTorch's decomposition, which equals `−sᵢ·Σ_c w[c]·q[c]·logp[c]`);
 /// * loss, probabilities: `ℓ = −sᵢ·Σ_c w[c]·q[c]·logp[c]`;
+/// * temperature (logits only): with `T ≠ 1`, every logit is divided by `T`
+///   first, before soft-capping and everything below (the loss, z-loss,
+///   log-sum-exp and argmax are of `x / T`), and the gradient carries the
+///   `1/T` (distillation's and sampling's temperature);
 /// * soft-capping (logits only, Gemma 2's): with `cap` set, every logit
-///   becomes `cap·tanh(x / cap)` before everything below (the loss, z-loss,
+///   (divided by `T`) becomes `cap·tanh(x / cap)` before everything below (the loss, z-loss,
 ///   log-sum-exp and argmax are of the capped logits), and the gradient is
 ///   multiplied by the cap's derivative `1 − tanh²(x / cap)`;
 /// * z-loss (logits only): `+ sᵢ·r·z·lse²`, `lse = log Σ exp x`, with row weight
@@ -139,8 +143,12 @@ pub struct CrossEntropyOptions {
     /// z-loss scale `z ≥ 0` (logits only): adds `z·lse²` per row. Default 0.
     pub z_loss: f64,
     /// Logit soft-capping `cap > 0` (logits only): each logit `x` becomes
-    /// `cap·tanh(x / cap)` first. Default `None` (no cap).
+    /// `cap·tanh(x / cap)` first (after the temperature). Default `None` (no cap).
     pub softcap: Option<f64>,
+    /// Temperature `T > 0` (logits only): each logit `x` becomes `x / T`
+    /// before everything else, soft-capping included; the gradient carries
+    /// the `1/T`. The GPU divides by `T` as an f32. Default 1 (none).
+    pub temperature: f64,
     /// What an all-ignored `mean` returns. Default [`EmptyMean::Nan`].
     pub empty_mean: EmptyMean,
 }
@@ -264,6 +272,7 @@ impl Default for CrossEntropyOptions {
             input: InputKind::Logits,
             z_loss: 0.0,
             softcap: None,
+            temperature: 1.0,
             empty_mean: EmptyMean::Nan,
         }
     }
@@ -275,12 +284,15 @@ impl CrossEntropyOptions {
     /// # Errors
     /// [`Error::InvalidOption`] for smoothing outside [0, 1] or NaN, an
     /// `ignore_index` that does not fit in an `i32`, a z-loss that is negative
-    /// or not finite, a soft-cap that is not a finite number > 0, or z-loss /
-    /// log-sum-exp / soft-capping asked of an input that is not logits.
+    /// or not finite, a soft-cap or temperature that is not a finite
+    /// positive number, or z-loss / log-sum-exp / soft-capping / a
+    /// temperature asked of an input that is not logits.
     ///
     /// ```
     /// let bad = xent::CrossEntropyOptions { label_smoothing: 1.5, ..Default::default() };
     /// assert!(matches!(bad.validate(), Err(xent::Error::InvalidOption { name: "label_smoothing", .. })));
+    /// let cold = xent::CrossEntropyOptions { temperature: 0.0, ..Default::default() };
+    /// assert!(matches!(cold.validate(), Err(xent::Error::InvalidOption { name: "temperature", .. })));
     /// ```
     pub fn validate(&self) -> Result<()> {
         let s = self.label_smoothing;
@@ -315,14 +327,29 @@ impl CrossEntropyOptions {
                 });
             }
         }
-        if self.input != InputKind::Logits && (self.z_loss != 0.0 || self.softcap.is_some()) {
+        // The GPU divides by it in f32: a normal f32 (nor 0, nor ∞).
+        let t = self.temperature;
+        if !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&t) {
+            return Err(Error::InvalidOption {
+                name: "temperature",
+                value: t.to_string(),
+                expected: "a finite number > 0 that is a normal f32 (2^-126 to 3.4e38)",
+            });
+        }
+        let logit_options = self.z_loss != 0.0 || self.softcap.is_some() || t != 1.0;
+        if self.input != InputKind::Logits && logit_options {
             return Err(Error::InvalidOption {
                 name: "input",
                 value: format!("{:?}", self.input),
-                expected: "logits when z_loss or softcap is used (they act on logits)",
+                expected: "logits when z_loss, softcap or temperature is used (they act on logits)",
             });
         }
         Ok(())
+    }
+
+    /// The temperature as the GPU divides by it: rounded to f32.
+    pub(crate) fn f32_temperature(&self) -> f64 {
+        f64::from(self.temperature as f32)
     }
 
     /// That what the host call `returns` fits the options (checked after

@@ -53,6 +53,7 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) all_classes: u32,
     pub(crate) class_offset: u32,
     pub(crate) shards: u32,
+    pub(crate) temperature: f32,
 }
 
 #[cfg(test)]
@@ -132,7 +133,7 @@ mod tests {
             wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
                 elem_offset, target_delta, flags, neg_inf, groups, partials, softcap, all_classes,
-                class_offset, shards)
+                class_offset, shards, temperature)
         );
     }
 }

@@ -263,6 +263,7 @@ fn call_params(
         all_classes: c.full.classes as u32,
         class_offset: shard.map_or(0, |s| s.range.start) as u32,
         shards: 0,
+        temperature: opts.temperature as f32,
     }
 }
 
@@ -282,6 +283,7 @@ fn call_variant(
         smoothing: opts.label_smoothing != 0.0,
         z_loss: opts.z_loss != 0.0,
         softcap: opts.softcap.is_some(),
+        temperature: opts.temperature != 1.0,
         write_grad: b.grad.is_some() || b.in_place,
         in_place: b.in_place,
         row_window: window.is_some(),

@@ -88,19 +88,27 @@ pub(super) fn correct_slack(
     (0..dims.n)
         .filter(|&r| rows[r].is_some() && v > 1)
         .filter(|&r| {
-            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap);
-            // The cap's f32 rounding near saturation, beside the products'.
-            let slack = 2.0 * rel * err[r] + opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
-            top[0] - top[1] <= slack
+            let t = opts.f32_temperature();
+            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap, t);
+            // The cap's f32 rounding near saturation and the division's by
+            // the temperature, beside the products'.
+            let cap = opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
+            let divided = if t == 1.0 {
+                0.0
+            } else {
+                top[0].abs() * 4.0 * unit
+            };
+            top[0] - top[1] <= 2.0 * rel * err[r] + cap + divided
         })
         .count() as u64
 }
 
-/// The two largest of a row's logits, soft-capped when asked.
-fn top_two(row: &[f64], cap: Option<f64>) -> [f64; 2] {
+/// The two largest of a row's logits over the temperature `t`, soft-capped
+/// when asked.
+fn top_two(row: &[f64], cap: Option<f64>, t: f64) -> [f64; 2] {
     let mut top = [f64::NEG_INFINITY; 2];
     for &z in row {
-        let z = cap.map_or(z, |c| softcap(z, c));
+        let z = cap.map_or(z / t, |c| softcap(z / t, c));
         if z > top[0] {
             top = [z, top[0]];
         } else if z > top[1] {
@@ -160,7 +168,8 @@ fn row_shifts(
         };
         denom += weight;
         let lse = ce.lse.as_ref().map_or(0.0, |l| l[r].abs());
-        let coefficient = q_sum + weight * 2.0 * opts.z_loss * lse.max(bounds.row_mag[r] + v.ln());
+        let largest = bounds.row_mag[r] / opts.f32_temperature() + v.ln();
+        let coefficient = q_sum + weight * 2.0 * opts.z_loss * lse.max(largest);
         row_shift[r] = coefficient * 2.0 * bounds.err[r];
     }
     (row_shift, denom)

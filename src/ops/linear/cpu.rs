@@ -179,7 +179,12 @@ pub fn linear_cross_entropy_with<T: Copy + Into<f64>>(
     };
     let ce = cross_entropy_with(&logits, &[n, v], targets, weights, &opts.loss)?;
     let rows = row_weights(&targets, ClassWeights(cw.as_deref()), dims, &opts.loss);
-    let err = product_error(&row_mag, dims.h);
+    // The loss sees the logits over the temperature, and their error with them.
+    let t = opts.loss.f32_temperature();
+    let err: Vec<f64> = product_error(&row_mag, dims.h)
+        .iter()
+        .map(|e| e / t)
+        .collect();
     let bounds = Bounds {
         row_mag: &row_mag,
         err: &err,

@@ -29,11 +29,11 @@ impl Context {
     /// of the inputs widened to f32.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] for a slice of another length than `dims`
-    /// needs; [`Error::WeightsLength`]; [`Error::TargetOutOfRange`];
-    /// [`Error::InvalidOption`]; the errors of
-    /// [`Context::record_linear_cross_entropy`]; [`Error::Mismatch`] in
-    /// verify mode; [`Error::Gpu`]; [`Error::DeviceLost`].
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for a slice of another length than `dims`
+    /// needs; [`Error::WeightsLength`](crate::Error::WeightsLength); [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange);
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption); the errors of
+    /// [`Context::record_linear_cross_entropy`]; [`Error::Mismatch`](crate::Error::Mismatch) in
+    /// verify mode; [`Error::Gpu`](crate::Error::Gpu); [`Error::DeviceLost`](crate::Error::DeviceLost).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -81,8 +81,8 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::linear_cross_entropy`]; for probabilities
-    /// [`Error::InvalidProbability`] (negative or NaN) and
-    /// [`Error::InvalidOption`] (an `ignore_index` other than the default).
+    /// [`Error::InvalidProbability`](crate::Error::InvalidProbability) (negative or NaN) and
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) (an `ignore_index` other than the default).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {

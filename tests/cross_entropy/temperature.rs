@@ -1,0 +1,129 @@
+//! The temperature against PyTorch's values
+//! (`tests/data/reference_row_outputs.py`: `F.cross_entropy` of
+//! `cap·tanh((x / T) / cap)`): the loss, its gradient with respect to the
+//! original logits (which carries the 1/T) and the log-sum-exp of the
+//! logits as the loss sees them, on the CPU twin and the GPU; and the fused
+//! op's temperature against cross-entropy's on its materialised logits.
+
+#[path = "../data/row_output_values.rs"]
+mod values;
+
+use crate::common::verified;
+use values::{RowCase, IDS, LOGITS, PROBS, ROW_CASES};
+use xent::{cpu, CrossEntropyOptions, Returns, Targets, Tolerance, Weights};
+
+fn options(case: &RowCase) -> CrossEntropyOptions {
+    CrossEntropyOptions {
+        temperature: case.temperature,
+        softcap: case.softcap,
+        label_smoothing: case.label_smoothing,
+        reduction: case.reduction.parse().unwrap(),
+        ..Default::default()
+    }
+}
+
+/// f64 against PyTorch's f64, printed to 17 digits.
+fn close64(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{what}[{i}]: {g} vs PyTorch {w}"
+        );
+    }
+}
+
+#[test]
+fn temperature_matches_pytorch() {
+    let Some(ctx) = verified() else { return };
+    let returns = Returns {
+        grad: true,
+        lse: true,
+        correct: false,
+    };
+    for case in ROW_CASES {
+        let opts = options(case);
+        let targets = if case.probs {
+            Targets::Probs(&PROBS[..])
+        } else {
+            Targets::I64(&IDS[..])
+        };
+        let twin =
+            cpu::cross_entropy_with(&LOGITS, &[4, 6], targets, Weights::none(), &opts).unwrap();
+        close64(&format!("{} loss", case.name), &twin.loss, case.loss);
+        close64(
+            &format!("{} grad", case.name),
+            twin.grad.as_ref().unwrap(),
+            &case.grad,
+        );
+        close64(
+            &format!("{} lse", case.name),
+            twin.lse.as_ref().unwrap(),
+            &case.lse,
+        );
+        // The GPU (verify mode holds it to the twin) against PyTorch.
+        let gpu = ctx
+            .cross_entropy_with(&LOGITS, &[4, 6], targets, Weights::none(), &opts, &returns)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let mut reference = twin.clone();
+        reference.loss = case.loss.to_vec();
+        reference.grad = Some(case.grad.to_vec());
+        reference.lse = Some(case.lse.to_vec());
+        let tol = Tolerance::default();
+        tol.compare_cross_entropy(&gpu, &reference, &tol)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+}
+
+#[test]
+fn a_temperature_of_one_is_none_and_bad_ones_are_refused() {
+    let Some(ctx) = verified() else { return };
+    let t = Targets::I64(&IDS[..]);
+    let run = |temperature: f64| {
+        let opts = CrossEntropyOptions {
+            temperature,
+            ..Default::default()
+        };
+        ctx.cross_entropy_with(
+            &LOGITS,
+            &[4, 6],
+            t,
+            Weights::none(),
+            &opts,
+            &Default::default(),
+        )
+    };
+    let plain = ctx
+        .cross_entropy_with(
+            &LOGITS,
+            &[4, 6],
+            t,
+            Weights::none(),
+            &Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
+    assert_eq!(run(1.0).unwrap(), plain);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300] {
+        let e = run(bad).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                xent::Error::InvalidOption {
+                    name: "temperature",
+                    ..
+                }
+            ),
+            "{bad}: {e}"
+        );
+    }
+    let nll = CrossEntropyOptions {
+        temperature: 2.0,
+        input: xent::InputKind::LogProbs,
+        ..Default::default()
+    };
+    assert!(matches!(
+        nll.validate(),
+        Err(xent::Error::InvalidOption { name: "input", .. })
+    ));
+}
