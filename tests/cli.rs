@@ -1273,6 +1273,14 @@ fn logit_option_cases(x: &Path, t: &Path) -> Vec<BadCall> {
             with(&["--temperature", "2", "--loss", "mse"]),
             "--temperature does not apply to --loss mse",
         ),
+        (
+            with(&["--lse-out", "lse.npy", "--input", "log-probs"]),
+            "--lse-out acts on logits: it does not apply to --input log-probs",
+        ),
+        (
+            with(&["--lse-out", "lse.npy", "--loss", "l1"]),
+            "--lse-out does not apply to --loss l1",
+        ),
     ]
 }
 
@@ -2598,6 +2606,7 @@ fn linear_none_run(dir: &Path, w: &Path, hidden: &Path, targets: &Path, tag: &st
         dir.join(format!("l{tag}.npy")),
         dir.join(format!("gh{tag}.npy")),
     );
+    let lse = dir.join(format!("lse{tag}.npy"));
     let text = ok(&xent(&[
         "linear-loss",
         "--hidden",
@@ -2614,9 +2623,14 @@ fn linear_none_run(dir: &Path, w: &Path, hidden: &Path, targets: &Path, tag: &st
         s(&l),
         "--grad-hidden-out",
         s(&gh),
+        "--lse-out",
+        s(&lse),
     ]));
     assert!(text.contains("(agree)"), "{tag}: {text}");
-    (read_f32(&l), read_f32(&gh))
+    // The log-sum-exp of every row, of the loss's `none` shape.
+    let (loss, lse) = (read_f32(&l), read_f32(&lse));
+    assert_eq!(lse.0, loss.0, "{tag}");
+    (loss, read_f32(&gh))
 }
 
 #[test]
@@ -2786,6 +2800,58 @@ fn linear_loss_bad_input_exits_2_with_one_error_line() {
     fails(with(&["--temperature", "inf"]), "temperature = inf");
     fails(with(&["--loss-out", h]), "it is the --hidden file");
     let _ = b;
+}
+
+/// `xent loss --lse-out`: each row's log-sum-exp, of the targets' shape,
+/// the library's on the GPU (split or not) and the twin's with `--backend cpu`.
+#[test]
+fn loss_writes_each_rows_log_sum_exp() {
+    let Some(ctx) = gpu("loss_writes_each_rows_log_sum_exp") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dims = [2usize, 5, 3];
+    let x: Vec<f32> = (0..30).map(|i| (i as f32 * 0.7).sin() * 4.0).collect();
+    let ids = [0i64, 4, 2, -100, 1, 3];
+    let xp = write(d, "x.npy", &dims, &x);
+    let tp = write(d, "t.npy", &[2, 3], &ids);
+    let opts = xent::CrossEntropyOptions {
+        temperature: 0.5,
+        ..Default::default()
+    };
+    let returns = xent::Returns {
+        lse: true,
+        ..Default::default()
+    };
+    let lib = ctx
+        .cross_entropy(&x, &dims, &ids, None, &opts, &returns)
+        .unwrap()
+        .lse
+        .unwrap();
+    let lse = d.join("lse.npy");
+    let run = |extra: &[&str]| {
+        let base = [
+            "loss",
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&tp),
+            "--temperature",
+            "0.5",
+        ];
+        let text = ok(&xent(&[&base[..], &["--lse-out", s(&lse)], extra].concat()));
+        assert!(!text.contains("DISAGREE"), "{text}");
+        read_f32(&lse)
+    };
+    assert_eq!(run(&[]), (vec![2, 3], lib.clone()));
+    let (shape, split) = run(&["--vocab-shards", "2"]);
+    assert_eq!(shape, vec![2, 3]);
+    let (_, twin) = run(&["--backend", "cpu"]);
+    for (i, ((a, b), c)) in lib.iter().zip(&split).zip(&twin).enumerate() {
+        let close = (a - b).abs() <= 1e-5 * a.abs() && (a - c).abs() <= 1e-5 * a.abs();
+        assert!(close, "{i}: {a} {b} {c}");
+    }
 }
 
 /// `xent loss --z-loss --softcap --temperature`: the library's options, checked against the CPU.

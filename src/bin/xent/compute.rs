@@ -16,6 +16,8 @@ pub(crate) struct Mode {
     pub(crate) precision: PrecisionArg,
     /// Vocabulary shards of a cross-entropy (`--vocab-shards`).
     pub(crate) shards: Option<usize>,
+    /// What the call returns besides the loss and gradient (`--lse-out`).
+    pub(crate) returns: xent::Returns,
 }
 
 impl Mode {
@@ -25,6 +27,10 @@ impl Mode {
             check: !args.no_check,
             precision: args.precision,
             shards: args.vocab_shards,
+            returns: xent::Returns {
+                lse: args.lse_out.is_some(),
+                ..Default::default()
+            },
         }
     }
 }
@@ -33,6 +39,8 @@ impl Mode {
 pub(crate) struct Computed {
     pub(crate) loss: Vec<f32>,
     pub(crate) grad: Vec<f32>,
+    /// Each row's log-sum-exp, when asked for (cross-entropy of logits).
+    pub(crate) lse: Option<Vec<f32>>,
     pub(crate) adapter: String,
     pub(crate) gpu_ms: Option<f64>,
     pub(crate) check: Option<Check>,
@@ -44,6 +52,7 @@ impl Computed {
         Computed {
             loss: narrow(loss),
             grad: narrow(grad.unwrap_or_default()),
+            lse: None,
             adapter: adapter.into(),
             gpu_ms: None,
             check: None,
@@ -64,6 +73,7 @@ impl Computed {
         Computed {
             loss,
             grad,
+            lse: None,
             adapter: ctx.adapter_summary(),
             gpu_ms: Some(gpu_ms),
             check,

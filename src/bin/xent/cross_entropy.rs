@@ -66,13 +66,9 @@ pub fn run(args: &LossArgs) -> Result<(), Failure> {
         Reduction::None => problem.layout.target_dims(),
         _ => Vec::new(),
     };
-    report::report(
-        &computed,
-        problem.opts.reduction,
-        &loss_dims,
-        &problem.dims,
-        args,
-    )
+    let row_dims = problem.layout.target_dims();
+    let dims = [&loss_dims[..], &problem.dims, &row_dims];
+    report::report(&computed, problem.opts.reduction, dims, args)
 }
 
 /// Probability targets (float32/float64 of the input's shape) and inputs
@@ -144,6 +140,7 @@ fn logits_only(args: &LossArgs, opts: &CrossEntropyOptions) -> Result<(), Failur
         ("--z-loss", args.z_loss.is_some()),
         ("--softcap", args.softcap.is_some()),
         ("--temperature", args.temperature.is_some()),
+        ("--lse-out", args.lse_out.is_some()),
     ];
     match flags.iter().find(|(_, given)| *given) {
         Some((flag, _)) => Err(usage(format!(
@@ -205,14 +202,15 @@ fn options(args: &LossArgs) -> CrossEntropyOptions {
 /// values.
 fn compute(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     if mode.backend == BackendArg::Cpu {
-        compute_cpu(p, mode.precision)
+        compute_cpu(p, mode)
     } else {
         compute_gpu(p, mode)
     }
 }
 
 /// The CPU path alone, in f64 (`--backend cpu`).
-fn compute_cpu(p: &Problem, precision: PrecisionArg) -> Result<Computed, Failure> {
+fn compute_cpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
+    let precision = mode.precision;
     // On the inputs the GPU would store (f64 as read, for f32).
     let input: Cow<'_, [f64]> = match precision {
         PrecisionArg::F32 => p.input.f64(),
@@ -232,11 +230,16 @@ fn compute_cpu(p: &Problem, precision: PrecisionArg) -> Result<Computed, Failure
         sample: None,
     };
     let out = cpu::cross_entropy_with(&input[..], &p.dims, targets, class, &p.opts)?;
-    Ok(Computed::cpu(
+    let computed = Computed::cpu(
         &out.loss,
         out.grad.as_deref(),
         "none: the f64 CPU path (--backend cpu), results rounded to float32",
-    ))
+    );
+    let lse = out.lse.filter(|_| mode.returns.lse);
+    Ok(Computed {
+        lse: lse.as_deref().map(compute::narrow),
+        ..computed
+    })
 }
 
 /// The GPU in f32, then (unless `--no-check`) the CPU path on the same values.
@@ -252,7 +255,7 @@ fn compute_gpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
     let ctx = compute::context()?;
     let (out, gpu_ms) = compute::timed(|| {
         mode.precision
-            .cross_entropy(&ctx, &input, &p.dims, targets, class, &p.opts, mode.shards)
+            .cross_entropy(&ctx, &input, &p.dims, (targets, class), &p.opts, mode)
     })?;
     let want = if mode.check {
         Some(cpu::cross_entropy_with(
@@ -274,5 +277,8 @@ fn compute_gpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         .as_ref()
         .zip(verdict)
         .map(|(w, v)| (&w.loss[..], w.grad.as_deref(), v));
-    Ok(Computed::gpu(&ctx, gpu_ms, (out.loss, out.grad), cpu))
+    Ok(Computed {
+        lse: out.lse,
+        ..Computed::gpu(&ctx, gpu_ms, (out.loss, out.grad), cpu)
+    })
 }

@@ -94,7 +94,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let ce = loss.is_none();
     let e = &args.elementwise;
     let ce_only = "it is cross-entropy's";
-    let options: [(&str, bool, bool, &str); 11] = [
+    let options: [(&str, bool, bool, &str); 12] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -131,6 +131,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
         ("--z-loss", args.z_loss.is_some(), ce, ce_only),
         ("--softcap", args.softcap.is_some(), ce, ce_only),
         ("--temperature", args.temperature.is_some(), ce, ce_only),
+        ("--lse-out", args.lse_out.is_some(), ce, ce_only),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {
@@ -188,7 +189,8 @@ pub fn run(args: &LossArgs, loss: ElementwiseLoss) -> Result<(), Failure> {
         xent::Reduction::None => problem.dims.clone(),
         _ => Vec::new(),
     };
-    report::report(&computed, opts.reduction, &loss_dims, &problem.dims, args)
+    let dims = [&loss_dims[..], &problem.dims, &[]];
+    report::report(&computed, opts.reduction, dims, args)
 }
 
 /// Reads the files and checks their dtypes and shapes, before any adapter is

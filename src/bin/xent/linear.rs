@@ -95,6 +95,11 @@ pub struct LinearArgs {
     /// Write d loss / d bias as float32 .npy, (V) (needs --bias).
     #[arg(long, value_name = "PATH")]
     grad_bias_out: Option<PathBuf>,
+    /// Write each row's log-sum-exp of the logits as the loss sees them
+    /// (after --temperature and --softcap) as float32 .npy, the hidden's
+    /// leading shape; every row, ignored ones included.
+    #[arg(long, value_name = "PATH")]
+    lse_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU twin alone.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -166,6 +171,7 @@ fn check_outputs(args: &LinearArgs) -> Result<(), Failure> {
             ("--grad-hidden-out", args.grad_hidden_out.as_deref()),
             ("--grad-weight-out", args.grad_weight_out.as_deref()),
             ("--grad-bias-out", args.grad_bias_out.as_deref()),
+            ("--lse-out", args.lse_out.as_deref()),
         ],
         &[
             ("--hidden", Some(args.hidden.as_path())),
@@ -335,7 +341,11 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
             grad_hidden: t.grad_hidden.as_deref().map(narrow),
             grad_weight: t.grad_weight.as_deref().map(narrow),
             grad_bias: t.grad_bias.as_deref().map(narrow),
-            lse: None,
+            lse: t
+                .lse
+                .as_deref()
+                .map(narrow)
+                .filter(|_| args.lse_out.is_some()),
             correct: None,
             magnitude: None,
         };
@@ -356,8 +366,13 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
             targets: p.targets.as_targets(),
             class_weights: p.class_weights.as_deref(),
         };
+        let returns = xent::Returns {
+            lse: args.lse_out.is_some(),
+            ..Default::default()
+        };
+        let split = (args.vocab_shards, &returns);
         args.precision
-            .linear_cross_entropy(&ctx, &inputs, &p.dims, &p.opts, args.vocab_shards)
+            .linear_cross_entropy(&ctx, &inputs, &p.dims, &p.opts, split)
     })?;
     let check = if args.no_check {
         None
@@ -409,8 +424,9 @@ fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
         ),
         None => report::say_unchecked(args.backend),
     }
+    let leading = p.hidden_dims[..p.hidden_dims.len() - 1].to_vec();
     let loss_dims = if reduction == Reduction::None {
-        p.hidden_dims[..p.hidden_dims.len() - 1].to_vec()
+        leading.clone()
     } else {
         Vec::new()
     };
@@ -434,6 +450,7 @@ fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
             out.grad_bias.as_ref(),
             vec![dims.v],
         ),
+        ("log-sum-exp", &args.lse_out, out.lse.as_ref(), leading),
     ];
     for (what, path, values, shape) in writes {
         if let (Some(path), Some(values)) = (path, values) {

@@ -82,6 +82,12 @@ pub struct LossArgs {
     /// disagree (exit status 1), to inspect.
     #[arg(long, value_name = "PATH")]
     pub(crate) grad_out: Option<PathBuf>,
+    /// Cross-entropy of logits: write each row's log-sum-exp of the logits
+    /// as the loss sees them (after --temperature and --softcap) as float32
+    /// .npy, of the targets' shape (class ids) or the logits' shape without
+    /// the class axis (probabilities); every row, ignored ones included.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) lse_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU path alone.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -145,6 +151,7 @@ pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
         &[
             ("--loss-out", args.loss_out.as_deref()),
             ("--grad-out", args.grad_out.as_deref()),
+            ("--lse-out", args.lse_out.as_deref()),
         ],
         &[
             ("--logits", Some(args.logits.as_path())),

@@ -41,17 +41,17 @@ impl PrecisionArg {
 
     /// Cross-entropy on the GPU with the logits stored in this precision
     /// (`input` already rounded to it, so the conversion is exact), split
-    /// into `shards` vocabulary shards when given.
+    /// into `mode`'s vocabulary shards when it has them, returning what
+    /// `mode` asks.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn cross_entropy(
         self,
         ctx: &xent::Context,
         input: &[f32],
         dims: &[usize],
-        targets: Targets<'_>,
-        weights: Weights<'_>,
+        given: (Targets<'_>, Weights<'_>),
         opts: &CrossEntropyOptions,
-        shards: Option<usize>,
+        mode: crate::compute::Mode,
     ) -> xent::Result<CrossEntropyOutput<f32>> {
         fn run<E: xent::Element>(
             ctx: &xent::Context,
@@ -59,33 +59,23 @@ impl PrecisionArg {
             dims: &[usize],
             (targets, weights): (Targets<'_>, Weights<'_>),
             opts: &CrossEntropyOptions,
-            shards: Option<usize>,
+            mode: crate::compute::Mode,
         ) -> xent::Result<CrossEntropyOutput<f32>> {
-            match shards {
-                Some(k) => ctx.cross_entropy_sharded(
-                    x,
-                    dims,
-                    targets,
-                    weights,
-                    opts,
-                    &Default::default(),
-                    k,
-                ),
-                None => {
-                    ctx.cross_entropy_with(x, dims, targets, weights, opts, &Default::default())
-                }
+            let returns = &mode.returns;
+            match mode.shards {
+                Some(k) => ctx.cross_entropy_sharded(x, dims, targets, weights, opts, returns, k),
+                None => ctx.cross_entropy_with(x, dims, targets, weights, opts, returns),
             }
         }
-        let given = (targets, weights);
         match self {
-            PrecisionArg::F32 => run(ctx, input, dims, given, opts, shards),
+            PrecisionArg::F32 => run(ctx, input, dims, given, opts, mode),
             PrecisionArg::F16 => {
                 let x: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
-                run(ctx, &x, dims, given, opts, shards)
+                run(ctx, &x, dims, given, opts, mode)
             }
             PrecisionArg::Bf16 => {
                 let x: Vec<bf16> = input.iter().map(|&v| bf16::from_f32(v)).collect();
-                run(ctx, &x, dims, given, opts, shards)
+                run(ctx, &x, dims, given, opts, mode)
             }
         }
     }
@@ -154,7 +144,7 @@ impl PrecisionArg {
         x: &LinearInputs<'_>,
         dims: &LinearDims,
         opts: &LinearCrossEntropyOptions,
-        shards: Option<usize>,
+        (shards, returns): (Option<usize>, &xent::Returns),
     ) -> xent::Result<LinearOutput<f32>> {
         fn run<T: xent::Element>(
             ctx: &xent::Context,
@@ -162,7 +152,7 @@ impl PrecisionArg {
             x: &LinearInputs<'_>,
             dims: &LinearDims,
             opts: &LinearCrossEntropyOptions,
-            shards: Option<usize>,
+            (shards, returns): (Option<usize>, &xent::Returns),
         ) -> xent::Result<LinearOutput<f32>> {
             let (h, w, b) = (to(x.hidden), to(x.weight), x.bias.map(&to));
             let (t, cw) = (x.targets, x.class_weights);
@@ -175,34 +165,27 @@ impl PrecisionArg {
                     cw,
                     dims,
                     opts,
-                    &Default::default(),
+                    returns,
                     k,
                 ),
                 (Some(_), _) => Err(xent::Error::Unsupported {
                     what: "--vocab-shards",
                     reason: "the vocabulary split takes int64 or int32 class ids".into(),
                 }),
-                (None, t) => ctx.linear_cross_entropy_with(
-                    &h,
-                    &w,
-                    b.as_deref(),
-                    t,
-                    cw,
-                    dims,
-                    opts,
-                    &Default::default(),
-                ),
+                (None, t) => {
+                    ctx.linear_cross_entropy_with(&h, &w, b.as_deref(), t, cw, dims, opts, returns)
+                }
             }
         }
         match self {
-            PrecisionArg::F32 => run(ctx, |v| v.to_vec(), x, dims, opts, shards),
+            PrecisionArg::F32 => run(ctx, |v| v.to_vec(), x, dims, opts, (shards, returns)),
             PrecisionArg::F16 => run(
                 ctx,
                 |v| v.iter().map(|&y| f16::from_f32(y)).collect(),
                 x,
                 dims,
                 opts,
-                shards,
+                (shards, returns),
             ),
             PrecisionArg::Bf16 => run(
                 ctx,
@@ -210,7 +193,7 @@ impl PrecisionArg {
                 x,
                 dims,
                 opts,
-                shards,
+                (shards, returns),
             ),
         }
     }

@@ -10,12 +10,12 @@ use crate::{BackendArg, Failure};
 
 /// Prints the loss, the adapter and the check, writes the outputs asked for
 /// (the loss of shape `loss_dims`, the gradient of the input's shape
-/// `dims`), and turns a disagreement into exit status 1 (after writing).
+/// `dims`, the per-row outputs of shape `row_dims`), and turns a
+/// disagreement into exit status 1 (after writing).
 pub(crate) fn report(
     c: &Computed,
     reduction: Reduction,
-    loss_dims: &[usize],
-    dims: &[usize],
+    [loss_dims, dims, row_dims]: [&[usize]; 3],
     args: &LossArgs,
 ) -> Result<(), Failure> {
     say_loss(reduction, &c.loss, summary);
@@ -44,6 +44,9 @@ pub(crate) fn report(
     }
     if let Some(path) = &args.grad_out {
         outputs::write("gradient", path, dims, &c.grad)?;
+    }
+    if let (Some(path), Some(lse)) = (&args.lse_out, &c.lse) {
+        outputs::write("log-sum-exp", path, row_dims, lse)?;
     }
     verdict(c.check.as_ref().map(|check| &check.verdict))
 }
