@@ -1,7 +1,8 @@
 """Reference values for the fused linear cross-entropy's target kinds and
 shapes: probability targets (N, V), an unbatched hidden (H) with a 0-d
-class id or (V) probabilities, and hidden states with leading dimensions
-(B, T, H) with class ids (B, T). Computed with PyTorch's own
+class id or (V) probabilities, hidden states with leading dimensions
+(B, T, H) with class ids (B, T), and a temperature (the logits divided by
+T before the soft-cap). Computed with PyTorch's own
 `F.linear_cross_entropy` in float64 and checked against
 `F.cross_entropy(F.linear(...))`; PyTorch refuses (B, T, H) hidden states,
 so those values are PyTorch's on the flattened rows, reshaped back (what
@@ -40,22 +41,24 @@ def make_inputs(n, h, v):
     return hid, w, b, cw, t, y
 
 
-# name, hidden dims, V, probability targets, bias, class weights, smoothing, softcap, reduction
+# name, hidden dims, V, probability targets, bias, class weights, smoothing, softcap, temperature, reduction
 CASES = [
-    ("probs mean", (5, 8), 11, True, False, False, 0.0, None, "mean"),
-    ("probs smoothing weights bias sum", (5, 8), 11, True, True, True, 0.1, None, "sum"),
-    ("probs weights none", (6, 8), 13, True, True, True, 0.0, None, "none"),
-    ("probs softcap mean", (4, 8), 11, True, True, False, 0.2, 2.0, "mean"),
-    ("unbatched id mean", (8,), 11, False, True, True, 0.1, None, "mean"),
-    ("unbatched id none", (8,), 11, False, True, False, 0.0, None, "none"),
-    ("unbatched probs sum", (8,), 11, True, True, True, 0.1, None, "sum"),
-    ("leading (2, 3) ids none", (2, 3, 8), 11, False, True, True, 0.1, None, "none"),
-    ("leading (2, 3) ids mean", (2, 3, 8), 11, False, True, False, 0.0, None, "mean"),
-    ("leading (2, 2) probs mean", (2, 2, 8), 11, True, False, True, 0.0, None, "mean"),
+    ("probs mean", (5, 8), 11, True, False, False, 0.0, None, 1.0, "mean"),
+    ("probs smoothing weights bias sum", (5, 8), 11, True, True, True, 0.1, None, 1.0, "sum"),
+    ("probs weights none", (6, 8), 13, True, True, True, 0.0, None, 1.0, "none"),
+    ("probs softcap mean", (4, 8), 11, True, True, False, 0.2, 2.0, 1.0, "mean"),
+    ("unbatched id mean", (8,), 11, False, True, True, 0.1, None, 1.0, "mean"),
+    ("unbatched id none", (8,), 11, False, True, False, 0.0, None, 1.0, "none"),
+    ("unbatched probs sum", (8,), 11, True, True, True, 0.1, None, 1.0, "sum"),
+    ("leading (2, 3) ids none", (2, 3, 8), 11, False, True, True, 0.1, None, 1.0, "none"),
+    ("leading (2, 3) ids mean", (2, 3, 8), 11, False, True, False, 0.0, None, 1.0, "mean"),
+    ("leading (2, 2) probs mean", (2, 2, 8), 11, True, False, True, 0.0, None, 1.0, "mean"),
+    ("temperature 0.5 ids mean", (5, 8), 11, False, True, True, 0.1, None, 0.5, "mean"),
+    ("temperature 2 softcap 3 probs none", (4, 8), 11, True, True, False, 0.0, 3.0, 2.0, "none"),
 ]
 
 
-def torch_case(dims, v, probs, bias, class_w, eps, cap, red):
+def torch_case(dims, v, probs, bias, class_w, eps, cap, temp, red):
     lead, h = dims[:-1], dims[-1]
     n = int(np.prod(lead)) if lead else 1
     hid, w, b, cw, t, y = make_inputs(n, h, v)
@@ -64,11 +67,11 @@ def torch_case(dims, v, probs, bias, class_w, eps, cap, red):
     b_t = torch.tensor(b, requires_grad=True)
     target = torch.tensor(y.reshape(tuple(lead) + (v,))) if probs else torch.tensor(t.reshape(lead))
     kw = dict(weight=torch.tensor(cw) if class_w else None, reduction=red, label_smoothing=eps)
-    if cap is not None or len(lead) > 1:
-        # Softcap is not an option of PyTorch's, and it refuses (B, T, H):
-        # the reference form on the flattened rows.
+    if cap is not None or temp != 1.0 or len(lead) > 1:
+        # Softcap and temperature are not options of PyTorch's, and it
+        # refuses (B, T, H): the reference form on the flattened rows.
         x2 = hid_t.reshape(n, h)
-        z = F.linear(x2, w_t, b_t if bias else None)
+        z = F.linear(x2, w_t, b_t if bias else None) / temp
         if cap is not None:
             z = cap * torch.tanh(z / cap)
         tgt = target.reshape(n, v) if probs else target.reshape(n)
@@ -99,6 +102,7 @@ def main():
     out.append("    pub class_weights: bool,")
     out.append("    pub label_smoothing: f64,")
     out.append("    pub softcap: Option<f64>,")
+    out.append("    pub temperature: f64,")
     out.append('    /// "mean", "sum" or "none"')
     out.append("    pub reduction: &'static str,")
     out.append("    /// The loss's shape: () or the hidden's leading shape for none.")
@@ -113,8 +117,8 @@ def main():
     out.append("}")
     out.append("")
     out.append("pub const TARGET_CASES: &[TargetCase] = &[")
-    for name, dims, v, probs, bias, class_w, eps, cap, red in CASES:
-        loss, gh, gw, gb = torch_case(dims, v, probs, bias, class_w, eps, cap, red)
+    for name, dims, v, probs, bias, class_w, eps, cap, temp, red in CASES:
+        loss, gh, gw, gb = torch_case(dims, v, probs, bias, class_w, eps, cap, temp, red)
         b = lambda x: "true" if x else "false"
         out.append("    TargetCase {")
         out.append(f'        name: "{name}",')
@@ -125,6 +129,7 @@ def main():
         out.append(f"        class_weights: {b(class_w)},")
         out.append(f"        label_smoothing: {fmt(eps)},")
         out.append(f"        softcap: {'None' if cap is None else f'Some({fmt(cap)})'},")
+        out.append(f"        temperature: {fmt(temp)},")
         out.append(f'        reduction: "{red}",')
         out.append(f"        loss_dims: &[{', '.join(str(d) for d in loss.shape)}],")
         out.append(f"        loss: &{fmt_list(loss)},")

@@ -1,8 +1,8 @@
 //! The fused linear cross-entropy's target kinds and shapes against
 //! PyTorch's `F.linear_cross_entropy` (`tests/data/reference_linear_targets.py`):
 //! probability targets, an unbatched hidden (H) with a 0-d class id or (V)
-//! probabilities, and (B, T, H) hidden states (PyTorch's values on the
-//! flattened rows), on the CPU twin and the GPU.
+//! probabilities, (B, T, H) hidden states (PyTorch's values on the
+//! flattened rows) and a temperature, on the CPU twin and the GPU.
 
 #[path = "../data/linear_target_values.rs"]
 mod values;
@@ -42,6 +42,7 @@ fn run(ctx: &xent::Context, case: &TargetCase) -> (LinearOutput<f64>, LinearOutp
             reduction: case.reduction.parse().unwrap(),
             label_smoothing: case.label_smoothing,
             softcap: case.softcap,
+            temperature: case.temperature,
             ..Default::default()
         },
         ..Default::default()
