@@ -141,3 +141,36 @@ proptest! {
         prop_assert!(r.is_ok(), "{precision:?} {:?}: {r:?}", case.opts);
     }
 }
+
+/// A masked logit (−10³⁸, probability target 0) has an enormous |logp|
+/// but nothing there can be flushed: the loss's bound stays tight, and a
+/// loss off by 10⁻³ is caught.
+#[test]
+fn a_masked_logit_does_not_widen_the_bound() {
+    let opts = CrossEntropyOptions::default();
+    let cpu = cpu::cross_entropy_soft(
+        &[0.0f32, -1e38, 0.5],
+        &[1, 3],
+        &[0.75, 0.0, 0.25],
+        None,
+        &opts,
+    )
+    .unwrap();
+    let flush = cpu.magnitude.as_ref().unwrap().loss_flush[0];
+    assert!(
+        flush * f64::from(f32::MIN_POSITIVE) < 1e-30,
+        "flush factor {flush}"
+    );
+    let mut gpu = xent::CrossEntropyOutput {
+        loss: vec![cpu.loss[0] as f32 + 1e-3],
+        loss_dims: vec![],
+        grad: None,
+        lse: None,
+        correct: None,
+        magnitude: None,
+    };
+    let tol = Tolerance::default();
+    assert!(tol.compare_cross_entropy(&gpu, &cpu, &tol).is_err());
+    gpu.loss[0] = cpu.loss[0] as f32;
+    tol.compare_cross_entropy(&gpu, &cpu, &tol).unwrap();
+}

@@ -127,3 +127,50 @@ fn a_temperature_of_one_is_none_and_bad_ones_are_refused() {
         Err(xent::Error::InvalidOption { name: "input", .. })
     ));
 }
+
+/// Logits up to 10⁴ over a temperature that is not a power of two: the
+/// kernels' f32 `x / T` (within 2.5 ulp) is off from the twin's exact
+/// quotient by up to 10⁻³, which the twin's magnitudes account for, so
+/// verify mode raises no alarm (it did before they did).
+#[test]
+fn large_logits_over_a_temperature_raise_no_false_alarm() {
+    let Some(ctx) = verified() else { return };
+    let mut rng = crate::common::Rng(11);
+    for (dims, scale) in [
+        ([8usize, 300usize], 1e4f32),
+        ([64, 5], 3e3),
+        ([3, 70_000], 1e4),
+    ] {
+        let n: usize = dims.iter().product();
+        let x: Vec<f32> = (0..n).map(|_| rng.uniform(-scale, scale)).collect();
+        let ids: Vec<i64> = (0..dims[0]).map(|_| rng.below(dims[1]) as i64).collect();
+        for temperature in [0.7, 0.3, 3.3] {
+            for reduction in [xent::Reduction::None, xent::Reduction::Sum] {
+                let opts = CrossEntropyOptions {
+                    temperature,
+                    reduction,
+                    z_loss: 1e-4,
+                    ..Default::default()
+                };
+                let returns = Returns {
+                    grad: true,
+                    lse: true,
+                    correct: false,
+                };
+                let r = ctx.cross_entropy_with(
+                    &x,
+                    &dims,
+                    Targets::I64(&ids),
+                    Weights::none(),
+                    &opts,
+                    &returns,
+                );
+                assert!(
+                    r.is_ok(),
+                    "{dims:?} T {temperature} {reduction:?}: {:?}",
+                    r.err()
+                );
+            }
+        }
+    }
+}

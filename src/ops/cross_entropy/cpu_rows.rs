@@ -30,6 +30,17 @@ pub(crate) fn class_weight_total(eps: f64, wt: f64, c_f: f64, weight_sum: f64) -
     (1.0 - eps) * wt + eps / c_f * weight_sum
 }
 
+/// `x / t` as an f32 kernel writes it where that differs in kind: past
+/// f32's range, the infinity.
+fn divided(x: f64, t: f64) -> f64 {
+    let y = x / t;
+    if f64::from(y as f32).is_infinite() {
+        f64::INFINITY.copysign(y)
+    } else {
+        y
+    }
+}
+
 /// A logit soft-capped: `cap·tanh(x / cap)`.
 pub(crate) fn softcap(x: f64, cap: f64) -> f64 {
     cap * (x / cap).tanh()
@@ -48,6 +59,10 @@ pub(super) struct Twin<'a> {
     pub opts: &'a CrossEntropyOptions,
     /// `W = Σ_c w[c]`.
     pub weight_sum: f64,
+    /// The f32 division by the temperature's error per unit of a logit, in
+    /// units of the tolerance's `rel` (0 without a temperature): WGSL's
+    /// `x / T` is within 2.5 ulp.
+    pub div_err: f64,
 }
 
 /// Every row's outputs, before the reduction.
@@ -77,9 +92,17 @@ impl<'a> Twin<'a> {
         // gradient takes their slope (`Twin::slope`).
         let t = opts.f32_temperature();
         let x: Vec<f64> = match opts.softcap {
-            Some(cap) => widen(input).iter().map(|&x| softcap(x / t, cap)).collect(),
-            None if t != 1.0 => widen(input).iter().map(|&x| x / t).collect(),
+            Some(cap) => widen(input)
+                .iter()
+                .map(|&x| softcap(divided(x, t), cap))
+                .collect(),
+            None if t != 1.0 => widen(input).iter().map(|&x| divided(x, t)).collect(),
             None => widen(input),
+        };
+        let div_err = if t == 1.0 {
+            0.0
+        } else {
+            2.5 * f64::from(f32::EPSILON) / 2.0 / crate::core::verify::Tolerance::default().rel
         };
         let class_of = targets.class_indices().map(|t| {
             t.iter()
@@ -100,6 +123,7 @@ impl<'a> Twin<'a> {
             probs,
             opts,
             weight_sum,
+            div_err,
         }
     }
 
@@ -211,7 +235,9 @@ impl<'t, 'a> Row<'t, 'a> {
             m,
             s,
             lse,
-            lse_mag: m.abs() + log_magnitude(s),
+            // The division by the temperature moves the lse by up to its
+            // error times the largest logit.
+            lse_mag: m.abs() * (1.0 + twin.div_err) + log_magnitude(s),
         }
     }
 
@@ -241,7 +267,11 @@ impl<'t, 'a> Row<'t, 'a> {
     /// The magnitude of logp's terms (see `Tolerance`).
     fn logp_mag(&self, c: usize) -> f64 {
         match self.twin.opts.input {
-            InputKind::Logits => (self.at(c) - self.m).abs() + log_magnitude(self.s),
+            InputKind::Logits => {
+                (self.at(c) - self.m).abs()
+                    + log_magnitude(self.s)
+                    + self.twin.div_err * (self.at(c).abs() + self.m.abs())
+            }
             InputKind::LogProbs => self.at(c).abs(),
             InputKind::Probs => self.at(c).ln().abs() + LOG_TERM,
         }
@@ -310,9 +340,16 @@ impl<'t, 'a> Row<'t, 'a> {
         let loss_mag = (0..classes)
             .map(|c| (w(c) * self.q(&q, c)).abs() * self.logp_mag(c))
             .sum::<f64>();
-        // A flushed y (or w·q, or logp) times w·logp; each product and sum.
+        // A y or w·q that may be flushed (nonzero, below 2⁻¹²⁶) times
+        // w·logp; each product and sum.
+        let subnormal = |v: f64| v != 0.0 && v.abs() < f64::from(f32::MIN_POSITIVE);
         let loss_flush = (0..classes)
-            .map(|c| w(c).abs() * (self.logp(c).abs() + 2.0) + 2.0)
+            .map(|c| {
+                let q = self.q(&q, c);
+                let flushed = subnormal(q) || subnormal(w(c) * q);
+                let logp = if flushed { self.logp(c).abs() } else { 0.0 };
+                w(c).abs() * (logp + 2.0) + 2.0
+            })
             .sum::<f64>();
         RowTerms {
             q,
@@ -346,7 +383,10 @@ impl<'t, 'a> Row<'t, 'a> {
     /// products and sums, all times `a`; `1/x` more for probabilities.
     fn grad_flush(&self, terms: &RowTerms, a: f64, c: usize) -> f64 {
         let w = self.twin.class_w.at(c).abs();
+        let structural = self.q(&terms.q, c) == 0.0;
         let f = match self.twin.opts.input {
+            // NLL writes exact zeros where q = 0.
+            InputKind::LogProbs | InputKind::Probs if structural => 0.0,
             InputKind::Logits => {
                 let zr = terms.r * 2.0 * self.twin.opts.z_loss;
                 let coefficient = terms.q_sum.abs() + (zr * self.lse).abs();
@@ -372,9 +412,12 @@ impl<'t, 'a> Row<'t, 'a> {
             InputKind::Logits => {
                 let p = (self.at(c) - self.m).exp() / self.s;
                 let zp = terms.r * 2.0 * self.twin.opts.z_loss * p;
+                // The temperature's division moves p relatively by its
+                // error times |x_c| + |m|.
+                let divided = 1.0 + self.twin.div_err * (self.at(c).abs() + self.m.abs());
                 (
                     p * terms.q_sum - wq + zp * self.lse,
-                    p * terms.q_sum.abs() + wq.abs() + zp.abs() * self.lse_mag,
+                    (p * terms.q_sum.abs() + zp.abs() * self.lse_mag) * divided + wq.abs(),
                 )
             }
             InputKind::LogProbs | InputKind::Probs => (-wq, wq.abs()),

@@ -318,8 +318,11 @@ fn backward(
         .enumerate()
         .map(|(i, m)| m * (1.0 + 2.0 * err[i / v.max(1)]))
         .collect();
-    // Flush factors: the logits' gradient's times |W| (or |h|), and each
-    // product and partial sum of the V (or N) terms.
+    // Flush factors: the logits' gradient's times |W| (or |h|), |g| where
+    // W (or h) is itself subnormal, and each product and partial sum of the
+    // V (or N) terms.
+    let subnormal =
+        |v: f64| f64::from(u8::from(v != 0.0 && v.abs() < f64::from(f32::MIN_POSITIVE)));
     let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
     let mut dh_f = vec![2.0 * v as f64; n * h];
     let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);
@@ -339,10 +342,10 @@ fn backward(
                 let (x, wv) = (hd[r * h + k], wd[c * h + k]);
                 dh[r * h + k] += gv * wv;
                 dh_m[r * h + k] += mv * wv.abs();
-                dh_f[r * h + k] += fv * wv.abs();
+                dh_f[r * h + k] += fv * wv.abs() + gv.abs() * subnormal(wv);
                 dw[c * h + k] += gv * x;
                 dw_m[c * h + k] += mv * x.abs();
-                dw_f[c * h + k] += fv * x.abs();
+                dw_f[c * h + k] += fv * x.abs() + gv.abs() * subnormal(x);
             }
         }
     }
