@@ -109,6 +109,18 @@ pub fn still_works_on(ctx: &Context) {
     assert_eq!(format!("{:.4}", out.loss[0]), "3.7925");
 }
 
+/// Asserts f64 values match PyTorch's f64 ones printed to 17 digits:
+/// within [`CPU_TOL`] relative (absolute below 1), naming the first bad index.
+pub fn assert_pytorch_f64(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= CPU_TOL * w.abs().max(1.0),
+            "{what}[{i}]: {g} vs PyTorch {w}"
+        );
+    }
+}
+
 /// Asserts |a − b| ≤ tol element-wise, naming the first bad index.
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");

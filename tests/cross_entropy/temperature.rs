@@ -8,7 +8,7 @@
 #[path = "../data/row_output_values.rs"]
 mod values;
 
-use crate::common::verified;
+use crate::common::{assert_pytorch_f64, verified};
 use values::{RowCase, IDS, LOGITS, PROBS, ROW_CASES};
 use xent::{cpu, CrossEntropyOptions, Returns, Targets, Tolerance, Weights};
 
@@ -19,17 +19,6 @@ fn options(case: &RowCase) -> CrossEntropyOptions {
         label_smoothing: case.label_smoothing,
         reduction: case.reduction.parse().unwrap(),
         ..Default::default()
-    }
-}
-
-/// f64 against PyTorch's f64, printed to 17 digits.
-fn close64(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
-            "{what}[{i}]: {g} vs PyTorch {w}"
-        );
     }
 }
 
@@ -50,13 +39,13 @@ fn temperature_matches_pytorch() {
         };
         let twin =
             cpu::cross_entropy_with(&LOGITS, &[4, 6], targets, Weights::none(), &opts).unwrap();
-        close64(&format!("{} loss", case.name), &twin.loss, case.loss);
-        close64(
+        assert_pytorch_f64(&format!("{} loss", case.name), &twin.loss, case.loss);
+        assert_pytorch_f64(
             &format!("{} grad", case.name),
             twin.grad.as_ref().unwrap(),
             &case.grad,
         );
-        close64(
+        assert_pytorch_f64(
             &format!("{} lse", case.name),
             twin.lse.as_ref().unwrap(),
             &case.lse,

@@ -8,7 +8,7 @@
 mod values;
 
 use super::worked_values::inputs;
-use crate::common::ctx;
+use crate::common::{assert_pytorch_f64, ctx};
 use values::{TargetCase, TARGET_CASES};
 use xent::{
     cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, LinearOutput, Targets,
@@ -59,17 +59,6 @@ fn run(ctx: &xent::Context, case: &TargetCase) -> (LinearOutput<f64>, LinearOutp
     (twin, gpu)
 }
 
-/// f64 against PyTorch's f64 printed to 17 digits.
-fn close64(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
-            "{what}[{i}]: {g} vs PyTorch {w}"
-        );
-    }
-}
-
 #[test]
 fn target_kinds_and_shapes_match_pytorch() {
     let Some(ctx) = ctx() else { return };
@@ -84,19 +73,19 @@ fn target_kinds_and_shapes_match_pytorch() {
         );
         let (twin, gpu) = run(ctx, case);
         let what = |output: &str| format!("{} {output}", case.name);
-        close64(&what("loss"), &twin.loss, case.loss);
-        close64(
+        assert_pytorch_f64(&what("loss"), &twin.loss, case.loss);
+        assert_pytorch_f64(
             &what("grad_hidden"),
             twin.grad_hidden.as_ref().unwrap(),
             case.grad_hidden,
         );
-        close64(
+        assert_pytorch_f64(
             &what("grad_weight"),
             twin.grad_weight.as_ref().unwrap(),
             case.grad_weight,
         );
         let grad_bias = twin.grad_bias.as_deref().unwrap_or_default();
-        close64(&what("grad_bias"), grad_bias, case.grad_bias);
+        assert_pytorch_f64(&what("grad_bias"), grad_bias, case.grad_bias);
         // The GPU against PyTorch's values, with the twin's magnitudes.
         let mut reference = twin.clone();
         reference.loss = case.loss.to_vec();
