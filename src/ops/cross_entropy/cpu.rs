@@ -64,6 +64,10 @@ pub struct CrossEntropyMagnitude {
     pub grad: Option<Vec<f64>>,
     /// Of each log-sum-exp.
     pub lse: Option<Vec<f64>>,
+    /// How far the GPU's count of correct rows may be from the twin's: rows
+    /// whose two largest logits, as the loss sees them, are within the f32
+    /// rounding of the soft-cap and the temperature (0 without either).
+    pub correct_slack: u64,
     /// Each loss value's flush factor: the sum of the factors that multiply
     /// its f32 inputs and intermediates after a GPU may have flushed them
     /// to zero (see [`Tolerance`](crate::Tolerance)).
@@ -288,6 +292,7 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
             loss: loss_mag,
             grad: Some(rows.grad_mag),
             lse: logits.then_some(rows.lse_mag),
+            correct_slack: rows.correct_slack,
             loss_flush,
             grad_flush: Some(rows.grad_flush),
         }),

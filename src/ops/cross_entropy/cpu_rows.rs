@@ -74,6 +74,10 @@ pub(super) struct Rows {
     pub lse: Vec<f64>,
     pub lse_mag: Vec<f64>,
     pub correct: u64,
+    /// Counted rows whose two largest logits (as the loss sees them) are
+    /// within the f32 rounding of the cap and the temperature's division:
+    /// their argmax may differ on the GPU.
+    pub correct_slack: u64,
     pub grad: Vec<f64>,
     pub grad_mag: Vec<f64>,
     pub grad_flush: Vec<f64>,
@@ -158,6 +162,7 @@ impl<'a> Twin<'a> {
             lse: vec![0.0; rows],
             lse_mag: vec![0.0; rows],
             correct: 0,
+            correct_slack: 0,
             grad: vec![0.0; self.x.len()],
             grad_mag: vec![0.0; self.x.len()],
             grad_flush: vec![0.0; self.x.len()],
@@ -175,6 +180,7 @@ impl<'a> Twin<'a> {
         out.lse_mag[row] = r.lse_mag;
         let Some(terms) = r.terms() else { return };
         out.correct += u64::from(terms.hit);
+        out.correct_slack += u64::from(r.near_tie());
         let (sw, z, lse) = (self.sw(row), self.opts.z_loss, r.lse);
         out.loss[row] = sw * (terms.loss + terms.r * z * lse * lse);
         out.mag[row] = (sw.abs() * (terms.loss_mag + (terms.r * z).abs() * r.lse_mag.powi(2)))
@@ -243,6 +249,29 @@ impl<'t, 'a> Row<'t, 'a> {
 
     fn at(&self, c: usize) -> f64 {
         self.twin.x[self.twin.layout.element(self.row, c)]
+    }
+
+    /// Whether the row's two largest logits (as the loss sees them) lie
+    /// within the f32 rounding of the soft-cap (the kernels' tanh, a few
+    /// ulps of the cap) and of the division by the temperature (2.5 ulp of
+    /// the quotient), so that an f32 kernel may order them either way.
+    fn near_tie(&self) -> bool {
+        let opts = self.twin.opts;
+        if (opts.softcap.is_none() && opts.temperature == 1.0) || self.twin.layout.classes < 2 {
+            return false;
+        }
+        let mut top = [f64::NEG_INFINITY; 2];
+        for c in 0..self.twin.layout.classes {
+            let x = self.at(c);
+            if x > top[0] {
+                top = [x, top[0]];
+            } else if x > top[1] {
+                top[1] = x;
+            }
+        }
+        let unit = f64::from(f32::EPSILON) / 2.0;
+        let slack = 8.0 * unit * (top[0].abs() + opts.softcap.unwrap_or(0.0));
+        top[0] - top[1] <= slack
     }
 
     fn argmax(&self) -> Option<usize> {
