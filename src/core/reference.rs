@@ -29,6 +29,34 @@ pub struct Reference {
 /// error becomes an absolute error of its logarithm (see [`Tolerance`](crate::Tolerance)).
 pub(crate) const LOG_TERM: f64 = 0.1;
 
+/// f32's unit roundoff, 2⁻²⁴: the twins' bounds on an f32 kernel's rounding.
+pub(crate) const F32_UNIT: f64 = f32::EPSILON as f64 / 2.0;
+
+/// The default tolerance's `rel`: the unit the twins keep an f32 kernel's
+/// rounding error in when they add it to a magnitude.
+pub(crate) fn rel() -> f64 {
+    crate::core::verify::Tolerance::default().rel
+}
+
+/// Whether an f32 value (held as f64) is subnormal, nonzero below 2⁻¹²⁶:
+/// one a GPU may flush to zero.
+pub(crate) fn flushable(v: f64) -> bool {
+    v != 0.0 && v.abs() < f64::from(f32::MIN_POSITIVE)
+}
+
+/// The two largest of `values` (−∞ where there are fewer).
+pub(crate) fn top_two(values: impl Iterator<Item = f64>) -> [f64; 2] {
+    let mut top = [f64::NEG_INFINITY; 2];
+    for v in values {
+        if v > top[0] {
+            top = [v, top[0]];
+        } else if v > top[1] {
+            top[1] = v;
+        }
+    }
+    top
+}
+
 /// Magnitude of `ln s` for a sum `s`.
 pub(crate) fn log_magnitude(s: f64) -> f64 {
     s.ln().abs() + LOG_TERM

@@ -334,6 +334,30 @@ impl Tolerance {
     }
 }
 
+/// The GPU's count of correct rows (`None` when not asked for) against the
+/// twin's (which counts always), which may differ by `slack`: the rows whose
+/// two largest logits lie within f32 rounding of each other.
+///
+/// # Errors
+/// [`Error::Mismatch`] of `"correct"`, its magnitude the slack.
+pub(crate) fn compare_count(gpu: Option<u64>, cpu: Option<u64>, slack: u64) -> Result<()> {
+    let (Some(g), c) = (gpu, cpu.unwrap_or(0)) else {
+        return Ok(());
+    };
+    if cpu.is_none() || g.abs_diff(c) > slack {
+        return Err(Error::Mismatch {
+            what: "correct",
+            index: 0,
+            gpu: g as f64,
+            cpu: c as f64,
+            magnitude: slack as f64,
+            abs: 0.0,
+            rel: 0.0,
+        });
+    }
+    Ok(())
+}
+
 /// CPU value `c` as an f32 kernel can write it (see [`Tolerance::overflow`]).
 fn as_written(c: f64) -> f64 {
     Tolerance::default().as_written(c)

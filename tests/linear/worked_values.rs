@@ -5,7 +5,7 @@
 #[path = "../data/linear_values.rs"]
 mod values;
 
-use crate::common::ctx;
+use crate::common::{assert_pytorch_f64, ctx};
 use values::{LinearCase, LINEAR_CASES, SOFTCAP_CASES};
 use xent::{cpu, CrossEntropyOptions, LinearCrossEntropyOptions, LinearDims, Reduction, Tolerance};
 
@@ -43,14 +43,6 @@ pub fn inputs(n: usize, h: usize, v: usize, ignore_index: i64, ignored: &[usize]
 
 fn reduction(name: &str) -> Reduction {
     name.parse().unwrap()
-}
-
-/// The CPU twin against PyTorch: f64 against f64 printed to 17 digits.
-fn close64(what: &str, got: f64, want: f64) {
-    assert!(
-        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
-        "{what}: {got} vs PyTorch {want}"
-    );
 }
 
 #[test]
@@ -134,9 +126,7 @@ fn check_output(
     magnitude: Vec<f64>,
 ) {
     let tol = Tolerance::default();
-    for (i, (&t, &w)) in twin.iter().zip(&want).enumerate() {
-        close64(&format!("{what} {name}[{i}] (twin)"), t, w);
-    }
+    assert_pytorch_f64(&format!("{what} {name} (twin)"), twin, &want);
     tol.check(
         name,
         got,
@@ -226,9 +216,7 @@ fn softcap_worked_values() {
         let gpu = ctx
             .cross_entropy(&x, &dims, &t, None, &opts, &Default::default())
             .unwrap();
-        for (i, (&got, &want)) in twin.loss.iter().zip(case.loss).enumerate() {
-            close64(&format!("{} loss[{i}]", case.name), got, want);
-        }
+        assert_pytorch_f64(&format!("{} loss", case.name), &twin.loss, case.loss);
         // Gradients as small as 1e-14 come from 1 − tanh² near 1: absolute there.
         for (i, (&got, &want)) in twin
             .grad

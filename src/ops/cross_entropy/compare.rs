@@ -1,8 +1,8 @@
 //! Verify mode's comparison of a cross-entropy call's outputs with the twin's.
 
 use super::cpu::CrossEntropyOutput;
-use crate::core::verify::{Terms, Tolerance};
-use crate::error::{Error, Result};
+use crate::core::verify::{compare_count, Terms, Tolerance};
+use crate::error::Result;
 
 impl Tolerance {
     /// Compares every output of a cross-entropy call: the loss, and the
@@ -12,7 +12,7 @@ impl Tolerance {
     ///
     /// # Errors
     /// As [`Tolerance::compare`]; a different correct count is an
-    /// [`Error::Mismatch`] with no tolerance.
+    /// [`Error::Mismatch`](crate::Error::Mismatch) with no tolerance.
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -50,19 +50,6 @@ impl Tolerance {
         self.compare_if_both("lse", gpu.lse.as_deref(), cpu.lse.as_deref(), lse)?;
         // The twin counts always; the GPU when asked. Rows whose top two
         // logits are within f32 rounding may count either way.
-        let slack = m.map_or(0, |m| m.correct_slack);
-        let (g, c) = (gpu.correct.unwrap_or(0), cpu.correct.unwrap_or(0));
-        if gpu.correct.is_some() && (cpu.correct.is_none() || g.abs_diff(c) > slack) {
-            return Err(Error::Mismatch {
-                what: "correct",
-                index: 0,
-                gpu: g as f64,
-                cpu: c as f64,
-                magnitude: slack as f64,
-                abs: 0.0,
-                rel: 0.0,
-            });
-        }
-        Ok(())
+        compare_count(gpu.correct, cpu.correct, m.map_or(0, |m| m.correct_slack))
     }
 }

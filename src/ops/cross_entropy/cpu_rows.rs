@@ -3,7 +3,9 @@
 //! magnitudes. The fused linear twin takes the class-weight and soft-cap
 //! pieces from here.
 
-use crate::core::reference::{log_magnitude, row_stats, widen, LOG_TERM};
+use crate::core::reference::{
+    flushable, log_magnitude, rel, row_stats, top_two, widen, F32_UNIT, LOG_TERM,
+};
 use crate::core::shape::Layout;
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
 use crate::ops::cross_entropy::targets::Targets;
@@ -106,7 +108,7 @@ impl<'a> Twin<'a> {
         let div_err = if t == 1.0 {
             0.0
         } else {
-            2.5 * f64::from(f32::EPSILON) / 2.0 / crate::core::verify::Tolerance::default().rel
+            2.5 * F32_UNIT / rel()
         };
         let class_of = targets.class_indices().map(|t| {
             t.iter()
@@ -260,17 +262,8 @@ impl<'t, 'a> Row<'t, 'a> {
         if (opts.softcap.is_none() && opts.temperature == 1.0) || self.twin.layout.classes < 2 {
             return false;
         }
-        let mut top = [f64::NEG_INFINITY; 2];
-        for c in 0..self.twin.layout.classes {
-            let x = self.at(c);
-            if x > top[0] {
-                top = [x, top[0]];
-            } else if x > top[1] {
-                top[1] = x;
-            }
-        }
-        let unit = f64::from(f32::EPSILON) / 2.0;
-        let slack = 8.0 * unit * (top[0].abs() + opts.softcap.unwrap_or(0.0));
+        let top = top_two((0..self.twin.layout.classes).map(|c| self.at(c)));
+        let slack = 8.0 * F32_UNIT * (top[0].abs() + opts.softcap.unwrap_or(0.0));
         top[0] - top[1] <= slack
     }
 
@@ -371,11 +364,10 @@ impl<'t, 'a> Row<'t, 'a> {
             .sum::<f64>();
         // A y or w·q that may be flushed (nonzero, below 2⁻¹²⁶) times
         // w·logp; each product and sum.
-        let subnormal = |v: f64| v != 0.0 && v.abs() < f64::from(f32::MIN_POSITIVE);
         let loss_flush = (0..classes)
             .map(|c| {
                 let q = self.q(&q, c);
-                let flushed = subnormal(q) || subnormal(w(c) * q);
+                let flushed = flushable(q) || flushable(w(c) * q);
                 let logp = if flushed { self.logp(c).abs() } else { 0.0 };
                 w(c).abs() * (logp + 2.0) + 2.0
             })

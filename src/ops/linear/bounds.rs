@@ -3,21 +3,12 @@
 //! row's loss and argmax (see `Tolerance`; ARCHITECTURE.md derives it).
 
 use super::LinearDims;
+use crate::core::reference::{rel, top_two, F32_UNIT};
 use crate::core::Reduction;
 use crate::ops::cross_entropy::cpu::CrossEntropyOutput;
 use crate::ops::cross_entropy::cpu_rows::{class_weight_total, softcap, ClassWeights};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::Targets;
-
-/// The default tolerance's `rel`, the unit the products' error is kept in.
-fn rel() -> f64 {
-    crate::core::verify::Tolerance::default().rel
-}
-
-/// f32's unit roundoff, 2⁻²⁴.
-fn unit() -> f64 {
-    f64::from(f32::EPSILON) / 2.0
-}
 
 /// Each row's bound on its f32 products' error, in units of the tolerance's
 /// `rel`.
@@ -25,7 +16,7 @@ pub(super) fn product_error(row_mag: &[f64], h: usize) -> Vec<f64> {
     // An f32 product over h terms is off by at most (h + 4)·2⁻²⁴·M_z
     // (recursive summation, the additions of k's slices and of the bias,
     // the store).
-    let (rel, unit) = (rel(), unit());
+    let (rel, unit) = (rel(), F32_UNIT);
     row_mag
         .iter()
         .map(|m| (h as f64 + 4.0) * unit * m / rel)
@@ -84,12 +75,14 @@ pub(super) fn correct_slack(
     opts: &CrossEntropyOptions,
 ) -> u64 {
     let v = dims.v;
-    let (rel, unit) = (rel(), unit());
+    let (rel, unit) = (rel(), F32_UNIT);
     (0..dims.n)
         .filter(|&r| rows[r].is_some() && v > 1)
         .filter(|&r| {
             let t = opts.f32_temperature();
-            let top = top_two(&logits[r * v..(r + 1) * v], opts.softcap, t);
+            // The two largest logits over the temperature, soft-capped.
+            let row = logits[r * v..(r + 1) * v].iter();
+            let top = top_two(row.map(|&z| opts.softcap.map_or(z / t, |c| softcap(z / t, c))));
             // The cap's f32 rounding near saturation and the division's by
             // the temperature, beside the products'.
             let cap = opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
@@ -101,21 +94,6 @@ pub(super) fn correct_slack(
             top[0] - top[1] <= 2.0 * rel * err[r] + cap + divided
         })
         .count() as u64
-}
-
-/// The two largest of a row's logits over the temperature `t`, soft-capped
-/// when asked.
-fn top_two(row: &[f64], cap: Option<f64>, t: f64) -> [f64; 2] {
-    let mut top = [f64::NEG_INFINITY; 2];
-    for &z in row {
-        let z = cap.map_or(z / t, |c| softcap(z / t, c));
-        if z > top[0] {
-            top = [z, top[0]];
-        } else if z > top[1] {
-            top[1] = z;
-        }
-    }
-    top
 }
 
 /// Each row's logit magnitude M_z and its products' error bound.

@@ -4,7 +4,7 @@
 use super::bounds::{correct_slack, loss_magnitude, product_error, row_weights, Bounds, RowWeight};
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
-use crate::core::reference::widen;
+use crate::core::reference::{flushable, widen};
 use crate::error::Result;
 use crate::ops::cross_entropy::cpu::{cross_entropy_with, CrossEntropyOutput};
 use crate::ops::cross_entropy::cpu_rows::ClassWeights;
@@ -321,8 +321,7 @@ fn backward(
     // Flush factors: the logits' gradient's times |W| (or |h|), |g| where
     // W (or h) is itself subnormal, and each product and partial sum of the
     // V (or N) terms.
-    let subnormal =
-        |v: f64| f64::from(u8::from(v != 0.0 && v.abs() < f64::from(f32::MIN_POSITIVE)));
+    let subnormal = |v: f64| f64::from(u8::from(flushable(v)));
     let (mut dh, mut dh_m) = (vec![0.0; n * h], vec![0.0; n * h]);
     let mut dh_f = vec![2.0 * v as f64; n * h];
     let (mut dw, mut dw_m) = (vec![0.0; v * h], vec![0.0; v * h]);
