@@ -1,7 +1,7 @@
 //! Vocabulary-parallel fused linear cross-entropy over MPI: each rank holds
 //! its own xent context (the default adapter) and its own rows of the
 //! classifier `W` and `b` (and of the class weights); the ranks exchange
-//! only each row's 48-byte record, by one all-gather.
+//! only each row's 52-byte record, by one all-gather.
 //!
 //! ```text
 //! cargo build --release --features mpi --example vocab_parallel_mpi

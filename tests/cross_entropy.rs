@@ -22,6 +22,7 @@ mod cross_entropy {
     mod recording;
     mod recording_buffers;
     mod reductions;
+    mod row_outputs;
     mod same_bits;
     mod strategies;
     mod switch_points;

@@ -75,10 +75,12 @@ struct Params {
     // Probability targets: index into `targets` = input index + target_delta
     // (wrapping), as their chunk binding starts at its own aligned offset.
     target_delta: u32,
-    // Words of per-row argmax flags in `aux` (rows with COUNT_CORRECT, else 0).
+    // Words of per-row outputs at the start of `aux`, after its statistics:
+    // argmax flags (rows with COUNT_CORRECT), then predicted classes
+    // (WRITE_ARGMAX) and entropies (WRITE_ENTROPY), `rows` words each.
     flags: u32,
-    // -inf from the host (see `nan`): the argmaxes' starting value.
-    neg_inf: f32,
+    // Where in `aux` the predicted classes start (words).
+    argmax_at: u32,
     // Workgroups of `target_partials` and `loss_partials` (1..=256),
     // each over a contiguous block of rows; their partials lie in `aux` from
     // word `partials` on (4 words per workgroup).
@@ -93,6 +95,8 @@ struct Params {
     shards: u32,
     // The temperature (TEMPERATURE): logits become x / temperature first.
     temperature: f32,
+    // Where in `aux` the entropies start (words).
+    entropy_at: u32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its
@@ -113,6 +117,10 @@ override TEMPERATURE: bool = false;
 override WRITE_GRAD: bool = true;
 override WRITE_LSE: bool = false;
 override COUNT_CORRECT: bool = false;
+// Each row's predicted class and the entropy of its softmax, into `aux`
+// (`finish_row`), copied out by `row_outputs` (reduce_loss.wgsl).
+override WRITE_ARGMAX: bool = false;
+override WRITE_ENTROPY: bool = false;
 // The gradient overwrites the input: reads come through `grad`/`grad4` (the
 // caller's logits buffer) and `input`/`input4` are bound to a placeholder.
 override IN_PLACE: bool = false;
@@ -174,8 +182,10 @@ fn load_input4(j: u32) -> vec4<f32> {
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 // Scratch: [denominator (f32 bits), sum of class weights (f32 bits), 0, 0],
-// then, with COUNT_CORRECT, one word per row (`flags` words): 1 where the
-// row's argmax equals its target; then the split rows' partials.
+// then the per-row outputs (`flags` words): with COUNT_CORRECT one word per
+// row, 1 where the row's argmax equals its target; with WRITE_ARGMAX each
+// row's predicted class (from `argmax_at`); with WRITE_ENTROPY its entropy
+// (f32 bits, from `entropy_at`); then the split rows' partials.
 @group(0) @binding(4) var<storage, read_write> aux: array<u32>;
 // [number of bad targets, first bad position, its value (i32 bits), 0, or
 // 2 where a vocabulary finish's merged records do not cover the classes]
@@ -194,6 +204,11 @@ fn load_input4(j: u32) -> vec4<f32> {
 // shard's partial, the merge).
 @group(0) @binding(15) var<storage, read> shard_in: array<u32>;
 @group(0) @binding(16) var<storage, read_write> shard_out: array<u32>;
+// Each row's predicted class (i32, as class-id targets) and entropy,
+// written by `row_outputs` from `aux`: the rows passes bind as many storage
+// buffers as a device must offer already.
+@group(0) @binding(17) var<storage, read_write> argmax_out: array<i32>;
+@group(0) @binding(18) var<storage, read_write> entropy_out: array<f32>;
 
 // Words of call statistics at the start of `aux` (`AUX_ROWS` in plan.rs).
 const AUX_ROWS: u32 = 4u;

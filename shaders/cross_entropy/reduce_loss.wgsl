@@ -56,3 +56,23 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
         }
     }
 }
+
+// An invocation per row: its predicted class and entropy from `aux` to the
+// caller's buffers, after the rows passes (or a shard's finish).
+@compute @workgroup_size(64)
+fn row_outputs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = narrow_index(wid, nwg, lid);
+    if (row >= p.rows) {
+        return;
+    }
+    if (WRITE_ARGMAX) {
+        argmax_out[row] = bitcast<i32>(aux[p.argmax_at + row]);
+    }
+    if (WRITE_ENTROPY) {
+        entropy_out[row] = bitcast<f32>(aux[p.entropy_at + row]);
+    }
+}

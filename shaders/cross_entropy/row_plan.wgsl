@@ -193,4 +193,12 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
         }
         aux[AUX_ROWS + row] = correct;
     }
+    // Every row, ignored and out-of-range ones included; a shard's finish
+    // holds the class local to it (see vocab_loss).
+    if (WRITE_ARGMAX) {
+        aux[p.argmax_at + row] = total.arg + p.class_offset;
+    }
+    if (WRITE_ENTROPY) {
+        aux[p.entropy_at + row] = bitcast<u32>(row_entropy(total));
+    }
 }

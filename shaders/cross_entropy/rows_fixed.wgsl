@@ -122,7 +122,7 @@ fn rows_narrow4_fixed(
         if (TARGET_KIND != TARGET_PROBS) {
             hit += select(vec4<f32>(0.0), v, quad_classes(4u * j) == t);
         }
-        if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
+        if (track_argmax() || TARGET_KIND == TARGET_PROBS) {
             let c = 4u * j;
             total = gather_extra(total, c, base + c, v.x);
             total = gather_extra(total, c + 1u, base + c + 1u, v.y);
@@ -132,11 +132,18 @@ fn rows_narrow4_fixed(
     }
     let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
     var e = vec4<f32>(0.0);
+    var tsum = 0.0;
     for (var j = 0u; j < FIXED_N; j++) {
-        e += exp(xs[j] - vec4<f32>(m));
+        let d = xs[j] - vec4<f32>(m);
+        let ej = exp(d);
+        e += ej;
+        if (WRITE_ENTROPY) {
+            tsum += entropy_terms4(ej, d);
+        }
     }
     total.m = m;
     total.s = (e.x + e.y) + (e.z + e.w);
+    total.t = tsum;
     let plan = plan_from(row, total, tc, call_stats());
     let x_t = (hit.x + hit.y) + (hit.z + hit.w);
     var acc = 0.0;
@@ -200,7 +207,7 @@ fn rows_pixels4_fixed(
         if (TARGET_KIND != TARGET_PROBS) {
             x_t += select(vec4<f32>(0.0), v, vec4<u32>(c) == tq);
         }
-        if (COUNT_CORRECT || TARGET_KIND == TARGET_PROBS) {
+        if (track_argmax() || TARGET_KIND == TARGET_PROBS) {
             t0 = gather_extra(t0, c, idx, v.x);
             t1 = gather_extra(t1, c, idx + 1u, v.y);
             t2 = gather_extra(t2, c, idx + 2u, v.z);
@@ -208,9 +215,19 @@ fn rows_pixels4_fixed(
         }
     }
     var sum = vec4<f32>(0.0);
+    var t = vec4<f32>(0.0);
     for (var c = 0u; c < FIXED_N; c++) {
-        sum += exp(xs[c] - m);
+        let d = xs[c] - m;
+        let e = exp(d);
+        sum += e;
+        if (WRITE_ENTROPY) {
+            t += select(e * d, vec4<f32>(0.0), e == vec4<f32>(0.0));
+        }
     }
+    t0.t = t.x;
+    t1.t = t.y;
+    t2.t = t.z;
+    t3.t = t.w;
     t0.m = m.x;
     t1.m = m.y;
     t2.m = m.z;

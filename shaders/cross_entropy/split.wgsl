@@ -12,36 +12,40 @@
 //                  gradient and its span's class sum of the loss -> aux;
 //   split_finish   an invocation per row: merges again, adds the span sums in
 //                  span order, writes the row's loss.
-// aux after the per-row flags (if any): 8 words per (row, span) partial, then one word
-// per (row, span) class sum.
+// aux after the per-row outputs (if any): PART_WORDS words per (row, span)
+// partial, then one word per (row, span) class sum.
+
+const PART_WORDS: u32 = 9u;
 
 fn part_slot(row: u32, k: u32) -> u32 {
-    return AUX_ROWS + p.flags + (row * p.splits + k) * 8u;
+    return AUX_ROWS + p.flags + (row * p.splits + k) * PART_WORDS;
 }
 
 fn sum_slot(row: u32, k: u32) -> u32 {
-    return AUX_ROWS + p.flags + p.rows * p.splits * 8u + row * p.splits + k;
+    return AUX_ROWS + p.flags + p.rows * p.splits * PART_WORDS + row * p.splits + k;
 }
 
 fn store_partial(slot: u32, r: Partial, x_t: f32) {
     aux[slot] = bitcast<u32>(r.m);
     aux[slot + 1u] = bitcast<u32>(r.s);
     aux[slot + 2u] = r.arg;
-    aux[slot + 3u] = bitcast<u32>(r.tmax_x);
+    aux[slot + 3u] = r.xkey;
     aux[slot + 4u] = bitcast<u32>(r.q);
-    aux[slot + 5u] = bitcast<u32>(r.tmax);
+    aux[slot + 5u] = r.tkey;
     aux[slot + 6u] = r.targ;
     aux[slot + 7u] = bitcast<u32>(x_t);
+    aux[slot + 8u] = bitcast<u32>(r.t);
 }
 
 fn load_partial(slot: u32) -> Partial {
     return Partial(
         bitcast<f32>(aux[slot]),
         bitcast<f32>(aux[slot + 1u]),
+        bitcast<f32>(aux[slot + 8u]),
         aux[slot + 2u],
-        bitcast<f32>(aux[slot + 3u]),
+        aux[slot + 3u],
         bitcast<f32>(aux[slot + 4u]),
-        bitcast<f32>(aux[slot + 5u]),
+        aux[slot + 5u],
         aux[slot + 6u],
     );
 }

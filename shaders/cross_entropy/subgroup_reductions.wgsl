@@ -12,13 +12,16 @@ fn shuffle_partial(a: Partial, mask: u32) -> Partial {
     var r = a;
     r.m = subgroupShuffleXor(a.m, mask);
     r.s = subgroupShuffleXor(a.s, mask);
-    if (COUNT_CORRECT) {
+    if (WRITE_ENTROPY) {
+        r.t = subgroupShuffleXor(a.t, mask);
+    }
+    if (track_argmax()) {
         r.arg = subgroupShuffleXor(a.arg, mask);
-        r.tmax_x = subgroupShuffleXor(a.tmax_x, mask);
+        r.xkey = subgroupShuffleXor(a.xkey, mask);
     }
     if (TARGET_KIND == TARGET_PROBS) {
         r.q = subgroupShuffleXor(a.q, mask);
-        r.tmax = subgroupShuffleXor(a.tmax, mask);
+        r.tkey = subgroupShuffleXor(a.tkey, mask);
         r.targ = subgroupShuffleXor(a.targ, mask);
     }
     return r;

@@ -28,20 +28,23 @@
 //            m is 0 for the latter two; q_c = 1 for class-index targets
 //   5 b      sum of w_c q_c over the range
 //   6 arg    the argmax (a class of the whole call; NO_POSITION for none)
-//   7 xmax   its value (-inf for none)
+//   7 xkey   its value's order key (`order_key` in pass1.wgsl; 0 for none)
 //   8 targ   the probability target's argmax, as arg (none for class-index targets)
-//   9 tmax   its value (-inf for none)
+//   9 tkey   its value's order key (0 for none)
 //   10 count the range's class count (0: an empty range, which merges as nothing)
 //   11 csum  the sum of the range's classes c0 + ... + (c1 - 1), wrapping
 //            mod 2^32 (with count: which classes the records cover)
+//   12 t     sum of exp(x - m) (x - m) over the range (the entropy's; 0
+//            unless the partial was asked for it)
 // Every word is always written: 4 and 5 are 0 without smoothing or
 // probability targets; the argmaxes are kept whether or not the finish
 // counts them.
-// Merged: m = max, s = the (max, sum-exp) merge, x_t, r, b summed,
-// a = sum of (a_k + b_k (m_k - m)) (logits; a plain sum otherwise), the
-// argmaxes the first index of the largest value.
+// Merged: m = max, s = the (max, sum-exp) merge, t moved to the merged
+// maximum as `merge` does, x_t, r, b summed, a = sum of (a_k + b_k (m_k - m))
+// (logits; a plain sum otherwise), the argmaxes the first index of the
+// largest key.
 
-const RECORD_WORDS: u32 = 12u;
+const RECORD_WORDS: u32 = 13u;
 // Status word 3 of a finish whose merged records do not cover each class once
 // (`Status::records_uncovered`; word 3 is 0 or 1 for the other calls).
 const RECORDS_UNCOVERED: u32 = 2u;
@@ -55,11 +58,12 @@ struct Record {
     a: f32,
     b: f32,
     arg: u32,
-    xmax: f32,
+    xkey: u32,
     targ: u32,
-    tmax: f32,
+    tkey: u32,
     count: u32,
     csum: u32,
+    t: f32,
 }
 
 fn load_record(base: u32) -> Record {
@@ -71,11 +75,12 @@ fn load_record(base: u32) -> Record {
         bitcast<f32>(shard_in[base + 4u]),
         bitcast<f32>(shard_in[base + 5u]),
         shard_in[base + 6u],
-        bitcast<f32>(shard_in[base + 7u]),
+        shard_in[base + 7u],
         shard_in[base + 8u],
-        bitcast<f32>(shard_in[base + 9u]),
+        shard_in[base + 9u],
         shard_in[base + 10u],
         shard_in[base + 11u],
+        bitcast<f32>(shard_in[base + 12u]),
     );
 }
 
@@ -88,11 +93,12 @@ fn store_record(row: u32, r: Record) {
     shard_out[base + 4u] = bitcast<u32>(r.a);
     shard_out[base + 5u] = bitcast<u32>(r.b);
     shard_out[base + 6u] = r.arg;
-    shard_out[base + 7u] = bitcast<u32>(r.xmax);
+    shard_out[base + 7u] = r.xkey;
     shard_out[base + 8u] = r.targ;
-    shard_out[base + 9u] = bitcast<u32>(r.tmax);
+    shard_out[base + 9u] = r.tkey;
     shard_out[base + 10u] = r.count;
     shard_out[base + 11u] = r.csum;
+    shard_out[base + 12u] = bitcast<u32>(r.t);
 }
 
 // The merged record's target weight r of row i (target_stats with SHARDED).
@@ -128,7 +134,7 @@ fn shifted(b: f32, m_k: f32, m: f32) -> f32 {
 
 // Slot of span k's (a, b) in aux, after split.wgsl's partials and sums.
 fn vocab_slot(row: u32, k: u32) -> u32 {
-    return AUX_ROWS + p.flags + p.rows * p.splits * 9u + 2u * (row * p.splits + k);
+    return AUX_ROWS + p.flags + p.rows * p.splits * (PART_WORDS + 1u) + 2u * (row * p.splits + k);
 }
 
 // Smoothing or probability targets: each span's (a, b) at the range's
@@ -210,16 +216,17 @@ fn vocab_record(
         }
     }
     rec.arg = global_class(total.arg);
-    rec.xmax = total.tmax_x;
+    rec.xkey = total.xkey;
     rec.targ = global_class(total.targ);
-    rec.tmax = total.tmax;
+    rec.tkey = total.tkey;
+    rec.t = total.t;
     rec.count = p.classes;
     rec.csum = class_index_sum(p.class_offset, p.class_offset + p.classes);
     store_record(row, rec);
 }
 
 // An invocation per row of p.rows: an empty range's records, the merge's
-// identity (m LOWEST, the sums 0, the argmaxes none at -inf, count 0), so
+// identity (m LOWEST, the sums 0, the argmaxes none at key 0, count 0), so
 // that MAX and SUM all-reduces may take them with the others as well.
 @compute @workgroup_size(64)
 fn vocab_empty(
@@ -231,7 +238,7 @@ fn vocab_empty(
     if (row >= p.rows) {
         return;
     }
-    store_record(row, Record(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0, NO_POSITION, p.neg_inf, NO_POSITION, p.neg_inf, 0u, 0u));
+    store_record(row, Record(LOWEST, 0.0, 0.0, 0.0, 0.0, 0.0, NO_POSITION, 0u, NO_POSITION, 0u, 0u, 0u, 0.0));
 }
 
 // c0 + (c0 + 1) + ... + (c1 - 1), wrapping mod 2^32: the halving falls on
@@ -264,12 +271,16 @@ fn merge_records(x: Record, y: Record) -> Record {
     r.r = x.r + y.r;
     r.a = (x.a + shifted(x.b, x.m, r.m)) + (y.a + shifted(y.b, y.m, r.m));
     r.b = x.b + y.b;
-    r.arg = select(y.arg, x.arg, x.xmax > y.xmax || (x.xmax == y.xmax && x.arg < y.arg));
-    r.xmax = max(x.xmax, y.xmax);
-    r.targ = select(y.targ, x.targ, x.tmax > y.tmax || (x.tmax == y.tmax && x.targ < y.targ));
-    r.tmax = max(x.tmax, y.tmax);
+    let x_wins = key_wins(x.xkey, x.arg, y.xkey, y.arg);
+    r.arg = select(y.arg, x.arg, x_wins);
+    r.xkey = select(y.xkey, x.xkey, x_wins);
+    let x_targ = key_wins(x.tkey, x.targ, y.tkey, y.targ);
+    r.targ = select(y.targ, x.targ, x_targ);
+    r.tkey = select(y.tkey, x.tkey, x_targ);
     r.count = x.count + y.count;
     r.csum = x.csum + y.csum;
+    r.t = entropy_shift(x.t, x.s, x.m - r.m, exp(x.m - r.m))
+        + entropy_shift(y.t, y.s, y.m - r.m, exp(y.m - r.m));
     return r;
 }
 
@@ -370,6 +381,8 @@ fn vocab_loss(
     // finish_row compares the argmax with the plan's local target class:
     // both shifted alike.
     var total = empty_partial();
+    total.s = rec.s;
+    total.t = rec.t;
     total.arg = rec.arg - p.class_offset;
     total.targ = rec.targ - p.class_offset;
     finish_row(plan, row, rec.x_t, total, class_sum);

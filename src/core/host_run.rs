@@ -141,6 +141,18 @@ impl Readback {
         S::from_bytes(&self.next_bytes())
     }
 
+    /// The next output as `elems` i32 values, widened to i64 (missing
+    /// bytes read as −1, never a class).
+    pub(crate) fn i64s(&mut self, elems: usize) -> Vec<i64> {
+        let bytes = self.next_bytes();
+        let word = |i: usize| {
+            bytes
+                .get(4 * i..4 * i + 4)
+                .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        (0..elems).map(|i| word(i).map_or(-1, i64::from)).collect()
+    }
+
     /// The next output as a count (its first word).
     pub(crate) fn count(&mut self) -> u64 {
         u64::from(words(&self.next_bytes())[0])

@@ -358,6 +358,39 @@ pub(crate) fn compare_count(gpu: Option<u64>, cpu: Option<u64>, slack: u64) -> R
     Ok(())
 }
 
+/// Each row's predicted class, the GPU's against the twin's, exactly:
+/// where `ties` lists a row (sorted by row), any of its classes will do
+/// (logits within the f32 rounding of a soft-cap or a temperature).
+pub(crate) fn compare_classes(
+    gpu: Option<&[i64]>,
+    cpu: Option<&[i64]>,
+    ties: &[(usize, Vec<i64>)],
+) -> Result<()> {
+    let (Some(g), Some(c)) = (gpu, cpu) else {
+        return Ok(());
+    };
+    let tied = |i: usize, v: i64| match ties.binary_search_by_key(&i, |t| t.0) {
+        Ok(k) => ties[k].1.contains(&v),
+        Err(_) => false,
+    };
+    let bad = (0..g.len().max(c.len())).find(|&i| match (g.get(i), c.get(i)) {
+        (Some(&gv), Some(&cv)) => gv != cv && !tied(i, gv),
+        _ => true,
+    });
+    match bad {
+        None => Ok(()),
+        Some(i) => Err(Error::Mismatch {
+            what: "argmax",
+            index: i,
+            gpu: g.get(i).map_or(f64::NAN, |&v| v as f64),
+            cpu: c.get(i).map_or(f64::NAN, |&v| v as f64),
+            magnitude: 0.0,
+            abs: 0.0,
+            rel: 0.0,
+        }),
+    }
+}
+
 /// CPU value `c` as an f32 kernel can write it (see [`Tolerance::overflow`]).
 fn as_written(c: f64) -> f64 {
     Tolerance::default().as_written(c)

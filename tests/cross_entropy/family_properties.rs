@@ -81,6 +81,8 @@ fn strategy_options() -> [(CrossEntropyOptions, xent::Returns); 3] {
     let all = xent::Returns {
         lse: true,
         correct: true,
+        argmax: true,
+        entropy: true,
         ..Default::default()
     };
     [
@@ -166,4 +168,7 @@ fn call_matches_cpu(
     }
     let counted = want.correct.filter(|_| returns.correct);
     assert_eq!(gpu.correct, counted, "{what}");
+    assert_eq!(gpu.argmax.is_some(), returns.argmax, "{what}");
+    tol.compare_cross_entropy(&gpu, &want, &tol)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }

@@ -210,6 +210,8 @@ fn every_strategy_finds_its_rows_in_a_grid_that_spills_into_y() {
     let returns = xent::Returns {
         lse: true,
         correct: true,
+        argmax: true,
+        entropy: true,
         ..Default::default()
     };
     let mut served = 0;

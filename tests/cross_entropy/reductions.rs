@@ -8,9 +8,10 @@ use xent::{cpu, CrossEntropyOptions, Reduction, Tolerance};
 
 #[test]
 fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
-    // An all -inf row (log-sum-exp -inf, loss NaN, argmax 0), a NaN (NaN never
-    // wins the argmax), and a row finite at one class only, in every row
-    // strategy: per-row loss, log-sum-exp and the argmax count agree.
+    // An all -inf row (log-sum-exp -inf, loss NaN, argmax 0), a NaN (which
+    // wins the argmax, as torch.argmax), and a row finite at one class only,
+    // in every row strategy: per-row loss, log-sum-exp, predicted class,
+    // entropy and the argmax count agree.
     let Some(ctx) = ctx() else { return };
     let inf = f32::INFINITY;
     for dims in [
@@ -33,7 +34,7 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
             x[layout.element(2, class)] = if class == c - 1 { 1.0 } else { -inf };
         }
         x[layout.element(1, 0)] = f32::NAN;
-        // Row 1's largest finite value sits at its target.
+        // Row 1's NaN sits at its target, its largest number elsewhere.
         x[layout.element(1, c - 1)] = 50.0;
         // Row 3 all NaN (no argmax, log-sum-exp NaN); row 4 -inf and NaN
         // (log-sum-exp NaN, as torch.logsumexp). Split rows ([3, 20 000])
@@ -45,8 +46,8 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
         }
         let targets: Vec<i64> = (0..layout.rows())
             .map(|row| match row {
-                0 => 0,
-                1 | 2 => c as i64 - 1,
+                0 | 1 => 0,
+                2 => c as i64 - 1,
                 _ => rng.below(c) as i64,
             })
             .collect();
@@ -54,11 +55,7 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
             reduction: Reduction::None,
             ..Default::default()
         };
-        let returns = xent::Returns {
-            lse: true,
-            correct: true,
-            ..Default::default()
-        };
+        let returns = xent::Returns::ROWS;
         let t = xent::Targets::I64(&targets);
         let gpu = ctx
             .cross_entropy_with(&x, &dims, t, xent::Weights::none(), &opts, &returns)
@@ -75,10 +72,42 @@ fn degenerate_rows_follow_one_rule_on_gpu_and_cpu() {
             assert!(lse[3].is_nan() && lse[4].is_nan(), "{dims:?}");
         }
         assert!(gpu.loss[0].is_nan(), "{dims:?}");
+        row_outputs_follow_the_rule(&dims, &gpu, &want, more);
         assert_eq!(gpu.correct, want.correct, "{dims:?}: argmax count");
-        // Rows 0 (argmax 0 = target), 1 and 2 (argmax C-1 = target) count.
+        // Rows 0 and 1 (argmax 0 = target), 2 (argmax C-1 = target) count.
         assert!(want.correct.unwrap() >= 3, "{dims:?}");
     }
+}
+
+/// The predicted classes and entropies of `degenerate_rows_…`' rows: the
+/// twin's, and torch's values for the rows built to test them.
+fn row_outputs_follow_the_rule(
+    dims: &[usize],
+    gpu: &xent::cpu::CrossEntropyOutput<f32>,
+    want: &xent::cpu::CrossEntropyOutput<f64>,
+    more: bool,
+) {
+    let c = dims[1] as i64;
+    let argmax = gpu.argmax.as_deref().unwrap();
+    assert_eq!(
+        argmax,
+        want.argmax.as_deref().unwrap(),
+        "{dims:?}: predicted classes"
+    );
+    assert_eq!(
+        &argmax[..3],
+        &[0, 0, c - 1],
+        "{dims:?}: -inf row, NaN, one finite"
+    );
+    if more {
+        assert_eq!(&argmax[3..5], &[0, 0], "{dims:?}: all NaN, -inf and NaN");
+    }
+    let tol = Tolerance::default();
+    let entropy = gpu.entropy.as_deref().unwrap();
+    tol.check("entropy", entropy, &want.entropy_reference().unwrap())
+        .unwrap_or_else(|e| panic!("{dims:?}: {e}"));
+    assert!(entropy[0].is_nan() && entropy[1].is_nan(), "{dims:?}");
+    assert_eq!(entropy[2], 0.0, "{dims:?}: one finite class");
 }
 
 #[test]
@@ -121,6 +150,8 @@ fn subgroup_and_workgroup_memory_reductions_both_match_the_cpu() {
         let returns = xent::Returns {
             lse: true,
             correct: true,
+            argmax: true,
+            entropy: true,
             ..Default::default()
         };
         for targets in [xent::Targets::I64(&t), xent::Targets::Probs(&probs)] {

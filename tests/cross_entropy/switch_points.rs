@@ -197,6 +197,8 @@ proptest! {
         let returns = xent::Returns {
             lse: extras,
             correct: extras,
+            argmax: extras,
+            entropy: extras,
             ..Default::default()
         };
         let fail = |e: xent::Error| TestCaseError::fail(format!("{} {dims:?} soft {soft}: {e}", strategy.name()));

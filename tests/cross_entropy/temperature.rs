@@ -25,11 +25,7 @@ fn options(case: &RowCase) -> CrossEntropyOptions {
 #[test]
 fn temperature_matches_pytorch() {
     let Some(ctx) = verified() else { return };
-    let returns = Returns {
-        grad: true,
-        lse: true,
-        correct: false,
-    };
+    let returns = Returns::ROWS;
     for case in ROW_CASES {
         let opts = options(case);
         let targets = if case.probs {
@@ -40,6 +36,17 @@ fn temperature_matches_pytorch() {
         let twin =
             cpu::cross_entropy_with(&LOGITS, &[4, 6], targets, Weights::none(), &opts).unwrap();
         assert_pytorch_f64(&format!("{} loss", case.name), &twin.loss, case.loss);
+        assert_eq!(
+            twin.argmax.as_deref(),
+            Some(&case.argmax[..]),
+            "{} argmax",
+            case.name
+        );
+        assert_pytorch_f64(
+            &format!("{} entropy", case.name),
+            twin.entropy.as_ref().unwrap(),
+            &case.entropy,
+        );
         assert_pytorch_f64(
             &format!("{} grad", case.name),
             twin.grad.as_ref().unwrap(),
@@ -58,6 +65,13 @@ fn temperature_matches_pytorch() {
         reference.loss = case.loss.to_vec();
         reference.grad = Some(case.grad.to_vec());
         reference.lse = Some(case.lse.to_vec());
+        reference.entropy = Some(case.entropy.to_vec());
+        assert_eq!(
+            gpu.argmax.as_deref(),
+            Some(&case.argmax[..]),
+            "{} GPU argmax",
+            case.name
+        );
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &reference, &tol)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -141,11 +155,7 @@ fn large_logits_over_a_temperature_raise_no_false_alarm() {
                     z_loss: 1e-4,
                     ..Default::default()
                 };
-                let returns = Returns {
-                    grad: true,
-                    lse: true,
-                    correct: false,
-                };
+                let returns = Returns::ROWS;
                 let r = ctx.cross_entropy_with(
                     &x,
                     &dims,

@@ -82,6 +82,8 @@ fn cross_entropy_on_every_strategy(ctx: &xent::Context) {
         let returns = xent::Returns {
             lse: true,
             correct: true,
+            argmax: true,
+            entropy: true,
             ..Default::default()
         };
         let targets = xent::Targets::I64(&t);

@@ -61,11 +61,7 @@ fn run<E: Element + Copy + Into<f64>>(
     let Some(ctx) = verified() else { return Ok(()) };
     let store = |v: &[f32]| v.iter().map(|&v| to(v)).collect::<Vec<E>>();
     let (hidden, weight, bias) = (store(case.hidden), store(case.weight), case.bias.map(store));
-    let returns = Returns {
-        grad: true,
-        lse: true,
-        correct: true,
-    };
+    let returns = Returns::ROWS;
     let (dims, opts) = (&case.dims, &case.opts);
     let mut gpu = ctx
         .linear_cross_entropy(

@@ -26,11 +26,7 @@ fn soft(rng: &mut Rng, len: usize) -> Vec<f32> {
 }
 
 /// Every output (the scratch depends on them).
-const RETURNS: Returns = Returns {
-    grad: true,
-    lse: true,
-    correct: true,
-};
+const RETURNS: Returns = Returns::ROWS;
 
 /// `opts` with a scratch budget that holds `window` rows of logits (all of
 /// them for `None`).

@@ -63,7 +63,7 @@ proptest! {
             product_kernel,
             ..Default::default()
         };
-        let returns = xent::Returns { lse: extras, correct: extras, ..Default::default() };
+        let returns = xent::Returns { lse: extras, correct: extras, argmax: extras, entropy: extras, ..Default::default() };
         let fixed = ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().scratch_bytes
             - ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().window_bytes;
         let opts = LinearCrossEntropyOptions {
@@ -97,6 +97,7 @@ proptest! {
         }};
         let b_r = bias.map(round);
         let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, &dims, &opts).unwrap();
+        prop_assert_eq!((gpu.argmax.is_some(), gpu.entropy.is_some()), (extras, extras));
         Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }

@@ -85,7 +85,7 @@ proptest! {
             scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),
             ..Default::default()
         };
-        let returns = xent::Returns { lse: extras, correct: extras, ..Default::default() };
+        let returns = xent::Returns { lse: extras, correct: extras, argmax: extras, entropy: extras, ..Default::default() };
         let (bias, cw) = (bias.then_some(&b[..]), weighted.then_some(&cw[..]));
         let fail = |e: xent::Error| TestCaseError::fail(format!("{dims:?} {shards} shards {precision:?}: {e}"));
         let gpu = match precision {
@@ -102,6 +102,7 @@ proptest! {
         }};
         let b_r = bias.map(round);
         let twin = cpu::linear_cross_entropy(&round(&hidden), &round(&weight), b_r.as_deref(), &targets, cw, &dims, &opts).unwrap();
+        prop_assert_eq!((gpu.argmax.is_some(), gpu.entropy.is_some()), (extras, extras));
         Tolerance::default().compare_linear(&gpu, &twin).map_err(fail)?;
     }
 }

@@ -42,7 +42,7 @@ fn partial_record(
         buffer(ctx, bytemuck::cast_slice(values)),
         buffer(ctx, bytemuck::cast_slice(w)),
     );
-    let out = buffer(ctx, &[0xab; 48]);
+    let out = buffer(ctx, &[0xab; xent::VOCAB_RECORD_BYTES as usize]);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let b = xent::VocabPartialBuffers {
         logits: logits.slice(..),
@@ -65,7 +65,7 @@ fn merged_record(
 ) -> Vec<u32> {
     let (gathered, merged) = (
         buffer(ctx, bytemuck::cast_slice(&records.concat())),
-        buffer(ctx, &[0; 48]),
+        buffer(ctx, &[0; xent::VOCAB_RECORD_BYTES as usize]),
     );
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     ctx.record_vocab_merge(
@@ -102,7 +102,6 @@ fn records_hold_the_documented_layout() {
     let high = partial(ClassRange::new(2, 4), &[3.0, 4.0], &[0.5, 2.0]);
     the_shard_2_4_holds_its_words(&high);
     let empty = partial(ClassRange::new(4, 4), &[], &[]);
-    let none = f32::NEG_INFINITY.to_bits();
     assert_eq!(
         empty,
         [
@@ -113,9 +112,10 @@ fn records_hold_the_documented_layout() {
             0,
             0,
             u32::MAX,
-            none,
+            0,
             u32::MAX,
-            none,
+            0,
+            0,
             0,
             0
         ],
@@ -156,11 +156,15 @@ fn the_shard_2_4_holds_its_words(w: &[u32]) {
         f(4),
         f(5)
     );
+    // The argmax's order key: a positive number's bits with the top bit set.
     assert_eq!(
-        (w[6], f(7), w[8], w[10], w[11]),
-        (3, 4.0, u32::MAX, 2, 5),
-        "argmax, count, class sum"
+        (w[6], w[7], w[8], w[10], w[11]),
+        (3, 4.0f32.to_bits() | 1 << 31, u32::MAX, 2, 5),
+        "argmax, its key, count, class sum"
     );
+    // t = Σ e^(x − m)·(x − m) = e⁻¹·(−1) + 1·0.
+    let t = -(-1.0f32).exp();
+    assert!((f(12) - t).abs() < 1e-6, "t {}", f(12));
 }
 
 /// The merged record `m` of the row [1, 2, 3, 4] (weights [1, 1.5, 0.5, 2]).
@@ -179,6 +183,8 @@ fn the_merge_is_the_closed_form(m: &[u32]) {
     );
     assert_eq!((f(2), f(3), f(5)), (4.0, 2.0, 5.0), "x_t, r, b");
     assert_eq!((m[6], m[10], m[11]), (3, 4, 6), "argmax, count, class sum");
+    let t: f64 = x.iter().map(|v| (v - 4.0).exp() * (v - 4.0)).sum();
+    assert!((f(12) - t).abs() < 1e-6, "t {} vs {t}", f(12));
 }
 
 /// The MAX-then-SUM recipe over `records` gives the GPU merge's record `m`.
@@ -195,14 +201,21 @@ fn the_max_then_sum_recipe_gives_the_merge(records: &[Vec<u32>], m: &[u32]) {
         .sum::<f64>();
     let a = sum(4, &|r| g(r, 5) * (g(r, 0) - top));
     let (xt, r, b) = (sum(2, &|_| 0.0), sum(3, &|_| 0.0), sum(5, &|_| 0.0));
+    // t_k moved to the top: e^(m_k − m)·(t_k + (m_k − m)·s_k), an empty record 0.
+    let t = records
+        .iter()
+        .map(|r| (g(r, 0) - top).exp() * (g(r, 12) + (g(r, 0) - top) * g(r, 1)))
+        .sum::<f64>();
+    // MAXLOC over (key as i32 with its top bit flipped, class).
+    let key = |r: &[u32]| (r[7] ^ 1 << 31) as i32;
     let best = records
         .iter()
-        .max_by(|p, q| g(p, 7).total_cmp(&g(q, 7)).then(q[6].cmp(&p[6])))
+        .max_by(|p, q| key(p).cmp(&key(q)).then(q[6].cmp(&p[6])))
         .unwrap();
     let count: u32 = records.iter().map(|r| r[10]).sum();
     let f = |i: usize| g(m, i);
     assert_eq!((f(0), top), (-6.0, -6.0), "m");
-    for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b)] {
+    for (i, want) in [(1, s), (2, xt), (3, r), (4, a), (5, b), (12, t)] {
         assert!((f(i) - want).abs() < 1e-5, "word {i}: {} vs {want}", f(i));
     }
     let csum = records.iter().fold(0u32, |a, r| a.wrapping_add(r[11]));
@@ -273,7 +286,10 @@ fn shard_records(
         buffer(ctx, bytemuck::cast_slice(&logits)),
         buffer(ctx, bytemuck::cast_slice(&weight[r.start * h..r.end * h])),
     );
-    let (plain, fused) = (buffer(ctx, &[0; 3 * 48]), buffer(ctx, &[0; 3 * 48]));
+    let (plain, fused) = (
+        buffer(ctx, &[0; 3 * xent::VOCAB_RECORD_BYTES as usize]),
+        buffer(ctx, &[0; 3 * xent::VOCAB_RECORD_BYTES as usize]),
+    );
     let hid = buffer(ctx, bytemuck::cast_slice(hidden));
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let b = xent::VocabPartialBuffers {
@@ -326,7 +342,7 @@ fn record_merge_of(
         .collect();
     let (gathered, merged) = (
         buffer(ctx, bytemuck::cast_slice(&all)),
-        buffer(ctx, &[0; 3 * 48]),
+        buffer(ctx, &[0; 3 * xent::VOCAB_RECORD_BYTES as usize]),
     );
     ctx.record_vocab_merge(
         encoder,

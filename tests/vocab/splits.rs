@@ -91,6 +91,8 @@ fn long_shards_walk_several_spans() {
     let returns = xent::Returns {
         lse: true,
         correct: true,
+        argmax: true,
+        entropy: true,
         ..Default::default()
     };
     let targets = Targets::I64(&t);
@@ -112,6 +114,8 @@ fn splits_match(
         let got = ctx
             .cross_entropy_sharded(x, dims, targets, Weights::none(), opts, returns, shards)
             .unwrap();
+        let asked = (returns.argmax, returns.entropy);
+        assert_eq!((got.argmax.is_some(), got.entropy.is_some()), asked);
         crate::common::assert_matches_cpu(&format!("{dims:?}, {shards} shards"), &got, &want);
     }
 }
@@ -142,6 +146,8 @@ fn shards_of_a_grid_that_spills_into_y() {
     let returns = xent::Returns {
         lse: true,
         correct: true,
+        argmax: true,
+        entropy: true,
         ..Default::default()
     };
     let targets = Targets::I64(&t);

@@ -16,7 +16,8 @@ pub(crate) struct Mode {
     pub(crate) precision: PrecisionArg,
     /// Vocabulary shards of a cross-entropy (`--vocab-shards`).
     pub(crate) shards: Option<usize>,
-    /// What the call returns besides the loss and gradient (`--lse-out`).
+    /// What the call returns besides the loss and gradient (`--lse-out`,
+    /// `--argmax-out`, `--entropy-out`).
     pub(crate) returns: xent::Returns,
 }
 
@@ -29,6 +30,8 @@ impl Mode {
             shards: args.vocab_shards,
             returns: xent::Returns {
                 lse: args.lse_out.is_some(),
+                argmax: args.argmax_out.is_some(),
+                entropy: args.entropy_out.is_some(),
                 ..Default::default()
             },
         }
@@ -41,6 +44,9 @@ pub(crate) struct Computed {
     pub(crate) grad: Vec<f32>,
     /// Each row's log-sum-exp, when asked for (cross-entropy of logits).
     pub(crate) lse: Option<Vec<f32>>,
+    /// Each row's predicted class and entropy, when asked for (likewise).
+    pub(crate) argmax: Option<Vec<i64>>,
+    pub(crate) entropy: Option<Vec<f32>>,
     pub(crate) adapter: String,
     pub(crate) gpu_ms: Option<f64>,
     pub(crate) check: Option<Check>,
@@ -53,6 +59,8 @@ impl Computed {
             loss: narrow(loss),
             grad: narrow(grad.unwrap_or_default()),
             lse: None,
+            argmax: None,
+            entropy: None,
             adapter: adapter.into(),
             gpu_ms: None,
             check: None,
@@ -74,6 +82,8 @@ impl Computed {
             loss,
             grad,
             lse: None,
+            argmax: None,
+            entropy: None,
             adapter: ctx.adapter_summary(),
             gpu_ms: Some(gpu_ms),
             check,

@@ -141,6 +141,8 @@ fn logits_only(args: &LossArgs, opts: &CrossEntropyOptions) -> Result<(), Failur
         ("--softcap", args.softcap.is_some()),
         ("--temperature", args.temperature.is_some()),
         ("--lse-out", args.lse_out.is_some()),
+        ("--argmax-out", args.argmax_out.is_some()),
+        ("--entropy-out", args.entropy_out.is_some()),
     ];
     match flags.iter().find(|(_, given)| *given) {
         Some((flag, _)) => Err(usage(format!(
@@ -235,9 +237,19 @@ fn compute_cpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         out.grad.as_deref(),
         "none: the f64 CPU path (--backend cpu), results rounded to float32",
     );
-    let lse = out.lse.filter(|_| mode.returns.lse);
+    let returns = mode.returns;
     Ok(Computed {
-        lse: lse.as_deref().map(compute::narrow),
+        lse: out
+            .lse
+            .filter(|_| returns.lse)
+            .as_deref()
+            .map(compute::narrow),
+        argmax: out.argmax.filter(|_| returns.argmax),
+        entropy: out
+            .entropy
+            .filter(|_| returns.entropy)
+            .as_deref()
+            .map(compute::narrow),
         ..computed
     })
 }
@@ -279,6 +291,8 @@ fn compute_gpu(p: &Problem, mode: Mode) -> Result<Computed, Failure> {
         .map(|(w, v)| (&w.loss[..], w.grad.as_deref(), v));
     Ok(Computed {
         lse: out.lse,
+        argmax: out.argmax,
+        entropy: out.entropy,
         ..Computed::gpu(&ctx, gpu_ms, (out.loss, out.grad), cpu)
     })
 }

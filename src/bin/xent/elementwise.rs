@@ -94,7 +94,7 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
     let ce = loss.is_none();
     let e = &args.elementwise;
     let ce_only = "it is cross-entropy's";
-    let options: [(&str, bool, bool, &str); 12] = [
+    let options: [(&str, bool, bool, &str); 14] = [
         (
             "--weights",
             args.weights.is_some(),
@@ -132,6 +132,8 @@ pub fn check_applies(args: &LossArgs) -> Result<(), Failure> {
         ("--softcap", args.softcap.is_some(), ce, ce_only),
         ("--temperature", args.temperature.is_some(), ce, ce_only),
         ("--lse-out", args.lse_out.is_some(), ce, ce_only),
+        ("--argmax-out", args.argmax_out.is_some(), ce, ce_only),
+        ("--entropy-out", args.entropy_out.is_some(), ce, ce_only),
     ];
     for (flag, given, applies, why) in options {
         if given && !applies {

@@ -100,6 +100,17 @@ pub struct LinearArgs {
     /// leading shape; every row, ignored ones included.
     #[arg(long, value_name = "PATH")]
     lse_out: Option<PathBuf>,
+    /// Write each row's predicted class, the first index of its largest
+    /// logit as the loss sees it (a NaN is the largest, as torch.argmax),
+    /// as int64 .npy, the hidden's leading shape; every row, ignored ones
+    /// included.
+    #[arg(long, value_name = "PATH")]
+    argmax_out: Option<PathBuf>,
+    /// Write each row's entropy -sum p log p of the softmax of its logits as
+    /// the loss sees them as float32 .npy, the hidden's leading shape; every
+    /// row, ignored ones included.
+    #[arg(long, value_name = "PATH")]
+    entropy_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU twin alone.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -172,6 +183,8 @@ fn check_outputs(args: &LinearArgs) -> Result<(), Failure> {
             ("--grad-weight-out", args.grad_weight_out.as_deref()),
             ("--grad-bias-out", args.grad_bias_out.as_deref()),
             ("--lse-out", args.lse_out.as_deref()),
+            ("--argmax-out", args.argmax_out.as_deref()),
+            ("--entropy-out", args.entropy_out.as_deref()),
         ],
         &[
             ("--hidden", Some(args.hidden.as_path())),
@@ -347,6 +360,12 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
                 .map(narrow)
                 .filter(|_| args.lse_out.is_some()),
             correct: None,
+            argmax: t.argmax.filter(|_| args.argmax_out.is_some()),
+            entropy: t
+                .entropy
+                .as_deref()
+                .map(narrow)
+                .filter(|_| args.entropy_out.is_some()),
             magnitude: None,
         };
         let adapter = "none: the f64 CPU twin (--backend cpu), results rounded to float32";
@@ -368,6 +387,8 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
         };
         let returns = xent::Returns {
             lse: args.lse_out.is_some(),
+            argmax: args.argmax_out.is_some(),
+            entropy: args.entropy_out.is_some(),
             ..Default::default()
         };
         let split = (args.vocab_shards, &returns);
@@ -450,12 +471,26 @@ fn report(args: &LinearArgs, p: &Problem, c: &Computed) -> Result<(), Failure> {
             out.grad_bias.as_ref(),
             vec![dims.v],
         ),
-        ("log-sum-exp", &args.lse_out, out.lse.as_ref(), leading),
+        (
+            "log-sum-exp",
+            &args.lse_out,
+            out.lse.as_ref(),
+            leading.clone(),
+        ),
+        (
+            "entropy",
+            &args.entropy_out,
+            out.entropy.as_ref(),
+            leading.clone(),
+        ),
     ];
     for (what, path, values, shape) in writes {
         if let (Some(path), Some(values)) = (path, values) {
             outputs::write(what, path, &shape, values)?;
         }
+    }
+    if let (Some(path), Some(argmax)) = (&args.argmax_out, &out.argmax) {
+        outputs::write("predicted classes", path, &leading, argmax)?;
     }
     report::verdict(c.check.as_ref().map(|(_, verdict)| verdict))
 }

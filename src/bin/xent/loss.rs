@@ -88,6 +88,17 @@ pub struct LossArgs {
     /// the class axis (probabilities); every row, ignored ones included.
     #[arg(long, value_name = "PATH")]
     pub(crate) lse_out: Option<PathBuf>,
+    /// Cross-entropy of logits: write each row's predicted class, the first
+    /// index of its largest logit as the loss sees it (a NaN is the
+    /// largest, as torch.argmax), as int64 .npy of --lse-out's shape; every
+    /// row, ignored ones included.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) argmax_out: Option<PathBuf>,
+    /// Cross-entropy of logits: write each row's entropy -sum p log p of the
+    /// softmax of its logits as the loss sees them, as float32 .npy of
+    /// --lse-out's shape; every row, ignored ones included.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) entropy_out: Option<PathBuf>,
     /// The wgpu backend to run on (sets WGPU_BACKEND), or `cpu` for the f64 CPU path alone.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -152,6 +163,8 @@ pub(crate) fn check_outputs(args: &LossArgs) -> Result<(), Failure> {
             ("--loss-out", args.loss_out.as_deref()),
             ("--grad-out", args.grad_out.as_deref()),
             ("--lse-out", args.lse_out.as_deref()),
+            ("--argmax-out", args.argmax_out.as_deref()),
+            ("--entropy-out", args.entropy_out.as_deref()),
         ],
         &[
             ("--logits", Some(args.logits.as_path())),

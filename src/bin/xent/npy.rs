@@ -178,11 +178,16 @@ fn numpy_name(c: TypeChar, size: u64) -> String {
     }
 }
 
-/// Writes `data` as a C-ordered float32 `.npy` of `shape` (`[]` for a scalar).
+/// Writes `data` as a C-ordered `.npy` of `shape` (`[]` for a scalar), of
+/// `T`'s dtype (float32 for f32, int64 for i64).
 ///
 /// # Errors
 /// Exit status 2 when the file cannot be created or written.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Failure> {
+pub fn write<T: npyz::AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+) -> Result<(), Failure> {
     let fail = |e: std::io::Error| usage(format!("cannot write {}: {e}", path.display()));
     let file = File::create(path).map_err(fail)?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();

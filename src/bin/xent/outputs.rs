@@ -92,15 +92,32 @@ fn same_file(output: &Path, input: &Path) -> bool {
     std::fs::canonicalize(input).is_ok_and(|i| i == output)
 }
 
-/// Writes `values` as a float32 `.npy` of `shape` to `path` and says so,
-/// naming the array `what`.
-pub(crate) fn write(
+/// Writes `values` as a float32 (f32) or int64 (i64) `.npy` of `shape` to
+/// `path` and says so, naming the array `what`.
+pub(crate) fn write<T: Written>(
     what: &str,
     path: &Path,
     shape: &[usize],
-    values: &[f32],
+    values: &[T],
 ) -> Result<(), Failure> {
-    npy::write_f32(path, shape, values)?;
-    say!("wrote {what}, float32 {shape:?}, to {}", path.display());
+    npy::write(path, shape, values)?;
+    say!(
+        "wrote {what}, {} {shape:?}, to {}",
+        T::DTYPE,
+        path.display()
+    );
     Ok(())
+}
+
+/// An element type the commands write, with its NumPy name.
+pub(crate) trait Written: npyz::AutoSerialize + Copy {
+    const DTYPE: &'static str;
+}
+
+impl Written for f32 {
+    const DTYPE: &'static str = "float32";
+}
+
+impl Written for i64 {
+    const DTYPE: &'static str = "int64";
 }

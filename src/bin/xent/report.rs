@@ -48,6 +48,12 @@ pub(crate) fn report(
     if let (Some(path), Some(lse)) = (&args.lse_out, &c.lse) {
         outputs::write("log-sum-exp", path, row_dims, lse)?;
     }
+    if let (Some(path), Some(argmax)) = (&args.argmax_out, &c.argmax) {
+        outputs::write("predicted classes", path, row_dims, argmax)?;
+    }
+    if let (Some(path), Some(entropy)) = (&args.entropy_out, &c.entropy) {
+        outputs::write("entropy", path, row_dims, entropy)?;
+    }
     verdict(c.check.as_ref().map(|check| &check.verdict))
 }
 

@@ -93,6 +93,16 @@ pub struct CrossEntropyBuffers<'a> {
     pub lse: Option<wgpu::BufferSlice<'a>>,
     /// u32 output: the number of rows whose argmax equals the target, 1 element.
     pub correct: Option<wgpu::BufferSlice<'a>>,
+    /// i32 output (logits only), `layout.rows()` elements: each row's
+    /// predicted class, the first index of its largest logit as the loss
+    /// sees it (after the temperature and the soft-cap), as `torch.argmax`
+    /// (a NaN is the largest); every row, ignored ones included. The format
+    /// of [`TargetBuffer::ClassI32`].
+    pub argmax: Option<wgpu::BufferSlice<'a>>,
+    /// f32 output (logits only), `layout.rows()` elements: the entropy
+    /// `−Σ p·log p` of each row's softmax, of the logits as the loss sees
+    /// them; every row, ignored ones included.
+    pub entropy: Option<wgpu::BufferSlice<'a>>,
     /// Write the gradient over the input in `logits` (then `grad` must be
     /// `None`): no second input-sized buffer exists. Each element is read
     /// before it is overwritten, so the result equals the out-of-place one.
@@ -142,6 +152,8 @@ impl<'a> CrossEntropyBuffers<'a> {
             status,
             lse: None,
             correct: None,
+            argmax: None,
+            entropy: None,
             in_place: false,
             precision: Precision::F32,
         }

@@ -25,6 +25,9 @@ pub(crate) struct Checked<'a> {
     pub partial: bool,
     /// Whether the argmax is counted.
     pub correct: bool,
+    /// Whether each row's predicted class and entropy are written.
+    pub argmax: bool,
+    pub entropy: bool,
     pub targets: wgpu::BufferSlice<'a>,
     /// `TARGET_*` of the targets buffer.
     pub target_kind: u32,
@@ -78,6 +81,8 @@ impl Context {
             layout,
             partial,
             correct: b.correct.is_some() || partial,
+            argmax: b.argmax.is_some() && !partial,
+            entropy: b.entropy.is_some() && !partial,
             targets,
             target_kind,
             chunked_targets: target_kind == TARGET_PROBS,
@@ -119,6 +124,8 @@ impl Context {
             ("sample_weights", b.sample_weights, rows),
             ("lse", b.lse, rows),
             ("correct", b.correct, 1),
+            ("argmax", b.argmax, rows),
+            ("entropy", b.entropy, rows),
         ];
         for (what, buffer, need) in optional {
             if let Some(buffer) = buffer {
@@ -155,14 +162,34 @@ impl Context {
                 .filter_map(|&(what, buffer, _)| buffer.map(|b| (what, b))),
         );
         no_aliasing(&all)?;
-        if b.lse.is_some() && opts.input != InputKind::Logits {
-            return Err(Error::InvalidOption {
-                name: "input",
-                value: format!("{:?}", opts.input),
-                expected: "logits when an lse buffer is given (log-sum-exp is of logits)",
-            });
-        }
-        Ok(())
+        of_logits(opts, b)
+    }
+}
+
+/// The outputs of logits alone (lse, predicted class, entropy) with
+/// another input: [`Error::InvalidOption`] naming the input.
+fn of_logits(opts: &CrossEntropyOptions, b: &CrossEntropyBuffers<'_>) -> Result<()> {
+    let of_logits = [
+        (
+            b.lse.is_some(),
+            "logits when an lse buffer is given (log-sum-exp is of logits)",
+        ),
+        (
+            b.argmax.is_some(),
+            "logits when an argmax buffer is given (the predicted class is of logits)",
+        ),
+        (
+            b.entropy.is_some(),
+            "logits when an entropy buffer is given (the entropy is of the logits' softmax)",
+        ),
+    ];
+    match of_logits.into_iter().find(|&(given, _)| given) {
+        Some((_, expected)) if opts.input != InputKind::Logits => Err(Error::InvalidOption {
+            name: "input",
+            value: format!("{:?}", opts.input),
+            expected,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Verify mode's comparison of a cross-entropy call's outputs with the twin's.
 
 use super::cpu::CrossEntropyOutput;
-use crate::core::verify::{compare_count, Terms, Tolerance};
+use crate::core::verify::{compare_classes, compare_count, Terms, Tolerance};
 use crate::error::Result;
 
 impl Tolerance {
@@ -19,7 +19,7 @@ impl Tolerance {
     /// let cpu = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[2], &[1], None, &Default::default())?;
     /// let mut gpu = xent::cpu::CrossEntropyOutput {
     ///     loss: vec![std::f32::consts::LN_2], loss_dims: vec![], grad: Some(vec![0.5, -0.5]),
-    ///     lse: None, correct: None, magnitude: None };
+    ///     lse: None, correct: None, argmax: None, entropy: None, magnitude: None };
     /// let tol = xent::Tolerance::default();
     /// tol.compare_cross_entropy(&gpu, &cpu, &tol)?;
     /// gpu.grad = Some(vec![0.5, 0.0]);
@@ -48,6 +48,16 @@ impl Tolerance {
             flush: None,
         };
         self.compare_if_both("lse", gpu.lse.as_deref(), cpu.lse.as_deref(), lse)?;
+        let entropy = Terms {
+            magnitude: m.and_then(|m| m.entropy.as_deref()),
+            flush: None,
+        };
+        let (g, c) = (gpu.entropy.as_deref(), cpu.entropy.as_deref());
+        self.compare_if_both("entropy", g, c, entropy)?;
+        // The predicted classes exactly (ties: the first index), but for
+        // rows within the cap's and the temperature's f32 rounding.
+        let ties = m.map_or(&[][..], |m| &m.argmax_ties[..]);
+        compare_classes(gpu.argmax.as_deref(), cpu.argmax.as_deref(), ties)?;
         // The twin counts always; the GPU when asked. Rows whose top two
         // logits are within f32 rounding may count either way.
         compare_count(gpu.correct, cpu.correct, m.map_or(0, |m| m.correct_slack))

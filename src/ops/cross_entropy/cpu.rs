@@ -36,6 +36,15 @@ pub struct CrossEntropyOutput<T> {
     /// Rows whose argmax equals the target (non-ignored rows; for probability
     /// targets, the target's argmax), when asked for (the twin: always).
     pub correct: Option<u64>,
+    /// Each row's predicted class, in the target's shape: the first index
+    /// of its largest logit as the loss sees it (after the temperature and
+    /// the soft-cap), as `torch.argmax` (a NaN is the largest), every row
+    /// included; when asked for (the twin: always, for logits).
+    pub argmax: Option<Vec<i64>>,
+    /// Each row's entropy `−Σ p·log p` of the softmax of its logits as the
+    /// loss sees them, in the target's shape, every row included; when asked
+    /// for (the twin: always, for logits).
+    pub entropy: Option<Vec<T>>,
     /// The magnitudes of the terms each value is made of, which the
     /// [`Tolerance`](crate::Tolerance) scales with (CPU results; `None` on GPU
     /// results).
@@ -68,6 +77,12 @@ pub struct CrossEntropyMagnitude {
     /// whose two largest logits, as the loss sees them, are within the f32
     /// rounding of the soft-cap and the temperature (0 without either).
     pub correct_slack: u64,
+    /// Of each row's entropy.
+    pub entropy: Option<Vec<f64>>,
+    /// Rows (in order) whose predicted class may be any of the listed
+    /// ones: their largest logits, as the loss sees them, lie within the
+    /// f32 rounding of the soft-cap and the temperature (none without either).
+    pub argmax_ties: Vec<(usize, Vec<i64>)>,
     /// Each loss value's flush factor: the sum of the factors that multiply
     /// its f32 inputs and intermediates after a GPU may have flushed them
     /// to zero (see [`Tolerance`](crate::Tolerance)).
@@ -129,6 +144,21 @@ impl CrossEntropyOutput<f64> {
     pub fn lse_reference(&self) -> Option<Reference> {
         let m = self.magnitude.as_ref().and_then(|m| m.lse.as_deref());
         self.lse.as_deref().map(|l| reference(l, m, None))
+    }
+
+    /// The entropies with their magnitudes, for [`Tolerance::check`](crate::Tolerance::check);
+    /// `None` when there are none.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// let out = xent::cpu::cross_entropy(&[0.0f32, 0.0], &[1, 2], &[1], None, &Default::default())?;
+    /// let h = out.entropy_reference().unwrap();
+    /// assert_eq!(h.value, vec![std::f64::consts::LN_2]); // two equal classes
+    /// # Ok(()) }
+    /// ```
+    pub fn entropy_reference(&self) -> Option<Reference> {
+        let m = self.magnitude.as_ref().and_then(|m| m.entropy.as_deref());
+        self.entropy.as_deref().map(|h| reference(h, m, None))
     }
 }
 
@@ -288,11 +318,15 @@ pub fn cross_entropy_with<T: Copy + Into<f64>>(
         grad: Some(rows.grad),
         lse: logits.then_some(rows.lse),
         correct: Some(rows.correct),
+        argmax: logits.then_some(rows.argmax),
+        entropy: logits.then_some(rows.entropy),
         magnitude: Some(CrossEntropyMagnitude {
             loss: loss_mag,
             grad: Some(rows.grad_mag),
             lse: logits.then_some(rows.lse_mag),
             correct_slack: rows.correct_slack,
+            entropy: logits.then_some(rows.entropy_mag),
+            argmax_ties: rows.argmax_ties,
             loss_flush,
             grad_flush: Some(rows.grad_flush),
         }),

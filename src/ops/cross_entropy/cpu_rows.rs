@@ -75,11 +75,18 @@ pub(super) struct Rows {
     pub loss_flush: Vec<f64>,
     pub lse: Vec<f64>,
     pub lse_mag: Vec<f64>,
+    /// Each row's predicted class, as `torch.argmax` (row outputs).
+    pub argmax: Vec<i64>,
+    /// Each row's entropy of its softmax, and its magnitude.
+    pub entropy: Vec<f64>,
+    pub entropy_mag: Vec<f64>,
     pub correct: u64,
     /// Counted rows whose two largest logits (as the loss sees them) are
     /// within the f32 rounding of the cap and the temperature's division:
     /// their argmax may differ on the GPU.
     pub correct_slack: u64,
+    /// Rows whose predicted class may be any of several (near ties).
+    pub argmax_ties: Vec<(usize, Vec<i64>)>,
     pub grad: Vec<f64>,
     pub grad_mag: Vec<f64>,
     pub grad_flush: Vec<f64>,
@@ -163,8 +170,12 @@ impl<'a> Twin<'a> {
             loss_flush: vec![0.0; rows],
             lse: vec![0.0; rows],
             lse_mag: vec![0.0; rows],
+            argmax: vec![0; rows],
+            entropy: vec![0.0; rows],
+            entropy_mag: vec![0.0; rows],
             correct: 0,
             correct_slack: 0,
+            argmax_ties: Vec::new(),
             grad: vec![0.0; self.x.len()],
             grad_mag: vec![0.0; self.x.len()],
             grad_flush: vec![0.0; self.x.len()],
@@ -180,6 +191,9 @@ impl<'a> Twin<'a> {
         let r = Row::new(self, row);
         out.lse[row] = r.lse;
         out.lse_mag[row] = r.lse_mag;
+        out.argmax[row] = r.argmax().map_or(0, |c| c as i64);
+        out.argmax_ties.extend(r.ties().map(|t| (row, t)));
+        (out.entropy[row], out.entropy_mag[row]) = r.entropy();
         let Some(terms) = r.terms() else { return };
         out.correct += u64::from(terms.hit);
         out.correct_slack += u64::from(r.near_tie());
@@ -216,13 +230,13 @@ struct RowTerms {
 
 /// One row of a call, with its max `m`, sum of exponentials `s` and
 /// log-sum-exp.
-struct Row<'t, 'a> {
-    twin: &'t Twin<'a>,
-    row: usize,
-    m: f64,
-    s: f64,
-    lse: f64,
-    lse_mag: f64,
+pub(super) struct Row<'t, 'a> {
+    pub(super) twin: &'t Twin<'a>,
+    pub(super) row: usize,
+    pub(super) m: f64,
+    pub(super) s: f64,
+    pub(super) lse: f64,
+    pub(super) lse_mag: f64,
 }
 
 impl<'t, 'a> Row<'t, 'a> {
@@ -249,7 +263,7 @@ impl<'t, 'a> Row<'t, 'a> {
         }
     }
 
-    fn at(&self, c: usize) -> f64 {
+    pub(super) fn at(&self, c: usize) -> f64 {
         self.twin.x[self.twin.layout.element(self.row, c)]
     }
 
@@ -257,17 +271,23 @@ impl<'t, 'a> Row<'t, 'a> {
     /// within the f32 rounding of the soft-cap (the kernels' tanh, a few
     /// ulps of the cap) and of the division by the temperature (2.5 ulp of
     /// the quotient), so that an f32 kernel may order them either way.
-    fn near_tie(&self) -> bool {
+    pub(super) fn near_tie(&self) -> bool {
+        self.tie_floor().is_some()
+    }
+
+    /// For a near tie (see [`Row::near_tie`]), the value past which a class
+    /// may be the f32 kernels' argmax.
+    pub(super) fn tie_floor(&self) -> Option<f64> {
         let opts = self.twin.opts;
         if (opts.softcap.is_none() && opts.temperature == 1.0) || self.twin.layout.classes < 2 {
-            return false;
+            return None;
         }
         let top = top_two((0..self.twin.layout.classes).map(|c| self.at(c)));
         let slack = 8.0 * F32_UNIT * (top[0].abs() + opts.softcap.unwrap_or(0.0));
-        top[0] - top[1] <= slack
+        (top[0] - top[1] <= slack).then_some(top[0] - slack)
     }
 
-    fn argmax(&self) -> Option<usize> {
+    pub(super) fn argmax(&self) -> Option<usize> {
         let classes = self.twin.layout.classes;
         // With a cap or a temperature, of the logits as f32 holds them
         // (saturated or rounded ones tie).
@@ -461,13 +481,18 @@ impl<'t, 'a> Row<'t, 'a> {
     }
 }
 
-/// Index of the first largest value that is not NaN, as `torch.argmax` on
-/// rows without NaN (an all −∞ row gives 0); `None` for an all-NaN row. The
-/// GPU kernels follow the same rule.
-fn first_argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+/// Index of the first largest value as `torch.argmax` gives it: a NaN is
+/// larger than every number (the first NaN wins), an all −∞ row gives 0;
+/// `None` for no values. The GPU kernels follow the same rule
+/// (`order_key` in `shaders/cross_entropy/pass1.wgsl`).
+pub(super) fn first_argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for (i, v) in values.enumerate() {
-        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
+        let better = match best {
+            None => true,
+            Some((_, b)) => !b.is_nan() && (v.is_nan() || v > b),
+        };
+        if better {
             best = Some((i, v));
         }
     }

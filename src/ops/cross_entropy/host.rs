@@ -225,7 +225,11 @@ impl Context {
         opts: &CrossEntropyOptions,
         returns: &Returns,
     ) -> Result<()> {
-        let per_row = if returns.lse || opts.reduction == Reduction::None {
+        let per_row = if returns.lse
+            || returns.argmax
+            || returns.entropy
+            || opts.reduction == Reduction::None
+        {
             layout.rows() as u64 * 4
         } else {
             0
@@ -245,6 +249,8 @@ impl Context {
             write_grad: returns.grad,
             weights: weights.class.is_some(),
             correct: returns.correct,
+            argmax: returns.argmax,
+            entropy: returns.entropy,
             reduction: opts.reduction,
             strategy: opts.strategy,
             vocab: false,
@@ -337,6 +343,8 @@ pub(crate) struct OutputBuffers {
     status: wgpu::Buffer,
     lse: Option<wgpu::Buffer>,
     correct: Option<wgpu::Buffer>,
+    argmax: Option<wgpu::Buffer>,
+    entropy: Option<wgpu::Buffer>,
 }
 
 impl OutputBuffers {
@@ -351,6 +359,8 @@ impl OutputBuffers {
             status: run.status(),
             lse: run.output_if(returns.lse, "xent lse", rows),
             correct: run.output_if(returns.correct, "xent correct", 1),
+            argmax: run.output_if(returns.argmax, "xent argmax", rows),
+            entropy: run.output_if(returns.entropy, "xent entropy", rows),
         }
     }
 
@@ -364,6 +374,8 @@ impl OutputBuffers {
         CrossEntropyBuffers {
             lse: self.lse.as_ref().map(|b| b.slice(..)),
             correct: self.correct.as_ref().map(|b| b.slice(..)),
+            argmax: self.argmax.as_ref().map(|b| b.slice(..)),
+            entropy: self.entropy.as_ref().map(|b| b.slice(..)),
             ..CrossEntropyBuffers::new(
                 logits,
                 targets,
@@ -379,6 +391,8 @@ impl OutputBuffers {
         let mut wanted = vec![&self.status, &self.loss];
         wanted.extend(self.lse.as_ref());
         wanted.extend(self.correct.as_ref());
+        wanted.extend(self.argmax.as_ref());
+        wanted.extend(self.entropy.as_ref());
         wanted
     }
 }
@@ -399,6 +413,8 @@ pub(crate) fn read_outputs(
         grad: None,
         lse: returns.lse.then(|| read.f32s(layout.rows())),
         correct: returns.correct.then(|| read.count()),
+        argmax: returns.argmax.then(|| read.i64s(layout.rows())),
+        entropy: returns.entropy.then(|| read.f32s(layout.rows())),
         magnitude: None,
     })
 }

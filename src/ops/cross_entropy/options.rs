@@ -358,13 +358,27 @@ impl CrossEntropyOptions {
     /// # Errors
     /// [`Error::InvalidOption`].
     pub(crate) fn check_returns(&self, returns: &Returns) -> Result<()> {
-        if returns.lse && self.input != InputKind::Logits {
-            return Err(Error::InvalidOption {
+        let of_logits = [
+            (
+                returns.lse,
+                "logits when the log-sum-exp is returned (it is of logits)",
+            ),
+            (
+                returns.argmax,
+                "logits when the predicted class is returned (it is of logits)",
+            ),
+            (
+                returns.entropy,
+                "logits when the entropy is returned (it is of the logits' softmax)",
+            ),
+        ];
+        match of_logits.into_iter().find(|&(asked, _)| asked) {
+            Some((_, expected)) if self.input != InputKind::Logits => Err(Error::InvalidOption {
                 name: "input",
                 value: format!("{:?}", self.input),
-                expected: "logits when the log-sum-exp is returned (it is of logits)",
-            });
+                expected,
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

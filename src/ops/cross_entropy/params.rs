@@ -23,6 +23,8 @@ pub(crate) mod slot {
     pub const TARGETS4: u32 = 14;
     pub const SHARD_IN: u32 = 15;
     pub const SHARD_OUT: u32 = 16;
+    pub const ARGMAX_OUT: u32 = 17;
+    pub const ENTROPY_OUT: u32 = 18;
 }
 
 /// Mirrors `Params` in `shaders/cross_entropy/common.wgsl`.
@@ -46,7 +48,7 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) elem_offset: u32,
     pub(crate) target_delta: u32,
     pub(crate) flags: u32,
-    pub(crate) neg_inf: f32,
+    pub(crate) argmax_at: u32,
     pub(crate) groups: u32,
     pub(crate) partials: u32,
     pub(crate) softcap: f32,
@@ -54,6 +56,7 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) class_offset: u32,
     pub(crate) shards: u32,
     pub(crate) temperature: f32,
+    pub(crate) entropy_at: u32,
 }
 
 #[cfg(test)]
@@ -95,6 +98,8 @@ mod tests {
             (slot::TARGETS4, "targets4"),
             (slot::SHARD_IN, "shard_in"),
             (slot::SHARD_OUT, "shard_out"),
+            (slot::ARGMAX_OUT, "argmax_out"),
+            (slot::ENTROPY_OUT, "entropy_out"),
         ];
         let want: Vec<(u32, String)> = want.into_iter().map(|(n, s)| (n, s.to_string())).collect();
         assert_eq!(bound, want);
@@ -132,8 +137,8 @@ mod tests {
             members,
             wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
-                elem_offset, target_delta, flags, neg_inf, groups, partials, softcap, all_classes,
-                class_offset, shards, temperature)
+                elem_offset, target_delta, flags, argmax_at, groups, partials, softcap, all_classes,
+                class_offset, shards, temperature, entropy_at)
         );
     }
 }

@@ -86,6 +86,9 @@ pub(crate) struct CrossEntropyVariant {
     pub write_grad: bool,
     pub write_lse: bool,
     pub count_correct: bool,
+    /// Each row's predicted class and entropy, into `aux` (`row_outputs` copies them out).
+    pub write_argmax: bool,
+    pub write_entropy: bool,
     pub in_place: bool,
     /// The input is a window of rows refilled between chunks.
     pub row_window: bool,
@@ -112,6 +115,8 @@ impl CrossEntropyVariant {
             write_grad: false,
             write_lse: false,
             count_correct: false,
+            write_argmax: false,
+            write_entropy: false,
             in_place: false,
             row_window: false,
             sharded: false,
@@ -134,6 +139,8 @@ impl CrossEntropyVariant {
             ("WRITE_GRAD", flag(self.write_grad)),
             ("WRITE_LSE", flag(self.write_lse)),
             ("COUNT_CORRECT", flag(self.count_correct)),
+            ("WRITE_ARGMAX", flag(self.write_argmax)),
+            ("WRITE_ENTROPY", flag(self.write_entropy)),
             ("IN_PLACE", flag(self.in_place)),
             ("ROW_WINDOW", flag(self.row_window)),
             ("SHARDED", flag(self.sharded)),

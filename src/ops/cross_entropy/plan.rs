@@ -19,6 +19,10 @@ const STATS_WG: u64 = 64;
 
 /// Words of call statistics at the start of `aux` (`AUX_ROWS` in the shader).
 pub(crate) const AUX_ROWS: u64 = 4;
+/// Words of a split row's span partial in `aux` (`PART_WORDS` in the shader).
+pub(crate) const PART_WORDS: u64 = 9;
+/// Words of the mixed kernel's per-row plan in `aux` (its `RowPlan`).
+const PLAN_WORDS: u64 = 9;
 
 /// What [`Context::plan_cross_entropy`](crate::Context::plan_cross_entropy) needs to know of a call's buffers.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,9 @@ pub(crate) struct PlanInputs {
     pub write_grad: bool,
     pub weights: bool,
     pub correct: bool,
+    /// Each row's predicted class and entropy, kept in `aux` for `row_outputs`.
+    pub argmax: bool,
+    pub entropy: bool,
     pub reduction: Reduction,
     /// The options' strategy (`Auto`: the context's forced one, if any, else chosen).
     pub strategy: Strategy,
@@ -43,8 +50,11 @@ pub(crate) struct CallPlan {
     pub strategy: RowStrategy,
     /// Ranges `[n0, n1)` of the outer axis, one binding each.
     pub chunks: Vec<(usize, usize)>,
-    /// Words of per-row argmax flags in `aux`.
+    /// Words of per-row outputs in `aux`: argmax flags, predicted classes
+    /// (from `argmax_at`) and entropies (from `entropy_at`).
     pub flags: u64,
+    pub argmax_at: u64,
+    pub entropy_at: u64,
     /// Where the row reductions' block partials start in `aux` (words).
     pub partials: u64,
     /// Workgroups (blocks of rows) of the row reductions.
@@ -74,17 +84,22 @@ impl Context {
         };
         let strategy = self.call_strategy(layout, p.strategy)?;
         let splits = strategy.splits() as u64;
-        // Scratch: 4 words of statistics, a flag per row when counting
-        // correct predictions, 9 words per (row, span) for split rows or per
-        // row for the mixed kernel's plans (with a gradient), 4 words per
-        // workgroup of the row reductions; the per-row losses of `mean` and
-        // `sum`. Each is bound whole, so each must fit one binding.
+        // Scratch: 4 words of statistics, a word per row for each per-row
+        // output (argmax flags, predicted classes, entropies), a partial and
+        // a sum per (row, span) for split rows or a plan per row for the
+        // mixed kernel (with a gradient), 4 words per workgroup of the row
+        // reductions; the per-row losses of `mean` and `sum`. Each is bound
+        // whole, so each must fit one binding.
         let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
-        let flags = if p.correct { rows } else { 0 };
+        let per_row = |on: bool| if on { rows } else { 0 };
+        let argmax_at = AUX_ROWS + per_row(p.correct);
+        let entropy_at = argmax_at + per_row(p.argmax);
+        let flags = entropy_at + per_row(p.entropy) - AUX_ROWS;
         // A vocabulary shard's spans keep 2 more words each (vocab.wgsl).
         let partials = AUX_ROWS
             + flags
-            + rows * (splits + plans) * 9
+            + rows * splits * (PART_WORDS + 1)
+            + rows * plans * PLAN_WORDS
             + if p.vocab { rows * splits * 2 } else { 0 };
         let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
         check_reduction_trips(layout, groups, p.weights)?;
@@ -96,7 +111,7 @@ impl Context {
         };
         for (what, need) in [
             (
-                "per-row scratch (argmax flags, split-row partials)",
+                "per-row scratch (argmax flags, row outputs, split-row partials)",
                 aux_bytes,
             ),
             // The caller's buffer for `none`, the context's otherwise; per-row
@@ -117,6 +132,8 @@ impl Context {
             strategy,
             chunks,
             flags,
+            argmax_at,
+            entropy_at,
             partials,
             groups,
             aux_bytes,
@@ -172,6 +189,7 @@ pub(crate) mod tests {
 
     /// The plan's constants that the kernels mirror, against `source`.
     pub(crate) fn shared_with(source: &str) {
+        assert_eq!(wgsl_u32(source, "PART_WORDS") as u64, PART_WORDS);
         assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
         assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
         assert_eq!(wgsl_u32(source, "TEAM_WG") as usize, TEAM_WG);

@@ -214,6 +214,8 @@ impl Context {
             write_grad: b.grad.is_some() || b.in_place,
             weights: b.weights.is_some(),
             correct: c.correct,
+            argmax: c.argmax,
+            entropy: c.entropy,
             reduction: opts.reduction,
             strategy: match shard {
                 Some(_) => Strategy::Split,
@@ -256,7 +258,7 @@ fn call_params(
         elem_offset: 0,
         target_delta: 0,
         flags: plan.flags as u32,
-        neg_inf: f32::NEG_INFINITY,
+        argmax_at: plan.argmax_at as u32,
         groups: plan.groups as u32,
         partials: plan.partials as u32,
         softcap: opts.softcap.unwrap_or(0.0) as f32,
@@ -264,6 +266,7 @@ fn call_params(
         class_offset: shard.map_or(0, |s| s.range.start) as u32,
         shards: 0,
         temperature: opts.temperature as f32,
+        entropy_at: plan.entropy_at as u32,
     }
 }
 
@@ -291,6 +294,9 @@ fn call_variant(
         precision: b.precision,
         write_lse: b.lse.is_some(),
         count_correct: c.correct,
+        write_argmax: c.argmax,
+        // A shard's partial records the entropy's sum for any finish.
+        write_entropy: c.entropy || c.partial,
     }
 }
 

@@ -20,16 +20,23 @@ use crate::error::{Error, Result};
 /// | 3 | f32 | the target's class weight if in range (1 without weights), else 0 | sum |
 /// | 4 | f32 | `a = Σ w_c·q_c·(ℓ_c − m)`, `ℓ` the input (logits, log-probabilities) or `ln x` (probabilities), `m` 0 for those two; `q_c` 1 for class-index targets | `Σ a_k + b_k·(m_k − m)` (logits; a sum otherwise) |
 /// | 5 | f32 | `b = Σ w_c·q_c` | sum |
-/// | 6 | u32 | the argmax (a class of the whole call; `u32::MAX` for none) | first index of the largest |
-/// | 7 | f32 | its value (`−∞` for none) | max |
+/// | 6 | u32 | the argmax (a class of the whole call; `u32::MAX` for none) | first index of the largest key |
+/// | 7 | u32 | its value's order key (0 for none) | max |
 /// | 8 | u32 | the probability target's argmax, as word 6 (none for class-index targets) | as word 6 |
-/// | 9 | f32 | its value (`−∞` for none) | max |
+/// | 9 | u32 | its value's order key (0 for none) | max |
 /// | 10 | u32 | `c1 − c0` | sum |
 /// | 11 | u32 | `c0 + (c0 + 1) + … + (c1 − 1)`, wrapping mod 2³² | sum (wrapping) |
+/// | 12 | f32 | `t = Σ exp(x − m)·(x − m)` (the entropy's sum) | `Σ exp(m_k − m)·(t_k + (m_k − m)·s_k)` |
+///
+/// An order key orders values as `torch.argmax` does, in unsigned integer
+/// order: every NaN `u32::MAX`, ±0 `0x8000_0000`, another value `x` its
+/// bits with the top bit set when positive, all bits flipped when
+/// negative; 0 is below every value.
 ///
 /// Every word is always written; words 4 and 5 are 0 without smoothing or
 /// probability targets. An empty range's record is the merge's identity:
-/// `m = −f32::MAX`, words 1 to 5, 10 and 11 zero, both argmaxes none at `−∞`.
+/// `m = −f32::MAX`, words 1 to 5 and 10 to 12 zero, both argmaxes none
+/// (`u32::MAX`) at key 0.
 /// Words 10 and 11 let the finish check that the merged records cover each
 /// of the `C` classes once (a count of `C` and a class sum of `C(C − 1)/2`).
 ///
@@ -38,15 +45,17 @@ use crate::error::{Error, Result};
 /// shards once brought to the common maximum, so an engine with MAX and
 /// SUM all-reduces but no all-gather can merge too:
 /// 1. MAX over word 0: the merged `m`;
-/// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`
-///    and, for logits, word 4 to `a_k + b_k·(m_k − m)` (an empty record
-///    stays as it is: its `s` and `b` are 0);
-/// 3. SUM over words 1 to 5, 10 and 11 (11 wrapping);
+/// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`,
+///    word 12 to `exp(m_k − m)·(t_k + (m_k − m)·s_k)` and, for logits, word
+///    4 to `a_k + b_k·(m_k − m)` (an empty record stays as it is: its `s`,
+///    `t` and `b` are 0);
+/// 3. SUM over words 1 to 5 and 10 to 12 (11 wrapping);
 /// 4. MAXLOC over (word 7, word 6) and over (word 9, word 8): the largest
-///    value, the lowest class among equals, "none" (`u32::MAX`) counting as
-///    the largest class. For MPI's `MPI_MAXLOC` on (f32, i32) pairs, map
-///    `u32::MAX` to `i32::MAX` before and back after, so that a row whose
-///    inputs are all `−∞` keeps a real class as the kernel's merge does.
+///    key, the lowest class among equals, "none" (`u32::MAX`) counting as
+///    the largest class. For MPI's `MPI_MAXLOC` on (i32, i32) pairs
+///    (`MPI_2INT`), flip each key's top bit (its unsigned order becomes
+///    the signed one) and map `u32::MAX` to `i32::MAX` before, and back
+///    after.
 ///
 /// The result matches the all-gather merge up to rounding (its sums run in
 /// the engine's order); `tests/vocab.rs` runs this recipe against it.
@@ -54,7 +63,7 @@ use crate::error::{Error, Result};
 /// ```
 /// assert_eq!(xent::VOCAB_RECORD_BYTES, 4 * xent::VOCAB_RECORD_WORDS as u64);
 /// ```
-pub const VOCAB_RECORD_WORDS: usize = 12;
+pub const VOCAB_RECORD_WORDS: usize = 13;
 
 /// Bytes per row of a record: `4 · VOCAB_RECORD_WORDS`.
 ///

@@ -65,35 +65,63 @@ pub(super) fn row_weights(
         .collect()
 }
 
-/// Rows whose two largest (capped) logits are within twice the products'
-/// error of each other: their argmax may differ.
-pub(super) fn correct_slack(
+/// Counted rows that are near ties ([`tie_floors`]): their argmax may differ.
+pub(super) fn correct_slack(rows: &[Option<RowWeight>], floors: &[Option<f64>]) -> u64 {
+    let near = rows.iter().zip(floors);
+    near.filter(|(row, floor)| row.is_some() && floor.is_some())
+        .count() as u64
+}
+
+/// A logit as the loss sees it: over the temperature, soft-capped.
+fn seen(z: f64, opts: &CrossEntropyOptions) -> f64 {
+    let t = opts.f32_temperature();
+    opts.softcap.map_or(z / t, |c| softcap(z / t, c))
+}
+
+/// Each row whose two largest logits, as the loss sees them, are within
+/// twice the products' error of each other (with the cap's and the
+/// temperature's f32 rounding): the value past which a class may be the
+/// kernels' argmax; `None` for the other rows.
+pub(super) fn tie_floors(
     logits: &[f64],
-    rows: &[Option<RowWeight>],
     err: &[f64],
     dims: LinearDims,
     opts: &CrossEntropyOptions,
-) -> u64 {
+) -> Vec<Option<f64>> {
     let v = dims.v;
     let (rel, unit) = (rel(), F32_UNIT);
     (0..dims.n)
-        .filter(|&r| rows[r].is_some() && v > 1)
-        .filter(|&r| {
-            let t = opts.f32_temperature();
-            // The two largest logits over the temperature, soft-capped.
+        .map(|r| {
             let row = logits[r * v..(r + 1) * v].iter();
-            let top = top_two(row.map(|&z| opts.softcap.map_or(z / t, |c| softcap(z / t, c))));
+            let top = top_two(row.map(|&z| seen(z, opts)));
             // The cap's f32 rounding near saturation and the division's by
             // the temperature, beside the products'.
             let cap = opts.softcap.map_or(0.0, |c| c * 4.0 * unit);
-            let divided = if t == 1.0 {
-                0.0
-            } else {
-                top[0].abs() * 4.0 * unit
+            let divided = match opts.f32_temperature() == 1.0 {
+                true => 0.0,
+                false => top[0].abs() * 4.0 * unit,
             };
-            top[0] - top[1] <= 2.0 * rel * err[r] + cap + divided
+            let slack = 2.0 * rel * err[r] + cap + divided;
+            (v > 1 && top[0] - top[1] <= slack).then_some(top[0] - slack)
         })
-        .count() as u64
+        .collect()
+}
+
+/// The classes each near tie may predict: those past its floor.
+pub(super) fn argmax_ties(
+    logits: &[f64],
+    floors: &[Option<f64>],
+    dims: LinearDims,
+    opts: &CrossEntropyOptions,
+) -> Vec<(usize, Vec<i64>)> {
+    let v = dims.v;
+    let tie = |(r, floor): (usize, &Option<f64>)| {
+        let floor = (*floor)?;
+        let row = &logits[r * v..(r + 1) * v];
+        let classes = (0..v).filter(|&c| seen(row[c], opts) >= floor);
+        Some((r, classes.map(|c| c as i64).collect()))
+    };
+    floors.iter().enumerate().filter_map(tie).collect()
 }
 
 /// Each row's logit magnitude M_z and its products' error bound.

@@ -2,12 +2,13 @@
 
 use super::cpu::LinearMagnitude;
 use super::LinearOutput;
-use crate::core::verify::{compare_count, Terms, Tolerance};
+use crate::core::verify::{compare_classes, compare_count, Terms, Tolerance};
 use crate::error::Result;
 
 impl Tolerance {
     /// Compares every output of a fused linear cross-entropy call (loss,
-    /// the three gradients, lse, argmax count) with the magnitudes of `cpu`.
+    /// the three gradients, lse, entropy, predicted classes, argmax count)
+    /// with the magnitudes of `cpu`.
     ///
     /// # Errors
     /// As [`Tolerance::compare`].
@@ -19,7 +20,7 @@ impl Tolerance {
     ///     &Default::default())?;
     /// let mut gpu = xent::LinearOutput { loss: vec![0.126_928], grad_hidden: Some(vec![-0.238_406]),
     ///     grad_weight: Some(vec![-0.119_203, 0.119_203]), grad_bias: None, lse: None, correct: None,
-    ///     magnitude: None };
+    ///     argmax: None, entropy: None, magnitude: None };
     /// let tol = xent::Tolerance::default();
     /// tol.compare_linear(&gpu, &cpu)?;
     /// gpu.grad_weight = Some(vec![-0.119_203, -0.119_203]);
@@ -63,12 +64,21 @@ impl Tolerance {
                 &cpu.lse,
                 terms(|m| m.lse.as_ref(), |_| None),
             ),
+            (
+                "entropy",
+                &gpu.entropy,
+                &cpu.entropy,
+                terms(|m| m.entropy.as_ref(), |_| None),
+            ),
         ];
         for (what, g, c, terms) in pairs {
             self.compare_if_both(what, g.as_deref(), c.as_deref(), terms)?;
         }
         // Rows whose top two logits are within the products' error may
-        // count either way. The twin counts always; the GPU when asked.
+        // predict either and count either way. The twin counts always; the
+        // GPU when asked.
+        let ties = m.map_or(&[][..], |m| &m.argmax_ties[..]);
+        compare_classes(gpu.argmax.as_deref(), cpu.argmax.as_deref(), ties)?;
         compare_count(gpu.correct, cpu.correct, m.map_or(0, |m| m.correct_slack))
     }
 }

@@ -1,7 +1,10 @@
 //! The fused linear cross-entropy's f64 CPU twin, with the magnitudes its
 //! outputs are held to (see [`Tolerance`](crate::Tolerance)).
 
-use super::bounds::{correct_slack, loss_magnitude, product_error, row_weights, Bounds, RowWeight};
+use super::bounds::{
+    argmax_ties, correct_slack, loss_magnitude, product_error, row_weights, tie_floors, Bounds,
+    RowWeight,
+};
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
 use crate::core::reference::{flushable, widen};
@@ -41,6 +44,11 @@ pub struct LinearOutput<T> {
     pub lse: Option<Vec<T>>,
     /// Rows whose argmax is their target, when asked for (the twin: always).
     pub correct: Option<u64>,
+    /// Each row's predicted class (`torch.argmax` of the logits as the loss
+    /// sees them), when asked for (the twin: always).
+    pub argmax: Option<Vec<i64>>,
+    /// Each row's entropy of its softmax, when asked for (the twin: always).
+    pub entropy: Option<Vec<T>>,
     /// The CPU twin's magnitude of every value, in the same layout.
     pub magnitude: Option<LinearMagnitude>,
 }
@@ -64,10 +72,16 @@ pub struct LinearMagnitude {
     pub grad_weight: Option<Vec<f64>>,
     pub grad_bias: Option<Vec<f64>>,
     pub lse: Option<Vec<f64>>,
+    /// Of each row's entropy: the cross-entropy's, with the products' error
+    /// through `|dH| ≤ (2 + 2·Σ p·|z − m|)·δ`.
+    pub entropy: Option<Vec<f64>>,
     /// How far the GPU's count of correct rows may be from the twin's: rows
     /// whose two largest logits are closer than the products' f32 error, so
     /// either may come out on top.
     pub correct_slack: u64,
+    /// Rows (in order) whose predicted class may be any of the listed ones,
+    /// as near ties (`correct_slack`'s, over every row).
+    pub argmax_ties: Vec<(usize, Vec<i64>)>,
     /// Each loss value's flush factor: the sum of the factors that multiply
     /// its f32 inputs and intermediates after a GPU may have flushed them
     /// to zero (see [`Tolerance`](crate::Tolerance)).
@@ -94,7 +108,8 @@ pub struct LinearMagnitude {
 /// row (`M_g` the cross-entropy's, `rel` the default tolerance's), the
 /// loss's gains `2·δ/rel` times its weight, and each product's output has
 /// `Σ M_g'·|operand|` over its terms. Rows whose two largest logits lie
-/// within `2·δ` may have either as argmax: `correct_slack` counts them.
+/// within `2·δ` may have either as argmax: `correct_slack` counts them, and
+/// `argmax_ties` lists the classes each such row may predict.
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for a slice of another length than its shape
@@ -214,13 +229,20 @@ fn magnitudes(
         .lse
         .as_ref()
         .map(|l| l.iter().zip(bounds.err).map(|(l, e)| l + e).collect());
+    let entropy = mag.entropy.as_ref().map(|h| {
+        let grown = h.iter().zip(bounds.err);
+        grown.map(|(h, e)| h + (2.0 + 2.0 * h) * e).collect()
+    });
+    let floors = tie_floors(logits, bounds.err, dims, opts);
     LinearMagnitude {
         loss: loss_magnitude(ce, rows, bounds, dims, opts),
         grad_hidden: None,
         grad_weight: None,
         grad_bias: None,
         lse,
-        correct_slack: correct_slack(logits, rows, bounds.err, dims, opts),
+        entropy,
+        correct_slack: correct_slack(rows, &floors),
+        argmax_ties: argmax_ties(logits, &floors, dims, opts),
         loss_flush: mag.loss_flush.clone(),
         grad_hidden_flush: None,
         grad_weight_flush: None,
@@ -243,6 +265,8 @@ fn outputs(
         grad_bias: None,
         lse: ce.lse,
         correct: ce.correct,
+        argmax: ce.argmax,
+        entropy: ce.entropy,
         magnitude: None,
     };
     if let Some(b) = grads {

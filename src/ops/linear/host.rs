@@ -220,6 +220,8 @@ pub(crate) struct LinearOutputs {
     grad_bias: Option<wgpu::Buffer>,
     lse: Option<wgpu::Buffer>,
     correct: Option<wgpu::Buffer>,
+    argmax: Option<wgpu::Buffer>,
+    entropy: Option<wgpu::Buffer>,
 }
 
 impl LinearOutputs {
@@ -240,6 +242,8 @@ impl LinearOutputs {
             grad_bias: run.output_if(grads && bias, "xent grad bias", v),
             lse: run.output_if(returns.lse, "xent lse", n),
             correct: run.output_if(returns.correct, "xent correct", 1),
+            argmax: run.output_if(returns.argmax, "xent argmax", n),
+            entropy: run.output_if(returns.entropy, "xent entropy", n),
         }
     }
 
@@ -259,6 +263,8 @@ impl LinearOutputs {
             grad_bias: slice(&self.grad_bias),
             lse: slice(&self.lse),
             correct: slice(&self.correct),
+            argmax: slice(&self.argmax),
+            entropy: slice(&self.entropy),
             ..LinearBuffers::new(hidden, weight, targets, loss, status)
         }
     }
@@ -269,6 +275,8 @@ impl LinearOutputs {
         let mut wanted = vec![&self.status, &self.loss];
         wanted.extend(self.lse.as_ref());
         wanted.extend(self.correct.as_ref());
+        wanted.extend(self.argmax.as_ref());
+        wanted.extend(self.entropy.as_ref());
         wanted
     }
 
@@ -298,6 +306,8 @@ pub(crate) fn read_outputs(
         grad_bias: None,
         lse: returns.lse.then(|| read.f32s(dims.n)),
         correct: returns.correct.then(|| read.count()),
+        argmax: returns.argmax.then(|| read.i64s(dims.n)),
+        entropy: returns.entropy.then(|| read.f32s(dims.n)),
         magnitude: None,
     })
 }

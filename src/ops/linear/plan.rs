@@ -44,8 +44,9 @@ pub struct LinearPlan {
 impl Context {
     /// The window and scratch of a fused call of shape `dims`, as
     /// [`Context::record_linear_cross_entropy`] allocates them for a call
-    /// with the outputs `returns` names (the argmax count holds a flag per
-    /// row; a recording call counts when given a `correct` buffer).
+    /// with the outputs `returns` names (the argmax count, the predicted
+    /// classes and the entropies hold a word per row each; a recording call
+    /// writes them when given their buffers).
     ///
     /// # Errors
     /// [`Error::InvalidOption`] (`scratch_budget`) for a budget that holds
@@ -66,17 +67,18 @@ impl Context {
         opts: &LinearCrossEntropyOptions,
         returns: &Returns,
     ) -> Result<LinearPlan> {
-        self.plan_linear(*dims, opts, returns.correct, false)
+        self.plan_linear(*dims, opts, returns, false)
     }
 
-    /// [`Context::plan_linear_cross_entropy`] of a call that counts the
-    /// argmax when `correct`, or with `vocab` that of a vocabulary shard of
-    /// `dims.v` classes (the split kernels' scratch).
+    /// [`Context::plan_linear_cross_entropy`] of a call with the per-row
+    /// outputs of `rows` (`correct`, `argmax`, `entropy`), or with `vocab`
+    /// that of a vocabulary shard of `dims.v` classes (the split kernels'
+    /// scratch).
     pub(crate) fn plan_linear(
         &self,
         dims: LinearDims,
         opts: &LinearCrossEntropyOptions,
-        correct: bool,
+        rows: &Returns,
         vocab: bool,
     ) -> Result<LinearPlan> {
         opts.validate()?;
@@ -89,7 +91,9 @@ impl Context {
                 chunked_targets: false,
                 write_grad: true,
                 weights: false,
-                correct: correct || vocab,
+                correct: rows.correct || vocab,
+                argmax: rows.argmax,
+                entropy: rows.entropy,
                 reduction: opts.loss.reduction,
                 strategy: if vocab {
                     Strategy::Split

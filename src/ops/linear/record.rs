@@ -8,6 +8,7 @@ use crate::core::binding::no_aliasing;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::Context;
 use crate::core::Precision;
+use crate::core::Returns;
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
@@ -69,6 +70,11 @@ pub struct LinearBuffers<'a> {
     pub lse: Option<wgpu::BufferSlice<'a>>,
     /// u32 count of rows whose argmax is the target; optional.
     pub correct: Option<wgpu::BufferSlice<'a>>,
+    /// i32 predicted class of each row (`torch.argmax` of the logits as the
+    /// loss sees them), `n`; optional.
+    pub argmax: Option<wgpu::BufferSlice<'a>>,
+    /// f32 entropy of each row's softmax, `n`; optional.
+    pub entropy: Option<wgpu::BufferSlice<'a>>,
     /// Storage of `hidden`, `weight` and `bias`: f32, bf16, or f16 on
     /// devices with `SHADER_F16`. The window of logits, the gradients and
     /// every sum are f32.
@@ -157,8 +163,14 @@ impl Context {
             v: shard.map_or(whole_v, |s| s.range.len()),
             ..dims
         };
-        // The argmax flags are held when a `correct` buffer is given.
-        let plan = self.plan_linear(dims, opts, b.correct.is_some(), shard.is_some())?;
+        // The per-row outputs are held when their buffers are given.
+        let rows = Returns {
+            correct: b.correct.is_some(),
+            argmax: b.argmax.is_some(),
+            entropy: b.entropy.is_some(),
+            ..Returns::LOSS
+        };
+        let plan = self.plan_linear(dims, opts, &rows, shard.is_some())?;
         b.precision
             .supported_on(&self.device, "f16 hidden states and weights")?;
         if shard.is_some() && matches!(b.targets, TargetBuffer::Probs(_)) {
@@ -253,6 +265,8 @@ impl Context {
             ("grad_bias", b.grad_bias),
             ("lse", b.lse),
             ("correct", b.correct),
+            ("argmax", b.argmax),
+            ("entropy", b.entropy),
         ] {
             all.extend(buffer.map(|buffer| (what, buffer)));
         }
@@ -441,6 +455,8 @@ impl<'a> LinearBuffers<'a> {
             status,
             lse: None,
             correct: None,
+            argmax: None,
+            entropy: None,
             precision: Precision::F32,
         }
     }
@@ -462,6 +478,8 @@ fn window_buffers<'a>(
         status: b.status,
         lse: b.lse,
         correct: b.correct,
+        argmax: b.argmax,
+        entropy: b.entropy,
         in_place: true,
         precision: Precision::F32,
     }

@@ -26,9 +26,9 @@ impl MergeDims {
     /// [`VOCAB_RECORD_BYTES`](crate::VOCAB_RECORD_BYTES).
     ///
     /// ```
-    /// // 4 rows from each of 3 shards: 12 records of 12 words.
+    /// // 4 rows from each of 3 shards: 12 records of 13 words.
     /// let dims = xent::MergeDims { rows: 4, shards: 3 };
-    /// assert_eq!(dims.gathered_bytes(), 12 * 48);
+    /// assert_eq!(dims.gathered_bytes(), 12 * 52);
     /// ```
     pub fn gathered_bytes(&self) -> u64 {
         (self.shards * self.rows) as u64 * crate::VOCAB_RECORD_BYTES

@@ -258,7 +258,6 @@ impl Context {
                 rows: rows as u32,
                 shards: shards as u32,
                 nan: f32::NAN,
-                neg_inf: f32::NEG_INFINITY,
                 ..bytemuck::Zeroable::zeroed()
             };
             let uniform = self.uniform("xent vocab params", bytemuck::bytes_of(&params))?;

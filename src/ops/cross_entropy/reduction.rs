@@ -1,0 +1,96 @@
+//! The dispatches around a cross-entropy call's rows passes: the target
+//! statistics before them; the loss's reduction and the per-row outputs'
+//! copy after them.
+
+use super::dispatch::CallState;
+use super::params::slot;
+use super::strategy::NARROW_WG;
+use crate::core::binding::Region;
+use crate::core::encode::Dispatch;
+use crate::core::{Context, Reduction};
+use crate::error::Result;
+
+impl Context {
+    /// The target statistics before the rows passes and the loss's
+    /// reduction after them, over `groups` blocks of rows: past one block,
+    /// a dispatch per block and then their merge.
+    pub(crate) fn stats_and_reduction(
+        &self,
+        s: &CallState<'_>,
+        groups: u64,
+    ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
+        let (bound, uniform) = (&s.bound, &s.uniform);
+        let k = |entry| self.cross_entropy_pipeline(s.variant, entry, None);
+        let blocks = groups > 1;
+        let reduce = s.opts.reduction != Reduction::None || s.b.correct.is_some();
+        // The block passes bind all but the last entry of their merge's. A
+        // shard's finish reads each row's target weight from the merged
+        // records (a placeholder otherwise).
+        let uniform = &Region::whole(uniform);
+        let stats = [
+            (slot::PARAMS, uniform),
+            (slot::TARGETS, &bound.targets),
+            (slot::WEIGHTS, &bound.weights),
+            (slot::AUX, &bound.aux),
+            (slot::SAMPLE_WEIGHTS, &bound.sample_weights),
+            (slot::SHARD_IN, &bound.shard_in),
+            (slot::STATUS, &bound.status),
+        ];
+        let loss = [
+            (slot::PARAMS, uniform),
+            (slot::AUX, &bound.aux),
+            (slot::ROW_LOSS, &bound.row_loss),
+            (slot::LOSS_OUT, &bound.loss_out),
+            (slot::CORRECT_OUT, &bound.correct),
+        ];
+        let mut before = Vec::with_capacity(2);
+        let mut after = Vec::with_capacity(2);
+        if blocks {
+            // With `targets` again as vec4s over its whole 16-byte units
+            // (at least 8 192 rows' worth here).
+            let mut entries: Vec<_> = stats[..stats.len() - 1]
+                .iter()
+                .map(|&(slot, r)| (slot, &r.buffer, self.whole_range(r.slice(), 4)))
+                .collect();
+            let targets4 = self.whole_range(bound.targets.slice(), 16);
+            entries.push((slot::TARGETS4, &bound.targets.buffer, targets4));
+            let grid = (groups as u32, 1);
+            before.push(self.dispatch("target_partials", k("target_partials")?, &entries, grid));
+        }
+        let pipeline = k("target_stats")?;
+        let group = self.bind(&pipeline, &slices(&stats));
+        before.push(("target_stats", pipeline, group, (1, 1)));
+        if reduce && blocks {
+            let pipeline = k("loss_partials")?;
+            let group = self.bind(&pipeline, &slices(&loss[..3]));
+            after.push(("loss_partials", pipeline, group, (groups as u32, 1)));
+        }
+        if reduce {
+            let pipeline = k("reduce_loss")?;
+            let group = self.bind(&pipeline, &slices(&loss));
+            after.push(("reduce_loss", pipeline, group, (1, 1)));
+        }
+        if (s.checked.argmax || s.checked.entropy) && s.checked.layout.rows() > 0 {
+            let outputs = [
+                (slot::PARAMS, uniform),
+                (slot::AUX, &bound.aux),
+                (slot::ARGMAX_OUT, &bound.argmax),
+                (slot::ENTROPY_OUT, &bound.entropy),
+            ];
+            let (pipeline, rows) = (k("row_outputs")?, s.checked.layout.rows());
+            let group = self.bind(&pipeline, &slices(&outputs));
+            after.push((
+                "row_outputs",
+                pipeline,
+                group,
+                self.grid(rows.div_ceil(NARROW_WG))?,
+            ));
+        }
+        Ok((before, after))
+    }
+}
+
+/// Each region of `entries` as wgpu's slice.
+fn slices<'a>(entries: &[(u32, &'a Region)]) -> Vec<(u32, wgpu::BufferSlice<'a>)> {
+    entries.iter().map(|&(slot, r)| (slot, r.slice())).collect()
+}
