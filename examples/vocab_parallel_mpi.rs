@@ -154,7 +154,8 @@ impl<'a> Shard<'a> {
 
     /// Step 3: merges every rank's records (`all`) and records this rank's
     /// finish; returns the words of the loss, the status, `lse`, the count
-    /// of right, and this rank's ∂L/∂h, ∂L/∂W and ∂L/∂b, in that order.
+    /// of right, this rank's ∂L/∂h, ∂L/∂W and ∂L/∂b, and each row's
+    /// predicted class and entropy, in that order.
     fn merge_and_finish(
         &self,
         dims: &LinearDims,
@@ -171,6 +172,7 @@ impl<'a> Shard<'a> {
             zeros(ctx, N * 4),
             zeros(ctx, 4),
         );
+        let (argmax, entropy) = (zeros(ctx, N * 4), zeros(ctx, N * 4));
         let (gh, gw, gb) = (
             zeros(ctx, N * H * 4),
             zeros(ctx, range.len() * H * 4),
@@ -194,6 +196,8 @@ impl<'a> Shard<'a> {
             grad_bias: Some(gb.slice(..)),
             lse: Some(lse.slice(..)),
             correct: Some(correct.slice(..)),
+            argmax: Some(argmax.slice(..)),
+            entropy: Some(entropy.slice(..)),
             ..LinearBuffers::new(
                 self.hidden.slice(..),
                 self.weight.slice(..),
@@ -210,7 +214,9 @@ impl<'a> Shard<'a> {
         let out = read(
             ctx,
             encoder,
-            &[&loss, &status, &lse, &correct, &gh, &gw, &gb],
+            &[
+                &loss, &status, &lse, &correct, &gh, &gw, &gb, &argmax, &entropy,
+            ],
         )?;
         // Targets out of range, or merged records that miss a shard: typed errors.
         let layout = xent::Layout::from_dims(&[N, V])?;
@@ -222,8 +228,8 @@ impl<'a> Shard<'a> {
 
 /// Step 4: the split result on rank 0, from the words of
 /// [`Shard::merge_and_finish`]: every rank's gradients gathered, and rank 0's
-/// loss, `lse` and count of right (the same on every rank); `None` on the
-/// other ranks.
+/// loss, `lse`, count of right, predicted classes and entropies (the same
+/// on every rank); `None` on the other ranks.
 fn gather_gradients(
     world: &mpi::topology::SimpleCommunicator,
     range: ClassRange,
@@ -272,6 +278,8 @@ fn gather_gradients(
         grad_bias: Some(grad_bias),
         lse: Some(f32s(&out[2][..N])),
         correct: Some(u64::from(out[3][0])),
+        argmax: Some(out[7][..N].iter().map(|&c| i64::from(c as i32)).collect()),
+        entropy: Some(f32s(&out[8][..N])),
         magnitude: None,
     }))
 }
@@ -291,11 +299,7 @@ fn single_and_twin(
         Some(&problem.class_weights),
         dims,
         opts,
-        &xent::Returns {
-            lse: true,
-            correct: true,
-            ..Default::default()
-        },
+        &xent::Returns::ROWS,
     )?;
     let twin = xent::cpu::linear_cross_entropy(
         &problem.hidden,
@@ -354,6 +358,8 @@ fn verdicts(
         grad_bias: widen(&single.grad_bias),
         lse: widen(&single.lse),
         correct: single.correct,
+        argmax: single.argmax.clone(),
+        entropy: widen(&single.entropy),
         magnitude: twin.magnitude.clone(),
     };
     let tol = Tolerance::default();

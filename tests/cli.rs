@@ -1281,6 +1281,22 @@ fn logit_option_cases(x: &Path, t: &Path) -> Vec<BadCall> {
             with(&["--lse-out", "lse.npy", "--loss", "l1"]),
             "--lse-out does not apply to --loss l1",
         ),
+        (
+            with(&["--argmax-out", "a.npy", "--input", "probs"]),
+            "--argmax-out acts on logits: it does not apply to --input probs",
+        ),
+        (
+            with(&["--entropy-out", "h.npy", "--input", "log-probs"]),
+            "--entropy-out acts on logits: it does not apply to --input log-probs",
+        ),
+        (
+            with(&["--argmax-out", "a.npy", "--loss", "bce"]),
+            "--argmax-out does not apply to --loss bce",
+        ),
+        (
+            with(&["--entropy-out", "h.npy", "--loss", "huber"]),
+            "--entropy-out does not apply to --loss huber",
+        ),
     ]
 }
 
@@ -2712,6 +2728,16 @@ fn linear_loss_takes_leading_dimensions_probabilities_and_one_row() {
     }
 }
 
+/// An int64 `.npy`'s shape and values.
+fn read_i64(path: &Path) -> (Vec<usize>, Vec<i64>) {
+    let file = std::fs::File::open(path).unwrap();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
+    let descr = npy.dtype().descr();
+    assert_eq!(descr, "'<i8'", "{} is not int64", path.display());
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    (shape, npy.into_vec::<i64>().unwrap())
+}
+
 fn read_npy_f32(path: &Path) -> Vec<f32> {
     let file = std::fs::File::open(path).unwrap();
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).unwrap();
@@ -3050,4 +3076,116 @@ fn sharded_linear_loss_agrees_across_shard_counts(d: &Path) {
         &[&base[..], &["--vocab-shards", "0"]].concat(),
         "--vocab-shards must be at least 1",
     );
+}
+
+/// `xent loss --argmax-out --entropy-out`: each row's predicted class
+/// (int64) and entropy (float32), of the targets' shape, every row (the
+/// ignored one too): the library's on the GPU, split or not, and the twin's
+/// with `--backend cpu`; a tie goes to the first class, a NaN wins.
+#[test]
+fn loss_writes_each_rows_predicted_class_and_entropy() {
+    let Some(ctx) = gpu("loss_writes_each_rows_predicted_class_and_entropy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dims = [2usize, 5, 3];
+    let mut x: Vec<f32> = (0..30).map(|i| (i as f32 * 0.7).sin() * 4.0).collect();
+    // Pixel 0: classes 1 and 3 tie at the top; pixel 1: a NaN at class 2.
+    (x[3], x[9]) = (9.0, 9.0);
+    x[7] = f32::NAN;
+    let ids = [0i64, 4, 2, -100, 1, 3];
+    let xp = write(d, "x.npy", &dims, &x);
+    let tp = write(d, "t.npy", &[2, 3], &ids);
+    let opts = xent::CrossEntropyOptions {
+        temperature: 0.5,
+        ..Default::default()
+    };
+    let lib = ctx
+        .cross_entropy(&x, &dims, &ids, None, &opts, &xent::Returns::ROWS)
+        .unwrap();
+    let (lib_argmax, lib_entropy) = (lib.argmax.unwrap(), lib.entropy.unwrap());
+    assert_eq!(&lib_argmax[..2], &[1, 2], "the first of a tie; a NaN");
+    let (a, h) = (d.join("a.npy"), d.join("h.npy"));
+    let run = |extra: &[&str]| {
+        let base = [
+            "loss",
+            "--logits",
+            s(&xp),
+            "--targets",
+            s(&tp),
+            "--temperature",
+            "0.5",
+        ];
+        let outs = ["--argmax-out", s(&a), "--entropy-out", s(&h)];
+        let text = ok(&xent(&[&base[..], &outs, extra].concat()));
+        assert!(!text.contains("DISAGREE"), "{text}");
+        assert!(text.contains("int64 [2, 3]"), "{text}");
+        (read_i64(&a), read_f32(&h))
+    };
+    let ((shape, argmax), (hshape, entropy)) = run(&[]);
+    assert_eq!((shape, hshape), (vec![2, 3], vec![2, 3]));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!((&argmax, bits(&entropy)), (&lib_argmax, bits(&lib_entropy)));
+    for extra in [&["--vocab-shards", "2"][..], &["--backend", "cpu"]] {
+        let ((_, argmax), (_, entropy)) = run(extra);
+        assert_eq!(argmax, lib_argmax, "{extra:?}");
+        for (i, (a, b)) in lib_entropy.iter().zip(&entropy).enumerate() {
+            let close = (a - b).abs() <= 1e-5 * a.abs().max(1.0) || (a.is_nan() && b.is_nan());
+            assert!(close, "{extra:?} {i}: {a} {b}");
+        }
+    }
+}
+
+/// `xent linear-loss --argmax-out --entropy-out`: of the hidden's leading
+/// shape, the library's, split into vocabulary shards or not, and the
+/// twin's.
+#[test]
+fn linear_loss_writes_each_rows_predicted_class_and_entropy() {
+    let Some(ctx) = gpu("linear_loss_writes_each_rows_predicted_class_and_entropy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let [h, w, _, _, t] = linear_files(d);
+    let (h32, w32) = (read_npy_f32(&h), read_npy_f32(&w));
+    let ids = [3i64, -100, 10, 0, 7];
+    let dims = xent::LinearDims { n: 5, h: 8, v: 11 };
+    let opts = xent::LinearCrossEntropyOptions::default();
+    let lib = ctx
+        .linear_cross_entropy(
+            &h32,
+            &w32,
+            None,
+            &ids,
+            None,
+            &dims,
+            &opts,
+            &xent::Returns::ROWS,
+        )
+        .unwrap();
+    let (a, e) = (d.join("a.npy"), d.join("e.npy"));
+    for extra in [&[][..], &["--vocab-shards", "3"], &["--backend", "cpu"]] {
+        let base = [
+            "linear-loss",
+            "--hidden",
+            s(&h),
+            "--weight",
+            s(&w),
+            "--targets",
+            s(&t),
+        ];
+        let outs = ["--argmax-out", s(&a), "--entropy-out", s(&e)];
+        let text = ok(&xent(&[&base[..], &outs, extra].concat()));
+        assert!(!text.contains("DISAGREE"), "{extra:?}: {text}");
+        let ((shape, argmax), (eshape, entropy)) = (read_i64(&a), read_f32(&e));
+        assert_eq!((shape, eshape), (vec![5], vec![5]), "{extra:?}");
+        assert_eq!(Some(argmax), lib.argmax, "{extra:?}");
+        for (x, y) in entropy.iter().zip(lib.entropy.as_ref().unwrap()) {
+            assert!(
+                (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+                "{extra:?}: {x} {y}"
+            );
+        }
+    }
 }
