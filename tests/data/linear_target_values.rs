@@ -24,6 +24,10 @@ pub struct TargetCase {
     pub grad_weight: &'static [f64],
     /// (V), empty without a bias.
     pub grad_bias: &'static [f64],
+    /// Each row's predicted class, the rows flattened.
+    pub argmax: &'static [i64],
+    /// Each row's entropy, the rows flattened.
+    pub entropy: &'static [f64],
 }
 
 pub const TARGET_CASES: &[TargetCase] = &[
@@ -173,6 +177,14 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.05290482627859264,
         ],
         grad_bias: &[],
+        argmax: &[0, 2, 10, 8, 0],
+        entropy: &[
+            2.18912572282449,
+            2.0815097710433745,
+            2.33319817064308,
+            2.35437579145449,
+            2.2653165856409214,
+        ],
     },
     TargetCase {
         name: "probs smoothing weights bias sum",
@@ -331,6 +343,14 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.4161505404894583,
             0.1444098820826328,
             0.5097876432993516,
+        ],
+        argmax: &[4, 2, 9, 2, 4],
+        entropy: &[
+            2.0721950273553342,
+            1.9169289408102432,
+            2.154207301340097,
+            2.2326442482264284,
+            2.160552293346602,
         ],
     },
     TargetCase {
@@ -524,6 +544,15 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.0999752543698268,
             -2.4939961704576934,
         ],
+        argmax: &[4, 2, 9, 2, 4, 4],
+        entropy: &[
+            2.2607458461202614,
+            2.1024355617179022,
+            2.3154608131567564,
+            2.416968414589949,
+            2.3644683604241727,
+            2.2607255274040177,
+        ],
     },
     TargetCase {
         name: "probs softcap mean",
@@ -675,6 +704,13 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.04425586340519211,
             0.05280426419354094,
         ],
+        argmax: &[4, 2, 9, 2],
+        entropy: &[
+            2.152144847966082,
+            2.0384640936823275,
+            2.190730081017637,
+            2.2511821355460437,
+        ],
     },
     TargetCase {
         name: "unbatched id mean",
@@ -802,6 +838,8 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.17552439999663716,
             0.01582125966868944,
         ],
+        argmax: &[4],
+        entropy: &[2.0721950273553342],
     },
     TargetCase {
         name: "unbatched id none",
@@ -929,6 +967,8 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.19000959748078702,
             0.019562942423482756,
         ],
+        argmax: &[4],
+        entropy: &[2.0721950273553342],
     },
     TargetCase {
         name: "unbatched probs sum",
@@ -1056,6 +1096,8 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.22083701496440233,
             0.006546640154926291,
         ],
+        argmax: &[4],
+        entropy: &[2.0721950273553342],
     },
     TargetCase {
         name: "leading (2, 3) ids none",
@@ -1230,6 +1272,15 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.7730119389069351,
             -0.210573571876354,
         ],
+        argmax: &[4, 2, 9, 2, 4, 4],
+        entropy: &[
+            2.0721950273553342,
+            1.9169289408102432,
+            2.154207301340097,
+            2.2326442482264284,
+            2.160552293346602,
+            2.0707812127016254,
+        ],
     },
     TargetCase {
         name: "leading (2, 3) ids mean",
@@ -1397,6 +1448,15 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.15252762572021733,
             -0.10600337222530336,
         ],
+        argmax: &[4, 2, 9, 2, 4, 4],
+        entropy: &[
+            2.0721950273553342,
+            1.9169289408102432,
+            2.154207301340097,
+            2.2326442482264284,
+            2.160552293346602,
+            2.0707812127016254,
+        ],
     },
     TargetCase {
         name: "leading (2, 2) probs mean",
@@ -1536,6 +1596,13 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.02157382469573308,
         ],
         grad_bias: &[],
+        argmax: &[0, 2, 10, 8],
+        entropy: &[
+            2.18912572282449,
+            2.0815097710433745,
+            2.33319817064308,
+            2.35437579145449,
+        ],
     },
     TargetCase {
         name: "temperature 0.5 ids mean",
@@ -1695,6 +1762,14 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.3756449165935278,
             -0.16293845478545574,
         ],
+        argmax: &[4, 2, 9, 2, 4],
+        entropy: &[
+            1.3702683608430197,
+            1.2227883911271105,
+            1.7056054111580523,
+            1.92775214967062,
+            1.671140246800114,
+        ],
     },
     TargetCase {
         name: "temperature 2 softcap 3 probs none",
@@ -1850,6 +1925,13 @@ pub const TARGET_CASES: &[TargetCase] = &[
             0.045732398049671774,
             -0.013501301785517054,
             0.1906648843558783,
+        ],
+        argmax: &[4, 2, 9, 2],
+        entropy: &[
+            2.3181334281015076,
+            2.264845943817702,
+            2.331482385116136,
+            2.3497877478164977,
         ],
     },
 ];

@@ -6,7 +6,9 @@ T before the soft-cap). Computed with PyTorch's own
 `F.linear_cross_entropy` in float64 and checked against
 `F.cross_entropy(F.linear(...))`; PyTorch refuses (B, T, H) hidden states,
 so those values are PyTorch's on the flattened rows, reshaped back (what
-xent defines them to be).
+xent defines them to be). Each row's predicted class (`torch.argmax`) and
+entropy (`Categorical(logits=...).entropy()`) are of the logits as the loss
+sees them (over the temperature, soft-capped).
 
 Run `python3 tests/data/reference_linear_targets.py > tests/data/linear_target_values.rs`
 (then `cargo fmt`) to regenerate (needs `pip install numpy torch`). The
@@ -84,7 +86,15 @@ def torch_case(dims, v, probs, bias, class_w, eps, cap, temp, red):
         check = F.cross_entropy(z, target, **kw)
         assert torch.allclose(loss, check, rtol=1e-14, atol=1e-14), (loss, check)
     loss.sum().backward()
-    return loss.detach().numpy(), hid_t.grad.numpy(), w_t.grad.numpy(), b_t.grad.numpy() if bias else None
+    # The logits as the loss sees them, for the per-row outputs.
+    with torch.no_grad():
+        seen = F.linear(hid_t.reshape(n, h), w_t, b_t if bias else None) / temp
+        if cap is not None:
+            seen = cap * torch.tanh(seen / cap)
+        argmax = seen.argmax(-1).numpy()
+        entropy = torch.distributions.Categorical(logits=seen).entropy().numpy()
+    grads = hid_t.grad.numpy(), w_t.grad.numpy(), b_t.grad.numpy() if bias else None
+    return (loss.detach().numpy(),) + grads + (argmax, entropy)
 
 
 def main():
@@ -114,11 +124,15 @@ def main():
     out.append("    pub grad_weight: &'static [f64],")
     out.append("    /// (V), empty without a bias.")
     out.append("    pub grad_bias: &'static [f64],")
+    out.append("    /// Each row's predicted class, the rows flattened.")
+    out.append("    pub argmax: &'static [i64],")
+    out.append("    /// Each row's entropy, the rows flattened.")
+    out.append("    pub entropy: &'static [f64],")
     out.append("}")
     out.append("")
     out.append("pub const TARGET_CASES: &[TargetCase] = &[")
     for name, dims, v, probs, bias, class_w, eps, cap, temp, red in CASES:
-        loss, gh, gw, gb = torch_case(dims, v, probs, bias, class_w, eps, cap, temp, red)
+        loss, gh, gw, gb, am, ent = torch_case(dims, v, probs, bias, class_w, eps, cap, temp, red)
         b = lambda x: "true" if x else "false"
         out.append("    TargetCase {")
         out.append(f'        name: "{name}",')
@@ -136,6 +150,8 @@ def main():
         out.append(f"        grad_hidden: &{fmt_list(gh)},")
         out.append(f"        grad_weight: &{fmt_list(gw)},")
         out.append(f"        grad_bias: &{fmt_list(gb) if gb is not None else '[]'},")
+        out.append(f"        argmax: &[{', '.join(str(int(c)) for c in am.reshape(-1))}],")
+        out.append(f"        entropy: &{fmt_list(ent)},")
         out.append("    },")
     out.append("];")
     print("\n".join(out))

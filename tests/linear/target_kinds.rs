@@ -50,7 +50,7 @@ fn run(ctx: &xent::Context, case: &TargetCase) -> (LinearOutput<f64>, LinearOutp
     let twin =
         cpu::linear_cross_entropy_with(&x.hidden, &x.weight, bias, targets, cw, &dims, &opts)
             .unwrap();
-    let returns = Default::default();
+    let returns = xent::Returns::ROWS;
     let gpu = ctx
         .linear_cross_entropy_with(
             &x.hidden, &x.weight, bias, targets, cw, &dims, &opts, &returns,
@@ -86,12 +86,17 @@ fn target_kinds_and_shapes_match_pytorch() {
         );
         let grad_bias = twin.grad_bias.as_deref().unwrap_or_default();
         assert_pytorch_f64(&what("grad_bias"), grad_bias, case.grad_bias);
+        assert_eq!(twin.argmax.as_deref(), Some(case.argmax), "{}", what("argmax"));
+        let entropy = twin.entropy.as_ref().unwrap();
+        assert_pytorch_f64(&what("entropy"), entropy, case.entropy);
         // The GPU against PyTorch's values, with the twin's magnitudes.
         let mut reference = twin.clone();
         reference.loss = case.loss.to_vec();
         reference.grad_hidden = Some(case.grad_hidden.to_vec());
         reference.grad_weight = Some(case.grad_weight.to_vec());
         reference.grad_bias = case.bias.then(|| case.grad_bias.to_vec());
+        reference.argmax = Some(case.argmax.to_vec());
+        reference.entropy = Some(case.entropy.to_vec());
         Tolerance::default()
             .compare_linear(&gpu, &reference)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
