@@ -86,7 +86,12 @@ fn target_kinds_and_shapes_match_pytorch() {
         );
         let grad_bias = twin.grad_bias.as_deref().unwrap_or_default();
         assert_pytorch_f64(&what("grad_bias"), grad_bias, case.grad_bias);
-        assert_eq!(twin.argmax.as_deref(), Some(case.argmax), "{}", what("argmax"));
+        assert_eq!(
+            twin.argmax.as_deref(),
+            Some(case.argmax),
+            "{}",
+            what("argmax")
+        );
         let entropy = twin.entropy.as_ref().unwrap();
         assert_pytorch_f64(&what("entropy"), entropy, case.entropy);
         // The GPU against PyTorch's values, with the twin's magnitudes.
