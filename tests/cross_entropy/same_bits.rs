@@ -26,13 +26,13 @@ struct Case<'a> {
     in_place: bool,
     /// Probability targets (the input's shape) instead of class ids.
     probs: Option<&'a [f32]>,
-    /// Class weights, lse and the argmax count.
+    /// Class weights, lse, the argmax count, predicted classes and entropies.
     extras: bool,
 }
 
 /// One recorded cross-entropy call with every buffer placed as `place`
 /// says: the bytes of the gradient (the input's, in place), the loss, the
-/// lse and the argmax count.
+/// lse, the argmax count, the predicted classes and the entropies.
 fn recorded(
     ctx: &xent::Context,
     dims: &[usize],
@@ -55,6 +55,7 @@ fn recorded(
     let weights = init(bytemuck::cast_slice(&weights));
     let (loss, lse) = (init(&vec![0; 4 * rows]), init(&vec![0; 4 * rows]));
     let (correct, status) = (init(&[0; 4]), init(&[0; 16]));
+    let (argmax, entropy) = (init(&vec![0; 4 * rows]), init(&vec![0; 4 * rows]));
     let r = |b| region(b, place);
     let b = CrossEntropyBuffers {
         in_place: case.in_place,
@@ -62,6 +63,8 @@ fn recorded(
         weights: case.extras.then_some(r(&weights)),
         lse: case.extras.then_some(r(&lse)),
         correct: case.extras.then_some(r(&correct)),
+        argmax: case.extras.then_some(r(&argmax)),
+        entropy: case.extras.then_some(r(&entropy)),
         ..CrossEntropyBuffers::new(
             r(&input),
             match case.probs {
@@ -83,6 +86,8 @@ fn recorded(
         read_region(ctx, &loss, place, 4 * rows),
         read_region(ctx, &lse, place, 4 * rows),
         read_region(ctx, &correct, place, 4),
+        read_region(ctx, &argmax, place, 4 * rows),
+        read_region(ctx, &entropy, place, 4 * rows),
     ]
 }
 

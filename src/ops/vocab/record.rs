@@ -308,11 +308,15 @@ impl Context {
     /// let init = |b: &[u8]| dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
     ///     label: None, contents: b, usage });
     /// // The (1, 4) call [1, 2 | 3, 4] in two shards, the merged record known
-    /// // (m, s, x_t, r, a, b, argmax and its value, none, -inf, 4 classes, 0+1+2+3).
+    /// // (m, s, x_t, r, a, b, argmax and its key, none, key 0, 4 classes,
+    /// // 0+1+2+3, t = Σ e^(x−m)·(x−m)).
     /// let (logits, targets) = (init(bytemuck::cast_slice(&[3.0f32, 4.0])), init(&[3, 0, 0, 0]));
-    /// let s = 1.0f32 + (-1.0f32).exp() + (-2.0f32).exp() + (-3.0f32).exp();
-    /// let record: [u32; 12] = [4f32.to_bits(), s.to_bits(), 4f32.to_bits(), 1f32.to_bits(),
-    ///     0, 0, 3, 4f32.to_bits(), u32::MAX, f32::NEG_INFINITY.to_bits(), 4, 6];
+    /// let e = |d: f32| d.exp();
+    /// let s = 1.0f32 + e(-1.0) + e(-2.0) + e(-3.0);
+    /// let t = -e(-1.0) - 2.0 * e(-2.0) - 3.0 * e(-3.0);
+    /// let record: [u32; xent::VOCAB_RECORD_WORDS] = [4f32.to_bits(), s.to_bits(),
+    ///     4f32.to_bits(), 1f32.to_bits(), 0, 0, 3, 4f32.to_bits() | 1 << 31, u32::MAX, 0, 4, 6,
+    ///     t.to_bits()];
     /// let merged = init(bytemuck::cast_slice(&record));
     /// let (loss, grad, status) = (init(&[0; 4]), init(&[0; 8]), init(&[0; 16]));
     /// let shard = xent::CrossEntropyBuffers::new(
