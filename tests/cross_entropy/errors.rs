@@ -355,3 +355,93 @@ fn recording_rejects_bad_buffers() {
     assert!(record(&good, &opts()).is_ok());
     still_works();
 }
+
+/// The outputs of logits (log-sum-exp, predicted class, entropy) with
+/// another input kind: `InvalidOption` naming the input, from the host API
+/// (`Returns`) and the recording API (their buffers), each output alone.
+#[test]
+fn outputs_of_logits_refuse_another_input() {
+    let Some(ctx) = ctx() else { return };
+    let x = [0.25f32, 0.75];
+    let log_probs = CrossEntropyOptions {
+        input: xent::InputKind::LogProbs,
+        ..opts()
+    };
+    let refused = |e: Error, what: &str| match e {
+        Error::InvalidOption {
+            name: "input",
+            expected,
+            ..
+        } => assert!(expected.contains(what), "{expected}"),
+        e => panic!("{what}: {e:?}"),
+    };
+    for (returns, what) in [
+        (
+            xent::Returns {
+                lse: true,
+                ..Default::default()
+            },
+            "log-sum-exp",
+        ),
+        (
+            xent::Returns {
+                argmax: true,
+                ..Default::default()
+            },
+            "predicted class",
+        ),
+        (
+            xent::Returns {
+                entropy: true,
+                ..Default::default()
+            },
+            "entropy",
+        ),
+    ] {
+        let e = ctx
+            .cross_entropy(&x, &[1, 2], &[0], None, &log_probs, &returns)
+            .unwrap_err();
+        refused(e, what);
+    }
+    let usage = wgpu::BufferUsages::STORAGE;
+    let (logits, targets) = (
+        buffer(ctx, bytemuck::cast_slice(&x), usage),
+        buffer(ctx, &[0; 4], usage),
+    );
+    let (loss, status, out) = (
+        buffer(ctx, &[0; 4], usage),
+        buffer(ctx, &[0; 16], usage),
+        buffer(ctx, &[0; 4], usage),
+    );
+    let base = CrossEntropyBuffers::new(
+        logits.slice(..),
+        TargetBuffer::ClassI32(targets.slice(..)),
+        loss.slice(..),
+        None,
+        status.slice(..),
+    );
+    for (b, what) in [
+        (
+            CrossEntropyBuffers {
+                argmax: Some(out.slice(..)),
+                ..base
+            },
+            "predicted class",
+        ),
+        (
+            CrossEntropyBuffers {
+                entropy: Some(out.slice(..)),
+                ..base
+            },
+            "entropy",
+        ),
+    ] {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        refused(
+            ctx.record_cross_entropy(&mut encoder, &[1, 2], &log_probs, &b)
+                .unwrap_err(),
+            what,
+        );
+    }
+    still_works();
+}

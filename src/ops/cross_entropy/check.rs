@@ -3,7 +3,7 @@
 //! leaves the caller's encoder untouched.
 
 use super::buffers::{CrossEntropyBuffers, TargetBuffer, TARGET_I32, TARGET_PROBS, TARGET_U8};
-use super::options::{CrossEntropyOptions, InputKind};
+use super::options::CrossEntropyOptions;
 use super::record::RowWindow;
 use super::shard::{ShardPass, ShardStage, VOCAB_RECORD_WORDS};
 use super::validate;
@@ -183,14 +183,7 @@ fn of_logits(opts: &CrossEntropyOptions, b: &CrossEntropyBuffers<'_>) -> Result<
             "logits when an entropy buffer is given (the entropy is of the logits' softmax)",
         ),
     ];
-    match of_logits.into_iter().find(|&(given, _)| given) {
-        Some((_, expected)) if opts.input != InputKind::Logits => Err(Error::InvalidOption {
-            name: "input",
-            value: format!("{:?}", opts.input),
-            expected,
-        }),
-        _ => Ok(()),
-    }
+    opts.logits_only(&of_logits)
 }
 
 /// The options against the buffers given.

@@ -372,8 +372,15 @@ impl CrossEntropyOptions {
                 "logits when the entropy is returned (it is of the logits' softmax)",
             ),
         ];
-        match of_logits.into_iter().find(|&(asked, _)| asked) {
-            Some((_, expected)) if self.input != InputKind::Logits => Err(Error::InvalidOption {
+        self.logits_only(&of_logits)
+    }
+
+    /// The first output of `outputs` asked for (`(asked, expected)`),
+    /// refused unless the input is logits: [`Error::InvalidOption`] naming
+    /// the input, with `expected` as its message.
+    pub(crate) fn logits_only(&self, outputs: &[(bool, &'static str)]) -> Result<()> {
+        match outputs.iter().find(|&&(asked, _)| asked) {
+            Some(&(_, expected)) if self.input != InputKind::Logits => Err(Error::InvalidOption {
                 name: "input",
                 value: format!("{:?}", self.input),
                 expected,
