@@ -356,25 +356,32 @@ fn recording_rejects_bad_buffers() {
     still_works();
 }
 
-/// The outputs of logits (log-sum-exp, predicted class, entropy) with
-/// another input kind: `InvalidOption` naming the input, from the host API
-/// (`Returns`) and the recording API (their buffers), each output alone.
-#[test]
-fn outputs_of_logits_refuse_another_input() {
-    let Some(ctx) = ctx() else { return };
-    let x = [0.25f32, 0.75];
-    let log_probs = CrossEntropyOptions {
-        input: xent::InputKind::LogProbs,
-        ..opts()
-    };
-    let refused = |e: Error, what: &str| match e {
+/// The error of an output of logits asked of another input: `InvalidOption`
+/// naming the input, its message naming `what`.
+fn refused(e: Error, what: &str) {
+    match e {
         Error::InvalidOption {
             name: "input",
             expected,
             ..
         } => assert!(expected.contains(what), "{expected}"),
         e => panic!("{what}: {e:?}"),
-    };
+    }
+}
+
+fn log_probs() -> CrossEntropyOptions {
+    CrossEntropyOptions {
+        input: xent::InputKind::LogProbs,
+        ..opts()
+    }
+}
+
+/// The outputs of logits (log-sum-exp, predicted class, entropy) asked of
+/// another input kind through `Returns`, each alone.
+#[test]
+fn outputs_of_logits_refuse_another_input() {
+    let Some(ctx) = ctx() else { return };
+    let x = [0.25f32, 0.75];
     for (returns, what) in [
         (
             xent::Returns {
@@ -399,20 +406,22 @@ fn outputs_of_logits_refuse_another_input() {
         ),
     ] {
         let e = ctx
-            .cross_entropy(&x, &[1, 2], &[0], None, &log_probs, &returns)
+            .cross_entropy(&x, &[1, 2], &[0], None, &log_probs(), &returns)
             .unwrap_err();
         refused(e, what);
     }
+    still_works();
+}
+
+/// The same through the recording API: a predicted-class or entropy buffer
+/// given with another input kind.
+#[test]
+fn buffers_of_logits_outputs_refuse_another_input() {
+    let Some(ctx) = ctx() else { return };
     let usage = wgpu::BufferUsages::STORAGE;
-    let (logits, targets) = (
-        buffer(ctx, bytemuck::cast_slice(&x), usage),
-        buffer(ctx, &[0; 4], usage),
-    );
-    let (loss, status, out) = (
-        buffer(ctx, &[0; 4], usage),
-        buffer(ctx, &[0; 16], usage),
-        buffer(ctx, &[0; 4], usage),
-    );
+    let init = |bytes: &[u8]| buffer(ctx, bytes, usage);
+    let (logits, targets) = (init(bytemuck::cast_slice(&[0.25f32, 0.75])), init(&[0; 4]));
+    let (loss, status, out) = (init(&[0; 4]), init(&[0; 16]), init(&[0; 4]));
     let base = CrossEntropyBuffers::new(
         logits.slice(..),
         TargetBuffer::ClassI32(targets.slice(..)),
@@ -438,7 +447,7 @@ fn outputs_of_logits_refuse_another_input() {
     ] {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
         refused(
-            ctx.record_cross_entropy(&mut encoder, &[1, 2], &log_probs, &b)
+            ctx.record_cross_entropy(&mut encoder, &[1, 2], &log_probs(), &b)
                 .unwrap_err(),
             what,
         );
