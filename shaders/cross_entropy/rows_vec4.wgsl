@@ -201,10 +201,12 @@ fn mixed_shared(plan: RowPlan, c: u32, idx: u32) -> vec2<f32> {
     return vec2<f32>(loss_term(plan, c, idx, x), select(0.0, x, c == plan.target_class));
 }
 
-// Per-row plans of `rows_wide_mixed` in `aux`, after the argmax flags (9
-// words a row, global row index), for `mixed_seams`.
+// Per-row plans of `rows_wide_mixed` in `aux`, after the per-row outputs
+// (PLAN_WORDS words a row, global row index), for `mixed_seams`.
+const PLAN_WORDS: u32 = 9u;
+
 fn plan_slot(row: u32) -> u32 {
-    return AUX_ROWS + p.flags + row * 9u;
+    return AUX_ROWS + p.flags + row * PLAN_WORDS;
 }
 
 fn store_plan(row: u32, plan: RowPlan) {

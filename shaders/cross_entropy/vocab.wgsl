@@ -34,8 +34,8 @@
 //   10 count the range's class count (0: an empty range, which merges as nothing)
 //   11 csum  the sum of the range's classes c0 + ... + (c1 - 1), wrapping
 //            mod 2^32 (with count: which classes the records cover)
-//   12 t     sum of exp(x - m) (x - m) over the range (the entropy's; 0
-//            unless the partial was asked for it)
+//   12 t     sum of exp(x - m) (x - m) over the range (the entropy's:
+//            every partial runs with WRITE_ENTROPY)
 // Every word is always written: 4 and 5 are 0 without smoothing or
 // probability targets; the argmaxes are kept whether or not the finish
 // counts them.

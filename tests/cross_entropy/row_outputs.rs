@@ -1,11 +1,20 @@
 //! Each row's predicted class and entropy on rows full of ties, −∞ and NaN,
 //! on every row strategy and through the vocabulary split, against the
 //! twin: the first index of the largest value (a NaN the largest), as
-//! `torch.argmax`, whichever workgroup, lane or shard holds each tied value.
+//! `torch.argmax`, whichever workgroup, lane or shard holds each tied value,
+//! with subgroup shuffles and with workgroup memory.
 
-use crate::common::{ctx, Rng};
+use crate::common::{ctx, small_binding_ctx, Rng};
 use proptest::prelude::*;
-use xent::{cpu, CrossEntropyOptions, Returns, Strategy, Targets, Tolerance, Weights};
+use std::sync::OnceLock;
+use xent::{cpu, Context, CrossEntropyOptions, Returns, Strategy, Targets, Tolerance, Weights};
+
+/// A context without SUBGROUP: its kernels merge through workgroup memory
+/// where the default one may shuffle.
+fn plain() -> Option<&'static Context> {
+    static PLAIN: OnceLock<Option<Context>> = OnceLock::new();
+    PLAIN.get_or_init(|| small_binding_ctx(1 << 26)).as_ref()
+}
 
 /// A shape each forced strategy serves (the specialised kernels at C = 12
 /// and 33), with the strategy; `Auto` for the sharded calls.
@@ -43,9 +52,10 @@ proptest! {
     fn ties_and_nans_predict_the_first_largest_everywhere(
         shape in 0..SHAPES.len(),
         shards in prop::option::of(1usize..5),
+        workgroup_memory in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let Some(ctx) = ctx() else { return Ok(()) };
+        let Some(ctx) = (if workgroup_memory { plain() } else { ctx() }) else { return Ok(()) };
         let (strategy, dims) = SHAPES[shape];
         let layout = xent::Layout::from_dims(dims).unwrap();
         let x = tied_logits(layout.len(), seed);

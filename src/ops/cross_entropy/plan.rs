@@ -21,7 +21,8 @@ const STATS_WG: u64 = 64;
 pub(crate) const AUX_ROWS: u64 = 4;
 /// Words of a split row's span partial in `aux` (`PART_WORDS` in the shader).
 pub(crate) const PART_WORDS: u64 = 9;
-/// Words of the mixed kernel's per-row plan in `aux` (its `RowPlan`).
+/// Words of the mixed kernel's per-row plan in `aux` (its `RowPlan`;
+/// `PLAN_WORDS` in the shader).
 const PLAN_WORDS: u64 = 9;
 
 /// What [`Context::plan_cross_entropy`](crate::Context::plan_cross_entropy) needs to know of a call's buffers.
@@ -190,6 +191,9 @@ pub(crate) mod tests {
     /// The plan's constants that the kernels mirror, against `source`.
     pub(crate) fn shared_with(source: &str) {
         assert_eq!(wgsl_u32(source, "PART_WORDS") as u64, PART_WORDS);
+        assert_eq!(wgsl_u32(source, "PLAN_WORDS") as u64, PLAN_WORDS);
+        let record = crate::ops::cross_entropy::shard::VOCAB_RECORD_WORDS;
+        assert_eq!(wgsl_u32(source, "RECORD_WORDS") as usize, record);
         assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
         assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
         assert_eq!(wgsl_u32(source, "TEAM_WG") as usize, TEAM_WG);

@@ -46,9 +46,11 @@ use crate::error::{Error, Result};
 /// SUM all-reduces but no all-gather can merge too:
 /// 1. MAX over word 0: the merged `m`;
 /// 2. each shard rescales its record to it: word 1 to `s_k·exp(m_k − m)`,
-///    word 12 to `exp(m_k − m)·(t_k + (m_k − m)·s_k)` and, for logits, word
-///    4 to `a_k + b_k·(m_k − m)` (an empty record stays as it is: its `s`,
-///    `t` and `b` are 0);
+///    word 12 to `exp(m_k − m)·(t_k + (m_k − m)·s_k)`, taken as 0 wherever
+///    `exp(m_k − m)` is 0 (so that `−∞·0` never makes a NaN: an empty
+///    record, or a shard whose inputs are all `−∞`), and, for logits, word
+///    4 to `a_k + b_k·(m_k − m)` (an empty record stays as it is: its `s`
+///    and `b` are 0);
 /// 3. SUM over words 1 to 5 and 10 to 12 (11 wrapping);
 /// 4. MAXLOC over (word 7, word 6) and over (word 9, word 8): the largest
 ///    key, the lowest class among equals, "none" (`u32::MAX`) counting as
