@@ -108,6 +108,12 @@ fn cross_entropy_bits_do_not_depend_on_buffer_sizes_or_offsets() {
     };
     // The argmax count: a correct buffer given (the extras).
     let counted = CrossEntropyOptions::default();
+    // A temperature, whose division every logit takes before the cap.
+    let tempered = CrossEntropyOptions {
+        temperature: 0.7,
+        softcap: Some(15.0),
+        ..Default::default()
+    };
     // C % 4 != 0 past 128 (the mixed walk, rows starting at every offset
     // within a vec4), and C % 4 == 0 for contrast.
     let shapes: [&[usize]; 5] = [&[3, 1030], &[2, 4099], &[5, 131], &[7, 257], &[3, 1028]];
@@ -142,22 +148,37 @@ fn cross_entropy_bits_do_not_depend_on_buffer_sizes_or_offsets() {
                         probs: Some(&probs),
                         ..case
                     },
+                    Case {
+                        opts: &tempered,
+                        extras: true,
+                        ..case
+                    },
                 ];
                 for (k, case) in cases.into_iter().enumerate() {
-                    let run = |place| recorded(ctx, dims, &x, &t, case, place);
-                    let exact = run(EXACT);
-                    for place in [PADDED, OFFSET] {
-                        let other = run(place);
-                        for (j, what) in ["grad", "loss", "lse", "correct"].iter().enumerate() {
-                            assert!(
-                                exact[j] == other[j],
-                                "{dims:?} {precision:?} in place {in_place}, case {k}, \
-                                 {place:?}: {what} differs"
-                            );
-                        }
-                    }
+                    let what = format!("{dims:?} {precision:?} in place {in_place}, case {k}");
+                    same_bits_at_every_place(ctx, dims, (&x, &t), case, &what);
                 }
             }
+        }
+    }
+}
+
+/// `case` recorded with its buffers exact, padded and at an offset: every
+/// output the same bits.
+fn same_bits_at_every_place(
+    ctx: &xent::Context,
+    dims: &[usize],
+    (x, t): (&[f32], &[i32]),
+    case: Case<'_>,
+    what: &str,
+) {
+    let run = |place| recorded(ctx, dims, x, t, case, place);
+    let exact = run(EXACT);
+    for place in [PADDED, OFFSET] {
+        let other = run(place);
+        let outputs = ["grad", "loss", "lse", "correct", "argmax", "entropy"];
+        for (j, output) in outputs.iter().enumerate() {
+            assert!(exact[j] == other[j], "{what}, {place:?}: {output} differs");
         }
     }
 }
