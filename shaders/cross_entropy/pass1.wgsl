@@ -51,6 +51,11 @@ fn key_wins(a: u32, ia: u32, b: u32, ib: u32) -> bool {
     return a > b || (a == b && ia < ib);
 }
 
+// The winner of two (key, index) argmaxes, as (key, index): every merge's.
+fn first_largest(a: u32, ia: u32, b: u32, ib: u32) -> vec2<u32> {
+    return select(vec2<u32>(b, ib), vec2<u32>(a, ia), key_wins(a, ia, b, ib));
+}
+
 // t of a partial whose maximum moves by d = m_old - m_new <= 0 (scale = e^d):
 // e^(x - m') (x - m') = e^d e^(x - m) ((x - m) + d) summed. 0 when the
 // partial is empty or vanishes at the new maximum (d = -inf would give
@@ -59,20 +64,25 @@ fn entropy_shift(t: f32, s: f32, d: f32, scale: f32) -> f32 {
     return select(scale * (t + d * s), 0.0, scale == 0.0);
 }
 
+// t of two partials (t, s, m each) merged at their merged maximum m.
+fn merged_t(ta: f32, sa: f32, ma: f32, tb: f32, sb: f32, mb: f32, m: f32) -> f32 {
+    return entropy_shift(ta, sa, ma - m, exp(ma - m)) + entropy_shift(tb, sb, mb - m, exp(mb - m));
+}
+
 // One element's e^(x - m) (x - m) from e = e^(x - m) and d = x - m; 0 where
 // e is (a -inf logit would give 0 * -inf).
 fn entropy_term(e: f32, d: f32) -> f32 {
     return select(e * d, 0.0, e == 0.0);
 }
 
-fn entropy_terms4(e: vec4<f32>, d: vec4<f32>) -> f32 {
-    let t = select(e * d, vec4<f32>(0.0), e == vec4<f32>(0.0));
-    return (t.x + t.y) + (t.z + t.w);
+// entropy_term of four elements, each in its lane.
+fn entropy_lanes(e: vec4<f32>, d: vec4<f32>) -> vec4<f32> {
+    return select(e * d, vec4<f32>(0.0), e == vec4<f32>(0.0));
 }
 
-// The entropy -sum p log p = ln s - t / s of a row's merged partial.
-fn row_entropy(total: Partial) -> f32 {
-    return log(total.s) - total.t / total.s;
+fn entropy_terms4(e: vec4<f32>, d: vec4<f32>) -> f32 {
+    let t = entropy_lanes(e, d);
+    return (t.x + t.y) + (t.z + t.w);
 }
 
 fn soft_q(idx: u32) -> f32 {
@@ -165,15 +175,14 @@ fn merge(a: Partial, b: Partial) -> Partial {
     r.s = ms.y;
     r.t = 0.0;
     if (WRITE_ENTROPY) {
-        r.t = entropy_shift(a.t, a.s, a.m - r.m, exp(a.m - r.m))
-            + entropy_shift(b.t, b.s, b.m - r.m, exp(b.m - r.m));
+        r.t = merged_t(a.t, a.s, a.m, b.t, b.s, b.m, r.m);
     }
-    let a_wins = key_wins(a.xkey, a.arg, b.xkey, b.arg);
-    r.arg = select(b.arg, a.arg, a_wins);
-    r.xkey = select(b.xkey, a.xkey, a_wins);
+    let x = first_largest(a.xkey, a.arg, b.xkey, b.arg);
+    r.xkey = x.x;
+    r.arg = x.y;
     r.q = a.q + b.q;
-    let a_targ = key_wins(a.tkey, a.targ, b.tkey, b.targ);
-    r.targ = select(b.targ, a.targ, a_targ);
-    r.tkey = select(b.tkey, a.tkey, a_targ);
+    let y = first_largest(a.tkey, a.targ, b.tkey, b.targ);
+    r.tkey = y.x;
+    r.targ = y.y;
     return r;
 }

@@ -199,6 +199,7 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
         aux[p.argmax_at + row] = total.arg + p.class_offset;
     }
     if (WRITE_ENTROPY) {
-        aux[p.entropy_at + row] = bitcast<u32>(row_entropy(total));
+        // -sum p log p = ln s - t / s (ln s is the plan's).
+        aux[p.entropy_at + row] = bitcast<u32>(plan.log_s - total.t / total.s);
     }
 }

@@ -221,7 +221,7 @@ fn rows_pixels4_fixed(
         let e = exp(d);
         sum += e;
         if (WRITE_ENTROPY) {
-            t += select(e * d, vec4<f32>(0.0), e == vec4<f32>(0.0));
+            t += entropy_lanes(e, d);
         }
     }
     t0.t = t.x;

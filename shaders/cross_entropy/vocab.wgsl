@@ -271,16 +271,15 @@ fn merge_records(x: Record, y: Record) -> Record {
     r.r = x.r + y.r;
     r.a = (x.a + shifted(x.b, x.m, r.m)) + (y.a + shifted(y.b, y.m, r.m));
     r.b = x.b + y.b;
-    let x_wins = key_wins(x.xkey, x.arg, y.xkey, y.arg);
-    r.arg = select(y.arg, x.arg, x_wins);
-    r.xkey = select(y.xkey, x.xkey, x_wins);
-    let x_targ = key_wins(x.tkey, x.targ, y.tkey, y.targ);
-    r.targ = select(y.targ, x.targ, x_targ);
-    r.tkey = select(y.tkey, x.tkey, x_targ);
+    let argmax = first_largest(x.xkey, x.arg, y.xkey, y.arg);
+    r.xkey = argmax.x;
+    r.arg = argmax.y;
+    let targ = first_largest(x.tkey, x.targ, y.tkey, y.targ);
+    r.tkey = targ.x;
+    r.targ = targ.y;
     r.count = x.count + y.count;
     r.csum = x.csum + y.csum;
-    r.t = entropy_shift(x.t, x.s, x.m - r.m, exp(x.m - r.m))
-        + entropy_shift(y.t, y.s, y.m - r.m, exp(y.m - r.m));
+    r.t = merged_t(x.t, x.s, x.m, y.t, y.s, y.m, r.m);
     return r;
 }
 
