@@ -2273,6 +2273,59 @@ fn bench_json_is_one_document() {
     );
 }
 
+/// `--device-class gpu` plans, runs, checks and counts the GPU table on
+/// this adapter; the JSON carries the class and each case's byte yardstick.
+#[test]
+fn bench_device_class_plans_and_counts_for_that_class() {
+    if gpu("bench_device_class_plans_and_counts_for_that_class").is_none() {
+        return;
+    }
+    let json = ok(&xent(&[
+        "bench",
+        "--json",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--device-class",
+        "gpu",
+        "--cases",
+        "4x20000,64x64",
+        "--check-rows",
+        "3",
+    ]));
+    assert!(json.contains("\"device_class\":\"gpu\""), "{json}");
+    // Few long rows split over workgroups, short ones a team each.
+    assert!(json.contains("\"pass\":\"split_partial\""), "{json}");
+    assert!(json.contains("\"pass\":\"rows_team4\""), "{json}");
+    // 64 × 64 f32: the logits and the i32 targets read, the gradient, the
+    // loss and the status written.
+    let min = 2 * 4 * 64 * 64 + 4 * 64 + 4 + 16;
+    assert!(json.contains(&format!("\"bytes_min\":{min},")), "{json}");
+    assert_eq!(json.matches("\"rows_checked\":3,").count(), 2, "{json}");
+    let table = ok(&xent(&[
+        "bench", "--no-cpu", "--iters", "1", "--cases", "8x8",
+    ]));
+    assert!(
+        table.contains("bytes/min") && table.contains("plans for the"),
+        "{table}"
+    );
+    fails_with(&["bench", "--device-class", "tpu"], "tpu");
+    // The environment's class, for every command; a bad one names the variable.
+    let env = |class: &str| {
+        Command::new(env!("CARGO_BIN_EXE_xent"))
+            .args([
+                "bench", "--json", "--no-cpu", "--iters", "1", "--cases", "8x8",
+            ])
+            .env("XENT_DEVICE_CLASS", class)
+            .output()
+            .unwrap()
+    };
+    assert!(ok(&env("gpu")).contains("\"device_class\":\"gpu\""));
+    let bad = env("tpu");
+    assert_ne!(bad.status.code(), Some(0), "{bad:?}");
+    assert!(errors(&bad)[0].contains("XENT_DEVICE_CLASS"), "{bad:?}");
+}
+
 #[test]
 fn bench_check_rows_holds_sampled_rows_to_the_cpu() {
     if gpu("bench_check_rows_holds_sampled_rows_to_the_cpu").is_none() {

@@ -10,6 +10,7 @@ mod common;
 mod cross_entropy {
     mod bf16;
     mod cpu_gradients;
+    mod device_class;
     mod edge_cases;
     mod errors;
     mod f16;

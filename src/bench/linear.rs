@@ -292,5 +292,6 @@ fn window_product(
     Ok(Dispatches {
         label: "the forward product of one window",
         list,
+        traffic: None,
     })
 }

@@ -281,6 +281,7 @@ pub fn run_case(
         record_us,
         dispatches: Vec::new(),
         rows_checked,
+        traffic: Some(prepared.traffic()?),
     })
 }
 

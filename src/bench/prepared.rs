@@ -1,9 +1,10 @@
 //! A benchmark case's data, uploaded once and recorded again and again.
 
 use super::{bench_data, BenchCase};
-use crate::core::encode::Timing;
+use crate::core::encode::{Dispatches, Timing};
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
+use crate::core::traffic::Traffic;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::cpu;
@@ -169,8 +170,38 @@ impl<'a> Prepared<'a> {
         encoder: &mut wgpu::CommandEncoder,
         timing: Timing<'_>,
     ) -> Result<Vec<&'static str>> {
-        // The same plan and dispatches as the recording API, encoded with timestamps.
-        let call = match self.loss_kind {
+        let call = self.prepare()?;
+        self.ctx.encode(encoder, &call, timing)?;
+        Ok(call.entries())
+    }
+
+    /// The bytes the loss's call moves, counted from its plan, and its
+    /// op's minimum (see [`Traffic`]).
+    ///
+    /// # Errors
+    /// As [`Prepared::record_fused`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), xent::Error> {
+    /// use xent::bench::{BenchCase, Prepared};
+    /// let ctx = xent::Context::from_env()?;
+    /// let traffic = Prepared::new(&ctx, &BenchCase::new(&[64, 1000]))?.traffic()?;
+    /// // The logits and the i32 targets read, the gradient, the loss and the status written.
+    /// assert_eq!(traffic.minimum, 2 * 4 * 64 * 1000 + 4 * 64 + 4 + 16);
+    /// assert!(traffic.planned() >= traffic.minimum);
+    /// # Ok(()) }
+    /// ```
+    pub fn traffic(&self) -> Result<Traffic> {
+        Ok(self
+            .prepare()?
+            .traffic
+            .expect("cross-entropy and the elementwise losses count their bytes"))
+    }
+
+    /// The same plan and dispatches as the recording API's, for encoding
+    /// with timestamps.
+    fn prepare(&self) -> Result<Dispatches> {
+        Ok(match self.loss_kind {
             None => {
                 let buffers = CrossEntropyBuffers {
                     precision: self.precision,
@@ -207,9 +238,7 @@ impl<'a> Prepared<'a> {
                     &buffers,
                 )?
             }
-        };
-        self.ctx.encode(encoder, &call, timing)?;
-        Ok(call.entries())
+        })
     }
 
     /// Records the copy kernel over the same bytes.

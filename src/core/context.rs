@@ -3,11 +3,11 @@
 use std::sync::Mutex;
 
 use super::adapter::{adapter_for, headless_device, open_device};
-use super::device::DeviceProfile;
+use super::device::{DeviceClass, DeviceProfile};
 use super::pipelines::Pipelines;
 use super::scratch::{check_alive, Scratch};
 use crate::core::verify::Tolerance;
-use crate::error::{GpuScope, Result};
+use crate::error::{Error, GpuScope, Result};
 
 /// Holds the device, the queue, and xent's pipelines (each built when a call
 /// first uses it, then cached).
@@ -55,7 +55,9 @@ impl Context {
     /// this same device (see [`CrossEntropyBuffers`](crate::CrossEntropyBuffers)).
     ///
     /// `XENT_STRATEGY=<name>` (see [`Strategy`](crate::Strategy)) forces a
-    /// kernel strategy on every cross-entropy call whose options say `Auto`.
+    /// kernel strategy on every cross-entropy call whose options say `Auto`;
+    /// `XENT_DEVICE_CLASS=gpu|software` plans every call as for that class of
+    /// device (see [`Context::with_device_class`]).
     ///
     /// # Errors
     /// [`Error::DeviceLimit`](crate::Error::DeviceLimit) naming the first
@@ -64,7 +66,9 @@ impl Context {
     /// [`Error::Gpu`](crate::Error::Gpu) if making the scratch fails;
     /// [`Error::DeviceLost`](crate::Error::DeviceLost) if the device is lost.
     /// (A shader the device refuses is an `Error::Gpu` of the first call
-    /// that uses it. An `XENT_STRATEGY` that names no strategy is an
+    /// that uses it. An `XENT_DEVICE_CLASS` that names no class is an
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) here. An
+    /// `XENT_STRATEGY` that names no strategy is an
     /// [`Error::InvalidOption`](crate::Error::InvalidOption) of each
     /// cross-entropy call.)
     ///
@@ -88,7 +92,18 @@ impl Context {
         let scope = GpuScope::push(&device);
         let scratch = Scratch::new(&device);
         scope.pop("making xent's scratch")?;
-        let profile = DeviceProfile::of(&device);
+        let forced =
+            match std::env::var("XENT_DEVICE_CLASS") {
+                Ok(name) if !name.is_empty() => Some(name.parse::<DeviceClass>().map_err(
+                    |_| Error::InvalidOption {
+                        name: "XENT_DEVICE_CLASS",
+                        value: name,
+                        expected: "gpu or software",
+                    },
+                )?),
+                _ => None,
+            };
+        let profile = DeviceProfile::of(&device, forced);
         Ok(Self {
             device,
             queue,
@@ -211,6 +226,40 @@ impl Context {
     /// ```
     pub fn subgroup_reductions(&self) -> bool {
         self.profile.subgroups
+    }
+
+    /// The class of device the plans are made for: the adapter's own (by
+    /// its device type), unless forced.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let class = ctx.device_class();
+    /// assert!(matches!(class, xent::DeviceClass::Gpu | xent::DeviceClass::Software));
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn device_class(&self) -> DeviceClass {
+        self.profile.class
+    }
+
+    /// The context with its calls planned as for a device of `class`: the
+    /// strategy table, the row-wide kernels' workgroup without subgroups,
+    /// the product kernels. Every plan runs on any adapter and gives the
+    /// same results within the tolerance; forcing `Gpu` on a software
+    /// adapter is how the GPU's plans are checked and their bytes counted
+    /// in CI (`xent bench --device-class gpu`), not a way to go faster.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?.with_device_class(xent::DeviceClass::Gpu);
+    /// assert_eq!(ctx.device_class(), xent::DeviceClass::Gpu);
+    /// // ln(e^0.5 + e^2 + e^-1) - 2 = 0.2413
+    /// let out = ctx.cross_entropy(&[0.5f32, 2.0, -1.0], &[1, 3], &[1i64], None,
+    ///     &Default::default(), &Default::default())?;
+    /// assert!((out.loss[0] - 0.2413).abs() < 1e-4);
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn with_device_class(mut self, class: DeviceClass) -> Self {
+        self.profile = DeviceProfile::of(&self.device, Some(class));
+        self
     }
 
     /// Bytes of device scratch the context holds now between calls: the

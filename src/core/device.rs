@@ -2,9 +2,20 @@
 //! tables apply), the workgroup size of the row-wide kernels, and the loop
 //! bound every kernel keeps.
 
-/// Which of the two strategy tables a device gets.
+/// Which of the two strategy tables a device's plans come from: by its
+/// device type, or forced ([`Context::with_device_class`](crate::Context::with_device_class),
+/// `XENT_DEVICE_CLASS`) so that a GPU's plans can be run, checked and
+/// counted on a software adapter.
+///
+/// ```
+/// use xent::DeviceClass;
+/// assert_eq!("gpu".parse::<DeviceClass>()?, DeviceClass::Gpu);
+/// assert_eq!(DeviceClass::Software.name(), "software");
+/// assert!("tpu".parse::<DeviceClass>().is_err());
+/// # Ok::<(), xent::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DeviceClass {
+pub enum DeviceClass {
     /// `DeviceType::DiscreteGpu | IntegratedGpu`: the GPU table (coalesced
     /// team kernels, splits by `GPU_LANES_FULL`).
     Gpu,
@@ -27,17 +38,19 @@ pub(crate) struct DeviceProfile {
 }
 
 impl DeviceProfile {
-    /// The profile of `device`: its class, and the row-wide kernels'
-    /// workgroup (its subgroup where [`subgroup_lanes`] allows, else
-    /// `WIDE_WG_CPU` on software adapters and `WIDE_WG` elsewhere).
-    pub(crate) fn of(device: &wgpu::Device) -> Self {
+    /// The profile of `device`: its class (`forced`, else by its type), and
+    /// the row-wide kernels' workgroup (its subgroup where
+    /// [`subgroup_lanes`] allows, else `WIDE_WG_CPU` on software adapters
+    /// and `WIDE_WG` elsewhere; a forced class's own).
+    pub(crate) fn of(device: &wgpu::Device, forced: Option<DeviceClass>) -> Self {
         let info = device.adapter_info();
         let lanes = subgroup_lanes(device);
-        let class = DeviceClass::of(&info);
-        let wide_wg = lanes.unwrap_or(match info.device_type {
-            wgpu::DeviceType::Cpu => WIDE_WG_CPU,
-            _ => WIDE_WG,
-        });
+        let class = forced.unwrap_or(DeviceClass::of(&info));
+        let software = match forced {
+            Some(class) => class == DeviceClass::Software,
+            None => info.device_type == wgpu::DeviceType::Cpu,
+        };
+        let wide_wg = lanes.unwrap_or(if software { WIDE_WG_CPU } else { WIDE_WG });
         DeviceProfile {
             class,
             wide_wg: wide_wg as usize,
@@ -52,6 +65,32 @@ impl DeviceClass {
         match info.device_type {
             wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu => DeviceClass::Gpu,
             _ => DeviceClass::Software,
+        }
+    }
+
+    /// The class's name: `gpu` or `software`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceClass::Gpu => "gpu",
+            DeviceClass::Software => "software",
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceClass {
+    type Err = crate::error::Error;
+
+    /// `gpu` or `software`; anything else is
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption).
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "gpu" => Ok(DeviceClass::Gpu),
+            "software" => Ok(DeviceClass::Software),
+            other => Err(crate::error::Error::InvalidOption {
+                name: "device class",
+                value: other.to_string(),
+                expected: "gpu or software",
+            }),
         }
     }
 }

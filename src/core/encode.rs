@@ -3,6 +3,7 @@
 //! into the caller's encoder, in one compute pass or, for profiles, one pass
 //! per dispatch between timestamps.
 
+use super::traffic::Traffic;
 use super::Context;
 use crate::error::{Error, GpuScope, Result};
 
@@ -20,6 +21,9 @@ pub(crate) struct Dispatches {
     pub label: &'static str,
     /// (entry point, pipeline, bind group, grid) in dispatch order.
     pub list: Vec<Dispatch>,
+    /// The bytes the dispatches move, where the op counts them (the byte
+    /// yardstick of `bench`).
+    pub traffic: Option<Traffic>,
 }
 
 impl Dispatches {

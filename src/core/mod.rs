@@ -23,16 +23,19 @@ pub(crate) mod shaders;
 pub(crate) mod shape;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod traffic;
 pub(crate) mod transfer;
 pub(crate) mod verify;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
+pub use device::DeviceClass;
 pub use precision::{Element, Precision};
 pub use reduction::Reduction;
 pub use requirements::{optional_features, required_limits};
 pub use returns::Returns;
 pub(crate) use scratch::buffer_with;
+pub use traffic::{Traffic, Transfer};
 
 /// A context on the environment's adapter for unit tests, or `None`
 /// (unless `XENT_REQUIRE_ADAPTER=1`, then a panic) without one.

@@ -21,6 +21,21 @@ use wgpu::util::DeviceExt;
 use xent::Context;
 
 static CONTEXT: OnceLock<Result<Context, String>> = OnceLock::new();
+static GPU_CLASS: OnceLock<Option<Context>> = OnceLock::new();
+
+/// A context on the same adapter whose calls are planned as for a GPU
+/// ([`xent::DeviceClass::Gpu`]): the GPU table's strategies run on the
+/// software adapters of CI. `None` as [`ctx`].
+pub fn gpu_class_ctx() -> Option<&'static Context> {
+    ctx()?;
+    GPU_CLASS
+        .get_or_init(|| {
+            Context::from_env()
+                .ok()
+                .map(|c| c.with_device_class(xent::DeviceClass::Gpu))
+        })
+        .as_ref()
+}
 
 /// The shared context, or `None` (after a notice) when no adapter exists and
 /// `XENT_REQUIRE_ADAPTER` is not set.

@@ -46,9 +46,24 @@ pub struct BenchArgs {
     /// bytes the logits would take.
     #[arg(long, value_name = "NxHxV,...", num_args = 0..=1, default_missing_value = "")]
     linear: Option<String>,
+    /// Plan every call as for this class of device, whatever the adapter
+    /// (default: the adapter's own): `gpu` runs, checks and counts the GPU
+    /// table's plans on a software adapter. Sets the strategies, not the
+    /// speed: timings of a forced class say nothing of a real GPU.
+    #[arg(long, value_name = "gpu|software")]
+    device_class: Option<String>,
     /// The wgpu backend to run on (sets WGPU_BACKEND).
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+}
+
+/// The context on the environment's adapter, its plans as `--device-class` says.
+fn context(args: &BenchArgs) -> Result<xent::Context, Failure> {
+    let ctx = xent::Context::from_env()?;
+    Ok(match &args.device_class {
+        None => ctx,
+        Some(class) => ctx.with_device_class(class.trim().parse()?),
+    })
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), Failure> {
@@ -62,12 +77,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     }
     let all = args.strategies.trim() == "all";
     let cases = cases(args, all)?;
-    let ctx = xent::Context::from_env()?;
+    let ctx = context(args)?;
     let mut results = Vec::new();
     if !args.json {
-        say!("adapter: {}", ctx.adapter_summary());
         say!(
-            "{:>34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "adapter: {} (plans for the {} class)",
+            ctx.adapter_summary(),
+            ctx.device_class().name()
+        );
+        say!(
+            "{:>34} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",
             "case",
             "fused ms",
             "clock",
@@ -75,7 +94,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
             "copy GB/s",
             "of copy",
             "CPU ms",
-            "record"
+            "record",
+            "bytes/min"
         );
     }
     for case in &cases {
@@ -173,7 +193,7 @@ fn time_case(
 /// its rows checked (`--check-rows`).
 fn print_row(r: &xent::bench::BenchResult) {
     say!(
-        "{:>34} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us",
+        "{:>34} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>7.0}% {:>9} {:>6.1}us {:>8}",
         r.name,
         r.kernel_ms(),
         if r.gpu_ms.is_some() { "gpu" } else { "wall" },
@@ -181,7 +201,10 @@ fn print_row(r: &xent::bench::BenchResult) {
         r.copy_gbps(),
         r.copy_ratio() * 100.0,
         r.cpu_ms.map_or("-".to_string(), |c| format!("{c:.1}")),
-        r.record_us
+        r.record_us,
+        r.traffic
+            .as_ref()
+            .map_or("-".to_string(), |t| format!("{:.3}", t.ratio()))
     );
     print_profile(r);
     if let Some((rows, diff)) = r.rows_checked {
@@ -196,10 +219,11 @@ fn print_row(r: &xent::bench::BenchResult) {
 fn say_json(ctx: &xent::Context, key: &str, results: impl Iterator<Item = String>) {
     let body: Vec<String> = results.collect();
     say!(
-        "{{\"adapter\":\"{}\",\"{key}\":[{}]}}",
+        "{{\"adapter\":\"{}\",\"device_class\":\"{}\",\"{key}\":[{}]}}",
         ctx.adapter_summary()
             .replace('\\', "\\\\")
             .replace('"', "\\\""),
+        ctx.device_class().name(),
         body.join(",")
     );
 }
@@ -292,7 +316,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let precisions = precisions(args)?;
-    let ctx = xent::Context::from_env()?;
+    let ctx = context(args)?;
     let mut results = Vec::new();
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());

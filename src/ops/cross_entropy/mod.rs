@@ -20,6 +20,7 @@ pub(crate) mod shard;
 pub(crate) mod status;
 pub(crate) mod strategy;
 pub(crate) mod targets;
+pub(crate) mod traffic;
 pub(crate) mod validate;
 
 pub use buffers::{CrossEntropyBuffers, TargetBuffer};

@@ -102,7 +102,7 @@ impl Context {
             + rows * splits * (PART_WORDS + 1)
             + rows * plans * PLAN_WORDS
             + if p.vocab { rows * splits * 2 } else { 0 };
-        let groups = rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX);
+        let groups = stats_groups(rows);
         check_reduction_trips(layout, groups, p.weights)?;
         let aux_bytes = 4 * (partials + 4 * groups);
         let row_loss_bytes = if p.reduction == Reduction::None {
@@ -156,6 +156,11 @@ impl Context {
             }
         }
     }
+}
+
+/// Blocks of rows of the target statistics and the loss's reduction.
+pub(crate) fn stats_groups(rows: u64) -> u64 {
+    rows.div_ceil(STATS_BLOCK_ROWS).clamp(1, STATS_GROUPS_MAX)
 }
 
 /// The row reductions walk a block of rows, and `target_stats` the class

@@ -9,7 +9,9 @@ use super::params::CrossEntropyParams;
 use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, PlanInputs};
 use super::shard::{ShardPass, ShardStage};
+use super::traffic::call_traffic;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::traffic::Traffic;
 use crate::core::Context;
 use crate::error::{GpuScope, Result};
 
@@ -160,6 +162,10 @@ impl Context {
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         let bound = self.bound_buffers(&checked, opts, buffers, &plan, shard)?;
         let rows = RowsPass::new(&checked, buffers, plan.strategy);
+        // Counted for a whole call (a window's or a shard's passes are part
+        // of another op's).
+        let traffic = (window.is_none() && shard.is_none())
+            .then(|| call_traffic(&checked, opts, buffers, &plan, rows.entry));
         let state = CallState {
             checked,
             opts,
@@ -183,6 +189,7 @@ impl Context {
                 before: Vec::new(),
                 chunks: chunk_passes,
                 after: Vec::new(),
+                traffic,
             });
         }
         let (before, after) = self.stats_and_reduction(&state, plan.groups)?;
@@ -191,6 +198,7 @@ impl Context {
             before,
             chunks: chunk_passes,
             after,
+            traffic,
         })
     }
 
@@ -314,6 +322,8 @@ pub(crate) struct Phases {
     pub before: Vec<Dispatch>,
     pub chunks: Vec<Vec<Dispatch>>,
     pub after: Vec<Dispatch>,
+    /// The bytes the passes move (a whole call's only).
+    pub traffic: Option<Traffic>,
 }
 
 impl Phases {
@@ -322,9 +332,20 @@ impl Phases {
         let mut list = self.before;
         list.extend(self.chunks.into_iter().flatten());
         list.extend(self.after);
+        if let Some(traffic) = &self.traffic {
+            // The count's passes are the dispatches' entry points.
+            let mut entries: Vec<&str> = Vec::new();
+            for d in &list {
+                if !entries.contains(&d.0) {
+                    entries.push(d.0);
+                }
+            }
+            debug_assert_eq!(traffic.passes(), entries, "the byte count's passes");
+        }
         Dispatches {
             label: "the cross-entropy pass",
             list,
+            traffic: self.traffic,
         }
     }
 }

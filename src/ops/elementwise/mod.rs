@@ -16,6 +16,7 @@ pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
 pub(crate) mod status;
+pub(crate) mod traffic;
 pub(crate) mod validate;
 
 pub use buffers::ElementwiseBuffers;

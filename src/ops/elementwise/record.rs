@@ -7,6 +7,7 @@ use super::buffers::ElementwiseBuffers;
 use super::options::{ElementwiseLoss, ElementwiseOptions, WeightShape};
 use super::pipelines::ElementwiseVariant;
 use super::plan::{ElementwisePlan, BLOCK};
+use super::traffic::ElementwiseTraffic;
 use super::validate::{self, Elements};
 use crate::core::binding::written_apart;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
@@ -169,9 +170,11 @@ impl Context {
         }
         list.extend(self.elementwise_reduction(&call, &reduce_uniform)?);
         scope.pop("preparing the elementwise loss")?;
+        let traffic = ElementwiseTraffic::of(&call.shape, b, call.weight_shape, reduction);
         Ok(Dispatches {
             label: "the elementwise loss",
             list,
+            traffic: Some(traffic.count(&call.plan, call.reduces)),
         })
     }
 

@@ -225,6 +225,7 @@ impl Context {
         Ok(Dispatches {
             label: "the fused linear cross-entropy",
             list,
+            traffic: None,
         })
     }
 

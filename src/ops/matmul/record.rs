@@ -118,6 +118,7 @@ impl Context {
         let call = Dispatches {
             label: "the matrix product",
             list,
+            traffic: None,
         };
         self.encode(encoder, &call, Timing::Off)
     }

@@ -197,6 +197,7 @@ impl Context {
         let call = Dispatches {
             label: "the softmax pass",
             list,
+            traffic: None,
         };
         self.encode(encoder, &call, Timing::Off)
     }

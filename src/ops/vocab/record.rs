@@ -277,7 +277,11 @@ impl Context {
             list.push((entry, pipeline, group, grid));
             scope.pop(&format!("preparing {label}"))?;
         }
-        Ok(Dispatches { label, list })
+        Ok(Dispatches {
+            label,
+            list,
+            traffic: None,
+        })
     }
 
     /// Records a vocabulary shard's finish: from the merged records (of
