@@ -9,7 +9,9 @@
 // neighbouring elements (or vec4s) of their row, so one load instruction of a
 // GPU's SIMD group covers whole contiguous runs of memory (coalesced), where
 // an invocation per row would read addresses a row apart; short rows share a
-// workgroup, long rows get TEAM = TEAM_WG invocations. One stream per lane:
+// workgroup, long rows get TEAM = TEAM_WG invocations. Rows of up to
+// TEAM_WG * TEAM_HELD_MAX classes are held in registers between the passes
+// (TEAM_HELD below). One stream per lane:
 // a GPU keeps its loads in flight across lanes, not across a lane's two halves
 // (the software adapters' kernels in rows_vec4.wgsl walk two).
 //
@@ -23,6 +25,16 @@
 override TEAM: u32 = 32u;
 // Invocations per workgroup (`TEAM_WG` in plan.rs).
 const TEAM_WG: u32 = 256u;
+// Elements (rows_team) or vec4s (rows_team4) each lane holds between the
+// passes, a power of two the host sets per pipeline (`team_held` in
+// strategy.rs), or 0 for rows too long to hold. A lane's loops then have a
+// constant trip count, so a GPU's compiler unrolls them and keeps the held
+// values in registers: the row is read from memory once, not twice. Rows
+// of 0 hold nothing and read their row again in pass 2. Both walk the
+// same classes in the same order: the same bits.
+override TEAM_HELD: u32 = 0u;
+// The most a lane holds: 64 f32 registers (`TEAM_HELD_MAX` in strategy.rs).
+const TEAM_HELD_MAX: u32 = 64u;
 
 var<workgroup> team_parts: array<Partial, TEAM_WG>;
 var<workgroup> team_sums: array<vec2<f32>, TEAM_WG>;
@@ -81,8 +93,19 @@ fn rows_team(
     let t = team_lane(wid, nwg, lid);
     let classes = select(0u, p.classes, t.live);
     var part = empty_partial();
-    for (var c = t.lane; c < classes; c += TEAM) {
-        part = update(part, c, t.base + c, load_input(t.base + c));
+    var xs: array<f32, TEAM_HELD_MAX>;
+    if (TEAM_HELD > 0u) {
+        for (var k = 0u; k < TEAM_HELD; k++) {
+            let c = t.lane + k * TEAM;
+            if (c < classes) {
+                xs[k] = load_input(t.base + c);
+                part = update(part, c, t.base + c, xs[k]);
+            }
+        }
+    } else {
+        for (var c = t.lane; c < classes; c += TEAM) {
+            part = update(part, c, t.base + c, load_input(t.base + c));
+        }
     }
     let total = team_merge(lid, t.lane, part);
     var plan: RowPlan;
@@ -90,8 +113,17 @@ fn rows_team(
     if (t.live) {
         plan = plan_row(t.row, total);
         // The target logit is picked up on the way, as in rows_wide.
-        for (var c = t.lane; c < classes; c += TEAM) {
-            acc += scalar_pass2(plan, c, t.base + c, load_input(t.base + c));
+        if (TEAM_HELD > 0u) {
+            for (var k = 0u; k < TEAM_HELD; k++) {
+                let c = t.lane + k * TEAM;
+                if (c < classes) {
+                    acc += scalar_pass2(plan, c, t.base + c, xs[k]);
+                }
+            }
+        } else {
+            for (var c = t.lane; c < classes; c += TEAM) {
+                acc += scalar_pass2(plan, c, t.base + c, load_input(t.base + c));
+            }
         }
     }
     let sums = team_sum(lid, t.lane, acc);
@@ -111,17 +143,38 @@ fn rows_team4(
     let quads = select(0u, p.classes / 4u, t.live);
     let base4 = t.base / 4u;
     var part = empty_partial();
-    for (var j = t.lane; j < quads; j += TEAM) {
-        let cs = quad_classes(4u * j);
-        part = update4(part, cs, vec4<u32>(t.base) + cs, load_input4(base4 + j));
+    var xs: array<vec4<f32>, TEAM_HELD_MAX / 4u>;
+    if (TEAM_HELD > 0u) {
+        for (var k = 0u; k < TEAM_HELD; k++) {
+            let j = t.lane + k * TEAM;
+            if (j < quads) {
+                let cs = quad_classes(4u * j);
+                xs[k] = load_input4(base4 + j);
+                part = update4(part, cs, vec4<u32>(t.base) + cs, xs[k]);
+            }
+        }
+    } else {
+        for (var j = t.lane; j < quads; j += TEAM) {
+            let cs = quad_classes(4u * j);
+            part = update4(part, cs, vec4<u32>(t.base) + cs, load_input4(base4 + j));
+        }
     }
     let total = team_merge(lid, t.lane, part);
     var plan: RowPlan;
     var acc = vec2<f32>(0.0);
     if (t.live) {
         plan = plan_row(t.row, total);
-        for (var j = t.lane; j < quads; j += TEAM) {
-            acc += quad_pass2(plan, base4 + j, 4u * j, load_input4(base4 + j));
+        if (TEAM_HELD > 0u) {
+            for (var k = 0u; k < TEAM_HELD; k++) {
+                let j = t.lane + k * TEAM;
+                if (j < quads) {
+                    acc += quad_pass2(plan, base4 + j, 4u * j, xs[k]);
+                }
+            }
+        } else {
+            for (var j = t.lane; j < quads; j += TEAM) {
+                acc += quad_pass2(plan, base4 + j, 4u * j, load_input4(base4 + j));
+            }
         }
     }
     let sums = team_sum(lid, t.lane, acc);

@@ -139,7 +139,8 @@ proptest! {
 }
 
 /// Class counts around the team kernels' lane switch points (1 lane up to
-/// C = 8, then doubling at 8·2^k + 1, all 256 from 1 025), and long rows.
+/// C = 8, then doubling at 8·2^k + 1, all 256 from 1 025), what a lane
+/// holds (doubling at 256·2^k + 1, nothing past 16 384), and long rows.
 fn team_classes() -> impl Strategy<Value = usize> {
     prop_oneof![
         1usize..=10,
@@ -147,6 +148,8 @@ fn team_classes() -> impl Strategy<Value = usize> {
         63usize..=66,
         1020usize..=1030,
         2040usize..=2056,
+        4094usize..=4100,
+        16_380usize..=16_392,
         5000usize..=20_000,
     ]
 }

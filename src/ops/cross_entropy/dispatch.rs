@@ -45,7 +45,7 @@ pub(crate) struct Bound {
 pub(crate) struct RowsPass {
     pub strategy: RowStrategy,
     pub entry: &'static str,
-    pub spec: Option<(&'static str, u32)>,
+    pub spec: Vec<(&'static str, u32)>,
     /// `rows_wide_mixed` through its vec4 views, then `mixed_seams`.
     pub mixed: bool,
     pub input_slot: u32,
@@ -305,7 +305,7 @@ impl Context {
         chunk: &Layout,
     ) -> Result<Vec<Dispatch>> {
         let rows = &s.rows;
-        let pipeline = self.cross_entropy_pipeline(s.variant, rows.entry, rows.spec)?;
+        let pipeline = self.cross_entropy_pipeline(s.variant, rows.entry, &rows.spec)?;
         let grid = self.grid(rows.strategy.workgroups(chunk))?;
         let mut list = vec![self.dispatch(rows.entry, pipeline, &slots.all(), grid)];
         if rows.mixed && s.variant.write_grad {
@@ -318,7 +318,7 @@ impl Context {
                 slot::GRAD4,
             ];
             let grid = self.grid(chunk.rows().div_ceil(NARROW_WG))?;
-            let pipeline = self.cross_entropy_pipeline(s.variant, "mixed_seams", None)?;
+            let pipeline = self.cross_entropy_pipeline(s.variant, "mixed_seams", &[])?;
             list.push(self.dispatch("mixed_seams", pipeline, &slots.pick(&seams), grid));
         }
         Ok(list)
@@ -416,7 +416,7 @@ impl Context {
         passes
             .iter()
             .map(|&(entry, wanted, grid)| {
-                let pipeline = self.cross_entropy_pipeline(s.variant, entry, None)?;
+                let pipeline = self.cross_entropy_pipeline(s.variant, entry, &[])?;
                 Ok(self.dispatch(entry, pipeline, &slots.pick(wanted), grid))
             })
             .collect()

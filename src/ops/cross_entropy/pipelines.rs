@@ -2,7 +2,7 @@
 //! and the shared pieces) and its pipelines: one per (variant, entry point,
 //! specialisation), built through the context's pipeline cache.
 
-use super::strategy::TEAM_WG;
+use super::strategy::{TEAM_HELD_MAX, TEAM_WG};
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
@@ -158,25 +158,29 @@ impl Context {
         &self,
         v: CrossEntropyVariant,
         entry: &'static str,
-        spec: Option<(&'static str, u32)>,
+        spec: &[(&'static str, u32)],
     ) -> Result<wgpu::ComputePipeline> {
         // The fixed kernels' row array holds MAX_FIXED = 32 vec4s; a team is
-        // a power of two of lanes within its workgroup.
-        let fits = match spec {
-            Some(("TEAM", n)) => n.is_power_of_two() && n as usize <= TEAM_WG,
-            Some((_, n)) => n <= 32,
-            None => true,
-        };
+        // a power of two of lanes within its workgroup, holding a power of
+        // two of elements up to its array's (or none).
+        let fits = spec.iter().all(|&(name, n)| match name {
+            "TEAM" => n.is_power_of_two() && n as usize <= TEAM_WG,
+            "TEAM_HELD" => n == 0 || (n.is_power_of_two() && n as usize <= TEAM_HELD_MAX),
+            _ => n <= 32,
+        });
         if !fits {
             return Err(Error::Unsupported {
                 what: "a kernel specialised for this shape",
-                reason: format!("{spec:?} is outside the shader's range (FIXED_N 1..=32, TEAM a power of two up to {TEAM_WG})"),
+                reason: format!(
+                    "{spec:?} is outside the shader's range (FIXED_N 1..=32, TEAM a power of two \
+                     up to {TEAM_WG}, TEAM_HELD 0 or a power of two up to {TEAM_HELD_MAX})"
+                ),
             });
         }
         v.precision
             .supported_on(&self.device, "f16 logits and gradients")?;
         let mut constants = v.constants(self.profile.wide_wg);
-        constants.extend(spec.map(|(name, n)| (name, f64::from(n))));
+        constants.extend(spec.iter().map(|&(name, n)| (name, f64::from(n))));
         let subgroups = self.profile.subgroups;
         let build = (
             "cross_entropy",

@@ -20,7 +20,7 @@ impl Context {
         groups: u64,
     ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
         let (bound, uniform) = (&s.bound, &s.uniform);
-        let k = |entry| self.cross_entropy_pipeline(s.variant, entry, None);
+        let k = |entry| self.cross_entropy_pipeline(s.variant, entry, &[]);
         let blocks = groups > 1;
         let reduce = s.opts.reduction != Reduction::None || s.b.correct.is_some();
         // The block passes bind all but the last entry of their merge's. A

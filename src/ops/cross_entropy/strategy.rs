@@ -25,6 +25,11 @@ pub(crate) const OCCUPANCY_SPLITS: usize = 32;
 /// fastest loss kernels run rows at (quack, Liger), and the most WebGPU
 /// promises every device takes.
 pub(crate) const TEAM_WG: usize = 256;
+/// The most elements a team lane holds in registers between its passes
+/// (`TEAM_HELD_MAX` in rows_team.wgsl: 64 f32 registers, widened from any
+/// precision): rows of up to `TEAM_WG · TEAM_HELD_MAX` = 16 384 classes,
+/// in f32, f16 and bf16 alike, are read from memory once.
+pub(crate) const TEAM_HELD_MAX: usize = 64;
 /// A team lane takes about this many elements of its row per pass: short
 /// rows get few lanes (several rows per workgroup), rows of 2048 classes or
 /// more get all `TEAM_WG`.
@@ -101,6 +106,20 @@ pub(crate) fn team_lanes(classes: usize) -> usize {
         .min(TEAM_WG)
 }
 
+/// `TEAM_HELD` of the team kernels for rows of `classes` classes over
+/// `lanes` lanes: each lane's share (elements, or vec4s for `vec4`) rounded
+/// up to a power of two, or 0 (read twice) past `TEAM_HELD_MAX`.
+pub(crate) fn team_held(classes: usize, lanes: usize, vec4: bool) -> usize {
+    let (share, most) = match vec4 {
+        true => ((classes / 4).div_ceil(lanes), TEAM_HELD_MAX / 4),
+        false => (classes.div_ceil(lanes), TEAM_HELD_MAX),
+    };
+    match share.max(1).next_power_of_two() {
+        held if held <= most => held,
+        _ => 0,
+    }
+}
+
 impl RowStrategy {
     /// The most loop iterations one invocation of this strategy's rows
     /// passes runs for rows of `classes` classes (an upper bound, counted
@@ -127,12 +146,19 @@ impl RowStrategy {
                 // split_finish merges them again and adds two sums over them.
                 (splits + walk(span) + tree).max(3 * splits)
             }
-            // Two passes of a lane's share, two trees of log2(lanes) levels.
+            // Two passes of a lane's share (or of what it holds, at least
+            // its share), two trees of log2(lanes) levels.
             RowStrategy::Team { lanes } => {
-                2 * classes.div_ceil(lanes) + 2 * lanes.max(2).ilog2() as usize
+                let share = classes
+                    .div_ceil(lanes)
+                    .max(team_held(classes, lanes, false));
+                2 * share + 2 * lanes.max(2).ilog2() as usize
             }
             RowStrategy::Team4 { lanes } => {
-                2 * (classes / 4).div_ceil(lanes) + 2 * lanes.max(2).ilog2() as usize
+                let share = (classes / 4)
+                    .div_ceil(lanes)
+                    .max(team_held(classes, lanes, true));
+                2 * share + 2 * lanes.max(2).ilog2() as usize
             }
         }
     }
@@ -148,14 +174,32 @@ impl RowStrategy {
         }
     }
 
-    /// The override constant the rows pipeline is specialised for, if any:
-    /// `FIXED_N` (the fixed kernels) or `TEAM` (the team kernels' lanes).
-    pub(crate) fn specialisation(self, classes: usize) -> Option<(&'static str, u32)> {
+    /// The override constants the rows pipeline is specialised for:
+    /// `FIXED_N` (the fixed kernels), or `TEAM` and `TEAM_HELD` (the team
+    /// kernels' lanes and what each holds).
+    pub(crate) fn specialisation(self, classes: usize) -> Vec<(&'static str, u32)> {
         match self {
             RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => {
-                Some(("TEAM", lanes as u32))
+                let held = team_held(classes, lanes, self.is_vec4());
+                vec![("TEAM", lanes as u32), ("TEAM_HELD", held as u32)]
             }
-            _ => self.fixed_n(classes).map(|n| ("FIXED_N", n)),
+            _ => self
+                .fixed_n(classes)
+                .map(|n| ("FIXED_N", n))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Whether the rows pass reads each row from memory once: the fixed
+    /// kernels and the team kernels that hold their rows in registers.
+    /// The others read it again in their second pass.
+    pub(crate) fn reads_once(self, classes: usize) -> bool {
+        match self {
+            RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => {
+                team_held(classes, lanes, self.is_vec4()) > 0
+            }
+            _ => self.fixed_n(classes).is_some(),
         }
     }
 
@@ -212,6 +256,42 @@ impl RowStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn teams_hold_rows_of_up_to_16384_classes() {
+        for (classes, lanes, vec4, held) in [
+            (8, 1, false, 8),
+            (7, 1, false, 8),
+            (32, 4, true, 2),
+            (100, 16, false, 8),
+            (2048, 256, true, 2),
+            (4096, 256, true, 4),
+            (4097, 256, false, 32),
+            (16_384, 256, false, 64),
+            (16_384, 256, true, 16),
+            (16_385, 256, false, 0),
+            (16_388, 256, true, 0),
+            (128_256, 256, true, 0),
+        ] {
+            assert_eq!(team_held(classes, lanes, vec4), held, "C = {classes}");
+        }
+        // Every team the table makes holds its share, up to 16 384 classes.
+        for classes in (1..20_000).step_by(7) {
+            let lanes = team_lanes(classes);
+            let held = team_held(classes, lanes, false);
+            assert_eq!(
+                held > 0,
+                classes <= TEAM_WG * TEAM_HELD_MAX,
+                "C = {classes}"
+            );
+            assert!(
+                held == 0 || held >= classes.div_ceil(lanes),
+                "C = {classes}"
+            );
+            let team = RowStrategy::Team { lanes };
+            assert_eq!(team.reads_once(classes), held > 0);
+        }
+    }
 
     #[test]
     fn team_lanes_are_powers_of_two_of_about_eight_elements_each() {

@@ -261,7 +261,7 @@ impl Context {
                 ..bytemuck::Zeroable::zeroed()
             };
             let uniform = self.uniform("xent vocab params", bytemuck::bytes_of(&params))?;
-            let pipeline = self.cross_entropy_pipeline(variant, entry, None)?;
+            let pipeline = self.cross_entropy_pipeline(variant, entry, &[])?;
             let mut entries = vec![(
                 slot::PARAMS,
                 &uniform,
