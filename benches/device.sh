@@ -7,17 +7,22 @@
 # DEBS_DIR holds the Vulkan loader's .debs (libvulkan1 and friends), unpacked
 # only when the machine has no libvulkan; OUT_DIR gets the results:
 #   info.txt      `xent info`
-#   bench.json    `xent bench --json --strategies all --precision f32,bf16`
-#                 on the reference cases (every strategy that serves each)
+#   bench.json    `xent bench --json --strategies all --precision f32,bf16
+#                 --check-rows 8` on the reference cases (every strategy that
+#                 serves each; 8 rows of each (N, C) case held to the CPU
+#                 twin: a disagreement fails the step)
+#   batch.json    the same, strategy auto, on BATCH (8 192 x 128 256: a
+#                 language model's batch of Llama-3 logits)
 #   torch.json    benches/compare_torch.py --device cuda (eager and
 #                 torch.compile, f32 and bf16) against the same binary, when
 #                 PyTorch with CUDA is there
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
-# CASES (default: the reference cases), ITERS (default 10), WGPU_BACKEND
-# (default vulkan). Each step has its own time limit; one that fails is
-# recorded in summary.md and the rest still run.
+# CASES (default: the reference cases), BATCH (default 8192x128256) and
+# LARGE (default 65536x65537; either empty: skipped), ITERS (default 10),
+# WGPU_BACKEND (default vulkan). Each step has its own time limit; one that fails is
+# recorded in summary.md and the rest still run; the script then exits 1.
 set -uo pipefail
 
 if [ $# -ne 2 ]; then
@@ -30,6 +35,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 xent=${XENT:-$root/target/release/xent}
 iters=${ITERS:-10}
 cases=${CASES:-4096x4096,256x50257,65536x32,16x128256,8x21x256x256,bce-with-logits:4096x4096}
+batch=${BATCH-8192x128256}
+large=${LARGE-65536x65537}
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 mkdir -p "$out"
 if [ ! -x "$xent" ]; then
@@ -61,6 +68,7 @@ if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -e "$egl" ]; then
 fi
 
 status=()
+failed=0
 step() {
     # step NAME SECONDS OUTPUT COMMAND...: runs COMMAND with a time limit,
     # its stdout into OUTPUT, and records how it ended.
@@ -69,22 +77,29 @@ step() {
     local start=$SECONDS
     timeout -k 10 "$limit" "$@" >"$file" 2>"$file.err"
     local rc=$?
+    [ $rc = 0 ] || failed=1
     status+=("| $name | $([ $rc = 0 ] && echo ok || echo "failed (exit $rc)") | $((SECONDS - start)) s |")
     echo "== $name: exit $rc, $((SECONDS - start)) s" >&2
     return 0
 }
 
-# Time limits that add up to 7 minutes with the summary: 30 + 170 + 140 + 90.
-step "xent info" 30 "$out/info.txt" "$xent" info
+# Time limits that add up to 7.5 minutes with the summary: 20 + 150 + 60 +
+# 120 + 90.
+step "xent info" 20 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 170 "$out/bench.json" \
-    "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" --cases "$cases"
+step "xent bench, every strategy, f32 and bf16" 150 "$out/bench.json" \
+    "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
+    --cases "$cases" --check-rows 8
+if [ -n "$batch" ]; then
+    step "a language model's batch, f32 and bf16" 60 "$out/batch.json" \
+        "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$batch" --check-rows 8
+fi
 # Cross-entropy cases only: compare_torch times F.cross_entropy.
 ce_cases=$(echo "$cases" | tr ',' '\n' | grep -v ':' | paste -sd, - || true)
 if [ -z "$ce_cases" ]; then
     status+=("| PyTorch eager and compiled | skipped: no cross-entropy case in CASES | - |")
 elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    step "PyTorch eager and compiled, f32 and bf16" 140 "$out/torch.txt" \
+    step "PyTorch eager and compiled, f32 and bf16" 120 "$out/torch.txt" \
         python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$ce_cases" \
         --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/torch.json"
 else
@@ -95,8 +110,10 @@ fi
 # at a time; 64 rows of its gradient, the first and the last among them, are
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
-step "one bf16 call past 2^32 elements" 90 "$out/large.txt" \
-    "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases 65536x65537 --check-rows 64
+if [ -n "$large" ]; then
+    step "one bf16 call past 2^32 elements" 90 "$out/large.txt" \
+        "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
+fi
 
 python3 - "$out" "${status[@]}" <<'EOF'
 import json, os, sys
@@ -108,12 +125,18 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-bench = load("bench.json")
-if bench:
-    lines += [f"adapter: {bench['adapter']}", "", "| case | GPU ms | GB/s | of copy |", "|---|---|---|---|"]
+for name in ("bench.json", "batch.json"):
+    bench = load(name)
+    if not bench:
+        continue
+    lines += [f"{name}: {bench['adapter']}, plans for the {bench.get('device_class')} class", "",
+              "| case | GPU ms | GB/s | of copy | bytes planned / minimum | rows checked |",
+              "|---|---|---|---|---|---|"]
     for r in bench["results"]:
         ms = r["gpu_ms"] if r["gpu_ms"] is not None else r["wall_ms"]
-        lines.append(f"| {r['name']} | {ms:.3f} | {r['gbps']:.1f} | {r['copy_ratio']:.0%} |")
+        ratio = "-" if r.get("bytes_ratio") is None else f"{r['bytes_ratio']:.3f}"
+        checked = "-" if r["rows_checked"] is None else r["rows_checked"]
+        lines.append(f"| {r['name']} | {ms:.3f} | {r['gbps']:.1f} | {r['copy_ratio']:.0%} | {ratio} | {checked} |")
     lines.append("")
 torch = load("torch.json")
 if torch:
@@ -125,7 +148,7 @@ if torch:
         lines.append(f"| {r['name']} | {r['wall_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup_eager']:.2f}x | "
                      + (f"{c:.3f} | {r['speedup_compiled']:.2f}x |" if c is not None else "- | - |"))
     lines.append("")
-for name in ("large.txt.err", "bench.json.err"):
+for name in ("large.txt.err", "bench.json.err", "batch.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()
     except OSError:
@@ -135,3 +158,6 @@ for name in ("large.txt.err", "bench.json.err"):
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
 print("\n".join(lines))
 EOF
+# A step that failed (a disagreement with the CPU twin among them) fails
+# the script, after the summary is written.
+exit "$failed"

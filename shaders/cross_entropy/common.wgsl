@@ -24,6 +24,8 @@
 //                      several workgroups
 //   vocab.wgsl         vocabulary shards: a range's partial records, their
 //                      merge, the range's gradient and the loss
+//   loss_tiles.wgsl    the loss's tiles of 64 rows: summed by the rows
+//                      kernels that hold whole tiles, else by loss_tiles
 //   reduce_loss.wgsl   loss_partials, reduce_loss
 // A call records the statistics, one strategy's rows passes
 // (`RowStrategy` in src/ops/cross_entropy/strategy.rs), then the reduction.
@@ -97,6 +99,8 @@ struct Params {
     temperature: f32,
     // Where in `aux` the entropies start (words).
     entropy_at: u32,
+    // Where in `aux` the loss's tile sums start (words; loss_tiles.wgsl).
+    tiles_at: u32,
 }
 
 // Pipeline-overridable switches: each combination the caller uses gets its

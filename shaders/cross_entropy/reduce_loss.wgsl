@@ -6,15 +6,30 @@
 // The reduced loss (and the count of correct rows) in two dispatches, as
 // target_stats: `loss_partials` sums each block of rows into aux, then
 // `reduce_loss` merges the blocks in order (or, with one block, sums the
-// rows itself).
+// rows itself). A block's loss is the sum of its tiles (loss_tiles.wgsl).
 
-// One invocation's share of block g: the loss in sum, the correct rows in count.
+// The tiles of block g: the block's rows' tiles, ⌈rows / TILE_ROWS⌉ in all
+// split as group_rows splits rows.
+fn group_tiles(g: u32) -> vec2<u32> {
+    let tiles = (p.rows + TILE_ROWS - 1u) / TILE_ROWS;
+    let block = (tiles + p.groups - 1u) / p.groups;
+    let t0 = min(g * block, tiles);
+    return vec2<u32>(t0, min(t0 + block, tiles));
+}
+
+// One invocation's share of block g: the loss in sum (unless `none`), the
+// correct rows in count.
 fn loss_block(lid: u32, g: u32) -> BlockStats {
-    let rows = group_rows(g);
     var s = BlockStats(0.0, 0u, 0u, 0u);
-    for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
-        s.sum += row_loss[i];
-        if (COUNT_CORRECT) {
+    if (p.reduction != REDUCTION_NONE) {
+        let tiles = group_tiles(g);
+        for (var i = tiles.x + lid; i < tiles.y; i += STATS_WG) {
+            s.sum += bitcast<f32>(aux[p.tiles_at + i]);
+        }
+    }
+    if (COUNT_CORRECT) {
+        let rows = group_rows(g);
+        for (var i = rows.x + lid; i < rows.y; i += STATS_WG) {
             s.count += aux[AUX_ROWS + i];
         }
     }

@@ -179,8 +179,13 @@ fn row_value(plan: RowPlan, row: u32, x_t: f32, class_sum: f32) -> f32 {
     return sample_weight(row) * loss;
 }
 
-fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32) {
-    row_loss[row] = row_value(plan, row, x_t, class_sum);
+// The row's loss term (written, unless this kernel sums its tiles) and
+// its other outputs. Returns the loss term.
+fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32) -> f32 {
+    let loss = row_value(plan, row, x_t, class_sum);
+    if (!TILE_LOSSES) {
+        row_loss[row] = loss;
+    }
     if (WRITE_LSE) {
         lse_out[row] = plan.lse;
     }
@@ -202,4 +207,5 @@ fn finish_row(plan: RowPlan, row: u32, x_t: f32, total: Partial, class_sum: f32)
         // -sum p log p = ln s - t / s (ln s is the plan's).
         aux[p.entropy_at + row] = bitcast<u32>(plan.log_s - total.t / total.s);
     }
+    return loss;
 }

@@ -94,17 +94,24 @@ fn store_target(plan: RowPlan, idx: u32, x_t: f32) {
     }
 }
 
-// rows_narrow4 with FIXED_N = classes / 4.
+// rows_narrow4 with FIXED_N = classes / 4: a tile of rows per workgroup.
 @compute @workgroup_size(64)
 fn rows_narrow4_fixed(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + narrow_index(wid, nwg, lid);
-    if (row >= p.row_end) {
-        return;
+    let first = p.row_offset + flat_workgroup(wid, nwg) * NARROW_WG;
+    let row = first + lid;
+    var loss = 0.0;
+    if (row < p.row_end) {
+        loss = narrow4_fixed_row(row);
     }
+    narrow_tiles(lid, first, loss);
+}
+
+// One row of rows_narrow4_fixed; its loss term.
+fn narrow4_fixed_row(row: u32) -> f32 {
     let base = chunk_base(row);
     let base4 = base / 4u;
     var xs: array<vec4<f32>, MAX_FIXED>;
@@ -171,20 +178,27 @@ fn rows_narrow4_fixed(
             }
         }
     }
-    finish_row(plan, row, x_t, total, acc);
+    return finish_row(plan, row, x_t, total, acc);
 }
 
-// rows_pixels4 with FIXED_N = classes.
+// rows_pixels4 with FIXED_N = classes: four tiles of pixels per workgroup.
 @compute @workgroup_size(64)
 fn rows_pixels4_fixed(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row0 = p.row_offset + narrow_index(wid, nwg, lid) * 4u;
-    if (row0 >= p.row_end) {
-        return;
+    let first = p.row_offset + flat_workgroup(wid, nwg) * NARROW_WG * 4u;
+    let row0 = first + 4u * lid;
+    var loss = vec4<f32>(0.0);
+    if (row0 < p.row_end) {
+        loss = pixels4_fixed_rows(row0);
     }
+    pixel_tiles(lid, first, loss);
+}
+
+// Four pixels of rows_pixels4_fixed; their loss terms.
+fn pixels4_fixed_rows(row0: u32) -> vec4<f32> {
     let base = chunk_base(row0);
     let stride = p.inner;
     var xs: array<vec4<f32>, MAX_FIXED>;
@@ -265,8 +279,10 @@ fn rows_pixels4_fixed(
             }
         }
     }
-    finish_row(p0, row0, x_t.x, t0, acc.x);
-    finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
-    finish_row(p2, row0 + 2u, x_t.z, t2, acc.z);
-    finish_row(p3, row0 + 3u, x_t.w, t3, acc.w);
+    return vec4<f32>(
+        finish_row(p0, row0, x_t.x, t0, acc.x),
+        finish_row(p1, row0 + 1u, x_t.y, t1, acc.y),
+        finish_row(p2, row0 + 2u, x_t.z, t2, acc.z),
+        finish_row(p3, row0 + 3u, x_t.w, t3, acc.w),
+    );
 }

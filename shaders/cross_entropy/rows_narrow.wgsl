@@ -9,10 +9,16 @@ fn rows_narrow(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + narrow_index(wid, nwg, lid);
-    if (row >= p.row_end) {
-        return;
+    let first = p.row_offset + flat_workgroup(wid, nwg) * NARROW_WG;
+    var loss = 0.0;
+    if (first + lid < p.row_end) {
+        loss = rows_narrow_row(first + lid);
     }
+    narrow_tiles(lid, first, loss);
+}
+
+// One row of rows_narrow; its loss term.
+fn rows_narrow_row(row: u32) -> f32 {
     let base = chunk_base(row);
     let stride = p.inner;
     var total = empty_partial();
@@ -39,5 +45,5 @@ fn rows_narrow(
         }
         acc += block;
     }
-    finish_row(plan, row, x_t, total, acc);
+    return finish_row(plan, row, x_t, total, acc);
 }

@@ -83,6 +83,18 @@ fn team_lane(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> TeamLane {
     return TeamLane(lid % TEAM, row, live, chunk_base(select(p.row_offset, row, live)));
 }
 
+// With TILE_LOSSES (teams of at most 4 lanes: a tile or more of rows per
+// workgroup), the workgroup's tile sums from each team's loss term.
+fn team_tiles(lid: u32, t: TeamLane, loss: f32) {
+    if (TILE_LOSSES) {
+        if (t.lane == 0u) {
+            tile_terms[lid / TEAM] = loss;
+        }
+        let rows = TEAM_WG / TEAM;
+        store_tiles(lid, TEAM_WG, t.row - lid / TEAM, rows);
+    }
+}
+
 // A team per row, scalar access: any C.
 @compute @workgroup_size(TEAM_WG)
 fn rows_team(
@@ -127,9 +139,11 @@ fn rows_team(
         }
     }
     let sums = team_sum(lid, t.lane, acc);
+    var loss = 0.0;
     if (t.live && t.lane == 0u) {
-        finish_row(plan, t.row, sums.y, total, sums.x);
+        loss = finish_row(plan, t.row, sums.y, total, sums.x);
     }
+    team_tiles(lid, t, loss);
 }
 
 // A team per row, vec4 access: C % 4 == 0.
@@ -178,7 +192,9 @@ fn rows_team4(
         }
     }
     let sums = team_sum(lid, t.lane, acc);
+    var loss = 0.0;
     if (t.live && t.lane == 0u) {
-        finish_row(plan, t.row, sums.y, total, sums.x);
+        loss = finish_row(plan, t.row, sums.y, total, sums.x);
     }
+    team_tiles(lid, t, loss);
 }

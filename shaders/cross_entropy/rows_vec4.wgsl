@@ -293,10 +293,16 @@ fn rows_narrow4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = p.row_offset + narrow_index(wid, nwg, lid);
-    if (row >= p.row_end) {
-        return;
+    let first = p.row_offset + flat_workgroup(wid, nwg) * NARROW_WG;
+    var loss = 0.0;
+    if (first + lid < p.row_end) {
+        loss = rows_narrow4_row(first + lid);
     }
+    narrow_tiles(lid, first, loss);
+}
+
+// One row of rows_narrow4; its loss term.
+fn rows_narrow4_row(row: u32) -> f32 {
     let base = chunk_base(row);
     let base4 = base / 4u;
     let quads = p.classes / 4u;
@@ -315,7 +321,7 @@ fn rows_narrow4(
             grad_store4(base4 + j, grad_quad(plan, 4u * j, base + 4u * j, v));
         }
     }
-    finish_row(plan, row, x_t, total, acc);
+    return finish_row(plan, row, x_t, total, acc);
 }
 
 // Pass 2 of class c for four neighbouring pixels (plans p0..p3, values v at
@@ -353,10 +359,16 @@ fn rows_pixels4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row0 = p.row_offset + narrow_index(wid, nwg, lid) * 4u;
-    if (row0 >= p.row_end) {
-        return;
+    let first = p.row_offset + flat_workgroup(wid, nwg) * NARROW_WG * 4u;
+    var loss = vec4<f32>(0.0);
+    if (first + 4u * lid < p.row_end) {
+        loss = rows_pixels4_rows(first + 4u * lid);
     }
+    pixel_tiles(lid, first, loss);
+}
+
+// Four pixels of rows_pixels4; their loss terms.
+fn rows_pixels4_rows(row0: u32) -> vec4<f32> {
     let base = chunk_base(row0);
     let stride = p.inner;
     var t0 = empty_partial();
@@ -391,8 +403,10 @@ fn rows_pixels4(
         }
         acc += block;
     }
-    finish_row(p0, row0, x_t.x, t0, acc.x);
-    finish_row(p1, row0 + 1u, x_t.y, t1, acc.y);
-    finish_row(p2, row0 + 2u, x_t.z, t2, acc.z);
-    finish_row(p3, row0 + 3u, x_t.w, t3, acc.w);
+    return vec4<f32>(
+        finish_row(p0, row0, x_t.x, t0, acc.x),
+        finish_row(p1, row0 + 1u, x_t.y, t1, acc.y),
+        finish_row(p2, row0 + 2u, x_t.z, t2, acc.z),
+        finish_row(p3, row0 + 3u, x_t.w, t3, acc.w),
+    );
 }

@@ -258,3 +258,81 @@ fn the_scalar_views_keep_the_bits_at_the_loop_bound() {
     assert!(exact == run(PADDED), "padded: results differ");
     assert!(exact == run(OFFSET), "at an offset: results differ");
 }
+
+/// The loss's tiles of 64 rows are summed by the rows kernel where its
+/// workgroups hold whole tiles and every chunk starts at one, else by
+/// `loss_tiles` from the rows' losses: the same tree, the same bits.
+/// Bindings of 64 KiB put chunk starts mid-tile (819 rows of 20 classes;
+/// 8 slabs of 100 pixels), so the two paths meet here, for the short rows'
+/// kernels of both tables (fixed quads; teams of 4 lanes) and the map's
+/// (fixed pixels).
+#[test]
+fn the_loss_has_the_same_bits_whoever_sums_its_tiles() {
+    use xent::bench::{BenchCase, Prepared};
+    for class in [xent::DeviceClass::Software, xent::DeviceClass::Gpu] {
+        let Some(whole) =
+            ctx().map(|_| xent::Context::from_env().unwrap().with_device_class(class))
+        else {
+            return;
+        };
+        let Some(chunked) = crate::common::small_binding_ctx(64 * 1024) else {
+            return;
+        };
+        let chunked = chunked.with_device_class(class);
+        for dims in [vec![3000usize, 20], vec![40, 20, 100]] {
+            let passes = |c: &xent::Context| {
+                let p = Prepared::new(c, &BenchCase::new(&dims)).unwrap();
+                p.traffic().unwrap().passes()
+            };
+            let what = format!("{dims:?} on the {} class", class.name());
+            assert!(!passes(&whole).contains(&"loss_tiles"), "{what}");
+            assert!(passes(&chunked).contains(&"loss_tiles"), "{what}");
+            let layout = xent::Layout::from_dims(&dims).unwrap();
+            let (x, t) = xent::bench::bench_data(&layout, 11);
+            // Sample weights of either sign over six decades in one tile
+            // (rows 320 to 383), a millionth elsewhere: the loss is about
+            // that tile's sum, whose terms cancel, so any other order of
+            // its additions shows in the loss's bits.
+            let mut rng = crate::common::Rng(5);
+            let sw: Vec<f32> = (0..layout.rows())
+                .map(|r| match r / 64 {
+                    5 => rng.uniform(-1.0, 1.0).signum() * 10f32.powf(rng.uniform(0.0, 6.0)),
+                    _ => 1e-6,
+                })
+                .collect();
+            let weights = Weights {
+                class: None,
+                sample: Some(&sw),
+            };
+            for reduction in [Reduction::Mean, Reduction::Sum] {
+                let opts = CrossEntropyOptions {
+                    reduction,
+                    ..Default::default()
+                };
+                let run = |c: &xent::Context| {
+                    c.cross_entropy_with(
+                        &x,
+                        &dims,
+                        Targets::I64(&t),
+                        weights,
+                        &opts,
+                        &Default::default(),
+                    )
+                    .unwrap()
+                };
+                let (a, b) = (run(&whole), run(&chunked));
+                assert_eq!(
+                    a.loss[0].to_bits(),
+                    b.loss[0].to_bits(),
+                    "{what} {reduction:?}"
+                );
+                let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(a.grad.as_deref().unwrap()),
+                    bits(b.grad.as_deref().unwrap()),
+                    "{what}"
+                );
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use super::check::Checked;
 use super::options::CrossEntropyOptions;
 use super::params::{slot, CrossEntropyParams};
 use super::pipelines::CrossEntropyVariant;
-use super::plan::CallPlan;
+use super::plan::{CallPlan, TILE_ROWS};
 use super::record::RowWindow;
 use super::shard::{ShardPass, ShardStage};
 use super::strategy::{RowStrategy, NARROW_WG};
@@ -48,11 +48,33 @@ pub(crate) struct RowsPass {
     pub spec: Vec<(&'static str, u32)>,
     /// `rows_wide_mixed` through its vec4 views, then `mixed_seams`.
     pub mixed: bool,
+    /// The rows kernel sums the loss's tiles itself (`TILE_LOSSES`): no
+    /// per-row losses, no `loss_tiles`.
+    pub tiles: bool,
     pub input_slot: u32,
     pub grad_slot: u32,
 }
 
 impl RowsPass {
+    /// The pass summing its loss's tiles itself where its kernel can and
+    /// the call lets it: a loss reduced over a whole call's rows (no
+    /// shard, no window) whose chunks each start at a tile.
+    pub(crate) fn with_tiles(
+        mut self,
+        c: &Checked<'_>,
+        reduced: bool,
+        chunks: &[(usize, usize)],
+    ) -> Self {
+        let aligned = chunks
+            .iter()
+            .all(|&(n0, _)| ((n0 * c.layout.inner) as u64).is_multiple_of(TILE_ROWS));
+        self.tiles = reduced && aligned && self.strategy.sums_tiles();
+        if self.tiles {
+            self.spec.push(("TILE_LOSSES", 1));
+        }
+        self
+    }
+
     pub(crate) fn new(c: &Checked<'_>, b: &CrossEntropyBuffers<'_>, strategy: RowStrategy) -> Self {
         // The mixed kernel reads the input and writes the gradient in whole
         // vec4s, up to the vec4 that holds the last element: where the
@@ -78,6 +100,7 @@ impl RowsPass {
             // the team kernels one specialised for their lanes per row.
             spec: strategy.specialisation(c.layout.classes),
             mixed,
+            tiles: false,
             input_slot,
             grad_slot,
         }

@@ -57,6 +57,7 @@ pub(crate) struct CrossEntropyParams {
     pub(crate) shards: u32,
     pub(crate) temperature: f32,
     pub(crate) entropy_at: u32,
+    pub(crate) tiles_at: u32,
 }
 
 #[cfg(test)]
@@ -138,7 +139,7 @@ mod tests {
             wgsl_fields!(CrossEntropyParams: outer, classes, inner, rows, ignore_index, reduction,
                 smoothing, nan, z_loss, empty_mean_zero, row_offset, row_end, splits, span,
                 elem_offset, target_delta, flags, argmax_at, groups, partials, softcap, all_classes,
-                class_offset, shards, temperature, entropy_at)
+                class_offset, shards, temperature, entropy_at, tiles_at)
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::core::Context;
 use crate::error::{Error, Result};
 
 /// The module's body, one job per piece, in reading order.
-const BODY: [&str; 13] = [
+const BODY: [&str; 14] = [
     include_str!("../../../shaders/cross_entropy/common.wgsl"),
     include_str!("../../../shaders/cross_entropy/target_stats.wgsl"),
     include_str!("../../../shaders/cross_entropy/pass1.wgsl"),
@@ -27,6 +27,7 @@ const BODY: [&str; 13] = [
     include_str!("../../../shaders/cross_entropy/rows_team.wgsl"),
     include_str!("../../../shaders/cross_entropy/split.wgsl"),
     include_str!("../../../shaders/cross_entropy/vocab.wgsl"),
+    include_str!("../../../shaders/cross_entropy/loss_tiles.wgsl"),
     include_str!("../../../shaders/cross_entropy/reduce_loss.wgsl"),
 ];
 /// The input and the gradient (written in place over the input's buffer),

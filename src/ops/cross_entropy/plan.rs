@@ -17,6 +17,9 @@ const STATS_BLOCK_ROWS: u64 = 8192;
 /// Invocations of the row reductions (`STATS_WG` in the shader).
 const STATS_WG: u64 = 64;
 
+/// Rows per tile of the loss's sum (`TILE_ROWS` in the shader): each tile
+/// summed by a fixed tree, by the rows kernel or by `loss_tiles`.
+pub(crate) const TILE_ROWS: u64 = 64;
 /// Words of call statistics at the start of `aux` (`AUX_ROWS` in the shader).
 pub(crate) const AUX_ROWS: u64 = 4;
 /// Words of a split row's span partial in `aux` (`PART_WORDS` in the shader).
@@ -58,6 +61,9 @@ pub(crate) struct CallPlan {
     pub entropy_at: u64,
     /// Where the row reductions' block partials start in `aux` (words).
     pub partials: u64,
+    /// Where the loss's tile sums start in `aux` (words): after the block
+    /// partials, a word per `TILE_ROWS` rows.
+    pub tiles_at: u64,
     /// Workgroups (blocks of rows) of the row reductions.
     pub groups: u64,
     pub aux_bytes: u64,
@@ -89,7 +95,8 @@ impl Context {
         // output (argmax flags, predicted classes, entropies), a partial and
         // a sum per (row, span) for split rows or a plan per row for the
         // mixed kernel (with a gradient), 4 words per workgroup of the row
-        // reductions; the per-row losses of `mean` and `sum`. Each is bound
+        // reductions, a word per tile of the loss; the per-row losses of
+        // `mean` and `sum`. Each is bound
         // whole, so each must fit one binding.
         let plans = u64::from(strategy == RowStrategy::WideMixed && p.write_grad);
         let per_row = |on: bool| if on { rows } else { 0 };
@@ -104,7 +111,8 @@ impl Context {
             + if p.vocab { rows * splits * 2 } else { 0 };
         let groups = stats_groups(rows);
         check_reduction_trips(layout, groups, p.weights)?;
-        let aux_bytes = 4 * (partials + 4 * groups);
+        let tiles_at = partials + 4 * groups;
+        let aux_bytes = 4 * (tiles_at + rows.div_ceil(TILE_ROWS));
         let row_loss_bytes = if p.reduction == Reduction::None {
             0
         } else {
@@ -136,6 +144,7 @@ impl Context {
             argmax_at,
             entropy_at,
             partials,
+            tiles_at,
             groups,
             aux_bytes,
             row_loss_bytes,
@@ -202,6 +211,7 @@ pub(crate) mod tests {
         assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
         assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
         assert_eq!(wgsl_u32(source, "TEAM_WG") as usize, TEAM_WG);
+        assert_eq!(wgsl_u32(source, "TILE_ROWS") as u64, TILE_ROWS);
         assert_eq!(wgsl_u32(source, "TEAM_HELD_MAX") as usize, TEAM_HELD_MAX);
         // Both fixed kernels hold their row in MAX_FIXED vec4s.
         let max_fixed = wgsl_u32(source, "MAX_FIXED") as usize;

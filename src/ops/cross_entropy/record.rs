@@ -12,7 +12,7 @@ use super::shard::{ShardPass, ShardStage};
 use super::traffic::call_traffic;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::traffic::Traffic;
-use crate::core::Context;
+use crate::core::{Context, Reduction};
 use crate::error::{GpuScope, Result};
 
 /// **Recording API** of cross-entropy: your buffers and encoder.
@@ -28,9 +28,11 @@ impl Context {
     /// split over several workgroups each; two for long rows of C % 4 ≠ 0
     /// with a gradient, the second writing the vec4s that neighbouring rows
     /// share), and the fixed-order reduction of the loss and of the argmax
-    /// count (over the same blocks; none for `Reduction::None` without a
-    /// count). Nothing is submitted; results are in the caller's buffers
-    /// once the caller submits.
+    /// count (the loss in tiles of 64 rows, which the kernels of short rows
+    /// sum themselves and a dispatch of their own sums for the others, then
+    /// over the same blocks; none for `Reduction::None` without a count).
+    /// Nothing is submitted; results are in the caller's buffers once the
+    /// caller submits.
     ///
     /// The formulas of every option are on [`CrossEntropyOptions`]; the
     /// gradient, the log-sum-exp and the argmax count are written when their
@@ -161,11 +163,13 @@ impl Context {
         // First, as it finds a lost device (Error::DeviceLost).
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         let bound = self.bound_buffers(&checked, opts, buffers, &plan, shard)?;
-        let rows = RowsPass::new(&checked, buffers, plan.strategy);
+        let whole = window.is_none() && shard.is_none();
+        let reduced = whole && opts.reduction != Reduction::None;
+        let rows =
+            RowsPass::new(&checked, buffers, plan.strategy).with_tiles(&checked, reduced, &chunks);
         // Counted for a whole call (a window's or a shard's passes are part
         // of another op's).
-        let traffic = (window.is_none() && shard.is_none())
-            .then(|| call_traffic(&checked, opts, buffers, &plan, rows.entry));
+        let traffic = whole.then(|| call_traffic(&checked, opts, buffers, &plan, &rows));
         let state = CallState {
             checked,
             opts,
@@ -275,6 +279,7 @@ fn call_params(
         shards: 0,
         temperature: opts.temperature as f32,
         entropy_at: plan.entropy_at as u32,
+        tiles_at: plan.tiles_at as u32,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::dispatch::CallState;
 use super::params::slot;
+use super::plan::TILE_ROWS;
 use super::strategy::NARROW_WG;
 use crate::core::binding::Region;
 use crate::core::encode::Dispatch;
@@ -19,14 +20,12 @@ impl Context {
         s: &CallState<'_>,
         groups: u64,
     ) -> Result<(Vec<Dispatch>, Vec<Dispatch>)> {
-        let (bound, uniform) = (&s.bound, &s.uniform);
+        let bound = &s.bound;
         let k = |entry| self.cross_entropy_pipeline(s.variant, entry, &[]);
-        let blocks = groups > 1;
-        let reduce = s.opts.reduction != Reduction::None || s.b.correct.is_some();
         // The block passes bind all but the last entry of their merge's. A
         // shard's finish reads each row's target weight from the merged
         // records (a placeholder otherwise).
-        let uniform = &Region::whole(uniform);
+        let uniform = &Region::whole(&s.uniform);
         let stats = [
             (slot::PARAMS, uniform),
             (slot::TARGETS, &bound.targets),
@@ -36,16 +35,8 @@ impl Context {
             (slot::SHARD_IN, &bound.shard_in),
             (slot::STATUS, &bound.status),
         ];
-        let loss = [
-            (slot::PARAMS, uniform),
-            (slot::AUX, &bound.aux),
-            (slot::ROW_LOSS, &bound.row_loss),
-            (slot::LOSS_OUT, &bound.loss_out),
-            (slot::CORRECT_OUT, &bound.correct),
-        ];
         let mut before = Vec::with_capacity(2);
-        let mut after = Vec::with_capacity(2);
-        if blocks {
+        if groups > 1 {
             // With `targets` again as vec4s over its whole 16-byte units
             // (at least 8 192 rows' worth here).
             let mut entries: Vec<_> = stats[..stats.len() - 1]
@@ -60,9 +51,41 @@ impl Context {
         let pipeline = k("target_stats")?;
         let group = self.bind(&pipeline, &slices(&stats));
         before.push(("target_stats", pipeline, group, (1, 1)));
-        if reduce && blocks {
+        Ok((before, self.reduction(s, groups)?))
+    }
+
+    /// After the rows passes: the loss's tiles (unless the rows kernel
+    /// summed them), its blocks and their merge, the per-row outputs' copy.
+    fn reduction(&self, s: &CallState<'_>, groups: u64) -> Result<Vec<Dispatch>> {
+        let bound = &s.bound;
+        let k = |entry| self.cross_entropy_pipeline(s.variant, entry, &[]);
+        let uniform = &Region::whole(&s.uniform);
+        let reduce = s.opts.reduction != Reduction::None || s.b.correct.is_some();
+        let rows = s.checked.layout.rows();
+        let mut after = Vec::with_capacity(3);
+        if s.opts.reduction != Reduction::None && !s.rows.tiles && rows > 0 {
+            // The rows wrote their losses: their tiles' sums first.
+            let tiles = [
+                (slot::PARAMS, uniform),
+                (slot::ROW_LOSS, &bound.row_loss),
+                (slot::AUX, &bound.aux),
+            ];
+            let pipeline = k("loss_tiles")?;
+            let group = self.bind(&pipeline, &slices(&tiles));
+            let grid = self.grid((rows as u64).div_ceil(4 * TILE_ROWS) as usize)?;
+            after.push(("loss_tiles", pipeline, group, grid));
+        }
+        // The loss's reduction reads the tiles' sums from `aux`; the block
+        // pass binds the first two entries.
+        let loss = [
+            (slot::PARAMS, uniform),
+            (slot::AUX, &bound.aux),
+            (slot::LOSS_OUT, &bound.loss_out),
+            (slot::CORRECT_OUT, &bound.correct),
+        ];
+        if reduce && groups > 1 {
             let pipeline = k("loss_partials")?;
-            let group = self.bind(&pipeline, &slices(&loss[..3]));
+            let group = self.bind(&pipeline, &slices(&loss[..2]));
             after.push(("loss_partials", pipeline, group, (groups as u32, 1)));
         }
         if reduce {
@@ -70,23 +93,19 @@ impl Context {
             let group = self.bind(&pipeline, &slices(&loss));
             after.push(("reduce_loss", pipeline, group, (1, 1)));
         }
-        if (s.checked.argmax || s.checked.entropy) && s.checked.layout.rows() > 0 {
+        if (s.checked.argmax || s.checked.entropy) && rows > 0 {
             let outputs = [
                 (slot::PARAMS, uniform),
                 (slot::AUX, &bound.aux),
                 (slot::ARGMAX_OUT, &bound.argmax),
                 (slot::ENTROPY_OUT, &bound.entropy),
             ];
-            let (pipeline, rows) = (k("row_outputs")?, s.checked.layout.rows());
+            let pipeline = k("row_outputs")?;
             let group = self.bind(&pipeline, &slices(&outputs));
-            after.push((
-                "row_outputs",
-                pipeline,
-                group,
-                self.grid(rows.div_ceil(NARROW_WG))?,
-            ));
+            let grid = self.grid(rows.div_ceil(NARROW_WG))?;
+            after.push(("row_outputs", pipeline, group, grid));
         }
-        Ok((before, after))
+        Ok(after)
     }
 }
 

@@ -191,6 +191,18 @@ impl RowStrategy {
         }
     }
 
+    /// Whether the rows kernel's workgroups hold whole tiles of the loss's
+    /// sum (`TILE_ROWS` rows: loss_tiles.wgsl), so that it can sum them
+    /// itself: an invocation per row (64 rows a workgroup) or per four
+    /// pixels (256), and the teams of at most 4 lanes (64 rows or more).
+    pub(crate) fn sums_tiles(self) -> bool {
+        match self {
+            RowStrategy::Narrow | RowStrategy::Narrow4 | RowStrategy::Pixels4 => true,
+            RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => lanes <= 4,
+            _ => false,
+        }
+    }
+
     /// Whether the rows pass reads each row from memory once: the fixed
     /// kernels and the team kernels that hold their rows in registers.
     /// The others read it again in their second pass.

@@ -13,8 +13,9 @@
 
 use super::buffers::{CrossEntropyBuffers, TARGET_PROBS, TARGET_U8};
 use super::check::Checked;
+use super::dispatch::RowsPass;
 use super::options::CrossEntropyOptions;
-use super::plan::{CallPlan, PART_WORDS};
+use super::plan::{CallPlan, PART_WORDS, TILE_ROWS};
 use super::strategy::RowStrategy;
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
@@ -49,6 +50,8 @@ pub(crate) struct TrafficInputs {
     pub entropy: bool,
     /// Blocks of rows of the target statistics and the loss's reduction.
     pub groups: u64,
+    /// The rows kernel sums the loss's tiles itself (`RowsPass::tiles`).
+    pub tiles: bool,
 }
 
 impl TrafficInputs {
@@ -68,6 +71,7 @@ impl TrafficInputs {
             argmax: false,
             entropy: false,
             groups,
+            tiles: false,
         }
     }
 
@@ -87,10 +91,13 @@ impl TrafficInputs {
         }
     }
 
-    /// The rows' last pass's stores besides the gradient: the loss terms,
-    /// the lse, the per-row scratch words.
+    /// The rows' last pass's stores besides the gradient: the loss terms
+    /// (or their tiles' sums), the lse, the per-row scratch words.
     fn row_writes(&self, traffic: &mut Traffic, pass: &'static str, rows: u64) {
-        traffic.write(pass, self.loss_terms(), 4 * rows);
+        match self.tiles && pass != "split_finish" {
+            true => traffic.write(pass, "scratch", 4 * rows.div_ceil(TILE_ROWS)),
+            false => traffic.write(pass, self.loss_terms(), 4 * rows),
+        }
         traffic.write(pass, "lse", 4 * rows * u64::from(self.lse));
         traffic.write(pass, "scratch", self.row_scratch(rows));
     }
@@ -258,12 +265,16 @@ fn split_passes(traffic: &mut Traffic, layout: &Layout, splits: u64, t: &Traffic
 fn reduction(traffic: &mut Traffic, layout: &Layout, t: &TrafficInputs) {
     let rows = layout.rows() as u64;
     if t.reduces() {
-        let terms = 4 * rows * u64::from(t.reduction != Reduction::None);
+        let summed = t.reduction != Reduction::None && rows > 0;
+        let tiles = 4 * rows.div_ceil(TILE_ROWS) * u64::from(summed);
+        if summed && !t.tiles {
+            traffic.read("loss_tiles", "row_loss", 4 * rows);
+            traffic.write("loss_tiles", "scratch", tiles);
+        }
         let flags = 4 * rows * u64::from(t.correct);
         let last = "reduce_loss";
         let first = if t.groups > 1 { "loss_partials" } else { last };
-        traffic.read(first, "row_loss", terms);
-        traffic.read(first, "scratch", flags);
+        traffic.read(first, "scratch", tiles + flags);
         if t.groups > 1 {
             traffic.write(first, "scratch", 16 * t.groups);
             traffic.read(last, "scratch", 16 * t.groups);
@@ -283,7 +294,7 @@ pub(crate) fn call_traffic(
     opts: &CrossEntropyOptions,
     b: &CrossEntropyBuffers<'_>,
     plan: &CallPlan,
-    entry: &'static str,
+    rows: &RowsPass,
 ) -> Traffic {
     let inputs = TrafficInputs {
         elem: c.elem,
@@ -301,177 +312,12 @@ pub(crate) fn call_traffic(
         argmax: c.argmax,
         entropy: c.entropy,
         groups: plan.groups,
+        tiles: rows.tiles,
     };
-    cross_entropy_traffic(&c.layout, plan.strategy, entry, &inputs)
+    cross_entropy_traffic(&c.layout, plan.strategy, rows.entry, &inputs)
 }
 
+// The reference shapes' counts, by hand and pinned, and the invariants.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::device::{DeviceClass, DeviceProfile};
-    use crate::ops::cross_entropy::plan::stats_groups;
-
-    /// The reference shapes' plans on a GPU with 32-lane subgroups and on
-    /// a software adapter without (lavapipe's workgroup of 8).
-    const PROFILES: [DeviceProfile; 2] = [
-        DeviceProfile {
-            class: DeviceClass::Gpu,
-            wide_wg: 32,
-            subgroups: true,
-        },
-        DeviceProfile {
-            class: DeviceClass::Software,
-            wide_wg: 8,
-            subgroups: false,
-        },
-    ];
-
-    fn bench_traffic(dims: &[usize], elem: u64, device: DeviceProfile) -> Traffic {
-        let layout = Layout::from_dims(dims).unwrap();
-        let strategy = RowStrategy::choose(&layout, device).unwrap();
-        let inputs = TrafficInputs::bench(elem, stats_groups(layout.rows() as u64));
-        cross_entropy_traffic(&layout, strategy, strategy.entry(layout.classes), &inputs)
-    }
-
-    /// `planned / minimum` of the benchmarks' call (mean, i32 class
-    /// targets, a gradient) on the reference shapes, in f32 and bf16, as
-    /// the two tables plan them today. The GPU table's teams hold rows of
-    /// up to 16 384 classes in registers, its split rows (few, past that)
-    /// are read twice, 1.5 and up; the software table's wide kernels read
-    /// rows twice and its fixed kernels hold short rows (32 classes, a
-    /// 21-class map). What stays above 1 for rows held is the targets'
-    /// second read and the per-row losses' round trip through the scratch:
-    /// 12 bytes a row, felt by short rows.
-    #[test]
-    fn the_reference_shapes_move_what_their_plans_say() {
-        let pinned: [(&[usize], [f64; 4]); 5] = [
-            // GPU f32, GPU bf16, software f32, software bf16
-            (&[4096, 4096], [1.0004, 1.0007, 1.5003, 1.5006]),
-            (&[256, 50_257], [1.5566, 1.6132, 1.5003, 1.5005]),
-            (&[65_536, 32], [1.0462, 1.0910, 1.0462, 1.0910]),
-            (&[16, 128_256], [1.6400, 1.7799, 1.5000, 1.5000]),
-            (&[8, 21, 256, 256], [1.0698, 1.1365, 1.0698, 1.1365]),
-        ];
-        for (dims, ratios) in pinned {
-            let got = [
-                bench_traffic(dims, 4, PROFILES[0]),
-                bench_traffic(dims, 2, PROFILES[0]),
-                bench_traffic(dims, 4, PROFILES[1]),
-                bench_traffic(dims, 2, PROFILES[1]),
-            ];
-            for (t, want) in got.iter().zip(ratios) {
-                assert!(
-                    (t.ratio() - want).abs() < 5e-5,
-                    "{dims:?}: {} for {want}",
-                    t.ratio()
-                );
-                assert!(t.planned() >= t.minimum, "{dims:?}");
-            }
-        }
-    }
-
-    /// The minimum by hand for 4096 × 4096 in f32: the logits and the
-    /// targets read, the gradient, the loss and the status written; the
-    /// team kernel holds its rows (16 classes a lane) and reads them once,
-    /// the targets twice (the statistics, the rows), and the losses go
-    /// through the scratch.
-    #[test]
-    fn a_square_call_counted_by_hand() {
-        let t = bench_traffic(&[4096, 4096], 4, PROFILES[0]);
-        let (len, rows) = (4096 * 4096u64, 4096u64);
-        assert_eq!(t.minimum, 4 * len + 4 * rows + 4 * len + 4 + 16);
-        let extra = 4 * rows + 2 * 4 * rows + 16 + 16;
-        assert_eq!(t.planned(), t.minimum + extra);
-        assert_eq!(t.passes(), ["target_stats", "rows_team4", "reduce_loss"]);
-    }
-
-    /// Every strategy that serves a shape, every option that changes the
-    /// passes: the plan never moves less than the minimum, and the kernels
-    /// that hold their rows (fixed, teams up to 16 384 classes) read them
-    /// once.
-    #[test]
-    fn no_plan_moves_less_than_the_minimum() {
-        let strategies = |classes: usize| {
-            let lanes = super::super::strategy::team_lanes(classes);
-            [
-                RowStrategy::Wide,
-                RowStrategy::Wide4,
-                RowStrategy::WideMixed,
-                RowStrategy::Narrow,
-                RowStrategy::Narrow4,
-                RowStrategy::Pixels4,
-                RowStrategy::Split { splits: 3 },
-                RowStrategy::Team { lanes },
-                RowStrategy::Team4 { lanes },
-            ]
-        };
-        for dims in [
-            &[3, 8][..],
-            &[20_000, 12],
-            &[2, 5, 4, 4],
-            &[1, 100_000],
-            &[0, 7],
-        ] {
-            let layout = Layout::from_dims(dims).unwrap();
-            for strategy in strategies(layout.classes) {
-                for options in option_sets(stats_groups(layout.rows() as u64)) {
-                    let entry = strategy.entry(layout.classes);
-                    let t = cross_entropy_traffic(&layout, strategy, entry, &options);
-                    assert!(
-                        t.planned() >= t.minimum,
-                        "{dims:?} {strategy:?} {options:?}"
-                    );
-                    let input: u64 = t
-                        .transfers
-                        .iter()
-                        .filter(|x| x.buffer == "input" && x.pass != "mixed_seams")
-                        .map(|x| x.read)
-                        .sum();
-                    // The fixed kernels, and the teams up to 16 384 classes.
-                    let team = matches!(
-                        strategy,
-                        RowStrategy::Team { .. } | RowStrategy::Team4 { .. }
-                    );
-                    let held = strategy.fixed_n(layout.classes).is_some()
-                        || (team && layout.classes <= 16_384);
-                    let reads = if held { 1 } else { 2 };
-                    assert_eq!(
-                        input,
-                        reads * 2 * layout.len() as u64,
-                        "{dims:?} {strategy:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// The options one at a time, on the benchmarks' call in f16.
-    fn option_sets(groups: u64) -> Vec<TrafficInputs> {
-        let base = TrafficInputs::bench(2, groups);
-        vec![
-            base,
-            TrafficInputs {
-                targets: TargetBytes::Probs,
-                ..base
-            },
-            TrafficInputs {
-                targets: TargetBytes::Class(1),
-                class_weights: true,
-                sample_weights: true,
-                ..base
-            },
-            TrafficInputs {
-                write_grad: false,
-                reduction: Reduction::None,
-                ..base
-            },
-            TrafficInputs {
-                lse: true,
-                correct: true,
-                argmax: true,
-                entropy: true,
-                ..base
-            },
-        ]
-    }
-}
+#[path = "traffic_tests.rs"]
+mod tests;
