@@ -2509,7 +2509,7 @@ fn bench_profile_lists_each_dispatch_in_order() {
     };
     assert_eq!(
         entries("16x100"),
-        ["target_stats", "rows_narrow4", "reduce_loss"]
+        ["target_stats", "rows_narrow4", "loss_tiles", "reduce_loss"]
     );
     assert_eq!(
         entries("20000x8"),
@@ -2517,6 +2517,7 @@ fn bench_profile_lists_each_dispatch_in_order() {
             "target_partials",
             "target_stats",
             "rows_narrow4_fixed",
+            "loss_tiles",
             "loss_partials",
             "reduce_loss"
         ]
@@ -2532,7 +2533,7 @@ fn bench_profile_lists_each_dispatch_in_order() {
                 .expect("a number")
         })
         .collect();
-    assert_eq!(times.len(), 8, "{json}");
+    assert_eq!(times.len(), 10, "{json}");
     assert!(
         times.iter().all(|t| t.is_finite() && *t >= 0.0),
         "{times:?}"

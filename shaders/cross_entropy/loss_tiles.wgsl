@@ -6,12 +6,13 @@
 // A call's loss is summed in one fixed order whatever kernel computed its
 // rows: each tile of TILE_ROWS = 64 consecutive rows by the tree below
 // (rows past the end count 0), then the tiles by the blocks of
-// loss_partials and reduce_loss. A rows kernel whose workgroups hold whole
-// tiles (TILE_LOSSES: an invocation per row or per four pixels, teams of at
-// most 4 lanes; when every chunk starts at a tile) sums its own and writes
-// no per-row loss: 8 bytes a row fewer. Otherwise the rows write
-// their losses and `loss_tiles` sums them afterwards: the same tree, the
-// same bits.
+// loss_partials and reduce_loss. On a GPU, a rows kernel whose workgroups
+// hold whole tiles (TILE_LOSSES: an invocation per row or per four pixels,
+// teams of at most 4 lanes; when every chunk starts at a tile) sums its own
+// and writes no per-row loss: 8 bytes a row fewer, for 6 barriers a
+// workgroup. Otherwise (and on software adapters, where barriers cost more
+// than the bytes) the rows write their losses and `loss_tiles` sums them
+// afterwards: the same tree, the same bits.
 
 // Rows per tile (`TILE_ROWS` in src/ops/cross_entropy/plan.rs).
 const TILE_ROWS: u32 = 64u;
@@ -66,17 +67,41 @@ fn pixel_tiles(lid: u32, first: u32, loss: vec4<f32>) {
     }
 }
 
-// The tiles of per-row losses another kernel wrote: 4 tiles a workgroup.
+// Row `row`'s loss, 0 past the end.
+fn tile_term(row: u32) -> f32 {
+    return select(0.0, row_loss[min(row, p.rows - 1u)], row < p.rows);
+}
+
+// The tiles of per-row losses another kernel wrote: an invocation a tile,
+// the same tree in registers, no barrier (which a software adapter pays
+// for dearly). Vec4 k holds rows 4k to 4k + 3, so each level of the tree
+// is vec4 additions: a[k] + a[k + 8] is rows i and i + 32 for the four
+// rows i of a[k], and so on down to the last vec4's halves.
 @compute @workgroup_size(64)
 fn loss_tiles(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let first = flat_workgroup(wid, nwg) * 4u * TILE_ROWS;
-    for (var i = lid; i < 4u * TILE_ROWS; i += 64u) {
-        let row = first + i;
-        tile_terms[i] = select(0.0, row_loss[min(row, p.rows - 1u)], row < p.rows);
+    let tile = narrow_index(wid, nwg, lid);
+    let first = tile * TILE_ROWS;
+    if (first >= p.rows) {
+        return;
     }
-    store_tiles(lid, 64u, first, 4u * TILE_ROWS);
+    var a: array<vec4<f32>, 16>;
+    for (var k = 0u; k < 16u; k++) {
+        let r = first + 4u * k;
+        a[k] = vec4<f32>(tile_term(r), tile_term(r + 1u), tile_term(r + 2u), tile_term(r + 3u));
+    }
+    for (var k = 0u; k < 8u; k++) {
+        a[k] += a[k + 8u];
+    }
+    for (var k = 0u; k < 4u; k++) {
+        a[k] += a[k + 4u];
+    }
+    a[0] += a[2];
+    a[1] += a[3];
+    a[0] += a[1];
+    let h = a[0].xy + a[0].zw;
+    aux[p.tiles_at + tile] = bitcast<u32>(h.x + h.y);
 }

@@ -285,7 +285,10 @@ fn the_loss_has_the_same_bits_whoever_sums_its_tiles() {
                 p.traffic().unwrap().passes()
             };
             let what = format!("{dims:?} on the {} class", class.name());
-            assert!(!passes(&whole).contains(&"loss_tiles"), "{what}");
+            // On a GPU the whole call's kernel sums its tiles; a software
+            // adapter always sums them in loss_tiles.
+            let gpu = class == xent::DeviceClass::Gpu;
+            assert_eq!(passes(&whole).contains(&"loss_tiles"), !gpu, "{what}");
             assert!(passes(&chunked).contains(&"loss_tiles"), "{what}");
             let layout = xent::Layout::from_dims(&dims).unwrap();
             let (x, t) = xent::bench::bench_data(&layout, 11);

@@ -10,6 +10,7 @@ use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, PlanInputs};
 use super::shard::{ShardPass, ShardStage};
 use super::traffic::call_traffic;
+use crate::core::device::DeviceClass;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::traffic::Traffic;
 use crate::core::{Context, Reduction};
@@ -164,7 +165,9 @@ impl Context {
         let uniform = self.uniform("xent cross-entropy params", bytemuck::bytes_of(&params))?;
         let bound = self.bound_buffers(&checked, opts, buffers, &plan, shard)?;
         let whole = window.is_none() && shard.is_none();
-        let reduced = whole && opts.reduction != Reduction::None;
+        // On a GPU only: see loss_tiles.wgsl.
+        let gpu = self.profile.class == DeviceClass::Gpu;
+        let reduced = whole && gpu && opts.reduction != Reduction::None;
         let rows =
             RowsPass::new(&checked, buffers, plan.strategy).with_tiles(&checked, reduced, &chunks);
         // Counted for a whole call (a window's or a shard's passes are part

@@ -72,7 +72,8 @@ impl Context {
             ];
             let pipeline = k("loss_tiles")?;
             let group = self.bind(&pipeline, &slices(&tiles));
-            let grid = self.grid((rows as u64).div_ceil(4 * TILE_ROWS) as usize)?;
+            let tiles = (rows as u64).div_ceil(TILE_ROWS) as usize;
+            let grid = self.grid(tiles.div_ceil(NARROW_WG))?;
             after.push(("loss_tiles", pipeline, group, grid));
         }
         // The loss's reduction reads the tiles' sums from `aux`; the block

@@ -24,7 +24,8 @@ fn bench_traffic(dims: &[usize], elem: u64, device: DeviceProfile) -> Traffic {
     let layout = Layout::from_dims(dims).unwrap();
     let strategy = RowStrategy::choose(&layout, device).unwrap();
     let inputs = TrafficInputs {
-        tiles: strategy.sums_tiles(),
+        // On GPUs only (loss_tiles.wgsl).
+        tiles: strategy.sums_tiles() && device.class == DeviceClass::Gpu,
         ..TrafficInputs::bench(elem, stats_groups(layout.rows() as u64))
     };
     cross_entropy_traffic(&layout, strategy, strategy.entry(layout.classes), &inputs)
@@ -36,18 +37,19 @@ fn bench_traffic(dims: &[usize], elem: u64, device: DeviceProfile) -> Traffic {
 /// up to 16 384 classes in registers, its split rows (few, past that)
 /// are read twice, 1.5 and up; the software table's wide kernels read
 /// rows twice and its fixed kernels hold short rows (32 classes, a
-/// 21-class map). What stays above 1 for short rows is the targets'
-/// second read (4 bytes a row): their kernels sum the loss's tiles
-/// themselves.
+/// 21-class map). What stays above 1 for short rows on a GPU is the
+/// targets' second read (4 bytes a row): their kernels sum the loss's
+/// tiles themselves; on a software adapter the losses also go through
+/// `loss_tiles` (8 bytes a row more), where barriers cost more than bytes.
 #[test]
 fn the_reference_shapes_move_what_their_plans_say() {
     let pinned: [(&[usize], [f64; 4]); 5] = [
         // GPU f32, GPU bf16, software f32, software bf16
         (&[4096, 4096], [1.0004, 1.0007, 1.5003, 1.5006]),
         (&[256, 50_257], [1.5566, 1.6132, 1.5003, 1.5005]),
-        (&[65_536, 32], [1.0159, 1.0313, 1.0159, 1.0313]),
+        (&[65_536, 32], [1.0159, 1.0313, 1.0467, 1.0919]),
         (&[16, 128_256], [1.6400, 1.7799, 1.5000, 1.5000]),
-        (&[8, 21, 256, 256], [1.0240, 1.0470, 1.0240, 1.0470]),
+        (&[8, 21, 256, 256], [1.0240, 1.0470, 1.0705, 1.1379]),
     ];
     for (dims, ratios) in pinned {
         let got = [
