@@ -107,13 +107,7 @@ impl Traffic {
 
     /// The passes that move bytes, each once, in order.
     pub fn passes(&self) -> Vec<&'static str> {
-        let mut passes: Vec<&'static str> = Vec::new();
-        for t in &self.transfers {
-            if !passes.contains(&t.pass) {
-                passes.push(t.pass);
-            }
-        }
-        passes
+        first_occurrences(self.transfers.iter().map(|t| t.pass))
     }
 
     /// The transfers as a JSON array (`xent bench --json`).
@@ -138,4 +132,16 @@ impl Traffic {
             .collect();
         format!("[{}]", items.join(","))
     }
+}
+
+/// Each name once, in the order of its first occurrence: a count's passes,
+/// or the entry points of a call's dispatches (a chunked call repeats them).
+pub(crate) fn first_occurrences(names: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen
 }

@@ -26,7 +26,7 @@ pub(crate) const AUX_ROWS: u64 = 4;
 pub(crate) const PART_WORDS: u64 = 9;
 /// Words of the mixed kernel's per-row plan in `aux` (its `RowPlan`;
 /// `PLAN_WORDS` in the shader).
-const PLAN_WORDS: u64 = 9;
+pub(crate) const PLAN_WORDS: u64 = 9;
 
 /// What [`Context::plan_cross_entropy`](crate::Context::plan_cross_entropy) needs to know of a call's buffers.
 #[derive(Debug, Clone, Copy)]

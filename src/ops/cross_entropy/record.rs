@@ -12,7 +12,7 @@ use super::shard::{ShardPass, ShardStage};
 use super::traffic::call_traffic;
 use crate::core::device::DeviceClass;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
-use crate::core::traffic::Traffic;
+use crate::core::traffic::{first_occurrences, Traffic};
 use crate::core::{Context, Reduction};
 use crate::error::{GpuScope, Result};
 
@@ -342,12 +342,7 @@ impl Phases {
         list.extend(self.after);
         if let Some(traffic) = &self.traffic {
             // The count's passes are the dispatches' entry points.
-            let mut entries: Vec<&str> = Vec::new();
-            for d in &list {
-                if !entries.contains(&d.0) {
-                    entries.push(d.0);
-                }
-            }
+            let entries = first_occurrences(list.iter().map(|d| d.0));
             debug_assert_eq!(traffic.passes(), entries, "the byte count's passes");
         }
         Dispatches {

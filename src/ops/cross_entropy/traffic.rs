@@ -5,25 +5,23 @@
 //!
 //! Modelled as the kernels access memory: a two-pass rows kernel reads its
 //! row twice (the second read counts even where a cache serves it); a
-//! kernel that holds its row in registers (`rows_*_fixed`) reads it once;
-//! probability targets are read by both passes of every kernel; a gather
-//! (a row's class weight, its target) is one load of its word. The call
-//! statistics each workgroup reads (16 bytes, cached) are left out, as the
-//! uniform is.
+//! kernel that holds its row in registers (`rows_*_fixed`, the teams up to
+//! `TEAM_HELD_MAX` elements a lane) reads it once; probability targets are
+//! read by both passes of every kernel; a gather (a row's class weight, its
+//! target) is one load of its word; the loss's tile sums are written by the
+//! rows kernel or by `loss_tiles` from per-row losses. The call statistics
+//! each workgroup reads (16 bytes, cached) are left out, as the uniform is.
 
 use super::buffers::{CrossEntropyBuffers, TARGET_PROBS, TARGET_U8};
 use super::check::Checked;
 use super::dispatch::RowsPass;
 use super::options::CrossEntropyOptions;
-use super::plan::{CallPlan, PART_WORDS, TILE_ROWS};
+use super::plan::{CallPlan, PART_WORDS, PLAN_WORDS, TILE_ROWS};
 use super::strategy::RowStrategy;
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
 use crate::core::traffic::Traffic;
 use crate::core::Reduction;
-
-/// Words of the mixed kernel's per-row plan (`PLAN_WORDS` in the shader).
-const PLAN_BYTES: u64 = 4 * 9;
 
 /// How a call's targets are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +90,10 @@ impl TrafficInputs {
     }
 
     /// The rows' last pass's stores besides the gradient: the loss terms
-    /// (or their tiles' sums), the lse, the per-row scratch words.
+    /// (or their tiles' sums, for the kernels that sum them: never split
+    /// rows), the lse, the per-row scratch words.
     fn row_writes(&self, traffic: &mut Traffic, pass: &'static str, rows: u64) {
-        match self.tiles && pass != "split_finish" {
+        match self.tiles {
             true => traffic.write(pass, "scratch", 4 * rows.div_ceil(TILE_ROWS)),
             false => traffic.write(pass, self.loss_terms(), 4 * rows),
         }
@@ -221,8 +220,8 @@ fn rows_pass(
     if entry == "rows_wide_mixed" && t.write_grad {
         // Each row's plan, for the vec4 it shares with the next row: its
         // up to 3 + 3 elements read and written again.
-        traffic.write(entry, "scratch", PLAN_BYTES * rows);
-        traffic.read("mixed_seams", "scratch", PLAN_BYTES * rows);
+        traffic.write(entry, "scratch", 4 * PLAN_WORDS * rows);
+        traffic.read("mixed_seams", "scratch", 4 * PLAN_WORDS * rows);
         traffic.read("mixed_seams", "input", 4 * t.elem * rows);
         traffic.write("mixed_seams", "grad", 4 * t.elem * rows);
         row_gathers(traffic, "mixed_seams", (rows, layout.classes as u64), t);
