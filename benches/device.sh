@@ -13,14 +13,17 @@
 #                 twin: a disagreement fails the step)
 #   batch.json    the same, strategy auto, on BATCH (8 192 x 128 256: a
 #                 language model's batch of Llama-3 logits)
+#   softmax.json  softmax, log-softmax and a backward on SOFTMAX, f32 and
+#                 bf16, 8 rows of each (N, C) case held to the CPU twin
 #   torch.json    benches/compare_torch.py --device cuda (eager and
 #                 torch.compile, f32 and bf16) against the same binary, when
 #                 PyTorch with CUDA is there
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
-# CASES (default: the reference cases), BATCH (default 8192x128256) and
-# LARGE (default 65536x65537; either empty: skipped), ITERS (default 10),
+# CASES (default: the reference cases), BATCH (default 8192x128256),
+# SOFTMAX (default: softmax cases on the reference shapes) and LARGE
+# (default 65536x65537; any of the three empty: skipped), ITERS (default 10),
 # WGPU_BACKEND (default vulkan). Each step has its own time limit; one that fails is
 # recorded in summary.md and the rest still run; the script then exits 1.
 set -uo pipefail
@@ -36,6 +39,7 @@ xent=${XENT:-$root/target/release/xent}
 iters=${ITERS:-10}
 cases=${CASES:-4096x4096,256x50257,65536x32,16x128256,8x21x256x256,bce-with-logits:4096x4096}
 batch=${BATCH-8192x128256}
+softmax=${SOFTMAX-softmax:4096x4096,log-softmax:256x50257,softmax:65536x32,softmax:8x21x256x256,softmax-backward:4096x4096,log-softmax-backward:65536x32}
 large=${LARGE-65536x65537}
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 mkdir -p "$out"
@@ -83,23 +87,27 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.5 minutes with the summary: 20 + 150 + 60 +
-# 120 + 90.
+# Time limits that add up to 7.5 minutes with the summary: 20 + 130 + 60 +
+# 40 + 100 + 90.
 step "xent info" 20 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 150 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 130 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
     step "a language model's batch, f32 and bf16" 60 "$out/batch.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$batch" --check-rows 8
 fi
+if [ -n "$softmax" ]; then
+    step "softmax and its backward, f32 and bf16" 40 "$out/softmax.json" \
+        "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$softmax" --check-rows 8
+fi
 # Cross-entropy cases only: compare_torch times F.cross_entropy.
 ce_cases=$(echo "$cases" | tr ',' '\n' | grep -v ':' | paste -sd, - || true)
 if [ -z "$ce_cases" ]; then
     status+=("| PyTorch eager and compiled | skipped: no cross-entropy case in CASES | - |")
 elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    step "PyTorch eager and compiled, f32 and bf16" 120 "$out/torch.txt" \
+    step "PyTorch eager and compiled, f32 and bf16" 100 "$out/torch.txt" \
         python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$ce_cases" \
         --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/torch.json"
 else
@@ -125,7 +133,7 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-for name in ("bench.json", "batch.json"):
+for name in ("bench.json", "batch.json", "softmax.json"):
     bench = load(name)
     if not bench:
         continue
@@ -148,7 +156,7 @@ if torch:
         lines.append(f"| {r['name']} | {r['wall_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup_eager']:.2f}x | "
                      + (f"{c:.3f} | {r['speedup_compiled']:.2f}x |" if c is not None else "- | - |"))
     lines.append("")
-for name in ("large.txt.err", "bench.json.err", "batch.json.err"):
+for name in ("large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()
     except OSError:

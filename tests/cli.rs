@@ -2347,7 +2347,7 @@ fn bench_check_rows_holds_sampled_rows_to_the_cpu() {
     ]));
     // Each case in each precision and strategy.
     let checked = out
-        .matches("7 rows of the gradient agree with the CPU path")
+        .matches("7 sampled rows agree with the CPU path")
         .count();
     assert_eq!(checked, 8, "{out}");
     let json = ok(&xent(&[
@@ -2366,7 +2366,53 @@ fn bench_check_rows_holds_sampled_rows_to_the_cpu() {
     assert!(json.contains("\"rows_checked\":null,"), "{json}");
     fails_with(
         &["bench", "--cases", "mse:8x8", "--check-rows", "4"],
-        "--check-rows checks cross-entropy cases of shape (N, C)",
+        "--check-rows checks cross-entropy and softmax cases of shape (N, C)",
+    );
+}
+
+#[test]
+fn bench_times_softmax_and_its_backward_checked_and_counted() {
+    if gpu("bench_times_softmax_and_its_backward_checked_and_counted").is_none() {
+        return;
+    }
+    let json = ok(&xent(&[
+        "bench",
+        "--json",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--device-class",
+        "gpu",
+        "--cases",
+        "softmax:300x1001,log-softmax-backward:64x20,softmax:2x5x4x4",
+        "--precision",
+        "f32,bf16",
+        "--check-rows",
+        "5",
+    ]));
+    for name in [
+        "softmax 300x1001",
+        "softmax 300x1001 bf16",
+        "log-softmax-backward 64x20",
+        "log-softmax-backward 64x20 bf16",
+    ] {
+        let at = json
+            .find(&format!("\"name\":\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}: {json}"));
+        let result = &json[at..];
+        let result = &result[..result.find('}').unwrap_or(result.len())];
+        assert!(result.contains("\"rows_checked\":5,"), "{name}: {result}");
+        // Held by a team on the GPU table: each tensor moved once.
+        assert!(
+            result.contains("\"bytes_ratio\":1.0000"),
+            "{name}: {result}"
+        );
+    }
+    // A map is timed and counted, not row-checked.
+    assert!(json.contains("\"rows_checked\":null,"), "{json}");
+    fails_with(
+        &["bench", "--cases", "soft-max:8x8"],
+        "log-softmax-backward",
     );
 }
 

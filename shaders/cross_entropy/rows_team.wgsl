@@ -4,40 +4,16 @@
 // ---------------------------------------------------------------- rows_team
 //
 // The GPU kernels for rows of inner == 1 (`RowStrategy::Team`/`Team4` in
-// src/ops/cross_entropy/strategy.rs): a team of TEAM neighbouring invocations per
-// row and TEAM_WG / TEAM rows per workgroup. The team's lanes read
-// neighbouring elements (or vec4s) of their row, so one load instruction of a
-// GPU's SIMD group covers whole contiguous runs of memory (coalesced), where
-// an invocation per row would read addresses a row apart; short rows share a
-// workgroup, long rows get TEAM = TEAM_WG invocations. Rows of up to
-// TEAM_WG * TEAM_HELD_MAX classes are held in registers between the passes
-// (TEAM_HELD below). One stream per lane:
-// a GPU keeps its loads in flight across lanes, not across a lane's two halves
-// (the software adapters' kernels in rows_vec4.wgsl walk two).
-//
-// The team's merges are fixed trees through workgroup memory, segmented by
-// team: bit-identical results, no assumption on how a device lays
-// invocations out in subgroups (which a shuffle between a team's lanes would
-// need: Vulkan does not promise that local_invocation_index maps onto
-// subgroup lanes in order).
-
-// Lanes per row: a power of two from 1 to TEAM_WG, set per pipeline by the host.
-override TEAM: u32 = 32u;
-// Invocations per workgroup (`TEAM_WG` in plan.rs).
-const TEAM_WG: u32 = 256u;
-// Elements (rows_team) or vec4s (rows_team4) each lane holds between the
-// passes, a power of two the host sets per pipeline (`team_held` in
-// strategy.rs), or 0 for rows too long to hold. A lane's loops then have a
-// constant trip count, so a GPU's compiler unrolls them and keeps the held
-// values in registers: the row is read from memory once, not twice. Rows
-// of 0 hold nothing and read their row again in pass 2. Both walk the
-// same classes in the same order: the same bits.
-override TEAM_HELD: u32 = 0u;
-// The most a lane holds: 64 f32 registers (`TEAM_HELD_MAX` in strategy.rs).
-const TEAM_HELD_MAX: u32 = 64u;
+// src/ops/cross_entropy/strategy.rs): a team per row, as the shared teams
+// piece (shaders/lib/teams.wgsl) describes, with TEAM, TEAM_WG, TEAM_HELD
+// (each lane's held elements, or vec4s for rows_team4), TEAM_HELD_MAX and the
+// sums' tree `team_sum`. Short rows share a workgroup, long rows get
+// TEAM = TEAM_WG invocations; rows of up to TEAM_WG * TEAM_HELD_MAX classes
+// are held in registers between the passes. One stream per lane: a GPU keeps
+// its loads in flight across lanes, not across a lane's two halves (the
+// software adapters' kernels in rows_vec4.wgsl walk two).
 
 var<workgroup> team_parts: array<Partial, TEAM_WG>;
-var<workgroup> team_sums: array<vec2<f32>, TEAM_WG>;
 
 // The merge of the team's partials, the lower lane's first at every step;
 // every lane gets the total. Call from uniform control flow.
@@ -51,19 +27,6 @@ fn team_merge(lid: u32, lane: u32, part: Partial) -> Partial {
         workgroupBarrier();
     }
     return team_parts[lid - lane];
-}
-
-// The team's two sums, in the same fixed tree; every lane gets them.
-fn team_sum(lid: u32, lane: u32, v: vec2<f32>) -> vec2<f32> {
-    team_sums[lid] = v;
-    workgroupBarrier();
-    for (var off = TEAM / 2u; off > 0u; off >>= 1u) {
-        if (lane < off) {
-            team_sums[lid] += team_sums[lid + off];
-        }
-        workgroupBarrier();
-    }
-    return team_sums[lid - lane];
 }
 
 // An invocation's place in its team: its lane, its team's row, whether that

@@ -5,6 +5,10 @@
 //   softmax_wide / backward_wide      a workgroup per row (long rows, inner = 1);
 //   softmax_narrow / backward_narrow  an invocation per row (short rows,
 //                                     channel-first maps of few classes);
+//   softmax_team / backward_team      GPUs, inner = 1 (teams.wgsl): a team
+//   (softmax_team4 / backward_team4   of TEAM neighbouring invocations per
+//    in vec4s, C % 4 = 0)             row (shaders/lib/teams.wgsl), its row
+//                                     held in registers when it fits;
 //   softmax_partial, softmax_split /  rows too long for one workgroup's
 //   backward_partial, backward_split  loops (see `LOOP_TRIPS_MAX` in
 //                                     src/core/device.rs): `splits` workgroups per row,
@@ -13,7 +17,7 @@
 //                                     `parts`, the second merges the row's
 //                                     partials in span order and writes its span.
 // Forward: each row is read twice (the (max, sum-exp) pass, then the output
-// pass) and the output written once. Backward, given the forward output y and
+// pass), except where a team holds it, and the output written once. Backward, given the forward output y and
 // the upstream gradient dy:
 //   softmax:      dx = y * (dy - sum_c dy_c y_c)
 //   log-softmax:  dx = dy - exp(y) * sum_c dy_c
@@ -40,8 +44,10 @@ const NARROW_WG: u32 = 64u;
 // The input x (binding 1), the output y (2) and, backward only, the
 // upstream gradient dy (3; x then holds the forward output), stored in the
 // call's precision, come from the storage the core declares
-// (src/core/storage.rs), through x_load, dy_load and y_store; every sum is
-// f32.
+// (src/core/storage.rs), through x_load, dy_load and y_store; their vec4
+// views (5, 6, 7: the same regions) through x_load4, dy_load4 and y_store4,
+// whole words in every precision (a scalar bf16 store is two atomic bit
+// operations). Every sum is f32.
 // Split rows only: a partial per (row, span), (max, sum-exp) forward or
 // (sum, unused) backward.
 @group(0) @binding(4) var<storage, read_write> parts: array<vec2<f32>>;
@@ -90,6 +96,8 @@ fn softmax_wide(
     }
 }
 
+// With TEAM_HELD > 0 (GPUs: maps and rows of at most TEAM_HELD classes), the
+// invocation holds its row in registers between the passes: read once.
 @compute @workgroup_size(64)
 fn softmax_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -102,31 +110,59 @@ fn softmax_narrow(
     }
     let base = element(row, 0u);
     var ms = vec2<f32>(LOWEST, 0.0);
-    for (var c = 0u; c < p.classes; c++) {
-        ms = ms_online(ms, x_load(base + c * p.inner));
+    var xs: array<f32, TEAM_HELD_MAX>;
+    if (TEAM_HELD > 0u) {
+        for (var c = 0u; c < TEAM_HELD; c++) {
+            if (c < p.classes) {
+                xs[c] = x_load(base + c * p.inner);
+                ms = ms_online(ms, xs[c]);
+            }
+        }
+    } else {
+        for (var c = 0u; c < p.classes; c++) {
+            ms = ms_online(ms, x_load(base + c * p.inner));
+        }
     }
     let log_s = log(ms.y);
-    for (var c = 0u; c < p.classes; c++) {
-        let idx = base + c * p.inner;
-        y_store(idx, output(x_load(idx), ms, log_s));
+    if (TEAM_HELD > 0u) {
+        for (var c = 0u; c < TEAM_HELD; c++) {
+            if (c < p.classes) {
+                y_store(base + c * p.inner, output(xs[c], ms, log_s));
+            }
+        }
+    } else {
+        for (var c = 0u; c < p.classes; c++) {
+            let idx = base + c * p.inner;
+            y_store(idx, output(x_load(idx), ms, log_s));
+        }
     }
 }
 
 // ---------------------------------------------------------------- backward
 
-// The row-sum term of the vector-Jacobian product for class c.
-fn backward_term(idx: u32) -> f32 {
+// The row-sum term of the vector-Jacobian product for a class whose forward
+// output is y and upstream gradient dy.
+fn term_of(y: f32, dy: f32) -> f32 {
     if (p.mode == LOG_SOFTMAX) {
-        return dy_load(idx);
+        return dy;
     }
-    return dy_load(idx) * x_load(idx);
+    return dy * y;
+}
+
+// The gradient of that class, given the row sum.
+fn value_of(y: f32, dy: f32, total: f32) -> f32 {
+    if (p.mode == LOG_SOFTMAX) {
+        return dy - exp(y) * total;
+    }
+    return y * (dy - total);
+}
+
+fn backward_term(idx: u32) -> f32 {
+    return term_of(x_load(idx), dy_load(idx));
 }
 
 fn backward_value(idx: u32, total: f32) -> f32 {
-    if (p.mode == LOG_SOFTMAX) {
-        return dy_load(idx) - exp(x_load(idx)) * total;
-    }
-    return x_load(idx) * (dy_load(idx) - total);
+    return value_of(x_load(idx), dy_load(idx), total);
 }
 
 // The backward's row-sum term over classes [c0, c1), as `span_stats`.
@@ -156,6 +192,7 @@ fn backward_wide(
     }
 }
 
+// Held as softmax_narrow's, two values a class (TEAM_HELD_MAX / 2 at most).
 @compute @workgroup_size(64)
 fn backward_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -168,12 +205,32 @@ fn backward_narrow(
     }
     let base = element(row, 0u);
     var total = 0.0;
-    for (var c = 0u; c < p.classes; c++) {
-        total += backward_term(base + c * p.inner);
+    var ys: array<f32, TEAM_HELD_MAX / 2u>;
+    var dys: array<f32, TEAM_HELD_MAX / 2u>;
+    if (TEAM_HELD > 0u) {
+        for (var c = 0u; c < TEAM_HELD; c++) {
+            if (c < p.classes) {
+                ys[c] = x_load(base + c * p.inner);
+                dys[c] = dy_load(base + c * p.inner);
+                total += term_of(ys[c], dys[c]);
+            }
+        }
+    } else {
+        for (var c = 0u; c < p.classes; c++) {
+            total += backward_term(base + c * p.inner);
+        }
     }
-    for (var c = 0u; c < p.classes; c++) {
-        let idx = base + c * p.inner;
-        y_store(idx, backward_value(idx, total));
+    if (TEAM_HELD > 0u) {
+        for (var c = 0u; c < TEAM_HELD; c++) {
+            if (c < p.classes) {
+                y_store(base + c * p.inner, value_of(ys[c], dys[c], total));
+            }
+        }
+    } else {
+        for (var c = 0u; c < p.classes; c++) {
+            let idx = base + c * p.inner;
+            y_store(idx, backward_value(idx, total));
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! logits once and write the gradient once, `8·N·C` bytes in f32 (`4·N·C`
 //! in f16 and bf16); an
 //! elementwise loss reads the input and the target once and writes the
-//! gradient once, `12·N` (half that in f16 and bf16). Effective GB/s is that over the time taken. The
+//! gradient once, `12·N` (half that in f16 and bf16); softmax reads its input
+//! and writes its output once, `8·N`, its backward reads y and dy and writes
+//! dx, `12·N`. Effective GB/s is that over the time taken. The
 //! copy kernel moves the same bytes on the same adapter in the same
 //! process: its GB/s is this adapter's practical bound.
 //!
@@ -19,12 +21,17 @@
 //! # Ok::<(), xent::Error>(())
 //! ```
 
+mod data;
 mod linear;
+mod op;
 mod prepared;
 mod result;
 mod timer;
 
+pub use data::bench_data;
+pub(crate) use data::splitmix;
 pub use linear::{default_linear_cases, linear_bench_data, run_linear_case, LinearBenchResult};
+pub use op::BenchOp;
 pub use prepared::Prepared;
 pub use result::{BenchResult, DispatchTime};
 use timer::{Measured, Timer};
@@ -32,14 +39,13 @@ use timer::{Measured, Timer};
 use std::time::Instant;
 
 use crate::core::encode::Timing;
-use crate::core::shape::Layout;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::Strategy;
 use crate::ops::elementwise::ElementwiseLoss;
 
-/// One benchmark case: a shape, and the loss (cross-entropy unless `loss`).
+/// One benchmark case: a shape, and the op it times.
 ///
 /// ```
 /// # fn main() -> Result<(), xent::Error> {
@@ -56,17 +62,19 @@ pub struct BenchCase {
     pub name: String,
     /// The logits' shape, class axis 1 (or the elementwise loss's input's).
     pub dims: Vec<usize>,
-    /// An elementwise loss (mean, no weights) in place of cross-entropy.
-    pub loss: Option<ElementwiseLoss>,
-    /// The storage of the logits (an elementwise loss's input and target)
-    /// and the gradient.
+    /// The op timed: cross-entropy, an elementwise loss, softmax or its backward.
+    pub op: BenchOp,
+    /// The storage of the op's tensors: the logits (an elementwise loss's
+    /// input and target, softmax's input or y and dy) and the gradient (or
+    /// output).
     pub precision: Precision,
     /// Cross-entropy's kernel strategy (`Auto`, or one forced).
     pub strategy: Strategy,
     /// After timing, hold this many rows of the gradient (spread evenly,
     /// the first and the last among them) to the CPU path on those rows
     /// alone ([`Prepared::check_rows`]): the check of a case too large for
-    /// the CPU to compute whole. 0: none. Cross-entropy cases of (N, C) only.
+    /// the CPU to compute whole. 0: none. Cross-entropy and softmax cases of
+    /// (N, C) only.
     pub check_rows: usize,
 }
 
@@ -78,7 +86,8 @@ impl BenchCase {
     /// let case = BenchCase::new(&[8, 21, 64, 64]);
     /// assert_eq!(case.name, "8x21x64x64");
     /// // Cross-entropy in f32, the strategy chosen by shape, no rows checked.
-    /// assert_eq!((case.loss, case.precision, case.strategy, case.check_rows), (None, Precision::F32, Strategy::Auto, 0));
+    /// assert_eq!((case.op, case.precision, case.strategy, case.check_rows),
+    ///     (xent::bench::BenchOp::CrossEntropy, Precision::F32, Strategy::Auto, 0));
     /// ```
     pub fn new(dims: &[usize]) -> Self {
         let name = dims
@@ -89,7 +98,7 @@ impl BenchCase {
         Self {
             name,
             dims: dims.to_vec(),
-            loss: None,
+            op: BenchOp::CrossEntropy,
             precision: Precision::F32,
             strategy: Strategy::Auto,
             check_rows: 0,
@@ -141,19 +150,34 @@ impl BenchCase {
     /// assert_eq!(case.name, "mse 64x64");
     /// ```
     pub fn elementwise(loss: ElementwiseLoss, dims: &[usize]) -> Self {
+        Self::of(BenchOp::Elementwise(loss), dims)
+    }
+
+    /// A case of `op`, named after it and its shape (a cross-entropy case
+    /// after its shape alone).
+    ///
+    /// ```
+    /// use xent::bench::{BenchCase, BenchOp};
+    /// let case = BenchCase::of(BenchOp::Softmax(xent::SoftmaxKind::LogSoftmax), &[64, 64]);
+    /// assert_eq!(case.name, "log-softmax 64x64");
+    /// assert_eq!(BenchCase::of(BenchOp::CrossEntropy, &[64, 64]), BenchCase::new(&[64, 64]));
+    /// ```
+    pub fn of(op: BenchOp, dims: &[usize]) -> Self {
         let shape = Self::new(dims);
-        Self {
-            name: format!("{} {}", loss.name(), shape.name),
-            loss: Some(loss),
-            ..shape
+        match op {
+            BenchOp::CrossEntropy => shape,
+            op => Self {
+                name: format!("{} {}", op.name(), shape.name),
+                op,
+                ..shape
+            },
         }
     }
 
     /// Bytes under the traffic model (see the module's documentation).
     fn bytes(&self) -> u64 {
         let n: usize = self.dims.iter().product();
-        let per = if self.loss.is_some() { 3 } else { 2 } * self.precision.size();
-        per * n as u64
+        self.op.tensors() * self.precision.size() * n as u64
     }
 }
 
@@ -185,40 +209,9 @@ pub fn reference_cases() -> Vec<BenchCase> {
     cases
 }
 
-/// Deterministic benchmark data: logits uniform in [-10, 10), class targets.
-/// The same generator as `benches/compare_torch.py`'s (splitmix64).
-///
-/// ```
-/// let layout = xent::Layout::from_dims(&[4, 10]).unwrap();
-/// let (logits, targets) = xent::bench::bench_data(&layout, 0x5eed);
-/// assert_eq!((logits.len(), targets.len()), (40, 4));
-/// assert!(logits.iter().all(|x| (-10.0..10.0).contains(x)) && targets.iter().all(|&t| (0..10).contains(&t)));
-/// ```
-pub fn bench_data(layout: &Layout, seed: u64) -> (Vec<f32>, Vec<i64>) {
-    let mut state = seed;
-    let mut next = move || splitmix(&mut state);
-    let logits = (0..layout.len())
-        .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 10.0)
-        .collect();
-    let targets = (0..layout.rows())
-        .map(|_| (next() % layout.classes as u64) as i64)
-        .collect();
-    (logits, targets)
-}
-
-/// The next splitmix64 draw from `state`: the benchmarks' one generator,
-/// which `benches/compare_torch.py` reproduces.
-pub(crate) fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Times one case: `iters` runs of the fused forward + backward (mean
-/// reduction, class-index targets) and of the copy kernel, after one warm-up
-/// each; the CPU path once when `with_cpu`.
+/// Times one case: `iters` runs of its op's call (a loss's fused forward +
+/// backward: mean reduction, class-index targets) and of the copy kernel,
+/// after one warm-up each; the CPU path once when `with_cpu`.
 ///
 /// # Errors
 /// [`Error::InvalidShape`] for a bad case, [`Error::Gpu`] if a run fails.

@@ -1,7 +1,9 @@
 //! A benchmark case's data, uploaded once and recorded again and again.
 
-use super::{bench_data, BenchCase};
+use super::data::{forward_like, second_tensor, stored};
+use super::{bench_data, BenchCase, BenchOp};
 use crate::core::encode::{Dispatches, Timing};
+use crate::core::reference::Reference;
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
 use crate::core::traffic::Traffic;
@@ -11,12 +13,13 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, Strategy};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
-use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOptions};
+use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseOptions};
+use crate::ops::softmax::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 
-/// A case's data uploaded once, ready to be recorded again and again: the
-/// loss (cross-entropy: mean, class-index targets, gradient to its own
-/// buffer; an elementwise loss: mean, no weights) and the copy kernel over
-/// the same bytes.
+/// A case's data uploaded once, ready to be recorded again and again: its
+/// op (cross-entropy: mean, class-index targets, gradient to its own
+/// buffer; an elementwise loss: mean, no weights; softmax, or its backward
+/// from y and dy) and the copy kernel over the same bytes.
 ///
 /// ```
 /// # fn main() -> Result<(), xent::Error> {
@@ -31,14 +34,15 @@ use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseLoss, ElementwiseOp
 pub struct Prepared<'a> {
     ctx: &'a Context,
     dims: Vec<usize>,
-    /// The logits (or the elementwise loss's input), as uploaded (widened to
-    /// f32 from the case's precision).
+    /// The logits (the elementwise loss's or softmax's input, softmax
+    /// backward's y), as uploaded (widened to f32 from the case's precision).
     pub logits: Vec<f32>,
     /// The class targets (cross-entropy), as uploaded.
     pub targets: Vec<i64>,
-    /// The elementwise loss's targets, as uploaded.
+    /// The elementwise loss's targets (or softmax backward's upstream
+    /// gradient), as uploaded.
     pub elementwise_targets: Vec<f32>,
-    loss_kind: Option<ElementwiseLoss>,
+    op: BenchOp,
     precision: Precision,
     strategy: Strategy,
     logits_buf: wgpu::Buffer,
@@ -47,15 +51,17 @@ pub struct Prepared<'a> {
     loss: wgpu::Buffer,
     status: wgpu::Buffer,
     /// The copy's source and destination: the logits and the gradient for
-    /// cross-entropy; for an elementwise loss, buffers of 1.5 N elements,
-    /// so that the copy moves its 12·N bytes.
+    /// an op of two tensors; for one of three (an elementwise loss, softmax
+    /// backward), buffers of 1.5 N elements, so that the copy moves its
+    /// 12·N bytes.
     copy: Option<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 impl<'a> Prepared<'a> {
-    /// Generates and uploads the case's data ([`bench_data`], seed 0x5eed;
-    /// an elementwise loss's targets are the same generator's values mapped
-    /// into [0, 1]).
+    /// Generates and uploads the case's data ([`bench_data`], seed 0x5eed,
+    /// mapped to a forward output's range for softmax backward; an
+    /// elementwise loss's targets are the same generator's values (seed
+    /// 0x7a67) mapped into [0, 1], softmax backward's dy into [-1, 1)).
     ///
     /// # Errors
     /// [`Error::InvalidShape`] for a bad case; [`Error::Gpu`] or
@@ -74,6 +80,10 @@ impl<'a> Prepared<'a> {
         let bytes = layout.len() as u64 * case.precision.size();
         ctx.check_buffer_sizes(&case.dims, &[("logits", bytes)])?;
         let (logits, targets) = bench_data(&layout, 0x5eed);
+        let logits = match case.op {
+            BenchOp::SoftmaxBackward(kind) => forward_like(kind, &logits, layout.classes),
+            _ => logits,
+        };
         // The logits as stored (rounded to the case's precision), and their bytes.
         let (logits, logit_bytes) = stored(case.precision, &logits);
         let dev = &ctx.device;
@@ -90,31 +100,26 @@ impl<'a> Prepared<'a> {
             })
         };
         let n = layout.len() as u64;
-        let (targets_buf, elementwise_targets, copy) = match case.loss {
-            None => {
+        let (targets_buf, elementwise_targets) = match case.op {
+            BenchOp::CrossEntropy => {
                 let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
-                (
-                    init("bench targets", bytemuck::cast_slice(&targets32))?,
-                    Vec::new(),
-                    None,
-                )
+                let buffer = init("bench targets", bytemuck::cast_slice(&targets32))?;
+                (buffer, Vec::new())
             }
-            Some(_) => {
-                let y: Vec<f32> = bench_data(&layout, 0x7a67)
-                    .0
-                    .iter()
-                    .map(|v| (v + 10.0) / 20.0)
-                    .collect();
-                let (y, y_bytes) = stored(case.precision, &y);
-                // Half of the loss's input + target + gradient each way.
-                let bytes = (3 * n * case.precision.size() / 2).next_multiple_of(16);
-                let copy = (
-                    empty("bench copy source", bytes),
-                    empty("bench copy target", bytes),
-                );
-                (init("bench targets", &y_bytes)?, y, Some(copy))
+            BenchOp::Softmax(_) => (empty("bench targets (unused)", 16), Vec::new()),
+            BenchOp::Elementwise(_) | BenchOp::SoftmaxBackward(_) => {
+                let (y, y_bytes) = stored(case.precision, &second_tensor(case.op, &layout));
+                (init("bench targets", &y_bytes)?, y)
             }
         };
+        // Half of the op's three tensors each way.
+        let copy = (case.op.tensors() == 3).then(|| {
+            let bytes = (3 * n * case.precision.size() / 2).next_multiple_of(16);
+            (
+                empty("bench copy source", bytes),
+                empty("bench copy target", bytes),
+            )
+        });
         Ok(Self {
             ctx,
             logits_buf: init("bench logits", &logit_bytes)?,
@@ -133,7 +138,7 @@ impl<'a> Prepared<'a> {
             logits,
             targets,
             elementwise_targets,
-            loss_kind: case.loss,
+            op: case.op,
             precision: case.precision,
             strategy: case.strategy,
         })
@@ -201,15 +206,21 @@ impl<'a> Prepared<'a> {
     /// The same plan and dispatches as the recording API's, for encoding
     /// with timestamps.
     fn prepare(&self) -> Result<Dispatches> {
-        Ok(match self.loss_kind {
-            None => {
+        let (ctx, dims, precision) = (self.ctx, &self.dims[..], self.precision);
+        let (input, second, output) = (
+            self.logits_buf.slice(..),
+            self.targets_buf.slice(..),
+            self.grad.slice(..),
+        );
+        match self.op {
+            BenchOp::CrossEntropy => {
                 let buffers = CrossEntropyBuffers {
-                    precision: self.precision,
+                    precision,
                     ..CrossEntropyBuffers::new(
-                        self.logits_buf.slice(..),
-                        TargetBuffer::ClassI32(self.targets_buf.slice(..)),
+                        input,
+                        TargetBuffer::ClassI32(second),
                         self.loss.slice(..),
-                        Some(self.grad.slice(..)),
+                        Some(output),
                         self.status.slice(..),
                     )
                 };
@@ -217,28 +228,40 @@ impl<'a> Prepared<'a> {
                     strategy: self.strategy,
                     ..Default::default()
                 };
-                self.ctx
-                    .prepare_cross_entropy(&self.dims, &opts, &buffers)?
+                ctx.prepare_cross_entropy(dims, &opts, &buffers)
             }
-            Some(loss) => {
-                let buffers = ElementwiseBuffers::new(
-                    self.logits_buf.slice(..),
-                    self.targets_buf.slice(..),
-                    self.loss.slice(..),
-                    Some(self.grad.slice(..)),
-                    self.status.slice(..),
-                );
+            BenchOp::Elementwise(loss) => {
+                let status = self.status.slice(..);
                 let buffers = ElementwiseBuffers {
-                    precision: self.precision,
-                    ..buffers
+                    precision,
+                    ..ElementwiseBuffers::new(
+                        input,
+                        second,
+                        self.loss.slice(..),
+                        Some(output),
+                        status,
+                    )
                 };
-                self.ctx.prepare_elementwise(
-                    &self.dims,
-                    &ElementwiseOptions::new(loss),
-                    &buffers,
-                )?
+                ctx.prepare_elementwise(dims, &ElementwiseOptions::new(loss), &buffers)
             }
-        })
+            BenchOp::Softmax(kind) => {
+                let buffers = SoftmaxBuffers {
+                    input,
+                    output,
+                    precision,
+                };
+                ctx.prepare_softmax(dims, &SoftmaxOptions { kind }, &buffers)
+            }
+            BenchOp::SoftmaxBackward(kind) => {
+                let buffers = SoftmaxBackwardBuffers {
+                    output: input,
+                    grad_output: second,
+                    grad_input: output,
+                    precision,
+                };
+                ctx.prepare_softmax_backward(dims, &SoftmaxOptions { kind }, &buffers)
+            }
+        }
     }
 
     /// Records the copy kernel over the same bytes.
@@ -297,11 +320,12 @@ impl<'a> Prepared<'a> {
     pub fn check_rows(&self, k: usize) -> Result<(usize, f64)> {
         let layout = Layout::from_dims(&self.dims)?;
         let (rows, classes) = (layout.rows(), layout.classes);
-        if self.loss_kind.is_some() || layout.inner != 1 {
+        if matches!(self.op, BenchOp::Elementwise(_)) || layout.inner != 1 {
             return Err(Error::Unsupported {
                 what: "a row-sampled check",
                 reason: format!(
-                    "it takes cross-entropy cases of (N, C); {:?} is not one",
+                    "it takes cross-entropy and softmax cases of (N, C); {} {:?} is not one",
+                    self.op.name(),
                     self.dims
                 ),
             });
@@ -338,59 +362,84 @@ impl<'a> Prepared<'a> {
         }
         let bytes = self.ctx.download(encoder, &[&sample])?.remove(0);
         let tol = self.precision.tolerance(crate::Tolerance::default());
-        let opts = CrossEntropyOptions {
-            reduction: crate::Reduction::Sum,
-            ..Default::default()
-        };
-        let scale = 1.0 / rows as f64;
         let (mut at, mut largest) = (0usize, 0.0f64);
         for (&r, &(lo, hi)) in picks.iter().zip(&spans) {
             let skip = (r as u64 * row_bytes - lo) as usize;
             let gpu = self.precision.widen(&bytes[at + skip..], classes);
             at += (hi - lo) as usize;
-            let x = &self.logits[r * classes..(r + 1) * classes];
-            let t = crate::Targets::I64(&self.targets[r..r + 1]);
-            let want = cpu::cross_entropy_with(x, &[1, classes], t, crate::Weights::none(), &opts)?;
-            let mut reference = want
-                .grad_reference()
-                .ok_or_else(|| Error::Gpu("the CPU path returned no gradient".to_string()))?;
-            reference.value.iter_mut().for_each(|v| *v *= scale);
-            reference.magnitude.iter_mut().for_each(|v| *v *= scale);
-            reference
-                .flush
-                .iter_mut()
-                .for_each(|v| *v = *v * scale + 1.0);
-            // A mismatch names its element in the whole gradient.
-            tol.check("grad", &gpu, &reference).map_err(|mut e| {
-                if let Error::Mismatch { index, .. } = &mut e {
-                    *index += r * classes;
-                }
-                e
-            })?;
+            let reference = self.row_reference(r, classes, rows)?;
+            // A mismatch names its element in the whole output.
+            tol.check(self.op.name(), &gpu, &reference)
+                .map_err(|mut e| {
+                    if let Error::Mismatch { index, .. } = &mut e {
+                        *index += r * classes;
+                    }
+                    e
+                })?;
             largest = largest.max(crate::max_abs_diff(&gpu, &reference.value));
         }
         Ok((k, largest))
     }
 
+    /// The CPU path's output (the gradient, for cross-entropy) of row `r`
+    /// alone, of `classes` classes: cross-entropy's scaled by the mean's
+    /// 1/`rows` (the bench's targets are all in range, unweighted).
+    fn row_reference(&self, r: usize, classes: usize, rows: usize) -> Result<Reference> {
+        let x = &self.logits[r * classes..(r + 1) * classes];
+        let row = [1, classes];
+        let dy = || &self.elementwise_targets[r * classes..(r + 1) * classes];
+        match self.op {
+            BenchOp::Softmax(SoftmaxKind::Softmax) => cpu::softmax_reference(x, &row),
+            BenchOp::Softmax(SoftmaxKind::LogSoftmax) => cpu::log_softmax_reference(x, &row),
+            BenchOp::SoftmaxBackward(SoftmaxKind::Softmax) => {
+                cpu::softmax_backward_reference(x, dy(), &row)
+            }
+            BenchOp::SoftmaxBackward(SoftmaxKind::LogSoftmax) => {
+                cpu::log_softmax_backward_reference(x, dy(), &row)
+            }
+            BenchOp::CrossEntropy | BenchOp::Elementwise(_) => {
+                let opts = CrossEntropyOptions {
+                    reduction: crate::Reduction::Sum,
+                    ..Default::default()
+                };
+                let t = crate::Targets::I64(&self.targets[r..r + 1]);
+                let want = cpu::cross_entropy_with(x, &row, t, crate::Weights::none(), &opts)?;
+                let mut reference = want
+                    .grad_reference()
+                    .ok_or_else(|| Error::Gpu("the CPU path returned no gradient".to_string()))?;
+                let scale = 1.0 / rows as f64;
+                reference.value.iter_mut().for_each(|v| *v *= scale);
+                reference.magnitude.iter_mut().for_each(|v| *v *= scale);
+                reference
+                    .flush
+                    .iter_mut()
+                    .for_each(|v| *v = *v * scale + 1.0);
+                Ok(reference)
+            }
+        }
+    }
+
     /// The CPU path on the same data.
     pub(crate) fn run_cpu(&self) -> Result<()> {
-        match self.loss_kind {
-            None => cpu::cross_entropy(
-                &self.logits,
-                &self.dims,
-                &self.targets,
-                None,
-                &CrossEntropyOptions::default(),
-            )
-            .map(|_| ()),
-            Some(loss) => cpu::elementwise_loss(
-                &self.logits,
-                &self.elementwise_targets,
-                &self.dims,
-                Default::default(),
-                &ElementwiseOptions::new(loss),
-            )
-            .map(|_| ()),
+        let (x, dims) = (&self.logits[..], &self.dims[..]);
+        let second = &self.elementwise_targets[..];
+        match self.op {
+            BenchOp::CrossEntropy => {
+                let opts = CrossEntropyOptions::default();
+                cpu::cross_entropy(x, dims, &self.targets, None, &opts).map(|_| ())
+            }
+            BenchOp::Elementwise(loss) => {
+                let opts = ElementwiseOptions::new(loss);
+                cpu::elementwise_loss(x, second, dims, Default::default(), &opts).map(|_| ())
+            }
+            BenchOp::Softmax(SoftmaxKind::Softmax) => cpu::softmax(x, dims).map(|_| ()),
+            BenchOp::Softmax(SoftmaxKind::LogSoftmax) => cpu::log_softmax(x, dims).map(|_| ()),
+            BenchOp::SoftmaxBackward(SoftmaxKind::Softmax) => {
+                cpu::softmax_backward(x, second, dims).map(|_| ())
+            }
+            BenchOp::SoftmaxBackward(SoftmaxKind::LogSoftmax) => {
+                cpu::log_softmax_backward(x, second, dims).map(|_| ())
+            }
         }
     }
 
@@ -423,28 +472,4 @@ impl<'a> Prepared<'a> {
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
-}
-
-/// `values` as the device stores them in `precision` (widened back to f32
-/// exactly) and their bytes, in whole vec4s as the host API uploads them.
-fn stored(precision: Precision, values: &[f32]) -> (Vec<f32>, Vec<u8>) {
-    let (widened, mut bytes): (Vec<f32>, Vec<u8>) = match precision {
-        Precision::F32 => (values.to_vec(), bytemuck::cast_slice(values).to_vec()),
-        Precision::F16 => {
-            let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
-            (
-                h.iter().map(|v| v.to_f32()).collect(),
-                bytemuck::cast_slice(&h).to_vec(),
-            )
-        }
-        Precision::BF16 => {
-            let h: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
-            (
-                h.iter().map(|v| v.to_f32()).collect(),
-                bytemuck::cast_slice(&h).to_vec(),
-            )
-        }
-    };
-    bytes.resize(bytes.len().next_multiple_of(16), 0);
-    (widened, bytes)
 }

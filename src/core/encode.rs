@@ -3,7 +3,7 @@
 //! into the caller's encoder, in one compute pass or, for profiles, one pass
 //! per dispatch between timestamps.
 
-use super::traffic::Traffic;
+use super::traffic::{first_occurrences, Traffic};
 use super::Context;
 use crate::error::{Error, GpuScope, Result};
 
@@ -27,6 +27,22 @@ pub(crate) struct Dispatches {
 }
 
 impl Dispatches {
+    /// The call of `list` labelled `label`, with the bytes it moves where
+    /// the op counts them: in debug builds, the count's passes must be the
+    /// dispatches' entry points, so every test of a counted op checks the
+    /// count against the dispatch list it models.
+    pub(crate) fn new(label: &'static str, list: Vec<Dispatch>, traffic: Option<Traffic>) -> Self {
+        if let Some(traffic) = &traffic {
+            let entries = first_occurrences(list.iter().map(|d| d.0));
+            debug_assert_eq!(traffic.passes(), entries, "the byte count's passes");
+        }
+        Self {
+            label,
+            list,
+            traffic,
+        }
+    }
+
     /// The entry points dispatched, in order.
     pub(crate) fn entries(&self) -> Vec<&'static str> {
         self.list.iter().map(|d| d.0).collect()

@@ -23,6 +23,7 @@ pub(crate) mod shaders;
 pub(crate) mod shape;
 pub(crate) mod status;
 pub(crate) mod storage;
+pub(crate) mod teams;
 pub(crate) mod traffic;
 pub(crate) mod transfer;
 pub(crate) mod verify;

@@ -22,6 +22,8 @@ pub(crate) const SUBNORMAL_WGSL: &str = include_str!("../../shaders/lib/subnorma
 /// Fixed-order workgroup trees on vec2 values.
 pub(crate) const WORKGROUP_TREES_WGSL: &str =
     include_str!("../../shaders/lib/workgroup_trees.wgsl");
+/// Teams of invocations per row: their constants and fixed-order trees.
+pub(crate) const TEAMS_WGSL: &str = include_str!("../../shaders/lib/teams.wgsl");
 /// The bandwidth reference of the benchmarks.
 pub(crate) const COPY_WGSL: &str = include_str!("../../shaders/copy.wgsl");
 

@@ -1,20 +1,22 @@
 //! Softmax and log-softmax, forward and backward, with their tensors stored
 //! in bf16 (every device): against the CPU on the same bf16 inputs on every
-//! strategy (narrow, wide, split), and the forward bit for bit against the
+//! strategy (narrow, wide, split, teams on the GPU table), and the forward bit for bit against the
 //! f32 kernels' results rounded to nearest even on the host.
 
-use crate::common::{ctx, read_f32, Rng};
+use crate::common::{ctx, gpu_class_ctx, read_f32, Rng};
 use half::bf16;
 use wgpu::util::DeviceExt;
 use xent::{cpu, Precision, SoftmaxKind, Tolerance};
 
-/// Maps and short rows (narrow), long rows (wide), rows past the loop bound
-/// of one workgroup (split), odd counts (shared words at row ends).
-const SHAPES: [&[usize]; 6] = [
+/// Maps and short rows (narrow; GPUs: scalar teams), long rows (wide;
+/// GPUs: vec4 teams), rows past the loop bound of one workgroup (split),
+/// odd counts (shared words at row ends).
+const SHAPES: [&[usize]; 7] = [
     &[7, 5],
     &[2, 5, 3, 3],
     &[3, 257],
     &[4, 1000],
+    &[66, 12],
     &[1, 3],
     &[2, 1_100_001],
 ];
@@ -28,7 +30,13 @@ fn inputs(len: usize, seed: u64) -> Vec<bf16> {
 
 #[test]
 fn the_bf16_forward_matches_the_cpu_and_the_f32_kernels_rounded() {
-    let Some(ctx) = ctx() else { return };
+    // Both tables: the software one, and the GPU one forced.
+    for ctx in [ctx(), gpu_class_ctx()].into_iter().flatten() {
+        bf16_forward_matches_the_cpu_and_the_f32_kernels_rounded_on(ctx);
+    }
+}
+
+fn bf16_forward_matches_the_cpu_and_the_f32_kernels_rounded_on(ctx: &xent::Context) {
     for dims in SHAPES {
         let len: usize = dims.iter().product();
         let x = inputs(len, len as u64);
@@ -78,7 +86,13 @@ fn the_bf16_forward_matches_the_cpu_and_the_f32_kernels_rounded() {
 
 #[test]
 fn the_bf16_backward_matches_the_cpu() {
-    let Some(ctx) = ctx() else { return };
+    // Both tables: the software one, and the GPU one forced.
+    for ctx in [ctx(), gpu_class_ctx()].into_iter().flatten() {
+        bf16_backward_matches_the_cpu_on(ctx);
+    }
+}
+
+fn bf16_backward_matches_the_cpu_on(ctx: &xent::Context) {
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let init = |v: &[bf16]| {
         let mut bytes: Vec<u8> = bytemuck::cast_slice(v).to_vec();
@@ -223,7 +237,13 @@ fn f16_backward(
 
 #[test]
 fn the_f16_forward_and_backward_match_the_cpu() {
-    let Some(ctx) = ctx() else { return };
+    // Both tables: the software one, and the GPU one forced.
+    for ctx in [ctx(), gpu_class_ctx()].into_iter().flatten() {
+        f16_forward_and_backward_match_the_cpu_on(ctx);
+    }
+}
+
+fn f16_forward_and_backward_match_the_cpu_on(ctx: &xent::Context) {
     if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         eprintln!("adapter has no SHADER_F16: f16 softmax not run");
         return;

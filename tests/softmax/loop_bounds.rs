@@ -7,9 +7,14 @@ use crate::common::logits_and_targets as data;
 use xent::{cpu, Tolerance};
 
 fn softmax_matches(dims: &[usize]) {
-    let Some(ctx) = crate::common::ctx() else {
-        return;
-    };
+    if let Some(ctx) = crate::common::ctx() {
+        softmax_matches_on(ctx, dims);
+    }
+}
+
+/// Softmax and log-softmax of `dims`, forward and backward, on `ctx`
+/// against the CPU twin under the default tolerance.
+pub(super) fn softmax_matches_on(ctx: &xent::Context, dims: &[usize]) {
     let (x, _) = data(dims, 7 + dims.iter().sum::<usize>() as u64);
     let tol = Tolerance::default();
     let what = |op: &str| format!("{op} {dims:?}");

@@ -1,14 +1,15 @@
 //! `xent bench`: the fused kernel against a copy over the same bytes and the CPU path.
 
 use crate::{usage, BackendArg, Failure};
+use xent::bench::BenchOp;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// The storage of the logits (an elementwise loss's input and target) and
-    /// the gradient; comma-separated to run each case in each, e.g. f32,bf16.
+    /// The storage of the op's tensors (logits and gradient, an elementwise
+    /// loss's input and target, softmax's input and output); comma-separated to run each case in each, e.g. f32,bf16.
     #[arg(long, value_name = "f32|f16|bf16", default_value = "f32")]
     precision: String,
     /// Cross-entropy's kernel strategies to time each case with:
@@ -21,16 +22,17 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     iters: u64,
     /// Comma-separated cases: shapes like 4096x4096,8x21x256x256 (cross-entropy), or an
-    /// elementwise loss and a shape like bce-with-logits:4096x4096 (default: the reference cases).
+    /// op and a shape like bce-with-logits:4096x4096, softmax:4096x4096,
+    /// log-softmax-backward:4096x4096 (default: the reference cases).
     #[arg(long)]
     cases: Option<String>,
     /// Skip timing the CPU path (slow on large shapes).
     #[arg(long)]
     no_cpu: bool,
-    /// After timing each cross-entropy case of shape (N, C), hold K of its
-    /// gradient's rows (spread evenly, the first and last among them) to the
-    /// CPU path on those rows alone: the check of a case too large to
-    /// compute whole on the CPU. A disagreement is exit status 1.
+    /// After timing each cross-entropy or softmax case of shape (N, C), hold
+    /// K rows of its output (the gradient; spread evenly, the first and last
+    /// among them) to the CPU path on those rows alone: the check of a case
+    /// too large to compute whole on the CPU. A disagreement is exit status 1.
     #[arg(long, value_name = "K", default_value_t = 0)]
     check_rows: usize,
     /// Also time each dispatch of the fused call on its own (GPU time from
@@ -136,14 +138,13 @@ fn cases(args: &BenchArgs, all: bool) -> Result<Vec<xent::bench::BenchCase>, Fai
             .collect::<Result<_, _>>()?
     };
     // Each case in each precision; the cross-entropy ones in each strategy,
-    // the elementwise ones with their one kernel.
+    // the others with their one table.
     let cases: Vec<xent::bench::BenchCase> = cases
         .into_iter()
         .flat_map(|case| {
-            let ss = if case.loss.is_some() {
-                vec![xent::Strategy::Auto]
-            } else {
-                strategies.clone()
+            let ss = match case.op {
+                BenchOp::CrossEntropy => strategies.clone(),
+                _ => vec![xent::Strategy::Auto],
             };
             let ps = precisions.clone();
             ps.into_iter().flat_map(move |p| {
@@ -154,7 +155,8 @@ fn cases(args: &BenchArgs, all: bool) -> Result<Vec<xent::bench::BenchCase>, Fai
             })
         })
         .map(|mut case| {
-            if case.loss.is_none() && case.dims.len() == 2 {
+            let by_rows = !matches!(case.op, BenchOp::Elementwise(_));
+            if by_rows && case.dims.len() == 2 {
                 case.check_rows = args.check_rows;
             }
             case
@@ -162,7 +164,7 @@ fn cases(args: &BenchArgs, all: bool) -> Result<Vec<xent::bench::BenchCase>, Fai
         .collect();
     if args.check_rows > 0 && cases.iter().all(|c| c.check_rows == 0) {
         return Err(usage(
-            "--check-rows checks cross-entropy cases of shape (N, C); --cases has none",
+            "--check-rows checks cross-entropy and softmax cases of shape (N, C); --cases has none",
         ));
     }
     Ok(cases)
@@ -209,7 +211,7 @@ fn print_row(r: &xent::bench::BenchResult) {
     print_profile(r);
     if let Some((rows, diff)) = r.rows_checked {
         say!(
-            "{:>16}   {rows} rows of the gradient agree with the CPU path (largest |GPU - CPU| {diff:.3e})",
+            "{:>16}   {rows} sampled rows agree with the CPU path (largest |GPU - CPU| {diff:.3e})",
             ""
         );
     }
@@ -258,7 +260,8 @@ fn print_profile(r: &xent::bench::BenchResult) {
 }
 
 /// A case as `--cases` names it: a shape (`4096x4096`, cross-entropy), or
-/// an elementwise loss and a shape (`bce-with-logits:4096x4096`).
+/// an op and a shape (`bce-with-logits:4096x4096`, `softmax:4096x4096`;
+/// `BenchOp` names them).
 fn parse_case(case: &str) -> Result<xent::bench::BenchCase, Failure> {
     let (loss, shape) = match case.trim().split_once(':') {
         Some((loss, shape)) => (Some(loss), shape),
@@ -269,15 +272,15 @@ fn parse_case(case: &str) -> Result<xent::bench::BenchCase, Failure> {
         .map(|d| {
             d.trim().parse::<usize>().map_err(|_| {
                 usage(format!(
-                    "bad case {case:?}: expected a shape like 4096x4096, or a loss and a shape \
-                     like bce-with-logits:4096x4096"
+                    "bad case {case:?}: expected a shape like 4096x4096, or an op and a shape \
+                     like bce-with-logits:4096x4096 or softmax:4096x4096"
                 ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(match loss {
-        None | Some("cross-entropy") => xent::bench::BenchCase::new(&dims),
-        Some(name) => xent::bench::BenchCase::elementwise(name.parse()?, &dims),
+        None => xent::bench::BenchCase::new(&dims),
+        Some(name) => xent::bench::BenchCase::of(name.trim().parse()?, &dims),
     })
 }
 

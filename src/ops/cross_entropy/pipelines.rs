@@ -2,14 +2,14 @@
 //! and the shared pieces) and its pipelines: one per (variant, entry point,
 //! specialisation), built through the context's pipeline cache.
 
-use super::strategy::{TEAM_HELD_MAX, TEAM_WG};
 use crate::core::pipelines::flag;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
-    assemble, ADDRESSING_WGSL, BLOCK_STATS_WGSL, ONLINE_SOFTMAX_WGSL, SUBNORMAL_WGSL,
+    assemble, ADDRESSING_WGSL, BLOCK_STATS_WGSL, ONLINE_SOFTMAX_WGSL, SUBNORMAL_WGSL, TEAMS_WGSL,
     WORKGROUP_TREES_WGSL,
 };
 use crate::core::storage::{storage_wgsl, Stored};
+use crate::core::teams::check_team_spec;
 use crate::core::Context;
 use crate::error::{Error, Result};
 
@@ -65,6 +65,7 @@ pub(crate) fn source(precision: Precision, subgroups: bool) -> String {
         ONLINE_SOFTMAX_WGSL,
         BLOCK_STATS_WGSL,
         SUBNORMAL_WGSL,
+        TEAMS_WGSL,
     ]);
     pieces.extend(reductions);
     assemble(&pieces)
@@ -161,21 +162,12 @@ impl Context {
         entry: &'static str,
         spec: &[(&'static str, u32)],
     ) -> Result<wgpu::ComputePipeline> {
-        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s; a team is
-        // a power of two of lanes within its workgroup, holding a power of
-        // two of elements up to its array's (or none).
-        let fits = spec.iter().all(|&(name, n)| match name {
-            "TEAM" => n.is_power_of_two() && n as usize <= TEAM_WG,
-            "TEAM_HELD" => n == 0 || (n.is_power_of_two() && n as usize <= TEAM_HELD_MAX),
-            _ => n <= 32,
-        });
-        if !fits {
+        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s.
+        check_team_spec(spec)?;
+        if let Some(&(name, n)) = spec.iter().find(|&&(name, n)| name == "FIXED_N" && n > 32) {
             return Err(Error::Unsupported {
                 what: "a kernel specialised for this shape",
-                reason: format!(
-                    "{spec:?} is outside the shader's range (FIXED_N 1..=32, TEAM a power of two \
-                     up to {TEAM_WG}, TEAM_HELD 0 or a power of two up to {TEAM_HELD_MAX})"
-                ),
+                reason: format!("{name} = {n} is outside the shader's range 1..=32"),
             });
         }
         v.precision

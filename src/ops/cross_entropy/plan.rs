@@ -198,9 +198,7 @@ fn check_reduction_trips(layout: &Layout, groups: u64, weights: bool) -> Result<
 pub(crate) mod tests {
     use super::*;
     use crate::core::binding::wgsl::wgsl_u32;
-    use crate::ops::cross_entropy::strategy::{
-        FIXED_CLASSES_MAX, FIXED_QUADS_MAX, SUM_BLOCK, TEAM_HELD_MAX, TEAM_WG,
-    };
+    use crate::ops::cross_entropy::strategy::{FIXED_CLASSES_MAX, FIXED_QUADS_MAX, SUM_BLOCK};
 
     /// The plan's constants that the kernels mirror, against `source`.
     pub(crate) fn shared_with(source: &str) {
@@ -210,9 +208,7 @@ pub(crate) mod tests {
         assert_eq!(wgsl_u32(source, "RECORD_WORDS") as usize, record);
         assert_eq!(wgsl_u32(source, "STATS_WG") as u64, STATS_WG);
         assert_eq!(wgsl_u32(source, "SUM_BLOCK") as usize, SUM_BLOCK);
-        assert_eq!(wgsl_u32(source, "TEAM_WG") as usize, TEAM_WG);
         assert_eq!(wgsl_u32(source, "TILE_ROWS") as u64, TILE_ROWS);
-        assert_eq!(wgsl_u32(source, "TEAM_HELD_MAX") as usize, TEAM_HELD_MAX);
         // Both fixed kernels hold their row in MAX_FIXED vec4s.
         let max_fixed = wgsl_u32(source, "MAX_FIXED") as usize;
         assert!(FIXED_QUADS_MAX.max(FIXED_CLASSES_MAX) <= max_fixed);

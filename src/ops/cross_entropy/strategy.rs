@@ -3,6 +3,10 @@
 //! the loop bound, entry point and grid. Choosing one is in `choose.rs`.
 
 use crate::core::shape::Layout;
+use crate::core::teams::{self, TEAM_HELD_MAX};
+pub(crate) use crate::core::teams::{
+    team_lanes, GPU_LANES_FULL, GPU_SPLITS_MAX, GPU_SPLIT_SPAN_MIN, TEAM_WG,
+};
 
 /// Rows with at least this many classes get a workgroup each; shorter rows
 /// (and every channel-first map) get an invocation each (software adapters).
@@ -19,30 +23,6 @@ pub(crate) const SPLIT_ROWS_BELOW_CPU: usize = 4;
 /// clamp to `OCCUPANCY_SPLITS`), on software adapters.
 pub(crate) const SPLIT_SPAN: usize = 8192;
 pub(crate) const OCCUPANCY_SPLITS: usize = 32;
-
-/// Invocations per workgroup of the team kernels (`TEAM_WG` in
-/// rows_team.wgsl): 8 SIMD groups of 32 (or 4 of 64) lanes, the size the
-/// fastest loss kernels run rows at (quack, Liger), and the most WebGPU
-/// promises every device takes.
-pub(crate) const TEAM_WG: usize = 256;
-/// The most elements a team lane holds in registers between its passes
-/// (`TEAM_HELD_MAX` in rows_team.wgsl: 64 f32 registers, widened from any
-/// precision): rows of up to `TEAM_WG · TEAM_HELD_MAX` = 16 384 classes,
-/// in f32, f16 and bf16 alike, are read from memory once.
-pub(crate) const TEAM_HELD_MAX: usize = 64;
-/// A team lane takes about this many elements of its row per pass: short
-/// rows get few lanes (several rows per workgroup), rows of 2048 classes or
-/// more get all `TEAM_WG`.
-pub(crate) const TEAM_ELEMENTS: usize = 8;
-/// Invocations a GPU needs in flight to hide its memory latency: 2^18 is a
-/// full H100/H200 (132 SMs × 2048 resident invocations) and more than any
-/// smaller GPU holds. wgpu reports no SM count, so this is a constant.
-pub(crate) const GPU_LANES_FULL: usize = 1 << 18;
-/// The shortest span of a row split on a GPU for occupancy, and the most
-/// spans: every invocation of every span's workgroup merges all the row's
-/// partials, work that grows as splits².
-pub(crate) const GPU_SPLIT_SPAN_MIN: usize = 2048;
-pub(crate) const GPU_SPLITS_MAX: usize = 128;
 
 /// Classes per block of the per-pixel kernels' loss sums (`SUM_BLOCK` in the shader).
 pub(crate) const SUM_BLOCK: usize = 32;
@@ -97,26 +77,13 @@ pub(crate) enum RowStrategy {
     },
 }
 
-/// The team kernels' invocations per row of `classes` classes: about
-/// `TEAM_ELEMENTS` elements per lane, a power of two up to `TEAM_WG`.
-pub(crate) fn team_lanes(classes: usize) -> usize {
-    classes
-        .div_ceil(TEAM_ELEMENTS)
-        .next_power_of_two()
-        .min(TEAM_WG)
-}
-
 /// `TEAM_HELD` of the team kernels for rows of `classes` classes over
-/// `lanes` lanes: each lane's share (elements, or vec4s for `vec4`) rounded
-/// up to a power of two, or 0 (read twice) past `TEAM_HELD_MAX`.
+/// `lanes` lanes: each lane's share of elements (or vec4s for `vec4`) held,
+/// or 0 (read twice) past `TEAM_HELD_MAX` values.
 pub(crate) fn team_held(classes: usize, lanes: usize, vec4: bool) -> usize {
-    let (share, most) = match vec4 {
-        true => ((classes / 4).div_ceil(lanes), TEAM_HELD_MAX / 4),
-        false => (classes.div_ceil(lanes), TEAM_HELD_MAX),
-    };
-    match share.max(1).next_power_of_two() {
-        held if held <= most => held,
-        _ => 0,
+    match vec4 {
+        true => teams::team_held(classes / 4, lanes, TEAM_HELD_MAX / 4),
+        false => teams::team_held(classes, lanes, TEAM_HELD_MAX),
     }
 }
 
@@ -306,19 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn team_lanes_are_powers_of_two_of_about_eight_elements_each() {
-        for (classes, lanes) in [
-            (1, 1),
-            (8, 1),
-            (9, 2),
-            (32, 4),
-            (100, 16),
-            (2048, 256),
-            (2049, 256),
-            (1 << 20, 256),
-        ] {
-            assert_eq!(team_lanes(classes), lanes, "C = {classes}");
-        }
+    fn a_workgroup_holds_whole_teams_of_whole_rows() {
         // A workgroup holds whole teams, and its rows are dispatched whole.
         for classes in 1..5000 {
             let lanes = team_lanes(classes);

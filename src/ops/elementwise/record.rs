@@ -171,11 +171,8 @@ impl Context {
         list.extend(self.elementwise_reduction(&call, &reduce_uniform)?);
         scope.pop("preparing the elementwise loss")?;
         let traffic = ElementwiseTraffic::of(&call.shape, b, call.weight_shape, reduction);
-        Ok(Dispatches {
-            label: "the elementwise loss",
-            list,
-            traffic: Some(traffic.count(&call.plan, call.reduces)),
-        })
+        let traffic = Some(traffic.count(&call.plan, call.reduces));
+        Ok(Dispatches::new("the elementwise loss", list, traffic))
     }
 
     /// The loss kernel over elements `[e0, e1)`, one binding's worth.

@@ -3,6 +3,7 @@
 //! its [`cpu`](crate::cpu) twin.
 
 use super::cpu;
+use super::plan::SoftmaxDirection;
 use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 use crate::core::precision::widen_all;
 use crate::core::shape;
@@ -147,7 +148,12 @@ impl Context {
             shape::length(what, dims, layout.len(), values)?;
         }
         self.check_buffer_sizes(dims, &[("input", layout.len() as u64 * 4)])?;
-        self.plan_softmax(&layout)?;
+        // One input forward (x), two backward (y and dy).
+        let direction = match inputs.len() {
+            1 => SoftmaxDirection::Forward,
+            _ => SoftmaxDirection::Backward,
+        };
+        self.plan_softmax(&layout, direction)?;
         let run = self.host_run();
         let buffers: Vec<wgpu::Buffer> = inputs
             .iter()

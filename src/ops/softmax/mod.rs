@@ -7,6 +7,7 @@ pub(crate) mod options;
 pub(crate) mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod traffic;
 
 pub use buffers::{SoftmaxBackwardBuffers, SoftmaxBuffers};
 pub use options::{SoftmaxKind, SoftmaxOptions};

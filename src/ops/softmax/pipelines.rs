@@ -4,52 +4,60 @@
 
 use crate::core::pipelines::PIPELINE_CACHE_MAX;
 use crate::core::precision::Precision;
-use crate::core::shaders::{assemble, ADDRESSING_WGSL, ONLINE_SOFTMAX_WGSL, WORKGROUP_TREES_WGSL};
+use crate::core::shaders::{
+    assemble, ADDRESSING_WGSL, ONLINE_SOFTMAX_WGSL, TEAMS_WGSL, WORKGROUP_TREES_WGSL,
+};
 use crate::core::storage::{storage_wgsl, Stored};
+use crate::core::teams::check_team_spec;
 use crate::core::Context;
 use crate::error::Result;
 
-const BODY: &str = include_str!("../../../shaders/softmax/kernels.wgsl");
+/// The module's body: the row kernels, the team kernels.
+const BODY: [&str; 2] = [
+    include_str!("../../../shaders/softmax/kernels.wgsl"),
+    include_str!("../../../shaders/softmax/teams.wgsl"),
+];
 /// The input (or forward output), the output, and the upstream gradient.
+/// Each with its vec4 view (the same region) for the vec4 teams.
 const STORED: &[Stored] = &[
-    Stored::read("x", 1, None),
-    Stored::written("y", 2, None),
-    Stored::read("dy", 3, None),
+    Stored::read("x", 1, Some(5)),
+    Stored::written("y", 2, Some(6)),
+    Stored::read("dy", 3, Some(7)),
 ];
 
-// A call's four entry points fit in the cache many times over.
+// A call's entry points (two at most) fit in the cache many times over.
 const _: () = assert!(PIPELINE_CACHE_MAX >= 8);
 
 /// The softmax module for input, output and upstream gradient stored in
 /// `precision` (bf16 with the shared bf16 piece): the storage, the kernels,
-/// the online (max, sum-exp) merge and the workgroup trees.
+/// the online (max, sum-exp) merge, the workgroup trees and the teams.
 pub(crate) fn source(precision: Precision) -> String {
     assemble(&[
         &storage_wgsl(&[(precision, STORED)]),
-        BODY,
+        BODY[0],
+        BODY[1],
         ADDRESSING_WGSL,
         ONLINE_SOFTMAX_WGSL,
         WORKGROUP_TREES_WGSL,
+        TEAMS_WGSL,
     ])
 }
 
 impl Context {
-    /// The pipelines of `entries` storing in `precision`, built on first use
-    /// (f16 needs `SHADER_F16`).
-    pub(crate) fn softmax_pipelines<const K: usize>(
+    /// The pipeline of `entry` storing in `precision`, specialised by `spec`
+    /// (a team's `TEAM` and `TEAM_HELD`), built on first use (f16 needs
+    /// `SHADER_F16`).
+    pub(crate) fn softmax_pipeline(
         &self,
         precision: Precision,
-        entries: [&'static str; K],
-    ) -> Result<[wgpu::ComputePipeline; K]> {
+        entry: &'static str,
+        spec: &[(&'static str, u32)],
+    ) -> Result<wgpu::ComputePipeline> {
+        check_team_spec(spec)?;
         precision.supported_on(&self.device, "f16 softmax inputs and outputs")?;
         let build = ("softmax", precision.code());
-        let mut built = Vec::with_capacity(K);
-        for entry in entries {
-            built.push(self.pipeline(build, || source(precision), entry, &[])?);
-        }
-        Ok(built
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("K pipelines")))
+        let constants: Vec<_> = spec.iter().map(|&(n, v)| (n, f64::from(v))).collect();
+        self.pipeline(build, || source(precision), entry, &constants)
     }
 }
 

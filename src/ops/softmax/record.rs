@@ -2,11 +2,13 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::plan::{SoftmaxStrategy, SOFTMAX_WG};
+use super::plan::{SoftmaxDirection, SoftmaxStrategy};
+use super::traffic::SoftmaxTraffic;
 use super::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 use crate::core::binding::written_apart;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::shape::Layout;
+use crate::core::traffic::Traffic;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{GpuScope, Result};
@@ -82,22 +84,22 @@ impl Context {
         options: &SoftmaxOptions,
         buffers: &SoftmaxBuffers<'_>,
     ) -> Result<()> {
-        let precision = buffers.precision;
-        let [narrow, wide, partial, split] = self.softmax_pipelines(
-            precision,
-            [
-                "softmax_narrow",
-                "softmax_wide",
-                "softmax_partial",
-                "softmax_split",
-            ],
-        )?;
-        self.record_normalise(
-            encoder,
+        let call = self.prepare_softmax(dims, options, buffers)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// The forward's dispatches, prepared (`record_softmax` encodes them;
+    /// `bench` times them).
+    pub(crate) fn prepare_softmax(
+        &self,
+        dims: &[usize],
+        options: &SoftmaxOptions,
+        buffers: &SoftmaxBuffers<'_>,
+    ) -> Result<Dispatches> {
+        self.prepare_normalise(
             dims,
-            options.kind,
-            precision,
-            [&narrow, &wide, &partial, &split],
+            (SoftmaxDirection::Forward, options.kind),
+            buffers.precision,
             &[("input", buffers.input), ("output", buffers.output)],
         )
     }
@@ -136,22 +138,21 @@ impl Context {
         options: &SoftmaxOptions,
         buffers: &SoftmaxBackwardBuffers<'_>,
     ) -> Result<()> {
-        let precision = buffers.precision;
-        let [narrow, wide, partial, split] = self.softmax_pipelines(
-            precision,
-            [
-                "backward_narrow",
-                "backward_wide",
-                "backward_partial",
-                "backward_split",
-            ],
-        )?;
-        self.record_normalise(
-            encoder,
+        let call = self.prepare_softmax_backward(dims, options, buffers)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// The backward's dispatches, prepared.
+    pub(crate) fn prepare_softmax_backward(
+        &self,
+        dims: &[usize],
+        options: &SoftmaxOptions,
+        buffers: &SoftmaxBackwardBuffers<'_>,
+    ) -> Result<Dispatches> {
+        self.prepare_normalise(
             dims,
-            options.kind,
-            precision,
-            [&narrow, &wide, &partial, &split],
+            (SoftmaxDirection::Backward, options.kind),
+            buffers.precision,
             &[
                 ("output", buffers.output),
                 ("grad_output", buffers.grad_output),
@@ -161,27 +162,26 @@ impl Context {
     }
 
     /// Shared by the softmax forward and backward: `buffers` are bound at 1
-    /// (input), 2 (output) and, for the backward, 3 (upstream gradient);
-    /// `pipelines` are the narrow, wide, split-partial and split kernels.
-    #[allow(clippy::too_many_arguments)]
-    fn record_normalise(
+    /// (input), 2 (output) and, for the backward, 3 (upstream gradient), or
+    /// their vec4 views 4 slots on.
+    fn prepare_normalise(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
         dims: &[usize],
-        kind: SoftmaxKind,
+        (direction, kind): (SoftmaxDirection, SoftmaxKind),
         precision: Precision,
-        pipelines: [&wgpu::ComputePipeline; 4],
         buffers: &[(&'static str, wgpu::BufferSlice<'_>)],
-    ) -> Result<()> {
+    ) -> Result<Dispatches> {
+        const LABEL: &str = "the softmax pass";
         // As in `prepare_cross_entropy`: popped before anything is recorded.
         let scope = GpuScope::push(&self.device);
         let layout = Layout::from_dims(dims)?;
         self.check_normalise_buffers(&layout, precision, buffers)?;
         if layout.is_empty() {
-            // An empty batch: nothing to write.
-            return Ok(());
+            // An empty batch: nothing to write, nothing moved.
+            scope.pop("preparing the softmax pass")?;
+            return Ok(Dispatches::new(LABEL, Vec::new(), Some(Traffic::new(0))));
         }
-        let strategy = self.plan_softmax(&layout)?;
+        let strategy = self.plan_softmax(&layout, direction)?;
         let params = SoftmaxParams::new(&layout, kind, strategy.splits());
         let uniform = self.uniform("xent softmax params", bytemuck::bytes_of(&params))?;
         // Input at 1; the written buffer (last) at 2; an upstream gradient at 3.
@@ -192,14 +192,23 @@ impl Context {
             _ => unreachable!("two or three buffers"),
         }
         // Every dispatch prepared before the pass, so a failure records nothing.
-        let list = self.normalise_dispatches(&layout, strategy, pipelines, &entries)?;
+        let entry_points = direction.entries(strategy);
+        let pipelines = entry_points
+            .iter()
+            .map(|&e| self.softmax_pipeline(precision, e, &strategy.specialisation()))
+            .collect::<Result<Vec<_>>>()?;
+        if let SoftmaxStrategy::Team { quads: true, .. } = strategy {
+            // The vec4 teams use only the vec4 views, 4 slots on.
+            for (slot, _) in &mut entries {
+                *slot += if *slot > 0 { 4 } else { 0 };
+            }
+        }
+        let list =
+            self.normalise_dispatches(&layout, strategy, entry_points, pipelines, &entries)?;
         scope.pop("preparing the softmax pass")?;
-        let call = Dispatches {
-            label: "the softmax pass",
-            list,
-            traffic: None,
-        };
-        self.encode(encoder, &call, Timing::Off)
+        let count = SoftmaxTraffic::new(&layout, precision, direction);
+        let traffic = Some(count.count(strategy, entry_points));
+        Ok(Dispatches::new(LABEL, list, traffic))
     }
 
     /// Each buffer's size for `layout`'s values in `precision` (whole words
@@ -224,42 +233,39 @@ impl Context {
         written_apart(&[*written], read)
     }
 
-    /// The pass's dispatches: one of the row kernels, or the split rows'
-    /// partial and finishing kernels over the scratch's partials.
+    /// The pass's dispatches of `entry_points` through `pipelines`: one of
+    /// the row kernels, or the split rows' partial and finishing kernels over
+    /// the scratch's partials.
     fn normalise_dispatches(
         &self,
         layout: &Layout,
         strategy: SoftmaxStrategy,
-        [narrow, wide, partial, split]: [&wgpu::ComputePipeline; 4],
+        entry_points: &[&'static str],
+        pipelines: Vec<wgpu::ComputePipeline>,
         entries: &[(u32, wgpu::BufferSlice<'_>)],
     ) -> Result<Vec<Dispatch>> {
-        let (entry, pipeline, groups) = match strategy {
-            SoftmaxStrategy::Wide => ("wide", wide, layout.rows()),
-            SoftmaxStrategy::Narrow => ("narrow", narrow, layout.rows().div_ceil(SOFTMAX_WG)),
-            SoftmaxStrategy::Split { splits } => {
-                let parts = {
-                    let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                    s.aux(&self.device, strategy.partials_bytes(layout))?
-                };
-                let grid = self.grid(layout.rows() * splits)?;
-                let parts = (4, parts.slice(..));
-                // The partial pass reads the input (and dy) but writes only `parts`.
-                let read_only = entries.iter().copied().filter(|&(slot, _)| slot != 2);
-                let partial_entries: Vec<_> = read_only.chain([parts]).collect();
-                let split_entries: Vec<_> = entries.iter().copied().chain([parts]).collect();
-                let passes = [
-                    ("partial", partial, partial_entries),
-                    ("split", split, split_entries),
-                ];
-                let dispatch = |(entry, pipeline, entries): (_, &wgpu::ComputePipeline, Vec<_>)| {
-                    let group = self.bind(pipeline, &entries);
-                    (entry, pipeline.clone(), group, grid)
-                };
-                return Ok(passes.into_iter().map(dispatch).collect());
-            }
+        let grid = self.grid(strategy.workgroups(layout))?;
+        let SoftmaxStrategy::Split { .. } = strategy else {
+            let group = self.bind(&pipelines[0], entries);
+            return Ok(vec![(entry_points[0], pipelines[0].clone(), group, grid)]);
         };
-        let group = self.bind(pipeline, entries);
-        Ok(vec![(entry, pipeline.clone(), group, self.grid(groups)?)])
+        let parts = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.aux(&self.device, strategy.partials_bytes(layout))?
+        };
+        let parts = (4, parts.slice(..));
+        // The partial pass reads the input (and dy) but writes only `parts`.
+        let read_only = entries.iter().copied().filter(|&(slot, _)| slot != 2);
+        let partial_entries: Vec<_> = read_only.chain([parts]).collect();
+        let split_entries: Vec<_> = entries.iter().copied().chain([parts]).collect();
+        let passes = [partial_entries, split_entries];
+        let dispatches = passes.iter().zip(entry_points).zip(pipelines);
+        Ok(dispatches
+            .map(|((entries, &entry), pipeline)| {
+                let group = self.bind(&pipeline, entries);
+                (entry, pipeline, group, grid)
+            })
+            .collect())
     }
 }
 
@@ -267,6 +273,7 @@ impl Context {
 mod tests {
     use super::*;
     use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct, wgsl_u32};
+    use crate::ops::softmax::plan::SOFTMAX_WG;
 
     #[test]
     fn the_codes_and_sizes_shared_with_the_wgsl_agree() {
