@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """xent's fused cross-entropy against PyTorch's F.cross_entropy, forward + backward,
-on the same shapes and the same data, measured in the same run.
+on the same shapes and the same data, measured in the same run; softmax and its
+backward against PyTorch's; Liger-Kernel's losses beside them where installed.
 
     python3 benches/compare_torch.py [--device cpu|cuda] [--iters N] [--cases 4096x4096,65536x32]
         [--xent PATH] [--precision f32,bf16] [--compile] [--no-install] [--json OUT]
@@ -90,6 +91,100 @@ def precision_of(name):
         if name.endswith(" " + p):
             return p
     return "f32"
+
+
+SOFTMAX_OPS = ("softmax", "log-softmax", "softmax-backward", "log-softmax-backward")
+
+
+def op_of(name):
+    """The op a result's name starts with (`softmax 4096x4096 bf16`):
+    "cross-entropy" for a bare shape (`4096x4096 bf16`)."""
+    first = name.split()[0]
+    return "cross-entropy" if first[0].isdigit() else first
+
+
+def softmax_data(op, dims):
+    """xent::bench's data for a softmax case: the logits (seed 0x5eed); for a
+    backward, a forward output from them (p = (x + 10.5) / (10.5 C), or its
+    log) and dy (seed 0x7a67, divided by 10)."""
+    import numpy as np
+
+    x, _ = bench_data(dims)
+    if not op.endswith("backward"):
+        return x, None
+    classes = dims[1] if len(dims) > 1 else dims[0]
+    p = (x + np.float32(10.5)) / np.float32(10.5 * classes)
+    y = np.log(p) if op.startswith("log") else p
+    dy, _ = bench_data(dims, 0x7A67)
+    return y.astype(np.float32), (dy / np.float32(10)).astype(np.float32)
+
+
+def torch_softmax_time(op, dims, device, iters, precision="f32", compiled=False):
+    """Median ms of PyTorch's softmax op (or its backward kernel) on xent's
+    data, along dim 1 as xent; None when torch.compile fails here."""
+    import torch
+
+    a, b = softmax_data(op, dims)
+    dtype = getattr(torch, DTYPES[precision])
+    a = torch.from_numpy(a).to(device=device, dtype=dtype)
+    b = None if b is None else torch.from_numpy(b).to(device=device, dtype=dtype)
+    step = {
+        "softmax": lambda: torch.softmax(a, 1),
+        "log-softmax": lambda: torch.log_softmax(a, 1),
+        "softmax-backward": lambda: torch._softmax_backward_data(b, a, 1, dtype),
+        "log-softmax-backward": lambda: torch._log_softmax_backward_data(b, a, 1, dtype),
+    }[op]
+    if compiled:
+        try:
+            step = torch.compile(step)
+            step()
+        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+            print(f"torch.compile unavailable for {op} {dims} {precision}: {type(e).__name__}", file=sys.stderr)
+            return None
+    with torch.no_grad():
+        return median_ms(step, device, iters)
+
+
+def liger():
+    """Liger-Kernel's losses module, or None (with why) where it is absent or
+    cannot run (it is Triton: CUDA only)."""
+    try:
+        import liger_kernel.transformers as lk
+    except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+        return None, f"n/a (no Liger-Kernel: {type(e).__name__})"
+    return lk, getattr(sys.modules.get("liger_kernel"), "__version__", "installed")
+
+
+def liger_ce_time(dims, device, iters, precision="f32"):
+    """Median ms of LigerCrossEntropyLoss + backward on xent's data, or None
+    (Liger absent, not CUDA, or not a case of shape (N, C)). Liger writes
+    the gradient over its input in the forward: each run starts from a
+    fresh copy, untimed."""
+    import torch
+
+    lk, _ = liger()
+    if lk is None or device != "cuda" or len(dims) != 2:
+        return None
+    logits, targets = bench_data(dims)
+    dtype = getattr(torch, DTYPES[precision])
+    x0 = torch.from_numpy(logits).to(device=device, dtype=dtype)
+    x = x0.clone().requires_grad_(True)
+    t = torch.from_numpy(targets).to(device)
+    loss_fn = lk.LigerCrossEntropyLoss()
+
+    def fresh():
+        x.grad = None
+        with torch.no_grad():
+            x.copy_(x0)
+
+    def step():
+        loss_fn(x, t).backward()
+
+    try:
+        return median_ms(step, device, iters, fresh)
+    except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+        print(f"Liger cross-entropy failed for {dims} {precision}: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
 
 
 def torch_time(dims, device, iters, precision="f32", compiled=False):
@@ -197,8 +292,10 @@ def linear_cross_entropy_fn():
 def torch_linear(n, h, v, device, iters, precision="f32"):
     """PyTorch on xent's fused case in `precision` (h and W in its dtype,
     the loss in f32): median ms of eager linear + cross-entropy + backward,
-    of F.linear_cross_entropy + backward (None where absent or failing), and
-    of the plain product h @ W.T; intermediate bytes (CUDA only); the loss."""
+    of F.linear_cross_entropy + backward (None where absent or failing), of
+    Liger-Kernel's LigerFusedLinearCrossEntropyLoss + backward (None where
+    absent, failing or not CUDA), and of the plain product h @ W.T;
+    intermediate bytes (CUDA only); the loss."""
     import torch
     import torch.nn.functional as F
 
@@ -250,6 +347,21 @@ def torch_linear(n, h, v, device, iters, precision="f32"):
             out["lce_path"] = f"n/a ({type(e).__name__})"
     clear()
 
+    out["liger_ms"] = None
+    lk, _ = liger()
+    if lk is not None and device == "cuda":
+        flce = lk.LigerFusedLinearCrossEntropyLoss()
+
+        def liger_step():
+            flce(w, x, t).backward()
+
+        try:
+            out["liger_ms"] = median_ms(liger_step, device, iters, clear)
+        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+            print(f"Liger fused linear cross-entropy failed for {n}x{h}x{v} {precision}: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+    clear()
+
     xd, wd = x.detach(), w.detach()
     with torch.no_grad():
         out["matmul_ms"] = median_ms(lambda: xd @ wd.T, device, iters)
@@ -269,9 +381,10 @@ def run_linear(args, torch, xent, root):
     print(f"torch {torch.__version__} on {args.device}"
           + (f" ({torch.get_num_threads()} threads)" if args.device == "cpu" else f" ({torch.cuda.get_device_name()})"))
     _, path = linear_cross_entropy_fn()
-    print(f"torch linear_cross_entropy: {path}")
+    print(f"torch linear_cross_entropy: {path}; Liger-Kernel: {liger()[1]}")
     # Speed ratio: torch eager / xent (xent's GPU clock where it has one, else wall).
-    print(f"{'case':>16} {'prec':>4} {'xent ms':>9} {'clock':>5} {'eager ms':>9} {'lce ms':>9} {'speed-up':>8} "
+    print(f"{'case':>16} {'prec':>4} {'xent ms':>9} {'clock':>5} {'eager ms':>9} {'lce ms':>9} {'liger ms':>9} "
+          f"{'speed-up':>8} "
           f"{'xent GF/s':>9} {'torch mm':>9} {'xent mm':>9} {'of torch':>8} {'scratch MB':>10} "
           f"{'logits MB':>9} {'torch MB':>9}")
     rows = []
@@ -285,16 +398,19 @@ def run_linear(args, torch, xent, root):
         else:
             peak, peak_kind = 2 * logits_bytes, "lower bound"
         lce = f"{tr['lce_ms']:9.2f}" if tr["lce_ms"] is not None else f"{'n/a':>9}"
+        lig = f"{tr['liger_ms']:9.2f}" if tr["liger_ms"] is not None else f"{'n/a':>9}"
         mm_ratio = r["matmul_gflops"] / tr["matmul_gflops"]
         peak_s = f"{peak / 1e6:9.1f}" if peak_kind == "measured" else f"{'>=' + format(peak / 1e6, '.1f'):>9}"
         print(f"{f'{n}x{h}x{v}':>16} {precision:>4} {r['ms']:9.2f} {r['clock']:>5} "
-              f"{tr['eager_ms']:9.2f} {lce} {tr['eager_ms'] / r['ms']:7.2f}x {r['gflops']:9.1f} "
+              f"{tr['eager_ms']:9.2f} {lce} {lig} {tr['eager_ms'] / r['ms']:7.2f}x {r['gflops']:9.1f} "
               f"{tr['matmul_gflops']:9.1f} {r['matmul_gflops']:9.1f} {mm_ratio:7.0%} "
               f"{r['scratch_bytes'] / 1e6:10.1f} {logits_bytes / 1e6:9.1f} {peak_s}")
         rows.append({**r, "precision": precision, "torch_eager_ms": tr["eager_ms"],
                      "torch_lce_ms": tr["lce_ms"], "torch_lce_path": tr["lce_path"],
                      "speedup_eager": tr["eager_ms"] / r["ms"],
                      "speedup_lce": tr["lce_ms"] / r["ms"] if tr["lce_ms"] is not None else None,
+                     "torch_liger_ms": tr["liger_ms"],
+                     "speedup_liger": tr["liger_ms"] / r["ms"] if tr["liger_ms"] is not None else None,
                      "torch_matmul_ms": tr["matmul_ms"], "torch_matmul_gflops": tr["matmul_gflops"],
                      "matmul_of_torch": mm_ratio, "logits_f32_bytes": logits_bytes,
                      "torch_peak_bytes": peak, "torch_peak_kind": peak_kind,
@@ -345,26 +461,41 @@ def main():
     print(f"xent adapter: {report['adapter']}")
     print(f"torch {torch.__version__} on {args.device}"
           + (f" ({torch.get_num_threads()} threads)" if args.device == "cpu" else f" ({torch.cuda.get_device_name()})"))
+    lk, liger_version = liger()
+    print(f"Liger-Kernel: {liger_version}")
     # Speed-up from wall times on both sides (xent: record + submit + wait).
-    print(f"{'case':>22} {'xent wall':>10} {'xent gpu':>9} {'torch':>9} {'speed-up':>9} {'compiled':>9} "
-          f"{'speed-up':>9} {'xent GB/s':>10} {'of copy':>8}")
+    print(f"{'case':>34} {'xent wall':>10} {'xent gpu':>9} {'torch':>9} {'speed-up':>9} {'compiled':>9} "
+          f"{'speed-up':>9} {'liger':>9} {'speed-up':>9} {'xent GB/s':>10} {'of copy':>8}")
     rows = []
     for r in report["results"]:
         precision = precision_of(r["name"])
-        t_ms = torch_time(r["dims"], args.device, args.iters, precision)
-        c_ms = torch_time(r["dims"], args.device, args.iters, precision, compiled=True) if args.compile else None
+        op = op_of(r["name"])
+        if op == "cross-entropy":
+            t_ms = torch_time(r["dims"], args.device, args.iters, precision)
+            c_ms = torch_time(r["dims"], args.device, args.iters, precision, compiled=True) if args.compile else None
+            l_ms = liger_ce_time(r["dims"], args.device, args.iters, precision)
+        elif op in SOFTMAX_OPS:
+            t_ms = torch_softmax_time(op, r["dims"], args.device, args.iters, precision)
+            c_ms = (torch_softmax_time(op, r["dims"], args.device, args.iters, precision, compiled=True)
+                    if args.compile else None)
+            l_ms = None
+        else:
+            print(f"{r['name']:>34}: no PyTorch peer timed for {op}", file=sys.stderr)
+            continue
+        wall = r["wall_ms"]
         gpu = f"{r['gpu_ms']:9.2f}" if r["gpu_ms"] is not None else f"{'-':>9}"
-        comp = f"{c_ms:9.2f} {c_ms / r['wall_ms']:8.2f}x" if c_ms is not None else f"{'-':>9} {'-':>9}"
-        print(f"{r['name']:>22} {r['wall_ms']:10.2f} {gpu} {t_ms:9.2f} {t_ms / r['wall_ms']:8.2f}x {comp} "
+        peer = lambda ms: f"{ms:9.2f} {ms / wall:8.2f}x" if ms is not None else f"{'-':>9} {'-':>9}"  # noqa: E731
+        print(f"{r['name']:>34} {wall:10.2f} {gpu} {peer(t_ms)} {peer(c_ms)} {peer(l_ms)} "
               f"{r['gbps']:10.2f} {r['copy_ratio']:7.0%}")
-        rows.append({**r, "precision": precision, "torch_ms": t_ms, "torch_compiled_ms": c_ms,
-                     "speedup_eager": t_ms / r["wall_ms"],
-                     "speedup_compiled": c_ms / r["wall_ms"] if c_ms is not None else None})
+        ratio = lambda ms: ms / wall if ms is not None else None  # noqa: E731
+        rows.append({**r, "op": op, "precision": precision, "torch_ms": t_ms, "torch_compiled_ms": c_ms,
+                     "liger_ms": l_ms, "speedup_eager": ratio(t_ms), "speedup_compiled": ratio(c_ms),
+                     "speedup_liger": ratio(l_ms)})
         # After every case: a time limit that ends the run keeps what was measured.
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"adapter": report["adapter"], "torch": torch.__version__, "device": args.device,
-                           "results": rows}, f, indent=1)
+                           "liger": liger_version, "results": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,23 @@
 #   softmax.json  softmax, log-softmax and a backward on SOFTMAX, f32 and
 #                 bf16, 8 rows of each (N, C) case held to the CPU twin
 #   torch.json    benches/compare_torch.py --device cuda (eager and
-#                 torch.compile, f32 and bf16) against the same binary, when
-#                 PyTorch with CUDA is there
+#                 torch.compile, f32 and bf16; Liger-Kernel's cross-entropy
+#                 where installed) against the same binary on the
+#                 cross-entropy and softmax cases, when PyTorch with CUDA is
+#                 there
+#   linear.json   the fused linear cross-entropy on LINEAR, f32 and bf16:
+#                 compare_torch.py --linear (PyTorch eager,
+#                 F.linear_cross_entropy, Liger's fused linear
+#                 cross-entropy), or xent alone without PyTorch
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
 # CASES (default: the reference cases), BATCH (default 8192x128256),
-# SOFTMAX (default: softmax cases on the reference shapes) and LARGE
-# (default 65536x65537; any of the three empty: skipped), ITERS (default 10),
+# SOFTMAX (default: softmax cases on the reference shapes), LINEAR (default
+# 4096x2048x32000) and LARGE (default 65536x65537; any of these empty:
+# skipped), LIGER_WHEEL (a Liger-Kernel wheel to pip-install with
+# --no-deps when PyTorch is there and Liger is not; without one, Liger's
+# columns read n/a), ITERS (default 10),
 # WGPU_BACKEND (default vulkan). Each step has its own time limit; one that fails is
 # recorded in summary.md and the rest still run; the script then exits 1.
 set -uo pipefail
@@ -41,6 +50,7 @@ cases=${CASES:-4096x4096,256x50257,65536x32,16x128256,8x21x256x256,bce-with-logi
 batch=${BATCH-8192x128256}
 softmax=${SOFTMAX-softmax:4096x4096,log-softmax:256x50257,softmax:65536x32,softmax:8x21x256x256,softmax-backward:4096x4096,log-softmax-backward:65536x32}
 large=${LARGE-65536x65537}
+linear=${LINEAR-4096x2048x32000}
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 mkdir -p "$out"
 if [ ! -x "$xent" ]; then
@@ -87,11 +97,11 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.5 minutes with the summary: 20 + 130 + 60 +
-# 40 + 100 + 90.
+# Time limits that add up to 7.7 minutes with the summary: 20 + 120 + 60 +
+# 40 + 90 + 50 + 80.
 step "xent info" 20 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 130 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 120 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
@@ -102,16 +112,34 @@ if [ -n "$softmax" ]; then
     step "softmax and its backward, f32 and bf16" 40 "$out/softmax.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$softmax" --check-rows 8
 fi
-# Cross-entropy cases only: compare_torch times F.cross_entropy.
-ce_cases=$(echo "$cases" | tr ',' '\n' | grep -v ':' | paste -sd, - || true)
-if [ -z "$ce_cases" ]; then
-    status+=("| PyTorch eager and compiled | skipped: no cross-entropy case in CASES | - |")
-elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    step "PyTorch eager and compiled, f32 and bf16" 100 "$out/torch.txt" \
-        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$ce_cases" \
+# compare_torch times F.cross_entropy (and Liger's) on the cross-entropy
+# cases, torch.softmax and its kin on the softmax ones; not the elementwise.
+peer_cases=$(echo "$cases,$softmax" | tr ',' '\n' | grep -v -e '^$' -e '^bce' -e '^mse' -e '^l1' \
+    -e '^smooth-l1' -e '^huber' | paste -sd, - || true)
+has_torch=0
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    has_torch=1
+    if [ -n "${LIGER_WHEEL:-}" ] && ! python3 -c 'import liger_kernel' 2>/dev/null; then
+        python3 -m pip install --no-deps --no-index "$LIGER_WHEEL" >"$out/liger-install.txt" 2>&1 ||
+            echo "warning: could not install $LIGER_WHEEL (see liger-install.txt)" >&2
+    fi
+fi
+if [ -z "$peer_cases" ]; then
+    status+=("| PyTorch eager and compiled | skipped: no cross-entropy or softmax case | - |")
+elif [ "$has_torch" = 1 ]; then
+    step "PyTorch eager and compiled, Liger, f32 and bf16" 90 "$out/torch.txt" \
+        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$peer_cases" \
         --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/torch.json"
 else
     status+=("| PyTorch eager and compiled | skipped: no PyTorch with CUDA here | - |")
+fi
+if [ -n "$linear" ] && [ "$has_torch" = 1 ]; then
+    step "the fused linear cross-entropy against PyTorch and Liger" 50 "$out/linear.txt" \
+        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --linear "$linear" \
+        --precision f32,bf16 --no-install --iters "$iters" --json "$out/linear.json"
+elif [ -n "$linear" ]; then
+    step "the fused linear cross-entropy, f32 and bf16" 50 "$out/linear.json" \
+        "$xent" bench --json --linear "$linear" --precision f32,bf16 --iters "$iters"
 fi
 # Past 2^32 elements: 65 536 x 65 537 bf16 logits (8.6 GB; the host holds
 # about 45 GB while generating them). The kernels address it a chunk of rows
@@ -119,7 +147,7 @@ fi
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
 if [ -n "$large" ]; then
-    step "one bf16 call past 2^32 elements" 90 "$out/large.txt" \
+    step "one bf16 call past 2^32 elements" 80 "$out/large.txt" \
         "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
 fi
 
@@ -146,17 +174,40 @@ for name in ("bench.json", "batch.json", "softmax.json"):
         checked = "-" if r["rows_checked"] is None else r["rows_checked"]
         lines.append(f"| {r['name']} | {ms:.3f} | {r['gbps']:.1f} | {r['copy_ratio']:.0%} | {ratio} | {checked} |")
     lines.append("")
+def ms(v):
+    return "-" if v is None else f"{v:.3f}"
+def times(v):
+    return "-" if v is None else f"{v:.2f}x"
 torch = load("torch.json")
 if torch:
-    lines += [f"PyTorch {torch['torch']} on {torch['device']}", "",
-              "| case | xent wall ms | torch eager ms | speed-up | torch.compile ms | speed-up |",
-              "|---|---|---|---|---|---|"]
+    lines += [f"PyTorch {torch['torch']} on {torch['device']}; Liger-Kernel: {torch.get('liger', 'n/a')}", "",
+              "xent's wall time (record, submit, wait) beside each peer's; x: the peer's time over xent's.", "",
+              "| case | xent wall ms | torch eager ms | x | torch.compile ms | x | Liger ms | x |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in torch["results"]:
-        c = r["torch_compiled_ms"]
-        lines.append(f"| {r['name']} | {r['wall_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup_eager']:.2f}x | "
-                     + (f"{c:.3f} | {r['speedup_compiled']:.2f}x |" if c is not None else "- | - |"))
+        lines.append(f"| {r['name']} | {r['wall_ms']:.3f} | {ms(r['torch_ms'])} | {times(r['speedup_eager'])} | "
+                     f"{ms(r['torch_compiled_ms'])} | {times(r['speedup_compiled'])} | "
+                     f"{ms(r.get('liger_ms'))} | {times(r.get('speedup_liger'))} |")
     lines.append("")
-for name in ("large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err"):
+linear = load("linear.json")
+if linear and "linear" in linear and linear["linear"] and "torch_eager_ms" in linear["linear"][0]:
+    lines += [f"The fused linear cross-entropy: PyTorch {linear['torch']}", "",
+              "| case | xent ms | TFLOP/s | torch eager ms | x | F.linear_cross_entropy ms | x | Liger ms | x | scratch MB |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in linear["linear"]:
+        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {ms(r['torch_eager_ms'])} | "
+                     f"{times(r['speedup_eager'])} | {ms(r['torch_lce_ms'])} | {times(r['speedup_lce'])} | "
+                     f"{ms(r.get('torch_liger_ms'))} | {times(r.get('speedup_liger'))} | "
+                     f"{r['scratch_bytes'] / 1e6:.1f} |")
+    lines.append("")
+elif linear and "linear" in linear:
+    lines += ["The fused linear cross-entropy (xent alone: no PyTorch here)", "",
+              "| case | xent ms | TFLOP/s | scratch MB |", "|---|---|---|---|"]
+    for r in linear["linear"]:
+        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} |")
+    lines.append("")
+for name in ("large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
+             "linear.txt.err", "linear.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()
     except OSError:

@@ -2432,8 +2432,8 @@ fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
         "--strategies",
         "all",
     ]));
-    // (16, 100): every strategy but pixels4; the (2, 5, 4, 4) map: narrow,
-    // pixels4, split.
+    // (16, 100): every strategy but pixels4 and map-team; the (2, 5, 4, 4)
+    // map: narrow, pixels4, split, map-team.
     for name in [
         "16x100",
         "16x100 [wide]",
@@ -2447,6 +2447,7 @@ fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
         "2x5x4x4 [narrow]",
         "2x5x4x4 [pixels4]",
         "2x5x4x4 [split]",
+        "2x5x4x4 [map-team]",
     ] {
         assert!(
             out.contains(&format!("\"name\":\"{name}\"")),
@@ -2455,6 +2456,7 @@ fn bench_strategies_all_times_every_strategy_that_serves_a_case() {
     }
     for name in [
         "16x100 [pixels4]",
+        "16x100 [map-team]",
         "2x5x4x4 [wide4]",
         "2x5x4x4 [wide]",
         "2x5x4x4 [team]",

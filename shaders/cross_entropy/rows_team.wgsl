@@ -16,17 +16,18 @@
 var<workgroup> team_parts: array<Partial, TEAM_WG>;
 
 // The merge of the team's partials, the lower lane's first at every step;
-// every lane gets the total. Call from uniform control flow.
-fn team_merge(lid: u32, lane: u32, part: Partial) -> Partial {
+// every lane gets the total. Call from uniform control flow. A team's lanes
+// lie `apart` invocations apart (1, or a map team's pixels per workgroup).
+fn team_merge(lid: u32, lane: u32, apart: u32, part: Partial) -> Partial {
     team_parts[lid] = part;
     workgroupBarrier();
     for (var off = TEAM / 2u; off > 0u; off >>= 1u) {
         if (lane < off) {
-            team_parts[lid] = merge(team_parts[lid], team_parts[lid + off]);
+            team_parts[lid] = merge(team_parts[lid], team_parts[lid + off * apart]);
         }
         workgroupBarrier();
     }
-    return team_parts[lid - lane];
+    return team_parts[lid - lane * apart];
 }
 
 // An invocation's place in its team: its lane, its team's row, whether that
@@ -82,7 +83,7 @@ fn rows_team(
             part = update(part, c, t.base + c, load_input(t.base + c));
         }
     }
-    let total = team_merge(lid, t.lane, part);
+    let total = team_merge(lid, t.lane, 1u, part);
     var plan: RowPlan;
     var acc = vec2<f32>(0.0);
     if (t.live) {
@@ -136,7 +137,7 @@ fn rows_team4(
             part = update4(part, cs, vec4<u32>(t.base) + cs, load_input4(base4 + j));
         }
     }
-    let total = team_merge(lid, t.lane, part);
+    let total = team_merge(lid, t.lane, 1u, part);
     var plan: RowPlan;
     var acc = vec2<f32>(0.0);
     if (t.live) {
@@ -160,4 +161,51 @@ fn rows_team4(
         loss = finish_row(plan, t.row, sums.y, total, sums.x);
     }
     team_tiles(lid, t, loss);
+}
+
+// ---------------------------------------------------------------- rows_map_team
+//
+// GPUs, maps (inner > 1) too long for an invocation per pixel
+// (`RowStrategy::MapTeam`): a team of TEAM lanes per pixel, TEAM_WG / TEAM
+// neighbouring pixels per workgroup, pixel fastest. Lane `lane` of each pixel
+// walks classes lane, lane + TEAM, …, so the pixels' invocations that share
+// a lane read neighbouring elements of each class plane: coalesced, where a
+// workgroup per pixel would read addresses `inner` apart. The row is read
+// twice (these rows are thousands of classes long: too long to hold).
+
+fn map_lane(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> TeamLane {
+    let pixels = TEAM_WG / TEAM;
+    let row = p.row_offset + flat_workgroup(wid, nwg) * pixels + lid % pixels;
+    let live = row < p.row_end;
+    return TeamLane(lid / pixels, row, live, chunk_base(select(p.row_offset, row, live)));
+}
+
+@compute @workgroup_size(TEAM_WG)
+fn rows_map_team(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = map_lane(wid, nwg, lid);
+    let apart = TEAM_WG / TEAM;
+    let classes = select(0u, p.classes, t.live);
+    var part = empty_partial();
+    for (var c = t.lane; c < classes; c += TEAM) {
+        let idx = t.base + c * p.inner;
+        part = update(part, c, idx, load_input(idx));
+    }
+    let total = team_merge(lid, t.lane, apart, part);
+    var plan: RowPlan;
+    var acc = vec2<f32>(0.0);
+    if (t.live) {
+        plan = plan_row(t.row, total);
+        for (var c = t.lane; c < classes; c += TEAM) {
+            let idx = t.base + c * p.inner;
+            acc += scalar_pass2(plan, c, idx, load_input(idx));
+        }
+    }
+    let sums = team_sum_apart(lid, t.lane, apart, acc);
+    if (t.live && t.lane == 0u) {
+        finish_row(plan, t.row, sums.y, total, sums.x);
+    }
 }

@@ -214,3 +214,57 @@ fn backward_team4(
         }
     }
 }
+
+// ---------------------------------------------------------------- map teams
+//
+// GPUs, maps (inner > 1) too long for an invocation per pixel: TEAM lanes per
+// pixel, TEAM_WG / TEAM neighbouring pixels per workgroup, pixel fastest, so
+// the pixels' invocations that share a lane read neighbouring elements of
+// each class plane (coalesced). The row is read twice (too long to hold).
+
+// The pixel's lane, whether it exists, its classes (0 for none) and where
+// its class 0 lies.
+fn map_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> TeamRow {
+    let pixels = TEAM_WG / TEAM;
+    let row = flat_workgroup(wid, nwg) * pixels + lid % pixels;
+    let live = row < p.rows;
+    let base = element(select(0u, row, live), 0u);
+    return TeamRow(lid / pixels, live, select(0u, p.classes, live), base);
+}
+
+@compute @workgroup_size(TEAM_WG)
+fn softmax_map_team(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = map_row(wid, nwg, lid);
+    var ms = vec2<f32>(LOWEST, 0.0);
+    for (var c = t.lane; c < t.classes; c += TEAM) {
+        ms = ms_online(ms, x_load(t.base + c * p.inner));
+    }
+    let total = team_ms_apart(lid, t.lane, TEAM_WG / TEAM, ms);
+    let log_s = log(total.y);
+    for (var c = t.lane; c < t.classes; c += TEAM) {
+        let idx = t.base + c * p.inner;
+        y_store(idx, output(x_load(idx), total, log_s));
+    }
+}
+
+@compute @workgroup_size(TEAM_WG)
+fn backward_map_team(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = map_row(wid, nwg, lid);
+    var acc = 0.0;
+    for (var c = t.lane; c < t.classes; c += TEAM) {
+        acc += backward_term(t.base + c * p.inner);
+    }
+    let total = team_sum_apart(lid, t.lane, TEAM_WG / TEAM, vec2<f32>(acc, 0.0)).x;
+    for (var c = t.lane; c < t.classes; c += TEAM) {
+        let idx = t.base + c * p.inner;
+        y_store(idx, backward_value(idx, total));
+    }
+}

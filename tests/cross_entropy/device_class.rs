@@ -30,6 +30,9 @@ fn the_class_chooses_the_table() {
     assert_eq!(rows_pass(gpu, &[4096, 64]), "rows_team4");
     assert_eq!(rows_pass(gpu, &[64, 4099]), "rows_team");
     assert_eq!(rows_pass(gpu, &[4, 20_000]), "split_partial");
+    // Maps past an invocation per pixel: a team per pixel, pixels side by side.
+    assert_eq!(rows_pass(gpu, &[1, 8066, 4]), "rows_map_team");
+    assert_eq!(rows_pass(gpu, &[1, 8065, 4]), "rows_pixels4");
     if ctx.device_class() == DeviceClass::Software {
         assert_eq!(rows_pass(ctx, &[4096, 64]), "rows_narrow4_fixed");
         let software = xent::Context::from_env()
@@ -42,7 +45,8 @@ fn the_class_chooses_the_table() {
 /// Class counts around the GPU table's switch points: the team's lanes
 /// (one up to C = 8, doubling at 8·2^k + 1, all 256 from 1 025), the split
 /// past 16 384 classes for rows too few to fill a GPU, its spans of 2 048
-/// and its most spans (128).
+/// and its most spans (128); maps of 4096 classes or fewer (an invocation
+/// per pixel) and past 8 065 (a team per pixel).
 fn gpu_classes() -> impl Strategy<Value = usize> {
     prop_oneof![
         1usize..=10,
@@ -71,7 +75,12 @@ proptest! {
     ) {
         let Some(ctx) = gpu_class_ctx() else { return Ok(()) };
         let rows = rows.min((600_000 / classes).max(1));
-        let dims = if map { vec![1, classes.min(4096), 4 * rows.min(64)] } else { vec![rows, classes] };
+        // Maps of up to 4096 classes, or past the 8 065 of an invocation per pixel.
+        let dims = match (map, classes <= 4096) {
+            (false, _) => vec![rows, classes],
+            (true, true) => vec![1, classes, 4 * rows.min(64)],
+            (true, false) => vec![1, classes.clamp(8066, 70_000), 2 + rows % 4],
+        };
         let layout = xent::Layout::from_dims(&dims).unwrap();
         let mut rng = Rng(seed);
         let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
@@ -88,5 +97,62 @@ proptest! {
         let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
         let tol = Tolerance::default();
         tol.compare_cross_entropy(&gpu, &want, &tol).map_err(fail)?;
+    }
+}
+
+/// Maps too long for an invocation per pixel run a team per pixel on GPUs
+/// (`rows_map_team`: 16 lanes, 32 past 16 lanes' loop bound), pixels side by
+/// side, workgroups straddling images: every option against the twin.
+#[test]
+fn map_teams_match_the_cpu_with_every_option() {
+    let Some(ctx) = gpu_class_ctx() else { return };
+    for (dims, soft) in [
+        (vec![1usize, 8066, 4], false),
+        (vec![3, 12_786, 3], true),
+        (vec![2, 9000, 20], false),
+        (vec![1, 200_000, 2], false),
+    ] {
+        let layout = xent::Layout::from_dims(&dims).unwrap();
+        let mut rng = Rng(dims.iter().product::<usize>() as u64);
+        let x: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-8.0, 8.0)).collect();
+        let t: Vec<i64> = (0..layout.rows())
+            .map(|i| match i % 7 {
+                3 => -100,
+                _ => rng.below(layout.classes) as i64,
+            })
+            .collect();
+        let w: Vec<f32> = (0..layout.classes).map(|_| rng.uniform(0.5, 2.0)).collect();
+        let probs = crate::common::soft_targets(&x, &dims);
+        let targets = if soft {
+            Targets::Probs(&probs)
+        } else {
+            Targets::I64(&t)
+        };
+        let weights = Weights {
+            class: Some(&w),
+            sample: None,
+        };
+        let returns = xent::Returns {
+            lse: true,
+            correct: true,
+            argmax: true,
+            entropy: true,
+            ..Default::default()
+        };
+        for reduction in [xent::Reduction::Mean, xent::Reduction::None] {
+            let opts = CrossEntropyOptions {
+                reduction,
+                label_smoothing: 0.1,
+                ..Default::default()
+            };
+            let what = format!("{dims:?} soft {soft} {reduction:?}");
+            let gpu = ctx
+                .cross_entropy_with(&x, &dims, targets, weights, &opts, &returns)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want = cpu::cross_entropy_with(&x, &dims, targets, weights, &opts).unwrap();
+            let tol = Tolerance::default();
+            tol.compare_cross_entropy(&gpu, &want, &tol)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
     }
 }

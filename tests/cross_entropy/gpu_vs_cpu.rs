@@ -249,9 +249,9 @@ fn every_strategy_finds_its_rows_in_a_grid_that_spills_into_y() {
             }
         }
     }
-    // Of the 18 pairs, the layout rules out Pixels4 on the rows of 8 and
-    // all but Narrow, Pixels4 and Split on the pixels.
-    assert_eq!(served, 11);
+    // Of the 20 pairs, the layout rules out Pixels4 and MapTeam on the rows
+    // of 8 and all but Narrow, Pixels4, Split and MapTeam on the pixels.
+    assert_eq!(served, 12);
 }
 
 #[test]

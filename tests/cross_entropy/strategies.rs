@@ -39,6 +39,7 @@ fn serves(strategy: Strategy, dims: &[usize]) -> bool {
         Strategy::Wide4 | Strategy::Narrow4 | Strategy::Team4 => inner == 1 && c.is_multiple_of(4),
         Strategy::WideMixed => inner == 1 && c >= 4,
         Strategy::Pixels4 => inner.is_multiple_of(4),
+        Strategy::MapTeam => inner > 1,
         Strategy::Auto | Strategy::Narrow | Strategy::Split => true,
     }
 }
@@ -167,13 +168,15 @@ fn a_forced_strategy_past_the_loop_bound_is_refused_not_run() {
 #[test]
 fn the_team_kernels_run_chunk_by_chunk() {
     // 64 KiB bindings: 600 rows of ~100 classes take four chunks, each
-    // starting mid-workgroup of teams (16 lanes, 16 rows a workgroup).
+    // starting mid-workgroup of teams (16 lanes, 16 rows a workgroup); the
+    // map's chunks of 17 images (153 pixels) mid-workgroup of 16 pixels.
     let Some(ctx) = crate::common::small_binding_ctx(64 * 1024) else {
         return;
     };
     for (dims, strategy) in [
-        ([600usize, 100], Strategy::Team4),
-        ([600, 99], Strategy::Team),
+        (vec![600usize, 100], Strategy::Team4),
+        (vec![600, 99], Strategy::Team),
+        (vec![30, 100, 9], Strategy::MapTeam),
     ] {
         let (x, t) = case(&dims, 7);
         let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();

@@ -3,7 +3,7 @@
 //! whatever adapter runs the tests, against the CPU twin at its switch
 //! points: team sizes, the held sizes forward (16 384 classes) and backward
 //! (8 192), scalar and vec4 teams, streaming teams past them, split rows,
-//! maps held or not.
+//! maps held or not, and teams per pixel for maps past 8 192 classes.
 
 use super::loop_bounds::softmax_matches_on;
 use crate::common::generators::kd_dims;
@@ -40,6 +40,11 @@ fn the_gpu_table_matches_the_cpu_at_its_switch_points() {
         &[2, 33, 9],
         &[2, 64, 9],
         &[2, 65, 9],
+        // Maps past an invocation per pixel: a team of 16 lanes per pixel,
+        // 16 pixels side by side (workgroups straddling images), then 32.
+        &[2, 8192, 3],
+        &[3, 8193, 7],
+        &[1, 200_000, 2],
     ] {
         softmax_matches_on(ctx, dims);
     }

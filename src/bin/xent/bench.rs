@@ -14,7 +14,7 @@ pub struct BenchArgs {
     precision: String,
     /// Cross-entropy's kernel strategies to time each case with:
     /// comma-separated names (auto, wide, wide4, wide-mixed, narrow,
-    /// narrow4, pixels4, split, team, team4), or `all` for auto and every strategy that
+    /// narrow4, pixels4, split, team, team4, map-team), or `all` for auto and every strategy that
     /// can serve the case.
     #[arg(long, value_name = "auto|all|NAME,...", default_value = "auto")]
     strategies: String,

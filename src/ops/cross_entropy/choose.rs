@@ -79,15 +79,23 @@ impl RowStrategy {
     /// few to put `GPU_LANES_FULL` invocations to work are split so that
     /// their workgroups do, in spans of at least `GPU_SPLIT_SPAN_MIN`
     /// classes. Maps keep an invocation per pixel (or pixel quad), which
-    /// reads neighbouring pixels of each class plane: coalesced already.
+    /// reads neighbouring pixels of each class plane: coalesced already;
+    /// maps too long for that get a team per pixel (`MapTeam`), pixels
+    /// still side by side.
     fn gpu_choice(layout: &Layout, wide_wg: usize) -> Self {
         let classes = layout.classes;
         if layout.inner != 1 {
-            return if layout.inner.is_multiple_of(4) {
+            let pixel = if layout.inner.is_multiple_of(4) {
                 RowStrategy::Pixels4
             } else {
                 RowStrategy::Narrow
             };
+            if pixel.loop_trips(classes, wide_wg) <= LOOP_TRIPS_MAX {
+                return pixel;
+            }
+            // Too long for an invocation per pixel: a team per pixel, still
+            // neighbouring pixels side by side (or split past its bound).
+            return map_team_lanes(classes).map_or(pixel, |lanes| RowStrategy::MapTeam { lanes });
         }
         let lanes = team_lanes(classes);
         let rows = layout.rows();
@@ -136,6 +144,12 @@ impl RowStrategy {
                 },
                 inner == 1 && classes.is_multiple_of(4),
             ),
+            Strategy::MapTeam => (
+                RowStrategy::MapTeam {
+                    lanes: map_team_lanes(classes).unwrap_or(2 * MAP_TEAM_LANES),
+                },
+                inner > 1,
+            ),
             Strategy::Split => {
                 let occupancy = (classes / SPLIT_SPAN).clamp(2, OCCUPANCY_SPLITS);
                 let needed = classes.div_ceil(wide_wg * LOOP_TRIPS_MAX);
@@ -155,6 +169,7 @@ impl RowStrategy {
                     "rows of inner = 1 and C % 4 = 0"
                 }
                 Strategy::WideMixed => "rows of inner = 1 and C >= 4",
+                Strategy::MapTeam => "maps (inner > 1)",
                 _ => "maps of inner % 4 = 0",
             };
             return Err(Error::Unsupported {
@@ -249,7 +264,7 @@ mod tests {
     fn the_strategy_table_for_software_adapters_and_gpus() {
         use RowStrategy::*;
         // (shape, software adapter: 8 invocations; GPU: 32-lane subgroups).
-        let table: [(&[usize], RowStrategy, RowStrategy); 14] = [
+        let table: [(&[usize], RowStrategy, RowStrategy); 17] = [
             (&[65_536, 32], Narrow4, Team4 { lanes: 4 }),
             (&[65_536, 4], Narrow4, Team4 { lanes: 1 }),
             (&[1024, 100], Narrow4, Team4 { lanes: 16 }),
@@ -265,7 +280,16 @@ mod tests {
             (&[2, 128_256], Split { splits: 15 }, Split { splits: 62 }),
             (&[8, 21, 256, 256], Pixels4, Pixels4),
             (&[8, 21, 255, 255], Narrow, Narrow),
-            (&[2, 50_257, 8], Split { splits: 2 }, Split { splits: 2 }),
+            // Maps past an invocation per pixel: a team per pixel on GPUs
+            // (16 lanes, 32 where 16 would pass the loop bound).
+            (&[2, 50_257, 8], Split { splits: 2 }, MapTeam { lanes: 16 }),
+            (
+                &[8, 32_000, 512],
+                Split { splits: 2 },
+                MapTeam { lanes: 16 },
+            ),
+            (&[1, 200_000, 3], Split { splits: 2 }, MapTeam { lanes: 32 }),
+            (&[1, 300_000, 3], Split { splits: 3 }, Split { splits: 2 }),
         ];
         for (dims, software, gpu) in table {
             let l = layout(dims);

@@ -194,6 +194,10 @@ pub enum Strategy {
     Team,
     /// As `Team`, vec4 access (`inner = 1`, `C % 4 = 0`).
     Team4,
+    /// A team of invocations per pixel of a map, neighbouring pixels side
+    /// by side (`inner > 1`): the GPU default for maps too long for an
+    /// invocation per pixel.
+    MapTeam,
 }
 
 impl Strategy {
@@ -206,7 +210,7 @@ impl Strategy {
     /// let names: std::collections::HashSet<_> = Strategy::FORCED.iter().map(|s| s.name()).collect();
     /// assert_eq!(names.len(), Strategy::FORCED.len());
     /// ```
-    pub const FORCED: [Strategy; 9] = [
+    pub const FORCED: [Strategy; 10] = [
         Strategy::Wide,
         Strategy::Wide4,
         Strategy::WideMixed,
@@ -216,10 +220,11 @@ impl Strategy {
         Strategy::Split,
         Strategy::Team,
         Strategy::Team4,
+        Strategy::MapTeam,
     ];
 
     /// The strategy's name (`auto`, `wide`, `wide4`, `wide-mixed`, `narrow`,
-    /// `narrow4`, `pixels4`, `split`, `team`, `team4`).
+    /// `narrow4`, `pixels4`, `split`, `team`, `team4`, `map-team`).
     ///
     /// ```
     /// use xent::Strategy;
@@ -242,6 +247,7 @@ impl Strategy {
             Strategy::Split => "split",
             Strategy::Team => "team",
             Strategy::Team4 => "team4",
+            Strategy::MapTeam => "map-team",
         }
     }
 }
@@ -257,7 +263,8 @@ impl std::str::FromStr for Strategy {
                 name: "strategy",
                 value: s.to_string(),
                 expected:
-                    "auto, wide, wide4, wide-mixed, narrow, narrow4, pixels4, split, team or team4",
+                    "auto, wide, wide4, wide-mixed, narrow, narrow4, pixels4, split, team, team4 \
+                     or map-team",
             })
     }
 }

@@ -2,6 +2,7 @@
 //! the strategies and their tuning constants, each one's loop count under
 //! the loop bound, entry point and grid. Choosing one is in `choose.rs`.
 
+use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::shape::Layout;
 use crate::core::teams::{self, TEAM_HELD_MAX};
 pub(crate) use crate::core::teams::{
@@ -75,7 +76,28 @@ pub(crate) enum RowStrategy {
         /// Invocations per row: a power of two from 1 to `TEAM_WG`.
         lanes: usize,
     },
+    /// A team of `lanes` invocations per pixel of a map (inner > 1),
+    /// `TEAM_WG / lanes` neighbouring pixels per workgroup, pixel fastest:
+    /// coalesced across pixels. GPUs, maps too long for an invocation per
+    /// pixel.
+    MapTeam {
+        /// Invocations per pixel: a power of two from 1 to `TEAM_WG`.
+        lanes: usize,
+    },
 }
+
+/// Lanes of a map team (`RowStrategy::MapTeam`): 16, so that a workgroup's
+/// 16 neighbouring pixels read 64 contiguous bytes of each class plane in
+/// f32 (32 in bf16, a whole memory sector), or more lanes (fewer pixels)
+/// where 16 lanes' walks would pass the loop bound; `None` past 32 lanes'.
+pub(crate) fn map_team_lanes(classes: usize) -> Option<usize> {
+    [MAP_TEAM_LANES, 2 * MAP_TEAM_LANES]
+        .into_iter()
+        .find(|&lanes| RowStrategy::MapTeam { lanes }.loop_trips(classes, 1) <= LOOP_TRIPS_MAX)
+}
+
+/// See [`map_team_lanes`].
+pub(crate) const MAP_TEAM_LANES: usize = 16;
 
 /// `TEAM_HELD` of the team kernels for rows of `classes` classes over
 /// `lanes` lanes: each lane's share of elements (or vec4s for `vec4`) held,
@@ -127,6 +149,9 @@ impl RowStrategy {
                     .max(team_held(classes, lanes, true));
                 2 * share + 2 * lanes.max(2).ilog2() as usize
             }
+            RowStrategy::MapTeam { lanes } => {
+                2 * classes.div_ceil(lanes) + 2 * lanes.max(2).ilog2() as usize
+            }
         }
     }
 
@@ -150,6 +175,7 @@ impl RowStrategy {
                 let held = team_held(classes, lanes, self.is_vec4());
                 vec![("TEAM", lanes as u32), ("TEAM_HELD", held as u32)]
             }
+            RowStrategy::MapTeam { lanes } => vec![("TEAM", lanes as u32)],
             _ => self
                 .fixed_n(classes)
                 .map(|n| ("FIXED_N", n))
@@ -197,6 +223,7 @@ impl RowStrategy {
             (RowStrategy::Split { .. }, _) => "split_partial",
             (RowStrategy::Team { .. }, _) => "rows_team",
             (RowStrategy::Team4 { .. }, _) => "rows_team4",
+            (RowStrategy::MapTeam { .. }, _) => "rows_map_team",
         }
     }
 
@@ -225,9 +252,9 @@ impl RowStrategy {
             RowStrategy::Narrow | RowStrategy::Narrow4 => layout.rows().div_ceil(NARROW_WG),
             RowStrategy::Pixels4 => (layout.rows() / 4).div_ceil(NARROW_WG),
             RowStrategy::Split { splits } => layout.rows() * splits,
-            RowStrategy::Team { lanes } | RowStrategy::Team4 { lanes } => {
-                layout.rows().div_ceil(TEAM_WG / lanes)
-            }
+            RowStrategy::Team { lanes }
+            | RowStrategy::Team4 { lanes }
+            | RowStrategy::MapTeam { lanes } => layout.rows().div_ceil(TEAM_WG / lanes),
         }
     }
 }

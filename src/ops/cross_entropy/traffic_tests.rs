@@ -69,6 +69,18 @@ fn the_reference_shapes_move_what_their_plans_say() {
     }
 }
 
+/// A (B, V, T) map past an invocation per pixel (8 × 32 000 × 512) on a
+/// GPU: a team per pixel, coalesced, reads its pixel twice (1.5 and the
+/// targets' and losses' bytes, a few per 32 000 classes).
+#[test]
+fn map_teams_read_their_pixels_twice() {
+    for (elem, want) in [(4, 1.5000), (2, 1.5001)] {
+        let t = bench_traffic(&[8, 32_000, 512], elem, PROFILES[0]);
+        assert_eq!(t.passes()[1], "rows_map_team");
+        assert!((t.ratio() - want).abs() < 5e-5, "{:.5}", t.ratio());
+    }
+}
+
 /// The minimum by hand for 4096 × 4096 in f32: the logits and the
 /// targets read, the gradient, the loss and the status written; the
 /// team kernel holds its rows (16 classes a lane) and reads them once,

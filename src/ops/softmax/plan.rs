@@ -41,18 +41,20 @@ impl SoftmaxDirection {
     /// The entry points `strategy` dispatches, in order.
     pub(crate) fn entries(self, strategy: SoftmaxStrategy) -> &'static [&'static str] {
         use SoftmaxDirection::{Backward, Forward};
-        use SoftmaxStrategy::{Narrow, Split, Team, Wide};
+        use SoftmaxStrategy::{MapTeam, Narrow, Split, Team, Wide};
         match (self, strategy) {
             (Forward, Narrow { .. }) => &["softmax_narrow"],
             (Forward, Wide) => &["softmax_wide"],
             (Forward, Team { quads: false, .. }) => &["softmax_team"],
             (Forward, Team { quads: true, .. }) => &["softmax_team4"],
             (Forward, Split { .. }) => &["softmax_partial", "softmax_split"],
+            (Forward, MapTeam { .. }) => &["softmax_map_team"],
             (Backward, Narrow { .. }) => &["backward_narrow"],
             (Backward, Wide) => &["backward_wide"],
             (Backward, Team { quads: false, .. }) => &["backward_team"],
             (Backward, Team { quads: true, .. }) => &["backward_team4"],
             (Backward, Split { .. }) => &["backward_partial", "backward_split"],
+            (Backward, MapTeam { .. }) => &["backward_map_team"],
         }
     }
 }
@@ -81,6 +83,13 @@ pub(crate) enum SoftmaxStrategy {
         /// vec4 access (C % 4 = 0): whole words in every precision, where
         /// a scalar bf16 store is two atomic operations.
         quads: bool,
+    },
+    /// GPUs, maps too long for an invocation per pixel: a team of `lanes`
+    /// invocations per pixel, `TEAM_WG / lanes` neighbouring pixels per
+    /// workgroup side by side (coalesced), the row read twice.
+    MapTeam {
+        /// Invocations per pixel: 16, or 32 past 16 lanes' loop bound.
+        lanes: usize,
     },
     /// `splits` workgroups per row, each over a span of classes: a partial
     /// pass, then a pass that merges the row's partials and writes its span.
@@ -138,12 +147,22 @@ impl SoftmaxStrategy {
     /// they are split, in spans of at least `GPU_SPLIT_SPAN_MIN` classes.
     /// Maps keep an invocation per pixel, which reads neighbouring pixels of
     /// each class plane (coalesced already), holding pixels of up to
-    /// `held_most` classes.
+    /// `held_most` classes; maps too long for that get a team per pixel,
+    /// pixels still side by side.
     fn gpu_choice(layout: &Layout, direction: SoftmaxDirection) -> Self {
         let classes = layout.classes;
         if layout.inner != 1 {
             let held = team_held(classes, 1, direction.held_most());
-            return SoftmaxStrategy::Narrow { held };
+            let pixel = SoftmaxStrategy::Narrow { held };
+            // Too long for an invocation per pixel: a team per pixel.
+            return [
+                pixel,
+                Self::MapTeam { lanes: 16 },
+                Self::MapTeam { lanes: 32 },
+            ]
+            .into_iter()
+            .find(|s| s.loop_trips(classes) <= LOOP_TRIPS_MAX)
+            .unwrap_or(pixel);
         }
         let lanes = team_lanes(classes);
         let quads = classes.is_multiple_of(4);
@@ -183,7 +202,9 @@ impl SoftmaxStrategy {
         match self {
             SoftmaxStrategy::Narrow { .. } => rows.div_ceil(SOFTMAX_WG),
             SoftmaxStrategy::Wide => rows,
-            SoftmaxStrategy::Team { lanes, .. } => rows.div_ceil(TEAM_WG / lanes),
+            SoftmaxStrategy::Team { lanes, .. } | SoftmaxStrategy::MapTeam { lanes } => {
+                rows.div_ceil(TEAM_WG / lanes)
+            }
             SoftmaxStrategy::Split { splits } => rows * splits,
         }
     }
@@ -193,6 +214,7 @@ impl SoftmaxStrategy {
     pub(crate) fn specialisation(self) -> Vec<(&'static str, u32)> {
         match self {
             SoftmaxStrategy::Narrow { held } => vec![("TEAM_HELD", held as u32)],
+            SoftmaxStrategy::MapTeam { lanes } => vec![("TEAM", lanes as u32)],
             SoftmaxStrategy::Team { lanes, held, .. } => {
                 vec![("TEAM", lanes as u32), ("TEAM_HELD", held as u32)]
             }
@@ -224,6 +246,9 @@ impl SoftmaxStrategy {
                     units.div_ceil(lanes)
                 };
                 2 * walk + lanes.ilog2() as usize
+            }
+            SoftmaxStrategy::MapTeam { lanes } => {
+                2 * classes.div_ceil(lanes) + lanes.ilog2() as usize
             }
             SoftmaxStrategy::Split { splits } => {
                 splits + classes.div_ceil(splits).div_ceil(SOFTMAX_WG) + tree
@@ -318,7 +343,8 @@ mod tests {
 
     /// The GPU table: teams that hold rows of up to 16 384 classes forward
     /// and 8 192 backward; few rows too long to hold are split; maps keep an
-    /// invocation per pixel, holding up to 64 classes forward, 32 backward.
+    /// invocation per pixel, holding up to 64 classes forward, 32 backward,
+    /// and a team per pixel past 8 192 classes.
     #[test]
     fn gpus_get_teams_that_hold_their_rows() {
         use SoftmaxDirection::{Backward, Forward};
@@ -363,6 +389,23 @@ mod tests {
             (&[8, 64, 4], Forward, SoftmaxStrategy::Narrow { held: 64 }),
             (&[8, 64, 4], Backward, SoftmaxStrategy::Narrow { held: 0 }),
             (&[8, 65, 4], Forward, SoftmaxStrategy::Narrow { held: 0 }),
+            (&[8, 8192, 4], Forward, SoftmaxStrategy::Narrow { held: 0 }),
+            (
+                &[8, 8193, 4],
+                Forward,
+                SoftmaxStrategy::MapTeam { lanes: 16 },
+            ),
+            (
+                &[8, 32_000, 512],
+                Backward,
+                SoftmaxStrategy::MapTeam { lanes: 16 },
+            ),
+            (
+                &[1, 200_000, 3],
+                Forward,
+                SoftmaxStrategy::MapTeam { lanes: 32 },
+            ),
+            (&[1, 300_000, 3], Forward, SoftmaxStrategy::Wide),
         ] {
             assert_eq!(
                 gpu(dims, direction).unwrap(),

@@ -104,8 +104,14 @@ mod tests {
                 assert_eq!(ratio(&map, precision, gpu, d), 1.0, "{d:?}");
             }
             assert_eq!(ratio(&map, precision, software, Forward), 1.5);
-            // Past what an invocation holds: read twice.
+            // Past what an invocation holds: read twice; so are the (B, V, T)
+            // maps a team per pixel runs.
             assert_eq!(ratio(&[8, 65, 1024], precision, gpu, Forward), 1.5);
+            assert_eq!(ratio(&[8, 32_000, 512], precision, gpu, Forward), 1.5);
+            assert_eq!(
+                ratio(&[8, 32_000, 512], precision, gpu, Backward),
+                5.0 / 3.0
+            );
         }
     }
 
