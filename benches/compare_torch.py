@@ -134,14 +134,17 @@ def torch_softmax_time(op, dims, device, iters, precision="f32", compiled=False)
         "softmax-backward": lambda: torch._softmax_backward_data(b, a, 1, dtype),
         "log-softmax-backward": lambda: torch._log_softmax_backward_data(b, a, 1, dtype),
     }[op]
-    if compiled:
-        try:
-            step = torch.compile(step)
-            step()
-        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
-            print(f"torch.compile unavailable for {op} {dims} {precision}: {type(e).__name__}", file=sys.stderr)
-            return None
+    # No autograd anywhere (a compile made with it on would be made again
+    # for the timed runs without).
     with torch.no_grad():
+        if compiled:
+            try:
+                step = torch.compile(step)
+                step()
+            except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+                print(f"torch.compile unavailable for {op} {dims} {precision}: {type(e).__name__}",
+                      file=sys.stderr)
+                return None
         return median_ms(step, device, iters)
 
 
@@ -210,19 +213,10 @@ def torch_time(dims, device, iters, precision="f32", compiled=False):
         except Exception as e:  # noqa: BLE001 - any failure means "not available here"
             print(f"torch.compile unavailable for {dims} {precision}: {type(e).__name__}", file=sys.stderr)
             return None
-    times = []
-    for i in range(iters + 1):
+    def clear():
         x.grad = None
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step(x, t)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i > 0:
-            times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
+
+    return median_ms(lambda: step(x, t), device, iters, clear)
 
 
 def linear_bench_data(n, h, v, seed=0x5EED):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # xent on a Linux machine with an NVIDIA GPU, in one command, in under 8
-# minutes, installing nothing from the network:
+# minutes (its steps' limits add up to 7.2), installing nothing from the
+# network:
 #
 #   benches/device.sh DEBS_DIR OUT_DIR
 #
@@ -18,18 +19,23 @@
 #   torch.json    benches/compare_torch.py --device cuda (eager and
 #                 torch.compile, f32 and bf16; Liger-Kernel's cross-entropy
 #                 where installed) against the same binary on the
-#                 cross-entropy and softmax cases, when PyTorch with CUDA is
-#                 there
+#                 cross-entropy cases, when PyTorch with CUDA is there
+#   torch_softmax.json  the same on the softmax cases (torch.softmax and kin)
 #   linear.json   the fused linear cross-entropy on LINEAR, f32 and bf16:
 #                 compare_torch.py --linear (PyTorch eager,
 #                 F.linear_cross_entropy, Liger's fused linear
 #                 cross-entropy), or xent alone without PyTorch
+#   vocab.txt     the vocabulary split on one device: `xent loss
+#                 --vocab-shards 4` on VOCAB (default 4096x32000) logits
+#                 written by numpy, held to the CPU twin (a disagreement
+#                 fails the step), its GPU call's time beside the unsplit one
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
 # CASES (default: the reference cases), BATCH (default 8192x128256),
 # SOFTMAX (default: softmax cases on the reference shapes), LINEAR (default
-# 4096x2048x32000) and LARGE (default 65536x65537; any of these empty:
+# 4096x2048x32000), VOCAB (default 4096x32000) and LARGE (default
+# 65536x65537; any of these empty:
 # skipped), LIGER_WHEEL (a Liger-Kernel wheel to pip-install with
 # --no-deps when PyTorch is there and Liger is not; without one, Liger's
 # columns read n/a), ITERS (default 10),
@@ -51,6 +57,7 @@ batch=${BATCH-8192x128256}
 softmax=${SOFTMAX-softmax:4096x4096,log-softmax:256x50257,softmax:65536x32,softmax:8x21x256x256,softmax-backward:4096x4096,log-softmax-backward:65536x32}
 large=${LARGE-65536x65537}
 linear=${LINEAR-4096x2048x32000}
+vocab=${VOCAB-4096x32000}
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 mkdir -p "$out"
 if [ ! -x "$xent" ]; then
@@ -97,25 +104,24 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.7 minutes with the summary: 20 + 120 + 60 +
-# 40 + 90 + 50 + 80.
-step "xent info" 20 "$out/info.txt" "$xent" info
+# Time limits that add up to 7.2 minutes (15 + 100 + 45 + 30 + 75 + 35 + 40 +
+# 30 + 60), leaving the rest of 8 for the checks, installs and the summary.
+step "xent info" 15 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 120 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 100 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
-    step "a language model's batch, f32 and bf16" 60 "$out/batch.json" \
+    step "a language model's batch, f32 and bf16" 45 "$out/batch.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$batch" --check-rows 8
 fi
 if [ -n "$softmax" ]; then
-    step "softmax and its backward, f32 and bf16" 40 "$out/softmax.json" \
+    step "softmax and its backward, f32 and bf16" 30 "$out/softmax.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$softmax" --check-rows 8
 fi
 # compare_torch times F.cross_entropy (and Liger's) on the cross-entropy
 # cases, torch.softmax and its kin on the softmax ones; not the elementwise.
-peer_cases=$(echo "$cases,$softmax" | tr ',' '\n' | grep -v -e '^$' -e '^bce' -e '^mse' -e '^l1' \
-    -e '^smooth-l1' -e '^huber' | paste -sd, - || true)
+ce_cases=$(echo "$cases" | tr ',' '\n' | grep -v ':' | paste -sd, - || true)
 has_torch=0
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
     has_torch=1
@@ -124,22 +130,56 @@ if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
             echo "warning: could not install $LIGER_WHEEL (see liger-install.txt)" >&2
     fi
 fi
-if [ -z "$peer_cases" ]; then
-    status+=("| PyTorch eager and compiled | skipped: no cross-entropy or softmax case | - |")
-elif [ "$has_torch" = 1 ]; then
-    step "PyTorch eager and compiled, Liger, f32 and bf16" 90 "$out/torch.txt" \
-        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --cases "$peer_cases" \
-        --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/torch.json"
+peers() {
+    # peers NAME SECONDS CASES JSON
+    step "$1" "$2" "$out/$4.txt" python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" \
+        --cases "$3" --precision f32,bf16 --compile --no-install --iters "$iters" --json "$out/$4.json"
+}
+if [ "$has_torch" = 0 ]; then
+    status+=("| PyTorch eager and compiled, Liger | skipped: no PyTorch with CUDA here | - |")
 else
-    status+=("| PyTorch eager and compiled | skipped: no PyTorch with CUDA here | - |")
+    if [ -n "$ce_cases" ]; then
+        peers "cross-entropy against PyTorch eager and compiled, Liger" 75 "$ce_cases" torch
+    fi
+    if [ -n "$softmax" ]; then
+        peers "softmax against PyTorch eager and compiled" 35 "$softmax" torch_softmax
+    fi
 fi
 if [ -n "$linear" ] && [ "$has_torch" = 1 ]; then
-    step "the fused linear cross-entropy against PyTorch and Liger" 50 "$out/linear.txt" \
+    step "the fused linear cross-entropy against PyTorch and Liger" 40 "$out/linear.txt" \
         python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --linear "$linear" \
         --precision f32,bf16 --no-install --iters "$iters" --json "$out/linear.json"
 elif [ -n "$linear" ]; then
-    step "the fused linear cross-entropy, f32 and bf16" 50 "$out/linear.json" \
+    step "the fused linear cross-entropy, f32 and bf16" 40 "$out/linear.json" \
         "$xent" bench --json --linear "$linear" --precision f32,bf16 --iters "$iters"
+fi
+# The vocabulary split on one device: the same logits unsplit and in 4
+# shards (partials, merge, finishes), each held to the CPU twin.
+if [ -n "$vocab" ] && python3 -c 'import numpy' 2>/dev/null; then
+    vocab_run() {
+        # The logits (0.5 GB by default) in a temporary folder, never in
+        # OUT_DIR, removed when the step ends (or is stopped).
+        local dir
+        dir=$(mktemp -d) || return 1
+        # Expanded now: at exit, the function's locals are gone.
+        trap "rm -rf '$dir'" EXIT
+        trap 'exit 143' TERM INT
+        python3 - "$dir" "$vocab" <<'PY' || return 1
+import sys, numpy as np
+out, (n, c) = sys.argv[1], map(int, sys.argv[2].split("x"))
+rng = np.random.default_rng(0x5EED)
+np.save(f"{out}/logits.npy", rng.uniform(-10, 10, (n, c)).astype(np.float32))
+np.save(f"{out}/targets.npy", rng.integers(0, c, n).astype(np.int64))
+PY
+        local args=(loss --logits "$dir/logits.npy" --targets "$dir/targets.npy")
+        echo "unsplit:" && "$xent" "${args[@]}" && echo "4 shards:" && "$xent" "${args[@]}" --vocab-shards 4
+    }
+    # `timeout` runs commands, not functions: the function goes through bash.
+    export -f vocab_run
+    export vocab xent
+    step "the vocabulary split on one device, 4 shards, checked" 30 "$out/vocab.txt" bash -c vocab_run
+elif [ -n "$vocab" ]; then
+    status+=("| the vocabulary split on one device | skipped: no numpy here to write its logits | - |")
 fi
 # Past 2^32 elements: 65 536 x 65 537 bf16 logits (8.6 GB; the host holds
 # about 45 GB while generating them). The kernels address it a chunk of rows
@@ -147,7 +187,7 @@ fi
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
 if [ -n "$large" ]; then
-    step "one bf16 call past 2^32 elements" 80 "$out/large.txt" \
+    step "one bf16 call past 2^32 elements" 60 "$out/large.txt" \
         "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
 fi
 
@@ -178,9 +218,11 @@ def ms(v):
     return "-" if v is None else f"{v:.3f}"
 def times(v):
     return "-" if v is None else f"{v:.2f}x"
-torch = load("torch.json")
-if torch:
-    lines += [f"PyTorch {torch['torch']} on {torch['device']}; Liger-Kernel: {torch.get('liger', 'n/a')}", "",
+for name in ("torch.json", "torch_softmax.json"):
+    torch = load(name)
+    if not torch:
+        continue
+    lines += [f"{name}: PyTorch {torch['torch']} on {torch['device']}; Liger-Kernel: {torch.get('liger', 'n/a')}", "",
               "xent's wall time (record, submit, wait) beside each peer's; x: the peer's time over xent's.", "",
               "| case | xent wall ms | torch eager ms | x | torch.compile ms | x | Liger ms | x |",
               "|---|---|---|---|---|---|---|---|"]
@@ -206,8 +248,16 @@ elif linear and "linear" in linear:
     for r in linear["linear"]:
         lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} |")
     lines.append("")
-for name in ("large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
-             "linear.txt.err", "linear.json.err"):
+try:
+    vocab = [l for l in open(os.path.join(out, "vocab.txt")).read().splitlines()
+             if l.endswith(":") or l.startswith(("GPU call", "loss", "largest"))]
+except OSError:
+    vocab = []
+if vocab:
+    lines += ["The vocabulary split on one device (`xent loss`, host API: upload, call, readback)", "", "```",
+              *vocab, "```", ""]
+for name in ("vocab.txt.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
+             "torch_softmax.txt.err", "linear.txt.err", "linear.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()
     except OSError:

@@ -20,6 +20,8 @@
 //   rows_vec4.wgsl     rows_wide4, rows_wide_mixed and mixed_seams,
 //                      rows_narrow4, rows_pixels4: vec4 access
 //   rows_fixed.wgsl    rows_narrow4_fixed, rows_pixels4_fixed: C an override
+//   rows_team.wgsl     rows_team, rows_team4: a team per row (GPUs);
+//                      rows_map_team: a team per pixel of a long map (GPUs)
 //   split.wgsl         split_partial, split_rows, split_finish: a row over
 //                      several workgroups
 //   vocab.wgsl         vocabulary shards: a range's partial records, their

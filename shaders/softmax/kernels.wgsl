@@ -2,23 +2,30 @@
 // forward and backward (vector-Jacobian products).
 //
 // A "row" is one (n, s) pair; its classes lie `inner` elements apart.
-//   softmax_wide / backward_wide      a workgroup per row (long rows, inner = 1);
+//   softmax_wide / backward_wide      a workgroup per row (software adapters:
+//                                     long rows, inner = 1);
 //   softmax_narrow / backward_narrow  an invocation per row (short rows,
 //                                     channel-first maps of few classes);
 //   softmax_team / backward_team      GPUs, inner = 1 (teams.wgsl): a team
 //   (softmax_team4 / backward_team4   of TEAM neighbouring invocations per
 //    in vec4s, C % 4 = 0)             row (shaders/lib/teams.wgsl), its row
 //                                     held in registers when it fits;
+//   softmax_map_team /                GPUs, maps too long for an invocation
+//   backward_map_team                 per pixel (teams.wgsl): a team per
+//                                     pixel, neighbouring pixels side by side;
 //   softmax_partial, softmax_split /  rows too long for one workgroup's
 //   backward_partial, backward_split  loops (see `LOOP_TRIPS_MAX` in
-//                                     src/core/device.rs): `splits` workgroups per row,
+//                                     src/core/device.rs), or on GPUs rows
+//                                     too long to hold and too few to fill
+//                                     it: `splits` workgroups per row,
 //                                     each over a span of classes; the first
 //                                     pass leaves each span's partial in
 //                                     `parts`, the second merges the row's
 //                                     partials in span order and writes its span.
 // Forward: each row is read twice (the (max, sum-exp) pass, then the output
-// pass), except where a team holds it, and the output written once. Backward, given the forward output y and
-// the upstream gradient dy:
+// pass), except where a team or an invocation holds it, and the output
+// written once. Backward, given the forward output y and the upstream
+// gradient dy:
 //   softmax:      dx = y * (dy - sum_c dy_c y_c)
 //   log-softmax:  dx = dy - exp(y) * sum_c dy_c
 // with the row sum reduced in a fixed order.
@@ -96,7 +103,7 @@ fn softmax_wide(
     }
 }
 
-// With TEAM_HELD > 0 (GPUs: maps and rows of at most TEAM_HELD classes), the
+// With TEAM_HELD > 0 (GPUs: map pixels of at most TEAM_HELD classes), the
 // invocation holds its row in registers between the passes: read once.
 @compute @workgroup_size(64)
 fn softmax_narrow(

@@ -289,9 +289,9 @@ fn window_product(
         &opts,
         &buffers,
     )?;
-    Ok(Dispatches {
-        label: "the forward product of one window",
+    Ok(Dispatches::new(
+        "the forward product of one window",
         list,
-        traffic: None,
-    })
+        None,
+    ))
 }

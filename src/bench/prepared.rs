@@ -200,7 +200,7 @@ impl<'a> Prepared<'a> {
         Ok(self
             .prepare()?
             .traffic
-            .expect("cross-entropy and the elementwise losses count their bytes"))
+            .expect("cross-entropy, the elementwise losses and softmax count their bytes"))
     }
 
     /// The same plan and dispatches as the recording API's, for encoding

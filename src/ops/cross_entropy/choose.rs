@@ -100,11 +100,8 @@ impl RowStrategy {
         let lanes = team_lanes(classes);
         let rows = layout.rows();
         if classes >= SPLIT_MIN_CLASSES && rows * lanes < GPU_LANES_FULL {
-            let wanted = GPU_LANES_FULL.div_ceil(rows * wide_wg);
             return RowStrategy::Split {
-                splits: wanted
-                    .min(classes / GPU_SPLIT_SPAN_MIN)
-                    .clamp(2, GPU_SPLITS_MAX),
+                splits: gpu_splits(rows, classes, wide_wg),
             };
         }
         if classes.is_multiple_of(4) {

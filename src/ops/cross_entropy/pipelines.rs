@@ -9,7 +9,7 @@ use crate::core::shaders::{
     WORKGROUP_TREES_WGSL,
 };
 use crate::core::storage::{storage_wgsl, Stored};
-use crate::core::teams::check_team_spec;
+use crate::core::teams::{check_team_spec, TEAM_HELD_MAX};
 use crate::core::Context;
 use crate::error::{Error, Result};
 
@@ -162,8 +162,13 @@ impl Context {
         entry: &'static str,
         spec: &[(&'static str, u32)],
     ) -> Result<wgpu::ComputePipeline> {
-        // The fixed kernels' row array holds MAX_FIXED = 32 vec4s.
-        check_team_spec(spec)?;
+        // The team kernels hold TEAM_HELD_MAX values (a quarter as many
+        // vec4s in rows_team4); the fixed kernels' row array MAX_FIXED = 32 vec4s.
+        let held_most = match entry {
+            "rows_team4" => TEAM_HELD_MAX / 4,
+            _ => TEAM_HELD_MAX,
+        };
+        check_team_spec(spec, held_most)?;
         if let Some(&(name, n)) = spec.iter().find(|&&(name, n)| name == "FIXED_N" && n > 32) {
             return Err(Error::Unsupported {
                 what: "a kernel specialised for this shape",

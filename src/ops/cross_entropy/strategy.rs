@@ -6,7 +6,7 @@ use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::shape::Layout;
 use crate::core::teams::{self, TEAM_HELD_MAX};
 pub(crate) use crate::core::teams::{
-    team_lanes, GPU_LANES_FULL, GPU_SPLITS_MAX, GPU_SPLIT_SPAN_MIN, TEAM_WG,
+    gpu_splits, team_lanes, GPU_LANES_FULL, MAP_TEAM_LANES, TEAM_WG,
 };
 
 /// Rows with at least this many classes get a workgroup each; shorter rows
@@ -86,18 +86,12 @@ pub(crate) enum RowStrategy {
     },
 }
 
-/// Lanes of a map team (`RowStrategy::MapTeam`): 16, so that a workgroup's
-/// 16 neighbouring pixels read 64 contiguous bytes of each class plane in
-/// f32 (32 in bf16, a whole memory sector), or more lanes (fewer pixels)
-/// where 16 lanes' walks would pass the loop bound; `None` past 32 lanes'.
+/// Lanes of a map team (`RowStrategy::MapTeam`) for `classes` classes
+/// (`teams::map_team_lanes`), or `None` past 32 lanes' loop bound.
 pub(crate) fn map_team_lanes(classes: usize) -> Option<usize> {
-    [MAP_TEAM_LANES, 2 * MAP_TEAM_LANES]
-        .into_iter()
-        .find(|&lanes| RowStrategy::MapTeam { lanes }.loop_trips(classes, 1) <= LOOP_TRIPS_MAX)
+    let trips = |lanes| RowStrategy::MapTeam { lanes }.loop_trips(classes, 1);
+    teams::map_team_lanes(trips, LOOP_TRIPS_MAX)
 }
-
-/// See [`map_team_lanes`].
-pub(crate) const MAP_TEAM_LANES: usize = 16;
 
 /// `TEAM_HELD` of the team kernels for rows of `classes` classes over
 /// `lanes` lanes: each lane's share of elements (or vec4s for `vec4`) held,

@@ -222,11 +222,11 @@ impl Context {
         }
         list.extend(phases.after);
         scope.pop("preparing the fused linear cross-entropy")?;
-        Ok(Dispatches {
-            label: "the fused linear cross-entropy",
+        Ok(Dispatches::new(
+            "the fused linear cross-entropy",
             list,
-            traffic: None,
-        })
+            None,
+        ))
     }
 
     /// The buffers' sizes and usage, and that no output aliases another.

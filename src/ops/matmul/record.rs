@@ -115,11 +115,7 @@ impl Context {
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
         let list = self.prepare_matmul(*dims, opts, buffers)?;
-        let call = Dispatches {
-            label: "the matrix product",
-            list,
-            traffic: None,
-        };
+        let call = Dispatches::new("the matrix product", list, None);
         self.encode(encoder, &call, Timing::Off)
     }
 

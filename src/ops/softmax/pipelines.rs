@@ -2,6 +2,7 @@
 //! call's precision by the core's scheme) and its pipelines, built through
 //! the context's pipeline cache.
 
+use super::plan::SoftmaxDirection;
 use crate::core::pipelines::PIPELINE_CACHE_MAX;
 use crate::core::precision::Precision;
 use crate::core::shaders::{
@@ -53,7 +54,7 @@ impl Context {
         entry: &'static str,
         spec: &[(&'static str, u32)],
     ) -> Result<wgpu::ComputePipeline> {
-        check_team_spec(spec)?;
+        check_team_spec(spec, SoftmaxDirection::held_array(entry))?;
         precision.supported_on(&self.device, "f16 softmax inputs and outputs")?;
         let build = ("softmax", precision.code());
         let constants: Vec<_> = spec.iter().map(|&(n, v)| (n, f64::from(v))).collect();

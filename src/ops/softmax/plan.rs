@@ -5,8 +5,7 @@
 use crate::core::device::{DeviceClass, LOOP_TRIPS_MAX};
 use crate::core::shape::Layout;
 use crate::core::teams::{
-    team_held, team_lanes, GPU_LANES_FULL, GPU_SPLITS_MAX, GPU_SPLIT_SPAN_MIN, TEAM_HELD_MAX,
-    TEAM_WG,
+    gpu_splits, map_team_lanes, team_held, team_lanes, GPU_LANES_FULL, TEAM_HELD_MAX, TEAM_WG,
 };
 use crate::core::Context;
 use crate::error::{Error, Result};
@@ -35,6 +34,20 @@ impl SoftmaxDirection {
         match self {
             SoftmaxDirection::Forward => TEAM_HELD_MAX,
             SoftmaxDirection::Backward => TEAM_HELD_MAX / 2,
+        }
+    }
+
+    /// Entries of `entry`'s held array (`TEAM_HELD`'s most): x in the
+    /// forward's, y and dy in the backward's; vec4s in the vec4 teams'.
+    pub(crate) fn held_array(entry: &str) -> usize {
+        let values = match entry.starts_with("backward") {
+            true => SoftmaxDirection::Backward.held_most(),
+            false => SoftmaxDirection::Forward.held_most(),
+        };
+        if entry.ends_with("team4") {
+            values / 4
+        } else {
+            values
         }
     }
 
@@ -154,15 +167,13 @@ impl SoftmaxStrategy {
         if layout.inner != 1 {
             let held = team_held(classes, 1, direction.held_most());
             let pixel = SoftmaxStrategy::Narrow { held };
+            if pixel.loop_trips(classes) <= LOOP_TRIPS_MAX {
+                return pixel;
+            }
             // Too long for an invocation per pixel: a team per pixel.
-            return [
-                pixel,
-                Self::MapTeam { lanes: 16 },
-                Self::MapTeam { lanes: 32 },
-            ]
-            .into_iter()
-            .find(|s| s.loop_trips(classes) <= LOOP_TRIPS_MAX)
-            .unwrap_or(pixel);
+            let trips = |lanes| Self::MapTeam { lanes }.loop_trips(classes);
+            return map_team_lanes(trips, LOOP_TRIPS_MAX)
+                .map_or(pixel, |lanes| Self::MapTeam { lanes });
         }
         let lanes = team_lanes(classes);
         let quads = classes.is_multiple_of(4);
@@ -172,11 +183,8 @@ impl SoftmaxStrategy {
         };
         let rows = layout.rows();
         if held == 0 && rows * lanes < GPU_LANES_FULL {
-            let wanted = GPU_LANES_FULL.div_ceil(rows * SOFTMAX_WG);
             return SoftmaxStrategy::Split {
-                splits: wanted
-                    .min(classes / GPU_SPLIT_SPAN_MIN)
-                    .clamp(2, GPU_SPLITS_MAX),
+                splits: gpu_splits(rows, classes, SOFTMAX_WG),
             };
         }
         SoftmaxStrategy::Team { lanes, held, quads }
@@ -413,11 +421,26 @@ mod tests {
                 "{dims:?} {direction:?}"
             );
         }
+    }
+
+    /// Every GPU plan up to 20 000 classes: teams hold what fits (16 384
+    /// classes forward, 8 192 backward) and what a lane holds fits its
+    /// kernel's array, rows and maps alike.
+    #[test]
+    fn every_gpu_plan_fits_its_kernels() {
+        let gpu = |dims: &[usize], d| SoftmaxStrategy::choose(&layout(dims), DeviceClass::Gpu, d);
         for classes in 1..20_000 {
             for direction in BOTH {
                 let s = gpu(&[4096, classes], direction).unwrap();
                 let holds = classes <= TEAM_WG * direction.held_most();
                 assert_eq!(s.reads_once(), holds, "C = {classes}");
+                // What a lane holds fits its kernel's array.
+                for (entry, map) in direction.entries(s).iter().zip([1, 3]) {
+                    let most = SoftmaxDirection::held_array(entry);
+                    crate::core::teams::check_team_spec(&s.specialisation(), most).unwrap();
+                    let m = gpu(&[2, classes, map], direction).unwrap();
+                    crate::core::teams::check_team_spec(&m.specialisation(), most).unwrap();
+                }
             }
         }
     }

@@ -277,11 +277,7 @@ impl Context {
             list.push((entry, pipeline, group, grid));
             scope.pop(&format!("preparing {label}"))?;
         }
-        Ok(Dispatches {
-            label,
-            list,
-            traffic: None,
-        })
+        Ok(Dispatches::new(label, list, None))
     }
 
     /// Records a vocabulary shard's finish: from the merged records (of
