@@ -78,13 +78,7 @@ fn every_row_strategy_matches_cpu() {
 /// The options each shape of `every_row_strategy_matches_cpu` runs with,
 /// and what each call returns.
 fn strategy_options() -> [(CrossEntropyOptions, xent::Returns); 3] {
-    let all = xent::Returns {
-        lse: true,
-        correct: true,
-        argmax: true,
-        entropy: true,
-        ..Default::default()
-    };
+    let all = xent::Returns::ROWS;
     [
         (CrossEntropyOptions::default(), Default::default()),
         (

@@ -79,13 +79,7 @@ fn cross_entropy_on_every_strategy(ctx: &xent::Context) {
             z_loss: 1e-3,
             ..Default::default()
         };
-        let returns = xent::Returns {
-            lse: true,
-            correct: true,
-            argmax: true,
-            entropy: true,
-            ..Default::default()
-        };
+        let returns = xent::Returns::ROWS;
         let targets = xent::Targets::I64(&t);
         let got = ctx
             .cross_entropy_with(&x, &dims, targets, weights, &opts, &returns)

@@ -88,13 +88,7 @@ fn long_shards_walk_several_spans() {
         label_smoothing: 0.05,
         ..Default::default()
     };
-    let returns = xent::Returns {
-        lse: true,
-        correct: true,
-        argmax: true,
-        entropy: true,
-        ..Default::default()
-    };
+    let returns = xent::Returns::ROWS;
     let targets = Targets::I64(&t);
     splits_match(ctx, &x, &dims, targets, (&opts, &returns), &[1, 2, 5]);
 }
@@ -143,13 +137,7 @@ fn shards_of_a_grid_that_spills_into_y() {
         z_loss: 1e-3,
         ..Default::default()
     };
-    let returns = xent::Returns {
-        lse: true,
-        correct: true,
-        argmax: true,
-        entropy: true,
-        ..Default::default()
-    };
+    let returns = xent::Returns::ROWS;
     let targets = Targets::I64(&t);
     // 10 shards of 9 classes: the last range is empty (vocab_empty spills too).
     splits_match(&ctx, &x, &dims, targets, (&opts, &returns), &[1, 3, 10]);

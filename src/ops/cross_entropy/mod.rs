@@ -21,6 +21,7 @@ pub(crate) mod status;
 pub(crate) mod strategy;
 pub(crate) mod targets;
 pub(crate) mod traffic;
+pub(crate) mod traffic_shard;
 pub(crate) mod validate;
 
 pub use buffers::{CrossEntropyBuffers, TargetBuffer};

@@ -9,7 +9,8 @@ use super::params::CrossEntropyParams;
 use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, PlanInputs};
 use super::shard::{ShardPass, ShardStage};
-use super::traffic::call_traffic;
+use super::traffic::{call_traffic, TrafficInputs};
+use super::traffic_shard::{shard_traffic, ShardCall};
 use crate::core::device::DeviceClass;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::traffic::Traffic;
@@ -170,9 +171,13 @@ impl Context {
         let reduced = whole && gpu && opts.reduction != Reduction::None;
         let rows =
             RowsPass::new(&checked, buffers, plan.strategy).with_tiles(&checked, reduced, &chunks);
-        // Counted for a whole call (a window's or a shard's passes are part
-        // of another op's).
-        let traffic = whole.then(|| call_traffic(&checked, opts, buffers, &plan, &rows));
+        // Counted for a whole call and a shard's (a window's passes are part
+        // of the fused linear op's).
+        let traffic = match (window, shard) {
+            (None, None) => Some(call_traffic(&checked, opts, buffers, &plan, &rows)),
+            (None, Some(s)) => Some(shard_call_traffic(&checked, opts, buffers, &plan, &rows, s)),
+            _ => None,
+        };
         let state = CallState {
             checked,
             opts,
@@ -342,4 +347,25 @@ impl Phases {
         list.extend(self.after);
         Dispatches::new("the cross-entropy pass", list, self.traffic)
     }
+}
+
+/// The count of a shard's partial or finish (`traffic_shard.rs`).
+fn shard_call_traffic(
+    c: &Checked<'_>,
+    opts: &CrossEntropyOptions,
+    b: &CrossEntropyBuffers<'_>,
+    plan: &CallPlan,
+    rows: &RowsPass,
+    shard: &ShardPass<'_>,
+) -> Traffic {
+    let call = match shard.stage {
+        // As `shard_dispatches` plans its passes.
+        ShardStage::Partial { .. } => ShardCall::Partial {
+            sums: opts.label_smoothing != 0.0 || c.chunked_targets,
+            logits: opts.input == super::options::InputKind::Logits,
+        },
+        ShardStage::Finish { .. } => ShardCall::Finish,
+    };
+    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
+    shard_traffic(&c.layout, plan.strategy.splits() as u64, call, &inputs)
 }

@@ -50,6 +50,9 @@ pub(crate) struct TrafficInputs {
     pub groups: u64,
     /// The rows kernel sums the loss's tiles itself (`RowsPass::tiles`).
     pub tiles: bool,
+    /// A vocabulary shard's finish: its target statistics read each row's
+    /// target weight from the merged records, not the class weights.
+    pub sharded: bool,
 }
 
 impl TrafficInputs {
@@ -70,6 +73,7 @@ impl TrafficInputs {
             entropy: false,
             groups,
             tiles: false,
+            sharded: false,
         }
     }
 
@@ -92,7 +96,7 @@ impl TrafficInputs {
     /// The rows' last pass's stores besides the gradient: the loss terms
     /// (or their tiles' sums, for the kernels that sum them: never split
     /// rows), the lse, the per-row scratch words.
-    fn row_writes(&self, traffic: &mut Traffic, pass: &'static str, rows: u64) {
+    pub(super) fn row_writes(&self, traffic: &mut Traffic, pass: &'static str, rows: u64) {
         match self.tiles {
             true => traffic.write(pass, "scratch", 4 * rows.div_ceil(TILE_ROWS)),
             false => traffic.write(pass, self.loss_terms(), 4 * rows),
@@ -152,7 +156,7 @@ pub(crate) fn cross_entropy_traffic(
 /// The loads of each row's target and weights in a pass over `rows` rows
 /// of `classes` classes: a row's class weight is a gather from a vector of
 /// `classes` words, which counts no more than the vector.
-fn row_gathers(
+pub(super) fn row_gathers(
     traffic: &mut Traffic,
     pass: &'static str,
     (rows, classes): (u64, u64),
@@ -171,15 +175,26 @@ fn row_gathers(
 
 /// `target_partials` (past one block of rows) and `target_stats`: the
 /// mean's denominator, the class weights' sum, the range check.
-fn target_stats(traffic: &mut Traffic, layout: &Layout, t: &TrafficInputs) {
+pub(super) fn target_stats(traffic: &mut Traffic, layout: &Layout, t: &TrafficInputs) {
     let rows = layout.rows() as u64;
     let first = if t.groups > 1 {
         "target_partials"
     } else {
         "target_stats"
     };
-    if matches!(t.targets, TargetBytes::Class(_)) {
-        row_gathers(traffic, first, (rows, layout.classes as u64), t);
+    match t.targets {
+        TargetBytes::Class(b) if t.sharded => {
+            traffic.read(first, "targets", rows * b);
+            let weighted = t.class_weights || t.sample_weights;
+            traffic.read(first, "records", 4 * rows * u64::from(weighted));
+            traffic.read(
+                first,
+                "sample_weights",
+                4 * rows * u64::from(t.sample_weights),
+            );
+        }
+        TargetBytes::Class(_) => row_gathers(traffic, first, (rows, layout.classes as u64), t),
+        TargetBytes::Probs => {}
     }
     if t.groups > 1 {
         traffic.write(first, "scratch", 16 * t.groups);
@@ -261,7 +276,7 @@ fn split_passes(traffic: &mut Traffic, layout: &Layout, splits: u64, t: &Traffic
 
 /// The loss's reduction (`loss_partials` past one block, `reduce_loss`)
 /// and the per-row outputs' copy (`row_outputs`).
-fn reduction(traffic: &mut Traffic, layout: &Layout, t: &TrafficInputs) {
+pub(super) fn reduction(traffic: &mut Traffic, layout: &Layout, t: &TrafficInputs) {
     let rows = layout.rows() as u64;
     if t.reduces() {
         let summed = t.reduction != Reduction::None && rows > 0;
@@ -295,25 +310,39 @@ pub(crate) fn call_traffic(
     plan: &CallPlan,
     rows: &RowsPass,
 ) -> Traffic {
-    let inputs = TrafficInputs {
-        elem: c.elem,
-        targets: match c.target_kind {
-            TARGET_PROBS => TargetBytes::Probs,
-            TARGET_U8 => TargetBytes::Class(1),
-            _ => TargetBytes::Class(4),
-        },
-        class_weights: b.weights.is_some(),
-        sample_weights: b.sample_weights.is_some(),
-        write_grad: b.grad.is_some() || b.in_place,
-        reduction: opts.reduction,
-        lse: b.lse.is_some(),
-        correct: c.correct,
-        argmax: c.argmax,
-        entropy: c.entropy,
-        groups: plan.groups,
-        tiles: rows.tiles,
-    };
+    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
     cross_entropy_traffic(&c.layout, plan.strategy, rows.entry, &inputs)
+}
+
+impl TrafficInputs {
+    /// What the count needs of a checked call.
+    pub(super) fn of(
+        c: &Checked<'_>,
+        opts: &CrossEntropyOptions,
+        b: &CrossEntropyBuffers<'_>,
+        plan: &CallPlan,
+        rows: &RowsPass,
+    ) -> Self {
+        Self {
+            elem: c.elem,
+            targets: match c.target_kind {
+                TARGET_PROBS => TargetBytes::Probs,
+                TARGET_U8 => TargetBytes::Class(1),
+                _ => TargetBytes::Class(4),
+            },
+            class_weights: b.weights.is_some(),
+            sample_weights: b.sample_weights.is_some(),
+            write_grad: b.grad.is_some() || b.in_place,
+            reduction: opts.reduction,
+            lse: b.lse.is_some(),
+            correct: c.correct,
+            argmax: c.argmax,
+            entropy: c.entropy,
+            groups: plan.groups,
+            tiles: rows.tiles,
+            sharded: false,
+        }
+    }
 }
 
 // The reference shapes' counts, by hand and pinned, and the invariants.

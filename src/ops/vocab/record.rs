@@ -7,6 +7,7 @@ use crate::core::binding::no_aliasing;
 use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::encode::{Dispatches, Timing};
 use crate::core::shape::Layout;
+use crate::core::traffic::Traffic;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, GpuScope, Result};
@@ -277,7 +278,17 @@ impl Context {
             list.push((entry, pipeline, group, grid));
             scope.pop(&format!("preparing {label}"))?;
         }
-        Ok(Dispatches::new(label, list, None))
+        // Records in, records out (`records`' last region is written): each
+        // read or written once, the op's minimum.
+        let bytes = |r: &wgpu::BufferSlice<'_>| if rows > 0 { r.size() } else { 0 };
+        let (out, ins) = records.split_last().expect("a written region");
+        let read: u64 = ins.iter().map(|(_, r)| bytes(r)).sum();
+        let mut traffic = Traffic::new(read + bytes(&out.1));
+        for (_, r) in ins {
+            traffic.read(entry, "records", bytes(r));
+        }
+        traffic.write(entry, "records", bytes(&out.1));
+        Ok(Dispatches::new(label, list, Some(traffic)))
     }
 
     /// Records a vocabulary shard's finish: from the merged records (of
