@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # xent on a Linux machine with an NVIDIA GPU, in one command, in under 8
-# minutes (its steps' limits add up to 7.2), installing nothing from the
+# minutes (its steps' limits add up to 7.5), installing nothing from the
 # network:
 #
 #   benches/device.sh DEBS_DIR OUT_DIR
@@ -104,11 +104,11 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.2 minutes (15 + 100 + 45 + 30 + 75 + 35 + 40 +
-# 30 + 60), leaving the rest of 8 for the checks, installs and the summary.
+# Time limits that add up to 7.5 minutes (15 + 90 + 45 + 30 + 75 + 35 + 40 +
+# 30 + 90), leaving the rest of 8 for the checks, installs and the summary.
 step "xent info" 15 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 100 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 90 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
@@ -187,7 +187,7 @@ fi
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
 if [ -n "$large" ]; then
-    step "one bf16 call past 2^32 elements" 60 "$out/large.txt" \
+    step "one bf16 call past 2^32 elements" 90 "$out/large.txt" \
         "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
 fi
 
