@@ -8,7 +8,7 @@ use super::params::{slot, CrossEntropyParams};
 use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, TILE_ROWS};
 use super::record::RowWindow;
-use super::shard::{ShardPass, ShardStage};
+use super::shard::{partial_sums, ShardPass, ShardStage};
 use super::strategy::{RowStrategy, NARROW_WG};
 use super::CrossEntropyBuffers;
 use crate::core::binding::Region;
@@ -394,7 +394,7 @@ impl Context {
         match shard.stage {
             ShardStage::Partial { .. } => {
                 passes.push(("split_partial", walk.to_vec(), spans));
-                if s.opts.label_smoothing != 0.0 || s.checked.chunked_targets {
+                if partial_sums(s.opts, s.checked.chunked_targets) {
                     passes.push(("vocab_sums", walk.to_vec(), spans));
                 }
                 let record = [

@@ -9,8 +9,8 @@ use super::params::CrossEntropyParams;
 use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, PlanInputs};
 use super::shard::{ShardPass, ShardStage};
-use super::traffic::{call_traffic, TrafficInputs};
-use super::traffic_shard::{shard_traffic, ShardCall};
+use super::traffic::call_traffic;
+use super::traffic_shard::shard_call_traffic;
 use crate::core::device::DeviceClass;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::traffic::Traffic;
@@ -347,25 +347,4 @@ impl Phases {
         list.extend(self.after);
         Dispatches::new("the cross-entropy pass", list, self.traffic)
     }
-}
-
-/// The count of a shard's partial or finish (`traffic_shard.rs`).
-fn shard_call_traffic(
-    c: &Checked<'_>,
-    opts: &CrossEntropyOptions,
-    b: &CrossEntropyBuffers<'_>,
-    plan: &CallPlan,
-    rows: &RowsPass,
-    shard: &ShardPass<'_>,
-) -> Traffic {
-    let call = match shard.stage {
-        // As `shard_dispatches` plans its passes.
-        ShardStage::Partial { .. } => ShardCall::Partial {
-            sums: opts.label_smoothing != 0.0 || c.chunked_targets,
-            logits: opts.input == super::options::InputKind::Logits,
-        },
-        ShardStage::Finish { .. } => ShardCall::Finish,
-    };
-    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
-    shard_traffic(&c.layout, plan.strategy.splits() as u64, call, &inputs)
 }

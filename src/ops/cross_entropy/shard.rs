@@ -4,6 +4,7 @@
 //! `shaders/cross_entropy/vocab.wgsl`); the record's layout is
 //! [`VOCAB_RECORD_WORDS`]'s documentation.
 
+use super::options::CrossEntropyOptions;
 use crate::error::{Error, Result};
 
 /// 32-bit words per row of a shard's partial record (and of the merged
@@ -179,4 +180,11 @@ pub(crate) enum ShardStage<'a> {
     Partial { out: wgpu::BufferSlice<'a> },
     /// Reads the merged records.
     Finish { merged: wgpu::BufferSlice<'a> },
+}
+
+/// Whether a shard's partial runs `vocab_sums` (each span's weighted sums
+/// for the records' `a` and `b`): with label smoothing or probability
+/// targets (bound a chunk at a time, as the input).
+pub(crate) fn partial_sums(opts: &CrossEntropyOptions, chunked_targets: bool) -> bool {
+    opts.label_smoothing != 0.0 || chunked_targets
 }

@@ -11,8 +11,12 @@
 //! records), `vocab_grad` (each span's gradient from the merged record),
 //! `vocab_loss` (each row's loss from it), the loss's reduction.
 
-use super::plan::PART_WORDS;
-use super::shard::VOCAB_RECORD_WORDS;
+use super::buffers::CrossEntropyBuffers;
+use super::check::Checked;
+use super::dispatch::RowsPass;
+use super::options::{CrossEntropyOptions, InputKind};
+use super::plan::{CallPlan, PART_WORDS};
+use super::shard::{partial_sums, ShardPass, ShardStage, VOCAB_RECORD_WORDS};
 use super::traffic::{minimum, reduction, target_stats, TargetBytes, TrafficInputs};
 use crate::core::shape::Layout;
 use crate::core::traffic::Traffic;
@@ -28,6 +32,27 @@ pub(crate) enum ShardCall {
     Partial { sums: bool, logits: bool },
     /// The gradient and the loss from the merged records.
     Finish,
+}
+
+/// The count of a checked shard's partial or finish, as planned (as
+/// `call_traffic` counts a whole call).
+pub(crate) fn shard_call_traffic(
+    c: &Checked<'_>,
+    opts: &CrossEntropyOptions,
+    b: &CrossEntropyBuffers<'_>,
+    plan: &CallPlan,
+    rows: &RowsPass,
+    shard: &ShardPass<'_>,
+) -> Traffic {
+    let call = match shard.stage {
+        ShardStage::Partial { .. } => ShardCall::Partial {
+            sums: partial_sums(opts, c.chunked_targets),
+            logits: opts.input == InputKind::Logits,
+        },
+        ShardStage::Finish { .. } => ShardCall::Finish,
+    };
+    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
+    shard_traffic(&c.layout, plan.strategy.splits() as u64, call, &inputs)
 }
 
 /// The count of a shard's call over `layout` (its range of classes) in
@@ -151,25 +176,6 @@ fn finish(layout: &Layout, splits: u64, t: &TrafficInputs) -> Traffic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Reduction;
-
-    fn bench(elem: u64) -> TrafficInputs {
-        TrafficInputs {
-            elem,
-            targets: TargetBytes::Class(4),
-            class_weights: false,
-            sample_weights: false,
-            write_grad: true,
-            reduction: Reduction::Mean,
-            lse: false,
-            correct: false,
-            argmax: false,
-            entropy: false,
-            groups: 1,
-            tiles: false,
-            sharded: false,
-        }
-    }
 
     /// A shard of 32 000 classes of 4 096 rows in f32, split in 2 spans:
     /// its partial reads the logits once and writes the records; its
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn a_shards_calls_counted_by_hand() {
         let layout = Layout::from_dims(&[4096, 32_000]).unwrap();
-        let t = bench(4);
+        let t = TrafficInputs::bench(4, 1);
         let partial = shard_traffic(
             &layout,
             2,
