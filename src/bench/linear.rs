@@ -7,6 +7,7 @@ use super::splitmix;
 use super::timer::{Measured, Timer};
 use crate::core::encode::{Dispatches, Timing};
 use crate::core::status::STATUS_SIZE;
+use crate::core::traffic::Traffic;
 use crate::core::transfer::STORAGE_OUT;
 use crate::core::Context;
 use crate::core::Precision;
@@ -40,6 +41,7 @@ pub fn default_linear_cases() -> Vec<LinearDims> {
 ///     precision: Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0,
 ///     matmul_gpu_ms: None, matmul_wall_ms: 0.5,
 ///     plan: LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 },
+///     traffic: None,
 /// };
 /// // 2·10⁹ flops forward and 4·10⁹ backward in 2 ms.
 /// assert_eq!(r.gflops(), 3000.0);
@@ -59,13 +61,16 @@ pub struct LinearBenchResult {
     pub matmul_wall_ms: f64,
     /// The window and the scratch the op holds.
     pub plan: LinearPlan,
+    /// The bytes the op's dispatches move, beside its minimum (the byte
+    /// yardstick: the products' blocks, the window's passes).
+    pub traffic: Option<Traffic>,
 }
 
 impl LinearBenchResult {
     /// The op's milliseconds: GPU time where measured, else wall.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2 ms on the GPU's clock, 3 on the wall's.
     /// assert_eq!(r.ms(), 2.0);
     /// assert_eq!(xent::bench::LinearBenchResult { gpu_ms: None, ..r }.ms(), 3.0);
@@ -77,7 +82,7 @@ impl LinearBenchResult {
     /// GFLOP/s of the op's products: forward `2·N·H·V`, backward `4·N·H·V`.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 6·10⁹ flops (1 000³) in 2 ms.
     /// assert_eq!(r.gflops(), 3000.0);
     /// // Without GPU time, over the wall clock's 3 ms.
@@ -92,7 +97,7 @@ impl LinearBenchResult {
     /// measured, else wall.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: no GPU time, 0.5 ms on the wall's clock.
     /// assert_eq!(r.matmul_ms(), 0.5);
     /// assert_eq!(xent::bench::LinearBenchResult { matmul_gpu_ms: Some(0.25), ..r }.matmul_ms(), 0.25);
@@ -104,7 +109,7 @@ impl LinearBenchResult {
     /// GFLOP/s of the forward product over one window (`2·rows·H·V`).
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2·100·1 000² flops in 0.5 ms.
     /// assert_eq!(r.matmul_gflops(), 400.0);
     /// ```
@@ -114,22 +119,26 @@ impl LinearBenchResult {
     }
 
     /// One JSON object (`xent bench --linear --json`): the case, its times
-    /// (`ms` on the `clock` it was taken with) and GFLOP/s, and the bytes the
-    /// op holds beside those the logits would take.
+    /// (`ms` on the `clock` it was taken with) and GFLOP/s, the bytes the
+    /// op holds beside those the logits would take, and the bytes it moves
+    /// beside its minimum.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 } };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example.
     /// let json = r.to_json();
     /// assert!(json.starts_with(r#"{"name":"1000x1000x1000","n":1000,"h":1000,"v":1000,"precision":"f32","ms":2.000000,"clock":"gpu""#));
     /// assert!(json.contains(r#""scratch_bytes":420000,"logits_bytes":4000000,"#));
+    /// assert!(json.ends_with(r#""bytes_min":null,"bytes_planned":null,"bytes_ratio":null}"#));
     /// ```
     pub fn to_json(&self) -> String {
         let LinearDims { n, h, v } = self.dims;
+        let int = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
         format!(
             "{{\"name\":\"{}\",\"n\":{n},\"h\":{h},\"v\":{v},\"precision\":\"{}\",\"ms\":{:.6},\
              \"clock\":\"{}\",\"gflops\":{:.3},\"matmul_ms\":{:.6},\"matmul_gflops\":{:.3},\
-             \"scratch_bytes\":{},\"logits_bytes\":{},\"window_rows\":{}}}",
+             \"scratch_bytes\":{},\"logits_bytes\":{},\"window_rows\":{},\"bytes_min\":{},\
+             \"bytes_planned\":{},\"bytes_ratio\":{}}}",
             self.name,
             precision_name(self.precision),
             self.ms(),
@@ -140,6 +149,11 @@ impl LinearBenchResult {
             self.plan.scratch_bytes,
             self.dims.logits_bytes(),
             self.plan.window_rows,
+            int(self.traffic.as_ref().map(|t| t.minimum)),
+            int(self.traffic.as_ref().map(Traffic::planned)),
+            self.traffic
+                .as_ref()
+                .map_or("null".to_string(), |t| format!("{:.4}", t.ratio())),
         )
     }
 }
@@ -254,6 +268,7 @@ pub fn run_linear_case(
         matmul_gpu_ms: super::first(matmul_gpu_ms),
         matmul_wall_ms,
         plan,
+        traffic: op.traffic.clone(),
     })
 }
 

@@ -182,6 +182,20 @@ impl Layout {
         }
     }
 
+    /// The layout of `outer` of this one's outer rows (a window of a fused
+    /// call's rows): the outer axis resized.
+    pub(crate) fn with_outer(&self, outer: usize) -> Layout {
+        let mut dims = self.dims.clone();
+        if dims.len() > 1 {
+            dims[0] = outer;
+        }
+        Layout {
+            dims,
+            outer,
+            ..self.clone()
+        }
+    }
+
     /// Flat index of element (row, class), with row = n·inner + s.
     ///
     /// ```

@@ -92,6 +92,26 @@ impl Traffic {
         }
     }
 
+    /// `other`'s transfers after this count's, its minimum aside: the
+    /// passes of one call counted piece by piece.
+    pub(crate) fn extend(&mut self, other: &Traffic) {
+        for t in &other.transfers {
+            self.add(t.pass, t.buffer, t.read, t.written);
+        }
+    }
+
+    /// The count with buffer `from` called `to`: a buffer one op names for
+    /// its role (a cross-entropy's `input`) and another for what it is (the
+    /// fused call's `window`).
+    pub(crate) fn renamed(self, from: &'static str, to: &'static str) -> Traffic {
+        let mut out = Traffic::new(self.minimum);
+        for t in self.transfers {
+            let buffer = if t.buffer == from { to } else { t.buffer };
+            out.add(t.pass, buffer, t.read, t.written);
+        }
+        out
+    }
+
     /// Every byte the plan moves.
     pub fn planned(&self) -> u64 {
         self.transfers.iter().map(|t| t.read + t.written).sum()

@@ -324,7 +324,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());
         say!(
-            "{:>24} {:>10} {:>6} {:>9} {:>13} {:>11} {:>11} {:>9}",
+            "{:>24} {:>10} {:>6} {:>9} {:>13} {:>11} {:>11} {:>9} {:>10}",
             "case",
             "op ms",
             "clock",
@@ -332,7 +332,8 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             "product GF/s",
             "scratch MB",
             "logits MB",
-            "scratch"
+            "scratch",
+            "bytes/min"
         );
     }
     for &dims in &shapes {
@@ -340,7 +341,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             let r = xent::bench::run_linear_case(&ctx, dims, p, args.iters as usize)?;
             if !args.json {
                 say!(
-                    "{:>24} {:>10.2} {:>6} {:>9.2} {:>13.2} {:>11.2} {:>11.2} {:>8.1}%",
+                    "{:>24} {:>10.2} {:>6} {:>9.2} {:>13.2} {:>11.2} {:>11.2} {:>8.1}% {:>10.2}",
                     r.name,
                     r.ms(),
                     if r.gpu_ms.is_some() { "gpu" } else { "wall" },
@@ -348,7 +349,8 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
                     r.matmul_gflops(),
                     r.plan.scratch_bytes as f64 / 1e6,
                     dims.logits_bytes() as f64 / 1e6,
-                    100.0 * r.plan.scratch_bytes as f64 / dims.logits_bytes() as f64
+                    100.0 * r.plan.scratch_bytes as f64 / dims.logits_bytes() as f64,
+                    r.traffic.as_ref().map_or(f64::NAN, xent::Traffic::ratio)
                 );
             }
             results.push(r);

@@ -9,10 +9,10 @@ use super::params::CrossEntropyParams;
 use super::pipelines::CrossEntropyVariant;
 use super::plan::{CallPlan, PlanInputs};
 use super::shard::{ShardPass, ShardStage};
-use super::traffic::call_traffic;
-use super::traffic_shard::shard_call_traffic;
+use super::traffic::CallCount;
 use crate::core::device::DeviceClass;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::shape::Layout;
 use crate::core::traffic::Traffic;
 use crate::core::{Context, Reduction};
 use crate::error::{GpuScope, Result};
@@ -171,13 +171,10 @@ impl Context {
         let reduced = whole && gpu && opts.reduction != Reduction::None;
         let rows =
             RowsPass::new(&checked, buffers, plan.strategy).with_tiles(&checked, reduced, &chunks);
-        // Counted for a whole call and a shard's (a window's passes are part
-        // of the fused linear op's).
-        let traffic = match (window, shard) {
-            (None, None) => Some(call_traffic(&checked, opts, buffers, &plan, &rows)),
-            (None, Some(s)) => Some(shard_call_traffic(&checked, opts, buffers, &plan, &rows, s)),
-            _ => None,
-        };
+        // Counted whole for a call of its own and a shard's; a window's
+        // pieces are counted between the fused linear call's products.
+        let count = CallCount::of(&checked, opts, buffers, &plan, &rows, shard);
+        let traffic = window.is_none().then(|| count.whole(&checked.layout));
         let state = CallState {
             checked,
             opts,
@@ -202,6 +199,8 @@ impl Context {
                 chunks: chunk_passes,
                 after: Vec::new(),
                 traffic,
+                count,
+                layout: state.checked.layout.clone(),
             });
         }
         let (before, after) = self.stats_and_reduction(&state, plan.groups)?;
@@ -211,6 +210,8 @@ impl Context {
             chunks: chunk_passes,
             after,
             traffic,
+            count,
+            layout: state.checked.layout,
         })
     }
 
@@ -335,8 +336,12 @@ pub(crate) struct Phases {
     pub before: Vec<Dispatch>,
     pub chunks: Vec<Vec<Dispatch>>,
     pub after: Vec<Dispatch>,
-    /// The bytes the passes move (a whole call's only).
+    /// The bytes the passes move (a call's without a window).
     pub traffic: Option<Traffic>,
+    /// How the phases are counted, piece by piece (a window's chunks).
+    pub count: CallCount,
+    /// The call's layout (a shard's: its range of classes).
+    pub layout: Layout,
 }
 
 impl Phases {

@@ -17,7 +17,9 @@ use super::check::Checked;
 use super::dispatch::RowsPass;
 use super::options::CrossEntropyOptions;
 use super::plan::{CallPlan, PART_WORDS, PLAN_WORDS, TILE_ROWS};
+use super::shard::ShardPass;
 use super::strategy::RowStrategy;
+use super::traffic_shard::ShardCall;
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
 use crate::core::traffic::Traffic;
@@ -135,22 +137,131 @@ pub(crate) fn minimum(layout: &Layout, t: &TrafficInputs) -> u64 {
 /// The bytes each pass of a call of `layout` run by `strategy` moves;
 /// `entry` is its rows pass's entry point (the mixed kernel's may differ
 /// from the strategy's with the buffers' views).
+#[cfg(test)]
 pub(crate) fn cross_entropy_traffic(
     layout: &Layout,
     strategy: RowStrategy,
     entry: &'static str,
     t: &TrafficInputs,
 ) -> Traffic {
-    let mut traffic = Traffic::new(minimum(layout, t));
-    target_stats(&mut traffic, layout, t);
-    match strategy {
-        // An empty batch runs no rows pass.
-        _ if layout.rows() == 0 => {}
-        RowStrategy::Split { splits } => split_passes(&mut traffic, layout, splits as u64, t),
-        _ => rows_pass(&mut traffic, layout, strategy, entry, t),
+    CallCount::new(CountedCall::Whole { strategy, entry }, *t).whole(layout)
+}
+
+/// Which call a count models.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountedCall {
+    /// A call of its own, its rows run by `strategy` at `entry`.
+    Whole {
+        strategy: RowStrategy,
+        entry: &'static str,
+    },
+    /// One of a vocabulary shard's calls, its rows in `splits` spans.
+    Shard { splits: u64, call: ShardCall },
+}
+
+/// A call's count piece by piece, in the phases its dispatches run in
+/// (`record::Phases`): the passes before the rows, the rows passes of each
+/// window of rows, the passes after them. A fused linear call counts its
+/// products between the pieces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallCount {
+    pub call: CountedCall,
+    pub t: TrafficInputs,
+}
+
+impl CallCount {
+    pub(crate) fn new(call: CountedCall, t: TrafficInputs) -> Self {
+        // A shard's finish reads each row's target weight from the records.
+        let sharded = matches!(
+            call,
+            CountedCall::Shard {
+                call: ShardCall::Finish,
+                ..
+            }
+        );
+        Self {
+            call,
+            t: TrafficInputs { sharded, ..t },
+        }
     }
-    reduction(&mut traffic, layout, t);
-    traffic
+
+    /// The count of a checked call, as planned.
+    pub(crate) fn of(
+        c: &Checked<'_>,
+        opts: &CrossEntropyOptions,
+        b: &CrossEntropyBuffers<'_>,
+        plan: &CallPlan,
+        rows: &RowsPass,
+        shard: Option<&ShardPass<'_>>,
+    ) -> Self {
+        let call = match shard {
+            None => CountedCall::Whole {
+                strategy: plan.strategy,
+                entry: rows.entry,
+            },
+            Some(s) => CountedCall::Shard {
+                splits: plan.strategy.splits() as u64,
+                call: ShardCall::of(s, opts, c),
+            },
+        };
+        Self::new(call, TrafficInputs::of(c, opts, b, plan, rows))
+    }
+
+    /// The least the call of `layout` must move.
+    pub(crate) fn minimum(&self, layout: &Layout) -> u64 {
+        match self.call {
+            CountedCall::Whole { .. } => minimum(layout, &self.t),
+            CountedCall::Shard { call, .. } => call.minimum(layout, &self.t),
+        }
+    }
+
+    /// The passes before the rows: the target statistics.
+    pub(crate) fn before(&self, traffic: &mut Traffic, layout: &Layout) {
+        match self.call {
+            CountedCall::Shard {
+                call: ShardCall::Partial { .. },
+                ..
+            } => {}
+            _ => target_stats(traffic, layout, &self.t),
+        }
+    }
+
+    /// The rows passes over `rows`, the layout of a window of the call's
+    /// rows (or of all of them).
+    pub(crate) fn rows(&self, traffic: &mut Traffic, rows: &Layout) {
+        match self.call {
+            // An empty batch runs no rows pass.
+            _ if rows.rows() == 0 => {}
+            CountedCall::Whole {
+                strategy: RowStrategy::Split { splits },
+                ..
+            } => split_passes(traffic, rows, splits as u64, &self.t),
+            CountedCall::Whole { strategy, entry } => {
+                rows_pass(traffic, rows, strategy, entry, &self.t)
+            }
+            CountedCall::Shard { splits, call } => call.rows(traffic, rows, splits, &self.t),
+        }
+    }
+
+    /// The passes after the rows: the loss's reduction.
+    pub(crate) fn after(&self, traffic: &mut Traffic, layout: &Layout) {
+        match self.call {
+            CountedCall::Shard {
+                call: ShardCall::Partial { .. },
+                ..
+            } => {}
+            _ => reduction(traffic, layout, &self.t),
+        }
+    }
+
+    /// The count of the call of `layout` whole.
+    pub(crate) fn whole(&self, layout: &Layout) -> Traffic {
+        let mut traffic = Traffic::new(self.minimum(layout));
+        self.before(&mut traffic, layout);
+        self.rows(&mut traffic, layout);
+        self.after(&mut traffic, layout);
+        traffic
+    }
 }
 
 /// The loads of each row's target and weights in a pass over `rows` rows
@@ -300,18 +411,6 @@ pub(super) fn reduction(traffic: &mut Traffic, layout: &Layout, t: &TrafficInput
         traffic.read("row_outputs", "scratch", 4 * rows * u64::from(on));
         traffic.write("row_outputs", buffer, 4 * rows * u64::from(on));
     }
-}
-
-/// The count of a checked call's passes, as planned.
-pub(crate) fn call_traffic(
-    c: &Checked<'_>,
-    opts: &CrossEntropyOptions,
-    b: &CrossEntropyBuffers<'_>,
-    plan: &CallPlan,
-    rows: &RowsPass,
-) -> Traffic {
-    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
-    cross_entropy_traffic(&c.layout, plan.strategy, rows.entry, &inputs)
 }
 
 impl TrafficInputs {

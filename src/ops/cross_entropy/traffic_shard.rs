@@ -11,13 +11,11 @@
 //! records), `vocab_grad` (each span's gradient from the merged record),
 //! `vocab_loss` (each row's loss from it), the loss's reduction.
 
-use super::buffers::CrossEntropyBuffers;
 use super::check::Checked;
-use super::dispatch::RowsPass;
 use super::options::{CrossEntropyOptions, InputKind};
-use super::plan::{CallPlan, PART_WORDS};
+use super::plan::PART_WORDS;
 use super::shard::{partial_sums, ShardPass, ShardStage, VOCAB_RECORD_WORDS};
-use super::traffic::{minimum, reduction, target_stats, TargetBytes, TrafficInputs};
+use super::traffic::{minimum, TargetBytes, TrafficInputs};
 use crate::core::shape::Layout;
 use crate::core::traffic::Traffic;
 
@@ -34,38 +32,45 @@ pub(crate) enum ShardCall {
     Finish,
 }
 
-/// The count of a checked shard's partial or finish, as planned (as
-/// `call_traffic` counts a whole call).
-pub(crate) fn shard_call_traffic(
-    c: &Checked<'_>,
-    opts: &CrossEntropyOptions,
-    b: &CrossEntropyBuffers<'_>,
-    plan: &CallPlan,
-    rows: &RowsPass,
-    shard: &ShardPass<'_>,
-) -> Traffic {
-    let call = match shard.stage {
-        ShardStage::Partial { .. } => ShardCall::Partial {
-            sums: partial_sums(opts, c.chunked_targets),
-            logits: opts.input == InputKind::Logits,
-        },
-        ShardStage::Finish { .. } => ShardCall::Finish,
-    };
-    let inputs = TrafficInputs::of(c, opts, b, plan, rows);
-    shard_traffic(&c.layout, plan.strategy.splits() as u64, call, &inputs)
-}
+impl ShardCall {
+    /// The call `shard` records, as checked and planned.
+    pub(crate) fn of(shard: &ShardPass<'_>, opts: &CrossEntropyOptions, c: &Checked<'_>) -> Self {
+        match shard.stage {
+            ShardStage::Partial { .. } => ShardCall::Partial {
+                sums: partial_sums(opts, c.chunked_targets),
+                logits: opts.input == InputKind::Logits,
+            },
+            ShardStage::Finish { .. } => ShardCall::Finish,
+        }
+    }
 
-/// The count of a shard's call over `layout` (its range of classes) in
-/// `splits` spans a row.
-pub(crate) fn shard_traffic(
-    layout: &Layout,
-    splits: u64,
-    call: ShardCall,
-    t: &TrafficInputs,
-) -> Traffic {
-    match call {
-        ShardCall::Partial { sums, logits } => partial(layout, splits, (sums, logits), t),
-        ShardCall::Finish => finish(layout, splits, t),
+    /// The call's own inputs read once and its own outputs written once.
+    pub(super) fn minimum(self, layout: &Layout, t: &TrafficInputs) -> u64 {
+        let rows = layout.rows() as u64;
+        match self {
+            ShardCall::Partial { .. } => {
+                let input = layout.len() as u64 * t.elem;
+                let weights = 4 * layout.classes as u64 * u64::from(t.class_weights);
+                input + target_bytes(layout, t, rows) + weights + rows * RECORD
+            }
+            ShardCall::Finish => minimum(layout, t) + rows * RECORD,
+        }
+    }
+
+    /// The call's rows passes over `layout`'s rows.
+    pub(super) fn rows(
+        self,
+        traffic: &mut Traffic,
+        layout: &Layout,
+        splits: u64,
+        t: &TrafficInputs,
+    ) {
+        match self {
+            ShardCall::Partial { sums, logits } => {
+                partial(traffic, layout, splits, (sums, logits), t)
+            }
+            ShardCall::Finish => finish(traffic, layout, splits, t),
+        }
     }
 }
 
@@ -78,15 +83,15 @@ fn target_bytes(layout: &Layout, t: &TrafficInputs, rows: u64) -> u64 {
 }
 
 fn partial(
+    traffic: &mut Traffic,
     layout: &Layout,
     splits: u64,
     (sums, logits): (bool, bool),
     t: &TrafficInputs,
-) -> Traffic {
+) {
     let (rows, classes) = (layout.rows() as u64, layout.classes as u64);
     let input = layout.len() as u64 * t.elem;
     let weights = 4 * classes * u64::from(t.class_weights);
-    let mut traffic = Traffic::new(input + target_bytes(layout, t, rows) + weights + rows * RECORD);
     let part = 4 * PART_WORDS;
     // Each span's workgroup reads its row's target (its logit, if the
     // span holds it).
@@ -123,59 +128,57 @@ fn partial(
         );
     }
     traffic.write("vocab_record", "partial", rows * RECORD);
-    traffic
 }
 
-fn finish(layout: &Layout, splits: u64, t: &TrafficInputs) -> Traffic {
+/// The finish's rows passes (its target statistics and reduction are a
+/// whole call's, `t.sharded`).
+fn finish(traffic: &mut Traffic, layout: &Layout, splits: u64, t: &TrafficInputs) {
     let (rows, classes) = (layout.rows() as u64, layout.classes as u64);
     let input = layout.len() as u64 * t.elem;
-    let t = TrafficInputs {
-        sharded: true,
-        ..*t
-    };
-    let mut traffic = Traffic::new(minimum(layout, &t) + rows * RECORD);
-    target_stats(&mut traffic, layout, &t);
-    if rows > 0 {
-        if t.write_grad && classes > 0 {
-            // Each span's workgroup reads its row's merged record.
-            traffic.read("vocab_grad", "records", rows * splits * RECORD);
-            traffic.read("vocab_grad", "input", input);
-            if t.targets == TargetBytes::Probs {
-                traffic.read("vocab_grad", "targets", 4 * layout.len() as u64);
-            }
-            if let TargetBytes::Class(b) = t.targets {
-                traffic.read("vocab_grad", "targets", rows * splits * b);
-            }
-            traffic.read(
-                "vocab_grad",
-                "weights",
-                4 * classes * u64::from(t.class_weights),
-            );
-            traffic.read(
-                "vocab_grad",
-                "sample_weights",
-                4 * rows * splits * u64::from(t.sample_weights),
-            );
-            traffic.write("vocab_grad", "grad", input);
+    if t.write_grad && classes > 0 {
+        // Each span's workgroup reads its row's merged record.
+        traffic.read("vocab_grad", "records", rows * splits * RECORD);
+        traffic.read("vocab_grad", "input", input);
+        if t.targets == TargetBytes::Probs {
+            traffic.read("vocab_grad", "targets", 4 * layout.len() as u64);
         }
-        traffic.read("vocab_loss", "records", rows * RECORD);
         if let TargetBytes::Class(b) = t.targets {
-            traffic.read("vocab_loss", "targets", rows * b);
+            traffic.read("vocab_grad", "targets", rows * splits * b);
         }
         traffic.read(
-            "vocab_loss",
-            "sample_weights",
-            4 * rows * u64::from(t.sample_weights),
+            "vocab_grad",
+            "weights",
+            4 * classes * u64::from(t.class_weights),
         );
-        t.row_writes(&mut traffic, "vocab_loss", rows);
+        traffic.read(
+            "vocab_grad",
+            "sample_weights",
+            4 * rows * splits * u64::from(t.sample_weights),
+        );
+        traffic.write("vocab_grad", "grad", input);
     }
-    reduction(&mut traffic, layout, &t);
-    traffic
+    traffic.read("vocab_loss", "records", rows * RECORD);
+    if let TargetBytes::Class(b) = t.targets {
+        traffic.read("vocab_loss", "targets", rows * b);
+    }
+    traffic.read(
+        "vocab_loss",
+        "sample_weights",
+        4 * rows * u64::from(t.sample_weights),
+    );
+    t.row_writes(traffic, "vocab_loss", rows);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cross_entropy::traffic::{CallCount, CountedCall};
+
+    /// The count of a shard's call over `layout` (its range of classes) in
+    /// `splits` spans a row, whole.
+    fn shard_traffic(layout: &Layout, splits: u64, call: ShardCall, t: &TrafficInputs) -> Traffic {
+        CallCount::new(CountedCall::Shard { splits, call }, *t).whole(layout)
+    }
 
     /// A shard of 32 000 classes of 4 096 rows in f32, split in 2 spans:
     /// its partial reads the logits once and writes the records; its

@@ -1,9 +1,9 @@
 //! The fused linear cross-entropy's host API: slices in, `Vec`s out,
 //! through the recording API; verify mode holds the result to the CPU twin.
 
+use super::buffers::LinearBuffers;
 use super::cpu::{self, LinearOutput};
 use super::options::LinearCrossEntropyOptions;
-use super::record::LinearBuffers;
 use super::LinearDims;
 use crate::core::host_run::{HostRun, Readback};
 use crate::core::precision::widen_all;

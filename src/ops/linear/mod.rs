@@ -7,17 +7,19 @@
 //! why this and not recomputed tiles).
 
 mod bounds;
+mod buffers;
 mod compare;
 pub(crate) mod cpu;
 pub(crate) mod host;
 mod options;
 pub(crate) mod plan;
 mod record;
+mod traffic;
 
+pub use buffers::LinearBuffers;
 pub use cpu::LinearOutput;
 pub use options::{LinearCrossEntropyOptions, DEFAULT_SCRATCH_BUDGET};
 pub use plan::LinearPlan;
-pub use record::LinearBuffers;
 
 /// The shapes of a fused call: `h` is `(n, h)`, `W` is `(v, h)`, the logits
 /// `(n, v)` (never stored whole).

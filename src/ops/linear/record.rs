@@ -2,84 +2,23 @@
 //! chunk of rows, the logits' product into the window, the cross-entropy's
 //! rows passes over it in place, then the three gradient products.
 
+use super::buffers::LinearBuffers;
 use super::options::LinearCrossEntropyOptions;
+use super::traffic::LinearCount;
 use super::LinearDims;
-use crate::core::binding::no_aliasing;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
+use crate::core::shape::Layout;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::core::Returns;
 use crate::error::{Error, GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
+use crate::ops::cross_entropy::traffic::CallCount;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 use crate::ops::matmul::buffers::Operand;
 use crate::ops::matmul::MatmulDims;
 use crate::ops::matmul::{MatmulOptions, MatrixView, ProductBuffers};
-
-/// The buffers of one [`Context::record_linear_cross_entropy`] call, all the
-/// caller's and from the context's device: regions of `wgpu::Buffer`s
-/// (`buffer.slice(..)` for all of one) with `STORAGE` usage, starting at a
-/// multiple of the device's `min_storage_buffer_offset_alignment` (and of
-/// 16), each written one in a buffer of its own.
-///
-/// `hidden`, `weight` and `bias` are stored in `precision` (bf16 and f16 two
-/// to a 4-byte word, rounded up to whole words); everything else is f32,
-/// i32 or u32, class targets as [`TargetBuffer::ClassI32`] or
-/// [`TargetBuffer::ClassU8`].
-///
-/// ```
-/// # fn main() -> Result<(), xent::Error> {
-/// let ctx = xent::Context::from_env()?;
-/// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
-///     label: None, size, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
-/// // n = 2, h = 3, v = 4, bf16 h and W: 12 and 24 bytes.
-/// let (h, w, t, loss, status, gw) = (buffer(12), buffer(24), buffer(8), buffer(4), buffer(16), buffer(48));
-/// let b = xent::LinearBuffers {
-///     grad_weight: Some(gw.slice(..)), precision: xent::Precision::BF16,
-///     ..xent::LinearBuffers::new(h.slice(..), w.slice(..), xent::TargetBuffer::ClassI32(t.slice(..)),
-///         loss.slice(..), status.slice(..))
-/// };
-/// # let _ = b;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct LinearBuffers<'a> {
-    /// `h`, `(n, h)` row-major.
-    pub hidden: wgpu::BufferSlice<'a>,
-    /// `W`, `(v, h)` row-major.
-    pub weight: wgpu::BufferSlice<'a>,
-    /// `b`, `v` elements; `None` for no bias.
-    pub bias: Option<wgpu::BufferSlice<'a>>,
-    /// Class indices, `n` of them, or f32 probabilities `(n, v)` (not yet
-    /// with the vocabulary split: [`Error::Unsupported`]).
-    pub targets: TargetBuffer<'a>,
-    /// f32 class weights, `v`; `None` for all ones.
-    pub weights: Option<wgpu::BufferSlice<'a>>,
-    /// f32 loss: 1 element for `mean` and `sum`, `n` for `none`.
-    pub loss: wgpu::BufferSlice<'a>,
-    /// f32 `∂L/∂h`, `(n, h)`; `None` to skip it.
-    pub grad_hidden: Option<wgpu::BufferSlice<'a>>,
-    /// f32 `∂L/∂W`, `(v, h)`; `None` to skip it.
-    pub grad_weight: Option<wgpu::BufferSlice<'a>>,
-    /// f32 `∂L/∂b`, `v`; `None` to skip it.
-    pub grad_bias: Option<wgpu::BufferSlice<'a>>,
-    /// The target range check ([`STATUS_SIZE`](crate::STATUS_SIZE) bytes).
-    pub status: wgpu::BufferSlice<'a>,
-    /// f32 per-row log-sum-exp of the (capped) logits, `n`; optional.
-    pub lse: Option<wgpu::BufferSlice<'a>>,
-    /// u32 count of rows whose argmax is the target; optional.
-    pub correct: Option<wgpu::BufferSlice<'a>>,
-    /// i32 predicted class of each row (`torch.argmax` of the logits as the
-    /// loss sees them), `n`; optional.
-    pub argmax: Option<wgpu::BufferSlice<'a>>,
-    /// f32 entropy of each row's softmax, `n`; optional.
-    pub entropy: Option<wgpu::BufferSlice<'a>>,
-    /// Storage of `hidden`, `weight` and `bias`: f32, bf16, or f16 on
-    /// devices with `SHADER_F16`. The window of logits, the gradients and
-    /// every sum are f32.
-    pub precision: Precision,
-}
 
 /// **Recording API** of the fused linear cross-entropy: your buffers and encoder.
 impl Context {
@@ -221,64 +160,11 @@ impl Context {
             list.extend(self.linear_without_rows(&call)?);
         }
         list.extend(phases.after);
+        let entry = self.product_entry(opts.product_kernel);
+        let count = call.count(entry, &phases.count, &phases.layout);
         scope.pop("preparing the fused linear cross-entropy")?;
-        Ok(Dispatches::new(
-            "the fused linear cross-entropy",
-            list,
-            None,
-        ))
-    }
-
-    /// The buffers' sizes and usage, and that no output aliases another.
-    fn check_linear_buffers(&self, dims: LinearDims, b: &LinearBuffers<'_>) -> Result<()> {
-        let LinearDims { n, h, v } = dims;
-        let p = b.precision;
-        let targets = match b.targets {
-            TargetBuffer::ClassI32(t) | TargetBuffer::ClassU8(t) | TargetBuffer::Probs(t) => t,
-        };
-        let stored = |elems: usize| (elems as u64 * p.size()).next_multiple_of(4);
-        self.check_bytes("hidden", b.hidden, stored(n * h))?;
-        self.check_bytes("weight", b.weight, stored(v * h))?;
-        if let Some(bias) = b.bias {
-            self.check_bytes("bias", bias, stored(v))?;
-        }
-        for (what, buffer, elems) in [
-            ("grad_hidden", b.grad_hidden, n * h),
-            ("grad_weight", b.grad_weight, v * h),
-            ("grad_bias", b.grad_bias, v),
-        ] {
-            if let Some(buffer) = buffer {
-                self.check_bytes(what, buffer, elems as u64 * 4)?;
-            }
-        }
-        let mut all: Vec<(&'static str, wgpu::BufferSlice<'_>)> = vec![
-            ("hidden", b.hidden),
-            ("weight", b.weight),
-            ("targets", targets),
-            ("loss", b.loss),
-            ("status", b.status),
-        ];
-        for (what, buffer) in [
-            ("bias", b.bias),
-            ("weights", b.weights),
-            ("grad_hidden", b.grad_hidden),
-            ("grad_weight", b.grad_weight),
-            ("grad_bias", b.grad_bias),
-            ("lse", b.lse),
-            ("correct", b.correct),
-            ("argmax", b.argmax),
-            ("entropy", b.entropy),
-        ] {
-            all.extend(buffer.map(|buffer| (what, buffer)));
-        }
-        no_aliasing(&all)?;
-        if b.grad_bias.is_some() && b.bias.is_none() {
-            return Err(Error::BadBuffer {
-                what: "grad_bias",
-                reason: "a bias gradient without a bias".into(),
-            });
-        }
-        Ok(())
+        let label = "the fused linear cross-entropy";
+        Ok(Dispatches::new(label, list, Some(count.traffic())))
     }
 
     /// Chunk `c`'s dispatches: `logits = h·Wᵀ + b` into the window, the
@@ -407,6 +293,23 @@ struct LinearCall<'a> {
 }
 
 impl<'a> LinearCall<'a> {
+    /// The call's byte count, its products run by `entry`, its window's
+    /// cross-entropy counted by `ce` over `layout`.
+    fn count(&self, entry: &'static str, ce: &'a CallCount, layout: &'a Layout) -> LinearCount<'a> {
+        let b = self.b;
+        LinearCount {
+            dims: self.dims,
+            window_rows: self.window_rows,
+            elem: b.precision.size(),
+            entry,
+            bias: b.bias.is_some(),
+            grads: [b.grad_hidden, b.grad_weight, b.grad_bias].map(|g| g.is_some()),
+            partial: self.partial,
+            ce,
+            layout,
+        }
+    }
+
     /// A dense view of `buffer` in the options' precision, rows `stride`
     /// apart, from element `offset`.
     fn view(&self, buffer: wgpu::BufferSlice<'a>, stride: usize, offset: usize) -> MatrixView<'a> {
@@ -419,47 +322,6 @@ impl<'a> LinearCall<'a> {
     /// The window of logits (then of `g`), f32, rows `v` apart.
     fn logits(&self) -> MatrixView<'a> {
         MatrixView::dense(self.window, Precision::F32, self.dims.v)
-    }
-}
-
-impl<'a> LinearBuffers<'a> {
-    /// The required buffers, with no bias, no class weights, no gradients and no optional outputs.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// let ctx = xent::Context::from_env()?;
-    /// let buffer = |size| ctx.device().create_buffer(&wgpu::BufferDescriptor {
-    ///     label: None, size, mapped_at_creation: false, usage: wgpu::BufferUsages::STORAGE });
-    /// let (h, w, t, loss, status) = (buffer(24), buffer(48), buffer(8), buffer(4), buffer(16));
-    /// let b = xent::LinearBuffers::new(h.slice(..), w.slice(..),
-    ///     xent::TargetBuffer::ClassI32(t.slice(..)), loss.slice(..), status.slice(..));
-    /// assert!(b.grad_weight.is_none());
-    /// # Ok(()) }
-    /// ```
-    pub fn new(
-        hidden: wgpu::BufferSlice<'a>,
-        weight: wgpu::BufferSlice<'a>,
-        targets: TargetBuffer<'a>,
-        loss: wgpu::BufferSlice<'a>,
-        status: wgpu::BufferSlice<'a>,
-    ) -> Self {
-        Self {
-            hidden,
-            weight,
-            bias: None,
-            targets,
-            weights: None,
-            loss,
-            grad_hidden: None,
-            grad_weight: None,
-            grad_bias: None,
-            status,
-            lse: None,
-            correct: None,
-            argmax: None,
-            entropy: None,
-            precision: Precision::F32,
-        }
     }
 }
 

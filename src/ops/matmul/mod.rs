@@ -8,6 +8,7 @@ pub(crate) mod cpu;
 mod host;
 pub(crate) mod pipelines;
 pub(crate) mod record;
+pub(crate) mod traffic;
 
 pub use buffers::MatmulOptions;
 pub use buffers::{MatrixView, ProductBuffers, ProductKernel};

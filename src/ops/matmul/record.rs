@@ -5,6 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::buffers::{MatmulOptions, Operand, Operands};
 pub use super::buffers::{MatrixView, ProductBuffers, ProductKernel};
 use super::pipelines::MatmulVariant;
+use super::traffic::ProductCount;
 use super::MatmulDims;
 use crate::core::device::{DeviceClass, LOOP_TRIPS_MAX};
 use crate::core::encode::{Dispatch, Dispatches, Timing};
@@ -115,7 +116,15 @@ impl Context {
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
         let list = self.prepare_matmul(*dims, opts, buffers)?;
-        let call = Dispatches::new("the matrix product", list, None);
+        let count = ProductCount {
+            entry: self.product_entry(opts.kernel),
+            dims: *dims,
+            names: ["a", "b", "out"],
+            elems: (buffers.a.precision.size(), buffers.b.precision.size()),
+            bias: buffers.bias.is_some(),
+            accumulate: buffers.accumulate,
+        };
+        let call = Dispatches::new("the matrix product", list, Some(count.traffic()));
         self.encode(encoder, &call, Timing::Off)
     }
 
@@ -190,12 +199,7 @@ impl Context {
     /// The kernel `kernel` names (`Auto`: by the device's class) for `m × n`
     /// outputs: its entry point, its slice of k per dispatch, its grid.
     fn product_kernel(&self, kernel: ProductKernel, m: usize, n: usize) -> Result<ProductPlan> {
-        let tiled = match kernel {
-            ProductKernel::Auto => self.profile.class == DeviceClass::Gpu,
-            ProductKernel::Tiled => true,
-            ProductKernel::Blocks => false,
-        };
-        let plan = if tiled {
+        let plan = if self.product_entry(kernel) == "matmul" {
             ProductPlan {
                 entry: "matmul",
                 k_step: K_PER_DISPATCH,
@@ -220,6 +224,21 @@ impl Context {
             });
         }
         Ok(plan)
+    }
+
+    /// The entry point of the kernel `kernel` names (`Auto`: `matmul` on
+    /// GPUs, `matmul_blocks` on software adapters).
+    pub(crate) fn product_entry(&self, kernel: ProductKernel) -> &'static str {
+        let tiled = match kernel {
+            ProductKernel::Auto => self.profile.class == DeviceClass::Gpu,
+            ProductKernel::Tiled => true,
+            ProductKernel::Blocks => false,
+        };
+        if tiled {
+            "matmul"
+        } else {
+            "matmul_blocks"
+        }
     }
 
     /// A dispatch per slice of k, in order: the first writes (or adds, with
