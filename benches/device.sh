@@ -25,10 +25,10 @@
 #                 compare_torch.py --linear (PyTorch eager,
 #                 F.linear_cross_entropy, Liger's fused linear
 #                 cross-entropy), or xent alone without PyTorch
-#   vocab.txt     the vocabulary split on one device: `xent loss
-#                 --vocab-shards 4` on VOCAB (default 4096x32000) logits
-#                 written by numpy, held to the CPU twin (a disagreement
-#                 fails the step), its GPU call's time beside the unsplit one
+#   vocab.json    the vocabulary split on one device: `xent bench` on VOCAB
+#                 (default 4096x32000) unsplit and as vocab-split-4 (4
+#                 shards' partials, the merge, the finishes, timed as one),
+#                 f32 and bf16, 8 rows of each held to the CPU twin
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
@@ -154,32 +154,11 @@ elif [ -n "$linear" ]; then
         "$xent" bench --json --linear "$linear" --precision f32,bf16 --iters "$iters"
 fi
 # The vocabulary split on one device: the same logits unsplit and in 4
-# shards (partials, merge, finishes), each held to the CPU twin.
-if [ -n "$vocab" ] && python3 -c 'import numpy' 2>/dev/null; then
-    vocab_run() {
-        # The logits (0.5 GB by default) in a temporary folder, never in
-        # OUT_DIR, removed when the step ends (or is stopped).
-        local dir
-        dir=$(mktemp -d) || return 1
-        # Expanded now: at exit, the function's locals are gone.
-        trap "rm -rf '$dir'" EXIT
-        trap 'exit 143' TERM INT
-        python3 - "$dir" "$vocab" <<'PY' || return 1
-import sys, numpy as np
-out, (n, c) = sys.argv[1], map(int, sys.argv[2].split("x"))
-rng = np.random.default_rng(0x5EED)
-np.save(f"{out}/logits.npy", rng.uniform(-10, 10, (n, c)).astype(np.float32))
-np.save(f"{out}/targets.npy", rng.integers(0, c, n).astype(np.int64))
-PY
-        local args=(loss --logits "$dir/logits.npy" --targets "$dir/targets.npy")
-        echo "unsplit:" && "$xent" "${args[@]}" && echo "4 shards:" && "$xent" "${args[@]}" --vocab-shards 4
-    }
-    # `timeout` runs commands, not functions: the function goes through bash.
-    export -f vocab_run
-    export vocab xent
-    step "the vocabulary split on one device, 4 shards, checked" 30 "$out/vocab.txt" bash -c vocab_run
-elif [ -n "$vocab" ]; then
-    status+=("| the vocabulary split on one device | skipped: no numpy here to write its logits | - |")
+# shards (partials, merge, finishes), each checked on sampled rows.
+if [ -n "$vocab" ]; then
+    step "the vocabulary split on one device, 4 shards, f32 and bf16" 30 "$out/vocab.json" \
+        "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" \
+        --cases "$vocab,vocab-split-4:$vocab" --check-rows 8
 fi
 # Past 2^32 elements: 65 536 x 65 537 bf16 logits (8.6 GB; the host holds
 # about 45 GB while generating them). The kernels address it a chunk of rows
@@ -201,7 +180,7 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-for name in ("bench.json", "batch.json", "softmax.json"):
+for name in ("bench.json", "batch.json", "softmax.json", "vocab.json"):
     bench = load(name)
     if not bench:
         continue
@@ -216,6 +195,8 @@ for name in ("bench.json", "batch.json", "softmax.json"):
     lines.append("")
 def ms(v):
     return "-" if v is None else f"{v:.3f}"
+def ratio(r):
+    return "-" if r.get("bytes_ratio") is None else f"{r['bytes_ratio']:.1f}"
 def times(v):
     return "-" if v is None else f"{v:.2f}x"
 for name in ("torch.json", "torch_softmax.json"):
@@ -234,29 +215,22 @@ for name in ("torch.json", "torch_softmax.json"):
 linear = load("linear.json")
 if linear and "linear" in linear and linear["linear"] and "torch_eager_ms" in linear["linear"][0]:
     lines += [f"The fused linear cross-entropy: PyTorch {linear['torch']}", "",
-              "| case | xent ms | TFLOP/s | torch eager ms | x | F.linear_cross_entropy ms | x | Liger ms | x | scratch MB |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| case | xent ms | TFLOP/s | torch eager ms | x | F.linear_cross_entropy ms | x | Liger ms | x | scratch MB | bytes / min |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in linear["linear"]:
         lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {ms(r['torch_eager_ms'])} | "
                      f"{times(r['speedup_eager'])} | {ms(r['torch_lce_ms'])} | {times(r['speedup_lce'])} | "
                      f"{ms(r.get('torch_liger_ms'))} | {times(r.get('speedup_liger'))} | "
-                     f"{r['scratch_bytes'] / 1e6:.1f} |")
+                     f"{r['scratch_bytes'] / 1e6:.1f} | {ratio(r)} |")
     lines.append("")
 elif linear and "linear" in linear:
     lines += ["The fused linear cross-entropy (xent alone: no PyTorch here)", "",
-              "| case | xent ms | TFLOP/s | scratch MB |", "|---|---|---|---|"]
+              "| case | xent ms | TFLOP/s | scratch MB | bytes / min |", "|---|---|---|---|---|"]
     for r in linear["linear"]:
-        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} |")
+        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} | "
+                     f"{ratio(r)} |")
     lines.append("")
-try:
-    vocab = [l for l in open(os.path.join(out, "vocab.txt")).read().splitlines()
-             if l.endswith(":") or l.startswith(("GPU call", "loss", "largest"))]
-except OSError:
-    vocab = []
-if vocab:
-    lines += ["The vocabulary split on one device (`xent loss`, host API: upload, call, readback)", "", "```",
-              *vocab, "```", ""]
-for name in ("vocab.txt.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
+for name in ("vocab.json.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
              "torch_softmax.txt.err", "linear.txt.err", "linear.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()

@@ -2371,6 +2371,46 @@ fn bench_check_rows_holds_sampled_rows_to_the_cpu() {
 }
 
 #[test]
+fn bench_times_the_vocabulary_split_checked_and_counted() {
+    if gpu("bench_times_the_vocabulary_split_checked_and_counted").is_none() {
+        return;
+    }
+    let out = ok(&xent(&[
+        "bench",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--cases",
+        "vocab-split-3:9x1001",
+        "--precision",
+        "f32,bf16",
+        "--check-rows",
+        "4",
+    ]));
+    assert!(out.contains("vocab-split-3 9x1001 bf16"), "{out}");
+    let checked = out
+        .matches("4 sampled rows agree with the CPU path")
+        .count();
+    assert_eq!(checked, 2, "{out}");
+    let json = ok(&xent(&[
+        "bench",
+        "--json",
+        "--no-cpu",
+        "--iters",
+        "1",
+        "--cases",
+        "vocab-split-2:8x100",
+    ]));
+    // The unsharded call's minimum; the partials, the merge and the finishes.
+    let min = 2 * 4 * 8 * 100 + 4 * 8 + 4 + 16;
+    assert!(json.contains(&format!("\"bytes_min\":{min},")), "{json}");
+    for pass in ["split_partial", "gather", "vocab_merge", "vocab_grad"] {
+        assert!(json.contains(&format!("\"pass\":\"{pass}\"")), "{json}");
+    }
+    fails_with(&["bench", "--cases", "vocab-split-0:8x8"], "vocab-split");
+}
+
+#[test]
 fn bench_times_softmax_and_its_backward_checked_and_counted() {
     if gpu("bench_times_softmax_and_its_backward_checked_and_counted").is_none() {
         return;

@@ -27,6 +27,7 @@ mod op;
 mod prepared;
 mod result;
 mod timer;
+mod vocab;
 
 pub use data::bench_data;
 pub(crate) use data::splitmix;
@@ -161,11 +162,17 @@ impl BenchCase {
     /// let case = BenchCase::of(BenchOp::Softmax(xent::SoftmaxKind::LogSoftmax), &[64, 64]);
     /// assert_eq!(case.name, "log-softmax 64x64");
     /// assert_eq!(BenchCase::of(BenchOp::CrossEntropy, &[64, 64]), BenchCase::new(&[64, 64]));
+    /// assert_eq!(BenchCase::of(BenchOp::VocabSplit(4), &[64, 64]).name, "vocab-split-4 64x64");
     /// ```
     pub fn of(op: BenchOp, dims: &[usize]) -> Self {
         let shape = Self::new(dims);
         match op {
             BenchOp::CrossEntropy => shape,
+            BenchOp::VocabSplit(k) => Self {
+                name: format!("vocab-split-{k} {}", shape.name),
+                op,
+                ..shape
+            },
             op => Self {
                 name: format!("{} {}", op.name(), shape.name),
                 op,

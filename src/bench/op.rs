@@ -14,6 +14,8 @@ use crate::ops::softmax::SoftmaxKind;
 /// assert_eq!(op.name(), "log-softmax-backward");
 /// assert_eq!("mse".parse::<BenchOp>()?, BenchOp::Elementwise(xent::ElementwiseLoss::Mse));
 /// assert!("soft-max".parse::<BenchOp>().is_err());
+/// assert_eq!("vocab-split-4".parse::<BenchOp>()?, BenchOp::VocabSplit(4));
+/// assert!("vocab-split-0".parse::<BenchOp>().is_err());
 /// # Ok::<(), xent::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,13 +29,19 @@ pub enum BenchOp {
     Softmax(SoftmaxKind),
     /// Their backward, from the forward's output and an upstream gradient.
     SoftmaxBackward(SoftmaxKind),
+    /// Cross-entropy split over this many vocabulary shards on one device
+    /// (`vocab-split-K`): each shard's partial, the records gathered and
+    /// merged, each shard's finish, timed as one unit.
+    VocabSplit(usize),
 }
 
 impl BenchOp {
-    /// Its name in `--cases` and in a case's name.
+    /// Its name in `--cases` and in a case's name (a split's without its
+    /// shards: `vocab-split`).
     pub fn name(self) -> &'static str {
         match self {
             BenchOp::CrossEntropy => "cross-entropy",
+            BenchOp::VocabSplit(_) => "vocab-split",
             BenchOp::Elementwise(loss) => loss.name(),
             BenchOp::Softmax(SoftmaxKind::Softmax) => "softmax",
             BenchOp::Softmax(SoftmaxKind::LogSoftmax) => "log-softmax",
@@ -48,7 +56,7 @@ impl BenchOp {
     /// backward).
     pub(crate) fn tensors(self) -> u64 {
         match self {
-            BenchOp::CrossEntropy | BenchOp::Softmax(_) => 2,
+            BenchOp::CrossEntropy | BenchOp::VocabSplit(_) | BenchOp::Softmax(_) => 2,
             BenchOp::Elementwise(_) | BenchOp::SoftmaxBackward(_) => 3,
         }
     }
@@ -57,8 +65,19 @@ impl BenchOp {
 impl std::str::FromStr for BenchOp {
     type Err = Error;
 
-    /// An op by its [name](BenchOp::name).
+    /// An op by its [name](BenchOp::name); a split as `vocab-split-K`,
+    /// K from 1 to 16 384 shards.
     fn from_str(s: &str) -> Result<Self> {
+        if let Some(k) = s.strip_prefix("vocab-split-") {
+            return match k.parse::<usize>() {
+                Ok(k @ 1..=16_384) => Ok(BenchOp::VocabSplit(k)),
+                _ => Err(Error::InvalidOption {
+                    name: "vocab-split shards",
+                    value: k.to_string(),
+                    expected: "1 to 16384 shards, as in vocab-split-4",
+                }),
+            };
+        }
         let kinds = [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax];
         let ops = std::iter::once(BenchOp::CrossEntropy)
             .chain(ElementwiseLoss::ALL.map(BenchOp::Elementwise))
@@ -69,9 +88,9 @@ impl std::str::FromStr for BenchOp {
             .ok_or_else(|| Error::InvalidOption {
                 name: "op",
                 value: s.to_string(),
-                expected: "cross-entropy, an elementwise loss (bce-with-logits, bce, mse, l1, \
-                           smooth-l1, huber), softmax, log-softmax, softmax-backward or \
-                           log-softmax-backward",
+                expected: "cross-entropy, vocab-split-K (K shards), an elementwise loss \
+                           (bce-with-logits, bce, mse, l1, smooth-l1, huber), softmax, \
+                           log-softmax, softmax-backward or log-softmax-backward",
             })
     }
 }

@@ -1,9 +1,9 @@
 //! A benchmark case's data, uploaded once and recorded again and again.
 
 use super::data::{forward_like, second_tensor, stored};
+use super::vocab::{SplitCall, VocabShards};
 use super::{bench_data, BenchCase, BenchOp};
 use crate::core::encode::{Dispatches, Timing};
-use crate::core::reference::Reference;
 use crate::core::shape::Layout;
 use crate::core::status::STATUS_SIZE;
 use crate::core::traffic::Traffic;
@@ -15,6 +15,9 @@ use crate::ops::cross_entropy::options::{CrossEntropyOptions, Strategy};
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 use crate::ops::elementwise::{ElementwiseBuffers, ElementwiseOptions};
 use crate::ops::softmax::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
+
+// The row check: `check_rows` and what it reads and compares.
+mod rows;
 
 /// A case's data uploaded once, ready to be recorded again and again: its
 /// op (cross-entropy: mean, class-index targets, gradient to its own
@@ -55,6 +58,8 @@ pub struct Prepared<'a> {
     /// backward), buffers of 1.5 N elements, so that the copy moves its
     /// 12·N bytes.
     copy: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    /// A vocabulary split's shards (their logits and gradients).
+    vocab: Option<VocabShards>,
 }
 
 impl<'a> Prepared<'a> {
@@ -101,7 +106,7 @@ impl<'a> Prepared<'a> {
         };
         let n = layout.len() as u64;
         let (targets_buf, elementwise_targets) = match case.op {
-            BenchOp::CrossEntropy => {
+            BenchOp::CrossEntropy | BenchOp::VocabSplit(_) => {
                 let targets32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
                 let buffer = init("bench targets", bytemuck::cast_slice(&targets32))?;
                 (buffer, Vec::new())
@@ -122,6 +127,7 @@ impl<'a> Prepared<'a> {
         });
         Ok(Self {
             ctx,
+            vocab: VocabShards::of_case(ctx, case, &layout, &logits)?,
             logits_buf: init("bench logits", &logit_bytes)?,
             targets_buf,
             // COPY_SRC: `check_rows` reads rows of it back.
@@ -175,6 +181,21 @@ impl<'a> Prepared<'a> {
         encoder: &mut wgpu::CommandEncoder,
         timing: Timing<'_>,
     ) -> Result<Vec<&'static str>> {
+        if let Some(v) = &self.vocab {
+            let set = match timing {
+                Timing::Off => None,
+                Timing::Whole(writes) => Some(writes.query_set),
+                Timing::PerDispatch { .. } => {
+                    return Err(Error::Unsupported {
+                        what: "a per-dispatch profile of a vocab-split case",
+                        reason: "its calls are passes of their own with copies between; \
+                                 it is timed whole"
+                            .into(),
+                    })
+                }
+            };
+            return v.record(self.ctx, &self.split_call(), encoder, set);
+        }
         let call = self.prepare()?;
         self.ctx.encode(encoder, &call, timing)?;
         Ok(call.entries())
@@ -197,14 +218,28 @@ impl<'a> Prepared<'a> {
     /// # Ok(()) }
     /// ```
     pub fn traffic(&self) -> Result<Traffic> {
+        if let Some(v) = &self.vocab {
+            return v.traffic(self.ctx, &self.split_call());
+        }
         Ok(self
             .prepare()?
             .traffic
             .expect("cross-entropy, the elementwise losses and softmax count their bytes"))
     }
 
+    /// What a split case's calls share.
+    fn split_call(&self) -> SplitCall<'_> {
+        SplitCall {
+            dims: &self.dims,
+            precision: self.precision,
+            targets: self.targets_buf.slice(..),
+            loss: self.loss.slice(..),
+            status: self.status.slice(..),
+        }
+    }
+
     /// The same plan and dispatches as the recording API's, for encoding
-    /// with timestamps.
+    /// with timestamps (one call: not a split's).
     fn prepare(&self) -> Result<Dispatches> {
         let (ctx, dims, precision) = (self.ctx, &self.dims[..], self.precision);
         let (input, second, output) = (
@@ -261,6 +296,10 @@ impl<'a> Prepared<'a> {
                 };
                 ctx.prepare_softmax_backward(dims, &SoftmaxOptions { kind }, &buffers)
             }
+            BenchOp::VocabSplit(_) => Err(Error::Unsupported {
+                what: "a vocab-split case as one call",
+                reason: "its shards' calls are recorded by `VocabShards`".into(),
+            }),
         }
     }
 
@@ -292,139 +331,12 @@ impl<'a> Prepared<'a> {
         self.ctx.record_copy(encoder, src, dst, timestamps)
     }
 
-    /// Reads back the gradient of `k` rows spread evenly over the case (its
-    /// first and last among them) from the last recorded run and holds each
-    /// to the CPU path on that row alone, scaled by the mean's 1/N (the
-    /// bench's targets are all in range, unweighted), under the case
-    /// precision's tolerance: the check of a case too large for the CPU to
-    /// compute whole (past 2^32 elements). Returns the rows checked and
-    /// their largest |GPU − CPU|.
-    ///
-    /// # Errors
-    /// [`Error::Mismatch`] naming the first element out of tolerance;
-    /// [`Error::Unsupported`] for an elementwise case or a map (inner > 1);
-    /// [`Error::Gpu`] if the readback fails.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), xent::Error> {
-    /// use xent::bench::{BenchCase, Prepared};
-    /// let ctx = xent::Context::from_env()?;
-    /// let case = Prepared::new(&ctx, &BenchCase::new(&[8, 100]))?;
-    /// let (rows, diff) = case.check_rows(3)?; // rows 0, 3 and 7
-    /// assert!(rows == 3 && diff < 1e-4);
-    /// assert_eq!(case.check_rows(100)?.0, 8); // at most every row
-    /// let mse = Prepared::new(&ctx, &BenchCase::elementwise(xent::ElementwiseLoss::Mse, &[8, 100]))?;
-    /// assert!(matches!(mse.check_rows(3), Err(xent::Error::Unsupported { .. })));
-    /// # Ok(()) }
-    /// ```
-    pub fn check_rows(&self, k: usize) -> Result<(usize, f64)> {
-        let layout = Layout::from_dims(&self.dims)?;
-        let (rows, classes) = (layout.rows(), layout.classes);
-        if matches!(self.op, BenchOp::Elementwise(_)) || layout.inner != 1 {
-            return Err(Error::Unsupported {
-                what: "a row-sampled check",
-                reason: format!(
-                    "it takes cross-entropy and softmax cases of (N, C); {} {:?} is not one",
-                    self.op.name(),
-                    self.dims
-                ),
-            });
-        }
-        let k = k.min(rows);
-        if k == 0 {
-            return Ok((0, 0.0));
-        }
-        let picks: Vec<usize> = (0..k).map(|i| i * (rows - 1) / (k - 1).max(1)).collect();
-        // The copy kernel, timed in turns with the call, overwrites the
-        // gradient buffer: the call runs once more first.
-        self.run(|p, encoder| p.record_fused(encoder, None))?;
-        // Copies run in whole words: each row's bytes widened to them.
-        let row_bytes = classes as u64 * self.precision.size();
-        let spans: Vec<(u64, u64)> = picks
-            .iter()
-            .map(|&r| {
-                let start = r as u64 * row_bytes;
-                (start / 4 * 4, (start + row_bytes).next_multiple_of(4))
-            })
-            .collect();
-        let total: u64 = spans.iter().map(|(lo, hi)| hi - lo).sum();
-        let sample = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("bench sampled rows"),
-            size: total,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        let mut at = 0;
-        for &(lo, hi) in &spans {
-            encoder.copy_buffer_to_buffer(&self.grad, lo, &sample, at, hi - lo);
-            at += hi - lo;
-        }
-        let bytes = self.ctx.download(encoder, &[&sample])?.remove(0);
-        let tol = self.precision.tolerance(crate::Tolerance::default());
-        let (mut at, mut largest) = (0usize, 0.0f64);
-        for (&r, &(lo, hi)) in picks.iter().zip(&spans) {
-            let skip = (r as u64 * row_bytes - lo) as usize;
-            let gpu = self.precision.widen(&bytes[at + skip..], classes);
-            at += (hi - lo) as usize;
-            let reference = self.row_reference(r, classes, rows)?;
-            // A mismatch names its element in the whole output.
-            tol.check(self.op.name(), &gpu, &reference)
-                .map_err(|mut e| {
-                    if let Error::Mismatch { index, .. } = &mut e {
-                        *index += r * classes;
-                    }
-                    e
-                })?;
-            largest = largest.max(crate::max_abs_diff(&gpu, &reference.value));
-        }
-        Ok((k, largest))
-    }
-
-    /// The CPU path's output (the gradient, for cross-entropy) of row `r`
-    /// alone, of `classes` classes: cross-entropy's scaled by the mean's
-    /// 1/`rows` (the bench's targets are all in range, unweighted).
-    fn row_reference(&self, r: usize, classes: usize, rows: usize) -> Result<Reference> {
-        let x = &self.logits[r * classes..(r + 1) * classes];
-        let row = [1, classes];
-        let dy = || &self.elementwise_targets[r * classes..(r + 1) * classes];
-        match self.op {
-            BenchOp::Softmax(SoftmaxKind::Softmax) => cpu::softmax_reference(x, &row),
-            BenchOp::Softmax(SoftmaxKind::LogSoftmax) => cpu::log_softmax_reference(x, &row),
-            BenchOp::SoftmaxBackward(SoftmaxKind::Softmax) => {
-                cpu::softmax_backward_reference(x, dy(), &row)
-            }
-            BenchOp::SoftmaxBackward(SoftmaxKind::LogSoftmax) => {
-                cpu::log_softmax_backward_reference(x, dy(), &row)
-            }
-            BenchOp::CrossEntropy | BenchOp::Elementwise(_) => {
-                let opts = CrossEntropyOptions {
-                    reduction: crate::Reduction::Sum,
-                    ..Default::default()
-                };
-                let t = crate::Targets::I64(&self.targets[r..r + 1]);
-                let want = cpu::cross_entropy_with(x, &row, t, crate::Weights::none(), &opts)?;
-                let mut reference = want
-                    .grad_reference()
-                    .ok_or_else(|| Error::Gpu("the CPU path returned no gradient".to_string()))?;
-                let scale = 1.0 / rows as f64;
-                reference.value.iter_mut().for_each(|v| *v *= scale);
-                reference.magnitude.iter_mut().for_each(|v| *v *= scale);
-                reference
-                    .flush
-                    .iter_mut()
-                    .for_each(|v| *v = *v * scale + 1.0);
-                Ok(reference)
-            }
-        }
-    }
-
     /// The CPU path on the same data.
     pub(crate) fn run_cpu(&self) -> Result<()> {
         let (x, dims) = (&self.logits[..], &self.dims[..]);
         let second = &self.elementwise_targets[..];
         match self.op {
-            BenchOp::CrossEntropy => {
+            BenchOp::CrossEntropy | BenchOp::VocabSplit(_) => {
                 let opts = CrossEntropyOptions::default();
                 cpu::cross_entropy(x, dims, &self.targets, None, &opts).map(|_| ())
             }

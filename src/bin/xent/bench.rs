@@ -23,7 +23,8 @@ pub struct BenchArgs {
     iters: u64,
     /// Comma-separated cases: shapes like 4096x4096,8x21x256x256 (cross-entropy), or an
     /// op and a shape like bce-with-logits:4096x4096, softmax:4096x4096,
-    /// log-softmax-backward:4096x4096 (default: the reference cases).
+    /// log-softmax-backward:4096x4096, vocab-split-4:4096x32000 (cross-entropy
+    /// over 4 vocabulary shards on this device) (default: the reference cases).
     #[arg(long)]
     cases: Option<String>,
     /// Skip timing the CPU path (slow on large shapes).

@@ -60,7 +60,6 @@ pub(crate) struct TrafficInputs {
 impl TrafficInputs {
     /// The benchmarks' call: class targets in i32, a gradient, the mean,
     /// nothing else.
-    #[cfg(test)]
     pub(crate) fn bench(elem: u64, groups: u64) -> Self {
         Self {
             elem,

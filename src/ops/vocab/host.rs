@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use super::VOCAB_RECORD_BYTES;
 use super::{ClassRange, MergeDims, VocabFinishBuffers, VocabMergeBuffers, VocabPartialBuffers};
+use crate::core::encode::{Dispatches, Timing};
 use crate::core::host_run::HostRun;
 use crate::core::precision::widen_all;
 use crate::core::shape::Layout;
@@ -273,6 +274,15 @@ impl Records {
         encoder: &mut wgpu::CommandEncoder,
         opts: &CrossEntropyOptions,
     ) -> Result<()> {
+        ctx.encode(encoder, &self.prepare_merge(ctx, opts)?, Timing::Off)
+    }
+
+    /// The merge, prepared.
+    pub(crate) fn prepare_merge(
+        &self,
+        ctx: &Context,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Dispatches> {
         let dims = MergeDims {
             rows: self.rows,
             shards: self.shards,
@@ -281,6 +291,6 @@ impl Records {
             gathered: self.gathered.slice(..),
             merged: self.merged.slice(..),
         };
-        ctx.record_vocab_merge(encoder, &dims, opts, &buffers)
+        ctx.prepare_vocab_merge(&dims, opts, &buffers)
     }
 }

@@ -14,7 +14,7 @@
 //! kernels are `shaders/cross_entropy/vocab.wgsl`.
 
 mod buffers;
-mod host;
+pub(crate) mod host;
 mod linear;
 mod linear_host;
 mod record;

@@ -347,6 +347,18 @@ impl Context {
         opts: &CrossEntropyOptions,
         buffers: &VocabFinishBuffers<'_>,
     ) -> Result<()> {
+        let call = self.prepare_vocab_finish(dims, range, opts, buffers)?;
+        self.encode(encoder, &call, Timing::Off)
+    }
+
+    /// Validates and prepares a shard's finish.
+    pub(crate) fn prepare_vocab_finish(
+        &self,
+        dims: &[usize],
+        range: ClassRange,
+        opts: &CrossEntropyOptions,
+        buffers: &VocabFinishBuffers<'_>,
+    ) -> Result<Dispatches> {
         let phases = self.prepare_cross_entropy_phases(
             dims,
             opts,
@@ -359,6 +371,6 @@ impl Context {
                 },
             }),
         )?;
-        self.encode(encoder, &phases.flatten(), Timing::Off)
+        Ok(phases.flatten())
     }
 }
