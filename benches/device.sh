@@ -29,6 +29,11 @@
 #                 (default 4096x32000) unsplit and as vocab-split-4 (4
 #                 shards' partials, the merge, the finishes, timed as one),
 #                 f32 and bf16, 8 rows of each held to the CPU twin
+#   coop.txt      where `xent info` says the adapter has cooperative matrices:
+#                 `xent linear-loss --precision bf16 --product-kernel coop`
+#                 on 256x512x4096 written by numpy, held to the CPU twin (a
+#                 disagreement fails the step), then linear_coop.json: `xent
+#                 bench --linear` on LINEAR in bf16 on tensor cores
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
 #   summary.md    the tables of all of it
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
@@ -104,11 +109,11 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.5 minutes (15 + 90 + 45 + 30 + 75 + 35 + 40 +
-# 30 + 90), leaving the rest of 8 for the checks, installs and the summary.
+# Time limits that add up to 7.5 minutes (15 + 75 + 45 + 30 + 75 + 35 + 40 +
+# 30 + 25 + 80), leaving the rest of 8 for the checks, installs and the summary.
 step "xent info" 15 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 90 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 75 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
@@ -160,13 +165,44 @@ if [ -n "$vocab" ]; then
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" \
         --cases "$vocab,vocab-split-4:$vocab" --check-rows 8
 fi
+# Tensor cores (ProductKernel::Coop), where the adapter offers them: the
+# fused op on them held to the CPU twin, then timed on LINEAR in bf16.
+if ! grep -q "cooperative matrices.*: yes" "$out/info.txt"; then
+    status+=("| the fused linear op on tensor cores | skipped: the adapter offers no cooperative matrices (xent info) | - |")
+elif ! python3 -c 'import numpy' 2>/dev/null; then
+    status+=("| the fused linear op on tensor cores | skipped: no numpy here to write its inputs | - |")
+else
+    coop_run() {
+        local dir
+        dir=$(mktemp -d) || return 1
+        trap "rm -rf '$dir'" EXIT
+        trap 'exit 143' TERM INT
+        python3 - "$dir" <<'PY' || return 1
+import sys, numpy as np
+out, (n, h, v) = sys.argv[1], (256, 512, 4096)
+rng = np.random.default_rng(0x5EED)
+np.save(f"{out}/hidden.npy", rng.uniform(-1, 1, (n, h)).astype(np.float32))
+np.save(f"{out}/weight.npy", rng.uniform(-h ** -0.5, h ** -0.5, (v, h)).astype(np.float32))
+np.save(f"{out}/targets.npy", rng.integers(0, v, n).astype(np.int64))
+PY
+        "$xent" linear-loss --hidden "$dir/hidden.npy" --weight "$dir/weight.npy" \
+            --targets "$dir/targets.npy" --precision bf16 --product-kernel coop || return 1
+        if [ -n "$linear" ]; then
+            "$xent" bench --json --linear "$linear" --precision bf16 --product-kernel coop \
+                --iters "$iters" >"$out/linear_coop.json"
+        fi
+    }
+    export -f coop_run
+    export xent linear iters out
+    step "the fused linear op on tensor cores, checked, bf16" 25 "$out/coop.txt" bash -c coop_run
+fi
 # Past 2^32 elements: 65 536 x 65 537 bf16 logits (8.6 GB; the host holds
 # about 45 GB while generating them). The kernels address it a chunk of rows
 # at a time; 64 rows of its gradient, the first and the last among them, are
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
 if [ -n "$large" ]; then
-    step "one bf16 call past 2^32 elements" 90 "$out/large.txt" \
+    step "one bf16 call past 2^32 elements" 80 "$out/large.txt" \
         "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
 fi
 
@@ -230,7 +266,15 @@ elif linear and "linear" in linear:
         lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} | "
                      f"{ratio(r)} |")
     lines.append("")
-for name in ("vocab.json.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
+coop = load("linear_coop.json")
+if coop and coop.get("linear"):
+    lines += ["The fused linear cross-entropy on tensor cores (--product-kernel coop, bf16)", "",
+              "| case | xent ms | TFLOP/s | product TFLOP/s | bytes / min |", "|---|---|---|---|---|"]
+    for r in coop["linear"]:
+        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | "
+                     f"{r['matmul_gflops'] / 1e3:.2f} | {ratio(r)} |")
+    lines.append("")
+for name in ("coop.txt.err", "vocab.json.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
              "torch_softmax.txt.err", "linear.txt.err", "linear.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()

@@ -69,8 +69,9 @@ pub use crate::core::status::{OpStatus, STATUS_SIZE};
 pub use crate::core::verify::Fault;
 pub use crate::core::verify::{max_abs_diff, Tolerance};
 pub use crate::core::{
-    enumerate_adapters, headless_device, optional_features, required_limits, Context, DeviceClass,
-    Element, Precision, Reduction, Returns, Traffic, Transfer,
+    enumerate_adapters, headless_device, offers_cooperative_products, optional_features,
+    required_limits, Context, DeviceClass, Element, Precision, Reduction, Returns, Traffic,
+    Transfer,
 };
 pub use cpu::CrossEntropyOutput;
 pub use error::{Error, Result};

@@ -2894,6 +2894,53 @@ fn read_npy_f32(path: &Path) -> Vec<f32> {
     }
 }
 
+/// `--product-kernel`: the emulated cooperative kernel's result passes the
+/// check in bf16; `coop` without the hardware and the cooperative kernels
+/// with f32 operands exit 2 saying why; bench takes it with `--linear` only.
+#[test]
+fn linear_loss_takes_a_product_kernel() {
+    let Some(ctx) = gpu("linear_loss_takes_a_product_kernel") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let [h, w, _, _, t] = linear_files(dir.path());
+    let (h, w, t) = (s(&h), s(&w), s(&t));
+    let base = ["linear-loss", "--hidden", h, "--weight", w, "--targets", t];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        base.iter().chain(extra).copied().collect()
+    }
+    let emulated = ["--precision", "bf16", "--product-kernel", "coop-emulated"];
+    let out = ok(&xent(&with(&base, &emulated)));
+    assert!(out.contains("agree"), "{out}");
+    fails_with(
+        &with(&base, &["--product-kernel", "coop-emulated"]),
+        "multiply f16 or bf16 operands",
+    );
+    if !ctx.cooperative_matrices() {
+        fails_with(
+            &with(&base, &["--precision", "bf16", "--product-kernel", "coop"]),
+            "EXPERIMENTAL_COOPERATIVE_MATRIX",
+        );
+    }
+    fails_with(
+        &["bench", "--product-kernel", "tiled", "--cases", "8x8"],
+        "--product-kernel applies to --linear",
+    );
+    let json = ok(&xent(&[
+        "bench",
+        "--json",
+        "--iters",
+        "1",
+        "--linear",
+        "64x32x100",
+        "--precision",
+        "bf16",
+        "--product-kernel",
+        "coop-emulated",
+    ]));
+    assert!(json.contains("64x32x100 bf16 [coop-emulated]"), "{json}");
+}
+
 #[test]
 fn linear_loss_bad_input_exits_2_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();

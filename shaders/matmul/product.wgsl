@@ -13,37 +13,14 @@
 // contiguous axis (one vec4 load where A_VEC / B_VEC say the runs are
 // aligned), so a workgroup's loads cover contiguous memory.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    // 1: add the product to what `out` holds (chunks summed in order)
-    accumulate: u32,
-    a_offset: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_offset: u32,
-    b_sk: u32,
-    b_sn: u32,
-    c_offset: u32,
-    c_sm: u32,
-    // 1: the bias was added by an earlier slice of k (a product deeper than
-    // one dispatch is several, each adding its slice in order)
-    skip_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 override A_K_CONTIG: bool = true;
 override B_K_CONTIG: bool = true;
 override A_VEC: bool = false;
 override B_VEC: bool = false;
 override HAS_BIAS: bool = false;
 
-@group(0) @binding(0) var<uniform> mp: MatmulParams;
-// lhs (binding 1), rhs (2) and bias (4) come from the operand pieces.
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The uniform `mp` and `out` come from params.wgsl; lhs (binding 1), rhs
+// (2) and bias (4) from the operand pieces.
 
 // The output tile is TILE x TILE, each of the 256 invocations owning a 4 x 4
 // block; the k axis advances TILE_K at a time.
@@ -157,15 +134,7 @@ fn matmul(
         for (var j = 0u; j < 4u; j++) {
             let col = n0 + tx * 4u + j;
             if (row < mp.m && col < mp.n) {
-                var v = acc[i][j];
-                if (HAS_BIAS && mp.skip_bias == 0u) {
-                    v += bias_load(col);
-                }
-                let idx = mp.c_offset + row * mp.c_sm + col;
-                if (mp.accumulate != 0u) {
-                    v = out[idx] + v;
-                }
-                out[idx] = v;
+                write_out(row, col, acc[i][j]);
             }
         }
     }
@@ -296,15 +265,7 @@ fn store_out(i: u32, j: u32, v: vec4<f32>) {
     for (var r = 0u; r < 4u; r++) {
         let row = i + r;
         if (row < mp.m) {
-            var x = v[r];
-            if (HAS_BIAS && mp.skip_bias == 0u) {
-                x += bias_load(j);
-            }
-            let idx = mp.c_offset + row * mp.c_sm + j;
-            if (mp.accumulate != 0u) {
-                x = out[idx] + x;
-            }
-            out[idx] = x;
+            write_out(row, j, v[r]);
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::core::Precision;
 use crate::error::Result;
 use crate::ops::cross_entropy::TargetBuffer;
 use crate::ops::linear::{LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearPlan};
-use crate::ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers};
+use crate::ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
 
 /// The shapes `xent bench --linear` runs by default: GPT-2-small-like
 /// heads (a 32 000 and a 50 257 vocabulary) and many short rows.
@@ -217,7 +217,36 @@ pub fn run_linear_case(
     precision: Precision,
     iters: usize,
 ) -> Result<LinearBenchResult> {
-    let opts = LinearCrossEntropyOptions::default();
+    run_linear_kernel(ctx, dims, precision, iters, ProductKernel::Auto)
+}
+
+/// [`run_linear_case`] with the products on `kernel` (the op's and the
+/// window's reference product; a kernel but `Auto` named in the case's
+/// name, e.g. `64x32x100 bf16 [coop-emulated]`).
+///
+/// # Errors
+/// As [`run_linear_case`]; [`Error::Unsupported`](crate::Error::Unsupported)
+/// for [`ProductKernel::Coop`] without cooperative matrices.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let d = xent::LinearDims { n: 64, h: 32, v: 100 };
+/// let kernel = xent::ProductKernel::CoopEmulated;
+/// let r = xent::bench::run_linear_kernel(&ctx, d, xent::Precision::BF16, 1, kernel)?;
+/// assert_eq!(r.name, "64x32x100 bf16 [coop-emulated]");
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub fn run_linear_kernel(
+    ctx: &Context,
+    dims: LinearDims,
+    precision: Precision,
+    iters: usize,
+    kernel: ProductKernel,
+) -> Result<LinearBenchResult> {
+    let opts = LinearCrossEntropyOptions {
+        product_kernel: kernel,
+        ..Default::default()
+    };
     let plan = ctx.plan_linear_cross_entropy(&dims, &opts, &Default::default())?;
     let LinearDims { n, h, v } = dims;
     let (hidden, weight, targets) = linear_bench_data(dims, 0x5eed);
@@ -249,7 +278,7 @@ pub fn run_linear_case(
         None,
     )?;
     let operands = [hidden_buf.slice(..), weight_buf.slice(..), logits.slice(..)];
-    let product = window_product(ctx, dims, plan.window_rows, precision, operands)?;
+    let product = window_product(ctx, (dims, plan.window_rows), (precision, kernel), operands)?;
     let measured = Timer::new(ctx).measure(
         iters,
         &mut [
@@ -260,7 +289,10 @@ pub fn run_linear_case(
     let [(wall_ms, gpu_ms), (matmul_wall_ms, matmul_gpu_ms)] =
         <[Measured; 2]>::try_from(measured).expect("two records, two results");
     Ok(LinearBenchResult {
-        name: format!("{n}x{h}x{v} {}", precision_name(precision)),
+        name: match kernel {
+            ProductKernel::Auto => format!("{n}x{h}x{v} {}", precision_name(precision)),
+            k => format!("{n}x{h}x{v} {} [{}]", precision_name(precision), k.name()),
+        },
         dims,
         precision,
         gpu_ms: super::first(gpu_ms),
@@ -276,14 +308,14 @@ pub fn run_linear_case(
 /// window of rows, `logits = h·Wᵀ` into the window, in `precision`.
 fn window_product(
     ctx: &Context,
-    dims: LinearDims,
-    rows: usize,
-    precision: Precision,
+    (dims, rows): (LinearDims, usize),
+    (precision, kernel): (Precision, ProductKernel),
     [hidden, weight, logits]: [wgpu::BufferSlice<'_>; 3],
 ) -> Result<Dispatches> {
     let (h, v) = (dims.h, dims.v);
     let opts = MatmulOptions {
         transpose_b: true,
+        kernel,
         ..Default::default()
     };
     let buffers = ProductBuffers {

@@ -31,7 +31,9 @@ mod vocab;
 
 pub use data::bench_data;
 pub(crate) use data::splitmix;
-pub use linear::{default_linear_cases, linear_bench_data, run_linear_case, LinearBenchResult};
+pub use linear::{
+    default_linear_cases, linear_bench_data, run_linear_case, run_linear_kernel, LinearBenchResult,
+};
 pub use op::BenchOp;
 pub use prepared::Prepared;
 pub use result::{BenchResult, DispatchTime};

@@ -44,6 +44,8 @@ mod elementwise;
 mod info;
 #[path = "xent/inputs.rs"]
 mod inputs;
+#[path = "xent/kernel.rs"]
+mod kernel;
 #[path = "xent/linear.rs"]
 mod linear;
 #[path = "xent/loss.rs"]

@@ -30,24 +30,44 @@ use crate::error::{Error, Result};
 /// # Ok::<(), xent::Error>(())
 /// ```
 pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
-    open_device(adapter_for(wgpu::Backends::from_env())?)
+    open_device(adapter_for(wgpu::Backends::from_env())?).map(|d| (d.device, d.queue))
 }
 
-/// A device on `adapter` with its own limits and the optional features xent uses.
-pub(crate) fn open_device(adapter: wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+/// A device xent opened, and whether it multiplies in cooperative matrices.
+pub(crate) struct Opened {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub cooperative: bool,
+}
+
+/// A device on `adapter` with its own limits and the optional features xent
+/// uses; cooperative matrices where the adapter offers the product kernel's
+/// (`src/core/coop.rs`).
+pub(crate) fn open_device(adapter: wgpu::Adapter) -> Result<Opened> {
     let info = adapter.get_info();
+    let cooperative = super::coop::adapter_offers(&adapter);
     // Optional features xent uses where the adapter has them.
-    let wanted =
+    let mut wanted =
         wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+    if cooperative {
+        wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    }
     let desc = wgpu::DeviceDescriptor {
         label: Some("xent device"),
         required_features: adapter.features() & wanted,
         required_limits: adapter.limits(),
+        experimental_features: super::coop::experimental_features(cooperative),
         ..Default::default()
     };
-    pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::DeviceRequest {
-        adapter: info.name.clone(),
-        reason: e.to_string(),
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::DeviceRequest {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(Opened {
+        device,
+        queue,
+        cooperative,
     })
 }
 

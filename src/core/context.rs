@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::adapter::{adapter_for, headless_device, open_device};
+use super::adapter::{adapter_for, open_device, Opened};
 use super::device::{DeviceClass, DeviceProfile};
 use super::pipelines::Pipelines;
 use super::scratch::{check_alive, Scratch};
@@ -44,6 +44,9 @@ pub struct Context {
     /// `None`): the cross-entropy strategy of every call whose options say
     /// `Auto`, parsed by the call.
     pub(crate) strategy_env: Option<String>,
+    /// The device multiplies f16 16 × 16 × 16 into f32 in cooperative
+    /// matrices (`src/core/coop.rs`).
+    pub(crate) cooperative: bool,
 }
 
 impl Context {
@@ -114,6 +117,7 @@ impl Context {
             fault: None,
             profile,
             strategy_env,
+            cooperative: false,
         })
     }
 
@@ -133,8 +137,15 @@ impl Context {
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub fn from_env() -> Result<Self> {
-        let (device, queue) = headless_device()?;
-        Self::new(device, queue)
+        Self::opened(open_device(adapter_for(wgpu::Backends::from_env())?)?)
+    }
+
+    /// A context on a device xent opened, with its cooperative matrices.
+    fn opened(d: Opened) -> Result<Self> {
+        Ok(Self {
+            cooperative: d.cooperative,
+            ..Self::new(d.device, d.queue)?
+        })
     }
 
     /// A headless context on the given backends, whatever `WGPU_BACKEND`
@@ -151,8 +162,7 @@ impl Context {
     /// }
     /// ```
     pub fn from_backends(backends: wgpu::Backends) -> Result<Self> {
-        let (device, queue) = open_device(adapter_for(Some(backends))?)?;
-        Self::new(device, queue)
+        Self::opened(open_device(adapter_for(Some(backends))?)?)
     }
 
     /// Turns on verify mode for the host API: each GPU result is compared with
@@ -239,6 +249,54 @@ impl Context {
     /// ```
     pub fn device_class(&self) -> DeviceClass {
         self.profile.class
+    }
+
+    /// Whether the device offers the cooperative matrices (tensor cores)
+    /// that [`ProductKernel::Coop`](crate::ProductKernel::Coop) runs on: f16
+    /// 16 × 16 × 16 accumulated in f32, subgroups of 32
+    /// ([`offers_cooperative_products`](crate::offers_cooperative_products)).
+    /// A context from [`Context::from_env`] asks for them where the adapter
+    /// offers them; one from [`Context::new`] is told by
+    /// [`Context::with_cooperative_matrices`].
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// let offered = ctx.device().features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+    /// assert!(offered || !ctx.cooperative_matrices());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn cooperative_matrices(&self) -> bool {
+        self.cooperative
+    }
+
+    /// The context told what its device's adapter lists
+    /// (`adapter.cooperative_matrix_properties()`): `ProductKernel::Coop`
+    /// runs where the device was opened with
+    /// `wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX` (and wgpu's
+    /// experimental opt-in) and `properties` hold the configuration
+    /// xent's kernel uses.
+    ///
+    /// ```
+    /// let ctx = xent::Context::from_env()?;
+    /// // No configuration listed: the products stay on the scalar kernels.
+    /// assert!(!ctx.with_cooperative_matrices(&[]).cooperative_matrices());
+    /// # Ok::<(), xent::Error>(())
+    /// ```
+    pub fn with_cooperative_matrices(
+        mut self,
+        properties: &[wgpu::CooperativeMatrixProperties],
+    ) -> Self {
+        let info = self.device.adapter_info();
+        self.cooperative = self
+            .device
+            .features()
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && crate::offers_cooperative_products(
+                properties,
+                info.subgroup_min_size,
+                info.subgroup_max_size,
+            );
+        self
     }
 
     /// The context with its calls planned as for a device of `class`: the

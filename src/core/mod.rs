@@ -8,6 +8,7 @@
 pub(crate) mod adapter;
 pub(crate) mod binding;
 pub(crate) mod context;
+pub(crate) mod coop;
 pub(crate) mod copy;
 pub(crate) mod device;
 pub(crate) mod encode;
@@ -30,6 +31,7 @@ pub(crate) mod verify;
 
 pub use adapter::{enumerate_adapters, headless_device};
 pub use context::Context;
+pub use coop::offers_cooperative_products;
 pub use device::DeviceClass;
 pub use precision::{Element, Precision};
 pub use reduction::Reduction;

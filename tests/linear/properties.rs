@@ -1,6 +1,7 @@
 //! The fused linear cross-entropy on the GPU against its CPU twin on
 //! generated shapes and options: across chunk boundaries, the products'
-//! tiles, every storage precision and product kernel.
+//! tiles, every storage precision and product kernel (the cooperative one
+//! emulated: the logits' product of f16 or bf16 operands).
 
 use crate::common::generators::{precision, reduction, temperature, zero_or};
 use crate::common::{ctx, Rng};
@@ -40,7 +41,12 @@ proptest! {
         temperature in temperature(),
         extras in any::<bool>(),
         precision in precision(),
-        product_kernel in prop_oneof![Just(ProductKernel::Auto), Just(ProductKernel::Tiled), Just(ProductKernel::Blocks)],
+        product_kernel in prop_oneof![
+            Just(ProductKernel::Auto),
+            Just(ProductKernel::Tiled),
+            Just(ProductKernel::Blocks),
+            Just(ProductKernel::CoopEmulated),
+        ],
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };

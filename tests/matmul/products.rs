@@ -1,7 +1,8 @@
 //! The matrix products (`shaders/matmul/`) against their f64 CPU twin:
 //! shapes around the tile sizes (64 × 64 outputs, k in steps of 16),
-//! every transpose, every storage precision, unaligned views (the scalar
-//! loads), the bias, accumulation, and bit-identical repeats.
+//! every transpose, every storage precision, every kernel (the cooperative
+//! one emulated), unaligned views (the scalar loads), the bias,
+//! accumulation, and bit-identical repeats.
 
 use crate::common::generators::precision;
 use crate::common::{ctx, read_f32, storage as init, Rng};
@@ -30,7 +31,11 @@ proptest! {
         m in side(), n in side(), k in side(),
         transpose_a in any::<bool>(), transpose_b in any::<bool>(),
         precision in precision(),
-        kernel in prop_oneof![Just(ProductKernel::Tiled), Just(ProductKernel::Blocks)],
+        kernel in prop_oneof![
+            Just(ProductKernel::Tiled),
+            Just(ProductKernel::Blocks),
+            Just(ProductKernel::CoopEmulated),
+        ],
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };

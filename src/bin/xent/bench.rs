@@ -3,6 +3,8 @@
 use crate::{usage, BackendArg, Failure};
 use xent::bench::BenchOp;
 
+use crate::kernel::ProductKernelArg;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Print one JSON document instead of a table.
@@ -49,6 +51,11 @@ pub struct BenchArgs {
     /// bytes the logits would take.
     #[arg(long, value_name = "NxHxV,...", num_args = 0..=1, default_missing_value = "")]
     linear: Option<String>,
+    /// With --linear, the products' kernel: auto, tiled, blocks, coop
+    /// (tensor cores, bf16 and f16 only; exit 2 where the adapter lacks
+    /// them), coop-emulated (the same kernel in plain WGSL, any adapter).
+    #[arg(long, value_enum, default_value_t = ProductKernelArg::Auto)]
+    product_kernel: ProductKernelArg,
     /// Plan every call as for this class of device, whatever the adapter
     /// (default: the adapter's own): `gpu` runs, checks and counts the GPU
     /// table's plans on a software adapter. Sets the strategies, not the
@@ -77,6 +84,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     }
     if let Some(list) = &args.linear {
         return run_linear(args, list);
+    }
+    if args.product_kernel != ProductKernelArg::Auto {
+        return Err(usage("--product-kernel applies to --linear"));
     }
     let all = args.strategies.trim() == "all";
     let cases = cases(args, all)?;
@@ -320,7 +330,11 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let precisions = precisions(args)?;
+    let kernel = args
+        .product_kernel
+        .kernel(precisions.contains(&xent::Precision::F32))?;
     let ctx = context(args)?;
+    args.product_kernel.check_device(&ctx)?;
     let mut results = Vec::new();
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());
@@ -339,7 +353,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
     }
     for &dims in &shapes {
         for &p in &precisions {
-            let r = xent::bench::run_linear_case(&ctx, dims, p, args.iters as usize)?;
+            let r = xent::bench::run_linear_kernel(&ctx, dims, p, args.iters as usize, kernel)?;
             if !args.json {
                 say!(
                     "{:>24} {:>10.2} {:>6} {:>9.2} {:>13.2} {:>11.2} {:>11.2} {:>8.1}% {:>10.2}",

@@ -66,6 +66,16 @@ pub fn run() -> Result<(), Failure> {
                 i.subgroup_max_size
             );
         }
+        let cooperative = f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && xent::offers_cooperative_products(
+                &adapter.cooperative_matrix_properties(),
+                i.subgroup_min_size,
+                i.subgroup_max_size,
+            );
+        say!(
+            "    cooperative matrices for --product-kernel coop (f16 16x16x16 into f32, subgroups of 32): {}",
+            if cooperative { "yes" } else { "no" }
+        );
     }
     Ok(())
 }

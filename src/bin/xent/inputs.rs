@@ -59,3 +59,21 @@ pub(crate) fn read_floats(what: &str, path: &Path) -> Result<(Floats, Vec<usize>
     let a = npy::read(what, path)?;
     Ok((floats(what, path, a.array, a.dtype)?, a.shape))
 }
+
+/// The `what` file (bias or class weights), if given: one float per row of
+/// weight (`ws`, `v` rows).
+pub(crate) fn read_vector(
+    what: &str,
+    path: Option<&Path>,
+    ws: &[usize],
+    v: usize,
+) -> Result<Option<Vec<f32>>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let (values, shape) = read_floats(what, path)?;
+    if shape != [v] {
+        return Err(usage(format!(
+            "{what} has shape {shape:?} but weight {ws:?} needs ({v},)"
+        )));
+    }
+    Ok(Some(values.f32().into_owned()))
+}

@@ -13,6 +13,7 @@ use xent::{
 
 use crate::compute::{self, narrow};
 use crate::inputs::{self, Floats};
+use crate::kernel::ProductKernelArg;
 use crate::loss::ReductionArg;
 use crate::npy::{self, Array};
 use crate::outputs;
@@ -82,6 +83,9 @@ pub struct LinearArgs {
     /// Most bytes of device scratch (the window of logits and per-row scratch).
     #[arg(long, value_name = "BYTES", default_value_t = xent::DEFAULT_SCRATCH_BUDGET)]
     scratch_budget: u64,
+    /// The products' kernel (coop: tensor cores for the logits' product).
+    #[arg(long, value_enum, default_value_t = ProductKernelArg::Auto)]
+    product_kernel: ProductKernelArg,
     /// Write the loss as float32 .npy: shape () for mean and sum, the
     /// hidden's leading shape (...) for none.
     #[arg(long, value_name = "PATH")]
@@ -207,8 +211,8 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
             "--vocab-shards takes int64 or int32 class-id targets, not probabilities",
         ));
     }
-    let bias = read_vector("bias", args.bias.as_deref(), &ws, dims.v)?;
-    let class_weights = read_vector("weights", args.weights.as_deref(), &ws, dims.v)?;
+    let bias = inputs::read_vector("bias", args.bias.as_deref(), &ws, dims.v)?;
+    let class_weights = inputs::read_vector("weights", args.weights.as_deref(), &ws, dims.v)?;
     if args.grad_bias_out.is_some() && bias.is_none() {
         return Err(usage("--grad-bias-out needs --bias"));
     }
@@ -223,7 +227,9 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
             ..Default::default()
         },
         scratch_budget: args.scratch_budget,
-        ..Default::default()
+        product_kernel: args
+            .product_kernel
+            .kernel(args.precision == PrecisionArg::F32)?,
     };
     opts.validate()?;
     Ok(Problem {
@@ -294,24 +300,6 @@ fn read_targets(path: &Path, hs: &[usize], dims: LinearDims) -> Result<TargetDat
     Ok(targets)
 }
 
-/// The `what` file (bias or class weights), if given: one float per row of
-/// weight (`ws`, `v` rows).
-fn read_vector(
-    what: &str,
-    path: Option<&Path>,
-    ws: &[usize],
-    v: usize,
-) -> Result<Option<Vec<f32>>, Failure> {
-    let Some(path) = path else { return Ok(None) };
-    let (values, shape) = inputs::read_floats(what, path)?;
-    if shape != [v] {
-        return Err(usage(format!(
-            "{what} has shape {shape:?} but weight {ws:?} needs ({v},)"
-        )));
-    }
-    Ok(Some(values.f32().into_owned()))
-}
-
 /// hidden, weight and bias as the GPU stores them; the twin runs on them.
 struct Stored {
     hidden: Vec<f32>,
@@ -377,6 +365,7 @@ fn compute(args: &LinearArgs, p: &Problem) -> Result<Computed, Failure> {
         });
     }
     let ctx = compute::context()?;
+    args.product_kernel.check_device(&ctx)?;
     let (out, ms) = compute::timed(|| {
         let inputs = LinearInputs {
             hidden: &stored.hidden,

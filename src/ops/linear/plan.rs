@@ -12,7 +12,7 @@ use crate::ops::cross_entropy::plan::PlanInputs;
 
 /// Windows of at least this many rows hold a multiple of it: whole output
 /// tiles of the products (`TILE` in `shaders/matmul/product.wgsl`).
-const ROW_QUANTUM: usize = crate::ops::matmul::record::TILE;
+const ROW_QUANTUM: usize = crate::ops::matmul::kernels::TILE;
 
 /// What a fused call holds on the device besides the caller's buffers.
 ///

@@ -17,6 +17,7 @@ use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::traffic::CallCount;
 use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
 use crate::ops::matmul::buffers::Operand;
+use crate::ops::matmul::kernels::ProductShape;
 use crate::ops::matmul::MatmulDims;
 use crate::ops::matmul::{MatmulOptions, MatrixView, ProductBuffers};
 
@@ -160,8 +161,7 @@ impl Context {
             list.extend(self.linear_without_rows(&call)?);
         }
         list.extend(phases.after);
-        let entry = self.product_entry(opts.product_kernel);
-        let count = call.count(entry, &phases.count, &phases.layout);
+        let count = call.count(self.linear_shapes(&call)?, &phases.count, &phases.layout);
         scope.pop("preparing the fused linear cross-entropy")?;
         let label = "the fused linear cross-entropy";
         Ok(Dispatches::new(label, list, Some(count.traffic())))
@@ -248,6 +248,16 @@ impl Context {
         Ok(list)
     }
 
+    /// The kernels of a call's logits product (h and W) and of its
+    /// gradient products (the f32 window and W or h).
+    fn linear_shapes(&self, call: &LinearCall<'_>) -> Result<[ProductShape; 2]> {
+        let (kernel, p) = (call.opts.product_kernel, call.b.precision);
+        Ok([
+            self.product_shape(kernel, (p, p))?,
+            self.product_shape(kernel, (Precision::F32, p))?,
+        ])
+    }
+
     /// `out[offset..] (+)= a·b`, `(m, n, k)`, rows of `n` apart.
     fn linear_product(
         &self,
@@ -295,13 +305,18 @@ struct LinearCall<'a> {
 impl<'a> LinearCall<'a> {
     /// The call's byte count, its products run by `entry`, its window's
     /// cross-entropy counted by `ce` over `layout`.
-    fn count(&self, entry: &'static str, ce: &'a CallCount, layout: &'a Layout) -> LinearCount<'a> {
+    fn count(
+        &self,
+        shapes: [ProductShape; 2],
+        ce: &'a CallCount,
+        layout: &'a Layout,
+    ) -> LinearCount<'a> {
         let b = self.b;
         LinearCount {
             dims: self.dims,
             window_rows: self.window_rows,
             elem: b.precision.size(),
-            entry,
+            shapes,
             bias: b.bias.is_some(),
             grads: [b.grad_hidden, b.grad_weight, b.grad_bias].map(|g| g.is_some()),
             partial: self.partial,

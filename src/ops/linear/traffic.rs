@@ -14,6 +14,7 @@ use super::LinearDims;
 use crate::core::shape::Layout;
 use crate::core::traffic::Traffic;
 use crate::ops::cross_entropy::traffic::{CallCount, TrafficInputs};
+use crate::ops::matmul::kernels::ProductShape;
 use crate::ops::matmul::traffic::{column_sums_traffic, ProductCount};
 use crate::ops::matmul::MatmulDims;
 
@@ -25,8 +26,9 @@ pub(crate) struct LinearCount<'a> {
     pub window_rows: usize,
     /// Bytes per element of `h`, `W` and `b`.
     pub elem: u64,
-    /// The products' entry point.
-    pub entry: &'static str,
+    /// The kernels of the logits' product (of h and W) and of the gradient
+    /// products (of the f32 window and h or W).
+    pub shapes: [ProductShape; 2],
     pub bias: bool,
     /// Which of `∂L/∂h`, `∂L/∂W`, `∂L/∂b` are written.
     pub grads: [bool; 3],
@@ -74,9 +76,12 @@ impl LinearCount<'_> {
 
     fn product(&self, (m, n, k): (usize, usize, usize), names: [&'static str; 3]) -> ProductCount {
         // Every product but the logits' reads the f32 window first.
-        let first = if names[0] == "window" { 4 } else { self.elem };
+        let (first, shape) = match names[0] {
+            "window" => (4, self.shapes[1]),
+            _ => (self.elem, self.shapes[0]),
+        };
         ProductCount {
-            entry: self.entry,
+            shape,
             dims: MatmulDims { m, n, k },
             names,
             elems: (first, self.elem),
@@ -150,6 +155,7 @@ mod tests {
     use crate::ops::cross_entropy::plan::stats_groups;
     use crate::ops::cross_entropy::strategy::RowStrategy;
     use crate::ops::cross_entropy::traffic::CountedCall;
+    use crate::ops::matmul::traffic::tests::scalar;
 
     /// The benchmarks' fused call (`xent bench --linear`: mean, i32
     /// targets, `∂L/∂h` and `∂L/∂W`, no bias) of `dims` in windows of
@@ -180,10 +186,10 @@ mod tests {
             dims,
             window_rows,
             elem,
-            entry: match class {
+            shapes: [scalar(match class {
                 DeviceClass::Gpu => "matmul",
                 _ => "matmul_blocks",
-            },
+            }); 2],
             bias,
             grads: [true, true, bias],
             partial: false,

@@ -205,6 +205,60 @@ pub enum ProductKernel {
     /// adapters, where every load costs as much as many multiply-adds and a
     /// workgroup-memory read is a gather per lane).
     Blocks,
+    /// Cooperative matrices (tensor cores), where
+    /// [`Context::cooperative_matrices`](crate::Context::cooperative_matrices)
+    /// says the device has them: 64 × 64 output blocks of 16 × 16 tiles,
+    /// one subgroup of 32 per block, k in steps of 16 staged as f16 in
+    /// workgroup memory. Each step's tiles of A and of B are scaled by a
+    /// power of two that puts their largest magnitude in [2^15, 2^16): f16
+    /// operands are held exactly, and bf16 ones down to 2^-32 of their
+    /// step's largest, below which they are rounded to multiples of 2^-40
+    /// of it (f16's subnormal step). The tiles' products are exact in f32,
+    /// scaled back and summed in f32 in k order. f16 and bf16 operands
+    /// only: a product with an f32 operand runs `Auto`'s scalar kernel.
+    /// Asked for by name only: `Auto` does not choose it until it has run
+    /// on hardware (`benches/device.sh` checks it against the CPU twin).
+    Coop,
+    /// `Coop`'s kernel with the matrix operations written in plain WGSL:
+    /// the same tiling, scaling and indexing on every adapter, slowly (the
+    /// emulation's loops bound a dispatch to 96 of k). What the tests run.
+    CoopEmulated,
+}
+
+impl ProductKernel {
+    /// Its name in `--product-kernel`.
+    ///
+    /// ```
+    /// assert_eq!(xent::ProductKernel::CoopEmulated.name(), "coop-emulated");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductKernel::Auto => "auto",
+            ProductKernel::Tiled => "tiled",
+            ProductKernel::Blocks => "blocks",
+            ProductKernel::Coop => "coop",
+            ProductKernel::CoopEmulated => "coop-emulated",
+        }
+    }
+
+    /// The kernel a product of operands stored in `a` and `b` runs: the
+    /// cooperative ones take f16 and bf16 operands, and leave a product
+    /// with an f32 operand to `Auto`.
+    ///
+    /// ```
+    /// use xent::{Precision::{BF16, F32}, ProductKernel};
+    /// assert_eq!(ProductKernel::Coop.for_operands(BF16, BF16), ProductKernel::Coop);
+    /// assert_eq!(ProductKernel::CoopEmulated.for_operands(F32, BF16), ProductKernel::Auto);
+    /// assert_eq!(ProductKernel::Tiled.for_operands(F32, F32), ProductKernel::Tiled);
+    /// ```
+    pub fn for_operands(self, a: Precision, b: Precision) -> Self {
+        let cooperative = matches!(self, ProductKernel::Coop | ProductKernel::CoopEmulated);
+        if cooperative && (a == Precision::F32 || b == Precision::F32) {
+            ProductKernel::Auto
+        } else {
+            self
+        }
+    }
 }
 
 /// The buffers of one [`Context::record_matmul`] call, all the caller's and

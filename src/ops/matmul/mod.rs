@@ -6,6 +6,7 @@
 pub(crate) mod buffers;
 pub(crate) mod cpu;
 mod host;
+pub(crate) mod kernels;
 pub(crate) mod pipelines;
 pub(crate) mod record;
 pub(crate) mod traffic;

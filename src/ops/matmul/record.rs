@@ -3,11 +3,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::buffers::{MatmulOptions, Operand, Operands};
-pub use super::buffers::{MatrixView, ProductBuffers, ProductKernel};
+pub use super::buffers::{MatrixView, ProductBuffers};
+use super::kernels::ProductPlan;
 use super::pipelines::MatmulVariant;
 use super::traffic::ProductCount;
 use super::MatmulDims;
-use crate::core::device::{DeviceClass, LOOP_TRIPS_MAX};
+use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::Context;
 use crate::core::Precision;
@@ -24,25 +25,6 @@ pub(crate) mod slot {
     pub const RHS4: u32 = 6;
 }
 
-/// The output tile of `matmul` (`TILE`) and its k step (`TILE_K`).
-pub(crate) const TILE: usize = 64;
-pub(crate) const TILE_K: usize = 16;
-/// The most of k one dispatch of `matmul` covers: Mesa's software adapters
-/// stop an invocation's loops after 65 535 iterations in all (nested ones
-/// included), and xent bounds every invocation to `LOOP_TRIPS_MAX`. A trip
-/// of the tile loop runs at most 33 (itself, `TILE_K` steps, two runs of 4
-/// loads, two stores of 4) and the stores after it 20, so a dispatch covers
-/// 256 trips (8 468 iterations); a deeper product is several dispatches,
-/// each adding its slice of k to the output in order.
-pub(crate) const K_PER_DISPATCH: usize = LOOP_TRIPS_MAX / 64 * TILE_K;
-/// The output block of a `matmul_blocks` workgroup: 128 columns, 32 rows
-/// (64 invocations of 8 × 8).
-pub(crate) const BLOCKS_COLS: usize = 128;
-pub(crate) const BLOCKS_ROWS: usize = 32;
-/// The most of k one dispatch of `matmul_blocks` covers: a trip of its k
-/// loop takes 4 steps of k and nests nothing; half the bound leaves room
-/// for the stores' loops.
-pub(crate) const K_PER_DISPATCH_BLOCKS: usize = 4 * (LOOP_TRIPS_MAX / 2);
 /// Invocations of a `column_sums` workgroup.
 const SUMS_WG: usize = 64;
 
@@ -63,7 +45,13 @@ pub(crate) struct MatmulParams {
     c_offset: u32,
     c_sm: u32,
     skip_bias: u32,
-    _pad: [u32; 3],
+    /// The emulated cooperative kernel's tile side (16) and elements of a
+    /// tile per invocation (8), the bounds of its loops: from the uniform,
+    /// GL's compilers keep them as loops (unrolled, llvmpipe's GL took
+    /// minutes to compile the module).
+    side: u32,
+    share: u32,
+    _pad: u32,
 }
 
 /// **Recording API** of the matrix products: your buffers and encoder.
@@ -72,8 +60,8 @@ impl Context {
     /// accumulation over k in ascending order, one fixed order for every
     /// element (no atomics), so the same inputs give the same bits; one
     /// dispatch per slice of k under the loop bound (4 096 of k for
-    /// [`ProductKernel::Tiled`]'s 64 × 64 tiles, 32 768 for
-    /// [`ProductKernel::Blocks`]' 128 × 32 blocks), each adding its slice in
+    /// [`ProductKernel::Tiled`](crate::ProductKernel::Tiled)'s 64 × 64 tiles, 32 768 for
+    /// [`ProductKernel::Blocks`](crate::ProductKernel::Blocks)' 128 × 32 blocks), each adding its slice in
     /// order. Nothing is submitted.
     ///
     /// # Errors
@@ -116,8 +104,9 @@ impl Context {
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
         let list = self.prepare_matmul(*dims, opts, buffers)?;
+        let precisions = (buffers.a.precision, buffers.b.precision);
         let count = ProductCount {
-            entry: self.product_entry(opts.kernel),
+            shape: self.product_shape(opts.kernel, precisions)?,
             dims: *dims,
             names: ["a", "b", "out"],
             elems: (buffers.a.precision.size(), buffers.b.precision.size()),
@@ -129,7 +118,7 @@ impl Context {
     }
 
     /// Validates and prepares one product's dispatches: one per
-    /// [`K_PER_DISPATCH`] of k (at least one), none for an empty output.
+    /// slice of k of its kernel (at least one), none for an empty output.
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
@@ -140,7 +129,8 @@ impl Context {
         let MatmulDims { m, n, .. } = dims;
         let scope = GpuScope::push(&self.device);
         self.check_product(dims, &ops, b)?;
-        let kernel = self.product_kernel(opts.kernel, m, n)?;
+        let precisions = (ops.a.view.precision, ops.b.view.precision);
+        let kernel = self.product_kernel(opts.kernel, precisions, m, n)?;
         if m == 0 || n == 0 {
             scope.pop("preparing a matrix product")?;
             return Ok(Vec::new());
@@ -154,7 +144,10 @@ impl Context {
             b_vec: ops.b.aligned(),
             has_bias: b.bias.is_some(),
         };
-        let pipeline = self.matmul_pipeline(variant, kernel.entry)?;
+        let pipeline = match kernel.shape.entry {
+            "matmul_coop" => self.coop_pipeline(variant, kernel.shape.native)?,
+            entry => self.matmul_pipeline(variant, entry)?,
+        };
         let list = self.product_slices(dims, (&ops, b), &kernel, &pipeline)?;
         scope.pop("preparing a matrix product")?;
         Ok(list)
@@ -196,51 +189,6 @@ impl Context {
         Ok(())
     }
 
-    /// The kernel `kernel` names (`Auto`: by the device's class) for `m × n`
-    /// outputs: its entry point, its slice of k per dispatch, its grid.
-    fn product_kernel(&self, kernel: ProductKernel, m: usize, n: usize) -> Result<ProductPlan> {
-        let plan = if self.product_entry(kernel) == "matmul" {
-            ProductPlan {
-                entry: "matmul",
-                k_step: K_PER_DISPATCH,
-                grid: (n.div_ceil(TILE), m.div_ceil(TILE)),
-            }
-        } else {
-            ProductPlan {
-                entry: "matmul_blocks",
-                k_step: K_PER_DISPATCH_BLOCKS,
-                grid: (n.div_ceil(BLOCKS_COLS), m.div_ceil(BLOCKS_ROWS)),
-            }
-        };
-        let max_groups = self.device.limits().max_compute_workgroups_per_dimension as usize;
-        let (x, y) = plan.grid;
-        if x > max_groups || y > max_groups {
-            return Err(Error::Unsupported {
-                what: "a product this large",
-                reason: format!(
-                    "{m} x {n} outputs need {y} x {x} tiles, more than the device's {max_groups} \
-                     workgroups per dimension"
-                ),
-            });
-        }
-        Ok(plan)
-    }
-
-    /// The entry point of the kernel `kernel` names (`Auto`: `matmul` on
-    /// GPUs, `matmul_blocks` on software adapters).
-    pub(crate) fn product_entry(&self, kernel: ProductKernel) -> &'static str {
-        let tiled = match kernel {
-            ProductKernel::Auto => self.profile.class == DeviceClass::Gpu,
-            ProductKernel::Tiled => true,
-            ProductKernel::Blocks => false,
-        };
-        if tiled {
-            "matmul"
-        } else {
-            "matmul_blocks"
-        }
-    }
-
     /// A dispatch per slice of k, in order: the first writes (or adds, with
     /// `accumulate`) with the bias, the others add.
     fn product_slices(
@@ -274,7 +222,7 @@ impl Context {
         let mut list = Vec::new();
         let mut k0 = 0;
         loop {
-            let k1 = (k0 + kernel.k_step).min(k);
+            let k1 = (k0 + kernel.shape.k_step).min(k);
             let first = k0 == 0;
             let params = MatmulParams {
                 m: m as u32,
@@ -290,7 +238,9 @@ impl Context {
                 c_offset: b.out_offset as u32,
                 c_sm: b.out_stride as u32,
                 skip_bias: u32::from(!first),
-                _pad: [0; 3],
+                side: 16,
+                share: 8,
+                _pad: 0,
             };
             let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
             let entries = [
@@ -304,12 +254,15 @@ impl Context {
                 .iter()
                 .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
                 .collect();
-            entries.extend([
-                (slot::LHS4, &lhs4, lhs4_range),
-                (slot::RHS4, &rhs4, rhs4_range),
-            ]);
+            // The cooperative kernel stages scalars: no vec4 views.
+            if kernel.shape.entry != "matmul_coop" {
+                entries.extend([
+                    (slot::LHS4, &lhs4, lhs4_range),
+                    (slot::RHS4, &rhs4, rhs4_range),
+                ]);
+            }
             let group = self.bind_ranges(pipeline, &entries);
-            list.push((kernel.entry, pipeline.clone(), group, grid));
+            list.push((kernel.shape.entry, pipeline.clone(), group, grid));
             if k1 == k {
                 return Ok(list);
             }
@@ -361,7 +314,9 @@ impl Context {
             c_offset: out_offset as u32,
             c_sm: 0,
             skip_bias: 0,
-            _pad: [0; 3],
+            side: 16,
+            share: 8,
+            _pad: 0,
         };
         let variant = MatmulVariant {
             lhs: a.precision,
@@ -386,18 +341,11 @@ impl Context {
     }
 }
 
-/// A product's kernel: its entry point, the slice of k each dispatch
-/// adds (under the loop bound), its grid of workgroups.
-struct ProductPlan {
-    entry: &'static str,
-    k_step: usize,
-    grid: (usize, usize),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::binding::wgsl::{wgsl_fields, wgsl_struct};
+    use crate::ops::matmul::kernels::{COOP_BLOCK, TILE, TILE_K};
 
     #[test]
     fn the_params_and_slots_match_the_wgsl() {
@@ -405,9 +353,9 @@ mod tests {
         let (size, members) = wgsl_struct(&src, "MatmulParams");
         assert_eq!(size, std::mem::size_of::<MatmulParams>());
         assert_eq!(
-            members[..13],
+            members[..15],
             wgsl_fields!(MatmulParams: m, n, k, accumulate, a_offset, a_sm, a_sk, b_offset,
-                b_sk, b_sn, c_offset, c_sm, skip_bias)[..]
+                b_sk, b_sn, c_offset, c_sm, skip_bias, side, share)[..]
         );
         let module = wgpu::naga::front::wgsl::parse_str(&src).unwrap();
         let mut bound: Vec<(u32, String)> = module
@@ -436,5 +384,15 @@ mod tests {
                 "{name}"
             );
         }
+        let coop =
+            crate::ops::matmul::pipelines::coop_source(Precision::BF16, Precision::BF16, false);
+        assert_eq!(
+            crate::core::binding::wgsl::wgsl_u32(&coop, "BLOCK") as usize,
+            COOP_BLOCK
+        );
+        assert_eq!(
+            crate::core::binding::wgsl::wgsl_u32(&coop, "TK") as usize,
+            TILE_K
+        );
     }
 }

@@ -7,15 +7,15 @@
 //! are one word each, cached). A product's minimum is its operands read
 //! once and its output written once (and read once, where it is added to).
 
-use super::record::{BLOCKS_COLS, BLOCKS_ROWS, K_PER_DISPATCH, K_PER_DISPATCH_BLOCKS, TILE};
+use super::kernels::ProductShape;
 use super::MatmulDims;
 use crate::core::traffic::Traffic;
 
 /// One product as the count sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ProductCount {
-    /// The kernel's entry point: `matmul` or `matmul_blocks`.
-    pub entry: &'static str,
+    /// The kernel: its entry point, output block and slice of k.
+    pub shape: ProductShape,
     pub dims: MatmulDims,
     /// What the count calls A, B and the output.
     pub names: [&'static str; 3],
@@ -27,18 +27,6 @@ pub(crate) struct ProductCount {
 }
 
 impl ProductCount {
-    /// The entry point's block (rows, columns) and slice of k a dispatch.
-    fn block(&self) -> (u64, u64, u64) {
-        match self.entry {
-            "matmul_blocks" => (
-                BLOCKS_ROWS as u64,
-                BLOCKS_COLS as u64,
-                K_PER_DISPATCH_BLOCKS as u64,
-            ),
-            _ => (TILE as u64, TILE as u64, K_PER_DISPATCH as u64),
-        }
-    }
-
     fn mnk(&self) -> (u64, u64, u64) {
         let MatmulDims { m, n, k } = self.dims;
         (m as u64, n as u64, k as u64)
@@ -58,19 +46,26 @@ impl ProductCount {
     pub(crate) fn add_to(&self, traffic: &mut Traffic) {
         let (m, n, k) = self.mnk();
         let (ea, eb) = self.elems;
-        let (rows, cols, k_step) = self.block();
+        let ProductShape {
+            entry,
+            rows,
+            cols,
+            k_step,
+            ..
+        } = self.shape;
+        let (rows, cols, k_step) = (rows as u64, cols as u64, k_step as u64);
         let [a, b, out] = self.names;
         let (row_blocks, col_blocks) = (m.div_ceil(rows), n.div_ceil(cols));
-        traffic.read(self.entry, a, m * k * ea * col_blocks);
-        traffic.read(self.entry, b, k * n * eb * row_blocks);
+        traffic.read(entry, a, m * k * ea * col_blocks);
+        traffic.read(entry, b, k * n * eb * row_blocks);
         if self.bias {
-            traffic.read(self.entry, "bias", n * eb * row_blocks);
+            traffic.read(entry, "bias", n * eb * row_blocks);
         }
         // At least one dispatch: a product over k = 0 writes its zeros.
         let slices = k.div_ceil(k_step).max(1);
         let added = slices - 1 + u64::from(self.accumulate);
-        traffic.read(self.entry, out, 4 * m * n * added);
-        traffic.write(self.entry, out, 4 * m * n * slices);
+        traffic.read(entry, out, 4 * m * n * added);
+        traffic.write(entry, out, 4 * m * n * slices);
     }
 
     /// The count of this product alone.
@@ -96,12 +91,30 @@ pub(crate) fn column_sums_traffic(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::ops::matmul::kernels::{
+        BLOCKS_COLS, BLOCKS_ROWS, K_PER_DISPATCH, K_PER_DISPATCH_BLOCKS, TILE,
+    };
+
+    /// The shape of the scalar kernel `entry`.
+    pub(crate) fn scalar(entry: &'static str) -> ProductShape {
+        let (rows, cols, k_step) = match entry {
+            "matmul" => (TILE, TILE, K_PER_DISPATCH),
+            _ => (BLOCKS_ROWS, BLOCKS_COLS, K_PER_DISPATCH_BLOCKS),
+        };
+        ProductShape {
+            entry,
+            rows,
+            cols,
+            k_step,
+            native: false,
+        }
+    }
 
     fn logits(entry: &'static str, (m, n, k): (usize, usize, usize)) -> ProductCount {
         ProductCount {
-            entry,
+            shape: scalar(entry),
             dims: MatmulDims { m, n, k },
             names: ["hidden", "weight", "window"],
             elems: (4, 4),

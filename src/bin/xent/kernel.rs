@@ -1,0 +1,63 @@
+//! `--product-kernel` (`xent linear-loss`, `xent bench --linear`): which
+//! kernel computes the fused op's products.
+
+use clap::ValueEnum;
+use xent::ProductKernel;
+
+use crate::{usage, Failure};
+
+/// The values of `--product-kernel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum ProductKernelArg {
+    /// By the device: tiles on GPUs, register blocks on software adapters.
+    #[default]
+    Auto,
+    /// 64 x 64 tiles through workgroup memory.
+    Tiled,
+    /// 8 x 8 register blocks read straight from memory.
+    Blocks,
+    /// Tensor cores (wgpu's cooperative matrices), f16 and bf16 operands;
+    /// exit 2 where the adapter lacks them.
+    Coop,
+    /// The cooperative kernel with its matrix operations in plain WGSL, on
+    /// any adapter (slow).
+    CoopEmulated,
+}
+
+impl ProductKernelArg {
+    /// The library's kernel, checked against the storage: the cooperative
+    /// kernels multiply f16 and bf16 operands (with `--precision f32` every
+    /// product would stay on the scalar kernels, so asking for them is a
+    /// usage error).
+    pub(crate) fn kernel(self, precision_f32: bool) -> Result<ProductKernel, Failure> {
+        let kernel = match self {
+            ProductKernelArg::Auto => ProductKernel::Auto,
+            ProductKernelArg::Tiled => ProductKernel::Tiled,
+            ProductKernelArg::Blocks => ProductKernel::Blocks,
+            ProductKernelArg::Coop => ProductKernel::Coop,
+            ProductKernelArg::CoopEmulated => ProductKernel::CoopEmulated,
+        };
+        let cooperative = matches!(kernel, ProductKernel::Coop | ProductKernel::CoopEmulated);
+        if cooperative && precision_f32 {
+            return Err(usage(
+                "--product-kernel coop and coop-emulated multiply f16 or bf16 operands: \
+                 add --precision bf16 or f16 (with f32, every product runs the scalar kernels)",
+            ));
+        }
+        Ok(kernel)
+    }
+
+    /// Exit 2 naming the missing feature where `coop` is asked of a device
+    /// without cooperative matrices.
+    pub(crate) fn check_device(self, ctx: &xent::Context) -> Result<(), Failure> {
+        if self == ProductKernelArg::Coop && !ctx.cooperative_matrices() {
+            return Err(usage(format!(
+                "--product-kernel coop needs cooperative matrices (wgpu's \
+                 EXPERIMENTAL_COOPERATIVE_MATRIX with f16 16x16x16 products into f32, \
+                 subgroups of 32), which {} lacks; coop-emulated runs the same kernel anywhere",
+                ctx.adapter_summary()
+            )));
+        }
+        Ok(())
+    }
+}
