@@ -11,14 +11,16 @@
 // 16 x 16, and walks k 16 at a time: each step stages A's 64 x 16 and B's
 // 16 x 64 in workgroup memory as f16 values, scaled by a power of two each
 // (the step's `a_shift` and `b_shift`) so that the largest magnitude lands
-// in [2^15, 2^16), where f16 holds bf16's 8 significant bits exactly down to
-// 2^-17 (2^-32 of the largest); smaller values are rounded to multiples of
-// 2^-24, 2^-40 of the largest at most. The products of a step's tiles are
-// exact in f32 (11-bit operands), scaled back by the inverse power of two,
-// and added to the f32 accumulators in k order: the same bits on every run.
-// A step's contribution is added in one f32 addition per element, so the
-// sum's order is fixed; within a tile the hardware sums its 16 products in
-// its own order (the emulation: k ascending).
+// in [2^15, 2^16): with 2^e the largest power of two of the tile, f16 holds
+// bf16's 8 significant bits exactly down to 2^(e-32) (2^-17 scaled);
+// smaller values are rounded to multiples of 2^(e-39) (f16's subnormal
+// step, 2^-24 scaled). Each product of two tiles' elements is exact in f32
+// (11-bit operands); the hardware sums a tile's 16 in its own order (the
+// emulation: k ascending), the sum is scaled back by the inverse power of
+// two and added to the f32 accumulators in k order: the same bits on every
+// run of one device. f32 subnormal operands are lifted by 2^126 (bf16's
+// subnormals become exact f16 values) where the device keeps them; a
+// device that flushes them reads zeros, as its scalar kernels do.
 
 const BLOCK: u32 = 64u;
 const TK: u32 = 16u;
@@ -34,26 +36,29 @@ var<workgroup> a_max: atomic<u32>;
 var<workgroup> b_max: atomic<u32>;
 var<private> lane: u32;
 
-// The biased f32 exponent of |v| (0 for zeros and subnormals).
+// The biased f32 exponent of |v| (0 for zeros and subnormals), 0 for inf
+// and NaN too: they keep their value through the scaling, and must not
+// scale the rest of their tile's row into zeros.
 fn exponent(v: f32) -> u32 {
-    return (bitcast<u32>(v) >> 23u) & 0xffu;
+    let e = (bitcast<u32>(v) >> 23u) & 0xffu;
+    return select(e, 0u, e == 0xffu);
 }
 
-// The shift that puts a step's largest biased exponent `e` at 2^15 (none
-// for a step of zeros), within f32's normal powers of two.
+// The shift that puts a step's largest biased exponent `e` at 2^15, within
+// f32's normal powers of two: 2^126 for a step of zeros and f32 subnormals
+// (e = 0), which lifts bf16's subnormals into f16's exact range.
 fn shift_for(e: u32) -> i32 {
-    if (e == 0u) {
-        return 0;
-    }
     return clamp(142 - i32(e), -126, 126);
 }
 
 // v . 2^shift as an f16 value exactly: below f16's normal range (2^-14),
 // rounded to a multiple of 2^-24 (half to even), f16's subnormal step.
+// Products by exact powers of two (ldexp of 1, not exp2, whose accuracy
+// Vulkan bounds loosely; not ldexp of v, which GL flushes for subnormal v).
 fn to_f16_exact(v: f32, shift: i32) -> f32 {
-    let s = v * exp2(f32(shift));
+    let s = v * ldexp(1.0, shift);
     if (abs(s) < 0.00006103515625) {
-        return round(s * 16777216.0) / 16777216.0;
+        return round(s * 16777216.0) * 5.9604644775390625e-8;
     }
     return s;
 }
@@ -126,7 +131,7 @@ fn stage(m0: u32, n0: u32, k0: u32) -> vec2<i32> {
 
 // Workgroup (x, y) computes output columns [BLOCK x, ...) of rows
 // [BLOCK y, ...). A dispatch covers at most the host's slice of k
-// (`K_PER_DISPATCH_COOP` in src/ops/matmul/record.rs), within the loop
+// (`K_PER_DISPATCH_COOP` in src/ops/matmul/kernels.rs), within the loop
 // bound with the emulation's loops counted.
 @compute @workgroup_size(32)
 fn matmul_coop(
@@ -148,7 +153,13 @@ fn matmul_coop(
     }
     for (var k0 = 0u; k0 < mp.k; k0 += TK) {
         let shifts = stage(m0, n0, k0);
-        let unscale = exp2(-f32(shifts.x + shifts.y));
+        // 2^-(a_shift + b_shift) in two halves, each an f32 normal power
+        // of two: the sum reaches ±252, past f32's exponents, and a product
+        // by half of it lies between the tile's product and the result, so
+        // neither step underflows or overflows where the result does not.
+        let shift = shifts.x + shifts.y;
+        let half = shift / 2;
+        let unscale = vec2<f32>(ldexp(1.0, -half), ldexp(1.0, half - shift));
         for (var t = 0u; t < 16u; t++) {
             let p = tile_product((t / 4u) * 16u * TK, (t % 4u) * 16u);
             acc[t] = acc_add(acc[t], p, unscale);

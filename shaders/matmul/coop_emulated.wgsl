@@ -40,10 +40,10 @@ fn tile_product(a0: u32, b0: u32) -> Acc {
     return p;
 }
 
-fn acc_add(acc: Acc, p: Acc, unscale: f32) -> Acc {
+fn acc_add(acc: Acc, p: Acc, unscale: vec2<f32>) -> Acc {
     var out = acc;
     for (var q = 0u; q < mp.share; q++) {
-        out[q] = acc[q] + p[q] * unscale;
+        out[q] = acc[q] + (p[q] * unscale.x) * unscale.y;
     }
     return out;
 }

@@ -31,8 +31,9 @@ fn tile_product(a0: u32, b0: u32) -> Acc {
     return coopMultiplyAdd(a, b, Acc());
 }
 
-fn acc_add(acc: Acc, p: Acc, unscale: f32) -> Acc {
-    return acc + p * unscale;
+// acc + p · unscale.x · unscale.y, the product scaled first.
+fn acc_add(acc: Acc, p: Acc, unscale: vec2<f32>) -> Acc {
+    return acc + (p * unscale.x) * unscale.y;
 }
 
 fn acc_store(acc: Acc, at: u32) {

@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 /// # Ok::<(), xent::Error>(())
 /// ```
 pub fn headless_device() -> Result<(wgpu::Device, wgpu::Queue)> {
-    open_device(adapter_for(wgpu::Backends::from_env())?).map(|d| (d.device, d.queue))
+    // Without wgpu's experimental features: a device for the caller's own use.
+    open_device(adapter_for(wgpu::Backends::from_env())?, false).map(|d| (d.device, d.queue))
 }
 
 /// A device xent opened, and whether it multiplies in cooperative matrices.
@@ -41,11 +42,11 @@ pub(crate) struct Opened {
 }
 
 /// A device on `adapter` with its own limits and the optional features xent
-/// uses; cooperative matrices where the adapter offers the product kernel's
-/// (`src/core/coop.rs`).
-pub(crate) fn open_device(adapter: wgpu::Adapter) -> Result<Opened> {
+/// uses; with `cooperative`, the cooperative matrices too where the adapter
+/// offers the product kernel's (`src/core/coop.rs`).
+pub(crate) fn open_device(adapter: wgpu::Adapter, cooperative: bool) -> Result<Opened> {
     let info = adapter.get_info();
-    let cooperative = super::coop::adapter_offers(&adapter);
+    let cooperative = cooperative && super::coop::adapter_offers(&adapter);
     // Optional features xent uses where the adapter has them.
     let mut wanted =
         wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;

@@ -137,7 +137,7 @@ impl Context {
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub fn from_env() -> Result<Self> {
-        Self::opened(open_device(adapter_for(wgpu::Backends::from_env())?)?)
+        Self::opened(open_device(adapter_for(wgpu::Backends::from_env())?, true)?)
     }
 
     /// A context on a device xent opened, with its cooperative matrices.
@@ -162,7 +162,7 @@ impl Context {
     /// }
     /// ```
     pub fn from_backends(backends: wgpu::Backends) -> Result<Self> {
-        Self::opened(open_device(adapter_for(Some(backends))?)?)
+        Self::opened(open_device(adapter_for(Some(backends))?, true)?)
     }
 
     /// Turns on verify mode for the host API: each GPU result is compared with
@@ -273,8 +273,8 @@ impl Context {
     /// (`adapter.cooperative_matrix_properties()`): `ProductKernel::Coop`
     /// runs where the device was opened with
     /// `wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX` (and wgpu's
-    /// experimental opt-in) and `properties` hold the configuration
-    /// xent's kernel uses.
+    /// experimental opt-in) and `SHADER_F16`, and `properties` hold the
+    /// configuration xent's kernel uses.
     ///
     /// ```
     /// let ctx = xent::Context::from_env()?;
@@ -290,7 +290,7 @@ impl Context {
         self.cooperative = self
             .device
             .features()
-            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            .contains(crate::core::coop::COOP_FEATURES)
             && crate::offers_cooperative_products(
                 properties,
                 info.subgroup_min_size,

@@ -35,12 +35,15 @@ pub fn offers_cooperative_products(
     config && subgroup_min_size == COOP_SUBGROUP && subgroup_max_size == COOP_SUBGROUP
 }
 
-/// Whether `adapter` offers the feature and the configuration.
+/// The device features the kernel needs: the matrices, and f16 (its tiles
+/// are f16 in workgroup memory).
+pub(crate) const COOP_FEATURES: wgpu::Features =
+    wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX.union(wgpu::Features::SHADER_F16);
+
+/// Whether `adapter` offers the features and the configuration.
 pub(crate) fn adapter_offers(adapter: &wgpu::Adapter) -> bool {
     let info = adapter.get_info();
-    adapter
-        .features()
-        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    adapter.features().contains(COOP_FEATURES)
         && offers_cooperative_products(
             &adapter.cooperative_matrix_properties(),
             info.subgroup_min_size,
@@ -67,6 +70,15 @@ pub(crate) fn adapter_offers(adapter: &wgpu::Adapter) -> bool {
 /// clamps only a load's first index). Its results are held to the f64 CPU
 /// twin by `benches/device.sh` on sampled rows, and its emulation, the same
 /// source with plain WGSL for the matrix operations, by the property tests.
+/// Only contexts xent opens itself ask for it ([`Context::from_env`],
+/// [`Context::from_backends`]); their device, which [`Context::device`]
+/// hands out, then has the feature, and a caller's own pipeline that
+/// enables `wgpu_cooperative_matrix` on it is the caller's choice to argue.
+/// [`headless_device`](crate::headless_device) never asks for it.
+///
+/// [`Context::from_env`]: crate::Context::from_env
+/// [`Context::from_backends`]: crate::Context::from_backends
+/// [`Context::device`]: crate::Context::device
 pub(crate) fn experimental_features(cooperative: bool) -> wgpu::ExperimentalFeatures {
     if cooperative {
         // SAFETY: argued above: one validated pipeline, within its arrays.

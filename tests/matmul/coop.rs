@@ -258,6 +258,49 @@ fn scaling_holds_bf16_exactly_down_to_its_bound() {
     }
 }
 
+/// Each step's two shifts reach ±126 each: their inverse is applied in two
+/// halves, so tiny operands on both sides (2^-60 · 2^-60, shifts of 75
+/// each) keep their product instead of underflowing to zero, and huge ones
+/// (2^79 in both tiles, shifts of -64 each) give 2^126 rather than inf;
+/// bf16 subnormals (2^-130, lifted by 2^126) give what the scalar kernel
+/// gives on this device (exact where it keeps f32 subnormals); an inf
+/// leaves the rest of its tile alone.
+#[test]
+fn scaling_keeps_extreme_operands() {
+    let Some(ctx) = ctx() else { return };
+    let p = |e: i32| 2f64.powi(e) as f32;
+    let run = |a: &[f32], b: &[f32], (m, n, k), kernel| {
+        let dims = MatmulDims { m, n, k };
+        let opts = MatmulOptions {
+            kernel,
+            ..Default::default()
+        };
+        emulated(ctx, a, b, &dims, &opts, Precision::BF16)
+    };
+    let coop = ProductKernel::CoopEmulated;
+    for (a, b, want) in [(p(-60), p(-60), p(-120)), (p(60), p(60), p(120))] {
+        // a·b + 0·b + a·0: the one product, alone in its step.
+        let got = run(&[a, 0.0, a], &[b, b, 0.0], (1, 1, 3), coop);
+        assert_eq!(got, [want], "{a:e} x {b:e}");
+    }
+    // A = [2^79, 0], B = [[2^47, 0], [0, 2^79]]: [2^126, 0].
+    let got = run(&[p(79), 0.0], &[p(47), 0.0, 0.0, p(79)], (1, 2, 2), coop);
+    assert_eq!(got, [p(126), 0.0]);
+    for (a, b) in [(p(-130), p(100)), (p(-130), p(10))] {
+        let scalar = run(&[a, 0.0], &[b, 0.0], (1, 1, 2), ProductKernel::Blocks);
+        let got = run(&[a, 0.0], &[b, 0.0], (1, 1, 2), coop);
+        assert_eq!(got, scalar, "{a:e} x {b:e}");
+    }
+    // Row 0 holds an inf; row 1's product is its own.
+    let got = run(
+        &[f32::INFINITY, 0.0, 1.0, 0.0],
+        &[1.0, 0.0],
+        (2, 1, 2),
+        coop,
+    );
+    assert_eq!(got, [f32::INFINITY, 1.0]);
+}
+
 /// The hardware kernel needs the device's cooperative matrices: a typed
 /// error without them; with an f32 operand any cooperative kernel runs
 /// `Auto`'s.

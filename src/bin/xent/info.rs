@@ -66,7 +66,8 @@ pub fn run() -> Result<(), Failure> {
                 i.subgroup_max_size
             );
         }
-        let cooperative = f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        let cooperative = f
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16)
             && xent::offers_cooperative_products(
                 &adapter.cooperative_matrix_properties(),
                 i.subgroup_min_size,

@@ -211,10 +211,11 @@ pub enum ProductKernel {
     /// one subgroup of 32 per block, k in steps of 16 staged as f16 in
     /// workgroup memory. Each step's tiles of A and of B are scaled by a
     /// power of two that puts their largest magnitude in [2^15, 2^16): f16
-    /// operands are held exactly, and bf16 ones down to 2^-32 of their
-    /// step's largest, below which they are rounded to multiples of 2^-40
-    /// of it (f16's subnormal step). The tiles' products are exact in f32,
-    /// scaled back and summed in f32 in k order. f16 and bf16 operands
+    /// operands are held exactly; with 2^e the largest power of two of a
+    /// bf16 tile (64 rows or columns by 16 of k), its values are exact down
+    /// to 2^(e-32) and rounded to multiples of 2^(e-39) below (f16's
+    /// subnormal step). Each elementwise product is exact in f32; the
+    /// tiles' sums are scaled back and added in f32 in k order. f16 and bf16 operands
     /// only: a product with an f32 operand runs `Auto`'s scalar kernel.
     /// Asked for by name only: `Auto` does not choose it until it has run
     /// on hardware (`benches/device.sh` checks it against the CPU twin).

@@ -33,7 +33,8 @@ pub(crate) const COOP_BLOCK: usize = 64;
 /// The most of k one dispatch of `matmul_coop` covers, in steps of 16: a
 /// step runs 81 loop trips on the hardware's matrices (two staging loops of
 /// 32, the 16 tiles) and about 2 400 with the emulation's (a tile's product
-/// is 8 elements of 16 terms), with the 288 of the block's start and end.
+/// is 8 elements of 16 terms), besides the block's start and end (164
+/// and 292 trips).
 pub(crate) const K_PER_DISPATCH_COOP: usize = 192 * 16;
 pub(crate) const K_PER_DISPATCH_COOP_EMULATED: usize = 6 * 16;
 /// A product's kernel: its entry point, the slice of k each dispatch

@@ -61,7 +61,8 @@ impl Context {
     /// element (no atomics), so the same inputs give the same bits; one
     /// dispatch per slice of k under the loop bound (4 096 of k for
     /// [`ProductKernel::Tiled`](crate::ProductKernel::Tiled)'s 64 × 64 tiles, 32 768 for
-    /// [`ProductKernel::Blocks`](crate::ProductKernel::Blocks)' 128 × 32 blocks), each adding its slice in
+    /// [`ProductKernel::Blocks`](crate::ProductKernel::Blocks)' 128 × 32 blocks, 3 072 for
+    /// [`ProductKernel::Coop`](crate::ProductKernel::Coop) and 96 for its emulation), each adding its slice in
     /// order. Nothing is submitted.
     ///
     /// # Errors
