@@ -63,26 +63,18 @@ fn to_f16_exact(v: f32, shift: i32) -> f32 {
     return s;
 }
 
-// A(m0 + i, k0 + l) (zero outside A), for staged element e: i-major with
-// l fastest where A's k axis is contiguous, i fastest otherwise.
-fn a_at(e: u32, m0: u32, k0: u32) -> vec3<u32> {
-    var i = e / TK;
+// Staged element e of a tile whose rows (A) or columns (B) start at r0 of
+// `extent`: its (row or column, l) and whether it lies inside the operand.
+// r-major with l fastest where the operand's k axis is contiguous, r
+// fastest otherwise.
+fn tile_at(e: u32, r0: u32, k0: u32, k_contig: bool, extent: u32) -> vec3<u32> {
+    var r = e / TK;
     var l = e % TK;
-    if (!A_K_CONTIG) {
-        i = e % BLOCK;
+    if (!k_contig) {
+        r = e % BLOCK;
         l = e / BLOCK;
     }
-    return vec3<u32>(i, l, u32(m0 + i < mp.m && k0 + l < mp.k));
-}
-
-fn b_at(e: u32, n0: u32, k0: u32) -> vec3<u32> {
-    var j = e / TK;
-    var l = e % TK;
-    if (!B_K_CONTIG) {
-        j = e % BLOCK;
-        l = e / BLOCK;
-    }
-    return vec3<u32>(j, l, u32(n0 + j < mp.n && k0 + l < mp.k));
+    return vec3<u32>(r, l, u32(r0 + r < extent && k0 + l < mp.k));
 }
 
 // Stages step k0's tiles of A and B, scaled, and returns their shifts.
@@ -96,11 +88,11 @@ fn stage(m0: u32, n0: u32, k0: u32) -> vec2<i32> {
         // Zeros outside the operands.
         var va = 0.0;
         var vb = 0.0;
-        let pa = a_at(e, m0, k0);
+        let pa = tile_at(e, m0, k0, A_K_CONTIG, mp.m);
         if (pa.z != 0u) {
             va = lhs_load(mp.a_offset + (m0 + pa.x) * mp.a_sm + (k0 + pa.y) * mp.a_sk);
         }
-        let pb = b_at(e, n0, k0);
+        let pb = tile_at(e, n0, k0, B_K_CONTIG, mp.n);
         if (pb.z != 0u) {
             vb = rhs_load(mp.b_offset + (k0 + pb.y) * mp.b_sk + (n0 + pb.x) * mp.b_sn);
         }
@@ -115,9 +107,9 @@ fn stage(m0: u32, n0: u32, k0: u32) -> vec2<i32> {
     let shifts = vec2<i32>(shift_for(atomicLoad(&a_max)), shift_for(atomicLoad(&b_max)));
     for (var q = 0u; q < PER_LANE; q++) {
         let e = lane + WG * q;
-        let pa = a_at(e, m0, k0);
+        let pa = tile_at(e, m0, k0, A_K_CONTIG, mp.m);
         stage_a(pa.x * TK + pa.y, to_f16_exact(a[q], shifts.x));
-        let pb = b_at(e, n0, k0);
+        let pb = tile_at(e, n0, k0, B_K_CONTIG, mp.n);
         stage_b(pb.y * BLOCK + pb.x, to_f16_exact(b[q], shifts.y));
     }
     workgroupBarrier();

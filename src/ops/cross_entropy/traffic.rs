@@ -214,14 +214,22 @@ impl CallCount {
         }
     }
 
-    /// The passes before the rows: the target statistics.
-    pub(crate) fn before(&self, traffic: &mut Traffic, layout: &Layout) {
-        match self.call {
+    /// Whether the call has the passes around its rows (a shard's partial
+    /// has none: no statistics, no reduction).
+    fn surrounded(&self) -> bool {
+        !matches!(
+            self.call,
             CountedCall::Shard {
                 call: ShardCall::Partial { .. },
                 ..
-            } => {}
-            _ => target_stats(traffic, layout, &self.t),
+            }
+        )
+    }
+
+    /// The passes before the rows: the target statistics.
+    pub(crate) fn before(&self, traffic: &mut Traffic, layout: &Layout) {
+        if self.surrounded() {
+            target_stats(traffic, layout, &self.t);
         }
     }
 
@@ -244,12 +252,8 @@ impl CallCount {
 
     /// The passes after the rows: the loss's reduction.
     pub(crate) fn after(&self, traffic: &mut Traffic, layout: &Layout) {
-        match self.call {
-            CountedCall::Shard {
-                call: ShardCall::Partial { .. },
-                ..
-            } => {}
-            _ => reduction(traffic, layout, &self.t),
+        if self.surrounded() {
+            reduction(traffic, layout, &self.t);
         }
     }
 
