@@ -86,7 +86,9 @@ pub use ops::linear::{
     LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearOutput, LinearPlan,
     DEFAULT_SCRATCH_BUDGET,
 };
-pub use ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel};
+pub use ops::matmul::{
+    MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel, SplitK,
+};
 pub use ops::softmax::{SoftmaxBackwardBuffers, SoftmaxBuffers, SoftmaxKind, SoftmaxOptions};
 pub use ops::vocab::{
     ClassRange, LinearFinishBuffers, LinearPartialBuffers, MergeDims, VocabFinishBuffers,

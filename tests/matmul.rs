@@ -9,4 +9,5 @@ mod matmul {
     mod coop;
     mod products;
     mod same_bits;
+    mod split;
 }

@@ -74,7 +74,7 @@ fn tile_at(e: u32, r0: u32, k0: u32, k_contig: bool, extent: u32) -> vec3<u32> {
         r = e % BLOCK;
         l = e / BLOCK;
     }
-    return vec3<u32>(r, l, u32(r0 + r < extent && k0 + l < mp.k));
+    return vec3<u32>(r, l, u32(r0 + r < extent && k0 + l < slice_k));
 }
 
 // Stages step k0's tiles of A and B, scaled, and returns their shifts.
@@ -90,11 +90,11 @@ fn stage(m0: u32, n0: u32, k0: u32) -> vec2<i32> {
         var vb = 0.0;
         let pa = tile_at(e, m0, k0, A_K_CONTIG, mp.m);
         if (pa.z != 0u) {
-            va = lhs_load(mp.a_offset + (m0 + pa.x) * mp.a_sm + (k0 + pa.y) * mp.a_sk);
+            va = lhs_load(a_base + (m0 + pa.x) * mp.a_sm + (k0 + pa.y) * mp.a_sk);
         }
         let pb = tile_at(e, n0, k0, B_K_CONTIG, mp.n);
         if (pb.z != 0u) {
-            vb = rhs_load(mp.b_offset + (k0 + pb.y) * mp.b_sk + (n0 + pb.x) * mp.b_sn);
+            vb = rhs_load(b_base + (k0 + pb.y) * mp.b_sk + (n0 + pb.x) * mp.b_sn);
         }
         a[q] = va;
         b[q] = vb;
@@ -137,13 +137,13 @@ fn matmul_coop(
         atomicStore(&b_max, 0u);
     }
     workgroupBarrier();
-    let m0 = wid.y * BLOCK;
+    let m0 = enter_slice(wid.y, BLOCK) * BLOCK;
     let n0 = wid.x * BLOCK;
     var acc: array<Acc, 16>;
     for (var t = 0u; t < 16u; t++) {
         acc[t] = acc_zero();
     }
-    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+    for (var k0 = 0u; k0 < slice_k; k0 += TK) {
         let shifts = stage(m0, n0, k0);
         // 2^-(a_shift + b_shift) in two halves, each an f32 normal power
         // of two: the sum reaches ±252, past f32's exponents, and a product

@@ -24,11 +24,40 @@ struct MatmulParams {
     // GL's compilers keep them as loops (coop_emulated.wgsl).
     side: u32,
     share: u32,
-    _pad: u32,
+    // Split k: a dispatch's workgroups are `slices` stacks of the output's
+    // blocks along y, stack z adding k [z * slice_k, (z + 1) * slice_k) of
+    // the dispatch's k into the output `slice_out` elements past stack
+    // z - 1's (one slice, 0 apart, without a split). sum_slices reads `k`
+    // as the partial sums it adds.
+    slice_k: u32,
+    slice_out: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// The workgroup's slice of k: its length, where A's, B's and the
+// output's elements start (set by enter_slice).
+var<private> slice_k: u32;
+var<private> a_base: u32;
+var<private> b_base: u32;
+var<private> c_base: u32;
+
+// Enters the slice of workgroup row `wy` in a grid of blocks `block_rows`
+// tall (`slices` stacks of ceil(m / block_rows) rows); returns the
+// workgroup's row of blocks within its stack.
+fn enter_slice(wy: u32, block_rows: u32) -> u32 {
+    let stack = (mp.m + block_rows - 1u) / block_rows;
+    let z = wy / stack;
+    let k0 = z * mp.slice_k;
+    slice_k = min(mp.k - min(k0, mp.k), mp.slice_k);
+    a_base = mp.a_offset + k0 * mp.a_sk;
+    b_base = mp.b_offset + k0 * mp.b_sk;
+    c_base = mp.c_offset + z * mp.slice_out;
+    return wy % stack;
+}
 
 // out[row, col] (+)= v (+ the bias of col), where the dispatch adds its
 // slice of k to the output, and with the bias where it is the first.
@@ -37,7 +66,7 @@ fn write_out(row: u32, col: u32, v: f32) {
     if (HAS_BIAS && mp.skip_bias == 0u) {
         x += bias_load(col);
     }
-    let idx = mp.c_offset + row * mp.c_sm + col;
+    let idx = c_base + row * mp.c_sm + col;
     if (mp.accumulate != 0u) {
         x = out[idx] + x;
     }

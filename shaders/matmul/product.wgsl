@@ -59,8 +59,8 @@ fn load_a(lid: u32, m0: u32, k0: u32) {
     if (A_K_CONTIG) {
         let i = lid / 4u;
         let l = (lid % 4u) * 4u;
-        if (m0 + i < mp.m && k0 + l < mp.k) {
-            v = a_run(mp.a_offset + (m0 + i) * mp.a_sm + k0 + l, min(4u, mp.k - k0 - l));
+        if (m0 + i < mp.m && k0 + l < slice_k) {
+            v = a_run(a_base + (m0 + i) * mp.a_sm + k0 + l, min(4u, slice_k - k0 - l));
         }
         for (var j = 0u; j < 4u; j++) {
             a_tile[(l + j) * TILE + i] = v[j];
@@ -68,8 +68,8 @@ fn load_a(lid: u32, m0: u32, k0: u32) {
     } else {
         let l = lid / 16u;
         let i = (lid % 16u) * 4u;
-        if (m0 + i < mp.m && k0 + l < mp.k) {
-            v = a_run(mp.a_offset + (k0 + l) * mp.a_sk + m0 + i, min(4u, mp.m - m0 - i));
+        if (m0 + i < mp.m && k0 + l < slice_k) {
+            v = a_run(a_base + (k0 + l) * mp.a_sk + m0 + i, min(4u, mp.m - m0 - i));
         }
         for (var j = 0u; j < 4u; j++) {
             a_tile[l * TILE + i + j] = v[j];
@@ -82,8 +82,8 @@ fn load_b(lid: u32, n0: u32, k0: u32) {
     if (B_K_CONTIG) {
         let j0 = lid / 4u;
         let l = (lid % 4u) * 4u;
-        if (n0 + j0 < mp.n && k0 + l < mp.k) {
-            v = b_run(mp.b_offset + (n0 + j0) * mp.b_sn + k0 + l, min(4u, mp.k - k0 - l));
+        if (n0 + j0 < mp.n && k0 + l < slice_k) {
+            v = b_run(b_base + (n0 + j0) * mp.b_sn + k0 + l, min(4u, slice_k - k0 - l));
         }
         for (var j = 0u; j < 4u; j++) {
             b_tile[(l + j) * TILE + j0] = v[j];
@@ -91,8 +91,8 @@ fn load_b(lid: u32, n0: u32, k0: u32) {
     } else {
         let l = lid / 16u;
         let j0 = (lid % 16u) * 4u;
-        if (n0 + j0 < mp.n && k0 + l < mp.k) {
-            v = b_run(mp.b_offset + (k0 + l) * mp.b_sk + n0 + j0, min(4u, mp.n - n0 - j0));
+        if (n0 + j0 < mp.n && k0 + l < slice_k) {
+            v = b_run(b_base + (k0 + l) * mp.b_sk + n0 + j0, min(4u, mp.n - n0 - j0));
         }
         for (var j = 0u; j < 4u; j++) {
             b_tile[l * TILE + j0 + j] = v[j];
@@ -109,12 +109,12 @@ fn matmul(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let m0 = wid.y * TILE;
+    let m0 = enter_slice(wid.y, TILE) * TILE;
     let n0 = wid.x * TILE;
     let tx = lid % 16u;
     let ty = lid / 16u;
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var k0 = 0u; k0 < mp.k; k0 += TILE_K) {
+    for (var k0 = 0u; k0 < slice_k; k0 += TILE_K) {
         load_a(lid, m0, k0);
         load_b(lid, n0, k0);
         workgroupBarrier();
@@ -178,12 +178,12 @@ fn b_quad(i: u32, valid: u32) -> vec4<f32> {
 // zeros outside A.
 fn a_block(i: u32, l: u32) -> mat4x4<f32> {
     var q: array<vec4<f32>, 4>;
-    let kv = min(4u, mp.k - l);
+    let kv = min(4u, slice_k - l);
     if (A_K_CONTIG) {
         // Rows of the block, transposed below.
         // Rows past m read row m - 1 and count as zeros.
         let rows = min(vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(mp.m - 1u));
-        let base = mp.a_offset + l + rows * mp.a_sm;
+        let base = a_base + l + rows * mp.a_sm;
         q[0] = select(vec4<f32>(0.0), a_quad(base.x, kv), i < mp.m);
         q[1] = select(vec4<f32>(0.0), a_quad(base.y, kv), i + 1u < mp.m);
         q[2] = select(vec4<f32>(0.0), a_quad(base.z, kv), i + 2u < mp.m);
@@ -191,7 +191,7 @@ fn a_block(i: u32, l: u32) -> mat4x4<f32> {
         return transpose(mat4x4<f32>(q[0], q[1], q[2], q[3]));
     }
     let mv = min(4u, mp.m - min(i, mp.m));
-    let base = mp.a_offset + l * mp.a_sk + min(i, mp.m - 1u);
+    let base = a_base + l * mp.a_sk + min(i, mp.m - 1u);
     q[0] = a_quad(base, mv);
     q[1] = select(vec4<f32>(0.0), a_quad(base + mp.a_sk, mv), 1u < kv);
     q[2] = select(vec4<f32>(0.0), a_quad(base + 2u * mp.a_sk, mv), 2u < kv);
@@ -202,10 +202,10 @@ fn a_block(i: u32, l: u32) -> mat4x4<f32> {
 // B(l + t, j + c) for t, c < 4 as a matrix whose column c is B(l.., j + c).
 fn b_block(l: u32, j: u32) -> mat4x4<f32> {
     var q: array<vec4<f32>, 4>;
-    let kv = min(4u, mp.k - l);
+    let kv = min(4u, slice_k - l);
     if (B_K_CONTIG) {
         let cols = min(vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(mp.n - 1u));
-        let base = mp.b_offset + l + cols * mp.b_sn;
+        let base = b_base + l + cols * mp.b_sn;
         q[0] = select(vec4<f32>(0.0), b_quad(base.x, kv), j < mp.n);
         q[1] = select(vec4<f32>(0.0), b_quad(base.y, kv), j + 1u < mp.n);
         q[2] = select(vec4<f32>(0.0), b_quad(base.z, kv), j + 2u < mp.n);
@@ -214,7 +214,7 @@ fn b_block(l: u32, j: u32) -> mat4x4<f32> {
     }
     // Rows of the block, transposed below.
     let nv = min(4u, mp.n - min(j, mp.n));
-    let base = mp.b_offset + l * mp.b_sk + min(j, mp.n - 1u);
+    let base = b_base + l * mp.b_sk + min(j, mp.n - 1u);
     q[0] = b_quad(base, nv);
     q[1] = select(vec4<f32>(0.0), b_quad(base + mp.b_sk, nv), 1u < kv);
     q[2] = select(vec4<f32>(0.0), b_quad(base + 2u * mp.b_sk, nv), 2u < kv);
@@ -228,14 +228,14 @@ fn matmul_blocks(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let j = wid.x * 128u + (lid % 16u) * 8u;
-    let i = wid.y * 32u + (lid / 16u) * 8u;
+    let i = enter_slice(wid.y, 32u) * 32u + (lid / 16u) * 8u;
     // An 8 x 8 block as four 4 x 4: acc_rc holds rows i + 4r.., columns
     // j + 4c.. (column t of each: one output column).
     var acc00 = mat4x4<f32>();
     var acc01 = mat4x4<f32>();
     var acc10 = mat4x4<f32>();
     var acc11 = mat4x4<f32>();
-    for (var l = 0u; l < mp.k; l += 4u) {
+    for (var l = 0u; l < slice_k; l += 4u) {
         let a0 = a_block(i, l);
         let a1 = a_block(i + 4u, l);
         let b0 = b_block(l, j);

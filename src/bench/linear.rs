@@ -327,15 +327,12 @@ fn window_product(
         out_stride: v as u64,
         accumulate: false,
     };
-    let list = ctx.prepare_matmul(
-        MatmulDims {
-            m: rows,
-            n: v,
-            k: h,
-        },
-        &opts,
-        &buffers,
-    )?;
+    let dims = MatmulDims {
+        m: rows,
+        n: v,
+        k: h,
+    };
+    let list = ctx.prepare_matmul(dims, &opts, &buffers, &ctx.split_rule(opts.split_k, None))?;
     Ok(Dispatches::new(
         "the forward product of one window",
         list,

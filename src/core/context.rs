@@ -321,8 +321,9 @@ impl Context {
     }
 
     /// Bytes of device scratch the context holds now between calls: the
-    /// cross-entropy's per-row scratch and the fused linear
-    /// cross-entropy's window of logits, each grown to the largest call so
+    /// cross-entropy's per-row scratch, the fused linear
+    /// cross-entropy's window of logits and the products' split-k partial
+    /// sums ([`SplitK`](crate::SplitK)), each grown to the largest call so
     /// far (the 16-byte placeholders of absent buffers not counted).
     ///
     /// ```

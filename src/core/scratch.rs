@@ -12,6 +12,8 @@ pub(crate) struct Scratch {
     pub row_loss: Option<wgpu::Buffer>,
     /// The fused linear cross-entropy's window of logits; grown on demand.
     pub window: Option<wgpu::Buffer>,
+    /// Split k's partial sums of products; grown on demand.
+    pub partials: Option<wgpu::Buffer>,
     /// Tiny buffers bound in place of absent optional ones.
     pub dummies: Dummies,
 }
@@ -86,6 +88,7 @@ impl Scratch {
             aux: None,
             row_loss: None,
             window: None,
+            partials: None,
             dummies: Dummies {
                 read: small("xent absent weights"),
                 grad: small("xent absent grad"),
@@ -106,9 +109,19 @@ impl Scratch {
         grown(&mut self.window, device, "xent logits window", bytes)
     }
 
+    /// Split k's partial sums, of at least `bytes`.
+    pub fn partials(&mut self, device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
+        grown(
+            &mut self.partials,
+            device,
+            "xent split-k partial sums",
+            bytes,
+        )
+    }
+
     /// Bytes of the scratch buffers held now (not the 16-byte placeholders).
     pub fn held_bytes(&self) -> u64 {
-        [&self.aux, &self.row_loss, &self.window]
+        [&self.aux, &self.row_loss, &self.window, &self.partials]
             .iter()
             .filter_map(|b| b.as_ref().map(wgpu::Buffer::size))
             .sum()

@@ -9,7 +9,7 @@
 //! `weight_shape`) keep their alternatives in the same order.
 
 use proptest::prelude::*;
-use xent::{InputKind, Precision, Reduction, WeightShape};
+use xent::{InputKind, Precision, Reduction, SplitK, WeightShape};
 
 /// Every reduction.
 pub fn reduction() -> impl Strategy<Value = Reduction> {
@@ -186,4 +186,16 @@ fn dims_of(
             d
         }
     })
+}
+
+/// The kernel's own slices, or slices of 16 to 96 of k (within every
+/// kernel's, the emulated cooperative one's 96 the least) 1 to 5 at once.
+pub fn split_k() -> impl Strategy<Value = SplitK> {
+    prop_oneof![
+        Just(SplitK::Auto),
+        (1usize..=6, 1usize..=5).prop_map(|(l, parallel)| SplitK::Slices {
+            len: 16 * l,
+            parallel
+        }),
+    ]
 }

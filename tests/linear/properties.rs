@@ -1,9 +1,9 @@
 //! The fused linear cross-entropy on the GPU against its CPU twin on
 //! generated shapes and options: across chunk boundaries, the products'
 //! tiles, every storage precision and product kernel (the cooperative one
-//! emulated: the logits' product of f16 or bf16 operands).
+//! emulated: the logits' product of f16 or bf16 operands), cuts of k.
 
-use crate::common::generators::{precision, reduction, temperature, zero_or};
+use crate::common::generators::{precision, reduction, split_k, temperature, zero_or};
 use crate::common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{
@@ -47,6 +47,7 @@ proptest! {
             Just(ProductKernel::Blocks),
             Just(ProductKernel::CoopEmulated),
         ],
+        split_k in split_k(),
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -66,8 +67,7 @@ proptest! {
             loss: CrossEntropyOptions {
                 reduction, label_smoothing: smoothing, z_loss, softcap, temperature, ..Default::default()
             },
-            product_kernel,
-            ..Default::default()
+            product_kernel, split_k, ..Default::default()
         };
         let returns = xent::Returns { lse: extras, correct: extras, argmax: extras, entropy: extras, ..Default::default() };
         let fixed = ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().scratch_bytes

@@ -4,7 +4,7 @@
 
 use crate::common::placed::{placed, read_region, region, Place, EXACT, OFFSET, PADDED};
 use crate::common::{ctx, Rng};
-use xent::{cpu, LinearCrossEntropyOptions, LinearDims, Tolerance};
+use xent::{cpu, LinearCrossEntropyOptions, LinearDims, SplitK, Tolerance};
 
 /// ∂L/∂W is summed over chunks in chunk order: the same call gives the same
 /// bits, and a different window agrees within the tolerance.
@@ -67,6 +67,58 @@ fn repeats_are_bit_identical() {
         .compare_linear(&run(300), &twin)
         .unwrap();
     Tolerance::default().compare_linear(&a, &twin).unwrap();
+}
+
+/// The products' cut of k fixes the bits: slices of 32 run up to 8 at
+/// once (the budget has room for their partial sums) give the loss and
+/// every gradient of the same slices run one at a time.
+#[test]
+fn slices_at_once_give_the_fused_bits_of_slices_in_order() {
+    let Some(ctx) = ctx() else { return };
+    let (n, h, v) = (130, 40, 300);
+    let mut rng = Rng(17);
+    let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-0.3, 0.3)).collect();
+    let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let bias: Vec<f32> = (0..v).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let targets: Vec<i64> = (0..n).map(|_| rng.below(v) as i64).collect();
+    let dims = LinearDims { n, h, v };
+    let run = |parallel| {
+        let opts = LinearCrossEntropyOptions {
+            split_k: SplitK::Slices { len: 32, parallel },
+            ..Default::default()
+        };
+        let args = (&hidden, &weight, Some(&bias[..]), &targets);
+        let out = ctx
+            .linear_cross_entropy(
+                args.0,
+                args.1,
+                args.2,
+                args.3,
+                None,
+                &dims,
+                &opts,
+                &Default::default(),
+            )
+            .unwrap();
+        let twin =
+            cpu::linear_cross_entropy(args.0, args.1, args.2, args.3, None, &dims, &opts).unwrap();
+        Tolerance::default().compare_linear(&out, &twin).unwrap();
+        let bits = |v: &Option<Vec<f32>>| -> Vec<u32> {
+            v.as_ref().unwrap().iter().map(|x| x.to_bits()).collect()
+        };
+        let loss = out.loss.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        [
+            loss,
+            bits(&out.grad_hidden),
+            bits(&out.grad_weight),
+            bits(&out.grad_bias),
+        ]
+    };
+    let in_order = run(1);
+    let held = ctx.scratch_bytes();
+    assert_eq!(run(8), in_order);
+    // ∂L/∂h's 10 slices of 32 over the vocabulary, 8 at once: 130 × 40 each.
+    assert!(ctx.scratch_bytes() >= held.max(8 * 130 * 40 * 4));
 }
 
 #[test]

@@ -82,7 +82,7 @@ proptest! {
         };
         let (a, b) = (draw(m * k), draw(k * n));
         let dims = MatmulDims { m, n, k };
-        let opts = MatmulOptions { transpose_a, transpose_b, kernel: ProductKernel::CoopEmulated };
+        let opts = MatmulOptions { transpose_a, transpose_b, kernel: ProductKernel::CoopEmulated, ..Default::default() };
         let got = emulated(ctx, &a, &b, &dims, &opts, precision);
         let want = cpu::matmul(&rounded(precision, &a), &rounded(precision, &b), &dims, &opts).unwrap();
         Tolerance::default().check("product", &got, &want)

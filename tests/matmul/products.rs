@@ -1,10 +1,10 @@
 //! The matrix products (`shaders/matmul/`) against their f64 CPU twin:
 //! shapes around the tile sizes (64 × 64 outputs, k in steps of 16),
 //! every transpose, every storage precision, every kernel (the cooperative
-//! one emulated), unaligned views (the scalar loads), the bias,
-//! accumulation, and bit-identical repeats.
+//! one emulated), cuts of k (`SplitK`), unaligned views (the scalar loads),
+//! the bias, accumulation, and bit-identical repeats.
 
-use crate::common::generators::precision;
+use crate::common::generators::{precision, split_k};
 use crate::common::{ctx, read_f32, storage as init, Rng};
 use proptest::prelude::*;
 use wgpu::util::DeviceExt;
@@ -36,6 +36,7 @@ proptest! {
             Just(ProductKernel::Blocks),
             Just(ProductKernel::CoopEmulated),
         ],
+        split_k in split_k(),
         seed in any::<u64>(),
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
@@ -46,7 +47,7 @@ proptest! {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let dims = MatmulDims { m, n, k };
-        let opts = MatmulOptions { transpose_a, transpose_b, kernel };
+        let opts = MatmulOptions { transpose_a, transpose_b, kernel, split_k };
         let got = match precision {
             Precision::F32 => ctx.matmul(&a, &b, &dims, &opts),
             Precision::BF16 => {

@@ -1,8 +1,9 @@
 //! `--product-kernel` (`xent linear-loss`, `xent bench --linear`): which
-//! kernel computes the fused op's products.
+//! kernel computes the fused op's products; `--split-k` (`xent
+//! linear-loss`): how they cut k.
 
 use clap::ValueEnum;
-use xent::ProductKernel;
+use xent::{ProductKernel, SplitK};
 
 use crate::{usage, Failure};
 
@@ -59,5 +60,49 @@ impl ProductKernelArg {
             )));
         }
         Ok(())
+    }
+}
+
+/// `--split-k`: `auto`, or `LEN` or `LENxP` (slices of LEN of k, at most P
+/// at once; 1 without it). The library checks the values against the kernel.
+pub(crate) fn parse_split_k(s: &str) -> Result<SplitK, String> {
+    if s == "auto" {
+        return Ok(SplitK::Auto);
+    }
+    let number = |t: &str| {
+        t.parse::<usize>()
+            .map_err(|_| format!("expected auto, LEN or LENxP (e.g. 512x8), got {s:?}"))
+    };
+    let (len, parallel) = match s.split_once('x') {
+        Some((len, parallel)) => (number(len)?, number(parallel)?),
+        None => (number(s)?, 1),
+    };
+    Ok(SplitK::Slices { len, parallel })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_k_values() {
+        assert_eq!(parse_split_k("auto"), Ok(SplitK::Auto));
+        assert_eq!(
+            parse_split_k("512x8"),
+            Ok(SplitK::Slices {
+                len: 512,
+                parallel: 8
+            })
+        );
+        assert_eq!(
+            parse_split_k("64"),
+            Ok(SplitK::Slices {
+                len: 64,
+                parallel: 1
+            })
+        );
+        for bad in ["", "x8", "64x", "sixty", "64x8x2"] {
+            assert!(parse_split_k(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -86,6 +86,11 @@ pub struct LinearArgs {
     /// The products' kernel (coop: tensor cores for the logits' product).
     #[arg(long, value_enum, default_value_t = ProductKernelArg::Auto)]
     product_kernel: ProductKernelArg,
+    /// How the products cut k: auto, or LEN or LENxP (slices of LEN of k, a
+    /// multiple of 16, at most P at once within --scratch-budget). The cut
+    /// fixes the bits; P only the speed.
+    #[arg(long, value_parser = crate::kernel::parse_split_k, default_value = "auto")]
+    split_k: xent::SplitK,
     /// Write the loss as float32 .npy: shape () for mean and sum, the
     /// hidden's leading shape (...) for none.
     #[arg(long, value_name = "PATH")]
@@ -230,6 +235,7 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
         product_kernel: args
             .product_kernel
             .kernel(args.precision == PrecisionArg::F32)?,
+        split_k: args.split_k,
     };
     opts.validate()?;
     Ok(Problem {

@@ -113,12 +113,24 @@ impl<'a> LinearBuffers<'a> {
 }
 
 impl Context {
-    /// The buffers' sizes and usage, and that no output aliases another.
+    /// The storage precision on the device, class-index targets for a
+    /// vocabulary `shard`, the buffers' sizes and usage, and that no output
+    /// aliases another.
     pub(super) fn check_linear_buffers(
         &self,
         dims: LinearDims,
         b: &LinearBuffers<'_>,
+        shard: bool,
     ) -> Result<()> {
+        b.precision
+            .supported_on(&self.device, "f16 hidden states and weights")?;
+        if shard && matches!(b.targets, TargetBuffer::Probs(_)) {
+            return Err(Error::Unsupported {
+                what: "probability targets",
+                reason: "the vocabulary-split fused linear cross-entropy takes class indices"
+                    .into(),
+            });
+        }
         let LinearDims { n, h, v } = dims;
         let p = b.precision;
         let targets = match b.targets {

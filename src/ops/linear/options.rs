@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
-use crate::ops::matmul::ProductKernel;
+use crate::ops::matmul::{ProductKernel, SplitK};
 
 /// The default scratch budget, 16 MiB: on 2 048 × 512 × 32 000 the window
 /// holds 128 rows (16.4 MB, 1/16 of the 262 MB of materialised logits).
@@ -34,11 +34,16 @@ pub struct LinearCrossEntropyOptions {
     /// The input kind must be logits.
     pub loss: CrossEntropyOptions,
     /// Most bytes of scratch the call may hold on the device: the window of
-    /// logits plus the cross-entropy's per-row scratch. Default
+    /// logits plus the cross-entropy's per-row scratch, and the products'
+    /// split-k partial sums in what those two leave. Default
     /// [`DEFAULT_SCRATCH_BUDGET`]. Too small for one row is an error.
     pub scratch_budget: u64,
     /// The products' kernel; [`ProductKernel::Auto`] chooses by the device.
     pub product_kernel: ProductKernel,
+    /// How the products cut k ([`SplitK::Auto`]: by the device and each
+    /// product's shape). The cut fixes the bits; the slices run at once
+    /// are what the budget leaves room for.
+    pub split_k: SplitK,
 }
 
 impl Default for LinearCrossEntropyOptions {
@@ -47,6 +52,7 @@ impl Default for LinearCrossEntropyOptions {
             loss: CrossEntropyOptions::default(),
             scratch_budget: DEFAULT_SCRATCH_BUDGET,
             product_kernel: ProductKernel::Auto,
+            split_k: SplitK::Auto,
         }
     }
 }

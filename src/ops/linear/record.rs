@@ -11,13 +11,14 @@ use crate::core::shape::Layout;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::core::Returns;
-use crate::error::{Error, GpuScope, Result};
+use crate::error::{GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::traffic::CallCount;
-use crate::ops::cross_entropy::{CrossEntropyBuffers, TargetBuffer};
+use crate::ops::cross_entropy::CrossEntropyBuffers;
 use crate::ops::matmul::buffers::Operand;
 use crate::ops::matmul::kernels::ProductShape;
+use crate::ops::matmul::split::SplitRule;
 use crate::ops::matmul::MatmulDims;
 use crate::ops::matmul::{MatmulOptions, MatrixView, ProductBuffers};
 
@@ -43,11 +44,13 @@ impl Context {
     /// first of them.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`]; [`Error::BadOffset`] for a region at an offset
-    /// the device cannot bind; [`Error::BadBuffer`] for a buffer too small,
-    /// without `STORAGE`, or an output that aliases another buffer; the
-    /// errors of [`Context::plan_linear_cross_entropy`] and
-    /// [`Context::record_matmul`]; [`Error::Gpu`].
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) (`split_k`
+    /// among them, for a cut the products' kernel cannot run);
+    /// [`Error::BadOffset`](crate::Error::BadOffset) for a region at an
+    /// offset the device cannot bind; [`Error::BadBuffer`](crate::Error::BadBuffer)
+    /// for a buffer too small, without `STORAGE`, or an output that aliases
+    /// another buffer; the errors of [`Context::plan_linear_cross_entropy`]
+    /// and [`Context::record_matmul`]; [`Error::Gpu`](crate::Error::Gpu).
     ///
     /// ```
     /// # fn main() -> Result<(), xent::Error> {
@@ -111,16 +114,7 @@ impl Context {
             ..Returns::LOSS
         };
         let plan = self.plan_linear(dims, opts, &rows, shard.is_some())?;
-        b.precision
-            .supported_on(&self.device, "f16 hidden states and weights")?;
-        if shard.is_some() && matches!(b.targets, TargetBuffer::Probs(_)) {
-            return Err(Error::Unsupported {
-                what: "probability targets",
-                reason: "the vocabulary-split fused linear cross-entropy takes class indices"
-                    .into(),
-            });
-        }
-        self.check_linear_buffers(dims, b)?;
+        self.check_linear_buffers(dims, b, shard.is_some())?;
 
         let scope = GpuScope::push(&self.device);
         let (window, d) = {
@@ -131,12 +125,11 @@ impl Context {
             )
         };
         let ce = window_buffers(b, window.slice(..));
-        let rows = RowWindow {
+        let rows = Some(RowWindow {
             rows: plan.window_rows,
-        };
+        });
         let whole = [dims.n, whole_v];
-        let phases =
-            self.prepare_cross_entropy_phases(&whole, &opts.loss, &ce, Some(rows), shard)?;
+        let phases = self.prepare_cross_entropy_phases(&whole, &opts.loss, &ce, rows, shard)?;
         let call = LinearCall {
             dims,
             opts,
@@ -151,6 +144,11 @@ impl Context {
             },
             placeholder: d.read.slice(..),
             window_rows: plan.window_rows,
+            // The products' partial sums in what the window leaves.
+            rule: self.split_rule(
+                opts.split_k,
+                Some(opts.scratch_budget.saturating_sub(plan.scratch_bytes)),
+            ),
             partial: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. })),
         };
         let mut list = phases.before;
@@ -206,6 +204,7 @@ impl Context {
         let opts = MatmulOptions {
             transpose_b: true,
             kernel: call.opts.product_kernel,
+            split_k: call.opts.split_k,
             ..Default::default()
         };
         let dims = MatmulDims {
@@ -213,7 +212,7 @@ impl Context {
             n: v,
             k: h,
         };
-        list.extend(self.prepare_matmul(dims, &opts, &logits)?);
+        list.extend(self.prepare_matmul(dims, &opts, &logits, &call.rule)?);
         list.extend(rows_passes);
         if call.partial {
             return Ok(list);
@@ -272,6 +271,7 @@ impl Context {
             transpose_a: a.transposed,
             transpose_b: b.transposed,
             kernel: call.opts.product_kernel,
+            split_k: call.opts.split_k,
         };
         let buffers = ProductBuffers {
             a: a.view,
@@ -282,7 +282,7 @@ impl Context {
             out_stride: n as u64,
             accumulate,
         };
-        self.prepare_matmul(MatmulDims { m, n, k }, &opts, &buffers)
+        self.prepare_matmul(MatmulDims { m, n, k }, &opts, &buffers, &call.rule)
     }
 }
 
@@ -298,6 +298,8 @@ struct LinearCall<'a> {
     weight: wgpu::BufferSlice<'a>,
     placeholder: wgpu::BufferSlice<'a>,
     window_rows: usize,
+    /// How the products cut k.
+    rule: SplitRule,
     /// A shard's partial: no gradient products.
     partial: bool,
 }
@@ -317,6 +319,7 @@ impl<'a> LinearCall<'a> {
             window_rows: self.window_rows,
             elem: b.precision.size(),
             shapes,
+            rule: self.rule,
             bias: b.bias.is_some(),
             grads: [b.grad_hidden, b.grad_weight, b.grad_bias].map(|g| g.is_some()),
             partial: self.partial,

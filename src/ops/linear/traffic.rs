@@ -15,6 +15,7 @@ use crate::core::shape::Layout;
 use crate::core::traffic::Traffic;
 use crate::ops::cross_entropy::traffic::{CallCount, TrafficInputs};
 use crate::ops::matmul::kernels::ProductShape;
+use crate::ops::matmul::split::SplitRule;
 use crate::ops::matmul::traffic::{column_sums_traffic, ProductCount};
 use crate::ops::matmul::MatmulDims;
 
@@ -29,6 +30,8 @@ pub(crate) struct LinearCount<'a> {
     /// The kernels of the logits' product (of h and W) and of the gradient
     /// products (of the f32 window and h or W).
     pub shapes: [ProductShape; 2],
+    /// How the products cut k.
+    pub rule: SplitRule,
     pub bias: bool,
     /// Which of `∂L/∂h`, `∂L/∂W`, `∂L/∂b` are written.
     pub grads: [bool; 3],
@@ -80,9 +83,11 @@ impl LinearCount<'_> {
             "window" => (4, self.shapes[1]),
             _ => (self.elem, self.shapes[0]),
         };
+        let dims = MatmulDims { m, n, k };
         ProductCount {
             shape,
-            dims: MatmulDims { m, n, k },
+            split: self.rule.plan(&shape, dims),
+            dims,
             names,
             elems: (first, self.elem),
             bias: false,
@@ -156,6 +161,7 @@ mod tests {
     use crate::ops::cross_entropy::strategy::RowStrategy;
     use crate::ops::cross_entropy::traffic::CountedCall;
     use crate::ops::matmul::traffic::tests::scalar;
+    use crate::ops::matmul::SplitK;
 
     /// The benchmarks' fused call (`xent bench --linear`: mean, i32
     /// targets, `∂L/∂h` and `∂L/∂W`, no bias) of `dims` in windows of
@@ -190,6 +196,13 @@ mod tests {
                 DeviceClass::Gpu => "matmul",
                 _ => "matmul_blocks",
             }); 2],
+            // The default budget's windows leave no room for slices at once.
+            rule: SplitRule {
+                split: SplitK::Auto,
+                fill: class == DeviceClass::Gpu,
+                room: 0,
+                max_groups: 65_535,
+            },
             bias,
             grads: [true, true, bias],
             partial: false,

@@ -1,6 +1,7 @@
 //! The types of matrix products: a matrix in a caller's buffer, a call's
 //! options and buffers, the kernel choice, and the product the kernels take.
 
+use super::split::SplitK;
 use crate::core::Context;
 use crate::core::Precision;
 use crate::error::{Error, Result};
@@ -60,7 +61,7 @@ impl<'a> MatrixView<'a> {
 
 /// The options of a product at both API levels ([`Context::matmul`],
 /// [`Context::record_matmul`]): whether each operand is read transposed
-/// (as BLAS's `transa` and `transb`), and the kernel.
+/// (as BLAS's `transa` and `transb`), the kernel, and the cut of k.
 ///
 /// ```
 /// let opts = xent::MatmulOptions { transpose_b: true, ..Default::default() };
@@ -74,6 +75,9 @@ pub struct MatmulOptions {
     pub transpose_b: bool,
     /// The kernel; [`ProductKernel::Auto`] chooses by the device.
     pub kernel: ProductKernel,
+    /// How k is cut into slices and how many run at once
+    /// ([`SplitK::Auto`]: by the device and the product's shape).
+    pub split_k: SplitK,
 }
 
 /// An operand as a product reads it: its view, and whether transposed.

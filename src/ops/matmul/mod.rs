@@ -7,12 +7,15 @@ pub(crate) mod buffers;
 pub(crate) mod cpu;
 mod host;
 pub(crate) mod kernels;
+mod params;
 pub(crate) mod pipelines;
 pub(crate) mod record;
+pub(crate) mod split;
 pub(crate) mod traffic;
 
 pub use buffers::MatmulOptions;
 pub use buffers::{MatrixView, ProductBuffers, ProductKernel};
+pub use split::SplitK;
 
 /// The shape of a product: `op(A)` is `m × k`, `op(B)` is `k × n`, the output `m × n`.
 ///

@@ -11,6 +11,7 @@ use crate::error::Result;
 
 const PARAMS: &str = include_str!("../../../shaders/matmul/params.wgsl");
 const BODY: &str = include_str!("../../../shaders/matmul/product.wgsl");
+const SPLIT: &str = include_str!("../../../shaders/matmul/split.wgsl");
 const COOP: &str = include_str!("../../../shaders/matmul/coop.wgsl");
 const COOP_NATIVE: &str = include_str!("../../../shaders/matmul/coop_native.wgsl");
 const COOP_EMULATED: &str = include_str!("../../../shaders/matmul/coop_emulated.wgsl");
@@ -23,9 +24,15 @@ const RHS: &[Stored] = &[
 ];
 
 /// The module for an A operand stored in `lhs` and a B operand (and bias)
-/// in `rhs`: their storage (the core's scheme), then the body.
+/// in `rhs`: their storage (the core's scheme), then the body and split
+/// k's sum (its partial sums read as an f32 A).
 pub(crate) fn source(lhs: Precision, rhs: Precision) -> String {
-    assemble(&[&storage_wgsl(&[(lhs, LHS), (rhs, RHS)]), PARAMS, BODY])
+    assemble(&[
+        &storage_wgsl(&[(lhs, LHS), (rhs, RHS)]),
+        PARAMS,
+        BODY,
+        SPLIT,
+    ])
 }
 
 /// The cooperative product's module: the same storage, its body, and its
@@ -56,7 +63,7 @@ pub(crate) struct MatmulVariant {
 }
 
 impl Context {
-    /// Entry point `entry` (`matmul`, `matmul_blocks` or `column_sums`) of
+    /// Entry point `entry` (`matmul`, `matmul_blocks`, `sum_slices` or `column_sums`) of
     /// variant `v`, built on first use and cached.
     pub(crate) fn matmul_pipeline(
         &self,
@@ -73,6 +80,7 @@ impl Context {
                 ("B_VEC", flag(v.b_vec)),
                 ("HAS_BIAS", flag(v.has_bias)),
             ],
+            "sum_slices" => vec![("HAS_BIAS", flag(v.has_bias))],
             _ => Vec::new(),
         };
         let build = ("matmul", v.lhs.code() * 3 + v.rhs.code());

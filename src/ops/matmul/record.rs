@@ -1,11 +1,11 @@
 //! Recording a matrix product into the caller's encoder.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::buffers::{MatmulOptions, Operand, Operands};
 pub use super::buffers::{MatrixView, ProductBuffers};
 use super::kernels::ProductPlan;
+use super::params::MatmulParams;
 use super::pipelines::MatmulVariant;
+use super::split::{SplitPlan, SplitRule};
 use super::traffic::ProductCount;
 use super::MatmulDims;
 use crate::core::device::LOOP_TRIPS_MAX;
@@ -28,44 +28,22 @@ pub(crate) mod slot {
 /// Invocations of a `column_sums` workgroup.
 const SUMS_WG: usize = 64;
 
-/// Mirrors `MatmulParams` in `shaders/matmul/product.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    accumulate: u32,
-    a_offset: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_offset: u32,
-    b_sk: u32,
-    b_sn: u32,
-    c_offset: u32,
-    c_sm: u32,
-    skip_bias: u32,
-    /// The emulated cooperative kernel's tile side (16) and elements of a
-    /// tile per invocation (8), the bounds of its loops: from the uniform,
-    /// GL's compilers keep them as loops (unrolled, llvmpipe's GL took
-    /// minutes to compile the module).
-    side: u32,
-    share: u32,
-    _pad: u32,
-}
-
 /// **Recording API** of the matrix products: your buffers and encoder.
 impl Context {
-    /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: f32
-    /// accumulation over k in ascending order, one fixed order for every
-    /// element (no atomics), so the same inputs give the same bits; one
-    /// dispatch per slice of k under the loop bound (4 096 of k for
+    /// Records `out (+)= op(A)·op(B) (+ bias)` into `encoder`: k cut into
+    /// slices as [`MatmulOptions::split_k`] says (by default, of the
+    /// kernel's bound a dispatch: 4 096 of k for
     /// [`ProductKernel::Tiled`](crate::ProductKernel::Tiled)'s 64 × 64 tiles, 32 768 for
     /// [`ProductKernel::Blocks`](crate::ProductKernel::Blocks)' 128 × 32 blocks, 3 072 for
-    /// [`ProductKernel::Coop`](crate::ProductKernel::Coop) and 96 for its emulation), each adding its slice in
-    /// order. Nothing is submitted.
+    /// [`ProductKernel::Coop`](crate::ProductKernel::Coop) and 96 for its emulation), each
+    /// slice summed in f32 in ascending k, the slices' sums added to the
+    /// output in order; one fixed order for every element (no atomics), so
+    /// the same inputs give the same bits, whether the slices run one after
+    /// another or several at once (their partial sums in the context's
+    /// scratch). Nothing is submitted.
     ///
     /// # Errors
+    /// [`Error::InvalidOption`] (`split_k`) for a cut the kernel cannot run;
     /// [`Error::BadOffset`] for a region at an offset the device cannot bind;
     /// [`Error::BadBuffer`] for an operand or output outside its region, past
     /// one binding, with a stride shorter than its rows, without `STORAGE`,
@@ -104,10 +82,12 @@ impl Context {
         opts: &MatmulOptions,
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
-        let list = self.prepare_matmul(*dims, opts, buffers)?;
-        let precisions = (buffers.a.precision, buffers.b.precision);
+        let rule = self.split_rule(opts.split_k, None);
+        let list = self.prepare_matmul(*dims, opts, buffers, &rule)?;
+        let shape = self.product_shape(opts.kernel, (buffers.a.precision, buffers.b.precision))?;
         let count = ProductCount {
-            shape: self.product_shape(opts.kernel, precisions)?,
+            shape,
+            split: rule.plan(&shape, *dims),
             dims: *dims,
             names: ["a", "b", "out"],
             elems: (buffers.a.precision.size(), buffers.b.precision.size()),
@@ -118,13 +98,15 @@ impl Context {
         self.encode(encoder, &call, Timing::Off)
     }
 
-    /// Validates and prepares one product's dispatches: one per
-    /// slice of k of its kernel (at least one), none for an empty output.
+    /// Validates and prepares one product's dispatches: one per batch of
+    /// slices of k (at least one), cut as `rule` says, and the batches'
+    /// sums; none for an empty output.
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
         opts: &MatmulOptions,
         b: &ProductBuffers<'_>,
+        rule: &SplitRule,
     ) -> Result<Vec<Dispatch>> {
         let ops = Operands::new(opts, b);
         let MatmulDims { m, n, .. } = dims;
@@ -132,6 +114,7 @@ impl Context {
         self.check_product(dims, &ops, b)?;
         let precisions = (ops.a.view.precision, ops.b.view.precision);
         let kernel = self.product_kernel(opts.kernel, precisions, m, n)?;
+        rule.check(&kernel.shape)?;
         if m == 0 || n == 0 {
             scope.pop("preparing a matrix product")?;
             return Ok(Vec::new());
@@ -149,7 +132,8 @@ impl Context {
             "matmul_coop" => self.coop_pipeline(variant, kernel.shape.native)?,
             entry => self.matmul_pipeline(variant, entry)?,
         };
-        let list = self.product_slices(dims, (&ops, b), &kernel, &pipeline)?;
+        let split = rule.plan(&kernel.shape, dims);
+        let list = self.product_slices(dims, (&ops, b), (&kernel, split), &pipeline)?;
         scope.pop("preparing a matrix product")?;
         Ok(list)
     }
@@ -190,21 +174,77 @@ impl Context {
         Ok(())
     }
 
-    /// A dispatch per slice of k, in order: the first writes (or adds, with
-    /// `accumulate`) with the bias, the others add.
+    /// A dispatch per batch of slices of k, in order: a batch of one
+    /// writes the output (or adds to it, with `accumulate`) with the bias
+    /// when it is the first, the later ones add; a batch of several writes
+    /// its slices' partial sums to the context's scratch, which
+    /// `sum_slices` adds to the output in order.
     fn product_slices(
         &self,
-        MatmulDims { m, n, k }: MatmulDims,
+        dims: MatmulDims,
         (ops, b): (&Operands<'_>, &ProductBuffers<'_>),
-        kernel: &ProductPlan,
+        (kernel, split): (&ProductPlan, SplitPlan),
         pipeline: &wgpu::ComputePipeline,
     ) -> Result<Vec<Dispatch>> {
-        let (a_sm, a_sk) = ops.a.strides();
-        let (b_sk, b_sn) = ops.b.strides();
-        let read = {
-            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            s.dummies.read.clone()
+        let MatmulDims { m, n, k } = dims;
+        let (read, partials) = {
+            let mut s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let bytes = 4 * (m * n * split.parallel) as u64;
+            let partials = (split.parallel > 1)
+                .then(|| s.partials(&self.device, bytes))
+                .transpose()?;
+            (s.dummies.read.clone(), partials)
         };
+        let bias = b.bias.unwrap_or(read.slice(..));
+        let mut list = Vec::new();
+        for (i, (k0, k1, slices)) in split.batches(k).into_iter().enumerate() {
+            let first = i == 0;
+            let mut params = MatmulParams::slice(dims, ops, k0, k1 - k0);
+            params.slice_k = split.len as u32;
+            // The caller's output, with the bias and the accumulation of a
+            // product's one dispatch.
+            let into_out = MatmulParams {
+                accumulate: u32::from(b.accumulate || !first),
+                skip_bias: u32::from(!first),
+                ..params.to_out(b)
+            };
+            let grid = (kernel.grid.0, kernel.grid.1 * slices);
+            match &partials {
+                Some(p) if slices > 1 => {
+                    let into_partials = MatmulParams {
+                        skip_bias: 1,
+                        c_sm: n as u32,
+                        slice_out: (m * n) as u32,
+                        ..params
+                    };
+                    let bind = (&into_partials, p.slice(..), bias);
+                    list.push(self.product_dispatch(kernel, (ops, &read), bind, grid, pipeline)?);
+                    let sum = MatmulParams {
+                        k: slices as u32,
+                        slice_out: (m * n) as u32,
+                        ..into_out
+                    };
+                    let rhs = (ops.b.view.precision, b.bias.is_some());
+                    list.push(self.sum_slices(rhs, &sum, [p.slice(..), b.out, bias])?);
+                }
+                _ => {
+                    let bind = (&into_out, b.out, bias);
+                    list.push(self.product_dispatch(kernel, (ops, &read), bind, grid, pipeline)?);
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    /// One dispatch of the product kernel with `params`, into `out`.
+    fn product_dispatch(
+        &self,
+        kernel: &ProductPlan,
+        (ops, read): (&Operands<'_>, &wgpu::Buffer),
+        (params, out, bias): (&MatmulParams, wgpu::BufferSlice<'_>, wgpu::BufferSlice<'_>),
+        grid: (usize, usize),
+        pipeline: &wgpu::ComputePipeline,
+    ) -> Result<Dispatch> {
         // The vec4 views, over whole runs of 4 (16 bytes in f32, 8 in f16
         // and bf16: a binding rounded to 16 would cut off a last run the
         // kernel reads); a placeholder for a buffer under one run, whose
@@ -218,57 +258,28 @@ impl Context {
             }
         };
         let ((lhs4, lhs4_range), (rhs4, rhs4_range)) = (view4(&ops.a), view4(&ops.b));
-        let bias = b.bias.unwrap_or(read.slice(..));
-        let grid = (kernel.grid.0 as u32, kernel.grid.1 as u32);
-        let mut list = Vec::new();
-        let mut k0 = 0;
-        loop {
-            let k1 = (k0 + kernel.shape.k_step).min(k);
-            let first = k0 == 0;
-            let params = MatmulParams {
-                m: m as u32,
-                n: n as u32,
-                k: (k1 - k0) as u32,
-                accumulate: u32::from(b.accumulate || !first),
-                a_offset: (ops.a.view.offset + k0 as u64 * a_sk) as u32,
-                a_sm: a_sm as u32,
-                a_sk: a_sk as u32,
-                b_offset: (ops.b.view.offset + k0 as u64 * b_sk) as u32,
-                b_sk: b_sk as u32,
-                b_sn: b_sn as u32,
-                c_offset: b.out_offset as u32,
-                c_sm: b.out_stride as u32,
-                skip_bias: u32::from(!first),
-                side: 16,
-                share: 8,
-                _pad: 0,
-            };
-            let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(&params))?;
-            let entries = [
-                (slot::PARAMS, uniform.slice(..)),
-                (slot::LHS, ops.a.view.buffer),
-                (slot::RHS, ops.b.view.buffer),
-                (slot::OUT, b.out),
-                (slot::BIAS, bias),
-            ];
-            let mut entries: Vec<_> = entries
-                .iter()
-                .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
-                .collect();
-            // The cooperative kernel stages scalars: no vec4 views.
-            if kernel.shape.entry != "matmul_coop" {
-                entries.extend([
-                    (slot::LHS4, &lhs4, lhs4_range),
-                    (slot::RHS4, &rhs4, rhs4_range),
-                ]);
-            }
-            let group = self.bind_ranges(pipeline, &entries);
-            list.push((kernel.shape.entry, pipeline.clone(), group, grid));
-            if k1 == k {
-                return Ok(list);
-            }
-            k0 = k1;
+        let uniform = self.uniform("xent matmul params", bytemuck::bytes_of(params))?;
+        let entries = [
+            (slot::PARAMS, uniform.slice(..)),
+            (slot::LHS, ops.a.view.buffer),
+            (slot::RHS, ops.b.view.buffer),
+            (slot::OUT, out),
+            (slot::BIAS, bias),
+        ];
+        let mut entries: Vec<_> = entries
+            .iter()
+            .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
+            .collect();
+        // The cooperative kernel stages scalars: no vec4 views.
+        if kernel.shape.entry != "matmul_coop" {
+            entries.extend([
+                (slot::LHS4, &lhs4, lhs4_range),
+                (slot::RHS4, &rhs4, rhs4_range),
+            ]);
         }
+        let group = self.bind_ranges(pipeline, &entries);
+        let grid = (grid.0 as u32, grid.1 as u32);
+        Ok((kernel.shape.entry, pipeline.clone(), group, grid))
     }
 
     /// Prepares `out[out_offset + j] (+)= Σ_{i<m} A(i, j)` for `j < n`, `i`
@@ -302,22 +313,12 @@ impl Context {
             return Ok(None);
         }
         let params = MatmulParams {
-            m: m as u32,
-            n: n as u32,
-            k: 0,
             accumulate: u32::from(accumulate),
             a_offset: a.offset as u32,
             a_sm: a.stride as u32,
             a_sk: 1,
-            b_offset: 0,
-            b_sk: 0,
-            b_sn: 0,
             c_offset: out_offset as u32,
-            c_sm: 0,
-            skip_bias: 0,
-            side: 16,
-            share: 8,
-            _pad: 0,
+            ..MatmulParams::outputs(MatmulDims { m, n, k: 0 })
         };
         let variant = MatmulVariant {
             lhs: a.precision,
@@ -354,9 +355,9 @@ mod tests {
         let (size, members) = wgsl_struct(&src, "MatmulParams");
         assert_eq!(size, std::mem::size_of::<MatmulParams>());
         assert_eq!(
-            members[..15],
+            members[..17],
             wgsl_fields!(MatmulParams: m, n, k, accumulate, a_offset, a_sm, a_sk, b_offset,
-                b_sk, b_sn, c_offset, c_sm, skip_bias, side, share)[..]
+                b_sk, b_sn, c_offset, c_sm, skip_bias, side, share, slice_k, slice_out)[..]
         );
         let module = wgpu::naga::front::wgsl::parse_str(&src).unwrap();
         let mut bound: Vec<(u32, String)> = module

@@ -3,19 +3,23 @@
 //! A is read once per column of blocks and B once per row of blocks: the
 //! reuse a block buys, and why a larger block moves fewer bytes. The output
 //! is written once per dispatch (slice of k) and read by each that adds to
-//! it. The bias is read once per row of blocks (its loads within a block
+//! it; where slices of k run at once, each writes its partial sums once
+//! and `sum_slices` reads them once, and the output once. The bias is read once per row of blocks (its loads within a block
 //! are one word each, cached). A product's minimum is its operands read
 //! once and its output written once (and read once, where it is added to).
 
 use super::kernels::ProductShape;
+use super::split::SplitPlan;
 use super::MatmulDims;
 use crate::core::traffic::Traffic;
 
 /// One product as the count sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ProductCount {
-    /// The kernel: its entry point, output block and slice of k.
+    /// The kernel: its entry point and output block.
     pub shape: ProductShape,
+    /// Its cut of k.
+    pub split: SplitPlan,
     pub dims: MatmulDims,
     /// What the count calls A, B and the output.
     pub names: [&'static str; 3],
@@ -47,13 +51,9 @@ impl ProductCount {
         let (m, n, k) = self.mnk();
         let (ea, eb) = self.elems;
         let ProductShape {
-            entry,
-            rows,
-            cols,
-            k_step,
-            ..
+            entry, rows, cols, ..
         } = self.shape;
-        let (rows, cols, k_step) = (rows as u64, cols as u64, k_step as u64);
+        let (rows, cols) = (rows as u64, cols as u64);
         let [a, b, out] = self.names;
         let (row_blocks, col_blocks) = (m.div_ceil(rows), n.div_ceil(cols));
         traffic.read(entry, a, m * k * ea * col_blocks);
@@ -61,11 +61,21 @@ impl ProductCount {
         if self.bias {
             traffic.read(entry, "bias", n * eb * row_blocks);
         }
-        // At least one dispatch: a product over k = 0 writes its zeros.
-        let slices = k.div_ceil(k_step).max(1);
-        let added = slices - 1 + u64::from(self.accumulate);
-        traffic.read(entry, out, 4 * m * n * added);
-        traffic.write(entry, out, 4 * m * n * slices);
+        // At least one batch: a product over k = 0 writes its zeros.
+        let block = 4 * m * n;
+        for (i, (_, _, slices)) in self.split.batches(k as usize).into_iter().enumerate() {
+            let added = u64::from(i > 0 || self.accumulate);
+            if slices == 1 {
+                traffic.read(entry, out, block * added);
+                traffic.write(entry, out, block);
+            } else {
+                let partials = block * slices as u64;
+                traffic.write(entry, "partials", partials);
+                traffic.read("sum_slices", "partials", partials);
+                traffic.read("sum_slices", out, block * added);
+                traffic.write("sum_slices", out, block);
+            }
+        }
     }
 
     /// The count of this product alone.
@@ -97,6 +107,14 @@ pub(crate) mod tests {
         BLOCKS_COLS, BLOCKS_ROWS, K_PER_DISPATCH, K_PER_DISPATCH_BLOCKS, TILE,
     };
 
+    /// The kernel `entry`'s own slices of k, one at a time.
+    pub(crate) fn unsplit(entry: &'static str) -> SplitPlan {
+        SplitPlan {
+            len: scalar(entry).k_step,
+            parallel: 1,
+        }
+    }
+
     /// The shape of the scalar kernel `entry`.
     pub(crate) fn scalar(entry: &'static str) -> ProductShape {
         let (rows, cols, k_step) = match entry {
@@ -115,6 +133,7 @@ pub(crate) mod tests {
     fn logits(entry: &'static str, (m, n, k): (usize, usize, usize)) -> ProductCount {
         ProductCount {
             shape: scalar(entry),
+            split: unsplit(entry),
             dims: MatmulDims { m, n, k },
             names: ["hidden", "weight", "window"],
             elems: (4, 4),
@@ -158,5 +177,23 @@ pub(crate) mod tests {
         // Nothing for an empty output; zeros written for k = 0.
         assert_eq!(logits("matmul", (0, 64, 16)).traffic().planned(), 0);
         assert_eq!(logits("matmul", (8, 64, 0)).traffic().planned(), out / 8);
+    }
+
+    /// Slices run at once write their partial sums once and `sum_slices`
+    /// reads them once, where slices run one after another read and write
+    /// the output: the same bytes but the output's once more per batch.
+    #[test]
+    fn split_k_moves_its_slices_bytes_and_an_output_per_batch() {
+        let cut = |parallel| ProductCount {
+            split: SplitPlan { len: 16, parallel },
+            ..logits("matmul", (64, 64, 7 * 16))
+        };
+        let (one, three) = (cut(1).traffic(), cut(3).traffic());
+        let out = 64 * 64 * 4u64;
+        // Batches of 3, 3 and 1: the two of 3 each add an output's write and read.
+        assert_eq!(three.planned(), one.planned() + 4 * out);
+        assert_eq!(three.passes(), ["matmul", "sum_slices"]);
+        let partials = three.transfers.iter().filter(|t| t.buffer == "partials");
+        assert_eq!(partials.map(|t| t.read + t.written).sum::<u64>(), 12 * out);
     }
 }
