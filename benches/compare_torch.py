@@ -341,7 +341,7 @@ def torch_linear(n, h, v, device, iters, precision="f32"):
             out["lce_path"] = f"n/a ({type(e).__name__})"
     clear()
 
-    out["liger_ms"] = None
+    out["liger_ms"], out["liger_peak_bytes"] = None, None
     lk, _ = liger()
     if lk is not None and device == "cuda":
         flce = lk.LigerFusedLinearCrossEntropyLoss()
@@ -351,6 +351,7 @@ def torch_linear(n, h, v, device, iters, precision="f32"):
 
         try:
             out["liger_ms"] = median_ms(liger_step, device, iters, clear)
+            out["liger_peak_bytes"] = cuda_peak(liger_step, clear)
         except Exception as e:  # noqa: BLE001 - any failure means "not available here"
             print(f"Liger fused linear cross-entropy failed for {n}x{h}x{v} {precision}: "
                   f"{type(e).__name__}: {e}", file=sys.stderr)
@@ -409,6 +410,7 @@ def run_linear(args, torch, xent, root):
                      "matmul_of_torch": mm_ratio, "logits_f32_bytes": logits_bytes,
                      "torch_peak_bytes": peak, "torch_peak_kind": peak_kind,
                      "torch_lce_peak_bytes": tr["lce_peak_bytes"],
+                     "torch_liger_peak_bytes": tr["liger_peak_bytes"],
                      "torch_loss": tr["loss"], "torch_lce_loss": tr["lce_loss"]})
         # After every case: a time limit that ends the run keeps what was measured.
         if args.json:

@@ -25,6 +25,10 @@
 #                 compare_torch.py --linear (PyTorch eager,
 #                 F.linear_cross_entropy, Liger's fused linear
 #                 cross-entropy), or xent alone without PyTorch
+#   head.json     a language model's head on HEAD (8192x4096x128256: 8 192
+#                 rows of 4 096 into Llama-3's vocabulary) in bf16, 3
+#                 iterations: compare_torch.py --linear as linear.json
+#                 (with PyTorch's and Liger's memory), or xent alone
 #   vocab.json    the vocabulary split on one device: `xent bench` on VOCAB
 #                 (default 4096x32000) unsplit and as vocab-split-4 (4
 #                 shards' partials, the merge, the finishes, timed as one),
@@ -39,7 +43,7 @@
 # Environment: XENT (the binary, default target/release/xent, prebuilt),
 # CASES (default: the reference cases), BATCH (default 8192x128256),
 # SOFTMAX (default: softmax cases on the reference shapes), LINEAR (default
-# 4096x2048x32000), VOCAB (default 4096x32000) and LARGE (default
+# 4096x2048x32000), HEAD (default 8192x4096x128256), VOCAB (default 4096x32000) and LARGE (default
 # 65536x65537; any of these empty:
 # skipped), LIGER_WHEEL (a Liger-Kernel wheel to pip-install with
 # --no-deps when PyTorch is there and Liger is not; without one, Liger's
@@ -62,6 +66,7 @@ batch=${BATCH-8192x128256}
 softmax=${SOFTMAX-softmax:4096x4096,log-softmax:256x50257,softmax:65536x32,softmax:8x21x256x256,softmax-backward:4096x4096,log-softmax-backward:65536x32}
 large=${LARGE-65536x65537}
 linear=${LINEAR-4096x2048x32000}
+head=${HEAD-8192x4096x128256}
 vocab=${VOCAB-4096x32000}
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 mkdir -p "$out"
@@ -109,19 +114,19 @@ step() {
     return 0
 }
 
-# Time limits that add up to 7.5 minutes (15 + 75 + 45 + 30 + 75 + 35 + 40 +
-# 30 + 25 + 80), leaving the rest of 8 for the checks, installs and the summary.
-step "xent info" 15 "$out/info.txt" "$xent" info
+# Time limits that add up to 7.5 minutes (10 + 65 + 40 + 25 + 65 + 30 + 35 +
+# 70 + 25 + 25 + 60), leaving the rest of 8 for the checks, installs and the summary.
+step "xent info" 10 "$out/info.txt" "$xent" info
 cat "$out/info.txt"
-step "xent bench, every strategy, f32 and bf16" 75 "$out/bench.json" \
+step "xent bench, every strategy, f32 and bf16" 65 "$out/bench.json" \
     "$xent" bench --json --no-cpu --strategies all --precision f32,bf16 --iters "$iters" \
     --cases "$cases" --check-rows 8
 if [ -n "$batch" ]; then
-    step "a language model's batch, f32 and bf16" 45 "$out/batch.json" \
+    step "a language model's batch, f32 and bf16" 40 "$out/batch.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$batch" --check-rows 8
 fi
 if [ -n "$softmax" ]; then
-    step "softmax and its backward, f32 and bf16" 30 "$out/softmax.json" \
+    step "softmax and its backward, f32 and bf16" 25 "$out/softmax.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" --cases "$softmax" --check-rows 8
 fi
 # compare_torch times F.cross_entropy (and Liger's) on the cross-entropy
@@ -144,24 +149,33 @@ if [ "$has_torch" = 0 ]; then
     status+=("| PyTorch eager and compiled, Liger | skipped: no PyTorch with CUDA here | - |")
 else
     if [ -n "$ce_cases" ]; then
-        peers "cross-entropy against PyTorch eager and compiled, Liger" 75 "$ce_cases" torch
+        peers "cross-entropy against PyTorch eager and compiled, Liger" 65 "$ce_cases" torch
     fi
     if [ -n "$softmax" ]; then
-        peers "softmax against PyTorch eager and compiled" 35 "$softmax" torch_softmax
+        peers "softmax against PyTorch eager and compiled" 30 "$softmax" torch_softmax
     fi
 fi
 if [ -n "$linear" ] && [ "$has_torch" = 1 ]; then
-    step "the fused linear cross-entropy against PyTorch and Liger" 40 "$out/linear.txt" \
+    step "the fused linear cross-entropy against PyTorch and Liger" 35 "$out/linear.txt" \
         python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --linear "$linear" \
         --precision f32,bf16 --no-install --iters "$iters" --json "$out/linear.json"
 elif [ -n "$linear" ]; then
-    step "the fused linear cross-entropy, f32 and bf16" 40 "$out/linear.json" \
+    step "the fused linear cross-entropy, f32 and bf16" 35 "$out/linear.json" \
         "$xent" bench --json --linear "$linear" --precision f32,bf16 --iters "$iters"
+fi
+# A language model's head in bf16: the logits alone would be 2.1 GB.
+if [ -n "$head" ] && [ "$has_torch" = 1 ]; then
+    step "a language model's head, bf16, against PyTorch and Liger" 70 "$out/head.txt" \
+        python3 "$root/benches/compare_torch.py" --device cuda --xent "$xent" --linear "$head" \
+        --precision bf16 --no-install --iters 3 --json "$out/head.json"
+elif [ -n "$head" ]; then
+    step "a language model's head, bf16" 70 "$out/head.json" \
+        "$xent" bench --json --linear "$head" --precision bf16 --iters 3
 fi
 # The vocabulary split on one device: the same logits unsplit and in 4
 # shards (partials, merge, finishes), each checked on sampled rows.
 if [ -n "$vocab" ]; then
-    step "the vocabulary split on one device, 4 shards, f32 and bf16" 30 "$out/vocab.json" \
+    step "the vocabulary split on one device, 4 shards, f32 and bf16" 25 "$out/vocab.json" \
         "$xent" bench --json --no-cpu --precision f32,bf16 --iters "$iters" \
         --cases "$vocab,vocab-split-4:$vocab" --check-rows 8
 fi
@@ -202,7 +216,7 @@ fi
 # held to the CPU path (a disagreement fails the step). A device whose
 # largest buffer is smaller records xent's typed refusal.
 if [ -n "$large" ]; then
-    step "one bf16 call past 2^32 elements" 80 "$out/large.txt" \
+    step "one bf16 call past 2^32 elements" 60 "$out/large.txt" \
         "$xent" bench --json --no-cpu --iters 1 --precision bf16 --cases "$large" --check-rows 64
 fi
 
@@ -248,34 +262,44 @@ for name in ("torch.json", "torch_softmax.json"):
                      f"{ms(r['torch_compiled_ms'])} | {times(r['speedup_compiled'])} | "
                      f"{ms(r.get('liger_ms'))} | {times(r.get('speedup_liger'))} |")
     lines.append("")
-linear = load("linear.json")
-if linear and "linear" in linear and linear["linear"] and "torch_eager_ms" in linear["linear"][0]:
-    lines += [f"The fused linear cross-entropy: PyTorch {linear['torch']}", "",
-              "| case | xent ms | TFLOP/s | torch eager ms | x | F.linear_cross_entropy ms | x | Liger ms | x | scratch MB | bytes / min |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in linear["linear"]:
-        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {ms(r['torch_eager_ms'])} | "
-                     f"{times(r['speedup_eager'])} | {ms(r['torch_lce_ms'])} | {times(r['speedup_lce'])} | "
-                     f"{ms(r.get('torch_liger_ms'))} | {times(r.get('speedup_liger'))} | "
-                     f"{r['scratch_bytes'] / 1e6:.1f} | {ratio(r)} |")
-    lines.append("")
-elif linear and "linear" in linear:
-    lines += ["The fused linear cross-entropy (xent alone: no PyTorch here)", "",
-              "| case | xent ms | TFLOP/s | scratch MB | bytes / min |", "|---|---|---|---|---|"]
-    for r in linear["linear"]:
-        lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {r['scratch_bytes'] / 1e6:.1f} | "
-                     f"{ratio(r)} |")
-    lines.append("")
+def mb(b):
+    return "n/a" if b is None else f"{b / 1e6:.1f}"
+def products(r):
+    # Each product over one window alone, TFLOP/s: h·Wᵀ / g·W / gᵀ·h.
+    return " / ".join(f"{p['gflops'] / 1e3:.2f}" for p in r.get("products", []))
+for file, title in (("linear.json", "The fused linear cross-entropy"),
+                    ("head.json", "A language model's head (bf16)")):
+    linear = load(file)
+    if linear and "linear" in linear and linear["linear"] and "torch_eager_ms" in linear["linear"][0]:
+        lines += [f"{title}: PyTorch {linear['torch']}", "",
+                  "xent's scratch beside each peer's intermediates (CUDA's peak beyond inputs and gradients).", "",
+                  "| case | xent ms | TFLOP/s | h·Wᵀ / g·W / gᵀ·h TFLOP/s | torch eager ms | x | F.linear_cross_entropy ms | x | Liger ms | x | xent scratch MB | eager MB | F.linear_cross_entropy MB | Liger MB | bytes / min |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in linear["linear"]:
+            lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {products(r)} | "
+                         f"{ms(r['torch_eager_ms'])} | {times(r['speedup_eager'])} | {ms(r['torch_lce_ms'])} | "
+                         f"{times(r['speedup_lce'])} | {ms(r.get('torch_liger_ms'))} | {times(r.get('speedup_liger'))} | "
+                         f"{r['scratch_bytes'] / 1e6:.1f} | {mb(r['torch_peak_bytes'])} | "
+                         f"{mb(r.get('torch_lce_peak_bytes'))} | {mb(r.get('torch_liger_peak_bytes'))} | {ratio(r)} |")
+        lines.append("")
+    elif linear and "linear" in linear:
+        lines += [f"{title} (xent alone: no PyTorch here)", "",
+                  "| case | xent ms | TFLOP/s | h·Wᵀ / g·W / gᵀ·h TFLOP/s | scratch MB | bytes / min |",
+                  "|---|---|---|---|---|---|"]
+        for r in linear["linear"]:
+            lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | {products(r)} | "
+                         f"{r['scratch_bytes'] / 1e6:.1f} | {ratio(r)} |")
+        lines.append("")
 coop = load("linear_coop.json")
 if coop and coop.get("linear"):
     lines += ["The fused linear cross-entropy on tensor cores (--product-kernel coop, bf16)", "",
-              "| case | xent ms | TFLOP/s | product TFLOP/s | bytes / min |", "|---|---|---|---|---|"]
+              "| case | xent ms | TFLOP/s | h·Wᵀ / g·W / gᵀ·h TFLOP/s | bytes / min |", "|---|---|---|---|---|"]
     for r in coop["linear"]:
         lines.append(f"| {r['name']} | {r['ms']:.3f} | {r['gflops'] / 1e3:.2f} | "
-                     f"{r['matmul_gflops'] / 1e3:.2f} | {ratio(r)} |")
+                     f"{products(r)} | {ratio(r)} |")
     lines.append("")
 for name in ("coop.txt.err", "vocab.json.err", "large.txt.err", "bench.json.err", "batch.json.err", "softmax.json.err", "torch.txt.err",
-             "torch_softmax.txt.err", "linear.txt.err", "linear.json.err"):
+             "torch_softmax.txt.err", "linear.txt.err", "linear.json.err", "head.txt.err", "head.json.err"):
     try:
         text = open(os.path.join(out, name)).read().strip()
     except OSError:

@@ -2939,6 +2939,57 @@ fn linear_loss_takes_a_product_kernel() {
         "coop-emulated",
     ]));
     assert!(json.contains("64x32x100 bf16 [coop-emulated]"), "{json}");
+    // Each product over one window, timed alone.
+    assert!(
+        json.contains(r#""products":[{"name":"logits","m":64,"n":100,"k":32,"#),
+        "{json}"
+    );
+}
+
+/// `--split-k`: a cut the kernels run passes the check, its slices run at
+/// once giving the bits of one at a time; a cut no kernel runs and words
+/// that are no cut exit 2 naming them.
+#[test]
+fn linear_loss_takes_a_cut_of_k() {
+    if gpu("linear_loss_takes_a_cut_of_k").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let [h, w, _, _, t] = linear_files(dir.path());
+    let (h, w, t) = (s(&h), s(&w), s(&t));
+    let grads = |cut: &str| {
+        let out = dir.path().join(format!("gw{cut}.npy"));
+        let args = [
+            "linear-loss",
+            "--hidden",
+            h,
+            "--weight",
+            w,
+            "--targets",
+            t,
+            "--split-k",
+            cut,
+            "--grad-weight-out",
+            s(&out),
+        ];
+        assert!(ok(&xent(&args)).contains("agree"));
+        std::fs::read(&out).unwrap()
+    };
+    assert_eq!(grads("16x4"), grads("16"));
+    let base = [
+        "linear-loss",
+        "--hidden",
+        h,
+        "--weight",
+        w,
+        "--targets",
+        t,
+        "--split-k",
+    ];
+    let with = |cut| base.iter().copied().chain([cut]).collect::<Vec<_>>();
+    fails_with(&with("24"), "split_k");
+    fails_with(&with("16x0"), "split_k");
+    fails_with(&with("sixteen"), "expected auto, LEN or LENxP");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Benchmarks of the fused linear cross-entropy (`xent bench --linear`):
-//! the whole op (forward and backward, gradients of `h` and `W`) and its
-//! forward product alone over one window, timed in turns in one run, with
-//! the scratch the op holds beside the bytes the logits would take.
+//! the whole op (forward and backward, gradients of `h` and `W`) and each
+//! of its three products alone over one window, timed in turns in one run,
+//! with the scratch the op holds beside the bytes the logits would take.
 
 use super::splitmix;
 use super::timer::{Measured, Timer};
@@ -35,11 +35,18 @@ pub fn default_linear_cases() -> Vec<LinearDims> {
 /// One fused case's timings and memory.
 ///
 /// ```
-/// use xent::{bench::LinearBenchResult, LinearDims, LinearPlan, Precision};
+/// use xent::bench::{LinearBenchResult, ProductTime};
+/// use xent::{LinearDims, LinearPlan, MatmulDims, Precision};
+/// // One window of 100 rows: h·Wᵀ, g·W and gᵀ·h in 0.5 ms each (wall).
+/// let product = |name, (m, n, k)| ProductTime { name, dims: MatmulDims { m, n, k }, gpu_ms: None, wall_ms: 0.5 };
 /// let r = LinearBenchResult {
 ///     name: "1000x1000x1000".into(), dims: LinearDims { n: 1000, h: 1000, v: 1000 },
 ///     precision: Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0,
-///     matmul_gpu_ms: None, matmul_wall_ms: 0.5,
+///     products: [
+///         product("logits", (100, 1000, 1000)),
+///         product("grad_hidden", (100, 1000, 1000)),
+///         product("grad_weight", (1000, 1000, 100)),
+///     ],
 ///     plan: LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 },
 ///     traffic: None,
 /// };
@@ -56,9 +63,10 @@ pub struct LinearBenchResult {
     /// them, and the wall milliseconds of a submit and wait.
     pub gpu_ms: Option<f64>,
     pub wall_ms: f64,
-    /// The forward product `h·Wᵀ` of one window of rows alone.
-    pub matmul_gpu_ms: Option<f64>,
-    pub matmul_wall_ms: f64,
+    /// The op's products over one window of rows, each timed alone, in
+    /// the op's order: `logits` (`h·Wᵀ`), `grad_hidden` (`g·W`),
+    /// `grad_weight` (`gᵀ·h`).
+    pub products: [ProductTime; 3],
     /// The window and the scratch the op holds.
     pub plan: LinearPlan,
     /// The bytes the op's dispatches move, beside its minimum (the byte
@@ -70,7 +78,8 @@ impl LinearBenchResult {
     /// The op's milliseconds: GPU time where measured, else wall.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2 ms on the GPU's clock, 3 on the wall's.
     /// assert_eq!(r.ms(), 2.0);
     /// assert_eq!(xent::bench::LinearBenchResult { gpu_ms: None, ..r }.ms(), 3.0);
@@ -82,7 +91,8 @@ impl LinearBenchResult {
     /// GFLOP/s of the op's products: forward `2·N·H·V`, backward `4·N·H·V`.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 6·10⁹ flops (1 000³) in 2 ms.
     /// assert_eq!(r.gflops(), 3000.0);
     /// // Without GPU time, over the wall clock's 3 ms.
@@ -97,25 +107,25 @@ impl LinearBenchResult {
     /// measured, else wall.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: no GPU time, 0.5 ms on the wall's clock.
     /// assert_eq!(r.matmul_ms(), 0.5);
-    /// assert_eq!(xent::bench::LinearBenchResult { matmul_gpu_ms: Some(0.25), ..r }.matmul_ms(), 0.25);
     /// ```
     pub fn matmul_ms(&self) -> f64 {
-        self.matmul_gpu_ms.unwrap_or(self.matmul_wall_ms)
+        self.products[0].ms()
     }
 
     /// GFLOP/s of the forward product over one window (`2·rows·H·V`).
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2·100·1 000² flops in 0.5 ms.
     /// assert_eq!(r.matmul_gflops(), 400.0);
     /// ```
     pub fn matmul_gflops(&self) -> f64 {
-        let flops = 2.0 * self.plan.window_rows as f64 * self.dims.h as f64 * self.dims.v as f64;
-        flops / self.matmul_ms() / 1e6
+        self.products[0].gflops()
     }
 
     /// One JSON object (`xent bench --linear --json`): the case, its times
@@ -124,11 +134,13 @@ impl LinearBenchResult {
     /// beside its minimum.
     ///
     /// ```
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, matmul_gpu_ms: None, matmul_wall_ms: 0.5, plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
     /// // `r` as in LinearBenchResult's example.
     /// let json = r.to_json();
     /// assert!(json.starts_with(r#"{"name":"1000x1000x1000","n":1000,"h":1000,"v":1000,"precision":"f32","ms":2.000000,"clock":"gpu""#));
     /// assert!(json.contains(r#""scratch_bytes":420000,"logits_bytes":4000000,"#));
+    /// assert!(json.contains(r#""products":[{"name":"logits","m":100,"n":1000,"k":1000,"ms":0.500000,"#));
     /// assert!(json.ends_with(r#""bytes_min":null,"bytes_planned":null,"bytes_ratio":null}"#));
     /// ```
     pub fn to_json(&self) -> String {
@@ -137,7 +149,7 @@ impl LinearBenchResult {
         format!(
             "{{\"name\":\"{}\",\"n\":{n},\"h\":{h},\"v\":{v},\"precision\":\"{}\",\"ms\":{:.6},\
              \"clock\":\"{}\",\"gflops\":{:.3},\"matmul_ms\":{:.6},\"matmul_gflops\":{:.3},\
-             \"scratch_bytes\":{},\"logits_bytes\":{},\"window_rows\":{},\"bytes_min\":{},\
+             \"products\":[{}],\"scratch_bytes\":{},\"logits_bytes\":{},\"window_rows\":{},\"bytes_min\":{},\
              \"bytes_planned\":{},\"bytes_ratio\":{}}}",
             self.name,
             precision_name(self.precision),
@@ -146,6 +158,7 @@ impl LinearBenchResult {
             self.gflops(),
             self.matmul_ms(),
             self.matmul_gflops(),
+            self.products.map(|p| p.to_json()).join(","),
             self.plan.scratch_bytes,
             self.dims.logits_bytes(),
             self.plan.window_rows,
@@ -154,6 +167,48 @@ impl LinearBenchResult {
             self.traffic
                 .as_ref()
                 .map_or("null".to_string(), |t| format!("{:.4}", t.ratio())),
+        )
+    }
+}
+
+/// One of the fused op's products over one window of rows, timed alone.
+///
+/// ```
+/// let dims = xent::MatmulDims { m: 128, n: 512, k: 32_000 };
+/// let p = xent::bench::ProductTime { name: "grad_hidden", dims, gpu_ms: Some(1.0), wall_ms: 2.0 };
+/// // 2·128·512·32 000 flops in 1 ms on the GPU's clock.
+/// assert_eq!((p.ms(), p.gflops()), (1.0, 4194.304));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ProductTime {
+    /// `logits` (`h·Wᵀ`), `grad_hidden` (`g·W`) or `grad_weight` (`gᵀ·h`).
+    pub name: &'static str,
+    pub dims: MatmulDims,
+    /// GPU milliseconds from timestamps where the device has them, and the
+    /// wall milliseconds of a submit and wait.
+    pub gpu_ms: Option<f64>,
+    pub wall_ms: f64,
+}
+
+impl ProductTime {
+    /// Its milliseconds: GPU time where measured, else wall.
+    pub fn ms(&self) -> f64 {
+        self.gpu_ms.unwrap_or(self.wall_ms)
+    }
+
+    /// Its GFLOP/s: `2·m·n·k` over [`ProductTime::ms`].
+    pub fn gflops(&self) -> f64 {
+        self.dims.flops() as f64 / self.ms() / 1e6
+    }
+
+    /// One JSON object: the name, the shape, `ms` and `gflops`.
+    fn to_json(self) -> String {
+        let MatmulDims { m, n, k } = self.dims;
+        format!(
+            "{{\"name\":\"{}\",\"m\":{m},\"n\":{n},\"k\":{k},\"ms\":{:.6},\"gflops\":{:.3}}}",
+            self.name,
+            self.ms(),
+            self.gflops()
         )
     }
 }
@@ -198,7 +253,7 @@ fn pass_timing(set: Option<&wgpu::QuerySet>) -> Timing<'_> {
 }
 
 /// Times a fused case: `iters` runs of the op (mean, no bias, the default
-/// scratch budget, both gradients) and of its forward product over one
+/// scratch budget, both gradients) and of each of its products over one
 /// window, in turns, after a warm-up.
 ///
 /// # Errors
@@ -277,17 +332,16 @@ pub fn run_linear_kernel(
         },
         None,
     )?;
-    let operands = [hidden_buf.slice(..), weight_buf.slice(..), logits.slice(..)];
-    let product = window_product(ctx, (dims, plan.window_rows), (precision, kernel), operands)?;
-    let measured = Timer::new(ctx).measure(
-        iters,
-        &mut [
-            &mut |set, enc| ctx.encode(enc, &op, pass_timing(set)).map(|()| 1),
-            &mut |set, enc| ctx.encode(enc, &product, pass_timing(set)).map(|()| 1),
-        ],
-    )?;
-    let [(wall_ms, gpu_ms), (matmul_wall_ms, matmul_gpu_ms)] =
-        <[Measured; 2]>::try_from(measured).expect("two records, two results");
+    let buffers = [&hidden_buf, &weight_buf, &logits, &gh, &gw].map(|b| b.slice(..));
+    let products = window_products(ctx, (dims, &plan, &opts), precision, buffers)?;
+    let [(_, _, logits_product), (_, _, dh), (_, _, dw)] = &products;
+    let [(wall_ms, gpu_ms), times @ ..] = measure(ctx, iters, [&op, logits_product, dh, dw])?;
+    let products = std::array::from_fn(|i| ProductTime {
+        name: products[i].0,
+        dims: products[i].1,
+        gpu_ms: super::first(times[i].1.clone()),
+        wall_ms: times[i].0,
+    });
     Ok(LinearBenchResult {
         name: match kernel {
             ProductKernel::Auto => format!("{n}x{h}x{v} {}", precision_name(precision)),
@@ -297,45 +351,73 @@ pub fn run_linear_kernel(
         precision,
         gpu_ms: super::first(gpu_ms),
         wall_ms,
-        matmul_gpu_ms: super::first(matmul_gpu_ms),
-        matmul_wall_ms,
+        products,
         plan,
         traffic: op.traffic.clone(),
     })
 }
 
-/// The reference the fused op is timed against: the forward product of one
-/// window of rows, `logits = h·Wᵀ` into the window, in `precision`.
-fn window_product(
+/// `iters` runs of each call, in turns, after a warm-up; one compute pass
+/// each, timed where the device has timestamps.
+fn measure(ctx: &Context, iters: usize, calls: [&Dispatches; 4]) -> Result<[Measured; 4]> {
+    let mut records = calls.map(|call| {
+        move |set: Option<&wgpu::QuerySet>, enc: &mut wgpu::CommandEncoder| {
+            ctx.encode(enc, call, pass_timing(set)).map(|()| 1)
+        }
+    });
+    let [a, b, c, d] = &mut records;
+    let measured = Timer::new(ctx).measure(iters, &mut [a, b, c, d])?;
+    Ok(<[Measured; 4]>::try_from(measured).expect("four records, four results"))
+}
+
+/// The op's three products over one window of rows, as it runs them (its
+/// kernel and cut of k, its room for partial sums), each a call of its
+/// own: `logits = h·Wᵀ` into the window, `∂L/∂h = g·W` and `∂L/∂W = gᵀ·h`
+/// out of it.
+fn window_products(
     ctx: &Context,
-    (dims, rows): (LinearDims, usize),
-    (precision, kernel): (Precision, ProductKernel),
-    [hidden, weight, logits]: [wgpu::BufferSlice<'_>; 3],
-) -> Result<Dispatches> {
-    let (h, v) = (dims.h, dims.v);
-    let opts = MatmulOptions {
-        transpose_b: true,
-        kernel,
-        ..Default::default()
+    (dims, plan, opts): (LinearDims, &LinearPlan, &LinearCrossEntropyOptions),
+    precision: Precision,
+    [hidden, weight, window, gh, gw]: [wgpu::BufferSlice<'_>; 5],
+) -> Result<[(&'static str, MatmulDims, Dispatches); 3]> {
+    let (LinearDims { h, v, .. }, rows) = (dims, plan.window_rows);
+    let rule = ctx.split_rule(
+        opts.split_k,
+        Some(opts.scratch_budget.saturating_sub(plan.scratch_bytes)),
+    );
+    let (hidden, weight) = (
+        MatrixView::dense(hidden, precision, h),
+        MatrixView::dense(weight, precision, h),
+    );
+    let g = MatrixView::dense(window, Precision::F32, v);
+    let product = |name, (m, n, k), (a, b, out), (transpose_a, transpose_b)| {
+        let buffers = ProductBuffers {
+            a,
+            b,
+            bias: None,
+            out,
+            out_offset: 0,
+            out_stride: n as u64,
+            accumulate: false,
+        };
+        let options = MatmulOptions {
+            transpose_a,
+            transpose_b,
+            kernel: opts.product_kernel,
+            split_k: opts.split_k,
+        };
+        let dims = MatmulDims { m, n, k };
+        let list = ctx.prepare_matmul(dims, &options, &buffers, &rule)?;
+        Ok((name, dims, Dispatches::new(name, list, None)))
     };
-    let buffers = ProductBuffers {
-        a: MatrixView::dense(hidden, precision, h),
-        b: MatrixView::dense(weight, precision, h),
-        bias: None,
-        out: logits,
-        out_offset: 0,
-        out_stride: v as u64,
-        accumulate: false,
-    };
-    let dims = MatmulDims {
-        m: rows,
-        n: v,
-        k: h,
-    };
-    let list = ctx.prepare_matmul(dims, &opts, &buffers, &ctx.split_rule(opts.split_k, None))?;
-    Ok(Dispatches::new(
-        "the forward product of one window",
-        list,
-        None,
-    ))
+    Ok([
+        product(
+            "logits",
+            (rows, v, h),
+            (hidden, weight, window),
+            (false, true),
+        )?,
+        product("grad_hidden", (rows, h, v), (g, weight, gh), (false, false))?,
+        product("grad_weight", (v, h, rows), (g, hidden, gw), (true, false))?,
+    ])
 }

@@ -33,6 +33,7 @@ pub use data::bench_data;
 pub(crate) use data::splitmix;
 pub use linear::{
     default_linear_cases, linear_bench_data, run_linear_case, run_linear_kernel, LinearBenchResult,
+    ProductTime,
 };
 pub use op::BenchOp;
 pub use prepared::Prepared;

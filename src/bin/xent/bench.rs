@@ -339,12 +339,14 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
     if !args.json {
         say!("adapter: {}", ctx.adapter_summary());
         say!(
-            "{:>24} {:>10} {:>6} {:>9} {:>13} {:>11} {:>11} {:>9} {:>10}",
+            "{:>24} {:>10} {:>6} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>10}",
             "case",
             "op ms",
             "clock",
             "GFLOP/s",
-            "product GF/s",
+            "h·Wᵀ GF/s",
+            "g·W GF/s",
+            "gᵀ·h GF/s",
             "scratch MB",
             "logits MB",
             "scratch",
@@ -356,12 +358,15 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             let r = xent::bench::run_linear_kernel(&ctx, dims, p, args.iters as usize, kernel)?;
             if !args.json {
                 say!(
-                    "{:>24} {:>10.2} {:>6} {:>9.2} {:>13.2} {:>11.2} {:>11.2} {:>8.1}% {:>10.2}",
+                    "{:>24} {:>10.2} {:>6} {:>9.2} {:>11.2} {:>11.2} {:>11.2} {:>11.2} {:>11.2} \
+                     {:>8.1}% {:>10.2}",
                     r.name,
                     r.ms(),
                     if r.gpu_ms.is_some() { "gpu" } else { "wall" },
                     r.gflops(),
-                    r.matmul_gflops(),
+                    r.products[0].gflops(),
+                    r.products[1].gflops(),
+                    r.products[2].gflops(),
                     r.plan.scratch_bytes as f64 / 1e6,
                     dims.logits_bytes() as f64 / 1e6,
                     100.0 * r.plan.scratch_bytes as f64 / dims.logits_bytes() as f64,
