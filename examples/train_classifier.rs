@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dims = LinearDims { n: N, h: H, v: V };
     let opts = LinearCrossEntropyOptions {
         // A 256 KiB budget: the logits go through a window of a few hundred rows.
-        scratch_budget: 256 << 10,
+        scratch_budget: Some(256 << 10),
         ..Default::default()
     };
     let (first, last, right) = train(&ctx, &model, &sgd, &dims, &opts)?;

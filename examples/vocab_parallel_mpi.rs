@@ -94,7 +94,7 @@ fn options() -> LinearCrossEntropyOptions {
             ..Default::default()
         },
         // A small window: several chunks of rows per rank.
-        scratch_budget: 64 << 10,
+        scratch_budget: Some(64 << 10),
         ..Default::default()
     }
 }

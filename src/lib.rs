@@ -84,7 +84,7 @@ pub use ops::elementwise::{
 };
 pub use ops::linear::{
     LinearBuffers, LinearCrossEntropyOptions, LinearDims, LinearOutput, LinearPlan,
-    DEFAULT_SCRATCH_BUDGET,
+    DEFAULT_SCRATCH_BUDGET, DEFAULT_SCRATCH_FRACTION,
 };
 pub use ops::matmul::{
     MatmulDims, MatmulOptions, MatrixView, ProductBuffers, ProductKernel, SplitK,

@@ -22,7 +22,7 @@ use crate::ops::matmul::{MatmulDims, MatmulOptions, MatrixView, ProductBuffers, 
 /// ```
 /// let cases = xent::bench::default_linear_cases();
 /// assert_eq!(cases[0], xent::LinearDims { n: 2048, h: 512, v: 32_000 });
-/// // Each case's logits are past the default scratch budget: the fused op's reason to be.
+/// // Each case's logits are past 16 MiB, the least default scratch budget: the fused op's reason to be.
 /// assert!(cases.iter().all(|d| d.logits_bytes() > xent::DEFAULT_SCRATCH_BUDGET));
 /// ```
 pub fn default_linear_cases() -> Vec<LinearDims> {
@@ -47,7 +47,7 @@ pub fn default_linear_cases() -> Vec<LinearDims> {
 ///         product("grad_hidden", (100, 1000, 1000)),
 ///         product("grad_weight", (1000, 1000, 100)),
 ///     ],
-///     plan: LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 },
+///     plan: LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 },
 ///     traffic: None,
 /// };
 /// // 2·10⁹ flops forward and 4·10⁹ backward in 2 ms.
@@ -79,7 +79,7 @@ impl LinearBenchResult {
     ///
     /// ```
     /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2 ms on the GPU's clock, 3 on the wall's.
     /// assert_eq!(r.ms(), 2.0);
     /// assert_eq!(xent::bench::LinearBenchResult { gpu_ms: None, ..r }.ms(), 3.0);
@@ -92,7 +92,7 @@ impl LinearBenchResult {
     ///
     /// ```
     /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 6·10⁹ flops (1 000³) in 2 ms.
     /// assert_eq!(r.gflops(), 3000.0);
     /// // Without GPU time, over the wall clock's 3 ms.
@@ -108,7 +108,7 @@ impl LinearBenchResult {
     ///
     /// ```
     /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: no GPU time, 0.5 ms on the wall's clock.
     /// assert_eq!(r.matmul_ms(), 0.5);
     /// ```
@@ -120,7 +120,7 @@ impl LinearBenchResult {
     ///
     /// ```
     /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 }, traffic: None };
     /// // `r` as in LinearBenchResult's example: 2·100·1 000² flops in 0.5 ms.
     /// assert_eq!(r.matmul_gflops(), 400.0);
     /// ```
@@ -135,7 +135,7 @@ impl LinearBenchResult {
     ///
     /// ```
     /// # let p = xent::bench::ProductTime { name: "logits", dims: xent::MatmulDims { m: 100, n: 1000, k: 1000 }, gpu_ms: None, wall_ms: 0.5 };
-    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000 }, traffic: None };
+    /// # let r = xent::bench::LinearBenchResult { name: "1000x1000x1000".into(), dims: xent::LinearDims { n: 1000, h: 1000, v: 1000 }, precision: xent::Precision::F32, gpu_ms: Some(2.0), wall_ms: 3.0, products: [p; 3], plan: xent::LinearPlan { window_rows: 100, chunks: 10, window_bytes: 400_000, scratch_bytes: 420_000, budget: 16_777_216 }, traffic: None };
     /// // `r` as in LinearBenchResult's example.
     /// let json = r.to_json();
     /// assert!(json.starts_with(r#"{"name":"1000x1000x1000","n":1000,"h":1000,"v":1000,"precision":"f32","ms":2.000000,"clock":"gpu""#));
@@ -383,7 +383,7 @@ fn window_products(
     let (LinearDims { h, v, .. }, rows) = (dims, plan.window_rows);
     let rule = ctx.split_rule(
         opts.split_k,
-        Some(opts.scratch_budget.saturating_sub(plan.scratch_bytes)),
+        Some(plan.budget.saturating_sub(plan.scratch_bytes)),
     );
     let (hidden, weight) = (
         MatrixView::dense(hidden, precision, h),

@@ -52,7 +52,7 @@ fn misuse_is_a_typed_error() {
         }
     ));
     let tight = LinearCrossEntropyOptions {
-        scratch_budget: 40,
+        scratch_budget: Some(40),
         ..Default::default()
     };
     assert!(matches!(

@@ -42,7 +42,7 @@ fn with_window(
     let fixed = plan.scratch_bytes - plan.window_bytes;
     LinearCrossEntropyOptions {
         scratch_budget: window.map_or(opts.scratch_budget, |w| {
-            fixed + 16 + (w * (dims.v * 4).next_multiple_of(16)) as u64
+            Some(fixed + 16 + (w * (dims.v * 4).next_multiple_of(16)) as u64)
         }),
         ..opts
     }

@@ -73,11 +73,11 @@ proptest! {
         let fixed = ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().scratch_bytes
             - ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().window_bytes;
         let opts = LinearCrossEntropyOptions {
-            scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| fixed + 16 + (w * v * 4) as u64),
+            scratch_budget: window.map(|w| fixed + 16 + (w * v * 4) as u64),
             ..base
         };
         let plan = ctx.plan_linear_cross_entropy(&dims, &opts, &returns).unwrap();
-        prop_assert!(plan.scratch_bytes <= opts.scratch_budget);
+        prop_assert!(plan.scratch_bytes <= plan.budget);
         if let Some(w) = window {
             prop_assert_eq!(plan.window_rows, if w >= 64 && w < n { w / 64 * 64 } else { w.min(n) });
         }

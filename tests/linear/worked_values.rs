@@ -91,7 +91,7 @@ fn twin_and_gpu(
             softcap: case.softcap,
             ..Default::default()
         },
-        scratch_budget: budget,
+        scratch_budget: Some(budget),
         ..Default::default()
     };
     let twin = cpu::linear_cross_entropy(&x.hidden, &x.weight, bias, &x.targets, cw, &dims, &opts)

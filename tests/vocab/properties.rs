@@ -82,7 +82,7 @@ proptest! {
                 reduction, label_smoothing: smoothing, z_loss, softcap, temperature, ..Default::default()
             },
             // Windows of a few rows: several chunks per shard.
-            scratch_budget: window.map_or(xent::DEFAULT_SCRATCH_BUDGET, |w| (64 << 10) + (w * v * 4) as u64),
+            scratch_budget: window.map(|w| (64 << 10) + (w * v * 4) as u64),
             ..Default::default()
         };
         let returns = xent::Returns { lse: extras, correct: extras, argmax: extras, entropy: extras, ..Default::default() };

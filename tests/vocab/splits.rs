@@ -48,7 +48,7 @@ fn a_split_repeats_bit_for_bit() {
     let targets: Vec<i64> = (0..n).map(|_| rng.below(v) as i64).collect();
     let dims = LinearDims { n, h, v };
     let lopts = LinearCrossEntropyOptions {
-        scratch_budget: 64 << 10,
+        scratch_budget: Some(64 << 10),
         ..Default::default()
     };
     let run = || {

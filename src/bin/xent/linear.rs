@@ -80,9 +80,10 @@ pub struct LinearArgs {
     /// the check runs on the rounded values). The logits, gradients and sums are f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     precision: PrecisionArg,
-    /// Most bytes of device scratch (the window of logits and per-row scratch).
-    #[arg(long, value_name = "BYTES", default_value_t = xent::DEFAULT_SCRATCH_BUDGET)]
-    scratch_budget: u64,
+    /// Most bytes of device scratch (the window of logits and per-row
+    /// scratch; default: the larger of 16 MiB and 1/8 of the f32 logits).
+    #[arg(long, value_name = "BYTES")]
+    scratch_budget: Option<u64>,
     /// The products' kernel (coop: tensor cores for the logits' product).
     #[arg(long, value_enum, default_value_t = ProductKernelArg::Auto)]
     product_kernel: ProductKernelArg,

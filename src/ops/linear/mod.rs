@@ -18,7 +18,7 @@ mod traffic;
 
 pub use buffers::LinearBuffers;
 pub use cpu::LinearOutput;
-pub use options::{LinearCrossEntropyOptions, DEFAULT_SCRATCH_BUDGET};
+pub use options::{LinearCrossEntropyOptions, DEFAULT_SCRATCH_BUDGET, DEFAULT_SCRATCH_FRACTION};
 pub use plan::LinearPlan;
 
 /// The shapes of a fused call: `h` is `(n, h)`, `W` is `(v, h)`, the logits
@@ -99,7 +99,7 @@ impl LinearDims {
     /// Bytes the materialised f32 logits would take: `n·v·4`.
     ///
     /// ```
-    /// // 1 024 tokens over GPT-2's vocabulary: 206 MB of logits, over 12 times the default scratch budget.
+    /// // 1 024 tokens over GPT-2's vocabulary: 206 MB of logits, 12 times the least default budget.
     /// let d = xent::LinearDims { n: 1024, h: 768, v: 50_257 };
     /// assert_eq!(d.logits_bytes(), 205_852_672);
     /// assert_eq!(d.logits_bytes() / xent::DEFAULT_SCRATCH_BUDGET, 12);

@@ -4,15 +4,36 @@ use crate::error::{Error, Result};
 use crate::ops::cross_entropy::options::{CrossEntropyOptions, InputKind};
 use crate::ops::matmul::{ProductKernel, SplitK};
 
-/// The default scratch budget, 16 MiB: on 2 048 × 512 × 32 000 the window
-/// holds 128 rows (16.4 MB, 1/16 of the 262 MB of materialised logits).
-/// Larger windows give the products of `∂L/∂h` more workgroups (a GPU wants
-/// several hundred rows); smaller ones less memory.
+/// The least default scratch budget, 16 MiB: the default is the larger of
+/// this and a window of 1/8 of the call's f32 logits with the per-row
+/// scratch ([`DEFAULT_SCRATCH_FRACTION`]).
 ///
 /// ```
-/// assert_eq!(xent::LinearCrossEntropyOptions::default().scratch_budget, xent::DEFAULT_SCRATCH_BUDGET);
+/// let ctx = xent::Context::from_env()?;
+/// let small = xent::LinearDims { n: 256, h: 512, v: 4096 };
+/// let plan = ctx.plan_linear_cross_entropy(&small, &Default::default(), &Default::default())?;
+/// assert_eq!(plan.budget, xent::DEFAULT_SCRATCH_BUDGET);
+/// # Ok::<(), xent::Error>(())
 /// ```
 pub const DEFAULT_SCRATCH_BUDGET: u64 = 16 << 20;
+
+/// The default scratch budget holds a window of the call's f32 logits
+/// (`n·v·4` bytes) over this, and the per-row scratch, where that is more
+/// than [`DEFAULT_SCRATCH_BUDGET`]. A window of logits is a pass over `W` by
+/// each of the call's products, so the window's rows set how often `W` is
+/// read: on 8 192 × 4 096 × 128 256 an eighth of the logits is 1 024 rows
+/// (8 windows, where 16 MiB held 32 rows: 256 windows), where the device
+/// binds that much. More rows also give `∂L/∂h = g·W` more workgroups.
+///
+/// ```
+/// let ctx = xent::Context::from_env()?;
+/// let dims = xent::LinearDims { n: 2048, h: 512, v: 32_000 };
+/// let plan = ctx.plan_linear_cross_entropy(&dims, &Default::default(), &Default::default())?;
+/// assert_eq!(plan.window_rows, 2048 / xent::DEFAULT_SCRATCH_FRACTION as usize);
+/// assert!(plan.window_bytes * xent::DEFAULT_SCRATCH_FRACTION <= dims.logits_bytes());
+/// # Ok::<(), xent::Error>(())
+/// ```
+pub const DEFAULT_SCRATCH_FRACTION: u64 = 8;
 
 /// Options of [`Context::linear_cross_entropy`](crate::Context::linear_cross_entropy)
 /// and its recording twin.
@@ -22,7 +43,7 @@ pub const DEFAULT_SCRATCH_BUDGET: u64 = 16 << 20;
 ///     loss: xent::CrossEntropyOptions { softcap: Some(30.0), ..Default::default() },
 ///     ..Default::default()
 /// };
-/// assert_eq!(opts.scratch_budget, xent::DEFAULT_SCRATCH_BUDGET);
+/// assert_eq!(opts.scratch_budget, None); // 1/8 of the logits, at least 16 MiB
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearCrossEntropyOptions {
@@ -35,9 +56,11 @@ pub struct LinearCrossEntropyOptions {
     pub loss: CrossEntropyOptions,
     /// Most bytes of scratch the call may hold on the device: the window of
     /// logits plus the cross-entropy's per-row scratch, and the products'
-    /// split-k partial sums in what those two leave. Default
-    /// [`DEFAULT_SCRATCH_BUDGET`]. Too small for one row is an error.
-    pub scratch_budget: u64,
+    /// split-k partial sums in what those two leave. `None` (the default):
+    /// the larger of [`DEFAULT_SCRATCH_BUDGET`] and a window of 1/8 of the
+    /// call's f32 logits with the per-row scratch ([`LinearPlan::budget`](crate::LinearPlan::budget)
+    /// says which). Too small for one row is an error.
+    pub scratch_budget: Option<u64>,
     /// The products' kernel; [`ProductKernel::Auto`] chooses by the device.
     pub product_kernel: ProductKernel,
     /// How the products cut k ([`SplitK::Auto`]: by the device and each
@@ -50,7 +73,7 @@ impl Default for LinearCrossEntropyOptions {
     fn default() -> Self {
         Self {
             loss: CrossEntropyOptions::default(),
-            scratch_budget: DEFAULT_SCRATCH_BUDGET,
+            scratch_budget: None,
             product_kernel: ProductKernel::Auto,
             split_k: SplitK::Auto,
         }

@@ -1,7 +1,7 @@
 //! The fused call's window of logits: how many rows it holds within the
 //! caller's scratch budget, and what the call holds on the device.
 
-use super::options::LinearCrossEntropyOptions;
+use super::options::{LinearCrossEntropyOptions, DEFAULT_SCRATCH_BUDGET, DEFAULT_SCRATCH_FRACTION};
 use super::LinearDims;
 use crate::core::device::LOOP_TRIPS_MAX;
 use crate::core::shape::Layout;
@@ -21,9 +21,9 @@ const ROW_QUANTUM: usize = crate::ops::matmul::kernels::TILE;
 /// let ctx = xent::Context::from_env()?;
 /// let dims = xent::LinearDims { n: 2048, h: 512, v: 32_000 };
 /// let plan = ctx.plan_linear_cross_entropy(&dims, &Default::default(), &Default::default())?;
-/// assert_eq!(plan.window_rows, 128);
-/// assert!(plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
-/// assert!(plan.scratch_bytes * 8 <= dims.logits_bytes());
+/// assert_eq!(plan.window_rows, 256);
+/// assert!(plan.scratch_bytes <= plan.budget);
+/// assert!(plan.window_bytes * 8 <= dims.logits_bytes());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,12 @@ pub struct LinearPlan {
     pub window_bytes: u64,
     /// Every scratch byte: the window, the cross-entropy's per-row scratch
     /// (statistics, flags, plans) and, for `mean` and `sum`, its per-row
-    /// losses. At most the options' budget.
+    /// losses. At most the budget.
     pub scratch_bytes: u64,
+    /// The budget: the options' or the default's (see
+    /// [`LinearCrossEntropyOptions::scratch_budget`]); the products'
+    /// split-k partial sums may take what `scratch_bytes` leaves of it.
+    pub budget: u64,
 }
 
 /// The fused linear cross-entropy's plan: what a call holds on the device.
@@ -58,7 +62,7 @@ impl Context {
     /// let dims = xent::LinearDims { n: 1024, h: 64, v: 1000 };
     /// let counted = xent::Returns { correct: true, ..Default::default() };
     /// let plan = ctx.plan_linear_cross_entropy(&dims, &Default::default(), &counted)?;
-    /// assert!(plan.scratch_bytes <= xent::DEFAULT_SCRATCH_BUDGET);
+    /// assert!(plan.scratch_bytes <= plan.budget);
     /// # Ok::<(), xent::Error>(())
     /// ```
     pub fn plan_linear_cross_entropy(
@@ -111,14 +115,17 @@ impl Context {
         let fixed = ce.aux_bytes.max(16) + row_loss;
         let row_bytes = dims.v as u64 * 4;
         let max_binding = self.device.limits().max_storage_buffer_binding_size;
-        let fits = opts.scratch_budget.saturating_sub(fixed + 16) / row_bytes.max(1);
+        let budget = opts.scratch_budget.unwrap_or_else(|| {
+            DEFAULT_SCRATCH_BUDGET.max(dims.logits_bytes() / DEFAULT_SCRATCH_FRACTION + fixed + 16)
+        });
+        let fits = budget.saturating_sub(fixed + 16) / row_bytes.max(1);
         let rows = (fits.min(max_binding / row_bytes.max(1)) as usize)
             .min(dims.n.max(1))
             .min(LOOP_TRIPS_MAX);
         if rows == 0 {
             return Err(Error::InvalidOption {
                 name: "scratch_budget",
-                value: opts.scratch_budget.to_string(),
+                value: budget.to_string(),
                 expected: "room for at least one row of logits (v·4 bytes, in whole vec4s) \
                            besides the per-row scratch",
             });
@@ -134,6 +141,7 @@ impl Context {
             chunks: dims.n.div_ceil(rows),
             window_bytes,
             scratch_bytes: window_bytes + fixed,
+            budget,
         })
     }
 }

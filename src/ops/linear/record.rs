@@ -147,7 +147,7 @@ impl Context {
             // The products' partial sums in what the window leaves.
             rule: self.split_rule(
                 opts.split_k,
-                Some(opts.scratch_budget.saturating_sub(plan.scratch_bytes)),
+                Some(plan.budget.saturating_sub(plan.scratch_bytes)),
             ),
             partial: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. })),
         };

@@ -275,21 +275,27 @@ mod tests {
     }
 
     /// The ratio over the op's minimum on the reference shapes in the
-    /// windows the default scratch budget (16 MiB) plans, both tables
-    /// (software: 32 × 128 blocks). It is this high because the products
-    /// re-read their operands once per block (on a GPU mostly from L2;
-    /// larger tiles re-read less: issue 25's cooperative products), and
-    /// each window's products read W again: at 8192 × 4096 × 128 256 the
-    /// budget holds 32 rows, so W (2.1 GB in f32) is read twice by each of
-    /// 256 windows.
+    /// windows the default scratch budget plans (1/8 of the logits), and
+    /// at 8192 × 4096 × 128 256 in the 32-row windows the old default of
+    /// 16 MiB planned, both tables (software: 32 × 128 blocks). It is this
+    /// high because the products re-read their operands once per block (on
+    /// a GPU mostly from L2; larger tiles re-read less), and each window's
+    /// products read W again: 256 windows of 32 rows read W (2.1 GB in f32)
+    /// 512 times, 8 of 1 024 rows 16 times; what remains is `h` and the
+    /// window read once per column of blocks.
     #[test]
     fn the_reference_shapes_in_both_tables() {
         let pinned = [
             // GPU f32, GPU bf16, software f32, software bf16
             (
                 (2048, 512, 32_000),
-                128,
-                [112.7568, 110.2423, 134.8908, 114.6931],
+                256,
+                [105.2384, 100.2180, 127.3724, 104.6688],
+            ),
+            (
+                (8192, 4096, 128_256),
+                1024,
+                [373.6436, 337.7716, 462.1983, 355.5826],
             ),
             (
                 (8192, 4096, 128_256),
