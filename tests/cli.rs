@@ -2990,6 +2990,30 @@ fn linear_loss_takes_a_cut_of_k() {
     fails_with(&with("24"), "split_k");
     fails_with(&with("16x0"), "split_k");
     fails_with(&with("sixteen"), "expected auto, LEN or LENxP");
+    // Gradient filtering: the check allows for what it skips.
+    let filtered = [
+        "linear-loss",
+        "--hidden",
+        h,
+        "--weight",
+        w,
+        "--targets",
+        t,
+        "--filter-eps",
+    ];
+    let filter = |eps| filtered.iter().copied().chain([eps]).collect::<Vec<_>>();
+    assert!(ok(&xent(&filter("0.05"))).contains("agree"));
+    let negative = [
+        "linear-loss",
+        "--hidden",
+        h,
+        "--weight",
+        w,
+        "--targets",
+        t,
+        "--filter-eps=-1",
+    ];
+    fails_with(&negative, "filter_eps");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 // An inline module, so that its modules' files are in `tests/linear/`.
 mod linear {
     mod errors;
+    mod filter;
     mod near_flush;
     mod probability_targets;
     mod properties;

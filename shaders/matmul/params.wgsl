@@ -31,8 +31,10 @@ struct MatmulParams {
     // as the partial sums it adds.
     slice_k: u32,
     slice_out: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Gradient filtering (product.wgsl's FILTER): the threshold, and 1
+    // where it is over the mean's denominator.
+    filter_eps: f32,
+    filter_mean: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;

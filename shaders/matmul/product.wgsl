@@ -18,6 +18,36 @@ override B_K_CONTIG: bool = true;
 override A_VEC: bool = false;
 override B_VEC: bool = false;
 override HAS_BIAS: bool = false;
+// Gradient filtering (the fused op's `filter_eps`, on the products that
+// read its window of gradients as A): a step of k whose values of A all lie
+// below the threshold in magnitude adds nothing. NaN and infinities are
+// never below it.
+override FILTER: bool = false;
+
+// The fused op's call statistics (cross-entropy's `aux`: the mean's
+// denominator first), for the threshold's scale.
+@group(0) @binding(7) var<storage, read> filter_stats: array<u32>;
+
+// The magnitude below which A's values count as zero, as f32 bits:
+// `filter_eps`, over the mean's denominator's magnitude where the loss is a
+// mean (the gradient's scale: filter_eps is relative to a row of weight 1,
+// as softmax - one-hot); 0 (nothing below it) for a threshold of 0, and
+// infinity for a denominator of 0.
+fn filter_threshold() -> u32 {
+    var t = mp.filter_eps;
+    if (mp.filter_mean != 0u && t > 0.0) {
+        t = t / abs(bitcast<f32>(filter_stats[0]));
+    }
+    return bitcast<u32>(t);
+}
+
+// Whether any of `v` is not below the threshold (f32 bits, at least 0) in
+// magnitude, compared as integers: non-negative floats order as their bits,
+// NaN's lie above infinity's, and no compiler's float folding (GL's
+// drivers take `!(a < t)` for `a >= t`) can let NaN through.
+fn kept4(v: vec4<f32>, threshold: u32) -> bool {
+    return any((bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) >= vec4<u32>(threshold));
+}
 
 // The uniform `mp` and `out` come from params.wgsl; lhs (binding 1), rhs
 // (2) and bias (4) from the operand pieces.
@@ -29,6 +59,24 @@ const TILE_K: u32 = 16u;
 // [l][i] and [l][j]: an invocation reads 4 neighbours of each per step.
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
+// FILTER: whether an invocation loaded a value of A to keep, and the
+// step's verdict, read by all.
+var<workgroup> any_kept: atomic<u32>;
+var<workgroup> keep_step: u32;
+
+// FILTER: whether the workgroup keeps the step whose A values this
+// invocation loaded as `va` (uniform: every invocation gets the verdict).
+fn keep_step_of(lid: u32, va: vec4<f32>, threshold: u32) -> bool {
+    if (kept4(va, threshold)) {
+        atomicOr(&any_kept, 1u);
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        keep_step = atomicLoad(&any_kept);
+        atomicStore(&any_kept, 0u);
+    }
+    return workgroupUniformLoad(&keep_step) != 0u;
+}
 
 // `valid` (0..=4) neighbours of A from flat index i; zeros past them.
 fn a_run(i: u32, valid: u32) -> vec4<f32> {
@@ -53,8 +101,9 @@ fn b_run(i: u32, valid: u32) -> vec4<f32> {
     return v;
 }
 
-// Tile rows [m0, m0 + TILE) x k [k0, k0 + TILE_K) of A into a_tile.
-fn load_a(lid: u32, m0: u32, k0: u32) {
+// Tile rows [m0, m0 + TILE) x k [k0, k0 + TILE_K) of A into a_tile; returns
+// the invocation's 4 values of it.
+fn load_a(lid: u32, m0: u32, k0: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     if (A_K_CONTIG) {
         let i = lid / 4u;
@@ -75,6 +124,7 @@ fn load_a(lid: u32, m0: u32, k0: u32) {
             a_tile[l * TILE + i + j] = v[j];
         }
     }
+    return v;
 }
 
 fn load_b(lid: u32, n0: u32, k0: u32) {
@@ -114,18 +164,35 @@ fn matmul(
     let tx = lid % 16u;
     let ty = lid / 16u;
     var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var k0 = 0u; k0 < slice_k; k0 += TILE_K) {
-        load_a(lid, m0, k0);
-        load_b(lid, n0, k0);
+    var threshold = 0u;
+    if (FILTER) {
+        threshold = filter_threshold();
+        // Workgroup memory is not reliably zero on every adapter.
+        if (lid == 0u) {
+            atomicStore(&any_kept, 0u);
+        }
         workgroupBarrier();
-        for (var l = 0u; l < TILE_K; l++) {
-            let ai = l * TILE + ty * 4u;
-            let bj = l * TILE + tx * 4u;
-            let b = vec4<f32>(b_tile[bj], b_tile[bj + 1u], b_tile[bj + 2u], b_tile[bj + 3u]);
-            acc[0] += a_tile[ai] * b;
-            acc[1] += a_tile[ai + 1u] * b;
-            acc[2] += a_tile[ai + 2u] * b;
-            acc[3] += a_tile[ai + 3u] * b;
+    }
+    for (var k0 = 0u; k0 < slice_k; k0 += TILE_K) {
+        let va = load_a(lid, m0, k0);
+        var keep = true;
+        if (FILTER) {
+            keep = keep_step_of(lid, va, threshold);
+        }
+        if (keep) {
+            load_b(lid, n0, k0);
+        }
+        workgroupBarrier();
+        if (keep) {
+            for (var l = 0u; l < TILE_K; l++) {
+                let ai = l * TILE + ty * 4u;
+                let bj = l * TILE + tx * 4u;
+                let b = vec4<f32>(b_tile[bj], b_tile[bj + 1u], b_tile[bj + 2u], b_tile[bj + 3u]);
+                acc[0] += a_tile[ai] * b;
+                acc[1] += a_tile[ai + 1u] * b;
+                acc[2] += a_tile[ai + 2u] * b;
+                acc[3] += a_tile[ai + 3u] * b;
+            }
         }
         workgroupBarrier();
     }
@@ -235,9 +302,17 @@ fn matmul_blocks(
     var acc01 = mat4x4<f32>();
     var acc10 = mat4x4<f32>();
     var acc11 = mat4x4<f32>();
+    var threshold = 0u;
+    if (FILTER) {
+        threshold = filter_threshold();
+    }
     for (var l = 0u; l < slice_k; l += 4u) {
         let a0 = a_block(i, l);
         let a1 = a_block(i + 4u, l);
+        // FILTER: this invocation's 8 x 4 of A all below the threshold.
+        if (FILTER && !kept_block(a0, threshold) && !kept_block(a1, threshold)) {
+            continue;
+        }
         let b0 = b_block(l, j);
         let b1 = b_block(l, j + 4u);
         acc00 += a0 * b0;
@@ -249,6 +324,12 @@ fn matmul_blocks(
     store_block(i, j + 4u, acc01);
     store_block(i + 4u, j, acc10);
     store_block(i + 4u, j + 4u, acc11);
+}
+
+// Whether any of a 4 x 4 block is not below `threshold` in magnitude.
+fn kept_block(a: mat4x4<f32>, threshold: u32) -> bool {
+    return kept4(a[0], threshold) || kept4(a[1], threshold) || kept4(a[2], threshold)
+        || kept4(a[3], threshold);
 }
 
 // A 4 x 4 block of the output at rows i.., columns j.. (those inside it).

@@ -407,7 +407,7 @@ fn window_products(
             split_k: opts.split_k,
         };
         let dims = MatmulDims { m, n, k };
-        let list = ctx.prepare_matmul(dims, &options, &buffers, &rule)?;
+        let list = ctx.prepare_matmul(dims, &options, &buffers, (&rule, None))?;
         Ok((name, dims, Dispatches::new(name, list, None)))
     };
     Ok([

@@ -92,6 +92,12 @@ pub struct LinearArgs {
     /// fixes the bits; P only the speed.
     #[arg(long, value_parser = crate::kernel::parse_split_k, default_value = "auto")]
     split_k: xent::SplitK,
+    /// Gradient filtering: the products of the gradients skip steps of the
+    /// logits' gradient below FLOAT (relative to a row of weight 1, as
+    /// softmax - one-hot; Cut Cross-Entropy's filter_eps). The check
+    /// against the CPU allows for what it skips.
+    #[arg(long, value_name = "FLOAT")]
+    filter_eps: Option<f64>,
     /// Write the loss as float32 .npy: shape () for mean and sum, the
     /// hidden's leading shape (...) for none.
     #[arg(long, value_name = "PATH")]
@@ -237,6 +243,7 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
             .product_kernel
             .kernel(args.precision == PrecisionArg::F32)?,
         split_k: args.split_k,
+        filter_eps: args.filter_eps,
     };
     opts.validate()?;
     Ok(Problem {

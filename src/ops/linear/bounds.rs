@@ -65,6 +65,30 @@ pub(super) fn row_weights(
         .collect()
 }
 
+/// The most a value of the logits' gradient may be and still be skipped by
+/// the GPU's gradient filter (`filter_eps`): `filter_eps` times the
+/// gradient's scale (over the magnitude of the mean's denominator, the
+/// counted rows' weights, for a mean), a millionth wider for the f32 denominator the GPU
+/// divides by; `None` without a filter.
+pub(super) fn filter_threshold(
+    rows: &[Option<RowWeight>],
+    eps: Option<f64>,
+    reduction: Reduction,
+) -> Option<f64> {
+    let scale = match reduction {
+        Reduction::Mean => 1.0 / rows.iter().flatten().map(|w| w.r).sum::<f64>().abs(),
+        _ => 1.0,
+    };
+    // A threshold of 0 skips nothing, whatever the denominator.
+    eps.map(|eps| {
+        if eps == 0.0 {
+            0.0
+        } else {
+            eps * scale * (1.0 + 1e-6)
+        }
+    })
+}
+
 /// Counted rows that are near ties ([`tie_floors`]): their argmax may differ.
 pub(super) fn correct_slack(rows: &[Option<RowWeight>], floors: &[Option<f64>]) -> u64 {
     let near = rows.iter().zip(floors);

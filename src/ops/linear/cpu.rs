@@ -2,12 +2,12 @@
 //! outputs are held to (see [`Tolerance`](crate::Tolerance)).
 
 use super::bounds::{
-    argmax_ties, correct_slack, loss_magnitude, product_error, row_weights, tie_floors, Bounds,
-    RowWeight,
+    argmax_ties, correct_slack, filter_threshold, loss_magnitude, product_error, row_weights,
+    tie_floors, Bounds, RowWeight,
 };
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
-use crate::core::reference::{flushable, widen};
+use crate::core::reference::{flushable, rel, widen};
 use crate::error::Result;
 use crate::ops::cross_entropy::cpu::{cross_entropy_with, CrossEntropyOutput};
 use crate::ops::cross_entropy::cpu_rows::ClassWeights;
@@ -207,7 +207,10 @@ pub fn linear_cross_entropy_with<T: Copy + Into<f64>>(
     let magnitude = magnitudes(&ce, &logits, &rows, bounds, dims, &opts.loss);
     let mag = ce.magnitude.as_ref().expect("the twin reports magnitudes");
     let grads = match (&ce.grad, &mag.grad, &mag.grad_flush) {
-        (Some(g), Some(gm), Some(gf)) => Some(backward([g, gm, gf], &err, &hd, &wd, dims)),
+        (Some(g), Some(gm), Some(gf)) => {
+            let skip = filter_threshold(&rows, opts.filter_eps, opts.loss.reduction);
+            Some(backward([g, gm, gf], (&err, skip), &hd, &wd, dims))
+        }
         _ => None,
     };
     Ok(outputs(ce, magnitude, grads, bias.is_some()))
@@ -326,10 +329,13 @@ struct Backward {
 }
 
 /// The products of the logits' gradient `g` (magnitudes `gm`, widened by
-/// each row's products' error `err`) with `h` and `W`.
+/// each row's products' error `err`) with `h` and `W`. Where the GPU's
+/// gradient filter may skip a value (within the tolerance of `skip`), its
+/// products are added to the magnitudes in units of `rel`: the tolerance
+/// then allows for their absence.
 fn backward(
     [g, gm, gf]: [&[f64]; 3],
-    err: &[f64],
+    (err, skip): (&[f64], Option<f64>),
     hd: &[f64],
     wd: &[f64],
     dims: LinearDims,
@@ -361,6 +367,8 @@ fn backward(
             db[c] += gv;
             db_m[c] += mv;
             db_f[c] += fv;
+            let skipped = skip.is_some_and(|s| gv.abs() - rel() * mv < s);
+            let mv = mv + if skipped { gv.abs() / rel() } else { 0.0 };
             for k in 0..h {
                 let (x, wv) = (hd[r * h + k], wd[c * h + k]);
                 dh[r * h + k] += gv * wv;

@@ -67,6 +67,19 @@ pub struct LinearCrossEntropyOptions {
     /// product's shape). The cut fixes the bits; the slices run at once
     /// are what the budget leaves room for.
     pub split_k: SplitK,
+    /// Gradient filtering (Cut Cross-Entropy's `filter_eps`): `Some(eps)`
+    /// lets the products of `∂L/∂h` and `∂L/∂W` skip each step of the
+    /// window's gradient whose values all lie below `eps` times the
+    /// gradient's scale (over the mean's denominator for a mean: relative
+    /// to a row of weight 1, as `softmax − one-hot`), a 64 × 16 tile on
+    /// GPUs, 8 × 4 on software adapters. Each skipped value `g` moves
+    /// `∂L/∂h` and `∂L/∂W` by `|g|` times the `W` or `h` it multiplies: the
+    /// twin ([`cpu::linear_cross_entropy`](crate::cpu::linear_cross_entropy))
+    /// widens their magnitudes by that for every value that may be
+    /// skipped, so verification holds. The loss, the log-sum-exp and
+    /// `∂L/∂b` are exact as without. `None` (the default): no filtering.
+    /// Finite and at least 0; not with the vocabulary split.
+    pub filter_eps: Option<f64>,
 }
 
 impl Default for LinearCrossEntropyOptions {
@@ -76,6 +89,7 @@ impl Default for LinearCrossEntropyOptions {
             scratch_budget: None,
             product_kernel: ProductKernel::Auto,
             split_k: SplitK::Auto,
+            filter_eps: None,
         }
     }
 }
@@ -97,6 +111,15 @@ impl LinearCrossEntropyOptions {
     /// ```
     pub fn validate(&self) -> Result<()> {
         self.loss.validate()?;
+        if let Some(eps) = self.filter_eps {
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(Error::InvalidOption {
+                    name: "filter_eps",
+                    value: eps.to_string(),
+                    expected: "a finite threshold of at least 0",
+                });
+            }
+        }
         if self.loss.input != InputKind::Logits {
             return Err(Error::InvalidOption {
                 name: "input",

@@ -86,6 +86,12 @@ impl Context {
         vocab: bool,
     ) -> Result<LinearPlan> {
         opts.validate()?;
+        if vocab && opts.filter_eps.is_some() {
+            return Err(Error::Unsupported {
+                what: "gradient filtering (filter_eps)",
+                reason: "the vocabulary-split fused linear cross-entropy does not filter".into(),
+            });
+        }
         // An empty shard is planned as one class (its passes walk none).
         let layout = Layout::from_dims(&[dims.n, dims.v.max(usize::from(vocab))])?;
         let ce = self.plan_cross_entropy(

@@ -10,13 +10,14 @@ use crate::core::encode::{Dispatch, Dispatches, Timing};
 use crate::core::shape::Layout;
 use crate::core::Context;
 use crate::core::Precision;
-use crate::core::Returns;
+use crate::core::{Reduction, Returns};
 use crate::error::{GpuScope, Result};
 use crate::ops::cross_entropy::record::RowWindow;
 use crate::ops::cross_entropy::shard::{ShardPass, ShardStage};
 use crate::ops::cross_entropy::traffic::CallCount;
 use crate::ops::cross_entropy::CrossEntropyBuffers;
 use crate::ops::matmul::buffers::Operand;
+use crate::ops::matmul::filter::GradFilter;
 use crate::ops::matmul::kernels::ProductShape;
 use crate::ops::matmul::split::SplitRule;
 use crate::ops::matmul::MatmulDims;
@@ -130,6 +131,11 @@ impl Context {
         });
         let whole = [dims.n, whole_v];
         let phases = self.prepare_cross_entropy_phases(&whole, &opts.loss, &ce, rows, shard)?;
+        // The phases' call statistics, where the filter's threshold scales.
+        let stats = opts.filter_eps.and_then(|_| {
+            let s = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            s.aux.clone()
+        });
         let call = LinearCall {
             dims,
             opts,
@@ -150,6 +156,7 @@ impl Context {
                 Some(plan.budget.saturating_sub(plan.scratch_bytes)),
             ),
             partial: matches!(shard, Some(s) if matches!(s.stage, ShardStage::Partial { .. })),
+            filter: grad_filter(opts, stats.as_ref()),
         };
         let mut list = phases.before;
         for (c, rows_passes) in phases.chunks.into_iter().enumerate() {
@@ -212,7 +219,7 @@ impl Context {
             n: v,
             k: h,
         };
-        list.extend(self.prepare_matmul(dims, &opts, &logits, &call.rule)?);
+        list.extend(self.prepare_matmul(dims, &opts, &logits, (&call.rule, None))?);
         list.extend(rows_passes);
         if call.partial {
             return Ok(list);
@@ -282,7 +289,13 @@ impl Context {
             out_stride: n as u64,
             accumulate,
         };
-        self.prepare_matmul(MatmulDims { m, n, k }, &opts, &buffers, &call.rule)
+        let filter = call.filter.as_ref();
+        self.prepare_matmul(
+            MatmulDims { m, n, k },
+            &opts,
+            &buffers,
+            (&call.rule, filter),
+        )
     }
 }
 
@@ -302,6 +315,8 @@ struct LinearCall<'a> {
     rule: SplitRule,
     /// A shard's partial: no gradient products.
     partial: bool,
+    /// The gradient products' filter (`filter_eps`).
+    filter: Option<GradFilter<'a>>,
 }
 
 impl<'a> LinearCall<'a> {
@@ -341,6 +356,20 @@ impl<'a> LinearCall<'a> {
     fn logits(&self) -> MatrixView<'a> {
         MatrixView::dense(self.window, Precision::F32, self.dims.v)
     }
+}
+
+/// The gradient products' filter of `opts.filter_eps`, its threshold
+/// scaled by the denominator in cross-entropy's call statistics `stats`.
+fn grad_filter<'a>(
+    opts: &LinearCrossEntropyOptions,
+    stats: Option<&'a wgpu::Buffer>,
+) -> Option<GradFilter<'a>> {
+    let (eps, aux) = opts.filter_eps.zip(stats)?;
+    Some(GradFilter {
+        eps: eps as f32,
+        stats: aux.slice(..),
+        mean: opts.loss.reduction == Reduction::Mean,
+    })
 }
 
 /// Cross-entropy's buffers over the window of f32 logits, its gradient

@@ -5,6 +5,7 @@
 
 pub(crate) mod buffers;
 pub(crate) mod cpu;
+pub(crate) mod filter;
 mod host;
 pub(crate) mod kernels;
 mod params;

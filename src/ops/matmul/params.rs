@@ -33,7 +33,10 @@ pub(crate) struct MatmulParams {
     /// stacks' outputs (`split.rs`).
     pub slice_k: u32,
     pub slice_out: u32,
-    pub _pad: [u32; 2],
+    /// Gradient filtering (`FILTER`): the threshold, and 1 where it is
+    /// over the mean's denominator (`filter.rs`).
+    pub filter_eps: f32,
+    pub filter_mean: u32,
 }
 
 impl MatmulParams {

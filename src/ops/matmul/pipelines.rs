@@ -60,6 +60,8 @@ pub(crate) struct MatmulVariant {
     pub a_vec: bool,
     pub b_vec: bool,
     pub has_bias: bool,
+    /// Gradient filtering (`filter.rs`; the scalar kernels).
+    pub filter: bool,
 }
 
 impl Context {
@@ -79,6 +81,7 @@ impl Context {
                 ("A_VEC", flag(v.a_vec)),
                 ("B_VEC", flag(v.b_vec)),
                 ("HAS_BIAS", flag(v.has_bias)),
+                ("FILTER", flag(v.filter)),
             ],
             "sum_slices" => vec![("HAS_BIAS", flag(v.has_bias))],
             _ => Vec::new(),

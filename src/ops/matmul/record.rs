@@ -2,6 +2,7 @@
 
 use super::buffers::{MatmulOptions, Operand, Operands};
 pub use super::buffers::{MatrixView, ProductBuffers};
+use super::filter::GradFilter;
 use super::kernels::ProductPlan;
 use super::params::MatmulParams;
 use super::pipelines::MatmulVariant;
@@ -23,6 +24,7 @@ pub(crate) mod slot {
     pub const BIAS: u32 = 4;
     pub const LHS4: u32 = 5;
     pub const RHS4: u32 = 6;
+    pub const FILTER_STATS: u32 = 7;
 }
 
 /// Invocations of a `column_sums` workgroup.
@@ -83,7 +85,7 @@ impl Context {
         buffers: &ProductBuffers<'_>,
     ) -> Result<()> {
         let rule = self.split_rule(opts.split_k, None);
-        let list = self.prepare_matmul(*dims, opts, buffers, &rule)?;
+        let list = self.prepare_matmul(*dims, opts, buffers, (&rule, None))?;
         let shape = self.product_shape(opts.kernel, (buffers.a.precision, buffers.b.precision))?;
         let count = ProductCount {
             shape,
@@ -100,13 +102,15 @@ impl Context {
 
     /// Validates and prepares one product's dispatches: one per batch of
     /// slices of k (at least one), cut as `rule` says, and the batches'
-    /// sums; none for an empty output.
+    /// sums; none for an empty output. With `filter`, A is a window of
+    /// gradients whose steps below its threshold are skipped (the scalar
+    /// kernels: A is f32).
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
         opts: &MatmulOptions,
         b: &ProductBuffers<'_>,
-        rule: &SplitRule,
+        (rule, filter): (&SplitRule, Option<&GradFilter<'_>>),
     ) -> Result<Vec<Dispatch>> {
         let ops = Operands::new(opts, b);
         let MatmulDims { m, n, .. } = dims;
@@ -127,13 +131,16 @@ impl Context {
             a_vec: ops.a.aligned(),
             b_vec: ops.b.aligned(),
             has_bias: b.bias.is_some(),
+            filter: filter.is_some(),
         };
+        debug_assert!(filter.is_none() || kernel.shape.entry != "matmul_coop");
         let pipeline = match kernel.shape.entry {
             "matmul_coop" => self.coop_pipeline(variant, kernel.shape.native)?,
             entry => self.matmul_pipeline(variant, entry)?,
         };
         let split = rule.plan(&kernel.shape, dims);
-        let list = self.product_slices(dims, (&ops, b), (&kernel, split), &pipeline)?;
+        let inputs = (&ops, b, filter);
+        let list = self.product_slices(dims, inputs, (&kernel, split), &pipeline)?;
         scope.pop("preparing a matrix product")?;
         Ok(list)
     }
@@ -182,7 +189,7 @@ impl Context {
     fn product_slices(
         &self,
         dims: MatmulDims,
-        (ops, b): (&Operands<'_>, &ProductBuffers<'_>),
+        (ops, b, filter): (&Operands<'_>, &ProductBuffers<'_>, Option<&GradFilter<'_>>),
         (kernel, split): (&ProductPlan, SplitPlan),
         pipeline: &wgpu::ComputePipeline,
     ) -> Result<Vec<Dispatch>> {
@@ -196,11 +203,15 @@ impl Context {
             (s.dummies.read.clone(), partials)
         };
         let bias = b.bias.unwrap_or(read.slice(..));
+        let stats = filter.map_or(read.slice(..), |f| f.stats);
         let mut list = Vec::new();
         for (i, (k0, k1, slices)) in split.batches(k).into_iter().enumerate() {
             let first = i == 0;
             let mut params = MatmulParams::slice(dims, ops, k0, k1 - k0);
             params.slice_k = split.len as u32;
+            if let Some(f) = filter {
+                params = f.apply(params);
+            }
             // The caller's output, with the bias and the accumulation of a
             // product's one dispatch.
             let into_out = MatmulParams {
@@ -217,7 +228,7 @@ impl Context {
                         slice_out: (m * n) as u32,
                         ..params
                     };
-                    let bind = (&into_partials, p.slice(..), bias);
+                    let bind = (&into_partials, [p.slice(..), bias, stats]);
                     list.push(self.product_dispatch(kernel, (ops, &read), bind, grid, pipeline)?);
                     let sum = MatmulParams {
                         k: slices as u32,
@@ -228,7 +239,7 @@ impl Context {
                     list.push(self.sum_slices(rhs, &sum, [p.slice(..), b.out, bias])?);
                 }
                 _ => {
-                    let bind = (&into_out, b.out, bias);
+                    let bind = (&into_out, [b.out, bias, stats]);
                     list.push(self.product_dispatch(kernel, (ops, &read), bind, grid, pipeline)?);
                 }
             }
@@ -236,12 +247,13 @@ impl Context {
         Ok(list)
     }
 
-    /// One dispatch of the product kernel with `params`, into `out`.
+    /// One dispatch of the product kernel with `params`, into `out`, with
+    /// the bias and the filter's statistics (placeholders where absent).
     fn product_dispatch(
         &self,
         kernel: &ProductPlan,
         (ops, read): (&Operands<'_>, &wgpu::Buffer),
-        (params, out, bias): (&MatmulParams, wgpu::BufferSlice<'_>, wgpu::BufferSlice<'_>),
+        (params, [out, bias, stats]): (&MatmulParams, [wgpu::BufferSlice<'_>; 3]),
         grid: (usize, usize),
         pipeline: &wgpu::ComputePipeline,
     ) -> Result<Dispatch> {
@@ -270,11 +282,14 @@ impl Context {
             .iter()
             .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
             .collect();
-        // The cooperative kernel stages scalars: no vec4 views.
+        // The cooperative kernel stages scalars (no vec4 views) and filters
+        // nothing.
+        let stats_range = self.whole_range(stats, 4);
         if kernel.shape.entry != "matmul_coop" {
             entries.extend([
                 (slot::LHS4, &lhs4, lhs4_range),
                 (slot::RHS4, &rhs4, rhs4_range),
+                (slot::FILTER_STATS, stats.buffer(), stats_range),
             ]);
         }
         let group = self.bind_ranges(pipeline, &entries);
@@ -328,6 +343,7 @@ impl Context {
             a_vec: false,
             b_vec: false,
             has_bias: false,
+            filter: false,
         };
         let pipeline = self.matmul_pipeline(variant, "column_sums")?;
         let uniform = self.uniform("xent column sums params", bytemuck::bytes_of(&params))?;
@@ -355,9 +371,10 @@ mod tests {
         let (size, members) = wgsl_struct(&src, "MatmulParams");
         assert_eq!(size, std::mem::size_of::<MatmulParams>());
         assert_eq!(
-            members[..17],
+            members[..19],
             wgsl_fields!(MatmulParams: m, n, k, accumulate, a_offset, a_sm, a_sk, b_offset,
-                b_sk, b_sn, c_offset, c_sm, skip_bias, side, share, slice_k, slice_out)[..]
+                b_sk, b_sn, c_offset, c_sm, skip_bias, side, share, slice_k, slice_out,
+                filter_eps, filter_mean)[..]
         );
         let module = wgpu::naga::front::wgsl::parse_str(&src).unwrap();
         let mut bound: Vec<(u32, String)> = module
@@ -374,6 +391,7 @@ mod tests {
             (slot::BIAS, "bias"),
             (slot::LHS4, "lhs4"),
             (slot::RHS4, "rhs4"),
+            (slot::FILTER_STATS, "filter_stats"),
         ]
         .into_iter()
         .map(|(n, s)| (n, s.to_string()))

@@ -204,6 +204,7 @@ impl Context {
             a_vec: false,
             b_vec: false,
             has_bias,
+            filter: false,
         };
         let pipeline = self.matmul_pipeline(variant, "sum_slices")?;
         let uniform = self.uniform("xent split-k sum params", bytemuck::bytes_of(params))?;
@@ -244,67 +245,40 @@ mod tests {
             k: 128_256,
         };
         let rule = gpu(SplitK::Auto, PARTIALS_BUDGET);
-        let plan = rule.plan(&scalar("matmul"), dims);
-        assert_eq!(
-            plan,
-            SplitPlan {
-                len: 4096,
-                parallel: 8
-            }
-        );
-        // 1 024 deep: 8 slices of 128 would be under the least, 256.
-        let shallow = MatmulDims { k: 1024, ..dims };
-        assert_eq!(
-            rule.plan(&scalar("matmul"), shallow),
-            SplitPlan {
-                len: 256,
-                parallel: 4
-            }
-        );
-        // 20 000 deep: 8 slices of 2 512 (whole steps of 16).
+        let cut = |len, parallel| SplitPlan { len, parallel };
+        for (k, want, why) in [
+            (
+                128_256,
+                cut(4096, 8),
+                "128 256 / 8 is past the kernel's slice",
+            ),
+            (
+                1024,
+                cut(256, 4),
+                "8 slices of 128 would be under the least, 256",
+            ),
+            (20_000, cut(2512, 8), "8 slices of 2 512, whole steps of 16"),
+        ] {
+            let dims = MatmulDims { k, ..dims };
+            assert_eq!(rule.plan(&scalar("matmul"), dims), want, "{why}");
+        }
         let mid = MatmulDims { k: 20_000, ..dims };
-        assert_eq!(
-            rule.plan(&scalar("matmul"), mid),
-            SplitPlan {
-                len: 2512,
-                parallel: 8
-            }
-        );
         // Room for 3 partial sums of 512 KiB: 3 at once, of 4 096 (20 000 / 3
         // is past the kernel's slice); for 1: the kernel's slices.
         let tight = gpu(SplitK::Auto, 3 * 32 * 4096 * 4 + 7);
-        assert_eq!(
-            tight.plan(&scalar("matmul"), mid),
-            SplitPlan {
-                len: 4096,
-                parallel: 3
-            }
-        );
+        assert_eq!(tight.plan(&scalar("matmul"), mid), cut(4096, 3));
         let none = gpu(SplitK::Auto, 32 * 4096 * 4 + 7);
-        assert_eq!(
-            none.plan(&scalar("matmul"), mid),
-            SplitPlan {
-                len: 4096,
-                parallel: 1
-            }
-        );
+        assert_eq!(none.plan(&scalar("matmul"), mid), cut(4096, 1));
         // Blocks enough, or not a GPU: the kernel's slices, one at a time.
         let wide = MatmulDims { m: 4096, ..dims };
-        let whole = SplitPlan {
-            len: 4096,
-            parallel: 1,
-        };
-        assert_eq!(rule.plan(&scalar("matmul"), wide), whole);
+        assert_eq!(rule.plan(&scalar("matmul"), wide), cut(4096, 1));
         let software = SplitRule {
             fill: false,
             ..rule
         };
         assert_eq!(
             software.plan(&scalar("matmul_blocks"), dims),
-            SplitPlan {
-                len: 32_768,
-                parallel: 1
-            }
+            cut(32_768, 1)
         );
     }
 
