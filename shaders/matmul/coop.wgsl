@@ -74,7 +74,7 @@ fn tile_at(e: u32, r0: u32, k0: u32, k_contig: bool, extent: u32) -> vec3<u32> {
         r = e % BLOCK;
         l = e / BLOCK;
     }
-    return vec3<u32>(r, l, u32(r0 + r < extent && k0 + l < slice_k));
+    return vec3<u32>(r, l, u32(r0 + r < extent && k0 + l < slice_len));
 }
 
 // Stages step k0's tiles of A and B, scaled, and returns their shifts.
@@ -143,7 +143,7 @@ fn matmul_coop(
     for (var t = 0u; t < 16u; t++) {
         acc[t] = acc_zero();
     }
-    for (var k0 = 0u; k0 < slice_k; k0 += TK) {
+    for (var k0 = 0u; k0 < slice_len; k0 += TK) {
         let shifts = stage(m0, n0, k0);
         // 2^-(a_shift + b_shift) in two halves, each an f32 normal power
         // of two: the sum reaches ±252, past f32's exponents, and a product

@@ -40,9 +40,10 @@ struct MatmulParams {
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-// The workgroup's slice of k: its length, where A's, B's and the
-// output's elements start (set by enter_slice).
-var<private> slice_k: u32;
+// The workgroup's slice of k: its length (`mp.slice_k` but the last
+// slice's rest), where A's, B's and the output's elements start (set by
+// enter_slice).
+var<private> slice_len: u32;
 var<private> a_base: u32;
 var<private> b_base: u32;
 var<private> c_base: u32;
@@ -54,7 +55,7 @@ fn enter_slice(wy: u32, block_rows: u32) -> u32 {
     let stack = (mp.m + block_rows - 1u) / block_rows;
     let z = wy / stack;
     let k0 = z * mp.slice_k;
-    slice_k = min(mp.k - min(k0, mp.k), mp.slice_k);
+    slice_len = min(mp.k - min(k0, mp.k), mp.slice_k);
     a_base = mp.a_offset + k0 * mp.a_sk;
     b_base = mp.b_offset + k0 * mp.b_sk;
     c_base = mp.c_offset + z * mp.slice_out;

@@ -108,8 +108,8 @@ fn load_a(lid: u32, m0: u32, k0: u32) -> vec4<f32> {
     if (A_K_CONTIG) {
         let i = lid / 4u;
         let l = (lid % 4u) * 4u;
-        if (m0 + i < mp.m && k0 + l < slice_k) {
-            v = a_run(a_base + (m0 + i) * mp.a_sm + k0 + l, min(4u, slice_k - k0 - l));
+        if (m0 + i < mp.m && k0 + l < slice_len) {
+            v = a_run(a_base + (m0 + i) * mp.a_sm + k0 + l, min(4u, slice_len - k0 - l));
         }
         for (var j = 0u; j < 4u; j++) {
             a_tile[(l + j) * TILE + i] = v[j];
@@ -117,7 +117,7 @@ fn load_a(lid: u32, m0: u32, k0: u32) -> vec4<f32> {
     } else {
         let l = lid / 16u;
         let i = (lid % 16u) * 4u;
-        if (m0 + i < mp.m && k0 + l < slice_k) {
+        if (m0 + i < mp.m && k0 + l < slice_len) {
             v = a_run(a_base + (k0 + l) * mp.a_sk + m0 + i, min(4u, mp.m - m0 - i));
         }
         for (var j = 0u; j < 4u; j++) {
@@ -132,8 +132,8 @@ fn load_b(lid: u32, n0: u32, k0: u32) {
     if (B_K_CONTIG) {
         let j0 = lid / 4u;
         let l = (lid % 4u) * 4u;
-        if (n0 + j0 < mp.n && k0 + l < slice_k) {
-            v = b_run(b_base + (n0 + j0) * mp.b_sn + k0 + l, min(4u, slice_k - k0 - l));
+        if (n0 + j0 < mp.n && k0 + l < slice_len) {
+            v = b_run(b_base + (n0 + j0) * mp.b_sn + k0 + l, min(4u, slice_len - k0 - l));
         }
         for (var j = 0u; j < 4u; j++) {
             b_tile[(l + j) * TILE + j0] = v[j];
@@ -141,7 +141,7 @@ fn load_b(lid: u32, n0: u32, k0: u32) {
     } else {
         let l = lid / 16u;
         let j0 = (lid % 16u) * 4u;
-        if (n0 + j0 < mp.n && k0 + l < slice_k) {
+        if (n0 + j0 < mp.n && k0 + l < slice_len) {
             v = b_run(b_base + (k0 + l) * mp.b_sk + n0 + j0, min(4u, mp.n - n0 - j0));
         }
         for (var j = 0u; j < 4u; j++) {
@@ -173,7 +173,7 @@ fn matmul(
         }
         workgroupBarrier();
     }
-    for (var k0 = 0u; k0 < slice_k; k0 += TILE_K) {
+    for (var k0 = 0u; k0 < slice_len; k0 += TILE_K) {
         let va = load_a(lid, m0, k0);
         var keep = true;
         if (FILTER) {
@@ -245,7 +245,7 @@ fn b_quad(i: u32, valid: u32) -> vec4<f32> {
 // zeros outside A.
 fn a_block(i: u32, l: u32) -> mat4x4<f32> {
     var q: array<vec4<f32>, 4>;
-    let kv = min(4u, slice_k - l);
+    let kv = min(4u, slice_len - l);
     if (A_K_CONTIG) {
         // Rows of the block, transposed below.
         // Rows past m read row m - 1 and count as zeros.
@@ -269,7 +269,7 @@ fn a_block(i: u32, l: u32) -> mat4x4<f32> {
 // B(l + t, j + c) for t, c < 4 as a matrix whose column c is B(l.., j + c).
 fn b_block(l: u32, j: u32) -> mat4x4<f32> {
     var q: array<vec4<f32>, 4>;
-    let kv = min(4u, slice_k - l);
+    let kv = min(4u, slice_len - l);
     if (B_K_CONTIG) {
         let cols = min(vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(mp.n - 1u));
         let base = b_base + l + cols * mp.b_sn;
@@ -306,7 +306,7 @@ fn matmul_blocks(
     if (FILTER) {
         threshold = filter_threshold();
     }
-    for (var l = 0u; l < slice_k; l += 4u) {
+    for (var l = 0u; l < slice_len; l += 4u) {
         let a0 = a_block(i, l);
         let a1 = a_block(i + 4u, l);
         // FILTER: this invocation's 8 x 4 of A all below the threshold.

@@ -5,10 +5,11 @@
 //! GPU-class device cuts a thin product and matches the twin; bad cuts are
 //! typed errors.
 
-use crate::common::{ctx, read_f32, storage as init, Rng};
+use crate::common::placed::stored;
+use crate::common::{ctx, gpu_class_ctx, read_f32, storage as init, Rng};
 use xent::{
-    cpu, DeviceClass, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers,
-    ProductKernel, SplitK, Tolerance,
+    cpu, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers, ProductKernel, SplitK,
+    Tolerance,
 };
 
 /// One product's operands, stored strided (A k-contiguous from element
@@ -50,30 +51,15 @@ impl Case {
         }
     }
 
-    /// The stored bytes of `v` in the case's precision.
-    fn stored(&self, v: &[f32]) -> Vec<u8> {
-        match self.precision {
-            Precision::F32 => bytemuck::cast_slice(v).to_vec(),
-            _ => {
-                let mut b: Vec<u8> = v
-                    .iter()
-                    .flat_map(|&x| half::bf16::from_f32(x).to_bits().to_le_bytes())
-                    .collect();
-                b.resize(b.len().next_multiple_of(4), 0);
-                b
-            }
-        }
-    }
-
     /// `out[7..] (+)= A·Wᵀ (+ bias)` recorded with `split_k`: the output's bits.
     fn run(&self, ctx: &xent::Context, kernel: ProductKernel, split_k: SplitK) -> Vec<u32> {
         let MatmulDims { n, k, .. } = self.dims;
         let usage = wgpu::BufferUsages::STORAGE;
         let buffer = |bytes: Vec<u8>| crate::common::buffer(ctx, &bytes, usage);
         let (a, w, bias) = (
-            buffer(self.stored(&self.a)),
-            buffer(self.stored(&self.w)),
-            buffer(self.stored(&self.bias)),
+            buffer(stored(&self.a, self.precision)),
+            buffer(stored(&self.w, self.precision)),
+            buffer(stored(&self.bias, self.precision)),
         );
         let out = init(ctx, &self.out);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -200,22 +186,19 @@ fn the_most_slices_at_once() {
 /// within the twin's tolerance, its partial sums held as scratch.
 #[test]
 fn auto_cuts_a_thin_product_on_a_gpu() {
-    let Some(shared) = ctx() else { return };
-    let ctx = xent::Context::new(shared.device().clone(), shared.queue().clone())
-        .unwrap()
-        .with_device_class(DeviceClass::Gpu);
+    let Some(ctx) = gpu_class_ctx() else { return };
     let dims = MatmulDims {
         m: 8,
         n: 60,
         k: 4000,
     };
     let case = Case::new(dims, Precision::F32, 13);
-    let auto = case.run(&ctx, ProductKernel::Auto, SplitK::Auto);
+    let auto = case.run(ctx, ProductKernel::Auto, SplitK::Auto);
     let cut = SplitK::Slices {
         len: 256,
         parallel: 1,
     };
-    assert!(auto == case.run(&ctx, ProductKernel::Tiled, cut));
+    assert!(auto == case.run(ctx, ProductKernel::Tiled, cut));
     assert!(ctx.scratch_bytes() >= 16 * 8 * 60 * 4);
     let want = case.twin();
     Tolerance::default()

@@ -51,20 +51,25 @@ impl MatmulParams {
         }
     }
 
-    /// A product's slice of k `[k0, k0 + len)`, one stack of blocks: its
-    /// operands from `k0` on; the output unset.
-    pub(crate) fn slice(dims: MatmulDims, ops: &Operands<'_>, k0: usize, len: usize) -> Self {
+    /// A product's batch of slices over k `[k0, k1)`, each `slice_k` of k
+    /// (a stack of blocks each): its operands from `k0` on; the output unset.
+    pub(crate) fn batch(
+        dims: MatmulDims,
+        ops: &Operands<'_>,
+        (k0, k1): (usize, usize),
+        slice_k: usize,
+    ) -> Self {
         let (a_sm, a_sk) = ops.a.strides();
         let (b_sk, b_sn) = ops.b.strides();
         Self {
-            k: len as u32,
+            k: (k1 - k0) as u32,
             a_offset: (ops.a.view.offset + k0 as u64 * a_sk) as u32,
             a_sm: a_sm as u32,
             a_sk: a_sk as u32,
             b_offset: (ops.b.view.offset + k0 as u64 * b_sk) as u32,
             b_sk: b_sk as u32,
             b_sn: b_sn as u32,
-            slice_k: len as u32,
+            slice_k: slice_k as u32,
             ..Self::outputs(dims)
         }
     }

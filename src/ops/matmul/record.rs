@@ -207,8 +207,7 @@ impl Context {
         let mut list = Vec::new();
         for (i, (k0, k1, slices)) in split.batches(k).into_iter().enumerate() {
             let first = i == 0;
-            let mut params = MatmulParams::slice(dims, ops, k0, k1 - k0);
-            params.slice_k = split.len as u32;
+            let mut params = MatmulParams::batch(dims, ops, (k0, k1), split.len);
             if let Some(f) = filter {
                 params = f.apply(params);
             }
