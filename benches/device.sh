@@ -34,8 +34,9 @@
 #                 shards' partials, the merge, the finishes, timed as one),
 #                 f32 and bf16, 8 rows of each held to the CPU twin
 #   coop.txt      where `xent info` says the adapter has cooperative matrices:
-#                 `xent linear-loss --precision bf16 --product-kernel coop`
-#                 on 256x512x4096 written by numpy, held to the CPU twin (a
+#                 `xent linear-loss --precision bf16|f32 --product-kernel
+#                 coop` on 256x512x4096 written by numpy (f32: operands
+#                 split in f16 halves), held to the CPU twin (a
 #                 disagreement fails the step), then linear_coop.json: `xent
 #                 bench --linear` on LINEAR in bf16 on tensor cores
 #   large.txt     one bf16 cross-entropy call past 2^32 elements
@@ -199,8 +200,11 @@ np.save(f"{out}/hidden.npy", rng.uniform(-1, 1, (n, h)).astype(np.float32))
 np.save(f"{out}/weight.npy", rng.uniform(-h ** -0.5, h ** -0.5, (v, h)).astype(np.float32))
 np.save(f"{out}/targets.npy", rng.integers(0, v, n).astype(np.int64))
 PY
-        "$xent" linear-loss --hidden "$dir/hidden.npy" --weight "$dir/weight.npy" \
-            --targets "$dir/targets.npy" --precision bf16 --product-kernel coop || return 1
+        # bf16, then f32 (every operand split in f16 halves).
+        for p in bf16 f32; do
+            "$xent" linear-loss --hidden "$dir/hidden.npy" --weight "$dir/weight.npy" \
+                --targets "$dir/targets.npy" --precision "$p" --product-kernel coop || return 1
+        done
         if [ -n "$linear" ]; then
             "$xent" bench --json --linear "$linear" --precision bf16 --product-kernel coop \
                 --iters "$iters" >"$out/linear_coop.json"

@@ -7,6 +7,7 @@ mod common;
 // An inline module, so that its modules' files are in `tests/matmul/`.
 mod matmul {
     mod coop;
+    mod coop_split;
     mod products;
     mod same_bits;
     mod split;

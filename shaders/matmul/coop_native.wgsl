@@ -5,30 +5,48 @@
 
 alias Acc = coop_mat16x16<f32, C>;
 
-// The staged tiles: A 64 x 16 and B 16 x 64, row-major; a strip of the
-// output, 16 x 64.
-var<workgroup> tile_a: array<f16, 1024>;
-var<workgroup> tile_b: array<f16, 1024>;
+// The staged tiles, row-major: A 64 x 16 and B 16 x 64, their hi halves
+// then (split operands) their lo halves; a strip of the output, 16 x 64.
+var<workgroup> tile_a: array<f16, 2048>;
+var<workgroup> tile_b: array<f16, 2048>;
 var<workgroup> strip: array<f32, 1024>;
 
-fn stage_a(i: u32, v: f32) {
-    tile_a[i] = f16(v);
+// Stages A's (hi, lo) at `at.x` and B's at `at.y`: staged element e of
+// each (the emulation's packing needs it; the hardware's does not).
+fn stage_pair(e: u32, at: vec2<u32>, a: vec2<f32>, b: vec2<f32>) {
+    tile_a[at.x] = f16(a.x);
+    tile_b[at.y] = f16(b.x);
+    if (A_SPLIT) {
+        tile_a[at.x + 1024u] = f16(a.y);
+    }
+    if (B_SPLIT) {
+        tile_b[at.y + 1024u] = f16(b.y);
+    }
 }
 
-fn stage_b(i: u32, v: f32) {
-    tile_b[i] = f16(v);
+// A's hi at `at.x` and B's at `at.y` become 0 where not finite.
+fn clear_pair(at: vec2<u32>) {
+    if (!finite(f32(tile_a[at.x]))) {
+        tile_a[at.x] = f16(0.0);
+    }
+    if (!finite(f32(tile_b[at.y]))) {
+        tile_b[at.y] = f16(0.0);
+    }
 }
 
 fn acc_zero() -> Acc {
     return Acc();
 }
 
-// The product of A's tile rows [a0 / 16, +16) and B's tile columns
-// [b0, +16) over the step's 16 of k.
-fn tile_product(a0: u32, b0: u32) -> Acc {
-    let a = coopLoadT<coop_mat16x16<f16, A>>(&tile_a[a0], 16u);
-    let b = coopLoadT<coop_mat16x16<f16, B>>(&tile_b[b0], 64u);
-    return coopMultiplyAdd(a, b, Acc());
+// c + the product of A's tile rows [at.x / 16, +16) and B's tile columns
+// [at.y, +16) over the step's 16 of k, of the halves `parts` names (0: hi,
+// 1: lo).
+fn tile_product(at: vec2<u32>, parts: vec2<u32>, c: Acc) -> Acc {
+    let ia = at.x + parts.x * 1024u;
+    let ib = at.y + parts.y * 1024u;
+    let a = coopLoadT<coop_mat16x16<f16, A>>(&tile_a[ia], 16u);
+    let b = coopLoadT<coop_mat16x16<f16, B>>(&tile_b[ib], 64u);
+    return coopMultiplyAdd(a, b, c);
 }
 
 // acc + p · unscale.x · unscale.y, the product scaled first.
@@ -39,4 +57,8 @@ fn acc_add(acc: Acc, p: Acc, unscale: vec2<f32>) -> Acc {
 fn acc_store(acc: Acc, at: u32) {
     let stride = 64u;
     coopStoreT(acc, &strip[at], stride);
+}
+
+fn strip_at(e: u32) -> f32 {
+    return strip[e];
 }

@@ -9,7 +9,7 @@
 //! `weight_shape`) keep their alternatives in the same order.
 
 use proptest::prelude::*;
-use xent::{InputKind, Precision, Reduction, SplitK, WeightShape};
+use xent::{InputKind, Precision, ProductKernel, Reduction, SplitK, WeightShape};
 
 /// Every reduction.
 pub fn reduction() -> impl Strategy<Value = Reduction> {
@@ -189,7 +189,8 @@ fn dims_of(
 }
 
 /// The kernel's own slices, or slices of 16 to 96 of k (within every
-/// kernel's, the emulated cooperative one's 96 the least) 1 to 5 at once.
+/// kernel's but the emulated cooperative one's with f32 operands, see
+/// [`within`]) 1 to 5 at once.
 pub fn split_k() -> impl Strategy<Value = SplitK> {
     prop_oneof![
         Just(SplitK::Auto),
@@ -198,4 +199,20 @@ pub fn split_k() -> impl Strategy<Value = SplitK> {
             parallel
         }),
     ]
+}
+
+/// `split`'s slices cut to what `kernel` runs for products with up to
+/// `f32_operands` f32 operands: the emulated cooperative kernel's slice of
+/// a dispatch, 96 of k, is 48 with one f32 operand and 32 with two (its
+/// products of halves); every other kernel's holds [`split_k`]'s.
+pub fn within(split: SplitK, kernel: ProductKernel, f32_operands: usize) -> SplitK {
+    match split {
+        SplitK::Slices { len, parallel } if kernel == ProductKernel::CoopEmulated => {
+            SplitK::Slices {
+                len: len.min(96 / (1 + f32_operands)),
+                parallel,
+            }
+        }
+        other => other,
+    }
 }

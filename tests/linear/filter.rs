@@ -3,7 +3,7 @@
 //! gradient product (∂L/∂h and ∂L/∂W zero, the loss and ∂L/∂b exact); in
 //! between, the twin's magnitudes widened by every value that may be
 //! skipped hold the result, and without that widening they do not (the
-//! filter skipped values that matter), on both scalar kernels, for a mean
+//! filter skipped values that matter), on every kernel, for a mean
 //! and a sum, with class weights and ignored rows. Bad thresholds are typed
 //! errors.
 
@@ -98,7 +98,14 @@ fn options(
     }
 }
 
-const KERNELS: [ProductKernel; 2] = [ProductKernel::Tiled, ProductKernel::Blocks];
+/// Both scalar kernels and the cooperative one (emulated; f32 operands
+/// split in halves), each filtering its own steps: 64 × 16 of A's window
+/// (Tiled, CoopEmulated) or an invocation's 8 × 4 (Blocks).
+const KERNELS: [ProductKernel; 3] = [
+    ProductKernel::Tiled,
+    ProductKernel::Blocks,
+    ProductKernel::CoopEmulated,
+];
 
 #[test]
 fn thresholds_below_and_above_every_value() {

@@ -3,7 +3,7 @@
 //! tiles, every storage precision and product kernel (the cooperative one
 //! emulated: the logits' product of f16 or bf16 operands), cuts of k.
 
-use crate::common::generators::{precision, reduction, split_k, temperature, zero_or};
+use crate::common::generators::{precision, reduction, split_k, temperature, within, zero_or};
 use crate::common::{ctx, Rng};
 use proptest::prelude::*;
 use xent::{
@@ -67,7 +67,7 @@ proptest! {
             loss: CrossEntropyOptions {
                 reduction, label_smoothing: smoothing, z_loss, softcap, temperature, ..Default::default()
             },
-            product_kernel, split_k, ..Default::default()
+            product_kernel, split_k: within(split_k, product_kernel, 1 + usize::from(precision == Precision::F32)), ..Default::default()
         };
         let returns = xent::Returns { lse: extras, correct: extras, argmax: extras, entropy: extras, ..Default::default() };
         let fixed = ctx.plan_linear_cross_entropy(&dims, &base, &returns).unwrap().scratch_bytes

@@ -4,7 +4,7 @@
 //! one emulated), cuts of k (`SplitK`), unaligned views (the scalar loads),
 //! the bias, accumulation, and bit-identical repeats.
 
-use crate::common::generators::{precision, split_k};
+use crate::common::generators::{precision, split_k, within};
 use crate::common::{ctx, read_f32, storage as init, Rng};
 use proptest::prelude::*;
 use wgpu::util::DeviceExt;
@@ -47,6 +47,7 @@ proptest! {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
         let dims = MatmulDims { m, n, k };
+        let split_k = within(split_k, kernel, if precision == Precision::F32 { 2 } else { 0 });
         let opts = MatmulOptions { transpose_a, transpose_b, kernel, split_k };
         let got = match precision {
             Precision::F32 => ctx.matmul(&a, &b, &dims, &opts),

@@ -56,7 +56,11 @@ fn product_bits_do_not_depend_on_the_operands_alignment_or_region() {
     let mut rng = Rng(3);
     let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-2.0, 2.0)).collect();
     let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-2.0, 2.0)).collect();
-    for kernel in [xent::ProductKernel::Tiled, xent::ProductKernel::Blocks] {
+    for kernel in [
+        xent::ProductKernel::Tiled,
+        xent::ProductKernel::Blocks,
+        xent::ProductKernel::CoopEmulated,
+    ] {
         let run = |at| product_at(ctx, (&a, &b), (m, k, n), at, kernel);
         let aligned = run((0, EXACT));
         for at in [(1, EXACT), (0, PADDED), (0, OFFSET), (1, OFFSET)] {

@@ -330,9 +330,7 @@ fn run_linear(args: &BenchArgs, list: &str) -> Result<(), Failure> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let precisions = precisions(args)?;
-    let kernel = args
-        .product_kernel
-        .kernel(precisions.contains(&xent::Precision::F32))?;
+    let kernel = args.product_kernel.kernel();
     let ctx = context(args)?;
     args.product_kernel.check_device(&ctx)?;
     let mut results = Vec::new();

@@ -17,8 +17,8 @@ pub(crate) enum ProductKernelArg {
     Tiled,
     /// 8 x 8 register blocks read straight from memory.
     Blocks,
-    /// Tensor cores (wgpu's cooperative matrices), f16 and bf16 operands;
-    /// exit 2 where the adapter lacks them.
+    /// Tensor cores (wgpu's cooperative matrices), f32 operands split in
+    /// f16 halves; exit 2 where the adapter lacks them.
     Coop,
     /// The cooperative kernel with its matrix operations in plain WGSL, on
     /// any adapter (slow).
@@ -26,26 +26,15 @@ pub(crate) enum ProductKernelArg {
 }
 
 impl ProductKernelArg {
-    /// The library's kernel, checked against the storage: the cooperative
-    /// kernels multiply f16 and bf16 operands (with `--precision f32` every
-    /// product would stay on the scalar kernels, so asking for them is a
-    /// usage error).
-    pub(crate) fn kernel(self, precision_f32: bool) -> Result<ProductKernel, Failure> {
-        let kernel = match self {
+    /// The library's kernel.
+    pub(crate) fn kernel(self) -> ProductKernel {
+        match self {
             ProductKernelArg::Auto => ProductKernel::Auto,
             ProductKernelArg::Tiled => ProductKernel::Tiled,
             ProductKernelArg::Blocks => ProductKernel::Blocks,
             ProductKernelArg::Coop => ProductKernel::Coop,
             ProductKernelArg::CoopEmulated => ProductKernel::CoopEmulated,
-        };
-        let cooperative = matches!(kernel, ProductKernel::Coop | ProductKernel::CoopEmulated);
-        if cooperative && precision_f32 {
-            return Err(usage(
-                "--product-kernel coop and coop-emulated multiply f16 or bf16 operands: \
-                 add --precision bf16 or f16 (with f32, every product runs the scalar kernels)",
-            ));
         }
-        Ok(kernel)
     }
 
     /// Exit 2 naming the missing feature where `coop` is asked of a device

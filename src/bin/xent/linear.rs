@@ -239,9 +239,7 @@ fn read_problem(args: &LinearArgs) -> Result<Problem, Failure> {
             ..Default::default()
         },
         scratch_budget: args.scratch_budget,
-        product_kernel: args
-            .product_kernel
-            .kernel(args.precision == PrecisionArg::F32)?,
+        product_kernel: args.product_kernel.kernel(),
         split_k: args.split_k,
         filter_eps: args.filter_eps,
     };

@@ -72,7 +72,7 @@ pub struct LinearCrossEntropyOptions {
     /// window's gradient whose values all lie below `eps` times the
     /// gradient's scale (over the mean's denominator for a mean: relative
     /// to a row of weight 1, as `softmax − one-hot`), a 64 × 16 tile on
-    /// GPUs, 8 × 4 on software adapters. Each skipped value `g` moves
+    /// GPUs and on the cooperative kernels, 8 × 4 on software adapters. Each skipped value `g` moves
     /// `∂L/∂h` and `∂L/∂W` by `|g|` times the `W` or `h` it multiplies: the
     /// twin ([`cpu::linear_cross_entropy`](crate::cpu::linear_cross_entropy))
     /// widens their magnitudes by that for every value that may be

@@ -219,14 +219,20 @@ pub enum ProductKernel {
     /// bf16 tile (64 rows or columns by 16 of k), its values are exact down
     /// to 2^(e-32) and rounded to multiples of 2^(e-39) below (f16's
     /// subnormal step). Each elementwise product is exact in f32; the
-    /// tiles' sums are scaled back and added in f32 in k order. f16 and bf16 operands
-    /// only: a product with an f32 operand runs `Auto`'s scalar kernel.
+    /// tiles' sums are scaled back and added in f32 in k order. An f32
+    /// operand is split into two f16 halves (hi, and lo for the rest; its
+    /// tiles scaled one binade lower) and each step adds hi·hi, then
+    /// hi·lo + lo·hi: two products for one f32 operand, three for two,
+    /// each term within 2⁻²⁰·|a|·|b| of a·b besides the scaling's floor
+    /// (2^(e−39) of each operand's tile), so f32 products keep f32's
+    /// accuracy within the tolerance the CPU twin holds them to.
     /// Asked for by name only: `Auto` does not choose it until it has run
     /// on hardware (`benches/device.sh` checks it against the CPU twin).
     Coop,
     /// `Coop`'s kernel with the matrix operations written in plain WGSL:
     /// the same tiling, scaling and indexing on every adapter, slowly (the
-    /// emulation's loops bound a dispatch to 96 of k). What the tests run.
+    /// emulation's loops bound a dispatch to 96 of k, 48 or 32 with f32
+    /// operands). What the tests run.
     CoopEmulated,
 }
 
@@ -243,25 +249,6 @@ impl ProductKernel {
             ProductKernel::Blocks => "blocks",
             ProductKernel::Coop => "coop",
             ProductKernel::CoopEmulated => "coop-emulated",
-        }
-    }
-
-    /// The kernel a product of operands stored in `a` and `b` runs: the
-    /// cooperative ones take f16 and bf16 operands, and leave a product
-    /// with an f32 operand to `Auto`.
-    ///
-    /// ```
-    /// use xent::{Precision::{BF16, F32}, ProductKernel};
-    /// assert_eq!(ProductKernel::Coop.for_operands(BF16, BF16), ProductKernel::Coop);
-    /// assert_eq!(ProductKernel::CoopEmulated.for_operands(F32, BF16), ProductKernel::Auto);
-    /// assert_eq!(ProductKernel::Tiled.for_operands(F32, F32), ProductKernel::Tiled);
-    /// ```
-    pub fn for_operands(self, a: Precision, b: Precision) -> Self {
-        let cooperative = matches!(self, ProductKernel::Coop | ProductKernel::CoopEmulated);
-        if cooperative && (a == Precision::F32 || b == Precision::F32) {
-            ProductKernel::Auto
-        } else {
-            self
         }
     }
 }

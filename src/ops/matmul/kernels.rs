@@ -32,11 +32,26 @@ pub(crate) const K_PER_DISPATCH_BLOCKS: usize = 4 * (LOOP_TRIPS_MAX / 2);
 pub(crate) const COOP_BLOCK: usize = 64;
 /// The most of k one dispatch of `matmul_coop` covers, in steps of 16: a
 /// step runs 81 loop trips on the hardware's matrices (two staging loops of
-/// 32, the 16 tiles) and about 2 400 with the emulation's (a tile's product
-/// is 8 elements of 16 terms), besides the block's start and end (164
-/// and 292 trips).
+/// 32, the 16 tiles), 129 with an f32 operand split in halves (the
+/// corrections' 16 tiles, the clearing of infinities' 32), and with the
+/// emulation's loops (a tile's product is 8 elements of 16 terms) about
+/// 2 400 a tile product of each tile, besides the block's start and end
+/// (164 and 292 trips): 6 steps of one product, 3 of two, 2 of three.
 pub(crate) const K_PER_DISPATCH_COOP: usize = 192 * 16;
+pub(crate) const K_PER_DISPATCH_COOP_SPLIT: usize = 120 * 16;
 pub(crate) const K_PER_DISPATCH_COOP_EMULATED: usize = 6 * 16;
+
+/// The cooperative kernel's slice of k a dispatch for operands stored in
+/// `a` and `b`: each f32 operand adds a product of halves to every step.
+pub(crate) fn coop_k_step(native: bool, (a, b): (Precision, Precision)) -> usize {
+    let splits = usize::from(a == Precision::F32) + usize::from(b == Precision::F32);
+    match (native, splits) {
+        (true, 0) => K_PER_DISPATCH_COOP,
+        (true, _) => K_PER_DISPATCH_COOP_SPLIT,
+        (false, s) => K_PER_DISPATCH_COOP_EMULATED / (1 + s),
+    }
+}
+
 /// A product's kernel: its entry point, the slice of k each dispatch
 /// adds (under the loop bound), its grid of workgroups.
 pub(crate) struct ProductPlan {
@@ -71,7 +86,7 @@ impl Context {
     ) -> Result<ProductShape> {
         // `Auto` does not choose the cooperative kernel yet: it has not run
         // on hardware (benches/device.sh checks it where a GPU has it).
-        let kernel = match kernel.for_operands(a, b) {
+        let kernel = match kernel {
             ProductKernel::Auto if self.profile.class == DeviceClass::Gpu => ProductKernel::Tiled,
             ProductKernel::Auto => ProductKernel::Blocks,
             k => k,
@@ -94,8 +109,8 @@ impl Context {
                         .into(),
                 })
             }
-            ProductKernel::Coop => shape("matmul_coop", coop, K_PER_DISPATCH_COOP),
-            ProductKernel::CoopEmulated => shape("matmul_coop", coop, K_PER_DISPATCH_COOP_EMULATED),
+            ProductKernel::Coop => shape("matmul_coop", coop, coop_k_step(true, (a, b))),
+            ProductKernel::CoopEmulated => shape("matmul_coop", coop, coop_k_step(false, (a, b))),
             ProductKernel::Tiled => shape("matmul", (TILE, TILE), K_PER_DISPATCH),
             _ => shape(
                 "matmul_blocks",

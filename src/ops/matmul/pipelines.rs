@@ -12,6 +12,7 @@ use crate::error::Result;
 const PARAMS: &str = include_str!("../../../shaders/matmul/params.wgsl");
 const BODY: &str = include_str!("../../../shaders/matmul/product.wgsl");
 const SPLIT: &str = include_str!("../../../shaders/matmul/split.wgsl");
+const FILTER: &str = include_str!("../../../shaders/matmul/filter.wgsl");
 const COOP: &str = include_str!("../../../shaders/matmul/coop.wgsl");
 const COOP_NATIVE: &str = include_str!("../../../shaders/matmul/coop_native.wgsl");
 const COOP_EMULATED: &str = include_str!("../../../shaders/matmul/coop_emulated.wgsl");
@@ -30,6 +31,7 @@ pub(crate) fn source(lhs: Precision, rhs: Precision) -> String {
     assemble(&[
         &storage_wgsl(&[(lhs, LHS), (rhs, RHS)]),
         PARAMS,
+        FILTER,
         BODY,
         SPLIT,
     ])
@@ -43,9 +45,9 @@ pub(crate) fn coop_source(lhs: Precision, rhs: Precision, native: bool) -> Strin
     if native {
         let storage = storage.replace("enable f16;\n", "");
         let enables = "enable f16;\nenable wgpu_cooperative_matrix;\n";
-        assemble(&[enables, &storage, PARAMS, COOP, COOP_NATIVE])
+        assemble(&[enables, &storage, PARAMS, FILTER, COOP, COOP_NATIVE])
     } else {
-        assemble(&[&storage, PARAMS, COOP, COOP_EMULATED])
+        assemble(&[&storage, PARAMS, FILTER, COOP, COOP_EMULATED])
     }
 }
 
@@ -60,7 +62,7 @@ pub(crate) struct MatmulVariant {
     pub a_vec: bool,
     pub b_vec: bool,
     pub has_bias: bool,
-    /// Gradient filtering (`filter.rs`; the scalar kernels).
+    /// Gradient filtering (`filter.rs`, `shaders/matmul/filter.wgsl`).
     pub filter: bool,
 }
 
@@ -103,6 +105,9 @@ impl Context {
             ("A_K_CONTIG", flag(v.a_k_contig)),
             ("B_K_CONTIG", flag(v.b_k_contig)),
             ("HAS_BIAS", flag(v.has_bias)),
+            ("A_SPLIT", flag(v.lhs == Precision::F32)),
+            ("B_SPLIT", flag(v.rhs == Precision::F32)),
+            ("FILTER", flag(v.filter)),
         ];
         let module = if native {
             "matmul_coop"
@@ -130,6 +135,8 @@ mod tests {
         for (lhs, rhs) in [
             (Precision::BF16, Precision::BF16),
             (Precision::F16, Precision::BF16),
+            (Precision::F32, Precision::BF16),
+            (Precision::F32, Precision::F32),
         ] {
             let source = coop_source(lhs, rhs, true);
             let module = naga::front::wgsl::parse_str(&source).expect("parses");
@@ -138,10 +145,17 @@ mod tests {
             let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
                 .validate(&module)
                 .expect("validates");
-            let constants = [("A_K_CONTIG", 0.0), ("B_K_CONTIG", 1.0), ("HAS_BIAS", 1.0)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+            let split = |p| f64::from(u8::from(p == Precision::F32));
+            let constants = [
+                ("A_K_CONTIG", 0.0),
+                ("B_K_CONTIG", 1.0),
+                ("HAS_BIAS", 1.0),
+                ("A_SPLIT", split(lhs)),
+                ("B_SPLIT", split(rhs)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
             let (module, info) =
                 naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
                     .expect("overrides");

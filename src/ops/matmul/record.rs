@@ -103,8 +103,7 @@ impl Context {
     /// Validates and prepares one product's dispatches: one per batch of
     /// slices of k (at least one), cut as `rule` says, and the batches'
     /// sums; none for an empty output. With `filter`, A is a window of
-    /// gradients whose steps below its threshold are skipped (the scalar
-    /// kernels: A is f32).
+    /// gradients whose steps below its threshold are skipped.
     pub(crate) fn prepare_matmul(
         &self,
         dims: MatmulDims,
@@ -133,7 +132,6 @@ impl Context {
             has_bias: b.bias.is_some(),
             filter: filter.is_some(),
         };
-        debug_assert!(filter.is_none() || kernel.shape.entry != "matmul_coop");
         let pipeline = match kernel.shape.entry {
             "matmul_coop" => self.coop_pipeline(variant, kernel.shape.native)?,
             entry => self.matmul_pipeline(variant, entry)?,
@@ -281,14 +279,16 @@ impl Context {
             .iter()
             .map(|&(slot, r)| (slot, r.buffer(), self.whole_range(r, 4)))
             .collect();
-        // The cooperative kernel stages scalars (no vec4 views) and filters
-        // nothing.
-        let stats_range = self.whole_range(stats, 4);
+        // The cooperative kernel stages scalars (no vec4 views).
+        entries.push((
+            slot::FILTER_STATS,
+            stats.buffer(),
+            self.whole_range(stats, 4),
+        ));
         if kernel.shape.entry != "matmul_coop" {
             entries.extend([
                 (slot::LHS4, &lhs4, lhs4_range),
                 (slot::RHS4, &rhs4, rhs4_range),
-                (slot::FILTER_STATS, stats.buffer(), stats_range),
             ]);
         }
         let group = self.bind_ranges(pipeline, &entries);
