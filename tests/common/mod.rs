@@ -166,6 +166,12 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+    /// Uniform in [-1, 1) times 2^j, j uniform in [-spread, spread]:
+    /// magnitudes over many binades.
+    pub fn spread(&mut self, spread: i32) -> f32 {
+        let j = self.below(2 * spread as usize + 1) as i32 - spread;
+        self.uniform(-1.0, 1.0) * 2f32.powi(j)
+    }
 }
 
 /// `n` values uniform in [-1, 1) from `Rng(seed)`.

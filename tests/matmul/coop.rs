@@ -77,9 +77,7 @@ proptest! {
         }
         let mut rng = Rng(seed);
         // Magnitudes 2^-spread to 2^spread (f16's range holds them).
-        let mut draw = |len: usize| -> Vec<f32> {
-            (0..len).map(|_| rng.uniform(-1.0, 1.0) * 2f32.powi(rng.below(2 * spread as usize + 1) as i32 - spread)).collect()
-        };
+        let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.spread(spread)).collect() };
         let (a, b) = (draw(m * k), draw(k * n));
         let dims = MatmulDims { m, n, k };
         let opts = MatmulOptions { transpose_a, transpose_b, kernel: ProductKernel::CoopEmulated, ..Default::default() };

@@ -45,7 +45,7 @@ fn bound(k: usize) -> f64 {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// f32 operands with all 24 bits drawn, over magnitudes 2^-spread to
+    /// f32 operands of up to 24 bits, over magnitudes 2^-spread to
     /// 2^spread, every transpose: within `bound` of the f64 products.
     #[test]
     fn split_products_keep_f32_accuracy(
@@ -56,9 +56,7 @@ proptest! {
     ) {
         let Some(ctx) = ctx() else { return Ok(()) };
         let mut rng = Rng(seed);
-        let mut draw = |len: usize| -> Vec<f32> {
-            (0..len).map(|_| rng.uniform(-1.0, 1.0) * 2f32.powi(rng.below(2 * spread as usize + 1) as i32 - spread)).collect()
-        };
+        let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.spread(spread)).collect() };
         let (a, b) = (draw(m * k), draw(k * n));
         let dims = MatmulDims { m, n, k };
         let opts = coop(transpose_a, transpose_b);
