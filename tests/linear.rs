@@ -6,6 +6,7 @@ mod common;
 
 // An inline module, so that its modules' files are in `tests/linear/`.
 mod linear {
+    mod coop_floor;
     mod errors;
     mod filter;
     mod near_flush;

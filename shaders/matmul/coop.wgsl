@@ -214,8 +214,8 @@ fn tile_origins(t: u32) -> vec2<u32> {
 
 // Workgroup (x, y) computes output columns [BLOCK x, ...) of rows
 // [BLOCK y, ...). A dispatch covers at most the host's slice of k
-// (`K_PER_DISPATCH_COOP` in src/ops/matmul/kernels.rs), within the loop
-// bound with the emulation's loops counted.
+// (`coop_k_step` in src/ops/matmul/kernels.rs), within the loop bound
+// with the emulation's loops and the split's corrections counted.
 @compute @workgroup_size(32)
 fn matmul_coop(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -1,7 +1,8 @@
 //! The fused linear cross-entropy on the GPU against its CPU twin on
 //! generated shapes and options: across chunk boundaries, the products'
 //! tiles, every storage precision and product kernel (the cooperative one
-//! emulated: the logits' product of f16 or bf16 operands), cuts of k.
+//! emulated, its f32 operands split in halves: the gradient products'
+//! window always), cuts of k.
 
 use crate::common::generators::{precision, reduction, split_k, temperature, within, zero_or};
 use crate::common::{ctx, Rng};

@@ -2,11 +2,15 @@
 //! (`shaders/matmul/coop.wgsl`), emulated: the stated bound against the f64
 //! products on generated shapes around the kernel's switch points (blocks
 //! of 64, steps of 16, dispatches of 32 of k), the halves' exact values and
-//! their scaling's boundary, and infinities and NaN.
+//! their scaling's boundary, one operand split beside a bf16 one, and
+//! infinities and NaN.
 
-use crate::common::{ctx, Rng};
+use crate::common::placed::stored;
+use crate::common::{buffer, ctx, read_f32, storage, Rng};
 use proptest::prelude::*;
-use xent::{MatmulDims, MatmulOptions, ProductKernel};
+use xent::{
+    Error, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers, ProductKernel, SplitK,
+};
 
 /// Sizes around the block (64), the steps of k (16) and the emulated
 /// kernel's dispatch of two split operands (32 of k).
@@ -30,9 +34,9 @@ fn coop(transpose_a: bool, transpose_b: bool) -> MatmulOptions {
 }
 
 /// The bound the split is held to, relative to the sum of the terms'
-/// magnitudes `M = Σ|a||b|` (documented on `ProductKernel::Coop`): each
-/// term within 3·2⁻²² (the halves keep 22 bits of each operand, lo·lo is
-/// left out), a tile's 16 products summed in f32 (15 roundings), and per
+/// magnitudes `M = Σ|a||b|` (`ProductKernel::Coop` documents 2⁻²⁰ a term;
+/// this takes the tighter 3·2⁻²²: the halves keep 22 bits of each operand,
+/// lo·lo is left out), a tile's 16 products summed in f32 (15 roundings), and per
 /// step of 16 two additions to the accumulator and one of a dispatch's
 /// slice to the output (2⁻²⁴ each); besides the scaling's floor,
 /// 2^(e−39) of each operand's tile times the other's magnitudes. Leaving
@@ -97,8 +101,8 @@ fn product(
 /// Values the halves hold exactly give f32's own product: 22 bits of one
 /// operand (hi and lo both needed) times 11 of the other, and 24 bits that
 /// round hi up to a power of two (lo negative: scaled to 2^14 rather than
-/// 2^15, hi stays within f16's range); 16 terms summed in k order; lo's
-/// rounding of a 24-bit value. The same bits on a second run.
+/// 2^15, hi stays within f16's range); 16 such terms in one step; lo's
+/// rounding of a 24-bit value, half to even.
 #[test]
 fn the_halves_hold_22_bits() {
     let Some(ctx) = ctx() else { return };
@@ -130,8 +134,8 @@ fn the_halves_hold_22_bits() {
 /// The scaling's boundary for split operands: with 2^e the largest power
 /// of two of a step's tile (its largest value scaled to 2^14), a value of
 /// 22 bits down to a multiple of 2^(e-38) is held exactly, a smaller part
-/// is rounded to that multiple, half to even. One row holds 2^100 and x; B
-/// picks x.
+/// is rounded to that multiple, half to even. The tile holds 2^100 (row 0)
+/// and x (row 1); B picks x.
 #[test]
 fn split_scaling_holds_22_bits_down_to_its_bound() {
     let Some(ctx) = ctx() else { return };
@@ -172,4 +176,81 @@ fn infinities_and_nan_in_split_operands() {
     assert_eq!(got[2..4], [-inf, -inf]);
     assert!(got[4].is_nan() && got[5].is_nan(), "{got:?}");
     assert_eq!(got[6..], [fine, inf]);
+}
+
+/// `A·B` on the emulated kernel with A stored in `pa` and B in `pb`.
+fn mixed(
+    ctx: &xent::Context,
+    (a, pa): (&[f32], Precision),
+    (b, pb): (&[f32], Precision),
+    (m, n, k): (usize, usize, usize),
+) -> Vec<f32> {
+    let store = |v: &[f32], p| {
+        let mut bytes = stored(v, p);
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        buffer(ctx, &bytes, wgpu::BufferUsages::STORAGE)
+    };
+    let (a_buf, b_buf) = (store(a, pa), store(b, pb));
+    let out = storage(ctx, &vec![0.0; m * n]);
+    let buffers = ProductBuffers {
+        a: MatrixView::dense(a_buf.slice(..), pa, k),
+        b: MatrixView::dense(b_buf.slice(..), pb, n),
+        bias: None,
+        out: out.slice(..),
+        out_offset: 0,
+        out_stride: n as u64,
+        accumulate: false,
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let dims = MatmulDims { m, n, k };
+    ctx.record_matmul(&mut encoder, &dims, &coop(false, false), &buffers)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    read_f32(ctx, &out)
+}
+
+/// One f32 operand beside a bf16 one (the fused op's gradient products):
+/// only its correction runs (lo·hi for A, hi·lo for B), its tile scaled to
+/// 2^14 beside the other's 2^15; an infinity in the bf16 operand meets the
+/// f32 one's hi alone (0.5 has no lo: inf, not NaN).
+#[test]
+fn one_operand_split_beside_a_bf16_one() {
+    let Some(ctx) = ctx() else { return };
+    let (f32_, bf16) = (Precision::F32, Precision::BF16);
+    let p = |e: i32| 2f32.powi(e);
+    for (x, y) in [
+        (1.0 + p(-20), 1.0),
+        (1.0 - p(-24), 3.0),
+        (0.5, f32::INFINITY),
+    ] {
+        let got = mixed(ctx, (&[x], f32_), (&[y], bf16), (1, 1, 1));
+        assert_eq!(got, [x * y], "{x:e} (f32) x {y:e} (bf16)");
+        let got = mixed(ctx, (&[y], bf16), (&[x], f32_), (1, 1, 1));
+        assert_eq!(got, [x * y], "{y:e} (bf16) x {x:e} (f32)");
+    }
+}
+
+/// An explicit cut past the emulated kernel's slice with two f32 operands
+/// (32 of k) is a typed error; 32 runs.
+#[test]
+fn cuts_past_the_split_slice_are_refused() {
+    let Some(ctx) = ctx() else { return };
+    let cut = |len| MatmulOptions {
+        split_k: SplitK::Slices { len, parallel: 1 },
+        ..coop(false, false)
+    };
+    let dims = MatmulDims { m: 1, n: 1, k: 64 };
+    let ones = vec![1.0f32; 64];
+    let got = ctx.matmul(&ones, &ones, &dims, &cut(64));
+    assert!(
+        matches!(
+            got,
+            Err(Error::InvalidOption {
+                name: "split_k",
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert_eq!(ctx.matmul(&ones, &ones, &dims, &cut(32)).unwrap(), [64.0]);
 }

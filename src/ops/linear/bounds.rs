@@ -9,6 +9,7 @@ use crate::ops::cross_entropy::cpu::CrossEntropyOutput;
 use crate::ops::cross_entropy::cpu_rows::{class_weight_total, softcap, ClassWeights};
 use crate::ops::cross_entropy::options::CrossEntropyOptions;
 use crate::ops::cross_entropy::targets::Targets;
+use crate::ops::matmul::buffers::ProductKernel;
 
 /// Each row's bound on its f32 products' error, in units of the tolerance's
 /// `rel`.
@@ -62,6 +63,44 @@ pub(super) fn row_weights(
                 RowWeight { r: wt, q_sum }
             })
         })
+        .collect()
+}
+
+/// What the cooperative kernels' scaling may move an operand's value by,
+/// as a fraction of the largest magnitude of that operand (`Coop`,
+/// `CoopEmulated`; 0 for the scalar kernels): a step's tile is scaled by
+/// its largest power of two 2^e, and what lies below 2^(e−32) (bf16) or
+/// past 22 bits (f32, split in halves) is rounded to multiples of 2^(e−39)
+/// (f16's subnormal step), so a value moves by at most 2^(e−40) or
+/// 2^(e−39), and 2^e is at most the operand's largest magnitude. Twice
+/// that, 2⁻³⁸: the GPU's window of gradients, the A of two of the products,
+/// differs from the twin's within the tolerance. A gradient of 10⁻²⁶ in a
+/// tile with one of 1 (a rare class next to a target) is 0 on these kernels.
+pub(super) fn coop_floor(kernel: ProductKernel) -> f64 {
+    match kernel {
+        ProductKernel::Coop | ProductKernel::CoopEmulated => 2f64.powi(-38),
+        _ => 0.0,
+    }
+}
+
+/// The largest magnitude of `values`.
+pub(super) fn largest(values: &[f64]) -> f64 {
+    values.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// Each row's logits' error from the cooperative floor `unit` (see
+/// [`coop_floor`]), in units of the tolerance's `rel`: every term `h·w`
+/// moves by `unit·(max|h|·|w| + |h|·max|w|)`, so a row's logits by at most
+/// `unit·(max|h|·max_j Σ|W_j| + max|W|·Σ|h_r|)`.
+pub(super) fn coop_logit_error(unit: f64, hd: &[f64], wd: &[f64], dims: LinearDims) -> Vec<f64> {
+    let h = dims.h.max(1);
+    let (h_max, w_max) = (largest(hd), largest(wd));
+    let row_sum = |v: &[f64]| v.iter().map(|x| x.abs()).sum::<f64>();
+    let w_rows = wd.chunks(h).map(row_sum).fold(0.0, f64::max);
+    hd.chunks(h)
+        .map(|hr| unit * (h_max * w_rows + w_max * row_sum(hr)) / rel())
+        .chain(std::iter::repeat(0.0))
+        .take(dims.n)
         .collect()
 }
 

@@ -2,8 +2,8 @@
 //! outputs are held to (see [`Tolerance`](crate::Tolerance)).
 
 use super::bounds::{
-    argmax_ties, correct_slack, filter_threshold, loss_magnitude, product_error, row_weights,
-    tie_floors, Bounds, RowWeight,
+    argmax_ties, coop_floor, coop_logit_error, correct_slack, filter_threshold, largest,
+    loss_magnitude, product_error, row_weights, tie_floors, Bounds, RowWeight,
 };
 use super::options::LinearCrossEntropyOptions;
 use super::LinearDims;
@@ -109,7 +109,12 @@ pub struct LinearMagnitude {
 /// loss's gains `2·δ/rel` times its weight, and each product's output has
 /// `Σ M_g'·|operand|` over its terms. Rows whose two largest logits lie
 /// within `2·δ` may have either as argmax: `correct_slack` counts them, and
-/// `argmax_ties` lists the classes each such row may predict.
+/// `argmax_ties` lists the classes each such row may predict. Where
+/// `opts.filter_eps` filters, every value the GPU may skip adds its
+/// products to the magnitudes; where `opts.product_kernel` is a
+/// cooperative one, its scaling's floor (each operand value moved by up
+/// to 2⁻³⁸ of that operand's largest) widens `δ` and every product's terms
+/// ([`ProductKernel::Coop`](crate::ProductKernel::Coop)).
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for a slice of another length than its shape
@@ -196,9 +201,11 @@ pub fn linear_cross_entropy_with<T: Copy + Into<f64>>(
     let rows = row_weights(&targets, ClassWeights(cw.as_deref()), dims, &opts.loss);
     // The loss sees the logits over the temperature, and their error with them.
     let t = opts.loss.f32_temperature();
+    let unit = coop_floor(opts.product_kernel);
     let err: Vec<f64> = product_error(&row_mag, dims.h)
         .iter()
-        .map(|e| e / t)
+        .zip(coop_logit_error(unit, &hd, &wd, dims))
+        .map(|(e, floor)| (e + floor) / t)
         .collect();
     let bounds = Bounds {
         row_mag: &row_mag,
@@ -209,7 +216,8 @@ pub fn linear_cross_entropy_with<T: Copy + Into<f64>>(
     let grads = match (&ce.grad, &mag.grad, &mag.grad_flush) {
         (Some(g), Some(gm), Some(gf)) => {
             let skip = filter_threshold(&rows, opts.filter_eps, opts.loss.reduction);
-            Some(backward([g, gm, gf], (&err, skip), &hd, &wd, dims))
+            let floor = Floor::new(unit, g, &hd, &wd);
+            Some(backward([g, gm, gf], (&err, skip, floor), &hd, &wd, dims))
         }
         _ => None,
     };
@@ -328,14 +336,36 @@ struct Backward {
     db_f: Vec<f64>,
 }
 
+/// The cooperative kernels' floor in the gradient products (`coop_floor`:
+/// 0 on the scalar kernels), with the largest magnitudes of their operands,
+/// in units of the tolerance's `rel`.
+#[derive(Clone, Copy)]
+struct Floor {
+    g: f64,
+    h: f64,
+    w: f64,
+}
+
+impl Floor {
+    fn new(unit: f64, g: &[f64], hd: &[f64], wd: &[f64]) -> Self {
+        let scale = unit / rel();
+        Self {
+            g: scale * largest(g),
+            h: scale * largest(hd),
+            w: scale * largest(wd),
+        }
+    }
+}
+
 /// The products of the logits' gradient `g` (magnitudes `gm`, widened by
 /// each row's products' error `err`) with `h` and `W`. Where the GPU's
 /// gradient filter may skip a value (within the tolerance of `skip`), its
 /// products are added to the magnitudes in units of `rel`: the tolerance
-/// then allows for their absence.
+/// then allows for their absence; likewise what the cooperative kernels'
+/// scaling may move each term by (`floor`).
 fn backward(
     [g, gm, gf]: [&[f64]; 3],
-    (err, skip): (&[f64], Option<f64>),
+    (err, skip, floor): (&[f64], Option<f64>, Floor),
     hd: &[f64],
     wd: &[f64],
     dims: LinearDims,
@@ -372,10 +402,10 @@ fn backward(
             for k in 0..h {
                 let (x, wv) = (hd[r * h + k], wd[c * h + k]);
                 dh[r * h + k] += gv * wv;
-                dh_m[r * h + k] += mv * wv.abs();
+                dh_m[r * h + k] += (mv + floor.g) * wv.abs() + gv.abs() * floor.w;
                 dh_f[r * h + k] += fv * wv.abs() + gv.abs() * subnormal(wv);
                 dw[c * h + k] += gv * x;
-                dw_m[c * h + k] += mv * x.abs();
+                dw_m[c * h + k] += (mv + floor.g) * x.abs() + gv.abs() * floor.h;
                 dw_f[c * h + k] += fv * x.abs() + gv.abs() * subnormal(x);
             }
         }

@@ -223,9 +223,13 @@ pub enum ProductKernel {
     /// operand is split into two f16 halves (hi, and lo for the rest; its
     /// tiles scaled one binade lower) and each step adds hi·hi, then
     /// hi·lo + lo·hi: two products for one f32 operand, three for two,
-    /// each term within 2⁻²⁰·|a|·|b| of a·b besides the scaling's floor
-    /// (2^(e−39) of each operand's tile), so f32 products keep f32's
-    /// accuracy within the tolerance the CPU twin holds them to.
+    /// each term within 2⁻²⁰·|a|·|b| of a·b besides the scaling's floor:
+    /// what lies more than 2⁻¹⁶ below its tile's largest power of two 2^e
+    /// keeps fewer bits, rounded to multiples of 2^(e−38), and below
+    /// 2^(e−39) is 0 (a gradient of 10⁻²⁶ in a tile with one of 1). An
+    /// infinity or NaN meets the other operand's hi alone: inf·b is inf
+    /// where b's hi is not 0, NaN where b lies below the floor. The fused
+    /// op's twin allows for the floor where its options name this kernel.
     /// Asked for by name only: `Auto` does not choose it until it has run
     /// on hardware (`benches/device.sh` checks it against the CPU twin).
     Coop,

@@ -33,10 +33,11 @@ pub(crate) const COOP_BLOCK: usize = 64;
 /// The most of k one dispatch of `matmul_coop` covers, in steps of 16: a
 /// step runs 81 loop trips on the hardware's matrices (two staging loops of
 /// 32, the 16 tiles), 129 with an f32 operand split in halves (the
-/// corrections' 16 tiles, the clearing of infinities' 32), and with the
+/// corrections' 16 tiles, the clearing of infinities' 32); with the
 /// emulation's loops (a tile's product is 8 elements of 16 terms) about
-/// 2 400 a tile product of each tile, besides the block's start and end
-/// (164 and 292 trips): 6 steps of one product, 3 of two, 2 of three.
+/// 2 400 for each product of the 16 tiles a step runs (one, two or three),
+/// besides the block's start and end (164 and 292 trips): 6 steps of one
+/// product, 3 of two, 2 of three.
 pub(crate) const K_PER_DISPATCH_COOP: usize = 192 * 16;
 pub(crate) const K_PER_DISPATCH_COOP_SPLIT: usize = 120 * 16;
 pub(crate) const K_PER_DISPATCH_COOP_EMULATED: usize = 6 * 16;
