@@ -152,6 +152,8 @@ mod tests {
                 ("HAS_BIAS", 1.0),
                 ("A_SPLIT", split(lhs)),
                 ("B_SPLIT", split(rhs)),
+                // The fused op filters its gradient products (A: the f32 window).
+                ("FILTER", split(lhs)),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
