@@ -5,9 +5,9 @@
 //! the bias, accumulation, and bit-identical repeats.
 
 use crate::common::generators::{precision, split_k, within};
-use crate::common::{ctx, read_f32, storage as init, Rng};
+use crate::common::placed::stored;
+use crate::common::{buffer, ctx, read_f32, storage as init, Rng};
 use proptest::prelude::*;
-use wgpu::util::DeviceExt;
 use xent::{
     cpu, MatmulDims, MatmulOptions, MatrixView, Precision, ProductBuffers, ProductKernel, Tolerance,
 };
@@ -270,22 +270,15 @@ fn narrow_operands_read_their_last_run() {
     let (m, n, k) = (3, 2, 4);
     let a: Vec<f32> = (0..m * k).map(|i| i as f32 - 5.0).collect();
     let b: Vec<f32> = (0..k * n).map(|i| 0.5 * i as f32 - 1.0).collect();
-    let bytes = |v: &[f32]| -> Vec<u8> {
-        v.iter()
-            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
-            .collect()
-    };
-    let buffer = |contents: &[u8]| {
-        ctx.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            })
-    };
-    let (a_buf, b_buf) = (buffer(&bytes(&a)), buffer(&bytes(&b)));
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let store = |v: &[f32]| buffer(ctx, &stored(v, Precision::BF16), usage);
+    let (a_buf, b_buf) = (store(&a), store(&b));
     assert_eq!(a_buf.size(), 24);
-    for kernel in [ProductKernel::Tiled, ProductKernel::Blocks] {
+    for kernel in [
+        ProductKernel::Tiled,
+        ProductKernel::Blocks,
+        ProductKernel::CoopEmulated,
+    ] {
         let out = init(ctx, &[0.0; 6]);
         let buffers = ProductBuffers {
             a: MatrixView::dense(a_buf.slice(..), Precision::BF16, k),
