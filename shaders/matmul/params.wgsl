@@ -62,16 +62,23 @@ fn enter_slice(wy: u32, block_rows: u32) -> u32 {
     return wy % stack;
 }
 
-// out[row, col] (+)= v (+ the bias of col), where the dispatch adds its
-// slice of k to the output, and with the bias where it is the first.
-fn write_out(row: u32, col: u32, v: f32) {
+// What out[idx] (column col) becomes from v: out[idx] + (v + the bias of
+// col), the bias where the dispatch is a product's first, out[idx] where
+// it accumulates.
+fn onto_out(idx: u32, col: u32, v: f32) -> f32 {
     var x = v;
     if (HAS_BIAS && mp.skip_bias == 0u) {
         x += bias_load(col);
     }
-    let idx = c_base + row * mp.c_sm + col;
     if (mp.accumulate != 0u) {
         x = out[idx] + x;
     }
-    out[idx] = x;
+    return x;
+}
+
+// out[row, col] (+)= v (+ the bias of col), where the dispatch adds its
+// slice of k to the output, and with the bias where it is the first.
+fn write_out(row: u32, col: u32, v: f32) {
+    let idx = c_base + row * mp.c_sm + col;
+    out[idx] = onto_out(idx, col, v);
 }

@@ -2,7 +2,7 @@
 // partial sums, each a dense m x n block `slice_out` elements after the
 // last in `lhs` (f32), added into the output in slice order, the first
 // with the bias and the output as a product's one dispatch adds them
-// (write_out): out = ((out + (s0 + bias)) + s1) + ..., the bits of the
+// (onto_out, as write_out): out = ((out + (s0 + bias)) + s1) + ..., the bits of the
 // slices run one after another. `k` is the batch's slices; one
 // invocation per output element, k - 1 trips (the host bounds k).
 @compute @workgroup_size(64)
@@ -15,16 +15,9 @@ fn sum_slices(
     if (e >= mp.m * mp.n) {
         return;
     }
-    let row = e / mp.n;
     let col = e % mp.n;
-    var x = lhs_load(e);
-    if (HAS_BIAS && mp.skip_bias == 0u) {
-        x += bias_load(col);
-    }
-    let idx = mp.c_offset + row * mp.c_sm + col;
-    if (mp.accumulate != 0u) {
-        x = out[idx] + x;
-    }
+    let idx = mp.c_offset + (e / mp.n) * mp.c_sm + col;
+    var x = onto_out(idx, col, lhs_load(e));
     for (var z = 1u; z < mp.k; z++) {
         x += lhs_load(z * mp.slice_out + e);
     }
